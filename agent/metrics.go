@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"net/http"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Version is set at build time (-ldflags -X).
+var Version = "dev"
+
+// metrics holds the agent's own instruments; per-network values are read
+// from the agent when scraped.
+type metrics struct {
+	reconcile prometheus.Gauge
+	build     prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		reconcile: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mvlan_reconcile_duration_seconds",
+			Help: "Duration of the last reconcile of state and kernel, in seconds.",
+		}),
+		build: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "mvlan_build_info",
+			Help:        "Build information of the running agent; always 1.",
+			ConstLabels: prometheus.Labels{"version": Version, "goversion": runtime.Version(), "revision": revision()},
+		}),
+	}
+}
+
+func revision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
+func (m *metrics) handler(a *Agent) http.Handler {
+	reg := prometheus.NewRegistry()
+	m.build.Set(1)
+	reg.MustRegister(m.reconcile, m.build, &stateCollector{a: a},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+var (
+	descAddrs = prometheus.NewDesc("mvlan_ipam_addresses",
+		"Addresses of a subnet by state (used: held by endpoints; free: left for allocation, reserved excluded).",
+		[]string{"network", "subnet", "state"}, nil)
+	descEndpoints = prometheus.NewDesc("mvlan_endpoints", "Endpoints attached to a network.", []string{"network"}, nil)
+)
+
+// stateCollector reports per-network values at scrape time.
+type stateCollector struct{ a *Agent }
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descAddrs
+	ch <- descEndpoints
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	eps, err := c.a.store.Endpoints()
+	if err != nil {
+		return
+	}
+	count := map[string]int{}
+	for _, e := range eps {
+		count[e.NetworkID]++
+	}
+	c.a.mu.Lock()
+	defer c.a.mu.Unlock()
+	for _, n := range c.a.nets {
+		ch <- prometheus.MustNewConstMetric(descEndpoints, prometheus.GaugeValue, float64(count[n.ID]), n.Name)
+		for _, u := range n.space.Usage() {
+			s := u.Subnet.String()
+			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.Used), n.Name, s, "used")
+			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.Free), n.Name, s, "free")
+		}
+	}
+}

@@ -1,0 +1,257 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/ipam"
+	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/netconf"
+)
+
+// network is a stored network with its live address space and status.
+type network struct {
+	api.Network
+	space  *ipam.Space
+	status string
+}
+
+// hostOnlyPrefix names the links of networks without a parent.
+const hostOnlyPrefix = "mvl-"
+
+// alias marks a kernel link as this agent's: "mvlan/AGENT/KIND/ID".
+func (a *Agent) alias(kind, id string) string {
+	return "mvlan/" + a.store.AgentID() + "/" + kind + "/" + id
+}
+
+// CreateNetwork validates req, creates the parent link if mvlan owns it and
+// stores the network. Order for crash safety: link (marked with our alias)
+// first, state second; a crash between them leaves a marked link that no
+// network needs, which Reconcile removes.
+func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error) {
+	cfg, err := netconf.Parse(req)
+	if err != nil {
+		return api.Network{}, invalid(err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.checkUnique(cfg); err != nil {
+		return api.Network{}, err
+	}
+	space, err := ipam.New(cfg.Pools, ipam.Options{Serial: cfg.Serial})
+	if err != nil {
+		return api.Network{}, invalid(err)
+	}
+	n := api.Network{
+		ID: store.NewID(), Name: cfg.Name, Driver: api.Driver, Created: time.Now().UTC(),
+		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
+		Labels: cfg.Labels, Options: cfg.Options, Pools: toAPIPools(space.Pools()),
+	}
+	if err := a.resolveParent(&n, cfg.Parent); err != nil {
+		return api.Network{}, err
+	}
+	if err := a.createOwned(ctx, &n); err != nil {
+		return api.Network{}, err
+	}
+	crashpoint("network-create:after-link")
+	if err := a.store.CreateNetwork(n); err != nil {
+		err = fmt.Errorf("store network %s: %w", n.Name, err)
+		if n.OwnsParent() {
+			err = errors.Join(err, a.host.Delete(n.Parent))
+		}
+		return api.Network{}, err
+	}
+	crashpoint("network-create:after-state")
+	a.nets[n.ID] = &network{Network: n, space: space, status: "ok"}
+	a.log.Info("network created", "name", n.Name, "id", n.ID[:12], "parent", n.Parent, "parent_kind", n.ParentKind)
+	return n, nil
+}
+
+// checkUnique refuses a name, subnet or parent another network has.
+func (a *Agent) checkUnique(cfg netconf.Config) error {
+	for _, o := range a.nets {
+		if o.Name == cfg.Name {
+			return conflict(fmt.Errorf("network with name %s already exists; choose another name or remove it first", cfg.Name))
+		}
+		if cfg.Parent != "" && o.Parent == cfg.Parent {
+			return conflict(fmt.Errorf("parent %s is already used by network %s; a parent link carries one network (use a sub-interface such as %s.VID for another)", cfg.Parent, o.Name, cfg.Parent))
+		}
+		for _, p := range cfg.Pools {
+			for _, q := range o.Pools {
+				if p.Subnet.Overlaps(q.Subnet) {
+					return conflict(fmt.Errorf("subnet %s overlaps subnet %s of network %s; pick a subnet that does not overlap", p.Subnet, q.Subnet, o.Name))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// resolveParent decides what the network's parent link is and who owns it.
+func (a *Agent) resolveParent(n *api.Network, parent string) error {
+	if parent == "" {
+		n.Parent, n.ParentKind = hostOnlyPrefix+n.ID[:link.MaxNameLen-len(hostOnlyPrefix)], api.ParentHostOnly
+		return nil
+	}
+	p, err := link.ParseParent(parent)
+	if err != nil {
+		return invalid(err)
+	}
+	n.Parent = p.Name
+	info, err := a.host.Link(p.Name)
+	switch {
+	case err == nil:
+		if info.Kind == "loopback" || info.Name == "lo" {
+			return invalid(fmt.Errorf("parent %q is a loopback device; use an Ethernet link such as eth0", p.Name))
+		}
+		n.ParentKind, n.LinkKind = api.ParentExisting, info.Kind
+		return nil
+	case !errors.Is(err, link.ErrNotFound):
+		return fmt.Errorf("look up parent %s: %w", p.Name, err)
+	case !p.IsVLAN():
+		return invalid(fmt.Errorf("parent link %q not found; create it first, or name it NAME.VID (e.g. eth0.50) to have mvlan create an 802.1q sub-interface", p.Name))
+	}
+	if _, err := a.host.Link(p.Lower); err != nil {
+		return invalid(fmt.Errorf("parent %s: link %q to put VLAN %d on not found: %w", p.Name, p.Lower, p.VID, err))
+	}
+	n.ParentKind = api.ParentVLAN
+	return nil
+}
+
+// createOwned creates the parent link when mvlan owns it.
+func (a *Agent) createOwned(ctx context.Context, n *api.Network) error {
+	alias := a.alias("net", n.ID)
+	switch n.ParentKind {
+	case api.ParentVLAN:
+		p, err := link.ParseParent(n.Parent)
+		if err != nil {
+			return invalid(err)
+		}
+		if err := a.host.CreateVLAN(ctx, p, alias); err != nil {
+			if errors.Is(err, link.ErrNotSupported) {
+				return invalid(err)
+			}
+			return fmt.Errorf("create parent %s: %w", n.Parent, err)
+		}
+		n.LinkKind = "vlan"
+	case api.ParentHostOnly:
+		kind, err := a.host.CreateHostOnly(ctx, n.Parent, alias)
+		if err != nil {
+			return fmt.Errorf("create host-only link %s: %w", n.Parent, err)
+		}
+		n.LinkKind = kind
+	}
+	return nil
+}
+
+func toAPIPools(pools []ipam.PoolConfig) []api.Pool {
+	out := make([]api.Pool, 0, len(pools))
+	for _, p := range pools {
+		out = append(out, api.Pool{Subnet: p.Subnet, Gateway: p.Gateway, IPRange: p.IPRange, Aux: p.Aux})
+	}
+	return out
+}
+
+func fromAPIPools(pools []api.Pool) []ipam.PoolConfig {
+	out := make([]ipam.PoolConfig, 0, len(pools))
+	for _, p := range pools {
+		out = append(out, ipam.PoolConfig{Subnet: p.Subnet, Gateway: p.Gateway, IPRange: p.IPRange, Aux: p.Aux})
+	}
+	return out
+}
+
+// lookup finds a network by name, full ID or unique ID prefix. Caller holds mu.
+func (a *Agent) lookup(ref string) (*network, error) {
+	var hits []*network
+	for _, n := range a.nets {
+		if n.Name == ref || n.ID == ref {
+			return n, nil
+		}
+		if len(ref) >= 3 && strings.HasPrefix(n.ID, ref) {
+			hits = append(hits, n)
+		}
+	}
+	switch len(hits) {
+	case 1:
+		return hits[0], nil
+	case 0:
+		return nil, notFound(fmt.Errorf("network %q not found; see mvlan network ls", ref))
+	}
+	return nil, invalid(fmt.Errorf("network ID prefix %q is ambiguous; give more of the ID or the name", ref))
+}
+
+// RemoveNetwork removes a network with no endpoints. State goes first, the
+// owned link second: a crash between them leaves a marked link that no
+// network needs, which Reconcile removes.
+func (a *Agent) RemoveNetwork(ctx context.Context, ref string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n, err := a.lookup(ref)
+	if err != nil {
+		return err
+	}
+	var inUse *store.InUseError
+	if err := a.store.DeleteNetwork(n.ID); errors.As(err, &inUse) {
+		return conflict(err)
+	} else if err != nil {
+		return fmt.Errorf("remove network %s: %w", n.Name, err)
+	}
+	delete(a.nets, n.ID)
+	crashpoint("network-rm:after-state")
+	if n.OwnsParent() {
+		if err := a.host.Delete(n.Parent); err != nil {
+			a.log.Warn("network removed but its link is left; the next agent start removes it", "network", n.Name, "link", n.Parent, "err", err)
+		}
+	}
+	a.log.Info("network removed", "name", n.Name, "id", n.ID[:12])
+	return nil
+}
+
+// Networks returns every network with its status and endpoints.
+func (a *Agent) Networks() ([]api.Network, error) {
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]api.Network, 0, len(a.nets))
+	for _, n := range a.nets {
+		out = append(out, a.view(n, eps))
+	}
+	slices.SortFunc(out, func(x, y api.Network) int { return strings.Compare(x.Name, y.Name) })
+	return out, nil
+}
+
+// Network returns one network by reference.
+func (a *Agent) Network(ref string) (api.Network, error) {
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return api.Network{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n, err := a.lookup(ref)
+	if err != nil {
+		return api.Network{}, err
+	}
+	return a.view(n, eps), nil
+}
+
+func (a *Agent) view(n *network, eps []api.Endpoint) api.Network {
+	v := n.Network
+	v.Status = n.status
+	for _, e := range eps {
+		if e.NetworkID == n.ID {
+			e.Network = n.Name
+			v.Endpoints = append(v.Endpoints, e)
+		}
+	}
+	return v
+}

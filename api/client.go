@@ -1,0 +1,108 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Client talks to an agent over its unix socket.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// NewClient returns a client for the agent listening on socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns: 4,
+	}
+	return &Client{socket: socket, http: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}
+}
+
+// Close releases idle connections.
+func (c *Client) Close() error {
+	c.http.CloseIdleConnections()
+	return nil
+}
+
+// Do sends method path with body (JSON-encoded unless nil) and decodes the
+// answer into out (unless nil). A non-2xx answer is returned as *Error.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://mvlan"+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the mvlan agent at %s (is `mvlan agent` running? set --socket or MVLAN_SOCKET): %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &Error{}
+		if json.Unmarshal(data, e) != nil || e.Message == "" {
+			e = &Error{Message: fmt.Sprintf("agent answered %s", resp.Status), Kind: KindInternal}
+		}
+		return e
+	}
+	if out == nil || len(data) == 0 {
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+// IsKind reports whether err is an agent error of the given kind.
+func IsKind(err error, kind string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Kind == kind
+}
+
+// CreateNetwork creates a network.
+func (c *Client) CreateNetwork(ctx context.Context, req NetworkCreate) (Network, error) {
+	var n Network
+	err := c.Do(ctx, http.MethodPost, "/v1/networks", req, &n)
+	return n, err
+}
+
+// Networks lists the networks.
+func (c *Client) Networks(ctx context.Context) ([]Network, error) {
+	var ns []Network
+	err := c.Do(ctx, http.MethodGet, "/v1/networks", nil, &ns)
+	return ns, err
+}
+
+// Network returns one network by name, ID or unique ID prefix.
+func (c *Client) Network(ctx context.Context, ref string) (Network, error) {
+	var n Network
+	err := c.Do(ctx, http.MethodGet, "/v1/networks/"+url.PathEscape(ref), nil, &n)
+	return n, err
+}
+
+// RemoveNetwork removes a network by name, ID or unique ID prefix.
+func (c *Client) RemoveNetwork(ctx context.Context, ref string) error {
+	return c.Do(ctx, http.MethodDelete, "/v1/networks/"+url.PathEscape(ref), nil, nil)
+}

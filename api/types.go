@@ -1,0 +1,102 @@
+// Package api defines the mvlan agent's HTTP+JSON API: the resources it
+// serves, the requests it takes, its error form, and a client for the unix
+// socket it listens on.
+package api
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Driver is the only network driver mvlan serves.
+const Driver = "macvlan"
+
+// DefaultSocket is where the agent listens unless told otherwise.
+const DefaultSocket = "/run/mvlan/mvlan.sock"
+
+// NetworkCreate is the body of POST /v1/networks. Values are kept as the
+// operator typed them; the agent parses and validates them (see netconf).
+type NetworkCreate struct {
+	Name        string            `json:"name"`
+	Driver      string            `json:"driver"`
+	Subnets     []string          `json:"subnets,omitempty"`
+	Gateways    []string          `json:"gateways,omitempty"`
+	IPRanges    []string          `json:"ip_ranges,omitempty"`
+	AuxAddrs    []string          `json:"aux_addresses,omitempty"`
+	IPv6        bool              `json:"ipv6,omitempty"`
+	Internal    bool              `json:"internal,omitempty"`
+	Labels      []string          `json:"labels,omitempty"`
+	Options     []string          `json:"options,omitempty"`
+	IPAMOptions []string          `json:"ipam_options,omitempty"`
+	Extra       map[string]string `json:"extra,omitempty"`
+}
+
+// Pool is one subnet of a network with the gateway in force.
+type Pool struct {
+	Subnet  netip.Prefix          `json:"subnet"`
+	Gateway netip.Addr            `json:"gateway"`
+	IPRange netip.Prefix          `json:"ip_range,omitzero"`
+	Aux     map[string]netip.Addr `json:"aux_addresses,omitempty"`
+}
+
+// Parent kinds: how a network's parent link came to be.
+const (
+	ParentExisting = "existing" // the operator's link, used as is, never deleted
+	ParentVLAN     = "vlan"     // an 802.1q sub-interface mvlan created
+	ParentHostOnly = "hostonly" // a host-only link mvlan created (no -o parent)
+)
+
+// Network is a macvlan network as the agent stores and serves it.
+type Network struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Driver     string            `json:"driver"`
+	Created    time.Time         `json:"created"`
+	Parent     string            `json:"parent"`
+	ParentKind string            `json:"parent_kind"`
+	LinkKind   string            `json:"link_kind,omitempty"`
+	Mode       string            `json:"macvlan_mode"`
+	IPv6       bool              `json:"ipv6"`
+	Internal   bool              `json:"internal"`
+	Serial     bool              `json:"serial_allocation,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Options    map[string]string `json:"options,omitempty"`
+	Pools      []Pool            `json:"pools"`
+	// Status is "ok" or what is wrong (e.g. the parent link is missing);
+	// filled in by the agent when it serves the network, never stored.
+	Status    string     `json:"status,omitempty"`
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+}
+
+// OwnsParent reports whether mvlan created the parent link and so removes it.
+func (n *Network) OwnsParent() bool { return n.ParentKind != ParentExisting }
+
+// Endpoint is a network namespace attached to a network.
+type Endpoint struct {
+	ID        string         `json:"id"`
+	Name      string         `json:"name"`
+	NetworkID string         `json:"network_id"`
+	Network   string         `json:"network,omitempty"`
+	Netns     string         `json:"netns"`
+	OwnsNetns bool           `json:"owns_netns"`
+	IfName    string         `json:"ifname"`
+	MAC       string         `json:"mac"`
+	Addrs     []netip.Prefix `json:"addresses"`
+	Created   time.Time      `json:"created"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Message string `json:"error"`
+	Kind    string `json:"kind"`
+}
+
+// Error kinds, mapped to HTTP status codes by the agent.
+const (
+	KindInvalid  = "invalid"   // 400: the request is wrong; nothing changed
+	KindNotFound = "not_found" // 404
+	KindConflict = "conflict"  // 409: clashes with existing state
+	KindInternal = "internal"  // 500
+)
+
+func (e *Error) Error() string { return e.Message }

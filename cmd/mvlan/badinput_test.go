@@ -1,0 +1,76 @@
+package main
+
+import (
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// TestBadInput: every bad input fails with exit 1 or 2 and an error naming
+// the value, and changes nothing: no link, no network.
+func TestBadInput(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	sb.AddVeth(t, "eth1")
+	a := newAgent(t, sb)
+	a.start()
+	a.ok("network", "create", "--subnet=10.1.0.0/16", "-o", "parent=eth1", "taken")
+	create := func(args ...string) []string { return append([]string{"network", "create"}, args...) }
+	long := "averyveryverylongname"
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"unknown driver", create("-d", "bridge", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "n"), 1, []string{`"bridge"`, "macvlan"}},
+		{"malformed cidr", create("--subnet=172.16.86.0/33", "-o", "parent=eth0", "n"), 1, []string{"172.16.86.0/33"}},
+		{"host bits", create("--subnet=172.16.86.7/24", "-o", "parent=eth0", "n"), 1, []string{"172.16.86.7/24", "172.16.86.0/24"}},
+		{"gateway outside", create("--subnet=172.16.86.0/24", "--gateway=172.16.87.1", "-o", "parent=eth0", "n"), 1, []string{"172.16.87.1"}},
+		{"ip-range outside", create("--subnet=172.16.86.0/24", "--ip-range=172.16.87.0/25", "-o", "parent=eth0", "n"), 1, []string{"172.16.87.0/25"}},
+		{"aux outside", create("--subnet=172.16.86.0/24", "--aux-address=h=172.16.87.9", "-o", "parent=eth0", "n"), 1, []string{"172.16.87.9"}},
+		{"two gateways", create("--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "--gateway=172.16.86.2", "-o", "parent=eth0", "n"), 1, []string{"172.16.86.2"}},
+		{"v6 without --ipv6", create("--subnet=2001:db8::/64", "-o", "parent=eth0", "n"), 1, []string{"2001:db8::/64", "--ipv6"}},
+		{"overlap within", create("--subnet=172.16.0.0/16", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "n"), 1, []string{"172.16.86.0/24"}},
+		{"overlap other network", create("--subnet=10.1.5.0/24", "-o", "parent=eth0", "n"), 1, []string{"10.1.5.0/24", "10.1.0.0/16", "taken"}},
+		{"duplicate name", create("--subnet=172.16.86.0/24", "-o", "parent=eth0", "taken"), 1, []string{"taken", "already exists"}},
+		{"parent not found", create("--subnet=172.16.86.0/24", "-o", "parent=eth9", "n"), 1, []string{`"eth9"`, "not found"}},
+		{"parent lo", create("--subnet=172.16.86.0/24", "-o", "parent=lo", "n"), 1, []string{`"lo"`, "loopback"}},
+		{"vlan 0", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.0", "n"), 1, []string{"eth0.0", "1-4094"}},
+		{"vlan 4095", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.4095", "n"), 1, []string{"eth0.4095", "1-4094"}},
+		{"vlan abc", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.abc", "n"), 1, []string{"eth0.abc"}},
+		{"vlan empty", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.", "n"), 1, []string{"eth0.", "1-4094"}},
+		{"name over 15 bytes", create("--subnet=172.16.86.0/24", "-o", "parent="+long+".50", "n"), 1, []string{long + ".50", "15"}},
+		{"unknown mode", create("--subnet=172.16.86.0/24", "-o", "parent=eth0", "-o", "macvlan_mode=fast", "n"), 1, []string{`"fast"`, "bridge"}},
+		{"second network on parent", create("--subnet=172.16.86.0/24", "-o", "parent=eth1", "n"), 1, []string{"eth1", "taken"}},
+		{"rm unknown", []string{"network", "rm", "nosuchnet"}, 1, []string{`"nosuchnet"`, "not found"}},
+		{"inspect unknown", []string{"network", "inspect", "nosuchnet"}, 1, []string{`"nosuchnet"`}},
+		{"create without name", create("--subnet=172.16.86.0/24"), 2, []string{"NAME"}},
+		{"unknown flag", create("--subnett=172.16.86.0/24", "n"), 2, []string{"subnett"}},
+		{"bad format", []string{"network", "ls", "--format", "yaml"}, 2, []string{`"yaml"`}},
+	}
+	before := links(t, sb)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errs, code := a.mv(tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.code, errs)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr %q does not mention %q", errs, w)
+				}
+			}
+			if after := links(t, sb); !maps.Equal(before, after) {
+				t.Fatalf("links changed: %v -> %v", before, after)
+			}
+			if q := strings.Fields(a.ok("network", "ls", "--format", "json")); len(q) == 0 {
+				t.Fatal("ls empty")
+			}
+		})
+	}
+	if ls := a.ok("network", "ls", "-q"); len(strings.Fields(ls)) != 1 {
+		t.Fatalf("bad inputs left networks: %q", ls)
+	}
+}

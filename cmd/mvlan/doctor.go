@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mvlan/mvlan/doctor"
+)
+
+func doctorCommand() *cli.Command {
+	return withUsage(&cli.Command{
+		Name:  "doctor",
+		Usage: "check the kernel features mvlan needs and say what a missing one means",
+		Description: "Tries each feature in a throwaway network namespace (macvlan, 8021q, dummy, bridge, veth,\n" +
+			"TCX, clsact + cls_bpf) and checks BTF and the bpffs directory. Nothing is created in the\n" +
+			"host's namespace and nothing is mounted. Run as root; otherwise the probes are not run.\n" +
+			"Exit code 0 whatever is missing (the report is the result), 1 if doctor itself failed.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "bpffs", Value: doctor.DefaultBPFFS, EnvVars: []string{"MVLAN_BPFFS"}, Usage: "bpffs directory the agent pins maps and links under"},
+			formatFlag(),
+		},
+		Action: runDoctor,
+	})
+}
+
+// doctorSection is one part of the doctor's report.
+type doctorSection struct {
+	Name   string         `json:"name"`
+	Checks []doctor.Check `json:"checks"`
+}
+
+// doctorOutput is what `mvlan doctor --format json` prints.
+type doctorOutput struct {
+	Kernel   string          `json:"kernel"`
+	Sections []doctorSection `json:"sections"`
+}
+
+// doctorSections are the parts of the report, in order. Kernel features
+// come first; the agent's drift check joins here as another section.
+var doctorSections = []func(ctx context.Context, c *cli.Context, out *doctorOutput) error{
+	kernelSection,
+}
+
+func kernelSection(ctx context.Context, c *cli.Context, out *doctorOutput) error {
+	r, err := doctor.Run(ctx, c.String("bpffs"))
+	if err != nil {
+		return err
+	}
+	out.Kernel = r.Kernel
+	out.Sections = append(out.Sections, doctorSection{Name: "kernel", Checks: r.Checks})
+	return nil
+}
+
+func runDoctor(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("doctor takes no arguments, got %q", c.Args().First())
+	}
+	format, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	if c.String("bpffs") == "" {
+		return usagef("--bpffs is empty; use a directory such as %s", doctor.DefaultBPFFS)
+	}
+	var out doctorOutput
+	for _, section := range doctorSections {
+		if err := section(c.Context, c, &out); err != nil {
+			return err
+		}
+	}
+	if format == "json" {
+		return printJSON(c.App.Writer, out)
+	}
+	return printDoctor(c, out)
+}
+
+func printDoctor(c *cli.Context, out doctorOutput) error {
+	w := c.App.Writer
+	fmt.Fprintf(w, "kernel %s\n", out.Kernel)
+	var rows [][]string
+	for _, s := range out.Sections {
+		for _, ch := range s.Checks {
+			rows = append(rows, []string{ch.Name, checkStatus(ch), checkText(ch)})
+		}
+	}
+	return printTable(w, []string{"CHECK", "STATUS", "DETAIL/IMPACT"}, rows)
+}
+
+func checkStatus(ch doctor.Check) string {
+	switch {
+	case ch.Skipped:
+		return "not run"
+	case ch.OK:
+		return "ok"
+	}
+	return "missing"
+}
+
+// checkText is the detail of a present (or unchecked) feature, and the
+// impact of a missing one followed by why the probe failed.
+func checkText(ch doctor.Check) string {
+	if ch.OK || ch.Skipped || ch.Impact == "" {
+		return ch.Detail
+	}
+	return ch.Impact + " (" + ch.Detail + ")"
+}

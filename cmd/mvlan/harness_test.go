@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/link"
+)
+
+// mvlanBin is the binary under test, built once by TestMain when root.
+var mvlanBin string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if os.Geteuid() == 0 {
+			dir, err := os.MkdirTemp("", "mvlan-e2e-")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			defer os.RemoveAll(dir)
+			mvlanBin = filepath.Join(dir, "mvlan")
+			out, err := exec.Command("go", "build", "-o", mvlanBin, ".").CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "build mvlan: %v\n%s", err, out)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// agentProc is an `mvlan agent` running in a sandbox's host namespace.
+type agentProc struct {
+	t      testing.TB
+	sb     *nstest.Sandbox
+	dir    string // holds state/, the socket and the log
+	socket string
+	env    []string
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
+	done   chan error
+}
+
+// newAgent prepares (without starting) an agent whose files live in a
+// fresh directory and whose host namespace is the sandbox's.
+func newAgent(t testing.TB, sb *nstest.Sandbox) *agentProc {
+	t.Helper()
+	dir := t.TempDir()
+	return &agentProc{t: t, sb: sb, dir: dir, socket: filepath.Join(dir, "mvlan.sock")}
+}
+
+// start runs the agent and waits until its API answers.
+func (a *agentProc) start(extraEnv ...string) {
+	a.t.Helper()
+	a.log = &bytes.Buffer{}
+	a.cmd = exec.Command("nsenter", "--net="+a.sb.Path, "--", mvlanBin, "--socket", a.socket, "agent",
+		"--state-dir", filepath.Join(a.dir, "state"), "--metrics-addr", "", "--bpffs", filepath.Join(a.dir, "bpf"))
+	a.cmd.Env = append(append(os.Environ(), a.env...), extraEnv...)
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	if err := a.cmd.Start(); err != nil {
+		a.t.Fatalf("start agent: %v", err)
+	}
+	a.done = make(chan error, 1)
+	go func() { a.done <- a.cmd.Wait() }()
+	a.t.Cleanup(func() { a.kill() })
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, _, code := a.mv("network", "ls", "-q"); code == 0 {
+			return
+		}
+		select {
+		case err := <-a.done:
+			a.done <- err
+			a.t.Fatalf("agent exited during start: %v\n%s", err, a.log)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	a.t.Fatalf("agent did not answer within 10s\n%s", a.log)
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (a *agentProc) stop() {
+	a.t.Helper()
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-a.done:
+		if err != nil {
+			a.t.Fatalf("agent exit after SIGTERM: %v\n%s", err, a.log)
+		}
+	case <-time.After(10 * time.Second):
+		a.t.Fatalf("agent did not stop on SIGTERM\n%s", a.log)
+	}
+}
+
+// kill SIGKILLs the agent (nsenter execs it, so the pid is the agent's).
+func (a *agentProc) kill() {
+	if a.cmd == nil || a.cmd.Process == nil {
+		return
+	}
+	_ = a.cmd.Process.Kill()
+	select {
+	case err := <-a.done:
+		a.done <- err
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// waitExit waits for the agent to die on its own (a crashpoint).
+func (a *agentProc) waitExit() {
+	a.t.Helper()
+	select {
+	case err := <-a.done:
+		a.done <- err
+	case <-time.After(10 * time.Second):
+		a.t.Fatalf("agent still running\n%s", a.log)
+	}
+}
+
+// mv runs the CLI against this agent; it returns stdout, stderr and the exit code.
+func (a *agentProc) mv(args ...string) (string, string, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mvlanBin, append([]string{"--socket", a.socket}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), errb.String(), 0
+	case errors.As(err, &ee):
+		return out.String(), errb.String(), ee.ExitCode()
+	}
+	return out.String(), err.Error(), -1
+}
+
+// ok runs the CLI and fails the test unless it exits 0.
+func (a *agentProc) ok(args ...string) string {
+	a.t.Helper()
+	out, errs, code := a.mv(args...)
+	if code != 0 {
+		a.t.Fatalf("mvlan %s: exit %d\n%s%s\nagent log:\n%s", strings.Join(args, " "), code, out, errs, a.log)
+	}
+	return out
+}
+
+// links returns the links of the sandbox host namespace: name -> alias.
+func links(t testing.TB, sb *nstest.Sandbox) map[string]string {
+	t.Helper()
+	h, err := link.OpenHost(sb.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ls, err := h.Links()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, l := range ls {
+		m[l.Name] = l.Alias
+	}
+	return m
+}

@@ -1,0 +1,71 @@
+// Command mvlan is the mvlan agent and its command-line client: macvlan
+// networks on NICs and 802.1q trunks for containers, as Docker's macvlan
+// driver makes them, with an eBPF datapath that isolates and counts.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mvlan/mvlan/agent"
+	"github.com/mvlan/mvlan/api"
+)
+
+// usageError is a command line the user has to correct: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func main() {
+	err := newApp().Run(os.Args)
+	if err == nil {
+		return
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "mvlan: "+msg)
+		}
+		os.Exit(ec.ExitCode())
+	}
+	fmt.Fprintln(os.Stderr, "mvlan: "+err.Error())
+	if errors.As(err, new(usageError)) {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:                 "mvlan",
+		Usage:                "macvlan networks for containers, with an eBPF datapath that isolates and counts",
+		Version:              agent.Version,
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
+		ExitErrHandler:       func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "socket", Value: api.DefaultSocket, EnvVars: []string{"MVLAN_SOCKET"}, Usage: "agent API socket"},
+		},
+		Commands: []*cli.Command{agentCommand(), networkCommand(), doctorCommand()},
+	}
+}
+
+func client(c *cli.Context) *api.Client { return api.NewClient(c.String("socket")) }
+
+// withUsage marks flag errors of a subcommand as usage errors.
+func withUsage(cmd *cli.Command) *cli.Command {
+	cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	for _, sub := range cmd.Subcommands {
+		withUsage(sub)
+	}
+	return cmd
+}

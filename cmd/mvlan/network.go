@@ -1,0 +1,241 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mvlan/mvlan/api"
+)
+
+func networkCommand() *cli.Command {
+	return withUsage(&cli.Command{
+		Name:  "network",
+		Usage: "create, list, inspect and remove macvlan networks",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "create",
+				Usage:     "create a network",
+				ArgsUsage: "NAME",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "driver", Aliases: []string{"d"}, Value: api.Driver, Usage: "network driver (macvlan)"},
+					&cli.StringSliceFlag{Name: "subnet", Usage: "subnet in CIDR form; repeatable"},
+					&cli.StringSliceFlag{Name: "gateway", Usage: "gateway of the subnet that contains it; repeatable"},
+					&cli.StringSliceFlag{Name: "ip-range", Usage: "allocate container addresses from this sub-range; repeatable"},
+					&cli.StringSliceFlag{Name: "aux-address", Usage: "NAME=IP never handed out; repeatable"},
+					&cli.BoolFlag{Name: "ipv6", Usage: "enable IPv6 (needs an IPv6 --subnet)"},
+					&cli.BoolFlag{Name: "internal", Usage: "no default route in containers"},
+					&cli.StringSliceFlag{Name: "label", Usage: "KEY=VALUE metadata; repeatable"},
+					&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "driver option: parent=IFNAME, macvlan_mode=bridge|private|vepa|passthru"},
+					&cli.StringSliceFlag{Name: "ipam-opt", Usage: "IPAM option: allocation=lowest|serial"},
+					&cli.StringFlag{Name: "ipam-driver", Value: "default", Usage: "IPAM driver (default)"},
+					formatFlag(),
+				},
+				Action: networkCreate,
+			},
+			{Name: "ls", Aliases: []string{"list"}, Usage: "list networks", Action: networkLs,
+				Flags: []cli.Flag{formatFlag(), &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only IDs"}}},
+			{Name: "inspect", Usage: "show networks in detail (JSON, as docker network inspect)", ArgsUsage: "NETWORK...", Action: networkInspect},
+			{Name: "rm", Aliases: []string{"remove"}, Usage: "remove networks", ArgsUsage: "NETWORK...", Action: networkRm},
+		},
+	})
+}
+
+func networkCreate(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("network create takes exactly one NAME, got %d arguments", c.NArg())
+	}
+	if d := c.String("ipam-driver"); d != "default" && d != "mvlan" {
+		return usagef("unknown --ipam-driver %q; mvlan has its own IPAM: leave it out or use default", d)
+	}
+	f, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	req := api.NetworkCreate{
+		Name: c.Args().First(), Driver: c.String("driver"),
+		Subnets: c.StringSlice("subnet"), Gateways: c.StringSlice("gateway"),
+		IPRanges: c.StringSlice("ip-range"), AuxAddrs: c.StringSlice("aux-address"),
+		IPv6: c.Bool("ipv6"), Internal: c.Bool("internal"), Labels: c.StringSlice("label"),
+		Options: c.StringSlice("opt"), IPAMOptions: c.StringSlice("ipam-opt"),
+	}
+	cl := client(c)
+	defer cl.Close()
+	n, err := cl.CreateNetwork(c.Context, req)
+	if err != nil {
+		return err
+	}
+	if f == "json" {
+		return printJSON(c.App.Writer, n)
+	}
+	fmt.Fprintln(c.App.Writer, n.ID)
+	return nil
+}
+
+func networkLs(c *cli.Context) error {
+	f, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	cl := client(c)
+	defer cl.Close()
+	ns, err := cl.Networks(c.Context)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.Bool("quiet"):
+		for _, n := range ns {
+			fmt.Fprintln(c.App.Writer, short(n.ID))
+		}
+		return nil
+	case f == "json":
+		return printJSON(c.App.Writer, ns)
+	}
+	rows := make([][]string, 0, len(ns))
+	for _, n := range ns {
+		rows = append(rows, []string{short(n.ID), n.Name, n.Driver, "local", n.Parent, subnets(n), n.Status})
+	}
+	return printTable(c.App.Writer, []string{"NETWORK ID", "NAME", "DRIVER", "SCOPE", "PARENT", "SUBNETS", "STATUS"}, rows)
+}
+
+func subnets(n api.Network) string {
+	s := make([]string, 0, len(n.Pools))
+	for _, p := range n.Pools {
+		s = append(s, p.Subnet.String())
+	}
+	return strings.Join(s, ",")
+}
+
+func networkInspect(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return usagef("network inspect needs at least one NETWORK")
+	}
+	cl := client(c)
+	defer cl.Close()
+	out := []dockerNetwork{}
+	var errs []error
+	for _, ref := range c.Args().Slice() {
+		n, err := cl.Network(c.Context, ref)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, toDocker(n))
+	}
+	if err := printJSON(c.App.Writer, out); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+func networkRm(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return usagef("network rm needs at least one NETWORK")
+	}
+	cl := client(c)
+	defer cl.Close()
+	var errs []error
+	for _, ref := range c.Args().Slice() {
+		if err := cl.RemoveNetwork(c.Context, ref); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(c.App.Writer, ref)
+	}
+	return errors.Join(errs...)
+}
+
+// dockerNetwork is the shape `docker network inspect` prints, plus the
+// parent link's provenance and the network's status.
+type dockerNetwork struct {
+	Name       string
+	ID         string `json:"Id"`
+	Created    time.Time
+	Scope      string
+	Driver     string
+	EnableIPv6 bool
+	IPAM       dockerIPAM
+	Internal   bool
+	Attachable bool
+	Ingress    bool
+	Containers map[string]dockerContainer
+	Options    map[string]string
+	Labels     map[string]string
+	Parent     string
+	ParentKind string
+	Status     string
+}
+
+type dockerIPAM struct {
+	Driver  string
+	Options map[string]string
+	Config  []dockerPool
+}
+
+type dockerPool struct {
+	Subnet             string
+	IPRange            string            `json:",omitempty"`
+	Gateway            string            `json:",omitempty"`
+	AuxiliaryAddresses map[string]string `json:",omitempty"`
+}
+
+type dockerContainer struct {
+	Name        string
+	EndpointID  string
+	MacAddress  string
+	IPv4Address string
+	IPv6Address string
+}
+
+func toDocker(n api.Network) dockerNetwork {
+	d := dockerNetwork{
+		Name: n.Name, ID: n.ID, Created: n.Created, Scope: "local", Driver: n.Driver,
+		EnableIPv6: n.IPv6, Internal: n.Internal, Containers: map[string]dockerContainer{},
+		Options: maps.Clone(n.Options), Labels: n.Labels, Parent: n.Parent, ParentKind: n.ParentKind, Status: n.Status,
+		IPAM: dockerIPAM{Driver: "default", Options: map[string]string{}},
+	}
+	if d.Options == nil {
+		d.Options = map[string]string{}
+	}
+	d.Options["parent"] = n.Parent
+	if d.Labels == nil {
+		d.Labels = map[string]string{}
+	}
+	if n.Serial {
+		d.IPAM.Options["allocation"] = "serial"
+	}
+	for _, p := range n.Pools {
+		dp := dockerPool{Subnet: p.Subnet.String(), Gateway: p.Gateway.String()}
+		if p.IPRange.IsValid() {
+			dp.IPRange = p.IPRange.String()
+		}
+		for _, k := range slices.Sorted(maps.Keys(p.Aux)) {
+			if dp.AuxiliaryAddresses == nil {
+				dp.AuxiliaryAddresses = map[string]string{}
+			}
+			dp.AuxiliaryAddresses[k] = p.Aux[k].String()
+		}
+		d.IPAM.Config = append(d.IPAM.Config, dp)
+	}
+	for _, e := range n.Endpoints {
+		d.Containers[e.ID] = dockerContainer{Name: e.Name, EndpointID: e.ID, MacAddress: e.MAC,
+			IPv4Address: firstOf(e.Addrs, false), IPv6Address: firstOf(e.Addrs, true)}
+	}
+	return d
+}
+
+func firstOf(addrs []netip.Prefix, v6 bool) string {
+	for _, p := range addrs {
+		if p.Addr().Is6() == v6 {
+			return p.String()
+		}
+	}
+	return ""
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+func TestNetworkLifecycle(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	a.start()
+	id := strings.TrimSpace(a.ok("network", "create", "-d", "macvlan", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1",
+		"--aux-address=exclude_host=172.16.86.250", "--label", "team=net", "-o", "parent=eth0", "pub_net"))
+	if len(id) != 64 {
+		t.Fatalf("create printed %q, want a 64-hex ID", id)
+	}
+	ls := a.ok("network", "ls")
+	if !strings.Contains(ls, "pub_net") || !strings.Contains(ls, id[:12]) || !strings.Contains(ls, "eth0") {
+		t.Fatalf("ls does not show the network:\n%s", ls)
+	}
+	if q := strings.TrimSpace(a.ok("network", "ls", "-q")); q != id[:12] {
+		t.Fatalf("ls -q = %q, want %q", q, id[:12])
+	}
+	var nets []dockerNetwork
+	if err := json.Unmarshal([]byte(a.ok("network", "inspect", "pub_net")), &nets); err != nil {
+		t.Fatal(err)
+	}
+	n := nets[0]
+	if n.Driver != "macvlan" || n.Options["parent"] != "eth0" || n.IPAM.Config[0].Gateway != "172.16.86.1" ||
+		n.IPAM.Config[0].AuxiliaryAddresses["exclude_host"] != "172.16.86.250" || n.Labels["team"] != "net" || n.ParentKind != "existing" {
+		t.Fatalf("inspect: %+v", n)
+	}
+	a.ok("network", "rm", "pub_net")
+	if _, ok := links(t, sb)["eth0"]; !ok {
+		t.Fatal("network rm deleted the existing parent eth0")
+	}
+	if q := a.ok("network", "ls", "-q"); q != "" {
+		t.Fatalf("network still listed after rm: %q", q)
+	}
+}
+
+func TestGatewayInference(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	a.start()
+	a.ok("network", "create", "--subnet=10.1.100.128/25", "--ipv6", "--subnet=2001:db8:abc8::/64", "-o", "parent=eth0", "n1")
+	var nets []dockerNetwork
+	if err := json.Unmarshal([]byte(a.ok("network", "inspect", "n1")), &nets); err != nil {
+		t.Fatal(err)
+	}
+	got := []string{nets[0].IPAM.Config[0].Gateway, nets[0].IPAM.Config[1].Gateway}
+	if !slices.Equal(got, []string{"10.1.100.129", "2001:db8:abc8::1"}) {
+		t.Fatalf("inferred gateways %v, want [10.1.100.129 2001:db8:abc8::1]", got)
+	}
+}
+
+// TestHostOnlyNetwork: no parent gives a link mvlan creates, marks and removes.
+func TestHostOnlyNetwork(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	a.start()
+	id := strings.TrimSpace(a.ok("network", "create", "--subnet=10.9.0.0/24", "--internal", "hostonly"))
+	name := "mvl-" + id[:11]
+	alias, ok := links(t, sb)[name]
+	if !ok || !strings.HasSuffix(alias, "/net/"+id) {
+		t.Fatalf("host-only link %s: present=%v alias=%q\n%v", name, ok, alias, links(t, sb))
+	}
+	a.ok("network", "rm", id[:12])
+	if _, ok := links(t, sb)[name]; ok {
+		t.Fatalf("network rm left link %s", name)
+	}
+}
+
+// TestVLANParentWithout8021q: this kernel cannot create NAME.VID; the error
+// says so and nothing is left behind. The lab covers the real creation.
+func TestVLANParentWithout8021q(t *testing.T) {
+	if _, err := os.Stat("/sys/module/8021q"); err == nil {
+		t.Skip("kernel has 8021q: sub-interface creation is tested in the lab (make lab)")
+	}
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	a.start()
+	before := links(t, sb)
+	_, errs, code := a.mv("network", "create", "--subnet=192.168.50.0/24", "-o", "parent=eth0.50", "macvlan50")
+	if code != 1 || !strings.Contains(errs, "eth0.50") || !strings.Contains(errs, "8021q") {
+		t.Fatalf("exit %d, stderr %q; want 1 and an error naming eth0.50 and 8021q", code, errs)
+	}
+	if after := links(t, sb); !maps.Equal(before, after) {
+		t.Fatalf("links changed: %v -> %v", before, after)
+	}
+	if q := a.ok("network", "ls", "-q"); q != "" {
+		t.Fatalf("failed create left a network: %q", q)
+	}
+}
+
+// TestPreCreatedLinkKept: a link of the operator's, any name, survives rm.
+func TestPreCreatedLinkKept(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	sb.AddVeth(t, "foo")
+	a := newAgent(t, sb)
+	a.start()
+	a.ok("network", "create", "--subnet=192.168.40.0/24", "--gateway=192.168.40.1", "-o", "parent=foo", "macvlan40")
+	a.ok("network", "rm", "macvlan40")
+	if _, ok := links(t, sb)["foo"]; !ok {
+		t.Fatal("network rm deleted the operator's link foo")
+	}
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// TestRestartPersistence: networks survive a restart; a missing owned link
+// is recreated (as after a reboot); a missing operator link is reported,
+// not recreated, and does not stop the agent.
+func TestRestartPersistence(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	sb.AddVeth(t, "eth1")
+	a := newAgent(t, sb)
+	a.start()
+	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	a.ok("network", "create", "--subnet=172.16.90.0/24", "-o", "parent=eth1", "net1")
+	id := strings.TrimSpace(a.ok("network", "create", "--subnet=10.9.0.0/24", "local"))
+	hostOnly := "mvl-" + id[:11]
+	a.stop()
+	if _, err := os.Stat(a.socket); !os.IsNotExist(err) {
+		t.Fatalf("socket left after SIGTERM: %v", err)
+	}
+	sb.Run(t, sb.Path, "ip", "link", "del", hostOnly) // as after a reboot
+	sb.Run(t, sb.Path, "ip", "link", "del", "eth1")   // the operator removed it
+	a.start()
+	if _, ok := links(t, sb)[hostOnly]; !ok {
+		t.Fatalf("owned link %s not recreated on start\n%s", hostOnly, a.log)
+	}
+	if _, ok := links(t, sb)["eth1"]; ok {
+		t.Fatal("agent recreated eth1, a link it did not create")
+	}
+	ls := a.ok("network", "ls")
+	for _, want := range []string{"pub_net", "local", "net1", "parent link eth1 is missing"} {
+		if !strings.Contains(ls, want) {
+			t.Fatalf("ls after restart lacks %q:\n%s", want, ls)
+		}
+	}
+	a.ok("network", "rm", "net1", "local", "pub_net")
+	if _, ok := links(t, sb)[hostOnly]; ok {
+		t.Fatalf("rm left %s", hostOnly)
+	}
+}
+
+// TestCrashPoints kills the agent between the kernel step and the state
+// step of create and rm; after a restart nothing is leaked and everything
+// that is in state can be removed.
+func TestCrashPoints(t *testing.T) {
+	tests := []struct {
+		point       string
+		networkLeft bool // the network exists after restart
+	}{
+		{"network-create:after-link", false},
+		{"network-create:after-state", true},
+		{"network-rm:after-state", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.point, func(t *testing.T) {
+			sb := nstest.NewSandbox(t)
+			a := newAgent(t, sb)
+			before := links(t, sb)
+			if strings.HasPrefix(tt.point, "network-rm") {
+				a.start()
+				a.ok("network", "create", "--subnet=10.9.0.0/24", "local")
+				a.stop()
+			}
+			a.start("MVLAN_TEST_CRASHPOINT=" + tt.point)
+			if strings.HasPrefix(tt.point, "network-rm") {
+				a.mv("network", "rm", "local")
+			} else {
+				a.mv("network", "create", "--subnet=10.9.0.0/24", "local")
+			}
+			a.waitExit()
+			a.start()
+			ls := a.ok("network", "ls", "-q")
+			if got := ls != ""; got != tt.networkLeft {
+				t.Fatalf("network present after restart = %v, want %v", got, tt.networkLeft)
+			}
+			if tt.networkLeft {
+				a.ok("network", "rm", "local")
+			}
+			after := links(t, sb)
+			if len(after) != len(before) {
+				t.Fatalf("links leaked: before %v, after %v\n%s", before, after, a.log)
+			}
+		})
+	}
+}
+
+// TestStaleLinksRemoved: half-made links and links carrying this agent's
+// mark that no network needs go on start; other agents' links stay.
+func TestStaleLinksRemoved(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	b := newAgent(t, sb)
+	a.start()
+	b.start()
+	idB := strings.TrimSpace(b.ok("network", "create", "--subnet=10.8.0.0/24", "b-local"))
+	a.stop()
+	agentID := readAgentID(t, a)
+	sb.Run(t, sb.Path, "ip", "link", "add", "mvtmp1234abcd", "type", "bridge")
+	sb.Run(t, sb.Path, "ip", "link", "add", "orphan0", "type", "bridge")
+	sb.Run(t, sb.Path, "ip", "link", "set", "orphan0", "alias", "mvlan/"+agentID+"/net/0123456789")
+	a.start()
+	l := links(t, sb)
+	for _, gone := range []string{"mvtmp1234abcd", "orphan0"} {
+		if _, ok := l[gone]; ok {
+			t.Errorf("stale link %s not removed", gone)
+		}
+	}
+	if _, ok := l["mvl-"+idB[:11]]; !ok {
+		t.Errorf("agent A removed agent B's link mvl-%s", idB[:11])
+	}
+	b.ok("network", "rm", "b-local")
+}
+
+// TestOneAgentPerStateDir: a second agent on the same state dir refuses.
+func TestOneAgentPerStateDir(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	a.start()
+	for _, f := range []string{a.socket, filepath.Join(a.dir, "state", "mvlan.db")} {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", f, st.Mode().Perm())
+		}
+	}
+	out, err := nstest.RunErr(sb.Path, mvlanBin, "--socket", filepath.Join(a.dir, "other.sock"), "agent",
+		"--state-dir", filepath.Join(a.dir, "state"), "--metrics-addr", "")
+	if err == nil || !strings.Contains(out, "in use by another agent") {
+		t.Fatalf("second agent on one state dir: err %v, output:\n%s", err, out)
+	}
+}
+
+func readAgentID(t *testing.T, a *agentProc) string {
+	t.Helper()
+	st, err := store.Open(filepath.Join(a.dir, "state"))
+	if err != nil {
+		t.Fatalf("open stopped agent's state: %v", err)
+	}
+	defer st.Close()
+	return st.AgentID()
+}

@@ -1,0 +1,121 @@
+package doctor
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root (creates links in a throwaway netns and loads BPF programs)")
+	}
+}
+
+// TestRunThisKernel runs every check for real. The expectations for
+// 8021q and dummy come from witnesses outside doctor, read after Run (whose
+// probes load the modules if the kernel has them): /proc/net/vlan exists
+// once 8021q is loaded, /sys/module/dummy once dummy is. On the development
+// machines (6.18, no 8021q, no dummy) both are missing.
+func TestRunThisKernel(t *testing.T) {
+	requireRoot(t)
+	r, err := Run(context.Background(), "/sys/fs/bpf/mvlan-doctor-test/pins")
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, c := range r.Checks {
+		t.Logf("%-8s ok=%-5v %s | %s", c.Name, c.OK, c.Detail, c.Impact)
+		if c.Skipped {
+			t.Errorf("check %s skipped as root: %s", c.Name, c.Detail)
+		}
+		if !c.OK && c.Impact == "" && c.Name != CheckBridge {
+			t.Errorf("check %s is missing but has no impact", c.Name)
+		}
+	}
+	want := map[string]bool{
+		CheckMacvlan: true, CheckVeth: true, CheckBridge: true,
+		CheckTCX: true, CheckClsact: true, CheckBTF: true,
+		CheckVLAN:  exists("/proc/net/vlan"),
+		CheckDummy: exists("/sys/module/dummy"),
+	}
+	for name, ok := range want {
+		if _, found := r.Check(name); !found {
+			t.Errorf("no %s check in the report", name)
+		} else if r.OK(name) != ok {
+			t.Errorf("%s ok = %v, want %v", name, r.OK(name), ok)
+		}
+	}
+	assertImpacts(t, r)
+}
+
+func assertImpacts(t *testing.T, r Report) {
+	t.Helper()
+	if c, _ := r.Check(CheckVLAN); !c.OK && !strings.Contains(c.Impact, "NAME.VID") {
+		t.Errorf("8021q impact %q does not name NAME.VID", c.Impact)
+	}
+	if c, _ := r.Check(CheckDummy); !c.OK && r.OK(CheckBridge) && !strings.Contains(c.Impact, "port-less bridge") {
+		t.Errorf("dummy impact %q does not name the bridge fallback", c.Impact)
+	}
+	var st unix.Statfs_t
+	if unix.Statfs("/sys/fs/bpf", &st) == nil && st.Type != unix.BPF_FS_MAGIC {
+		if c, _ := r.Check(CheckBPFFS); c.OK || !strings.HasPrefix(c.Impact, "bpffs not mounted at /sys/fs/bpf:") {
+			t.Errorf("bpffs check = %+v; want not mounted at /sys/fs/bpf", c)
+		}
+	}
+}
+
+// TestBPFFSNotMounted reports a path under /sys/fs/bpf when no bpffs is
+// mounted there (the case on the development machines); it mounts nothing.
+func TestBPFFSNotMounted(t *testing.T) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/bpf", &st); err != nil {
+		t.Skipf("skipping: /sys/fs/bpf: %v", err)
+	}
+	if st.Type == unix.BPF_FS_MAGIC {
+		t.Skip("skipping: a bpffs is mounted at /sys/fs/bpf on this machine")
+	}
+	c := checkBPFFS("/sys/fs/bpf/mvlan")
+	if c.OK || c.Skipped {
+		t.Fatalf("checkBPFFS = %+v; want missing", c)
+	}
+	want := "bpffs not mounted at /sys/fs/bpf: the agent mounts it (or: mount -t bpf bpf /sys/fs/bpf); " +
+		"without it counters do not survive an agent restart"
+	if c.Impact != want {
+		t.Errorf("impact = %q, want %q", c.Impact, want)
+	}
+	if !strings.Contains(c.Detail, "/sys/fs/bpf") {
+		t.Errorf("detail %q does not name /sys/fs/bpf", c.Detail)
+	}
+}
+
+// TestRunLeavesRootNetnsAlone compares the root namespace's links before
+// and after Run (read-only).
+func TestRunLeavesRootNetnsAlone(t *testing.T) {
+	requireRoot(t)
+	before := ipLinks(t)
+	if _, err := Run(context.Background(), DefaultBPFFS); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if after := ipLinks(t); after != before {
+		t.Errorf("root netns links changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+func ipLinks(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("ip", "-o", "link").Output()
+	if err != nil {
+		t.Fatalf("ip -o link: %v", err)
+	}
+	return string(out)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

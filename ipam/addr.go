@@ -1,0 +1,78 @@
+package ipam
+
+import (
+	"encoding/binary"
+	"math"
+	"math/bits"
+	"net/netip"
+)
+
+// u128 is an address as a 128-bit unsigned integer (IPv4 in the low 32 bits).
+type u128 struct{ hi, lo uint64 }
+
+func fromAddr(a netip.Addr) u128 {
+	if a.Is4() {
+		b := a.As4()
+		return u128{lo: uint64(binary.BigEndian.Uint32(b[:]))}
+	}
+	b := a.As16()
+	return u128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+func toAddr(u u128, v6 bool) netip.Addr {
+	if !v6 {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(u.lo))
+		return netip.AddrFrom4(b)
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], u.hi)
+	binary.BigEndian.PutUint64(b[8:], u.lo)
+	return netip.AddrFrom16(b)
+}
+
+func (u u128) add64(n uint64) u128 {
+	lo, c := bits.Add64(u.lo, n, 0)
+	return u128{u.hi + c, lo}
+}
+
+func (u u128) sub(v u128) u128 {
+	lo, b := bits.Sub64(u.lo, v.lo, 0)
+	hi, _ := bits.Sub64(u.hi, v.hi, b)
+	return u128{hi, lo}
+}
+
+func (u u128) or(v u128) u128 { return u128{u.hi | v.hi, u.lo | v.lo} }
+
+// ones returns a u128 with the n lowest bits set (0 <= n <= 128).
+func ones(n int) u128 {
+	if n >= 64 {
+		// A shift by 64 yields 0 in Go, so n == 128 gives all ones.
+		return u128{uint64(1)<<uint(n-64) - 1, math.MaxUint64}
+	}
+	return u128{0, uint64(1)<<uint(n) - 1}
+}
+
+// hostBits is the number of host bits of p.
+func hostBits(p netip.Prefix) int { return p.Addr().BitLen() - p.Bits() }
+
+// lastAddr is the highest address of p (the IPv4 broadcast address).
+func lastAddr(p netip.Prefix) netip.Addr {
+	return toAddr(fromAddr(p.Addr()).or(ones(hostBits(p))), p.Addr().Is6())
+}
+
+// size is the number of addresses of p, as a float64 (exact up to 2^53).
+func size(p netip.Prefix) float64 { return math.Ldexp(1, hostBits(p)) }
+
+// contains reports whether prefix inner lies entirely inside outer.
+func contains(outer, inner netip.Prefix) bool {
+	return inner.Bits() >= outer.Bits() && outer.Contains(inner.Addr())
+}
+
+// family names the address family of a for messages.
+func family(v6 bool) string {
+	if v6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}

@@ -1,0 +1,135 @@
+package ipam
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Sentinels for errors.Is; the typed errors below wrap them.
+var (
+	// ErrExhausted: no free address is left for dynamic allocation.
+	ErrExhausted = errors.New("no free address")
+	// ErrTaken: the requested address is held by an endpoint.
+	ErrTaken = errors.New("address already in use")
+	// ErrReserved: the requested address is a gateway, aux-address,
+	// network, broadcast or subnet-router anycast address.
+	ErrReserved = errors.New("address is reserved")
+	// ErrOutside: the address is in none of the network's subnets.
+	ErrOutside = errors.New("address outside every subnet")
+	// ErrNoFamily: Allocate asked for a family the network has no pool of.
+	ErrNoFamily = errors.New("no subnet of that address family")
+	// ErrInvalidConfig: Pair or New rejected the configuration.
+	ErrInvalidConfig = errors.New("invalid address pool configuration")
+)
+
+// ExhaustedError is returned by Allocate when every pool of the requested
+// family is full. Pool and Range describe the first pool of the family,
+// Others the further pools of that family, in order.
+type ExhaustedError struct {
+	Pool   netip.Prefix
+	Range  netip.Prefix // zero when the pool has no ip-range
+	Others []ExhaustedError
+}
+
+func (e *ExhaustedError) describe() string {
+	if e.Range.IsValid() && e.Range != e.Pool {
+		return fmt.Sprintf("%s (ip-range %s)", e.Pool, e.Range)
+	}
+	return e.Pool.String()
+}
+
+func (e *ExhaustedError) Error() string {
+	var b strings.Builder
+	b.WriteString("no free address in ")
+	b.WriteString(e.describe())
+	for i := range e.Others {
+		b.WriteString(" nor in ")
+		b.WriteString(e.Others[i].describe())
+	}
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrExhausted) true.
+func (e *ExhaustedError) Unwrap() error { return ErrExhausted }
+
+// TakenError is returned by Request when the address is already held.
+type TakenError struct {
+	Addr  netip.Addr
+	Owner string
+}
+
+func (e *TakenError) Error() string {
+	if e.Owner == "" {
+		return fmt.Sprintf("address %s is already in use", e.Addr)
+	}
+	return fmt.Sprintf("address %s is already in use by endpoint %s", e.Addr, e.Owner)
+}
+
+// Unwrap makes errors.Is(err, ErrTaken) true.
+func (e *TakenError) Unwrap() error { return ErrTaken }
+
+// ReservedError is returned by Request for an address that is never
+// assigned. Reason is "gateway", "aux-address NAME", "the network address",
+// "the broadcast address" or "the subnet-router anycast address".
+type ReservedError struct {
+	Addr   netip.Addr
+	Subnet netip.Prefix
+	Reason string
+}
+
+func (e *ReservedError) Error() string {
+	return fmt.Sprintf("address %s is reserved in %s (%s); pick another address",
+		e.Addr, e.Subnet, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrReserved) true.
+func (e *ReservedError) Unwrap() error { return ErrReserved }
+
+// OutsideError is returned for an address that is in none of the subnets.
+type OutsideError struct {
+	Addr    netip.Addr
+	Subnets []netip.Prefix
+}
+
+func (e *OutsideError) Error() string {
+	list := "none"
+	if len(e.Subnets) > 0 {
+		s := make([]string, len(e.Subnets))
+		for i, p := range e.Subnets {
+			s[i] = p.String()
+		}
+		list = strings.Join(s, ", ")
+	}
+	return fmt.Sprintf("address %s is outside every subnet of this network (%s)", e.Addr, list)
+}
+
+// Unwrap makes errors.Is(err, ErrOutside) true.
+func (e *OutsideError) Unwrap() error { return ErrOutside }
+
+// noFamilyError names the missing family; errors.Is(err, ErrNoFamily).
+type noFamilyError struct{ v6 bool }
+
+func (e *noFamilyError) Error() string {
+	if e.v6 {
+		return "this network has no IPv6 subnet (create it with --ipv6 --subnet=...)"
+	}
+	return "this network has no IPv4 subnet"
+}
+
+func (e *noFamilyError) Unwrap() error { return ErrNoFamily }
+
+// ConfigError is a rejected pool configuration; errors.Is(err,
+// ErrInvalidConfig) holds. Its message names the bad value and what would
+// be right.
+type ConfigError struct{ Msg string }
+
+func (e *ConfigError) Error() string { return e.Msg }
+
+// Unwrap makes errors.Is(err, ErrInvalidConfig) true.
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
+func configErr(format string, args ...any) error {
+	return &ConfigError{Msg: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,66 @@
+package ipam
+
+import (
+	"maps"
+	"math/bits"
+	"net/netip"
+	"slices"
+)
+
+// Usage returns the counts of each pool, in pool order.
+func (s *Space) Usage() []Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Usage, len(s.pools))
+	for i, p := range s.pools {
+		out[i] = p.usage()
+	}
+	return out
+}
+
+func (p *pool) usage() Usage {
+	total := size(p.cfg.Subnet) - float64(len(p.reserved))
+	window := float64(p.hi-p.lo) + 1 - float64(p.resWindow)
+	return Usage{
+		Subnet:      p.cfg.Subnet,
+		Range:       p.cfg.IPRange,
+		Used:        p.used,
+		Free:        total - float64(p.used),
+		FreeInRange: window - float64(p.usedWindow),
+	}
+}
+
+// Held returns every held address with its owner, pool by pool, in
+// address order: what Load takes back.
+func (s *Space) Held() []Held {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Held
+	for _, p := range s.pools {
+		out = p.appendHeld(out)
+	}
+	return out
+}
+
+func (p *pool) appendHeld(out []Held) []Held {
+	var low, high []Held // extra addresses below and above the bitset
+	base := toAddr(p.base, p.v6)
+	for _, a := range slices.SortedFunc(maps.Keys(p.extra), netip.Addr.Compare) {
+		h := Held{Addr: a, Owner: p.extra[a]}
+		if a.Less(base) {
+			low = append(low, h)
+		} else {
+			high = append(high, h)
+		}
+	}
+	out = append(out, low...)
+	for _, key := range slices.Sorted(maps.Keys(p.set.words)) {
+		w := p.set.words[key]
+		for m := w.held &^ w.res; m != 0; m &= m - 1 {
+			bit := uint(bits.TrailingZeros64(m))
+			off := key<<6 | uint64(bit)
+			out = append(out, Held{Addr: toAddr(p.base.add64(off), p.v6), Owner: w.owner(bit)})
+		}
+	}
+	return append(out, high...)
+}

@@ -1,0 +1,180 @@
+package ipam
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// reservedKind tells whether a is an address of subnet that is never
+// assigned by its position alone: the IPv4 network and broadcast addresses
+// (not for /31 and /32) and the IPv6 subnet-router anycast address (not for
+// /127 and /128, RFC 6164). It returns "" for any other address.
+func reservedKind(subnet netip.Prefix, a netip.Addr) string {
+	if hostBits(subnet) < 2 {
+		return ""
+	}
+	if a == subnet.Addr() {
+		if a.Is6() {
+			return "the subnet-router anycast address"
+		}
+		return "the network address"
+	}
+	if a.Is4() && a == lastAddr(subnet) {
+		return "the broadcast address"
+	}
+	return ""
+}
+
+// InferGateway returns the gateway used when none is given: the first usable
+// address of the subnet (10.1.100.0/24 -> 10.1.100.1, 10.1.100.128/25 ->
+// 10.1.100.129, 2001:db8::/64 -> 2001:db8::1), or the first address of a
+// /31, /32, /127 or /128.
+func InferGateway(subnet netip.Prefix) netip.Addr {
+	if hostBits(subnet) < 2 {
+		return subnet.Addr()
+	}
+	return subnet.Addr().Next()
+}
+
+// checkSubnet rejects an invalid or unmasked subnet.
+func checkSubnet(what string, p netip.Prefix) error {
+	if !p.IsValid() {
+		return configErr("%s is missing or not a valid prefix; give it as ADDRESS/BITS, e.g. 172.16.86.0/24", what)
+	}
+	if p != p.Masked() {
+		return configErr("%s %s has host bits set; did you mean %s?", what, p, p.Masked())
+	}
+	return nil
+}
+
+// checkAddr rejects an invalid or zoned address named what.
+func checkAddr(what string, a netip.Addr) error {
+	if !a.IsValid() {
+		return configErr("%s has no valid address", what)
+	}
+	if a.Zone() != "" {
+		return configErr("%s %s has a zone; give it as %s", what, a, a.WithZone(""))
+	}
+	return nil
+}
+
+func checkGateway(c *PoolConfig) error {
+	gw := c.Gateway
+	if !gw.IsValid() {
+		return nil
+	}
+	if err := checkAddr("gateway", gw); err != nil {
+		return err
+	}
+	if !c.Subnet.Contains(gw) {
+		return configErr("gateway %s is outside subnet %s; give an address inside it, e.g. %s",
+			gw, c.Subnet, InferGateway(c.Subnet))
+	}
+	if kind := reservedKind(c.Subnet, gw); kind != "" {
+		return configErr("gateway %s is %s of %s; use a host address such as %s or leave the gateway out",
+			gw, kind, c.Subnet, InferGateway(c.Subnet))
+	}
+	return nil
+}
+
+func checkRange(c *PoolConfig) error {
+	r := c.IPRange
+	if r == (netip.Prefix{}) {
+		return nil
+	}
+	if err := checkSubnet("ip-range", r); err != nil {
+		return err
+	}
+	if contains(r, c.Subnet) && r != c.Subnet {
+		return configErr("ip-range %s is larger than its subnet %s; give a range inside the subnet, at most %s",
+			r, c.Subnet, c.Subnet)
+	}
+	if !contains(c.Subnet, r) {
+		return configErr("ip-range %s is outside subnet %s; give a range inside it", r, c.Subnet)
+	}
+	return nil
+}
+
+// checkAux validates the aux-addresses of one pool; names collects the
+// names seen over all pools.
+func checkAux(c *PoolConfig, names map[string]bool) error {
+	keys := make([]string, 0, len(c.Aux))
+	for k := range c.Aux {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	byAddr := make(map[netip.Addr]string, len(keys))
+	for _, name := range keys {
+		a := c.Aux[name]
+		if err := checkAuxName(name); err != nil {
+			return err
+		}
+		if names[name] {
+			return configErr("aux-address name %q is used twice; give each reservation its own name", name)
+		}
+		names[name] = true
+		if err := checkAddr("aux-address "+name, a); err != nil {
+			return err
+		}
+		if !c.Subnet.Contains(a) {
+			return configErr("aux-address %s=%s is outside subnet %s; give an address inside it", name, a, c.Subnet)
+		}
+		if kind := reservedKind(c.Subnet, a); kind != "" {
+			return configErr("aux-address %s=%s is %s of %s, which is never assigned anyway; give a host address",
+				name, a, kind, c.Subnet)
+		}
+		if other, ok := byAddr[a]; ok {
+			return configErr("aux-addresses %s and %s both reserve %s; give each name its own address", other, name, a)
+		}
+		byAddr[a] = name
+	}
+	return nil
+}
+
+func checkAuxName(name string) error {
+	if name == "" {
+		return configErr("aux-address with an empty name; give it as NAME=ADDRESS, e.g. exclude_host=172.16.86.250")
+	}
+	if strings.ContainsAny(name, "= \t\n") {
+		return configErr("aux-address name %q contains '=' or white space; use a plain name such as exclude_host", name)
+	}
+	return nil
+}
+
+// validate checks every rule on a set of pools: each pool on its own, then
+// no two subnets overlapping and aux names unique over the network.
+func validate(pools []PoolConfig) error {
+	names := make(map[string]bool)
+	for i := range pools {
+		c := &pools[i]
+		if err := checkSubnet("subnet", c.Subnet); err != nil {
+			return err
+		}
+		if err := checkGateway(c); err != nil {
+			return err
+		}
+		if err := checkRange(c); err != nil {
+			return err
+		}
+		if err := checkAux(c, names); err != nil {
+			return err
+		}
+	}
+	return checkOverlap(pools)
+}
+
+func checkOverlap(pools []PoolConfig) error {
+	for i := range pools {
+		for j := range i {
+			a, b := pools[j].Subnet, pools[i].Subnet
+			if a == b {
+				return configErr("subnet %s is given twice; give each subnet once", a)
+			}
+			if a.Overlaps(b) {
+				return configErr("subnets %s and %s overlap; subnets of one network must be disjoint", a, b)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+// Package link manages the kernel objects of mvlan networks: parent links,
+// 802.1q sub-interfaces, host-only links, macvlan endpoints and named network
+// namespaces.
+//
+// All netlink traffic goes through per-namespace handles (see OpenHost and
+// AttachEndpoint); there is no package-level netlink handle. Work that cannot
+// be addressed to a namespace through netlink (sysctls under /proc/sys/net,
+// AF_PACKET sockets) runs on a locked OS thread that enters the namespace for
+// the duration of the call (see Do).
+//
+// Crash safety: every link this package creates is born under a temporary
+// name (TempPrefix followed by 8 hex digits), DOWN, and receives the caller's
+// alias (IFLA_IFALIAS) before it is renamed and brought up. A process killed
+// at any point therefore leaves at most a link whose name starts with
+// TempPrefix or a link that carries the caller's alias; both are recognisable
+// by a reconcile pass.
+package link
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+)
+
+// TempPrefix starts the name of every link while it is being created.
+const TempPrefix = "mvtmp"
+
+var (
+	// ErrNotFound is wrapped by errors about a link or namespace that does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists is wrapped by errors about a link or namespace that already exists.
+	ErrExists = errors.New("already exists")
+	// ErrNotSupported is wrapped when the kernel lacks a driver or feature.
+	ErrNotSupported = errors.New("not supported by this kernel")
+)
+
+// kernelError carries a message written for the operator while still
+// matching both a sentinel and the underlying kernel error with errors.Is.
+type kernelError struct {
+	msg      string
+	sentinel error
+	cause    error
+}
+
+func (e *kernelError) Error() string   { return e.msg }
+func (e *kernelError) Unwrap() []error { return []error{e.sentinel, e.cause} }
+
+// tempName returns TempPrefix followed by 8 random hex digits (13 bytes).
+func tempName() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go >= 1.24)
+	return TempPrefix + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,293 @@
+package link
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// EndpointSpec describes a macvlan endpoint in a container's namespace.
+type EndpointSpec struct {
+	Parent    string           // parent link name in the host namespace
+	Mode      string           // bridge (default), private, vepa or passthru
+	NetnsPath string           // target namespace, e.g. /run/netns/c1 or /proc/PID/ns/net
+	IfName    string           // name inside the target namespace; default "eth0"
+	MAC       net.HardwareAddr // required, unicast; in passthru mode also becomes the parent's
+	Addrs     []netip.Prefix   // e.g. 172.16.86.10/24, 2001:db8:abc8::20/64
+	Gateways  []netip.Addr     // default routes, at most one per family
+	Alias     string           // IFLA_IFALIAS of the slave, e.g. mvlan/<agent>/ep/<id>
+}
+
+var macvlanModes = map[string]netlink.MacvlanMode{
+	"bridge":   netlink.MACVLAN_MODE_BRIDGE,
+	"private":  netlink.MACVLAN_MODE_PRIVATE,
+	"vepa":     netlink.MACVLAN_MODE_VEPA,
+	"passthru": netlink.MACVLAN_MODE_PASSTHRU,
+}
+
+// CheckMode validates a macvlan_mode option ("" means bridge).
+func CheckMode(mode string) error {
+	if _, ok := macvlanModes[mode]; ok || mode == "" {
+		return nil
+	}
+	return fmt.Errorf("macvlan_mode %q is unknown; use bridge, private, vepa or passthru", mode)
+}
+
+func (s *EndpointSpec) normalize() error {
+	if s.NetnsPath == "" {
+		return errors.New("no target namespace; give a path such as /run/netns/c1 or /proc/PID/ns/net")
+	}
+	if s.IfName == "" {
+		s.IfName = "eth0"
+	}
+	if s.Mode == "" {
+		s.Mode = "bridge"
+	}
+	if err := CheckMode(s.Mode); err != nil {
+		return err
+	}
+	if err := CheckIfName(s.IfName); err != nil {
+		return err
+	}
+	if len(s.MAC) != 6 || s.MAC[0]&1 != 0 {
+		return fmt.Errorf("MAC %q is not a unicast Ethernet address; use e.g. 02:42:ac:10:56:0a", s.MAC)
+	}
+	for _, p := range s.Addrs {
+		if !p.IsValid() || p.Addr().Zone() != "" || p.Addr().Is4In6() {
+			return fmt.Errorf("address %s is not a valid prefix; use e.g. 172.16.86.10/24", p)
+		}
+	}
+	return checkGateways(s.Addrs, s.Gateways)
+}
+
+func checkGateways(addrs []netip.Prefix, gws []netip.Addr) error {
+	var seen4, seen6 bool
+	for _, gw := range gws {
+		seen := &seen6
+		if gw.Is4() {
+			seen = &seen4
+		}
+		if !gw.IsValid() || *seen {
+			return fmt.Errorf("gateway %s: at most one valid gateway per address family", gw)
+		}
+		*seen = true
+		if !hasFamily(addrs, gw.Is4()) {
+			return fmt.Errorf("gateway %s has no address of its family on the endpoint", gw)
+		}
+	}
+	return nil
+}
+
+func hasFamily(addrs []netip.Prefix, v4 bool) bool {
+	for _, p := range addrs {
+		if p.Addr().Is4() == v4 {
+			return true
+		}
+	}
+	return false
+}
+
+// slave tracks where a half-made endpoint is, for rollback.
+type slave struct {
+	tmp       string
+	target    *netlink.Handle // non-nil once the link has moved
+	targetIdx int
+}
+
+// AttachEndpoint creates a macvlan slave of s.Parent in h's namespace, moves
+// it into s.NetnsPath, names it s.IfName, sets s.MAC, adds s.Addrs (IPv6
+// without DAD; IPv6 disabled when there is none), brings it up, adds default
+// routes via s.Gateways and announces the addresses (gratuitous ARP,
+// unsolicited NA). On failure the slave is deleted wherever it is.
+func (h *Host) AttachEndpoint(ctx context.Context, s EndpointSpec) (err error) {
+	if err := s.normalize(); err != nil {
+		return fmt.Errorf("attach endpoint %s: %w", s.Alias, err)
+	}
+	target, err := openNetns(s.NetnsPath)
+	if err != nil {
+		return fmt.Errorf("attach endpoint %s: %w", s.Alias, err)
+	}
+	defer target.Close()
+	sl := &slave{tmp: tempName()}
+	defer func() {
+		if sl.target != nil {
+			defer sl.target.Close()
+		}
+		if err != nil {
+			err = errors.Join(fmt.Errorf("attach endpoint %s: %w", s.Alias, err), h.rollback(sl))
+		}
+	}()
+	if err := h.addSlave(ctx, sl, s, target); err != nil {
+		return err
+	}
+	if err := configureSlave(ctx, sl, s, target); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// addSlave creates the slave DOWN under its temporary name, with alias and
+// MAC, and moves it into the target namespace.
+func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns.NsHandle) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	parent, err := linkByName(h.nl, s.Parent)
+	if err != nil {
+		return fmt.Errorf("parent %w", err)
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.Alias, attrs.HardwareAddr = sl.tmp, s.Alias, s.MAC
+	attrs.ParentIndex = parent.Attrs().Index
+	mv := &netlink.Macvlan{LinkAttrs: attrs, Mode: macvlanModes[s.Mode]}
+	if err := h.nl.LinkAdd(mv); err != nil {
+		return fmt.Errorf("add macvlan on %s: %w", s.Parent, err)
+	}
+	l, err := h.nl.LinkByName(sl.tmp)
+	if err != nil {
+		return fmt.Errorf("find new macvlan %s: %w", sl.tmp, err)
+	}
+	if !bytes.Equal(l.Attrs().HardwareAddr, s.MAC) {
+		// passthru slaves inherit the parent's MAC at creation; setting
+		// theirs sets the parent's too, as Docker's driver does.
+		if err := h.nl.LinkSetHardwareAddr(l, s.MAC); err != nil {
+			return fmt.Errorf("set MAC %s: %w", s.MAC, err)
+		}
+	}
+	if s.Alias != "" && l.Attrs().Alias != s.Alias {
+		if err := h.nl.LinkSetAlias(l, s.Alias); err != nil {
+			return fmt.Errorf("set alias: %w", err)
+		}
+	}
+	if sl.target, err = netlink.NewHandleAt(target); err != nil {
+		return fmt.Errorf("open netlink in %s: %w", s.NetnsPath, err)
+	}
+	if err := h.nl.LinkSetNsFd(l, int(target)); err != nil {
+		return fmt.Errorf("move %s into %s: %w", sl.tmp, s.NetnsPath, err)
+	}
+	return nil
+}
+
+// rollback deletes the slave in the host namespace (by its temporary name,
+// which nobody else uses) and in the target namespace (by index, or by the
+// temporary name if it moved but was never found there).
+func (h *Host) rollback(sl *slave) error {
+	errs := []error{deleteByName(h.nl, sl.tmp)}
+	if sl.target != nil {
+		if sl.targetIdx == 0 {
+			errs = append(errs, deleteByName(sl.target, sl.tmp))
+		} else if err := sl.target.LinkDel(&netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Index: sl.targetIdx}}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("roll back endpoint: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DetachEndpoint deletes the endpoint link ifName ("" means eth0) in the
+// namespace at netnsPath; its addresses and routes go with it. A missing link or
+// namespace is not an error.
+func (h *Host) DetachEndpoint(ctx context.Context, netnsPath, ifName string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ifName == "" {
+		ifName = "eth0"
+	}
+	return inNetns(netnsPath, func(nl *netlink.Handle) error {
+		if err := deleteByName(nl, ifName); err != nil {
+			return fmt.Errorf("detach endpoint %s in %s: %w", ifName, netnsPath, err)
+		}
+		return nil
+	}, true)
+}
+
+// EndpointLinks lists the links of the namespace at netnsPath, for finding
+// endpoints by alias.
+func EndpointLinks(netnsPath string) ([]Info, error) {
+	var out []Info
+	err := inNetns(netnsPath, func(nl *netlink.Handle) (err error) {
+		out, err = listLinks(nl)
+		return err
+	}, false)
+	return out, err
+}
+
+// inNetns runs fn with a netlink handle in the namespace at path. With
+// missingOK, a namespace that does not exist makes it return nil.
+func inNetns(path string, fn func(*netlink.Handle) error, missingOK bool) error {
+	ns, err := openNetns(path)
+	if missingOK && errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	nl, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("open netlink in %s: %w", path, err)
+	}
+	defer nl.Close()
+	return fn(nl)
+}
+
+// configureSlave finishes an endpoint inside the target namespace: name,
+// addresses, up, default routes, announcements.
+func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns.NsHandle) error {
+	l, err := sl.target.LinkByName(sl.tmp)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", sl.tmp, s.NetnsPath, err)
+	}
+	sl.targetIdx = l.Attrs().Index
+	if err := sl.target.LinkSetName(l, s.IfName); err != nil {
+		return fmt.Errorf("rename %s to %s in %s: %w", sl.tmp, s.IfName, s.NetnsPath, err)
+	}
+	if !hasFamily(s.Addrs, false) {
+		if err := setDisableIPv6(target, s.IfName, true); err != nil {
+			return err
+		}
+	}
+	if err := addAddrs(sl.target, l, s.Addrs); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := sl.target.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up: %w", s.IfName, err)
+	}
+	for _, gw := range s.Gateways {
+		r := &netlink.Route{LinkIndex: sl.targetIdx, Gw: net.IP(gw.AsSlice())}
+		if err := sl.target.RouteAdd(r); err != nil {
+			return fmt.Errorf("add default route via %s: %w", gw, err)
+		}
+	}
+	return announce(target, sl.targetIdx, s.MAC, s.Addrs)
+}
+
+// addAddrs adds the endpoint's addresses; IPv6 ones skip duplicate address
+// detection so they are usable at once (IPAM guarantees uniqueness).
+func addAddrs(nl *netlink.Handle, l netlink.Link, addrs []netip.Prefix) error {
+	for _, p := range addrs {
+		a := &netlink.Addr{IPNet: prefixIPNet(p)}
+		if p.Addr().Is6() {
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if err := nl.AddrAdd(l, a); err != nil {
+			return fmt.Errorf("add address %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func prefixIPNet(p netip.Prefix) *net.IPNet {
+	bits := p.Addr().BitLen()
+	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), bits)}
+}

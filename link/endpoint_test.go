@@ -1,0 +1,154 @@
+package link_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/link"
+)
+
+func mac(t *testing.T, s string) net.HardwareAddr {
+	t.Helper()
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func prefixes(ss ...string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}
+
+func addrs(ss ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
+func TestAttachEndpoint(t *testing.T) {
+	tests := []struct {
+		name       string
+		addrs      [2][]string // the two endpoints' addresses
+		gws        []string
+		wantRoutes []string // in `ip route` / `ip -6 route` of the first endpoint
+	}{
+		{
+			name:  "ipv4",
+			addrs: [2][]string{{"172.16.86.10/24"}, {"172.16.86.11/24"}},
+			gws:   []string{"172.16.86.1"},
+			wantRoutes: []string{"default via 172.16.86.1 dev eth0",
+				"172.16.86.0/24 dev eth0 proto kernel scope link src 172.16.86.10"},
+		},
+		{
+			name:  "dual-stack",
+			addrs: [2][]string{{"172.16.86.10/24", "2001:db8:abc8::10/64"}, {"172.16.86.11/24", "2001:db8:abc8::11/64"}},
+			gws:   []string{"172.16.86.1", "2001:db8:abc8::1"},
+			wantRoutes: []string{"default via 172.16.86.1 dev eth0", "default via 2001:db8:abc8::1 dev eth0",
+				"2001:db8:abc8::/64 dev eth0 proto kernel"},
+		},
+		{
+			name:  "internal-no-gateway",
+			addrs: [2][]string{{"10.1.100.10/24"}, {"10.1.100.11/24"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sb := nstest.NewSandbox(t)
+			h := openHost(t, sb)
+			wire := nstest.NewCapture(t, sb.WirePath, "wire0")
+			var specs [2]link.EndpointSpec
+			for i := range specs {
+				specs[i] = link.EndpointSpec{
+					Parent: "eth0", NetnsPath: sb.Netns(t, fmt.Sprintf("c%d", i+1)),
+					MAC:   mac(t, fmt.Sprintf("02:42:ac:10:56:%02x", 10+i)),
+					Addrs: prefixes(tt.addrs[i]...), Gateways: addrs(tt.gws...),
+					Alias: fmt.Sprintf("mvlan/test/ep/%d", i+1),
+				}
+				if err := h.AttachEndpoint(context.Background(), specs[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkEndpoint(t, sb, specs[0], tt.wantRoutes)
+			checkAnnounced(t, wire, specs[0])
+			for _, p := range specs[1].Addrs {
+				if err := nstest.Ping(specs[0].NetnsPath, p.Addr(), 2, 2*time.Second); err != nil {
+					t.Error(err)
+				}
+			}
+			for _, s := range specs {
+				if err := h.DetachEndpoint(context.Background(), s.NetnsPath, "eth0"); err != nil {
+					t.Fatal(err)
+				}
+				sameLinks(t, h, s.NetnsPath, []string{"lo"})
+			}
+			sameLinks(t, h, "", []string{"eth0", "lo"})
+		})
+	}
+}
+
+// checkEndpoint verifies the link, addresses, routes and IPv6 setting of an
+// attached endpoint as `ip` shows them inside its namespace.
+func checkEndpoint(t *testing.T, sb *nstest.Sandbox, s link.EndpointSpec, routes []string) {
+	t.Helper()
+	infos, err := link.EndpointLinks(s.NetnsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, in := range infos {
+		if in.Name == "eth0" {
+			found = true
+			if in.Kind != "macvlan" || in.Alias != s.Alias || !in.Up || !bytes.Equal(in.MAC, s.MAC) {
+				t.Errorf("endpoint link = %+v; want an up macvlan with alias %q and MAC %s", in, s.Alias, s.MAC)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no eth0 in %s: %+v", s.NetnsPath, infos)
+	}
+	out := sb.Run(t, s.NetnsPath, "ip", "route") + sb.Run(t, s.NetnsPath, "ip", "-6", "route")
+	mustContain(t, "routes", out, routes...)
+	out = sb.Run(t, s.NetnsPath, "ip", "addr", "show", "eth0")
+	for _, p := range s.Addrs {
+		mustContain(t, "addresses", out, p.String())
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, p.String()) && strings.Contains(line, "tentative") {
+				t.Errorf("%s is tentative (DAD): %s", p, line)
+			}
+		}
+	}
+	v6 := strings.Contains(fmt.Sprint(s.Addrs), ":")
+	if got := sysctl(t, sb, s.NetnsPath, "ipv6/conf/eth0/disable_ipv6"); (got == "1") == v6 {
+		t.Errorf("disable_ipv6 = %s with addresses %v", got, s.Addrs)
+	}
+}
+
+// checkAnnounced waits on the wire for the gratuitous ARP and unsolicited
+// NA of every address of s.
+func checkAnnounced(t *testing.T, wire *nstest.Capture, s link.EndpointSpec) {
+	t.Helper()
+	for _, p := range s.Addrs {
+		want := link.GratuitousARP(s.MAC, p.Addr())
+		if p.Addr().Is6() {
+			want = link.UnsolicitedNA(s.MAC, p.Addr())
+		}
+		_, err := wire.Wait(2*time.Second, func(f []byte) bool { return bytes.HasPrefix(f, want) })
+		if err != nil {
+			t.Errorf("announcement of %s not seen on the wire: %v", p.Addr(), err)
+		}
+	}
+}

@@ -1,0 +1,162 @@
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Host performs netlink operations in one network namespace: the one the
+// agent treats as "the host" (parents, sub-interfaces, host-only links, and
+// macvlan slaves before they move into a container). Safe for concurrent use.
+type Host struct {
+	ns netns.NsHandle
+	nl *netlink.Handle
+
+	noDummy atomic.Bool // the kernel said it has no dummy driver
+}
+
+// Info describes a link.
+type Info struct {
+	Name        string
+	Kind        string // "macvlan", "vlan", "bridge", "veth", "dummy", "device", ...
+	Alias       string // IFLA_IFALIAS
+	Index       int
+	ParentIndex int // lower link of a vlan/macvlan; peer of a veth
+	Up          bool
+	VID         int // 802.1q id of a vlan link
+	MAC         net.HardwareAddr
+}
+
+// OpenHost opens the network namespace at nsPath ("" means the namespace of
+// the calling thread) for netlink operations. Close it when done.
+func OpenHost(nsPath string) (*Host, error) {
+	ns, err := openNetns(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	nl, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		ns.Close()
+		return nil, fmt.Errorf("open netlink in %s: %w", nsName(nsPath), err)
+	}
+	return &Host{ns: ns, nl: nl}, nil
+}
+
+// Close releases the namespace and netlink handles.
+func (h *Host) Close() error {
+	h.nl.Close()
+	return h.ns.Close()
+}
+
+func openNetns(path string) (netns.NsHandle, error) {
+	var ns netns.NsHandle
+	var err error
+	if path == "" {
+		ns, err = netns.Get()
+	} else {
+		ns, err = netns.GetFromPath(path)
+	}
+	if errors.Is(err, unix.ENOENT) {
+		return ns, fmt.Errorf("open netns %s: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return ns, fmt.Errorf("open netns %s: %w", nsName(path), err)
+	}
+	return ns, nil
+}
+
+func nsName(path string) string {
+	if path == "" {
+		return "(current)"
+	}
+	return path
+}
+
+// Link returns the link called name; the error wraps ErrNotFound if there
+// is none.
+func (h *Host) Link(name string) (Info, error) {
+	l, err := linkByName(h.nl, name)
+	if err != nil {
+		return Info{}, err
+	}
+	return infoOf(l), nil
+}
+
+// Links lists every link of the namespace.
+func (h *Host) Links() ([]Info, error) { return listLinks(h.nl) }
+
+// Delete removes the link called name. A missing link is not an error.
+// Callers must only pass links they own.
+func (h *Host) Delete(name string) error { return deleteByName(h.nl, name) }
+
+func linkByName(nl *netlink.Handle, name string) (netlink.Link, error) {
+	l, err := nl.LinkByName(name)
+	if isNotFound(err) {
+		return nil, fmt.Errorf("link %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("link %s: %w", name, err)
+	}
+	return l, nil
+}
+
+func deleteByName(nl *netlink.Handle, name string) error {
+	l, err := nl.LinkByName(name)
+	if isNotFound(err) {
+		return nil
+	}
+	if err == nil {
+		err = nl.LinkDel(l)
+	}
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}
+
+func listLinks(nl *netlink.Handle) ([]Info, error) {
+	var ls []netlink.Link
+	var err error
+	// A dump interrupted by a concurrent change is retried.
+	for range 5 {
+		if ls, err = nl.LinkList(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	out := make([]Info, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, infoOf(l))
+	}
+	return out, nil
+}
+
+func infoOf(l netlink.Link) Info {
+	a := l.Attrs()
+	in := Info{
+		Name:        a.Name,
+		Kind:        l.Type(),
+		Alias:       a.Alias,
+		Index:       a.Index,
+		ParentIndex: a.ParentIndex,
+		Up:          a.Flags&net.FlagUp != 0,
+		MAC:         a.HardwareAddr,
+	}
+	if v, ok := l.(*netlink.Vlan); ok {
+		in.VID = v.VlanId
+	}
+	return in
+}

@@ -1,0 +1,172 @@
+package link
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// NetnsDir holds the bind mounts of named network namespaces, as iproute2's.
+const NetnsDir = "/run/netns"
+
+// NetnsPath returns the path of the named network namespace name.
+func NetnsPath(name string) string { return filepath.Join(NetnsDir, name) }
+
+// Do runs fn on a locked OS thread that has entered the network namespace
+// ns, then returns the thread to its own namespace. If it cannot return, the
+// thread stays locked and Go discards it when the goroutine ends, so no
+// goroutine ever runs in a namespace it did not ask for.
+func Do(ns netns.NsHandle, fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("get current netns: %w", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter netns: %w", err)
+	}
+	fnErr := fn()
+	if err := netns.Set(orig); err != nil {
+		// Leave the thread locked: it dies with this goroutine.
+		return errors.Join(fnErr, fmt.Errorf("return to own netns: %w", err))
+	}
+	runtime.UnlockOSThread()
+	return fnErr
+}
+
+// setDisableIPv6 writes net.ipv6.conf.IFNAME.disable_ipv6 in namespace ns.
+// A kernel without IPv6 (no /proc/sys/net/ipv6) has nothing to disable.
+func setDisableIPv6(ns netns.NsHandle, ifName string, disable bool) error {
+	val := "0\n"
+	if disable {
+		val = "1\n"
+	}
+	return Do(ns, func() error {
+		if _, err := os.Stat("/proc/sys/net/ipv6/conf"); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		p := filepath.Join("/proc/sys/net/ipv6/conf", ifName, "disable_ipv6")
+		if err := os.WriteFile(p, []byte(val), 0o644); err != nil {
+			return fmt.Errorf("set %s: %w", p, err)
+		}
+		return nil
+	})
+}
+
+// CheckNetnsName validates the name of a named network namespace.
+func CheckNetnsName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("netns name is empty")
+	case name == "." || name == "..":
+		return fmt.Errorf("netns name %q is not valid; use a plain name such as c1", name)
+	case len(name) > 64:
+		return fmt.Errorf("netns name %q is %d bytes; use at most 64", name, len(name))
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("netns name %q contains '/'; use a plain name such as c1", name)
+	}
+	return nil
+}
+
+// CreateNetns creates a new network namespace and bind-mounts it on
+// /run/netns/NAME, as `ip netns add NAME` does, so `ip netns exec NAME` works
+// on it. The mount is made in the calling process's mount namespace. The
+// error wraps ErrExists when the name is taken.
+func CreateNetns(name string) (path string, err error) {
+	if err := CheckNetnsName(name); err != nil {
+		return "", err
+	}
+	if err := prepareNetnsDir(); err != nil {
+		return "", fmt.Errorf("create netns %s: %w", name, err)
+	}
+	path = NetnsPath(name)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0)
+	if errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("create netns %s: %s %w", name, path, ErrExists)
+	}
+	if err != nil {
+		return "", fmt.Errorf("create netns %s: %w", name, err)
+	}
+	f.Close()
+	if err := mountNewNetns(path); err != nil {
+		os.Remove(path)
+		return "", fmt.Errorf("create netns %s: %w", name, err)
+	}
+	return path, nil
+}
+
+// mountNewNetns unshares a new network namespace on a locked thread, binds
+// it on path and lets the thread die (it is never unlocked), so the
+// namespace lives exactly as long as the mount.
+func mountNewNetns(path string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread is discarded
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			errc <- fmt.Errorf("bind %s: %w", path, err)
+			return
+		}
+		errc <- nil
+	}()
+	return <-errc
+}
+
+var netnsDirMu sync.Mutex
+
+// prepareNetnsDir makes /run/netns a shared mount point, as iproute2 does,
+// so namespace mounts propagate to mount namespaces created from this one.
+func prepareNetnsDir() error {
+	netnsDirMu.Lock()
+	defer netnsDirMu.Unlock()
+	if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
+		return err
+	}
+	err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("make %s shared: %w", NetnsDir, err)
+	}
+	// Not a mount point yet: bind it on itself first.
+	if err := unix.Mount(NetnsDir, NetnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", NetnsDir, err)
+	}
+	if err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make %s shared: %w", NetnsDir, err)
+	}
+	return nil
+}
+
+// DeleteNetns unmounts and removes /run/netns/NAME, as `ip netns del NAME`.
+// The namespace itself goes when its last process or reference goes. A
+// missing name is not an error.
+func DeleteNetns(name string) error {
+	if err := CheckNetnsName(name); err != nil {
+		return err
+	}
+	path := NetnsPath(name)
+	err := unix.Unmount(path, unix.MNT_DETACH)
+	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("delete netns %s: unmount: %w", name, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete netns %s: %w", name, err)
+	}
+	return nil
+}

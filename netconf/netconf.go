@@ -1,0 +1,218 @@
+// Package netconf parses and validates the Docker-style options of
+// `mvlan network create` into a network configuration. It is pure: no
+// kernel, no state; the agent checks what depends on those.
+package netconf
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/ipam"
+)
+
+// Modes are the macvlan modes a network may use; the first is the default.
+var Modes = []string{"bridge", "private", "vepa", "passthru"}
+
+// Config is a validated network configuration.
+type Config struct {
+	Name     string
+	Parent   string // "" means a host-only network on a link mvlan creates
+	Mode     string
+	IPv6     bool
+	Internal bool
+	Serial   bool
+	Labels   map[string]string
+	Options  map[string]string
+	Pools    []ipam.PoolConfig
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// CheckName validates a network or container name.
+func CheckName(what, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s name is missing", what)
+	case len(name) > 64:
+		return fmt.Errorf("%s name %q is %d bytes; use at most 64", what, name, len(name))
+	case !nameRE.MatchString(name):
+		return fmt.Errorf("%s name %q is invalid; use letters, digits and _ . - (starting with a letter or digit)", what, name)
+	}
+	return nil
+}
+
+// Parse validates req and returns the configuration it describes. Every
+// error names the bad value and what would be right.
+func Parse(req api.NetworkCreate) (Config, error) {
+	c := Config{Name: req.Name, IPv6: req.IPv6, Internal: req.Internal}
+	if err := CheckName("network", req.Name); err != nil {
+		return Config{}, err
+	}
+	if req.Driver != "" && req.Driver != api.Driver {
+		return Config{}, fmt.Errorf("unknown driver %q; mvlan serves only %q (-d macvlan)", req.Driver, api.Driver)
+	}
+	var err error
+	if c.Labels, err = parseKV("--label", req.Labels, false); err != nil {
+		return Config{}, err
+	}
+	if err = c.parseOptions(req.Options); err != nil {
+		return Config{}, err
+	}
+	if err = c.parseIPAMOptions(req.IPAMOptions); err != nil {
+		return Config{}, err
+	}
+	if c.Pools, err = parsePools(req); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func (c *Config) parseOptions(opts []string) error {
+	c.Options = map[string]string{}
+	c.Mode = Modes[0]
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		switch {
+		case k == "parent":
+			if v == "" {
+				return fmt.Errorf("option %q has no value; use -o parent=IFNAME (e.g. eth0 or eth0.50)", o)
+			}
+			c.Parent = v
+		case k == "macvlan_mode":
+			if !slices.Contains(Modes, v) {
+				return fmt.Errorf("unknown macvlan_mode %q; use one of %s", v, strings.Join(Modes, ", "))
+			}
+			c.Mode = v
+		case strings.HasPrefix(k, "-") && v == "":
+			// A stray flag token taken as an option value, as in the
+			// reference's `-o parent=eth0.60 -o -o macvlan_mode=bridge`;
+			// Docker ignores it, so do we.
+			continue
+		default:
+			return fmt.Errorf("unknown option %q; macvlan networks take -o parent=IFNAME and -o macvlan_mode=%s", o, strings.Join(Modes, "|"))
+		}
+		c.Options[k] = v
+	}
+	return nil
+}
+
+func (c *Config) parseIPAMOptions(opts []string) error {
+	for _, o := range opts {
+		switch o {
+		case "allocation=serial":
+			c.Serial = true
+		case "allocation=lowest":
+			c.Serial = false
+		default:
+			return fmt.Errorf("unknown --ipam-opt %q; use allocation=lowest (default) or allocation=serial", o)
+		}
+	}
+	return nil
+}
+
+func parsePools(req api.NetworkCreate) ([]ipam.PoolConfig, error) {
+	if len(req.Subnets) == 0 {
+		return nil, fmt.Errorf("--subnet is required: a macvlan network takes its addresses from the physical network (e.g. --subnet=172.16.86.0/24)")
+	}
+	subnets, err := parsePrefixes("--subnet", req.Subnets)
+	if err != nil {
+		return nil, err
+	}
+	hasV6 := false
+	for i, s := range subnets {
+		if s.Addr().Is6() {
+			hasV6 = true
+			if !req.IPv6 {
+				return nil, fmt.Errorf("subnet %s is IPv6; add --ipv6 to enable IPv6 on this network", req.Subnets[i])
+			}
+		}
+	}
+	if req.IPv6 && !hasV6 {
+		return nil, fmt.Errorf("--ipv6 needs an IPv6 --subnet (e.g. --subnet=2001:db8:abc8::/64)")
+	}
+	ranges, err := parsePrefixes("--ip-range", req.IPRanges)
+	if err != nil {
+		return nil, err
+	}
+	gws, err := parseAddrs("--gateway", req.Gateways)
+	if err != nil {
+		return nil, err
+	}
+	aux, err := parseAux(req.AuxAddrs)
+	if err != nil {
+		return nil, err
+	}
+	return ipam.Pair(subnets, gws, ranges, aux)
+}
+
+func parsePrefixes(flag string, vals []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(vals))
+	for _, v := range vals {
+		p, err := netip.ParsePrefix(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("invalid %s %q: not a CIDR prefix; use ADDRESS/BITS such as 172.16.86.0/24 or 2001:db8::/64", flag, v)
+		}
+		if p.Addr().Zone() != "" {
+			return nil, fmt.Errorf("invalid %s %q: zones are not allowed in a prefix", flag, v)
+		}
+		out = append(out, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p)))
+	}
+	return out, nil
+}
+
+func unmapBits(p netip.Prefix) int {
+	if p.Addr().Is4In6() {
+		return 96
+	}
+	return 0
+}
+
+func parseAddrs(flag string, vals []string) ([]netip.Addr, error) {
+	out := make([]netip.Addr, 0, len(vals))
+	for _, v := range vals {
+		a, err := netip.ParseAddr(strings.TrimSpace(v))
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("invalid %s %q: not an IP address; use e.g. 172.16.86.1 or 2001:db8::1", flag, v)
+		}
+		out = append(out, a.Unmap())
+	}
+	return out, nil
+}
+
+func parseAux(vals []string) (map[string]netip.Addr, error) {
+	kv, err := parseKV("--aux-address", vals, true)
+	if err != nil {
+		return nil, fmt.Errorf("%w (NAME=IP, e.g. exclude_host=172.16.86.250)", err)
+	}
+	out := make(map[string]netip.Addr, len(kv))
+	for _, k := range slices.Sorted(maps.Keys(kv)) {
+		a, err := netip.ParseAddr(kv[k])
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("invalid --aux-address %q: %q is not an IP address; use NAME=IP such as exclude_host=172.16.86.250", k+"="+kv[k], kv[k])
+		}
+		out[k] = a.Unmap()
+	}
+	return out, nil
+}
+
+// parseKV parses KEY=VALUE items; with needValue, VALUE must be present.
+func parseKV(flag string, vals []string, needValue bool) (map[string]string, error) {
+	out := make(map[string]string, len(vals))
+	for _, v := range vals {
+		k, val, ok := strings.Cut(v, "=")
+		k = strings.TrimSpace(k)
+		if k == "" || (needValue && (!ok || val == "")) {
+			return nil, fmt.Errorf("invalid %s %q; use KEY=VALUE", flag, v)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("invalid %s %q: %q is given twice", flag, v, k)
+		}
+		out[k] = strings.Trim(val, `"`)
+	}
+	return out, nil
+}

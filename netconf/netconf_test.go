@@ -1,0 +1,144 @@
+package netconf
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/mvlan/mvlan/api"
+)
+
+func TestParseReferenceExamples(t *testing.T) {
+	tests := []struct {
+		name   string
+		req    api.NetworkCreate
+		parent string
+		mode   string
+		pools  int
+	}{
+		{"pub_net", api.NetworkCreate{Name: "pub_net", Driver: "macvlan", Subnets: []string{"172.16.86.0/24"},
+			Gateways: []string{"172.16.86.1"}, Options: []string{"parent=eth0"}}, "eth0", "bridge", 1},
+		{"aux", api.NetworkCreate{Name: "pub_net", Subnets: []string{"172.16.86.0/24"}, Gateways: []string{"172.16.86.1"},
+			AuxAddrs: []string{`exclude_host=172.16.86.250`}, Options: []string{"parent=eth0"}}, "eth0", "bridge", 1},
+		{"macvlan60 with stray -o", api.NetworkCreate{Name: "macvlan60", Subnets: []string{"192.168.60.0/24"},
+			Gateways: []string{"192.168.60.1"}, Options: []string{"parent=eth0.60", "-o", "macvlan_mode=bridge"}}, "eth0.60", "bridge", 1},
+		{"mcv101", api.NetworkCreate{Name: "mcv101", Subnets: []string{"10.1.20.0/24", "10.1.10.0/24"},
+			Gateways: []string{"10.1.20.1", "10.1.10.1"}, Options: []string{"parent=eth0.101"}}, "eth0.101", "bridge", 2},
+		{"macvlan216", api.NetworkCreate{Name: "macvlan216", IPv6: true,
+			Subnets:  []string{"192.168.216.0/24", "192.168.218.0/24", "2001:db8:abc8::/64"},
+			Gateways: []string{"192.168.216.1", "192.168.218.1", "2001:db8:abc8::10"},
+			Options:  []string{"parent=eth0.218", "macvlan_mode=bridge"}}, "eth0.218", "bridge", 3},
+		{"mcv0", api.NetworkCreate{Name: "mcv0", IPv6: true,
+			Subnets:  []string{"192.168.136.0/24", "192.168.138.0/24", "fd11::/64"},
+			IPRanges: []string{"192.168.136.0/25", "192.168.138.0/25"},
+			AuxAddrs: []string{"reserved1=fd11::2", "reserved2=192.168.136.2", "reserved3=192.168.138.2"},
+			Options:  []string{"parent=eth0"}}, "eth0", "bridge", 3},
+		{"no parent, private", api.NetworkCreate{Name: "internal1", Subnets: []string{"10.9.0.0/24"},
+			Options: []string{"macvlan_mode=private"}}, "", "private", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse(tt.req)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if c.Parent != tt.parent || c.Mode != tt.mode || len(c.Pools) != tt.pools {
+				t.Fatalf("got parent %q mode %q pools %d, want %q %q %d", c.Parent, c.Mode, len(c.Pools), tt.parent, tt.mode, tt.pools)
+			}
+		})
+	}
+}
+
+func TestParseGatewayPairing(t *testing.T) {
+	c, err := Parse(api.NetworkCreate{Name: "n", Subnets: []string{"10.1.20.0/24", "10.1.10.0/24"},
+		Gateways: []string{"10.1.10.1", "10.1.20.254"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Pools[0].Gateway; got != netip.MustParseAddr("10.1.20.254") {
+		t.Fatalf("gateway of 10.1.20.0/24 = %v, want 10.1.20.254 (paired by containment, not order)", got)
+	}
+}
+
+// TestParseBadInput: each error names the bad value and hints at what is right.
+func TestParseBadInput(t *testing.T) {
+	base := func(mod func(*api.NetworkCreate)) api.NetworkCreate {
+		r := api.NetworkCreate{Name: "n1", Subnets: []string{"172.16.86.0/24"}, Options: []string{"parent=eth0"}}
+		mod(&r)
+		return r
+	}
+	tests := []struct {
+		name string
+		req  api.NetworkCreate
+		want []string
+	}{
+		{"unknown driver", base(func(r *api.NetworkCreate) { r.Driver = "bridge" }), []string{`"bridge"`, "macvlan"}},
+		{"malformed cidr", base(func(r *api.NetworkCreate) { r.Subnets = []string{"172.16.86.0/33"} }), []string{"172.16.86.0/33", "CIDR"}},
+		{"not an address", base(func(r *api.NetworkCreate) { r.Subnets = []string{"banana"} }), []string{"banana"}},
+		{"host bits", base(func(r *api.NetworkCreate) { r.Subnets = []string{"172.16.86.5/24"} }), []string{"172.16.86.5/24", "172.16.86.0/24"}},
+		{"gateway outside", base(func(r *api.NetworkCreate) { r.Gateways = []string{"10.0.0.1"} }), []string{"10.0.0.1"}},
+		{"bad gateway", base(func(r *api.NetworkCreate) { r.Gateways = []string{"10.0.0.300"} }), []string{"10.0.0.300"}},
+		{"range outside", base(func(r *api.NetworkCreate) { r.IPRanges = []string{"10.0.0.0/25"} }), []string{"10.0.0.0/25"}},
+		{"aux outside", base(func(r *api.NetworkCreate) { r.AuxAddrs = []string{"h=10.0.0.9"} }), []string{"10.0.0.9"}},
+		{"aux malformed", base(func(r *api.NetworkCreate) { r.AuxAddrs = []string{"172.16.86.9"} }), []string{"172.16.86.9", "NAME=IP"}},
+		{"two gateways", base(func(r *api.NetworkCreate) { r.Gateways = []string{"172.16.86.1", "172.16.86.2"} }), []string{"172.16.86.2"}},
+		{"v6 without --ipv6", base(func(r *api.NetworkCreate) { r.Subnets = append(r.Subnets, "2001:db8::/64") }), []string{"2001:db8::/64", "--ipv6"}},
+		{"--ipv6 without v6 subnet", base(func(r *api.NetworkCreate) { r.IPv6 = true }), []string{"--ipv6", "IPv6 --subnet"}},
+		{"overlap inside network", base(func(r *api.NetworkCreate) { r.Subnets = []string{"10.1.0.0/16", "10.1.2.0/24"} }), []string{"10.1.2.0/24", "10.1.0.0/16"}},
+		{"unknown mode", base(func(r *api.NetworkCreate) { r.Options = []string{"macvlan_mode=bridged"} }), []string{`"bridged"`, "bridge, private, vepa, passthru"}},
+		{"unknown option", base(func(r *api.NetworkCreate) { r.Options = []string{"parnet=eth0"} }), []string{"parnet=eth0", "parent=IFNAME"}},
+		{"empty parent", base(func(r *api.NetworkCreate) { r.Options = []string{"parent="} }), []string{"parent="}},
+		{"no subnet", base(func(r *api.NetworkCreate) { r.Subnets = nil }), []string{"--subnet"}},
+		{"bad name", base(func(r *api.NetworkCreate) { r.Name = "my net" }), []string{`"my net"`}},
+		{"missing name", base(func(r *api.NetworkCreate) { r.Name = "" }), []string{"name is missing"}},
+		{"bad ipam opt", base(func(r *api.NetworkCreate) { r.IPAMOptions = []string{"allocation=random"} }), []string{"allocation=random", "serial"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.req)
+			if err == nil {
+				t.Fatal("Parse accepted bad input")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// FuzzParse feeds arbitrary flag values; Parse must not panic, and what it
+// accepts must be self-consistent.
+func FuzzParse(f *testing.F) {
+	f.Add("pub_net", "172.16.86.0/24", "172.16.86.1", "", "exclude_host=172.16.86.250", "parent=eth0", false)
+	f.Add("mcv0", "fd11::/64", "", "fd11::/80", "r=fd11::2", "macvlan_mode=vepa", true)
+	f.Add("x", "10.0.0.0/8", "10.0.0.0", "10.1.0.0/16", "=", "-o", false)
+	f.Fuzz(func(t *testing.T, name, subnet, gw, rng, aux, opt string, v6 bool) {
+		req := api.NetworkCreate{Name: name, Subnets: []string{subnet}, IPv6: v6, Options: []string{opt}}
+		if gw != "" {
+			req.Gateways = []string{gw}
+		}
+		if rng != "" {
+			req.IPRanges = []string{rng}
+		}
+		if aux != "" {
+			req.AuxAddrs = []string{aux}
+		}
+		c, err := Parse(req)
+		if err != nil {
+			return
+		}
+		for _, p := range c.Pools {
+			if p.Subnet.Masked() != p.Subnet {
+				t.Fatalf("accepted subnet with host bits: %v", p.Subnet)
+			}
+			if p.Gateway.IsValid() && !p.Subnet.Contains(p.Gateway) {
+				t.Fatalf("gateway %v outside %v", p.Gateway, p.Subnet)
+			}
+			if p.Subnet.Addr().Is6() && !v6 {
+				t.Fatalf("accepted IPv6 subnet without --ipv6")
+			}
+		}
+	})
+}
