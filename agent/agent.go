@@ -94,6 +94,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		servers = append(servers, msrv)
 		go func() { errc <- msrv.Serve(mln) }()
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go a.watch(wctx)
 	a.log.Info("agent ready", "socket", a.cfg.Socket, "metrics", a.cfg.MetricsAddr, "state", a.cfg.StateDir, "agent_id", a.store.AgentID())
 	select {
 	case <-ctx.Done():

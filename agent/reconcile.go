@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
-	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/link"
 )
@@ -32,6 +30,9 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 	present := a.removeStale(links)
 	for _, n := range a.nets {
 		n.status = a.ensureParent(ctx, n, present)
+	}
+	if err := a.reconcileEndpoints(ctx); err != nil {
+		return err
 	}
 	a.log.Info("reconciled", "networks", len(a.nets), "took", time.Since(start))
 	return nil
@@ -122,17 +123,4 @@ func (a *Agent) ensureParent(ctx context.Context, n *network, present map[string
 	}
 	a.log.Info("recreated parent", "network", n.Name, "parent", n.Parent)
 	return "ok"
-}
-
-// heldAddrs lists the addresses the endpoints of network id hold.
-func heldAddrs(eps []api.Endpoint, id string) []netip.Addr {
-	var out []netip.Addr
-	for _, e := range eps {
-		if e.NetworkID == id {
-			for _, p := range e.Addrs {
-				out = append(out, p.Addr())
-			}
-		}
-	}
-	return out
 }

@@ -15,6 +15,10 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("GET /v1/networks", a.handleNetworks)
 	mux.HandleFunc("GET /v1/networks/{ref}", a.handleNetwork)
 	mux.HandleFunc("DELETE /v1/networks/{ref}", a.handleRemoveNetwork)
+	mux.HandleFunc("POST /v1/endpoints", a.handleCreateEndpoint)
+	mux.HandleFunc("GET /v1/endpoints", a.handleEndpoints)
+	mux.HandleFunc("DELETE /v1/endpoints/{ref}", a.handleRemoveEndpoint)
+	mux.HandleFunc("DELETE /v1/endpoints", a.handleDisconnect)
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"agent_id": a.store.AgentID()})
 	})
@@ -64,6 +68,47 @@ func (a *Agent) handleNetwork(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleRemoveNetwork(w http.ResponseWriter, r *http.Request) {
 	if err := a.RemoveNetwork(r.Context(), r.PathValue("ref")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *Agent) handleCreateEndpoint(w http.ResponseWriter, r *http.Request) {
+	var req api.EndpointCreate
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	e, err := a.CreateEndpoint(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, e)
+}
+
+func (a *Agent) handleEndpoints(w http.ResponseWriter, _ *http.Request) {
+	eps, err := a.Endpoints()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, eps)
+}
+
+func (a *Agent) handleRemoveEndpoint(w http.ResponseWriter, r *http.Request) {
+	force := r.URL.Query().Get("force") == "true"
+	if err := a.RemoveEndpoints(r.Context(), r.PathValue("ref"), force); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *Agent) handleDisconnect(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := a.Disconnect(r.Context(), q.Get("network"), q.Get("netns")); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -106,3 +106,33 @@ func (c *Client) Network(ctx context.Context, ref string) (Network, error) {
 func (c *Client) RemoveNetwork(ctx context.Context, ref string) error {
 	return c.Do(ctx, http.MethodDelete, "/v1/networks/"+url.PathEscape(ref), nil, nil)
 }
+
+// CreateEndpoint attaches a namespace to a network.
+func (c *Client) CreateEndpoint(ctx context.Context, req EndpointCreate) (Endpoint, error) {
+	var e Endpoint
+	err := c.Do(ctx, http.MethodPost, "/v1/endpoints", req, &e)
+	return e, err
+}
+
+// Endpoints lists the endpoints.
+func (c *Client) Endpoints(ctx context.Context) ([]Endpoint, error) {
+	var es []Endpoint
+	err := c.Do(ctx, http.MethodGet, "/v1/endpoints", nil, &es)
+	return es, err
+}
+
+// RemoveEndpoint detaches an endpoint (by name, ID or unique ID prefix)
+// and removes the namespace mvlan made for it.
+func (c *Client) RemoveEndpoint(ctx context.Context, ref string, force bool) error {
+	path := "/v1/endpoints/" + url.PathEscape(ref)
+	if force {
+		path += "?force=true"
+	}
+	return c.Do(ctx, http.MethodDelete, path, nil, nil)
+}
+
+// Disconnect detaches the endpoint of network in the namespace at netns.
+func (c *Client) Disconnect(ctx context.Context, network, netns string) error {
+	q := url.Values{"network": {network}, "netns": {netns}}
+	return c.Do(ctx, http.MethodDelete, "/v1/endpoints?"+q.Encode(), nil, nil)
+}

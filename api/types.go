@@ -71,18 +71,39 @@ type Network struct {
 // OwnsParent reports whether mvlan created the parent link and so removes it.
 func (n *Network) OwnsParent() bool { return n.ParentKind != ParentExisting }
 
+// Endpoint states, stored so that a crash half way is finished on start.
+const (
+	EndpointCreating = "creating" // kernel objects being made; undone on start
+	EndpointReady    = "ready"
+	EndpointRemoving = "removing" // kernel objects being removed; finished on start
+)
+
 // Endpoint is a network namespace attached to a network.
 type Endpoint struct {
-	ID        string         `json:"id"`
-	Name      string         `json:"name"`
-	NetworkID string         `json:"network_id"`
-	Network   string         `json:"network,omitempty"`
-	Netns     string         `json:"netns"`
-	OwnsNetns bool           `json:"owns_netns"`
-	IfName    string         `json:"ifname"`
-	MAC       string         `json:"mac"`
-	Addrs     []netip.Prefix `json:"addresses"`
-	Created   time.Time      `json:"created"`
+	ID         string         `json:"id"`
+	Name       string         `json:"name"`
+	NetworkID  string         `json:"network_id"`
+	Network    string         `json:"network,omitempty"`
+	Netns      string         `json:"netns"`
+	NetnsInode uint64         `json:"netns_inode"`
+	OwnsNetns  bool           `json:"owns_netns"`
+	IfName     string         `json:"ifname"`
+	MAC        string         `json:"mac"`
+	Addrs      []netip.Prefix `json:"addresses"`
+	State      string         `json:"state"`
+	Created    time.Time      `json:"created"`
+}
+
+// EndpointCreate is the body of POST /v1/endpoints: attach a namespace to
+// a network. Without Netns the agent creates /run/netns/NAME for it.
+type EndpointCreate struct {
+	Network string `json:"network"`
+	Name    string `json:"name,omitempty"`
+	Netns   string `json:"netns,omitempty"`
+	IP      string `json:"ip,omitempty"`
+	IP6     string `json:"ip6,omitempty"`
+	MAC     string `json:"mac,omitempty"`
+	IfName  string `json:"ifname,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.

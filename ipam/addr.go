@@ -69,10 +69,33 @@ func contains(outer, inner netip.Prefix) bool {
 	return inner.Bits() >= outer.Bits() && outer.Contains(inner.Addr())
 }
 
-// family names the address family of a for messages.
-func family(v6 bool) string {
-	if v6 {
-		return "IPv6"
+// reservedKind tells whether a is an address of subnet that is never
+// assigned by its position alone: the IPv4 network and broadcast addresses
+// (not for /31 and /32) and the IPv6 subnet-router anycast address (not for
+// /127 and /128, RFC 6164). It returns "" for any other address.
+func reservedKind(subnet netip.Prefix, a netip.Addr) string {
+	if hostBits(subnet) < 2 {
+		return ""
 	}
-	return "IPv4"
+	if a == subnet.Addr() {
+		if a.Is6() {
+			return "the subnet-router anycast address"
+		}
+		return "the network address"
+	}
+	if a.Is4() && a == lastAddr(subnet) {
+		return "the broadcast address"
+	}
+	return ""
+}
+
+// InferGateway returns the gateway used when none is given: the first usable
+// address of the subnet (10.1.100.0/24 -> 10.1.100.1, 10.1.100.128/25 ->
+// 10.1.100.129, 2001:db8::/64 -> 2001:db8::1), or the first address of a
+// /31, /32, /127 or /128.
+func InferGateway(subnet netip.Prefix) netip.Addr {
+	if hostBits(subnet) < 2 {
+		return subnet.Addr()
+	}
+	return subnet.Addr().Next()
 }

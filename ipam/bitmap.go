@@ -91,12 +91,6 @@ func (b *bitset) dropIfEmpty(key uint64, w *word) {
 	}
 }
 
-// isHeld reports whether off is held or reserved.
-func (b *bitset) isHeld(off uint64) bool {
-	w := b.get(off >> 6)
-	return w != nil && w.held&(1<<(off&63)) != 0
-}
-
 // nextClear returns the lowest offset in [from, last] that is neither held
 // nor reserved. It skips whole words, so it costs one lookup per 64 held
 // offsets.

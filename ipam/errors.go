@@ -115,7 +115,7 @@ func (e *noFamilyError) Error() string {
 	if e.v6 {
 		return "this network has no IPv6 subnet (create it with --ipv6 --subnet=...)"
 	}
-	return "this network has no IPv4 subnet"
+	return "this network has no IPv4 subnet (give it an IPv4 --subnet)"
 }
 
 func (e *noFamilyError) Unwrap() error { return ErrNoFamily }

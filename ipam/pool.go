@@ -165,6 +165,19 @@ func (p *pool) advance() (uint64, bool) {
 	return off, ok
 }
 
+// settle moves the frontier past held offsets without taking one, so that
+// after Load the first Allocate does not walk what was loaded.
+func (p *pool) settle() {
+	if p.full {
+		return
+	}
+	if off, ok := p.set.nextClear(p.next, p.hi); ok {
+		p.next = off
+	} else {
+		p.full = true
+	}
+}
+
 func (p *pool) hold(off uint64, owner string) {
 	p.set.getOrCreate(off>>6).insert(uint(off&63), owner)
 	p.used++

@@ -10,10 +10,11 @@
 //
 // Crash safety: every link this package creates is born under a temporary
 // name (TempPrefix followed by 8 hex digits), DOWN, and receives the caller's
-// alias (IFLA_IFALIAS) before it is renamed and brought up. A process killed
-// at any point therefore leaves at most a link whose name starts with
-// TempPrefix or a link that carries the caller's alias; both are recognisable
-// by a reconcile pass.
+// alias (IFLA_IFALIAS) right after creation, before it is renamed and brought
+// up (the kernel ignores IFLA_IFALIAS in RTM_NEWLINK, so it takes a second
+// message). A process killed at any point therefore leaves at most a link
+// whose name starts with TempPrefix (with or without the alias) or a link
+// that carries the caller's alias; both are recognisable by a reconcile pass.
 package link
 
 import (

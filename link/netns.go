@@ -23,7 +23,7 @@ func NetnsPath(name string) string { return filepath.Join(NetnsDir, name) }
 // ns, then returns the thread to its own namespace. If it cannot return, the
 // thread stays locked and Go discards it when the goroutine ends, so no
 // goroutine ever runs in a namespace it did not ask for.
-func Do(ns netns.NsHandle, fn func() error) error {
+func Do(ns netns.NsHandle, fn func() error) (err error) {
 	runtime.LockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
@@ -35,13 +35,15 @@ func Do(ns netns.NsHandle, fn func() error) error {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("enter netns: %w", err)
 	}
-	fnErr := fn()
-	if err := netns.Set(orig); err != nil {
-		// Leave the thread locked: it dies with this goroutine.
-		return errors.Join(fnErr, fmt.Errorf("return to own netns: %w", err))
-	}
-	runtime.UnlockOSThread()
-	return fnErr
+	defer func() { // deferred so that a panicking fn restores the thread too
+		if rerr := netns.Set(orig); rerr != nil {
+			// Leave the thread locked: it dies with this goroutine.
+			err = errors.Join(err, fmt.Errorf("return to own netns: %w", rerr))
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	return fn()
 }
 
 // setDisableIPv6 writes net.ipv6.conf.IFNAME.disable_ipv6 in namespace ns.

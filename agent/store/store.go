@@ -190,8 +190,13 @@ func (s *Store) Endpoints() ([]api.Endpoint, error) {
 	return out, err
 }
 
+// epKey indexes endpoint names per network: one namespace may be attached
+// to several networks under one name, as a container joins several.
+func epKey(e api.Endpoint) []byte { return []byte(e.NetworkID + "/" + e.Name) }
+
 // CreateEndpoint stores e with its addresses in one transaction;
-// ErrExists when its name is taken, ErrNotFound when its network is gone.
+// ErrExists when its name is taken on its network, ErrNotFound when its
+// network is gone.
 func (s *Store) CreateEndpoint(e api.Endpoint) error {
 	data, err := json.Marshal(e)
 	if err != nil {
@@ -202,13 +207,28 @@ func (s *Store) CreateEndpoint(e api.Endpoint) error {
 			return fmt.Errorf("network %s: %w", e.NetworkID, ErrNotFound)
 		}
 		names := tx.Bucket(bEpNames)
-		if names.Get([]byte(e.Name)) != nil {
+		if names.Get(epKey(e)) != nil {
 			return fmt.Errorf("endpoint %q: %w", e.Name, ErrExists)
 		}
-		if err := names.Put([]byte(e.Name), []byte(e.ID)); err != nil {
+		if err := names.Put(epKey(e), []byte(e.ID)); err != nil {
 			return err
 		}
 		return tx.Bucket(bEndpoints).Put([]byte(e.ID), data)
+	})
+}
+
+// UpdateEndpoint rewrites an existing endpoint (its state changes).
+func (s *Store) UpdateEndpoint(e api.Endpoint) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bEndpoints)
+		if b.Get([]byte(e.ID)) == nil {
+			return fmt.Errorf("endpoint %s: %w", e.ID, ErrNotFound)
+		}
+		return b.Put([]byte(e.ID), data)
 	})
 }
 
@@ -223,7 +243,7 @@ func (s *Store) DeleteEndpoint(id string) error {
 		if err != nil {
 			return err
 		}
-		return errors.Join(tx.Bucket(bEpNames).Delete([]byte(e.Name)), tx.Bucket(bEndpoints).Delete([]byte(id)))
+		return errors.Join(tx.Bucket(bEpNames).Delete(epKey(e)), tx.Bucket(bEndpoints).Delete([]byte(id)))
 	})
 }
 

@@ -55,7 +55,8 @@ func newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "socket", Value: api.DefaultSocket, EnvVars: []string{"MVLAN_SOCKET"}, Usage: "agent API socket"},
 		},
-		Commands: []*cli.Command{agentCommand(), networkCommand(), doctorCommand()},
+		Commands: []*cli.Command{agentCommand(), networkCommand(), runCommand(), connectCommand(), disconnectCommand(),
+			psCommand(), rmCommand(), doctorCommand()},
 	}
 }
 

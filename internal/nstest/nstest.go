@@ -144,7 +144,7 @@ func randHex() string {
 // ns (a name under /run/netns or a path). Sockets fn opens belong to that
 // namespace and may be used after In returns. If the thread cannot return
 // to its namespace, it stays locked and Go discards it.
-func In(ns string, fn func() error) error {
+func In(ns string, fn func() error) (err error) {
 	target, err := unix.Open(nsPath(ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open netns %s: %w", ns, err)
@@ -161,10 +161,12 @@ func In(ns string, fn func() error) error {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("enter netns %s: %w", ns, err)
 	}
-	fnErr := fn()
-	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-		return errors.Join(fnErr, fmt.Errorf("return from netns %s: %w", ns, err))
-	}
-	runtime.UnlockOSThread()
-	return fnErr
+	defer func() { // deferred so that a panicking fn restores the thread too
+		if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("return from netns %s: %w", ns, rerr))
+			return // the thread stays locked and dies with the goroutine
+		}
+		runtime.UnlockOSThread()
+	}()
+	return fn()
 }

@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"fmt"
 	"maps"
 	"math/bits"
 	"net/netip"
@@ -63,4 +64,44 @@ func (p *pool) appendHeld(out []Held) []Held {
 		}
 	}
 	return append(out, high...)
+}
+
+// Load replaces every held address with held, e.g. from the endpoints
+// persisted by the agent. On error (an address held twice, outside every
+// subnet or reserved) the Space is left unchanged. The serial cursor
+// restarts at the start of each range.
+func (s *Space) Load(held []Held) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fresh := make([]*pool, len(s.pools))
+	for i, p := range s.pools {
+		fresh[i] = newPool(p.cfg, s.opt.Serial)
+	}
+	var p *pool
+	for _, h := range held {
+		a := h.Addr.WithZone("")
+		if p == nil || !p.cfg.Subnet.Contains(a) {
+			p = findIn(fresh, a)
+		}
+		if p == nil {
+			return fmt.Errorf("load endpoint %q: %w", h.Owner, &OutsideError{Addr: a, Subnets: s.subnets})
+		}
+		if err := p.claim(a, h.Owner); err != nil {
+			return fmt.Errorf("load endpoint %q: %w", h.Owner, err)
+		}
+	}
+	for _, p := range fresh {
+		p.settle()
+	}
+	s.pools = fresh
+	return nil
+}
+
+func findIn(pools []*pool, a netip.Addr) *pool {
+	for _, p := range pools {
+		if p.cfg.Subnet.Contains(a) {
+			return p
+		}
+	}
+	return nil
 }

@@ -1,0 +1,170 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/link"
+)
+
+// undoEndpoint removes whatever part of e exists in the kernel, then its
+// record, then releases its addresses. Caller holds mu.
+func (a *Agent) undoEndpoint(ctx context.Context, n *network, e api.Endpoint) error {
+	err := a.teardown(ctx, e)
+	if err != nil {
+		return err // keep the record so that the next try finds it
+	}
+	if err := a.store.DeleteEndpoint(e.ID); err != nil {
+		return fmt.Errorf("forget endpoint %s: %w", e.Name, err)
+	}
+	if n != nil {
+		releaseAll(n.space, e.Addrs)
+	}
+	return nil
+}
+
+// teardown deletes e's link (found by our alias, never by name alone) and
+// the namespace mvlan made for it. Missing pieces are not errors.
+func (a *Agent) teardown(ctx context.Context, e api.Endpoint) error {
+	ino, err := netnsInode(e.Netns)
+	if err != nil {
+		return nil // the namespace is gone, and the link with it
+	}
+	if e.NetnsInode != 0 && ino != e.NetnsInode {
+		return nil // the path now names another namespace: not ours
+	}
+	// A "creating" endpoint may not have its inode recorded yet; its path
+	// did not exist when it was stored (newEndpoint checks), so it is ours.
+	errs := []error{a.detachLink(ctx, e)}
+	if e.OwnsNetns {
+		errs = append(errs, link.DeleteNetns(e.Name))
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Agent) detachLink(ctx context.Context, e api.Endpoint) error {
+	links, err := link.EndpointLinks(e.Netns)
+	if errors.Is(err, link.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("detach %s: %w", e.Name, err)
+	}
+	alias := a.alias("ep", e.ID)
+	for _, l := range links {
+		if l.Alias == alias {
+			return a.host.DetachEndpoint(ctx, e.Netns, l.Name)
+		}
+	}
+	return nil
+}
+
+// RemoveEndpoints removes every endpoint named ref (on any network) or with
+// ID (prefix) ref. Without force, a namespace mvlan made that still has
+// processes is refused, as `docker rm` refuses a running container.
+func (a *Agent) RemoveEndpoints(ctx context.Context, ref string, force bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return err
+	}
+	var hits []api.Endpoint
+	for _, e := range eps {
+		if e.Name == ref || e.ID == ref || (len(ref) >= 3 && strings.HasPrefix(e.ID, ref)) {
+			hits = append(hits, e)
+		}
+	}
+	if len(hits) == 0 {
+		return notFound(fmt.Errorf("no container or endpoint %q; see mvlan ps", ref))
+	}
+	if !force {
+		for _, e := range hits {
+			if pids := netnsPids(e.NetnsInode); e.OwnsNetns && len(pids) > 0 {
+				return conflict(fmt.Errorf("container %s is running (processes %v in its namespace); stop them or use rm -f", e.Name, pids))
+			}
+		}
+	}
+	var errs []error
+	for _, e := range hits {
+		errs = append(errs, a.removeEndpoint(ctx, e))
+	}
+	return errors.Join(errs...)
+}
+
+// Disconnect removes the endpoint of network netRef in the namespace at path.
+func (a *Agent) Disconnect(ctx context.Context, netRef, path string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n, err := a.lookup(netRef)
+	if err != nil {
+		return err
+	}
+	ino, _ := netnsInode(path)
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return err
+	}
+	for _, e := range eps {
+		if e.NetworkID == n.ID && (e.Netns == path || (ino != 0 && e.NetnsInode == ino)) {
+			return a.removeEndpoint(ctx, e)
+		}
+	}
+	return notFound(fmt.Errorf("namespace %s is not connected to network %s", path, n.Name))
+}
+
+// removeEndpoint marks e removing, tears it down and forgets it. Caller holds mu.
+func (a *Agent) removeEndpoint(ctx context.Context, e api.Endpoint) error {
+	e.State = api.EndpointRemoving
+	if err := a.store.UpdateEndpoint(e); err != nil {
+		return fmt.Errorf("remove %s: %w", e.Name, err)
+	}
+	crashpoint("endpoint-rm:after-state")
+	if err := a.undoEndpoint(ctx, a.nets[e.NetworkID], e); err != nil {
+		return fmt.Errorf("remove %s: %w", e.Name, err)
+	}
+	a.log.Info("endpoint removed", "name", e.Name, "netns", e.Netns)
+	return nil
+}
+
+// Endpoints lists the endpoints with their network names.
+func (a *Agent) Endpoints() ([]api.Endpoint, error) {
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := range eps {
+		if n := a.nets[eps[i].NetworkID]; n != nil {
+			eps[i].Network = n.Name
+		}
+	}
+	return eps, nil
+}
+
+// netnsPids lists the processes whose network namespace has inode ino.
+func netnsPids(ino uint64) []int {
+	if ino == 0 {
+		return nil
+	}
+	dirs, _ := os.ReadDir("/proc")
+	want := fmt.Sprintf("net:[%d]", ino)
+	var pids []int
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscanf(d.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		if l, err := os.Readlink("/proc/" + d.Name() + "/ns/net"); err == nil && l == want {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	return pids
+}

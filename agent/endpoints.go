@@ -1,0 +1,273 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/ipam"
+	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/netconf"
+)
+
+// CreateEndpoint attaches a namespace (one mvlan makes, or req.Netns) to a
+// network. Order for crash safety: the endpoint and its addresses are
+// stored as "creating" first, then the namespace and link are made, then
+// the endpoint is marked ready; on start a "creating" endpoint is undone.
+func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (e api.Endpoint, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n, err := a.lookup(req.Network)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	if n.status != "ok" {
+		return api.Endpoint{}, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.Name, n.status))
+	}
+	if e, err = a.newEndpoint(n, req); err != nil {
+		return api.Endpoint{}, err
+	}
+	if err = a.reserve(n, &e, req); err != nil {
+		return api.Endpoint{}, err
+	}
+	if err = a.store.CreateEndpoint(e); err != nil {
+		releaseAll(n.space, e.Addrs)
+		if errors.Is(err, store.ErrExists) {
+			return api.Endpoint{}, conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.Name))
+		}
+		return api.Endpoint{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, a.undoEndpoint(context.WithoutCancel(ctx), n, e))
+		}
+	}()
+	crashpoint("endpoint-create:after-state")
+	if err = a.realize(ctx, n, &e); err != nil {
+		return api.Endpoint{}, err
+	}
+	e.State = api.EndpointReady
+	if err = a.store.UpdateEndpoint(e); err != nil {
+		return api.Endpoint{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
+	}
+	e.Network = n.Name
+	a.log.Info("endpoint attached", "name", e.Name, "network", n.Name, "netns", e.Netns, "addrs", e.Addrs, "mac", e.MAC)
+	return e, nil
+}
+
+// newEndpoint validates the request into an endpoint without addresses.
+func (a *Agent) newEndpoint(n *network, req api.EndpointCreate) (api.Endpoint, error) {
+	e := api.Endpoint{ID: store.NewID(), Name: req.Name, NetworkID: n.ID, Netns: req.Netns, IfName: req.IfName,
+		State: api.EndpointCreating, Created: time.Now().UTC()}
+	if e.IfName == "" {
+		e.IfName = "eth0"
+	}
+	if err := link.CheckIfName(e.IfName); err != nil {
+		return e, invalid(fmt.Errorf("--ifname: %w", err))
+	}
+	if e.Netns == "" {
+		e.OwnsNetns = true
+		if e.Name == "" {
+			e.Name = "mvlan-" + e.ID[:8]
+		}
+		if err := netconf.CheckName("container", e.Name); err != nil {
+			return e, invalid(err)
+		}
+		e.Netns = link.NetnsPath(e.Name)
+		if _, err := os.Lstat(e.Netns); err == nil {
+			return e, conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
+		}
+	} else if e.Name == "" {
+		e.Name = nameFromNetns(e.Netns)
+	}
+	mac, err := a.pickMAC(n, req.MAC)
+	if err != nil {
+		return e, err
+	}
+	e.MAC = mac.String()
+	return e, nil
+}
+
+// nameFromNetns names an endpoint after the namespace it was given.
+func nameFromNetns(path string) string {
+	if strings.HasPrefix(path, link.NetnsDir+"/") {
+		return filepath.Base(path)
+	}
+	f := strings.Split(strings.Trim(path, "/"), "/")
+	if len(f) == 4 && f[0] == "proc" && f[2] == "ns" {
+		return "pid-" + f[1]
+	}
+	return "ns-" + store.NewID()[:8]
+}
+
+// pickMAC parses the requested MAC or makes a random locally administered
+// unicast one that no endpoint of the network has.
+func (a *Agent) pickMAC(n *network, want string) (net.HardwareAddr, error) {
+	used := map[string]bool{}
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range eps {
+		if e.NetworkID == n.ID {
+			used[e.MAC] = true
+		}
+	}
+	if want != "" {
+		mac, err := net.ParseMAC(want)
+		if err != nil || len(mac) != 6 || mac[0]&1 != 0 || isZero(mac) {
+			return nil, invalid(fmt.Errorf("--mac %q is not a unicast Ethernet address; use e.g. 02:42:ac:10:56:0a", want))
+		}
+		if used[mac.String()] {
+			return nil, conflict(fmt.Errorf("MAC %s is already used on network %s", mac, n.Name))
+		}
+		return mac, nil
+	}
+	for {
+		mac := make(net.HardwareAddr, 6)
+		_, _ = rand.Read(mac)
+		mac[0] = mac[0]&0xfc | 0x02 // locally administered, unicast
+		if !used[mac.String()] && !isZero(mac[1:]) {
+			return mac, nil
+		}
+	}
+}
+
+func isZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// reserve takes the endpoint's addresses from the network's space.
+func (a *Agent) reserve(n *network, e *api.Endpoint, req api.EndpointCreate) (err error) {
+	defer func() {
+		if err != nil {
+			releaseAll(n.space, e.Addrs)
+			e.Addrs = nil
+		}
+	}()
+	for _, fam := range []struct {
+		v6   bool
+		want string
+		flag string
+	}{{false, req.IP, "--ip"}, {true, req.IP6, "--ip6"}} {
+		p, err := a.reserveOne(n, e.Name, fam.v6, fam.want, fam.flag)
+		if err != nil {
+			return err
+		}
+		if p.IsValid() {
+			e.Addrs = append(e.Addrs, p)
+		}
+	}
+	if len(e.Addrs) == 0 {
+		return invalid(fmt.Errorf("network %s has no subnet to take an address from", n.Name))
+	}
+	return nil
+}
+
+func (a *Agent) reserveOne(n *network, owner string, v6 bool, want, flag string) (netip.Prefix, error) {
+	if want == "" {
+		if !n.space.HasFamily(v6) || (v6 && !n.IPv6) {
+			return netip.Prefix{}, nil
+		}
+		p, err := n.space.Allocate(v6, owner)
+		if err != nil {
+			return p, conflict(err)
+		}
+		return p, nil
+	}
+	addr, err := netip.ParseAddr(want)
+	if err != nil || addr.Zone() != "" || addr.Unmap().Is6() != v6 {
+		fam := "IPv4"
+		if v6 {
+			fam = "IPv6"
+		}
+		return netip.Prefix{}, invalid(fmt.Errorf("%s %q is not an %s address", flag, want, fam))
+	}
+	p, err := n.space.Request(addr.Unmap(), owner)
+	var taken *ipam.TakenError
+	if errors.As(err, &taken) {
+		return p, conflict(err)
+	}
+	if err != nil {
+		return p, invalid(err)
+	}
+	return p, nil
+}
+
+func releaseAll(space *ipam.Space, addrs []netip.Prefix) {
+	for _, p := range addrs {
+		space.Release(p.Addr())
+	}
+}
+
+// realize makes the kernel objects: the namespace (if mvlan owns it) and
+// the macvlan slave in it.
+func (a *Agent) realize(ctx context.Context, n *network, e *api.Endpoint) error {
+	if e.OwnsNetns {
+		if _, err := link.CreateNetns(e.Name); err != nil {
+			if errors.Is(err, link.ErrExists) {
+				return conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
+			}
+			return err
+		}
+		crashpoint("endpoint-create:after-netns")
+	}
+	ino, err := netnsInode(e.Netns)
+	if err != nil {
+		return invalid(fmt.Errorf("namespace %s: %w; give a path such as /proc/PID/ns/net or /run/netns/NAME", e.Netns, err))
+	}
+	e.NetnsInode = ino
+	if err := a.host.AttachEndpoint(ctx, a.endpointSpec(n, *e)); err != nil {
+		return err
+	}
+	crashpoint("endpoint-create:after-link")
+	return nil
+}
+
+func (a *Agent) endpointSpec(n *network, e api.Endpoint) link.EndpointSpec {
+	mac, _ := net.ParseMAC(e.MAC)
+	s := link.EndpointSpec{Parent: n.Parent, Mode: n.Mode, NetnsPath: e.Netns, IfName: e.IfName,
+		MAC: mac, Addrs: e.Addrs, Alias: a.alias("ep", e.ID)}
+	if n.Internal {
+		return s
+	}
+	seen := map[bool]bool{}
+	for _, p := range e.Addrs {
+		v6 := p.Addr().Is6()
+		for _, pool := range n.Pools {
+			if !seen[v6] && pool.Subnet.Contains(p.Addr()) && pool.Gateway.IsValid() {
+				s.Gateways = append(s.Gateways, pool.Gateway)
+				seen[v6] = true
+			}
+		}
+	}
+	return s
+}
+
+// netnsInode identifies the namespace at path, to notice when it is gone.
+func netnsInode(path string) (uint64, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || st.Mode().IsDir() {
+		return 0, errors.New("not a network namespace")
+	}
+	return sys.Ino, nil
+}

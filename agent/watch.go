@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/link"
+)
+
+// sweepEvery is how often the agent looks for namespaces that went away.
+const sweepEvery = 500 * time.Millisecond
+
+// watch releases endpoints whose namespace disappeared (the container
+// died, `ip netns del`) until ctx is done.
+func (a *Agent) watch(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.sweep(ctx)
+		}
+	}
+}
+
+// sweep forgets ready endpoints whose namespace is gone or replaced.
+func (a *Agent) sweep(ctx context.Context) {
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		a.log.Warn("sweep: read endpoints", "err", err)
+		return
+	}
+	for _, e := range eps {
+		if e.State != api.EndpointReady || netnsAlive(e) {
+			continue
+		}
+		a.mu.Lock()
+		if err := a.undoEndpoint(ctx, a.nets[e.NetworkID], e); err != nil {
+			a.log.Warn("release endpoint of a vanished namespace", "name", e.Name, "err", err)
+		} else {
+			a.log.Info("released endpoint: its namespace is gone", "name", e.Name, "netns", e.Netns)
+		}
+		a.mu.Unlock()
+	}
+}
+
+func netnsAlive(e api.Endpoint) bool {
+	ino, err := netnsInode(e.Netns)
+	return err == nil && ino == e.NetnsInode
+}
+
+// reconcileEndpoints, on start: undoes endpoints caught half made or half
+// removed, forgets those whose namespace is gone, and re-attaches the link
+// of those whose namespace lost it. Caller holds mu.
+func (a *Agent) reconcileEndpoints(ctx context.Context) error {
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return fmt.Errorf("read endpoints: %w", err)
+	}
+	for _, e := range eps {
+		n := a.nets[e.NetworkID]
+		var why string
+		switch {
+		case e.State != api.EndpointReady:
+			why = "caught " + e.State + " by a restart"
+		case !netnsAlive(e):
+			why = "its namespace is gone"
+		default:
+			err := a.ensureLink(ctx, n, e)
+			if err == nil {
+				continue
+			}
+			why = err.Error()
+		}
+		if err := a.undoEndpoint(ctx, n, e); err != nil {
+			a.log.Warn("cannot release endpoint", "name", e.Name, "err", err)
+			continue
+		}
+		a.log.Info("released endpoint", "name", e.Name, "reason", why)
+	}
+	return nil
+}
+
+// ensureLink re-creates e's link if its namespace lost it.
+func (a *Agent) ensureLink(ctx context.Context, n *network, e api.Endpoint) error {
+	links, err := link.EndpointLinks(e.Netns)
+	if err != nil {
+		return err
+	}
+	alias := a.alias("ep", e.ID)
+	for _, l := range links {
+		if l.Alias == alias {
+			return nil
+		}
+	}
+	if n == nil || n.status != "ok" {
+		return errors.New("its network cannot take endpoints")
+	}
+	if err := a.host.AttachEndpoint(ctx, a.endpointSpec(n, e)); err != nil {
+		return fmt.Errorf("re-attach: %w", err)
+	}
+	a.log.Info("re-attached endpoint", "name", e.Name, "netns", e.Netns)
+	return nil
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+func runCommand() *cli.Command {
+	return withUsage(&cli.Command{
+		Name:                   "run",
+		Usage:                  "start a container (a named network namespace) on a network, optionally running a command in it",
+		ArgsUsage:              "[--] [COMMAND [ARG...]]",
+		UseShortOptionHandling: true,
+		Flags: append(endpointFlags(),
+			&cli.StringFlag{Name: "net", Aliases: []string{"network"}, Usage: "network to attach to (required)"},
+			&cli.StringFlag{Name: "name", Usage: "container name: the namespace is /run/netns/NAME (default: generated)"},
+			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "leave it running and print its name"},
+			&cli.BoolFlag{Name: "rm", Usage: "remove the container when the command exits"},
+			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "accepted for docker compatibility (stdin is always attached)"},
+			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "accepted for docker compatibility (the terminal is shared)"},
+		),
+		Action: run,
+	})
+}
+
+func run(c *cli.Context) error {
+	if c.String("net") == "" {
+		return usagef("run needs --net NETWORK")
+	}
+	if c.Bool("detach") && c.Bool("rm") {
+		return usagef("--rm and -d together are not supported; remove a detached container with mvlan rm -f NAME")
+	}
+	cl := client(c)
+	defer cl.Close()
+	e, err := cl.CreateEndpoint(c.Context, endpointRequest(c, c.String("net")))
+	if err != nil {
+		return err
+	}
+	args := c.Args().Slice()
+	if c.Bool("detach") {
+		if len(args) > 0 {
+			if err := startDetached(e.Netns, args); err != nil {
+				return errors.Join(err, cl.RemoveEndpoint(context.WithoutCancel(c.Context), e.ID, true))
+			}
+		}
+		fmt.Fprintln(c.App.Writer, e.Name)
+		return nil
+	}
+	if len(args) == 0 {
+		args = []string{shell()}
+	}
+	code, err := runAttached(e.Netns, args)
+	if c.Bool("rm") {
+		err = errors.Join(err, cl.RemoveEndpoint(context.WithoutCancel(c.Context), e.ID, true))
+	}
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return cli.Exit("", code)
+	}
+	return nil
+}
+
+func shell() string {
+	if s := os.Getenv("SHELL"); s != "" {
+		return s
+	}
+	return "/bin/sh"
+}
+
+// runAttached runs args in the namespace with this terminal and returns
+// its exit code. Interrupts go to the command, not to us.
+func runAttached(netns string, args []string) (int, error) {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			if cmd.Process != nil && s == syscall.SIGTERM {
+				_ = cmd.Process.Signal(s)
+			}
+		}
+	}()
+	if err := startIn(netns, cmd); err != nil {
+		return 0, err
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+			return 128 + int(st.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
+// startDetached starts args in the namespace in a session of its own,
+// without our terminal, and does not wait for it.
+func startDetached(netns string, args []string) error {
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer devnull.Close()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := startIn(netns, cmd); err != nil {
+		return err
+	}
+	return cmd.Process.Release()
+}
+
+// startIn starts cmd inside the network namespace at path: the fork
+// happens on a thread that entered the namespace; that thread is never
+// unlocked, so Go discards it instead of reusing it in the wrong namespace.
+func startIn(path string, cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("open namespace %s: %w", path, err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("enter namespace %s: %w", path, err)
+			return
+		}
+		if err := cmd.Start(); err != nil {
+			errc <- fmt.Errorf("start %s: %w", cmd.Path, err)
+			return
+		}
+		errc <- nil
+	}()
+	return <-errc
+}
