@@ -35,8 +35,9 @@ fuzz:
 generate:
 	@echo "make generate: BPF objects arrive with the eBPF datapath (issue 5)"; exit 1
 
+# The reference's pub_net example in a namespace sandbox (root).
 demo: build
-	@echo "make demo: arrives with endpoints (issue 4)"; exit 1
+	bash scripts/demo.sh
 
 lab:
 	@echo "make lab: arrives with the multi-VM lab (issue 6)"; exit 1

@@ -90,7 +90,15 @@ func (a *Agent) newEndpoint(n *network, req api.EndpointCreate) (api.Endpoint, e
 	} else if e.Name == "" {
 		e.Name = nameFromNetns(e.Netns)
 	}
-	mac, err := a.pickMAC(n, req.MAC)
+	want := req.MAC
+	if want == "" && n.Mode == "passthru" {
+		// passthru hands the parent's MAC to its one slave; keep it so the
+		// parent's address does not change under the operator.
+		if l, err := a.host.Link(n.Parent); err == nil {
+			want = l.MAC.String()
+		}
+	}
+	mac, err := a.pickMAC(n, want)
 	if err != nil {
 		return e, err
 	}
