@@ -19,6 +19,7 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("GET /v1/endpoints", a.handleEndpoints)
 	mux.HandleFunc("DELETE /v1/endpoints/{ref}", a.handleRemoveEndpoint)
 	mux.HandleFunc("DELETE /v1/endpoints", a.handleDisconnect)
+	mux.HandleFunc("GET /v1/check", a.handleCheck)
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"agent_id": a.store.AgentID()})
 	})
@@ -113,4 +114,13 @@ func (a *Agent) handleDisconnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *Agent) handleCheck(w http.ResponseWriter, r *http.Request) {
+	drift, err := a.Check(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Check{Drift: drift})
 }

@@ -136,3 +136,10 @@ func (c *Client) Disconnect(ctx context.Context, network, netns string) error {
 	q := url.Values{"network": {network}, "netns": {netns}}
 	return c.Do(ctx, http.MethodDelete, "/v1/endpoints?"+q.Encode(), nil, nil)
 }
+
+// Check asks the agent to compare its state with the kernel and IPAM.
+func (c *Client) Check(ctx context.Context) (Check, error) {
+	var ch Check
+	err := c.Do(ctx, http.MethodGet, "/v1/check", nil, &ch)
+	return ch, err
+}

@@ -121,3 +121,9 @@ const (
 )
 
 func (e *Error) Error() string { return e.Message }
+
+// Check is the answer of GET /v1/check: every disagreement between state,
+// kernel and IPAM; empty when they agree.
+type Check struct {
+	Drift []string `json:"drift"`
+}

@@ -41,6 +41,26 @@ type doctorOutput struct {
 // come first; the agent's drift check joins here as another section.
 var doctorSections = []func(ctx context.Context, c *cli.Context, out *doctorOutput) error{
 	kernelSection,
+	driftSection,
+}
+
+// driftSection asks a running agent whether state, kernel and IPAM agree.
+func driftSection(ctx context.Context, c *cli.Context, out *doctorOutput) error {
+	cl := client(c)
+	defer cl.Close()
+	s := doctorSection{Name: "agent"}
+	ch, err := cl.Check(ctx)
+	switch {
+	case err != nil:
+		s.Checks = append(s.Checks, doctor.Check{Name: "drift", Skipped: true, Detail: "agent not reachable: " + err.Error()})
+	case len(ch.Drift) == 0:
+		s.Checks = append(s.Checks, doctor.Check{Name: "drift", OK: true, Detail: "state, kernel links and IPAM agree"})
+	}
+	for _, d := range ch.Drift {
+		s.Checks = append(s.Checks, doctor.Check{Name: "drift", Detail: d, Impact: "state and kernel disagree; restarting the agent reconciles them"})
+	}
+	out.Sections = append(out.Sections, s)
+	return nil
 }
 
 func kernelSection(ctx context.Context, c *cli.Context, out *doctorOutput) error {
