@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/link"
 )
 
 // drift runs `mvlan doctor` and returns the agent's drift problems.
@@ -64,12 +64,13 @@ func assertConsistent(t *testing.T, a *agentProc, prefix string) {
 	}
 }
 
-func cleanupContainers(t *testing.T, prefix string) {
+func cleanupContainers(t testing.TB, prefix string) {
 	t.Cleanup(func() {
 		paths, _ := filepath.Glob("/run/netns/" + prefix + "*")
 		for _, p := range paths {
-			_, _ = nstest.RunErr("/proc/1/ns/net", "umount", "-l", p)
-			_ = os.Remove(p)
+			if err := link.DeleteNetns(filepath.Base(p)); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
 		}
 	})
 }
