@@ -32,11 +32,12 @@ func (a *Agent) undoEndpoint(ctx context.Context, n *network, e api.Endpoint) er
 // the namespace mvlan made for it. Missing pieces are not errors.
 func (a *Agent) teardown(ctx context.Context, e api.Endpoint) error {
 	ino, err := netnsInode(e.Netns)
-	if err != nil {
-		return nil // the namespace is gone, and the link with it
-	}
-	if e.NetnsInode != 0 && ino != e.NetnsInode {
-		return nil // the path now names another namespace: not ours
+	if err != nil || (e.NetnsInode != 0 && ino != e.NetnsInode) {
+		// The path is gone or names another namespace now. The namespace
+		// may live on through its processes, and the link with our address
+		// in it: remove the link through one of them before the address
+		// is handed out again.
+		return a.detachThroughPids(ctx, e)
 	}
 	// A "creating" endpoint may not have its inode recorded yet; its path
 	// did not exist when it was stored (newEndpoint checks), so it is ours.
@@ -45,6 +46,18 @@ func (a *Agent) teardown(ctx context.Context, e api.Endpoint) error {
 		errs = append(errs, link.DeleteNetns(e.Name))
 	}
 	return errors.Join(errs...)
+}
+
+func (a *Agent) detachThroughPids(ctx context.Context, e api.Endpoint) error {
+	for _, pid := range netnsPids(e.NetnsInode) {
+		via := e
+		via.Netns = fmt.Sprintf("/proc/%d/ns/net", pid)
+		if ino, err := netnsInode(via.Netns); err != nil || ino != e.NetnsInode {
+			continue // the process moved or exited meanwhile
+		}
+		return a.detachLink(ctx, via)
+	}
+	return nil
 }
 
 func (a *Agent) detachLink(ctx context.Context, e api.Endpoint) error {

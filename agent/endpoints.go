@@ -24,7 +24,8 @@ import (
 // network. Order for crash safety: the endpoint and its addresses are
 // stored as "creating" first, then the namespace and link are made, then
 // the endpoint is marked ready; on start a "creating" endpoint is undone.
-func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (e api.Endpoint, err error) {
+func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ api.Endpoint, err error) {
+	var e api.Endpoint // the rollback below must see it, whatever is returned
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n, err := a.lookup(req.Network)

@@ -265,7 +265,14 @@ func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns
 	}
 	for _, gw := range s.Gateways {
 		r := &netlink.Route{LinkIndex: sl.targetIdx, Gw: net.IP(gw.AsSlice())}
-		if err := sl.target.RouteAdd(r); err != nil {
+		err := sl.target.RouteAdd(r)
+		if errors.Is(err, unix.EEXIST) {
+			// The namespace already has a default route (a real container,
+			// or one on another network first): it keeps it, as a Docker
+			// container keeps the gateway of the network it joined first.
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("add default route via %s: %w", gw, err)
 		}
 	}
