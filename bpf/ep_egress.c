@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * ep_egress: TC egress of an endpoint's macvlan slave, in the container's
+ * netns. Anti-spoofing: the source MAC, the IPv4/IPv6 source, the ARP sender
+ * and ND advertisements must be the endpoint's own (mac_spoof, ip_spoof,
+ * arp_spoof, nd_spoof); a frame for a local endpoint of another network is
+ * dropped (cross_network). Counts tx per network.
+ */
+#include "include/spoof.h"
+
+static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
+					 const struct ep_info *ep)
+{
+	if (!f->eth_ok)
+		return 0;
+	if (!mac_eq(f->src, ep->mac))
+		return REASON_MAC_SPOOF;
+	if (other_network(f->dst, ep->network_id))
+		return REASON_CROSS_NETWORK;
+	if (f->malformed)
+		return 0;
+	switch (f->proto) {
+	case ETH_P_IP:
+		return check_ipv4(f, ep);
+	case ETH_P_IPV6:
+		return check_ipv6(skb, f, ep);
+	case ETH_P_ARP:
+		return check_arp(f, ep);
+	}
+	return 0;
+}
+
+SEC("tc")
+int ep_egress(struct __sk_buff *skb)
+{
+	struct frame f = {};
+	struct ep_info *ep;
+	int reason;
+
+	parse_frame(skb, &f);
+	ep = lookup_self(skb);
+	reason = ep ? egress_reason(skb, &f, ep) : 0;
+	if (reason == NOT_PARSED)
+		f.malformed = 1;
+	if (f.malformed)
+		count_malformed(HOOK_EP_EGRESS, f.len);
+	if (!ep)
+		return VERDICT_NEXT;
+	if (reason > 0) {
+		count_drop(ep->network_id, reason, f.len);
+		return VERDICT_DROP;
+	}
+	count_network(ep->network_id, DIR_TX, f.len);
+	return VERDICT_NEXT;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

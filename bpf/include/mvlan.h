@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * mvlan.h: constants and the layout of every map key and value shared by
+ * mvlan's TC programs. The Go side (loader/types.go) mirrors these structs
+ * byte for byte; change both together.
+ */
+#ifndef MVLAN_H
+#define MVLAN_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+/* Verdicts: TC_ACT_UNSPEC is TCX_NEXT under TCX and "next filter" under
+ * cls_bpf, so other programs on the hook keep working. */
+#define VERDICT_NEXT TC_ACT_UNSPEC
+#define VERDICT_DROP TC_ACT_SHOT
+
+#define ETH_ALEN 6
+#define ETH_HLEN 14
+#define ETH_P_IP 0x0800
+#define ETH_P_ARP 0x0806
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define VLAN_VID_MASK 0x0fff
+#define MAX_VLAN_TAGS 2
+
+/* Hooks, the index of the malformed counter array. */
+enum hook {
+	HOOK_EP_EGRESS = 0,
+	HOOK_EP_INGRESS = 1,
+	HOOK_PARENT_INGRESS = 2,
+	HOOK_PARENT_EGRESS = 3,
+	HOOK_MAX = 4,
+};
+
+/* Drop reasons (drop_stats key). */
+enum drop_reason {
+	REASON_MAC_SPOOF = 1,
+	REASON_IP_SPOOF = 2,
+	REASON_ARP_SPOOF = 3,
+	REASON_ND_SPOOF = 4,
+	REASON_CROSS_NETWORK = 5,
+};
+
+/* Network ids index the per-CPU array net_stats: 0 < id < MAX_NETWORKS. */
+#define MAX_NETWORKS 4096
+
+enum direction { DIR_RX = 0, DIR_TX = 1 };
+enum flood_kind { FLOOD_BROADCAST = 0, FLOOD_MULTICAST = 1 };
+enum ip_family { FAMILY_V4 = 4, FAMILY_V6 = 6 };
+
+/* ep_table: which endpoint a program runs for. */
+struct ep_key {
+	__u64 netns_cookie; /* SO_NETNS_COOKIE of the endpoint's netns */
+	__u32 ifindex;      /* the slave's ifindex inside that netns */
+	__u32 pad;
+};
+
+/* The endpoint's own addresses are inline, so the anti-spoofing checks of
+ * the hot path need no further look-up. */
+#define EP_MAX_V4 2
+#define EP_MAX_V6 4
+
+struct ep_info {
+	__u8 mac[ETH_ALEN];
+	__u8 n4; /* ip4[0..n4) are valid */
+	__u8 n6; /* ip6[0..n6) are valid (the link-local included) */
+	__u32 network_id;
+	__be32 ip4[EP_MAX_V4];
+	__be32 ip6[EP_MAX_V6][4];
+};
+
+/* ep_by_mac: MAC of a local endpoint -> its network. */
+struct mac_key {
+	__u8 mac[ETH_ALEN];
+	__u16 pad;
+};
+
+struct mac_info {
+	__u32 network_id;
+	__u32 pad;
+};
+
+/* ep_by_ip: address of a local endpoint -> its MAC and network. Addresses
+ * are unique host-wide (the agent refuses overlapping subnets). IPv4 uses
+ * addr[0..3], the rest is zero. */
+struct ip_key {
+	__u8 family; /* FAMILY_V4 or FAMILY_V6 */
+	__u8 pad[3];
+	__u8 addr[16];
+};
+
+struct ip_info {
+	__u8 mac[ETH_ALEN];
+	__u16 pad;
+	__u32 network_id;
+};
+
+/* parents: key is the parent's ifindex in the agent's netns. */
+struct parent_info {
+	__u32 network_id;
+	__u16 vid; /* the network's VLAN: label of untagged frames on this link */
+	__u16 pad;
+};
+
+/* Counter values. */
+struct pb {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct traffic {
+	struct pb rx;
+	struct pb tx;
+};
+
+struct vlan_key {
+	__u32 ifindex;
+	__u16 vid;
+	__u16 pad;
+};
+
+struct netvlan_key {
+	__u32 network_id;
+	__u16 vid;
+	__u16 pad;
+};
+
+struct flood_key {
+	__u32 network_id;
+	__u16 vid;
+	__u8 kind;
+	__u8 dir;
+};
+
+struct drop_key {
+	__u32 network_id;
+	__u32 reason;
+};
+
+#endif /* MVLAN_H */

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * parent.h: what parent_ingress and parent_egress share. Both run on a
+ * network's parent link and on the trunk below a sub-interface, in the
+ * agent's netns.
+ *
+ * Per-VLAN counters are keyed by (ifindex, vid): vid is the tag from the skb
+ * metadata or the frame; an untagged frame counts under the VLAN of the
+ * link's parents entry (a sub-interface's VID), else 0.
+ *
+ * Network-level counters (flood, hairpin, east-west) are counted only for
+ * untagged frames on a link with a parents entry, so a frame seen on both a
+ * sub-interface and its trunk counts once.
+ */
+#ifndef MVLAN_PARENT_H
+#define MVLAN_PARENT_H
+
+#include "counters.h"
+#include "tables.h"
+
+static __always_inline void count_flood(const struct frame *f,
+					const struct parent_info *p,
+					enum direction dir)
+{
+	struct flood_key key = {
+		.network_id = p->network_id,
+		.vid = p->vid,
+		.kind = mac_is_broadcast(f->dst) ? FLOOD_BROADCAST : FLOOD_MULTICAST,
+		.dir = dir,
+	};
+
+	count_pb(&flood_stats, &key, f->len);
+}
+
+/* same_network: mac is a local endpoint's of network_id. */
+static __always_inline int same_network(const __u8 *mac, __u32 network_id)
+{
+	struct mac_info *m = ep_of_mac(mac);
+
+	return m && m->network_id == network_id;
+}
+
+/* src_owner returns the local endpoint owning the source IP of an IPv4 or
+ * IPv6 frame, or NULL; *is_ip tells whether the frame had a source IP. */
+static __always_inline struct ip_info *src_owner(const struct frame *f, int *is_ip)
+{
+	void *l3 = f->data + f->l3off;
+
+	*is_ip = 0;
+	if (f->malformed)
+		return NULL;
+	if (f->proto == ETH_P_IP) {
+		struct ipv4_hdr *ip = l3;
+
+		if ((void *)(ip + 1) > f->end)
+			return NULL;
+		*is_ip = 1;
+		return ep_of_ip(FAMILY_V4, ip->saddr);
+	}
+	if (f->proto == ETH_P_IPV6) {
+		struct ipv6_hdr *ip = l3;
+
+		if ((void *)(ip + 1) > f->end)
+			return NULL;
+		*is_ip = 1;
+		return ep_of_ip(FAMILY_V6, ip->saddr);
+	}
+	return NULL;
+}
+
+/* count_network_level: flood in both directions; on ingress, hairpin (the
+ * source IP is a local endpoint's, the source MAC is not) or east-west (a
+ * unicast frame between two local endpoints of the parent's network; for IP
+ * frames the source IP must be the sender's). One look-up for the common
+ * frame from the wire. */
+static __always_inline void count_network_level(const struct frame *f,
+						const struct parent_info *p,
+						enum direction dir)
+{
+	struct netvlan_key key = { .network_id = p->network_id, .vid = p->vid };
+	struct ip_info *owner;
+	int is_ip, ew;
+
+	if (mac_is_multicast(f->dst))
+		count_flood(f, p, dir);
+	if (dir != DIR_RX)
+		return;
+	owner = src_owner(f, &is_ip);
+	if (owner && !mac_eq(owner->mac, f->src)) {
+		count_pb(&hairpin_stats, &key, f->len);
+		return;
+	}
+	if (owner)
+		ew = owner->network_id == p->network_id;
+	else
+		ew = !is_ip && same_network(f->src, p->network_id);
+	if (ew && same_network(f->dst, p->network_id))
+		count_pb(&eastwest_stats, &key, f->len);
+}
+
+static __always_inline int handle_parent(struct __sk_buff *skb,
+					 enum direction dir, enum hook hook)
+{
+	struct frame f = {};
+	__u32 ifindex = skb->ifindex;
+	struct parent_info *p;
+
+	parse_frame(skb, &f);
+	if (f.malformed)
+		count_malformed(hook, f.len);
+	p = bpf_map_lookup_elem(&parents, &ifindex);
+	count_vlan(ifindex, f.tagged ? f.vid : (p ? p->vid : 0), dir, f.len);
+	if (p && f.eth_ok && !f.tagged)
+		count_network_level(&f, p, dir);
+	return VERDICT_NEXT;
+}
+
+#endif /* MVLAN_PARENT_H */

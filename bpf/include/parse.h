@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * parse.h: bounds-checked parsing of Ethernet, up to two VLAN tags and the
+ * L3 header (IPv4, IPv6, ARP). Every packet access is preceded by a check
+ * against data_end; a frame shorter than a header it announces is marked
+ * malformed and never dropped for it.
+ */
+#ifndef MVLAN_PARSE_H
+#define MVLAN_PARSE_H
+
+#include "mvlan.h"
+
+/* Headers are pulled into the linear area up to this many bytes. */
+#define PULL_LEN 128
+
+struct eth_hdr {
+	__u8 dst[ETH_ALEN];
+	__u8 src[ETH_ALEN];
+	__be16 proto;
+} __attribute__((packed));
+
+struct vlan_tag {
+	__be16 tci;
+	__be16 proto;
+} __attribute__((packed));
+
+struct ipv4_hdr {
+	__u8 ver_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__u16 check;
+	__u8 saddr[4];
+	__u8 daddr[4];
+} __attribute__((packed));
+
+struct ipv6_hdr {
+	__be32 ver_tc_flow;
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+} __attribute__((packed));
+
+struct arp_hdr {
+	__be16 htype;
+	__be16 ptype;
+	__u8 hlen;
+	__u8 plen;
+	__be16 op;
+} __attribute__((packed));
+
+/* The Ethernet/IPv4 body that follows struct arp_hdr. */
+struct arp_eth_ipv4 {
+	__u8 sha[ETH_ALEN];
+	__u8 spa[4];
+	__u8 tha[ETH_ALEN];
+	__u8 tpa[4];
+} __attribute__((packed));
+
+struct frame {
+	void *data;
+	void *end;
+	__u64 len;      /* skb->len: the bytes every counter adds */
+	__u32 l3off;    /* offset of the L3 header */
+	__u16 proto;    /* ethertype after the tags, host order */
+	__u16 vid;      /* VLAN from skb metadata, else the outer tag */
+	__u8 tagged;    /* a tag was in the metadata or the frame */
+	__u8 eth_ok;    /* Ethernet header and tags complete */
+	__u8 malformed; /* some announced header is truncated */
+	__u8 pad;
+	__u8 src[ETH_ALEN];
+	__u8 dst[ETH_ALEN];
+};
+
+static __always_inline void mac_copy(__u8 *dst, const __u8 *src)
+{
+	dst[0] = src[0];
+	dst[1] = src[1];
+	dst[2] = src[2];
+	dst[3] = src[3];
+	dst[4] = src[4];
+	dst[5] = src[5];
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] &&
+	       a[3] == b[3] && a[4] == b[4] && a[5] == b[5];
+}
+
+static __always_inline int mac_is_multicast(const __u8 *m)
+{
+	return m[0] & 1;
+}
+
+static __always_inline int mac_is_broadcast(const __u8 *m)
+{
+	return (m[0] & m[1] & m[2] & m[3] & m[4] & m[5]) == 0xff;
+}
+
+/* Make the headers linear when the skb is not (never on the fast path). */
+static __always_inline void pull_headers(struct __sk_buff *skb)
+{
+	__u32 want = skb->len < PULL_LEN ? skb->len : PULL_LEN;
+
+	if ((void *)(long)skb->data + want > (void *)(long)skb->data_end)
+		bpf_skb_pull_data(skb, want);
+}
+
+static __always_inline int is_vlan_proto(__be16 proto)
+{
+	return proto == bpf_htons(ETH_P_8021Q) ||
+	       proto == bpf_htons(ETH_P_8021AD);
+}
+
+/* parse_tags walks up to MAX_VLAN_TAGS tags; the first one found gives the
+ * VID unless the skb metadata already did. */
+static __always_inline int parse_tags(struct frame *f, __be16 *proto)
+{
+#pragma unroll
+	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+		struct vlan_tag *tag = f->data + f->l3off;
+
+		if (!is_vlan_proto(*proto))
+			break;
+		if ((void *)(tag + 1) > f->end)
+			return -1;
+		if (!f->tagged) {
+			f->tagged = 1;
+			f->vid = bpf_ntohs(tag->tci) & VLAN_VID_MASK;
+		}
+		*proto = tag->proto;
+		f->l3off += sizeof(*tag);
+	}
+	return 0;
+}
+
+static __always_inline int l3_truncated(struct frame *f)
+{
+	void *l3 = f->data + f->l3off;
+
+	if (f->proto == ETH_P_IP) {
+		struct ipv4_hdr *ip = l3;
+
+		if ((void *)(ip + 1) > f->end)
+			return 1;
+		return (ip->ver_ihl & 0x0f) < 5 ||
+		       f->l3off + (ip->ver_ihl & 0x0f) * 4 > f->len;
+	}
+	if (f->proto == ETH_P_IPV6)
+		return l3 + sizeof(struct ipv6_hdr) > f->end;
+	if (f->proto == ETH_P_ARP) {
+		struct arp_hdr *arp = l3;
+
+		if ((void *)(arp + 1) > f->end)
+			return 1;
+		if (arp->hlen == ETH_ALEN && arp->plen == 4)
+			return (void *)(arp + 1) + sizeof(struct arp_eth_ipv4) > f->end;
+	}
+	return 0;
+}
+
+/* parse_frame fills f. f->eth_ok tells whether the addresses and tags are
+ * valid; f->malformed whether anything announced is cut short. */
+static __always_inline void parse_frame(struct __sk_buff *skb, struct frame *f)
+{
+	struct eth_hdr *eth;
+	__be16 proto;
+
+	pull_headers(skb);
+	f->data = (void *)(long)skb->data;
+	f->end = (void *)(long)skb->data_end;
+	f->len = skb->len;
+	if (skb->vlan_present) {
+		f->tagged = 1;
+		f->vid = skb->vlan_tci & VLAN_VID_MASK;
+	}
+	eth = f->data;
+	if ((void *)(eth + 1) > f->end) {
+		f->malformed = 1;
+		return;
+	}
+	mac_copy(f->src, eth->src);
+	mac_copy(f->dst, eth->dst);
+	proto = eth->proto;
+	f->l3off = sizeof(*eth);
+	if (parse_tags(f, &proto) < 0) {
+		f->malformed = 1;
+		return;
+	}
+	f->proto = bpf_ntohs(proto);
+	f->eth_ok = 1;
+	f->malformed = l3_truncated(f);
+}
+
+#endif /* MVLAN_PARSE_H */

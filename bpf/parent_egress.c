@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * parent_egress: TC egress of a network's parent link (and of the trunk
+ * below a sub-interface). Counts per-VLAN tx packets and bytes and flood
+ * frames; never drops. See include/parent.h.
+ */
+#include "include/parent.h"
+
+SEC("tc")
+int parent_egress(struct __sk_buff *skb)
+{
+	return handle_parent(skb, DIR_TX, HOOK_PARENT_EGRESS);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

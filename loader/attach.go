@@ -1,0 +1,271 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// Mode is how programs are attached to a link's TC hooks.
+type Mode string
+
+const (
+	// ModeTCX attaches with TCX links (Linux >= 6.6), pinned under
+	// pinDir/links.
+	ModeTCX Mode = "tcx"
+	// ModeTC attaches with a clsact qdisc and direct-action cls_bpf filters
+	// at priority FilterPriority, handle FilterHandle.
+	ModeTC Mode = "tc"
+)
+
+// Hook is a TC hook of a link.
+type Hook string
+
+const (
+	Ingress Hook = "ingress"
+	Egress  Hook = "egress"
+)
+
+// Attachment is a program this Datapath attached (for mvlan_attach_info).
+type Attachment struct {
+	Netns       string // netns path given to Attach* ("" is the agent's)
+	NetnsCookie uint64
+	Ifindex     int
+	Hook        Hook
+	Program     string // ep_ingress, ep_egress, parent_ingress, parent_egress
+	Mode        Mode
+}
+
+type attachKey struct {
+	cookie  uint64
+	ifindex int
+	hook    Hook
+}
+
+type ifaceKey struct {
+	cookie  uint64
+	ifindex int
+}
+
+// target is one link in one netns.
+type target struct {
+	netns   string
+	cookie  uint64
+	ifindex int
+}
+
+// ResolveMode turns --attach-mode (auto, tcx or tc) into a Mode: auto picks
+// TCX where the kernel has it, else tc; tcx fails where the kernel lacks it.
+// The probe attaches nothing (it asks for a link on a nonexistent ifindex).
+func ResolveMode(want string) (Mode, error) {
+	switch want {
+	case "tc":
+		return ModeTC, nil
+	case "auto", "tcx":
+	default:
+		return "", fmt.Errorf("attach mode %q: want auto, tcx or tc", want)
+	}
+	ok, err := haveTCX()
+	switch {
+	case err != nil:
+		return "", err
+	case ok:
+		return ModeTCX, nil
+	case want == "auto":
+		return ModeTC, nil
+	}
+	return "", errors.New("attach mode tcx: the kernel has no TCX (needs Linux 6.6); use tc or auto")
+}
+
+func haveTCX() (bool, error) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.SchedCLS,
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, -1), asm.Return()},
+	})
+	if err != nil {
+		return false, fmt.Errorf("probe tcx: load program: %w", err)
+	}
+	defer prog.Close()
+	l, err := link.AttachTCX(link.TCXOptions{Interface: math.MaxInt32, Program: prog, Attach: ebpf.AttachTCXIngress})
+	switch {
+	case err == nil:
+		return true, l.Close()
+	case errors.Is(err, unix.ENODEV):
+		return true, nil
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return false, nil
+	}
+	return false, fmt.Errorf("probe tcx: %w", err)
+}
+
+// AttachEndpoint attaches ep_ingress and ep_egress to the endpoint's macvlan
+// slave (ifindex inside the netns at netnsPath). Call SetEndpoint first:
+// until the endpoint is in the table its programs pass everything. Calling
+// it again (e.g. after an agent restart, or with another mode) replaces our
+// programs and never adds a second copy.
+func (d *Datapath) AttachEndpoint(ctx context.Context, netnsPath string, ifindex int, mode Mode) error {
+	t, err := newTarget(netnsPath, ifindex)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	progs, err := d.endpointPrograms(t.cookie)
+	if err != nil {
+		return err
+	}
+	progs.users[ifindex] = true
+	return d.attachPair(ctx, t, mode, progs.ingress, progs.egress, "ep_ingress", "ep_egress")
+}
+
+// AttachParent attaches parent_ingress and parent_egress to a parent link or
+// trunk (ifindex inside the netns at netnsPath, "" for the agent's own).
+// Idempotent like AttachEndpoint.
+func (d *Datapath) AttachParent(ctx context.Context, netnsPath string, ifindex int, mode Mode) error {
+	t, err := newTarget(netnsPath, ifindex)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.attachPair(ctx, t, mode, d.parentIngress, d.parentEgress, "parent_ingress", "parent_egress")
+}
+
+func newTarget(netnsPath string, ifindex int) (target, error) {
+	if ifindex <= 0 {
+		return target{}, fmt.Errorf("ifindex %d: want a positive ifindex", ifindex)
+	}
+	cookie, err := NetnsCookie(netnsPath)
+	if err != nil {
+		return target{}, err
+	}
+	return target{netns: netnsPath, cookie: cookie, ifindex: ifindex}, nil
+}
+
+func (d *Datapath) attachPair(ctx context.Context, t target, mode Mode, in, eg *ebpf.Program, inName, egName string) error {
+	if err := d.attach(ctx, t, Ingress, in, inName, mode); err != nil {
+		return err
+	}
+	return d.attach(ctx, t, Egress, eg, egName, mode)
+}
+
+// attach puts prog on one hook in mode, after removing what we attached
+// there in the other mode.
+func (d *Datapath) attach(ctx context.Context, t target, hook Hook, prog *ebpf.Program, name string, mode Mode) error {
+	var err error
+	switch mode {
+	case ModeTCX:
+		if err = d.detachTC(ctx, t, hook); err == nil {
+			err = d.attachTCX(t, hook, prog)
+		}
+	case ModeTC:
+		if err = d.detachTCX(t, hook); err == nil {
+			err = d.attachTC(ctx, t, hook, prog, name)
+		}
+	default:
+		return fmt.Errorf("attach mode %q: want %s or %s", mode, ModeTCX, ModeTC)
+	}
+	if err != nil {
+		return fmt.Errorf("attach %s to ifindex %d (%s) %s: %w", name, t.ifindex, nsName(t.netns), hook, err)
+	}
+	d.attached[attachKey{t.cookie, t.ifindex, hook}] = Attachment{
+		Netns: t.netns, NetnsCookie: t.cookie, Ifindex: t.ifindex, Hook: hook, Program: name, Mode: mode,
+	}
+	return nil
+}
+
+// DetachEndpoint removes what AttachEndpoint attached (in either mode) and
+// nothing else. A netns or link that is already gone is not an error.
+func (d *Datapath) DetachEndpoint(ctx context.Context, netnsPath string, ifindex int) error {
+	return d.detachLink(ctx, netnsPath, ifindex, true)
+}
+
+// DetachParent removes what AttachParent attached (in either mode) and
+// nothing else. A link that is already gone is not an error.
+func (d *Datapath) DetachParent(ctx context.Context, netnsPath string, ifindex int) error {
+	return d.detachLink(ctx, netnsPath, ifindex, false)
+}
+
+func (d *Datapath) detachLink(ctx context.Context, netnsPath string, ifindex int, endpoint bool) error {
+	t, err := newTarget(netnsPath, ifindex)
+	if errors.Is(err, unix.ENOENT) {
+		return d.forgetGoneNetns(netnsPath, ifindex, endpoint)
+	}
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	for _, hook := range []Hook{Ingress, Egress} {
+		errs = append(errs, d.detachTCX(t, hook), d.detachTC(ctx, t, hook))
+		delete(d.attached, attachKey{t.cookie, t.ifindex, hook})
+	}
+	errs = append(errs, d.dropQdiscIfOurs(ctx, t))
+	if endpoint {
+		errs = append(errs, d.releaseEndpointPrograms(t.cookie, ifindex))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("detach from ifindex %d (%s): %w", ifindex, nsName(netnsPath), err)
+	}
+	return nil
+}
+
+// forgetGoneNetns cleans up after a netns that no longer exists: the kernel
+// removed its links, and their programs, filters and qdiscs, with it; what
+// remains are our pins and records.
+func (d *Datapath) forgetGoneNetns(netnsPath string, ifindex int, endpoint bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	for k, a := range d.attached {
+		if a.Netns != netnsPath || a.Ifindex != ifindex {
+			continue
+		}
+		delete(d.attached, k)
+		delete(d.qdiscs, ifaceKey{k.cookie, k.ifindex})
+		errs = append(errs, d.detachTCX(target{cookie: k.cookie, ifindex: ifindex}, k.hook))
+		if endpoint {
+			errs = append(errs, d.releaseEndpointPrograms(k.cookie, ifindex))
+		}
+	}
+	_, err := d.pruneLinksLocked()
+	return errors.Join(append(errs, err)...)
+}
+
+// Attachments lists what this Datapath attached (since Load), sorted by
+// netns cookie, ifindex and hook.
+func (d *Datapath) Attachments() []Attachment {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]Attachment, 0, len(d.attached))
+	for _, a := range d.attached {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.NetnsCookie != b.NetnsCookie {
+			return a.NetnsCookie < b.NetnsCookie
+		}
+		if a.Ifindex != b.Ifindex {
+			return a.Ifindex < b.Ifindex
+		}
+		return a.Hook < b.Hook
+	})
+	return out
+}
+
+func nsName(netnsPath string) string {
+	if netnsPath == "" {
+		return "own netns"
+	}
+	return netnsPath
+}

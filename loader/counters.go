@@ -1,0 +1,240 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+)
+
+// Counter is a packet and byte count.
+type Counter struct {
+	Packets uint64
+	Bytes   uint64
+}
+
+// Traffic is a counter per direction.
+type Traffic struct {
+	Rx Counter
+	Tx Counter
+}
+
+// Direction is rx (ingress) or tx (egress).
+type Direction string
+
+const (
+	Rx Direction = "rx"
+	Tx Direction = "tx"
+)
+
+// FloodKind is broadcast or multicast.
+type FloodKind string
+
+const (
+	Broadcast FloodKind = "broadcast"
+	Multicast FloodKind = "multicast"
+)
+
+// DropReason is why a program dropped a frame.
+type DropReason string
+
+const (
+	MACSpoof     DropReason = "mac_spoof"
+	IPSpoof      DropReason = "ip_spoof"
+	ARPSpoof     DropReason = "arp_spoof"
+	NDSpoof      DropReason = "nd_spoof"
+	CrossNetwork DropReason = "cross_network"
+)
+
+var dropReasons = map[uint32]DropReason{1: MACSpoof, 2: IPSpoof, 3: ARPSpoof, 4: NDSpoof, 5: CrossNetwork}
+
+// Programs, by their hook index in the malformed map.
+var programNames = [hookCount]string{"ep_egress", "ep_ingress", "parent_ingress", "parent_egress"}
+
+// VLANKey identifies a per-VLAN counter: the link (parent or trunk, ifindex
+// in the agent's netns) and the VLAN (0: untagged on a link without a VLAN).
+type VLANKey struct {
+	Ifindex int
+	VID     uint16
+}
+
+// NetVLAN identifies a network-level counter.
+type NetVLAN struct {
+	NetworkID uint32
+	VID       uint16
+}
+
+// FloodKey identifies a flood counter.
+type FloodKey struct {
+	NetworkID uint32
+	VID       uint16
+	Kind      FloodKind
+	Direction Direction
+}
+
+// DropKey identifies a drop counter: the network of the endpoint whose
+// program dropped, and why.
+type DropKey struct {
+	NetworkID uint32
+	Reason    DropReason
+}
+
+// Snapshot holds every counter, summed over CPUs. Values are absolute
+// (since the maps were created, surviving agent restarts).
+type Snapshot struct {
+	VLAN      map[VLANKey]Traffic  // parent links, per VLAN
+	Network   map[uint32]Traffic   // endpoints, per network
+	Flood     map[FloodKey]Counter // broadcast and multicast on parents
+	Hairpin   map[NetVLAN]Counter  // routed back to a local network
+	EastWest  map[NetVLAN]Counter  // between local endpoints of a network
+	Drops     map[DropKey]Counter
+	Malformed map[string]Counter // by program name; truncated frames, passed
+}
+
+// Counters reads every counter map.
+func (d *Datapath) Counters() (Snapshot, error) {
+	s := Snapshot{
+		VLAN: map[VLANKey]Traffic{}, Network: map[uint32]Traffic{}, Flood: map[FloodKey]Counter{},
+		Hairpin: map[NetVLAN]Counter{}, EastWest: map[NetVLAN]Counter{}, Drops: map[DropKey]Counter{},
+		Malformed: map[string]Counter{},
+	}
+	err := readPerCPU(d.maps["vlan_stats"], func(k vlanKey, v []trafficValue) {
+		s.VLAN[VLANKey{int(k.Ifindex), k.VID}] = sumTraffic(v)
+	})
+	if err == nil {
+		err = readPerCPU(d.maps["net_stats"], func(k uint32, v []trafficValue) {
+			if t := sumTraffic(v); t != (Traffic{}) {
+				s.Network[k] = t
+			}
+		})
+	}
+	if err == nil {
+		err = readPerCPU(d.maps["flood_stats"], func(k floodKey, v []pbValue) {
+			s.Flood[FloodKey{k.NetworkID, k.VID, floodKind(k.Kind), direction(k.Dir)}] = sumPB(v)
+		})
+	}
+	if err == nil {
+		err = readPerCPU(d.maps["hairpin_stats"], func(k netVLANKey, v []pbValue) { s.Hairpin[NetVLAN{k.NetworkID, k.VID}] = sumPB(v) })
+	}
+	if err == nil {
+		err = readPerCPU(d.maps["eastwest_stats"], func(k netVLANKey, v []pbValue) { s.EastWest[NetVLAN{k.NetworkID, k.VID}] = sumPB(v) })
+	}
+	if err == nil {
+		err = readPerCPU(d.maps["drop_stats"], func(k dropKey, v []pbValue) { s.Drops[DropKey{k.NetworkID, dropReason(k.Reason)}] = sumPB(v) })
+	}
+	if err == nil {
+		err = readPerCPU(d.maps["malformed"], func(k uint32, v []pbValue) {
+			if c := sumPB(v); k < hookCount && c.Packets > 0 {
+				s.Malformed[programNames[k]] = c
+			}
+		})
+	}
+	return s, err
+}
+
+func readPerCPU[K any, V any](m *ebpf.Map, fn func(K, []V)) error {
+	var k K
+	var v []V
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		fn(k, v)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read counters: %w", err)
+	}
+	return nil
+}
+
+func sumPB(vs []pbValue) Counter {
+	var c Counter
+	for _, v := range vs {
+		c.Packets += v.Packets
+		c.Bytes += v.Bytes
+	}
+	return c
+}
+
+func sumTraffic(vs []trafficValue) Traffic {
+	var t Traffic
+	for _, v := range vs {
+		t.Rx.Packets += v.Rx.Packets
+		t.Rx.Bytes += v.Rx.Bytes
+		t.Tx.Packets += v.Tx.Packets
+		t.Tx.Bytes += v.Tx.Bytes
+	}
+	return t
+}
+
+func floodKind(k uint8) FloodKind {
+	if k == 0 {
+		return Broadcast
+	}
+	return Multicast
+}
+
+func direction(d uint8) Direction {
+	if d == 0 {
+		return Rx
+	}
+	return Tx
+}
+
+func dropReason(r uint32) DropReason {
+	if s, ok := dropReasons[r]; ok {
+		return s
+	}
+	return DropReason(fmt.Sprintf("reason_%d", r))
+}
+
+// ForgetNetwork zeroes and removes every counter of a network (call it when
+// the network is removed, before its id is used again).
+func (d *Datapath) ForgetNetwork(networkID uint32) error {
+	if err := checkNetworkID(networkID); err != nil {
+		return err
+	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return err
+	}
+	if err := d.maps["net_stats"].Put(&networkID, make([]trafficValue, ncpu)); err != nil {
+		return fmt.Errorf("reset counters of network %d: %w", networkID, err)
+	}
+	err = deleteWhere(d.maps["flood_stats"], func(k floodKey) bool { return k.NetworkID == networkID })
+	if err == nil {
+		err = deleteWhere(d.maps["hairpin_stats"], func(k netVLANKey) bool { return k.NetworkID == networkID })
+	}
+	if err == nil {
+		err = deleteWhere(d.maps["eastwest_stats"], func(k netVLANKey) bool { return k.NetworkID == networkID })
+	}
+	if err == nil {
+		err = deleteWhere(d.maps["drop_stats"], func(k dropKey) bool { return k.NetworkID == networkID })
+	}
+	return err
+}
+
+// deleteWhere deletes the keys of a hash map for which match is true.
+func deleteWhere[K any](m *ebpf.Map, match func(K) bool) error {
+	var keys []K
+	var cur, next K
+	var prev any // nil: start from the first key
+	for {
+		err := m.NextKey(prev, &next)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: %w", m, err)
+		}
+		if match(next) {
+			keys = append(keys, next)
+		}
+		cur = next
+		prev = &cur
+	}
+	for i := range keys {
+		if err := deleteKey(m, &keys[i]); err != nil {
+			return fmt.Errorf("delete from %s: %w", m, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package loader
+
+import (
+	"net/netip"
+	"testing"
+)
+
+// The fixture: endpoints A and B of network 1 and C of network 2. A is the
+// endpoint the test runs act for: test runs use the loopback device of the
+// test's netns, ifindex 1, so A is keyed {testCookie, 1}.
+const (
+	testCookie = 42
+	netA       = 1
+	netC       = 2
+)
+
+var (
+	macA      = mac("02:00:00:00:00:0a")
+	macB      = mac("02:00:00:00:00:0b")
+	macC      = mac("02:00:00:00:00:0c")
+	macRouter = mac("02:00:00:00:00:fe")
+	macEvil   = mac("02:00:00:00:00:66")
+	llA       = linkLocal([6]byte(macA)).String()
+)
+
+func setupEndpoints(t testing.TB, d *Datapath) {
+	t.Helper()
+	eps := []Endpoint{
+		{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA,
+			IPs: []netip.Addr{netip.MustParseAddr("10.1.0.10"), netip.MustParseAddr("2001:db8:1::10")}},
+		{NetnsCookie: 43, Ifindex: 1, MAC: macB, NetworkID: netA, IPs: []netip.Addr{netip.MustParseAddr("10.1.0.11")}},
+		{NetnsCookie: 44, Ifindex: 7, MAC: macC, NetworkID: netC, IPs: []netip.Addr{netip.MustParseAddr("10.2.0.12")}},
+	}
+	for _, ep := range eps {
+		if err := d.SetEndpoint(ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type progCase struct {
+	name    string
+	frame   []byte
+	verdict uint32
+	want    func(n int) counts // deltas for a frame of n bytes
+}
+
+func runCases(t *testing.T, d *Datapath, prog string, cases []progCase) {
+	p, err := d.endpointPrograms(testCookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	progs := map[string]any{"ep_egress": p.egress, "ep_ingress": p.ingress, "parent_ingress": d.parentIngress, "parent_egress": d.parentEgress}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := snapshot(t, d)
+			if got := run(t, progs[prog].(runner), c.frame); got != c.verdict {
+				t.Errorf("verdict %#x, want %#x", got, c.verdict)
+			}
+			expectDelta(t, d, before, c.want(len(c.frame)))
+		})
+	}
+}
+
+func txA(n int) counts { return counts{"net 1 tx": one(n)} }
+
+func dropA(reason string) func(int) counts {
+	return func(n int) counts { return counts{"drop 1 " + reason: one(n)} }
+}
+
+func v4(src, dst string) []byte   { return ipv4Packet(src, dst, 1, icmpEcho(8, 32)) }
+func v6(src, dst string) []byte   { return ipv6Packet(src, dst, 58, icmpEcho(128, 32)) }
+func na(target, ll string) []byte { return ipv6Packet(ll, "ff02::1", 58, neighborAdvert(target, macA)) }
+
+func TestEndpointEgress(t *testing.T) {
+	d := newTestDatapath(t)
+	setupEndpoints(t, d)
+	hopByHop := append([]byte{58, 0, 5, 2, 0, 0, 1, 0}, neighborAdvert("2001:db8:1::99", nil)...)
+	cases := []progCase{
+		{"ipv4 own", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, txA},
+		{"ipv6 own", ethFrame(macRouter, macA, 0x86dd, v6("2001:db8:1::10", "2001:db8:2::1")), verdictNext, txA},
+		{"ipv6 own link-local", ethFrame(macRouter, macA, 0x86dd, v6(llA, "fe80::1")), verdictNext, txA},
+		{"ipv6 unspecified (DAD)", ethFrame(mac("33:33:ff:00:00:10"), macA, 0x86dd, v6("::", "ff02::1:ff00:10")), verdictNext, txA},
+		{"arp own", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "10.1.0.10", make([]byte, 6), "10.1.0.1")), verdictNext, txA},
+		{"arp probe", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "0.0.0.0", make([]byte, 6), "10.1.0.10")), verdictNext, txA},
+		{"nd own", ethFrame(mac("33:33:00:00:00:01"), macA, 0x86dd, na("2001:db8:1::10", llA)), verdictNext, txA},
+		{"to same network", ethFrame(macB, macA, 0x0800, v4("10.1.0.10", "10.1.0.11")), verdictNext, txA},
+		{"other ethertype", ethFrame(mac("01:80:c2:00:00:0e"), macA, 0x88cc, make([]byte, 46)), verdictNext, txA},
+		{"mac spoof", ethFrame(macRouter, macEvil, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictDrop, dropA("mac_spoof")},
+		{"mac spoof of a neighbour", ethFrame(macRouter, macB, 0x0800, v4("10.1.0.11", "10.2.0.12")), verdictDrop, dropA("mac_spoof")},
+		{"ipv4 spoof", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.99", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
+		{"ipv4 spoof of a neighbour", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.11", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
+		{"ipv6 spoof", ethFrame(macRouter, macA, 0x86dd, v6("2001:db8:1::99", "2001:db8:2::1")), verdictDrop, dropA("ip_spoof")},
+		{"ipv4 spoof behind a vlan tag", tagged(ethFrame(macRouter, macA, 0x0800, v4("10.9.9.9", "10.2.0.12")), 0x8100, 5), verdictDrop, dropA("ip_spoof")},
+		{"arp sender mac spoof", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(2, macB, "10.1.0.10", macRouter, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
+		{"arp sender ip spoof", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(2, macA, "10.1.0.1", macRouter, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
+		{"nd foreign target", ethFrame(mac("33:33:00:00:00:01"), macA, 0x86dd, na("2001:db8:1::99", llA)), verdictDrop, dropA("nd_spoof")},
+		{"nd foreign lladdr", ethFrame(mac("33:33:00:00:00:01"), macA, 0x86dd,
+			ipv6Packet(llA, "ff02::1", 58, neighborAdvert("2001:db8:1::10", macB))), verdictDrop, dropA("nd_spoof")},
+		{"nd foreign target behind hop-by-hop", ethFrame(mac("33:33:00:00:00:01"), macA, 0x86dd, ipv6Packet(llA, "ff02::1", 0, hopByHop)), verdictDrop, dropA("nd_spoof")},
+		{"to another network", ethFrame(macC, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictDrop, dropA("cross_network")},
+		{"truncated ipv4", ethFrame(macRouter, macA, 0x0800, longIHL(v4("10.9.9.9", "10.2.0.12")[:20])), verdictNext, func(n int) counts {
+			return counts{"net 1 tx": one(n), "malformed ep_egress": one(n)}
+		}},
+		{"truncated vlan tag", append(ethFrame(macRouter, macA, 0x8100, nil), 0, 5), verdictNext, func(n int) counts {
+			return counts{"net 1 tx": one(n), "malformed ep_egress": one(n)}
+		}},
+		{"truncated nd", ethFrame(mac("33:33:00:00:00:01"), macA, 0x86dd, ipv6Packet(llA, "ff02::1", 58, []byte{136, 0, 0, 0})), verdictNext, func(n int) counts {
+			return counts{"net 1 tx": one(n), "malformed ep_egress": one(n)}
+		}},
+	}
+	runCases(t, d, "ep_egress", cases)
+}
+
+func TestEndpointIngress(t *testing.T) {
+	d := newTestDatapath(t)
+	setupEndpoints(t, d)
+	rxA := func(n int) counts { return counts{"net 1 rx": one(n)} }
+	runCases(t, d, "ep_ingress", []progCase{
+		{"routed", ethFrame(macA, macRouter, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictNext, rxA},
+		{"same network", ethFrame(macA, macB, 0x0800, v4("10.1.0.11", "10.1.0.10")), verdictNext, rxA},
+		{"broadcast", ethFrame(broadcastMAC, macB, 0x0806, arpPacket(1, macB, "10.1.0.11", make([]byte, 6), "10.1.0.10")), verdictNext, rxA},
+		{"from another network", ethFrame(macA, macC, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictDrop, dropA("cross_network")},
+		{"truncated arp", ethFrame(macA, macRouter, 0x0806, arpPacket(1, macC, "10.2.0.12", macA, "10.1.0.10")[:20]), verdictNext, func(n int) counts {
+			return counts{"net 1 rx": one(n), "malformed ep_ingress": one(n)}
+		}},
+	})
+}
+
+// TestUnknownEndpoint: programs of a netns whose endpoint is not in the
+// table pass everything and count nothing but malformed frames.
+func TestUnknownEndpoint(t *testing.T) {
+	d := newTestDatapath(t)
+	p, err := d.endpointPrograms(99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, d)
+	frame := ethFrame(macRouter, macEvil, 0x0800, v4("10.9.9.9", "10.2.0.12"))
+	for _, prog := range []runner{p.egress, p.ingress} {
+		if got := run(t, prog, frame); got != verdictNext {
+			t.Errorf("verdict %#x, want next", got)
+		}
+	}
+	expectDelta(t, d, before, counts{})
+}

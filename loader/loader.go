@@ -1,0 +1,241 @@
+// Package loader loads mvlan's BPF programs, pins their maps under bpffs,
+// attaches them with TCX or clsact+cls_bpf, and gives typed access to the
+// maps.
+//
+// The programs (C in ../bpf) are:
+//   - ep_egress and ep_ingress, on each endpoint's macvlan slave inside the
+//     container's netns: anti-spoofing, cross-network isolation, per-network
+//     counters;
+//   - parent_ingress and parent_egress, on each network's parent link and on
+//     the trunk below a sub-interface, in the agent's netns: per-VLAN, flood,
+//     hairpin and east-west counters.
+//
+// Every program returns "next" (TC_ACT_UNSPEC / TCX_NEXT) unless it drops,
+// so other tools' programs on the same hooks keep working.
+//
+// Identity: ifindexes are per netns, so endpoints are keyed by {netns cookie,
+// ifindex}. bpf_get_netns_cookie() is not callable from TC programs before
+// Linux 6.15, so the endpoint programs are loaded once per netns with the
+// cookie as a constant (see bpf/include/endpoint.h).
+//
+// Persistence: maps are pinned by name under the pin directory and reused by
+// the next Load, so tables and counters survive an agent restart; TCX links
+// are pinned under pinDir/links, so attachments survive it too. Attaching
+// again replaces our program in place and never adds a second one.
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/cilium/ebpf"
+)
+
+// mapNames are the maps every object shares (bpf/include/maps.h).
+var mapNames = []string{
+	"ep_table", "ep_by_mac", "ep_by_ip", "parents",
+	"vlan_stats", "net_stats", "flood_stats", "hairpin_stats",
+	"eastwest_stats", "drop_stats", "malformed",
+}
+
+// Datapath is the loaded datapath: the pinned maps, the parent programs and
+// the endpoint programs of each netns in use. Its methods are safe for
+// concurrent use.
+type Datapath struct {
+	pinDir string
+	maps   map[string]*ebpf.Map
+	specs  map[string]*ebpf.CollectionSpec // by program name
+
+	parentIngress, parentEgress *ebpf.Program
+
+	tables sync.Mutex // serialises SetEndpoint and DeleteEndpoint
+
+	mu       sync.Mutex             // guards the attachment state below
+	epProgs  map[uint64]*epPrograms // by netns cookie
+	attached map[attachKey]Attachment
+	qdiscs   map[ifaceKey]bool // clsact qdiscs this Datapath created
+}
+
+// Load loads the datapath with its maps pinned in pinDir (e.g.
+// /sys/fs/bpf/mvlan), mounting bpffs first if pinDir is not on one. Maps
+// already pinned there are reused, so counters and tables survive a restart;
+// a pinned map whose layout no longer matches is replaced by an empty one.
+// Load attaches nothing.
+func Load(ctx context.Context, pinDir string) (*Datapath, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := ensureBPFFS(pinDir); err != nil {
+		return nil, err
+	}
+	d := &Datapath{
+		pinDir:   pinDir,
+		maps:     map[string]*ebpf.Map{},
+		epProgs:  map[uint64]*epPrograms{},
+		attached: map[attachKey]Attachment{},
+		qdiscs:   map[ifaceKey]bool{},
+	}
+	if err := d.load(); err != nil {
+		return nil, errors.Join(err, d.Close())
+	}
+	return d, nil
+}
+
+func (d *Datapath) load() error {
+	var err error
+	if d.specs, err = loadSpecs(); err != nil {
+		return err
+	}
+	for _, name := range mapNames {
+		if d.maps[name], err = openPinnedMap(d.specs["parent_ingress"].Maps[name], d.pinDir); err != nil {
+			return err
+		}
+	}
+	if d.parentIngress, err = d.loadProgram("parent_ingress", nil); err != nil {
+		return err
+	}
+	d.parentEgress, err = d.loadProgram("parent_egress", nil)
+	return err
+}
+
+func loadSpecs() (map[string]*ebpf.CollectionSpec, error) {
+	loaders := map[string]func() (*ebpf.CollectionSpec, error){
+		"ep_egress":      loadEpEgress,
+		"ep_ingress":     loadEpIngress,
+		"parent_ingress": loadParentIngress,
+		"parent_egress":  loadParentEgress,
+	}
+	specs := map[string]*ebpf.CollectionSpec{}
+	for name, load := range loaders {
+		spec, err := load()
+		if err != nil {
+			return nil, fmt.Errorf("read object of %s: %w", name, err)
+		}
+		specs[name] = spec
+	}
+	return specs, nil
+}
+
+// openPinnedMap creates the map or opens the one pinned under its name;
+// an incompatible pinned map is unpinned and replaced.
+func openPinnedMap(spec *ebpf.MapSpec, pinDir string) (*ebpf.Map, error) {
+	if spec == nil {
+		return nil, errors.New("map missing from the BPF object")
+	}
+	spec = spec.Copy()
+	spec.Pinning = ebpf.PinByName
+	opts := ebpf.MapOptions{PinPath: pinDir}
+	m, err := ebpf.NewMapWithOptions(spec, opts)
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		if rerr := os.Remove(filepath.Join(pinDir, spec.Name)); rerr != nil {
+			return nil, fmt.Errorf("replace incompatible map %s: %w", spec.Name, rerr)
+		}
+		m, err = ebpf.NewMapWithOptions(spec, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("map %s: %w", spec.Name, err)
+	}
+	return m, nil
+}
+
+// loadProgram loads one program of its object against the shared maps,
+// after setting the object's constants (nil: none).
+func (d *Datapath) loadProgram(name string, consts map[string]any) (*ebpf.Program, error) {
+	spec := d.specs[name].Copy()
+	for v, val := range consts {
+		vs, ok := spec.Variables[v]
+		if !ok {
+			return nil, fmt.Errorf("program %s has no constant %s", name, v)
+		}
+		if err := vs.Set(val); err != nil {
+			return nil, fmt.Errorf("program %s: set %s: %w", name, v, err)
+		}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: d.maps})
+	if err != nil {
+		return nil, fmt.Errorf("load program %s: %w", name, err)
+	}
+	prog := coll.DetachProgram(name)
+	coll.Close()
+	if prog == nil {
+		return nil, fmt.Errorf("program %s missing from its object", name)
+	}
+	return prog, nil
+}
+
+// Close releases the programs and maps held by this process. Pinned maps,
+// TCX links and tc filters stay: the datapath keeps working and counting
+// until the next Load takes it over, or Detach* removes it. The Datapath
+// must not be used after Close.
+func (d *Datapath) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	for cookie, p := range d.epProgs {
+		errs = append(errs, p.close())
+		delete(d.epProgs, cookie)
+	}
+	for _, p := range []*ebpf.Program{d.parentIngress, d.parentEgress} {
+		if p != nil {
+			errs = append(errs, p.Close())
+		}
+	}
+	for _, m := range d.maps {
+		if m != nil {
+			errs = append(errs, m.Close())
+		}
+	}
+	d.parentIngress, d.parentEgress, d.maps = nil, nil, nil
+	return errors.Join(errs...)
+}
+
+// epPrograms are the endpoint programs of one netns: loaded with that
+// netns's cookie as a constant, shared by its endpoints.
+type epPrograms struct {
+	ingress, egress *ebpf.Program
+	users           map[int]bool // ifindexes attached with them
+}
+
+func (p *epPrograms) close() error {
+	return errors.Join(p.ingress.Close(), p.egress.Close())
+}
+
+// endpointPrograms returns the endpoint programs of the netns with this
+// cookie, loading them on first use. The caller holds d.mu.
+func (d *Datapath) endpointPrograms(cookie uint64) (*epPrograms, error) {
+	if p, ok := d.epProgs[cookie]; ok {
+		return p, nil
+	}
+	consts := map[string]any{"cfg_netns_cookie": cookie}
+	ingress, err := d.loadProgram("ep_ingress", consts)
+	if err != nil {
+		return nil, err
+	}
+	egress, err := d.loadProgram("ep_egress", consts)
+	if err != nil {
+		return nil, errors.Join(err, ingress.Close())
+	}
+	p := &epPrograms{ingress: ingress, egress: egress, users: map[int]bool{}}
+	d.epProgs[cookie] = p
+	return p, nil
+}
+
+// releaseEndpointPrograms forgets ifindex as a user of the cookie's
+// programs and closes them when nobody uses them. Attached programs live on
+// in the kernel as long as a link or filter holds them. The caller holds d.mu.
+func (d *Datapath) releaseEndpointPrograms(cookie uint64, ifindex int) error {
+	p, ok := d.epProgs[cookie]
+	if !ok {
+		return nil
+	}
+	delete(p.users, ifindex)
+	if len(p.users) > 0 {
+		return nil
+	}
+	delete(d.epProgs, cookie)
+	return p.close()
+}

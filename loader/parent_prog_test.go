@@ -1,0 +1,88 @@
+package loader
+
+import (
+	"testing"
+)
+
+// Parent tests run on the loopback device of the test's netns (ifindex 1),
+// the parent of network 1 (untagged) unless a case says otherwise.
+func TestParentIngress(t *testing.T) {
+	d := newTestDatapath(t)
+	setupEndpoints(t, d)
+	if err := d.SetParent(1, netA, 0); err != nil {
+		t.Fatal(err)
+	}
+	rx := func(n int) counts { return counts{"vlan 1/0 rx": one(n)} }
+	with := func(extra string) func(int) counts {
+		return func(n int) counts { return counts{"vlan 1/0 rx": one(n), extra: one(n)} }
+	}
+	qinq := tagged(tagged(sizedFrame(64), 0x8100, 70), 0x88a8, 60)
+	runCases(t, d, "parent_ingress", []progCase{
+		{"unicast 64", sizedFrame(64), verdictNext, rx},
+		{"unicast 1500", sizedFrame(1500), verdictNext, rx},
+		{"tagged 802.1q", tagged(sizedFrame(64), 0x8100, 50), verdictNext,
+			func(n int) counts { return counts{"vlan 1/50 rx": one(n)} }},
+		{"tagged 802.1ad over 802.1q", qinq, verdictNext,
+			func(n int) counts { return counts{"vlan 1/60 rx": one(n)} }},
+		{"tagged broadcast is not the network's", tagged(ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.1.0.1", make([]byte, 6), "10.1.0.10")), 0x8100, 50), verdictNext,
+			func(n int) counts { return counts{"vlan 1/50 rx": one(n)} }},
+		{"broadcast", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.1.0.1", make([]byte, 6), "10.1.0.10")), verdictNext, with("flood 1/0 broadcast rx")},
+		{"multicast v4", ethFrame(mac("01:00:5e:00:00:fb"), macRouter, 0x0800, v4("10.1.0.1", "224.0.0.251")), verdictNext, with("flood 1/0 multicast rx")},
+		{"multicast v6", ethFrame(mac("33:33:00:00:00:01"), macRouter, 0x86dd, v6("fe80::1", "ff02::1")), verdictNext, with("flood 1/0 multicast rx")},
+		{"hairpin v4", ethFrame(macB, macRouter, 0x0800, v4("10.1.0.10", "10.1.0.11")), verdictNext, with("hairpin 1/0")},
+		{"hairpin from another network", ethFrame(macA, macRouter, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictNext, with("hairpin 1/0")},
+		{"hairpin v6", ethFrame(macRouter, macRouter, 0x86dd, v6("2001:db8:1::10", "2001:db8:2::1")), verdictNext, with("hairpin 1/0")},
+		{"own source is no hairpin", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.1")), verdictNext, rx},
+		{"east-west", ethFrame(macB, macA, 0x0800, v4("10.1.0.10", "10.1.0.11")), verdictNext, with("eastwest 1/0")},
+		{"east-west arp", ethFrame(macB, macA, 0x0806, arpPacket(2, macA, "10.1.0.10", macB, "10.1.0.11")), verdictNext, with("eastwest 1/0")},
+		{"east-west across networks is not", ethFrame(macC, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, rx},
+		{"truncated ipv4", ethFrame(macA, macRouter, 0x0800, longIHL(v4("10.1.0.10", "10.1.0.11")[:20])), verdictNext, with("malformed parent_ingress")},
+		{"truncated vlan tag", append(ethFrame(macA, macRouter, 0x8100, nil), 0, 5), verdictNext, with("malformed parent_ingress")},
+	})
+}
+
+func TestParentEgress(t *testing.T) {
+	d := newTestDatapath(t)
+	setupEndpoints(t, d)
+	if err := d.SetParent(1, netA, 0); err != nil {
+		t.Fatal(err)
+	}
+	tx := func(n int) counts { return counts{"vlan 1/0 tx": one(n)} }
+	runCases(t, d, "parent_egress", []progCase{
+		{"unicast", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, tx},
+		{"tagged", tagged(ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), 0x8100, 4094), verdictNext,
+			func(n int) counts { return counts{"vlan 1/4094 tx": one(n)} }},
+		{"broadcast", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "10.1.0.10", make([]byte, 6), "10.1.0.1")), verdictNext,
+			func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 broadcast tx": one(n)} }},
+		{"no hairpin on egress", ethFrame(macRouter, macRouter, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, tx},
+		{"truncated ipv4", ethFrame(macRouter, macA, 0x0800, longIHL(v4("10.1.0.10", "10.1.0.11")[:20])), verdictNext,
+			func(n int) counts { return counts{"vlan 1/0 tx": one(n), "malformed parent_egress": one(n)} }},
+	})
+}
+
+// TestParentVLAN: untagged frames on a sub-interface parent count under its
+// VLAN; a link without a parents entry (a trunk) counts per VLAN only.
+func TestParentVLAN(t *testing.T) {
+	d := newTestDatapath(t)
+	setupEndpoints(t, d)
+	if err := d.SetParent(1, 7, 50); err != nil {
+		t.Fatal(err)
+	}
+	bcast := ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.1.0.1", make([]byte, 6), "10.1.0.10"))
+	hairpin := ethFrame(macB, macRouter, 0x0800, v4("10.1.0.10", "10.1.0.11"))
+	runCases(t, d, "parent_ingress", []progCase{
+		{"sub-interface broadcast", bcast, verdictNext, func(n int) counts {
+			return counts{"vlan 1/50 rx": one(n), "flood 7/50 broadcast rx": one(n)}
+		}},
+		{"sub-interface hairpin", hairpin, verdictNext, func(n int) counts {
+			return counts{"vlan 1/50 rx": one(n), "hairpin 7/50": one(n)}
+		}},
+	})
+	if err := d.DeleteParent(1); err != nil {
+		t.Fatal(err)
+	}
+	runCases(t, d, "parent_ingress", []progCase{
+		{"trunk broadcast", bcast, verdictNext, func(n int) counts { return counts{"vlan 1/0 rx": one(n)} }},
+		{"trunk tagged hairpin", tagged(hairpin, 0x8100, 50), verdictNext, func(n int) counts { return counts{"vlan 1/50 rx": one(n)} }},
+	})
+}

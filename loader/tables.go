@@ -1,0 +1,275 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/cilium/ebpf"
+)
+
+// Endpoint is one row of the endpoint tables.
+type Endpoint struct {
+	// NetnsCookie and Ifindex identify the endpoint's macvlan slave:
+	// NetnsCookie(netnsPath) of its netns, and its ifindex in there.
+	NetnsCookie uint64
+	Ifindex     int
+	// MAC is the slave's address; unique host-wide.
+	MAC net.HardwareAddr
+	// IPs are its IPv4 and IPv6 addresses, unique host-wide (the agent
+	// refuses overlapping subnets). The EUI-64 link-local address of MAC is
+	// added automatically; add any other link-local the container uses.
+	IPs []netip.Addr
+	// NetworkID is the agent's id of the endpoint's network.
+	NetworkID uint32
+}
+
+// SetEndpoint adds or updates an endpoint: ep_by_ip, ep_by_mac, then
+// ep_table, so that its programs never see a half-written endpoint.
+// Addresses it previously had and no longer has are removed. An endpoint
+// has at most 2 IPv4 and 4 IPv6 addresses (its EUI-64 link-local included);
+// NetworkID must be in 1-4095.
+func (d *Datapath) SetEndpoint(ep Endpoint) error {
+	info, err := newEpInfo(ep)
+	if err != nil {
+		return err
+	}
+	d.tables.Lock()
+	defer d.tables.Unlock()
+	key := epKey{NetnsCookie: ep.NetnsCookie, Ifindex: uint32(ep.Ifindex)}
+	var old epInfo
+	if err := d.maps["ep_table"].Lookup(&key, &old); err == nil && old.MAC != info.MAC {
+		if err := d.deleteAddresses(old.MAC, nil); err != nil {
+			return err
+		}
+	}
+	keep := map[ipKey]bool{}
+	for _, ip := range info.addrs() {
+		k := newIPKey(ip)
+		keep[k] = true
+		if err := d.maps["ep_by_ip"].Put(&k, &ipInfo{MAC: info.MAC, NetworkID: ep.NetworkID}); err != nil {
+			return fmt.Errorf("set endpoint address %s: %w", ip, err)
+		}
+	}
+	if err := d.deleteAddresses(info.MAC, keep); err != nil {
+		return err
+	}
+	if err := d.maps["ep_by_mac"].Put(&macKey{MAC: info.MAC}, &macInfo{NetworkID: ep.NetworkID}); err != nil {
+		return fmt.Errorf("set endpoint mac %s: %w", ep.MAC, err)
+	}
+	if err := d.maps["ep_table"].Put(&key, &info); err != nil {
+		return fmt.Errorf("set endpoint %d/%d: %w", ep.NetnsCookie, ep.Ifindex, err)
+	}
+	return nil
+}
+
+func newEpInfo(ep Endpoint) (epInfo, error) {
+	var info epInfo
+	mac, err := mac6(ep.MAC)
+	if err != nil {
+		return info, err
+	}
+	if ep.Ifindex <= 0 {
+		return info, fmt.Errorf("endpoint ifindex %d: want a positive ifindex", ep.Ifindex)
+	}
+	if err := checkNetworkID(ep.NetworkID); err != nil {
+		return info, err
+	}
+	info.MAC, info.NetworkID = mac, ep.NetworkID
+	seen := map[netip.Addr]bool{}
+	for _, ip := range append(slices.Clone(ep.IPs), linkLocal(mac)) {
+		ip = ip.Unmap().WithZone("")
+		switch {
+		case seen[ip]:
+		case ip.Is4() && info.N4 < maxV4:
+			info.IP4[info.N4] = ip.As4()
+			info.N4++
+		case ip.Is6() && info.N6 < maxV6:
+			info.IP6[info.N6] = ip.As16()
+			info.N6++
+		default:
+			return info, fmt.Errorf("endpoint %s: too many addresses: at most %d IPv4 and %d IPv6 (the link-local included)", ep.MAC, maxV4, maxV6)
+		}
+		seen[ip] = true
+	}
+	return info, nil
+}
+
+// addrs are the endpoint's addresses, the link-local included.
+func (e epInfo) addrs() []netip.Addr {
+	var out []netip.Addr
+	for i := range e.N4 {
+		out = append(out, netip.AddrFrom4(e.IP4[i]))
+	}
+	for i := range e.N6 {
+		out = append(out, netip.AddrFrom16(e.IP6[i]))
+	}
+	return out
+}
+
+func checkNetworkID(id uint32) error {
+	if id == 0 || id >= maxNetworks {
+		return fmt.Errorf("network id %d: want 1-%d", id, maxNetworks-1)
+	}
+	return nil
+}
+
+// DeleteEndpoint removes an endpoint and its MAC and addresses; a missing
+// one is not an error.
+func (d *Datapath) DeleteEndpoint(netnsCookie uint64, ifindex int) error {
+	d.tables.Lock()
+	defer d.tables.Unlock()
+	key := epKey{NetnsCookie: netnsCookie, Ifindex: uint32(ifindex)}
+	var info epInfo
+	if err := d.maps["ep_table"].Lookup(&key, &info); errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("delete endpoint %d/%d: %w", netnsCookie, ifindex, err)
+	}
+	if err := deleteKey(d.maps["ep_table"], &key); err != nil {
+		return fmt.Errorf("delete endpoint %d/%d: %w", netnsCookie, ifindex, err)
+	}
+	if err := deleteKey(d.maps["ep_by_mac"], &macKey{MAC: info.MAC}); err != nil {
+		return fmt.Errorf("delete endpoint mac: %w", err)
+	}
+	return d.deleteAddresses(info.MAC, nil)
+}
+
+// Endpoints lists the endpoint table (for reconciling after a restart);
+// IPs include the link-local address SetEndpoint added.
+func (d *Datapath) Endpoints() ([]Endpoint, error) {
+	var out []Endpoint
+	var k epKey
+	var v epInfo
+	it := d.maps["ep_table"].Iterate()
+	for it.Next(&k, &v) {
+		out = append(out, Endpoint{
+			NetnsCookie: k.NetnsCookie, Ifindex: int(k.Ifindex),
+			MAC: append(net.HardwareAddr(nil), v.MAC[:]...), IPs: v.addrs(), NetworkID: v.NetworkID,
+		})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list endpoints: %w", err)
+	}
+	return out, nil
+}
+
+// deleteAddresses removes the ep_by_ip entries of mac that are not in keep.
+func (d *Datapath) deleteAddresses(mac [6]byte, keep map[ipKey]bool) error {
+	m := d.maps["ep_by_ip"]
+	var stale []ipKey
+	var k ipKey
+	var v ipInfo
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		if v.MAC == mac && !keep[k] {
+			stale = append(stale, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("list endpoint addresses: %w", err)
+	}
+	for i := range stale {
+		if err := deleteKey(m, &stale[i]); err != nil {
+			return fmt.Errorf("delete endpoint address %s: %w", stale[i].addr(), err)
+		}
+	}
+	return nil
+}
+
+func deleteKey(m *ebpf.Map, key any) error {
+	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return nil
+}
+
+func mac6(hw net.HardwareAddr) ([6]byte, error) {
+	var mac [6]byte
+	if len(hw) != 6 {
+		return mac, fmt.Errorf("mac %q: want a 6-byte Ethernet address", hw)
+	}
+	copy(mac[:], hw)
+	return mac, nil
+}
+
+func newIPKey(ip netip.Addr) ipKey {
+	ip = ip.Unmap().WithZone("")
+	k := ipKey{Family: familyV6}
+	if ip.Is4() {
+		k.Family = familyV4
+		a := ip.As4()
+		copy(k.Addr[:], a[:])
+	} else {
+		k.Addr = ip.As16()
+	}
+	return k
+}
+
+func (k ipKey) addr() netip.Addr {
+	if k.Family == familyV4 {
+		return netip.AddrFrom4([4]byte(k.Addr[:4]))
+	}
+	return netip.AddrFrom16(k.Addr)
+}
+
+// linkLocal is the EUI-64 link-local IPv6 address of mac (fe80::/64).
+func linkLocal(mac [6]byte) netip.Addr {
+	a := [16]byte{0: 0xfe, 1: 0x80}
+	a[8], a[9], a[10] = mac[0]^0x02, mac[1], mac[2]
+	a[11], a[12] = 0xff, 0xfe
+	a[13], a[14], a[15] = mac[3], mac[4], mac[5]
+	return netip.AddrFrom16(a)
+}
+
+// Parent is one row of the parents table.
+type Parent struct {
+	Ifindex   int    // the parent link's ifindex in the agent's netns
+	NetworkID uint32 // the network on it
+	VID       uint16 // the network's VLAN: 50 for eth0.50, 0 for eth0
+}
+
+// SetParent records that the link ifindex (in the agent's netns) is the
+// parent of network networkID with VLAN vid (a sub-interface's VID, else 0).
+// Its untagged frames then count under that VLAN, with flood, hairpin and
+// east-west counters for the network. The trunk below a sub-interface gets
+// AttachParent but no SetParent: it counts per VLAN only (tags as seen).
+func (d *Datapath) SetParent(ifindex int, networkID uint32, vid uint16) error {
+	if ifindex <= 0 || vid > 4094 {
+		return fmt.Errorf("parent ifindex %d vlan %d: want a positive ifindex and a VLAN in 0-4094", ifindex, vid)
+	}
+	if err := checkNetworkID(networkID); err != nil {
+		return err
+	}
+	k := uint32(ifindex)
+	if err := d.maps["parents"].Put(&k, &parentInfo{NetworkID: networkID, VID: vid}); err != nil {
+		return fmt.Errorf("set parent %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+// DeleteParent removes a parent; a missing one is not an error.
+func (d *Datapath) DeleteParent(ifindex int) error {
+	k := uint32(ifindex)
+	if err := deleteKey(d.maps["parents"], &k); err != nil {
+		return fmt.Errorf("delete parent %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+// Parents lists the parents table.
+func (d *Datapath) Parents() ([]Parent, error) {
+	var out []Parent
+	var k uint32
+	var v parentInfo
+	it := d.maps["parents"].Iterate()
+	for it.Next(&k, &v) {
+		out = append(out, Parent{Ifindex: int(k), NetworkID: v.NetworkID, VID: v.VID})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list parents: %w", err)
+	}
+	return out, nil
+}
