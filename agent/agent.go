@@ -17,6 +17,7 @@ import (
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
 )
 
 // Config is what the agent is told on its command line.
@@ -37,6 +38,8 @@ type Agent struct {
 	store *store.Store
 	host  *link.Host
 	met   *metrics
+	dp    *loader.Datapath
+	mode  loader.Mode
 
 	mu   sync.Mutex // serialises changes to networks and endpoints
 	nets map[string]*network
@@ -56,6 +59,12 @@ func New(cfg Config) (*Agent, error) {
 	if a.host, err = link.OpenHost(cfg.HostNetns); err != nil {
 		return nil, errors.Join(fmt.Errorf("open host namespace: %w", err), a.Close())
 	}
+	if a.mode, err = loader.ResolveMode(cfg.AttachMode); err != nil {
+		return nil, errors.Join(fmt.Errorf("--attach-mode %s: %w", cfg.AttachMode, err), a.Close())
+	}
+	if a.dp, err = loader.Load(context.Background(), cfg.BPFFS); err != nil {
+		return nil, errors.Join(fmt.Errorf("load the BPF datapath under %s: %w (mvlan doctor tells what the kernel lacks)", cfg.BPFFS, err), a.Close())
+	}
 	return a, nil
 }
 
@@ -63,6 +72,9 @@ func New(cfg Config) (*Agent, error) {
 // they belong to the networks and survive the agent.
 func (a *Agent) Close() error {
 	var errs []error
+	if a.dp != nil {
+		errs = append(errs, a.dp.Close())
+	}
 	if a.host != nil {
 		errs = append(errs, a.host.Close())
 	}

@@ -15,7 +15,7 @@ import (
 // undoEndpoint removes whatever part of e exists in the kernel, then its
 // record, then releases its addresses. Caller holds mu.
 func (a *Agent) undoEndpoint(ctx context.Context, n *network, e api.Endpoint) error {
-	err := a.teardown(ctx, e)
+	err := errors.Join(a.detachEndpoint(ctx, e), a.teardown(ctx, e))
 	if err != nil {
 		return err // keep the record so that the next try finds it
 	}

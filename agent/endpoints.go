@@ -245,7 +245,7 @@ func (a *Agent) realize(ctx context.Context, n *network, e *api.Endpoint) error 
 		return err
 	}
 	crashpoint("endpoint-create:after-link")
-	return nil
+	return a.attachEndpoint(ctx, n, e)
 }
 
 func (a *Agent) endpointSpec(n *network, e api.Endpoint) link.EndpointSpec {

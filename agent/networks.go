@@ -20,6 +20,8 @@ type network struct {
 	api.Network
 	space  *ipam.Space
 	status string
+	// parentIndex and trunkIndex are where the parent programs are attached.
+	parentIndex, trunkIndex int
 }
 
 // hostOnlyPrefix names the links of networks without a parent.
@@ -53,6 +55,9 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
 		Labels: cfg.Labels, Options: cfg.Options, Pools: toAPIPools(space.Pools()),
 	}
+	if n.DatapathID, err = a.allocDatapathID(); err != nil {
+		return api.Network{}, err
+	}
 	if err := a.resolveParent(&n, cfg.Parent); err != nil {
 		return api.Network{}, err
 	}
@@ -68,7 +73,11 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		return api.Network{}, err
 	}
 	crashpoint("network-create:after-state")
-	a.nets[n.ID] = &network{Network: n, space: space, status: "ok"}
+	nw := &network{Network: n, space: space, status: "ok"}
+	if err := a.attachNetwork(ctx, nw); err != nil {
+		return api.Network{}, errors.Join(err, a.store.DeleteNetwork(n.ID), a.dropNetwork(context.WithoutCancel(ctx), nw))
+	}
+	a.nets[n.ID] = nw
 	a.log.Info("network created", "name", n.Name, "id", n.ID[:12], "parent", n.Parent, "parent_kind", n.ParentKind)
 	return n, nil
 }
@@ -204,13 +213,21 @@ func (a *Agent) RemoveNetwork(ctx context.Context, ref string) error {
 	}
 	delete(a.nets, n.ID)
 	crashpoint("network-rm:after-state")
-	if n.OwnsParent() {
-		if err := a.host.Delete(n.Parent); err != nil {
-			a.log.Warn("network removed but its link is left; the next agent start removes it", "network", n.Name, "link", n.Parent, "err", err)
-		}
+	if err := a.dropNetwork(ctx, n); err != nil {
+		a.log.Warn("network removed, but not all of its kernel objects; the next agent start removes them", "network", n.Name, "err", err)
 	}
 	a.log.Info("network removed", "name", n.Name, "id", n.ID[:12])
 	return nil
+}
+
+// dropNetwork removes a network that is no longer in a.nets from the
+// datapath and deletes its link if mvlan owns it. Caller holds mu.
+func (a *Agent) dropNetwork(ctx context.Context, n *network) error {
+	err := a.detachNetwork(ctx, n)
+	if n.OwnsParent() {
+		err = errors.Join(err, a.host.Delete(n.Parent))
+	}
+	return err
 }
 
 // Networks returns every network with its status and endpoints.

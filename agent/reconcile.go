@@ -30,6 +30,16 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 	present := a.removeStale(links)
 	for _, n := range a.nets {
 		n.status = a.ensureParent(ctx, n, present)
+		if n.status != "ok" {
+			continue
+		}
+		if err := a.attachNetwork(ctx, n); err != nil {
+			n.status = err.Error()
+			a.log.Warn("cannot attach the datapath", "network", n.Name, "err", err)
+		}
+	}
+	if err := a.pruneDatapath(); err != nil {
+		a.log.Warn("prune datapath", "err", err)
 	}
 	if err := a.reconcileEndpoints(ctx); err != nil {
 		return err

@@ -73,6 +73,9 @@ func (a *Agent) reconcileEndpoints(ctx context.Context) error {
 		default:
 			err := a.ensureLink(ctx, n, e)
 			if err == nil {
+				err = a.attachEndpointDP(ctx, n, e)
+			}
+			if err == nil {
 				continue
 			}
 			why = err.Error()
@@ -83,7 +86,11 @@ func (a *Agent) reconcileEndpoints(ctx context.Context) error {
 		}
 		a.log.Info("released endpoint", "name", e.Name, "reason", why)
 	}
-	return nil
+	eps, err = a.store.Endpoints()
+	if err != nil {
+		return fmt.Errorf("read endpoints: %w", err)
+	}
+	return a.pruneEndpointTable(eps)
 }
 
 // ensureLink re-creates e's link if its namespace lost it.
@@ -106,4 +113,20 @@ func (a *Agent) ensureLink(ctx context.Context, n *network, e api.Endpoint) erro
 	}
 	a.log.Info("re-attached endpoint", "name", e.Name, "netns", e.Netns)
 	return nil
+}
+
+// attachEndpointDP (re)attaches a ready endpoint's programs at start and
+// records its keys if they changed (a re-created link has a new ifindex).
+func (a *Agent) attachEndpointDP(ctx context.Context, n *network, e api.Endpoint) error {
+	before := e
+	if err := a.attachEndpoint(ctx, n, &e); err != nil {
+		return err
+	}
+	if e.Ifindex == before.Ifindex && e.NetnsCookie == before.NetnsCookie {
+		return nil
+	}
+	if before.Ifindex != 0 {
+		_ = a.dp.DeleteEndpoint(before.NetnsCookie, before.Ifindex)
+	}
+	return a.store.UpdateEndpoint(e)
 }

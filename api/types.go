@@ -62,6 +62,8 @@ type Network struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	Options    map[string]string `json:"options,omitempty"`
 	Pools      []Pool            `json:"pools"`
+	// DatapathID numbers the network in the BPF maps (1-4095).
+	DatapathID uint32 `json:"datapath_id"`
 	// Status is "ok" or what is wrong (e.g. the parent link is missing);
 	// filled in by the agent when it serves the network, never stored.
 	Status    string     `json:"status,omitempty"`
@@ -92,6 +94,9 @@ type Endpoint struct {
 	Addrs      []netip.Prefix `json:"addresses"`
 	State      string         `json:"state"`
 	Created    time.Time      `json:"created"`
+	// NetnsCookie and Ifindex key the endpoint in the BPF maps.
+	NetnsCookie uint64 `json:"netns_cookie,omitempty"`
+	Ifindex     int    `json:"ifindex,omitempty"`
 }
 
 // EndpointCreate is the body of POST /v1/endpoints: attach a namespace to

@@ -32,6 +32,7 @@ cleanup() {
   [[ -n $AGENT_PID ]] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
   ip netns del "$P-host" 2>/dev/null
   ip netns del "$P-wire" 2>/dev/null
+  umount "$WORK/bpf" 2>/dev/null
   rm -rf "$WORK"
   echo "sandbox removed"
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/link"
+	"golang.org/x/sys/unix"
 )
 
 // mvlanBin is the binary under test, built once by TestMain when root.
@@ -58,6 +59,10 @@ type agentProc struct {
 func newAgent(t testing.TB, sb *nstest.Sandbox) *agentProc {
 	t.Helper()
 	dir := t.TempDir()
+	t.Cleanup(func() {
+		// The agent mounts a bpffs on its --bpffs directory.
+		_ = unix.Unmount(filepath.Join(dir, "bpf"), unix.MNT_DETACH)
+	})
 	return &agentProc{t: t, sb: sb, dir: dir, socket: filepath.Join(dir, "mvlan.sock")}
 }
 

@@ -1,0 +1,199 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
+)
+
+// maxDatapathID bounds network numbers in the BPF maps.
+const maxDatapathID = 4095
+
+// allocDatapathID returns the lowest network number no network uses.
+// Caller holds mu.
+func (a *Agent) allocDatapathID() (uint32, error) {
+	used := map[uint32]bool{}
+	for _, n := range a.nets {
+		used[n.DatapathID] = true
+	}
+	for id := uint32(1); id <= maxDatapathID; id++ {
+		if !used[id] {
+			return id, nil
+		}
+	}
+	return 0, conflict(fmt.Errorf("this agent already has %d networks, the most the datapath can number", maxDatapathID))
+}
+
+// parentLinks returns the links a network's parent programs go on: the
+// parent, and the trunk below it when the parent is a VLAN sub-interface.
+func (a *Agent) parentLinks(n *network) (parent link.Info, trunk *link.Info, err error) {
+	parent, err = a.host.Link(n.Parent)
+	if err != nil {
+		return parent, nil, err
+	}
+	if parent.Kind != "vlan" || parent.ParentIndex == 0 {
+		return parent, nil, nil
+	}
+	links, err := a.host.Links()
+	if err != nil {
+		return parent, nil, err
+	}
+	for _, l := range links {
+		if l.Index == parent.ParentIndex {
+			return parent, &l, nil
+		}
+	}
+	return parent, nil, nil
+}
+
+// attachNetwork tells the datapath about a network's parent and attaches
+// the parent programs to it and to its trunk. Idempotent.
+func (a *Agent) attachNetwork(ctx context.Context, n *network) error {
+	parent, trunk, err := a.parentLinks(n)
+	if err != nil {
+		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
+	}
+	if err := a.dp.SetParent(parent.Index, n.DatapathID, uint16(parent.VID)); err != nil {
+		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
+	}
+	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, parent.Index, a.mode); err != nil {
+		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
+	}
+	n.parentIndex = parent.Index
+	if trunk == nil {
+		return nil
+	}
+	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, trunk.Index, a.mode); err != nil {
+		return fmt.Errorf("attach datapath to trunk %s: %w", trunk.Name, err)
+	}
+	n.trunkIndex = trunk.Index
+	return nil
+}
+
+// detachNetwork removes a network's parent programs, except from links
+// another network still uses, and forgets its counters. n is no longer in
+// a.nets. Caller holds mu.
+func (a *Agent) detachNetwork(ctx context.Context, n *network) error {
+	inUse := map[int]bool{}
+	for _, o := range a.nets {
+		inUse[o.parentIndex], inUse[o.trunkIndex] = true, true
+	}
+	var errs []error
+	for _, idx := range []int{n.parentIndex, n.trunkIndex} {
+		if idx != 0 && !inUse[idx] {
+			errs = append(errs, a.dp.DetachParent(ctx, a.cfg.HostNetns, idx))
+		}
+	}
+	if n.parentIndex != 0 && !inUse[n.parentIndex] {
+		errs = append(errs, a.dp.DeleteParent(n.parentIndex))
+	}
+	errs = append(errs, a.dp.ForgetNetwork(n.DatapathID))
+	return errors.Join(errs...)
+}
+
+// attachEndpoint puts e in the endpoint table, then attaches the endpoint
+// programs to its slave (the programs let unknown endpoints pass, so the
+// table goes first). It records the keys in e.
+func (a *Agent) attachEndpoint(ctx context.Context, n *network, e *api.Endpoint) error {
+	idx, err := a.slaveIndex(*e)
+	if err != nil {
+		return err
+	}
+	cookie, err := loader.NetnsCookie(e.Netns)
+	if err != nil {
+		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
+	}
+	e.NetnsCookie, e.Ifindex = cookie, idx
+	mac, _ := net.ParseMAC(e.MAC)
+	ips := make([]netip.Addr, 0, len(e.Addrs))
+	for _, p := range e.Addrs {
+		ips = append(ips, p.Addr())
+	}
+	ep := loader.Endpoint{NetnsCookie: cookie, Ifindex: idx, MAC: mac, IPs: ips, NetworkID: n.DatapathID}
+	if err := a.dp.SetEndpoint(ep); err != nil {
+		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
+	}
+	if err := a.dp.AttachEndpoint(ctx, e.Netns, idx, a.mode); err != nil {
+		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
+	}
+	return nil
+}
+
+// slaveIndex finds the ifindex of e's link, by our alias, in its namespace.
+func (a *Agent) slaveIndex(e api.Endpoint) (int, error) {
+	links, err := link.EndpointLinks(e.Netns)
+	if err != nil {
+		return 0, err
+	}
+	alias := a.alias("ep", e.ID)
+	for _, l := range links {
+		if l.Alias == alias {
+			return l.Index, nil
+		}
+	}
+	return 0, fmt.Errorf("endpoint %s: no link in %s", e.Name, e.Netns)
+}
+
+// detachEndpoint removes e's programs (if its namespace still exists) and
+// its table entry.
+func (a *Agent) detachEndpoint(ctx context.Context, e api.Endpoint) error {
+	if e.Ifindex == 0 {
+		return nil
+	}
+	var errs []error
+	if netnsAlive(e) {
+		errs = append(errs, a.dp.DetachEndpoint(ctx, e.Netns, e.Ifindex))
+	}
+	return errors.Join(append(errs, a.dp.DeleteEndpoint(e.NetnsCookie, e.Ifindex))...)
+}
+
+// pruneEndpointTable drops table entries of endpoints not in state (a
+// crash between the table write and the state write). Caller holds mu.
+func (a *Agent) pruneEndpointTable(eps []api.Endpoint) error {
+	type key struct {
+		cookie uint64
+		idx    int
+	}
+	want := map[key]bool{}
+	for _, e := range eps {
+		want[key{e.NetnsCookie, e.Ifindex}] = true
+	}
+	have, err := a.dp.Endpoints()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, h := range have {
+		if !want[key{h.NetnsCookie, h.Ifindex}] {
+			errs = append(errs, a.dp.DeleteEndpoint(h.NetnsCookie, h.Ifindex))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pruneDatapath forgets parents no network has and unpins TCX links of
+// devices that are gone. Caller holds mu.
+func (a *Agent) pruneDatapath() error {
+	want := map[int]bool{}
+	for _, n := range a.nets {
+		want[n.parentIndex] = true
+	}
+	parents, err := a.dp.Parents()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range parents {
+		if !want[p.Ifindex] {
+			errs = append(errs, a.dp.DeleteParent(p.Ifindex))
+		}
+	}
+	_, err = a.dp.PruneLinks()
+	return errors.Join(append(errs, err)...)
+}
