@@ -20,6 +20,7 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/endpoints/{ref}", a.handleRemoveEndpoint)
 	mux.HandleFunc("DELETE /v1/endpoints", a.handleDisconnect)
 	mux.HandleFunc("GET /v1/check", a.handleCheck)
+	mux.HandleFunc("GET /v1/stats", a.handleStats)
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"agent_id": a.store.AgentID()})
 	})
