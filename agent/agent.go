@@ -41,6 +41,8 @@ type Agent struct {
 	dp    *loader.Datapath
 	mode  loader.Mode
 
+	hostIno uint64 // inode of the managed namespace, never a container's
+
 	mu   sync.Mutex // serialises changes to networks and endpoints
 	nets map[string]*network
 }
@@ -58,6 +60,14 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if a.host, err = link.OpenHost(cfg.HostNetns); err != nil {
 		return nil, errors.Join(fmt.Errorf("open host namespace: %w", err), a.Close())
+	}
+	a.host.SetTag(a.store.AgentID())
+	hostPath := cfg.HostNetns
+	if hostPath == "" {
+		hostPath = "/proc/self/ns/net"
+	}
+	if a.hostIno, err = link.CheckNetns(hostPath); err != nil {
+		return nil, errors.Join(err, a.Close())
 	}
 	if a.mode, err = loader.ResolveMode(cfg.AttachMode); err != nil {
 		return nil, errors.Join(fmt.Errorf("--attach-mode %s: %w", cfg.AttachMode, err), a.Close())

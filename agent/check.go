@@ -91,11 +91,11 @@ func checkHeld(n *network, eps []api.Endpoint) []string {
 
 func (a *Agent) checkHostLinks(links []link.Info) []string {
 	present := map[string]link.Info{}
-	prefix := "mvlan/" + a.store.AgentID() + "/"
+	prefix := a.aliasPrefix()
 	var drift []string
 	for _, l := range links {
 		present[l.Name] = l
-		if strings.HasPrefix(l.Name, link.TempPrefix) {
+		if strings.HasPrefix(l.Name, link.TempPrefixFor(a.store.AgentID())) {
 			drift = append(drift, fmt.Sprintf("half-made link %s in the host namespace", l.Name))
 		}
 		if rest, ok := strings.CutPrefix(l.Alias, prefix); ok && !strings.HasPrefix(rest, "net/") {

@@ -31,16 +31,17 @@ func (a *Agent) undoEndpoint(ctx context.Context, n *network, e api.Endpoint) er
 // teardown deletes e's link (found by our alias, never by name alone) and
 // the namespace mvlan made for it. Missing pieces are not errors.
 func (a *Agent) teardown(ctx context.Context, e api.Endpoint) error {
-	ino, err := netnsInode(e.Netns)
-	if err != nil || (e.NetnsInode != 0 && ino != e.NetnsInode) {
-		// The path is gone or names another namespace now. The namespace
-		// may live on through its processes, and the link with our address
-		// in it: remove the link through one of them before the address
-		// is handed out again.
-		return a.detachThroughPids(ctx, e)
+	if !a.isOurNetns(e) {
+		// The path is gone, is not a namespace, or names another one now.
+		// Ours may live on through its processes, with the link and our
+		// address in it: remove the link through one of them before the
+		// address is handed out again.
+		err := a.detachThroughPids(ctx, e)
+		if e.OwnsNetns && e.State == api.EndpointCreating && halfMadeNetns(e.Netns) {
+			err = errors.Join(err, link.DeleteNetns(e.Name))
+		}
+		return err
 	}
-	// A "creating" endpoint may not have its inode recorded yet; its path
-	// did not exist when it was stored (newEndpoint checks), so it is ours.
 	errs := []error{a.detachLink(ctx, e)}
 	if e.OwnsNetns {
 		errs = append(errs, link.DeleteNetns(e.Name))
@@ -48,11 +49,34 @@ func (a *Agent) teardown(ctx context.Context, e api.Endpoint) error {
 	return errors.Join(errs...)
 }
 
+// isOurNetns reports whether e's path is still e's namespace: the same
+// inode, or, for one created before its inode was stored, our mark.
+func (a *Agent) isOurNetns(e api.Endpoint) bool {
+	ino, err := link.CheckNetns(e.Netns)
+	switch {
+	case err != nil:
+		return false
+	case e.NetnsInode != 0:
+		return ino == e.NetnsInode
+	case !e.OwnsNetns:
+		return false
+	}
+	mark, err := link.NetnsMark(e.Netns)
+	return err == nil && mark == a.alias("ns", e.ID)
+}
+
+// halfMadeNetns: CreateNetns makes an empty file, then mounts the
+// namespace on it; a crash between leaves the empty file.
+func halfMadeNetns(path string) bool {
+	st, err := os.Lstat(path)
+	return err == nil && st.Mode().IsRegular() && st.Size() == 0
+}
+
 func (a *Agent) detachThroughPids(ctx context.Context, e api.Endpoint) error {
 	for _, pid := range netnsPids(e.NetnsInode) {
 		via := e
 		via.Netns = fmt.Sprintf("/proc/%d/ns/net", pid)
-		if ino, err := netnsInode(via.Netns); err != nil || ino != e.NetnsInode {
+		if ino, err := link.CheckNetns(via.Netns); err != nil || ino != e.NetnsInode {
 			continue // the process moved or exited meanwhile
 		}
 		return a.detachLink(ctx, via)
@@ -87,14 +111,9 @@ func (a *Agent) RemoveEndpoints(ctx context.Context, ref string, force bool) err
 	if err != nil {
 		return err
 	}
-	var hits []api.Endpoint
-	for _, e := range eps {
-		if e.Name == ref || e.ID == ref || (len(ref) >= 3 && strings.HasPrefix(e.ID, ref)) {
-			hits = append(hits, e)
-		}
-	}
-	if len(hits) == 0 {
-		return notFound(fmt.Errorf("no container or endpoint %q; see mvlan ps", ref))
+	hits, err := matchEndpoints(eps, ref)
+	if err != nil {
+		return err
 	}
 	if !force {
 		for _, e := range hits {
@@ -118,15 +137,19 @@ func (a *Agent) Disconnect(ctx context.Context, netRef, path string) error {
 	if err != nil {
 		return err
 	}
-	ino, _ := netnsInode(path)
+	ino, _ := link.CheckNetns(path)
 	eps, err := a.store.Endpoints()
 	if err != nil {
 		return err
 	}
 	for _, e := range eps {
-		if e.NetworkID == n.ID && (e.Netns == path || (ino != 0 && e.NetnsInode == ino)) {
-			return a.removeEndpoint(ctx, e)
+		if e.NetworkID != n.ID || (e.Netns != path && (ino == 0 || e.NetnsInode != ino)) {
+			continue
 		}
+		if e.OwnsNetns {
+			return invalid(fmt.Errorf("%s is container %s, made by mvlan run; remove it with mvlan rm %s (disconnect is for namespaces made by others)", path, e.Name, e.Name))
+		}
+		return a.removeEndpoint(ctx, e)
 	}
 	return notFound(fmt.Errorf("namespace %s is not connected to network %s", path, n.Name))
 }
@@ -180,4 +203,30 @@ func netnsPids(ino uint64) []int {
 	}
 	slices.Sort(pids)
 	return pids
+}
+
+// matchEndpoints finds the endpoints ref names: every endpoint with that
+// exact name (a container on several networks has one per network), else
+// the one with that exact ID, else the one whose ID starts with ref.
+func matchEndpoints(eps []api.Endpoint, ref string) ([]api.Endpoint, error) {
+	var byName, byPrefix []api.Endpoint
+	for _, e := range eps {
+		switch {
+		case e.Name == ref:
+			byName = append(byName, e)
+		case e.ID == ref:
+			return []api.Endpoint{e}, nil
+		case len(ref) >= 3 && strings.HasPrefix(e.ID, ref):
+			byPrefix = append(byPrefix, e)
+		}
+	}
+	switch {
+	case len(byName) > 0:
+		return byName, nil
+	case len(byPrefix) == 1:
+		return byPrefix, nil
+	case len(byPrefix) > 1:
+		return nil, invalid(fmt.Errorf("ID prefix %q matches %d endpoints; give more of the ID or the name", ref, len(byPrefix)))
+	}
+	return nil, notFound(fmt.Errorf("no container or endpoint %q; see mvlan ps", ref))
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mvlan/mvlan/agent/store"
@@ -70,13 +69,16 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ a
 func (a *Agent) newEndpoint(n *network, req api.EndpointCreate) (api.Endpoint, error) {
 	e := api.Endpoint{ID: store.NewID(), Name: req.Name, NetworkID: n.ID, Netns: req.Netns, IfName: req.IfName,
 		State: api.EndpointCreating, Created: time.Now().UTC()}
-	if e.IfName == "" {
-		e.IfName = "eth0"
+	if e.IfName != "" {
+		if err := link.CheckIfName(e.IfName); err != nil {
+			return e, invalid(fmt.Errorf("--ifname: %w", err))
+		}
 	}
-	if err := link.CheckIfName(e.IfName); err != nil {
-		return e, invalid(fmt.Errorf("--ifname: %w", err))
-	}
-	if e.Netns == "" {
+	if e.Netns != "" {
+		if err := a.checkForeignNetns(n, &e); err != nil {
+			return e, err
+		}
+	} else {
 		e.OwnsNetns = true
 		if e.Name == "" {
 			e.Name = "mvlan-" + e.ID[:8]
@@ -88,8 +90,9 @@ func (a *Agent) newEndpoint(n *network, req api.EndpointCreate) (api.Endpoint, e
 		if _, err := os.Lstat(e.Netns); err == nil {
 			return e, conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
 		}
-	} else if e.Name == "" {
-		e.Name = nameFromNetns(e.Netns)
+	}
+	if e.IfName == "" {
+		e.IfName = "eth0"
 	}
 	want := req.MAC
 	if want == "" && n.Mode == "passthru" {
@@ -228,19 +231,22 @@ func releaseAll(space *ipam.Space, addrs []netip.Prefix) {
 // the macvlan slave in it.
 func (a *Agent) realize(ctx context.Context, n *network, e *api.Endpoint) error {
 	if e.OwnsNetns {
-		if _, err := link.CreateNetns(e.Name); err != nil {
+		// The mark lets a restart tell this namespace from one someone
+		// else made under the same name before its inode was stored.
+		if _, err := link.CreateNetns(e.Name, a.alias("ns", e.ID)); err != nil {
 			if errors.Is(err, link.ErrExists) {
+				e.OwnsNetns = false // someone else's: never delete it
 				return conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
 			}
 			return err
 		}
 		crashpoint("endpoint-create:after-netns")
+		ino, err := link.CheckNetns(e.Netns)
+		if err != nil {
+			return err
+		}
+		e.NetnsInode = ino
 	}
-	ino, err := netnsInode(e.Netns)
-	if err != nil {
-		return invalid(fmt.Errorf("namespace %s: %w; give a path such as /proc/PID/ns/net or /run/netns/NAME", e.Netns, err))
-	}
-	e.NetnsInode = ino
 	if err := a.host.AttachEndpoint(ctx, a.endpointSpec(n, *e)); err != nil {
 		return err
 	}
@@ -268,15 +274,49 @@ func (a *Agent) endpointSpec(n *network, e api.Endpoint) link.EndpointSpec {
 	return s
 }
 
-// netnsInode identifies the namespace at path, to notice when it is gone.
-func netnsInode(path string) (uint64, error) {
-	st, err := os.Stat(path)
+// checkForeignNetns validates a namespace given by path (connect): it must
+// be a network namespace, not the agent's own, and not on the network yet.
+// It names the endpoint and picks the first free ethN when no --ifname.
+func (a *Agent) checkForeignNetns(n *network, e *api.Endpoint) error {
+	ino, err := link.CheckNetns(e.Netns)
 	if err != nil {
-		return 0, err
+		return invalid(err)
 	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok || st.Mode().IsDir() {
-		return 0, errors.New("not a network namespace")
+	if ino == a.hostIno {
+		return invalid(fmt.Errorf("%s is the agent's own (host) namespace; give a container's namespace", e.Netns))
 	}
-	return sys.Ino, nil
+	e.NetnsInode = ino
+	if e.Name == "" {
+		e.Name = nameFromNetns(e.Netns)
+	}
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return err
+	}
+	for _, o := range eps {
+		if o.NetworkID == n.ID && o.NetnsInode == ino {
+			return conflict(fmt.Errorf("namespace %s is already on network %s (endpoint %s)", e.Netns, n.Name, o.Name))
+		}
+	}
+	if e.IfName == "" {
+		e.IfName, err = freeIfName(e.Netns)
+	}
+	return err
+}
+
+// freeIfName returns the first ethN that the namespace does not have.
+func freeIfName(path string) (string, error) {
+	links, err := link.EndpointLinks(path)
+	if err != nil {
+		return "", err
+	}
+	taken := map[string]bool{}
+	for _, l := range links {
+		taken[l.Name] = true
+	}
+	for i := 0; ; i++ {
+		if name := fmt.Sprintf("eth%d", i); !taken[name] {
+			return name, nil
+		}
+	}
 }

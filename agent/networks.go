@@ -28,9 +28,10 @@ type network struct {
 const hostOnlyPrefix = "mvl-"
 
 // alias marks a kernel link as this agent's: "mvlan/AGENT/KIND/ID".
-func (a *Agent) alias(kind, id string) string {
-	return "mvlan/" + a.store.AgentID() + "/" + kind + "/" + id
-}
+func (a *Agent) alias(kind, id string) string { return a.aliasPrefix() + kind + "/" + id }
+
+// aliasPrefix starts every mark of this agent: "mvlan/AGENT/".
+func (a *Agent) aliasPrefix() string { return "mvlan/" + a.store.AgentID() + "/" }
 
 // CreateNetwork validates req, creates the parent link if mvlan owns it and
 // stores the network. Order for crash safety: link (marked with our alias)
@@ -67,10 +68,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 	crashpoint("network-create:after-link")
 	if err := a.store.CreateNetwork(n); err != nil {
 		err = fmt.Errorf("store network %s: %w", n.Name, err)
-		if n.OwnsParent() {
-			err = errors.Join(err, a.host.Delete(n.Parent))
-		}
-		return api.Network{}, err
+		return api.Network{}, errors.Join(err, a.deleteOwnedLink(n))
 	}
 	crashpoint("network-create:after-state")
 	nw := &network{Network: n, space: space, status: "ok"}
@@ -108,21 +106,26 @@ func (a *Agent) resolveParent(n *api.Network, parent string) error {
 		n.Parent, n.ParentKind = hostOnlyPrefix+n.ID[:link.MaxNameLen-len(hostOnlyPrefix)], api.ParentHostOnly
 		return nil
 	}
-	p, err := link.ParseParent(parent)
-	if err != nil {
+	if err := link.CheckParentName(parent); err != nil {
 		return invalid(err)
 	}
-	n.Parent = p.Name
-	info, err := a.host.Link(p.Name)
+	n.Parent = parent
+	info, err := a.host.Link(parent)
 	switch {
 	case err == nil:
 		if info.Kind == "loopback" || info.Name == "lo" {
-			return invalid(fmt.Errorf("parent %q is a loopback device; use an Ethernet link such as eth0", p.Name))
+			return invalid(fmt.Errorf("parent %q is a loopback device; use an Ethernet link such as eth0", parent))
 		}
 		n.ParentKind, n.LinkKind = api.ParentExisting, info.Kind
 		return nil
 	case !errors.Is(err, link.ErrNotFound):
-		return fmt.Errorf("look up parent %s: %w", p.Name, err)
+		return fmt.Errorf("look up parent %s: %w", parent, err)
+	}
+	p, err := link.ParseParent(parent)
+	if err != nil {
+		return invalid(err)
+	}
+	switch {
 	case !p.IsVLAN():
 		return invalid(fmt.Errorf("parent link %q not found; create it first, or name it NAME.VID (e.g. eth0.50) to have mvlan create an 802.1q sub-interface", p.Name))
 	}
@@ -223,11 +226,28 @@ func (a *Agent) RemoveNetwork(ctx context.Context, ref string) error {
 // dropNetwork removes a network that is no longer in a.nets from the
 // datapath and deletes its link if mvlan owns it. Caller holds mu.
 func (a *Agent) dropNetwork(ctx context.Context, n *network) error {
-	err := a.detachNetwork(ctx, n)
-	if n.OwnsParent() {
-		err = errors.Join(err, a.host.Delete(n.Parent))
+	return errors.Join(a.detachNetwork(ctx, n), a.deleteOwnedLink(n.Network))
+}
+
+// deleteOwnedLink deletes the network's parent if mvlan made it: it must
+// carry the network's mark, so a link the operator made in its place since
+// is left alone.
+func (a *Agent) deleteOwnedLink(n api.Network) error {
+	if !n.OwnsParent() {
+		return nil
 	}
-	return err
+	l, err := a.host.Link(n.Parent)
+	if errors.Is(err, link.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if l.Alias != a.alias("net", n.ID) {
+		a.log.Warn("parent is not the link mvlan made; leaving it", "network", n.Name, "link", n.Parent, "alias", l.Alias)
+		return nil
+	}
+	return a.host.Delete(n.Parent)
 }
 
 // Networks returns every network with its status and endpoints.

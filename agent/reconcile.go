@@ -88,10 +88,11 @@ func (a *Agent) removeStale(links []link.Info) map[string]link.Info {
 			want[n.Parent] = n.ID
 		}
 	}
-	prefix := "mvlan/" + a.store.AgentID() + "/"
+	prefix := a.aliasPrefix()
+	tmp := link.TempPrefixFor(a.store.AgentID())
 	present := map[string]link.Info{}
 	for _, l := range links {
-		stale := strings.HasPrefix(l.Name, link.TempPrefix)
+		stale := strings.HasPrefix(l.Name, tmp)
 		if rest, ok := strings.CutPrefix(l.Alias, prefix); ok {
 			kind, id, _ := strings.Cut(rest, "/")
 			stale = stale || kind != "net" || want[l.Name] != id

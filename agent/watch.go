@@ -36,21 +36,31 @@ func (a *Agent) sweep(ctx context.Context) {
 		return
 	}
 	for _, e := range eps {
-		if e.State != api.EndpointReady || netnsAlive(e) {
-			continue
+		if e.State == api.EndpointReady && !netnsAlive(e) {
+			a.releaseVanished(ctx, e.ID)
 		}
-		a.mu.Lock()
-		if err := a.undoEndpoint(ctx, a.nets[e.NetworkID], e); err != nil {
-			a.log.Warn("release endpoint of a vanished namespace", "name", e.Name, "err", err)
-		} else {
-			a.log.Info("released endpoint: its namespace is gone", "name", e.Name, "netns", e.Netns)
-		}
-		a.mu.Unlock()
 	}
 }
 
+// releaseVanished releases endpoint id if, looked at again under the lock,
+// it is still ready and its namespace still gone: a concurrent rm may have
+// released it (and its address been handed out again) since the sweep read.
+func (a *Agent) releaseVanished(ctx context.Context, id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, err := a.store.Endpoint(id)
+	if err != nil || e.State != api.EndpointReady || netnsAlive(e) {
+		return
+	}
+	if err := a.undoEndpoint(ctx, a.nets[e.NetworkID], e); err != nil {
+		a.log.Warn("release endpoint of a vanished namespace", "name", e.Name, "err", err)
+		return
+	}
+	a.log.Info("released endpoint: its namespace is gone", "name", e.Name, "netns", e.Netns)
+}
+
 func netnsAlive(e api.Endpoint) bool {
-	ino, err := netnsInode(e.Netns)
+	ino, err := link.CheckNetns(e.Netns)
 	return err == nil && ino == e.NetnsInode
 }
 
@@ -70,15 +80,19 @@ func (a *Agent) reconcileEndpoints(ctx context.Context) error {
 			why = "caught " + e.State + " by a restart"
 		case !netnsAlive(e):
 			why = "its namespace is gone"
+		case n == nil:
+			why = "its network is gone"
 		default:
 			err := a.ensureLink(ctx, n, e)
 			if err == nil {
 				err = a.attachEndpointDP(ctx, n, e)
 			}
-			if err == nil {
-				continue
+			if err != nil {
+				// Keep it: the namespace and its address are the user's;
+				// doctor reports the drift, a later start may fix it.
+				a.log.Warn("endpoint not attached", "name", e.Name, "network", n.Name, "err", err)
 			}
-			why = err.Error()
+			continue
 		}
 		if err := a.undoEndpoint(ctx, n, e); err != nil {
 			a.log.Warn("cannot release endpoint", "name", e.Name, "err", err)

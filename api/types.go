@@ -71,7 +71,9 @@ type Network struct {
 }
 
 // OwnsParent reports whether mvlan created the parent link and so removes it.
-func (n *Network) OwnsParent() bool { return n.ParentKind != ParentExisting }
+func (n *Network) OwnsParent() bool {
+	return n.ParentKind == ParentVLAN || n.ParentKind == ParentHostOnly
+}
 
 // Endpoint states, stored so that a crash half way is finished on start.
 const (

@@ -84,7 +84,7 @@ func (h *Host) createLink(ctx context.Context, l netlink.Link, name, alias strin
 	if _, err := h.nl.LinkByName(name); err == nil {
 		return fmt.Errorf("link %s %w", name, ErrExists)
 	}
-	tmp := tempName()
+	tmp := tempName(h.tag)
 	l.Attrs().Name = tmp
 	l.Attrs().Alias = alias
 	if err := h.nl.LinkAdd(l); err != nil {

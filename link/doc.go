@@ -46,9 +46,20 @@ type kernelError struct {
 func (e *kernelError) Error() string   { return e.msg }
 func (e *kernelError) Unwrap() []error { return []error{e.sentinel, e.cause} }
 
-// tempName returns TempPrefix followed by 8 random hex digits (13 bytes).
-func tempName() string {
+// TempPrefixFor is the temporary-name prefix of a Host tagged with tag
+// (see Host.SetTag): "mvt" and the first 6 bytes of the tag, so that each
+// agent recognises its own half-made links and no one else's.
+func TempPrefixFor(tag string) string {
+	if tag == "" {
+		return TempPrefix
+	}
+	return "mvt" + (tag + "______")[:6]
+}
+
+// tempName returns the temporary name of a link being created: the
+// prefix for tag and random hex digits, 15 bytes at most.
+func tempName(tag string) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go >= 1.24)
-	return TempPrefix + hex.EncodeToString(b[:])
+	return (TempPrefixFor(tag) + hex.EncodeToString(b[:]))[:min(15, len(TempPrefixFor(tag))+8)]
 }

@@ -115,7 +115,7 @@ func (h *Host) AttachEndpoint(ctx context.Context, s EndpointSpec) (err error) {
 		return fmt.Errorf("attach endpoint %s: %w", s.Alias, err)
 	}
 	defer target.Close()
-	sl := &slave{tmp: tempName()}
+	sl := &slave{tmp: tempName(h.tag)}
 	defer func() {
 		if sl.target != nil {
 			defer sl.target.Close()

@@ -19,7 +19,13 @@ type Host struct {
 	nl *netlink.Handle
 
 	noDummy atomic.Bool // the kernel said it has no dummy driver
+	tag     string      // owner tag in temporary link names (SetTag)
 }
+
+// SetTag makes the temporary names of links this Host creates start with
+// TempPrefixFor(tag), so a half-made link can be told from another
+// agent's. Call it before creating links.
+func (h *Host) SetTag(tag string) { h.tag = tag }
 
 // Info describes a link.
 type Info struct {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -84,7 +85,12 @@ func CheckNetnsName(name string) error {
 // /run/netns/NAME, as `ip netns add NAME` does, so `ip netns exec NAME` works
 // on it. The mount is made in the calling process's mount namespace. The
 // error wraps ErrExists when the name is taken.
-func CreateNetns(name string) (path string, err error) {
+//
+// The new namespace has lo up, and lo carries mark as its alias (if mark
+// is not empty) before the namespace appears at its path, so whoever made
+// it can tell it from one of the same name made by someone else
+// (NetnsMark).
+func CreateNetns(name, mark string) (path string, err error) {
 	if err := CheckNetnsName(name); err != nil {
 		return "", err
 	}
@@ -100,7 +106,7 @@ func CreateNetns(name string) (path string, err error) {
 		return "", fmt.Errorf("create netns %s: %w", name, err)
 	}
 	f.Close()
-	if err := mountNewNetns(path); err != nil {
+	if err := mountNewNetns(path, mark); err != nil {
 		os.Remove(path)
 		return "", fmt.Errorf("create netns %s: %w", name, err)
 	}
@@ -110,12 +116,16 @@ func CreateNetns(name string) (path string, err error) {
 // mountNewNetns unshares a new network namespace on a locked thread, binds
 // it on path and lets the thread die (it is never unlocked), so the
 // namespace lives exactly as long as the mount.
-func mountNewNetns(path string) error {
+func mountNewNetns(path, mark string) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: this thread is discarded
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		if err := setupLoopback(mark); err != nil {
+			errc <- err
 			return
 		}
 		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
@@ -171,4 +181,68 @@ func DeleteNetns(name string) error {
 		return fmt.Errorf("delete netns %s: %w", name, err)
 	}
 	return nil
+}
+
+// setupLoopback brings lo up in the calling thread's namespace and sets
+// its alias to mark.
+func setupLoopback(mark string) error {
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink in new netns: %w", err)
+	}
+	defer nl.Close()
+	lo, err := nl.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find lo: %w", err)
+	}
+	if mark != "" {
+		if err := nl.LinkSetAlias(lo, mark); err != nil {
+			return fmt.Errorf("mark lo: %w", err)
+		}
+	}
+	if err := nl.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("set lo up: %w", err)
+	}
+	return nil
+}
+
+// NetnsMark returns the mark (lo's alias) of the namespace at path.
+func NetnsMark(path string) (string, error) {
+	var mark string
+	err := inNetns(path, func(nl *netlink.Handle) error {
+		lo, err := nl.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		mark = lo.Attrs().Alias
+		return nil
+	}, false)
+	return mark, err
+}
+
+// nsfsMagic is the statfs type of namespace files (NSFS_MAGIC).
+const nsfsMagic = 0x6e736673
+
+// CheckNetns reports whether path is a network namespace (a /proc/PID/ns/net
+// link or a bind mount of one) and returns its inode. The error names the
+// path and what would be right.
+func CheckNetns(path string) (uint64, error) {
+	if !filepath.IsAbs(path) {
+		return 0, fmt.Errorf("namespace path %q is not absolute; give /proc/PID/ns/net or /run/netns/NAME", path)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("namespace %s: %w; give /proc/PID/ns/net or /run/netns/NAME", path, err)
+	}
+	defer unix.Close(fd)
+	var fs unix.Statfs_t
+	var st unix.Stat_t
+	if unix.Fstatfs(fd, &fs) != nil || fs.Type != nsfsMagic || unix.Fstat(fd, &st) != nil {
+		return 0, fmt.Errorf("%s is not a namespace; give /proc/PID/ns/net or /run/netns/NAME", path)
+	}
+	typ, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+	if err != nil || typ != unix.CLONE_NEWNET {
+		return 0, fmt.Errorf("%s is not a network namespace; give /proc/PID/ns/net or /run/netns/NAME", path)
+	}
+	return st.Ino, nil
 }

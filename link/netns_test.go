@@ -20,7 +20,7 @@ func TestCreateNetns(t *testing.T) {
 	name := "mvt-" + hex.EncodeToString(b[:]) + "-n"
 	t.Cleanup(func() { link.DeleteNetns(name) })
 
-	path, err := link.CreateNetns(name)
+	path, err := link.CreateNetns(name, "")
 	if err != nil || path != link.NetnsPath(name) || path != "/run/netns/"+name {
 		t.Fatalf("CreateNetns = %q, %v", path, err)
 	}
@@ -37,7 +37,7 @@ func TestCreateNetns(t *testing.T) {
 	if links, err := link.EndpointLinks(path); err != nil || len(links) != 1 {
 		t.Errorf("EndpointLinks(%s) = %v, %v; want only lo", path, links, err)
 	}
-	if _, err := link.CreateNetns(name); !errors.Is(err, link.ErrExists) {
+	if _, err := link.CreateNetns(name, ""); !errors.Is(err, link.ErrExists) {
 		t.Errorf("second CreateNetns error = %v; want ErrExists", err)
 	}
 	if err := link.DeleteNetns(name); err != nil {
@@ -53,7 +53,7 @@ func TestCreateNetns(t *testing.T) {
 
 func TestCreateNetnsBadNames(t *testing.T) {
 	for _, name := range []string{"", ".", "..", "a/b", "../etc", strings.Repeat("x", 65)} {
-		if _, err := link.CreateNetns(name); err == nil || errors.Is(err, link.ErrExists) {
+		if _, err := link.CreateNetns(name, ""); err == nil || errors.Is(err, link.ErrExists) {
 			t.Errorf("CreateNetns(%q) error = %v; want a validation error", name, err)
 		}
 		if err := link.DeleteNetns(name); err == nil {

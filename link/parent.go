@@ -91,3 +91,8 @@ func checkName(what, s string) error {
 // CheckIfName validates a link name chosen by a user for an interface inside
 // a container (--ifname).
 func CheckIfName(s string) error { return checkName("interface", s) }
+
+// CheckParentName validates the name of a parent link that may already
+// exist under any name (foo, br.lan); the NAME.VID rules of ParseParent
+// apply only to a parent mvlan is to create.
+func CheckParentName(s string) error { return checkName("parent", s) }

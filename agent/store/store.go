@@ -195,6 +195,13 @@ func (s *Store) Endpoints() ([]api.Endpoint, error) {
 // to several networks under one name, as a container joins several.
 func epKey(e api.Endpoint) []byte { return []byte(e.NetworkID + "/" + e.Name) }
 
+// Endpoint returns the endpoint with ID id.
+func (s *Store) Endpoint(id string) (api.Endpoint, error) {
+	var e api.Endpoint
+	err := s.db.View(func(tx *bolt.Tx) error { return getJSON(tx.Bucket(bEndpoints), id, &e) })
+	return e, err
+}
+
 // CreateEndpoint stores e with its addresses in one transaction;
 // ErrExists when its name is taken on its network, ErrNotFound when its
 // network is gone.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/link"
 )
 
 // TestRestartPersistence: networks survive a restart; a missing owned link
@@ -103,12 +104,18 @@ func TestStaleLinksRemoved(t *testing.T) {
 	idB := strings.TrimSpace(b.ok("network", "create", "--subnet=10.8.0.0/24", "b-local"))
 	a.stop()
 	agentID := readAgentID(t, a)
-	sb.Run(t, sb.Path, "ip", "link", "add", "mvtmp1234abcd", "type", "bridge")
+	ours := link.TempPrefixFor(agentID) + "abcd"
+	theirs := link.TempPrefixFor("0badc0de") + "abcd" // another agent's, mid-creation
+	sb.Run(t, sb.Path, "ip", "link", "add", ours, "type", "bridge")
+	sb.Run(t, sb.Path, "ip", "link", "add", theirs, "type", "bridge")
 	sb.Run(t, sb.Path, "ip", "link", "add", "orphan0", "type", "bridge")
 	sb.Run(t, sb.Path, "ip", "link", "set", "orphan0", "alias", "mvlan/"+agentID+"/net/0123456789")
 	a.start()
 	l := links(t, sb)
-	for _, gone := range []string{"mvtmp1234abcd", "orphan0"} {
+	if _, ok := l[theirs]; !ok {
+		t.Errorf("agent A removed another agent's half-made link %s", theirs)
+	}
+	for _, gone := range []string{ours, "orphan0"} {
 		if _, ok := l[gone]; ok {
 			t.Errorf("stale link %s not removed", gone)
 		}

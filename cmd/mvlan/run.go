@@ -62,6 +62,9 @@ func run(c *cli.Context) error {
 	if c.Bool("rm") {
 		err = errors.Join(err, cl.RemoveEndpoint(context.WithoutCancel(c.Context), e.ID, true))
 	}
+	if err != nil && code != 0 {
+		return cli.Exit(err.Error(), code)
+	}
 	if err != nil {
 		return err
 	}
@@ -83,19 +86,25 @@ func shell() string {
 func runAttached(netns string, args []string) (int, error) {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// Terminal signals reach the command by themselves; we outlive it to
+	// clean up (--rm). SIGTERM and SIGHUP (terminal closed) are passed on.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	if err := startIn(netns, cmd); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return 127, err
+		}
+		return 0, err
+	}
+	proc := cmd.Process
 	go func() {
 		for s := range sigs {
-			if cmd.Process != nil && s == syscall.SIGTERM {
-				_ = cmd.Process.Signal(s)
+			if s == syscall.SIGTERM || s == syscall.SIGHUP {
+				_ = proc.Signal(s)
 			}
 		}
 	}()
-	if err := startIn(netns, cmd); err != nil {
-		return 0, err
-	}
 	err := cmd.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
