@@ -209,6 +209,12 @@ func TestRefDualStack(t *testing.T) {
 func TestRefTwoParentsIsolated(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "eth1")
+	// One switch behind both parents: without mvlan's isolation, frames
+	// of one network would reach the other at layer 2.
+	for _, args := range [][]string{{"link", "add", "sw0", "type", "bridge"}, {"link", "set", "wire0", "master", "sw0"},
+		{"link", "set", "w-eth1", "master", "sw0"}, {"link", "set", "sw0", "up"}} {
+		e.sb.Run(t, e.sb.WirePath, append([]string{"ip"}, args...)...)
+	}
 	e.a.ok("network", "create", "--subnet=192.168.50.0/24", "-o", "parent=eth0", "net50")
 	e.a.ok("network", "create", "--subnet=192.168.60.0/24", "-o", "parent=eth1", "net60")
 	a1, a2, b1 := e.name("a1"), e.name("a2"), e.name("b1")
@@ -224,9 +230,11 @@ func TestRefTwoParentsIsolated(t *testing.T) {
 	e.wantPingFail("net50 -> net60", out, exitOf(err))
 	out, code = e.pingRun("net60", "192.168.50.10", true)
 	e.wantPingFail("net60 -> net50", out, code)
+	// On-link routes both ways: only mvlan's cross-network drop stops it.
 	e.in(a2, "ip", "route", "add", "192.168.60.10/32", "dev", "eth0")
+	e.in(b1, "ip", "route", "add", "192.168.50.11/32", "dev", "eth0")
 	out, err = e.pingFrom(a2, "192.168.60.10", true)
-	e.wantPingFail("net50 -> net60 with an on-link route", out, exitOf(err))
+	e.wantPingFail("net50 -> net60 with on-link routes over one switch", out, exitOf(err))
 }
 
 // TestRefParentUnreachable records the kernel behaviour the reference
