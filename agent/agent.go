@@ -119,6 +119,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go a.watch(wctx)
+	go a.watchLinks(wctx)
 	a.log.Info("agent ready", "socket", a.cfg.Socket, "metrics", a.cfg.MetricsAddr, "state", a.cfg.StateDir, "agent_id", a.store.AgentID())
 	select {
 	case <-ctx.Done():

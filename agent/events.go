@@ -1,0 +1,84 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/mvlan/mvlan/link"
+)
+
+// settle is how long link events are gathered before parents are checked.
+const settle = 100 * time.Millisecond
+
+// watchLinks re-checks the networks' parents when one of their links
+// changes in the host namespace: a missing parent is reported (and
+// re-created if mvlan owns it), a parent that came back gets its programs
+// again. It runs until ctx is done.
+func (a *Agent) watchLinks(ctx context.Context) {
+	kick := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-kick:
+			}
+			time.Sleep(settle)
+			select {
+			case <-kick:
+			default:
+			}
+			a.refreshParents(ctx)
+		}
+	}()
+	err := a.host.WatchLinks(ctx, func(ev link.LinkEvent) {
+		if a.isParentLink(ev) {
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		a.log.Warn("no link events: parents are checked only on start", "err", err)
+	}
+}
+
+// isParentLink reports whether ev concerns a network's parent or trunk.
+func (a *Agent) isParentLink(ev link.LinkEvent) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, n := range a.nets {
+		if ev.Name == n.Parent || ev.Index == n.parentIndex || ev.Index == n.trunkIndex {
+			return true
+		}
+	}
+	return false
+}
+
+// refreshParents is the parent half of Reconcile, run on link events.
+func (a *Agent) refreshParents(ctx context.Context) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	links, err := a.host.Links()
+	if err != nil {
+		a.log.Warn("refresh parents: list links", "err", err)
+		return
+	}
+	present := map[string]link.Info{}
+	for _, l := range links {
+		present[l.Name] = l
+	}
+	for _, n := range a.nets {
+		old := n.status
+		n.status = a.ensureParent(ctx, n, present)
+		if n.status == "ok" {
+			if err := a.attachNetwork(ctx, n); err != nil {
+				n.status = err.Error()
+			}
+		}
+		if n.status != old {
+			a.log.Info("network status changed", "network", n.Name, "status", n.status, "was", old)
+		}
+	}
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// waitFor polls cond every 50 ms for up to d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+// TestParentLinkEvents: while the agent runs, a parent that disappears is
+// reported at once, and an owned one is re-created; a parent that comes
+// back makes its network usable again.
+func TestParentLinkEvents(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	sb.AddVeth(t, "eth1")
+	prefix := sb.Name + "-c"
+	cleanupContainers(t, prefix)
+	a := newAgent(t, sb)
+	a.start()
+	a.ok("network", "create", "--subnet=172.16.90.0/24", "-o", "parent=eth1", "net1")
+	id := strings.TrimSpace(a.ok("network", "create", "--subnet=10.9.0.0/24", "local"))
+	hostOnly := "mvl-" + id[:11]
+
+	sb.Run(t, sb.Path, "ip", "link", "del", "eth1")
+	if !waitFor(3*time.Second, func() bool { return strings.Contains(a.ok("network", "ls"), "parent link eth1 is missing") }) {
+		t.Fatalf("network ls does not report the missing parent:\n%s", a.ok("network", "ls"))
+	}
+	if _, _, code := a.mv("run", "-d", "--name", prefix+"1", "--net", "net1"); code == 0 {
+		t.Fatal("run on a network whose parent is missing succeeded")
+	}
+	sb.AddVeth(t, "eth1")
+	if !waitFor(3*time.Second, func() bool { return !strings.Contains(a.ok("network", "ls"), "missing") }) {
+		t.Fatalf("network not usable again after its parent came back:\n%s", a.ok("network", "ls"))
+	}
+	a.ok("run", "-d", "--name", prefix+"1", "--net", "net1")
+
+	sb.Run(t, sb.Path, "ip", "link", "del", hostOnly)
+	if !waitFor(3*time.Second, func() bool { _, ok := links(t, sb)[hostOnly]; return ok }) {
+		t.Fatalf("owned link %s not re-created while the agent runs\n%s", hostOnly, a.log)
+	}
+	a.ok("rm", "-f", prefix+"1")
+	a.ok("network", "rm", "net1", "local")
+}

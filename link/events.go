@@ -1,0 +1,51 @@
+package link
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// LinkEvent is a link added, changed or removed in a Host's namespace.
+type LinkEvent struct {
+	Name    string
+	Index   int
+	Deleted bool
+}
+
+// WatchLinks sends the link events of h's namespace to fn until ctx is
+// done or the subscription fails (the error is returned).
+func (h *Host) WatchLinks(ctx context.Context, fn func(LinkEvent)) error {
+	ch := make(chan netlink.LinkUpdate, 256)
+	done := make(chan struct{})
+	defer close(done)
+	errc := make(chan error, 1)
+	ns := h.ns
+	opts := netlink.LinkSubscribeOptions{
+		Namespace: &ns,
+		ErrorCallback: func(err error) {
+			select {
+			case errc <- err:
+			default:
+			}
+		},
+	}
+	if err := netlink.LinkSubscribeWithOptions(ch, done, opts); err != nil {
+		return fmt.Errorf("subscribe to link events: %w", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return fmt.Errorf("link events: %w", err)
+		case u, ok := <-ch:
+			if !ok {
+				return fmt.Errorf("link events: subscription closed")
+			}
+			fn(LinkEvent{Name: u.Attrs().Name, Index: u.Attrs().Index, Deleted: u.Header.Type == unix.RTM_DELLINK})
+		}
+	}
+}
