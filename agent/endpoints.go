@@ -230,6 +230,8 @@ func releaseAll(space *ipam.Space, addrs []netip.Prefix) {
 // realize makes the kernel objects: the namespace (if mvlan owns it) and
 // the macvlan slave in it.
 func (a *Agent) realize(ctx context.Context, n *network, e *api.Endpoint) error {
+	t0 := time.Now()
+	defer func() { a.log.Debug("realize", "name", e.Name, "took", time.Since(t0)) }()
 	if e.OwnsNetns {
 		// The mark lets a restart tell this namespace from one someone
 		// else made under the same name before its inode was stored.
@@ -246,11 +248,13 @@ func (a *Agent) realize(ctx context.Context, n *network, e *api.Endpoint) error 
 			return err
 		}
 		e.NetnsInode = ino
+		a.log.Debug("netns created", "name", e.Name, "at", time.Since(t0))
 	}
 	if err := a.host.AttachEndpoint(ctx, a.endpointSpec(n, *e)); err != nil {
 		return err
 	}
 	crashpoint("endpoint-create:after-link")
+	a.log.Debug("link attached", "name", e.Name, "at", time.Since(t0))
 	return a.attachEndpoint(ctx, n, e)
 }
 
