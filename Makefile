@@ -6,7 +6,7 @@ FUZZTIME    ?= 10s
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X github.com/mvlan/mvlan/agent.Version=$(VERSION)
 
-.PHONY: all build test unit lint fuzz generate demo lab bench clean
+.PHONY: all build test unit lint fuzz generate check-generate demo lab bench clean
 
 all: build
 
@@ -14,7 +14,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mvlan
 
 # Everything CI runs: lint, every test (privileged ones as root), bounded fuzzing.
-test: lint unit fuzz
+test: lint check-generate unit fuzz
 
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
@@ -37,6 +37,10 @@ fuzz:
 # CI checks that a run leaves the committed files unchanged.
 generate:
 	$(GO) generate ./loader/
+
+# The committed BPF objects must be what the sources and clang-19 give.
+check-generate: generate
+	@git diff --exit-code --stat -- loader/ || { echo "loader/*_bpfel.* differ from make generate: commit the regenerated files"; exit 1; }
 
 # The reference's pub_net example in a namespace sandbox (root).
 demo: build
