@@ -13,8 +13,8 @@ import (
 // Version is set at build time (-ldflags -X).
 var Version = "dev"
 
-// metrics holds the agent's own instruments; per-network values are read
-// from the agent when scraped.
+// metrics holds the agent's own instruments; per-network values and the
+// datapath counters (metrics_datapath.go) are read when scraped.
 type metrics struct {
 	reconcile prometheus.Gauge
 	build     prometheus.Gauge
@@ -48,7 +48,7 @@ func revision() string {
 func (m *metrics) handler(a *Agent) http.Handler {
 	reg := prometheus.NewRegistry()
 	m.build.Set(1)
-	reg.MustRegister(m.reconcile, m.build, &stateCollector{a: a},
+	reg.MustRegister(m.reconcile, m.build, &stateCollector{a: a}, &datapathCollector{a: a},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

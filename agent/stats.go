@@ -1,8 +1,220 @@
 package agent
 
-import "net/http"
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
+)
+
+// dropReasons are every reason a program drops for.
+var dropReasons = []loader.DropReason{loader.MACSpoof, loader.IPSpoof, loader.ARPSpoof, loader.NDSpoof, loader.CrossNetwork}
+
+// programs are the datapath's programs, for the malformed counters.
+var programs = []string{"ep_egress", "ep_ingress", "parent_ingress", "parent_egress"}
 
 // handleStats serves the datapath counters with names (GET /v1/stats).
 func (a *Agent) handleStats(w http.ResponseWriter, _ *http.Request) {
-	writeError(w, notFound(errNoStats))
+	s, err := a.Stats()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+// Stats reads every datapath counter once and names what the datapath
+// numbers: ifindexes become host link names, network ids network names,
+// endpoint attachments "ENDPOINT/IFNAME". Every network has its drop,
+// flood, hairpin and east-west counters (zero before the first frame);
+// counters of networks the agent no longer has are left out.
+func (a *Agent) Stats() (api.Stats, error) {
+	snap, err := a.dp.Counters()
+	if err != nil {
+		return api.Stats{}, fmt.Errorf("read datapath counters: %w", err)
+	}
+	links, err := a.hostLinks()
+	if err != nil {
+		return api.Stats{}, err
+	}
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return api.Stats{}, fmt.Errorf("read endpoints: %w", err)
+	}
+	nets := a.networkRefs(links)
+	seed(&snap, nets)
+	s := api.Stats{
+		Time:      time.Now().UTC(),
+		VLANs:     vlanStats(snap.VLAN, links),
+		Networks:  networkStats(snap, nets),
+		Malformed: map[string]api.Count{},
+	}
+	for _, p := range programs {
+		s.Malformed[p] = apiCount(snap.Malformed[p])
+	}
+	s.Attachments = attachStats(a.dp.Attachments(), links, eps)
+	return s, nil
+}
+
+// hostLinks lists the host namespace's links by ifindex.
+func (a *Agent) hostLinks() (map[int]link.Info, error) {
+	ls, err := a.host.Links()
+	if err != nil {
+		return nil, fmt.Errorf("list host links: %w", err)
+	}
+	m := make(map[int]link.Info, len(ls))
+	for _, l := range ls {
+		m[l.Index] = l
+	}
+	return m, nil
+}
+
+// netRef is a network as the datapath counts it: its name, and the VLAN
+// its parent's frames count under (the sub-interface's VID, else 0).
+type netRef struct {
+	name string
+	vid  uint16
+}
+
+// networkRefs maps datapath ids to networks.
+func (a *Agent) networkRefs(links map[int]link.Info) map[uint32]netRef {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m := make(map[uint32]netRef, len(a.nets))
+	for _, n := range a.nets {
+		m[n.DatapathID] = netRef{name: n.Name, vid: uint16(links[n.parentIndex].VID)}
+	}
+	return m
+}
+
+// seed adds zero counters for every known network, so that its series
+// exist before the first frame and alerts on a first drop work.
+func seed(snap *loader.Snapshot, nets map[uint32]netRef) {
+	for id, n := range nets {
+		for _, r := range dropReasons {
+			addZero(snap.Drops, loader.DropKey{NetworkID: id, Reason: r})
+		}
+		nv := loader.NetVLAN{NetworkID: id, VID: n.vid}
+		addZero(snap.Hairpin, nv)
+		addZero(snap.EastWest, nv)
+		for _, kind := range []loader.FloodKind{loader.Broadcast, loader.Multicast} {
+			for _, dir := range []loader.Direction{loader.Rx, loader.Tx} {
+				addZero(snap.Flood, loader.FloodKey{NetworkID: id, VID: n.vid, Kind: kind, Direction: dir})
+			}
+		}
+	}
+}
+
+func addZero[K comparable](m map[K]loader.Counter, k K) {
+	if _, ok := m[k]; !ok {
+		m[k] = loader.Counter{}
+	}
+}
+
+func linkName(links map[int]link.Info, ifindex int) string {
+	if l, ok := links[ifindex]; ok {
+		return l.Name
+	}
+	return fmt.Sprintf("ifindex:%d", ifindex)
+}
+
+func apiCount(c loader.Counter) api.Count { return api.Count{Packets: c.Packets, Bytes: c.Bytes} }
+
+func apiTraffic(t loader.Traffic) api.Traffic {
+	return api.Traffic{Rx: apiCount(t.Rx), Tx: apiCount(t.Tx)}
+}
+
+func vlanStats(m map[loader.VLANKey]loader.Traffic, links map[int]link.Info) []api.VLANStats {
+	out := make([]api.VLANStats, 0, len(m))
+	for k, t := range m {
+		out = append(out, api.VLANStats{Parent: linkName(links, k.Ifindex), VLAN: k.VID, Traffic: apiTraffic(t)})
+	}
+	slices.SortFunc(out, func(a, b api.VLANStats) int {
+		return cmp.Or(strings.Compare(a.Parent, b.Parent), cmp.Compare(a.VLAN, b.VLAN))
+	})
+	return out
+}
+
+// networkStats has one entry per network the agent knows, sorted by name.
+func networkStats(snap loader.Snapshot, nets map[uint32]netRef) []api.NetworkStats {
+	byID := make(map[uint32]*api.NetworkStats, len(nets))
+	for id, n := range nets {
+		byID[id] = &api.NetworkStats{Network: n.name, Traffic: apiTraffic(snap.Network[id]), Drops: map[string]api.Count{}}
+	}
+	for k, c := range snap.Drops {
+		if ns := byID[k.NetworkID]; ns != nil {
+			ns.Drops[string(k.Reason)] = apiCount(c)
+		}
+	}
+	for k, c := range snap.Flood {
+		if ns := byID[k.NetworkID]; ns != nil {
+			ns.Flood = append(ns.Flood, api.FloodStats{VLAN: k.VID, Kind: string(k.Kind), Direction: string(k.Direction), Count: apiCount(c)})
+		}
+	}
+	for k, c := range snap.Hairpin {
+		if ns := byID[k.NetworkID]; ns != nil {
+			ns.Hairpin = append(ns.Hairpin, api.VLANCount{VLAN: k.VID, Count: apiCount(c)})
+		}
+	}
+	for k, c := range snap.EastWest {
+		if ns := byID[k.NetworkID]; ns != nil {
+			ns.EastWest = append(ns.EastWest, api.VLANCount{VLAN: k.VID, Count: apiCount(c)})
+		}
+	}
+	out := make([]api.NetworkStats, 0, len(byID))
+	for _, ns := range byID {
+		sortNetworkStats(ns)
+		out = append(out, *ns)
+	}
+	slices.SortFunc(out, func(a, b api.NetworkStats) int { return strings.Compare(a.Network, b.Network) })
+	return out
+}
+
+func sortNetworkStats(ns *api.NetworkStats) {
+	slices.SortFunc(ns.Flood, func(a, b api.FloodStats) int {
+		return cmp.Or(cmp.Compare(a.VLAN, b.VLAN), strings.Compare(a.Kind, b.Kind), strings.Compare(a.Direction, b.Direction))
+	})
+	byVLAN := func(a, b api.VLANCount) int { return cmp.Compare(a.VLAN, b.VLAN) }
+	slices.SortFunc(ns.Hairpin, byVLAN)
+	slices.SortFunc(ns.EastWest, byVLAN)
+}
+
+// attachStats names attachments: parent programs by host link name,
+// endpoint programs "ENDPOINT/IFNAME". A link label is never repeated for
+// one hook (the metric would be refused): a clash gets "#IFINDEX".
+func attachStats(as []loader.Attachment, links map[int]link.Info, eps []api.Endpoint) []api.Attachment {
+	type epKey struct {
+		cookie  uint64
+		ifindex int
+	}
+	epNames := make(map[epKey]string, len(eps))
+	for _, e := range eps {
+		epNames[epKey{e.NetnsCookie, e.Ifindex}] = e.Name + "/" + e.IfName
+	}
+	seen := map[string]bool{}
+	out := make([]api.Attachment, 0, len(as))
+	for _, at := range as {
+		var name string
+		switch {
+		case strings.HasPrefix(at.Program, "parent_"):
+			name = linkName(links, at.Ifindex)
+		case epNames[epKey{at.NetnsCookie, at.Ifindex}] != "":
+			name = epNames[epKey{at.NetnsCookie, at.Ifindex}]
+		default:
+			name = fmt.Sprintf("%s/ifindex:%d", filepath.Base(at.Netns), at.Ifindex)
+		}
+		if seen[name+"\x00"+string(at.Hook)] {
+			name = fmt.Sprintf("%s#%d", name, at.Ifindex)
+		}
+		seen[name+"\x00"+string(at.Hook)] = true
+		out = append(out, api.Attachment{Link: name, Hook: string(at.Hook), Program: at.Program, Mode: string(at.Mode)})
+	}
+	return out
 }

@@ -71,13 +71,22 @@ show ip netns exec "$P-c2" ping -c 4 -i 0.2 172.16.86.10
 say "a transient container pings too, then is removed (--rm)"
 show mvlan run --rm --net=pub_net -- ping -c 2 -i 0.2 172.16.86.10
 
+say "a container that sends from an address not its own gets nothing through"
+show ip netns exec "$P-c2" ip addr add 172.16.86.99/24 dev eth0
+show ip netns exec "$P-c2" ping -c 2 -i 0.2 -W 1 -I 172.16.86.99 172.16.86.10 || echo "(no answer: the datapath dropped the spoofed frames)"
+ip netns exec "$P-c2" ip addr del 172.16.86.99/24 dev eth0
+
+say "the counters those pings moved: per VLAN of the parent, per network"
+show mvlan stats
+
 say "what mvlan knows"
 show mvlan ps
 show mvlan network ls
 show mvlan network inspect pub_net
 
-say "metrics (http://127.0.0.1:9469/metrics inside $P-host)"
-nsenter --net="$HOST" -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/9469; printf "GET /metrics HTTP/1.0\r\n\r\n" >&3; cat <&3' | grep '^mvlan_' || true
+say "metrics (http://127.0.0.1:9469/metrics inside $P-host; mvlan_ samples that are not 0)"
+nsenter --net="$HOST" -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/9469; printf "GET /metrics HTTP/1.0\r\n\r\n" >&3; cat <&3' |
+  grep '^mvlan_' | grep -v ' 0$' || true
 
 say "remove the containers and the network"
 show mvlan rm -f "$P-c1" "$P-c2"

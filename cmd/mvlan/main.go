@@ -56,7 +56,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "socket", Value: api.DefaultSocket, EnvVars: []string{"MVLAN_SOCKET"}, Usage: "agent API socket"},
 		},
 		Commands: []*cli.Command{agentCommand(), networkCommand(), runCommand(), connectCommand(), disconnectCommand(),
-			psCommand(), rmCommand(), doctorCommand()},
+			psCommand(), rmCommand(), statsCommand(), doctorCommand()},
 	}
 }
 
