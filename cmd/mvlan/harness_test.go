@@ -49,6 +49,7 @@ type agentProc struct {
 	dir    string // holds state/, the socket and the log
 	socket string
 	env    []string
+	flags  []string // extra agent flags; they come last, so they override
 	cmd    *exec.Cmd
 	log    *bytes.Buffer
 	done   chan error
@@ -72,6 +73,7 @@ func (a *agentProc) start(extraEnv ...string) {
 	a.log = &bytes.Buffer{}
 	a.cmd = exec.Command("nsenter", "--net="+a.sb.Path, "--", mvlanBin, "--socket", a.socket, "agent",
 		"--state-dir", filepath.Join(a.dir, "state"), "--metrics-addr", "", "--bpffs", filepath.Join(a.dir, "bpf"))
+	a.cmd.Args = append(a.cmd.Args, a.flags...)
 	a.cmd.Env = append(append(os.Environ(), a.env...), extraEnv...)
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	if err := a.cmd.Start(); err != nil {

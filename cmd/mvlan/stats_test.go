@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -35,30 +34,8 @@ const (
 // (they come last, so they override the harness's, e.g. --metrics-addr "").
 func startWith(a *agentProc, extra ...string) {
 	a.t.Helper()
-	a.log = &bytes.Buffer{}
-	args := append([]string{"--net=" + a.sb.Path, "--", mvlanBin, "--socket", a.socket, "agent",
-		"--state-dir", filepath.Join(a.dir, "state"), "--metrics-addr", "", "--bpffs", filepath.Join(a.dir, "bpf")}, extra...)
-	a.cmd = exec.Command("nsenter", args...)
-	a.cmd.Env = append(a.cmd.Environ(), a.env...)
-	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
-	if err := a.cmd.Start(); err != nil {
-		a.t.Fatalf("start agent: %v", err)
-	}
-	a.done = make(chan error, 1)
-	go func() { a.done <- a.cmd.Wait() }()
-	a.t.Cleanup(func() { a.kill() })
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		if _, _, code := a.mv("network", "ls", "-q"); code == 0 {
-			return
-		}
-		select {
-		case err := <-a.done:
-			a.done <- err
-			a.t.Fatalf("agent exited during start: %v\n%s", err, a.log)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	a.t.Fatalf("agent did not answer within 10s\n%s", a.log)
+	a.flags = extra
+	a.start()
 }
 
 // statsEnv is an agent serving /metrics with pub_net on eth0 and two
