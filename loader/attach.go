@@ -231,7 +231,7 @@ func (d *Datapath) forgetGoneNetns(netnsPath string, ifindex int, endpoint bool)
 			continue
 		}
 		delete(d.attached, k)
-		delete(d.qdiscs, ifaceKey{k.cookie, k.ifindex})
+		d.unmarkQdisc(ifaceKey{k.cookie, k.ifindex})
 		errs = append(errs, d.detachTCX(target{cookie: k.cookie, ifindex: ifindex}, k.hook))
 		if endpoint {
 			errs = append(errs, d.releaseEndpointPrograms(k.cookie, ifindex))

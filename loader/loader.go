@@ -86,6 +86,9 @@ func Load(ctx context.Context, pinDir string) (*Datapath, error) {
 }
 
 func (d *Datapath) load() error {
+	if err := d.loadQdiscMarks(); err != nil {
+		return err
+	}
 	var err error
 	if d.specs, err = loadSpecs(); err != nil {
 		return err

@@ -114,8 +114,7 @@ func (d *Datapath) ensureClsact(rtnl *tc.Tc, t target) error {
 	if err := rtnl.Qdisc().Add(&q); err != nil {
 		return fmt.Errorf("add clsact qdisc: %w", err)
 	}
-	d.qdiscs[ifaceKey{t.cookie, t.ifindex}] = true
-	return nil
+	return d.markQdisc(ifaceKey{t.cookie, t.ifindex})
 }
 
 func hasClsact(rtnl *tc.Tc, ifindex int) (bool, error) {
@@ -159,7 +158,8 @@ func (d *Datapath) detachTC(ctx context.Context, t target, hook Hook) error {
 }
 
 // dropQdiscIfOurs deletes the clsact qdisc if this Datapath created it and
-// no filter is left on either hook. A qdisc found at startup is never ours.
+// no filter is left on either hook. A qdisc that was there before us is
+// never ours (see qdiscmark.go).
 func (d *Datapath) dropQdiscIfOurs(ctx context.Context, t target) error {
 	key := ifaceKey{t.cookie, t.ifindex}
 	if !d.qdiscs[key] || ctx.Err() != nil {
@@ -178,7 +178,7 @@ func (d *Datapath) dropQdiscIfOurs(ctx context.Context, t target) error {
 		}
 		return rtnl.Qdisc().Delete(&q)
 	})
-	delete(d.qdiscs, key)
+	d.unmarkQdisc(key)
 	if linkGone(err) {
 		return nil
 	}
