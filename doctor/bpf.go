@@ -86,7 +86,7 @@ func attachTCX(prog *ebpf.Program) error {
 }
 
 func attachClsact(prog *ebpf.Program) error {
-	nl, err := netlink.NewHandle()
+	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink: %w", err)
 	}

@@ -70,7 +70,7 @@ func probed(name, kind string, ok bool, why, impact string) Check {
 
 // probeVeth creates a veth pair; it runs in a throwaway netns.
 func probeVeth() (Check, error) {
-	nl, err := netlink.NewHandle()
+	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return Check{}, fmt.Errorf("netlink: %w", err)
 	}

@@ -166,7 +166,7 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 			return fmt.Errorf("set alias: %w", err)
 		}
 	}
-	if sl.target, err = netlink.NewHandleAt(target); err != nil {
+	if sl.target, err = netlink.NewHandleAt(target, unix.NETLINK_ROUTE); err != nil {
 		return fmt.Errorf("open netlink in %s: %w", s.NetnsPath, err)
 	}
 	if err := h.nl.LinkSetNsFd(l, int(target)); err != nil {
@@ -230,7 +230,7 @@ func inNetns(path string, fn func(*netlink.Handle) error, missingOK bool) error 
 		return err
 	}
 	defer ns.Close()
-	nl, err := netlink.NewHandleAt(ns)
+	nl, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("open netlink in %s: %w", path, err)
 	}

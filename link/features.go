@@ -41,7 +41,7 @@ func probeHere() (Features, error) {
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return Features{}, fmt.Errorf("probe features: new netns: %w", err)
 	}
-	nl, err := netlink.NewHandle()
+	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return Features{}, fmt.Errorf("probe features: netlink: %w", err)
 	}

@@ -46,7 +46,7 @@ func OpenHost(nsPath string) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	nl, err := netlink.NewHandleAt(ns)
+	nl, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		ns.Close()
 		return nil, fmt.Errorf("open netlink in %s: %w", nsName(nsPath), err)

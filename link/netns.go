@@ -186,7 +186,7 @@ func DeleteNetns(name string) error {
 // setupLoopback brings lo up in the calling thread's namespace and sets
 // its alias to mark.
 func setupLoopback(mark string) error {
-	nl, err := netlink.NewHandle()
+	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in new netns: %w", err)
 	}
