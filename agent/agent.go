@@ -28,7 +28,11 @@ type Config struct {
 	BPFFS       string // bpffs directory for pinned objects
 	AttachMode  string // auto|tcx|tc
 	HostNetns   string // namespace the agent manages; "" means its own
-	Log         *slog.Logger
+	// PluginSocket is where Docker finds the agent as a network and IPAM
+	// plugin (/run/docker/plugins/NAME.sock makes the driver NAME); ""
+	// disables it.
+	PluginSocket string
+	Log          *slog.Logger
 }
 
 // Agent is a running mvlan daemon.
@@ -43,8 +47,9 @@ type Agent struct {
 
 	hostIno uint64 // inode of the managed namespace, never a container's
 
-	mu   sync.Mutex // serialises changes to networks and endpoints
-	nets map[string]*network
+	mu     sync.Mutex // serialises changes to networks and endpoints
+	nets   map[string]*network
+	docker *dockerState // what Docker's plugin calls leave between them (docker.go)
 }
 
 // New opens the state (taking its lock) and the managed namespace. It does
@@ -53,7 +58,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	a := &Agent{cfg: cfg, log: cfg.Log, nets: map[string]*network{}, met: newMetrics()}
+	a := &Agent{cfg: cfg, log: cfg.Log, nets: map[string]*network{}, met: newMetrics(), docker: newDockerState()}
 	var err error
 	if a.store, err = store.Open(cfg.StateDir); err != nil {
 		return nil, err
@@ -96,6 +101,7 @@ func (a *Agent) Close() error {
 
 // Run reconciles, then serves the API and metrics until ctx is done.
 func (a *Agent) Run(ctx context.Context) error {
+	a.finishHandoffs()
 	if err := a.Reconcile(ctx); err != nil {
 		return err
 	}
@@ -105,7 +111,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
 	servers := []*http.Server{srv}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(ln) }()
 	if a.cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", a.cfg.MetricsAddr)
@@ -115,6 +121,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		msrv := &http.Server{Handler: a.met.handler(a), ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, msrv)
 		go func() { errc <- msrv.Serve(mln) }()
+	}
+	psrv, err := a.servePlugin(ctx, errc)
+	if err != nil {
+		return errors.Join(err, shutdown(servers))
+	}
+	if psrv != nil {
+		servers = append(servers, psrv)
 	}
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()

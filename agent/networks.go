@@ -38,6 +38,12 @@ func (a *Agent) aliasPrefix() string { return "mvlan/" + a.store.AgentID() + "/"
 // first, state second; a crash between them leaves a marked link that no
 // network needs, which Reconcile removes.
 func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error) {
+	return a.createNetwork(ctx, req, store.NewID())
+}
+
+// createNetwork is CreateNetwork with the network's ID given (Docker's,
+// for networks made through the plugin).
+func (a *Agent) createNetwork(ctx context.Context, req api.NetworkCreate, id string) (api.Network, error) {
 	cfg, err := netconf.Parse(req)
 	if err != nil {
 		return api.Network{}, invalid(err)
@@ -52,7 +58,7 @@ func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.N
 		return api.Network{}, invalid(err)
 	}
 	n := api.Network{
-		ID: store.NewID(), Name: cfg.Name, Driver: api.Driver, Created: time.Now().UTC(),
+		ID: id, Name: cfg.Name, Driver: api.Driver, Created: time.Now().UTC(),
 		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
 		Labels: cfg.Labels, Options: cfg.Options, Pools: toAPIPools(space.Pools()),
 	}

@@ -48,7 +48,7 @@ ip -n "$P-wire" link set wire0 up
 
 say "starting the agent in $P-host (state in $WORK)"
 nsenter --net="$HOST" -- "$MVLAN_BIN" --socket "$SOCK" agent --state-dir "$WORK/state" \
-  --metrics-addr 127.0.0.1:9469 --bpffs "$WORK/bpf" >"$WORK/agent.log" 2>&1 &
+  --metrics-addr 127.0.0.1:9469 --bpffs "$WORK/bpf" --plugin-socket "" >"$WORK/agent.log" 2>&1 &
 AGENT_PID=$!
 for _ in $(seq 100); do mvlan network ls -q >/dev/null 2>&1 && break; sleep 0.05; done
 mvlan network ls -q >/dev/null || { cat "$WORK/agent.log"; exit 1; }

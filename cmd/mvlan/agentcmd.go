@@ -21,6 +21,7 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "metrics-addr", Value: "127.0.0.1:9469", EnvVars: []string{"MVLAN_METRICS_ADDR"}, Usage: "host:port serving /metrics (empty: off)"},
 			&cli.StringFlag{Name: "bpffs", Value: "/sys/fs/bpf/mvlan", EnvVars: []string{"MVLAN_BPFFS"}, Usage: "bpffs directory for pinned maps and links"},
 			&cli.StringFlag{Name: "attach-mode", Value: "auto", EnvVars: []string{"MVLAN_ATTACH_MODE"}, Usage: "how BPF programs attach: auto, tcx or tc"},
+			&cli.StringFlag{Name: "plugin-socket", Value: "/run/docker/plugins/mvlan.sock", EnvVars: []string{"MVLAN_PLUGIN_SOCKET"}, Usage: "socket where Docker finds mvlan as a network and IPAM plugin (driver name: the file name without .sock; empty: off)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MVLAN_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 		},
 		Action: runAgent,
@@ -42,12 +43,13 @@ func runAgent(c *cli.Context) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	a, err := agent.New(agent.Config{
-		StateDir:    c.String("state-dir"),
-		Socket:      c.String("socket"),
-		MetricsAddr: c.String("metrics-addr"),
-		BPFFS:       c.String("bpffs"),
-		AttachMode:  c.String("attach-mode"),
-		Log:         log,
+		StateDir:     c.String("state-dir"),
+		Socket:       c.String("socket"),
+		MetricsAddr:  c.String("metrics-addr"),
+		BPFFS:        c.String("bpffs"),
+		AttachMode:   c.String("attach-mode"),
+		PluginSocket: c.String("plugin-socket"),
+		Log:          log,
 	})
 	if err != nil {
 		return err
