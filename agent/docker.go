@@ -273,13 +273,7 @@ func (a *Agent) DockerCreateEndpoint(_ context.Context, de plugin.Endpoint) (_ s
 		}
 		addrs = append(addrs, netip.PrefixFrom(addr, p.Bits()))
 	}
-	want := de.MAC
-	if want == "" && n.Mode == "passthru" {
-		if l, err := a.host.Link(n.Parent); err == nil {
-			want = l.MAC.String()
-		}
-	}
-	mac, err := a.pickMAC(n, want)
+	mac, err := a.endpointMAC(n, de.MAC)
 	if err != nil {
 		return "", err
 	}

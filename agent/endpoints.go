@@ -94,15 +94,7 @@ func (a *Agent) newEndpoint(n *network, req api.EndpointCreate) (api.Endpoint, e
 	if e.IfName == "" {
 		e.IfName = "eth0"
 	}
-	want := req.MAC
-	if want == "" && n.Mode == "passthru" {
-		// passthru hands the parent's MAC to its one slave; keep it so the
-		// parent's address does not change under the operator.
-		if l, err := a.host.Link(n.Parent); err == nil {
-			want = l.MAC.String()
-		}
-	}
-	mac, err := a.pickMAC(n, want)
+	mac, err := a.endpointMAC(n, req.MAC)
 	if err != nil {
 		return e, err
 	}
@@ -120,6 +112,19 @@ func nameFromNetns(path string) string {
 		return "pid-" + f[1]
 	}
 	return "ns-" + store.NewID()[:8]
+}
+
+// endpointMAC is the MAC of a new endpoint: the one asked for, else in
+// passthru mode the parent's (passthru hands it to its one slave; keeping
+// it means the parent's address does not change under the operator), else
+// a random one.
+func (a *Agent) endpointMAC(n *network, want string) (net.HardwareAddr, error) {
+	if want == "" && n.Mode == "passthru" {
+		if l, err := a.host.Link(n.Parent); err == nil {
+			want = l.MAC.String()
+		}
+	}
+	return a.pickMAC(n, want)
 }
 
 // pickMAC parses the requested MAC or makes a random locally administered

@@ -10,7 +10,6 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"debug/elf"
 	"encoding/hex"
@@ -229,20 +228,7 @@ func (d *dockerd) logTail() string {
 
 // docker runs the client against this dockerd: stdout, stderr, exit code.
 func (d *dockerd) docker(args ...string) (string, string, int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, d.cli, append([]string{"-H", "unix://" + d.sock}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), errb.String(), 0
-	case errors.As(err, &ee):
-		return out.String(), errb.String(), ee.ExitCode()
-	}
-	return out.String(), err.Error(), -1
+	return runCmd(90*time.Second, d.cli, append([]string{"-H", "unix://" + d.sock}, args...)...)
 }
 
 // importBusybox makes dockerImage: busybox-static and its applets.

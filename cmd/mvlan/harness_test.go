@@ -137,9 +137,15 @@ func (a *agentProc) waitExit() {
 
 // mv runs the CLI against this agent; it returns stdout, stderr and the exit code.
 func (a *agentProc) mv(args ...string) (string, string, int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return runCmd(60*time.Second, mvlanBin, append([]string{"--socket", a.socket}, args...)...)
+}
+
+// runCmd runs a command with a timeout; it returns stdout, stderr and the
+// exit code (-1 when it could not run, with the reason as stderr).
+func runCmd(timeout time.Duration, name string, args ...string) (string, string, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, mvlanBin, append([]string{"--socket", a.socket}, args...)...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
