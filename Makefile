@@ -11,7 +11,7 @@ LDFLAGS     := -X github.com/mvlan/mvlan/agent.Version=$(VERSION)
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mvlan
+	CGO_ENABLED=0 $(GO) build -tags urfave_cli_no_docs -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mvlan
 
 # Everything CI runs: lint, every test (privileged ones as root), bounded
 # fuzzing, and the two-VM lab (802.1q, dummy, clsact on Debian's 6.1).
