@@ -87,7 +87,7 @@ func (a *Agent) detachNetwork(ctx context.Context, n *network) error {
 	var errs []error
 	for _, idx := range []int{n.parentIndex, n.trunkIndex} {
 		if idx != 0 && !inUse[idx] {
-			errs = append(errs, a.dp.DetachParent(ctx, a.cfg.HostNetns, idx))
+			errs = append(errs, a.dp.DetachParent(ctx, a.cfg.HostNetns, idx), a.dp.ForgetLink(idx))
 		}
 	}
 	if n.parentIndex != 0 && !inUse[n.parentIndex] {
@@ -174,7 +174,7 @@ func (a *Agent) pruneEndpointTable(eps []api.Endpoint) error {
 			errs = append(errs, a.dp.DeleteEndpoint(h.NetnsCookie, h.Ifindex))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, a.dp.PruneOrphans())...)
 }
 
 // pruneDatapath forgets parents no network has and unpins TCX links of

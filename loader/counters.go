@@ -212,6 +212,13 @@ func (d *Datapath) ForgetNetwork(networkID uint32) error {
 	return err
 }
 
+// ForgetLink removes the per-VLAN counters of a link that no network uses
+// any more (call it when its programs are detached), so that its entries
+// do not fill the map and stay in the metrics.
+func (d *Datapath) ForgetLink(ifindex int) error {
+	return deleteWhere(d.maps["vlan_stats"], func(k vlanKey) bool { return int(k.Ifindex) == ifindex })
+}
+
 // deleteWhere deletes the keys of a hash map for which match is true.
 func deleteWhere[K any](m *ebpf.Map, match func(K) bool) error {
 	var keys []K

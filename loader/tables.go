@@ -40,11 +40,7 @@ func (d *Datapath) SetEndpoint(ep Endpoint) error {
 	defer d.tables.Unlock()
 	key := epKey{NetnsCookie: ep.NetnsCookie, Ifindex: uint32(ep.Ifindex)}
 	var old epInfo
-	if err := d.maps["ep_table"].Lookup(&key, &old); err == nil && old.MAC != info.MAC {
-		if err := d.deleteAddresses(old.MAC, nil); err != nil {
-			return err
-		}
-	}
+	hadOld := d.maps["ep_table"].Lookup(&key, &old) == nil
 	keep := map[ipKey]bool{}
 	for _, ip := range info.addrs() {
 		k := newIPKey(ip)
@@ -53,8 +49,12 @@ func (d *Datapath) SetEndpoint(ep Endpoint) error {
 			return fmt.Errorf("set endpoint address %s: %w", ip, err)
 		}
 	}
-	if err := d.deleteAddresses(info.MAC, keep); err != nil {
-		return err
+	if hadOld {
+		// The addresses it had and no longer has, by key: no walk of the
+		// map, so an attach costs the same with 10 or 10000 endpoints.
+		if err := d.deleteAddressesOf(old, keep); err != nil {
+			return err
+		}
 	}
 	if err := d.maps["ep_by_mac"].Put(&macKey{MAC: info.MAC}, &macInfo{NetworkID: ep.NetworkID}); err != nil {
 		return fmt.Errorf("set endpoint mac %s: %w", ep.MAC, err)
@@ -134,7 +134,24 @@ func (d *Datapath) DeleteEndpoint(netnsCookie uint64, ifindex int) error {
 	if err := deleteKey(d.maps["ep_by_mac"], &macKey{MAC: info.MAC}); err != nil {
 		return fmt.Errorf("delete endpoint mac: %w", err)
 	}
-	return d.deleteAddresses(info.MAC, nil)
+	return d.deleteAddressesOf(info, nil)
+}
+
+// deleteAddressesOf deletes the address entries of endpoint info, except
+// those in keep and those that now belong to another MAC.
+func (d *Datapath) deleteAddressesOf(info epInfo, keep map[ipKey]bool) error {
+	m := d.maps["ep_by_ip"]
+	for _, ip := range info.addrs() {
+		k := newIPKey(ip)
+		var v ipInfo
+		if keep[k] || m.Lookup(&k, &v) != nil || v.MAC != info.MAC {
+			continue
+		}
+		if err := deleteKey(m, &k); err != nil {
+			return fmt.Errorf("delete endpoint address %s: %w", ip, err)
+		}
+	}
+	return nil
 }
 
 // Endpoints lists the endpoint table (for reconciling after a restart);
@@ -156,27 +173,51 @@ func (d *Datapath) Endpoints() ([]Endpoint, error) {
 	return out, nil
 }
 
-// deleteAddresses removes the ep_by_ip entries of mac that are not in keep.
-func (d *Datapath) deleteAddresses(mac [6]byte, keep map[ipKey]bool) error {
-	m := d.maps["ep_by_ip"]
-	var stale []ipKey
-	var k ipKey
-	var v ipInfo
-	it := m.Iterate()
-	for it.Next(&k, &v) {
-		if v.MAC == mac && !keep[k] {
-			stale = append(stale, k)
-		}
+// PruneOrphans deletes MAC and address entries of endpoints that are no
+// longer in the endpoint table (left by a crash between two map writes).
+// It walks the maps: call it on start, not per endpoint.
+func (d *Datapath) PruneOrphans() error {
+	d.tables.Lock()
+	defer d.tables.Unlock()
+	live := map[[6]byte]bool{}
+	var ek epKey
+	var ei epInfo
+	it := d.maps["ep_table"].Iterate()
+	for it.Next(&ek, &ei) {
+		live[ei.MAC] = true
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("list endpoint addresses: %w", err)
+		return fmt.Errorf("list endpoints: %w", err)
 	}
-	for i := range stale {
-		if err := deleteKey(m, &stale[i]); err != nil {
-			return fmt.Errorf("delete endpoint address %s: %w", stale[i].addr(), err)
+	var macs []macKey
+	var mk macKey
+	var mi macInfo
+	it = d.maps["ep_by_mac"].Iterate()
+	for it.Next(&mk, &mi) {
+		if !live[mk.MAC] {
+			macs = append(macs, mk)
 		}
 	}
-	return nil
+	var ips []ipKey
+	var ik ipKey
+	var ii ipInfo
+	it2 := d.maps["ep_by_ip"].Iterate()
+	for it2.Next(&ik, &ii) {
+		if !live[ii.MAC] {
+			ips = append(ips, ik)
+		}
+	}
+	if err := errors.Join(it.Err(), it2.Err()); err != nil {
+		return fmt.Errorf("list endpoint entries: %w", err)
+	}
+	var errs []error
+	for i := range macs {
+		errs = append(errs, deleteKey(d.maps["ep_by_mac"], &macs[i]))
+	}
+	for i := range ips {
+		errs = append(errs, deleteKey(d.maps["ep_by_ip"], &ips[i]))
+	}
+	return errors.Join(errs...)
 }
 
 func deleteKey(m *ebpf.Map, key any) error {
