@@ -127,37 +127,34 @@ func (a *Agent) endpointMAC(n *network, want string) (net.HardwareAddr, error) {
 	return a.pickMAC(n, want)
 }
 
-// pickMAC parses the requested MAC or makes a random locally administered
-// unicast one that no endpoint of the network has.
+// pickMAC parses the requested MAC and checks no endpoint of the network
+// has it, or makes a random locally administered unicast one. A random
+// one is not checked against the state: 46 random bits make a clash as
+// good as impossible, and the kernel refuses a MAC already in use on the
+// parent when the link comes up, so an attach could fail, never clash.
 func (a *Agent) pickMAC(n *network, want string) (net.HardwareAddr, error) {
-	used := map[string]bool{}
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range eps {
-		if e.NetworkID == n.ID {
-			used[e.MAC] = true
-		}
-	}
-	if want != "" {
-		mac, err := net.ParseMAC(want)
-		if err != nil || len(mac) != 6 || mac[0]&1 != 0 || isZero(mac) {
-			return nil, invalid(fmt.Errorf("--mac %q is not a unicast Ethernet address; use e.g. 02:42:ac:10:56:0a", want))
-		}
-		if used[mac.String()] {
-			return nil, conflict(fmt.Errorf("MAC %s is already used on network %s", mac, n.Name))
+	if want == "" {
+		mac := make(net.HardwareAddr, 6)
+		for isZero(mac[1:]) {
+			_, _ = rand.Read(mac)
+			mac[0] = mac[0]&0xfc | 0x02 // locally administered, unicast
 		}
 		return mac, nil
 	}
-	for {
-		mac := make(net.HardwareAddr, 6)
-		_, _ = rand.Read(mac)
-		mac[0] = mac[0]&0xfc | 0x02 // locally administered, unicast
-		if !used[mac.String()] && !isZero(mac[1:]) {
-			return mac, nil
+	mac, err := net.ParseMAC(want)
+	if err != nil || len(mac) != 6 || mac[0]&1 != 0 || isZero(mac) {
+		return nil, invalid(fmt.Errorf("--mac %q is not a unicast Ethernet address; use e.g. 02:42:ac:10:56:0a", want))
+	}
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return nil, fmt.Errorf("read endpoints: %w", err)
+	}
+	for _, e := range eps {
+		if e.NetworkID == n.ID && e.MAC == mac.String() {
+			return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", mac, n.Name, e.Name))
 		}
 	}
+	return mac, nil
 }
 
 func isZero(b []byte) bool {
