@@ -98,7 +98,9 @@ func (a *Agent) detachLink(ctx context.Context, e api.Endpoint) error {
 			return a.host.DetachEndpoint(ctx, e.Netns, l.Name)
 		}
 	}
-	return nil
+	// Not found by its mark: a crash may have caught it before the mark
+	// was set, under a temporary name of ours.
+	return a.host.DeleteTemp(e.Netns)
 }
 
 // RemoveEndpoints removes every endpoint named ref (on any network) or with

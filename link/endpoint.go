@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -97,12 +98,12 @@ func hasFamily(addrs []netip.Prefix, v4 bool) bool {
 // slave tracks where a half-made endpoint is, for rollback.
 type slave struct {
 	tmp       string
-	target    *netlink.Handle // non-nil once the link has moved
+	target    *netlink.Handle // netlink in the target namespace, once open
 	targetIdx int
 }
 
-// AttachEndpoint creates a macvlan slave of s.Parent in h's namespace, moves
-// it into s.NetnsPath, names it s.IfName, sets s.MAC, adds s.Addrs (IPv6
+// AttachEndpoint creates a macvlan slave of s.Parent (in h's namespace)
+// inside s.NetnsPath, names it s.IfName, sets s.MAC, adds s.Addrs (IPv6
 // without DAD; IPv6 disabled when there is none), brings it up, adds default
 // routes via s.Gateways and announces the addresses (gratuitous ARP,
 // unsolicited NA). On failure the slave is deleted wherever it is.
@@ -133,8 +134,11 @@ func (h *Host) AttachEndpoint(ctx context.Context, s EndpointSpec) (err error) {
 	return ctx.Err()
 }
 
-// addSlave creates the slave DOWN under its temporary name, with alias and
-// MAC, and moves it into the target namespace.
+// addSlave creates the slave DOWN, under its temporary name and with its
+// MAC, directly in the target namespace (no move: moving a link between
+// namespaces costs an RCU grace period), then sets its alias there. A
+// crash before the alias leaves a link named with this Host's temporary
+// prefix in the target, which DeleteTemp removes.
 func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns.NsHandle) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -143,36 +147,53 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 	if err != nil {
 		return fmt.Errorf("parent %w", err)
 	}
+	if sl.target, err = netlink.NewHandleAt(target, unix.NETLINK_ROUTE); err != nil {
+		return fmt.Errorf("open netlink in %s: %w", s.NetnsPath, err)
+	}
 	attrs := netlink.NewLinkAttrs()
-	attrs.Name, attrs.Alias, attrs.HardwareAddr = sl.tmp, s.Alias, s.MAC
+	attrs.Name, attrs.HardwareAddr = sl.tmp, s.MAC
 	attrs.ParentIndex = parent.Attrs().Index
+	attrs.Namespace = netlink.NsFd(int(target))
 	mv := &netlink.Macvlan{LinkAttrs: attrs, Mode: macvlanModes[s.Mode]}
 	if err := h.nl.LinkAdd(mv); err != nil {
 		return fmt.Errorf("add macvlan on %s: %w", s.Parent, err)
 	}
-	l, err := h.nl.LinkByName(sl.tmp)
+	l, err := sl.target.LinkByName(sl.tmp)
 	if err != nil {
 		return fmt.Errorf("find new macvlan %s: %w", sl.tmp, err)
 	}
 	if !bytes.Equal(l.Attrs().HardwareAddr, s.MAC) {
 		// passthru slaves inherit the parent's MAC at creation; setting
 		// theirs sets the parent's too, as Docker's driver does.
-		if err := h.nl.LinkSetHardwareAddr(l, s.MAC); err != nil {
+		if err := sl.target.LinkSetHardwareAddr(l, s.MAC); err != nil {
 			return fmt.Errorf("set MAC %s: %w", s.MAC, err)
 		}
 	}
-	if s.Alias != "" && l.Attrs().Alias != s.Alias {
-		if err := h.nl.LinkSetAlias(l, s.Alias); err != nil {
+	if s.Alias != "" {
+		if err := sl.target.LinkSetAlias(l, s.Alias); err != nil {
 			return fmt.Errorf("set alias: %w", err)
 		}
 	}
-	if sl.target, err = netlink.NewHandleAt(target, unix.NETLINK_ROUTE); err != nil {
-		return fmt.Errorf("open netlink in %s: %w", s.NetnsPath, err)
-	}
-	if err := h.nl.LinkSetNsFd(l, int(target)); err != nil {
-		return fmt.Errorf("move %s into %s: %w", sl.tmp, s.NetnsPath, err)
-	}
 	return nil
+}
+
+// DeleteTemp deletes the links in the namespace at netnsPath whose names
+// carry this Host's temporary prefix: endpoints a crash caught half made.
+func (h *Host) DeleteTemp(netnsPath string) error {
+	prefix := TempPrefixFor(h.tag)
+	return inNetns(netnsPath, func(nl *netlink.Handle) error {
+		links, err := listLinks(nl)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, l := range links {
+			if strings.HasPrefix(l.Name, prefix) {
+				errs = append(errs, deleteByName(nl, l.Name))
+			}
+		}
+		return errors.Join(errs...)
+	}, true)
 }
 
 // rollback deletes the slave in the host namespace (by its temporary name,
