@@ -224,7 +224,15 @@ func (x *dockerTest) removed(t *testing.T, containers []string, networks map[str
 func (x *dockerTest) testPubNet(t *testing.T) {
 	id := x.network(t, "--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "-o", "parent=eth0", "pub_net")
 	x.runD(t, "pn1", "--net", "pub_net", "--ip", "172.16.86.10")
+	x.settled(t)
+	before := x.netStats(t, id[:12])
 	x.wantPing(t, []string{"--net", "pub_net"}, "ping", "-c", "4", "172.16.86.10")
+	// The counters move for traffic between Docker's containers: pn1
+	// received the 4 requests and sent the 4 replies at least.
+	if after := x.netStats(t, id[:12]); after.Rx.Packets < before.Rx.Packets+4 || after.Tx.Packets < before.Tx.Packets+4 {
+		t.Errorf("pub_net counters rx %d -> %d, tx %d -> %d; want each +4 at least",
+			before.Rx.Packets, after.Rx.Packets, before.Tx.Packets, after.Tx.Packets)
+	}
 
 	mac := x.inspect(t, "pn1", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}")
 	mustContain(t, "ip addr in pn1", x.ok(t, "exec", "pn1", "ip", "addr", "show", "eth0"), "inet 172.16.86.10/24", "link/ether "+mac)
@@ -254,6 +262,10 @@ func (x *dockerTest) testPubNet(t *testing.T) {
 		"sleep 1; ip addr add 172.16.86.99/24 dev eth0; ping -c 2 -W 1 -I 172.16.86.99 172.16.86.10")
 	if code == 0 || !strings.Contains(out, "100% packet loss") {
 		t.Errorf("ping from a spoofed source: exit %d, want 100%% packet loss:\n%s%s", code, out, errs)
+	}
+	// The spoofer's ARP request (sender .99) is its first frame out.
+	if drops := x.netStats(t, id[:12]).Drops; drops["arp_spoof"].Packets+drops["ip_spoof"].Packets == 0 {
+		t.Errorf("the spoofed pings were not counted as drops: %+v", drops)
 	}
 	x.settled(t)
 	x.removed(t, []string{"pn1"}, map[string]string{"pub_net": id})
@@ -486,4 +498,20 @@ func (x *dockerTest) testRestarts(t *testing.T) {
 	}
 	x.settled(t)
 	x.removed(t, []string{"r1"}, map[string]string{"pub_net": id})
+}
+
+// netStats returns what mvlan stats counted for the network named name.
+func (x *dockerTest) netStats(t *testing.T, name string) api.NetworkStats {
+	t.Helper()
+	var st api.Stats
+	if err := json.Unmarshal([]byte(x.a.ok("stats", "--format", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Networks {
+		if n.Network == name {
+			return n
+		}
+	}
+	t.Fatalf("mvlan stats has no network %s", name)
+	return api.NetworkStats{}
 }
