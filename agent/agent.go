@@ -32,7 +32,10 @@ type Config struct {
 	// plugin (/run/docker/plugins/NAME.sock makes the driver NAME); ""
 	// disables it.
 	PluginSocket string
-	Log          *slog.Logger
+	// DockerHost is dockerd's Engine API (unix:///PATH), asked for the
+	// names of the containers of Docker endpoints; "" disables it.
+	DockerHost string
+	Log        *slog.Logger
 }
 
 // Agent is a running mvlan daemon.
@@ -49,7 +52,8 @@ type Agent struct {
 
 	mu     sync.Mutex // serialises changes to networks and endpoints
 	nets   map[string]*network
-	docker *dockerState // what Docker's plugin calls leave between them (docker.go)
+	docker *dockerState  // what Docker's plugin calls leave between them (docker.go)
+	engine *dockerEngine // dockerd's Engine API, for container names; nil: off
 }
 
 // New opens the state (taking its lock) and the managed namespace. It does
@@ -67,6 +71,9 @@ func New(cfg Config) (*Agent, error) {
 		return nil, errors.Join(fmt.Errorf("open host namespace: %w", err), a.Close())
 	}
 	a.host.SetTag(a.store.AgentID())
+	if a.engine, err = newDockerEngine(cfg.DockerHost); err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
 	hostPath := cfg.HostNetns
 	if hostPath == "" {
 		hostPath = "/proc/self/ns/net"
@@ -129,6 +136,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if psrv != nil {
 		servers = append(servers, psrv)
 	}
+	a.nameDockerEndpoints(ctx)
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go a.watch(wctx)

@@ -94,6 +94,7 @@ func (a *Agent) finishHandoff(ctx context.Context, id string) bool {
 		return true
 	}
 	a.log.Info("Docker endpoint ready", "name", e.Name, "network", n.Name, "ifname", e.IfName, "netns", e.Netns)
+	go a.nameDockerEndpoint(a.docker.ctx, id)
 	return true
 }
 

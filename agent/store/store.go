@@ -262,3 +262,29 @@ func getJSON(b *bolt.Bucket, key string, v any) error {
 	}
 	return json.Unmarshal(data, v)
 }
+
+// RenameEndpoint gives endpoint id the name name (unique on its network),
+// in one transaction with its name index, and returns it renamed.
+func (s *Store) RenameEndpoint(id, name string) (api.Endpoint, error) {
+	var e api.Endpoint
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, names := tx.Bucket(bEndpoints), tx.Bucket(bEpNames)
+		if err := getJSON(b, id, &e); err != nil {
+			return fmt.Errorf("endpoint %s: %w", id, ErrNotFound)
+		}
+		if e.Name == name {
+			return nil
+		}
+		old := epKey(e)
+		e.Name = name
+		if cur := names.Get(epKey(e)); cur != nil && string(cur) != id {
+			return fmt.Errorf("endpoint %q: %w", name, ErrExists)
+		}
+		data, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return errors.Join(names.Delete(old), names.Put(epKey(e), []byte(id)), b.Put([]byte(id), data))
+	})
+	return e, err
+}
