@@ -208,14 +208,7 @@ func TestDatapathBroadcast(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			e := newDPEnv(t, m.name, m.flags)
-			if q := e.in(e.sb.Path, "tc", "qdisc", "show", "dev", "eth0"); strings.Contains(q, "clsact") {
-				t.Fatalf("the sandbox's eth0 has a clsact qdisc before mvlan ran: %s", q)
-			}
-			e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
-			c1, c2 := e.name("1"), e.name("2")
-			ep1 := e.runD(c1, "pub_net", "--ip=172.16.86.10")
-			e.runD(c2, "pub_net", "--ip=172.16.86.11")
-			e.wantMode(6)
+			c1, c2, ep1, _ := e.pubNetPair()
 			e.settle("mvlan_flood_packets_total")
 
 			const n = 3
@@ -589,14 +582,7 @@ func TestDatapathRmDetaches(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			e := newDPEnv(t, m.name, m.flags)
-			if q := e.in(e.sb.Path, "tc", "qdisc", "show", "dev", "eth0"); strings.Contains(q, "clsact") {
-				t.Fatalf("the sandbox's eth0 has a clsact qdisc before mvlan ran: %s", q)
-			}
-			e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
-			c1, c2 := e.name("1"), e.name("2")
-			ep1 := e.runD(c1, "pub_net", "--ip=172.16.86.10")
-			ep2 := e.runD(c2, "pub_net", "--ip=172.16.86.11")
-			e.wantMode(6)
+			c1, c2, ep1, ep2 := e.pubNetPair()
 			e.wantAttached(e.sb.Path, "eth0")
 			progs1 := e.wantAttached(c1, "eth0")
 			progs2 := e.wantAttached(c2, "eth0")
@@ -633,6 +619,21 @@ func TestDatapathRmDetaches(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pubNetPair makes pub_net on eth0 (which must have no clsact qdisc yet)
+// with containers 1 (.10) and 2 (.11), and checks all 6 programs attached.
+func (e *dpEnv) pubNetPair() (c1, c2 string, ep1, ep2 api.Endpoint) {
+	e.t.Helper()
+	if q := e.in(e.sb.Path, "tc", "qdisc", "show", "dev", "eth0"); strings.Contains(q, "clsact") {
+		e.t.Fatalf("the sandbox's eth0 has a clsact qdisc before mvlan ran: %s", q)
+	}
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	c1, c2 = e.name("1"), e.name("2")
+	ep1 = e.runD(c1, "pub_net", "--ip=172.16.86.10")
+	ep2 = e.runD(c2, "pub_net", "--ip=172.16.86.11")
+	e.wantMode(6)
+	return c1, c2, ep1, ep2
 }
 
 // nsClient is an HTTP client whose connections are made inside namespace ns.
