@@ -132,7 +132,36 @@ func (d *Datapath) Counters() (Snapshot, error) {
 	return s, err
 }
 
+// readPerCPU calls fn with each key of a per-CPU map and its values (one
+// per possible CPU; fn must not keep the slice). It reads in batches, a
+// few syscalls for the whole map, and falls back to a key-by-key walk on
+// kernels without batch lookups.
 func readPerCPU[K any, V any](m *ebpf.Map, fn func(K, []V)) error {
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return err
+	}
+	const chunk = 256
+	keys, vals := make([]K, chunk), make([]V, chunk*ncpu)
+	var cursor ebpf.MapBatchCursor
+	for first := true; ; first = false {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		if first && errors.Is(err, ebpf.ErrNotSupported) {
+			return iteratePerCPU(m, fn)
+		}
+		for i := range n {
+			fn(keys[i], vals[i*ncpu:(i+1)*ncpu])
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read counters: %w", err)
+		}
+	}
+}
+
+func iteratePerCPU[K any, V any](m *ebpf.Map, fn func(K, []V)) error {
 	var k K
 	var v []V
 	it := m.Iterate()
