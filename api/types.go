@@ -17,18 +17,17 @@ const DefaultSocket = "/run/mvlan/mvlan.sock"
 // NetworkCreate is the body of POST /v1/networks. Values are kept as the
 // operator typed them; the agent parses and validates them (see netconf).
 type NetworkCreate struct {
-	Name        string            `json:"name"`
-	Driver      string            `json:"driver"`
-	Subnets     []string          `json:"subnets,omitempty"`
-	Gateways    []string          `json:"gateways,omitempty"`
-	IPRanges    []string          `json:"ip_ranges,omitempty"`
-	AuxAddrs    []string          `json:"aux_addresses,omitempty"`
-	IPv6        bool              `json:"ipv6,omitempty"`
-	Internal    bool              `json:"internal,omitempty"`
-	Labels      []string          `json:"labels,omitempty"`
-	Options     []string          `json:"options,omitempty"`
-	IPAMOptions []string          `json:"ipam_options,omitempty"`
-	Extra       map[string]string `json:"extra,omitempty"`
+	Name        string   `json:"name"`
+	Driver      string   `json:"driver"`
+	Subnets     []string `json:"subnets,omitempty"`
+	Gateways    []string `json:"gateways,omitempty"`
+	IPRanges    []string `json:"ip_ranges,omitempty"`
+	AuxAddrs    []string `json:"aux_addresses,omitempty"`
+	IPv6        bool     `json:"ipv6,omitempty"`
+	Internal    bool     `json:"internal,omitempty"`
+	Labels      []string `json:"labels,omitempty"`
+	Options     []string `json:"options,omitempty"`
+	IPAMOptions []string `json:"ipam_options,omitempty"`
 }
 
 // Pool is one subnet of a network with the gateway in force.

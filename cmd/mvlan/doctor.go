@@ -57,7 +57,7 @@ func driftSection(ctx context.Context, c *cli.Context, out *doctorOutput) error 
 		s.Checks = append(s.Checks, doctor.Check{Name: "drift", OK: true, Detail: "state, kernel links and IPAM agree"})
 	}
 	for _, d := range ch.Drift {
-		s.Checks = append(s.Checks, doctor.Check{Name: "drift", Detail: d, Impact: "state and kernel disagree; restarting the agent reconciles them"})
+		s.Checks = append(s.Checks, doctor.Check{Name: "drift", Detail: d, Impact: "state and kernel disagree; a restart of the agent reconciles what it can, the agent log says what it cannot"})
 	}
 	out.Sections = append(out.Sections, s)
 	return nil
@@ -114,6 +114,8 @@ func checkStatus(ch doctor.Check) string {
 		return "not run"
 	case ch.OK:
 		return "ok"
+	case ch.Name == "drift":
+		return "drift"
 	}
 	return "missing"
 }

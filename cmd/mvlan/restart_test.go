@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,8 +87,8 @@ func TestCrashPoints(t *testing.T) {
 				a.ok("network", "rm", "local")
 			}
 			after := links(t, sb)
-			if len(after) != len(before) {
-				t.Fatalf("links leaked: before %v, after %v\n%s", before, after, a.log)
+			if !maps.Equal(after, before) {
+				t.Fatalf("links differ from before: before %v, after %v\n%s", before, after, a.log)
 			}
 		})
 	}

@@ -7,11 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/link"
+	"github.com/vishvananda/netns"
 )
 
 func runCommand() *cli.Command {
@@ -134,27 +135,16 @@ func startDetached(netns string, args []string) error {
 }
 
 // startIn starts cmd inside the network namespace at path: the fork
-// happens on a thread that entered the namespace; that thread is never
-// unlocked, so Go discards it instead of reusing it in the wrong namespace.
+// happens on a thread that link.Do has moved into the namespace (and moves
+// back, or discards, afterwards).
 func startIn(path string, cmd *exec.Cmd) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- fmt.Errorf("open namespace %s: %w", path, err)
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("enter namespace %s: %w", path, err)
-			return
-		}
-		if err := cmd.Start(); err != nil {
-			errc <- fmt.Errorf("start %s: %w", cmd.Path, err)
-			return
-		}
-		errc <- nil
-	}()
-	return <-errc
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("open namespace %s: %w", path, err)
+	}
+	defer ns.Close()
+	if err := link.Do(ns, cmd.Start); err != nil {
+		return fmt.Errorf("start %s in %s: %w", cmd.Path, path, err)
+	}
+	return nil
 }
