@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,11 +59,60 @@ func assertConsistent(t *testing.T, a *agentProc, prefix string) {
 	if !slices.Equal(listed, onDisk) {
 		t.Fatalf("mvlan ps lists %v but /run/netns has %v", listed, onDisk)
 	}
+	assertNoTempLinks(t, a, prefix)
+}
+
+// assertNoTempLinks fails on a link with the agent's temporary prefix (a
+// link a crash caught half made) in the host namespace or in any namespace
+// of the sandbox (containers' and others'), and on an endpoint's link left
+// in the host namespace.
+func assertNoTempLinks(t *testing.T, a *agentProc, prefix string) {
+	t.Helper()
+	tmp := link.TempPrefixFor(agentID(t, a))
 	for name, alias := range links(t, a.sb) {
-		if strings.HasPrefix(name, "mvtmp") || strings.Contains(alias, "/ep/") {
+		if strings.HasPrefix(name, tmp) || strings.Contains(alias, "/ep/") {
 			t.Fatalf("leaked link %s (%s) in the host namespace", name, alias)
 		}
 	}
+	paths, _ := filepath.Glob("/run/netns/" + a.sb.Name + "-*")
+	for _, p := range paths {
+		for _, l := range nsLinks(t, p) {
+			if strings.HasPrefix(l, tmp) {
+				t.Fatalf("leaked half-made link %s (prefix %s) in %s", l, tmp, p)
+			}
+		}
+	}
+}
+
+// agentID asks the running agent for its ID.
+func agentID(t *testing.T, a *agentProc) string {
+	t.Helper()
+	var ping struct {
+		AgentID string `json:"agent_id"`
+	}
+	c := api.NewClient(a.socket)
+	defer c.Close()
+	if err := c.Do(t.Context(), "GET", "/v1/ping", nil, &ping); err != nil || ping.AgentID == "" {
+		t.Fatalf("GET /v1/ping: %+v, %v", ping, err)
+	}
+	return ping.AgentID
+}
+
+// nsLinks lists the link names in the namespace at path (with iproute2).
+func nsLinks(t *testing.T, path string) []string {
+	t.Helper()
+	out, err := nstest.RunErr(path, "ip", "-o", "link", "show")
+	if err != nil {
+		return nil // deleted meanwhile
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 func cleanupContainers(t testing.TB, prefix string) {
@@ -107,6 +158,50 @@ func TestEndpointCrashPoints(t *testing.T) {
 	}
 }
 
+// TestCrashHalfMadeLink: connect into a namespace of someone else's is
+// killed after the endpoint is stored, and the test leaves what a kill
+// inside the link's creation leaves there: a link under the agent's
+// temporary prefix, without its mark. On start the agent removes that
+// link, and only that: the namespace and its other links stay.
+func TestCrashHalfMadeLink(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	prefix := sb.Name + "-c"
+	ns := sb.Netns(t, "x")
+	a := newAgent(t, sb)
+	a.start()
+	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	half := link.TempPrefixFor(agentID(t, a)) + "0bad"
+	a.stop()
+	a.start("MVLAN_TEST_CRASHPOINT=endpoint-create:after-state")
+	a.mv("connect", "--ip=172.16.86.20", "pub_net", ns)
+	a.waitExit()
+	sb.Run(t, ns, "ip", "link", "add", half, "type", "bridge")
+	sb.Run(t, ns, "ip", "link", "add", "keep0", "type", "bridge")
+	a.start()
+	got := nsLinks(t, ns)
+	if slices.Contains(got, half) || !slices.Contains(got, "keep0") {
+		t.Fatalf("links in %s after restart: %v; want %s removed and keep0 kept\n%s", ns, got, half, a.log)
+	}
+	assertConsistent(t, a, prefix)
+	a.ok("connect", "--ip=172.16.86.20", "pub_net", ns) // the address is free again
+	a.ok("disconnect", "pub_net", ns)
+}
+
+// crashSeed is MVLAN_TEST_SEED when set (to replay a run), else the time;
+// it is logged either way.
+func crashSeed(t *testing.T) uint64 {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("MVLAN_TEST_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("MVLAN_TEST_SEED=%q: want a decimal uint64", s)
+		}
+		seed = v
+	}
+	t.Logf("random seed %d (replay with MVLAN_TEST_SEED=%d)", seed, seed)
+	return seed
+}
+
 // TestCrashStream SIGKILLs the agent at random moments during a stream of
 // run and rm; after each restart state, links and IPAM agree exactly.
 func TestCrashStream(t *testing.T) {
@@ -116,25 +211,27 @@ func TestCrashStream(t *testing.T) {
 	a := newAgent(t, sb)
 	a.start()
 	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
-	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	seed := crashSeed(t)
+	kills := rand.New(rand.NewPCG(1, seed)) // when to kill
+	names := rand.New(rand.NewPCG(2, seed)) // which name, used by the stream only
 	for round := range 5 {
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			for i := 0; ; i++ {
+			for {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				name := fmt.Sprintf("%s%d", prefix, rng.IntN(6))
+				name := fmt.Sprintf("%s%d", prefix, names.IntN(6))
 				if _, _, code := a.mv("run", "-d", "--name", name, "--net", "pub_net"); code != 0 {
 					a.mv("rm", "-f", name)
 				}
 			}
 		}()
-		time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond)
+		time.Sleep(time.Duration(50+kills.IntN(250)) * time.Millisecond)
 		a.kill()
 		close(stop)
 		<-done
