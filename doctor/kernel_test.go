@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -21,7 +22,8 @@ func requireRoot(t *testing.T) {
 // 8021q and dummy come from witnesses outside doctor, read after Run (whose
 // probes load the modules if the kernel has them): /proc/net/vlan exists
 // once 8021q is loaded, /sys/module/dummy once dummy is. On the development
-// machines (6.18, no 8021q, no dummy) both are missing.
+// machines (6.18, no 8021q, no dummy) both are missing. TCX is expected
+// from the kernel's version: Linux 6.6 brought it.
 func TestRunThisKernel(t *testing.T) {
 	requireRoot(t)
 	r, err := Run(context.Background(), "/sys/fs/bpf/mvlan-doctor-test/pins")
@@ -39,7 +41,7 @@ func TestRunThisKernel(t *testing.T) {
 	}
 	want := map[string]bool{
 		CheckMacvlan: true, CheckVeth: true, CheckBridge: true,
-		CheckTCX: true, CheckClsact: true, CheckBTF: true,
+		CheckTCX: kernelAtLeast(t, r.Kernel, 6, 6), CheckClsact: true, CheckBTF: true,
 		CheckVLAN:  exists("/proc/net/vlan"),
 		CheckDummy: exists("/sys/module/dummy"),
 	}
@@ -113,6 +115,26 @@ func ipLinks(t *testing.T) string {
 		t.Fatalf("ip -o link: %v", err)
 	}
 	return string(out)
+}
+
+// kernelAtLeast reports whether release (uname -r, e.g. "6.1.0-28-amd64")
+// is at least major.minor.
+func kernelAtLeast(t *testing.T, release string, major, minor int) bool {
+	t.Helper()
+	var maj, min int
+	if _, err := fmt.Sscanf(release, "%d.%d", &maj, &min); err != nil {
+		t.Fatalf("kernel release %q: %v", release, err)
+	}
+	return maj > major || maj == major && min >= minor
+}
+
+func TestKernelAtLeast(t *testing.T) {
+	for rel, want := range map[string]bool{"6.6.0": true, "6.18.44-fc": true, "6.1.0-28-amd64": false,
+		"5.15.0": false, "7.0": true, "6.5.9": false} {
+		if got := kernelAtLeast(t, rel, 6, 6); got != want {
+			t.Errorf("kernelAtLeast(%q, 6.6) = %v, want %v", rel, got, want)
+		}
+	}
 }
 
 func exists(path string) bool {

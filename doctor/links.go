@@ -52,9 +52,10 @@ func localImpacts(dummy, bridge bool) (dummyImpact, bridgeImpact string) {
 			"no bridge and no dummy: " + impactNoLocal
 	case !dummy:
 		return "no dummy: networks without a parent use a port-less bridge instead", ""
-	default:
+	case !bridge:
 		return "", "no bridge: nothing lost while dummy is present (bridge is only the fallback for networks without a parent)"
 	}
+	return "", ""
 }
 
 // probed turns one result of link.ProbeFeatures into a check.
