@@ -61,6 +61,10 @@ type target struct {
 	ifindex int
 }
 
+// ErrNoTCX is wrapped by ResolveMode's error when tcx is asked for and the
+// kernel has no TCX (Linux < 6.6).
+var ErrNoTCX = errors.New("the kernel has no TCX (needs Linux 6.6)")
+
 // ResolveMode turns --attach-mode (auto, tcx or tc) into a Mode: auto picks
 // TCX where the kernel has it, else tc; tcx fails where the kernel lacks it.
 // The probe attaches nothing (it asks for a link on a nonexistent ifindex).
@@ -81,7 +85,7 @@ func ResolveMode(want string) (Mode, error) {
 	case want == "auto":
 		return ModeTC, nil
 	}
-	return "", errors.New("attach mode tcx: the kernel has no TCX (needs Linux 6.6); use tc or auto")
+	return "", fmt.Errorf("attach mode tcx: %w; use tc or auto", ErrNoTCX)
 }
 
 func haveTCX() (bool, error) {

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -18,8 +19,12 @@ import (
 func requireMode(t *testing.T, mode Mode) {
 	t.Helper()
 	nstest.RequireRoot(t)
-	if got, err := ResolveMode(string(mode)); err != nil || got != mode {
+	got, err := ResolveMode(string(mode))
+	if errors.Is(err, ErrNoTCX) {
 		t.Skipf("attach mode %s unavailable: %v", mode, err)
+	}
+	if err != nil || got != mode {
+		t.Fatalf("ResolveMode(%s) = %s, %v", mode, got, err)
 	}
 }
 

@@ -62,7 +62,10 @@ func TestLoad(t *testing.T) {
 // BenchmarkProgram measures each program with BPF_PROG_TEST_RUN on a
 // legitimate frame of 64 and 1500 bytes (the full pass path: every check,
 // every counter), next to an empty TC program in the same run. ns/op is the
-// kernel's time per run (repeat = b.N in one syscall).
+// kernel's time per run (repeat = b.N in one syscall). Besides the verdict
+// (which the early return for an unknown endpoint gives too), the counters
+// must have moved on every run, by the frame's size each: the run went all
+// the way to the counting at the end of the path.
 func BenchmarkProgram(b *testing.B) {
 	d := newTestDatapath(b)
 	setupEndpoints(b, d)
@@ -78,19 +81,21 @@ func BenchmarkProgram(b *testing.B) {
 		return ethFrame(macRouter, macA, 0x0800, ipv4Packet("10.1.0.10", "198.51.100.7", 1, icmpEcho(8, n-14-20-8)))
 	}
 	progs := []struct {
-		name  string
-		prog  *ebpf.Program
-		frame func(int) []byte
+		name    string
+		prog    *ebpf.Program
+		frame   func(int) []byte
+		counter string // the counter each run moves; "" for the empty program
 	}{
-		{"empty", empty, sizedFrame},
-		{"ep_egress", p.egress, fromA},
-		{"ep_ingress", p.ingress, sizedFrame},
-		{"parent_ingress", d.parentIngress, sizedFrame},
-		{"parent_egress", d.parentEgress, fromA},
+		{"empty", empty, sizedFrame, ""},
+		{"ep_egress", p.egress, fromA, "net 1 tx"},
+		{"ep_ingress", p.ingress, sizedFrame, "net 1 rx"},
+		{"parent_ingress", d.parentIngress, sizedFrame, "vlan 1/0 rx"},
+		{"parent_egress", d.parentEgress, fromA, "vlan 1/0 tx"},
 	}
 	for _, pr := range progs {
 		for _, size := range []int{64, 1500} {
 			b.Run(pr.name+"/"+strconv.Itoa(size), func(b *testing.B) {
+				before := snapshot(b, d)
 				ret, per, err := pr.prog.Benchmark(pr.frame(size), b.N, b.ResetTimer)
 				if err != nil {
 					b.Fatal(err)
@@ -98,8 +103,23 @@ func BenchmarkProgram(b *testing.B) {
 				if ret != verdictNext {
 					b.Fatalf("verdict %#x, want next", ret)
 				}
+				expectRuns(b, snapshot(b, d).minus(before), pr.counter, b.N, size)
 				b.ReportMetric(float64(per.Nanoseconds()), "ns/run")
 			})
 		}
+	}
+}
+
+// expectRuns fails unless delta is counter alone, moved by at least runs
+// packets of size bytes each. (At least: the library repeats a test run
+// that a signal interrupted, and the interrupted part was counted too.)
+func expectRuns(b *testing.B, delta counts, counter string, runs, size int) {
+	b.Helper()
+	c, ok := delta[counter]
+	switch {
+	case counter == "" && len(delta) == 0:
+	case len(delta) != 1 || !ok || c.Packets < uint64(runs) || c.Bytes != c.Packets*uint64(size):
+		b.Fatalf("%d runs of a %d-byte frame moved the counters by:%s\nwant %q by %d packets (or more), %d bytes each",
+			runs, size, delta, counter, runs, size)
 	}
 }
