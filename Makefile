@@ -54,8 +54,9 @@ demo: build
 lab: build
 	MVLAN_BIN=$(BIN) bash lab/lab.sh
 
-# Every measurement of issue 8 in one go, as root (namespaces, agents, BPF;
-# iperf3 from Debian's package): writes bench/results.json and
+# Every measurement of issues 8 and 12 in one go, as root (namespaces, agents,
+# BPF; iperf3 from Debian's package; the CNI plugins it compares with are built
+# from the Go module proxy into bench/cache/ once): writes bench/results.json and
 # docs/benchmarks.md, about 10 minutes on 2 cores. BENCH_QUICK=1: a smoke run
 # into bench/out/. MVLAN_BENCH_ENDPOINTS (1000), BENCH_REPS (5): sizes.
 bench: build

@@ -1,14 +1,15 @@
 // Command mvbench is `make bench`: it runs every measurement of mvlan's
 // benchmark suite in one go and writes bench/results.json (the keys of
-// issue 8, numbers only) and docs/benchmarks.md (a table per section, the
+// issues 8 and 12, numbers only) and docs/benchmarks.md (a table per section, the
 // machine, the targets and whether each is met).
 //
 // Sections: bpf_ns (BPF_PROG_TEST_RUN of each program next to an empty
 // one, from the loader's Go benchmark), datapath (TCP throughput and
 // 64-byte UDP packet rate between two endpoints: plain macvlan, mvlan with
-// TCX, mvlan with tc, Linux bridge + veth), control (the CLI against an
-// agent: network create, attach, detach, 1000 attaches, restart with 1000
-// endpoints, one /metrics scrape) and ipam (the ipam package's Go
+// TCX, mvlan with tc, Linux bridge + veth), control (attach and detach
+// through the CLI interleaved with the reference CNI plugins through
+// cnitool, the same through the API one by one and from 8 clients at once,
+// restart with 1000 endpoints, /metrics scrapes) and ipam (the ipam package's Go
 // benchmarks). Comparisons are interleaved (A B A B ...) and each value is
 // the median of its repetitions, shown with min and max.
 //
@@ -130,6 +131,9 @@ func run(cfg config) (err error) {
 		return errors.New("needs root: it creates network namespaces, runs agents and loads BPF programs")
 	}
 	for _, tool := range []string{"ip", "nsenter", "iperf3", "go"} {
+		if tool == "iperf3" && !cfg.want("datapath") {
+			continue
+		}
 		if _, err := lookPath(tool); err != nil {
 			hint := ""
 			if tool == "iperf3" {

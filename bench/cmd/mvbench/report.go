@@ -143,7 +143,7 @@ func (r *report) markdown() []byte {
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# Benchmarks\n\n")
-	w("Written by `make bench` (`bench/cmd/mvbench`, issue 8) on %s; the numbers are in `%s`. ",
+	w("Written by `make bench` (`bench/cmd/mvbench`, issues 8 and 12) on %s; the numbers are in `%s`. ",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), r.cfg.jsonPath)
 	w("Each value is the median of its repetitions (min and max beside it); comparisons ran interleaved (A B A B ...). ")
 	if r.cfg.quick {
@@ -154,7 +154,7 @@ func (r *report) markdown() []byte {
 	w("sudo BENCH_QUICK=1 make bench            # smoke run (3 reps, 50 endpoints, 1 s runs) -> bench/out/\n")
 	w("sudo MVLAN_BENCH_ENDPOINTS=200 BENCH_REPS=7 make bench   # other sizes\n")
 	w("go run ./bench/cmd/mvbench -h            # flags (-only datapath,... writes to bench/out/)\n```\n\n")
-	w("Needs iperf3 (`apt-get install -y iperf3`), iproute2, nsenter. Everything runs in network namespaces named `mvt-<hex>-*` that the run creates and deletes.\n\n")
+	w("Needs iperf3 (`apt-get install -y iperf3`), iproute2, nsenter, and the Go module proxy once (the CNI plugins of the control section's anchor are built into bench/cache/). Everything runs in network namespaces named `mvt-<hex>-*` that the run creates and deletes.\n\n")
 
 	w("## Machine\n\n| | |\n| --- | --- |\n")
 	for _, kv := range machineInfo(r.cfg) {
