@@ -2,9 +2,13 @@
 /*
  * ep_egress: TC egress of an endpoint's macvlan slave, in the container's
  * netns. Anti-spoofing: the source MAC, the IPv4/IPv6 source, the ARP sender
- * and ND advertisements must be the endpoint's own (mac_spoof, ip_spoof,
- * arp_spoof, nd_spoof); a frame for a local endpoint of another network is
- * dropped (cross_network). Counts tx per network.
+ * and ND targets and link-layer options must be the endpoint's own
+ * (mac_spoof, ip_spoof, arp_spoof, nd_spoof); first-hop guards: no router
+ * advertisements or redirects (ra_guard) and no DHCP server replies
+ * (dhcp_guard) unless the network allows them, and no frame whose headers
+ * the bounded parse cannot finish (unparsable); a frame for a local
+ * endpoint of another network is dropped (cross_network). Counts tx per
+ * network.
  */
 #include "include/spoof.h"
 
@@ -17,17 +21,7 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 		return REASON_MAC_SPOOF;
 	if (other_network(f->dst, ep->network_id))
 		return REASON_CROSS_NETWORK;
-	if (f->malformed)
-		return 0;
-	switch (f->proto) {
-	case ETH_P_IP:
-		return check_ipv4(f, ep);
-	case ETH_P_IPV6:
-		return check_ipv6(skb, f, ep);
-	case ETH_P_ARP:
-		return check_arp(f, ep);
-	}
-	return 0;
+	return sender_reason(skb, f, ep);
 }
 
 SEC("tc")

@@ -3,6 +3,7 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cilium/ebpf"
 )
@@ -44,9 +45,16 @@ const (
 	ARPSpoof     DropReason = "arp_spoof"
 	NDSpoof      DropReason = "nd_spoof"
 	CrossNetwork DropReason = "cross_network"
+	RAGuard      DropReason = "ra_guard"
+	DHCPGuard    DropReason = "dhcp_guard"
+	Unparsable   DropReason = "unparsable"
 )
 
-var dropReasons = map[uint32]DropReason{1: MACSpoof, 2: IPSpoof, 3: ARPSpoof, 4: NDSpoof, 5: CrossNetwork}
+// dropReasons are indexed by the programs' REASON_* values (0 is unused).
+var dropReasons = []DropReason{"", MACSpoof, IPSpoof, ARPSpoof, NDSpoof, CrossNetwork, RAGuard, DHCPGuard, Unparsable}
+
+// DropReasons lists every reason the programs drop for, in their order.
+func DropReasons() []DropReason { return slices.Clone(dropReasons[1:]) }
 
 // Programs, by their hook index in the malformed map.
 var programNames = [hookCount]string{"ep_egress", "ep_ingress", "parent_ingress", "parent_egress"}
@@ -209,8 +217,8 @@ func direction(d uint8) Direction {
 }
 
 func dropReason(r uint32) DropReason {
-	if s, ok := dropReasons[r]; ok {
-		return s
+	if r > 0 && int(r) < len(dropReasons) {
+		return dropReasons[r]
 	}
 	return DropReason(fmt.Sprintf("reason_%d", r))
 }

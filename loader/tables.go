@@ -24,7 +24,24 @@ type Endpoint struct {
 	IPs []netip.Addr
 	// NetworkID is the agent's id of the endpoint's network.
 	NetworkID uint32
+	// Allow lifts first-hop guards for this endpoint (its network's
+	// options); zero keeps every guard on.
+	Allow Allow
 }
+
+// Allow is a set of first-hop messages an endpoint may send
+// (ep_info.flags, EP_ALLOW_* in bpf/include/mvlan.h).
+type Allow uint32
+
+const (
+	// AllowRouter lets the endpoint send router advertisements and
+	// redirects (else dropped as ra_guard): a container that is the
+	// network's router.
+	AllowRouter Allow = 1 << iota
+	// AllowDHCPServer lets the endpoint send UDP from port 67 and 547
+	// (else dropped as dhcp_guard): a container that is a DHCP server.
+	AllowDHCPServer
+)
 
 // SetEndpoint adds or updates an endpoint: ep_by_ip, ep_by_mac, then
 // ep_table, so that its programs never see a half-written endpoint.
@@ -77,7 +94,10 @@ func newEpInfo(ep Endpoint) (epInfo, error) {
 	if err := checkNetworkID(ep.NetworkID); err != nil {
 		return info, err
 	}
-	info.MAC, info.NetworkID = mac, ep.NetworkID
+	if ep.Allow&^(AllowRouter|AllowDHCPServer) != 0 {
+		return info, fmt.Errorf("endpoint %s: unknown allow flags %#x", ep.MAC, uint32(ep.Allow))
+	}
+	info.MAC, info.NetworkID, info.Flags = mac, ep.NetworkID, ep.Allow
 	seen := map[netip.Addr]bool{}
 	for _, ip := range append(slices.Clone(ep.IPs), linkLocal(mac)) {
 		ip = ip.Unmap().WithZone("")
@@ -164,7 +184,7 @@ func (d *Datapath) Endpoints() ([]Endpoint, error) {
 	for it.Next(&k, &v) {
 		out = append(out, Endpoint{
 			NetnsCookie: k.NetnsCookie, Ifindex: int(k.Ifindex),
-			MAC: append(net.HardwareAddr(nil), v.MAC[:]...), IPs: v.addrs(), NetworkID: v.NetworkID,
+			MAC: append(net.HardwareAddr(nil), v.MAC[:]...), IPs: v.addrs(), NetworkID: v.NetworkID, Allow: v.Flags,
 		})
 	}
 	if err := it.Err(); err != nil {

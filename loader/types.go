@@ -36,6 +36,7 @@ type epInfo struct {
 	MAC       [6]byte
 	N4, N6    uint8
 	NetworkID uint32
+	Flags     Allow
 	IP4       [maxV4][4]byte
 	IP6       [maxV6][16]byte
 }

@@ -44,6 +44,10 @@ enum drop_reason {
 	REASON_ARP_SPOOF = 3,
 	REASON_ND_SPOOF = 4,
 	REASON_CROSS_NETWORK = 5,
+	REASON_RA_GUARD = 6,     /* a router message (RA, redirect) from an endpoint */
+	REASON_DHCP_GUARD = 7,   /* a DHCP server reply (UDP from 67 / 547) */
+	REASON_UNPARSABLE = 8,   /* headers beyond the bounded parse */
+	REASON_MAX = 9,
 };
 
 /* Network ids index the per-CPU array net_stats: 0 < id < MAX_NETWORKS. */
@@ -65,11 +69,16 @@ struct ep_key {
 #define EP_MAX_V4 2
 #define EP_MAX_V6 4
 
+/* ep_info.flags: what the endpoint's network allows it to send. */
+#define EP_ALLOW_ROUTER 0x1      /* router advertisements and redirects */
+#define EP_ALLOW_DHCP_SERVER 0x2 /* UDP from port 67 (v4) and 547 (v6) */
+
 struct ep_info {
 	__u8 mac[ETH_ALEN];
 	__u8 n4; /* ip4[0..n4) are valid */
 	__u8 n6; /* ip6[0..n6) are valid (the link-local included) */
 	__u32 network_id;
+	__u32 flags; /* EP_ALLOW_* */
 	__be32 ip4[EP_MAX_V4];
 	__be32 ip6[EP_MAX_V6][4];
 };

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * guard.h: first-hop guards on what an endpoint sends above IP: router
+ * messages (ra_guard), the link-layer options and targets of neighbour
+ * discovery (nd_spoof) and DHCP server replies (dhcp_guard). Headers are
+ * walked with a bound; a frame that does not end within it is unparsable
+ * and dropped, never passed unchecked.
+ *
+ * Each check returns 0 (pass), a drop reason, or NOT_PARSED when a header
+ * it needs is cut short (the frame then passes and counts as malformed:
+ * the receiving stack drops it too).
+ */
+#ifndef MVLAN_GUARD_H
+#define MVLAN_GUARD_H
+
+#include "endpoint.h"
+
+#define NOT_PARSED (-1)
+#define NO_UPPER (-2) /* a later fragment: no upper-layer header here */
+
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_UDP 17
+#define IPPROTO_ROUTING 43
+#define IPPROTO_FRAGMENT 44
+#define IPPROTO_AH 51
+#define IPPROTO_ICMPV6 58
+#define IPPROTO_DSTOPTS 60
+
+#define ND_ROUTER_SOLICIT 133
+#define ND_ROUTER_ADVERT 134
+#define ND_NEIGHBOR_SOLICIT 135
+#define ND_NEIGHBOR_ADVERT 136
+#define ND_REDIRECT 137
+#define ND_OPT_SOURCE_LLADDR 1
+#define ND_OPT_TARGET_LLADDR 2
+
+#define DHCP4_SERVER_PORT 67
+#define DHCP6_SERVER_PORT 547
+
+/* Bounds of the parse: more extension headers or ND options than this
+ * make a frame unparsable. */
+#define MAX_EXT_HDRS 6
+#define MAX_ND_OPTS 12
+
+static __always_inline int allowed(const struct ep_info *ep, __u32 flag)
+{
+	return ep->flags & flag;
+}
+
+/* check_dhcp_server: a UDP datagram at off from a server port. */
+static __always_inline int check_dhcp_server(struct __sk_buff *skb, __u32 off,
+					     const struct ep_info *ep,
+					     __u16 server_port)
+{
+	__be16 sport;
+
+	if (bpf_skb_load_bytes(skb, off, &sport, sizeof(sport)) < 0)
+		return NOT_PARSED;
+	if (sport == bpf_htons(server_port) && !allowed(ep, EP_ALLOW_DHCP_SERVER))
+		return REASON_DHCP_GUARD;
+	return 0;
+}
+
+static __always_inline int is_ext_hdr(__u8 nexthdr)
+{
+	return nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
+	       nexthdr == IPPROTO_DSTOPTS || nexthdr == IPPROTO_FRAGMENT ||
+	       nexthdr == IPPROTO_AH;
+}
+
+/* skip_ext_hdrs walks the extension headers; it returns the upper-layer
+ * protocol and sets *off to its offset, NO_UPPER for a later fragment,
+ * NOT_PARSED for a truncated header, or -REASON_UNPARSABLE when there are
+ * more than MAX_EXT_HDRS. */
+static __always_inline int skip_ext_hdrs(struct __sk_buff *skb, __u8 nexthdr,
+					 __u32 *off)
+{
+	__u8 ext[4];
+
+#pragma unroll
+	for (int i = 0; i < MAX_EXT_HDRS; i++) {
+		if (!is_ext_hdr(nexthdr))
+			return nexthdr;
+		if (bpf_skb_load_bytes(skb, *off, ext, sizeof(ext)) < 0)
+			return NOT_PARSED;
+		if (nexthdr == IPPROTO_FRAGMENT) {
+			/* The offset is in ext[2..3] (without the low 3 bits). */
+			if ((ext[2] << 5 | ext[3] >> 3) != 0)
+				return NO_UPPER;
+			*off += 8;
+		} else if (nexthdr == IPPROTO_AH) {
+			*off += (ext[1] + 2) * 4;
+		} else {
+			*off += (ext[1] + 1) * 8;
+		}
+		nexthdr = ext[0];
+	}
+	return is_ext_hdr(nexthdr) ? -REASON_UNPARSABLE : nexthdr;
+}
+
+/* check_nd_opts: every source or target link-layer address option in
+ * [off, end) must be exactly the endpoint's MAC. */
+static __always_inline int check_nd_opts(struct __sk_buff *skb, __u32 off,
+					 __u32 end, const struct ep_info *ep)
+{
+	__u8 opt[8];
+
+#pragma unroll
+	for (int i = 0; i < MAX_ND_OPTS; i++) {
+		if (off >= end)
+			return 0;
+		if (bpf_skb_load_bytes(skb, off, opt, 2) < 0)
+			return NOT_PARSED;
+		if (opt[1] == 0)
+			return REASON_UNPARSABLE; /* the kernel refuses it too */
+		if (opt[0] == ND_OPT_SOURCE_LLADDR || opt[0] == ND_OPT_TARGET_LLADDR) {
+			if (opt[1] != 1)
+				return REASON_ND_SPOOF;
+			if (bpf_skb_load_bytes(skb, off, opt, sizeof(opt)) < 0)
+				return NOT_PARSED;
+			if (!mac_eq(opt + 2, ep->mac))
+				return REASON_ND_SPOOF;
+		}
+		off += opt[1] * 8;
+	}
+	return off < end ? REASON_UNPARSABLE : 0;
+}
+
+/* check_icmp6: router messages need EP_ALLOW_ROUTER; an advertised target
+ * must be the endpoint's own; link-layer options must carry its MAC. */
+static __always_inline int check_icmp6(struct __sk_buff *skb, __u32 off,
+				       __u32 end, const struct ep_info *ep)
+{
+	__u8 target[16];
+	__u8 type;
+	__u32 opts;
+
+	if (bpf_skb_load_bytes(skb, off, &type, 1) < 0)
+		return NOT_PARSED;
+	switch (type) {
+	case ND_ROUTER_SOLICIT:
+		opts = off + 8;
+		break;
+	case ND_ROUTER_ADVERT:
+		if (!allowed(ep, EP_ALLOW_ROUTER))
+			return REASON_RA_GUARD;
+		opts = off + 16;
+		break;
+	case ND_NEIGHBOR_SOLICIT:
+		opts = off + 24;
+		break;
+	case ND_NEIGHBOR_ADVERT:
+		if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
+			return NOT_PARSED;
+		if (!owns(ep, FAMILY_V6, target))
+			return REASON_ND_SPOOF;
+		opts = off + 24;
+		break;
+	case ND_REDIRECT:
+		return allowed(ep, EP_ALLOW_ROUTER) ? 0 : REASON_RA_GUARD;
+	default:
+		return 0;
+	}
+	if (opts > end)
+		return NOT_PARSED;
+	return check_nd_opts(skb, opts, end, ep);
+}
+
+/* check_upper6: the guards on what follows an IPv6 header at l3off. */
+static __always_inline int check_upper6(struct __sk_buff *skb, __u32 l3off,
+					const struct ipv6_hdr *ip,
+					const struct ep_info *ep)
+{
+	__u32 off = l3off + sizeof(*ip);
+	__u32 plen = bpf_ntohs(ip->payload_len);
+	__u32 end = skb->len;
+	int proto;
+
+	if (plen && off + plen < end)
+		end = off + plen; /* without the Ethernet padding */
+	proto = skip_ext_hdrs(skb, ip->nexthdr, &off);
+	switch (proto) {
+	case IPPROTO_ICMPV6:
+		return check_icmp6(skb, off, end, ep);
+	case IPPROTO_UDP:
+		return check_dhcp_server(skb, off, ep, DHCP6_SERVER_PORT);
+	case NOT_PARSED:
+		return NOT_PARSED;
+	case -REASON_UNPARSABLE:
+		return REASON_UNPARSABLE;
+	}
+	return 0;
+}
+
+/* check_upper4: the DHCP server guard on a first (or only) fragment. */
+static __always_inline int check_upper4(struct __sk_buff *skb, __u32 l3off,
+					const struct ipv4_hdr *ip,
+					const struct ep_info *ep)
+{
+	if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(0x1fff)))
+		return 0;
+	return check_dhcp_server(skb, l3off + (ip->ver_ihl & 0x0f) * 4, ep,
+				 DHCP4_SERVER_PORT);
+}
+
+#endif /* MVLAN_GUARD_H */
