@@ -6,7 +6,7 @@ FUZZTIME    ?= 10s
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X github.com/mvlan/mvlan/agent.Version=$(VERSION)
 
-.PHONY: all build test unit lint fuzz generate check-generate demo lab bench clean
+.PHONY: all build test unit lint fuzz generate check-generate dashboards screenshots demo lab bench clean
 
 all: build
 
@@ -39,9 +39,15 @@ fuzz:
 generate:
 	$(GO) generate ./loader/
 
-# The committed BPF objects must be what the sources and clang-19 give.
-check-generate: generate
+# The committed BPF objects must be what the sources and clang-19 give,
+# and the dashboards what their Go code gives.
+check-generate: generate dashboards
 	@git diff --exit-code --stat -- loader/ || { echo "loader/*_bpfel.* differ from make generate: commit the regenerated files"; exit 1; }
+	@git diff --exit-code --stat -- dashboards/ || { echo "dashboards/*.json differ from make dashboards: commit the regenerated files"; exit 1; }
+
+# Grafana dashboards (dashboards/mvlan-*.json) from their Go code in dashboards/.
+dashboards:
+	$(GO) generate ./dashboards/
 
 # The reference's pub_net example in a namespace sandbox (root).
 demo: build

@@ -1,0 +1,68 @@
+package dashboards
+
+import "github.com/grafana/grafana-foundation-sdk/go/dashboard"
+
+// overview: the agents' health, endpoints and networks per host, address
+// pools, and what the datapath dropped.
+func overview() *dashboard.DashboardBuilder {
+	const h = `instance=~"$instance"`
+	const hn = `instance=~"$instance", network=~"$network"`
+	return newBoard("mvlan-overview", "mvlan / Overview",
+		"mvlan agents: health, endpoints and networks per host, address pools, datapath drops.").
+		WithVariable(instanceVar()).
+		WithVariable(networkVar(true)).
+		WithRow(dashboard.NewRowBuilder("Agents")).
+		WithPanel(single("Agents up",
+			"1 when Prometheus scraped the agent's /metrics (up), for every host that has reported mvlan_build_info in the last day.",
+			unitNone,
+			instant(`up{`+h+`} and on (instance, job) last_over_time(mvlan_build_info[1d])`, "{{instance}}")).
+			Mappings(upDown("up", "down")).
+			Thresholds(steps("red", 1.0, "green")).
+			Span(8)).
+		WithPanel(single("Datapath scrape errors",
+			"1 when the agent could not read its BPF counter maps at the last scrape (its log says why): the datapath series are missing meanwhile.",
+			unitNone,
+			instant(`mvlan_datapath_scrape_error{`+h+`}`, "{{instance}}")).
+			Mappings(upDown("error", "ok")).
+			Thresholds(steps("green", 1.0, "red")).
+			Span(8)).
+		WithPanel(single("Programs attached",
+			"BPF programs the agent has attached, by mode (tcx or tc: clsact + cls_bpf): two per parent link and two per endpoint.",
+			unitNone,
+			instant(`count by (instance, mode) (mvlan_attach_info{`+h+`})`, "{{instance}} {{mode}}")).
+			ColorMode("value").
+			Span(8)).
+		WithPanel(infoTable("Agent builds", "mvlan_build_info of each agent.",
+			[]string{"instance", "version", "revision", "goversion"},
+			instant(`mvlan_build_info{`+h+`}`, ""))).
+		WithPanel(graph("Reconcile duration",
+			"How long the last reconcile of state and kernel took (at start, and after a parent link comes back).",
+			unitSeconds, false,
+			q(`mvlan_reconcile_duration_seconds{`+h+`}`, "{{instance}}"))).
+		WithRow(dashboard.NewRowBuilder("Endpoints and address pools")).
+		WithPanel(graph("Endpoints per host", "Containers attached to mvlan networks, per host.", unitNone, true,
+			q(`sum by (instance) (mvlan_endpoints{`+hn+`})`, "{{instance}}"))).
+		WithPanel(graph("Networks per host", "Networks the agent has, per host.", unitNone, false,
+			q(`count by (instance) (mvlan_endpoints{`+hn+`})`, "{{instance}}"))).
+		WithPanel(bars("Address pool fill per subnet",
+			"Share of each subnet's assignable addresses (gateway and aux addresses excluded) held by endpoints. Orange from 80%, red from 90% (alert MvlanIPAMPoolNearlyFull).",
+			unitPercent,
+			instant(`network_subnet:mvlan_ipam_addresses_used:ratio{`+hn+`}`, "{{instance}} {{network}} {{subnet}}")).
+			Max(1).
+			Thresholds(fillSteps()).
+			Span(24)).
+		WithRow(dashboard.NewRowBuilder("Datapath drops")).
+		WithPanel(graph("Policy drops by reason",
+			"Frames the endpoint programs dropped, per second, by reason: a source MAC, address, ARP sender or ND target not the container's own (*_spoof), or a frame for another network (cross_network). Any drop raises MvlanSpoofingDetected.",
+			unitPPS, true,
+			q(`sum by (reason) (network_reason:mvlan_policy_drops:rate5m{`+hn+`})`, "{{reason}}"))).
+		WithPanel(graph("Policy drops by network",
+			"The same drops per host, network and reason.",
+			unitPPS, true,
+			q(`sum by (instance, network, reason) (network_reason:mvlan_policy_drops:rate5m{`+hn+`}) > 0`, "{{instance}} {{network}} {{reason}}"))).
+		WithPanel(graph("Malformed frames by program",
+			"Truncated or unparsable frames each program saw (passed, not dropped), per second.",
+			unitPPS, true,
+			q(`sum by (program) (program:mvlan_malformed_packets:rate5m{`+h+`})`, "{{program}}")).
+			Span(24))
+}
