@@ -1,5 +1,7 @@
 package dashboards
 
+//lint:file-ignore SA1019 the v1 dashboard model (schemaVersion 42) is what Grafana imports and provisions from files; v2 needs feature flags.
+
 import "github.com/grafana/grafana-foundation-sdk/go/dashboard"
 
 // overview: the agents' health, endpoints and networks per host, address
@@ -53,7 +55,7 @@ func overview() *dashboard.DashboardBuilder {
 			Span(24)).
 		WithRow(dashboard.NewRowBuilder("Datapath drops")).
 		WithPanel(graph("Policy drops by reason",
-			"Frames the endpoint programs dropped, per second, by reason: a source MAC, address, ARP sender or ND target not the container's own (*_spoof), or a frame for another network (cross_network). Any drop raises MvlanSpoofingDetected.",
+			"Frames the endpoint programs dropped, per second, by reason: a source MAC, address, ARP sender or ND target not the container's own (*_spoof), a frame for another network (cross_network), a router advertisement or DHCP server reply the container may not send (ra_guard, dhcp_guard), a frame too odd to check (unparsable). Any drop raises MvlanSpoofingDetected.",
 			unitPPS, true,
 			q(`sum by (reason) (network_reason:mvlan_policy_drops:rate5m{`+hn+`})`, "{{reason}}"))).
 		WithPanel(graph("Policy drops by network",
