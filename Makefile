@@ -12,6 +12,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -tags urfave_cli_no_docs -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mvlan
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.Version=$(VERSION)" -o bin/mvlan-cni ./cmd/mvlan-cni
 
 # Everything CI runs: lint, every test (privileged ones as root), bounded
 # fuzzing, and the two-VM lab (802.1q, dummy, clsact on Debian's 6.1).

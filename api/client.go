@@ -55,7 +55,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the mvlan agent at %s (is `mvlan agent` running? set --socket or MVLAN_SOCKET): %w", c.socket, err)
+		return fmt.Errorf("cannot reach the mvlan agent at %s (is `mvlan agent` running? set --socket or MVLAN_SOCKET): %w", c.socket, unreachable{err})
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
@@ -74,6 +74,19 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	return json.Unmarshal(data, out)
 }
+
+// ErrUnreachable is matched (errors.Is) by every error of a request that
+// did not reach the agent: nothing changed, trying again later may work.
+var ErrUnreachable = errors.New("agent unreachable")
+
+type unreachable struct{ err error }
+
+func (u unreachable) Error() string        { return u.err.Error() }
+func (u unreachable) Unwrap() error        { return u.err }
+func (u unreachable) Is(target error) bool { return target == ErrUnreachable }
+
+// Socket is the path of the agent's socket this client dials.
+func (c *Client) Socket() string { return c.socket }
 
 // IsKind reports whether err is an agent error of the given kind.
 func IsKind(err error, kind string) bool {

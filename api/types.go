@@ -98,6 +98,17 @@ type Endpoint struct {
 	// NetnsCookie and Ifindex key the endpoint in the BPF maps.
 	NetnsCookie uint64 `json:"netns_cookie,omitempty"`
 	Ifindex     int    `json:"ifindex,omitempty"`
+	// CNI is the identity a CNI runtime gave the endpoint.
+	CNI *CNIAttachment `json:"cni,omitempty"`
+}
+
+// CNIAttachment identifies an endpoint a runtime made through the CNI plugin:
+// the CNI network's name (the scope of the runtime's GC), the container ID
+// and the interface name, as the runtime passes them to ADD, DEL and CHECK.
+type CNIAttachment struct {
+	Network     string `json:"network"`
+	ContainerID string `json:"container_id"`
+	IfName      string `json:"ifname"`
 }
 
 // EndpointCreate is the body of POST /v1/endpoints: attach a namespace to
@@ -110,6 +121,8 @@ type EndpointCreate struct {
 	IP6     string `json:"ip6,omitempty"`
 	MAC     string `json:"mac,omitempty"`
 	IfName  string `json:"ifname,omitempty"`
+	// CNI, when given, is stored with the endpoint.
+	CNI *CNIAttachment `json:"cni,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.

@@ -1,10 +1,9 @@
-package engine
+package agent
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mvlan/mvlan/internal/crashpoint"
 	"slices"
 	"strings"
 	"time"
@@ -20,34 +19,31 @@ import (
 type network struct {
 	api.Network
 	space  *ipam.Space
-	status health
+	status string
 	// parentIndex and trunkIndex are where the parent programs are attached.
 	parentIndex, trunkIndex int
 }
-
-// ok reports whether the network takes endpoints now.
-func (n *network) ok() bool { return n.status.status == StatusOK }
 
 // hostOnlyPrefix names the links of networks without a parent.
 const hostOnlyPrefix = "mvl-"
 
 // alias marks a kernel link as this agent's: "mvlan/AGENT/KIND/ID".
-func (a *Engine) alias(kind, id string) string { return a.aliasPrefix() + kind + "/" + id }
+func (a *Agent) alias(kind, id string) string { return a.aliasPrefix() + kind + "/" + id }
 
 // aliasPrefix starts every mark of this agent: "mvlan/AGENT/".
-func (a *Engine) aliasPrefix() string { return "mvlan/" + a.store.AgentID() + "/" }
+func (a *Agent) aliasPrefix() string { return "mvlan/" + a.store.AgentID() + "/" }
 
 // CreateNetwork validates req, creates the parent link if mvlan owns it and
 // stores the network. Order for crash safety: link (marked with our alias)
 // first, state second; a crash between them leaves a marked link that no
 // network needs, which Reconcile removes.
-func (a *Engine) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error) {
-	return a.CreateNetworkWithID(ctx, req, store.NewID())
+func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error) {
+	return a.createNetwork(ctx, req, store.NewID())
 }
 
-// CreateNetworkWithID is CreateNetwork with the network's ID given (e.g.
-// Docker's, for networks made through its plugin).
-func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate, id string) (api.Network, error) {
+// createNetwork is CreateNetwork with the network's ID given (Docker's,
+// for networks made through the plugin).
+func (a *Agent) createNetwork(ctx context.Context, req api.NetworkCreate, id string) (api.Network, error) {
 	cfg, err := netconf.Parse(req)
 	if err != nil {
 		return api.Network{}, invalid(err)
@@ -75,13 +71,13 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	if err := a.createOwned(ctx, &n); err != nil {
 		return api.Network{}, err
 	}
-	crashpoint.Hit("network-create:after-link")
+	crashpoint("network-create:after-link")
 	if err := a.store.CreateNetwork(n); err != nil {
 		err = fmt.Errorf("store network %s: %w", n.Name, err)
 		return api.Network{}, errors.Join(err, a.deleteOwnedLink(n))
 	}
-	crashpoint.Hit("network-create:after-state")
-	nw := &network{Network: n, space: space, status: healthy()}
+	crashpoint("network-create:after-state")
+	nw := &network{Network: n, space: space, status: "ok"}
 	if err := a.attachNetwork(ctx, nw); err != nil {
 		return api.Network{}, errors.Join(err, a.store.DeleteNetwork(n.ID), a.dropNetwork(context.WithoutCancel(ctx), nw))
 	}
@@ -91,7 +87,7 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 }
 
 // checkUnique refuses a name, subnet or parent another network has.
-func (a *Engine) checkUnique(cfg netconf.Config) error {
+func (a *Agent) checkUnique(cfg netconf.Config) error {
 	for _, o := range a.nets {
 		if o.Name == cfg.Name {
 			return conflict(fmt.Errorf("network with name %s already exists; choose another name or remove it first", cfg.Name))
@@ -111,7 +107,7 @@ func (a *Engine) checkUnique(cfg netconf.Config) error {
 }
 
 // resolveParent decides what the network's parent link is and who owns it.
-func (a *Engine) resolveParent(n *api.Network, parent string) error {
+func (a *Agent) resolveParent(n *api.Network, parent string) error {
 	if parent == "" {
 		n.Parent, n.ParentKind = hostOnlyPrefix+n.ID[:link.MaxNameLen-len(hostOnlyPrefix)], api.ParentHostOnly
 		return nil
@@ -147,7 +143,7 @@ func (a *Engine) resolveParent(n *api.Network, parent string) error {
 }
 
 // createOwned creates the parent link when mvlan owns it.
-func (a *Engine) createOwned(ctx context.Context, n *api.Network) error {
+func (a *Agent) createOwned(ctx context.Context, n *api.Network) error {
 	alias := a.alias("net", n.ID)
 	switch n.ParentKind {
 	case api.ParentVLAN:
@@ -189,7 +185,7 @@ func fromAPIPools(pools []api.Pool) []ipam.PoolConfig {
 }
 
 // lookup finds a network by name, full ID or unique ID prefix. Caller holds mu.
-func (a *Engine) lookup(ref string) (*network, error) {
+func (a *Agent) lookup(ref string) (*network, error) {
 	var hits []*network
 	for _, n := range a.nets {
 		if n.Name == ref || n.ID == ref {
@@ -211,7 +207,7 @@ func (a *Engine) lookup(ref string) (*network, error) {
 // RemoveNetwork removes a network with no endpoints. State goes first, the
 // owned link second: a crash between them leaves a marked link that no
 // network needs, which Reconcile removes.
-func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
+func (a *Agent) RemoveNetwork(ctx context.Context, ref string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n, err := a.lookup(ref)
@@ -225,7 +221,7 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 		return fmt.Errorf("remove network %s: %w", n.Name, err)
 	}
 	delete(a.nets, n.ID)
-	crashpoint.Hit("network-rm:after-state")
+	crashpoint("network-rm:after-state")
 	if err := a.dropNetwork(ctx, n); err != nil {
 		a.log.Warn("network removed, but not all of its kernel objects; the next agent start removes them", "network", n.Name, "err", err)
 	}
@@ -235,14 +231,14 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 
 // dropNetwork removes a network that is no longer in a.nets from the
 // datapath and deletes its link if mvlan owns it. Caller holds mu.
-func (a *Engine) dropNetwork(ctx context.Context, n *network) error {
+func (a *Agent) dropNetwork(ctx context.Context, n *network) error {
 	return errors.Join(a.detachNetwork(ctx, n), a.deleteOwnedLink(n.Network))
 }
 
 // deleteOwnedLink deletes the network's parent if mvlan made it: it must
 // carry the network's mark, so a link the operator made in its place since
 // is left alone.
-func (a *Engine) deleteOwnedLink(n api.Network) error {
+func (a *Agent) deleteOwnedLink(n api.Network) error {
 	if !n.OwnsParent() {
 		return nil
 	}
@@ -261,7 +257,7 @@ func (a *Engine) deleteOwnedLink(n api.Network) error {
 }
 
 // Networks returns every network with its status and endpoints.
-func (a *Engine) Networks() ([]api.Network, error) {
+func (a *Agent) Networks() ([]api.Network, error) {
 	eps, err := a.store.Endpoints()
 	if err != nil {
 		return nil, err
@@ -277,7 +273,7 @@ func (a *Engine) Networks() ([]api.Network, error) {
 }
 
 // Network returns one network by reference.
-func (a *Engine) Network(ref string) (api.Network, error) {
+func (a *Agent) Network(ref string) (api.Network, error) {
 	eps, err := a.store.Endpoints()
 	if err != nil {
 		return api.Network{}, err
@@ -291,9 +287,9 @@ func (a *Engine) Network(ref string) (api.Network, error) {
 	return a.view(n, eps), nil
 }
 
-func (a *Engine) view(n *network, eps []api.Endpoint) api.Network {
+func (a *Agent) view(n *network, eps []api.Endpoint) api.Network {
 	v := n.Network
-	v.Status = n.status.String()
+	v.Status = n.status
 	for _, e := range eps {
 		if e.NetworkID == n.ID {
 			e.Network = n.Name

@@ -1,7 +1,8 @@
-package engine
+package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,8 +15,9 @@ import (
 // address spaces, recreates the links mvlan owns that are missing, removes
 // links marked as this agent's that no network needs (and half-made ones),
 // and records what it cannot fix as the network's status instead of failing.
-func (a *Engine) Reconcile(ctx context.Context) error {
+func (a *Agent) Reconcile(ctx context.Context) error {
 	start := time.Now()
+	defer func() { a.met.reconcile.Set(time.Since(start).Seconds()) }()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.loadState(); err != nil {
@@ -28,11 +30,11 @@ func (a *Engine) Reconcile(ctx context.Context) error {
 	present := a.removeStale(links)
 	for _, n := range a.nets {
 		n.status = a.ensureParent(ctx, n, present)
-		if !n.ok() {
+		if n.status != "ok" {
 			continue
 		}
 		if err := a.attachNetwork(ctx, n); err != nil {
-			n.status = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
+			n.status = err.Error()
 			a.log.Warn("cannot attach the datapath", "network", n.Name, "err", err)
 		}
 	}
@@ -48,7 +50,7 @@ func (a *Engine) Reconcile(ctx context.Context) error {
 
 // loadState reads networks and endpoints and rebuilds each address space
 // from the addresses the endpoints hold.
-func (a *Engine) loadState() error {
+func (a *Agent) loadState() error {
 	nets, err := a.store.Networks()
 	if err != nil {
 		return fmt.Errorf("read networks: %w", err)
@@ -79,7 +81,7 @@ func (a *Engine) loadState() error {
 
 // removeStale deletes half-made links and links marked as this agent's
 // that no network needs; it returns the links that remain, by name.
-func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
+func (a *Agent) removeStale(links []link.Info) map[string]link.Info {
 	want := map[string]string{} // link name -> network ID
 	for _, n := range a.nets {
 		if n.OwnsParent() {
@@ -110,22 +112,26 @@ func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 }
 
 // ensureParent recreates a missing owned parent and reports the status.
-func (a *Engine) ensureParent(ctx context.Context, n *network, present map[string]link.Info) health {
+func (a *Agent) ensureParent(ctx context.Context, n *network, present map[string]link.Info) string {
 	if l, ok := present[n.Parent]; ok {
 		if n.OwnsParent() && l.Alias != a.alias("net", n.ID) {
-			return health{status: StatusParentForeign, parent: n.Parent}
+			return fmt.Sprintf("parent %s exists but was not created by mvlan for this network; it will not be deleted", n.Parent)
 		}
-		return healthy()
+		return "ok"
 	}
 	if !n.OwnsParent() {
 		a.log.Warn("parent link missing", "network", n.Name, "parent", n.Parent)
-		return health{status: StatusParentMissing, parent: n.Parent}
+		return fmt.Sprintf("parent link %s is missing; create it again (mvlan did not create it, so it does not recreate it)", n.Parent)
 	}
-	if err := a.createOwned(ctx, &n.Network); err != nil {
-		err = untag(err)
+	err := a.createOwned(ctx, &n.Network)
+	var ke *kindError
+	if errors.As(err, &ke) {
+		err = ke.err
+	}
+	if err != nil {
 		a.log.Warn("cannot recreate parent", "network", n.Name, "parent", n.Parent, "err", err)
-		return health{status: StatusParentFailed, parent: n.Parent, err: err}
+		return fmt.Sprintf("cannot recreate parent %s: %v", n.Parent, err)
 	}
 	a.log.Info("recreated parent", "network", n.Name, "parent", n.Parent)
-	return healthy()
+	return "ok"
 }

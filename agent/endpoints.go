@@ -1,11 +1,10 @@
-package engine
+package agent
 
 import (
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/mvlan/mvlan/internal/crashpoint"
 	"net"
 	"net/netip"
 	"os"
@@ -24,7 +23,7 @@ import (
 // network. Order for crash safety: the endpoint and its addresses are
 // stored as "creating" first, then the namespace and link are made, then
 // the endpoint is marked ready; on start a "creating" endpoint is undone.
-func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ api.Endpoint, err error) {
+func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ api.Endpoint, err error) {
 	var e api.Endpoint // the rollback below must see it, whatever is returned
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -32,7 +31,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	if !n.ok() {
+	if n.status != "ok" {
 		return api.Endpoint{}, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.Name, n.status))
 	}
 	if e, err = a.newEndpoint(n, req); err != nil {
@@ -53,7 +52,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 			err = errors.Join(err, a.undoEndpoint(context.WithoutCancel(ctx), n, e))
 		}
 	}()
-	crashpoint.Hit("endpoint-create:after-state")
+	crashpoint("endpoint-create:after-state")
 	if err = a.realize(ctx, n, &e); err != nil {
 		return api.Endpoint{}, err
 	}
@@ -67,7 +66,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 }
 
 // newEndpoint validates the request into an endpoint without addresses.
-func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (api.Endpoint, error) {
+func (a *Agent) newEndpoint(n *network, req api.EndpointCreate) (api.Endpoint, error) {
 	e := api.Endpoint{ID: store.NewID(), Name: req.Name, NetworkID: n.ID, Netns: req.Netns, IfName: req.IfName,
 		State: api.EndpointCreating, Created: time.Now().UTC()}
 	if e.IfName != "" {
@@ -119,7 +118,7 @@ func nameFromNetns(path string) string {
 // passthru mode the parent's (passthru hands it to its one slave; keeping
 // it means the parent's address does not change under the operator), else
 // a random one.
-func (a *Engine) endpointMAC(n *network, want string) (net.HardwareAddr, error) {
+func (a *Agent) endpointMAC(n *network, want string) (net.HardwareAddr, error) {
 	if want == "" && n.Mode == "passthru" {
 		if l, err := a.host.Link(n.Parent); err == nil {
 			want = l.MAC.String()
@@ -133,7 +132,7 @@ func (a *Engine) endpointMAC(n *network, want string) (net.HardwareAddr, error) 
 // one is not checked against the state: 46 random bits make a clash as
 // good as impossible, and the kernel refuses a MAC already in use on the
 // parent when the link comes up, so an attach could fail, never clash.
-func (a *Engine) pickMAC(n *network, want string) (net.HardwareAddr, error) {
+func (a *Agent) pickMAC(n *network, want string) (net.HardwareAddr, error) {
 	if want == "" {
 		mac := make(net.HardwareAddr, 6)
 		for isZero(mac[1:]) {
@@ -168,7 +167,7 @@ func isZero(b []byte) bool {
 }
 
 // reserve takes the endpoint's addresses from the network's space.
-func (a *Engine) reserve(n *network, e *api.Endpoint, req api.EndpointCreate) (err error) {
+func (a *Agent) reserve(n *network, e *api.Endpoint, req api.EndpointCreate) (err error) {
 	defer func() {
 		if err != nil {
 			releaseAll(n.space, e.Addrs)
@@ -194,7 +193,7 @@ func (a *Engine) reserve(n *network, e *api.Endpoint, req api.EndpointCreate) (e
 	return nil
 }
 
-func (a *Engine) reserveOne(n *network, owner string, v6 bool, want, flag string) (netip.Prefix, error) {
+func (a *Agent) reserveOne(n *network, owner string, v6 bool, want, flag string) (netip.Prefix, error) {
 	if want == "" {
 		if !n.space.HasFamily(v6) || (v6 && !n.IPv6) {
 			return netip.Prefix{}, nil
@@ -232,7 +231,7 @@ func releaseAll(space *ipam.Space, addrs []netip.Prefix) {
 
 // realize makes the kernel objects: the namespace (if mvlan owns it) and
 // the macvlan slave in it.
-func (a *Engine) realize(ctx context.Context, n *network, e *api.Endpoint) error {
+func (a *Agent) realize(ctx context.Context, n *network, e *api.Endpoint) error {
 	t0 := time.Now()
 	defer func() { a.log.Debug("realize", "name", e.Name, "took", time.Since(t0)) }()
 	if e.OwnsNetns {
@@ -245,7 +244,7 @@ func (a *Engine) realize(ctx context.Context, n *network, e *api.Endpoint) error
 			}
 			return err
 		}
-		crashpoint.Hit("endpoint-create:after-netns")
+		crashpoint("endpoint-create:after-netns")
 		ino, err := link.CheckNetns(e.Netns)
 		if err != nil {
 			return err
@@ -256,12 +255,12 @@ func (a *Engine) realize(ctx context.Context, n *network, e *api.Endpoint) error
 	if err := a.host.AttachEndpoint(ctx, a.endpointSpec(n, *e)); err != nil {
 		return err
 	}
-	crashpoint.Hit("endpoint-create:after-link")
+	crashpoint("endpoint-create:after-link")
 	a.log.Debug("link attached", "name", e.Name, "at", time.Since(t0))
 	return a.attachEndpoint(ctx, n, e)
 }
 
-func (a *Engine) endpointSpec(n *network, e api.Endpoint) link.EndpointSpec {
+func (a *Agent) endpointSpec(n *network, e api.Endpoint) link.EndpointSpec {
 	mac, _ := net.ParseMAC(e.MAC)
 	s := link.EndpointSpec{Parent: n.Parent, Mode: n.Mode, NetnsPath: e.Netns, IfName: e.IfName,
 		MAC: mac, Addrs: e.Addrs, Alias: a.alias("ep", e.ID)}
@@ -284,7 +283,7 @@ func (a *Engine) endpointSpec(n *network, e api.Endpoint) link.EndpointSpec {
 // checkForeignNetns validates a namespace given by path (connect): it must
 // be a network namespace, not the agent's own, and not on the network yet.
 // It names the endpoint and picks the first free ethN when no --ifname.
-func (a *Engine) checkForeignNetns(n *network, e *api.Endpoint) error {
+func (a *Agent) checkForeignNetns(n *network, e *api.Endpoint) error {
 	ino, err := link.CheckNetns(e.Netns)
 	if err != nil {
 		return invalid(err)

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/mvlan/mvlan/api"
+)
+
+// timeout bounds one command; runtimes have their own, usually longer.
+const timeout = 2 * time.Minute
+
+// call runs fn with the parsed configuration and a client for its agent,
+// and turns what fails into a CNI error.
+func call(args *skel.CmdArgs, fn func(context.Context, *Conf, *api.Client) error) error {
+	c, err := parseConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	cl := api.NewClient(c.SocketPath())
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return toCNI(fn(ctx, c, cl), cl.Socket())
+}
+
+// attachment is the identity the runtime gives this call.
+func attachment(c *Conf, args *skel.CmdArgs) *api.CNIAttachment {
+	return &api.CNIAttachment{Network: c.Name, ContainerID: args.ContainerID, IfName: args.IfName}
+}
+
+// cmdAdd attaches the runtime's namespace to the network (as `mvlan
+// connect`), creating an inline network first if needed.
+func cmdAdd(args *skel.CmdArgs) error {
+	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
+		w, err := c.want(args.ContainerID, args.Args)
+		if err != nil {
+			return err
+		}
+		n, err := ensureNetwork(ctx, cl, c)
+		if err != nil {
+			return err
+		}
+		e, err := cl.CreateEndpoint(ctx, api.EndpointCreate{Network: n.ID, Name: w.Name, Netns: args.Netns,
+			IfName: args.IfName, IP: w.IP, IP6: w.IP6, MAC: w.MAC})
+		if err != nil {
+			return err
+		}
+		return types.PrintResult(result(n, e), c.CNIVersion)
+	})
+}
+
+// cmdDel releases the attachment; one that is gone already (or whose
+// network is) is not an error.
+func cmdDel(args *skel.CmdArgs) error {
+	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
+		e, err := find(ctx, cl, c, args)
+		if errors.Is(err, errNoAttachment) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		err = cl.RemoveEndpoint(ctx, e.ID, true)
+		if api.IsKind(err, api.KindNotFound) {
+			return nil // a concurrent DEL or the agent's sweep was first
+		}
+		return err
+	})
+}
+
+// cmdCheck reports drift: the endpoint must exist and match prevResult,
+// and the agent must find its link, addresses and programs in place.
+func cmdCheck(args *skel.CmdArgs) error {
+	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
+		e, err := find(ctx, cl, c, args)
+		if errors.Is(err, errNoAttachment) {
+			return types.NewError(types.ErrUnknownContainer,
+				fmt.Sprintf("mvlan has no attachment of container %s (%s) on network %s; ADD it again", args.ContainerID, args.IfName, c.Network), "")
+		}
+		if err != nil {
+			return err
+		}
+		if err := compare(c.PrevResult, e); err != nil {
+			return err
+		}
+		ch, err := cl.Check(ctx)
+		if err != nil {
+			return err
+		}
+		var mine []string
+		for _, d := range ch.Drift {
+			if strings.HasPrefix(d, "endpoint "+e.Name+":") || strings.HasPrefix(d, "endpoint "+e.Name+" ") {
+				mine = append(mine, d)
+			}
+		}
+		if len(mine) > 0 {
+			return drift("%s", strings.Join(mine, "; "))
+		}
+		return nil
+	})
+}
+
+// cmdGC releases every attachment of this CNI network that is not in the
+// runtime's list of valid ones.
+func cmdGC(args *skel.CmdArgs) error {
+	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
+		valid := map[types.GCAttachment]bool{}
+		for _, v := range c.ValidAttachments {
+			valid[v] = true
+		}
+		eps, err := cl.Endpoints(ctx)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, e := range eps {
+			at := e.CNI
+			if at == nil || at.Network != c.Name || valid[types.GCAttachment{ContainerID: at.ContainerID, IfName: at.IfName}] {
+				continue
+			}
+			if err := cl.RemoveEndpoint(ctx, e.ID, true); err != nil && !api.IsKind(err, api.KindNotFound) {
+				errs = append(errs, fmt.Errorf("release %s (container %s): %w", e.Name, at.ContainerID, err))
+			}
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// cmdStatus answers whether ADD can work now: the agent answers and the
+// network exists (or is defined inline) and can take endpoints.
+func cmdStatus(args *skel.CmdArgs) error {
+	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
+		n, err := cl.Network(ctx, c.Network)
+		switch {
+		case errors.Is(err, api.ErrUnreachable):
+			return types.NewError(errUnavailable, fmt.Sprintf("the mvlan agent at %s does not answer: start it (mvlan agent) or fix \"socket\"", cl.Socket()), err.Error())
+		case api.IsKind(err, api.KindNotFound) && c.Inline():
+			return nil // ADD creates it
+		case api.IsKind(err, api.KindNotFound):
+			return types.NewError(errUnavailable, fmt.Sprintf("mvlan has no network %q: create it (mvlan network create) or define it inline", c.Network), "")
+		case err != nil:
+			return err
+		case n.Status != "" && n.Status != "ok":
+			return types.NewError(errLimitedConnectivity, fmt.Sprintf("mvlan network %s cannot take endpoints: %s", n.Name, n.Status), "")
+		}
+		return nil
+	})
+}
+
+var errNoAttachment = errors.New("no such attachment")
+
+// find returns the endpoint the runtime made with this identity (or,
+// from an agent that stores none, the network's endpoint on that
+// interface of that namespace).
+func find(ctx context.Context, cl *api.Client, c *Conf, args *skel.CmdArgs) (api.Endpoint, error) {
+	at := attachment(c, args)
+	eps, err := cl.Endpoints(ctx)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	for _, e := range eps {
+		if e.CNI != nil && *e.CNI == *at {
+			return e, nil
+		}
+		if e.CNI == nil && e.Network == c.Network && args.Netns != "" && e.Netns == args.Netns && e.IfName == args.IfName {
+			return e, nil
+		}
+	}
+	return api.Endpoint{}, errNoAttachment
+}

@@ -1,0 +1,420 @@
+package main
+
+// End-to-end tests: libcni (what runtimes use) runs the built plugin
+// against a real agent in a namespace sandbox; containers are namespaces
+// of the sandbox.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// Built once, by the first test that needs them: the plugin (named
+// "mvlan", its CNI type, in cniDir) and the mvlan binary whose agent it
+// talks to.
+var (
+	buildOnce        sync.Once
+	cniDir, mvlanBin string
+	buildErr         error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cniDir != "" {
+		os.RemoveAll(filepath.Dir(cniDir))
+	}
+	os.Exit(code)
+}
+
+func binaries(t testing.TB) {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mvlan-cni-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		cniDir, mvlanBin = filepath.Join(dir, "cni"), filepath.Join(dir, "mvlan")
+		for _, b := range [][2]string{{filepath.Join(cniDir, "mvlan"), "."}, {mvlanBin, "../mvlan"}} {
+			if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %w\n%s", b[1], err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+}
+
+// env is a sandbox with an agent and a runtime (libcni with a cache of
+// its own) that has the network configuration "mvnet".
+type env struct {
+	t     *testing.T
+	sb    *nstest.Sandbox
+	a     *nstest.Agent
+	cni   *libcni.CNIConfig
+	cache string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	sb := nstest.NewSandbox(t)
+	binaries(t)
+	e := &env{t: t, sb: sb, a: nstest.StartAgent(t, sb, mvlanBin)}
+	e.cache = t.TempDir()
+	e.cni = libcni.NewCNIConfigWithCacheDir([]string{cniDir}, e.cache, nil)
+	return e
+}
+
+// pubNet creates the reference's pub_net on the sandbox's eth0.
+func (e *env) pubNet() {
+	e.a.CLI("network", "create", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "-o", "parent=eth0", "pub_net")
+}
+
+// list is a one-plugin configuration list of the given CNI version; extra
+// is merged into the plugin's configuration (JSON object fields).
+func (e *env) list(version, extra string) *libcni.NetworkConfigList {
+	e.t.Helper()
+	plugin := fmt.Sprintf(`{"type":"mvlan","network":"pub_net","socket":%q`, e.a.Socket)
+	if extra != "" {
+		plugin += "," + extra
+	}
+	raw := fmt.Sprintf(`{"cniVersion":%q,"name":"mvnet","plugins":[%s}]}`, version, plugin)
+	l, err := libcni.NetworkConfFromBytes([]byte(raw))
+	if err != nil {
+		e.t.Fatalf("configuration %s: %v", raw, err)
+	}
+	return l
+}
+
+// container makes a namespace and the runtime's view of it.
+func (e *env) container(name string) *libcni.RuntimeConf {
+	e.t.Helper()
+	return &libcni.RuntimeConf{ContainerID: "ctr-" + name + "-" + strings.Repeat("0", 8), NetNS: e.sb.Netns(e.t, name), IfName: "eth0",
+		Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAME", e.sb.Name + "-" + name}}}
+}
+
+func (e *env) add(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) *current.Result {
+	e.t.Helper()
+	r, err := e.cni.AddNetworkList(context.Background(), l, rt)
+	if err != nil {
+		e.t.Fatalf("ADD (%s) %s: %v\nagent log:\n%s", l.CNIVersion, rt.ContainerID, err, e.a.Log())
+	}
+	res, err := current.NewResultFromResult(r)
+	if err != nil {
+		e.t.Fatalf("ADD result %v: %v", r, err)
+	}
+	return res
+}
+
+func (e *env) del(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) {
+	e.t.Helper()
+	if err := e.cni.DelNetworkList(context.Background(), l, rt); err != nil {
+		e.t.Fatalf("DEL (%s) %s: %v\nagent log:\n%s", l.CNIVersion, rt.ContainerID, err, e.a.Log())
+	}
+}
+
+// endpoints is `mvlan ps --format json`.
+func (e *env) endpoints() []api.Endpoint {
+	e.t.Helper()
+	var eps []api.Endpoint
+	if err := json.Unmarshal([]byte(e.a.CLI("ps", "--format", "json")), &eps); err != nil {
+		e.t.Fatal(err)
+	}
+	return eps
+}
+
+// noDrift asks the agent to compare its state with the kernel and IPAM.
+func (e *env) noDrift() {
+	e.t.Helper()
+	var ch api.Check
+	cl := api.NewClient(e.a.Socket)
+	defer cl.Close()
+	ch, err := cl.Check(context.Background())
+	if err != nil || len(ch.Drift) > 0 {
+		e.t.Errorf("agent check: %v %q", err, ch.Drift)
+	}
+}
+
+// cniCode returns the CNI error code of err (0 when it is not one).
+func cniCode(err error) uint {
+	var te *types.Error
+	if errors.As(err, &te) {
+		return te.Code
+	}
+	return 0
+}
+
+// addrs is `ip -br addr show IFNAME` in namespace ns: "eth0 UP 1.2.3.4/24 ...".
+func addrs(t *testing.T, ns, ifName string) string {
+	t.Helper()
+	out, err := nstest.RunErr(ns, "ip", "-br", "-4", "addr", "show", "dev", ifName)
+	if err != nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(out), " ")
+}
+
+func macOf(t *testing.T, ns, ifName string) string {
+	t.Helper()
+	out, err := nstest.RunErr(ns, "ip", "-br", "link", "show", "dev", ifName)
+	if f := strings.Fields(out); err == nil && len(f) >= 3 {
+		return f[2] // NAME STATE MAC FLAGS
+	}
+	return ""
+}
+
+// TestCNIVersions: ADD, CHECK, DEL through libcni for each spec version
+// the plugin supports: the result (converted to the version) names the
+// interface and its address, the address is on the link in the container,
+// `mvlan ps` lists the endpoint by the pod's name, CHECK passes and sees
+// a changed MAC, DEL removes everything and a second DEL succeeds.
+func TestCNIVersions(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	for i, v := range []string{"0.4.0", "1.0.0", "1.1.0"} {
+		t.Run(v, func(t *testing.T) {
+			l := e.list(v, "")
+			rt := e.container(fmt.Sprintf("v%d", i))
+			r := e.add(l, rt)
+			if len(r.IPs) != 1 || len(r.Interfaces) != 1 || r.Interfaces[0].Name != "eth0" || r.Interfaces[0].Sandbox != rt.NetNS {
+				t.Fatalf("ADD result %+v; want one interface eth0 in %s with one address", r, rt.NetNS)
+			}
+			addr := r.IPs[0].Address.String()
+			if !strings.HasPrefix(addr, "172.16.86.") || !strings.HasSuffix(addr, "/24") || r.IPs[0].Gateway.String() != "172.16.86.1" {
+				t.Errorf("ADD address %s gateway %s; want 172.16.86.x/24 via 172.16.86.1", addr, r.IPs[0].Gateway)
+			}
+			if got := addrs(t, rt.NetNS, "eth0"); !strings.Contains(got, addr) {
+				t.Errorf("the container's eth0: %q; want %s on it", got, addr)
+			}
+			if got := macOf(t, rt.NetNS, "eth0"); got != r.Interfaces[0].Mac {
+				t.Errorf("the container's eth0 has MAC %s; the result says %s", got, r.Interfaces[0].Mac)
+			}
+			eps := e.endpoints()
+			if len(eps) != 1 || eps[0].Name != e.sb.Name+"-"+fmt.Sprintf("v%d", i) || eps[0].Addrs[0].String() != addr {
+				t.Errorf("mvlan ps: %+v; want one endpoint named after K8S_POD_NAME with %s", eps, addr)
+			}
+			if err := e.cni.CheckNetworkList(context.Background(), l, rt); err != nil {
+				t.Errorf("CHECK after ADD: %v", err)
+			}
+			nstest.RunErr(rt.NetNS, "ip", "link", "set", "eth0", "address", "02:00:00:00:00:99")
+			if err := e.cni.CheckNetworkList(context.Background(), l, rt); cniCode(err) != errDrift || !strings.Contains(err.Error(), "02:00:00:00:00:99") {
+				t.Errorf("CHECK after the MAC changed: %v; want code %d naming the MAC", err, errDrift)
+			}
+			e.del(l, rt)
+			if eps := e.endpoints(); len(eps) != 0 {
+				t.Errorf("mvlan ps after DEL: %+v; want none", eps)
+			}
+			if got := addrs(t, rt.NetNS, "eth0"); got != "" {
+				t.Errorf("the container's eth0 after DEL: %q; want no such link", got)
+			}
+			e.del(l, rt) // gone already: still success
+			e.noDrift()
+		})
+	}
+}
+
+// TestCNIStaticIPAndMAC: capability arguments "ips" and "mac" give the
+// container exactly that address and MAC.
+func TestCNIStaticIPAndMAC(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.1.0", `"capabilities":{"ips":true,"mac":true}`)
+	rt := e.container("s")
+	rt.CapabilityArgs = map[string]any{"ips": []string{"172.16.86.42/24"}, "mac": "02:42:ac:10:56:2a"}
+	r := e.add(l, rt)
+	if r.IPs[0].Address.String() != "172.16.86.42/24" || r.Interfaces[0].Mac != "02:42:ac:10:56:2a" {
+		t.Errorf("ADD result %v %v; want 172.16.86.42/24 and 02:42:ac:10:56:2a", r.IPs[0], r.Interfaces[0])
+	}
+	if got := addrs(t, rt.NetNS, "eth0"); !strings.Contains(got, "172.16.86.42/24") {
+		t.Errorf("the container's eth0: %q; want 172.16.86.42/24", got)
+	}
+	if got := macOf(t, rt.NetNS, "eth0"); got != "02:42:ac:10:56:2a" {
+		t.Errorf("the container's MAC: %s; want 02:42:ac:10:56:2a", got)
+	}
+	e.del(l, rt)
+}
+
+// stats is the pub_net line of `mvlan stats --format json`.
+func (e *env) stats() api.NetworkStats {
+	e.t.Helper()
+	var s api.Stats
+	if err := json.Unmarshal([]byte(e.a.CLI("stats", "--format", "json")), &s); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, n := range s.Networks {
+		if n.Network == "pub_net" {
+			return n
+		}
+	}
+	e.t.Fatalf("mvlan stats has no pub_net: %+v", s.Networks)
+	return api.NetworkStats{}
+}
+
+func ping(ns string, args ...string) (string, error) {
+	return nstest.RunErr(ns, append([]string{"ping", "-i", "0.2", "-W", "1"}, args...)...)
+}
+
+// TestCNITraffic: two containers attached through CNI ping each other;
+// the network's counters move by the echoes (each endpoint counts its own
+// frames, plus a few ARP), and a container that sends from an address it
+// was not given is not heard and is counted as dropped.
+func TestCNITraffic(t *testing.T) {
+	const pings, arpSlack = 5, 4
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.1.0", `"capabilities":{"ips":true}`)
+	c1, c2 := e.container("t1"), e.container("t2")
+	c1.CapabilityArgs = map[string]any{"ips": []string{"172.16.86.10"}}
+	c2.CapabilityArgs = map[string]any{"ips": []string{"172.16.86.11"}}
+	e.add(l, c1)
+	e.add(l, c2)
+	before := e.stats()
+	if out, err := ping(c1.NetNS, "-c", fmt.Sprint(pings), "172.16.86.11"); err != nil {
+		t.Fatalf("ping from c1 to c2: %v\n%s", err, out)
+	}
+	after := e.stats()
+	for _, c := range []struct {
+		what     string
+		from, to uint64
+	}{{"rx", before.Rx.Packets, after.Rx.Packets}, {"tx", before.Tx.Packets, after.Tx.Packets}} {
+		if d := c.to - c.from; d < 2*pings || d > 2*pings+arpSlack {
+			t.Errorf("pub_net %s packets moved by %d for %d echoes between two containers; want %d..%d", c.what, d, pings, 2*pings, 2*pings+arpSlack)
+		}
+	}
+	nstest.RunErr(c2.NetNS, "ip", "addr", "add", "172.16.86.99/24", "dev", "eth0")
+	if out, err := ping(c2.NetNS, "-c", "2", "-I", "172.16.86.99", "172.16.86.10"); err == nil {
+		t.Errorf("ping from a spoofed source got through:\n%s", out)
+	}
+	spoofed := e.stats()
+	if d := spoofed.Drops["ip_spoof"].Packets + spoofed.Drops["arp_spoof"].Packets - after.Drops["ip_spoof"].Packets - after.Drops["arp_spoof"].Packets; d == 0 {
+		t.Errorf("the spoofed frames were not counted as dropped: %+v", spoofed.Drops)
+	}
+	if out, err := ping(c2.NetNS, "-c", "1", "172.16.86.10"); err != nil {
+		t.Errorf("c2's own address no longer works after the spoofing: %v\n%s", err, out)
+	}
+	e.del(l, c1)
+	e.del(l, c2)
+	e.noDrift()
+}
+
+// TestCNIStatus: STATUS succeeds with the agent up and the network there;
+// it fails with code 50 when the network is missing or the agent is down
+// (naming the socket), and ADD then fails with 11, try again later.
+func TestCNIStatus(t *testing.T) {
+	e := newEnv(t)
+	l := e.list("1.1.0", "")
+	if err := e.cni.GetStatusNetworkList(context.Background(), l); cniCode(err) != errUnavailable || !strings.Contains(err.Error(), "pub_net") {
+		t.Errorf("STATUS without the network: %v; want code %d naming pub_net", err, errUnavailable)
+	}
+	e.pubNet()
+	if err := e.cni.GetStatusNetworkList(context.Background(), l); err != nil {
+		t.Errorf("STATUS with the agent up: %v", err)
+	}
+	e.a.Stop()
+	err := e.cni.GetStatusNetworkList(context.Background(), l)
+	if cniCode(err) != errUnavailable || !strings.Contains(err.Error(), e.a.Socket) {
+		t.Errorf("STATUS with the agent down: %v; want code %d naming %s", err, errUnavailable, e.a.Socket)
+	}
+	rt := e.container("d")
+	_, err = e.cni.AddNetworkList(context.Background(), l, rt)
+	if cniCode(err) != types.ErrTryAgainLater || !strings.Contains(err.Error(), e.a.Socket) {
+		t.Errorf("ADD with the agent down: %v; want code 11 naming %s", err, e.a.Socket)
+	}
+	e.a.Start()
+	if err := e.cni.GetStatusNetworkList(context.Background(), l); err != nil {
+		t.Errorf("STATUS after the agent came back: %v", err)
+	}
+}
+
+// TestCNIInline: a network defined in the configuration is created by the
+// first ADD, used as is by the next, and a configuration that defines it
+// differently is refused (see TestCNIBadConfig).
+func TestCNIInline(t *testing.T) {
+	e := newEnv(t)
+	e.sb.AddVeth(t, "eth1")
+	def := `"network":"inl","parent":"eth1","mode":"private","subnets":["10.9.0.0/24"],"ranges":["10.9.0.128/25"],"gateway":"10.9.0.254"`
+	l := e.list("1.0.0", def)
+	c1, c2 := e.container("i1"), e.container("i2")
+	r1, r2 := e.add(l, c1), e.add(l, c2)
+	if r1.IPs[0].Address.String() != "10.9.0.128/24" || r2.IPs[0].Address.String() != "10.9.0.129/24" || r1.IPs[0].Gateway.String() != "10.9.0.254" {
+		t.Errorf("addresses %v, %v; want 10.9.0.128/24 and 10.9.0.129/24 from the range, gateway 10.9.0.254", r1.IPs[0], r2.IPs[0])
+	}
+	var ns []api.Network
+	if err := json.Unmarshal([]byte(e.a.CLI("network", "ls", "--format", "json")), &ns); err != nil || len(ns) != 1 {
+		t.Fatalf("mvlan network ls: %v %+v; want the one network the first ADD made", err, ns)
+	}
+	n := ns[0]
+	if n.Name != "inl" || n.Parent != "eth1" || n.Mode != "private" || len(n.Pools) != 1 || n.Pools[0].IPRange.String() != "10.9.0.128/25" {
+		t.Errorf("the network the first ADD made: %+v; want inl on eth1, private, range 10.9.0.128/25", n)
+	}
+	e.del(l, c1)
+	e.del(l, c2)
+}
+
+// TestCNIBadConfig: each bad configuration or argument is refused with
+// the code a runtime acts on and a message naming the bad value, and
+// leaves nothing behind: no endpoint, no link in the container, no new
+// network, no address held.
+func TestCNIBadConfig(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.1.0", `"capabilities":{"ips":true}`)
+	holder := e.container("h")
+	holder.CapabilityArgs = map[string]any{"ips": []string{"172.16.86.50"}}
+	e.add(l, holder)
+	nets := e.a.CLI("network", "ls", "-q")
+	for i, c := range []struct {
+		name, extra string
+		caps        map[string]any
+		code        uint
+		says        string
+	}{
+		{"foreign ipam", `"ipam":{"type":"host-local","subnet":"10.1.0.0/24"}`, nil, types.ErrInvalidNetworkConfig, `"host-local"`},
+		{"unknown network", `"network":"nope"`, nil, types.ErrInvalidNetworkConfig, `"nope"`},
+		{"bad mode", `"network":"x","subnets":["10.2.0.0/24"],"parent":"eth0","mode":"bridged"`, nil, types.ErrInvalidNetworkConfig, `"bridged"`},
+		{"definition without subnets", `"network":"x","parent":"eth0"`, nil, types.ErrInvalidNetworkConfig, `"subnets"`},
+		{"other definition", `"subnets":["10.5.0.0/24"],"parent":"eth0"`, nil, types.ErrInvalidNetworkConfig, "subnets 172.16.86.0/24, not 10.5.0.0/24"},
+		{"bad inline subnet", `"network":"x","subnets":["10.2.0.0/33"],"parent":"eth1"`, nil, types.ErrInvalidNetworkConfig, "10.2.0.0/33"},
+		{"address outside", `"capabilities":{"ips":true}`, map[string]any{"ips": []string{"10.9.9.9/24"}}, types.ErrInvalidNetworkConfig, "10.9.9.9"},
+		{"address taken", `"capabilities":{"ips":true}`, map[string]any{"ips": []string{"172.16.86.50/24"}}, errConflict, "172.16.86.50"},
+		{"two IPv4", `"capabilities":{"ips":true}`, map[string]any{"ips": []string{"172.16.86.51", "172.16.86.52"}}, types.ErrInvalidNetworkConfig, "172.16.86.52"},
+		{"bad mac", `"capabilities":{"mac":true}`, map[string]any{"mac": "02:42:zz"}, types.ErrInvalidNetworkConfig, "02:42:zz"},
+		{"multicast mac", `"capabilities":{"mac":true}`, map[string]any{"mac": "03:00:00:00:00:01"}, types.ErrInvalidNetworkConfig, "03:00:00:00:00:01"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rt := e.container(fmt.Sprintf("b%d", i))
+			rt.CapabilityArgs = c.caps
+			_, err := e.cni.AddNetworkList(context.Background(), e.list("1.1.0", c.extra), rt)
+			if cniCode(err) != c.code || !strings.Contains(err.Error(), c.says) {
+				t.Errorf("ADD: %v; want code %d saying %s", err, c.code, c.says)
+			}
+			if eps := e.endpoints(); len(eps) != 1 {
+				t.Errorf("mvlan ps after a refused ADD: %+v; want only the holder", eps)
+			}
+			if out, _ := nstest.RunErr(rt.NetNS, "ip", "-br", "link"); strings.Count(strings.TrimSpace(out), "\n") != 0 {
+				t.Errorf("links in the container after a refused ADD:\n%s", out)
+			}
+			if got := e.a.CLI("network", "ls", "-q"); got != nets {
+				t.Errorf("networks after a refused ADD:\n%s\nwant\n%s", got, nets)
+			}
+			e.noDrift()
+		})
+	}
+}

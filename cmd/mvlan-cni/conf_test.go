@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/mvlan/mvlan/api"
+)
+
+func TestParseConf(t *testing.T) {
+	for _, c := range []struct {
+		name, conf string
+		code       uint   // 0: valid
+		says       string // in the error, or the network when valid
+	}{
+		{"by name", `{"name":"mvnet","type":"mvlan","network":"pub_net"}`, 0, "pub_net"},
+		{"network defaults to name", `{"name":"mvnet","type":"mvlan"}`, 0, "mvnet"},
+		{"inline", `{"name":"n","type":"mvlan","parent":"eth0","mode":"vepa","subnets":["10.0.0.0/24"],"gateway":"10.0.0.1"}`, 0, "n"},
+		{"host-only inline", `{"name":"n","type":"mvlan","subnets":["10.0.0.0/24"]}`, 0, "n"},
+		{"no name", `{"type":"mvlan"}`, types.ErrInvalidNetworkConfig, `"network"`},
+		{"foreign ipam", `{"name":"n","type":"mvlan","ipam":{"type":"dhcp"}}`, types.ErrInvalidNetworkConfig, `ipam type "dhcp"`},
+		{"bad mode", `{"name":"n","type":"mvlan","subnets":["10.0.0.0/24"],"mode":"bridged"}`, types.ErrInvalidNetworkConfig, `"bridged"`},
+		{"parent without subnets", `{"name":"n","type":"mvlan","parent":"eth0"}`, types.ErrInvalidNetworkConfig, `"subnets"`},
+		{"not json", `{"name":`, types.ErrDecodingFailure, "decode"},
+		{"subnets not a list", `{"name":"n","type":"mvlan","subnets":"10.0.0.0/24"}`, types.ErrDecodingFailure, "decode"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conf, err := parseConf([]byte(c.conf))
+			if c.code == 0 {
+				if err != nil || conf.Network != c.says {
+					t.Fatalf("parseConf: %v, network %q; want network %q", err, conf.Network, c.says)
+				}
+				return
+			}
+			var te *types.Error
+			if !errors.As(err, &te) || te.Code != c.code || !strings.Contains(te.Msg, c.says) {
+				t.Fatalf("parseConf: %v; want code %d saying %s", err, c.code, c.says)
+			}
+		})
+	}
+}
+
+func TestWant(t *testing.T) {
+	cid := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, c := range []struct {
+		name, conf, args string
+		want             Want
+		bad              string // in the error
+	}{
+		{"container id", ``, "", Want{Name: "0123456789ab"}, ""},
+		{"pod name", ``, "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0", Want{Name: "web-0"}, ""},
+		{"runtimeConfig", `"runtimeConfig":{"ips":["10.0.0.5/24","fd00::5"],"mac":"02:00:00:00:00:05"}`, "",
+			Want{Name: "0123456789ab", IP: "10.0.0.5", IP6: "fd00::5", MAC: "02:00:00:00:00:05"}, ""},
+		{"args", `"args":{"cni":{"ips":["10.0.0.6"]}}`, "", Want{Name: "0123456789ab", IP: "10.0.0.6"}, ""},
+		{"CNI_ARGS", ``, "IP=10.0.0.7;MAC=02:00:00:00:00:07", Want{Name: "0123456789ab", IP: "10.0.0.7", MAC: "02:00:00:00:00:07"}, ""},
+		{"runtimeConfig first", `"runtimeConfig":{"ips":["10.0.0.8"]}`, "IP=10.0.0.7", Want{Name: "0123456789ab", IP: "10.0.0.8"}, ""},
+		{"mapped v4", `"runtimeConfig":{"ips":["::ffff:10.0.0.9"]}`, "", Want{Name: "0123456789ab", IP: "10.0.0.9"}, ""},
+		{"not an address", `"runtimeConfig":{"ips":["10.0.0"]}`, "", Want{}, `"10.0.0"`},
+		{"two v6", `"runtimeConfig":{"ips":["fd00::1","fd00::2"]}`, "", Want{}, "two IPv6"},
+		{"bad mac", `"runtimeConfig":{"mac":"02:00"}`, "", Want{}, `"02:00"`},
+		{"unknown CNI_ARGS", ``, "FOO=1", Want{}, "FOO"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conf, err := parseConf([]byte(`{"name":"n","type":"mvlan"` + strings.TrimSuffix(","+c.conf, ",") + "}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := conf.want(cid, c.args)
+			if c.bad != "" {
+				if err == nil || !strings.Contains(err.Error(), c.bad) {
+					t.Fatalf("want: %v; want an error saying %s", err, c.bad)
+				}
+				return
+			}
+			if err != nil || w != c.want {
+				t.Fatalf("want: %+v, %v; want %+v", w, err, c.want)
+			}
+		})
+	}
+}
+
+func TestDiffers(t *testing.T) {
+	n := api.Network{Name: "pub_net", Parent: "eth0", ParentKind: api.ParentExisting, Mode: "bridge", Pools: []api.Pool{{
+		Subnet: netip.MustParsePrefix("172.16.86.0/24"), Gateway: netip.MustParseAddr("172.16.86.1"),
+		IPRange: netip.MustParsePrefix("172.16.86.128/25")}}}
+	for _, c := range []struct {
+		conf string
+		diff string // "" when it matches
+	}{
+		{`"parent":"eth0","subnets":["172.16.86.0/24"]`, ""},
+		{`"parent":"eth0","subnets":["172.16.86.7/24"],"gateway":"172.16.86.1","ranges":["172.16.86.128/25"],"mode":"bridge"`, ""},
+		{`"parent":"eth1","subnets":["172.16.86.0/24"]`, "parent eth0, not eth1"},
+		{`"subnets":["172.16.86.0/24"]`, "not host-only"},
+		{`"parent":"eth0","mode":"vepa","subnets":["172.16.86.0/24"]`, "mode bridge, not vepa"},
+		{`"parent":"eth0","subnets":["172.16.86.0/24","10.0.0.0/8"]`, "subnets 172.16.86.0/24, not 10.0.0.0/8,172.16.86.0/24"},
+		{`"parent":"eth0","subnets":["172.16.86.0/24"],"gateway":"172.16.86.254"`, "no gateway 172.16.86.254"},
+		{`"parent":"eth0","subnets":["172.16.86.0/24"],"ranges":["172.16.86.0/25"]`, "no range 172.16.86.0/25"},
+		{`"parent":"eth0","subnets":["172.16.86.0/24"],"ipv6":true`, "ipv6=false"},
+	} {
+		conf, err := parseConf([]byte(`{"name":"pub_net","type":"mvlan",` + c.conf + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := conf.differs(n); (c.diff == "") != (got == "") || !strings.Contains(got, c.diff) {
+			t.Errorf("%s: differs %q; want %q", c.conf, got, c.diff)
+		}
+	}
+}
+
+// FuzzParseConf: no configuration panics the parser, and what it accepts
+// names a network.
+func FuzzParseConf(f *testing.F) {
+	f.Add([]byte(`{"name":"n","type":"mvlan","network":"pub_net","runtimeConfig":{"ips":["10.0.0.1/24"],"mac":"02:00:00:00:00:01"}}`))
+	f.Add([]byte(`{"name":"n","type":"mvlan","parent":"eth0","subnets":["10.0.0.0/24"],"gateway":"10.0.0.1"}`))
+	f.Add([]byte(`{"name":"n","ipam":{"type":"host-local"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := parseConf(data)
+		if err != nil {
+			var te *types.Error
+			if !errors.As(err, &te) || te.Code == 0 {
+				t.Fatalf("parseConf error %v is not a CNI error", err)
+			}
+			return
+		}
+		if c.Network == "" {
+			t.Fatalf("parseConf accepted %q without a network", data)
+		}
+		_, _ = c.want("abc", "")
+		_ = c.NetworkCreate()
+	})
+}

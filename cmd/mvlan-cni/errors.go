@@ -1,0 +1,55 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/mvlan/mvlan/api"
+)
+
+// Plugin-specific error codes (the spec leaves 100 and up to plugins).
+const (
+	// errConflict: the request clashes with what the agent holds (an
+	// address or MAC in use, a name taken, a different network of that
+	// name); nothing changed.
+	errConflict uint = 100
+	// errDrift: CHECK found the attachment differs from what was made.
+	errDrift uint = 101
+)
+
+// STATUS codes of the spec.
+const (
+	errUnavailable         uint = 50 // cannot service ADD
+	errLimitedConnectivity uint = 51 // and existing attachments may suffer
+)
+
+// toCNI turns an error of the agent's API into a CNI error whose message
+// says what to fix: an agent that cannot be reached is 11 (try again
+// later) naming the socket, a bad request 7, a clash errConflict.
+func toCNI(err error, socket string) error {
+	if err == nil {
+		return nil
+	}
+	var te *types.Error
+	if errors.As(err, &te) {
+		return te
+	}
+	if errors.Is(err, api.ErrUnreachable) {
+		return types.NewError(types.ErrTryAgainLater,
+			fmt.Sprintf("cannot reach the mvlan agent at %s: start it (mvlan agent), or point \"socket\" in the network configuration (or MVLAN_SOCKET) at its socket", socket),
+			err.Error())
+	}
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		return types.NewError(types.ErrInternal, err.Error(), "")
+	}
+	switch ae.Kind {
+	case api.KindInvalid, api.KindNotFound:
+		return types.NewError(types.ErrInvalidNetworkConfig, ae.Message, "")
+	case api.KindConflict:
+		return types.NewError(errConflict, ae.Message, "")
+	}
+	return types.NewError(types.ErrInternal, "mvlan agent: "+ae.Message, "")
+}

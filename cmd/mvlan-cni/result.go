@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/mvlan/mvlan/api"
+)
+
+// result describes endpoint e of network n the CNI way: its interface in
+// the sandbox, its addresses with their gateway, and the default routes
+// the agent installed (none on an internal network).
+func result(n api.Network, e api.Endpoint) *current.Result {
+	r := &current.Result{CNIVersion: current.ImplementedSpecVersion,
+		Interfaces: []*current.Interface{{Name: e.IfName, Mac: e.MAC, Sandbox: e.Netns}}}
+	for _, p := range e.Addrs {
+		gw := gatewayOf(n, p.Addr())
+		ipc := &current.IPConfig{Interface: current.Int(0), Address: ipNet(p)}
+		if gw.IsValid() {
+			ipc.Gateway = net.IP(gw.AsSlice())
+		}
+		r.IPs = append(r.IPs, ipc)
+		if gw.IsValid() && !n.Internal {
+			bits := 32
+			if gw.Is6() {
+				bits = 128
+			}
+			r.Routes = append(r.Routes, &types.Route{
+				Dst: net.IPNet{IP: make(net.IP, bits/8), Mask: net.CIDRMask(0, bits)}, GW: net.IP(gw.AsSlice())})
+		}
+	}
+	return r
+}
+
+func gatewayOf(n api.Network, a netip.Addr) netip.Addr {
+	for _, p := range n.Pools {
+		if p.Subnet.Contains(a) {
+			return p.Gateway
+		}
+	}
+	return netip.Addr{}
+}
+
+func ipNet(p netip.Prefix) net.IPNet {
+	return net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// compare says how the result of an ADD (prevResult) differs from the
+// endpoint the agent has now: interface, MAC, addresses.
+func compare(prev types.Result, e api.Endpoint) error {
+	if prev == nil {
+		return nil // libcni passes none for 0.4.0 configs without a cache
+	}
+	r, err := current.NewResultFromResult(prev)
+	if err != nil {
+		return types.NewError(types.ErrDecodingFailure, "cannot read prevResult: "+err.Error(), "")
+	}
+	idx := slices.IndexFunc(r.Interfaces, func(i *current.Interface) bool { return i.Name == e.IfName && i.Sandbox != "" })
+	if idx < 0 {
+		return drift("prevResult has no interface %s in a sandbox, the agent's endpoint %s has", e.IfName, e.Name)
+	}
+	if mac := r.Interfaces[idx].Mac; mac != "" && mac != e.MAC {
+		return drift("interface %s has MAC %s, prevResult says %s", e.IfName, e.MAC, mac)
+	}
+	var want, have []string
+	for _, ip := range r.IPs {
+		if ip.Interface == nil || *ip.Interface == idx {
+			want = append(want, ip.Address.String())
+		}
+	}
+	for _, p := range e.Addrs {
+		have = append(have, p.String())
+	}
+	slices.Sort(want)
+	slices.Sort(have)
+	if !slices.Equal(want, have) {
+		return drift("endpoint %s has addresses %v, prevResult says %v", e.Name, have, want)
+	}
+	return nil
+}
+
+func drift(format string, args ...any) error {
+	return types.NewError(errDrift, fmt.Sprintf(format, args...)+"; DEL and ADD the attachment again", "")
+}
