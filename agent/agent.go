@@ -1,6 +1,7 @@
-// Package agent is the mvlan daemon: it owns the state file, the kernel
-// links of its networks, the HTTP+JSON API on a unix socket, the reconcile
-// that brings the kernel in line with the state on start, and the metrics.
+// Package agent is the mvlan daemon's wiring: its configuration, the engine
+// it opens (package engine owns networks, endpoints and the kernel), the
+// HTTP+JSON API on a unix socket, the /metrics server, and the Docker
+// plugin socket served by package docker.
 package agent
 
 import (
@@ -12,12 +13,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
+	"strings"
 	"time"
 
-	"github.com/mvlan/mvlan/agent/store"
-	"github.com/mvlan/mvlan/link"
-	"github.com/mvlan/mvlan/loader"
+	"github.com/mvlan/mvlan/docker"
+	"github.com/mvlan/mvlan/engine"
+	"github.com/mvlan/mvlan/plugin"
 )
 
 // Config is what the agent is told on its command line.
@@ -38,80 +39,51 @@ type Config struct {
 	Log        *slog.Logger
 }
 
-// Agent is a running mvlan daemon.
+// Agent is a running mvlan daemon: the engine and its front ends.
 type Agent struct {
-	cfg   Config
-	log   *slog.Logger
-	store *store.Store
-	host  *link.Host
-	met   *metrics
-	dp    *loader.Datapath
-	mode  loader.Mode
-
-	hostIno uint64 // inode of the managed namespace, never a container's
-
-	mu     sync.Mutex // serialises changes to networks and endpoints
-	nets   map[string]*network
-	docker *dockerState  // what Docker's plugin calls leave between them (docker.go)
-	engine *dockerEngine // dockerd's Engine API, for container names; nil: off
+	cfg    Config
+	log    *slog.Logger
+	eng    *engine.Engine
+	docker *docker.Driver
+	met    *metrics
 }
 
-// New opens the state (taking its lock) and the managed namespace. It does
-// not touch the kernel; Start does.
+// New opens the engine (taking the state's lock) and the Docker backend.
+// It does not touch the kernel's links; Run does.
 func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	a := &Agent{cfg: cfg, log: cfg.Log, nets: map[string]*network{}, met: newMetrics(), docker: newDockerState()}
+	a := &Agent{cfg: cfg, log: cfg.Log, met: newMetrics()}
 	var err error
-	if a.store, err = store.Open(cfg.StateDir); err != nil {
+	a.eng, err = engine.Open(engine.Config{StateDir: cfg.StateDir, BPFFS: cfg.BPFFS,
+		AttachMode: cfg.AttachMode, HostNetns: cfg.HostNetns, Log: cfg.Log})
+	if err != nil {
 		return nil, err
 	}
-	if a.host, err = link.OpenHost(cfg.HostNetns); err != nil {
-		return nil, errors.Join(fmt.Errorf("open host namespace: %w", err), a.Close())
-	}
-	a.host.SetTag(a.store.AgentID())
-	if a.engine, err = newDockerEngine(cfg.DockerHost); err != nil {
+	if a.docker, err = docker.New(a.eng, cfg.DockerHost, cfg.Log); err != nil {
 		return nil, errors.Join(err, a.Close())
-	}
-	hostPath := cfg.HostNetns
-	if hostPath == "" {
-		hostPath = "/proc/self/ns/net"
-	}
-	if a.hostIno, err = link.CheckNetns(hostPath); err != nil {
-		return nil, errors.Join(err, a.Close())
-	}
-	if a.mode, err = loader.ResolveMode(cfg.AttachMode); err != nil {
-		return nil, errors.Join(fmt.Errorf("--attach-mode %s: %w", cfg.AttachMode, err), a.Close())
-	}
-	if a.dp, err = loader.Load(context.Background(), cfg.BPFFS); err != nil {
-		return nil, errors.Join(fmt.Errorf("load the BPF datapath under %s: %w (mvlan doctor tells what the kernel lacks)", cfg.BPFFS, err), a.Close())
 	}
 	return a, nil
 }
 
-// Close releases the state file and namespace handles. Kernel objects stay:
-// they belong to the networks and survive the agent.
+// Close releases the engine. Kernel objects stay: they belong to the
+// networks and survive the agent.
 func (a *Agent) Close() error {
-	var errs []error
-	if a.dp != nil {
-		errs = append(errs, a.dp.Close())
+	if a.eng == nil {
+		return nil
 	}
-	if a.host != nil {
-		errs = append(errs, a.host.Close())
-	}
-	if a.store != nil {
-		errs = append(errs, a.store.Close())
-	}
-	return errors.Join(errs...)
+	return a.eng.Close()
 }
 
-// Run reconciles, then serves the API and metrics until ctx is done.
+// Run starts the engine (reconcile), then serves the API, metrics and the
+// Docker plugin until ctx is done.
 func (a *Agent) Run(ctx context.Context) error {
-	a.finishHandoffs()
-	if err := a.Reconcile(ctx); err != nil {
+	start := time.Now()
+	if err := a.eng.Start(ctx); err != nil {
 		return err
 	}
+	a.met.reconcile.Set(time.Since(start).Seconds())
 	ln, err := listenUnix(a.cfg.Socket)
 	if err != nil {
 		return err
@@ -129,19 +101,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		servers = append(servers, msrv)
 		go func() { errc <- msrv.Serve(mln) }()
 	}
-	psrv, err := a.servePlugin(ctx, errc)
+	psrv, err := a.servePlugin(errc)
 	if err != nil {
 		return errors.Join(err, shutdown(servers))
 	}
 	if psrv != nil {
 		servers = append(servers, psrv)
 	}
-	a.nameDockerEndpoints(ctx)
+	a.docker.Start(ctx)
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go a.watch(wctx)
-	go a.watchLinks(wctx)
-	a.log.Info("agent ready", "socket", a.cfg.Socket, "metrics", a.cfg.MetricsAddr, "state", a.cfg.StateDir, "agent_id", a.store.AgentID())
+	go a.eng.Watch(wctx)
+	a.log.Info("agent ready", "socket", a.cfg.Socket, "metrics", a.cfg.MetricsAddr, "state", a.cfg.StateDir, "agent_id", a.eng.AgentID())
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -151,6 +122,29 @@ func (a *Agent) Run(ctx context.Context) error {
 		err = errors.Join(err, rerr)
 	}
 	return err
+}
+
+// servePlugin serves Docker's plugin protocols on cfg.PluginSocket. A
+// socket another live agent serves is left to it: this agent runs on
+// without Docker (two agents on one host, as in the tests and the lab).
+func (a *Agent) servePlugin(errc chan<- error) (*http.Server, error) {
+	path := a.cfg.PluginSocket
+	if path == "" {
+		return nil, nil
+	}
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		a.log.Warn("Docker plugin socket is served by another agent; this one runs without Docker (give it its own --plugin-socket)", "plugin_socket", path)
+		return nil, nil
+	}
+	ln, err := listenUnix(path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin socket for Docker: %w (--plugin-socket \"\" disables it)", err)
+	}
+	srv := &http.Server{Handler: plugin.Handler(a.docker, a.log), ReadHeaderTimeout: 10 * time.Second}
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("serving Docker", "plugin_socket", path, "driver", strings.TrimSuffix(filepath.Base(path), ".sock"))
+	return srv, nil
 }
 
 func shutdown(servers []*http.Server) error {
@@ -185,14 +179,4 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, errors.Join(fmt.Errorf("chmod %s: %w", path, err), ln.Close())
 	}
 	return ln, nil
-}
-
-// crashpoint kills the process when the test hook names this point. It lets
-// the crash-safety tests stop the agent between two steps of an operation.
-func crashpoint(name string) {
-	if os.Getenv("MVLAN_TEST_CRASHPOINT") == name {
-		p, _ := os.FindProcess(os.Getpid())
-		_ = p.Kill()
-		select {}
-	}
 }

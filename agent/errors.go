@@ -2,24 +2,24 @@ package agent
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/engine"
 )
 
-// kindError tags an error with the API kind it is answered as.
-type kindError struct {
-	kind string
-	err  error
+// apiKind is an engine error kind as the API names it.
+func apiKind(k engine.Kind) string {
+	switch k {
+	case engine.KindInvalid:
+		return api.KindInvalid
+	case engine.KindNotFound:
+		return api.KindNotFound
+	case engine.KindConflict:
+		return api.KindConflict
+	}
+	return api.KindInternal
 }
-
-func (e *kindError) Error() string { return e.err.Error() }
-func (e *kindError) Unwrap() error { return e.err }
-
-func invalid(err error) error  { return &kindError{api.KindInvalid, err} }
-func notFound(err error) error { return &kindError{api.KindNotFound, err} }
-func conflict(err error) error { return &kindError{api.KindConflict, err} }
 
 func statusOf(kind string) int {
 	switch kind {
@@ -34,11 +34,7 @@ func statusOf(kind string) int {
 }
 
 func writeError(w http.ResponseWriter, err error) {
-	kind := api.KindInternal
-	var ke *kindError
-	if errors.As(err, &ke) {
-		kind = ke.kind
-	}
+	kind := apiKind(engine.KindOf(err))
 	writeJSON(w, statusOf(kind), api.Error{Message: err.Error(), Kind: kind})
 }
 

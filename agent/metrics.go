@@ -69,22 +69,17 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	eps, err := c.a.store.Endpoints()
+	usage, err := c.a.eng.Usage()
 	if err != nil {
+		c.a.log.Warn("metrics: network usage not exported", "err", err)
 		return
 	}
-	count := map[string]int{}
-	for _, e := range eps {
-		count[e.NetworkID]++
-	}
-	c.a.mu.Lock()
-	defer c.a.mu.Unlock()
-	for _, n := range c.a.nets {
-		ch <- prometheus.MustNewConstMetric(descEndpoints, prometheus.GaugeValue, float64(count[n.ID]), n.Name)
-		for _, u := range n.space.Usage() {
+	for _, n := range usage {
+		ch <- prometheus.MustNewConstMetric(descEndpoints, prometheus.GaugeValue, float64(n.Endpoints), n.Network)
+		for _, u := range n.Subnets {
 			s := u.Subnet.String()
-			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.Used), n.Name, s, "used")
-			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.Free), n.Name, s, "free")
+			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.Used), n.Network, s, "used")
+			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.Free), n.Network, s, "free")
 		}
 	}
 }

@@ -47,7 +47,7 @@ var (
 )
 
 // datapathCollector exports the datapath counters at scrape time: one
-// read of the counter maps and one link listing per scrape (Agent.Stats).
+// read of the counter maps and one link listing per scrape (engine.Engine.Stats).
 type datapathCollector struct{ a *Agent }
 
 func (c *datapathCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -59,7 +59,7 @@ func (c *datapathCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *datapathCollector) Collect(ch chan<- prometheus.Metric) {
-	s, err := c.a.Stats()
+	s, err := c.a.eng.Stats()
 	if err != nil {
 		c.a.log.Warn("metrics: datapath counters not exported", "err", err)
 		ch <- prometheus.MustNewConstMetric(descScrapeError, prometheus.GaugeValue, 1)

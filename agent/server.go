@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/engine"
 )
 
 // handler routes the API.
@@ -22,7 +23,7 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("GET /v1/check", a.handleCheck)
 	mux.HandleFunc("GET /v1/stats", a.handleStats)
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"agent_id": a.store.AgentID()})
+		writeJSON(w, http.StatusOK, map[string]string{"agent_id": a.eng.AgentID()})
 	})
 	return mux
 }
@@ -31,7 +32,7 @@ func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return invalid(fmt.Errorf("bad request body: %w", err))
+		return engine.Invalid(fmt.Errorf("bad request body: %w", err))
 	}
 	return nil
 }
@@ -42,7 +43,7 @@ func (a *Agent) handleCreateNetwork(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	n, err := a.CreateNetwork(r.Context(), req)
+	n, err := a.eng.CreateNetwork(r.Context(), req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -51,7 +52,7 @@ func (a *Agent) handleCreateNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleNetworks(w http.ResponseWriter, _ *http.Request) {
-	ns, err := a.Networks()
+	ns, err := a.eng.Networks()
 	if err != nil {
 		writeError(w, err)
 		return
@@ -60,7 +61,7 @@ func (a *Agent) handleNetworks(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *Agent) handleNetwork(w http.ResponseWriter, r *http.Request) {
-	n, err := a.Network(r.PathValue("ref"))
+	n, err := a.eng.Network(r.PathValue("ref"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -69,7 +70,7 @@ func (a *Agent) handleNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleRemoveNetwork(w http.ResponseWriter, r *http.Request) {
-	if err := a.RemoveNetwork(r.Context(), r.PathValue("ref")); err != nil {
+	if err := a.eng.RemoveNetwork(r.Context(), r.PathValue("ref")); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -82,7 +83,7 @@ func (a *Agent) handleCreateEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	e, err := a.CreateEndpoint(r.Context(), req)
+	e, err := a.eng.CreateEndpoint(r.Context(), req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -91,7 +92,7 @@ func (a *Agent) handleCreateEndpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleEndpoints(w http.ResponseWriter, _ *http.Request) {
-	eps, err := a.Endpoints()
+	eps, err := a.eng.Endpoints()
 	if err != nil {
 		writeError(w, err)
 		return
@@ -101,7 +102,7 @@ func (a *Agent) handleEndpoints(w http.ResponseWriter, _ *http.Request) {
 
 func (a *Agent) handleRemoveEndpoint(w http.ResponseWriter, r *http.Request) {
 	force := r.URL.Query().Get("force") == "true"
-	if err := a.RemoveEndpoints(r.Context(), r.PathValue("ref"), force); err != nil {
+	if err := a.eng.RemoveEndpoints(r.Context(), r.PathValue("ref"), force); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -110,7 +111,7 @@ func (a *Agent) handleRemoveEndpoint(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleDisconnect(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := a.Disconnect(r.Context(), q.Get("network"), q.Get("netns")); err != nil {
+	if err := a.eng.Disconnect(r.Context(), q.Get("network"), q.Get("netns")); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -118,10 +119,20 @@ func (a *Agent) handleDisconnect(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleCheck(w http.ResponseWriter, r *http.Request) {
-	drift, err := a.Check(r.Context())
+	drift, err := a.eng.Check(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.Check{Drift: drift})
+}
+
+// handleStats serves the datapath counters with names (GET /v1/stats).
+func (a *Agent) handleStats(w http.ResponseWriter, _ *http.Request) {
+	s, err := a.eng.Stats()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
 }

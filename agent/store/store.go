@@ -2,24 +2,31 @@
 // bbolt file under the state directory. Nothing derivable is stored: IPAM
 // pools are rebuilt from the networks and the addresses their endpoints
 // hold, and an endpoint is written with its addresses in one transaction.
+//
+// The file holds the store's own versioned records (records.go), converted
+// to and from the API's types here, at the edge. Open refuses a file it
+// cannot trust (empty, truncated, a bad meta page, a failed consistency
+// check) with a *CorruptError, quarantines single bad records instead of
+// failing on them, and the store keeps a last good snapshot next to the
+// file (snapshot.go) from which the agent's recovery rebuilds the state.
 package store
 
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
+	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-
-	"github.com/mvlan/mvlan/api"
 )
 
 // FileName is the state file inside the state directory.
@@ -54,38 +61,103 @@ var (
 	kAgentID   = []byte("agent-id")
 )
 
+// lockTimeout is how long Open waits for another process's lock.
+const lockTimeout = 200 * time.Millisecond
+
+// Options tune a Store; the zero value is the agent's default.
+type Options struct {
+	// SnapshotEvery is the most often a changed state is snapshotted
+	// (default 10 s); a clean Close snapshots too.
+	SnapshotEvery time.Duration
+	// Log receives snapshot failures (default: discarded).
+	Log *slog.Logger
+}
+
 // Store is the agent's state file. Safe for concurrent use.
 type Store struct {
 	db      *bolt.DB
+	dir     string
 	agentID string
+	log     *slog.Logger
+
+	dirty  atomic.Bool // changed since the last snapshot
+	snapMu sync.Mutex  // one snapshot at a time
+	stop   chan struct{}
+	done   chan struct{}
 }
 
-// Open opens (creating if needed) the state in dir, locking it for this
-// process. It fails with ErrLocked when another agent has it open.
-func Open(dir string) (*Store, error) {
+// Open opens (creating if needed) the state in dir with the default
+// Options; see OpenWith.
+func Open(dir string) (*Store, error) { return OpenWith(dir, Options{}) }
+
+// OpenWith opens (creating if needed) the state in dir, locking it for
+// this process. It fails with ErrLocked when another agent has it open,
+// with a *CorruptError (errors.Is ErrCorrupt) when the file cannot be
+// trusted, and with a *SchemaError when a newer mvlan wrote it. Older
+// schemas are migrated; bad records are quarantined (see Quarantined).
+func OpenWith(dir string, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond})
+	if err := precheck(path); err != nil {
+		return nil, err
+	}
+	db, err := openBolt(path, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		return nil, err
+	}
+	if err := check(db, path); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	s := &Store{db: db, dir: dir, log: o.Log, stop: make(chan struct{}), done: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := db.Update(s.init); err != nil {
+		return nil, errors.Join(fmt.Errorf("init %s: %w", path, err), db.Close())
+	}
+	if err := s.Snapshot(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	every := o.SnapshotEvery
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	go s.snapshotLoop(every)
+	return s, nil
+}
+
+// openBolt opens path with bbolt, turning a fault or panic inside bbolt
+// (a page the checks before did not catch) into a *CorruptError.
+func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, &CorruptError{Path: path, Problem: Inconsistent, Detail: fmt.Sprint("bbolt: ", r)}
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, o)
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db}
-	if err := db.Update(s.init); err != nil {
-		return nil, errors.Join(fmt.Errorf("init %s: %w", path, err), db.Close())
-	}
-	return s, nil
+	return db, nil
 }
 
 func (s *Store) init(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bMeta, bNetworks, bNetNames, bEndpoints, bEpNames} {
+	for _, b := range [][]byte{bMeta, bNetworks, bNetNames, bEndpoints, bEpNames, bQuarantine} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
+	}
+	if err := migrate(tx); err != nil {
+		return err
+	}
+	if err := sweep(tx); err != nil {
+		return err
 	}
 	meta := tx.Bucket(bMeta)
 	if id := meta.Get(kAgentID); id != nil {
@@ -96,8 +168,25 @@ func (s *Store) init(tx *bolt.Tx) error {
 	return meta.Put(kAgentID, []byte(s.agentID))
 }
 
-// Close closes the state file and releases its lock.
-func (s *Store) Close() error { return s.db.Close() }
+// update runs fn in a write transaction and marks the state changed.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	err := s.db.Update(fn)
+	if err == nil {
+		s.dirty.Store(true)
+	}
+	return err
+}
+
+// Close snapshots a changed state, closes the file and releases its lock.
+func (s *Store) Close() error {
+	close(s.stop)
+	<-s.done
+	var err error
+	if s.dirty.Load() {
+		err = s.Snapshot()
+	}
+	return errors.Join(err, s.db.Close())
+}
 
 // AgentID is this state's stable identity, used to mark kernel objects
 // the agent owns so that two agents never touch each other's.
@@ -108,183 +197,4 @@ func NewID() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// Networks returns every stored network, ordered by name.
-func (s *Store) Networks() ([]api.Network, error) {
-	var out []api.Network
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bNetworks).ForEach(func(_, v []byte) error {
-			var n api.Network
-			if err := json.Unmarshal(v, &n); err != nil {
-				return fmt.Errorf("decode network: %w", err)
-			}
-			out = append(out, n)
-			return nil
-		})
-	})
-	slices.SortFunc(out, func(a, b api.Network) int { return strings.Compare(a.Name, b.Name) })
-	return out, err
-}
-
-// CreateNetwork stores n; ErrExists when its name is taken.
-func (s *Store) CreateNetwork(n api.Network) error {
-	data, err := json.Marshal(n)
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		names := tx.Bucket(bNetNames)
-		if names.Get([]byte(n.Name)) != nil {
-			return fmt.Errorf("network %q: %w", n.Name, ErrExists)
-		}
-		if err := names.Put([]byte(n.Name), []byte(n.ID)); err != nil {
-			return err
-		}
-		return tx.Bucket(bNetworks).Put([]byte(n.ID), data)
-	})
-}
-
-// DeleteNetwork removes network id; *InUseError while endpoints use it.
-func (s *Store) DeleteNetwork(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		var n api.Network
-		if err := getJSON(tx.Bucket(bNetworks), id, &n); err != nil {
-			return err
-		}
-		var users []string
-		err := tx.Bucket(bEndpoints).ForEach(func(_, v []byte) error {
-			var e api.Endpoint
-			if err := json.Unmarshal(v, &e); err != nil {
-				return err
-			}
-			if e.NetworkID == id {
-				users = append(users, e.Name)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if len(users) > 0 {
-			slices.Sort(users)
-			return &InUseError{Network: n.Name, Endpoints: users}
-		}
-		return errors.Join(tx.Bucket(bNetNames).Delete([]byte(n.Name)), tx.Bucket(bNetworks).Delete([]byte(id)))
-	})
-}
-
-// Endpoints returns every stored endpoint, ordered by name.
-func (s *Store) Endpoints() ([]api.Endpoint, error) {
-	var out []api.Endpoint
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bEndpoints).ForEach(func(_, v []byte) error {
-			var e api.Endpoint
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decode endpoint: %w", err)
-			}
-			out = append(out, e)
-			return nil
-		})
-	})
-	slices.SortFunc(out, func(a, b api.Endpoint) int { return strings.Compare(a.Name, b.Name) })
-	return out, err
-}
-
-// epKey indexes endpoint names per network: one namespace may be attached
-// to several networks under one name, as a container joins several.
-func epKey(e api.Endpoint) []byte { return []byte(e.NetworkID + "/" + e.Name) }
-
-// Endpoint returns the endpoint with ID id.
-func (s *Store) Endpoint(id string) (api.Endpoint, error) {
-	var e api.Endpoint
-	err := s.db.View(func(tx *bolt.Tx) error { return getJSON(tx.Bucket(bEndpoints), id, &e) })
-	return e, err
-}
-
-// CreateEndpoint stores e with its addresses in one transaction;
-// ErrExists when its name is taken on its network, ErrNotFound when its
-// network is gone.
-func (s *Store) CreateEndpoint(e api.Endpoint) error {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bNetworks).Get([]byte(e.NetworkID)) == nil {
-			return fmt.Errorf("network %s: %w", e.NetworkID, ErrNotFound)
-		}
-		names := tx.Bucket(bEpNames)
-		if names.Get(epKey(e)) != nil {
-			return fmt.Errorf("endpoint %q: %w", e.Name, ErrExists)
-		}
-		if err := names.Put(epKey(e), []byte(e.ID)); err != nil {
-			return err
-		}
-		return tx.Bucket(bEndpoints).Put([]byte(e.ID), data)
-	})
-}
-
-// UpdateEndpoint rewrites an existing endpoint (its state changes).
-func (s *Store) UpdateEndpoint(e api.Endpoint) error {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bEndpoints)
-		if b.Get([]byte(e.ID)) == nil {
-			return fmt.Errorf("endpoint %s: %w", e.ID, ErrNotFound)
-		}
-		return b.Put([]byte(e.ID), data)
-	})
-}
-
-// DeleteEndpoint removes endpoint id; removing a missing one is not an error.
-func (s *Store) DeleteEndpoint(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		var e api.Endpoint
-		err := getJSON(tx.Bucket(bEndpoints), id, &e)
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return errors.Join(tx.Bucket(bEpNames).Delete(epKey(e)), tx.Bucket(bEndpoints).Delete([]byte(id)))
-	})
-}
-
-func getJSON(b *bolt.Bucket, key string, v any) error {
-	data := b.Get([]byte(key))
-	if data == nil {
-		return fmt.Errorf("%s: %w", key, ErrNotFound)
-	}
-	return json.Unmarshal(data, v)
-}
-
-// RenameEndpoint gives endpoint id the name name (unique on its network),
-// in one transaction with its name index, and returns it renamed.
-func (s *Store) RenameEndpoint(id, name string) (api.Endpoint, error) {
-	var e api.Endpoint
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b, names := tx.Bucket(bEndpoints), tx.Bucket(bEpNames)
-		if err := getJSON(b, id, &e); err != nil {
-			return fmt.Errorf("endpoint %s: %w", id, ErrNotFound)
-		}
-		if e.Name == name {
-			return nil
-		}
-		old := epKey(e)
-		e.Name = name
-		if cur := names.Get(epKey(e)); cur != nil && string(cur) != id {
-			return fmt.Errorf("endpoint %q: %w", name, ErrExists)
-		}
-		data, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		return errors.Join(names.Delete(old), names.Put(epKey(e), []byte(id)), b.Put([]byte(id), data))
-	})
-	return e, err
 }

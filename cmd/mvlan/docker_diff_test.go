@@ -42,7 +42,7 @@ type diffContainer struct {
 	// address on a network of several IPv4 subnets. Docker's client sends
 	// the --subnet flags in map order (random), and Docker's IPAM hands out
 	// from the first pool it got; mvlan keeps the pools in address order
-	// (agent/docker.go), so dynamic addresses come from the lowest subnet,
+	// (docker/docker.go), so dynamic addresses come from the lowest subnet,
 	// every time. mvlan must show exactly mvlanWant; the built-in driver's
 	// address must lie in the first subnet of its network's IPAM config
 	// (and equal mvlan's when that first subnet is the lowest).

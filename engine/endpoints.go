@@ -1,10 +1,11 @@
-package agent
+package engine
 
 import (
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/mvlan/mvlan/internal/crashpoint"
 	"net"
 	"net/netip"
 	"os"
@@ -23,7 +24,7 @@ import (
 // network. Order for crash safety: the endpoint and its addresses are
 // stored as "creating" first, then the namespace and link are made, then
 // the endpoint is marked ready; on start a "creating" endpoint is undone.
-func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ api.Endpoint, err error) {
+func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ api.Endpoint, err error) {
 	var e api.Endpoint // the rollback below must see it, whatever is returned
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -31,7 +32,7 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ a
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	if n.status != "ok" {
+	if !n.ok() {
 		return api.Endpoint{}, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.Name, n.status))
 	}
 	if e, err = a.newEndpoint(n, req); err != nil {
@@ -52,7 +53,7 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ a
 			err = errors.Join(err, a.undoEndpoint(context.WithoutCancel(ctx), n, e))
 		}
 	}()
-	crashpoint("endpoint-create:after-state")
+	crashpoint.Hit("endpoint-create:after-state")
 	if err = a.realize(ctx, n, &e); err != nil {
 		return api.Endpoint{}, err
 	}
@@ -66,7 +67,7 @@ func (a *Agent) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ a
 }
 
 // newEndpoint validates the request into an endpoint without addresses.
-func (a *Agent) newEndpoint(n *network, req api.EndpointCreate) (api.Endpoint, error) {
+func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (api.Endpoint, error) {
 	e := api.Endpoint{ID: store.NewID(), Name: req.Name, NetworkID: n.ID, Netns: req.Netns, IfName: req.IfName,
 		State: api.EndpointCreating, Created: time.Now().UTC()}
 	if e.IfName != "" {
@@ -118,7 +119,7 @@ func nameFromNetns(path string) string {
 // passthru mode the parent's (passthru hands it to its one slave; keeping
 // it means the parent's address does not change under the operator), else
 // a random one.
-func (a *Agent) endpointMAC(n *network, want string) (net.HardwareAddr, error) {
+func (a *Engine) endpointMAC(n *network, want string) (net.HardwareAddr, error) {
 	if want == "" && n.Mode == "passthru" {
 		if l, err := a.host.Link(n.Parent); err == nil {
 			want = l.MAC.String()
@@ -132,7 +133,7 @@ func (a *Agent) endpointMAC(n *network, want string) (net.HardwareAddr, error) {
 // one is not checked against the state: 46 random bits make a clash as
 // good as impossible, and the kernel refuses a MAC already in use on the
 // parent when the link comes up, so an attach could fail, never clash.
-func (a *Agent) pickMAC(n *network, want string) (net.HardwareAddr, error) {
+func (a *Engine) pickMAC(n *network, want string) (net.HardwareAddr, error) {
 	if want == "" {
 		mac := make(net.HardwareAddr, 6)
 		for isZero(mac[1:]) {
@@ -167,7 +168,7 @@ func isZero(b []byte) bool {
 }
 
 // reserve takes the endpoint's addresses from the network's space.
-func (a *Agent) reserve(n *network, e *api.Endpoint, req api.EndpointCreate) (err error) {
+func (a *Engine) reserve(n *network, e *api.Endpoint, req api.EndpointCreate) (err error) {
 	defer func() {
 		if err != nil {
 			releaseAll(n.space, e.Addrs)
@@ -193,7 +194,7 @@ func (a *Agent) reserve(n *network, e *api.Endpoint, req api.EndpointCreate) (er
 	return nil
 }
 
-func (a *Agent) reserveOne(n *network, owner string, v6 bool, want, flag string) (netip.Prefix, error) {
+func (a *Engine) reserveOne(n *network, owner string, v6 bool, want, flag string) (netip.Prefix, error) {
 	if want == "" {
 		if !n.space.HasFamily(v6) || (v6 && !n.IPv6) {
 			return netip.Prefix{}, nil
@@ -231,7 +232,7 @@ func releaseAll(space *ipam.Space, addrs []netip.Prefix) {
 
 // realize makes the kernel objects: the namespace (if mvlan owns it) and
 // the macvlan slave in it.
-func (a *Agent) realize(ctx context.Context, n *network, e *api.Endpoint) error {
+func (a *Engine) realize(ctx context.Context, n *network, e *api.Endpoint) error {
 	t0 := time.Now()
 	defer func() { a.log.Debug("realize", "name", e.Name, "took", time.Since(t0)) }()
 	if e.OwnsNetns {
@@ -244,7 +245,7 @@ func (a *Agent) realize(ctx context.Context, n *network, e *api.Endpoint) error 
 			}
 			return err
 		}
-		crashpoint("endpoint-create:after-netns")
+		crashpoint.Hit("endpoint-create:after-netns")
 		ino, err := link.CheckNetns(e.Netns)
 		if err != nil {
 			return err
@@ -255,12 +256,12 @@ func (a *Agent) realize(ctx context.Context, n *network, e *api.Endpoint) error 
 	if err := a.host.AttachEndpoint(ctx, a.endpointSpec(n, *e)); err != nil {
 		return err
 	}
-	crashpoint("endpoint-create:after-link")
+	crashpoint.Hit("endpoint-create:after-link")
 	a.log.Debug("link attached", "name", e.Name, "at", time.Since(t0))
 	return a.attachEndpoint(ctx, n, e)
 }
 
-func (a *Agent) endpointSpec(n *network, e api.Endpoint) link.EndpointSpec {
+func (a *Engine) endpointSpec(n *network, e api.Endpoint) link.EndpointSpec {
 	mac, _ := net.ParseMAC(e.MAC)
 	s := link.EndpointSpec{Parent: n.Parent, Mode: n.Mode, NetnsPath: e.Netns, IfName: e.IfName,
 		MAC: mac, Addrs: e.Addrs, Alias: a.alias("ep", e.ID)}
@@ -283,7 +284,7 @@ func (a *Agent) endpointSpec(n *network, e api.Endpoint) link.EndpointSpec {
 // checkForeignNetns validates a namespace given by path (connect): it must
 // be a network namespace, not the agent's own, and not on the network yet.
 // It names the endpoint and picks the first free ethN when no --ifname.
-func (a *Agent) checkForeignNetns(n *network, e *api.Endpoint) error {
+func (a *Engine) checkForeignNetns(n *network, e *api.Endpoint) error {
 	ino, err := link.CheckNetns(e.Netns)
 	if err != nil {
 		return invalid(err)

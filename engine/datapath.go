@@ -1,4 +1,4 @@
-package agent
+package engine
 
 import (
 	"context"
@@ -17,7 +17,7 @@ const maxDatapathID = 4095
 
 // allocDatapathID returns the lowest network number no network uses.
 // Caller holds mu.
-func (a *Agent) allocDatapathID() (uint32, error) {
+func (a *Engine) allocDatapathID() (uint32, error) {
 	used := map[uint32]bool{}
 	for _, n := range a.nets {
 		used[n.DatapathID] = true
@@ -32,7 +32,7 @@ func (a *Agent) allocDatapathID() (uint32, error) {
 
 // parentLinks returns the links a network's parent programs go on: the
 // parent, and the trunk below it when the parent is a VLAN sub-interface.
-func (a *Agent) parentLinks(n *network) (parent link.Info, trunk *link.Info, err error) {
+func (a *Engine) parentLinks(n *network) (parent link.Info, trunk *link.Info, err error) {
 	parent, err = a.host.Link(n.Parent)
 	if err != nil {
 		return parent, nil, err
@@ -54,7 +54,7 @@ func (a *Agent) parentLinks(n *network) (parent link.Info, trunk *link.Info, err
 
 // attachNetwork tells the datapath about a network's parent and attaches
 // the parent programs to it and to its trunk. Idempotent.
-func (a *Agent) attachNetwork(ctx context.Context, n *network) error {
+func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
 	parent, trunk, err := a.parentLinks(n)
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
@@ -79,7 +79,7 @@ func (a *Agent) attachNetwork(ctx context.Context, n *network) error {
 // detachNetwork removes a network's parent programs, except from links
 // another network still uses, and forgets its counters. n is no longer in
 // a.nets. Caller holds mu.
-func (a *Agent) detachNetwork(ctx context.Context, n *network) error {
+func (a *Engine) detachNetwork(ctx context.Context, n *network) error {
 	inUse := map[int]bool{}
 	for _, o := range a.nets {
 		inUse[o.parentIndex], inUse[o.trunkIndex] = true, true
@@ -100,7 +100,7 @@ func (a *Agent) detachNetwork(ctx context.Context, n *network) error {
 // attachEndpoint puts e in the endpoint table, then attaches the endpoint
 // programs to its slave (the programs let unknown endpoints pass, so the
 // table goes first). It records the keys in e.
-func (a *Agent) attachEndpoint(ctx context.Context, n *network, e *api.Endpoint) error {
+func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *api.Endpoint) error {
 	idx, err := a.slaveIndex(*e)
 	if err != nil {
 		return err
@@ -126,7 +126,7 @@ func (a *Agent) attachEndpoint(ctx context.Context, n *network, e *api.Endpoint)
 }
 
 // slaveIndex finds the ifindex of e's link, by our alias, in its namespace.
-func (a *Agent) slaveIndex(e api.Endpoint) (int, error) {
+func (a *Engine) slaveIndex(e api.Endpoint) (int, error) {
 	links, err := link.EndpointLinks(e.Netns)
 	if err != nil {
 		return 0, err
@@ -142,7 +142,7 @@ func (a *Agent) slaveIndex(e api.Endpoint) (int, error) {
 
 // detachEndpoint removes e's programs (if its namespace still exists) and
 // its table entry.
-func (a *Agent) detachEndpoint(ctx context.Context, e api.Endpoint) error {
+func (a *Engine) detachEndpoint(ctx context.Context, e api.Endpoint) error {
 	if e.Ifindex == 0 {
 		return nil
 	}
@@ -155,7 +155,7 @@ func (a *Agent) detachEndpoint(ctx context.Context, e api.Endpoint) error {
 
 // pruneEndpointTable drops table entries of endpoints not in state (a
 // crash between the table write and the state write). Caller holds mu.
-func (a *Agent) pruneEndpointTable(eps []api.Endpoint) error {
+func (a *Engine) pruneEndpointTable(eps []api.Endpoint) error {
 	type key struct {
 		cookie uint64
 		idx    int
@@ -179,7 +179,7 @@ func (a *Agent) pruneEndpointTable(eps []api.Endpoint) error {
 
 // pruneDatapath forgets parents no network has and unpins TCX links of
 // devices that are gone. Caller holds mu.
-func (a *Agent) pruneDatapath() error {
+func (a *Engine) pruneDatapath() error {
 	want := map[int]bool{}
 	for _, n := range a.nets {
 		want[n.parentIndex] = true

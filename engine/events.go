@@ -1,4 +1,4 @@
-package agent
+package engine
 
 import (
 	"context"
@@ -14,7 +14,7 @@ const settle = 100 * time.Millisecond
 // changes in the host namespace: a missing parent is reported (and
 // re-created if mvlan owns it), a parent that came back gets its programs
 // again. It runs until ctx is done.
-func (a *Agent) watchLinks(ctx context.Context) {
+func (a *Engine) watchLinks(ctx context.Context) {
 	kick := make(chan struct{}, 1)
 	go func() {
 		for {
@@ -45,7 +45,7 @@ func (a *Agent) watchLinks(ctx context.Context) {
 }
 
 // isParentLink reports whether ev concerns a network's parent or trunk.
-func (a *Agent) isParentLink(ev link.LinkEvent) bool {
+func (a *Engine) isParentLink(ev link.LinkEvent) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, n := range a.nets {
@@ -57,7 +57,7 @@ func (a *Agent) isParentLink(ev link.LinkEvent) bool {
 }
 
 // refreshParents is the parent half of Reconcile, run on link events.
-func (a *Agent) refreshParents(ctx context.Context) {
+func (a *Engine) refreshParents(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	links, err := a.host.Links()
@@ -72,13 +72,13 @@ func (a *Agent) refreshParents(ctx context.Context) {
 	for _, n := range a.nets {
 		old := n.status
 		n.status = a.ensureParent(ctx, n, present)
-		if n.status == "ok" {
+		if n.ok() {
 			if err := a.attachNetwork(ctx, n); err != nil {
-				n.status = err.Error()
+				n.status = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
 			}
 		}
-		if n.status != old {
-			a.log.Info("network status changed", "network", n.Name, "status", n.status, "was", old)
+		if n.status.String() != old.String() {
+			a.log.Info("network status changed", "network", n.Name, "status", n.status.String(), "was", old.String())
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package agent
+package engine
 
 import (
 	"context"
@@ -15,7 +15,7 @@ const sweepEvery = 500 * time.Millisecond
 
 // watch releases endpoints whose namespace disappeared (the container
 // died, `ip netns del`) until ctx is done.
-func (a *Agent) watch(ctx context.Context) {
+func (a *Engine) watch(ctx context.Context) {
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
 	for {
@@ -29,7 +29,7 @@ func (a *Agent) watch(ctx context.Context) {
 }
 
 // sweep forgets ready endpoints whose namespace is gone or replaced.
-func (a *Agent) sweep(ctx context.Context) {
+func (a *Engine) sweep(ctx context.Context) {
 	eps, err := a.store.Endpoints()
 	if err != nil {
 		a.log.Warn("sweep: read endpoints", "err", err)
@@ -45,7 +45,7 @@ func (a *Agent) sweep(ctx context.Context) {
 // releaseVanished releases endpoint id if, looked at again under the lock,
 // it is still ready and its namespace still gone: a concurrent rm may have
 // released it (and its address been handed out again) since the sweep read.
-func (a *Agent) releaseVanished(ctx context.Context, id string) {
+func (a *Engine) releaseVanished(ctx context.Context, id string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e, err := a.store.Endpoint(id)
@@ -67,7 +67,7 @@ func netnsAlive(e api.Endpoint) bool {
 // reconcileEndpoints, on start: undoes endpoints caught half made or half
 // removed, forgets those whose namespace is gone, and re-attaches the link
 // of those whose namespace lost it. Caller holds mu.
-func (a *Agent) reconcileEndpoints(ctx context.Context) error {
+func (a *Engine) reconcileEndpoints(ctx context.Context) error {
 	eps, err := a.store.Endpoints()
 	if err != nil {
 		return fmt.Errorf("read endpoints: %w", err)
@@ -108,7 +108,7 @@ func (a *Agent) reconcileEndpoints(ctx context.Context) error {
 }
 
 // ensureLink re-creates e's link if its namespace lost it.
-func (a *Agent) ensureLink(ctx context.Context, n *network, e api.Endpoint) error {
+func (a *Engine) ensureLink(ctx context.Context, n *network, e api.Endpoint) error {
 	links, err := link.EndpointLinks(e.Netns)
 	if err != nil {
 		return err
@@ -119,7 +119,7 @@ func (a *Agent) ensureLink(ctx context.Context, n *network, e api.Endpoint) erro
 			return nil
 		}
 	}
-	if n == nil || n.status != "ok" {
+	if n == nil || !n.ok() {
 		return errors.New("its network cannot take endpoints")
 	}
 	if err := a.host.AttachEndpoint(ctx, a.endpointSpec(n, e)); err != nil {
@@ -131,7 +131,7 @@ func (a *Agent) ensureLink(ctx context.Context, n *network, e api.Endpoint) erro
 
 // attachEndpointDP (re)attaches a ready endpoint's programs at start and
 // records its keys if they changed (a re-created link has a new ifindex).
-func (a *Agent) attachEndpointDP(ctx context.Context, n *network, e api.Endpoint) error {
+func (a *Engine) attachEndpointDP(ctx context.Context, n *network, e api.Endpoint) error {
 	before := e
 	if err := a.attachEndpoint(ctx, n, &e); err != nil {
 		return err

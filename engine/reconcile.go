@@ -1,8 +1,7 @@
-package agent
+package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,9 +14,8 @@ import (
 // address spaces, recreates the links mvlan owns that are missing, removes
 // links marked as this agent's that no network needs (and half-made ones),
 // and records what it cannot fix as the network's status instead of failing.
-func (a *Agent) Reconcile(ctx context.Context) error {
+func (a *Engine) Reconcile(ctx context.Context) error {
 	start := time.Now()
-	defer func() { a.met.reconcile.Set(time.Since(start).Seconds()) }()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.loadState(); err != nil {
@@ -30,11 +28,11 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 	present := a.removeStale(links)
 	for _, n := range a.nets {
 		n.status = a.ensureParent(ctx, n, present)
-		if n.status != "ok" {
+		if !n.ok() {
 			continue
 		}
 		if err := a.attachNetwork(ctx, n); err != nil {
-			n.status = err.Error()
+			n.status = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
 			a.log.Warn("cannot attach the datapath", "network", n.Name, "err", err)
 		}
 	}
@@ -50,7 +48,7 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 
 // loadState reads networks and endpoints and rebuilds each address space
 // from the addresses the endpoints hold.
-func (a *Agent) loadState() error {
+func (a *Engine) loadState() error {
 	nets, err := a.store.Networks()
 	if err != nil {
 		return fmt.Errorf("read networks: %w", err)
@@ -81,7 +79,7 @@ func (a *Agent) loadState() error {
 
 // removeStale deletes half-made links and links marked as this agent's
 // that no network needs; it returns the links that remain, by name.
-func (a *Agent) removeStale(links []link.Info) map[string]link.Info {
+func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 	want := map[string]string{} // link name -> network ID
 	for _, n := range a.nets {
 		if n.OwnsParent() {
@@ -112,26 +110,22 @@ func (a *Agent) removeStale(links []link.Info) map[string]link.Info {
 }
 
 // ensureParent recreates a missing owned parent and reports the status.
-func (a *Agent) ensureParent(ctx context.Context, n *network, present map[string]link.Info) string {
+func (a *Engine) ensureParent(ctx context.Context, n *network, present map[string]link.Info) health {
 	if l, ok := present[n.Parent]; ok {
 		if n.OwnsParent() && l.Alias != a.alias("net", n.ID) {
-			return fmt.Sprintf("parent %s exists but was not created by mvlan for this network; it will not be deleted", n.Parent)
+			return health{status: StatusParentForeign, parent: n.Parent}
 		}
-		return "ok"
+		return healthy()
 	}
 	if !n.OwnsParent() {
 		a.log.Warn("parent link missing", "network", n.Name, "parent", n.Parent)
-		return fmt.Sprintf("parent link %s is missing; create it again (mvlan did not create it, so it does not recreate it)", n.Parent)
+		return health{status: StatusParentMissing, parent: n.Parent}
 	}
-	err := a.createOwned(ctx, &n.Network)
-	var ke *kindError
-	if errors.As(err, &ke) {
-		err = ke.err
-	}
-	if err != nil {
+	if err := a.createOwned(ctx, &n.Network); err != nil {
+		err = untag(err)
 		a.log.Warn("cannot recreate parent", "network", n.Name, "parent", n.Parent, "err", err)
-		return fmt.Sprintf("cannot recreate parent %s: %v", n.Parent, err)
+		return health{status: StatusParentFailed, parent: n.Parent, err: err}
 	}
 	a.log.Info("recreated parent", "network", n.Name, "parent", n.Parent)
-	return "ok"
+	return healthy()
 }

@@ -1,17 +1,16 @@
-package agent
+package docker
 
 // Docker's container names. Docker's driver protocol never sends them: an
 // endpoint is stored at Join named by its sandbox key (the base name of
 // the sandbox's path). Once the endpoint is ready, the agent asks dockerd's
 // Engine API (Config.DockerHost) which container holds the endpoint and
 // renames the endpoint after it, in the background: a dockerd that does
-// not answer leaves the key as the name. On start, the agent does the same
-// for the Docker endpoints still named by their key.
+// not answer leaves the key as the name. On start (Driver.Start), the same
+// is done for the Docker endpoints still named by their key.
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,16 +18,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/engine"
 	"github.com/mvlan/mvlan/link"
 )
 
-// dockerEngine is a client of dockerd's Engine API on a unix socket.
-type dockerEngine struct{ http *http.Client }
+// daemon is a client of dockerd's Engine API on a unix socket.
+type daemon struct{ http *http.Client }
 
-// newDockerEngine returns a client for host (unix:///PATH), nil for "".
-func newDockerEngine(host string) (*dockerEngine, error) {
+// newDaemon returns a client for host (unix:///PATH), nil for "".
+func newDaemon(host string) (*daemon, error) {
 	if host == "" {
 		return nil, nil
 	}
@@ -40,10 +39,10 @@ func newDockerEngine(host string) (*dockerEngine, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
 	}}
-	return &dockerEngine{http: &http.Client{Transport: tr, Timeout: 5 * time.Second}}, nil
+	return &daemon{http: &http.Client{Transport: tr, Timeout: 5 * time.Second}}, nil
 }
 
-func (d *dockerEngine) get(ctx context.Context, path string, v any) error {
+func (d *daemon) get(ctx context.Context, path string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker"+path, nil)
 	if err != nil {
 		return err
@@ -63,7 +62,7 @@ func (d *dockerEngine) get(ctx context.Context, path string, v any) error {
 // holds Docker endpoint e: the one whose network settings name the
 // endpoint's ID or, before dockerd records it there, whose sandbox is
 // e's. "" means none yet.
-func (d *dockerEngine) containerName(ctx context.Context, e api.Endpoint) (string, error) {
+func (d *daemon) containerName(ctx context.Context, e api.Endpoint) (string, error) {
 	type netSettings struct {
 		Networks map[string]struct {
 			NetworkID, EndpointID string
@@ -116,17 +115,17 @@ func namedByKey(e api.Endpoint) bool {
 	return !e.OwnsNetns && e.Name == filepath.Base(e.Netns) && !strings.HasPrefix(e.Netns, link.NetnsDir+"/")
 }
 
-// nameDockerEndpoint renames endpoint id after its container, trying a few
+// nameEndpoint renames endpoint id after its container, trying a few
 // times over some 15 s; it gives up quietly (the name stays the key).
-func (a *Agent) nameDockerEndpoint(ctx context.Context, id string) {
-	if a.engine == nil {
+func (d *Driver) nameEndpoint(ctx context.Context, id string) {
+	if d.dockerd == nil {
 		return
 	}
 	wait := 100 * time.Millisecond
 	var err error
 	for range 9 {
 		var done bool
-		if done, err = a.tryNameDockerEndpoint(ctx, id); done {
+		if done, err = d.tryNameEndpoint(ctx, id); done {
 			return
 		}
 		select {
@@ -136,57 +135,44 @@ func (a *Agent) nameDockerEndpoint(ctx context.Context, id string) {
 		}
 		wait = min(2*wait, 4*time.Second)
 	}
-	a.log.Debug("Docker endpoint keeps its sandbox key as its name: dockerd does not tell its container", "endpoint", shortID(id), "err", err)
+	d.log.Debug("Docker endpoint keeps its sandbox key as its name: dockerd does not tell its container", "endpoint", shortID(id), "err", err)
 }
 
-// tryNameDockerEndpoint reports whether there is nothing left to do.
-func (a *Agent) tryNameDockerEndpoint(ctx context.Context, id string) (bool, error) {
-	e, err := a.store.Endpoint(id)
+// tryNameEndpoint reports whether there is nothing left to do.
+func (d *Driver) tryNameEndpoint(ctx context.Context, id string) (bool, error) {
+	e, err := d.eng.Endpoint(id)
 	if err != nil || !namedByKey(e) {
 		return true, nil
 	}
-	name, err := a.engine.containerName(ctx, e)
+	name, err := d.dockerd.containerName(ctx, e)
 	if err != nil || name == "" {
 		return false, err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	cur, err := a.store.Endpoint(id)
-	if err != nil || !namedByKey(cur) || cur.Name != e.Name || cur.State == api.EndpointRemoving {
-		return true, nil // Leave or DeleteEndpoint came first
+	renamed, err := d.eng.RenameEndpoint(id, e.Name, name)
+	switch {
+	case engine.KindOf(err) == engine.KindConflict:
+		d.log.Info("Docker endpoint keeps its sandbox key as its name: its container's name is taken on the network", "endpoint", shortID(id), "container", name)
+	case err != nil:
+		d.log.Warn("Docker endpoint: store its container's name", "endpoint", shortID(id), "container", name, "err", err)
+	case renamed:
+		d.log.Info("Docker endpoint named after its container", "name", name, "sandbox", e.Netns)
 	}
-	renamed, err := a.store.RenameEndpoint(id, name)
-	if errors.Is(err, store.ErrExists) {
-		a.log.Info("Docker endpoint keeps its sandbox key as its name: its container's name is taken on the network", "endpoint", shortID(id), "container", name)
-		return true, nil
-	}
-	if err != nil {
-		a.log.Warn("Docker endpoint: store its container's name", "endpoint", shortID(id), "container", name, "err", err)
-		return true, nil
-	}
-	if n := a.nets[renamed.NetworkID]; n != nil {
-		// The addresses' holder, as mvlan doctor shows it, is the name.
-		if err := reown(n.space, renamed.Addrs, renamed.Name); err != nil {
-			a.log.Warn("Docker endpoint: hold its addresses under its container's name", "name", renamed.Name, "err", err)
-		}
-	}
-	a.log.Info("Docker endpoint named after its container", "name", renamed.Name, "sandbox", renamed.Netns)
 	return true, nil
 }
 
-// nameDockerEndpoints, on start, names the Docker endpoints still named by
+// nameEndpoints, on start, names the Docker endpoints still named by
 // their sandbox key (dockerd was not there, or the agent stopped first).
-func (a *Agent) nameDockerEndpoints(ctx context.Context) {
-	if a.engine == nil {
+func (d *Driver) nameEndpoints(ctx context.Context) {
+	if d.dockerd == nil {
 		return
 	}
-	eps, err := a.store.Endpoints()
+	eps, err := d.eng.Endpoints()
 	if err != nil {
 		return
 	}
 	for _, e := range eps {
 		if namedByKey(e) && e.State == api.EndpointReady {
-			go a.nameDockerEndpoint(ctx, e.ID)
+			go d.nameEndpoint(ctx, e.ID)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package agent
+package engine
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // Check compares state, kernel and IPAM and returns every disagreement
 // ("drift"); none means every endpoint in state has its link, every held
 // address belongs to a live endpoint, and no link of ours is left over.
-func (a *Agent) Check(ctx context.Context) ([]string, error) {
+func (a *Engine) Check(ctx context.Context) ([]string, error) {
 	eps, err := a.store.Endpoints()
 	if err != nil {
 		return nil, err
@@ -36,7 +36,7 @@ func (a *Agent) Check(ctx context.Context) ([]string, error) {
 	return drift, ctx.Err()
 }
 
-func (a *Agent) checkEndpoint(e api.Endpoint) []string {
+func (a *Engine) checkEndpoint(e api.Endpoint) []string {
 	if a.nets[e.NetworkID] == nil {
 		return []string{fmt.Sprintf("endpoint %s: its network %s is not in state", e.Name, e.NetworkID[:12])}
 	}
@@ -89,7 +89,7 @@ func checkHeld(n *network, eps []api.Endpoint) []string {
 	return drift
 }
 
-func (a *Agent) checkHostLinks(links []link.Info) []string {
+func (a *Engine) checkHostLinks(links []link.Info) []string {
 	present := map[string]link.Info{}
 	prefix := a.aliasPrefix()
 	var drift []string

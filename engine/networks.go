@@ -1,9 +1,10 @@
-package agent
+package engine
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mvlan/mvlan/internal/crashpoint"
 	"slices"
 	"strings"
 	"time"
@@ -19,31 +20,34 @@ import (
 type network struct {
 	api.Network
 	space  *ipam.Space
-	status string
+	status health
 	// parentIndex and trunkIndex are where the parent programs are attached.
 	parentIndex, trunkIndex int
 }
+
+// ok reports whether the network takes endpoints now.
+func (n *network) ok() bool { return n.status.status == StatusOK }
 
 // hostOnlyPrefix names the links of networks without a parent.
 const hostOnlyPrefix = "mvl-"
 
 // alias marks a kernel link as this agent's: "mvlan/AGENT/KIND/ID".
-func (a *Agent) alias(kind, id string) string { return a.aliasPrefix() + kind + "/" + id }
+func (a *Engine) alias(kind, id string) string { return a.aliasPrefix() + kind + "/" + id }
 
 // aliasPrefix starts every mark of this agent: "mvlan/AGENT/".
-func (a *Agent) aliasPrefix() string { return "mvlan/" + a.store.AgentID() + "/" }
+func (a *Engine) aliasPrefix() string { return "mvlan/" + a.store.AgentID() + "/" }
 
 // CreateNetwork validates req, creates the parent link if mvlan owns it and
 // stores the network. Order for crash safety: link (marked with our alias)
 // first, state second; a crash between them leaves a marked link that no
 // network needs, which Reconcile removes.
-func (a *Agent) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error) {
-	return a.createNetwork(ctx, req, store.NewID())
+func (a *Engine) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.Network, error) {
+	return a.CreateNetworkWithID(ctx, req, store.NewID())
 }
 
-// createNetwork is CreateNetwork with the network's ID given (Docker's,
-// for networks made through the plugin).
-func (a *Agent) createNetwork(ctx context.Context, req api.NetworkCreate, id string) (api.Network, error) {
+// CreateNetworkWithID is CreateNetwork with the network's ID given (e.g.
+// Docker's, for networks made through its plugin).
+func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate, id string) (api.Network, error) {
 	cfg, err := netconf.Parse(req)
 	if err != nil {
 		return api.Network{}, invalid(err)
@@ -71,13 +75,13 @@ func (a *Agent) createNetwork(ctx context.Context, req api.NetworkCreate, id str
 	if err := a.createOwned(ctx, &n); err != nil {
 		return api.Network{}, err
 	}
-	crashpoint("network-create:after-link")
+	crashpoint.Hit("network-create:after-link")
 	if err := a.store.CreateNetwork(n); err != nil {
 		err = fmt.Errorf("store network %s: %w", n.Name, err)
 		return api.Network{}, errors.Join(err, a.deleteOwnedLink(n))
 	}
-	crashpoint("network-create:after-state")
-	nw := &network{Network: n, space: space, status: "ok"}
+	crashpoint.Hit("network-create:after-state")
+	nw := &network{Network: n, space: space, status: healthy()}
 	if err := a.attachNetwork(ctx, nw); err != nil {
 		return api.Network{}, errors.Join(err, a.store.DeleteNetwork(n.ID), a.dropNetwork(context.WithoutCancel(ctx), nw))
 	}
@@ -87,7 +91,7 @@ func (a *Agent) createNetwork(ctx context.Context, req api.NetworkCreate, id str
 }
 
 // checkUnique refuses a name, subnet or parent another network has.
-func (a *Agent) checkUnique(cfg netconf.Config) error {
+func (a *Engine) checkUnique(cfg netconf.Config) error {
 	for _, o := range a.nets {
 		if o.Name == cfg.Name {
 			return conflict(fmt.Errorf("network with name %s already exists; choose another name or remove it first", cfg.Name))
@@ -107,7 +111,7 @@ func (a *Agent) checkUnique(cfg netconf.Config) error {
 }
 
 // resolveParent decides what the network's parent link is and who owns it.
-func (a *Agent) resolveParent(n *api.Network, parent string) error {
+func (a *Engine) resolveParent(n *api.Network, parent string) error {
 	if parent == "" {
 		n.Parent, n.ParentKind = hostOnlyPrefix+n.ID[:link.MaxNameLen-len(hostOnlyPrefix)], api.ParentHostOnly
 		return nil
@@ -143,7 +147,7 @@ func (a *Agent) resolveParent(n *api.Network, parent string) error {
 }
 
 // createOwned creates the parent link when mvlan owns it.
-func (a *Agent) createOwned(ctx context.Context, n *api.Network) error {
+func (a *Engine) createOwned(ctx context.Context, n *api.Network) error {
 	alias := a.alias("net", n.ID)
 	switch n.ParentKind {
 	case api.ParentVLAN:
@@ -185,7 +189,7 @@ func fromAPIPools(pools []api.Pool) []ipam.PoolConfig {
 }
 
 // lookup finds a network by name, full ID or unique ID prefix. Caller holds mu.
-func (a *Agent) lookup(ref string) (*network, error) {
+func (a *Engine) lookup(ref string) (*network, error) {
 	var hits []*network
 	for _, n := range a.nets {
 		if n.Name == ref || n.ID == ref {
@@ -207,7 +211,7 @@ func (a *Agent) lookup(ref string) (*network, error) {
 // RemoveNetwork removes a network with no endpoints. State goes first, the
 // owned link second: a crash between them leaves a marked link that no
 // network needs, which Reconcile removes.
-func (a *Agent) RemoveNetwork(ctx context.Context, ref string) error {
+func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n, err := a.lookup(ref)
@@ -221,7 +225,7 @@ func (a *Agent) RemoveNetwork(ctx context.Context, ref string) error {
 		return fmt.Errorf("remove network %s: %w", n.Name, err)
 	}
 	delete(a.nets, n.ID)
-	crashpoint("network-rm:after-state")
+	crashpoint.Hit("network-rm:after-state")
 	if err := a.dropNetwork(ctx, n); err != nil {
 		a.log.Warn("network removed, but not all of its kernel objects; the next agent start removes them", "network", n.Name, "err", err)
 	}
@@ -231,14 +235,14 @@ func (a *Agent) RemoveNetwork(ctx context.Context, ref string) error {
 
 // dropNetwork removes a network that is no longer in a.nets from the
 // datapath and deletes its link if mvlan owns it. Caller holds mu.
-func (a *Agent) dropNetwork(ctx context.Context, n *network) error {
+func (a *Engine) dropNetwork(ctx context.Context, n *network) error {
 	return errors.Join(a.detachNetwork(ctx, n), a.deleteOwnedLink(n.Network))
 }
 
 // deleteOwnedLink deletes the network's parent if mvlan made it: it must
 // carry the network's mark, so a link the operator made in its place since
 // is left alone.
-func (a *Agent) deleteOwnedLink(n api.Network) error {
+func (a *Engine) deleteOwnedLink(n api.Network) error {
 	if !n.OwnsParent() {
 		return nil
 	}
@@ -257,7 +261,7 @@ func (a *Agent) deleteOwnedLink(n api.Network) error {
 }
 
 // Networks returns every network with its status and endpoints.
-func (a *Agent) Networks() ([]api.Network, error) {
+func (a *Engine) Networks() ([]api.Network, error) {
 	eps, err := a.store.Endpoints()
 	if err != nil {
 		return nil, err
@@ -273,7 +277,7 @@ func (a *Agent) Networks() ([]api.Network, error) {
 }
 
 // Network returns one network by reference.
-func (a *Agent) Network(ref string) (api.Network, error) {
+func (a *Engine) Network(ref string) (api.Network, error) {
 	eps, err := a.store.Endpoints()
 	if err != nil {
 		return api.Network{}, err
@@ -287,9 +291,9 @@ func (a *Agent) Network(ref string) (api.Network, error) {
 	return a.view(n, eps), nil
 }
 
-func (a *Agent) view(n *network, eps []api.Endpoint) api.Network {
+func (a *Engine) view(n *network, eps []api.Endpoint) api.Network {
 	v := n.Network
-	v.Status = n.status
+	v.Status = n.status.String()
 	for _, e := range eps {
 		if e.NetworkID == n.ID {
 			e.Network = n.Name

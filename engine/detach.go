@@ -1,9 +1,10 @@
-package agent
+package engine
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mvlan/mvlan/internal/crashpoint"
 	"os"
 	"slices"
 	"strings"
@@ -14,7 +15,7 @@ import (
 
 // undoEndpoint removes whatever part of e exists in the kernel, then its
 // record, then releases its addresses. Caller holds mu.
-func (a *Agent) undoEndpoint(ctx context.Context, n *network, e api.Endpoint) error {
+func (a *Engine) undoEndpoint(ctx context.Context, n *network, e api.Endpoint) error {
 	err := errors.Join(a.detachEndpoint(ctx, e), a.teardown(ctx, e))
 	if err != nil {
 		return err // keep the record so that the next try finds it
@@ -30,7 +31,7 @@ func (a *Agent) undoEndpoint(ctx context.Context, n *network, e api.Endpoint) er
 
 // teardown deletes e's link (found by our alias, never by name alone) and
 // the namespace mvlan made for it. Missing pieces are not errors.
-func (a *Agent) teardown(ctx context.Context, e api.Endpoint) error {
+func (a *Engine) teardown(ctx context.Context, e api.Endpoint) error {
 	if !a.isOurNetns(e) {
 		// The path is gone, is not a namespace, or names another one now.
 		// Ours may live on through its processes, with the link and our
@@ -51,7 +52,7 @@ func (a *Agent) teardown(ctx context.Context, e api.Endpoint) error {
 
 // isOurNetns reports whether e's path is still e's namespace: the same
 // inode, or, for one created before its inode was stored, our mark.
-func (a *Agent) isOurNetns(e api.Endpoint) bool {
+func (a *Engine) isOurNetns(e api.Endpoint) bool {
 	ino, err := link.CheckNetns(e.Netns)
 	switch {
 	case err != nil:
@@ -72,7 +73,7 @@ func halfMadeNetns(path string) bool {
 	return err == nil && st.Mode().IsRegular() && st.Size() == 0
 }
 
-func (a *Agent) detachThroughPids(ctx context.Context, e api.Endpoint) error {
+func (a *Engine) detachThroughPids(ctx context.Context, e api.Endpoint) error {
 	for _, pid := range netnsPids(e.NetnsInode) {
 		via := e
 		via.Netns = fmt.Sprintf("/proc/%d/ns/net", pid)
@@ -84,7 +85,7 @@ func (a *Agent) detachThroughPids(ctx context.Context, e api.Endpoint) error {
 	return nil
 }
 
-func (a *Agent) detachLink(ctx context.Context, e api.Endpoint) error {
+func (a *Engine) detachLink(ctx context.Context, e api.Endpoint) error {
 	links, err := link.EndpointLinks(e.Netns)
 	if errors.Is(err, link.ErrNotFound) {
 		return nil
@@ -106,7 +107,7 @@ func (a *Agent) detachLink(ctx context.Context, e api.Endpoint) error {
 // RemoveEndpoints removes every endpoint named ref (on any network) or with
 // ID (prefix) ref. Without force, a namespace mvlan made that still has
 // processes is refused, as `docker rm` refuses a running container.
-func (a *Agent) RemoveEndpoints(ctx context.Context, ref string, force bool) error {
+func (a *Engine) RemoveEndpoints(ctx context.Context, ref string, force bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	eps, err := a.store.Endpoints()
@@ -132,7 +133,7 @@ func (a *Agent) RemoveEndpoints(ctx context.Context, ref string, force bool) err
 }
 
 // Disconnect removes the endpoint of network netRef in the namespace at path.
-func (a *Agent) Disconnect(ctx context.Context, netRef, path string) error {
+func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n, err := a.lookup(netRef)
@@ -157,12 +158,12 @@ func (a *Agent) Disconnect(ctx context.Context, netRef, path string) error {
 }
 
 // removeEndpoint marks e removing, tears it down and forgets it. Caller holds mu.
-func (a *Agent) removeEndpoint(ctx context.Context, e api.Endpoint) error {
+func (a *Engine) removeEndpoint(ctx context.Context, e api.Endpoint) error {
 	e.State = api.EndpointRemoving
 	if err := a.store.UpdateEndpoint(e); err != nil {
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
-	crashpoint("endpoint-rm:after-state")
+	crashpoint.Hit("endpoint-rm:after-state")
 	if err := a.undoEndpoint(ctx, a.nets[e.NetworkID], e); err != nil {
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
@@ -171,7 +172,7 @@ func (a *Agent) removeEndpoint(ctx context.Context, e api.Endpoint) error {
 }
 
 // Endpoints lists the endpoints with their network names.
-func (a *Agent) Endpoints() ([]api.Endpoint, error) {
+func (a *Engine) Endpoints() ([]api.Endpoint, error) {
 	eps, err := a.store.Endpoints()
 	if err != nil {
 		return nil, err

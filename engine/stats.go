@@ -1,15 +1,15 @@
-package agent
+package engine
 
 import (
 	"cmp"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
 )
@@ -20,22 +20,12 @@ var dropReasons = []loader.DropReason{loader.MACSpoof, loader.IPSpoof, loader.AR
 // programs are the datapath's programs, for the malformed counters.
 var programs = []string{"ep_egress", "ep_ingress", "parent_ingress", "parent_egress"}
 
-// handleStats serves the datapath counters with names (GET /v1/stats).
-func (a *Agent) handleStats(w http.ResponseWriter, _ *http.Request) {
-	s, err := a.Stats()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, s)
-}
-
 // Stats reads every datapath counter once and names what the datapath
 // numbers: ifindexes become host link names, network ids network names,
 // endpoint attachments "ENDPOINT/IFNAME". Every network has its drop,
 // flood, hairpin and east-west counters (zero before the first frame);
 // counters of networks the agent no longer has are left out.
-func (a *Agent) Stats() (api.Stats, error) {
+func (a *Engine) Stats() (api.Stats, error) {
 	snap, err := a.dp.Counters()
 	if err != nil {
 		return api.Stats{}, fmt.Errorf("read datapath counters: %w", err)
@@ -64,7 +54,7 @@ func (a *Agent) Stats() (api.Stats, error) {
 }
 
 // hostLinks lists the host namespace's links by ifindex.
-func (a *Agent) hostLinks() (map[int]link.Info, error) {
+func (a *Engine) hostLinks() (map[int]link.Info, error) {
 	ls, err := a.host.Links()
 	if err != nil {
 		return nil, fmt.Errorf("list host links: %w", err)
@@ -84,7 +74,7 @@ type netRef struct {
 }
 
 // networkRefs maps datapath ids to networks.
-func (a *Agent) networkRefs(links map[int]link.Info) map[uint32]netRef {
+func (a *Engine) networkRefs(links map[int]link.Info) map[uint32]netRef {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	m := make(map[uint32]netRef, len(a.nets))
@@ -217,4 +207,30 @@ func attachStats(as []loader.Attachment, links map[int]link.Info, eps []api.Endp
 		out = append(out, api.Attachment{Link: name, Hook: string(at.Hook), Program: at.Program, Mode: string(at.Mode)})
 	}
 	return out
+}
+
+// NetworkUsage is what a network uses, for the metrics.
+type NetworkUsage struct {
+	Network   string
+	Endpoints int
+	Subnets   []ipam.Usage
+}
+
+// Usage reports each network's endpoint count and address use.
+func (a *Engine) Usage() ([]NetworkUsage, error) {
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return nil, fmt.Errorf("read endpoints: %w", err)
+	}
+	count := map[string]int{}
+	for _, e := range eps {
+		count[e.NetworkID]++
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]NetworkUsage, 0, len(a.nets))
+	for _, n := range a.nets {
+		out = append(out, NetworkUsage{Network: n.Name, Endpoints: count[n.ID], Subnets: n.space.Usage()})
+	}
+	return out, nil
 }

@@ -1,0 +1,151 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var bQuarantine = []byte("quarantine")
+
+// Quarantined is a record Open took out of the state because it did not
+// decode or broke a rule (an endpoint of a missing network, a name taken
+// twice). It stays in the file, out of the way, for an operator to read.
+type Quarantined struct {
+	Bucket string    `json:"bucket"` // "networks" or "endpoints"
+	Key    string    `json:"key"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	Data   []byte    `json:"data"` // the record as it was stored
+}
+
+// Quarantined lists the records Open has quarantined, oldest first.
+func (s *Store) Quarantined() ([]Quarantined, error) {
+	var out []Quarantined
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bQuarantine).ForEach(func(k, v []byte) error {
+			var q Quarantined
+			if err := json.Unmarshal(v, &q); err != nil {
+				return fmt.Errorf("quarantine entry %s: %w", k, err)
+			}
+			out = append(out, q)
+			return nil
+		})
+	})
+	slices.SortStableFunc(out, func(a, b Quarantined) int { return a.At.Compare(b.At) })
+	return out, err
+}
+
+// quarantine moves record key of bucket into the quarantine bucket.
+func quarantine(tx *bolt.Tx, bucket string, key []byte, reason string) error {
+	b := tx.Bucket([]byte(bucket))
+	q := Quarantined{Bucket: bucket, Key: string(key), Reason: reason, At: time.Now().UTC(),
+		Data: slices.Clone(b.Get(key))}
+	data, err := json.Marshal(q)
+	if err != nil {
+		return err
+	}
+	qk := fmt.Appendf(nil, "%s/%s/%d", bucket, key, q.At.UnixNano())
+	if err := tx.Bucket(bQuarantine).Put(qk, data); err != nil {
+		return err
+	}
+	return b.Delete(key)
+}
+
+// sweep checks every record and name index entry: a record that does not
+// decode, names a missing network or takes a name already taken is
+// quarantined (one bad record is not fatal to the others), and the name
+// indexes are made to match the records that remain.
+func sweep(tx *bolt.Tx) error {
+	nets := map[string]bool{}
+	netNames := map[string][]byte{}
+	err := sweepBucket(tx, bNetworks, func(k, v []byte) error {
+		r, err := decodeNetwork(k, v)
+		if err != nil {
+			return err
+		}
+		if id, ok := netNames[r.Name]; ok {
+			return fmt.Errorf("network %s: name %q is taken by network %s", k, r.Name, id)
+		}
+		nets[r.ID], netNames[r.Name] = true, slices.Clone(k)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	epNames := map[string][]byte{}
+	err = sweepBucket(tx, bEndpoints, func(k, v []byte) error {
+		r, err := decodeEndpoint(k, v)
+		if err != nil {
+			return err
+		}
+		if !nets[r.NetworkID] {
+			return fmt.Errorf("endpoint %s: network %s is not in the state", k, r.NetworkID)
+		}
+		key := r.NetworkID + "/" + r.Name
+		if id, ok := epNames[key]; ok {
+			return fmt.Errorf("endpoint %s: name %q is taken on its network by endpoint %s", k, r.Name, id)
+		}
+		epNames[key] = slices.Clone(k)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return errors.Join(syncIndex(tx.Bucket(bNetNames), netNames), syncIndex(tx.Bucket(bEpNames), epNames))
+}
+
+// sweepBucket quarantines each record of bucket that ok rejects.
+func sweepBucket(tx *bolt.Tx, bucket []byte, ok func(k, v []byte) error) error {
+	type bad struct {
+		key    []byte
+		reason string
+	}
+	var bads []bad
+	err := tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+		if err := ok(k, v); err != nil {
+			bads = append(bads, bad{slices.Clone(k), err.Error()})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, b := range bads {
+		if err := quarantine(tx, string(bucket), b.key, b.reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncIndex makes the name index b hold exactly want (name -> id).
+func syncIndex(b *bolt.Bucket, want map[string][]byte) error {
+	var stale [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if id, ok := want[string(k)]; !ok || string(id) != string(v) {
+			stale = append(stale, slices.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range stale {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	for name, id := range want {
+		if string(b.Get([]byte(name))) != string(id) {
+			if err := b.Put([]byte(name), id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/mvlan/mvlan/api"
+)
+
+// Schema is the version of the records this package writes; the file
+// keeps it under the meta bucket's "schema" key. Schema 0 is what mvlan
+// wrote before the file had a version: api.Network and api.Endpoint as
+// JSON (see migrate.go).
+//
+// The records below are the on-disk format: their json tags are frozen.
+// A change to them is a new schema with a migration, never an edit here.
+// Schema 1 kept schema 0's field names, so the release before it can still
+// read a file this one wrote.
+const Schema = 1
+
+// networkRecord is a stored network (schema 1).
+type networkRecord struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Driver     string            `json:"driver"`
+	Created    time.Time         `json:"created"`
+	Parent     string            `json:"parent"`
+	ParentKind string            `json:"parent_kind"`
+	LinkKind   string            `json:"link_kind,omitempty"`
+	Mode       string            `json:"macvlan_mode"`
+	IPv6       bool              `json:"ipv6"`
+	Internal   bool              `json:"internal"`
+	Serial     bool              `json:"serial_allocation,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Options    map[string]string `json:"options,omitempty"`
+	Pools      []poolRecord      `json:"pools"`
+	DatapathID uint32            `json:"datapath_id"`
+}
+
+// poolRecord is one subnet of a stored network (schema 1).
+type poolRecord struct {
+	Subnet  netip.Prefix          `json:"subnet"`
+	Gateway netip.Addr            `json:"gateway"`
+	IPRange netip.Prefix          `json:"ip_range,omitzero"`
+	Aux     map[string]netip.Addr `json:"aux_addresses,omitempty"`
+}
+
+// endpointRecord is a stored endpoint (schema 1).
+type endpointRecord struct {
+	ID          string         `json:"id"`
+	Name        string         `json:"name"`
+	NetworkID   string         `json:"network_id"`
+	Netns       string         `json:"netns"`
+	NetnsInode  uint64         `json:"netns_inode"`
+	OwnsNetns   bool           `json:"owns_netns"`
+	IfName      string         `json:"ifname"`
+	MAC         string         `json:"mac"`
+	Addrs       []netip.Prefix `json:"addresses"`
+	State       string         `json:"state"`
+	Created     time.Time      `json:"created"`
+	NetnsCookie uint64         `json:"netns_cookie,omitempty"`
+	Ifindex     int            `json:"ifindex,omitempty"`
+}
+
+func networkToRecord(n api.Network) networkRecord {
+	r := networkRecord{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
+		ParentKind: n.ParentKind, LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6, Internal: n.Internal,
+		Serial: n.Serial, Labels: n.Labels, Options: n.Options, DatapathID: n.DatapathID}
+	for _, p := range n.Pools {
+		r.Pools = append(r.Pools, poolRecord(p))
+	}
+	return r
+}
+
+func (r networkRecord) api() api.Network {
+	n := api.Network{ID: r.ID, Name: r.Name, Driver: r.Driver, Created: r.Created, Parent: r.Parent,
+		ParentKind: r.ParentKind, LinkKind: r.LinkKind, Mode: r.Mode, IPv6: r.IPv6, Internal: r.Internal,
+		Serial: r.Serial, Labels: r.Labels, Options: r.Options, DatapathID: r.DatapathID}
+	for _, p := range r.Pools {
+		n.Pools = append(n.Pools, api.Pool(p))
+	}
+	return n
+}
+
+func endpointToRecord(e api.Endpoint) endpointRecord {
+	return endpointRecord{ID: e.ID, Name: e.Name, NetworkID: e.NetworkID, Netns: e.Netns, NetnsInode: e.NetnsInode,
+		OwnsNetns: e.OwnsNetns, IfName: e.IfName, MAC: e.MAC, Addrs: e.Addrs, State: e.State, Created: e.Created,
+		NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex}
+}
+
+func (r endpointRecord) api() api.Endpoint {
+	return api.Endpoint{ID: r.ID, Name: r.Name, NetworkID: r.NetworkID, Netns: r.Netns, NetnsInode: r.NetnsInode,
+		OwnsNetns: r.OwnsNetns, IfName: r.IfName, MAC: r.MAC, Addrs: r.Addrs, State: r.State, Created: r.Created,
+		NetnsCookie: r.NetnsCookie, Ifindex: r.Ifindex}
+}
+
+// ErrBadRecord means a stored record does not decode or breaks the rules
+// a record must keep; Open quarantines such records (see Quarantined).
+var ErrBadRecord = errors.New("bad record")
+
+// decodeNetwork decodes and checks a stored network whose key is key.
+func decodeNetwork(key, data []byte) (networkRecord, error) {
+	return decode("network", key, data, func(r *networkRecord) string {
+		switch {
+		case r.ID != string(key):
+			return fmt.Sprintf("id %q under key %q", r.ID, key)
+		case r.Name == "":
+			return "no name"
+		case r.Parent == "":
+			return "no parent"
+		}
+		for _, p := range r.Pools {
+			if !p.Subnet.IsValid() || !p.Gateway.IsValid() {
+				return fmt.Sprintf("pool %v has no valid subnet or gateway", p.Subnet)
+			}
+		}
+		return ""
+	})
+}
+
+// decodeEndpoint decodes and checks a stored endpoint whose key is key.
+func decodeEndpoint(key, data []byte) (endpointRecord, error) {
+	return decode("endpoint", key, data, func(r *endpointRecord) string {
+		switch {
+		case r.ID != string(key):
+			return fmt.Sprintf("id %q under key %q", r.ID, key)
+		case r.Name == "":
+			return "no name"
+		case r.NetworkID == "":
+			return "no network"
+		}
+		for _, a := range r.Addrs {
+			if !a.IsValid() {
+				return "invalid address"
+			}
+		}
+		return ""
+	})
+}
+
+// decode unmarshals a record and asks problem what is wrong with it.
+func decode[R any](kind string, key, data []byte, problem func(*R) string) (R, error) {
+	var r R
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("%s %s: %w: %v", kind, key, ErrBadRecord, err)
+	}
+	if p := problem(&r); p != "" {
+		return r, fmt.Errorf("%s %s: %w: %s", kind, key, ErrBadRecord, p)
+	}
+	return r, nil
+}

@@ -1,0 +1,111 @@
+// Package engine is the one owner of mvlan's invariants: networks,
+// endpoints, their address spaces (an ipam.Space per network), the links
+// mvlan owns, the datapath attachments, the crash-safe order of every state
+// transition, the reconcile on start, the drift check, the sweep of
+// vanished namespaces and the reaction to link events.
+//
+// Front ends (the HTTP API, the Docker plugin) call its exported methods;
+// they never see its lock, its store or its network structs. Every method
+// that changes something takes the engine's lock itself.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
+)
+
+// Config is what the engine needs to know of its host.
+type Config struct {
+	StateDir   string // bbolt state lives here (one agent per directory)
+	BPFFS      string // bpffs directory for pinned objects
+	AttachMode string // auto|tcx|tc
+	HostNetns  string // namespace the agent manages; "" means its own
+	Log        *slog.Logger
+}
+
+// Engine is the state of one agent's networks and endpoints.
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+	host  *link.Host
+	dp    *loader.Datapath
+	mode  loader.Mode
+
+	hostIno uint64 // inode of the managed namespace, never a container's
+
+	mu   sync.Mutex // serialises changes to networks and endpoints
+	nets map[string]*network
+}
+
+// Open opens the state (taking its lock), the managed namespace and the
+// BPF datapath. It changes nothing in the kernel's links; Start does.
+func Open(cfg Config) (*Engine, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	a := &Engine{cfg: cfg, log: cfg.Log, nets: map[string]*network{}}
+	var err error
+	if a.store, err = store.Open(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	if a.host, err = link.OpenHost(cfg.HostNetns); err != nil {
+		return nil, errors.Join(fmt.Errorf("open host namespace: %w", err), a.Close())
+	}
+	a.host.SetTag(a.store.AgentID())
+	hostPath := cfg.HostNetns
+	if hostPath == "" {
+		hostPath = "/proc/self/ns/net"
+	}
+	if a.hostIno, err = link.CheckNetns(hostPath); err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
+	if a.mode, err = loader.ResolveMode(cfg.AttachMode); err != nil {
+		return nil, errors.Join(fmt.Errorf("--attach-mode %s: %w", cfg.AttachMode, err), a.Close())
+	}
+	if a.dp, err = loader.Load(context.Background(), cfg.BPFFS); err != nil {
+		return nil, errors.Join(fmt.Errorf("load the BPF datapath under %s: %w (mvlan doctor tells what the kernel lacks)", cfg.BPFFS, err), a.Close())
+	}
+	return a, nil
+}
+
+// Close releases the state file, the datapath and namespace handles.
+// Kernel objects stay: they belong to the networks and survive the agent.
+func (a *Engine) Close() error {
+	var errs []error
+	if a.dp != nil {
+		errs = append(errs, a.dp.Close())
+	}
+	if a.host != nil {
+		errs = append(errs, a.host.Close())
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// AgentID is the ID of this agent's state, the tag of its kernel objects.
+func (a *Engine) AgentID() string { return a.store.AgentID() }
+
+// Start brings the kernel in line with the state (see Reconcile), after
+// finishing the Docker endpoints whose link was handed off while the agent
+// was not watching.
+func (a *Engine) Start(ctx context.Context) error {
+	a.finishHandoffs()
+	return a.Reconcile(ctx)
+}
+
+// Watch runs the engine's background work until ctx is done: the sweep of
+// vanished namespaces and the reaction to link events on the parents.
+func (a *Engine) Watch(ctx context.Context) {
+	go a.watchLinks(ctx)
+	a.watch(ctx)
+}

@@ -1,0 +1,408 @@
+package engine
+
+// What front ends that create links for someone else (Docker's remote
+// driver) need: addresses reserved ahead of an endpoint, an endpoint whose
+// link is created in the host namespace and handed off to be moved into
+// its sandbox, finished once it is there, detached and removed in two
+// steps, and renamed once its container's name is known.
+//
+// A handed-off endpoint is stored "creating" with an empty IfName before
+// its link exists; FinishHandoff makes it "ready" (datapath attached,
+// IfName and namespace inode recorded) once the link is up in the sandbox,
+// or the next Start does. Leave marks it "removing" before detaching it. A
+// crash at any point leaves what Reconcile already undoes: a "creating" or
+// "removing" record, a link with a temporary name in the host namespace,
+// or a marked link in a sandbox whose record is removed.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/crashpoint"
+	"github.com/mvlan/mvlan/ipam"
+	"github.com/mvlan/mvlan/link"
+)
+
+// Holder is who holds an address of a network's space.
+type Holder struct {
+	Owner    string // the name IPAM holds it under
+	Endpoint string // the endpoint that has it; "" when none does
+}
+
+// Holder reports who holds addr in network netID's space.
+func (a *Engine) Holder(netID string, addr netip.Addr) (Holder, bool, error) {
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return Holder{}, false, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.nets[netID]
+	if n == nil {
+		return Holder{}, false, notFound(fmt.Errorf("network %s is gone", shortID(netID)))
+	}
+	owner, held := n.space.Owner(addr)
+	h := Holder{Owner: owner}
+	for _, e := range eps {
+		for _, p := range e.Addrs {
+			if e.NetworkID == netID && p.Addr() == addr {
+				h.Endpoint = e.Name
+			}
+		}
+	}
+	return h, held || h.Endpoint != "", nil
+}
+
+// Reserve holds an address of network netID for owner, ahead of the
+// endpoint that will have it: want, or the next free one of the family.
+func (a *Engine) Reserve(netID string, want netip.Addr, v6 bool, owner string) (netip.Prefix, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.nets[netID]
+	if n == nil {
+		return netip.Prefix{}, notFound(fmt.Errorf("network %s is gone", shortID(netID)))
+	}
+	var p netip.Prefix
+	var err error
+	if want.IsValid() {
+		p, err = n.space.Request(want, owner)
+	} else {
+		p, err = n.space.Allocate(v6, owner)
+	}
+	if err != nil {
+		return p, ipamError(err)
+	}
+	return p, nil
+}
+
+// Release frees a reserved address of network netID unless an endpoint
+// has it; it reports whether it did.
+func (a *Engine) Release(netID string, addr netip.Addr) (bool, error) {
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.nets[netID]
+	if n == nil {
+		return false, nil
+	}
+	for _, e := range eps {
+		for _, p := range e.Addrs {
+			if p.Addr() == addr {
+				return false, nil
+			}
+		}
+	}
+	n.space.Release(addr)
+	return true, nil
+}
+
+// EndpointMAC is the MAC a new endpoint of network netID gets: want if
+// valid and unused on the network, the parent's in passthru mode, else a
+// random locally administered one.
+func (a *Engine) EndpointMAC(netID, want string) (net.HardwareAddr, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.nets[netID]
+	if n == nil {
+		return nil, notFound(fmt.Errorf("network %s is gone", shortID(netID)))
+	}
+	if !n.ok() {
+		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.Name, n.status))
+	}
+	return a.endpointMAC(n, want)
+}
+
+// Endpoint returns the endpoint with ID id (NotFound if none).
+func (a *Engine) Endpoint(id string) (api.Endpoint, error) {
+	e, err := a.store.Endpoint(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return e, notFound(fmt.Errorf("endpoint %s: %w", shortID(id), err))
+	}
+	return e, err
+}
+
+// Handoff is an endpoint whose link the engine creates in the host
+// namespace for someone else to move into the namespace at Netns.
+type Handoff struct {
+	ID, NetworkID string
+	Name          string // the endpoint's name until renamed
+	Netns         string // where the link will be moved
+	MAC           net.HardwareAddr
+	// Addrs are reserved (Reserve) under Owner; the endpoint holds them
+	// under its name from then on, and on failure they stay Owner's.
+	Addrs []netip.Prefix
+	Owner string
+}
+
+// HandoffLink is what the one who moves the link needs.
+type HandoffLink struct {
+	Name     string       // the link's name in the host namespace
+	Gateways []netip.Addr // the default routes the endpoint gets
+}
+
+// CreateHandoff stores h as "creating", then creates its link in the host
+// namespace. FinishHandoff makes it ready once it is up in its sandbox.
+func (a *Engine) CreateHandoff(ctx context.Context, h Handoff) (HandoffLink, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.nets[h.NetworkID]
+	if n == nil {
+		return HandoffLink{}, notFound(fmt.Errorf("network %s is gone", shortID(h.NetworkID)))
+	}
+	if !filepath.IsAbs(h.Netns) {
+		return HandoffLink{}, invalid(fmt.Errorf("sandbox key %q is not a namespace path", h.Netns))
+	}
+	e := api.Endpoint{ID: h.ID, Name: h.Name, NetworkID: n.ID, Netns: h.Netns,
+		MAC: h.MAC.String(), Addrs: h.Addrs, State: api.EndpointCreating, Created: time.Now().UTC()}
+	if err := reown(n.space, e.Addrs, e.Name); err != nil {
+		return HandoffLink{}, err
+	}
+	if err := a.store.CreateEndpoint(e); err != nil {
+		_ = reown(n.space, e.Addrs, h.Owner)
+		if errors.Is(err, store.ErrExists) {
+			return HandoffLink{}, conflict(fmt.Errorf("sandbox %s is on network %s already", h.Netns, n.Name))
+		}
+		return HandoffLink{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
+	}
+	crashpoint.Hit("docker-join:after-state")
+	name, err := a.host.CreateHandoff(ctx, link.HandoffSpec{Parent: n.Parent, Mode: n.Mode, MAC: h.MAC, Alias: a.alias("ep", e.ID)})
+	if err != nil {
+		err = fmt.Errorf("create the link of endpoint %s: %w", shortID(e.ID), err)
+		if derr := a.store.DeleteEndpoint(e.ID); derr != nil {
+			return HandoffLink{}, errors.Join(err, derr)
+		}
+		return HandoffLink{}, errors.Join(err, reown(n.space, e.Addrs, h.Owner))
+	}
+	crashpoint.Hit("docker-join:after-link")
+	a.log.Info("Docker endpoint joined", "name", e.Name, "network", n.Name, "sandbox", h.Netns, "addrs", e.Addrs, "mac", e.MAC, "link", name)
+	return HandoffLink{Name: name, Gateways: a.endpointSpec(n, e).Gateways}, nil
+}
+
+// reown makes owner the holder of addrs in space (their holder is shown by
+// mvlan doctor). Caller holds mu, so no one takes them in between.
+func reown(space *ipam.Space, addrs []netip.Prefix, owner string) error {
+	for _, p := range addrs {
+		if cur, ok := space.Owner(p.Addr()); ok && cur == owner {
+			continue
+		}
+		space.Release(p.Addr())
+		if _, err := space.Request(p.Addr(), owner); err != nil {
+			return ipamError(err)
+		}
+	}
+	return nil
+}
+
+func ipamError(err error) error {
+	var taken *ipam.TakenError
+	if errors.As(err, &taken) {
+		return conflict(err)
+	}
+	return invalid(err)
+}
+
+func shortID(id string) string { return id[:min(12, len(id))] }
+
+// isHandoff reports whether e is a handed-off endpoint whose link has not
+// been seen in its sandbox yet: stored without an interface name.
+// (Endpoints of mvlan run and connect always have one.)
+func isHandoff(e api.Endpoint) bool {
+	return e.State == api.EndpointCreating && !e.OwnsNetns && e.IfName == ""
+}
+
+// FinishHandoff makes endpoint id ready if its link is up in its sandbox:
+// records the link's name and the namespace, attaches the datapath. It
+// reports whether there is nothing left to wait for.
+func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
+	e, err := a.store.Endpoint(id)
+	if err != nil || !isHandoff(e) {
+		return true
+	}
+	if _, _, ok := a.handoffLink(e); !ok {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e, err = a.store.Endpoint(id); err != nil || !isHandoff(e) || ctx.Err() != nil {
+		return true // Leave or DeleteEndpoint came first
+	}
+	l, ino, ok := a.handoffLink(e)
+	if !ok {
+		return false
+	}
+	n := a.nets[e.NetworkID]
+	if n == nil {
+		return true
+	}
+	e.IfName, e.NetnsInode, e.State = l.Name, ino, api.EndpointReady
+	if err := a.attachEndpoint(ctx, n, &e); err != nil {
+		a.log.Warn("Docker endpoint ready without its datapath programs; the next agent start attaches them", "name", e.Name, "err", err)
+	}
+	if err := a.store.UpdateEndpoint(e); err != nil {
+		a.log.Warn("Docker endpoint: store it ready", "name", e.Name, "err", err)
+		return true
+	}
+	a.log.Info("Docker endpoint ready", "name", e.Name, "network", n.Name, "ifname", e.IfName, "netns", e.Netns)
+	return true
+}
+
+// handoffLink finds e's link in its sandbox, once it has been named and
+// brought up there (the last step of the move), and the sandbox's inode.
+func (a *Engine) handoffLink(e api.Endpoint) (link.Info, uint64, bool) {
+	ino, err := link.CheckNetns(e.Netns)
+	if err != nil || ino == a.hostIno {
+		return link.Info{}, 0, false // not bound to the container's namespace yet
+	}
+	links, err := link.EndpointLinks(e.Netns)
+	if err != nil {
+		return link.Info{}, 0, false
+	}
+	alias := a.alias("ep", e.ID)
+	tmp := link.TempPrefixFor(a.store.AgentID())
+	for _, l := range links {
+		if l.Alias == alias && l.Up && !strings.HasPrefix(l.Name, tmp) {
+			return l, ino, true
+		}
+	}
+	return link.Info{}, 0, false
+}
+
+// finishHandoffs, on start before Reconcile (which undoes "creating"
+// endpoints), marks ready the handed-off endpoints whose link was moved
+// into the sandbox while no one watched; Reconcile then attaches them.
+func (a *Engine) finishHandoffs() {
+	eps, err := a.store.Endpoints()
+	if err != nil {
+		return // Reconcile reports it
+	}
+	for _, e := range eps {
+		if !isHandoff(e) {
+			continue
+		}
+		l, ino, ok := a.handoffLink(e)
+		if !ok {
+			continue
+		}
+		e.IfName, e.NetnsInode, e.State = l.Name, ino, api.EndpointReady
+		if err := a.store.UpdateEndpoint(e); err != nil {
+			a.log.Warn("Docker endpoint: store it ready", "name", e.Name, "err", err)
+			continue
+		}
+		a.log.Info("Docker endpoint finished on start", "name", e.Name, "ifname", e.IfName, "netns", e.Netns)
+	}
+}
+
+// Leave marks endpoint id "removing" and detaches it from the datapath,
+// before its link is moved back to the host namespace. An unknown
+// endpoint is not an error.
+func (a *Engine) Leave(ctx context.Context, id string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, err := a.store.Endpoint(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // removed meanwhile (mvlan rm)
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.markRemoving(&e); err != nil {
+		return fmt.Errorf("leave %s: %w", e.Name, err)
+	}
+	crashpoint.Hit("docker-leave:after-state")
+	if e.Ifindex == 0 {
+		return nil
+	}
+	if err := a.detachEndpoint(ctx, e); err != nil {
+		a.log.Warn("Docker endpoint left, but its datapath is not detached; removing it tries again", "name", e.Name, "err", err)
+		return nil
+	}
+	e.Ifindex, e.NetnsCookie = 0, 0
+	if err := a.store.UpdateEndpoint(e); err != nil {
+		return fmt.Errorf("leave %s: %w", e.Name, err)
+	}
+	a.log.Info("Docker endpoint left", "name", e.Name)
+	return nil
+}
+
+func (a *Engine) markRemoving(e *api.Endpoint) error {
+	if e.State == api.EndpointRemoving {
+		return nil
+	}
+	e.State = api.EndpointRemoving
+	return a.store.UpdateEndpoint(*e)
+}
+
+// RemoveHandoff removes endpoint id's link (in the host namespace, where
+// it was moved back, or still in the sandbox) and its record. Its
+// addresses for which keep is true stay reserved under owner (their
+// reserver releases them); the others are released. An unknown endpoint
+// is not an error.
+func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(netip.Addr) bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, err := a.store.Endpoint(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.markRemoving(&e); err != nil {
+		return fmt.Errorf("remove %s: %w", e.Name, err)
+	}
+	crashpoint.Hit("docker-rm:after-state")
+	if err := errors.Join(a.detachEndpoint(ctx, e), a.teardown(ctx, e), a.host.DeleteByAlias(a.alias("ep", e.ID))); err != nil {
+		return fmt.Errorf("remove %s: %w", e.Name, err)
+	}
+	if err := a.store.DeleteEndpoint(e.ID); err != nil {
+		return fmt.Errorf("forget endpoint %s: %w", e.Name, err)
+	}
+	if n := a.nets[e.NetworkID]; n != nil {
+		for _, p := range e.Addrs {
+			if keep(p.Addr()) {
+				_ = reown(n.space, []netip.Prefix{p}, owner)
+			} else {
+				n.space.Release(p.Addr())
+			}
+		}
+	}
+	a.log.Info("Docker endpoint removed", "name", e.Name, "addrs", e.Addrs)
+	return nil
+}
+
+// RenameEndpoint renames endpoint id from from to to, unless it was
+// renamed or started removing meanwhile; it reports whether it did.
+// Conflict when to is taken on the endpoint's network.
+func (a *Engine) RenameEndpoint(id, from, to string) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cur, err := a.store.Endpoint(id)
+	if err != nil || cur.Name != from || cur.State == api.EndpointRemoving {
+		return false, nil
+	}
+	renamed, err := a.store.RenameEndpoint(id, to)
+	if errors.Is(err, store.ErrExists) {
+		return false, conflict(fmt.Errorf("name %s is taken on the network", to))
+	}
+	if err != nil {
+		return false, err
+	}
+	if n := a.nets[renamed.NetworkID]; n != nil {
+		// The addresses' holder, as mvlan doctor shows it, is the name.
+		if err := reown(n.space, renamed.Addrs, renamed.Name); err != nil {
+			a.log.Warn("endpoint renamed: hold its addresses under its new name", "name", renamed.Name, "err", err)
+		}
+	}
+	return true, nil
+}

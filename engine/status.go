@@ -1,0 +1,55 @@
+package engine
+
+import "fmt"
+
+// Status is whether a network can take endpoints now, and if not, why.
+type Status uint8
+
+// Network statuses. Only StatusOK takes endpoints.
+const (
+	StatusOK             Status = iota
+	StatusParentForeign         // the parent is a link mvlan did not make for this network
+	StatusParentMissing         // the operator's parent link is gone
+	StatusParentFailed          // mvlan's parent link is gone and cannot be made again
+	StatusDatapathFailed        // the parent programs cannot be attached
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusOK:
+		return "ok"
+	case StatusParentForeign:
+		return "parent-foreign"
+	case StatusParentMissing:
+		return "parent-missing"
+	case StatusParentFailed:
+		return "parent-failed"
+	case StatusDatapathFailed:
+		return "datapath-failed"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// health is a network's status with what the operator needs to know.
+type health struct {
+	status Status
+	parent string // the parent link it concerns
+	err    error  // the cause, for the failures
+}
+
+func healthy() health { return health{status: StatusOK} }
+
+// String is the status as `mvlan network ls` shows it.
+func (h health) String() string {
+	switch h.status {
+	case StatusOK:
+		return "ok"
+	case StatusParentForeign:
+		return fmt.Sprintf("parent %s exists but was not created by mvlan for this network; it will not be deleted", h.parent)
+	case StatusParentMissing:
+		return fmt.Sprintf("parent link %s is missing; create it again (mvlan did not create it, so it does not recreate it)", h.parent)
+	case StatusParentFailed:
+		return fmt.Sprintf("cannot recreate parent %s: %v", h.parent, h.err)
+	}
+	return fmt.Sprintf("%v", h.err)
+}
