@@ -104,9 +104,9 @@ type slave struct {
 
 // AttachEndpoint creates a macvlan slave of s.Parent (in h's namespace)
 // inside s.NetnsPath, names it s.IfName, sets s.MAC, adds s.Addrs (IPv6
-// without DAD; IPv6 disabled when there is none), brings it up, adds default
-// routes via s.Gateways and announces the addresses (gratuitous ARP,
-// unsolicited NA). On failure the slave is deleted wherever it is.
+// without DAD; IPv6 disabled when there is none), brings it up, which
+// announces the addresses (gratuitous ARP, unsolicited NA: see
+// prepareAnnounce), and adds default routes via s.Gateways. On failure the slave is deleted wherever it is.
 func (h *Host) AttachEndpoint(ctx context.Context, s EndpointSpec) (err error) {
 	if err := s.normalize(); err != nil {
 		return fmt.Errorf("attach endpoint %s: %w", s.Alias, err)
@@ -259,21 +259,21 @@ func inNetns(path string, fn func(*netlink.Handle) error, missingOK bool) error 
 	return fn(nl)
 }
 
-// configureSlave finishes an endpoint inside the target namespace: name,
-// addresses, up, default routes, announcements.
+// configureSlave finishes an endpoint inside the target namespace:
+// announcements on up (or IPv6 off), name, addresses, up, default routes.
 func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns.NsHandle) error {
 	l, err := sl.target.LinkByName(sl.tmp)
 	if err != nil {
 		return fmt.Errorf("find %s in %s: %w", sl.tmp, s.NetnsPath, err)
 	}
 	sl.targetIdx = l.Attrs().Index
+	// Under the temporary name: a sysctl is looked up by device name, and
+	// dentries of the same name in other namespaces slow that down.
+	if err := prepareAnnounce(target, sl.targetIdx, sl.tmp, s.Addrs); err != nil {
+		return err
+	}
 	if err := sl.target.LinkSetName(l, s.IfName); err != nil {
 		return fmt.Errorf("rename %s to %s in %s: %w", sl.tmp, s.IfName, s.NetnsPath, err)
-	}
-	if !hasFamily(s.Addrs, false) {
-		if err := setDisableIPv6(target, s.IfName, true); err != nil {
-			return err
-		}
 	}
 	if err := addAddrs(sl.target, l, s.Addrs); err != nil {
 		return err
@@ -297,7 +297,7 @@ func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns
 			return fmt.Errorf("add default route via %s: %w", gw, err)
 		}
 	}
-	return announce(target, sl.targetIdx, s.MAC, s.Addrs)
+	return nil
 }
 
 // addAddrs adds the endpoint's addresses; IPv6 ones skip duplicate address

@@ -54,16 +54,7 @@ func setDisableIPv6(ns netns.NsHandle, ifName string, disable bool) error {
 	if disable {
 		val = "1\n"
 	}
-	return Do(ns, func() error {
-		if _, err := os.Stat("/proc/sys/net/ipv6/conf"); errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		p := filepath.Join("/proc/sys/net/ipv6/conf", ifName, "disable_ipv6")
-		if err := os.WriteFile(p, []byte(val), 0o644); err != nil {
-			return fmt.Errorf("set %s: %w", p, err)
-		}
-		return nil
-	})
+	return Do(ns, func() error { return writeIPv6Conf(ifName, "disable_ipv6", val) })
 }
 
 // CheckNetnsName validates the name of a named network namespace.
