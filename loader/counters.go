@@ -97,35 +97,28 @@ type Snapshot struct {
 	EastWest  map[NetVLAN]Counter  // between local endpoints of a network
 	Drops     map[DropKey]Counter
 	Malformed map[string]Counter // by program name; truncated frames, passed
+	// MapFull counts, by map name, inserts that failed because the map was
+	// full: by the programs (a lost count) and by this process since Load
+	// (a refused table entry). Every map is listed, at zero too.
+	MapFull map[string]uint64
 }
 
-// Counters reads every counter map.
+// Counters reads every counter map. Network-level counters are labelled
+// with the VLAN of the network's parent (SetParent).
 func (d *Datapath) Counters() (Snapshot, error) {
 	s := Snapshot{
 		VLAN: map[VLANKey]Traffic{}, Network: map[uint32]Traffic{}, Flood: map[FloodKey]Counter{},
 		Hairpin: map[NetVLAN]Counter{}, EastWest: map[NetVLAN]Counter{}, Drops: map[DropKey]Counter{},
-		Malformed: map[string]Counter{},
+		Malformed: map[string]Counter{}, MapFull: d.mapFull(),
 	}
 	err := readPerCPU(d.maps["vlan_stats"], func(k vlanKey, v []trafficValue) {
 		s.VLAN[VLANKey{int(k.Ifindex), k.VID}] = sumTraffic(v)
 	})
 	if err == nil {
-		err = readPerCPU(d.maps["net_stats"], func(k uint32, v []trafficValue) {
-			if t := sumTraffic(v); t != (Traffic{}) {
-				s.Network[k] = t
-			}
+		vids := d.parentVIDs()
+		err = readPerCPU(d.maps["net_stats"], func(id uint32, v []netCounters) {
+			s.addNetwork(id, vids[id], v)
 		})
-	}
-	if err == nil {
-		err = readPerCPU(d.maps["flood_stats"], func(k floodKey, v []pbValue) {
-			s.Flood[FloodKey{k.NetworkID, k.VID, floodKind(k.Kind), direction(k.Dir)}] = sumPB(v)
-		})
-	}
-	if err == nil {
-		err = readPerCPU(d.maps["hairpin_stats"], func(k netVLANKey, v []pbValue) { s.Hairpin[NetVLAN{k.NetworkID, k.VID}] = sumPB(v) })
-	}
-	if err == nil {
-		err = readPerCPU(d.maps["eastwest_stats"], func(k netVLANKey, v []pbValue) { s.EastWest[NetVLAN{k.NetworkID, k.VID}] = sumPB(v) })
 	}
 	if err == nil {
 		err = readPerCPU(d.maps["drop_stats"], func(k dropKey, v []pbValue) { s.Drops[DropKey{k.NetworkID, dropReason(k.Reason)}] = sumPB(v) })
@@ -137,8 +130,58 @@ func (d *Datapath) Counters() (Snapshot, error) {
 			}
 		})
 	}
+	if err == nil {
+		err = readPerCPU(d.maps["map_full"], func(k uint32, v []uint64) {
+			if k < uint32(len(bpfInserted)) {
+				for _, n := range v {
+					s.MapFull[bpfInserted[k]] += n
+				}
+			}
+		})
+	}
 	return s, err
 }
+
+// addNetwork adds the non-zero counters of network id (per CPU in v).
+func (s *Snapshot) addNetwork(id uint32, vid uint16, v []netCounters) {
+	var sum netCounters
+	for _, c := range v {
+		sum.Rx.add(c.Rx)
+		sum.Tx.add(c.Tx)
+		sum.Hairpin.add(c.Hairpin)
+		sum.EastWest.add(c.EastWest)
+		for k := range sum.Flood {
+			for d := range sum.Flood[k] {
+				sum.Flood[k][d].add(c.Flood[k][d])
+			}
+		}
+	}
+	if sum == (netCounters{}) {
+		return
+	}
+	s.Network[id] = Traffic{Rx: sum.Rx.counter(), Tx: sum.Tx.counter()}
+	nv := NetVLAN{NetworkID: id, VID: vid}
+	if sum.Hairpin.Packets > 0 {
+		s.Hairpin[nv] = sum.Hairpin.counter()
+	}
+	if sum.EastWest.Packets > 0 {
+		s.EastWest[nv] = sum.EastWest.counter()
+	}
+	for k := range sum.Flood {
+		for d := range sum.Flood[k] {
+			if c := sum.Flood[k][d]; c.Packets > 0 {
+				s.Flood[FloodKey{id, vid, floodKind(uint8(k)), direction(uint8(d))}] = c.counter()
+			}
+		}
+	}
+}
+
+func (p *pbValue) add(o pbValue) {
+	p.Packets += o.Packets
+	p.Bytes += o.Bytes
+}
+
+func (p pbValue) counter() Counter { return Counter{Packets: p.Packets, Bytes: p.Bytes} }
 
 // readPerCPU calls fn with each key of a per-CPU map and its values (one
 // per possible CPU; fn must not keep the slice). It reads in batches, a
@@ -233,20 +276,10 @@ func (d *Datapath) ForgetNetwork(networkID uint32) error {
 	if err != nil {
 		return err
 	}
-	if err := d.maps["net_stats"].Put(&networkID, make([]trafficValue, ncpu)); err != nil {
+	if err := d.maps["net_stats"].Put(&networkID, make([]netCounters, ncpu)); err != nil {
 		return fmt.Errorf("reset counters of network %d: %w", networkID, err)
 	}
-	err = deleteWhere(d.maps["flood_stats"], func(k floodKey) bool { return k.NetworkID == networkID })
-	if err == nil {
-		err = deleteWhere(d.maps["hairpin_stats"], func(k netVLANKey) bool { return k.NetworkID == networkID })
-	}
-	if err == nil {
-		err = deleteWhere(d.maps["eastwest_stats"], func(k netVLANKey) bool { return k.NetworkID == networkID })
-	}
-	if err == nil {
-		err = deleteWhere(d.maps["drop_stats"], func(k dropKey) bool { return k.NetworkID == networkID })
-	}
-	return err
+	return deleteWhere(d.maps["drop_stats"], func(k dropKey) bool { return k.NetworkID == networkID })
 }
 
 // ForgetLink removes the per-VLAN counters of a link that no network uses

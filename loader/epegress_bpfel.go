@@ -17,13 +17,11 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	epEgressMapDropStats      = "drop_stats"
-	epEgressMapEastwestStats  = "eastwest_stats"
 	epEgressMapEpByIp         = "ep_by_ip"
 	epEgressMapEpByMac        = "ep_by_mac"
 	epEgressMapEpTable        = "ep_table"
-	epEgressMapFloodStats     = "flood_stats"
-	epEgressMapHairpinStats   = "hairpin_stats"
 	epEgressMapMalformed      = "malformed"
+	epEgressMapMapFull        = "map_full"
 	epEgressMapNetStats       = "net_stats"
 	epEgressMapParents        = "parents"
 	epEgressMapVlanStats      = "vlan_stats"
@@ -80,17 +78,15 @@ type epEgressProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type epEgressMapSpecs struct {
-	DropStats     *ebpf.MapSpec `ebpf:"drop_stats"`
-	EastwestStats *ebpf.MapSpec `ebpf:"eastwest_stats"`
-	EpByIp        *ebpf.MapSpec `ebpf:"ep_by_ip"`
-	EpByMac       *ebpf.MapSpec `ebpf:"ep_by_mac"`
-	EpTable       *ebpf.MapSpec `ebpf:"ep_table"`
-	FloodStats    *ebpf.MapSpec `ebpf:"flood_stats"`
-	HairpinStats  *ebpf.MapSpec `ebpf:"hairpin_stats"`
-	Malformed     *ebpf.MapSpec `ebpf:"malformed"`
-	NetStats      *ebpf.MapSpec `ebpf:"net_stats"`
-	Parents       *ebpf.MapSpec `ebpf:"parents"`
-	VlanStats     *ebpf.MapSpec `ebpf:"vlan_stats"`
+	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
+	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
+	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
+	Malformed *ebpf.MapSpec `ebpf:"malformed"`
+	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
+	NetStats  *ebpf.MapSpec `ebpf:"net_stats"`
+	Parents   *ebpf.MapSpec `ebpf:"parents"`
+	VlanStats *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
 // epEgressVariableSpecs contains global variables before they are loaded into the kernel.
@@ -120,29 +116,25 @@ func (o *epEgressObjects) Close() error {
 //
 // It can be passed to loadEpEgressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epEgressMaps struct {
-	DropStats     *ebpf.Map `ebpf:"drop_stats"`
-	EastwestStats *ebpf.Map `ebpf:"eastwest_stats"`
-	EpByIp        *ebpf.Map `ebpf:"ep_by_ip"`
-	EpByMac       *ebpf.Map `ebpf:"ep_by_mac"`
-	EpTable       *ebpf.Map `ebpf:"ep_table"`
-	FloodStats    *ebpf.Map `ebpf:"flood_stats"`
-	HairpinStats  *ebpf.Map `ebpf:"hairpin_stats"`
-	Malformed     *ebpf.Map `ebpf:"malformed"`
-	NetStats      *ebpf.Map `ebpf:"net_stats"`
-	Parents       *ebpf.Map `ebpf:"parents"`
-	VlanStats     *ebpf.Map `ebpf:"vlan_stats"`
+	DropStats *ebpf.Map `ebpf:"drop_stats"`
+	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
+	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
+	EpTable   *ebpf.Map `ebpf:"ep_table"`
+	Malformed *ebpf.Map `ebpf:"malformed"`
+	MapFull   *ebpf.Map `ebpf:"map_full"`
+	NetStats  *ebpf.Map `ebpf:"net_stats"`
+	Parents   *ebpf.Map `ebpf:"parents"`
+	VlanStats *ebpf.Map `ebpf:"vlan_stats"`
 }
 
 func (m *epEgressMaps) Close() error {
 	return _EpEgressClose(
 		m.DropStats,
-		m.EastwestStats,
 		m.EpByIp,
 		m.EpByMac,
 		m.EpTable,
-		m.FloodStats,
-		m.HairpinStats,
 		m.Malformed,
+		m.MapFull,
 		m.NetStats,
 		m.Parents,
 		m.VlanStats,

@@ -17,13 +17,11 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	epIngressMapDropStats      = "drop_stats"
-	epIngressMapEastwestStats  = "eastwest_stats"
 	epIngressMapEpByIp         = "ep_by_ip"
 	epIngressMapEpByMac        = "ep_by_mac"
 	epIngressMapEpTable        = "ep_table"
-	epIngressMapFloodStats     = "flood_stats"
-	epIngressMapHairpinStats   = "hairpin_stats"
 	epIngressMapMalformed      = "malformed"
+	epIngressMapMapFull        = "map_full"
 	epIngressMapNetStats       = "net_stats"
 	epIngressMapParents        = "parents"
 	epIngressMapVlanStats      = "vlan_stats"
@@ -80,17 +78,15 @@ type epIngressProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type epIngressMapSpecs struct {
-	DropStats     *ebpf.MapSpec `ebpf:"drop_stats"`
-	EastwestStats *ebpf.MapSpec `ebpf:"eastwest_stats"`
-	EpByIp        *ebpf.MapSpec `ebpf:"ep_by_ip"`
-	EpByMac       *ebpf.MapSpec `ebpf:"ep_by_mac"`
-	EpTable       *ebpf.MapSpec `ebpf:"ep_table"`
-	FloodStats    *ebpf.MapSpec `ebpf:"flood_stats"`
-	HairpinStats  *ebpf.MapSpec `ebpf:"hairpin_stats"`
-	Malformed     *ebpf.MapSpec `ebpf:"malformed"`
-	NetStats      *ebpf.MapSpec `ebpf:"net_stats"`
-	Parents       *ebpf.MapSpec `ebpf:"parents"`
-	VlanStats     *ebpf.MapSpec `ebpf:"vlan_stats"`
+	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
+	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
+	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
+	Malformed *ebpf.MapSpec `ebpf:"malformed"`
+	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
+	NetStats  *ebpf.MapSpec `ebpf:"net_stats"`
+	Parents   *ebpf.MapSpec `ebpf:"parents"`
+	VlanStats *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
 // epIngressVariableSpecs contains global variables before they are loaded into the kernel.
@@ -120,29 +116,25 @@ func (o *epIngressObjects) Close() error {
 //
 // It can be passed to loadEpIngressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epIngressMaps struct {
-	DropStats     *ebpf.Map `ebpf:"drop_stats"`
-	EastwestStats *ebpf.Map `ebpf:"eastwest_stats"`
-	EpByIp        *ebpf.Map `ebpf:"ep_by_ip"`
-	EpByMac       *ebpf.Map `ebpf:"ep_by_mac"`
-	EpTable       *ebpf.Map `ebpf:"ep_table"`
-	FloodStats    *ebpf.Map `ebpf:"flood_stats"`
-	HairpinStats  *ebpf.Map `ebpf:"hairpin_stats"`
-	Malformed     *ebpf.Map `ebpf:"malformed"`
-	NetStats      *ebpf.Map `ebpf:"net_stats"`
-	Parents       *ebpf.Map `ebpf:"parents"`
-	VlanStats     *ebpf.Map `ebpf:"vlan_stats"`
+	DropStats *ebpf.Map `ebpf:"drop_stats"`
+	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
+	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
+	EpTable   *ebpf.Map `ebpf:"ep_table"`
+	Malformed *ebpf.Map `ebpf:"malformed"`
+	MapFull   *ebpf.Map `ebpf:"map_full"`
+	NetStats  *ebpf.Map `ebpf:"net_stats"`
+	Parents   *ebpf.Map `ebpf:"parents"`
+	VlanStats *ebpf.Map `ebpf:"vlan_stats"`
 }
 
 func (m *epIngressMaps) Close() error {
 	return _EpIngressClose(
 		m.DropStats,
-		m.EastwestStats,
 		m.EpByIp,
 		m.EpByMac,
 		m.EpTable,
-		m.FloodStats,
-		m.HairpinStats,
 		m.Malformed,
+		m.MapFull,
 		m.NetStats,
 		m.Parents,
 		m.VlanStats,

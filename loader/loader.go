@@ -38,8 +38,7 @@ import (
 // mapNames are the maps every object shares (bpf/include/maps.h).
 var mapNames = []string{
 	"ep_table", "ep_by_mac", "ep_by_ip", "parents",
-	"vlan_stats", "net_stats", "flood_stats", "hairpin_stats",
-	"eastwest_stats", "drop_stats", "malformed",
+	"vlan_stats", "net_stats", "drop_stats", "malformed", "map_full",
 }
 
 // Datapath is the loaded datapath: the pinned maps, the parent programs and
@@ -52,7 +51,9 @@ type Datapath struct {
 
 	parentIngress, parentEgress *ebpf.Program
 
-	tables sync.Mutex // serialises SetEndpoint and DeleteEndpoint
+	tables  sync.Mutex // serialises SetEndpoint and DeleteEndpoint
+	parents parentCache
+	full    fullCounts
 
 	mu       sync.Mutex             // guards the attachment state below
 	epProgs  map[uint64]*epPrograms // by netns cookie
@@ -97,6 +98,9 @@ func (d *Datapath) load() error {
 		if d.maps[name], err = openPinnedMap(d.specs["parent_ingress"].Maps[name], d.pinDir); err != nil {
 			return err
 		}
+	}
+	if err := d.loadParents(); err != nil {
+		return err
 	}
 	if d.parentIngress, err = d.loadProgram("parent_ingress", nil); err != nil {
 		return err

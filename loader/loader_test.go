@@ -17,17 +17,15 @@ func TestLayouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][2]uintptr{
-		"ep_table":       {unsafe.Sizeof(epKey{}), unsafe.Sizeof(epInfo{})},
-		"ep_by_mac":      {unsafe.Sizeof(macKey{}), unsafe.Sizeof(macInfo{})},
-		"ep_by_ip":       {unsafe.Sizeof(ipKey{}), unsafe.Sizeof(ipInfo{})},
-		"parents":        {4, unsafe.Sizeof(parentInfo{})},
-		"vlan_stats":     {unsafe.Sizeof(vlanKey{}), unsafe.Sizeof(trafficValue{})},
-		"net_stats":      {4, unsafe.Sizeof(trafficValue{})},
-		"flood_stats":    {unsafe.Sizeof(floodKey{}), unsafe.Sizeof(pbValue{})},
-		"hairpin_stats":  {unsafe.Sizeof(netVLANKey{}), unsafe.Sizeof(pbValue{})},
-		"eastwest_stats": {unsafe.Sizeof(netVLANKey{}), unsafe.Sizeof(pbValue{})},
-		"drop_stats":     {unsafe.Sizeof(dropKey{}), unsafe.Sizeof(pbValue{})},
-		"malformed":      {4, unsafe.Sizeof(pbValue{})},
+		"ep_table":   {unsafe.Sizeof(epKey{}), unsafe.Sizeof(epInfo{})},
+		"ep_by_mac":  {unsafe.Sizeof(macKey{}), unsafe.Sizeof(macInfo{})},
+		"ep_by_ip":   {unsafe.Sizeof(ipKey{}), unsafe.Sizeof(ipInfo{})},
+		"parents":    {4, unsafe.Sizeof(parentInfo{})},
+		"vlan_stats": {unsafe.Sizeof(vlanKey{}), unsafe.Sizeof(trafficValue{})},
+		"net_stats":  {4, unsafe.Sizeof(netCounters{})},
+		"drop_stats": {unsafe.Sizeof(dropKey{}), unsafe.Sizeof(pbValue{})},
+		"malformed":  {4, unsafe.Sizeof(pbValue{})},
+		"map_full":   {4, 8},
 	}
 	if len(want) != len(mapNames) {
 		t.Fatalf("mapNames has %d maps, the test %d", len(mapNames), len(want))

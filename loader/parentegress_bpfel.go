@@ -17,13 +17,11 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	parentEgressMapDropStats     = "drop_stats"
-	parentEgressMapEastwestStats = "eastwest_stats"
 	parentEgressMapEpByIp        = "ep_by_ip"
 	parentEgressMapEpByMac       = "ep_by_mac"
 	parentEgressMapEpTable       = "ep_table"
-	parentEgressMapFloodStats    = "flood_stats"
-	parentEgressMapHairpinStats  = "hairpin_stats"
 	parentEgressMapMalformed     = "malformed"
+	parentEgressMapMapFull       = "map_full"
 	parentEgressMapNetStats      = "net_stats"
 	parentEgressMapParents       = "parents"
 	parentEgressMapVlanStats     = "vlan_stats"
@@ -79,17 +77,15 @@ type parentEgressProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type parentEgressMapSpecs struct {
-	DropStats     *ebpf.MapSpec `ebpf:"drop_stats"`
-	EastwestStats *ebpf.MapSpec `ebpf:"eastwest_stats"`
-	EpByIp        *ebpf.MapSpec `ebpf:"ep_by_ip"`
-	EpByMac       *ebpf.MapSpec `ebpf:"ep_by_mac"`
-	EpTable       *ebpf.MapSpec `ebpf:"ep_table"`
-	FloodStats    *ebpf.MapSpec `ebpf:"flood_stats"`
-	HairpinStats  *ebpf.MapSpec `ebpf:"hairpin_stats"`
-	Malformed     *ebpf.MapSpec `ebpf:"malformed"`
-	NetStats      *ebpf.MapSpec `ebpf:"net_stats"`
-	Parents       *ebpf.MapSpec `ebpf:"parents"`
-	VlanStats     *ebpf.MapSpec `ebpf:"vlan_stats"`
+	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
+	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
+	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
+	Malformed *ebpf.MapSpec `ebpf:"malformed"`
+	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
+	NetStats  *ebpf.MapSpec `ebpf:"net_stats"`
+	Parents   *ebpf.MapSpec `ebpf:"parents"`
+	VlanStats *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
 // parentEgressVariableSpecs contains global variables before they are loaded into the kernel.
@@ -118,29 +114,25 @@ func (o *parentEgressObjects) Close() error {
 //
 // It can be passed to loadParentEgressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type parentEgressMaps struct {
-	DropStats     *ebpf.Map `ebpf:"drop_stats"`
-	EastwestStats *ebpf.Map `ebpf:"eastwest_stats"`
-	EpByIp        *ebpf.Map `ebpf:"ep_by_ip"`
-	EpByMac       *ebpf.Map `ebpf:"ep_by_mac"`
-	EpTable       *ebpf.Map `ebpf:"ep_table"`
-	FloodStats    *ebpf.Map `ebpf:"flood_stats"`
-	HairpinStats  *ebpf.Map `ebpf:"hairpin_stats"`
-	Malformed     *ebpf.Map `ebpf:"malformed"`
-	NetStats      *ebpf.Map `ebpf:"net_stats"`
-	Parents       *ebpf.Map `ebpf:"parents"`
-	VlanStats     *ebpf.Map `ebpf:"vlan_stats"`
+	DropStats *ebpf.Map `ebpf:"drop_stats"`
+	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
+	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
+	EpTable   *ebpf.Map `ebpf:"ep_table"`
+	Malformed *ebpf.Map `ebpf:"malformed"`
+	MapFull   *ebpf.Map `ebpf:"map_full"`
+	NetStats  *ebpf.Map `ebpf:"net_stats"`
+	Parents   *ebpf.Map `ebpf:"parents"`
+	VlanStats *ebpf.Map `ebpf:"vlan_stats"`
 }
 
 func (m *parentEgressMaps) Close() error {
 	return _ParentEgressClose(
 		m.DropStats,
-		m.EastwestStats,
 		m.EpByIp,
 		m.EpByMac,
 		m.EpTable,
-		m.FloodStats,
-		m.HairpinStats,
 		m.Malformed,
+		m.MapFull,
 		m.NetStats,
 		m.Parents,
 		m.VlanStats,

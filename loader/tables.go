@@ -47,8 +47,9 @@ const (
 // ep_table, so that its programs never see a half-written endpoint.
 // Addresses it previously had and no longer has are removed. An endpoint
 // has at most 2 IPv4 and 4 IPv6 addresses (its EUI-64 link-local included);
-// NetworkID must be in 1-4095.
-func (d *Datapath) SetEndpoint(ep Endpoint) error {
+// NetworkID must be in 1-4095. A full table gives an error wrapping
+// ErrTableFull and leaves the tables as they were.
+func (d *Datapath) SetEndpoint(ep Endpoint) (err error) {
 	info, err := newEpInfo(ep)
 	if err != nil {
 		return err
@@ -58,28 +59,59 @@ func (d *Datapath) SetEndpoint(ep Endpoint) error {
 	key := epKey{NetnsCookie: ep.NetnsCookie, Ifindex: uint32(ep.Ifindex)}
 	var old epInfo
 	hadOld := d.maps["ep_table"].Lookup(&key, &old) == nil
+	var created []created
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, d.undo(created))
+		}
+	}()
 	keep := map[ipKey]bool{}
 	for _, ip := range info.addrs() {
 		k := newIPKey(ip)
 		keep[k] = true
-		if err := d.maps["ep_by_ip"].Put(&k, &ipInfo{MAC: info.MAC, NetworkID: ep.NetworkID}); err != nil {
+		if created, err = d.create(created, "ep_by_ip", &k, &ipInfo{MAC: info.MAC, NetworkID: ep.NetworkID}); err != nil {
 			return fmt.Errorf("set endpoint address %s: %w", ip, err)
 		}
 	}
-	if hadOld {
-		// The addresses it had and no longer has, by key: no walk of the
-		// map, so an attach costs the same with 10 or 10000 endpoints.
-		if err := d.deleteAddressesOf(old, keep); err != nil {
-			return err
-		}
-	}
-	if err := d.maps["ep_by_mac"].Put(&macKey{MAC: info.MAC}, &macInfo{NetworkID: ep.NetworkID}); err != nil {
+	if created, err = d.create(created, "ep_by_mac", &macKey{MAC: info.MAC}, &macInfo{NetworkID: ep.NetworkID}); err != nil {
 		return fmt.Errorf("set endpoint mac %s: %w", ep.MAC, err)
 	}
-	if err := d.maps["ep_table"].Put(&key, &info); err != nil {
+	if err := d.put("ep_table", &key, &info); err != nil {
 		return fmt.Errorf("set endpoint %d/%d: %w", ep.NetnsCookie, ep.Ifindex, err)
 	}
-	return nil
+	if !hadOld {
+		return nil
+	}
+	// The addresses it had and no longer has, by key: no walk of the map,
+	// so an attach costs the same with 10 or 10000 endpoints.
+	return d.deleteAddressesOf(old, keep)
+}
+
+// created is a key SetEndpoint added (not updated), undone on failure.
+type created struct {
+	m   string
+	key any
+}
+
+// create puts key and value into the named map and records the key in
+// done when it was not there before.
+func (d *Datapath) create(done []created, name string, key, value any) ([]created, error) {
+	isNew := errors.Is(d.maps[name].Lookup(key, make([]byte, d.maps[name].ValueSize())), ebpf.ErrKeyNotExist)
+	if err := d.put(name, key, value); err != nil {
+		return done, err
+	}
+	if isNew {
+		done = append(done, created{name, key})
+	}
+	return done, nil
+}
+
+func (d *Datapath) undo(done []created) error {
+	var errs []error
+	for _, c := range done {
+		errs = append(errs, deleteKey(d.maps[c.m], c.key))
+	}
+	return errors.Join(errs...)
 }
 
 func newEpInfo(ep Endpoint) (epInfo, error) {
@@ -305,9 +337,10 @@ func (d *Datapath) SetParent(ifindex int, networkID uint32, vid uint16) error {
 		return err
 	}
 	k := uint32(ifindex)
-	if err := d.maps["parents"].Put(&k, &parentInfo{NetworkID: networkID, VID: vid}); err != nil {
+	if err := d.put("parents", &k, &parentInfo{NetworkID: networkID, VID: vid}); err != nil {
 		return fmt.Errorf("set parent %d: %w", ifindex, err)
 	}
+	d.parents.set(Parent{Ifindex: ifindex, NetworkID: networkID, VID: vid})
 	return nil
 }
 
@@ -317,6 +350,7 @@ func (d *Datapath) DeleteParent(ifindex int) error {
 	if err := deleteKey(d.maps["parents"], &k); err != nil {
 		return fmt.Errorf("delete parent %d: %w", ifindex, err)
 	}
+	d.parents.remove(ifindex)
 	return nil
 }
 

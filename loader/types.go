@@ -29,8 +29,21 @@ const (
 	maxV6 = 4
 )
 
-// maxNetworks bounds network ids (MAX_NETWORKS): net_stats is an array.
-const maxNetworks = 4096
+// Limits the maps are sized for (bpf/include/mvlan.h).
+const (
+	// maxNetworks bounds network ids (MAX_NETWORKS): net_stats is an array.
+	maxNetworks = 4096
+	// MaxEndpoints is how many endpoints the tables hold (MAX_ENDPOINTS).
+	MaxEndpoints = 8192
+	// MaxParents is how many parents the parents table holds (MAX_PARENTS).
+	MaxParents = maxNetworks
+	// MaxVLANCounters is how many (link, VLAN) counters vlan_stats holds
+	// (MAX_VLAN_COUNTERS): every VLAN of two full trunks.
+	MaxVLANCounters = 16384
+)
+
+// MaxNetworkID is the highest network id the datapath numbers.
+const MaxNetworkID = maxNetworks - 1
 
 type epInfo struct {
 	MAC       [6]byte
@@ -85,17 +98,11 @@ type vlanKey struct {
 	Pad     uint16
 }
 
-type netVLANKey struct {
-	NetworkID uint32
-	VID       uint16
-	Pad       uint16
-}
-
-type floodKey struct {
-	NetworkID uint32
-	VID       uint16
-	Kind      uint8
-	Dir       uint8
+// netCounters is net_stats' value (struct net_counters).
+type netCounters struct {
+	Rx, Tx            pbValue
+	Hairpin, EastWest pbValue
+	Flood             [2][2]pbValue // [broadcast, multicast][rx, tx]
 }
 
 type dropKey struct {

@@ -12,10 +12,13 @@
 
 #define PINNED __uint(pinning, LIBBPF_PIN_BY_NAME)
 
+/* Every hash is preallocated: an insert fails only when the map is full
+ * (an on-demand map also fails when its allocator's cache runs dry). */
+
 /* Tables, maintained by the agent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
+	__uint(max_entries, MAX_ENDPOINTS);
 	__type(key, struct ep_key);
 	__type(value, struct ep_info);
 	PINNED;
@@ -23,7 +26,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
+	__uint(max_entries, MAX_ENDPOINTS);
 	__type(key, struct mac_key);
 	__type(value, struct mac_info);
 	PINNED;
@@ -31,7 +34,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 32768);
+	__uint(max_entries, MAX_ENDPOINTS * (EP_MAX_V4 + EP_MAX_V6));
 	__type(key, struct ip_key);
 	__type(value, struct ip_info);
 	PINNED;
@@ -39,7 +42,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, MAX_PARENTS);
 	__type(key, __u32);
 	__type(value, struct parent_info);
 	PINNED;
@@ -48,53 +51,39 @@ struct {
 /* Per-CPU counters, summed by the loader. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, MAX_VLAN_COUNTERS);
 	__type(key, struct vlan_key);
 	__type(value, struct traffic);
 	PINNED;
 } vlan_stats SEC(".maps");
 
-/* Indexed by network id: the busiest counter is an array look-up, which
- * the verifier inlines. */
+/* Indexed by network id: one array look-up, which the verifier inlines,
+ * finds every counter of a network. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, MAX_NETWORKS);
 	__type(key, __u32);
-	__type(value, struct traffic);
+	__type(value, struct net_counters);
 	PINNED;
 } net_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct flood_key);
-	__type(value, struct pb);
-	PINNED;
-} flood_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct netvlan_key);
-	__type(value, struct pb);
-	PINNED;
-} hairpin_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct netvlan_key);
-	__type(value, struct pb);
-	PINNED;
-} eastwest_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, MAX_NETWORKS * REASON_MAX);
 	__type(key, struct drop_key);
 	__type(value, struct pb);
 	PINNED;
 } drop_stats SEC(".maps");
+
+/* Inserts that failed because the map was full, by enum map_id: a count
+ * lost there is visible, never silent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAP_ID_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	PINNED;
+} map_full SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -50,8 +50,22 @@ enum drop_reason {
 	REASON_MAX = 9,
 };
 
-/* Network ids index the per-CPU array net_stats: 0 < id < MAX_NETWORKS. */
+/* Limits the maps are sized for (the loader refuses more):
+ * network ids index the per-CPU array net_stats, 0 < id < MAX_NETWORKS;
+ * a parent per network; endpoints host-wide, each with up to EP_MAX_V4 +
+ * EP_MAX_V6 addresses; per-VLAN counters for every VLAN of a full trunk
+ * twice (the trunk and its sub-interfaces) and then some. */
 #define MAX_NETWORKS 4096
+#define MAX_PARENTS MAX_NETWORKS
+#define MAX_ENDPOINTS 8192
+#define MAX_VLAN_COUNTERS 16384
+
+/* Maps the programs insert into, the index of the map_full counters. */
+enum map_id {
+	MAP_VLAN_STATS = 0,
+	MAP_DROP_STATS = 1,
+	MAP_ID_MAX = 2,
+};
 
 enum direction { DIR_RX = 0, DIR_TX = 1 };
 enum flood_kind { FLOOD_BROADCAST = 0, FLOOD_MULTICAST = 1 };
@@ -127,23 +141,19 @@ struct traffic {
 	struct pb tx;
 };
 
+/* net_stats: everything counted per network, one array slot each. */
+struct net_counters {
+	struct pb rx;       /* received by its endpoints */
+	struct pb tx;       /* sent by its endpoints */
+	struct pb hairpin;  /* on its parent: routed back to it */
+	struct pb eastwest; /* on its parent: between two of its endpoints */
+	struct pb flood[2][2]; /* on its parent: [flood_kind][direction] */
+};
+
 struct vlan_key {
 	__u32 ifindex;
 	__u16 vid;
 	__u16 pad;
-};
-
-struct netvlan_key {
-	__u32 network_id;
-	__u16 vid;
-	__u16 pad;
-};
-
-struct flood_key {
-	__u32 network_id;
-	__u16 vid;
-	__u8 kind;
-	__u8 dir;
 };
 
 struct drop_key {

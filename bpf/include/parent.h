@@ -18,20 +18,6 @@
 #include "counters.h"
 #include "tables.h"
 
-static __always_inline void count_flood(const struct frame *f,
-					const struct parent_info *p,
-					enum direction dir)
-{
-	struct flood_key key = {
-		.network_id = p->network_id,
-		.vid = p->vid,
-		.kind = mac_is_broadcast(f->dst) ? FLOOD_BROADCAST : FLOOD_MULTICAST,
-		.dir = dir,
-	};
-
-	count_pb(&flood_stats, &key, f->len);
-}
-
 /* same_network: mac is a local endpoint's of network_id. */
 static __always_inline int same_network(const __u8 *mac, __u32 network_id)
 {
@@ -77,17 +63,20 @@ static __always_inline void count_network_level(const struct frame *f,
 						const struct parent_info *p,
 						enum direction dir)
 {
-	struct netvlan_key key = { .network_id = p->network_id, .vid = p->vid };
+	struct net_counters *c = net_counters(p->network_id);
 	struct ip_info *owner;
 	int is_ip, ew;
 
+	if (!c)
+		return;
 	if (mac_is_multicast(f->dst))
-		count_flood(f, p, dir);
+		pb_add(&c->flood[mac_is_broadcast(f->dst) ? FLOOD_BROADCAST : FLOOD_MULTICAST][dir],
+		       f->len);
 	if (dir != DIR_RX)
 		return;
 	owner = src_owner(f, &is_ip);
 	if (owner && !mac_eq(owner->mac, f->src)) {
-		count_pb(&hairpin_stats, &key, f->len);
+		pb_add(&c->hairpin, f->len);
 		return;
 	}
 	if (owner)
@@ -95,7 +84,7 @@ static __always_inline void count_network_level(const struct frame *f,
 	else
 		ew = !is_ip && same_network(f->src, p->network_id);
 	if (ew && same_network(f->dst, p->network_id))
-		count_pb(&eastwest_stats, &key, f->len);
+		pb_add(&c->eastwest, f->len);
 }
 
 static __always_inline int handle_parent(struct __sk_buff *skb,
