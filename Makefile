@@ -1,17 +1,20 @@
 # mvlan — see README.md. Privileged tests need root; they skip otherwise.
 GO          ?= go
 BIN         := bin/mvlan
+BINS        := ./cmd/mvlan ./cmd/mvlan-agent
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 10s
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS     := -X github.com/mvlan/mvlan/agent.Version=$(VERSION)
+LDFLAGS     := -X github.com/mvlan/mvlan/version.Version=$(VERSION)
 
 .PHONY: all build test unit lint fuzz generate check-generate dashboards screenshots demo lab bench clean
 
 all: build
 
+# bin/mvlan (the CLI: API client and printing only) and bin/mvlan-agent
+# (the daemon, which `mvlan agent` runs from next to bin/mvlan), static.
 build:
-	CGO_ENABLED=0 $(GO) build -tags urfave_cli_no_docs -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mvlan
+	CGO_ENABLED=0 $(GO) build -tags urfave_cli_no_docs -ldflags "$(LDFLAGS)" -o bin/ $(BINS)
 	CGO_ENABLED=0 $(GO) build -ldflags "-X main.Version=$(VERSION)" -o bin/mvlan-cni ./cmd/mvlan-cni
 
 # Everything CI runs: lint, every test (privileged ones as root), bounded

@@ -1,78 +1,55 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/url"
-	"time"
 )
 
-// Client talks to an agent over its unix socket.
+// Client talks to an agent over its unix socket (see wire.go for why it
+// speaks HTTP itself). It holds no connection between requests.
 type Client struct {
 	socket string
-	http   *http.Client
 }
 
 // NewClient returns a client for the agent listening on socket.
-func NewClient(socket string) *Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-		MaxIdleConns: 4,
-	}
-	return &Client{socket: socket, http: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}
-}
+func NewClient(socket string) *Client { return &Client{socket: socket} }
 
-// Close releases idle connections.
-func (c *Client) Close() error {
-	c.http.CloseIdleConnections()
-	return nil
-}
+// Close releases the client's resources (none today; kept so that callers
+// need not change if the client ever keeps a connection).
+func (c *Client) Close() error { return nil }
 
 // Do sends method path with body (JSON-encoded unless nil) and decodes the
 // answer into out (unless nil). A non-2xx answer is returned as *Error.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
+	var data []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		rd = bytes.NewReader(b)
+		data = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://mvlan"+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
+	resp, err := roundTrip(ctx, c.socket, method, path, data)
+	if errors.As(err, new(errDial)) {
 		return fmt.Errorf("cannot reach the mvlan agent at %s (is `mvlan agent` running? set --socket or MVLAN_SOCKET): %w", c.socket, unreachable{err})
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	if resp.StatusCode/100 != 2 {
+	if resp.code/100 != 2 {
 		e := &Error{}
-		if json.Unmarshal(data, e) != nil || e.Message == "" {
-			e = &Error{Message: fmt.Sprintf("agent answered %s", resp.Status), Kind: KindInternal}
+		if json.Unmarshal(resp.body, e) != nil || e.Message == "" {
+			e = &Error{Message: fmt.Sprintf("agent answered %s", resp.status), Kind: KindInternal}
 		}
 		return e
 	}
-	if out == nil || len(data) == 0 {
+	if out == nil || len(resp.body) == 0 {
 		return nil
 	}
-	return json.Unmarshal(data, out)
+	return json.Unmarshal(resp.body, out)
 }
 
 // ErrUnreachable is matched (errors.Is) by every error of a request that
@@ -97,40 +74,40 @@ func IsKind(err error, kind string) bool {
 // CreateNetwork creates a network.
 func (c *Client) CreateNetwork(ctx context.Context, req NetworkCreate) (Network, error) {
 	var n Network
-	err := c.Do(ctx, http.MethodPost, "/v1/networks", req, &n)
+	err := c.Do(ctx, "POST", "/v1/networks", req, &n)
 	return n, err
 }
 
 // Networks lists the networks.
 func (c *Client) Networks(ctx context.Context) ([]Network, error) {
 	var ns []Network
-	err := c.Do(ctx, http.MethodGet, "/v1/networks", nil, &ns)
+	err := c.Do(ctx, "GET", "/v1/networks", nil, &ns)
 	return ns, err
 }
 
 // Network returns one network by name, ID or unique ID prefix.
 func (c *Client) Network(ctx context.Context, ref string) (Network, error) {
 	var n Network
-	err := c.Do(ctx, http.MethodGet, "/v1/networks/"+url.PathEscape(ref), nil, &n)
+	err := c.Do(ctx, "GET", "/v1/networks/"+url.PathEscape(ref), nil, &n)
 	return n, err
 }
 
 // RemoveNetwork removes a network by name, ID or unique ID prefix.
 func (c *Client) RemoveNetwork(ctx context.Context, ref string) error {
-	return c.Do(ctx, http.MethodDelete, "/v1/networks/"+url.PathEscape(ref), nil, nil)
+	return c.Do(ctx, "DELETE", "/v1/networks/"+url.PathEscape(ref), nil, nil)
 }
 
 // CreateEndpoint attaches a namespace to a network.
 func (c *Client) CreateEndpoint(ctx context.Context, req EndpointCreate) (Endpoint, error) {
 	var e Endpoint
-	err := c.Do(ctx, http.MethodPost, "/v1/endpoints", req, &e)
+	err := c.Do(ctx, "POST", "/v1/endpoints", req, &e)
 	return e, err
 }
 
 // Endpoints lists the endpoints.
 func (c *Client) Endpoints(ctx context.Context) ([]Endpoint, error) {
 	var es []Endpoint
-	err := c.Do(ctx, http.MethodGet, "/v1/endpoints", nil, &es)
+	err := c.Do(ctx, "GET", "/v1/endpoints", nil, &es)
 	return es, err
 }
 
@@ -141,18 +118,18 @@ func (c *Client) RemoveEndpoint(ctx context.Context, ref string, force bool) err
 	if force {
 		path += "?force=true"
 	}
-	return c.Do(ctx, http.MethodDelete, path, nil, nil)
+	return c.Do(ctx, "DELETE", path, nil, nil)
 }
 
 // Disconnect detaches the endpoint of network in the namespace at netns.
 func (c *Client) Disconnect(ctx context.Context, network, netns string) error {
 	q := url.Values{"network": {network}, "netns": {netns}}
-	return c.Do(ctx, http.MethodDelete, "/v1/endpoints?"+q.Encode(), nil, nil)
+	return c.Do(ctx, "DELETE", "/v1/endpoints?"+q.Encode(), nil, nil)
 }
 
 // Check asks the agent to compare its state with the kernel and IPAM.
 func (c *Client) Check(ctx context.Context) (Check, error) {
 	var ch Check
-	err := c.Do(ctx, http.MethodGet, "/v1/check", nil, &ch)
+	err := c.Do(ctx, "GET", "/v1/check", nil, &ch)
 	return ch, err
 }

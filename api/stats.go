@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"net/http"
 	"time"
 )
 
@@ -118,6 +117,6 @@ func sumCounts(m map[string]Count) Count {
 // Stats reads the datapath counters.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
-	err := c.Do(ctx, http.MethodGet, "/v1/stats", nil, &s)
+	err := c.Do(ctx, "GET", "/v1/stats", nil, &s)
 	return s, err
 }

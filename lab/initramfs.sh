@@ -30,8 +30,9 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc,proc,sys,dev,run,tmp,root,lab,persist,var/lib}
 cp "$busybox" "$root/bin/busybox"
 cp "$mvlan" "$root/usr/local/bin/mvlan"
+cp "$(dirname "$mvlan")/mvlan-agent" "$root/usr/local/bin/mvlan-agent" # what `mvlan agent` runs
 cp "$lab/vm/init" "$root/init"
-chmod 755 "$root/init" "$root/usr/local/bin/mvlan"
+chmod 755 "$root/init" "$root/usr/local/bin/mvlan" "$root/usr/local/bin/mvlan-agent"
 cp -r "$lab/vm" "$lab/scenarios" "$root/lab/"
 echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"

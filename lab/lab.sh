@@ -9,7 +9,8 @@
 # non-zero on any failure and always kills its VMs. A failed run's logs stay
 # in lab/out/run-*/.
 #
-#   MVLAN_BIN     the static mvlan to test (default bin/mvlan; make lab builds it)
+#   MVLAN_BIN     the static mvlan to test, with mvlan-agent next to it
+#                 (default bin/mvlan; make lab builds both)
 #   LAB_ONLY      "vlan dualstack": only these scenarios (names without NN-)
 #   LAB_TIMEOUT   seconds for the whole run (default 480)
 #   LAB_MEM       MiB per VM (default 512)
@@ -27,10 +28,12 @@ QEMU=${QEMU:-qemu-system-x86_64}
 
 die() { echo "lab: $*" >&2; exit 1; }
 command -v "$QEMU" >/dev/null || die "needs $QEMU (apt-get install qemu-system-x86)"
-[[ -x $MVLAN_BIN ]] || die "no $MVLAN_BIN (make build)"
-if command -v ldd >/dev/null && ldd "$MVLAN_BIN" 2>&1 | grep -q '=>'; then
-	die "$MVLAN_BIN is not static (build it with CGO_ENABLED=0)"
-fi
+for bin in "$MVLAN_BIN" "$(dirname "$MVLAN_BIN")/mvlan-agent"; do
+	[[ -x $bin ]] || die "no $bin (make build makes mvlan and mvlan-agent)"
+	if command -v ldd >/dev/null && ldd "$bin" 2>&1 | grep -q '=>'; then
+		die "$bin is not static (build it with CGO_ENABLED=0)"
+	fi
+done
 
 mkdir -p "$OUT"
 # Keep the logs of the last five failed runs.

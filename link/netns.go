@@ -12,6 +12,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/nsthread"
 )
 
 // NetnsDir holds the bind mounts of named network namespaces, as iproute2's.
@@ -21,31 +23,8 @@ const NetnsDir = "/run/netns"
 func NetnsPath(name string) string { return filepath.Join(NetnsDir, name) }
 
 // Do runs fn on a locked OS thread that has entered the network namespace
-// ns, then returns the thread to its own namespace. If it cannot return, the
-// thread stays locked and Go discards it when the goroutine ends, so no
-// goroutine ever runs in a namespace it did not ask for.
-func Do(ns netns.NsHandle, fn func() error) (err error) {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("get current netns: %w", err)
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("enter netns: %w", err)
-	}
-	defer func() { // deferred so that a panicking fn restores the thread too
-		if rerr := netns.Set(orig); rerr != nil {
-			// Leave the thread locked: it dies with this goroutine.
-			err = errors.Join(err, fmt.Errorf("return to own netns: %w", rerr))
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	return fn()
-}
+// ns (see nsthread.Do).
+func Do(ns netns.NsHandle, fn func() error) error { return nsthread.Do(ns, fn) }
 
 // setDisableIPv6 writes net.ipv6.conf.IFNAME.disable_ipv6 in namespace ns.
 // A kernel without IPv6 (no /proc/sys/net/ipv6) has nothing to disable.

@@ -1,69 +1,71 @@
 package main
 
 import (
-	"context"
-	"log/slog"
+	"errors"
+	"fmt"
 	"os"
-	"os/signal"
+	"os/exec"
+	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/mvlan/mvlan/agent"
 )
 
+// agentBin is the daemon's binary: the CLI links only the API client, so
+// `mvlan agent` and `mvlan doctor` (which need netlink and BPF) run it.
+const agentBin = "mvlan-agent"
+
+// agentCommand runs the daemon (mvlan-agent) in this process's place.
 func agentCommand() *cli.Command {
-	return withUsage(&cli.Command{
-		Name:  "agent",
-		Usage: "run the daemon: state, kernel links, BPF, API and /metrics",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/mvlan", EnvVars: []string{"MVLAN_STATE_DIR"}, Usage: "directory of the state file (one agent per directory)"},
-			&cli.StringFlag{Name: "metrics-addr", Value: "127.0.0.1:9469", EnvVars: []string{"MVLAN_METRICS_ADDR"}, Usage: "host:port serving /metrics (empty: off)"},
-			&cli.StringFlag{Name: "bpffs", Value: "/sys/fs/bpf/mvlan", EnvVars: []string{"MVLAN_BPFFS"}, Usage: "bpffs directory for pinned maps and links"},
-			&cli.StringFlag{Name: "attach-mode", Value: "auto", EnvVars: []string{"MVLAN_ATTACH_MODE"}, Usage: "how BPF programs attach: auto, tcx or tc"},
-			&cli.StringFlag{Name: "plugin-socket", Value: "/run/docker/plugins/mvlan.sock", EnvVars: []string{"MVLAN_PLUGIN_SOCKET"}, Usage: "socket where Docker finds mvlan as a network and IPAM plugin (driver name: the file name without .sock; empty: off)"},
-			&cli.StringFlag{Name: "docker-host", Value: "unix:///run/docker.sock", EnvVars: []string{"MVLAN_DOCKER_HOST"}, Usage: "dockerd's Engine API (unix:///PATH), asked for the names of Docker's containers shown by mvlan ps (empty: off)"},
-			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MVLAN_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
-		},
-		Action: runAgent,
-	})
+	return &cli.Command{
+		Name:            "agent",
+		Usage:           "run the daemon (" + agentBin + "): state, kernel links, BPF, API and /metrics; see mvlan agent --help",
+		ArgsUsage:       "[AGENT FLAGS]",
+		SkipFlagParsing: true,
+		Action:          func(c *cli.Context) error { return execAgent(c) },
+	}
 }
 
-func runAgent(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("agent takes no arguments, got %q", c.Args().First())
+// doctorCommand runs mvlan-agent doctor: the kernel probes need root, netlink and BPF.
+func doctorCommand() *cli.Command {
+	return &cli.Command{
+		Name:            "doctor",
+		Usage:           "check the kernel features mvlan needs and say what a missing one means; see mvlan doctor --help",
+		ArgsUsage:       "[--format json] [--bpffs DIR]",
+		SkipFlagParsing: true,
+		Action:          func(c *cli.Context) error { return execAgent(c, "doctor") },
 	}
-	switch m := c.String("attach-mode"); m {
-	case "auto", "tcx", "tc":
-	default:
-		return usagef("unknown --attach-mode %q; use auto, tcx or tc", m)
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return usagef("unknown --log-level %q; use debug, info, warn or error", c.String("log-level"))
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	a, err := agent.New(agent.Config{
-		StateDir:     c.String("state-dir"),
-		Socket:       c.String("socket"),
-		MetricsAddr:  c.String("metrics-addr"),
-		BPFFS:        c.String("bpffs"),
-		AttachMode:   c.String("attach-mode"),
-		PluginSocket: c.String("plugin-socket"),
-		DockerHost:   c.String("docker-host"),
-		Log:          log,
-	})
+}
+
+// execAgent replaces this process with mvlan-agent [--socket S] [sub] ARGS.
+func execAgent(c *cli.Context, sub ...string) error {
+	bin, err := findAgent()
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	err = a.Run(ctx)
-	if cerr := a.Close(); err == nil {
-		err = cerr
+	argv := []string{bin}
+	if c.IsSet("socket") {
+		argv = append(argv, "--socket", c.String("socket"))
 	}
+	argv = append(append(argv, sub...), c.Args().Slice()...)
+	return fmt.Errorf("run %s: %w", bin, syscall.Exec(bin, argv, os.Environ()))
+}
+
+// findAgent returns mvlan-agent next to this binary (where make build and
+// the package put it), else the one in PATH.
+func findAgent() (string, error) {
+	exe, err := os.Executable()
 	if err == nil {
-		log.Info("agent stopped")
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			p := filepath.Join(filepath.Dir(exe), agentBin)
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				return p, nil
+			}
+		}
 	}
-	return err
+	p, err := exec.LookPath(agentBin)
+	if err != nil {
+		return "", errors.New(agentBin + " (the daemon) is neither next to the mvlan binary nor in PATH: install both (make build makes bin/mvlan and bin/mvlan-agent)")
+	}
+	return p, nil
 }

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/format"
 )
 
 func endpointFlags() []cli.Flag {
@@ -71,12 +73,16 @@ func psCommand() *cli.Command {
 		UseShortOptionHandling: true,
 		Flags: []cli.Flag{formatFlag(),
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only IDs"},
+			&cli.BoolFlag{Name: "no-trunc", Usage: "full IDs"},
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "all (accepted for docker compatibility; mvlan always lists all)"}},
 		Action: ps,
 	})
 }
 
 func ps(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("ps takes no arguments, got %q", c.Args().First())
+	}
 	f, err := outputFormat(c)
 	if err != nil {
 		return err
@@ -87,24 +93,59 @@ func ps(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	id := short
+	if c.Bool("no-trunc") {
+		id = func(s string) string { return s }
+	}
 	switch {
 	case c.Bool("quiet"):
 		for _, e := range eps {
-			fmt.Fprintln(c.App.Writer, short(e.ID))
+			fmt.Fprintln(c.App.Writer, id(e.ID))
 		}
 		return nil
-	case f == "json":
-		return printJSON(c.App.Writer, eps)
+	case f.Kind != format.Table:
+		return format.Write(c.App.Writer, f, toContainers(eps), map[string]string{"ID": "CONTAINER ID"})
 	}
 	rows := make([][]string, 0, len(eps))
 	for _, e := range eps {
-		addrs := make([]string, 0, len(e.Addrs))
-		for _, p := range e.Addrs {
-			addrs = append(addrs, p.String())
-		}
-		rows = append(rows, []string{short(e.ID), e.Name, e.Network, strings.Join(addrs, ","), e.MAC, e.IfName, e.Netns})
+		rows = append(rows, []string{id(e.ID), e.Name, e.Network, strings.Join(addrStrings(e), ","), e.MAC, e.IfName, e.Netns})
 	}
-	return printTable(c.App.Writer, []string{"CONTAINER ID", "NAME", "NETWORK", "ADDRESSES", "MAC", "IFACE", "NETNS"}, rows)
+	return format.PrintTable(c.App.Writer, []string{"CONTAINER ID", "NAME", "NETWORK", "ADDRESSES", "MAC", "IFACE", "NETNS"}, rows)
+}
+
+// container is a container as mvlan ps prints it with --format: its
+// endpoint, with the field names of docker network inspect's Containers.
+type container struct {
+	ID          string
+	Name        string
+	Network     string
+	NetworkID   string
+	MacAddress  string
+	IPv4Address string
+	IPv6Address string
+	Addresses   []string
+	IfName      string
+	Netns       string
+	State       string
+	Created     time.Time
+}
+
+func toContainers(eps []api.Endpoint) []container {
+	out := make([]container, 0, len(eps))
+	for _, e := range eps {
+		out = append(out, container{ID: e.ID, Name: e.Name, Network: e.Network, NetworkID: e.NetworkID,
+			MacAddress: e.MAC, IPv4Address: firstOf(e.Addrs, false), IPv6Address: firstOf(e.Addrs, true),
+			Addresses: addrStrings(e), IfName: e.IfName, Netns: e.Netns, State: e.State, Created: e.Created})
+	}
+	return out
+}
+
+func addrStrings(e api.Endpoint) []string {
+	s := make([]string, 0, len(e.Addrs))
+	for _, p := range e.Addrs {
+		s = append(s, p.String())
+	}
+	return s
 }
 
 func rmCommand() *cli.Command {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/doctor"
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/link"
 )
@@ -20,7 +21,12 @@ import (
 // drift runs `mvlan doctor` and returns the agent's drift problems.
 func drift(t *testing.T, a *agentProc) []string {
 	t.Helper()
-	var out doctorOutput
+	var out struct { // mvlan doctor --format json
+		Sections []struct {
+			Name   string
+			Checks []doctor.Check
+		}
+	}
 	if err := json.Unmarshal([]byte(a.ok("doctor", "--format", "json")), &out); err != nil {
 		t.Fatal(err)
 	}

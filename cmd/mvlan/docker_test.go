@@ -11,6 +11,7 @@ package main
 // busybox-static.
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -160,18 +161,16 @@ func (x *dockerTest) waitFor(t *testing.T, cond func() bool) bool {
 
 func (x *dockerTest) ps(t *testing.T) []api.Endpoint {
 	t.Helper()
-	var eps []api.Endpoint
-	if err := json.Unmarshal([]byte(x.a.ok("ps", "--format", "json")), &eps); err != nil {
-		t.Fatal(err)
-	}
-	return eps
+	return x.a.endpoints()
 }
 
 // mvlanNetwork returns the agent's network with this ID, if it has one.
 func (x *dockerTest) mvlanNetwork(t *testing.T, id string) (api.Network, bool) {
 	t.Helper()
-	var ns []api.Network
-	if err := json.Unmarshal([]byte(x.a.ok("network", "ls", "--format", "json")), &ns); err != nil {
+	cl := api.NewClient(x.a.socket)
+	defer cl.Close()
+	ns, err := cl.Networks(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range ns {

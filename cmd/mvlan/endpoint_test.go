@@ -78,15 +78,10 @@ func (e *env) name(suffix string) string { return e.sb.Name + "-c" + suffix }
 // tmpName returns a fresh container name for transient (--rm) containers.
 func (e *env) tmpName() string { return e.name(fmt.Sprintf("t%d", e.seq.Add(1))) }
 
-// ps lists the endpoints (ps --format json).
+// ps lists the endpoints (through the API: the BPF keys too).
 func (e *env) ps() []api.Endpoint {
 	e.t.Helper()
-	var eps []api.Endpoint
-	out := e.a.ok("ps", "--format", "json")
-	if err := json.Unmarshal([]byte(out), &eps); err != nil {
-		e.t.Fatalf("ps --format json: %v\n%s", err, out)
-	}
-	return eps
+	return e.a.endpoints()
 }
 
 // endpoint returns the endpoint named name, if ps lists it.

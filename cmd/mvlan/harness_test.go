@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/link"
 	"golang.org/x/sys/unix"
 )
 
-// mvlanBin is the binary under test, built once by TestMain when root.
+// mvlanBin is the CLI under test, built once by TestMain when root, with
+// the daemon (mvlan-agent) next to it, where `mvlan agent` finds it.
 var mvlanBin string
 
 func TestMain(m *testing.M) {
@@ -31,9 +33,9 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			mvlanBin = filepath.Join(dir, "mvlan")
-			out, err := exec.Command("go", "build", "-o", mvlanBin, ".").CombinedOutput()
+			out, err := exec.Command("go", "build", "-o", dir+"/", ".", "../mvlan-agent").CombinedOutput()
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "build mvlan: %v\n%s", err, out)
+				fmt.Fprintf(os.Stderr, "build mvlan and mvlan-agent: %v\n%s", err, out)
 				return 1
 			}
 		}
@@ -138,6 +140,19 @@ func (a *agentProc) waitExit() {
 // mv runs the CLI against this agent; it returns stdout, stderr and the exit code.
 func (a *agentProc) mv(args ...string) (string, string, int) {
 	return runCmd(60*time.Second, mvlanBin, append([]string{"--socket", a.socket}, args...)...)
+}
+
+// endpoints lists the agent's endpoints through its API (all the fields,
+// the BPF keys included; mvlan ps --format json prints an operator's view).
+func (a *agentProc) endpoints() []api.Endpoint {
+	a.t.Helper()
+	cl := api.NewClient(a.socket)
+	defer cl.Close()
+	eps, err := cl.Endpoints(context.Background())
+	if err != nil {
+		a.t.Fatalf("list endpoints: %v\nagent log:\n%s", err, a.log)
+	}
+	return eps
 }
 
 // runCmd runs a command with a timeout; it returns stdout, stderr and the

@@ -1,6 +1,9 @@
-// Command mvlan is the mvlan agent and its command-line client: macvlan
+// Command mvlan is the command-line client of the mvlan agent: macvlan
 // networks on NICs and 802.1q trunks for containers, as Docker's macvlan
-// driver makes them, with an eBPF datapath that isolates and counts.
+// driver makes them, with an eBPF datapath that isolates and counts. It
+// links only the API client and its printing (a test checks it), so each
+// call costs little more than a process start; the daemon is mvlan-agent,
+// which `mvlan agent` runs.
 package main
 
 import (
@@ -10,8 +13,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/mvlan/mvlan/agent"
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/version"
 )
 
 // usageError is a command line the user has to correct: exit code 2.
@@ -23,7 +26,8 @@ func (e usageError) Unwrap() error { return e.err }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 func main() {
-	err := newApp().Run(os.Args)
+	app := newApp()
+	err := app.Run(interspersed(app, os.Args))
 	if err == nil {
 		return
 	}
@@ -45,7 +49,7 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:                 "mvlan",
 		Usage:                "macvlan networks for containers, with an eBPF datapath that isolates and counts",
-		Version:              agent.Version,
+		Version:              version.Version,
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
 		ExitErrHandler:       func(*cli.Context, error) {},

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/format"
 )
 
 func networkCommand() *cli.Command {
@@ -40,8 +41,10 @@ func networkCommand() *cli.Command {
 				Action: networkCreate,
 			},
 			{Name: "ls", Aliases: []string{"list"}, Usage: "list networks", Action: networkLs,
-				Flags: []cli.Flag{formatFlag(), &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only IDs"}}},
-			{Name: "inspect", Usage: "show networks in detail (JSON, as docker network inspect)", ArgsUsage: "NETWORK...", Action: networkInspect},
+				Flags: []cli.Flag{formatFlag(), &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only IDs"},
+					&cli.BoolFlag{Name: "no-trunc", Usage: "full IDs"}}},
+			{Name: "inspect", Usage: "show networks in detail (JSON, as docker network inspect)", ArgsUsage: "NETWORK...", Action: networkInspect,
+				Flags: []cli.Flag{formatFlag("f")}},
 			{Name: "rm", Aliases: []string{"remove"}, Usage: "remove networks", ArgsUsage: "NETWORK...", Action: networkRm},
 		},
 	})
@@ -71,12 +74,15 @@ func networkCreate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if f == "json" {
-		return printJSON(c.App.Writer, n)
+	if f.Kind == format.Table {
+		fmt.Fprintln(c.App.Writer, n.ID)
+		return nil
 	}
-	fmt.Fprintln(c.App.Writer, n.ID)
-	return nil
+	return format.Write(c.App.Writer, f, []dockerNetwork{toDocker(n)}, networkHeaders)
 }
+
+// networkHeaders name the fields of a network in a "table TEMPLATE".
+var networkHeaders = map[string]string{"ID": "NETWORK ID"}
 
 func networkLs(c *cli.Context) error {
 	f, err := outputFormat(c)
@@ -89,20 +95,24 @@ func networkLs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	id := short
+	if c.Bool("no-trunc") {
+		id = func(s string) string { return s }
+	}
 	switch {
 	case c.Bool("quiet"):
 		for _, n := range ns {
-			fmt.Fprintln(c.App.Writer, short(n.ID))
+			fmt.Fprintln(c.App.Writer, id(n.ID))
 		}
 		return nil
-	case f == "json":
-		return printJSON(c.App.Writer, ns)
+	case f.Kind != format.Table:
+		return format.Write(c.App.Writer, f, toDockers(ns), networkHeaders)
 	}
 	rows := make([][]string, 0, len(ns))
 	for _, n := range ns {
-		rows = append(rows, []string{short(n.ID), n.Name, n.Driver, "local", n.Parent, subnets(n), n.Status})
+		rows = append(rows, []string{id(n.ID), n.Name, n.Driver, "local", n.Parent, subnets(n), n.Status})
 	}
-	return printTable(c.App.Writer, []string{"NETWORK ID", "NAME", "DRIVER", "SCOPE", "PARENT", "SUBNETS", "STATUS"}, rows)
+	return format.PrintTable(c.App.Writer, []string{"NETWORK ID", "NAME", "DRIVER", "SCOPE", "PARENT", "SUBNETS", "STATUS"}, rows)
 }
 
 func subnets(n api.Network) string {
@@ -113,13 +123,22 @@ func subnets(n api.Network) string {
 	return strings.Join(s, ",")
 }
 
+// networkInspect prints every network found (JSON by default, as docker
+// network inspect) and then fails if any was not.
 func networkInspect(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return usagef("network inspect needs at least one NETWORK")
 	}
+	f, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	if f.Kind == format.Table {
+		f.Kind = format.JSON
+	}
 	cl := client(c)
 	defer cl.Close()
-	out := []dockerNetwork{}
+	var found []api.Network
 	var errs []error
 	for _, ref := range c.Args().Slice() {
 		n, err := cl.Network(c.Context, ref)
@@ -127,9 +146,9 @@ func networkInspect(c *cli.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		out = append(out, toDocker(n))
+		found = append(found, n)
 	}
-	if err := printJSON(c.App.Writer, out); err != nil {
+	if err := format.Write(c.App.Writer, f, toDockers(found), networkHeaders); err != nil {
 		return err
 	}
 	return errors.Join(errs...)
@@ -152,19 +171,23 @@ func networkRm(c *cli.Context) error {
 	return errors.Join(errs...)
 }
 
-// dockerNetwork is the shape `docker network inspect` prints, plus the
-// parent link's provenance and the network's status.
+// dockerNetwork is a network as every network command prints it (ls,
+// inspect, create with --format): the shape of `docker network inspect`,
+// plus the parent link's provenance and the network's status.
 type dockerNetwork struct {
 	Name       string
 	ID         string `json:"Id"`
 	Created    time.Time
 	Scope      string
 	Driver     string
+	EnableIPv4 bool
 	EnableIPv6 bool
 	IPAM       dockerIPAM
 	Internal   bool
 	Attachable bool
 	Ingress    bool
+	ConfigFrom struct{ Network string }
+	ConfigOnly bool
 	Containers map[string]dockerContainer
 	Options    map[string]string
 	Labels     map[string]string
@@ -197,7 +220,7 @@ type dockerContainer struct {
 func toDocker(n api.Network) dockerNetwork {
 	d := dockerNetwork{
 		Name: n.Name, ID: n.ID, Created: n.Created, Scope: "local", Driver: n.Driver,
-		EnableIPv6: n.IPv6, Internal: n.Internal, Containers: map[string]dockerContainer{},
+		EnableIPv4: true, EnableIPv6: n.IPv6, Internal: n.Internal, Containers: map[string]dockerContainer{},
 		Options: maps.Clone(n.Options), Labels: n.Labels, Parent: n.Parent, ParentKind: n.ParentKind, Status: n.Status,
 		IPAM: dockerIPAM{Driver: "default", Options: map[string]string{}},
 	}
@@ -229,6 +252,14 @@ func toDocker(n api.Network) dockerNetwork {
 			IPv4Address: firstOf(e.Addrs, false), IPv6Address: firstOf(e.Addrs, true)}
 	}
 	return d
+}
+
+func toDockers(ns []api.Network) []dockerNetwork {
+	out := make([]dockerNetwork, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, toDocker(n))
+	}
+	return out
 }
 
 func firstOf(addrs []netip.Prefix, v6 bool) string {

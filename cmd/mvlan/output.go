@@ -1,42 +1,24 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
-	"strings"
-	"text/tabwriter"
-
 	"github.com/urfave/cli/v2"
+
+	"github.com/mvlan/mvlan/internal/format"
 )
 
-func formatFlag() cli.Flag {
-	return &cli.StringFlag{Name: "format", Value: "table", Usage: "output format: table or json"}
+// formatFlag is --format (with -f where Docker has it: inspect, version).
+func formatFlag(aliases ...string) cli.Flag {
+	return &cli.StringFlag{Name: "format", Aliases: aliases,
+		Usage: "table (default), json, or a Go template run on each object, e.g. '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}' (functions: json join split upper lower title pad truncate println)"}
 }
 
-// outputFormat returns the --format value, checked.
-func outputFormat(c *cli.Context) (string, error) {
-	f := c.String("format")
-	if f != "table" && f != "json" {
-		return "", usagef("unknown --format %q; use table or json", f)
+// outputFormat returns the parsed --format value.
+func outputFormat(c *cli.Context) (format.Format, error) {
+	f, err := format.Parse(c.String("format"))
+	if err != nil {
+		return format.Format{}, usageError{err}
 	}
 	return f, nil
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "    ")
-	return enc.Encode(v)
-}
-
-// printTable writes a header and rows aligned in columns.
-func printTable(w io.Writer, header []string, rows [][]string) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
-	}
-	return tw.Flush()
 }
 
 func short(id string) string {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/nsthread"
 	"github.com/vishvananda/netns"
 )
 
@@ -135,7 +135,7 @@ func startDetached(netns string, args []string) error {
 }
 
 // startIn starts cmd inside the network namespace at path: the fork
-// happens on a thread that link.Do has moved into the namespace (and moves
+// happens on a thread that nsthread.Do has moved into the namespace (and moves
 // back, or discards, afterwards).
 func startIn(path string, cmd *exec.Cmd) error {
 	ns, err := netns.GetFromPath(path)
@@ -143,7 +143,7 @@ func startIn(path string, cmd *exec.Cmd) error {
 		return fmt.Errorf("open namespace %s: %w", path, err)
 	}
 	defer ns.Close()
-	if err := link.Do(ns, cmd.Start); err != nil {
+	if err := nsthread.Do(ns, cmd.Start); err != nil {
 		return fmt.Errorf("start %s in %s: %w", cmd.Path, path, err)
 	}
 	return nil

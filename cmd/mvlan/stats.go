@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/format"
 )
 
 // clearScreen moves the cursor home and clears the terminal (ANSI).
@@ -56,15 +57,12 @@ func statsAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if f == "json" {
-		return printJSON(c.App.Writer, s)
-	}
-	return printStats(c.App.Writer, s, nil)
+	return writeStats(c.App.Writer, s, f)
 }
 
 // watchStats redraws the counters every interval until Ctrl-C (or
 // SIGTERM); with --format json it writes one JSON document per line.
-func watchStats(ctx context.Context, w io.Writer, cl *api.Client, format string, interval time.Duration) error {
+func watchStats(ctx context.Context, w io.Writer, cl *api.Client, f format.Format, interval time.Duration) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	tick := time.NewTicker(interval)
@@ -78,7 +76,7 @@ func watchStats(ctx context.Context, w io.Writer, cl *api.Client, format string,
 		if err != nil {
 			return err
 		}
-		if err := drawStats(w, s, prev, format, interval); err != nil {
+		if err := drawStats(w, s, prev, f, interval); err != nil {
 			return err
 		}
 		prev = &s
@@ -90,14 +88,29 @@ func watchStats(ctx context.Context, w io.Writer, cl *api.Client, format string,
 	}
 }
 
-func drawStats(w io.Writer, s api.Stats, prev *api.Stats, format string, interval time.Duration) error {
-	if format == "json" {
+func drawStats(w io.Writer, s api.Stats, prev *api.Stats, f format.Format, interval time.Duration) error {
+	switch f.Kind {
+	case format.JSON: // one reading per line
 		return json.NewEncoder(w).Encode(s)
+	case format.Template:
+		return writeStats(w, s, f)
 	}
 	fmt.Fprint(w, clearScreen)
 	fmt.Fprintf(w, "mvlan stats at %s, every %s (Ctrl-C to stop); totals (rate per second)\n\n",
 		s.Time.Local().Format(time.TimeOnly), interval)
 	return printStats(w, s, prev)
+}
+
+// writeStats prints one reading: the tables, the whole reading as JSON,
+// or a template run on each network's counters (api.NetworkStats).
+func writeStats(w io.Writer, s api.Stats, f format.Format) error {
+	switch f.Kind {
+	case format.JSON:
+		return format.PrintJSON(w, s)
+	case format.Template:
+		return format.Write(w, f, s.Networks, nil)
+	}
+	return printStats(w, s, nil)
 }
 
 // printStats writes the per-VLAN, per-network and drop tables; with prev,
@@ -110,7 +123,7 @@ func printStats(w io.Writer, s api.Stats, prev *api.Stats) error {
 		old, ok := r.vlans[vlanKey(v)]
 		vrows = append(vrows, append([]string{v.Parent, strconv.Itoa(int(v.VLAN))}, r.traffic(v.Traffic, old, ok)...))
 	}
-	if err := printTable(w, []string{"PARENT", "VLAN", "RX PACKETS", "RX BYTES", "TX PACKETS", "TX BYTES"}, vrows); err != nil {
+	if err := format.PrintTable(w, []string{"PARENT", "VLAN", "RX PACKETS", "RX BYTES", "TX PACKETS", "TX BYTES"}, vrows); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "\nPer network (endpoint traffic; drops, flood, hairpin and east-west in packets)")
@@ -118,7 +131,7 @@ func printStats(w io.Writer, s api.Stats, prev *api.Stats) error {
 	for _, n := range s.Networks {
 		nrows = append(nrows, r.networkRow(n))
 	}
-	if err := printTable(w, []string{"NETWORK", "RX PACKETS", "RX BYTES", "TX PACKETS", "TX BYTES",
+	if err := format.PrintTable(w, []string{"NETWORK", "RX PACKETS", "RX BYTES", "TX PACKETS", "TX BYTES",
 		"DROPS", "FLOOD", "HAIRPIN", "EAST-WEST"}, nrows); err != nil {
 		return err
 	}
@@ -141,7 +154,7 @@ func printDrops(w io.Writer, s api.Stats) error {
 		fmt.Fprintln(w, "Policy drops: none")
 	} else {
 		fmt.Fprintln(w, "Policy drops")
-		if err := printTable(w, []string{"NETWORK", "REASON", "PACKETS", "BYTES"}, rows); err != nil {
+		if err := format.PrintTable(w, []string{"NETWORK", "REASON", "PACKETS", "BYTES"}, rows); err != nil {
 			return err
 		}
 	}

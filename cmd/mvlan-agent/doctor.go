@@ -6,11 +6,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/doctor"
+	"github.com/mvlan/mvlan/internal/format"
 )
 
-func doctorCommand() *cli.Command {
-	return withUsage(&cli.Command{
+func doctorCommand(onUsage cli.OnUsageErrorFunc) *cli.Command {
+	return &cli.Command{
 		Name:  "doctor",
 		Usage: "check the kernel features mvlan needs and say what a missing one means",
 		Description: "Tries each feature in a throwaway network namespace (macvlan, 8021q, dummy, bridge, veth,\n" +
@@ -19,10 +21,11 @@ func doctorCommand() *cli.Command {
 			"Exit code 0 whatever is missing (the report is the result), 1 if doctor itself failed.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "bpffs", Value: doctor.DefaultBPFFS, EnvVars: []string{"MVLAN_BPFFS"}, Usage: "bpffs directory the agent pins maps and links under"},
-			formatFlag(),
+			&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"},
 		},
-		Action: runDoctor,
-	})
+		Action:       runDoctor,
+		OnUsageError: onUsage,
+	}
 }
 
 // doctorSection is one part of the doctor's report.
@@ -46,7 +49,7 @@ var doctorSections = []func(ctx context.Context, c *cli.Context, out *doctorOutp
 
 // driftSection asks a running agent whether state, kernel and IPAM agree.
 func driftSection(ctx context.Context, c *cli.Context, out *doctorOutput) error {
-	cl := client(c)
+	cl := api.NewClient(c.String("socket"))
 	defer cl.Close()
 	s := doctorSection{Name: "agent"}
 	ch, err := cl.Check(ctx)
@@ -77,9 +80,9 @@ func runDoctor(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("doctor takes no arguments, got %q", c.Args().First())
 	}
-	format, err := outputFormat(c)
-	if err != nil {
-		return err
+	kind := c.String("format")
+	if kind != "table" && kind != "json" {
+		return usagef("unknown --format %q; use table or json", kind)
 	}
 	if c.String("bpffs") == "" {
 		return usagef("--bpffs is empty; use a directory such as %s", doctor.DefaultBPFFS)
@@ -90,8 +93,8 @@ func runDoctor(c *cli.Context) error {
 			return err
 		}
 	}
-	if format == "json" {
-		return printJSON(c.App.Writer, out)
+	if kind == "json" {
+		return format.PrintJSON(c.App.Writer, out)
 	}
 	return printDoctor(c, out)
 }
@@ -105,7 +108,7 @@ func printDoctor(c *cli.Context, out doctorOutput) error {
 			rows = append(rows, []string{ch.Name, checkStatus(ch), checkText(ch)})
 		}
 	}
-	return printTable(w, []string{"CHECK", "STATUS", "DETAIL/IMPACT"}, rows)
+	return format.PrintTable(w, []string{"CHECK", "STATUS", "DETAIL/IMPACT"}, rows)
 }
 
 func checkStatus(ch doctor.Check) string {

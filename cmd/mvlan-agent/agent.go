@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mvlan/mvlan/agent"
+	"github.com/mvlan/mvlan/version"
+)
+
+// agentFlags are the daemon's settings; each can come from the environment
+// (the package's /etc/default/mvlan sets them for mvlan.service).
+func agentFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "state-dir", Value: "/var/lib/mvlan", EnvVars: []string{"MVLAN_STATE_DIR"}, Usage: "directory of the state file (one agent per directory)"},
+		&cli.StringFlag{Name: "metrics-addr", Value: "127.0.0.1:9469", EnvVars: []string{"MVLAN_METRICS_ADDR"}, Usage: "host:port serving /metrics (empty: off)"},
+		&cli.StringFlag{Name: "bpffs", Value: "/sys/fs/bpf/mvlan", EnvVars: []string{"MVLAN_BPFFS"}, Usage: "bpffs directory for pinned maps and links"},
+		&cli.StringFlag{Name: "attach-mode", Value: "auto", EnvVars: []string{"MVLAN_ATTACH_MODE"}, Usage: "how BPF programs attach: auto, tcx or tc"},
+		&cli.StringFlag{Name: "plugin-socket", Value: "/run/docker/plugins/mvlan.sock", EnvVars: []string{"MVLAN_PLUGIN_SOCKET"}, Usage: "socket where Docker finds mvlan as a network and IPAM plugin (driver name: the file name without .sock; empty: off)"},
+		&cli.StringFlag{Name: "docker-host", Value: "unix:///run/docker.sock", EnvVars: []string{"MVLAN_DOCKER_HOST"}, Usage: "dockerd's Engine API (unix:///PATH), asked for the names of Docker's containers shown by mvlan ps (empty: off)"},
+		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MVLAN_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+	}
+}
+
+func runAgent(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("agent takes no arguments, got %q", c.Args().First())
+	}
+	switch m := c.String("attach-mode"); m {
+	case "auto", "tcx", "tc":
+	default:
+		return usagef("unknown --attach-mode %q; use auto, tcx or tc", m)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return usagef("unknown --log-level %q; use debug, info, warn or error", c.String("log-level"))
+	}
+	agent.Version = version.Version
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	a, err := agent.New(agent.Config{
+		StateDir:     c.String("state-dir"),
+		Socket:       c.String("socket"),
+		MetricsAddr:  c.String("metrics-addr"),
+		BPFFS:        c.String("bpffs"),
+		AttachMode:   c.String("attach-mode"),
+		PluginSocket: c.String("plugin-socket"),
+		DockerHost:   c.String("docker-host"),
+		Log:          log,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err = a.Run(ctx)
+	if cerr := a.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		log.Info("agent stopped")
+	}
+	return err
+}

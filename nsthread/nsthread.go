@@ -1,0 +1,39 @@
+// Package nsthread runs a function on an OS thread that has entered another
+// network namespace, and makes sure no goroutine ever runs in a namespace
+// it did not ask for. It depends on nothing but the setns system call, so
+// that the CLI can start a command in a container without linking netlink.
+package nsthread
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+
+	"github.com/vishvananda/netns"
+)
+
+// Do runs fn on a locked OS thread that has entered the network namespace
+// ns, then returns the thread to its own namespace. If it cannot return, the
+// thread stays locked and Go discards it when the goroutine ends.
+func Do(ns netns.NsHandle, fn func() error) (err error) {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("get current netns: %w", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter netns: %w", err)
+	}
+	defer func() { // deferred so that a panicking fn restores the thread too
+		if rerr := netns.Set(orig); rerr != nil {
+			// Leave the thread locked: it dies with this goroutine.
+			err = errors.Join(err, fmt.Errorf("return to own netns: %w", rerr))
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	return fn()
+}
