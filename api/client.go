@@ -133,3 +133,10 @@ func (c *Client) Check(ctx context.Context) (Check, error) {
 	err := c.Do(ctx, "GET", "/v1/check", nil, &ch)
 	return ch, err
 }
+
+// Version asks the agent what it is and what the kernel offers.
+func (c *Client) Version(ctx context.Context) (Version, error) {
+	var v Version
+	err := c.Do(ctx, "GET", "/v1/version", nil, &v)
+	return v, err
+}

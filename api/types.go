@@ -146,3 +146,15 @@ func (e *Error) Error() string { return e.Message }
 type Check struct {
 	Drift []string `json:"drift"`
 }
+
+// Version is the answer of GET /v1/version: what the agent is and what
+// the kernel under it offers.
+type Version struct {
+	Version   string `json:"version"`
+	API       string `json:"api"`
+	GoVersion string `json:"go_version"`
+	Kernel    string `json:"kernel"`
+	// Features are the kernel features in use or available, e.g.
+	// "attach=tcx", "btf", "netns_cookie".
+	Features []string `json:"features"`
+}

@@ -59,10 +59,13 @@ func newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "socket", Value: api.DefaultSocket, EnvVars: []string{"MVLAN_SOCKET"}, Usage: "agent API socket"},
 		},
-		Commands: []*cli.Command{agentCommand(), networkCommand(), runCommand(), connectCommand(), disconnectCommand(),
-			psCommand(), rmCommand(), statsCommand(), doctorCommand()},
+		Commands: append([]*cli.Command{agentCommand(), networkCommand(), runCommand(), connectCommand(), disconnectCommand(),
+			psCommand(), rmCommand(), statsCommand(), doctorCommand(), versionCommand()}, extraCommands...),
 	}
 }
+
+// extraCommands are added by builds with more in them (gendocs.go).
+var extraCommands []*cli.Command
 
 func client(c *cli.Context) *api.Client { return api.NewClient(c.String("socket")) }
 

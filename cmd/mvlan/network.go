@@ -85,6 +85,9 @@ func networkCreate(c *cli.Context) error {
 var networkHeaders = map[string]string{"ID": "NETWORK ID"}
 
 func networkLs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("network ls takes no arguments, got %q", c.Args().First())
+	}
 	f, err := outputFormat(c)
 	if err != nil {
 		return err
