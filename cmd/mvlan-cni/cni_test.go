@@ -50,7 +50,9 @@ func binaries(t testing.TB) {
 			return
 		}
 		cniDir, mvlanBin = filepath.Join(dir, "cni"), filepath.Join(dir, "mvlan")
-		for _, b := range [][2]string{{filepath.Join(cniDir, "mvlan"), "."}, {mvlanBin, "../mvlan"}} {
+		// mvlan agent runs the mvlan-agent next to mvlan.
+		for _, b := range [][2]string{{filepath.Join(cniDir, "mvlan"), "."}, {mvlanBin, "../mvlan"},
+			{filepath.Join(dir, "mvlan-agent"), "../mvlan-agent"}} {
 			if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("build %s: %w\n%s", b[1], err, out)
 				return

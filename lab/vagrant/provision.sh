@@ -1,6 +1,6 @@
 #!/bin/sh
 # lab/vagrant/provision.sh N: provisions Vagrant lab host N (1 or 2), as root.
-# The Vagrantfile has copied bin/mvlan, lab/vm and lab/scenarios to
+# The Vagrantfile has copied bin/mvlan, bin/mvlan-agent, lab/vm and lab/scenarios to
 # /tmp/mvlan-lab. Installs mvlan and the lab, removes what an earlier run
 # left, writes /etc/mvlan-lab.env and starts the runner (the systemd unit
 # mvlan-lab, enabled so the reboot scenario resumes after the boot). Results:
@@ -41,7 +41,7 @@ for l in "$TRUNK.40" foo; do ip link del "$l" 2>/dev/null || true; done
 ip -all netns delete 2>/dev/null || true
 rm -rf /var/lib/mvlan /var/lib/mvlan-lab /opt/mvlan-lab
 
-install -m 755 "$SRC/mvlan" /usr/local/bin/mvlan
+install -m 755 "$SRC/mvlan" "$SRC/mvlan-agent" /usr/local/bin/
 mkdir -p /opt/mvlan-lab /var/lib/mvlan-lab
 cp -r "$SRC/vm" "$SRC/scenarios" /opt/mvlan-lab/
 

@@ -4,11 +4,11 @@
 # scenario runner on each), follows their @@LAB result lines, prints the same
 # table as make lab and exits non-zero on any failure. The VMs stay up for a
 # look (vagrant ssh host1); `vagrant destroy -f` removes them. Logs:
-# lab/out/vagrant/. Needs bin/mvlan (make build).
+# lab/out/vagrant/. Needs bin/mvlan and bin/mvlan-agent (make build).
 #   LAB_TIMEOUT  seconds to wait for the runners after `vagrant up` (default 1800)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[[ -x bin/mvlan ]] || { echo "lab: no bin/mvlan: run make build first" >&2; exit 1; }
+[[ -x bin/mvlan && -x bin/mvlan-agent ]] || { echo "lab: no bin/mvlan or bin/mvlan-agent: run make build first" >&2; exit 1; }
 command -v vagrant >/dev/null || { echo "lab: needs vagrant" >&2; exit 1; }
 OUT=lab/out/vagrant
 mkdir -p "$OUT"
