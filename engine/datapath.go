@@ -62,14 +62,14 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
 	if err := a.dp.SetParent(parent.Index, n.DatapathID, uint16(parent.VID)); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
-	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, parent.Index, a.mode); err != nil {
+	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, parent.Index, a.modes.Parent); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
 	n.parentIndex = parent.Index
 	if trunk == nil {
 		return nil
 	}
-	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, trunk.Index, a.mode); err != nil {
+	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, trunk.Index, a.modes.Parent); err != nil {
 		return fmt.Errorf("attach datapath to trunk %s: %w", trunk.Name, err)
 	}
 	n.trunkIndex = trunk.Index
@@ -119,7 +119,7 @@ func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *api.Endpoint
 	if err := a.dp.SetEndpoint(ep); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
-	if err := a.dp.AttachEndpoint(ctx, e.Netns, idx, a.mode); err != nil {
+	if err := a.dp.AttachEndpoint(ctx, e.Netns, idx, a.modes.Endpoint); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
 	return nil

@@ -37,7 +37,7 @@ type Engine struct {
 	store *store.Store
 	host  *link.Host
 	dp    *loader.Datapath
-	mode  loader.Mode
+	modes loader.Modes // per kind of link: see loader.ResolveModes
 
 	hostIno uint64 // inode of the managed namespace, never a container's
 
@@ -67,7 +67,7 @@ func Open(cfg Config) (*Engine, error) {
 	if a.hostIno, err = link.CheckNetns(hostPath); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
-	if a.mode, err = loader.ResolveMode(cfg.AttachMode); err != nil {
+	if a.modes, err = loader.ResolveModes(cfg.AttachMode); err != nil {
 		return nil, errors.Join(fmt.Errorf("--attach-mode %s: %w", cfg.AttachMode, err), a.Close())
 	}
 	if a.dp, err = loader.Load(context.Background(), cfg.BPFFS); err != nil {

@@ -1,8 +1,9 @@
 package main
 
 // Privileged end-to-end tests of the eBPF datapath (issue 5, "Tests")
-// through the real agent, in both attach modes where the issue asks for it:
-// TCX (the default on this kernel) and clsact + cls_bpf (--attach-mode tc).
+// through the real agent, in every attach mode: the default (auto: TCX on
+// the parents on this kernel, clsact + cls_bpf on the endpoints), and TCX
+// and clsact + cls_bpf each forced everywhere (--attach-mode tcx|tc).
 // Flood and hairpin counts, counters across an agent restart, nothing left
 // attached after rm (asked of the kernel itself), and a real Prometheus
 // scraping the agent. The per-network / per-VLAN ping counts and the spoof
@@ -38,14 +39,20 @@ import (
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
-// dpModes are the attach modes each datapath test runs in: the default
-// (auto, which is TCX on this kernel) and forced clsact + cls_bpf.
-var dpModes = []struct {
-	name  string // the mode the attachments must report
-	flags []string
-}{
-	{"tcx", nil},
-	{"tc", []string{"--attach-mode", "tc"}},
+// dpMode is an --attach-mode a datapath test runs in, with the modes the
+// parents' and the endpoints' attachments must then report.
+type dpMode struct {
+	name             string
+	parent, endpoint string
+	flags            []string
+}
+
+// dpModes: the default (auto: TCX on the parents on this kernel, clsact on
+// the endpoints), and each mode forced everywhere.
+var dpModes = []dpMode{
+	{"auto", "tcx", "tc", nil},
+	{"tcx", "tcx", "tcx", []string{"--attach-mode", "tcx"}},
+	{"tc", "tc", "tc", []string{"--attach-mode", "tc"}},
 }
 
 // dpEnv is a sandbox (eth0, plus extra parents) with an agent serving
@@ -53,11 +60,11 @@ var dpModes = []struct {
 // are named "<sandbox>-c..." and removed when the test ends.
 type dpEnv struct {
 	*env
-	mode  string
+	mode  dpMode
 	flags []string // the agent's flags, given again on restart
 }
 
-func newDPEnv(t *testing.T, mode string, modeFlags []string, extraParents ...string) *dpEnv {
+func newDPEnv(t *testing.T, mode dpMode, extraParents ...string) *dpEnv {
 	t.Helper()
 	sb := nstest.NewSandbox(t)
 	for _, p := range extraParents {
@@ -67,7 +74,7 @@ func newDPEnv(t *testing.T, mode string, modeFlags []string, extraParents ...str
 	e := &dpEnv{
 		env:   &env{t: t, sb: sb, a: newAgent(t, sb)},
 		mode:  mode,
-		flags: append([]string{"--metrics-addr", metricsAddr}, modeFlags...),
+		flags: append([]string{"--metrics-addr", metricsAddr}, mode.flags...),
 	}
 	startWith(e.a, e.flags...)
 	t.Cleanup(e.cleanup)
@@ -87,7 +94,8 @@ func (e *dpEnv) view(c1, c2 string) *statsEnv {
 	return &statsEnv{t: e.t, sb: e.sb, a: e.a, c1: c1, c2: c2}
 }
 
-// wantMode: the agent attached n programs, all in the env's mode.
+// wantMode: the agent attached n programs, each in the env's mode for its
+// kind of link (an endpoint's is CONTAINER/IFNAME).
 func (e *dpEnv) wantMode(n int) {
 	e.t.Helper()
 	at := e.view("", "").stats().Attachments
@@ -95,8 +103,12 @@ func (e *dpEnv) wantMode(n int) {
 		e.t.Errorf("%d attachments; want %d: %+v", len(at), n, at)
 	}
 	for _, a := range at {
-		if a.Mode != e.mode {
-			e.t.Errorf("%s %s (%s) attached in mode %q; want %q", a.Link, a.Hook, a.Program, a.Mode, e.mode)
+		want := e.mode.parent
+		if strings.Contains(a.Link, "/") {
+			want = e.mode.endpoint
+		}
+		if a.Mode != want {
+			e.t.Errorf("%s %s (%s) attached in mode %q; want %q (--attach-mode %s)", a.Link, a.Hook, a.Program, a.Mode, want, e.mode.name)
 		}
 	}
 }
@@ -207,7 +219,7 @@ func TestDatapathBroadcast(t *testing.T) {
 	for _, m := range dpModes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			e := newDPEnv(t, m.name, m.flags)
+			e := newDPEnv(t, m)
 			c1, c2, ep1, _ := e.pubNetPair()
 			e.settle("mvlan_flood_packets_total")
 
@@ -259,7 +271,7 @@ func TestDatapathHairpin(t *testing.T) {
 	for _, m := range dpModes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			e := newDPEnv(t, m.name, m.flags, "eth1")
+			e := newDPEnv(t, m, "eth1")
 			w := e.sb.WirePath
 			e.in(w, "ip", "addr", "add", "192.168.50.1/24", "dev", "wire0")
 			e.in(w, "ip", "addr", "add", "192.168.60.1/24", "dev", "w-eth1")
@@ -378,7 +390,7 @@ func TestDatapathCountersSurviveRestart(t *testing.T) {
 	for _, m := range dpModes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			e := newDPEnv(t, m.name, m.flags)
+			e := newDPEnv(t, m)
 			quietIPv6(t, e.sb, e.sb.Path)
 			quietIPv6(t, e.sb, e.sb.WirePath)
 			e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
@@ -478,19 +490,24 @@ func kernelProgs(t *testing.T, ns, ifName string, hook loaderHook) hookProgs {
 }
 
 // wantAttached: the kernel lists exactly one program on each hook of the
-// link, attached the env's way (a TCX link, or a cls_bpf filter named
-// mvlan:...), and nothing attached the other way. It returns their ids.
+// link, attached the env's way for a parent (ns is the sandbox's) or an
+// endpoint (a TCX link, or a cls_bpf filter named mvlan:...), and nothing
+// attached the other way. It returns their ids.
 func (e *dpEnv) wantAttached(ns, ifName string) []ebpf.ProgramID {
 	e.t.Helper()
+	mode := e.mode.endpoint
+	if ns == e.sb.Path {
+		mode = e.mode.parent
+	}
 	var ids []ebpf.ProgramID
 	for _, hook := range []loaderHook{hookIngress, hookEgress} {
 		h := kernelProgs(e.t, ns, ifName, hook)
 		ours, other := h.tcx, h.tc
-		if e.mode == "tc" {
+		if mode == "tc" {
 			ours, other = h.tc, h.tcx
 		}
-		if len(ours) != 1 || len(other) != 0 || (e.mode == "tc" && !strings.Contains(h.filters, "mvlan:")) {
-			e.t.Errorf("%s %s in %s: the kernel lists %s; want one %s program", ifName, hook, ns, h, e.mode)
+		if len(ours) != 1 || len(other) != 0 || (mode == "tc" && !strings.Contains(h.filters, "mvlan:")) {
+			e.t.Errorf("%s %s in %s: the kernel lists %s; want one %s program (--attach-mode %s)", ifName, hook, ns, h, mode, e.mode.name)
 		}
 		ids = append(ids, h.ids()...)
 	}
@@ -552,12 +569,17 @@ func (e *dpEnv) pins() []string {
 	return names
 }
 
-// wantPins: n pinned TCX links (in tc mode none), none of them of the
-// namespace with netns cookie gone.
-func (e *dpEnv) wantPins(n int, gone uint64) {
+// wantPins: a pinned TCX link for each of the parent hooks and endpoint
+// hooks attached with TCX in the env's mode, none of them of the namespace
+// with netns cookie gone.
+func (e *dpEnv) wantPins(parentHooks, endpointHooks int, gone uint64) {
 	e.t.Helper()
-	if e.mode == "tc" {
-		n = 0
+	n := 0
+	if e.mode.parent == "tcx" {
+		n += parentHooks
+	}
+	if e.mode.endpoint == "tcx" {
+		n += endpointHooks
 	}
 	pins := e.pins()
 	if len(pins) != n {
@@ -581,16 +603,16 @@ func TestDatapathRmDetaches(t *testing.T) {
 	for _, m := range dpModes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			e := newDPEnv(t, m.name, m.flags)
+			e := newDPEnv(t, m)
 			c1, c2, ep1, ep2 := e.pubNetPair()
 			e.wantAttached(e.sb.Path, "eth0")
 			progs1 := e.wantAttached(c1, "eth0")
 			progs2 := e.wantAttached(c2, "eth0")
-			e.wantPins(6, 0)
+			e.wantPins(2, 4, 0)
 
 			e.a.ok("rm", "-f", c1)
 			waitFreed(t, "rm -f "+c1, progs1)
-			e.wantPins(4, ep1.NetnsCookie)
+			e.wantPins(2, 2, ep1.NetnsCookie)
 			e.wantAttached(e.sb.Path, "eth0")
 
 			e.restart()
@@ -607,11 +629,11 @@ func TestDatapathRmDetaches(t *testing.T) {
 
 			e.a.ok("rm", "-f", c2)
 			waitFreed(t, "rm -f "+c2+" after a restart", now2)
-			e.wantPins(2, ep2.NetnsCookie)
+			e.wantPins(2, 0, ep2.NetnsCookie)
 
 			e.a.ok("network", "rm", "pub_net")
 			e.wantDetached(e.sb.Path, "eth0")
-			e.wantPins(0, 0)
+			e.wantPins(0, 0, 0)
 			// eth0 had no clsact qdisc: mvlan made it, and must not leave it
 			// behind, restart or not (DESIGN.md: nothing leaked).
 			if q := e.in(e.sb.Path, "tc", "qdisc", "show", "dev", "eth0"); strings.Contains(q, "clsact") {

@@ -32,7 +32,7 @@ func runDatapath(ctx context.Context, e *env, r *report) error {
 	for _, setup := range []func(context.Context, *env) (*dpPair, error){
 		setupMacvlan,
 		func(ctx context.Context, e *env) (*dpPair, error) {
-			return setupMvlan(ctx, e, "mvlan_tcx", "t", "10.98.1")
+			return setupMvlan(ctx, e, "mvlan_tcx", "t", "10.98.1", "--attach-mode", "tcx")
 		},
 		func(ctx context.Context, e *env) (*dpPair, error) {
 			return setupMvlan(ctx, e, "mvlan_tc", "k", "10.98.2", "--attach-mode", "tc")
@@ -100,7 +100,7 @@ func runDatapath(ctx context.Context, e *env, r *report) error {
 	s := r.section("datapath: two endpoints of one network")
 	s.para("Client and server are two endpoints in their own namespaces on one network. " +
 		"`macvlan`: two macvlan (bridge mode) slaves of a veth made with `ip`, no programs, no agent (the limit). " +
-		"`mvlan_tcx` / `mvlan_tc`: an agent with the default attach mode / `--attach-mode tc` in a namespace of its own, " +
+		"`mvlan_tcx` / `mvlan_tc`: an agent with `--attach-mode tcx` / `--attach-mode tc` (the default, auto, is TCX on the parents and tc on the endpoints) in a namespace of its own, " +
 		"`mvlan network create -o parent=eth0` and two `mvlan run -d` (the endpoint programs on both slaves). " +
 		"`bridge_veth`: a Linux bridge in a third namespace with a veth pair to each endpoint (Docker's default bridge datapath). " +
 		"IPv6 is off everywhere (as mvlan does on IPv4-only endpoints).")
