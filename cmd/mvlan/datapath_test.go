@@ -12,16 +12,12 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -694,83 +690,17 @@ func (l *lockedBuffer) String() string {
 	return s
 }
 
-// promQuery is the part of a Prometheus /api/v1/query answer the test reads.
-type promQuery struct {
-	Status string `json:"status"`
-	Data   struct {
-		Result []struct {
-			Metric map[string]string `json:"metric"`
-			Value  [2]any            `json:"value"`
-		} `json:"result"`
-	} `json:"data"`
-}
-
 // TestDatapathPrometheus: a real Prometheus (Debian's), running inside the
 // sandbox, scrapes the agent every second, and the PromQL query of the
 // per-VLAN counter returns eth0's VLAN 0 with the pings counted.
 func TestDatapathPrometheus(t *testing.T) {
 	t.Parallel()
 	nstest.RequireRoot(t)
-	prom := "/usr/bin/prometheus"
-	if _, err := os.Stat(prom); err != nil {
-		if prom, err = exec.LookPath("prometheus"); err != nil {
-			t.Skip("prometheus not installed (/usr/bin/prometheus): apt-get install prometheus, or extract Debian's prometheus .deb as .ci/run does")
-		}
-	}
+	prometheusBin(t)
 	e := newStatsEnv(t)
 	e.mustPing(e.c2, "172.16.86.10")
-
-	const promAddr = "127.0.0.1:9090" // inside the sandbox
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: mvlan
-    static_configs:
-      - targets: ["%s"]
-`, metricsAddr)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var log lockedBuffer
-	cmd := exec.Command("nsenter", "--net="+e.sb.Path, "--", prom, "--config.file="+cfg,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	t.Cleanup(func() { // before t.TempDir's removal: cleanups run last in, first out
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-
-	client := nsClient(e.sb.Path)
-	defer client.Transport.(*http.Transport).CloseIdleConnections()
-	q := `mvlan_vlan_rx_packets_total{parent="eth0"}`
-	u := "http://" + promAddr + "/api/v1/query?query=" + url.QueryEscape(q)
-	var last string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		resp, err := client.Get(u)
-		if err != nil {
-			last = err.Error()
-			continue
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		last = resp.Status + " " + string(body)
-		var r promQuery
-		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &r) != nil || r.Status != "success" {
-			continue
-		}
-		for _, s := range r.Data.Result {
-			str, _ := s.Value[1].(string)
-			if v, err := strconv.ParseFloat(str, 64); err == nil && v > 0 && s.Metric["vlan"] == "0" && s.Metric["job"] == "mvlan" {
-				t.Logf("PromQL %s: %v = %v", q, s.Metric, v)
-				return
-			}
-		}
-	}
-	t.Fatalf("PromQL %s returned no sample > 0 within 20s; last answer: %s\nprometheus log:\n%s", q, last, log.String())
+	p := startPrometheus(t, e.sb)
+	q := `mvlan_vlan_rx_packets_total{parent="eth0", vlan="0", job="mvlan"}`
+	r := p.waitQuery(q, 20*time.Second, anyAbove0)
+	t.Logf("PromQL %s: %v", q, r)
 }
