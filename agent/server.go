@@ -21,6 +21,7 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/endpoints/{ref}", a.handleRemoveEndpoint)
 	mux.HandleFunc("DELETE /v1/endpoints", a.handleDisconnect)
 	mux.HandleFunc("GET /v1/check", a.handleCheck)
+	mux.HandleFunc("GET /v1/endpoints/{id}/check", a.handleCheckEndpoint)
 	mux.HandleFunc("GET /v1/stats", a.handleStats)
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"agent_id": a.eng.AgentID()})
@@ -120,6 +121,16 @@ func (a *Agent) handleDisconnect(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleCheck(w http.ResponseWriter, r *http.Request) {
 	drift, err := a.eng.Check(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Check{Drift: drift})
+}
+
+// handleCheckEndpoint serves the drift of one endpoint (CNI CHECK).
+func (a *Agent) handleCheckEndpoint(w http.ResponseWriter, r *http.Request) {
+	drift, err := a.eng.CheckEndpoint(r.Context(), r.PathValue("id"))
 	if err != nil {
 		writeError(w, err)
 		return

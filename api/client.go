@@ -140,3 +140,11 @@ func (c *Client) Version(ctx context.Context) (Version, error) {
 	err := c.Do(ctx, "GET", "/v1/version", nil, &v)
 	return v, err
 }
+
+// CheckEndpoint asks the agent whether one endpoint (by ID) is as it made
+// it: state, link, MAC, addresses and datapath programs.
+func (c *Client) CheckEndpoint(ctx context.Context, id string) (Check, error) {
+	var ch Check
+	err := c.Do(ctx, "GET", "/v1/endpoints/"+url.PathEscape(id)+"/check", nil, &ch)
+	return ch, err
+}

@@ -69,7 +69,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 // newEndpoint validates the request into an endpoint without addresses.
 func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (api.Endpoint, error) {
 	e := api.Endpoint{ID: store.NewID(), Name: req.Name, NetworkID: n.ID, Netns: req.Netns, IfName: req.IfName,
-		State: api.EndpointCreating, Created: time.Now().UTC()}
+		State: api.EndpointCreating, Created: time.Now().UTC(), CNI: req.CNI}
 	if e.IfName != "" {
 		if err := link.CheckIfName(e.IfName); err != nil {
 			return e, invalid(fmt.Errorf("--ifname: %w", err))

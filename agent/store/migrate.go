@@ -25,6 +25,7 @@ func (e *SchemaError) Error() string {
 // transaction that opens it: a crash half way leaves the file as it was.
 var migrations = []func(*bolt.Tx) error{
 	0: migrate0,
+	1: func(*bolt.Tx) error { return nil }, // schema 2 only added optional fields
 }
 
 // migrate brings the file's records to Schema and records the version.

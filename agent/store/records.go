@@ -18,8 +18,9 @@ import (
 // The records below are the on-disk format: their json tags are frozen.
 // A change to them is a new schema with a migration, never an edit here.
 // Schema 1 kept schema 0's field names, so the release before it can still
-// read a file this one wrote.
-const Schema = 1
+// read a file this one wrote. Schema 2 added an endpoint's CNI identity
+// (cni, optional): schema 1 records are schema 2 records without it.
+const Schema = 2
 
 // networkRecord is a stored network (schema 1).
 type networkRecord struct {
@@ -48,7 +49,7 @@ type poolRecord struct {
 	Aux     map[string]netip.Addr `json:"aux_addresses,omitempty"`
 }
 
-// endpointRecord is a stored endpoint (schema 1).
+// endpointRecord is a stored endpoint (schema 2).
 type endpointRecord struct {
 	ID          string         `json:"id"`
 	Name        string         `json:"name"`
@@ -63,6 +64,14 @@ type endpointRecord struct {
 	Created     time.Time      `json:"created"`
 	NetnsCookie uint64         `json:"netns_cookie,omitempty"`
 	Ifindex     int            `json:"ifindex,omitempty"`
+	CNI         *cniRecord     `json:"cni,omitempty"` // schema 2
+}
+
+// cniRecord is the identity a CNI runtime gave an endpoint (schema 2).
+type cniRecord struct {
+	Network     string `json:"network"`
+	ContainerID string `json:"container_id"`
+	IfName      string `json:"ifname"`
 }
 
 func networkToRecord(n api.Network) networkRecord {
@@ -88,13 +97,13 @@ func (r networkRecord) api() api.Network {
 func endpointToRecord(e api.Endpoint) endpointRecord {
 	return endpointRecord{ID: e.ID, Name: e.Name, NetworkID: e.NetworkID, Netns: e.Netns, NetnsInode: e.NetnsInode,
 		OwnsNetns: e.OwnsNetns, IfName: e.IfName, MAC: e.MAC, Addrs: e.Addrs, State: e.State, Created: e.Created,
-		NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex}
+		NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, CNI: (*cniRecord)(e.CNI)}
 }
 
 func (r endpointRecord) api() api.Endpoint {
 	return api.Endpoint{ID: r.ID, Name: r.Name, NetworkID: r.NetworkID, Netns: r.Netns, NetnsInode: r.NetnsInode,
 		OwnsNetns: r.OwnsNetns, IfName: r.IfName, MAC: r.MAC, Addrs: r.Addrs, State: r.State, Created: r.Created,
-		NetnsCookie: r.NetnsCookie, Ifindex: r.Ifindex}
+		NetnsCookie: r.NetnsCookie, Ifindex: r.Ifindex, CNI: (*api.CNIAttachment)(r.CNI)}
 }
 
 // ErrBadRecord means a stored record does not decode or breaks the rules

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,8 +48,19 @@ func cmdAdd(args *skel.CmdArgs) error {
 		if err != nil {
 			return err
 		}
-		e, err := cl.CreateEndpoint(ctx, api.EndpointCreate{Network: n.ID, Name: w.Name, Netns: args.Netns,
-			IfName: args.IfName, IP: w.IP, IP6: w.IP6, MAC: w.MAC})
+		eps, err := cl.Endpoints(ctx)
+		if err != nil {
+			return err
+		}
+		at := attachment(c, args)
+		if i := slices.IndexFunc(eps, func(e api.Endpoint) bool { return e.CNI != nil && *e.CNI == *at }); i >= 0 {
+			if eps[i].Netns != args.Netns {
+				return types.NewError(errConflict, fmt.Sprintf("container %s already has %s on network %s in another namespace (%s); DEL it first", args.ContainerID, args.IfName, c.Name, eps[i].Netns), "")
+			}
+			return types.PrintResult(result(n, eps[i]), c.CNIVersion) // a repeated ADD
+		}
+		e, err := cl.CreateEndpoint(ctx, api.EndpointCreate{Network: n.ID, Name: freeName(eps, n.ID, args, w.Name),
+			Netns: args.Netns, IfName: args.IfName, IP: w.IP, IP6: w.IP6, MAC: w.MAC, CNI: at})
 		if err != nil {
 			return err
 		}
@@ -90,18 +102,12 @@ func cmdCheck(args *skel.CmdArgs) error {
 		if err := compare(c.PrevResult, e); err != nil {
 			return err
 		}
-		ch, err := cl.Check(ctx)
+		ch, err := cl.CheckEndpoint(ctx, e.ID)
 		if err != nil {
 			return err
 		}
-		var mine []string
-		for _, d := range ch.Drift {
-			if strings.HasPrefix(d, "endpoint "+e.Name+":") || strings.HasPrefix(d, "endpoint "+e.Name+" ") {
-				mine = append(mine, d)
-			}
-		}
-		if len(mine) > 0 {
-			return drift("%s", strings.Join(mine, "; "))
+		if len(ch.Drift) > 0 {
+			return drift("%s", strings.Join(ch.Drift, "; "))
 		}
 		return nil
 	})
@@ -156,9 +162,7 @@ func cmdStatus(args *skel.CmdArgs) error {
 
 var errNoAttachment = errors.New("no such attachment")
 
-// find returns the endpoint the runtime made with this identity (or,
-// from an agent that stores none, the network's endpoint on that
-// interface of that namespace).
+// find returns the endpoint the runtime made with this identity.
 func find(ctx context.Context, cl *api.Client, c *Conf, args *skel.CmdArgs) (api.Endpoint, error) {
 	at := attachment(c, args)
 	eps, err := cl.Endpoints(ctx)
@@ -169,9 +173,18 @@ func find(ctx context.Context, cl *api.Client, c *Conf, args *skel.CmdArgs) (api
 		if e.CNI != nil && *e.CNI == *at {
 			return e, nil
 		}
-		if e.CNI == nil && e.Network == c.Network && args.Netns != "" && e.Netns == args.Netns && e.IfName == args.IfName {
-			return e, nil
-		}
 	}
 	return api.Endpoint{}, errNoAttachment
+}
+
+// freeName is the first of name, name-<container id's first 8>,
+// name-<first 8>-<ifname> that no endpoint of the network has: two pods
+// of one name in different Kubernetes namespaces, one pod attached twice.
+func freeName(eps []api.Endpoint, networkID string, args *skel.CmdArgs, name string) string {
+	for _, n := range []string{name, fmt.Sprintf("%s-%.8s", name, args.ContainerID), fmt.Sprintf("%s-%.8s-%s", name, args.ContainerID, args.IfName)} {
+		if !slices.ContainsFunc(eps, func(e api.Endpoint) bool { return e.NetworkID == networkID && e.Name == n }) {
+			return n
+		}
+	}
+	return "" // the agent names it after the namespace
 }

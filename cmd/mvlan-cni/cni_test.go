@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -419,4 +420,115 @@ func TestCNIBadConfig(t *testing.T) {
 			e.noDrift()
 		})
 	}
+}
+
+// endpoint is the endpoint of `mvlan ps` named name.
+func (e *env) endpoint(name string) api.Endpoint {
+	e.t.Helper()
+	for _, ep := range e.endpoints() {
+		if ep.Name == name {
+			return ep
+		}
+	}
+	e.t.Fatalf("mvlan ps has no endpoint %s", name)
+	return api.Endpoint{}
+}
+
+// TestCNIGC: GC releases exactly the attachments of this CNI network that
+// are not in the valid list; another CNI network's attachment on the same
+// mvlan network and an endpoint made with mvlan run are not touched. The
+// runtime's cache is empty (as after a reboot), so libcni itself DELs
+// nothing: what goes, the plugin's GC released.
+func TestCNIGC(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.1.0", "")
+	c1, c2, c3 := e.container("g1"), e.container("g2"), e.container("g3")
+	for _, c := range []*libcni.RuntimeConf{c1, c2, c3} {
+		e.add(l, c)
+	}
+	other := e.list("1.1.0", "")
+	other.Name = "othernet" // another runtime's network configuration
+	other.Plugins[0].Network.Name = "othernet"
+	c4 := e.container("g4")
+	e.add(other, c4)
+	run := e.sb.Name + "-run"
+	e.a.CLI("run", "-d", "--name", run, "--net", "pub_net")
+	fresh := libcni.NewCNIConfigWithCacheDir([]string{cniDir}, t.TempDir(), nil)
+	valid := []types.GCAttachment{{ContainerID: c1.ContainerID, IfName: "eth0"}}
+	if err := fresh.GCNetworkList(context.Background(), l, &libcni.GCArgs{ValidAttachments: valid}); err != nil {
+		t.Fatalf("GC: %v\nagent log:\n%s", err, e.a.Log())
+	}
+	var names []string
+	for _, ep := range e.endpoints() {
+		names = append(names, ep.Name)
+	}
+	slices.Sort(names)
+	want := []string{e.sb.Name + "-g1", e.sb.Name + "-g4", run}
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Errorf("mvlan ps after GC: %v; want %v (g2 and g3 released)", names, want)
+	}
+	for _, c := range []*libcni.RuntimeConf{c2, c3} {
+		if got := addrs(t, c.NetNS, "eth0"); got != "" {
+			t.Errorf("%s after GC: %q; want no eth0", c.ContainerID, got)
+		}
+	}
+	e.noDrift()
+	// GC of an empty list releases the rest of this network's attachments.
+	if err := fresh.GCNetworkList(context.Background(), l, &libcni.GCArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	if eps := e.endpoints(); len(eps) != 2 {
+		t.Errorf("mvlan ps after GC with no valid attachment: %+v; want g4 and %s", eps, run)
+	}
+	e.a.CLI("rm", "-f", run)
+}
+
+// TestCNICheckDrift: CHECK fails with code 101, naming what changed, when
+// the endpoint's address is removed, a foreign address added, or one of
+// its datapath programs detached; a repeated ADD returns the same result.
+func TestCNICheckDrift(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.1.0", "")
+	ctx := context.Background()
+	c := e.container("k")
+	r := e.add(l, c)
+	if again := e.add(l, c); again.IPs[0].Address.String() != r.IPs[0].Address.String() || again.Interfaces[0].Mac != r.Interfaces[0].Mac {
+		t.Errorf("a repeated ADD gave %v; want the first result %v", again, r)
+	}
+	if n := len(e.endpoints()); n != 1 {
+		t.Errorf("%d endpoints after a repeated ADD; want 1", n)
+	}
+	addr := r.IPs[0].Address.String()
+	for _, step := range []struct {
+		what, cmd, says string
+	}{
+		{"address removed", "ip addr del " + addr + " dev eth0", "address " + addr + " is missing"},
+		{"foreign address", "ip addr add " + addr + " dev eth0; ip addr add 172.16.86.99/24 dev eth0", "172.16.86.99/24"},
+	} {
+		nstest.RunErr(c.NetNS, "sh", "-c", step.cmd)
+		if err := e.cni.CheckNetworkList(ctx, l, c); cniCode(err) != errDrift || !strings.Contains(err.Error(), step.says) {
+			t.Errorf("CHECK after %s: %v; want code %d saying %q", step.what, err, errDrift, step.says)
+		}
+	}
+	nstest.RunErr(c.NetNS, "ip", "addr", "del", "172.16.86.99/24", "dev", "eth0")
+	if err := e.cni.CheckNetworkList(ctx, l, c); err != nil {
+		t.Fatalf("CHECK after the address came back: %v", err)
+	}
+	ep := e.endpoint(e.sb.Name + "-k")
+	pins, _ := filepath.Glob(filepath.Join(e.a.Dir, "bpf", "*", fmt.Sprintf("%d_%d_egress", ep.NetnsCookie, ep.Ifindex)))
+	pins2, _ := filepath.Glob(filepath.Join(e.a.Dir, "bpf", "*", "*", fmt.Sprintf("%d_%d_egress", ep.NetnsCookie, ep.Ifindex)))
+	pins = append(pins, pins2...)
+	if len(pins) != 1 {
+		t.Fatalf("TCX link pins of the endpoint's egress: %v; want one", pins)
+	}
+	if err := os.Remove(pins[0]); err != nil { // unpinning detaches the TCX link
+		t.Fatal(err)
+	}
+	if err := e.cni.CheckNetworkList(ctx, l, c); cniCode(err) != errDrift || !strings.Contains(err.Error(), "no egress program") {
+		t.Errorf("CHECK after the egress program was detached: %v; want code %d saying so", err, errDrift)
+	}
+	e.del(l, c)
 }

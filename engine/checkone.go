@@ -1,0 +1,60 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/link"
+)
+
+// CheckEndpoint is the drift check of one endpoint (by ID), for a
+// runtime's CNI CHECK: besides what Check compares (state, link, MAC,
+// name), the addresses on its link and its datapath programs in the
+// kernel. None means the endpoint is as the agent made it.
+func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error) {
+	e, err := a.store.Endpoint(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound(fmt.Errorf("no endpoint with ID %s", id))
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if drift := a.checkEndpoint(e); len(drift) > 0 {
+		return drift, nil
+	}
+	drift := checkAddrs(e)
+	missing, err := a.dp.Missing(e.Netns, e.Ifindex, a.mode)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", e.Name, err)
+	}
+	for _, h := range missing {
+		drift = append(drift, fmt.Sprintf("endpoint %s: no %s program on %s (%s mode)", e.Name, h, e.IfName, a.mode))
+	}
+	return drift, ctx.Err()
+}
+
+// checkAddrs: the endpoint's link has exactly its addresses.
+func checkAddrs(e api.Endpoint) []string {
+	have, err := link.Addrs(e.Netns, e.Ifindex)
+	if err != nil {
+		return []string{fmt.Sprintf("endpoint %s: %v", e.Name, err)}
+	}
+	var drift []string
+	for _, p := range e.Addrs {
+		if !slices.Contains(have, p) {
+			drift = append(drift, fmt.Sprintf("endpoint %s: address %s is missing from %s", e.Name, p, e.IfName))
+		}
+	}
+	for _, p := range have {
+		if !slices.Contains(e.Addrs, p) {
+			drift = append(drift, fmt.Sprintf("endpoint %s: %s has address %s, which mvlan did not give it", e.Name, e.IfName, p))
+		}
+	}
+	return drift
+}
