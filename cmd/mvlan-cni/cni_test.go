@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -133,11 +132,13 @@ func (e *env) del(l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) {
 	}
 }
 
-// endpoints is `mvlan ps --format json`.
+// endpoints lists the agent's endpoints (what `mvlan ps` shows).
 func (e *env) endpoints() []api.Endpoint {
 	e.t.Helper()
-	var eps []api.Endpoint
-	if err := json.Unmarshal([]byte(e.a.CLI("ps", "--format", "json")), &eps); err != nil {
+	cl := api.NewClient(e.a.Socket)
+	defer cl.Close()
+	eps, err := cl.Endpoints(context.Background())
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	return eps
@@ -211,7 +212,10 @@ func TestCNIVersions(t *testing.T) {
 			}
 			eps := e.endpoints()
 			if len(eps) != 1 || eps[0].Name != e.sb.Name+"-"+fmt.Sprintf("v%d", i) || eps[0].Addrs[0].String() != addr {
-				t.Errorf("mvlan ps: %+v; want one endpoint named after K8S_POD_NAME with %s", eps, addr)
+				t.Errorf("endpoints: %+v; want one named after K8S_POD_NAME with %s", eps, addr)
+			}
+			if ps := e.a.CLI("ps"); !strings.Contains(ps, eps[0].Name) || !strings.Contains(ps, addr) {
+				t.Errorf("mvlan ps:\n%s\nwant %s with %s", ps, eps[0].Name, addr)
 			}
 			if err := e.cni.CheckNetworkList(context.Background(), l, rt); err != nil {
 				t.Errorf("CHECK after ADD: %v", err)
@@ -254,11 +258,13 @@ func TestCNIStaticIPAndMAC(t *testing.T) {
 	e.del(l, rt)
 }
 
-// stats is the pub_net line of `mvlan stats --format json`.
+// stats is the pub_net line of `mvlan stats`.
 func (e *env) stats() api.NetworkStats {
 	e.t.Helper()
-	var s api.Stats
-	if err := json.Unmarshal([]byte(e.a.CLI("stats", "--format", "json")), &s); err != nil {
+	cl := api.NewClient(e.a.Socket)
+	defer cl.Close()
+	s, err := cl.Stats(context.Background())
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	for _, n := range s.Networks {
@@ -359,11 +365,12 @@ func TestCNIInline(t *testing.T) {
 	if r1.IPs[0].Address.String() != "10.9.0.128/24" || r2.IPs[0].Address.String() != "10.9.0.129/24" || r1.IPs[0].Gateway.String() != "10.9.0.254" {
 		t.Errorf("addresses %v, %v; want 10.9.0.128/24 and 10.9.0.129/24 from the range, gateway 10.9.0.254", r1.IPs[0], r2.IPs[0])
 	}
-	var ns []api.Network
-	if err := json.Unmarshal([]byte(e.a.CLI("network", "ls", "--format", "json")), &ns); err != nil || len(ns) != 1 {
-		t.Fatalf("mvlan network ls: %v %+v; want the one network the first ADD made", err, ns)
+	cl := api.NewClient(e.a.Socket)
+	defer cl.Close()
+	n, err := cl.Network(context.Background(), "inl")
+	if err != nil {
+		t.Fatalf("the network the first ADD made: %v", err)
 	}
-	n := ns[0]
 	if n.Name != "inl" || n.Parent != "eth1" || n.Mode != "private" || len(n.Pools) != 1 || n.Pools[0].IPRange.String() != "10.9.0.128/25" {
 		t.Errorf("the network the first ADD made: %+v; want inl on eth1, private, range 10.9.0.128/25", n)
 	}
