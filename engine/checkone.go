@@ -29,12 +29,12 @@ func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error)
 		return drift, nil
 	}
 	drift := checkAddrs(e)
-	missing, err := a.dp.Missing(e.Netns, e.Ifindex, a.mode)
+	missing, err := a.dp.Missing(e.Netns, e.Ifindex, a.modes.Endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", e.Name, err)
 	}
 	for _, h := range missing {
-		drift = append(drift, fmt.Sprintf("endpoint %s: no %s program on %s (%s mode)", e.Name, h, e.IfName, a.mode))
+		drift = append(drift, fmt.Sprintf("endpoint %s: no %s program on %s (%s mode)", e.Name, h, e.IfName, a.modes.Endpoint))
 	}
 	return drift, ctx.Err()
 }
