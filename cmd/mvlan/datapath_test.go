@@ -171,20 +171,46 @@ func arpRequest(srcMAC net.HardwareAddr, sender, target netip.Addr) []byte {
 	return f
 }
 
-// waitCounter polls /metrics until the sample reaches want (at most 3 s),
-// then waits a little more so that an extra count would show, and returns
-// the final text.
-func (e *dpEnv) waitCounter(name string, labels map[string]string, want uint64) string {
+// waitCounter polls /metrics until the sample reaches want (at most 3 s)
+// and returns the text. A later, extra count of the frames under test must
+// show too: with a marker, it then sends the marker down the same path and
+// polls until the marker's own counter moved (frames on one path are
+// counted in order, so by then every count of the earlier frames has been
+// made; a positive control instead of a sleep). Without one the caller's
+// frames were answered (a ping's reply): their whole path was counted.
+func (e *dpEnv) waitCounter(name string, labels map[string]string, want uint64, m *marker) string {
 	e.t.Helper()
 	v := e.view("", "")
-	for deadline := time.Now().Add(3 * time.Second); ; {
-		if counter(v.scrape(), name, labels) >= want || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	text := pollCounter(v, name, labels, want)
+	if m == nil {
+		return text
 	}
-	time.Sleep(300 * time.Millisecond)
-	return v.scrape()
+	sendFrames(e.t, m.ns, m.ifName, m.frame, 1)
+	want = counter(text, m.name, m.labels) + 1
+	text = pollCounter(v, m.name, m.labels, want)
+	if got := counter(text, m.name, m.labels); got < want {
+		e.t.Fatalf("marker: %s%v is %d after 3 s, want %d", m.name, m.labels, got, want)
+	}
+	return text
+}
+
+// marker is one frame that follows the path of the frames under test and
+// moves a counter of its own.
+type marker struct {
+	ns, ifName string
+	frame      []byte
+	name       string
+	labels     map[string]string
+}
+
+// pollCounter scrapes until the sample reaches want (at most 3 s).
+func pollCounter(v *statsEnv, name string, labels map[string]string, want uint64) string {
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		text := v.scrape()
+		if counter(text, name, labels) >= want || time.Now().After(deadline) {
+			return text
+		}
+	}
 }
 
 // settle waits until the samples of name are the same in two scrapes
@@ -236,7 +262,16 @@ func TestDatapathBroadcast(t *testing.T) {
 			}); err != nil {
 				t.Errorf("%s did not receive %s's broadcast: %v", c2, c1, err)
 			}
-			text = e.waitCounter(flood, lb("tx"), tx0+n)
+			mcast := func(f []byte) []byte { // the same ARP request, to a multicast MAC: a flood multicast count
+				f = slices.Clone(f)
+				copy(f, []byte{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01})
+				return f
+			}
+			mlb := func(dir string) map[string]string {
+				return map[string]string{"network": "pub_net", "vlan": "0", "kind": "multicast", "direction": dir}
+			}
+			text = e.waitCounter(flood, lb("tx"), tx0+n, &marker{c1, "eth0",
+				mcast(arpRequest(mac, netip.MustParseAddr("172.16.86.10"), netip.MustParseAddr("172.16.86.250"))), flood, mlb("tx")})
 			tx1, rx1 := counter(text, flood, lb("tx")), counter(text, flood, lb("rx"))
 			wantDelta(t, "broadcast tx after "+strconv.Itoa(n)+" from a container", tx0, tx1, n, n)
 			wantDelta(t, "broadcast rx after "+strconv.Itoa(n)+" from a container", rx0, rx1, 0, 0)
@@ -244,7 +279,8 @@ func TestDatapathBroadcast(t *testing.T) {
 			// From the wire: a host outside asks for an address nobody has.
 			foreign := net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0xfe, 0x01}
 			sendFrames(t, e.sb.WirePath, "wire0", arpRequest(foreign, netip.MustParseAddr("172.16.86.200"), netip.MustParseAddr("172.16.86.250")), n)
-			text = e.waitCounter(flood, lb("rx"), rx1+n)
+			text = e.waitCounter(flood, lb("rx"), rx1+n, &marker{e.sb.WirePath, "wire0",
+				mcast(arpRequest(foreign, netip.MustParseAddr("172.16.86.200"), netip.MustParseAddr("172.16.86.250"))), flood, mlb("rx")})
 			tx2, rx2 := counter(text, flood, lb("tx")), counter(text, flood, lb("rx"))
 			wantDelta(t, "broadcast rx after "+strconv.Itoa(n)+" from the wire", rx1, rx2, n, n)
 			wantDelta(t, "broadcast tx after "+strconv.Itoa(n)+" from the wire", tx1, tx2, 0, 0)
@@ -287,7 +323,7 @@ func TestDatapathHairpin(t *testing.T) {
 			out, err := e.pingFrom(ca, "192.168.60.10", false)
 			e.wantPingOK("ping net_b's container from net_a's through the router", out, exitOf(err))
 			pings := 4 // pingArgs sends 4 echo requests, 98-byte frames
-			after := e.waitCounter(hp, lb("net_a"), counter(before, hp, lb("net_a"))+uint64(pings))
+			after := e.waitCounter(hp, lb("net_a"), counter(before, hp, lb("net_a"))+uint64(pings), nil)
 
 			for _, n := range []string{"net_b", "net_a"} { // requests come back on net_b's parent, replies on net_a's
 				wantDelta(t, n+" hairpin packets", counter(before, hp, lb(n)), counter(after, hp, lb(n)), pings, pings)
@@ -678,6 +714,13 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	l.b = append(l.b, p...)
 	return len(p), nil
+}
+
+// Count counts sub in everything written so far.
+func (l *lockedBuffer) Count(sub string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(string(l.b), sub)
 }
 
 func (l *lockedBuffer) String() string {

@@ -345,7 +345,19 @@ func TestEndpointNetnsGone(t *testing.T) {
 	if out, err := exec2("ip", "netns", "del", c7); err != nil {
 		t.Fatalf("ip netns del %s: %v\n%s", c7, err, out)
 	}
-	time.Sleep(1500 * time.Millisecond) // three sweeps
+	// Positive control instead of a sleep: two containers without
+	// processes, deleted one after the other after c7, are each released
+	// by a sweep; the second one's sweep started after c7 was deleted.
+	for _, ctl := range []string{"8", "9"} {
+		name := e.name(ctl)
+		e.runD(name, "pub_net")
+		if out, err := exec2("ip", "netns", "del", name); err != nil {
+			t.Fatalf("ip netns del %s: %v\n%s", name, err, out)
+		}
+		if !e.waitGone(name, 5*time.Second) {
+			t.Fatalf("control: %s not released 5s after ip netns del", name)
+		}
+	}
 	_, listed := e.endpoint(c7)
 	live, _ := nstest.RunErr(fmt.Sprintf("/proc/%d/ns/net", pids[0]), "ip", "-o", "addr", "show", "dev", "eth0")
 	if !listed && strings.Contains(live, "172.16.86.50/") {

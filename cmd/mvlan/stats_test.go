@@ -233,24 +233,27 @@ func (e *statsEnv) spoof() {
 	e.mustPing(e.c2, "172.16.86.10")
 }
 
-// watch runs `mvlan stats --watch` for a moment, then Ctrl-C: it redrew
-// the screen, showed rates, and exited 0.
+// watch runs `mvlan stats --watch` until it has redrawn the screen three
+// times (at most 5 s), then Ctrl-C: it showed rates and exited 0.
 func (e *statsEnv) watch() {
 	e.t.Helper()
 	cmd := exec.Command(mvlanBin, "--socket", e.a.socket, "stats", "--watch", "--interval", "200ms")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
-	time.Sleep(1200 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for out.Count(clearScreen) < 3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	if err := cmd.Wait(); err != nil {
 		e.t.Errorf("mvlan stats --watch after Ctrl-C: %v; want exit 0\n%s", err, out.String())
 	}
 	s := out.String()
-	if n := strings.Count(s, clearScreen); n < 3 {
-		e.t.Errorf("mvlan stats --watch redrew %d times in 1.2s at 200ms; want at least 3\n%q", n, s)
+	if n := out.Count(clearScreen); n < 3 {
+		e.t.Errorf("mvlan stats --watch redrew %d times in 5s at 200ms; want at least 3\n%q", n, s)
 	}
 	mustContain(e.t, "mvlan stats --watch", s, "/s)", "pub_net", "eth0")
 }
