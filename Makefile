@@ -24,9 +24,14 @@ test: lint check-generate unit fuzz lab
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
 
+# gofmt, a tidy go.mod, vet, staticcheck (with ST1000: a package comment on
+# every package) and the race detector on the tests that need no root.
 lint:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt -l: not formatted:"; gofmt -l .; exit 1; }
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -checks inherit,ST1000 ./...
+	$(GO) test -race -count=1 $$(bash scripts/unprivileged-packages.sh)
 
 # Each fuzz target for FUZZTIME (go test runs one target per invocation).
 fuzz:
@@ -44,10 +49,12 @@ generate:
 	$(GO) generate ./loader/
 
 # The committed BPF objects must be what the sources and clang-19 give,
-# and the dashboards what their Go code gives.
+# and the dashboards what their Go code gives; generating must not leave
+# files git does not track.
 check-generate: generate dashboards
 	@git diff --exit-code --stat -- loader/ || { echo "loader/*_bpfel.* differ from make generate: commit the regenerated files"; exit 1; }
 	@git diff --exit-code --stat -- dashboards/ || { echo "dashboards/*.json differ from make dashboards: commit the regenerated files"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- loader/ dashboards/)" || { git status --short --untracked-files=all -- loader/ dashboards/; echo "make generate/dashboards left untracked files: commit them or stop generating them"; exit 1; }
 
 # Grafana dashboards (dashboards/mvlan-*.json) from their Go code in dashboards/.
 dashboards:
