@@ -45,6 +45,9 @@ func (g *poolGen) pool(i int) PoolConfig {
 	default:
 		c.Subnet = netip.PrefixFrom(addr(fmt.Sprintf("10.0.%d.0", idx)), 32-int(flags>>2)%7)
 	}
+	if hostBits(c.Subnet) == 0 {
+		g.valid = false // a single address: none left for a container
+	}
 	key := fmt.Sprint(v6, big, idx)
 	if g.bases[key] {
 		g.valid = false

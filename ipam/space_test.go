@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -89,9 +90,42 @@ func TestInferGateway(t *testing.T) {
 		if got := InferGateway(pfx(tc.subnet)); got != addr(tc.gw) {
 			t.Errorf("InferGateway(%s) = %s, want %s", tc.subnet, got, tc.gw)
 		}
+		if hostBits(pfx(tc.subnet)) == 0 {
+			continue // New refuses it (TestSubnetSize)
+		}
 		s := newSpace(t, Options{}, PoolConfig{Subnet: pfx(tc.subnet)})
 		if got := s.Pools()[0].Gateway; got != addr(tc.gw) {
 			t.Errorf("Pools()[0].Gateway for %s = %s, want %s", tc.subnet, got, tc.gw)
+		}
+	}
+}
+
+// TestSubnetSize: a subnet with no address for a container, or wider than
+// one layer-2 segment, is refused with the reason; the limits themselves
+// and point-to-point /31 and /127 are accepted.
+func TestSubnetSize(t *testing.T) {
+	for subnet, want := range map[string]string{
+		"172.30.50.0/32":  "subnet 172.30.50.0/32 has a single address",
+		"fd00::1/128":     "subnet fd00::1/128 has a single address",
+		"::/0":            "subnet ::/0 is wider than /32",
+		"0.0.0.0/0":       "subnet 0.0.0.0/0 is wider than /8",
+		"10.0.0.0/7":      "subnet 10.0.0.0/7 is wider than /8",
+		"2001:db8::/31":   "subnet 2001:db8::/31 is wider than /32",
+		"10.0.0.0/8":      "",
+		"2001:db8::/32":   "",
+		"172.30.50.0/31":  "",
+		"2001:db8::2/127": "",
+	} {
+		_, err := New([]PoolConfig{{Subnet: pfx(subnet)}}, Options{})
+		var ce *ConfigError
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("New(%s): %v; want it accepted", subnet, err)
+		case want != "" && (!errors.As(err, &ce) || !strings.HasPrefix(err.Error(), want)):
+			t.Errorf("New(%s): %v; want a ConfigError starting %q", subnet, err, want)
+		}
+		if _, err2 := Pair([]netip.Prefix{pfx(subnet)}, nil, nil, nil); (err2 == nil) != (err == nil) {
+			t.Errorf("Pair(%s): %v, but New: %v", subnet, err2, err)
 		}
 	}
 }
@@ -113,11 +147,9 @@ func TestNeverHandedOut(t *testing.T) {
 			[]string{"10.0.0.10"}},
 		{"v4 /31", PoolConfig{Subnet: pfx("10.0.0.8/31")}, []string{"10.0.0.9"}},
 		{"v4 /31 gateway .9", PoolConfig{Subnet: pfx("10.0.0.8/31"), Gateway: addr("10.0.0.9")}, []string{"10.0.0.8"}},
-		{"v4 /32", PoolConfig{Subnet: pfx("10.0.0.8/32")}, nil},
 		{"v6 /125", PoolConfig{Subnet: pfx("fd00::/125"), Aux: map[string]netip.Addr{"r": addr("fd00::5")}},
 			[]string{"fd00::2", "fd00::3", "fd00::4", "fd00::6", "fd00::7"}},
 		{"v6 /127", PoolConfig{Subnet: pfx("fd00::/127")}, []string{"fd00::1"}},
-		{"v6 /128", PoolConfig{Subnet: pfx("fd00::1/128")}, nil},
 		{"v4 range at subnet start", PoolConfig{Subnet: pfx("10.0.0.0/28"), IPRange: pfx("10.0.0.0/30")},
 			[]string{"10.0.0.2", "10.0.0.3"}},
 		{"v4 range at subnet end", PoolConfig{Subnet: pfx("10.0.0.0/28"), IPRange: pfx("10.0.0.12/30")},

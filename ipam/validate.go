@@ -17,6 +17,33 @@ func checkSubnet(what string, p netip.Prefix) error {
 	return nil
 }
 
+// The widest subnets a network may have: a macvlan network is one layer-2
+// segment, and a wider prefix is not one (::/0 or 0.0.0.0/0 would also put
+// a route to every address on the container's link).
+const (
+	WidestV4 = 8  // bits: 10.0.0.0/8 is accepted, 10.0.0.0/7 is not
+	WidestV6 = 32 // bits: 2001:db8::/32 is accepted, 2001:db8::/31 is not
+)
+
+// checkSubnetSize rejects a subnet that leaves no address for a container
+// (/32, /128: its one address is the gateway) or is wider than WidestV4 or
+// WidestV6. A /31 or /127 is a point-to-point link (RFC 3021, RFC 6164):
+// both addresses are usable, the gateway and one container.
+func checkSubnetSize(p netip.Prefix) error {
+	switch {
+	case hostBits(p) == 0:
+		return configErr("subnet %s has a single address, which the gateway takes, leaving none for a container; "+
+			"use a /%d (point-to-point: the gateway and one container) or wider", p, p.Bits()-1)
+	case p.Addr().Is4() && p.Bits() < WidestV4:
+		return configErr("subnet %s is wider than /%d: a network is one layer-2 segment (and a subnet route "+
+			"that wide covers most of the Internet); give the segment's own prefix, e.g. 172.16.86.0/24", p, WidestV4)
+	case p.Addr().Is6() && p.Bits() < WidestV6:
+		return configErr("subnet %s is wider than /%d: a network is one layer-2 segment (and a subnet route "+
+			"that wide covers most of the Internet); give the segment's own prefix, e.g. 2001:db8:abc8::/64", p, WidestV6)
+	}
+	return nil
+}
+
 // checkAddr rejects an invalid or zoned address named what.
 func checkAddr(what string, a netip.Addr) error {
 	if !a.IsValid() {
@@ -118,6 +145,9 @@ func validate(pools []PoolConfig) error {
 	for i := range pools {
 		c := &pools[i]
 		if err := checkSubnet("subnet", c.Subnet); err != nil {
+			return err
+		}
+		if err := checkSubnetSize(c.Subnet); err != nil {
 			return err
 		}
 		if err := checkGateway(c); err != nil {

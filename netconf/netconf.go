@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/ipam"
@@ -30,6 +31,14 @@ type Config struct {
 	Options  map[string]string
 	Pools    []ipam.PoolConfig
 }
+
+// Label limits: a network's labels are stored with it and returned by every
+// ls and inspect, so they are bounded.
+const (
+	MaxLabels     = 256  // labels per network
+	MaxLabelKey   = 256  // bytes of a label's key
+	MaxLabelValue = 4096 // bytes of a label's value
+)
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
@@ -57,7 +66,7 @@ func Parse(req api.NetworkCreate) (Config, error) {
 		return Config{}, fmt.Errorf("unknown driver %q; mvlan serves only %q (-d macvlan)", req.Driver, api.Driver)
 	}
 	var err error
-	if c.Labels, err = parseKV("--label", req.Labels, false); err != nil {
+	if c.Labels, err = parseLabels(req.Labels); err != nil {
 		return Config{}, err
 	}
 	if err = c.parseOptions(req.Options); err != nil {
@@ -198,6 +207,28 @@ func parseAux(vals []string) (map[string]netip.Addr, error) {
 		out[k] = a.Unmap()
 	}
 	return out, nil
+}
+
+// parseLabels parses --label KEY=VALUE items within the label limits.
+func parseLabels(vals []string) (map[string]string, error) {
+	if len(vals) > MaxLabels {
+		return nil, fmt.Errorf("%d labels given; a network takes at most %d", len(vals), MaxLabels)
+	}
+	kv, err := parseKV("--label", vals, false)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(kv)) {
+		switch v := kv[k]; {
+		case len(k) > MaxLabelKey:
+			return nil, fmt.Errorf("label key %.40q... is %d bytes; use at most %d", k, len(k), MaxLabelKey)
+		case strings.IndexFunc(k, unicode.IsControl) >= 0:
+			return nil, fmt.Errorf("label key %q contains a control character; use printable text", k)
+		case len(v) > MaxLabelValue:
+			return nil, fmt.Errorf("label %q has a value of %d bytes; use at most %d", k, len(v), MaxLabelValue)
+		}
+	}
+	return kv, nil
 }
 
 // parseKV parses KEY=VALUE items; with needValue, VALUE must be present.

@@ -1,11 +1,13 @@
 package netconf
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/ipam"
 )
 
 func TestParseReferenceExamples(t *testing.T) {
@@ -60,6 +62,30 @@ func TestParseGatewayPairing(t *testing.T) {
 	}
 }
 
+// labels returns n labels "kI=VALUE" with values of size bytes.
+func labels(n, size int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("k%d=%s", i, strings.Repeat("v", size))
+	}
+	return out
+}
+
+// TestParseLimits: the limits themselves are accepted, and a /31 or /127
+// (point-to-point) gives the gateway and one address.
+func TestParseLimits(t *testing.T) {
+	r := api.NetworkCreate{Name: "n1", Subnets: []string{"10.0.0.0/8"}, Labels: labels(MaxLabels, MaxLabelValue)}
+	r.Labels[0] = strings.Repeat("k", MaxLabelKey) + "=v"
+	if c, err := Parse(r); err != nil || len(c.Labels) != MaxLabels {
+		t.Fatalf("Parse at the limits: %d labels, %v", len(c.Labels), err)
+	}
+	for _, subnet := range []string{"2001:db8::/32", "172.30.50.0/31", "2001:db8::2/127"} {
+		if _, err := Parse(api.NetworkCreate{Name: "n1", IPv6: strings.Contains(subnet, ":"), Subnets: []string{subnet}}); err != nil {
+			t.Errorf("Parse(--subnet %s): %v", subnet, err)
+		}
+	}
+}
+
 // TestParseBadInput: each error names the bad value and hints at what is right.
 func TestParseBadInput(t *testing.T) {
 	base := func(mod func(*api.NetworkCreate)) api.NetworkCreate {
@@ -92,6 +118,18 @@ func TestParseBadInput(t *testing.T) {
 		{"bad name", base(func(r *api.NetworkCreate) { r.Name = "my net" }), []string{`"my net"`}},
 		{"missing name", base(func(r *api.NetworkCreate) { r.Name = "" }), []string{"name is missing"}},
 		{"bad ipam opt", base(func(r *api.NetworkCreate) { r.IPAMOptions = []string{"allocation=random"} }), []string{"allocation=random", "serial"}},
+		{"/32", base(func(r *api.NetworkCreate) { r.Subnets = []string{"172.30.50.0/32"} }), []string{"172.30.50.0/32", "single address", "/31"}},
+		{"/128", base(func(r *api.NetworkCreate) { r.IPv6, r.Subnets = true, []string{"fd00::7/128"} }), []string{"fd00::7/128", "single address"}},
+		{"::/0", base(func(r *api.NetworkCreate) { r.IPv6, r.Subnets = true, []string{"::/0"} }), []string{"::/0", "wider than /32", "layer-2 segment"}},
+		{"0.0.0.0/0", base(func(r *api.NetworkCreate) { r.Subnets = []string{"0.0.0.0/0"} }), []string{"0.0.0.0/0", "wider than /8"}},
+		{"v4 wider than /8", base(func(r *api.NetworkCreate) { r.Subnets = []string{"10.0.0.0/7"} }), []string{"10.0.0.0/7", "wider than /8"}},
+		{"v6 wider than /32", base(func(r *api.NetworkCreate) { r.IPv6, r.Subnets = true, []string{"2001:db8::/31"} }), []string{"2001:db8::/31", "wider than /32"}},
+		{"too many labels", base(func(r *api.NetworkCreate) { r.Labels = labels(MaxLabels+1, 1) }), []string{"257 labels", "at most 256"}},
+		{"label value too long", base(func(r *api.NetworkCreate) { r.Labels = []string{"big=" + strings.Repeat("v", MaxLabelValue+1)} }),
+			[]string{`"big"`, "4097 bytes", "at most 4096"}},
+		{"label key too long", base(func(r *api.NetworkCreate) { r.Labels = []string{strings.Repeat("k", 3000) + "=v"} }),
+			[]string{"kkkk", "3000 bytes", "at most 256"}},
+		{"label key with a newline", base(func(r *api.NetworkCreate) { r.Labels = []string{"a\nb=v"} }), []string{`"a\nb"`, "control character"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,10 +149,12 @@ func TestParseBadInput(t *testing.T) {
 // FuzzParse feeds arbitrary flag values; Parse must not panic, and what it
 // accepts must be self-consistent.
 func FuzzParse(f *testing.F) {
-	f.Add("pub_net", "172.16.86.0/24", "172.16.86.1", "", "exclude_host=172.16.86.250", "parent=eth0", false)
-	f.Add("mcv0", "fd11::/64", "", "fd11::/80", "r=fd11::2", "macvlan_mode=vepa", true)
-	f.Add("x", "10.0.0.0/8", "10.0.0.0", "10.1.0.0/16", "=", "-o", false)
-	f.Fuzz(func(t *testing.T, name, subnet, gw, rng, aux, opt string, v6 bool) {
+	f.Add("pub_net", "172.16.86.0/24", "172.16.86.1", "", "exclude_host=172.16.86.250", "parent=eth0", "team=net", false)
+	f.Add("mcv0", "fd11::/64", "", "fd11::/80", "r=fd11::2", "macvlan_mode=vepa", "", true)
+	f.Add("x", "10.0.0.0/8", "10.0.0.0", "10.1.0.0/16", "=", "-o", "a\nb=c", false)
+	f.Add("p2p", "172.30.50.0/31", "", "", "", "", "k=", false)
+	f.Add("all", "::/0", "", "", "", "", "", true)
+	f.Fuzz(func(t *testing.T, name, subnet, gw, rng, aux, opt, label string, v6 bool) {
 		req := api.NetworkCreate{Name: name, Subnets: []string{subnet}, IPv6: v6, Options: []string{opt}}
 		if gw != "" {
 			req.Gateways = []string{gw}
@@ -125,20 +165,40 @@ func FuzzParse(f *testing.F) {
 		if aux != "" {
 			req.AuxAddrs = []string{aux}
 		}
+		if label != "" {
+			req.Labels = []string{label}
+		}
 		c, err := Parse(req)
 		if err != nil {
 			return
 		}
 		for _, p := range c.Pools {
-			if p.Subnet.Masked() != p.Subnet {
-				t.Fatalf("accepted subnet with host bits: %v", p.Subnet)
-			}
-			if p.Gateway.IsValid() && !p.Subnet.Contains(p.Gateway) {
-				t.Fatalf("gateway %v outside %v", p.Gateway, p.Subnet)
-			}
-			if p.Subnet.Addr().Is6() && !v6 {
-				t.Fatalf("accepted IPv6 subnet without --ipv6")
+			checkAcceptedPool(t, p, v6)
+		}
+		for k, v := range c.Labels {
+			if k == "" || len(k) > MaxLabelKey || len(v) > MaxLabelValue || strings.ContainsAny(k, "\x00\n\r\t") {
+				t.Fatalf("accepted label %q=%q", k, v)
 			}
 		}
 	})
+}
+
+// checkAcceptedPool: what Parse accepts is masked, holds its gateway, is
+// IPv6 only with --ipv6, and has room for a container without being wider
+// than one segment.
+func checkAcceptedPool(t *testing.T, p ipam.PoolConfig, v6 bool) {
+	t.Helper()
+	bits, width := p.Subnet.Bits(), p.Subnet.Addr().BitLen()
+	switch {
+	case p.Subnet.Masked() != p.Subnet:
+		t.Fatalf("accepted subnet with host bits: %v", p.Subnet)
+	case p.Gateway.IsValid() && !p.Subnet.Contains(p.Gateway):
+		t.Fatalf("gateway %v outside %v", p.Gateway, p.Subnet)
+	case p.Subnet.Addr().Is6() && !v6:
+		t.Fatalf("accepted IPv6 subnet without --ipv6")
+	case bits == width:
+		t.Fatalf("accepted a single-address subnet %v", p.Subnet)
+	case width == 32 && bits < 8, width == 128 && bits < 32:
+		t.Fatalf("accepted subnet %v, wider than one segment", p.Subnet)
+	}
 }

@@ -1,12 +1,22 @@
 package main
 
 import (
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
+
+// manyLabels returns n --label flags.
+func manyLabels(n int) []string {
+	var args []string
+	for i := range n {
+		args = append(args, "--label", fmt.Sprintf("k%d=v", i))
+	}
+	return args
+}
 
 // TestBadInput: every bad input fails with exit 1 or 2 and an error naming
 // the value, and changes nothing: no link, no network.
@@ -44,6 +54,12 @@ func TestBadInput(t *testing.T) {
 		{"name over 15 bytes", create("--subnet=172.16.86.0/24", "-o", "parent="+long+".50", "n"), 1, []string{long + ".50", "15"}},
 		{"unknown mode", create("--subnet=172.16.86.0/24", "-o", "parent=eth0", "-o", "macvlan_mode=fast", "n"), 1, []string{`"fast"`, "bridge"}},
 		{"second network on parent", create("--subnet=172.16.86.0/24", "-o", "parent=eth1", "n"), 1, []string{"eth1", "taken"}},
+		{"subnet /32", create("--subnet=172.30.50.0/32", "-o", "parent=eth0", "n"), 1, []string{"172.30.50.0/32", "single address"}},
+		{"subnet ::/0", create("--ipv6", "--subnet=::/0", "-o", "parent=eth0", "n"), 1, []string{"::/0", "wider than /32"}},
+		{"subnet wider than /8", create("--subnet=10.0.0.0/7", "-o", "parent=eth0", "n"), 1, []string{"10.0.0.0/7", "wider than /8"}},
+		{"label key of 3000 bytes", create("--subnet=172.16.86.0/24", "--label", strings.Repeat("k", 3000)+"=v", "-o", "parent=eth0", "n"), 1,
+			[]string{"kkkk", "3000 bytes", "at most 256"}},
+		{"257 labels", create(append(manyLabels(257), "--subnet=172.16.86.0/24", "-o", "parent=eth0", "n")...), 1, []string{"257 labels", "at most 256"}},
 		{"rm unknown", []string{"network", "rm", "nosuchnet"}, 1, []string{`"nosuchnet"`, "not found"}},
 		{"inspect unknown", []string{"network", "inspect", "nosuchnet"}, 1, []string{`"nosuchnet"`}},
 		{"create without name", create("--subnet=172.16.86.0/24"), 2, []string{"NAME"}},
