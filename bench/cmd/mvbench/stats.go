@@ -51,12 +51,4 @@ func (s samples) max() float64 {
 	return slices.Max(s)
 }
 
-func (s samples) sum() float64 {
-	t := 0.0
-	for _, x := range s {
-		t += x
-	}
-	return t
-}
-
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
