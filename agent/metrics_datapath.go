@@ -35,8 +35,10 @@ var (
 	descEastWestBytes = counterDesc("mvlan_eastwest_bytes_total",
 		"Bytes of frames between two local endpoints of a network, seen on the parent.", "network", "vlan")
 	descDrops = counterDesc("mvlan_policy_drops_total",
-		"Frames dropped by the datapath's policy, by network and reason (mac_spoof, ip_spoof, arp_spoof, nd_spoof, cross_network).",
+		"Frames dropped by the datapath's policy, by network and reason (mac_spoof, ip_spoof, arp_spoof, nd_spoof, cross_network, ra_guard, dhcp_guard, unparsable).",
 		"network", "reason")
+	descMapFull = counterDesc("mvlan_datapath_map_full_total",
+		"Inserts into a BPF map refused because it was full: a lost count (counter maps) or a refused entry (tables).", "map")
 	descMalformed = counterDesc("mvlan_malformed_packets_total",
 		"Truncated or unparsable frames seen by a program (passed, not dropped).", "program")
 	descAttach = prometheus.NewDesc("mvlan_attach_info",
@@ -53,7 +55,7 @@ type datapathCollector struct{ a *Agent }
 func (c *datapathCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descVLANRxPackets, descVLANRxBytes, descVLANTxPackets, descVLANTxBytes,
 		descNetRxPackets, descNetRxBytes, descNetTxPackets, descNetTxBytes, descFlood, descHairpinPackets,
-		descHairpinBytes, descEastWestPackets, descEastWestBytes, descDrops, descMalformed, descAttach, descScrapeError} {
+		descHairpinBytes, descEastWestPackets, descEastWestBytes, descDrops, descMapFull, descMalformed, descAttach, descScrapeError} {
 		ch <- d
 	}
 }
@@ -75,6 +77,9 @@ func (c *datapathCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for prog, cnt := range s.Malformed {
 		ch <- counter(descMalformed, cnt.Packets, prog)
+	}
+	for m, n := range s.MapFull {
+		ch <- counter(descMapFull, n, m)
 	}
 	for _, at := range s.Attachments {
 		ch <- prometheus.MustNewConstMetric(descAttach, prometheus.GaugeValue, 1, at.Link, at.Hook, at.Mode)

@@ -17,6 +17,9 @@ type Stats struct {
 	// never dropped).
 	Malformed   map[string]Count `json:"malformed"`
 	Attachments []Attachment     `json:"attachments"`
+	// MapFull counts, by BPF map, inserts refused because the map was
+	// full (a lost count, or a refused table entry); every map is listed.
+	MapFull map[string]uint64 `json:"map_full"`
 }
 
 // Count is a packet and byte count.

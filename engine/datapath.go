@@ -10,10 +10,11 @@ import (
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
+	"github.com/mvlan/mvlan/netconf"
 )
 
 // maxDatapathID bounds network numbers in the BPF maps.
-const maxDatapathID = 4095
+const maxDatapathID = loader.MaxNetworkID
 
 // allocDatapathID returns the lowest network number no network uses.
 // Caller holds mu.
@@ -115,7 +116,8 @@ func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *api.Endpoint
 	for _, p := range e.Addrs {
 		ips = append(ips, p.Addr())
 	}
-	ep := loader.Endpoint{NetnsCookie: cookie, Ifindex: idx, MAC: mac, IPs: ips, NetworkID: n.DatapathID}
+	ep := loader.Endpoint{NetnsCookie: cookie, Ifindex: idx, MAC: mac, IPs: ips, NetworkID: n.DatapathID,
+		Allow: allowOf(netconf.FirstHopOf(n.Options))}
 	if err := a.dp.SetEndpoint(ep); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
@@ -123,6 +125,19 @@ func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *api.Endpoint
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
 	return nil
+}
+
+// allowOf is what a network's first-hop options lift of its endpoints'
+// guards.
+func allowOf(f netconf.FirstHop) loader.Allow {
+	var a loader.Allow
+	if f.AllowRouter {
+		a |= loader.AllowRouter
+	}
+	if f.AllowDHCPServer {
+		a |= loader.AllowDHCPServer
+	}
+	return a
 }
 
 // slaveIndex finds the ifindex of e's link, by our alias, in its namespace.

@@ -264,7 +264,7 @@ func (a *Engine) realize(ctx context.Context, n *network, e *api.Endpoint) error
 func (a *Engine) endpointSpec(n *network, e api.Endpoint) link.EndpointSpec {
 	mac, _ := net.ParseMAC(e.MAC)
 	s := link.EndpointSpec{Parent: n.Parent, Mode: n.Mode, NetnsPath: e.Netns, IfName: e.IfName,
-		MAC: mac, Addrs: e.Addrs, Alias: a.alias("ep", e.ID)}
+		MAC: mac, Addrs: e.Addrs, Alias: a.alias("ep", e.ID), AcceptRA: netconf.FirstHopOf(n.Options).AcceptRA}
 	if n.Internal {
 		return s
 	}

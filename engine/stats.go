@@ -15,7 +15,7 @@ import (
 )
 
 // dropReasons are every reason a program drops for.
-var dropReasons = []loader.DropReason{loader.MACSpoof, loader.IPSpoof, loader.ARPSpoof, loader.NDSpoof, loader.CrossNetwork}
+var dropReasons = loader.DropReasons()
 
 // programs are the datapath's programs, for the malformed counters.
 var programs = []string{"ep_egress", "ep_ingress", "parent_ingress", "parent_egress"}
@@ -45,6 +45,7 @@ func (a *Engine) Stats() (api.Stats, error) {
 		VLANs:     vlanStats(snap.VLAN, links),
 		Networks:  networkStats(snap, nets),
 		Malformed: map[string]api.Count{},
+		MapFull:   snap.MapFull,
 	}
 	for _, p := range programs {
 		s.Malformed[p] = apiCount(snap.Malformed[p])

@@ -32,8 +32,9 @@ const (
 
 // prepareAnnounce sets link idx (named ifName) in namespace ns, which must
 // still be down, to announce addrs when it comes up; without an IPv6 address
-// it disables IPv6 on the link instead. One switch into the namespace.
-func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, addrs []netip.Prefix) error {
+// it disables IPv6 on the link instead, and with one it turns accept_ra off
+// unless acceptRA. One switch into the namespace.
+func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, addrs []netip.Prefix, acceptRA bool) error {
 	return Do(ns, func() error {
 		if hasFamily(addrs, true) {
 			if err := setARPNotify(idx); err != nil {
@@ -41,6 +42,11 @@ func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, addrs []netip.Pr
 			}
 		}
 		if hasFamily(addrs, false) {
+			if !acceptRA {
+				if err := writeIPv6Conf(ifName, "accept_ra", "0\n"); err != nil {
+					return err
+				}
+			}
 			return writeIPv6Conf(ifName, "ndisc_notify", "1\n")
 		}
 		return writeIPv6Conf(ifName, "disable_ipv6", "1\n")

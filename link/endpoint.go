@@ -24,6 +24,10 @@ type EndpointSpec struct {
 	Addrs     []netip.Prefix   // e.g. 172.16.86.10/24, 2001:db8:abc8::20/64
 	Gateways  []netip.Addr     // default routes, at most one per family
 	Alias     string           // IFLA_IFALIAS of the slave, e.g. mvlan/<agent>/ep/<id>
+	// AcceptRA keeps the kernel's accept_ra on an endpoint with IPv6: it
+	// takes router advertisements from the wire. Without it accept_ra is
+	// 0, so one rogue RA on the LAN cannot give it a route or an address.
+	AcceptRA bool
 }
 
 var macvlanModes = map[string]netlink.MacvlanMode{
@@ -269,7 +273,7 @@ func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns
 	sl.targetIdx = l.Attrs().Index
 	// Under the temporary name: a sysctl is looked up by device name, and
 	// dentries of the same name in other namespaces slow that down.
-	if err := prepareAnnounce(target, sl.targetIdx, sl.tmp, s.Addrs); err != nil {
+	if err := prepareAnnounce(target, sl.targetIdx, sl.tmp, s.Addrs, s.AcceptRA); err != nil {
 		return err
 	}
 	if err := sl.target.LinkSetName(l, s.IfName); err != nil {

@@ -76,13 +76,15 @@ func TestAttachEndpoint(t *testing.T) {
 					Parent: "eth0", NetnsPath: sb.Netns(t, fmt.Sprintf("c%d", i+1)),
 					MAC:   mac(t, fmt.Sprintf("02:42:ac:10:56:%02x", 10+i)),
 					Addrs: prefixes(tt.addrs[i]...), Gateways: addrs(tt.gws...),
-					Alias: fmt.Sprintf("mvlan/test/ep/%d", i+1),
+					Alias:    fmt.Sprintf("mvlan/test/ep/%d", i+1),
+					AcceptRA: i == 1,
 				}
 				if err := h.AttachEndpoint(context.Background(), specs[i]); err != nil {
 					t.Fatal(err)
 				}
 			}
 			checkEndpoint(t, sb, specs[0], tt.wantRoutes)
+			checkEndpoint(t, sb, specs[1], nil)
 			checkAnnounced(t, wire, specs[0])
 			for _, p := range specs[1].Addrs {
 				if err := nstest.Ping(specs[0].NetnsPath, p.Addr(), 2, 2*time.Second); err != nil {
@@ -134,6 +136,12 @@ func checkEndpoint(t *testing.T, sb *nstest.Sandbox, s link.EndpointSpec, routes
 	v6 := strings.Contains(fmt.Sprint(s.Addrs), ":")
 	if got := sysctl(t, sb, s.NetnsPath, "ipv6/conf/eth0/disable_ipv6"); (got == "1") == v6 {
 		t.Errorf("disable_ipv6 = %s with addresses %v", got, s.Addrs)
+	}
+	if !v6 {
+		return
+	}
+	if got, want := sysctl(t, sb, s.NetnsPath, "ipv6/conf/eth0/accept_ra"), map[bool]string{false: "0", true: "1"}[s.AcceptRA]; got != want {
+		t.Errorf("accept_ra = %s with AcceptRA %v, want %s", got, s.AcceptRA, want)
 	}
 }
 

@@ -86,6 +86,13 @@ func (c *Config) parseOptions(opts []string) error {
 	c.Mode = Modes[0]
 	for _, o := range opts {
 		k, v, _ := strings.Cut(o, "=")
+		if canon, ok, err := checkFirstHop(k, v); ok {
+			if err != nil {
+				return err
+			}
+			c.Options[k] = canon
+			continue
+		}
 		switch {
 		case k == "parent":
 			if v == "" {
@@ -103,7 +110,8 @@ func (c *Config) parseOptions(opts []string) error {
 			// Docker ignores it, so do we.
 			continue
 		default:
-			return fmt.Errorf("unknown option %q; macvlan networks take -o parent=IFNAME and -o macvlan_mode=%s", o, strings.Join(Modes, "|"))
+			return fmt.Errorf("unknown option %q; macvlan networks take -o parent=IFNAME, -o macvlan_mode=%s, -o %s=true, -o %s=true and -o %s=accept",
+				o, strings.Join(Modes, "|"), OptAllowRouter, OptAllowDHCPServer, OptIPv6RA)
 		}
 		c.Options[k] = v
 	}

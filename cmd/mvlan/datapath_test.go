@@ -128,6 +128,18 @@ func quietIPv6(t *testing.T, sb *nstest.Sandbox, ns string) {
 // an AF_PACKET socket: exactly n frames leave the link, as arping's would.
 func sendFrames(t *testing.T, ns, ifName string, frame []byte, n int) {
 	t.Helper()
+	for i, err := range sendEach(t, ns, ifName, frame, n) {
+		if err != nil {
+			t.Fatalf("send frame %d of %d on %s in %s: %v", i+1, n, ifName, ns, err)
+		}
+	}
+}
+
+// sendEach sends frame n times like sendFrames and returns what each send
+// returned: ENOBUFS when a program on the link's egress dropped it.
+func sendEach(t *testing.T, ns, ifName string, frame []byte, n int) []error {
+	t.Helper()
+	var errs []error
 	err := nstest.In(ns, func() error {
 		ifi, err := net.InterfaceByName(ifName)
 		if err != nil {
@@ -141,15 +153,14 @@ func sendFrames(t *testing.T, ns, ifName string, frame []byte, n int) {
 		to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
 		copy(to.Addr[:], frame[:6])
 		for range n {
-			if err := unix.Sendto(fd, frame, 0, to); err != nil {
-				return err
-			}
+			errs = append(errs, unix.Sendto(fd, frame, 0, to))
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("send %d frames on %s in %s: %v", n, ifName, ns, err)
 	}
+	return errs
 }
 
 // arpRequest is the broadcast frame arping sends: who-has target, tell
