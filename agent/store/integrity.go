@@ -102,9 +102,10 @@ func parseMeta(b []byte) (meta, error) {
 		freelist: le.Uint64(b[48:]), hwm: le.Uint64(b[56:]), txid: le.Uint64(b[64:])}, nil
 }
 
-// inspect checks a bbolt file's meta pages, size and freelist page with
-// plain reads, before bbolt maps it: a file shorter than its meta says
-// would otherwise fault (SIGBUS) inside bbolt. The caller holds the lock.
+// inspect checks a bbolt file's meta pages, size, freelist page and
+// b-tree with plain reads, before bbolt maps it: a file shorter than its
+// meta says, or a page pointer into garbage, would otherwise fault (SIGBUS,
+// SIGSEGV) inside bbolt. The caller holds the lock.
 func inspect(f *os.File, path string) error {
 	st, err := f.Stat()
 	if err != nil {
@@ -147,7 +148,13 @@ func inspect(f *os.File, path string) error {
 	if m.root < 2 || m.root >= m.hwm {
 		return bad(Inconsistent, "root page %d outside the file's %d pages", m.root, m.hwm)
 	}
-	return checkFreelist(f, m, func(d string) error { return bad(Inconsistent, "%s", d) })
+	if err := checkFreelist(f, m, func(d string) error { return bad(Inconsistent, "%s", d) }); err != nil {
+		return err
+	}
+	if err := walkTree(f, m); err != nil {
+		return bad(Inconsistent, "%v", err)
+	}
+	return nil
 }
 
 // readMeta reads and validates the meta page at offset off, which must be

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -175,14 +177,31 @@ func TestCorruptStateRefused(t *testing.T) {
 // binary running TestOpenChild) and returns what it printed.
 func openInChild(t *testing.T, dir string) string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestOpenChild$", "-test.count=1")
+	out, err := runChild(dir)
+	if err != nil {
+		t.Fatalf("open in a child process: %v\n%s", err, out)
+	}
+	return out
+}
+
+func openInChildRaw(dir string) string {
+	out, err := runChild(dir)
+	if err != nil {
+		return fmt.Sprintf("child: %v\n%s", err, out)
+	}
+	return out
+}
+
+func runChild(dir string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// A runaway child (bbolt on garbage) must not take the machine's memory.
+	cmd := exec.CommandContext(ctx, "prlimit", "--as=2000000000", "--", os.Args[0], "-test.run=^TestOpenChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "MVLAN_STORE_CHILD_DIR="+dir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("open in a child process: %v\n%s", err, out.String())
-	}
-	return out.String()
+	err := cmd.Run()
+	return out.String(), err
 }
 
 // TestOpenChild is the child of openInChild: it opens the state and
