@@ -1,8 +1,8 @@
 package agent
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/mvlan/mvlan/api"
@@ -29,10 +29,13 @@ func (a *Agent) handler() http.Handler {
 	return mux
 }
 
+// decode reads a request body of at most 1 MiB strictly (api.Decode).
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 1<<20))
+	if err == nil {
+		err = api.Decode(data, v)
+	}
+	if err != nil {
 		return engine.Invalid(fmt.Errorf("bad request body: %w", err))
 	}
 	return nil

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"maps"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -89,4 +93,51 @@ func TestBadInput(t *testing.T) {
 	if ls := a.ok("network", "ls", "-q"); len(strings.Fields(ls)) != 1 {
 		t.Fatalf("bad inputs left networks: %q", ls)
 	}
+}
+
+// TestBadRequestBody: the API refuses a body with trailing data, a key
+// given twice or an unknown field (400, the error names it) and changes
+// nothing; the same body without the fault creates the network.
+func TestBadRequestBody(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	a.start()
+	good := `{"name":"n1","subnets":["172.16.86.0/24"],"options":["parent=eth0"]}`
+	before := links(t, sb)
+	for body, want := range map[string]string{
+		good + `garbage`: "trailing data",
+		good + good:      "trailing data",
+		`{"name":"n1","subnets":["172.16.86.0/24"],"options":["parent=eth0"],"name":"n2"}`: `key \"name\" is given twice`,
+		`{"name":"n1","subnets":["172.16.86.0/24"],"options":["parent=eth0"],"subnet":"x"}`: `unknown field \"subnet\"`,
+	} {
+		code, answer := postRaw(t, a.socket, "/v1/networks", body)
+		if code != 400 || !strings.Contains(answer, want) {
+			t.Errorf("POST %s: %d %s; want 400 naming %s", body, code, answer, want)
+		}
+		if q := a.ok("network", "ls", "-q"); q != "" {
+			t.Fatalf("POST %s left a network: %q", body, q)
+		}
+		if after := links(t, sb); !maps.Equal(before, after) {
+			t.Fatalf("POST %s changed links: %v -> %v", body, before, after)
+		}
+	}
+	if code, answer := postRaw(t, a.socket, "/v1/networks", good); code != 201 {
+		t.Fatalf("POST %s: %d %s; want 201", good, code, answer)
+	}
+}
+
+// postRaw sends body as is to the agent's API and returns the status and answer.
+func postRaw(t *testing.T, socket, path, body string) (int, string) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+	}}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Post("http://mvlan"+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
