@@ -107,7 +107,7 @@ func TestBadRequestBody(t *testing.T) {
 	for body, want := range map[string]string{
 		good + `garbage`: "trailing data",
 		good + good:      "trailing data",
-		`{"name":"n1","subnets":["172.16.86.0/24"],"options":["parent=eth0"],"name":"n2"}`: `key \"name\" is given twice`,
+		`{"name":"n1","subnets":["172.16.86.0/24"],"options":["parent=eth0"],"name":"n2"}`:  `key \"name\" is given twice`,
 		`{"name":"n1","subnets":["172.16.86.0/24"],"options":["parent=eth0"],"subnet":"x"}`: `unknown field \"subnet\"`,
 	} {
 		code, answer := postRaw(t, a.socket, "/v1/networks", body)
