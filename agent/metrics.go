@@ -7,14 +7,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Version is set at build time (-ldflags -X).
 var Version = "dev"
 
 // metrics holds the agent's own instruments; per-network values and the
-// datapath counters (metrics_datapath.go) are read when scraped.
+// datapath counters (metrics_datapath.go, written by exposition.go) are
+// read when scraped.
 type metrics struct {
 	reconcile prometheus.Gauge
 	build     prometheus.Gauge
@@ -48,9 +48,9 @@ func revision() string {
 func (m *metrics) handler(a *Agent) http.Handler {
 	reg := prometheus.NewRegistry()
 	m.build.Set(1)
-	reg.MustRegister(m.reconcile, m.build, &stateCollector{a: a}, &datapathCollector{a: a},
+	reg.MustRegister(m.reconcile, m.build, &stateCollector{a: a},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return &scrapeHandler{a: a, reg: reg, dp: newDatapathText()}
 }
 
 var (

@@ -1,119 +1,199 @@
 package agent
 
 import (
+	"bufio"
+	"log/slog"
+	"slices"
 	"strconv"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"sync"
 
 	"github.com/mvlan/mvlan/api"
 )
 
-func counterDesc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(name, help, labels, nil)
+// datapathText writes the datapath's counters (engine.Engine.Stats: one
+// read of the counter maps per scrape) as metric families, in this order.
+type datapathText struct {
+	mu  sync.Mutex // one scrape at a time through the caches
+	gen uint64
+
+	vlan    [4]*family // rx packets, rx bytes, tx packets, tx bytes
+	vlans   map[string]*vlanPrefixes
+	net     [4]*family
+	flood   *family
+	hairpin [2]*family // packets, bytes
+	east    [2]*family
+	drops   *family
+	mapFull *family
+	mal     *family
+	attach  *family
+	scrape  *family
+	all     []*family
 }
 
-var (
-	descVLANRxPackets = counterDesc("mvlan_vlan_rx_packets_total", "Frames received on a parent or trunk link, by VLAN (0: untagged).", "parent", "vlan")
-	descVLANRxBytes   = counterDesc("mvlan_vlan_rx_bytes_total", "Bytes received on a parent or trunk link, by VLAN (0: untagged).", "parent", "vlan")
-	descVLANTxPackets = counterDesc("mvlan_vlan_tx_packets_total", "Frames sent on a parent or trunk link, by VLAN (0: untagged).", "parent", "vlan")
-	descVLANTxBytes   = counterDesc("mvlan_vlan_tx_bytes_total", "Bytes sent on a parent or trunk link, by VLAN (0: untagged).", "parent", "vlan")
+func newDatapathText() *datapathText {
+	c := func(name, help string, labels ...string) *family { return newFamily("counter", name, help, labels...) }
+	d := &datapathText{
+		vlans: map[string]*vlanPrefixes{},
+		vlan: [4]*family{
+			c("mvlan_vlan_rx_packets_total", "Frames received on a parent or trunk link, by VLAN (0: untagged).", "parent", "vlan"),
+			c("mvlan_vlan_rx_bytes_total", "Bytes received on a parent or trunk link, by VLAN (0: untagged).", "parent", "vlan"),
+			c("mvlan_vlan_tx_packets_total", "Frames sent on a parent or trunk link, by VLAN (0: untagged).", "parent", "vlan"),
+			c("mvlan_vlan_tx_bytes_total", "Bytes sent on a parent or trunk link, by VLAN (0: untagged).", "parent", "vlan"),
+		},
+		net: [4]*family{
+			c("mvlan_network_rx_packets_total", "Frames received by the endpoints of a network.", "network"),
+			c("mvlan_network_rx_bytes_total", "Bytes received by the endpoints of a network.", "network"),
+			c("mvlan_network_tx_packets_total", "Frames sent by the endpoints of a network (drops excluded).", "network"),
+			c("mvlan_network_tx_bytes_total", "Bytes sent by the endpoints of a network (drops excluded).", "network"),
+		},
+		flood: c("mvlan_flood_packets_total",
+			"Broadcast and multicast frames of a network on its parent, by VLAN, kind and direction (rx, tx).",
+			"network", "vlan", "kind", "direction"),
+		hairpin: [2]*family{
+			c("mvlan_hairpin_packets_total", "Frames from the wire whose source IP is a local endpoint's but whose source MAC is not (routed back).", "network", "vlan"),
+			c("mvlan_hairpin_bytes_total", "Bytes of frames from the wire whose source IP is a local endpoint's but whose source MAC is not (routed back).", "network", "vlan"),
+		},
+		east: [2]*family{
+			c("mvlan_eastwest_packets_total", "Frames between two local endpoints of a network, seen on the parent.", "network", "vlan"),
+			c("mvlan_eastwest_bytes_total", "Bytes of frames between two local endpoints of a network, seen on the parent.", "network", "vlan"),
+		},
+		drops: c("mvlan_policy_drops_total",
+			"Frames dropped by the datapath's policy, by network and reason (mac_spoof, ip_spoof, arp_spoof, nd_spoof, cross_network, ra_guard, dhcp_guard, unparsable).",
+			"network", "reason"),
+		mapFull: c("mvlan_datapath_map_full_total",
+			"Inserts into a BPF map refused because it was full: a lost count (counter maps) or a refused entry (tables).", "map"),
+		mal: c("mvlan_malformed_packets_total", "Truncated or unparsable frames seen by a program (passed, not dropped).", "program"),
+		attach: newFamily("gauge", "mvlan_attach_info",
+			"A BPF program attached by the agent; link is a host link, or ENDPOINT/IFNAME inside a container; always 1.",
+			"link", "hook", "mode"),
+		scrape: newFamily("gauge", "mvlan_datapath_scrape_error", "1 if the last read of the datapath counters failed (see the agent log), else 0."),
+	}
+	d.all = slices.Concat(d.vlan[:], d.net[:], []*family{d.flood}, d.hairpin[:], d.east[:],
+		[]*family{d.drops, d.mapFull, d.mal, d.attach, d.scrape})
+	return d
+}
 
-	descNetRxPackets = counterDesc("mvlan_network_rx_packets_total", "Frames received by the endpoints of a network.", "network")
-	descNetRxBytes   = counterDesc("mvlan_network_rx_bytes_total", "Bytes received by the endpoints of a network.", "network")
-	descNetTxPackets = counterDesc("mvlan_network_tx_packets_total", "Frames sent by the endpoints of a network (drops excluded).", "network")
-	descNetTxBytes   = counterDesc("mvlan_network_tx_bytes_total", "Bytes sent by the endpoints of a network (drops excluded).", "network")
+// vlanLabels are the decimal VIDs 0..4095, made once.
+var vlanLabels = func() (l [4096]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(i)
+	}
+	return l
+}()
 
-	descFlood = counterDesc("mvlan_flood_packets_total",
-		"Broadcast and multicast frames of a network on its parent, by VLAN, kind and direction (rx, tx).",
-		"network", "vlan", "kind", "direction")
-	descHairpinPackets = counterDesc("mvlan_hairpin_packets_total",
-		"Frames from the wire whose source IP is a local endpoint's but whose source MAC is not (routed back).", "network", "vlan")
-	descHairpinBytes = counterDesc("mvlan_hairpin_bytes_total",
-		"Bytes of frames from the wire whose source IP is a local endpoint's but whose source MAC is not (routed back).", "network", "vlan")
-	descEastWestPackets = counterDesc("mvlan_eastwest_packets_total",
-		"Frames between two local endpoints of a network, seen on the parent.", "network", "vlan")
-	descEastWestBytes = counterDesc("mvlan_eastwest_bytes_total",
-		"Bytes of frames between two local endpoints of a network, seen on the parent.", "network", "vlan")
-	descDrops = counterDesc("mvlan_policy_drops_total",
-		"Frames dropped by the datapath's policy, by network and reason (mac_spoof, ip_spoof, arp_spoof, nd_spoof, cross_network, ra_guard, dhcp_guard, unparsable).",
-		"network", "reason")
-	descMapFull = counterDesc("mvlan_datapath_map_full_total",
-		"Inserts into a BPF map refused because it was full: a lost count (counter maps) or a refused entry (tables).", "map")
-	descMalformed = counterDesc("mvlan_malformed_packets_total",
-		"Truncated or unparsable frames seen by a program (passed, not dropped).", "program")
-	descAttach = prometheus.NewDesc("mvlan_attach_info",
-		"A BPF program attached by the agent; link is a host link, or ENDPOINT/IFNAME inside a container; always 1.",
-		[]string{"link", "hook", "mode"}, nil)
-	descScrapeError = prometheus.NewDesc("mvlan_datapath_scrape_error",
-		"1 if the last read of the datapath counters failed (see the agent log), else 0.", nil, nil)
-)
+func vlanLabel(vid uint16) string {
+	if int(vid) < len(vlanLabels) {
+		return vlanLabels[vid]
+	}
+	return strconv.Itoa(int(vid))
+}
 
-// datapathCollector exports the datapath counters at scrape time: one
-// read of the counter maps and one link listing per scrape (engine.Engine.Stats).
-type datapathCollector struct{ a *Agent }
-
-func (c *datapathCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descVLANRxPackets, descVLANRxBytes, descVLANTxPackets, descVLANTxBytes,
-		descNetRxPackets, descNetRxBytes, descNetTxPackets, descNetTxBytes, descFlood, descHairpinPackets,
-		descHairpinBytes, descEastWestPackets, descEastWestBytes, descDrops, descMapFull, descMalformed, descAttach, descScrapeError} {
-		ch <- d
+// write writes one scrape of s; with statErr only the error gauge.
+func (d *datapathText) write(w *bufio.Writer, s api.Stats, statErr error, log *slog.Logger) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gen++
+	for _, f := range d.all {
+		f.start(d.gen)
+	}
+	if statErr != nil {
+		log.Warn("metrics: datapath counters not exported", "err", statErr)
+		d.scrape.add(1, labelValues{})
+	} else {
+		d.scrape.add(0, labelValues{})
+		d.collect(s)
+	}
+	for _, f := range d.all {
+		f.writeTo(w)
 	}
 }
 
-func (c *datapathCollector) Collect(ch chan<- prometheus.Metric) {
-	s, err := c.a.eng.Stats()
-	if err != nil {
-		c.a.log.Warn("metrics: datapath counters not exported", "err", err)
-		ch <- prometheus.MustNewConstMetric(descScrapeError, prometheus.GaugeValue, 1)
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(descScrapeError, prometheus.GaugeValue, 0)
+// vlanPrefixes are the cached prefixes of one parent's VLAN series, by
+// VID and family: thousands of them per trunk, so indexed, not hashed.
+type vlanPrefixes struct {
+	p   [4096][4][]byte
+	gen uint64
+}
+
+func (d *datapathText) collect(s api.Stats) {
 	for _, v := range s.VLANs {
-		vid := strconv.Itoa(int(v.VLAN))
-		emitTraffic(ch, v.Traffic, [4]*prometheus.Desc{descVLANRxPackets, descVLANRxBytes, descVLANTxPackets, descVLANTxBytes}, v.Parent, vid)
+		d.vlanTraffic(v)
+	}
+	for parent, c := range d.vlans {
+		if c.gen != d.gen {
+			delete(d.vlans, parent)
+		}
 	}
 	for _, n := range s.Networks {
-		collectNetwork(ch, n)
+		d.network(n)
 	}
-	for prog, cnt := range s.Malformed {
-		ch <- counter(descMalformed, cnt.Packets, prog)
+	for _, prog := range sortedKeys(s.Malformed) {
+		d.mal.add(s.Malformed[prog].Packets, labelValues{prog})
 	}
-	for m, n := range s.MapFull {
-		ch <- counter(descMapFull, n, m)
+	for _, m := range sortedKeys(s.MapFull) {
+		d.mapFull.add(s.MapFull[m], labelValues{m})
 	}
 	for _, at := range s.Attachments {
-		ch <- prometheus.MustNewConstMetric(descAttach, prometheus.GaugeValue, 1, at.Link, at.Hook, at.Mode)
+		d.attach.add(1, labelValues{at.Link, at.Hook, at.Mode})
 	}
 }
 
-func collectNetwork(ch chan<- prometheus.Metric, n api.NetworkStats) {
-	emitTraffic(ch, n.Traffic, [4]*prometheus.Desc{descNetRxPackets, descNetRxBytes, descNetTxPackets, descNetTxBytes}, n.Network)
-	for reason, cnt := range n.Drops {
-		ch <- counter(descDrops, cnt.Packets, n.Network, reason)
+func (d *datapathText) network(n api.NetworkStats) {
+	traffic(d.net, n.Traffic, labelValues{n.Network})
+	for _, reason := range sortedKeys(n.Drops) {
+		d.drops.add(n.Drops[reason].Packets, labelValues{n.Network, reason})
 	}
 	for _, f := range n.Flood {
-		ch <- counter(descFlood, f.Packets, n.Network, strconv.Itoa(int(f.VLAN)), f.Kind, f.Direction)
+		d.flood.add(f.Packets, labelValues{n.Network, vlanLabel(f.VLAN), f.Kind, f.Direction})
 	}
-	emitVLANCounts(ch, n.Network, n.Hairpin, descHairpinPackets, descHairpinBytes)
-	emitVLANCounts(ch, n.Network, n.EastWest, descEastWestPackets, descEastWestBytes)
-}
-
-// emitTraffic sends rx packets, rx bytes, tx packets, tx bytes to descs.
-func emitTraffic(ch chan<- prometheus.Metric, t api.Traffic, descs [4]*prometheus.Desc, labels ...string) {
-	ch <- counter(descs[0], t.Rx.Packets, labels...)
-	ch <- counter(descs[1], t.Rx.Bytes, labels...)
-	ch <- counter(descs[2], t.Tx.Packets, labels...)
-	ch <- counter(descs[3], t.Tx.Bytes, labels...)
-}
-
-func emitVLANCounts(ch chan<- prometheus.Metric, network string, vs []api.VLANCount, packets, bytes *prometheus.Desc) {
-	for _, v := range vs {
-		vid := strconv.Itoa(int(v.VLAN))
-		ch <- counter(packets, v.Packets, network, vid)
-		ch <- counter(bytes, v.Bytes, network, vid)
+	for _, v := range n.Hairpin {
+		l := labelValues{n.Network, vlanLabel(v.VLAN)}
+		d.hairpin[0].add(v.Packets, l)
+		d.hairpin[1].add(v.Bytes, l)
+	}
+	for _, v := range n.EastWest {
+		l := labelValues{n.Network, vlanLabel(v.VLAN)}
+		d.east[0].add(v.Packets, l)
+		d.east[1].add(v.Bytes, l)
 	}
 }
 
-func counter(d *prometheus.Desc, v uint64, labels ...string) prometheus.Metric {
-	return prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+// vlanTraffic adds the four counters of one VLAN of a parent.
+func (d *datapathText) vlanTraffic(v api.VLANStats) {
+	if int(v.VLAN) >= len(vlanLabels) { // not a VID: uncached
+		traffic(d.vlan, v.Traffic, labelValues{v.Parent, vlanLabel(v.VLAN)})
+		return
+	}
+	c := d.vlans[v.Parent]
+	if c == nil {
+		c = &vlanPrefixes{}
+		d.vlans[v.Parent] = c
+	}
+	c.gen = d.gen
+	p := &c.p[v.VLAN]
+	if p[0] == nil {
+		for i, f := range d.vlan {
+			p[i] = f.prefix(labelValues{v.Parent, vlanLabels[v.VLAN]})
+		}
+	}
+	for i, n := range [4]uint64{v.Rx.Packets, v.Rx.Bytes, v.Tx.Packets, v.Tx.Bytes} {
+		d.vlan[i].addPrefixed(p[i], n)
+	}
+}
+
+// traffic adds rx packets, rx bytes, tx packets, tx bytes to fs.
+func traffic(fs [4]*family, t api.Traffic, l labelValues) {
+	fs[0].add(t.Rx.Packets, l)
+	fs[1].add(t.Rx.Bytes, l)
+	fs[2].add(t.Tx.Packets, l)
+	fs[3].add(t.Tx.Bytes, l)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -86,7 +88,16 @@ func (e *statsEnv) stats() api.Stats {
 // scrape fetches /metrics over a connection made inside the sandbox.
 func (e *statsEnv) scrape() string {
 	e.t.Helper()
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+	body, _ := e.scrapeAs("")
+	return body
+}
+
+// scrapeAs fetches /metrics with the given Accept-Encoding ("" sends
+// none) and returns the text, gunzipped if the agent gzipped it, and the
+// Content-Encoding it answered with.
+func (e *statsEnv) scrapeAs(acceptEncoding string) (string, string) {
+	e.t.Helper()
+	tr := &http.Transport{DisableCompression: true, DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
 		err = nstest.In(e.sb.Path, func() error {
 			var d net.Dialer
 			conn, err = d.DialContext(ctx, network, addr)
@@ -95,16 +106,32 @@ func (e *statsEnv) scrape() string {
 		return conn, err
 	}}
 	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + metricsAddr + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if acceptEncoding != "" {
+		req.Header.Set("Accept-Encoding", acceptEncoding)
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		e.t.Fatalf("scrape: %v\nagent log:\n%s", err, e.a.log)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	var rd io.Reader = resp.Body
+	enc := resp.Header.Get("Content-Encoding")
+	if enc == "gzip" {
+		gz, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			e.t.Fatalf("scrape: Content-Encoding gzip but %v", err)
+		}
+		rd = gz
+	}
+	body, err := io.ReadAll(rd)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		e.t.Fatalf("scrape: %s %v\n%s", resp.Status, err, body)
 	}
-	return string(body)
+	return string(body), enc
 }
 
 var labelRE = regexp.MustCompile(`(\w+)="((?:[^"\\]|\\.)*)"`)
@@ -288,11 +315,23 @@ func TestMetricsPromtool(t *testing.T) {
 	}
 	e := newStatsEnv(t)
 	e.mustPing(e.c2, "172.16.86.10")
-	text := e.scrape()
-	cmd := exec.Command(promtool, "check", "metrics")
-	cmd.Stdin = strings.NewReader(text)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	text, enc := e.scrapeAs("")
+	if enc != "" {
+		t.Errorf("a scrape without Accept-Encoding came back with Content-Encoding %q", enc)
+	}
+	zipped, enc := e.scrapeAs("gzip")
+	if enc != "gzip" {
+		t.Errorf("a scrape with Accept-Encoding gzip came back with Content-Encoding %q; want gzip", enc)
+	}
+	for _, body := range []string{text, zipped} {
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(body)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics (Content-Encoding %q): %v\n%s", enc, err, out)
+		}
+	}
+	if a, b := seriesNames(text), seriesNames(zipped); !slices.Equal(a, b) {
+		t.Errorf("plain and gzipped scrapes have different series:\n%v\n%v", a, b)
 	}
 	for _, name := range []string{"mvlan_vlan_rx_packets_total", "mvlan_vlan_rx_bytes_total", "mvlan_vlan_tx_packets_total",
 		"mvlan_vlan_tx_bytes_total", "mvlan_network_rx_packets_total", "mvlan_network_rx_bytes_total",
@@ -346,4 +385,20 @@ func TestStatsTableRates(t *testing.T) {
 			t.Errorf("humanRate(%v) = %q; want %q", v, got, want)
 		}
 	}
+}
+
+// seriesNames are the sorted "name{labels}" of every sample in a scrape
+// (values and comments left out).
+func seriesNames(text string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
+			out = append(out, line[:i])
+		}
+	}
+	slices.Sort(out)
+	return out
 }

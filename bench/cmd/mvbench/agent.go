@@ -62,7 +62,7 @@ func (a *agentProc) start(ctx context.Context) (time.Duration, error) {
 	}
 	args := append([]string{"--net=" + a.ns, "--", a.e.cfg.mvlan, "--socket", a.socket, "agent",
 		"--state-dir", filepath.Join(a.dir, "state"), "--metrics-addr", a.metrics,
-		"--bpffs", filepath.Join(a.dir, "bpf")}, a.extra...)
+		"--bpffs", filepath.Join(a.dir, "bpf"), "--plugin-socket=", "--docker-host="}, a.extra...)
 	cmd := exec.Command("nsenter", args...) // nsenter execs the agent: the pid is the agent's
 	cmd.Stdout, cmd.Stderr = logf, logf
 	t0 := time.Now()
