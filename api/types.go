@@ -65,8 +65,12 @@ type Network struct {
 	DatapathID uint32 `json:"datapath_id"`
 	// Status is "ok" or what is wrong (e.g. the parent link is missing);
 	// filled in by the agent when it serves the network, never stored.
-	Status    string     `json:"status,omitempty"`
-	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	Status string `json:"status,omitempty"`
+	// EndpointCount is how many endpoints the network has; Endpoints
+	// lists them only where one network is asked for (GET
+	// /v1/networks/REF), never in the list of all networks.
+	EndpointCount int        `json:"endpoint_count"`
+	Endpoints     []Endpoint `json:"endpoints,omitempty"`
 }
 
 // OwnsParent reports whether mvlan created the parent link and so removes it.

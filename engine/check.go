@@ -1,46 +1,56 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/link"
 )
 
 // Check compares state, kernel and IPAM and returns every disagreement
 // ("drift"); none means every endpoint in state has its link, every held
 // address belongs to a live endpoint, and no link of ours is left over.
+// It reads the store, the source of truth, and also reports where the
+// in-memory index disagrees with it.
 func (a *Engine) Check(ctx context.Context) ([]string, error) {
-	eps, err := a.store.Endpoints()
+	stored, err := a.store.Endpoints()
 	if err != nil {
 		return nil, err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	eps := make([]endpoint, 0, len(stored))
+	for _, ae := range stored {
+		e, err := endpointFromAPI(ae)
+		if err != nil {
+			return nil, err
+		}
+		eps = append(eps, e)
+	}
+	nets := a.networkList()
 	var drift []string
 	for _, e := range eps {
 		drift = append(drift, a.checkEndpoint(e)...)
 	}
-	for _, n := range a.nets {
+	for _, n := range nets {
 		drift = append(drift, checkHeld(n, eps)...)
+		drift = append(drift, checkIndex(n, eps)...)
 	}
 	links, err := a.host.Links()
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
-	drift = append(drift, a.checkHostLinks(links)...)
+	drift = append(drift, a.checkHostLinks(nets, links)...)
 	slices.Sort(drift)
 	return drift, ctx.Err()
 }
 
-func (a *Engine) checkEndpoint(e api.Endpoint) []string {
-	if a.nets[e.NetworkID] == nil {
+func (a *Engine) checkEndpoint(e endpoint) []string {
+	if a.networkByID(e.NetworkID) == nil {
 		return []string{fmt.Sprintf("endpoint %s: its network %s is not in state", e.Name, e.NetworkID[:12])}
 	}
-	if e.State != api.EndpointReady {
+	if e.State != Ready {
 		return []string{fmt.Sprintf("endpoint %s is %s (an operation was cut short)", e.Name, e.State)}
 	}
 	if !netnsAlive(e) {
@@ -55,7 +65,7 @@ func (a *Engine) checkEndpoint(e api.Endpoint) []string {
 		if l.Alias != alias {
 			continue
 		}
-		if l.MAC.String() != e.MAC || l.Name != e.IfName {
+		if !bytes.Equal(l.MAC, e.MAC) || l.Name != e.IfName {
 			return []string{fmt.Sprintf("endpoint %s: link is %s %s, state says %s %s", e.Name, l.Name, l.MAC, e.IfName, e.MAC)}
 		}
 		return nil
@@ -64,7 +74,7 @@ func (a *Engine) checkEndpoint(e api.Endpoint) []string {
 }
 
 // checkHeld: the addresses IPAM holds are exactly the endpoints' addresses.
-func checkHeld(n *network, eps []api.Endpoint) []string {
+func checkHeld(n *network, eps []endpoint) []string {
 	want := map[string]string{}
 	for _, e := range eps {
 		if e.NetworkID == n.ID {
@@ -74,7 +84,10 @@ func checkHeld(n *network, eps []api.Endpoint) []string {
 		}
 	}
 	var drift []string
-	for _, h := range n.space.Held() {
+	n.mu.Lock()
+	held := n.space.Held()
+	n.mu.Unlock()
+	for _, h := range held {
 		owner, ok := want[h.Addr.String()]
 		if !ok {
 			drift = append(drift, fmt.Sprintf("network %s: address %s is held by %q but no endpoint has it", n.Name, h.Addr, h.Owner))
@@ -89,7 +102,7 @@ func checkHeld(n *network, eps []api.Endpoint) []string {
 	return drift
 }
 
-func (a *Engine) checkHostLinks(links []link.Info) []string {
+func (a *Engine) checkHostLinks(nets []*network, links []link.Info) []string {
 	present := map[string]link.Info{}
 	prefix := a.aliasPrefix()
 	var drift []string
@@ -102,10 +115,39 @@ func (a *Engine) checkHostLinks(links []link.Info) []string {
 			drift = append(drift, fmt.Sprintf("link %s (%s) belongs in a container namespace", l.Name, l.Alias))
 		}
 	}
-	for _, n := range a.nets {
+	for _, n := range nets {
 		if _, ok := present[n.Parent]; !ok {
 			drift = append(drift, fmt.Sprintf("network %s: parent %s is missing", n.Name, n.Parent))
 		}
+	}
+	return drift
+}
+
+// checkIndex: the index has exactly the stored endpoints of n, in their
+// stored state. Endpoints being created or removed right now may show.
+func checkIndex(n *network, eps []endpoint) []string {
+	n.mu.Lock()
+	indexed := n.endpoints()
+	n.mu.Unlock()
+	want := map[string]endpoint{}
+	for _, e := range eps {
+		if e.NetworkID == n.ID {
+			want[e.ID] = e
+		}
+	}
+	var drift []string
+	for _, e := range indexed {
+		s, ok := want[e.ID]
+		switch {
+		case !ok:
+			drift = append(drift, fmt.Sprintf("network %s: endpoint %s is served but not stored", n.Name, e.Name))
+		case s.State != e.State || s.Name != e.Name:
+			drift = append(drift, fmt.Sprintf("network %s: endpoint %s is served as %s %s, stored as %s %s", n.Name, e.ID[:12], e.Name, e.State, s.Name, s.State))
+		}
+		delete(want, e.ID)
+	}
+	for _, e := range want {
+		drift = append(drift, fmt.Sprintf("network %s: endpoint %s is stored but not served", n.Name, e.Name))
 	}
 	return drift
 }

@@ -2,12 +2,9 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
-	"github.com/mvlan/mvlan/agent/store"
-	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/link"
 )
 
@@ -16,15 +13,16 @@ import (
 // name), the addresses on its link and its datapath programs in the
 // kernel. None means the endpoint is as the agent made it.
 func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error) {
-	e, err := a.store.Endpoint(id)
-	if errors.Is(err, store.ErrNotFound) {
+	n, en := a.endpointByID(id)
+	if en == nil {
 		return nil, notFound(fmt.Errorf("no endpoint with ID %s", id))
 	}
-	if err != nil {
-		return nil, err
+	en.busy.Lock()
+	defer en.busy.Unlock()
+	e, ok := n.current(en)
+	if !ok {
+		return nil, notFound(fmt.Errorf("no endpoint with ID %s", id))
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if drift := a.checkEndpoint(e); len(drift) > 0 {
 		return drift, nil
 	}
@@ -40,7 +38,7 @@ func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error)
 }
 
 // checkAddrs: the endpoint's link has exactly its addresses.
-func checkAddrs(e api.Endpoint) []string {
+func checkAddrs(e endpoint) []string {
 	have, err := link.Addrs(e.Netns, e.Ifindex)
 	if err != nil {
 		return []string{fmt.Sprintf("endpoint %s: %v", e.Name, err)}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 
-	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
 	"github.com/mvlan/mvlan/netconf"
@@ -17,10 +15,10 @@ import (
 const maxDatapathID = loader.MaxNetworkID
 
 // allocDatapathID returns the lowest network number no network uses.
-// Caller holds mu.
+// Caller holds netOps.
 func (a *Engine) allocDatapathID() (uint32, error) {
 	used := map[uint32]bool{}
-	for _, n := range a.nets {
+	for _, n := range a.networkList() {
 		used[n.DatapathID] = true
 	}
 	for id := uint32(1); id <= maxDatapathID; id++ {
@@ -54,7 +52,8 @@ func (a *Engine) parentLinks(n *network) (parent link.Info, trunk *link.Info, er
 }
 
 // attachNetwork tells the datapath about a network's parent and attaches
-// the parent programs to it and to its trunk. Idempotent.
+// the parent programs to it and to its trunk. Idempotent. Caller holds
+// netOps.
 func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
 	parent, trunk, err := a.parentLinks(n)
 	if err != nil {
@@ -66,33 +65,48 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
 	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, parent.Index, a.modes.Parent); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
-	n.parentIndex = parent.Index
+	n.setIndexes(parent.Index, 0)
 	if trunk == nil {
 		return nil
 	}
 	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, trunk.Index, a.modes.Parent); err != nil {
 		return fmt.Errorf("attach datapath to trunk %s: %w", trunk.Name, err)
 	}
-	n.trunkIndex = trunk.Index
+	n.setIndexes(parent.Index, trunk.Index)
 	return nil
+}
+
+func (n *network) setIndexes(parent, trunk int) {
+	n.mu.Lock()
+	n.parentIndex, n.trunkIndex = parent, trunk
+	n.mu.Unlock()
+}
+
+// indexes returns where the network's parent programs are attached.
+func (n *network) indexes() (parent, trunk int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.parentIndex, n.trunkIndex
 }
 
 // detachNetwork removes a network's parent programs, except from links
 // another network still uses, and forgets its counters. n is no longer in
-// a.nets. Caller holds mu.
+// the index. Caller holds netOps.
 func (a *Engine) detachNetwork(ctx context.Context, n *network) error {
 	inUse := map[int]bool{}
-	for _, o := range a.nets {
-		inUse[o.parentIndex], inUse[o.trunkIndex] = true, true
+	for _, o := range a.networkList() {
+		p, t := o.indexes()
+		inUse[p], inUse[t] = true, true
 	}
+	parentIndex, trunkIndex := n.indexes()
 	var errs []error
-	for _, idx := range []int{n.parentIndex, n.trunkIndex} {
+	for _, idx := range []int{parentIndex, trunkIndex} {
 		if idx != 0 && !inUse[idx] {
 			errs = append(errs, a.dp.DetachParent(ctx, a.cfg.HostNetns, idx), a.dp.ForgetLink(idx))
 		}
 	}
-	if n.parentIndex != 0 && !inUse[n.parentIndex] {
-		errs = append(errs, a.dp.DeleteParent(n.parentIndex))
+	if parentIndex != 0 && !inUse[parentIndex] {
+		errs = append(errs, a.dp.DeleteParent(parentIndex))
 	}
 	errs = append(errs, a.dp.ForgetNetwork(n.DatapathID))
 	return errors.Join(errs...)
@@ -101,7 +115,7 @@ func (a *Engine) detachNetwork(ctx context.Context, n *network) error {
 // attachEndpoint puts e in the endpoint table, then attaches the endpoint
 // programs to its slave (the programs let unknown endpoints pass, so the
 // table goes first). It records the keys in e.
-func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *api.Endpoint) error {
+func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *endpoint) error {
 	idx, err := a.slaveIndex(*e)
 	if err != nil {
 		return err
@@ -111,12 +125,11 @@ func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *api.Endpoint
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
 	e.NetnsCookie, e.Ifindex = cookie, idx
-	mac, _ := net.ParseMAC(e.MAC)
 	ips := make([]netip.Addr, 0, len(e.Addrs))
 	for _, p := range e.Addrs {
 		ips = append(ips, p.Addr())
 	}
-	ep := loader.Endpoint{NetnsCookie: cookie, Ifindex: idx, MAC: mac, IPs: ips, NetworkID: n.DatapathID,
+	ep := loader.Endpoint{NetnsCookie: cookie, Ifindex: idx, MAC: e.MAC, IPs: ips, NetworkID: n.DatapathID,
 		Allow: allowOf(netconf.FirstHopOf(n.Options))}
 	if err := a.dp.SetEndpoint(ep); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
@@ -141,7 +154,7 @@ func allowOf(f netconf.FirstHop) loader.Allow {
 }
 
 // slaveIndex finds the ifindex of e's link, by our alias, in its namespace.
-func (a *Engine) slaveIndex(e api.Endpoint) (int, error) {
+func (a *Engine) slaveIndex(e endpoint) (int, error) {
 	links, err := link.EndpointLinks(e.Netns)
 	if err != nil {
 		return 0, err
@@ -157,7 +170,7 @@ func (a *Engine) slaveIndex(e api.Endpoint) (int, error) {
 
 // detachEndpoint removes e's programs (if its namespace still exists) and
 // its table entry.
-func (a *Engine) detachEndpoint(ctx context.Context, e api.Endpoint) error {
+func (a *Engine) detachEndpoint(ctx context.Context, e endpoint) error {
 	if e.Ifindex == 0 {
 		return nil
 	}
@@ -169,8 +182,8 @@ func (a *Engine) detachEndpoint(ctx context.Context, e api.Endpoint) error {
 }
 
 // pruneEndpointTable drops table entries of endpoints not in state (a
-// crash between the table write and the state write). Caller holds mu.
-func (a *Engine) pruneEndpointTable(eps []api.Endpoint) error {
+// crash between the table write and the state write). Caller holds netOps.
+func (a *Engine) pruneEndpointTable(eps []endpoint) error {
 	type key struct {
 		cookie uint64
 		idx    int
@@ -193,11 +206,12 @@ func (a *Engine) pruneEndpointTable(eps []api.Endpoint) error {
 }
 
 // pruneDatapath forgets parents no network has and unpins TCX links of
-// devices that are gone. Caller holds mu.
+// devices that are gone. Caller holds netOps.
 func (a *Engine) pruneDatapath() error {
 	want := map[int]bool{}
-	for _, n := range a.nets {
-		want[n.parentIndex] = true
+	for _, n := range a.networkList() {
+		p, _ := n.indexes()
+		want[p] = true
 	}
 	parents, err := a.dp.Parents()
 	if err != nil {

@@ -4,18 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mvlan/mvlan/internal/crashpoint"
 	"os"
 	"slices"
 	"strings"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/crashpoint"
 	"github.com/mvlan/mvlan/link"
 )
 
 // undoEndpoint removes whatever part of e exists in the kernel, then its
-// record, then releases its addresses. Caller holds mu.
-func (a *Engine) undoEndpoint(ctx context.Context, n *network, e api.Endpoint) error {
+// record, then takes it out of the index and releases its addresses.
+// Caller holds en.busy. An endpoint whose network is not in the state has
+// no n and no en.
+func (a *Engine) undoEndpoint(ctx context.Context, n *network, en *entry, e endpoint) error {
 	err := errors.Join(a.detachEndpoint(ctx, e), a.teardown(ctx, e))
 	if err != nil {
 		return err // keep the record so that the next try finds it
@@ -23,22 +25,25 @@ func (a *Engine) undoEndpoint(ctx context.Context, n *network, e api.Endpoint) e
 	if err := a.store.DeleteEndpoint(e.ID); err != nil {
 		return fmt.Errorf("forget endpoint %s: %w", e.Name, err)
 	}
-	if n != nil {
-		releaseAll(n.space, e.Addrs)
+	if n == nil {
+		return nil
 	}
+	n.mu.Lock()
+	n.drop(en)
+	n.mu.Unlock()
 	return nil
 }
 
 // teardown deletes e's link (found by our alias, never by name alone) and
 // the namespace mvlan made for it. Missing pieces are not errors.
-func (a *Engine) teardown(ctx context.Context, e api.Endpoint) error {
+func (a *Engine) teardown(ctx context.Context, e endpoint) error {
 	if !a.isOurNetns(e) {
 		// The path is gone, is not a namespace, or names another one now.
 		// Ours may live on through its processes, with the link and our
 		// address in it: remove the link through one of them before the
 		// address is handed out again.
 		err := a.detachThroughPids(ctx, e)
-		if e.OwnsNetns && e.State == api.EndpointCreating && halfMadeNetns(e.Netns) {
+		if e.OwnsNetns && e.State == Creating && halfMadeNetns(e.Netns) {
 			err = errors.Join(err, link.DeleteNetns(e.Name))
 		}
 		return err
@@ -52,7 +57,7 @@ func (a *Engine) teardown(ctx context.Context, e api.Endpoint) error {
 
 // isOurNetns reports whether e's path is still e's namespace: the same
 // inode, or, for one created before its inode was stored, our mark.
-func (a *Engine) isOurNetns(e api.Endpoint) bool {
+func (a *Engine) isOurNetns(e endpoint) bool {
 	ino, err := link.CheckNetns(e.Netns)
 	switch {
 	case err != nil:
@@ -73,7 +78,7 @@ func halfMadeNetns(path string) bool {
 	return err == nil && st.Mode().IsRegular() && st.Size() == 0
 }
 
-func (a *Engine) detachThroughPids(ctx context.Context, e api.Endpoint) error {
+func (a *Engine) detachThroughPids(ctx context.Context, e endpoint) error {
 	for _, pid := range netnsPids(e.NetnsInode) {
 		via := e
 		via.Netns = fmt.Sprintf("/proc/%d/ns/net", pid)
@@ -85,7 +90,7 @@ func (a *Engine) detachThroughPids(ctx context.Context, e api.Endpoint) error {
 	return nil
 }
 
-func (a *Engine) detachLink(ctx context.Context, e api.Endpoint) error {
+func (a *Engine) detachLink(ctx context.Context, e endpoint) error {
 	links, err := link.EndpointLinks(e.Netns)
 	if errors.Is(err, link.ErrNotFound) {
 		return nil
@@ -104,87 +109,118 @@ func (a *Engine) detachLink(ctx context.Context, e api.Endpoint) error {
 	return a.host.DeleteTemp(e.Netns)
 }
 
+// hit is an endpoint found by reference, with where it lives.
+type hit struct {
+	n  *network
+	en *entry
+	ep endpoint
+}
+
 // RemoveEndpoints removes every endpoint named ref (on any network) or with
 // ID (prefix) ref. Without force, a namespace mvlan made that still has
 // processes is refused, as `docker rm` refuses a running container.
 func (a *Engine) RemoveEndpoints(ctx context.Context, ref string, force bool) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return err
-	}
-	hits, err := matchEndpoints(eps, ref)
+	hits, err := a.matchEndpoints(ref)
 	if err != nil {
 		return err
 	}
 	if !force {
-		for _, e := range hits {
-			if pids := netnsPids(e.NetnsInode); e.OwnsNetns && len(pids) > 0 {
-				return conflict(fmt.Errorf("container %s is running (processes %v in its namespace); stop them or use rm -f", e.Name, pids))
+		for _, h := range hits {
+			if pids := netnsPids(h.ep.NetnsInode); h.ep.OwnsNetns && len(pids) > 0 {
+				return conflict(fmt.Errorf("container %s is running (processes %v in its namespace); stop them or use rm -f", h.ep.Name, pids))
 			}
 		}
 	}
 	var errs []error
-	for _, e := range hits {
-		errs = append(errs, a.removeEndpoint(ctx, e))
+	for _, h := range hits {
+		errs = append(errs, a.removeEndpoint(ctx, h.n, h.en))
 	}
 	return errors.Join(errs...)
 }
 
 // Disconnect removes the endpoint of network netRef in the namespace at path.
 func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	n, err := a.lookup(netRef)
 	if err != nil {
 		return err
 	}
 	ino, _ := link.CheckNetns(path)
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return err
-	}
-	for _, e := range eps {
-		if e.NetworkID != n.ID || (e.Netns != path && (ino == 0 || e.NetnsInode != ino)) {
-			continue
+	n.mu.Lock()
+	var found *entry
+	for _, en := range n.eps {
+		if en.ep.Netns == path || (ino != 0 && en.ep.NetnsInode == ino) {
+			found = en
+			break
 		}
-		if e.OwnsNetns {
-			return invalid(fmt.Errorf("%s is container %s, made by mvlan run; remove it with mvlan rm %s (disconnect is for namespaces made by others)", path, e.Name, e.Name))
-		}
-		return a.removeEndpoint(ctx, e)
 	}
-	return notFound(fmt.Errorf("namespace %s is not connected to network %s", path, n.Name))
+	var e endpoint
+	if found != nil {
+		e = found.ep
+	}
+	n.mu.Unlock()
+	switch {
+	case found == nil:
+		return notFound(fmt.Errorf("namespace %s is not connected to network %s", path, n.Name))
+	case e.OwnsNetns:
+		return invalid(fmt.Errorf("%s is container %s, made by mvlan run; remove it with mvlan rm %s (disconnect is for namespaces made by others)", path, e.Name, e.Name))
+	}
+	return a.removeEndpoint(ctx, n, found)
 }
 
-// removeEndpoint marks e removing, tears it down and forgets it. Caller holds mu.
-func (a *Engine) removeEndpoint(ctx context.Context, e api.Endpoint) error {
-	e.State = api.EndpointRemoving
-	if err := a.store.UpdateEndpoint(e); err != nil {
+// removeEndpoint marks en removing, tears it down and forgets it. It
+// waits for whatever en's lock is held for (its creation, say); one
+// removed meanwhile is not an error.
+func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry) error {
+	en.busy.Lock()
+	defer en.busy.Unlock()
+	e, ok := n.current(en)
+	if !ok {
+		return nil
+	}
+	if err := a.markRemoving(n, en, &e); err != nil {
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("endpoint-rm:after-state")
-	if err := a.undoEndpoint(ctx, a.nets[e.NetworkID], e); err != nil {
+	if err := a.undoEndpoint(ctx, n, en, e); err != nil {
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	a.log.Info("endpoint removed", "name", e.Name, "netns", e.Netns)
 	return nil
 }
 
-// Endpoints lists the endpoints with their network names.
+// markRemoving stores e as "removing" (if it is not yet) and indexes it.
+// Caller holds en.busy.
+func (a *Engine) markRemoving(n *network, en *entry, e *endpoint) error {
+	if e.State == Removing {
+		return nil
+	}
+	e.State = Removing
+	if err := a.store.UpdateEndpoint(e.api()); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.set(en, *e)
+	n.mu.Unlock()
+	return nil
+}
+
+// Endpoints lists the endpoints with their network names, by name.
 func (a *Engine) Endpoints() ([]api.Endpoint, error) {
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return nil, err
+	var eps []endpoint
+	names := map[string]string{}
+	for _, n := range a.networkList() {
+		names[n.ID] = n.Name
+		n.mu.Lock()
+		eps = append(eps, n.endpoints()...)
+		n.mu.Unlock()
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for i := range eps {
-		if n := a.nets[eps[i].NetworkID]; n != nil {
-			eps[i].Network = n.Name
-		}
+	out := make([]api.Endpoint, 0, len(eps))
+	for _, e := range sortedByName(eps) {
+		ae := e.api()
+		ae.Network = names[e.NetworkID]
+		out = append(out, ae)
 	}
-	return eps, nil
+	return out, nil
 }
 
 // netnsPids lists the processes whose network namespace has inode ino.
@@ -211,17 +247,25 @@ func netnsPids(ino uint64) []int {
 // matchEndpoints finds the endpoints ref names: every endpoint with that
 // exact name (a container on several networks has one per network), else
 // the one with that exact ID, else the one whose ID starts with ref.
-func matchEndpoints(eps []api.Endpoint, ref string) ([]api.Endpoint, error) {
-	var byName, byPrefix []api.Endpoint
-	for _, e := range eps {
-		switch {
-		case e.Name == ref:
-			byName = append(byName, e)
-		case e.ID == ref:
-			return []api.Endpoint{e}, nil
-		case len(ref) >= 3 && strings.HasPrefix(e.ID, ref):
-			byPrefix = append(byPrefix, e)
+func (a *Engine) matchEndpoints(ref string) ([]hit, error) {
+	var byName, byPrefix []hit
+	for _, n := range a.networkList() {
+		n.mu.Lock()
+		if en := n.byName[ref]; en != nil {
+			byName = append(byName, hit{n, en, en.ep})
 		}
+		if en := n.eps[ref]; en != nil {
+			n.mu.Unlock()
+			return []hit{{n, en, en.ep}}, nil
+		}
+		if len(ref) >= 3 {
+			for id, en := range n.eps {
+				if strings.HasPrefix(id, ref) {
+					byPrefix = append(byPrefix, hit{n, en, en.ep})
+				}
+			}
+		}
+		n.mu.Unlock()
 	}
 	switch {
 	case len(byName) > 0:

@@ -1,20 +1,22 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/mvlan/mvlan/internal/crashpoint"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/crashpoint"
 	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/netconf"
@@ -24,25 +26,28 @@ import (
 // network. Order for crash safety: the endpoint and its addresses are
 // stored as "creating" first, then the namespace and link are made, then
 // the endpoint is marked ready; on start a "creating" endpoint is undone.
+//
+// Only the endpoint's own lock is held across the kernel work: attaches of
+// different endpoints run in parallel, and readers never wait for them.
 func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ api.Endpoint, err error) {
-	var e api.Endpoint // the rollback below must see it, whatever is returned
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	n, err := a.lookup(req.Network)
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	if !n.ok() {
-		return api.Endpoint{}, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.Name, n.status))
-	}
-	if e, err = a.newEndpoint(n, req); err != nil {
+	e, err := a.newEndpoint(n, req)
+	if err != nil {
 		return api.Endpoint{}, err
 	}
-	if err = a.reserve(n, &e, req); err != nil {
+	en, err := a.admit(n, e, req)
+	if err != nil {
 		return api.Endpoint{}, err
 	}
-	if err = a.store.CreateEndpoint(e); err != nil {
-		releaseAll(n.space, e.Addrs)
+	defer en.busy.Unlock()
+	e = en.ep
+	if err = a.store.CreateEndpoint(e.api()); err != nil {
+		n.mu.Lock()
+		n.drop(en)
+		n.mu.Unlock()
 		if errors.Is(err, store.ErrExists) {
 			return api.Endpoint{}, conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.Name))
 		}
@@ -50,33 +55,62 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	}
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, a.undoEndpoint(context.WithoutCancel(ctx), n, e))
+			err = errors.Join(err, a.undoEndpoint(context.WithoutCancel(ctx), n, en, e))
 		}
 	}()
 	crashpoint.Hit("endpoint-create:after-state")
 	if err = a.realize(ctx, n, &e); err != nil {
 		return api.Endpoint{}, err
 	}
-	e.State = api.EndpointReady
-	if err = a.store.UpdateEndpoint(e); err != nil {
+	e.State = Ready
+	if err = a.store.UpdateEndpoint(e.api()); err != nil {
 		return api.Endpoint{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
 	}
-	e.Network = n.Name
+	n.mu.Lock()
+	n.set(en, e)
+	n.mu.Unlock()
 	a.log.Info("endpoint attached", "name", e.Name, "network", n.Name, "netns", e.Netns, "addrs", e.Addrs, "mac", e.MAC)
-	return e, nil
+	out := e.api()
+	out.Network = n.Name
+	return out, nil
+}
+
+// admit checks e against the network's endpoints, reserves its addresses
+// and puts it in the index as "creating", with its lock held.
+func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.ok() {
+		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.Name, n.status))
+	}
+	if o := n.byName[e.Name]; o != nil {
+		return nil, conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.Name))
+	}
+	for _, o := range n.eps {
+		if !e.OwnsNetns && o.ep.NetnsInode == e.NetnsInode {
+			return nil, conflict(fmt.Errorf("namespace %s is already on network %s (endpoint %s)", e.Netns, n.Name, o.ep.Name))
+		}
+		if req.MAC != "" && slices.Equal(o.ep.MAC, e.MAC) {
+			return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", e.MAC, n.Name, o.ep.Name))
+		}
+	}
+	if err := a.reserve(n, &e, req); err != nil {
+		return nil, err
+	}
+	return n.add(e), nil
 }
 
 // newEndpoint validates the request into an endpoint without addresses.
-func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (api.Endpoint, error) {
-	e := api.Endpoint{ID: store.NewID(), Name: req.Name, NetworkID: n.ID, Netns: req.Netns, IfName: req.IfName,
-		State: api.EndpointCreating, Created: time.Now().UTC(), CNI: req.CNI}
+func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (endpoint, error) {
+	e := endpoint{ID: store.NewID(), Name: req.Name, NetworkID: n.ID, Netns: req.Netns, IfName: req.IfName,
+		State: Creating, Created: time.Now().UTC(), CNI: req.CNI}
 	if e.IfName != "" {
 		if err := link.CheckIfName(e.IfName); err != nil {
 			return e, invalid(fmt.Errorf("--ifname: %w", err))
 		}
 	}
 	if e.Netns != "" {
-		if err := a.checkForeignNetns(n, &e); err != nil {
+		if err := a.checkForeignNetns(&e); err != nil {
 			return e, err
 		}
 	} else {
@@ -99,7 +133,7 @@ func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (api.Endpoint, 
 	if err != nil {
 		return e, err
 	}
-	e.MAC = mac.String()
+	e.MAC = mac
 	return e, nil
 }
 
@@ -118,22 +152,17 @@ func nameFromNetns(path string) string {
 // endpointMAC is the MAC of a new endpoint: the one asked for, else in
 // passthru mode the parent's (passthru hands it to its one slave; keeping
 // it means the parent's address does not change under the operator), else
-// a random one.
+// a random one. A random one is not checked against the network's: 46
+// random bits make a clash as good as impossible, and the kernel refuses a
+// MAC already in use on the parent when the link comes up, so an attach
+// could fail, never clash. A requested one is checked when the endpoint
+// is admitted.
 func (a *Engine) endpointMAC(n *network, want string) (net.HardwareAddr, error) {
 	if want == "" && n.Mode == "passthru" {
 		if l, err := a.host.Link(n.Parent); err == nil {
 			want = l.MAC.String()
 		}
 	}
-	return a.pickMAC(n, want)
-}
-
-// pickMAC parses the requested MAC and checks no endpoint of the network
-// has it, or makes a random locally administered unicast one. A random
-// one is not checked against the state: 46 random bits make a clash as
-// good as impossible, and the kernel refuses a MAC already in use on the
-// parent when the link comes up, so an attach could fail, never clash.
-func (a *Engine) pickMAC(n *network, want string) (net.HardwareAddr, error) {
 	if want == "" {
 		mac := make(net.HardwareAddr, 6)
 		for isZero(mac[1:]) {
@@ -145,15 +174,6 @@ func (a *Engine) pickMAC(n *network, want string) (net.HardwareAddr, error) {
 	mac, err := net.ParseMAC(want)
 	if err != nil || len(mac) != 6 || mac[0]&1 != 0 || isZero(mac) {
 		return nil, invalid(fmt.Errorf("--mac %q is not a unicast Ethernet address; use e.g. 02:42:ac:10:56:0a", want))
-	}
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return nil, fmt.Errorf("read endpoints: %w", err)
-	}
-	for _, e := range eps {
-		if e.NetworkID == n.ID && e.MAC == mac.String() {
-			return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", mac, n.Name, e.Name))
-		}
 	}
 	return mac, nil
 }
@@ -168,7 +188,8 @@ func isZero(b []byte) bool {
 }
 
 // reserve takes the endpoint's addresses from the network's space.
-func (a *Engine) reserve(n *network, e *api.Endpoint, req api.EndpointCreate) (err error) {
+// Caller holds n.mu.
+func (a *Engine) reserve(n *network, e *endpoint, req api.EndpointCreate) (err error) {
 	defer func() {
 		if err != nil {
 			releaseAll(n.space, e.Addrs)
@@ -180,7 +201,7 @@ func (a *Engine) reserve(n *network, e *api.Endpoint, req api.EndpointCreate) (e
 		want string
 		flag string
 	}{{false, req.IP, "--ip"}, {true, req.IP6, "--ip6"}} {
-		p, err := a.reserveOne(n, e.Name, fam.v6, fam.want, fam.flag)
+		p, err := reserveOne(n, e.Name, fam.v6, fam.want, fam.flag)
 		if err != nil {
 			return err
 		}
@@ -194,7 +215,7 @@ func (a *Engine) reserve(n *network, e *api.Endpoint, req api.EndpointCreate) (e
 	return nil
 }
 
-func (a *Engine) reserveOne(n *network, owner string, v6 bool, want, flag string) (netip.Prefix, error) {
+func reserveOne(n *network, owner string, v6 bool, want, flag string) (netip.Prefix, error) {
 	if want == "" {
 		if !n.space.HasFamily(v6) || (v6 && !n.IPv6) {
 			return netip.Prefix{}, nil
@@ -231,8 +252,8 @@ func releaseAll(space *ipam.Space, addrs []netip.Prefix) {
 }
 
 // realize makes the kernel objects: the namespace (if mvlan owns it) and
-// the macvlan slave in it.
-func (a *Engine) realize(ctx context.Context, n *network, e *api.Endpoint) error {
+// the macvlan slave in it. Caller holds e's busy lock.
+func (a *Engine) realize(ctx context.Context, n *network, e *endpoint) error {
 	t0 := time.Now()
 	defer func() { a.log.Debug("realize", "name", e.Name, "took", time.Since(t0)) }()
 	if e.OwnsNetns {
@@ -261,10 +282,9 @@ func (a *Engine) realize(ctx context.Context, n *network, e *api.Endpoint) error
 	return a.attachEndpoint(ctx, n, e)
 }
 
-func (a *Engine) endpointSpec(n *network, e api.Endpoint) link.EndpointSpec {
-	mac, _ := net.ParseMAC(e.MAC)
+func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
 	s := link.EndpointSpec{Parent: n.Parent, Mode: n.Mode, NetnsPath: e.Netns, IfName: e.IfName,
-		MAC: mac, Addrs: e.Addrs, Alias: a.alias("ep", e.ID), AcceptRA: netconf.FirstHopOf(n.Options).AcceptRA}
+		MAC: e.MAC, Addrs: e.Addrs, Alias: a.alias("ep", e.ID), AcceptRA: netconf.FirstHopOf(n.Options).AcceptRA}
 	if n.Internal {
 		return s
 	}
@@ -282,9 +302,10 @@ func (a *Engine) endpointSpec(n *network, e api.Endpoint) link.EndpointSpec {
 }
 
 // checkForeignNetns validates a namespace given by path (connect): it must
-// be a network namespace, not the agent's own, and not on the network yet.
-// It names the endpoint and picks the first free ethN when no --ifname.
-func (a *Engine) checkForeignNetns(n *network, e *api.Endpoint) error {
+// be a network namespace and not the agent's own. (Admit checks it is not
+// on the network yet.) It names the endpoint and picks the first free
+// ethN when no --ifname.
+func (a *Engine) checkForeignNetns(e *endpoint) error {
 	ino, err := link.CheckNetns(e.Netns)
 	if err != nil {
 		return invalid(err)
@@ -295,15 +316,6 @@ func (a *Engine) checkForeignNetns(n *network, e *api.Endpoint) error {
 	e.NetnsInode = ino
 	if e.Name == "" {
 		e.Name = nameFromNetns(e.Netns)
-	}
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return err
-	}
-	for _, o := range eps {
-		if o.NetworkID == n.ID && o.NetnsInode == ino {
-			return conflict(fmt.Errorf("namespace %s is already on network %s (endpoint %s)", e.Netns, n.Name, o.Name))
-		}
 	}
 	if e.IfName == "" {
 		e.IfName, err = freeIfName(e.Netns)
@@ -326,4 +338,12 @@ func freeIfName(path string) (string, error) {
 			return name, nil
 		}
 	}
+}
+
+// sortedByName sorts endpoints by name, then network, as ps shows them.
+func sortedByName(eps []endpoint) []endpoint {
+	slices.SortFunc(eps, func(x, y endpoint) int {
+		return cmp.Or(strings.Compare(x.Name, y.Name), strings.Compare(x.NetworkID, y.NetworkID))
+	})
+	return eps
 }

@@ -5,8 +5,10 @@
 // vanished namespaces and the reaction to link events.
 //
 // Front ends (the HTTP API, the Docker plugin) call its exported methods;
-// they never see its lock, its store or its network structs. Every method
-// that changes something takes the engine's lock itself.
+// they never see its locks, its store or its network structs. The store
+// is the source of truth, read in full only by Start; requests are
+// answered from an in-memory index (index.go). Every method takes the
+// locks it needs itself (see Engine).
 package engine
 
 import (
@@ -41,8 +43,13 @@ type Engine struct {
 
 	hostIno uint64 // inode of the managed namespace, never a container's
 
-	mu   sync.Mutex // serialises changes to networks and endpoints
-	nets map[string]*network
+	// Locks, in the order they are taken: netOps, then an endpoint's
+	// busy lock, then a network's mu, then mu. Only netOps and busy are
+	// held across kernel work; mu and a network's mu guard the index
+	// and are held only to read or change it.
+	netOps sync.Mutex   // serialises network create/remove, parent refreshes and Start
+	mu     sync.RWMutex // guards nets (the map; see index.go)
+	nets   map[string]*network
 }
 
 // Open opens the state (taking its lock), the managed namespace and the
@@ -94,14 +101,6 @@ func (a *Engine) Close() error {
 
 // AgentID is the ID of this agent's state, the tag of its kernel objects.
 func (a *Engine) AgentID() string { return a.store.AgentID() }
-
-// Start brings the kernel in line with the state (see Reconcile), after
-// finishing the Docker endpoints whose link was handed off while the agent
-// was not watching.
-func (a *Engine) Start(ctx context.Context) error {
-	a.finishHandoffs()
-	return a.Reconcile(ctx)
-}
 
 // Watch runs the engine's background work until ctx is done: the sweep of
 // vanished namespaces and the reaction to link events on the parents.

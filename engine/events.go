@@ -46,10 +46,9 @@ func (a *Engine) watchLinks(ctx context.Context) {
 
 // isParentLink reports whether ev concerns a network's parent or trunk.
 func (a *Engine) isParentLink(ev link.LinkEvent) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, n := range a.nets {
-		if ev.Name == n.Parent || ev.Index == n.parentIndex || ev.Index == n.trunkIndex {
+	for _, n := range a.networkList() {
+		p, t := n.indexes()
+		if ev.Name == n.Parent || ev.Index == p || ev.Index == t {
 			return true
 		}
 	}
@@ -58,8 +57,8 @@ func (a *Engine) isParentLink(ev link.LinkEvent) bool {
 
 // refreshParents is the parent half of Reconcile, run on link events.
 func (a *Engine) refreshParents(ctx context.Context) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.netOps.Lock()
+	defer a.netOps.Unlock()
 	links, err := a.host.Links()
 	if err != nil {
 		a.log.Warn("refresh parents: list links", "err", err)
@@ -69,16 +68,19 @@ func (a *Engine) refreshParents(ctx context.Context) {
 	for _, l := range links {
 		present[l.Name] = l
 	}
-	for _, n := range a.nets {
-		old := n.status
-		n.status = a.ensureParent(ctx, n, present)
-		if n.ok() {
+	for _, n := range a.networkList() {
+		st := a.ensureParent(ctx, n, present)
+		if st.status == StatusOK {
 			if err := a.attachNetwork(ctx, n); err != nil {
-				n.status = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
+				st = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
 			}
 		}
-		if n.status.String() != old.String() {
-			a.log.Info("network status changed", "network", n.Name, "status", n.status.String(), "was", old.String())
+		n.mu.Lock()
+		old := n.status
+		n.status = st
+		n.mu.Unlock()
+		if st.String() != old.String() {
+			a.log.Info("network status changed", "network", n.Name, "status", st.String(), "was", old.String())
 		}
 	}
 }

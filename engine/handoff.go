@@ -15,6 +15,7 @@ package engine
 // or a marked link in a sandbox whose record is removed.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,26 +38,26 @@ type Holder struct {
 	Endpoint string // the endpoint that has it; "" when none does
 }
 
-// Holder reports who holds addr in network netID's space.
+// networkOrGone returns network netID, or NotFound.
+func (a *Engine) networkOrGone(netID string) (*network, error) {
+	if n := a.networkByID(netID); n != nil {
+		return n, nil
+	}
+	return nil, notFound(fmt.Errorf("network %s is gone", shortID(netID)))
+}
+
+// Holder reports who holds addr in network netID's space, if anyone.
 func (a *Engine) Holder(netID string, addr netip.Addr) (Holder, bool, error) {
-	eps, err := a.store.Endpoints()
+	n, err := a.networkOrGone(netID)
 	if err != nil {
 		return Holder{}, false, err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := a.nets[netID]
-	if n == nil {
-		return Holder{}, false, notFound(fmt.Errorf("network %s is gone", shortID(netID)))
-	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	owner, held := n.space.Owner(addr)
 	h := Holder{Owner: owner}
-	for _, e := range eps {
-		for _, p := range e.Addrs {
-			if e.NetworkID == netID && p.Addr() == addr {
-				h.Endpoint = e.Name
-			}
-		}
+	if en := n.byAddr[addr]; en != nil {
+		h.Endpoint = en.ep.Name
 	}
 	return h, held || h.Endpoint != "", nil
 }
@@ -64,14 +65,13 @@ func (a *Engine) Holder(netID string, addr netip.Addr) (Holder, bool, error) {
 // Reserve holds an address of network netID for owner, ahead of the
 // endpoint that will have it: want, or the next free one of the family.
 func (a *Engine) Reserve(netID string, want netip.Addr, v6 bool, owner string) (netip.Prefix, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := a.nets[netID]
-	if n == nil {
-		return netip.Prefix{}, notFound(fmt.Errorf("network %s is gone", shortID(netID)))
+	n, err := a.networkOrGone(netID)
+	if err != nil {
+		return netip.Prefix{}, err
 	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	var p netip.Prefix
-	var err error
 	if want.IsValid() {
 		p, err = n.space.Request(want, owner)
 	} else {
@@ -86,22 +86,14 @@ func (a *Engine) Reserve(netID string, want netip.Addr, v6 bool, owner string) (
 // Release frees a reserved address of network netID unless an endpoint
 // has it; it reports whether it did.
 func (a *Engine) Release(netID string, addr netip.Addr) (bool, error) {
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return false, err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := a.nets[netID]
+	n := a.networkByID(netID)
 	if n == nil {
 		return false, nil
 	}
-	for _, e := range eps {
-		for _, p := range e.Addrs {
-			if p.Addr() == addr {
-				return false, nil
-			}
-		}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.byAddr[addr] != nil {
+		return false, nil
 	}
 	n.space.Release(addr)
 	return true, nil
@@ -109,27 +101,43 @@ func (a *Engine) Release(netID string, addr netip.Addr) (bool, error) {
 
 // EndpointMAC is the MAC a new endpoint of network netID gets: want if
 // valid and unused on the network, the parent's in passthru mode, else a
-// random locally administered one.
+// random locally administered one. It refuses a network that cannot take
+// endpoints now.
 func (a *Engine) EndpointMAC(netID, want string) (net.HardwareAddr, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := a.nets[netID]
-	if n == nil {
-		return nil, notFound(fmt.Errorf("network %s is gone", shortID(netID)))
+	n, err := a.networkOrGone(netID)
+	if err != nil {
+		return nil, err
 	}
-	if !n.ok() {
-		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.Name, n.status))
+	n.mu.Lock()
+	ok, status := n.ok(), n.status
+	n.mu.Unlock()
+	if !ok {
+		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.Name, status))
 	}
-	return a.endpointMAC(n, want)
+	mac, err := a.endpointMAC(n, want)
+	if err != nil || want == "" {
+		return mac, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, en := range n.eps {
+		if bytes.Equal(en.ep.MAC, mac) {
+			return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", mac, n.Name, en.ep.Name))
+		}
+	}
+	return mac, nil
 }
 
 // Endpoint returns the endpoint with ID id (NotFound if none).
 func (a *Engine) Endpoint(id string) (api.Endpoint, error) {
-	e, err := a.store.Endpoint(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return e, notFound(fmt.Errorf("endpoint %s: %w", shortID(id), err))
+	n, en := a.endpointByID(id)
+	if en == nil {
+		return api.Endpoint{}, notFound(fmt.Errorf("endpoint %s not found", shortID(id)))
 	}
-	return e, err
+	e, _ := n.current(en)
+	out := e.api()
+	out.Network = n.Name
+	return out, nil
 }
 
 // Handoff is an endpoint whose link the engine creates in the host
@@ -154,22 +162,28 @@ type HandoffLink struct {
 // CreateHandoff stores h as "creating", then creates its link in the host
 // namespace. FinishHandoff makes it ready once it is up in its sandbox.
 func (a *Engine) CreateHandoff(ctx context.Context, h Handoff) (HandoffLink, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := a.nets[h.NetworkID]
-	if n == nil {
-		return HandoffLink{}, notFound(fmt.Errorf("network %s is gone", shortID(h.NetworkID)))
+	n, err := a.networkOrGone(h.NetworkID)
+	if err != nil {
+		return HandoffLink{}, err
 	}
 	if !filepath.IsAbs(h.Netns) {
 		return HandoffLink{}, invalid(fmt.Errorf("sandbox key %q is not a namespace path", h.Netns))
 	}
-	e := api.Endpoint{ID: h.ID, Name: h.Name, NetworkID: n.ID, Netns: h.Netns,
-		MAC: h.MAC.String(), Addrs: h.Addrs, State: api.EndpointCreating, Created: time.Now().UTC()}
-	if err := reown(n.space, e.Addrs, e.Name); err != nil {
+	e := endpoint{ID: h.ID, Name: h.Name, NetworkID: n.ID, Netns: h.Netns,
+		MAC: h.MAC, Addrs: h.Addrs, State: Creating, Created: time.Now().UTC()}
+	en, err := a.admitHandoff(n, e)
+	if err != nil {
 		return HandoffLink{}, err
 	}
-	if err := a.store.CreateEndpoint(e); err != nil {
+	defer en.busy.Unlock()
+	giveBack := func() {
+		n.mu.Lock()
+		n.unindex(en)
 		_ = reown(n.space, e.Addrs, h.Owner)
+		n.mu.Unlock()
+	}
+	if err := a.store.CreateEndpoint(e.api()); err != nil {
+		giveBack()
 		if errors.Is(err, store.ErrExists) {
 			return HandoffLink{}, conflict(fmt.Errorf("sandbox %s is on network %s already", h.Netns, n.Name))
 		}
@@ -182,15 +196,34 @@ func (a *Engine) CreateHandoff(ctx context.Context, h Handoff) (HandoffLink, err
 		if derr := a.store.DeleteEndpoint(e.ID); derr != nil {
 			return HandoffLink{}, errors.Join(err, derr)
 		}
-		return HandoffLink{}, errors.Join(err, reown(n.space, e.Addrs, h.Owner))
+		giveBack()
+		return HandoffLink{}, err
 	}
 	crashpoint.Hit("docker-join:after-link")
 	a.log.Info("Docker endpoint joined", "name", e.Name, "network", n.Name, "sandbox", h.Netns, "addrs", e.Addrs, "mac", e.MAC, "link", name)
 	return HandoffLink{Name: name, Gateways: a.endpointSpec(n, e).Gateways}, nil
 }
 
+// admitHandoff puts a handed-off endpoint in the index, its addresses
+// held under its name, with its lock held.
+func (a *Engine) admitHandoff(n *network, e endpoint) (*entry, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.byName[e.Name] != nil {
+		return nil, conflict(fmt.Errorf("sandbox %s is on network %s already", e.Netns, n.Name))
+	}
+	if n.eps[e.ID] != nil {
+		return nil, conflict(fmt.Errorf("endpoint %s exists already", shortID(e.ID)))
+	}
+	if err := reown(n.space, e.Addrs, e.Name); err != nil {
+		return nil, err
+	}
+	return n.add(e), nil
+}
+
 // reown makes owner the holder of addrs in space (their holder is shown by
-// mvlan doctor). Caller holds mu, so no one takes them in between.
+// mvlan doctor). Caller holds the network's mu, so no one takes them in
+// between.
 func reown(space *ipam.Space, addrs []netip.Prefix, owner string) error {
 	for _, p := range addrs {
 		if cur, ok := space.Owner(p.Addr()); ok && cur == owner {
@@ -217,49 +250,51 @@ func shortID(id string) string { return id[:min(12, len(id))] }
 // isHandoff reports whether e is a handed-off endpoint whose link has not
 // been seen in its sandbox yet: stored without an interface name.
 // (Endpoints of mvlan run and connect always have one.)
-func isHandoff(e api.Endpoint) bool {
-	return e.State == api.EndpointCreating && !e.OwnsNetns && e.IfName == ""
+func isHandoff(e endpoint) bool {
+	return e.State == Creating && !e.OwnsNetns && e.IfName == ""
 }
 
 // FinishHandoff makes endpoint id ready if its link is up in its sandbox:
 // records the link's name and the namespace, attaches the datapath. It
 // reports whether there is nothing left to wait for.
 func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
-	e, err := a.store.Endpoint(id)
-	if err != nil || !isHandoff(e) {
+	n, en := a.endpointByID(id)
+	if en == nil {
 		return true
 	}
-	if _, _, ok := a.handoffLink(e); !ok {
+	if e, _ := n.current(en); !isHandoff(e) {
+		return true
+	} else if _, _, ok := a.handoffLink(e); !ok {
 		return false
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if e, err = a.store.Endpoint(id); err != nil || !isHandoff(e) || ctx.Err() != nil {
+	en.busy.Lock()
+	defer en.busy.Unlock()
+	e, ok := n.current(en)
+	if !ok || !isHandoff(e) || ctx.Err() != nil {
 		return true // Leave or DeleteEndpoint came first
 	}
 	l, ino, ok := a.handoffLink(e)
 	if !ok {
 		return false
 	}
-	n := a.nets[e.NetworkID]
-	if n == nil {
-		return true
-	}
-	e.IfName, e.NetnsInode, e.State = l.Name, ino, api.EndpointReady
+	e.IfName, e.NetnsInode, e.State = l.Name, ino, Ready
 	if err := a.attachEndpoint(ctx, n, &e); err != nil {
 		a.log.Warn("Docker endpoint ready without its datapath programs; the next agent start attaches them", "name", e.Name, "err", err)
 	}
-	if err := a.store.UpdateEndpoint(e); err != nil {
+	if err := a.store.UpdateEndpoint(e.api()); err != nil {
 		a.log.Warn("Docker endpoint: store it ready", "name", e.Name, "err", err)
 		return true
 	}
+	n.mu.Lock()
+	n.set(en, e)
+	n.mu.Unlock()
 	a.log.Info("Docker endpoint ready", "name", e.Name, "network", n.Name, "ifname", e.IfName, "netns", e.Netns)
 	return true
 }
 
 // handoffLink finds e's link in its sandbox, once it has been named and
 // brought up there (the last step of the move), and the sandbox's inode.
-func (a *Engine) handoffLink(e api.Endpoint) (link.Info, uint64, bool) {
+func (a *Engine) handoffLink(e endpoint) (link.Info, uint64, bool) {
 	ino, err := link.CheckNetns(e.Netns)
 	if err != nil || ino == a.hostIno {
 		return link.Info{}, 0, false // not bound to the container's namespace yet
@@ -278,45 +313,58 @@ func (a *Engine) handoffLink(e api.Endpoint) (link.Info, uint64, bool) {
 	return link.Info{}, 0, false
 }
 
-// finishHandoffs, on start before Reconcile (which undoes "creating"
-// endpoints), marks ready the handed-off endpoints whose link was moved
-// into the sandbox while no one watched; Reconcile then attaches them.
+// finishHandoffs, on start before the endpoints are reconciled (which
+// undoes "creating" ones), marks ready the handed-off endpoints whose link
+// was moved into the sandbox while no one watched; reconcileEndpoints then
+// attaches them. Caller holds netOps, before any front end is served.
 func (a *Engine) finishHandoffs() {
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return // Reconcile reports it
+	for _, n := range a.networkList() {
+		n.mu.Lock()
+		var todo []*entry
+		for _, en := range n.eps {
+			if isHandoff(en.ep) {
+				todo = append(todo, en)
+			}
+		}
+		n.mu.Unlock()
+		for _, en := range todo {
+			a.finishOnStart(n, en)
+		}
 	}
-	for _, e := range eps {
-		if !isHandoff(e) {
-			continue
-		}
-		l, ino, ok := a.handoffLink(e)
-		if !ok {
-			continue
-		}
-		e.IfName, e.NetnsInode, e.State = l.Name, ino, api.EndpointReady
-		if err := a.store.UpdateEndpoint(e); err != nil {
-			a.log.Warn("Docker endpoint: store it ready", "name", e.Name, "err", err)
-			continue
-		}
-		a.log.Info("Docker endpoint finished on start", "name", e.Name, "ifname", e.IfName, "netns", e.Netns)
+}
+
+func (a *Engine) finishOnStart(n *network, en *entry) {
+	e, _ := n.current(en)
+	l, ino, ok := a.handoffLink(e)
+	if !ok {
+		return
 	}
+	e.IfName, e.NetnsInode, e.State = l.Name, ino, Ready
+	if err := a.store.UpdateEndpoint(e.api()); err != nil {
+		a.log.Warn("Docker endpoint: store it ready", "name", e.Name, "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.set(en, e)
+	n.mu.Unlock()
+	a.log.Info("Docker endpoint finished on start", "name", e.Name, "ifname", e.IfName, "netns", e.Netns)
 }
 
 // Leave marks endpoint id "removing" and detaches it from the datapath,
 // before its link is moved back to the host namespace. An unknown
 // endpoint is not an error.
 func (a *Engine) Leave(ctx context.Context, id string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	e, err := a.store.Endpoint(id)
-	if errors.Is(err, store.ErrNotFound) {
+	n, en := a.endpointByID(id)
+	if en == nil {
 		return nil // removed meanwhile (mvlan rm)
 	}
-	if err != nil {
-		return err
+	en.busy.Lock()
+	defer en.busy.Unlock()
+	e, ok := n.current(en)
+	if !ok {
+		return nil
 	}
-	if err := a.markRemoving(&e); err != nil {
+	if err := a.markRemoving(n, en, &e); err != nil {
 		return fmt.Errorf("leave %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("docker-leave:after-state")
@@ -328,19 +376,14 @@ func (a *Engine) Leave(ctx context.Context, id string) error {
 		return nil
 	}
 	e.Ifindex, e.NetnsCookie = 0, 0
-	if err := a.store.UpdateEndpoint(e); err != nil {
+	if err := a.store.UpdateEndpoint(e.api()); err != nil {
 		return fmt.Errorf("leave %s: %w", e.Name, err)
 	}
+	n.mu.Lock()
+	n.set(en, e)
+	n.mu.Unlock()
 	a.log.Info("Docker endpoint left", "name", e.Name)
 	return nil
-}
-
-func (a *Engine) markRemoving(e *api.Endpoint) error {
-	if e.State == api.EndpointRemoving {
-		return nil
-	}
-	e.State = api.EndpointRemoving
-	return a.store.UpdateEndpoint(*e)
 }
 
 // RemoveHandoff removes endpoint id's link (in the host namespace, where
@@ -349,16 +392,17 @@ func (a *Engine) markRemoving(e *api.Endpoint) error {
 // reserver releases them); the others are released. An unknown endpoint
 // is not an error.
 func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(netip.Addr) bool) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	e, err := a.store.Endpoint(id)
-	if errors.Is(err, store.ErrNotFound) {
+	n, en := a.endpointByID(id)
+	if en == nil {
 		return nil
 	}
-	if err != nil {
-		return err
+	en.busy.Lock()
+	defer en.busy.Unlock()
+	e, ok := n.current(en)
+	if !ok {
+		return nil
 	}
-	if err := a.markRemoving(&e); err != nil {
+	if err := a.markRemoving(n, en, &e); err != nil {
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("docker-rm:after-state")
@@ -368,15 +412,15 @@ func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(
 	if err := a.store.DeleteEndpoint(e.ID); err != nil {
 		return fmt.Errorf("forget endpoint %s: %w", e.Name, err)
 	}
-	if n := a.nets[e.NetworkID]; n != nil {
-		for _, p := range e.Addrs {
-			if keep(p.Addr()) {
-				_ = reown(n.space, []netip.Prefix{p}, owner)
-			} else {
-				n.space.Release(p.Addr())
-			}
+	n.mu.Lock()
+	for _, p := range e.Addrs {
+		if keep(p.Addr()) && n.byAddr[p.Addr()] == en {
+			delete(n.byAddr, p.Addr())
+			_ = reown(n.space, []netip.Prefix{p}, owner)
 		}
 	}
+	n.drop(en)
+	n.mu.Unlock()
 	a.log.Info("Docker endpoint removed", "name", e.Name, "addrs", e.Addrs)
 	return nil
 }
@@ -385,24 +429,30 @@ func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(
 // renamed or started removing meanwhile; it reports whether it did.
 // Conflict when to is taken on the endpoint's network.
 func (a *Engine) RenameEndpoint(id, from, to string) (bool, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	cur, err := a.store.Endpoint(id)
-	if err != nil || cur.Name != from || cur.State == api.EndpointRemoving {
+	n, en := a.endpointByID(id)
+	if en == nil {
+		return false, nil
+	}
+	en.busy.Lock()
+	defer en.busy.Unlock()
+	e, ok := n.current(en)
+	if !ok || e.Name != from || e.State == Removing {
 		return false, nil
 	}
 	renamed, err := a.store.RenameEndpoint(id, to)
 	if errors.Is(err, store.ErrExists) {
-		return false, conflict(fmt.Errorf("name %s is taken on the network", to))
+		return false, conflict(fmt.Errorf("name %s is taken on network %s", to, n.Name))
 	}
 	if err != nil {
 		return false, err
 	}
-	if n := a.nets[renamed.NetworkID]; n != nil {
-		// The addresses' holder, as mvlan doctor shows it, is the name.
-		if err := reown(n.space, renamed.Addrs, renamed.Name); err != nil {
-			a.log.Warn("endpoint renamed: hold its addresses under its new name", "name", renamed.Name, "err", err)
-		}
+	e.Name = renamed.Name
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.set(en, e)
+	// The addresses' holder, as mvlan doctor shows it, is the name.
+	if err := reown(n.space, e.Addrs, e.Name); err != nil {
+		a.log.Warn("endpoint renamed: hold its addresses under its new name", "name", e.Name, "err", err)
 	}
 	return true, nil
 }

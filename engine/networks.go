@@ -4,29 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mvlan/mvlan/internal/crashpoint"
-	"slices"
-	"strings"
+	"net/netip"
 	"time"
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/crashpoint"
 	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/netconf"
 )
-
-// network is a stored network with its live address space and status.
-type network struct {
-	api.Network
-	space  *ipam.Space
-	status health
-	// parentIndex and trunkIndex are where the parent programs are attached.
-	parentIndex, trunkIndex int
-}
-
-// ok reports whether the network takes endpoints now.
-func (n *network) ok() bool { return n.status.status == StatusOK }
 
 // hostOnlyPrefix names the links of networks without a parent.
 const hostOnlyPrefix = "mvl-"
@@ -52,8 +39,8 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	if err != nil {
 		return api.Network{}, invalid(err)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.netOps.Lock()
+	defer a.netOps.Unlock()
 	if err := a.checkUnique(cfg); err != nil {
 		return api.Network{}, err
 	}
@@ -61,38 +48,43 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	if err != nil {
 		return api.Network{}, invalid(err)
 	}
-	n := api.Network{
-		ID: id, Name: cfg.Name, Driver: api.Driver, Created: time.Now().UTC(),
+	n := &network{ID: id, Name: cfg.Name, Driver: api.Driver, Created: time.Now().UTC(),
 		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
 		Labels: cfg.Labels, Options: cfg.Options, Pools: toAPIPools(space.Pools()),
-	}
+		space: space, status: healthy(), eps: map[string]*entry{}, byName: map[string]*entry{},
+		byAddr: map[netip.Addr]*entry{}}
 	if n.DatapathID, err = a.allocDatapathID(); err != nil {
 		return api.Network{}, err
 	}
-	if err := a.resolveParent(&n, cfg.Parent); err != nil {
+	if err := a.resolveParent(n, cfg.Parent); err != nil {
 		return api.Network{}, err
 	}
-	if err := a.createOwned(ctx, &n); err != nil {
+	if err := a.createOwned(ctx, n); err != nil {
 		return api.Network{}, err
 	}
 	crashpoint.Hit("network-create:after-link")
-	if err := a.store.CreateNetwork(n); err != nil {
+	n.mu.Lock()
+	stored := n.stored()
+	n.mu.Unlock()
+	if err := a.store.CreateNetwork(stored); err != nil {
 		err = fmt.Errorf("store network %s: %w", n.Name, err)
 		return api.Network{}, errors.Join(err, a.deleteOwnedLink(n))
 	}
 	crashpoint.Hit("network-create:after-state")
-	nw := &network{Network: n, space: space, status: healthy()}
-	if err := a.attachNetwork(ctx, nw); err != nil {
-		return api.Network{}, errors.Join(err, a.store.DeleteNetwork(n.ID), a.dropNetwork(context.WithoutCancel(ctx), nw))
+	if err := a.attachNetwork(ctx, n); err != nil {
+		return api.Network{}, errors.Join(err, a.store.DeleteNetwork(n.ID), a.dropNetwork(context.WithoutCancel(ctx), n))
 	}
-	a.nets[n.ID] = nw
+	a.mu.Lock()
+	a.nets[n.ID] = n
+	a.mu.Unlock()
 	a.log.Info("network created", "name", n.Name, "id", n.ID[:12], "parent", n.Parent, "parent_kind", n.ParentKind)
-	return n, nil
+	return a.view(n, false), nil
 }
 
 // checkUnique refuses a name, subnet or parent another network has.
+// Caller holds netOps.
 func (a *Engine) checkUnique(cfg netconf.Config) error {
-	for _, o := range a.nets {
+	for _, o := range a.networkList() {
 		if o.Name == cfg.Name {
 			return conflict(fmt.Errorf("network with name %s already exists; choose another name or remove it first", cfg.Name))
 		}
@@ -111,9 +103,9 @@ func (a *Engine) checkUnique(cfg netconf.Config) error {
 }
 
 // resolveParent decides what the network's parent link is and who owns it.
-func (a *Engine) resolveParent(n *api.Network, parent string) error {
+func (a *Engine) resolveParent(n *network, parent string) error {
 	if parent == "" {
-		n.Parent, n.ParentKind = hostOnlyPrefix+n.ID[:link.MaxNameLen-len(hostOnlyPrefix)], api.ParentHostOnly
+		n.Parent, n.ParentKind = hostOnlyPrefix+n.ID[:link.MaxNameLen-len(hostOnlyPrefix)], ParentHostOnly
 		return nil
 	}
 	if err := link.CheckParentName(parent); err != nil {
@@ -126,7 +118,7 @@ func (a *Engine) resolveParent(n *api.Network, parent string) error {
 		if info.Kind == "loopback" || info.Name == "lo" {
 			return invalid(fmt.Errorf("parent %q is a loopback device; use an Ethernet link such as eth0", parent))
 		}
-		n.ParentKind, n.LinkKind = api.ParentExisting, info.Kind
+		n.ParentKind, n.LinkKind = ParentExisting, info.Kind
 		return nil
 	case !errors.Is(err, link.ErrNotFound):
 		return fmt.Errorf("look up parent %s: %w", parent, err)
@@ -135,22 +127,21 @@ func (a *Engine) resolveParent(n *api.Network, parent string) error {
 	if err != nil {
 		return invalid(err)
 	}
-	switch {
-	case !p.IsVLAN():
+	if !p.IsVLAN() {
 		return invalid(fmt.Errorf("parent link %q not found; create it first, or name it NAME.VID (e.g. eth0.50) to have mvlan create an 802.1q sub-interface", p.Name))
 	}
 	if _, err := a.host.Link(p.Lower); err != nil {
 		return invalid(fmt.Errorf("parent %s: link %q to put VLAN %d on not found: %w", p.Name, p.Lower, p.VID, err))
 	}
-	n.ParentKind = api.ParentVLAN
+	n.ParentKind = ParentVLAN
 	return nil
 }
 
 // createOwned creates the parent link when mvlan owns it.
-func (a *Engine) createOwned(ctx context.Context, n *api.Network) error {
+func (a *Engine) createOwned(ctx context.Context, n *network) error {
 	alias := a.alias("net", n.ID)
 	switch n.ParentKind {
-	case api.ParentVLAN:
+	case ParentVLAN:
 		p, err := link.ParseParent(n.Parent)
 		if err != nil {
 			return invalid(err)
@@ -161,15 +152,21 @@ func (a *Engine) createOwned(ctx context.Context, n *api.Network) error {
 			}
 			return fmt.Errorf("create parent %s: %w", n.Parent, err)
 		}
-		n.LinkKind = "vlan"
-	case api.ParentHostOnly:
+		n.setLinkKind("vlan")
+	case ParentHostOnly:
 		kind, err := a.host.CreateHostOnly(ctx, n.Parent, alias)
 		if err != nil {
 			return fmt.Errorf("create host-only link %s: %w", n.Parent, err)
 		}
-		n.LinkKind = kind
+		n.setLinkKind(kind)
 	}
 	return nil
+}
+
+func (n *network) setLinkKind(kind string) {
+	n.mu.Lock()
+	n.LinkKind = kind
+	n.mu.Unlock()
 }
 
 func toAPIPools(pools []ipam.PoolConfig) []api.Pool {
@@ -188,32 +185,12 @@ func fromAPIPools(pools []api.Pool) []ipam.PoolConfig {
 	return out
 }
 
-// lookup finds a network by name, full ID or unique ID prefix. Caller holds mu.
-func (a *Engine) lookup(ref string) (*network, error) {
-	var hits []*network
-	for _, n := range a.nets {
-		if n.Name == ref || n.ID == ref {
-			return n, nil
-		}
-		if len(ref) >= 3 && strings.HasPrefix(n.ID, ref) {
-			hits = append(hits, n)
-		}
-	}
-	switch len(hits) {
-	case 1:
-		return hits[0], nil
-	case 0:
-		return nil, notFound(fmt.Errorf("network %q not found; see mvlan network ls", ref))
-	}
-	return nil, invalid(fmt.Errorf("network ID prefix %q is ambiguous; give more of the ID or the name", ref))
-}
-
 // RemoveNetwork removes a network with no endpoints. State goes first, the
 // owned link second: a crash between them leaves a marked link that no
 // network needs, which Reconcile removes.
 func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.netOps.Lock()
+	defer a.netOps.Unlock()
 	n, err := a.lookup(ref)
 	if err != nil {
 		return err
@@ -224,7 +201,9 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	} else if err != nil {
 		return fmt.Errorf("remove network %s: %w", n.Name, err)
 	}
+	a.mu.Lock()
 	delete(a.nets, n.ID)
+	a.mu.Unlock()
 	crashpoint.Hit("network-rm:after-state")
 	if err := a.dropNetwork(ctx, n); err != nil {
 		a.log.Warn("network removed, but not all of its kernel objects; the next agent start removes them", "network", n.Name, "err", err)
@@ -233,17 +212,17 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	return nil
 }
 
-// dropNetwork removes a network that is no longer in a.nets from the
-// datapath and deletes its link if mvlan owns it. Caller holds mu.
+// dropNetwork removes a network that is no longer in the index from the
+// datapath and deletes its link if mvlan owns it. Caller holds netOps.
 func (a *Engine) dropNetwork(ctx context.Context, n *network) error {
-	return errors.Join(a.detachNetwork(ctx, n), a.deleteOwnedLink(n.Network))
+	return errors.Join(a.detachNetwork(ctx, n), a.deleteOwnedLink(n))
 }
 
 // deleteOwnedLink deletes the network's parent if mvlan made it: it must
 // carry the network's mark, so a link the operator made in its place since
 // is left alone.
-func (a *Engine) deleteOwnedLink(n api.Network) error {
-	if !n.OwnsParent() {
+func (a *Engine) deleteOwnedLink(n *network) error {
+	if !n.ParentKind.owned() {
 		return nil
 	}
 	l, err := a.host.Link(n.Parent)
@@ -260,44 +239,37 @@ func (a *Engine) deleteOwnedLink(n api.Network) error {
 	return a.host.Delete(n.Parent)
 }
 
-// Networks returns every network with its status and endpoints.
+// Networks returns every network with its status and endpoint count.
 func (a *Engine) Networks() ([]api.Network, error) {
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return nil, err
+	nets := a.networkList()
+	out := make([]api.Network, 0, len(nets))
+	for _, n := range nets {
+		out = append(out, a.view(n, false))
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := make([]api.Network, 0, len(a.nets))
-	for _, n := range a.nets {
-		out = append(out, a.view(n, eps))
-	}
-	slices.SortFunc(out, func(x, y api.Network) int { return strings.Compare(x.Name, y.Name) })
 	return out, nil
 }
 
-// Network returns one network by reference.
+// Network returns one network by reference, with its endpoints.
 func (a *Engine) Network(ref string) (api.Network, error) {
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return api.Network{}, err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	n, err := a.lookup(ref)
 	if err != nil {
 		return api.Network{}, err
 	}
-	return a.view(n, eps), nil
+	return a.view(n, true), nil
 }
 
-func (a *Engine) view(n *network, eps []api.Endpoint) api.Network {
-	v := n.Network
+// view is n as the API shows it; withEndpoints embeds its endpoints.
+func (a *Engine) view(n *network, withEndpoints bool) api.Network {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v := n.stored()
 	v.Status = n.status.String()
-	for _, e := range eps {
-		if e.NetworkID == n.ID {
-			e.Network = n.Name
-			v.Endpoints = append(v.Endpoints, e)
+	v.EndpointCount = len(n.eps)
+	if withEndpoints {
+		for _, e := range sortedByName(n.endpoints()) {
+			ae := e.api()
+			ae.Network = n.Name
+			v.Endpoints = append(v.Endpoints, ae)
 		}
 	}
 	return v

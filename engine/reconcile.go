@@ -10,79 +10,116 @@ import (
 	"github.com/mvlan/mvlan/link"
 )
 
-// Reconcile brings the kernel in line with the state: it rebuilds the
-// address spaces, recreates the links mvlan owns that are missing, removes
-// links marked as this agent's that no network needs (and half-made ones),
-// and records what it cannot fix as the network's status instead of failing.
-func (a *Engine) Reconcile(ctx context.Context) error {
+// Start brings the kernel in line with the state: it reads the state into
+// the index, rebuilding the address spaces (loadState); finishes the
+// handed-off endpoints whose link was moved while no one watched
+// (finishHandoffs); recreates the links mvlan owns that are missing,
+// removes links marked as this agent's that no network needs (and
+// half-made ones) and attaches the parents' programs, recording what it
+// cannot fix as the network's status instead of failing
+// (reconcileNetworks); and undoes, forgets or re-attaches endpoints
+// (reconcileEndpoints). Every start-up decision is made here, in this
+// order, before any front end is served.
+func (a *Engine) Start(ctx context.Context) error {
 	start := time.Now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := a.loadState(); err != nil {
+	a.netOps.Lock()
+	defer a.netOps.Unlock()
+	orphans, err := a.loadState()
+	if err != nil {
 		return err
 	}
-	links, err := a.host.Links()
-	if err != nil {
-		return fmt.Errorf("list links: %w", err)
+	a.finishHandoffs()
+	if err := a.reconcileNetworks(ctx); err != nil {
+		return err
 	}
-	present := a.removeStale(links)
-	for _, n := range a.nets {
-		n.status = a.ensureParent(ctx, n, present)
-		if !n.ok() {
-			continue
-		}
-		if err := a.attachNetwork(ctx, n); err != nil {
-			n.status = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
-			a.log.Warn("cannot attach the datapath", "network", n.Name, "err", err)
-		}
-	}
-	if err := a.pruneDatapath(); err != nil {
-		a.log.Warn("prune datapath", "err", err)
-	}
-	if err := a.reconcileEndpoints(ctx); err != nil {
+	if err := a.reconcileEndpoints(ctx, orphans); err != nil {
 		return err
 	}
 	a.log.Info("reconciled", "networks", len(a.nets), "took", time.Since(start))
 	return nil
 }
 
-// loadState reads networks and endpoints and rebuilds each address space
-// from the addresses the endpoints hold.
-func (a *Engine) loadState() error {
-	nets, err := a.store.Networks()
+// reconcileNetworks makes each network's parent and parent programs right.
+func (a *Engine) reconcileNetworks(ctx context.Context) error {
+	links, err := a.host.Links()
 	if err != nil {
-		return fmt.Errorf("read networks: %w", err)
+		return fmt.Errorf("list links: %w", err)
 	}
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return fmt.Errorf("read endpoints: %w", err)
+	present := a.removeStale(links)
+	for _, n := range a.networkList() {
+		st := a.ensureParent(ctx, n, present)
+		if st.status == StatusOK {
+			if err := a.attachNetwork(ctx, n); err != nil {
+				st = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
+				a.log.Warn("cannot attach the datapath", "network", n.Name, "err", err)
+			}
+		}
+		n.mu.Lock()
+		n.status = st
+		n.mu.Unlock()
 	}
-	held := map[string][]ipam.Held{}
-	for _, e := range eps {
-		for _, p := range e.Addrs {
-			held[e.NetworkID] = append(held[e.NetworkID], ipam.Held{Addr: p.Addr(), Owner: e.Name})
-		}
-	}
-	a.nets = make(map[string]*network, len(nets))
-	for _, n := range nets {
-		space, err := ipam.New(fromAPIPools(n.Pools), ipam.Options{Serial: n.Serial})
-		if err != nil {
-			return fmt.Errorf("network %s: stored pools: %w", n.Name, err)
-		}
-		if err := space.Load(held[n.ID]); err != nil {
-			return fmt.Errorf("network %s: stored addresses: %w", n.Name, err)
-		}
-		a.nets[n.ID] = &network{Network: n, space: space}
+	if err := a.pruneDatapath(); err != nil {
+		a.log.Warn("prune datapath", "err", err)
 	}
 	return nil
+}
+
+// loadState reads networks and endpoints into the index and rebuilds each
+// address space from the addresses the endpoints hold. It returns the
+// endpoints whose network is not in the state.
+func (a *Engine) loadState() ([]endpoint, error) {
+	stored, err := a.store.Networks()
+	if err != nil {
+		return nil, fmt.Errorf("read networks: %w", err)
+	}
+	apiEps, err := a.store.Endpoints()
+	if err != nil {
+		return nil, fmt.Errorf("read endpoints: %w", err)
+	}
+	nets := make(map[string]*network, len(stored))
+	for _, sn := range stored {
+		space, err := ipam.New(fromAPIPools(sn.Pools), ipam.Options{Serial: sn.Serial})
+		if err != nil {
+			return nil, fmt.Errorf("network %s: stored pools: %w", sn.Name, err)
+		}
+		if nets[sn.ID], err = newNetwork(sn, space); err != nil {
+			return nil, err
+		}
+	}
+	held := map[string][]ipam.Held{}
+	var orphans []endpoint
+	for _, ae := range apiEps {
+		e, err := endpointFromAPI(ae)
+		if err != nil {
+			return nil, err
+		}
+		n := nets[e.NetworkID]
+		if n == nil {
+			orphans = append(orphans, e)
+			continue
+		}
+		n.add(e).busy.Unlock()
+		for _, p := range e.Addrs {
+			held[n.ID] = append(held[n.ID], ipam.Held{Addr: p.Addr(), Owner: e.Name})
+		}
+	}
+	for _, n := range nets {
+		if err := n.space.Load(held[n.ID]); err != nil {
+			return nil, fmt.Errorf("network %s: stored addresses: %w", n.Name, err)
+		}
+	}
+	a.mu.Lock()
+	a.nets = nets
+	a.mu.Unlock()
+	return orphans, nil
 }
 
 // removeStale deletes half-made links and links marked as this agent's
 // that no network needs; it returns the links that remain, by name.
 func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 	want := map[string]string{} // link name -> network ID
-	for _, n := range a.nets {
-		if n.OwnsParent() {
+	for _, n := range a.networkList() {
+		if n.ParentKind.owned() {
 			want[n.Parent] = n.ID
 		}
 	}
@@ -110,18 +147,19 @@ func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 }
 
 // ensureParent recreates a missing owned parent and reports the status.
+// Caller holds netOps.
 func (a *Engine) ensureParent(ctx context.Context, n *network, present map[string]link.Info) health {
 	if l, ok := present[n.Parent]; ok {
-		if n.OwnsParent() && l.Alias != a.alias("net", n.ID) {
+		if n.ParentKind.owned() && l.Alias != a.alias("net", n.ID) {
 			return health{status: StatusParentForeign, parent: n.Parent}
 		}
 		return healthy()
 	}
-	if !n.OwnsParent() {
+	if !n.ParentKind.owned() {
 		a.log.Warn("parent link missing", "network", n.Name, "parent", n.Parent)
 		return health{status: StatusParentMissing, parent: n.Parent}
 	}
-	if err := a.createOwned(ctx, &n.Network); err != nil {
+	if err := a.createOwned(ctx, n); err != nil {
 		err = untag(err)
 		a.log.Warn("cannot recreate parent", "network", n.Name, "parent", n.Parent, "err", err)
 		return health{status: StatusParentFailed, parent: n.Parent, err: err}

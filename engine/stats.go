@@ -34,11 +34,7 @@ func (a *Engine) Stats() (api.Stats, error) {
 	if err != nil {
 		return api.Stats{}, err
 	}
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return api.Stats{}, fmt.Errorf("read endpoints: %w", err)
-	}
-	nets := a.networkRefs(links)
+	nets, eps := a.networkRefs(links)
 	seed(&snap, nets)
 	s := api.Stats{
 		Time:      time.Now().UTC(),
@@ -74,15 +70,27 @@ type netRef struct {
 	vid  uint16
 }
 
-// networkRefs maps datapath ids to networks.
-func (a *Engine) networkRefs(links map[int]link.Info) map[uint32]netRef {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	m := make(map[uint32]netRef, len(a.nets))
-	for _, n := range a.nets {
+// networkRefs maps datapath ids to networks, and names endpoint
+// attachments "ENDPOINT/IFNAME" by their datapath keys.
+func (a *Engine) networkRefs(links map[int]link.Info) (map[uint32]netRef, map[epKey]string) {
+	nets := a.networkList()
+	m := make(map[uint32]netRef, len(nets))
+	eps := map[epKey]string{}
+	for _, n := range nets {
+		n.mu.Lock()
 		m[n.DatapathID] = netRef{name: n.Name, vid: uint16(links[n.parentIndex].VID)}
+		for _, en := range n.eps {
+			eps[epKey{en.ep.NetnsCookie, en.ep.Ifindex}] = en.ep.Name + "/" + en.ep.IfName
+		}
+		n.mu.Unlock()
 	}
-	return m
+	return m, eps
+}
+
+// epKey is an endpoint as the datapath keys it.
+type epKey struct {
+	cookie  uint64
+	ifindex int
 }
 
 // seed adds zero counters for every known network, so that its series
@@ -180,15 +188,7 @@ func sortNetworkStats(ns *api.NetworkStats) {
 // attachStats names attachments: parent programs by host link name,
 // endpoint programs "ENDPOINT/IFNAME". A link label is never repeated for
 // one hook (the metric would be refused): a clash gets "#IFINDEX".
-func attachStats(as []loader.Attachment, links map[int]link.Info, eps []api.Endpoint) []api.Attachment {
-	type epKey struct {
-		cookie  uint64
-		ifindex int
-	}
-	epNames := make(map[epKey]string, len(eps))
-	for _, e := range eps {
-		epNames[epKey{e.NetnsCookie, e.Ifindex}] = e.Name + "/" + e.IfName
-	}
+func attachStats(as []loader.Attachment, links map[int]link.Info, epNames map[epKey]string) []api.Attachment {
 	seen := map[string]bool{}
 	out := make([]api.Attachment, 0, len(as))
 	for _, at := range as {
@@ -217,21 +217,15 @@ type NetworkUsage struct {
 	Subnets   []ipam.Usage
 }
 
-// Usage reports each network's endpoint count and address use.
+// Usage reports each network's endpoint count and address use, from the
+// index: a scrape never waits for kernel work.
 func (a *Engine) Usage() ([]NetworkUsage, error) {
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return nil, fmt.Errorf("read endpoints: %w", err)
-	}
-	count := map[string]int{}
-	for _, e := range eps {
-		count[e.NetworkID]++
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := make([]NetworkUsage, 0, len(a.nets))
-	for _, n := range a.nets {
-		out = append(out, NetworkUsage{Network: n.Name, Endpoints: count[n.ID], Subnets: n.space.Usage()})
+	nets := a.networkList()
+	out := make([]NetworkUsage, 0, len(nets))
+	for _, n := range nets {
+		n.mu.Lock()
+		out = append(out, NetworkUsage{Network: n.Name, Endpoints: len(n.eps), Subnets: n.space.Usage()})
+		n.mu.Unlock()
 	}
 	return out, nil
 }

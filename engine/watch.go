@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/link"
 )
 
-// sweepEvery is how often the agent looks for namespaces that went away.
+// sweepEvery is how often the engine looks for namespaces that went away.
 const sweepEvery = 500 * time.Millisecond
 
 // watch releases endpoints whose namespace disappeared (the container
@@ -28,87 +27,109 @@ func (a *Engine) watch(ctx context.Context) {
 	}
 }
 
-// sweep forgets ready endpoints whose namespace is gone or replaced.
+// sweep forgets ready endpoints whose namespace is gone or replaced. It
+// reads the index, not the store, and holds no lock while it looks at
+// the namespaces.
 func (a *Engine) sweep(ctx context.Context) {
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		a.log.Warn("sweep: read endpoints", "err", err)
-		return
-	}
-	for _, e := range eps {
-		if e.State == api.EndpointReady && !netnsAlive(e) {
-			a.releaseVanished(ctx, e.ID)
+	for _, n := range a.networkList() {
+		n.mu.Lock()
+		var ready []*entry
+		var eps []endpoint
+		for _, en := range n.eps {
+			if en.ep.State == Ready {
+				ready, eps = append(ready, en), append(eps, en.ep)
+			}
+		}
+		n.mu.Unlock()
+		for i, en := range ready {
+			if !netnsAlive(eps[i]) {
+				a.releaseVanished(ctx, n, en)
+			}
 		}
 	}
 }
 
-// releaseVanished releases endpoint id if, looked at again under the lock,
-// it is still ready and its namespace still gone: a concurrent rm may have
+// releaseVanished releases en if, looked at again under its lock, it is
+// still ready and its namespace still gone: a concurrent rm may have
 // released it (and its address been handed out again) since the sweep read.
-func (a *Engine) releaseVanished(ctx context.Context, id string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	e, err := a.store.Endpoint(id)
-	if err != nil || e.State != api.EndpointReady || netnsAlive(e) {
+func (a *Engine) releaseVanished(ctx context.Context, n *network, en *entry) {
+	en.busy.Lock()
+	defer en.busy.Unlock()
+	e, ok := n.current(en)
+	if !ok || e.State != Ready || netnsAlive(e) {
 		return
 	}
-	if err := a.undoEndpoint(ctx, a.nets[e.NetworkID], e); err != nil {
+	if err := a.undoEndpoint(ctx, n, en, e); err != nil {
 		a.log.Warn("release endpoint of a vanished namespace", "name", e.Name, "err", err)
 		return
 	}
 	a.log.Info("released endpoint: its namespace is gone", "name", e.Name, "netns", e.Netns)
 }
 
-func netnsAlive(e api.Endpoint) bool {
+func netnsAlive(e endpoint) bool {
 	ino, err := link.CheckNetns(e.Netns)
 	return err == nil && ino == e.NetnsInode
 }
 
 // reconcileEndpoints, on start: undoes endpoints caught half made or half
-// removed, forgets those whose namespace is gone, and re-attaches the link
-// of those whose namespace lost it. Caller holds mu.
-func (a *Engine) reconcileEndpoints(ctx context.Context) error {
-	eps, err := a.store.Endpoints()
-	if err != nil {
-		return fmt.Errorf("read endpoints: %w", err)
+// removed, forgets those whose namespace is gone (and those whose network
+// is, the orphans), and re-attaches the link of those whose namespace lost
+// it. Caller holds netOps, before any front end is served.
+func (a *Engine) reconcileEndpoints(ctx context.Context, orphans []endpoint) error {
+	for _, e := range orphans {
+		a.release(ctx, nil, nil, e, "its network is gone")
 	}
-	for _, e := range eps {
-		n := a.nets[e.NetworkID]
-		var why string
-		switch {
-		case e.State != api.EndpointReady:
-			why = "caught " + e.State + " by a restart"
-		case !netnsAlive(e):
-			why = "its namespace is gone"
-		case n == nil:
-			why = "its network is gone"
-		default:
-			err := a.ensureLink(ctx, n, e)
-			if err == nil {
-				err = a.attachEndpointDP(ctx, n, e)
-			}
-			if err != nil {
-				// Keep it: the namespace and its address are the user's;
-				// doctor reports the drift, a later start may fix it.
-				a.log.Warn("endpoint not attached", "name", e.Name, "network", n.Name, "err", err)
-			}
-			continue
+	var all []endpoint
+	for _, n := range a.networkList() {
+		n.mu.Lock()
+		ens := make([]*entry, 0, len(n.eps))
+		for _, en := range n.eps {
+			ens = append(ens, en)
 		}
-		if err := a.undoEndpoint(ctx, n, e); err != nil {
-			a.log.Warn("cannot release endpoint", "name", e.Name, "err", err)
-			continue
+		n.mu.Unlock()
+		for _, en := range ens {
+			if e, ok := a.reconcileEndpoint(ctx, n, en); ok {
+				all = append(all, e)
+			}
 		}
-		a.log.Info("released endpoint", "name", e.Name, "reason", why)
 	}
-	eps, err = a.store.Endpoints()
+	return a.pruneEndpointTable(all)
+}
+
+// reconcileEndpoint settles one endpoint at start; it reports the endpoint
+// if it stays.
+func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (endpoint, bool) {
+	e, _ := n.current(en)
+	switch {
+	case e.State != Ready:
+		return e, !a.release(ctx, n, en, e, "caught "+e.State.String()+" by a restart")
+	case !netnsAlive(e):
+		return e, !a.release(ctx, n, en, e, "its namespace is gone")
+	}
+	err := a.ensureLink(ctx, n, e)
+	if err == nil {
+		e, err = a.attachEndpointDP(ctx, n, en, e)
+	}
 	if err != nil {
-		return fmt.Errorf("read endpoints: %w", err)
+		// Keep it: the namespace and its address are the user's;
+		// doctor reports the drift, a later start may fix it.
+		a.log.Warn("endpoint not attached", "name", e.Name, "network", n.Name, "err", err)
 	}
-	return a.pruneEndpointTable(eps)
+	return e, true
+}
+
+// release undoes e at start and logs why; it reports whether it did.
+func (a *Engine) release(ctx context.Context, n *network, en *entry, e endpoint, why string) bool {
+	if err := a.undoEndpoint(ctx, n, en, e); err != nil {
+		a.log.Warn("cannot release endpoint", "name", e.Name, "err", err)
+		return false
+	}
+	a.log.Info("released endpoint", "name", e.Name, "reason", why)
+	return true
 }
 
 // ensureLink re-creates e's link if its namespace lost it.
-func (a *Engine) ensureLink(ctx context.Context, n *network, e api.Endpoint) error {
+func (a *Engine) ensureLink(ctx context.Context, n *network, e endpoint) error {
 	links, err := link.EndpointLinks(e.Netns)
 	if err != nil {
 		return err
@@ -119,7 +140,10 @@ func (a *Engine) ensureLink(ctx context.Context, n *network, e api.Endpoint) err
 			return nil
 		}
 	}
-	if n == nil || !n.ok() {
+	n.mu.Lock()
+	ok := n.ok()
+	n.mu.Unlock()
+	if !ok {
 		return errors.New("its network cannot take endpoints")
 	}
 	if err := a.host.AttachEndpoint(ctx, a.endpointSpec(n, e)); err != nil {
@@ -131,16 +155,22 @@ func (a *Engine) ensureLink(ctx context.Context, n *network, e api.Endpoint) err
 
 // attachEndpointDP (re)attaches a ready endpoint's programs at start and
 // records its keys if they changed (a re-created link has a new ifindex).
-func (a *Engine) attachEndpointDP(ctx context.Context, n *network, e api.Endpoint) error {
+func (a *Engine) attachEndpointDP(ctx context.Context, n *network, en *entry, e endpoint) (endpoint, error) {
 	before := e
 	if err := a.attachEndpoint(ctx, n, &e); err != nil {
-		return err
+		return before, err
 	}
 	if e.Ifindex == before.Ifindex && e.NetnsCookie == before.NetnsCookie {
-		return nil
+		return e, nil
 	}
 	if before.Ifindex != 0 {
 		_ = a.dp.DeleteEndpoint(before.NetnsCookie, before.Ifindex)
 	}
-	return a.store.UpdateEndpoint(e)
+	if err := a.store.UpdateEndpoint(e.api()); err != nil {
+		return e, err
+	}
+	n.mu.Lock()
+	n.set(en, e)
+	n.mu.Unlock()
+	return e, nil
 }

@@ -1,0 +1,242 @@
+package engine
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/ipam"
+)
+
+// EndpointState is where an endpoint is in its life. It is stored, so
+// that a crash half way is finished on start.
+type EndpointState uint8
+
+// Endpoint states.
+const (
+	Creating EndpointState = iota // kernel objects being made; undone on start
+	Ready
+	Removing // kernel objects being removed; finished on start
+)
+
+func (s EndpointState) String() string {
+	switch s {
+	case Creating:
+		return api.EndpointCreating
+	case Ready:
+		return api.EndpointReady
+	case Removing:
+		return api.EndpointRemoving
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+func parseState(s string) (EndpointState, error) {
+	for _, st := range []EndpointState{Creating, Ready, Removing} {
+		if st.String() == s {
+			return st, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown endpoint state %q", s)
+}
+
+// ParentKind is how a network's parent link came to be.
+type ParentKind uint8
+
+// Parent kinds.
+const (
+	ParentExisting ParentKind = iota // the operator's link, used as is, never deleted
+	ParentVLAN                       // an 802.1q sub-interface mvlan created
+	ParentHostOnly                   // a host-only link mvlan created (no -o parent)
+)
+
+func (k ParentKind) String() string {
+	switch k {
+	case ParentExisting:
+		return api.ParentExisting
+	case ParentVLAN:
+		return api.ParentVLAN
+	case ParentHostOnly:
+		return api.ParentHostOnly
+	}
+	return fmt.Sprintf("parent-kind(%d)", uint8(k))
+}
+
+func parseParentKind(s string) (ParentKind, error) {
+	for _, k := range []ParentKind{ParentExisting, ParentVLAN, ParentHostOnly} {
+		if k.String() == s {
+			return k, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown parent kind %q", s)
+}
+
+// owned reports whether mvlan created the parent link and so removes it.
+func (k ParentKind) owned() bool { return k == ParentVLAN || k == ParentHostOnly }
+
+// endpoint is a namespace attached to a network, as the engine keeps it.
+type endpoint struct {
+	ID, Name, NetworkID string
+	Netns               string
+	NetnsInode          uint64
+	OwnsNetns           bool
+	IfName              string
+	MAC                 net.HardwareAddr
+	Addrs               []netip.Prefix
+	State               EndpointState
+	Created             time.Time
+	// NetnsCookie and Ifindex key the endpoint in the BPF maps.
+	NetnsCookie uint64
+	Ifindex     int
+	CNI         *api.CNIAttachment // the identity a CNI runtime gave it
+}
+
+func (e endpoint) api() api.Endpoint {
+	out := api.Endpoint{ID: e.ID, Name: e.Name, NetworkID: e.NetworkID, Netns: e.Netns, NetnsInode: e.NetnsInode,
+		OwnsNetns: e.OwnsNetns, IfName: e.IfName, Addrs: e.Addrs, State: e.State.String(), Created: e.Created,
+		NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, CNI: e.CNI}
+	if e.MAC != nil {
+		out.MAC = e.MAC.String()
+	}
+	return out
+}
+
+func endpointFromAPI(a api.Endpoint) (endpoint, error) {
+	e := endpoint{ID: a.ID, Name: a.Name, NetworkID: a.NetworkID, Netns: a.Netns, NetnsInode: a.NetnsInode,
+		OwnsNetns: a.OwnsNetns, IfName: a.IfName, Addrs: a.Addrs, Created: a.Created,
+		NetnsCookie: a.NetnsCookie, Ifindex: a.Ifindex, CNI: a.CNI}
+	var err error
+	if e.State, err = parseState(a.State); err != nil {
+		return e, fmt.Errorf("endpoint %s: %w", a.Name, err)
+	}
+	if a.MAC != "" {
+		if e.MAC, err = net.ParseMAC(a.MAC); err != nil {
+			return e, fmt.Errorf("endpoint %s: stored MAC: %w", a.Name, err)
+		}
+	}
+	return e, nil
+}
+
+// entry is an endpoint in the index. busy serialises the endpoint's
+// transitions and is held across its kernel work; ep and gone are guarded
+// by the network's mu, so readers never wait for kernel work.
+type entry struct {
+	busy sync.Mutex
+	ep   endpoint
+	gone bool // removed from the index; whoever waited on busy gives up
+}
+
+// network is a stored network with its live address space, status and
+// endpoint index. Its stored fields never change after creation, except
+// LinkKind (set when its parent is re-made), guarded by mu.
+type network struct {
+	ID, Name, Driver string
+	Created          time.Time
+	Parent           string
+	ParentKind       ParentKind
+	LinkKind         string
+	Mode             string
+	IPv6, Internal   bool
+	Serial           bool
+	Labels, Options  map[string]string
+	Pools            []api.Pool
+	DatapathID       uint32 // numbers the network in the BPF maps (1-4095)
+
+	mu     sync.Mutex // guards what follows
+	space  *ipam.Space
+	status health
+	// parentIndex and trunkIndex are where the parent programs are attached.
+	parentIndex, trunkIndex int
+	eps                     map[string]*entry     // by endpoint ID
+	byName                  map[string]*entry     // names are unique per network
+	byAddr                  map[netip.Addr]*entry // the addresses endpoints have
+}
+
+func newNetwork(n api.Network, space *ipam.Space) (*network, error) {
+	kind, err := parseParentKind(n.ParentKind)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	return &network{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
+		ParentKind: kind, LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6, Internal: n.Internal,
+		Serial: n.Serial, Labels: n.Labels, Options: n.Options, Pools: n.Pools, DatapathID: n.DatapathID,
+		space: space, status: healthy(), eps: map[string]*entry{}, byName: map[string]*entry{},
+		byAddr: map[netip.Addr]*entry{}}, nil
+}
+
+// stored is the network as the store keeps it (no status, no endpoints).
+// Caller holds n.mu (or n is not in the index yet).
+func (n *network) stored() api.Network {
+	return api.Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
+		ParentKind: n.ParentKind.String(), LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6,
+		Internal: n.Internal, Serial: n.Serial, Labels: n.Labels, Options: n.Options, Pools: n.Pools,
+		DatapathID: n.DatapathID}
+}
+
+// ok reports whether the network takes endpoints now. Caller holds n.mu.
+func (n *network) ok() bool { return n.status.status == StatusOK }
+
+// add puts e in the index, busy (its creator holds busy). Caller holds n.mu.
+func (n *network) add(e endpoint) *entry {
+	en := &entry{ep: e}
+	en.busy.Lock()
+	n.eps[e.ID] = en
+	n.byName[e.Name] = en
+	for _, p := range e.Addrs {
+		n.byAddr[p.Addr()] = en
+	}
+	return en
+}
+
+// drop takes en out of the index and releases its addresses. Caller
+// holds n.mu.
+func (n *network) drop(en *entry) {
+	for _, p := range en.ep.Addrs {
+		if n.byAddr[p.Addr()] == en {
+			n.space.Release(p.Addr())
+		}
+	}
+	n.unindex(en)
+}
+
+// unindex takes en out of the index; its addresses stay held. Caller
+// holds n.mu.
+func (n *network) unindex(en *entry) {
+	if en.gone {
+		return
+	}
+	en.gone = true
+	delete(n.eps, en.ep.ID)
+	if n.byName[en.ep.Name] == en {
+		delete(n.byName, en.ep.Name)
+	}
+	for _, p := range en.ep.Addrs {
+		if n.byAddr[p.Addr()] == en {
+			delete(n.byAddr, p.Addr())
+		}
+	}
+}
+
+// set records a new version of en's endpoint (a state change, a rename).
+// Caller holds n.mu and en.busy.
+func (n *network) set(en *entry, e endpoint) {
+	if en.ep.Name != e.Name {
+		if n.byName[en.ep.Name] == en {
+			delete(n.byName, en.ep.Name)
+		}
+		n.byName[e.Name] = en
+	}
+	en.ep = e
+}
+
+// endpoints copies the network's endpoints. Caller holds n.mu.
+func (n *network) endpoints() []endpoint {
+	out := make([]endpoint, 0, len(n.eps))
+	for _, en := range n.eps {
+		out = append(out, en.ep)
+	}
+	return out
+}
