@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 
 	"github.com/mvlan/mvlan/agent/store"
@@ -41,7 +42,8 @@ type Engine struct {
 	dp    *loader.Datapath
 	modes loader.Modes // per kind of link: see loader.ResolveModes
 
-	hostIno uint64 // inode of the managed namespace, never a container's
+	hostIno uint64   // inode of the managed namespace, never a container's
+	pinLock *os.File // the lock on cfg.BPFFS (loader.LockPinDir)
 
 	// Locks, in the order they are taken: netOps, then an endpoint's
 	// busy lock, then a network's mu, then mu. Only netOps and busy are
@@ -77,6 +79,9 @@ func Open(cfg Config) (*Engine, error) {
 	if a.modes, err = loader.ResolveModes(cfg.AttachMode); err != nil {
 		return nil, errors.Join(fmt.Errorf("--attach-mode %s: %w", cfg.AttachMode, err), a.Close())
 	}
+	if a.pinLock, err = loader.LockPinDir(cfg.BPFFS); err != nil {
+		return nil, errors.Join(fmt.Errorf("--bpffs %s: %w; give this agent its own --bpffs (its state dir and socket are its own, but two agents on one bpffs dir would prune each other's endpoint tables)", cfg.BPFFS, err), a.Close())
+	}
 	if a.dp, err = loader.Load(context.Background(), cfg.BPFFS); err != nil {
 		return nil, errors.Join(fmt.Errorf("load the BPF datapath under %s: %w (mvlan doctor tells what the kernel lacks)", cfg.BPFFS, err), a.Close())
 	}
@@ -89,6 +94,9 @@ func (a *Engine) Close() error {
 	var errs []error
 	if a.dp != nil {
 		errs = append(errs, a.dp.Close())
+	}
+	if a.pinLock != nil {
+		errs = append(errs, a.pinLock.Close())
 	}
 	if a.host != nil {
 		errs = append(errs, a.host.Close())

@@ -3,9 +3,11 @@ package main
 import (
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/internal/nstest"
@@ -146,6 +148,52 @@ func TestOneAgentPerStateDir(t *testing.T) {
 	if err == nil || !strings.Contains(out, "in use by another agent") {
 		t.Fatalf("second agent on one state dir: err %v, output:\n%s", err, out)
 	}
+}
+
+// TestOneAgentPerBPFFS: a second agent with its own state dir and socket
+// but the first one's --bpffs refuses to start, saying so, and the first
+// agent's spoof protection still works afterwards (a second agent on the
+// same endpoint table would have pruned the first one's endpoints).
+func TestOneAgentPerBPFFS(t *testing.T) {
+	e := newStatsEnv(t)
+	dir := t.TempDir()
+	b := exec.Command("nsenter", "--net="+e.sb.Path, "--", mvlanBin, "--socket", filepath.Join(dir, "b.sock"), "agent",
+		"--state-dir", filepath.Join(dir, "state"), "--metrics-addr", "", "--plugin-socket", "",
+		"--bpffs", filepath.Join(e.a.dir, "bpf"))
+	out := &lockedBuffer{}
+	b.Stdout, b.Stderr = out, out
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(out.String(), "bpffs directory is in use by another agent") ||
+			!strings.Contains(out.String(), filepath.Join(e.a.dir, "bpf")) {
+			t.Errorf("second agent on one --bpffs: exit %v, output:\n%s", err, out)
+		}
+	case <-waitSocket(filepath.Join(dir, "b.sock"), 10*time.Second):
+		t.Errorf("a second agent started on the first one's --bpffs:\n%s", out)
+		_ = b.Process.Kill()
+		<-done
+	}
+	e.mustPing(e.c2, "172.16.86.10") // resolves the neighbours: spoof() then sends IP, not ARP
+	e.spoof()
+}
+
+// waitSocket is closed when path exists or after d.
+func waitSocket(path string, d time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if _, err := os.Stat(path); err == nil {
+				return
+			}
+		}
+	}()
+	return ch
 }
 
 func readAgentID(t *testing.T, a *agentProc) string {
