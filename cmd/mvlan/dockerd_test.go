@@ -8,23 +8,16 @@ package main
 // one from busybox-static.
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/rand"
-	"debug/elf"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -60,20 +53,10 @@ func dockerTools(t testing.TB) (daemon, cli, busybox string) {
 			t.Skip("Docker tests need the docker client: apt-get install docker.io")
 		}
 	}
-	busybox, err = exec.LookPath("busybox")
-	if err != nil || !isStatic(busybox) {
-		t.Skip("Docker tests build their image from a static busybox: apt-get install busybox-static")
+	if busybox, err = nstest.StaticBusybox(); err != nil {
+		t.Skipf("Docker tests build their image from a static busybox: %v", err)
 	}
 	return daemon, cli, busybox
-}
-
-func isStatic(path string) bool {
-	f, err := elf.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	return !slices.ContainsFunc(f.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_INTERP })
 }
 
 func randName(prefix string) string {
@@ -167,51 +150,12 @@ func (d *dockerd) destroy() {
 		}
 		d.running = false
 	}
-	for _, pid := range pidsNaming(d.dir) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	for _, m := range mountsUnder(d.dir) {
-		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			d.t.Errorf("cleanup: unmount %s: %v", m, err)
-		}
+	if err := nstest.Reap(d.dir); err != nil { // containerd and the shims
+		d.t.Errorf("cleanup: %v", err)
 	}
 	if err := os.RemoveAll(d.dir); err != nil {
 		d.t.Errorf("cleanup: %v", err)
 	}
-}
-
-// pidsNaming lists the processes whose command line names a file under
-// dir (the containerd and shims of our dockerd), never this one.
-func pidsNaming(dir string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		var pid int
-		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
-			continue
-		}
-		if cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && bytes.Contains(cmdline, []byte(dir+"/")) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// mountsUnder lists the mount points under dir, deepest first.
-func mountsUnder(dir string) []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			out = append(out, f[4])
-		}
-	}
-	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
-	return out
 }
 
 func (d *dockerd) logTail() string {
@@ -234,32 +178,12 @@ func (d *dockerd) docker(args ...string) (string, string, int) {
 // importBusybox makes dockerImage: busybox-static and its applets.
 func (d *dockerd) importBusybox(busybox string) {
 	d.t.Helper()
-	bin, err := os.ReadFile(busybox)
+	rootfs, err := nstest.BusyboxTar(busybox)
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	hdr := func(h *tar.Header) {
-		if err := tw.WriteHeader(h); err != nil {
-			d.t.Fatal(err)
-		}
-	}
-	for _, dir := range []string{"bin/", "etc/", "tmp/", "proc/", "sys/", "dev/"} {
-		hdr(&tar.Header{Name: dir, Typeflag: tar.TypeDir, Mode: 0o755})
-	}
-	hdr(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))})
-	if _, err := tw.Write(bin); err != nil {
-		d.t.Fatal(err)
-	}
-	for _, applet := range []string{"sh", "ip", "ping", "ping6", "sleep", "cat", "true", "hostname"} {
-		hdr(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
-	}
-	if err := tw.Close(); err != nil {
-		d.t.Fatal(err)
-	}
 	cmd := exec.Command(d.cli, "-H", "unix://"+d.sock, "import", "-", dockerImage)
-	cmd.Stdin = &buf
+	cmd.Stdin = bytes.NewReader(rootfs)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		d.t.Fatalf("docker import: %v\n%s", err, out)
 	}
