@@ -80,6 +80,7 @@ type Store struct {
 	agentID string
 	log     *slog.Logger
 
+	commit committer    // group commit of concurrent changes (commit.go)
 	dirty  atomic.Bool // changed since the last snapshot
 	snapMu sync.Mutex  // one snapshot at a time
 	stop   chan struct{}
@@ -168,9 +169,11 @@ func (s *Store) init(tx *bolt.Tx) error {
 	return meta.Put(kAgentID, []byte(s.agentID))
 }
 
-// update runs fn in a write transaction and marks the state changed.
+// update runs fn in a write transaction (shared with concurrent changes:
+// commit.go) and marks the state changed. fn may run more than once, each
+// time in a fresh transaction.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
-	err := s.db.Update(fn)
+	err := s.commit.apply(s.db, fn)
 	if err == nil {
 		s.dirty.Store(true)
 	}

@@ -1,0 +1,96 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/mvlan/mvlan/api"
+)
+
+// TestGroupCommit: 32 endpoints created at once while the first commit is
+// held back are all stored, in far fewer transactions than changes, and a
+// duplicate name among them fails alone; reopening the file finds them.
+func TestGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := api.Network{ID: NewID(), Name: "pub_net", Parent: "eth0", ParentKind: api.ParentExisting}
+	if err := s.CreateNetwork(n); err != nil {
+		t.Fatal(err)
+	}
+	const callers = 32
+	queued := make(chan struct{})
+	var once sync.Once
+	s.commit.beforeCommit = func() { once.Do(func() { <-queued }) } // hold the first group until everyone waits
+	eps := make([]api.Endpoint, callers)
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		name := fmt.Sprintf("c%d", i)
+		if i == callers-1 {
+			name = "c0" // taken by the first: must fail, alone
+		}
+		eps[i] = api.Endpoint{ID: NewID(), Name: name, NetworkID: n.ID,
+			Addrs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, 86, byte(10 + i)}), 24)}}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.CreateEndpoint(eps[i])
+		}()
+	}
+	waitQueued(s, callers-1) // one is the leader, held in beforeCommit
+	close(queued)
+	wg.Wait()
+	// Of the two callers named c0, whichever came second fails, alone.
+	winner, loser := 0, callers-1
+	if errs[0] != nil {
+		winner, loser = loser, winner
+	}
+	for i, err := range errs {
+		if wantErr := i == loser; (err != nil) != wantErr || (wantErr && !errors.Is(err, ErrExists)) {
+			t.Errorf("create %s (caller %d): %v; want error: %v (ErrExists)", eps[i].Name, i, err, wantErr)
+		}
+	}
+	if c := s.commit.commits; c > 3 {
+		t.Errorf("%d changes took %d commits; want them grouped (at most 3)", callers, c)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Endpoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != callers-1 {
+		t.Fatalf("after reopening: %d endpoints; want %d", len(got), callers-1)
+	}
+	for _, e := range got {
+		if e.Name == "c0" && e.ID != eps[winner].ID {
+			t.Errorf("c0 is %s; want the one that did not fail, %s", e.ID, eps[winner].ID)
+		}
+	}
+}
+
+// waitQueued waits until n changes wait behind the running commit.
+func waitQueued(s *Store, n int) {
+	for {
+		s.commit.mu.Lock()
+		q := len(s.commit.queue)
+		s.commit.mu.Unlock()
+		if q >= n {
+			return
+		}
+		runtime.Gosched()
+	}
+}
