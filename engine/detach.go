@@ -144,7 +144,12 @@ func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
 	if err != nil {
 		return err
 	}
-	ino, _ := link.CheckNetns(path)
+	// A path that is gone may still name a stored endpoint; one that
+	// names something else than a namespace never does.
+	ino, err := link.CheckNetns(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return invalid(err)
+	}
 	n.mu.Lock()
 	var found *entry
 	for _, en := range n.eps {

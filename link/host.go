@@ -9,6 +9,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/internal/nsfile"
 )
 
 // Host performs netlink operations in one network namespace: the one the
@@ -66,7 +68,7 @@ func openNetns(path string) (netns.NsHandle, error) {
 	if path == "" {
 		ns, err = netns.Get()
 	} else {
-		ns, err = netns.GetFromPath(path)
+		ns, err = openNsHandle(path)
 	}
 	if errors.Is(err, unix.ENOENT) {
 		return ns, fmt.Errorf("open netns %s: %w", path, ErrNotFound)
@@ -75,6 +77,22 @@ func openNetns(path string) (netns.NsHandle, error) {
 		return ns, fmt.Errorf("open netns %s: %w", nsName(path), err)
 	}
 	return ns, nil
+}
+
+// openNsHandle opens the namespace at path the way nsfile does (never
+// waiting on a non-namespace file) as a handle netlink takes.
+func openNsHandle(path string) (netns.NsHandle, error) {
+	f, err := nsfile.Open(path)
+	if err != nil {
+		return netns.None(), err
+	}
+	defer f.Close()
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return netns.None(), err
+	}
+	unix.CloseOnExec(fd)
+	return netns.NsHandle(fd), nil
 }
 
 func nsName(path string) string {

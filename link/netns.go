@@ -14,6 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/nsthread"
+
+	"github.com/mvlan/mvlan/internal/nsfile"
 )
 
 // NetnsDir holds the bind mounts of named network namespaces, as iproute2's.
@@ -190,25 +192,26 @@ func NetnsMark(path string) (string, error) {
 	return mark, err
 }
 
-// nsfsMagic is the statfs type of namespace files (NSFS_MAGIC).
-const nsfsMagic = 0x6e736673
-
 // CheckNetns reports whether path is a network namespace (a /proc/PID/ns/net
 // link or a bind mount of one) and returns its inode. The error names the
-// path and what would be right.
+// path and what would be right. It never waits on what the path names
+// instead (a FIFO, a socket), nor longer than nsfile.Timeout on a lookup.
 func CheckNetns(path string) (uint64, error) {
 	if !filepath.IsAbs(path) {
 		return 0, fmt.Errorf("namespace path %q is not absolute; give /proc/PID/ns/net or /run/netns/NAME", path)
 	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	f, err := nsfile.Open(path)
+	if errors.Is(err, nsfile.ErrNotNamespace) {
+		return 0, fmt.Errorf("%s is not a namespace; give /proc/PID/ns/net or /run/netns/NAME", path)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("namespace %s: %w; give /proc/PID/ns/net or /run/netns/NAME", path, err)
 	}
-	defer unix.Close(fd)
-	var fs unix.Statfs_t
+	defer f.Close()
+	fd := int(f.Fd())
 	var st unix.Stat_t
-	if unix.Fstatfs(fd, &fs) != nil || fs.Type != nsfsMagic || unix.Fstat(fd, &st) != nil {
-		return 0, fmt.Errorf("%s is not a namespace; give /proc/PID/ns/net or /run/netns/NAME", path)
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, fmt.Errorf("namespace %s: %w", path, err)
 	}
 	typ, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
 	if err != nil || typ != unix.CLONE_NEWNET {

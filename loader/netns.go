@@ -7,6 +7,8 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/internal/nsfile"
 )
 
 // NetnsCookie returns the cookie of the network namespace at netnsPath (a
@@ -40,7 +42,7 @@ func inNetns(path string, fn func() error) (err error) {
 	if path == "" {
 		return fn()
 	}
-	target, err := os.Open(path)
+	target, err := nsfile.Open(path)
 	if err != nil {
 		return fmt.Errorf("open netns: %w", err)
 	}
@@ -72,7 +74,7 @@ func openNetns(path string) (fd int, closeFn func(), err error) {
 	if path == "" {
 		return 0, func() {}, nil
 	}
-	f, err := os.Open(path)
+	f, err := nsfile.Open(path)
 	if err != nil {
 		return 0, nil, fmt.Errorf("open netns: %w", err)
 	}
