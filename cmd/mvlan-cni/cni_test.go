@@ -53,7 +53,8 @@ func binaries(t testing.TB) {
 		cniDir, mvlanBin = filepath.Join(dir, "cni"), filepath.Join(dir, "mvlan")
 		// mvlan agent runs the mvlan-agent next to mvlan.
 		for _, b := range [][2]string{{filepath.Join(cniDir, "mvlan"), "."}, {mvlanBin, "../mvlan"},
-			{filepath.Join(dir, "mvlan-agent"), "../mvlan-agent"}} {
+			{filepath.Join(dir, "mvlan-agent"), "../mvlan-agent"},
+			{filepath.Join(dir, "cnitool"), "github.com/containernetworking/cni/cnitool"}} { // at go.mod's version
 			if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("build %s: %w\n%s", b[1], err, out)
 				return

@@ -1,7 +1,7 @@
 package main
 
 // Podman as the runtime: Debian's podman (4.3) with network_backend "cni"
-// runs the built plugin from a conflist. It runs in the sandbox's host
+// runs the built plugin from examples/cni/mvnet.conflist. It runs in the sandbox's host
 // namespace (nsenter) with everything of its own in a temporary directory
 // (containers.conf, storage.conf with the vfs driver, run root, CNI
 // configuration); its image is imported from busybox-static (no pull).
@@ -67,9 +67,14 @@ static_dir = "%[2]s/static"
 volume_path = "%[2]s/volumes"
 `, cniDir, dir))
 	p.write("storage.conf", fmt.Sprintf("[storage]\ndriver = \"vfs\"\nrunroot = \"%[1]s/run\"\ngraphroot = \"%[1]s/storage\"\n", dir))
-	p.write("net.d/mvnet.conflist", fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "mvnet", "plugins": [
-  {"type": "mvlan", "network": "pub_net", "socket": %q, "capabilities": {"ips": true, "mac": true}}]}
-`, e.a.Socket))
+	// The README's example, as is: the plugin finds the agent through
+	// MVLAN_SOCKET, which podman passes on.
+	conflist, err := os.ReadFile("../../examples/cni/mvnet.conflist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.write("net.d/mvnet.conflist", string(conflist))
+	p.env = append(p.env, "MVLAN_SOCKET="+e.a.Socket)
 	rootfs, err := nstest.BusyboxTar(busybox)
 	if err != nil {
 		t.Fatal(err)
