@@ -60,6 +60,14 @@ check-generate: generate dashboards
 dashboards:
 	$(GO) generate ./dashboards/
 
+# The README's pictures (docs/dash-*.png): TestDashboardsPrometheus's scene
+# with a few minutes of traffic, Prometheus' graph page for the key panel
+# queries (its web pages unpacked from Debian's packages into bin/), headless
+# Chromium (apt-get install chromium). Root; not in make test.
+screenshots:
+	MVLAN_PROM_WEB=$$(bash scripts/prometheus-web.sh $(CURDIR)/bin/prometheus-web) && export MVLAN_PROM_WEB && \
+	MVLAN_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -timeout 10m -run '^TestDashboardsPrometheus$$' -v ./cmd/mvlan/
+
 # The reference's pub_net example in a namespace sandbox (root).
 demo: build
 	bash scripts/demo.sh

@@ -69,6 +69,9 @@ scrape_configs:
 	p := &promServer{t: t, client: nsClient(sb.Path), log: &lockedBuffer{}}
 	cmd := exec.Command("nsenter", "--net="+sb.Path, "--", bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr)
+	if web := os.Getenv("MVLAN_PROM_WEB"); web != "" { // its web pages (make screenshots)
+		cmd.Args = append(cmd.Args, "--web.local-assets="+web)
+	}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start prometheus: %v", err)

@@ -62,7 +62,8 @@ func (s *dashScene) screenshots(p *promServer, dir string) {
 }
 
 // moreTraffic is round i of a changing mix: pings in blue and from red,
-// spoofed pings every fifth round, broadcast bursts, VLAN 60 frames.
+// spoofed pings every fifth round, broadcast bursts, VLAN 60 frames, and
+// a container that comes and goes.
 func (s *dashScene) moreTraffic(i int) {
 	s.t.Helper()
 	n := strconv.Itoa(5 + 10*(i%4))
@@ -73,6 +74,12 @@ func (s *dashScene) moreTraffic(i int) {
 	}
 	sendFrames(s.t, s.b1, "eth0", arpRequest(s.mac1, netip.MustParseAddr("192.168.50.10"), netip.MustParseAddr("192.168.50.250")), 2+i%3)
 	s.tagged(10 + 5*(i%3))
+	switch i % 12 { // a third container comes and goes in red: its pool fills 2/5, 3/5
+	case 4:
+		s.a.ok("run", "-d", "--name", s.name("r3"), "--net", "red")
+	case 10:
+		s.a.ok("rm", "-f", s.name("r3"))
+	}
 	time.Sleep(time.Second)
 }
 
