@@ -36,7 +36,10 @@ type Config struct {
 	// DockerHost is dockerd's Engine API (unix:///PATH), asked for the
 	// names of the containers of Docker endpoints; "" disables it.
 	DockerHost string
-	Log        *slog.Logger
+	// Recover rebuilds a corrupt state from its last good snapshot and the
+	// kernel's marked endpoint links (mvlan agent --recover).
+	Recover bool
+	Log     *slog.Logger
 }
 
 // Agent is a running mvlan daemon: the engine and its front ends.
@@ -57,7 +60,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Log, met: newMetrics()}
 	var err error
 	a.eng, err = engine.Open(engine.Config{StateDir: cfg.StateDir, BPFFS: cfg.BPFFS,
-		AttachMode: cfg.AttachMode, HostNetns: cfg.HostNetns, Log: cfg.Log})
+		AttachMode: cfg.AttachMode, HostNetns: cfg.HostNetns, Recover: cfg.Recover, Log: cfg.Log})
 	if err != nil {
 		return nil, err
 	}

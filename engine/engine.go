@@ -30,7 +30,10 @@ type Config struct {
 	BPFFS      string // bpffs directory for pinned objects
 	AttachMode string // auto|tcx|tc
 	HostNetns  string // namespace the agent manages; "" means its own
-	Log        *slog.Logger
+	// Recover rebuilds a corrupt state from its last good snapshot and
+	// the endpoints the kernel holds (see openState, recoverEndpoints).
+	Recover bool
+	Log     *slog.Logger
 }
 
 // Engine is the state of one agent's networks and endpoints.
@@ -62,9 +65,10 @@ func Open(cfg Config) (*Engine, error) {
 	}
 	a := &Engine{cfg: cfg, log: cfg.Log, nets: map[string]*network{}}
 	var err error
-	if a.store, err = store.Open(cfg.StateDir); err != nil {
+	if a.store, err = openState(cfg); err != nil {
 		return nil, err
 	}
+	a.reportQuarantined()
 	if a.host, err = link.OpenHost(cfg.HostNetns); err != nil {
 		return nil, errors.Join(fmt.Errorf("open host namespace: %w", err), a.Close())
 	}
@@ -84,6 +88,11 @@ func Open(cfg Config) (*Engine, error) {
 	}
 	if a.dp, err = loader.Load(context.Background(), cfg.BPFFS); err != nil {
 		return nil, errors.Join(fmt.Errorf("load the BPF datapath under %s: %w (mvlan doctor tells what the kernel lacks)", cfg.BPFFS, err), a.Close())
+	}
+	if cfg.Recover {
+		if err := a.recoverEndpoints(); err != nil {
+			return nil, errors.Join(fmt.Errorf("recover endpoints from the kernel: %w", err), a.Close())
+		}
 	}
 	return a, nil
 }

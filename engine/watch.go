@@ -71,8 +71,9 @@ func netnsAlive(e endpoint) bool {
 	return err == nil && ino == e.NetnsInode
 }
 
-// reconcileEndpoints, on start: undoes endpoints caught half made or half
-// removed, forgets those whose namespace is gone (and those whose network
+// reconcileEndpoints, on start: adopts endpoints caught "creating" whose
+// kernel side is complete (see completeIn), undoes those caught half made
+// or half removed, forgets those whose namespace is gone (and those whose network
 // is, the orphans), and re-attaches the link of those whose namespace lost
 // it. Caller holds netOps, before any front end is served.
 func (a *Engine) reconcileEndpoints(ctx context.Context, orphans []endpoint) error {
@@ -100,6 +101,11 @@ func (a *Engine) reconcileEndpoints(ctx context.Context, orphans []endpoint) err
 // if it stays.
 func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (endpoint, bool) {
 	e, _ := n.current(en)
+	if e.State == Creating {
+		if k, whole := a.completeIn(e); whole {
+			return a.adopt(ctx, n, en, e, k), true
+		}
+	}
 	switch {
 	case e.State != Ready:
 		return e, !a.release(ctx, n, en, e, "caught "+e.State.String()+" by a restart")

@@ -204,3 +204,27 @@ func removeMissingOK(path string) error {
 	}
 	return nil
 }
+
+// SnapshotAgentID verifies the snapshot in dir and returns the agent ID it
+// holds: the owner of the kernel objects a recovery adopts.
+func SnapshotAgentID(dir string) (string, error) {
+	snap := filepath.Join(dir, SnapshotName)
+	if err := Verify(snap); err != nil {
+		return "", err
+	}
+	db, err := openBolt(snap, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
+	if err != nil {
+		return "", err
+	}
+	var id string
+	err = db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bMeta); b != nil {
+			id = string(b.Get(kAgentID))
+		}
+		return nil
+	})
+	if err == nil && id == "" {
+		err = fmt.Errorf("snapshot %s has no agent id", snap)
+	}
+	return id, errors.Join(err, db.Close())
+}

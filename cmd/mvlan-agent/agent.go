@@ -23,6 +23,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "attach-mode", Value: "auto", EnvVars: []string{"MVLAN_ATTACH_MODE"}, Usage: "how BPF programs attach: auto, tcx or tc"},
 		&cli.StringFlag{Name: "plugin-socket", Value: "/run/docker/plugins/mvlan.sock", EnvVars: []string{"MVLAN_PLUGIN_SOCKET"}, Usage: "socket where Docker finds mvlan as a network and IPAM plugin (driver name: the file name without .sock; empty: off)"},
 		&cli.StringFlag{Name: "docker-host", Value: "unix:///run/docker.sock", EnvVars: []string{"MVLAN_DOCKER_HOST"}, Usage: "dockerd's Engine API (unix:///PATH), asked for the names of Docker's containers shown by mvlan ps (empty: off)"},
+		&cli.BoolFlag{Name: "recover", Usage: "rebuild a corrupt state file from its last good snapshot (mvlan.db.snap) and the endpoint links the kernel holds; the bad file is kept aside"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MVLAN_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 	}
 }
@@ -50,6 +51,7 @@ func runAgent(c *cli.Context) error {
 		AttachMode:   c.String("attach-mode"),
 		PluginSocket: c.String("plugin-socket"),
 		DockerHost:   c.String("docker-host"),
+		Recover:      c.Bool("recover"),
 		Log:          log,
 	})
 	if err != nil {

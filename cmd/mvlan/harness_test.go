@@ -69,15 +69,24 @@ func newAgent(t testing.TB, sb *nstest.Sandbox) *agentProc {
 	return &agentProc{t: t, sb: sb, dir: dir, socket: filepath.Join(dir, "mvlan.sock")}
 }
 
+// command is the agent's command line in the sandbox, logging to a.log.
+func (a *agentProc) command(extraEnv ...string) *exec.Cmd {
+	a.log = &bytes.Buffer{}
+	cmd := exec.Command("nsenter", "--net="+a.sb.Path, "--", mvlanBin, "--socket", a.socket, "agent",
+		"--state-dir", a.stateDir(), "--metrics-addr", "", "--bpffs", filepath.Join(a.dir, "bpf"))
+	cmd.Args = append(cmd.Args, a.flags...)
+	cmd.Env = append(append(os.Environ(), a.env...), extraEnv...)
+	cmd.Stdout, cmd.Stderr = a.log, a.log
+	return cmd
+}
+
+// stateDir is the agent's --state-dir.
+func (a *agentProc) stateDir() string { return filepath.Join(a.dir, "state") }
+
 // start runs the agent and waits until its API answers.
 func (a *agentProc) start(extraEnv ...string) {
 	a.t.Helper()
-	a.log = &bytes.Buffer{}
-	a.cmd = exec.Command("nsenter", "--net="+a.sb.Path, "--", mvlanBin, "--socket", a.socket, "agent",
-		"--state-dir", filepath.Join(a.dir, "state"), "--metrics-addr", "", "--bpffs", filepath.Join(a.dir, "bpf"))
-	a.cmd.Args = append(a.cmd.Args, a.flags...)
-	a.cmd.Env = append(append(os.Environ(), a.env...), extraEnv...)
-	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	a.cmd = a.command(extraEnv...)
 	if err := a.cmd.Start(); err != nil {
 		a.t.Fatalf("start agent: %v", err)
 	}

@@ -1,0 +1,178 @@
+package main
+
+// Privileged end-to-end tests of the state file's integrity (issue 11): a
+// corrupt state file is refused while containers run on it, and
+// `mvlan agent --recover` brings them back; a restart adopts an endpoint
+// caught "creating" whose kernel side is complete.
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/api"
+)
+
+// TestAdoptCompleteCreating: the agent dies after an endpoint's link is
+// made (addresses, routes, up) but before its programs and its "ready"
+// record; on start the endpoint is adopted, not torn down: listed ready,
+// its programs attached, and it pings.
+func TestAdoptCompleteCreating(t *testing.T) {
+	e := newEnv(t)
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	e.runD(e.name("1"), "pub_net", "--ip", "172.16.86.10")
+	e.a.stop()
+	e.a.start("MVLAN_TEST_CRASHPOINT=endpoint-create:after-link")
+	e.a.mv("run", "-d", "--name", e.name("2"), "--net", "pub_net", "--ip", "172.16.86.11")
+	e.a.waitExit()
+	e.a.start()
+	c2, ok := e.endpoint(e.name("2"))
+	if !ok || c2.State != api.EndpointReady || !slices.Equal(c2.Addrs, []netip.Prefix{netip.MustParsePrefix("172.16.86.11/24")}) || c2.Ifindex == 0 {
+		t.Fatalf("after restart: %+v (listed %v); want c2 ready with 172.16.86.11/24 and its programs' keys\n%s", c2, ok, e.a.log)
+	}
+	if !strings.Contains(e.a.log.String(), "adopted endpoint") {
+		t.Errorf("the log does not say the endpoint was adopted:\n%s", e.a.log)
+	}
+	out, err := e.pingFrom(netnsPath(e.name("2")), "172.16.86.10", false)
+	e.wantPingOK("c2 -> c1 after adoption", out, exitCode(err))
+	assertConsistent(t, e.a, e.name(""))
+}
+
+func netnsPath(name string) string { return filepath.Join("/run/netns", name) }
+
+func exitCode(err error) int {
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// TestCorruptStateRecover: with two containers running (one made after the
+// last snapshot), the agent is killed and its state file damaged. Start is
+// refused, naming the problem and the recovery command, and the containers
+// keep working; `agent --recover` brings both back with their addresses,
+// and the next container gets an address of its own.
+func TestCorruptStateRecover(t *testing.T) {
+	cases := []struct {
+		name    string
+		damage  func(t *testing.T, path string)
+		problem string
+	}{
+		{"empty", func(t *testing.T, path string) { truncate(t, path, 0) }, "(empty)"},
+		{"truncated", func(t *testing.T, path string) { truncate(t, path, fileSize(t, path)/2) }, "(truncated)"},
+		{"newest meta garbled", garbleNewestMeta, "(bad meta page)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+			c1 := e.runD(e.name("1"), "pub_net")
+			e.a.stop() // a clean stop: the snapshot holds c1
+			e.a.start()
+			c2 := e.runD(e.name("2"), "pub_net") // not in the snapshot yet (10 s)
+			e.a.kill()
+			tc.damage(t, filepath.Join(e.a.stateDir(), store.FileName))
+
+			log, code := e.a.runToExit()
+			if code == 0 || !strings.Contains(log, tc.problem) || !strings.Contains(log, "mvlan agent --recover") {
+				t.Fatalf("start on a damaged state: exit %d, want a refusal naming %s and `mvlan agent --recover`:\n%s", code, tc.problem, log)
+			}
+			c1IP := c1.Addrs[0].Addr().String()
+			out, err := e.pingFrom(netnsPath(c2.Name), c1IP, false)
+			e.wantPingOK("c2 -> c1 while the agent refuses to start", out, exitCode(err))
+
+			e.a.flags = []string{"--recover"}
+			e.a.start()
+			e.a.flags = nil
+			for _, want := range []api.Endpoint{c1, c2} {
+				got, ok := e.endpoint(want.Name)
+				if !ok || got.State != api.EndpointReady || !slices.Equal(got.Addrs, want.Addrs) || got.MAC != want.MAC {
+					t.Fatalf("after --recover: %s is %+v (listed %v), want ready with %v %s\n%s", want.Name, got, ok, want.Addrs, want.MAC, e.a.log)
+				}
+			}
+			out, err = e.pingFrom(netnsPath(c2.Name), c1IP, false)
+			e.wantPingOK("c2 -> c1 after --recover", out, exitCode(err))
+			c3 := e.runD(e.name("3"), "pub_net")
+			for _, o := range []api.Endpoint{c1, c2} {
+				if c3.Addrs[0] == o.Addrs[0] {
+					t.Fatalf("c3 got %v, the address of %s", c3.Addrs[0], o.Name)
+				}
+			}
+			if bad, _ := filepath.Glob(filepath.Join(e.a.stateDir(), store.FileName+".bad-*")); len(bad) != 1 {
+				t.Errorf("bad file kept aside: %v, want one", bad)
+			}
+			e.a.stop()
+			e.a.start()
+			assertConsistent(t, e.a, e.name(""))
+		})
+	}
+}
+
+// runToExit runs the agent and waits (up to 20 s) for it to exit on its
+// own; it returns its log and exit code.
+func (a *agentProc) runToExit() (string, int) {
+	a.t.Helper()
+	cmd := a.command()
+	if err := cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		a.t.Fatalf("the agent did not exit on its own\n%s", a.log)
+	}
+	return a.log.String(), cmd.ProcessState.ExitCode()
+}
+
+func truncate(t *testing.T, path string, size int64) {
+	t.Helper()
+	if err := os.Truncate(path, size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+// garbleNewestMeta overwrites the meta of the bbolt meta page with the
+// higher transaction ID (at offset 64 of pages 0 and 1, 4 KiB each).
+func garbleNewestMeta(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const pageSize = 4096
+	var tx [2]uint64
+	for i := range tx {
+		b := make([]byte, 8)
+		if _, err := f.ReadAt(b, int64(i*pageSize+64)); err != nil {
+			t.Fatal(err)
+		}
+		tx[i] = binary.LittleEndian.Uint64(b)
+	}
+	newest := 0
+	if tx[1] > tx[0] {
+		newest = 1
+	}
+	if _, err := f.WriteAt([]byte(strings.Repeat("\x5a", 64)), int64(newest*pageSize+16)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/link"
+)
+
+// RecoverCommand is what an operator runs to rebuild a corrupt state.
+const RecoverCommand = "mvlan agent --recover"
+
+// RecoveryNeededError is Open's refusal of a corrupt state file while
+// there is something to lose: a snapshot to recover from, or links in the
+// kernel marked as an mvlan agent's that a fresh state would orphan.
+type RecoveryNeededError struct {
+	Corrupt  *store.CorruptError
+	AgentID  string   // the snapshot's agent, "" without a usable snapshot
+	Snapshot error    // why the snapshot cannot be used; nil if it can
+	Marked   []string // marked links found, as "NAME in NETNS (ALIAS)"
+}
+
+func (e *RecoveryNeededError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v; refusing to start", e.Corrupt)
+	if len(e.Marked) > 0 {
+		fmt.Fprintf(&b, ": the kernel still holds %d link(s) marked as this agent's (%s), which a fresh state would orphan",
+			len(e.Marked), strings.Join(e.Marked[:min(3, len(e.Marked))], "; "))
+	}
+	if e.Snapshot == nil {
+		fmt.Fprintf(&b, ". Run `%s` (same --state-dir) to rebuild the state from the last good snapshot (%s, agent %s) and the links the kernel holds; the bad file is kept aside",
+			RecoverCommand, store.SnapshotName, e.AgentID)
+	} else {
+		fmt.Fprintf(&b, ". There is no usable snapshot (%v): `%s` moves the bad file aside and starts with an empty state under a new agent ID, leaving the marked links alone",
+			e.Snapshot, RecoverCommand)
+	}
+	return b.String()
+}
+
+func (e *RecoveryNeededError) Unwrap() error { return e.Corrupt }
+
+// openState opens the state in cfg.StateDir. A corrupt file is refused
+// (*RecoveryNeededError) unless cfg.Recover, or unless it is an empty file
+// with neither a snapshot nor marked links around: a first start that
+// died before the file was written, which starts afresh. With cfg.Recover
+// a corrupt file is moved aside and the snapshot, if usable, put in its
+// place; recoverEndpoints then brings the endpoints in from the kernel.
+func openState(cfg Config) (*store.Store, error) {
+	opts := store.Options{Log: cfg.Log}
+	s, err := store.OpenWith(cfg.StateDir, opts)
+	var ce *store.CorruptError
+	if !errors.As(err, &ce) {
+		return s, err
+	}
+	id, snapErr := store.SnapshotAgentID(cfg.StateDir)
+	marked, err := markedLinks(cfg.HostNetns, id)
+	if err != nil {
+		return nil, errors.Join(ce, fmt.Errorf("look for marked links: %w", err))
+	}
+	switch {
+	case cfg.Recover && snapErr == nil:
+		aside, err := store.RestoreSnapshot(cfg.StateDir)
+		if err != nil {
+			return nil, fmt.Errorf("restore the snapshot: %w", err)
+		}
+		cfg.Log.Warn("state restored from the last good snapshot", "bad_file", aside, "problem", ce.Problem, "agent", id)
+	case cfg.Recover || (ce.Problem == store.Empty && errors.Is(snapErr, os.ErrNotExist) && len(marked) == 0):
+		aside, err := store.MoveAside(cfg.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Log.Warn("corrupt state moved aside; starting with an empty state", "bad_file", aside, "problem", ce.Problem)
+	default:
+		return nil, &RecoveryNeededError{Corrupt: ce, AgentID: id, Snapshot: snapErr, Marked: marked}
+	}
+	return store.OpenWith(cfg.StateDir, opts)
+}
+
+// markedLinks lists the links marked as agent id's ("mvlan/ID/...") in
+// the host namespace and in every namespace there is a path to; with id
+// "" (no snapshot says which agent this was), any mvlan agent's.
+func markedLinks(hostNetns, id string) ([]string, error) {
+	prefix := "mvlan/"
+	if id != "" {
+		prefix += id + "/"
+	}
+	host := hostNetns
+	if host == "" {
+		host = "/proc/self/ns/net"
+	}
+	var out []string
+	for _, p := range netnsPaths(host) {
+		links, err := link.EndpointLinks(p)
+		if err != nil {
+			continue // gone meanwhile, or not ours to read
+		}
+		for _, l := range links {
+			if strings.HasPrefix(l.Alias, prefix) {
+				out = append(out, fmt.Sprintf("%s in %s (%s)", l.Name, p, l.Alias))
+			}
+		}
+	}
+	return out, nil
+}
+
+// netnsDirs hold bind-mounted namespaces: mvlan's and iproute2's, Docker's.
+var netnsDirs = []string{link.NetnsDir, "/run/docker/netns"}
+
+// netnsPaths returns one path to each network namespace there is a path
+// to (first, then the bind mounts, then the processes'), deduplicated by
+// inode.
+func netnsPaths(first ...string) []string {
+	cands := slices.Clone(first)
+	for _, d := range netnsDirs {
+		m, _ := filepath.Glob(filepath.Join(d, "*"))
+		slices.Sort(m)
+		cands = append(cands, m...)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+	cands = append(cands, procs...)
+	seen := map[uint64]bool{}
+	var out []string
+	for _, p := range cands {
+		ino, err := link.CheckNetns(p)
+		if err != nil || seen[ino] {
+			continue
+		}
+		seen[ino] = true
+		out = append(out, p)
+	}
+	return out
+}
+
+// reportQuarantined logs the records the store took out of the state.
+func (a *Engine) reportQuarantined() {
+	q, err := a.store.Quarantined()
+	if err != nil {
+		a.log.Warn("cannot list quarantined state records", "err", err)
+	}
+	for _, r := range q {
+		a.log.Warn("state record quarantined: it is left out of the state (kept in the file's quarantine bucket)",
+			"bucket", r.Bucket, "key", r.Key, "reason", r.Reason, "since", r.At)
+	}
+}
