@@ -152,6 +152,8 @@ func (d *Driver) tryNameEndpoint(ctx context.Context, id string) (bool, error) {
 	switch {
 	case engine.KindOf(err) == engine.KindConflict:
 		d.log.Info("Docker endpoint keeps its sandbox key as its name: its container's name is taken on the network", "endpoint", shortID(id), "container", name)
+	case engine.KindOf(err) == engine.KindInvalid:
+		d.log.Info("Docker endpoint keeps its sandbox key as its name", "endpoint", shortID(id), "container", name, "err", err)
 	case err != nil:
 		d.log.Warn("Docker endpoint: store its container's name", "endpoint", shortID(id), "container", name, "err", err)
 	case renamed:

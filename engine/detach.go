@@ -116,8 +116,8 @@ type hit struct {
 	ep endpoint
 }
 
-// RemoveEndpoints removes every endpoint named ref (on any network) or with
-// ID (prefix) ref. Without force, a namespace mvlan made that still has
+// RemoveEndpoints removes what ref names (see matchEndpoints): one
+// endpoint, or the endpoints of one container. Without force, a namespace mvlan made that still has
 // processes is refused, as `docker rm` refuses a running container.
 func (a *Engine) RemoveEndpoints(ctx context.Context, ref string, force bool) error {
 	hits, err := a.matchEndpoints(ref)
@@ -249,36 +249,87 @@ func netnsPids(ino uint64) []int {
 	return pids
 }
 
-// matchEndpoints finds the endpoints ref names: every endpoint with that
-// exact name (a container on several networks has one per network), else
-// the one with that exact ID, else the one whose ID starts with ref.
+// matchEndpoints finds what ref names, which is never more than one
+// thing: NET/NAME is the endpoint NAME on network NET; an exact ID is that
+// endpoint; a name is the endpoint with that name, or, when several
+// networks have one, the one container (namespace) they all belong to; a
+// name that stands for endpoints in different namespaces is refused,
+// listing them as NET/NAME. An ID prefix names the one endpoint whose ID
+// starts with it.
 func (a *Engine) matchEndpoints(ref string) ([]hit, error) {
-	var byName, byPrefix []hit
+	if netRef, name, ok := strings.Cut(ref, "/"); ok {
+		return a.matchOnNetwork(netRef, name)
+	}
+	var byName []hit
 	for _, n := range a.networkList() {
 		n.mu.Lock()
-		if en := n.byName[ref]; en != nil {
-			byName = append(byName, hit{n, en, en.ep})
-		}
 		if en := n.eps[ref]; en != nil {
 			n.mu.Unlock()
 			return []hit{{n, en, en.ep}}, nil
 		}
-		if len(ref) >= 3 {
-			for id, en := range n.eps {
-				if strings.HasPrefix(id, ref) {
-					byPrefix = append(byPrefix, hit{n, en, en.ep})
-				}
-			}
+		if en := n.byName[ref]; en != nil {
+			byName = append(byName, hit{n, en, en.ep})
 		}
 		n.mu.Unlock()
 	}
 	switch {
-	case len(byName) > 0:
+	case len(byName) == 1:
 		return byName, nil
-	case len(byPrefix) == 1:
-		return byPrefix, nil
-	case len(byPrefix) > 1:
-		return nil, invalid(fmt.Errorf("ID prefix %q matches %d endpoints; give more of the ID or the name", ref, len(byPrefix)))
+	case len(byName) > 1:
+		return oneContainer(ref, byName)
 	}
-	return nil, notFound(fmt.Errorf("no container or endpoint %q; see mvlan ps", ref))
+	return a.matchIDPrefix(ref)
+}
+
+// oneContainer returns hits if they are one namespace's endpoints, else
+// the error that lists them.
+func oneContainer(ref string, hits []hit) ([]hit, error) {
+	ino := hits[0].ep.NetnsInode
+	same := ino != 0
+	var names []string
+	for _, h := range hits {
+		same = same && h.ep.NetnsInode == ino
+		names = append(names, fmt.Sprintf("%s/%s (ID %s)", h.n.Name, h.ep.Name, shortID(h.ep.ID)))
+	}
+	if same {
+		return hits, nil
+	}
+	slices.Sort(names)
+	return nil, invalid(fmt.Errorf("%q names endpoints of different containers: %s; give NET/NAME or the ID of the one to remove",
+		ref, strings.Join(names, ", ")))
+}
+
+// matchOnNetwork finds the endpoint name on network netRef.
+func (a *Engine) matchOnNetwork(netRef, name string) ([]hit, error) {
+	n, err := a.lookup(netRef)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if en := n.byName[name]; en != nil {
+		return []hit{{n, en, en.ep}}, nil
+	}
+	return nil, notFound(fmt.Errorf("no endpoint %q on network %s; see mvlan ps", name, n.Name))
+}
+
+// matchIDPrefix finds the one endpoint whose ID starts with prefix.
+func (a *Engine) matchIDPrefix(prefix string) ([]hit, error) {
+	var hits []hit
+	for _, n := range a.networkList() {
+		n.mu.Lock()
+		for id, en := range n.eps {
+			if len(prefix) >= 3 && strings.HasPrefix(id, prefix) {
+				hits = append(hits, hit{n, en, en.ep})
+			}
+		}
+		n.mu.Unlock()
+	}
+	switch len(hits) {
+	case 1:
+		return hits, nil
+	case 0:
+		return nil, notFound(fmt.Errorf("no container or endpoint %q; see mvlan ps", prefix))
+	}
+	return nil, invalid(fmt.Errorf("ID prefix %q matches %d endpoints; give more of the ID or the name", prefix, len(hits)))
 }

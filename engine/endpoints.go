@@ -109,6 +109,11 @@ func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (endpoint, erro
 			return e, invalid(fmt.Errorf("--ifname: %w", err))
 		}
 	}
+	if e.Name != "" {
+		if err := checkName(e.Name); err != nil {
+			return e, err
+		}
+	}
 	if e.Netns != "" {
 		if err := a.checkForeignNetns(&e); err != nil {
 			return e, err
@@ -117,9 +122,6 @@ func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (endpoint, erro
 		e.OwnsNetns = true
 		if e.Name == "" {
 			e.Name = "mvlan-" + e.ID[:8]
-		}
-		if err := netconf.CheckName("container", e.Name); err != nil {
-			return e, invalid(err)
 		}
 		e.Netns = link.NetnsPath(e.Name)
 		if _, err := os.Lstat(e.Netns); err == nil {
@@ -137,13 +139,24 @@ func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (endpoint, erro
 	return e, nil
 }
 
+// checkName is the one check of an endpoint's name, however it gets one
+// (run --name, connect --name, Docker's sandbox key or container name):
+// a name is shown in ps, names /run/netns/NAME and is looked up by rm, so
+// it is a plain word: no path, no newline, no space.
+func checkName(name string) error {
+	if err := netconf.CheckName("container", name); err != nil {
+		return invalid(err)
+	}
+	return nil
+}
+
 // nameFromNetns names an endpoint after the namespace it was given.
 func nameFromNetns(path string) string {
-	if strings.HasPrefix(path, link.NetnsDir+"/") {
-		return filepath.Base(path)
+	if base := filepath.Base(path); strings.HasPrefix(path, link.NetnsDir+"/") && checkName(base) == nil {
+		return base
 	}
 	f := strings.Split(strings.Trim(path, "/"), "/")
-	if len(f) == 4 && f[0] == "proc" && f[2] == "ns" {
+	if len(f) == 4 && f[0] == "proc" && f[2] == "ns" && checkName("pid-"+f[1]) == nil {
 		return "pid-" + f[1]
 	}
 	return "ns-" + store.NewID()[:8]

@@ -169,6 +169,9 @@ func (a *Engine) CreateHandoff(ctx context.Context, h Handoff) (HandoffLink, err
 	if !filepath.IsAbs(h.Netns) {
 		return HandoffLink{}, invalid(fmt.Errorf("sandbox key %q is not a namespace path", h.Netns))
 	}
+	if err := checkName(h.Name); err != nil {
+		return HandoffLink{}, err
+	}
 	e := endpoint{ID: h.ID, Name: h.Name, NetworkID: n.ID, Netns: h.Netns,
 		MAC: h.MAC, Addrs: h.Addrs, State: Creating, Created: time.Now().UTC()}
 	en, err := a.admitHandoff(n, e)
@@ -432,6 +435,9 @@ func (a *Engine) RenameEndpoint(id, from, to string) (bool, error) {
 	n, en := a.endpointByID(id)
 	if en == nil {
 		return false, nil
+	}
+	if err := checkName(to); err != nil {
+		return false, err
 	}
 	en.busy.Lock()
 	defer en.busy.Unlock()
