@@ -48,6 +48,7 @@ const (
 	unitPercent = "percentunit"
 	unitSeconds = "s"
 	unitNone    = "none"
+	unitCPS     = "cps" // events per second
 )
 
 // graph is a time series panel, half the width: a table legend with

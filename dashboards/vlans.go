@@ -8,19 +8,28 @@ import "github.com/grafana/grafana-foundation-sdk/go/dashboard"
 const (
 	selVLAN  = `instance=~"$instance", parent=~"$parent", vlan=~"$vlan"`
 	selFlood = `instance=~"$instance", network=~"$network", vlan=~"$vlan"`
+	perVLAN  = "sum by (instance, parent, vlan) "
+	legend   = "{{instance}} {{parent}} VLAN {{vlan}}"
+	both     = "A frame of a tagged VLAN is counted on the trunk and on its sub-interface: pick one with the parent variable before adding them up."
 )
 
 // vlans: traffic per parent link and VLAN, flood, hairpin and east-west.
 func vlans() *dashboard.DashboardBuilder {
-	const perVLAN = "sum by (instance, parent, vlan) "
-	const legend = "{{instance}} {{parent}} VLAN {{vlan}}"
-	const both = "A frame of a tagged VLAN is counted on the trunk and on its sub-interface: pick one with the parent variable before adding them up."
-	return newBoard("mvlan-vlans", "mvlan / VLANs",
+	b := newBoard("mvlan-vlans", "mvlan / VLANs",
 		"Traffic per parent link and VLAN (0: untagged), broadcast and multicast flood, hairpin and east-west traffic.").
 		WithVariable(instanceVar()).
 		WithVariable(parentVar()).
 		WithVariable(vlanVar()).
-		WithVariable(networkVar(true)).
+		WithVariable(networkVar(true))
+	trafficRow(b)
+	floodRow(b)
+	localRow(b)
+	return b
+}
+
+// trafficRow adds the row "Traffic per VLAN".
+func trafficRow(b *dashboard.DashboardBuilder) {
+	b.
 		WithRow(dashboard.NewRowBuilder("Traffic per VLAN")).
 		WithPanel(graph("Received packets/s per VLAN", "Frames received on each parent or trunk link, per VLAN. "+both, unitPPS, true,
 			q(perVLAN+`(parent_vlan:mvlan_vlan_rx_packets:rate5m{`+selVLAN+`})`, legend))).
@@ -33,7 +42,12 @@ func vlans() *dashboard.DashboardBuilder {
 		WithPanel(bars("Top 10 VLANs by packets/s", "The ten busiest parent link and VLAN pairs, frames received and sent.", unitPPS,
 			instant(`topk(10, `+perVLAN+`(parent_vlan:mvlan_vlan_rx_packets:rate5m{`+selVLAN+`} + parent_vlan:mvlan_vlan_tx_packets:rate5m{`+selVLAN+`}))`, legend))).
 		WithPanel(bars("Top 10 VLANs by bits/s", "The ten busiest parent link and VLAN pairs, bits received and sent.", unitBPS,
-			instant(`topk(10, 8 * `+perVLAN+`(parent_vlan:mvlan_vlan_rx_bytes:rate5m{`+selVLAN+`} + parent_vlan:mvlan_vlan_tx_bytes:rate5m{`+selVLAN+`}))`, legend))).
+			instant(`topk(10, 8 * `+perVLAN+`(parent_vlan:mvlan_vlan_rx_bytes:rate5m{`+selVLAN+`} + parent_vlan:mvlan_vlan_tx_bytes:rate5m{`+selVLAN+`}))`, legend)))
+}
+
+// floodRow adds the row "Flood".
+func floodRow(b *dashboard.DashboardBuilder) {
+	b.
 		WithRow(dashboard.NewRowBuilder("Flood")).
 		WithPanel(graph("Flood by kind and direction",
 			"Broadcast and multicast frames on each network's parent, per second: rx came from the wire, tx from the network's containers.",
@@ -46,7 +60,12 @@ func vlans() *dashboard.DashboardBuilder {
 			q(`vlan:mvlan_flood_ratio:rate5m{instance=~"$instance", vlan=~"$vlan"}`, "{{instance}} VLAN {{vlan}}")).
 			Max(1).
 			Thresholds(steps("green", 0.5, "red")).
-			ThresholdsStyle(thresholdLine())).
+			ThresholdsStyle(thresholdLine()))
+}
+
+// localRow adds the row "Hairpin and east-west".
+func localRow(b *dashboard.DashboardBuilder) {
+	b.
 		WithRow(dashboard.NewRowBuilder("Hairpin and east-west")).
 		WithPanel(graph("Hairpin packets/s per network",
 			"Frames from the wire whose source address is a local endpoint's but whose source MAC is not: traffic between local containers that went out to a router and came back.",
