@@ -135,6 +135,7 @@ func TestDashboardsPrometheus(t *testing.T) {
 	s.wantValues(p, files)
 	p.waitQuery(`ALERTS{alertname="MvlanSpoofingDetected", alertstate="firing", network="red", reason="ip_spoof"}`, 15*time.Second, nonEmpty)
 	wantAlertAPI(t, p)
+	wantAlertExprs(t, p)
 	if dir := os.Getenv("MVLAN_SCREENSHOTS"); dir != "" {
 		s.screenshots(p, dir)
 	}
@@ -243,6 +244,38 @@ func wantAlertAPI(t *testing.T, p *promServer) {
 		}
 	}
 	t.Errorf("/api/v1/alerts has no firing MvlanSpoofingDetected for red, ip_spoof: %+v", d.Alerts)
+}
+
+// wantAlertExprs: of the alerting expressions, evaluated now against the
+// real agent's series, only the spoofing alert's has a result; the others
+// (pools far from full, programs all attached, agent up...) have none.
+func wantAlertExprs(t *testing.T, p *promServer) {
+	t.Helper()
+	groups, err := p.ruleGroups()
+	if err != nil {
+		t.Fatalf("GET /api/v1/rules: %v", err)
+	}
+	n := 0
+	for _, g := range groups {
+		for _, r := range g.Rules {
+			if r.Type != "alerting" {
+				continue
+			}
+			n++
+			res, err := p.query(r.Query)
+			switch {
+			case err != nil:
+				t.Errorf("alert %s: %v", r.Name, err)
+			case r.Name == "MvlanSpoofingDetected" && len(res) == 0:
+				t.Errorf("alert %s: no result; want red's ip_spoof", r.Name)
+			case r.Name != "MvlanSpoofingDetected" && len(res) > 0:
+				t.Errorf("alert %s: %v; want no result in this scene", r.Name, res)
+			}
+		}
+	}
+	if n < 8 {
+		t.Errorf("%d alerting rules loaded; want the 8 of rules/mvlan.rules.yml", n)
+	}
 }
 
 // panelQuery is the first query of the panel titled title in file name,
