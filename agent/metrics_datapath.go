@@ -58,7 +58,7 @@ func newDatapathText() *datapathText {
 			c("mvlan_eastwest_bytes_total", "Bytes of frames between two local endpoints of a network, seen on the parent.", "network", "vlan"),
 		},
 		drops: c("mvlan_policy_drops_total",
-			"Frames dropped by the datapath's policy, by network and reason (mac_spoof, ip_spoof, arp_spoof, nd_spoof, cross_network, ra_guard, dhcp_guard, unparsable).",
+			"Frames dropped by the datapath's policy, by network and reason (mac_spoof, ip_spoof, arp_spoof, nd_spoof, cross_network, ra_guard, dhcp_guard, unparsable, unknown_source).",
 			"network", "reason"),
 		mapFull: c("mvlan_datapath_map_full_total",
 			"Inserts into a BPF map refused because it was full: a lost count (counter maps) or a refused entry (tables).", "map"),

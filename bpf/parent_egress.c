@@ -2,7 +2,9 @@
 /*
  * parent_egress: TC egress of a network's parent link (and of the trunk
  * below a sub-interface). Counts per-VLAN tx packets and bytes and flood
- * frames; never drops. See include/parent.h.
+ * frames; on the network's parent, drops a frame with a local endpoint's
+ * source MAC that breaks that endpoint's rules (its own programs may be
+ * gone). See include/parent.h.
  */
 #include "include/parent.h"
 

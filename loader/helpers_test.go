@@ -64,6 +64,24 @@ func run(t testing.TB, prog runner, frame []byte) uint32 {
 	return ret
 }
 
+// skbCtx is the head of struct __sk_buff, as far as a test run takes it
+// (len and pkt_type must be zero).
+type skbCtx struct {
+	Len, PktType, Mark uint32
+}
+
+// runMark runs prog once on frame with skb->mark set to mark and returns
+// the verdict and the mark the program left.
+func runMark(t testing.TB, prog runner, frame []byte, mark uint32) (uint32, uint32) {
+	t.Helper()
+	out := make([]byte, 256) // at least sizeof(struct __sk_buff), else ENOSPC
+	ret, err := prog.Run(&ebpf.RunOptions{Data: frame, Context: skbCtx{Mark: mark}, ContextOut: out})
+	if err != nil {
+		t.Fatalf("test run: %v", err)
+	}
+	return ret, binary.LittleEndian.Uint32(out[8:]) // skbCtx.Mark
+}
+
 // Frame builders. Checksums are left zero: the programs never read them.
 
 func mac(s string) net.HardwareAddr {

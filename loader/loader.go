@@ -4,11 +4,14 @@
 //
 // The programs (C in ../bpf) are:
 //   - ep_egress and ep_ingress, on each endpoint's macvlan slave inside the
-//     container's netns: anti-spoofing, cross-network isolation, per-network
-//     counters;
+//     container's netns: anti-spoofing and first-hop guards on what it sends,
+//     the same rules applied again on what it receives from other local
+//     endpoints (in the receiver's netns, out of the sender's reach),
+//     cross-network isolation, per-network counters;
 //   - parent_ingress and parent_egress, on each network's parent link and on
 //     the trunk below a sub-interface, in the agent's netns: per-VLAN, flood,
-//     hairpin and east-west counters.
+//     hairpin and east-west counters; ingress marks frames from the wire
+//     (WireMark), egress applies the endpoints' rules to their frames.
 //
 // Every program returns "next" (TC_ACT_UNSPEC / TCX_NEXT) unless it drops,
 // so other tools' programs on the same hooks keep working.

@@ -16,16 +16,17 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	parentEgressMapDropStats     = "drop_stats"
-	parentEgressMapEpByIp        = "ep_by_ip"
-	parentEgressMapEpByMac       = "ep_by_mac"
-	parentEgressMapEpTable       = "ep_table"
-	parentEgressMapMalformed     = "malformed"
-	parentEgressMapMapFull       = "map_full"
-	parentEgressMapNetStats      = "net_stats"
-	parentEgressMapParents       = "parents"
-	parentEgressMapVlanStats     = "vlan_stats"
-	parentEgressProgParentEgress = "parent_egress"
+	parentEgressMapDropStats      = "drop_stats"
+	parentEgressMapEpByIp         = "ep_by_ip"
+	parentEgressMapEpByMac        = "ep_by_mac"
+	parentEgressMapEpTable        = "ep_table"
+	parentEgressMapMalformed      = "malformed"
+	parentEgressMapMapFull        = "map_full"
+	parentEgressMapNetStats       = "net_stats"
+	parentEgressMapParents        = "parents"
+	parentEgressMapVlanStats      = "vlan_stats"
+	parentEgressProgParentEgress  = "parent_egress"
+	parentEgressVarCfgNetnsCookie = "cfg_netns_cookie"
 )
 
 // loadParentEgress returns the embedded CollectionSpec for parentEgress.
@@ -92,6 +93,7 @@ type parentEgressMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type parentEgressVariableSpecs struct {
+	CfgNetnsCookie *ebpf.VariableSpec `ebpf:"cfg_netns_cookie"`
 }
 
 // parentEgressObjects contains all objects after they have been loaded into the kernel.
@@ -143,6 +145,7 @@ func (m *parentEgressMaps) Close() error {
 //
 // It can be passed to loadParentEgressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type parentEgressVariables struct {
+	CfgNetnsCookie *ebpf.Variable `ebpf:"cfg_netns_cookie"`
 }
 
 // parentEgressPrograms contains all programs after they have been loaded into the kernel.

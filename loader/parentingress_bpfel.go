@@ -26,6 +26,7 @@ const (
 	parentIngressMapParents        = "parents"
 	parentIngressMapVlanStats      = "vlan_stats"
 	parentIngressProgParentIngress = "parent_ingress"
+	parentIngressVarCfgNetnsCookie = "cfg_netns_cookie"
 )
 
 // loadParentIngress returns the embedded CollectionSpec for parentIngress.
@@ -92,6 +93,7 @@ type parentIngressMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type parentIngressVariableSpecs struct {
+	CfgNetnsCookie *ebpf.VariableSpec `ebpf:"cfg_netns_cookie"`
 }
 
 // parentIngressObjects contains all objects after they have been loaded into the kernel.
@@ -143,6 +145,7 @@ func (m *parentIngressMaps) Close() error {
 //
 // It can be passed to loadParentIngressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type parentIngressVariables struct {
+	CfgNetnsCookie *ebpf.Variable `ebpf:"cfg_netns_cookie"`
 }
 
 // parentIngressPrograms contains all programs after they have been loaded into the kernel.

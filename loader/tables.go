@@ -73,7 +73,7 @@ func (d *Datapath) SetEndpoint(ep Endpoint) (err error) {
 			return fmt.Errorf("set endpoint address %s: %w", ip, err)
 		}
 	}
-	if created, err = d.create(created, "ep_by_mac", &macKey{MAC: info.MAC}, &macInfo{NetworkID: ep.NetworkID}); err != nil {
+	if created, err = d.create(created, "ep_by_mac", &macKey{MAC: info.MAC}, &info); err != nil {
 		return fmt.Errorf("set endpoint mac %s: %w", ep.MAC, err)
 	}
 	if err := d.put("ep_table", &key, &info); err != nil {
@@ -243,7 +243,7 @@ func (d *Datapath) PruneOrphans() error {
 	}
 	var macs []macKey
 	var mk macKey
-	var mi macInfo
+	var mi epInfo
 	it = d.maps["ep_by_mac"].Iterate()
 	for it.Next(&mk, &mi) {
 		if !live[mk.MAC] {

@@ -59,7 +59,7 @@ static __always_inline int owns(const struct ep_info *ep, __u8 family,
  * other than network_id. */
 static __always_inline int other_network(const __u8 *mac, __u32 network_id)
 {
-	struct mac_info *m = ep_of_mac(mac);
+	struct ep_info *m = ep_of_mac(mac);
 
 	return m && m->network_id != network_id;
 }

@@ -28,7 +28,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_ENDPOINTS);
 	__type(key, struct mac_key);
-	__type(value, struct mac_info);
+	__type(value, struct ep_info);
 	PINNED;
 } ep_by_mac SEC(".maps");
 

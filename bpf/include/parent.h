@@ -10,18 +10,20 @@
  *
  * Network-level counters (flood, hairpin, east-west) are counted only for
  * untagged frames on a link with a parents entry, so a frame seen on both a
- * sub-interface and its trunk counts once.
+ * sub-interface and its trunk counts once. On that link too, ingress marks
+ * frames from the wire for ep_ingress, and egress drops a frame with a
+ * local endpoint's source MAC that breaks that endpoint's rules (counted
+ * under the endpoint's network).
  */
 #ifndef MVLAN_PARENT_H
 #define MVLAN_PARENT_H
 
-#include "counters.h"
-#include "tables.h"
+#include "spoof.h"
 
 /* same_network: mac is a local endpoint's of network_id. */
 static __always_inline int same_network(const __u8 *mac, __u32 network_id)
 {
-	struct mac_info *m = ep_of_mac(mac);
+	struct ep_info *m = ep_of_mac(mac);
 
 	return m && m->network_id == network_id;
 }
@@ -87,17 +89,54 @@ static __always_inline void count_network_level(const struct frame *f,
 		pb_add(&c->eastwest, f->len);
 }
 
+/* mark_from_wire marks a frame for local endpoints (a local endpoint's
+ * MAC, or flood) as having come from the wire, for ep_ingress. Frames for
+ * the host itself keep their mark untouched. */
+static __always_inline void mark_from_wire(struct __sk_buff *skb,
+					   const struct frame *f)
+{
+	if (mac_is_multicast(f->dst) || ep_of_mac(f->dst))
+		skb->mark |= WIRE_MARK;
+}
+
+/* egress_reason: a frame leaving through the parent with a local
+ * endpoint's source MAC must follow that endpoint's rules (spoof.h),
+ * whatever happened to its own programs. */
+static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
+					 __u32 *network_id)
+{
+	struct ep_info *sender = ep_of_mac(f->src);
+
+	if (!sender)
+		return 0;
+	*network_id = sender->network_id;
+	return sender_reason(skb, f, sender);
+}
+
 static __always_inline int handle_parent(struct __sk_buff *skb,
 					 enum direction dir, enum hook hook)
 {
 	struct frame f = {};
-	__u32 ifindex = skb->ifindex;
+	__u32 ifindex = skb->ifindex, network_id = 0;
 	struct parent_info *p;
+	int reason = 0;
 
 	parse_frame(skb, &f);
+	p = bpf_map_lookup_elem(&parents, &ifindex);
+	if (p && f.eth_ok && !f.tagged) {
+		if (dir == DIR_RX)
+			mark_from_wire(skb, &f);
+		else
+			reason = egress_reason(skb, &f, &network_id);
+	}
+	if (reason == NOT_PARSED)
+		f.malformed = 1;
 	if (f.malformed)
 		count_malformed(hook, f.len);
-	p = bpf_map_lookup_elem(&parents, &ifindex);
+	if (reason > 0) {
+		count_drop(network_id, reason, f.len);
+		return VERDICT_DROP;
+	}
 	count_vlan(ifindex, f.tagged ? f.vid : (p ? p->vid : 0), dir, f.len);
 	if (p && f.eth_ok && !f.tagged)
 		count_network_level(&f, p, dir);

@@ -21,9 +21,8 @@ static __always_inline struct ip_info *ep_of_ip(__u8 family, const __u8 *addr)
 	return bpf_map_lookup_elem(&ep_by_ip, &key);
 }
 
-/* ep_of_mac returns the network of the local endpoint with this unicast
- * MAC, or NULL. */
-static __always_inline struct mac_info *ep_of_mac(const __u8 *mac)
+/* ep_of_mac returns the local endpoint with this unicast MAC, or NULL. */
+static __always_inline struct ep_info *ep_of_mac(const __u8 *mac)
 {
 	struct mac_key key = {};
 

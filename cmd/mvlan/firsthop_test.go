@@ -80,16 +80,20 @@ func TestFirstHopGuards(t *testing.T) {
 type guardEnv struct {
 	e      *dpEnv
 	c      string // the container (its netns name)
+	ifName string // the link it sends from (eth0)
+	peer   api.Endpoint
 	net    string
-	mac    net.HardwareAddr
-	ll, v6 netip.Addr // its link-local and global IPv6 addresses
+	mac    net.HardwareAddr // the MAC frames are sent with
+	own    net.HardwareAddr // the container's own MAC (of its eth0)
+	ll, v6 netip.Addr       // its link-local and global IPv6 addresses
 	v4     netip.Addr
 	marker uint16
 }
 
 func newGuardEnv(e *dpEnv, ep api.Endpoint) *guardEnv {
 	e.t.Helper()
-	g := &guardEnv{e: e, c: ep.Name, net: ep.Network, mac: mustMAC(e.t, ep.MAC)}
+	g := &guardEnv{e: e, c: ep.Name, ifName: "eth0", net: ep.Network, mac: mustMAC(e.t, ep.MAC)}
+	g.own = g.mac
 	for _, p := range ep.Addrs {
 		if p.Addr().Is4() {
 			g.v4 = p.Addr()
@@ -101,25 +105,65 @@ func newGuardEnv(e *dpEnv, ep api.Endpoint) *guardEnv {
 	return g
 }
 
-// dropped sends frame 3 times from the container, then a marker: the
-// marker reaches the network's other container and the wire, the frame
-// does not, and the drop counter of reason moves by exactly 3.
+// dropped sends frame 3 times from the container, each refused by its own
+// egress program (ENOBUFS), then a marker: the marker reaches the
+// network's other container and the wire, the frame does not, and the drop
+// counter of reason moves by exactly 3.
 func (g *guardEnv) dropped(reason string, frame []byte) {
+	g.e.t.Helper()
+	peer := g.e.name("2")
+	g.check(reason, frame, 3, map[string]*nstest.Capture{
+		"the wire": nstest.NewCapture(g.e.t, g.e.sb.WirePath, "wire0"),
+		peer:       nstest.NewCapture(g.e.t, peer, "eth0"),
+	}, func() {
+		for i, err := range sendEach(g.e.t, g.c, g.ifName, frame, 3) {
+			if !errors.Is(err, unix.ENOBUFS) {
+				g.e.t.Errorf("%s frame %d: send returned %v; want ENOBUFS (dropped on the container's egress)", reason, i+1, err)
+			}
+		}
+	})
+}
+
+// droppedBy sends frame 3 times from the container, which lets it out
+// (its own programs are gone), then a marker. Where is "the wire" (the
+// parent's egress drops it, which the send reports as ENOBUFS; the wire
+// sees the marker, not the frame) or a container (its ingress drops it,
+// after the send returned; its capture, which runs before the ingress
+// programs, only tells when the marker is through). The drop counter of
+// reason moves by exactly 3 x receivers (default 1).
+func (g *guardEnv) droppedBy(reason string, frame []byte, where string, receivers ...int) {
+	g.e.t.Helper()
+	n := 1
+	if len(receivers) > 0 {
+		n = receivers[0]
+	}
+	c := map[string]*nstest.Capture{}
+	var want error
+	if where == "the wire" {
+		c[where] = nstest.NewCapture(g.e.t, g.e.sb.WirePath, "wire0")
+		want = unix.ENOBUFS
+	} else {
+		c["sync:"+where] = nstest.NewCapture(g.e.t, where, "eth0")
+	}
+	g.check(reason, frame, uint64(3*n), c, func() {
+		for i, err := range sendEach(g.e.t, g.c, g.ifName, frame, 3) {
+			if !errors.Is(err, want) && err != want {
+				g.e.t.Errorf("%s frame %d toward %s: send returned %v; want %v", reason, i+1, where, err, want)
+			}
+		}
+	})
+}
+
+// check runs send, then sends a marker; every capture must see the marker
+// and (unless named "sync:...") not the frame; the drop counter of reason
+// must move by exactly want.
+func (g *guardEnv) check(reason string, frame []byte, want uint64, captures map[string]*nstest.Capture, send func()) {
 	g.e.t.Helper()
 	labels := map[string]string{"network": g.net, "reason": reason}
 	before := counter(g.e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
-	peer := g.e.name("2")
-	captures := map[string]*nstest.Capture{
-		"the wire": nstest.NewCapture(g.e.t, g.e.sb.WirePath, "wire0"),
-		peer:       nstest.NewCapture(g.e.t, peer, "eth0"),
-	}
-	for i, err := range sendEach(g.e.t, g.c, "eth0", frame, 3) {
-		if !errors.Is(err, unix.ENOBUFS) {
-			g.e.t.Errorf("%s frame %d: send returned %v; want ENOBUFS (dropped on the container's egress)", reason, i+1, err)
-		}
-	}
+	send()
 	g.marker++
-	marker := g.markerFrame(g.marker)
+	marker := g.markerFrame(g.marker) // from eth0, with the container's own MAC
 	sendFrames(g.e.t, g.c, "eth0", marker, 1)
 	for where, c := range captures {
 		leaked := false
@@ -130,13 +174,13 @@ func (g *guardEnv) dropped(reason string, frame []byte) {
 		if err != nil {
 			g.e.t.Fatalf("%s: the marker after the %s frames never arrived: %v", where, reason, err)
 		}
-		if leaked {
+		if leaked && !strings.HasPrefix(where, "sync:") {
 			g.e.t.Errorf("%s received a frame that %s should have dropped", where, reason)
 		}
 	}
-	text := g.e.waitCounter("mvlan_policy_drops_total", labels, before+3, nil) // counted in the send itself
-	if got := counter(text, "mvlan_policy_drops_total", labels); got != before+3 {
-		g.e.t.Errorf("mvlan_policy_drops_total%v went from %d to %d; want +3", labels, before, got)
+	text := g.e.waitCounter("mvlan_policy_drops_total", labels, before+want, nil)
+	if got := counter(text, "mvlan_policy_drops_total", labels); got != before+want {
+		g.e.t.Errorf("mvlan_policy_drops_total%v went from %d to %d; want +%d", labels, before, got, want)
 	}
 }
 
@@ -146,7 +190,7 @@ func (g *guardEnv) markerFrame(n uint16) []byte {
 	payload := []byte("mvlan-marker-")
 	payload = binary.BigEndian.AppendUint16(append(payload, '#'), n)
 	payload = append(payload, '!')
-	return udp4Frame(g.mac, g.v4, netip.MustParseAddr("255.255.255.255"), 40000, 9, payload)
+	return udp4Frame(g.own, g.v4, netip.MustParseAddr("255.255.255.255"), 40000, 9, payload)
 }
 
 // ra is a router advertisement (lifetime 1800 s) with a source link-layer

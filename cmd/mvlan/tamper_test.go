@@ -1,0 +1,148 @@
+package main
+
+// Privileged end-to-end tests of the receiver-side checks (issue 13): a
+// container that is root in its namespace switches off the programs on
+// its own link, and its spoofed frames still reach neither a neighbour nor
+// the wire.
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// TestTamperSender: container 1 removes the programs on its own link the
+// way its attach mode allows (tc qdisc del dev eth0 clsact; in TCX mode a
+// program of its own attached before mvlan's that passes everything), and
+// its sends of spoofed frames are no longer refused. They are still
+// dropped: an ARP request to container 2 claiming the router's address
+// (arp_spoof, on container 2's ingress: no neighbour entry for the router
+// with container 1's MAC), and a ping with a foreign source toward the
+// router (ip_spoof, on the parent's egress: a marker sent after it reaches
+// the wire, it does not). Each reason moves by exactly 3. The control: the
+// same ARP request with container 1's own address does make its entry.
+func TestTamperSender(t *testing.T) {
+	for _, m := range dpModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e, c1, c2, g := tamperEnv(t, m)
+			if m.endpoint == "tc" {
+				e.in(c1, "tc", "qdisc", "del", "dev", "eth0", "clsact")
+			} else {
+				passFirst(t, c1, "eth0")
+			}
+			router := addr("172.16.86.1")
+			c2MAC := mustMAC(t, g.peer.MAC)
+			poison := arpRequestTo(c2MAC, g.mac, router, addr("172.16.86.11"))
+			g.tampered(poison)
+			g.droppedBy("arp_spoof", poison, c2)
+			if n := e.in(c2, "ip", "neigh", "show", "172.16.86.1"); strings.Contains(n, g.mac.String()) {
+				t.Errorf("%s took %s for the router's MAC:\n%s", c2, g.mac, n)
+			}
+			spoofed := udp4Frame(g.mac, addr("172.16.86.99"), addr("198.51.100.7"), 40000, 9, make([]byte, 32))
+			copy(spoofed, mustMAC(t, "02:00:5e:00:53:01")) // to the router
+			g.droppedBy("ip_spoof", spoofed, "the wire")
+			sendFrames(t, c1, "eth0", arpRequestTo(c2MAC, g.mac, g.v4, addr("172.16.86.11")), 1)
+			if !waitFor(5*time.Second, func() bool { return strings.Contains(e.in(c2, "ip", "neigh", "show", "172.16.86.10"), g.mac.String()) }) {
+				t.Errorf("the legitimate ARP request made no entry for %s in %s (the control)", g.mac, c2)
+			}
+		})
+	}
+}
+
+// TestTamperNestedMacvlan: container 1 makes a macvlan of its own on eth0
+// (it lands on the host's parent, with no mvlan program). Its broadcast
+// reaches no container (unknown_source on the ingress of containers 2 and
+// 3 and of container 1's own eth0: +3 per frame), and its unicast ARP claiming container 3's address is
+// dropped on container 2's ingress (arp_spoof): no entry for container 3's
+// address with the nested link's MAC.
+func TestTamperNestedMacvlan(t *testing.T) {
+	for _, m := range dpModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e, c1, c2, g := tamperEnv(t, m)
+			evil := mustMAC(t, "02:00:5e:00:53:66")
+			e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "address", evil.String(), "type", "macvlan", "mode", "bridge")
+			// Quiet: no IPv6 of its own (its RS and MLD would count too).
+			e.in(c1, "sysctl", "-q", "-w", "net.ipv6.conf.evil.disable_ipv6=1")
+			e.in(c1, "ip", "link", "set", "evil", "up")
+			g.ifName, g.mac = "evil", evil
+			bcast := arpRequest(evil, addr("172.16.86.99"), addr("172.16.86.11"))
+			g.droppedBy("unknown_source", bcast, c2, 3) // containers 2 and 3, and 1's own eth0
+			claim := arpRequestTo(mustMAC(t, g.peer.MAC), evil, addr("172.16.86.12"), addr("172.16.86.11"))
+			g.droppedBy("arp_spoof", claim, c2)
+			if n := e.in(c2, "ip", "neigh", "show", "172.16.86.12"); strings.Contains(n, evil.String()) {
+				t.Errorf("%s took the nested link's %s for container 3's MAC:\n%s", c2, evil, n)
+			}
+		})
+	}
+}
+
+// tamperEnv: network tm on eth0 with containers 1 (.10), 2 (.11) and 3
+// (.12); a guardEnv sending from container 1, container 2 its peer.
+func tamperEnv(t *testing.T, m dpMode) (*dpEnv, string, string, *guardEnv) {
+	e := newDPEnv(t, m)
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "-o", "parent=eth0", "tm")
+	c1, c2 := e.name("1"), e.name("2")
+	ep1 := e.runD(c1, "tm", "--ip=172.16.86.10")
+	g := newGuardEnv(e, ep1)
+	g.peer = e.runD(c2, "tm", "--ip=172.16.86.11")
+	e.runD(e.name("3"), "tm", "--ip=172.16.86.12")
+	return e, c1, c2, g
+}
+
+// tampered: the frame now leaves container 1 (its own programs no longer
+// refuse it).
+func (g *guardEnv) tampered(frame []byte) {
+	g.e.t.Helper()
+	for _, err := range sendEach(g.e.t, g.c, g.ifName, frame, 1) {
+		if err != nil {
+			g.e.t.Fatalf("after the tamper, the send still fails (%v): the tamper did not take", err)
+		}
+	}
+}
+
+// passFirst attaches, in namespace ns, a TCX egress program before all
+// others on ifName that passes every frame (TCX_PASS: the programs after
+// it do not run), as a container with CAP_NET_ADMIN could; it is detached
+// when the test ends.
+func passFirst(t *testing.T, ns, ifName string) {
+	t.Helper()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	err = nstest.In(ns, func() error {
+		ifi, err := net.InterfaceByName(ifName)
+		if err != nil {
+			return err
+		}
+		l, err := link.AttachTCX(link.TCXOptions{Interface: ifi.Index, Program: prog, Attach: ebpf.AttachTCXEgress, Anchor: link.Head()})
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { l.Close() })
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("attach a pass-first program on %s in %s: %v", ifName, ns, err)
+	}
+}
+
+// arpRequestTo is an ARP request sent to dst's MAC: who-has target, tell
+// sender at srcMAC.
+func arpRequestTo(dst, srcMAC net.HardwareAddr, sender, target netip.Addr) []byte {
+	f := arpRequest(srcMAC, sender, target)
+	copy(f, dst)
+	return f
+}
