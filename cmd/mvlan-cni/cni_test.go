@@ -378,6 +378,21 @@ func TestCNIInline(t *testing.T) {
 	}
 	e.del(l, c1)
 	e.del(l, c2)
+
+	// Dual stack: one address of each family, each with its gateway and
+	// default route, both on the container's link.
+	e.sb.AddVeth(t, "eth2")
+	l6 := e.list("1.1.0", `"network":"inl6","parent":"eth2","ipv6":true,"subnets":["10.8.0.0/24","fd00:8::/64"]`)
+	c3 := e.container("i3")
+	r3 := e.add(l6, c3)
+	if len(r3.IPs) != 2 || r3.IPs[0].Address.String() != "10.8.0.2/24" || r3.IPs[1].Address.String() != "fd00:8::2/64" ||
+		r3.IPs[1].Gateway.String() != "fd00:8::1" || len(r3.Routes) != 2 {
+		t.Errorf("dual-stack ADD: ips %v routes %v; want 10.8.0.2/24 and fd00:8::2/64 with gateways .1 and ::1, two default routes", r3.IPs, r3.Routes)
+	}
+	if out, _ := nstest.RunErr(c3.NetNS, "ip", "-6", "addr", "show", "dev", "eth0"); !strings.Contains(out, "fd00:8::2/64") {
+		t.Errorf("the container's eth0 has no fd00:8::2/64:\n%s", out)
+	}
+	e.del(l6, c3)
 }
 
 // TestCNIBadConfig: each bad configuration or argument is refused with

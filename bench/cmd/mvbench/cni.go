@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,6 +38,8 @@ type cni struct {
 	confDir string
 	net     string // network name; cnitool's result cache files start with it
 	host    string // namespace cnitool runs in (where the master is)
+	path    string // CNI_PATH when not bin (mvlan-cni's directory first)
+	env     []string
 }
 
 // cniCacheDir is where the pinned builds go (bench/cache/ under the
@@ -97,25 +100,10 @@ func (e *env) newCNI(ctx context.Context, host, master, subnet string) (*cni, er
 			},
 		}},
 	}
-	b, err := json.Marshal(conf)
-	if err != nil {
+	if err := c.writeConf(conf); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(c.confDir, 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(c.confDir, c.net+".conflist"), b, 0o600); err != nil {
-		return nil, err
-	}
-	// cnitool keeps each ADD's result under /var/lib/cni/results until the
-	// DEL; anything an interrupted run left behind goes.
-	e.onCleanup("remove cnitool results of "+c.net, func() error {
-		m, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", c.net+"-*"))
-		for _, f := range m {
-			_ = os.Remove(f)
-		}
-		return nil
-	})
+	e.forgetResults(c.net)
 	return c, nil
 }
 
@@ -126,7 +114,8 @@ func (c *cni) run(ctx context.Context, verb, netns string) (time.Duration, error
 	var d time.Duration
 	err := nstest.In(c.host, func() error {
 		cmd := exec.CommandContext(ctx, filepath.Join(c.bin, "cnitool"), verb, c.net, netns)
-		cmd.Env = append(os.Environ(), "CNI_PATH="+c.bin, "NETCONFPATH="+c.confDir)
+		cmd.Env = append(os.Environ(), "CNI_PATH="+cmp.Or(c.path, c.bin), "NETCONFPATH="+c.confDir)
+		cmd.Env = append(cmd.Env, c.env...)
 		t0 := time.Now()
 		out, err := cmd.CombinedOutput()
 		d = time.Since(t0)
@@ -136,4 +125,52 @@ func (c *cni) run(ctx context.Context, verb, netns string) (time.Duration, error
 		return nil
 	})
 	return d, err
+}
+
+// forgetResults: cnitool keeps each ADD's result under /var/lib/cni/results
+// until the DEL; anything an interrupted run left behind goes.
+func (e *env) forgetResults(net string) {
+	e.onCleanup("remove cnitool results of "+net, func() error {
+		m, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", net+"-*"))
+		for _, f := range m {
+			_ = os.Remove(f)
+		}
+		return nil
+	})
+}
+
+func (c *cni) writeConf(conf map[string]any) error {
+	b, err := json.Marshal(conf)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.confDir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(c.confDir, c.net+".conflist"), b, 0o600)
+}
+
+// newMvlanCNI is cnitool with mvlan-cni (bin/mvlan-cni next to the mvlan
+// under test, as CNI type "mvlan") on the agent's network mvnet, the
+// plugin finding the agent through MVLAN_SOCKET.
+func (e *env) newMvlanCNI(ref *cni, socket, mvnet string) (*cni, error) {
+	plugin, err := filepath.Abs(filepath.Join(filepath.Dir(e.cfg.mvlan), "mvlan-cni"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(plugin); err != nil {
+		return nil, fmt.Errorf("mvlan-cni (make build makes it next to mvlan): %w", err)
+	}
+	dir := filepath.Join(e.tmp, "cni-mvlan")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Symlink(plugin, filepath.Join(dir, "mvlan")); err != nil {
+		return nil, err
+	}
+	c := &cni{bin: ref.bin, confDir: filepath.Join(e.tmp, "cni-conf-mvlan"), net: e.base + "-mvcni", host: ref.host,
+		path: dir + string(os.PathListSeparator) + ref.bin, env: []string{"MVLAN_SOCKET=" + socket}}
+	e.forgetResults(c.net)
+	return c, c.writeConf(map[string]any{"cniVersion": "1.1.0", "name": c.net,
+		"plugins": []any{map[string]any{"type": "mvlan", "network": mvnet}}})
 }

@@ -18,6 +18,8 @@ type control struct {
 	// macvlan + host-local plugins through cnitool (ADD / DEL), interleaved.
 	attach, detach       samples
 	cniAttach, cniDetach samples
+	// mvlan-cni through the same cnitool (ADD / DEL), the third of each round.
+	mvcniAttach, mvcniDetach samples
 
 	// Probes every 10th anchor round: the CLI process alone, the CLI with
 	// one API round trip.
@@ -154,24 +156,31 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 			return err
 		}
 	}
-	progress("control: anchor, %d endpoints each: mvlan run -d / rm -f and cnitool add / del (CNI plugins %s, cnitool %s), interleaved", k, cniPluginsVersion, cniToolVersion)
-	steps := func(verb string, mv func(i int) (time.Duration, error), out, cout *samples) error {
+	mc, err := e.newMvlanCNI(cn, a.socket, "bench")
+	if err != nil {
+		return err
+	}
+	jnetns := make([]string, k)
+	for i := range k {
+		if jnetns[i], err = e.netns(fmt.Sprintf("j%d", i)); err != nil {
+			return err
+		}
+	}
+	progress("control: anchor, %d endpoints each: mvlan run -d / rm -f, cnitool add / del of the CNI plugins %s (cnitool %s) and of mvlan-cni, interleaved", k, cniPluginsVersion, cniToolVersion)
+	steps := func(verb string, mv func(i int) (time.Duration, error), outs ...*samples) error {
 		for i := range k {
-			one := func() error {
-				d, err := mv(i)
-				*out = append(*out, ms(d))
-				return err
+			legs := []func() (time.Duration, error){
+				func() (time.Duration, error) { return mv(i) },
+				func() (time.Duration, error) { return cn.run(ctx, verb, knetns[i]) },
+				func() (time.Duration, error) { return mc.run(ctx, verb, jnetns[i]) },
 			}
-			two := func() error {
-				d, err := cn.run(ctx, verb, knetns[i])
-				*cout = append(*cout, ms(d))
-				return err
-			}
-			if i%2 == 1 {
-				one, two = two, one
-			}
-			if err := errors.Join(one(), two()); err != nil {
-				return err
+			for j := range legs { // who goes first rotates
+				l := (i + j) % len(legs)
+				d, err := legs[l]()
+				if err != nil {
+					return err
+				}
+				*outs[l] = append(*outs[l], ms(d))
 			}
 			if i%10 == 5 {
 				if err := c.probe(ctx, e, a); err != nil {
@@ -184,24 +193,24 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 	err = steps("add", func(i int) (time.Duration, error) {
 		d, _, err := a.mv(ctx, "run", "-d", "--name", mname(i), "--net", "bench")
 		return d, err
-	}, &c.attach, &c.cniAttach)
+	}, &c.attach, &c.cniAttach, &c.mvcniAttach)
 	if err != nil {
 		return err
 	}
 	err = steps("del", func(i int) (time.Duration, error) {
 		d, _, err := a.mv(ctx, "rm", "-f", mname(i))
 		return d, err
-	}, &c.detach, &c.cniDetach)
+	}, &c.detach, &c.cniDetach, &c.mvcniDetach)
 	if err != nil {
 		return err
 	}
 	for i := range k {
-		if err := delNetns(e.base + fmt.Sprintf("-k%d", i)); err != nil {
+		if err := errors.Join(delNetns(e.base+fmt.Sprintf("-k%d", i)), delNetns(e.base+fmt.Sprintf("-j%d", i))); err != nil {
 			return err
 		}
 	}
-	progress("control: anchor p50 attach mvlan %.1f ms / CNI %.1f ms, detach mvlan %.1f ms / CNI %.1f ms",
-		c.attach.median(), c.cniAttach.median(), c.detach.median(), c.cniDetach.median())
+	progress("control: anchor p50 attach mvlan %.1f ms / CNI %.1f ms / mvlan-cni %.1f ms, detach mvlan %.1f ms / CNI %.1f ms / mvlan-cni %.1f ms",
+		c.attach.median(), c.cniAttach.median(), c.mvcniAttach.median(), c.detach.median(), c.cniDetach.median(), c.mvcniDetach.median())
 	return nil
 }
 

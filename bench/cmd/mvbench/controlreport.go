@@ -113,6 +113,15 @@ func (c *control) write(e *env, r *report, cli, api phases) {
 	} {
 		r.set("control."+k, v)
 	}
+	for k, v := range map[string]float64{ // issue 16: mvlan-cni next to macvlan + host-local
+		"add_ms_p50":         c.mvcniAttach.median(),
+		"del_ms_p50":         c.mvcniDetach.median(),
+		"add_vs_macvlan":     ratio(c.mvcniAttach.median(), c.cniAttach.median()),
+		"del_vs_macvlan":     ratio(c.mvcniDetach.median(), c.cniDetach.median()),
+		"macvlan_add_ms_p50": c.cniAttach.median(),
+	} {
+		r.set("cni."+k, v)
+	}
 	c.writeTables(e, r, d, cli, api)
 	c.writeTargets(r, d, n)
 }
@@ -126,7 +135,8 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 		"into bench/cache/) on cni0, another veth of the same sandbox, with the same default route; interleaved one by one, then detached "+
 		"the same way (`mvlan rm -f` / `cnitool del`). Every command is one process, timed from exec to exit; cnitool is started from "+
 		"a thread inside the sandbox (no nsenter in its time), and its namespace is made before ADD and deleted after DEL untimed, "+
-		"while `run -d` and `rm -f` include theirs.", k, k, cniPluginsVersion, cniToolVersion)
+		"while `run -d` and `rm -f` include theirs. A third leg of each round is `cnitool add`/`del` of mvlan-cni (bin/mvlan-cni, "+
+		"CNI type mvlan, on the agent's network bench), its own namespace made and deleted untimed likewise.", k, k, cniPluginsVersion, cniToolVersion)
 	t := s.table("command", "p50 ms", "p99 ms", "min", "max", "n")
 	for _, row := range []struct {
 		what string
@@ -135,6 +145,7 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 		{"`network create` (a veth parent, a /24)", c.netCreate}, {"`network rm`", c.netRm},
 		{"mvlan attach: `run -d`", c.attach}, {"CNI attach: `cnitool add`", c.cniAttach},
 		{"mvlan detach: `rm -f`", c.detach}, {"CNI detach: `cnitool del`", c.cniDetach},
+		{"mvlan-cni attach: `cnitool add`", c.mvcniAttach}, {"mvlan-cni detach: `cnitool del`", c.mvcniDetach},
 	} {
 		t.row(row.what, num(row.s.median()), num(row.s.pct(99)), num(row.s.min()), num(row.s.max()), fmt.Sprint(len(row.s)))
 	}
@@ -175,6 +186,8 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 func (c *control) writeTargets(r *report, d derived, n int) {
 	r.target("attach vs CNI: `run -d` p50 / `cnitool add` p50", fmt.Sprintf("%.3f (%s / %s ms)", d.attachVsCNI, num(c.attach.median()), num(c.cniAttach.median())), "<= 0.4", d.attachVsCNI <= 0.4)
 	r.target("detach vs CNI: `rm -f` p50 / `cnitool del` p50", fmt.Sprintf("%.3f (%s / %s ms)", d.detachVsCNI, num(c.detach.median()), num(c.cniDetach.median())), "<= 0.4", d.detachVsCNI <= 0.4)
+	addVs := ratio(c.mvcniAttach.median(), c.cniAttach.median())
+	r.target("mvlan-cni add vs macvlan + host-local: `cnitool add` p50s", fmt.Sprintf("%.3f (%s / %s ms)", addVs, num(c.mvcniAttach.median()), num(c.cniAttach.median())), "<= 0.5", addVs <= 0.5)
 	r.target("attach p99 (CLI `run -d`)", num(c.attach.pct(99))+" ms", "< 20 ms", c.attach.pct(99) < 20)
 	r.target("detach p99 (CLI `rm -f`)", num(c.detach.pct(99))+" ms", "< 20 ms", c.detach.pct(99) < 20)
 	r.target("API attach p50", num(c.apiAttach.median())+" ms", "< 3 ms", c.apiAttach.median() < 3)
