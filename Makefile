@@ -7,7 +7,7 @@ FUZZTIME    ?= 10s
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X github.com/mvlan/mvlan/version.Version=$(VERSION)
 
-.PHONY: all build test unit lint fuzz generate check-generate dashboards screenshots demo lab bench clean
+.PHONY: all build test unit cover lint fuzz generate check-generate dashboards screenshots demo lab bench clean
 
 all: build
 
@@ -87,5 +87,22 @@ lab: build
 bench: build
 	$(GO) run ./bench/cmd/mvbench -mvlan $(BIN)
 
+# Coverage, the privileged end-to-end tests included: with MVLAN_E2E_COVERDIR
+# the e2e harnesses (nstest.GoBuild) build mvlan-agent, mvlan and mvlan-cni
+# with -cover, and every process they start writes its counters there when
+# it exits (a SIGKILLed agent writes none). Prints the
+# e2e coverage of every package, then the unit tests' total; the raw data
+# stays in cover/. COVERPKGS and COVERRUN narrow the run (go test -run).
+COVER     := cover
+COVERPKGS ?= ./...
+COVERRUN  ?= .
+cover:
+	rm -rf $(COVER) && mkdir -p $(COVER)/e2e
+	MVLAN_E2E_COVERDIR=$(CURDIR)/$(COVER)/e2e $(GO) test -count=1 -timeout 20m -run '$(COVERRUN)' \
+		-coverpkg=./... -coverprofile=$(COVER)/unit.out $(COVERPKGS)
+	$(GO) tool covdata percent -i=$(COVER)/e2e
+	$(GO) tool covdata textfmt -i=$(COVER)/e2e -o $(COVER)/e2e.out
+	@echo "unit tests (all packages, $(COVERPKGS)):"; $(GO) tool cover -func=$(COVER)/unit.out | tail -1
+
 clean:
-	rm -rf bin
+	rm -rf bin $(COVER)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -55,7 +54,7 @@ func binaries(t testing.TB) {
 		for _, b := range [][2]string{{filepath.Join(cniDir, "mvlan"), "."}, {mvlanBin, "../mvlan"},
 			{filepath.Join(dir, "mvlan-agent"), "../mvlan-agent"},
 			{filepath.Join(dir, "cnitool"), "github.com/containernetworking/cni/cnitool"}} { // at go.mod's version
-			if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+			if out, err := nstest.GoBuild(b[0], b[1]); err != nil {
 				buildErr = fmt.Errorf("build %s: %w\n%s", b[1], err, out)
 				return
 			}

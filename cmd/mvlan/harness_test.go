@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			mvlanBin = filepath.Join(dir, "mvlan")
-			out, err := exec.Command("go", "build", "-o", dir+"/", ".", "../mvlan-agent").CombinedOutput()
+			out, err := nstest.GoBuild(dir+"/", ".", "../mvlan-agent")
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "build mvlan and mvlan-agent: %v\n%s", err, out)
 				return 1
