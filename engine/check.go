@@ -42,6 +42,7 @@ func (a *Engine) Check(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
 	drift = append(drift, a.checkHostLinks(nets, links)...)
+	drift = append(drift, a.quarantineDrift()...)
 	slices.Sort(drift)
 	return drift, ctx.Err()
 }

@@ -147,3 +147,42 @@ func (a *Engine) reportQuarantined() {
 			"bucket", r.Bucket, "key", r.Key, "reason", r.Reason, "since", r.At)
 	}
 }
+
+// quarantinedIDs are the IDs of the quarantined records: kernel objects
+// marked with them are left alone.
+func (a *Engine) quarantinedIDs() map[string]bool {
+	q, err := a.store.Quarantined()
+	if err != nil {
+		a.log.Warn("cannot list quarantined state records", "err", err)
+	}
+	ids := map[string]bool{}
+	for _, r := range q {
+		ids[r.Key] = true
+	}
+	return ids
+}
+
+// quarantine takes a record the engine cannot use out of the state through
+// move (the store's QuarantineNetwork or QuarantineEndpoint): one bad
+// record must not stop every other network.
+func (a *Engine) quarantine(move func(id, reason string) error, kind, id, name string, why error) error {
+	a.log.Warn("state record quarantined: left out of the state, kept in the file's quarantine bucket",
+		"kind", kind, "name", name, "id", id, "reason", why)
+	if err := move(id, why.Error()); err != nil {
+		return fmt.Errorf("quarantine %s %s: %w", kind, name, err)
+	}
+	return nil
+}
+
+// quarantineDrift reports each quarantined record, for Check.
+func (a *Engine) quarantineDrift() []string {
+	q, err := a.store.Quarantined()
+	if err != nil {
+		return []string{fmt.Sprintf("cannot list quarantined state records: %v", err)}
+	}
+	var out []string
+	for _, r := range q {
+		out = append(out, fmt.Sprintf("state record %s/%s is quarantined since %s: %s", r.Bucket, r.Key, r.At.Format("2006-01-02 15:04:05"), r.Reason))
+	}
+	return out
+}

@@ -77,21 +77,33 @@ func (a *Engine) loadState() ([]endpoint, error) {
 		return nil, fmt.Errorf("read endpoints: %w", err)
 	}
 	nets := make(map[string]*network, len(stored))
+	skipped := map[string]bool{}
 	for _, sn := range stored {
 		space, err := ipam.New(fromAPIPools(sn.Pools), ipam.Options{Serial: sn.Serial})
 		if err != nil {
-			return nil, fmt.Errorf("network %s: stored pools: %w", sn.Name, err)
+			err = fmt.Errorf("stored pools: %w", err)
+		} else {
+			nets[sn.ID], err = newNetwork(sn, space)
 		}
-		if nets[sn.ID], err = newNetwork(sn, space); err != nil {
-			return nil, err
+		if err != nil {
+			skipped[sn.ID] = true
+			if err := a.quarantine(a.store.QuarantineNetwork, "network", sn.ID, sn.Name, err); err != nil {
+				return nil, err
+			}
 		}
 	}
 	held := map[string][]ipam.Held{}
 	var orphans []endpoint
 	for _, ae := range apiEps {
+		if skipped[ae.NetworkID] {
+			continue // quarantined with its network
+		}
 		e, err := endpointFromAPI(ae)
 		if err != nil {
-			return nil, err
+			if err := a.quarantine(a.store.QuarantineEndpoint, "endpoint", ae.ID, ae.Name, err); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		n := nets[e.NetworkID]
 		if n == nil {
@@ -115,7 +127,8 @@ func (a *Engine) loadState() ([]endpoint, error) {
 }
 
 // removeStale deletes half-made links and links marked as this agent's
-// that no network needs; it returns the links that remain, by name.
+// that no network needs, except those of quarantined records (their
+// containers may run); it returns the links that remain, by name.
 func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 	want := map[string]string{} // link name -> network ID
 	for _, n := range a.networkList() {
@@ -123,6 +136,7 @@ func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 			want[n.Parent] = n.ID
 		}
 	}
+	quarantined := a.quarantinedIDs()
 	prefix := a.aliasPrefix()
 	tmp := link.TempPrefixFor(a.store.AgentID())
 	present := map[string]link.Info{}
@@ -131,6 +145,10 @@ func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 		if rest, ok := strings.CutPrefix(l.Alias, prefix); ok {
 			kind, id, _ := strings.Cut(rest, "/")
 			stale = stale || kind != "net" || want[l.Name] != id
+			if stale && quarantined[id] {
+				a.log.Warn("keeping the link of a quarantined state record", "link", l.Name, "alias", l.Alias)
+				stale = false
+			}
 		}
 		if !stale {
 			present[l.Name] = l

@@ -149,3 +149,32 @@ func syncIndex(b *bolt.Bucket, want map[string][]byte) error {
 	}
 	return nil
 }
+
+// QuarantineNetwork quarantines network id and its endpoints with reason,
+// for a record the store decodes but its user cannot take (the engine's
+// address pools refuse its subnet, say). Kernel objects are not touched.
+func (s *Store) QuarantineNetwork(id, reason string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bNetworks).Get([]byte(id)) == nil {
+			return fmt.Errorf("network %s: %w", id, ErrNotFound)
+		}
+		if err := quarantine(tx, string(bNetworks), []byte(id), reason); err != nil {
+			return err
+		}
+		return sweep(tx) // its endpoints now name a missing network
+	})
+}
+
+// QuarantineEndpoint quarantines endpoint id with reason, as
+// QuarantineNetwork does a network.
+func (s *Store) QuarantineEndpoint(id, reason string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bEndpoints).Get([]byte(id)) == nil {
+			return fmt.Errorf("endpoint %s: %w", id, ErrNotFound)
+		}
+		if err := quarantine(tx, string(bEndpoints), []byte(id), reason); err != nil {
+			return err
+		}
+		return sweep(tx) // frees its name
+	})
+}

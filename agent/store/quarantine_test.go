@@ -48,14 +48,7 @@ func TestBadRecordsQuarantined(t *testing.T) {
 				t.Fatalf("open: %v (one bad record must not stop the agent)", err)
 			}
 			defer s.Close()
-			q, err := s.Quarantined()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]string{}
-			for _, r := range q {
-				got[r.Key] = r.Reason
-			}
+			q, got := quarantined(t, s)
 			for key, want := range tc.reasons {
 				if !strings.Contains(got[key], want) {
 					t.Errorf("quarantined %s: reason %q, want it to say %q", key, got[key], want)
@@ -134,4 +127,56 @@ func migratedState(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestQuarantineByCaller: a network its user cannot take goes with its
+// endpoints; an endpoint goes alone; both free their names.
+func TestQuarantineByCaller(t *testing.T) {
+	s, err := Open(migratedState(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pubNet, h1 := releaseNetworks[1], releaseEndpoints[2]
+	if err := s.QuarantineNetwork(pubNet.ID, "pools refused"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.QuarantineEndpoint(h1.ID, "unknown state"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.QuarantineEndpoint("nope", "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("quarantine of a missing endpoint: %v, want ErrNotFound", err)
+	}
+	_, got := quarantined(t, s)
+	want := map[string]string{pubNet.ID: "pools refused", releaseEndpoints[0].ID: "is not in the state",
+		releaseEndpoints[1].ID: "is not in the state", h1.ID: "unknown state"}
+	for k, reason := range want {
+		if !strings.Contains(got[k], reason) {
+			t.Errorf("quarantined %s: %q, want %q", k, got[k], reason)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("quarantined %v, want %d records", got, len(want))
+	}
+	eps, err := s.Endpoints()
+	if err != nil || len(eps) != 1 || eps[0].Name != "v1" {
+		t.Fatalf("endpoints left: %v (%v), want v1", eps, err)
+	}
+	if err := s.CreateNetwork(api.Network{ID: NewID(), Name: pubNet.Name, Parent: "x"}); err != nil {
+		t.Fatalf("name of the quarantined network: %v", err)
+	}
+}
+
+// quarantined lists s's quarantined records, and their reasons by key.
+func quarantined(t testing.TB, s *Store) ([]Quarantined, map[string]string) {
+	t.Helper()
+	q, err := s.Quarantined()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for _, r := range q {
+		reasons[r.Key] = r.Reason
+	}
+	return q, reasons
 }

@@ -80,7 +80,7 @@ type Store struct {
 	agentID string
 	log     *slog.Logger
 
-	commit committer    // group commit of concurrent changes (commit.go)
+	commit committer   // group commit of concurrent changes (commit.go)
 	dirty  atomic.Bool // changed since the last snapshot
 	snapMu sync.Mutex  // one snapshot at a time
 	stop   chan struct{}

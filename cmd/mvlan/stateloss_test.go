@@ -7,6 +7,8 @@ package main
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
@@ -173,6 +177,64 @@ func garbleNewestMeta(t *testing.T, path string) {
 		newest = 1
 	}
 	if _, err := f.WriteAt([]byte(strings.Repeat("\x5a", 64)), int64(newest*pageSize+16)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBadRecordQuarantined: one network's record is garbage in the state
+// file (the store quarantines it and its containers), and one container's
+// record has a state the engine does not know (the engine quarantines
+// it). The agent starts; the other containers work; the bad network's
+// parent link and its containers' links are left in place (they keep
+// working); doctor reports every quarantined record.
+func TestBadRecordQuarantined(t *testing.T) {
+	e := newEnv(t)
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	e.a.ok("network", "create", "--subnet=10.1.100.0/24", "host_net")
+	c1 := e.runD(e.name("1"), "pub_net")
+	e.runD(e.name("2"), "pub_net")
+	h1 := e.runD(e.name("h1"), "host_net")
+	h2 := e.runD(e.name("h2"), "host_net")
+	c3 := e.runD(e.name("3"), "pub_net")
+	e.a.stop()
+	setRecord(t, e.a.stateDir(), "networks", h1.NetworkID, "{garbage")
+	c3.State, c3.Network = "bogus", ""
+	c3JSON, err := json.Marshal(c3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setRecord(t, e.a.stateDir(), "endpoints", c3.ID, string(c3JSON))
+
+	e.a.start()
+	names := map[string]bool{}
+	for _, ep := range e.ps() {
+		names[ep.Name] = true
+	}
+	if !names[c1.Name] || !names[e.name("2")] || names[c3.Name] || names[h1.Name] || names[h2.Name] {
+		t.Fatalf("after start: containers %v; want c1 and c2, not the quarantined c3 and host_net ones\n%s", names, e.a.log)
+	}
+	out, err := e.pingFrom(netnsPath(e.name("2")), c1.Addrs[0].Addr().String(), false)
+	e.wantPingOK("pub_net c2 -> c1 with host_net quarantined", out, exitCode(err))
+	out, err = e.pingFrom(netnsPath(h2.Name), h1.Addrs[0].Addr().String(), false)
+	e.wantPingOK("host_net h2 -> h1: the quarantined network's links are left alone", out, exitCode(err))
+	d := strings.Join(drift(t, e.a), "\n")
+	for _, id := range []string{h1.NetworkID, h1.ID, h2.ID, c3.ID} {
+		if !strings.Contains(d, "/"+id+" is quarantined") {
+			t.Errorf("doctor does not report %s as quarantined:\n%s", id, d)
+		}
+	}
+}
+
+// setRecord writes value under key in bucket of the agent's state file
+// with bbolt alone, as damage would.
+func setRecord(t *testing.T, stateDir, bucket, key, value string) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(stateDir, store.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucket)).Put([]byte(key), []byte(value)) })
+	if err := errors.Join(err, db.Close()); err != nil {
 		t.Fatal(err)
 	}
 }
