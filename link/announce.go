@@ -10,6 +10,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/nsthread"
 )
 
 // Announcements are sent by the kernel, from the endpoint's own link, when
@@ -35,7 +37,7 @@ const (
 // it disables IPv6 on the link instead, and with one it turns accept_ra off
 // unless acceptRA. One switch into the namespace.
 func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, addrs []netip.Prefix, acceptRA bool) error {
-	return Do(ns, func() error {
+	return nsthread.Do(ns, func() error {
 		if hasFamily(addrs, true) {
 			if err := setARPNotify(idx); err != nil {
 				return err

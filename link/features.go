@@ -1,11 +1,13 @@
 package link
 
 import (
+	"context"
 	"fmt"
-	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/nsthread"
 )
 
 // Features says which link drivers the running kernel has.
@@ -18,29 +20,18 @@ type Features struct {
 }
 
 // ProbeFeatures finds out which drivers the kernel has by creating one link
-// of each kind in a throw-away network namespace. The namespace is made on a
-// locked thread that is never unlocked, so the thread and the namespace are
-// discarded together; the host's namespace is never touched. (The kernel
-// may load a driver module on demand while probing.)
+// of each kind in a throw-away network namespace (nsthread.Fresh); the
+// host's namespace is never touched. (The kernel may load a driver module
+// on demand while probing.)
 func ProbeFeatures() (Features, error) {
-	type result struct {
-		f   Features
-		err error
+	f, err := nsthread.Fresh(context.Background(), 0, probeHere)
+	if err != nil {
+		return Features{}, fmt.Errorf("probe features: %w", err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with its netns
-		f, err := probeHere()
-		ch <- result{f, err}
-	}()
-	r := <-ch
-	return r.f, r.err
+	return f, nil
 }
 
 func probeHere() (Features, error) {
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		return Features{}, fmt.Errorf("probe features: new netns: %w", err)
-	}
 	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return Features{}, fmt.Errorf("probe features: netlink: %w", err)

@@ -1,11 +1,11 @@
 package link
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -24,10 +24,6 @@ const NetnsDir = "/run/netns"
 // NetnsPath returns the path of the named network namespace name.
 func NetnsPath(name string) string { return filepath.Join(NetnsDir, name) }
 
-// Do runs fn on a locked OS thread that has entered the network namespace
-// ns (see nsthread.Do).
-func Do(ns netns.NsHandle, fn func() error) error { return nsthread.Do(ns, fn) }
-
 // setDisableIPv6 writes net.ipv6.conf.IFNAME.disable_ipv6 in namespace ns.
 // A kernel without IPv6 (no /proc/sys/net/ipv6) has nothing to disable.
 func setDisableIPv6(ns netns.NsHandle, ifName string, disable bool) error {
@@ -35,7 +31,7 @@ func setDisableIPv6(ns netns.NsHandle, ifName string, disable bool) error {
 	if disable {
 		val = "1\n"
 	}
-	return Do(ns, func() error { return writeIPv6Conf(ifName, "disable_ipv6", val) })
+	return nsthread.Do(ns, func() error { return writeIPv6Conf(ifName, "disable_ipv6", val) })
 }
 
 // CheckNetnsName validates the name of a named network namespace.
@@ -85,29 +81,21 @@ func CreateNetns(name, mark string) (path string, err error) {
 	return path, nil
 }
 
-// mountNewNetns unshares a new network namespace on a locked thread, binds
-// it on path and lets the thread die (it is never unlocked), so the
-// namespace lives exactly as long as the mount.
+// mountNewNetns makes a new network namespace on a fresh thread
+// (nsthread.Fresh) and binds it on path: the namespace lives exactly as
+// long as the mount.
 func mountNewNetns(path, mark string) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: this thread is discarded
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
-		}
+	_, err := nsthread.Fresh(context.Background(), 0, func() (struct{}, error) {
 		if err := setupLoopback(mark); err != nil {
-			errc <- err
-			return
+			return struct{}{}, err
 		}
 		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
 		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("bind %s: %w", path, err)
-			return
+			return struct{}{}, fmt.Errorf("bind %s: %w", path, err)
 		}
-		errc <- nil
-	}()
-	return <-errc
+		return struct{}{}, nil
+	})
+	return err
 }
 
 var netnsDirMu sync.Mutex

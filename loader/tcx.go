@@ -8,6 +8,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/mvlan/mvlan/nsthread"
 )
 
 // linkPin is where the TCX link of one hook is pinned:
@@ -35,7 +37,7 @@ func (d *Datapath) attachTCX(t target, hook Hook, prog *ebpf.Program) error {
 		return fmt.Errorf("create link pin directory: %w", err)
 	}
 	var l link.Link
-	err = inNetns(t.netns, func() error {
+	err = nsthread.DoPath(t.netns, func() error {
 		var err error
 		l, err = link.AttachTCX(link.TCXOptions{Interface: t.ifindex, Program: prog, Attach: tcxAttachType(hook)})
 		return err

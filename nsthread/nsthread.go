@@ -1,7 +1,14 @@
 // Package nsthread runs a function on an OS thread that has entered another
-// network namespace, and makes sure no goroutine ever runs in a namespace
-// it did not ask for. It depends on nothing but the setns system call, so
-// that the CLI can start a command in a container without linking netlink.
+// network namespace (Do, DoPath) or a new, throwaway one (Fresh), and makes
+// sure no goroutine ever runs in a namespace it did not ask for: a thread
+// goes back to the pool only once it is back in its own namespace. It is
+// the one way mvlan's packages (link, loader, doctor) enter a namespace.
+// It depends on nothing but the setns and unshare system calls, so that
+// the CLI can start a command in a container without linking netlink.
+//
+// internal/nstest does not use it on purpose: the tests' way into a
+// namespace (nsenter, and its own setns) stays independent of the code
+// under test, so that a bug here cannot hide itself in a test.
 package nsthread
 
 import (

@@ -8,7 +8,9 @@
 // network namespace.
 //
 // The package deliberately does not use the code under test (mvlan's link
-// package): namespaces come from iproute2.
+// and nsthread packages): namespaces come from iproute2, and In enters one
+// with its own setns, so that a test's witness cannot share a bug with the
+// agent's way into a namespace (nsthread).
 package nstest
 
 import (
