@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
-	ebpflink "github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/loader"
+	"github.com/mvlan/mvlan/nsthread"
 )
 
 // Impacts of missing BPF features.
@@ -18,106 +19,96 @@ const (
 	impactTCX       = "no TCX (kernel < 6.6): programs attach through clsact + cls_bpf (--attach-mode tc)"
 	impactClsact    = "no clsact + cls_bpf: --attach-mode tc cannot work; auto uses TCX"
 	impactNoAttach  = "no TCX and no clsact + cls_bpf: the datapath cannot attach (the kernel needs CONFIG_NET_SCH_INGRESS and CONFIG_NET_CLS_BPF, or 6.6+ for TCX)"
-	impactNoProgram = "BPF programs cannot be loaded: the datapath cannot run"
+	impactNoProgram = "mvlan's BPF programs cannot be loaded (the kernel or its verifier refuses them): the datapath cannot run"
 	impactBTF       = "no kernel BTF (CONFIG_DEBUG_INFO_BTF): the loader cannot apply CO-RE relocations, so programs that need them fail to load"
 	// loIndex is the loopback's ifindex in a new network namespace.
 	loIndex = 1
-	// tcxNext is TCX_NEXT (and TC_ACT_UNSPEC): pass to the next program.
-	tcxNext = -1
 )
 
-// datapathChecks loads a trivial TC program and attaches it with TCX and
-// with clsact + cls_bpf to the loopback of a throwaway netns.
+// datapathChecks loads mvlan's own programs through the loader, as the
+// agent does, and attaches them with TCX and with clsact + cls_bpf to the
+// loopback of a throwaway network namespace, with a bpffs for the pins in
+// a throwaway mount namespace (both the probing thread's own): a passing
+// check proves that the verifier accepts the real programs and that the
+// loader attaches them. Nothing is left behind.
 func datapathChecks(ctx context.Context) ([]Check, error) {
-	checks, err := inThrowawayNetns(ctx, probeDatapath)
+	checks, err := nsthread.Fresh(ctx, unix.CLONE_NEWNS, probeDatapath)
 	if err != nil {
 		return nil, fmt.Errorf("doctor: %w", err)
 	}
 	return checks, nil
 }
 
-// probeDatapath runs in a throwaway netns.
+// probeDatapath runs on a thread with its own network and mount namespaces.
 func probeDatapath() ([]Check, error) {
-	prog, err := trivialProgram()
+	pins, unmount, err := privateBPFFS()
 	if err != nil {
-		d := "loading a SchedCLS program: " + err.Error()
+		return nil, err
+	}
+	defer unmount()
+	d, err := loader.Load(context.Background(), pins)
+	if err != nil {
+		detail := "loading mvlan's programs: " + err.Error()
 		return []Check{
-			{Name: CheckTCX, Detail: d, Impact: impactNoProgram},
-			{Name: CheckClsact, Detail: d, Impact: impactNoProgram},
+			{Name: CheckTCX, Detail: detail, Impact: impactNoProgram},
+			{Name: CheckClsact, Detail: detail, Impact: impactNoProgram},
 		}, nil
 	}
-	defer prog.Close()
-	tcxErr := attachTCX(prog)
-	clsErr := attachClsact(prog)
+	defer d.Close()
+	tcxErr := attachAll(d, loader.ModeTCX)
+	clsErr := attachAll(d, loader.ModeTC)
 	tcxImpact, clsImpact := impactTCX, impactClsact
-	if tcxErr != nil && clsErr != nil {
+	var ve *ebpf.VerifierError
+	switch {
+	case errors.As(tcxErr, &ve) || errors.As(clsErr, &ve):
+		tcxImpact, clsImpact = impactNoProgram, impactNoProgram // the endpoint programs load at their first attach
+	case tcxErr != nil && clsErr != nil:
 		tcxImpact, clsImpact = impactNoAttach, impactNoAttach
 	}
 	return []Check{
-		result(CheckTCX, tcxErr, "attached a SchedCLS program with TCX (ingress) in a throwaway netns", tcxImpact),
-		result(CheckClsact, clsErr, "attached a direct-action cls_bpf filter under clsact in a throwaway netns", clsImpact),
+		result(CheckTCX, tcxErr, "loaded mvlan's programs (the verifier accepted them) and attached them with TCX in a throwaway netns", tcxImpact),
+		result(CheckClsact, clsErr, "loaded mvlan's programs (the verifier accepted them) and attached them as direct-action cls_bpf filters under clsact in a throwaway netns", clsImpact),
 	}, nil
 }
 
-// trivialProgram is a SchedCLS program that returns TCX_NEXT
-// (TC_ACT_UNSPEC): it lets every packet through.
-func trivialProgram() (*ebpf.Program, error) {
-	return ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name: "mvlan_doctor",
-		Type: ebpf.SchedCLS,
-		Instructions: asm.Instructions{
-			asm.Mov.Imm(asm.R0, tcxNext),
-			asm.Return(),
-		},
-		License: "GPL",
-	})
-}
-
-func attachTCX(prog *ebpf.Program) error {
-	l, err := ebpflink.AttachTCX(ebpflink.TCXOptions{
-		Interface: loIndex,
-		Program:   prog,
-		Attach:    ebpf.AttachTCXIngress,
-	})
-	if err != nil {
-		return fmt.Errorf("attaching with TCX: %w", err)
+// attachAll attaches the parent programs, then the endpoint programs (which
+// the loader loads for this netns on first use) to the loopback in mode,
+// detaching each pair again.
+func attachAll(d *loader.Datapath, mode loader.Mode) error {
+	ctx := context.Background()
+	if err := d.AttachParent(ctx, "", loIndex, mode); err != nil {
+		return fmt.Errorf("attaching the parent programs (%s): %w", mode, err)
 	}
-	return l.Close()
-}
-
-func attachClsact(prog *ebpf.Program) error {
-	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-	if err != nil {
-		return fmt.Errorf("netlink: %w", err)
+	if err := d.DetachParent(ctx, "", loIndex); err != nil {
+		return fmt.Errorf("detaching the parent programs (%s): %w", mode, err)
 	}
-	defer nl.Close()
-	qdisc := &netlink.GenericQdisc{
-		QdiscAttrs: netlink.QdiscAttrs{
-			LinkIndex: loIndex,
-			Handle:    netlink.MakeHandle(0xffff, 0),
-			Parent:    netlink.HANDLE_CLSACT,
-		},
-		QdiscType: "clsact",
+	if err := d.AttachEndpoint(ctx, "", loIndex, mode); err != nil {
+		return fmt.Errorf("attaching the endpoint programs (%s): %w", mode, err)
 	}
-	if err := nl.QdiscAdd(qdisc); err != nil {
-		return fmt.Errorf("adding a clsact qdisc: %w", err)
-	}
-	filter := &netlink.BpfFilter{
-		FilterAttrs: netlink.FilterAttrs{
-			LinkIndex: loIndex,
-			Parent:    netlink.HANDLE_MIN_INGRESS,
-			Handle:    netlink.MakeHandle(0, 1),
-			Protocol:  unix.ETH_P_ALL,
-			Priority:  1,
-		},
-		Fd:           prog.FD(),
-		Name:         "mvlan_doctor",
-		DirectAction: true,
-	}
-	if err := nl.FilterAdd(filter); err != nil {
-		return fmt.Errorf("adding a direct-action cls_bpf filter: %w", err)
+	if err := d.DetachEndpoint(ctx, "", loIndex); err != nil {
+		return fmt.Errorf("detaching the endpoint programs (%s): %w", mode, err)
 	}
 	return nil
+}
+
+// privateBPFFS mounts a bpffs on a new temporary directory, in the calling
+// thread's own mount namespace (whose mounts it first makes private, so
+// none propagates back). unmount removes the mount and the directory.
+func privateBPFFS() (dir string, unmount func(), err error) {
+	if err := unix.Mount("", "/", "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+		return "", nil, fmt.Errorf("doctor: make the probe's mounts private: %w", err)
+	}
+	if dir, err = os.MkdirTemp("", "mvlan-doctor-"); err != nil {
+		return "", nil, fmt.Errorf("doctor: %w", err)
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		os.Remove(dir)
+		return "", nil, fmt.Errorf("doctor: mount a bpffs for the probe: %w", err)
+	}
+	return dir, func() {
+		_ = unix.Unmount(dir, unix.MNT_DETACH)
+		_ = os.Remove(dir)
+	}, nil
 }
 
 // checkBTF loads the kernel's BTF as the BPF loader does.

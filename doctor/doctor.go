@@ -1,10 +1,13 @@
 // Package doctor checks the kernel features mvlan needs and says what a
 // missing one means.
 //
-// Every check is proven by trying: link kinds are created, BPF programs are
-// loaded and attached, all inside a throwaway network namespace that dies
-// with the locked OS thread that made it. Nothing is created in the host's
-// own network namespace and nothing is mounted.
+// Every check is proven by trying: link kinds are created, and mvlan's own
+// BPF programs are loaded and attached through the loader (the verifier
+// must accept the real programs), all inside throwaway network namespaces
+// (nsthread.Fresh). The BPF probe pins on a bpffs mounted in a mount
+// namespace of the probing thread's own, which goes with it. Nothing is
+// created in the host's own network namespace or mounted in its mount
+// namespace.
 package doctor
 
 import (

@@ -3,12 +3,12 @@ package doctor
 import (
 	"context"
 	"fmt"
-	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	mvlink "github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/nsthread"
 )
 
 // Impacts of missing link drivers.
@@ -29,7 +29,7 @@ func linkChecks(ctx context.Context) ([]Check, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("doctor: %w", err)
 	}
-	veth, err := inThrowawayNetns(ctx, probeVeth)
+	veth, err := nsthread.Fresh(ctx, 0, probeVeth)
 	if err != nil {
 		return nil, fmt.Errorf("doctor: %w", err)
 	}
@@ -83,35 +83,4 @@ func probeVeth() (Check, error) {
 		err = fmt.Errorf("creating a veth pair: %w", err)
 	}
 	return result(CheckVeth, err, "created a veth pair in a throwaway netns", impactVeth), nil
-}
-
-// inThrowawayNetns runs fn on a fresh OS thread that has moved into a new,
-// empty network namespace. The thread stays locked and is never unlocked, so
-// Go discards it when the goroutine ends and the namespace goes with it; no
-// other goroutine ever runs there and the host's namespace is never touched.
-// If ctx ends first, inThrowawayNetns returns ctx's error and fn finishes
-// (and is cleaned up) on its own.
-func inThrowawayNetns[T any](ctx context.Context, fn func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with its netns
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			var zero T
-			ch <- result{zero, fmt.Errorf("new network namespace: %w", err)}
-			return
-		}
-		v, err := fn()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, fmt.Errorf("doctor: %w", ctx.Err())
-	}
 }
