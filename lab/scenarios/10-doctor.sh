@@ -3,6 +3,7 @@
 # section reports no drift.
 step "mvlan doctor"
 mvlan doctor
+doctor_json=$(mvlan doctor --format json 2>/dev/null)
 kver=$(uname -r)
 major=${kver%%.*}
 minor=${kver#*.}

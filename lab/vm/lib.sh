@@ -170,9 +170,11 @@ jflat() { awk -f "$LAB_DIR/vm/jflat.awk"; }
 # jget PATH: the value at PATH of the JSON on stdin.
 jget() { jflat | awk -F'\t' -v p="$1" '$1 == p { print $2; exit }'; }
 
-# doctor_check SECTION NAME: "ok", "missing" or "skipped" for one doctor check.
+# doctor_check SECTION NAME: "ok", "missing" or "skipped" for one doctor check,
+# from $doctor_json when set (one doctor run for many checks: each run loads
+# and verifies mvlan's programs, seconds under emulation), else a new run.
 doctor_check() {
-	mvlan doctor --format json 2>/dev/null | jflat | awk -F'\t' -v sec="$1" -v name="$2" '
+	if [ -n "${doctor_json:-}" ]; then printf '%s\n' "$doctor_json"; else mvlan doctor --format json 2>/dev/null; fi | jflat | awk -F'\t' -v sec="$1" -v name="$2" '
 		match($1, /^\.sections\[[0-9]+\]\.name$/) { s[substr($1, 1, RLENGTH - 5)] = $2 }
 		match($1, /^\.sections\[[0-9]+\]\.checks\[[0-9]+\]\./) {
 			key = substr($1, 1, RLENGTH - 1); f = substr($1, RLENGTH + 1); v[key, f] = $2; keys[key] = 1
