@@ -184,7 +184,7 @@ func (p *pbValue) add(o pbValue) {
 	p.Bytes += o.Bytes
 }
 
-func (p pbValue) counter() Counter { return Counter{Packets: p.Packets, Bytes: p.Bytes} }
+func (p pbValue) counter() Counter { return Counter(p) }
 
 // readPerCPU calls fn with each key of a per-CPU map and its values (one
 // per possible CPU; fn must not keep the slice). It reads in batches, a
