@@ -1,5 +1,7 @@
 package dashboards
 
+//lint:file-ignore SA1019 the strict check decodes the v1 dashboard model on purpose (see build.go).
+
 import (
 	"bytes"
 	"encoding/json"
@@ -7,6 +9,10 @@ import (
 	"regexp"
 	"slices"
 	"testing"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
 
 // TestUpToDate: the committed JSON files are what the Go code renders
@@ -44,6 +50,9 @@ func TestLint(t *testing.T) {
 			if !json.Valid(raw) {
 				t.Fatalf("not valid JSON")
 			}
+			if err := strict(raw); err != nil {
+				t.Errorf("not a dashboard of Grafana's schema (SDK strict decoding): %v", err)
+			}
 			if f.UID == "" || f.Title == "" || f.Schema < 39 {
 				t.Errorf("uid %q, title %q, schemaVersion %d: want a uid, a title and the current schema (>= 39)", f.UID, f.Title, f.Schema)
 			}
@@ -59,6 +68,18 @@ func TestLint(t *testing.T) {
 			t.Errorf("no dashboard has the %s variable", v)
 		}
 	}
+}
+
+// strict decodes a dashboard with the Foundation SDK's schema types,
+// refusing unknown fields, missing required ones and unknown panel types.
+func strict(raw []byte) error {
+	plugins.RegisterDefaultPlugins() // panel options and queries by type
+	var d dashboard.Dashboard
+	err := d.UnmarshalJSONStrict(raw)
+	if errs, ok := err.(cog.BuildErrors); ok && len(errs) == 0 {
+		return nil // the SDK returns an empty list for success
+	}
+	return err
 }
 
 // lintVariables: the first variable is the Prometheus datasource; every

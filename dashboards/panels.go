@@ -123,6 +123,7 @@ func infoTable(title, description string, columns []string, qs ...query) *table.
 		Targets(targets(qs)).
 		Span(12).
 		Height(5).
+		Footer(common.NewTableFooterOptionsBuilder().Show(false).Reducer([]string{"sum"})).
 		WithTransformation(dashboard.DataTransformerConfig{Id: "labelsToFields", Options: map[string]any{}}).
 		WithTransformation(dashboard.DataTransformerConfig{Id: "organize", Options: map[string]any{
 			"includeByName": map[string]bool{},
