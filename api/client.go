@@ -37,7 +37,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("cannot reach the mvlan agent at %s (is `mvlan agent` running? set --socket or MVLAN_SOCKET): %w", c.socket, unreachable{err})
 	}
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return fmt.Errorf("%s %s: %w", method, path, noAnswer{err})
 	}
 	if resp.code/100 != 2 {
 		e := &Error{}
@@ -61,6 +61,17 @@ type unreachable struct{ err error }
 func (u unreachable) Error() string        { return u.err.Error() }
 func (u unreachable) Unwrap() error        { return u.err }
 func (u unreachable) Is(target error) bool { return target == ErrUnreachable }
+
+// ErrNoAnswer is matched by the error of a request the agent took but did
+// not answer (it stopped or the connection broke): it may or may not have
+// been carried out; an agent finishes or undoes it when it starts again.
+var ErrNoAnswer = errors.New("no answer from the agent")
+
+type noAnswer struct{ err error }
+
+func (n noAnswer) Error() string        { return n.err.Error() }
+func (n noAnswer) Unwrap() error        { return n.err }
+func (n noAnswer) Is(target error) bool { return target == ErrNoAnswer }
 
 // Socket is the path of the agent's socket this client dials.
 func (c *Client) Socket() string { return c.socket }

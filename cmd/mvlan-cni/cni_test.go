@@ -573,3 +573,39 @@ func detachEgress(t *testing.T, agentDir, netns string, ep api.Endpoint) {
 		}
 	}
 }
+
+// TestCNICrashDuringAdd: the agent dies half way through an ADD (after
+// the endpoint is stored, and after its link is made); the runtime gets
+// 11 (try again later); once the agent is back, it has undone the half
+// attachment, and the runtime's retry of the ADD succeeds with one
+// endpoint, one link and no drift.
+func TestCNICrashDuringAdd(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.1.0", "")
+	for _, point := range []string{"endpoint-create:after-state", "endpoint-create:after-link"} {
+		t.Run(point, func(t *testing.T) {
+			rt := e.container(strings.TrimPrefix(point, "endpoint-create:"))
+			e.a.Stop()
+			e.a.Env = []string{"MVLAN_TEST_CRASHPOINT=" + point}
+			e.a.Start()
+			_, err := e.cni.AddNetworkList(context.Background(), l, rt)
+			if cniCode(err) != types.ErrTryAgainLater {
+				t.Errorf("ADD during which the agent died: %v; want code 11", err)
+			}
+			e.a.WaitExit()
+			e.a.Env = nil
+			e.a.Start()
+			e.noDrift()
+			r := e.add(l, rt) // the runtime tries again
+			if out, _ := nstest.RunErr(rt.NetNS, "ip", "-br", "link"); strings.Count(out, "eth0") != 1 || len(r.IPs) != 1 {
+				t.Errorf("after the retry: links\n%s\nresult %v; want one eth0 with one address", out, r)
+			}
+			if eps := e.endpoints(); len(eps) != 1 {
+				t.Errorf("endpoints after the retry: %+v; want one", eps)
+			}
+			e.noDrift()
+			e.del(l, rt)
+		})
+	}
+}

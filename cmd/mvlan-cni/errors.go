@@ -41,6 +41,11 @@ func toCNI(err error, socket string) error {
 			fmt.Sprintf("cannot reach the mvlan agent at %s: start it (mvlan agent), or point \"socket\" in the network configuration (or MVLAN_SOCKET) at its socket", socket),
 			err.Error())
 	}
+	if errors.Is(err, api.ErrNoAnswer) {
+		return types.NewError(types.ErrTryAgainLater,
+			fmt.Sprintf("the mvlan agent at %s stopped answering half way (it finishes or undoes the operation when it runs again): try again", socket),
+			err.Error())
+	}
 	var ae *api.Error
 	if !errors.As(err, &ae) {
 		return types.NewError(types.ErrInternal, err.Error(), "")

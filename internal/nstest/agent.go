@@ -23,6 +23,7 @@ import (
 type Agent struct {
 	Socket string
 	Dir    string
+	Env    []string // extra environment of the next Start
 
 	t    testing.TB
 	sb   *Sandbox
@@ -59,6 +60,7 @@ func StartAgent(t testing.TB, sb *Sandbox, bin string, flags ...string) *Agent {
 func (a *Agent) Start() {
 	a.t.Helper()
 	a.cmd = exec.Command("nsenter", append([]string{"--net=" + a.sb.Path, "--", a.bin}, a.args...)...)
+	a.cmd.Env = append(os.Environ(), a.Env...)
 	a.cmd.Stdout, a.cmd.Stderr = a, a
 	if err := a.cmd.Start(); err != nil {
 		a.t.Fatalf("start agent: %v", err)
@@ -99,6 +101,18 @@ func (a *Agent) Stop() {
 		}
 	case <-time.After(15 * time.Second):
 		a.t.Fatalf("agent did not stop on SIGTERM\n%s", a.Log())
+	}
+}
+
+// WaitExit waits up to 10 s for the agent to exit on its own (a test's
+// crash point) and fails the test if it does not.
+func (a *Agent) WaitExit() {
+	a.t.Helper()
+	select {
+	case err := <-a.done:
+		a.done <- err
+	case <-time.After(10 * time.Second):
+		a.t.Fatalf("agent still running\n%s", a.Log())
 	}
 }
 
