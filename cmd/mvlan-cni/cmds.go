@@ -48,18 +48,14 @@ func cmdAdd(args *skel.CmdArgs) error {
 		if err != nil {
 			return err
 		}
-		eps, err := cl.Endpoints(ctx)
-		if err != nil {
-			return err
-		}
-		at := attachment(c, args)
+		eps, at := n.Endpoints, attachment(c, args) // the network's, as the agent answered
 		if i := slices.IndexFunc(eps, func(e api.Endpoint) bool { return e.CNI != nil && *e.CNI == *at }); i >= 0 {
 			if eps[i].Netns != args.Netns {
 				return types.NewError(errConflict, fmt.Sprintf("container %s already has %s on network %s in another namespace (%s); DEL it first", args.ContainerID, args.IfName, c.Name, eps[i].Netns), "")
 			}
 			return types.PrintResult(result(n, eps[i]), c.CNIVersion) // a repeated ADD
 		}
-		e, err := cl.CreateEndpoint(ctx, api.EndpointCreate{Network: n.ID, Name: freeName(eps, n.ID, args, w.Name),
+		e, err := cl.CreateEndpoint(ctx, api.EndpointCreate{Network: n.ID, Name: freeName(eps, args, w.Name),
 			Netns: args.Netns, IfName: args.IfName, IP: w.IP, IP6: w.IP6, MAC: w.MAC, CNI: at})
 		if err != nil {
 			return err
@@ -162,14 +158,18 @@ func cmdStatus(args *skel.CmdArgs) error {
 
 var errNoAttachment = errors.New("no such attachment")
 
-// find returns the endpoint the runtime made with this identity.
+// find returns the endpoint the runtime made with this identity on the
+// configuration's network (one request: the network lists its endpoints).
 func find(ctx context.Context, cl *api.Client, c *Conf, args *skel.CmdArgs) (api.Endpoint, error) {
 	at := attachment(c, args)
-	eps, err := cl.Endpoints(ctx)
+	n, err := cl.Network(ctx, c.Network)
+	if api.IsKind(err, api.KindNotFound) {
+		return api.Endpoint{}, errNoAttachment // the network is gone, and with it its endpoints
+	}
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	for _, e := range eps {
+	for _, e := range n.Endpoints {
 		if e.CNI != nil && *e.CNI == *at {
 			return e, nil
 		}
@@ -180,9 +180,9 @@ func find(ctx context.Context, cl *api.Client, c *Conf, args *skel.CmdArgs) (api
 // freeName is the first of name, name-<container id's first 8>,
 // name-<first 8>-<ifname> that no endpoint of the network has: two pods
 // of one name in different Kubernetes namespaces, one pod attached twice.
-func freeName(eps []api.Endpoint, networkID string, args *skel.CmdArgs, name string) string {
+func freeName(eps []api.Endpoint, args *skel.CmdArgs, name string) string {
 	for _, n := range []string{name, fmt.Sprintf("%s-%.8s", name, args.ContainerID), fmt.Sprintf("%s-%.8s-%s", name, args.ContainerID, args.IfName)} {
-		if !slices.ContainsFunc(eps, func(e api.Endpoint) bool { return e.NetworkID == networkID && e.Name == n }) {
+		if !slices.ContainsFunc(eps, func(e api.Endpoint) bool { return e.Name == n }) {
 			return n
 		}
 	}

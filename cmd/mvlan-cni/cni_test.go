@@ -510,7 +510,8 @@ func TestCNIGC(t *testing.T) {
 
 // TestCNICheckDrift: CHECK fails with code 101, naming what changed, when
 // the endpoint's address is removed, a foreign address added, or one of
-// its datapath programs detached; a repeated ADD returns the same result.
+// its datapath programs detached; a repeated ADD returns the same result,
+// and a second pod of the same name gets a name of its own.
 func TestCNICheckDrift(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
@@ -524,6 +525,13 @@ func TestCNICheckDrift(t *testing.T) {
 	if n := len(e.endpoints()); n != 1 {
 		t.Errorf("%d endpoints after a repeated ADD; want 1", n)
 	}
+	// Another container with the same pod name (another Kubernetes
+	// namespace) gets the name with its container ID's first 8 appended.
+	twin := e.container("k2")
+	twin.Args = c.Args
+	e.add(l, twin)
+	e.endpoint(e.sb.Name + "-k-" + twin.ContainerID[:8])
+	e.del(l, twin)
 	addr := r.IPs[0].Address.String()
 	for _, step := range []struct {
 		what, cmd, says string
