@@ -11,6 +11,9 @@ import (
 // a random data page of a good state, 100 times (fixed seed), and opens
 // each in a child: the child must refuse or open the file, never crash.
 func TestGarbledPagesNoCrash(t *testing.T) {
+	if raceEnabled {
+		t.Skip("100 child processes are too slow under the race detector; run without -race")
+	}
 	_, path := goodState(t)
 	data, err := os.ReadFile(path)
 	if err != nil {
