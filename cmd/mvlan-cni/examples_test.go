@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 )
 
@@ -101,5 +103,27 @@ func TestCNIToolQuickStart(t *testing.T) {
 	cnitool("del", "mvnet", ns)
 	if eps := e.endpoints(); len(eps) != 0 {
 		t.Errorf("endpoints after cnitool del: %+v", eps)
+	}
+}
+
+// TestCNIVersionInfo: VERSION lists exactly the spec versions the plugin
+// speaks, and a configuration of an older one is refused with code 1.
+func TestCNIVersionInfo(t *testing.T) {
+	binaries(t)
+	cfg := libcni.NewCNIConfigWithCacheDir([]string{cniDir}, t.TempDir(), nil)
+	info, err := cfg.GetVersionInfo(context.Background(), "mvlan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(info.SupportedVersions(), " "); got != "0.4.0 1.0.0 1.1.0" {
+		t.Errorf("VERSION: %s; want 0.4.0 1.0.0 1.1.0", got)
+	}
+	l, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"0.3.1","name":"old","plugins":[{"type":"mvlan"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cfg.AddNetworkList(context.Background(), l, &libcni.RuntimeConf{ContainerID: "c", NetNS: "/proc/self/ns/net", IfName: "eth0"})
+	if cniCode(err) != types.ErrIncompatibleCNIVersion {
+		t.Errorf("ADD of a 0.3.1 configuration: %v; want code %d", err, types.ErrIncompatibleCNIVersion)
 	}
 }
