@@ -617,3 +617,54 @@ func TestCNICrashDuringAdd(t *testing.T) {
 		})
 	}
 }
+
+// TestCNIParallel: a runtime starting 8 containers at once (8 plugin
+// processes in parallel, as kubelet and Multus do) gets 8 distinct
+// addresses and MACs; deleting them at once leaves nothing.
+func TestCNIParallel(t *testing.T) {
+	const n = 8
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.1.0", "")
+	rts := make([]*libcni.RuntimeConf, n)
+	for i := range rts {
+		rts[i] = e.container(fmt.Sprintf("par%d", i))
+	}
+	results := make([]*current.Result, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range rts {
+		wg.Go(func() {
+			r, err := e.cni.AddNetworkList(context.Background(), l, rts[i])
+			if err == nil {
+				results[i], err = current.NewResultFromResult(r)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	addrs, macs := map[string]bool{}, map[string]bool{}
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatalf("parallel ADD %d: %v\nagent log:\n%s", i, errs[i], e.a.Log())
+		}
+		addrs[r.IPs[0].Address.String()], macs[r.Interfaces[0].Mac] = true, true
+	}
+	if len(addrs) != n || len(macs) != n || len(e.endpoints()) != n {
+		t.Errorf("%d addresses, %d MACs, %d endpoints after %d parallel ADDs; want %d of each", len(addrs), len(macs), len(e.endpoints()), n, n)
+	}
+	e.noDrift()
+	for i := range rts {
+		wg.Go(func() { errs[i] = e.cni.DelNetworkList(context.Background(), l, rts[i]) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("parallel DEL %d: %v", i, err)
+		}
+	}
+	if eps := e.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after parallel DELs: %+v", eps)
+	}
+	e.noDrift()
+}
