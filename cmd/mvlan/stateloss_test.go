@@ -71,6 +71,7 @@ func TestCorruptStateRecover(t *testing.T) {
 		{"empty", func(t *testing.T, path string) { truncate(t, path, 0) }, "(empty)"},
 		{"truncated", func(t *testing.T, path string) { truncate(t, path, fileSize(t, path)/2) }, "(truncated)"},
 		{"newest meta garbled", garbleNewestMeta, "(bad meta page)"},
+		{"root page garbled", garbleRootPage, "(inconsistent)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,29 +155,50 @@ func fileSize(t *testing.T, path string) int64 {
 	return st.Size()
 }
 
-// garbleNewestMeta overwrites the meta of the bbolt meta page with the
-// higher transaction ID (at offset 64 of pages 0 and 1, 4 KiB each).
-func garbleNewestMeta(t *testing.T, path string) {
+// bbolt's layout, as far as the damage below needs it: 4 KiB pages (this
+// machine's page size); pages 0 and 1 are meta pages, the one with the
+// higher transaction ID (at offset 64) is in force; its root page ID is at
+// offset 32; every page starts with a 16-byte header.
+const boltPage = 4096
+
+// newestMeta opens the bbolt file at path and returns it with the offset
+// of its newest meta page.
+func newestMeta(t *testing.T, path string) (*os.File, int64) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	const pageSize = 4096
-	var tx [2]uint64
-	for i := range tx {
-		b := make([]byte, 8)
-		if _, err := f.ReadAt(b, int64(i*pageSize+64)); err != nil {
-			t.Fatal(err)
-		}
-		tx[i] = binary.LittleEndian.Uint64(b)
+	t.Cleanup(func() { f.Close() })
+	if tx0, tx1 := readU64(t, f, 64), readU64(t, f, boltPage+64); tx1 > tx0 {
+		return f, boltPage
 	}
-	newest := 0
-	if tx[1] > tx[0] {
-		newest = 1
+	return f, 0
+}
+
+func readU64(t *testing.T, f *os.File, off int64) uint64 {
+	t.Helper()
+	b := make([]byte, 8)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := f.WriteAt([]byte(strings.Repeat("\x5a", 64)), int64(newest*pageSize+16)); err != nil {
+	return binary.LittleEndian.Uint64(b)
+}
+
+// garbleNewestMeta overwrites the meta in force (bbolt alone would fall
+// back to the previous transaction).
+func garbleNewestMeta(t *testing.T, path string) {
+	f, meta := newestMeta(t, path)
+	if _, err := f.WriteAt([]byte(strings.Repeat("\x5a", 64)), meta+16); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// garbleRootPage overwrites the header of the root bucket's page.
+func garbleRootPage(t *testing.T, path string) {
+	f, meta := newestMeta(t, path)
+	root := int64(readU64(t, f, meta+32))
+	if _, err := f.WriteAt([]byte(strings.Repeat("\x5a", 16)), root*boltPage); err != nil {
 		t.Fatal(err)
 	}
 }
