@@ -16,17 +16,17 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	epEgressMapDropStats      = "drop_stats"
-	epEgressMapEpByIp         = "ep_by_ip"
-	epEgressMapEpByMac        = "ep_by_mac"
-	epEgressMapEpTable        = "ep_table"
-	epEgressMapMalformed      = "malformed"
-	epEgressMapMapFull        = "map_full"
-	epEgressMapNetStats       = "net_stats"
-	epEgressMapParents        = "parents"
-	epEgressMapVlanStats      = "vlan_stats"
-	epEgressProgEpEgress      = "ep_egress"
-	epEgressVarCfgNetnsCookie = "cfg_netns_cookie"
+	epEgressMapDropStats = "drop_stats"
+	epEgressMapEpByIp    = "ep_by_ip"
+	epEgressMapEpByMac   = "ep_by_mac"
+	epEgressMapEpProgs   = "ep_progs"
+	epEgressMapEpTable   = "ep_table"
+	epEgressMapMalformed = "malformed"
+	epEgressMapMapFull   = "map_full"
+	epEgressMapNetStats  = "net_stats"
+	epEgressMapParents   = "parents"
+	epEgressMapVlanStats = "vlan_stats"
+	epEgressProgEpEgress = "ep_egress"
 )
 
 // loadEpEgress returns the embedded CollectionSpec for epEgress.
@@ -81,6 +81,7 @@ type epEgressMapSpecs struct {
 	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
 	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpProgs   *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
 	Malformed *ebpf.MapSpec `ebpf:"malformed"`
 	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
@@ -93,7 +94,6 @@ type epEgressMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type epEgressVariableSpecs struct {
-	CfgNetnsCookie *ebpf.VariableSpec `ebpf:"cfg_netns_cookie"`
 }
 
 // epEgressObjects contains all objects after they have been loaded into the kernel.
@@ -119,6 +119,7 @@ type epEgressMaps struct {
 	DropStats *ebpf.Map `ebpf:"drop_stats"`
 	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
+	EpProgs   *ebpf.Map `ebpf:"ep_progs"`
 	EpTable   *ebpf.Map `ebpf:"ep_table"`
 	Malformed *ebpf.Map `ebpf:"malformed"`
 	MapFull   *ebpf.Map `ebpf:"map_full"`
@@ -132,6 +133,7 @@ func (m *epEgressMaps) Close() error {
 		m.DropStats,
 		m.EpByIp,
 		m.EpByMac,
+		m.EpProgs,
 		m.EpTable,
 		m.Malformed,
 		m.MapFull,
@@ -145,7 +147,6 @@ func (m *epEgressMaps) Close() error {
 //
 // It can be passed to loadEpEgressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epEgressVariables struct {
-	CfgNetnsCookie *ebpf.Variable `ebpf:"cfg_netns_cookie"`
 }
 
 // epEgressPrograms contains all programs after they have been loaded into the kernel.

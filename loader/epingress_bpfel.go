@@ -16,17 +16,17 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	epIngressMapDropStats      = "drop_stats"
-	epIngressMapEpByIp         = "ep_by_ip"
-	epIngressMapEpByMac        = "ep_by_mac"
-	epIngressMapEpTable        = "ep_table"
-	epIngressMapMalformed      = "malformed"
-	epIngressMapMapFull        = "map_full"
-	epIngressMapNetStats       = "net_stats"
-	epIngressMapParents        = "parents"
-	epIngressMapVlanStats      = "vlan_stats"
-	epIngressProgEpIngress     = "ep_ingress"
-	epIngressVarCfgNetnsCookie = "cfg_netns_cookie"
+	epIngressMapDropStats  = "drop_stats"
+	epIngressMapEpByIp     = "ep_by_ip"
+	epIngressMapEpByMac    = "ep_by_mac"
+	epIngressMapEpProgs    = "ep_progs"
+	epIngressMapEpTable    = "ep_table"
+	epIngressMapMalformed  = "malformed"
+	epIngressMapMapFull    = "map_full"
+	epIngressMapNetStats   = "net_stats"
+	epIngressMapParents    = "parents"
+	epIngressMapVlanStats  = "vlan_stats"
+	epIngressProgEpIngress = "ep_ingress"
 )
 
 // loadEpIngress returns the embedded CollectionSpec for epIngress.
@@ -81,6 +81,7 @@ type epIngressMapSpecs struct {
 	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
 	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpProgs   *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
 	Malformed *ebpf.MapSpec `ebpf:"malformed"`
 	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
@@ -93,7 +94,6 @@ type epIngressMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type epIngressVariableSpecs struct {
-	CfgNetnsCookie *ebpf.VariableSpec `ebpf:"cfg_netns_cookie"`
 }
 
 // epIngressObjects contains all objects after they have been loaded into the kernel.
@@ -119,6 +119,7 @@ type epIngressMaps struct {
 	DropStats *ebpf.Map `ebpf:"drop_stats"`
 	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
+	EpProgs   *ebpf.Map `ebpf:"ep_progs"`
 	EpTable   *ebpf.Map `ebpf:"ep_table"`
 	Malformed *ebpf.Map `ebpf:"malformed"`
 	MapFull   *ebpf.Map `ebpf:"map_full"`
@@ -132,6 +133,7 @@ func (m *epIngressMaps) Close() error {
 		m.DropStats,
 		m.EpByIp,
 		m.EpByMac,
+		m.EpProgs,
 		m.EpTable,
 		m.Malformed,
 		m.MapFull,
@@ -145,7 +147,6 @@ func (m *epIngressMaps) Close() error {
 //
 // It can be passed to loadEpIngressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epIngressVariables struct {
-	CfgNetnsCookie *ebpf.Variable `ebpf:"cfg_netns_cookie"`
 }
 
 // epIngressPrograms contains all programs after they have been loaded into the kernel.

@@ -17,9 +17,11 @@
 // so other tools' programs on the same hooks keep working.
 //
 // Identity: ifindexes are per netns, so endpoints are keyed by {netns cookie,
-// ifindex}. bpf_get_netns_cookie() is not callable from TC programs before
-// Linux 6.15, so the endpoint programs are loaded once per netns with the
-// cookie as a constant (see bpf/include/endpoint.h).
+// ifindex}. The endpoint programs are loaded and verified once per Load and
+// shared by every endpoint; each netns gets a stub of a few instructions
+// (its cookie a constant) that tail-calls them through the pinned program
+// array ep_progs (see bpf/include/endpoint.h for why not
+// bpf_get_netns_cookie).
 //
 // Persistence: maps are pinned by name under the pin directory and reused by
 // the next Load, so tables and counters survive an agent restart; TCX links
@@ -41,7 +43,7 @@ import (
 // mapNames are the maps every object shares (bpf/include/maps.h).
 var mapNames = []string{
 	"ep_table", "ep_by_mac", "ep_by_ip", "parents",
-	"vlan_stats", "net_stats", "drop_stats", "malformed", "map_full",
+	"vlan_stats", "net_stats", "drop_stats", "malformed", "map_full", "ep_progs",
 }
 
 // Datapath is the loaded datapath: the pinned maps, the parent programs and
@@ -53,6 +55,9 @@ type Datapath struct {
 	specs  map[string]*ebpf.CollectionSpec // by program name
 
 	parentIngress, parentEgress *ebpf.Program
+	// epIngress and epEgress are the shared endpoint programs, loaded once
+	// and put in ep_progs; the stubs of each netns tail-call them.
+	epIngress, epEgress *ebpf.Program
 
 	tables  sync.Mutex // serialises SetEndpoint and DeleteEndpoint
 	parents parentCache
@@ -108,8 +113,34 @@ func (d *Datapath) load() error {
 	if d.parentIngress, err = d.loadProgram("parent_ingress", nil); err != nil {
 		return err
 	}
-	d.parentEgress, err = d.loadProgram("parent_egress", nil)
-	return err
+	if d.parentEgress, err = d.loadProgram("parent_egress", nil); err != nil {
+		return err
+	}
+	return d.loadShared()
+}
+
+// Slots of ep_progs (enum ep_slot).
+const (
+	slotIngress uint32 = 0
+	slotEgress  uint32 = 1
+)
+
+// loadShared loads the endpoint programs once and puts them in ep_progs,
+// replacing those of a previous agent in place.
+func (d *Datapath) loadShared() error {
+	var err error
+	if d.epIngress, err = d.loadProgram("ep_ingress", nil); err != nil {
+		return err
+	}
+	if d.epEgress, err = d.loadProgram("ep_egress", nil); err != nil {
+		return err
+	}
+	for slot, p := range map[uint32]*ebpf.Program{slotIngress: d.epIngress, slotEgress: d.epEgress} {
+		if err := d.maps["ep_progs"].Put(slot, p); err != nil {
+			return fmt.Errorf("put the shared endpoint program in slot %d: %w", slot, err)
+		}
+	}
+	return nil
 }
 
 func loadSpecs() (map[string]*ebpf.CollectionSpec, error) {
@@ -118,6 +149,7 @@ func loadSpecs() (map[string]*ebpf.CollectionSpec, error) {
 		"ep_ingress":     loadEpIngress,
 		"parent_ingress": loadParentIngress,
 		"parent_egress":  loadParentEgress,
+		"ep_stub":        loadEpStub,
 	}
 	specs := map[string]*ebpf.CollectionSpec{}
 	for name, load := range loaders {
@@ -155,7 +187,15 @@ func openPinnedMap(spec *ebpf.MapSpec, pinDir string) (*ebpf.Map, error) {
 // loadProgram loads one program of its object against the shared maps,
 // after setting the object's constants (nil: none).
 func (d *Datapath) loadProgram(name string, consts map[string]any) (*ebpf.Program, error) {
+	return d.loadAs(name, name, consts)
+}
+
+// loadAs is loadProgram with the name the kernel shows for the program.
+func (d *Datapath) loadAs(name, kernelName string, consts map[string]any) (*ebpf.Program, error) {
 	spec := d.specs[name].Copy()
+	if ps := spec.Programs[name]; ps != nil {
+		ps.Name = kernelName
+	}
 	for v, val := range consts {
 		vs, ok := spec.Variables[v]
 		if !ok {
@@ -189,7 +229,7 @@ func (d *Datapath) Close() error {
 		errs = append(errs, p.close())
 		delete(d.epProgs, cookie)
 	}
-	for _, p := range []*ebpf.Program{d.parentIngress, d.parentEgress} {
+	for _, p := range []*ebpf.Program{d.parentIngress, d.parentEgress, d.epIngress, d.epEgress} {
 		if p != nil {
 			errs = append(errs, p.Close())
 		}
@@ -199,12 +239,13 @@ func (d *Datapath) Close() error {
 			errs = append(errs, m.Close())
 		}
 	}
-	d.parentIngress, d.parentEgress, d.maps = nil, nil, nil
+	d.parentIngress, d.parentEgress, d.epIngress, d.epEgress, d.maps = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
-// epPrograms are the endpoint programs of one netns: loaded with that
-// netns's cookie as a constant, shared by its endpoints.
+// epPrograms are the stubs of one netns (ep_stub, its cookie a constant):
+// what is attached to its endpoints' hooks, which tail-call the shared
+// programs.
 type epPrograms struct {
 	ingress, egress *ebpf.Program
 	users           map[int]bool // ifindexes attached with them
@@ -220,12 +261,16 @@ func (d *Datapath) endpointPrograms(cookie uint64) (*epPrograms, error) {
 	if p, ok := d.epProgs[cookie]; ok {
 		return p, nil
 	}
-	consts := map[string]any{"cfg_netns_cookie": cookie}
-	ingress, err := d.loadProgram("ep_ingress", consts)
+	// Named after their hook's program: what bpftool and the attachment
+	// checks show.
+	stub := func(slot uint32, name string) (*ebpf.Program, error) {
+		return d.loadAs("ep_stub", name, map[string]any{"cfg_netns_cookie": cookie, "cfg_slot": slot})
+	}
+	ingress, err := stub(slotIngress, "ep_ingress")
 	if err != nil {
 		return nil, err
 	}
-	egress, err := d.loadProgram("ep_egress", consts)
+	egress, err := stub(slotEgress, "ep_egress")
 	if err != nil {
 		return nil, errors.Join(err, ingress.Close())
 	}

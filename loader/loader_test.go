@@ -26,6 +26,7 @@ func TestLayouts(t *testing.T) {
 		"drop_stats": {unsafe.Sizeof(dropKey{}), unsafe.Sizeof(pbValue{})},
 		"malformed":  {4, unsafe.Sizeof(pbValue{})},
 		"map_full":   {4, 8},
+		"ep_progs":   {4, 4},
 	}
 	if len(want) != len(mapNames) {
 		t.Fatalf("mapNames has %d maps, the test %d", len(mapNames), len(want))

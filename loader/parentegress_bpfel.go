@@ -16,17 +16,17 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	parentEgressMapDropStats      = "drop_stats"
-	parentEgressMapEpByIp         = "ep_by_ip"
-	parentEgressMapEpByMac        = "ep_by_mac"
-	parentEgressMapEpTable        = "ep_table"
-	parentEgressMapMalformed      = "malformed"
-	parentEgressMapMapFull        = "map_full"
-	parentEgressMapNetStats       = "net_stats"
-	parentEgressMapParents        = "parents"
-	parentEgressMapVlanStats      = "vlan_stats"
-	parentEgressProgParentEgress  = "parent_egress"
-	parentEgressVarCfgNetnsCookie = "cfg_netns_cookie"
+	parentEgressMapDropStats     = "drop_stats"
+	parentEgressMapEpByIp        = "ep_by_ip"
+	parentEgressMapEpByMac       = "ep_by_mac"
+	parentEgressMapEpProgs       = "ep_progs"
+	parentEgressMapEpTable       = "ep_table"
+	parentEgressMapMalformed     = "malformed"
+	parentEgressMapMapFull       = "map_full"
+	parentEgressMapNetStats      = "net_stats"
+	parentEgressMapParents       = "parents"
+	parentEgressMapVlanStats     = "vlan_stats"
+	parentEgressProgParentEgress = "parent_egress"
 )
 
 // loadParentEgress returns the embedded CollectionSpec for parentEgress.
@@ -81,6 +81,7 @@ type parentEgressMapSpecs struct {
 	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
 	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpProgs   *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
 	Malformed *ebpf.MapSpec `ebpf:"malformed"`
 	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
@@ -93,7 +94,6 @@ type parentEgressMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type parentEgressVariableSpecs struct {
-	CfgNetnsCookie *ebpf.VariableSpec `ebpf:"cfg_netns_cookie"`
 }
 
 // parentEgressObjects contains all objects after they have been loaded into the kernel.
@@ -119,6 +119,7 @@ type parentEgressMaps struct {
 	DropStats *ebpf.Map `ebpf:"drop_stats"`
 	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
+	EpProgs   *ebpf.Map `ebpf:"ep_progs"`
 	EpTable   *ebpf.Map `ebpf:"ep_table"`
 	Malformed *ebpf.Map `ebpf:"malformed"`
 	MapFull   *ebpf.Map `ebpf:"map_full"`
@@ -132,6 +133,7 @@ func (m *parentEgressMaps) Close() error {
 		m.DropStats,
 		m.EpByIp,
 		m.EpByMac,
+		m.EpProgs,
 		m.EpTable,
 		m.Malformed,
 		m.MapFull,
@@ -145,7 +147,6 @@ func (m *parentEgressMaps) Close() error {
 //
 // It can be passed to loadParentEgressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type parentEgressVariables struct {
-	CfgNetnsCookie *ebpf.Variable `ebpf:"cfg_netns_cookie"`
 }
 
 // parentEgressPrograms contains all programs after they have been loaded into the kernel.

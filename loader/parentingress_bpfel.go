@@ -19,6 +19,7 @@ const (
 	parentIngressMapDropStats      = "drop_stats"
 	parentIngressMapEpByIp         = "ep_by_ip"
 	parentIngressMapEpByMac        = "ep_by_mac"
+	parentIngressMapEpProgs        = "ep_progs"
 	parentIngressMapEpTable        = "ep_table"
 	parentIngressMapMalformed      = "malformed"
 	parentIngressMapMapFull        = "map_full"
@@ -26,7 +27,6 @@ const (
 	parentIngressMapParents        = "parents"
 	parentIngressMapVlanStats      = "vlan_stats"
 	parentIngressProgParentIngress = "parent_ingress"
-	parentIngressVarCfgNetnsCookie = "cfg_netns_cookie"
 )
 
 // loadParentIngress returns the embedded CollectionSpec for parentIngress.
@@ -81,6 +81,7 @@ type parentIngressMapSpecs struct {
 	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
 	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpProgs   *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
 	Malformed *ebpf.MapSpec `ebpf:"malformed"`
 	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
@@ -93,7 +94,6 @@ type parentIngressMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type parentIngressVariableSpecs struct {
-	CfgNetnsCookie *ebpf.VariableSpec `ebpf:"cfg_netns_cookie"`
 }
 
 // parentIngressObjects contains all objects after they have been loaded into the kernel.
@@ -119,6 +119,7 @@ type parentIngressMaps struct {
 	DropStats *ebpf.Map `ebpf:"drop_stats"`
 	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
+	EpProgs   *ebpf.Map `ebpf:"ep_progs"`
 	EpTable   *ebpf.Map `ebpf:"ep_table"`
 	Malformed *ebpf.Map `ebpf:"malformed"`
 	MapFull   *ebpf.Map `ebpf:"map_full"`
@@ -132,6 +133,7 @@ func (m *parentIngressMaps) Close() error {
 		m.DropStats,
 		m.EpByIp,
 		m.EpByMac,
+		m.EpProgs,
 		m.EpTable,
 		m.Malformed,
 		m.MapFull,
@@ -145,7 +147,6 @@ func (m *parentIngressMaps) Close() error {
 //
 // It can be passed to loadParentIngressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type parentIngressVariables struct {
-	CfgNetnsCookie *ebpf.Variable `ebpf:"cfg_netns_cookie"`
 }
 
 // parentIngressPrograms contains all programs after they have been loaded into the kernel.

@@ -3,11 +3,12 @@
  * endpoint.h: how an endpoint program finds the endpoint it runs for.
  *
  * ifindexes are per network namespace, so the endpoint table is keyed by
- * {netns cookie, ifindex}. bpf_get_netns_cookie() is not callable from
- * SCHED_CLS programs before Linux 6.15 (the lab runs 6.1), so the loader
- * loads the endpoint programs once per network namespace with the cookie
- * of that namespace written into cfg_netns_cookie (a .rodata constant);
- * the ifindex comes from the skb.
+ * {netns cookie, ifindex}. The programs are loaded once per agent and
+ * shared by every endpoint; a tiny stub per network namespace (ep_stub.c,
+ * the cookie a constant of it) puts the cookie in skb->cb[0..1] and
+ * tail-calls them. bpf_get_netns_cookie(skb), callable from tc since Linux
+ * 6.15, cannot replace the stub: it gives the namespace of skb->sk, and of
+ * init_net for a frame without a socket (all received frames).
  */
 #ifndef MVLAN_ENDPOINT_H
 #define MVLAN_ENDPOINT_H
@@ -15,12 +16,10 @@
 #include "counters.h"
 #include "tables.h"
 
-volatile const __u64 cfg_netns_cookie = 0;
-
 static __always_inline struct ep_info *lookup_self(struct __sk_buff *skb)
 {
 	struct ep_key key = {
-		.netns_cookie = cfg_netns_cookie,
+		.netns_cookie = (__u64)skb->cb[1] << 32 | skb->cb[0],
 		.ifindex = skb->ifindex,
 	};
 

@@ -48,6 +48,17 @@ struct {
 	PINNED;
 } parents SEC(".maps");
 
+/* The shared endpoint programs, by enum ep_slot: each netns's stub
+ * (ep_stub.c) tail-calls into them. Pinned: the kernel empties a program
+ * array when no process or pin holds it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, EP_SLOT_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+	PINNED;
+} ep_progs SEC(".maps");
+
 /* Per-CPU counters, summed by the loader. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);

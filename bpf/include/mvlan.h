@@ -37,6 +37,13 @@ enum hook {
 	HOOK_MAX = 4,
 };
 
+/* Slots of the shared endpoint programs in ep_progs. */
+enum ep_slot {
+	EP_SLOT_INGRESS = 0,
+	EP_SLOT_EGRESS = 1,
+	EP_SLOT_MAX = 2,
+};
+
 /* Drop reasons (drop_stats key). */
 enum drop_reason {
 	REASON_MAC_SPOOF = 1,
