@@ -113,8 +113,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.docker.Start(ctx)
 	wctx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go a.eng.Watch(wctx)
+	watching := make(chan struct{})
+	defer func() { stopWatch(); <-watching }() // before the engine closes
+	go func() {
+		defer close(watching)
+		a.eng.Watch(wctx)
+	}()
 	a.log.Info("agent ready", "socket", a.cfg.Socket, "metrics", a.cfg.MetricsAddr, "state", a.cfg.StateDir, "agent_id", a.eng.AgentID())
 	select {
 	case <-ctx.Done():

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/mvlan/mvlan/api"
-	"github.com/mvlan/mvlan/internal/crashpoint"
 	"github.com/mvlan/mvlan/link"
 )
 
@@ -91,22 +90,35 @@ func (a *Engine) detachThroughPids(ctx context.Context, e endpoint) error {
 }
 
 func (a *Engine) detachLink(ctx context.Context, e endpoint) error {
-	links, err := link.EndpointLinks(e.Netns)
-	if errors.Is(err, link.ErrNotFound) {
-		return nil
-	}
+	name, err := a.endpointLink(e)
 	if err != nil {
 		return fmt.Errorf("detach %s: %w", e.Name, err)
 	}
-	alias := a.alias("ep", e.ID)
-	for _, l := range links {
-		if l.Alias == alias {
-			return a.host.DetachEndpoint(ctx, e.Netns, l.Name)
-		}
+	if name != "" {
+		return a.host.DetachEndpoint(ctx, e.Netns, name)
 	}
 	// Not found by its mark: a crash may have caught it before the mark
 	// was set, under a temporary name of ours.
 	return a.host.DeleteTemp(e.Netns)
+}
+
+// endpointLink is the name of e's link, found by our alias in e.Netns;
+// "" if there is none (or no such namespace).
+func (a *Engine) endpointLink(e endpoint) (string, error) {
+	links, err := link.EndpointLinks(e.Netns)
+	if errors.Is(err, link.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	alias := a.alias("ep", e.ID)
+	for _, l := range links {
+		if l.Alias == alias {
+			return l.Name, nil
+		}
+	}
+	return "", nil
 }
 
 // hit is an endpoint found by reference, with where it lives.
@@ -172,27 +184,6 @@ func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
 	return a.removeEndpoint(ctx, n, found)
 }
 
-// removeEndpoint marks en removing, tears it down and forgets it. It
-// waits for whatever en's lock is held for (its creation, say); one
-// removed meanwhile is not an error.
-func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry) error {
-	en.busy.Lock()
-	defer en.busy.Unlock()
-	e, ok := n.current(en)
-	if !ok {
-		return nil
-	}
-	if err := a.markRemoving(n, en, &e); err != nil {
-		return fmt.Errorf("remove %s: %w", e.Name, err)
-	}
-	crashpoint.Hit("endpoint-rm:after-state")
-	if err := a.undoEndpoint(ctx, n, en, e); err != nil {
-		return fmt.Errorf("remove %s: %w", e.Name, err)
-	}
-	a.log.Info("endpoint removed", "name", e.Name, "netns", e.Netns)
-	return nil
-}
-
 // markRemoving stores e as "removing" (if it is not yet) and indexes it.
 // Caller holds en.busy.
 func (a *Engine) markRemoving(n *network, en *entry, e *endpoint) error {
@@ -209,14 +200,20 @@ func (a *Engine) markRemoving(n *network, en *entry, e *endpoint) error {
 	return nil
 }
 
-// Endpoints lists the endpoints with their network names, by name.
+// Endpoints lists the endpoints with their network names, by name; not
+// those whose removal is finishing in the background (remove.go).
 func (a *Engine) Endpoints() ([]api.Endpoint, error) {
 	var eps []endpoint
 	names := map[string]string{}
+	gone := a.removals.ids()
 	for _, n := range a.networkList() {
 		names[n.ID] = n.Name
 		n.mu.Lock()
-		eps = append(eps, n.endpoints()...)
+		for _, e := range n.endpoints() {
+			if !gone[e.ID] {
+				eps = append(eps, e)
+			}
+		}
 		n.mu.Unlock()
 	}
 	out := make([]api.Endpoint, 0, len(eps))

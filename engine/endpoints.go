@@ -34,11 +34,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	e, err := a.newEndpoint(n, req)
-	if err != nil {
-		return api.Endpoint{}, err
-	}
-	en, err := a.admit(n, e, req)
+	e, en, err := a.newAndAdmit(ctx, n, req)
 	if err != nil {
 		return api.Endpoint{}, err
 	}
@@ -98,6 +94,23 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 		return nil, err
 	}
 	return n.add(e), nil
+}
+
+// newAndAdmit validates req and admits it to n. A clash (name, namespace,
+// address) that may be with an endpoint whose removal is still finishing
+// in the background is tried again once those removals are done, so that
+// `mvlan rm -f c1 && mvlan run --name c1 --ip ...` works as it always did.
+func (a *Engine) newAndAdmit(ctx context.Context, n *network, req api.EndpointCreate) (endpoint, *entry, error) {
+	for try := 0; ; try++ {
+		e, err := a.newEndpoint(n, req)
+		var en *entry
+		if err == nil {
+			en, err = a.admit(n, e, req)
+		}
+		if err == nil || try > 0 || KindOf(err) != KindConflict || !a.removals.wait(ctx) {
+			return e, en, err
+		}
+	}
 }
 
 // newEndpoint validates the request into an endpoint without addresses.

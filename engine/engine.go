@@ -55,6 +55,8 @@ type Engine struct {
 	netOps sync.Mutex   // serialises network create/remove, parent refreshes and Start
 	mu     sync.RWMutex // guards nets (the map; see index.go)
 	nets   map[string]*network
+
+	removals removals // endpoint removals finishing in the background (remove.go)
 }
 
 // Open opens the state (taking its lock), the managed namespace and the
@@ -100,6 +102,7 @@ func Open(cfg Config) (*Engine, error) {
 // Close releases the state file, the datapath and namespace handles.
 // Kernel objects stay: they belong to the networks and survive the agent.
 func (a *Engine) Close() error {
+	a.removals.wg.Wait()
 	var errs []error
 	if a.dp != nil {
 		errs = append(errs, a.dp.Close())
@@ -120,8 +123,14 @@ func (a *Engine) Close() error {
 func (a *Engine) AgentID() string { return a.store.AgentID() }
 
 // Watch runs the engine's background work until ctx is done: the sweep of
-// vanished namespaces and the reaction to link events on the parents.
+// vanished namespaces and the reaction to link events on the parents. It
+// returns once all of it has stopped, so that Close may follow.
 func (a *Engine) Watch(ctx context.Context) {
-	go a.watchLinks(ctx)
+	links := make(chan struct{})
+	go func() {
+		defer close(links)
+		a.watchLinks(ctx)
+	}()
 	a.watch(ctx)
+	<-links
 }

@@ -16,7 +16,10 @@ const settle = 100 * time.Millisecond
 // again. It runs until ctx is done.
 func (a *Engine) watchLinks(ctx context.Context) {
 	kick := make(chan struct{}, 1)
+	refresher := make(chan struct{})
+	defer func() { <-refresher }() // a refresh under way ends before the engine may close
 	go func() {
+		defer close(refresher)
 		for {
 			select {
 			case <-ctx.Done():

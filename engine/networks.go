@@ -195,6 +195,7 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
+	a.removals.wait(ctx) // endpoints being removed do not keep it in use
 	var inUse *store.InUseError
 	if err := a.store.DeleteNetwork(n.ID); errors.As(err, &inUse) {
 		return conflict(err)

@@ -233,6 +233,26 @@ func (h *Host) DetachEndpoint(ctx context.Context, netnsPath, ifName string) err
 	}, true)
 }
 
+// SilenceEndpoint sets the endpoint link ifName in the namespace at
+// netnsPath down: no frame goes in or out of it any more, and the routes
+// through it are gone. Unlike deleting the link, this waits for no RCU
+// barrier, so a removal can answer before the link is deleted.
+func (h *Host) SilenceEndpoint(ctx context.Context, netnsPath, ifName string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return inNetns(netnsPath, func(nl *netlink.Handle) error {
+		l, err := nl.LinkByName(ifName)
+		if err == nil {
+			err = nl.LinkSetDown(l)
+		}
+		if err != nil {
+			return fmt.Errorf("set endpoint %s in %s down: %w", ifName, netnsPath, err)
+		}
+		return nil
+	}, false)
+}
+
 // EndpointLinks lists the links of the namespace at netnsPath, for finding
 // endpoints by alias.
 func EndpointLinks(netnsPath string) ([]Info, error) {

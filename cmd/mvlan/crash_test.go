@@ -133,10 +133,11 @@ func cleanupContainers(t testing.TB, prefix string) {
 }
 
 // TestEndpointCrashPoints kills the agent between each step of attach and
-// detach; after a restart state, links and IPAM agree.
+// detach (endpoint-rm:after-down is after rm answered, before the link is
+// deleted in the background); after a restart state, links and IPAM agree.
 func TestEndpointCrashPoints(t *testing.T) {
 	for _, point := range []string{"endpoint-create:after-state", "endpoint-create:after-netns",
-		"endpoint-create:after-link", "endpoint-rm:after-state"} {
+		"endpoint-create:after-link", "endpoint-rm:after-state", "endpoint-rm:after-down"} {
 		t.Run(point, func(t *testing.T) {
 			sb := nstest.NewSandbox(t)
 			prefix := sb.Name + "-c"
@@ -155,6 +156,11 @@ func TestEndpointCrashPoints(t *testing.T) {
 			a.waitExit()
 			a.start()
 			assertConsistent(t, a, prefix)
+			if strings.HasPrefix(point, "endpoint-rm") {
+				// The removal was finished on start: the container and
+				// its address are free.
+				a.ok("run", "-d", "--name", prefix+"1", "--net", "pub_net", "--ip", "172.16.86.10")
+			}
 			// Whatever survived works, and the addresses are usable again.
 			a.mv("rm", "-f", prefix+"1", prefix+"2")
 			a.ok("run", "-d", "--name", prefix+"3", "--net", "pub_net", "--ip", "172.16.86.11")

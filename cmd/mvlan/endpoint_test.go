@@ -237,6 +237,54 @@ func TestEndpointRmFreesAddress(t *testing.T) {
 	}
 }
 
+// TestEndpointRmUnreachableAtOnce: rm answers before the container's link
+// is deleted (the agent is held there for 2 s by a test hook), and from
+// that moment nothing reaches the container, ps no longer lists it and its
+// namespace is gone; its address is handed out again only once the link
+// is: a run asking for it waits for the deletion, then gets it.
+func TestEndpointRmUnreachableAtOnce(t *testing.T) {
+	t.Parallel()
+	const hold = 2 * time.Second
+	sb := nstest.NewSandbox(t)
+	e := &env{t: t, sb: sb, a: newAgent(t, sb)}
+	e.a.env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-rm:after-down", "MVLAN_TEST_HOLD=" + hold.String()}
+	e.a.start()
+	t.Cleanup(e.cleanup)
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	c1, c2, c3 := e.name("1"), e.name("2"), e.name("3")
+	e.runD(c1, "pub_net", "--ip=172.16.86.10")
+	e.runD(c2, "pub_net", "--ip=172.16.86.11")
+	out, err := e.pingFrom(c2, "172.16.86.10", false)
+	e.wantPingOK("ping c1 before rm", out, exitOf(err))
+
+	t0 := time.Now()
+	e.a.ok("rm", "-f", c1)
+	if d := time.Since(t0); d >= hold {
+		t.Fatalf("rm -f took %v: it waited for the link's deletion (held %v)", d, hold)
+	}
+	out, err = e.pingFrom(c2, "172.16.86.10", true)
+	e.wantPingFail("ping c1 after rm -f answered, its link not deleted yet", out, exitOf(err))
+	if _, ok := e.endpoint(c1); ok {
+		t.Errorf("ps still lists %s after rm -f answered", c1)
+	}
+	if netnsExists(c1) {
+		t.Errorf("/run/netns/%s still exists after rm -f answered", c1)
+	}
+	if time.Since(t0) >= hold {
+		t.Fatalf("the checks after rm took longer than the hold (%v): they proved nothing", hold)
+	}
+
+	ep := e.runD(c3, "pub_net", "--ip=172.16.86.10")
+	if d := time.Since(t0); d < hold {
+		t.Errorf("%s got 172.16.86.10 %v after rm -f, before the old link's deletion (held %v)", c3, d, hold)
+	}
+	if got := addrOf(ep, false); got != "172.16.86.10/24" {
+		t.Fatalf("run --ip 172.16.86.10 after rm: got %q", got)
+	}
+	out, err = e.pingFrom(c2, "172.16.86.10", false)
+	e.wantPingOK("ping the new container on the old address", out, exitOf(err))
+}
+
 // TestEndpointNetworkRmInUse: network rm of a network with endpoints fails
 // with exit 1 naming them, and changes nothing.
 func TestEndpointNetworkRmInUse(t *testing.T) {
