@@ -20,7 +20,7 @@ const RecoverCommand = "mvlan agent --recover"
 // kernel marked as an mvlan agent's that a fresh state would orphan.
 type RecoveryNeededError struct {
 	Corrupt  *store.CorruptError
-	AgentID  string   // the snapshot's agent, "" without a usable snapshot
+	AgentID  string   // the snapshot's or AgentIDFile's, "" if neither says
 	Snapshot error    // why the snapshot cannot be used; nil if it can
 	Marked   []string // marked links found, as "NAME in NETNS (ALIAS)"
 }
@@ -29,12 +29,12 @@ func (e *RecoveryNeededError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%v; refusing to start", e.Corrupt)
 	if len(e.Marked) > 0 {
-		fmt.Fprintf(&b, ": the kernel still holds %d link(s) marked as this agent's (%s), which a fresh state would orphan",
-			len(e.Marked), strings.Join(e.Marked[:min(3, len(e.Marked))], "; "))
+		fmt.Fprintf(&b, ": the kernel still holds %d link(s) marked as this agent's (%s: %s), which a fresh state would orphan",
+			len(e.Marked), e.AgentID, strings.Join(e.Marked[:min(3, len(e.Marked))], "; "))
 	}
 	if e.Snapshot == nil {
-		fmt.Fprintf(&b, ". Run `%s` (same --state-dir) to rebuild the state from the last good snapshot (%s, agent %s) and the links the kernel holds; the bad file is kept aside",
-			RecoverCommand, store.SnapshotName, e.AgentID)
+		fmt.Fprintf(&b, ". Run `%s` (same --state-dir) to rebuild the state from the last good snapshot (%s) and the links the kernel holds; the bad file is kept aside",
+			RecoverCommand, store.SnapshotName)
 	} else {
 		fmt.Fprintf(&b, ". There is no usable snapshot (%v): `%s` moves the bad file aside and starts with an empty state under a new agent ID, leaving the marked links alone",
 			e.Snapshot, RecoverCommand)
@@ -58,9 +58,12 @@ func openState(cfg Config) (*store.Store, error) {
 		return s, err
 	}
 	id, snapErr := store.SnapshotAgentID(cfg.StateDir)
-	marked, err := markedLinks(cfg.HostNetns, id)
-	if err != nil {
-		return nil, errors.Join(ce, fmt.Errorf("look for marked links: %w", err))
+	if snapErr != nil {
+		id = store.RecordedAgentID(cfg.StateDir)
+	}
+	var marked []string
+	if id != "" { // else no agent ever wrote this state: no link can be its
+		marked = markedLinks(cfg.HostNetns, id)
 	}
 	switch {
 	case cfg.Recover && snapErr == nil:
@@ -82,13 +85,9 @@ func openState(cfg Config) (*store.Store, error) {
 }
 
 // markedLinks lists the links marked as agent id's ("mvlan/ID/...") in
-// the host namespace and in every namespace there is a path to; with id
-// "" (no snapshot says which agent this was), any mvlan agent's.
-func markedLinks(hostNetns, id string) ([]string, error) {
-	prefix := "mvlan/"
-	if id != "" {
-		prefix += id + "/"
-	}
+// the host namespace and in every namespace there is a path to.
+func markedLinks(hostNetns, id string) []string {
+	prefix := "mvlan/" + id + "/"
 	host := hostNetns
 	if host == "" {
 		host = "/proc/self/ns/net"
@@ -105,7 +104,7 @@ func markedLinks(hostNetns, id string) ([]string, error) {
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // netnsDirs hold bind-mounted namespaces: mvlan's and iproute2's, Docker's.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -203,6 +204,36 @@ func removeMissingOK(path string) error {
 		return err
 	}
 	return nil
+}
+
+// AgentIDFile, next to the state file, repeats the agent ID it holds, so
+// that a state file too damaged to read still tells whose kernel objects
+// are at stake.
+const AgentIDFile = "agent-id"
+
+// recordAgentID writes AgentIDFile when it does not hold this agent's ID.
+func (s *Store) recordAgentID() error {
+	path := filepath.Join(s.dir, AgentIDFile)
+	if cur, err := os.ReadFile(path); err == nil && string(cur) == s.agentID+"\n" {
+		return nil
+	}
+	if err := writeFile(path+".tmp", func(w io.Writer) error {
+		_, err := io.WriteString(w, s.agentID+"\n")
+		return err
+	}); err != nil {
+		return fmt.Errorf("record agent id: %w", err)
+	}
+	return replace(path+".tmp", path)
+}
+
+// RecordedAgentID returns the agent ID recorded in dir's AgentIDFile, ""
+// when there is none.
+func RecordedAgentID(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, AgentIDFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // SnapshotAgentID verifies the snapshot in dir and returns the agent ID it

@@ -136,3 +136,25 @@ func TestRestoreRefusesBadSnapshot(t *testing.T) {
 		t.Fatalf("a state file appeared: %v", err)
 	}
 }
+
+// TestAgentIDRecorded: the agent ID is repeated next to the state file,
+// and survives the state file's loss.
+func TestAgentIDRecorded(t *testing.T) {
+	dir := stateFrom(t, releaseFixture)
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(dir, FileName), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := RecordedAgentID(dir); got != "b25b1f56" {
+		t.Fatalf("recorded agent id %q, want the state's b25b1f56", got)
+	}
+	if got := RecordedAgentID(t.TempDir()); got != "" {
+		t.Fatalf("recorded agent id of an empty dir: %q", got)
+	}
+}

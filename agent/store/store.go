@@ -118,7 +118,7 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	if err := db.Update(s.init); err != nil {
 		return nil, errors.Join(fmt.Errorf("init %s: %w", path, err), db.Close())
 	}
-	if err := s.Snapshot(); err != nil {
+	if err := errors.Join(s.recordAgentID(), s.Snapshot()); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
 	every := o.SnapshotEvery

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/nstest"
 )
 
 // TestAdoptCompleteCreating: the agent dies after an endpoint's link is
@@ -258,5 +259,56 @@ func setRecord(t *testing.T, stateDir, bucket, key, value string) {
 	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucket)).Put([]byte(key), []byte(value)) })
 	if err := errors.Join(err, db.Close()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCorruptStateNoSnapshot: without a usable snapshot a damaged state
+// is still refused while containers run; --recover then starts an empty
+// state under a new agent ID and leaves the old agent's links alone.
+func TestCorruptStateNoSnapshot(t *testing.T) {
+	e := newEnv(t)
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	c1 := e.runD(e.name("1"), "pub_net")
+	c2 := e.runD(e.name("2"), "pub_net")
+	oldID := agentID(t, e.a)
+	e.a.kill()
+	dir := e.a.stateDir()
+	if err := os.Remove(filepath.Join(dir, store.SnapshotName)); err != nil {
+		t.Fatal(err)
+	}
+	truncate(t, filepath.Join(dir, store.FileName), 0)
+	log, code := e.a.runToExit()
+	if code == 0 || !strings.Contains(log, "no usable snapshot") || !strings.Contains(log, "mvlan agent --recover") {
+		t.Fatalf("start on an emptied state without snapshot: exit %d, want a refusal naming the missing snapshot and the command:\n%s", code, log)
+	}
+	e.a.flags = []string{"--recover"}
+	e.a.start()
+	e.a.flags = nil
+	if id := agentID(t, e.a); id == oldID {
+		t.Fatalf("agent ID %s kept without a snapshot; want a new one", id)
+	}
+	if eps := e.ps(); len(eps) != 0 {
+		t.Fatalf("containers after --recover without snapshot: %v, want none", eps)
+	}
+	out, err := e.pingFrom(netnsPath(c2.Name), c1.Addrs[0].Addr().String(), false)
+	e.wantPingOK("c2 -> c1: the old agent's links are left alone", out, exitCode(err))
+}
+
+// TestEmptyStateFirstStart: an empty state file with no snapshot and no
+// marked link anywhere (a first start that died before writing it) is
+// moved aside and the agent starts.
+func TestEmptyStateFirstStart(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	if err := os.MkdirAll(a.stateDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(a.stateDir(), store.FileName), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	if bad, _ := filepath.Glob(filepath.Join(a.stateDir(), store.FileName+".bad-*")); len(bad) != 1 {
+		t.Errorf("empty file kept aside: %v, want one", bad)
 	}
 }
