@@ -83,6 +83,9 @@ func TestCorruptStateRecover(t *testing.T) {
 			e.a.start()
 			c2 := e.runD(e.name("2"), "pub_net") // not in the snapshot yet (10 s)
 			e.a.kill()
+			if got := snapshotEndpoints(t, e.a.stateDir()); !slices.Equal(got, []string{c1.Name}) {
+				t.Fatalf("the snapshot holds %v, want only %s (c2 must come from the kernel)", got, c1.Name)
+			}
 			tc.damage(t, filepath.Join(e.a.stateDir(), store.FileName))
 
 			log, code := e.a.runToExit()
@@ -311,4 +314,32 @@ func TestEmptyStateFirstStart(t *testing.T) {
 	if bad, _ := filepath.Glob(filepath.Join(a.stateDir(), store.FileName+".bad-*")); len(bad) != 1 {
 		t.Errorf("empty file kept aside: %v, want one", bad)
 	}
+}
+
+// snapshotEndpoints opens a copy of the snapshot in stateDir and returns
+// the names of its endpoints.
+func snapshotEndpoints(t *testing.T, stateDir string) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(stateDir, store.SnapshotName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, store.FileName), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	eps, err := s.Endpoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range eps {
+		names = append(names, e.Name)
+	}
+	return names
 }
