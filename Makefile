@@ -7,7 +7,7 @@ FUZZTIME    ?= 10s
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X github.com/mvlan/mvlan/version.Version=$(VERSION)
 
-.PHONY: all build test unit cover lint fuzz generate check-generate dashboards screenshots demo lab bench clean
+.PHONY: all build deps package test unit cover lint fuzz generate check-generate dashboards screenshots demo lab bench clean
 
 all: build
 
@@ -19,7 +19,16 @@ build:
 
 # Everything CI runs: lint, every test (privileged ones as root), bounded
 # fuzzing, and the two-VM lab (802.1q, dummy, clsact on Debian's 6.1).
-test: lint check-generate unit fuzz lab
+test: deps lint check-generate unit fuzz lab
+
+# What the build and the tests need beyond Go, on Debian, as root: installs
+# only what is missing (scripts/deps.sh; .ci/run runs the same).
+deps:
+	bash scripts/deps.sh
+
+# The Debian package (scripts/package.sh): bin/mvlan_VERSION_ARCH.deb.
+package: build
+	bash scripts/package.sh
 
 unit:
 	$(GO) test -count=1 -timeout 20m ./...

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -40,9 +39,6 @@ func doctorCommand() *cli.Command {
 
 // execAgent replaces this process with mvlan-agent [--socket S] [sub] ARGS.
 func execAgent(c *cli.Context, sub ...string) error {
-	if slices.Contains(c.Args().Slice(), completionFlag) {
-		return nil // a shell's completion: never start the daemon for it
-	}
 	bin, err := findAgent()
 	if err != nil {
 		return err

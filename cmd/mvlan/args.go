@@ -14,9 +14,6 @@ import (
 // command line (run) or go to another program (agent, doctor) are left as
 // they are.
 func interspersed(app *cli.App, args []string) []string {
-	if slices.Contains(args, completionFlag) {
-		return args // urfave/cli looks for it last
-	}
 	i, flags := 1, app.Flags
 	var cmd *cli.Command
 	for i < len(args) {
@@ -64,10 +61,6 @@ func interspersed(app *cli.App, args []string) []string {
 	}
 	return append(out, pos...)
 }
-
-// completionFlag asks for the completions of the words before it (the
-// shell completion scripts pass it).
-const completionFlag = "--generate-bash-completion"
 
 // flagWidth is how many tokens the flag token a takes among flags: 2 for
 // "--name value", 1 for a bool, "--name=value", combined short bools

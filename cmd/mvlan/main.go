@@ -27,6 +27,10 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 
 func main() {
 	app := newApp()
+	if n := len(os.Args); n > 1 && os.Args[n-1] == completionFlag {
+		complete(os.Stdout, app, os.Args[:n-1])
+		return
+	}
 	err := app.Run(interspersed(app, os.Args))
 	if err == nil {
 		return
@@ -47,12 +51,11 @@ func main() {
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:                 "mvlan",
-		Usage:                "macvlan networks for containers, with an eBPF datapath that isolates and counts",
-		Version:              version.Version,
-		EnableBashCompletion: true,
-		HideHelpCommand:      true,
-		ExitErrHandler:       func(*cli.Context, error) {},
+		Name:            "mvlan",
+		Usage:           "macvlan networks for containers, with an eBPF datapath that isolates and counts",
+		Version:         version.Version,
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},

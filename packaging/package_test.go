@@ -1,0 +1,149 @@
+package packaging
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPackage: make package builds a .deb whose control data and files
+// are as README says; dpkg installs it into a throwaway root (maintainer
+// scripts included, chrootless) with the right modes, the group mvlan,
+// the unit enabled and the state directory 0700; systemd-analyze verify
+// is silent on the installed unit; the bash completion loads and
+// completes from the installed mvlan; remove keeps /etc/default/mvlan,
+// purge removes it and the state. About 20 s (a build).
+func TestPackage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (dpkg --root, a mount namespace for systemd-analyze)")
+	}
+	for _, tool := range []string{"dpkg-deb", "dpkg", "systemd-analyze", "unshare", "bash"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (make deps)", tool)
+		}
+	}
+	deb := build(t)
+	info := run(t, "dpkg-deb", "--info", deb)
+	for _, want := range []string{"Package: mvlan", "Version: 1.2.3", "Architecture: ", "postinst", "prerm", "postrm", "conffiles"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("dpkg-deb --info lacks %q:\n%s", want, info)
+		}
+	}
+	contents := run(t, "dpkg-deb", "--contents", deb)
+	root := t.TempDir()
+	prepareRoot(t, root)
+	run(t, "dpkg", "--root="+root, "--force-script-chrootless", "-i", deb)
+	for path, mode := range map[string]fs.FileMode{
+		"usr/bin/mvlan": 0o755, "usr/bin/mvlan-agent": 0o755, "usr/lib/cni/mvlan": 0o755,
+		"lib/systemd/system/mvlan.service": 0o644, "etc/default/mvlan": 0o644,
+		"usr/share/bash-completion/completions/mvlan":              0o644,
+		"usr/share/zsh/vendor-completions/_mvlan":                  0o644,
+		"usr/share/fish/vendor_completions.d/mvlan.fish":           0o644,
+		"usr/share/man/man8/mvlan.8.gz":                            0o644,
+		"var/lib/mvlan":                                            fs.ModeDir | 0o700,
+		"etc/systemd/system/multi-user.target.wants/mvlan.service": fs.ModeSymlink | 0o777,
+	} {
+		st, err := os.Lstat(filepath.Join(root, path))
+		switch {
+		case err != nil:
+			t.Errorf("installed root lacks %s: %v\ndpkg-deb --contents:\n%s", path, err, contents)
+		case st.Mode()&(fs.ModeType|fs.ModePerm) != mode:
+			t.Errorf("%s has mode %v, want %v", path, st.Mode(), mode)
+		}
+	}
+	if group, _ := os.ReadFile(filepath.Join(root, "etc/group")); !bytes.Contains(group, []byte("\nmvlan:x:")) {
+		t.Errorf("postinst made no group mvlan:\n%s", group)
+	}
+	verifyUnit(t, root)
+	bashCompletion(t, root)
+	run(t, "dpkg", "--root="+root, "--force-script-chrootless", "-r", "mvlan")
+	for path, want := range map[string]bool{"usr/bin/mvlan": false, "etc/default/mvlan": true,
+		"etc/systemd/system/multi-user.target.wants/mvlan.service": false, "var/lib/mvlan": true} {
+		if _, err := os.Lstat(filepath.Join(root, path)); (err == nil) != want {
+			t.Errorf("after dpkg -r, %s present: %v, want %v", path, err == nil, want)
+		}
+	}
+	run(t, "dpkg", "--root="+root, "--force-script-chrootless", "-P", "mvlan")
+	for _, path := range []string{"etc/default/mvlan", "var/lib/mvlan"} {
+		if _, err := os.Lstat(filepath.Join(root, path)); err == nil {
+			t.Errorf("after dpkg -P, %s is still there", path)
+		}
+	}
+}
+
+// build runs make package (version 1.2.3) and returns the .deb.
+func build(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command("make", "-C", "..", "package", "DEBVERSION=1.2.3")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make package: %v\n%s", err, out)
+	}
+	debs, _ := filepath.Glob("../bin/mvlan_1.2.3_*.deb")
+	if len(debs) != 1 {
+		t.Fatalf("make package made %v, want one bin/mvlan_1.2.3_ARCH.deb", debs)
+	}
+	t.Cleanup(func() { os.Remove(debs[0]) })
+	return debs[0]
+}
+
+// prepareRoot makes the least a root needs for dpkg and groupadd.
+func prepareRoot(t *testing.T, root string) {
+	t.Helper()
+	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "etc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, data := range map[string]string{"var/lib/dpkg/status": "", "etc/group": "root:x:0:\n",
+		"etc/gshadow": "root:*::\n", "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n"} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// verifyUnit runs systemd-analyze verify on the installed unit, in a mount
+// namespace whose /usr/bin also shows the root's (it checks ExecStart).
+func verifyUnit(t *testing.T, root string) {
+	t.Helper()
+	script := `mount --make-rprivate / && mount -t overlay overlay -o lowerdir="$1/usr/bin":/usr/bin /usr/bin &&
+		exec systemd-analyze verify --man=no "$1/lib/systemd/system/mvlan.service"`
+	out, err := exec.Command("unshare", "-m", "sh", "-c", script, "sh", root).CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("systemd-analyze verify mvlan.service: %v\n%s", err, out)
+	}
+}
+
+// bashCompletion loads the installed completion in bash and completes
+// "mvlan netw" and "mvlan network " with the installed mvlan.
+func bashCompletion(t *testing.T, root string) {
+	t.Helper()
+	script := `set -u; source "$1/usr/share/bash-completion/completions/mvlan"; complete -p mvlan
+		COMP_WORDS=(mvlan netw); COMP_CWORD=1; _mvlan; echo "1: ${COMPREPLY[*]}"
+		COMP_WORDS=(mvlan network ""); COMP_CWORD=2; _mvlan; echo "2: ${COMPREPLY[*]}"
+		COMP_WORDS=(mvlan ps --); COMP_CWORD=2; _mvlan; echo "3: ${COMPREPLY[*]}"`
+	cmd := exec.Command("bash", "--norc", "-c", script, "bash", root)
+	cmd.Env = []string{"PATH=" + filepath.Join(root, "usr/bin") + ":/usr/bin:/bin"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	got := string(out)
+	if err != nil || stderr.Len() > 0 || !strings.Contains(got, "-F _mvlan mvlan") ||
+		!strings.Contains(got, "1: network\n") || !strings.Contains(got, "2: create ls inspect rm\n") ||
+		!strings.Contains(got, "--format") || !strings.Contains(got, "--quiet") {
+		t.Errorf("bash completion: %v\n%s\nstderr: %s", err, got, stderr.String())
+	}
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
