@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mvlan/mvlan/docker"
@@ -23,8 +24,10 @@ import (
 
 // Config is what the agent is told on its command line.
 type Config struct {
-	StateDir    string // bbolt state lives here (one agent per directory)
-	Socket      string // API unix socket, created 0600
+	StateDir string // bbolt state lives here (one agent per directory)
+	Socket   string // API unix socket, created 0600 (0660 with SocketGroup)
+	// SocketGroup may use the API socket (0660 root:GROUP) when it exists.
+	SocketGroup string
 	MetricsAddr string // host:port for /metrics; "" disables
 	BPFFS       string // bpffs directory for pinned objects
 	AttachMode  string // auto|tcx|tc
@@ -49,6 +52,10 @@ type Agent struct {
 	eng    *engine.Engine
 	docker *docker.Driver
 	met    *metrics
+
+	kernelOnce sync.Once // kernel and features, for GET /v1/version
+	kernel     string
+	features   []string
 }
 
 // New opens the engine (taking the state's lock) and the Docker backend.
@@ -56,6 +63,9 @@ type Agent struct {
 func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if err := CheckMountNamespace(); err != nil {
+		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log, met: newMetrics()}
 	var err error
@@ -91,7 +101,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	group, err := shareSocket(a.cfg.Socket, a.cfg.SocketGroup)
+	if err != nil {
+		return errors.Join(err, ln.Close())
+	}
+	srv := &http.Server{Handler: a.logMutations(a.handler()), ConnContext: withPeer, ReadHeaderTimeout: 10 * time.Second}
 	servers := []*http.Server{srv}
 	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(ln) }()
@@ -119,11 +133,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer close(watching)
 		a.eng.Watch(wctx)
 	}()
-	a.log.Info("agent ready", "socket", a.cfg.Socket, "metrics", a.cfg.MetricsAddr, "state", a.cfg.StateDir, "agent_id", a.eng.AgentID())
+	a.log.Info("agent ready", "socket", a.cfg.Socket, "socket_group", group, "metrics", a.cfg.MetricsAddr, "state", a.cfg.StateDir, "agent_id", a.eng.AgentID())
+	if err := notify("READY=1"); err != nil {
+		a.log.Warn("cannot tell the service manager the agent is ready", "err", err)
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	_ = notify("STOPPING=1")
 	err = errors.Join(err, shutdown(servers))
 	if rerr := os.Remove(a.cfg.Socket); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 		err = errors.Join(err, rerr)

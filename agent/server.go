@@ -23,6 +23,7 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("GET /v1/check", a.handleCheck)
 	mux.HandleFunc("GET /v1/endpoints/{id}/check", a.handleCheckEndpoint)
 	mux.HandleFunc("GET /v1/stats", a.handleStats)
+	mux.HandleFunc("GET /v1/version", a.handleVersion)
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"agent_id": a.eng.AgentID()})
 	})

@@ -24,6 +24,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "plugin-socket", Value: "/run/docker/plugins/mvlan.sock", EnvVars: []string{"MVLAN_PLUGIN_SOCKET"}, Usage: "socket where Docker finds mvlan as a network and IPAM plugin (driver name: the file name without .sock; empty: off)"},
 		&cli.StringFlag{Name: "docker-host", Value: "unix:///run/docker.sock", EnvVars: []string{"MVLAN_DOCKER_HOST"}, Usage: "dockerd's Engine API (unix:///PATH), asked for the names of Docker's containers shown by mvlan ps (empty: off)"},
 		&cli.BoolFlag{Name: "recover", Usage: "rebuild a corrupt state file from its last good snapshot (mvlan.db.snap) and the endpoint links the kernel holds; the bad file is kept aside"},
+		&cli.StringFlag{Name: "socket-group", Value: agent.DefaultSocketGroup, EnvVars: []string{"MVLAN_SOCKET_GROUP"}, Usage: "members of this group may use the API socket (0660) when the group exists; else, or empty: root only (0600)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MVLAN_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 	}
 }
@@ -46,6 +47,7 @@ func runAgent(c *cli.Context) error {
 	a, err := agent.New(agent.Config{
 		StateDir:     c.String("state-dir"),
 		Socket:       c.String("socket"),
+		SocketGroup:  c.String("socket-group"),
 		MetricsAddr:  c.String("metrics-addr"),
 		BPFFS:        c.String("bpffs"),
 		AttachMode:   c.String("attach-mode"),

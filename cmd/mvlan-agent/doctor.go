@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/mvlan/mvlan/agent"
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/doctor"
 	"github.com/mvlan/mvlan/internal/format"
@@ -72,8 +73,19 @@ func kernelSection(ctx context.Context, c *cli.Context, out *doctorOutput) error
 		return err
 	}
 	out.Kernel = r.Kernel
-	out.Sections = append(out.Sections, doctorSection{Name: "kernel", Checks: r.Checks})
+	out.Sections = append(out.Sections, doctorSection{Name: "kernel", Checks: append(r.Checks, mountCheck())})
 	return nil
+}
+
+// mountCheck says whether an agent started like this doctor (same mount
+// namespace) would see its /run/netns mounts shared with the host.
+func mountCheck() doctor.Check {
+	ch := doctor.Check{Name: "mount namespace", OK: true, Detail: "PID 1's: /run/netns mounts are seen by the host"}
+	if err := agent.CheckMountNamespace(); err != nil {
+		ch = doctor.Check{Name: "mount namespace", Detail: "not PID 1's",
+			Impact: "an agent started from here refuses to run: " + err.Error()}
+	}
+	return ch
 }
 
 func runDoctor(c *cli.Context) error {
