@@ -28,7 +28,7 @@ func TestDemo(t *testing.T) {
 		`"Gateway": "172.16.86.1"`, `mvlan_endpoints{network="pub_net"} 2`, "2 received, 0% packet loss",
 		"0 received, 100% packet loss", "Per VLAN", "Per network", `mvlan_vlan_rx_packets_total{parent="eth0",vlan="0"}`,
 		`mvlan_network_tx_packets_total{network="pub_net"}`, `mvlan_policy_drops_total{network="pub_net",reason="ip_spoof"}`,
-		`mvlan_attach_info{hook="ingress",link="eth0",mode=`, "demo finished: all steps passed", "sandbox removed"} {
+		`mvlan_attach_info{link="eth0",hook="ingress",mode=`, "demo finished: all steps passed", "sandbox removed"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q\n%s", want, out)
 		}
