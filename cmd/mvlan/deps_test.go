@@ -19,8 +19,9 @@ func TestThinClient(t *testing.T) {
 	}
 	ours := map[string]bool{ // the module's packages the CLI may link
 		"github.com/mvlan/mvlan/api": true, "github.com/mvlan/mvlan/version": true,
-		"github.com/mvlan/mvlan/nsthread": true, "github.com/mvlan/mvlan/internal/format": true,
-		"github.com/mvlan/mvlan/cmd/mvlan": true,
+		"github.com/mvlan/mvlan/nsthread": true, "github.com/mvlan/mvlan/internal/nsfile": true,
+		"github.com/mvlan/mvlan/internal/format": true,
+		"github.com/mvlan/mvlan/cmd/mvlan":       true,
 	}
 	heavy := []string{"github.com/cilium/", "github.com/vishvananda/netlink", "github.com/prometheus/",
 		"go.etcd.io/bbolt", "github.com/florianl/go-tc", "github.com/mdlayher/", "google.golang.org/protobuf",
