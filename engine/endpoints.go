@@ -34,12 +34,12 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	e, en, err := a.newAndAdmit(ctx, n, req)
+	_, en, err := a.newAndAdmit(ctx, n, req)
 	if err != nil {
 		return api.Endpoint{}, err
 	}
 	defer en.busy.Unlock()
-	e = en.ep
+	e := en.ep
 	if err = a.store.CreateEndpoint(e.api()); err != nil {
 		n.mu.Lock()
 		n.drop(en)
