@@ -46,7 +46,7 @@ type config struct {
 	only      map[string]bool
 }
 
-var sectionNames = []string{"bpf_ns", "datapath", "control", "ipam"}
+var sectionNames = []string{"bpf_ns", "datapath", "control", "ipam", "cli"}
 
 func main() {
 	cfg, err := parseFlags()
@@ -172,6 +172,7 @@ func run(cfg config) (err error) {
 		{"datapath", runDatapath},
 		{"control", runControl},
 		{"ipam", runIPAM},
+		{"cli", runCLI},
 	}
 	for _, s := range steps {
 		if !cfg.want(s.name) {
