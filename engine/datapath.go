@@ -120,6 +120,11 @@ func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *endpoint) er
 	if err != nil {
 		return err
 	}
+	return a.attachEndpointAt(ctx, n, e, idx)
+}
+
+// attachEndpointAt is attachEndpoint for e's link at ifindex idx.
+func (a *Engine) attachEndpointAt(ctx context.Context, n *network, e *endpoint, idx int) error {
 	cookie, err := loader.NetnsCookie(e.Netns)
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)

@@ -300,12 +300,18 @@ func (a *Engine) realize(ctx context.Context, n *network, e *endpoint) error {
 		e.NetnsInode = ino
 		a.log.Debug("netns created", "name", e.Name, "at", time.Since(t0))
 	}
-	if err := a.host.AttachEndpoint(ctx, a.endpointSpec(n, *e)); err != nil {
+	// The datapath knows the endpoint before its link comes up: its
+	// first frames (the announcements) pass its programs and its peers'.
+	spec := a.endpointSpec(n, *e)
+	spec.BeforeUp = func(idx int) error {
+		a.log.Debug("link attached", "name", e.Name, "at", time.Since(t0))
+		return a.attachEndpointAt(ctx, n, e, idx)
+	}
+	if err := a.host.AttachEndpoint(ctx, spec); err != nil {
 		return err
 	}
 	crashpoint.Hit("endpoint-create:after-link")
-	a.log.Debug("link attached", "name", e.Name, "at", time.Since(t0))
-	return a.attachEndpoint(ctx, n, e)
+	return nil
 }
 
 func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {

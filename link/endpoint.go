@@ -28,6 +28,12 @@ type EndpointSpec struct {
 	// takes router advertisements from the wire. Without it accept_ra is
 	// 0, so one rogue RA on the LAN cannot give it a route or an address.
 	AcceptRA bool
+	// BeforeUp, if set, runs when the slave is configured (named, with
+	// its MAC, addresses and mark) but still down, with its ifindex in
+	// the target namespace: the caller's datapath goes there, so that the
+	// link's first frames (its announcements, at up) already pass its
+	// programs and its peers know it. An error rolls the slave back.
+	BeforeUp func(ifindex int) error
 }
 
 var macvlanModes = map[string]netlink.MacvlanMode{
@@ -284,7 +290,8 @@ func inNetns(path string, fn func(*netlink.Handle) error, missingOK bool) error 
 }
 
 // configureSlave finishes an endpoint inside the target namespace:
-// announcements on up (or IPv6 off), name, addresses, up, default routes.
+// announcements on up (or IPv6 off), name, addresses, BeforeUp, up,
+// default routes.
 func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns.NsHandle) error {
 	l, err := sl.target.LinkByName(sl.tmp)
 	if err != nil {
@@ -304,6 +311,11 @@ func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if s.BeforeUp != nil {
+		if err := s.BeforeUp(sl.targetIdx); err != nil {
+			return err
+		}
 	}
 	if err := sl.target.LinkSetUp(l); err != nil {
 		return fmt.Errorf("set %s up: %w", s.IfName, err)
