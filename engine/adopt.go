@@ -21,10 +21,11 @@ type kernelEndpoint struct {
 // completeIn reports whether e's kernel side is whole: its namespace is
 // e's (by inode, or by our mark for one made before the inode was stored),
 // and in it a link with e's mark, renamed, up, with e's MAC and exactly
-// e's addresses. A crash (or a state file fallen back one transaction)
+// e's addresses, and a default route of each family e has a gateway for
+// (the last step of the link's set-up). A crash (or a state file fallen back one transaction)
 // can leave such an endpoint recorded as "creating"; it is adopted, not
 // torn down.
-func (a *Engine) completeIn(e endpoint) (kernelEndpoint, bool) {
+func (a *Engine) completeIn(n *network, e endpoint) (kernelEndpoint, bool) {
 	if !a.isOurNetns(e) {
 		return kernelEndpoint{}, false
 	}
@@ -33,6 +34,10 @@ func (a *Engine) completeIn(e endpoint) (kernelEndpoint, bool) {
 		return kernelEndpoint{}, false
 	}
 	whole := k.link.Up && k.link.Name == e.IfName && slices.Equal(k.link.MAC, e.MAC) && samePrefixes(k.addrs, e.Addrs)
+	for _, gw := range a.endpointSpec(n, e).Gateways {
+		has, err := link.HasDefaultRoute(e.Netns, gw)
+		whole = whole && err == nil && has
+	}
 	return k, whole
 }
 

@@ -102,7 +102,7 @@ func (a *Engine) reconcileEndpoints(ctx context.Context, orphans []endpoint) err
 func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (endpoint, bool) {
 	e, _ := n.current(en)
 	if e.State == Creating {
-		if k, whole := a.completeIn(e); whole {
+		if k, whole := a.completeIn(n, e); whole {
 			return a.adopt(ctx, n, en, e, k), true
 		}
 	}

@@ -33,3 +33,29 @@ func Addrs(netnsPath string, ifindex int) ([]netip.Prefix, error) {
 	}, false)
 	return out, err
 }
+
+// HasDefaultRoute reports whether the namespace at netnsPath has a default
+// route of the family of gw (IPv6 if gw is), whatever its gateway: a
+// namespace that had one before an endpoint joined keeps it.
+func HasDefaultRoute(netnsPath string, gw netip.Addr) (bool, error) {
+	family := unix.AF_INET
+	if gw.Is6() {
+		family = unix.AF_INET6
+	}
+	var found bool
+	err := inNetns(netnsPath, func(nl *netlink.Handle) error {
+		routes, err := nl.RouteList(nil, family)
+		if err != nil {
+			return fmt.Errorf("list routes in %s: %w", netnsPath, err)
+		}
+		for _, r := range routes {
+			if r.Dst == nil {
+				found = true
+			} else if ones, _ := r.Dst.Mask.Size(); ones == 0 {
+				found = true
+			}
+		}
+		return nil
+	}, false)
+	return found, err
+}

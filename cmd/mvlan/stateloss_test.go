@@ -27,7 +27,8 @@ import (
 // TestAdoptCompleteCreating: the agent dies after an endpoint's link is
 // made (addresses, routes, up) but before its programs and its "ready"
 // record; on start the endpoint is adopted, not torn down: listed ready,
-// its programs attached, and it pings.
+// its programs attached, and it pings. One whose default route is missing
+// is not complete and is released.
 func TestAdoptCompleteCreating(t *testing.T) {
 	e := newEnv(t)
 	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
@@ -46,6 +47,19 @@ func TestAdoptCompleteCreating(t *testing.T) {
 	}
 	out, err := e.pingFrom(netnsPath(e.name("2")), "172.16.86.10", false)
 	e.wantPingOK("c2 -> c1 after adoption", out, exitCode(err))
+	assertConsistent(t, e.a, e.name(""))
+
+	// The same crash, but the link's set-up lacks its last step (the
+	// default route): not complete, so released as before.
+	e.a.stop()
+	e.a.start("MVLAN_TEST_CRASHPOINT=endpoint-create:after-link")
+	e.a.mv("run", "-d", "--name", e.name("3"), "--net", "pub_net", "--ip", "172.16.86.12")
+	e.a.waitExit()
+	e.in(netnsPath(e.name("3")), "ip", "route", "del", "default")
+	e.a.start()
+	if c3, ok := e.endpoint(e.name("3")); ok {
+		t.Fatalf("c3 without its default route was adopted: %+v\n%s", c3, e.a.log)
+	}
 	assertConsistent(t, e.a, e.name(""))
 }
 
