@@ -44,11 +44,11 @@ func (a *Engine) completeIn(n *network, e endpoint) (kernelEndpoint, bool) {
 // kernelEndpointIn finds the link marked as endpoint id in the namespace
 // at path and reads its addresses.
 func (a *Engine) kernelEndpointIn(path, id string) (kernelEndpoint, error) {
-	ino, err := link.CheckNetns(path)
+	ino, err := a.ns.Check(path)
 	if err != nil {
 		return kernelEndpoint{}, err
 	}
-	links, err := link.EndpointLinks(path)
+	links, err := a.ns.Links(path)
 	if err != nil {
 		return kernelEndpoint{}, err
 	}
@@ -57,7 +57,7 @@ func (a *Engine) kernelEndpointIn(path, id string) (kernelEndpoint, error) {
 		if l.Alias != alias {
 			continue
 		}
-		addrs, err := link.Addrs(path, l.Index)
+		addrs, err := a.ns.Addrs(path, l.Index)
 		if err != nil {
 			return kernelEndpoint{}, err
 		}

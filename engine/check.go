@@ -54,10 +54,10 @@ func (a *Engine) checkEndpoint(e endpoint) []string {
 	if e.State != Ready {
 		return []string{fmt.Sprintf("endpoint %s is %s (an operation was cut short)", e.Name, e.State)}
 	}
-	if !netnsAlive(e) {
+	if !a.netnsAlive(e) {
 		return []string{fmt.Sprintf("endpoint %s: namespace %s is gone", e.Name, e.Netns)}
 	}
-	links, err := link.EndpointLinks(e.Netns)
+	links, err := a.ns.Links(e.Netns)
 	if err != nil {
 		return []string{fmt.Sprintf("endpoint %s: list links of %s: %v", e.Name, e.Netns, err)}
 	}

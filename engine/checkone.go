@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-
-	"github.com/mvlan/mvlan/link"
 )
 
 // CheckEndpoint is the drift check of one endpoint (by ID), for a
@@ -26,7 +24,7 @@ func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error)
 	if drift := a.checkEndpoint(e); len(drift) > 0 {
 		return drift, nil
 	}
-	drift := checkAddrs(e)
+	drift := a.checkAddrs(e)
 	missing, err := a.dp.Missing(e.Netns, e.Ifindex, a.modes.Endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", e.Name, err)
@@ -38,8 +36,8 @@ func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error)
 }
 
 // checkAddrs: the endpoint's link has exactly its addresses.
-func checkAddrs(e endpoint) []string {
-	have, err := link.Addrs(e.Netns, e.Ifindex)
+func (a *Engine) checkAddrs(e endpoint) []string {
+	have, err := a.ns.Addrs(e.Netns, e.Ifindex)
 	if err != nil {
 		return []string{fmt.Sprintf("endpoint %s: %v", e.Name, err)}
 	}

@@ -125,7 +125,7 @@ func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *endpoint) er
 
 // attachEndpointAt is attachEndpoint for e's link at ifindex idx.
 func (a *Engine) attachEndpointAt(ctx context.Context, n *network, e *endpoint, idx int) error {
-	cookie, err := loader.NetnsCookie(e.Netns)
+	cookie, err := a.ns.Cookie(e.Netns)
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
@@ -160,7 +160,7 @@ func allowOf(f netconf.FirstHop) loader.Allow {
 
 // slaveIndex finds the ifindex of e's link, by our alias, in its namespace.
 func (a *Engine) slaveIndex(e endpoint) (int, error) {
-	links, err := link.EndpointLinks(e.Netns)
+	links, err := a.ns.Links(e.Netns)
 	if err != nil {
 		return 0, err
 	}
@@ -180,7 +180,7 @@ func (a *Engine) detachEndpoint(ctx context.Context, e endpoint) error {
 		return nil
 	}
 	var errs []error
-	if netnsAlive(e) {
+	if a.netnsAlive(e) {
 		errs = append(errs, a.dp.DetachEndpoint(ctx, e.Netns, e.Ifindex))
 	}
 	return errors.Join(append(errs, a.dp.DeleteEndpoint(e.NetnsCookie, e.Ifindex))...)

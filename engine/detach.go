@@ -43,13 +43,13 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) error {
 		// address is handed out again.
 		err := a.detachThroughPids(ctx, e)
 		if e.OwnsNetns && e.State == Creating && halfMadeNetns(e.Netns) {
-			err = errors.Join(err, link.DeleteNetns(e.Name))
+			err = errors.Join(err, a.ns.Delete(e.Name))
 		}
 		return err
 	}
 	errs := []error{a.detachLink(ctx, e)}
 	if e.OwnsNetns {
-		errs = append(errs, link.DeleteNetns(e.Name))
+		errs = append(errs, a.ns.Delete(e.Name))
 	}
 	return errors.Join(errs...)
 }
@@ -57,7 +57,7 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) error {
 // isOurNetns reports whether e's path is still e's namespace: the same
 // inode, or, for one created before its inode was stored, our mark.
 func (a *Engine) isOurNetns(e endpoint) bool {
-	ino, err := link.CheckNetns(e.Netns)
+	ino, err := a.ns.Check(e.Netns)
 	switch {
 	case err != nil:
 		return false
@@ -66,7 +66,7 @@ func (a *Engine) isOurNetns(e endpoint) bool {
 	case !e.OwnsNetns:
 		return false
 	}
-	mark, err := link.NetnsMark(e.Netns)
+	mark, err := a.ns.Mark(e.Netns)
 	return err == nil && mark == a.alias("ns", e.ID)
 }
 
@@ -81,7 +81,7 @@ func (a *Engine) detachThroughPids(ctx context.Context, e endpoint) error {
 	for _, pid := range netnsPids(e.NetnsInode) {
 		via := e
 		via.Netns = fmt.Sprintf("/proc/%d/ns/net", pid)
-		if ino, err := link.CheckNetns(via.Netns); err != nil || ino != e.NetnsInode {
+		if ino, err := a.ns.Check(via.Netns); err != nil || ino != e.NetnsInode {
 			continue // the process moved or exited meanwhile
 		}
 		return a.detachLink(ctx, via)
@@ -105,7 +105,7 @@ func (a *Engine) detachLink(ctx context.Context, e endpoint) error {
 // endpointLink is the name of e's link, found by our alias in e.Netns;
 // "" if there is none (or no such namespace).
 func (a *Engine) endpointLink(e endpoint) (string, error) {
-	links, err := link.EndpointLinks(e.Netns)
+	links, err := a.ns.Links(e.Netns)
 	if errors.Is(err, link.ErrNotFound) {
 		return "", nil
 	}
@@ -158,7 +158,7 @@ func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
 	}
 	// A path that is gone may still name a stored endpoint; one that
 	// names something else than a namespace never does.
-	ino, err := link.CheckNetns(path)
+	ino, err := a.ns.Check(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return invalid(err)
 	}

@@ -65,7 +65,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	n.mu.Lock()
 	n.set(en, e)
 	n.mu.Unlock()
-	a.log.Info("endpoint attached", "name", e.Name, "network", n.Name, "netns", e.Netns, "addrs", e.Addrs, "mac", e.MAC)
+	a.log.Info("endpoint attached", "name", e.Name, "network", n.Name, "netns", e.Netns, "addrs", e.Addrs, "mac", e.MAC.String())
 	out := e.api()
 	out.Network = n.Name
 	return out, nil
@@ -285,7 +285,7 @@ func (a *Engine) realize(ctx context.Context, n *network, e *endpoint) error {
 	if e.OwnsNetns {
 		// The mark lets a restart tell this namespace from one someone
 		// else made under the same name before its inode was stored.
-		if _, err := link.CreateNetns(e.Name, a.alias("ns", e.ID)); err != nil {
+		if _, err := a.ns.Create(e.Name, a.alias("ns", e.ID)); err != nil {
 			if errors.Is(err, link.ErrExists) {
 				e.OwnsNetns = false // someone else's: never delete it
 				return conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
@@ -293,7 +293,7 @@ func (a *Engine) realize(ctx context.Context, n *network, e *endpoint) error {
 			return err
 		}
 		crashpoint.Hit("endpoint-create:after-netns")
-		ino, err := link.CheckNetns(e.Netns)
+		ino, err := a.ns.Check(e.Netns)
 		if err != nil {
 			return err
 		}
@@ -338,7 +338,7 @@ func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
 // on the network yet.) It names the endpoint and picks the first free
 // ethN when no --ifname.
 func (a *Engine) checkForeignNetns(e *endpoint) error {
-	ino, err := link.CheckNetns(e.Netns)
+	ino, err := a.ns.Check(e.Netns)
 	if err != nil {
 		return invalid(err)
 	}
@@ -350,14 +350,14 @@ func (a *Engine) checkForeignNetns(e *endpoint) error {
 		e.Name = nameFromNetns(e.Netns)
 	}
 	if e.IfName == "" {
-		e.IfName, err = freeIfName(e.Netns)
+		e.IfName, err = a.freeIfName(e.Netns)
 	}
 	return err
 }
 
 // freeIfName returns the first ethN that the namespace does not have.
-func freeIfName(path string) (string, error) {
-	links, err := link.EndpointLinks(path)
+func (a *Engine) freeIfName(path string) (string, error) {
+	links, err := a.ns.Links(path)
 	if err != nil {
 		return "", err
 	}

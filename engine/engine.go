@@ -41,8 +41,9 @@ type Engine struct {
 	cfg   Config
 	log   *slog.Logger
 	store *store.Store
-	host  *link.Host
-	dp    *loader.Datapath
+	host  Host
+	dp    Datapath
+	ns    Namespaces
 	modes loader.Modes // per kind of link: see loader.ResolveModes
 
 	hostIno uint64   // inode of the managed namespace, never a container's
@@ -65,16 +66,18 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	a := &Engine{cfg: cfg, log: cfg.Log, nets: map[string]*network{}}
+	a := &Engine{cfg: cfg, log: cfg.Log, nets: map[string]*network{}, ns: kernelNamespaces{}}
 	var err error
 	if a.store, err = openState(cfg); err != nil {
 		return nil, err
 	}
 	a.reportQuarantined()
-	if a.host, err = link.OpenHost(cfg.HostNetns); err != nil {
+	host, err := link.OpenHost(cfg.HostNetns)
+	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open host namespace: %w", err), a.Close())
 	}
-	a.host.SetTag(a.store.AgentID())
+	host.SetTag(a.store.AgentID())
+	a.host = host
 	hostPath := cfg.HostNetns
 	if hostPath == "" {
 		hostPath = "/proc/self/ns/net"
@@ -88,15 +91,28 @@ func Open(cfg Config) (*Engine, error) {
 	if a.pinLock, err = loader.LockPinDir(cfg.BPFFS); err != nil {
 		return nil, errors.Join(fmt.Errorf("--bpffs %s: %w; give this agent its own --bpffs (its state dir and socket are its own, but two agents on one bpffs dir would prune each other's endpoint tables)", cfg.BPFFS, err), a.Close())
 	}
-	if a.dp, err = loader.Load(context.Background(), cfg.BPFFS); err != nil {
+	dp, err := loader.Load(context.Background(), cfg.BPFFS)
+	if err != nil {
 		return nil, errors.Join(fmt.Errorf("load the BPF datapath under %s: %w (mvlan doctor tells what the kernel lacks)", cfg.BPFFS, err), a.Close())
 	}
+	a.dp = dp
 	if cfg.Recover {
 		if err := a.recoverEndpoints(); err != nil {
 			return nil, errors.Join(fmt.Errorf("recover endpoints from the kernel: %w", err), a.Close())
 		}
 	}
 	return a, nil
+}
+
+// New returns an engine on st (an open store, which Close closes) and k,
+// for tests of its decisions on an in-memory kernel (package enginetest);
+// Open is the real thing. Call Start before serving.
+func New(cfg Config, st *store.Store, k Kernel) *Engine {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Engine{cfg: cfg, log: cfg.Log, store: st, host: k.Host, dp: k.Datapath, ns: k.Netns,
+		modes: k.Modes, hostIno: k.HostIno, nets: map[string]*network{}}
 }
 
 // Close releases the state file, the datapath and namespace handles.

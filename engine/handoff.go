@@ -203,7 +203,7 @@ func (a *Engine) CreateHandoff(ctx context.Context, h Handoff) (HandoffLink, err
 		return HandoffLink{}, err
 	}
 	crashpoint.Hit("docker-join:after-link")
-	a.log.Info("Docker endpoint joined", "name", e.Name, "network", n.Name, "sandbox", h.Netns, "addrs", e.Addrs, "mac", e.MAC, "link", name)
+	a.log.Info("Docker endpoint joined", "name", e.Name, "network", n.Name, "sandbox", h.Netns, "addrs", e.Addrs, "mac", e.MAC.String(), "link", name)
 	return HandoffLink{Name: name, Gateways: a.endpointSpec(n, e).Gateways}, nil
 }
 
@@ -298,11 +298,11 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 // handoffLink finds e's link in its sandbox, once it has been named and
 // brought up there (the last step of the move), and the sandbox's inode.
 func (a *Engine) handoffLink(e endpoint) (link.Info, uint64, bool) {
-	ino, err := link.CheckNetns(e.Netns)
+	ino, err := a.ns.Check(e.Netns)
 	if err != nil || ino == a.hostIno {
 		return link.Info{}, 0, false // not bound to the container's namespace yet
 	}
-	links, err := link.EndpointLinks(e.Netns)
+	links, err := a.ns.Links(e.Netns)
 	if err != nil {
 		return link.Info{}, 0, false
 	}

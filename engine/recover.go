@@ -9,7 +9,6 @@ import (
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
-	"github.com/mvlan/mvlan/link"
 )
 
 // recoverEndpoints makes the endpoints of the state (a restored snapshot,
@@ -57,7 +56,7 @@ func (a *Engine) recoverEndpoints() error {
 func (a *Engine) recoverStored(e api.Endpoint, k kernelEndpoint, found bool, taken map[netip.Addr]string) error {
 	if !found {
 		why := ""
-		if ino, err := link.CheckNetns(e.Netns); err != nil || ino != e.NetnsInode {
+		if ino, err := a.ns.Check(e.Netns); err != nil || ino != e.NetnsInode {
 			why = "its namespace is gone"
 		}
 		for _, p := range e.Addrs {
@@ -90,7 +89,7 @@ func (a *Engine) recoverNew(id string, k kernelEndpoint, nets []api.Network) err
 		return nil
 	}
 	e := api.Endpoint{ID: id, Name: nameFromNetns(k.netns), NetworkID: n.ID, Created: time.Now().UTC()}
-	mark, err := link.NetnsMark(k.netns)
+	mark, err := a.ns.Mark(k.netns)
 	e.OwnsNetns = err == nil && mark == a.alias("ns", id)
 	fromKernel(&e, k)
 	err = a.store.CreateEndpoint(e)
@@ -133,10 +132,10 @@ func (a *Engine) scanEndpointLinks() map[string]kernelEndpoint {
 	prefix := a.alias("ep", "")
 	out := map[string]kernelEndpoint{}
 	for _, p := range netnsPaths() {
-		if ino, err := link.CheckNetns(p); err != nil || ino == a.hostIno {
+		if ino, err := a.ns.Check(p); err != nil || ino == a.hostIno {
 			continue
 		}
-		links, err := link.EndpointLinks(p)
+		links, err := a.ns.Links(p)
 		if err != nil {
 			continue
 		}

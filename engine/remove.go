@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/mvlan/mvlan/internal/crashpoint"
-	"github.com/mvlan/mvlan/link"
 )
 
 // A removal answers once the endpoint is unreachable and recorded as
@@ -150,7 +149,7 @@ func (a *Engine) silence(ctx context.Context, e endpoint) (via endpoint, closeNe
 	if err != nil {
 		return e, closeNetns, err
 	}
-	if err := link.DeleteNetns(e.Name); err != nil {
+	if err := a.ns.Delete(e.Name); err != nil {
 		return e, closeNetns, errors.Join(err, f.Close())
 	}
 	via = e

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/mvlan/mvlan/link"
 )
 
 // sweepEvery is how often the engine looks for namespaces that went away.
@@ -42,7 +40,7 @@ func (a *Engine) sweep(ctx context.Context) {
 		}
 		n.mu.Unlock()
 		for i, en := range ready {
-			if !netnsAlive(eps[i]) {
+			if !a.netnsAlive(eps[i]) {
 				a.releaseVanished(ctx, n, en)
 			}
 		}
@@ -56,7 +54,7 @@ func (a *Engine) releaseVanished(ctx context.Context, n *network, en *entry) {
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	e, ok := n.current(en)
-	if !ok || e.State != Ready || netnsAlive(e) {
+	if !ok || e.State != Ready || a.netnsAlive(e) {
 		return
 	}
 	if err := a.undoEndpoint(ctx, n, en, e); err != nil {
@@ -66,8 +64,8 @@ func (a *Engine) releaseVanished(ctx context.Context, n *network, en *entry) {
 	a.log.Info("released endpoint: its namespace is gone", "name", e.Name, "netns", e.Netns)
 }
 
-func netnsAlive(e endpoint) bool {
-	ino, err := link.CheckNetns(e.Netns)
+func (a *Engine) netnsAlive(e endpoint) bool {
+	ino, err := a.ns.Check(e.Netns)
 	return err == nil && ino == e.NetnsInode
 }
 
@@ -109,7 +107,7 @@ func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (
 	switch {
 	case e.State != Ready:
 		return e, !a.release(ctx, n, en, e, "caught "+e.State.String()+" by a restart")
-	case !netnsAlive(e):
+	case !a.netnsAlive(e):
 		return e, !a.release(ctx, n, en, e, "its namespace is gone")
 	}
 	err := a.ensureLink(ctx, n, e)
@@ -136,7 +134,7 @@ func (a *Engine) release(ctx context.Context, n *network, en *entry, e endpoint,
 
 // ensureLink re-creates e's link if its namespace lost it.
 func (a *Engine) ensureLink(ctx context.Context, n *network, e endpoint) error {
-	links, err := link.EndpointLinks(e.Netns)
+	links, err := a.ns.Links(e.Netns)
 	if err != nil {
 		return err
 	}

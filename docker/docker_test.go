@@ -1,0 +1,171 @@
+package docker
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/engine"
+	"github.com/mvlan/mvlan/engine/enginetest"
+	"github.com/mvlan/mvlan/plugin"
+)
+
+// These tests run Docker's call sequences on an engine over enginetest's
+// in-memory kernel, without root; TestDocker* in cmd/mvlan run them with
+// a real dockerd on the real kernel.
+
+func newDriver(t *testing.T, k *enginetest.Kernel) (*Driver, *engine.Engine) {
+	t.Helper()
+	eng, err := k.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(eng, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Start(ctx)
+	return d, eng
+}
+
+const netID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// request asks d for an address and fails the test if it cannot.
+func request(t *testing.T, d *Driver, r plugin.AddressRequest) netip.Prefix {
+	t.Helper()
+	p, err := d.DockerRequestAddress(context.Background(), r)
+	if err != nil {
+		t.Fatalf("RequestAddress %+v: %v", r, err)
+	}
+	return p
+}
+
+// TestIPAMFlow: docker network create --subnet --ip-range, then docker run
+// twice and docker rm, as Docker calls the plugin: addresses come from the
+// ip-range, an address given to Docker is held until ReleaseAddress (not
+// at DeleteEndpoint), and one an endpoint has is never released.
+func TestIPAMFlow(t *testing.T) {
+	ctx := context.Background()
+	k := enginetest.New("eth0")
+	d, eng := newDriver(t, k)
+	subnet, ipRange := netip.MustParsePrefix("172.16.86.0/24"), netip.MustParsePrefix("172.16.86.128/25")
+	pool, err := d.DockerRequestPool(ctx, plugin.PoolRequest{Pool: subnet, SubPool: ipRange})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := request(t, d, plugin.AddressRequest{PoolID: pool, Gateway: true})
+	if gw.String() != "172.16.86.1/24" {
+		t.Fatalf("gateway %s, want 172.16.86.1/24", gw)
+	}
+	if err := d.DockerCreateNetwork(ctx, plugin.Network{ID: netID, Options: map[string]string{"parent": "eth0", "name": "dnet"},
+		Pools: []plugin.Pool{{Subnet: subnet, Gateway: gw.Addr()}}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := eng.Network("dnet")
+	if err != nil || len(n.Pools) != 1 || n.Pools[0].IPRange != ipRange {
+		t.Fatalf("network: %+v %v; want the requested ip-range %s", n.Pools, err, ipRange)
+	}
+
+	a1 := request(t, d, plugin.AddressRequest{PoolID: pool})
+	if a1.String() != "172.16.86.128/24" {
+		t.Fatalf("first address %s, want the ip-range's first, 172.16.86.128/24", a1)
+	}
+	ep1 := strings.Repeat("a", 64)
+	if _, err := d.DockerCreateEndpoint(ctx, plugin.Endpoint{NetworkID: netID, ID: ep1, Addrs: []netip.Prefix{a1}}); err != nil {
+		t.Fatal(err)
+	}
+	// Another endpoint cannot take the same address.
+	if _, err := d.DockerCreateEndpoint(ctx, plugin.Endpoint{NetworkID: netID, ID: strings.Repeat("b", 64), Addrs: []netip.Prefix{a1}}); engine.KindOf(err) != engine.KindConflict {
+		t.Fatalf("second endpoint with %s: %v, want a conflict", a1, err)
+	}
+	sandbox := "/fake/sandbox1"
+	k.AddNetns(sandbox)
+	j, err := d.DockerJoin(ctx, netID, ep1, sandbox)
+	if err != nil || j.Gateway != gw.Addr() {
+		t.Fatalf("join: %+v %v; want gateway %s", j, err, gw.Addr())
+	}
+	// Docker moves the link into the sandbox; the watch finishes it.
+	if err := k.MoveHostLink(j.SrcName, sandbox, "eth0", []netip.Prefix{a1}); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, eng, ep1)
+	e, _ := eng.Endpoint(ep1)
+	if e.IfName != "eth0" || !k.TableHas(sandbox, e.Ifindex) {
+		t.Fatalf("ready endpoint %+v not in the datapath's table", e)
+	}
+	a2 := request(t, d, plugin.AddressRequest{PoolID: pool})
+	if a2 == a1 {
+		t.Fatalf("second address %s is the first endpoint's", a2)
+	}
+	if err := d.DockerReleaseAddress(ctx, pool, a2.Addr()); err != nil {
+		t.Fatal(err)
+	}
+
+	// docker rm: Leave, DeleteEndpoint, then ReleaseAddress.
+	if err := d.DockerLeave(ctx, netID, ep1); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DockerDeleteEndpoint(ctx, netID, ep1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Endpoint(ep1); engine.KindOf(err) != engine.KindNotFound {
+		t.Fatalf("endpoint after DeleteEndpoint: %v", err)
+	}
+	// Held for Docker until it releases it: not handed out meanwhile.
+	if next := request(t, d, plugin.AddressRequest{PoolID: pool}); next == a1 {
+		t.Fatalf("address %s handed out again before Docker released it", a1)
+	} else if err := d.DockerReleaseAddress(ctx, pool, next.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DockerReleaseAddress(ctx, pool, a1.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if again := request(t, d, plugin.AddressRequest{PoolID: pool}); again != a1 {
+		t.Fatalf("after ReleaseAddress got %s, want %s back", again, a1)
+	}
+	drift, err := eng.Check(ctx)
+	if err != nil || len(drift) != 1 || !strings.Contains(drift[0], `held by "docker"`) {
+		t.Fatalf("drift %q %v; want only the address Docker holds", drift, err)
+	}
+}
+
+// TestIPAMRefusesOverlap: a pool that overlaps a network's subnet, or a
+// pool being created, is refused.
+func TestIPAMRefusesOverlap(t *testing.T) {
+	ctx := context.Background()
+	d, _ := newDriver(t, enginetest.New("eth0"))
+	if _, err := d.DockerRequestPool(ctx, plugin.PoolRequest{Pool: netip.MustParsePrefix("10.1.0.0/16")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.DockerRequestPool(ctx, plugin.PoolRequest{Pool: netip.MustParsePrefix("10.1.2.0/24")})
+	if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), "overlaps") {
+		t.Fatalf("overlapping pool: %v, want a conflict", err)
+	}
+	if _, err := d.DockerRequestPool(ctx, plugin.PoolRequest{}); engine.KindOf(err) != engine.KindInvalid {
+		t.Fatalf("pool without a subnet: %v, want invalid", err)
+	}
+}
+
+func waitReady(t *testing.T, eng *engine.Engine, id string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e, err := eng.Endpoint(id)
+		if err == nil && e.State == "ready" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("endpoint %s not ready: %+v %v", id[:12], e, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

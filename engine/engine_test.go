@@ -1,0 +1,286 @@
+package engine_test
+
+import (
+	"context"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/engine"
+	"github.com/mvlan/mvlan/engine/enginetest"
+	"github.com/mvlan/mvlan/link"
+)
+
+// These tests run the engine's decisions on enginetest's in-memory kernel,
+// without root. The privileged tests in cmd/mvlan run the same paths on
+// the real kernel.
+
+// rig is an engine on a fake kernel, with its state in a directory that
+// outlives restarts.
+type rig struct {
+	t   *testing.T
+	k   *enginetest.Kernel
+	dir string
+	e   *engine.Engine
+}
+
+func newRig(t *testing.T, hostLinks ...string) *rig {
+	r := &rig{t: t, k: enginetest.New(hostLinks...), dir: t.TempDir()}
+	r.start()
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// start opens the engine and runs Start, as the agent does.
+func (r *rig) start() {
+	r.t.Helper()
+	e, err := r.k.Open(r.dir)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		e.Close()
+		r.t.Fatalf("start: %v", err)
+	}
+	r.e = e
+}
+
+func (r *rig) stop() {
+	if r.e != nil {
+		r.e.Close()
+		r.e = nil
+	}
+}
+
+func (r *rig) restart() {
+	r.t.Helper()
+	r.stop()
+	r.start()
+}
+
+func (r *rig) network(name string, args ...string) api.Network {
+	r.t.Helper()
+	req := api.NetworkCreate{Name: name}
+	for _, a := range args {
+		k, v, _ := strings.Cut(a, "=")
+		switch k {
+		case "subnet":
+			req.Subnets = append(req.Subnets, v)
+		case "parent":
+			req.Options = append(req.Options, a)
+		}
+	}
+	n, err := r.e.CreateNetwork(context.Background(), req)
+	if err != nil {
+		r.t.Fatalf("create network %s: %v", name, err)
+	}
+	return n
+}
+
+func (r *rig) run(name, net string) api.Endpoint {
+	r.t.Helper()
+	ep, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: net, Name: name})
+	if err != nil {
+		r.t.Fatalf("run %s: %v", name, err)
+	}
+	return ep
+}
+
+// endpoints maps name to state.
+func (r *rig) endpoints() map[string]string {
+	r.t.Helper()
+	eps, err := r.e.Endpoints()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, e := range eps {
+		m[e.Name] = e.State
+	}
+	return m
+}
+
+func (r *rig) noDrift() {
+	r.t.Helper()
+	drift, err := r.e.Check(context.Background())
+	if err != nil || len(drift) > 0 {
+		r.t.Fatalf("drift: %v %q", err, drift)
+	}
+}
+
+// TestStartMatchesEndpoints: on start, an endpoint whose namespace is
+// alive stays; one whose namespace vanished is released (address free
+// again); one whose namespace lost its link gets it back.
+func TestStartMatchesEndpoints(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	keep, gone, lost := r.run("keep", "pub"), r.run("gone", "pub"), r.run("lost", "pub")
+	r.noDrift()
+	r.stop()
+	r.k.RemoveNetns(gone.Netns)
+	r.k.RemoveNetnsLink(lost.Netns, "eth0")
+	r.start()
+	if got, want := r.endpoints(), map[string]string{"keep": "ready", "lost": "ready"}; !maps.Equal(got, want) {
+		t.Fatalf("after restart: %v, want %v", got, want)
+	}
+	if ls := r.k.NetnsLinks(lost.Netns); len(ls) != 1 || ls[0].Name != "eth0" {
+		t.Fatalf("lost link not re-attached: %+v", ls)
+	}
+	if ls := r.k.NetnsLinks(keep.Netns); len(ls) != 1 {
+		t.Fatalf("kept endpoint's links: %+v", ls)
+	}
+	r.noDrift()
+	// The vanished endpoint's address is handed out again.
+	if next := r.run("next", "pub"); next.Addrs[0] != gone.Addrs[0] {
+		t.Fatalf("next endpoint got %v, want the released %v", next.Addrs, gone.Addrs)
+	}
+}
+
+// TestStartUndoesHalfMade: an endpoint stored "creating" whose link never
+// came is undone on start, and one stored "removing" is finished; a
+// "creating" one whose link and addresses are complete is adopted.
+func TestStartUndoesHalfMade(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	half, rm, whole := r.run("half", "pub"), r.run("rm", "pub"), r.run("whole", "pub")
+	r.stop()
+	st, err := store.Open(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []struct {
+		ep    api.Endpoint
+		state string
+	}{{half, api.EndpointCreating}, {rm, api.EndpointRemoving}, {whole, api.EndpointCreating}} {
+		e.ep.State, e.ep.Network = e.state, ""
+		if err := st.UpdateEndpoint(e.ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	r.k.RemoveNetnsLink(half.Netns, "eth0") // the crash came before the link
+	r.start()
+	if got, want := r.endpoints(), map[string]string{"whole": "ready"}; !maps.Equal(got, want) {
+		t.Fatalf("after restart: %v, want %v", got, want)
+	}
+	for _, ep := range []api.Endpoint{half, rm} {
+		if ls := r.k.NetnsLinks(ep.Netns); len(ls) != 0 {
+			t.Errorf("%s left links %+v", ep.Name, ls)
+		}
+	}
+	r.noDrift()
+}
+
+// TestStartRemovesStaleLinks: on start, host links marked as this
+// agent's that no network needs, and half-made links with its temporary
+// prefix, are deleted; the operator's links, another agent's and the
+// networks' own parents are kept.
+func TestStartRemovesStaleLinks(t *testing.T) {
+	r := newRig(t, "eth0", "eth1")
+	n := r.network("v50", "subnet=172.16.50.0/24", "parent=eth0.50")
+	id := r.e.AgentID()
+	r.stop()
+	r.k.AddHostLink(link.Info{Name: "old", Kind: "vlan", Alias: "mvlan/" + id + "/net/0123456789ab"})
+	r.k.AddHostLink(link.Info{Name: link.TempPrefixFor(id) + "x", Kind: "macvlan"})
+	r.k.AddHostLink(link.Info{Name: "ep", Kind: "macvlan", Alias: "mvlan/" + id + "/ep/0123456789ab"})
+	r.k.AddHostLink(link.Info{Name: "theirs", Kind: "vlan", Alias: "mvlan/otheragent/net/0123456789ab"})
+	r.start()
+	got := r.k.Deleted()
+	slices.Sort(got)
+	want := []string{"ep", "old", link.TempPrefixFor(id) + "x"}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("deleted %v, want %v", got, want)
+	}
+	for _, name := range []string{"eth0", "eth1", "theirs", n.Parent} {
+		if _, ok := r.k.HostLink(name); !ok {
+			t.Errorf("%s was deleted", name)
+		}
+	}
+}
+
+// TestStartEnsuresParents: a missing parent mvlan made is made again; a
+// missing operator parent, a foreign link in place of mvlan's, and a
+// parent that cannot be made again (its lower link is gone) are each
+// reported as the network's status, and such a network takes no endpoint.
+func TestStartEnsuresParents(t *testing.T) {
+	r := newRig(t, "eth0", "eth1", "eth2")
+	r.network("remade", "subnet=172.16.50.0/24", "parent=eth0.50")
+	r.network("missing", "subnet=172.16.51.0/24", "parent=eth1")
+	r.network("foreign", "subnet=172.16.52.0/24", "parent=eth0.52")
+	r.network("failed", "subnet=172.16.53.0/24", "parent=eth2.53")
+	r.stop()
+	for _, name := range []string{"eth0.50", "eth1", "eth0.52", "eth2.53", "eth2"} {
+		r.k.RemoveHostLink(name)
+	}
+	r.k.AddHostLink(link.Info{Name: "eth0.52", Kind: "vlan"})
+	r.start()
+	nets, err := r.e.Networks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, n := range nets {
+		got[n.Name] = n.Status
+	}
+	want := map[string]string{
+		"remade":  "ok",
+		"missing": "parent link eth1 is missing",
+		"foreign": "parent eth0.52 exists but was not created by mvlan",
+		"failed":  "cannot recreate parent eth2.53: create parent eth2.53: link eth2: not found",
+	}
+	for name, w := range want {
+		if !strings.HasPrefix(got[name], w) {
+			t.Errorf("network %s: status %q, want %q...", name, got[name], w)
+		}
+	}
+	if l, ok := r.k.HostLink("eth0.50"); !ok || l.Alias != "mvlan/"+r.e.AgentID()+"/net/"+netID(t, r.e, "remade") {
+		t.Errorf("eth0.50 not made again with the network's mark: %+v %v", l, ok)
+	}
+	for _, net := range []string{"missing", "foreign", "failed"} {
+		_, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: net, Name: "c-" + net})
+		if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), "cannot take endpoints") {
+			t.Errorf("endpoint on network %s: %v, want a conflict", net, err)
+		}
+	}
+	r.run("c", "remade")
+}
+
+func netID(t *testing.T, e *engine.Engine, name string) string {
+	n, err := e.Network(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.ID
+}
+
+// TestCheckHeldAddresses: the drift check reports an address held with no
+// endpoint that has it, and is quiet once it is released.
+func TestCheckHeldAddresses(t *testing.T) {
+	r := newRig(t, "eth0")
+	n := r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	r.run("c1", "pub")
+	r.noDrift()
+	p, err := r.e.Reserve(n.ID, netip.Addr{}, false, "docker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drift, err := r.e.Check(context.Background())
+	if err != nil || len(drift) != 1 || !strings.Contains(drift[0], p.Addr().String()+` is held by "docker" but no endpoint has it`) {
+		t.Fatalf("drift with a held address: %v %q", err, drift)
+	}
+	if ok, err := r.e.Release(n.ID, p.Addr()); !ok || err != nil {
+		t.Fatalf("release: %v %v", ok, err)
+	}
+	r.noDrift()
+	// An endpoint's address is never released from the outside.
+	eps, _ := r.e.Endpoints()
+	if ok, _ := r.e.Release(n.ID, eps[0].Addrs[0].Addr()); ok {
+		t.Fatal("released an endpoint's address")
+	}
+	r.noDrift()
+}

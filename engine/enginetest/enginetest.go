@@ -1,0 +1,428 @@
+// Package enginetest is an in-memory kernel for tests of the engine's
+// decisions and of its front ends without root: host links, network
+// namespaces with their links and addresses, and a datapath that records
+// what it is told. It checks what the real kernel would refuse where the
+// engine relies on it (a link name taken, a missing namespace), not more:
+// the privileged end-to-end tests are the tests of the kernel side.
+package enginetest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/engine"
+	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
+)
+
+// HostPath is the managed namespace's path in the fake.
+const HostPath = "/fake/host"
+
+// Kernel is the fake kernel. Its methods are safe for concurrent use.
+type Kernel struct {
+	mu      sync.Mutex
+	host    map[string]link.Info // by name
+	nets    map[string]*netns    // by path
+	next    int                  // ifindexes and inodes
+	deleted []string             // host links deleted, in order
+	table   map[[2]uint64]loader.Endpoint
+}
+
+type netns struct {
+	ino, cookie uint64
+	mark        string
+	links       []link.Info
+	addrs       map[int][]netip.Prefix
+}
+
+// New returns a kernel whose host namespace has the given links (up,
+// kind "device", no alias).
+func New(hostLinks ...string) *Kernel {
+	k := &Kernel{host: map[string]link.Info{}, nets: map[string]*netns{}, next: 100, table: map[[2]uint64]loader.Endpoint{}}
+	k.nets[HostPath] = &netns{ino: 1, cookie: 1, addrs: map[int][]netip.Prefix{}}
+	for _, name := range hostLinks {
+		k.AddHostLink(link.Info{Name: name, Kind: "device", Up: true})
+	}
+	return k
+}
+
+// Open opens an engine on the state in dir and this kernel (Start it).
+func (k *Kernel) Open(dir string) (*engine.Engine, error) {
+	st, err := store.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.DiscardHandler)
+	return engine.New(engine.Config{StateDir: dir, HostNetns: HostPath, Log: log}, st, engine.Kernel{
+		Host: (*host)(k), Datapath: (*datapath)(k), Netns: (*namespaces)(k),
+		Modes: loader.Modes{Parent: loader.ModeTCX, Endpoint: loader.ModeTC}, HostIno: 1}), nil
+}
+
+func (k *Kernel) index() int {
+	k.next++
+	return k.next
+}
+
+// AddHostLink adds l to the host namespace (its index if 0 is made up).
+func (k *Kernel) AddHostLink(l link.Info) link.Info {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if l.Index == 0 {
+		l.Index = k.index()
+	}
+	k.host[l.Name] = l
+	return l
+}
+
+// RemoveHostLink deletes a host link behind the engine's back.
+func (k *Kernel) RemoveHostLink(name string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.host, name)
+}
+
+// HostLink returns the host link name, if there is one.
+func (k *Kernel) HostLink(name string) (link.Info, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l, ok := k.host[name]
+	return l, ok
+}
+
+// Deleted lists the host links the engine deleted, in order.
+func (k *Kernel) Deleted() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.deleted)
+}
+
+// AddNetns makes a namespace at path (someone else's: no mark).
+func (k *Kernel) AddNetns(path string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.addNetns(path, "")
+}
+
+func (k *Kernel) addNetns(path, mark string) *netns {
+	n := &netns{ino: uint64(k.index()), cookie: uint64(k.index()), mark: mark, addrs: map[int][]netip.Prefix{}}
+	k.nets[path] = n
+	return n
+}
+
+// RemoveNetns makes the namespace at path vanish.
+func (k *Kernel) RemoveNetns(path string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.nets, path)
+}
+
+// NetnsLinks lists the links in the namespace at path.
+func (k *Kernel) NetnsLinks(path string) []link.Info {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		return slices.Clone(n.links)
+	}
+	return nil
+}
+
+// RemoveNetnsLink deletes link name in the namespace at path.
+func (k *Kernel) RemoveNetnsLink(path, name string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		n.links = slices.DeleteFunc(n.links, func(l link.Info) bool { return l.Name == name })
+	}
+}
+
+// MoveHostLink moves host link name into the namespace at path as
+// newName, up, with addrs: what Docker does with a handed-off link.
+func (k *Kernel) MoveHostLink(name, path, newName string, addrs []netip.Prefix) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l, ok := k.host[name]
+	n := k.nets[path]
+	if !ok || n == nil {
+		return fmt.Errorf("move %s to %s: %w", name, path, link.ErrNotFound)
+	}
+	delete(k.host, name)
+	l.Name, l.Up = newName, true
+	n.links = append(n.links, l)
+	n.addrs[l.Index] = addrs
+	return nil
+}
+
+// TableHas reports whether the datapath's endpoint table has an entry
+// for the endpoint whose link is ifindex in the namespace at path.
+func (k *Kernel) TableHas(path string, ifindex int) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := k.nets[path]
+	if n == nil {
+		return false
+	}
+	_, ok := k.table[[2]uint64{n.cookie, uint64(ifindex)}]
+	return ok
+}
+
+func notFound(what string) error { return fmt.Errorf("%s: %w", what, link.ErrNotFound) }
+
+// host is the Kernel as engine.Host.
+type host Kernel
+
+func (h *host) k() *Kernel { return (*Kernel)(h) }
+
+func (h *host) Link(name string) (link.Info, error) {
+	if l, ok := h.k().HostLink(name); ok {
+		return l, nil
+	}
+	return link.Info{}, notFound("link " + name)
+}
+
+func (h *host) Links() ([]link.Info, error) {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]link.Info, 0, len(k.host))
+	for _, l := range k.host {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b link.Info) int { return a.Index - b.Index })
+	return out, nil
+}
+
+func (h *host) CreateVLAN(_ context.Context, p link.Parent, alias string) error {
+	k := h.k()
+	lower, ok := k.HostLink(p.Lower)
+	if !ok {
+		return notFound("link " + p.Lower)
+	}
+	if _, ok := k.HostLink(p.Name); ok {
+		return fmt.Errorf("link %s: %w", p.Name, link.ErrExists)
+	}
+	k.AddHostLink(link.Info{Name: p.Name, Kind: "vlan", Alias: alias, Up: true, VID: p.VID, ParentIndex: lower.Index})
+	return nil
+}
+
+func (h *host) CreateHostOnly(_ context.Context, name, alias string) (string, error) {
+	h.k().AddHostLink(link.Info{Name: name, Kind: "dummy", Alias: alias, Up: true})
+	return "dummy", nil
+}
+
+func (h *host) Delete(name string) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.host[name]; !ok {
+		return nil
+	}
+	delete(k.host, name)
+	k.deleted = append(k.deleted, name)
+	return nil
+}
+
+func (h *host) DeleteTemp(path string) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		n.links = slices.DeleteFunc(n.links, func(l link.Info) bool { return strings.HasPrefix(l.Name, "mvt") })
+	}
+	return nil
+}
+
+func (h *host) DeleteByAlias(alias string) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for name, l := range k.host {
+		if l.Alias == alias {
+			delete(k.host, name)
+			k.deleted = append(k.deleted, name)
+		}
+	}
+	return nil
+}
+
+func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := k.nets[s.NetnsPath]
+	if n == nil {
+		return notFound("netns " + s.NetnsPath)
+	}
+	if _, ok := k.host[s.Parent]; !ok {
+		return notFound("parent " + s.Parent)
+	}
+	for _, l := range n.links {
+		if l.Name == s.IfName {
+			return fmt.Errorf("link %s in %s: %w", s.IfName, s.NetnsPath, link.ErrExists)
+		}
+	}
+	l := link.Info{Name: s.IfName, Kind: "macvlan", Alias: s.Alias, Index: k.index(), Up: true, MAC: s.MAC}
+	n.links = append(n.links, l)
+	n.addrs[l.Index] = slices.Clone(s.Addrs)
+	return nil
+}
+
+func (h *host) DetachEndpoint(_ context.Context, path, ifName string) error {
+	h.k().RemoveNetnsLink(path, ifName)
+	return nil
+}
+
+// SilenceEndpoint sets the endpoint's link down.
+func (h *host) SilenceEndpoint(_ context.Context, path, ifName string) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		for i := range n.links {
+			if n.links[i].Name == ifName {
+				n.links[i].Up = false
+				return nil
+			}
+		}
+	}
+	return notFound("link " + ifName + " in " + path)
+}
+
+func (h *host) CreateHandoff(_ context.Context, s link.HandoffSpec) (string, error) {
+	k := h.k()
+	if _, ok := k.HostLink(s.Parent); !ok {
+		return "", notFound("parent " + s.Parent)
+	}
+	l := k.AddHostLink(link.Info{Name: fmt.Sprintf("%s%d", link.TempPrefix, k.next+1), Kind: "macvlan", Alias: s.Alias, MAC: s.MAC})
+	return l.Name, nil
+}
+
+func (h *host) WatchLinks(ctx context.Context, _ func(link.LinkEvent)) error {
+	<-ctx.Done()
+	return nil
+}
+
+func (h *host) Close() error { return nil }
+
+// namespaces is the Kernel as engine.Namespaces.
+type namespaces Kernel
+
+func (s *namespaces) Check(path string) (uint64, error) {
+	k := (*Kernel)(s)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		return n.ino, nil
+	}
+	return 0, &os.PathError{Op: "open", Path: path, Err: os.ErrNotExist}
+}
+
+func (s *namespaces) Links(path string) ([]link.Info, error) {
+	k := (*Kernel)(s)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		return slices.Clone(n.links), nil
+	}
+	return nil, notFound("netns " + path)
+}
+
+func (s *namespaces) Addrs(path string, ifindex int) ([]netip.Prefix, error) {
+	k := (*Kernel)(s)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		return slices.Clone(n.addrs[ifindex]), nil
+	}
+	return nil, notFound("netns " + path)
+}
+
+func (s *namespaces) Mark(path string) (string, error) {
+	k := (*Kernel)(s)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		return n.mark, nil
+	}
+	return "", notFound("netns " + path)
+}
+
+func (s *namespaces) Create(name, mark string) (string, error) {
+	k := (*Kernel)(s)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	path := link.NetnsPath(name)
+	if k.nets[path] != nil {
+		return "", fmt.Errorf("netns %s: %w", name, link.ErrExists)
+	}
+	k.addNetns(path, mark)
+	return path, nil
+}
+
+func (s *namespaces) Delete(name string) error {
+	(*Kernel)(s).RemoveNetns(link.NetnsPath(name))
+	return nil
+}
+
+func (s *namespaces) Cookie(path string) (uint64, error) {
+	k := (*Kernel)(s)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		return n.cookie, nil
+	}
+	return 0, notFound("netns " + path)
+}
+
+// datapath is the Kernel as engine.Datapath: the endpoint table is kept,
+// the rest accepted.
+type datapath Kernel
+
+func (d *datapath) SetParent(int, uint32, uint16) error                            { return nil }
+func (d *datapath) AttachParent(context.Context, string, int, loader.Mode) error   { return nil }
+func (d *datapath) DetachParent(context.Context, string, int) error                { return nil }
+func (d *datapath) ForgetLink(int) error                                           { return nil }
+func (d *datapath) DeleteParent(int) error                                         { return nil }
+func (d *datapath) ForgetNetwork(uint32) error                                     { return nil }
+func (d *datapath) AttachEndpoint(context.Context, string, int, loader.Mode) error { return nil }
+func (d *datapath) DetachEndpoint(context.Context, string, int) error              { return nil }
+func (d *datapath) PruneOrphans() error                                            { return nil }
+func (d *datapath) Parents() ([]loader.Parent, error)                              { return nil, nil }
+func (d *datapath) PruneLinks() (int, error)                                       { return 0, nil }
+func (d *datapath) Counters() (loader.Snapshot, error)                             { return loader.Snapshot{}, nil }
+func (d *datapath) Attachments() []loader.Attachment                               { return nil }
+func (d *datapath) Missing(string, int, loader.Mode) ([]loader.Hook, error)        { return nil, nil }
+func (d *datapath) Close() error                                                   { return nil }
+
+func (d *datapath) SetEndpoint(ep loader.Endpoint) error {
+	k := (*Kernel)(d)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.table[[2]uint64{ep.NetnsCookie, uint64(ep.Ifindex)}] = ep
+	return nil
+}
+
+func (d *datapath) DeleteEndpoint(cookie uint64, ifindex int) error {
+	k := (*Kernel)(d)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.table, [2]uint64{cookie, uint64(ifindex)})
+	return nil
+}
+
+func (d *datapath) Endpoints() ([]loader.Endpoint, error) {
+	k := (*Kernel)(d)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]loader.Endpoint, 0, len(k.table))
+	for _, ep := range k.table {
+		out = append(out, ep)
+	}
+	return out, nil
+}

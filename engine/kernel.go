@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
+)
+
+// The kernel as the engine uses it. The real ones are *link.Host,
+// *loader.Datapath and the link and loader functions on namespaces by
+// path (kernelNamespaces); interfaces, so that the engine's decisions are
+// tested without root against package enginetest's in-memory kernel, in
+// addition to the privileged end-to-end tests.
+
+// Host is the managed (host) namespace's links: *link.Host.
+type Host interface {
+	Link(name string) (link.Info, error)
+	Links() ([]link.Info, error)
+	CreateVLAN(ctx context.Context, p link.Parent, alias string) error
+	CreateHostOnly(ctx context.Context, name, alias string) (kind string, err error)
+	Delete(name string) error
+	DeleteTemp(netnsPath string) error
+	DeleteByAlias(alias string) error
+	AttachEndpoint(ctx context.Context, s link.EndpointSpec) error
+	DetachEndpoint(ctx context.Context, netnsPath, ifName string) error
+	SilenceEndpoint(ctx context.Context, netnsPath, ifName string) error
+	CreateHandoff(ctx context.Context, s link.HandoffSpec) (name string, err error)
+	WatchLinks(ctx context.Context, fn func(link.LinkEvent)) error
+	Close() error
+}
+
+// Datapath is the BPF side: *loader.Datapath.
+type Datapath interface {
+	SetParent(ifindex int, networkID uint32, vid uint16) error
+	AttachParent(ctx context.Context, netnsPath string, ifindex int, mode loader.Mode) error
+	DetachParent(ctx context.Context, netnsPath string, ifindex int) error
+	ForgetLink(ifindex int) error
+	DeleteParent(ifindex int) error
+	ForgetNetwork(networkID uint32) error
+	SetEndpoint(ep loader.Endpoint) error
+	AttachEndpoint(ctx context.Context, netnsPath string, ifindex int, mode loader.Mode) error
+	DetachEndpoint(ctx context.Context, netnsPath string, ifindex int) error
+	DeleteEndpoint(netnsCookie uint64, ifindex int) error
+	Endpoints() ([]loader.Endpoint, error)
+	PruneOrphans() error
+	Parents() ([]loader.Parent, error)
+	PruneLinks() (int, error)
+	Counters() (loader.Snapshot, error)
+	Attachments() []loader.Attachment
+	Missing(netnsPath string, ifindex int, mode loader.Mode) ([]loader.Hook, error)
+	Close() error
+}
+
+// Namespaces are network namespaces reached by path (containers').
+type Namespaces interface {
+	// Check returns the inode of the network namespace at path
+	// (link.CheckNetns: never blocks on what the path names instead).
+	Check(path string) (uint64, error)
+	// Links lists the links in it (link.EndpointLinks).
+	Links(path string) ([]link.Info, error)
+	// Addrs lists the addresses of link ifindex in it (link.Addrs).
+	Addrs(path string, ifindex int) ([]netip.Prefix, error)
+	// Mark returns the mark of a namespace mvlan made (link.NetnsMark).
+	Mark(path string) (string, error)
+	// Create makes /run/netns/NAME with mark (link.CreateNetns).
+	Create(name, mark string) (string, error)
+	// Delete removes /run/netns/NAME (link.DeleteNetns).
+	Delete(name string) error
+	// Cookie returns its netns cookie (loader.NetnsCookie).
+	Cookie(path string) (uint64, error)
+}
+
+// kernelNamespaces are the real namespaces.
+type kernelNamespaces struct{}
+
+func (kernelNamespaces) Check(path string) (uint64, error)      { return link.CheckNetns(path) }
+func (kernelNamespaces) Links(path string) ([]link.Info, error) { return link.EndpointLinks(path) }
+func (kernelNamespaces) Mark(path string) (string, error)       { return link.NetnsMark(path) }
+func (kernelNamespaces) Create(name, mark string) (string, error) {
+	return link.CreateNetns(name, mark)
+}
+func (kernelNamespaces) Delete(name string) error           { return link.DeleteNetns(name) }
+func (kernelNamespaces) Cookie(path string) (uint64, error) { return loader.NetnsCookie(path) }
+func (kernelNamespaces) Addrs(path string, ifindex int) ([]netip.Prefix, error) {
+	return link.Addrs(path, ifindex)
+}
+
+// Kernel is what New runs an engine on.
+type Kernel struct {
+	Host     Host
+	Datapath Datapath
+	Netns    Namespaces
+	Modes    loader.Modes // the attach mode per kind of link
+	HostIno  uint64       // the managed namespace's inode
+}
