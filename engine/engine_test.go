@@ -5,8 +5,10 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
@@ -281,6 +283,76 @@ func TestCheckHeldAddresses(t *testing.T) {
 	eps, _ := r.e.Endpoints()
 	if ok, _ := r.e.Release(n.ID, eps[0].Addrs[0].Addr()); ok {
 		t.Fatal("released an endpoint's address")
+	}
+	r.noDrift()
+}
+
+// TestAttachesDoNotWait: while one endpoint's kernel work takes long,
+// another endpoint is attached, and ps, network ls and the metrics'
+// usage answer at once (the old agent-wide lock made all of them wait).
+func TestAttachesDoNotWait(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	gate := r.k.Gate(link.NetnsPath("slow"))
+	slow := make(chan error, 1)
+	go func() {
+		_, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub", Name: "slow"})
+		slow <- err
+	}()
+	<-gate.Entered
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.run("fast", "pub")
+		if _, err := r.e.Usage(); err != nil {
+			t.Error(err)
+		}
+		if _, err := r.e.Networks(); err != nil {
+			t.Error(err)
+		}
+		if got := r.endpoints(); got["slow"] != "creating" || got["fast"] != "ready" {
+			t.Errorf("ps during a slow attach: %v", got)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("requests waited for another endpoint's kernel work")
+	}
+	gate.Open()
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	if got := r.endpoints(); got["slow"] != "ready" {
+		t.Fatalf("slow endpoint: %v", got)
+	}
+	r.noDrift()
+}
+
+// TestConcurrentAttaches: 50 endpoints attached at once get distinct
+// addresses and MACs.
+func TestConcurrentAttaches(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	errs := make(chan error, 50)
+	for i := range 50 {
+		go func() {
+			_, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub", Name: "c" + strconv.Itoa(i)})
+			errs <- err
+		}()
+	}
+	for range 50 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	eps, _ := r.e.Endpoints()
+	addrs, macs := map[netip.Prefix]bool{}, map[string]bool{}
+	for _, e := range eps {
+		addrs[e.Addrs[0]], macs[e.MAC] = true, true
+	}
+	if len(eps) != 50 || len(addrs) != 50 || len(macs) != 50 {
+		t.Fatalf("%d endpoints, %d addresses, %d MACs; want 50 of each", len(eps), len(addrs), len(macs))
 	}
 	r.noDrift()
 }

@@ -33,6 +33,27 @@ type Kernel struct {
 	next    int                  // ifindexes and inodes
 	deleted []string             // host links deleted, in order
 	table   map[[2]uint64]loader.Endpoint
+	gates   map[string]*Gate // AttachEndpoint into these namespaces waits
+}
+
+// Gate holds AttachEndpoint into one namespace until Open is called.
+type Gate struct {
+	// Entered is closed when an AttachEndpoint reached the gate.
+	Entered chan struct{}
+	open    chan struct{}
+}
+
+// Open lets the held AttachEndpoint go on.
+func (g *Gate) Open() { close(g.open) }
+
+// Gate makes the next AttachEndpoint into the namespace at path wait at
+// the returned gate (kernel work that takes long).
+func (k *Kernel) Gate(path string) *Gate {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	g := &Gate{Entered: make(chan struct{}), open: make(chan struct{})}
+	k.gates[path] = g
+	return g
 }
 
 type netns struct {
@@ -45,7 +66,8 @@ type netns struct {
 // New returns a kernel whose host namespace has the given links (up,
 // kind "device", no alias).
 func New(hostLinks ...string) *Kernel {
-	k := &Kernel{host: map[string]link.Info{}, nets: map[string]*netns{}, next: 100, table: map[[2]uint64]loader.Endpoint{}}
+	k := &Kernel{host: map[string]link.Info{}, nets: map[string]*netns{}, next: 100,
+		table: map[[2]uint64]loader.Endpoint{}, gates: map[string]*Gate{}}
 	k.nets[HostPath] = &netns{ino: 1, cookie: 1, addrs: map[int][]netip.Prefix{}}
 	for _, name := range hostLinks {
 		k.AddHostLink(link.Info{Name: name, Kind: "device", Up: true})
@@ -253,6 +275,14 @@ func (h *host) DeleteByAlias(alias string) error {
 
 func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
 	k := h.k()
+	k.mu.Lock()
+	g := k.gates[s.NetnsPath]
+	delete(k.gates, s.NetnsPath)
+	k.mu.Unlock()
+	if g != nil {
+		close(g.Entered)
+		<-g.open
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	n := k.nets[s.NetnsPath]
