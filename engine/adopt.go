@@ -35,7 +35,7 @@ func (a *Engine) completeIn(n *network, e endpoint) (kernelEndpoint, bool) {
 	}
 	whole := k.link.Up && k.link.Name == e.IfName && slices.Equal(k.link.MAC, e.MAC) && samePrefixes(k.addrs, e.Addrs)
 	for _, gw := range a.endpointSpec(n, e).Gateways {
-		has, err := link.HasDefaultRoute(e.Netns, gw)
+		has, err := a.ns.DefaultRoute(e.Netns, gw)
 		whole = whole && err == nil && has
 	}
 	return k, whole

@@ -62,6 +62,9 @@ type Namespaces interface {
 	Links(path string) ([]link.Info, error)
 	// Addrs lists the addresses of link ifindex in it (link.Addrs).
 	Addrs(path string, ifindex int) ([]netip.Prefix, error)
+	// DefaultRoute reports whether it routes by default via gw
+	// (link.HasDefaultRoute).
+	DefaultRoute(path string, gw netip.Addr) (bool, error)
 	// Mark returns the mark of a namespace mvlan made (link.NetnsMark).
 	Mark(path string) (string, error)
 	// Create makes /run/netns/NAME with mark (link.CreateNetns).
@@ -83,6 +86,9 @@ func (kernelNamespaces) Create(name, mark string) (string, error) {
 }
 func (kernelNamespaces) Delete(name string) error           { return link.DeleteNetns(name) }
 func (kernelNamespaces) Cookie(path string) (uint64, error) { return loader.NetnsCookie(path) }
+func (kernelNamespaces) DefaultRoute(path string, gw netip.Addr) (bool, error) {
+	return link.HasDefaultRoute(path, gw)
+}
 func (kernelNamespaces) Addrs(path string, ifindex int) ([]netip.Prefix, error) {
 	return link.Addrs(path, ifindex)
 }

@@ -61,6 +61,7 @@ type netns struct {
 	mark        string
 	links       []link.Info
 	addrs       map[int][]netip.Prefix
+	gateways    []netip.Addr // default routes
 }
 
 // New returns a kernel whose host namespace has the given links (up,
@@ -161,6 +162,7 @@ func (k *Kernel) RemoveNetnsLink(path, name string) {
 	defer k.mu.Unlock()
 	if n := k.nets[path]; n != nil {
 		n.links = slices.DeleteFunc(n.links, func(l link.Info) bool { return l.Name == name })
+		n.gateways = nil // the routes went with the link (one link per namespace here)
 	}
 }
 
@@ -300,6 +302,7 @@ func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
 	l := link.Info{Name: s.IfName, Kind: "macvlan", Alias: s.Alias, Index: k.index(), Up: true, MAC: s.MAC}
 	n.links = append(n.links, l)
 	n.addrs[l.Index] = slices.Clone(s.Addrs)
+	n.gateways = append(n.gateways, s.Gateways...)
 	return nil
 }
 
@@ -371,6 +374,16 @@ func (s *namespaces) Addrs(path string, ifindex int) ([]netip.Prefix, error) {
 		return slices.Clone(n.addrs[ifindex]), nil
 	}
 	return nil, notFound("netns " + path)
+}
+
+func (s *namespaces) DefaultRoute(path string, gw netip.Addr) (bool, error) {
+	k := (*Kernel)(s)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		return slices.Contains(n.gateways, gw), nil
+	}
+	return false, notFound("netns " + path)
 }
 
 func (s *namespaces) Mark(path string) (string, error) {
