@@ -57,6 +57,7 @@ func TestDocker(t *testing.T) {
 		{"HostOnlyInternal", x.testHostOnlyInternal},
 		{"DockerIPAM", x.testDockerIPAM},
 		{"BadInput", x.testBadInput},
+		{"FormatShape", x.testFormatShape},
 		{"Restarts", x.testRestarts},
 	} {
 		t0 := time.Now()

@@ -257,6 +257,16 @@ func toDocker(n api.Network) dockerNetwork {
 	return d
 }
 
+// IPv4, IPv6 and CreatedAt are the fields of docker network ls's
+// templates that docker network inspect names otherwise.
+func (n dockerNetwork) IPv4() bool { return n.EnableIPv4 }
+
+// IPv6 is EnableIPv6, under docker network ls's name.
+func (n dockerNetwork) IPv6() bool { return n.EnableIPv6 }
+
+// CreatedAt is Created as docker network ls prints it.
+func (n dockerNetwork) CreatedAt() string { return n.Created.Format("2006-01-02 15:04:05.999999999 -0700 MST") }
+
 func toDockers(ns []api.Network) []dockerNetwork {
 	out := make([]dockerNetwork, 0, len(ns))
 	for _, n := range ns {
