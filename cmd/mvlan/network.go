@@ -265,7 +265,9 @@ func (n dockerNetwork) IPv4() bool { return n.EnableIPv4 }
 func (n dockerNetwork) IPv6() bool { return n.EnableIPv6 }
 
 // CreatedAt is Created as docker network ls prints it.
-func (n dockerNetwork) CreatedAt() string { return n.Created.Format("2006-01-02 15:04:05.999999999 -0700 MST") }
+func (n dockerNetwork) CreatedAt() string {
+	return n.Created.Format("2006-01-02 15:04:05.999999999 -0700 MST")
+}
 
 func toDockers(ns []api.Network) []dockerNetwork {
 	out := make([]dockerNetwork, 0, len(ns))
