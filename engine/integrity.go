@@ -65,14 +65,14 @@ func openState(cfg Config) (*store.Store, error) {
 	if id != "" { // else no agent ever wrote this state: no link can be its
 		marked = markedLinks(cfg.HostNetns, id)
 	}
-	switch {
-	case cfg.Recover && snapErr == nil:
+	switch decideStart(ce.Problem, snapErr, len(marked), cfg.Recover) {
+	case restoreSnapshot:
 		aside, err := store.RestoreSnapshot(cfg.StateDir)
 		if err != nil {
 			return nil, fmt.Errorf("restore the snapshot: %w", err)
 		}
 		cfg.Log.Warn("state restored from the last good snapshot", "bad_file", aside, "problem", ce.Problem, "agent", id)
-	case cfg.Recover || (ce.Problem == store.Empty && errors.Is(snapErr, os.ErrNotExist) && len(marked) == 0):
+	case startEmpty:
 		aside, err := store.MoveAside(cfg.StateDir)
 		if err != nil {
 			return nil, err
@@ -82,6 +82,28 @@ func openState(cfg Config) (*store.Store, error) {
 		return nil, &RecoveryNeededError{Corrupt: ce, AgentID: id, Snapshot: snapErr, Marked: marked}
 	}
 	return store.OpenWith(cfg.StateDir, opts)
+}
+
+// startAction is what openState does with a corrupt state file.
+type startAction uint8
+
+const (
+	refuse          startAction = iota // *RecoveryNeededError
+	restoreSnapshot                    // the snapshot replaces the file
+	startEmpty                         // the file is moved aside; a new state
+)
+
+// decideStart: --recover restores a usable snapshot, or without one starts
+// empty; without --recover only an empty file with no snapshot and no
+// marked link (nothing to lose) starts empty, everything else is refused.
+func decideStart(problem store.Problem, snapErr error, marked int, recover bool) startAction {
+	switch {
+	case recover && snapErr == nil:
+		return restoreSnapshot
+	case recover || (problem == store.Empty && errors.Is(snapErr, os.ErrNotExist) && marked == 0):
+		return startEmpty
+	}
+	return refuse
 }
 
 // markedLinks lists the links marked as agent id's ("mvlan/ID/...") in
