@@ -122,3 +122,23 @@ func TestPreCreatedLinkKept(t *testing.T) {
 		t.Fatal("network rm deleted the operator's link foo")
 	}
 }
+
+// TestPointToPoint: a /31 is a point-to-point network (README): the
+// gateway takes the first address and one container the second; a second
+// container finds no address, and the wire answers the container.
+func TestPointToPoint(t *testing.T) {
+	e := newEnv(t)
+	e.a.ok("network", "create", "--subnet=172.30.50.0/31", "-o", "parent=eth0", "p2p")
+	e.in(e.sb.WirePath, "ip", "addr", "add", "172.30.50.0/31", "dev", "wire0")
+	c1 := e.name("1")
+	e.runD(c1, "p2p")
+	mustContain(t, "eth0 of "+c1, e.in(c1, "ip", "-o", "addr", "show", "dev", "eth0"), "172.30.50.1/31")
+	mustContain(t, "routes of "+c1, e.in(c1, "ip", "route"), "default via 172.30.50.0")
+	e.in(c1, "ping", "-c", "1", "-W", "2", "172.30.50.0")
+	_, errs, code := e.a.mv("run", "-d", "--name", e.name("2"), "--net", "p2p")
+	if code != 1 || !strings.Contains(errs, "172.30.50.0/31") {
+		t.Errorf("a second container on a /31: exit %d, stderr %q; want 1 and the subnet named", code, errs)
+	}
+	e.a.ok("rm", "-f", c1)
+	e.a.ok("network", "rm", "p2p")
+}
