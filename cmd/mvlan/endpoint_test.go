@@ -314,6 +314,29 @@ func TestEndpointNetworkRmInUse(t *testing.T) {
 	e.wantPingOK("ping after refused network rm", out, code)
 }
 
+// netnsProcess starts `sleep 60` in a network namespace of its own (a
+// "real container", killed when t ends) and returns it and the path of
+// its namespace, /proc/PID/ns/net.
+func netnsProcess(t *testing.T) (*exec.Cmd, string) {
+	t.Helper()
+	proc := exec.Command("unshare", "--net", "sleep", "60")
+	if err := proc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proc.Process.Kill(); _ = proc.Wait() })
+	nsp := fmt.Sprintf("/proc/%d/ns/net", proc.Process.Pid)
+	for deadline := time.Now().Add(2 * time.Second); ; { // until unshare has exec'd in its own namespace
+		self, _ := os.Readlink("/proc/self/ns/net")
+		if l, _ := os.Readlink(nsp); l != "" && l != self {
+			return proc, nsp
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("unshare --net did not make a namespace")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestEndpointNetnsGone: an endpoint whose namespace disappears is released
 // within ~2 s while the agent runs, and on its next start otherwise; its
 // address can be requested again. Covers mvlan's own namespaces and
@@ -351,22 +374,7 @@ func TestEndpointNetnsGone(t *testing.T) {
 
 	// A "real container": a process in a namespace of its own, connected by
 	// /proc/PID/ns/net; it dies, and the endpoint goes with it.
-	proc := exec.Command("unshare", "--net", "sleep", "60")
-	if err := proc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proc.Process.Kill(); _ = proc.Wait() })
-	nsp := fmt.Sprintf("/proc/%d/ns/net", proc.Process.Pid)
-	for deadline := time.Now().Add(2 * time.Second); ; { // until unshare has exec'd in its own namespace
-		self, _ := os.Readlink("/proc/self/ns/net")
-		if l, _ := os.Readlink(nsp); l != "" && l != self {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("unshare --net did not make a namespace")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	proc, nsp := netnsProcess(t)
 	e.a.ok("connect", "--ip=172.16.86.40", "pub_net", nsp)
 	pidName := fmt.Sprintf("pid-%d", proc.Process.Pid)
 	if _, ok := e.endpoint(pidName); !ok {

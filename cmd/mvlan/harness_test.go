@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,6 +53,7 @@ type agentProc struct {
 	socket string
 	env    []string
 	flags  []string // extra agent flags; they come last, so they override
+	wrap   []string // a command the agent runs under (e.g. setpriv ...), exec'ing the rest
 	cmd    *exec.Cmd
 	log    *bytes.Buffer
 	done   chan error
@@ -72,9 +74,9 @@ func newAgent(t testing.TB, sb *nstest.Sandbox) *agentProc {
 // command is the agent's command line in the sandbox, logging to a.log.
 func (a *agentProc) command(extraEnv ...string) *exec.Cmd {
 	a.log = &bytes.Buffer{}
-	cmd := exec.Command("nsenter", "--net="+a.sb.Path, "--", mvlanBin, "--socket", a.socket, "agent",
+	argv := append(slices.Clone(a.wrap), "nsenter", "--net="+a.sb.Path, "--", mvlanBin, "--socket", a.socket, "agent",
 		"--state-dir", a.stateDir(), "--metrics-addr", "", "--bpffs", filepath.Join(a.dir, "bpf"))
-	cmd.Args = append(cmd.Args, a.flags...)
+	cmd := exec.Command(argv[0], append(argv[1:], a.flags...)...)
 	cmd.Env = append(append(os.Environ(), a.env...), extraEnv...)
 	cmd.Stdout, cmd.Stderr = a.log, a.log
 	return cmd
