@@ -58,12 +58,6 @@ func (r *rig) stop() {
 	}
 }
 
-func (r *rig) restart() {
-	r.t.Helper()
-	r.stop()
-	r.start()
-}
-
 func (r *rig) network(name string, args ...string) api.Network {
 	r.t.Helper()
 	req := api.NetworkCreate{Name: name}
