@@ -82,7 +82,12 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 	if o := n.byName[e.Name]; o != nil {
 		return nil, conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.Name))
 	}
+	// A namespace mvlan makes is new and a random MAC does not clash
+	// (see endpointMAC): only connect and --mac look at the others.
 	for _, o := range n.eps {
+		if e.OwnsNetns && req.MAC == "" {
+			break
+		}
 		if !e.OwnsNetns && o.ep.NetnsInode == e.NetnsInode {
 			return nil, conflict(fmt.Errorf("namespace %s is already on network %s (endpoint %s)", e.Netns, n.Name, o.ep.Name))
 		}
