@@ -42,7 +42,10 @@ type Config struct {
 	// Recover rebuilds a corrupt state from its last good snapshot and the
 	// kernel's marked endpoint links (mvlan agent --recover).
 	Recover bool
-	Log     *slog.Logger
+	// TamperCheck is how often endpoints are checked for tampering and
+	// repaired (engine.DefaultTamperCheck; 0: never).
+	TamperCheck time.Duration
+	Log         *slog.Logger
 }
 
 // Agent is a running mvlan daemon: the engine and its front ends.
@@ -70,7 +73,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Log, met: newMetrics()}
 	var err error
 	a.eng, err = engine.Open(engine.Config{StateDir: cfg.StateDir, BPFFS: cfg.BPFFS,
-		AttachMode: cfg.AttachMode, HostNetns: cfg.HostNetns, Recover: cfg.Recover, Log: cfg.Log})
+		AttachMode: cfg.AttachMode, HostNetns: cfg.HostNetns, Recover: cfg.Recover, TamperCheck: cfg.TamperCheck, Log: cfg.Log})
 	if err != nil {
 		return nil, err
 	}

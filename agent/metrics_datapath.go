@@ -24,6 +24,8 @@ type datapathText struct {
 	east    [2]*family
 	drops   *family
 	mapFull *family
+	tamper  *family
+	repair  *family
 	mal     *family
 	attach  *family
 	scrape  *family
@@ -60,6 +62,10 @@ func newDatapathText() *datapathText {
 		drops: c("mvlan_policy_drops_total",
 			"Frames dropped by the datapath's policy, by network and reason (mac_spoof, ip_spoof, arp_spoof, nd_spoof, cross_network, ra_guard, dhcp_guard, unparsable, unknown_source).",
 			"network", "reason"),
+		tamper: c("mvlan_datapath_tamper_total",
+			"What the agent found done to endpoints' programs and links since it started: detached, foreign_first (another program runs first), nested_link (a link of the container's own on the parent).", "reason"),
+		repair: c("mvlan_datapath_reattach_total",
+			"Tampers the agent repaired since it started (programs re-attached first, nested links deleted), by reason.", "reason"),
 		mapFull: c("mvlan_datapath_map_full_total",
 			"Inserts into a BPF map refused because it was full: a lost count (counter maps) or a refused entry (tables).", "map"),
 		mal: c("mvlan_malformed_packets_total", "Truncated or unparsable frames seen by a program (passed, not dropped).", "program"),
@@ -69,7 +75,7 @@ func newDatapathText() *datapathText {
 		scrape: newFamily("gauge", "mvlan_datapath_scrape_error", "1 if the last read of the datapath counters failed (see the agent log), else 0."),
 	}
 	d.all = slices.Concat(d.vlan[:], d.net[:], []*family{d.flood}, d.hairpin[:], d.east[:],
-		[]*family{d.drops, d.mapFull, d.mal, d.attach, d.scrape})
+		[]*family{d.drops, d.mapFull, d.tamper, d.repair, d.mal, d.attach, d.scrape})
 	return d
 }
 
@@ -129,6 +135,12 @@ func (d *datapathText) collect(s api.Stats) {
 	}
 	for _, prog := range sortedKeys(s.Malformed) {
 		d.mal.add(s.Malformed[prog].Packets, labelValues{prog})
+	}
+	for _, r := range sortedKeys(s.Tamper) {
+		d.tamper.add(s.Tamper[r], labelValues{r})
+	}
+	for _, r := range sortedKeys(s.Reattach) {
+		d.repair.add(s.Reattach[r], labelValues{r})
 	}
 	for _, m := range sortedKeys(s.MapFull) {
 		d.mapFull.add(s.MapFull[m], labelValues{m})

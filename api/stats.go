@@ -20,6 +20,11 @@ type Stats struct {
 	// MapFull counts, by BPF map, inserts refused because the map was
 	// full (a lost count, or a refused table entry); every map is listed.
 	MapFull map[string]uint64 `json:"map_full"`
+	// Tamper counts, by reason, what the agent found done to endpoints'
+	// programs and links since it started (detached, foreign_first,
+	// nested_link); Reattach, by the same reasons, what it repaired.
+	Tamper   map[string]uint64 `json:"tamper"`
+	Reattach map[string]uint64 `json:"reattach"`
 }
 
 // Count is a packet and byte count.

@@ -43,6 +43,9 @@ func (a *Engine) Check(ctx context.Context) ([]string, error) {
 	}
 	drift = append(drift, a.checkHostLinks(nets, links)...)
 	drift = append(drift, a.quarantineDrift()...)
+	for name, what := range a.tamper.findings() {
+		drift = append(drift, fmt.Sprintf("endpoint %s was tampered with: %s", name, what))
+	}
 	slices.Sort(drift)
 	return drift, ctx.Err()
 }

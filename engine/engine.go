@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/link"
@@ -33,18 +34,23 @@ type Config struct {
 	// Recover rebuilds a corrupt state from its last good snapshot and
 	// the endpoints the kernel holds (see openState, recoverEndpoints).
 	Recover bool
-	Log     *slog.Logger
+	// TamperCheck is how often every endpoint's hooks and links are
+	// inspected and repaired (tamper.go); 0 turns the check off
+	// (mvlan agent's default is DefaultTamperCheck).
+	TamperCheck time.Duration
+	Log         *slog.Logger
 }
 
 // Engine is the state of one agent's networks and endpoints.
 type Engine struct {
-	cfg   Config
-	log   *slog.Logger
-	store *store.Store
-	host  Host
-	dp    Datapath
-	ns    Namespaces
-	modes loader.Modes // per kind of link: see loader.ResolveModes
+	cfg    Config
+	log    *slog.Logger
+	store  *store.Store
+	host   Host
+	dp     Datapath
+	ns     Namespaces
+	modes  loader.Modes // per kind of link: see loader.ResolveModes
+	tamper tamperCounts
 
 	hostIno uint64   // inode of the managed namespace, never a container's
 	pinLock *os.File // the lock on cfg.BPFFS (loader.LockPinDir)
@@ -139,14 +145,23 @@ func (a *Engine) Close() error {
 func (a *Engine) AgentID() string { return a.store.AgentID() }
 
 // Watch runs the engine's background work until ctx is done: the sweep of
-// vanished namespaces and the reaction to link events on the parents. It
-// returns once all of it has stopped, so that Close may follow.
+// vanished namespaces, the reaction to link events on the parents and the
+// tamper check. It returns once all of it has stopped, so that Close may
+// follow.
 func (a *Engine) Watch(ctx context.Context) {
 	links := make(chan struct{})
 	go func() {
 		defer close(links)
 		a.watchLinks(ctx)
 	}()
+	guard := make(chan struct{})
+	go func() {
+		defer close(guard)
+		if a.cfg.TamperCheck > 0 {
+			a.guard(ctx, a.cfg.TamperCheck)
+		}
+	}()
 	a.watch(ctx)
 	<-links
+	<-guard
 }

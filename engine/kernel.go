@@ -50,6 +50,8 @@ type Datapath interface {
 	Counters() (loader.Snapshot, error)
 	Attachments() []loader.Attachment
 	Missing(netnsPath string, ifindex int, mode loader.Mode) ([]loader.Hook, error)
+	InspectEndpoint(ctx context.Context, netnsPath string, ifindex int) ([]loader.Finding, error)
+	RepairEndpoint(ctx context.Context, netnsPath string, ifindex int, findings []loader.Finding) error
 	Close() error
 }
 

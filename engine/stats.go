@@ -43,6 +43,7 @@ func (a *Engine) Stats() (api.Stats, error) {
 		Malformed: map[string]api.Count{},
 		MapFull:   snap.MapFull,
 	}
+	s.Tamper, s.Reattach = a.tamper.snapshot()
 	for _, p := range programs {
 		s.Malformed[p] = apiCount(snap.Malformed[p])
 	}

@@ -26,7 +26,8 @@ func tcxAttachType(hook Hook) ebpf.AttachType {
 }
 
 // attachTCX updates our pinned link in place if it is still attached to the
-// link, else attaches a new link in the target netns and pins it.
+// link, else attaches a new link in the target netns, before every other
+// program on the hook, and pins it.
 func (d *Datapath) attachTCX(t target, hook Hook, prog *ebpf.Program) error {
 	pin := d.linkPin(t, hook)
 	updated, err := updatePinnedLink(pin, t.ifindex, prog)
@@ -39,7 +40,7 @@ func (d *Datapath) attachTCX(t target, hook Hook, prog *ebpf.Program) error {
 	var l link.Link
 	err = nsthread.DoPath(t.netns, func() error {
 		var err error
-		l, err = link.AttachTCX(link.TCXOptions{Interface: t.ifindex, Program: prog, Attach: tcxAttachType(hook)})
+		l, err = link.AttachTCX(link.TCXOptions{Interface: t.ifindex, Program: prog, Attach: tcxAttachType(hook), Anchor: link.Head()})
 		return err
 	})
 	if err != nil {

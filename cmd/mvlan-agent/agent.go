@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mvlan/mvlan/agent"
+	"github.com/mvlan/mvlan/engine"
 	"github.com/mvlan/mvlan/version"
 )
 
@@ -23,6 +24,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "attach-mode", Value: "auto", EnvVars: []string{"MVLAN_ATTACH_MODE"}, Usage: "how BPF programs attach: auto, tcx or tc"},
 		&cli.StringFlag{Name: "plugin-socket", Value: "/run/docker/plugins/mvlan.sock", EnvVars: []string{"MVLAN_PLUGIN_SOCKET"}, Usage: "socket where Docker finds mvlan as a network and IPAM plugin (driver name: the file name without .sock; empty: off)"},
 		&cli.StringFlag{Name: "docker-host", Value: "unix:///run/docker.sock", EnvVars: []string{"MVLAN_DOCKER_HOST"}, Usage: "dockerd's Engine API (unix:///PATH), asked for the names of Docker's containers shown by mvlan ps (empty: off)"},
+		&cli.DurationFlag{Name: "tamper-check", Value: engine.DefaultTamperCheck, EnvVars: []string{"MVLAN_TAMPER_CHECK"}, Usage: "how often endpoints are checked for removed or bypassed programs and links of their own on the parent, and repaired (0: never)"},
 		&cli.BoolFlag{Name: "recover", Usage: "rebuild a corrupt state file from its last good snapshot (mvlan.db.snap) and the endpoint links the kernel holds; the bad file is kept aside"},
 		&cli.StringFlag{Name: "socket-group", Value: agent.DefaultSocketGroup, EnvVars: []string{"MVLAN_SOCKET_GROUP"}, Usage: "members of this group may use the API socket (0660) when the group exists; else, or empty: root only (0600)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MVLAN_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
@@ -54,6 +56,7 @@ func runAgent(c *cli.Context) error {
 		PluginSocket: c.String("plugin-socket"),
 		DockerHost:   c.String("docker-host"),
 		Recover:      c.Bool("recover"),
+		TamperCheck:  c.Duration("tamper-check"),
 		Log:          log,
 	})
 	if err != nil {

@@ -6,8 +6,10 @@ package main
 // the wire.
 
 import (
+	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -33,7 +36,7 @@ func TestTamperSender(t *testing.T) {
 	for _, m := range dpModes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			e, c1, c2, g := tamperEnv(t, m)
+			e, c1, c2, g := tamperEnv(t, m, false)
 			if m.endpoint == "tc" {
 				e.in(c1, "tc", "qdisc", "del", "dev", "eth0", "clsact")
 			} else {
@@ -68,7 +71,7 @@ func TestTamperNestedMacvlan(t *testing.T) {
 	for _, m := range dpModes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			e, c1, c2, g := tamperEnv(t, m)
+			e, c1, c2, g := tamperEnv(t, m, false)
 			evil := mustMAC(t, "02:00:5e:00:53:66")
 			e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "address", evil.String(), "type", "macvlan", "mode", "bridge")
 			// Quiet: no IPv6 of its own (its RS and MLD would count too).
@@ -86,9 +89,90 @@ func TestTamperNestedMacvlan(t *testing.T) {
 	}
 }
 
+// TestTamperRepair: with the agent's tamper check on (its default, every
+// 500 ms), each tamper route is detected within 1 s, counted in
+// mvlan_datapath_tamper_total{reason}, repaired where mvlan can
+// (mvlan_datapath_reattach_total{reason}) and shown by mvlan doctor:
+// clsact deleted (tc endpoints: the programs come back, a spoofed send is
+// refused again), a TCX program before mvlan's (TCX endpoints: mvlan's is
+// first again; tc endpoints: reported, not repaired, as TCX runs before
+// every tc filter) and a nested macvlan (deleted).
+func TestTamperRepair(t *testing.T) {
+	for _, m := range dpModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e, c1, _, g := tamperEnv(t, m, true)
+			// Straight to container 2 (bridge mode): only container 1's own
+			// egress program can refuse the send.
+			spoof := arpRequestTo(mustMAC(t, g.peer.MAC), g.mac, addr("172.16.86.1"), addr("172.16.86.11"))
+			if m.endpoint == "tc" {
+				e.in(c1, "tc", "qdisc", "del", "dev", "eth0", "clsact")
+				e.detected("detached", 2, true) // both hooks
+				if errs := sendEach(t, c1, "eth0", spoof, 1); !errors.Is(errs[0], unix.ENOBUFS) {
+					t.Errorf("after the repair a spoofed send returned %v; want ENOBUFS (refused by the re-attached program)", errs[0])
+				}
+			}
+			passFirst(t, c1, "eth0")
+			e.detected("foreign_first", 1, m.endpoint == "tcx")
+			if m.endpoint == "tcx" {
+				if errs := sendEach(t, c1, "eth0", spoof, 1); !errors.Is(errs[0], unix.ENOBUFS) {
+					t.Errorf("with mvlan's program first again a spoofed send returned %v; want ENOBUFS", errs[0])
+				}
+			}
+			e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "type", "macvlan", "mode", "bridge")
+			e.detected("nested_link", 1, true)
+			if out, err := nstest.RunErr(c1, "ip", "link", "show", "evil"); err == nil {
+				t.Errorf("the nested link is still there:\n%s", out)
+			}
+			if d := strings.Join(drift(t, e.a), "\n"); !strings.Contains(d, "tampered with") {
+				t.Errorf("mvlan doctor does not show the tamper:\n%s", d)
+			}
+		})
+	}
+}
+
+// detected waits at most 1 s for mvlan_datapath_tamper_total{reason} to
+// move by n (one per hook or link), and checks that it moved by exactly n
+// and mvlan_datapath_reattach_total{reason} with it when the tamper is
+// repairable.
+func (e *dpEnv) detected(reason string, n uint64, repaired bool) {
+	e.t.Helper()
+	labels := map[string]string{"reason": reason}
+	v := e.view("", "")
+	text := v.scrape()
+	before, rbefore := counter(text, "mvlan_datapath_tamper_total", labels), counter(text, "mvlan_datapath_reattach_total", labels)
+	start := time.Now()
+	for counter(text, "mvlan_datapath_tamper_total", labels) < before+n {
+		if time.Since(start) > time.Second {
+			e.t.Fatalf("%s not detected within 1 s (mvlan_datapath_tamper_total%v %d, want %d)", reason, labels,
+				counter(text, "mvlan_datapath_tamper_total", labels), before+n)
+		}
+		time.Sleep(20 * time.Millisecond)
+		text = v.scrape()
+	}
+	e.t.Logf("%s detected after %v", reason, time.Since(start).Round(10*time.Millisecond))
+	time.Sleep(600 * time.Millisecond) // one more check: a repair that did not hold would count again
+	text = v.scrape()
+	if got := counter(text, "mvlan_datapath_tamper_total", labels); got != before+n {
+		e.t.Errorf("mvlan_datapath_tamper_total%v = %d, want %d", labels, got, before+n)
+	}
+	want := rbefore
+	if repaired {
+		want += n
+	}
+	if got := counter(text, "mvlan_datapath_reattach_total", labels); got != want {
+		e.t.Errorf("mvlan_datapath_reattach_total%v = %d, want %d", labels, got, want)
+	}
+}
+
 // tamperEnv: network tm on eth0 with containers 1 (.10), 2 (.11) and 3
-// (.12); a guardEnv sending from container 1, container 2 its peer.
-func tamperEnv(t *testing.T, m dpMode) (*dpEnv, string, string, *guardEnv) {
+// (.12); a guardEnv sending from container 1, container 2 its peer. With
+// check false the agent's tamper check is off, so that a tamper stays
+// while the receiver-side checks are tested alone.
+func tamperEnv(t *testing.T, m dpMode, check bool) (*dpEnv, string, string, *guardEnv) {
+	if !check {
+		m.flags = append(slices.Clone(m.flags), "--tamper-check", "0")
+	}
 	e := newDPEnv(t, m)
 	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "-o", "parent=eth0", "tm")
 	c1, c2 := e.name("1"), e.name("2")

@@ -441,7 +441,11 @@ func (d *datapath) PruneLinks() (int, error)                                    
 func (d *datapath) Counters() (loader.Snapshot, error)                             { return loader.Snapshot{}, nil }
 func (d *datapath) Attachments() []loader.Attachment                               { return nil }
 func (d *datapath) Missing(string, int, loader.Mode) ([]loader.Hook, error)        { return nil, nil }
-func (d *datapath) Close() error                                                   { return nil }
+func (d *datapath) InspectEndpoint(context.Context, string, int) ([]loader.Finding, error) {
+	return nil, nil // nothing tampers with the in-memory kernel
+}
+func (d *datapath) RepairEndpoint(context.Context, string, int, []loader.Finding) error { return nil }
+func (d *datapath) Close() error                                                        { return nil }
 
 func (d *datapath) SetEndpoint(ep loader.Endpoint) error {
 	k := (*Kernel)(d)

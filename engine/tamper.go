@@ -1,0 +1,172 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
+)
+
+// DefaultTamperCheck is how often the engine looks at every endpoint's
+// hooks and links for what a container with CAP_NET_ADMIN may have done:
+// a detected tamper is repaired (or reported) within this time.
+const DefaultTamperCheck = 500 * time.Millisecond
+
+// TamperNestedLink: a link the container made on its endpoint's parent
+// (ip link add link eth0 type macvlan); the engine deletes it.
+const TamperNestedLink = "nested_link"
+
+// tamperCounts are the engine's tamper and repair counts by reason, since
+// the agent started. A tamper that stays (one mvlan cannot repair) counts
+// once, when it is first seen.
+type tamperCounts struct {
+	mu                 sync.Mutex
+	tampered, repaired map[string]uint64
+	recent             map[string]string // endpoint name -> last finding, for Check
+	active             map[string]bool   // endpoint/what of the last check
+}
+
+// seen records the tampers found on endpoint in one check (what -> reason)
+// and returns those that are new.
+func (c *tamperCounts) seen(endpoint string, found map[string]string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active == nil {
+		c.tampered, c.repaired = map[string]uint64{}, map[string]uint64{}
+		c.recent, c.active = map[string]string{}, map[string]bool{}
+	}
+	for k := range c.active {
+		if strings.HasPrefix(k, endpoint+"/") && found[strings.TrimPrefix(k, endpoint+"/")] == "" {
+			delete(c.active, k)
+		}
+	}
+	var fresh []string
+	for what, reason := range found {
+		if k := endpoint + "/" + what; !c.active[k] {
+			c.active[k] = true
+			c.tampered[reason]++
+			c.recent[endpoint] = what
+			fresh = append(fresh, what)
+		}
+	}
+	return fresh
+}
+
+func (c *tamperCounts) fixed(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.repaired[reason]++
+}
+
+// snapshot returns copies of the counts, every reason listed.
+func (c *tamperCounts) snapshot() (tampered, repaired map[string]uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tampered, repaired = map[string]uint64{}, map[string]uint64{}
+	for _, r := range []string{string(loader.TamperDetached), string(loader.TamperForeignFirst), TamperNestedLink} {
+		tampered[r], repaired[r] = c.tampered[r], c.repaired[r]
+	}
+	return tampered, repaired
+}
+
+func (c *tamperCounts) findings() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.recent)
+}
+
+// guard inspects every ready endpoint each interval until ctx is done.
+func (a *Engine) guard(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, n := range a.networkList() {
+				for _, e := range a.readyEndpoints(n) {
+					a.inspectEndpoint(ctx, e)
+				}
+			}
+		}
+	}
+}
+
+// readyEndpoints copies the ready endpoints of n that have programs.
+func (a *Engine) readyEndpoints(n *network) []endpoint {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []endpoint
+	for _, en := range n.eps {
+		if en.ep.State == Ready && en.ep.Ifindex != 0 {
+			out = append(out, en.ep)
+		}
+	}
+	return out
+}
+
+// inspectEndpoint finds, counts, repairs and logs what was done to e. A
+// repair that holds clears the tamper by the next check.
+func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
+	findings, err := a.dp.InspectEndpoint(ctx, e.Netns, e.Ifindex)
+	if err != nil {
+		a.log.Warn("tamper check", "endpoint", e.Name, "err", err)
+	}
+	nested := a.nestedLinks(e)
+	found := map[string]string{}
+	for _, f := range findings {
+		found[fmt.Sprintf("%s on %s %s", f.Tamper, e.IfName, f.Hook)] = string(f.Tamper)
+	}
+	for _, l := range nested {
+		found[fmt.Sprintf("%s %s on the parent", TamperNestedLink, l.Name)] = TamperNestedLink
+	}
+	fresh := a.tamper.seen(e.Name, found)
+	if len(fresh) == 0 {
+		return
+	}
+	if len(findings) > 0 {
+		err := a.dp.RepairEndpoint(ctx, e.Netns, e.Ifindex, findings)
+		for _, f := range findings {
+			if err == nil {
+				a.tamper.fixed(string(f.Tamper))
+			}
+			a.log.Warn("endpoint tampered with", "endpoint", e.Name, "hook", f.Hook, "tamper", f.Tamper, "repaired", err == nil, "err", err)
+		}
+	}
+	for _, l := range nested {
+		err := a.host.DetachEndpoint(ctx, e.Netns, l.Name)
+		if err == nil {
+			a.tamper.fixed(TamperNestedLink)
+		}
+		a.log.Warn("endpoint's namespace has a link of its own on the parent", "endpoint", e.Name, "link", l.Name, "deleted", err == nil, "err", err)
+	}
+}
+
+// nestedLinks are links in e's namespace on the same parent as e's link
+// that no mvlan agent made (a macvlan on eth0 lands on the host's parent).
+func (a *Engine) nestedLinks(e endpoint) []link.Info {
+	links, err := a.ns.Links(e.Netns)
+	if err != nil {
+		return nil
+	}
+	parent := 0
+	alias := a.alias("ep", e.ID)
+	for _, l := range links {
+		if l.Alias == alias {
+			parent = l.ParentIndex
+		}
+	}
+	var out []link.Info
+	for _, l := range links {
+		if parent != 0 && l.ParentIndex == parent && l.Kind == "macvlan" && !strings.HasPrefix(l.Alias, "mvlan/") {
+			out = append(out, l)
+		}
+	}
+	return out
+}

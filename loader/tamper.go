@@ -1,0 +1,181 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	tc "github.com/florianl/go-tc"
+	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/nsthread"
+)
+
+// Tamper is what was done to an endpoint's hooks that mvlan did not do (a
+// container that is root in its namespace can).
+type Tamper string
+
+const (
+	// TamperDetached: our program is no longer on the hook (tc qdisc del,
+	// tc filter del, the TCX link detached).
+	TamperDetached Tamper = "detached"
+	// TamperForeignFirst: another program runs before ours on the hook
+	// (a TCX program attached with BPF_F_BEFORE, a cls_bpf filter at a
+	// lower priority) and may end the hook before ours runs.
+	TamperForeignFirst Tamper = "foreign_first"
+)
+
+// Finding is one tamper on one hook.
+type Finding struct {
+	Hook   Hook
+	Tamper Tamper
+}
+
+// InspectEndpoint reports what was done to the hooks of an endpoint this
+// Datapath attached (AttachEndpoint): one finding per hook where our
+// program is missing or is not the first to run. A netns or link that is
+// gone gives no findings.
+func (d *Datapath) InspectEndpoint(ctx context.Context, netnsPath string, ifindex int) ([]Finding, error) {
+	t, err := newTarget(netnsPath, ifindex)
+	if err != nil {
+		return nil, nil // the namespace went away
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []Finding
+	for _, hook := range []Hook{Ingress, Egress} {
+		a, ok := d.attached[attachKey{t.cookie, t.ifindex, hook}]
+		if !ok || ctx.Err() != nil {
+			continue
+		}
+		var tamper Tamper
+		if a.Mode == ModeTCX {
+			tamper, err = d.inspectTCX(t, hook)
+		} else {
+			tamper, err = inspectTC(t, hook)
+		}
+		if linkGone(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("inspect %s of ifindex %d (%s): %w", hook, ifindex, nsName(netnsPath), err)
+		}
+		if tamper != "" {
+			out = append(out, Finding{hook, tamper})
+		}
+	}
+	return out, ctx.Err()
+}
+
+// inspectTCX: our pinned link must be alive on the hook, and its program
+// first in the kernel's order.
+func (d *Datapath) inspectTCX(t target, hook Hook) (Tamper, error) {
+	l, err := link.LoadPinnedLink(d.linkPin(t, hook), nil)
+	if err != nil {
+		return TamperDetached, nil
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err != nil || info.TCX() == nil || int(info.TCX().Ifindex) != t.ifindex {
+		return TamperDetached, nil
+	}
+	var res *link.QueryResult
+	err = nsthread.DoPath(t.netns, func() error {
+		var err error
+		res, err = link.QueryPrograms(link.QueryOptions{Target: t.ifindex, Attach: tcxAttachType(hook)})
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if len(res.Programs) > 0 {
+		if id, ok := res.Programs[0].LinkID(); !ok || id != info.ID {
+			return TamperForeignFirst, nil
+		}
+	}
+	return "", nil
+}
+
+// inspectTC: the clsact qdisc and our filter must be there, with no filter
+// at a lower priority and no TCX program (TCX runs before tc filters).
+func inspectTC(t target, hook Hook) (Tamper, error) {
+	var tamper Tamper
+	if tcxPrograms(t, hook) > 0 {
+		tamper = TamperForeignFirst
+	}
+	err := withTC(t, func(rtnl *tc.Tc) error {
+		filters, err := rtnl.Filter().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(t.ifindex), Parent: tcParent(hook)})
+		if errors.Is(err, unix.EINVAL) { // no clsact qdisc
+			tamper = TamperDetached
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ours := false
+		for _, f := range filters {
+			switch prio := f.Info >> 16; {
+			case prio < FilterPriority:
+				tamper = TamperForeignFirst
+			case prio == FilterPriority && f.Handle == FilterHandle:
+				ours = true
+			}
+		}
+		if !ours {
+			tamper = TamperDetached
+		}
+		return nil
+	})
+	return tamper, err
+}
+
+// tcxPrograms counts the TCX programs on the hook (0 where the kernel has
+// no TCX).
+func tcxPrograms(t target, hook Hook) int {
+	n := 0
+	_ = nsthread.DoPath(t.netns, func() error {
+		res, err := link.QueryPrograms(link.QueryOptions{Target: t.ifindex, Attach: tcxAttachType(hook)})
+		if err == nil {
+			n = len(res.Programs)
+		}
+		return nil
+	})
+	return n
+}
+
+// RepairEndpoint re-attaches the endpoint's programs on the hooks of the
+// findings: a detached one again; under TCX, one that is not first is
+// detached and attached again, before all others. A foreign cls_bpf filter
+// at a lower priority is not ours to remove: it stays, reported, and the
+// returned error says so.
+func (d *Datapath) RepairEndpoint(ctx context.Context, netnsPath string, ifindex int, findings []Finding) error {
+	t, err := newTarget(netnsPath, ifindex)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	progs, ok := d.epProgs[t.cookie]
+	if !ok {
+		return fmt.Errorf("repair ifindex %d (%s): not attached by this agent", ifindex, nsName(netnsPath))
+	}
+	var errs []error
+	for _, f := range findings {
+		a, ok := d.attached[attachKey{t.cookie, t.ifindex, f.Hook}]
+		if !ok {
+			continue
+		}
+		prog := map[Hook]*ebpf.Program{Ingress: progs.ingress, Egress: progs.egress}[f.Hook]
+		switch {
+		case a.Mode == ModeTC && f.Tamper == TamperForeignFirst:
+			errs = append(errs, fmt.Errorf("%s of ifindex %d (%s): a foreign filter runs before mvlan's", f.Hook, ifindex, nsName(netnsPath)))
+			continue
+		case a.Mode == ModeTCX && f.Tamper == TamperForeignFirst:
+			errs = append(errs, d.detachTCX(t, f.Hook))
+		}
+		errs = append(errs, d.attach(ctx, t, f.Hook, prog, a.Program, a.Mode))
+	}
+	return errors.Join(errs...)
+}
