@@ -81,21 +81,14 @@ func (c *tamperCounts) findings() map[string]string {
 }
 
 // guard inspects every ready endpoint each interval until ctx is done.
-func (a *Engine) guard(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			for _, n := range a.networkList() {
-				for _, e := range a.readyEndpoints(n) {
-					a.inspectEndpoint(ctx, e)
-				}
+func (a *Engine) guard(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func(ctx context.Context) {
+		for _, n := range a.networkList() {
+			for _, e := range a.readyEndpoints(n) {
+				a.inspectEndpoint(ctx, e)
 			}
 		}
-	}
+	})
 }
 
 // readyEndpoints copies the ready endpoints of n that have programs.

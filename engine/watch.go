@@ -12,15 +12,18 @@ const sweepEvery = 500 * time.Millisecond
 
 // watch releases endpoints whose namespace disappeared (the container
 // died, `ip netns del`) until ctx is done.
-func (a *Engine) watch(ctx context.Context) {
-	t := time.NewTicker(sweepEvery)
+func (a *Engine) watch(ctx context.Context) { every(ctx, sweepEvery, a.sweep) }
+
+// every calls fn each interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			a.sweep(ctx)
+			fn(ctx)
 		}
 	}
 }
