@@ -19,6 +19,7 @@ type datapathText struct {
 	vlan    [4]*family // rx packets, rx bytes, tx packets, tx bytes
 	vlans   map[string]*vlanPrefixes
 	net     [4]*family
+	shim    [4]*family // mvlan_host_shim_*: the kernel's counters of the host shims
 	flood   *family
 	hairpin [2]*family // packets, bytes
 	east    [2]*family
@@ -48,6 +49,12 @@ func newDatapathText() *datapathText {
 			c("mvlan_network_tx_packets_total", "Frames sent by the endpoints of a network (drops excluded).", "network"),
 			c("mvlan_network_tx_bytes_total", "Bytes sent by the endpoints of a network (drops excluded).", "network"),
 		},
+		shim: [4]*family{
+			c("mvlan_host_shim_rx_packets_total", "Frames the host received on its shim link on a network (-o host_shim), as the kernel counts them.", "network"),
+			c("mvlan_host_shim_rx_bytes_total", "Bytes the host received on its shim link on a network, as the kernel counts them.", "network"),
+			c("mvlan_host_shim_tx_packets_total", "Frames the host sent on its shim link on a network, as the kernel counts them.", "network"),
+			c("mvlan_host_shim_tx_bytes_total", "Bytes the host sent on its shim link on a network, as the kernel counts them.", "network"),
+		},
 		flood: c("mvlan_flood_packets_total",
 			"Broadcast and multicast frames of a network on its parent, by VLAN, kind and direction (rx, tx).",
 			"network", "vlan", "kind", "direction"),
@@ -74,7 +81,7 @@ func newDatapathText() *datapathText {
 			"link", "hook", "mode"),
 		scrape: newFamily("gauge", "mvlan_datapath_scrape_error", "1 if the last read of the datapath counters failed (see the agent log), else 0."),
 	}
-	d.all = slices.Concat(d.vlan[:], d.net[:], []*family{d.flood}, d.hairpin[:], d.east[:],
+	d.all = slices.Concat(d.vlan[:], d.net[:], d.shim[:], []*family{d.flood}, d.hairpin[:], d.east[:],
 		[]*family{d.drops, d.mapFull, d.tamper, d.repair, d.mal, d.attach, d.scrape})
 	return d
 }
@@ -152,6 +159,9 @@ func (d *datapathText) collect(s api.Stats) {
 
 func (d *datapathText) network(n api.NetworkStats) {
 	traffic(d.net, n.Traffic, labelValues{n.Network})
+	if n.HostShim != nil {
+		traffic(d.shim, *n.HostShim, labelValues{n.Network})
+	}
 	for _, reason := range sortedKeys(n.Drops) {
 		d.drops.add(n.Drops[reason].Packets, labelValues{n.Network, reason})
 	}

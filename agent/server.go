@@ -16,6 +16,7 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("GET /v1/networks", a.handleNetworks)
 	mux.HandleFunc("GET /v1/networks/{ref}", a.handleNetwork)
 	mux.HandleFunc("DELETE /v1/networks/{ref}", a.handleRemoveNetwork)
+	mux.HandleFunc("PATCH /v1/networks/{ref}", a.handleUpdateNetwork)
 	mux.HandleFunc("POST /v1/endpoints", a.handleCreateEndpoint)
 	mux.HandleFunc("GET /v1/endpoints", a.handleEndpoints)
 	mux.HandleFunc("DELETE /v1/endpoints/{ref}", a.handleRemoveEndpoint)
@@ -54,6 +55,20 @@ func (a *Agent) handleCreateNetwork(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, n)
+}
+
+func (a *Agent) handleUpdateNetwork(w http.ResponseWriter, r *http.Request) {
+	var req api.NetworkUpdate
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	n, err := a.eng.UpdateNetwork(r.Context(), r.PathValue("ref"), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
 }
 
 func (a *Agent) handleNetworks(w http.ResponseWriter, _ *http.Request) {

@@ -107,6 +107,13 @@ func (c *Client) Network(ctx context.Context, ref string) (Network, error) {
 	return n, err
 }
 
+// UpdateNetwork changes a network's options (host_shim).
+func (c *Client) UpdateNetwork(ctx context.Context, ref string, req NetworkUpdate) (Network, error) {
+	var n Network
+	err := c.Do(ctx, "PATCH", "/v1/networks/"+url.PathEscape(ref), req, &n)
+	return n, err
+}
+
 // RemoveNetwork removes a network by name, ID or unique ID prefix.
 func (c *Client) RemoveNetwork(ctx context.Context, ref string) error {
 	return c.Do(ctx, "DELETE", "/v1/networks/"+url.PathEscape(ref), nil, nil)

@@ -59,6 +59,11 @@ type NetworkStats struct {
 	Flood    []FloodStats     `json:"flood"`
 	Hairpin  []VLANCount      `json:"hairpin"`
 	EastWest []VLANCount      `json:"east_west"`
+	// HostShim is the traffic of the network's host shim link as the
+	// kernel counts it (rx: to the host); nil without a shim. The
+	// datapath counts the shim's frames in Traffic too (it is an
+	// endpoint of the network there).
+	HostShim *Traffic `json:"host_shim,omitempty"`
 }
 
 // FloodStats counts broadcast or multicast frames of a network's VLAN in

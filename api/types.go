@@ -71,6 +71,24 @@ type Network struct {
 	// /v1/networks/REF), never in the list of all networks.
 	EndpointCount int        `json:"endpoint_count"`
 	Endpoints     []Endpoint `json:"endpoints,omitempty"`
+	// HostShim is the host's own link on the network (-o host_shim), as
+	// the agent serves it; its addresses are in Options, where it is stored.
+	HostShim *HostShim `json:"host_shim,omitempty"`
+}
+
+// HostShim is the macvlan through which the host reaches a network's
+// containers. Filled in by the agent when it serves the network.
+type HostShim struct {
+	Link   string       `json:"link"`
+	MAC    string       `json:"mac"`
+	Addrs  []netip.Addr `json:"addresses"`
+	Status string       `json:"status"` // "ok" or what is wrong with it
+}
+
+// NetworkUpdate is the body of PATCH /v1/networks/{ref}: the options to
+// change (only host_shim=auto|IP[,IP6]|off for now).
+type NetworkUpdate struct {
+	Options []string `json:"options"`
 }
 
 // OwnsParent reports whether mvlan created the parent link and so removes it.

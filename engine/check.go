@@ -90,6 +90,11 @@ func checkHeld(n *network, eps []endpoint) []string {
 	var drift []string
 	n.mu.Lock()
 	held := n.space.Held()
+	if n.shim != nil {
+		for _, addr := range n.shim.addrs {
+			want[addr.String()] = shimOwner
+		}
+	}
 	n.mu.Unlock()
 	for _, h := range held {
 		owner, ok := want[h.Addr.String()]
@@ -115,7 +120,7 @@ func (a *Engine) checkHostLinks(nets []*network, links []link.Info) []string {
 		if strings.HasPrefix(l.Name, link.TempPrefixFor(a.store.AgentID())) {
 			drift = append(drift, fmt.Sprintf("half-made link %s in the host namespace", l.Name))
 		}
-		if rest, ok := strings.CutPrefix(l.Alias, prefix); ok && !strings.HasPrefix(rest, "net/") {
+		if rest, ok := strings.CutPrefix(l.Alias, prefix); ok && !strings.HasPrefix(rest, "net/") && !strings.HasPrefix(rest, "shim/") {
 			drift = append(drift, fmt.Sprintf("link %s (%s) belongs in a container namespace", l.Name, l.Alias))
 		}
 	}
@@ -123,6 +128,7 @@ func (a *Engine) checkHostLinks(nets []*network, links []link.Info) []string {
 		if _, ok := present[n.Parent]; !ok {
 			drift = append(drift, fmt.Sprintf("network %s: parent %s is missing", n.Name, n.Parent))
 		}
+		drift = append(drift, a.checkShim(n, present)...)
 	}
 	return drift
 }

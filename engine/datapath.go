@@ -197,6 +197,13 @@ func (a *Engine) pruneEndpointTable(eps []endpoint) error {
 	for _, e := range eps {
 		want[key{e.NetnsCookie, e.Ifindex}] = true
 	}
+	for _, n := range a.networkList() { // the host shims are endpoints too
+		n.mu.Lock()
+		if n.shim != nil {
+			want[key{n.shim.cookie, n.shim.ifindex}] = true
+		}
+		n.mu.Unlock()
+	}
 	have, err := a.dp.Endpoints()
 	if err != nil {
 		return err

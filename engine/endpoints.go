@@ -65,6 +65,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	n.mu.Lock()
 	n.set(en, e)
 	n.mu.Unlock()
+	a.shimRoutesChanged(n)
 	a.log.Info("endpoint attached", "name", e.Name, "network", n.Name, "netns", e.Netns, "addrs", e.Addrs, "mac", e.MAC.String())
 	out := e.api()
 	out.Network = n.Name

@@ -47,11 +47,12 @@ func (a *Engine) watchLinks(ctx context.Context) {
 	}
 }
 
-// isParentLink reports whether ev concerns a network's parent or trunk.
+// isParentLink reports whether ev concerns a network's parent, trunk or
+// host shim.
 func (a *Engine) isParentLink(ev link.LinkEvent) bool {
 	for _, n := range a.networkList() {
 		p, t := n.indexes()
-		if ev.Name == n.Parent || ev.Index == p || ev.Index == t {
+		if ev.Name == n.Parent || ev.Index == p || ev.Index == t || ev.Name == shimName(n) {
 			return true
 		}
 	}
@@ -77,6 +78,7 @@ func (a *Engine) refreshParents(ctx context.Context) {
 			if err := a.attachNetwork(ctx, n); err != nil {
 				st = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
 			}
+			a.ensureShim(ctx, n, present)
 		}
 		n.mu.Lock()
 		old := n.status

@@ -291,6 +291,7 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 	n.mu.Lock()
 	n.set(en, e)
 	n.mu.Unlock()
+	a.shimRoutesChanged(n)
 	a.log.Info("Docker endpoint ready", "name", e.Name, "network", n.Name, "ifname", e.IfName, "netns", e.Netns)
 	return true
 }

@@ -28,6 +28,10 @@ type Host interface {
 	SilenceEndpoint(ctx context.Context, netnsPath, ifName string) error
 	CreateHandoff(ctx context.Context, s link.HandoffSpec) (name string, err error)
 	WatchLinks(ctx context.Context, fn func(link.LinkEvent)) error
+	CreateShim(ctx context.Context, s link.ShimSpec) error
+	ShimRoutes(name string) ([]netip.Addr, error)
+	SetShimRoutes(name string, srcs, dsts []netip.Addr) error
+	Stats(name string) (link.Stats, error)
 	Close() error
 }
 

@@ -153,6 +153,9 @@ type network struct {
 	eps                     map[string]*entry     // by endpoint ID
 	byName                  map[string]*entry     // names are unique per network
 	byAddr                  map[netip.Addr]*entry // the addresses endpoints have
+	shim                    *shimState            // the host shim (shim.go); nil: none
+
+	shimMu sync.Mutex // orders syncs of the shim's routes (syncShimRoutes)
 }
 
 func newNetwork(n api.Network, space *ipam.Space) (*network, error) {
@@ -160,19 +163,32 @@ func newNetwork(n api.Network, space *ipam.Space) (*network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	return &network{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
+	shim, err := shimAddrsOf(n.Options)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	nw := &network{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
 		ParentKind: kind, LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6, Internal: n.Internal,
-		Serial: n.Serial, Labels: n.Labels, Options: n.Options, Pools: n.Pools, DatapathID: n.DatapathID,
+		Serial: n.Serial, Labels: n.Labels, Options: withShim(n.Options, nil), Pools: n.Pools, DatapathID: n.DatapathID,
 		space: space, status: healthy(), eps: map[string]*entry{}, byName: map[string]*entry{},
-		byAddr: map[netip.Addr]*entry{}}, nil
+		byAddr: map[netip.Addr]*entry{}}
+	if shim != nil {
+		nw.shim = &shimState{addrs: shim}
+	}
+	return nw, nil
 }
 
-// stored is the network as the store keeps it (no status, no endpoints).
-// Caller holds n.mu (or n is not in the index yet).
+// stored is the network as the store keeps it (no status, no endpoints;
+// the shim's addresses as its host_shim option). Caller holds n.mu (or n
+// is not in the index yet).
 func (n *network) stored() api.Network {
+	opts := n.Options
+	if n.shim != nil {
+		opts = withShim(n.Options, n.shim.addrs)
+	}
 	return api.Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
 		ParentKind: n.ParentKind.String(), LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6,
-		Internal: n.Internal, Serial: n.Serial, Labels: n.Labels, Options: n.Options, Pools: n.Pools,
+		Internal: n.Internal, Serial: n.Serial, Labels: n.Labels, Options: opts, Pools: n.Pools,
 		DatapathID: n.DatapathID}
 }
 

@@ -50,7 +50,7 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	}
 	n := &network{ID: id, Name: cfg.Name, Driver: api.Driver, Created: time.Now().UTC(),
 		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
-		Labels: cfg.Labels, Options: cfg.Options, Pools: toAPIPools(space.Pools()),
+		Labels: cfg.Labels, Options: withShim(cfg.Options, nil), Pools: toAPIPools(space.Pools()),
 		space: space, status: healthy(), eps: map[string]*entry{}, byName: map[string]*entry{},
 		byAddr: map[netip.Addr]*entry{}}
 	if n.DatapathID, err = a.allocDatapathID(); err != nil {
@@ -59,7 +59,14 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	if err := a.resolveParent(n, cfg.Parent); err != nil {
 		return api.Network{}, err
 	}
-	if err := a.createOwned(ctx, n); err != nil {
+	if cfg.HostShim != nil {
+		addrs, err := n.reserveShim(*cfg.HostShim) // n is not shared yet
+		if err != nil {
+			return api.Network{}, err
+		}
+		n.shim = &shimState{addrs: addrs}
+	}
+	if err := a.createLinks(ctx, n); err != nil {
 		return api.Network{}, err
 	}
 	crashpoint.Hit("network-create:after-link")
@@ -68,10 +75,10 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	n.mu.Unlock()
 	if err := a.store.CreateNetwork(stored); err != nil {
 		err = fmt.Errorf("store network %s: %w", n.Name, err)
-		return api.Network{}, errors.Join(err, a.deleteOwnedLink(n))
+		return api.Network{}, errors.Join(err, a.deleteShim(n), a.deleteOwnedLink(n))
 	}
 	crashpoint.Hit("network-create:after-state")
-	if err := a.attachNetwork(ctx, n); err != nil {
+	if err := errors.Join(a.attachNetwork(ctx, n), a.attachShim(ctx, n)); err != nil {
 		return api.Network{}, errors.Join(err, a.store.DeleteNetwork(n.ID), a.dropNetwork(context.WithoutCancel(ctx), n))
 	}
 	a.mu.Lock()
@@ -134,6 +141,21 @@ func (a *Engine) resolveParent(n *network, parent string) error {
 		return invalid(fmt.Errorf("parent %s: link %q to put VLAN %d on not found: %w", p.Name, p.Lower, p.VID, err))
 	}
 	n.ParentKind = ParentVLAN
+	return nil
+}
+
+// createLinks creates the parent link when mvlan owns it, then the host
+// shim if the network has one; on failure neither is left.
+func (a *Engine) createLinks(ctx context.Context, n *network) error {
+	if err := a.createOwned(ctx, n); err != nil {
+		return err
+	}
+	if n.shim == nil {
+		return nil
+	}
+	if err := a.createShim(ctx, n, n.shim.addrs); err != nil {
+		return errors.Join(err, a.deleteOwnedLink(n))
+	}
 	return nil
 }
 
@@ -216,7 +238,7 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 // dropNetwork removes a network that is no longer in the index from the
 // datapath and deletes its link if mvlan owns it. Caller holds netOps.
 func (a *Engine) dropNetwork(ctx context.Context, n *network) error {
-	return errors.Join(a.detachNetwork(ctx, n), a.deleteOwnedLink(n))
+	return errors.Join(a.detachShim(ctx, n), a.deleteShim(n), a.detachNetwork(ctx, n), a.deleteOwnedLink(n))
 }
 
 // deleteOwnedLink deletes the network's parent if mvlan made it: it must
@@ -266,6 +288,7 @@ func (a *Engine) view(n *network, withEndpoints bool) api.Network {
 	v := n.stored()
 	v.Status = n.status.String()
 	v.EndpointCount = len(n.eps)
+	v.HostShim = n.shimView()
 	if withEndpoints {
 		for _, e := range sortedByName(n.endpoints()) {
 			ae := e.api()

@@ -35,6 +35,9 @@ func (a *Engine) Start(ctx context.Context) error {
 	if err := a.reconcileEndpoints(ctx, orphans); err != nil {
 		return err
 	}
+	for _, n := range a.networkList() {
+		a.shimRoutesChanged(n) // the endpoints are settled now
+	}
 	a.log.Info("reconciled", "networks", len(a.nets), "took", time.Since(start))
 	return nil
 }
@@ -53,6 +56,7 @@ func (a *Engine) reconcileNetworks(ctx context.Context) error {
 				st = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
 				a.log.Warn("cannot attach the datapath", "network", n.Name, "err", err)
 			}
+			a.ensureShim(ctx, n, present)
 		}
 		n.mu.Lock()
 		n.status = st
@@ -116,6 +120,13 @@ func (a *Engine) loadState() ([]endpoint, error) {
 		}
 	}
 	for _, n := range nets {
+		if n.shim != nil {
+			for _, addr := range n.shim.addrs {
+				held[n.ID] = append(held[n.ID], ipam.Held{Addr: addr, Owner: shimOwner})
+			}
+		}
+	}
+	for _, n := range nets {
 		if err := n.space.Load(held[n.ID]); err != nil {
 			return nil, fmt.Errorf("network %s: stored addresses: %w", n.Name, err)
 		}
@@ -130,10 +141,13 @@ func (a *Engine) loadState() ([]endpoint, error) {
 // that no network needs, except those of quarantined records (their
 // containers may run); it returns the links that remain, by name.
 func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
-	want := map[string]string{} // link name -> network ID
+	want := map[string]string{} // "KIND/link name" -> network ID
 	for _, n := range a.networkList() {
 		if n.ParentKind.owned() {
-			want[n.Parent] = n.ID
+			want["net/"+n.Parent] = n.ID
+		}
+		if n.shimAddrs() != nil {
+			want["shim/"+shimName(n)] = n.ID
 		}
 	}
 	quarantined := a.quarantinedIDs()
@@ -144,7 +158,7 @@ func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 		stale := strings.HasPrefix(l.Name, tmp)
 		if rest, ok := strings.CutPrefix(l.Alias, prefix); ok {
 			kind, id, _ := strings.Cut(rest, "/")
-			stale = stale || kind != "net" || want[l.Name] != id
+			stale = stale || want[kind+"/"+l.Name] != id
 			if stale && quarantined[id] {
 				a.log.Warn("keeping the link of a quarantined state record", "link", l.Name, "alias", l.Alias)
 				stale = false

@@ -39,7 +39,7 @@ func (a *Engine) Stats() (api.Stats, error) {
 	s := api.Stats{
 		Time:      time.Now().UTC(),
 		VLANs:     vlanStats(snap.VLAN, links),
-		Networks:  networkStats(snap, nets),
+		Networks:  a.withShimStats(networkStats(snap, nets)),
 		Malformed: map[string]api.Count{},
 		MapFull:   snap.MapFull,
 	}
@@ -82,6 +82,9 @@ func (a *Engine) networkRefs(links map[int]link.Info) (map[uint32]netRef, map[ep
 		m[n.DatapathID] = netRef{name: n.Name, vid: uint16(links[n.parentIndex].VID)}
 		for _, en := range n.eps {
 			eps[epKey{en.ep.NetnsCookie, en.ep.Ifindex}] = en.ep.Name + "/" + en.ep.IfName
+		}
+		if n.shim != nil {
+			eps[epKey{n.shim.cookie, n.shim.ifindex}] = "host/" + shimName(n)
 		}
 		n.mu.Unlock()
 	}

@@ -30,6 +30,7 @@ type Config struct {
 	Labels   map[string]string
 	Options  map[string]string
 	Pools    []ipam.PoolConfig
+	HostShim *HostShim // -o host_shim; nil means none
 }
 
 // Label limits: a network's labels are stored with it and returned by every
@@ -78,6 +79,14 @@ func Parse(req api.NetworkCreate) (Config, error) {
 	if c.Pools, err = parsePools(req); err != nil {
 		return Config{}, err
 	}
+	if v, ok := c.Options[OptHostShim]; ok {
+		h, err := ParseHostShim(v, c.Mode, c.Pools, false)
+		if err != nil {
+			return Config{}, err
+		}
+		c.HostShim = &h
+		c.Options[OptHostShim] = h.String()
+	}
 	return c, nil
 }
 
@@ -104,14 +113,16 @@ func (c *Config) parseOptions(opts []string) error {
 				return fmt.Errorf("unknown macvlan_mode %q; use one of %s", v, strings.Join(Modes, ", "))
 			}
 			c.Mode = v
+		case k == OptHostShim:
+			// Checked with the pools and the mode, once they are known.
 		case strings.HasPrefix(k, "-") && v == "":
 			// A stray flag token taken as an option value, as in the
 			// reference's `-o parent=eth0.60 -o -o macvlan_mode=bridge`;
 			// Docker ignores it, so do we.
 			continue
 		default:
-			return fmt.Errorf("unknown option %q; macvlan networks take -o parent=IFNAME, -o macvlan_mode=%s, -o %s=true, -o %s=true and -o %s=accept",
-				o, strings.Join(Modes, "|"), OptAllowRouter, OptAllowDHCPServer, OptIPv6RA)
+			return fmt.Errorf("unknown option %q; macvlan networks take -o parent=IFNAME, -o macvlan_mode=%s, -o %s=true, -o %s=true, -o %s=accept and -o %s=auto|IP[,IP6]",
+				o, strings.Join(Modes, "|"), OptAllowRouter, OptAllowDHCPServer, OptIPv6RA, OptHostShim)
 		}
 		c.Options[k] = v
 	}

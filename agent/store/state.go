@@ -47,6 +47,25 @@ func (s *Store) CreateNetwork(n api.Network) error {
 	})
 }
 
+// UpdateNetwork rewrites an existing network (its options change); its
+// name and ID stay.
+func (s *Store) UpdateNetwork(n api.Network) error {
+	data, err := json.Marshal(networkToRecord(n))
+	if err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		old, err := getNetwork(tx, n.ID)
+		if err != nil {
+			return err
+		}
+		if old.Name != n.Name {
+			return fmt.Errorf("network %s: a network is not renamed (%q to %q)", n.ID, old.Name, n.Name)
+		}
+		return tx.Bucket(bNetworks).Put([]byte(n.ID), data)
+	})
+}
+
 // DeleteNetwork removes network id; *InUseError while endpoints use it.
 func (s *Store) DeleteNetwork(id string) error {
 	return s.update(func(tx *bolt.Tx) error {

@@ -33,7 +33,7 @@ func networkCommand() *cli.Command {
 					&cli.BoolFlag{Name: "ipv6", Usage: "enable IPv6 (needs an IPv6 --subnet)"},
 					&cli.BoolFlag{Name: "internal", Usage: "no default route in containers"},
 					&cli.StringSliceFlag{Name: "label", Usage: "KEY=VALUE metadata; repeatable"},
-					&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "driver option: parent=IFNAME, macvlan_mode=bridge|private|vepa|passthru"},
+					&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "driver option: parent=IFNAME, macvlan_mode=bridge|private|vepa|passthru, host_shim=auto|IP[,IP6]"},
 					&cli.StringSliceFlag{Name: "ipam-opt", Usage: "IPAM option: allocation=lowest|serial"},
 					&cli.StringFlag{Name: "ipam-driver", Value: "default", Usage: "IPAM driver (default)"},
 					formatFlag(),
@@ -46,6 +46,8 @@ func networkCommand() *cli.Command {
 			{Name: "inspect", Usage: "show networks in detail (JSON, as docker network inspect)", ArgsUsage: "NETWORK...", Action: networkInspect,
 				Flags: []cli.Flag{formatFlag("f")}},
 			{Name: "rm", Aliases: []string{"remove"}, Usage: "remove networks", ArgsUsage: "NETWORK...", Action: networkRm},
+			{Name: "update", Usage: "change a network's options: host_shim=auto|IP[,IP6]|off", ArgsUsage: "NETWORK", Action: networkUpdate,
+				Flags: []cli.Flag{&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "host_shim=auto|IP[,IP6]|off"}, formatFlag()}},
 		},
 	})
 }
@@ -74,6 +76,12 @@ func networkCreate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	return printNetwork(c, f, n)
+}
+
+// printNetwork prints a network that create or update returned: its ID,
+// or the network in the --format asked for.
+func printNetwork(c *cli.Context, f format.Format, n api.Network) error {
 	if f.Kind == format.Table {
 		fmt.Fprintln(c.App.Writer, n.ID)
 		return nil
@@ -174,6 +182,28 @@ func networkRm(c *cli.Context) error {
 	return errors.Join(errs...)
 }
 
+// networkUpdate changes options of one network and prints its ID (or the
+// network in the --format asked for).
+func networkUpdate(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("network update takes exactly one NETWORK, got %d arguments", c.NArg())
+	}
+	if len(c.StringSlice("opt")) == 0 {
+		return usagef("network update needs an option to change, e.g. -o host_shim=auto or -o host_shim=off")
+	}
+	f, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	cl := client(c)
+	defer cl.Close()
+	n, err := cl.UpdateNetwork(c.Context, c.Args().First(), api.NetworkUpdate{Options: c.StringSlice("opt")})
+	if err != nil {
+		return err
+	}
+	return printNetwork(c, f, n)
+}
+
 // dockerNetwork is a network as every network command prints it (ls,
 // inspect, create with --format): the shape of `docker network inspect`,
 // plus the parent link's provenance and the network's status.
@@ -197,6 +227,7 @@ type dockerNetwork struct {
 	Parent     string
 	ParentKind string
 	Status     string
+	HostShim   *api.HostShim `json:",omitempty"`
 }
 
 type dockerIPAM struct {
@@ -224,7 +255,7 @@ func toDocker(n api.Network) dockerNetwork {
 	d := dockerNetwork{
 		Name: n.Name, ID: n.ID, Created: n.Created, Scope: "local", Driver: n.Driver,
 		EnableIPv4: true, EnableIPv6: n.IPv6, Internal: n.Internal, Containers: map[string]dockerContainer{},
-		Options: maps.Clone(n.Options), Labels: n.Labels, Parent: n.Parent, ParentKind: n.ParentKind, Status: n.Status,
+		Options: maps.Clone(n.Options), Labels: n.Labels, Parent: n.Parent, ParentKind: n.ParentKind, Status: n.Status, HostShim: n.HostShim,
 		IPAM: dockerIPAM{Driver: "default", Options: map[string]string{}},
 	}
 	if d.Options == nil {

@@ -33,7 +33,8 @@ type Kernel struct {
 	next    int                  // ifindexes and inodes
 	deleted []string             // host links deleted, in order
 	table   map[[2]uint64]loader.Endpoint
-	gates   map[string]*Gate // AttachEndpoint into these namespaces waits
+	gates   map[string]*Gate        // AttachEndpoint into these namespaces waits
+	routes  map[string][]netip.Addr // host shim routes, by link name
 }
 
 // Gate holds AttachEndpoint into one namespace until Open is called.
@@ -240,6 +241,51 @@ func (h *host) CreateHostOnly(_ context.Context, name, alias string) (string, er
 	return "dummy", nil
 }
 
+// CreateShim adds the shim as a host link; its addresses are not kept.
+func (h *host) CreateShim(_ context.Context, s link.ShimSpec) error {
+	k := h.k()
+	parent, ok := k.HostLink(s.Parent)
+	if !ok {
+		return notFound("link " + s.Parent)
+	}
+	if _, ok := k.HostLink(s.Name); ok {
+		return fmt.Errorf("link %s: %w", s.Name, link.ErrExists)
+	}
+	k.AddHostLink(link.Info{Name: s.Name, Kind: "macvlan", Alias: s.Alias, Up: true, MAC: s.MAC, ParentIndex: parent.Index})
+	return nil
+}
+
+// ShimRoutes returns the routes SetShimRoutes set on the link name.
+func (h *host) ShimRoutes(name string) ([]netip.Addr, error) {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.routes[name]), nil
+}
+
+// SetShimRoutes records dsts as the routes of link name.
+func (h *host) SetShimRoutes(name string, _, dsts []netip.Addr) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.host[name]; !ok {
+		return notFound("link " + name)
+	}
+	if k.routes == nil {
+		k.routes = map[string][]netip.Addr{}
+	}
+	k.routes[name] = slices.Clone(dsts)
+	return nil
+}
+
+// Stats are zero: the fake passes no traffic.
+func (h *host) Stats(name string) (link.Stats, error) {
+	if _, ok := h.k().HostLink(name); !ok {
+		return link.Stats{}, notFound("link " + name)
+	}
+	return link.Stats{}, nil
+}
+
 func (h *host) Delete(name string) error {
 	k := h.k()
 	k.mu.Lock()
@@ -248,6 +294,7 @@ func (h *host) Delete(name string) error {
 		return nil
 	}
 	delete(k.host, name)
+	delete(k.routes, name) // a link's routes go with it
 	k.deleted = append(k.deleted, name)
 	return nil
 }

@@ -1,0 +1,360 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
+	"github.com/mvlan/mvlan/netconf"
+)
+
+// The host shim (-o host_shim): a bridge-mode macvlan of the network's
+// parent in the host namespace, through which the host reaches the
+// network's containers (the kernel passes no frame between a parent and
+// its macvlans). It is stored as the network's host_shim option with the
+// addresses it holds; its name and MAC derive from the network, so a
+// re-made shim is the same link to the containers' neighbour caches. Its
+// addresses are host addresses (/32, /128) and the host gets one host
+// route per container address through it (link.SetShimRoutes), never a
+// subnet route: the host's own route to the rest of the subnet (its
+// uplink, the router) is left as it was. In the datapath it is an
+// endpoint of its network: the cross-network rule and the anti-spoofing
+// checks apply to it like to a container.
+//
+// Crash order is the owned parent's: link (marked shim/ID) first, state
+// second when it comes; state first, link second when it goes. A marked
+// shim no stored network has is stale and removed on start.
+
+// shimOwner holds the shim's addresses in the network's space.
+const shimOwner = "host shim"
+
+// shimPrefix starts the names of shims.
+const shimPrefix = "mvh-"
+
+// shimName is the name of n's shim: mvh-NAME, or mvh-<id11> when the
+// name does not fit in a link name.
+func shimName(n *network) string {
+	if name := shimPrefix + n.Name; len(name) <= link.MaxNameLen {
+		return name
+	}
+	return shimPrefix + n.ID[:link.MaxNameLen-len(shimPrefix)]
+}
+
+// shimMAC is the shim's MAC: locally administered, unicast, from n's ID.
+func shimMAC(n *network) net.HardwareAddr {
+	sum := sha256.Sum256([]byte("mvlan host shim " + n.ID))
+	mac := net.HardwareAddr(sum[:6])
+	mac[0] = mac[0]&0xfc | 0x02
+	return mac
+}
+
+// shimState is a network's shim as the engine keeps it; guarded by the
+// network's mu. A nil *shimState is no shim.
+type shimState struct {
+	addrs   []netip.Addr
+	cookie  uint64 // endpoint table key, once attached
+	ifindex int
+	err     error // what is wrong with it, nil when it is right
+}
+
+// shimAddrsOf reads the shim's addresses from a stored network's options
+// (nil when it has none).
+func shimAddrsOf(opts map[string]string) ([]netip.Addr, error) {
+	v, ok := opts[netconf.OptHostShim]
+	if !ok {
+		return nil, nil
+	}
+	var out []netip.Addr
+	for _, s := range strings.Split(v, ",") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("stored option %s=%q: %w", netconf.OptHostShim, v, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// withShim returns opts with the host_shim option of addrs (none when
+// addrs is empty); opts itself is not changed.
+func withShim(opts map[string]string, addrs []netip.Addr) map[string]string {
+	out := maps.Clone(opts)
+	delete(out, netconf.OptHostShim)
+	if len(addrs) == 0 {
+		return out
+	}
+	if out == nil {
+		out = map[string]string{}
+	}
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	out[netconf.OptHostShim] = strings.Join(s, ",")
+	return out
+}
+
+// reserveShim holds the addresses h asks for in n's space: with auto one
+// of each family the network has. Caller holds n.mu.
+func (n *network) reserveShim(h netconf.HostShim) (addrs []netip.Addr, err error) {
+	defer func() {
+		if err != nil {
+			n.releaseAddrs(addrs)
+			addrs = nil
+		}
+	}()
+	if h.Auto {
+		for _, v6 := range []bool{false, true} {
+			if !n.space.HasFamily(v6) {
+				continue
+			}
+			p, err := n.space.Allocate(v6, shimOwner)
+			if err != nil {
+				return addrs, fmt.Errorf("host shim: %w", err)
+			}
+			addrs = append(addrs, p.Addr())
+		}
+		return addrs, nil
+	}
+	for _, a := range h.Addrs {
+		if _, err := n.space.Request(a, shimOwner); err != nil {
+			return addrs, invalid(fmt.Errorf("host shim: %w", err))
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, nil
+}
+
+// releaseAddrs gives addrs back to n's space. Caller holds n.mu.
+func (n *network) releaseAddrs(addrs []netip.Addr) {
+	for _, a := range addrs {
+		n.space.Release(a)
+	}
+}
+
+// shimAddrs returns the addresses of n's shim (nil: no shim).
+func (n *network) shimAddrs() []netip.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.shim == nil {
+		return nil
+	}
+	return slices.Clone(n.shim.addrs)
+}
+
+// createShim makes n's shim link with addrs (link only: no state, no
+// datapath, no routes).
+func (a *Engine) createShim(ctx context.Context, n *network, addrs []netip.Addr) error {
+	err := a.host.CreateShim(ctx, link.ShimSpec{Name: shimName(n), Parent: n.Parent, MAC: shimMAC(n),
+		Alias: a.alias("shim", n.ID), Addrs: addrs})
+	if errors.Is(err, link.ErrExists) {
+		return conflict(fmt.Errorf("host shim: a link called %s exists and mvlan did not make it for network %s; remove or rename it", shimName(n), n.Name))
+	}
+	return err
+}
+
+// deleteShim deletes n's shim link if it is the one mvlan made for n.
+func (a *Engine) deleteShim(n *network) error {
+	l, err := a.host.Link(shimName(n))
+	if errors.Is(err, link.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if l.Alias != a.alias("shim", n.ID) {
+		a.log.Warn("shim is not the link mvlan made; leaving it", "network", n.Name, "link", l.Name, "alias", l.Alias)
+		return nil
+	}
+	return a.host.Delete(l.Name)
+}
+
+// hostNetnsPath is the managed namespace as a path.
+func (a *Engine) hostNetnsPath() string {
+	if a.cfg.HostNetns == "" {
+		return "/proc/self/ns/net"
+	}
+	return a.cfg.HostNetns
+}
+
+// attachShim puts n's shim in the endpoint table as an endpoint of n and
+// attaches the endpoint programs to it, then sets its routes. Idempotent.
+func (a *Engine) attachShim(ctx context.Context, n *network) error {
+	addrs := n.shimAddrs()
+	if addrs == nil {
+		return nil
+	}
+	l, err := a.host.Link(shimName(n))
+	if err != nil {
+		return fmt.Errorf("host shim: %w", err)
+	}
+	cookie, err := a.ns.Cookie(a.hostNetnsPath())
+	if err != nil {
+		return fmt.Errorf("host shim: %w", err)
+	}
+	old := n.setShimKey(cookie, l.Index)
+	if old != 0 && old != l.Index {
+		_ = a.dp.DeleteEndpoint(cookie, old)
+	}
+	ep := loader.Endpoint{NetnsCookie: cookie, Ifindex: l.Index, MAC: l.MAC, IPs: addrs, NetworkID: n.DatapathID,
+		Allow: allowOf(netconf.FirstHopOf(n.Options))}
+	if err := a.dp.SetEndpoint(ep); err != nil {
+		return fmt.Errorf("host shim %s: %w", l.Name, err)
+	}
+	if err := a.dp.AttachEndpoint(ctx, a.cfg.HostNetns, l.Index, a.modes.Endpoint); err != nil {
+		return fmt.Errorf("host shim %s: %w", l.Name, err)
+	}
+	return a.syncShimRoutes(n)
+}
+
+// setShimKey records the shim's endpoint key; it returns the ifindex it
+// had.
+func (n *network) setShimKey(cookie uint64, ifindex int) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.shim == nil {
+		return 0
+	}
+	old := n.shim.ifindex
+	n.shim.cookie, n.shim.ifindex = cookie, ifindex
+	return old
+}
+
+// detachShim takes n's shim out of the datapath (its programs go with
+// its link).
+func (a *Engine) detachShim(ctx context.Context, n *network) error {
+	n.mu.Lock()
+	s := n.shim
+	n.mu.Unlock()
+	if s == nil || s.ifindex == 0 {
+		return nil
+	}
+	return errors.Join(a.dp.DetachEndpoint(ctx, a.cfg.HostNetns, s.ifindex), a.dp.DeleteEndpoint(s.cookie, s.ifindex))
+}
+
+// syncShimRoutes makes the host routes through n's shim exactly the
+// addresses n's endpoints hold. shimMu orders concurrent syncs, each
+// reading the index after the one before it finished.
+func (a *Engine) syncShimRoutes(n *network) error {
+	n.shimMu.Lock()
+	defer n.shimMu.Unlock()
+	n.mu.Lock()
+	if n.shim == nil {
+		n.mu.Unlock()
+		return nil
+	}
+	srcs := slices.Clone(n.shim.addrs)
+	dsts := make([]netip.Addr, 0, len(n.byAddr))
+	for addr := range n.byAddr {
+		dsts = append(dsts, addr)
+	}
+	n.mu.Unlock()
+	if err := a.host.SetShimRoutes(shimName(n), srcs, dsts); err != nil {
+		return fmt.Errorf("host shim %s routes: %w", shimName(n), err)
+	}
+	return nil
+}
+
+// shimRoutesChanged syncs n's shim routes after an endpoint came or went;
+// a failure is logged (doctor reports the missing route).
+func (a *Engine) shimRoutesChanged(n *network) {
+	if err := a.syncShimRoutes(n); err != nil {
+		a.log.Warn("host shim routes", "network", n.Name, "err", err)
+	}
+}
+
+// shimView is n's shim as the API shows it. Caller holds n.mu.
+func (n *network) shimView() *api.HostShim {
+	if n.shim == nil {
+		return nil
+	}
+	v := &api.HostShim{Link: shimName(n), MAC: shimMAC(n).String(), Addrs: slices.Clone(n.shim.addrs), Status: "ok"}
+	if n.shim.err != nil {
+		v.Status = n.shim.err.Error()
+	}
+	return v
+}
+
+// checkShim reports how n's shim differs from what it should be: the link
+// with its mark, its addresses, one host route per endpoint address.
+func (a *Engine) checkShim(n *network, present map[string]link.Info) []string {
+	n.mu.Lock()
+	var want []netip.Addr
+	if n.shim != nil {
+		want = slices.Clone(n.shim.addrs)
+	}
+	dsts := make([]netip.Addr, 0, len(n.byAddr))
+	for addr := range n.byAddr {
+		dsts = append(dsts, addr)
+	}
+	n.mu.Unlock()
+	name := shimName(n)
+	l, ok := present[name]
+	switch {
+	case want == nil && ok && l.Alias == a.alias("shim", n.ID):
+		return []string{fmt.Sprintf("network %s: has no host shim but link %s is there", n.Name, name)}
+	case want == nil:
+		return nil
+	case !ok:
+		return []string{fmt.Sprintf("network %s: host shim %s is missing", n.Name, name)}
+	case l.Alias != a.alias("shim", n.ID):
+		return []string{fmt.Sprintf("network %s: link %s is not the host shim mvlan made (alias %q)", n.Name, name, l.Alias)}
+	}
+	var drift []string
+	have, err := a.ns.Addrs(a.hostNetnsPath(), l.Index)
+	if err != nil {
+		return []string{fmt.Sprintf("network %s: host shim %s: %v", n.Name, name, err)}
+	}
+	for _, w := range want {
+		if !slices.Contains(have, netip.PrefixFrom(w, w.BitLen())) {
+			drift = append(drift, fmt.Sprintf("network %s: host shim %s lacks its address %s", n.Name, name, w))
+		}
+	}
+	routes, err := a.host.ShimRoutes(name)
+	if err != nil {
+		return append(drift, fmt.Sprintf("network %s: host shim %s: %v", n.Name, name, err))
+	}
+	for _, d := range dsts {
+		fam := slices.ContainsFunc(want, func(w netip.Addr) bool { return w.Is4() == d.Is4() })
+		if fam && !slices.Contains(routes, d) {
+			drift = append(drift, fmt.Sprintf("network %s: no route to %s through host shim %s", n.Name, d, name))
+		}
+	}
+	for _, r := range routes {
+		if !slices.Contains(dsts, r) {
+			drift = append(drift, fmt.Sprintf("network %s: host shim %s routes %s, which no endpoint has", n.Name, name, r))
+		}
+	}
+	return drift
+}
+
+// withShimStats adds to each network's counters the kernel's counters of
+// its host shim link.
+func (a *Engine) withShimStats(stats []api.NetworkStats) []api.NetworkStats {
+	byName := map[string]*network{}
+	for _, n := range a.networkList() {
+		byName[n.Name] = n
+	}
+	for i := range stats {
+		n := byName[stats[i].Network]
+		if n == nil || n.shimAddrs() == nil {
+			continue
+		}
+		s, err := a.host.Stats(shimName(n))
+		if err != nil {
+			continue // missing: doctor reports it, the series pauses
+		}
+		stats[i].HostShim = &api.Traffic{Rx: api.Count{Packets: s.RxPackets, Bytes: s.RxBytes},
+			Tx: api.Count{Packets: s.TxPackets, Bytes: s.TxBytes}}
+	}
+	return stats
+}

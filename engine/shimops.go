@@ -1,0 +1,180 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/crashpoint"
+	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/netconf"
+)
+
+// UpdateNetwork changes a network's options; only host_shim may change:
+// auto or IP[,IP6] turns the shim on (or gives it other addresses), off
+// removes it.
+func (a *Engine) UpdateNetwork(ctx context.Context, ref string, req api.NetworkUpdate) (api.Network, error) {
+	want, err := parseUpdate(req)
+	if err != nil {
+		return api.Network{}, invalid(err)
+	}
+	a.netOps.Lock()
+	defer a.netOps.Unlock()
+	n, err := a.lookup(ref)
+	if err != nil {
+		return api.Network{}, err
+	}
+	h, err := netconf.ParseHostShim(want, n.Mode, fromAPIPools(n.Pools), true)
+	if err != nil {
+		return api.Network{}, invalid(fmt.Errorf("network %s: %w", n.Name, err))
+	}
+	have := n.shimAddrs()
+	switch {
+	case h.Off && have == nil, h.Auto && have != nil, !h.Auto && !h.Off && sameAddrs(h.Addrs, have):
+		return a.view(n, false), nil // nothing to change
+	}
+	if have != nil {
+		if err := a.shimOff(ctx, n); err != nil {
+			return api.Network{}, err
+		}
+	}
+	if !h.Off {
+		if err := a.shimOn(ctx, n, h); err != nil {
+			return api.Network{}, err
+		}
+	}
+	return a.view(n, false), nil
+}
+
+// parseUpdate returns the host_shim value of req, the only option that
+// may change.
+func parseUpdate(req api.NetworkUpdate) (string, error) {
+	var v string
+	found := false
+	for _, o := range req.Options {
+		k, val, _ := strings.Cut(o, "=")
+		if k != netconf.OptHostShim {
+			return "", fmt.Errorf("option %q cannot change on an existing network; network update takes -o %s=auto|IP[,IP6]|off (recreate the network to change the rest)", o, netconf.OptHostShim)
+		}
+		if found {
+			return "", fmt.Errorf("option %s is given twice; give it once", netconf.OptHostShim)
+		}
+		v, found = val, true
+	}
+	if !found {
+		return "", fmt.Errorf("no option to change; use -o %s=auto|IP[,IP6]|off", netconf.OptHostShim)
+	}
+	return v, nil
+}
+
+func sameAddrs(a, b []netip.Addr) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(x netip.Addr) bool { return !slices.Contains(b, x) })
+}
+
+// shimOn gives n a shim: addresses reserved, link made, then stored, then
+// datapath and routes. Caller holds netOps.
+func (a *Engine) shimOn(ctx context.Context, n *network, h netconf.HostShim) (err error) {
+	n.mu.Lock()
+	ok := n.ok()
+	var addrs []netip.Addr
+	if ok {
+		addrs, err = n.reserveShim(h)
+	}
+	n.mu.Unlock()
+	if !ok {
+		return conflict(fmt.Errorf("network %s cannot have a shim now: %s", n.Name, a.view(n, false).Status))
+	}
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			n.mu.Lock()
+			n.releaseAddrs(addrs)
+			n.mu.Unlock()
+		}
+	}()
+	if err := a.createShim(ctx, n, addrs); err != nil {
+		return err
+	}
+	crashpoint.Hit("shim-on:after-link")
+	n.mu.Lock()
+	rec := n.stored()
+	n.mu.Unlock()
+	rec.Options = withShim(rec.Options, addrs)
+	if err := a.store.UpdateNetwork(rec); err != nil {
+		return errors.Join(fmt.Errorf("store network %s: %w", n.Name, err), a.deleteShim(n))
+	}
+	n.mu.Lock()
+	n.shim = &shimState{addrs: addrs}
+	n.mu.Unlock()
+	if err := a.attachShim(ctx, n); err != nil {
+		a.setShimErr(n, err)
+		a.log.Warn("host shim made but not attached", "network", n.Name, "err", err)
+	}
+	a.log.Info("host shim on", "network", n.Name, "link", shimName(n), "addrs", addrs)
+	return nil
+}
+
+// shimOff removes n's shim: state first, then datapath and link, then
+// the addresses. Caller holds netOps.
+func (a *Engine) shimOff(ctx context.Context, n *network) error {
+	n.mu.Lock()
+	rec := n.stored()
+	n.mu.Unlock()
+	rec.Options = withShim(rec.Options, nil)
+	if err := a.store.UpdateNetwork(rec); err != nil {
+		return fmt.Errorf("store network %s: %w", n.Name, err)
+	}
+	crashpoint.Hit("shim-off:after-state")
+	err := errors.Join(a.detachShim(ctx, n), a.deleteShim(n))
+	n.mu.Lock()
+	addrs := n.shim.addrs
+	n.shim = nil
+	n.releaseAddrs(addrs)
+	n.mu.Unlock()
+	if err != nil {
+		a.log.Warn("host shim off, but not all of it is gone; the next agent start removes it", "network", n.Name, "err", err)
+	}
+	a.log.Info("host shim off", "network", n.Name)
+	return nil
+}
+
+func (a *Engine) setShimErr(n *network, err error) {
+	n.mu.Lock()
+	if n.shim != nil {
+		n.shim.err = err
+	}
+	n.mu.Unlock()
+}
+
+// ensureShim makes n's shim right on start and on link events: re-made if
+// it is missing, then attached and routed. What it cannot fix is kept as
+// the shim's status. Caller holds netOps.
+func (a *Engine) ensureShim(ctx context.Context, n *network, present map[string]link.Info) {
+	addrs := n.shimAddrs()
+	if addrs == nil {
+		return
+	}
+	err := func() error {
+		l, ok := present[shimName(n)]
+		switch {
+		case ok && l.Alias != a.alias("shim", n.ID):
+			return fmt.Errorf("link %s exists but mvlan did not make it for this network; remove or rename it", l.Name)
+		case !ok:
+			if err := a.createShim(ctx, n, addrs); err != nil {
+				return err
+			}
+			a.log.Info("recreated host shim", "network", n.Name, "link", shimName(n))
+		}
+		return a.attachShim(ctx, n)
+	}()
+	if err != nil {
+		a.log.Warn("host shim", "network", n.Name, "err", err)
+	}
+	a.setShimErr(n, err)
+}

@@ -1,0 +1,171 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/nsthread"
+)
+
+// ShimRouteProtocol marks the host routes a shim carries (rtnetlink's
+// protocol field, "proto 109" in ip route): routes with it on a shim are
+// mvlan's to add and remove; nothing else on the link is touched.
+const ShimRouteProtocol netlink.RouteProtocol = 109
+
+// ShimSpec describes the host's own macvlan on a network's parent: the
+// link through which the host reaches the network's containers.
+type ShimSpec struct {
+	Name   string           // e.g. mvh-pub_net
+	Parent string           // the network's parent link
+	MAC    net.HardwareAddr // unicast, stable across re-creation
+	Alias  string           // IFLA_IFALIAS: mvlan/<agent>/shim/<network id>
+	// Addrs are added as host addresses (/32, /128), so the shim brings
+	// no subnet route: the host's own routing to the subnet stays as is.
+	Addrs []netip.Addr
+}
+
+// CreateShim creates the shim in h's namespace: a bridge-mode macvlan of
+// s.Parent, marked with s.Alias under a temporary name, with its addresses,
+// without router advertisements (accept_ra=0; IPv6 disabled when it has no
+// IPv6 address), then renamed to s.Name and brought up. On failure nothing
+// is left.
+func (h *Host) CreateShim(ctx context.Context, s ShimSpec) error {
+	if err := checkName("shim link", s.Name); err != nil {
+		return err
+	}
+	if len(s.MAC) != 6 || s.MAC[0]&1 != 0 {
+		return fmt.Errorf("shim %s: MAC %q is not a unicast Ethernet address", s.Name, s.MAC)
+	}
+	parent, err := linkByName(h.nl, s.Parent)
+	if err != nil {
+		return fmt.Errorf("shim %s: parent %w", s.Name, err)
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.ParentIndex, attrs.HardwareAddr = parent.Attrs().Index, s.MAC
+	mv := &netlink.Macvlan{LinkAttrs: attrs, Mode: netlink.MACVLAN_MODE_BRIDGE}
+	v6 := slices.ContainsFunc(s.Addrs, netip.Addr.Is6)
+	prepare := func(tmp string) error {
+		if err := nsthread.Do(h.ns, func() error { return writeIPv6Conf(tmp, "accept_ra", "0\n") }); err != nil {
+			return err
+		}
+		if err := setDisableIPv6(h.ns, tmp, !v6); err != nil {
+			return err
+		}
+		l, err := linkByName(h.nl, tmp)
+		if err != nil {
+			return err
+		}
+		hosts := make([]netip.Prefix, len(s.Addrs))
+		for i, a := range s.Addrs {
+			hosts[i] = netip.PrefixFrom(a, a.BitLen())
+		}
+		return addAddrs(h.nl, l, hosts)
+	}
+	if err := h.createLink(ctx, mv, s.Name, s.Alias, prepare); err != nil {
+		return fmt.Errorf("create shim %s on %s: %w", s.Name, s.Parent, err)
+	}
+	return nil
+}
+
+// ShimRoutes returns the destinations of the host routes mvlan put on the
+// link called name (ShimRouteProtocol, main table).
+func (h *Host) ShimRoutes(name string) ([]netip.Addr, error) {
+	routes, err := h.shimRoutes(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Addr, 0, len(routes))
+	for _, r := range routes {
+		a, _ := netip.AddrFromSlice(r.Dst.IP)
+		out = append(out, a.Unmap())
+	}
+	return out, nil
+}
+
+func (h *Host) shimRoutes(name string) ([]netlink.Route, error) {
+	l, err := linkByName(h.nl, name)
+	if err != nil {
+		return nil, err
+	}
+	filter := &netlink.Route{LinkIndex: l.Attrs().Index, Table: unix.RT_TABLE_MAIN, Protocol: ShimRouteProtocol}
+	mask := netlink.RT_FILTER_OIF | netlink.RT_FILTER_TABLE | netlink.RT_FILTER_PROTOCOL
+	var routes []netlink.Route
+	for range 5 { // a dump interrupted by a concurrent change is retried
+		if routes, err = h.nl.RouteListFiltered(unix.AF_UNSPEC, filter, mask); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list routes of %s: %w", name, err)
+	}
+	return slices.DeleteFunc(routes, func(r netlink.Route) bool { return r.Dst == nil }), nil
+}
+
+// SetShimRoutes makes the host routes through the link called name exactly
+// one per address of dsts (a /32 or /128, scope link), each with the
+// shim's address of its family in srcs as the source; a destination of a
+// family the shim has no address of gets no route. Other routes on the
+// link are left alone. Idempotent: a crash half way is finished by the
+// next call.
+func (h *Host) SetShimRoutes(name string, srcs, dsts []netip.Addr) error {
+	have, err := h.shimRoutes(name)
+	if err != nil {
+		return err
+	}
+	l, err := linkByName(h.nl, name)
+	if err != nil {
+		return err
+	}
+	want := map[netip.Addr]netip.Addr{} // destination -> source
+	for _, d := range dsts {
+		if i := slices.IndexFunc(srcs, func(s netip.Addr) bool { return s.Is4() == d.Is4() }); i >= 0 {
+			want[d] = srcs[i]
+		}
+	}
+	var errs []error
+	for _, r := range have {
+		d, _ := netip.AddrFromSlice(r.Dst.IP)
+		ones, _ := r.Dst.Mask.Size()
+		src, ok := want[d.Unmap()]
+		if ok && ones == d.BitLen() && r.Src.Equal(net.IP(src.AsSlice())) {
+			delete(want, d.Unmap())
+			continue
+		}
+		if err := h.nl.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("delete route %s dev %s: %w", r.Dst, name, err))
+		}
+	}
+	for d, src := range want {
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixIPNet(netip.PrefixFrom(d, d.BitLen())),
+			Src: net.IP(src.AsSlice()), Scope: netlink.SCOPE_LINK, Protocol: ShimRouteProtocol}
+		if err := h.nl.RouteReplace(r); err != nil {
+			errs = append(errs, fmt.Errorf("add route %s dev %s src %s: %w", d, name, src, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stats are a link's traffic counters as the kernel keeps them.
+type Stats struct {
+	RxPackets, RxBytes, TxPackets, TxBytes uint64
+}
+
+// Stats returns the counters of the link called name.
+func (h *Host) Stats(name string) (Stats, error) {
+	l, err := linkByName(h.nl, name)
+	if err != nil {
+		return Stats{}, err
+	}
+	s := l.Attrs().Statistics
+	if s == nil {
+		return Stats{}, fmt.Errorf("link %s: the kernel gave no statistics", name)
+	}
+	return Stats{RxPackets: s.RxPackets, RxBytes: s.RxBytes, TxPackets: s.TxPackets, TxBytes: s.TxBytes}, nil
+}
