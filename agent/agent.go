@@ -29,9 +29,12 @@ type Config struct {
 	// SocketGroup may use the API socket (0660 root:GROUP) when it exists.
 	SocketGroup string
 	MetricsAddr string // host:port for /metrics; "" disables
-	BPFFS       string // bpffs directory for pinned objects
-	AttachMode  string // auto|tcx|tc
-	HostNetns   string // namespace the agent manages; "" means its own
+	// MetricsWebConfig is an exporter-toolkit web configuration file: TLS
+	// and basic authentication for /metrics ("": plain HTTP).
+	MetricsWebConfig string
+	BPFFS            string // bpffs directory for pinned objects
+	AttachMode       string // auto|tcx|tc
+	HostNetns        string // namespace the agent manages; "" means its own
 	// PluginSocket is where Docker finds the agent as a network and IPAM
 	// plugin (/run/docker/plugins/NAME.sock makes the driver NAME); ""
 	// disables it.
@@ -68,6 +71,9 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Log = slog.Default()
 	}
 	if err := CheckMountNamespace(); err != nil {
+		return nil, err
+	}
+	if err := checkWebConfig(cfg.MetricsWebConfig); err != nil {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log, met: newMetrics()}
@@ -119,7 +125,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		msrv := &http.Server{Handler: a.met.handler(a), ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, msrv)
-		go func() { errc <- msrv.Serve(mln) }()
+		go func() { errc <- serveMetrics(msrv, mln, a.cfg.MetricsWebConfig, a.log) }()
 	}
 	psrv, err := a.servePlugin(errc)
 	if err != nil {

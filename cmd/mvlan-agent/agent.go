@@ -20,6 +20,7 @@ func agentFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "state-dir", Value: "/var/lib/mvlan", EnvVars: []string{"MVLAN_STATE_DIR"}, Usage: "directory of the state file (one agent per directory)"},
 		&cli.StringFlag{Name: "metrics-addr", Value: "127.0.0.1:9469", EnvVars: []string{"MVLAN_METRICS_ADDR"}, Usage: "host:port serving /metrics (empty: off)"},
+		&cli.StringFlag{Name: "web-config-file", EnvVars: []string{"MVLAN_WEB_CONFIG_FILE"}, Usage: "TLS and basic authentication for /metrics: a Prometheus exporter-toolkit web configuration file (empty: plain HTTP)"},
 		&cli.StringFlag{Name: "bpffs", Value: "/sys/fs/bpf/mvlan", EnvVars: []string{"MVLAN_BPFFS"}, Usage: "bpffs directory for pinned maps and links"},
 		&cli.StringFlag{Name: "attach-mode", Value: "auto", EnvVars: []string{"MVLAN_ATTACH_MODE"}, Usage: "how BPF programs attach: auto, tcx or tc"},
 		&cli.StringFlag{Name: "plugin-socket", Value: "/run/docker/plugins/mvlan.sock", EnvVars: []string{"MVLAN_PLUGIN_SOCKET"}, Usage: "socket where Docker finds mvlan as a network and IPAM plugin (driver name: the file name without .sock; empty: off)"},
@@ -47,17 +48,18 @@ func runAgent(c *cli.Context) error {
 	agent.Version = version.Version
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	a, err := agent.New(agent.Config{
-		StateDir:     c.String("state-dir"),
-		Socket:       c.String("socket"),
-		SocketGroup:  c.String("socket-group"),
-		MetricsAddr:  c.String("metrics-addr"),
-		BPFFS:        c.String("bpffs"),
-		AttachMode:   c.String("attach-mode"),
-		PluginSocket: c.String("plugin-socket"),
-		DockerHost:   c.String("docker-host"),
-		Recover:      c.Bool("recover"),
-		TamperCheck:  c.Duration("tamper-check"),
-		Log:          log,
+		StateDir:         c.String("state-dir"),
+		Socket:           c.String("socket"),
+		SocketGroup:      c.String("socket-group"),
+		MetricsAddr:      c.String("metrics-addr"),
+		MetricsWebConfig: c.String("web-config-file"),
+		BPFFS:            c.String("bpffs"),
+		AttachMode:       c.String("attach-mode"),
+		PluginSocket:     c.String("plugin-socket"),
+		DockerHost:       c.String("docker-host"),
+		Recover:          c.Bool("recover"),
+		TamperCheck:      c.Duration("tamper-check"),
+		Log:              log,
 	})
 	if err != nil {
 		return err

@@ -51,6 +51,13 @@ func prometheusBin(t *testing.T) string {
 // paths). It is killed when the test ends.
 func startPrometheus(t *testing.T, sb *nstest.Sandbox, ruleFiles ...string) *promServer {
 	t.Helper()
+	return startPrometheusJob(t, sb, "", ruleFiles...)
+}
+
+// startPrometheusJob is startPrometheus with more settings for the job
+// "mvlan": YAML lines indented by four spaces (scheme, tls_config, ...).
+func startPrometheusJob(t *testing.T, sb *nstest.Sandbox, job string, ruleFiles ...string) *promServer {
+	t.Helper()
 	bin := prometheusBin(t)
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`global:
@@ -60,9 +67,9 @@ func startPrometheus(t *testing.T, sb *nstest.Sandbox, ruleFiles ...string) *pro
 rule_files: [%s]
 scrape_configs:
   - job_name: mvlan
-    static_configs:
+%s    static_configs:
       - targets: ["%s"]
-`, strings.Join(ruleFiles, ", "), metricsAddr)
+`, strings.Join(ruleFiles, ", "), job, metricsAddr)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
