@@ -96,22 +96,24 @@ lab: build
 bench: build
 	$(GO) run ./bench/cmd/mvbench -mvlan $(BIN)
 
-# Coverage, the privileged end-to-end tests included: with MVLAN_E2E_COVERDIR
-# the e2e harnesses (nstest.GoBuild) build mvlan-agent, mvlan and mvlan-cni
-# with -cover, and every process they start writes its counters there when
-# it exits (a SIGKILLed agent writes none). Prints the
-# e2e coverage of every package, then the unit tests' total; the raw data
-# stays in cover/. COVERPKGS and COVERRUN narrow the run (go test -run).
+# Coverage of the unit and the privileged end-to-end tests together: with
+# MVLAN_E2E_COVERDIR the e2e harnesses (nstest.GoBuild) build mvlan-agent,
+# mvlan and mvlan-cni with -cover, and every process they start writes its
+# counters there when it exits (a SIGKILLed agent writes none); the test
+# binaries write theirs to cover/unit. Prints each package's coverage of
+# both merged, also when a test fails (make then fails); cover/cover.out is
+# the profile (go tool cover -html). COVERPKGS and COVERRUN narrow the run
+# (go test -run; write $$ for a regexp's $).
 COVER     := cover
 COVERPKGS ?= ./...
 COVERRUN  ?= .
 cover:
-	rm -rf $(COVER) && mkdir -p $(COVER)/e2e
-	MVLAN_E2E_COVERDIR=$(CURDIR)/$(COVER)/e2e $(GO) test -count=1 -timeout 20m -run '$(COVERRUN)' \
-		-coverpkg=./... -coverprofile=$(COVER)/unit.out $(COVERPKGS)
-	$(GO) tool covdata percent -i=$(COVER)/e2e
-	$(GO) tool covdata textfmt -i=$(COVER)/e2e -o $(COVER)/e2e.out
-	@echo "unit tests (all packages, $(COVERPKGS)):"; $(GO) tool cover -func=$(COVER)/unit.out | tail -1
+	rm -rf $(COVER) && mkdir -p $(COVER)/e2e $(COVER)/unit
+	st=0; MVLAN_E2E_COVERDIR=$(CURDIR)/$(COVER)/e2e $(GO) test -count=1 -timeout 20m -run '$(COVERRUN)' \
+		-cover -coverpkg=./... $(COVERPKGS) -args -test.gocoverdir=$(CURDIR)/$(COVER)/unit || st=$$?; \
+	$(GO) tool covdata percent -i=$(COVER)/unit,$(COVER)/e2e; \
+	$(GO) tool covdata textfmt -i=$(COVER)/unit,$(COVER)/e2e -o $(COVER)/cover.out; \
+	exit $$st
 
 clean:
 	rm -rf bin $(COVER)

@@ -39,6 +39,8 @@ func TestFormat(t *testing.T) {
 		{[]string{"network", "ls", "--format", "{{.Name}} {{.ID}} {{join (split .Status \"-\") \"\"}}"}, "pub_net " + id + " ok\n"},
 		{[]string{"network", "ls", "--format", `table {{.ID}}\t{{.Name}}`},
 			fmt.Sprintf("%-*s   NAME\n%s   pub_net\n", len(id), "NETWORK ID", id)},
+		{[]string{"network", "ls", "--format", "{{.Name}} {{.EndpointCount}} {{len .Containers}}"}, "pub_net 1 0\n"},
+		{[]string{"network", "inspect", "pub_net", "--format", "{{.EndpointCount}} {{len .Containers}}"}, "1 1\n"},
 		{[]string{"network", "ls", "-q"}, id[:12] + "\n"},
 		{[]string{"network", "ls", "--no-trunc", "-q"}, id + "\n"},
 		{[]string{"ps", "--format", "{{.Name}} {{.Network}} {{.IPv4Address}} {{.MacAddress}} {{.IfName}} {{.State}} {{.Addresses}}"},

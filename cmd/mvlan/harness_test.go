@@ -94,7 +94,7 @@ func (a *agentProc) start(extraEnv ...string) {
 	}
 	a.done = make(chan error, 1)
 	go func() { a.done <- a.cmd.Wait() }()
-	a.t.Cleanup(func() { a.kill() })
+	a.t.Cleanup(a.end)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, _, code := a.mv("network", "ls", "-q"); code == 0 {
@@ -122,6 +122,21 @@ func (a *agentProc) stop() {
 	case <-time.After(10 * time.Second):
 		a.t.Fatalf("agent did not stop on SIGTERM\n%s", a.log)
 	}
+}
+
+// end ends the agent after its test: SIGKILL, or under make cover first
+// SIGTERM, so that it writes its coverage counters on the way out.
+func (a *agentProc) end() {
+	if os.Getenv(nstest.CoverDirEnv) != "" && a.cmd != nil && a.cmd.Process != nil {
+		_ = a.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-a.done:
+			a.done <- err
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+	a.kill()
 }
 
 // kill SIGKILLs the agent (nsenter execs it, so the pid is the agent's).

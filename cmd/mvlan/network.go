@@ -228,6 +228,9 @@ type dockerNetwork struct {
 	ParentKind string
 	Status     string
 	HostShim   *api.HostShim `json:",omitempty"`
+	// EndpointCount is how many containers are on it: network ls leaves
+	// Containers empty (the agent lists them only for inspect).
+	EndpointCount int
 }
 
 type dockerIPAM struct {
@@ -256,7 +259,8 @@ func toDocker(n api.Network) dockerNetwork {
 		Name: n.Name, ID: n.ID, Created: n.Created, Scope: "local", Driver: n.Driver,
 		EnableIPv4: true, EnableIPv6: n.IPv6, Internal: n.Internal, Containers: map[string]dockerContainer{},
 		Options: maps.Clone(n.Options), Labels: n.Labels, Parent: n.Parent, ParentKind: n.ParentKind, Status: n.Status, HostShim: n.HostShim,
-		IPAM: dockerIPAM{Driver: "default", Options: map[string]string{}},
+		EndpointCount: n.EndpointCount,
+		IPAM:          dockerIPAM{Driver: "default", Options: map[string]string{}},
 	}
 	if d.Options == nil {
 		d.Options = map[string]string{}
