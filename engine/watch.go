@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,22 +83,46 @@ func (a *Engine) reconcileEndpoints(ctx context.Context, orphans []endpoint) err
 	for _, e := range orphans {
 		a.release(ctx, nil, nil, e, "its network is gone")
 	}
-	var all []endpoint
+	type job struct {
+		n  *network
+		en *entry
+	}
+	var jobs []job
 	for _, n := range a.networkList() {
 		n.mu.Lock()
-		ens := make([]*entry, 0, len(n.eps))
 		for _, en := range n.eps {
-			ens = append(ens, en)
+			jobs = append(jobs, job{n, en})
 		}
 		n.mu.Unlock()
-		for _, en := range ens {
-			if e, ok := a.reconcileEndpoint(ctx, n, en); ok {
-				all = append(all, e)
+	}
+	// Each endpoint is checked on its own (its own namespace, link and
+	// lock), so several at once: what the kernel calls wait for overlaps.
+	kept := make([]*endpoint, len(jobs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(reconcileWorkers, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
+				if e, ok := a.reconcileEndpoint(ctx, jobs[i].n, jobs[i].en); ok {
+					kept[i] = &e
+				}
 			}
+		}()
+	}
+	wg.Wait()
+	var all []endpoint
+	for _, e := range kept {
+		if e != nil {
+			all = append(all, *e)
 		}
 	}
 	return a.pruneEndpointTable(all)
 }
+
+// reconcileWorkers is how many endpoints are reconciled at once on start.
+const reconcileWorkers = 8
 
 // reconcileEndpoint settles one endpoint at start; it reports the endpoint
 // if it stays.
@@ -113,9 +139,9 @@ func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (
 	case !a.netnsAlive(e):
 		return e, !a.release(ctx, n, en, e, "its namespace is gone")
 	}
-	err := a.ensureLink(ctx, n, e)
+	idx, err := a.ensureLink(ctx, n, e)
 	if err == nil {
-		e, err = a.attachEndpointDP(ctx, n, en, e)
+		e, err = a.attachEndpointDP(ctx, n, en, e, idx)
 	}
 	if err != nil {
 		// Keep it: the namespace and its address are the user's;
@@ -135,36 +161,42 @@ func (a *Engine) release(ctx context.Context, n *network, en *entry, e endpoint,
 	return true
 }
 
-// ensureLink re-creates e's link if its namespace lost it.
-func (a *Engine) ensureLink(ctx context.Context, n *network, e endpoint) error {
+// ensureLink re-creates e's link if its namespace lost it, and returns the
+// ifindex of the link it found (0 for a re-created one).
+func (a *Engine) ensureLink(ctx context.Context, n *network, e endpoint) (int, error) {
 	links, err := a.ns.Links(e.Netns)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	alias := a.alias("ep", e.ID)
 	for _, l := range links {
 		if l.Alias == alias {
-			return nil
+			return l.Index, nil
 		}
 	}
 	n.mu.Lock()
 	ok := n.ok()
 	n.mu.Unlock()
 	if !ok {
-		return errors.New("its network cannot take endpoints")
+		return 0, errors.New("its network cannot take endpoints")
 	}
 	if err := a.host.AttachEndpoint(ctx, a.endpointSpec(n, e)); err != nil {
-		return fmt.Errorf("re-attach: %w", err)
+		return 0, fmt.Errorf("re-attach: %w", err)
 	}
 	a.log.Info("re-attached endpoint", "name", e.Name, "netns", e.Netns)
-	return nil
+	return 0, nil
 }
 
-// attachEndpointDP (re)attaches a ready endpoint's programs at start and
-// records its keys if they changed (a re-created link has a new ifindex).
-func (a *Engine) attachEndpointDP(ctx context.Context, n *network, en *entry, e endpoint) (endpoint, error) {
+// attachEndpointDP (re)attaches a ready endpoint's programs at start, to
+// its link at ifindex idx (0: find it), and records its keys if they
+// changed (a re-created link has a new ifindex).
+func (a *Engine) attachEndpointDP(ctx context.Context, n *network, en *entry, e endpoint, idx int) (endpoint, error) {
 	before := e
-	if err := a.attachEndpoint(ctx, n, &e); err != nil {
+	attach := func() error { return a.attachEndpoint(ctx, n, &e) }
+	if idx != 0 {
+		attach = func() error { return a.attachEndpointAt(ctx, n, &e, idx) }
+	}
+	if err := attach(); err != nil {
 		return before, err
 	}
 	if e.Ifindex == before.Ifindex && e.NetnsCookie == before.NetnsCookie {

@@ -261,6 +261,11 @@ func (d *Datapath) endpointPrograms(cookie uint64) (*epPrograms, error) {
 	if p, ok := d.epProgs[cookie]; ok {
 		return p, nil
 	}
+	if ingress, egress, ok := d.pinnedStubs(cookie); ok {
+		p := &epPrograms{ingress: ingress, egress: egress, users: map[int]bool{}}
+		d.epProgs[cookie] = p
+		return p, nil
+	}
 	// Named after their hook's program: what bpftool and the attachment
 	// checks show.
 	stub := func(slot uint32, name string) (*ebpf.Program, error) {
@@ -273,6 +278,9 @@ func (d *Datapath) endpointPrograms(cookie uint64) (*epPrograms, error) {
 	egress, err := stub(slotEgress, "ep_egress")
 	if err != nil {
 		return nil, errors.Join(err, ingress.Close())
+	}
+	if err := d.pinStubs(cookie, ingress, egress); err != nil {
+		return nil, errors.Join(err, ingress.Close(), egress.Close())
 	}
 	p := &epPrograms{ingress: ingress, egress: egress, users: map[int]bool{}}
 	d.epProgs[cookie] = p
@@ -292,5 +300,5 @@ func (d *Datapath) releaseEndpointPrograms(cookie uint64, ifindex int) error {
 		return nil
 	}
 	delete(d.epProgs, cookie)
-	return p.close()
+	return errors.Join(d.unpinStubs(cookie), p.close())
 }

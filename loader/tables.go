@@ -226,17 +226,20 @@ func (d *Datapath) Endpoints() ([]Endpoint, error) {
 }
 
 // PruneOrphans deletes MAC and address entries of endpoints that are no
-// longer in the endpoint table (left by a crash between two map writes).
-// It walks the maps: call it on start, not per endpoint.
+// longer in the endpoint table (left by a crash between two map writes),
+// and the stub pins of namespaces without an endpoint in it. It walks the
+// maps: call it on start, not per endpoint.
 func (d *Datapath) PruneOrphans() error {
 	d.tables.Lock()
 	defer d.tables.Unlock()
 	live := map[[6]byte]bool{}
+	cookies := map[uint64]bool{}
 	var ek epKey
 	var ei epInfo
 	it := d.maps["ep_table"].Iterate()
 	for it.Next(&ek, &ei) {
 		live[ei.MAC] = true
+		cookies[ek.NetnsCookie] = true
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("list endpoints: %w", err)
@@ -269,6 +272,7 @@ func (d *Datapath) PruneOrphans() error {
 	for i := range ips {
 		errs = append(errs, deleteKey(d.maps["ep_by_ip"], &ips[i]))
 	}
+	errs = append(errs, d.pruneStubs(cookies))
 	return errors.Join(errs...)
 }
 

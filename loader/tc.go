@@ -58,8 +58,12 @@ func (d *Datapath) attachTC(ctx context.Context, t target, hook Hook, prog *ebpf
 		if err := d.ensureClsact(rtnl, t); err != nil {
 			return err
 		}
-		if _, err := ourFilter(rtnl, t.ifindex, hook); err != nil {
+		running, ok, err := ourFilterProg(rtnl, t.ifindex, hook)
+		if err != nil {
 			return err
+		}
+		if ok && running != 0 && running == programID(prog) {
+			return nil // already runs it (a restart, with the stub pinned): nothing to do
 		}
 		fd, flags, fname := uint32(prog.FD()), uint32(bpfFlagDirect), FilterNamePrefix+name
 		obj := filterObject(t.ifindex, hook)
@@ -84,20 +88,30 @@ func filterObject(ifindex int, hook Hook) tc.Object {
 // ourFilter reports whether our filter is on the hook; a foreign filter at
 // our priority and handle is an error.
 func ourFilter(rtnl *tc.Tc, ifindex int, hook Hook) (bool, error) {
+	_, ok, err := ourFilterProg(rtnl, ifindex, hook)
+	return ok, err
+}
+
+// ourFilterProg is ourFilter with the ID of the program our filter runs.
+func ourFilterProg(rtnl *tc.Tc, ifindex int, hook Hook) (ebpf.ProgramID, bool, error) {
 	filters, err := rtnl.Filter().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(ifindex), Parent: tcParent(hook)})
 	if err != nil {
-		return false, fmt.Errorf("list tc filters: %w", err)
+		return 0, false, fmt.Errorf("list tc filters: %w", err)
 	}
 	for _, f := range filters {
 		if f.Info>>16 != FilterPriority || f.Handle != FilterHandle {
 			continue
 		}
 		if f.Kind == "bpf" && f.BPF != nil && f.BPF.Name != nil && strings.HasPrefix(*f.BPF.Name, FilterNamePrefix) {
-			return true, nil
+			var id ebpf.ProgramID
+			if f.BPF.ID != nil {
+				id = ebpf.ProgramID(*f.BPF.ID)
+			}
+			return id, true, nil
 		}
-		return false, fmt.Errorf("a foreign %s filter holds priority %d handle %d on %s; remove it or move it", f.Kind, FilterPriority, FilterHandle, hook)
+		return 0, false, fmt.Errorf("a foreign %s filter holds priority %d handle %d on %s; remove it or move it", f.Kind, FilterPriority, FilterHandle, hook)
 	}
-	return false, nil
+	return 0, false, nil
 }
 
 // ensureClsact creates the clsact qdisc if the link has none, and records

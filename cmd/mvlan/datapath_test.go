@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -677,6 +678,9 @@ func TestDatapathRmDetaches(t *testing.T) {
 			e.a.ok("network", "rm", "pub_net")
 			e.wantDetached(e.sb.Path, "eth0")
 			e.wantPins(0, 0, 0)
+			if stubs, _ := os.ReadDir(filepath.Join(e.a.dir, "bpf", "stubs")); len(stubs) != 0 {
+				t.Errorf("stub pins left after every endpoint went: %v", stubs)
+			}
 			// eth0 had no clsact qdisc: mvlan made it, and must not leave it
 			// behind, restart or not (DESIGN.md: nothing leaked).
 			if q := e.in(e.sb.Path, "tc", "qdisc", "show", "dev", "eth0"); strings.Contains(q, "clsact") {
@@ -757,4 +761,60 @@ func TestDatapathPrometheus(t *testing.T) {
 	q := `mvlan_vlan_rx_packets_total{parent="eth0", vlan="0", job="mvlan"}`
 	r := p.waitQuery(q, 20*time.Second, anyAbove0)
 	t.Logf("PromQL %s: %v", q, r)
+}
+
+// TestRestartTrustsAttachments: an agent restarted over endpoints whose
+// filters already run their programs (the default mode puts them on
+// clsact) changes nothing on their links: tc monitor in a container's
+// namespace sees no event on its eth0 before a marker the test makes
+// after the restart, the programs on its hooks are the same ones, and
+// they still drop its spoofed frames. A filter someone removed meanwhile
+// is put back.
+func TestRestartTrustsAttachments(t *testing.T) {
+	t.Parallel()
+	e := newDPEnv(t, dpModes[0])
+	c1, c2, _, _ := e.pubNetPair()
+	before := e.wantAttached(c1, "eth0")
+	e.in(c2, "tc", "filter", "del", "dev", "eth0", "egress") // lost while the agent was down
+
+	mon := exec.Command("nsenter", "--net=/run/netns/"+c1, "tc", "monitor")
+	var events lockedBuffer
+	mon.Stdout, mon.Stderr = &events, &events
+	if err := mon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = mon.Process.Kill(); _ = mon.Wait() }()
+	e.restart()
+	e.wantAttached(c2, "eth0") // put back
+	// The marker: a qdisc on c1's lo, added and deleted by the test; what
+	// tc monitor printed before it, the restart did.
+	e.in(c1, "tc", "qdisc", "add", "dev", "lo", "clsact")
+	e.in(c1, "tc", "qdisc", "del", "dev", "lo", "clsact")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(events.String(), "dev lo") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	seen, _, found := strings.Cut(events.String(), "dev lo")
+	if !found {
+		t.Fatalf("tc monitor in %s never showed the marker on lo:\n%s", c1, events.String())
+	}
+	if strings.Contains(seen, "eth0") {
+		t.Errorf("the restart changed %s's eth0:\n%s", c1, seen)
+	}
+	if after := e.wantAttached(c1, "eth0"); !slices.Equal(before, after) {
+		t.Errorf("programs on %s after the restart: %v; want the same as before, %v", c1, after, before)
+	}
+	// c1's kept programs still pass its traffic and drop (and count) a
+	// spoofed source.
+	sv := e.view(c1, c2)
+	sv.mustPing(c1, "172.16.86.11")
+	labels := map[string]string{"network": "pub_net", "reason": "ip_spoof"}
+	drops, _ := metricValue(sv.scrape(), "mvlan_policy_drops_total", labels)
+	e.in(c1, "ip", "addr", "add", "172.16.86.99/24", "dev", "eth0")
+	if out, err := nstest.RunErr("/run/netns/"+c1, "ping", "-c", "2", "-W", "1", "-I", "172.16.86.99", "172.16.86.11"); err == nil {
+		t.Errorf("a spoofed ping from %s got through after the restart:\n%s", c1, out)
+	}
+	if after, _ := metricValue(sv.scrape(), "mvlan_policy_drops_total", labels); after-drops < 1 {
+		t.Errorf("ip_spoof drops went from %v to %v; want them to grow", drops, after)
+	}
 }
