@@ -258,3 +258,157 @@ func countShims(t *testing.T, sb *nstest.Sandbox) int {
 	}
 	return n
 }
+
+// TestHostShimCrashPoints: the agent is killed (SIGKILL) between the
+// steps of each shim transition; once started again it has exactly the
+// shims its state has, with their routes, and no drift.
+func TestHostShimCrashPoints(t *testing.T) {
+	tests := []struct {
+		point    string
+		setup    []string // before the crash, on a network "cn" made without a shim
+		op       []string
+		shimLeft bool
+	}{
+		{"network-create:after-link", nil, []string{"network", "create", "--subnet=10.81.0.0/24", "-o", "parent=eth0", "-o", "host_shim=auto", "cn2"}, false},
+		{"network-create:after-state", nil, []string{"network", "create", "--subnet=10.81.0.0/24", "-o", "parent=eth0", "-o", "host_shim=auto", "cn2"}, true},
+		{"shim-on:after-link", nil, []string{"network", "update", "-o", "host_shim=auto", "cn"}, false},
+		{"shim-off:after-state", []string{"network", "update", "-o", "host_shim=auto", "cn"}, []string{"network", "update", "-o", "host_shim=off", "cn"}, false},
+		{"network-rm:after-state", []string{"network", "create", "--subnet=10.81.0.0/24", "-o", "parent=eth0", "-o", "host_shim=auto", "cn2"}, []string{"network", "rm", "cn2"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.point, func(t *testing.T) {
+			e := newEnv(t, "eth1")
+			a := e.a
+			a.ok("network", "create", "--subnet=10.80.0.0/24", "-o", "parent=eth1", "cn")
+			c1 := e.runD(e.name("1"), "cn")
+			if tt.setup != nil {
+				a.ok(tt.setup...)
+			}
+			a.stop()
+			a.start("MVLAN_TEST_CRASHPOINT=" + tt.point)
+			a.mv(tt.op...)
+			a.waitExit()
+			a.start()
+			if got, want := countShims(t, e.sb), map[bool]int{false: 0, true: 1}[tt.shimLeft]; got != want {
+				t.Fatalf("after restart: %d shim links, want %d\n%s", got, want, a.log)
+			}
+			if d := drift(t, a); len(d) > 0 {
+				t.Fatalf("drift after restart: %v\n%s", d, a.log)
+			}
+			// Turning it on now works and gives exactly one shim, routed.
+			a.ok("network", "update", "-o", "host_shim=auto", "cn")
+			shimPings(t, e, a.inspectNet("cn").HostShim.Addrs, c1)
+			if got, w := shimRoutes(t, e.sb, "mvh-cn"), hostAddrs(c1); !slices.Equal(got, w) {
+				t.Fatalf("routes %v, want %v", got, w)
+			}
+			a.kill() // SIGKILL with the shim on: a start keeps it as it is
+			a.start()
+			if got := countShims(t, e.sb); got != 1+map[bool]int{false: 0, true: 1}[tt.shimLeft] {
+				t.Fatalf("after SIGKILL and start: %d shim links\n%s", got, a.log)
+			}
+			if got, w := shimRoutes(t, e.sb, "mvh-cn"), hostAddrs(c1); !slices.Equal(got, w) {
+				t.Fatalf("after SIGKILL and start: routes %v, want %v", got, w)
+			}
+			if d := drift(t, a); len(d) > 0 {
+				t.Fatalf("drift: %v", d)
+			}
+		})
+	}
+}
+
+// TestHostShimModes: the shim is always a bridge-mode macvlan. With
+// private containers the kernel passes nothing between them and the shim,
+// even through a switch that sends frames back (the host cannot reach
+// them); with vepa containers it works only through such a switch (here a
+// bridge with hairpin on in the wire namespace); passthru is refused.
+func TestHostShimModes(t *testing.T) {
+	e := newEnv(t, "eth1")
+	a := e.a
+	_, errs, code := a.mv("network", "create", "--subnet=10.83.0.0/24", "-o", "parent=eth1", "-o", "macvlan_mode=passthru", "-o", "host_shim=auto", "pt")
+	if code != 1 || !strings.Contains(errs, "passthru") || !strings.Contains(errs, "macvlan_mode=bridge") {
+		t.Fatalf("passthru with a shim: exit %d, %q; want 1 and a message naming passthru and bridge", code, errs)
+	}
+	if got := countShims(t, e.sb); got != 0 {
+		t.Fatalf("a refused network left %d shims", got)
+	}
+	for _, tt := range []struct {
+		mode    string
+		hairpin bool // the switch sends frames back out of the port they came in
+		reach   bool
+	}{
+		{"private", false, false},
+		{"private", true, false},
+		{"vepa", false, false},
+		{"vepa", true, true},
+	} {
+		name := tt.mode
+		if tt.hairpin {
+			name += "-hp"
+		}
+		a.ok("network", "create", "--subnet=10.84.0.0/24", "-o", "parent=eth0", "-o", "macvlan_mode="+tt.mode, "-o", "host_shim=auto", name)
+		c := e.runD(e.name(name), name)
+		if tt.hairpin {
+			e.in(e.sb.WirePath, "ip", "link", "add", "br0", "type", "bridge")
+			e.in(e.sb.WirePath, "ip", "link", "set", "wire0", "master", "br0")
+			e.in(e.sb.WirePath, "ip", "link", "set", "wire0", "type", "bridge_slave", "hairpin", "on")
+			e.in(e.sb.WirePath, "ip", "link", "set", "br0", "up")
+		}
+		out, err := e.pingFrom(e.sb.Path, c.Addrs[0].Addr().String(), !tt.reach)
+		if tt.reach {
+			e.wantPingOK(name+": host -> container", out, exitOf(err))
+		} else if err == nil {
+			t.Errorf("%s: host -> container works:\n%s", name, out)
+		}
+		a.ok("rm", "-f", c.Name)
+		e.waitGone(c.Name, 5*time.Second)
+		a.ok("network", "rm", name)
+		if tt.hairpin {
+			e.in(e.sb.WirePath, "ip", "link", "del", "br0")
+		}
+	}
+}
+
+// TestHostShimTwoNetworks: two networks with shims on two parents; the
+// host reaches both; their containers, routed through the host (each
+// with a route to the other subnet via its own shim, and ip_forward on),
+// still cannot reach each other: the forwarded frames leave the other
+// shim with a source address not its own and are dropped as ip_spoof.
+func TestHostShimTwoNetworks(t *testing.T) {
+	e := newEnv(t, "eth1")
+	a := e.a
+	a.ok("network", "create", "--subnet=10.85.0.0/24", "-o", "parent=eth0", "-o", "host_shim=auto", "na")
+	a.ok("network", "create", "--subnet=10.86.0.0/24", "-o", "parent=eth1", "-o", "host_shim=auto", "nb")
+	ca := e.runD(e.name("a"), "na")
+	cb := e.runD(e.name("b"), "nb")
+	shimPings(t, e, a.inspectNet("na").HostShim.Addrs, ca)
+	shimPings(t, e, a.inspectNet("nb").HostShim.Addrs, cb)
+	e.in(e.sb.Path, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	e.in(ca.Netns, "ip", "route", "add", "10.86.0.0/24", "via", "10.85.0.2")
+	e.in(cb.Netns, "ip", "route", "add", "10.85.0.0/24", "via", "10.86.0.2")
+	before := policyDrops(t, a, "nb", "ip_spoof")
+	out, err := e.pingFrom(ca.Netns, cb.Addrs[0].Addr().String(), true)
+	if err == nil {
+		t.Fatalf("a -> b through the host works:\n%s", out)
+	}
+	if d := policyDrops(t, a, "nb", "ip_spoof") - before; d != 2 {
+		t.Errorf("nb ip_spoof drops moved by %d, want 2 (the two forwarded echo requests)", d)
+	}
+}
+
+// policyDrops returns the drops of network net for reason.
+func policyDrops(t *testing.T, a *agentProc, net, reason string) uint64 {
+	t.Helper()
+	cl := api.NewClient(a.socket)
+	defer cl.Close()
+	s, err := cl.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range s.Networks {
+		if n.Network == net {
+			return n.Drops[reason].Packets
+		}
+	}
+	t.Fatalf("no stats for network %s", net)
+	return 0
+}
