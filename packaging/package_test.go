@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -133,10 +134,25 @@ func bashCompletion(t *testing.T, root string) {
 	out, err := cmd.Output()
 	got := string(out)
 	if err != nil || stderr.Len() > 0 || !strings.Contains(got, "-F _mvlan mvlan") ||
-		!strings.Contains(got, "1: network\n") || !strings.Contains(got, "2: create ls inspect rm\n") ||
+		!strings.Contains(got, "1: network\n") || !hasWords(got, "2:", "create", "ls", "inspect", "rm") ||
 		!strings.Contains(got, "--format") || !strings.Contains(got, "--quiet") {
 		t.Errorf("bash completion: %v\n%s\nstderr: %s", err, got, stderr.String())
 	}
+}
+
+// hasWords: out has a line starting with prefix that holds every word.
+func hasWords(out, prefix string, words ...string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == prefix {
+			for _, w := range words {
+				if !slices.Contains(f[1:], w) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return false
 }
 
 func run(t *testing.T, name string, args ...string) string {

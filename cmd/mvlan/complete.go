@@ -77,7 +77,7 @@ func objectNames(path string) []string {
 	defer cl.Close()
 	var names []string
 	switch path {
-	case "network inspect", "network rm", "connect", "disconnect":
+	case "network inspect", "network rm", "network update", "connect", "disconnect":
 		ns, _ := cl.Networks(ctx)
 		for _, n := range ns {
 			names = append(names, n.Name)
