@@ -48,7 +48,7 @@ func StartAgent(t testing.TB, sb *Sandbox, bin string, flags ...string) *Agent {
 	a.args = append([]string{"--socket", a.Socket, "agent", "--state-dir", filepath.Join(dir, "state"),
 		"--metrics-addr", "", "--bpffs", filepath.Join(dir, "bpf"), "--plugin-socket=", "--docker-host="}, flags...)
 	t.Cleanup(func() {
-		a.Kill()
+		a.end()
 		_ = unix.Unmount(filepath.Join(dir, "bpf"), unix.MNT_DETACH)
 		_ = os.RemoveAll(dir)
 	})
@@ -114,6 +114,21 @@ func (a *Agent) WaitExit() {
 	case <-time.After(10 * time.Second):
 		a.t.Fatalf("agent still running\n%s", a.Log())
 	}
+}
+
+// end ends the agent after its test: SIGKILL, or under make cover
+// (CoverDirEnv) first SIGTERM, so that it writes its coverage counters.
+func (a *Agent) end() {
+	if os.Getenv(CoverDirEnv) != "" && a.cmd != nil && a.cmd.Process != nil {
+		_ = a.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-a.done:
+			a.done <- err
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+	a.Kill()
 }
 
 // Kill SIGKILLs the agent if it runs (nsenter execs it: the pid is its).
