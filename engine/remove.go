@@ -11,7 +11,9 @@ import (
 )
 
 // A removal answers once the endpoint is unreachable and recorded as
-// removing: its link is down and the state says "removing", durably. The
+// removing: its link has no address left (link.Host.SilenceEndpoint: no
+// RCU wait, unlike setting a macvlan down) and the state says "removing",
+// durably. The
 // rest (the datapath entry, deleting the link, which waits for an RCU
 // barrier, and the namespace, then forgetting the record) finishes in the
 // background while the endpoint's lock is held, so nothing else touches it
@@ -84,8 +86,8 @@ func (r *removals) wait(ctx context.Context) bool {
 }
 
 // removeEndpoint marks en removing and makes it unreachable, then finishes
-// the removal in the background (see above). Where the link cannot be set
-// down (a namespace of the operator's, or not the endpoint's any more) it
+// the removal in the background (see above). Where the link cannot be
+// silenced (a namespace of the operator's, or not the endpoint's any more) it
 // removes everything before answering. It waits for whatever en's lock is held for (its
 // creation, say); one removed meanwhile is not an error.
 func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry) error {
@@ -113,16 +115,16 @@ func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry) erro
 		defer closeNetns()
 		crashpoint.Hit("endpoint-rm:after-down")
 		if err := a.finishRemove(context.WithoutCancel(ctx), n, en, e, via); err != nil {
-			a.log.Warn("endpoint is down but not removed; the next agent start finishes it", "name", e.Name, "err", err)
+			a.log.Warn("endpoint is silenced but not removed; the next agent start finishes it", "name", e.Name, "err", err)
 		}
 	}()
 	return nil
 }
 
-// silence sets the link (found by our alias) of an endpoint in a namespace
-// mvlan made down, and takes the namespace's name away at once, so that
-// the name is free when the removal answers; the namespace stays open until
-// closeNetns, and via is e as the rest of the removal reaches it (through
+// silence takes the addresses off the link (found by our alias) of an
+// endpoint in a namespace mvlan made, and the namespace's name away at
+// once, so that the name is free when the removal answers; the namespace
+// stays open until closeNetns, and via is e as the rest of the removal reaches it (through
 // /proc/self/fd). Endpoints in the operator's namespaces (connect) are not
 // silenced: their removal finishes before it answers.
 func (a *Engine) silence(ctx context.Context, e endpoint) (via endpoint, closeNetns func(), err error) {

@@ -239,21 +239,29 @@ func (h *Host) DetachEndpoint(ctx context.Context, netnsPath, ifName string) err
 	}, true)
 }
 
-// SilenceEndpoint sets the endpoint link ifName in the namespace at
-// netnsPath down: no frame goes in or out of it any more, and the routes
-// through it are gone. Unlike deleting the link, this waits for no RCU
-// barrier, so a removal can answer before the link is deleted.
+// SilenceEndpoint takes every address off the endpoint link ifName in the
+// namespace at netnsPath: nothing reaches it at its addresses any more, and
+// its routes go with them. Setting the link down would do too, but a
+// macvlan going down waits for an RCU grace period (macvlan_stop), and
+// deleting it for an RCU barrier; removing addresses waits for neither, so
+// a removal can answer before the link is deleted.
 func (h *Host) SilenceEndpoint(ctx context.Context, netnsPath, ifName string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return inNetns(netnsPath, func(nl *netlink.Handle) error {
 		l, err := nl.LinkByName(ifName)
-		if err == nil {
-			err = nl.LinkSetDown(l)
-		}
 		if err != nil {
-			return fmt.Errorf("set endpoint %s in %s down: %w", ifName, netnsPath, err)
+			return fmt.Errorf("silence endpoint %s in %s: %w", ifName, netnsPath, err)
+		}
+		addrs, err := nl.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return fmt.Errorf("silence endpoint %s in %s: %w", ifName, netnsPath, err)
+		}
+		for _, a := range addrs {
+			if err := nl.AddrDel(l, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+				return fmt.Errorf("silence endpoint %s in %s: remove %s: %w", ifName, netnsPath, a.IPNet, err)
+			}
 		}
 		return nil
 	}, false)
