@@ -150,6 +150,16 @@ func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (endpoint, erro
 	if e.IfName == "" {
 		e.IfName = "eth0"
 	}
+	if req.MAC == "" && n.Mode != "passthru" {
+		var parent net.HardwareAddr
+		if l, err := a.host.Link(n.Parent); err == nil {
+			parent = l.MAC
+		}
+		n.mu.Lock()
+		e.MAC = pickStableMAC(n.Name, e.Name, func(mac net.HardwareAddr) bool { return n.macTaken(mac, parent) })
+		n.mu.Unlock()
+		return e, nil
+	}
 	mac, err := a.endpointMAC(n, req.MAC)
 	if err != nil {
 		return e, err
@@ -184,7 +194,8 @@ func nameFromNetns(path string) string {
 // endpointMAC is the MAC of a new endpoint: the one asked for, else in
 // passthru mode the parent's (passthru hands it to its one slave; keeping
 // it means the parent's address does not change under the operator), else
-// a random one. A random one is not checked against the network's: 46
+// a random one. (An endpoint with a name gets a stable one instead: see
+// stableMAC; Docker's endpoints are named only when they join.) A random one is not checked against the network's: 46
 // random bits make a clash as good as impossible, and the kernel refuses a
 // MAC already in use on the parent when the link comes up, so an attach
 // could fail, never clash. A requested one is checked when the endpoint

@@ -16,6 +16,7 @@ dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)         # make 
 command -v clang-19 >/dev/null || need+=(clang-19 llvm-19 libbpf-dev)   # make generate
 command -v dockerd >/dev/null || need+=(docker.io)                       # TestDocker (its own dockerd in a netns)
 command -v podman >/dev/null || need+=(podman)                            # TestPodman (mvlan-cni; its own state in a temp dir)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)                   # TestDHCP (a real DHCP server in a test namespace)
 command -v systemd-analyze >/dev/null || need+=(systemd)                 # make package: systemd-analyze verify
 command -v dpkg-deb >/dev/null || need+=(dpkg)                           # make package
 if ((${#need[@]})) || ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// TestStableMAC: without --mac, a container's MAC is derived from the
+// network and its name: rm + run again with the same name gives the same
+// MAC (on its eth0 too) and the wire sees a gratuitous ARP from it after
+// the re-attach; another name, or the same name on another network, gets
+// another MAC; --mac still wins.
+func TestStableMAC(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "eth1")
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	e.a.ok("network", "create", "--subnet=172.16.87.0/24", "-o", "parent=eth1", "other_net")
+	c1, c2 := e.name("1"), e.name("2")
+	first := e.runD(c1, "pub_net", "--ip=172.16.86.10").MAC
+	mac, err := net.ParseMAC(first)
+	if err != nil || mac[0]&3 != 2 {
+		t.Fatalf("MAC %q of %s is not locally administered unicast (%v)", first, c1, err)
+	}
+	e.a.ok("rm", "-f", c1)
+	capture := nstest.NewCapture(t, e.sb.WirePath, "wire0")
+	again := e.runD(c1, "pub_net", "--ip=172.16.86.10").MAC
+	if again != first {
+		t.Errorf("re-created %s has MAC %s, first had %s", c1, again, first)
+	}
+	mustContain(t, "eth0 of re-created "+c1, e.in(c1, "ip", "-o", "link", "show", "dev", "eth0"), first)
+	if _, err := capture.Wait(5*time.Second, func(f []byte) bool { return isGARP(f, mac, "172.16.86.10") }); err != nil {
+		t.Errorf("no gratuitous ARP for 172.16.86.10 from %s on the wire after the re-attach: %v", mac, err)
+	}
+	macs := map[string]string{"pub_net " + c1: first}
+	for _, o := range []struct{ name, net string }{{c2, "pub_net"}, {e.name("3"), "other_net"}} {
+		if o.net == "other_net" {
+			o.name = c1 // the same name on another network
+			e.a.ok("rm", "-f", c1)
+			waitNetnsGone(t, c1) // rm deletes the namespace in the background
+		}
+		got := e.runD(o.name, o.net).MAC
+		for k, m := range macs {
+			if m == got {
+				t.Errorf("%s %s got MAC %s, as %s did", o.net, o.name, got, k)
+			}
+		}
+		macs[o.net+" "+o.name] = got
+	}
+	if got := e.runD(e.name("4"), "pub_net", "--mac=02:42:ac:10:56:0a").MAC; got != "02:42:ac:10:56:0a" {
+		t.Errorf("--mac 02:42:ac:10:56:0a gave %s", got)
+	}
+}
+
+// isGARP reports whether frame is a gratuitous ARP (sender and target
+// address both addr) from mac.
+func isGARP(f []byte, mac net.HardwareAddr, addr string) bool {
+	ip := net.ParseIP(addr).To4()
+	if len(f) < 42 || f[12] != 0x08 || f[13] != 0x06 {
+		return false
+	}
+	arp := f[14:]
+	return bytes.Equal(arp[8:14], mac) && bytes.Equal(arp[14:18], ip) && bytes.Equal(arp[24:28], ip) &&
+		!strings.HasPrefix(addr, "0.")
+}
+
+// waitNetnsGone waits (at most 5 s) until /run/netns/NAME is gone.
+func waitNetnsGone(t *testing.T, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat("/run/netns/" + name); os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/run/netns/%s still there 5 s after rm", name)
+		}
+	}
+}

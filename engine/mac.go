@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"net"
+)
+
+// stableMAC is the MAC an endpoint named name gets on network netName when
+// none is asked for: derived from both, so that a container re-created
+// under the same name gets the same MAC (and, on a DHCP network, the same
+// lease), while different names or networks get different ones. It is
+// locally administered and unicast. try > 0 derives the next candidate,
+// for when an earlier one is taken (see pickStableMAC).
+func stableMAC(netName, name string, try int) net.HardwareAddr {
+	h := sha256.New()
+	h.Write([]byte("mvlan-mac\x00" + netName + "\x00" + name + "\x00"))
+	_ = binary.Write(h, binary.BigEndian, uint32(try))
+	mac := net.HardwareAddr(h.Sum(nil)[:6])
+	mac[0] = mac[0]&0xfc | 0x02 // locally administered, unicast
+	return mac
+}
+
+// pickStableMAC is the first stable MAC of (netName, name) that taken
+// does not report; taken sees the network's endpoints and the parent's
+// own MAC. A clash needs 46 bits of two hashes to agree, so in practice
+// the first candidate is the one.
+func pickStableMAC(netName, name string, taken func(net.HardwareAddr) bool) net.HardwareAddr {
+	for try := 0; ; try++ {
+		if mac := stableMAC(netName, name, try); !taken(mac) && !isZero(mac[1:]) {
+			return mac
+		}
+	}
+}
+
+// macTaken reports whether mac is held by one of n's endpoints or is
+// parent. Caller holds n.mu.
+func (n *network) macTaken(mac, parent net.HardwareAddr) bool {
+	if bytes.Equal(mac, parent) {
+		return true
+	}
+	for _, en := range n.eps {
+		if bytes.Equal(en.ep.MAC, mac) {
+			return true
+		}
+	}
+	return false
+}
