@@ -197,6 +197,21 @@ func TestHostShim(t *testing.T) {
 		t.Fatalf("after rm c2: routes %v, want %v", shimRoutes(t, e.sb, "mvh-shimnet"), hostAddrs(c1))
 	}
 
+	// A route someone removed is drift, and the next start puts it back.
+	// A refresh on a parent link event (c2's link went) may put it back
+	// first: then the route is removed again.
+	dst := c1.Addrs[0].Addr().String()
+	for try := 0; ; try++ {
+		e.in(e.sb.Path, "ip", "route", "del", dst, "dev", "mvh-shimnet")
+		d := drift(t, a)
+		if slices.Contains(d, "network shimnet: no route to "+dst+" through host shim mvh-shimnet") {
+			break
+		}
+		routes := shimRoutes(t, e.sb, "mvh-shimnet")
+		if !slices.Contains(routes, dst) || try == 4 {
+			t.Fatalf("doctor with the route to %s gone: %v; want it named (routes now %v)", dst, d, routes)
+		}
+	}
 	a.stop()
 	a.start()
 	if got := countShims(t, e.sb); got != 1 {
@@ -411,4 +426,43 @@ func policyDrops(t *testing.T, a *agentProc, net, reason string) uint64 {
 	}
 	t.Fatalf("no stats for network %s", net)
 	return 0
+}
+
+// TestHostShimBadInput: wrong host_shim values and updates are refused with
+// a message naming the value and what would be right, and change nothing.
+func TestHostShimBadInput(t *testing.T) {
+	e := newEnv(t)
+	a := e.a
+	a.ok("network", "create", "--subnet=10.87.0.0/24", "-o", "parent=eth0", "bn")
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"network", "create", "--subnet=10.88.0.0/24", "-o", "parent=eth1", "-o", "host_shim=10.99.0.2", "x"}, 1, "10.99.0.2 is in none of the network's subnets (10.88.0.0/24)"},
+		{[]string{"network", "create", "--subnet=10.88.0.0/24", "-o", "host_shim=", "x"}, 1, "host_shim has no value"},
+		{[]string{"network", "update", "-o", "host_shim=10.87.0.1", "bn"}, 1, "10.87.0.1"},
+		{[]string{"network", "update", "-o", "host_shim=fd00::2", "bn"}, 1, "fd00::2 is in none of the network's subnets"},
+		{[]string{"network", "update", "-o", "host_shim=yes", "bn"}, 1, `"yes" is not an IP address; use auto or IP[,IP6]`},
+		{[]string{"network", "update", "-o", "parent=eth1", "bn"}, 1, `option "parent=eth1" cannot change`},
+		{[]string{"network", "update", "-o", "host_shim=auto", "nosuch"}, 1, "nosuch"},
+		{[]string{"network", "update", "bn"}, 2, "needs an option"},
+	}
+	for _, tt := range tests {
+		out, errs, code := a.mv(tt.args...)
+		if code != tt.code || !strings.Contains(errs, tt.want) {
+			t.Errorf("mvlan %s: exit %d, %q%q; want exit %d and %q", strings.Join(tt.args, " "), code, out, errs, tt.code, tt.want)
+		}
+	}
+	if got := countShims(t, e.sb); got != 0 {
+		t.Fatalf("refused requests left %d shims", got)
+	}
+	if n := a.inspectNet("bn"); n.HostShim != nil || n.Options["host_shim"] != "" {
+		t.Fatalf("refused update changed the network: %+v %v", n.HostShim, n.Options)
+	}
+	// The gateway's address was not taken by the refused update: the
+	// first container gets 10.87.0.2, as without it.
+	if c := e.runD(e.name("1"), "bn"); c.Addrs[0].Addr().String() != "10.87.0.2" {
+		t.Fatalf("first container got %v, want 10.87.0.2", c.Addrs)
+	}
 }
