@@ -118,9 +118,9 @@ func (d *Datapath) Counters() (Snapshot, error) {
 		s.VLAN[VLANKey{int(k.Ifindex), k.VID}] = sumTraffic(v)
 	})
 	if err == nil {
-		vids := d.parentVIDs()
+		parents := d.parentsByNetwork()
 		err = readPerCPU(d.maps["net_stats"], func(id uint32, v []netCounters) {
-			s.addNetwork(id, vids[id], v)
+			s.addNetwork(id, parents[id], v)
 		})
 	}
 	if err == nil {
@@ -145,12 +145,15 @@ func (d *Datapath) Counters() (Snapshot, error) {
 	return s, err
 }
 
-// addNetwork adds the non-zero counters of network id (per CPU in v).
-func (s *Snapshot) addNetwork(id uint32, vid uint16, v []netCounters) {
+// addNetwork adds the non-zero counters of network id (per CPU in v),
+// whose parent is p: its untagged traffic counts under (p, p's VLAN).
+func (s *Snapshot) addNetwork(id uint32, p Parent, v []netCounters) {
 	var sum netCounters
 	for _, c := range v {
 		sum.Rx.add(c.Rx)
 		sum.Tx.add(c.Tx)
+		sum.Parent.Rx.add(c.Parent.Rx)
+		sum.Parent.Tx.add(c.Parent.Tx)
 		sum.Hairpin.add(c.Hairpin)
 		sum.EastWest.add(c.EastWest)
 		for k := range sum.Flood {
@@ -161,6 +164,17 @@ func (s *Snapshot) addNetwork(id uint32, vid uint16, v []netCounters) {
 	}
 	if sum == (netCounters{}) {
 		return
+	}
+	vid := p.VID
+	if pt := sum.Parent; pt != (trafficValue{}) && p.Ifindex != 0 {
+		k := VLANKey{p.Ifindex, vid}
+		t := s.VLAN[k]
+		t.Rx.Packets, t.Rx.Bytes = t.Rx.Packets+pt.Rx.Packets, t.Rx.Bytes+pt.Rx.Bytes
+		t.Tx.Packets, t.Tx.Bytes = t.Tx.Packets+pt.Tx.Packets, t.Tx.Bytes+pt.Tx.Bytes
+		s.VLAN[k] = t
+	}
+	if sum.Rx == (pbValue{}) && sum.Tx == (pbValue{}) && sum.Hairpin == (pbValue{}) && sum.EastWest == (pbValue{}) && sum.Flood == [2][2]pbValue{} {
+		return // only parent traffic
 	}
 	s.Network[id] = Traffic{Rx: sum.Rx.counter(), Tx: sum.Tx.counter()}
 	nv := NetVLAN{NetworkID: id, VID: vid}

@@ -86,13 +86,13 @@ func (c *parentCache) remove(ifindex int) {
 	delete(c.byIf, ifindex)
 }
 
-// parentVIDs returns the VLAN of each network's parent.
-func (d *Datapath) parentVIDs() map[uint32]uint16 {
+// parentsByNetwork returns each network's parent.
+func (d *Datapath) parentsByNetwork() map[uint32]Parent {
 	d.parents.mu.Lock()
 	defer d.parents.mu.Unlock()
-	out := make(map[uint32]uint16, len(d.parents.byIf))
+	out := make(map[uint32]Parent, len(d.parents.byIf))
 	for p := range maps.Values(d.parents.byIf) {
-		out[p.NetworkID] = p.VID
+		out[p.NetworkID] = p
 	}
 	return out
 }

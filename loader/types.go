@@ -102,6 +102,7 @@ type netCounters struct {
 	Rx, Tx            pbValue
 	Hairpin, EastWest pbValue
 	Flood             [2][2]pbValue // [broadcast, multicast][rx, tx]
+	Parent            trafficValue  // untagged frames on its parent
 }
 
 type dropKey struct {

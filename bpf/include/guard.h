@@ -47,6 +47,24 @@ static __always_inline int allowed(const struct ep_info *ep, __u32 flag)
 	return ep->flags & flag;
 }
 
+/* load_be16 reads 2 bytes at off: straight from the linear data when they
+ * are there (the common case: no helper call), else with a copy. */
+static __always_inline int load_be16(struct __sk_buff *skb, __u32 off, __be16 *v)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
+	if (off < PULL_LEN) {
+		__be16 *p = data + (off & (PULL_LEN - 1));
+
+		if ((void *)(p + 1) <= end) {
+			*v = *p;
+			return 0;
+		}
+	}
+	return bpf_skb_load_bytes(skb, off, v, sizeof(*v));
+}
+
 /* check_dhcp_server: a UDP datagram at off from a server port. */
 static __always_inline int check_dhcp_server(struct __sk_buff *skb, __u32 off,
 					     const struct ep_info *ep,
@@ -54,7 +72,7 @@ static __always_inline int check_dhcp_server(struct __sk_buff *skb, __u32 off,
 {
 	__be16 sport;
 
-	if (bpf_skb_load_bytes(skb, off, &sport, sizeof(sport)) < 0)
+	if (load_be16(skb, off, &sport) < 0)
 		return NOT_PARSED;
 	if (sport == bpf_htons(server_port) && !allowed(ep, EP_ALLOW_DHCP_SERVER))
 		return REASON_DHCP_GUARD;

@@ -158,6 +158,7 @@ struct net_counters {
 	struct pb hairpin;  /* on its parent: routed back to it */
 	struct pb eastwest; /* on its parent: between two of its endpoints */
 	struct pb flood[2][2]; /* on its parent: [flood_kind][direction] */
+	struct traffic parent; /* untagged frames on its parent (its VLAN) */
 };
 
 struct vlan_key {

@@ -6,7 +6,9 @@
  *
  * Per-VLAN counters are keyed by (ifindex, vid): vid is the tag from the skb
  * metadata or the frame; an untagged frame counts under the VLAN of the
- * link's parents entry (a sub-interface's VID), else 0.
+ * link's parents entry (a sub-interface's VID), else 0. An untagged frame
+ * on a network's parent counts in the network's net_stats slot (one array
+ * look-up for all its counters); the loader reports it as (parent, VLAN).
  *
  * Network-level counters (flood, hairpin, east-west) are counted only for
  * untagged frames on a link with a parents entry, so a frame seen on both a
@@ -61,16 +63,20 @@ static __always_inline struct ip_info *src_owner(const struct frame *f, int *is_
  * unicast frame between two local endpoints of the parent's network; for IP
  * frames the source IP must be the sender's). One look-up for the common
  * frame from the wire. */
+/* count_network_level: flood in both directions; on ingress, hairpin (the
+ * source IP is a local endpoint's, the source MAC is not) or east-west (a
+ * unicast frame between two local endpoints of the parent's network; for IP
+ * frames the source IP must be the sender's). dst is the local endpoint
+ * the frame is for (NULL: none, or flood). */
 static __always_inline void count_network_level(const struct frame *f,
 						const struct parent_info *p,
+						struct net_counters *c,
+						const struct ep_info *dst,
 						enum direction dir)
 {
-	struct net_counters *c = net_counters(p->network_id);
 	struct ip_info *owner;
 	int is_ip, ew;
 
-	if (!c)
-		return;
 	if (mac_is_multicast(f->dst))
 		pb_add(&c->flood[mac_is_broadcast(f->dst) ? FLOOD_BROADCAST : FLOOD_MULTICAST][dir],
 		       f->len);
@@ -85,18 +91,8 @@ static __always_inline void count_network_level(const struct frame *f,
 		ew = owner->network_id == p->network_id;
 	else
 		ew = !is_ip && same_network(f->src, p->network_id);
-	if (ew && same_network(f->dst, p->network_id))
+	if (ew && dst && dst->network_id == p->network_id)
 		pb_add(&c->eastwest, f->len);
-}
-
-/* mark_from_wire marks a frame for local endpoints (a local endpoint's
- * MAC, or flood) as having come from the wire, for ep_ingress. Frames for
- * the host itself keep their mark untouched. */
-static __always_inline void mark_from_wire(struct __sk_buff *skb,
-					   const struct frame *f)
-{
-	if (mac_is_multicast(f->dst) || ep_of_mac(f->dst))
-		skb->mark |= WIRE_MARK;
 }
 
 /* egress_reason: a frame leaving through the parent with a local
@@ -113,33 +109,59 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 	return sender_reason(skb, f, sender);
 }
 
+/* own_vlan handles an untagged frame on a network's parent: ingress marks
+ * a frame for a local endpoint (or flood) as from the wire, for
+ * ep_ingress; egress checks an endpoint's frame. Counted in the network's
+ * slot: its parent's VLAN traffic and the network-level counters. */
+static __always_inline int own_vlan(struct __sk_buff *skb, struct frame *f,
+				    const struct parent_info *p,
+				    enum direction dir, __u32 *drop_net)
+{
+	struct net_counters *c = net_counters(p->network_id);
+	struct ep_info *dst = NULL;
+	int reason = 0;
+
+	if (dir == DIR_RX) {
+		dst = ep_of_mac(f->dst);
+		if (dst || mac_is_multicast(f->dst))
+			skb->mark |= WIRE_MARK;
+	} else {
+		reason = egress_reason(skb, f, drop_net);
+		if (reason > 0)
+			return reason;
+	}
+	if (!c)
+		return reason;
+	if (dir == DIR_TX)
+		pb_add(&c->parent.tx, f->len);
+	else
+		pb_add(&c->parent.rx, f->len);
+	count_network_level(f, p, c, dst, dir);
+	return reason;
+}
+
 static __always_inline int handle_parent(struct __sk_buff *skb,
 					 enum direction dir, enum hook hook)
 {
 	struct frame f = {};
-	__u32 ifindex = skb->ifindex, network_id = 0;
+	__u32 ifindex = skb->ifindex, drop_net = 0;
 	struct parent_info *p;
 	int reason = 0;
 
 	parse_frame(skb, &f);
 	p = bpf_map_lookup_elem(&parents, &ifindex);
-	if (p && f.eth_ok && !f.tagged) {
-		if (dir == DIR_RX)
-			mark_from_wire(skb, &f);
-		else
-			reason = egress_reason(skb, &f, &network_id);
-	}
+	if (p && f.eth_ok && !f.tagged)
+		reason = own_vlan(skb, &f, p, dir, &drop_net);
+	else
+		count_vlan(ifindex, f.tagged ? f.vid : (p ? p->vid : 0), dir, f.len);
 	if (reason == NOT_PARSED)
 		f.malformed = 1;
 	if (f.malformed)
 		count_malformed(hook, f.len);
 	if (reason > 0) {
-		count_drop(network_id, reason, f.len);
+		count_drop(drop_net, reason, f.len);
 		return VERDICT_DROP;
 	}
-	count_vlan(ifindex, f.tagged ? f.vid : (p ? p->vid : 0), dir, f.len);
-	if (p && f.eth_ok && !f.tagged)
-		count_network_level(&f, p, dir);
 	return VERDICT_NEXT;
 }
 
