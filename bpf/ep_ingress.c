@@ -48,15 +48,13 @@ static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f)
 }
 
 static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f,
-					  const struct ep_info *ep, int from_wire)
+					  const struct ep_info *ep)
 {
 	struct ep_info *sender;
 
 	if (!f->eth_ok)
 		return 0;
 	sender = ep_of_mac(f->src);
-	if (!sender && !from_wire && !mac_is_multicast(f->src))
-		return REASON_UNKNOWN_SOURCE;
 	if (!sender)
 		return claims_local(skb, f);
 	if (sender->network_id != ep->network_id)
@@ -67,16 +65,13 @@ static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f
 SEC("tc")
 int ep_ingress(struct __sk_buff *skb)
 {
-	int from_wire = skb->mark & WIRE_MARK;
 	struct frame f = {};
 	struct ep_info *ep;
 	int reason;
 
-	if (from_wire)
-		skb->mark &= ~WIRE_MARK;
 	parse_frame(skb, &f);
 	ep = lookup_self(skb);
-	reason = ep ? ingress_reason(skb, &f, ep, from_wire) : 0;
+	reason = ep ? ingress_reason(skb, &f, ep) : 0;
 	if (reason == NOT_PARSED)
 		f.malformed = 1;
 	if (f.malformed)

@@ -48,13 +48,10 @@ const (
 	RAGuard      DropReason = "ra_guard"
 	DHCPGuard    DropReason = "dhcp_guard"
 	Unparsable   DropReason = "unparsable"
-	// UnknownSource: a frame for an endpoint that came neither from the
-	// wire nor from a local endpoint (a link mvlan does not know).
-	UnknownSource DropReason = "unknown_source"
 )
 
 // dropReasons are indexed by the programs' REASON_* values (0 is unused).
-var dropReasons = []DropReason{"", MACSpoof, IPSpoof, ARPSpoof, NDSpoof, CrossNetwork, RAGuard, DHCPGuard, Unparsable, UnknownSource}
+var dropReasons = []DropReason{"", MACSpoof, IPSpoof, ARPSpoof, NDSpoof, CrossNetwork, RAGuard, DHCPGuard, Unparsable}
 
 // DropReasons lists every reason the programs drop for, in their order.
 func DropReasons() []DropReason { return slices.Clone(dropReasons[1:]) }

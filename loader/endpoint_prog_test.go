@@ -127,8 +127,8 @@ func TestEndpointIngress(t *testing.T) {
 		return ethFrame(dst, macB, typ, payload)
 	}
 	icmp6B := func(body []byte) []byte { return fromB(allNodes, 0x86dd, ipv6Packet(llB, "ff02::1", 58, body)) }
-	// From the wire: parent_ingress marked them.
-	runCasesMark(t, d, "ep_ingress", WireMark, []progCase{
+	// From the wire.
+	runCases(t, d, "ep_ingress", []progCase{
 		{"routed", ethFrame(macA, macRouter, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictNext, rxA},
 		{"router's ra", ethFrame(allNodes, macRouter, 0x86dd, ipv6Packet("fe80::1", "ff02::1", 58, routerAdvert(llaOpt(1, macRouter)))), verdictNext, rxA},
 		{"from another network", ethFrame(macA, macC, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictDrop, dropA("cross_network")},
@@ -146,8 +146,7 @@ func TestEndpointIngress(t *testing.T) {
 		{"same network", fromB(macA, 0x0800, v4("10.1.0.11", "10.1.0.10")), verdictNext, rxA},
 		{"broadcast", fromB(broadcastMAC, 0x0806, arpPacket(1, macB, "10.1.0.11", make([]byte, 6), "10.1.0.10")), verdictNext, rxA},
 		{"neighbour's ns", icmp6B(neighborSolicit("fe80::1", llaOpt(1, macB))), verdictNext, rxA},
-		{"unknown mac (a nested macvlan)", ethFrame(macA, macEvil, 0x0800, v4("10.1.0.99", "10.1.0.10")), verdictDrop, dropA("unknown_source")},
-		{"the router's mac, not from the wire", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(2, macRouter, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("unknown_source")},
+		{"a nested macvlan's arp for a neighbour's address", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(1, macEvil, "10.1.0.11", make([]byte, 6), "10.1.0.10")), verdictDrop, dropA("arp_spoof")},
 		{"from another network", ethFrame(macA, macC, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictDrop, dropA("cross_network")},
 		{"neighbour's spoofed ip", fromB(macA, 0x0800, v4("10.1.0.99", "10.1.0.10")), verdictDrop, dropA("ip_spoof")},
 		{"neighbour's arp for the router", fromB(broadcastMAC, 0x0806, arpPacket(2, macB, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
@@ -156,37 +155,6 @@ func TestEndpointIngress(t *testing.T) {
 		{"neighbour's na for A's address", icmp6B(neighborAdvert("2001:db8:1::10", macB)), verdictDrop, dropA("nd_spoof")},
 		{"neighbour's dhcp server reply", fromB(broadcastMAC, 0x0800, ipv4Packet("10.1.0.11", "255.255.255.255", 17, udp(67, 68, 240))), verdictDrop, dropA("dhcp_guard")},
 	})
-}
-
-// TestWireMark: parent_ingress marks frames for local endpoints (and
-// flood), not frames for the host; ep_ingress clears the mark.
-func TestWireMark(t *testing.T) {
-	d := newTestDatapath(t)
-	setupEndpoints(t, d)
-	if err := d.SetParent(1, netA, 0); err != nil {
-		t.Fatal(err)
-	}
-	p, err := d.endpointPrograms(testCookie)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		name string
-		dst  net.HardwareAddr
-		want uint32
-	}{
-		{"to an endpoint", macA, WireMark | 1},
-		{"broadcast", broadcastMAC, WireMark | 1},
-		{"to the host", macRouter, 1},
-	} {
-		frame := ethFrame(c.dst, macRouter, 0x0800, v4("198.51.100.7", "10.1.0.10"))
-		if _, mark := runMark(t, d.parentIngress, frame, 1); mark != c.want {
-			t.Errorf("%s: parent_ingress left mark %#x, want %#x", c.name, mark, c.want)
-		}
-	}
-	if _, mark := runMark(t, p.ingress, sizedFrame(64), WireMark|1); mark != 1 {
-		t.Errorf("ep_ingress left mark %#x, want %#x (its bit cleared)", mark, 1)
-	}
 }
 
 // TestUnknownEndpoint: programs of a netns whose endpoint is not in the

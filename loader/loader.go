@@ -10,8 +10,8 @@
 //     cross-network isolation, per-network counters;
 //   - parent_ingress and parent_egress, on each network's parent link and on
 //     the trunk below a sub-interface, in the agent's netns: per-VLAN, flood,
-//     hairpin and east-west counters; ingress marks frames from the wire
-//     (WireMark), egress applies the endpoints' rules to their frames.
+//     hairpin and east-west counters; egress applies the endpoints' rules
+//     to their frames.
 //
 // Every program returns "next" (TC_ACT_UNSPEC / TCX_NEXT) unless it drops,
 // so other tools' programs on the same hooks keep working.

@@ -54,15 +54,8 @@ enum drop_reason {
 	REASON_RA_GUARD = 6,     /* a router message (RA, redirect) from an endpoint */
 	REASON_DHCP_GUARD = 7,   /* a DHCP server reply (UDP from 67 / 547) */
 	REASON_UNPARSABLE = 8,   /* headers beyond the bounded parse */
-	REASON_UNKNOWN_SOURCE = 9, /* not from the wire, not from a local endpoint */
-	REASON_MAX = 10,
+	REASON_MAX = 9,
 };
-
-/* skb->mark bit parent_ingress sets on frames from the wire for local
- * endpoints; ep_ingress reads and clears it. A frame a local link sent
- * straight to a neighbour (bridge mode broadcast) does not have it, and
- * crossing into another netns clears marks (skb_scrub_packet). */
-#define WIRE_MARK 0x00800000
 
 /* Limits the maps are sized for (the loader refuses more):
  * network ids index the per-CPU array net_stats, 0 < id < MAX_NETWORKS;

@@ -12,10 +12,9 @@
  *
  * Network-level counters (flood, hairpin, east-west) are counted only for
  * untagged frames on a link with a parents entry, so a frame seen on both a
- * sub-interface and its trunk counts once. On that link too, ingress marks
- * frames from the wire for ep_ingress, and egress drops a frame with a
- * local endpoint's source MAC that breaks that endpoint's rules (counted
- * under the endpoint's network).
+ * sub-interface and its trunk counts once. On that link too, egress drops a
+ * frame with a local endpoint's source MAC that breaks that endpoint's
+ * rules (counted under the endpoint's network).
  */
 #ifndef MVLAN_PARENT_H
 #define MVLAN_PARENT_H
@@ -66,12 +65,10 @@ static __always_inline struct ip_info *src_owner(const struct frame *f, int *is_
 /* count_network_level: flood in both directions; on ingress, hairpin (the
  * source IP is a local endpoint's, the source MAC is not) or east-west (a
  * unicast frame between two local endpoints of the parent's network; for IP
- * frames the source IP must be the sender's). dst is the local endpoint
- * the frame is for (NULL: none, or flood). */
+ * frames the source IP must be the sender's). */
 static __always_inline void count_network_level(const struct frame *f,
 						const struct parent_info *p,
 						struct net_counters *c,
-						const struct ep_info *dst,
 						enum direction dir)
 {
 	struct ip_info *owner;
@@ -91,7 +88,7 @@ static __always_inline void count_network_level(const struct frame *f,
 		ew = owner->network_id == p->network_id;
 	else
 		ew = !is_ip && same_network(f->src, p->network_id);
-	if (ew && dst && dst->network_id == p->network_id)
+	if (ew && same_network(f->dst, p->network_id))
 		pb_add(&c->eastwest, f->len);
 }
 
@@ -109,23 +106,17 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 	return sender_reason(skb, f, sender);
 }
 
-/* own_vlan handles an untagged frame on a network's parent: ingress marks
- * a frame for a local endpoint (or flood) as from the wire, for
- * ep_ingress; egress checks an endpoint's frame. Counted in the network's
- * slot: its parent's VLAN traffic and the network-level counters. */
+/* own_vlan handles an untagged frame on a network's parent: egress checks
+ * an endpoint's frame. Counted in the network's slot: its parent's VLAN
+ * traffic and the network-level counters. */
 static __always_inline int own_vlan(struct __sk_buff *skb, struct frame *f,
 				    const struct parent_info *p,
 				    enum direction dir, __u32 *drop_net)
 {
 	struct net_counters *c = net_counters(p->network_id);
-	struct ep_info *dst = NULL;
 	int reason = 0;
 
-	if (dir == DIR_RX) {
-		dst = ep_of_mac(f->dst);
-		if (dst || mac_is_multicast(f->dst))
-			skb->mark |= WIRE_MARK;
-	} else {
+	if (dir == DIR_TX) {
 		reason = egress_reason(skb, f, drop_net);
 		if (reason > 0)
 			return reason;
@@ -136,7 +127,7 @@ static __always_inline int own_vlan(struct __sk_buff *skb, struct frame *f,
 		pb_add(&c->parent.tx, f->len);
 	else
 		pb_add(&c->parent.rx, f->len);
-	count_network_level(f, p, c, dst, dir);
+	count_network_level(f, p, c, dir);
 	return reason;
 }
 
