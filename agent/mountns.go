@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 )
 
@@ -20,7 +21,11 @@ var ErrPrivateMounts = errors.New("the agent runs in a mount namespace of its ow
 // /proc/1/ns/mnt is not, e.g. from another mount namespace); where even
 // that cannot be read, nothing can be told and the agent runs.
 func CheckMountNamespace() error {
-	self, err := rootMountID("/proc/self/mountinfo")
+	// This thread's namespace: the main thread may have been left in
+	// another by a probe (doctor's throwaway mount namespaces).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self, err := rootMountID("/proc/thread-self/mountinfo")
 	if err != nil {
 		return nil
 	}
