@@ -41,5 +41,9 @@ func network() *dashboard.DashboardBuilder {
 		WithPanel(graph("Hairpin and east-west", "Frames routed back to the network from the wire (hairpin), and frames between its local containers (east-west).", unitPPS, false,
 			q(`sum by (instance) (network_vlan:mvlan_hairpin_packets:rate5m{`+n+`})`, "{{instance}} hairpin"),
 			q(`sum by (instance) (network_vlan:mvlan_eastwest_packets:rate5m{`+n+`})`, "{{instance}} east-west")).
-			Span(24))
+			Span(12)).
+		WithPanel(graph("Host shim", "The host's own traffic with the network's containers through its shim link (-o host_shim), as the kernel counts it: received by the host, sent by the host. Empty without a shim.", unitPPS, false,
+			q(`sum by (instance) (network:mvlan_host_shim_rx_packets:rate5m{`+n+`})`, "{{instance}} received by the host"),
+			q(`sum by (instance) (network:mvlan_host_shim_tx_packets:rate5m{`+n+`})`, "{{instance}} sent by the host")).
+			Span(12))
 }
