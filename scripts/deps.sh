@@ -17,6 +17,7 @@ command -v clang-19 >/dev/null || need+=(clang-19 llvm-19 libbpf-dev)   # make g
 command -v dockerd >/dev/null || need+=(docker.io)                       # TestDocker (its own dockerd in a netns)
 command -v podman >/dev/null || need+=(podman)                            # TestPodman (mvlan-cni; its own state in a temp dir)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)                   # TestDHCP (a real DHCP server in a test namespace)
+command -v etcd >/dev/null || need+=(etcd-server)                       # cluster tests (their own etcd on 127.0.0.1)
 command -v systemd-analyze >/dev/null || need+=(systemd)                 # make package: systemd-analyze verify
 command -v dpkg-deb >/dev/null || need+=(dpkg)                           # make package
 if ((${#need[@]})) || ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then

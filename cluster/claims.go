@@ -1,0 +1,231 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/mvlan/mvlan/ipam"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ErrForeignBlock is wrapped by the error of an exact address inside a
+// block another host holds: only that host hands it out.
+var ErrForeignBlock = errors.New("address in another host's block")
+
+// Request holds exactly addr for owner, claimed in etcd so that no other
+// host hands it out. It fails like ipam.Space.Request (*ipam.TakenError,
+// *ipam.ReservedError, *ipam.OutsideError), with ErrForeignBlock when
+// another host holds addr's block, and with ErrUnreachable when etcd
+// does not answer.
+func (p *Pool) Request(ctx context.Context, addr netip.Addr, owner string) (netip.Prefix, error) {
+	addr = addr.WithZone("")
+	if _, err := p.whole.Request(addr, owner); err != nil {
+		return netip.Prefix{}, err
+	}
+	p.whole.Release(addr)
+	if err := p.forgetReleased(ctx, addr); err != nil {
+		return netip.Prefix{}, err
+	}
+	if o, ok := p.Owner(addr); ok {
+		return netip.Prefix{}, &ipam.TakenError{Addr: addr, Owner: o}
+	}
+	if err := p.claimOnce(ctx, addr); err != nil {
+		return netip.Prefix{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var err error
+	if sp := p.blocks[p.blockOf(addr)]; sp != nil {
+		_, err = sp.Request(addr, owner) // a parallel Allocate may have taken it
+	} else if o, ok := p.extra[addr]; ok {
+		err = &ipam.TakenError{Addr: addr, Owner: o}
+	} else {
+		p.extra[addr] = owner
+	}
+	if err == nil {
+		p.st.Claims[addr] = true
+		err = p.st.write(p.file)
+	}
+	if err != nil {
+		p.st.Pending[addr] = true // give the claim back
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(addr, p.cfg.Subnet.Bits()), nil
+}
+
+// forgetReleased drops another host's claim inside this host's block
+// once etcd no longer has it (that host released it), so that addr can
+// be asked for again.
+func (p *Pool) forgetReleased(ctx context.Context, addr netip.Addr) error {
+	p.mu.Lock()
+	h, foreign := p.st.Foreign[addr]
+	p.mu.Unlock()
+	if !foreign {
+		return nil
+	}
+	r, err := p.c.get(ctx, "look up claim "+addr.String(), claimKey(p.net, addr))
+	if err != nil || (len(r.Kvs) > 0 && string(r.Kvs[0].Value) == h) {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if sp := p.blocks[p.blockOf(addr)]; sp != nil && p.st.Foreign[addr] == h {
+		sp.Release(addr)
+	}
+	delete(p.st.Foreign, addr)
+	return p.st.write(p.file)
+}
+
+// Sync gives the claims released while etcd was away back to it; the
+// next lease or claim does it too.
+func (p *Pool) Sync(ctx context.Context) {
+	p.etcdMu.Lock()
+	defer p.etcdMu.Unlock()
+	p.flush(ctx)
+}
+
+// claimOnce gives back released claims, then claims addr.
+func (p *Pool) claimOnce(ctx context.Context, addr netip.Addr) error {
+	p.etcdMu.Lock()
+	defer p.etcdMu.Unlock()
+	p.flush(ctx)
+	p.mu.Lock()
+	pending := p.st.Pending[addr]
+	p.mu.Unlock()
+	if pending {
+		return fmt.Errorf("claim %s: %w: its release is not yet given back to etcd at %s", addr, ErrUnreachable, p.c.url)
+	}
+	return p.claim(ctx, addr)
+}
+
+// claim creates addr's claim key, unless it exists or addr's block is
+// another host's.
+func (p *Pool) claim(ctx context.Context, addr netip.Addr) error {
+	key := claimKey(p.net, addr)
+	cmp := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+	b := p.blockOf(addr)
+	if b.IsValid() {
+		bk := blockKey(p.net, b)
+		if p.holds(b) {
+			cmp = append(cmp, clientv3.Compare(clientv3.Value(bk), "=", p.c.host))
+		} else {
+			cmp = append(cmp, clientv3.Compare(clientv3.CreateRevision(bk), "=", 0))
+		}
+	}
+	els := []clientv3.Op{clientv3.OpGet(key)}
+	if b.IsValid() {
+		els = append(els, clientv3.OpGet(blockKey(p.net, b)))
+	}
+	r, err := p.c.txn(ctx, "claim "+addr.String(), cmp, []clientv3.Op{clientv3.OpPut(key, p.c.host)}, els)
+	if err != nil {
+		return err
+	}
+	if r.Succeeded {
+		return nil
+	}
+	if kvs := r.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		return &ipam.TakenError{Addr: addr, Owner: foreignOwner(string(kvs[0].Value))}
+	}
+	if kvs := r.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 && string(kvs[0].Value) != p.c.host {
+		return fmt.Errorf("%w: %s is in block %s, held by host %s; ask for an address outside it or let that host hand it out",
+			ErrForeignBlock, addr, b, kvs[0].Value)
+	}
+	return fmt.Errorf("claim %s: block %s changed hands meanwhile; try again", addr, b)
+}
+
+func (p *Pool) holds(b netip.Prefix) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.blocks[b] != nil
+}
+
+// Owner returns the owner of a held address; false when this host does
+// not hold it.
+func (p *Pool) Owner(addr netip.Addr) (string, bool) {
+	addr = addr.WithZone("")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if o, ok := p.extra[addr]; ok {
+		return o, true
+	}
+	if sp := p.blocks[p.blockOf(addr)]; sp != nil {
+		return sp.Owner(addr)
+	}
+	return "", false
+}
+
+// Release frees addr on this host; its block stays held. A claim is
+// given back to etcd by the next request that reaches it (and persisted
+// until then), so Release never waits for etcd.
+func (p *Pool) Release(addr netip.Addr) error {
+	addr = addr.WithZone("")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.extra, addr)
+	if sp := p.blocks[p.blockOf(addr)]; sp != nil {
+		if o, ok := sp.Owner(addr); ok && o != foreignOwner(p.st.Foreign[addr]) {
+			sp.Release(addr)
+		}
+	}
+	if !p.st.Claims[addr] {
+		return nil
+	}
+	delete(p.st.Claims, addr)
+	p.st.Pending[addr] = true
+	return p.st.write(p.file)
+}
+
+// flush deletes the claims released since etcd last answered; what fails
+// stays pending. Caller holds etcdMu.
+func (p *Pool) flush(ctx context.Context) {
+	p.mu.Lock()
+	pending := make([]netip.Addr, 0, len(p.st.Pending))
+	for a := range p.st.Pending {
+		pending = append(pending, a)
+	}
+	p.mu.Unlock()
+	for _, a := range pending {
+		key := claimKey(p.net, a)
+		_, err := p.c.txn(ctx, "release "+a.String(),
+			[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", p.c.host)},
+			[]clientv3.Op{clientv3.OpDelete(key)}, nil)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if !p.st.Claims[a] {
+			delete(p.st.Pending, a)
+		}
+		_ = p.st.write(p.file) // a failed write leaves it pending: deleting twice is harmless
+		p.mu.Unlock()
+	}
+}
+
+// Held returns the addresses this host's endpoints hold (not other hosts'
+// claims inside its blocks).
+func (p *Pool) Held() []ipam.Held {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []ipam.Held
+	for a, o := range p.extra {
+		out = append(out, ipam.Held{Addr: a, Owner: o})
+	}
+	for _, sp := range p.blocks {
+		for _, h := range sp.Held() {
+			if _, foreign := p.st.Foreign[h.Addr]; !foreign {
+				out = append(out, h)
+			}
+		}
+	}
+	return out
+}
+
+func parseClaimKey(nw, key string, v6 bool) (netip.Addr, error) {
+	b, err := parseBlockKey(nw, blocksDir(nw)+key[len(claimsDir(nw)):]+"-0", v6)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("malformed claim key %q", key)
+	}
+	return b.Addr(), nil
+}

@@ -1,0 +1,163 @@
+// Package cluster shares the address pools of networks that span hosts
+// through etcd: each host (an mvlan agent, named by its agent ID) leases
+// blocks of a pool with create-if-absent transactions and hands out the
+// addresses inside its blocks locally (package ipam), so that a dynamic
+// address costs no etcd round trip once a block is held. Exact addresses
+// (--ip) are claimed with their own create-if-absent transaction, refused
+// when they fall in another host's block.
+//
+// Keys, under /mvlan/v1/ (addresses as 32 hex digits of their 16-byte
+// form, so that etcd's key order is address order):
+//
+//	blocks/NET/FIRST-BITS  value: the holding host's ID
+//	claims/NET/ADDR        value: the claiming host's ID
+//
+// A host keeps the blocks and claims it holds in a local file, so that a
+// restart needs etcd for nothing its running endpoints have.
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// ErrUnreachable is wrapped by errors of requests etcd did not answer.
+var ErrUnreachable = errors.New("cluster unreachable")
+
+// prefix starts every key mvlan writes.
+const prefix = "/mvlan/v1/"
+
+// Config is how a host joins the cluster.
+type Config struct {
+	URL     string // etcd://HOST:PORT[,HOST:PORT...]
+	CA      string // PEM file; with Cert and Key: TLS to etcd
+	Cert    string
+	Key     string
+	Host    string        // this host's identity (the agent ID)
+	Timeout time.Duration // of each request; 0: 3 s
+}
+
+// Client is a host's connection to the cluster.
+type Client struct {
+	cli     *clientv3.Client
+	url     string
+	host    string
+	timeout time.Duration
+}
+
+// ParseURL returns the endpoints of an etcd://HOST:PORT[,HOST:PORT...]
+// URL, each as HOST:PORT.
+func ParseURL(u string) ([]string, error) {
+	rest, ok := strings.CutPrefix(u, "etcd://")
+	if !ok || rest == "" {
+		return nil, fmt.Errorf("--cluster %q: want etcd://HOST:PORT[,HOST:PORT...] (e.g. etcd://10.0.0.1:2379)", u)
+	}
+	var eps []string
+	for _, hp := range strings.Split(rest, ",") {
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" || port == "" || strings.ContainsAny(hp, "/?#@") {
+			return nil, fmt.Errorf("--cluster %q: %q is not HOST:PORT (e.g. 10.0.0.1:2379)", u, hp)
+		}
+		eps = append(eps, hp)
+	}
+	return eps, nil
+}
+
+// Dial connects to the cluster. It does not wait for etcd to answer:
+// requests do, each within cfg.Timeout.
+func Dial(cfg Config) (*Client, error) {
+	eps, err := ParseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Host == "" {
+		return nil, errors.New("cluster: a host identity is required")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 3 * time.Second
+	}
+	tc, err := tlsConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	scheme := "http://"
+	if tc != nil {
+		scheme = "https://"
+	}
+	for i := range eps {
+		eps[i] = scheme + eps[i]
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, TLS: tc, DialTimeout: cfg.Timeout,
+		Logger: zap.NewNop(), AutoSyncInterval: 0})
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cfg.URL, err)
+	}
+	return &Client{cli: cli, url: cfg.URL, host: cfg.Host, timeout: cfg.Timeout}, nil
+}
+
+func tlsConfig(cfg Config) (*tls.Config, error) {
+	if cfg.CA == "" && cfg.Cert == "" && cfg.Key == "" {
+		return nil, nil
+	}
+	if cfg.CA == "" || cfg.Cert == "" || cfg.Key == "" {
+		return nil, errors.New("--cluster-ca, --cluster-cert and --cluster-key go together; give all three for TLS, or none")
+	}
+	pem, err := os.ReadFile(cfg.CA)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-ca: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--cluster-ca %s: no PEM certificate in it", cfg.CA)
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.Cert, cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-cert %s / --cluster-key %s: %w", cfg.Cert, cfg.Key, err)
+	}
+	return &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.cli.Close() }
+
+// Host is this host's identity in the cluster.
+func (c *Client) Host() string { return c.host }
+
+// URL is the cluster's URL, as errors name it.
+func (c *Client) URL() string { return c.url }
+
+// txn runs one transaction within the client's timeout; an error is
+// etcd not answering, wrapped with ErrUnreachable and the cluster's URL.
+func (c *Client) txn(ctx context.Context, what string, cmp []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	r, err := c.cli.Txn(ctx).If(cmp...).Then(then...).Else(els...).Commit()
+	if err != nil {
+		return nil, c.unreachable(what, err)
+	}
+	return r, nil
+}
+
+func (c *Client) get(ctx context.Context, what, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	r, err := c.cli.Get(ctx, key, opts...)
+	if err != nil {
+		return nil, c.unreachable(what, err)
+	}
+	return r, nil
+}
+
+func (c *Client) unreachable(what string, err error) error {
+	return fmt.Errorf("%s: %w: etcd at %s did not answer: %v", what, ErrUnreachable, c.url, err)
+}

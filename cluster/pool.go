@@ -1,0 +1,272 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/mvlan/mvlan/ipam"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// DefaultBlockBits are the prefix lengths of a block when a network
+// names none: /28 (16 addresses) for IPv4, /122 (64) for IPv6.
+func DefaultBlockBits(v6 bool) int {
+	if v6 {
+		return 122
+	}
+	return 28
+}
+
+// maxLeaseTries bounds the retries of a block lease lost to another host.
+const maxLeaseTries = 64
+
+// Pool is one subnet of a cluster network as one host sees it: the blocks
+// it holds, each an ipam.Space whose ip-range is the block, and the exact
+// addresses it claimed. It is safe for concurrent use; etcd is asked only
+// when no held block has a free address, for exact addresses, and to
+// delete released claims.
+type Pool struct {
+	c     *Client
+	net   string // the network's ID
+	cfg   ipam.PoolConfig
+	rng   netip.Prefix // the ip-range, or the subnet: blocks are cut from it
+	bits  int          // a block's prefix length
+	file  string
+	whole *ipam.Space // the network's pool, to validate exact addresses
+
+	etcdMu sync.Mutex // one etcd write sequence (lease, claim, flush) at a time
+	mu     sync.Mutex // guards what follows
+	st     state
+	blocks map[netip.Prefix]*ipam.Space
+	extra  map[netip.Addr]string // held, outside this host's blocks (claims)
+
+	Conflicts uint64 // block leases lost to another host (guarded by mu)
+}
+
+// OpenPool opens the pool cfg of network nw (its ID), with blocks of
+// prefix length bits (0: DefaultBlockBits), from its local file (made if
+// absent). It does not talk to etcd. Feed the addresses the host's
+// endpoints hold back with Load before handing out any.
+func (c *Client) OpenPool(nw string, cfg ipam.PoolConfig, bits int, file string) (*Pool, error) {
+	whole, err := ipam.New([]ipam.PoolConfig{cfg}, ipam.Options{})
+	if err != nil {
+		return nil, err
+	}
+	cfg = whole.Pools()[0]
+	rng := cfg.IPRange
+	if !rng.IsValid() {
+		rng = cfg.Subnet
+	}
+	v6 := rng.Addr().Is6()
+	if bits == 0 {
+		bits = DefaultBlockBits(v6)
+	}
+	if bits > rng.Addr().BitLen() || bits < 1 {
+		return nil, fmt.Errorf("block size /%d is not a prefix length of %s; use e.g. /%d", bits, rng, DefaultBlockBits(v6))
+	}
+	bits = max(bits, rng.Bits()) // a range smaller than a block is one block
+	st, err := readState(file)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pool{c: c, net: nw, cfg: cfg, rng: rng, bits: bits, file: file, whole: whole, st: st,
+		blocks: map[netip.Prefix]*ipam.Space{}, extra: map[netip.Addr]string{}}
+	for _, b := range st.Blocks {
+		if b.Bits() != bits || !rng.Contains(b.Addr()) {
+			return nil, fmt.Errorf("%s: block %s is not a /%d of %s", file, b, bits, rng)
+		}
+		if p.blocks[b], err = p.newBlock(b); err != nil {
+			return nil, err
+		}
+	}
+	return p, p.Load(nil)
+}
+
+func (p *Pool) newBlock(b netip.Prefix) (*ipam.Space, error) {
+	c := p.cfg
+	c.IPRange = b
+	return ipam.New([]ipam.PoolConfig{c}, ipam.Options{})
+}
+
+// Blocks returns the blocks this host holds, in address order.
+func (p *Pool) Blocks() []netip.Prefix {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.SortedFunc(maps.Keys(p.blocks), comparePrefix)
+}
+
+func comparePrefix(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) }
+
+// Load replaces the held addresses with held (the host's endpoints),
+// keeping the addresses of other hosts' claims inside its blocks. On
+// error nothing changes.
+func (p *Pool) Load(held []ipam.Held) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	per := map[netip.Prefix][]ipam.Held{}
+	for a, h := range p.st.Foreign {
+		b := p.blockOf(a)
+		per[b] = append(per[b], ipam.Held{Addr: a, Owner: foreignOwner(h)})
+	}
+	extra := map[netip.Addr]string{}
+	for _, h := range held {
+		if b := p.blockOf(h.Addr); p.blocks[b] != nil {
+			per[b] = append(per[b], h)
+		} else {
+			extra[h.Addr] = h.Owner
+		}
+	}
+	fresh := map[netip.Prefix]*ipam.Space{}
+	for b := range p.blocks {
+		sp, err := p.newBlock(b)
+		if err == nil {
+			err = sp.Load(per[b])
+		}
+		if err != nil {
+			return fmt.Errorf("block %s: %w", b, err)
+		}
+		fresh[b] = sp
+	}
+	p.blocks, p.extra = fresh, extra
+	return nil
+}
+
+func foreignOwner(host string) string { return "claim of host " + host }
+
+// blockOf is the block that would hold a; invalid when a is outside the
+// range blocks are cut from.
+func (p *Pool) blockOf(a netip.Addr) netip.Prefix {
+	if !p.rng.Contains(a) {
+		return netip.Prefix{}
+	}
+	return blockAt(p.rng, p.bits, blockIndex(p.rng, p.bits, a))
+}
+
+// Allocate hands out a free address of a held block for owner, leasing a
+// new block from etcd when none has one. With etcd unreachable and no
+// free address held, it fails with ErrUnreachable naming the cluster.
+func (p *Pool) Allocate(ctx context.Context, owner string) (netip.Prefix, error) {
+	if a, ok := p.allocLocal(owner); ok {
+		return a, nil
+	}
+	p.etcdMu.Lock()
+	defer p.etcdMu.Unlock()
+	for {
+		if a, ok := p.allocLocal(owner); ok { // another lease may have landed
+			return a, nil
+		}
+		if err := p.lease(ctx); err != nil {
+			return netip.Prefix{}, fmt.Errorf("network %s: no free address in the %d blocks this host holds of %s: %w",
+				p.net, len(p.Blocks()), p.rng, err)
+		}
+	}
+}
+
+func (p *Pool) allocLocal(owner string) (netip.Prefix, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range slices.SortedFunc(maps.Keys(p.blocks), comparePrefix) {
+		if a, err := p.blocks[b].Allocate(b.Addr().Is6(), owner); err == nil {
+			return a, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// lease takes the lowest block no host holds. Caller holds etcdMu.
+func (p *Pool) lease(ctx context.Context) error {
+	p.flush(ctx)
+	for try := 0; try < maxLeaseTries; try++ {
+		b, err := p.freeBlock(ctx)
+		if err != nil {
+			return err
+		}
+		key := blockKey(p.net, b)
+		start, end := claimsRange(p.net, b)
+		r, err := p.c.txn(ctx, "lease block "+b.String(),
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+			[]clientv3.Op{clientv3.OpPut(key, p.c.host), clientv3.OpGet(start, clientv3.WithRange(end))}, nil)
+		if err != nil {
+			return err
+		}
+		if !r.Succeeded {
+			p.mu.Lock()
+			p.Conflicts++
+			p.mu.Unlock()
+			continue
+		}
+		claims := map[netip.Addr]string{}
+		for _, kv := range r.Responses[1].GetResponseRange().Kvs {
+			a, err := parseClaimKey(p.net, string(kv.Key), b.Addr().Is6())
+			if err != nil {
+				return err
+			}
+			claims[a] = string(kv.Value)
+		}
+		return p.addBlock(b, claims)
+	}
+	return fmt.Errorf("lease a block of %s: lost %d races for a free block to other hosts; try again", p.rng, maxLeaseTries)
+}
+
+// addBlock records a leased block with the claims inside it: this host's
+// move from extra into it, other hosts' stay held there.
+func (p *Pool) addBlock(b netip.Prefix, claims map[netip.Addr]string) error {
+	sp, err := p.newBlock(b)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for a, h := range claims {
+		owner := foreignOwner(h)
+		if h == p.c.host {
+			if o, ok := p.extra[a]; ok {
+				owner = o
+				delete(p.extra, a)
+			}
+		} else {
+			p.st.Foreign[a] = h
+		}
+		if _, err := sp.Request(a, owner); err != nil && !errors.Is(err, ipam.ErrReserved) {
+			return fmt.Errorf("block %s: claim %s: %w", b, a, err)
+		}
+	}
+	p.blocks[b] = sp
+	p.st.Blocks = append(p.st.Blocks, b)
+	return p.st.write(p.file)
+}
+
+// freeBlock finds the lowest block of the range no host holds.
+func (p *Pool) freeBlock(ctx context.Context) (netip.Prefix, error) {
+	r, err := p.c.get(ctx, "list blocks of "+p.rng.String(), blocksDir(p.net), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	taken := make([]uint64, 0, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		b, err := parseBlockKey(p.net, string(kv.Key), p.rng.Addr().Is6())
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if b.Bits() == p.bits && p.rng.Contains(b.Addr()) {
+			taken = append(taken, blockIndex(p.rng, p.bits, b.Addr()))
+		}
+	}
+	slices.Sort(taken)
+	var i uint64
+	for _, t := range taken {
+		if t != i {
+			break
+		}
+		i++
+	}
+	if n := p.bits - p.rng.Bits(); n < 64 && i >= 1<<n {
+		return netip.Prefix{}, fmt.Errorf("%w: every /%d block of %s is held by a host", ipam.ErrExhausted, p.bits, p.rng)
+	}
+	return blockAt(p.rng, p.bits, i), nil
+}

@@ -1,0 +1,93 @@
+package nstest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Etcd is an etcd server (Debian's etcd-server) run by a test on
+// 127.0.0.1 ports, with its data in a temporary directory; it is killed
+// when the test ends.
+type Etcd struct {
+	URL string // etcd://127.0.0.1:PORT, as mvlan's --cluster takes it
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	log bytes.Buffer
+}
+
+// StartEtcd starts an etcd and waits until it serves. The test skips when
+// the etcd binary is missing (scripts/deps.sh installs it).
+func StartEtcd(t testing.TB) *Etcd {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Skip("etcd not installed (apt-get install etcd-server; scripts/deps.sh does)")
+	}
+	client, peer := freePort(t), freePort(t)
+	e := &Etcd{URL: "etcd://" + client}
+	e.cmd = exec.Command(bin, "--data-dir", t.TempDir(), "--name", "t",
+		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
+		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
+		"--initial-cluster", "t=http://"+peer, "--log-level", "error")
+	e.cmd.Stdout, e.cmd.Stderr = &lockedWriter{&e.mu, &e.log}, &lockedWriter{&e.mu, &e.log}
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = e.cmd.Process.Signal(syscall.SIGCONT)
+		_ = e.cmd.Process.Kill()
+		_ = e.cmd.Wait()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if c, err := net.DialTimeout("tcp", client, time.Second); err == nil {
+			c.Close()
+			return e
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("etcd did not serve on %s within 20 s: %s", client, e.Log())
+	return nil
+}
+
+// Stop freezes the server (SIGSTOP): connections stay open, nothing is
+// answered, as in a partition.
+func (e *Etcd) Stop() error { return e.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Cont thaws it (SIGCONT).
+func (e *Etcd) Cont() error { return e.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Log is what the server wrote.
+func (e *Etcd) Log() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.log.String()
+}
+
+func freePort(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr())
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
