@@ -288,7 +288,7 @@ func reserveOne(n *network, owner string, v6 bool, want, flag string) (netip.Pre
 	return p, nil
 }
 
-func releaseAll(space *ipam.Space, addrs []netip.Prefix) {
+func releaseAll(space addrSpace, addrs []netip.Prefix) {
 	for _, p := range addrs {
 		space.Release(p.Addr())
 	}

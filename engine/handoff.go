@@ -117,7 +117,7 @@ func (a *Engine) admitHandoff(n *network, e endpoint) (*entry, error) {
 // reown makes owner the holder of addrs in space (their holder is shown by
 // mvlan doctor). Caller holds the network's mu, so no one takes them in
 // between.
-func reown(space *ipam.Space, addrs []netip.Prefix, owner string) error {
+func reown(space addrSpace, addrs []netip.Prefix, owner string) error {
 	for _, p := range addrs {
 		if cur, ok := space.Owner(p.Addr()); ok && cur == owner {
 			continue

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mvlan/mvlan/api"
-	"github.com/mvlan/mvlan/ipam"
 )
 
 // EndpointState is where an endpoint is in its life. It is stored, so
@@ -146,7 +145,7 @@ type network struct {
 	DatapathID       uint32 // numbers the network in the BPF maps (1-4095)
 
 	mu     sync.Mutex // guards what follows
-	space  *ipam.Space
+	space  addrSpace
 	status health
 	// parentIndex and trunkIndex are where the parent programs are attached.
 	parentIndex, trunkIndex int
@@ -158,7 +157,7 @@ type network struct {
 	shimMu sync.Mutex // orders syncs of the shim's routes (syncShimRoutes)
 }
 
-func newNetwork(n api.Network, space *ipam.Space) (*network, error) {
+func newNetwork(n api.Network, space addrSpace) (*network, error) {
 	kind, err := parseParentKind(n.ParentKind)
 	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", n.Name, err)
