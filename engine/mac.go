@@ -10,7 +10,10 @@ import (
 // stableMAC is the MAC an endpoint named name gets on network netName when
 // none is asked for: derived from both, so that a container re-created
 // under the same name gets the same MAC (and, on a DHCP network, the same
-// lease), while different names or networks get different ones. It is
+// lease), while different names or networks get different ones. The
+// caller passes the network's ID, not its name: IDs are random per agent,
+// so containers of the same name on same-named networks of two hosts on
+// one LAN do not get the same MAC. It is
 // locally administered and unicast. try > 0 derives the next candidate,
 // for when an earlier one is taken (see pickStableMAC).
 func stableMAC(netName, name string, try int) net.HardwareAddr {
