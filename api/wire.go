@@ -43,12 +43,12 @@ func roundTrip(ctx context.Context, socket, method, path string, body []byte) (r
 		return response{}, errDial{err}
 	}
 	defer conn.Close()
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(requestTimeout)
-	}
-	if err := conn.SetDeadline(deadline); err != nil {
-		return response{}, err
+	// ctx's own deadline ends the request through AfterFunc, so that the
+	// error is ctx's; without one, requestTimeout bounds it.
+	if _, ok := ctx.Deadline(); !ok {
+		if err := conn.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
+			return response{}, err
+		}
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
