@@ -93,6 +93,11 @@ func TestIPAMFlow(t *testing.T) {
 	if err != nil || j.Gateway != gw.Addr() {
 		t.Fatalf("join: %+v %v; want gateway %s", j, err, gw.Addr())
 	}
+	// Receivers know the endpoint before Docker brings its link up.
+	hl, ok := k.HostLink(j.SrcName)
+	if !ok || !k.TableHas(enginetest.HostPath, hl.Index) {
+		t.Fatalf("joined endpoint's link %s (%v) is not in the datapath's table", j.SrcName, ok)
+	}
 	// Docker moves the link into the sandbox; the watch finishes it.
 	if err := k.MoveHostLink(j.SrcName, sandbox, "eth0", []netip.Prefix{a1}); err != nil {
 		t.Fatal(err)
@@ -101,6 +106,9 @@ func TestIPAMFlow(t *testing.T) {
 	e, _ := eng.Endpoint(ep1)
 	if e.IfName != "eth0" || !k.TableHas(sandbox, e.Ifindex) {
 		t.Fatalf("ready endpoint %+v not in the datapath's table", e)
+	}
+	if k.TableHas(enginetest.HostPath, hl.Index) {
+		t.Fatal("the entry under the link's host keys stayed after it moved")
 	}
 	a2 := request(t, d, plugin.AddressRequest{PoolID: pool})
 	if a2 == a1 {

@@ -123,23 +123,44 @@ func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *endpoint) er
 	return a.attachEndpointAt(ctx, n, e, idx)
 }
 
-// attachEndpointAt is attachEndpoint for e's link at ifindex idx.
+// attachEndpointAt is attachEndpoint for e's link at ifindex idx. An entry
+// under other keys recorded in e (a link made again, a handed-off link that
+// moved) is dropped first: DeleteEndpoint also drops the entries of its MAC
+// and addresses, so it must never come after the new SetEndpoint.
 func (a *Engine) attachEndpointAt(ctx context.Context, n *network, e *endpoint, idx int) error {
 	cookie, err := a.ns.Cookie(e.Netns)
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
+	if e.Ifindex != 0 && (e.Ifindex != idx || e.NetnsCookie != cookie) {
+		if err := a.dp.DeleteEndpoint(e.NetnsCookie, e.Ifindex); err != nil {
+			return fmt.Errorf("attach datapath to %s: drop its old entry: %w", e.Name, err)
+		}
+	}
 	e.NetnsCookie, e.Ifindex = cookie, idx
+	if err := a.setTableEntry(n, *e); err != nil {
+		return err
+	}
+	return a.attachPrograms(ctx, *e)
+}
+
+// setTableEntry puts e in the datapath's endpoint table under its keys.
+func (a *Engine) setTableEntry(n *network, e endpoint) error {
 	ips := make([]netip.Addr, 0, len(e.Addrs))
 	for _, p := range e.Addrs {
 		ips = append(ips, p.Addr())
 	}
-	ep := loader.Endpoint{NetnsCookie: cookie, Ifindex: idx, MAC: e.MAC, IPs: ips, NetworkID: n.DatapathID,
+	ep := loader.Endpoint{NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, MAC: e.MAC, IPs: ips, NetworkID: n.DatapathID,
 		Allow: allowOf(netconf.FirstHopOf(n.Options))}
 	if err := a.dp.SetEndpoint(ep); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
-	if err := a.dp.AttachEndpoint(ctx, e.Netns, idx, a.modes.Endpoint); err != nil {
+	return nil
+}
+
+// attachPrograms attaches the endpoint programs to e's link.
+func (a *Engine) attachPrograms(ctx context.Context, e endpoint) error {
+	if err := a.dp.AttachEndpoint(ctx, e.Netns, e.Ifindex, a.modes.Endpoint); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
 	return nil

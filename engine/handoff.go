@@ -93,8 +93,52 @@ func (a *Engine) CreateHandoff(ctx context.Context, h Handoff) (HandoffLink, err
 		return HandoffLink{}, err
 	}
 	crashpoint.Hit("docker-join:after-link")
+	a.knowHandoff(n, en, &e, name)
 	a.log.Info("Docker endpoint joined", "name", e.Name, "network", n.Name, "sandbox", h.Netns, "addrs", e.Addrs, "mac", e.MAC.String(), "link", name)
 	return HandoffLink{Name: name, Gateways: a.endpointSpec(n, e).Gateways}, nil
+}
+
+// knowHandoff puts a handed-off endpoint in the datapath's table under its
+// link's keys in the host namespace, before the link is moved and brought
+// up: receivers check a frame's sender against the table, so an endpoint
+// the table does not know yet would have its first frames (its ARP
+// request) dropped as unknown_source until FinishHandoff. FinishHandoff
+// moves the entry to the keys in the sandbox. A failure only costs that
+// first second; a crash in between leaves an entry the next start prunes.
+func (a *Engine) knowHandoff(n *network, en *entry, e *endpoint, linkName string) {
+	l, err := a.host.Link(linkName)
+	if err != nil {
+		a.log.Warn("Docker endpoint: its link is not in the datapath's table until it is ready", "name", e.Name, "err", err)
+		return
+	}
+	cookie, err := a.ns.Cookie(a.hostPath())
+	if err != nil {
+		a.log.Warn("Docker endpoint: its link is not in the datapath's table until it is ready", "name", e.Name, "err", err)
+		return
+	}
+	keyed := *e
+	keyed.NetnsCookie, keyed.Ifindex = cookie, l.Index
+	if err := a.setTableEntry(n, keyed); err != nil {
+		a.log.Warn("Docker endpoint: its link is not in the datapath's table until it is ready", "name", e.Name, "err", err)
+		return
+	}
+	if err := a.store.UpdateEndpoint(keyed.api()); err != nil {
+		_ = a.dp.DeleteEndpoint(cookie, l.Index)
+		a.log.Warn("Docker endpoint: store its table keys", "name", e.Name, "err", err)
+		return
+	}
+	*e = keyed
+	n.mu.Lock()
+	n.set(en, keyed)
+	n.mu.Unlock()
+}
+
+// hostPath is the managed namespace's path.
+func (a *Engine) hostPath() string {
+	if a.cfg.HostNetns != "" {
+		return a.cfg.HostNetns
+	}
+	return "/proc/self/ns/net"
 }
 
 // admitHandoff puts a handed-off endpoint in the index, its addresses

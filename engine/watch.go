@@ -202,9 +202,6 @@ func (a *Engine) attachEndpointDP(ctx context.Context, n *network, en *entry, e 
 	if e.Ifindex == before.Ifindex && e.NetnsCookie == before.NetnsCookie {
 		return e, nil
 	}
-	if before.Ifindex != 0 {
-		_ = a.dp.DeleteEndpoint(before.NetnsCookie, before.Ifindex)
-	}
 	if err := a.store.UpdateEndpoint(e.api()); err != nil {
 		return e, err
 	}
