@@ -1,8 +1,10 @@
 # ebpf: the datapath on a 6.1 kernel (no TCX): every program attaches through
 # clsact (mvlan_attach_info mode="tc"); the per-VLAN counters on each host's
 # trunk match the pings sent between the hosts, VLAN by VLAN; spoofed
-# traffic is dropped and counted. Skipped while mvlan has no datapath
-# (issue 5): its metrics are absent then.
+# traffic is dropped and counted; a container's DHCP server (busybox
+# udhcpd on host1) gives no lease across the trunk (the DHCP server guard,
+# counted under dhcp_guard). Skipped while mvlan has no datapath (issue 5):
+# its metrics are absent then.
 N_PINGS=20
 SLACK=6 # ARP, and IPv6 router solicitations of the host's eth0.50/eth0.60
 step "network create macvlan50, macvlan60"
@@ -67,4 +69,28 @@ fi
 drops1=$(metric mvlan_policy_drops_total 'network="macvlan50"')
 log "policy drops of macvlan50: $drops0 -> $drops1"
 [ $((drops1 - drops0)) -ge 3 ] || fail "spoofed frames dropped but not counted: mvlan_policy_drops_total{network=\"macvlan50\"} went $drops0 -> $drops1"
+
+step "DHCP server guard across the trunk"
+barrier ebpf-dhcp
+if [ "$ME" = 1 ]; then
+	guard0=$(metric mvlan_policy_drops_total 'network="macvlan60"' 'reason="dhcp_guard"')
+	printf 'interface eth0\nstart 192.168.60.100\nend 192.168.60.110\nlease_file /tmp/udhcpd.leases\n' >/tmp/udhcpd.conf
+	: >/tmp/udhcpd.leases
+	in_ns e60 busybox udhcpd -f /tmp/udhcpd.conf >/tmp/udhcpd.log 2>&1 &
+	dhcpd=$!
+	sleep 1
+	signal ebpf-dhcpd-up
+	await ebpf-dhcpc-done
+	kill $dhcpd 2>/dev/null || true
+	guard1=$(metric mvlan_policy_drops_total 'network="macvlan60"' 'reason="dhcp_guard"')
+	log "dhcp_guard drops of macvlan60: $guard0 -> $guard1"
+	[ $((guard1 - guard0)) -ge 1 ] || fail "udhcpd's offers were not dropped as dhcp_guard ($guard0 -> $guard1): $(cat /tmp/udhcpd.log)"
+else
+	await ebpf-dhcpd-up
+	if in_ns e60 busybox udhcpc -i eth0 -n -q -t 3 -T 1 -s /bin/true >/dev/null 2>&1; then
+		signal ebpf-dhcpc-done
+		fail "udhcpc got a lease from a container's DHCP server on host1"
+	fi
+	signal ebpf-dhcpc-done
+fi
 barrier ebpf-done
