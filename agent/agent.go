@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/docker"
 	"github.com/mvlan/mvlan/engine"
 	"github.com/mvlan/mvlan/plugin"
@@ -25,7 +26,9 @@ import (
 // Config is what the agent is told on its command line.
 type Config struct {
 	StateDir string // bbolt state lives here (one agent per directory)
-	Socket   string // API unix socket, created 0600 (0660 with SocketGroup)
+	// Cluster is the etcd cluster of networks of scope cluster; nil: none.
+	Cluster *cluster.Config
+	Socket  string // API unix socket, created 0600 (0660 with SocketGroup)
 	// SocketGroup may use the API socket (0660 root:GROUP) when it exists.
 	SocketGroup string
 	MetricsAddr string // host:port for /metrics; "" disables
@@ -79,7 +82,8 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Log, met: newMetrics()}
 	var err error
 	a.eng, err = engine.Open(engine.Config{StateDir: cfg.StateDir, BPFFS: cfg.BPFFS,
-		AttachMode: cfg.AttachMode, HostNetns: cfg.HostNetns, Recover: cfg.Recover, TamperCheck: cfg.TamperCheck, Log: cfg.Log})
+		AttachMode: cfg.AttachMode, HostNetns: cfg.HostNetns, Recover: cfg.Recover, TamperCheck: cfg.TamperCheck,
+		Cluster: cfg.Cluster, Log: cfg.Log})
 	if err != nil {
 		return nil, err
 	}

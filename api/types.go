@@ -28,7 +28,16 @@ type NetworkCreate struct {
 	Labels      []string `json:"labels,omitempty"`
 	Options     []string `json:"options,omitempty"`
 	IPAMOptions []string `json:"ipam_options,omitempty"`
+	// Scope is "local" (the default: this host's pool) or "cluster" (one
+	// pool shared through the agents' etcd; see mvlan agent --cluster).
+	Scope string `json:"scope,omitempty"`
 }
+
+// Network scopes.
+const (
+	ScopeLocal   = "local"
+	ScopeCluster = "cluster"
+)
 
 // Pool is one subnet of a network with the gateway in force.
 type Pool struct {
@@ -63,6 +72,9 @@ type Network struct {
 	Pools      []Pool            `json:"pools"`
 	// DatapathID numbers the network in the BPF maps (1-4095).
 	DatapathID uint32 `json:"datapath_id"`
+	// Scope is ScopeLocal or ScopeCluster; filled in by the agent when it
+	// serves the network (stored as the option scope=cluster).
+	Scope string `json:"scope,omitempty"`
 	// Status is "ok" or what is wrong (e.g. the parent link is missing);
 	// filled in by the agent when it serves the network, never stored.
 	Status string `json:"status,omitempty"`

@@ -14,45 +14,93 @@ import (
 // block another host holds: only that host hands it out.
 var ErrForeignBlock = errors.New("address in another host's block")
 
-// Request holds exactly addr for owner, claimed in etcd so that no other
-// host hands it out. It fails like ipam.Space.Request (*ipam.TakenError,
-// *ipam.ReservedError, *ipam.OutsideError), with ErrForeignBlock when
-// another host holds addr's block, and with ErrUnreachable when etcd
-// does not answer.
+// Request holds exactly addr for owner: Claim, then Take.
 func (p *Pool) Request(ctx context.Context, addr netip.Addr, owner string) (netip.Prefix, error) {
-	addr = addr.WithZone("")
-	if _, err := p.whole.Request(addr, owner); err != nil {
+	if err := p.Claim(ctx, addr); err != nil {
 		return netip.Prefix{}, err
+	}
+	pf, err := p.Take(addr, owner)
+	if err != nil {
+		p.Abandon(addr)
+	}
+	return pf, err
+}
+
+// Claim makes addr this host's to hand out with Take: nothing to do in a
+// block it holds, else a claim in etcd. It fails like ipam.Space.Request
+// (*ipam.TakenError, *ipam.ReservedError, *ipam.OutsideError), with
+// ErrForeignBlock when another host holds addr's block, and with
+// ErrUnreachable when etcd does not answer.
+func (p *Pool) Claim(ctx context.Context, addr netip.Addr) error {
+	addr = addr.WithZone("")
+	if _, err := p.whole.Request(addr, "check"); err != nil {
+		return err
 	}
 	p.whole.Release(addr)
 	if err := p.forgetReleased(ctx, addr); err != nil {
-		return netip.Prefix{}, err
+		return err
 	}
 	if o, ok := p.Owner(addr); ok {
-		return netip.Prefix{}, &ipam.TakenError{Addr: addr, Owner: o}
+		return &ipam.TakenError{Addr: addr, Owner: o}
 	}
-	if err := p.claimOnce(ctx, addr); err != nil {
-		return netip.Prefix{}, err
+	if p.holds(p.blockOf(addr)) {
+		return nil
+	}
+	p.etcdMu.Lock()
+	defer p.etcdMu.Unlock()
+	p.flush(ctx)
+	p.mu.Lock()
+	pending, claimed := p.st.Pending[addr], p.st.Claims[addr]
+	p.mu.Unlock()
+	if claimed {
+		return nil
+	}
+	if pending {
+		return fmt.Errorf("claim %s: %w: its release is not yet given back to etcd at %s", addr, ErrUnreachable, p.c.url)
+	}
+	if err := p.claim(ctx, addr); err != nil {
+		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var err error
+	p.st.Claims[addr] = true
+	return p.st.write(p.file)
+}
+
+// Take holds addr for owner without I/O: an address of a held block, or
+// one this host claimed (Claim). A claim Take never follows goes back
+// with Abandon.
+func (p *Pool) Take(addr netip.Addr, owner string) (netip.Prefix, error) {
+	addr = addr.WithZone("")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pf := netip.PrefixFrom(addr, p.cfg.Subnet.Bits())
 	if sp := p.blocks[p.blockOf(addr)]; sp != nil {
-		_, err = sp.Request(addr, owner) // a parallel Allocate may have taken it
-	} else if o, ok := p.extra[addr]; ok {
-		err = &ipam.TakenError{Addr: addr, Owner: o}
-	} else {
-		p.extra[addr] = owner
+		return sp.Request(addr, owner)
 	}
-	if err == nil {
-		p.st.Claims[addr] = true
-		err = p.st.write(p.file)
+	if o, ok := p.extra[addr]; ok {
+		return pf, &ipam.TakenError{Addr: addr, Owner: o}
 	}
-	if err != nil {
-		p.st.Pending[addr] = true // give the claim back
-		return netip.Prefix{}, err
+	if !p.st.Claims[addr] {
+		if _, err := p.whole.Request(addr, owner); err != nil {
+			return pf, err
+		}
+		p.whole.Release(addr)
+		return pf, fmt.Errorf("%s is neither in a block this host holds nor claimed by it in etcd", addr)
 	}
-	return netip.PrefixFrom(addr, p.cfg.Subnet.Bits()), nil
+	p.extra[addr] = owner
+	return pf, nil
+}
+
+// Abandon gives back a claim no endpoint took; the next request that
+// reaches etcd deletes it.
+func (p *Pool) Abandon(addr netip.Addr) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, held := p.extra[addr]; !held && p.st.Claims[addr] {
+		delete(p.st.Claims, addr)
+		p.st.Pending[addr] = true
+	}
 }
 
 // forgetReleased drops another host's claim inside this host's block
@@ -84,20 +132,6 @@ func (p *Pool) Sync(ctx context.Context) {
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()
 	p.flush(ctx)
-}
-
-// claimOnce gives back released claims, then claims addr.
-func (p *Pool) claimOnce(ctx context.Context, addr netip.Addr) error {
-	p.etcdMu.Lock()
-	defer p.etcdMu.Unlock()
-	p.flush(ctx)
-	p.mu.Lock()
-	pending := p.st.Pending[addr]
-	p.mu.Unlock()
-	if pending {
-		return fmt.Errorf("claim %s: %w: its release is not yet given back to etcd at %s", addr, ErrUnreachable, p.c.url)
-	}
-	return p.claim(ctx, addr)
 }
 
 // claim creates addr's claim key, unless it exists or addr's block is
@@ -156,10 +190,10 @@ func (p *Pool) Owner(addr netip.Addr) (string, bool) {
 	return "", false
 }
 
-// Release frees addr on this host; its block stays held. A claim is
-// given back to etcd by the next request that reaches it (and persisted
-// until then), so Release never waits for etcd.
-func (p *Pool) Release(addr netip.Addr) error {
+// Release frees addr on this host, without I/O; its block stays held. A
+// claim is given back to etcd by the next request that reaches it (a
+// crash before that leaves it in the file, and Load finds it unheld).
+func (p *Pool) Release(addr netip.Addr) {
 	addr = addr.WithZone("")
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -169,12 +203,10 @@ func (p *Pool) Release(addr netip.Addr) error {
 			sp.Release(addr)
 		}
 	}
-	if !p.st.Claims[addr] {
-		return nil
+	if p.st.Claims[addr] {
+		delete(p.st.Claims, addr)
+		p.st.Pending[addr] = true
 	}
-	delete(p.st.Claims, addr)
-	p.st.Pending[addr] = true
-	return p.st.write(p.file)
 }
 
 // flush deletes the claims released since etcd last answered; what fails

@@ -84,7 +84,7 @@ func (c *Client) OpenPool(nw string, cfg ipam.PoolConfig, bits int, file string)
 			return nil, err
 		}
 	}
-	return p, p.Load(nil)
+	return p, p.load(nil, false)
 }
 
 func (p *Pool) newBlock(b netip.Prefix) (*ipam.Space, error) {
@@ -105,7 +105,10 @@ func comparePrefix(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) }
 // Load replaces the held addresses with held (the host's endpoints),
 // keeping the addresses of other hosts' claims inside its blocks. On
 // error nothing changes.
-func (p *Pool) Load(held []ipam.Held) error {
+func (p *Pool) Load(held []ipam.Held) error { return p.load(held, true) }
+
+// load is Load; with sweep, this host's claims no endpoint holds go back.
+func (p *Pool) load(held []ipam.Held, sweep bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	per := map[netip.Prefix][]ipam.Held{}
@@ -132,6 +135,12 @@ func (p *Pool) Load(held []ipam.Held) error {
 		}
 		fresh[b] = sp
 	}
+	for a := range p.st.Claims { // claimed, then released before a crash
+		if _, ok := extra[a]; sweep && !ok && p.blocks[p.blockOf(a)] == nil {
+			delete(p.st.Claims, a)
+			p.st.Pending[a] = true
+		}
+	}
 	p.blocks, p.extra = fresh, extra
 	return nil
 }
@@ -151,21 +160,48 @@ func (p *Pool) blockOf(a netip.Addr) netip.Prefix {
 // new block from etcd when none has one. With etcd unreachable and no
 // free address held, it fails with ErrUnreachable naming the cluster.
 func (p *Pool) Allocate(ctx context.Context, owner string) (netip.Prefix, error) {
-	if a, ok := p.allocLocal(owner); ok {
-		return a, nil
-	}
-	p.etcdMu.Lock()
-	defer p.etcdMu.Unlock()
 	for {
-		if a, ok := p.allocLocal(owner); ok { // another lease may have landed
+		if a, ok := p.allocLocal(owner); ok {
 			return a, nil
 		}
-		if err := p.lease(ctx); err != nil {
-			return netip.Prefix{}, fmt.Errorf("network %s: no free address in the %d blocks this host holds of %s: %w",
-				p.net, len(p.Blocks()), p.rng, err)
+		if err := p.Reserve(ctx); err != nil {
+			return netip.Prefix{}, err
 		}
 	}
 }
+
+// Reserve makes sure a held block has a free address, leasing one when
+// none has. It is what Allocate waits for on etcd; TakeFree hands the
+// address out without I/O.
+func (p *Pool) Reserve(ctx context.Context) error {
+	p.etcdMu.Lock()
+	defer p.etcdMu.Unlock()
+	if p.hasFree() {
+		return nil
+	}
+	if err := p.lease(ctx); err != nil {
+		return fmt.Errorf("network %s: no free address in the %d blocks this host holds of %s: %w",
+			p.net, len(p.Blocks()), p.rng, err)
+	}
+	return nil
+}
+
+func (p *Pool) hasFree() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, sp := range p.blocks {
+		for _, u := range sp.Usage() {
+			if u.FreeInRange > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TakeFree hands out a free address of a held block, without I/O; false
+// when there is none (Reserve first).
+func (p *Pool) TakeFree(owner string) (netip.Prefix, bool) { return p.allocLocal(owner) }
 
 func (p *Pool) allocLocal(owner string) (netip.Prefix, bool) {
 	p.mu.Lock()

@@ -34,7 +34,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	_, en, err := a.newAndAdmit(ctx, n, req)
+	en, err := a.prepareAndAdmit(ctx, n, req)
 	if err != nil {
 		return api.Endpoint{}, err
 	}
@@ -115,6 +115,26 @@ func (a *Engine) newAndAdmit(ctx context.Context, n *network, req api.EndpointCr
 		}
 		if err == nil || try > 0 || KindOf(err) != KindConflict || !a.removals.wait(ctx) {
 			return e, en, err
+		}
+	}
+}
+
+// prepareAndAdmit is newAndAdmit after the network's space is prepared
+// for req (a cluster network's blocks: engine/cluster.go); a block used
+// up by parallel attaches meanwhile is prepared for again, a few times.
+func (a *Engine) prepareAndAdmit(ctx context.Context, n *network, req api.EndpointCreate) (*entry, error) {
+	for try := 0; ; try++ {
+		if err := a.prepare(ctx, n, req); err != nil {
+			abandon(n, req)
+			return nil, err
+		}
+		_, en, err := a.newAndAdmit(ctx, n, req)
+		if err == nil {
+			return en, nil
+		}
+		if _, ok := n.space.(preparer); !ok || try >= 3 || !errors.Is(err, ipam.ErrExhausted) {
+			abandon(n, req)
+			return nil, err
 		}
 	}
 }

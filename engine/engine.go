@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
 )
@@ -38,7 +39,11 @@ type Config struct {
 	// inspected and repaired (tamper.go); 0 turns the check off
 	// (mvlan agent's default is DefaultTamperCheck).
 	TamperCheck time.Duration
-	Log         *slog.Logger
+	// Cluster joins the agent to an etcd cluster for networks of scope
+	// cluster (engine/cluster.go); nil: none. Its Host is set to the
+	// agent ID.
+	Cluster *cluster.Config
+	Log     *slog.Logger
 }
 
 // Engine is the state of one agent's networks and endpoints.
@@ -64,6 +69,8 @@ type Engine struct {
 	nets   map[string]*network
 
 	removals removals // endpoint removals finishing in the background (remove.go)
+
+	cluster *cluster.Client // nil without Config.Cluster
 }
 
 // Open opens the state (taking its lock), the managed namespace and the
@@ -84,6 +91,13 @@ func Open(cfg Config) (*Engine, error) {
 	}
 	host.SetTag(a.store.AgentID())
 	a.host = host
+	if cfg.Cluster != nil {
+		cc := *cfg.Cluster
+		cc.Host = a.store.AgentID()
+		if a.cluster, err = cluster.Dial(cc); err != nil {
+			return nil, errors.Join(err, a.Close())
+		}
+	}
 	hostPath := cfg.HostNetns
 	if hostPath == "" {
 		hostPath = "/proc/self/ns/net"
@@ -137,6 +151,9 @@ func (a *Engine) Close() error {
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())
+	}
+	if a.cluster != nil {
+		errs = append(errs, a.cluster.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -35,16 +35,31 @@ func (a *Engine) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.
 // CreateNetworkWithID is CreateNetwork with the network's ID given (e.g.
 // Docker's, for networks made through its plugin).
 func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate, id string) (api.Network, error) {
+	switch req.Scope {
+	case "", api.ScopeLocal:
+	case api.ScopeCluster:
+		if err := a.joinCluster(ctx, &req, &id); err != nil {
+			return api.Network{}, err
+		}
+	default:
+		return api.Network{}, invalid(fmt.Errorf("--scope %q: use local (the default) or cluster", req.Scope))
+	}
 	cfg, err := netconf.Parse(req)
 	if err != nil {
 		return api.Network{}, invalid(err)
+	}
+	if req.Scope == api.ScopeCluster {
+		if err := checkClusterConfig(cfg.Serial, cfg.HostShim != nil); err != nil {
+			return api.Network{}, err
+		}
+		cfg.Options[scopeOption] = api.ScopeCluster
 	}
 	a.netOps.Lock()
 	defer a.netOps.Unlock()
 	if err := a.checkUnique(cfg); err != nil {
 		return api.Network{}, err
 	}
-	space, err := ipam.New(cfg.Pools, ipam.Options{Serial: cfg.Serial})
+	space, err := a.newSpace(id, cfg.Pools, cfg.Options, cfg.Serial)
 	if err != nil {
 		return api.Network{}, invalid(err)
 	}
@@ -287,6 +302,7 @@ func (a *Engine) view(n *network, withEndpoints bool) api.Network {
 	defer n.mu.Unlock()
 	v := n.stored()
 	v.Status = n.status.String()
+	v.Scope = scopeOf(n.Options)
 	v.EndpointCount = len(n.eps)
 	v.HostShim = n.shimView()
 	if withEndpoints {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/link"
 )
@@ -83,7 +84,10 @@ func (a *Engine) loadState() ([]endpoint, error) {
 	nets := make(map[string]*network, len(stored))
 	skipped := map[string]bool{}
 	for _, sn := range stored {
-		space, err := ipam.New(fromAPIPools(sn.Pools), ipam.Options{Serial: sn.Serial})
+		if scopeOf(sn.Options) == api.ScopeCluster && a.cluster == nil {
+			return nil, fmt.Errorf("network %s is a cluster network: start the agent with --cluster etcd://HOST:PORT, the cluster it was made in", sn.Name)
+		}
+		space, err := a.newSpace(sn.ID, fromAPIPools(sn.Pools), sn.Options, sn.Serial)
 		if err != nil {
 			err = fmt.Errorf("stored pools: %w", err)
 		} else {

@@ -7,6 +7,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -50,6 +51,11 @@ func (a *Engine) Reserve(netID string, want netip.Addr, v6 bool, owner string) (
 	n, err := a.networkOrGone(netID)
 	if err != nil {
 		return netip.Prefix{}, err
+	}
+	if p, ok := n.space.(preparer); ok {
+		if err := p.Prepare(context.Background(), v6, want); err != nil {
+			return netip.Prefix{}, clusterError(err)
+		}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mvlan/mvlan/agent"
+	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/engine"
 	"github.com/mvlan/mvlan/version"
 )
@@ -28,6 +29,10 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "tamper-check", Value: engine.DefaultTamperCheck, EnvVars: []string{"MVLAN_TAMPER_CHECK"}, Usage: "how often endpoints are checked for removed or bypassed programs and links of their own on the parent, and repaired (0: never)"},
 		&cli.BoolFlag{Name: "recover", Usage: "rebuild a corrupt state file from its last good snapshot (mvlan.db.snap) and the endpoint links the kernel holds; the bad file is kept aside"},
 		&cli.StringFlag{Name: "socket-group", Value: agent.DefaultSocketGroup, EnvVars: []string{"MVLAN_SOCKET_GROUP"}, Usage: "members of this group may use the API socket (0660) when the group exists; else, or empty: root only (0600)"},
+		&cli.StringFlag{Name: "cluster", EnvVars: []string{"MVLAN_CLUSTER"}, Usage: "etcd://HOST:PORT[,HOST:PORT...]: join the etcd cluster that holds networks of --scope cluster (empty: none)"},
+		&cli.StringFlag{Name: "cluster-ca", EnvVars: []string{"MVLAN_CLUSTER_CA"}, Usage: "PEM CA of etcd's TLS certificate (with --cluster-cert and --cluster-key)"},
+		&cli.StringFlag{Name: "cluster-cert", EnvVars: []string{"MVLAN_CLUSTER_CERT"}, Usage: "PEM client certificate for etcd"},
+		&cli.StringFlag{Name: "cluster-key", EnvVars: []string{"MVLAN_CLUSTER_KEY"}, Usage: "PEM key of --cluster-cert"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MVLAN_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 	}
 }
@@ -45,6 +50,15 @@ func runAgent(c *cli.Context) error {
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return usagef("unknown --log-level %q; use debug, info, warn or error", c.String("log-level"))
 	}
+	var cl *cluster.Config
+	if u := c.String("cluster"); u != "" {
+		cl = &cluster.Config{URL: u, CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key")}
+		if _, err := cluster.ParseURL(u); err != nil {
+			return usagef("%v", err)
+		}
+	} else if c.String("cluster-ca")+c.String("cluster-cert")+c.String("cluster-key") != "" {
+		return usagef("--cluster-ca, --cluster-cert and --cluster-key need --cluster etcd://HOST:PORT")
+	}
 	agent.Version = version.Version
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	a, err := agent.New(agent.Config{
@@ -59,6 +73,7 @@ func runAgent(c *cli.Context) error {
 		DockerHost:       c.String("docker-host"),
 		Recover:          c.Bool("recover"),
 		TamperCheck:      c.Duration("tamper-check"),
+		Cluster:          cl,
 		Log:              log,
 	})
 	if err != nil {

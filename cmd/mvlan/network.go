@@ -36,6 +36,7 @@ func networkCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "driver option: parent=IFNAME, macvlan_mode=bridge|private|vepa|passthru, host_shim=auto|IP[,IP6]"},
 					&cli.StringSliceFlag{Name: "ipam-opt", Usage: "IPAM option: allocation=lowest|serial"},
 					&cli.StringFlag{Name: "ipam-driver", Value: "default", Usage: "IPAM driver (default)"},
+					&cli.StringFlag{Name: "scope", Value: api.ScopeLocal, Usage: "local (this host's pool) or cluster (one pool across the agents of mvlan agent --cluster; run create on each host with its own -o parent, the first defines it)"},
 					formatFlag(),
 				},
 				Action: networkCreate,
@@ -68,7 +69,7 @@ func networkCreate(c *cli.Context) error {
 		Subnets: c.StringSlice("subnet"), Gateways: c.StringSlice("gateway"),
 		IPRanges: c.StringSlice("ip-range"), AuxAddrs: c.StringSlice("aux-address"),
 		IPv6: c.Bool("ipv6"), Internal: c.Bool("internal"), Labels: c.StringSlice("label"),
-		Options: c.StringSlice("opt"), IPAMOptions: c.StringSlice("ipam-opt"),
+		Options: c.StringSlice("opt"), IPAMOptions: c.StringSlice("ipam-opt"), Scope: c.String("scope"),
 	}
 	cl := client(c)
 	defer cl.Close()
@@ -121,7 +122,7 @@ func networkLs(c *cli.Context) error {
 	}
 	rows := make([][]string, 0, len(ns))
 	for _, n := range ns {
-		rows = append(rows, []string{id(n.ID), n.Name, n.Driver, "local", n.Parent, subnets(n), n.Status})
+		rows = append(rows, []string{id(n.ID), n.Name, n.Driver, scope(n), n.Parent, subnets(n), n.Status})
 	}
 	return format.PrintTable(c.App.Writer, []string{"NETWORK ID", "NAME", "DRIVER", "SCOPE", "PARENT", "SUBNETS", "STATUS"}, rows)
 }
@@ -254,9 +255,17 @@ type dockerContainer struct {
 	IPv6Address string
 }
 
+// scope is n's scope, local for agents that do not say.
+func scope(n api.Network) string {
+	if n.Scope == "" {
+		return api.ScopeLocal
+	}
+	return n.Scope
+}
+
 func toDocker(n api.Network) dockerNetwork {
 	d := dockerNetwork{
-		Name: n.Name, ID: n.ID, Created: n.Created, Scope: "local", Driver: n.Driver,
+		Name: n.Name, ID: n.ID, Created: n.Created, Scope: scope(n), Driver: n.Driver,
 		EnableIPv4: true, EnableIPv6: n.IPv6, Internal: n.Internal, Containers: map[string]dockerContainer{},
 		Options: maps.Clone(n.Options), Labels: n.Labels, Parent: n.Parent, ParentKind: n.ParentKind, Status: n.Status, HostShim: n.HostShim,
 		EndpointCount: n.EndpointCount,

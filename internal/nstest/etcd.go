@@ -22,20 +22,35 @@ type Etcd struct {
 	log bytes.Buffer
 }
 
-// StartEtcd starts an etcd and waits until it serves. The test skips when
-// the etcd binary is missing (scripts/deps.sh installs it).
+// StartEtcd starts an etcd on 127.0.0.1 and waits until it serves. The
+// test skips when the etcd binary is missing (scripts/deps.sh installs it).
 func StartEtcd(t testing.TB) *Etcd {
+	t.Helper()
+	return startEtcd(t, "", freePort(t), freePort(t))
+}
+
+// StartEtcdIn starts an etcd in namespace ns (a path) on ip:2379 (peers:
+// ip:2380), for agents in other namespaces that reach ip.
+func StartEtcdIn(t testing.TB, ns, ip string) *Etcd {
+	t.Helper()
+	return startEtcd(t, ns, net.JoinHostPort(ip, "2379"), net.JoinHostPort(ip, "2380"))
+}
+
+func startEtcd(t testing.TB, ns, client, peer string) *Etcd {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		t.Skip("etcd not installed (apt-get install etcd-server; scripts/deps.sh does)")
 	}
-	client, peer := freePort(t), freePort(t)
 	e := &Etcd{URL: "etcd://" + client}
-	e.cmd = exec.Command(bin, "--data-dir", t.TempDir(), "--name", "t",
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
-		"--initial-cluster", "t=http://"+peer, "--log-level", "error")
+	argv := []string{bin, "--data-dir", t.TempDir(), "--name", "t",
+		"--listen-client-urls", "http://" + client, "--advertise-client-urls", "http://" + client,
+		"--listen-peer-urls", "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer,
+		"--initial-cluster", "t=http://" + peer, "--log-level", "error"}
+	if ns != "" { // nsenter execs etcd: the process is etcd's, for Stop and Cont
+		argv = append([]string{"nsenter", "--net=" + ns, "--"}, argv...)
+	}
+	e.cmd = exec.Command(argv[0], argv[1:]...)
 	e.cmd.Stdout, e.cmd.Stderr = &lockedWriter{&e.mu, &e.log}, &lockedWriter{&e.mu, &e.log}
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -48,14 +63,27 @@ func StartEtcd(t testing.TB) *Etcd {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
-		if c, err := net.DialTimeout("tcp", client, time.Second); err == nil {
-			c.Close()
+		if dialIn(ns, client) == nil {
 			return e
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("etcd did not serve on %s within 20 s: %s", client, e.Log())
 	return nil
+}
+
+func dialIn(ns, addr string) error {
+	dial := func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if ns == "" {
+		return dial()
+	}
+	return In(ns, dial)
 }
 
 // Stop freezes the server (SIGSTOP): connections stay open, nothing is

@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/mvlan/mvlan/ipam"
+)
+
+// Space is a cluster network's addresses on this host, a Pool per subnet,
+// as the engine's IPAM backend: its ipam.Space-like methods do no I/O
+// (the engine calls them under its network's lock); Prepare, called
+// before that lock is taken, does what needs etcd.
+type Space struct {
+	pools   []*Pool
+	subnets []netip.Prefix
+}
+
+// OpenSpace opens the pools of network nw (its ID) with their local files
+// under dir (made if absent), blocks of the default size. No etcd
+// request is made.
+func (c *Client) OpenSpace(nw string, cfgs []ipam.PoolConfig, dir string) (*Space, error) {
+	dir = filepath.Join(dir, nw)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	s := &Space{}
+	for i, cfg := range cfgs {
+		p, err := c.OpenPool(nw, cfg, 0, filepath.Join(dir, fmt.Sprintf("pool%d.json", i)))
+		if err != nil {
+			return nil, fmt.Errorf("cluster network %s: %w", nw, err)
+		}
+		s.pools = append(s.pools, p)
+		s.subnets = append(s.subnets, p.cfg.Subnet)
+	}
+	return s, nil
+}
+
+func (s *Space) find(a netip.Addr) *Pool {
+	for _, p := range s.pools {
+		if p.cfg.Subnet.Contains(a) {
+			return p
+		}
+	}
+	return nil
+}
+
+// Prepare makes the next Request of want (or, want invalid, the next
+// Allocate of the family) answerable without I/O: it claims want in etcd
+// or leases a block with a free address. Errors of etcd wrap
+// ErrUnreachable and name the cluster.
+func (s *Space) Prepare(ctx context.Context, v6 bool, want netip.Addr) error {
+	if want.IsValid() {
+		if p := s.find(want); p != nil {
+			return p.Claim(ctx, want)
+		}
+		return nil // Request says it is outside
+	}
+	var errs []error
+	for _, p := range s.pools {
+		if p.cfg.Subnet.Addr().Is6() != v6 {
+			continue
+		}
+		err := p.Reserve(ctx)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Abandon gives back a claim Prepare made that no Request took.
+func (s *Space) Abandon(addr netip.Addr) {
+	if p := s.find(addr); p != nil {
+		p.Abandon(addr)
+	}
+}
+
+// HasFamily reports whether the network has a pool of IPv6 (v6) or IPv4.
+func (s *Space) HasFamily(v6 bool) bool {
+	for _, p := range s.pools {
+		if p.cfg.Subnet.Addr().Is6() == v6 {
+			return true
+		}
+	}
+	return false
+}
+
+// Allocate hands out a free address of a block this host holds; it fails
+// wrapping ipam.ErrExhausted when none has one (Prepare leases one).
+func (s *Space) Allocate(v6 bool, owner string) (netip.Prefix, error) {
+	for _, p := range s.pools {
+		if p.cfg.Subnet.Addr().Is6() != v6 {
+			continue
+		}
+		if a, ok := p.TakeFree(owner); ok {
+			return a, nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("%w: no free address in the blocks this host holds", ipam.ErrExhausted)
+}
+
+// Request holds addr for owner if it is in a block this host holds or
+// this host claimed it (Prepare).
+func (s *Space) Request(addr netip.Addr, owner string) (netip.Prefix, error) {
+	p := s.find(addr.WithZone(""))
+	if p == nil {
+		return netip.Prefix{}, &ipam.OutsideError{Addr: addr, Subnets: s.subnets}
+	}
+	return p.Take(addr, owner)
+}
+
+// Release frees addr on this host.
+func (s *Space) Release(addr netip.Addr) {
+	if p := s.find(addr.WithZone("")); p != nil {
+		p.Release(addr)
+	}
+}
+
+// Owner returns who holds addr on this host.
+func (s *Space) Owner(addr netip.Addr) (string, bool) {
+	if p := s.find(addr.WithZone("")); p != nil {
+		return p.Owner(addr)
+	}
+	return "", false
+}
+
+// Held returns the addresses this host's endpoints hold.
+func (s *Space) Held() []ipam.Held {
+	var out []ipam.Held
+	for _, p := range s.pools {
+		out = append(out, p.Held()...)
+	}
+	return out
+}
+
+// Load replaces the held addresses, pool by pool; on error nothing of
+// the failing pool changes.
+func (s *Space) Load(held []ipam.Held) error {
+	per := make([][]ipam.Held, len(s.pools))
+	for _, h := range held {
+		p := s.find(h.Addr)
+		if p == nil {
+			return fmt.Errorf("load endpoint %q: %w", h.Owner, &ipam.OutsideError{Addr: h.Addr, Subnets: s.subnets})
+		}
+		for i := range s.pools {
+			if s.pools[i] == p {
+				per[i] = append(per[i], h)
+			}
+		}
+	}
+	for i, p := range s.pools {
+		if err := p.Load(per[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Usage counts, per pool, the addresses this host's endpoints hold and
+// the free ones of the blocks it holds (not of the whole cluster).
+func (s *Space) Usage() []ipam.Usage {
+	out := make([]ipam.Usage, len(s.pools))
+	for i, p := range s.pools {
+		u := ipam.Usage{Subnet: p.cfg.Subnet, Range: p.cfg.IPRange, Used: uint64(len(p.Held()))}
+		p.mu.Lock()
+		for _, sp := range p.blocks {
+			for _, bu := range sp.Usage() {
+				u.FreeInRange += bu.FreeInRange
+			}
+		}
+		p.mu.Unlock()
+		u.Free = u.FreeInRange
+		out[i] = u
+	}
+	return out
+}
+
+// Pools returns the configuration, gateways filled in.
+func (s *Space) Pools() []ipam.PoolConfig {
+	out := make([]ipam.PoolConfig, len(s.pools))
+	for i, p := range s.pools {
+		out[i] = p.cfg
+	}
+	return out
+}

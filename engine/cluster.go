@@ -1,0 +1,148 @@
+package engine
+
+// Networks of scope cluster: one address pool shared by the agents of a
+// cluster through etcd (package cluster). The definition lives in etcd;
+// each host joins it with its own parent (mvlan network create --scope
+// cluster on each host: the first defines it, the others join it and may
+// leave out the subnets). The space is a cluster.Space: its blocks and
+// claims are fetched from etcd by prepare, before the network's lock.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/cluster"
+	"github.com/mvlan/mvlan/ipam"
+)
+
+// scopeOption marks a stored network as a cluster network; -o cannot
+// set it (netconf refuses unknown options).
+const scopeOption = "scope"
+
+// preparer is an addrSpace that needs I/O before it can hand out an
+// address: Prepare before the network's lock, Abandon what no endpoint
+// took.
+type preparer interface {
+	Prepare(ctx context.Context, v6 bool, want netip.Addr) error
+	Abandon(addr netip.Addr)
+}
+
+// newSpace makes the address space of a network: a cluster.Space for a
+// cluster network, else an ipam.Space.
+func (a *Engine) newSpace(id string, pools []ipam.PoolConfig, opts map[string]string, serial bool) (addrSpace, error) {
+	if opts[scopeOption] != api.ScopeCluster {
+		return ipam.New(pools, ipam.Options{Serial: serial})
+	}
+	if a.cluster == nil {
+		return nil, errors.New("a cluster network: start the agent with --cluster etcd://HOST:PORT (its blocks are in etcd)")
+	}
+	return a.cluster.OpenSpace(id, pools, filepath.Join(a.cfg.StateDir, "cluster"))
+}
+
+// joinCluster defines req in etcd, or joins the network of its name that
+// another host defined: then req takes its ID and, when it names no
+// subnet, its pools; pools that differ are refused.
+func (a *Engine) joinCluster(ctx context.Context, req *api.NetworkCreate, id *string) error {
+	if a.cluster == nil {
+		return invalid(errors.New("--scope cluster needs an agent started with --cluster etcd://HOST:PORT"))
+	}
+	def := *req
+	def.Options = slices.DeleteFunc(slices.Clone(req.Options), isParentOption)
+	got, mine, err := a.cluster.Define(ctx, cluster.Definition{ID: *id, Create: def})
+	if err != nil {
+		return err
+	}
+	if mine {
+		return nil
+	}
+	*id = got.ID
+	c := got.Create
+	if len(req.Subnets) == 0 {
+		req.Subnets, req.Gateways, req.IPRanges, req.AuxAddrs, req.IPv6 = c.Subnets, c.Gateways, c.IPRanges, c.AuxAddrs, c.IPv6
+		return nil
+	}
+	if !slices.Equal(req.Subnets, c.Subnets) || !slices.Equal(req.Gateways, c.Gateways) ||
+		!slices.Equal(req.IPRanges, c.IPRanges) || !slices.Equal(req.AuxAddrs, c.AuxAddrs) || req.IPv6 != c.IPv6 {
+		return conflict(fmt.Errorf("cluster network %s is defined with --subnet %v --gateway %v --ip-range %v --aux-address %v; join it with the same, or with no --subnet to take them",
+			req.Name, c.Subnets, c.Gateways, c.IPRanges, c.AuxAddrs))
+	}
+	return nil
+}
+
+func isParentOption(o string) bool { return len(o) >= 7 && o[:7] == "parent=" }
+
+// checkClusterConfig refuses what cluster networks do not do (yet).
+func checkClusterConfig(serial bool, shim bool) error {
+	switch {
+	case serial:
+		return invalid(errors.New("--ipam-opt allocation=serial is not available on cluster networks (each host hands out its own blocks)"))
+	case shim:
+		return invalid(errors.New("-o host_shim is not available on cluster networks yet"))
+	}
+	return nil
+}
+
+// prepare readies n's space for req's addresses (a cluster network's
+// blocks and claims), before the network's lock is taken.
+func (a *Engine) prepare(ctx context.Context, n *network, req api.EndpointCreate) error {
+	p, ok := n.space.(preparer) // space is set once, before n is shared
+	if !ok {
+		return nil
+	}
+	for _, fam := range []struct {
+		v6   bool
+		want string
+	}{{false, req.IP}, {true, req.IP6}} {
+		var want netip.Addr
+		if fam.want != "" {
+			w, err := netip.ParseAddr(fam.want)
+			if err != nil {
+				continue // reserve names the bad value
+			}
+			want = w.Unmap()
+		} else if !n.space.HasFamily(fam.v6) || (fam.v6 && !n.IPv6) {
+			continue
+		}
+		if err := p.Prepare(ctx, fam.v6, want); err != nil {
+			return clusterError(err)
+		}
+	}
+	return nil
+}
+
+// abandon gives back the claims prepare made for req that no endpoint
+// took.
+func abandon(n *network, req api.EndpointCreate) {
+	p, ok := n.space.(preparer)
+	if !ok {
+		return
+	}
+	for _, s := range []string{req.IP, req.IP6} {
+		if w, err := netip.ParseAddr(s); err == nil {
+			p.Abandon(w.Unmap())
+		}
+	}
+}
+
+func clusterError(err error) error {
+	switch {
+	case errors.Is(err, ipam.ErrTaken), errors.Is(err, cluster.ErrForeignBlock), errors.Is(err, ipam.ErrExhausted):
+		return conflict(err)
+	case errors.Is(err, ipam.ErrReserved), errors.Is(err, ipam.ErrOutside):
+		return invalid(err)
+	}
+	return err
+}
+
+// scopeOf is a stored network's scope.
+func scopeOf(opts map[string]string) string {
+	if opts[scopeOption] == api.ScopeCluster {
+		return api.ScopeCluster
+	}
+	return api.ScopeLocal
+}
