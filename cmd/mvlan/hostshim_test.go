@@ -466,3 +466,23 @@ func TestHostShimBadInput(t *testing.T) {
 		t.Fatalf("first container got %v, want 10.87.0.2", c.Addrs)
 	}
 }
+
+// TestHostShimRemote: once the operator adds the subnet route through the
+// shim (the host has no address of its own on the segment), the host and
+// a machine on the wire (a macvlan of wire0 in the wire namespace) ping
+// each other through the shim, and the container's host route still wins.
+func TestHostShimRemote(t *testing.T) {
+	e := newEnv(t)
+	a := e.a
+	a.ok("network", "create", "--subnet=10.89.0.0/24", "-o", "parent=eth0", "-o", "host_shim=10.89.0.2", "rn")
+	c := e.runD(e.name("1"), "rn")
+	e.in(e.sb.WirePath, "ip", "link", "add", "remote", "link", "wire0", "type", "macvlan", "mode", "bridge")
+	e.in(e.sb.WirePath, "ip", "addr", "add", "10.89.0.100/24", "dev", "remote")
+	e.in(e.sb.WirePath, "ip", "link", "set", "remote", "up")
+	e.in(e.sb.Path, "ip", "route", "add", "10.89.0.0/24", "dev", "mvh-rn", "src", "10.89.0.2")
+	out, err := e.pingFrom(e.sb.Path, "10.89.0.100", false)
+	e.wantPingOK("host -> remote through the shim", out, exitOf(err))
+	out, err = e.pingFrom(e.sb.WirePath, "10.89.0.2", false)
+	e.wantPingOK("remote -> shim", out, exitOf(err))
+	shimPings(t, e, []netip.Addr{netip.MustParseAddr("10.89.0.2")}, c)
+}
