@@ -485,4 +485,9 @@ func TestHostShimRemote(t *testing.T) {
 	out, err = e.pingFrom(e.sb.WirePath, "10.89.0.2", false)
 	e.wantPingOK("remote -> shim", out, exitOf(err))
 	shimPings(t, e, []netip.Addr{netip.MustParseAddr("10.89.0.2")}, c)
+	for _, r := range []string{"arp_spoof", "ip_spoof", "mac_spoof"} {
+		if d := policyDrops(t, a, "rn", r); d != 0 {
+			t.Errorf("%s drops on rn: %d, want 0\n%s", r, d, e.in(e.sb.Path, "ip", "neigh"))
+		}
+	}
 }
