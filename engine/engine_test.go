@@ -350,3 +350,48 @@ func TestConcurrentAttaches(t *testing.T) {
 	}
 	r.noDrift()
 }
+
+// TestHostShimLifecycle: a network with host_shim=auto gets a marked shim
+// holding the pool's first address, and one route per endpoint address;
+// a shim deleted behind the engine's back is made again on start; off
+// removes it and frees its address; no drift at any point.
+func TestHostShimLifecycle(t *testing.T) {
+	r := newRig(t, "eth0")
+	ctx := context.Background()
+	n, err := r.e.CreateNetwork(ctx, api.NetworkCreate{Name: "sn", Subnets: []string{"10.5.0.0/24"},
+		Options: []string{"parent=eth0", "host_shim=auto"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.HostShim == nil || n.HostShim.Link != "mvh-sn" || !slices.Equal(n.HostShim.Addrs, []netip.Addr{netip.MustParseAddr("10.5.0.2")}) {
+		t.Fatalf("host shim %+v; want mvh-sn with 10.5.0.2", n.HostShim)
+	}
+	if l, ok := r.k.HostLink("mvh-sn"); !ok || l.Alias != "mvlan/"+r.e.AgentID()+"/shim/"+n.ID {
+		t.Fatalf("shim link %+v, %v; want it marked as network %s's shim", l, ok, n.ID)
+	}
+	c1 := r.run("c1", "sn")
+	if got := r.k.Routes("mvh-sn"); !slices.Equal(got, []netip.Addr{c1.Addrs[0].Addr()}) {
+		t.Fatalf("routes %v, want c1's %v", got, c1.Addrs)
+	}
+	r.noDrift()
+	r.stop()
+	r.k.RemoveHostLink("mvh-sn")
+	r.start()
+	if _, ok := r.k.HostLink("mvh-sn"); !ok {
+		t.Fatal("the deleted shim was not made again on start")
+	}
+	if got := r.k.Routes("mvh-sn"); !slices.Equal(got, []netip.Addr{c1.Addrs[0].Addr()}) {
+		t.Fatalf("after start: routes %v, want c1's", got)
+	}
+	r.noDrift()
+	if _, err := r.e.UpdateNetwork(ctx, "sn", api.NetworkUpdate{Options: []string{"host_shim=off"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.k.HostLink("mvh-sn"); ok {
+		t.Fatal("off left the shim")
+	}
+	r.noDrift()
+	if c2 := r.run("c2", "sn"); c2.Addrs[0].Addr() != netip.MustParseAddr("10.5.0.2") {
+		t.Fatalf("c2 got %v; want the shim's freed 10.5.0.2", c2.Addrs)
+	}
+}

@@ -120,6 +120,15 @@ func (k *Kernel) HostLink(name string) (link.Info, bool) {
 	return l, ok
 }
 
+// Routes returns the host routes the engine set through the shim name.
+func (k *Kernel) Routes(name string) []netip.Addr {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := slices.Clone(k.routes[name])
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
 // Deleted lists the host links the engine deleted, in order.
 func (k *Kernel) Deleted() []string {
 	k.mu.Lock()
@@ -241,7 +250,7 @@ func (h *host) CreateHostOnly(_ context.Context, name, alias string) (string, er
 	return "dummy", nil
 }
 
-// CreateShim adds the shim as a host link; its addresses are not kept.
+// CreateShim adds the shim as a host link with its host addresses.
 func (h *host) CreateShim(_ context.Context, s link.ShimSpec) error {
 	k := h.k()
 	parent, ok := k.HostLink(s.Parent)
@@ -251,7 +260,12 @@ func (h *host) CreateShim(_ context.Context, s link.ShimSpec) error {
 	if _, ok := k.HostLink(s.Name); ok {
 		return fmt.Errorf("link %s: %w", s.Name, link.ErrExists)
 	}
-	k.AddHostLink(link.Info{Name: s.Name, Kind: "macvlan", Alias: s.Alias, Up: true, MAC: s.MAC, ParentIndex: parent.Index})
+	l := k.AddHostLink(link.Info{Name: s.Name, Kind: "macvlan", Alias: s.Alias, Up: true, MAC: s.MAC, ParentIndex: parent.Index})
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, a := range s.Addrs {
+		k.nets[HostPath].addrs[l.Index] = append(k.nets[HostPath].addrs[l.Index], netip.PrefixFrom(a, a.BitLen()))
+	}
 	return nil
 }
 
