@@ -58,6 +58,9 @@ var (
 		"Addresses of a subnet by state (used: held by endpoints; free: left for allocation, reserved excluded).",
 		[]string{"network", "subnet", "state"}, nil)
 	descEndpoints = prometheus.NewDesc("mvlan_endpoints", "Endpoints attached to a network.", []string{"network"}, nil)
+	descLeases    = prometheus.NewDesc("mvlan_dhcp_leases",
+		"Endpoints of a DHCP network by the state of their lease (bound, renewing, rebinding, expired: the address is off the endpoint).",
+		[]string{"network", "state"}, nil)
 )
 
 // stateCollector reports per-network values at scrape time.
@@ -66,6 +69,7 @@ type stateCollector struct{ a *Agent }
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descAddrs
 	ch <- descEndpoints
+	ch <- descLeases
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -76,6 +80,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, n := range usage {
 		ch <- prometheus.MustNewConstMetric(descEndpoints, prometheus.GaugeValue, float64(n.Endpoints), n.Network)
+		for st, v := range n.Leases {
+			ch <- prometheus.MustNewConstMetric(descLeases, prometheus.GaugeValue, float64(v), n.Network, st)
+		}
 		for _, u := range n.Subnets {
 			s := u.Subnet.String()
 			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.Used), n.Network, s, "used")

@@ -31,12 +31,22 @@ type NetworkCreate struct {
 	// Scope is "local" (the default: this host's pool) or "cluster" (one
 	// pool shared through the agents' etcd; see mvlan agent --cluster).
 	Scope string `json:"scope,omitempty"`
+	// IPAMDriver is where endpoints get their addresses: "" or
+	// IPAMDefault (the network's own pools), or IPAMDHCP (the DHCP server
+	// on the network's wire).
+	IPAMDriver string `json:"ipam_driver,omitempty"`
 }
 
 // Network scopes.
 const (
 	ScopeLocal   = "local"
 	ScopeCluster = "cluster"
+)
+
+// IPAM drivers.
+const (
+	IPAMDefault = "default"
+	IPAMDHCP    = "dhcp"
 )
 
 // Pool is one subnet of a network with the gateway in force.
@@ -70,6 +80,7 @@ type Network struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	Options    map[string]string `json:"options,omitempty"`
 	Pools      []Pool            `json:"pools"`
+	IPAMDriver string            `json:"ipam_driver,omitempty"` // "" is IPAMDefault
 	// DatapathID numbers the network in the BPF maps (1-4095).
 	DatapathID uint32 `json:"datapath_id"`
 	// Scope is ScopeLocal or ScopeCluster; filled in by the agent when it
@@ -134,6 +145,35 @@ type Endpoint struct {
 	Ifindex     int    `json:"ifindex,omitempty"`
 	// CNI is the identity a CNI runtime gave the endpoint.
 	CNI *CNIAttachment `json:"cni,omitempty"`
+	// Lease is the endpoint's DHCP lease, on a network whose IPAM driver
+	// is IPAMDHCP.
+	Lease *Lease `json:"lease,omitempty"`
+}
+
+// Lease states: where an endpoint's DHCP lease is in its life.
+const (
+	LeaseBound     = "bound"     // before T1
+	LeaseRenewing  = "renewing"  // T1 passed; the server did not answer yet
+	LeaseRebinding = "rebinding" // T2 passed; any server may answer
+	LeaseExpired   = "expired"   // the address was taken off; the agent keeps asking
+)
+
+// Lease is a DHCPv4 lease as the agent keeps it. ACK is the server's last
+// DHCPACK as sent on the wire: renewals and the DHCPRELEASE are built
+// from it.
+type Lease struct {
+	State    string       `json:"state"`
+	Server   netip.Addr   `json:"server"`
+	Addr     netip.Prefix `json:"address"`
+	Router   netip.Addr   `json:"router,omitzero"`
+	DNS      []netip.Addr `json:"dns,omitempty"`
+	ClientID string       `json:"client_id"`
+	Obtained time.Time    `json:"obtained"` // when ACK came
+	Renew    time.Time    `json:"renew"`    // T1
+	Rebind   time.Time    `json:"rebind"`   // T2
+	Expiry   time.Time    `json:"expiry"`
+	ACK      []byte       `json:"ack"`
+	Error    string       `json:"error,omitempty"` // the last failed renewal, if any
 }
 
 // CNIAttachment identifies an endpoint a runtime made through the CNI plugin:

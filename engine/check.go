@@ -79,6 +79,9 @@ func (a *Engine) checkEndpoint(e endpoint) []string {
 
 // checkHeld: the addresses IPAM holds are exactly the endpoints' addresses.
 func checkHeld(n *network, eps []endpoint) []string {
+	if n.DHCP {
+		return checkLeases(n, eps)
+	}
 	want := map[string]string{}
 	for _, e := range eps {
 		if e.NetworkID == n.ID {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/dhcp"
 	"github.com/mvlan/mvlan/internal/crashpoint"
 	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/link"
@@ -58,6 +59,16 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	if err = a.realize(ctx, n, &e); err != nil {
 		return api.Endpoint{}, err
 	}
+	if n.DHCP {
+		if err = a.acquireLease(ctx, n, &e); err != nil {
+			return api.Endpoint{}, err
+		}
+		defer func() {
+			if err != nil {
+				a.releaseLease(context.WithoutCancel(ctx), n, e)
+			}
+		}()
+	}
 	e.State = Ready
 	if err = a.store.UpdateEndpoint(e.api()); err != nil {
 		return api.Endpoint{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
@@ -65,6 +76,9 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	n.mu.Lock()
 	n.set(en, e)
 	n.mu.Unlock()
+	if n.DHCP {
+		a.keep(n, en)
+	}
 	a.shimRoutesChanged(n)
 	a.log.Info("endpoint attached", "name", e.Name, "network", n.Name, "netns", e.Netns, "addrs", e.Addrs, "mac", e.MAC.String())
 	out := e.api()
@@ -96,7 +110,11 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 			return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", e.MAC, n.Name, o.ep.Name))
 		}
 	}
-	if err := a.reserve(n, &e, req); err != nil {
+	reserve := a.reserve
+	if n.DHCP {
+		reserve = func(n *network, _ *endpoint, req api.EndpointCreate) error { return reserveDHCP(n, req) }
+	}
+	if err := reserve(n, &e, req); err != nil {
 		return nil, err
 	}
 	return n.add(e), nil
@@ -353,8 +371,17 @@ func (a *Engine) realize(ctx context.Context, n *network, e *endpoint) error {
 
 func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
 	s := link.EndpointSpec{Parent: n.Parent, Mode: n.Mode, NetnsPath: e.Netns, IfName: e.IfName,
-		MAC: e.MAC, Addrs: e.Addrs, Alias: a.alias("ep", e.ID), AcceptRA: netconf.FirstHopOf(n.Options).AcceptRA}
+		MAC: e.MAC, Addrs: e.Addrs, Alias: a.alias("ep", e.ID), AcceptRA: netconf.FirstHopOf(n.Options).AcceptRA, DHCP: n.DHCP}
 	if n.Internal {
+		return s
+	}
+	if n.DHCP {
+		if e.Lease != nil && e.Lease.State != dhcp.Expired && e.Lease.Router.IsValid() {
+			s.Gateways = []netip.Addr{e.Lease.Router}
+		}
+		if e.Lease == nil || e.Lease.State == dhcp.Expired {
+			s.Addrs = nil
+		}
 		return s
 	}
 	seen := map[bool]bool{}

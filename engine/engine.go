@@ -71,6 +71,7 @@ type Engine struct {
 	removals removals // endpoint removals finishing in the background (remove.go)
 
 	cluster *cluster.Client // nil without Config.Cluster
+	leases  keepers         // DHCP lease renewals (lease.go)
 }
 
 // Open opens the state (taking its lock), the managed namespace and the
@@ -139,6 +140,7 @@ func New(cfg Config, st *store.Store, k Kernel) *Engine {
 // Kernel objects stay: they belong to the networks and survive the agent.
 func (a *Engine) Close() error {
 	a.removals.wg.Wait()
+	a.leases.stop()
 	var errs []error
 	if a.dp != nil {
 		errs = append(errs, a.dp.Close())

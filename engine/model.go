@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/dhcp"
 )
 
 // EndpointState is where an endpoint is in its life. It is stored, so
@@ -91,12 +92,16 @@ type endpoint struct {
 	NetnsCookie uint64
 	Ifindex     int
 	CNI         *api.CNIAttachment // the identity a CNI runtime gave it
+	Lease       *dhcp.Lease        // on a DHCP network, once it has one
 }
 
 func (e endpoint) api() api.Endpoint {
 	out := api.Endpoint{ID: e.ID, Name: e.Name, NetworkID: e.NetworkID, Netns: e.Netns, NetnsInode: e.NetnsInode,
 		OwnsNetns: e.OwnsNetns, IfName: e.IfName, Addrs: e.Addrs, State: e.State.String(), Created: e.Created,
 		NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, CNI: e.CNI}
+	if e.Lease != nil {
+		out.Lease = e.Lease.API()
+	}
 	if e.MAC != nil {
 		out.MAC = e.MAC.String()
 	}
@@ -110,6 +115,13 @@ func endpointFromAPI(a api.Endpoint) (endpoint, error) {
 	var err error
 	if e.State, err = parseState(a.State); err != nil {
 		return e, fmt.Errorf("endpoint %s: %w", a.Name, err)
+	}
+	if a.Lease != nil {
+		l, err := dhcp.FromAPI(*a.Lease)
+		if err != nil {
+			return e, fmt.Errorf("endpoint %s: stored lease: %w", a.Name, err)
+		}
+		e.Lease = &l
 	}
 	if a.MAC != "" {
 		if e.MAC, err = net.ParseMAC(a.MAC); err != nil {
@@ -142,6 +154,7 @@ type network struct {
 	Serial           bool
 	Labels, Options  map[string]string
 	Pools            []api.Pool
+	DHCP             bool   // endpoints' addresses come from a DHCP server (dhcp.go)
 	DatapathID       uint32 // numbers the network in the BPF maps (1-4095)
 
 	mu     sync.Mutex // guards what follows
@@ -169,7 +182,7 @@ func newNetwork(n api.Network, space addrSpace) (*network, error) {
 	nw := &network{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
 		ParentKind: kind, LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6, Internal: n.Internal,
 		Serial: n.Serial, Labels: n.Labels, Options: withShim(n.Options, nil), Pools: n.Pools, DatapathID: n.DatapathID,
-		space: space, status: healthy(), eps: map[string]*entry{}, byName: map[string]*entry{},
+		DHCP: n.IPAMDriver == api.IPAMDHCP, space: space, status: healthy(), eps: map[string]*entry{}, byName: map[string]*entry{},
 		byAddr: map[netip.Addr]*entry{}}
 	if shim != nil {
 		nw.shim = &shimState{addrs: shim}
@@ -188,7 +201,15 @@ func (n *network) stored() api.Network {
 	return api.Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
 		ParentKind: n.ParentKind.String(), LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6,
 		Internal: n.Internal, Serial: n.Serial, Labels: n.Labels, Options: opts, Pools: n.Pools,
-		DatapathID: n.DatapathID}
+		DatapathID: n.DatapathID, IPAMDriver: n.ipamDriver()}
+}
+
+// ipamDriver is the network's --ipam-driver as stored ("" is the default).
+func (n *network) ipamDriver() string {
+	if n.DHCP {
+		return api.IPAMDHCP
+	}
+	return ""
 }
 
 // ok reports whether the network takes endpoints now. Caller holds n.mu.
@@ -243,6 +264,14 @@ func (n *network) set(en *entry, e endpoint) {
 			delete(n.byName, en.ep.Name)
 		}
 		n.byName[e.Name] = en
+	}
+	for _, p := range en.ep.Addrs {
+		if n.byAddr[p.Addr()] == en {
+			delete(n.byAddr, p.Addr())
+		}
+	}
+	for _, p := range e.Addrs {
+		n.byAddr[p.Addr()] = en
 	}
 	en.ep = e
 }

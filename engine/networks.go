@@ -65,7 +65,7 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	}
 	n := &network{ID: id, Name: cfg.Name, Driver: api.Driver, Created: time.Now().UTC(),
 		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
-		Labels: cfg.Labels, Options: withShim(cfg.Options, nil), Pools: toAPIPools(space.Pools()),
+		Labels: cfg.Labels, Options: withShim(cfg.Options, nil), Pools: toAPIPools(space.Pools()), DHCP: cfg.DHCP,
 		space: space, status: healthy(), eps: map[string]*entry{}, byName: map[string]*entry{},
 		byAddr: map[netip.Addr]*entry{}}
 	if n.DatapathID, err = a.allocDatapathID(); err != nil {

@@ -38,6 +38,9 @@ func (a *Engine) Start(ctx context.Context) error {
 	}
 	for _, n := range a.networkList() {
 		a.shimRoutesChanged(n) // the endpoints are settled now
+		if n.DHCP {
+			a.keepAll(n) // each lease goes on from its stored times
+		}
 	}
 	a.log.Info("reconciled", "networks", len(a.nets), "took", time.Since(start))
 	return nil
@@ -119,6 +122,9 @@ func (a *Engine) loadState() ([]endpoint, error) {
 			continue
 		}
 		n.add(e).busy.Unlock()
+		if n.DHCP {
+			continue // leased, not held in the network's space
+		}
 		for _, p := range e.Addrs {
 			held[n.ID] = append(held[n.ID], ipam.Held{Addr: p.Addr(), Owner: e.Name})
 		}

@@ -102,6 +102,7 @@ func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry) erro
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("endpoint-rm:after-state")
+	a.releaseLease(ctx, n, e)
 	via, closeNetns, err := a.silence(ctx, e)
 	if err != nil {
 		defer en.busy.Unlock()

@@ -219,6 +219,9 @@ type NetworkUsage struct {
 	Network   string
 	Endpoints int
 	Subnets   []ipam.Usage
+	// Leases counts a DHCP network's endpoints by the state of their
+	// lease (every state, zeros included); nil on other networks.
+	Leases map[string]int
 }
 
 // Usage reports each network's endpoint count and address use, from the
@@ -228,7 +231,7 @@ func (a *Engine) Usage() ([]NetworkUsage, error) {
 	out := make([]NetworkUsage, 0, len(nets))
 	for _, n := range nets {
 		n.mu.Lock()
-		out = append(out, NetworkUsage{Network: n.Name, Endpoints: len(n.eps), Subnets: n.space.Usage()})
+		out = append(out, NetworkUsage{Network: n.Name, Endpoints: len(n.eps), Subnets: n.space.Usage(), Leases: n.leaseCounts()})
 		n.mu.Unlock()
 	}
 	return out, nil

@@ -35,10 +35,11 @@ const (
 // prepareAnnounce sets link idx (named ifName) in namespace ns, which must
 // still be down, to announce addrs when it comes up; without an IPv6 address
 // it disables IPv6 on the link instead, and with one it turns accept_ra off
-// unless acceptRA. One switch into the namespace.
-func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, addrs []netip.Prefix, acceptRA bool) error {
+// unless acceptRA. With dhcp, arp_notify is set for the address a DHCP
+// server gives later. One switch into the namespace.
+func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, addrs []netip.Prefix, acceptRA, dhcp bool) error {
 	return nsthread.Do(ns, func() error {
-		if hasFamily(addrs, true) {
+		if hasFamily(addrs, true) || dhcp {
 			if err := setARPNotify(idx); err != nil {
 				return err
 			}

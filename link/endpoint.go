@@ -34,6 +34,9 @@ type EndpointSpec struct {
 	// link's first frames (its announcements, at up) already pass its
 	// programs and its peers know it. An error rolls the slave back.
 	BeforeUp func(ifindex int) error
+	// DHCP marks an endpoint whose IPv4 address comes later, from a DHCP
+	// server (SetLeased): arp_notify is set so that it is announced.
+	DHCP bool
 }
 
 var macvlanModes = map[string]netlink.MacvlanMode{
@@ -308,7 +311,7 @@ func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns
 	sl.targetIdx = l.Attrs().Index
 	// Under the temporary name: a sysctl is looked up by device name, and
 	// dentries of the same name in other namespaces slow that down.
-	if err := prepareAnnounce(target, sl.targetIdx, sl.tmp, s.Addrs, s.AcceptRA); err != nil {
+	if err := prepareAnnounce(target, sl.targetIdx, sl.tmp, s.Addrs, s.AcceptRA, s.DHCP); err != nil {
 		return err
 	}
 	if err := sl.target.LinkSetName(l, s.IfName); err != nil {

@@ -4,6 +4,7 @@
 package netconf
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -31,6 +32,7 @@ type Config struct {
 	Options  map[string]string
 	Pools    []ipam.PoolConfig
 	HostShim *HostShim // -o host_shim; nil means none
+	DHCP     bool      // addresses come from the DHCP server on the wire
 }
 
 // Label limits: a network's labels are stored with it and returned by every
@@ -87,6 +89,9 @@ func Parse(req api.NetworkCreate) (Config, error) {
 		c.HostShim = &h
 		c.Options[OptHostShim] = h.String()
 	}
+	if err = c.parseIPAMDriver(req); err != nil {
+		return Config{}, err
+	}
 	return c, nil
 }
 
@@ -125,6 +130,32 @@ func (c *Config) parseOptions(opts []string) error {
 				o, strings.Join(Modes, "|"), OptAllowRouter, OptAllowDHCPServer, OptIPv6RA, OptHostShim)
 		}
 		c.Options[k] = v
+	}
+	return nil
+}
+
+// parseIPAMDriver checks --ipam-driver. A DHCP network takes at most one
+// IPv4 --subnet (the server's answers must fall in it), and nothing that
+// only a local pool has (--gateway, --ip-range, --aux-address, --ipv6:
+// no DHCPv6 yet).
+func (c *Config) parseIPAMDriver(req api.NetworkCreate) error {
+	switch req.IPAMDriver {
+	case "", api.IPAMDefault, "mvlan":
+		return nil
+	case api.IPAMDHCP:
+	default:
+		return fmt.Errorf("unknown --ipam-driver %q; use default (the network's --subnet pools) or dhcp (the DHCP server on the parent's wire)", req.IPAMDriver)
+	}
+	c.DHCP = true
+	switch {
+	case req.IPv6:
+		return errors.New("--ipam-driver dhcp is IPv4 only (no DHCPv6 yet); leave out --ipv6")
+	case len(req.Gateways)+len(req.IPRanges)+len(req.AuxAddrs) > 0:
+		return errors.New("--ipam-driver dhcp takes the router and addresses from the DHCP server; leave out --gateway, --ip-range and --aux-address")
+	case c.Serial:
+		return errors.New("--ipam-opt allocation= is for the default IPAM driver; the DHCP server allocates on a dhcp network")
+	case len(c.Pools) > 1 || len(c.Pools) == 1 && !c.Pools[0].Subnet.Addr().Is4():
+		return fmt.Errorf("--ipam-driver dhcp takes at most one IPv4 --subnet (the range the server's offers must fall in), got %v", req.Subnets)
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ func (e *SchemaError) Error() string {
 var migrations = []func(*bolt.Tx) error{
 	0: migrate0,
 	1: func(*bolt.Tx) error { return nil }, // schema 2 only added optional fields
+	2: func(*bolt.Tx) error { return nil }, // so did schema 3
 }
 
 // migrate brings the file's records to Schema and records the version.

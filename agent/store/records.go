@@ -20,7 +20,10 @@ import (
 // Schema 1 kept schema 0's field names, so the release before it can still
 // read a file this one wrote. Schema 2 added an endpoint's CNI identity
 // (cni, optional): schema 1 records are schema 2 records without it.
-const Schema = 2
+// Schema 3 added a network's IPAM driver (ipam_driver) and an endpoint's
+// DHCP lease (lease), both optional: schema 2 records are schema 3 records
+// of networks with the default IPAM driver.
+const Schema = 3
 
 // networkRecord is a stored network (schema 1).
 type networkRecord struct {
@@ -39,6 +42,7 @@ type networkRecord struct {
 	Options    map[string]string `json:"options,omitempty"`
 	Pools      []poolRecord      `json:"pools"`
 	DatapathID uint32            `json:"datapath_id"`
+	IPAMDriver string            `json:"ipam_driver,omitempty"` // schema 3
 }
 
 // poolRecord is one subnet of a stored network (schema 1).
@@ -64,7 +68,24 @@ type endpointRecord struct {
 	Created     time.Time      `json:"created"`
 	NetnsCookie uint64         `json:"netns_cookie,omitempty"`
 	Ifindex     int            `json:"ifindex,omitempty"`
-	CNI         *cniRecord     `json:"cni,omitempty"` // schema 2
+	CNI         *cniRecord     `json:"cni,omitempty"`   // schema 2
+	Lease       *leaseRecord   `json:"lease,omitempty"` // schema 3
+}
+
+// leaseRecord is an endpoint's DHCP lease (schema 3).
+type leaseRecord struct {
+	State    string       `json:"state"`
+	Server   netip.Addr   `json:"server"`
+	Addr     netip.Prefix `json:"address"`
+	Router   netip.Addr   `json:"router,omitzero"`
+	DNS      []netip.Addr `json:"dns,omitempty"`
+	ClientID string       `json:"client_id"`
+	Obtained time.Time    `json:"obtained"`
+	Renew    time.Time    `json:"renew"`
+	Rebind   time.Time    `json:"rebind"`
+	Expiry   time.Time    `json:"expiry"`
+	ACK      []byte       `json:"ack"`
+	Error    string       `json:"error,omitempty"`
 }
 
 // cniRecord is the identity a CNI runtime gave an endpoint (schema 2).
@@ -77,7 +98,7 @@ type cniRecord struct {
 func networkToRecord(n api.Network) networkRecord {
 	r := networkRecord{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
 		ParentKind: n.ParentKind, LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6, Internal: n.Internal,
-		Serial: n.Serial, Labels: n.Labels, Options: n.Options, DatapathID: n.DatapathID}
+		Serial: n.Serial, Labels: n.Labels, Options: n.Options, DatapathID: n.DatapathID, IPAMDriver: n.IPAMDriver}
 	for _, p := range n.Pools {
 		r.Pools = append(r.Pools, poolRecord(p))
 	}
@@ -87,7 +108,7 @@ func networkToRecord(n api.Network) networkRecord {
 func (r networkRecord) api() api.Network {
 	n := api.Network{ID: r.ID, Name: r.Name, Driver: r.Driver, Created: r.Created, Parent: r.Parent,
 		ParentKind: r.ParentKind, LinkKind: r.LinkKind, Mode: r.Mode, IPv6: r.IPv6, Internal: r.Internal,
-		Serial: r.Serial, Labels: r.Labels, Options: r.Options, DatapathID: r.DatapathID}
+		Serial: r.Serial, Labels: r.Labels, Options: r.Options, DatapathID: r.DatapathID, IPAMDriver: r.IPAMDriver}
 	for _, p := range r.Pools {
 		n.Pools = append(n.Pools, api.Pool(p))
 	}
@@ -97,13 +118,13 @@ func (r networkRecord) api() api.Network {
 func endpointToRecord(e api.Endpoint) endpointRecord {
 	return endpointRecord{ID: e.ID, Name: e.Name, NetworkID: e.NetworkID, Netns: e.Netns, NetnsInode: e.NetnsInode,
 		OwnsNetns: e.OwnsNetns, IfName: e.IfName, MAC: e.MAC, Addrs: e.Addrs, State: e.State, Created: e.Created,
-		NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, CNI: (*cniRecord)(e.CNI)}
+		NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, CNI: (*cniRecord)(e.CNI), Lease: (*leaseRecord)(e.Lease)}
 }
 
 func (r endpointRecord) api() api.Endpoint {
 	return api.Endpoint{ID: r.ID, Name: r.Name, NetworkID: r.NetworkID, Netns: r.Netns, NetnsInode: r.NetnsInode,
 		OwnsNetns: r.OwnsNetns, IfName: r.IfName, MAC: r.MAC, Addrs: r.Addrs, State: r.State, Created: r.Created,
-		NetnsCookie: r.NetnsCookie, Ifindex: r.Ifindex, CNI: (*api.CNIAttachment)(r.CNI)}
+		NetnsCookie: r.NetnsCookie, Ifindex: r.Ifindex, CNI: (*api.CNIAttachment)(r.CNI), Lease: (*api.Lease)(r.Lease)}
 }
 
 // ErrBadRecord means a stored record does not decode or breaks the rules

@@ -108,7 +108,11 @@ func ps(c *cli.Context) error {
 	}
 	rows := make([][]string, 0, len(eps))
 	for _, e := range eps {
-		rows = append(rows, []string{id(e.ID), e.Name, e.Network, strings.Join(addrStrings(e), ","), e.MAC, e.IfName, e.Netns})
+		addrs := strings.Join(addrStrings(e), ",")
+		if e.Lease != nil {
+			addrs += " (dhcp " + e.Lease.State + ")" // expired: the address is off the link
+		}
+		rows = append(rows, []string{id(e.ID), e.Name, e.Network, addrs, e.MAC, e.IfName, e.Netns})
 	}
 	return format.PrintTable(c.App.Writer, []string{"CONTAINER ID", "NAME", "NETWORK", "ADDRESSES", "MAC", "IFACE", "NETNS"}, rows)
 }
@@ -128,6 +132,7 @@ type container struct {
 	Netns       string
 	State       string
 	Created     time.Time
+	DHCP        string `json:",omitempty"` // the lease's state, on a DHCP network
 }
 
 func toContainers(eps []api.Endpoint) []container {
@@ -136,6 +141,9 @@ func toContainers(eps []api.Endpoint) []container {
 		out = append(out, container{ID: e.ID, Name: e.Name, Network: e.Network, NetworkID: e.NetworkID,
 			MacAddress: e.MAC, IPv4Address: firstOf(e.Addrs, false), IPv6Address: firstOf(e.Addrs, true),
 			Addresses: addrStrings(e), IfName: e.IfName, Netns: e.Netns, State: e.State, Created: e.Created})
+		if e.Lease != nil {
+			out[len(out)-1].DHCP = e.Lease.State
+		}
 	}
 	return out
 }

@@ -35,7 +35,7 @@ func networkCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "label", Usage: "KEY=VALUE metadata; repeatable"},
 					&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "driver option: parent=IFNAME, macvlan_mode=bridge|private|vepa|passthru, host_shim=auto|IP[,IP6]"},
 					&cli.StringSliceFlag{Name: "ipam-opt", Usage: "IPAM option: allocation=lowest|serial"},
-					&cli.StringFlag{Name: "ipam-driver", Value: "default", Usage: "IPAM driver (default)"},
+					&cli.StringFlag{Name: "ipam-driver", Value: "default", Usage: "IPAM driver: default (the --subnet pools) or dhcp (the DHCP server on the parent's wire)"},
 					&cli.StringFlag{Name: "scope", Value: api.ScopeLocal, Usage: "local (this host's pool) or cluster (one pool across the agents of mvlan agent --cluster; run create on each host with its own -o parent, the first defines it)"},
 					formatFlag(),
 				},
@@ -57,8 +57,8 @@ func networkCreate(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("network create takes exactly one NAME, got %d arguments", c.NArg())
 	}
-	if d := c.String("ipam-driver"); d != "default" && d != "mvlan" {
-		return usagef("unknown --ipam-driver %q; mvlan has its own IPAM: leave it out or use default", d)
+	if d := c.String("ipam-driver"); d != "default" && d != "mvlan" && d != api.IPAMDHCP {
+		return usagef("unknown --ipam-driver %q; use default (the --subnet pools) or dhcp (the DHCP server on the parent's wire)", d)
 	}
 	f, err := outputFormat(c)
 	if err != nil {
@@ -70,6 +70,7 @@ func networkCreate(c *cli.Context) error {
 		IPRanges: c.StringSlice("ip-range"), AuxAddrs: c.StringSlice("aux-address"),
 		IPv6: c.Bool("ipv6"), Internal: c.Bool("internal"), Labels: c.StringSlice("label"),
 		Options: c.StringSlice("opt"), IPAMOptions: c.StringSlice("ipam-opt"), Scope: c.String("scope"),
+		IPAMDriver: c.String("ipam-driver"),
 	}
 	cl := client(c)
 	defer cl.Close()

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// dnsmasq is a DHCP server run by a test in its sandbox's wire namespace.
+type dnsmasq struct {
+	t      *testing.T
+	sb     *nstest.Sandbox
+	args   []string
+	leases string // its lease file
+	log    *bytes.Buffer
+	cmd    *exec.Cmd
+	agent  *agentProc // its log is shown on failure
+}
+
+// startDnsmasq serves 192.168.60.100-150 on wire0 (router .1) and
+// 10.99.0.100-150 on peer (for a network whose --subnet excludes it),
+// with 2 min leases (dnsmasq's least) and T1 = 4 s, so that renewals come
+// quickly.
+func startDnsmasq(t *testing.T, sb *nstest.Sandbox, peer string) *dnsmasq {
+	t.Helper()
+	if _, err := exec.LookPath("dnsmasq"); err != nil {
+		t.Skip("dnsmasq not installed (Debian: dnsmasq-base)")
+	}
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.60.1/24", "dev", "wire0")
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "10.99.0.1/24", "dev", peer)
+	dir := t.TempDir()
+	d := &dnsmasq{t: t, sb: sb, leases: filepath.Join(dir, "leases")}
+	d.args = []string{"--net=" + sb.WirePath, "--", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+		"--port=0", "--user=root", "--bind-interfaces", "--interface=wire0", "--interface=" + peer,
+		"--pid-file=" + filepath.Join(dir, "pid"), "--log-facility=-", "--log-dhcp", "--dhcp-authoritative", "--no-ping",
+		"--dhcp-range=set:lan,192.168.60.100,192.168.60.150,255.255.255.0,2m",
+		"--dhcp-range=set:far,10.99.0.100,10.99.0.150,255.255.255.0,2m",
+		"--dhcp-option=tag:lan,option:router,192.168.60.1", "--dhcp-option=option:T1,4", "--dhcp-option=option:T2,100",
+		"--dhcp-leasefile=" + d.leases}
+	d.start()
+	t.Cleanup(d.stop)
+	return d
+}
+
+func (d *dnsmasq) start() {
+	d.t.Helper()
+	d.log = &bytes.Buffer{}
+	d.cmd = exec.Command("nsenter", d.args...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatalf("start dnsmasq: %v", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(d.leases); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("dnsmasq did not start within 5 s:\n%s", d.log)
+		}
+	}
+}
+
+func (d *dnsmasq) stop() {
+	if d.cmd != nil && d.cmd.Process != nil {
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		_ = d.cmd.Wait()
+		d.cmd = nil
+	}
+}
+
+// lease is a line of dnsmasq's lease file.
+type lease struct {
+	expiry int64
+	mac    string
+	addr   netip.Addr
+}
+
+// lease returns the lease file's line for mac.
+func (d *dnsmasq) lease(mac string) (lease, bool) {
+	data, err := os.ReadFile(d.leases)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == mac {
+			exp, err1 := strconv.ParseInt(f[0], 10, 64)
+			a, err2 := netip.ParseAddr(f[2])
+			if err1 == nil && err2 == nil {
+				return lease{exp, mac, a}, true
+			}
+		}
+	}
+	return lease{}, false
+}
+
+// waitLease polls the lease file (at most d) until ok(lease of mac, found).
+func (d *dnsmasq) waitLease(mac string, within time.Duration, what string, ok func(lease, bool) bool) lease {
+	d.t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(100 * time.Millisecond) {
+		l, found := d.lease(mac)
+		if ok(l, found) {
+			return l
+		}
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(d.leases)
+			d.t.Fatalf("%s: not seen within %v; lease file:\n%s\ndnsmasq log:\n%s\nagent log:\n%s", what, within, data, d.log, d.agent.log)
+		}
+	}
+}
+
+// TestDHCP: a network with --ipam-driver dhcp takes its addresses from a
+// real DHCP server (dnsmasq) on the wire: run -d gets an address of the
+// server's range and its router; the agent renews at T1 (the lease file's
+// expiry moves), also after a SIGKILL and restart; rm releases the lease
+// (gone from the file); re-created under the same name, the container gets
+// the same MAC and address; an offer outside --subnet and a server that
+// does not answer are refused with clear errors, leaving nothing; the
+// metric counts the leases.
+func TestDHCP(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	peer := sb.AddVeth(t, "eth1")
+	srv := startDnsmasq(t, sb, peer)
+	a := newAgent(t, sb)
+	e := &env{t: t, sb: sb, a: a}
+	srv.agent = a
+	startWith(a, "--metrics-addr", metricsAddr)
+	t.Cleanup(e.cleanup)
+	e.a.ok("network", "create", "--ipam-driver", "dhcp", "--subnet", "192.168.60.0/24", "-o", "parent=eth0", "lan")
+	c1 := e.name("1")
+	ep := e.runD(c1, "lan")
+	addr := addrOf(ep, false)
+	p, err := netip.ParsePrefix(addr)
+	if err != nil || p.Bits() != 24 || p.Addr().Compare(netip.MustParseAddr("192.168.60.100")) < 0 || p.Addr().Compare(netip.MustParseAddr("192.168.60.150")) > 0 {
+		t.Fatalf("%s got %q, want an address of the server's range 192.168.60.100-150/24", c1, addr)
+	}
+	mustContain(t, "eth0 of "+c1, e.in(c1, "ip", "-o", "addr", "show", "dev", "eth0"), addr)
+	mustContain(t, "routes of "+c1, e.in(c1, "ip", "route"), "default via 192.168.60.1 dev eth0")
+	out, perr := e.pingFrom(c1, "192.168.60.1", false)
+	e.wantPingOK("ping the server's router from "+c1, out, exitOf(perr))
+	first := srv.waitLease(ep.MAC, time.Second, "lease of "+c1, func(l lease, ok bool) bool { return ok && l.addr == p.Addr() })
+
+	renewed := srv.waitLease(ep.MAC, 10*time.Second, "renewal at T1 (4 s)", func(l lease, ok bool) bool { return ok && l.expiry > first.expiry })
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(a.log.String(), "DHCP lease renewed"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server renewed, the agent did not log it:\n%s", a.log)
+		}
+	}
+
+	a.kill()
+	a.start()
+	srv.waitLease(ep.MAC, 10*time.Second, "renewal after SIGKILL and restart", func(l lease, ok bool) bool { return ok && l.expiry > renewed.expiry })
+	if got, ok := e.endpoint(c1); !ok || addrOf(got, false) != addr {
+		t.Errorf("after restart ps shows %s with %q, want %s", c1, addrOf(got, false), addr)
+	}
+	st := &statsEnv{t: t, sb: sb, a: a}
+	mustContain(t, "metrics", st.scrape(), `mvlan_dhcp_leases{network="lan",state="bound"} 1`)
+
+	e.a.ok("rm", "-f", c1)
+	srv.waitLease(ep.MAC, 5*time.Second, "DHCPRELEASE on rm", func(_ lease, ok bool) bool { return !ok })
+	waitNetnsGone(t, c1)
+	again := e.runD(c1, "lan")
+	if again.MAC != ep.MAC || addrOf(again, false) != addr {
+		t.Errorf("re-created %s: MAC %s address %s, first had %s %s", c1, again.MAC, addrOf(again, false), ep.MAC, addr)
+	}
+
+	e.a.ok("network", "create", "--ipam-driver", "dhcp", "--subnet", "192.168.61.0/24", "-o", "parent=eth1", "narrow")
+	bad := e.name("2")
+	_, errs, code := e.a.mv("run", "-d", "--name", bad, "--net", "narrow")
+	if code == 0 || !strings.Contains(errs, "offered 10.99.0.") || !strings.Contains(errs, "outside the network's --subnet 192.168.61.0/24") {
+		t.Errorf("run on a network whose --subnet excludes the offer: exit %d, %q; want an error naming the offer and the subnet", code, errs)
+	}
+	e.wantNothingLeft(bad)
+
+	srv.stop()
+	_, errs, code = e.a.mv("run", "-d", "--name", bad, "--net", "lan")
+	if code == 0 || !strings.Contains(errs, "no DHCP server answered") {
+		t.Errorf("run with the server stopped: exit %d, %q; want an error saying no DHCP server answered", code, errs)
+	}
+	e.wantNothingLeft(bad)
+	// Past T1 with no server, c1 keeps its address and is reported.
+	want := `mvlan_dhcp_leases{network="lan",state="renewing"} 1`
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(st.scrape(), want); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics never showed %s:\n%s\nagent log:\n%s", want, st.scrape(), a.log)
+		}
+	}
+	mustContain(t, "ps with the server stopped", e.a.ok("ps"), addr+" (dhcp renewing)")
+	mustContain(t, "eth0 of "+c1+" with the server stopped", e.in(c1, "ip", "-o", "addr", "show", "dev", "eth0"), addr)
+}
+
+// wantNothingLeft: no endpoint, namespace or link named name remains.
+func (e *env) wantNothingLeft(name string) {
+	e.t.Helper()
+	if _, ok := e.endpoint(name); ok {
+		e.t.Errorf("ps lists %s after its failed run", name)
+	}
+	if _, err := os.Stat("/run/netns/" + name); err == nil {
+		e.t.Errorf("/run/netns/%s left after its failed run", name)
+	}
+}

@@ -1,0 +1,166 @@
+// Package dhcp is mvlan's DHCPv4 client for one endpoint: it acquires,
+// renews and releases a lease from inside the endpoint's network namespace,
+// on its own link, so that the server sees the container's MAC. Packets are
+// built and parsed by github.com/insomniacslk/dhcp (nclient4). It keeps no
+// state: the engine stores the Lease (with the server's DHCPACK as sent)
+// and calls Renew at T1 and T2 and Release on removal.
+package dhcp
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/mvlan/mvlan/api"
+)
+
+// State is where a lease is in its life (RFC 2131 4.4).
+type State uint8
+
+// Lease states.
+const (
+	Bound     State = iota // before T1
+	Renewing               // T1 passed, its server has not answered
+	Rebinding              // T2 passed, any server may answer
+	Expired                // past its expiry: the address is off the link
+)
+
+var stateNames = []string{api.LeaseBound, api.LeaseRenewing, api.LeaseRebinding, api.LeaseExpired}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("lease-state(%d)", uint8(s))
+}
+
+// States lists every state, for metrics that show each one.
+func States() []State { return []State{Bound, Renewing, Rebinding, Expired} }
+
+// Lease is one endpoint's lease.
+type Lease struct {
+	State    State
+	Server   netip.Addr
+	Addr     netip.Prefix
+	Router   netip.Addr // zero: the server gave none
+	DNS      []netip.Addr
+	ClientID []byte
+	Obtained time.Time
+	Renew    time.Time // T1
+	Rebind   time.Time // T2
+	Expiry   time.Time
+	ACK      []byte    // the server's last DHCPACK
+	Err      string    // the last failed renewal
+	LastTry  time.Time // when it failed (not stored)
+}
+
+// ClientID is the client identifier (option 61) of endpoint name on
+// network: type 0 and a hash of both, so that a re-created container
+// asks for the same lease and no two endpoints share one.
+func ClientID(network, name string) []byte {
+	h := sha256.Sum256([]byte("mvlan-dhcp\x00" + network + "\x00" + name))
+	return append([]byte{0}, h[:15]...)
+}
+
+// fromACK makes a lease of a DHCPACK received at t.
+func fromACK(ack *dhcpv4.DHCPv4, clientID []byte, t time.Time) (Lease, error) {
+	l := Lease{State: Bound, ClientID: clientID, Obtained: t, ACK: ack.ToBytes()}
+	ip, ok := netip.AddrFromSlice(ack.YourIPAddr.To4())
+	if !ok || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLoopback() {
+		return l, fmt.Errorf("DHCP server answered without a usable address (yiaddr %v)", ack.YourIPAddr)
+	}
+	mask := ack.SubnetMask()
+	ones, bits := mask.Size()
+	if mask == nil || bits != 32 || ones == 0 {
+		return l, fmt.Errorf("DHCP server gave %s without a valid subnet mask (option 1)", ip)
+	}
+	l.Addr = netip.PrefixFrom(ip, ones)
+	l.Server = addr4(ack.ServerIdentifier())
+	if !l.Server.IsValid() {
+		return l, fmt.Errorf("DHCP server's answer for %s has no server identifier (option 54)", ip)
+	}
+	if rs := ack.Router(); len(rs) > 0 {
+		if l.Router = addr4(rs[0]); l.Router.IsValid() && !l.Addr.Contains(l.Router) {
+			return l, fmt.Errorf("DHCP server %s gave router %s outside %s", l.Server, l.Router, l.Addr.Masked())
+		}
+	}
+	for _, d := range ack.DNS() {
+		if a := addr4(d); a.IsValid() {
+			l.DNS = append(l.DNS, a)
+		}
+	}
+	lt := ack.IPAddressLeaseTime(0)
+	if lt <= 0 {
+		return l, fmt.Errorf("DHCP server gave %s without a lease time (option 51)", ip)
+	}
+	t1, t2 := ack.IPAddressRenewalTime(lt/2), ack.IPAddressRebindingTime(lt*7/8)
+	if t1 <= 0 || t1 > lt {
+		t1 = lt / 2
+	}
+	if t2 < t1 || t2 > lt {
+		t2 = max(t1, lt*7/8)
+	}
+	l.Renew, l.Rebind, l.Expiry = t.Add(t1), t.Add(t2), t.Add(lt)
+	return l, nil
+}
+
+func addr4(ip net.IP) netip.Addr {
+	a, ok := netip.AddrFromSlice(ip.To4())
+	if !ok || a.IsUnspecified() {
+		return netip.Addr{}
+	}
+	return a
+}
+
+// StateAt is the state of a bound lease at t.
+func (l Lease) StateAt(t time.Time) State {
+	switch {
+	case !t.Before(l.Expiry):
+		return Expired
+	case !t.Before(l.Rebind):
+		return Rebinding
+	case !t.Before(l.Renew):
+		return Renewing
+	}
+	return Bound
+}
+
+// API is the lease as the API and the store keep it.
+// Its state is the one its times give, unless it expired already.
+func (l Lease) API() *api.Lease {
+	st := l.State
+	if st != Expired {
+		st = l.StateAt(time.Now())
+	}
+	return &api.Lease{State: st.String(), Server: l.Server, Addr: l.Addr, Router: l.Router, DNS: l.DNS,
+		ClientID: fmt.Sprintf("%x", l.ClientID), Obtained: l.Obtained, Renew: l.Renew, Rebind: l.Rebind,
+		Expiry: l.Expiry, ACK: l.ACK, Error: l.Err}
+}
+
+// FromAPI reads a stored lease back.
+func FromAPI(a api.Lease) (Lease, error) {
+	l := Lease{Server: a.Server, Addr: a.Addr, Router: a.Router, DNS: a.DNS, Obtained: a.Obtained,
+		Renew: a.Renew, Rebind: a.Rebind, Expiry: a.Expiry, ACK: a.ACK, Err: a.Error}
+	st := -1
+	for i, n := range stateNames {
+		if n == a.State {
+			st = i
+		}
+	}
+	if st < 0 {
+		return l, fmt.Errorf("unknown lease state %q", a.State)
+	}
+	l.State = State(st)
+	if _, err := fmt.Sscanf(a.ClientID, "%x", &l.ClientID); err != nil {
+		return l, fmt.Errorf("lease client id %q: %w", a.ClientID, err)
+	}
+	if _, err := dhcpv4.FromBytes(a.ACK); err != nil {
+		return l, errors.Join(errors.New("stored DHCPACK does not parse"), err)
+	}
+	return l, nil
+}

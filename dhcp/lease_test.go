@@ -1,0 +1,91 @@
+package dhcp
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+)
+
+func ack(t *testing.T, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	t.Helper()
+	base := []dhcpv4.Modifier{
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeAck),
+		dhcpv4.WithYourIP(net.IPv4(192, 168, 60, 120)),
+		dhcpv4.WithNetmask(net.CIDRMask(24, 32)),
+		dhcpv4.WithServerIP(net.IPv4(192, 168, 60, 1)),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(192, 168, 60, 1))),
+		dhcpv4.WithRouter(net.IPv4(192, 168, 60, 1)),
+		dhcpv4.WithLeaseTime(120),
+	}
+	m, err := dhcpv4.New(append(base, mods...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestFromACK: an answer becomes a lease with the times the server gave
+// (T1 and T2 defaulting to 1/2 and 7/8 of the lease), and answers a
+// client must not use are refused naming what is wrong.
+func TestFromACK(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name       string
+		mods       []dhcpv4.Modifier
+		err        string
+		renew, reb time.Duration
+	}{
+		{name: "defaults", renew: 60 * time.Second, reb: 105 * time.Second},
+		{name: "T1 and T2 given", mods: []dhcpv4.Modifier{
+			dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(4 * time.Second)),
+			dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(100 * time.Second))}, renew: 4 * time.Second, reb: 100 * time.Second},
+		{name: "T1 past the lease", mods: []dhcpv4.Modifier{
+			dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(500 * time.Second))}, renew: 60 * time.Second, reb: 105 * time.Second},
+		{name: "no address", mods: []dhcpv4.Modifier{dhcpv4.WithYourIP(net.IPv4zero)}, err: "without a usable address"},
+		{name: "no mask", mods: []dhcpv4.Modifier{func(d *dhcpv4.DHCPv4) { d.Options.Del(dhcpv4.OptionSubnetMask) }}, err: "subnet mask"},
+		{name: "no lease time", mods: []dhcpv4.Modifier{func(d *dhcpv4.DHCPv4) { d.Options.Del(dhcpv4.OptionIPAddressLeaseTime) }}, err: "lease time"},
+		{name: "router elsewhere", mods: []dhcpv4.Modifier{dhcpv4.WithRouter(net.IPv4(10, 0, 0, 1))}, err: "router 10.0.0.1 outside 192.168.60.0/24"},
+		{name: "no server id", mods: []dhcpv4.Modifier{func(d *dhcpv4.DHCPv4) { d.Options.Del(dhcpv4.OptionServerIdentifier) }}, err: "server identifier"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := fromACK(ack(t, tc.mods...), ClientID("lan", "c1"), t0)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want one with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Addr != netip.MustParsePrefix("192.168.60.120/24") || l.Router != netip.MustParseAddr("192.168.60.1") ||
+				l.Server != netip.MustParseAddr("192.168.60.1") || l.Expiry != t0.Add(120*time.Second) {
+				t.Errorf("lease %+v", l)
+			}
+			if l.Renew.Sub(t0) != tc.renew || l.Rebind.Sub(t0) != tc.reb {
+				t.Errorf("T1 %v T2 %v, want %v %v", l.Renew.Sub(t0), l.Rebind.Sub(t0), tc.renew, tc.reb)
+			}
+			for at, want := range map[time.Duration]State{0: Bound, tc.renew: Renewing, tc.reb: Rebinding, 120 * time.Second: Expired} {
+				if got := l.StateAt(t0.Add(at)); got != want {
+					t.Errorf("state at +%v: %v, want %v", at, got, want)
+				}
+			}
+			back, err := FromAPI(*l.API())
+			if err != nil || back.Addr != l.Addr || string(back.ClientID) != string(l.ClientID) || string(back.ACK) != string(l.ACK) {
+				t.Errorf("through the API: %+v (%v)", back, err)
+			}
+		})
+	}
+}
+
+// TestClientID: stable per network and name, different otherwise.
+func TestClientID(t *testing.T) {
+	a, b, c := ClientID("lan", "c1"), ClientID("lan", "c2"), ClientID("lan2", "c1")
+	if string(a) != string(ClientID("lan", "c1")) || string(a) == string(b) || string(a) == string(c) || a[0] != 0 {
+		t.Errorf("client ids %x %x %x", a, b, c)
+	}
+}

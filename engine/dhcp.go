@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/dhcp"
+	"github.com/mvlan/mvlan/link"
+)
+
+// A network's IPAM backend is its local pools (ipam.Space: reserve, before
+// the link exists) or, with --ipam-driver dhcp, the DHCP server on its
+// wire: the address is leased once the link is up (acquireLease, in
+// realize), renewed by keepLease, given back on removal (releaseLease).
+// The leased address is the endpoint's Addrs, indexed like any other but
+// never held in the network's space.
+
+// acquireTimeout bounds a new endpoint's DISCOVER..ACK.
+const acquireTimeout = 8 * time.Second
+
+// retryExpired is how often an endpoint whose lease expired asks again.
+const retryExpired = 10 * time.Second
+
+// reserveDHCP refuses what a DHCP network cannot do. Caller holds n.mu.
+func reserveDHCP(n *network, req api.EndpointCreate) error {
+	if req.IP != "" || req.IP6 != "" {
+		return invalid(fmt.Errorf("network %s takes its addresses from its DHCP server (--ipam-driver dhcp); leave out --ip and --ip6", n.Name))
+	}
+	return nil
+}
+
+func dhcpLink(n *network, e endpoint) dhcp.Link {
+	l := dhcp.Link{Netns: e.Netns, IfName: e.IfName, MAC: e.MAC, ClientID: dhcp.ClientID(n.Name, e.Name), Hostname: e.Name}
+	if len(n.Pools) > 0 {
+		l.Subnet = n.Pools[0].Subnet
+	}
+	if e.Lease != nil {
+		l.Want = e.Lease.Addr.Addr()
+	}
+	return l
+}
+
+// acquireLease leases e's address from the network's DHCP server and puts
+// it on e's link. Caller holds e's busy lock; e's link is up.
+func (a *Engine) acquireLease(ctx context.Context, n *network, e *endpoint) error {
+	ctx, cancel := context.WithTimeout(ctx, acquireTimeout)
+	defer cancel()
+	l, err := dhcp.Acquire(ctx, dhcpLink(n, *e))
+	if err != nil {
+		return conflict(fmt.Errorf("network %s (--ipam-driver dhcp): no address for %s (MAC %s): %w", n.Name, e.Name, e.MAC, err))
+	}
+	if err := a.applyLease(n, e, l); err != nil {
+		return errors.Join(err, dhcp.Release(context.WithoutCancel(ctx), dhcpLink(n, *e), l))
+	}
+	a.log.Info("DHCP lease", "name", e.Name, "network", n.Name, "addr", l.Addr, "router", l.Router, "server", l.Server, "expiry", l.Expiry)
+	return nil
+}
+
+// applyLease makes l e's: the datapath first (its frames must pass the
+// anti-spoofing check), then the link. Caller holds e's busy lock.
+func (a *Engine) applyLease(n *network, e *endpoint, l dhcp.Lease) error {
+	var old netip.Prefix
+	if e.Lease != nil && e.Lease.State != dhcp.Expired {
+		old = e.Lease.Addr
+	}
+	next := *e
+	next.Addrs, next.Lease = []netip.Prefix{l.Addr}, &l
+	if err := a.setTableEntry(n, next); err != nil {
+		return err
+	}
+	router := l.Router
+	if n.Internal {
+		router = netip.Addr{}
+	}
+	if old == l.Addr && e.Lease.Router == l.Router {
+		*e = next
+		return nil
+	}
+	if err := link.SetLeased(e.Netns, e.Ifindex, old, l.Addr, router); err != nil {
+		return fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err)
+	}
+	*e = next
+	return nil
+}
+
+// releaseLease sends DHCPRELEASE for e's lease (best effort: the server
+// takes the address back at expiry anyway).
+func (a *Engine) releaseLease(ctx context.Context, n *network, e endpoint) {
+	if !n.DHCP || e.Lease == nil || e.Lease.State == dhcp.Expired {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := dhcp.Release(ctx, dhcpLink(n, e), *e.Lease); err != nil {
+		a.log.Warn("DHCPRELEASE not sent; the server keeps the lease until it expires", "name", e.Name, "network", n.Name, "addr", e.Lease.Addr, "err", err)
+	}
+}
