@@ -42,7 +42,10 @@ func TestStableMAC(t *testing.T) {
 		if o.net == "other_net" {
 			o.name = c1 // the same name on another network
 			e.a.ok("rm", "-f", c1)
-			waitNetnsGone(t, c1) // rm deletes the namespace in the background
+			// rm finishes in the background; a run of the same name on
+			// another network does not wait for it (as one on the same
+			// network does), and races it: wait for the removal's log line.
+			waitLog(t, e.a, `msg="endpoint removed" name=`+c1, 2)
 		}
 		got := e.runD(o.name, o.net).MAC
 		for k, m := range macs {
@@ -78,6 +81,16 @@ func waitNetnsGone(t *testing.T, name string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("/run/netns/%s still there 5 s after rm", name)
+		}
+	}
+}
+
+// waitLog waits (at most 5 s) until the agent's log has line n times.
+func waitLog(t *testing.T, a *agentProc, line string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); strings.Count(a.log.String(), line) < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("agent log has %q fewer than %d times:\n%s", line, n, a.log)
 		}
 	}
 }
