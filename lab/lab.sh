@@ -88,7 +88,7 @@ pick_port() {
 start_vm() {
 	local n=$1 boot=$2 net
 	if [[ $n == 1 ]]; then net=listen; else net=connect; fi
-	local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 lab.n=$n lab.boot=$boot lab.deadline=$((LAB_TIMEOUT + 60))"
+	local cmdline="console=ttyS0 no_timer_check quiet loglevel=3 panic=-1 lab.n=$n lab.boot=$boot lab.deadline=$((LAB_TIMEOUT + 60))"
 	[[ -n $LAB_ONLY ]] && cmdline+=" lab.only=${LAB_ONLY// /,}"
 	echo "==== boot $boot ($(date -u +%H:%M:%S))" >>"$RUN/host$n.console.log"
 	"$QEMU" -accel tcg -machine pc -cpu max -smp 1 -m "$LAB_MEM" \
