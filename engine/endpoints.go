@@ -124,7 +124,13 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 // address) that may be with an endpoint whose removal is still finishing
 // in the background is tried again once those removals are done, so that
 // `mvlan rm -f c1 && mvlan run --name c1 --ip ...` works as it always did.
+// An address picked by the network (no --ip, or no --ip6 on an IPv6
+// network) is picked once the network's removals are done, so that
+// `mvlan rm -f c1 && mvlan run -d` gets the address c1 had, if the lowest.
 func (a *Engine) newAndAdmit(ctx context.Context, n *network, req api.EndpointCreate) (endpoint, *entry, error) {
+	if req.IP == "" || (n.IPv6 && req.IP6 == "") {
+		a.removals.waitNetwork(ctx, n.ID)
+	}
 	for try := 0; ; try++ {
 		e, err := a.newEndpoint(n, req)
 		var en *entry

@@ -46,6 +46,18 @@ func newEnv(t *testing.T, extraParents ...string) *env {
 	return e
 }
 
+// newHeldEnv is newEnv with an agent that holds every background removal
+// for hold before it deletes the container's link.
+func newHeldEnv(t *testing.T, hold time.Duration) *env {
+	t.Helper()
+	sb := nstest.NewSandbox(t)
+	e := &env{t: t, sb: sb, a: newAgent(t, sb)}
+	e.a.env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-rm:after-down", "MVLAN_TEST_HOLD=" + hold.String()}
+	e.a.start()
+	t.Cleanup(e.cleanup)
+	return e
+}
+
 // cleanup removes the containers through the agent (if it still runs),
 // then unmounts and removes any /run/netns/<sandbox>-c* left behind.
 func (e *env) cleanup() {
@@ -245,11 +257,7 @@ func TestEndpointRmFreesAddress(t *testing.T) {
 func TestEndpointRmUnreachableAtOnce(t *testing.T) {
 	t.Parallel()
 	const hold = 2 * time.Second
-	sb := nstest.NewSandbox(t)
-	e := &env{t: t, sb: sb, a: newAgent(t, sb)}
-	e.a.env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-rm:after-down", "MVLAN_TEST_HOLD=" + hold.String()}
-	e.a.start()
-	t.Cleanup(e.cleanup)
+	e := newHeldEnv(t, hold)
 	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
 	c1, c2, c3 := e.name("1"), e.name("2"), e.name("3")
 	e.runD(c1, "pub_net", "--ip=172.16.86.10")
@@ -287,6 +295,39 @@ func TestEndpointRmUnreachableAtOnce(t *testing.T) {
 	}
 	out, err = e.pingFrom(c2, "172.16.86.10", false)
 	e.wantPingOK("ping the new container on the old address", out, exitOf(err))
+}
+
+// TestEndpointRmThenRunGetsLowest: a run without --ip right after rm -f on
+// the same network gets the address the rm frees when it is the lowest
+// free one (as Docker's IPAM), though the removed container's link is
+// deleted in the background (held 2 s here): the run waits for it.
+func TestEndpointRmThenRunGetsLowest(t *testing.T) {
+	t.Parallel()
+	const hold = 2 * time.Second
+	e := newHeldEnv(t, hold)
+	e.a.ok("network", "create", "--subnet=172.16.87.0/24", "--gateway=172.16.87.1", "-o", "parent=eth0", "pub_net")
+	c1, c2, c3 := e.name("1"), e.name("2"), e.name("3")
+	if got := addrOf(e.runD(c1, "pub_net"), false); got != "172.16.87.2/24" {
+		t.Fatalf("first run -d got %q, want 172.16.87.2/24", got)
+	}
+	if got := addrOf(e.runD(c2, "pub_net"), false); got != "172.16.87.3/24" {
+		t.Fatalf("second run -d got %q, want 172.16.87.3/24", got)
+	}
+	t0 := time.Now()
+	e.a.ok("rm", "-f", c1)
+	if d := time.Since(t0); d >= hold {
+		t.Fatalf("rm -f took %v: the hold (%v) was over before the run started", d, hold)
+	}
+	ep := e.runD(c3, "pub_net")
+	if d := time.Since(t0); d < hold {
+		t.Errorf("run -d answered %v after rm -f, before the old link's deletion (held %v)", d, hold)
+	}
+	if got := addrOf(ep, false); got != "172.16.87.2/24" {
+		t.Fatalf("run -d right after rm -f %s got %q, want the freed lowest 172.16.87.2/24", c1, got)
+	}
+	mustContain(t, "ip addr in "+c3, e.in(c3, "ip", "-4", "-o", "addr", "show", "dev", "eth0"), "172.16.87.2/24")
+	out, err := e.pingFrom(c2, "172.16.87.2", false)
+	e.wantPingOK("ping the new container on the freed address", out, exitOf(err))
 }
 
 // TestEndpointNetworkRmInUse: network rm of a network with endpoints fails
