@@ -155,6 +155,8 @@ func TestHostShim(t *testing.T) {
 	if n.HostShim == nil || n.HostShim.Link != "mvh-shimnet" || !slices.Equal(n.HostShim.Addrs, want) || n.HostShim.Status != "ok" {
 		t.Fatalf("inspect host_shim = %+v; want mvh-shimnet with %v, ok", n.HostShim, want)
 	}
+	mustContain(t, "network inspect", a.ok("network", "inspect", "shimnet"),
+		`"HostShim": {`, `"link": "mvh-shimnet"`, `"10.77.0.2"`, `"fd77::2"`, `"host_shim": "10.77.0.2,fd77::2"`)
 	if got := n.Options["host_shim"]; got != "10.77.0.2,fd77::2" {
 		t.Errorf("options host_shim = %q, want the addresses held", got)
 	}
