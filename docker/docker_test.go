@@ -110,6 +110,10 @@ func TestIPAMFlow(t *testing.T) {
 	if k.TableHas(enginetest.HostPath, hl.Index) {
 		t.Fatal("the entry under the link's host keys stayed after it moved")
 	}
+	// Moved with no moment unknown: the container may send already.
+	if known, forgotten := k.Sender(hl.MAC); !known || forgotten != 0 {
+		t.Fatalf("MAC %s of the ready endpoint: known %v, forgotten %d times since Join; want known, never forgotten", e.MAC, known, forgotten)
+	}
 	a2 := request(t, d, plugin.AddressRequest{PoolID: pool})
 	if a2 == a1 {
 		t.Fatalf("second address %s is the first endpoint's", a2)

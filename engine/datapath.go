@@ -125,37 +125,42 @@ func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *endpoint) er
 
 // attachEndpointAt is attachEndpoint for e's link at ifindex idx. An entry
 // under other keys recorded in e (a link made again, a handed-off link that
-// moved) is dropped first: DeleteEndpoint also drops the entries of its MAC
-// and addresses, so it must never come after the new SetEndpoint.
+// moved) is moved (MoveEndpoint): its MAC and addresses stay known
+// throughout, since the link may already send.
 func (a *Engine) attachEndpointAt(ctx context.Context, n *network, e *endpoint, idx int) error {
 	cookie, err := a.ns.Cookie(e.Netns)
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
-	if e.Ifindex != 0 && (e.Ifindex != idx || e.NetnsCookie != cookie) {
-		if err := a.dp.DeleteEndpoint(e.NetnsCookie, e.Ifindex); err != nil {
-			return fmt.Errorf("attach datapath to %s: drop its old entry: %w", e.Name, err)
-		}
-	}
+	from := *e
 	e.NetnsCookie, e.Ifindex = cookie, idx
-	if err := a.setTableEntry(n, *e); err != nil {
-		return err
+	if from.Ifindex != 0 {
+		err = a.dp.MoveEndpoint(from.NetnsCookie, from.Ifindex, tableEntry(n, *e))
+	} else {
+		err = a.dp.SetEndpoint(tableEntry(n, *e))
+	}
+	if err != nil {
+		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
 	return a.attachPrograms(ctx, *e)
 }
 
 // setTableEntry puts e in the datapath's endpoint table under its keys.
 func (a *Engine) setTableEntry(n *network, e endpoint) error {
+	if err := a.dp.SetEndpoint(tableEntry(n, e)); err != nil {
+		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
+	}
+	return nil
+}
+
+// tableEntry is e's row of the datapath's endpoint table.
+func tableEntry(n *network, e endpoint) loader.Endpoint {
 	ips := make([]netip.Addr, 0, len(e.Addrs))
 	for _, p := range e.Addrs {
 		ips = append(ips, p.Addr())
 	}
-	ep := loader.Endpoint{NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, MAC: e.MAC, IPs: ips, NetworkID: n.DatapathID,
+	return loader.Endpoint{NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, MAC: e.MAC, IPs: ips, NetworkID: n.DatapathID,
 		Allow: allowOf(netconf.FirstHopOf(n.Options))}
-	if err := a.dp.SetEndpoint(ep); err != nil {
-		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
-	}
-	return nil
 }
 
 // attachPrograms attaches the endpoint programs to e's link.

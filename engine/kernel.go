@@ -44,6 +44,7 @@ type Datapath interface {
 	DeleteParent(ifindex int) error
 	ForgetNetwork(networkID uint32) error
 	SetEndpoint(ep loader.Endpoint) error
+	MoveEndpoint(fromCookie uint64, fromIfindex int, ep loader.Endpoint) error
 	AttachEndpoint(ctx context.Context, netnsPath string, ifindex int, mode loader.Mode) error
 	DetachEndpoint(ctx context.Context, netnsPath string, ifindex int) error
 	DeleteEndpoint(netnsCookie uint64, ifindex int) error

@@ -87,6 +87,47 @@ func (d *Datapath) SetEndpoint(ep Endpoint) (err error) {
 	return d.deleteAddressesOf(old, keep)
 }
 
+// MoveEndpoint is SetEndpoint for an endpoint that had a row under other
+// keys (its link was moved to another netns, or made again): the new row
+// first, then the old one goes. The MAC's and addresses' entries are never
+// missing in between (DeleteEndpoint then SetEndpoint would drop them for
+// a moment, while the link may already send); those of the old row that ep
+// no longer has go with it. No old row is not an error.
+func (d *Datapath) MoveEndpoint(fromCookie uint64, fromIfindex int, ep Endpoint) error {
+	if fromCookie == ep.NetnsCookie && fromIfindex == ep.Ifindex {
+		return d.SetEndpoint(ep)
+	}
+	info, err := newEpInfo(ep)
+	if err != nil {
+		return err
+	}
+	if err := d.SetEndpoint(ep); err != nil {
+		return err
+	}
+	d.tables.Lock()
+	defer d.tables.Unlock()
+	key := epKey{NetnsCookie: fromCookie, Ifindex: uint32(fromIfindex)}
+	var old epInfo
+	if err := d.maps["ep_table"].Lookup(&key, &old); errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("move endpoint %d/%d: %w", fromCookie, fromIfindex, err)
+	}
+	if err := deleteKey(d.maps["ep_table"], &key); err != nil {
+		return fmt.Errorf("move endpoint %d/%d: %w", fromCookie, fromIfindex, err)
+	}
+	keep := map[ipKey]bool{}
+	for _, ip := range info.addrs() {
+		keep[newIPKey(ip)] = true
+	}
+	if old.MAC != info.MAC {
+		if err := deleteKey(d.maps["ep_by_mac"], &macKey{MAC: old.MAC}); err != nil {
+			return fmt.Errorf("move endpoint: delete its old mac: %w", err)
+		}
+	}
+	return d.deleteAddressesOf(old, keep)
+}
+
 // created is a key SetEndpoint added (not updated), undone on failure.
 type created struct {
 	m   string

@@ -80,6 +80,40 @@ func TestTables(t *testing.T) {
 	}
 }
 
+// TestMoveEndpoint: the row moves to the new keys; the MAC's entry stays,
+// the addresses follow the new row; moving from keys without a row is
+// SetEndpoint.
+func TestMoveEndpoint(t *testing.T) {
+	d := newTestDatapath(t)
+	ep := Endpoint{NetnsCookie: 7, Ifindex: 3, MAC: macA, NetworkID: 5, IPs: addrs("10.1.0.10", "10.1.0.11")}
+	if err := d.SetEndpoint(ep); err != nil {
+		t.Fatal(err)
+	}
+	ep.NetnsCookie, ep.Ifindex, ep.IPs = 8, 4, addrs("10.1.0.10")
+	if err := d.MoveEndpoint(7, 3, ep); err != nil {
+		t.Fatal(err)
+	}
+	eps, err := d.Endpoints()
+	if err != nil || len(eps) != 1 || eps[0].NetnsCookie != 8 || eps[0].Ifindex != 4 {
+		t.Fatalf("rows after the move: %+v %v; want one, under 8/4", eps, err)
+	}
+	var info epInfo
+	if err := d.maps["ep_by_mac"].Lookup(&macKey{MAC: [6]byte(macA)}, &info); err != nil {
+		t.Errorf("ep_by_mac lost %s: %v", macA, err)
+	}
+	want := map[netip.Addr]uint32{netip.MustParseAddr("10.1.0.10"): 5, linkLocal([6]byte(macA)): 5}
+	if got := ipTable(t, d); !mapsEqual(got, want) {
+		t.Errorf("ep_by_ip %v, want %v", got, want)
+	}
+	ep.NetnsCookie, ep.Ifindex = 9, 5
+	if err := d.MoveEndpoint(1, 1, ep); err != nil {
+		t.Fatal(err)
+	}
+	if eps, _ := d.Endpoints(); len(eps) != 2 {
+		t.Errorf("a move from keys without a row: rows %+v, want the old and the new", eps)
+	}
+}
+
 func mapsEqual(a, b map[netip.Addr]uint32) bool {
 	if len(a) != len(b) {
 		return false

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -33,6 +34,7 @@ type Kernel struct {
 	next    int                  // ifindexes and inodes
 	deleted []string             // host links deleted, in order
 	table   map[[2]uint64]loader.Endpoint
+	forgot  map[string]int          // MAC -> times its last row went (the datapath stopped knowing it)
 	gates   map[string]*Gate        // AttachEndpoint into these namespaces waits
 	routes  map[string][]netip.Addr // host shim routes, by link name
 }
@@ -69,7 +71,7 @@ type netns struct {
 // kind "device", no alias).
 func New(hostLinks ...string) *Kernel {
 	k := &Kernel{host: map[string]link.Info{}, nets: map[string]*netns{}, next: 100,
-		table: map[[2]uint64]loader.Endpoint{}, gates: map[string]*Gate{}}
+		table: map[[2]uint64]loader.Endpoint{}, forgot: map[string]int{}, gates: map[string]*Gate{}}
 	k.nets[HostPath] = &netns{ino: 1, cookie: 1, addrs: map[int][]netip.Prefix{}}
 	for _, name := range hostLinks {
 		k.AddHostLink(link.Info{Name: name, Kind: "device", Up: true})
@@ -516,12 +518,57 @@ func (d *datapath) SetEndpoint(ep loader.Endpoint) error {
 	return nil
 }
 
+// MoveEndpoint sets the new row, then drops the old one: the MAC stays
+// known throughout, as in loader.
+func (d *datapath) MoveEndpoint(fromCookie uint64, fromIfindex int, ep loader.Endpoint) error {
+	k := (*Kernel)(d)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.table[[2]uint64{ep.NetnsCookie, uint64(ep.Ifindex)}] = ep
+	if fromCookie != ep.NetnsCookie || fromIfindex != ep.Ifindex {
+		k.deleteRow(fromCookie, fromIfindex)
+	}
+	return nil
+}
+
 func (d *datapath) DeleteEndpoint(cookie uint64, ifindex int) error {
 	k := (*Kernel)(d)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	delete(k.table, [2]uint64{cookie, uint64(ifindex)})
+	k.deleteRow(cookie, ifindex)
 	return nil
+}
+
+// deleteRow deletes a row and counts its MAC as forgotten if no other row
+// has it. Caller holds mu.
+func (k *Kernel) deleteRow(cookie uint64, ifindex int) {
+	ep, ok := k.table[[2]uint64{cookie, uint64(ifindex)}]
+	if !ok {
+		return
+	}
+	delete(k.table, [2]uint64{cookie, uint64(ifindex)})
+	if !k.knows(ep.MAC) {
+		k.forgot[ep.MAC.String()]++
+	}
+}
+
+// knows reports whether a row has mac. Caller holds mu.
+func (k *Kernel) knows(mac net.HardwareAddr) bool {
+	for _, ep := range k.table {
+		if ep.MAC.String() == mac.String() {
+			return true
+		}
+	}
+	return false
+}
+
+// Sender reports whether the datapath knows mac (an endpoint's table row
+// has it, so the other endpoints check its frames by its rules) and how
+// many times it stopped knowing it.
+func (k *Kernel) Sender(mac net.HardwareAddr) (known bool, forgotten int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.knows(mac), k.forgot[mac.String()]
 }
 
 func (d *datapath) Endpoints() ([]loader.Endpoint, error) {
