@@ -61,8 +61,9 @@ type Engine struct {
 	pinLock *os.File // the lock on cfg.BPFFS (loader.LockPinDir)
 
 	// Locks, in the order they are taken: netOps, then an endpoint's
-	// busy lock, then a network's mu, then mu. Only netOps and busy are
-	// held across kernel work; mu and a network's mu guard the index
+	// busy lock, then a network's shimMu, then its mu, then mu. Only
+	// netOps, busy and shimMu (one route sync, shim.go) are held across
+	// kernel work; mu and a network's mu guard the index
 	// and are held only to read or change it.
 	netOps sync.Mutex   // serialises network create/remove, parent refreshes and Start
 	mu     sync.RWMutex // guards nets (the map; see index.go)
