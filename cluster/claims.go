@@ -160,6 +160,12 @@ func (p *Pool) claim(ctx context.Context, addr netip.Addr) error {
 		return nil
 	}
 	if kvs := r.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		if string(kvs[0].Value) == p.c.host {
+			// This host's own claim, from a request that timed out here
+			// but reached etcd after all (Take still finds it unheld or
+			// held, as it is).
+			return nil
+		}
 		return &ipam.TakenError{Addr: addr, Owner: foreignOwner(string(kvs[0].Value))}
 	}
 	if kvs := r.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 && string(kvs[0].Value) != p.c.host {

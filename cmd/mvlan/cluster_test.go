@@ -67,7 +67,7 @@ func TestCluster(t *testing.T) {
 		}
 	}
 
-	const per = 15
+	const per = 34
 	var wg sync.WaitGroup
 	errs := make(chan string, 3*per)
 	t0 := time.Now()
@@ -119,7 +119,7 @@ func TestCluster(t *testing.T) {
 	agents[1].ok("run", "-d", "--name", hosts[0].Name+"-h2late", "--net", "cnet")
 	a := agents[0]
 	name := hosts[0].Name + "-late"
-	a.ok("run", "-d", "--name", name, "--net", "cnet") // 15 of 28 held: a held block has room
+	a.ok("run", "-d", "--name", name, "--net", "cnet") // 34 of 42 held: a held block has room
 	_, stderr, code := a.mv("run", "-d", "--name", name+"x", "--net", "cnet", "--ip", "10.77.0.250")
 	if code == 0 || !strings.Contains(stderr, "192.168.77.1:2379") {
 		t.Fatalf("--ip outside the held blocks with etcd stopped: exit %d %q; want a failure naming the cluster", code, stderr)
