@@ -81,6 +81,9 @@ func (a *Engine) keepLease(ctx context.Context, n *network, en *entry) {
 
 // nextTry is how long to wait before the next renewal of l.
 func nextTry(l dhcp.Lease, now time.Time) time.Duration {
+	if l.State == dhcp.Expired {
+		return retryExpired - now.Sub(l.LastTry)
+	}
 	switch l.StateAt(now) {
 	case dhcp.Bound:
 		return l.Renew.Sub(now)
@@ -94,10 +97,7 @@ func nextTry(l dhcp.Lease, now time.Time) time.Duration {
 		}
 		return max(2*time.Second, next.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
 	}
-	if l.State != dhcp.Expired {
-		return 0 // it just expired
-	}
-	return retryExpired - now.Sub(l.LastTry)
+	return 0 // it just expired
 }
 
 // renewOnce asks once; the exchange runs without en's lock, the result is
@@ -108,14 +108,20 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	var err error
 	ctx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	defer cancel()
-	if e.Lease.StateAt(now) == dhcp.Expired {
-		if e.Lease.State != dhcp.Expired {
-			a.expire(n, en)
-			return
-		}
+	switch {
+	case e.Lease.State == dhcp.Expired:
 		l, err = dhcp.Acquire(ctx, dhcpLink(n, e))
-	} else {
+	case e.Lease.StateAt(now) == dhcp.Expired:
+		a.expire(n, en, "DHCP lease expired: the address is off the endpoint until a server answers", false)
+		return
+	default:
 		l, err = dhcp.Renew(ctx, dhcpLink(n, e), *e.Lease)
+	}
+	if errors.Is(err, dhcp.ErrNAK) {
+		// The server says the lease is no longer the endpoint's (RFC 2131
+		// 4.4.5: back to INIT): off the link at once, a new one asked for.
+		a.expire(n, en, "DHCP server refused the renewal (DHCPNAK): the address is off the endpoint, asking for a new lease", true)
+		return
 	}
 	en.busy.Lock()
 	defer en.busy.Unlock()
@@ -145,9 +151,10 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	n.mu.Unlock()
 }
 
-// expire takes an expired lease's address off en's link (it is no longer
-// the endpoint's to use) and reports it; the keeper goes on asking.
-func (a *Engine) expire(n *network, en *entry) {
+// expire takes an expired (or refused) lease's address off en's link (it
+// is no longer the endpoint's to use) and reports it with msg; the keeper
+// goes on asking, at once with now, else after retryExpired.
+func (a *Engine) expire(n *network, en *entry, msg string, now bool) {
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	cur, ok := n.current(en)
@@ -157,8 +164,11 @@ func (a *Engine) expire(n *network, en *entry) {
 	l := *cur.Lease
 	err := link.SetLeased(cur.Netns, cur.Ifindex, l.Addr, netip.Prefix{}, netip.Addr{})
 	l.State, l.LastTry = dhcp.Expired, time.Now()
+	if now {
+		l.LastTry = time.Time{}
+	}
 	cur.Lease = &l
-	a.log.Error("DHCP lease expired: the address is off the endpoint until a server answers", "name", cur.Name, "network", n.Name,
+	a.log.Error(msg, "name", cur.Name, "network", n.Name,
 		"addr", l.Addr, "server", l.Server, "last_error", l.Err, "err", errors.Join(err, a.store.UpdateEndpoint(cur.api())))
 	n.mu.Lock()
 	n.set(en, cur)

@@ -164,7 +164,7 @@ func TestDHCP(t *testing.T) {
 		t.Errorf("after restart ps shows %s with %q, want %s", c1, addrOf(got, false), addr)
 	}
 	st := &statsEnv{t: t, sb: sb, a: a}
-	mustContain(t, "metrics", st.scrape(), `mvlan_dhcp_leases{network="lan",state="bound"} 1`)
+	waitMetric(st, `mvlan_dhcp_leases{network="lan",state="bound"} 1`) // between T1 and the ACK it is renewing
 
 	e.a.ok("rm", "-f", c1)
 	srv.waitLease(ep.MAC, 5*time.Second, "DHCPRELEASE on rm", func(_ lease, ok bool) bool { return !ok })
@@ -173,6 +173,39 @@ func TestDHCP(t *testing.T) {
 	if again.MAC != ep.MAC || addrOf(again, false) != addr {
 		t.Errorf("re-created %s: MAC %s address %s, first had %s %s", c1, again.MAC, addrOf(again, false), ep.MAC, addr)
 	}
+
+	// The server renumbers (another range, its leases forgotten): c1's
+	// next renewal is refused (DHCPNAK); the old address goes at once and
+	// a new one of the new range comes, with the route.
+	srv.stop()
+	srv.leases += "2"
+	for i, a := range srv.args {
+		a = strings.Replace(a, "192.168.60.100,192.168.60.150", "192.168.60.200,192.168.60.250", 1)
+		if strings.HasPrefix(a, "--dhcp-leasefile=") {
+			a = "--dhcp-leasefile=" + srv.leases
+		}
+		srv.args[i] = a
+	}
+	srv.start()
+	renumbered := srv.waitLease(again.MAC, 15*time.Second, "a new lease after the DHCPNAK", func(l lease, ok bool) bool {
+		return ok && l.addr.Compare(netip.MustParseAddr("192.168.60.200")) >= 0
+	})
+	newAddr := netip.PrefixFrom(renumbered.addr, 24).String()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if got, _ := e.endpoint(c1); addrOf(got, false) == newAddr {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ps never showed %s with %s:\n%s", c1, newAddr, a.log)
+		}
+	}
+	eth0 := e.in(c1, "ip", "-o", "addr", "show", "dev", "eth0")
+	if mustContain(t, "eth0 after the DHCPNAK", eth0, newAddr); strings.Contains(eth0, addr+" ") {
+		t.Errorf("the refused %s is still on eth0:\n%s", addr, eth0)
+	}
+	mustContain(t, "routes after the DHCPNAK", e.in(c1, "ip", "route"), "default via 192.168.60.1 dev eth0")
+	mustContain(t, "agent log", a.log.String(), "DHCPNAK")
+	addr = newAddr
 
 	e.a.ok("network", "create", "--ipam-driver", "dhcp", "--subnet", "192.168.61.0/24", "-o", "parent=eth1", "narrow")
 	bad := e.name("2")
@@ -189,12 +222,7 @@ func TestDHCP(t *testing.T) {
 	}
 	e.wantNothingLeft(bad)
 	// Past T1 with no server, c1 keeps its address and is reported.
-	want := `mvlan_dhcp_leases{network="lan",state="renewing"} 1`
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(st.scrape(), want); time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics never showed %s:\n%s\nagent log:\n%s", want, st.scrape(), a.log)
-		}
-	}
+	waitMetric(st, `mvlan_dhcp_leases{network="lan",state="renewing"} 1`)
 	mustContain(t, "ps with the server stopped", e.a.ok("ps"), addr+" (dhcp renewing)")
 	mustContain(t, "eth0 of "+c1+" with the server stopped", e.in(c1, "ip", "-o", "addr", "show", "dev", "eth0"), addr)
 }
@@ -207,5 +235,19 @@ func (e *env) wantNothingLeft(name string) {
 	}
 	if _, err := os.Stat("/run/netns/" + name); err == nil {
 		e.t.Errorf("/run/netns/%s left after its failed run", name)
+	}
+}
+
+// waitMetric polls /metrics (at most 10 s) until it has line.
+func waitMetric(st *statsEnv, line string) {
+	st.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		got := st.scrape()
+		if strings.Contains(got, line) {
+			return
+		}
+		if time.Now().After(deadline) {
+			st.t.Fatalf("metrics never showed %s:\n%s\nagent log:\n%s", line, got, st.a.log)
+		}
 	}
 }

@@ -1,0 +1,41 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/dhcp"
+)
+
+// TestNextTry: a bound lease waits for T1; past T1 the first try is at
+// once and a failed one waits half the time left to T2 (at least 2 s);
+// past T2, to the expiry; at the expiry at once (the address goes); an
+// expired lease asks every retryExpired, at once after a DHCPNAK.
+func TestNextTry(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	l := dhcp.Lease{State: dhcp.Bound, Renew: t0.Add(60 * time.Second), Rebind: t0.Add(105 * time.Second), Expiry: t0.Add(120 * time.Second)}
+	failed := func(st dhcp.State, at time.Duration) dhcp.Lease {
+		f := l
+		f.State, f.Err, f.LastTry = st, "no answer", t0.Add(at)
+		return f
+	}
+	for _, tc := range []struct {
+		name string
+		l    dhcp.Lease
+		at   time.Duration
+		want time.Duration
+	}{
+		{"bound", l, 10 * time.Second, 50 * time.Second},
+		{"at T1", l, 60 * time.Second, 0},
+		{"renewal failed", failed(dhcp.Renewing, 60*time.Second), 61 * time.Second, 21*time.Second + 500*time.Millisecond},
+		{"near T2", failed(dhcp.Renewing, 104*time.Second), 104 * time.Second, 2 * time.Second},
+		{"rebinding failed", failed(dhcp.Rebinding, 106*time.Second), 106 * time.Second, 7 * time.Second},
+		{"at the expiry", failed(dhcp.Rebinding, 118*time.Second), 120 * time.Second, 0},
+		{"expired", failed(dhcp.Expired, 121*time.Second), 125 * time.Second, retryExpired - 4*time.Second},
+		{"after a NAK", func() dhcp.Lease { f := failed(dhcp.Expired, 0); f.LastTry = time.Time{}; return f }(), 30 * time.Second, 0},
+	} {
+		if got := nextTry(tc.l, t0.Add(tc.at)); got != tc.want && !(tc.want == 0 && got < 0) {
+			t.Errorf("%s: next try in %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
