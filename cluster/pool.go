@@ -218,9 +218,12 @@ func (p *Pool) allocLocal(owner string) (netip.Prefix, bool) {
 func (p *Pool) lease(ctx context.Context) error {
 	p.flush(ctx)
 	for try := 0; try < maxLeaseTries; try++ {
-		b, err := p.freeBlock(ctx)
+		b, lost, err := p.freeBlock(ctx)
 		if err != nil {
 			return err
+		}
+		if lost.IsValid() {
+			return p.adopt(ctx, lost)
 		}
 		key := blockKey(p.net, b)
 		start, end := claimsRange(p.net, b)
@@ -277,21 +280,48 @@ func (p *Pool) addBlock(b netip.Prefix, claims map[netip.Addr]string) error {
 	return p.st.write(p.file)
 }
 
-// freeBlock finds the lowest block of the range no host holds.
-func (p *Pool) freeBlock(ctx context.Context) (netip.Prefix, error) {
-	r, err := p.c.get(ctx, "list blocks of "+p.rng.String(), blocksDir(p.net), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+// adopt takes back block b, which etcd has as this host's but the host
+// does not hold: a lease that timed out here and reached etcd after all.
+func (p *Pool) adopt(ctx context.Context, b netip.Prefix) error {
+	start, end := claimsRange(p.net, b)
+	key := blockKey(p.net, b)
+	r, err := p.c.txn(ctx, "adopt block "+b.String(),
+		[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", p.c.host)},
+		[]clientv3.Op{clientv3.OpGet(start, clientv3.WithRange(end))}, nil)
+	if err != nil || !r.Succeeded {
+		return err
+	}
+	claims := map[netip.Addr]string{}
+	for _, kv := range r.Responses[0].GetResponseRange().Kvs {
+		a, err := parseClaimKey(p.net, string(kv.Key), b.Addr().Is6())
+		if err != nil {
+			return err
+		}
+		claims[a] = string(kv.Value)
+	}
+	return p.addBlock(b, claims)
+}
+
+// freeBlock finds the lowest block of the range no host holds, or a block
+// etcd has as this host's that it does not hold (lost).
+func (p *Pool) freeBlock(ctx context.Context) (free, lost netip.Prefix, err error) {
+	r, err := p.c.get(ctx, "list blocks of "+p.rng.String(), blocksDir(p.net), clientv3.WithPrefix())
 	if err != nil {
-		return netip.Prefix{}, err
+		return free, lost, err
 	}
 	taken := make([]uint64, 0, len(r.Kvs))
 	for _, kv := range r.Kvs {
 		b, err := parseBlockKey(p.net, string(kv.Key), p.rng.Addr().Is6())
 		if err != nil {
-			return netip.Prefix{}, err
+			return free, lost, err
 		}
-		if b.Bits() == p.bits && p.rng.Contains(b.Addr()) {
-			taken = append(taken, blockIndex(p.rng, p.bits, b.Addr()))
+		if b.Bits() != p.bits || !p.rng.Contains(b.Addr()) {
+			continue
 		}
+		if string(kv.Value) == p.c.host && !p.holds(b) {
+			return free, b, nil
+		}
+		taken = append(taken, blockIndex(p.rng, p.bits, b.Addr()))
 	}
 	slices.Sort(taken)
 	var i uint64
@@ -302,7 +332,7 @@ func (p *Pool) freeBlock(ctx context.Context) (netip.Prefix, error) {
 		i++
 	}
 	if n := p.bits - p.rng.Bits(); n < 64 && i >= 1<<n {
-		return netip.Prefix{}, fmt.Errorf("%w: every /%d block of %s is held by a host", ipam.ErrExhausted, p.bits, p.rng)
+		return free, lost, fmt.Errorf("%w: every /%d block of %s is held by a host", ipam.ErrExhausted, p.bits, p.rng)
 	}
-	return blockAt(p.rng, p.bits, i), nil
+	return blockAt(p.rng, p.bits, i), lost, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -239,5 +240,18 @@ func TestEtcdStopped(t *testing.T) {
 	a, err := reopened.Allocate(ctx, "ep14")
 	if err != nil || !netip.MustParsePrefix("10.60.0.16/28").Contains(a.Addr()) {
 		t.Fatalf("after SIGCONT: %v %v, want an address of the next block", a, err)
+	}
+	// So may a lease: the block is taken back, not left held by no one.
+	lost := netip.MustParsePrefix("10.60.0.32/28")
+	if _, err := h.c.cli.Put(ctx, blockKey("net2", lost), "hostA"); err != nil {
+		t.Fatal(err)
+	}
+	for range 16 { // .16/28 has 15 free, the 16th comes from the lost block, not .48/28
+		if _, err := reopened.Allocate(ctx, "more"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := reopened.Blocks(); !slices.Contains(got, lost) || len(got) != 3 {
+		t.Fatalf("blocks %v; want .0/28, .16/28 and the lost %s taken back", got, lost)
 	}
 }
