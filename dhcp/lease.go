@@ -60,7 +60,8 @@ type Lease struct {
 }
 
 // ClientID is the client identifier (option 61) of endpoint name on
-// network: type 0 and a hash of both, so that a re-created container
+// network (an identity unique to the host, not just a name): type 0 and
+// a hash of both, so that a re-created container
 // asks for the same lease and no two endpoints share one.
 func ClientID(network, name string) []byte {
 	h := sha256.Sum256([]byte("mvlan-dhcp\x00" + network + "\x00" + name))

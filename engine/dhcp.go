@@ -33,8 +33,15 @@ func reserveDHCP(n *network, req api.EndpointCreate) error {
 	return nil
 }
 
-func dhcpLink(n *network, e endpoint) dhcp.Link {
-	l := dhcp.Link{Netns: e.Netns, IfName: e.IfName, MAC: e.MAC, ClientID: dhcp.ClientID(n.Name, e.Name), Hostname: e.Name}
+// dhcpLink is e's link as the DHCP client sees it. The client-id is the
+// lease's own when e has one, else derived from n's identity (not its
+// name: same-named networks and containers on two hosts of one LAN would
+// ask the server for one lease).
+func (a *Engine) dhcpLink(n *network, e endpoint) dhcp.Link {
+	l := dhcp.Link{Netns: e.Netns, IfName: e.IfName, MAC: e.MAC, ClientID: dhcp.ClientID(a.identity(n), e.Name), Hostname: e.Name}
+	if e.Lease != nil && len(e.Lease.ClientID) > 0 {
+		l.ClientID = e.Lease.ClientID
+	}
 	if len(n.Pools) > 0 {
 		l.Subnet = n.Pools[0].Subnet
 	}
@@ -49,12 +56,12 @@ func dhcpLink(n *network, e endpoint) dhcp.Link {
 func (a *Engine) acquireLease(ctx context.Context, n *network, e *endpoint) error {
 	ctx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	defer cancel()
-	l, err := dhcp.Acquire(ctx, dhcpLink(n, *e))
+	l, err := dhcp.Acquire(ctx, a.dhcpLink(n, *e))
 	if err != nil {
 		return conflict(fmt.Errorf("network %s (--ipam-driver dhcp): no address for %s (MAC %s): %w", n.Name, e.Name, e.MAC, err))
 	}
 	if err := a.applyLease(n, e, l); err != nil {
-		return errors.Join(err, dhcp.Release(context.WithoutCancel(ctx), dhcpLink(n, *e), l))
+		return errors.Join(err, dhcp.Release(context.WithoutCancel(ctx), a.dhcpLink(n, *e), l))
 	}
 	a.log.Info("DHCP lease", "name", e.Name, "network", n.Name, "addr", l.Addr, "router", l.Router, "server", l.Server, "expiry", l.Expiry)
 	return nil
@@ -95,7 +102,7 @@ func (a *Engine) releaseLease(ctx context.Context, n *network, e endpoint) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := dhcp.Release(ctx, dhcpLink(n, e), *e.Lease); err != nil {
+	if err := dhcp.Release(ctx, a.dhcpLink(n, e), *e.Lease); err != nil {
 		a.log.Warn("DHCPRELEASE not sent; the server keeps the lease until it expires", "name", e.Name, "network", n.Name, "addr", e.Lease.Addr, "err", err)
 	}
 }

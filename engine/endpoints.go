@@ -200,7 +200,7 @@ func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (endpoint, erro
 			parent = l.MAC
 		}
 		n.mu.Lock()
-		e.MAC = pickStableMAC(n.ID, e.Name, func(mac net.HardwareAddr) bool { return n.macTaken(mac, parent) })
+		e.MAC = pickStableMAC(a.identity(n), e.Name, func(mac net.HardwareAddr) bool { return n.macTaken(mac, parent) })
 		n.mu.Unlock()
 		return e, nil
 	}

@@ -110,12 +110,12 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	defer cancel()
 	switch {
 	case e.Lease.State == dhcp.Expired:
-		l, err = dhcp.Acquire(ctx, dhcpLink(n, e))
+		l, err = dhcp.Acquire(ctx, a.dhcpLink(n, e))
 	case e.Lease.StateAt(now) == dhcp.Expired:
 		a.expire(n, en, "DHCP lease expired: the address is off the endpoint until a server answers", false)
 		return
 	default:
-		l, err = dhcp.Renew(ctx, dhcpLink(n, e), *e.Lease)
+		l, err = dhcp.Renew(ctx, a.dhcpLink(n, e), *e.Lease)
 	}
 	if errors.Is(err, dhcp.ErrNAK) {
 		// The server says the lease is no longer the endpoint's (RFC 2131

@@ -5,16 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"net"
+
+	"github.com/mvlan/mvlan/api"
 )
 
 // stableMAC is the MAC an endpoint named name gets on network netName when
 // none is asked for: derived from both, so that a container re-created
 // under the same name gets the same MAC (and, on a DHCP network, the same
 // lease), while different names or networks get different ones. The
-// caller passes the network's ID, not its name: IDs are random per agent,
-// so containers of the same name on same-named networks of two hosts on
-// one LAN do not get the same MAC. It is
-// locally administered and unicast. try > 0 derives the next candidate,
+// caller passes the network's identity (see identity), not its name, so
+// that containers of the same name on two hosts of one LAN do not get the
+// same MAC. It is locally administered and unicast. try > 0 derives the next candidate,
 // for when an earlier one is taken (see pickStableMAC).
 func stableMAC(netName, name string, try int) net.HardwareAddr {
 	h := sha256.New()
@@ -49,4 +50,15 @@ func (n *network) macTaken(mac, parent net.HardwareAddr) bool {
 		}
 	}
 	return false
+}
+
+// identity is what tells n's endpoints apart from those of the same name
+// on other hosts, for their stable MACs and DHCP client-ids: the network's
+// ID, random per agent for a local network; a cluster network's ID is the
+// same on every host, so there it is joined with this agent's ID.
+func (a *Engine) identity(n *network) string {
+	if scopeOf(n.Options) == api.ScopeCluster {
+		return n.ID + "\x00" + a.store.AgentID()
+	}
+	return n.ID
 }
