@@ -74,6 +74,13 @@ func (s *Space) Prepare(ctx context.Context, v6 bool, want netip.Addr) error {
 	return errors.Join(errs...)
 }
 
+// Sync gives the claims released on this host back to etcd.
+func (s *Space) Sync(ctx context.Context) {
+	for _, p := range s.pools {
+		p.Sync(ctx)
+	}
+}
+
 // Abandon gives back a claim Prepare made that no Request took.
 func (s *Space) Abandon(addr netip.Addr) {
 	if p := s.find(addr); p != nil {

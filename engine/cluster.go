@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/cluster"
@@ -137,6 +138,20 @@ func clusterError(err error) error {
 		return invalid(err)
 	}
 	return err
+}
+
+// clusterSyncEvery is how often released claims of cluster networks are
+// given back to etcd (those an outage kept).
+const clusterSyncEvery = 2 * time.Second
+
+// syncCluster gives the released claims of every cluster network back to
+// etcd, without any lock of the engine.
+func (a *Engine) syncCluster(ctx context.Context) {
+	for _, n := range a.networkList() {
+		if s, ok := n.space.(interface{ Sync(context.Context) }); ok {
+			s.Sync(ctx)
+		}
+	}
 }
 
 // scopeOf is a stored network's scope.

@@ -165,8 +165,8 @@ func (a *Engine) Close() error {
 func (a *Engine) AgentID() string { return a.store.AgentID() }
 
 // Watch runs the engine's background work until ctx is done: the sweep of
-// vanished namespaces, the reaction to link events on the parents and the
-// tamper check. It returns once all of it has stopped, so that Close may
+// vanished namespaces, the reaction to link events on the parents, the
+// tamper check and giving released cluster claims back to etcd. It returns once all of it has stopped, so that Close may
 // follow.
 func (a *Engine) Watch(ctx context.Context) {
 	links := make(chan struct{})
@@ -181,7 +181,15 @@ func (a *Engine) Watch(ctx context.Context) {
 			a.guard(ctx, a.cfg.TamperCheck)
 		}
 	}()
+	syncs := make(chan struct{})
+	go func() {
+		defer close(syncs)
+		if a.cluster != nil {
+			every(ctx, clusterSyncEvery, a.syncCluster)
+		}
+	}()
 	a.watch(ctx)
 	<-links
 	<-guard
+	<-syncs
 }

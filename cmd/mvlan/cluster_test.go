@@ -45,7 +45,7 @@ func clusterWire(t *testing.T) []*nstest.Sandbox {
 // (SIGSTOP) an agent restarts, the endpoints go on pinging, an attach takes an address of a
 // block its host holds, an exact address outside them fails naming the
 // cluster, local networks work; after SIGCONT the exact address is
-// granted.
+// granted, and once its endpoint is removed another host gets it.
 func TestCluster(t *testing.T) {
 	hosts := clusterWire(t)
 	etcd := nstest.StartEtcdIn(t, hosts[0].WirePath, "192.168.77.1")
@@ -134,6 +134,24 @@ func TestCluster(t *testing.T) {
 		if e.Name == name+"x" && (len(e.Addrs) != 1 || e.Addrs[0].Addr() != netip.MustParseAddr("10.77.0.250")) {
 			t.Fatalf("after SIGCONT, %s has %v; want 10.77.0.250", e.Name, e.Addrs)
 		}
+	}
+	// Removed, the exact address goes back to etcd by itself: another
+	// host gets it.
+	other := hosts[0].Name + "-h3x"
+	if _, stderr, code := agents[2].mv("run", "-d", "--name", other, "--net", "cnet", "--ip", "10.77.0.250"); code == 0 || !strings.Contains(stderr, "10.77.0.250") {
+		t.Fatalf("host3 got 10.77.0.250 while host1's %s has it: exit %d %s", name+"x", code, stderr)
+	}
+	a.ok("rm", "-f", name+"x")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, stderr, code := agents[2].mv("run", "-d", "--name", other, "--net", "cnet", "--ip", "10.77.0.250")
+		if code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host3 still cannot have 10.77.0.250 10 s after host1 removed %s: %s", name+"x", stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
