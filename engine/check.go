@@ -80,7 +80,9 @@ func (a *Engine) checkEndpoint(e endpoint) []string {
 // checkHeld: the addresses IPAM holds are exactly the endpoints' addresses.
 func checkHeld(n *network, eps []endpoint) []string {
 	if n.DHCP {
-		return checkLeases(n, eps)
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return checkLeases(n, n.endpoints()) // the index has the renewals' errors
 	}
 	want := map[string]string{}
 	for _, e := range eps {

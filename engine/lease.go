@@ -190,8 +190,8 @@ func (a *Engine) keepAll(n *network) {
 	}
 }
 
-// checkLeases reports the endpoints of DHCP network n whose lease expired
-// or whose renewal is failing (doctor, GET /v1/check).
+// checkLeases reports the endpoints of DHCP network n (eps are n's) whose
+// lease expired or whose renewal is failing (doctor, GET /v1/check).
 func checkLeases(n *network, eps []endpoint) []string {
 	var out []string
 	now := time.Now()

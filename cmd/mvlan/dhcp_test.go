@@ -224,6 +224,10 @@ func TestDHCP(t *testing.T) {
 	// Past T1 with no server, c1 keeps its address and is reported.
 	waitMetric(st, `mvlan_dhcp_leases{network="lan",state="renewing"} 1`)
 	mustContain(t, "ps with the server stopped", e.a.ok("ps"), addr+" (dhcp renewing)")
+	waitLog(t, a, `msg="DHCP renewal failed" name=`+c1, 1)
+	if d := drift(t, a); len(d) != 1 || !strings.Contains(d[0], "endpoint "+c1+": DHCP lease of "+addr+" not renewed") {
+		t.Errorf("doctor with the server stopped: %q, want c1's lease reported as not renewed", d)
+	}
 	mustContain(t, "eth0 of "+c1+" with the server stopped", e.in(c1, "ip", "-o", "addr", "show", "dev", "eth0"), addr)
 }
 
