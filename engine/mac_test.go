@@ -61,7 +61,8 @@ func TestIdentityPerHost(t *testing.T) {
 	if bytes.Equal(mac(h1, cnet), mac(h2, cnet)) || cid(h1, cnet) == cid(h2, cnet) {
 		t.Errorf("cluster network: hosts give web the same MAC %s or client-id", mac(h1, cnet))
 	}
-	if !bytes.Equal(mac(h1, cnet), mac(h1, cnet)) || cid(h1, cnet) != cid(h1, cnet) {
+	again1, again2 := mac(h1, cnet), cid(h1, cnet)
+	if !bytes.Equal(mac(h1, cnet), again1) || cid(h1, cnet) != again2 {
 		t.Errorf("cluster network: one host gives web different MACs or client-ids")
 	}
 	if h1.identity(lnet) != lnet.ID || h2.identity(lnet) != lnet.ID {
