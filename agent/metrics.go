@@ -61,6 +61,8 @@ var (
 	descLeases    = prometheus.NewDesc("mvlan_dhcp_leases",
 		"Endpoints of a DHCP network by the state of their lease (bound, renewing, rebinding, expired: the address is off the endpoint).",
 		[]string{"network", "state"}, nil)
+	descBlocks = prometheus.NewDesc("mvlan_cluster_blocks",
+		"Address blocks of a cluster network (--scope cluster) this host holds.", []string{"network"}, nil)
 )
 
 // stateCollector reports per-network values at scrape time.
@@ -70,6 +72,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descAddrs
 	ch <- descEndpoints
 	ch <- descLeases
+	ch <- descBlocks
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -82,6 +85,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descEndpoints, prometheus.GaugeValue, float64(n.Endpoints), n.Network)
 		for st, v := range n.Leases {
 			ch <- prometheus.MustNewConstMetric(descLeases, prometheus.GaugeValue, float64(v), n.Network, st)
+		}
+		if n.Blocks >= 0 {
+			ch <- prometheus.MustNewConstMetric(descBlocks, prometheus.GaugeValue, float64(n.Blocks), n.Network)
 		}
 		for _, u := range n.Subnets {
 			s := u.Subnet.String()

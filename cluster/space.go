@@ -188,6 +188,15 @@ func (s *Space) Usage() []ipam.Usage {
 	return out
 }
 
+// BlockCount is how many blocks this host holds, all pools together.
+func (s *Space) BlockCount() int {
+	n := 0
+	for _, p := range s.pools {
+		n += len(p.Blocks())
+	}
+	return n
+}
+
 // Pools returns the configuration, gateways filled in.
 func (s *Space) Pools() []ipam.PoolConfig {
 	out := make([]ipam.PoolConfig, len(s.pools))

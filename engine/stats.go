@@ -222,6 +222,9 @@ type NetworkUsage struct {
 	// Leases counts a DHCP network's endpoints by the state of their
 	// lease (every state, zeros included); nil on other networks.
 	Leases map[string]int
+	// Blocks is how many blocks of a cluster network's pools this host
+	// holds; -1 on local networks.
+	Blocks int
 }
 
 // Usage reports each network's endpoint count and address use, from the
@@ -231,7 +234,11 @@ func (a *Engine) Usage() ([]NetworkUsage, error) {
 	out := make([]NetworkUsage, 0, len(nets))
 	for _, n := range nets {
 		n.mu.Lock()
-		out = append(out, NetworkUsage{Network: n.Name, Endpoints: len(n.eps), Subnets: n.space.Usage(), Leases: n.leaseCounts()})
+		blocks := -1
+		if c, ok := n.space.(interface{ BlockCount() int }); ok {
+			blocks = c.BlockCount()
+		}
+		out = append(out, NetworkUsage{Network: n.Name, Endpoints: len(n.eps), Subnets: n.space.Usage(), Leases: n.leaseCounts(), Blocks: blocks})
 		n.mu.Unlock()
 	}
 	return out, nil

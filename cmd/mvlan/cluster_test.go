@@ -52,7 +52,7 @@ func TestCluster(t *testing.T) {
 	var agents []*agentProc
 	for _, h := range hosts {
 		a := newAgent(t, h)
-		a.flags = []string{"--cluster", etcd.URL}
+		a.flags = []string{"--cluster", etcd.URL, "--metrics-addr", metricsAddr}
 		a.start()
 		agents = append(agents, a)
 	}
@@ -104,6 +104,12 @@ func TestCluster(t *testing.T) {
 		}
 	}
 	t.Logf("%d attaches on 3 hosts in %v, %d distinct addresses", 3*per, time.Since(t0), len(owner))
+	text := (&statsEnv{t: t, sb: hosts[0], a: agents[0]}).scrape()
+	blocks, ok := metricValue(text, "mvlan_cluster_blocks", map[string]string{"network": "cnet"})
+	used, ok2 := metricValue(text, "mvlan_ipam_addresses", map[string]string{"network": "cnet", "state": "used"})
+	if !ok || !ok2 || blocks != 3 || used != per { // 34 addresses: 3 blocks of 14 and 16
+		t.Errorf("host1's metrics: mvlan_cluster_blocks %v (%v), used %v (%v); want 3 blocks, %d used", blocks, ok, used, ok2, per)
+	}
 	crossPing(t, byHost)
 
 	etcd.Stop()
