@@ -40,6 +40,27 @@ func TestParseURL(t *testing.T) {
 	}
 }
 
+// TestDialTLSFlags: the TLS files go together and are named when bad.
+func TestDialTLSFlags(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{URL: "etcd://h:1", Host: "x", CA: "/ca.pem"}, "go together"},
+		{Config{URL: "etcd://h:1", Host: "x", Cert: "/c", Key: "/k"}, "go together"},
+		{Config{URL: "etcd://h:1", Host: "x", CA: "/nonexistent/ca.pem", Cert: "/c", Key: "/k"}, "/nonexistent/ca.pem"},
+		{Config{URL: "etcd://h:1"}, "host identity"},
+		{Config{URL: "h:1", Host: "x"}, `"h:1"`},
+	} {
+		if c, err := Dial(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if c != nil {
+				c.Close()
+			}
+			t.Errorf("Dial(%+v) = %v; want an error with %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
 // host is one agent's view of a pool in the tests.
 type host struct {
 	c    *Client
