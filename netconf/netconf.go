@@ -175,6 +175,9 @@ func (c *Config) parseIPAMOptions(opts []string) error {
 }
 
 func parsePools(req api.NetworkCreate) ([]ipam.PoolConfig, error) {
+	if len(req.Subnets) == 0 && req.IPAMDriver == api.IPAMDHCP {
+		return nil, nil // the server's offers are taken as they come
+	}
 	if len(req.Subnets) == 0 {
 		return nil, fmt.Errorf("--subnet is required: a macvlan network takes its addresses from the physical network (e.g. --subnet=172.16.86.0/24)")
 	}
