@@ -45,7 +45,8 @@ func clusterWire(t *testing.T) []*nstest.Sandbox {
 // (SIGSTOP) an agent restarts, the endpoints go on pinging, an attach takes an address of a
 // block its host holds, an exact address outside them fails naming the
 // cluster, local networks work; after SIGCONT the exact address is
-// granted, and once its endpoint is removed another host gets it.
+// granted, and once its endpoint is removed another host gets it; after
+// etcd is killed and restarted, claims hold and attaches go on.
 func TestCluster(t *testing.T) {
 	hosts := clusterWire(t)
 	etcd := nstest.StartEtcdIn(t, hosts[0].WirePath, "192.168.77.1")
@@ -158,6 +159,17 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("host3 still cannot have 10.77.0.250 10 s after host1 removed %s: %s", name+"x", stderr)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// etcd killed and started again on its data: the claims and blocks
+	// are still there, attaches go on.
+	etcd.Restart(t)
+	if _, stderr, code := a.mv("run", "-d", "--name", name+"y", "--net", "cnet", "--ip", "10.77.0.250"); code == 0 || !strings.Contains(stderr, "10.77.0.250") {
+		t.Fatalf("after an etcd restart host1 got host3's 10.77.0.250: exit %d %s", code, stderr)
+	}
+	agents[1].ok("run", "-d", "--name", hosts[0].Name+"-h2y", "--net", "cnet", "--ip", "10.77.0.251")
+	for i := range 20 { // past the blocks host1 holds: a lease after the restart
+		a.ok("run", "-d", "--name", fmt.Sprintf("%s-h1y%d", hosts[0].Name, i), "--net", "cnet")
 	}
 }
 

@@ -16,10 +16,13 @@ import (
 // 127.0.0.1 ports, with its data in a temporary directory; it is killed
 // when the test ends.
 type Etcd struct {
-	URL string // etcd://127.0.0.1:PORT, as mvlan's --cluster takes it
-	cmd *exec.Cmd
-	mu  sync.Mutex
-	log bytes.Buffer
+	URL    string // etcd://127.0.0.1:PORT, as mvlan's --cluster takes it
+	cmd    *exec.Cmd
+	argv   []string
+	ns     string
+	client string
+	mu     sync.Mutex
+	log    bytes.Buffer
 }
 
 // StartEtcd starts an etcd on 127.0.0.1 and waits until it serves. The
@@ -50,26 +53,43 @@ func startEtcd(t testing.TB, ns, client, peer string) *Etcd {
 	if ns != "" { // nsenter execs etcd: the process is etcd's, for Stop and Cont
 		argv = append([]string{"nsenter", "--net=" + ns, "--"}, argv...)
 	}
-	e.cmd = exec.Command(argv[0], argv[1:]...)
+	e.argv, e.ns, e.client = argv, ns, client
+	t.Cleanup(func() {
+		if e.cmd != nil && e.cmd.Process != nil {
+			_ = e.cmd.Process.Signal(syscall.SIGCONT)
+			_ = e.cmd.Process.Kill()
+			_ = e.cmd.Wait()
+		}
+	})
+	e.start(t)
+	return e
+}
+
+// start runs the server and waits until it serves.
+func (e *Etcd) start(t testing.TB) {
+	t.Helper()
+	e.cmd = exec.Command(e.argv[0], e.argv[1:]...)
 	e.cmd.Stdout, e.cmd.Stderr = &lockedWriter{&e.mu, &e.log}, &lockedWriter{&e.mu, &e.log}
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = e.cmd.Process.Signal(syscall.SIGCONT)
-		_ = e.cmd.Process.Kill()
-		_ = e.cmd.Wait()
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
-		if dialIn(ns, client) == nil {
-			return e
+		if dialIn(e.ns, e.client) == nil {
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("etcd did not serve on %s within 20 s: %s", client, e.Log())
-	return nil
+	t.Fatalf("etcd did not serve on %s within 20 s: %s", e.client, e.Log())
+}
+
+// Restart kills the server (SIGKILL) and starts it again on its data.
+func (e *Etcd) Restart(t testing.TB) {
+	t.Helper()
+	_ = e.cmd.Process.Kill()
+	_ = e.cmd.Wait()
+	e.start(t)
 }
 
 func dialIn(ns, addr string) error {
