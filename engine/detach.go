@@ -49,7 +49,9 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) error {
 		return err
 	}
 	errs := []error{a.detachLink(ctx, e)}
-	if e.OwnsNetns {
+	// Reached through /proc/self/fd (a background removal), the name was
+	// taken away before rm answered and may be a new container's now.
+	if e.OwnsNetns && e.Netns == link.NetnsPath(e.Name) {
 		errs = append(errs, a.ns.Delete(e.Name))
 	}
 	return errors.Join(errs...)

@@ -94,3 +94,30 @@ func waitLog(t *testing.T, a *agentProc, line string, n int) {
 		}
 	}
 }
+
+// TestRmThenRunElsewhere: rm answers before its removal finishes, with the
+// name free, so a run of the same name on another network may come while
+// the old removal is still going; that removal must not take the new
+// container's namespace name away with its own (it deleted the namespace
+// by name). Six rounds, alternating networks; ~3 s.
+func TestRmThenRunElsewhere(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "eth1")
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	e.a.ok("network", "create", "--subnet=172.16.87.0/24", "-o", "parent=eth1", "other_net")
+	c := e.name("1")
+	nets := []string{"pub_net", "other_net"}
+	e.runD(c, nets[0])
+	for i := 1; i <= 6; i++ {
+		e.a.ok("rm", "-f", c)
+		ep := e.runD(c, nets[i%2])
+		waitLog(t, e.a, `msg="endpoint removed" name=`+c, i)
+		if _, err := os.Stat(ep.Netns); err != nil {
+			t.Fatalf("round %d: the old removal took the new %s's namespace: %v", i, c, err)
+		}
+		if got, ok := e.endpoint(c); !ok || got.ID != ep.ID {
+			t.Fatalf("round %d: ps has %s as %+v (%v), want the new endpoint %s", i, c, got, ok, ep.ID)
+		}
+		mustContain(t, "eth0 of the new "+c, e.in(c, "ip", "-o", "addr", "show", "dev", "eth0"), addrOf(ep, false))
+	}
+}
