@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
+	"golang.org/x/sys/unix"
 )
 
 // clusterWire makes three hosts whose eth0 are on one wire (a bridge in
@@ -50,6 +53,14 @@ func clusterWire(t *testing.T) []*nstest.Sandbox {
 func TestCluster(t *testing.T) {
 	hosts := clusterWire(t)
 	etcd := nstest.StartEtcdIn(t, hosts[0].WirePath, "192.168.77.1")
+	cp := hosts[0].Name + "-c" // every container's name, and its /run/netns entry
+	t.Cleanup(func() {         // after the agents are killed (cleanups run last first)
+		left, _ := filepath.Glob(filepath.Join("/run/netns", cp+"*"))
+		for _, p := range left {
+			_ = unix.Unmount(p, unix.MNT_DETACH)
+			_ = os.Remove(p)
+		}
+	})
 	var agents []*agentProc
 	for _, h := range hosts {
 		a := newAgent(t, h)
@@ -75,7 +86,7 @@ func TestCluster(t *testing.T) {
 	for i, a := range agents {
 		for j := range per {
 			wg.Go(func() {
-				name := fmt.Sprintf("%s-h%dc%d", hosts[0].Name, i+1, j)
+				name := fmt.Sprintf("%sh%d-%d", cp, i+1, j)
 				if _, stderr, code := a.mv("run", "-d", "--name", name, "--net", "cnet"); code != 0 {
 					errs <- fmt.Sprintf("host%d run %s: exit %d: %s", i+1, name, code, stderr)
 				}
@@ -123,9 +134,9 @@ func TestCluster(t *testing.T) {
 	agents[1].stop() // a restart needs etcd for nothing its endpoints hold
 	agents[1].start()
 	crossPing(t, byHost) // running endpoints are untouched
-	agents[1].ok("run", "-d", "--name", hosts[0].Name+"-h2late", "--net", "cnet")
+	agents[1].ok("run", "-d", "--name", cp+"h2late", "--net", "cnet")
 	a := agents[0]
-	name := hosts[0].Name + "-late"
+	name := cp + "late"
 	a.ok("run", "-d", "--name", name, "--net", "cnet") // 34 of 42 held: a held block has room
 	_, stderr, code := a.mv("run", "-d", "--name", name+"x", "--net", "cnet", "--ip", "10.77.0.250")
 	if code == 0 || !strings.Contains(stderr, "192.168.77.1:2379") {
@@ -133,7 +144,7 @@ func TestCluster(t *testing.T) {
 	}
 	t.Logf("with etcd stopped: %s", strings.TrimSpace(stderr))
 	a.ok("network", "create", "--subnet", "10.78.0.0/24", "lnet")
-	a.ok("run", "-d", "--name", hosts[0].Name+"-local", "--net", "lnet")
+	a.ok("run", "-d", "--name", cp+"local", "--net", "lnet")
 	etcd.Cont()
 	stopped = false
 	a.ok("run", "-d", "--name", name+"x", "--net", "cnet", "--ip", "10.77.0.250")
@@ -144,7 +155,7 @@ func TestCluster(t *testing.T) {
 	}
 	// Removed, the exact address goes back to etcd by itself: another
 	// host gets it.
-	other := hosts[0].Name + "-h3x"
+	other := cp + "h3x"
 	if _, stderr, code := agents[2].mv("run", "-d", "--name", other, "--net", "cnet", "--ip", "10.77.0.250"); code == 0 || !strings.Contains(stderr, "10.77.0.250") {
 		t.Fatalf("host3 got 10.77.0.250 while host1's %s has it: exit %d %s", name+"x", code, stderr)
 	}
@@ -167,9 +178,9 @@ func TestCluster(t *testing.T) {
 	if _, stderr, code := a.mv("run", "-d", "--name", name+"y", "--net", "cnet", "--ip", "10.77.0.250"); code == 0 || !strings.Contains(stderr, "10.77.0.250") {
 		t.Fatalf("after an etcd restart host1 got host3's 10.77.0.250: exit %d %s", code, stderr)
 	}
-	agents[1].ok("run", "-d", "--name", hosts[0].Name+"-h2y", "--net", "cnet", "--ip", "10.77.0.251")
+	agents[1].ok("run", "-d", "--name", cp+"h2y", "--net", "cnet", "--ip", "10.77.0.251")
 	for i := range 20 { // past the blocks host1 holds: a lease after the restart
-		a.ok("run", "-d", "--name", fmt.Sprintf("%s-h1y%d", hosts[0].Name, i), "--net", "cnet")
+		a.ok("run", "-d", "--name", fmt.Sprintf("%sh1y%d", cp, i), "--net", "cnet")
 	}
 }
 
