@@ -127,9 +127,16 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 // An address picked by the network (no --ip, or no --ip6 on an IPv6
 // network) is picked once the network's removals are done, so that
 // `mvlan rm -f c1 && mvlan run -d` gets the address c1 had, if the lowest.
+// A run whose container name is a pending removal's waits for it, so that
+// `mvlan rm -f c1 && mvlan run -d --name c1 --net other` gets a namespace
+// of its own.
 func (a *Engine) newAndAdmit(ctx context.Context, n *network, req api.EndpointCreate) (endpoint, *entry, error) {
 	if req.IP == "" || (n.IPv6 && req.IP6 == "") {
 		a.removals.waitNetwork(ctx, n.ID)
+	}
+	if req.Netns == "" && req.Name != "" {
+		// The name's namespace may still be a removal's (on any network).
+		a.removals.waitNetns(ctx, link.NetnsPath(req.Name))
 	}
 	for try := 0; ; try++ {
 		e, err := a.newEndpoint(n, req)

@@ -27,12 +27,14 @@ import (
 type removals struct {
 	mu      sync.Mutex
 	pending map[*entry]removal
-	nets    map[string]*netRemovals // by network ID, while any is pending
+	nets    map[string]*netRemovals  // by network ID, while any is pending
+	netns   map[string]chan struct{} // by the /run/netns path a removal owns
 	wg      sync.WaitGroup
 }
 
 type removal struct {
 	id, netID string // the endpoint's and its network's
+	netns     string // the /run/netns path it owns, or ""
 	done      chan struct{}
 }
 
@@ -47,17 +49,21 @@ type netRemovals struct {
 // removals (waitNetwork); past it, it takes the lowest address free then.
 const allocWait = 10 * time.Second
 
-// start records the removal of en (endpoint id, on network netID) as
-// pending.
-func (r *removals) start(en *entry, id, netID string) chan struct{} {
+// start records the removal of en (endpoint id, on network netID, owning
+// the namespace path netns if not "") as pending.
+func (r *removals) start(en *entry, id, netID, netns string) chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.pending == nil {
 		r.pending = map[*entry]removal{}
 		r.nets = map[string]*netRemovals{}
+		r.netns = map[string]chan struct{}{}
 	}
 	done := make(chan struct{})
-	r.pending[en] = removal{id: id, netID: netID, done: done}
+	r.pending[en] = removal{id: id, netID: netID, netns: netns, done: done}
+	if netns != "" {
+		r.netns[netns] = done
+	}
 	nr := r.nets[netID]
 	if nr == nil {
 		nr = &netRemovals{idle: make(chan struct{})}
@@ -81,8 +87,12 @@ func (r *removals) ids() map[string]bool {
 
 func (r *removals) finish(en *entry, done chan struct{}) {
 	r.mu.Lock()
-	netID := r.pending[en].netID
+	p := r.pending[en]
+	netID := p.netID
 	delete(r.pending, en)
+	if r.netns[p.netns] == done {
+		delete(r.netns, p.netns)
+	}
 	if nr := r.nets[netID]; nr != nil {
 		if nr.count--; nr.count == 0 {
 			delete(r.nets, netID)
@@ -122,13 +132,31 @@ func (r *removals) waitNetwork(ctx context.Context, netID string) {
 	r.mu.Lock()
 	nr := r.nets[netID]
 	r.mu.Unlock()
-	if nr == nil {
-		return
+	if nr != nil {
+		waitBounded(ctx, nr.idle)
 	}
+}
+
+// waitNetns blocks until no pending removal owns the namespace path
+// netns (a container name freed by rm -f, asked for again by a run on any
+// network), ctx is done or allocWait has passed. O(1); it holds no lock
+// while it waits.
+func (r *removals) waitNetns(ctx context.Context, netns string) {
+	r.mu.Lock()
+	done := r.netns[netns]
+	r.mu.Unlock()
+	if done != nil {
+		waitBounded(ctx, done)
+	}
+}
+
+// waitBounded blocks until c is closed, ctx is done or allocWait has
+// passed.
+func waitBounded(ctx context.Context, c <-chan struct{}) {
 	t := time.NewTimer(allocWait)
 	defer t.Stop()
 	select {
-	case <-nr.idle:
+	case <-c:
 	case <-ctx.Done():
 	case <-t.C:
 	}
@@ -158,7 +186,7 @@ func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry) erro
 		a.log.Debug("endpoint not silenced, removing it at once", "name", e.Name, "err", err)
 		return a.finishRemove(ctx, n, en, e, e)
 	}
-	done := a.removals.start(en, e.ID, n.ID)
+	done := a.removals.start(en, e.ID, n.ID, e.Netns)
 	go func() {
 		defer a.removals.finish(en, done)
 		defer en.busy.Unlock()

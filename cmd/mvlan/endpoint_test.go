@@ -48,9 +48,12 @@ func newEnv(t *testing.T, extraParents ...string) *env {
 
 // newHeldEnv is newEnv with an agent that holds every background removal
 // for hold before it deletes the container's link.
-func newHeldEnv(t *testing.T, hold time.Duration) *env {
+func newHeldEnv(t *testing.T, hold time.Duration, extraParents ...string) *env {
 	t.Helper()
 	sb := nstest.NewSandbox(t)
+	for _, p := range extraParents {
+		sb.AddVeth(t, p)
+	}
 	e := &env{t: t, sb: sb, a: newAgent(t, sb)}
 	e.a.env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-rm:after-down", "MVLAN_TEST_HOLD=" + hold.String()}
 	e.a.start()
@@ -328,6 +331,36 @@ func TestEndpointRmThenRunGetsLowest(t *testing.T) {
 	mustContain(t, "ip addr in "+c3, e.in(c3, "ip", "-4", "-o", "addr", "show", "dev", "eth0"), "172.16.87.2/24")
 	out, err := e.pingFrom(c2, "172.16.87.2", false)
 	e.wantPingOK("ping the new container on the freed address", out, exitOf(err))
+}
+
+// TestEndpointRmThenRunOtherNet: rm -f c1 on one network, then run -d
+// --name c1 on another while the old namespace's deletion is held: the run
+// waits for it, and the new c1 keeps its own namespace and pings a
+// neighbour.
+func TestEndpointRmThenRunOtherNet(t *testing.T) {
+	t.Parallel()
+	const hold = 2 * time.Second
+	e := newHeldEnv(t, hold, "eth1")
+	e.a.ok("network", "create", "--subnet=172.16.88.0/24", "-o", "parent=eth0", "net_a")
+	e.a.ok("network", "create", "--subnet=172.16.89.0/24", "-o", "parent=eth1", "net_b")
+	c1, c2 := e.name("1"), e.name("2")
+	e.runD(c1, "net_a", "--ip=172.16.88.10")
+	e.runD(c2, "net_b", "--ip=172.16.89.20")
+	t0 := time.Now()
+	e.a.ok("rm", "-f", c1)
+	if d := time.Since(t0); d >= hold {
+		t.Fatalf("rm -f took %v: the hold (%v) was over before the run started", d, hold)
+	}
+	if got := addrOf(e.runD(c1, "net_b", "--ip=172.16.89.10"), false); got != "172.16.89.10/24" {
+		t.Fatalf("run -d %s on net_b got %q, want 172.16.89.10/24", c1, got)
+	}
+	if d := time.Since(t0); d < hold {
+		t.Errorf("run -d %s answered %v after rm -f, before the old namespace's removal (held %v)", c1, d, hold)
+	}
+	waitLog(t, e.a, `msg="endpoint removed" name=`+c1, 1)
+	mustContain(t, "ip addr in "+c1+" after the removal", e.in(c1, "ip", "-4", "-o", "addr", "show", "dev", "eth0"), "172.16.89.10/24")
+	out, err := e.pingFrom(c1, "172.16.89.20", false)
+	e.wantPingOK("ping the neighbour on net_b from the new "+c1, out, exitOf(err))
 }
 
 // TestEndpointNetworkRmInUse: network rm of a network with endpoints fails
