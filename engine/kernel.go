@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"net"
 	"net/netip"
 
 	"github.com/mvlan/mvlan/link"
@@ -67,6 +68,8 @@ type Namespaces interface {
 	Check(path string) (uint64, error)
 	// Links lists the links in it (link.EndpointLinks).
 	Links(path string) ([]link.Info, error)
+	// SetMAC sets the MAC of link ifindex in it (link.SetEndpointMAC).
+	SetMAC(path string, ifindex int, mac net.HardwareAddr) error
 	// Addrs lists the addresses of link ifindex in it (link.Addrs).
 	Addrs(path string, ifindex int) ([]netip.Prefix, error)
 	// DefaultRoute reports whether it routes by default via gw
@@ -87,7 +90,10 @@ type kernelNamespaces struct{}
 
 func (kernelNamespaces) Check(path string) (uint64, error)      { return link.CheckNetns(path) }
 func (kernelNamespaces) Links(path string) ([]link.Info, error) { return link.EndpointLinks(path) }
-func (kernelNamespaces) Mark(path string) (string, error)       { return link.NetnsMark(path) }
+func (kernelNamespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) error {
+	return link.SetEndpointMAC(path, ifindex, mac)
+}
+func (kernelNamespaces) Mark(path string) (string, error) { return link.NetnsMark(path) }
 func (kernelNamespaces) Create(name, mark string) (string, error) {
 	return link.CreateNetns(name, mark)
 }

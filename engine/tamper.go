@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -20,6 +21,11 @@ const DefaultTamperCheck = 500 * time.Millisecond
 // TamperNestedLink: a link the container made on its endpoint's parent
 // (ip link add link eth0 type macvlan); the engine deletes it.
 const TamperNestedLink = "nested_link"
+
+// TamperMACChanged: the container changed its endpoint link's MAC (to take
+// another's frames, e.g. the gateway's: macvlan bridge mode delivers by
+// MAC); the engine sets the stored one back.
+const TamperMACChanged = "mac_changed"
 
 // tamperCounts are the engine's tamper and repair counts by reason, since
 // the agent started. A tamper that stays (one mvlan cannot repair) counts
@@ -68,7 +74,7 @@ func (c *tamperCounts) snapshot() (tampered, repaired map[string]uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	tampered, repaired = map[string]uint64{}, map[string]uint64{}
-	for _, r := range []string{string(loader.TamperDetached), string(loader.TamperForeignFirst), TamperNestedLink} {
+	for _, r := range []string{string(loader.TamperDetached), string(loader.TamperForeignFirst), TamperNestedLink, TamperMACChanged} {
 		tampered[r], repaired[r] = c.tampered[r], c.repaired[r]
 	}
 	return tampered, repaired
@@ -111,13 +117,17 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 	if err != nil {
 		a.log.Warn("tamper check", "endpoint", e.Name, "err", err)
 	}
-	nested := a.nestedLinks(e)
+	own, nested := a.endpointLinks(e)
+	macChanged := own != nil && len(e.MAC) > 0 && !bytes.Equal(own.MAC, e.MAC)
 	found := map[string]string{}
 	for _, f := range findings {
 		found[fmt.Sprintf("%s on %s %s", f.Tamper, e.IfName, f.Hook)] = string(f.Tamper)
 	}
 	for _, l := range nested {
 		found[fmt.Sprintf("%s %s on the parent", TamperNestedLink, l.Name)] = TamperNestedLink
+	}
+	if macChanged {
+		found[fmt.Sprintf("%s on %s to %s", TamperMACChanged, own.Name, own.MAC)] = TamperMACChanged
 	}
 	fresh := a.tamper.seen(e.Name, found)
 	if len(fresh) == 0 {
@@ -139,27 +149,36 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 		}
 		a.log.Warn("endpoint's namespace has a link of its own on the parent", "endpoint", e.Name, "link", l.Name, "deleted", err == nil, "err", err)
 	}
+	if macChanged {
+		err := a.ns.SetMAC(e.Netns, e.Ifindex, e.MAC)
+		if err == nil {
+			a.tamper.fixed(TamperMACChanged)
+		}
+		a.log.Warn("endpoint's MAC changed", "endpoint", e.Name, "mac", own.MAC.String(), "want", e.MAC.String(), "restored", err == nil, "err", err)
+	}
 }
 
-// nestedLinks are links in e's namespace on the same parent as e's link
-// that no mvlan agent made (a macvlan on eth0 lands on the host's parent).
-func (a *Engine) nestedLinks(e endpoint) []link.Info {
+// endpointLinks returns, from one listing of e's namespace, e's own link
+// (by ifindex; nil if it is not there) and the nested links: every other
+// macvlan or macvtap on the same parent, whatever its alias (the
+// container can set any alias, mvlan's included).
+func (a *Engine) endpointLinks(e endpoint) (own *link.Info, nested []link.Info) {
 	links, err := a.ns.Links(e.Netns)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	parent := 0
-	alias := a.alias("ep", e.ID)
-	for _, l := range links {
-		if l.Alias == alias {
-			parent = l.ParentIndex
+	for i := range links {
+		if links[i].Index == e.Ifindex {
+			own = &links[i]
 		}
 	}
-	var out []link.Info
+	if own == nil || own.ParentIndex == 0 {
+		return own, nil
+	}
 	for _, l := range links {
-		if parent != 0 && l.ParentIndex == parent && l.Kind == "macvlan" && !strings.HasPrefix(l.Alias, "mvlan/") {
-			out = append(out, l)
+		if l.Index != own.Index && l.ParentIndex == own.ParentIndex && (l.Kind == "macvlan" || l.Kind == "macvtap") {
+			nested = append(nested, l)
 		}
 	}
-	return out
+	return own, nested
 }

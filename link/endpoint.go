@@ -281,6 +281,21 @@ func EndpointLinks(netnsPath string) ([]Info, error) {
 	return out, err
 }
 
+// SetEndpointMAC sets the MAC of link ifindex in the namespace at
+// netnsPath (the tamper check restores a MAC the container changed).
+func SetEndpointMAC(netnsPath string, ifindex int, mac net.HardwareAddr) error {
+	return inNetns(netnsPath, func(nl *netlink.Handle) error {
+		l, err := nl.LinkByIndex(ifindex)
+		if err != nil {
+			return fmt.Errorf("link %d in %s: %w", ifindex, netnsPath, err)
+		}
+		if err := nl.LinkSetHardwareAddr(l, mac); err != nil {
+			return fmt.Errorf("set MAC %s on %s in %s: %w", mac, l.Attrs().Name, netnsPath, err)
+		}
+		return nil
+	}, false)
+}
+
 // inNetns runs fn with a netlink handle in the namespace at path. With
 // missingOK, a namespace that does not exist makes it return nil.
 func inNetns(path string, fn func(*netlink.Handle) error, missingOK bool) error {

@@ -93,7 +93,8 @@ func TestTamperNestedMacvlan(t *testing.T) {
 // clsact deleted (tc endpoints: the programs come back, a spoofed send is
 // refused again), a TCX program before mvlan's (TCX endpoints: mvlan's is
 // first again; tc endpoints: reported, not repaired, as TCX runs before
-// every tc filter) and a nested macvlan (deleted).
+// every tc filter), a nested macvlan (deleted; also with an mvlan/ alias)
+// and eth0's MAC changed to the router's (set back to the stored one).
 func TestTamperRepair(t *testing.T) {
 	for _, m := range dpModes {
 		t.Run(m.name, func(t *testing.T) {
@@ -120,6 +121,20 @@ func TestTamperRepair(t *testing.T) {
 			e.detected("nested_link", 1, true)
 			if out, err := nstest.RunErr(c1, "ip", "link", "show", "evil"); err == nil {
 				t.Errorf("the nested link is still there:\n%s", out)
+			}
+			// The same with mvlan's alias: the container sets any alias.
+			e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil2", "type", "macvlan", "mode", "bridge")
+			e.in(c1, "ip", "link", "set", "evil2", "alias", "mvlan/x/ep/y")
+			e.detected("nested_link", 1, true)
+			if out, err := nstest.RunErr(c1, "ip", "link", "show", "evil2"); err == nil {
+				t.Errorf("the nested link with alias mvlan/x/ep/y is still there:\n%s", out)
+			}
+			// The router's MAC on eth0 (bridge mode would deliver the
+			// neighbours' frames for the router to it): set back.
+			e.in(c1, "ip", "link", "set", "eth0", "address", "02:00:5e:00:53:01")
+			e.detected("mac_changed", 1, true)
+			if mac := linkMAC(t, c1, "eth0"); mac != g.mac.String() {
+				t.Errorf("eth0's MAC is %s after the repair, want the stored %s", mac, g.mac)
 			}
 			if d := strings.Join(drift(t, e.a), "\n"); !strings.Contains(d, "tampered with") {
 				t.Errorf("mvlan doctor does not show the tamper:\n%s", d)
@@ -189,6 +204,23 @@ func (g *guardEnv) tampered(frame []byte) {
 			g.e.t.Fatalf("after the tamper, the send still fails (%v): the tamper did not take", err)
 		}
 	}
+}
+
+// linkMAC is the MAC of ifName in namespace ns.
+func linkMAC(t *testing.T, ns, ifName string) string {
+	t.Helper()
+	var mac string
+	err := nstest.In(ns, func() error {
+		ifi, err := net.InterfaceByName(ifName)
+		if err == nil {
+			mac = ifi.HardwareAddr.String()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("MAC of %s in %s: %v", ifName, ns, err)
+	}
+	return mac
 }
 
 // passFirst attaches, in namespace ns, a TCX egress program before all

@@ -429,6 +429,23 @@ func (s *namespaces) Links(path string) ([]link.Info, error) {
 	return nil, notFound("netns " + path)
 }
 
+func (s *namespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) error {
+	k := (*Kernel)(s)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := k.nets[path]
+	if n == nil {
+		return notFound("netns " + path)
+	}
+	for i := range n.links {
+		if n.links[i].Index == ifindex {
+			n.links[i].MAC = slices.Clone(mac)
+			return nil
+		}
+	}
+	return notFound(fmt.Sprintf("link %d in %s", ifindex, path))
+}
+
 func (s *namespaces) Addrs(path string, ifindex int) ([]netip.Prefix, error) {
 	k := (*Kernel)(s)
 	k.mu.Lock()
