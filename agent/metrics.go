@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"context"
 	"net/http"
 	"runtime"
 	"runtime/debug"
 
+	"github.com/mvlan/mvlan/engine"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -63,6 +65,9 @@ var (
 		[]string{"network", "state"}, nil)
 	descBlocks = prometheus.NewDesc("mvlan_cluster_blocks",
 		"Address blocks of a cluster network (--scope cluster) this host holds.", []string{"network"}, nil)
+	descDrift = prometheus.NewDesc("mvlan_drift",
+		"Disagreements between state, kernel and IPAM the agent's drift check (GET /v1/check) reports, by kind; at most 10 s old.",
+		[]string{"kind"}, nil)
 )
 
 // stateCollector reports per-network values at scrape time.
@@ -73,9 +78,11 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descEndpoints
 	ch <- descLeases
 	ch <- descBlocks
+	ch <- descDrift
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.collectDrift(ch)
 	usage, err := c.a.eng.Usage()
 	if err != nil {
 		c.a.log.Warn("metrics: network usage not exported", "err", err)
@@ -94,5 +101,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.Used), n.Network, s, "used")
 			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.Free), n.Network, s, "free")
 		}
+	}
+}
+
+// collectDrift reports the drift check's counts (cached by the engine).
+func (c *stateCollector) collectDrift(ch chan<- prometheus.Metric) {
+	drift, err := c.a.eng.DriftCounts(context.Background())
+	if err != nil {
+		c.a.log.Warn("metrics: drift not exported", "err", err)
+		return
+	}
+	for _, k := range engine.DriftKinds {
+		ch <- prometheus.MustNewConstMetric(descDrift, prometheus.GaugeValue, float64(drift[k]), string(k))
 	}
 }

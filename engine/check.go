@@ -16,6 +16,20 @@ import (
 // It reads the store, the source of truth, and also reports where the
 // in-memory index disagrees with it.
 func (a *Engine) Check(ctx context.Context) ([]string, error) {
+	found, err := a.drift(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var drift []string
+	for _, k := range DriftKinds {
+		drift = append(drift, found[k]...)
+	}
+	slices.Sort(drift)
+	return drift, ctx.Err()
+}
+
+// drift is Check's findings by kind.
+func (a *Engine) drift(ctx context.Context) (map[DriftKind][]string, error) {
 	stored, err := a.store.Endpoints()
 	if err != nil {
 		return nil, err
@@ -29,25 +43,24 @@ func (a *Engine) Check(ctx context.Context) ([]string, error) {
 		eps = append(eps, e)
 	}
 	nets := a.networkList()
-	var drift []string
+	found := map[DriftKind][]string{}
 	for _, e := range eps {
-		drift = append(drift, a.checkEndpoint(e)...)
+		found[DriftEndpoint] = append(found[DriftEndpoint], a.checkEndpoint(e)...)
 	}
 	for _, n := range nets {
-		drift = append(drift, checkHeld(n, eps)...)
-		drift = append(drift, checkIndex(n, eps)...)
+		found[DriftIPAM] = append(found[DriftIPAM], checkHeld(n, eps)...)
+		found[DriftIndex] = append(found[DriftIndex], checkIndex(n, eps)...)
 	}
 	links, err := a.host.Links()
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
-	drift = append(drift, a.checkHostLinks(nets, links)...)
-	drift = append(drift, a.quarantineDrift()...)
+	found[DriftLink] = a.checkHostLinks(nets, links)
+	found[DriftQuarantine] = a.quarantineDrift()
 	for name, what := range a.tamper.findings() {
-		drift = append(drift, fmt.Sprintf("endpoint %s was tampered with: %s", name, what))
+		found[DriftTamper] = append(found[DriftTamper], fmt.Sprintf("endpoint %s was tampered with: %s", name, what))
 	}
-	slices.Sort(drift)
-	return drift, ctx.Err()
+	return found, ctx.Err()
 }
 
 func (a *Engine) checkEndpoint(e endpoint) []string {

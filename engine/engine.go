@@ -56,6 +56,8 @@ type Engine struct {
 	ns     Namespaces
 	modes  loader.Modes // per kind of link: see loader.ResolveModes
 	tamper tamperCounts
+	// driftCounts are the last Check's counts, for the metrics.
+	driftCounts driftCounts
 
 	hostIno uint64   // inode of the managed namespace, never a container's
 	pinLock *os.File // the lock on cfg.BPFFS (loader.LockPinDir)

@@ -7,6 +7,7 @@ package main
 
 import (
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -100,6 +101,7 @@ func TestTamperRepair(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			e, c1, _, g := tamperEnv(t, m, true)
+			e.wantDrift("tamper", 0) // no drift at all before the tampers
 			// Straight to container 2 (bridge mode): only container 1's own
 			// egress program can refuse the send.
 			spoof := arpRequestTo(mustMAC(t, g.peer.MAC), g.mac, addr("172.16.86.1"), addr("172.16.86.11"))
@@ -139,6 +141,7 @@ func TestTamperRepair(t *testing.T) {
 			if d := strings.Join(drift(t, e.a), "\n"); !strings.Contains(d, "tampered with") {
 				t.Errorf("mvlan doctor does not show the tamper:\n%s", d)
 			}
+			e.wantDrift("tamper", 1) // container 1
 		})
 	}
 }
@@ -174,6 +177,35 @@ func (e *dpEnv) detected(reason string, n uint64, repaired bool) {
 	}
 	if got := counter(text, "mvlan_datapath_reattach_total", labels); got != want {
 		e.t.Errorf("mvlan_datapath_reattach_total%v = %d, want %d", labels, got, want)
+	}
+}
+
+// wantDrift waits at most 11 s (the agent checks for drift at most every
+// 10 s) for /metrics to report n drift findings of kind, and 0 of every
+// other kind.
+func (e *dpEnv) wantDrift(kind string, n float64) {
+	e.t.Helper()
+	v := e.view("", "")
+	start := time.Now()
+	for {
+		got := map[string]float64{}
+		text := v.scrape()
+		for _, k := range []string{"endpoint", "ipam", "index", "link", "quarantine", "tamper"} {
+			got[k] = -1
+			if x, ok := metricValue(text, "mvlan_drift", map[string]string{"kind": k}); ok {
+				got[k] = x
+			}
+		}
+		want := map[string]float64{"endpoint": 0, "ipam": 0, "index": 0, "link": 0, "quarantine": 0, "tamper": 0}
+		want[kind] = n
+		if maps.Equal(got, want) {
+			e.t.Logf("mvlan_drift{kind=%q} %v after %v", kind, n, time.Since(start).Round(100*time.Millisecond))
+			return
+		}
+		if time.Since(start) > 11*time.Second {
+			e.t.Fatalf("mvlan_drift by kind is %v; want %v (-1: not exported)", got, want)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
