@@ -61,7 +61,18 @@ func agentsRow(b *dashboard.DashboardBuilder) {
 			"How long the last reconcile of state and kernel took (at start, and after a parent link comes back).",
 			unitSeconds, false,
 			q(`mvlan_reconcile_duration_seconds{`+selHost+`}`, "{{instance}}")).
-			Span(8))
+			Span(8)).
+		WithPanel(graph("Tampers and repairs",
+			"Tampers with containers' links the agent found in the last 10 minutes (a program detached, a foreign program first, a link of the container's own on the parent, a changed MAC), and those it repaired, by reason. Any tamper raises MvlanEndpointTampered, any repair MvlanProgramsReattached.",
+			unitNone, false,
+			q(`sum by (instance, reason) (increase(mvlan_datapath_tamper_total{`+selHost+`}[10m]))`, "{{instance}} tampered {{reason}}"),
+			q(`sum by (instance, reason) (increase(mvlan_datapath_reattach_total{`+selHost+`}[10m]))`, "{{instance}} repaired {{reason}}")).
+			Span(12)).
+		WithPanel(graph("Drift findings",
+			"Disagreements between state, kernel and IPAM the agent's drift check reports (mvlan doctor lists them), by kind. Any for 5 minutes raises MvlanDriftReported.",
+			unitNone, false,
+			q(`mvlan_drift{`+selHost+`}`, "{{instance}} {{kind}}")).
+			Span(12))
 }
 
 // poolsRow adds the row "Endpoints and address pools".

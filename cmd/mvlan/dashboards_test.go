@@ -273,8 +273,8 @@ func wantAlertExprs(t *testing.T, p *promServer) {
 			}
 		}
 	}
-	if n < 8 {
-		t.Errorf("%d alerting rules loaded; want the 8 of rules/mvlan.rules.yml", n)
+	if n < 11 {
+		t.Errorf("%d alerting rules loaded; want the 11 of rules/mvlan.rules.yml", n)
 	}
 }
 
