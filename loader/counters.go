@@ -111,27 +111,27 @@ func (d *Datapath) Counters() (Snapshot, error) {
 		Hairpin: map[NetVLAN]Counter{}, EastWest: map[NetVLAN]Counter{}, Drops: map[DropKey]Counter{},
 		Malformed: map[string]Counter{}, MapFull: d.mapFull(),
 	}
-	err := readPerCPU(d.maps["vlan_stats"], func(k vlanKey, v []trafficValue) {
+	err := readPerCPU(d.maps.VlanStats, func(k vlanKey, v []trafficValue) {
 		s.VLAN[VLANKey{int(k.Ifindex), k.VID}] = sumTraffic(v)
 	})
 	if err == nil {
 		parents := d.parentsByNetwork()
-		err = readPerCPU(d.maps["net_stats"], func(id uint32, v []netCounters) {
+		err = readPerCPU(d.maps.NetStats, func(id uint32, v []netCounters) {
 			s.addNetwork(id, parents[id], v)
 		})
 	}
 	if err == nil {
-		err = readPerCPU(d.maps["drop_stats"], func(k dropKey, v []pbValue) { s.Drops[DropKey{k.NetworkID, dropReason(k.Reason)}] = sumPB(v) })
+		err = readPerCPU(d.maps.DropStats, func(k dropKey, v []pbValue) { s.Drops[DropKey{k.NetworkID, dropReason(k.Reason)}] = sumPB(v) })
 	}
 	if err == nil {
-		err = readPerCPU(d.maps["malformed"], func(k uint32, v []pbValue) {
+		err = readPerCPU(d.maps.Malformed, func(k uint32, v []pbValue) {
 			if c := sumPB(v); k < hookCount && c.Packets > 0 {
 				s.Malformed[programNames[k]] = c
 			}
 		})
 	}
 	if err == nil {
-		err = readPerCPU(d.maps["map_full"], func(k uint32, v []uint64) {
+		err = readPerCPU(d.maps.MapFull, func(k uint32, v []uint64) {
 			if k < uint32(len(bpfInserted)) {
 				for _, n := range v {
 					s.MapFull[bpfInserted[k]] += n
@@ -290,17 +290,17 @@ func (d *Datapath) ForgetNetwork(networkID uint32) error {
 	if err != nil {
 		return err
 	}
-	if err := d.maps["net_stats"].Put(&networkID, make([]netCounters, ncpu)); err != nil {
+	if err := d.maps.NetStats.Put(&networkID, make([]netCounters, ncpu)); err != nil {
 		return fmt.Errorf("reset counters of network %d: %w", networkID, err)
 	}
-	return deleteWhere(d.maps["drop_stats"], func(k dropKey) bool { return k.NetworkID == networkID })
+	return deleteWhere(d.maps.DropStats, func(k dropKey) bool { return k.NetworkID == networkID })
 }
 
 // ForgetLink removes the per-VLAN counters of a link that no network uses
 // any more (call it when its programs are detached), so that its entries
 // do not fill the map and stay in the metrics.
 func (d *Datapath) ForgetLink(ifindex int) error {
-	return deleteWhere(d.maps["vlan_stats"], func(k vlanKey) bool { return int(k.Ifindex) == ifindex })
+	return deleteWhere(d.maps.VlanStats, func(k vlanKey) bool { return int(k.Ifindex) == ifindex })
 }
 
 // deleteWhere deletes the keys of a hash map for which match is true.

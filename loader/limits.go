@@ -50,7 +50,7 @@ func (d *Datapath) mapFull() map[string]uint64 {
 // put writes key and value into the named map. A full map gives an error
 // wrapping ErrTableFull, and is counted.
 func (d *Datapath) put(name string, key, value any) error {
-	m := d.maps[name]
+	m := d.byName[name]
 	err := m.Put(key, value)
 	if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOMEM) {
 		d.full.add(name)
@@ -101,7 +101,7 @@ func (d *Datapath) parentsByNetwork() map[uint32]Parent {
 func (d *Datapath) loadParents() error {
 	var k uint32
 	var v parentInfo
-	it := d.maps["parents"].Iterate()
+	it := d.maps.Parents.Iterate()
 	for it.Next(&k, &v) {
 		d.parents.set(Parent{Ifindex: int(k), NetworkID: v.NetworkID, VID: v.VID})
 	}

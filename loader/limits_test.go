@@ -87,7 +87,7 @@ func fillVLANs(t *testing.T, d *Datapath) {
 	}
 	for i := range MaxVLANCounters - 1 {
 		k := vlanKey{Ifindex: uint32(1000 + i/4096), VID: uint16(i % 4096)}
-		if err := d.maps["vlan_stats"].Put(&k, make([]trafficValue, ncpu)); err != nil {
+		if err := d.maps.VlanStats.Put(&k, make([]trafficValue, ncpu)); err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
 	}
@@ -137,7 +137,7 @@ func fillEndpoints(t *testing.T, d *Datapath) {
 	}
 	extra := newIPKey(ep(MaxEndpoints).IPs[0])
 	var v ipInfo
-	if err := d.maps["ep_by_ip"].Lookup(&extra, &v); err == nil {
+	if err := d.maps.EpByIp.Lookup(&extra, &v); err == nil {
 		t.Errorf("the refused endpoint's address %s is in ep_by_ip", extra.addr())
 	}
 	expectMapFull(t, d, map[string]uint64{"vlan_stats": 1, "ep_by_mac": 1})

@@ -33,6 +33,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -51,7 +52,12 @@ var mapNames = []string{
 // concurrent use.
 type Datapath struct {
 	pinDir string
-	maps   map[string]*ebpf.Map
+	// maps are the shared maps (bpf/include/maps.h) in bpf2go's generated
+	// struct (every one of them is in parent_ingress's object); byName
+	// holds the same maps by their C names, for MapReplacements and for
+	// accounting by map name (map_full).
+	maps   parentIngressMaps
+	byName map[string]*ebpf.Map
 	specs  map[string]*ebpf.CollectionSpec // by program name
 
 	parentIngress, parentEgress *ebpf.Program
@@ -83,7 +89,7 @@ func Load(ctx context.Context, pinDir string) (*Datapath, error) {
 	}
 	d := &Datapath{
 		pinDir:   pinDir,
-		maps:     map[string]*ebpf.Map{},
+		byName:   map[string]*ebpf.Map{},
 		epProgs:  map[uint64]*epPrograms{},
 		attached: map[attachKey]Attachment{},
 		qdiscs:   map[ifaceKey]bool{},
@@ -103,9 +109,14 @@ func (d *Datapath) load() error {
 		return err
 	}
 	for _, name := range mapNames {
-		if d.maps[name], err = openPinnedMap(d.specs["parent_ingress"].Maps[name], d.pinDir); err != nil {
+		if d.byName[name], err = openPinnedMap(d.specs["parent_ingress"].Maps[name], d.pinDir); err != nil {
 			return err
 		}
+	}
+	// Assign takes the maps out of the collection it is given: a copy,
+	// so that byName keeps them (Close closes them through byName).
+	if err := (&ebpf.Collection{Maps: maps.Clone(d.byName)}).Assign(&d.maps); err != nil {
+		return fmt.Errorf("assign the shared maps: %w", err)
 	}
 	if err := d.loadParents(); err != nil {
 		return err
@@ -136,7 +147,7 @@ func (d *Datapath) loadShared() error {
 		return err
 	}
 	for slot, p := range map[uint32]*ebpf.Program{slotIngress: d.epIngress, slotEgress: d.epEgress} {
-		if err := d.maps["ep_progs"].Put(slot, p); err != nil {
+		if err := d.maps.EpProgs.Put(slot, p); err != nil {
 			return fmt.Errorf("put the shared endpoint program in slot %d: %w", slot, err)
 		}
 	}
@@ -205,7 +216,7 @@ func (d *Datapath) loadAs(name, kernelName string, consts map[string]any) (*ebpf
 			return nil, fmt.Errorf("program %s: set %s: %w", name, v, err)
 		}
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: d.maps})
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: d.byName})
 	if err != nil {
 		return nil, fmt.Errorf("load program %s: %w", name, err)
 	}
@@ -234,12 +245,13 @@ func (d *Datapath) Close() error {
 			errs = append(errs, p.Close())
 		}
 	}
-	for _, m := range d.maps {
+	for _, m := range d.byName {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
 	}
-	d.parentIngress, d.parentEgress, d.epIngress, d.epEgress, d.maps = nil, nil, nil, nil, nil
+	d.parentIngress, d.parentEgress, d.epIngress, d.epEgress, d.byName = nil, nil, nil, nil, nil
+	d.maps = parentIngressMaps{}
 	return errors.Join(errs...)
 }
 

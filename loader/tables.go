@@ -58,7 +58,7 @@ func (d *Datapath) SetEndpoint(ep Endpoint) (err error) {
 	defer d.tables.Unlock()
 	key := epKey{NetnsCookie: ep.NetnsCookie, Ifindex: uint32(ep.Ifindex)}
 	var old epInfo
-	hadOld := d.maps["ep_table"].Lookup(&key, &old) == nil
+	hadOld := d.maps.EpTable.Lookup(&key, &old) == nil
 	var created []created
 	defer func() {
 		if err != nil {
@@ -108,12 +108,12 @@ func (d *Datapath) MoveEndpoint(fromCookie uint64, fromIfindex int, ep Endpoint)
 	defer d.tables.Unlock()
 	key := epKey{NetnsCookie: fromCookie, Ifindex: uint32(fromIfindex)}
 	var old epInfo
-	if err := d.maps["ep_table"].Lookup(&key, &old); errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := d.maps.EpTable.Lookup(&key, &old); errors.Is(err, ebpf.ErrKeyNotExist) {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("move endpoint %d/%d: %w", fromCookie, fromIfindex, err)
 	}
-	if err := deleteKey(d.maps["ep_table"], &key); err != nil {
+	if err := deleteKey(d.maps.EpTable, &key); err != nil {
 		return fmt.Errorf("move endpoint %d/%d: %w", fromCookie, fromIfindex, err)
 	}
 	keep := map[ipKey]bool{}
@@ -121,7 +121,7 @@ func (d *Datapath) MoveEndpoint(fromCookie uint64, fromIfindex int, ep Endpoint)
 		keep[newIPKey(ip)] = true
 	}
 	if old.MAC != info.MAC {
-		if err := deleteKey(d.maps["ep_by_mac"], &macKey{MAC: old.MAC}); err != nil {
+		if err := deleteKey(d.maps.EpByMac, &macKey{MAC: old.MAC}); err != nil {
 			return fmt.Errorf("move endpoint: delete its old mac: %w", err)
 		}
 	}
@@ -137,7 +137,7 @@ type created struct {
 // create puts key and value into the named map and records the key in
 // done when it was not there before.
 func (d *Datapath) create(done []created, name string, key, value any) ([]created, error) {
-	isNew := errors.Is(d.maps[name].Lookup(key, make([]byte, d.maps[name].ValueSize())), ebpf.ErrKeyNotExist)
+	isNew := errors.Is(d.byName[name].Lookup(key, make([]byte, d.byName[name].ValueSize())), ebpf.ErrKeyNotExist)
 	if err := d.put(name, key, value); err != nil {
 		return done, err
 	}
@@ -150,7 +150,7 @@ func (d *Datapath) create(done []created, name string, key, value any) ([]create
 func (d *Datapath) undo(done []created) error {
 	var errs []error
 	for _, c := range done {
-		errs = append(errs, deleteKey(d.maps[c.m], c.key))
+		errs = append(errs, deleteKey(d.byName[c.m], c.key))
 	}
 	return errors.Join(errs...)
 }
@@ -216,15 +216,15 @@ func (d *Datapath) DeleteEndpoint(netnsCookie uint64, ifindex int) error {
 	defer d.tables.Unlock()
 	key := epKey{NetnsCookie: netnsCookie, Ifindex: uint32(ifindex)}
 	var info epInfo
-	if err := d.maps["ep_table"].Lookup(&key, &info); errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := d.maps.EpTable.Lookup(&key, &info); errors.Is(err, ebpf.ErrKeyNotExist) {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("delete endpoint %d/%d: %w", netnsCookie, ifindex, err)
 	}
-	if err := deleteKey(d.maps["ep_table"], &key); err != nil {
+	if err := deleteKey(d.maps.EpTable, &key); err != nil {
 		return fmt.Errorf("delete endpoint %d/%d: %w", netnsCookie, ifindex, err)
 	}
-	if err := deleteKey(d.maps["ep_by_mac"], &macKey{MAC: info.MAC}); err != nil {
+	if err := deleteKey(d.maps.EpByMac, &macKey{MAC: info.MAC}); err != nil {
 		return fmt.Errorf("delete endpoint mac: %w", err)
 	}
 	return d.deleteAddressesOf(info, nil)
@@ -233,7 +233,7 @@ func (d *Datapath) DeleteEndpoint(netnsCookie uint64, ifindex int) error {
 // deleteAddressesOf deletes the address entries of endpoint info, except
 // those in keep and those that now belong to another MAC.
 func (d *Datapath) deleteAddressesOf(info epInfo, keep map[ipKey]bool) error {
-	m := d.maps["ep_by_ip"]
+	m := d.maps.EpByIp
 	for _, ip := range info.addrs() {
 		k := newIPKey(ip)
 		var v ipInfo
@@ -253,7 +253,7 @@ func (d *Datapath) Endpoints() ([]Endpoint, error) {
 	var out []Endpoint
 	var k epKey
 	var v epInfo
-	it := d.maps["ep_table"].Iterate()
+	it := d.maps.EpTable.Iterate()
 	for it.Next(&k, &v) {
 		out = append(out, Endpoint{
 			NetnsCookie: k.NetnsCookie, Ifindex: int(k.Ifindex),
@@ -277,7 +277,7 @@ func (d *Datapath) PruneOrphans() error {
 	cookies := map[uint64]bool{}
 	var ek epKey
 	var ei epInfo
-	it := d.maps["ep_table"].Iterate()
+	it := d.maps.EpTable.Iterate()
 	for it.Next(&ek, &ei) {
 		live[ei.MAC] = true
 		cookies[ek.NetnsCookie] = true
@@ -288,7 +288,7 @@ func (d *Datapath) PruneOrphans() error {
 	var macs []macKey
 	var mk macKey
 	var mi epInfo
-	it = d.maps["ep_by_mac"].Iterate()
+	it = d.maps.EpByMac.Iterate()
 	for it.Next(&mk, &mi) {
 		if !live[mk.MAC] {
 			macs = append(macs, mk)
@@ -297,7 +297,7 @@ func (d *Datapath) PruneOrphans() error {
 	var ips []ipKey
 	var ik ipKey
 	var ii ipInfo
-	it2 := d.maps["ep_by_ip"].Iterate()
+	it2 := d.maps.EpByIp.Iterate()
 	for it2.Next(&ik, &ii) {
 		if !live[ii.MAC] {
 			ips = append(ips, ik)
@@ -308,10 +308,10 @@ func (d *Datapath) PruneOrphans() error {
 	}
 	var errs []error
 	for i := range macs {
-		errs = append(errs, deleteKey(d.maps["ep_by_mac"], &macs[i]))
+		errs = append(errs, deleteKey(d.maps.EpByMac, &macs[i]))
 	}
 	for i := range ips {
-		errs = append(errs, deleteKey(d.maps["ep_by_ip"], &ips[i]))
+		errs = append(errs, deleteKey(d.maps.EpByIp, &ips[i]))
 	}
 	errs = append(errs, d.pruneStubs(cookies))
 	return errors.Join(errs...)
@@ -392,7 +392,7 @@ func (d *Datapath) SetParent(ifindex int, networkID uint32, vid uint16) error {
 // DeleteParent removes a parent; a missing one is not an error.
 func (d *Datapath) DeleteParent(ifindex int) error {
 	k := uint32(ifindex)
-	if err := deleteKey(d.maps["parents"], &k); err != nil {
+	if err := deleteKey(d.maps.Parents, &k); err != nil {
 		return fmt.Errorf("delete parent %d: %w", ifindex, err)
 	}
 	d.parents.remove(ifindex)
@@ -404,7 +404,7 @@ func (d *Datapath) Parents() ([]Parent, error) {
 	var out []Parent
 	var k uint32
 	var v parentInfo
-	it := d.maps["parents"].Iterate()
+	it := d.maps.Parents.Iterate()
 	for it.Next(&k, &v) {
 		out = append(out, Parent{Ifindex: int(k), NetworkID: v.NetworkID, VID: v.VID})
 	}

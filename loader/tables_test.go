@@ -25,7 +25,7 @@ func ipTable(t *testing.T, d *Datapath) map[netip.Addr]uint32 {
 	out := map[netip.Addr]uint32{}
 	var k ipKey
 	var v ipInfo
-	it := d.maps["ep_by_ip"].Iterate()
+	it := d.maps.EpByIp.Iterate()
 	for it.Next(&k, &v) {
 		out[k.addr()] = v.NetworkID
 	}
@@ -98,7 +98,7 @@ func TestMoveEndpoint(t *testing.T) {
 		t.Fatalf("rows after the move: %+v %v; want one, under 8/4", eps, err)
 	}
 	var info epInfo
-	if err := d.maps["ep_by_mac"].Lookup(&macKey{MAC: [6]byte(macA)}, &info); err != nil {
+	if err := d.maps.EpByMac.Lookup(&macKey{MAC: [6]byte(macA)}, &info); err != nil {
 		t.Errorf("ep_by_mac lost %s: %v", macA, err)
 	}
 	want := map[netip.Addr]uint32{netip.MustParseAddr("10.1.0.10"): 5, linkLocal([6]byte(macA)): 5}
