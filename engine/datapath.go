@@ -186,6 +186,16 @@ func allowOf(f netconf.FirstHop) loader.Allow {
 
 // slaveIndex finds the ifindex of e's link, by our alias, in its namespace.
 func (a *Engine) slaveIndex(e endpoint) (int, error) {
+	idx, err := a.findSlave(e)
+	if err == nil && idx == 0 {
+		err = fmt.Errorf("endpoint %s: no link in %s", e.Name, e.Netns)
+	}
+	return idx, err
+}
+
+// findSlave is the ifindex of e's link in its namespace, found by our
+// alias; 0 when the namespace has no such link.
+func (a *Engine) findSlave(e endpoint) (int, error) {
 	links, err := a.ns.Links(e.Netns)
 	if err != nil {
 		return 0, err
@@ -196,7 +206,7 @@ func (a *Engine) slaveIndex(e endpoint) (int, error) {
 			return l.Index, nil
 		}
 	}
-	return 0, fmt.Errorf("endpoint %s: no link in %s", e.Name, e.Netns)
+	return 0, nil
 }
 
 // detachEndpoint removes e's programs (if its namespace still exists) and

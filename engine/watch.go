@@ -164,15 +164,8 @@ func (a *Engine) release(ctx context.Context, n *network, en *entry, e endpoint,
 // ensureLink re-creates e's link if its namespace lost it, and returns the
 // ifindex of the link it found (0 for a re-created one).
 func (a *Engine) ensureLink(ctx context.Context, n *network, e endpoint) (int, error) {
-	links, err := a.ns.Links(e.Netns)
-	if err != nil {
-		return 0, err
-	}
-	alias := a.alias("ep", e.ID)
-	for _, l := range links {
-		if l.Alias == alias {
-			return l.Index, nil
-		}
+	if idx, err := a.findSlave(e); err != nil || idx != 0 {
+		return idx, err
 	}
 	n.mu.Lock()
 	ok := n.ok()
