@@ -97,17 +97,16 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 	if o := n.byName[e.Name]; o != nil {
 		return nil, conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.Name))
 	}
-	// A namespace mvlan makes is new and a random MAC does not clash
-	// (see endpointMAC): only connect and --mac look at the others.
+	if o := n.byMAC[string(e.MAC)]; o != nil && len(e.MAC) > 0 {
+		return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", e.MAC, n.Name, o.ep.Name))
+	}
+	// A namespace mvlan makes is new: only connect looks at the others'.
 	for _, o := range n.eps {
-		if e.OwnsNetns && req.MAC == "" {
+		if e.OwnsNetns {
 			break
 		}
-		if !e.OwnsNetns && o.ep.NetnsInode == e.NetnsInode {
+		if o.ep.NetnsInode == e.NetnsInode {
 			return nil, conflict(fmt.Errorf("namespace %s is already on network %s (endpoint %s)", e.Netns, n.Name, o.ep.Name))
-		}
-		if req.MAC != "" && slices.Equal(o.ep.MAC, e.MAC) {
-			return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", e.MAC, n.Name, o.ep.Name))
 		}
 	}
 	reserve := a.reserve

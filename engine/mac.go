@@ -41,15 +41,7 @@ func pickStableMAC(netName, name string, taken func(net.HardwareAddr) bool) net.
 // macTaken reports whether mac is held by one of n's endpoints or is
 // parent. Caller holds n.mu.
 func (n *network) macTaken(mac, parent net.HardwareAddr) bool {
-	if bytes.Equal(mac, parent) {
-		return true
-	}
-	for _, en := range n.eps {
-		if bytes.Equal(en.ep.MAC, mac) {
-			return true
-		}
-	}
-	return false
+	return bytes.Equal(mac, parent) || n.byMAC[string(mac)] != nil
 }
 
 // identity is what tells n's endpoints apart from those of the same name

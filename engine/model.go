@@ -165,6 +165,7 @@ type network struct {
 	eps                     map[string]*entry     // by endpoint ID
 	byName                  map[string]*entry     // names are unique per network
 	byAddr                  map[netip.Addr]*entry // the addresses endpoints have
+	byMAC                   map[string]*entry     // by string(MAC): MACs are unique per network
 	shim                    *shimState            // the host shim (shim.go); nil: none
 
 	shimMu sync.Mutex // orders syncs of the shim's routes (syncShimRoutes)
@@ -182,12 +183,18 @@ func newNetwork(n api.Network, space addrSpace) (*network, error) {
 	nw := &network{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
 		ParentKind: kind, LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6, Internal: n.Internal,
 		Serial: n.Serial, Labels: n.Labels, Options: withShim(n.Options, nil), Pools: n.Pools, DatapathID: n.DatapathID,
-		DHCP: n.IPAMDriver == api.IPAMDHCP, space: space, status: healthy(), eps: map[string]*entry{}, byName: map[string]*entry{},
-		byAddr: map[netip.Addr]*entry{}}
+		DHCP: n.IPAMDriver == api.IPAMDHCP, space: space, status: healthy()}
+	nw.initIndex()
 	if shim != nil {
 		nw.shim = &shimState{addrs: shim}
 	}
 	return nw, nil
+}
+
+// initIndex gives a new network its empty endpoint indexes.
+func (n *network) initIndex() {
+	n.eps, n.byName = map[string]*entry{}, map[string]*entry{}
+	n.byAddr, n.byMAC = map[netip.Addr]*entry{}, map[string]*entry{}
 }
 
 // stored is the network as the store keeps it (no status, no endpoints;
@@ -221,6 +228,9 @@ func (n *network) add(e endpoint) *entry {
 	en.busy.Lock()
 	n.eps[e.ID] = en
 	n.byName[e.Name] = en
+	if len(e.MAC) > 0 {
+		n.byMAC[string(e.MAC)] = en
+	}
 	for _, p := range e.Addrs {
 		n.byAddr[p.Addr()] = en
 	}
@@ -249,6 +259,9 @@ func (n *network) unindex(en *entry) {
 	if n.byName[en.ep.Name] == en {
 		delete(n.byName, en.ep.Name)
 	}
+	if n.byMAC[string(en.ep.MAC)] == en {
+		delete(n.byMAC, string(en.ep.MAC))
+	}
 	for _, p := range en.ep.Addrs {
 		if n.byAddr[p.Addr()] == en {
 			delete(n.byAddr, p.Addr())
@@ -264,6 +277,14 @@ func (n *network) set(en *entry, e endpoint) {
 			delete(n.byName, en.ep.Name)
 		}
 		n.byName[e.Name] = en
+	}
+	if string(en.ep.MAC) != string(e.MAC) {
+		if n.byMAC[string(en.ep.MAC)] == en {
+			delete(n.byMAC, string(en.ep.MAC))
+		}
+		if len(e.MAC) > 0 {
+			n.byMAC[string(e.MAC)] = en
+		}
 	}
 	for _, p := range en.ep.Addrs {
 		if n.byAddr[p.Addr()] == en {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/mvlan/mvlan/agent/store"
@@ -66,8 +65,8 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	n := &network{ID: id, Name: cfg.Name, Driver: api.Driver, Created: time.Now().UTC(),
 		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
 		Labels: cfg.Labels, Options: withShim(cfg.Options, nil), Pools: toAPIPools(space.Pools()), DHCP: cfg.DHCP,
-		space: space, status: healthy(), eps: map[string]*entry{}, byName: map[string]*entry{},
-		byAddr: map[netip.Addr]*entry{}}
+		space: space, status: healthy()}
+	n.initIndex()
 	if n.DatapathID, err = a.allocDatapathID(); err != nil {
 		return api.Network{}, err
 	}

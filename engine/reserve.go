@@ -6,7 +6,6 @@ package engine
 // is never released from outside.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -108,10 +107,8 @@ func (a *Engine) EndpointMAC(netID, want string) (net.HardwareAddr, error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, en := range n.eps {
-		if bytes.Equal(en.ep.MAC, mac) {
-			return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", mac, n.Name, en.ep.Name))
-		}
+	if en := n.byMAC[string(mac)]; en != nil {
+		return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", mac, n.Name, en.ep.Name))
 	}
 	return mac, nil
 }

@@ -54,6 +54,12 @@ func TestStableMAC(t *testing.T) {
 	if got := e.runD(e.name("4"), "pub_net", "--mac=02:42:ac:10:56:0a").MAC; got != "02:42:ac:10:56:0a" {
 		t.Errorf("--mac 02:42:ac:10:56:0a gave %s", got)
 	}
+	// A MAC another container of the network holds is refused, naming it.
+	held := macs["pub_net "+c2]
+	_, stderr, code := e.a.mv("run", "-d", "--name", e.name("5"), "--net", "pub_net", "--mac="+held)
+	if code != 1 || !strings.Contains(stderr, held) || !strings.Contains(stderr, "already used") {
+		t.Errorf("run --mac=%s (held by %s): exit %d, %q; want exit 1 naming the MAC as already used", held, c2, code, stderr)
+	}
 }
 
 // isGARP reports whether frame is a gratuitous ARP (sender and target
