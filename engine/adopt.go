@@ -26,7 +26,7 @@ type kernelEndpoint struct {
 // can leave such an endpoint recorded as "creating"; it is adopted, not
 // torn down.
 func (a *Engine) completeIn(n *network, e endpoint) (kernelEndpoint, bool) {
-	if !a.isOurNetns(e) {
+	if !a.isOurNetns(e) || (n.DHCP && e.Lease == nil) { // no lease stored: see settleLease
 		return kernelEndpoint{}, false
 	}
 	k, err := a.kernelEndpointIn(e.Netns, e.ID)

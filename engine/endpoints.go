@@ -68,6 +68,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 				a.releaseLease(context.WithoutCancel(ctx), n, e)
 			}
 		}()
+		crashpoint.Hit("endpoint-create:after-lease")
 	}
 	e.State = Ready
 	if err = a.store.UpdateEndpoint(e.api()); err != nil {

@@ -135,6 +135,7 @@ func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (
 	}
 	switch {
 	case e.State != Ready:
+		e = a.settleLease(ctx, n, e)
 		return e, !a.release(ctx, n, en, e, "caught "+e.State.String()+" by a restart")
 	case !a.netnsAlive(e):
 		return e, !a.release(ctx, n, en, e, "its namespace is gone")
