@@ -42,8 +42,8 @@ func (a *Engine) dhcpLink(n *network, e endpoint) dhcp.Link {
 	if e.Lease != nil && len(e.Lease.ClientID) > 0 {
 		l.ClientID = e.Lease.ClientID
 	}
-	if len(n.Pools) > 0 {
-		l.Subnet = n.Pools[0].Subnet
+	if p, ok := n.pool4(); ok {
+		l.Subnet = p.Subnet
 	}
 	if e.Lease != nil {
 		l.Want = e.Lease.Addr.Addr()
@@ -63,6 +63,7 @@ func (a *Engine) acquireLease(ctx context.Context, n *network, e *endpoint) erro
 	if err := a.applyLease(n, e, l); err != nil {
 		return errors.Join(err, dhcp.Release(context.WithoutCancel(ctx), a.dhcpLink(n, *e), l))
 	}
+	a.learnSubnet(n, l)
 	a.log.Info("DHCP lease", "name", e.Name, "network", n.Name, "addr", l.Addr, "router", l.Router, "server", l.Server, "expiry", l.Expiry)
 	return nil
 }

@@ -149,6 +149,12 @@ func TestDHCP(t *testing.T) {
 	out, perr := e.pingFrom(c1, "192.168.60.1", false)
 	e.wantPingOK("ping the server's router from "+c1, out, exitOf(perr))
 	first := srv.waitLease(ep.MAC, time.Second, "lease of "+c1, func(l lease, ok bool) bool { return ok && l.addr == p.Addr() })
+	ipamOf := func() string {
+		return strings.TrimSpace(e.a.ok("network", "inspect", "-f", "{{.IPAM.Driver}}{{range .IPAM.Config}} {{.Subnet}} {{.Gateway}}{{end}}", "lan"))
+	}
+	if got := ipamOf(); got != "dhcp 192.168.60.0/24 192.168.60.1" { // learned from the first lease
+		t.Errorf("inspect lan after the first lease: IPAM %q, want the lease's subnet and router: dhcp 192.168.60.0/24 192.168.60.1", got)
+	}
 
 	renewed := srv.waitLease(ep.MAC, 10*time.Second, "renewal at T1 (4 s)", func(l lease, ok bool) bool { return ok && l.expiry > first.expiry })
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(a.log.String(), "DHCP lease renewed"); time.Sleep(50 * time.Millisecond) {
@@ -162,6 +168,13 @@ func TestDHCP(t *testing.T) {
 	srv.waitLease(ep.MAC, 10*time.Second, "renewal after SIGKILL and restart", func(l lease, ok bool) bool { return ok && l.expiry > renewed.expiry })
 	if got, ok := e.endpoint(c1); !ok || addrOf(got, false) != addr {
 		t.Errorf("after restart ps shows %s with %q, want %s", c1, addrOf(got, false), addr)
+	}
+	if got := ipamOf(); got != "dhcp 192.168.60.0/24 192.168.60.1" {
+		t.Errorf("inspect lan after restart: IPAM %q, want the learned dhcp 192.168.60.0/24 192.168.60.1", got)
+	}
+	_, errs, code := e.a.mv("network", "create", "--subnet", "192.168.60.0/25", "-o", "parent=eth1", "clash")
+	if code == 0 || !strings.Contains(errs, "overlaps subnet 192.168.60.0/24 of network lan") {
+		t.Errorf("a network overlapping lan's learned subnet: exit %d, %q; want it refused naming lan", code, errs)
 	}
 	st := &statsEnv{t: t, sb: sb, a: a}
 	waitMetric(st, `mvlan_dhcp_leases{network="lan",state="bound"} 1`) // between T1 and the ACK it is renewing
@@ -209,7 +222,7 @@ func TestDHCP(t *testing.T) {
 
 	e.a.ok("network", "create", "--ipam-driver", "dhcp", "--subnet", "192.168.61.0/24", "-o", "parent=eth1", "narrow")
 	bad := e.name("2")
-	_, errs, code := e.a.mv("run", "-d", "--name", bad, "--net", "narrow")
+	_, errs, code = e.a.mv("run", "-d", "--name", bad, "--net", "narrow")
 	if code == 0 || !strings.Contains(errs, "offered 10.99.0.") || !strings.Contains(errs, "outside the network's --subnet 192.168.61.0/24") {
 		t.Errorf("run on a network whose --subnet excludes the offer: exit %d, %q; want an error naming the offer and the subnet", code, errs)
 	}

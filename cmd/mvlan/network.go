@@ -272,6 +272,9 @@ func toDocker(n api.Network) dockerNetwork {
 		EndpointCount: n.EndpointCount,
 		IPAM:          dockerIPAM{Driver: "default", Options: map[string]string{}},
 	}
+	if n.IPAMDriver != "" {
+		d.IPAM.Driver = n.IPAMDriver // dhcp
+	}
 	if d.Options == nil {
 		d.Options = map[string]string{}
 	}
