@@ -64,10 +64,18 @@ const (
 	ParentHostOnly = "hostonly" // a host-only link mvlan created (no -o parent)
 )
 
+// Where a network's name came from (Network.NameFrom).
+const (
+	NameGiven    = ""          // the operator's: mvlan network create NAME, or Docker's -o name=NAME
+	NameDockerID = "docker-id" // Docker's network ID, until dockerd tells the network's name
+	NameDockerd  = "dockerd"   // the name dockerd has for the network (followed when it changes)
+)
+
 // Network is a macvlan network as the agent stores and serves it.
 type Network struct {
 	ID         string            `json:"id"`
 	Name       string            `json:"name"`
+	NameFrom   string            `json:"name_from,omitempty"` // NameGiven, NameDockerID or NameDockerd
 	Driver     string            `json:"driver"`
 	Created    time.Time         `json:"created"`
 	Parent     string            `json:"parent"`

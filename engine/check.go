@@ -117,14 +117,14 @@ func checkHeld(n *network, eps []endpoint) []string {
 	for _, h := range held {
 		owner, ok := want[h.Addr.String()]
 		if !ok {
-			drift = append(drift, fmt.Sprintf("network %s: address %s is held by %q but no endpoint has it", n.Name, h.Addr, h.Owner))
+			drift = append(drift, fmt.Sprintf("network %s: address %s is held by %q but no endpoint has it", n.name(), h.Addr, h.Owner))
 		} else if owner != h.Owner {
-			drift = append(drift, fmt.Sprintf("network %s: address %s is held by %q, endpoint %s has it", n.Name, h.Addr, h.Owner, owner))
+			drift = append(drift, fmt.Sprintf("network %s: address %s is held by %q, endpoint %s has it", n.name(), h.Addr, h.Owner, owner))
 		}
 		delete(want, h.Addr.String())
 	}
 	for addr, owner := range want {
-		drift = append(drift, fmt.Sprintf("network %s: endpoint %s has %s but IPAM does not hold it", n.Name, owner, addr))
+		drift = append(drift, fmt.Sprintf("network %s: endpoint %s has %s but IPAM does not hold it", n.name(), owner, addr))
 	}
 	return drift
 }
@@ -144,7 +144,7 @@ func (a *Engine) checkHostLinks(nets []*network, links []link.Info) []string {
 	}
 	for _, n := range nets {
 		if _, ok := present[n.Parent]; !ok {
-			drift = append(drift, fmt.Sprintf("network %s: parent %s is missing", n.Name, n.Parent))
+			drift = append(drift, fmt.Sprintf("network %s: parent %s is missing", n.name(), n.Parent))
 		}
 		drift = append(drift, a.checkShim(n, present)...)
 	}
@@ -168,14 +168,14 @@ func checkIndex(n *network, eps []endpoint) []string {
 		s, ok := want[e.ID]
 		switch {
 		case !ok:
-			drift = append(drift, fmt.Sprintf("network %s: endpoint %s is served but not stored", n.Name, e.Name))
+			drift = append(drift, fmt.Sprintf("network %s: endpoint %s is served but not stored", n.name(), e.Name))
 		case s.State != e.State || s.Name != e.Name:
-			drift = append(drift, fmt.Sprintf("network %s: endpoint %s is served as %s %s, stored as %s %s", n.Name, e.ID[:12], e.Name, e.State, s.Name, s.State))
+			drift = append(drift, fmt.Sprintf("network %s: endpoint %s is served as %s %s, stored as %s %s", n.name(), e.ID[:12], e.Name, e.State, s.Name, s.State))
 		}
 		delete(want, e.ID)
 	}
 	for _, e := range want {
-		drift = append(drift, fmt.Sprintf("network %s: endpoint %s is stored but not served", n.Name, e.Name))
+		drift = append(drift, fmt.Sprintf("network %s: endpoint %s is stored but not served", n.name(), e.Name))
 	}
 	return drift
 }

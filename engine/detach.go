@@ -180,7 +180,7 @@ func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
 	n.mu.Unlock()
 	switch {
 	case found == nil:
-		return notFound(fmt.Errorf("namespace %s is not connected to network %s", path, n.Name))
+		return notFound(fmt.Errorf("namespace %s is not connected to network %s", path, n.name()))
 	case e.OwnsNetns:
 		return invalid(fmt.Errorf("%s is container %s, made by mvlan run; remove it with mvlan rm %s (disconnect is for namespaces made by others)", path, e.Name, e.Name))
 	}
@@ -210,7 +210,7 @@ func (a *Engine) Endpoints() ([]api.Endpoint, error) {
 	names := map[string]string{}
 	gone := a.removals.ids()
 	for _, n := range a.networkList() {
-		names[n.ID] = n.Name
+		names[n.ID] = n.name()
 		n.mu.Lock()
 		for _, e := range n.endpoints() {
 			if !gone[e.ID] {
@@ -289,7 +289,7 @@ func oneContainer(ref string, hits []hit) ([]hit, error) {
 	var names []string
 	for _, h := range hits {
 		same = same && h.ep.NetnsInode == ino
-		names = append(names, fmt.Sprintf("%s/%s (ID %s)", h.n.Name, h.ep.Name, shortID(h.ep.ID)))
+		names = append(names, fmt.Sprintf("%s/%s (ID %s)", h.n.name(), h.ep.Name, shortID(h.ep.ID)))
 	}
 	if same {
 		return hits, nil
@@ -310,7 +310,7 @@ func (a *Engine) matchOnNetwork(netRef, name string) ([]hit, error) {
 	if en := n.byName[name]; en != nil {
 		return []hit{{n, en, en.ep}}, nil
 	}
-	return nil, notFound(fmt.Errorf("no endpoint %q on network %s; see mvlan ps", name, n.Name))
+	return nil, notFound(fmt.Errorf("no endpoint %q on network %s; see mvlan ps", name, n.name()))
 }
 
 // matchIDPrefix finds the one endpoint whose ID starts with prefix.

@@ -28,7 +28,7 @@ const retryExpired = 10 * time.Second
 // reserveDHCP refuses what a DHCP network cannot do. Caller holds n.mu.
 func reserveDHCP(n *network, req api.EndpointCreate) error {
 	if req.IP != "" || req.IP6 != "" {
-		return invalid(fmt.Errorf("network %s takes its addresses from its DHCP server (--ipam-driver dhcp); leave out --ip and --ip6", n.Name))
+		return invalid(fmt.Errorf("network %s takes its addresses from its DHCP server (--ipam-driver dhcp); leave out --ip and --ip6", n.name()))
 	}
 	return nil
 }
@@ -58,13 +58,13 @@ func (a *Engine) acquireLease(ctx context.Context, n *network, e *endpoint) erro
 	defer cancel()
 	l, err := dhcp.Acquire(ctx, a.dhcpLink(n, *e))
 	if err != nil {
-		return conflict(fmt.Errorf("network %s (--ipam-driver dhcp): no address for %s (MAC %s): %w", n.Name, e.Name, e.MAC, err))
+		return conflict(fmt.Errorf("network %s (--ipam-driver dhcp): no address for %s (MAC %s): %w", n.name(), e.Name, e.MAC, err))
 	}
 	if err := a.applyLease(n, e, l); err != nil {
 		return errors.Join(err, dhcp.Release(context.WithoutCancel(ctx), a.dhcpLink(n, *e), l))
 	}
 	a.learnSubnet(n, l)
-	a.log.Info("DHCP lease", "name", e.Name, "network", n.Name, "addr", l.Addr, "router", l.Router, "server", l.Server, "expiry", l.Expiry)
+	a.log.Info("DHCP lease", "name", e.Name, "network", n.name(), "addr", l.Addr, "router", l.Router, "server", l.Server, "expiry", l.Expiry)
 	return nil
 }
 
@@ -104,6 +104,6 @@ func (a *Engine) releaseLease(ctx context.Context, n *network, e endpoint) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if err := dhcp.Release(ctx, a.dhcpLink(n, e), *e.Lease); err != nil {
-		a.log.Warn("DHCPRELEASE not sent; the server keeps the lease until it expires", "name", e.Name, "network", n.Name, "addr", e.Lease.Addr, "err", err)
+		a.log.Warn("DHCPRELEASE not sent; the server keeps the lease until it expires", "name", e.Name, "network", n.name(), "addr", e.Lease.Addr, "err", err)
 	}
 }

@@ -35,7 +35,7 @@ func (a *Engine) learnSubnet(n *network, l dhcp.Lease) {
 		return
 	}
 	if !a.netOps.TryLock() {
-		a.log.Debug("subnet not learned now: a network operation is running", "network", n.Name)
+		a.log.Debug("subnet not learned now: a network operation is running", "network", n.name())
 		return
 	}
 	defer a.netOps.Unlock()
@@ -44,7 +44,7 @@ func (a *Engine) learnSubnet(n *network, l dhcp.Lease) {
 		for _, q := range o.Pools { // written under netOps only
 			if o != n && q.Subnet.Overlaps(p.Subnet) {
 				a.log.Warn("subnet of the first DHCP lease not learned: it overlaps another network's",
-					"network", n.Name, "subnet", p.Subnet, "other", o.Name, "other_subnet", q.Subnet)
+					"network", n.name(), "subnet", p.Subnet, "other", o.name(), "other_subnet", q.Subnet)
 				return
 			}
 		}
@@ -57,11 +57,11 @@ func (a *Engine) learnSubnet(n *network, l dhcp.Lease) {
 	}
 	rec.Pools = append(slices.Clone(rec.Pools), p)
 	if err := a.store.UpdateNetwork(rec); err != nil {
-		a.log.Warn("subnet of the first DHCP lease not stored", "network", n.Name, "subnet", p.Subnet, "err", err)
+		a.log.Warn("subnet of the first DHCP lease not stored", "network", n.name(), "subnet", p.Subnet, "err", err)
 		return
 	}
 	n.mu.Lock()
 	n.Pools = rec.Pools
 	n.mu.Unlock()
-	a.log.Info("network subnet learned from its first DHCP lease", "network", n.Name, "subnet", p.Subnet, "gateway", p.Gateway, "server", l.Server)
+	a.log.Info("network subnet learned from its first DHCP lease", "network", n.name(), "subnet", p.Subnet, "gateway", p.Gateway, "server", l.Server)
 }

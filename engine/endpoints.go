@@ -46,7 +46,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 		n.drop(en)
 		n.mu.Unlock()
 		if errors.Is(err, store.ErrExists) {
-			return api.Endpoint{}, conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.Name))
+			return api.Endpoint{}, conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.name()))
 		}
 		return api.Endpoint{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
 	}
@@ -81,9 +81,9 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 		a.keep(n, en)
 	}
 	a.shimRoutesChanged(n)
-	a.log.Info("endpoint attached", "name", e.Name, "network", n.Name, "netns", e.Netns, "addrs", e.Addrs, "mac", e.MAC.String())
+	a.log.Info("endpoint attached", "name", e.Name, "network", n.name(), "netns", e.Netns, "addrs", e.Addrs, "mac", e.MAC.String())
 	out := e.api()
-	out.Network = n.Name
+	out.Network = n.name()
 	return out, nil
 }
 
@@ -93,13 +93,13 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !n.ok() {
-		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.Name, n.status))
+		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.name(), n.status))
 	}
 	if o := n.byName[e.Name]; o != nil {
-		return nil, conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.Name))
+		return nil, conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.name()))
 	}
 	if o := n.byMAC[string(e.MAC)]; o != nil && len(e.MAC) > 0 {
-		return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", e.MAC, n.Name, o.ep.Name))
+		return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", e.MAC, n.name(), o.ep.Name))
 	}
 	// A namespace mvlan makes is new: only connect looks at the others'.
 	for _, o := range n.eps {
@@ -107,7 +107,7 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 			break
 		}
 		if o.ep.NetnsInode == e.NetnsInode {
-			return nil, conflict(fmt.Errorf("namespace %s is already on network %s (endpoint %s)", e.Netns, n.Name, o.ep.Name))
+			return nil, conflict(fmt.Errorf("namespace %s is already on network %s (endpoint %s)", e.Netns, n.name(), o.ep.Name))
 		}
 	}
 	reserve := a.reserve
@@ -304,7 +304,7 @@ func (a *Engine) reserve(n *network, e *endpoint, req api.EndpointCreate) (err e
 		}
 	}
 	if len(e.Addrs) == 0 {
-		return invalid(fmt.Errorf("network %s has no subnet to take an address from", n.Name))
+		return invalid(fmt.Errorf("network %s has no subnet to take an address from", n.name()))
 	}
 	return nil
 }

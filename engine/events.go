@@ -85,7 +85,7 @@ func (a *Engine) refreshParents(ctx context.Context) {
 		n.status = st
 		n.mu.Unlock()
 		if st.String() != old.String() {
-			a.log.Info("network status changed", "network", n.Name, "status", st.String(), "was", old.String())
+			a.log.Info("network status changed", "network", n.name(), "status", st.String(), "was", old.String())
 		}
 	}
 }

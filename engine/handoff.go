@@ -78,7 +78,7 @@ func (a *Engine) CreateHandoff(ctx context.Context, h Handoff) (HandoffLink, err
 	if err := a.store.CreateEndpoint(e.api()); err != nil {
 		giveBack()
 		if errors.Is(err, store.ErrExists) {
-			return HandoffLink{}, conflict(fmt.Errorf("sandbox %s is on network %s already", h.Netns, n.Name))
+			return HandoffLink{}, conflict(fmt.Errorf("sandbox %s is on network %s already", h.Netns, n.name()))
 		}
 		return HandoffLink{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
 	}
@@ -94,7 +94,7 @@ func (a *Engine) CreateHandoff(ctx context.Context, h Handoff) (HandoffLink, err
 	}
 	crashpoint.Hit("docker-join:after-link")
 	a.knowHandoff(n, en, &e, name)
-	a.log.Info("Docker endpoint joined", "name", e.Name, "network", n.Name, "sandbox", h.Netns, "addrs", e.Addrs, "mac", e.MAC.String(), "link", name)
+	a.log.Info("Docker endpoint joined", "name", e.Name, "network", n.name(), "sandbox", h.Netns, "addrs", e.Addrs, "mac", e.MAC.String(), "link", name)
 	return HandoffLink{Name: name, Gateways: a.endpointSpec(n, e).Gateways}, nil
 }
 
@@ -147,7 +147,7 @@ func (a *Engine) admitHandoff(n *network, e endpoint) (*entry, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.byName[e.Name] != nil {
-		return nil, conflict(fmt.Errorf("sandbox %s is on network %s already", e.Netns, n.Name))
+		return nil, conflict(fmt.Errorf("sandbox %s is on network %s already", e.Netns, n.name()))
 	}
 	if n.eps[e.ID] != nil {
 		return nil, conflict(fmt.Errorf("endpoint %s exists already", shortID(e.ID)))
@@ -226,7 +226,7 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 	n.set(en, e)
 	n.mu.Unlock()
 	a.shimRoutesChanged(n)
-	a.log.Info("Docker endpoint ready", "name", e.Name, "network", n.Name, "ifname", e.IfName, "netns", e.Netns)
+	a.log.Info("Docker endpoint ready", "name", e.Name, "network", n.name(), "ifname", e.IfName, "netns", e.Netns)
 	return true
 }
 
@@ -382,7 +382,7 @@ func (a *Engine) RenameEndpoint(id, from, to string) (bool, error) {
 	}
 	renamed, err := a.store.RenameEndpoint(id, to)
 	if errors.Is(err, store.ErrExists) {
-		return false, conflict(fmt.Errorf("name %s is taken on network %s", to, n.Name))
+		return false, conflict(fmt.Errorf("name %s is taken on network %s", to, n.name()))
 	}
 	if err != nil {
 		return false, err

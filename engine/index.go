@@ -20,7 +20,7 @@ func (a *Engine) networkList() []*network {
 		out = append(out, n)
 	}
 	a.mu.RUnlock()
-	slices.SortFunc(out, func(x, y *network) int { return strings.Compare(x.Name, y.Name) })
+	slices.SortFunc(out, func(x, y *network) int { return strings.Compare(x.name(), y.name()) })
 	return out
 }
 
@@ -37,7 +37,7 @@ func (a *Engine) lookup(ref string) (*network, error) {
 	defer a.mu.RUnlock()
 	var hits []*network
 	for _, n := range a.nets {
-		if n.Name == ref || n.ID == ref {
+		if n.name() == ref || n.ID == ref {
 			return n, nil
 		}
 		if len(ref) >= 3 && strings.HasPrefix(n.ID, ref) {

@@ -142,9 +142,9 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 			failed.State = failed.StateAt(failed.LastTry)
 		}
 		cur.Lease = &failed
-		a.log.Warn("DHCP renewal failed", "name", cur.Name, "network", n.Name, "state", failed.State, "expiry", failed.Expiry, "err", err)
+		a.log.Warn("DHCP renewal failed", "name", cur.Name, "network", n.name(), "state", failed.State, "expiry", failed.Expiry, "err", err)
 	} else {
-		a.log.Info("DHCP lease renewed", "name", cur.Name, "network", n.Name, "addr", l.Addr, "expiry", l.Expiry)
+		a.log.Info("DHCP lease renewed", "name", cur.Name, "network", n.name(), "addr", l.Addr, "expiry", l.Expiry)
 	}
 	n.mu.Lock()
 	n.set(en, cur)
@@ -168,7 +168,7 @@ func (a *Engine) expire(n *network, en *entry, msg string, now bool) {
 		l.LastTry = time.Time{}
 	}
 	cur.Lease = &l
-	a.log.Error(msg, "name", cur.Name, "network", n.Name,
+	a.log.Error(msg, "name", cur.Name, "network", n.name(),
 		"addr", l.Addr, "server", l.Server, "last_error", l.Err, "err", errors.Join(err, a.store.UpdateEndpoint(cur.api())))
 	n.mu.Lock()
 	n.set(en, cur)
@@ -199,13 +199,13 @@ func checkLeases(n *network, eps []endpoint) []string {
 		switch {
 		case e.State != Ready:
 		case e.Lease == nil:
-			out = append(out, fmt.Sprintf("network %s: endpoint %s has no DHCP lease", n.Name, e.Name))
+			out = append(out, fmt.Sprintf("network %s: endpoint %s has no DHCP lease", n.name(), e.Name))
 		case e.Lease.State == dhcp.Expired || e.Lease.StateAt(now) == dhcp.Expired:
 			out = append(out, fmt.Sprintf("network %s: endpoint %s: DHCP lease of %s expired at %s; no server answered (%s)",
-				n.Name, e.Name, e.Lease.Addr, e.Lease.Expiry.Format(time.RFC3339), e.Lease.Err))
+				n.name(), e.Name, e.Lease.Addr, e.Lease.Expiry.Format(time.RFC3339), e.Lease.Err))
 		case e.Lease.Err != "":
 			out = append(out, fmt.Sprintf("network %s: endpoint %s: DHCP lease of %s not renewed (%s), expires at %s",
-				n.Name, e.Name, e.Lease.Addr, e.Lease.Err, e.Lease.Expiry.Format(time.RFC3339)))
+				n.name(), e.Name, e.Lease.Addr, e.Lease.Err, e.Lease.Expiry.Format(time.RFC3339)))
 		}
 	}
 	return out

@@ -33,13 +33,13 @@ func (a *Engine) settleLease(ctx context.Context, n *network, e endpoint) endpoi
 	if err != nil {
 		if e.Lease != nil {
 			a.log.Warn("DHCP lease not given back: the endpoint's link is gone; the server keeps it until it expires",
-				"name", e.Name, "network", n.Name, "addr", e.Lease.Addr, "err", err)
+				"name", e.Name, "network", n.name(), "addr", e.Lease.Addr, "err", err)
 		}
 		return e // no link, no lease asked for from it
 	}
 	cookie, err := a.ns.Cookie(e.Netns)
 	if err != nil {
-		a.log.Warn("DHCP lease not settled", "name", e.Name, "network", n.Name, "err", err)
+		a.log.Warn("DHCP lease not settled", "name", e.Name, "network", n.name(), "err", err)
 		return e
 	}
 	e.NetnsCookie, e.Ifindex = cookie, k.link.Index
@@ -47,7 +47,7 @@ func (a *Engine) settleLease(ctx context.Context, n *network, e endpoint) endpoi
 	defer cancel()
 	if err := a.giveBack(ctx, n, &e); err != nil {
 		a.log.Warn("DHCP lease of an endpoint caught "+e.State.String()+" not given back; the server may keep it until it expires",
-			"name", e.Name, "network", n.Name, "mac", e.MAC.String(), "err", err)
+			"name", e.Name, "network", n.name(), "mac", e.MAC.String(), "err", err)
 	}
 	return e
 }
@@ -76,6 +76,6 @@ func (a *Engine) giveBack(ctx context.Context, n *network, e *endpoint) error {
 		return fmt.Errorf("DHCPRELEASE: %w", err)
 	}
 	a.log.Info("DHCP lease given back: its endpoint was caught "+e.State.String()+" by a restart",
-		"name", e.Name, "network", n.Name, "addr", l.Addr, "server", l.Server)
+		"name", e.Name, "network", n.name(), "addr", l.Addr, "server", l.Server)
 	return nil
 }

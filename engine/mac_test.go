@@ -51,8 +51,10 @@ func TestIdentityPerHost(t *testing.T) {
 		return &Engine{store: s}
 	}
 	h1, h2 := agent(), agent()
-	cnet := &network{ID: "c0ffee", Name: "cnet", Options: map[string]string{scopeOption: api.ScopeCluster}}
-	lnet := &network{ID: "10ca1", Name: "cnet", Options: map[string]string{}}
+	cnet := &network{ID: "c0ffee", Options: map[string]string{scopeOption: api.ScopeCluster}}
+	lnet := &network{ID: "10ca1", Options: map[string]string{}}
+	cnet.setName("cnet", "")
+	lnet.setName("cnet", "")
 	e := endpoint{Name: "web"}
 	none := func(net.HardwareAddr) bool { return false }
 	mac := func(a *Engine, n *network) net.HardwareAddr { return pickStableMAC(a.identity(n), "web", none) }
@@ -68,7 +70,7 @@ func TestIdentityPerHost(t *testing.T) {
 	if h1.identity(lnet) != lnet.ID || h2.identity(lnet) != lnet.ID {
 		t.Errorf("local network: identity %q, want its ID %q", h1.identity(lnet), lnet.ID)
 	}
-	if cid(h1, lnet) == string(dhcp.ClientID(lnet.Name, "web")) {
+	if cid(h1, lnet) == string(dhcp.ClientID(lnet.name(), "web")) {
 		t.Errorf("local network: client-id from the network's name, the same on every host")
 	}
 	e.Lease = &dhcp.Lease{ClientID: []byte{0, 1, 2}}

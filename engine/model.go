@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mvlan/mvlan/api"
@@ -142,20 +143,22 @@ type entry struct {
 
 // network is a stored network with its live address space, status and
 // endpoint index. Its stored fields never change after creation, except
-// LinkKind (set when its parent is re-made), guarded by mu.
+// LinkKind (set when its parent is re-made), guarded by mu, and its name
+// (name, nameFrom; RenameNetwork), read without locks.
 type network struct {
-	ID, Name, Driver string
-	Created          time.Time
-	Parent           string
-	ParentKind       ParentKind
-	LinkKind         string
-	Mode             string
-	IPv6, Internal   bool
-	Serial           bool
-	Labels, Options  map[string]string
-	Pools            []api.Pool
-	DHCP             bool   // endpoints' addresses come from a DHCP server (dhcp.go)
-	DatapathID       uint32 // numbers the network in the BPF maps (1-4095)
+	ID, Driver      string
+	cur             atomic.Pointer[netName] // name and nameFrom
+	Created         time.Time
+	Parent          string
+	ParentKind      ParentKind
+	LinkKind        string
+	Mode            string
+	IPv6, Internal  bool
+	Serial          bool
+	Labels, Options map[string]string
+	Pools           []api.Pool
+	DHCP            bool   // endpoints' addresses come from a DHCP server (dhcp.go)
+	DatapathID      uint32 // numbers the network in the BPF maps (1-4095)
 
 	mu     sync.Mutex // guards what follows
 	space  addrSpace
@@ -180,16 +183,31 @@ func newNetwork(n api.Network, space addrSpace) (*network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	nw := &network{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
+	nw := &network{ID: n.ID, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
 		ParentKind: kind, LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6, Internal: n.Internal,
 		Serial: n.Serial, Labels: n.Labels, Options: withShim(n.Options, nil), Pools: n.Pools, DatapathID: n.DatapathID,
 		DHCP: n.IPAMDriver == api.IPAMDHCP, space: space, status: healthy()}
+	nw.setName(n.Name, n.NameFrom)
 	nw.initIndex()
 	if shim != nil {
 		nw.shim = &shimState{addrs: shim}
 	}
 	return nw, nil
 }
+
+// netName is a network's name and where it came from.
+type netName struct{ name, from string }
+
+// name is the network's name now.
+func (n *network) name() string { return n.cur.Load().name }
+
+// nameFrom is where its name came from: api.NameGiven, NameDockerID or
+// NameDockerd.
+func (n *network) nameFrom() string { return n.cur.Load().from }
+
+// setName renames the network in memory; the caller holds netOps (names
+// are unique across networks) and has stored the name.
+func (n *network) setName(name, from string) { n.cur.Store(&netName{name, from}) }
 
 // initIndex gives a new network its empty endpoint indexes.
 func (n *network) initIndex() {
@@ -205,7 +223,7 @@ func (n *network) stored() api.Network {
 	if n.shim != nil {
 		opts = withShim(n.Options, n.shim.addrs)
 	}
-	return api.Network{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
+	return api.Network{ID: n.ID, Name: n.name(), NameFrom: n.nameFrom(), Driver: n.Driver, Created: n.Created, Parent: n.Parent,
 		ParentKind: n.ParentKind.String(), LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6,
 		Internal: n.Internal, Serial: n.Serial, Labels: n.Labels, Options: opts, Pools: n.Pools,
 		DatapathID: n.DatapathID, IPAMDriver: n.ipamDriver()}

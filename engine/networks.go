@@ -62,10 +62,11 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	if err != nil {
 		return api.Network{}, invalid(err)
 	}
-	n := &network{ID: id, Name: cfg.Name, Driver: api.Driver, Created: time.Now().UTC(),
+	n := &network{ID: id, Driver: api.Driver, Created: time.Now().UTC(),
 		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
 		Labels: cfg.Labels, Options: withShim(cfg.Options, nil), Pools: toAPIPools(space.Pools()), DHCP: cfg.DHCP,
 		space: space, status: healthy()}
+	n.setName(cfg.Name, nameFrom(id, cfg.Name))
 	n.initIndex()
 	if n.DatapathID, err = a.allocDatapathID(); err != nil {
 		return api.Network{}, err
@@ -88,7 +89,7 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	stored := n.stored()
 	n.mu.Unlock()
 	if err := a.store.CreateNetwork(stored); err != nil {
-		err = fmt.Errorf("store network %s: %w", n.Name, err)
+		err = fmt.Errorf("store network %s: %w", n.name(), err)
 		return api.Network{}, errors.Join(err, a.deleteShim(n), a.deleteOwnedLink(n))
 	}
 	crashpoint.Hit("network-create:after-state")
@@ -98,7 +99,7 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	a.mu.Lock()
 	a.nets[n.ID] = n
 	a.mu.Unlock()
-	a.log.Info("network created", "name", n.Name, "id", n.ID[:12], "parent", n.Parent, "parent_kind", n.ParentKind)
+	a.log.Info("network created", "name", n.name(), "id", n.ID[:12], "parent", n.Parent, "parent_kind", n.ParentKind)
 	return a.view(n, false), nil
 }
 
@@ -106,16 +107,16 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 // Caller holds netOps.
 func (a *Engine) checkUnique(cfg netconf.Config) error {
 	for _, o := range a.networkList() {
-		if o.Name == cfg.Name {
+		if o.name() == cfg.Name {
 			return conflict(fmt.Errorf("network with name %s already exists; choose another name or remove it first", cfg.Name))
 		}
 		if cfg.Parent != "" && o.Parent == cfg.Parent {
-			return conflict(fmt.Errorf("parent %s is already used by network %s; a parent link carries one network (use a sub-interface such as %s.VID for another)", cfg.Parent, o.Name, cfg.Parent))
+			return conflict(fmt.Errorf("parent %s is already used by network %s; a parent link carries one network (use a sub-interface such as %s.VID for another)", cfg.Parent, o.name(), cfg.Parent))
 		}
 		for _, p := range cfg.Pools {
 			for _, q := range o.Pools {
 				if p.Subnet.Overlaps(q.Subnet) {
-					return conflict(fmt.Errorf("subnet %s overlaps subnet %s of network %s; pick a subnet that does not overlap", p.Subnet, q.Subnet, o.Name))
+					return conflict(fmt.Errorf("subnet %s overlaps subnet %s of network %s; pick a subnet that does not overlap", p.Subnet, q.Subnet, o.name()))
 				}
 			}
 		}
@@ -236,16 +237,16 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	if err := a.store.DeleteNetwork(n.ID); errors.As(err, &inUse) {
 		return conflict(err)
 	} else if err != nil {
-		return fmt.Errorf("remove network %s: %w", n.Name, err)
+		return fmt.Errorf("remove network %s: %w", n.name(), err)
 	}
 	a.mu.Lock()
 	delete(a.nets, n.ID)
 	a.mu.Unlock()
 	crashpoint.Hit("network-rm:after-state")
 	if err := a.dropNetwork(ctx, n); err != nil {
-		a.log.Warn("network removed, but not all of its kernel objects; the next agent start removes them", "network", n.Name, "err", err)
+		a.log.Warn("network removed, but not all of its kernel objects; the next agent start removes them", "network", n.name(), "err", err)
 	}
-	a.log.Info("network removed", "name", n.Name, "id", n.ID[:12])
+	a.log.Info("network removed", "name", n.name(), "id", n.ID[:12])
 	return nil
 }
 
@@ -270,7 +271,7 @@ func (a *Engine) deleteOwnedLink(n *network) error {
 		return err
 	}
 	if l.Alias != a.alias("net", n.ID) {
-		a.log.Warn("parent is not the link mvlan made; leaving it", "network", n.Name, "link", n.Parent, "alias", l.Alias)
+		a.log.Warn("parent is not the link mvlan made; leaving it", "network", n.name(), "link", n.Parent, "alias", l.Alias)
 		return nil
 	}
 	return a.host.Delete(n.Parent)
@@ -307,7 +308,7 @@ func (a *Engine) view(n *network, withEndpoints bool) api.Network {
 	if withEndpoints {
 		for _, e := range sortedByName(n.endpoints()) {
 			ae := e.api()
-			ae.Network = n.Name
+			ae.Network = n.name()
 			v.Endpoints = append(v.Endpoints, ae)
 		}
 	}

@@ -58,7 +58,7 @@ func (a *Engine) reconcileNetworks(ctx context.Context) error {
 		if st.status == StatusOK {
 			if err := a.attachNetwork(ctx, n); err != nil {
 				st = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
-				a.log.Warn("cannot attach the datapath", "network", n.Name, "err", err)
+				a.log.Warn("cannot attach the datapath", "network", n.name(), "err", err)
 			}
 			a.ensureShim(ctx, n, present)
 		}
@@ -138,7 +138,7 @@ func (a *Engine) loadState() ([]endpoint, error) {
 	}
 	for _, n := range nets {
 		if err := n.space.Load(held[n.ID]); err != nil {
-			return nil, fmt.Errorf("network %s: stored addresses: %w", n.Name, err)
+			return nil, fmt.Errorf("network %s: stored addresses: %w", n.name(), err)
 		}
 	}
 	a.mu.Lock()
@@ -198,14 +198,14 @@ func (a *Engine) ensureParent(ctx context.Context, n *network, present map[strin
 		return healthy()
 	}
 	if !n.ParentKind.owned() {
-		a.log.Warn("parent link missing", "network", n.Name, "parent", n.Parent)
+		a.log.Warn("parent link missing", "network", n.name(), "parent", n.Parent)
 		return health{status: StatusParentMissing, parent: n.Parent}
 	}
 	if err := a.createOwned(ctx, n); err != nil {
 		err = untag(err)
-		a.log.Warn("cannot recreate parent", "network", n.Name, "parent", n.Parent, "err", err)
+		a.log.Warn("cannot recreate parent", "network", n.name(), "parent", n.Parent, "err", err)
 		return health{status: StatusParentFailed, parent: n.Parent, err: err}
 	}
-	a.log.Info("recreated parent", "network", n.Name, "parent", n.Parent)
+	a.log.Info("recreated parent", "network", n.name(), "parent", n.Parent)
 	return healthy()
 }

@@ -99,7 +99,7 @@ func (a *Engine) EndpointMAC(netID, want string) (net.HardwareAddr, error) {
 	ok, status := n.ok(), n.status
 	n.mu.Unlock()
 	if !ok {
-		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.Name, status))
+		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.name(), status))
 	}
 	mac, err := a.endpointMAC(n, want)
 	if err != nil || want == "" {
@@ -108,7 +108,7 @@ func (a *Engine) EndpointMAC(netID, want string) (net.HardwareAddr, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if en := n.byMAC[string(mac)]; en != nil {
-		return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", mac, n.Name, en.ep.Name))
+		return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", mac, n.name(), en.ep.Name))
 	}
 	return mac, nil
 }
@@ -121,6 +121,6 @@ func (a *Engine) Endpoint(id string) (api.Endpoint, error) {
 	}
 	e, _ := n.current(en)
 	out := e.api()
-	out.Network = n.Name
+	out.Network = n.name()
 	return out, nil
 }

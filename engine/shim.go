@@ -41,9 +41,11 @@ const shimOwner = "host shim"
 const shimPrefix = "mvh-"
 
 // shimName is the name of n's shim: mvh-NAME, or mvh-<id11> when the
-// name does not fit in a link name.
+// name does not fit in a link name or is not the operator's (a Docker
+// network's name may change: RenameNetwork; NameFrom is set at creation
+// for those, so their shim keeps one name).
 func shimName(n *network) string {
-	if name := shimPrefix + n.Name; len(name) <= link.MaxNameLen {
+	if name := shimPrefix + n.name(); len(name) <= link.MaxNameLen && n.nameFrom() == api.NameGiven {
 		return name
 	}
 	return shimPrefix + n.ID[:link.MaxNameLen-len(shimPrefix)]
@@ -157,7 +159,7 @@ func (a *Engine) createShim(ctx context.Context, n *network, addrs []netip.Addr)
 	err := a.host.CreateShim(ctx, link.ShimSpec{Name: shimName(n), Parent: n.Parent, MAC: shimMAC(n),
 		Alias: a.alias("shim", n.ID), Addrs: addrs})
 	if errors.Is(err, link.ErrExists) {
-		return conflict(fmt.Errorf("host shim: a link called %s exists and mvlan did not make it for network %s; remove or rename it", shimName(n), n.Name))
+		return conflict(fmt.Errorf("host shim: a link called %s exists and mvlan did not make it for network %s; remove or rename it", shimName(n), n.name()))
 	}
 	return err
 }
@@ -172,7 +174,7 @@ func (a *Engine) deleteShim(n *network) error {
 		return err
 	}
 	if l.Alias != a.alias("shim", n.ID) {
-		a.log.Warn("shim is not the link mvlan made; leaving it", "network", n.Name, "link", l.Name, "alias", l.Alias)
+		a.log.Warn("shim is not the link mvlan made; leaving it", "network", n.name(), "link", l.Name, "alias", l.Alias)
 		return nil
 	}
 	return a.host.Delete(l.Name)
@@ -268,7 +270,7 @@ func (a *Engine) syncShimRoutes(n *network) error {
 // a failure is logged (doctor reports the missing route).
 func (a *Engine) shimRoutesChanged(n *network) {
 	if err := a.syncShimRoutes(n); err != nil {
-		a.log.Warn("host shim routes", "network", n.Name, "err", err)
+		a.log.Warn("host shim routes", "network", n.name(), "err", err)
 	}
 }
 
@@ -301,37 +303,37 @@ func (a *Engine) checkShim(n *network, present map[string]link.Info) []string {
 	l, ok := present[name]
 	switch {
 	case want == nil && ok && l.Alias == a.alias("shim", n.ID):
-		return []string{fmt.Sprintf("network %s: has no host shim but link %s is there", n.Name, name)}
+		return []string{fmt.Sprintf("network %s: has no host shim but link %s is there", n.name(), name)}
 	case want == nil:
 		return nil
 	case !ok:
-		return []string{fmt.Sprintf("network %s: host shim %s is missing", n.Name, name)}
+		return []string{fmt.Sprintf("network %s: host shim %s is missing", n.name(), name)}
 	case l.Alias != a.alias("shim", n.ID):
-		return []string{fmt.Sprintf("network %s: link %s is not the host shim mvlan made (alias %q)", n.Name, name, l.Alias)}
+		return []string{fmt.Sprintf("network %s: link %s is not the host shim mvlan made (alias %q)", n.name(), name, l.Alias)}
 	}
 	var drift []string
 	have, err := a.ns.Addrs(a.hostNetnsPath(), l.Index)
 	if err != nil {
-		return []string{fmt.Sprintf("network %s: host shim %s: %v", n.Name, name, err)}
+		return []string{fmt.Sprintf("network %s: host shim %s: %v", n.name(), name, err)}
 	}
 	for _, w := range want {
 		if !slices.Contains(have, netip.PrefixFrom(w, w.BitLen())) {
-			drift = append(drift, fmt.Sprintf("network %s: host shim %s lacks its address %s", n.Name, name, w))
+			drift = append(drift, fmt.Sprintf("network %s: host shim %s lacks its address %s", n.name(), name, w))
 		}
 	}
 	routes, err := a.host.ShimRoutes(name)
 	if err != nil {
-		return append(drift, fmt.Sprintf("network %s: host shim %s: %v", n.Name, name, err))
+		return append(drift, fmt.Sprintf("network %s: host shim %s: %v", n.name(), name, err))
 	}
 	for _, d := range dsts {
 		fam := slices.ContainsFunc(want, func(w netip.Addr) bool { return w.Is4() == d.Is4() })
 		if fam && !slices.Contains(routes, d) {
-			drift = append(drift, fmt.Sprintf("network %s: no route to %s through host shim %s", n.Name, d, name))
+			drift = append(drift, fmt.Sprintf("network %s: no route to %s through host shim %s", n.name(), d, name))
 		}
 	}
 	for _, r := range routes {
 		if !slices.Contains(dsts, r) {
-			drift = append(drift, fmt.Sprintf("network %s: host shim %s routes %s, which no endpoint has", n.Name, name, r))
+			drift = append(drift, fmt.Sprintf("network %s: host shim %s routes %s, which no endpoint has", n.name(), name, r))
 		}
 	}
 	return drift
@@ -342,7 +344,7 @@ func (a *Engine) checkShim(n *network, present map[string]link.Info) []string {
 func (a *Engine) withShimStats(stats []api.NetworkStats) []api.NetworkStats {
 	byName := map[string]*network{}
 	for _, n := range a.networkList() {
-		byName[n.Name] = n
+		byName[n.name()] = n
 	}
 	for i := range stats {
 		n := byName[stats[i].Network]

@@ -30,7 +30,7 @@ func (a *Engine) UpdateNetwork(ctx context.Context, ref string, req api.NetworkU
 	}
 	h, err := netconf.ParseHostShim(want, n.Mode, fromAPIPools(n.Pools), true)
 	if err != nil {
-		return api.Network{}, invalid(fmt.Errorf("network %s: %w", n.Name, err))
+		return api.Network{}, invalid(fmt.Errorf("network %s: %w", n.name(), err))
 	}
 	have := n.shimAddrs()
 	switch {
@@ -86,7 +86,7 @@ func (a *Engine) shimOn(ctx context.Context, n *network, h netconf.HostShim) (er
 	}
 	n.mu.Unlock()
 	if !ok {
-		return conflict(fmt.Errorf("network %s cannot have a shim now: %s", n.Name, a.view(n, false).Status))
+		return conflict(fmt.Errorf("network %s cannot have a shim now: %s", n.name(), a.view(n, false).Status))
 	}
 	if err != nil {
 		return err
@@ -107,16 +107,16 @@ func (a *Engine) shimOn(ctx context.Context, n *network, h netconf.HostShim) (er
 	n.mu.Unlock()
 	rec.Options = withShim(rec.Options, addrs)
 	if err := a.store.UpdateNetwork(rec); err != nil {
-		return errors.Join(fmt.Errorf("store network %s: %w", n.Name, err), a.deleteShim(n))
+		return errors.Join(fmt.Errorf("store network %s: %w", n.name(), err), a.deleteShim(n))
 	}
 	n.mu.Lock()
 	n.shim = &shimState{addrs: addrs}
 	n.mu.Unlock()
 	if err := a.attachShim(ctx, n); err != nil {
 		a.setShimErr(n, err)
-		a.log.Warn("host shim made but not attached", "network", n.Name, "err", err)
+		a.log.Warn("host shim made but not attached", "network", n.name(), "err", err)
 	}
-	a.log.Info("host shim on", "network", n.Name, "link", shimName(n), "addrs", addrs)
+	a.log.Info("host shim on", "network", n.name(), "link", shimName(n), "addrs", addrs)
 	return nil
 }
 
@@ -128,7 +128,7 @@ func (a *Engine) shimOff(ctx context.Context, n *network) error {
 	n.mu.Unlock()
 	rec.Options = withShim(rec.Options, nil)
 	if err := a.store.UpdateNetwork(rec); err != nil {
-		return fmt.Errorf("store network %s: %w", n.Name, err)
+		return fmt.Errorf("store network %s: %w", n.name(), err)
 	}
 	crashpoint.Hit("shim-off:after-state")
 	err := errors.Join(a.detachShim(ctx, n), a.deleteShim(n))
@@ -138,9 +138,9 @@ func (a *Engine) shimOff(ctx context.Context, n *network) error {
 	n.releaseAddrs(addrs)
 	n.mu.Unlock()
 	if err != nil {
-		a.log.Warn("host shim off, but not all of it is gone; the next agent start removes it", "network", n.Name, "err", err)
+		a.log.Warn("host shim off, but not all of it is gone; the next agent start removes it", "network", n.name(), "err", err)
 	}
-	a.log.Info("host shim off", "network", n.Name)
+	a.log.Info("host shim off", "network", n.name())
 	return nil
 }
 
@@ -169,12 +169,12 @@ func (a *Engine) ensureShim(ctx context.Context, n *network, present map[string]
 			if err := a.createShim(ctx, n, addrs); err != nil {
 				return err
 			}
-			a.log.Info("recreated host shim", "network", n.Name, "link", shimName(n))
+			a.log.Info("recreated host shim", "network", n.name(), "link", shimName(n))
 		}
 		return a.attachShim(ctx, n)
 	}()
 	if err != nil {
-		a.log.Warn("host shim", "network", n.Name, "err", err)
+		a.log.Warn("host shim", "network", n.name(), "err", err)
 	}
 	a.setShimErr(n, err)
 }

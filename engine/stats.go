@@ -79,7 +79,7 @@ func (a *Engine) networkRefs(links map[int]link.Info) (map[uint32]netRef, map[ep
 	eps := map[epKey]string{}
 	for _, n := range nets {
 		n.mu.Lock()
-		m[n.DatapathID] = netRef{name: n.Name, vid: uint16(links[n.parentIndex].VID)}
+		m[n.DatapathID] = netRef{name: n.name(), vid: uint16(links[n.parentIndex].VID)}
 		for _, en := range n.eps {
 			eps[epKey{en.ep.NetnsCookie, en.ep.Ifindex}] = en.ep.Name + "/" + en.ep.IfName
 		}
@@ -238,7 +238,7 @@ func (a *Engine) Usage() ([]NetworkUsage, error) {
 		if c, ok := n.space.(interface{ BlockCount() int }); ok {
 			blocks = c.BlockCount()
 		}
-		out = append(out, NetworkUsage{Network: n.Name, Endpoints: len(n.eps), Subnets: n.space.Usage(), Leases: n.leaseCounts(), Blocks: blocks})
+		out = append(out, NetworkUsage{Network: n.name(), Endpoints: len(n.eps), Subnets: n.space.Usage(), Leases: n.leaseCounts(), Blocks: blocks})
 		n.mu.Unlock()
 	}
 	return out, nil

@@ -147,7 +147,7 @@ func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (
 	if err != nil {
 		// Keep it: the namespace and its address are the user's;
 		// doctor reports the drift, a later start may fix it.
-		a.log.Warn("endpoint not attached", "name", e.Name, "network", n.Name, "err", err)
+		a.log.Warn("endpoint not attached", "name", e.Name, "network", n.name(), "err", err)
 	}
 	return e, true
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/mvlan/mvlan/api"
 )
 
 var kSchema = []byte("schema")
@@ -27,6 +29,7 @@ var migrations = []func(*bolt.Tx) error{
 	0: migrate0,
 	1: func(*bolt.Tx) error { return nil }, // schema 2 only added optional fields
 	2: func(*bolt.Tx) error { return nil }, // so did schema 3
+	3: migrate3,
 }
 
 // migrate brings the file's records to Schema and records the version.
@@ -82,6 +85,30 @@ func migrate0(tx *bolt.Tx) error {
 		}
 		return json.Marshal(r)
 	})
+}
+
+// migrate3 marks the networks named by their own ID (full, or the short
+// 12 digits `docker network ls` shows) as named by Docker's ID: Docker's
+// networks made without -o name=, which the agent names after dockerd's
+// name for them when it can ask dockerd. Nothing else names a network by
+// an ID no one knows before the network exists.
+func migrate3(tx *bolt.Tx) error {
+	return rewrite(tx.Bucket(bNetworks), func(v []byte) ([]byte, error) {
+		var r networkRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return nil, err
+		}
+		if r.NameFrom != "" || !NamedByID(r.ID, r.Name) {
+			return v, nil
+		}
+		r.NameFrom = api.NameDockerID
+		return json.Marshal(r)
+	})
+}
+
+// NamedByID reports whether name is network id's own ID, full or short.
+func NamedByID(id, name string) bool {
+	return name == id || len(id) > 12 && name == id[:12]
 }
 
 // rewrite replaces each value of b by conv's result; values conv fails on

@@ -22,13 +22,17 @@ import (
 // (cni, optional): schema 1 records are schema 2 records without it.
 // Schema 3 added a network's IPAM driver (ipam_driver) and an endpoint's
 // DHCP lease (lease), both optional: schema 2 records are schema 3 records
-// of networks with the default IPAM driver.
-const Schema = 3
+// of networks with the default IPAM driver. Schema 4 added where a
+// network's name came from (name_from, optional: the operator's when
+// absent); its migration marks the networks named by their own ID (Docker's
+// networks created without -o name=) as named by Docker's ID.
+const Schema = 4
 
 // networkRecord is a stored network (schema 1).
 type networkRecord struct {
 	ID         string            `json:"id"`
 	Name       string            `json:"name"`
+	NameFrom   string            `json:"name_from,omitempty"` // schema 4
 	Driver     string            `json:"driver"`
 	Created    time.Time         `json:"created"`
 	Parent     string            `json:"parent"`
@@ -96,7 +100,7 @@ type cniRecord struct {
 }
 
 func networkToRecord(n api.Network) networkRecord {
-	r := networkRecord{ID: n.ID, Name: n.Name, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
+	r := networkRecord{ID: n.ID, Name: n.Name, NameFrom: n.NameFrom, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
 		ParentKind: n.ParentKind, LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6, Internal: n.Internal,
 		Serial: n.Serial, Labels: n.Labels, Options: n.Options, DatapathID: n.DatapathID, IPAMDriver: n.IPAMDriver}
 	for _, p := range n.Pools {
@@ -106,7 +110,7 @@ func networkToRecord(n api.Network) networkRecord {
 }
 
 func (r networkRecord) api() api.Network {
-	n := api.Network{ID: r.ID, Name: r.Name, Driver: r.Driver, Created: r.Created, Parent: r.Parent,
+	n := api.Network{ID: r.ID, Name: r.Name, NameFrom: r.NameFrom, Driver: r.Driver, Created: r.Created, Parent: r.Parent,
 		ParentKind: r.ParentKind, LinkKind: r.LinkKind, Mode: r.Mode, IPv6: r.IPv6, Internal: r.Internal,
 		Serial: r.Serial, Labels: r.Labels, Options: r.Options, DatapathID: r.DatapathID, IPAMDriver: r.IPAMDriver}
 	for _, p := range r.Pools {
@@ -141,6 +145,8 @@ func decodeNetwork(key, data []byte) (networkRecord, error) {
 			return "no name"
 		case r.Parent == "":
 			return "no parent"
+		case r.NameFrom != api.NameGiven && r.NameFrom != api.NameDockerID && r.NameFrom != api.NameDockerd:
+			return fmt.Sprintf("name_from %q is none of %q, %q", r.NameFrom, api.NameDockerID, api.NameDockerd)
 		}
 		for _, p := range r.Pools {
 			if !p.Subnet.IsValid() || !p.Gateway.IsValid() {

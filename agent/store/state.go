@@ -66,6 +66,32 @@ func (s *Store) UpdateNetwork(n api.Network) error {
 	})
 }
 
+// RenameNetwork gives network id the name name, which came from from
+// (api.NameGiven, NameDockerID or NameDockerd), in one transaction with the
+// name index, and returns it renamed. ErrExists when another network has
+// the name, ErrNotFound when there is no such network.
+func (s *Store) RenameNetwork(id, name, from string) (api.Network, error) {
+	var n networkRecord
+	err := s.update(func(tx *bolt.Tx) error {
+		var err error
+		if n, err = getNetwork(tx, id); err != nil {
+			return err
+		}
+		names := tx.Bucket(bNetNames)
+		if cur := names.Get([]byte(name)); cur != nil && string(cur) != id {
+			return fmt.Errorf("network %q: %w", name, ErrExists)
+		}
+		old := n.Name
+		n.Name, n.NameFrom = name, from
+		data, err := json.Marshal(n)
+		if err != nil {
+			return err
+		}
+		return errors.Join(names.Delete([]byte(old)), names.Put([]byte(name), []byte(id)), tx.Bucket(bNetworks).Put([]byte(id), data))
+	})
+	return n.api(), err
+}
+
 // DeleteNetwork removes network id; *InUseError while endpoints use it.
 func (s *Store) DeleteNetwork(id string) error {
 	return s.update(func(tx *bolt.Tx) error {
