@@ -17,7 +17,7 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 {
 	if (!f->eth_ok)
 		return 0;
-	if (!mac_eq(f->src, ep->mac))
+	if (f->src != ep_mac48(ep))
 		return REASON_MAC_SPOOF;
 	if (other_network(f->dst, ep->network_id))
 		return REASON_CROSS_NETWORK;
@@ -32,7 +32,7 @@ int ep_egress(struct __sk_buff *skb)
 	int reason;
 
 	parse_frame(skb, &f);
-	ep = lookup_self(skb);
+	ep = lookup_self(skb, f.src);
 	reason = ep ? egress_reason(skb, &f, ep) : 0;
 	if (reason == NOT_PARSED)
 		f.malformed = 1;

@@ -70,7 +70,7 @@ int ep_ingress(struct __sk_buff *skb)
 	int reason;
 
 	parse_frame(skb, &f);
-	ep = lookup_self(skb);
+	ep = lookup_self(skb, f.dst);
 	reason = ep ? ingress_reason(skb, &f, ep) : 0;
 	if (reason == NOT_PARSED)
 		f.malformed = 1;

@@ -17,10 +17,12 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	epIngressMapDropStats  = "drop_stats"
+	epIngressMapEndpoints  = "endpoints"
 	epIngressMapEpByIp     = "ep_by_ip"
 	epIngressMapEpByMac    = "ep_by_mac"
 	epIngressMapEpProgs    = "ep_progs"
 	epIngressMapEpTable    = "ep_table"
+	epIngressMapMacIndex   = "mac_index"
 	epIngressMapMalformed  = "malformed"
 	epIngressMapMapFull    = "map_full"
 	epIngressMapNetStats   = "net_stats"
@@ -79,10 +81,12 @@ type epIngressProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type epIngressMapSpecs struct {
 	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
+	Endpoints *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
 	EpProgs   *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
+	MacIndex  *ebpf.MapSpec `ebpf:"mac_index"`
 	Malformed *ebpf.MapSpec `ebpf:"malformed"`
 	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
 	NetStats  *ebpf.MapSpec `ebpf:"net_stats"`
@@ -117,10 +121,12 @@ func (o *epIngressObjects) Close() error {
 // It can be passed to loadEpIngressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epIngressMaps struct {
 	DropStats *ebpf.Map `ebpf:"drop_stats"`
+	Endpoints *ebpf.Map `ebpf:"endpoints"`
 	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
 	EpProgs   *ebpf.Map `ebpf:"ep_progs"`
 	EpTable   *ebpf.Map `ebpf:"ep_table"`
+	MacIndex  *ebpf.Map `ebpf:"mac_index"`
 	Malformed *ebpf.Map `ebpf:"malformed"`
 	MapFull   *ebpf.Map `ebpf:"map_full"`
 	NetStats  *ebpf.Map `ebpf:"net_stats"`
@@ -131,10 +137,12 @@ type epIngressMaps struct {
 func (m *epIngressMaps) Close() error {
 	return _EpIngressClose(
 		m.DropStats,
+		m.Endpoints,
 		m.EpByIp,
 		m.EpByMac,
 		m.EpProgs,
 		m.EpTable,
+		m.MacIndex,
 		m.Malformed,
 		m.MapFull,
 		m.NetStats,

@@ -17,10 +17,12 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	epStubMapDropStats      = "drop_stats"
+	epStubMapEndpoints      = "endpoints"
 	epStubMapEpByIp         = "ep_by_ip"
 	epStubMapEpByMac        = "ep_by_mac"
 	epStubMapEpProgs        = "ep_progs"
 	epStubMapEpTable        = "ep_table"
+	epStubMapMacIndex       = "mac_index"
 	epStubMapMalformed      = "malformed"
 	epStubMapMapFull        = "map_full"
 	epStubMapNetStats       = "net_stats"
@@ -81,10 +83,12 @@ type epStubProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type epStubMapSpecs struct {
 	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
+	Endpoints *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
 	EpProgs   *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
+	MacIndex  *ebpf.MapSpec `ebpf:"mac_index"`
 	Malformed *ebpf.MapSpec `ebpf:"malformed"`
 	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
 	NetStats  *ebpf.MapSpec `ebpf:"net_stats"`
@@ -121,10 +125,12 @@ func (o *epStubObjects) Close() error {
 // It can be passed to loadEpStubObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epStubMaps struct {
 	DropStats *ebpf.Map `ebpf:"drop_stats"`
+	Endpoints *ebpf.Map `ebpf:"endpoints"`
 	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
 	EpProgs   *ebpf.Map `ebpf:"ep_progs"`
 	EpTable   *ebpf.Map `ebpf:"ep_table"`
+	MacIndex  *ebpf.Map `ebpf:"mac_index"`
 	Malformed *ebpf.Map `ebpf:"malformed"`
 	MapFull   *ebpf.Map `ebpf:"map_full"`
 	NetStats  *ebpf.Map `ebpf:"net_stats"`
@@ -135,10 +141,12 @@ type epStubMaps struct {
 func (m *epStubMaps) Close() error {
 	return _EpStubClose(
 		m.DropStats,
+		m.Endpoints,
 		m.EpByIp,
 		m.EpByMac,
 		m.EpProgs,
 		m.EpTable,
+		m.MacIndex,
 		m.Malformed,
 		m.MapFull,
 		m.NetStats,

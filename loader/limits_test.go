@@ -140,7 +140,7 @@ func fillEndpoints(t *testing.T, d *Datapath) {
 	if err := d.maps.EpByIp.Lookup(&extra, &v); err == nil {
 		t.Errorf("the refused endpoint's address %s is in ep_by_ip", extra.addr())
 	}
-	expectMapFull(t, d, map[string]uint64{"vlan_stats": 1, "ep_by_mac": 1})
+	expectMapFull(t, d, map[string]uint64{"vlan_stats": 1, "endpoints": 1})
 }
 
 // fillParents adds MaxParents parents; one more is refused.
@@ -157,7 +157,7 @@ func fillParents(t *testing.T, d *Datapath) {
 	if err != nil || len(ps) != MaxParents {
 		t.Fatalf("%d parents (%v), want %d", len(ps), err, MaxParents)
 	}
-	expectMapFull(t, d, map[string]uint64{"vlan_stats": 1, "ep_by_mac": 1, "parents": 1})
+	expectMapFull(t, d, map[string]uint64{"vlan_stats": 1, "endpoints": 1, "parents": 1})
 }
 
 // expectMapFull checks the map_full counts: every map listed, those in

@@ -43,7 +43,7 @@ import (
 
 // mapNames are the maps every object shares (bpf/include/maps.h).
 var mapNames = []string{
-	"ep_table", "ep_by_mac", "ep_by_ip", "parents",
+	"ep_table", "ep_by_mac", "ep_by_ip", "endpoints", "mac_index", "parents",
 	"vlan_stats", "net_stats", "drop_stats", "malformed", "map_full", "ep_progs",
 }
 
@@ -65,7 +65,9 @@ type Datapath struct {
 	// and put in ep_progs; the stubs of each netns tail-call them.
 	epIngress, epEgress *ebpf.Program
 
-	tables  sync.Mutex // serialises SetEndpoint and DeleteEndpoint
+	tables  sync.Mutex // serialises SetEndpoint and DeleteEndpoint; guards macs and slots
+	macs    *index     // mac_index
+	slots   *slots     // of the endpoints array
 	parents parentCache
 	full    fullCounts
 
@@ -117,6 +119,9 @@ func (d *Datapath) load() error {
 	// so that byName keeps them (Close closes them through byName).
 	if err := (&ebpf.Collection{Maps: maps.Clone(d.byName)}).Assign(&d.maps); err != nil {
 		return fmt.Errorf("assign the shared maps: %w", err)
+	}
+	if err := d.loadIndex(); err != nil {
+		return err
 	}
 	if err := d.loadParents(); err != nil {
 		return err

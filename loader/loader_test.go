@@ -20,6 +20,8 @@ func TestLayouts(t *testing.T) {
 		"ep_table":   {unsafe.Sizeof(epKey{}), unsafe.Sizeof(epInfo{})},
 		"ep_by_mac":  {unsafe.Sizeof(macKey{}), unsafe.Sizeof(epInfo{})},
 		"ep_by_ip":   {unsafe.Sizeof(ipKey{}), unsafe.Sizeof(ipInfo{})},
+		"endpoints":  {4, unsafe.Sizeof(epInfo{})},
+		"mac_index":  {4, unsafe.Sizeof(idxBucket{})},
 		"parents":    {4, unsafe.Sizeof(parentInfo{})},
 		"vlan_stats": {unsafe.Sizeof(vlanKey{}), unsafe.Sizeof(trafficValue{})},
 		"net_stats":  {4, unsafe.Sizeof(netCounters{})},

@@ -17,10 +17,12 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	parentEgressMapDropStats     = "drop_stats"
+	parentEgressMapEndpoints     = "endpoints"
 	parentEgressMapEpByIp        = "ep_by_ip"
 	parentEgressMapEpByMac       = "ep_by_mac"
 	parentEgressMapEpProgs       = "ep_progs"
 	parentEgressMapEpTable       = "ep_table"
+	parentEgressMapMacIndex      = "mac_index"
 	parentEgressMapMalformed     = "malformed"
 	parentEgressMapMapFull       = "map_full"
 	parentEgressMapNetStats      = "net_stats"
@@ -79,10 +81,12 @@ type parentEgressProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type parentEgressMapSpecs struct {
 	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
+	Endpoints *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
 	EpProgs   *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
+	MacIndex  *ebpf.MapSpec `ebpf:"mac_index"`
 	Malformed *ebpf.MapSpec `ebpf:"malformed"`
 	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
 	NetStats  *ebpf.MapSpec `ebpf:"net_stats"`
@@ -117,10 +121,12 @@ func (o *parentEgressObjects) Close() error {
 // It can be passed to loadParentEgressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type parentEgressMaps struct {
 	DropStats *ebpf.Map `ebpf:"drop_stats"`
+	Endpoints *ebpf.Map `ebpf:"endpoints"`
 	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
 	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
 	EpProgs   *ebpf.Map `ebpf:"ep_progs"`
 	EpTable   *ebpf.Map `ebpf:"ep_table"`
+	MacIndex  *ebpf.Map `ebpf:"mac_index"`
 	Malformed *ebpf.Map `ebpf:"malformed"`
 	MapFull   *ebpf.Map `ebpf:"map_full"`
 	NetStats  *ebpf.Map `ebpf:"net_stats"`
@@ -131,10 +137,12 @@ type parentEgressMaps struct {
 func (m *parentEgressMaps) Close() error {
 	return _ParentEgressClose(
 		m.DropStats,
+		m.Endpoints,
 		m.EpByIp,
 		m.EpByMac,
 		m.EpProgs,
 		m.EpTable,
+		m.MacIndex,
 		m.Malformed,
 		m.MapFull,
 		m.NetStats,

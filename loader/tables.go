@@ -43,12 +43,13 @@ const (
 	AllowDHCPServer
 )
 
-// SetEndpoint adds or updates an endpoint: ep_by_ip, ep_by_mac, then
-// ep_table, so that its programs never see a half-written endpoint.
-// Addresses it previously had and no longer has are removed. An endpoint
-// has at most 2 IPv4 and 4 IPv6 addresses (its EUI-64 link-local included);
-// NetworkID must be in 1-4095. A full table gives an error wrapping
-// ErrTableFull and leaves the tables as they were.
+// SetEndpoint adds or updates an endpoint: ep_by_ip, its record in a
+// fresh slot of the endpoints array, ep_by_mac, ep_table, then the MAC
+// index, so that its programs never see a half-written endpoint. The
+// record it had and the addresses it no longer has are removed. An
+// endpoint has at most 2 IPv4 and 4 IPv6 addresses (its EUI-64 link-local
+// included); NetworkID must be in 1-4095. A full table gives an error
+// wrapping ErrTableFull and leaves the tables as they were.
 func (d *Datapath) SetEndpoint(ep Endpoint) (err error) {
 	info, err := newEpInfo(ep)
 	if err != nil {
@@ -73,18 +74,78 @@ func (d *Datapath) SetEndpoint(ep Endpoint) (err error) {
 			return fmt.Errorf("set endpoint address %s: %w", ip, err)
 		}
 	}
-	if created, err = d.create(created, "ep_by_mac", &macKey{MAC: info.MAC}, &info); err != nil {
-		return fmt.Errorf("set endpoint mac %s: %w", ep.MAC, err)
+	if info.Slot, err = d.newSlot(hadOld, &info); err != nil {
+		return fmt.Errorf("set endpoint %s: %w", ep.MAC, err)
 	}
-	if err := d.put("ep_table", &key, &info); err != nil {
-		return fmt.Errorf("set endpoint %d/%d: %w", ep.NetnsCookie, ep.Ifindex, err)
+	if err := d.publish(key, &info, &created); err != nil {
+		d.slots.free(info.Slot)
+		return err
 	}
 	if !hadOld {
 		return nil
 	}
-	// The addresses it had and no longer has, by key: no walk of the map,
-	// so an attach costs the same with 10 or 10000 endpoints.
+	return d.retire(old, old.MAC != info.MAC, keep)
+}
+
+// newSlot writes the record into a free slot: a new row may take the
+// last of MaxEndpoints, a changed one also the spare.
+func (d *Datapath) newSlot(update bool, info *epInfo) (uint32, error) {
+	limit := MaxEndpoints
+	if update {
+		limit++
+	}
+	slot, ok := d.slots.alloc(limit)
+	if !ok {
+		d.full.add("endpoints")
+		return 0, fmt.Errorf("endpoints holds %d records: %w", MaxEndpoints, ErrTableFull)
+	}
+	info.Slot = slot
+	if err := d.maps.Endpoints.Put(&slot, info); err != nil {
+		d.slots.free(slot)
+		return 0, fmt.Errorf("write endpoint record: %w", err)
+	}
+	return slot, nil
+}
+
+// publish points ep_by_mac, ep_table and the MAC index at the record.
+func (d *Datapath) publish(key epKey, info *epInfo, created *[]created) (err error) {
+	if *created, err = d.create(*created, "ep_by_mac", &macKey{MAC: info.MAC}, info); err != nil {
+		return fmt.Errorf("set endpoint mac %s: %w", net.HardwareAddr(info.MAC[:]), err)
+	}
+	if err := d.put("ep_table", &key, info); err != nil {
+		return fmt.Errorf("set endpoint %d/%d: %w", key.NetnsCookie, key.Ifindex, err)
+	}
+	return d.macs.set(mac48(info.MAC), info.Slot)
+}
+
+// retire removes what the row old had that the row now in its place (if
+// any) does not: its slot, its MAC (dropMAC) and the addresses not in
+// keep. The addresses go by key: no walk of the map, so an attach costs
+// the same with 10 or 10000 endpoints.
+func (d *Datapath) retire(old epInfo, dropMAC bool, keep map[ipKey]bool) error {
+	d.slots.free(old.Slot)
+	if dropMAC {
+		if err := d.unpublishMAC(old); err != nil {
+			return err
+		}
+	}
 	return d.deleteAddressesOf(old, keep)
+}
+
+// unpublishMAC removes the MAC of row info from the index and ep_by_mac,
+// unless they point at another row with the same MAC.
+func (d *Datapath) unpublishMAC(info epInfo) error {
+	var cur epInfo
+	if err := d.maps.EpByMac.Lookup(&macKey{MAC: info.MAC}, &cur); err != nil || cur.Slot != info.Slot {
+		return nil
+	}
+	if err := d.macs.remove(mac48(info.MAC), info.Slot); err != nil {
+		return err
+	}
+	if err := deleteKey(d.maps.EpByMac, &macKey{MAC: info.MAC}); err != nil {
+		return fmt.Errorf("delete endpoint mac: %w", err)
+	}
+	return nil
 }
 
 // MoveEndpoint is SetEndpoint for an endpoint that had a row under other
@@ -120,12 +181,7 @@ func (d *Datapath) MoveEndpoint(fromCookie uint64, fromIfindex int, ep Endpoint)
 	for _, ip := range info.addrs() {
 		keep[newIPKey(ip)] = true
 	}
-	if old.MAC != info.MAC {
-		if err := deleteKey(d.maps.EpByMac, &macKey{MAC: old.MAC}); err != nil {
-			return fmt.Errorf("move endpoint: delete its old mac: %w", err)
-		}
-	}
-	return d.deleteAddressesOf(old, keep)
+	return d.retire(old, old.MAC != info.MAC, keep)
 }
 
 // created is a key SetEndpoint added (not updated), undone on failure.
@@ -171,6 +227,7 @@ func newEpInfo(ep Endpoint) (epInfo, error) {
 		return info, fmt.Errorf("endpoint %s: unknown allow flags %#x", ep.MAC, uint32(ep.Allow))
 	}
 	info.MAC, info.NetworkID, info.Flags = mac, ep.NetworkID, ep.Allow
+	info.NetnsCookie, info.Ifindex = ep.NetnsCookie, uint32(ep.Ifindex)
 	seen := map[netip.Addr]bool{}
 	for _, ip := range append(slices.Clone(ep.IPs), linkLocal(mac)) {
 		ip = ip.Unmap().WithZone("")
@@ -224,10 +281,7 @@ func (d *Datapath) DeleteEndpoint(netnsCookie uint64, ifindex int) error {
 	if err := deleteKey(d.maps.EpTable, &key); err != nil {
 		return fmt.Errorf("delete endpoint %d/%d: %w", netnsCookie, ifindex, err)
 	}
-	if err := deleteKey(d.maps.EpByMac, &macKey{MAC: info.MAC}); err != nil {
-		return fmt.Errorf("delete endpoint mac: %w", err)
-	}
-	return d.deleteAddressesOf(info, nil)
+	return d.retire(info, true, nil)
 }
 
 // deleteAddressesOf deletes the address entries of endpoint info, except
@@ -286,12 +340,14 @@ func (d *Datapath) PruneOrphans() error {
 		return fmt.Errorf("list endpoints: %w", err)
 	}
 	var macs []macKey
+	var macSlots []uint32
 	var mk macKey
 	var mi epInfo
 	it = d.maps.EpByMac.Iterate()
 	for it.Next(&mk, &mi) {
 		if !live[mk.MAC] {
 			macs = append(macs, mk)
+			macSlots = append(macSlots, mi.Slot)
 		}
 	}
 	var ips []ipKey
@@ -308,7 +364,7 @@ func (d *Datapath) PruneOrphans() error {
 	}
 	var errs []error
 	for i := range macs {
-		errs = append(errs, deleteKey(d.maps.EpByMac, &macs[i]))
+		errs = append(errs, d.macs.remove(mac48(macs[i].MAC), macSlots[i]), deleteKey(d.maps.EpByMac, &macs[i]))
 	}
 	for i := range ips {
 		errs = append(errs, deleteKey(d.maps.EpByIp, &ips[i]))

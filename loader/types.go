@@ -52,6 +52,11 @@ type epInfo struct {
 	Flags     Allow
 	IP4       [maxV4][4]byte
 	IP6       [maxV6][16]byte
+	// Ifindex and NetnsCookie are its ep_table key, Slot its index in the
+	// endpoints array.
+	Ifindex     uint32
+	Slot        uint32
+	NetnsCookie uint64
 }
 
 type macKey struct {

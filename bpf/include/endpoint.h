@@ -16,13 +16,20 @@
 #include "counters.h"
 #include "tables.h"
 
-static __always_inline struct ep_info *lookup_self(struct __sk_buff *skb)
+/* lookup_self returns the endpoint the program runs for. Its frames carry
+ * its MAC (the source on egress, the destination on ingress), so the MAC
+ * index finds it, checked to be this link's record; other frames (a
+ * broadcast, a spoofed source) take the link's key to ep_table. */
+static __always_inline struct ep_info *lookup_self(struct __sk_buff *skb, __u64 mac)
 {
 	struct ep_key key = {
 		.netns_cookie = (__u64)skb->cb[1] << 32 | skb->cb[0],
 		.ifindex = skb->ifindex,
 	};
+	struct ep_info *ep = ep_of_mac(mac);
 
+	if (ep && ep->netns_cookie == key.netns_cookie && ep->ifindex == key.ifindex)
+		return ep;
 	return bpf_map_lookup_elem(&ep_table, &key);
 }
 
@@ -56,7 +63,7 @@ static __always_inline int owns(const struct ep_info *ep, __u8 family,
 
 /* other_network reports whether mac belongs to a local endpoint of a network
  * other than network_id. */
-static __always_inline int other_network(const __u8 *mac, __u32 network_id)
+static __always_inline int other_network(__u64 mac, __u32 network_id)
 {
 	struct ep_info *m = ep_of_mac(mac);
 

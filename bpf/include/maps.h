@@ -32,6 +32,24 @@ struct {
 	PINNED;
 } ep_by_mac SEC(".maps");
 
+/* The records, by slot; the hashes above are the slow path (a MAC whose
+ * bucket spilled, a frame whose MAC is not its link's own). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EP_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ep_info);
+	PINNED;
+} endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << MAC_INDEX_BITS);
+	__type(key, __u32);
+	__type(value, struct idx_bucket);
+	PINNED;
+} mac_index SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_ENDPOINTS * (EP_MAX_V4 + EP_MAX_V6));

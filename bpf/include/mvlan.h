@@ -94,6 +94,8 @@ struct ep_key {
 #define EP_ALLOW_ROUTER 0x1      /* router advertisements and redirects */
 #define EP_ALLOW_DHCP_SERVER 0x2 /* UDP from port 67 (v4) and 547 (v6) */
 
+/* Everything a frame needs of an endpoint, in one record: the value of
+ * ep_table and ep_by_mac, and of the endpoints array at its slot. */
 struct ep_info {
 	__u8 mac[ETH_ALEN];
 	__u8 n4; /* ip4[0..n4) are valid */
@@ -102,6 +104,32 @@ struct ep_info {
 	__u32 flags; /* EP_ALLOW_* */
 	__be32 ip4[EP_MAX_V4];
 	__be32 ip6[EP_MAX_V6][4];
+	__u32 ifindex; /* its ep_table key: the slave's ifindex in its netns */
+	__u32 slot;    /* its index in the endpoints array */
+	__u64 netns_cookie; /* and its netns */
+};
+
+/* The endpoints array holds a record per slot; slot 0 is no endpoint. The
+ * agent writes a changed endpoint into a fresh slot and then points the
+ * tables at it, so a program never reads a record being rewritten; the
+ * spare slot makes that possible with the table full. */
+#define EP_SLOTS (MAX_ENDPOINTS + 2)
+
+/* An index: a key (a MAC, or an IPv4 address, in the low 48 bits) to a
+ * slot, in a bucket of an array picked by a hash of the key; one array
+ * look-up for the common frame. A bucket holds IDX_WAYS entries, each
+ * key | slot << 48 (slot 0: empty); the keys that did not fit are in the
+ * backing hash (ep_by_mac, ep_by_ip) and counted in spill, so a miss in a
+ * bucket that never spilled needs no further look-up. An entry only points
+ * at a record: a reader checks the record's own key. */
+#define IDX_WAYS 4
+#define IDX_KEY_MASK 0xffffffffffffULL
+#define MAC_INDEX_BITS 13 /* 8192 buckets for MAX_ENDPOINTS MACs */
+
+struct idx_bucket {
+	__u64 e[IDX_WAYS];
+	__u32 spill;
+	__u32 pad;
 };
 
 /* ep_by_mac: MAC of a local endpoint -> the endpoint (struct ep_info), so

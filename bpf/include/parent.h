@@ -22,7 +22,7 @@
 #include "spoof.h"
 
 /* same_network: mac is a local endpoint's of network_id. */
-static __always_inline int same_network(const __u8 *mac, __u32 network_id)
+static __always_inline int same_network(__u64 mac, __u32 network_id)
 {
 	struct ep_info *m = ep_of_mac(mac);
 
@@ -75,12 +75,12 @@ static __always_inline void count_network_level(const struct frame *f,
 	int is_ip, ew;
 
 	if (mac_is_multicast(f->dst))
-		pb_add(&c->flood[mac_is_broadcast(f->dst) ? FLOOD_BROADCAST : FLOOD_MULTICAST][dir],
+		pb_add(&c->flood[f->dst == MAC48_BROADCAST ? FLOOD_BROADCAST : FLOOD_MULTICAST][dir],
 		       f->len);
 	if (dir != DIR_RX)
 		return;
 	owner = src_owner(f, &is_ip);
-	if (owner && !mac_eq(owner->mac, f->src)) {
+	if (owner && mac48(owner->mac) != f->src) {
 		pb_add(&c->hairpin, f->len);
 		return;
 	}

@@ -63,6 +63,8 @@ struct arp_eth_ipv4 {
 } __attribute__((packed));
 
 struct frame {
+	__u64 src;      /* the source MAC, as mac48 reads it */
+	__u64 dst;      /* the destination MAC */
 	void *data;
 	void *end;
 	__u64 len;      /* skb->len: the bytes every counter adds */
@@ -73,19 +75,18 @@ struct frame {
 	__u8 eth_ok;    /* Ethernet header and tags complete */
 	__u8 malformed; /* some announced header is truncated */
 	__u8 pad;
-	__u8 src[ETH_ALEN];
-	__u8 dst[ETH_ALEN];
 };
 
-static __always_inline void mac_copy(__u8 *dst, const __u8 *src)
+/* mac48: a MAC as a number, its first byte lowest (two loads; unaligned
+ * packet access is allowed where the kernel has efficient unaligned
+ * access, which every architecture mvlan runs on has). A MAC is compared,
+ * hashed and tested for multicast (bit 0) in this form. */
+static __always_inline __u64 mac48(const void *m)
 {
-	dst[0] = src[0];
-	dst[1] = src[1];
-	dst[2] = src[2];
-	dst[3] = src[3];
-	dst[4] = src[4];
-	dst[5] = src[5];
+	return (__u64)*(const __u32 *)m | (__u64)*(const __u16 *)(m + 4) << 32;
 }
+
+#define MAC48_BROADCAST 0xffffffffffffULL
 
 static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
 {
@@ -93,14 +94,9 @@ static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
 	       a[3] == b[3] && a[4] == b[4] && a[5] == b[5];
 }
 
-static __always_inline int mac_is_multicast(const __u8 *m)
+static __always_inline int mac_is_multicast(__u64 m)
 {
-	return m[0] & 1;
-}
-
-static __always_inline int mac_is_broadcast(const __u8 *m)
-{
-	return (m[0] & m[1] & m[2] & m[3] & m[4] & m[5]) == 0xff;
+	return m & 1;
 }
 
 /* Make the headers linear when the skb is not (never on the fast path). */
@@ -185,8 +181,8 @@ static __always_inline void parse_frame(struct __sk_buff *skb, struct frame *f)
 		f->malformed = 1;
 		return;
 	}
-	mac_copy(f->src, eth->src);
-	mac_copy(f->dst, eth->dst);
+	f->dst = mac48(eth->dst);
+	f->src = mac48(eth->src);
 	proto = eth->proto;
 	f->l3off = sizeof(*eth);
 	if (parse_tags(f, &proto) < 0) {

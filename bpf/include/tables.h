@@ -21,14 +21,57 @@ static __always_inline struct ip_info *ep_of_ip(__u8 family, const __u8 *addr)
 	return bpf_map_lookup_elem(&ep_by_ip, &key);
 }
 
-/* ep_of_mac returns the local endpoint with this unicast MAC, or NULL. */
-static __always_inline struct ep_info *ep_of_mac(const __u8 *mac)
+/* idx_hash picks a key's bucket: the top bits of a multiplicative hash
+ * (loader/index.go computes the same). */
+static __always_inline __u32 idx_hash(__u64 key, int bits)
+{
+	return (key * 0x9E3779B97F4A7C15ULL) >> (64 - bits);
+}
+
+/* idx_find returns the slot of key in bucket b, 0 if it is not there. */
+static __always_inline __u32 idx_find(const struct idx_bucket *b, __u64 key)
+{
+#pragma unroll
+	for (int i = 0; i < IDX_WAYS; i++) {
+		__u64 e = b->e[i];
+
+		if ((e & IDX_KEY_MASK) == key && (e >> 48))
+			return e >> 48;
+	}
+	return 0;
+}
+
+static __always_inline __u64 ep_mac48(const struct ep_info *ep)
+{
+	return mac48(ep->mac);
+}
+
+/* ep_of_mac returns the local endpoint with this unicast MAC (mac48), or
+ * NULL: the record its index entry points at, if that record has the MAC;
+ * the backing hash only for a bucket that spilled (or an entry that points
+ * at another record, which a reader may see while the agent moves it). */
+static __always_inline struct ep_info *ep_of_mac(__u64 mac)
 {
 	struct mac_key key = {};
+	struct idx_bucket *b;
+	struct ep_info *ep;
+	__u32 i, slot;
 
 	if (mac_is_multicast(mac))
 		return NULL;
-	mac_copy(key.mac, mac);
+	i = idx_hash(mac, MAC_INDEX_BITS);
+	b = bpf_map_lookup_elem(&mac_index, &i);
+	if (!b)
+		return NULL;
+	slot = idx_find(b, mac);
+	if (slot) {
+		ep = bpf_map_lookup_elem(&endpoints, &slot);
+		if (ep && ep_mac48(ep) == mac)
+			return ep;
+	} else if (!b->spill) {
+		return NULL;
+	}
+	__builtin_memcpy(key.mac, &mac, ETH_ALEN);
 	return bpf_map_lookup_elem(&ep_by_mac, &key);
 }
 
