@@ -44,7 +44,7 @@ func (p *Pool) Claim(ctx context.Context, addr netip.Addr) error {
 		return &ipam.TakenError{Addr: addr, Owner: o}
 	}
 	if p.holds(p.blockOf(addr)) {
-		return nil
+		return p.c.ready(ctx)
 	}
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()
@@ -76,6 +76,9 @@ func (p *Pool) Take(addr netip.Addr, owner string) (netip.Prefix, error) {
 	defer p.mu.Unlock()
 	pf := netip.PrefixFrom(addr, p.cfg.Subnet.Bits())
 	if sp := p.blocks[p.blockOf(addr)]; sp != nil {
+		if err := p.c.fence(); err != nil {
+			return pf, err
+		}
 		return sp.Request(addr, owner)
 	}
 	if o, ok := p.extra[addr]; ok {
@@ -166,9 +169,11 @@ func (p *Pool) claim(ctx context.Context, addr netip.Addr) error {
 			// held, as it is).
 			return nil
 		}
+		p.c.m.conflicts.WithLabelValues("claim").Inc()
 		return &ipam.TakenError{Addr: addr, Owner: foreignOwner(string(kvs[0].Value))}
 	}
 	if kvs := r.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 && string(kvs[0].Value) != p.c.host {
+		p.c.m.conflicts.WithLabelValues("claim").Inc()
 		return fmt.Errorf("%w: %s is in block %s, held by host %s; ask for an address outside it or let that host hand it out",
 			ErrForeignBlock, addr, b, kvs[0].Value)
 	}

@@ -22,6 +22,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -45,6 +46,12 @@ type Config struct {
 	Key     string
 	Host    string        // this host's identity (the agent ID)
 	Timeout time.Duration // of each request; 0: 3 s
+	// Dir keeps what the host must remember of its liveness (liveness.go);
+	// empty: no liveness, no fencing (the blocks held are used whenever).
+	Dir   string
+	TTL   time.Duration // of the liveness lease; 0: DefaultTTL
+	Grace time.Duration // a dead host's blocks wait this long; 0: DefaultGrace
+	Log   *slog.Logger
 }
 
 // Client is a host's connection to the cluster.
@@ -53,6 +60,9 @@ type Client struct {
 	url     string
 	host    string
 	timeout time.Duration
+	log     *slog.Logger
+	m       *metrics
+	live    liveness
 }
 
 // ParseURL returns the endpoints of an etcd://HOST:PORT[,HOST:PORT...]
@@ -102,7 +112,14 @@ func Dial(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cfg.URL, err)
 	}
-	return &Client{cli: cli, url: cfg.URL, host: cfg.Host, timeout: cfg.Timeout}, nil
+	c := &Client{cli: cli, url: cfg.URL, host: cfg.Host, timeout: cfg.Timeout, log: cfg.Log, m: newMetrics()}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if err := c.live.init(cfg); err != nil {
+		return nil, errors.Join(err, cli.Close())
+	}
+	return c, nil
 }
 
 func tlsConfig(cfg Config) (*tls.Config, error) {
@@ -141,7 +158,9 @@ func (c *Client) URL() string { return c.url }
 func (c *Client) txn(ctx context.Context, what string, cmp []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	t0 := time.Now()
 	r, err := c.cli.Txn(ctx).If(cmp...).Then(then...).Else(els...).Commit()
+	c.observe("txn", t0, err)
 	if err != nil {
 		return nil, c.unreachable(what, err)
 	}
@@ -151,7 +170,9 @@ func (c *Client) txn(ctx context.Context, what string, cmp []clientv3.Cmp, then,
 func (c *Client) get(ctx context.Context, what, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	t0 := time.Now()
 	r, err := c.cli.Get(ctx, key, opts...)
+	c.observe("get", t0, err)
 	if err != nil {
 		return nil, c.unreachable(what, err)
 	}

@@ -84,8 +84,15 @@ func (c *Client) OpenPool(nw string, cfg ipam.PoolConfig, bits int, file string)
 			return nil, err
 		}
 	}
-	return p, p.load(nil, false)
+	if err := p.load(nil, false); err != nil {
+		return nil, err
+	}
+	c.register(p)
+	return p, nil
 }
+
+// Close stops checking the pool's blocks (its network is gone here).
+func (p *Pool) Close() { p.c.unregister(p) }
 
 func (p *Pool) newBlock(b netip.Prefix) (*ipam.Space, error) {
 	c := p.cfg
@@ -174,6 +181,9 @@ func (p *Pool) Allocate(ctx context.Context, owner string) (netip.Prefix, error)
 // none has. It is what Allocate waits for on etcd; TakeFree hands the
 // address out without I/O.
 func (p *Pool) Reserve(ctx context.Context) error {
+	if err := p.c.ready(ctx); err != nil {
+		return fmt.Errorf("network %s: %w", p.net, err)
+	}
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()
 	if p.hasFree() {
@@ -204,6 +214,9 @@ func (p *Pool) hasFree() bool {
 func (p *Pool) TakeFree(owner string) (netip.Prefix, bool) { return p.allocLocal(owner) }
 
 func (p *Pool) allocLocal(owner string) (netip.Prefix, bool) {
+	if p.c.fence() != nil {
+		return netip.Prefix{}, false
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, b := range slices.SortedFunc(maps.Keys(p.blocks), comparePrefix) {
@@ -237,6 +250,7 @@ func (p *Pool) lease(ctx context.Context) error {
 			p.mu.Lock()
 			p.Conflicts++
 			p.mu.Unlock()
+			p.c.m.conflicts.WithLabelValues("block").Inc()
 			continue
 		}
 		claims := map[netip.Addr]string{}

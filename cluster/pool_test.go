@@ -198,15 +198,6 @@ func TestHostsShareAPool(t *testing.T) {
 	}
 }
 
-func contains(bs []netip.Prefix, a netip.Addr) bool {
-	for _, b := range bs {
-		if b.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // TestEtcdStopped: with etcd frozen, a host goes on handing out the
 // addresses of the blocks it holds, also after a restart from its file,
 // and fails the rest naming the cluster; it recovers after SIGCONT.

@@ -205,3 +205,24 @@ func (s *Space) Pools() []ipam.PoolConfig {
 	}
 	return out
 }
+
+// Reclaim gives back the blocks and claims of dead hosts of which no
+// address answers probe (Pool.Reclaim), pool by pool.
+func (s *Space) Reclaim(ctx context.Context, probe Prober) (int, error) {
+	n := 0
+	for _, p := range s.pools {
+		k, err := p.Reclaim(ctx, probe)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Close stops checking the space's blocks (its network is gone here).
+func (s *Space) Close() {
+	for _, p := range s.pools {
+		p.Close()
+	}
+}

@@ -1,0 +1,289 @@
+package cluster
+
+// Liveness and fencing. Each host keeps hosts/HOST in etcd under a lease
+// of TTL it renews every TTL/3. A host whose key is gone has been seen
+// dead by the others since they first noticed; once that is longer than
+// the grace, its blocks may be reclaimed (reclaim.go), which a
+// transaction does only while its key is still absent.
+//
+// Fence: a host may hand out addresses of the blocks it holds without
+// asking etcd only until (time a renewal that succeeded was sent) + TTL +
+// Grace/2. Its lease cannot expire before sent + TTL, and no other host
+// reclaims before expiry + Grace, so a host cut off from etcd stops
+// using its blocks Grace/2 before anyone may take them. The deadline is
+// kept in Dir/alive.json, so that a restart cut off from etcd obeys it
+// too. A host whose key was gone (a new lease) first puts its key, then
+// checks every block it holds against etcd (verify): those etcd no
+// longer has as its own are dropped, and only then is the deadline moved.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// DefaultTTL is the liveness lease's when Config names none.
+const DefaultTTL = 10 * time.Second
+
+// DefaultGrace is how long a host must have been seen dead before its
+// blocks are reclaimed, when Config names none.
+const DefaultGrace = 5 * time.Minute
+
+func hostsDir() string           { return prefix + "hosts/" }
+func hostKey(host string) string { return hostsDir() + host }
+
+// liveness is a client's lease, its fence and what it saw of others.
+type liveness struct {
+	on         bool
+	ttl, grace time.Duration
+	file       string
+
+	beatMu    sync.Mutex // one beat at a time
+	mu        sync.Mutex
+	lease     clientv3.LeaseID
+	verified  bool
+	until     time.Time            // the fence: held blocks are used until then
+	deadSince map[string]time.Time // hosts without a key, since first seen so
+	pools     map[*Pool]bool       // to verify after a new lease
+}
+
+type aliveFile struct {
+	Until time.Time `json:"until"`
+}
+
+func (l *liveness) init(cfg Config) error {
+	l.ttl, l.grace = cfg.TTL, cfg.Grace
+	if l.ttl == 0 {
+		l.ttl = DefaultTTL
+	}
+	if l.grace == 0 {
+		l.grace = DefaultGrace
+	}
+	l.deadSince, l.pools = map[string]time.Time{}, map[*Pool]bool{}
+	if cfg.Dir == "" {
+		return nil
+	}
+	if l.ttl < 2*time.Second || l.grace < l.ttl {
+		return fmt.Errorf("cluster lease TTL %v and grace %v: want a TTL of at least 2s and a grace of at least the TTL", l.ttl, l.grace)
+	}
+	l.on, l.file = true, filepath.Join(cfg.Dir, "alive.json")
+	b, err := os.ReadFile(l.file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	var f aliveFile
+	if err == nil {
+		err = json.Unmarshal(b, &f)
+	}
+	if err != nil {
+		return fmt.Errorf("cluster liveness %s: %w", l.file, err)
+	}
+	l.until = f.Until.Round(0) // wall clock: it crossed a restart
+	return nil
+}
+
+// fence fails, wrapping ErrUnreachable, once the blocks this host holds
+// may no longer be used without etcd confirming them.
+func (c *Client) fence() error {
+	l := &c.live
+	if !l.on {
+		return nil
+	}
+	l.mu.Lock()
+	until := l.until
+	l.mu.Unlock()
+	if time.Now().Before(until) {
+		return nil
+	}
+	return fmt.Errorf("%w: etcd at %s has not confirmed this host's blocks since %s (lease TTL %v + half the grace %v): another host may reclaim them, so they are not used until etcd answers",
+		ErrUnreachable, c.url, until.Add(-l.ttl-l.grace/2).Format(time.RFC3339), l.ttl, l.grace)
+}
+
+// ready is fence, after one beat when the fence is down (a new agent
+// before its first lease). It must not be called holding a pool's etcdMu.
+func (c *Client) ready(ctx context.Context) error {
+	if c.fence() == nil {
+		return nil
+	}
+	_ = c.beat(ctx)
+	return c.fence()
+}
+
+// Live keeps this host's liveness key in etcd and moves its fence, until
+// ctx is done. Without Config.Dir it returns at once.
+func (c *Client) Live(ctx context.Context) {
+	if !c.live.on {
+		return
+	}
+	t := time.NewTicker(c.live.ttl / 3)
+	defer t.Stop()
+	for {
+		if err := c.beat(ctx); err != nil && ctx.Err() == nil {
+			c.log.Debug("cluster liveness", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// beat renews the lease (or takes a new one, then verifies the blocks
+// held) and moves the fence.
+func (c *Client) beat(ctx context.Context) error {
+	l := &c.live
+	l.beatMu.Lock()
+	defer l.beatMu.Unlock()
+	sent := time.Now()
+	l.mu.Lock()
+	lease := l.lease
+	l.mu.Unlock()
+	if lease != 0 {
+		err := c.keepAlive(ctx, lease)
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			c.log.Warn("cluster: this host's liveness lease expired; taking a new one and checking its blocks", "cluster", c.url)
+			lease = 0
+		} else if err != nil {
+			return err
+		}
+	}
+	if lease == 0 {
+		var err error
+		if lease, err = c.grant(ctx); err != nil {
+			return err
+		}
+		l.mu.Lock()
+		l.lease, l.verified = lease, false
+		l.mu.Unlock()
+	}
+	if err := c.verifyOnce(ctx); err != nil {
+		return err
+	}
+	return c.extend(sent.Add(l.ttl + l.grace/2))
+}
+
+func (c *Client) keepAlive(ctx context.Context, id clientv3.LeaseID) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	t0 := time.Now()
+	_, err := c.cli.KeepAliveOnce(ctx, id)
+	c.observe("keepalive", t0, err)
+	return err
+}
+
+// grant takes a new lease and puts this host's key under it.
+func (c *Client) grant(ctx context.Context) (clientv3.LeaseID, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	t0 := time.Now()
+	g, err := c.cli.Grant(ctx, int64((c.live.ttl+time.Second-1)/time.Second))
+	c.observe("grant", t0, err)
+	if err != nil {
+		return 0, c.unreachable("liveness lease", err)
+	}
+	v, _ := json.Marshal(map[string]string{"since": time.Now().UTC().Format(time.RFC3339)})
+	t0 = time.Now()
+	_, err = c.cli.Put(ctx, hostKey(c.host), string(v), clientv3.WithLease(g.ID))
+	c.observe("put", t0, err)
+	if err != nil {
+		return 0, c.unreachable("liveness key", err)
+	}
+	return g.ID, nil
+}
+
+// verifyOnce checks every pool's blocks once per lease.
+func (c *Client) verifyOnce(ctx context.Context) error {
+	l := &c.live
+	l.mu.Lock()
+	done := l.verified
+	pools := make([]*Pool, 0, len(l.pools))
+	for p := range l.pools {
+		pools = append(pools, p)
+	}
+	l.mu.Unlock()
+	if done {
+		return nil
+	}
+	for _, p := range pools {
+		if err := p.verify(ctx); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	l.verified = true
+	l.mu.Unlock()
+	return nil
+}
+
+// extend moves the fence to until and keeps it on disk (a lost write
+// only leaves an earlier deadline).
+func (c *Client) extend(until time.Time) error {
+	l := &c.live
+	l.mu.Lock()
+	l.until = until
+	l.mu.Unlock()
+	b, _ := json.Marshal(aliveFile{Until: until.UTC()})
+	tmp := l.file + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, l.file)
+}
+
+// register makes p one of the pools verify checks; unregister forgets it.
+func (c *Client) register(p *Pool) {
+	c.live.mu.Lock()
+	defer c.live.mu.Unlock()
+	c.live.pools[p] = true
+	c.live.verified = false // a pool opened from its file is checked too
+}
+
+func (c *Client) unregister(p *Pool) {
+	c.live.mu.Lock()
+	defer c.live.mu.Unlock()
+	delete(c.live.pools, p)
+}
+
+// deadHosts returns which of hosts have had no liveness key for longer
+// than the grace, as this client has seen it: the clock starts when it
+// first finds the key missing.
+func (c *Client) deadHosts(ctx context.Context, hosts map[string]bool) (map[string]bool, error) {
+	r, err := c.get(ctx, "list live hosts", hostsDir(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	alive := map[string]bool{}
+	for _, kv := range r.Kvs {
+		alive[string(kv.Key)[len(hostsDir()):]] = true
+	}
+	l := &c.live
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	dead := map[string]bool{}
+	for h := range hosts {
+		if h == c.host || alive[h] {
+			delete(l.deadSince, h)
+			continue
+		}
+		since, ok := l.deadSince[h]
+		if !ok {
+			l.deadSince[h] = now
+			c.log.Info("cluster: host has no liveness key; its blocks are reclaimed after the grace if none of their addresses answers", "host", h, "grace", l.grace)
+			continue
+		}
+		if now.Sub(since) >= l.grace {
+			dead[h] = true
+		}
+	}
+	return dead, nil
+}

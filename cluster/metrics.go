@@ -1,0 +1,62 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are a client's instruments: its requests to etcd, the
+// transactions it lost to other hosts, and what reclaim and fencing did.
+type metrics struct {
+	latency   *prometheus.HistogramVec
+	errors    *prometheus.CounterVec
+	conflicts *prometheus.CounterVec
+	reclaimed *prometheus.CounterVec
+	refused   *prometheus.CounterVec
+	lost      prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mvlan_cluster_etcd_request_duration_seconds",
+			Help:    "Duration of requests to etcd (cluster networks), answered or not, by operation.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"op"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mvlan_cluster_etcd_errors_total",
+			Help: "Requests to etcd that failed (not answered in time, refused), by operation.",
+		}, []string{"op"}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mvlan_cluster_conflicts_total",
+			Help: "etcd transactions lost to another host (kind block: a block lease retried; claim: an exact address another host has).",
+		}, []string{"kind"}),
+		reclaimed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mvlan_cluster_reclaimed_total",
+			Help: "Blocks and claims of dead hosts this host gave back to the pool (after the grace period, with none of their addresses answering a probe), by kind.",
+		}, []string{"kind"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mvlan_cluster_reclaim_refused_total",
+			Help: "Reclaims of a dead host's block or claim not done because an address in it answered a probe, by kind.",
+		}, []string{"kind"}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mvlan_cluster_blocks_lost_total",
+			Help: "Blocks this host held that etcd gave to the pool or another host while this host was away (fencing: they are no longer used here).",
+		}),
+	}
+}
+
+// Collectors are the client's instruments, to register with a registry.
+func (c *Client) Collectors() []prometheus.Collector {
+	m := c.m
+	return []prometheus.Collector{m.latency, m.errors, m.conflicts, m.reclaimed, m.refused, m.lost}
+}
+
+// observe records one request of op that started at t0.
+func (c *Client) observe(op string, t0 time.Time, err error) {
+	c.m.latency.WithLabelValues(op).Observe(time.Since(t0).Seconds())
+	if err != nil {
+		c.m.errors.WithLabelValues(op).Inc()
+	}
+}

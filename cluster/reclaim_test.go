@@ -1,0 +1,147 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/ipam"
+)
+
+// liveHost is a host with liveness on (Config.Dir), its Live loop
+// running until stop.
+type liveHost struct {
+	host
+	dir  string
+	stop context.CancelFunc
+}
+
+func newLiveHost(t *testing.T, url, id string, cfg ipam.PoolConfig, ttl, grace time.Duration, dir string) *liveHost {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	c, err := Dial(Config{URL: url, Host: id, Timeout: 2 * time.Second, Dir: dir, TTL: ttl, Grace: grace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	h := &liveHost{host: host{c: c, file: filepath.Join(dir, "pool.json")}, dir: dir}
+	if h.p, err = c.OpenPool("rnet", cfg, 28, h.file); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.stop = cancel
+	t.Cleanup(cancel)
+	go c.Live(ctx)
+	return h
+}
+
+// TestReclaim: host C holds two blocks and dies (its liveness loop
+// stops). Before the grace nothing is reclaimed; after it, the block
+// with an address that answers the probe stays C's and the other goes
+// back to the pool, where A's next lease takes it. C, cut off from etcd,
+// stops handing out its blocks' addresses once its fence passes, also
+// after a restart; back, it drops the reclaimed block, keeps the address
+// its endpoint has there held, and never hands out that block again.
+func TestReclaim(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.70.0.0/26")}
+	const ttl, grace = 2 * time.Second, 2 * time.Second
+	a := newLiveHost(t, e.URL, "hostA", cfg, ttl, grace, "")
+	c := newLiveHost(t, e.URL, "hostC", cfg, ttl, grace, "")
+	ctx := context.Background()
+	var cAddrs []netip.Addr
+	for i := range 20 { // .0/28 (14 usable) and .16/28
+		pf, err := c.p.Allocate(ctx, "c"+string(rune('a'+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cAddrs = append(cAddrs, pf.Addr())
+	}
+	if got := c.p.Blocks(); len(got) != 2 {
+		t.Fatalf("hostC holds %v, want 2 blocks", got)
+	}
+	c.stop()
+	var probed []netip.Addr
+	answer := netip.MustParseAddr("10.70.0.20") // in C's second block
+	probe := func(_ context.Context, addrs []netip.Addr) ([]netip.Addr, error) {
+		probed = append(probed, addrs...)
+		if slices.Contains(addrs, answer) {
+			return []netip.Addr{answer}, nil
+		}
+		return nil, nil
+	}
+	t0 := time.Now()
+	for time.Since(t0) < ttl+grace+3*time.Second {
+		n, err := a.p.Reclaim(ctx, probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	held := etcdBlocks(t, a.c, "rnet", false)
+	if d := time.Since(t0); d < ttl+grace || held[netip.MustParsePrefix("10.70.0.0/28")] != "" {
+		t.Fatalf("after %v (TTL %v + grace %v): etcd blocks %v; want .0/28 reclaimed, not before TTL+grace", d, ttl, grace, held)
+	}
+	if held[netip.MustParsePrefix("10.70.0.16/28")] != "hostC" {
+		t.Fatalf("the block with an answering address was reclaimed: %v", held)
+	}
+	if len(probed) < 28 || slices.Contains(probed, netip.MustParseAddr("10.70.0.1")) {
+		t.Errorf("probed %v: want the 28 usable addresses of both blocks, not the gateway", probed)
+	}
+	t.Logf("reclaimed after %v", time.Since(t0))
+	pf, err := a.p.Allocate(ctx, "a0") // the lowest free block again
+	if err != nil || !netip.MustParsePrefix("10.70.0.0/28").Contains(pf.Addr()) {
+		t.Fatalf("hostA after the reclaim: %v %v, want an address of .0/28", pf, err)
+	}
+
+	// C, cut off: its fence (from its file) has passed.
+	cut, err := Dial(Config{URL: "etcd://127.0.0.1:1", Host: "hostC", Timeout: 100 * time.Millisecond, Dir: c.dir, TTL: ttl, Grace: grace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cut.Close()
+	cp, err := cut.OpenPool("rnet", cfg, 28, c.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Load(held20(cAddrs)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Allocate(ctx, "late"); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("hostC cut off past its fence allocated: %v; want ErrUnreachable", err)
+	}
+	// C back: the reclaimed block is dropped, its endpoint's address
+	// there stays held, the kept block is used.
+	c2 := newLiveHost(t, e.URL, "hostC", cfg, ttl, grace, c.dir)
+	if err := c2.p.Load(held20(cAddrs)); err != nil {
+		t.Fatal(err)
+	}
+	pf, err = c2.p.Allocate(ctx, "back")
+	if err != nil || !netip.MustParsePrefix("10.70.0.16/28").Contains(pf.Addr()) {
+		t.Fatalf("hostC back: %v %v, want an address of its kept block .16/28", pf, err)
+	}
+	if got := c2.p.Blocks(); !slices.Equal(got, []netip.Prefix{netip.MustParsePrefix("10.70.0.16/28")}) {
+		t.Errorf("hostC back holds %v, want only .16/28", got)
+	}
+	if o, ok := c2.p.Owner(cAddrs[0]); !ok || o != "ca" {
+		t.Errorf("hostC's endpoint ca in the lost block: owner %q %v, want still held", o, ok)
+	}
+}
+
+func held20(addrs []netip.Addr) []ipam.Held {
+	var out []ipam.Held
+	for i, a := range addrs {
+		out = append(out, ipam.Held{Addr: a, Owner: "c" + string(rune('a'+i))})
+	}
+	return out
+}
