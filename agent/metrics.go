@@ -52,6 +52,7 @@ func (m *metrics) handler(a *Agent) http.Handler {
 	m.build.Set(1)
 	reg.MustRegister(m.reconcile, m.build, &stateCollector{a: a},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(a.eng.ClusterCollectors()...)
 	return &scrapeHandler{a: a, reg: reg, dp: newDatapathText()}
 }
 

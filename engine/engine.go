@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -98,6 +99,10 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.Cluster != nil {
 		cc := *cfg.Cluster
 		cc.Host = a.store.AgentID()
+		cc.Dir, cc.Log = filepath.Join(cfg.StateDir, "cluster"), cfg.Log
+		if err := os.MkdirAll(cc.Dir, 0o700); err != nil {
+			return nil, errors.Join(err, a.Close())
+		}
 		if a.cluster, err = cluster.Dial(cc); err != nil {
 			return nil, errors.Join(err, a.Close())
 		}
@@ -187,7 +192,13 @@ func (a *Engine) Watch(ctx context.Context) {
 	go func() {
 		defer close(syncs)
 		if a.cluster != nil {
+			live := make(chan struct{})
+			go func() {
+				defer close(live)
+				a.runCluster(ctx)
+			}()
 			every(ctx, clusterSyncEvery, a.syncCluster)
+			<-live
 		}
 	}()
 	a.watch(ctx)

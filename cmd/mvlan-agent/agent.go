@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -33,6 +34,8 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "cluster-ca", EnvVars: []string{"MVLAN_CLUSTER_CA"}, Usage: "PEM CA of etcd's TLS certificate (with --cluster-cert and --cluster-key)"},
 		&cli.StringFlag{Name: "cluster-cert", EnvVars: []string{"MVLAN_CLUSTER_CERT"}, Usage: "PEM client certificate for etcd"},
 		&cli.StringFlag{Name: "cluster-key", EnvVars: []string{"MVLAN_CLUSTER_KEY"}, Usage: "PEM key of --cluster-cert"},
+		&cli.DurationFlag{Name: "cluster-ttl", Value: cluster.DefaultTTL, EnvVars: []string{"MVLAN_CLUSTER_TTL"}, Usage: "TTL of this host's liveness lease in etcd (at least 2s)"},
+		&cli.DurationFlag{Name: "cluster-grace", Value: cluster.DefaultGrace, EnvVars: []string{"MVLAN_CLUSTER_GRACE"}, Usage: "how long a host must have lost its liveness lease before its blocks are reclaimed (only if none of their addresses answers an ARP/ND probe); a host cut off from etcd stops using its blocks TTL + grace/2 after its last renewal"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MVLAN_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 	}
 }
@@ -52,7 +55,11 @@ func runAgent(c *cli.Context) error {
 	}
 	var cl *cluster.Config
 	if u := c.String("cluster"); u != "" {
-		cl = &cluster.Config{URL: u, CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key")}
+		cl = &cluster.Config{URL: u, CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key"),
+			TTL: c.Duration("cluster-ttl"), Grace: c.Duration("cluster-grace")}
+		if cl.TTL < 2*time.Second || cl.Grace < cl.TTL {
+			return usagef("--cluster-ttl %v --cluster-grace %v: want a TTL of at least 2s and a grace of at least the TTL", cl.TTL, cl.Grace)
+		}
 		if _, err := cluster.ParseURL(u); err != nil {
 			return usagef("%v", err)
 		}

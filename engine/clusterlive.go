@@ -1,0 +1,73 @@
+package engine
+
+// The background work of cluster networks: the host's liveness in etcd
+// (cluster.Client.Live, which also fences its blocks) and the reclaim of
+// dead hosts' blocks, probed for on each network's parent first.
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mvlan/mvlan/cluster"
+	"github.com/mvlan/mvlan/probe"
+)
+
+// reclaimer is a cluster network's space as reclaimClusters uses it.
+type reclaimer interface {
+	Reclaim(ctx context.Context, probe cluster.Prober) (int, error)
+}
+
+// reclaimEvery is how often the blocks of dead hosts are looked for: half
+// the liveness TTL, at least a second.
+func reclaimEvery(c *cluster.Config) time.Duration {
+	ttl := c.TTL
+	if ttl == 0 {
+		ttl = cluster.DefaultTTL
+	}
+	return max(ttl/2, time.Second)
+}
+
+// runCluster keeps the host alive in etcd and reclaims dead hosts'
+// blocks until ctx is done.
+func (a *Engine) runCluster(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.cluster.Live(ctx)
+	}()
+	every(ctx, reclaimEvery(a.cfg.Cluster), a.reclaimClusters)
+	<-done
+}
+
+// reclaimClusters gives back, network by network, the blocks of hosts
+// dead for longer than the grace that nothing answers for on this host's
+// parent of the network.
+func (a *Engine) reclaimClusters(ctx context.Context) {
+	for _, n := range a.networkList() {
+		r, ok := n.space.(reclaimer)
+		if !ok {
+			continue
+		}
+		n.mu.Lock()
+		parent := n.Parent
+		n.mu.Unlock()
+		prober := func(ctx context.Context, addrs []netip.Addr) ([]netip.Addr, error) {
+			return probe.InUse(ctx, a.cfg.HostNetns, parent, addrs, probe.Options{})
+		}
+		if _, err := r.Reclaim(ctx, prober); err != nil && ctx.Err() == nil {
+			a.log.Debug("cluster: reclaim", "network", n.name(), "err", err)
+		}
+	}
+}
+
+// ClusterCollectors are the metrics of the agent's etcd client (none
+// without --cluster).
+func (a *Engine) ClusterCollectors() []prometheus.Collector {
+	if a.cluster == nil {
+		return nil
+	}
+	return a.cluster.Collectors()
+}
