@@ -175,6 +175,8 @@ type Lease struct {
 	Addr     netip.Prefix `json:"address"`
 	Router   netip.Addr   `json:"router,omitzero"`
 	DNS      []netip.Addr `json:"dns,omitempty"`
+	Domain   string       `json:"domain,omitempty"` // option 15
+	Search   []string     `json:"search,omitempty"` // option 119
 	ClientID string       `json:"client_id"`
 	Obtained time.Time    `json:"obtained"` // when ACK came
 	Renew    time.Time    `json:"renew"`    // T1

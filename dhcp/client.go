@@ -54,7 +54,7 @@ func (l Link) modifiers() []dhcpv4.Modifier {
 	m := []dhcpv4.Modifier{
 		dhcpv4.WithOption(dhcpv4.OptClientIdentifier(l.ClientID)),
 		dhcpv4.WithRequestedOptions(dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter, dhcpv4.OptionDomainNameServer,
-			dhcpv4.OptionIPAddressLeaseTime, dhcpv4.OptionRenewTimeValue, dhcpv4.OptionRebindingTimeValue),
+			dhcpv4.OptionDomainName, dhcpv4.OptionDNSDomainSearchList, dhcpv4.OptionIPAddressLeaseTime, dhcpv4.OptionRenewTimeValue, dhcpv4.OptionRebindingTimeValue),
 	}
 	if l.Hostname != "" {
 		m = append(m, dhcpv4.WithOption(dhcpv4.OptHostName(l.Hostname)))

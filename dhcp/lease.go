@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -49,6 +50,8 @@ type Lease struct {
 	Addr     netip.Prefix
 	Router   netip.Addr // zero: the server gave none
 	DNS      []netip.Addr
+	Domain   string   // option 15
+	Search   []string // option 119, the DNS search list
 	ClientID []byte
 	Obtained time.Time
 	Renew    time.Time // T1
@@ -95,6 +98,7 @@ func fromACK(ack *dhcpv4.DHCPv4, clientID []byte, t time.Time) (Lease, error) {
 			l.DNS = append(l.DNS, a)
 		}
 	}
+	l.Domain, l.Search = dnsNames(ack)
 	lt := ack.IPAddressLeaseTime(0)
 	if lt <= 0 {
 		return l, fmt.Errorf("DHCP server gave %s without a lease time (option 51)", ip)
@@ -108,6 +112,36 @@ func fromACK(ack *dhcpv4.DHCPv4, clientID []byte, t time.Time) (Lease, error) {
 	}
 	l.Renew, l.Rebind, l.Expiry = t.Add(t1), t.Add(t2), t.Add(lt)
 	return l, nil
+}
+
+// dnsNames are the domain (option 15) and search list (option 119) of
+// ack, each name kept only if it is a plain DNS name (it goes into the
+// container's resolv.conf: no spaces, no newlines).
+func dnsNames(ack *dhcpv4.DHCPv4) (domain string, search []string) {
+	if d := strings.TrimSuffix(ack.DomainName(), "."); dnsName(d) {
+		domain = d
+	}
+	if s := ack.DomainSearch(); s != nil {
+		for _, d := range s.Labels {
+			if d = strings.TrimSuffix(d, "."); dnsName(d) {
+				search = append(search, d)
+			}
+		}
+	}
+	return domain, search
+}
+
+// dnsName reports whether s is a DNS name resolv.conf can take.
+func dnsName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func addr4(ip net.IP) netip.Addr {
@@ -139,13 +173,13 @@ func (l Lease) API() *api.Lease {
 		st = l.StateAt(time.Now())
 	}
 	return &api.Lease{State: st.String(), Server: l.Server, Addr: l.Addr, Router: l.Router, DNS: l.DNS,
-		ClientID: fmt.Sprintf("%x", l.ClientID), Obtained: l.Obtained, Renew: l.Renew, Rebind: l.Rebind,
+		Domain: l.Domain, Search: l.Search, ClientID: fmt.Sprintf("%x", l.ClientID), Obtained: l.Obtained, Renew: l.Renew, Rebind: l.Rebind,
 		Expiry: l.Expiry, ACK: l.ACK, Error: l.Err}
 }
 
 // FromAPI reads a stored lease back.
 func FromAPI(a api.Lease) (Lease, error) {
-	l := Lease{Server: a.Server, Addr: a.Addr, Router: a.Router, DNS: a.DNS, Obtained: a.Obtained,
+	l := Lease{Server: a.Server, Addr: a.Addr, Router: a.Router, DNS: a.DNS, Domain: a.Domain, Search: a.Search, Obtained: a.Obtained,
 		Renew: a.Renew, Rebind: a.Rebind, Expiry: a.Expiry, ACK: a.ACK, Err: a.Error}
 	st := -1
 	for i, n := range stateNames {

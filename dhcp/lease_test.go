@@ -3,11 +3,13 @@ package dhcp
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/rfc1035label"
 )
 
 func ack(t *testing.T, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
@@ -87,5 +89,42 @@ func TestClientID(t *testing.T) {
 	a, b, c := ClientID("lan", "c1"), ClientID("lan", "c2"), ClientID("lan2", "c1")
 	if string(a) != string(ClientID("lan", "c1")) || string(a) == string(b) || string(a) == string(c) || a[0] != 0 {
 		t.Errorf("client ids %x %x %x", a, b, c)
+	}
+}
+
+// TestDNSNames: the domain and search list of an answer are kept when
+// they are plain DNS names (they go into resolv.conf) and dropped when not.
+func TestDNSNames(t *testing.T) {
+	for _, tc := range []struct {
+		name, domain string
+		search       []string
+		wantDomain   string
+		wantSearch   []string
+	}{
+		{name: "none"},
+		{name: "domain", domain: "lan.example.", wantDomain: "lan.example"},
+		{name: "search", search: []string{"a.example", "b.example"}, wantSearch: []string{"a.example", "b.example"}},
+		{name: "newline dropped", domain: "evil\nnameserver 6.6.6.6", search: []string{"ok.example", "bad name"}, wantSearch: []string{"ok.example"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mods []dhcpv4.Modifier
+			if tc.domain != "" {
+				mods = append(mods, dhcpv4.WithOption(dhcpv4.OptDomainName(tc.domain)))
+			}
+			if tc.search != nil {
+				mods = append(mods, dhcpv4.WithOption(dhcpv4.OptDomainSearch(&rfc1035label.Labels{Labels: tc.search})))
+			}
+			l, err := fromACK(ack(t, mods...), ClientID("lan", "c1"), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Domain != tc.wantDomain || !slices.Equal(l.Search, tc.wantSearch) {
+				t.Errorf("domain %q search %q, want %q %q", l.Domain, l.Search, tc.wantDomain, tc.wantSearch)
+			}
+			back, err := FromAPI(*l.API())
+			if err != nil || back.Domain != l.Domain || !slices.Equal(back.Search, l.Search) {
+				t.Errorf("through the API: %q %q (%v), want %q %q", back.Domain, back.Search, err, l.Domain, l.Search)
+			}
+		})
 	}
 }

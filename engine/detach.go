@@ -37,6 +37,9 @@ func (a *Engine) undoEndpoint(ctx context.Context, n *network, en *entry, e endp
 // teardown deletes e's link (found by our alias, never by name alone) and
 // the namespace mvlan made for it. Missing pieces are not errors.
 func (a *Engine) teardown(ctx context.Context, e endpoint) error {
+	if err := removeResolv(e); err != nil {
+		a.log.Warn("left behind", "name", e.Name, "err", err)
+	}
 	if !a.isOurNetns(e) {
 		// The path is gone, is not a namespace, or names another one now.
 		// Ours may live on through its processes, with the link and our

@@ -84,12 +84,13 @@ func (a *Engine) applyLease(n *network, e *endpoint, l dhcp.Lease) error {
 	if n.Internal {
 		router = netip.Addr{}
 	}
-	if old == l.Addr && e.Lease.Router == l.Router {
-		*e = next
-		return nil
+	if old != l.Addr || e.Lease.Router != l.Router {
+		if err := link.SetLeased(e.Netns, e.Ifindex, old, l.Addr, router); err != nil {
+			return fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err)
+		}
 	}
-	if err := link.SetLeased(e.Netns, e.Ifindex, old, l.Addr, router); err != nil {
-		return fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err)
+	if err := writeResolv(*e, e.Lease, l); err != nil {
+		return err
 	}
 	*e = next
 	return nil

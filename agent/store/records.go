@@ -83,6 +83,8 @@ type leaseRecord struct {
 	Addr     netip.Prefix `json:"address"`
 	Router   netip.Addr   `json:"router,omitzero"`
 	DNS      []netip.Addr `json:"dns,omitempty"`
+	Domain   string       `json:"domain,omitempty"`
+	Search   []string     `json:"search,omitempty"`
 	ClientID string       `json:"client_id"`
 	Obtained time.Time    `json:"obtained"`
 	Renew    time.Time    `json:"renew"`

@@ -132,7 +132,24 @@ type container struct {
 	Netns       string
 	State       string
 	Created     time.Time
-	DHCP        string `json:",omitempty"` // the lease's state, on a DHCP network
+	DHCP        string   `json:",omitempty"` // the lease's state, on a DHCP network
+	DNS         []string `json:",omitempty"` // the lease's DNS servers
+	DNSSearch   []string `json:",omitempty"` // its search list, else its domain
+}
+
+// dnsOf is e's DNS servers and search list from its DHCP lease.
+func dnsOf(e api.Endpoint) (dns, search []string) {
+	if e.Lease == nil {
+		return nil, nil
+	}
+	for _, a := range e.Lease.DNS {
+		dns = append(dns, a.String())
+	}
+	search = e.Lease.Search
+	if len(search) == 0 && e.Lease.Domain != "" {
+		search = []string{e.Lease.Domain}
+	}
+	return dns, search
 }
 
 func toContainers(eps []api.Endpoint) []container {
@@ -143,6 +160,7 @@ func toContainers(eps []api.Endpoint) []container {
 			Addresses: addrStrings(e), IfName: e.IfName, Netns: e.Netns, State: e.State, Created: e.Created})
 		if e.Lease != nil {
 			out[len(out)-1].DHCP = e.Lease.State
+			out[len(out)-1].DNS, out[len(out)-1].DNSSearch = dnsOf(e)
 		}
 	}
 	return out

@@ -129,6 +129,7 @@ func cleanupContainers(t testing.TB, prefix string) {
 				t.Errorf("cleanup: %v", err)
 			}
 		}
+		removeEtcNetns(t, prefix)
 	})
 }
 

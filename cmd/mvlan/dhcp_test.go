@@ -44,7 +44,8 @@ func startDnsmasq(t *testing.T, sb *nstest.Sandbox, peer string) *dnsmasq {
 		"--pid-file=" + filepath.Join(dir, "pid"), "--log-facility=-", "--log-dhcp", "--dhcp-authoritative", "--no-ping",
 		"--dhcp-range=set:lan,192.168.60.100,192.168.60.150,255.255.255.0,2m",
 		"--dhcp-range=set:far,10.99.0.100,10.99.0.150,255.255.255.0,2m",
-		"--dhcp-option=tag:lan,option:router,192.168.60.1", "--dhcp-option=option:T1,4", "--dhcp-option=option:T2,100",
+		"--dhcp-option=tag:lan,option:router,192.168.60.1", "--dhcp-option=tag:lan,option:dns-server,192.168.60.53,192.168.60.54",
+		"--dhcp-option=tag:lan,option:domain-name,lan.example", "--dhcp-option=option:T1,4", "--dhcp-option=option:T2,100",
 		"--dhcp-leasefile=" + d.leases}
 	d.start()
 	t.Cleanup(d.stop)
@@ -149,6 +150,15 @@ func TestDHCP(t *testing.T) {
 	out, perr := e.pingFrom(c1, "192.168.60.1", false)
 	e.wantPingOK("ping the server's router from "+c1, out, exitOf(perr))
 	first := srv.waitLease(ep.MAC, time.Second, "lease of "+c1, func(l lease, ok bool) bool { return ok && l.addr == p.Addr() })
+	// The lease's DNS servers and domain: in the resolv.conf that ip netns
+	// exec mounts, and in inspect.
+	const resolv = "nameserver 192.168.60.53\nnameserver 192.168.60.54\nsearch lan.example\n"
+	if out, _ := exec.Command("ip", "netns", "exec", c1, "cat", "/etc/resolv.conf").CombinedOutput(); !strings.HasSuffix(string(out), resolv) {
+		t.Errorf("ip netns exec %s cat /etc/resolv.conf:\n%s\nwant it to end with\n%s", c1, out, resolv)
+	}
+	if got := strings.TrimSpace(e.a.ok("network", "inspect", "-f", "{{range .Containers}}{{.DNS}} {{.DNSSearch}}{{end}}", "lan")); got != "[192.168.60.53 192.168.60.54] [lan.example]" {
+		t.Errorf("inspect lan: DNS of %s %q, want [192.168.60.53 192.168.60.54] [lan.example]", c1, got)
+	}
 	ipamOf := func() string {
 		return strings.TrimSpace(e.a.ok("network", "inspect", "-f", "{{.IPAM.Driver}}{{range .IPAM.Config}} {{.Subnet}} {{.Gateway}}{{end}}", "lan"))
 	}
@@ -182,6 +192,14 @@ func TestDHCP(t *testing.T) {
 	e.a.ok("rm", "-f", c1)
 	srv.waitLease(ep.MAC, 5*time.Second, "DHCPRELEASE on rm", func(_ lease, ok bool) bool { return !ok })
 	waitNetnsGone(t, c1)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat("/etc/netns/" + c1); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/etc/netns/%s still there 5 s after rm", c1)
+		}
+	}
 	again := e.runD(c1, "lan")
 	if again.MAC != ep.MAC || addrOf(again, false) != addr {
 		t.Errorf("re-created %s: MAC %s address %s, first had %s %s", c1, again.MAC, addrOf(again, false), ep.MAC, addr)

@@ -85,6 +85,18 @@ func (e *env) cleanup() {
 			e.t.Errorf("cleanup: remove %s: %v", p, err)
 		}
 	}
+	removeEtcNetns(e.t, e.sb.Name+"-c")
+}
+
+// removeEtcNetns removes /etc/netns/PREFIX* (a DHCP lease's resolv.conf)
+// that an agent killed at the end of a test left.
+func removeEtcNetns(t testing.TB, prefix string) {
+	left, _ := filepath.Glob(filepath.Join("/etc/netns", prefix+"*"))
+	for _, p := range left {
+		if err := os.RemoveAll(p); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	}
 }
 
 // name returns the container name "<sandbox>-c<suffix>".

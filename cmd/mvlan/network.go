@@ -254,6 +254,8 @@ type dockerContainer struct {
 	MacAddress  string
 	IPv4Address string
 	IPv6Address string
+	DNS         []string `json:",omitempty"` // from its DHCP lease
+	DNSSearch   []string `json:",omitempty"`
 }
 
 // scope is n's scope, local for agents that do not say.
@@ -299,8 +301,9 @@ func toDocker(n api.Network) dockerNetwork {
 		d.IPAM.Config = append(d.IPAM.Config, dp)
 	}
 	for _, e := range n.Endpoints {
+		dns, search := dnsOf(e)
 		d.Containers[e.ID] = dockerContainer{Name: e.Name, EndpointID: e.ID, MacAddress: e.MAC,
-			IPv4Address: firstOf(e.Addrs, false), IPv6Address: firstOf(e.Addrs, true)}
+			IPv4Address: firstOf(e.Addrs, false), IPv6Address: firstOf(e.Addrs, true), DNS: dns, DNSSearch: search}
 	}
 	return d
 }
