@@ -29,6 +29,11 @@ type Host interface {
 	SilenceEndpoint(ctx context.Context, netnsPath, ifName string) error
 	CreateHandoff(ctx context.Context, s link.HandoffSpec) (name string, err error)
 	WatchLinks(ctx context.Context, fn func(link.LinkEvent)) error
+	// WatchNetns sends the origin of every link and tc notification of
+	// the namespaces with an ID (NetnsID) to fn until ctx is done.
+	WatchNetns(ctx context.Context, fn func(link.NetnsEvent)) error
+	// NetnsID gives the namespace at path an ID in the host's.
+	NetnsID(path string) (int, error)
 	CreateShim(ctx context.Context, s link.ShimSpec) error
 	ShimRoutes(name string) ([]netip.Addr, error)
 	SetShimRoutes(name string, srcs, dsts []netip.Addr) error
@@ -58,6 +63,12 @@ type Datapath interface {
 	Missing(netnsPath string, ifindex int, mode loader.Mode) ([]loader.Hook, error)
 	InspectEndpoint(ctx context.Context, netnsPath string, ifindex int) ([]loader.Finding, error)
 	RepairEndpoint(ctx context.Context, netnsPath string, ifindex int, findings []loader.Finding) error
+	// ForeignPrograms reports whether a tc program the Datapath did not
+	// load has appeared since the last call.
+	ForeignPrograms() bool
+	// TCXTampered reports whether the endpoint's TCX hooks need a full
+	// InspectEndpoint (a program ahead of mvlan's, its link gone).
+	TCXTampered(ctx context.Context, netnsPath string, cookie uint64, ifindex int) bool
 	Close() error
 }
 

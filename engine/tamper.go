@@ -86,17 +86,6 @@ func (c *tamperCounts) findings() map[string]string {
 	return maps.Clone(c.recent)
 }
 
-// guard inspects every ready endpoint each interval until ctx is done.
-func (a *Engine) guard(ctx context.Context, interval time.Duration) {
-	every(ctx, interval, func(ctx context.Context) {
-		for _, n := range a.networkList() {
-			for _, e := range a.readyEndpoints(n) {
-				a.inspectEndpoint(ctx, e)
-			}
-		}
-	})
-}
-
 // readyEndpoints copies the ready endpoints of n that have programs.
 func (a *Engine) readyEndpoints(n *network) []endpoint {
 	n.mu.Lock()

@@ -75,6 +75,7 @@ type Datapath struct {
 	epProgs  map[uint64]*epPrograms // by netns cookie
 	attached map[attachKey]Attachment
 	qdiscs   map[ifaceKey]bool // clsact qdiscs this Datapath created
+	ids      programIDs        // the programs it loaded (ForeignPrograms)
 }
 
 // Load loads the datapath with its maps pinned in pinDir (e.g.
@@ -103,6 +104,7 @@ func Load(ctx context.Context, pinDir string) (*Datapath, error) {
 }
 
 func (d *Datapath) load() error {
+	d.ids.baseline()
 	if err := d.loadQdiscMarks(); err != nil {
 		return err
 	}
@@ -230,6 +232,7 @@ func (d *Datapath) loadAs(name, kernelName string, consts map[string]any) (*ebpf
 	if prog == nil {
 		return nil, fmt.Errorf("program %s missing from its object", name)
 	}
+	d.ids.note(prog)
 	return prog, nil
 }
 
@@ -265,7 +268,8 @@ func (d *Datapath) Close() error {
 // programs.
 type epPrograms struct {
 	ingress, egress *ebpf.Program
-	users           map[int]bool // ifindexes attached with them
+	ids             [2]ebpf.ProgramID // of ingress and egress, once looked up (id)
+	users           map[int]bool      // ifindexes attached with them
 }
 
 func (p *epPrograms) close() error {
@@ -317,5 +321,7 @@ func (d *Datapath) releaseEndpointPrograms(cookie uint64, ifindex int) error {
 		return nil
 	}
 	delete(d.epProgs, cookie)
+	d.ids.forget(p.ingress)
+	d.ids.forget(p.egress)
 	return errors.Join(d.unpinStubs(cookie), p.close())
 }

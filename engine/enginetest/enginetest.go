@@ -404,6 +404,18 @@ func (h *host) WatchLinks(ctx context.Context, _ func(link.LinkEvent)) error {
 	return nil
 }
 
+// WatchNetns: nothing happens in the in-memory kernel's namespaces.
+func (h *host) WatchNetns(ctx context.Context, _ func(link.NetnsEvent)) error {
+	<-ctx.Done()
+	return nil
+}
+
+// NetnsID is the namespace's inode: unique, like the kernel's IDs.
+func (h *host) NetnsID(path string) (int, error) {
+	ino, err := (*namespaces)(h).Check(path)
+	return int(ino), err
+}
+
 func (h *host) Close() error { return nil }
 
 // namespaces is the Kernel as engine.Namespaces.
@@ -525,6 +537,8 @@ func (d *datapath) InspectEndpoint(context.Context, string, int) ([]loader.Findi
 	return nil, nil // nothing tampers with the in-memory kernel
 }
 func (d *datapath) RepairEndpoint(context.Context, string, int, []loader.Finding) error { return nil }
+func (d *datapath) ForeignPrograms() bool                                               { return false }
+func (d *datapath) TCXTampered(context.Context, string, uint64, int) bool               { return false }
 func (d *datapath) Close() error                                                        { return nil }
 
 func (d *datapath) SetEndpoint(ep loader.Endpoint) error {

@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/mvlan/mvlan/link"
+)
+
+// The tamper check looks at an endpoint when something may have changed
+// it, not at every endpoint every time:
+//   - its namespace's link and tc notifications (a nested macvlan, a MAC
+//     changed, a qdisc or filter deleted) reach one listener in the host's
+//     namespace (link.Host.WatchNetns), which marks the namespace;
+//   - a tc program the datapath did not load (a TCX program attached
+//     ahead of mvlan's sends no notification) has every endpoint's TCX
+//     hooks screened (one query each), and those that fail looked at;
+//   - an endpoint seen for the first time is looked at once;
+//   - a rolling pass looks at each namespace once in guardRounds checks
+//     (by its inode), about 1/guardRounds of them per check, whatever happens
+//     (an existing program attached ahead of ours makes no sign at all).
+// A check with nothing marked costs a walk of the index, no system call
+// per endpoint.
+
+// guardRounds: the rolling pass covers every endpoint in this many checks.
+const guardRounds = 60
+
+// guardState is the guard's view of the ready endpoints, by namespace.
+type guardState struct {
+	nsid   map[uint64]int    // namespace inode -> its ID in the host's
+	byID   map[int]uint64    // the reverse
+	marked map[uint64]bool   // namespaces with a notification since the last check
+	all    bool              // look at every endpoint (an overflow)
+	tcx    bool              // screen every endpoint's TCX hooks (a tc program was loaded)
+	looked map[string]uint64 // ready endpoints (ID -> namespace inode) as of the last check
+	tick   uint64
+}
+
+// guard checks endpoints for tampering each interval until ctx is done.
+func (a *Engine) guard(ctx context.Context, interval time.Duration) {
+	g := &guardState{nsid: map[uint64]int{}, byID: map[int]uint64{}, marked: map[uint64]bool{}, looked: map[string]uint64{}}
+	events := make(chan link.NetnsEvent, 1024)
+	go func() {
+		err := a.host.WatchNetns(ctx, func(ev link.NetnsEvent) {
+			select {
+			case events <- ev:
+			default: // full: the next check looks at everything
+				select {
+				case events <- link.NetnsEvent{Overflow: true}:
+				default:
+				}
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("tamper check: no namespace notifications; every endpoint is checked each time", "err", err)
+			select {
+			case events <- link.NetnsEvent{Overflow: true, NSID: -1}:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	blind := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-events:
+			blind = blind || ev.NSID == -1 && ev.Overflow
+			g.note(ev)
+		case <-t.C:
+			g.all = g.all || blind
+			g.tcx = a.dp.ForeignPrograms()
+			a.guardCheck(ctx, g)
+		}
+	}
+}
+
+func (g *guardState) note(ev link.NetnsEvent) {
+	if ev.Overflow {
+		g.all = true
+		return
+	}
+	if ino, ok := g.byID[ev.NSID]; ok {
+		g.marked[ino] = true
+	}
+}
+
+// guardCheck looks at the endpoints marked, new or due, and forgets
+// those that are gone.
+func (a *Engine) guardCheck(ctx context.Context, g *guardState) {
+	var eps []endpoint
+	for _, n := range a.networkList() {
+		eps = append(eps, a.readyEndpoints(n)...)
+	}
+	g.tick++
+	now := make(map[string]uint64, len(eps))
+	for _, e := range eps {
+		_, known := g.looked[e.ID]
+		if !known {
+			a.guardRegister(g, e)
+		}
+		// Each namespace has its turn in the rolling pass: one check in
+		// guardRounds, whatever else made the guard look at it.
+		rolling := e.NetnsInode%guardRounds == g.tick%guardRounds
+		screened := g.tcx && a.dp.TCXTampered(ctx, e.Netns, e.NetnsCookie, e.Ifindex)
+		if g.all || !known || g.marked[e.NetnsInode] || rolling || screened {
+			a.inspectEndpoint(ctx, e)
+		}
+		now[e.ID] = e.NetnsInode
+	}
+	g.forget(now)
+	g.looked, g.all = now, false
+	clear(g.marked)
+}
+
+// guardRegister gives e's namespace an ID in the host's, so that its
+// notifications are heard from now on.
+func (a *Engine) guardRegister(g *guardState, e endpoint) {
+	if _, ok := g.nsid[e.NetnsInode]; ok {
+		return
+	}
+	id, err := a.host.NetnsID(e.Netns)
+	if err != nil {
+		a.log.Debug("tamper check: no namespace ID; the endpoint is looked at in the rolling pass only", "endpoint", e.Name, "err", err)
+		return
+	}
+	if old, ok := g.byID[id]; ok && old != e.NetnsInode {
+		delete(g.nsid, old) // the ID of a namespace that is gone, given again
+	}
+	g.nsid[e.NetnsInode], g.byID[id] = id, e.NetnsInode
+}
+
+// forget drops the namespaces no ready endpoint is in any more.
+func (g *guardState) forget(now map[string]uint64) {
+	live := make(map[uint64]bool, len(now))
+	for _, ino := range now {
+		live[ino] = true
+	}
+	for ino, id := range g.nsid {
+		if !live[ino] {
+			delete(g.nsid, ino)
+			delete(g.byID, id)
+		}
+	}
+}

@@ -1,0 +1,93 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
+)
+
+// numberedHost gives /run/netns/cN the ID N.
+type numberedHost struct{ Host }
+
+// countingDatapath counts the endpoints the guard looks at.
+type countingDatapath struct {
+	Datapath
+	inspected map[string]int // netns path -> looks
+	screened  string         // the netns path whose TCX screen fails
+}
+
+func (numberedHost) NetnsID(path string) (int, error) {
+	var id int
+	_, err := fmt.Sscanf(path, "/run/netns/c%d", &id)
+	return id, err
+}
+func (k *countingDatapath) InspectEndpoint(_ context.Context, path string, _ int) ([]loader.Finding, error) {
+	k.inspected[path]++
+	return nil, nil
+}
+func (k *countingDatapath) TCXTampered(_ context.Context, path string, _ uint64, _ int) bool {
+	return path == k.screened
+}
+
+// TestGuardLooksWhereNeeded: the tamper check looks at a new endpoint
+// once, then only where a notification came from, at every endpoint
+// after an overflow, at those whose TCX screen fails, and at each one
+// within guardRounds checks in the rolling pass.
+func TestGuardLooksWhereNeeded(t *testing.T) {
+	const n = 40 // inodes 1000..1039: rolling turns 40..59 and 0..19, none in 20..39
+	k := &countingDatapath{inspected: map[string]int{}}
+	net := &network{ID: "n1", Name: "n1", eps: map[string]*entry{}}
+	for i := range n {
+		id := fmt.Sprintf("e%d", i)
+		net.eps[id] = &entry{ep: endpoint{ID: id, Name: id, Netns: fmt.Sprintf("/run/netns/c%d", i), NetnsInode: uint64(1000 + i), Ifindex: 2, State: Ready}}
+	}
+	a := &Engine{host: numberedHost{}, dp: k, ns: linksOnly{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), nets: map[string]*network{"n1": net}}
+	g := &guardState{nsid: map[uint64]int{}, byID: map[int]uint64{}, marked: map[uint64]bool{}, looked: map[string]uint64{}}
+	check := func() int {
+		clear(k.inspected)
+		a.guardCheck(context.Background(), g)
+		total := 0
+		for _, c := range k.inspected {
+			total += c
+		}
+		return total
+	}
+	if got := check(); got != n {
+		t.Fatalf("first check looked %d times, want %d (each new endpoint once)", got, n)
+	}
+	g.tick = 19 // the next check is number 20: nobody's turn
+	if got := check(); got != 0 {
+		t.Fatalf("a quiet check looked %d times, want 0", got)
+	}
+	g.note(link.NetnsEvent{NSID: 7})
+	g.note(link.NetnsEvent{NSID: 9999}) // not an endpoint's namespace
+	if got := check(); got != 1 || k.inspected["/run/netns/c7"] != 1 {
+		t.Fatalf("after a notification from c7 looked at %v, want c7 once", k.inspected)
+	}
+	g.tcx, k.screened = true, "/run/netns/c3"
+	if got := check(); got != 1 || k.inspected["/run/netns/c3"] != 1 {
+		t.Fatalf("after a foreign program looked at %v, want c3 (whose screen fails) once", k.inspected)
+	}
+	g.tcx = false
+	g.note(link.NetnsEvent{Overflow: true})
+	if got := check(); got != n {
+		t.Fatalf("after an overflow looked %d times, want %d", got, n)
+	}
+	seen := map[string]bool{}
+	for range guardRounds {
+		if got := check(); got > 1 {
+			t.Fatalf("the rolling pass looked %d times in one check, want at most 1", got)
+		}
+		for p := range k.inspected {
+			seen[p] = true
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("the rolling pass looked at %d endpoints in %d checks, want all %d", len(seen), guardRounds, n)
+	}
+}

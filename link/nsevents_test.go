@@ -1,0 +1,57 @@
+package link_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/link"
+)
+
+// TestWatchNetns: a link made and a qdisc deleted in a namespace with an
+// ID reach the host's listener with that ID; one in a namespace without
+// an ID does not; the ID stays the namespace's.
+func TestWatchNetns(t *testing.T) {
+	nstest.RequireRoot(t)
+	sb := nstest.NewSandbox(t)
+	watched, other := sb.Netns(t, "x"), sb.Netns(t, "o")
+	h, err := link.OpenHost(sb.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	id, err := h.NetnsID(watched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := h.NetnsID(watched); err != nil || again != id {
+		t.Fatalf("NetnsID again = %d, %v; want %d", again, err, id)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan link.NetnsEvent, 64)
+	done := make(chan error, 1)
+	go func() { done <- h.WatchNetns(ctx, func(ev link.NetnsEvent) { got <- ev }) }()
+	time.Sleep(100 * time.Millisecond) // subscribed
+	sb.Run(t, other, "ip", "link", "add", "a0", "type", "veth", "peer", "name", "a1")
+	sb.Run(t, watched, "ip", "link", "add", "d1", "type", "veth", "peer", "name", "d2")
+	sb.Run(t, watched, "tc", "qdisc", "add", "dev", "d1", "clsact")
+	sb.Run(t, watched, "tc", "qdisc", "del", "dev", "d1", "clsact")
+	seen := 0
+	for timeout := time.After(3 * time.Second); seen < 3; {
+		select {
+		case ev := <-got:
+			if ev.Overflow || ev.NSID != id {
+				t.Fatalf("event %+v, want only ID %d's (the other namespace has none)", ev, id)
+			}
+			seen++
+		case <-timeout:
+			t.Fatalf("%d events from the watched namespace in 3 s, want at least 3 (link, qdisc add, qdisc del)", seen)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("WatchNetns after cancel: %v", err)
+	}
+}
