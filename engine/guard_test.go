@@ -41,7 +41,8 @@ func (k *countingDatapath) TCXTampered(_ context.Context, path string, _ uint64,
 func TestGuardLooksWhereNeeded(t *testing.T) {
 	const n = 40 // inodes 1000..1039: rolling turns 40..59 and 0..19, none in 20..39
 	k := &countingDatapath{inspected: map[string]int{}}
-	net := &network{ID: "n1", Name: "n1", eps: map[string]*entry{}}
+	net := &network{ID: "n1", eps: map[string]*entry{}}
+	net.cur.Store(&netName{name: "n1"})
 	for i := range n {
 		id := fmt.Sprintf("e%d", i)
 		net.eps[id] = &entry{ep: endpoint{ID: id, Name: id, Netns: fmt.Sprintf("/run/netns/c%d", i), NetnsInode: uint64(1000 + i), Ifindex: 2, State: Ready}}
