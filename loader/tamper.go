@@ -146,10 +146,13 @@ func tcxPrograms(t target, hook Hook) int {
 }
 
 // RepairEndpoint re-attaches the endpoint's programs on the hooks of the
-// findings: a detached one again; under TCX, one that is not first is
-// detached and attached again, before all others. A foreign cls_bpf filter
-// at a lower priority is not ours to remove: it stays, reported, and the
-// returned error says so.
+// findings: a detached one again, in its mode; one that another program
+// runs before is attached again with TCX before all others. Under tc that
+// moves the hook to TCX (TCX programs run before every tc filter, so a
+// foreign TCX program, or a cls_bpf filter at a lower priority, cannot
+// be got ahead of otherwise); the foreign program stays, after ours: it
+// is not ours to remove, and what it may still do to a frame after our
+// check is caught by the receivers' and the parent's checks.
 func (d *Datapath) RepairEndpoint(ctx context.Context, netnsPath string, ifindex int, findings []Finding) error {
 	t, err := newTarget(netnsPath, ifindex)
 	if err != nil {
@@ -168,14 +171,14 @@ func (d *Datapath) RepairEndpoint(ctx context.Context, netnsPath string, ifindex
 			continue
 		}
 		prog := map[Hook]*ebpf.Program{Ingress: progs.ingress, Egress: progs.egress}[f.Hook]
-		switch {
-		case a.Mode == ModeTC && f.Tamper == TamperForeignFirst:
-			errs = append(errs, fmt.Errorf("%s of ifindex %d (%s): a foreign filter runs before mvlan's", f.Hook, ifindex, nsName(netnsPath)))
-			continue
-		case a.Mode == ModeTCX && f.Tamper == TamperForeignFirst:
+		mode := a.Mode
+		if f.Tamper == TamperForeignFirst {
+			// Ours goes again, before all: detached first, since an
+			// attached TCX link keeps its place when updated.
 			errs = append(errs, d.detachTCX(t, f.Hook))
+			mode = ModeTCX
 		}
-		errs = append(errs, d.attach(ctx, t, f.Hook, prog, a.Program, a.Mode))
+		errs = append(errs, d.attach(ctx, t, f.Hook, prog, a.Program, mode))
 	}
 	return errors.Join(errs...)
 }

@@ -52,22 +52,40 @@ func TestInspectRepair(t *testing.T) {
 			fl := passFirstTCX(t, c)
 			first := []Finding{{Egress, TamperForeignFirst}}
 			expectFindings(t, d, c, first)
-			err := d.RepairEndpoint(ctx, c.path, c.ifindex, first)
-			if mode == ModeTC {
-				// TCX runs before every tc filter; not mvlan's to remove.
-				if err == nil {
-					t.Error("repair under tc with a foreign TCX program first: no error")
-				}
-				return
-			}
-			if err != nil {
+			if err := d.RepairEndpoint(ctx, c.path, c.ifindex, first); err != nil {
 				t.Fatal(err)
 			}
 			expectFindings(t, d, c, nil)
+			// Ours runs first (under tc: the hook moved to TCX, as TCX
+			// runs before every tc filter); the foreign one stays after it.
+			if got := hookModes(d, c); got[Ingress] != mode || got[Egress] != ModeTCX {
+				t.Errorf("after the repair the hooks are attached %v; want ingress %s, egress tcx", got, mode)
+			}
+			if n := tcxPrograms(target{netns: c.path, ifindex: c.ifindex}, Egress); n != 2 {
+				t.Errorf("%d TCX programs on egress after the repair, want 2 (ours, then the foreign one)", n)
+			}
 			fl.Close()
 			expectFindings(t, d, c, nil)
+			// Detaching the endpoint removes ours in either mode.
+			if err := d.DetachEndpoint(ctx, c.path, c.ifindex); err != nil {
+				t.Fatal(err)
+			}
+			if n := tcxPrograms(target{netns: c.path, ifindex: c.ifindex}, Egress); n != 0 {
+				t.Errorf("%d TCX programs on egress after DetachEndpoint, want 0", n)
+			}
 		})
 	}
+}
+
+// hookModes: how this Datapath attached c's hooks.
+func hookModes(d *Datapath, c container) map[Hook]Mode {
+	out := map[Hook]Mode{}
+	for _, a := range d.Attachments() {
+		if a.Ifindex == c.ifindex {
+			out[a.Hook] = a.Mode
+		}
+	}
+	return out
 }
 
 func expectFindings(t *testing.T, d *Datapath, c container, want []Finding) {

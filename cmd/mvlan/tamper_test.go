@@ -92,9 +92,9 @@ func TestTamperNestedMacvlan(t *testing.T) {
 // mvlan_datapath_tamper_total{reason}, repaired where mvlan can
 // (mvlan_datapath_reattach_total{reason}) and shown by mvlan doctor:
 // clsact deleted (tc endpoints: the programs come back, a spoofed send is
-// refused again), a TCX program before mvlan's (TCX endpoints: mvlan's is
-// first again; tc endpoints: reported, not repaired, as TCX runs before
-// every tc filter), a nested macvlan (deleted; also with an mvlan/ alias)
+// refused again), a TCX program before mvlan's (mvlan's is first again and
+// a spoofed send is refused; tc endpoints: that hook moves to TCX, which
+// runs before every tc filter), a nested macvlan (deleted; also with an mvlan/ alias)
 // and eth0's MAC changed to the router's (set back to the stored one).
 func TestTamperRepair(t *testing.T) {
 	for _, m := range dpModes {
@@ -113,11 +113,12 @@ func TestTamperRepair(t *testing.T) {
 				}
 			}
 			passFirst(t, c1, "eth0")
-			e.detected("foreign_first", 1, m.endpoint == "tcx")
-			if m.endpoint == "tcx" {
-				if errs := sendEach(t, c1, "eth0", spoof, 1); !errors.Is(errs[0], unix.ENOBUFS) {
-					t.Errorf("with mvlan's program first again a spoofed send returned %v; want ENOBUFS", errs[0])
-				}
+			e.detected("foreign_first", 1, true)
+			if errs := sendEach(t, c1, "eth0", spoof, 1); !errors.Is(errs[0], unix.ENOBUFS) {
+				t.Errorf("with mvlan's program first again a spoofed send returned %v; want ENOBUFS", errs[0])
+			}
+			if m.endpoint == "tc" && !strings.Contains(e.view("", "").scrape(), `link="`+c1+`/eth0",hook="egress",mode="tcx"`) {
+				t.Errorf("%s/eth0's egress is not shown attached by TCX after the repair (mvlan_attach_info)", c1)
 			}
 			e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "type", "macvlan", "mode", "bridge")
 			e.detected("nested_link", 1, true)
