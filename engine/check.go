@@ -73,21 +73,17 @@ func (a *Engine) checkEndpoint(e endpoint) []string {
 	if !a.netnsAlive(e) {
 		return []string{fmt.Sprintf("endpoint %s: namespace %s is gone", e.Name, e.Netns)}
 	}
-	links, err := a.ns.Links(e.Netns)
+	l, ok, err := a.ownLink(e)
 	if err != nil {
 		return []string{fmt.Sprintf("endpoint %s: list links of %s: %v", e.Name, e.Netns, err)}
 	}
-	alias := a.alias("ep", e.ID)
-	for _, l := range links {
-		if l.Alias != alias {
-			continue
-		}
-		if !bytes.Equal(l.MAC, e.MAC) || l.Name != e.IfName {
-			return []string{fmt.Sprintf("endpoint %s: link is %s %s, state says %s %s", e.Name, l.Name, l.MAC, e.IfName, e.MAC)}
-		}
-		return nil
+	if !ok {
+		return []string{fmt.Sprintf("endpoint %s: no link in %s", e.Name, e.Netns)}
 	}
-	return []string{fmt.Sprintf("endpoint %s: no link in %s", e.Name, e.Netns)}
+	if !bytes.Equal(l.MAC, e.MAC) || l.Name != e.IfName {
+		return []string{fmt.Sprintf("endpoint %s: link is %s %s, state says %s %s", e.Name, l.Name, l.MAC, e.IfName, e.MAC)}
+	}
+	return nil
 }
 
 // checkHeld: the addresses IPAM holds are exactly the endpoints' addresses.

@@ -184,7 +184,7 @@ func allowOf(f netconf.FirstHop) loader.Allow {
 	return a
 }
 
-// slaveIndex finds the ifindex of e's link, by our alias, in its namespace.
+// slaveIndex finds the ifindex of e's link in its namespace (ownLink).
 func (a *Engine) slaveIndex(e endpoint) (int, error) {
 	idx, err := a.findSlave(e)
 	if err == nil && idx == 0 {
@@ -193,33 +193,72 @@ func (a *Engine) slaveIndex(e endpoint) (int, error) {
 	return idx, err
 }
 
-// findSlave is the ifindex of e's link in its namespace, found by our
-// alias; 0 when the namespace has no such link.
+// findSlave is the ifindex of e's link in its namespace (ownLink); 0 when
+// the namespace has no such link.
 func (a *Engine) findSlave(e endpoint) (int, error) {
+	l, ok, err := a.ownLink(e)
+	if err != nil || !ok {
+		return 0, err
+	}
+	return l.Index, nil
+}
+
+// ownLink finds e's link in its namespace: by the ifindex stored with e
+// (its datapath key) when e's namespace is still the one that index is
+// in, else by our alias (a link not keyed yet: being made, handed off to
+// Docker, or made again after a crash). A container with CAP_NET_ADMIN
+// can change its link's alias (ip link set eth0 alias x), not its
+// ifindex; only a macvlan counts, so a link it made under that index
+// after deleting ours is not taken for ours.
+func (a *Engine) ownLink(e endpoint) (link.Info, bool, error) {
 	links, err := a.ns.Links(e.Netns)
 	if err != nil {
-		return 0, err
+		return link.Info{}, false, err
+	}
+	if a.keyedIn(e) {
+		for _, l := range links {
+			if l.Index == e.Ifindex && l.Kind == "macvlan" {
+				return l, true, nil
+			}
+		}
 	}
 	alias := a.alias("ep", e.ID)
 	for _, l := range links {
 		if l.Alias == alias {
-			return l.Index, nil
+			return l, true, nil
 		}
 	}
-	return 0, nil
+	return link.Info{}, false, nil
 }
 
-// detachEndpoint removes e's programs (if its namespace still exists) and
-// its table entry.
-func (a *Engine) detachEndpoint(ctx context.Context, e endpoint) error {
+// keyedIn reports whether e.Ifindex is an ifindex in e's namespace: e has
+// one, it is not a handed-off link's in the host namespace, and the
+// namespace at e.Netns is still e's.
+func (a *Engine) keyedIn(e endpoint) bool {
+	if e.Ifindex == 0 || isHandoff(e) || e.NetnsInode == 0 {
+		return false
+	}
+	ino, err := a.ns.Check(e.Netns)
+	return err == nil && ino == e.NetnsInode
+}
+
+// detachPrograms removes e's programs if its namespace is still e's.
+func (a *Engine) detachPrograms(ctx context.Context, e endpoint) error {
+	if e.Ifindex == 0 || !a.netnsAlive(e) {
+		return nil
+	}
+	return a.dp.DetachEndpoint(ctx, e.Netns, e.Ifindex)
+}
+
+// forgetEntry deletes e's row of the endpoint table. Only once e's link
+// is gone: the endpoint programs drop every frame of a link whose row is
+// missing, and receivers a frame from a MAC no row has, so the link is
+// never live without its row.
+func (a *Engine) forgetEntry(e endpoint) error {
 	if e.Ifindex == 0 {
 		return nil
 	}
-	var errs []error
-	if a.netnsAlive(e) {
-		errs = append(errs, a.dp.DetachEndpoint(ctx, e.Netns, e.Ifindex))
-	}
-	return errors.Join(append(errs, a.dp.DeleteEndpoint(e.NetnsCookie, e.Ifindex))...)
+	return a.dp.DeleteEndpoint(e.NetnsCookie, e.Ifindex)
 }
 
 // pruneEndpointTable drops table entries of endpoints not in state (a

@@ -17,7 +17,12 @@ import (
 // Caller holds en.busy. An endpoint whose network is not in the state has
 // no n and no en.
 func (a *Engine) undoEndpoint(ctx context.Context, n *network, en *entry, e endpoint) error {
-	err := errors.Join(a.detachEndpoint(ctx, e), a.teardown(ctx, e))
+	// Programs, link, then the table entry: a link is never live
+	// without its entry (forgetEntry).
+	err := errors.Join(a.detachPrograms(ctx, e), a.teardown(ctx, e))
+	if err == nil {
+		err = a.forgetEntry(e)
+	}
 	if err != nil {
 		return err // keep the record so that the next try finds it
 	}
@@ -34,7 +39,7 @@ func (a *Engine) undoEndpoint(ctx context.Context, n *network, en *entry, e endp
 	return nil
 }
 
-// teardown deletes e's link (found by our alias, never by name alone) and
+// teardown deletes e's link (found by ownLink, never by name alone) and
 // the namespace mvlan made for it. Missing pieces are not errors.
 func (a *Engine) teardown(ctx context.Context, e endpoint) error {
 	if err := removeResolv(e); err != nil {
@@ -108,23 +113,20 @@ func (a *Engine) detachLink(ctx context.Context, e endpoint) error {
 	return a.host.DeleteTemp(e.Netns)
 }
 
-// endpointLink is the name of e's link, found by our alias in e.Netns;
-// "" if there is none (or no such namespace).
+// endpointLink is the name of e's link in e.Netns (ownLink: by its
+// stored ifindex, else our alias); "" if there is none (or no such
+// namespace).
 func (a *Engine) endpointLink(e endpoint) (string, error) {
-	links, err := a.ns.Links(e.Netns)
-	if errors.Is(err, link.ErrNotFound) {
+	l, ok, err := a.ownLink(e)
+	switch {
+	case errors.Is(err, link.ErrNotFound):
+		return "", nil
+	case err != nil:
+		return "", err
+	case !ok:
 		return "", nil
 	}
-	if err != nil {
-		return "", err
-	}
-	alias := a.alias("ep", e.ID)
-	for _, l := range links {
-		if l.Alias == alias {
-			return l.Name, nil
-		}
-	}
-	return "", nil
+	return l.Name, nil
 }
 
 // hit is an endpoint found by reference, with where it lives.

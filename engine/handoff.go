@@ -288,8 +288,9 @@ func (a *Engine) finishOnStart(n *network, en *entry) {
 	a.log.Info("Docker endpoint finished on start", "name", e.Name, "ifname", e.IfName, "netns", e.Netns)
 }
 
-// Leave marks endpoint id "removing" and detaches it from the datapath,
-// before its link is moved back to the host namespace. An unknown
+// Leave marks endpoint id "removing" and detaches its programs, before
+// its link is moved back to the host namespace. Its table entry stays
+// until RemoveHandoff has deleted the link (forgetEntry). An unknown
 // endpoint is not an error.
 func (a *Engine) Leave(ctx context.Context, id string) error {
 	n, en := a.endpointByID(id)
@@ -306,20 +307,10 @@ func (a *Engine) Leave(ctx context.Context, id string) error {
 		return fmt.Errorf("leave %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("docker-leave:after-state")
-	if e.Ifindex == 0 {
+	if err := a.detachPrograms(ctx, e); err != nil {
+		a.log.Warn("Docker endpoint left, but its programs are not detached; removing it tries again", "name", e.Name, "err", err)
 		return nil
 	}
-	if err := a.detachEndpoint(ctx, e); err != nil {
-		a.log.Warn("Docker endpoint left, but its datapath is not detached; removing it tries again", "name", e.Name, "err", err)
-		return nil
-	}
-	e.Ifindex, e.NetnsCookie = 0, 0
-	if err := a.store.UpdateEndpoint(e.api()); err != nil {
-		return fmt.Errorf("leave %s: %w", e.Name, err)
-	}
-	n.mu.Lock()
-	n.set(en, e)
-	n.mu.Unlock()
 	a.log.Info("Docker endpoint left", "name", e.Name)
 	return nil
 }
@@ -344,7 +335,11 @@ func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("docker-rm:after-state")
-	if err := errors.Join(a.detachEndpoint(ctx, e), a.teardown(ctx, e), a.host.DeleteByAlias(a.alias("ep", e.ID))); err != nil {
+	err := errors.Join(a.detachPrograms(ctx, e), a.teardown(ctx, e), a.host.DeleteByAlias(a.alias("ep", e.ID)))
+	if err == nil {
+		err = a.forgetEntry(e) // the link is gone
+	}
+	if err != nil {
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	if err := a.store.DeleteEndpoint(e.ID); err != nil {

@@ -163,7 +163,8 @@ func (a *Engine) release(ctx context.Context, n *network, en *entry, e endpoint,
 }
 
 // ensureLink re-creates e's link if its namespace lost it, and returns the
-// ifindex of the link it found (0 for a re-created one).
+// ifindex of the link it found or made. A link it makes is in the
+// datapath (table entry, programs) before it comes up, as in realize.
 func (a *Engine) ensureLink(ctx context.Context, n *network, e endpoint) (int, error) {
 	if idx, err := a.findSlave(e); err != nil || idx != 0 {
 		return idx, err
@@ -174,11 +175,18 @@ func (a *Engine) ensureLink(ctx context.Context, n *network, e endpoint) (int, e
 	if !ok {
 		return 0, errors.New("its network cannot take endpoints")
 	}
-	if err := a.host.AttachEndpoint(ctx, a.endpointSpec(n, e)); err != nil {
+	spec := a.endpointSpec(n, e)
+	made := 0
+	spec.BeforeUp = func(idx int) error {
+		made = idx
+		keyed := e
+		return a.attachEndpointAt(ctx, n, &keyed, idx)
+	}
+	if err := a.host.AttachEndpoint(ctx, spec); err != nil {
 		return 0, fmt.Errorf("re-attach: %w", err)
 	}
 	a.log.Info("re-attached endpoint", "name", e.Name, "netns", e.Netns)
-	return 0, nil
+	return made, nil
 }
 
 // attachEndpointDP (re)attaches a ready endpoint's programs at start, to

@@ -7,9 +7,11 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -291,4 +293,50 @@ func arpRequestTo(dst, srcMAC net.HardwareAddr, sender, target netip.Addr) []byt
 	f := arpRequest(srcMAC, sender, target)
 	copy(f, dst)
 	return f
+}
+
+// TestTamperAlias: a container with CAP_NET_ADMIN changes its link's alias
+// (mvlan's mark: ip link set eth0 alias x). The agent still knows the link
+// by its stored ifindex: a restart re-attaches it (no second link), and
+// removal deletes it and frees its address, both for a namespace someone
+// else made (disconnect) and for one of mvlan's that a process still holds
+// after rm -f (here the test holds it open).
+func TestTamperAlias(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "-o", "parent=eth0", "pub_net")
+	xp := nstest.NewNetns(t, e.sb.Name+"-x1")
+	e.a.ok("connect", "--ip=172.16.86.10", "pub_net", xp)
+	c1 := e.name("1")
+	e.runD(c1, "pub_net", "--ip=172.16.86.11")
+	held, err := os.Open("/run/netns/" + c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	heldPath := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), held.Fd())
+	for _, ns := range []string{xp, c1} {
+		e.in(ns, "ip", "link", "set", "eth0", "alias", "x")
+	}
+
+	e.a.stop()
+	e.a.start()
+	for _, ns := range []string{xp, c1} {
+		if n := strings.Count(e.in(ns, "ip", "-o", "link", "show", "type", "macvlan"), "\n"); n != 1 {
+			t.Errorf("%s has %d macvlans after a restart, want its one eth0:\n%s", ns, n, e.in(ns, "ip", "-o", "link"))
+		}
+	}
+
+	e.a.ok("disconnect", "pub_net", xp)
+	e.a.ok("rm", "-f", c1)
+	for ns, what := range map[string]string{xp: "disconnect", heldPath: "rm -f"} {
+		if !waitFor(5*time.Second, func() bool { return !strings.Contains(e.in(ns, "ip", "-o", "link"), "eth0") }) {
+			t.Errorf("after %s, its namespace still has eth0 (alias changed):\n%s", what, e.in(ns, "ip", "-o", "addr"))
+		}
+	}
+	// The addresses are free, and no link still has them.
+	e.runD(e.name("2"), "pub_net", "--ip=172.16.86.10")
+	e.runD(e.name("3"), "pub_net", "--ip=172.16.86.11")
+	out, err := e.pingFrom(e.name("2"), "172.16.86.11", false)
+	e.wantPingOK("ping the container that took the freed address", out, exitOf(err))
 }
