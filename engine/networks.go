@@ -253,7 +253,7 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 // dropNetwork removes a network that is no longer in the index from the
 // datapath and deletes its link if mvlan owns it. Caller holds netOps.
 func (a *Engine) dropNetwork(ctx context.Context, n *network) error {
-	return errors.Join(a.detachShim(ctx, n), a.deleteShim(n), a.detachNetwork(ctx, n), a.deleteOwnedLink(n))
+	return errors.Join(a.removeShim(ctx, n), a.detachNetwork(ctx, n), a.deleteOwnedLink(n))
 }
 
 // deleteOwnedLink deletes the network's parent if mvlan made it: it must

@@ -157,7 +157,8 @@ func (n *network) shimAddrs() []netip.Addr {
 // datapath, no routes).
 func (a *Engine) createShim(ctx context.Context, n *network, addrs []netip.Addr) error {
 	err := a.host.CreateShim(ctx, link.ShimSpec{Name: shimName(n), Parent: n.Parent, MAC: shimMAC(n),
-		Alias: a.alias("shim", n.ID), Addrs: addrs})
+		Alias: a.alias("shim", n.ID), Addrs: addrs,
+		BeforeUp: func(idx int) error { return a.shimDatapath(ctx, n, idx, shimMAC(n), addrs) }})
 	if errors.Is(err, link.ErrExists) {
 		return conflict(fmt.Errorf("host shim: a link called %s exists and mvlan did not make it for network %s; remove or rename it", shimName(n), n.name()))
 	}
@@ -207,15 +208,27 @@ func (a *Engine) attachShim(ctx context.Context, n *network) error {
 	if old != 0 && old != l.Index {
 		_ = a.dp.DeleteEndpoint(cookie, old)
 	}
-	ep := loader.Endpoint{NetnsCookie: cookie, Ifindex: l.Index, MAC: l.MAC, IPs: addrs, NetworkID: n.DatapathID,
-		Allow: allowOf(netconf.FirstHopOf(n.Options))}
-	if err := a.dp.SetEndpoint(ep); err != nil {
-		return fmt.Errorf("host shim %s: %w", l.Name, err)
-	}
-	if err := a.dp.AttachEndpoint(ctx, a.cfg.HostNetns, l.Index, a.modes.Endpoint); err != nil {
+	if err := a.shimDatapath(ctx, n, l.Index, l.MAC, addrs); err != nil {
 		return fmt.Errorf("host shim %s: %w", l.Name, err)
 	}
 	return a.syncShimRoutes(n)
+}
+
+// shimDatapath puts n's shim (link idx in the managed namespace) in the
+// endpoint table and attaches the endpoint programs to it; createShim
+// does it before the link comes up (receivers drop frames from a MAC the
+// table does not know), attachShim again on start.
+func (a *Engine) shimDatapath(ctx context.Context, n *network, idx int, mac net.HardwareAddr, addrs []netip.Addr) error {
+	cookie, err := a.ns.Cookie(a.hostNetnsPath())
+	if err != nil {
+		return err
+	}
+	ep := loader.Endpoint{NetnsCookie: cookie, Ifindex: idx, MAC: mac, IPs: addrs, NetworkID: n.DatapathID,
+		Allow: allowOf(netconf.FirstHopOf(n.Options))}
+	if err := a.dp.SetEndpoint(ep); err != nil {
+		return err
+	}
+	return a.dp.AttachEndpoint(ctx, a.cfg.HostNetns, idx, a.modes.Endpoint)
 }
 
 // setShimKey records the shim's endpoint key; it returns the ifindex it
@@ -231,16 +244,25 @@ func (n *network) setShimKey(cookie uint64, ifindex int) int {
 	return old
 }
 
-// detachShim takes n's shim out of the datapath (its programs go with
-// its link).
-func (a *Engine) detachShim(ctx context.Context, n *network) error {
+// removeShim takes n's shim out of the datapath and deletes its link:
+// its programs, the link, then its table entry (never a live link
+// without its entry).
+func (a *Engine) removeShim(ctx context.Context, n *network) error {
 	n.mu.Lock()
 	s := n.shim
 	n.mu.Unlock()
-	if s == nil || s.ifindex == 0 {
-		return nil
+	keyed := s != nil && s.ifindex != 0
+	var errs []error
+	if keyed {
+		errs = append(errs, a.dp.DetachEndpoint(ctx, a.cfg.HostNetns, s.ifindex))
 	}
-	return errors.Join(a.dp.DetachEndpoint(ctx, a.cfg.HostNetns, s.ifindex), a.dp.DeleteEndpoint(s.cookie, s.ifindex))
+	if err := a.deleteShim(n); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if keyed {
+		errs = append(errs, a.dp.DeleteEndpoint(s.cookie, s.ifindex))
+	}
+	return errors.Join(errs...)
 }
 
 // syncShimRoutes makes the host routes through n's shim exactly the

@@ -131,7 +131,7 @@ func (a *Engine) shimOff(ctx context.Context, n *network) error {
 		return fmt.Errorf("store network %s: %w", n.name(), err)
 	}
 	crashpoint.Hit("shim-off:after-state")
-	err := errors.Join(a.detachShim(ctx, n), a.deleteShim(n))
+	err := a.removeShim(ctx, n)
 	n.mu.Lock()
 	addrs := n.shim.addrs
 	n.shim = nil

@@ -29,6 +29,10 @@ type ShimSpec struct {
 	// Addrs are added as host addresses (/32, /128), so the shim brings
 	// no subnet route: the host's own routing to the subnet stays as is.
 	Addrs []netip.Addr
+	// BeforeUp, if set, runs once the shim has its addresses, still down
+	// and under its temporary name, with its ifindex: the caller's
+	// datapath knows it before its first frames. An error undoes it.
+	BeforeUp func(ifindex int) error
 }
 
 // CreateShim creates the shim in h's namespace: a bridge-mode macvlan of
@@ -66,7 +70,10 @@ func (h *Host) CreateShim(ctx context.Context, s ShimSpec) error {
 		for i, a := range s.Addrs {
 			hosts[i] = netip.PrefixFrom(a, a.BitLen())
 		}
-		return addAddrs(h.nl, l, hosts)
+		if err := addAddrs(h.nl, l, hosts); err != nil || s.BeforeUp == nil {
+			return err
+		}
+		return s.BeforeUp(l.Attrs().Index)
 	}
 	if err := h.createLink(ctx, mv, s.Name, s.Alias, prepare); err != nil {
 		return fmt.Errorf("create shim %s on %s: %w", s.Name, s.Parent, err)
