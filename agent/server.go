@@ -71,13 +71,13 @@ func (a *Agent) handleUpdateNetwork(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, n)
 }
 
-func (a *Agent) handleNetworks(w http.ResponseWriter, _ *http.Request) {
+func (a *Agent) handleNetworks(w http.ResponseWriter, r *http.Request) {
 	ns, err := a.eng.Networks()
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ns)
+	writeJSON(w, http.StatusOK, append(ns, a.eng.UnjoinedNetworks(r.Context())...))
 }
 
 func (a *Agent) handleNetwork(w http.ResponseWriter, r *http.Request) {

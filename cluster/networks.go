@@ -9,6 +9,11 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
+// Keys of networks, besides blocks and claims (cluster.go):
+//
+//	networks/NAME          value: its Definition (JSON)
+//	members/NAME/HOST      value: the network's ID; the hosts that joined it
+
 // Definition is a cluster network as etcd keeps it, under
 // networks/NAME: its ID and the request that made it, without the
 // parent (each host names its own).
@@ -17,7 +22,10 @@ type Definition struct {
 	Create api.NetworkCreate `json:"create"`
 }
 
-func networkKey(name string) string { return prefix + "networks/" + name }
+func networksDir() string                { return prefix + "networks/" }
+func networkKey(name string) string      { return networksDir() + name }
+func membersDir(name string) string      { return prefix + "members/" + name + "/" }
+func memberKey(name, host string) string { return membersDir(name) + host }
 
 // Define stores d unless a network of its name exists; it returns the
 // definition in force and whether it is d (false: another host's).
@@ -29,7 +37,8 @@ func (c *Client) Define(ctx context.Context, d Definition) (Definition, bool, er
 	key := networkKey(d.Create.Name)
 	r, err := c.txn(ctx, "define network "+d.Create.Name,
 		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
-		[]clientv3.Op{clientv3.OpPut(key, string(b))}, []clientv3.Op{clientv3.OpGet(key)})
+		[]clientv3.Op{clientv3.OpPut(key, string(b)), clientv3.OpPut(memberKey(d.Create.Name, c.host), d.ID)},
+		[]clientv3.Op{clientv3.OpGet(key)})
 	if err != nil {
 		return Definition{}, false, err
 	}
@@ -45,4 +54,98 @@ func (c *Client) Define(ctx context.Context, d Definition) (Definition, bool, er
 		return Definition{}, false, fmt.Errorf("network %s in etcd at %s: %w", d.Create.Name, c.url, err)
 	}
 	return cur, false, nil
+}
+
+// Join makes this host a member of network name (ID id), which another
+// host defined; it fails if the definition is gone meanwhile.
+func (c *Client) Join(ctx context.Context, name, id string) error {
+	key := networkKey(name)
+	r, err := c.txn(ctx, "join network "+name,
+		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), ">", 0)},
+		[]clientv3.Op{clientv3.OpPut(memberKey(name, c.host), id)}, nil)
+	if err != nil {
+		return err
+	}
+	if !r.Succeeded {
+		return fmt.Errorf("join network %s: its definition was removed from etcd at %s meanwhile (its last host left); create it again", name, c.url)
+	}
+	return nil
+}
+
+// Leave gives this host's blocks and claims of network name (ID id) back
+// to the pool and ends its membership; the last host to leave removes the
+// definition, with whatever blocks and claims are left. It reports
+// whether the definition went.
+func (c *Client) Leave(ctx context.Context, name, id string) (bool, error) {
+	for _, dir := range []string{blocksDir(id), claimsDir(id)} {
+		if err := c.deleteMine(ctx, dir); err != nil {
+			return false, err
+		}
+	}
+	key := networkKey(name)
+	def, err := c.get(ctx, "leave network "+name, key)
+	if err != nil {
+		return false, err
+	}
+	cmp := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(membersDir(name)), "=", 0).WithPrefix()}
+	if len(def.Kvs) == 0 || !isDefinitionOf(def.Kvs[0].Value, id) {
+		_, err := c.txn(ctx, "leave network "+name, nil, []clientv3.Op{clientv3.OpDelete(memberKey(name, c.host))}, nil)
+		return false, err
+	}
+	cmp = append(cmp, clientv3.Compare(clientv3.ModRevision(key), "=", def.Kvs[0].ModRevision))
+	if _, err := c.txn(ctx, "leave network "+name, nil, []clientv3.Op{clientv3.OpDelete(memberKey(name, c.host))}, nil); err != nil {
+		return false, err
+	}
+	r, err := c.txn(ctx, "remove network "+name, cmp, []clientv3.Op{clientv3.OpDelete(key),
+		clientv3.OpDelete(blocksDir(id), clientv3.WithPrefix()), clientv3.OpDelete(claimsDir(id), clientv3.WithPrefix())}, nil)
+	if err != nil {
+		return false, err
+	}
+	return r.Succeeded, nil
+}
+
+func isDefinitionOf(v []byte, id string) bool {
+	var d Definition
+	return json.Unmarshal(v, &d) == nil && d.ID == id
+}
+
+// deleteMine deletes the keys under dir whose value is this host, each
+// only if it still is.
+func (c *Client) deleteMine(ctx context.Context, dir string) error {
+	r, err := c.get(ctx, "list "+dir, dir, clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	var cmp []clientv3.Cmp
+	var ops []clientv3.Op
+	for i, kv := range r.Kvs {
+		if string(kv.Value) == c.host {
+			cmp = append(cmp, clientv3.Compare(clientv3.Value(string(kv.Key)), "=", c.host))
+			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+		}
+		if len(ops) == 64 || (i == len(r.Kvs)-1 && len(ops) > 0) {
+			if _, err := c.txn(ctx, "give back "+dir, cmp, ops, nil); err != nil {
+				return err
+			}
+			cmp, ops = nil, nil
+		}
+	}
+	return nil
+}
+
+// Definitions returns every cluster network defined in etcd.
+func (c *Client) Definitions(ctx context.Context) ([]Definition, error) {
+	r, err := c.get(ctx, "list networks", networksDir(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Definition, 0, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		var d Definition
+		if err := json.Unmarshal(kv.Value, &d); err != nil {
+			return nil, fmt.Errorf("network %s in etcd at %s: %w", kv.Key, c.url, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }

@@ -52,6 +52,11 @@ func (a *Engine) joinCluster(ctx context.Context, req *api.NetworkCreate, id *st
 	if a.cluster == nil {
 		return invalid(errors.New("--scope cluster needs an agent started with --cluster etcd://HOST:PORT"))
 	}
+	for _, n := range a.networkList() {
+		if n.name() == req.Name { // before joining: a failed create leaves
+			return conflict(fmt.Errorf("network with name %s already exists; choose another name or remove it first", req.Name))
+		}
+	}
 	def := *req
 	def.Options = slices.DeleteFunc(slices.Clone(req.Options), isParentOption)
 	got, mine, err := a.cluster.Define(ctx, cluster.Definition{ID: *id, Create: def})
@@ -60,6 +65,9 @@ func (a *Engine) joinCluster(ctx context.Context, req *api.NetworkCreate, id *st
 	}
 	if mine {
 		return nil
+	}
+	if err := a.cluster.Join(ctx, req.Name, got.ID); err != nil {
+		return err
 	}
 	*id = got.ID
 	c := got.Create

@@ -6,6 +6,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -38,8 +39,31 @@ func (a *Engine) runCluster(ctx context.Context) {
 		defer close(done)
 		a.cluster.Live(ctx)
 	}()
-	every(ctx, reclaimEvery(a.cfg.Cluster), a.reclaimClusters)
+	rejoined := false
+	every(ctx, reclaimEvery(a.cfg.Cluster), func(ctx context.Context) {
+		if !rejoined {
+			rejoined = a.rejoin(ctx)
+		}
+		a.reclaimClusters(ctx)
+	})
 	<-done
+}
+
+// rejoin makes sure etcd has this host as a member of each cluster
+// network it has (joins made before members were kept); false: etcd did
+// not answer, try again.
+func (a *Engine) rejoin(ctx context.Context) bool {
+	for _, n := range a.networkList() {
+		if _, ok := n.space.(*cluster.Space); !ok {
+			continue
+		}
+		if err := a.cluster.Join(ctx, n.name(), n.ID); errors.Is(err, cluster.ErrUnreachable) {
+			return false
+		} else if err != nil {
+			a.log.Warn("cluster: network not in etcd any more", "network", n.name(), "err", err)
+		}
+	}
+	return true
 }
 
 // reclaimClusters gives back, network by network, the blocks of hosts

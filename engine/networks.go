@@ -8,6 +8,7 @@ import (
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/internal/crashpoint"
 	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/link"
@@ -33,13 +34,18 @@ func (a *Engine) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.
 
 // CreateNetworkWithID is CreateNetwork with the network's ID given (e.g.
 // Docker's, for networks made through its plugin).
-func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate, id string) (api.Network, error) {
+func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate, id string) (_ api.Network, err error) {
 	switch req.Scope {
 	case "", api.ScopeLocal:
 	case api.ScopeCluster:
 		if err := a.joinCluster(ctx, &req, &id); err != nil {
 			return api.Network{}, err
 		}
+		defer func() {
+			if err != nil {
+				a.leaveCluster(context.WithoutCancel(ctx), req.Name, id)
+			}
+		}()
 	default:
 		return api.Network{}, invalid(fmt.Errorf("--scope %q: use local (the default) or cluster", req.Scope))
 	}
@@ -233,6 +239,9 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 		return err
 	}
 	a.removals.wait(ctx) // endpoints being removed do not keep it in use
+	if err := a.checkLeave(ctx, n); err != nil {
+		return err
+	}
 	var inUse *store.InUseError
 	if err := a.store.DeleteNetwork(n.ID); errors.As(err, &inUse) {
 		return conflict(err)
@@ -245,6 +254,10 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	crashpoint.Hit("network-rm:after-state")
 	if err := a.dropNetwork(ctx, n); err != nil {
 		a.log.Warn("network removed, but not all of its kernel objects; the next agent start removes them", "network", n.name(), "err", err)
+	}
+	if c, ok := n.space.(*cluster.Space); ok { // a cluster network: leave it
+		c.Close()
+		a.leaveCluster(context.WithoutCancel(ctx), n.name(), n.ID)
 	}
 	a.log.Info("network removed", "name", n.name(), "id", n.ID[:12])
 	return nil

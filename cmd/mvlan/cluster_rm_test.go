@@ -1,0 +1,75 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// TestClusterNetworkRm: a cluster network defined on host1 is listed on
+// host2 and host3 as not joined there. host2 joins, attaches, and
+// leaves with network rm: the network is listed there as not joined
+// again, and host2's block is back in the pool (host1 gets an address of
+// it). With etcd frozen, rm of a cluster network is refused naming the
+// cluster and network ls still answers within seconds. host1, the last
+// member, removes it: the definition is gone from etcd (no host lists it,
+// and host3 defines the name anew with another subnet).
+func TestClusterNetworkRm(t *testing.T) {
+	hosts := clusterWire(t)
+	etcd := nstest.StartEtcdIn(t, hosts[0].WirePath, "192.168.77.1")
+	cp := hosts[0].Name + "-c"
+	t.Cleanup(func() { removeNetns(cp) })
+	var agents []*agentProc
+	for _, h := range hosts {
+		a := newAgent(t, h)
+		a.flags = []string{"--cluster", etcd.URL}
+		a.start()
+		agents = append(agents, a)
+	}
+	ls := func(a *agentProc) string {
+		return strings.TrimSpace(a.ok("network", "ls", "--format", "{{.Name}} {{.Scope}} {{.Status}}"))
+	}
+	h1, h2, h3 := agents[0], agents[1], agents[2]
+	h1.ok("network", "create", "--scope", "cluster", "--subnet", "10.81.0.0/24", "-o", "parent=eth0", "cnet")
+	if got := ls(h2); got != "cnet cluster not joined here" {
+		t.Fatalf("host2's network ls: %q, want cnet as not joined here", got)
+	}
+	if got := ls(h1); got != "cnet cluster ok" {
+		t.Fatalf("host1's network ls: %q, want cnet joined (ok)", got)
+	}
+	h1.ok("run", "-d", "--name", cp+"h1", "--net", "cnet") // host1: .0/28
+	h2.ok("network", "create", "--scope", "cluster", "-o", "parent=eth0", "cnet")
+	h2.ok("run", "-d", "--name", cp+"h2", "--net", "cnet") // host2: .16/28
+	_, stderr, code := h1.mv("run", "-d", "--name", cp+"x", "--net", "cnet", "--ip", "10.81.0.20")
+	if code == 0 || !strings.Contains(stderr, "10.81.0.16/28") {
+		t.Fatalf("host1 got 10.81.0.20 in host2's block: exit %d %s", code, stderr)
+	}
+	h2.ok("rm", "-f", cp+"h2")
+	h2.ok("network", "rm", "cnet")
+	if got := ls(h2); got != "cnet cluster not joined here" {
+		t.Fatalf("host2's network ls after rm: %q, want cnet as not joined here", got)
+	}
+	h1.ok("run", "-d", "--name", cp+"x", "--net", "cnet", "--ip", "10.81.0.20")
+
+	h1.ok("rm", "-f", cp+"h1", cp+"x")
+	h1.ok("network", "create", "--subnet", "10.82.0.0/24", "lnet")
+	etcd.Stop()
+	t0 := time.Now()
+	_, stderr, code = h1.mv("network", "rm", "cnet")
+	if code == 0 || !strings.Contains(stderr, "192.168.77.1:2379") {
+		t.Errorf("network rm of a cluster network with etcd frozen: exit %d %q; want refused naming the cluster", code, stderr)
+	}
+	if got := ls(h1); !strings.Contains(got, "cnet cluster ok") || !strings.Contains(got, "lnet local ok") || time.Since(t0) > 8*time.Second {
+		t.Errorf("host1's network ls with etcd frozen: %q after %v; want cnet and lnet, within seconds", got, time.Since(t0))
+	}
+	etcd.Cont()
+	h1.ok("network", "rm", "cnet")
+	for i, a := range agents {
+		if got := ls(a); strings.Contains(got, "cnet") {
+			t.Errorf("host%d lists %q after the last member removed cnet", i+1, got)
+		}
+	}
+	h3.ok("network", "create", "--scope", "cluster", "--subnet", "10.83.0.0/24", "-o", "parent=eth0", "cnet")
+}

@@ -1,0 +1,82 @@
+package engine
+
+// Leaving a cluster network, and the cluster networks this host has not
+// joined (network ls).
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/netconf"
+)
+
+// StatusNotJoined is the status network ls shows for a cluster network
+// defined in etcd that this host has not joined.
+const StatusNotJoined = "not joined here"
+
+// leaveCluster gives this host's blocks and claims of cluster network
+// name back and ends its membership; the last host to leave removes the
+// definition. Failures are logged: the network is gone here already.
+func (a *Engine) leaveCluster(ctx context.Context, name, id string) {
+	gone, err := a.cluster.Leave(ctx, name, id)
+	switch {
+	case err != nil:
+		a.log.Warn("cluster: network left here, but etcd did not take it all: this host's blocks or membership may stay", "network", name, "err", err)
+	case gone:
+		a.log.Info("cluster: the last host left the network; its definition is removed from etcd", "network", name)
+	default:
+		a.log.Info("cluster: left the network; other hosts keep it", "network", name)
+	}
+}
+
+// checkLeave refuses to remove cluster network n while etcd does not
+// answer: its blocks could not go back to the pool.
+func (a *Engine) checkLeave(ctx context.Context, n *network) error {
+	if scopeOf(n.Options) != api.ScopeCluster || a.cluster == nil {
+		return nil
+	}
+	if _, err := a.cluster.Definitions(ctx); err != nil {
+		return fmt.Errorf("cluster network %s is removed only while etcd answers (its blocks go back to the pool): %w", n.name(), err)
+	}
+	return nil
+}
+
+// unjoinedTimeout bounds the etcd request of network ls.
+const unjoinedTimeout = time.Second
+
+// UnjoinedNetworks returns the cluster networks defined in etcd that this
+// host has not joined, with the status StatusNotJoined; none without
+// --cluster or when etcd does not answer within a second.
+func (a *Engine) UnjoinedNetworks(ctx context.Context) []api.Network {
+	if a.cluster == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, unjoinedTimeout)
+	defer cancel()
+	defs, err := a.cluster.Definitions(ctx)
+	if err != nil {
+		a.log.Debug("network ls: cluster networks not listed", "err", err)
+		return nil
+	}
+	joined := map[string]bool{}
+	for _, n := range a.networkList() {
+		joined[n.ID] = true
+	}
+	var out []api.Network
+	for _, d := range defs {
+		if joined[d.ID] {
+			continue
+		}
+		v := api.Network{ID: d.ID, Name: d.Create.Name, Driver: api.Driver, Scope: api.ScopeCluster,
+			Status: StatusNotJoined, IPv6: d.Create.IPv6, Internal: d.Create.Internal}
+		if cfg, err := netconf.Parse(d.Create); err == nil {
+			v.Pools = toAPIPools(cfg.Pools)
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
