@@ -62,8 +62,8 @@ var (
 		[]string{"network", "subnet", "state"}, nil)
 	descEndpoints = prometheus.NewDesc("mvlan_endpoints", "Endpoints attached to a network.", []string{"network"}, nil)
 	descLeases    = prometheus.NewDesc("mvlan_dhcp_leases",
-		"Endpoints of a DHCP network by the state of their lease (bound, renewing, rebinding, expired: the address is off the endpoint).",
-		[]string{"network", "state"}, nil)
+		"Endpoints of a DHCP network by the state of their lease of the family (bound, renewing, rebinding, expired: the address is off the endpoint).",
+		[]string{"network", "family", "state"}, nil)
 	descBlocks = prometheus.NewDesc("mvlan_cluster_blocks",
 		"Address blocks of a cluster network (--scope cluster) this host holds.", []string{"network"}, nil)
 	descDrift = prometheus.NewDesc("mvlan_drift",
@@ -92,7 +92,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, n := range usage {
 		ch <- prometheus.MustNewConstMetric(descEndpoints, prometheus.GaugeValue, float64(n.Endpoints), n.Network)
 		for st, v := range n.Leases {
-			ch <- prometheus.MustNewConstMetric(descLeases, prometheus.GaugeValue, float64(v), n.Network, st)
+			ch <- prometheus.MustNewConstMetric(descLeases, prometheus.GaugeValue, float64(v), n.Network, "ipv4", st)
+		}
+		for st, v := range n.Leases6 {
+			ch <- prometheus.MustNewConstMetric(descLeases, prometheus.GaugeValue, float64(v), n.Network, "ipv6", st)
 		}
 		if n.Blocks >= 0 {
 			ch <- prometheus.MustNewConstMetric(descBlocks, prometheus.GaugeValue, float64(n.Blocks), n.Network)

@@ -156,6 +156,8 @@ type Endpoint struct {
 	// Lease is the endpoint's DHCP lease, on a network whose IPAM driver
 	// is IPAMDHCP.
 	Lease *Lease `json:"lease,omitempty"`
+	// Lease6 is its DHCPv6 lease (IA_NA), on such a network with IPv6.
+	Lease6 *Lease `json:"lease6,omitempty"`
 }
 
 // Lease states: where an endpoint's DHCP lease is in its life.
@@ -166,9 +168,10 @@ const (
 	LeaseExpired   = "expired"   // the address was taken off; the agent keeps asking
 )
 
-// Lease is a DHCPv4 lease as the agent keeps it. ACK is the server's last
-// DHCPACK as sent on the wire: renewals and the DHCPRELEASE are built
-// from it.
+// Lease is a DHCP lease as the agent keeps it. ACK is the server's last
+// DHCPACK (DHCPv6: Reply) as sent on the wire: renewals and the release
+// are built from it. A DHCPv6 lease has no Server or Router (its server is
+// known by the DUID in the Reply) and its ClientID is the endpoint's DUID.
 type Lease struct {
 	State    string       `json:"state"`
 	Server   netip.Addr   `json:"server"`

@@ -1,9 +1,10 @@
-// Package dhcp is mvlan's DHCPv4 client for one endpoint: it acquires,
-// renews and releases a lease from inside the endpoint's network namespace,
-// on its own link, so that the server sees the container's MAC. Packets are
-// built and parsed by github.com/insomniacslk/dhcp (nclient4). It keeps no
-// state: the engine stores the Lease (with the server's DHCPACK as sent)
-// and calls Renew at T1 and T2 and Release on removal.
+// Package dhcp is mvlan's DHCPv4 and DHCPv6 client for one endpoint: it
+// acquires, renews and releases a lease from inside the endpoint's network
+// namespace, on its own link, so that the server sees the container's MAC
+// (DHCPv6: its link-local address and DUID). Packets are built and parsed
+// by github.com/insomniacslk/dhcp (nclient4, nclient6). It keeps no state:
+// the engine stores the Lease (with the server's DHCPACK or Reply as sent)
+// and calls Renew (Renew6) at T1 and T2 and Release (Release6) on removal.
 package dhcp
 
 import (
@@ -193,6 +194,9 @@ func FromAPI(a api.Lease) (Lease, error) {
 	l.State = State(st)
 	if _, err := fmt.Sscanf(a.ClientID, "%x", &l.ClientID); err != nil {
 		return l, fmt.Errorf("lease client id %q: %w", a.ClientID, err)
+	}
+	if l.Addr.Addr().Is6() {
+		return l, checkReply(a.ACK)
 	}
 	if _, err := dhcpv4.FromBytes(a.ACK); err != nil {
 		return l, errors.Join(errors.New("stored DHCPACK does not parse"), err)

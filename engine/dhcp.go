@@ -76,7 +76,7 @@ func (a *Engine) applyLease(n *network, e *endpoint, l dhcp.Lease) error {
 		old = e.Lease.Addr
 	}
 	next := *e
-	next.Addrs, next.Lease = []netip.Prefix{l.Addr}, &l
+	next.Addrs, next.Lease = withAddr(e.Addrs, l.Addr), &l
 	if err := a.setTableEntry(n, next); err != nil {
 		return err
 	}

@@ -15,10 +15,13 @@ import (
 // renumbered one, is an error to see, not a network to follow).
 
 // pool4 is n's first IPv4 pool, if any.
-func (n *network) pool4() (api.Pool, bool) {
+func (n *network) pool4() (api.Pool, bool) { return n.poolOf(false) }
+
+// poolOf is n's pool of the family (IPv6 with v6), if it has one.
+func (n *network) poolOf(v6 bool) (api.Pool, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	i := slices.IndexFunc(n.Pools, func(p api.Pool) bool { return p.Subnet.Addr().Is4() })
+	i := slices.IndexFunc(n.Pools, func(p api.Pool) bool { return p.Subnet.Addr().Is6() == v6 })
 	if i < 0 {
 		return api.Pool{}, false
 	}

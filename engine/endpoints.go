@@ -70,6 +70,16 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 		}()
 		crashpoint.Hit("endpoint-create:after-lease")
 	}
+	if n.dhcp6() {
+		if err = a.acquireLease6(ctx, n, &e); err != nil {
+			return api.Endpoint{}, err
+		}
+		defer func() {
+			if err != nil {
+				a.releaseLease6(context.WithoutCancel(ctx), n, e)
+			}
+		}()
+	}
 	e.State = Ready
 	if err = a.store.UpdateEndpoint(e.api()); err != nil {
 		return api.Endpoint{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
@@ -384,7 +394,7 @@ func (a *Engine) realize(ctx context.Context, n *network, e *endpoint) error {
 
 func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
 	s := link.EndpointSpec{Parent: n.Parent, Mode: n.Mode, NetnsPath: e.Netns, IfName: e.IfName,
-		MAC: e.MAC, Addrs: e.Addrs, Alias: a.alias("ep", e.ID), AcceptRA: netconf.FirstHopOf(n.Options).AcceptRA, DHCP: n.DHCP}
+		MAC: e.MAC, Addrs: e.Addrs, Alias: a.alias("ep", e.ID), AcceptRA: netconf.FirstHopOf(n.Options).AcceptRA, DHCP: n.DHCP, DHCP6: n.dhcp6()}
 	if n.Internal {
 		return s
 	}
@@ -392,9 +402,7 @@ func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
 		if e.Lease != nil && e.Lease.State != dhcp.Expired && e.Lease.Router.IsValid() {
 			s.Gateways = []netip.Addr{e.Lease.Router}
 		}
-		if e.Lease == nil || e.Lease.State == dhcp.Expired {
-			s.Addrs = nil
-		}
+		s.Addrs = liveLeaseAddrs(e)
 		return s
 	}
 	seen := map[bool]bool{}

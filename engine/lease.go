@@ -33,7 +33,8 @@ func (k *keepers) stop() {
 	k.wg.Wait()
 }
 
-// keep starts keeping en's lease.
+// keep starts keeping en's lease, and its DHCPv6 lease on a network with
+// IPv6 (each by its own keeper).
 func (a *Engine) keep(n *network, en *entry) {
 	k := &a.leases
 	k.mu.Lock()
@@ -44,30 +45,38 @@ func (a *Engine) keep(n *network, en *entry) {
 	if k.ctx == nil {
 		k.ctx, k.cancel = context.WithCancel(context.Background())
 	}
-	k.wg.Add(1)
-	go func() {
-		defer k.wg.Done()
-		a.keepLease(k.ctx, n, en)
-	}()
+	fams := []bool{false}
+	if n.dhcp6() {
+		fams = append(fams, true)
+	}
+	for _, v6 := range fams {
+		k.wg.Add(1)
+		go func() {
+			defer k.wg.Done()
+			a.keepLease(k.ctx, n, en, v6)
+		}()
+	}
 }
 
 // pollGone bounds a keeper's sleep, so that it notices its endpoint's
 // removal.
 const pollGone = time.Second
 
-// keepLease renews en's lease at T1 (and again, halving the wait, until
-// T2), rebinds from T2 to the expiry, and then takes the address off and
-// asks for a new lease every retryExpired: RFC 2131 4.4.5. It returns
-// once en is gone or ctx is done.
-func (a *Engine) keepLease(ctx context.Context, n *network, en *entry) {
+// keepLease renews en's lease (with v6, its DHCPv6 lease) at T1 (and
+// again, halving the wait, until T2), rebinds from T2 to the expiry, and
+// then takes the address off and asks for a new lease every retryExpired:
+// RFC 2131 4.4.5, RFC 8415 18.2.4-5. It returns once en is gone or ctx is
+// done.
+func (a *Engine) keepLease(ctx context.Context, n *network, en *entry, v6 bool) {
 	for {
 		n.mu.Lock()
 		e, gone := en.ep, en.gone
 		n.mu.Unlock()
-		if gone || e.State != Ready || e.Lease == nil {
+		l := *e.lease(v6)
+		if gone || e.State != Ready || l == nil {
 			return
 		}
-		if wait := nextTry(*e.Lease, time.Now()); wait > 0 {
+		if wait := nextTry(*l, time.Now()); wait > 0 {
 			select {
 			case <-ctx.Done():
 				return
@@ -75,7 +84,7 @@ func (a *Engine) keepLease(ctx context.Context, n *network, en *entry) {
 			}
 			continue
 		}
-		a.renewOnce(ctx, n, en, e)
+		a.renewOnce(ctx, n, en, e, v6)
 	}
 }
 
@@ -102,49 +111,50 @@ func nextTry(l dhcp.Lease, now time.Time) time.Duration {
 
 // renewOnce asks once; the exchange runs without en's lock, the result is
 // applied and stored with it.
-func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoint) {
+func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoint, v6 bool) {
 	now := time.Now()
 	var l dhcp.Lease
 	var err error
 	ctx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	defer cancel()
+	old, f, proto := *e.lease(v6), leaseFuncsOf(v6), protoName(v6)
 	switch {
-	case e.Lease.State == dhcp.Expired:
-		l, err = dhcp.Acquire(ctx, a.dhcpLink(n, e))
-	case e.Lease.StateAt(now) == dhcp.Expired:
-		a.expire(n, en, "DHCP lease expired: the address is off the endpoint until a server answers", false)
+	case old.State == dhcp.Expired:
+		l, err = f.acquire(ctx, a.dhcpLinkOf(n, e, v6))
+	case old.StateAt(now) == dhcp.Expired:
+		a.expire(n, en, proto+" lease expired: the address is off the endpoint until a server answers", false, v6)
 		return
 	default:
-		l, err = dhcp.Renew(ctx, a.dhcpLink(n, e), *e.Lease)
+		l, err = f.renew(ctx, a.dhcpLinkOf(n, e, v6), *old)
 	}
 	if errors.Is(err, dhcp.ErrNAK) {
 		// The server says the lease is no longer the endpoint's (RFC 2131
 		// 4.4.5: back to INIT): off the link at once, a new one asked for.
-		a.expire(n, en, "DHCP server refused the renewal (DHCPNAK): the address is off the endpoint, asking for a new lease", true)
+		a.expire(n, en, proto+" server refused the renewal ("+nakName(v6)+"): the address is off the endpoint, asking for a new lease", true, v6)
 		return
 	}
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	cur, ok := n.current(en)
-	if !ok || cur.Lease == nil {
+	if !ok || *cur.lease(v6) == nil {
 		return
 	}
 	if err == nil {
-		err = a.applyLease(n, &cur, l)
+		err = a.applyLeaseOf(n, &cur, l, v6)
 	}
 	if err == nil {
 		err = a.store.UpdateEndpoint(cur.api())
 	}
 	if err != nil {
-		failed := *cur.Lease
+		failed := **cur.lease(v6)
 		failed.Err, failed.LastTry = err.Error(), time.Now()
 		if failed.State != dhcp.Expired {
 			failed.State = failed.StateAt(failed.LastTry)
 		}
-		cur.Lease = &failed
-		a.log.Warn("DHCP renewal failed", "name", cur.Name, "network", n.name(), "state", failed.State, "expiry", failed.Expiry, "err", err)
+		*cur.lease(v6) = &failed
+		a.log.Warn(proto+" renewal failed", "name", cur.Name, "network", n.name(), "state", failed.State, "expiry", failed.Expiry, "err", err)
 	} else {
-		a.log.Info("DHCP lease renewed", "name", cur.Name, "network", n.name(), "addr", l.Addr, "expiry", l.Expiry)
+		a.log.Info(proto+" lease renewed", "name", cur.Name, "network", n.name(), "addr", l.Addr, "expiry", l.Expiry)
 	}
 	n.mu.Lock()
 	n.set(en, cur)
@@ -154,20 +164,20 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 // expire takes an expired (or refused) lease's address off en's link (it
 // is no longer the endpoint's to use) and reports it with msg; the keeper
 // goes on asking, at once with now, else after retryExpired.
-func (a *Engine) expire(n *network, en *entry, msg string, now bool) {
+func (a *Engine) expire(n *network, en *entry, msg string, now, v6 bool) {
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	cur, ok := n.current(en)
-	if !ok || cur.Lease == nil {
+	if !ok || *cur.lease(v6) == nil {
 		return
 	}
-	l := *cur.Lease
+	l := **cur.lease(v6)
 	err := link.SetLeased(cur.Netns, cur.Ifindex, l.Addr, netip.Prefix{}, netip.Addr{})
 	l.State, l.LastTry = dhcp.Expired, time.Now()
 	if now {
 		l.LastTry = time.Time{}
 	}
-	cur.Lease = &l
+	*cur.lease(v6) = &l
 	a.log.Error(msg, "name", cur.Name, "network", n.name(),
 		"addr", l.Addr, "server", l.Server, "last_error", l.Err, "err", errors.Join(err, a.store.UpdateEndpoint(cur.api())))
 	n.mu.Lock()
@@ -180,7 +190,7 @@ func (a *Engine) keepAll(n *network) {
 	n.mu.Lock()
 	var ens []*entry
 	for _, en := range n.eps {
-		if en.ep.State == Ready && en.ep.Lease != nil {
+		if en.ep.State == Ready && (en.ep.Lease != nil || en.ep.Lease6 != nil) {
 			ens = append(ens, en)
 		}
 	}
@@ -196,25 +206,29 @@ func checkLeases(n *network, eps []endpoint) []string {
 	var out []string
 	now := time.Now()
 	for _, e := range eps {
-		switch {
-		case e.State != Ready:
-		case e.Lease == nil:
-			out = append(out, fmt.Sprintf("network %s: endpoint %s has no DHCP lease", n.name(), e.Name))
-		case e.Lease.State == dhcp.Expired || e.Lease.StateAt(now) == dhcp.Expired:
-			out = append(out, fmt.Sprintf("network %s: endpoint %s: DHCP lease of %s expired at %s; no server answered (%s)",
-				n.name(), e.Name, e.Lease.Addr, e.Lease.Expiry.Format(time.RFC3339), e.Lease.Err))
-		case e.Lease.Err != "":
-			out = append(out, fmt.Sprintf("network %s: endpoint %s: DHCP lease of %s not renewed (%s), expires at %s",
-				n.name(), e.Name, e.Lease.Addr, e.Lease.Err, e.Lease.Expiry.Format(time.RFC3339)))
+		for _, v6 := range []bool{false, true} {
+			l, proto := *e.lease(v6), protoName(v6)
+			switch {
+			case e.State != Ready || v6 && !n.dhcp6():
+			case l == nil:
+				out = append(out, fmt.Sprintf("network %s: endpoint %s has no %s lease", n.name(), e.Name, proto))
+			case l.State == dhcp.Expired || l.StateAt(now) == dhcp.Expired:
+				out = append(out, fmt.Sprintf("network %s: endpoint %s: %s lease of %s expired at %s; no server answered (%s)",
+					n.name(), e.Name, proto, l.Addr, l.Expiry.Format(time.RFC3339), l.Err))
+			case l.Err != "":
+				out = append(out, fmt.Sprintf("network %s: endpoint %s: %s lease of %s not renewed (%s), expires at %s",
+					n.name(), e.Name, proto, l.Addr, l.Err, l.Expiry.Format(time.RFC3339)))
+			}
 		}
 	}
 	return out
 }
 
-// leaseCounts counts n's ready endpoints by lease state ("none": no lease
-// yet); nil unless n is a DHCP network. Caller holds n.mu.
-func (n *network) leaseCounts() map[string]int {
-	if !n.DHCP {
+// leaseCounts counts n's ready endpoints by the state of their lease
+// (with v6, their DHCPv6 lease; "none": no lease yet); nil unless n is a
+// DHCP network (with v6, with IPv6). Caller holds n.mu.
+func (n *network) leaseCounts(v6 bool) map[string]int {
+	if !n.DHCP || v6 && !n.IPv6 {
 		return nil
 	}
 	out := map[string]int{"none": 0}
@@ -222,7 +236,7 @@ func (n *network) leaseCounts() map[string]int {
 		out[st.String()] = 0
 	}
 	for _, en := range n.eps {
-		switch l := en.ep.Lease; {
+		switch l := *en.ep.lease(v6); {
 		case en.ep.State != Ready:
 		case l == nil:
 			out["none"]++

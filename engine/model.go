@@ -94,6 +94,7 @@ type endpoint struct {
 	Ifindex     int
 	CNI         *api.CNIAttachment // the identity a CNI runtime gave it
 	Lease       *dhcp.Lease        // on a DHCP network, once it has one
+	Lease6      *dhcp.Lease        // its DHCPv6 lease, on a DHCP network with IPv6
 }
 
 func (e endpoint) api() api.Endpoint {
@@ -102,6 +103,9 @@ func (e endpoint) api() api.Endpoint {
 		NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, CNI: e.CNI}
 	if e.Lease != nil {
 		out.Lease = e.Lease.API()
+	}
+	if e.Lease6 != nil {
+		out.Lease6 = e.Lease6.API()
 	}
 	if e.MAC != nil {
 		out.MAC = e.MAC.String()
@@ -123,6 +127,13 @@ func endpointFromAPI(a api.Endpoint) (endpoint, error) {
 			return e, fmt.Errorf("endpoint %s: stored lease: %w", a.Name, err)
 		}
 		e.Lease = &l
+	}
+	if a.Lease6 != nil {
+		l, err := dhcp.FromAPI(*a.Lease6)
+		if err != nil {
+			return e, fmt.Errorf("endpoint %s: stored DHCPv6 lease: %w", a.Name, err)
+		}
+		e.Lease6 = &l
 	}
 	if a.MAC != "" {
 		if e.MAC, err = net.ParseMAC(a.MAC); err != nil {

@@ -180,6 +180,7 @@ func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry) erro
 	}
 	crashpoint.Hit("endpoint-rm:after-state")
 	a.releaseLease(ctx, n, e)
+	a.releaseLease6(ctx, n, e)
 	via, closeNetns, err := a.silence(ctx, e)
 	if err != nil {
 		defer en.busy.Unlock()

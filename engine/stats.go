@@ -221,7 +221,8 @@ type NetworkUsage struct {
 	Subnets   []ipam.Usage
 	// Leases counts a DHCP network's endpoints by the state of their
 	// lease (every state, zeros included); nil on other networks.
-	Leases map[string]int
+	// Leases6 counts them by their DHCPv6 lease; nil unless it has IPv6.
+	Leases, Leases6 map[string]int
 	// Blocks is how many blocks of a cluster network's pools this host
 	// holds; -1 on local networks.
 	Blocks int
@@ -238,7 +239,8 @@ func (a *Engine) Usage() ([]NetworkUsage, error) {
 		if c, ok := n.space.(interface{ BlockCount() int }); ok {
 			blocks = c.BlockCount()
 		}
-		out = append(out, NetworkUsage{Network: n.name(), Endpoints: len(n.eps), Subnets: n.space.Usage(), Leases: n.leaseCounts(), Blocks: blocks})
+		out = append(out, NetworkUsage{Network: n.name(), Endpoints: len(n.eps), Subnets: n.space.Usage(), Leases: n.leaseCounts(false),
+			Leases6: n.leaseCounts(true), Blocks: blocks})
 		n.mu.Unlock()
 	}
 	return out, nil

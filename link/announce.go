@@ -3,7 +3,6 @@ package link
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -33,26 +32,37 @@ const (
 )
 
 // prepareAnnounce sets link idx (named ifName) in namespace ns, which must
-// still be down, to announce addrs when it comes up; without an IPv6 address
-// it disables IPv6 on the link instead, and with one it turns accept_ra off
-// unless acceptRA. With dhcp, arp_notify is set for the address a DHCP
-// server gives later. One switch into the namespace.
-func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, addrs []netip.Prefix, acceptRA, dhcp bool) error {
+// still be down, to announce s's addresses when it comes up; without an
+// IPv6 address (or DHCPv6) it disables IPv6 on the link instead, and with
+// one it turns accept_ra off unless s.AcceptRA. With s.DHCP, arp_notify is
+// set for the address a DHCP server gives later. With s.DHCP6 the link
+// skips DAD (its link-local, the DHCPv6 client's source, is usable at
+// once; leased addresses are announced when added) and keeps its IPv6
+// addresses when it goes down (SetLeased cycles it). One switch into the
+// namespace.
+func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) error {
 	return nsthread.Do(ns, func() error {
-		if hasFamily(addrs, true) || dhcp {
+		if hasFamily(s.Addrs, true) || s.DHCP {
 			if err := setARPNotify(idx); err != nil {
 				return err
 			}
 		}
-		if hasFamily(addrs, false) {
-			if !acceptRA {
-				if err := writeIPv6Conf(ifName, "accept_ra", "0\n"); err != nil {
-					return err
-				}
-			}
-			return writeIPv6Conf(ifName, "ndisc_notify", "1\n")
+		if !hasFamily(s.Addrs, false) && !s.DHCP6 {
+			return writeIPv6Conf(ifName, "disable_ipv6", "1\n")
 		}
-		return writeIPv6Conf(ifName, "disable_ipv6", "1\n")
+		conf := [][2]string{{"ndisc_notify", "1\n"}}
+		if !s.AcceptRA {
+			conf = append(conf, [2]string{"accept_ra", "0\n"})
+		}
+		if s.DHCP6 {
+			conf = append(conf, [2]string{"accept_dad", "0\n"}, [2]string{"keep_addr_on_down", "1\n"})
+		}
+		for _, kv := range conf {
+			if err := writeIPv6Conf(ifName, kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -37,6 +37,9 @@ type EndpointSpec struct {
 	// DHCP marks an endpoint whose IPv4 address comes later, from a DHCP
 	// server (SetLeased): arp_notify is set so that it is announced.
 	DHCP bool
+	// DHCP6 marks an endpoint whose IPv6 address comes later, from a
+	// DHCPv6 server (SetLeased6): IPv6 stays on, without DAD.
+	DHCP6 bool
 }
 
 var macvlanModes = map[string]netlink.MacvlanMode{
@@ -326,7 +329,7 @@ func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns
 	sl.targetIdx = l.Attrs().Index
 	// Under the temporary name: a sysctl is looked up by device name, and
 	// dentries of the same name in other namespaces slow that down.
-	if err := prepareAnnounce(target, sl.targetIdx, sl.tmp, s.Addrs, s.AcceptRA, s.DHCP); err != nil {
+	if err := prepareAnnounce(target, sl.targetIdx, sl.tmp, s); err != nil {
 		return err
 	}
 	if err := sl.target.LinkSetName(l, s.IfName); err != nil {

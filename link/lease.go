@@ -49,3 +49,28 @@ func SetLeased(netnsPath string, ifindex int, old, addr netip.Prefix, router net
 		return nil
 	}, false)
 }
+
+// SetLeased6 puts the DHCPv6 address addr on link ifindex of the namespace
+// at netnsPath in place of old (a zero addr only takes old off). The link
+// stays up: with DHCP6 it does no DAD, so the address is usable at once and
+// announced (ndisc_notify) as it is added.
+func SetLeased6(netnsPath string, ifindex int, old, addr netip.Prefix) error {
+	return inNetns(netnsPath, func(nl *netlink.Handle) error {
+		l, err := nl.LinkByIndex(ifindex)
+		if err != nil {
+			return fmt.Errorf("link %d in %s: %w", ifindex, netnsPath, err)
+		}
+		if old.IsValid() && old != addr {
+			if err := nl.AddrDel(l, &netlink.Addr{IPNet: prefixIPNet(old)}); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+				return fmt.Errorf("take %s off %s: %w", old, l.Attrs().Name, err)
+			}
+		}
+		if !addr.IsValid() {
+			return nil
+		}
+		if err := nl.AddrReplace(l, &netlink.Addr{IPNet: prefixIPNet(addr)}); err != nil {
+			return fmt.Errorf("add address %s to %s: %w", addr, l.Attrs().Name, err)
+		}
+		return nil
+	}, false)
+}

@@ -135,9 +135,10 @@ func (c *Config) parseOptions(opts []string) error {
 }
 
 // parseIPAMDriver checks --ipam-driver. A DHCP network takes at most one
-// IPv4 --subnet (the server's answers must fall in it), and nothing that
-// only a local pool has (--gateway, --ip-range, --aux-address, --ipv6:
-// no DHCPv6 yet).
+// IPv4 --subnet (the server's answers must fall in it), with --ipv6 (its
+// endpoints lease an IPv6 address too, by DHCPv6) at most one IPv6
+// --subnet (the same, and the address's on-link prefix), and nothing that
+// only a local pool has (--gateway, --ip-range, --aux-address).
 func (c *Config) parseIPAMDriver(req api.NetworkCreate) error {
 	switch req.IPAMDriver {
 	case "", api.IPAMDefault, "mvlan":
@@ -147,15 +148,21 @@ func (c *Config) parseIPAMDriver(req api.NetworkCreate) error {
 		return fmt.Errorf("unknown --ipam-driver %q; use default (the network's --subnet pools) or dhcp (the DHCP server on the parent's wire)", req.IPAMDriver)
 	}
 	c.DHCP = true
+	v4, v6 := 0, 0
+	for _, p := range c.Pools {
+		if p.Subnet.Addr().Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
 	switch {
-	case req.IPv6:
-		return errors.New("--ipam-driver dhcp is IPv4 only (no DHCPv6 yet); leave out --ipv6")
 	case len(req.Gateways)+len(req.IPRanges)+len(req.AuxAddrs) > 0:
 		return errors.New("--ipam-driver dhcp takes the router and addresses from the DHCP server; leave out --gateway, --ip-range and --aux-address")
 	case c.Serial:
 		return errors.New("--ipam-opt allocation= is for the default IPAM driver; the DHCP server allocates on a dhcp network")
-	case len(c.Pools) > 1 || len(c.Pools) == 1 && !c.Pools[0].Subnet.Addr().Is4():
-		return fmt.Errorf("--ipam-driver dhcp takes at most one IPv4 --subnet (the range the server's offers must fall in), got %v", req.Subnets)
+	case v4 > 1 || v6 > 1:
+		return fmt.Errorf("--ipam-driver dhcp takes at most one IPv4 and (with --ipv6) one IPv6 --subnet (the ranges the server's offers must fall in), got %v", req.Subnets)
 	}
 	return nil
 }
@@ -194,7 +201,7 @@ func parsePools(req api.NetworkCreate) ([]ipam.PoolConfig, error) {
 			}
 		}
 	}
-	if req.IPv6 && !hasV6 {
+	if req.IPv6 && !hasV6 && req.IPAMDriver != api.IPAMDHCP {
 		return nil, fmt.Errorf("--ipv6 needs an IPv6 --subnet (e.g. --subnet=2001:db8:abc8::/64)")
 	}
 	ranges, err := parsePrefixes("--ip-range", req.IPRanges)

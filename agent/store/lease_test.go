@@ -10,8 +10,8 @@ import (
 	"github.com/mvlan/mvlan/api"
 )
 
-// TestLeaseKept: a network's IPAM driver and an endpoint's DHCP lease
-// (schema 3) are read back, every field, after the file is closed and
+// TestLeaseKept: a network's IPAM driver and an endpoint's DHCP leases
+// (schema 3; its DHCPv6 lease: schema 5) are read back, every field, after the file is closed and
 // opened again; an endpoint without a lease stays without.
 func TestLeaseKept(t *testing.T) {
 	dir := t.TempDir()
@@ -26,7 +26,10 @@ func TestLeaseKept(t *testing.T) {
 		DNS: []netip.Addr{netip.MustParseAddr("192.0.2.53")}, ClientID: "ff00aa", Obtained: now,
 		Renew: now.Add(time.Minute), Rebind: now.Add(2 * time.Minute), Expiry: now.Add(3 * time.Minute),
 		ACK: []byte{2, 1, 6, 0}, Error: "no answer"}
-	with := api.Endpoint{ID: NewID(), Name: "c1", NetworkID: n.ID, Lease: l}
+	l6 := &api.Lease{State: api.LeaseBound, Addr: netip.MustParsePrefix("fd00:60::10/64"), ClientID: "0004aa",
+		Obtained: now, Renew: now.Add(time.Minute), Rebind: now.Add(2 * time.Minute), Expiry: now.Add(3 * time.Minute),
+		ACK: []byte{7, 1, 2, 3}}
+	with := api.Endpoint{ID: NewID(), Name: "c1", NetworkID: n.ID, Lease: l, Lease6: l6}
 	without := api.Endpoint{ID: NewID(), Name: "c2", NetworkID: n.ID}
 	for _, err := range []error{s.CreateNetwork(n), s.CreateEndpoint(with), s.CreateEndpoint(without), s.Close()} {
 		if err != nil {
@@ -44,13 +47,16 @@ func TestLeaseKept(t *testing.T) {
 	if err != nil || got.Lease == nil || !reflect.DeepEqual(*got.Lease, *l) {
 		t.Errorf("lease read back as %+v (%v);\nwant %+v", got.Lease, err, l)
 	}
-	if got, err := s.Endpoint(without.ID); err != nil || got.Lease != nil {
+	if got.Lease6 == nil || !reflect.DeepEqual(*got.Lease6, *l6) {
+		t.Errorf("DHCPv6 lease read back as %+v;\nwant %+v", got.Lease6, l6)
+	}
+	if got, err := s.Endpoint(without.ID); err != nil || got.Lease != nil || got.Lease6 != nil {
 		t.Errorf("endpoint without a lease read back with %+v (%v)", got.Lease, err)
 	}
 }
 
 // TestMigrateSchema2: a schema 2 file (records without ipam_driver and
-// lease) opens as schema 3 with every record as it was.
+// lease) opens as the current schema with every record as it was.
 func TestMigrateSchema2(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir)

@@ -30,6 +30,7 @@ var migrations = []func(*bolt.Tx) error{
 	1: func(*bolt.Tx) error { return nil }, // schema 2 only added optional fields
 	2: func(*bolt.Tx) error { return nil }, // so did schema 3
 	3: migrate3,
+	4: func(*bolt.Tx) error { return nil }, // schema 5 only added an optional field
 }
 
 // migrate brings the file's records to Schema and records the version.

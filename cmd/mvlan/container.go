@@ -112,6 +112,9 @@ func ps(c *cli.Context) error {
 		if e.Lease != nil {
 			addrs += " (dhcp " + e.Lease.State + ")" // expired: the address is off the link
 		}
+		if e.Lease6 != nil {
+			addrs += " (dhcp6 " + e.Lease6.State + ")"
+		}
 		rows = append(rows, []string{id(e.ID), e.Name, e.Network, addrs, e.MAC, e.IfName, e.Netns})
 	}
 	return format.PrintTable(c.App.Writer, []string{"CONTAINER ID", "NAME", "NETWORK", "ADDRESSES", "MAC", "IFACE", "NETNS"}, rows)
@@ -133,6 +136,7 @@ type container struct {
 	State       string
 	Created     time.Time
 	DHCP        string   `json:",omitempty"` // the lease's state, on a DHCP network
+	DHCP6       string   `json:",omitempty"` // the DHCPv6 lease's state, with IPv6
 	DNS         []string `json:",omitempty"` // the lease's DNS servers
 	DNSSearch   []string `json:",omitempty"` // its search list, else its domain
 }
@@ -161,6 +165,9 @@ func toContainers(eps []api.Endpoint) []container {
 		if e.Lease != nil {
 			out[len(out)-1].DHCP = e.Lease.State
 			out[len(out)-1].DNS, out[len(out)-1].DNSSearch = dnsOf(e)
+		}
+		if e.Lease6 != nil {
+			out[len(out)-1].DHCP6 = e.Lease6.State
 		}
 	}
 	return out

@@ -187,7 +187,7 @@ func TestDHCP(t *testing.T) {
 		t.Errorf("a network overlapping lan's learned subnet: exit %d, %q; want it refused naming lan", code, errs)
 	}
 	st := &statsEnv{t: t, sb: sb, a: a}
-	waitMetric(st, `mvlan_dhcp_leases{network="lan",state="bound"} 1`) // between T1 and the ACK it is renewing
+	waitMetric(st, `mvlan_dhcp_leases{family="ipv4",network="lan",state="bound"} 1`) // between T1 and the ACK it is renewing
 
 	e.a.ok("rm", "-f", c1)
 	srv.waitLease(ep.MAC, 5*time.Second, "DHCPRELEASE on rm", func(_ lease, ok bool) bool { return !ok })
@@ -253,7 +253,7 @@ func TestDHCP(t *testing.T) {
 	}
 	e.wantNothingLeft(bad)
 	// Past T1 with no server, c1 keeps its address and is reported.
-	waitMetric(st, `mvlan_dhcp_leases{network="lan",state="renewing"} 1`)
+	waitMetric(st, `mvlan_dhcp_leases{family="ipv4",network="lan",state="renewing"} 1`)
 	mustContain(t, "ps with the server stopped", e.a.ok("ps"), addr+" (dhcp renewing)")
 	waitLog(t, a, `msg="DHCP renewal failed" name=`+c1, 1)
 	if d := drift(t, a); len(d) != 1 || !strings.Contains(d[0], "endpoint "+c1+": DHCP lease of "+addr+" not renewed") {

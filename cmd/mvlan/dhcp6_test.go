@@ -1,0 +1,137 @@
+package main
+
+import (
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// startDnsmasq6 serves DHCPv4 (192.168.70.100-150, router .1) and DHCPv6
+// (fd00:70::10-20) on wire0, 2 min leases: dnsmasq's least, and it gives
+// DHCPv6 T1 = half of it, which it does not let be set.
+func startDnsmasq6(t *testing.T, sb *nstest.Sandbox) *dnsmasq {
+	t.Helper()
+	if _, err := exec.LookPath("dnsmasq"); err != nil {
+		t.Skip("dnsmasq not installed (Debian: dnsmasq-base)")
+	}
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.70.1/24", "dev", "wire0")
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "fd00:70::1/64", "dev", "wire0", "nodad")
+	dir := t.TempDir()
+	d := &dnsmasq{t: t, sb: sb, leases: filepath.Join(dir, "leases")}
+	d.args = []string{"--net=" + sb.WirePath, "--", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+		"--port=0", "--user=root", "--bind-interfaces", "--interface=wire0",
+		"--pid-file=" + filepath.Join(dir, "pid"), "--log-facility=-", "--log-dhcp", "--dhcp-authoritative", "--no-ping",
+		"--dhcp-range=192.168.70.100,192.168.70.150,255.255.255.0,2m", "--dhcp-option=option:router,192.168.70.1",
+		"--dhcp-range=fd00:70::10,fd00:70::20,64,2m", "--dhcp-leasefile=" + d.leases}
+	d.start()
+	t.Cleanup(d.stop)
+	return d
+}
+
+// lease6 returns the expiry and DUID of the lease file's line for addr.
+func (d *dnsmasq) lease6(addr netip.Addr) (expiry int64, duid string, ok bool) {
+	data, err := os.ReadFile(d.leases)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		// EXPIRY IAID ADDRESS NAME DUID
+		if f := strings.Fields(line); len(f) >= 5 && f[2] == addr.String() {
+			exp, err := strconv.ParseInt(f[0], 10, 64)
+			return exp, strings.ReplaceAll(f[4], ":", ""), err == nil
+		}
+	}
+	return 0, "", false
+}
+
+// waitLease6 polls the lease file (at most within) until ok(its line for addr).
+func (d *dnsmasq) waitLease6(addr netip.Addr, within time.Duration, what string, ok func(exp int64, duid string, found bool) bool) int64 {
+	d.t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(100 * time.Millisecond) {
+		exp, duid, found := d.lease6(addr)
+		if ok(exp, duid, found) {
+			return exp
+		}
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(d.leases)
+			d.t.Fatalf("%s: not seen within %v; lease file:\n%s\ndnsmasq log:\n%s\nagent log:\n%s", what, within, data, d.log, d.agent.log)
+		}
+	}
+}
+
+// v6Of is ep's DHCPv6 address, failing the test unless it is one of the
+// server's range, a /64 (the network's --subnet) with a bound lease.
+func v6Of(t *testing.T, ep api.Endpoint) netip.Prefix {
+	t.Helper()
+	p, err := netip.ParsePrefix(addrOf(ep, true))
+	lo, hi := netip.MustParseAddr("fd00:70::10"), netip.MustParseAddr("fd00:70::20")
+	if err != nil || p.Bits() != 64 || p.Addr().Compare(lo) < 0 || p.Addr().Compare(hi) > 0 || ep.Lease6 == nil || ep.Lease6.State != api.LeaseBound {
+		t.Fatalf("%s has %v (lease %+v), want a bound lease of fd00:70::10-20 as a /64", ep.Name, ep.Addrs, ep.Lease6)
+	}
+	return p
+}
+
+// TestDHCP6: on a DHCP network with --ipv6 each endpoint also leases an
+// IPv6 address from a real DHCPv6 server (dnsmasq): the address is on the
+// link with the --subnet's prefix, two such containers ping each other
+// over IPv6 (their DHCPv6 traffic and neighbour discovery pass the
+// endpoint programs), ps and the metric show the leases, rm releases the
+// lease (gone from the server's file), the same name gets the same address
+// back (the DUID derives from network and name), and a SIGKILLed agent
+// started again keeps the lease and renews it at the server's T1 (1 min:
+// the test takes about that long).
+func TestDHCP6(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	srv := startDnsmasq6(t, sb)
+	a := newAgent(t, sb)
+	e := &env{t: t, sb: sb, a: a}
+	srv.agent = a
+	startWith(a, "--metrics-addr", metricsAddr)
+	t.Cleanup(e.cleanup)
+	e.a.ok("network", "create", "--ipam-driver", "dhcp", "--ipv6", "--subnet", "fd00:70::/64", "-o", "parent=eth0", "lan")
+	c1, c2 := e.name("1"), e.name("2")
+	ep1 := e.runD(c1, "lan")
+	ep2 := e.runD(c2, "lan")
+	a1, a2 := v6Of(t, ep1), v6Of(t, ep2)
+	if a1 == a2 || addrOf(ep1, false) == "" {
+		t.Fatalf("c1 has %v, c2 %v: want an IPv4 address and IPv6 addresses of their own", ep1.Addrs, ep2.Addrs)
+	}
+	first := srv.waitLease6(a1.Addr(), time.Second, "c1's lease in the server's file", func(_ int64, duid string, ok bool) bool {
+		return ok && duid == ep1.Lease6.ClientID
+	})
+	mustContain(t, "eth0 of "+c1, e.in(c1, "ip", "-6", "-o", "addr", "show", "dev", "eth0"), a1.String())
+	out, perr := e.pingFrom(c1, a2.Addr().String(), false)
+	e.wantPingOK("ping6 c2 from c1", out, exitOf(perr))
+	out, perr = e.pingFrom(c2, "fd00:70::1", false)
+	e.wantPingOK("ping6 the server from c2", out, exitOf(perr))
+	mustContain(t, "ps", e.a.ok("ps"), "(dhcp bound) (dhcp6 bound)")
+	st := &statsEnv{t: t, sb: sb, a: a}
+	waitMetric(st, `mvlan_dhcp_leases{family="ipv6",network="lan",state="bound"} 2`)
+
+	e.a.ok("rm", "-f", c2)
+	srv.waitLease6(a2.Addr(), 5*time.Second, "DHCPv6 Release on rm", func(_ int64, _ string, ok bool) bool { return !ok })
+	waitNetnsGone(t, c2)
+	if again := v6Of(t, e.runD(c2, "lan")); again != a2 {
+		t.Errorf("re-created %s got %s, first had %s", c2, again, a2)
+	}
+
+	a.kill()
+	a.start()
+	if got, ok := e.endpoint(c1); !ok || addrOf(got, true) != a1.String() {
+		t.Errorf("after restart ps shows %s with %v, want %s", c1, got.Addrs, a1)
+	}
+	srv.waitLease6(a1.Addr(), 75*time.Second, "renewal of c1's lease at T1 after SIGKILL and restart", func(exp int64, _ string, ok bool) bool {
+		return ok && exp > first
+	})
+	waitLog(t, a, `msg="DHCPv6 lease renewed" name=`+c1, 1)
+	mustContain(t, "eth0 of "+c1+" after the renewal", e.in(c1, "ip", "-6", "-o", "addr", "show", "dev", "eth0"), a1.String())
+}

@@ -1,0 +1,206 @@
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/insomniacslk/dhcp/dhcpv6/nclient6"
+	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/mvlan/mvlan/nsthread"
+)
+
+// DHCPv6 (RFC 8415) for one endpoint: one IA_NA with one address, leased
+// from the link's link-local address (UDP 546 to ff02::1:2 port 547).
+// l.ClientID is the DUID (DUID6), l.Subnet the network's IPv6 --subnet
+// (when valid, the address must be in it and is put on the link with its
+// prefix length, which DHCPv6 does not carry; else it is a /128).
+
+// timeout6 is the first wait for an answer; nclient6 doubles it on each
+// of retry sends (1+2+4 s).
+const timeout6 = time.Second
+
+// linkLocalWait bounds the wait for the link's link-local address to be
+// usable (present and past DAD): the client's socket is bound to it.
+const linkLocalWait = 3 * time.Second
+
+// iaid is the endpoint's one IA_NA. The DUID is already the endpoint's
+// own on the network, so one constant IAID keeps the binding stable.
+var iaid = [4]byte{'m', 'v', 'l', '6'}
+
+// run6 runs fn with a DHCPv6 client on l's link, inside l's namespace.
+func run6(ctx context.Context, l Link, tries int, fn func(*nclient6.Client) error) error {
+	return nsthread.DoPath(l.Netns, func() error {
+		c, err := newClient6(ctx, l.IfName, tries)
+		if err != nil {
+			return err
+		}
+		return errors.Join(fn(c), c.Close())
+	})
+}
+
+// newClient6 makes a client bound to ifName's link-local address, waiting
+// for it: a link just brought up has none for a moment, and one still in
+// DAD (tentative) cannot be bound.
+func newClient6(ctx context.Context, ifName string, tries int) (*nclient6.Client, error) {
+	deadline := time.Now().Add(linkLocalWait)
+	for {
+		c, err := nclient6.New(ifName, nclient6.WithTimeout(timeout6), nclient6.WithRetry(tries))
+		if err == nil {
+			return c, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("DHCPv6 client on %s: no usable link-local address within %v: %w", ifName, linkLocalWait, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// mods6 are the options every message of l carries.
+func (l Link) mods6() []dhcpv6.Modifier {
+	m := []dhcpv6.Modifier{
+		dhcpv6.WithOption(dhcpv6.OptClientID(duidOf(l.ClientID))),
+		dhcpv6.WithRequestedOptions(dhcpv6.OptionDNSRecursiveNameServer),
+	}
+	if l.Hostname != "" {
+		m = append(m, dhcpv6.WithFQDN(0, l.Hostname))
+	}
+	return m
+}
+
+// Acquire6 runs Solicit, Advertise, Request, Reply on l. An advertised
+// address outside l.Subnet is refused before it is requested.
+func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
+	err = run6(ctx, l, retry, func(c *nclient6.Client) error {
+		mods := append(l.mods6(), dhcpv6.WithIAID(iaid))
+		if l.Want.IsValid() && l.Want.Is6() {
+			mods = append(mods, dhcpv6.WithIANA(dhcpv6.OptIAAddress{IPv6Addr: net.IP(l.Want.AsSlice())}))
+		}
+		adv, err := c.Solicit(ctx, mods...)
+		if err != nil {
+			return noAnswer6(ctx, "Solicit", err)
+		}
+		a, err := iaAddr(adv)
+		if err != nil {
+			return err
+		}
+		if l.Subnet.IsValid() && !l.Subnet.Contains(a) {
+			return fmt.Errorf("DHCPv6 server advertised %s, outside the network's IPv6 --subnet %s; fix the server's range or the network's --subnet", a, l.Subnet)
+		}
+		reply, err := c.Request(ctx, adv, l.mods6()...)
+		if err != nil {
+			return noAnswer6(ctx, "Request", err)
+		}
+		lease, err = fromReply(reply, l, time.Now())
+		return err
+	})
+	if err == nil && l.Subnet.IsValid() && !l.Subnet.Contains(lease.Addr.Addr()) {
+		err = errors.Join(fmt.Errorf("DHCPv6 server assigned %s, outside the network's IPv6 --subnet %s", lease.Addr.Addr(), l.Subnet), Release6(ctx, l, lease))
+	}
+	return lease, err
+}
+
+// Renew6 extends old: a Renew to its server before T2, a Rebind to any
+// server after. A server that no longer has the binding answers with
+// NoBinding or NotOnLink, which is ErrNAK, as is a valid lifetime of 0.
+func Renew6(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
+	m, err := ia6Message(old, dhcpv6.MessageTypeRenew)
+	if err != nil {
+		return old, err
+	}
+	if old.StateAt(time.Now()) >= Rebinding {
+		m.MessageType = dhcpv6.MessageTypeRebind
+		m.Options.Del(dhcpv6.OptionServerID)
+	}
+	for _, mod := range l.mods6() {
+		mod(m)
+	}
+	err = run6(ctx, l, retry, func(c *nclient6.Client) error {
+		reply, err := c.SendAndRead(ctx, c.RemoteAddr(), m, nclient6.IsMessageType(dhcpv6.MessageTypeReply))
+		if err != nil {
+			return noAnswer6(ctx, m.MessageType.String(), err)
+		}
+		lease, err = fromReply(reply, l, time.Now())
+		return err
+	})
+	return lease, err
+}
+
+// Release6 gives lease back (Release, and the server's Reply, waited for
+// once). It is sent from the link-local address, which the link keeps
+// until it is deleted.
+func Release6(ctx context.Context, l Link, lease Lease) error {
+	m, err := ia6Message(lease, dhcpv6.MessageTypeRelease)
+	if err != nil {
+		return err
+	}
+	return run6(ctx, l, 1, func(c *nclient6.Client) error {
+		_, err := c.SendAndRead(ctx, c.RemoteAddr(), m, nclient6.IsMessageType(dhcpv6.MessageTypeReply))
+		if err != nil {
+			return noAnswer6(ctx, "Release", err)
+		}
+		return nil
+	})
+}
+
+// ia6Message is a message of type t about lease's address: its client
+// and server IDs (from the stored Reply) and its IA_NA.
+func ia6Message(lease Lease, t dhcpv6.MessageType) (*dhcpv6.Message, error) {
+	reply, err := dhcpv6.MessageFromBytes(lease.ACK)
+	if err != nil {
+		return nil, fmt.Errorf("stored DHCPv6 Reply: %w", err)
+	}
+	sid := reply.Options.ServerID()
+	if sid == nil {
+		return nil, errors.New("stored DHCPv6 Reply has no server ID")
+	}
+	m, err := dhcpv6.NewMessage()
+	if err != nil {
+		return nil, err
+	}
+	m.MessageType = t
+	m.AddOption(dhcpv6.OptClientID(duidOf(lease.ClientID)))
+	m.AddOption(dhcpv6.OptServerID(sid))
+	m.AddOption(dhcpv6.OptElapsedTime(0))
+	ia := &dhcpv6.OptIANA{IaId: iaid}
+	ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: net.IP(lease.Addr.Addr().AsSlice())})
+	m.AddOption(ia)
+	return m, nil
+}
+
+// StatusError is a DHCPv6 server's refusal (a Status Code option).
+type StatusError struct {
+	Code iana.StatusCode
+	Msg  string
+}
+
+func (e *StatusError) Error() string {
+	if e.Msg == "" {
+		return fmt.Sprintf("DHCPv6 server answered %s", e.Code)
+	}
+	return fmt.Sprintf("DHCPv6 server answered %s: %q", e.Code, e.Msg)
+}
+
+// Is makes NoBinding and NotOnLink ErrNAK: the binding is not the
+// client's any more, it must start again (RFC 8415 18.2.10.1).
+func (e *StatusError) Is(target error) bool {
+	return target == ErrNAK && (e.Code == iana.StatusNoBinding || e.Code == iana.StatusNotOnLink)
+}
+
+func statusErr(s *dhcpv6.OptStatusCode) error {
+	if s == nil || s.StatusCode == iana.StatusSuccess {
+		return nil
+	}
+	return &StatusError{Code: s.StatusCode, Msg: s.StatusMessage}
+}
+
+func noAnswer6(ctx context.Context, what string, err error) error {
+	if ctx.Err() == nil && !errors.Is(err, nclient6.ErrNoResponse) {
+		return fmt.Errorf("DHCPv6 %s: %w", what, err)
+	}
+	return fmt.Errorf("%w to DHCPv6 %s", ErrNoAnswer, what)
+}

@@ -1,0 +1,112 @@
+package dhcp
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+)
+
+// A DHCPv6 lease is a Lease too: Addr is the IA_NA address (a /128, or
+// with the network's IPv6 --subnet's length), ClientID the DUID, ACK the
+// server's last Reply; Server and Router stay zero (the server is known
+// by its DUID, in the Reply; IPv6 routers come from router advertisements).
+
+// DUID6 is the DHCPv6 client DUID of endpoint name on network (an
+// identity unique to the host, as for ClientID): a DUID-UUID (RFC 6355)
+// whose UUID is a hash of both, so that a re-created container asks for
+// the same binding whatever its MAC.
+func DUID6(network, name string) []byte {
+	h := sha256.Sum256([]byte("mvlan-dhcp6\x00" + network + "\x00" + name))
+	var d dhcpv6.DUIDUUID
+	copy(d.UUID[:], h[:16])
+	return d.ToBytes()
+}
+
+// duidOf is a stored DUID as the library takes it (any type, opaque if
+// it does not parse).
+func duidOf(b []byte) dhcpv6.DUID {
+	if d, err := dhcpv6.DUIDFromBytes(b); err == nil {
+		return d
+	}
+	return &dhcpv6.DUIDOpaque{Data: b}
+}
+
+// iaAddr is the one address of m's IA_NA, or why there is none.
+func iaAddr(m *dhcpv6.Message) (netip.Addr, error) {
+	if err := statusErr(m.Options.Status()); err != nil {
+		return netip.Addr{}, err
+	}
+	ia := m.Options.OneIANA()
+	if ia == nil || ia.IaId != iaid {
+		return netip.Addr{}, fmt.Errorf("DHCPv6 server's %s has no IA_NA for the endpoint", m.MessageType)
+	}
+	if err := statusErr(ia.Options.Status()); err != nil {
+		return netip.Addr{}, err
+	}
+	a := ia.Options.OneAddress()
+	if a == nil {
+		return netip.Addr{}, fmt.Errorf("DHCPv6 server's %s has no address in its IA_NA", m.MessageType)
+	}
+	if err := statusErr(a.Options.Status()); err != nil {
+		return netip.Addr{}, err
+	}
+	ip, ok := netip.AddrFromSlice(a.IPv6Addr.To16())
+	if !ok || ip.Is4In6() || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+		return netip.Addr{}, fmt.Errorf("DHCPv6 server's %s has no usable address (%v)", m.MessageType, a.IPv6Addr)
+	}
+	return ip, nil
+}
+
+// fromReply makes a lease of a Reply l received at t: the address, its
+// valid lifetime (the expiry) and T1/T2 of the IA_NA, which default to
+// 0.5 and 0.8 of the preferred lifetime (RFC 8415 21.4) when 0 or wrong.
+func fromReply(r *dhcpv6.Message, l Link, t time.Time) (Lease, error) {
+	lease := Lease{State: Bound, ClientID: l.ClientID, Obtained: t, ACK: r.ToBytes()}
+	ip, err := iaAddr(r)
+	if err != nil {
+		return lease, err
+	}
+	if r.Options.ServerID() == nil {
+		return lease, fmt.Errorf("DHCPv6 server's Reply for %s has no server ID", ip)
+	}
+	bits := 128
+	if l.Subnet.IsValid() && l.Subnet.Addr().Is6() {
+		bits = l.Subnet.Bits()
+	}
+	lease.Addr = netip.PrefixFrom(ip, bits)
+	ia := r.Options.OneIANA()
+	a := ia.Options.OneAddress()
+	valid, pref := a.ValidLifetime, min(a.PreferredLifetime, a.ValidLifetime)
+	if valid <= 0 {
+		return lease, fmt.Errorf("%w: DHCPv6 server gave %s a valid lifetime of 0 (withdrawn)", ErrNAK, ip)
+	}
+	if pref <= 0 {
+		pref = valid
+	}
+	t1, t2 := ia.T1, ia.T2
+	if t1 <= 0 || t1 > valid {
+		t1 = pref / 2
+	}
+	if t2 < t1 || t2 > valid {
+		t2 = max(t1, pref*4/5)
+	}
+	for _, d := range r.Options.DNS() {
+		if a, ok := netip.AddrFromSlice(d.To16()); ok && !a.IsUnspecified() {
+			lease.DNS = append(lease.DNS, a)
+		}
+	}
+	lease.Renew, lease.Rebind, lease.Expiry = t.Add(t1), t.Add(t2), t.Add(valid)
+	return lease, nil
+}
+
+// checkReply checks that a stored Reply parses (FromAPI).
+func checkReply(b []byte) error {
+	if _, err := dhcpv6.MessageFromBytes(b); err != nil {
+		return errors.Join(errors.New("stored DHCPv6 Reply does not parse"), err)
+	}
+	return nil
+}

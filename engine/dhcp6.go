@@ -1,0 +1,166 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/mvlan/mvlan/dhcp"
+	"github.com/mvlan/mvlan/link"
+)
+
+// A DHCP network with --ipv6 also leases each endpoint an IPv6 address
+// from the DHCPv6 server on its wire (one IA_NA), after its IPv4 lease:
+// the endpoint's Lease6, kept by its own keeper (keepLease with v6) and
+// released on removal like the IPv4 one. Its identity is a DUID-UUID of
+// the network and the container's name (dhcp.DUID6). The network's IPv6
+// --subnet, when given, bounds the address and is its on-link prefix;
+// without one the address is a /128. IPv6 routes come from router
+// advertisements (-o ipv6_ra=accept), as DHCPv6 has no router option.
+
+// dhcp6 reports whether n's endpoints lease IPv6 addresses.
+func (n *network) dhcp6() bool { return n.DHCP && n.IPv6 }
+
+// lease is e's DHCPv4 lease, or with v6 its DHCPv6 one, to read or set.
+func (e *endpoint) lease(v6 bool) **dhcp.Lease {
+	if v6 {
+		return &e.Lease6
+	}
+	return &e.Lease
+}
+
+// dhcpLinkOf is e's link as the DHCP client of the family sees it.
+func (a *Engine) dhcpLinkOf(n *network, e endpoint, v6 bool) dhcp.Link {
+	if !v6 {
+		return a.dhcpLink(n, e)
+	}
+	l := dhcp.Link{Netns: e.Netns, IfName: e.IfName, MAC: e.MAC, ClientID: dhcp.DUID6(a.identity(n), e.Name), Hostname: e.Name}
+	if p, ok := n.poolOf(true); ok {
+		l.Subnet = p.Subnet
+	}
+	if e.Lease6 != nil {
+		if len(e.Lease6.ClientID) > 0 {
+			l.ClientID = e.Lease6.ClientID
+		}
+		l.Want = e.Lease6.Addr.Addr()
+	}
+	return l
+}
+
+// leaseFuncs are the DHCP exchanges of one family.
+type leaseFuncs struct {
+	acquire func(context.Context, dhcp.Link) (dhcp.Lease, error)
+	renew   func(context.Context, dhcp.Link, dhcp.Lease) (dhcp.Lease, error)
+	release func(context.Context, dhcp.Link, dhcp.Lease) error
+}
+
+func leaseFuncsOf(v6 bool) leaseFuncs {
+	if v6 {
+		return leaseFuncs{dhcp.Acquire6, dhcp.Renew6, dhcp.Release6}
+	}
+	return leaseFuncs{dhcp.Acquire, dhcp.Renew, dhcp.Release}
+}
+
+// acquireLease6 leases e's IPv6 address from the network's DHCPv6 server
+// and puts it on e's link. Caller holds e's busy lock; e's link is up.
+func (a *Engine) acquireLease6(ctx context.Context, n *network, e *endpoint) error {
+	ctx, cancel := context.WithTimeout(ctx, acquireTimeout)
+	defer cancel()
+	l, err := dhcp.Acquire6(ctx, a.dhcpLinkOf(n, *e, true))
+	if err != nil {
+		return conflict(fmt.Errorf("network %s (--ipam-driver dhcp --ipv6): no IPv6 address for %s: %w", n.name(), e.Name, err))
+	}
+	if err := a.applyLease6(n, e, l); err != nil {
+		return errors.Join(err, dhcp.Release6(context.WithoutCancel(ctx), a.dhcpLinkOf(n, *e, true), l))
+	}
+	a.log.Info("DHCPv6 lease", "name", e.Name, "network", n.name(), "addr", l.Addr, "expiry", l.Expiry)
+	return nil
+}
+
+// applyLease6 makes l e's DHCPv6 lease: the datapath first, then the link.
+// Caller holds e's busy lock.
+func (a *Engine) applyLease6(n *network, e *endpoint, l dhcp.Lease) error {
+	var old netip.Prefix
+	if e.Lease6 != nil && e.Lease6.State != dhcp.Expired {
+		old = e.Lease6.Addr
+	}
+	next := *e
+	next.Addrs, next.Lease6 = withAddr(e.Addrs, l.Addr), &l
+	if err := a.setTableEntry(n, next); err != nil {
+		return err
+	}
+	if old != l.Addr {
+		if err := link.SetLeased6(e.Netns, e.Ifindex, old, l.Addr); err != nil {
+			return fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err)
+		}
+	}
+	*e = next
+	return nil
+}
+
+// withAddr is addrs with p in place of those of p's family (IPv4 first).
+func withAddr(addrs []netip.Prefix, p netip.Prefix) []netip.Prefix {
+	out := slices.DeleteFunc(slices.Clone(addrs), func(q netip.Prefix) bool { return q.Addr().Is6() == p.Addr().Is6() })
+	out = append(out, p)
+	slices.SortStableFunc(out, func(x, y netip.Prefix) int {
+		if x.Addr().Is4() == y.Addr().Is4() {
+			return 0
+		}
+		if x.Addr().Is4() {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// liveLeaseAddrs are the addresses of e's leases that are on its link
+// (not expired): what a re-made link gets.
+func liveLeaseAddrs(e endpoint) []netip.Prefix {
+	var out []netip.Prefix
+	for _, l := range []*dhcp.Lease{e.Lease, e.Lease6} {
+		if l != nil && l.State != dhcp.Expired {
+			out = append(out, l.Addr)
+		}
+	}
+	return out
+}
+
+// releaseLease6 sends a DHCPv6 Release for e's lease (best effort).
+func (a *Engine) releaseLease6(ctx context.Context, n *network, e endpoint) {
+	if !n.DHCP || e.Lease6 == nil || e.Lease6.State == dhcp.Expired {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := dhcp.Release6(ctx, a.dhcpLinkOf(n, e, true), *e.Lease6); err != nil {
+		a.log.Warn("DHCPv6 Release not answered; the server keeps the lease until it expires", "name", e.Name, "network", n.name(), "addr", e.Lease6.Addr, "err", err)
+	}
+}
+
+// applyLeaseOf applies l as e's lease of its family.
+func (a *Engine) applyLeaseOf(n *network, e *endpoint, l dhcp.Lease, v6 bool) error {
+	if v6 {
+		return a.applyLease6(n, e, l)
+	}
+	return a.applyLease(n, e, l)
+}
+
+// protoName names the family's protocol in logs.
+func protoName(v6 bool) string {
+	if v6 {
+		return "DHCPv6"
+	}
+	return "DHCP"
+}
+
+// nakName is how the family's server refuses a renewal.
+func nakName(v6 bool) string {
+	if v6 {
+		return "NoBinding or NotOnLink"
+	}
+	return "DHCPNAK"
+}
