@@ -15,6 +15,7 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("POST /v1/networks", a.handleCreateNetwork)
 	mux.HandleFunc("GET /v1/networks", a.handleNetworks)
 	mux.HandleFunc("GET /v1/networks/{ref}", a.handleNetwork)
+	mux.HandleFunc("GET /v1/networks/{ref}/cni", a.handleCNIEndpoint)
 	mux.HandleFunc("DELETE /v1/networks/{ref}", a.handleRemoveNetwork)
 	mux.HandleFunc("PATCH /v1/networks/{ref}", a.handleUpdateNetwork)
 	mux.HandleFunc("POST /v1/endpoints", a.handleCreateEndpoint)
@@ -81,12 +82,28 @@ func (a *Agent) handleNetworks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleNetwork(w http.ResponseWriter, r *http.Request) {
-	n, err := a.eng.Network(r.PathValue("ref"))
+	get := a.eng.Network
+	if r.URL.Query().Get("endpoints") == "false" {
+		get = a.eng.NetworkBrief
+	}
+	n, err := get(r.PathValue("ref"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, n)
+}
+
+// handleCNIEndpoint finds an endpoint by the identity a CNI runtime gave
+// it: ?name= (the CNI network), container= and ifname=.
+func (a *Agent) handleCNIEndpoint(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	e, err := a.eng.CNIEndpoint(r.PathValue("ref"), api.CNIAttachment{Network: q.Get("name"), ContainerID: q.Get("container"), IfName: q.Get("ifname")})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
 }
 
 func (a *Agent) handleRemoveNetwork(w http.ResponseWriter, r *http.Request) {

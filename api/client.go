@@ -107,6 +107,23 @@ func (c *Client) Network(ctx context.Context, ref string) (Network, error) {
 	return n, err
 }
 
+// NetworkBrief returns a network without its endpoints (EndpointCount
+// says how many it has).
+func (c *Client) NetworkBrief(ctx context.Context, ref string) (Network, error) {
+	var n Network
+	err := c.Do(ctx, "GET", "/v1/networks/"+url.PathEscape(ref)+"?endpoints=false", nil, &n)
+	return n, err
+}
+
+// CNIEndpoint returns the endpoint of network ref that a CNI runtime
+// attached with identity at (KindNotFound: none).
+func (c *Client) CNIEndpoint(ctx context.Context, ref string, at CNIAttachment) (Endpoint, error) {
+	var e Endpoint
+	q := url.Values{"name": {at.Network}, "container": {at.ContainerID}, "ifname": {at.IfName}}
+	err := c.Do(ctx, "GET", "/v1/networks/"+url.PathEscape(ref)+"/cni?"+q.Encode(), nil, &e)
+	return e, err
+}
+
 // UpdateNetwork changes a network's options (host_shim).
 func (c *Client) UpdateNetwork(ctx context.Context, ref string, req NetworkUpdate) (Network, error) {
 	var n Network

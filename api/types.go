@@ -208,8 +208,14 @@ type EndpointCreate struct {
 	IP6     string `json:"ip6,omitempty"`
 	MAC     string `json:"mac,omitempty"`
 	IfName  string `json:"ifname,omitempty"`
-	// CNI, when given, is stored with the endpoint.
+	// CNI, when given, is stored with the endpoint. An endpoint of the
+	// network with the same CNI identity in the same namespace is the
+	// answer (a repeated ADD); in another namespace, a conflict.
 	CNI *CNIAttachment `json:"cni,omitempty"`
+	// AltNames are tried in order when Name is taken on the network; when
+	// all are, the endpoint is named after its namespace (CNI: two pods of
+	// one name in different Kubernetes namespaces).
+	AltNames []string `json:"alt_names,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.

@@ -36,6 +36,9 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 		return api.Endpoint{}, err
 	}
 	en, err := a.prepareAndAdmit(ctx, n, req)
+	if r, ok := isRepeat(err); ok {
+		return a.answerRepeat(ctx, n, r)
+	}
 	if err != nil {
 		return api.Endpoint{}, err
 	}
@@ -105,6 +108,12 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 	if !n.ok() {
 		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.name(), n.status))
 	}
+	if o := n.byCNI[cniKey(req.CNI)]; req.CNI != nil && o != nil {
+		if o.ep.NetnsInode != e.NetnsInode {
+			return nil, conflict(fmt.Errorf("container %s already has %s on network %s in another namespace (%s); DEL it first", req.CNI.ContainerID, req.CNI.IfName, n.name(), o.ep.Netns))
+		}
+		return nil, &repeatedAdd{o}
+	}
 	if o := n.byName[e.Name]; o != nil {
 		return nil, conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.name()))
 	}
@@ -112,13 +121,8 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 		return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", e.MAC, n.name(), o.ep.Name))
 	}
 	// A namespace mvlan makes is new: only connect looks at the others'.
-	for _, o := range n.eps {
-		if e.OwnsNetns {
-			break
-		}
-		if o.ep.NetnsInode == e.NetnsInode {
-			return nil, conflict(fmt.Errorf("namespace %s is already on network %s (endpoint %s)", e.Netns, n.name(), o.ep.Name))
-		}
+	if o := n.byNetns[e.NetnsInode]; !e.OwnsNetns && o != nil {
+		return nil, conflict(fmt.Errorf("namespace %s is already on network %s (endpoint %s)", e.Netns, n.name(), o.ep.Name))
 	}
 	reserve := a.reserve
 	if n.DHCP {
@@ -182,7 +186,7 @@ func (a *Engine) prepareAndAdmit(ctx context.Context, n *network, req api.Endpoi
 
 // newEndpoint validates the request into an endpoint without addresses.
 func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (endpoint, error) {
-	e := endpoint{ID: store.NewID(), Name: req.Name, NetworkID: n.ID, Netns: req.Netns, IfName: req.IfName,
+	e := endpoint{ID: store.NewID(), Name: freeName(n, req), NetworkID: n.ID, Netns: req.Netns, IfName: req.IfName,
 		State: Creating, Created: time.Now().UTC(), CNI: req.CNI}
 	if e.IfName != "" {
 		if err := link.CheckIfName(e.IfName); err != nil {

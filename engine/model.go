@@ -180,6 +180,8 @@ type network struct {
 	byName                  map[string]*entry     // names are unique per network
 	byAddr                  map[netip.Addr]*entry // the addresses endpoints have
 	byMAC                   map[string]*entry     // by string(MAC): MACs are unique per network
+	byNetns                 map[uint64]*entry     // by namespace inode: one endpoint per namespace
+	byCNI                   map[api.CNIAttachment]*entry
 	shim                    *shimState            // the host shim (shim.go); nil: none
 
 	shimMu sync.Mutex // orders syncs of the shim's routes (syncShimRoutes)
@@ -224,6 +226,7 @@ func (n *network) setName(name, from string) { n.cur.Store(&netName{name, from})
 func (n *network) initIndex() {
 	n.eps, n.byName = map[string]*entry{}, map[string]*entry{}
 	n.byAddr, n.byMAC = map[netip.Addr]*entry{}, map[string]*entry{}
+	n.byNetns, n.byCNI = map[uint64]*entry{}, map[api.CNIAttachment]*entry{}
 }
 
 // stored is the network as the store keeps it (no status, no endpoints;
@@ -260,6 +263,12 @@ func (n *network) add(e endpoint) *entry {
 	if len(e.MAC) > 0 {
 		n.byMAC[string(e.MAC)] = en
 	}
+	if e.NetnsInode != 0 {
+		n.byNetns[e.NetnsInode] = en
+	}
+	if e.CNI != nil {
+		n.byCNI[*e.CNI] = en
+	}
 	for _, p := range e.Addrs {
 		n.byAddr[p.Addr()] = en
 	}
@@ -291,6 +300,12 @@ func (n *network) unindex(en *entry) {
 	if n.byMAC[string(en.ep.MAC)] == en {
 		delete(n.byMAC, string(en.ep.MAC))
 	}
+	if n.byNetns[en.ep.NetnsInode] == en {
+		delete(n.byNetns, en.ep.NetnsInode)
+	}
+	if en.ep.CNI != nil && n.byCNI[*en.ep.CNI] == en {
+		delete(n.byCNI, *en.ep.CNI)
+	}
 	for _, p := range en.ep.Addrs {
 		if n.byAddr[p.Addr()] == en {
 			delete(n.byAddr, p.Addr())
@@ -313,6 +328,14 @@ func (n *network) set(en *entry, e endpoint) {
 		}
 		if len(e.MAC) > 0 {
 			n.byMAC[string(e.MAC)] = en
+		}
+	}
+	if en.ep.NetnsInode != e.NetnsInode {
+		if n.byNetns[en.ep.NetnsInode] == en {
+			delete(n.byNetns, en.ep.NetnsInode)
+		}
+		if e.NetnsInode != 0 {
+			n.byNetns[e.NetnsInode] = en
 		}
 	}
 	for _, p := range en.ep.Addrs {

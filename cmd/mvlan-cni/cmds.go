@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -48,15 +47,10 @@ func cmdAdd(args *skel.CmdArgs) error {
 		if err != nil {
 			return err
 		}
-		eps, at := n.Endpoints, attachment(c, args) // the network's, as the agent answered
-		if i := slices.IndexFunc(eps, func(e api.Endpoint) bool { return e.CNI != nil && *e.CNI == *at }); i >= 0 {
-			if eps[i].Netns != args.Netns {
-				return types.NewError(errConflict, fmt.Sprintf("container %s already has %s on network %s in another namespace (%s); DEL it first", args.ContainerID, args.IfName, c.Name, eps[i].Netns), "")
-			}
-			return types.PrintResult(result(n, eps[i]), c.CNIVersion) // a repeated ADD
-		}
-		e, err := cl.CreateEndpoint(ctx, api.EndpointCreate{Network: n.ID, Name: freeName(eps, args, w.Name),
-			Netns: args.Netns, IfName: args.IfName, IP: w.IP, IP6: w.IP6, MAC: w.MAC, CNI: at})
+		// A repeated ADD (same identity, same namespace) is answered with
+		// the endpoint it made; in another namespace it is a conflict.
+		e, err := cl.CreateEndpoint(ctx, api.EndpointCreate{Network: n.ID, Name: w.Name, AltNames: altNames(args, w.Name),
+			Netns: args.Netns, IfName: args.IfName, IP: w.IP, IP6: w.IP6, MAC: w.MAC, CNI: attachment(c, args)})
 		if err != nil {
 			return err
 		}
@@ -139,7 +133,7 @@ func cmdGC(args *skel.CmdArgs) error {
 // network exists (or is defined inline) and can take endpoints.
 func cmdStatus(args *skel.CmdArgs) error {
 	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
-		n, err := cl.Network(ctx, c.Network)
+		n, err := cl.NetworkBrief(ctx, c.Network)
 		switch {
 		case errors.Is(err, api.ErrUnreachable):
 			return types.NewError(errUnavailable, fmt.Sprintf("the mvlan agent at %s does not answer: start it (mvlan agent) or fix \"socket\"", cl.Socket()), err.Error())
@@ -159,32 +153,22 @@ func cmdStatus(args *skel.CmdArgs) error {
 var errNoAttachment = errors.New("no such attachment")
 
 // find returns the endpoint the runtime made with this identity on the
-// configuration's network (one request: the network lists its endpoints).
+// configuration's network (one request, an index look-up in the agent).
 func find(ctx context.Context, cl *api.Client, c *Conf, args *skel.CmdArgs) (api.Endpoint, error) {
-	at := attachment(c, args)
-	n, err := cl.Network(ctx, c.Network)
+	e, err := cl.CNIEndpoint(ctx, c.Network, *attachment(c, args))
 	if api.IsKind(err, api.KindNotFound) {
-		return api.Endpoint{}, errNoAttachment // the network is gone, and with it its endpoints
+		return api.Endpoint{}, errNoAttachment // none, or the network is gone and with it its endpoints
 	}
-	if err != nil {
-		return api.Endpoint{}, err
-	}
-	for _, e := range n.Endpoints {
-		if e.CNI != nil && *e.CNI == *at {
-			return e, nil
-		}
-	}
-	return api.Endpoint{}, errNoAttachment
+	return e, err
 }
 
-// freeName is the first of name, name-<container id's first 8>,
-// name-<first 8>-<ifname> that no endpoint of the network has: two pods
-// of one name in different Kubernetes namespaces, one pod attached twice.
-func freeName(eps []api.Endpoint, args *skel.CmdArgs, name string) string {
-	for _, n := range []string{name, fmt.Sprintf("%s-%.8s", name, args.ContainerID), fmt.Sprintf("%s-%.8s-%s", name, args.ContainerID, args.IfName)} {
-		if !slices.ContainsFunc(eps, func(e api.Endpoint) bool { return e.Name == n }) {
-			return n
-		}
+// altNames are the names tried after name when an endpoint of the network
+// has it: name-<container id's first 8>, name-<first 8>-<ifname> (two
+// pods of one name in different Kubernetes namespaces, one pod attached
+// twice); when all are taken the agent names it after the namespace.
+func altNames(args *skel.CmdArgs, name string) []string {
+	if name == "" {
+		return nil
 	}
-	return "" // the agent names it after the namespace
+	return []string{fmt.Sprintf("%s-%.8s", name, args.ContainerID), fmt.Sprintf("%s-%.8s-%s", name, args.ContainerID, args.IfName)}
 }

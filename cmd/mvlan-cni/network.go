@@ -15,7 +15,7 @@ import (
 // ensureNetwork returns the configuration's network. An inline definition
 // is created on first use, or checked against the network the agent has.
 func ensureNetwork(ctx context.Context, cl *api.Client, c *Conf) (api.Network, error) {
-	n, err := cl.Network(ctx, c.Network)
+	n, err := cl.NetworkBrief(ctx, c.Network)
 	if api.IsKind(err, api.KindNotFound) {
 		if !c.Inline() {
 			return n, types.NewError(types.ErrInvalidNetworkConfig,
@@ -24,7 +24,7 @@ func ensureNetwork(ctx context.Context, cl *api.Client, c *Conf) (api.Network, e
 		n, err = cl.CreateNetwork(ctx, c.NetworkCreate())
 		if api.IsKind(err, api.KindConflict) {
 			// Another ADD created it meanwhile: check that one instead.
-			n, err = cl.Network(ctx, c.Network)
+			n, err = cl.NetworkBrief(ctx, c.Network)
 		} else if err == nil {
 			return n, nil
 		}

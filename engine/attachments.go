@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mvlan/mvlan/api"
+)
+
+// What a runtime front end (CNI) asks of the engine by its own identity
+// of an attachment, each an index look-up, never a walk of the network's
+// endpoints: a repeated ADD answered with the endpoint it made, a name
+// picked from the runtime's candidates, DEL and CHECK finding the
+// endpoint by container ID and interface.
+
+// repeatedAdd is admit's answer to a request whose CNI identity has an
+// endpoint on the network in the same namespace already.
+type repeatedAdd struct{ en *entry }
+
+func (r *repeatedAdd) Error() string { return "repeated attach of " + r.en.ep.Name }
+
+func cniKey(at *api.CNIAttachment) api.CNIAttachment {
+	if at == nil {
+		return api.CNIAttachment{}
+	}
+	return *at
+}
+
+// freeName is req.Name, or the first of req.AltNames no endpoint of n
+// has when it is taken ("" if all are: named after its namespace). A
+// clash meanwhile is admit's to report.
+func freeName(n *network, req api.EndpointCreate) string {
+	if len(req.AltNames) == 0 {
+		return req.Name
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, name := range append([]string{req.Name}, req.AltNames...) {
+		if name != "" && checkName(name) == nil && n.byName[name] == nil {
+			return name
+		}
+	}
+	return ""
+}
+
+// answerRepeat returns the endpoint a repeated attach asks for, once its
+// creation (if still under way) is over.
+func (a *Engine) answerRepeat(ctx context.Context, n *network, r *repeatedAdd) (api.Endpoint, error) {
+	r.en.busy.Lock()
+	e, ok := n.current(r.en)
+	r.en.busy.Unlock()
+	if !ok || e.State != Ready {
+		return api.Endpoint{}, conflict(fmt.Errorf("endpoint %s of the same attachment is being removed; try again", r.en.ep.Name))
+	}
+	out := e.api()
+	out.Network = n.name()
+	return out, ctx.Err()
+}
+
+// CNIEndpoint returns the endpoint of network ref that a CNI runtime
+// made with identity at.
+func (a *Engine) CNIEndpoint(ref string, at api.CNIAttachment) (api.Endpoint, error) {
+	n, err := a.lookup(ref)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	n.mu.Lock()
+	en := n.byCNI[at]
+	var e endpoint
+	if en != nil {
+		e = en.ep
+	}
+	n.mu.Unlock()
+	if en == nil {
+		return api.Endpoint{}, notFound(fmt.Errorf("network %s has no attachment of container %s (%s) from CNI network %s", n.name(), at.ContainerID, at.IfName, at.Network))
+	}
+	out := e.api()
+	out.Network = n.name()
+	return out, nil
+}
+
+// NetworkBrief is Network without its endpoints: what a front end needs
+// to describe an attachment, the same size whatever the network holds.
+func (a *Engine) NetworkBrief(ref string) (api.Network, error) {
+	n, err := a.lookup(ref)
+	if err != nil {
+		return api.Network{}, err
+	}
+	return a.view(n, false), nil
+}
+
+// isRepeat unwraps admit's repeatedAdd.
+func isRepeat(err error) (*repeatedAdd, bool) {
+	var r *repeatedAdd
+	return r, errors.As(err, &r)
+}
