@@ -176,13 +176,13 @@ type network struct {
 	status health
 	// parentIndex and trunkIndex are where the parent programs are attached.
 	parentIndex, trunkIndex int
-	eps                     map[string]*entry     // by endpoint ID
-	byName                  map[string]*entry     // names are unique per network
-	byAddr                  map[netip.Addr]*entry // the addresses endpoints have
-	byMAC                   map[string]*entry     // by string(MAC): MACs are unique per network
-	byNetns                 map[uint64]*entry     // by namespace inode: one endpoint per namespace
-	byCNI                   map[api.CNIAttachment]*entry
-	shim                    *shimState            // the host shim (shim.go); nil: none
+	eps                     map[string]*entry            // by endpoint ID
+	byName                  map[string]*entry            // names are unique per network
+	byAddr                  map[netip.Addr]*entry        // the addresses endpoints have
+	byMAC                   map[string]*entry            // by string(MAC): MACs are unique per network
+	byNetns                 map[uint64]*entry            // by namespace inode: one endpoint per namespace
+	byCNI                   map[api.CNIAttachment]*entry // by the identity a CNI runtime gave it
+	shim                    *shimState                   // the host shim (shim.go); nil: none
 
 	shimMu sync.Mutex // orders syncs of the shim's routes (syncShimRoutes)
 }
