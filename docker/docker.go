@@ -64,6 +64,8 @@ type Driver struct {
 	created map[string]endpoint
 	// watches: the running handoff watches, by endpoint ID.
 	watches map[string]*handoffWatch
+	// naming: networks whose name is being asked of dockerd (netnames.go).
+	naming map[string]bool
 	ctx     context.Context // watches end with it (Start's)
 }
 
@@ -90,22 +92,25 @@ func New(eng *engine.Engine, dockerHost string, log *slog.Logger) (*Driver, erro
 		return nil, err
 	}
 	return &Driver{eng: eng, log: log, dockerd: dd, pools: map[string]*pool{}, held: map[netip.Addr]bool{},
-		created: map[string]endpoint{}, watches: map[string]*handoffWatch{}, ctx: context.Background()}, nil
+		created: map[string]endpoint{}, watches: map[string]*handoffWatch{}, naming: map[string]bool{}, ctx: context.Background()}, nil
 }
 
-// Start makes ctx the life of the handoff watches and names the Docker
-// endpoints still named by their sandbox key, in the background.
+// Start makes ctx the life of the handoff watches and, in the
+// background, names the Docker endpoints still named by their sandbox key
+// and the Docker networks after dockerd's names.
 func (d *Driver) Start(ctx context.Context) {
 	d.mu.Lock()
 	d.ctx = ctx
 	d.mu.Unlock()
 	d.nameEndpoints(ctx)
+	d.nameNetworks(ctx)
 }
 
 // DockerCreateNetwork makes the network Docker asks for, with Docker's ID.
 // Its name is the driver option name (-o name=NAME) or else the short
-// Docker ID (the full one if that is taken); the ip-ranges and IPAM
-// options come from the pools requested for its subnets.
+// Docker ID (the full one if that is taken) until dockerd tells its name
+// (netnames.go); the ip-ranges and IPAM options come from the pools
+// requested for its subnets.
 func (d *Driver) DockerCreateNetwork(ctx context.Context, dn plugin.Network) error {
 	if !isDockerID(dn.ID) {
 		return engine.Invalid(fmt.Errorf("network ID %q is not a Docker ID (hex digits)", dn.ID))
@@ -127,6 +132,7 @@ func (d *Driver) DockerCreateNetwork(ctx context.Context, dn plugin.Network) err
 			delete(d.pools, id) // the network has it now
 		}
 	}
+	go d.nameNetwork(d.ctx, n.ID)
 	d.mu.Unlock()
 	d.log.Info("Docker network created", "name", n.Name, "id", n.ID[:12])
 	return nil

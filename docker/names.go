@@ -53,10 +53,18 @@ func (d *daemon) get(ctx context.Context, path string, v any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("dockerd: GET %s: %s", path, resp.Status)
+		return &statusError{path: path, code: resp.StatusCode, status: resp.Status}
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+// statusError is an answer of dockerd other than 200 OK.
+type statusError struct {
+	path, status string
+	code         int
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("dockerd: GET %s: %s", e.path, e.status) }
 
 // containerName returns the name (without its "/") of the container that
 // holds Docker endpoint e: the one whose network settings name the
