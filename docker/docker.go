@@ -66,7 +66,7 @@ type Driver struct {
 	watches map[string]*handoffWatch
 	// naming: networks whose name is being asked of dockerd (netnames.go).
 	naming map[string]bool
-	ctx     context.Context // watches end with it (Start's)
+	ctx    context.Context // watches end with it (Start's)
 }
 
 type pool struct {
