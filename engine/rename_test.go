@@ -141,3 +141,40 @@ func TestRenameNetworkRace(t *testing.T) {
 	wg.Wait()
 	r.noDrift()
 }
+
+// TestRenameKeepsShim: the host shim of a network named by Docker is named
+// by the network's ID, so a rename leaves it as it is (a short name would
+// have given it mvh-NAME, and doctor would have found it missing).
+func TestRenameKeepsShim(t *testing.T) {
+	r := newRig(t, "eth1")
+	ctx := context.Background()
+	id := store.NewID()
+	n, err := r.e.CreateNetworkWithID(ctx, api.NetworkCreate{Name: id[:12], Subnets: []string{"10.5.0.0/24"},
+		Options: []string{"parent=eth1", "host_shim=auto"}}, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shim := "mvh-" + id[:11]
+	if n.HostShim == nil || n.HostShim.Link != shim {
+		t.Fatalf("host shim %+v, want %s", n.HostShim, shim)
+	}
+	if ok, err := r.e.RenameNetwork(id, id[:12], "sn", api.NameDockerd); !ok || err != nil {
+		t.Fatalf("rename: %v %v", ok, err)
+	}
+	r.stop()
+	r.start()
+	if n, _ = r.e.Network("sn"); n.HostShim == nil || n.HostShim.Link != shim {
+		t.Fatalf("after the rename and a restart: host shim %+v, want %s", n.HostShim, shim)
+	}
+	if _, ok := r.k.HostLink(shim); !ok {
+		t.Fatalf("shim link %s is gone", shim)
+	}
+	r.noDrift()
+	if _, err := r.e.UpdateNetwork(ctx, "sn", api.NetworkUpdate{Options: []string{"host_shim=off"}}); err != nil {
+		t.Fatalf("host_shim=off after the rename: %v", err)
+	}
+	if _, ok := r.k.HostLink(shim); ok {
+		t.Fatal("off left the shim")
+	}
+	r.noDrift()
+}
