@@ -73,3 +73,26 @@ func TestClusterNetworkRm(t *testing.T) {
 	}
 	h3.ok("network", "create", "--scope", "cluster", "--subnet", "10.83.0.0/24", "-o", "parent=eth0", "cnet")
 }
+
+// TestClusterTLS: agents reach a TLS etcd that requires client
+// certificates, one with --cluster-ca/--cluster-cert/--cluster-key, one
+// with MVLAN_CLUSTER_CA/_CERT/_KEY; both join one network and attach.
+func TestClusterTLS(t *testing.T) {
+	hosts := clusterWire(t)
+	etcd := nstest.StartEtcdInTLS(t, hosts[0].WirePath, "192.168.77.1")
+	cp := hosts[0].Name + "-c"
+	t.Cleanup(func() { removeNetns(cp) })
+	a1, a2 := newAgent(t, hosts[0]), newAgent(t, hosts[1])
+	a1.flags = []string{"--cluster", etcd.URL, "--cluster-ca", etcd.TLS.CA, "--cluster-cert", etcd.TLS.ClientCert, "--cluster-key", etcd.TLS.ClientKey}
+	a1.start()
+	a2.flags = []string{"--cluster", etcd.URL}
+	a2.start("MVLAN_CLUSTER_CA="+etcd.TLS.CA, "MVLAN_CLUSTER_CERT="+etcd.TLS.ClientCert, "MVLAN_CLUSTER_KEY="+etcd.TLS.ClientKey)
+	a1.ok("network", "create", "--scope", "cluster", "--subnet", "10.84.0.0/24", "-o", "parent=eth0", "tnet")
+	a2.ok("network", "create", "--scope", "cluster", "-o", "parent=eth0", "tnet")
+	a1.ok("run", "-d", "--name", cp+"1", "--net", "tnet")
+	a2.ok("run", "-d", "--name", cp+"2", "--net", "tnet")
+	e1, e2 := a1.endpoints(), a2.endpoints()
+	if len(e1) != 1 || len(e2) != 1 || e1[0].Addrs[0] == e2[0].Addrs[0] {
+		t.Fatalf("endpoints over TLS: %v and %v; want one each, distinct", e1, e2)
+	}
+}
