@@ -164,3 +164,29 @@ func nakName(v6 bool) string {
 	}
 	return "DHCPNAK"
 }
+
+// giveBack6 is giveBack for e's DHCPv6 lease (settleLease): its record's,
+// else the server's binding for e's DUID, released from e's link-local
+// address (the link is up: giveBack put the IPv4 lease on it).
+func (a *Engine) giveBack6(ctx context.Context, n *network, e endpoint) {
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	l := e.Lease6
+	var err error
+	if l == nil || l.State == dhcp.Expired {
+		var got dhcp.Lease
+		if got, err = dhcp.Acquire6(ctx, a.dhcpLinkOf(n, e, true)); err == nil {
+			l = &got
+		}
+	}
+	if err == nil {
+		err = dhcp.Release6(ctx, a.dhcpLinkOf(n, e, true), *l)
+	}
+	if err != nil {
+		a.log.Warn("DHCPv6 lease of an endpoint caught "+e.State.String()+" not given back; the server may keep it until it expires",
+			"name", e.Name, "network", n.name(), "err", err)
+		return
+	}
+	a.log.Info("DHCPv6 lease given back: its endpoint was caught "+e.State.String()+" by a restart",
+		"name", e.Name, "network", n.name(), "addr", l.Addr)
+}

@@ -82,6 +82,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 				a.releaseLease6(context.WithoutCancel(ctx), n, e)
 			}
 		}()
+		crashpoint.Hit("endpoint-create:after-lease6")
 	}
 	e.State = Ready
 	if err = a.store.UpdateEndpoint(e.api()); err != nil {

@@ -43,11 +43,14 @@ func (a *Engine) settleLease(ctx context.Context, n *network, e endpoint) endpoi
 		return e
 	}
 	e.NetnsCookie, e.Ifindex = cookie, k.link.Index
-	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	ctx4, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
-	if err := a.giveBack(ctx, n, &e); err != nil {
+	if err := a.giveBack(ctx4, n, &e); err != nil {
 		a.log.Warn("DHCP lease of an endpoint caught "+e.State.String()+" not given back; the server may keep it until it expires",
 			"name", e.Name, "network", n.name(), "mac", e.MAC.String(), "err", err)
+	}
+	if n.dhcp6() {
+		a.giveBack6(ctx, n, e)
 	}
 	return e
 }

@@ -15,22 +15,25 @@ import (
 )
 
 // startDnsmasq6 serves DHCPv4 (192.168.70.100-150, router .1) and DHCPv6
-// (fd00:70::10-20) on wire0, 2 min leases: dnsmasq's least, and it gives
-// DHCPv6 T1 = half of it, which it does not let be set.
-func startDnsmasq6(t *testing.T, sb *nstest.Sandbox) *dnsmasq {
+// (fd00:70::10-20) on wire0, and only DHCPv4 (192.168.71.100-150) on
+// peer; 2 min leases: dnsmasq's least, and it gives DHCPv6 T1 = half of
+// it, which it does not let be set.
+func startDnsmasq6(t *testing.T, sb *nstest.Sandbox, peer string) *dnsmasq {
 	t.Helper()
 	if _, err := exec.LookPath("dnsmasq"); err != nil {
 		t.Skip("dnsmasq not installed (Debian: dnsmasq-base)")
 	}
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.70.1/24", "dev", "wire0")
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "fd00:70::1/64", "dev", "wire0", "nodad")
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.71.1/24", "dev", peer)
 	dir := t.TempDir()
 	d := &dnsmasq{t: t, sb: sb, leases: filepath.Join(dir, "leases")}
 	d.args = []string{"--net=" + sb.WirePath, "--", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-		"--port=0", "--user=root", "--bind-interfaces", "--interface=wire0",
+		"--port=0", "--user=root", "--bind-interfaces", "--interface=wire0", "--interface=" + peer,
 		"--pid-file=" + filepath.Join(dir, "pid"), "--log-facility=-", "--log-dhcp", "--dhcp-authoritative", "--no-ping",
-		"--dhcp-range=192.168.70.100,192.168.70.150,255.255.255.0,2m", "--dhcp-option=option:router,192.168.70.1",
-		"--dhcp-range=fd00:70::10,fd00:70::20,64,2m", "--dhcp-leasefile=" + d.leases}
+		"--dhcp-range=set:lan,192.168.70.100,192.168.70.150,255.255.255.0,2m", "--dhcp-option=tag:lan,option:router,192.168.70.1",
+		"--dhcp-range=fd00:70::10,fd00:70::20,64,2m", "--dhcp-range=192.168.71.100,192.168.71.150,255.255.255.0,2m",
+		"--dhcp-leasefile=" + d.leases}
 	d.start()
 	t.Cleanup(d.stop)
 	return d
@@ -50,6 +53,20 @@ func (d *dnsmasq) lease6(addr netip.Addr) (expiry int64, duid string, ok bool) {
 		}
 	}
 	return 0, "", false
+}
+
+// named6 reports whether the lease file has a DHCPv6 lease of host.
+func (d *dnsmasq) named6(host string) (string, bool) {
+	data, err := os.ReadFile(d.leases)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 5 && f[3] == host && strings.Contains(f[2], ":") {
+			return line, true
+		}
+	}
+	return "", false
 }
 
 // waitLease6 polls the lease file (at most within) until ok(its line for addr).
@@ -85,13 +102,17 @@ func v6Of(t *testing.T, ep api.Endpoint) netip.Prefix {
 // over IPv6 (their DHCPv6 traffic and neighbour discovery pass the
 // endpoint programs), ps and the metric show the leases, rm releases the
 // lease (gone from the server's file), the same name gets the same address
-// back (the DUID derives from network and name), and a SIGKILLed agent
-// started again keeps the lease and renews it at the server's T1 (1 min:
-// the test takes about that long).
+// back (the DUID derives from network and name), a crash between the
+// DHCPv6 Reply and "ready" or between "removing" and the Release leaves no
+// lease on the server once the agent is started again, a network whose
+// wire has no DHCPv6 server refuses the container and gives its IPv4 lease
+// back, and a SIGKILLed agent started again keeps the lease and renews it
+// at the server's T1 (1 min: the test takes about that long; the rest runs
+// within it).
 func TestDHCP6(t *testing.T) {
 	t.Parallel()
 	sb := nstest.NewSandbox(t)
-	srv := startDnsmasq6(t, sb)
+	srv := startDnsmasq6(t, sb, sb.AddVeth(t, "eth1"))
 	a := newAgent(t, sb)
 	e := &env{t: t, sb: sb, a: a}
 	srv.agent = a
@@ -124,6 +145,9 @@ func TestDHCP6(t *testing.T) {
 		t.Errorf("re-created %s got %s, first had %s", c2, again, a2)
 	}
 
+	crashes6(t, e, srv)
+	noServer6(t, e, srv)
+
 	a.kill()
 	a.start()
 	if got, ok := e.endpoint(c1); !ok || addrOf(got, true) != a1.String() {
@@ -134,4 +158,54 @@ func TestDHCP6(t *testing.T) {
 	})
 	waitLog(t, a, `msg="DHCPv6 lease renewed" name=`+c1, 1)
 	mustContain(t, "eth0 of "+c1+" after the renewal", e.in(c1, "ip", "-6", "-o", "addr", "show", "dev", "eth0"), a1.String())
+}
+
+// crashes6: SIGKILL after the DHCPv6 Reply, before "ready" is stored
+// (endpoint-create:after-lease6), and after "removing" is stored, before
+// the Release (endpoint-rm:after-state): the server holds the container's
+// DHCPv6 lease then, and none once the agent has started again.
+func crashes6(t *testing.T, e *env, srv *dnsmasq) {
+	t.Helper()
+	for i, point := range []string{"endpoint-create:after-lease6", "endpoint-rm:after-state"} {
+		name := e.name(string(rune('3' + i)))
+		if strings.HasPrefix(point, "endpoint-rm") {
+			e.runD(name, "lan")
+		}
+		e.a.stop()
+		e.a.start("MVLAN_TEST_CRASHPOINT=" + point)
+		if strings.HasPrefix(point, "endpoint-rm") {
+			e.a.mv("rm", "-f", name)
+		} else {
+			e.a.mv("run", "-d", "--name", name, "--net", "lan")
+		}
+		e.a.waitExit()
+		if _, held := srv.named6(name); !held {
+			data, _ := os.ReadFile(srv.leases)
+			t.Fatalf("%s: the server holds no DHCPv6 lease of %s before the restart; lease file:\n%s", point, name, data)
+		}
+		e.a.start()
+		if line, held := srv.named6(name); held {
+			t.Errorf("%s: after the restart the server still holds %s's DHCPv6 lease: %s\nagent log:\n%s", point, name, line, e.a.log)
+		}
+		if _, ok := e.endpoint(name); ok {
+			t.Errorf("%s: ps lists %s after the restart undid it", point, name)
+		}
+	}
+}
+
+// noServer6: on a network with --ipv6 whose wire has a DHCPv4 server but
+// no DHCPv6 one, run fails naming DHCPv6, leaves nothing and gives the
+// IPv4 lease it took back.
+func noServer6(t *testing.T, e *env, srv *dnsmasq) {
+	t.Helper()
+	e.a.ok("network", "create", "--ipam-driver", "dhcp", "--ipv6", "-o", "parent=eth1", "v4only")
+	bad := e.name("9")
+	_, errs, code := e.a.mv("run", "-d", "--name", bad, "--net", "v4only")
+	if code == 0 || !strings.Contains(errs, "no IPv6 address for "+bad) || !strings.Contains(errs, "no DHCP server answered to DHCPv6 Solicit") {
+		t.Errorf("run without a DHCPv6 server: exit %d, %q; want an error saying no DHCPv6 server answered", code, errs)
+	}
+	e.wantNothingLeft(bad)
+	if line, held := srv.named(bad); held {
+		t.Errorf("the server still holds the IPv4 lease of the refused %s: %s", bad, line)
+	}
 }
