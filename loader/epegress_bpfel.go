@@ -16,19 +16,21 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	epEgressMapDropStats = "drop_stats"
-	epEgressMapEndpoints = "endpoints"
-	epEgressMapEpByIp    = "ep_by_ip"
-	epEgressMapEpByMac   = "ep_by_mac"
-	epEgressMapEpProgs   = "ep_progs"
-	epEgressMapEpTable   = "ep_table"
-	epEgressMapMacIndex  = "mac_index"
-	epEgressMapMalformed = "malformed"
-	epEgressMapMapFull   = "map_full"
-	epEgressMapNetStats  = "net_stats"
-	epEgressMapParents   = "parents"
-	epEgressMapVlanStats = "vlan_stats"
-	epEgressProgEpEgress = "ep_egress"
+	epEgressMapDropStats   = "drop_stats"
+	epEgressMapEndpoints   = "endpoints"
+	epEgressMapEpByIp      = "ep_by_ip"
+	epEgressMapEpByMac     = "ep_by_mac"
+	epEgressMapEpProgs     = "ep_progs"
+	epEgressMapEpTable     = "ep_table"
+	epEgressMapIp4Index    = "ip4_index"
+	epEgressMapMacIndex    = "mac_index"
+	epEgressMapMalformed   = "malformed"
+	epEgressMapMapFull     = "map_full"
+	epEgressMapNetStats    = "net_stats"
+	epEgressMapParentIndex = "parent_index"
+	epEgressMapParents     = "parents"
+	epEgressMapVlanStats   = "vlan_stats"
+	epEgressProgEpEgress   = "ep_egress"
 )
 
 // loadEpEgress returns the embedded CollectionSpec for epEgress.
@@ -80,18 +82,20 @@ type epEgressProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type epEgressMapSpecs struct {
-	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
-	Endpoints *ebpf.MapSpec `ebpf:"endpoints"`
-	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
-	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
-	EpProgs   *ebpf.MapSpec `ebpf:"ep_progs"`
-	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
-	MacIndex  *ebpf.MapSpec `ebpf:"mac_index"`
-	Malformed *ebpf.MapSpec `ebpf:"malformed"`
-	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
-	NetStats  *ebpf.MapSpec `ebpf:"net_stats"`
-	Parents   *ebpf.MapSpec `ebpf:"parents"`
-	VlanStats *ebpf.MapSpec `ebpf:"vlan_stats"`
+	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
+	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
+	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
+	EpByMac     *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpProgs     *ebpf.MapSpec `ebpf:"ep_progs"`
+	EpTable     *ebpf.MapSpec `ebpf:"ep_table"`
+	Ip4Index    *ebpf.MapSpec `ebpf:"ip4_index"`
+	MacIndex    *ebpf.MapSpec `ebpf:"mac_index"`
+	Malformed   *ebpf.MapSpec `ebpf:"malformed"`
+	MapFull     *ebpf.MapSpec `ebpf:"map_full"`
+	NetStats    *ebpf.MapSpec `ebpf:"net_stats"`
+	ParentIndex *ebpf.MapSpec `ebpf:"parent_index"`
+	Parents     *ebpf.MapSpec `ebpf:"parents"`
+	VlanStats   *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
 // epEgressVariableSpecs contains global variables before they are loaded into the kernel.
@@ -120,18 +124,20 @@ func (o *epEgressObjects) Close() error {
 //
 // It can be passed to loadEpEgressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epEgressMaps struct {
-	DropStats *ebpf.Map `ebpf:"drop_stats"`
-	Endpoints *ebpf.Map `ebpf:"endpoints"`
-	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
-	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
-	EpProgs   *ebpf.Map `ebpf:"ep_progs"`
-	EpTable   *ebpf.Map `ebpf:"ep_table"`
-	MacIndex  *ebpf.Map `ebpf:"mac_index"`
-	Malformed *ebpf.Map `ebpf:"malformed"`
-	MapFull   *ebpf.Map `ebpf:"map_full"`
-	NetStats  *ebpf.Map `ebpf:"net_stats"`
-	Parents   *ebpf.Map `ebpf:"parents"`
-	VlanStats *ebpf.Map `ebpf:"vlan_stats"`
+	DropStats   *ebpf.Map `ebpf:"drop_stats"`
+	Endpoints   *ebpf.Map `ebpf:"endpoints"`
+	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
+	EpByMac     *ebpf.Map `ebpf:"ep_by_mac"`
+	EpProgs     *ebpf.Map `ebpf:"ep_progs"`
+	EpTable     *ebpf.Map `ebpf:"ep_table"`
+	Ip4Index    *ebpf.Map `ebpf:"ip4_index"`
+	MacIndex    *ebpf.Map `ebpf:"mac_index"`
+	Malformed   *ebpf.Map `ebpf:"malformed"`
+	MapFull     *ebpf.Map `ebpf:"map_full"`
+	NetStats    *ebpf.Map `ebpf:"net_stats"`
+	ParentIndex *ebpf.Map `ebpf:"parent_index"`
+	Parents     *ebpf.Map `ebpf:"parents"`
+	VlanStats   *ebpf.Map `ebpf:"vlan_stats"`
 }
 
 func (m *epEgressMaps) Close() error {
@@ -142,10 +148,12 @@ func (m *epEgressMaps) Close() error {
 		m.EpByMac,
 		m.EpProgs,
 		m.EpTable,
+		m.Ip4Index,
 		m.MacIndex,
 		m.Malformed,
 		m.MapFull,
 		m.NetStats,
+		m.ParentIndex,
 		m.Parents,
 		m.VlanStats,
 	)

@@ -16,19 +16,21 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	epIngressMapDropStats  = "drop_stats"
-	epIngressMapEndpoints  = "endpoints"
-	epIngressMapEpByIp     = "ep_by_ip"
-	epIngressMapEpByMac    = "ep_by_mac"
-	epIngressMapEpProgs    = "ep_progs"
-	epIngressMapEpTable    = "ep_table"
-	epIngressMapMacIndex   = "mac_index"
-	epIngressMapMalformed  = "malformed"
-	epIngressMapMapFull    = "map_full"
-	epIngressMapNetStats   = "net_stats"
-	epIngressMapParents    = "parents"
-	epIngressMapVlanStats  = "vlan_stats"
-	epIngressProgEpIngress = "ep_ingress"
+	epIngressMapDropStats   = "drop_stats"
+	epIngressMapEndpoints   = "endpoints"
+	epIngressMapEpByIp      = "ep_by_ip"
+	epIngressMapEpByMac     = "ep_by_mac"
+	epIngressMapEpProgs     = "ep_progs"
+	epIngressMapEpTable     = "ep_table"
+	epIngressMapIp4Index    = "ip4_index"
+	epIngressMapMacIndex    = "mac_index"
+	epIngressMapMalformed   = "malformed"
+	epIngressMapMapFull     = "map_full"
+	epIngressMapNetStats    = "net_stats"
+	epIngressMapParentIndex = "parent_index"
+	epIngressMapParents     = "parents"
+	epIngressMapVlanStats   = "vlan_stats"
+	epIngressProgEpIngress  = "ep_ingress"
 )
 
 // loadEpIngress returns the embedded CollectionSpec for epIngress.
@@ -80,18 +82,20 @@ type epIngressProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type epIngressMapSpecs struct {
-	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
-	Endpoints *ebpf.MapSpec `ebpf:"endpoints"`
-	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
-	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
-	EpProgs   *ebpf.MapSpec `ebpf:"ep_progs"`
-	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
-	MacIndex  *ebpf.MapSpec `ebpf:"mac_index"`
-	Malformed *ebpf.MapSpec `ebpf:"malformed"`
-	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
-	NetStats  *ebpf.MapSpec `ebpf:"net_stats"`
-	Parents   *ebpf.MapSpec `ebpf:"parents"`
-	VlanStats *ebpf.MapSpec `ebpf:"vlan_stats"`
+	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
+	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
+	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
+	EpByMac     *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpProgs     *ebpf.MapSpec `ebpf:"ep_progs"`
+	EpTable     *ebpf.MapSpec `ebpf:"ep_table"`
+	Ip4Index    *ebpf.MapSpec `ebpf:"ip4_index"`
+	MacIndex    *ebpf.MapSpec `ebpf:"mac_index"`
+	Malformed   *ebpf.MapSpec `ebpf:"malformed"`
+	MapFull     *ebpf.MapSpec `ebpf:"map_full"`
+	NetStats    *ebpf.MapSpec `ebpf:"net_stats"`
+	ParentIndex *ebpf.MapSpec `ebpf:"parent_index"`
+	Parents     *ebpf.MapSpec `ebpf:"parents"`
+	VlanStats   *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
 // epIngressVariableSpecs contains global variables before they are loaded into the kernel.
@@ -120,18 +124,20 @@ func (o *epIngressObjects) Close() error {
 //
 // It can be passed to loadEpIngressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epIngressMaps struct {
-	DropStats *ebpf.Map `ebpf:"drop_stats"`
-	Endpoints *ebpf.Map `ebpf:"endpoints"`
-	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
-	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
-	EpProgs   *ebpf.Map `ebpf:"ep_progs"`
-	EpTable   *ebpf.Map `ebpf:"ep_table"`
-	MacIndex  *ebpf.Map `ebpf:"mac_index"`
-	Malformed *ebpf.Map `ebpf:"malformed"`
-	MapFull   *ebpf.Map `ebpf:"map_full"`
-	NetStats  *ebpf.Map `ebpf:"net_stats"`
-	Parents   *ebpf.Map `ebpf:"parents"`
-	VlanStats *ebpf.Map `ebpf:"vlan_stats"`
+	DropStats   *ebpf.Map `ebpf:"drop_stats"`
+	Endpoints   *ebpf.Map `ebpf:"endpoints"`
+	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
+	EpByMac     *ebpf.Map `ebpf:"ep_by_mac"`
+	EpProgs     *ebpf.Map `ebpf:"ep_progs"`
+	EpTable     *ebpf.Map `ebpf:"ep_table"`
+	Ip4Index    *ebpf.Map `ebpf:"ip4_index"`
+	MacIndex    *ebpf.Map `ebpf:"mac_index"`
+	Malformed   *ebpf.Map `ebpf:"malformed"`
+	MapFull     *ebpf.Map `ebpf:"map_full"`
+	NetStats    *ebpf.Map `ebpf:"net_stats"`
+	ParentIndex *ebpf.Map `ebpf:"parent_index"`
+	Parents     *ebpf.Map `ebpf:"parents"`
+	VlanStats   *ebpf.Map `ebpf:"vlan_stats"`
 }
 
 func (m *epIngressMaps) Close() error {
@@ -142,10 +148,12 @@ func (m *epIngressMaps) Close() error {
 		m.EpByMac,
 		m.EpProgs,
 		m.EpTable,
+		m.Ip4Index,
 		m.MacIndex,
 		m.Malformed,
 		m.MapFull,
 		m.NetStats,
+		m.ParentIndex,
 		m.Parents,
 		m.VlanStats,
 	)

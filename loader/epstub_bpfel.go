@@ -22,10 +22,12 @@ const (
 	epStubMapEpByMac        = "ep_by_mac"
 	epStubMapEpProgs        = "ep_progs"
 	epStubMapEpTable        = "ep_table"
+	epStubMapIp4Index       = "ip4_index"
 	epStubMapMacIndex       = "mac_index"
 	epStubMapMalformed      = "malformed"
 	epStubMapMapFull        = "map_full"
 	epStubMapNetStats       = "net_stats"
+	epStubMapParentIndex    = "parent_index"
 	epStubMapParents        = "parents"
 	epStubMapVlanStats      = "vlan_stats"
 	epStubProgEpStub        = "ep_stub"
@@ -82,18 +84,20 @@ type epStubProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type epStubMapSpecs struct {
-	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
-	Endpoints *ebpf.MapSpec `ebpf:"endpoints"`
-	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
-	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
-	EpProgs   *ebpf.MapSpec `ebpf:"ep_progs"`
-	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
-	MacIndex  *ebpf.MapSpec `ebpf:"mac_index"`
-	Malformed *ebpf.MapSpec `ebpf:"malformed"`
-	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
-	NetStats  *ebpf.MapSpec `ebpf:"net_stats"`
-	Parents   *ebpf.MapSpec `ebpf:"parents"`
-	VlanStats *ebpf.MapSpec `ebpf:"vlan_stats"`
+	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
+	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
+	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
+	EpByMac     *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpProgs     *ebpf.MapSpec `ebpf:"ep_progs"`
+	EpTable     *ebpf.MapSpec `ebpf:"ep_table"`
+	Ip4Index    *ebpf.MapSpec `ebpf:"ip4_index"`
+	MacIndex    *ebpf.MapSpec `ebpf:"mac_index"`
+	Malformed   *ebpf.MapSpec `ebpf:"malformed"`
+	MapFull     *ebpf.MapSpec `ebpf:"map_full"`
+	NetStats    *ebpf.MapSpec `ebpf:"net_stats"`
+	ParentIndex *ebpf.MapSpec `ebpf:"parent_index"`
+	Parents     *ebpf.MapSpec `ebpf:"parents"`
+	VlanStats   *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
 // epStubVariableSpecs contains global variables before they are loaded into the kernel.
@@ -124,18 +128,20 @@ func (o *epStubObjects) Close() error {
 //
 // It can be passed to loadEpStubObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epStubMaps struct {
-	DropStats *ebpf.Map `ebpf:"drop_stats"`
-	Endpoints *ebpf.Map `ebpf:"endpoints"`
-	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
-	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
-	EpProgs   *ebpf.Map `ebpf:"ep_progs"`
-	EpTable   *ebpf.Map `ebpf:"ep_table"`
-	MacIndex  *ebpf.Map `ebpf:"mac_index"`
-	Malformed *ebpf.Map `ebpf:"malformed"`
-	MapFull   *ebpf.Map `ebpf:"map_full"`
-	NetStats  *ebpf.Map `ebpf:"net_stats"`
-	Parents   *ebpf.Map `ebpf:"parents"`
-	VlanStats *ebpf.Map `ebpf:"vlan_stats"`
+	DropStats   *ebpf.Map `ebpf:"drop_stats"`
+	Endpoints   *ebpf.Map `ebpf:"endpoints"`
+	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
+	EpByMac     *ebpf.Map `ebpf:"ep_by_mac"`
+	EpProgs     *ebpf.Map `ebpf:"ep_progs"`
+	EpTable     *ebpf.Map `ebpf:"ep_table"`
+	Ip4Index    *ebpf.Map `ebpf:"ip4_index"`
+	MacIndex    *ebpf.Map `ebpf:"mac_index"`
+	Malformed   *ebpf.Map `ebpf:"malformed"`
+	MapFull     *ebpf.Map `ebpf:"map_full"`
+	NetStats    *ebpf.Map `ebpf:"net_stats"`
+	ParentIndex *ebpf.Map `ebpf:"parent_index"`
+	Parents     *ebpf.Map `ebpf:"parents"`
+	VlanStats   *ebpf.Map `ebpf:"vlan_stats"`
 }
 
 func (m *epStubMaps) Close() error {
@@ -146,10 +152,12 @@ func (m *epStubMaps) Close() error {
 		m.EpByMac,
 		m.EpProgs,
 		m.EpTable,
+		m.Ip4Index,
 		m.MacIndex,
 		m.Malformed,
 		m.MapFull,
 		m.NetStats,
+		m.ParentIndex,
 		m.Parents,
 		m.VlanStats,
 	)

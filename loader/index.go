@@ -1,8 +1,10 @@
 package loader
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/cilium/ebpf"
@@ -15,9 +17,11 @@ import (
 // the index and the slots; tables.go writes the rows.
 
 const (
-	idxWays      = 4
-	macIndexBits = 13
-	idxKeyMask   = 1<<48 - 1
+	idxWays         = 4
+	macIndexBits    = 13
+	ip4IndexBits    = 14
+	parentIndexBits = 12
+	idxKeyMask      = 1<<48 - 1
 	// epSlots is the size of the endpoints array (EP_SLOTS): slot 0 is no
 	// endpoint, and one spare lets a full table still rewrite an endpoint
 	// into a fresh slot.
@@ -48,15 +52,19 @@ func mac48(mac [6]byte) uint64 {
 }
 
 // index mirrors an index map; its methods write the buckets they change.
+// An entry is key | val: keyMask covers the key, val (with a non-zero top
+// 16 bits) is what the key maps to (a slot << 48, or a parent's VLAN and
+// network).
 type index struct {
 	m       *ebpf.Map
 	bits    int
+	keyMask uint64
 	buckets []idxBucket
-	spilled map[uint32]map[uint64]uint32 // by bucket: key -> slot
+	spilled map[uint32]map[uint64]uint64 // by bucket: key -> val
 }
 
-func newIndex(m *ebpf.Map, bits int) *index {
-	return &index{m: m, bits: bits, buckets: make([]idxBucket, 1<<bits), spilled: map[uint32]map[uint64]uint32{}}
+func newIndex(m *ebpf.Map, bits int, keyMask uint64) *index {
+	return &index{m: m, bits: bits, keyMask: keyMask, buckets: make([]idxBucket, 1<<bits), spilled: map[uint32]map[uint64]uint64{}}
 }
 
 func (x *index) write(i uint32) error {
@@ -66,16 +74,16 @@ func (x *index) write(i uint32) error {
 	return nil
 }
 
-// place puts key -> slot in memory: its way, a free way, else the spill;
+// place puts key -> val in memory: its way, a free way, else the spill;
 // it returns the bucket.
-func (x *index) place(key uint64, slot uint32) uint32 {
+func (x *index) place(key, val uint64) uint32 {
 	i := idxHash(key, x.bits)
 	b := &x.buckets[i]
 	free := -1
 	for w, e := range b.E {
 		switch {
-		case e>>48 != 0 && e&idxKeyMask == key:
-			b.E[w] = key | uint64(slot)<<48
+		case e>>48 != 0 && e&x.keyMask == key:
+			b.E[w] = key | val
 			return i
 		case e>>48 == 0 && free < 0:
 			free = w
@@ -83,40 +91,40 @@ func (x *index) place(key uint64, slot uint32) uint32 {
 	}
 	if _, ok := x.spilled[i][key]; ok || free < 0 {
 		if x.spilled[i] == nil {
-			x.spilled[i] = map[uint64]uint32{}
+			x.spilled[i] = map[uint64]uint64{}
 		}
-		x.spilled[i][key] = slot
+		x.spilled[i][key] = val
 		b.Spill = uint32(len(x.spilled[i]))
 		return i
 	}
-	b.E[free] = key | uint64(slot)<<48
+	b.E[free] = key | val
 	return i
 }
 
-// set points key at slot.
-func (x *index) set(key uint64, slot uint32) error {
-	return x.write(x.place(key, slot))
+// set points key at val.
+func (x *index) set(key, val uint64) error {
+	return x.write(x.place(key, val))
 }
 
-// remove drops key if it points at slot (else another record took it
+// remove drops key if it points at val (else another record took it
 // over); a spilled key of the bucket moves into the freed way.
-func (x *index) remove(key uint64, slot uint32) error {
+func (x *index) remove(key, val uint64) error {
 	i := idxHash(key, x.bits)
 	b := &x.buckets[i]
 	for w, e := range b.E {
-		if e != key|uint64(slot)<<48 {
+		if e != key|val {
 			continue
 		}
 		b.E[w] = 0
-		for k, s := range x.spilled[i] {
-			b.E[w] = k | uint64(s)<<48
+		for k, v := range x.spilled[i] {
+			b.E[w] = k | v
 			delete(x.spilled[i], k)
 			break
 		}
 		b.Spill = uint32(len(x.spilled[i]))
 		return x.write(i)
 	}
-	if s, ok := x.spilled[i][key]; ok && s == slot {
+	if v, ok := x.spilled[i][key]; ok && v == val {
 		delete(x.spilled[i], key)
 		b.Spill = uint32(len(x.spilled[i]))
 		return x.write(i)
@@ -124,10 +132,10 @@ func (x *index) remove(key uint64, slot uint32) error {
 	return nil
 }
 
-// rebuild makes the index hold exactly want (key -> slot), keeping what
+// rebuild makes the index hold exactly want (key -> val), keeping what
 // the pinned map already holds where it is right, and writes the buckets
 // that differ: on Load, after a restart or a crash between two writes.
-func (x *index) rebuild(want map[uint64]uint32) error {
+func (x *index) rebuild(want map[uint64]uint64) error {
 	pinned := make([]idxBucket, len(x.buckets))
 	for i := range pinned {
 		k := uint32(i)
@@ -136,20 +144,20 @@ func (x *index) rebuild(want map[uint64]uint32) error {
 		}
 	}
 	x.buckets = make([]idxBucket, len(pinned))
-	x.spilled = map[uint32]map[uint64]uint32{}
+	x.spilled = map[uint32]map[uint64]uint64{}
 	placed := map[uint64]bool{}
 	for i, b := range pinned {
 		for w, e := range b.E {
-			key, slot := e&idxKeyMask, uint32(e>>48)
-			if slot != 0 && want[key] == slot && !placed[key] && idxHash(key, x.bits) == uint32(i) {
+			key, val := e&x.keyMask, e&^x.keyMask
+			if v, ok := want[key]; ok && v == val && val>>48 != 0 && !placed[key] && idxHash(key, x.bits) == uint32(i) {
 				x.buckets[i].E[w] = e
 				placed[key] = true
 			}
 		}
 	}
-	for key, slot := range want {
+	for key, val := range want {
 		if !placed[key] {
-			x.place(key, slot)
+			x.place(key, val)
 		}
 	}
 	var errs []error
@@ -160,6 +168,9 @@ func (x *index) rebuild(want map[uint64]uint32) error {
 	}
 	return errors.Join(errs...)
 }
+
+// slotVal is an index entry's value for an endpoint's slot.
+func slotVal(slot uint32) uint64 { return uint64(slot) << 48 }
 
 // slots allocates the endpoints array's slots. A freed slot is reused as
 // late as possible (the search goes round from the last one given), so a
@@ -216,7 +227,8 @@ func (s *slots) free(slot uint32) {
 // restart nothing changes; after a crash between two writes the rows
 // win). ep_by_mac entries without a row are left to PruneOrphans.
 func (d *Datapath) loadIndex() error {
-	d.macs, d.slots = newIndex(d.maps.MacIndex, macIndexBits), newSlots()
+	d.macs, d.slots = newIndex(d.maps.MacIndex, macIndexBits, idxKeyMask), newSlots()
+	d.ip4s = newIndex(d.maps.Ip4Index, ip4IndexBits, idxKeyMask)
 	rows := map[epKey]epInfo{}
 	var k epKey
 	var v epInfo
@@ -241,7 +253,7 @@ func (d *Datapath) loadIndex() error {
 		}
 		bySlot[v.Slot], byMAC[v.MAC] = v, v
 	}
-	want := map[uint64]uint32{}
+	want := map[uint64]uint64{}
 	var mk macKey
 	var mv epInfo
 	var fix []epInfo
@@ -254,7 +266,7 @@ func (d *Datapath) loadIndex() error {
 			}
 			fix = append(fix, row)
 		}
-		want[mac48(mk.MAC)] = row.Slot
+		want[mac48(mk.MAC)] = slotVal(row.Slot)
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("list endpoint macs: %w", err)
@@ -264,7 +276,54 @@ func (d *Datapath) loadIndex() error {
 			return fmt.Errorf("repair endpoint mac: %w", err)
 		}
 	}
-	return d.macs.rebuild(want)
+	if err := d.macs.rebuild(want); err != nil {
+		return err
+	}
+	return d.loadIP4Index(want)
+}
+
+// loadIP4Index points each IPv4 address of ep_by_ip whose MAC has a row at
+// that MAC's record (macs: mac48 -> slot value, as the MAC index holds).
+func (d *Datapath) loadIP4Index(macs map[uint64]uint64) error {
+	want := map[uint64]uint64{}
+	var k ipKey
+	var v ipInfo
+	it := d.maps.EpByIp.Iterate()
+	for it.Next(&k, &v) {
+		if slot, ok := macs[mac48(v.MAC)]; ok && k.Family == familyV4 {
+			want[ip4Key(k.addr())] = slot
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("list endpoint addresses: %w", err)
+	}
+	return d.ip4s.rebuild(want)
+}
+
+// ip4Key is an IPv4 address as the programs read it: its 4 bytes as a
+// little-endian number.
+func ip4Key(ip netip.Addr) uint64 {
+	a := ip.As4()
+	return uint64(binary.LittleEndian.Uint32(a[:]))
+}
+
+// parentVal is a parent_index entry's value: the parents entry itself.
+func parentVal(networkID uint32, vid uint16) uint64 {
+	return uint64(vid)<<32 | uint64(networkID)<<48
+}
+
+// drop removes key whatever it points at.
+func (x *index) drop(key uint64) error {
+	i := idxHash(key, x.bits)
+	for _, e := range x.buckets[i].E {
+		if e>>48 != 0 && e&x.keyMask == key {
+			return x.remove(key, e&^x.keyMask)
+		}
+	}
+	if v, ok := x.spilled[i][key]; ok {
+		return x.remove(key, v)
+	}
+	return nil
 }
 
 // loadRow rewrites a pinned row's record if it differs; a row that lost

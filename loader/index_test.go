@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -84,4 +85,72 @@ func TestMACIndex(t *testing.T) {
 		}
 	}
 	senders(d, 1)
+}
+
+// collide returns n keys other than key in key's bucket, from next(i).
+func collide(key uint64, bits, n int, next func(i int) uint64) []uint64 {
+	var out []uint64
+	for i := 0; len(out) < n; i++ {
+		if k := next(i); k != key && idxHash(k, bits) == idxHash(key, bits) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// TestIndexSpill: the test device's parents entry and endpoint A's IPv4
+// address each come after four others of their bucket, so they live in
+// the backing hash only; parent_ingress still finds the parent (its VLAN
+// and network-level counters) and A as a hairpin's source, and again
+// once a delete moved them into the freed way. With the spill fallback of
+// parent_of removed on purpose, the first case counted the broadcast as a
+// trunk's (vlan 1/0, no flood) and failed. About 0.2 s.
+func TestIndexSpill(t *testing.T) {
+	d := newTestDatapath(t)
+	ifs := collide(1, parentIndexBits, 4, func(i int) uint64 { return uint64(100 + i) })
+	for _, k := range ifs {
+		if err := d.SetParent(int(k), 3, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := ip4Key(netip.MustParseAddr("10.1.0.10"))
+	ips := collide(a, ip4IndexBits, 4, func(i int) uint64 {
+		return ip4Key(netip.AddrFrom4([4]byte{10, 9 + byte(i>>16), byte(i >> 8), byte(i)}))
+	})
+	for i, k := range ips {
+		var ip [4]byte
+		binary.LittleEndian.PutUint32(ip[:], uint32(k))
+		ep := Endpoint{NetnsCookie: 700 + uint64(i), Ifindex: 2, MAC: net.HardwareAddr{2, 0, 0, 7, 0, byte(i)}, NetworkID: 3, IPs: []netip.Addr{netip.AddrFrom4(ip)}}
+		if err := d.SetEndpoint(ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setupEndpoints(t, d)
+	if err := d.SetParent(1, 7, 50); err != nil {
+		t.Fatal(err)
+	}
+	if p, x := d.parentx.buckets[idxHash(1, parentIndexBits)], d.ip4s.buckets[idxHash(a, ip4IndexBits)]; p.Spill != 1 || x.Spill != 1 {
+		t.Fatalf("buckets %+v and %+v: want one spilled key each", p, x)
+	}
+	bcast := ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.1.0.1", make([]byte, 6), "10.1.0.10"))
+	hairpin := ethFrame(macB, macRouter, 0x0800, v4("10.1.0.10", "10.1.0.11"))
+	cases := []progCase{
+		{"spilled parent", bcast, verdictNext, func(n int) counts {
+			return counts{"vlan 1/50 rx": one(n), "flood 7/50 broadcast rx": one(n)}
+		}},
+		{"spilled address", hairpin, verdictNext, func(n int) counts {
+			return counts{"vlan 1/50 rx": one(n), "hairpin 7/50": one(n)}
+		}},
+	}
+	runCases(t, d, "parent_ingress", cases)
+	if err := d.DeleteParent(int(ifs[0])); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteEndpoint(700, 2); err != nil {
+		t.Fatal(err)
+	}
+	if p, x := d.parentx.buckets[idxHash(1, parentIndexBits)], d.ip4s.buckets[idxHash(a, ip4IndexBits)]; p.Spill != 0 || x.Spill != 0 {
+		t.Fatalf("after deletes: buckets %+v and %+v, want the spilled keys moved in", p, x)
+	}
+	runCases(t, d, "parent_ingress", cases)
 }

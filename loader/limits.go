@@ -101,12 +101,15 @@ func (d *Datapath) parentsByNetwork() map[uint32]Parent {
 func (d *Datapath) loadParents() error {
 	var k uint32
 	var v parentInfo
+	want := map[uint64]uint64{}
 	it := d.maps.Parents.Iterate()
 	for it.Next(&k, &v) {
 		d.parents.set(Parent{Ifindex: int(k), NetworkID: v.NetworkID, VID: v.VID})
+		want[uint64(k)] = parentVal(v.NetworkID, v.VID)
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read parents: %w", err)
 	}
-	return nil
+	d.parentx = newIndex(d.maps.ParentIndex, parentIndexBits, 1<<32-1)
+	return d.parentx.rebuild(want)
 }

@@ -43,7 +43,7 @@ import (
 
 // mapNames are the maps every object shares (bpf/include/maps.h).
 var mapNames = []string{
-	"ep_table", "ep_by_mac", "ep_by_ip", "endpoints", "mac_index", "parents",
+	"ep_table", "ep_by_mac", "ep_by_ip", "endpoints", "mac_index", "ip4_index", "parents", "parent_index",
 	"vlan_stats", "net_stats", "drop_stats", "malformed", "map_full", "ep_progs",
 }
 
@@ -67,6 +67,8 @@ type Datapath struct {
 
 	tables  sync.Mutex // serialises SetEndpoint and DeleteEndpoint; guards macs and slots
 	macs    *index     // mac_index
+	ip4s    *index     // ip4_index
+	parentx *index     // parent_index
 	slots   *slots     // of the endpoints array
 	parents parentCache
 	full    fullCounts

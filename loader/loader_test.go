@@ -17,18 +17,20 @@ func TestLayouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][2]uintptr{
-		"ep_table":   {unsafe.Sizeof(epKey{}), unsafe.Sizeof(epInfo{})},
-		"ep_by_mac":  {unsafe.Sizeof(macKey{}), unsafe.Sizeof(epInfo{})},
-		"ep_by_ip":   {unsafe.Sizeof(ipKey{}), unsafe.Sizeof(ipInfo{})},
-		"endpoints":  {4, unsafe.Sizeof(epInfo{})},
-		"mac_index":  {4, unsafe.Sizeof(idxBucket{})},
-		"parents":    {4, unsafe.Sizeof(parentInfo{})},
-		"vlan_stats": {unsafe.Sizeof(vlanKey{}), unsafe.Sizeof(trafficValue{})},
-		"net_stats":  {4, unsafe.Sizeof(netCounters{})},
-		"drop_stats": {unsafe.Sizeof(dropKey{}), unsafe.Sizeof(pbValue{})},
-		"malformed":  {4, unsafe.Sizeof(pbValue{})},
-		"map_full":   {4, 8},
-		"ep_progs":   {4, 4},
+		"ep_table":     {unsafe.Sizeof(epKey{}), unsafe.Sizeof(epInfo{})},
+		"ep_by_mac":    {unsafe.Sizeof(macKey{}), unsafe.Sizeof(epInfo{})},
+		"ep_by_ip":     {unsafe.Sizeof(ipKey{}), unsafe.Sizeof(ipInfo{})},
+		"endpoints":    {4, unsafe.Sizeof(epInfo{})},
+		"mac_index":    {4, unsafe.Sizeof(idxBucket{})},
+		"ip4_index":    {4, unsafe.Sizeof(idxBucket{})},
+		"parent_index": {4, unsafe.Sizeof(idxBucket{})},
+		"parents":      {4, unsafe.Sizeof(parentInfo{})},
+		"vlan_stats":   {unsafe.Sizeof(vlanKey{}), unsafe.Sizeof(trafficValue{})},
+		"net_stats":    {4, unsafe.Sizeof(netCounters{})},
+		"drop_stats":   {unsafe.Sizeof(dropKey{}), unsafe.Sizeof(pbValue{})},
+		"malformed":    {4, unsafe.Sizeof(pbValue{})},
+		"map_full":     {4, 8},
+		"ep_progs":     {4, 4},
 	}
 	if len(want) != len(mapNames) {
 		t.Fatalf("mapNames has %d maps, the test %d", len(mapNames), len(want))

@@ -22,10 +22,12 @@ const (
 	parentEgressMapEpByMac       = "ep_by_mac"
 	parentEgressMapEpProgs       = "ep_progs"
 	parentEgressMapEpTable       = "ep_table"
+	parentEgressMapIp4Index      = "ip4_index"
 	parentEgressMapMacIndex      = "mac_index"
 	parentEgressMapMalformed     = "malformed"
 	parentEgressMapMapFull       = "map_full"
 	parentEgressMapNetStats      = "net_stats"
+	parentEgressMapParentIndex   = "parent_index"
 	parentEgressMapParents       = "parents"
 	parentEgressMapVlanStats     = "vlan_stats"
 	parentEgressProgParentEgress = "parent_egress"
@@ -80,18 +82,20 @@ type parentEgressProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type parentEgressMapSpecs struct {
-	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
-	Endpoints *ebpf.MapSpec `ebpf:"endpoints"`
-	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
-	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
-	EpProgs   *ebpf.MapSpec `ebpf:"ep_progs"`
-	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
-	MacIndex  *ebpf.MapSpec `ebpf:"mac_index"`
-	Malformed *ebpf.MapSpec `ebpf:"malformed"`
-	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
-	NetStats  *ebpf.MapSpec `ebpf:"net_stats"`
-	Parents   *ebpf.MapSpec `ebpf:"parents"`
-	VlanStats *ebpf.MapSpec `ebpf:"vlan_stats"`
+	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
+	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
+	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
+	EpByMac     *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpProgs     *ebpf.MapSpec `ebpf:"ep_progs"`
+	EpTable     *ebpf.MapSpec `ebpf:"ep_table"`
+	Ip4Index    *ebpf.MapSpec `ebpf:"ip4_index"`
+	MacIndex    *ebpf.MapSpec `ebpf:"mac_index"`
+	Malformed   *ebpf.MapSpec `ebpf:"malformed"`
+	MapFull     *ebpf.MapSpec `ebpf:"map_full"`
+	NetStats    *ebpf.MapSpec `ebpf:"net_stats"`
+	ParentIndex *ebpf.MapSpec `ebpf:"parent_index"`
+	Parents     *ebpf.MapSpec `ebpf:"parents"`
+	VlanStats   *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
 // parentEgressVariableSpecs contains global variables before they are loaded into the kernel.
@@ -120,18 +124,20 @@ func (o *parentEgressObjects) Close() error {
 //
 // It can be passed to loadParentEgressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type parentEgressMaps struct {
-	DropStats *ebpf.Map `ebpf:"drop_stats"`
-	Endpoints *ebpf.Map `ebpf:"endpoints"`
-	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
-	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
-	EpProgs   *ebpf.Map `ebpf:"ep_progs"`
-	EpTable   *ebpf.Map `ebpf:"ep_table"`
-	MacIndex  *ebpf.Map `ebpf:"mac_index"`
-	Malformed *ebpf.Map `ebpf:"malformed"`
-	MapFull   *ebpf.Map `ebpf:"map_full"`
-	NetStats  *ebpf.Map `ebpf:"net_stats"`
-	Parents   *ebpf.Map `ebpf:"parents"`
-	VlanStats *ebpf.Map `ebpf:"vlan_stats"`
+	DropStats   *ebpf.Map `ebpf:"drop_stats"`
+	Endpoints   *ebpf.Map `ebpf:"endpoints"`
+	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
+	EpByMac     *ebpf.Map `ebpf:"ep_by_mac"`
+	EpProgs     *ebpf.Map `ebpf:"ep_progs"`
+	EpTable     *ebpf.Map `ebpf:"ep_table"`
+	Ip4Index    *ebpf.Map `ebpf:"ip4_index"`
+	MacIndex    *ebpf.Map `ebpf:"mac_index"`
+	Malformed   *ebpf.Map `ebpf:"malformed"`
+	MapFull     *ebpf.Map `ebpf:"map_full"`
+	NetStats    *ebpf.Map `ebpf:"net_stats"`
+	ParentIndex *ebpf.Map `ebpf:"parent_index"`
+	Parents     *ebpf.Map `ebpf:"parents"`
+	VlanStats   *ebpf.Map `ebpf:"vlan_stats"`
 }
 
 func (m *parentEgressMaps) Close() error {
@@ -142,10 +148,12 @@ func (m *parentEgressMaps) Close() error {
 		m.EpByMac,
 		m.EpProgs,
 		m.EpTable,
+		m.Ip4Index,
 		m.MacIndex,
 		m.Malformed,
 		m.MapFull,
 		m.NetStats,
+		m.ParentIndex,
 		m.Parents,
 		m.VlanStats,
 	)

@@ -22,10 +22,12 @@ const (
 	parentIngressMapEpByMac        = "ep_by_mac"
 	parentIngressMapEpProgs        = "ep_progs"
 	parentIngressMapEpTable        = "ep_table"
+	parentIngressMapIp4Index       = "ip4_index"
 	parentIngressMapMacIndex       = "mac_index"
 	parentIngressMapMalformed      = "malformed"
 	parentIngressMapMapFull        = "map_full"
 	parentIngressMapNetStats       = "net_stats"
+	parentIngressMapParentIndex    = "parent_index"
 	parentIngressMapParents        = "parents"
 	parentIngressMapVlanStats      = "vlan_stats"
 	parentIngressProgParentIngress = "parent_ingress"
@@ -80,18 +82,20 @@ type parentIngressProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type parentIngressMapSpecs struct {
-	DropStats *ebpf.MapSpec `ebpf:"drop_stats"`
-	Endpoints *ebpf.MapSpec `ebpf:"endpoints"`
-	EpByIp    *ebpf.MapSpec `ebpf:"ep_by_ip"`
-	EpByMac   *ebpf.MapSpec `ebpf:"ep_by_mac"`
-	EpProgs   *ebpf.MapSpec `ebpf:"ep_progs"`
-	EpTable   *ebpf.MapSpec `ebpf:"ep_table"`
-	MacIndex  *ebpf.MapSpec `ebpf:"mac_index"`
-	Malformed *ebpf.MapSpec `ebpf:"malformed"`
-	MapFull   *ebpf.MapSpec `ebpf:"map_full"`
-	NetStats  *ebpf.MapSpec `ebpf:"net_stats"`
-	Parents   *ebpf.MapSpec `ebpf:"parents"`
-	VlanStats *ebpf.MapSpec `ebpf:"vlan_stats"`
+	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
+	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
+	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
+	EpByMac     *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpProgs     *ebpf.MapSpec `ebpf:"ep_progs"`
+	EpTable     *ebpf.MapSpec `ebpf:"ep_table"`
+	Ip4Index    *ebpf.MapSpec `ebpf:"ip4_index"`
+	MacIndex    *ebpf.MapSpec `ebpf:"mac_index"`
+	Malformed   *ebpf.MapSpec `ebpf:"malformed"`
+	MapFull     *ebpf.MapSpec `ebpf:"map_full"`
+	NetStats    *ebpf.MapSpec `ebpf:"net_stats"`
+	ParentIndex *ebpf.MapSpec `ebpf:"parent_index"`
+	Parents     *ebpf.MapSpec `ebpf:"parents"`
+	VlanStats   *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
 // parentIngressVariableSpecs contains global variables before they are loaded into the kernel.
@@ -120,18 +124,20 @@ func (o *parentIngressObjects) Close() error {
 //
 // It can be passed to loadParentIngressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type parentIngressMaps struct {
-	DropStats *ebpf.Map `ebpf:"drop_stats"`
-	Endpoints *ebpf.Map `ebpf:"endpoints"`
-	EpByIp    *ebpf.Map `ebpf:"ep_by_ip"`
-	EpByMac   *ebpf.Map `ebpf:"ep_by_mac"`
-	EpProgs   *ebpf.Map `ebpf:"ep_progs"`
-	EpTable   *ebpf.Map `ebpf:"ep_table"`
-	MacIndex  *ebpf.Map `ebpf:"mac_index"`
-	Malformed *ebpf.Map `ebpf:"malformed"`
-	MapFull   *ebpf.Map `ebpf:"map_full"`
-	NetStats  *ebpf.Map `ebpf:"net_stats"`
-	Parents   *ebpf.Map `ebpf:"parents"`
-	VlanStats *ebpf.Map `ebpf:"vlan_stats"`
+	DropStats   *ebpf.Map `ebpf:"drop_stats"`
+	Endpoints   *ebpf.Map `ebpf:"endpoints"`
+	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
+	EpByMac     *ebpf.Map `ebpf:"ep_by_mac"`
+	EpProgs     *ebpf.Map `ebpf:"ep_progs"`
+	EpTable     *ebpf.Map `ebpf:"ep_table"`
+	Ip4Index    *ebpf.Map `ebpf:"ip4_index"`
+	MacIndex    *ebpf.Map `ebpf:"mac_index"`
+	Malformed   *ebpf.Map `ebpf:"malformed"`
+	MapFull     *ebpf.Map `ebpf:"map_full"`
+	NetStats    *ebpf.Map `ebpf:"net_stats"`
+	ParentIndex *ebpf.Map `ebpf:"parent_index"`
+	Parents     *ebpf.Map `ebpf:"parents"`
+	VlanStats   *ebpf.Map `ebpf:"vlan_stats"`
 }
 
 func (m *parentIngressMaps) Close() error {
@@ -142,10 +148,12 @@ func (m *parentIngressMaps) Close() error {
 		m.EpByMac,
 		m.EpProgs,
 		m.EpTable,
+		m.Ip4Index,
 		m.MacIndex,
 		m.Malformed,
 		m.MapFull,
 		m.NetStats,
+		m.ParentIndex,
 		m.Parents,
 		m.VlanStats,
 	)

@@ -115,7 +115,15 @@ func (d *Datapath) publish(key epKey, info *epInfo, created *[]created) (err err
 	if err := d.put("ep_table", &key, info); err != nil {
 		return fmt.Errorf("set endpoint %d/%d: %w", key.NetnsCookie, key.Ifindex, err)
 	}
-	return d.macs.set(mac48(info.MAC), info.Slot)
+	if err := d.macs.set(mac48(info.MAC), slotVal(info.Slot)); err != nil {
+		return err
+	}
+	for i := range info.N4 {
+		if err := d.ip4s.set(ip4Key(netip.AddrFrom4(info.IP4[i])), slotVal(info.Slot)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // retire removes what the row old had that the row now in its place (if
@@ -139,7 +147,7 @@ func (d *Datapath) unpublishMAC(info epInfo) error {
 	if err := d.maps.EpByMac.Lookup(&macKey{MAC: info.MAC}, &cur); err != nil || cur.Slot != info.Slot {
 		return nil
 	}
-	if err := d.macs.remove(mac48(info.MAC), info.Slot); err != nil {
+	if err := d.macs.remove(mac48(info.MAC), slotVal(info.Slot)); err != nil {
 		return err
 	}
 	if err := deleteKey(d.maps.EpByMac, &macKey{MAC: info.MAC}); err != nil {
@@ -290,6 +298,11 @@ func (d *Datapath) deleteAddressesOf(info epInfo, keep map[ipKey]bool) error {
 	m := d.maps.EpByIp
 	for _, ip := range info.addrs() {
 		k := newIPKey(ip)
+		if ip.Is4() && !keep[k] {
+			if err := d.ip4s.remove(ip4Key(ip), slotVal(info.Slot)); err != nil {
+				return err
+			}
+		}
 		var v ipInfo
 		if keep[k] || m.Lookup(&k, &v) != nil || v.MAC != info.MAC {
 			continue
@@ -364,7 +377,7 @@ func (d *Datapath) PruneOrphans() error {
 	}
 	var errs []error
 	for i := range macs {
-		errs = append(errs, d.macs.remove(mac48(macs[i].MAC), macSlots[i]), deleteKey(d.maps.EpByMac, &macs[i]))
+		errs = append(errs, d.macs.remove(mac48(macs[i].MAC), slotVal(macSlots[i])), deleteKey(d.maps.EpByMac, &macs[i]))
 	}
 	for i := range ips {
 		errs = append(errs, deleteKey(d.maps.EpByIp, &ips[i]))
@@ -438,16 +451,23 @@ func (d *Datapath) SetParent(ifindex int, networkID uint32, vid uint16) error {
 		return err
 	}
 	k := uint32(ifindex)
+	d.tables.Lock()
+	defer d.tables.Unlock()
 	if err := d.put("parents", &k, &parentInfo{NetworkID: networkID, VID: vid}); err != nil {
 		return fmt.Errorf("set parent %d: %w", ifindex, err)
 	}
 	d.parents.set(Parent{Ifindex: ifindex, NetworkID: networkID, VID: vid})
-	return nil
+	return d.parentx.set(uint64(k), parentVal(networkID, vid))
 }
 
 // DeleteParent removes a parent; a missing one is not an error.
 func (d *Datapath) DeleteParent(ifindex int) error {
 	k := uint32(ifindex)
+	d.tables.Lock()
+	defer d.tables.Unlock()
+	if err := d.parentx.drop(uint64(k)); err != nil {
+		return fmt.Errorf("delete parent %d: %w", ifindex, err)
+	}
 	if err := deleteKey(d.maps.Parents, &k); err != nil {
 		return fmt.Errorf("delete parent %d: %w", ifindex, err)
 	}

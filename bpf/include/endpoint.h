@@ -61,6 +61,46 @@ static __always_inline int owns(const struct ep_info *ep, __u8 family,
 	return 0;
 }
 
+/* owner: the MAC and network of the local endpoint an address is of. */
+struct owner {
+	__u64 mac;
+	__u32 network_id;
+};
+
+/* ip_owner fills *o with the local endpoint that has the address; 0 if
+ * none has it. IPv4 goes through ip4_index (the record must have the
+ * address), IPv6 and spilled buckets through ep_by_ip. */
+static __always_inline int ip_owner(__u8 family, const __u8 *addr, struct owner *o)
+{
+	struct ip_info *h;
+
+	if (family == FAMILY_V4) {
+		__u32 a = *(const __u32 *)addr, i = idx_hash(a, IP4_INDEX_BITS), slot;
+		struct idx_bucket *b = bpf_map_lookup_elem(&ip4_index, &i);
+		struct ep_info *ep;
+
+		if (!b)
+			return 0;
+		slot = idx_find(b, a);
+		if (slot) {
+			ep = bpf_map_lookup_elem(&endpoints, &slot);
+			if (ep && owns(ep, FAMILY_V4, addr)) {
+				o->mac = ep_mac48(ep);
+				o->network_id = ep->network_id;
+				return 1;
+			}
+		} else if (!b->spill) {
+			return 0;
+		}
+	}
+	h = ep_of_ip(family, addr);
+	if (!h)
+		return 0;
+	o->mac = mac48(h->mac);
+	o->network_id = h->network_id;
+	return 1;
+}
+
 /* other_network reports whether mac belongs to a local endpoint of a network
  * other than network_id. */
 static __always_inline int other_network(__u64 mac, __u32 network_id)

@@ -59,6 +59,22 @@ struct {
 } ep_by_ip SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << IP4_INDEX_BITS);
+	__type(key, __u32);
+	__type(value, struct idx_bucket);
+	PINNED;
+} ip4_index SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << PARENT_INDEX_BITS);
+	__type(key, __u32);
+	__type(value, struct idx_bucket);
+	PINNED;
+} parent_index SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_PARENTS);
 	__type(key, __u32);

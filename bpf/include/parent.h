@@ -29,39 +29,35 @@ static __always_inline int same_network(__u64 mac, __u32 network_id)
 	return m && m->network_id == network_id;
 }
 
-/* src_owner returns the local endpoint owning the source IP of an IPv4 or
- * IPv6 frame, or NULL; *is_ip tells whether the frame had a source IP. */
-static __always_inline struct ip_info *src_owner(const struct frame *f, int *is_ip)
+/* src_owner fills *o with the local endpoint owning the source IP of an
+ * IPv4 or IPv6 frame; 0 if none does. *is_ip tells whether the frame had
+ * a source IP. */
+static __always_inline int src_owner(const struct frame *f, struct owner *o, int *is_ip)
 {
 	void *l3 = f->data + f->l3off;
 
 	*is_ip = 0;
 	if (f->malformed)
-		return NULL;
+		return 0;
 	if (f->proto == ETH_P_IP) {
 		struct ipv4_hdr *ip = l3;
 
 		if ((void *)(ip + 1) > f->end)
-			return NULL;
+			return 0;
 		*is_ip = 1;
-		return ep_of_ip(FAMILY_V4, ip->saddr);
+		return ip_owner(FAMILY_V4, ip->saddr, o);
 	}
 	if (f->proto == ETH_P_IPV6) {
 		struct ipv6_hdr *ip = l3;
 
 		if ((void *)(ip + 1) > f->end)
-			return NULL;
+			return 0;
 		*is_ip = 1;
-		return ep_of_ip(FAMILY_V6, ip->saddr);
+		return ip_owner(FAMILY_V6, ip->saddr, o);
 	}
-	return NULL;
+	return 0;
 }
 
-/* count_network_level: flood in both directions; on ingress, hairpin (the
- * source IP is a local endpoint's, the source MAC is not) or east-west (a
- * unicast frame between two local endpoints of the parent's network; for IP
- * frames the source IP must be the sender's). One look-up for the common
- * frame from the wire. */
 /* count_network_level: flood in both directions; on ingress, hairpin (the
  * source IP is a local endpoint's, the source MAC is not) or east-west (a
  * unicast frame between two local endpoints of the parent's network; for IP
@@ -71,21 +67,21 @@ static __always_inline void count_network_level(const struct frame *f,
 						struct net_counters *c,
 						enum direction dir)
 {
-	struct ip_info *owner;
-	int is_ip, ew;
+	struct owner owner;
+	int is_ip, owned, ew;
 
 	if (mac_is_multicast(f->dst))
 		pb_add(&c->flood[f->dst == MAC48_BROADCAST ? FLOOD_BROADCAST : FLOOD_MULTICAST][dir],
 		       f->len);
 	if (dir != DIR_RX)
 		return;
-	owner = src_owner(f, &is_ip);
-	if (owner && mac48(owner->mac) != f->src) {
+	owned = src_owner(f, &owner, &is_ip);
+	if (owned && owner.mac != f->src) {
 		pb_add(&c->hairpin, f->len);
 		return;
 	}
-	if (owner)
-		ew = owner->network_id == p->network_id;
+	if (owned)
+		ew = owner.network_id == p->network_id;
 	else
 		ew = !is_ip && same_network(f->src, p->network_id);
 	if (ew && same_network(f->dst, p->network_id))
@@ -136,15 +132,15 @@ static __always_inline int handle_parent(struct __sk_buff *skb,
 {
 	struct frame f = {};
 	__u32 ifindex = skb->ifindex, drop_net = 0;
-	struct parent_info *p;
-	int reason = 0;
+	struct parent_info p;
+	int has_parent, reason = 0;
 
 	parse_frame(skb, &f);
-	p = bpf_map_lookup_elem(&parents, &ifindex);
-	if (p && f.eth_ok && !f.tagged)
-		reason = own_vlan(skb, &f, p, dir, &drop_net);
+	has_parent = parent_of(ifindex, &p);
+	if (has_parent && f.eth_ok && !f.tagged)
+		reason = own_vlan(skb, &f, &p, dir, &drop_net);
 	else
-		count_vlan(ifindex, f.tagged ? f.vid : (p ? p->vid : 0), dir, f.len);
+		count_vlan(ifindex, f.tagged ? f.vid : (has_parent ? p.vid : 0), dir, f.len);
 	if (reason == NOT_PARSED)
 		f.malformed = 1;
 	if (f.malformed)

@@ -75,4 +75,32 @@ static __always_inline struct ep_info *ep_of_mac(__u64 mac)
 	return bpf_map_lookup_elem(&ep_by_mac, &key);
 }
 
+/* parent_of fills *p with the parents entry of a link; 0 if it has none. */
+static __always_inline int parent_of(__u32 ifindex, struct parent_info *p)
+{
+	__u32 i = idx_hash(ifindex, PARENT_INDEX_BITS);
+	struct idx_bucket *b = bpf_map_lookup_elem(&parent_index, &i);
+	struct parent_info *h;
+
+	if (!b)
+		return 0;
+#pragma unroll
+	for (int w = 0; w < IDX_WAYS; w++) {
+		__u64 e = b->e[w];
+
+		if ((__u32)e == ifindex && (e >> 48)) {
+			p->network_id = e >> 48;
+			p->vid = (e >> 32) & VLAN_VID_MASK;
+			return 1;
+		}
+	}
+	if (!b->spill)
+		return 0;
+	h = bpf_map_lookup_elem(&parents, &ifindex);
+	if (!h)
+		return 0;
+	*p = *h;
+	return 1;
+}
+
 #endif /* MVLAN_TABLES_H */
