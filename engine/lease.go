@@ -115,9 +115,13 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	now := time.Now()
 	var l dhcp.Lease
 	var err error
-	ctx, cancel := context.WithTimeout(ctx, acquireTimeout)
-	defer cancel()
 	old, f, proto := *e.lease(v6), leaseFuncsOf(v6), protoName(v6)
+	limit := acquireTimeout
+	if old.State != dhcp.Expired {
+		limit = min(limit, old.Expiry.Sub(now)) // the address goes at its expiry, not after the try
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	switch {
 	case old.State == dhcp.Expired:
 		l, err = f.acquire(ctx, a.dhcpLinkOf(n, e, v6))
@@ -148,8 +152,10 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	if err != nil {
 		failed := **cur.lease(v6)
 		failed.Err, failed.LastTry = err.Error(), time.Now()
-		if failed.State != dhcp.Expired {
-			failed.State = failed.StateAt(failed.LastTry)
+		// Past the expiry the keeper's next turn takes the address off
+		// (expire); marked expired here, it stayed on the link.
+		if st := failed.StateAt(failed.LastTry); failed.State != dhcp.Expired && st != dhcp.Expired {
+			failed.State = st
 		}
 		*cur.lease(v6) = &failed
 		a.log.Warn(proto+" renewal failed", "name", cur.Name, "network", n.name(), "state", failed.State, "expiry", failed.Expiry, "err", err)

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// TestDHCPExpiry: a lease whose server stops answering expires end to
+// end, in seconds. The server is nstest.DHCPServer (6 s leases; dnsmasq
+// gives none under 2 min). The address stays on the link until the
+// expiry (the renewal that is still waiting is cut off there) and comes
+// off then; the log, the metric, ps and doctor say so. When the server
+// answers again, the endpoint gets its lease back within the agent's
+// retry interval (10 s), with its route.
+func TestDHCPExpiry(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	srv := nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.70.1/24"), 6*time.Second)
+	a := newAgent(t, sb)
+	e := &env{t: t, sb: sb, a: a}
+	startWith(a, "--metrics-addr", metricsAddr)
+	t.Cleanup(e.cleanup)
+	a.ok("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan")
+	c1 := e.name("1")
+	ep := e.runD(c1, "lan")
+	srv.Quiet(true)
+	addr := addrOf(ep, false)
+	if ep.Lease == nil || addr != "192.168.70.2/24" {
+		t.Fatalf("%s got %q (lease %+v), want 192.168.70.2/24 from the test server", c1, addr, ep.Lease)
+	}
+	expiry := ep.Lease.Expiry
+	eth0 := func() string { return e.in(c1, "ip", "-o", "addr", "show", "dev", "eth0") }
+
+	time.Sleep(time.Until(expiry.Add(-time.Second)))
+	mustContain(t, "eth0 a second before the expiry", eth0(), addr)
+	mustContain(t, "ps a second before the expiry", a.ok("ps"), addr+" (dhcp rebinding)")
+
+	for deadline := expiry.Add(1500 * time.Millisecond); strings.Contains(eth0(), addr); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still on eth0 1.5 s after the lease expired (%s):\n%s", addr, expiry.Format(time.RFC3339Nano), a.log)
+		}
+	}
+	waitLog(t, a, `msg="DHCP lease expired: the address is off the endpoint until a server answers" name=`+c1, 1)
+	st := &statsEnv{t: t, sb: sb, a: a}
+	waitMetric(st, `mvlan_dhcp_leases{family="ipv4",network="lan",state="expired"} 1`)
+	mustContain(t, "ps after the expiry", a.ok("ps"), addr+" (dhcp expired)")
+	if d := drift(t, a); len(d) != 1 || !strings.Contains(d[0], "endpoint "+c1+": DHCP lease of "+addr+" expired") {
+		t.Errorf("doctor after the expiry: %q, want %s's lease reported expired", d, c1)
+	}
+
+	srv.Quiet(false)
+	for deadline := time.Now().Add(12 * time.Second); !strings.Contains(eth0(), addr); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not back on eth0 12 s after the server answers again:\n%s", addr, a.log)
+		}
+	}
+	mustContain(t, "routes after the new lease", e.in(c1, "ip", "route"), "default via 192.168.70.1 dev eth0")
+	waitMetric(st, `mvlan_dhcp_leases{family="ipv4",network="lan",state="expired"} 0`)
+}
