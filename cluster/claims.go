@@ -257,7 +257,7 @@ func (p *Pool) Held() []ipam.Held {
 	}
 	for _, sp := range p.blocks {
 		for _, h := range sp.Held() {
-			if _, foreign := p.st.Foreign[h.Addr]; !foreign {
+			if _, foreign := p.st.Foreign[h.Addr]; !foreign && !p.aside[h.Addr] {
 				out = append(out, h)
 			}
 		}
@@ -271,4 +271,24 @@ func parseClaimKey(nw, key string, v6 bool) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("malformed claim key %q", key)
 	}
 	return b.Addr(), nil
+}
+
+// asideOwner holds the addresses SetAside keeps from being handed out.
+const asideOwner = "in use on the wire (duplicate address detection)"
+
+// SetAside keeps addr, free in a block this host holds, from being handed
+// out until the pool is loaded again (the agent restarts): a probe found
+// it in use on the wire. It reports whether addr was set aside.
+func (p *Pool) SetAside(addr netip.Addr) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sp := p.blocks[p.blockOf(addr)]
+	if sp == nil {
+		return false
+	}
+	if _, err := sp.Request(addr, asideOwner); err != nil {
+		return false
+	}
+	p.aside[addr] = true
+	return true
 }

@@ -51,7 +51,10 @@ type Config struct {
 	Dir   string
 	TTL   time.Duration // of the liveness lease; 0: DefaultTTL
 	Grace time.Duration // a dead host's blocks wait this long; 0: DefaultGrace
-	Log   *slog.Logger
+	// DAD is how long an attach waits for answers to its duplicate
+	// address probe (engine); 0: no probe.
+	DAD time.Duration
+	Log *slog.Logger
 }
 
 // Client is a host's connection to the cluster.

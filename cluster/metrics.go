@@ -15,6 +15,7 @@ type metrics struct {
 	reclaimed *prometheus.CounterVec
 	refused   *prometheus.CounterVec
 	lost      prometheus.Counter
+	dad       prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -44,13 +45,17 @@ func newMetrics() *metrics {
 			Name: "mvlan_cluster_blocks_lost_total",
 			Help: "Blocks this host held that etcd gave to the pool or another host while this host was away (fencing: they are no longer used here).",
 		}),
+		dad: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mvlan_cluster_dad_conflicts_total",
+			Help: "Attaches on cluster networks whose address answered a duplicate address probe on the wire (the address is set aside, the attach takes another or fails).",
+		}),
 	}
 }
 
 // Collectors are the client's instruments, to register with a registry.
 func (c *Client) Collectors() []prometheus.Collector {
 	m := c.m
-	return []prometheus.Collector{m.latency, m.errors, m.conflicts, m.reclaimed, m.refused, m.lost}
+	return []prometheus.Collector{m.latency, m.errors, m.conflicts, m.reclaimed, m.refused, m.lost, m.dad}
 }
 
 // observe records one request of op that started at t0.
@@ -60,3 +65,6 @@ func (c *Client) observe(op string, t0 time.Time, err error) {
 		c.m.errors.WithLabelValues(op).Inc()
 	}
 }
+
+// CountDAD counts an attach whose address a probe found in use.
+func (c *Client) CountDAD() { c.m.dad.Inc() }

@@ -44,6 +44,7 @@ type Pool struct {
 	st     state
 	blocks map[netip.Prefix]*ipam.Space
 	extra  map[netip.Addr]string // held, outside this host's blocks (claims)
+	aside  map[netip.Addr]bool   // held in a block: in use on the wire (SetAside)
 
 	Conflicts uint64 // block leases lost to another host (guarded by mu)
 }
@@ -75,7 +76,7 @@ func (c *Client) OpenPool(nw string, cfg ipam.PoolConfig, bits int, file string)
 		return nil, err
 	}
 	p := &Pool{c: c, net: nw, cfg: cfg, rng: rng, bits: bits, file: file, whole: whole, st: st,
-		blocks: map[netip.Prefix]*ipam.Space{}, extra: map[netip.Addr]string{}}
+		blocks: map[netip.Prefix]*ipam.Space{}, extra: map[netip.Addr]string{}, aside: map[netip.Addr]bool{}}
 	for _, b := range st.Blocks {
 		if b.Bits() != bits || !rng.Contains(b.Addr()) {
 			return nil, fmt.Errorf("%s: block %s is not a /%d of %s", file, b, bits, rng)
@@ -148,7 +149,7 @@ func (p *Pool) load(held []ipam.Held, sweep bool) error {
 			p.st.Pending[a] = true
 		}
 	}
-	p.blocks, p.extra = fresh, extra
+	p.blocks, p.extra, p.aside = fresh, extra, map[netip.Addr]bool{}
 	return nil
 }
 

@@ -226,3 +226,12 @@ func (s *Space) Close() {
 		p.Close()
 	}
 }
+
+// SetAside keeps addr from being handed out here (Pool.SetAside); without
+// I/O, under the network's lock.
+func (s *Space) SetAside(addr netip.Addr) bool {
+	if p := s.find(addr.WithZone("")); p != nil {
+		return p.SetAside(addr.WithZone(""))
+	}
+	return false
+}

@@ -176,9 +176,11 @@ func (a *Engine) prepareAndAdmit(ctx context.Context, n *network, req api.Endpoi
 		}
 		_, en, err := a.newAndAdmit(ctx, n, req)
 		if err == nil {
-			return en, nil
+			if err = a.dad(ctx, n, en, req); err == nil { // cluster networks: engine/dad.go
+				return en, nil
+			}
 		}
-		if _, ok := n.space.(preparer); !ok || try >= 3 || !errors.Is(err, ipam.ErrExhausted) {
+		if _, ok := n.space.(preparer); !ok || try >= 3 || !(errors.Is(err, ipam.ErrExhausted) || errors.Is(err, errDADRetry)) {
 			abandon(n, req)
 			return nil, err
 		}

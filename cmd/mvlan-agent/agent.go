@@ -36,6 +36,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "cluster-key", EnvVars: []string{"MVLAN_CLUSTER_KEY"}, Usage: "PEM key of --cluster-cert"},
 		&cli.DurationFlag{Name: "cluster-ttl", Value: cluster.DefaultTTL, EnvVars: []string{"MVLAN_CLUSTER_TTL"}, Usage: "TTL of this host's liveness lease in etcd (at least 2s)"},
 		&cli.DurationFlag{Name: "cluster-grace", Value: cluster.DefaultGrace, EnvVars: []string{"MVLAN_CLUSTER_GRACE"}, Usage: "how long a host must have lost its liveness lease before its blocks are reclaimed (only if none of their addresses answers an ARP/ND probe); a host cut off from etcd stops using its blocks TTL + grace/2 after its last renewal"},
+		&cli.DurationFlag{Name: "cluster-dad", Value: 100 * time.Millisecond, EnvVars: []string{"MVLAN_CLUSTER_DAD"}, Usage: "on cluster networks, how long an attach waits for answers to its duplicate address probe (ARP/ND) on the parent; an address that answers is set aside (0: no probe)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MVLAN_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 	}
 }
@@ -56,7 +57,7 @@ func runAgent(c *cli.Context) error {
 	var cl *cluster.Config
 	if u := c.String("cluster"); u != "" {
 		cl = &cluster.Config{URL: u, CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key"),
-			TTL: c.Duration("cluster-ttl"), Grace: c.Duration("cluster-grace")}
+			TTL: c.Duration("cluster-ttl"), Grace: c.Duration("cluster-grace"), DAD: c.Duration("cluster-dad")}
 		if cl.TTL < 2*time.Second || cl.Grace < cl.TTL {
 			return usagef("--cluster-ttl %v --cluster-grace %v: want a TTL of at least 2s and a grace of at least the TTL", cl.TTL, cl.Grace)
 		}

@@ -96,3 +96,40 @@ func TestClusterTLS(t *testing.T) {
 		t.Fatalf("endpoints over TLS: %v and %v; want one each, distinct", e1, e2)
 	}
 }
+
+// TestClusterDAD: an address of the pool that a machine outside mvlan
+// has (10.85.0.2 on the wire's bridge) answers the attach's probe: a run
+// without --ip is given the next address, one with --ip 10.85.0.2 fails
+// naming it (as does one with another address that answers), the
+// conflicts are counted, and the drift check finds the
+// set-aside address no drift.
+func TestClusterDAD(t *testing.T) {
+	hosts := clusterWire(t)
+	etcd := nstest.StartEtcdIn(t, hosts[0].WirePath, "192.168.77.1")
+	hosts[0].Run(t, hosts[0].WirePath, "ip", "addr", "add", "10.85.0.2/24", "dev", "br0")
+	hosts[0].Run(t, hosts[0].WirePath, "ip", "addr", "add", "10.85.0.9/24", "dev", "br0")
+	cp := hosts[0].Name + "-c"
+	t.Cleanup(func() { removeNetns(cp) })
+	a := newAgent(t, hosts[0])
+	a.flags = []string{"--cluster", etcd.URL, "--metrics-addr", metricsAddr}
+	a.start()
+	a.ok("network", "create", "--scope", "cluster", "--subnet", "10.85.0.0/24", "-o", "parent=eth0", "dnet")
+	a.ok("run", "-d", "--name", cp+"1", "--net", "dnet")
+	if eps := a.endpoints(); len(eps) != 1 || eps[0].Addrs[0].Addr().String() != "10.85.0.3" {
+		t.Fatalf("endpoints %v; want c1 on 10.85.0.3 (.2 answers on the wire)", eps)
+	}
+	for _, ip := range []string{"10.85.0.2", "10.85.0.9"} { // set aside; probed
+		_, stderr, code := a.mv("run", "-d", "--name", cp+"2", "--net", "dnet", "--ip", ip)
+		if code == 0 || !strings.Contains(stderr, ip) || !strings.Contains(stderr, "duplicate address detection") {
+			t.Fatalf("--ip %s, which answers on the wire: exit %d %q; want refused naming it", ip, code, stderr)
+		}
+	}
+	a.ok("run", "-d", "--name", cp+"2", "--net", "dnet", "--ip", "10.85.0.10")
+	text := (&statsEnv{t: t, sb: hosts[0], a: a}).scrape()
+	if v, ok := metricValue(text, "mvlan_cluster_dad_conflicts_total", nil); !ok || v != 2 {
+		t.Errorf("mvlan_cluster_dad_conflicts_total = %v (%v), want 2", v, ok)
+	}
+	if d := drift(t, a); len(d) != 0 {
+		t.Errorf("drift after DAD conflicts: %v", d)
+	}
+}
