@@ -15,14 +15,14 @@ import (
 // are as README says; dpkg installs it into a throwaway root (maintainer
 // scripts included, chrootless) with the right modes, the group mvlan,
 // the unit enabled and the state directory 0700; systemd-analyze verify
-// is silent on the installed unit; the bash completion loads and
-// completes from the installed mvlan; remove keeps /etc/default/mvlan,
-// purge removes it and the state. About 20 s (a build).
+// is silent on the installed unit; the bash, zsh and fish completions
+// load and complete from the installed mvlan; remove keeps
+// /etc/default/mvlan, purge removes it and the state. About 20 s (a build).
 func TestPackage(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (dpkg --root, a mount namespace for systemd-analyze)")
 	}
-	for _, tool := range []string{"dpkg-deb", "dpkg", "systemd-analyze", "unshare", "bash"} {
+	for _, tool := range []string{"dpkg-deb", "dpkg", "systemd-analyze", "unshare", "bash", "zsh", "fish"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s (make deps)", tool)
 		}
@@ -61,6 +61,8 @@ func TestPackage(t *testing.T) {
 	}
 	verifyUnit(t, root)
 	bashCompletion(t, root)
+	zshCompletion(t, root)
+	fishCompletion(t, root)
 	run(t, "dpkg", "--root="+root, "--force-script-chrootless", "-r", "mvlan")
 	for path, want := range map[string]bool{"usr/bin/mvlan": false, "etc/default/mvlan": true,
 		"etc/systemd/system/multi-user.target.wants/mvlan.service": false, "var/lib/mvlan": true} {
@@ -138,6 +140,58 @@ func bashCompletion(t *testing.T, root string) {
 		!strings.Contains(got, "--format") || !strings.Contains(got, "--quiet") {
 		t.Errorf("bash completion: %v\n%s\nstderr: %s", err, got, stderr.String())
 	}
+}
+
+// zshCompletion loads the installed completion as zsh does, from its
+// fpath through compinit (the file is autoloaded as the body of _mvlan at
+// the first Tab), and completes "mvlan ", "mvlan network " and
+// "mvlan ps --" with the installed mvlan. compadd and _files work only in
+// a completion widget: here they print what _mvlan hands them (the real
+// compadd then keeps those matching the word typed).
+func zshCompletion(t *testing.T, root string) {
+	t.Helper()
+	script := `fpath=("$1/usr/share/zsh/vendor-completions" $fpath)
+		autoload -U compinit && compinit -u -d "$2/zcompdump"
+		print -r -- "comp: $_comps[mvlan]"
+		compadd() { [[ $1 == -a ]] && print -r -- "${(@P)2}" }
+		_files() { print -r -- _files }
+		words=(mvlan netw); CURRENT=2; print -rn -- "1: "; _mvlan
+		words=(mvlan network ""); CURRENT=3; print -rn -- "2: "; _mvlan
+		words=(mvlan ps --); CURRENT=3; print -rn -- "3: "; _mvlan`
+	got, stderr, err := shell(root, "zsh", "-f", "-c", script, "zsh", root, t.TempDir())
+	if err != nil || stderr != "" || !strings.Contains(got, "comp: _mvlan\n") || !hasWords(got, "1:", "network", "run", "ps") ||
+		!hasWords(got, "2:", "create", "ls", "inspect", "rm") || !hasWords(got, "3:", "--format", "--quiet") {
+		t.Errorf("zsh completion: %v\n%s\nstderr: %s", err, got, stderr)
+	}
+}
+
+// fishCompletion loads the installed completion in fish and asks fish
+// what it completes (complete -C) with the installed mvlan, in an empty
+// directory (fish adds file names where a command takes arguments).
+func fishCompletion(t *testing.T, root string) {
+	t.Helper()
+	script := `source $argv[1]/usr/share/fish/vendor_completions.d/mvlan.fish; cd $argv[2]
+		set i 0
+		for line in "mvlan netw" "mvlan network " "mvlan ps --" "mvlan network create --sub"
+			set i (math $i + 1)
+			echo $i: (complete -C $line | string replace -r '\t.*' '')
+		end`
+	got, stderr, err := shell(root, "fish", "--no-config", "-c", script, root, t.TempDir())
+	if err != nil || stderr != "" || !hasWords(got, "1:", "network") || !hasWords(got, "2:", "create", "ls", "inspect", "rm") ||
+		!hasWords(got, "3:", "--format", "--quiet") || !hasWords(got, "4:", "--subnet") {
+		t.Errorf("fish completion: %v\n%s\nstderr: %s", err, got, stderr)
+	}
+}
+
+// shell runs a shell with only the installed root's /usr/bin and the
+// system's in PATH.
+func shell(root, name string, args ...string) (string, string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = []string{"PATH=" + filepath.Join(root, "usr/bin") + ":/usr/bin:/bin", "HOME=" + root}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
 }
 
 // hasWords: out has a line starting with prefix that holds every word.

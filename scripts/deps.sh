@@ -20,6 +20,8 @@ command -v dnsmasq >/dev/null || need+=(dnsmasq-base)                   # TestDH
 command -v etcd >/dev/null || need+=(etcd-server)                       # cluster tests (their own etcd on 127.0.0.1)
 command -v systemd-analyze >/dev/null || need+=(systemd)                 # make package: systemd-analyze verify
 command -v dpkg-deb >/dev/null || need+=(dpkg)                           # make package
+command -v zsh >/dev/null || need+=(zsh)                                 # TestPackage: the zsh completion loads and completes
+command -v fish >/dev/null || need+=(fish)                               # TestPackage: the fish completion loads and completes
 if ((${#need[@]})) || ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   if [ "$(id -u)" != 0 ]; then
     echo "deps: missing ${need[*]:-} promtool/prometheus; run make deps as root (apt-get)" >&2
