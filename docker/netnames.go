@@ -100,8 +100,9 @@ func (d *Driver) tryNameNetwork(ctx context.Context, id string) (bool, error) {
 	case kind == engine.KindConflict:
 		d.log.Warn("Docker network keeps its name: dockerd's name for it is another mvlan network's; rename or remove that one, then restart the agent",
 			"network", n.Name, "docker_name", name, "err", err)
-	case kind == engine.KindInvalid || kind == engine.KindNotFound:
+	case kind == engine.KindInvalid:
 		d.log.Info("Docker network keeps its name", "network", n.Name, "docker_name", name, "err", err)
+	case kind == engine.KindNotFound: // removed meanwhile
 	case err != nil:
 		return false, err
 	}
