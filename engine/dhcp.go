@@ -89,7 +89,7 @@ func (a *Engine) applyLease(n *network, e *endpoint, l dhcp.Lease) error {
 			return fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err)
 		}
 	}
-	if err := writeResolv(*e, e.Lease, l); err != nil {
+	if err := writeResolv(*e, resolvLease(e.Lease, e.Lease6), *resolvLease(&l, e.Lease6)); err != nil {
 		return err
 	}
 	*e = next

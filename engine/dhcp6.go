@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -97,8 +98,23 @@ func (a *Engine) applyLease6(n *network, e *endpoint, l dhcp.Lease) error {
 			return fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err)
 		}
 	}
+	if err := writeResolv(*e, resolvLease(e.Lease, e.Lease6), *resolvLease(e.Lease, &l)); err != nil {
+		return err
+	}
 	*e = next
 	return nil
+}
+
+// resolvLease is what the resolv.conf of an endpoint with leases v4 and
+// v6 (either may be nil) is made of: the IPv4 lease, with the DHCPv6
+// lease's DNS servers after its own; nil when both are.
+func resolvLease(v4, v6 *dhcp.Lease) *dhcp.Lease {
+	if v4 == nil || v6 == nil {
+		return cmp.Or(v4, v6)
+	}
+	l := *v4
+	l.DNS = append(slices.Clone(v4.DNS), v6.DNS...)
+	return &l
 }
 
 // withAddr is addrs with p in place of those of p's family (IPv4 first).

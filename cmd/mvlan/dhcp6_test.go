@@ -32,7 +32,9 @@ func startDnsmasq6(t *testing.T, sb *nstest.Sandbox, peer string) *dnsmasq {
 		"--port=0", "--user=root", "--bind-interfaces", "--interface=wire0", "--interface=" + peer,
 		"--pid-file=" + filepath.Join(dir, "pid"), "--log-facility=-", "--log-dhcp", "--dhcp-authoritative", "--no-ping",
 		"--dhcp-range=set:lan,192.168.70.100,192.168.70.150,255.255.255.0,2m", "--dhcp-option=tag:lan,option:router,192.168.70.1",
-		"--dhcp-range=fd00:70::10,fd00:70::20,64,2m", "--dhcp-range=192.168.71.100,192.168.71.150,255.255.255.0,2m",
+		"--dhcp-range=fd00:70::10,fd00:70::20,64,2m", "--dhcp-option=option6:dns-server,[fd00:70::53]",
+		"--dhcp-option=tag:lan,option:dns-server,192.168.70.53",
+		"--dhcp-range=192.168.71.100,192.168.71.150,255.255.255.0,2m",
 		"--dhcp-leasefile=" + d.leases}
 	d.start()
 	t.Cleanup(d.stop)
@@ -98,7 +100,8 @@ func v6Of(t *testing.T, ep api.Endpoint) netip.Prefix {
 
 // TestDHCP6: on a DHCP network with --ipv6 each endpoint also leases an
 // IPv6 address from a real DHCPv6 server (dnsmasq): the address is on the
-// link with the --subnet's prefix, two such containers ping each other
+// link with the --subnet's prefix, its DNS server in the container's
+// resolv.conf after the IPv4 lease's, two such containers ping each other
 // over IPv6 (their DHCPv6 traffic and neighbour discovery pass the
 // endpoint programs), ps and the metric show the leases, rm releases the
 // lease (gone from the server's file), the same name gets the same address
@@ -135,6 +138,11 @@ func TestDHCP6(t *testing.T) {
 	out, perr = e.pingFrom(c2, "fd00:70::1", false)
 	e.wantPingOK("ping6 the server from c2", out, exitOf(perr))
 	mustContain(t, "ps", e.a.ok("ps"), "(dhcp bound) (dhcp6 bound)")
+	// The DHCPv6 lease's DNS server follows the IPv4 lease's.
+	const resolv = "nameserver 192.168.70.53\nnameserver fd00:70::53\n"
+	if out, _ := exec.Command("ip", "netns", "exec", c1, "cat", "/etc/resolv.conf").CombinedOutput(); !strings.HasSuffix(string(out), resolv) {
+		t.Errorf("ip netns exec %s cat /etc/resolv.conf:\n%s\nwant it to end with\n%s", c1, out, resolv)
+	}
 	st := &statsEnv{t: t, sb: sb, a: a}
 	waitMetric(st, `mvlan_dhcp_leases{family="ipv6",network="lan",state="bound"} 2`)
 
