@@ -9,8 +9,9 @@
 // TCX, mvlan with tc, Linux bridge + veth), control (attach and detach
 // through the CLI interleaved with the reference CNI plugins through
 // cnitool, the same through the API one by one and from 8 clients at once,
-// restart with 1000 endpoints, /metrics scrapes) and ipam (the ipam package's Go
-// benchmarks). Comparisons are interleaved (A B A B ...) and each value is
+// restart with 1000 endpoints, /metrics scrapes), ipam (the ipam package's Go
+// benchmarks), cli (the CLI's start) and cluster (attach on a network of
+// scope cluster vs a local one, allocations with three hosts contending). Comparisons are interleaved (A B A B ...) and each value is
 // the median of its repetitions, shown with min and max.
 //
 // It needs root, builds everything in network namespaces named
@@ -46,7 +47,7 @@ type config struct {
 	only      map[string]bool
 }
 
-var sectionNames = []string{"bpf_ns", "datapath", "control", "ipam", "cli"}
+var sectionNames = []string{"bpf_ns", "datapath", "control", "ipam", "cli", "cluster"}
 
 func main() {
 	cfg, err := parseFlags()
@@ -173,6 +174,7 @@ func run(cfg config) (err error) {
 		{"control", runControl},
 		{"ipam", runIPAM},
 		{"cli", runCLI},
+		{"cluster", runCluster},
 	}
 	for _, s := range steps {
 		if !cfg.want(s.name) {
