@@ -38,7 +38,7 @@ static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f)
 
 		if ((void *)(ip + 1) > f->end || ip->nexthdr != IPPROTO_ICMPV6)
 			return 0;
-		if (bpf_skb_load_bytes(skb, off, &type, 1) < 0 || type != ND_NEIGHBOR_ADVERT)
+		if (load_u8(skb, off, &type) < 0 || type != ND_NEIGHBOR_ADVERT)
 			return 0;
 		if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
 			return NOT_PARSED;

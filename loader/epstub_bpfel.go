@@ -23,6 +23,7 @@ const (
 	epStubMapEpProgs        = "ep_progs"
 	epStubMapEpTable        = "ep_table"
 	epStubMapIp4Index       = "ip4_index"
+	epStubMapIp6Index       = "ip6_index"
 	epStubMapMacIndex       = "mac_index"
 	epStubMapMalformed      = "malformed"
 	epStubMapMapFull        = "map_full"
@@ -91,6 +92,7 @@ type epStubMapSpecs struct {
 	EpProgs     *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable     *ebpf.MapSpec `ebpf:"ep_table"`
 	Ip4Index    *ebpf.MapSpec `ebpf:"ip4_index"`
+	Ip6Index    *ebpf.MapSpec `ebpf:"ip6_index"`
 	MacIndex    *ebpf.MapSpec `ebpf:"mac_index"`
 	Malformed   *ebpf.MapSpec `ebpf:"malformed"`
 	MapFull     *ebpf.MapSpec `ebpf:"map_full"`
@@ -135,6 +137,7 @@ type epStubMaps struct {
 	EpProgs     *ebpf.Map `ebpf:"ep_progs"`
 	EpTable     *ebpf.Map `ebpf:"ep_table"`
 	Ip4Index    *ebpf.Map `ebpf:"ip4_index"`
+	Ip6Index    *ebpf.Map `ebpf:"ip6_index"`
 	MacIndex    *ebpf.Map `ebpf:"mac_index"`
 	Malformed   *ebpf.Map `ebpf:"malformed"`
 	MapFull     *ebpf.Map `ebpf:"map_full"`
@@ -153,6 +156,7 @@ func (m *epStubMaps) Close() error {
 		m.EpProgs,
 		m.EpTable,
 		m.Ip4Index,
+		m.Ip6Index,
 		m.MacIndex,
 		m.Malformed,
 		m.MapFull,

@@ -1,10 +1,8 @@
 package loader
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 
 	"github.com/cilium/ebpf"
@@ -20,6 +18,7 @@ const (
 	idxWays         = 4
 	macIndexBits    = 13
 	ip4IndexBits    = 14
+	ip6IndexBits    = 15
 	parentIndexBits = 12
 	idxKeyMask      = 1<<48 - 1
 	// epSlots is the size of the endpoints array (EP_SLOTS): slot 0 is no
@@ -228,7 +227,7 @@ func (s *slots) free(slot uint32) {
 // win). ep_by_mac entries without a row are left to PruneOrphans.
 func (d *Datapath) loadIndex() error {
 	d.macs, d.slots = newIndex(d.maps.MacIndex, macIndexBits, idxKeyMask), newSlots()
-	d.ip4s = newIndex(d.maps.Ip4Index, ip4IndexBits, idxKeyMask)
+	d.addrs = newAddrIndexes(d.maps.Ip4Index, d.maps.Ip6Index)
 	rows := map[epKey]epInfo{}
 	var k epKey
 	var v epInfo
@@ -279,32 +278,7 @@ func (d *Datapath) loadIndex() error {
 	if err := d.macs.rebuild(want); err != nil {
 		return err
 	}
-	return d.loadIP4Index(want)
-}
-
-// loadIP4Index points each IPv4 address of ep_by_ip whose MAC has a row at
-// that MAC's record (macs: mac48 -> slot value, as the MAC index holds).
-func (d *Datapath) loadIP4Index(macs map[uint64]uint64) error {
-	want := map[uint64]uint64{}
-	var k ipKey
-	var v ipInfo
-	it := d.maps.EpByIp.Iterate()
-	for it.Next(&k, &v) {
-		if slot, ok := macs[mac48(v.MAC)]; ok && k.Family == familyV4 {
-			want[ip4Key(k.addr())] = slot
-		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("list endpoint addresses: %w", err)
-	}
-	return d.ip4s.rebuild(want)
-}
-
-// ip4Key is an IPv4 address as the programs read it: its 4 bytes as a
-// little-endian number.
-func ip4Key(ip netip.Addr) uint64 {
-	a := ip.As4()
-	return uint64(binary.LittleEndian.Uint32(a[:]))
+	return d.loadAddrIndexes(want)
 }
 
 // parentVal is a parent_index entry's value: the parents entry itself.

@@ -43,7 +43,7 @@ import (
 
 // mapNames are the maps every object shares (bpf/include/maps.h).
 var mapNames = []string{
-	"ep_table", "ep_by_mac", "ep_by_ip", "endpoints", "mac_index", "ip4_index", "parents", "parent_index",
+	"ep_table", "ep_by_mac", "ep_by_ip", "endpoints", "mac_index", "ip4_index", "ip6_index", "parents", "parent_index",
 	"vlan_stats", "net_stats", "drop_stats", "malformed", "map_full", "ep_progs",
 }
 
@@ -65,11 +65,11 @@ type Datapath struct {
 	// and put in ep_progs; the stubs of each netns tail-call them.
 	epIngress, epEgress *ebpf.Program
 
-	tables  sync.Mutex // serialises SetEndpoint and DeleteEndpoint; guards macs and slots
-	macs    *index     // mac_index
-	ip4s    *index     // ip4_index
-	parentx *index     // parent_index
-	slots   *slots     // of the endpoints array
+	tables  sync.Mutex   // serialises SetEndpoint and DeleteEndpoint; guards macs and slots
+	macs    *index       // mac_index
+	addrs   *addrIndexes // ip4_index, ip6_index
+	parentx *index       // parent_index
+	slots   *slots       // of the endpoints array
 	parents parentCache
 	full    fullCounts
 

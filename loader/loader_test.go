@@ -23,6 +23,7 @@ func TestLayouts(t *testing.T) {
 		"endpoints":    {4, unsafe.Sizeof(epInfo{})},
 		"mac_index":    {4, unsafe.Sizeof(idxBucket{})},
 		"ip4_index":    {4, unsafe.Sizeof(idxBucket{})},
+		"ip6_index":    {4, unsafe.Sizeof(idxBucket{})},
 		"parent_index": {4, unsafe.Sizeof(idxBucket{})},
 		"parents":      {4, unsafe.Sizeof(parentInfo{})},
 		"vlan_stats":   {unsafe.Sizeof(vlanKey{}), unsafe.Sizeof(trafficValue{})},

@@ -23,6 +23,7 @@ const (
 	parentEgressMapEpProgs       = "ep_progs"
 	parentEgressMapEpTable       = "ep_table"
 	parentEgressMapIp4Index      = "ip4_index"
+	parentEgressMapIp6Index      = "ip6_index"
 	parentEgressMapMacIndex      = "mac_index"
 	parentEgressMapMalformed     = "malformed"
 	parentEgressMapMapFull       = "map_full"
@@ -89,6 +90,7 @@ type parentEgressMapSpecs struct {
 	EpProgs     *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable     *ebpf.MapSpec `ebpf:"ep_table"`
 	Ip4Index    *ebpf.MapSpec `ebpf:"ip4_index"`
+	Ip6Index    *ebpf.MapSpec `ebpf:"ip6_index"`
 	MacIndex    *ebpf.MapSpec `ebpf:"mac_index"`
 	Malformed   *ebpf.MapSpec `ebpf:"malformed"`
 	MapFull     *ebpf.MapSpec `ebpf:"map_full"`
@@ -131,6 +133,7 @@ type parentEgressMaps struct {
 	EpProgs     *ebpf.Map `ebpf:"ep_progs"`
 	EpTable     *ebpf.Map `ebpf:"ep_table"`
 	Ip4Index    *ebpf.Map `ebpf:"ip4_index"`
+	Ip6Index    *ebpf.Map `ebpf:"ip6_index"`
 	MacIndex    *ebpf.Map `ebpf:"mac_index"`
 	Malformed   *ebpf.Map `ebpf:"malformed"`
 	MapFull     *ebpf.Map `ebpf:"map_full"`
@@ -149,6 +152,7 @@ func (m *parentEgressMaps) Close() error {
 		m.EpProgs,
 		m.EpTable,
 		m.Ip4Index,
+		m.Ip6Index,
 		m.MacIndex,
 		m.Malformed,
 		m.MapFull,

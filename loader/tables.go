@@ -118,8 +118,8 @@ func (d *Datapath) publish(key epKey, info *epInfo, created *[]created) (err err
 	if err := d.macs.set(mac48(info.MAC), slotVal(info.Slot)); err != nil {
 		return err
 	}
-	for i := range info.N4 {
-		if err := d.ip4s.set(ip4Key(netip.AddrFrom4(info.IP4[i])), slotVal(info.Slot)); err != nil {
+	for _, ip := range info.addrs() {
+		if err := d.addrs.set(ip, info.Slot); err != nil {
 			return err
 		}
 	}
@@ -298,8 +298,8 @@ func (d *Datapath) deleteAddressesOf(info epInfo, keep map[ipKey]bool) error {
 	m := d.maps.EpByIp
 	for _, ip := range info.addrs() {
 		k := newIPKey(ip)
-		if ip.Is4() && !keep[k] {
-			if err := d.ip4s.remove(ip4Key(ip), slotVal(info.Slot)); err != nil {
+		if !keep[k] {
+			if err := d.addrs.remove(ip, info.Slot); err != nil {
 				return err
 			}
 		}

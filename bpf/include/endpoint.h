@@ -67,31 +67,48 @@ struct owner {
 	__u32 network_id;
 };
 
+/* ip6_fold: the index key of an IPv6 address, 48 bits folded from its
+ * 128 (loader/addrindex.go: ip6Fold); the record decides. */
+static __always_inline __u64 ip6_fold(const __u8 *a)
+{
+	__u64 x = *(const __u64 *)a ^ *(const __u64 *)(a + 8);
+
+	return (x ^ (x >> 48)) & IDX_KEY_MASK;
+}
+
 /* ip_owner fills *o with the local endpoint that has the address; 0 if
- * none has it. IPv4 goes through ip4_index (the record must have the
- * address), IPv6 and spilled buckets through ep_by_ip. */
+ * none has it. The address's index entry points at a record, which must
+ * have the address; a record without it (another address with the same
+ * IPv6 fold) or a spilled bucket sends the look-up to ep_by_ip. */
 static __always_inline int ip_owner(__u8 family, const __u8 *addr, struct owner *o)
 {
+	struct idx_bucket *b;
 	struct ip_info *h;
+	struct ep_info *ep;
+	__u64 key;
+	__u32 i, slot;
 
 	if (family == FAMILY_V4) {
-		__u32 a = *(const __u32 *)addr, i = idx_hash(a, IP4_INDEX_BITS), slot;
-		struct idx_bucket *b = bpf_map_lookup_elem(&ip4_index, &i);
-		struct ep_info *ep;
-
-		if (!b)
-			return 0;
-		slot = idx_find(b, a);
-		if (slot) {
-			ep = bpf_map_lookup_elem(&endpoints, &slot);
-			if (ep && owns(ep, FAMILY_V4, addr)) {
-				o->mac = ep_mac48(ep);
-				o->network_id = ep->network_id;
-				return 1;
-			}
-		} else if (!b->spill) {
-			return 0;
+		key = *(const __u32 *)addr;
+		i = idx_hash(key, IP4_INDEX_BITS);
+		b = bpf_map_lookup_elem(&ip4_index, &i);
+	} else {
+		key = ip6_fold(addr);
+		i = idx_hash(key, IP6_INDEX_BITS);
+		b = bpf_map_lookup_elem(&ip6_index, &i);
+	}
+	if (!b)
+		return 0;
+	slot = idx_find(b, key);
+	if (slot) {
+		ep = bpf_map_lookup_elem(&endpoints, &slot);
+		if (ep && owns(ep, family, addr)) {
+			o->mac = ep_mac48(ep);
+			o->network_id = ep->network_id;
+			return 1;
 		}
+	} else if (!b->spill) {
+		return 0;
 	}
 	h = ep_of_ip(family, addr);
 	if (!h)

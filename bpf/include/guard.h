@@ -65,6 +65,24 @@ static __always_inline int load_be16(struct __sk_buff *skb, __u32 off, __be16 *v
 	return bpf_skb_load_bytes(skb, off, v, sizeof(*v));
 }
 
+/* load_u8 is load_be16 for one byte (an ICMPv6 type: every ICMPv6
+ * frame reads it). */
+static __always_inline int load_u8(struct __sk_buff *skb, __u32 off, __u8 *v)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
+	if (off < PULL_LEN) {
+		__u8 *p = data + (off & (PULL_LEN - 1));
+
+		if ((void *)(p + 1) <= end) {
+			*v = *p;
+			return 0;
+		}
+	}
+	return bpf_skb_load_bytes(skb, off, v, 1);
+}
+
 /* check_dhcp_server: a UDP datagram at off from a server port. */
 static __always_inline int check_dhcp_server(struct __sk_buff *skb, __u32 off,
 					     const struct ep_info *ep,
@@ -153,7 +171,7 @@ static __always_inline int check_icmp6(struct __sk_buff *skb, __u32 off,
 	__u8 type;
 	__u32 opts;
 
-	if (bpf_skb_load_bytes(skb, off, &type, 1) < 0)
+	if (load_u8(skb, off, &type) < 0)
 		return NOT_PARSED;
 	switch (type) {
 	case ND_ROUTER_SOLICIT:

@@ -68,6 +68,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << IP6_INDEX_BITS);
+	__type(key, __u32);
+	__type(value, struct idx_bucket);
+	PINNED;
+} ip6_index SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1 << PARENT_INDEX_BITS);
 	__type(key, __u32);
 	__type(value, struct idx_bucket);

@@ -126,6 +126,7 @@ struct ep_info {
 #define IDX_KEY_MASK 0xffffffffffffULL
 #define MAC_INDEX_BITS 13 /* 8192 buckets for MAX_ENDPOINTS MACs */
 #define IP4_INDEX_BITS 14 /* for MAX_ENDPOINTS * EP_MAX_V4 addresses */
+#define IP6_INDEX_BITS 15 /* for MAX_ENDPOINTS * EP_MAX_V6, keyed by a fold */
 /* parent_index: ifindex | vid << 32 | network_id << 48, the parents entry
  * itself; backed by parents. */
 #define PARENT_INDEX_BITS 12 /* for MAX_PARENTS links */
