@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lab/initramfs.sh KERNEL_DIR MVLAN_BIN OUT: the lab VMs' initramfs (newc cpio,
 # gzip): busybox-static, the kernel modules the lab needs (and those
-# modules.dep says they need), mvlan, lab/vm and lab/scenarios, /init.
+# modules.dep says they need), mvlan, etcd when installed (with its
+# libraries), lab/vm and lab/scenarios, /init.
 # No root needed (init opens /dev/console itself, so the archive holds no
 # device nodes).
 set -euo pipefail
@@ -34,6 +35,15 @@ cp "$(dirname "$mvlan")/mvlan-agent" "$root/usr/local/bin/mvlan-agent" # what `m
 cp "$lab/vm/init" "$root/init"
 chmod 755 "$root/init" "$root/usr/local/bin/mvlan" "$root/usr/local/bin/mvlan-agent"
 cp -r "$lab/vm" "$lab/scenarios" "$root/lab/"
+# etcd for the cluster scenario (skipped without it), with the libraries
+# Debian's build links.
+if etcd=$(command -v etcd); then
+	cp "$etcd" "$root/usr/bin/etcd"
+	for lib in $(ldd "$etcd" 2>/dev/null | grep -o '/[^ ]*'); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+fi
 echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"
 : >"$root/etc/mvlan-lab.env"
