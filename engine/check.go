@@ -16,6 +16,7 @@ import (
 // It reads the store, the source of truth, and also reports where the
 // in-memory index disagrees with it.
 func (a *Engine) Check(ctx context.Context) ([]string, error) {
+	a.later.wait(ctx) // an attach answered before its "ready" record was stored is not drift
 	found, err := a.drift(ctx)
 	if err != nil {
 		return nil, err

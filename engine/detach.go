@@ -51,7 +51,9 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) error {
 		// address in it: remove the link through one of them before the
 		// address is handed out again.
 		err := a.detachThroughPids(ctx, e)
-		if e.OwnsNetns && e.State == Creating && halfMadeNetns(e.Netns) {
+		// A crash between the mount and the bind (create) or between the
+		// unmount and the unlink (rm) leaves an empty file by its name.
+		if e.OwnsNetns && e.State != Ready && halfMadeNetns(e.Netns) {
 			err = errors.Join(err, a.ns.Delete(e.Name))
 		}
 		return err

@@ -44,6 +44,7 @@ func (a *Engine) DriftCounts(ctx context.Context) (map[DriftKind]int, error) {
 	if c.counts != nil && time.Since(c.at) < DriftCountAge {
 		return maps.Clone(c.counts), nil
 	}
+	a.later.wait(ctx) // as Check
 	found, err := a.drift(ctx)
 	if err != nil {
 		return nil, err

@@ -85,8 +85,14 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 		crashpoint.Hit("endpoint-create:after-lease6")
 	}
 	e.State = Ready
-	if err = a.store.UpdateEndpoint(e.api()); err != nil {
-		return api.Endpoint{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
+	if n.DHCP {
+		// The lease must be on disk before it is used: a DHCP endpoint
+		// found "creating" without one is not adopted (settleLease).
+		if err = a.store.UpdateEndpoint(e.api()); err != nil {
+			return api.Endpoint{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
+		}
+	} else {
+		a.storeReadyLater(n, en)
 	}
 	n.mu.Lock()
 	n.set(en, e)

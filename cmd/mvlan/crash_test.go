@@ -63,7 +63,7 @@ func assertConsistent(t *testing.T, a *agentProc, prefix string) {
 	slices.Sort(listed)
 	slices.Sort(onDisk)
 	if !slices.Equal(listed, onDisk) {
-		t.Fatalf("mvlan ps lists %v but /run/netns has %v", listed, onDisk)
+		t.Fatalf("mvlan ps lists %v but /run/netns has %v\n%s", listed, onDisk, a.log)
 	}
 	assertNoTempLinks(t, a, prefix)
 }

@@ -73,7 +73,10 @@ func newAgent(t testing.TB, sb *nstest.Sandbox) *agentProc {
 
 // command is the agent's command line in the sandbox, logging to a.log.
 func (a *agentProc) command(extraEnv ...string) *exec.Cmd {
-	a.log = &bytes.Buffer{}
+	if a.log == nil {
+		a.log = &bytes.Buffer{}
+	}
+	fmt.Fprintf(a.log, "---- start\n")
 	argv := append(slices.Clone(a.wrap), "nsenter", "--net="+a.sb.Path, "--", mvlanBin, "--socket", a.socket, "agent",
 		"--state-dir", a.stateDir(), "--metrics-addr", "", "--bpffs", filepath.Join(a.dir, "bpf"))
 	cmd := exec.Command(argv[0], append(argv[1:], a.flags...)...)
