@@ -37,9 +37,10 @@ const (
 // one it turns accept_ra off unless s.AcceptRA. With s.DHCP, arp_notify is
 // set for the address a DHCP server gives later. With s.DHCP6 the link
 // skips DAD (its link-local, the DHCPv6 client's source, is usable at
-// once; leased addresses are announced when added) and keeps its IPv6
-// addresses when it goes down (SetLeased cycles it). One switch into the
-// namespace.
+// once; leased addresses are announced when added), keeps its IPv6
+// addresses when it goes down (SetLeased cycles it) and makes none of its
+// own from router advertisements (autoconf: the datapath would drop their
+// frames). One switch into the namespace.
 func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) error {
 	return nsthread.Do(ns, func() error {
 		if hasFamily(s.Addrs, true) || s.DHCP {
@@ -55,7 +56,7 @@ func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) 
 			conf = append(conf, [2]string{"accept_ra", "0\n"})
 		}
 		if s.DHCP6 {
-			conf = append(conf, [2]string{"accept_dad", "0\n"}, [2]string{"keep_addr_on_down", "1\n"})
+			conf = append(conf, [2]string{"accept_dad", "0\n"}, [2]string{"keep_addr_on_down", "1\n"}, [2]string{"autoconf", "0\n"})
 		}
 		for _, kv := range conf {
 			if err := writeIPv6Conf(ifName, kv[0], kv[1]); err != nil {

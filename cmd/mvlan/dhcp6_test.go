@@ -15,8 +15,8 @@ import (
 )
 
 // startDnsmasq6 serves DHCPv4 (192.168.70.100-150, router .1) and DHCPv6
-// (fd00:70::10-20) on wire0, and only DHCPv4 (192.168.71.100-150) on
-// peer; 2 min leases: dnsmasq's least, and it gives DHCPv6 T1 = half of
+// (fd00:70::10-20, with router advertisements whose prefix invites SLAAC
+// too) on wire0, and only DHCPv4 (192.168.71.100-150) on peer; 2 min leases: dnsmasq's least, and it gives DHCPv6 T1 = half of
 // it, which it does not let be set.
 func startDnsmasq6(t *testing.T, sb *nstest.Sandbox, peer string) *dnsmasq {
 	t.Helper()
@@ -32,7 +32,7 @@ func startDnsmasq6(t *testing.T, sb *nstest.Sandbox, peer string) *dnsmasq {
 		"--port=0", "--user=root", "--bind-interfaces", "--interface=wire0", "--interface=" + peer,
 		"--pid-file=" + filepath.Join(dir, "pid"), "--log-facility=-", "--log-dhcp", "--dhcp-authoritative", "--no-ping",
 		"--dhcp-range=set:lan,192.168.70.100,192.168.70.150,255.255.255.0,2m", "--dhcp-option=tag:lan,option:router,192.168.70.1",
-		"--dhcp-range=fd00:70::10,fd00:70::20,64,2m", "--dhcp-option=option6:dns-server,[fd00:70::53]",
+		"--dhcp-range=fd00:70::10,fd00:70::20,slaac,64,2m", "--dhcp-option=option6:dns-server,[fd00:70::53]", "--enable-ra",
 		"--dhcp-option=tag:lan,option:dns-server,192.168.70.53",
 		"--dhcp-range=192.168.71.100,192.168.71.150,255.255.255.0,2m",
 		"--dhcp-leasefile=" + d.leases}
@@ -100,7 +100,8 @@ func v6Of(t *testing.T, ep api.Endpoint) netip.Prefix {
 
 // TestDHCP6: on a DHCP network with --ipv6 each endpoint also leases an
 // IPv6 address from a real DHCPv6 server (dnsmasq): the address is on the
-// link with the --subnet's prefix, its DNS server in the container's
+// link with the --subnet's prefix and none made from router advertisements
+// (which give the default route, with -o ipv6_ra=accept), its DNS server in the container's
 // resolv.conf after the IPv4 lease's, two such containers ping each other
 // over IPv6 (their DHCPv6 traffic and neighbour discovery pass the
 // endpoint programs), ps and the metric show the leases, rm releases the
@@ -121,7 +122,7 @@ func TestDHCP6(t *testing.T) {
 	srv.agent = a
 	startWith(a, "--metrics-addr", metricsAddr)
 	t.Cleanup(e.cleanup)
-	e.a.ok("network", "create", "--ipam-driver", "dhcp", "--ipv6", "--subnet", "fd00:70::/64", "-o", "parent=eth0", "lan")
+	e.a.ok("network", "create", "--ipam-driver", "dhcp", "--ipv6", "--subnet", "fd00:70::/64", "-o", "parent=eth0", "-o", "ipv6_ra=accept", "lan")
 	c1, c2 := e.name("1"), e.name("2")
 	ep1 := e.runD(c1, "lan")
 	ep2 := e.runD(c2, "lan")
@@ -132,7 +133,17 @@ func TestDHCP6(t *testing.T) {
 	first := srv.waitLease6(a1.Addr(), time.Second, "c1's lease in the server's file", func(_ int64, duid string, ok bool) bool {
 		return ok && duid == ep1.Lease6.ClientID
 	})
-	mustContain(t, "eth0 of "+c1, e.in(c1, "ip", "-6", "-o", "addr", "show", "dev", "eth0"), a1.String())
+	// The default route comes from the server's router advertisements
+	// (-o ipv6_ra=accept): DHCPv6 has no router option.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(e.in(c1, "ip", "-6", "route"), "default via fe80::"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("no IPv6 default route from router advertisements in %s:\n%s", c1, e.in(c1, "ip", "-6", "route"))
+			break
+		}
+	}
+	if got := e.in(c1, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"); strings.Count(got, "inet6") != 1 || !strings.Contains(got, a1.String()) {
+		t.Errorf("global IPv6 addresses of eth0 of %s:\n%s\nwant only %s (none made from router advertisements)", c1, got, a1)
+	}
 	out, perr := e.pingFrom(c1, a2.Addr().String(), false)
 	e.wantPingOK("ping6 c2 from c1", out, exitOf(perr))
 	out, perr = e.pingFrom(c2, "fd00:70::1", false)
