@@ -1,0 +1,129 @@
+package dhcp
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/insomniacslk/dhcp/iana"
+)
+
+// reply6 is a server's Reply for the endpoint's IA_NA: fd00:60::15,
+// preferred 100 s, valid 120 s, T1 60 s, T2 105 s, changed by mod.
+func reply6(t *testing.T, mod func(m *dhcpv6.Message, ia *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress)) *dhcpv6.Message {
+	t.Helper()
+	m, err := dhcpv6.NewMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.MessageType = dhcpv6.MessageTypeReply
+	m.AddOption(dhcpv6.OptServerID(&dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr{2, 0, 0, 0, 0, 1}}))
+	m.AddOption(dhcpv6.OptClientID(duidOf(DUID6("lan", "c1"))))
+	a := &dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("fd00:60::15"), PreferredLifetime: 100 * time.Second, ValidLifetime: 120 * time.Second}
+	ia := &dhcpv6.OptIANA{IaId: iaid, T1: 60 * time.Second, T2: 105 * time.Second}
+	if mod != nil {
+		mod(m, ia, a)
+	}
+	ia.Options.Add(a)
+	m.AddOption(ia)
+	m.AddOption(dhcpv6.OptDNS(net.ParseIP("fd00:60::53")))
+	// As it comes off the wire.
+	back, err := dhcpv6.MessageFromBytes(m.ToBytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return back
+}
+
+// TestFromReply: a Reply becomes a lease with the IA_NA's times (T1 and T2
+// defaulting to 0.5 and 0.8 of the preferred lifetime), the --subnet's
+// prefix length or /128; refusals and unusable answers are errors naming
+// what is wrong, and those that end the binding are ErrNAK.
+func TestFromReply(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	status := func(c iana.StatusCode) *dhcpv6.OptStatusCode { return &dhcpv6.OptStatusCode{StatusCode: c, StatusMessage: "no"} }
+	for _, tc := range []struct {
+		name       string
+		mod        func(m *dhcpv6.Message, ia *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress)
+		subnet     string
+		bits       int
+		renew, reb time.Duration
+		err        string
+		nak        bool
+	}{
+		{name: "given times", subnet: "fd00:60::/64", bits: 64, renew: 60 * time.Second, reb: 105 * time.Second},
+		{name: "no subnet: /128", bits: 128, renew: 60 * time.Second, reb: 105 * time.Second},
+		{name: "T1 and T2 left to the client", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) { ia.T1, ia.T2 = 0, 0 },
+			bits: 128, renew: 50 * time.Second, reb: 80 * time.Second},
+		{name: "T1 past the lifetime", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) { ia.T1 = time.Hour },
+			bits: 128, renew: 50 * time.Second, reb: 105 * time.Second},
+		{name: "no preferred lifetime", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress) {
+			ia.T1, ia.T2, a.PreferredLifetime = 0, 0, 0
+		}, bits: 128, renew: 60 * time.Second, reb: 96 * time.Second},
+		{name: "withdrawn", mod: func(_ *dhcpv6.Message, _ *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress) { a.ValidLifetime = 0 },
+			err: "valid lifetime of 0", nak: true},
+		{name: "NoBinding", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) {
+			ia.Options.Add(status(iana.StatusNoBinding))
+		}, err: "NoBinding", nak: true},
+		{name: "NotOnLink", mod: func(m *dhcpv6.Message, _ *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) {
+			m.AddOption(status(iana.StatusNotOnLink))
+		}, err: "NotOnLink", nak: true},
+		{name: "NoAddrsAvail", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) {
+			ia.Options.Add(status(iana.StatusNoAddrsAvail))
+		}, err: "NoAddrsAvail"},
+		{name: "another IA", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) { ia.IaId = [4]byte{1, 2, 3, 4} },
+			err: "no IA_NA for the endpoint"},
+		{name: "link-local address", mod: func(_ *dhcpv6.Message, _ *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress) { a.IPv6Addr = net.ParseIP("fe80::1") },
+			err: "no usable address (fe80::1)"},
+		{name: "no server id", mod: func(m *dhcpv6.Message, _ *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) { m.Options.Del(dhcpv6.OptionServerID) },
+			err: "no server ID"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := Link{ClientID: DUID6("lan", "c1")}
+			if tc.subnet != "" {
+				l.Subnet = netip.MustParsePrefix(tc.subnet)
+			}
+			got, err := fromReply(reply6(t, tc.mod), l, t0)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || errors.Is(err, ErrNAK) != tc.nak {
+					t.Fatalf("err %v (ErrNAK %v), want one with %q (ErrNAK %v)", err, errors.Is(err, ErrNAK), tc.err, tc.nak)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := netip.PrefixFrom(netip.MustParseAddr("fd00:60::15"), tc.bits)
+			if got.Addr != want || got.Expiry != t0.Add(120*time.Second) || len(got.DNS) != 1 || got.DNS[0] != netip.MustParseAddr("fd00:60::53") {
+				t.Errorf("lease %s until %v, DNS %v; want %s until +120 s, DNS fd00:60::53", got.Addr, got.Expiry, got.DNS, want)
+			}
+			if got.Renew.Sub(t0) != tc.renew || got.Rebind.Sub(t0) != tc.reb {
+				t.Errorf("T1 %v T2 %v, want %v %v", got.Renew.Sub(t0), got.Rebind.Sub(t0), tc.renew, tc.reb)
+			}
+			back, err := FromAPI(*got.API())
+			if err != nil || back.Addr != got.Addr || string(back.ClientID) != string(got.ClientID) || string(back.ACK) != string(got.ACK) {
+				t.Errorf("through the API: %+v (%v)", back, err)
+			}
+			if _, err := ia6Message(back, dhcpv6.MessageTypeRenew); err != nil {
+				t.Errorf("a Renew from the stored lease: %v", err)
+			}
+		})
+	}
+}
+
+// TestDUID6: a DUID-UUID, stable per network and name, different otherwise
+// (and from the DHCPv4 client-id).
+func TestDUID6(t *testing.T) {
+	a, b, c := DUID6("lan", "c1"), DUID6("lan", "c2"), DUID6("lan2", "c1")
+	d, err := dhcpv6.DUIDFromBytes(a)
+	if err != nil || d.DUIDType() != dhcpv6.DUID_UUID || len(a) != 18 {
+		t.Fatalf("DUID %x: %v, %v; want an 18-byte DUID-UUID", a, d, err)
+	}
+	if string(a) != string(DUID6("lan", "c1")) || string(a) == string(b) || string(a) == string(c) || string(a[2:]) == string(ClientID("lan", "c1")[1:]) {
+		t.Errorf("DUIDs %x %x %x", a, b, c)
+	}
+}
