@@ -45,7 +45,9 @@ func reply6(t *testing.T, mod func(m *dhcpv6.Message, ia *dhcpv6.OptIANA, a *dhc
 // what is wrong, and those that end the binding are ErrNAK.
 func TestFromReply(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	status := func(c iana.StatusCode) *dhcpv6.OptStatusCode { return &dhcpv6.OptStatusCode{StatusCode: c, StatusMessage: "no"} }
+	status := func(c iana.StatusCode) *dhcpv6.OptStatusCode {
+		return &dhcpv6.OptStatusCode{StatusCode: c, StatusMessage: "no"}
+	}
 	for _, tc := range []struct {
 		name       string
 		mod        func(m *dhcpv6.Message, ia *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress)
@@ -77,9 +79,13 @@ func TestFromReply(t *testing.T) {
 		}, err: "NoAddrsAvail"},
 		{name: "another IA", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) { ia.IaId = [4]byte{1, 2, 3, 4} },
 			err: "no IA_NA for the endpoint"},
-		{name: "link-local address", mod: func(_ *dhcpv6.Message, _ *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress) { a.IPv6Addr = net.ParseIP("fe80::1") },
+		{name: "link-local address", mod: func(_ *dhcpv6.Message, _ *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress) {
+			a.IPv6Addr = net.ParseIP("fe80::1")
+		},
 			err: "no usable address (fe80::1)"},
-		{name: "no server id", mod: func(m *dhcpv6.Message, _ *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) { m.Options.Del(dhcpv6.OptionServerID) },
+		{name: "no server id", mod: func(m *dhcpv6.Message, _ *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) {
+			m.Options.Del(dhcpv6.OptionServerID)
+		},
 			err: "no server ID"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
