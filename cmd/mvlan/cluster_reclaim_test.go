@@ -22,7 +22,8 @@ import (
 // addresses answer no ARP probe) and host1 gets an address in it, while
 // host2's block, whose endpoints answer, stays host2's. Restarted, host2
 // keeps its block; host3 has lost its block, and what it hands out
-// collides with nothing. promtool finds host1's cluster metrics clean.
+// collides with nothing, also after all three are killed at once and
+// started again. promtool finds host1's cluster metrics clean.
 func TestClusterReclaim(t *testing.T) {
 	hosts := clusterWire(t)
 	etcd := nstest.StartEtcdIn(t, hosts[0].WirePath, "192.168.77.1")
@@ -112,6 +113,31 @@ func TestClusterReclaim(t *testing.T) {
 	}
 	if !strings.Contains(agents[2].log.String(), "reclaimed while it was away") {
 		t.Errorf("host3 did not report its lost block:\n%s", agents[2].log)
+	}
+	// All three down at once (SIGKILL), then back: each attaches again,
+	// still no duplicate.
+	for _, ag := range agents {
+		ag.kill()
+	}
+	t1 := time.Now()
+	for _, ag := range agents {
+		ag.start()
+	}
+	t.Logf("all three restarted in %v", time.Since(t1))
+	for i, ag := range agents {
+		ag.ok("run", "-d", "--name", fmt.Sprintf("%sall%d", cp, i), "--net", "rnet")
+	}
+	t.Logf("and attached in %v", time.Since(t1))
+	seen = map[string]string{}
+	for i, ag := range agents {
+		for _, e := range ag.endpoints() {
+			for _, pf := range e.Addrs {
+				if o, dup := seen[pf.Addr().String()]; dup {
+					t.Errorf("after restarting all: %s on %s and host%d's %s", pf.Addr(), o, i+1, e.Name)
+				}
+				seen[pf.Addr().String()] = fmt.Sprintf("host%d's %s", i+1, e.Name)
+			}
+		}
 	}
 }
 
