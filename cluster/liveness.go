@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -46,7 +47,8 @@ type liveness struct {
 	ttl, grace time.Duration
 	file       string
 
-	beatMu    sync.Mutex // one beat at a time
+	beatMu    sync.Mutex    // one beat at a time
+	epoch     atomic.Uint64 // leases taken (Client.Epoch)
 	mu        sync.Mutex
 	lease     clientv3.LeaseID
 	verified  bool
@@ -164,6 +166,7 @@ func (c *Client) beat(ctx context.Context) error {
 		l.mu.Lock()
 		l.lease, l.verified = lease, false
 		l.mu.Unlock()
+		l.epoch.Add(1)
 	}
 	if err := c.verifyOnce(ctx); err != nil {
 		return err

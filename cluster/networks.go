@@ -149,3 +149,50 @@ func (c *Client) Definitions(ctx context.Context) ([]Definition, error) {
 	}
 	return out, nil
 }
+
+// ForgetDead ends the membership in network name (ID id) of the hosts
+// that have had no liveness key for longer than the grace (deadHosts) and
+// hold no block or claim of it any more (reclaimed), so that the last
+// live host's Leave removes the definition. A host that comes back joins
+// again (the engine rejoins on each new lease). It returns how many went.
+func (c *Client) ForgetDead(ctx context.Context, name, id string) (int, error) {
+	r, err := c.get(ctx, "list members of "+name, membersDir(name), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return 0, err
+	}
+	members := map[string]bool{}
+	for _, kv := range r.Kvs {
+		members[string(kv.Key)[len(membersDir(name)):]] = true
+	}
+	dead, err := c.deadHosts(ctx, members)
+	if err != nil || len(dead) == 0 {
+		return 0, err
+	}
+	for _, dir := range []string{blocksDir(id), claimsDir(id)} {
+		held, err := c.get(ctx, "list "+dir, dir, clientv3.WithPrefix())
+		if err != nil {
+			return 0, err
+		}
+		for _, kv := range held.Kvs {
+			delete(dead, string(kv.Value))
+		}
+	}
+	n := 0
+	for h := range dead {
+		t, err := c.txn(ctx, "forget member "+h+" of "+name,
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(hostKey(h)), "=", 0)},
+			[]clientv3.Op{clientv3.OpDelete(memberKey(name, h))}, nil)
+		if err != nil {
+			return n, err
+		}
+		if t.Succeeded {
+			n++
+			c.log.Info("cluster: a dead host that holds nothing of the network is no longer a member", "network", name, "host", h)
+		}
+	}
+	return n, nil
+}
+
+// Epoch counts the liveness leases this host has taken: it changes when
+// the host (re)appears in etcd.
+func (c *Client) Epoch() uint64 { return c.live.epoch.Load() }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/ipam"
 )
@@ -144,4 +145,59 @@ func held20(addrs []netip.Addr) []ipam.Held {
 		out = append(out, ipam.Held{Addr: a, Owner: "c" + string(rune('a'+i))})
 	}
 	return out
+}
+
+// TestForgetDead: host C joins network fnet, which A defined, leases a
+// block and dies. While C holds its block, or before the grace, it stays
+// a member; once its block is reclaimed it is forgotten, and A, the last
+// live member, removes the definition when it leaves.
+func TestForgetDead(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.71.0.0/24")}
+	const ttl, grace = 2 * time.Second, 2 * time.Second
+	a := newLiveHost(t, e.URL, "hostA", cfg, ttl, grace, "")
+	c := newLiveHost(t, e.URL, "hostC", cfg, ttl, grace, "")
+	ctx := context.Background()
+	if _, mine, err := a.c.Define(ctx, Definition{ID: "fid", Create: api.NetworkCreate{Name: "fnet", Subnets: []string{"10.71.0.0/24"}}}); err != nil || !mine {
+		t.Fatalf("define: %v %v", mine, err)
+	}
+	if err := c.c.Join(ctx, "fnet", "fid"); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := c.c.OpenPool("fid", cfg, 28, filepath.Join(c.dir, "fid.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Allocate(ctx, "c0"); err != nil {
+		t.Fatal(err)
+	}
+	ap, err := a.c.OpenPool("fid", cfg, 28, filepath.Join(a.dir, "fid.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.stop()
+	silent := func(context.Context, []netip.Addr) ([]netip.Addr, error) { return nil, nil }
+	t0 := time.Now()
+	forgotten := 0
+	for time.Since(t0) < ttl+grace+5*time.Second && forgotten == 0 {
+		n, err := a.c.ForgetDead(ctx, "fnet", "fid")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 && len(etcdBlocks(t, a.c, "fid", false)) > 0 {
+			t.Fatal("hostC forgotten while it still holds a block")
+		}
+		forgotten = n
+		if _, err := ap.Reclaim(ctx, silent); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if forgotten != 1 || time.Since(t0) < ttl+grace {
+		t.Fatalf("hostC forgotten: %d after %v; want 1, not before TTL + grace", forgotten, time.Since(t0))
+	}
+	gone, err := a.c.Leave(ctx, "fnet", "fid")
+	if err != nil || !gone {
+		t.Fatalf("the last live member left: definition removed %v, %v; want removed", gone, err)
+	}
 }

@@ -39,10 +39,10 @@ func (a *Engine) runCluster(ctx context.Context) {
 		defer close(done)
 		a.cluster.Live(ctx)
 	}()
-	rejoined := false
+	var joined uint64 // the lease epoch the memberships were put in
 	every(ctx, reclaimEvery(a.cfg.Cluster), func(ctx context.Context) {
-		if !rejoined {
-			rejoined = a.rejoin(ctx)
+		if ep := a.cluster.Epoch(); ep != joined && a.rejoin(ctx) {
+			joined = ep
 		}
 		a.reclaimClusters(ctx)
 	})
@@ -50,8 +50,8 @@ func (a *Engine) runCluster(ctx context.Context) {
 }
 
 // rejoin makes sure etcd has this host as a member of each cluster
-// network it has (joins made before members were kept); false: etcd did
-// not answer, try again.
+// network it has, after each new liveness lease (a host seen dead may have
+// been forgotten: ForgetDead); false: etcd did not answer, try again.
 func (a *Engine) rejoin(ctx context.Context) bool {
 	for _, n := range a.networkList() {
 		if _, ok := n.space.(*cluster.Space); !ok {
@@ -83,6 +83,9 @@ func (a *Engine) reclaimClusters(ctx context.Context) {
 		}
 		if _, err := r.Reclaim(ctx, prober); err != nil && ctx.Err() == nil {
 			a.log.Debug("cluster: reclaim", "network", n.name(), "err", err)
+		}
+		if _, err := a.cluster.ForgetDead(ctx, n.name(), n.ID); err != nil && ctx.Err() == nil {
+			a.log.Debug("cluster: forget dead members", "network", n.name(), "err", err)
 		}
 	}
 }
