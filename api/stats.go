@@ -25,6 +25,10 @@ type Stats struct {
 	// nested_link, mac_changed); Reattach, by the same reasons, what it repaired.
 	Tamper   map[string]uint64 `json:"tamper"`
 	Reattach map[string]uint64 `json:"reattach"`
+	// NoEndpoint counts frames the endpoint programs dropped on a link
+	// whose endpoint was not in the table (of no network): a link that
+	// outlived its entry, or an entry a full table refused.
+	NoEndpoint Count `json:"no_endpoint"`
 }
 
 // Count is a packet and byte count.

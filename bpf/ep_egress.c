@@ -7,8 +7,9 @@
  * advertisements or redirects (ra_guard) and no DHCP server replies
  * (dhcp_guard) unless the network allows them, and no frame whose headers
  * the bounded parse cannot finish (unparsable); a frame for a local
- * endpoint of another network is dropped (cross_network). Counts tx per
- * network.
+ * endpoint of another network is dropped (cross_network), and every frame
+ * of a link whose endpoint is not in the table (no_endpoint). Counts tx
+ * per network.
  */
 #include "include/spoof.h"
 
@@ -33,13 +34,16 @@ int ep_egress(struct __sk_buff *skb)
 
 	parse_frame(skb, &f);
 	ep = lookup_self(skb, f.src);
-	reason = ep ? egress_reason(skb, &f, ep) : 0;
+	if (!ep) {
+		/* Never live without its entry (see ep_ingress.c). */
+		count_drop(0, REASON_NO_ENDPOINT, f.len);
+		return VERDICT_DROP;
+	}
+	reason = egress_reason(skb, &f, ep);
 	if (reason == NOT_PARSED)
 		f.malformed = 1;
 	if (f.malformed)
 		count_malformed(HOOK_EP_EGRESS, f.len);
-	if (!ep)
-		return VERDICT_NEXT;
 	if (reason > 0) {
 		count_drop(ep->network_id, reason, f.len);
 		return VERDICT_DROP;

@@ -10,8 +10,11 @@
  * same parent, such as a macvlan a container made on its eth0, and is
  * dropped (unknown_source). Nor may any other MAC claim a local endpoint's
  * address in ARP (arp_spoof) or a neighbour advertisement (nd_spoof): a
- * local endpoint's binding comes from its own MAC only. Counts rx per
- * network.
+ * local endpoint's binding comes from its own MAC only. A router
+ * advertisement must come from the network's RA source when it has one
+ * (ra_source). A link whose endpoint is not in the table drops everything
+ * (no_endpoint): the agent attaches the programs after the entry and
+ * deletes the entry after the link. Counts rx per network.
  */
 #include "include/spoof.h"
 
@@ -47,37 +50,84 @@ static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f)
 	return 0;
 }
 
+/* ra_source_reason: with an RA source set for network_id, a router
+ * advertisement (after any extension headers) must have its IPv6 and
+ * Ethernet source. */
+static __always_inline int ra_source_reason(struct __sk_buff *skb, struct frame *f,
+					    __u32 network_id)
+{
+	struct ipv6_hdr *ip = f->data + f->l3off;
+	struct ra_source *rs;
+	__u32 off = f->l3off + sizeof(*ip);
+	int from_source = 1, proto;
+	__u8 type;
+
+	if (f->proto != ETH_P_IPV6 || f->malformed || (void *)(ip + 1) > f->end)
+		return 0;
+	if (ip->nexthdr != IPPROTO_ICMPV6 && !is_ext_hdr(ip->nexthdr))
+		return 0;
+	rs = bpf_map_lookup_elem(&ra_sources, &network_id);
+	if (!rs || !rs->flags)
+		return 0;
+	if (rs->flags & RA_SRC_MAC)
+		from_source = mac48(rs->mac) == f->src;
+	if (rs->flags & RA_SRC_LL)
+		from_source = from_source && eq4(rs->ll[0], ip->saddr) &&
+			      eq4(rs->ll[1], ip->saddr + 4) && eq4(rs->ll[2], ip->saddr + 8) &&
+			      eq4(rs->ll[3], ip->saddr + 12);
+	proto = skip_ext_hdrs(skb, ip->nexthdr, &off);
+	if (proto == -REASON_UNPARSABLE)
+		return REASON_UNPARSABLE;
+	if (proto != IPPROTO_ICMPV6)
+		return proto == NOT_PARSED ? NOT_PARSED : 0;
+	if (bpf_skb_load_bytes(skb, off, &type, 1) < 0)
+		return NOT_PARSED;
+	return type == ND_ROUTER_ADVERT && !from_source ? REASON_RA_SOURCE : 0;
+}
+
 static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f,
-					  const struct ep_info *ep)
+					  const struct ep_info *ep, int from_wire)
 {
 	struct ep_info *sender;
+	int reason;
 
 	if (!f->eth_ok)
 		return 0;
 	sender = ep_of_mac(f->src);
+	if (!sender && !from_wire && !mac_is_multicast(f->src))
+		return REASON_UNKNOWN_SOURCE;
 	if (!sender)
-		return claims_local(skb, f);
-	if (sender->network_id != ep->network_id)
+		reason = claims_local(skb, f);
+	else if (sender->network_id != ep->network_id)
 		return REASON_CROSS_NETWORK;
-	return sender_reason(skb, f, sender);
+	else
+		reason = sender_reason(skb, f, sender);
+	if (reason)
+		return reason;
+	return ra_source_reason(skb, f, ep->network_id);
 }
 
 SEC("tc")
 int ep_ingress(struct __sk_buff *skb)
 {
+	int from_wire = skb->mark & WIRE_MARK;
 	struct frame f = {};
 	struct ep_info *ep;
 	int reason;
 
+	if (from_wire)
+		skb->mark &= ~WIRE_MARK;
 	parse_frame(skb, &f);
 	ep = lookup_self(skb, f.dst);
-	reason = ep ? ingress_reason(skb, &f, ep) : 0;
+	if (!ep) {
+		count_drop(0, REASON_NO_ENDPOINT, f.len);
+		return VERDICT_DROP;
+	}
+	reason = ingress_reason(skb, &f, ep, from_wire);
 	if (reason == NOT_PARSED)
 		f.malformed = 1;
 	if (f.malformed)
 		count_malformed(HOOK_EP_INGRESS, f.len);
-	if (!ep)
-		return VERDICT_NEXT;
 	if (reason > 0) {
 		count_drop(ep->network_id, reason, f.len);
 		return VERDICT_DROP;

@@ -2,7 +2,8 @@
 /*
  * parent_ingress: TC ingress of a network's parent link (and of the trunk
  * below a sub-interface). Counts per-VLAN rx packets and bytes, flood,
- * hairpin and east-west frames; never drops. See include/parent.h.
+ * hairpin and east-west frames, and marks frames from the wire for local
+ * endpoints (WIRE_MARK); never drops. See include/parent.h.
  */
 #include "include/parent.h"
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/mvlan/mvlan/link"
@@ -60,6 +61,9 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
 	if err := a.dp.SetParent(parent.Index, n.DatapathID, uint16(parent.VID)); err != nil {
+		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
+	}
+	if err := a.dp.SetRASource(n.DatapathID, raSourceOf(netconf.FirstHopOf(n.Options))); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
 	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, parent.Index, a.modes.Parent); err != nil {
@@ -169,6 +173,16 @@ func (a *Engine) attachPrograms(ctx context.Context, e endpoint) error {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
 	return nil
+}
+
+// raSourceOf is where a network's endpoints take router advertisements
+// from (-o ipv6_ra_source); zero (any) without the option.
+func raSourceOf(f netconf.FirstHop) loader.RASource {
+	src := loader.RASource{LL: f.RASource}
+	if mac, err := net.ParseMAC(f.RASourceMAC); err == nil {
+		src.MAC = mac
+	}
+	return src
 }
 
 // allowOf is what a network's first-hop options lift of its endpoints'

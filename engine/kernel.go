@@ -49,6 +49,7 @@ type Datapath interface {
 	ForgetLink(ifindex int) error
 	DeleteParent(ifindex int) error
 	ForgetNetwork(networkID uint32) error
+	SetRASource(networkID uint32, src loader.RASource) error
 	SetEndpoint(ep loader.Endpoint) error
 	MoveEndpoint(fromCookie uint64, fromIfindex int, ep loader.Endpoint) error
 	AttachEndpoint(ctx context.Context, netnsPath string, ifindex int, mode loader.Mode) error

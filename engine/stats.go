@@ -14,8 +14,9 @@ import (
 	"github.com/mvlan/mvlan/loader"
 )
 
-// dropReasons are every reason a program drops for.
-var dropReasons = loader.DropReasons()
+// dropReasons are every reason a program drops for a network's frame
+// (no_endpoint has no network: Stats.NoEndpoint).
+var dropReasons = slices.DeleteFunc(loader.DropReasons(), func(r loader.DropReason) bool { return r == loader.NoEndpoint })
 
 // programs are the datapath's programs, for the malformed counters.
 var programs = []string{"ep_egress", "ep_ingress", "parent_ingress", "parent_egress"}
@@ -47,6 +48,7 @@ func (a *Engine) Stats() (api.Stats, error) {
 	for _, p := range programs {
 		s.Malformed[p] = apiCount(snap.Malformed[p])
 	}
+	s.NoEndpoint = apiCount(snap.Drops[loader.DropKey{Reason: loader.NoEndpoint}])
 	s.Attachments = attachStats(a.dp.Attachments(), links, eps)
 	return s, nil
 }

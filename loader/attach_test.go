@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -169,6 +170,7 @@ func testAttach(t *testing.T, mode Mode) {
 	})
 
 	testSpoofBlocked(t, l, d)
+	testNoEndpoint(t, l, d)
 	testDetach(t, l, d, mode, pinDir)
 }
 
@@ -192,6 +194,33 @@ func testSpoofBlocked(t *testing.T, l *lab, d *Datapath) {
 		t.Error("a spoofed frame reached the wire")
 	}
 	ping(t, l.c1, "10.1.0.1", 1) // legitimate traffic still flows
+}
+
+// testNoEndpoint: with c1's table entry gone and its link still up (what
+// removal never lets happen: the link goes first), c1's programs drop what
+// it sends and what it is sent, each counted once as no_endpoint.
+func testNoEndpoint(t *testing.T, l *lab, d *Datapath) {
+	cookie, err := NetnsCookie(l.c1.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteEndpoint(cookie, l.c1.ifindex); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, d)
+	if err := nstest.Ping(l.c1.path, netip.MustParseAddr("10.1.0.1"), 1, 300*time.Millisecond); err == nil {
+		t.Error("c1 without its table entry reached the wire")
+	}
+	expectDelta(t, d, before, counts{"drop 0 no_endpoint": echoes(1)})
+	before = snapshot(t, d)
+	if err := nstest.Ping(l.c2.path, netip.MustParseAddr("10.1.0.10"), 1, 300*time.Millisecond); err == nil {
+		t.Error("c2 reached c1 without its table entry")
+	}
+	if got := snapshot(t, d)["drop 0 no_endpoint"].Packets - before["drop 0 no_endpoint"].Packets; got != 1 {
+		t.Errorf("c2's echo to c1 counted %d times as no_endpoint, want 1", got)
+	}
+	l.setup(t, d)
+	ping(t, l.c1, "10.1.0.1", 1)
 }
 
 // testDetach: detaching leaves the foreign program (and, in tc mode, the

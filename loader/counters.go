@@ -48,10 +48,21 @@ const (
 	RAGuard      DropReason = "ra_guard"
 	DHCPGuard    DropReason = "dhcp_guard"
 	Unparsable   DropReason = "unparsable"
+	// UnknownSource: a frame for an endpoint that came neither from the
+	// wire nor from a local endpoint (a link mvlan does not know, such as
+	// a macvlan a container made on its eth0).
+	UnknownSource DropReason = "unknown_source"
+	// NoEndpoint: a frame on a link with mvlan's programs whose endpoint
+	// is not in the table; counted under network id 0.
+	NoEndpoint DropReason = "no_endpoint"
+	// RASourceDrop: a router advertisement from another source than its
+	// network's RA source (SetRASource).
+	RASourceDrop DropReason = "ra_source"
 )
 
 // dropReasons are indexed by the programs' REASON_* values (0 is unused).
-var dropReasons = []DropReason{"", MACSpoof, IPSpoof, ARPSpoof, NDSpoof, CrossNetwork, RAGuard, DHCPGuard, Unparsable}
+var dropReasons = []DropReason{"", MACSpoof, IPSpoof, ARPSpoof, NDSpoof, CrossNetwork, RAGuard, DHCPGuard, Unparsable,
+	UnknownSource, NoEndpoint, RASourceDrop}
 
 // DropReasons lists every reason the programs drop for, in their order.
 func DropReasons() []DropReason { return slices.Clone(dropReasons[1:]) }
@@ -292,6 +303,9 @@ func (d *Datapath) ForgetNetwork(networkID uint32) error {
 	}
 	if err := d.maps.NetStats.Put(&networkID, make([]netCounters, ncpu)); err != nil {
 		return fmt.Errorf("reset counters of network %d: %w", networkID, err)
+	}
+	if err := d.maps.RaSources.Put(&networkID, &raSource{}); err != nil {
+		return fmt.Errorf("reset RA source of network %d: %w", networkID, err)
 	}
 	return deleteWhere(d.maps.DropStats, func(k dropKey) bool { return k.NetworkID == networkID })
 }

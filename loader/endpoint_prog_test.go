@@ -127,8 +127,8 @@ func TestEndpointIngress(t *testing.T) {
 		return ethFrame(dst, macB, typ, payload)
 	}
 	icmp6B := func(body []byte) []byte { return fromB(allNodes, 0x86dd, ipv6Packet(llB, "ff02::1", 58, body)) }
-	// From the wire.
-	runCases(t, d, "ep_ingress", []progCase{
+	// From the wire: parent_ingress marked them.
+	runCasesMark(t, d, "ep_ingress", WireMark, []progCase{
 		{"routed", ethFrame(macA, macRouter, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictNext, rxA},
 		{"router's ra", ethFrame(allNodes, macRouter, 0x86dd, ipv6Packet("fe80::1", "ff02::1", 58, routerAdvert(llaOpt(1, macRouter)))), verdictNext, rxA},
 		{"from another network", ethFrame(macA, macC, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictDrop, dropA("cross_network")},
@@ -146,7 +146,9 @@ func TestEndpointIngress(t *testing.T) {
 		{"same network", fromB(macA, 0x0800, v4("10.1.0.11", "10.1.0.10")), verdictNext, rxA},
 		{"broadcast", fromB(broadcastMAC, 0x0806, arpPacket(1, macB, "10.1.0.11", make([]byte, 6), "10.1.0.10")), verdictNext, rxA},
 		{"neighbour's ns", icmp6B(neighborSolicit("fe80::1", llaOpt(1, macB))), verdictNext, rxA},
-		{"a nested macvlan's arp for a neighbour's address", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(1, macEvil, "10.1.0.11", make([]byte, 6), "10.1.0.10")), verdictDrop, dropA("arp_spoof")},
+		{"unknown mac (a nested macvlan)", ethFrame(macA, macEvil, 0x0800, v4("10.1.0.99", "10.1.0.10")), verdictDrop, dropA("unknown_source")},
+		{"a nested macvlan's arp for the router's address", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("unknown_source")},
+		{"the router's mac, not from the wire", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(2, macRouter, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("unknown_source")},
 		{"from another network", ethFrame(macA, macC, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictDrop, dropA("cross_network")},
 		{"neighbour's spoofed ip", fromB(macA, 0x0800, v4("10.1.0.99", "10.1.0.10")), verdictDrop, dropA("ip_spoof")},
 		{"neighbour's arp for the router", fromB(broadcastMAC, 0x0806, arpPacket(2, macB, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
@@ -157,20 +159,52 @@ func TestEndpointIngress(t *testing.T) {
 	})
 }
 
-// TestUnknownEndpoint: programs of a netns whose endpoint is not in the
-// table pass everything and count nothing but malformed frames.
-func TestUnknownEndpoint(t *testing.T) {
+// TestNoEndpoint: the programs of a link whose endpoint is not in the
+// table (its removal's last moment, a full table) drop every frame, and
+// count it as no_endpoint under network 0.
+func TestNoEndpoint(t *testing.T) {
 	d := newTestDatapath(t)
 	p, err := d.endpointPrograms(99)
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, d)
 	frame := ethFrame(macRouter, macEvil, 0x0800, v4("10.9.9.9", "10.2.0.12"))
-	for _, prog := range []runner{p.egress, p.ingress} {
-		if got := run(t, prog, frame); got != verdictNext {
-			t.Errorf("verdict %#x, want next", got)
+	for name, prog := range map[string]runner{"ep_egress": p.egress, "ep_ingress": p.ingress} {
+		before := snapshot(t, d)
+		if got, _ := runMark(t, prog, frame, WireMark); got != verdictDrop {
+			t.Errorf("%s: verdict %#x, want drop", name, got)
+		}
+		expectDelta(t, d, before, counts{"drop 0 no_endpoint": one(len(frame))})
+	}
+}
+
+// TestWireMark: parent_ingress marks frames for local endpoints (and
+// flood), not frames for the host; ep_ingress clears the mark.
+func TestWireMark(t *testing.T) {
+	d := newTestDatapath(t)
+	setupEndpoints(t, d)
+	if err := d.SetParent(1, netA, 0); err != nil {
+		t.Fatal(err)
+	}
+	p, err := d.endpointPrograms(testCookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		dst  net.HardwareAddr
+		want uint32
+	}{
+		{"to an endpoint", macA, WireMark | 1},
+		{"broadcast", broadcastMAC, WireMark | 1},
+		{"to the host", macRouter, 1},
+	} {
+		frame := ethFrame(c.dst, macRouter, 0x0800, v4("198.51.100.7", "10.1.0.10"))
+		if _, mark := runMark(t, d.parentIngress, frame, 1); mark != c.want {
+			t.Errorf("%s: parent_ingress left mark %#x, want %#x", c.name, mark, c.want)
 		}
 	}
-	expectDelta(t, d, before, counts{})
+	if _, mark := runMark(t, p.ingress, ethFrame(macA, macRouter, 0x0800, v4("198.51.100.7", "10.1.0.10")), WireMark|1); mark != 1 {
+		t.Errorf("ep_ingress left mark %#x, want %#x (its bit cleared)", mark, 1)
+	}
 }

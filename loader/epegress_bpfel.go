@@ -30,6 +30,7 @@ const (
 	epEgressMapNetStats    = "net_stats"
 	epEgressMapParentIndex = "parent_index"
 	epEgressMapParents     = "parents"
+	epEgressMapRaSources   = "ra_sources"
 	epEgressMapVlanStats   = "vlan_stats"
 	epEgressProgEpEgress   = "ep_egress"
 )
@@ -97,6 +98,7 @@ type epEgressMapSpecs struct {
 	NetStats    *ebpf.MapSpec `ebpf:"net_stats"`
 	ParentIndex *ebpf.MapSpec `ebpf:"parent_index"`
 	Parents     *ebpf.MapSpec `ebpf:"parents"`
+	RaSources   *ebpf.MapSpec `ebpf:"ra_sources"`
 	VlanStats   *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
@@ -140,6 +142,7 @@ type epEgressMaps struct {
 	NetStats    *ebpf.Map `ebpf:"net_stats"`
 	ParentIndex *ebpf.Map `ebpf:"parent_index"`
 	Parents     *ebpf.Map `ebpf:"parents"`
+	RaSources   *ebpf.Map `ebpf:"ra_sources"`
 	VlanStats   *ebpf.Map `ebpf:"vlan_stats"`
 }
 
@@ -159,6 +162,7 @@ func (m *epEgressMaps) Close() error {
 		m.NetStats,
 		m.ParentIndex,
 		m.Parents,
+		m.RaSources,
 		m.VlanStats,
 	)
 }

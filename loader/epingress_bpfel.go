@@ -30,6 +30,7 @@ const (
 	epIngressMapNetStats    = "net_stats"
 	epIngressMapParentIndex = "parent_index"
 	epIngressMapParents     = "parents"
+	epIngressMapRaSources   = "ra_sources"
 	epIngressMapVlanStats   = "vlan_stats"
 	epIngressProgEpIngress  = "ep_ingress"
 )
@@ -97,6 +98,7 @@ type epIngressMapSpecs struct {
 	NetStats    *ebpf.MapSpec `ebpf:"net_stats"`
 	ParentIndex *ebpf.MapSpec `ebpf:"parent_index"`
 	Parents     *ebpf.MapSpec `ebpf:"parents"`
+	RaSources   *ebpf.MapSpec `ebpf:"ra_sources"`
 	VlanStats   *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
@@ -140,6 +142,7 @@ type epIngressMaps struct {
 	NetStats    *ebpf.Map `ebpf:"net_stats"`
 	ParentIndex *ebpf.Map `ebpf:"parent_index"`
 	Parents     *ebpf.Map `ebpf:"parents"`
+	RaSources   *ebpf.Map `ebpf:"ra_sources"`
 	VlanStats   *ebpf.Map `ebpf:"vlan_stats"`
 }
 
@@ -159,6 +162,7 @@ func (m *epIngressMaps) Close() error {
 		m.NetStats,
 		m.ParentIndex,
 		m.Parents,
+		m.RaSources,
 		m.VlanStats,
 	)
 }

@@ -30,6 +30,7 @@ const (
 	epStubMapNetStats       = "net_stats"
 	epStubMapParentIndex    = "parent_index"
 	epStubMapParents        = "parents"
+	epStubMapRaSources      = "ra_sources"
 	epStubMapVlanStats      = "vlan_stats"
 	epStubProgEpStub        = "ep_stub"
 	epStubVarCfgNetnsCookie = "cfg_netns_cookie"
@@ -99,6 +100,7 @@ type epStubMapSpecs struct {
 	NetStats    *ebpf.MapSpec `ebpf:"net_stats"`
 	ParentIndex *ebpf.MapSpec `ebpf:"parent_index"`
 	Parents     *ebpf.MapSpec `ebpf:"parents"`
+	RaSources   *ebpf.MapSpec `ebpf:"ra_sources"`
 	VlanStats   *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
@@ -144,6 +146,7 @@ type epStubMaps struct {
 	NetStats    *ebpf.Map `ebpf:"net_stats"`
 	ParentIndex *ebpf.Map `ebpf:"parent_index"`
 	Parents     *ebpf.Map `ebpf:"parents"`
+	RaSources   *ebpf.Map `ebpf:"ra_sources"`
 	VlanStats   *ebpf.Map `ebpf:"vlan_stats"`
 }
 
@@ -163,6 +166,7 @@ func (m *epStubMaps) Close() error {
 		m.NetStats,
 		m.ParentIndex,
 		m.Parents,
+		m.RaSources,
 		m.VlanStats,
 	)
 }

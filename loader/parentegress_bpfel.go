@@ -30,6 +30,7 @@ const (
 	parentEgressMapNetStats      = "net_stats"
 	parentEgressMapParentIndex   = "parent_index"
 	parentEgressMapParents       = "parents"
+	parentEgressMapRaSources     = "ra_sources"
 	parentEgressMapVlanStats     = "vlan_stats"
 	parentEgressProgParentEgress = "parent_egress"
 )
@@ -97,6 +98,7 @@ type parentEgressMapSpecs struct {
 	NetStats    *ebpf.MapSpec `ebpf:"net_stats"`
 	ParentIndex *ebpf.MapSpec `ebpf:"parent_index"`
 	Parents     *ebpf.MapSpec `ebpf:"parents"`
+	RaSources   *ebpf.MapSpec `ebpf:"ra_sources"`
 	VlanStats   *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
@@ -140,6 +142,7 @@ type parentEgressMaps struct {
 	NetStats    *ebpf.Map `ebpf:"net_stats"`
 	ParentIndex *ebpf.Map `ebpf:"parent_index"`
 	Parents     *ebpf.Map `ebpf:"parents"`
+	RaSources   *ebpf.Map `ebpf:"ra_sources"`
 	VlanStats   *ebpf.Map `ebpf:"vlan_stats"`
 }
 
@@ -159,6 +162,7 @@ func (m *parentEgressMaps) Close() error {
 		m.NetStats,
 		m.ParentIndex,
 		m.Parents,
+		m.RaSources,
 		m.VlanStats,
 	)
 }

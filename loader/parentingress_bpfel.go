@@ -30,6 +30,7 @@ const (
 	parentIngressMapNetStats       = "net_stats"
 	parentIngressMapParentIndex    = "parent_index"
 	parentIngressMapParents        = "parents"
+	parentIngressMapRaSources      = "ra_sources"
 	parentIngressMapVlanStats      = "vlan_stats"
 	parentIngressProgParentIngress = "parent_ingress"
 )
@@ -97,6 +98,7 @@ type parentIngressMapSpecs struct {
 	NetStats    *ebpf.MapSpec `ebpf:"net_stats"`
 	ParentIndex *ebpf.MapSpec `ebpf:"parent_index"`
 	Parents     *ebpf.MapSpec `ebpf:"parents"`
+	RaSources   *ebpf.MapSpec `ebpf:"ra_sources"`
 	VlanStats   *ebpf.MapSpec `ebpf:"vlan_stats"`
 }
 
@@ -140,6 +142,7 @@ type parentIngressMaps struct {
 	NetStats    *ebpf.Map `ebpf:"net_stats"`
 	ParentIndex *ebpf.Map `ebpf:"parent_index"`
 	Parents     *ebpf.Map `ebpf:"parents"`
+	RaSources   *ebpf.Map `ebpf:"ra_sources"`
 	VlanStats   *ebpf.Map `ebpf:"vlan_stats"`
 }
 
@@ -159,6 +162,7 @@ func (m *parentIngressMaps) Close() error {
 		m.NetStats,
 		m.ParentIndex,
 		m.Parents,
+		m.RaSources,
 		m.VlanStats,
 	)
 }

@@ -59,6 +59,10 @@ type epInfo struct {
 	NetnsCookie uint64
 }
 
+// WireMark is the skb->mark bit parent_ingress sets on frames from the
+// wire for local endpoints and ep_ingress clears (WIRE_MARK).
+const WireMark = 0x00800000
+
 type macKey struct {
 	MAC [6]byte
 	Pad uint16

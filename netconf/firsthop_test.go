@@ -1,6 +1,7 @@
 package netconf
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -16,7 +17,15 @@ func TestFirstHopOptions(t *testing.T) {
 		{nil, FirstHop{}, nil},
 		{[]string{"allow_router=true"}, FirstHop{AllowRouter: true}, nil},
 		{[]string{"allow_router=false", "allow_dhcp_server=1"}, FirstHop{AllowDHCPServer: true}, nil},
-		{[]string{"ipv6_ra=accept"}, FirstHop{AcceptRA: true}, nil},
+		{[]string{"ipv6_ra=accept", "ipv6_ra_source=fe80::1"}, FirstHop{AcceptRA: true, RASource: netip.MustParseAddr("fe80::1")}, nil},
+		{[]string{"ipv6_ra=accept", "ipv6_ra_source=00:00:5E:00:53:01,FE80::0:1"},
+			FirstHop{AcceptRA: true, RASource: netip.MustParseAddr("fe80::1"), RASourceMAC: "00:00:5e:00:53:01"}, nil},
+		{[]string{"ipv6_ra=accept"}, FirstHop{}, []string{"ipv6_ra=accept needs", "ipv6_ra_source=LL[,MAC]"}},
+		{[]string{"ipv6_ra_source=fe80::1"}, FirstHop{}, []string{"ipv6_ra_source has no use without", "ipv6_ra=accept"}},
+		{[]string{"ipv6_ra=accept", "ipv6_ra_source=2001:db8::1"}, FirstHop{}, []string{`"2001:db8::1"`, "link-local"}},
+		{[]string{"ipv6_ra=accept", "ipv6_ra_source=01:00:5e:00:00:01"}, FirstHop{}, []string{`"01:00:5e:00:00:01"`, "unicast MAC"}},
+		{[]string{"ipv6_ra=accept", "ipv6_ra_source=fe80::1,fe80::2"}, FirstHop{}, []string{`"fe80::2"`}},
+		{[]string{"ipv6_ra=accept", "ipv6_ra_source="}, FirstHop{}, []string{"ipv6_ra_source has no value"}},
 		{[]string{"ipv6_ra=ignore", "allow_dhcp_server=TRUE"}, FirstHop{AllowDHCPServer: true}, nil},
 		{[]string{"allow_router=yes"}, FirstHop{}, []string{`allow_router="yes"`, "true or false"}},
 		{[]string{"allow_dhcp_server="}, FirstHop{}, []string{`allow_dhcp_server=""`, "true or false"}},

@@ -126,12 +126,12 @@ func (c *Config) parseOptions(opts []string) error {
 			// Docker ignores it, so do we.
 			continue
 		default:
-			return fmt.Errorf("unknown option %q; macvlan networks take -o parent=IFNAME, -o macvlan_mode=%s, -o %s=true, -o %s=true, -o %s=accept and -o %s=auto|IP[,IP6]",
-				o, strings.Join(Modes, "|"), OptAllowRouter, OptAllowDHCPServer, OptIPv6RA, OptHostShim)
+			return fmt.Errorf("unknown option %q; macvlan networks take -o parent=IFNAME, -o macvlan_mode=%s, -o %s=true, -o %s=true, -o %s=accept with -o %s=LL[,MAC], and -o %s=auto|IP[,IP6]",
+				o, strings.Join(Modes, "|"), OptAllowRouter, OptAllowDHCPServer, OptIPv6RA, OptIPv6RASource, OptHostShim)
 		}
 		c.Options[k] = v
 	}
-	return nil
+	return checkRASource(c.Options)
 }
 
 // parseIPAMDriver checks --ipam-driver. A DHCP network takes at most one

@@ -54,8 +54,17 @@ enum drop_reason {
 	REASON_RA_GUARD = 6,     /* a router message (RA, redirect) from an endpoint */
 	REASON_DHCP_GUARD = 7,   /* a DHCP server reply (UDP from 67 / 547) */
 	REASON_UNPARSABLE = 8,   /* headers beyond the bounded parse */
-	REASON_MAX = 9,
+	REASON_UNKNOWN_SOURCE = 9, /* not from the wire, not from a local endpoint */
+	REASON_NO_ENDPOINT = 10, /* on a link whose endpoint is not in the table */
+	REASON_RA_SOURCE = 11,   /* an RA from another source than the network's */
+	REASON_MAX = 12,
 };
+
+/* skb->mark bit parent_ingress sets on frames from the wire for local
+ * endpoints (and flood); ep_ingress reads and clears it. A frame a local
+ * link sent straight to a neighbour (bridge mode) does not have it:
+ * crossing into another netns clears marks (skb_scrub_packet). */
+#define WIRE_MARK 0x00800000
 
 /* Limits the maps are sized for (the loader refuses more):
  * network ids index the per-CPU array net_stats, 0 < id < MAX_NETWORKS;
@@ -164,6 +173,19 @@ struct parent_info {
 	__u32 network_id;
 	__u16 vid; /* the network's VLAN: label of untagged frames on this link */
 	__u16 pad;
+};
+
+/* ra_sources, by network id: where router advertisements for the
+ * network's endpoints must come from (-o ipv6_ra_source); flags 0 (the
+ * default) lets any source through. */
+#define RA_SRC_LL 0x1  /* the IPv6 source must be ll */
+#define RA_SRC_MAC 0x2 /* the Ethernet source must be mac */
+
+struct ra_source {
+	__be32 ll[4];
+	__u8 mac[ETH_ALEN];
+	__u8 flags;
+	__u8 pad;
 };
 
 /* Counter values. */

@@ -12,7 +12,8 @@
  *
  * Network-level counters (flood, hairpin, east-west) are counted only for
  * untagged frames on a link with a parents entry, so a frame seen on both a
- * sub-interface and its trunk counts once. On that link too, egress drops a
+ * sub-interface and its trunk counts once. On that link too, ingress marks
+ * frames from the wire for local endpoints (WIRE_MARK), and egress drops a
  * frame with a local endpoint's source MAC that breaks that endpoint's
  * rules (counted under the endpoint's network).
  */
@@ -102,8 +103,9 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 	return sender_reason(skb, f, sender);
 }
 
-/* own_vlan handles an untagged frame on a network's parent: egress checks
- * an endpoint's frame. Counted in the network's slot: its parent's VLAN
+/* own_vlan handles an untagged frame on a network's parent: ingress marks
+ * a frame for a local endpoint (or flood) as from the wire, for
+ * ep_ingress; egress checks an endpoint's frame. Counted in the network's slot: its parent's VLAN
  * traffic and the network-level counters. */
 static __always_inline int own_vlan(struct __sk_buff *skb, struct frame *f,
 				    const struct parent_info *p,
@@ -116,6 +118,8 @@ static __always_inline int own_vlan(struct __sk_buff *skb, struct frame *f,
 		reason = egress_reason(skb, f, drop_net);
 		if (reason > 0)
 			return reason;
+	} else if (mac_is_multicast(f->dst) || ep_of_mac(f->dst)) {
+		skb->mark |= WIRE_MARK; /* for ep_ingress: from the wire */
 	}
 	if (!c)
 		return reason;

@@ -37,7 +37,7 @@ func TestFirstHopGuards(t *testing.T) {
 			t.Parallel()
 			e := newDPEnv(t, m, "eth1")
 			e.a.ok("network", "create", "--ipv6", "--subnet=172.16.86.0/24", "--subnet=2001:db8:86::/64",
-				"-o", "parent=eth0", "-o", "ipv6_ra=accept", "fh")
+				"-o", "parent=eth0", "-o", "ipv6_ra=accept", "-o", "ipv6_ra_source=fe80::1", "fh")
 			c1, c2 := e.name("1"), e.name("2")
 			ep1 := e.runD(c1, "fh", "--ip=172.16.86.10", "--ip6=2001:db8:86::10")
 			e.runD(c2, "fh", "--ip=172.16.86.11", "--ip6=2001:db8:86::11")
@@ -60,10 +60,12 @@ func TestFirstHopGuards(t *testing.T) {
 				t.Errorf("the legitimate NS made no neighbour entry with %s in %s (the control)", g.mac, c2)
 			}
 
+			// The router container's RAs are the ones its neighbours take.
+			routerMAC := mustMAC(t, "02:00:5e:00:53:87")
 			e.a.ok("network", "create", "--ipv6", "--subnet=172.16.87.0/24", "--subnet=2001:db8:87::/64",
-				"-o", "parent=eth1", "-o", "ipv6_ra=accept", "-o", "allow_router=true", "fhr")
+				"-o", "parent=eth1", "-o", "ipv6_ra=accept", "-o", "ipv6_ra_source="+eui64(routerMAC).String(), "-o", "allow_router=true", "fhr")
 			c3, c4 := e.name("3"), e.name("4")
-			ep3 := e.runD(c3, "fhr", "--ip=172.16.87.10", "--ip6=2001:db8:87::10")
+			ep3 := e.runD(c3, "fhr", "--ip=172.16.87.10", "--ip6=2001:db8:87::10", "--mac="+routerMAC.String())
 			e.runD(c4, "fhr", "--ip=172.16.87.11", "--ip6=2001:db8:87::11")
 			r := newGuardEnv(e, ep3)
 			sendFrames(t, c3, "eth0", r.ra(r.mac), 1)
@@ -71,6 +73,51 @@ func TestFirstHopGuards(t *testing.T) {
 				return strings.Contains(e.in(c4, "ip", "-6", "route", "show", "default"), r.ll.String())
 			}) {
 				t.Errorf("the allowed router's RA gave %s no default route via %s (the control)", c4, r.ll)
+			}
+		})
+	}
+}
+
+// TestRASourceWire: containers of a network with -o ipv6_ra=accept and
+// -o ipv6_ra_source=fe80::1,02:00:5e:00:53:01 take the gateway's router
+// advertisement from the wire (a default route via fe80::1), not a rogue
+// one from another host on the wire: 3 rogue RAs (another MAC and
+// link-local), then 3 with the gateway's link-local from the rogue's MAC,
+// are each dropped on the container's ingress and counted as ra_source,
+// and give it no default route via the rogue. About 3 s per mode.
+func TestRASourceWire(t *testing.T) {
+	for _, m := range dpModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e := newDPEnv(t, m)
+			e.a.ok("network", "create", "--ipv6", "--subnet=172.16.86.0/24", "--subnet=2001:db8:86::/64",
+				"-o", "parent=eth0", "-o", "ipv6_ra=accept", "-o", "ipv6_ra_source=fe80::1,02:00:5e:00:53:01", "ra")
+			c1 := e.name("1")
+			e.runD(c1, "ra", "--ip=172.16.86.10", "--ip6=2001:db8:86::10")
+			gateway, rogue := mustMAC(t, "02:00:5e:00:53:01"), mustMAC(t, "02:00:5e:00:53:66")
+			ra := func(mac net.HardwareAddr, ll netip.Addr) []byte {
+				body := append([]byte{134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}, mac...)
+				return ipv6Frame(mustMAC(t, "33:33:00:00:00:01"), mac, ll, addr("ff02::1"), 58, body)
+			}
+			labels := map[string]string{"network": "ra", "reason": "ra_source"}
+			v := e.view("", "")
+			before := counter(v.scrape(), "mvlan_policy_drops_total", labels)
+			sendFrames(t, e.sb.WirePath, "wire0", ra(rogue, addr("fe80::66")), 3)
+			sendFrames(t, e.sb.WirePath, "wire0", ra(rogue, addr("fe80::1")), 3)
+			sendFrames(t, e.sb.WirePath, "wire0", ra(gateway, addr("fe80::1")), 1)
+			if !waitFor(5*time.Second, func() bool {
+				return strings.Contains(e.in(c1, "ip", "-6", "route", "show", "default"), "via fe80::1 ")
+			}) {
+				t.Fatalf("the gateway's RA gave %s no default route via fe80::1:\n%s", c1, e.in(c1, "ip", "-6", "route"))
+			}
+			if !waitFor(2*time.Second, func() bool { return counter(v.scrape(), "mvlan_policy_drops_total", labels) >= before+6 }) {
+				t.Errorf("mvlan_policy_drops_total%v moved by %d, want 6", labels, counter(v.scrape(), "mvlan_policy_drops_total", labels)-before)
+			}
+			if r := e.in(c1, "ip", "-6", "route"); strings.Contains(r, "fe80::66") || strings.Contains(e.in(c1, "ip", "-6", "neigh"), rogue.String()) {
+				t.Errorf("%s took the rogue's RA:\n%s", c1, r)
+			}
+			if got := counter(v.scrape(), "mvlan_policy_drops_total", labels); got != before+6 {
+				t.Errorf("mvlan_policy_drops_total%v moved by %d, want exactly 6", labels, got-before)
 			}
 		})
 	}

@@ -69,7 +69,7 @@ func networkCreate(c *cli.Context) error {
 		Subnets: c.StringSlice("subnet"), Gateways: c.StringSlice("gateway"),
 		IPRanges: c.StringSlice("ip-range"), AuxAddrs: c.StringSlice("aux-address"),
 		IPv6: c.Bool("ipv6"), Internal: c.Bool("internal"), Labels: c.StringSlice("label"),
-		Options: c.StringSlice("opt"), IPAMOptions: c.StringSlice("ipam-opt"), Scope: c.String("scope"),
+		Options: driverOpts(c.StringSlice("opt")), IPAMOptions: c.StringSlice("ipam-opt"), Scope: c.String("scope"),
 		IPAMDriver: c.String("ipam-driver"),
 	}
 	cl := client(c)
@@ -199,7 +199,7 @@ func networkUpdate(c *cli.Context) error {
 	}
 	cl := client(c)
 	defer cl.Close()
-	n, err := cl.UpdateNetwork(c.Context, c.Args().First(), api.NetworkUpdate{Options: c.StringSlice("opt")})
+	n, err := cl.UpdateNetwork(c.Context, c.Args().First(), api.NetworkUpdate{Options: driverOpts(c.StringSlice("opt"))})
 	if err != nil {
 		return err
 	}
@@ -335,4 +335,20 @@ func firstOf(addrs []netip.Prefix, v6 bool) string {
 		}
 	}
 	return ""
+}
+
+// driverOpts are the -o KEY=VALUE options as given: the flag library
+// splits a value at its commas (host_shim=IP,IP6, ipv6_ra_source=LL,MAC),
+// which joining each part without "=" to the one before undoes (a stray
+// "-o" token stays on its own).
+func driverOpts(parts []string) []string {
+	var out []string
+	for _, p := range parts {
+		if len(out) > 0 && !strings.Contains(p, "=") && !strings.HasPrefix(p, "-") {
+			out[len(out)-1] += "," + p
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -525,6 +525,7 @@ func (d *datapath) DetachParent(context.Context, string, int) error             
 func (d *datapath) ForgetLink(int) error                                           { return nil }
 func (d *datapath) DeleteParent(int) error                                         { return nil }
 func (d *datapath) ForgetNetwork(uint32) error                                     { return nil }
+func (d *datapath) SetRASource(uint32, loader.RASource) error                      { return nil }
 func (d *datapath) AttachEndpoint(context.Context, string, int, loader.Mode) error { return nil }
 func (d *datapath) DetachEndpoint(context.Context, string, int) error              { return nil }
 func (d *datapath) PruneOrphans() error                                            { return nil }
