@@ -8,7 +8,9 @@
  * A frame from any other MAC must have come from the wire (parent_ingress
  * marked it); one that did not came from a link mvlan does not know on the
  * same parent, such as a macvlan a container made on its eth0, and is
- * dropped (unknown_source). Nor may any other MAC claim a local endpoint's
+ * dropped (unknown_source). (Such a link's unicast to a neighbour crosses
+ * the parent's receive path, as macvlan forwards it there for its taps,
+ * and is marked like the wire's; its broadcasts are not.) Nor may any other MAC claim a local endpoint's
  * address in ARP (arp_spoof) or a neighbour advertisement (nd_spoof): a
  * local endpoint's binding comes from its own MAC only. A router
  * advertisement must come from the network's RA source when it has one
