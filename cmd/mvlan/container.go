@@ -141,13 +141,19 @@ type container struct {
 	DNSSearch   []string `json:",omitempty"` // its search list, else its domain
 }
 
-// dnsOf is e's DNS servers and search list from its DHCP lease.
+// dnsOf is e's DNS servers (its DHCPv6 lease's after its DHCP lease's)
+// and search list from its DHCP lease.
 func dnsOf(e api.Endpoint) (dns, search []string) {
 	if e.Lease == nil {
 		return nil, nil
 	}
 	for _, a := range e.Lease.DNS {
 		dns = append(dns, a.String())
+	}
+	if e.Lease6 != nil { // after the IPv4 lease's, as in resolv.conf
+		for _, a := range e.Lease6.DNS {
+			dns = append(dns, a.String())
+		}
 	}
 	search = e.Lease.Search
 	if len(search) == 0 && e.Lease.Domain != "" {

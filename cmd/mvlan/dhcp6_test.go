@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -149,6 +150,18 @@ func TestDHCP6(t *testing.T) {
 	out, perr = e.pingFrom(c2, "fd00:70::1", false)
 	e.wantPingOK("ping6 the server from c2", out, exitOf(perr))
 	mustContain(t, "ps", e.a.ok("ps"), "(dhcp bound) (dhcp6 bound)")
+	var nets []struct {
+		Containers map[string]struct {
+			Name, IPv6Address string
+			DNS               []string
+		}
+	}
+	if err := json.Unmarshal([]byte(e.a.ok("network", "inspect", "lan")), &nets); err != nil || len(nets) != 1 {
+		t.Fatalf("network inspect lan: %v", err)
+	}
+	if c := nets[0].Containers[ep1.ID]; c.IPv6Address != a1.String() || strings.Join(c.DNS, " ") != "192.168.70.53 fd00:70::53" {
+		t.Errorf("network inspect shows %s as %+v, want IPv6Address %s and DNS 192.168.70.53 fd00:70::53", c1, c, a1)
+	}
 	// The DHCPv6 lease's DNS server follows the IPv4 lease's.
 	const resolv = "nameserver 192.168.70.53\nnameserver fd00:70::53\n"
 	if out, _ := exec.Command("ip", "netns", "exec", c1, "cat", "/etc/resolv.conf").CombinedOutput(); !strings.HasSuffix(string(out), resolv) {
