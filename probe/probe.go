@@ -56,9 +56,13 @@ func InUse(ctx context.Context, netns, ifname string, addrs []netip.Addr, o Opti
 		return err
 	})
 	defer func() {
-		for _, s := range socks {
-			unix.Close(s.fd)
-		}
+		// Closing a packet socket waits for an RCU grace period (tens of
+		// ms): not on the caller's time.
+		go func() {
+			for _, s := range socks {
+				unix.Close(s.fd)
+			}
+		}()
 	}()
 	if err != nil {
 		return nil, fmt.Errorf("probe on %s: %w", ifname, err)
@@ -97,7 +101,10 @@ func openSockets(ifi *net.Interface, addrs []netip.Addr) ([]sock, error) {
 		if !has(p.v6) {
 			continue
 		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, int(htons(p.proto)))
+		// Protocol 0 here, the real one at bind: a socket made with a
+		// protocol hooks it at once and bind would unhook it again,
+		// waiting for an RCU grace period.
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 		if err != nil {
 			return out, fmt.Errorf("packet socket: %w", err)
 		}
