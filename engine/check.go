@@ -16,7 +16,9 @@ import (
 // It reads the store, the source of truth, and also reports where the
 // in-memory index disagrees with it.
 func (a *Engine) Check(ctx context.Context) ([]string, error) {
-	a.later.wait(ctx) // an attach answered before its "ready" record was stored is not drift
+	if err := a.store.Flush(); err != nil { // an attach answered before its "ready" record was stored is not drift
+		return nil, err
+	}
 	found, err := a.drift(ctx)
 	if err != nil {
 		return nil, err

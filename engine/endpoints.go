@@ -92,7 +92,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 			return api.Endpoint{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
 		}
 	} else {
-		a.storeReadyLater(n, en)
+		a.storeReadyLater(e)
 	}
 	n.mu.Lock()
 	n.set(en, e)

@@ -73,7 +73,6 @@ type Engine struct {
 	nets   map[string]*network
 
 	removals removals // endpoint removals finishing in the background (remove.go)
-	later    pending  // "ready" records being stored (storeReadyLater)
 
 	cluster *cluster.Client // nil without Config.Cluster
 	leases  keepers         // DHCP lease renewals (lease.go)
@@ -149,7 +148,6 @@ func New(cfg Config, st *store.Store, k Kernel) *Engine {
 // Kernel objects stay: they belong to the networks and survive the agent.
 func (a *Engine) Close() error {
 	a.removals.wg.Wait()
-	a.later.wait(context.Background())
 	a.leases.stop()
 	var errs []error
 	if a.dp != nil {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -13,6 +14,12 @@ import (
 // queue for one sync each. A lone change commits at once, as before; a
 // caller returns only once its change is on disk, so the crash order of
 // the engine's transitions is unchanged.
+//
+// A change that may be lost in a crash (one the next start can tell from
+// the kernel, such as an endpoint's "ready" after its "creating") can be
+// applied later instead: it goes with the next commit, before that
+// commit's own changes, or on its own after lazyFlush, so that it costs no
+// sync of its own while others commit.
 
 // change is one caller's part of a group commit.
 type change struct {
@@ -25,11 +32,63 @@ type change struct {
 type committer struct {
 	mu      sync.Mutex
 	queue   []*change
+	lazy    []*change   // applied with the next group (later)
+	timer   *time.Timer // flushes lazy when no group comes
+	closed  bool
 	running bool
-	commits int // transactions committed, for tests
+	// committed, if set, runs after each group that changed the state.
+	committed func()
+	// txMu is held across each group's transaction; Snapshot holds it too:
+	// bbolt's check of a read-only transaction is not safe while a writer
+	// commits (it reports pages freed meanwhile as corruption).
+	txMu sync.Mutex
+	commits   int // transactions committed, for tests
 
 	// beforeCommit, if set, runs before each group is committed (tests).
 	beforeCommit func()
+}
+
+// lazyFlush bounds how long a change applied later waits for a commit to
+// go with.
+const lazyFlush = 100 * time.Millisecond
+
+// later queues fn to be applied with the next group; its error is
+// dropped (a change that may be lost may also fail: its record was
+// removed meanwhile, say).
+func (c *committer) later(db *bolt.DB, fn func(*bolt.Tx) error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.lazy = append(c.lazy, &change{fn: fn, done: make(chan error, 1)})
+	if c.timer == nil {
+		c.timer = time.AfterFunc(lazyFlush, func() { _ = c.flush(db) })
+	}
+}
+
+// flush commits the changes queued by later, if any.
+func (c *committer) flush(db *bolt.DB) error {
+	c.mu.Lock()
+	n := len(c.lazy)
+	c.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	return c.apply(db, func(*bolt.Tx) error { return nil })
+}
+
+// close refuses more changes for later and commits those queued; when it
+// returns, no commit is under way (one the timer started ends first).
+func (c *committer) close(db *bolt.DB) error {
+	c.mu.Lock()
+	c.closed = true
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.mu.Unlock()
+	return c.apply(db, func(*bolt.Tx) error { return nil })
 }
 
 // apply runs fn in a write transaction, possibly shared with other
@@ -44,13 +103,22 @@ func (c *committer) apply(db *bolt.DB, fn func(*bolt.Tx) error) error {
 	}
 	c.running = true
 	for len(c.queue) > 0 {
-		group := c.queue
-		c.queue = nil
+		group := append(c.lazy, c.queue...)
+		c.queue, c.lazy = nil, nil
+		if c.timer != nil {
+			c.timer.Stop()
+			c.timer = nil
+		}
 		c.mu.Unlock()
 		if c.beforeCommit != nil {
 			c.beforeCommit()
 		}
+		c.txMu.Lock()
 		n := commitGroup(db, group)
+		c.txMu.Unlock()
+		if n > 0 && c.committed != nil {
+			c.committed()
+		}
 		c.mu.Lock()
 		c.commits += n
 	}

@@ -25,6 +25,8 @@ const SnapshotName = FileName + ".snap"
 func (s *Store) Snapshot() error {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
+	s.commit.txMu.Lock() // no writer while the read transaction is checked
+	defer s.commit.txMu.Unlock()
 	s.dirty.Store(false)
 	snap := filepath.Join(s.dir, SnapshotName)
 	tmp := snap + ".tmp"

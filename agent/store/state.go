@@ -190,6 +190,26 @@ func (s *Store) UpdateEndpoint(e api.Endpoint) error {
 	})
 }
 
+// UpdateEndpointLater rewrites endpoint e with the next commit (or on its
+// own soon after): a change the next start can do without if a crash
+// loses it. A commit after it (any caller's) has it on disk first.
+func (s *Store) UpdateEndpointLater(e api.Endpoint) {
+	data, err := json.Marshal(endpointToRecord(e))
+	if err != nil {
+		return
+	}
+	s.commit.later(s.db, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bEndpoints)
+		if b.Get([]byte(e.ID)) == nil {
+			return fmt.Errorf("endpoint %s: %w", e.ID, ErrNotFound)
+		}
+		return b.Put([]byte(e.ID), data)
+	})
+}
+
+// Flush puts what UpdateEndpointLater queued on disk now.
+func (s *Store) Flush() error { return s.commit.flush(s.db) }
+
 // DeleteEndpoint removes endpoint id; removing a missing one is not an error.
 func (s *Store) DeleteEndpoint(id string) error {
 	return s.update(func(tx *bolt.Tx) error {

@@ -112,6 +112,7 @@ func OpenWith(dir string, o Options) (*Store, error) {
 		return nil, errors.Join(err, db.Close())
 	}
 	s := &Store{db: db, dir: dir, log: o.Log, stop: make(chan struct{}), done: make(chan struct{})}
+	s.commit.committed = func() { s.dirty.Store(true) }
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -184,9 +185,9 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 func (s *Store) Close() error {
 	close(s.stop)
 	<-s.done
-	var err error
+	err := s.commit.close(s.db)
 	if s.dirty.Load() {
-		err = s.Snapshot()
+		err = errors.Join(err, s.Snapshot())
 	}
 	return errors.Join(err, s.db.Close())
 }
