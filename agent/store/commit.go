@@ -41,8 +41,8 @@ type committer struct {
 	// txMu is held across each group's transaction; Snapshot holds it too:
 	// bbolt's check of a read-only transaction is not safe while a writer
 	// commits (it reports pages freed meanwhile as corruption).
-	txMu sync.Mutex
-	commits   int // transactions committed, for tests
+	txMu    sync.Mutex
+	commits int // transactions committed, for tests
 
 	// beforeCommit, if set, runs before each group is committed (tests).
 	beforeCommit func()
