@@ -135,12 +135,9 @@ func (x *index) remove(key, val uint64) error {
 // the pinned map already holds where it is right, and writes the buckets
 // that differ: on Load, after a restart or a crash between two writes.
 func (x *index) rebuild(want map[uint64]uint64) error {
-	pinned := make([]idxBucket, len(x.buckets))
-	for i := range pinned {
-		k := uint32(i)
-		if err := x.m.Lookup(&k, &pinned[i]); err != nil {
-			return fmt.Errorf("read index bucket %d: %w", i, err)
-		}
+	pinned, err := readBuckets(x.m, len(x.buckets))
+	if err != nil {
+		return err
 	}
 	x.buckets = make([]idxBucket, len(pinned))
 	x.spilled = map[uint32]map[uint64]uint64{}
@@ -166,6 +163,38 @@ func (x *index) rebuild(want map[uint64]uint64) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// readBuckets reads an index map in a few batches (one syscall per bucket
+// where the kernel has no batch look-up).
+func readBuckets(m *ebpf.Map, n int) ([]idxBucket, error) {
+	out := make([]idxBucket, n)
+	keys, vals := make([]uint32, n), make([]idxBucket, n)
+	var cursor ebpf.MapBatchCursor
+	for {
+		got, err := m.BatchLookup(&cursor, keys, vals, nil)
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			break
+		}
+		for i := range got {
+			if int(keys[i]) < n {
+				out[keys[i]] = vals[i]
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read index %s: %w", m, err)
+		}
+	}
+	for i := range out {
+		k := uint32(i)
+		if err := m.Lookup(&k, &out[i]); err != nil {
+			return nil, fmt.Errorf("read index bucket %d: %w", i, err)
+		}
+	}
+	return out, nil
 }
 
 // slotVal is an index entry's value for an endpoint's slot.
