@@ -87,6 +87,24 @@ func (d *dnsmasq) waitLease6(addr netip.Addr, within time.Duration, what string,
 	}
 }
 
+// linkLocal is the IPv6 link-local address of link ifName in namespace ns
+// (the source of the router advertisements a server there sends).
+func linkLocal(t *testing.T, ns, ifName string) netip.Addr {
+	t.Helper()
+	var out string
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, _ = nstest.RunErr(ns, "ip", "-6", "-o", "addr", "show", "dev", ifName, "scope", "link")
+		if f := strings.Fields(out); len(f) >= 4 && f[2] == "inet6" {
+			if p, err := netip.ParsePrefix(f[3]); err == nil {
+				return p.Addr()
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no link-local address on %s in %s:\n%s", ifName, ns, out)
+		}
+	}
+}
+
 // v6Of is ep's DHCPv6 address, failing the test unless it is one of the
 // server's range, a /64 (the network's --subnet) with a bound lease.
 func v6Of(t *testing.T, ep api.Endpoint) netip.Prefix {
@@ -123,7 +141,8 @@ func TestDHCP6(t *testing.T) {
 	srv.agent = a
 	startWith(a, "--metrics-addr", metricsAddr)
 	t.Cleanup(e.cleanup)
-	e.a.ok("network", "create", "--ipam-driver", "dhcp", "--ipv6", "--subnet", "fd00:70::/64", "-o", "parent=eth0", "-o", "ipv6_ra=accept", "lan")
+	e.a.ok("network", "create", "--ipam-driver", "dhcp", "--ipv6", "--subnet", "fd00:70::/64", "-o", "parent=eth0",
+		"-o", "ipv6_ra=accept", "-o", "ipv6_ra_source="+linkLocal(t, sb.WirePath, "wire0").String(), "lan")
 	c1, c2 := e.name("1"), e.name("2")
 	ep1 := e.runD(c1, "lan")
 	ep2 := e.runD(c2, "lan")
