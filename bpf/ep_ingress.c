@@ -13,8 +13,8 @@
  * and is marked like the wire's; its broadcasts are not.) Nor may any other MAC claim a local endpoint's
  * address in ARP (arp_spoof) or a neighbour advertisement (nd_spoof): a
  * local endpoint's binding comes from its own MAC only. A router
- * advertisement must come from the network's RA source when it has one
- * (ra_source). A link whose endpoint is not in the table drops everything
+ * advertisement from any such MAC must come from the network's RA source
+ * when it has one (ra_source; a local endpoint's are ra_guard's). A link whose endpoint is not in the table drops everything
  * (no_endpoint): the agent attaches the programs after the entry and
  * deletes the entry after the link. Counts rx per network.
  */
@@ -98,34 +98,31 @@ static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f
 	sender = ep_of_mac(f->src);
 	if (!sender && !from_wire && !mac_is_multicast(f->src))
 		return REASON_UNKNOWN_SOURCE;
-	if (!sender)
-		reason = claims_local(skb, f);
-	else if (sender->network_id != ep->network_id)
-		return REASON_CROSS_NETWORK;
-	else
-		reason = sender_reason(skb, f, sender);
-	if (reason)
-		return reason;
-	return ra_source_reason(skb, f, ep->network_id);
+	if (sender)
+		return sender->network_id != ep->network_id ? REASON_CROSS_NETWORK :
+							      sender_reason(skb, f, sender);
+	reason = claims_local(skb, f);
+	return reason ? reason : ra_source_reason(skb, f, ep->network_id);
 }
 
 SEC("tc")
 int ep_ingress(struct __sk_buff *skb)
 {
-	int from_wire = skb->mark & WIRE_MARK;
+	__u32 mark = skb->mark;
 	struct frame f = {};
 	struct ep_info *ep;
 	int reason;
 
-	if (from_wire)
-		skb->mark &= ~WIRE_MARK;
+	/* No branch on the mark here: the verifier would walk the rest of
+	 * the program once per value. */
+	skb->mark = mark & ~WIRE_MARK;
 	parse_frame(skb, &f);
 	ep = lookup_self(skb, f.dst);
 	if (!ep) {
 		count_drop(0, REASON_NO_ENDPOINT, f.len);
 		return VERDICT_DROP;
 	}
-	reason = ingress_reason(skb, &f, ep, from_wire);
+	reason = ingress_reason(skb, &f, ep, mark & WIRE_MARK);
 	if (reason == NOT_PARSED)
 		f.malformed = 1;
 	if (f.malformed)
