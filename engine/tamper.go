@@ -106,7 +106,11 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 	if err != nil {
 		a.log.Warn("tamper check", "endpoint", e.Name, "err", err)
 	}
-	own, nested := a.endpointLinks(e)
+	parent := 0
+	if n := a.networkByID(e.NetworkID); n != nil {
+		parent, _ = n.indexes()
+	}
+	own, nested := a.endpointLinks(e, parent)
 	macChanged := own != nil && len(e.MAC) > 0 && !bytes.Equal(own.MAC, e.MAC)
 	found := map[string]string{}
 	for _, f := range findings {
@@ -150,8 +154,10 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 // endpointLinks returns, from one listing of e's namespace, e's own link
 // (by ifindex; nil if it is not there) and the nested links: every other
 // macvlan or macvtap on the same parent, whatever its alias (the
-// container can set any alias, mvlan's included).
-func (a *Engine) endpointLinks(e endpoint) (own *link.Info, nested []link.Info) {
+// container can set any alias, mvlan's included). parent, the network's
+// parent ifindex, stands in for the own link's when that is gone (the
+// container deleted it and kept one of its own).
+func (a *Engine) endpointLinks(e endpoint, parent int) (own *link.Info, nested []link.Info) {
 	links, err := a.ns.Links(e.Netns)
 	if err != nil {
 		return nil, nil
@@ -161,11 +167,14 @@ func (a *Engine) endpointLinks(e endpoint) (own *link.Info, nested []link.Info) 
 			own = &links[i]
 		}
 	}
-	if own == nil || own.ParentIndex == 0 {
+	if own != nil && own.ParentIndex != 0 {
+		parent = own.ParentIndex
+	}
+	if parent == 0 {
 		return own, nil
 	}
 	for _, l := range links {
-		if l.Index != own.Index && l.ParentIndex == own.ParentIndex && (l.Kind == "macvlan" || l.Kind == "macvtap") {
+		if l.Index != e.Ifindex && l.ParentIndex == parent && (l.Kind == "macvlan" || l.Kind == "macvtap") {
 			nested = append(nested, l)
 		}
 	}

@@ -31,10 +31,13 @@ func TestEndpointLinks(t *testing.T) {
 		{"nested macvtap", []link.Info{own, {Name: "tap", Kind: "macvtap", Index: 4, ParentIndex: 7}}, []string{"tap"}},
 		{"another parent", []link.Info{own, {Name: "other", Kind: "macvlan", Index: 3, ParentIndex: 8}}, nil},
 		{"a veth", []link.Info{own, {Name: "v", Kind: "veth", Index: 3, ParentIndex: 7}}, nil},
-		{"own link gone", []link.Info{{Name: "evil", Kind: "macvlan", Index: 3, ParentIndex: 7}}, nil},
+		// The container deleted its eth0 and kept the one it made: the
+		// network's parent (7) tells.
+		{"own link gone", []link.Info{{Name: "evil", Kind: "macvlan", Index: 3, ParentIndex: 7}}, []string{"evil"}},
+		{"own link gone, another parent", []link.Info{{Name: "other", Kind: "macvlan", Index: 3, ParentIndex: 8}}, nil},
 	} {
 		a := &Engine{ns: linksOnly{links: tc.links}}
-		got, nested := a.endpointLinks(endpoint{Netns: "/run/netns/c", Ifindex: own.Index})
+		got, nested := a.endpointLinks(endpoint{Netns: "/run/netns/c", Ifindex: own.Index}, 7)
 		if wantOwn := slices.ContainsFunc(tc.links, func(l link.Info) bool { return l.Index == own.Index }); (got != nil) != wantOwn {
 			t.Errorf("%s: own link %v, want found=%v", tc.what, got, wantOwn)
 		}
