@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -138,8 +139,14 @@ func (a *Agent) handleEndpoints(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *Agent) handleRemoveEndpoint(w http.ResponseWriter, r *http.Request) {
-	force := r.URL.Query().Get("force") == "true"
-	if err := a.eng.RemoveEndpoints(r.Context(), r.PathValue("ref"), force); err != nil {
+	q := r.URL.Query()
+	remove := func(ctx context.Context, ref string) error {
+		return a.eng.RemoveEndpoints(ctx, ref, q.Get("force") == "true")
+	}
+	if q.Get("wait") == "false" {
+		remove = a.eng.ReleaseEndpoints
+	}
+	if err := remove(r.Context(), r.PathValue("ref")); err != nil {
 		writeError(w, err)
 		return
 	}

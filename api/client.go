@@ -160,6 +160,13 @@ func (c *Client) RemoveEndpoint(ctx context.Context, ref string, force bool) err
 	return c.Do(ctx, "DELETE", path, nil, nil)
 }
 
+// ReleaseEndpoint removes endpoint ref for a runtime that deletes its
+// namespace next (CNI DEL): the agent answers once the endpoint is
+// unreachable and finishes in the background, in any namespace.
+func (c *Client) ReleaseEndpoint(ctx context.Context, ref string) error {
+	return c.Do(ctx, "DELETE", "/v1/endpoints/"+url.PathEscape(ref)+"?force=true&wait=false", nil, nil)
+}
+
 // Disconnect detaches the endpoint of network in the namespace at netns.
 func (c *Client) Disconnect(ctx context.Context, network, netns string) error {
 	q := url.Values{"network": {network}, "netns": {netns}}

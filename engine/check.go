@@ -16,7 +16,10 @@ import (
 // It reads the store, the source of truth, and also reports where the
 // in-memory index disagrees with it.
 func (a *Engine) Check(ctx context.Context) ([]string, error) {
-	if err := a.store.Flush(); err != nil { // an attach answered before its "ready" record was stored is not drift
+	// Not drift: an attach answered before its "ready" record was
+	// stored, a removal finishing in the background.
+	a.removals.wait(ctx)
+	if err := a.store.Flush(); err != nil {
 		return nil, err
 	}
 	found, err := a.drift(ctx)

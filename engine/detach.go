@@ -142,6 +142,19 @@ type hit struct {
 // endpoint, or the endpoints of one container. Without force, a namespace mvlan made that still has
 // processes is refused, as `docker rm` refuses a running container.
 func (a *Engine) RemoveEndpoints(ctx context.Context, ref string, force bool) error {
+	return a.removeEndpoints(ctx, ref, force, false)
+}
+
+// ReleaseEndpoints is RemoveEndpoints with force for a runtime that
+// deletes the namespace next (CNI DEL): an endpoint in a namespace mvlan
+// did not make is removed in the background too, once unreachable, as
+// one in a namespace mvlan made always is. An attach to the same
+// namespace path waits for it.
+func (a *Engine) ReleaseEndpoints(ctx context.Context, ref string) error {
+	return a.removeEndpoints(ctx, ref, true, true)
+}
+
+func (a *Engine) removeEndpoints(ctx context.Context, ref string, force, foreignInBackground bool) error {
 	hits, err := a.matchEndpoints(ref)
 	if err != nil {
 		return err
@@ -155,7 +168,7 @@ func (a *Engine) RemoveEndpoints(ctx context.Context, ref string, force bool) er
 	}
 	var errs []error
 	for _, h := range hits {
-		errs = append(errs, a.removeEndpoint(ctx, h.n, h.en))
+		errs = append(errs, a.removeEndpoint(ctx, h.n, h.en, foreignInBackground))
 	}
 	return errors.Join(errs...)
 }
@@ -191,7 +204,7 @@ func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
 	case e.OwnsNetns:
 		return invalid(fmt.Errorf("%s is container %s, made by mvlan run; remove it with mvlan rm %s (disconnect is for namespaces made by others)", path, e.Name, e.Name))
 	}
-	return a.removeEndpoint(ctx, n, found)
+	return a.removeEndpoint(ctx, n, found, false)
 }
 
 // markRemoving stores e as "removing" (if it is not yet) and indexes it.

@@ -44,7 +44,8 @@ func (a *Engine) DriftCounts(ctx context.Context) (map[DriftKind]int, error) {
 	if c.counts != nil && time.Since(c.at) < DriftCountAge {
 		return maps.Clone(c.counts), nil
 	}
-	if err := a.store.Flush(); err != nil { // as Check
+	a.removals.wait(ctx) // as Check
+	if err := a.store.Flush(); err != nil {
 		return nil, err
 	}
 	found, err := a.drift(ctx)

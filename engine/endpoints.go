@@ -159,6 +159,11 @@ func (a *Engine) newAndAdmit(ctx context.Context, n *network, req api.EndpointCr
 		// The name's namespace may still be a removal's (on any network).
 		a.removals.waitNetns(ctx, link.NetnsPath(req.Name))
 	}
+	if req.Netns != "" {
+		// A runtime's namespace whose endpoint a CNI DEL is still
+		// removing (ReleaseEndpoints): its link may hold the name.
+		a.removals.waitNetns(ctx, req.Netns)
+	}
 	for try := 0; ; try++ {
 		e, err := a.newEndpoint(n, req)
 		var en *entry

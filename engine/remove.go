@@ -167,7 +167,7 @@ func waitBounded(ctx context.Context, c <-chan struct{}) {
 // silenced (a namespace of the operator's, or not the endpoint's any more) it
 // removes everything before answering. It waits for whatever en's lock is held for (its
 // creation, say); one removed meanwhile is not an error.
-func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry) error {
+func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry, foreignInBackground bool) error {
 	en.busy.Lock()
 	e, ok := n.current(en)
 	if !ok {
@@ -181,7 +181,7 @@ func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry) erro
 	crashpoint.Hit("endpoint-rm:after-state")
 	a.releaseLease(ctx, n, e)
 	a.releaseLease6(ctx, n, e)
-	via, closeNetns, err := a.silence(ctx, e)
+	via, closeNetns, err := a.silence(ctx, e, foreignInBackground)
 	if err != nil {
 		defer en.busy.Unlock()
 		a.log.Debug("endpoint not silenced, removing it at once", "name", e.Name, "err", err)
@@ -205,10 +205,11 @@ func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry) erro
 // once, so that the name is free when the removal answers; the namespace
 // stays open until closeNetns, and via is e as the rest of the removal reaches it (through
 // /proc/self/fd). Endpoints in the operator's namespaces (connect) are not
-// silenced: their removal finishes before it answers.
-func (a *Engine) silence(ctx context.Context, e endpoint) (via endpoint, closeNetns func(), err error) {
+// silenced, their removal finishes before it answers, unless foreign (a
+// CNI DEL: the runtime deletes the namespace next).
+func (a *Engine) silence(ctx context.Context, e endpoint, foreign bool) (via endpoint, closeNetns func(), err error) {
 	closeNetns = func() {}
-	if !e.OwnsNetns {
+	if !e.OwnsNetns && !foreign {
 		// The operator's namespace: when disconnect answers, the link
 		// is gone from it, as with Docker.
 		return e, closeNetns, errors.New("the namespace is not one mvlan made")
@@ -230,8 +231,10 @@ func (a *Engine) silence(ctx context.Context, e endpoint) (via endpoint, closeNe
 	if err != nil {
 		return e, closeNetns, err
 	}
-	if err := a.ns.Delete(e.Name); err != nil {
-		return e, closeNetns, errors.Join(err, f.Close())
+	if e.OwnsNetns {
+		if err := a.ns.Delete(e.Name); err != nil {
+			return e, closeNetns, errors.Join(err, f.Close())
+		}
 	}
 	via = e
 	via.Netns = fmt.Sprintf("/proc/self/fd/%d", f.Fd())

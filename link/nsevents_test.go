@@ -9,9 +9,9 @@ import (
 	"github.com/mvlan/mvlan/link"
 )
 
-// TestWatchNetns: a link made and a qdisc deleted in a namespace with an
-// ID reach the host's listener with that ID; one in a namespace without
-// an ID does not; the ID stays the namespace's.
+// TestWatchNetns: a link made and a qdisc added and deleted in a
+// namespace with an ID reach the host's listener with that ID; the ID
+// stays the namespace's.
 func TestWatchNetns(t *testing.T) {
 	nstest.RequireRoot(t)
 	sb := nstest.NewSandbox(t)
@@ -42,10 +42,12 @@ func TestWatchNetns(t *testing.T) {
 	for timeout := time.After(3 * time.Second); seen < 3; {
 		select {
 		case ev := <-got:
-			if ev.Overflow || ev.NSID != id {
-				t.Fatalf("event %+v, want only ID %d's (the other namespace has none)", ev, id)
+			if ev.Overflow {
+				t.Fatalf("overflow after a few events")
 			}
-			seen++
+			if ev.NSID == id {
+				seen++ // others: the wire's namespace has an ID (its veth peer is here)
+			}
 		case <-timeout:
 			t.Fatalf("%d events from the watched namespace in 3 s, want at least 3 (link, qdisc add, qdisc del)", seen)
 		}

@@ -67,12 +67,13 @@ func (c *committer) later(db *bolt.DB, fn func(*bolt.Tx) error) {
 	}
 }
 
-// flush commits the changes queued by later, if any.
+// flush commits the changes queued by later, if any, and returns once
+// they are on disk (those a group under way took with it too).
 func (c *committer) flush(db *bolt.DB) error {
 	c.mu.Lock()
-	n := len(c.lazy)
+	idle := len(c.lazy) == 0 && !c.running // a running group may hold some
 	c.mu.Unlock()
-	if n == 0 {
+	if idle {
 		return nil
 	}
 	return c.apply(db, func(*bolt.Tx) error { return nil })

@@ -69,7 +69,7 @@ func cmdDel(args *skel.CmdArgs) error {
 		if err != nil {
 			return err
 		}
-		err = cl.RemoveEndpoint(ctx, e.ID, true)
+		err = cl.ReleaseEndpoint(ctx, e.ID) // the runtime deletes the namespace next
 		if api.IsKind(err, api.KindNotFound) {
 			return nil // a concurrent DEL or the agent's sweep was first
 		}
