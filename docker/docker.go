@@ -162,6 +162,13 @@ func (d *Driver) networkRequest(dn plugin.Network) (api.NetworkCreate, error) {
 	slices.SortFunc(pools, func(p, q plugin.Pool) int {
 		return cmp.Or(p.Subnet.Addr().Compare(q.Subnet.Addr()), p.Subnet.Bits()-q.Subnet.Bits())
 	})
+	// Docker's null IPAM driver (--ipam-driver null) gives 0.0.0.0/0 (and
+	// ::/0): no addresses from Docker; the DHCP server on the wire gives
+	// them (engine/dhcphandoff.go).
+	if len(pools) > 0 && !slices.ContainsFunc(pools, func(p plugin.Pool) bool { return p.Subnet.Bits() > 0 }) {
+		req.IPAMDriver = api.IPAMDHCP
+		return req, nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, p := range pools {

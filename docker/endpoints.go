@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/engine"
 	"github.com/mvlan/mvlan/plugin"
 )
@@ -15,7 +16,8 @@ import (
 func (d *Driver) DockerCreateEndpoint(_ context.Context, de plugin.Endpoint) (_ string, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, err := d.eng.Network(de.NetworkID); engine.KindOf(err) == engine.KindNotFound {
+	n, err := d.eng.Network(de.NetworkID)
+	if engine.KindOf(err) == engine.KindNotFound {
 		return "", engine.NotFound(fmt.Errorf("network %s is not one of this agent's (mvlan network ls); was it removed with mvlan network rm?", shortID(de.NetworkID)))
 	} else if err != nil {
 		return "", err
@@ -31,7 +33,7 @@ func (d *Driver) DockerCreateEndpoint(_ context.Context, de plugin.Endpoint) (_ 
 	if _, err := d.eng.Endpoint(de.ID); err == nil {
 		return "", engine.Conflict(fmt.Errorf("endpoint %s exists already", shortID(de.ID)))
 	}
-	if len(de.Addrs) == 0 {
+	if len(de.Addrs) == 0 && n.IPAMDriver != api.IPAMDHCP {
 		return "", engine.Invalid(fmt.Errorf("endpoint %s has no address from Docker; mvlan networks need one (--subnet)", shortID(de.ID)))
 	}
 	var claimed []netip.Addr

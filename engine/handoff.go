@@ -218,6 +218,7 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 	if err := a.attachEndpoint(ctx, n, &e); err != nil {
 		a.log.Warn("Docker endpoint ready without its datapath programs; the next agent start attaches them", "name", e.Name, "err", err)
 	}
+	a.leaseHandoff(ctx, n, &e)
 	if err := a.store.UpdateEndpoint(e.api()); err != nil {
 		a.log.Warn("Docker endpoint: store it ready", "name", e.Name, "err", err)
 		return true
@@ -225,6 +226,9 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 	n.mu.Lock()
 	n.set(en, e)
 	n.mu.Unlock()
+	if e.Lease != nil {
+		a.keep(n, en)
+	}
 	a.shimRoutesChanged(n)
 	a.log.Info("Docker endpoint ready", "name", e.Name, "network", n.name(), "ifname", e.IfName, "netns", e.Netns)
 	return true
@@ -307,6 +311,7 @@ func (a *Engine) Leave(ctx context.Context, id string) error {
 		return fmt.Errorf("leave %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("docker-leave:after-state")
+	a.releaseLease(ctx, n, e)
 	if err := a.detachPrograms(ctx, e); err != nil {
 		a.log.Warn("Docker endpoint left, but its programs are not detached; removing it tries again", "name", e.Name, "err", err)
 		return nil
