@@ -127,7 +127,7 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 		return
 	}
 	if len(findings) > 0 {
-		err := a.dp.RepairEndpoint(ctx, e.Netns, e.Ifindex, findings)
+		err := a.repairHooks(ctx, e, findings)
 		for _, f := range findings {
 			if err == nil {
 				a.tamper.fixed(string(f.Tamper))
@@ -179,4 +179,17 @@ func (a *Engine) endpointLinks(e endpoint, parent int) (own *link.Info, nested [
 		}
 	}
 	return own, nested
+}
+
+// repairHooks re-attaches e's programs where findings say, and looks
+// again: a repair counts (reattach_total) only if the hooks are clean.
+func (a *Engine) repairHooks(ctx context.Context, e endpoint, findings []loader.Finding) error {
+	if err := a.dp.RepairEndpoint(ctx, e.Netns, e.Ifindex, findings); err != nil {
+		return err
+	}
+	still, err := a.dp.InspectEndpoint(ctx, e.Netns, e.Ifindex)
+	if err == nil && len(still) > 0 {
+		err = fmt.Errorf("the repair did not hold: %v", still)
+	}
+	return err
 }
