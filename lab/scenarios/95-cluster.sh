@@ -4,7 +4,9 @@
 # with its own parent. Six containers per host take dynamic addresses that
 # never collide across the hosts and ping across the trunk. network rm
 # leaves the network on each host; the last host's rm removes its
-# definition from etcd. The agents go back to running without --cluster.
+# definition from etcd. It runs last: the agents keep --cluster (with etcd
+# stopped) until the VMs power off, which spares two slow agent restarts
+# under emulation; a scenario after it would run with a cluster agent.
 command -v etcd >/dev/null 2>&1 || skip "no etcd in this VM (the initramfs has it when the build host does: make deps)"
 if [ "$ME" = 1 ]; then ETCD_IP=$LAB_SELF_IP; else ETCD_IP=$LAB_PEER_IP; fi
 if [ "$ME" = 1 ]; then
@@ -61,10 +63,7 @@ on 1 mvlan network rm cnet
 barrier cluster-removed
 if mvlan network ls --format '{{.Name}}' | grep -qx cnet; then fail "cnet is still listed after both hosts removed it"; fi
 
-step "agent restarted without --cluster"
-agent_stop
-agent_start || fail "the agent does not start without --cluster"
-barrier cluster-plain
+barrier cluster-checked
 if [ "$ME" = 1 ]; then
 	kill "$(cat "$LAB_RUN/etcd.pid")" 2>/dev/null || true
 	rm -f "$LAB_RUN/etcd.pid"
