@@ -9,4 +9,3 @@ package loader
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" epIngress ../bpf/ep_ingress.c
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" parentIngress ../bpf/parent_ingress.c
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" parentEgress ../bpf/parent_egress.c
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" epStub ../bpf/ep_stub.c

@@ -51,7 +51,6 @@ func newTestDatapath(t testing.TB) *Datapath {
 }
 
 const verdictNext = 0xffffffff // TC_ACT_UNSPEC as the uint32 Run returns
-const verdictDrop = 2          // TC_ACT_SHOT
 
 // run runs prog once on frame with BPF_PROG_TEST_RUN; the skb's device is
 // the loopback of the test's netns (ifindex 1).

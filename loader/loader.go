@@ -170,7 +170,6 @@ func loadSpecs() (map[string]*ebpf.CollectionSpec, error) {
 		"ep_ingress":     loadEpIngress,
 		"parent_ingress": loadParentIngress,
 		"parent_egress":  loadParentEgress,
-		"ep_stub":        loadEpStub,
 	}
 	specs := map[string]*ebpf.CollectionSpec{}
 	for name, load := range loaders {
@@ -266,7 +265,7 @@ func (d *Datapath) Close() error {
 	return errors.Join(errs...)
 }
 
-// epPrograms are the stubs of one netns (ep_stub, its cookie a constant):
+// epPrograms are the stubs of one netns (stub.go, its cookie a constant):
 // what is attached to its endpoints' hooks, which tail-call the shared
 // programs.
 type epPrograms struct {
@@ -293,7 +292,7 @@ func (d *Datapath) endpointPrograms(cookie uint64) (*epPrograms, error) {
 	// Named after their hook's program: what bpftool and the attachment
 	// checks show.
 	stub := func(slot uint32, name string) (*ebpf.Program, error) {
-		return d.loadAs("ep_stub", name, map[string]any{"cfg_netns_cookie": cookie, "cfg_slot": slot})
+		return d.loadStub(name, cookie, slot)
 	}
 	ingress, err := stub(slotIngress, "ep_ingress")
 	if err != nil {

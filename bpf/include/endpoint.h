@@ -4,7 +4,7 @@
  *
  * ifindexes are per network namespace, so the endpoint table is keyed by
  * {netns cookie, ifindex}. The programs are loaded once per agent and
- * shared by every endpoint; a tiny stub per network namespace (ep_stub.c,
+ * shared by every endpoint; a tiny stub per network namespace (loader/stub.go,
  * the cookie a constant of it) puts the cookie in skb->cb[0..1] and
  * tail-calls them. bpf_get_netns_cookie(skb), callable from tc since Linux
  * 6.15, cannot replace the stub: it gives the namespace of skb->sk, and of

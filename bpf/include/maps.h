@@ -99,7 +99,7 @@ struct {
 } ra_sources SEC(".maps");
 
 /* The shared endpoint programs, by enum ep_slot: each netns's stub
- * (ep_stub.c) tail-calls into them. Pinned: the kernel empties a program
+ * (loader/stub.go) tail-calls into them. Pinned: the kernel empties a program
  * array when no process or pin holds it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
