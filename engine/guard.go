@@ -116,15 +116,18 @@ func (a *Engine) guardCheck(ctx context.Context, g *guardState) {
 }
 
 // guardRegister gives e's namespace an ID in the host's, so that its
-// notifications are heard from now on.
+// notifications are heard from now on. It asks even when the inode has
+// one: the kernel gives a new namespace the inode of one that is gone
+// (the lowest free number), often within one check, and the new one has
+// no ID yet or another.
 func (a *Engine) guardRegister(g *guardState, e endpoint) {
-	if _, ok := g.nsid[e.NetnsInode]; ok {
-		return
-	}
 	id, err := a.host.NetnsID(e.Netns)
 	if err != nil {
 		a.log.Debug("tamper check: no namespace ID; the endpoint is looked at in the rolling pass only", "endpoint", e.Name, "err", err)
 		return
+	}
+	if old, ok := g.nsid[e.NetnsInode]; ok && old != id && g.byID[old] == e.NetnsInode {
+		delete(g.byID, old) // the gone namespace's ID, under the same inode
 	}
 	if old, ok := g.byID[id]; ok && old != e.NetnsInode {
 		delete(g.nsid, old) // the ID of a namespace that is gone, given again

@@ -92,3 +92,28 @@ func TestGuardLooksWhereNeeded(t *testing.T) {
 		t.Fatalf("the rolling pass looked at %d endpoints in %d checks, want all %d", len(seen), guardRounds, n)
 	}
 }
+
+// TestGuardInodeReused: the kernel gives a new namespace the inode of one
+// that is gone (the lowest free number), often at once: a container
+// removed and another run within one check. The new endpoint's namespace
+// must get its own ID, so that its notifications are heard.
+func TestGuardInodeReused(t *testing.T) {
+	k := &countingDatapath{inspected: map[string]int{}}
+	net := &network{ID: "n1", eps: map[string]*entry{}}
+	net.cur.Store(&netName{name: "n1"})
+	ready := func(id, path string) {
+		net.eps = map[string]*entry{id: {ep: endpoint{ID: id, Name: id, Netns: path, NetnsInode: 1020, Ifindex: 2, State: Ready}}}
+	}
+	a := &Engine{host: numberedHost{}, dp: k, ns: linksOnly{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), nets: map[string]*network{"n1": net}}
+	g := &guardState{nsid: map[uint64]int{}, byID: map[int]uint64{}, marked: map[uint64]bool{}, looked: map[string]uint64{}}
+	ready("old", "/run/netns/c1")
+	a.guardCheck(context.Background(), g) // tick 1
+	ready("new", "/run/netns/c2")         // c1 gone, c2 has its inode
+	a.guardCheck(context.Background(), g) // tick 2: new is looked at once
+	clear(k.inspected)
+	g.note(link.NetnsEvent{NSID: 2})
+	a.guardCheck(context.Background(), g) // tick 3: nobody's rolling turn (1020%60 = 0)
+	if k.inspected["/run/netns/c2"] != 1 {
+		t.Fatalf("a notification from the new namespace (ID 2) looked at %v, want c2 once", k.inspected)
+	}
+}
