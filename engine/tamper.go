@@ -63,10 +63,15 @@ func (c *tamperCounts) seen(endpoint string, found map[string]string) []string {
 	return fresh
 }
 
-func (c *tamperCounts) fixed(reason string) {
+// fixed counts a repair of what on endpoint that held: what is no
+// longer active, so the same tamper done again is new and repaired
+// again, even if no check looked at the endpoint in between (a repair
+// may send no notification, so the next look may be the rolling pass's).
+func (c *tamperCounts) fixed(endpoint, what, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.repaired[reason]++
+	delete(c.active, endpoint+"/"+what)
 }
 
 // snapshot returns copies of the counts, every reason listed.
@@ -113,14 +118,18 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 	own, nested := a.endpointLinks(e, parent)
 	macChanged := own != nil && len(e.MAC) > 0 && !bytes.Equal(own.MAC, e.MAC)
 	found := map[string]string{}
+	hookWhat := func(f loader.Finding) string { return fmt.Sprintf("%s on %s %s", f.Tamper, e.IfName, f.Hook) }
+	nestedWhat := func(l link.Info) string { return fmt.Sprintf("%s %s on the parent", TamperNestedLink, l.Name) }
+	macWhat := ""
 	for _, f := range findings {
-		found[fmt.Sprintf("%s on %s %s", f.Tamper, e.IfName, f.Hook)] = string(f.Tamper)
+		found[hookWhat(f)] = string(f.Tamper)
 	}
 	for _, l := range nested {
-		found[fmt.Sprintf("%s %s on the parent", TamperNestedLink, l.Name)] = TamperNestedLink
+		found[nestedWhat(l)] = TamperNestedLink
 	}
 	if macChanged {
-		found[fmt.Sprintf("%s on %s to %s", TamperMACChanged, own.Name, own.MAC)] = TamperMACChanged
+		macWhat = fmt.Sprintf("%s on %s to %s", TamperMACChanged, own.Name, own.MAC)
+		found[macWhat] = TamperMACChanged
 	}
 	fresh := a.tamper.seen(e.Name, found)
 	if len(fresh) == 0 {
@@ -130,7 +139,7 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 		err := a.repairHooks(ctx, e, findings)
 		for _, f := range findings {
 			if err == nil {
-				a.tamper.fixed(string(f.Tamper))
+				a.tamper.fixed(e.Name, hookWhat(f), string(f.Tamper))
 			}
 			a.log.Warn("endpoint tampered with", "endpoint", e.Name, "hook", f.Hook, "tamper", f.Tamper, "repaired", err == nil, "err", err)
 		}
@@ -138,14 +147,14 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 	for _, l := range nested {
 		err := a.host.DetachEndpoint(ctx, e.Netns, l.Name)
 		if err == nil {
-			a.tamper.fixed(TamperNestedLink)
+			a.tamper.fixed(e.Name, nestedWhat(l), TamperNestedLink)
 		}
 		a.log.Warn("endpoint's namespace has a link of its own on the parent", "endpoint", e.Name, "link", l.Name, "deleted", err == nil, "err", err)
 	}
 	if macChanged {
 		err := a.ns.SetMAC(e.Netns, e.Ifindex, e.MAC)
 		if err == nil {
-			a.tamper.fixed(TamperMACChanged)
+			a.tamper.fixed(e.Name, macWhat, TamperMACChanged)
 		}
 		a.log.Warn("endpoint's MAC changed", "endpoint", e.Name, "mac", own.MAC.String(), "want", e.MAC.String(), "restored", err == nil, "err", err)
 	}

@@ -1,10 +1,14 @@
 package engine
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"slices"
 	"testing"
 
 	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
 )
 
 // linksOnly is a Namespaces whose every namespace has links.
@@ -48,5 +52,46 @@ func TestEndpointLinks(t *testing.T) {
 		if !slices.Equal(names, tc.nested) {
 			t.Errorf("%s: nested %v, want %v", tc.what, names, tc.nested)
 		}
+	}
+}
+
+// tamperedDatapath has a program ahead of mvlan's on ingress while
+// tampered; a repair takes it away.
+type tamperedDatapath struct {
+	Datapath
+	tampered bool
+	repairs  int
+}
+
+func (d *tamperedDatapath) InspectEndpoint(context.Context, string, int) ([]loader.Finding, error) {
+	if !d.tampered {
+		return nil, nil
+	}
+	return []loader.Finding{{Hook: loader.Ingress, Tamper: loader.TamperForeignFirst}}, nil
+}
+
+func (d *tamperedDatapath) RepairEndpoint(context.Context, string, int, []loader.Finding) error {
+	d.tampered = false
+	d.repairs++
+	return nil
+}
+
+// TestTamperAgainAfterRepair: a tamper done again after a repair that
+// held is repaired again, also when the endpoint was not looked at in
+// between (a TCX repair sends no notification, so the next look may be
+// the one that finds the second tamper).
+func TestTamperAgainAfterRepair(t *testing.T) {
+	d := &tamperedDatapath{}
+	a := &Engine{dp: d, ns: linksOnly{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	e := endpoint{ID: "e1", Name: "c1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2}
+	for i := 1; i <= 2; i++ {
+		d.tampered = true
+		a.inspectEndpoint(context.Background(), e)
+		if d.tampered || d.repairs != i {
+			t.Fatalf("tamper %d: repairs %d, still tampered %v; want %d repairs, none left", i, d.repairs, d.tampered, i)
+		}
+	}
+	if tampered, repaired := a.tamper.snapshot(); tampered[string(loader.TamperForeignFirst)] != 2 || repaired[string(loader.TamperForeignFirst)] != 2 {
+		t.Fatalf("counts tampered %v repaired %v, want foreign_first 2 and 2", tampered, repaired)
 	}
 }
