@@ -117,8 +117,9 @@ func (a *Engine) detachNetwork(ctx context.Context, n *network) error {
 }
 
 // attachEndpoint puts e in the endpoint table, then attaches the endpoint
-// programs to its slave (the programs let unknown endpoints pass, so the
-// table goes first). It records the keys in e.
+// programs to its slave (the programs drop every frame of a link whose
+// endpoint is not in the table, so the table goes first). It records the
+// keys in e.
 func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *endpoint) error {
 	idx, err := a.slaveIndex(*e)
 	if err != nil {

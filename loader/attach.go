@@ -112,7 +112,8 @@ func haveTCX() (bool, error) {
 
 // AttachEndpoint attaches ep_ingress and ep_egress to the endpoint's macvlan
 // slave (ifindex inside the netns at netnsPath). Call SetEndpoint first:
-// until the endpoint is in the table its programs pass everything. Calling
+// until the endpoint is in the table its programs drop everything
+// (no_endpoint). Calling
 // it again (e.g. after an agent restart, or with another mode) replaces our
 // programs and never adds a second copy.
 func (d *Datapath) AttachEndpoint(ctx context.Context, netnsPath string, ifindex int, mode Mode) error {

@@ -71,7 +71,7 @@ func TestLoad(t *testing.T) {
 // frame for an endpoint, which it marks; parent_egress one from an
 // endpoint, checked like ep_ingress), next to an empty TC program in the same run. ns/op is the
 // kernel's time per run (repeat = b.N in one syscall). Besides the verdict
-// (which the early return for an unknown endpoint gives too), the counters
+// (which an early return could give too), the counters
 // must have moved on every run, by the frame's size each: the run went all
 // the way to the counting at the end of the path.
 func BenchmarkProgram(b *testing.B) {
