@@ -25,7 +25,7 @@
 static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f)
 {
 	void *l3 = f->data + f->l3off;
-	__u8 target[16];
+	__u32 target[4]; /* aligned for eq4 */
 
 	if (f->malformed)
 		return 0;
@@ -47,7 +47,7 @@ static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f)
 			return 0;
 		if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
 			return NOT_PARSED;
-		return ep_of_ip(FAMILY_V6, target) ? REASON_ND_SPOOF : 0;
+		return ep_of_ip(FAMILY_V6, (__u8 *)target) ? REASON_ND_SPOOF : 0;
 	}
 	return 0;
 }

@@ -33,12 +33,11 @@ static __always_inline struct ep_info *lookup_self(struct __sk_buff *skb, __u64 
 	return bpf_map_lookup_elem(&ep_table, &key);
 }
 
+/* eq4 compares 4 address bytes at b with one load: b is in the packet
+ * (unaligned access allowed) or a 4-byte aligned stack buffer. */
 static __always_inline int eq4(__be32 a, const __u8 *b)
 {
-	__be32 w;
-
-	__builtin_memcpy(&w, b, 4);
-	return a == w;
+	return a == *(const __be32 *)b;
 }
 
 /* owns reports whether the address is one of the endpoint's own. */

@@ -167,7 +167,7 @@ static __always_inline int check_nd_opts(struct __sk_buff *skb, __u32 off,
 static __always_inline int check_icmp6(struct __sk_buff *skb, __u32 off,
 				       __u32 end, const struct ep_info *ep)
 {
-	__u8 target[16];
+	__u32 target[4]; /* aligned for eq4 */
 	__u8 type;
 	__u32 opts;
 
@@ -188,7 +188,7 @@ static __always_inline int check_icmp6(struct __sk_buff *skb, __u32 off,
 	case ND_NEIGHBOR_ADVERT:
 		if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
 			return NOT_PARSED;
-		if (!owns(ep, FAMILY_V6, target))
+		if (!owns(ep, FAMILY_V6, (__u8 *)target))
 			return REASON_ND_SPOOF;
 		opts = off + 24;
 		break;

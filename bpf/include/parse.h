@@ -130,7 +130,7 @@ static __always_inline int parse_tags(struct frame *f, __be16 *proto)
 			f->tagged = 1;
 			f->vid = bpf_ntohs(tag->tci) & VLAN_VID_MASK;
 		}
-		*proto = tag->proto;
+		*proto = *(const __be16 *)((void *)tag + 2);
 		f->l3off += sizeof(*tag);
 	}
 	return 0;
@@ -183,7 +183,7 @@ static __always_inline void parse_frame(struct __sk_buff *skb, struct frame *f)
 	}
 	f->dst = mac48(eth->dst);
 	f->src = mac48(eth->src);
-	proto = eth->proto;
+	proto = *(const __be16 *)((void *)eth + 12); /* one load: eth is packed */
 	f->l3off = sizeof(*eth);
 	if (parse_tags(f, &proto) < 0) {
 		f->malformed = 1;
