@@ -444,6 +444,7 @@ func TestDatapathCountersSurviveRestart(t *testing.T) {
 			quietIPv6(t, e.sb, v.c1)
 			quietIPv6(t, e.sb, v.c2)
 			v.mustPing(v.c2, "172.16.86.10")
+			neighReachable(t, e.sb, v.c1, "172.16.86.11")
 			e.settle("mvlan_vlan_rx_packets_total")
 
 			stats0, text0 := v.stats(), v.scrape()
@@ -469,6 +470,21 @@ func TestDatapathCountersSurviveRestart(t *testing.T) {
 			v.wantPingCounted(stats1, v.stats())
 		})
 	}
+}
+
+// neighReachable waits until ns's neighbour entry for ip is REACHABLE.
+// The pinged side learnt the pinger from its ARP request (STALE) and
+// answered through that entry (DELAY): 5 s later it sends a unicast ARP
+// probe, two frames that would otherwise fall between two reads of the
+// counters. Up to ~6 s.
+func neighReachable(t *testing.T, sb *nstest.Sandbox, ns, ip string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if strings.Contains(sb.Run(t, ns, "ip", "-4", "neigh", "show", ip), "REACHABLE") {
+			return
+		}
+	}
+	t.Fatalf("the neighbour entry for %s in %s did not become REACHABLE in 10 s", ip, ns)
 }
 
 type loaderHook string
