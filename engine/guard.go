@@ -110,6 +110,11 @@ func (a *Engine) guardCheck(ctx context.Context, g *guardState) {
 		}
 		now[e.ID] = e.NetnsInode
 	}
+	for id := range g.looked {
+		if _, ok := now[id]; !ok {
+			a.tamper.drop(id) // gone, or no longer ready
+		}
+	}
 	g.forget(now)
 	g.looked, g.all = now, false
 	clear(g.marked)

@@ -37,9 +37,10 @@ type tamperCounts struct {
 	active             map[string]bool   // endpoint/what of the last check
 }
 
-// seen records the tampers found on endpoint in one check (what -> reason)
-// and returns those that are new.
-func (c *tamperCounts) seen(endpoint string, found map[string]string) []string {
+// seen records the tampers found on endpoint (its ID: a later one of the
+// same name is another) named name in one check (what -> reason) and
+// returns those that are new.
+func (c *tamperCounts) seen(endpoint, name string, found map[string]string) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.active == nil {
@@ -56,7 +57,7 @@ func (c *tamperCounts) seen(endpoint string, found map[string]string) []string {
 		if k := endpoint + "/" + what; !c.active[k] {
 			c.active[k] = true
 			c.tampered[reason]++
-			c.recent[endpoint] = what
+			c.recent[name] = what
 			fresh = append(fresh, what)
 		}
 	}
@@ -72,6 +73,17 @@ func (c *tamperCounts) fixed(endpoint, what, reason string) {
 	defer c.mu.Unlock()
 	c.repaired[reason]++
 	delete(c.active, endpoint+"/"+what)
+}
+
+// drop forgets the active tampers of endpoint (its ID), which is gone.
+func (c *tamperCounts) drop(endpoint string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.active {
+		if strings.HasPrefix(k, endpoint+"/") {
+			delete(c.active, k)
+		}
+	}
 }
 
 // snapshot returns copies of the counts, every reason listed.
@@ -131,7 +143,7 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 		macWhat = fmt.Sprintf("%s on %s to %s", TamperMACChanged, own.Name, own.MAC)
 		found[macWhat] = TamperMACChanged
 	}
-	fresh := a.tamper.seen(e.Name, found)
+	fresh := a.tamper.seen(e.ID, e.Name, found)
 	if len(fresh) == 0 {
 		return
 	}
@@ -139,7 +151,7 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 		err := a.repairHooks(ctx, e, findings)
 		for _, f := range findings {
 			if err == nil {
-				a.tamper.fixed(e.Name, hookWhat(f), string(f.Tamper))
+				a.tamper.fixed(e.ID, hookWhat(f), string(f.Tamper))
 			}
 			a.log.Warn("endpoint tampered with", "endpoint", e.Name, "hook", f.Hook, "tamper", f.Tamper, "repaired", err == nil, "err", err)
 		}
@@ -147,14 +159,14 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 	for _, l := range nested {
 		err := a.host.DetachEndpoint(ctx, e.Netns, l.Name)
 		if err == nil {
-			a.tamper.fixed(e.Name, nestedWhat(l), TamperNestedLink)
+			a.tamper.fixed(e.ID, nestedWhat(l), TamperNestedLink)
 		}
 		a.log.Warn("endpoint's namespace has a link of its own on the parent", "endpoint", e.Name, "link", l.Name, "deleted", err == nil, "err", err)
 	}
 	if macChanged {
 		err := a.ns.SetMAC(e.Netns, e.Ifindex, e.MAC)
 		if err == nil {
-			a.tamper.fixed(e.Name, macWhat, TamperMACChanged)
+			a.tamper.fixed(e.ID, macWhat, TamperMACChanged)
 		}
 		a.log.Warn("endpoint's MAC changed", "endpoint", e.Name, "mac", own.MAC.String(), "want", e.MAC.String(), "restored", err == nil, "err", err)
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -60,6 +61,7 @@ func TestEndpointLinks(t *testing.T) {
 type tamperedDatapath struct {
 	Datapath
 	tampered bool
+	fail     bool // repairs fail
 	repairs  int
 }
 
@@ -71,6 +73,9 @@ func (d *tamperedDatapath) InspectEndpoint(context.Context, string, int) ([]load
 }
 
 func (d *tamperedDatapath) RepairEndpoint(context.Context, string, int, []loader.Finding) error {
+	if d.fail {
+		return errors.New("cannot")
+	}
 	d.tampered = false
 	d.repairs++
 	return nil
@@ -93,5 +98,19 @@ func TestTamperAgainAfterRepair(t *testing.T) {
 	}
 	if tampered, repaired := a.tamper.snapshot(); tampered[string(loader.TamperForeignFirst)] != 2 || repaired[string(loader.TamperForeignFirst)] != 2 {
 		t.Fatalf("counts tampered %v repaired %v, want foreign_first 2 and 2", tampered, repaired)
+	}
+}
+
+// TestTamperNewEndpointOfSameName: a tamper mvlan could not repair on a
+// removed container does not hide the same tamper on a new container of
+// the same name (the tampers are the endpoint's, by ID).
+func TestTamperNewEndpointOfSameName(t *testing.T) {
+	d := &tamperedDatapath{tampered: true, fail: true}
+	a := &Engine{dp: d, ns: linksOnly{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	a.inspectEndpoint(context.Background(), endpoint{ID: "e1", Name: "c1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2})
+	d.fail = false
+	a.inspectEndpoint(context.Background(), endpoint{ID: "e2", Name: "c1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2})
+	if d.tampered || d.repairs != 1 {
+		t.Fatalf("the new c1's tamper: repairs %d, still tampered %v; want repaired", d.repairs, d.tampered)
 	}
 }
