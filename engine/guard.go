@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/mvlan/mvlan/link"
@@ -36,41 +37,65 @@ type guardState struct {
 	tick   uint64
 }
 
+// heard is what the listener heard since the last check: the IDs of the
+// namespaces that sent notifications, as a set, so that a namespace that
+// sends thousands (a container making links in a loop) takes one entry
+// and crowds out no other's.
+type heard struct {
+	mu       sync.Mutex
+	ids      map[int]bool
+	overflow bool // the kernel dropped notifications
+	blind    bool // no listener: every check looks at everything
+}
+
+func (h *heard) add(ev link.NetnsEvent) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ev.Overflow {
+		h.overflow = true
+		return
+	}
+	if h.ids == nil {
+		h.ids = map[int]bool{}
+	}
+	h.ids[ev.NSID] = true
+}
+
+// take hands what was heard to g and starts over.
+func (h *heard) take(g *guardState) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.overflow || h.blind {
+		g.note(link.NetnsEvent{Overflow: true})
+	}
+	for id := range h.ids {
+		g.note(link.NetnsEvent{NSID: id})
+	}
+	clear(h.ids)
+	h.overflow = false
+}
+
 // guard checks endpoints for tampering each interval until ctx is done.
 func (a *Engine) guard(ctx context.Context, interval time.Duration) {
 	g := &guardState{nsid: map[uint64]int{}, byID: map[int]uint64{}, marked: map[uint64]bool{}, looked: map[string]uint64{}}
-	events := make(chan link.NetnsEvent, 1024)
+	h := &heard{}
 	go func() {
-		err := a.host.WatchNetns(ctx, func(ev link.NetnsEvent) {
-			select {
-			case events <- ev:
-			default: // full: the next check looks at everything
-				select {
-				case events <- link.NetnsEvent{Overflow: true}:
-				default:
-				}
-			}
-		})
+		err := a.host.WatchNetns(ctx, h.add)
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("tamper check: no namespace notifications; every endpoint is checked each time", "err", err)
-			select {
-			case events <- link.NetnsEvent{Overflow: true, NSID: -1}:
-			case <-ctx.Done():
-			}
+			h.mu.Lock()
+			h.blind = true
+			h.mu.Unlock()
 		}
 	}()
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	blind := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-events:
-			blind = blind || ev.NSID == -1 && ev.Overflow
-			g.note(ev)
 		case <-t.C:
-			g.all = g.all || blind
+			h.take(g)
 			g.tcx = a.dp.ForeignPrograms()
 			a.guardCheck(ctx, g)
 		}

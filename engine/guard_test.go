@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
@@ -115,5 +117,96 @@ func TestGuardInodeReused(t *testing.T) {
 	a.guardCheck(context.Background(), g) // tick 3: nobody's rolling turn (1020%60 = 0)
 	if k.inspected["/run/netns/c2"] != 1 {
 		t.Fatalf("a notification from the new namespace (ID 2) looked at %v, want c2 once", k.inspected)
+	}
+}
+
+// floodingHost sends many notifications from namespace ID 7, then one
+// from 3, when told.
+type floodingHost struct {
+	numberedHost
+	flood chan chan struct{}
+}
+
+func (h floodingHost) WatchNetns(ctx context.Context, fn func(link.NetnsEvent)) error {
+	select {
+	case done := <-h.flood:
+		for range 5000 {
+			fn(link.NetnsEvent{NSID: 7})
+		}
+		fn(link.NetnsEvent{NSID: 3})
+		close(done)
+	case <-ctx.Done():
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// floodDatapath starts the flood from inside the first look at c0 and
+// waits for it: the notifications come while a check is under way.
+type floodDatapath struct {
+	countingDatapath
+	mu   sync.Mutex
+	host floodingHost
+	once sync.Once
+}
+
+func (k *floodDatapath) ForeignPrograms() bool { return false }
+
+func (k *floodDatapath) InspectEndpoint(ctx context.Context, path string, ifindex int) ([]loader.Finding, error) {
+	k.once.Do(func() {
+		done := make(chan struct{})
+		k.host.flood <- done
+		<-done
+	})
+	k.mu.Lock()
+	k.inspected[path]++
+	k.mu.Unlock()
+	return nil, nil
+}
+
+// TestGuardFlood: a container making thousands of notifications while a
+// check is under way (it needs only CAP_NET_ADMIN in its namespace) has
+// its own namespace looked at, not every endpoint (what an overflow
+// costs), and hides no other namespace's notification.
+func TestGuardFlood(t *testing.T) {
+	const n = 10 // inodes 1040..1049: rolling turns 20..29
+	h := floodingHost{flood: make(chan chan struct{})}
+	k := &floodDatapath{countingDatapath: countingDatapath{inspected: map[string]int{}}, host: h}
+	net := &network{ID: "n1", eps: map[string]*entry{}}
+	net.cur.Store(&netName{name: "n1"})
+	for i := range n {
+		id := fmt.Sprintf("e%d", i)
+		net.eps[id] = &entry{ep: endpoint{ID: id, Name: id, Netns: fmt.Sprintf("/run/netns/c%d", i), NetnsInode: uint64(1040 + i), Ifindex: 2, State: Ready}}
+	}
+	a := &Engine{host: h, dp: k, ns: linksOnly{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), nets: map[string]*network{"n1": net}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.guard(ctx, 20*time.Millisecond) }()
+	looks := func() int {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		total := 0
+		for _, c := range k.inspected {
+			total += c
+		}
+		return total
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for looks() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(60 * time.Millisecond) // a few more checks, none a rolling turn of these
+	cancel()
+	<-done
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for p, c := range k.inspected {
+		if want := 1; p == "/run/netns/c7" || p == "/run/netns/c3" {
+			if c < 2 {
+				t.Errorf("%s looked at %d times, want again after its notifications", p, c)
+			}
+		} else if c != want {
+			t.Errorf("%s looked at %d times, want %d (the first look): the flood made the guard look at everything", p, c, want)
+		}
 	}
 }
