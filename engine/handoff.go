@@ -15,6 +15,7 @@ package engine
 // or a marked link in a sandbox whose record is removed.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -340,7 +341,7 @@ func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("docker-rm:after-state")
-	err := errors.Join(a.detachPrograms(ctx, e), a.teardown(ctx, e), a.host.DeleteByAlias(a.alias("ep", e.ID)))
+	err := errors.Join(a.detachPrograms(ctx, e), a.teardown(ctx, e), a.deleteHandedBack(n, e))
 	if err == nil {
 		err = a.forgetEntry(e) // the link is gone
 	}
@@ -361,6 +362,37 @@ func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(
 	n.mu.Unlock()
 	a.log.Info("Docker endpoint removed", "name", e.Name, "addrs", e.Addrs)
 	return nil
+}
+
+// deleteHandedBack deletes e's link where Docker moves it back to, the
+// host namespace: by our alias, or, when the container changed that (it
+// can, with CAP_NET_ADMIN, before it left), the macvlan on the network's
+// parent with e's MAC. Left there, it would keep the MAC from the next
+// endpoint with e's address (Docker derives MACs from addresses).
+func (a *Engine) deleteHandedBack(n *network, e endpoint) error {
+	links, err := a.host.Links()
+	if err != nil {
+		return err
+	}
+	alias := a.alias("ep", e.ID)
+	parent, _ := n.indexes()
+	var byAlias, byMAC []string
+	for _, l := range links {
+		switch {
+		case l.Alias == alias:
+			byAlias = append(byAlias, l.Name)
+		case parent != 0 && len(e.MAC) > 0 && l.Kind == "macvlan" && l.ParentIndex == parent && bytes.Equal(l.MAC, e.MAC):
+			byMAC = append(byMAC, l.Name)
+		}
+	}
+	if len(byAlias) == 0 {
+		byAlias = byMAC
+	}
+	var errs []error
+	for _, name := range byAlias {
+		errs = append(errs, a.host.Delete(name))
+	}
+	return errors.Join(errs...)
 }
 
 // RenameEndpoint renames endpoint id from from to to, unless it was

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,4 +191,36 @@ func netDrops(t *testing.T, a *agentProc) uint64 {
 		n += c.Packets
 	}
 	return n
+}
+
+// TestDockerLeaveAlias: a container changes its link's alias (mvlan's
+// mark) before Docker takes the link back (Leave, the move back to the host
+// namespace, DeleteEndpoint). The agent still deletes the link there, found
+// by its MAC on the parent; left, it would hold the MAC that Docker gives
+// the next container with that address. About 3 s.
+func TestDockerLeaveAlias(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	a.env = []string{"MVLAN_PLUGIN_SOCKET=" + filepath.Join(a.dir, "mvt-leave.sock")}
+	a.start()
+	p := &pluginConn{t: t, sb: sb, sock: filepath.Join(a.dir, "mvt-leave.sock")}
+	pool := p.call("IpamDriver.RequestPool", map[string]any{"AddressSpace": "mvlan", "Pool": "172.16.88.0/24"})["PoolID"]
+	netID := strings.Repeat("5f", 32)
+	p.call("NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID,
+		"Options":  map[string]any{"com.docker.network.generic": map[string]string{"parent": "eth0"}},
+		"IPv4Data": []map[string]any{{"AddressSpace": "mvlan", "Pool": "172.16.88.0/24"}}})
+	c1, ep := sb.Netns(t, "c1"), strings.Repeat("c1", 32)
+	p.join(netID, pool, ep, c1, c1)
+	waitEndpoint(t, a, ep, "ready")
+	f := strings.Fields(sb.Run(t, c1, "ip", "-o", "link", "show", "eth0"))
+	mac := f[slices.Index(f, "link/ether")+1]
+	sb.Run(t, c1, "ip", "link", "set", "eth0", "alias", "x")
+
+	p.call("NetworkDriver.Leave", map[string]any{"NetworkID": netID, "EndpointID": ep})
+	sb.Run(t, c1, "ip", "link", "set", "eth0", "down", "name", "back0") // its first name, as Docker
+	sb.Run(t, c1, "ip", "link", "set", "back0", "netns", filepath.Base(sb.Path))
+	p.call("NetworkDriver.DeleteEndpoint", map[string]any{"NetworkID": netID, "EndpointID": ep})
+	if out := sb.Run(t, sb.Path, "ip", "-o", "link", "show", "type", "macvlan"); strings.Contains(out, mac) {
+		t.Errorf("the link with %s (alias changed) is still in the host namespace after DeleteEndpoint:\n%s", mac, out)
+	}
 }
