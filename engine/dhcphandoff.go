@@ -1,6 +1,9 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Docker's endpoints on a DHCP network (docker network create
 // --ipam-driver null): Docker asks no address of anyone, moves the link
@@ -13,7 +16,8 @@ import "context"
 
 // leaseHandoff leases e's address once its link is in its sandbox. A
 // failure is logged and leaves e ready without a lease (doctor reports
-// it): the container runs already. Caller holds e's busy lock.
+// it; the container runs already), and seekLease asks again every
+// retryExpired. Caller holds e's busy lock.
 func (a *Engine) leaseHandoff(ctx context.Context, n *network, e *endpoint) {
 	if !n.DHCP {
 		return
@@ -21,4 +25,72 @@ func (a *Engine) leaseHandoff(ctx context.Context, n *network, e *endpoint) {
 	if err := a.acquireLease(ctx, n, e); err != nil {
 		a.log.Error("Docker endpoint has no address", "name", e.Name, "network", n.name(), "err", err)
 	}
+}
+
+// spawn runs fn for the engine's life like a keeper (stopped by Close).
+func (k *keepers) spawn(fn func(context.Context)) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stopped {
+		return
+	}
+	if k.ctx == nil {
+		k.ctx, k.cancel = context.WithCancel(context.Background())
+	}
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		fn(k.ctx)
+	}()
+}
+
+// seekLease asks for a lease for en, a ready endpoint of DHCP network n
+// that has none (a Docker container started while no server answered, or
+// caught between its lease and its record by a restart), every
+// retryExpired from now + first, then keeps the lease it gets.
+func (a *Engine) seekLease(n *network, en *entry, first time.Duration) {
+	a.leases.spawn(func(ctx context.Context) {
+		for wait := first; ; wait = retryExpired {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			n.mu.Lock()
+			e, gone := en.ep, en.gone
+			n.mu.Unlock()
+			if gone || e.State != Ready {
+				return
+			}
+			if e.Lease == nil && !a.tryLease(ctx, n, en) {
+				continue
+			}
+			a.keepLease(ctx, n, en, false)
+			return
+		}
+	})
+}
+
+// tryLease leases en's address once; it reports whether en has a lease.
+func (a *Engine) tryLease(ctx context.Context, n *network, en *entry) bool {
+	en.busy.Lock()
+	defer en.busy.Unlock()
+	e, ok := n.current(en)
+	if !ok || e.State != Ready {
+		return false
+	}
+	if e.Lease != nil {
+		return true
+	}
+	if err := a.acquireLease(ctx, n, &e); err != nil {
+		a.log.Debug("still no DHCP lease", "name", e.Name, "network", n.name(), "err", err)
+		return false
+	}
+	if err := a.store.UpdateEndpoint(e.api()); err != nil {
+		a.log.Warn("DHCP lease not stored", "name", e.Name, "err", err)
+	}
+	n.mu.Lock()
+	n.set(en, e)
+	n.mu.Unlock()
+	return true
 }

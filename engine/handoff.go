@@ -229,6 +229,8 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 	n.mu.Unlock()
 	if e.Lease != nil {
 		a.keep(n, en)
+	} else if n.DHCP {
+		a.seekLease(n, en, retryExpired)
 	}
 	a.shimRoutesChanged(n)
 	a.log.Info("Docker endpoint ready", "name", e.Name, "network", n.name(), "ifname", e.IfName, "netns", e.Netns)

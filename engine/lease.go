@@ -198,6 +198,8 @@ func (a *Engine) keepAll(n *network) {
 	for _, en := range n.eps {
 		if en.ep.State == Ready && (en.ep.Lease != nil || en.ep.Lease6 != nil) {
 			ens = append(ens, en)
+		} else if en.ep.State == Ready {
+			a.seekLease(n, en, 0) // a Docker endpoint without one (dhcphandoff.go)
 		}
 	}
 	n.mu.Unlock()

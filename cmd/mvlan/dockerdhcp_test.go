@@ -17,7 +17,9 @@ import (
 // a container gets its address, prefix and router from the DHCP server
 // on the wire (dnsmasq), leased by the agent inside the container's
 // namespace once Docker moved the link there; docker rm releases the
-// lease (gone from dnsmasq's file). Skipped without docker.io.
+// lease (gone from dnsmasq's file). A container started while no server
+// answers runs without an address and gets one once the server answers,
+// also across an agent restart. Skipped without docker.io.
 func TestDockerDHCP(t *testing.T) {
 	daemon, cli, busybox := dockerTools(t)
 	sb := nstest.NewSandbox(t)
@@ -57,4 +59,30 @@ func TestDockerDHCP(t *testing.T) {
 	x.ok(t, "exec", "dc1", "ping", "-c", "2", "-W", "2", "192.168.60.1")
 	x.ok(t, "rm", "-f", "dc1")
 	srv.waitLease(ep.MAC, 5*time.Second, "DHCPRELEASE on docker rm", func(_ lease, ok bool) bool { return !ok })
+
+	// No server: the container runs without an address (logged); after an
+	// agent restart, once the server answers, it gets one.
+	srv.stop()
+	x.runD(t, "dc2", "--net", "dlan")
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(a.log.String(), `msg="Docker endpoint has no address"`); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no server: the agent did not log that dc2 has no address:\n%s", a.log)
+		}
+	}
+	a.kill()
+	a.start()
+	srv.start()
+	for deadline, ep := time.Now().Add(20*time.Second), (api.Endpoint{}); ep.Lease == nil; time.Sleep(200 * time.Millisecond) {
+		ep = x.endpoint(t, "dc2")
+		if time.Now().After(deadline) {
+			t.Fatalf("dc2 has no lease 20 s after the server came back:\n%s", a.log)
+		}
+	}
+	ep = x.endpoint(t, "dc2")
+	mustContain(t, "docker exec dc2 ip addr", x.ok(t, "exec", "dc2", "ip", "-4", "addr", "show", "dev", "eth0"), addrOf(ep, false))
+	mustContain(t, "agent log", a.log.String(), `msg="DHCP lease" name=`+ep.Name)
+	// Now: the agent of the restart is killed before Docker's cleanup
+	// (which then waits for the plugin, ~40 s).
+	x.ok(t, "rm", "-f", "dc2")
+	x.ok(t, "network", "rm", "dlan")
 }
