@@ -123,12 +123,12 @@ func (a *Engine) guardCheck(ctx context.Context, g *guardState) {
 	now := make(map[string]uint64, len(eps))
 	for _, e := range eps {
 		_, known := g.looked[e.ID]
-		if !known {
-			a.guardRegister(g, e)
-		}
 		// Each namespace has its turn in the rolling pass: one check in
 		// guardRounds, whatever else made the guard look at it.
 		rolling := e.NetnsInode%guardRounds == g.tick%guardRounds
+		if _, heard := g.nsid[e.NetnsInode]; !known || rolling && !heard {
+			a.guardRegister(g, e) // new, or it got no ID then
+		}
 		screened := g.tcx && a.dp.TCXTampered(ctx, e.Netns, e.NetnsCookie, e.Ifindex)
 		if g.all || !known || g.marked[e.NetnsInode] || rolling || screened {
 			a.inspectEndpoint(ctx, e)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -208,5 +209,40 @@ func TestGuardFlood(t *testing.T) {
 		} else if c != want {
 			t.Errorf("%s looked at %d times, want %d (the first look): the flood made the guard look at everything", p, c, want)
 		}
+	}
+}
+
+// flakyHost fails the first NetnsID of each namespace.
+type flakyHost struct {
+	numberedHost
+	asked map[string]bool
+}
+
+func (h *flakyHost) NetnsID(path string) (int, error) {
+	if !h.asked[path] {
+		h.asked[path] = true
+		return 0, errors.New("busy")
+	}
+	return h.numberedHost.NetnsID(path)
+}
+
+// TestGuardRegisterAgain: a namespace that got no ID at the endpoint's
+// first look is asked again at its rolling turn, so that its
+// notifications are heard from then on, not only every guardRounds checks.
+func TestGuardRegisterAgain(t *testing.T) {
+	k := &countingDatapath{inspected: map[string]int{}}
+	net := &network{ID: "n1", eps: map[string]*entry{}}
+	net.cur.Store(&netName{name: "n1"})
+	net.eps["e1"] = &entry{ep: endpoint{ID: "e1", Name: "e1", Netns: "/run/netns/c1", NetnsInode: 1022, Ifindex: 2, State: Ready}}
+	a := &Engine{host: &flakyHost{asked: map[string]bool{}}, dp: k, ns: linksOnly{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), nets: map[string]*network{"n1": net}}
+	g := &guardState{nsid: map[uint64]int{}, byID: map[int]uint64{}, marked: map[uint64]bool{}, looked: map[string]uint64{}}
+	for range 3 { // ticks 1..3: the first look (no ID), then its rolling turn (1022%60 = 2)
+		a.guardCheck(context.Background(), g)
+	}
+	clear(k.inspected)
+	g.note(link.NetnsEvent{NSID: 1})
+	a.guardCheck(context.Background(), g)
+	if k.inspected["/run/netns/c1"] != 1 {
+		t.Fatalf("a notification from c1 (ID 1) after its rolling turn looked at %v, want c1 once", k.inspected)
 	}
 }
