@@ -117,7 +117,7 @@ func (a *Engine) readyEndpoints(n *network) []endpoint {
 }
 
 // inspectEndpoint finds, counts, repairs and logs what was done to e. A
-// repair that holds clears the tamper by the next check.
+// repair that holds clears the tamper at once: done again, it is new.
 func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 	findings, err := a.dp.InspectEndpoint(ctx, e.Netns, e.Ifindex)
 	if err != nil {
@@ -128,30 +128,44 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 		parent, _ = n.indexes()
 	}
 	own, nested := a.endpointLinks(e, parent)
-	macChanged := own != nil && len(e.MAC) > 0 && !bytes.Equal(own.MAC, e.MAC)
+	if own != nil && (len(e.MAC) == 0 || bytes.Equal(own.MAC, e.MAC)) {
+		own = nil // only a changed MAC is a finding
+	}
 	found := map[string]string{}
-	hookWhat := func(f loader.Finding) string { return fmt.Sprintf("%s on %s %s", f.Tamper, e.IfName, f.Hook) }
-	nestedWhat := func(l link.Info) string { return fmt.Sprintf("%s %s on the parent", TamperNestedLink, l.Name) }
-	macWhat := ""
 	for _, f := range findings {
-		found[hookWhat(f)] = string(f.Tamper)
+		found[hookTamper(e, f)] = string(f.Tamper)
 	}
 	for _, l := range nested {
-		found[nestedWhat(l)] = TamperNestedLink
+		found[nestedTamper(l)] = TamperNestedLink
 	}
-	if macChanged {
-		macWhat = fmt.Sprintf("%s on %s to %s", TamperMACChanged, own.Name, own.MAC)
-		found[macWhat] = TamperMACChanged
+	if own != nil {
+		found[macTamper(*own)] = TamperMACChanged
 	}
-	fresh := a.tamper.seen(e.ID, e.Name, found)
-	if len(fresh) == 0 {
-		return
+	if fresh := a.tamper.seen(e.ID, e.Name, found); len(fresh) > 0 {
+		a.repairTampers(ctx, e, findings, nested, own)
 	}
+}
+
+// What each tamper is called in the logs, doctor and tamperCounts.
+func hookTamper(e endpoint, f loader.Finding) string {
+	return fmt.Sprintf("%s on %s %s", f.Tamper, e.IfName, f.Hook)
+}
+func nestedTamper(l link.Info) string {
+	return fmt.Sprintf("%s %s on the parent", TamperNestedLink, l.Name)
+}
+func macTamper(own link.Info) string {
+	return fmt.Sprintf("%s on %s to %s", TamperMACChanged, own.Name, own.MAC)
+}
+
+// repairTampers repairs e's hooks (findings), deletes its nested links
+// and sets its MAC back when own (its link) has another, counting each
+// repair that held, and logs each.
+func (a *Engine) repairTampers(ctx context.Context, e endpoint, findings []loader.Finding, nested []link.Info, own *link.Info) {
 	if len(findings) > 0 {
 		err := a.repairHooks(ctx, e, findings)
 		for _, f := range findings {
 			if err == nil {
-				a.tamper.fixed(e.ID, hookWhat(f), string(f.Tamper))
+				a.tamper.fixed(e.ID, hookTamper(e, f), string(f.Tamper))
 			}
 			a.log.Warn("endpoint tampered with", "endpoint", e.Name, "hook", f.Hook, "tamper", f.Tamper, "repaired", err == nil, "err", err)
 		}
@@ -159,14 +173,14 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 	for _, l := range nested {
 		err := a.host.DetachEndpoint(ctx, e.Netns, l.Name)
 		if err == nil {
-			a.tamper.fixed(e.ID, nestedWhat(l), TamperNestedLink)
+			a.tamper.fixed(e.ID, nestedTamper(l), TamperNestedLink)
 		}
 		a.log.Warn("endpoint's namespace has a link of its own on the parent", "endpoint", e.Name, "link", l.Name, "deleted", err == nil, "err", err)
 	}
-	if macChanged {
+	if own != nil {
 		err := a.ns.SetMAC(e.Netns, e.Ifindex, e.MAC)
 		if err == nil {
-			a.tamper.fixed(e.ID, macWhat, TamperMACChanged)
+			a.tamper.fixed(e.ID, macTamper(*own), TamperMACChanged)
 		}
 		a.log.Warn("endpoint's MAC changed", "endpoint", e.Name, "mac", own.MAC.String(), "want", e.MAC.String(), "restored", err == nil, "err", err)
 	}
