@@ -123,9 +123,9 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 	if err != nil {
 		a.log.Warn("tamper check", "endpoint", e.Name, "err", err)
 	}
-	parent := 0
-	if n := a.networkByID(e.NetworkID); n != nil {
-		parent, _ = n.indexes()
+	parent, ok := a.stillReady(e)
+	if !ok {
+		return
 	}
 	own, nested := a.endpointLinks(e, parent)
 	if own != nil && (len(e.MAC) == 0 || bytes.Equal(own.MAC, e.MAC)) {
@@ -141,9 +141,26 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
 	if own != nil {
 		found[macTamper(*own)] = TamperMACChanged
 	}
+	if _, ok := a.stillReady(e); !ok {
+		return // its removal began: its programs and link are going
+	}
 	if fresh := a.tamper.seen(e.ID, e.Name, found); len(fresh) > 0 {
 		a.repairTampers(ctx, e, findings, nested, own)
 	}
+}
+
+// stillReady reports whether e, as the check read it, is still a ready
+// endpoint of its network (a removal may have begun meanwhile: what it
+// takes away is no tamper), and the network's parent ifindex.
+func (a *Engine) stillReady(e endpoint) (parent int, ok bool) {
+	n := a.networkByID(e.NetworkID)
+	if n == nil {
+		return 0, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	en := n.eps[e.ID]
+	return n.parentIndex, en != nil && en.ep.State == Ready
 }
 
 // What each tamper is called in the logs, doctor and tamperCounts.

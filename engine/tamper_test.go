@@ -81,14 +81,25 @@ func (d *tamperedDatapath) RepairEndpoint(context.Context, string, int, []loader
 	return nil
 }
 
+// tamperEngine is an Engine with network n1 whose endpoints are eps
+// (ready), over d.
+func tamperEngine(d Datapath, eps ...endpoint) *Engine {
+	net := &network{ID: "n1", eps: map[string]*entry{}}
+	net.cur.Store(&netName{name: "n1"})
+	for _, e := range eps {
+		net.eps[e.ID] = &entry{ep: e}
+	}
+	return &Engine{dp: d, ns: linksOnly{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), nets: map[string]*network{"n1": net}}
+}
+
 // TestTamperAgainAfterRepair: a tamper done again after a repair that
 // held is repaired again, also when the endpoint was not looked at in
 // between (a TCX repair sends no notification, so the next look may be
 // the one that finds the second tamper).
 func TestTamperAgainAfterRepair(t *testing.T) {
 	d := &tamperedDatapath{}
-	a := &Engine{dp: d, ns: linksOnly{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	e := endpoint{ID: "e1", Name: "c1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2}
+	e := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
+	a := tamperEngine(d, e)
 	for i := 1; i <= 2; i++ {
 		d.tampered = true
 		a.inspectEndpoint(context.Background(), e)
@@ -106,11 +117,29 @@ func TestTamperAgainAfterRepair(t *testing.T) {
 // the same name (the tampers are the endpoint's, by ID).
 func TestTamperNewEndpointOfSameName(t *testing.T) {
 	d := &tamperedDatapath{tampered: true, fail: true}
-	a := &Engine{dp: d, ns: linksOnly{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	a.inspectEndpoint(context.Background(), endpoint{ID: "e1", Name: "c1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2})
+	e1 := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
+	e2 := e1
+	e2.ID = "e2"
+	a := tamperEngine(d, e1, e2)
+	a.inspectEndpoint(context.Background(), e1)
 	d.fail = false
-	a.inspectEndpoint(context.Background(), endpoint{ID: "e2", Name: "c1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2})
+	a.inspectEndpoint(context.Background(), e2)
 	if d.tampered || d.repairs != 1 {
 		t.Fatalf("the new c1's tamper: repairs %d, still tampered %v; want repaired", d.repairs, d.tampered)
+	}
+}
+
+// TestTamperNotDuringRemoval: an endpoint whose removal began after the
+// check read it (its programs going, then its link) is not counted as
+// tampered with nor repaired.
+func TestTamperNotDuringRemoval(t *testing.T) {
+	d := &tamperedDatapath{tampered: true}
+	e := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
+	removing := e
+	removing.State = Removing
+	a := tamperEngine(d, removing)
+	a.inspectEndpoint(context.Background(), e) // the check's copy, read while it was ready
+	if tampered, _ := a.tamper.snapshot(); d.repairs != 0 || tampered[string(loader.TamperForeignFirst)] != 0 {
+		t.Fatalf("repairs %d, tampered %v; want none for an endpoint being removed", d.repairs, tampered)
 	}
 }
