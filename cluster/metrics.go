@@ -18,7 +18,31 @@ type metrics struct {
 	dad       prometheus.Counter
 }
 
+// The label values each vector starts with, at zero: every series an
+// alert reads exists from the start (an absent series is not a zero).
+var (
+	metricOps   = []string{"get", "grant", "keepalive", "put", "txn"}
+	metricKinds = []string{"block", "claim"}
+)
+
 func newMetrics() *metrics {
+	m := newVectors()
+	for _, op := range metricOps {
+		m.errors.WithLabelValues(op)
+	}
+	for _, kind := range metricKinds {
+		m.conflicts.WithLabelValues(kind)
+		m.reclaimed.WithLabelValues(kind)
+		m.refused.WithLabelValues(kind)
+	}
+	return m
+}
+
+// IdleCollectors are the instruments of an agent without --cluster: the
+// same series, at zero, so that dashboards and alerts find them.
+func IdleCollectors() []prometheus.Collector { return collectors(newMetrics()) }
+
+func newVectors() *metrics {
 	return &metrics{
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mvlan_cluster_etcd_request_duration_seconds",
@@ -53,8 +77,9 @@ func newMetrics() *metrics {
 }
 
 // Collectors are the client's instruments, to register with a registry.
-func (c *Client) Collectors() []prometheus.Collector {
-	m := c.m
+func (c *Client) Collectors() []prometheus.Collector { return collectors(c.m) }
+
+func collectors(m *metrics) []prometheus.Collector {
 	return []prometheus.Collector{m.latency, m.errors, m.conflicts, m.reclaimed, m.refused, m.lost, m.dad}
 }
 

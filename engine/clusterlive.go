@@ -90,11 +90,11 @@ func (a *Engine) reclaimClusters(ctx context.Context) {
 	}
 }
 
-// ClusterCollectors are the metrics of the agent's etcd client (none
+// ClusterCollectors are the metrics of the agent's etcd client (at zero
 // without --cluster).
 func (a *Engine) ClusterCollectors() []prometheus.Collector {
 	if a.cluster == nil {
-		return nil
+		return cluster.IdleCollectors()
 	}
 	return a.cluster.Collectors()
 }

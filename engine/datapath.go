@@ -277,8 +277,15 @@ func (a *Engine) forgetEntry(e endpoint) error {
 }
 
 // pruneEndpointTable drops table entries of endpoints not in state (a
-// crash between the table write and the state write). Caller holds netOps.
+// crash between the table write and the state write), unless the state
+// may have lost some (this start replaced a corrupt state, or records are
+// quarantined): their links are left alone, and a link without its row
+// has every frame dropped. Caller holds netOps.
 func (a *Engine) pruneEndpointTable(eps []endpoint) error {
+	if q := a.quarantinedIDs(); a.stateReplaced || len(q) > 0 {
+		a.log.Warn("endpoint table not pruned: the state may not know every endpoint", "state_replaced", a.stateReplaced, "quarantined", len(q))
+		return nil
+	}
 	type key struct {
 		cookie uint64
 		idx    int

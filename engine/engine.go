@@ -73,6 +73,10 @@ type Engine struct {
 	nets   map[string]*network
 
 	removals removals // endpoint removals finishing in the background (remove.go)
+	// stateReplaced: this start moved a corrupt state aside (or restored
+	// the snapshot); the endpoint table may hold rows of endpoints the
+	// state no longer knows, whose links are left alone (pruneEndpointTable).
+	stateReplaced bool
 
 	cluster *cluster.Client // nil without Config.Cluster
 	leases  keepers         // DHCP lease renewals (lease.go)
@@ -86,7 +90,7 @@ func Open(cfg Config) (*Engine, error) {
 	}
 	a := &Engine{cfg: cfg, log: cfg.Log, nets: map[string]*network{}, ns: kernelNamespaces{}}
 	var err error
-	if a.store, err = openState(cfg); err != nil {
+	if a.store, a.stateReplaced, err = openState(cfg); err != nil {
 		return nil, err
 	}
 	a.reportQuarantined()

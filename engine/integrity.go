@@ -50,12 +50,12 @@ func (e *RecoveryNeededError) Unwrap() error { return e.Corrupt }
 // died before the file was written, which starts afresh. With cfg.Recover
 // a corrupt file is moved aside and the snapshot, if usable, put in its
 // place; recoverEndpoints then brings the endpoints in from the kernel.
-func openState(cfg Config) (*store.Store, error) {
+func openState(cfg Config) (_ *store.Store, replaced bool, err error) {
 	opts := store.Options{Log: cfg.Log}
 	s, err := store.OpenWith(cfg.StateDir, opts)
 	var ce *store.CorruptError
 	if !errors.As(err, &ce) {
-		return s, err
+		return s, false, err
 	}
 	id, snapErr := store.SnapshotAgentID(cfg.StateDir)
 	if snapErr != nil {
@@ -69,19 +69,20 @@ func openState(cfg Config) (*store.Store, error) {
 	case restoreSnapshot:
 		aside, err := store.RestoreSnapshot(cfg.StateDir)
 		if err != nil {
-			return nil, fmt.Errorf("restore the snapshot: %w", err)
+			return nil, false, fmt.Errorf("restore the snapshot: %w", err)
 		}
 		cfg.Log.Warn("state restored from the last good snapshot", "bad_file", aside, "problem", ce.Problem, "agent", id)
 	case startEmpty:
 		aside, err := store.MoveAside(cfg.StateDir)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		cfg.Log.Warn("corrupt state moved aside; starting with an empty state", "bad_file", aside, "problem", ce.Problem)
 	default:
-		return nil, &RecoveryNeededError{Corrupt: ce, AgentID: id, Snapshot: snapErr, Marked: marked}
+		return nil, false, &RecoveryNeededError{Corrupt: ce, AgentID: id, Snapshot: snapErr, Marked: marked}
 	}
-	return store.OpenWith(cfg.StateDir, opts)
+	s, err = store.OpenWith(cfg.StateDir, opts)
+	return s, true, err
 }
 
 // startAction is what openState does with a corrupt state file.
