@@ -121,11 +121,17 @@ func (a *Engine) detachNetwork(ctx context.Context, n *network) error {
 // endpoint is not in the table, so the table goes first). It records the
 // keys in e.
 func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *endpoint) error {
+	return a.attachEndpointMode(ctx, n, e, a.modes.Endpoint)
+}
+
+// attachEndpointMode is attachEndpoint in mode: a.modes.Live for a link
+// that already carries traffic (FinishHandoff).
+func (a *Engine) attachEndpointMode(ctx context.Context, n *network, e *endpoint, mode loader.Mode) error {
 	idx, err := a.slaveIndex(*e)
 	if err != nil {
 		return err
 	}
-	return a.attachEndpointAt(ctx, n, e, idx)
+	return a.attachEndpointAtMode(ctx, n, e, idx, mode)
 }
 
 // attachEndpointAt is attachEndpoint for e's link at ifindex idx. An entry
@@ -133,6 +139,10 @@ func (a *Engine) attachEndpoint(ctx context.Context, n *network, e *endpoint) er
 // moved) is moved (MoveEndpoint): its MAC and addresses stay known
 // throughout, since the link may already send.
 func (a *Engine) attachEndpointAt(ctx context.Context, n *network, e *endpoint, idx int) error {
+	return a.attachEndpointAtMode(ctx, n, e, idx, a.modes.Endpoint)
+}
+
+func (a *Engine) attachEndpointAtMode(ctx context.Context, n *network, e *endpoint, idx int, mode loader.Mode) error {
 	cookie, err := a.ns.Cookie(e.Netns)
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
@@ -147,7 +157,10 @@ func (a *Engine) attachEndpointAt(ctx context.Context, n *network, e *endpoint, 
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
-	return a.attachPrograms(ctx, *e)
+	if err := a.dp.AttachEndpoint(ctx, e.Netns, e.Ifindex, mode); err != nil {
+		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
+	}
+	return nil
 }
 
 // setTableEntry puts e in the datapath's endpoint table under its keys.
@@ -166,14 +179,6 @@ func tableEntry(n *network, e endpoint) loader.Endpoint {
 	}
 	return loader.Endpoint{NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, MAC: e.MAC, IPs: ips, NetworkID: n.DatapathID,
 		Allow: allowOf(netconf.FirstHopOf(n.Options))}
-}
-
-// attachPrograms attaches the endpoint programs to e's link.
-func (a *Engine) attachPrograms(ctx context.Context, e endpoint) error {
-	if err := a.dp.AttachEndpoint(ctx, e.Netns, e.Ifindex, a.modes.Endpoint); err != nil {
-		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
-	}
-	return nil
 }
 
 // raSourceOf is where a network's endpoints take router advertisements

@@ -144,6 +144,9 @@ func New(cfg Config, st *store.Store, k Kernel) *Engine {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if k.Modes.Live == "" {
+		k.Modes.Live = k.Modes.Endpoint
+	}
 	return &Engine{cfg: cfg, log: cfg.Log, store: st, host: k.Host, dp: k.Datapath, ns: k.Netns,
 		modes: k.Modes, hostIno: k.HostIno, nets: map[string]*network{}}
 }

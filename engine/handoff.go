@@ -216,7 +216,9 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 		return false
 	}
 	e.IfName, e.NetnsInode, e.State = l.Name, ino, Ready
-	if err := a.attachEndpoint(ctx, n, &e); err != nil {
+	// dockerd brought the link up: TCX where there is, not a clsact
+	// qdisc, whose adding to a link that is up loses frames.
+	if err := a.attachEndpointMode(ctx, n, &e, a.modes.Live); err != nil {
 		a.log.Warn("Docker endpoint ready without its datapath programs; the next agent start attaches them", "name", e.Name, "err", err)
 	}
 	a.leaseHandoff(ctx, n, &e)

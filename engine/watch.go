@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mvlan/mvlan/loader"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,9 +195,10 @@ func (a *Engine) ensureLink(ctx context.Context, n *network, e endpoint) (int, e
 // changed (a re-created link has a new ifindex).
 func (a *Engine) attachEndpointDP(ctx context.Context, n *network, en *entry, e endpoint, idx int) (endpoint, error) {
 	before := e
-	attach := func() error { return a.attachEndpoint(ctx, n, &e) }
+	mode := a.restartMode(e)
+	attach := func() error { return a.attachEndpointMode(ctx, n, &e, mode) }
 	if idx != 0 {
-		attach = func() error { return a.attachEndpointAt(ctx, n, &e, idx) }
+		attach = func() error { return a.attachEndpointAtMode(ctx, n, &e, idx, mode) }
 	}
 	if err := attach(); err != nil {
 		return before, err
@@ -211,4 +213,18 @@ func (a *Engine) attachEndpointDP(ctx context.Context, n *network, en *entry, e 
 	n.set(en, e)
 	n.mu.Unlock()
 	return e, nil
+}
+
+// restartMode is the mode an endpoint's programs are attached in again at
+// start: the live mode where both hooks are on TCX already in it (a Docker
+// endpoint: switching its link that is up back to a clsact qdisc would lose
+// frames), else the endpoints' mode.
+func (a *Engine) restartMode(e endpoint) loader.Mode {
+	if a.modes.Live == a.modes.Endpoint || e.Ifindex == 0 {
+		return a.modes.Endpoint
+	}
+	if missing, err := a.dp.Missing(e.Netns, e.Ifindex, a.modes.Live); err == nil && len(missing) == 0 {
+		return a.modes.Live
+	}
+	return a.modes.Endpoint
 }

@@ -7,6 +7,12 @@ import "fmt"
 // macvlan slaves, attached on every `run` and detached on every `rm`.
 type Modes struct {
 	Parent, Endpoint Mode
+	// Live is for an endpoint link that already carries traffic when its
+	// programs are attached (a Docker endpoint, brought up by dockerd):
+	// adding a clsact qdisc to a link that is up deactivates it for a
+	// moment and loses frames in flight (TestDocker lost a first ARP), a
+	// TCX attach does not. Zero: Endpoint.
+	Live Mode
 }
 
 // ResolveModes turns --attach-mode into a mode per kind of link. tcx and tc
@@ -25,9 +31,9 @@ func ResolveModes(want string) (Modes, error) {
 	}
 	switch want {
 	case "auto":
-		return Modes{Parent: m, Endpoint: ModeTC}, nil
+		return Modes{Parent: m, Endpoint: ModeTC, Live: m}, nil
 	case "tcx", "tc":
-		return Modes{Parent: m, Endpoint: m}, nil
+		return Modes{Parent: m, Endpoint: m, Live: m}, nil
 	}
 	return Modes{}, fmt.Errorf("attach mode %q: want auto, tcx or tc", want)
 }

@@ -17,9 +17,9 @@ func TestResolveModes(t *testing.T) {
 		modes   Modes
 		wantErr bool
 	}{
-		{want: "auto", modes: Modes{Parent: best, Endpoint: ModeTC}},
-		{want: "tc", modes: Modes{Parent: ModeTC, Endpoint: ModeTC}},
-		{want: "tcx", modes: Modes{Parent: ModeTCX, Endpoint: ModeTCX}, wantErr: best != ModeTCX},
+		{want: "auto", modes: Modes{Parent: best, Endpoint: ModeTC, Live: best}},
+		{want: "tc", modes: Modes{Parent: ModeTC, Endpoint: ModeTC, Live: ModeTC}},
+		{want: "tcx", modes: Modes{Parent: ModeTCX, Endpoint: ModeTCX, Live: ModeTCX}, wantErr: best != ModeTCX},
 		{want: "bogus", wantErr: true},
 		{want: "", wantErr: true},
 	}

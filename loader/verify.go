@@ -21,6 +21,9 @@ func (d *Datapath) Missing(netnsPath string, ifindex int, mode Mode) ([]Hook, er
 	var missing []Hook
 	for _, hook := range []Hook{Ingress, Egress} {
 		ok, err := d.inKernel(t, hook, mode)
+		if err == nil && !ok && mode == ModeTC {
+			ok, err = d.inKernel(t, hook, ModeTCX) // a live link's (Modes.Live), or a repair's
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s of ifindex %d in %s: %w", hook, ifindex, nsName(netnsPath), err)
 		}
