@@ -152,7 +152,7 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 	mname := func(i int) string { return fmt.Sprintf("%s-m%d", e.base, i) }
 	knetns := make([]string, k)
 	for i := range k {
-		if knetns[i], err = e.netns(fmt.Sprintf("k%d", i)); err != nil {
+		if knetns[i], err = e.netns(fmt.Sprintf("ak%d", i)); err != nil {
 			return err
 		}
 	}
@@ -162,7 +162,7 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 	}
 	jnetns := make([]string, k)
 	for i := range k {
-		if jnetns[i], err = e.netns(fmt.Sprintf("j%d", i)); err != nil {
+		if jnetns[i], err = e.netns(fmt.Sprintf("aj%d", i)); err != nil {
 			return err
 		}
 	}
@@ -205,7 +205,7 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 		return err
 	}
 	for i := range k {
-		if err := errors.Join(delNetns(e.base+fmt.Sprintf("-k%d", i)), delNetns(e.base+fmt.Sprintf("-j%d", i))); err != nil {
+		if err := errors.Join(delNetns(e.base+fmt.Sprintf("-ak%d", i)), delNetns(e.base+fmt.Sprintf("-aj%d", i))); err != nil {
 			return err
 		}
 	}
