@@ -149,7 +149,7 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 	if err != nil {
 		return err
 	}
-	mname := func(i int) string { return fmt.Sprintf("%s-m%d", e.base, i) }
+	mname := func(i int) string { return fmt.Sprintf("%s-am%d", e.base, i) }
 	knetns := make([]string, k)
 	for i := range k {
 		if knetns[i], err = e.netns(fmt.Sprintf("ak%d", i)); err != nil {
