@@ -25,7 +25,7 @@ import (
 // per second by three hosts contending for one pool (cluster.Pool, the
 // agents' allocator, against the same etcd).
 func runCluster(ctx context.Context, e *env, r *report) error {
-	sb, err := e.sandbox("k")
+	sb, err := e.sandbox("cl")
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func runCluster(ctx context.Context, e *env, r *report) error {
 				return err
 			}
 		}
-		c, l, err := interleavedAttach(ctx, e, a, n, "k"+dad[:1])
+		c, l, err := interleavedAttach(ctx, e, a, n, "cl"+dad[:1])
 		if err != nil {
 			return err
 		}
