@@ -121,6 +121,7 @@ func (a *Engine) guardCheck(ctx context.Context, g *guardState) {
 	}
 	g.tick++
 	now := make(map[string]uint64, len(eps))
+	var again []uint64 // busy: looked at next time
 	for _, e := range eps {
 		_, known := g.looked[e.ID]
 		// Each namespace has its turn in the rolling pass: one check in
@@ -130,8 +131,8 @@ func (a *Engine) guardCheck(ctx context.Context, g *guardState) {
 			a.guardRegister(g, e) // new, or it got no ID then
 		}
 		screened := g.tcx && a.dp.TCXTampered(ctx, e.Netns, e.NetnsCookie, e.Ifindex)
-		if g.all || !known || g.marked[e.NetnsInode] || rolling || screened {
-			a.inspectEndpoint(ctx, e)
+		if (g.all || !known || g.marked[e.NetnsInode] || rolling || screened) && !a.inspectEndpoint(ctx, e) {
+			again = append(again, e.NetnsInode)
 		}
 		now[e.ID] = e.NetnsInode
 	}
@@ -143,6 +144,9 @@ func (a *Engine) guardCheck(ctx context.Context, g *guardState) {
 	g.forget(now)
 	g.looked, g.all = now, false
 	clear(g.marked)
+	for _, ino := range again {
+		g.marked[ino] = true
+	}
 }
 
 // guardRegister gives e's namespace an ID in the host's, so that its

@@ -118,7 +118,29 @@ func (a *Engine) readyEndpoints(n *network) []endpoint {
 
 // inspectEndpoint finds, counts, repairs and logs what was done to e. A
 // repair that holds clears the tamper at once: done again, it is new.
-func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) {
+func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) (looked bool) {
+	// Under the endpoint's lock, and only if it is still the endpoint
+	// the check read (same link, same namespace): a copy gone stale (the
+	// link re-made, a disconnect and a connect meanwhile) would take the
+	// endpoint's own link for a nested one and delete it. Busy (an rm, an
+	// attach under way): looked at next time.
+	n, en := a.endpointByID(e.ID)
+	if en == nil {
+		return true
+	}
+	if !en.busy.TryLock() {
+		return false
+	}
+	defer en.busy.Unlock()
+	if cur, ok := n.current(en); !ok || cur.State != Ready || cur.Ifindex != e.Ifindex || cur.NetnsInode != e.NetnsInode {
+		return true
+	}
+	a.inspectLocked(ctx, e)
+	return true
+}
+
+// inspectLocked is inspectEndpoint with e's lock held.
+func (a *Engine) inspectLocked(ctx context.Context, e endpoint) {
 	findings, err := a.dp.InspectEndpoint(ctx, e.Netns, e.Ifindex)
 	if err != nil {
 		a.log.Warn("tamper check", "endpoint", e.Name, "err", err)
