@@ -73,6 +73,7 @@ type Engine struct {
 	nets   map[string]*network
 
 	removals removals // endpoint removals finishing in the background (remove.go)
+	sweeper  sweeper  // the look for namespaces that went away (watch.go)
 	// stateReplaced: this start moved a corrupt state aside (or restored
 	// the snapshot); the endpoint table may hold rows of endpoints the
 	// state no longer knows, whose links are left alone (pruneEndpointTable).

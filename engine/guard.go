@@ -17,14 +17,20 @@ import (
 //     ahead of mvlan's sends no notification) has every endpoint's TCX
 //     hooks screened (one query each), and those that fail looked at;
 //   - an endpoint seen for the first time is looked at once;
-//   - a rolling pass looks at each namespace once in guardRounds checks
+//   - a rolling pass looks at each namespace once in guardRounds checks (more on a big host)
 //     (by its inode), about 1/guardRounds of them per check, whatever happens
 //     (an existing program attached ahead of ours makes no sign at all).
 // A check with nothing marked costs a walk of the index, no system call
 // per endpoint.
 
-// guardRounds: the rolling pass covers every endpoint in this many checks.
-const guardRounds = 60
+// guardRounds: the rolling pass covers every endpoint in this many checks,
+// or more on a host with over guardRounds*guardBatch endpoints: it looks at
+// about guardBatch per check, so that its cost per check does not grow
+// with the host.
+const (
+	guardRounds = 60
+	guardBatch  = 8
+)
 
 // guardState is the guard's view of the ready endpoints, by namespace.
 type guardState struct {
@@ -44,8 +50,9 @@ type guardState struct {
 type heard struct {
 	mu       sync.Mutex
 	ids      map[int]bool
-	overflow bool // the kernel dropped notifications
-	blind    bool // no listener: every check looks at everything
+	gone     map[int]bool // IDs of namespaces destroyed (RTM_DELNSID)
+	overflow bool         // the kernel dropped notifications
+	blind    bool         // no listener: every check looks at everything
 }
 
 func (h *heard) add(ev link.NetnsEvent) {
@@ -55,14 +62,22 @@ func (h *heard) add(ev link.NetnsEvent) {
 		h.overflow = true
 		return
 	}
+	if ev.Gone {
+		if h.gone == nil {
+			h.gone = map[int]bool{}
+		}
+		h.gone[ev.NSID] = true
+		return
+	}
 	if h.ids == nil {
 		h.ids = map[int]bool{}
 	}
 	h.ids[ev.NSID] = true
 }
 
-// take hands what was heard to g and starts over.
-func (h *heard) take(g *guardState) {
+// take hands what was heard to g and starts over. It returns the inodes
+// of the namespaces heard gone, which g forgets.
+func (h *heard) take(g *guardState) (gone []uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.overflow || h.blind {
@@ -71,8 +86,17 @@ func (h *heard) take(g *guardState) {
 	for id := range h.ids {
 		g.note(link.NetnsEvent{NSID: id})
 	}
+	for id := range h.gone {
+		if ino, ok := g.byID[id]; ok {
+			gone = append(gone, ino)
+			delete(g.byID, id)
+			delete(g.nsid, ino)
+		}
+	}
 	clear(h.ids)
+	clear(h.gone)
 	h.overflow = false
+	return gone
 }
 
 // guard checks endpoints for tampering each interval until ctx is done.
@@ -95,7 +119,9 @@ func (a *Engine) guard(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			h.take(g)
+			for _, ino := range h.take(g) {
+				a.sweeper.heardGone(ino) // its endpoints are released in the next sweep
+			}
 			g.tcx = a.dp.ForeignPrograms()
 			a.guardCheck(ctx, g)
 		}
@@ -120,13 +146,14 @@ func (a *Engine) guardCheck(ctx context.Context, g *guardState) {
 		eps = append(eps, a.readyEndpoints(n)...)
 	}
 	g.tick++
+	rounds := uint64(max(guardRounds, (len(eps)+guardBatch-1)/guardBatch))
 	now := make(map[string]uint64, len(eps))
 	var again []uint64 // busy: looked at next time
 	for _, e := range eps {
 		_, known := g.looked[e.ID]
 		// Each namespace has its turn in the rolling pass: one check in
-		// guardRounds, whatever else made the guard look at it.
-		rolling := e.NetnsInode%guardRounds == g.tick%guardRounds
+		// rounds, whatever else made the guard look at it.
+		rolling := e.NetnsInode%rounds == g.tick%rounds
 		if _, heard := g.nsid[e.NetnsInode]; !known || rolling && !heard {
 			a.guardRegister(g, e) // new, or it got no ID then
 		}

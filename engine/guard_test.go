@@ -246,3 +246,58 @@ func TestGuardRegisterAgain(t *testing.T) {
 		t.Fatalf("a notification from c1 (ID 1) after its rolling turn looked at %v, want c1 once", k.inspected)
 	}
 }
+
+// TestHeardGone: a namespace heard gone (RTM_DELNSID) with an ID the
+// guard gave is handed to the sweep by its inode and forgotten; an ID the
+// guard never gave is ignored.
+func TestHeardGone(t *testing.T) {
+	g := &guardState{nsid: map[uint64]int{1007: 7, 1008: 8}, byID: map[int]uint64{7: 1007, 8: 1008}, marked: map[uint64]bool{}}
+	h := &heard{}
+	h.add(link.NetnsEvent{NSID: 7, Gone: true})
+	h.add(link.NetnsEvent{NSID: 9, Gone: true})
+	gone := h.take(g)
+	if len(gone) != 1 || gone[0] != 1007 {
+		t.Fatalf("take: gone %v, want [1007]", gone)
+	}
+	if _, ok := g.nsid[1007]; ok || g.byID[7] != 0 || g.nsid[1008] != 8 {
+		t.Fatalf("after take: nsid %v byID %v; want 1007/7 forgotten, 1008/8 kept", g.nsid, g.byID)
+	}
+	if len(g.marked) != 0 {
+		t.Fatalf("a namespace gone marked %v for a look", g.marked)
+	}
+	if again := h.take(g); len(again) != 0 {
+		t.Fatalf("second take: %v, want nothing", again)
+	}
+}
+
+// TestSweepTurns: the sweep looks at each namespace once per round of
+// ceil(ready/sweepBatch) sweeps, and at one heard gone in the next sweep.
+func TestSweepTurns(t *testing.T) {
+	const ready = 10*sweepBatch - 3 // 10 sweeps a round
+	s := &sweeper{ready: ready}
+	seen := map[uint64]int{}
+	for i := range 10 {
+		if i == 4 {
+			s.heardGone(5)
+		}
+		gone, due := s.turn()
+		if (i == 4) != gone[5] {
+			t.Fatalf("sweep %d: gone %v", i, gone)
+		}
+		n := 0
+		for ino := range uint64(ready) {
+			if due(ino) {
+				seen[ino]++
+				n++
+			}
+		}
+		if n > sweepBatch {
+			t.Fatalf("sweep %d looks at %d namespaces, want at most %d", i, n, sweepBatch)
+		}
+	}
+	for ino := range uint64(ready) {
+		if seen[ino] != 1 {
+			t.Fatalf("namespace %d looked at %d times in a round, want once", ino, seen[ino])
+		}
+	}
+}

@@ -31,26 +31,72 @@ func every(ctx context.Context, interval time.Duration, fn func(context.Context)
 	}
 }
 
-// sweep forgets ready endpoints whose namespace is gone or replaced. It
-// reads the index, not the store, and holds no lock while it looks at
-// the namespaces.
+// sweepBatch is about how many namespaces one sweep looks at: the sweep
+// is a rolling pass, each namespace looked at once every
+// max(1, ready/sweepBatch) sweeps, so that its cost per sweep does not
+// grow with the host. A namespace the guard hears go (RTM_DELNSID) is
+// looked at in the next sweep, whatever its turn.
+const sweepBatch = 64
+
+// sweeper is the sweep's state: its turn and the namespaces heard gone.
+type sweeper struct {
+	mu    sync.Mutex
+	gone  map[uint64]bool // namespace inodes heard gone since the last sweep
+	tick  uint64
+	ready int // ready endpoints at the last sweep
+}
+
+// heardGone has the next sweep look at the endpoints in namespace ino.
+func (s *sweeper) heardGone(ino uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone == nil {
+		s.gone = map[uint64]bool{}
+	}
+	s.gone[ino] = true
+}
+
+// turn returns the namespaces heard gone and how to tell whose turn it is.
+func (s *sweeper) turn() (gone map[uint64]bool, due func(ino uint64) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gone, s.gone = s.gone, nil
+	s.tick++
+	rounds := uint64(max(1, (s.ready+sweepBatch-1)/sweepBatch))
+	tick := s.tick
+	return gone, func(ino uint64) bool { return ino%rounds == tick%rounds }
+}
+
+// sweep forgets ready endpoints whose namespace is gone or replaced: those
+// whose turn it is, and those in a namespace heard gone. It reads the
+// index, not the store, and holds no lock while it looks at the
+// namespaces.
 func (a *Engine) sweep(ctx context.Context) {
+	gone, due := a.sweeper.turn()
+	ready := 0
 	for _, n := range a.networkList() {
 		n.mu.Lock()
-		var ready []*entry
+		var look []*entry
 		var eps []endpoint
 		for _, en := range n.eps {
-			if en.ep.State == Ready {
-				ready, eps = append(ready, en), append(eps, en.ep)
+			if en.ep.State != Ready {
+				continue
+			}
+			ready++
+			if due(en.ep.NetnsInode) || gone[en.ep.NetnsInode] {
+				look, eps = append(look, en), append(eps, en.ep)
 			}
 		}
 		n.mu.Unlock()
-		for i, en := range ready {
+		for i, en := range look {
 			if !a.netnsAlive(eps[i]) {
 				a.releaseVanished(ctx, n, en)
 			}
 		}
 	}
+	a.sweeper.mu.Lock()
+	a.sweeper.ready = ready
+	a.sweeper.mu.Unlock()
 }
 
 // releaseVanished releases en if, looked at again under its lock, it is

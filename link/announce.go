@@ -51,19 +51,14 @@ func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) 
 		if !hasFamily(s.Addrs, false) && !s.DHCP6 {
 			return writeIPv6Conf(ifName, "disable_ipv6", "1\n")
 		}
-		conf := [][2]string{{"ndisc_notify", "1\n"}}
+		conf := []string{"ndisc_notify", "1\n"}
 		if !s.AcceptRA {
-			conf = append(conf, [2]string{"accept_ra", "0\n"})
+			conf = append(conf, "accept_ra", "0\n")
 		}
 		if s.DHCP6 {
-			conf = append(conf, [2]string{"accept_dad", "0\n"}, [2]string{"keep_addr_on_down", "1\n"}, [2]string{"autoconf", "0\n"})
+			conf = append(conf, "accept_dad", "0\n", "keep_addr_on_down", "1\n", "autoconf", "0\n")
 		}
-		for _, kv := range conf {
-			if err := writeIPv6Conf(ifName, kv[0], kv[1]); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeIPv6Conf(ifName, conf...)
 	})
 }
 
@@ -85,16 +80,37 @@ func setARPNotify(idx int) error {
 	return nil
 }
 
-// writeIPv6Conf writes net.ipv6.conf.IFNAME.KEY in the calling thread's
-// namespace. A kernel without IPv6 (no /proc/sys/net/ipv6) has nothing to
-// set.
-func writeIPv6Conf(ifName, key, val string) error {
-	if _, err := os.Stat("/proc/sys/net/ipv6/conf"); errors.Is(err, os.ErrNotExist) {
-		return nil
+// writeIPv6Conf writes net.ipv6.conf.IFNAME.KEY=VAL for each pair, in the
+// calling thread's namespace, with one lookup of the device's directory:
+// each lookup under /proc/sys/net walks dentries of every namespace that
+// has looked there before (they share one hash chain), so it grows with
+// the host's namespaces. A kernel without IPv6 (no /proc/sys/net/ipv6)
+// has nothing to set.
+func writeIPv6Conf(ifName string, kv ...string) error {
+	dir := filepath.Join("/proc/sys/net/ipv6/conf", ifName)
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		if _, serr := os.Stat("/proc/sys/net/ipv6"); errors.Is(serr, os.ErrNotExist) {
+			return nil
+		}
 	}
-	p := filepath.Join("/proc/sys/net/ipv6/conf", ifName, key)
-	if err := os.WriteFile(p, []byte(val), 0o644); err != nil {
-		return fmt.Errorf("set %s: %w", p, err)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer unix.Close(dfd)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if err := writeAt(dfd, kv[i], kv[i+1]); err != nil {
+			return fmt.Errorf("set %s/%s: %w", dir, kv[i], err)
+		}
 	}
 	return nil
+}
+
+func writeAt(dfd int, name, val string) error {
+	fd, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = unix.Write(fd, []byte(val))
+	return errors.Join(err, unix.Close(fd))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -27,10 +28,12 @@ type NetnsEvents struct {
 
 // NetnsEvent is one notification's origin: the ID of its namespace in
 // the Host's, or Overflow when the kernel dropped notifications (the
-// socket's buffer was full) and any namespace may have changed.
+// socket's buffer was full) and any namespace may have changed. Gone: the
+// namespace with ID NSID is gone (RTM_DELNSID, sent when it is destroyed).
 type NetnsEvent struct {
 	NSID     int
 	Overflow bool
+	Gone     bool
 }
 
 // ListenNetns opens the listener in h's namespace. Close it.
@@ -59,7 +62,7 @@ func listenAll(fd int) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_LISTEN_ALL_NSID, 1); err != nil {
 		return fmt.Errorf("NETLINK_LISTEN_ALL_NSID: %w", err)
 	}
-	sa := &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: unix.RTMGRP_LINK | unix.RTMGRP_TC}
+	sa := &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: unix.RTMGRP_LINK | unix.RTMGRP_TC | 1<<(unix.RTNLGRP_NSID-1)}
 	if err := unix.Bind(fd, sa); err != nil {
 		return fmt.Errorf("bind: %w", err)
 	}
@@ -75,10 +78,10 @@ func (e *NetnsEvents) Next() (NetnsEvent, error) {
 		return NetnsEvent{}, err
 	}
 	for {
-		var oobn int
+		var n, oobn int
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
-			_, oobn, _, _, rerr = unix.Recvmsg(int(fd), e.buf, e.oob, 0)
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), e.buf, e.oob, 0)
 			return rerr != unix.EAGAIN
 		})
 		switch {
@@ -89,10 +92,38 @@ func (e *NetnsEvents) Next() (NetnsEvent, error) {
 		case rerr != nil:
 			return NetnsEvent{}, fmt.Errorf("netns events: %w", rerr)
 		}
+		if id, ok := goneNSID(e.buf[:n]); ok {
+			return NetnsEvent{NSID: id, Gone: true}, nil
+		}
 		if id, ok := nsidOf(e.oob[:oobn]); ok {
 			return NetnsEvent{NSID: id}, nil
 		}
 	}
+}
+
+// goneNSID finds an RTM_DELNSID notification and the ID it names.
+func goneNSID(b []byte) (int, bool) {
+	msgs, err := syscall.ParseNetlinkMessage(b)
+	if err != nil {
+		return 0, false
+	}
+	for _, m := range msgs {
+		// struct rtgenmsg, padded to 4, then the attributes.
+		if m.Header.Type != unix.RTM_DELNSID || len(m.Data) < 4 {
+			continue
+		}
+		for a := m.Data[4:]; len(a) >= 4; {
+			l, typ := int(binary.NativeEndian.Uint16(a)), binary.NativeEndian.Uint16(a[2:])
+			if l < 4 || l > len(a) {
+				break
+			}
+			if typ == unix.NETNSA_NSID && l >= 8 {
+				return int(int32(binary.NativeEndian.Uint32(a[4:]))), true
+			}
+			a = a[min(len(a), (l+3)&^3):]
+		}
+	}
+	return 0, false
 }
 
 // nsidOf finds the NETLINK_LISTEN_ALL_NSID control message: the ID of

@@ -2,6 +2,8 @@ package link_test
 
 import (
 	"context"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -55,5 +57,41 @@ func TestWatchNetns(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("WatchNetns after cancel: %v", err)
+	}
+}
+
+// TestWatchNetnsGone: a namespace with an ID, deleted, is heard gone
+// with that ID (RTM_DELNSID); one without an ID is not heard at all.
+func TestWatchNetnsGone(t *testing.T) {
+	nstest.RequireRoot(t)
+	sb := nstest.NewSandbox(t)
+	watched, other := sb.Netns(t, "g"), sb.Netns(t, "n")
+	h := openHost(t, sb)
+	id, err := h.NetnsID(watched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan link.NetnsEvent, 64)
+	go func() { _ = h.WatchNetns(ctx, func(ev link.NetnsEvent) { got <- ev }) }()
+	time.Sleep(100 * time.Millisecond) // subscribed
+	for _, p := range []string{other, watched} {
+		if out, err := exec.Command("ip", "netns", "del", filepath.Base(p)).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns del %s: %v\n%s", p, err, out)
+		}
+	}
+	for timeout := time.After(5 * time.Second); ; {
+		select {
+		case ev := <-got:
+			if ev.Gone && ev.NSID != id {
+				t.Fatalf("heard ID %d gone, want only %d (the other namespace has no ID)", ev.NSID, id)
+			}
+			if ev.Gone {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("namespace with ID %d deleted: not heard gone in 5 s", id)
+		}
 	}
 }
