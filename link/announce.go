@@ -3,8 +3,6 @@ package link
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -81,29 +79,54 @@ func setARPNotify(idx int) error {
 }
 
 // writeIPv6Conf writes net.ipv6.conf.IFNAME.KEY=VAL for each pair, in the
-// calling thread's namespace, with one lookup of the device's directory:
-// each lookup under /proc/sys/net walks dentries of every namespace that
-// has looked there before (they share one hash chain), so it grows with
-// the host's namespaces. A kernel without IPv6 (no /proc/sys/net/ipv6)
-// has nothing to set.
+// calling thread's namespace. It looks the device's directory up once, in
+// a procfs instance of its own (privateProc): under the host's /proc,
+// each lookup in /proc/sys/net walks the dentries of every namespace that
+// has looked there before (one hash chain), which grows with the host's
+// namespaces (~0.45 ms a lookup with 2000 of them, against ~5 µs in a
+// fresh instance). A kernel without IPv6 (no net/ipv6) has nothing to set.
 func writeIPv6Conf(ifName string, kv ...string) error {
-	dir := filepath.Join("/proc/sys/net/ipv6/conf", ifName)
-	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root, rel := unix.AT_FDCWD, "/proc/"
+	if m, err := privateProc(); err == nil {
+		defer unix.Close(m)
+		root, rel = m, ""
+	}
+	dir := rel + "sys/net/ipv6/conf/" + ifName
+	dfd, err := unix.Openat(root, dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
-		if _, serr := os.Stat("/proc/sys/net/ipv6"); errors.Is(serr, os.ErrNotExist) {
+		if fd, ierr := unix.Openat(root, rel+"sys/net/ipv6", unix.O_PATH|unix.O_CLOEXEC, 0); ierr == nil {
+			unix.Close(fd)
+		} else if errors.Is(ierr, unix.ENOENT) {
 			return nil
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
+		return fmt.Errorf("open net.ipv6.conf.%s: %w", ifName, err)
 	}
 	defer unix.Close(dfd)
 	for i := 0; i+1 < len(kv); i += 2 {
 		if err := writeAt(dfd, kv[i], kv[i+1]); err != nil {
-			return fmt.Errorf("set %s/%s: %w", dir, kv[i], err)
+			return fmt.Errorf("set net.ipv6.conf.%s.%s: %w", ifName, kv[i], err)
 		}
 	}
 	return nil
+}
+
+// privateProc mounts a procfs instance attached nowhere (fsopen, fsmount)
+// and returns its root; closing it unmounts it. Its dentries are its
+// own, so a lookup there does not walk other namespaces'. Kernels before
+// 5.2, or a mount namespace where proc may not be mounted, fail: the
+// caller falls back to /proc.
+func privateProc() (int, error) {
+	fsfd, err := unix.Fsopen("proc", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(fsfd)
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, err
+	}
+	return unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC|unix.MOUNT_ATTR_NODEV)
 }
 
 func writeAt(dfd int, name, val string) error {
