@@ -18,7 +18,7 @@ import (
 // It is built here rather than compiled from C: an object of its own
 // carries BTF, a .rodata map for its two constants and every shared map
 // of maps.h, and loading it cost a collection's worth of work per
-// namespace (about a third of an attach's CPU in a profile). These nine
+// namespace (about a third of an attach's CPU in a profile). These
 // instructions are what clang made of the C, with the constants as
 // immediates: one program load, nothing else.
 
@@ -37,8 +37,17 @@ func (d *Datapath) loadStub(name string, cookie uint64, slot uint32) (*ebpf.Prog
 		asm.StoreMem(asm.R1, cbOffset, asm.R2, asm.Word),
 		asm.Mov.Imm32(asm.R2, int32(uint32(cookie>>32))),
 		asm.StoreMem(asm.R1, cbOffset+4, asm.R2, asm.Word),
+		// The slot through cb[2]: read back from the context, it is not a
+		// constant to the verifier, so the tail call is an indirect one.
+		// With a constant the kernel makes it a direct jump, patched when
+		// ep_progs changes, and tracks every stub on the map's list of
+		// such programs: loading a stub and freeing one walk that list
+		// under one mutex (O(N) each; 1000 namespaces deleted at once
+		// left ~600 kworkers waiting in prog_array_map_poke_untrack).
+		asm.Mov.Imm32(asm.R3, int32(slot)),
+		asm.StoreMem(asm.R1, cbOffset+8, asm.R3, asm.Word),
+		asm.LoadMem(asm.R3, asm.R1, cbOffset+8, asm.Word),
 		asm.LoadMapPtr(asm.R2, d.maps.EpProgs.FD()),
-		asm.Mov.Imm(asm.R3, int32(slot)),
 		asm.FnTailCall.Call(),
 		asm.Mov.Imm(asm.R0, verdictDrop),
 		asm.Return(),
