@@ -98,18 +98,28 @@ func mountNewNetns(path, mark string) error {
 	return err
 }
 
-var netnsDirMu sync.Mutex
+var (
+	netnsDirMu     sync.Mutex
+	netnsDirShared bool // prepareNetnsDir succeeded in this process
+)
 
 // prepareNetnsDir makes /run/netns a shared mount point, as iproute2 does,
 // so namespace mounts propagate to mount namespaces created from this one.
+// Once per process: MS_REC walks every mount under it (one per namespace;
+// change_mnt_propagation and invent_group_ids grew with them), and a
+// namespace mounted later under a shared mount point is shared already.
 func prepareNetnsDir() error {
 	netnsDirMu.Lock()
 	defer netnsDirMu.Unlock()
+	if netnsDirShared {
+		return nil
+	}
 	if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
 		return err
 	}
 	err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
 	if err == nil {
+		netnsDirShared = true
 		return nil
 	}
 	if !errors.Is(err, unix.EINVAL) {
@@ -122,6 +132,7 @@ func prepareNetnsDir() error {
 	if err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("make %s shared: %w", NetnsDir, err)
 	}
+	netnsDirShared = true
 	return nil
 }
 

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/link"
@@ -58,6 +60,55 @@ func TestCreateNetnsBadNames(t *testing.T) {
 		}
 		if err := link.DeleteNetns(name); err == nil {
 			t.Errorf("DeleteNetns(%q) succeeded; want a validation error", name)
+		}
+	}
+}
+
+// TestCreateNetnsPropagates: a namespace made after a mount namespace was
+// copied from ours (a container's, a daemon's with PrivateMounts) shows
+// there too, as iproute2's do: /run/netns stays a shared mount point,
+// made so once per process.
+func TestCreateNetnsPropagates(t *testing.T) {
+	nstest.RequireRoot(t)
+	if os.Getenv("MVT_PRIVATE_MOUNTS") == "" {
+		// In a mount namespace of its own where /run/netns is private,
+		// whatever this host made of it: CreateNetns must make it shared.
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", os.Args[0], "-test.run", "^TestCreateNetnsPropagates$", "-test.v")
+		cmd.Env = append(os.Environ(), "MVT_PRIVATE_MOUNTS=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestCreateNetnsPropagates") {
+			t.Fatalf("in a private mount namespace: %v\n%s", err, out)
+		}
+		return
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	first, second := "mvt-"+hex.EncodeToString(b[:])+"-p1", "mvt-"+hex.EncodeToString(b[:])+"-p2"
+	t.Cleanup(func() { link.DeleteNetns(first); link.DeleteNetns(second) })
+	if _, err := link.CreateNetns(first, ""); err != nil {
+		t.Fatal(err)
+	}
+	copied := exec.Command("unshare", "--mount", "--propagation", "unchanged", "sleep", "30")
+	if err := copied.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { copied.Process.Kill(); copied.Wait() }()
+	mntns := "/proc/" + strconv.Itoa(copied.Process.Pid) + "/ns/mnt"
+	for range 100 { // until unshare has switched
+		if a, _ := os.Readlink(mntns); a != "" {
+			if b, _ := os.Readlink("/proc/self/ns/mnt"); a != b {
+				break
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := link.CreateNetns(second, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{first, second} {
+		out, err := exec.Command("nsenter", "--mount="+mntns, "stat", "-f", "-c", "%T", link.NetnsPath(name)).CombinedOutput()
+		if got := strings.TrimSpace(string(out)); err != nil || got != "nsfs" {
+			t.Errorf("in the copied mount namespace, %s is %q (%v); want a namespace (nsfs)", link.NetnsPath(name), got, err)
 		}
 	}
 }
