@@ -95,6 +95,13 @@ func readResponse(br *bufio.Reader) (response, error) {
 	if err != nil {
 		return response{}, fmt.Errorf("read answer header: %w", err)
 	}
+	if !bodyAllowed(code) {
+		// No body, whatever the header says; the agent may close the
+		// connection well after it sent this (a DELETE's 204): waiting
+		// for that close would cost every such request a wake-up of
+		// the agent's goroutine.
+		return response{code: code, status: status}, nil
+	}
 	if te := hdr.Get("Transfer-Encoding"); te != "" {
 		return response{}, fmt.Errorf("read answer: unexpected Transfer-Encoding %q to an HTTP/1.0 request", te)
 	}
@@ -117,4 +124,10 @@ func readResponse(br *bufio.Reader) (response, error) {
 		return response{}, fmt.Errorf("read answer: body longer than %d bytes", maxBody)
 	}
 	return response{code: code, status: status, body: body}, nil
+}
+
+// bodyAllowed reports whether an answer with this status may have a body
+// (RFC 9110: 1xx, 204 and 304 never do).
+func bodyAllowed(code int) bool {
+	return code >= 200 && code != 204 && code != 304
 }

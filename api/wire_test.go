@@ -14,7 +14,8 @@ import (
 
 // TestClientWire: the client's own HTTP/1.0 against net/http's server on a
 // unix socket, as the agent serves: a small answer (Content-Length), a
-// large one (ended by the close), no body, an error body, a request body
+// large one (ended by the close), no body (a 204 also while the server
+// keeps the connection open), an error body, a request body
 // that arrives whole, a cancelled context that returns at once, and a
 // socket nobody listens on.
 func TestClientWire(t *testing.T) {
@@ -41,6 +42,15 @@ func TestClientWire(t *testing.T) {
 		}
 		writeBody(w, v)
 	})
+	// A 204 whose connection the server keeps open a while (the agent
+	// closes it after its handler and logging are done).
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	mux.HandleFunc("DELETE /lingers", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+		w.(http.Flusher).Flush()
+		<-release
+	})
 	mux.HandleFunc("GET /slow", func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 	srv := &http.Server{Handler: mux}
 	go func() { _ = srv.Serve(ln) }()
@@ -58,6 +68,11 @@ func TestClientWire(t *testing.T) {
 	}
 	if err := c.Do(ctx, "DELETE", "/none", nil, nil); err != nil {
 		t.Errorf("204: %v", err)
+	}
+	lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer lcancel()
+	if err := c.Do(lctx, "DELETE", "/lingers", nil, nil); err != nil {
+		t.Errorf("204 on a connection left open: %v; want an answer without waiting for the close", err)
 	}
 	if err := c.Do(ctx, "GET", "/err", nil, nil); !IsKind(err, KindConflict) || err.Error() != "in use" {
 		t.Errorf("409: %v", err)
