@@ -17,6 +17,8 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("GET /v1/networks", a.handleNetworks)
 	mux.HandleFunc("GET /v1/networks/{ref}", a.handleNetwork)
 	mux.HandleFunc("GET /v1/networks/{ref}/cni", a.handleCNIEndpoint)
+	mux.HandleFunc("POST /v1/networks/{ref}/cni", a.handleCNIAdd)
+	mux.HandleFunc("DELETE /v1/networks/{ref}/cni", a.handleCNIRelease)
 	mux.HandleFunc("DELETE /v1/networks/{ref}", a.handleRemoveNetwork)
 	mux.HandleFunc("PATCH /v1/networks/{ref}", a.handleUpdateNetwork)
 	mux.HandleFunc("POST /v1/endpoints", a.handleCreateEndpoint)
@@ -93,18 +95,6 @@ func (a *Agent) handleNetwork(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, n)
-}
-
-// handleCNIEndpoint finds an endpoint by the identity a CNI runtime gave
-// it: ?name= (the CNI network), container= and ifname=.
-func (a *Agent) handleCNIEndpoint(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	e, err := a.eng.CNIEndpoint(r.PathValue("ref"), api.CNIAttachment{Network: q.Get("name"), ContainerID: q.Get("container"), IfName: q.Get("ifname")})
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, e)
 }
 
 func (a *Agent) handleRemoveNetwork(w http.ResponseWriter, r *http.Request) {

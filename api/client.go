@@ -124,6 +124,23 @@ func (c *Client) CNIEndpoint(ctx context.Context, ref string, at CNIAttachment) 
 	return e, err
 }
 
+// CNIAdd attaches req.Netns to network ref for a CNI runtime (req.CNI
+// is its identity) and answers the endpoint with its network, in one
+// request. KindNotFound: there is no network ref.
+func (c *Client) CNIAdd(ctx context.Context, ref string, req EndpointCreate) (CNIAdd, error) {
+	var a CNIAdd
+	err := c.Do(ctx, "POST", "/v1/networks/"+url.PathEscape(ref)+"/cni", req, &a)
+	return a, err
+}
+
+// CNIRelease is ReleaseEndpoint of the endpoint of network ref that a
+// CNI runtime attached with identity at, in one request (KindNotFound:
+// none, or no network ref).
+func (c *Client) CNIRelease(ctx context.Context, ref string, at CNIAttachment) error {
+	q := url.Values{"name": {at.Network}, "container": {at.ContainerID}, "ifname": {at.IfName}}
+	return c.Do(ctx, "DELETE", "/v1/networks/"+url.PathEscape(ref)+"/cni?"+q.Encode(), nil, nil)
+}
+
 // UpdateNetwork changes a network's options (host_shim).
 func (c *Client) UpdateNetwork(ctx context.Context, ref string, req NetworkUpdate) (Network, error) {
 	var n Network

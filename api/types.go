@@ -218,6 +218,15 @@ type EndpointCreate struct {
 	AltNames []string `json:"alt_names,omitempty"`
 }
 
+// CNIAdd is the answer of POST /v1/networks/{ref}/cni, a CNI ADD in one
+// request (body: EndpointCreate with CNI set): the endpoint made, or the
+// one a repeated ADD made before, and its network without endpoints (the
+// gateways and routes of the runtime's result).
+type CNIAdd struct {
+	Endpoint Endpoint `json:"endpoint"`
+	Network  Network  `json:"network"`
+}
+
 // Error is the body of every non-2xx answer.
 type Error struct {
 	Message string `json:"error"`

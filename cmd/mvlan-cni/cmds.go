@@ -36,42 +36,44 @@ func attachment(c *Conf, args *skel.CmdArgs) *api.CNIAttachment {
 }
 
 // cmdAdd attaches the runtime's namespace to the network (as `mvlan
-// connect`), creating an inline network first if needed.
+// connect`): one request to the agent for a named network; an inline one
+// is looked up (and created or checked) first.
 func cmdAdd(args *skel.CmdArgs) error {
 	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
 		w, err := c.want(args.ContainerID, args.Args)
 		if err != nil {
 			return err
 		}
-		n, err := ensureNetwork(ctx, cl, c)
-		if err != nil {
-			return err
+		ref := c.Network
+		if c.Inline() {
+			n, err := ensureNetwork(ctx, cl, c)
+			if err != nil {
+				return err
+			}
+			ref = n.ID
 		}
 		// A repeated ADD (same identity, same namespace) is answered with
 		// the endpoint it made; in another namespace it is a conflict.
-		e, err := cl.CreateEndpoint(ctx, api.EndpointCreate{Network: n.ID, Name: w.Name, AltNames: altNames(args, w.Name),
+		a, err := cl.CNIAdd(ctx, ref, api.EndpointCreate{Name: w.Name, AltNames: altNames(args, w.Name),
 			Netns: args.Netns, IfName: args.IfName, IP: w.IP, IP6: w.IP6, MAC: w.MAC, CNI: attachment(c, args)})
+		if api.IsKind(err, api.KindNotFound) && !c.Inline() {
+			return noNetwork(c)
+		}
 		if err != nil {
 			return err
 		}
-		return types.PrintResult(result(n, e), c.CNIVersion)
+		return types.PrintResult(result(a.Network, a.Endpoint), c.CNIVersion)
 	})
 }
 
-// cmdDel releases the attachment; one that is gone already (or whose
-// network is) is not an error.
+// cmdDel releases the attachment (one request); one that is gone already
+// (or whose network is) is not an error, nor is a concurrent DEL or the
+// agent's sweep being first. The runtime deletes the namespace next.
 func cmdDel(args *skel.CmdArgs) error {
 	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
-		e, err := find(ctx, cl, c, args)
-		if errors.Is(err, errNoAttachment) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		err = cl.ReleaseEndpoint(ctx, e.ID) // the runtime deletes the namespace next
+		err := cl.CNIRelease(ctx, c.Network, *attachment(c, args))
 		if api.IsKind(err, api.KindNotFound) {
-			return nil // a concurrent DEL or the agent's sweep was first
+			return nil
 		}
 		return err
 	})

@@ -12,15 +12,11 @@ import (
 	"github.com/mvlan/mvlan/api"
 )
 
-// ensureNetwork returns the configuration's network. An inline definition
-// is created on first use, or checked against the network the agent has.
+// ensureNetwork returns the network of an inline definition: created on
+// first use, else checked against the network the agent has.
 func ensureNetwork(ctx context.Context, cl *api.Client, c *Conf) (api.Network, error) {
 	n, err := cl.NetworkBrief(ctx, c.Network)
 	if api.IsKind(err, api.KindNotFound) {
-		if !c.Inline() {
-			return n, types.NewError(types.ErrInvalidNetworkConfig,
-				fmt.Sprintf("mvlan has no network %q: create it (mvlan network create ... %s) or define it inline with \"subnets\" (and \"parent\")", c.Network, c.Network), "")
-		}
 		n, err = cl.CreateNetwork(ctx, c.NetworkCreate())
 		if api.IsKind(err, api.KindConflict) {
 			// Another ADD created it meanwhile: check that one instead.
@@ -32,13 +28,17 @@ func ensureNetwork(ctx context.Context, cl *api.Client, c *Conf) (api.Network, e
 	if err != nil {
 		return n, err
 	}
-	if c.Inline() {
-		if diff := c.differs(n); diff != "" {
-			return n, types.NewError(types.ErrInvalidNetworkConfig,
-				fmt.Sprintf("mvlan network %s exists with another definition: %s; make the configuration match it (mvlan network inspect %s) or use another \"network\" name", n.Name, diff, n.Name), "")
-		}
+	if diff := c.differs(n); diff != "" {
+		return n, types.NewError(types.ErrInvalidNetworkConfig,
+			fmt.Sprintf("mvlan network %s exists with another definition: %s; make the configuration match it (mvlan network inspect %s) or use another \"network\" name", n.Name, diff, n.Name), "")
 	}
 	return n, nil
+}
+
+// noNetwork is the error of an ADD to a named network the agent has not.
+func noNetwork(c *Conf) error {
+	return types.NewError(types.ErrInvalidNetworkConfig,
+		fmt.Sprintf("mvlan has no network %q: create it (mvlan network create ... %s) or define it inline with \"subnets\" (and \"parent\")", c.Network, c.Network), "")
 }
 
 // differs says how the inline definition differs from n ("" when it
