@@ -3,6 +3,7 @@ package link
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -80,16 +81,16 @@ func setARPNotify(idx int) error {
 
 // writeIPv6Conf writes net.ipv6.conf.IFNAME.KEY=VAL for each pair, in the
 // calling thread's namespace. It looks the device's directory up once, in
-// a procfs instance of its own (privateProc): under the host's /proc,
+// a procfs instance of the agent's own (procs): under the host's /proc,
 // each lookup in /proc/sys/net walks the dentries of every namespace that
 // has looked there before (one hash chain), which grows with the host's
 // namespaces (~0.45 ms a lookup with 2000 of them, against ~5 µs in a
 // fresh instance). A kernel without IPv6 (no net/ipv6) has nothing to set.
 func writeIPv6Conf(ifName string, kv ...string) error {
 	root, rel := unix.AT_FDCWD, "/proc/"
-	if m, err := privateProc(); err == nil {
-		defer unix.Close(m)
-		root, rel = m, ""
+	if p, err := procs.acquire(); err == nil {
+		defer procs.release(p)
+		root, rel = p.fd, ""
 	}
 	dir := rel + "sys/net/ipv6/conf/" + ifName
 	dfd, err := unix.Openat(root, dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -110,6 +111,63 @@ func writeIPv6Conf(ifName string, kv ...string) error {
 		}
 	}
 	return nil
+}
+
+// procLookups is how many lookups a procfs instance serves before the
+// next one takes over: its dentries, one set per namespace looked at,
+// stay few. Closing one unmounts it, which waits for an RCU grace period
+// (tens of ms on a busy host), so that is done in the background.
+const procLookups = 64
+
+// procs is the agent's procfs instance for sysctl writes.
+var procs procPool
+
+type procPool struct {
+	mu   sync.Mutex
+	cur  *procInstance
+	uses int
+}
+
+type procInstance struct {
+	fd      int
+	refs    int
+	retired bool
+}
+
+// acquire returns the current instance, making a new one every
+// procLookups calls (or when there is none). Release it.
+func (pp *procPool) acquire() (*procInstance, error) {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	if pp.cur == nil || pp.uses >= procLookups {
+		if old := pp.cur; old != nil {
+			pp.cur, old.retired = nil, true
+			old.closeIfIdle()
+		}
+		fd, err := privateProc()
+		if err != nil {
+			return nil, err
+		}
+		pp.cur, pp.uses = &procInstance{fd: fd}, 0
+	}
+	pp.uses++
+	pp.cur.refs++
+	return pp.cur, nil
+}
+
+func (pp *procPool) release(p *procInstance) {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	p.refs--
+	p.closeIfIdle()
+}
+
+// closeIfIdle unmounts a retired instance nobody uses, in the background.
+// Caller holds procs.mu.
+func (p *procInstance) closeIfIdle() {
+	if p.retired && p.refs == 0 {
+		go unix.Close(p.fd)
+	}
 }
 
 // privateProc mounts a procfs instance attached nowhere (fsopen, fsmount)
