@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,15 +28,15 @@ var programs = []string{"ep_egress", "ep_ingress", "parent_ingress", "parent_egr
 // flood, hairpin and east-west counters (zero before the first frame);
 // counters of networks the agent no longer has are left out.
 func (a *Engine) Stats() (api.Stats, error) {
-	snap, err := a.dp.Counters()
-	if err != nil {
-		return api.Stats{}, fmt.Errorf("read datapath counters: %w", err)
-	}
 	links, err := a.hostLinks()
 	if err != nil {
 		return api.Stats{}, err
 	}
 	nets, eps := a.networkRefs(links)
+	snap, err := a.dp.Counters(maxID(nets))
+	if err != nil {
+		return api.Stats{}, fmt.Errorf("read datapath counters: %w", err)
+	}
 	seed(&snap, nets)
 	s := api.Stats{
 		Time:      time.Now().UTC(),
@@ -93,6 +94,16 @@ func (a *Engine) networkRefs(links map[int]link.Info) (map[uint32]netRef, map[ep
 	return m, eps
 }
 
+// maxID is the highest datapath id of nets (0: none): the datapath reads
+// network counters up to it (ids are the lowest free, so few).
+func maxID(nets map[uint32]netRef) uint32 {
+	var top uint32
+	for id := range nets {
+		top = max(top, id)
+	}
+	return top
+}
+
 // epKey is an endpoint as the datapath keys it.
 type epKey struct {
 	cookie  uint64
@@ -136,14 +147,34 @@ func apiTraffic(t loader.Traffic) api.Traffic {
 	return api.Traffic{Rx: apiCount(t.Rx), Tx: apiCount(t.Tx)}
 }
 
+// vlanStats has the per-VLAN counters sorted by parent name, then VLAN.
+// A trunk has thousands, so they are sorted as integers: the parent's
+// rank in name order, then the VID.
 func vlanStats(m map[loader.VLANKey]loader.Traffic, links map[int]link.Info) []api.VLANStats {
-	out := make([]api.VLANStats, 0, len(m))
-	for k, t := range m {
-		out = append(out, api.VLANStats{Parent: linkName(links, k.Ifindex), VLAN: k.VID, Traffic: apiTraffic(t)})
+	names := map[int]string{}
+	for k := range m {
+		if _, ok := names[k.Ifindex]; !ok {
+			names[k.Ifindex] = linkName(links, k.Ifindex)
+		}
 	}
-	slices.SortFunc(out, func(a, b api.VLANStats) int {
-		return cmp.Or(strings.Compare(a.Parent, b.Parent), cmp.Compare(a.VLAN, b.VLAN))
+	parents := slices.SortedFunc(maps.Keys(names), func(a, b int) int {
+		return cmp.Or(strings.Compare(names[a], names[b]), cmp.Compare(a, b))
 	})
+	rank := make(map[int]uint64, len(parents))
+	for i, ifindex := range parents {
+		rank[ifindex] = uint64(i)
+	}
+	keys := make([]uint64, 0, len(m))
+	for k := range m {
+		keys = append(keys, rank[k.Ifindex]<<16|uint64(k.VID))
+	}
+	slices.Sort(keys)
+	out := make([]api.VLANStats, len(keys))
+	for i, key := range keys {
+		ifindex := parents[key>>16]
+		k := loader.VLANKey{Ifindex: ifindex, VID: uint16(key)}
+		out[i] = api.VLANStats{Parent: names[ifindex], VLAN: k.VID, Traffic: apiTraffic(m[k])}
+	}
 	return out
 }
 
@@ -195,22 +226,25 @@ func sortNetworkStats(ns *api.NetworkStats) {
 // endpoint programs "ENDPOINT/IFNAME". A link label is never repeated for
 // one hook (the metric would be refused): a clash gets "#IFINDEX".
 func attachStats(as []loader.Attachment, links map[int]link.Info, epNames map[epKey]string) []api.Attachment {
-	seen := map[string]bool{}
+	type linkHook struct {
+		link string
+		hook loader.Hook
+	}
+	seen := make(map[linkHook]bool, len(as))
 	out := make([]api.Attachment, 0, len(as))
 	for _, at := range as {
-		var name string
+		name := epNames[epKey{at.NetnsCookie, at.Ifindex}]
 		switch {
 		case strings.HasPrefix(at.Program, "parent_"):
 			name = linkName(links, at.Ifindex)
-		case epNames[epKey{at.NetnsCookie, at.Ifindex}] != "":
-			name = epNames[epKey{at.NetnsCookie, at.Ifindex}]
+		case name != "":
 		default:
 			name = fmt.Sprintf("%s/ifindex:%d", filepath.Base(at.Netns), at.Ifindex)
 		}
-		if seen[name+"\x00"+string(at.Hook)] {
+		if seen[linkHook{name, at.Hook}] {
 			name = fmt.Sprintf("%s#%d", name, at.Ifindex)
 		}
-		seen[name+"\x00"+string(at.Hook)] = true
+		seen[linkHook{name, at.Hook}] = true
 		out = append(out, api.Attachment{Link: name, Hook: string(at.Hook), Program: at.Program, Mode: string(at.Mode)})
 	}
 	return out

@@ -1,11 +1,13 @@
 package loader
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -247,23 +249,23 @@ func (d *Datapath) forgetGoneNetns(netnsPath string, ifindex int, endpoint bool)
 }
 
 // Attachments lists what this Datapath attached (since Load), sorted by
-// netns cookie, ifindex and hook.
+// netns cookie, ifindex and hook; sorted after the lock is released (a
+// scrape lists thousands, and attaches wait for the lock).
 func (d *Datapath) Attachments() []Attachment {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	out := make([]Attachment, 0, len(d.attached))
 	for _, a := range d.attached {
 		out = append(out, a)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
+	d.mu.Unlock()
+	slices.SortFunc(out, func(a, b Attachment) int {
 		if a.NetnsCookie != b.NetnsCookie {
-			return a.NetnsCookie < b.NetnsCookie
+			return cmp.Compare(a.NetnsCookie, b.NetnsCookie)
 		}
 		if a.Ifindex != b.Ifindex {
-			return a.Ifindex < b.Ifindex
+			return cmp.Compare(a.Ifindex, b.Ifindex)
 		}
-		return a.Hook < b.Hook
+		return strings.Compare(string(a.Hook), string(b.Hook))
 	})
 	return out
 }

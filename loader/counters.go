@@ -115,34 +115,42 @@ type Snapshot struct {
 }
 
 // Counters reads every counter map. Network-level counters are labelled
-// with the VLAN of the network's parent (SetParent).
-func (d *Datapath) Counters() (Snapshot, error) {
+// with the VLAN of the network's parent (SetParent). Of net_stats, an
+// array with a slot for every possible network, it reads the slots of
+// networks up to maxNetwork or up to the highest parent's network,
+// whichever is higher: a caller that numbers its networks from 1 up reads
+// a few slots, not 4096 (MaxNetworkID: every slot).
+func (d *Datapath) Counters(maxNetwork uint32) (Snapshot, error) {
 	s := Snapshot{
 		VLAN: map[VLANKey]Traffic{}, Network: map[uint32]Traffic{}, Flood: map[FloodKey]Counter{},
 		Hairpin: map[NetVLAN]Counter{}, EastWest: map[NetVLAN]Counter{}, Drops: map[DropKey]Counter{},
 		Malformed: map[string]Counter{}, MapFull: d.mapFull(),
 	}
-	err := readPerCPU(d.maps.VlanStats, func(k vlanKey, v []trafficValue) {
+	err := readPerCPU(d.maps.VlanStats, 0, func(k vlanKey, v []trafficValue) {
 		s.VLAN[VLANKey{int(k.Ifindex), k.VID}] = sumTraffic(v)
 	})
 	if err == nil {
 		parents := d.parentsByNetwork()
-		err = readPerCPU(d.maps.NetStats, func(id uint32, v []netCounters) {
+		top := min(maxNetwork, MaxNetworkID)
+		for id := range parents {
+			top = max(top, id)
+		}
+		err = readPerCPU(d.maps.NetStats, int(top)+1, func(id uint32, v []netCounters) {
 			s.addNetwork(id, parents[id], v)
 		})
 	}
 	if err == nil {
-		err = readPerCPU(d.maps.DropStats, func(k dropKey, v []pbValue) { s.Drops[DropKey{k.NetworkID, dropReason(k.Reason)}] = sumPB(v) })
+		err = readPerCPU(d.maps.DropStats, 0, func(k dropKey, v []pbValue) { s.Drops[DropKey{k.NetworkID, dropReason(k.Reason)}] = sumPB(v) })
 	}
 	if err == nil {
-		err = readPerCPU(d.maps.Malformed, func(k uint32, v []pbValue) {
+		err = readPerCPU(d.maps.Malformed, 0, func(k uint32, v []pbValue) {
 			if c := sumPB(v); k < hookCount && c.Packets > 0 {
 				s.Malformed[programNames[k]] = c
 			}
 		})
 	}
 	if err == nil {
-		err = readPerCPU(d.maps.MapFull, func(k uint32, v []uint64) {
+		err = readPerCPU(d.maps.MapFull, 0, func(k uint32, v []uint64) {
 			if k < uint32(len(bpfInserted)) {
 				for _, n := range v {
 					s.MapFull[bpfInserted[k]] += n
@@ -209,25 +217,33 @@ func (p *pbValue) add(o pbValue) {
 func (p pbValue) counter() Counter { return Counter(p) }
 
 // readPerCPU calls fn with each key of a per-CPU map and its values (one
-// per possible CPU; fn must not keep the slice). It reads in batches, a
-// few syscalls for the whole map, and falls back to a key-by-key walk on
-// kernels without batch lookups.
-func readPerCPU[K any, V any](m *ebpf.Map, fn func(K, []V)) error {
+// per possible CPU; fn must not keep the slice); with limit > 0, with
+// the first limit keys only (an array's slots 0..limit-1). It reads in
+// batches, a few syscalls for the whole map, and falls back to a
+// key-by-key walk of every key on kernels without batch lookups.
+func readPerCPU[K any, V any](m *ebpf.Map, limit int, fn func(K, []V)) error {
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
 		return err
 	}
-	const chunk = 256
+	chunk := 256
+	if limit > 0 {
+		chunk = min(chunk, limit)
+	}
 	keys, vals := make([]K, chunk), make([]V, chunk*ncpu)
 	var cursor ebpf.MapBatchCursor
-	for first := true; ; first = false {
+	for read := 0; limit <= 0 || read < limit; {
+		if limit > 0 && limit-read < chunk {
+			keys, vals = keys[:limit-read], vals[:(limit-read)*ncpu]
+		}
 		n, err := m.BatchLookup(&cursor, keys, vals, nil)
-		if first && errors.Is(err, ebpf.ErrNotSupported) {
+		if read == 0 && errors.Is(err, ebpf.ErrNotSupported) {
 			return iteratePerCPU(m, fn)
 		}
 		for i := range n {
 			fn(keys[i], vals[i*ncpu:(i+1)*ncpu])
 		}
+		read += n
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return nil
 		}
@@ -235,6 +251,7 @@ func readPerCPU[K any, V any](m *ebpf.Map, fn func(K, []V)) error {
 			return fmt.Errorf("read counters: %w", err)
 		}
 	}
+	return nil
 }
 
 func iteratePerCPU[K any, V any](m *ebpf.Map, fn func(K, []V)) error {

@@ -60,7 +60,7 @@ func fillDrops(t *testing.T, d *Datapath) {
 			}
 		}
 	}
-	s, err := d.Counters()
+	s, err := d.Counters(MaxNetworkID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func fillVLANs(t *testing.T, d *Datapath) {
 			t.Fatalf("verdict %#x, want next", got)
 		}
 	}
-	s, err := d.Counters()
+	s, err := d.Counters(MaxNetworkID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func fillParents(t *testing.T, d *Datapath) {
 // want at their value, the others at zero.
 func expectMapFull(t *testing.T, d *Datapath, want map[string]uint64) {
 	t.Helper()
-	s, err := d.Counters()
+	s, err := d.Counters(MaxNetworkID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func (c counts) String() string {
 // snapshot reads the datapath's counters, flattened.
 func snapshot(t testing.TB, d *Datapath) counts {
 	t.Helper()
-	s, err := d.Counters()
+	s, err := d.Counters(MaxNetworkID)
 	if err != nil {
 		t.Fatalf("counters: %v", err)
 	}

@@ -531,7 +531,7 @@ func (d *datapath) DetachEndpoint(context.Context, string, int) error           
 func (d *datapath) PruneOrphans() error                                            { return nil }
 func (d *datapath) Parents() ([]loader.Parent, error)                              { return nil, nil }
 func (d *datapath) PruneLinks() (int, error)                                       { return 0, nil }
-func (d *datapath) Counters() (loader.Snapshot, error)                             { return loader.Snapshot{}, nil }
+func (d *datapath) Counters(uint32) (loader.Snapshot, error)                       { return loader.Snapshot{}, nil }
 func (d *datapath) Attachments() []loader.Attachment                               { return nil }
 func (d *datapath) Missing(string, int, loader.Mode) ([]loader.Hook, error)        { return nil, nil }
 func (d *datapath) InspectEndpoint(context.Context, string, int) ([]loader.Finding, error) {
