@@ -26,6 +26,7 @@ type labelValues [4]string
 // series is the cached start of a sample line and the scrape that last
 // wrote it.
 type series struct {
+	vals   labelValues
 	prefix []byte
 	gen    uint64
 }
@@ -36,9 +37,13 @@ type family struct {
 	labels          []string
 
 	series map[labelValues]*series
-	buf    []byte // this scrape's sample lines
-	gen    uint64
-	n      int // samples this scrape
+	// order is the series by the position they were added at: a scrape
+	// that adds the series of the last one in the same order (the usual
+	// case) finds each by comparing its labels, without hashing them.
+	order []*series
+	buf   []byte // this scrape's sample lines
+	gen   uint64
+	n     int // samples this scrape
 }
 
 func newFamily(typ, name, help string, labels ...string) *family {
@@ -55,13 +60,29 @@ func (f *family) start(gen uint64) {
 
 // add appends one sample.
 func (f *family) add(v uint64, vals labelValues) {
-	s := f.series[vals]
-	if s == nil {
-		s = &series{prefix: f.prefix(vals)}
-		f.series[vals] = s
-	}
+	s := f.lookup(vals)
 	s.gen = f.gen
 	f.addPrefixed(s.prefix, v)
+}
+
+// lookup finds or makes the series of vals, the family's sample number
+// f.n of this scrape.
+func (f *family) lookup(vals labelValues) *series {
+	i := f.n
+	if i < len(f.order) && f.order[i].vals == vals {
+		return f.order[i]
+	}
+	s := f.series[vals]
+	if s == nil {
+		s = &series{vals: vals, prefix: f.prefix(vals)}
+		f.series[vals] = s
+	}
+	if i < len(f.order) {
+		f.order[i] = s
+	} else {
+		f.order = append(f.order, s)
+	}
+	return s
 }
 
 // addPrefixed appends one sample whose prefix the caller cached.
@@ -109,6 +130,8 @@ func (f *family) writeTo(w *bufio.Writer) {
 				delete(f.series, k)
 			}
 		}
+		clear(f.order[f.n:])
+		f.order = f.order[:f.n]
 	}
 }
 

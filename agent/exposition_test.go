@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -135,6 +136,61 @@ func TestDatapathTextForgets(t *testing.T) {
 	}
 	if n := len(d.vlan[0].series); n > 2*10+64 {
 		t.Errorf("after 50 scrapes of 10 VLANs on a new link each, %d series are cached; want at most %d", n, 2*10+64)
+	}
+}
+
+// TestDatapathTextCached: a scrape written through the caches of earlier
+// ones (series added, removed, reordered, parents renamed) is the text a
+// fresh writer makes of the same counters.
+func TestDatapathTextCached(t *testing.T) {
+	attach := func(links ...string) []api.Attachment {
+		var as []api.Attachment
+		for _, l := range links {
+			as = append(as, api.Attachment{Link: l, Hook: "egress", Mode: "tcx"}, api.Attachment{Link: l, Hook: "ingress", Mode: "tcx"})
+		}
+		return as
+	}
+	scrapes := []struct {
+		name    string
+		parent  string
+		vlans   int
+		attachs []api.Attachment
+	}{
+		{"first", "eth0", 5, attach("a/eth0", "b/eth0", "c/eth0")},
+		{"same again", "eth0", 5, attach("a/eth0", "b/eth0", "c/eth0")},
+		{"one removed in the middle", "eth0", 5, attach("a/eth0", "c/eth0")},
+		{"one added in front", "eth0", 5, attach("0/eth0", "a/eth0", "c/eth0")},
+		{"reordered", "eth0", 5, attach("c/eth0", "0/eth0", "a/eth0")},
+		{"other parent, fewer VLANs", "trunk0", 3, attach("c/eth0")},
+		{"two parents", "eth0+trunk0", 4, attach("c/eth0")},
+		{"first parent back, more VLANs", "eth0", 7, nil},
+		{"everything again", "eth0", 5, attach("a/eth0", "b/eth0", "c/eth0")},
+	}
+	d := newDatapathText()
+	for i, sc := range scrapes {
+		parents := strings.Split(sc.parent, "+")
+		s := testStats(parents[0], sc.vlans)
+		for _, p := range parents[1:] {
+			s.VLANs = append(s.VLANs, testStats(p, sc.vlans).VLANs...)
+		}
+		s.Attachments = sc.attachs
+		for j := range s.VLANs {
+			s.VLANs[j].Rx.Packets = uint64(100*i + j)
+		}
+		got, mfs := scrapeText(t, d, s, nil)
+		want, _ := scrapeText(t, newDatapathText(), s, nil)
+		if got != want {
+			t.Fatalf("scrape %d (%s) through the caches:\n%s\nwant, as a fresh writer writes it:\n%s", i, sc.name, got, want)
+		}
+		if n := len(mfs["mvlan_vlan_rx_packets_total"].GetMetric()); n != len(s.VLANs) {
+			t.Errorf("scrape %d (%s): %d VLAN series, want %d:\n%s", i, sc.name, n, len(s.VLANs), got)
+		}
+		for _, v := range s.VLANs {
+			l := map[string]string{"parent": v.Parent, "vlan": fmt.Sprint(v.VLAN)}
+			if n, ok := sample(mfs, "mvlan_vlan_rx_packets_total", l); !ok || n != float64(v.Rx.Packets) {
+				t.Fatalf("scrape %d (%s): rx packets of %v = %v (found %v), want %d:\n%s", i, sc.name, l, n, ok, v.Rx.Packets, got)
+			}
+		}
 	}
 }
 

@@ -16,21 +16,22 @@ type datapathText struct {
 	mu  sync.Mutex // one scrape at a time through the caches
 	gen uint64
 
-	vlan    [4]*family // rx packets, rx bytes, tx packets, tx bytes
-	vlans   map[string]*vlanPrefixes
-	net     [4]*family
-	shim    [4]*family // mvlan_host_shim_*: the kernel's counters of the host shims
-	flood   *family
-	hairpin [2]*family // packets, bytes
-	east    [2]*family
-	drops   *family
-	mapFull *family
-	tamper  *family
-	repair  *family
-	mal     *family
-	attach  *family
-	scrape  *family
-	all     []*family
+	vlan      [4]*family // rx packets, rx bytes, tx packets, tx bytes
+	vlans     map[string]*vlanPrefixes
+	lastVLANs *vlanPrefixes // of the last VLAN written
+	net       [4]*family
+	shim      [4]*family // mvlan_host_shim_*: the kernel's counters of the host shims
+	flood     *family
+	hairpin   [2]*family // packets, bytes
+	east      [2]*family
+	drops     *family
+	mapFull   *family
+	tamper    *family
+	repair    *family
+	mal       *family
+	attach    *family
+	scrape    *family
+	all       []*family
 }
 
 func newDatapathText() *datapathText {
@@ -124,8 +125,9 @@ func (d *datapathText) write(w *bufio.Writer, s api.Stats, statErr error, log *s
 // vlanPrefixes are the cached prefixes of one parent's VLAN series, by
 // VID and family: thousands of them per trunk, so indexed, not hashed.
 type vlanPrefixes struct {
-	p   [4096][4][]byte
-	gen uint64
+	parent string
+	p      [4096][4][]byte
+	gen    uint64
 }
 
 func (d *datapathText) collect(s api.Stats) {
@@ -137,6 +139,7 @@ func (d *datapathText) collect(s api.Stats) {
 			delete(d.vlans, parent)
 		}
 	}
+	d.lastVLANs = nil
 	for _, n := range s.Networks {
 		d.network(n)
 	}
@@ -187,10 +190,13 @@ func (d *datapathText) vlanTraffic(v api.VLANStats) {
 		traffic(d.vlan, v.Traffic, labelValues{v.Parent, vlanLabel(v.VLAN)})
 		return
 	}
-	c := d.vlans[v.Parent]
-	if c == nil {
-		c = &vlanPrefixes{}
-		d.vlans[v.Parent] = c
+	c := d.lastVLANs // VLANs come sorted by parent: one look-up per parent
+	if c == nil || c.parent != v.Parent {
+		if c = d.vlans[v.Parent]; c == nil {
+			c = &vlanPrefixes{parent: v.Parent}
+			d.vlans[v.Parent] = c
+		}
+		d.lastVLANs = c
 	}
 	c.gen = d.gen
 	p := &c.p[v.VLAN]
