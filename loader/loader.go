@@ -25,7 +25,9 @@
 //
 // Persistence: maps are pinned by name under the pin directory and reused by
 // the next Load, so tables and counters survive an agent restart; TCX links
-// are pinned under pinDir/links, so attachments survive it too. Attaching
+// are pinned under pinDir/links, so attachments survive it too; the
+// programs are pinned under pinDir/progs and taken again, unverified, by the
+// next Load of the same build (progpin.go). Attaching
 // again replaces our program in place and never adds a second one.
 package loader
 
@@ -131,13 +133,10 @@ func (d *Datapath) load() error {
 	if err := d.loadParents(); err != nil {
 		return err
 	}
-	if d.parentIngress, err = d.loadProgram("parent_ingress", nil); err != nil {
+	if err := d.loadPrograms(); err != nil {
 		return err
 	}
-	if d.parentEgress, err = d.loadProgram("parent_egress", nil); err != nil {
-		return err
-	}
-	return d.loadShared()
+	return d.shareEndpointPrograms()
 }
 
 // Slots of ep_progs (enum ep_slot).
@@ -146,17 +145,16 @@ const (
 	slotEgress  uint32 = 1
 )
 
-// loadShared loads the endpoint programs once and puts them in ep_progs,
-// replacing those of a previous agent in place.
-func (d *Datapath) loadShared() error {
-	var err error
-	if d.epIngress, err = d.loadProgram("ep_ingress", nil); err != nil {
-		return err
-	}
-	if d.epEgress, err = d.loadProgram("ep_egress", nil); err != nil {
-		return err
-	}
+// shareEndpointPrograms puts the shared endpoint programs in ep_progs,
+// replacing those of a previous agent in place. A slot that holds the
+// program already is left alone: each update patches the tail call of
+// every netns's stubs (text poke on all CPUs).
+func (d *Datapath) shareEndpointPrograms() error {
 	for slot, p := range map[uint32]*ebpf.Program{slotIngress: d.epIngress, slotEgress: d.epEgress} {
+		var id uint32
+		if err := d.maps.EpProgs.Lookup(slot, &id); err == nil && id != 0 && ebpf.ProgramID(id) == programID(p) {
+			continue
+		}
 		if err := d.maps.EpProgs.Put(slot, p); err != nil {
 			return fmt.Errorf("put the shared endpoint program in slot %d: %w", slot, err)
 		}
@@ -204,13 +202,10 @@ func openPinnedMap(spec *ebpf.MapSpec, pinDir string) (*ebpf.Map, error) {
 	return m, nil
 }
 
-// loadProgram loads one program of its object against the shared maps,
-// after setting the object's constants (nil: none).
-func (d *Datapath) loadProgram(name string, consts map[string]any) (*ebpf.Program, error) {
-	return d.loadAs(name, name, consts)
-}
-
-// loadAs is loadProgram with the name the kernel shows for the program.
+// loadAs loads one program of its object against the shared maps, after
+// setting the object's constants (nil: none), under the name the kernel
+// shows for it. Safe for concurrent use; the caller notes the program as
+// ours (d.ids).
 func (d *Datapath) loadAs(name, kernelName string, consts map[string]any) (*ebpf.Program, error) {
 	spec := d.specs[name].Copy()
 	if ps := spec.Programs[name]; ps != nil {
@@ -234,7 +229,6 @@ func (d *Datapath) loadAs(name, kernelName string, consts map[string]any) (*ebpf
 	if prog == nil {
 		return nil, fmt.Errorf("program %s missing from its object", name)
 	}
-	d.ids.note(prog)
 	return prog, nil
 }
 
