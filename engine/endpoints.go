@@ -412,7 +412,12 @@ func (a *Engine) realize(ctx context.Context, n *network, e *endpoint) error {
 
 func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
 	s := link.EndpointSpec{Parent: n.Parent, Mode: n.Mode, NetnsPath: e.Netns, IfName: e.IfName,
-		MAC: e.MAC, Addrs: e.Addrs, Alias: a.alias("ep", e.ID), AcceptRA: netconf.FirstHopOf(n.Options).AcceptRA, DHCP: n.DHCP, DHCP6: n.dhcp6()}
+		MAC: e.MAC, Addrs: e.Addrs, Alias: a.alias("ep", e.ID), AcceptRA: netconf.FirstHopOf(n.Options).AcceptRA, DHCP: n.DHCP, DHCP6: n.dhcp6(),
+		Announced: func(err error) {
+			if err != nil { // the link may be gone already (an rm at once)
+				a.log.Debug("announce", "name", e.Name, "err", err)
+			}
+		}}
 	if n.Internal {
 		return s
 	}

@@ -3,6 +3,7 @@ package link
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/vishvananda/netlink/nl"
@@ -12,16 +13,22 @@ import (
 	"github.com/mvlan/mvlan/nsthread"
 )
 
-// Announcements are sent by the kernel, from the endpoint's own link, when
-// it comes up: arp_notify makes it broadcast a gratuitous ARP request for
-// each IPv4 address, ndisc_notify an unsolicited neighbour advertisement to
-// ff02::1 for each IPv6 address (which has no DAD to wait for). Both are
-// also sent again if the link's MAC changes. The alternative, an AF_PACKET
-// socket per endpoint, costs an RCU grace period when it is closed
-// (synchronize_net, ~10 ms measured here, on the request path); one long-lived
-// socket on the parent would be cheaper still (~20 µs against ~0.1 ms here)
-// but its frames would reach only the wire, not the parent's other
-// endpoints, and would need a socket per parent kept by the agent.
+// Announcements are sent by the kernel, from the endpoint's own link:
+// arp_notify makes it broadcast a gratuitous ARP request for each IPv4
+// address, ndisc_notify an unsolicited neighbour advertisement to ff02::1
+// for each IPv6 address (which has no DAD to wait for), when the link
+// comes up and when its MAC is set. A static endpoint's are sent after the
+// attach has answered (announceLater: the MAC set again, to itself): in
+// bridge mode the broadcast reaches every endpoint on the parent, each
+// running its ingress program and ARP, which grows with them (~3 ms of an
+// attach at 1000 endpoints in a profile). The endpoint is reachable
+// without them; they refresh neighbours that cached its address under
+// another MAC. A DHCP endpoint's addresses come later and are announced
+// when SetLeased cycles the link, so its flags are set before up. The
+// alternative, an AF_PACKET socket per endpoint, costs an RCU grace
+// period when it is closed (synchronize_net, ~10 ms measured here); one
+// long-lived socket on the parent would reach only the wire, not the
+// parent's other endpoints.
 
 // ipv4DevconfARPNotify is IPV4_DEVCONF_ARP_NOTIFY (include/uapi/linux/ip.h),
 // an attribute of IFLA_INET_CONF, which is 1 in IFLA_AF_SPEC/AF_INET.
@@ -31,18 +38,17 @@ const (
 )
 
 // prepareAnnounce sets link idx (named ifName) in namespace ns, which must
-// still be down, to announce s's addresses when it comes up; without an
-// IPv6 address (or DHCPv6) it disables IPv6 on the link instead, and with
-// one it turns accept_ra off unless s.AcceptRA. With s.DHCP, arp_notify is
-// set for the address a DHCP server gives later. With s.DHCP6 the link
-// skips DAD (its link-local, the DHCPv6 client's source, is usable at
-// once; leased addresses are announced when added), keeps its IPv6
-// addresses when it goes down (SetLeased cycles it) and makes none of its
-// own from router advertisements (autoconf: the datapath would drop their
-// frames). One switch into the namespace.
+// still be down: without an IPv6 address (or DHCPv6) it disables IPv6 on
+// the link, and with one it turns accept_ra off unless s.AcceptRA. With
+// s.DHCP, arp_notify is set for the address a DHCP server gives later.
+// With s.DHCP6 ndisc_notify is set likewise, and the link skips DAD (its
+// link-local, the DHCPv6 client's source, is usable at once), keeps its
+// IPv6 addresses when it goes down (SetLeased cycles it) and makes none of
+// its own from router advertisements (autoconf: the datapath would drop
+// their frames). One switch into the namespace.
 func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) error {
 	return nsthread.Do(ns, func() error {
-		if hasFamily(s.Addrs, true) || s.DHCP {
+		if s.DHCP {
 			if err := setARPNotify(idx); err != nil {
 				return err
 			}
@@ -50,15 +56,67 @@ func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) 
 		if !hasFamily(s.Addrs, false) && !s.DHCP6 {
 			return writeIPv6Conf(ifName, "disable_ipv6", "1\n")
 		}
-		conf := []string{"ndisc_notify", "1\n"}
+		var conf []string
 		if !s.AcceptRA {
 			conf = append(conf, "accept_ra", "0\n")
 		}
 		if s.DHCP6 {
-			conf = append(conf, "accept_dad", "0\n", "keep_addr_on_down", "1\n", "autoconf", "0\n")
+			conf = append(conf, "ndisc_notify", "1\n", "accept_dad", "0\n", "keep_addr_on_down", "1\n", "autoconf", "0\n")
+		}
+		if len(conf) == 0 {
+			return nil
 		}
 		return writeIPv6Conf(ifName, conf...)
 	})
+}
+
+// announceLater has link idx in ns, up with s's static addresses,
+// announce them, in the background; s.Announced hears how it went.
+func announceLater(ns netns.NsHandle, idx int, s EndpointSpec) {
+	v4, v6 := hasFamily(s.Addrs, true) && !s.DHCP, hasFamily(s.Addrs, false) && !s.DHCP6
+	if !v4 && !v6 {
+		return
+	}
+	fd, err := unix.Dup(int(ns))
+	if err != nil {
+		if s.Announced != nil {
+			s.Announced(fmt.Errorf("announce %s: %w", s.IfName, err))
+		}
+		return
+	}
+	go func() {
+		h := netns.NsHandle(fd)
+		defer h.Close()
+		err := nsthread.Do(h, func() error { return announce(idx, s.IfName, s.MAC, v4, v6) })
+		if s.Announced != nil {
+			s.Announced(err)
+		}
+	}()
+}
+
+// announce sets arp_notify (v4) and ndisc_notify (v6) on link idx of the
+// calling thread's namespace and sets its MAC to mac, its own: the kernel
+// announces the link's addresses on the change (NETDEV_CHANGEADDR).
+func announce(idx int, ifName string, mac net.HardwareAddr, v4, v6 bool) error {
+	if v4 {
+		if err := setARPNotify(idx); err != nil {
+			return err
+		}
+	}
+	if v6 {
+		if err := writeIPv6Conf(ifName, "ndisc_notify", "1\n"); err != nil {
+			return err
+		}
+	}
+	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(idx)
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, mac))
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+		return fmt.Errorf("announce ifindex %d: set its MAC %s: %w", idx, mac, err)
+	}
+	return nil
 }
 
 // setARPNotify sets arp_notify on link idx of the calling thread's

@@ -40,6 +40,10 @@ type EndpointSpec struct {
 	// DHCP6 marks an endpoint whose IPv6 address comes later, from a
 	// DHCPv6 server (SetLeased6): IPv6 stays on, without DAD.
 	DHCP6 bool
+	// Announced, if set, hears how the announcement of the static
+	// addresses went: it is sent in the background once the link is up
+	// (announceLater), after AttachEndpoint has returned.
+	Announced func(error)
 }
 
 var macvlanModes = map[string]netlink.MacvlanMode{
@@ -147,7 +151,11 @@ func (h *Host) AttachEndpoint(ctx context.Context, s EndpointSpec) (err error) {
 	if err := configureSlave(ctx, sl, s, target); err != nil {
 		return err
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	announceLater(target, sl.targetIdx, s)
+	return nil
 }
 
 // addSlave creates the slave DOWN, under its temporary name and with its
