@@ -77,6 +77,12 @@ func buildCNI(ctx context.Context, dir string) error {
 // the gateway its first address and a default route through it (what
 // `mvlan run` gives an endpoint).
 func (e *env) newCNI(ctx context.Context, host, master, subnet string) (*cni, error) {
+	return e.newCNITagged(ctx, host, master, subnet, "cni")
+}
+
+// newCNITagged is newCNI under network name BASE-TAG, its config in its
+// own directory: several such networks can be used in one run.
+func (e *env) newCNITagged(ctx context.Context, host, master, subnet, tag string) (*cni, error) {
 	bin, err := filepath.Abs(cniCacheDir)
 	if err != nil {
 		return nil, err
@@ -84,7 +90,7 @@ func (e *env) newCNI(ctx context.Context, host, master, subnet string) (*cni, er
 	if err := buildCNI(ctx, bin); err != nil {
 		return nil, err
 	}
-	c := &cni{bin: bin, confDir: filepath.Join(e.tmp, "cni-conf"), net: e.base + "-cni", host: host}
+	c := &cni{bin: bin, confDir: filepath.Join(e.tmp, tag+"-conf"), net: e.base + "-" + tag, host: host}
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
 		"name":       c.net,
@@ -96,7 +102,7 @@ func (e *env) newCNI(ctx context.Context, host, master, subnet string) (*cni, er
 				"type":    "host-local",
 				"ranges":  [][]map[string]string{{{"subnet": subnet}}},
 				"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
-				"dataDir": filepath.Join(e.tmp, "cni-ipam"),
+				"dataDir": filepath.Join(e.tmp, tag+"-ipam"),
 			},
 		}},
 	}

@@ -25,6 +25,10 @@ type control struct {
 	// one API round trip.
 	execTrue, exec, cliLs samples
 
+	// The CNI macvlan plugin's add on a parent holding the fill's
+	// endpoints and on one holding none (kernelGrowth).
+	cniFullParent, cniEmptyParent samples
+
 	// Through the API from mvbench (no process), one after another:
 	// apiAttach for endpoints 1..N in order, apiDetach for N..1.
 	apiAttach, apiDetach samples
@@ -93,6 +97,9 @@ func runControl(ctx context.Context, e *env, r *report) error {
 		return err
 	}
 	if err := c.fill(ctx, e, a); err != nil {
+		return err
+	}
+	if err := c.kernelGrowth(ctx, e, sb); err != nil {
 		return err
 	}
 	if err := c.measureScrape(ctx, e, sb); err != nil {

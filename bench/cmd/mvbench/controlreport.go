@@ -105,6 +105,7 @@ func (c *control) write(e *env, r *report, cli, api phases) {
 		"api_attach_ms_p99":               c.apiAttach.pct(99),
 		"api_detach_ms_p50":               c.apiDetach.median(),
 		"attach_growth":                   d.growth,
+		"cni_attach_growth":               ratio(c.cniFullParent.median(), c.cniEmptyParent.median()),
 		"attach_1000_s":                   d.fill1000,
 		"parallel_attach_1000_s":          d.parallel1000,
 		"reconcile_1000_s":                c.reconcile.median(),
@@ -156,6 +157,8 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 	t.row("API attach p50 / p99", num(c.apiAttach.median())+" / "+num(c.apiAttach.pct(99)), num(c.apiAttach.min()), num(c.apiAttach.max()), fmt.Sprint(len(c.apiAttach)), "ms")
 	t.row("API detach p50 / p99", num(c.apiDetach.median())+" / "+num(c.apiDetach.pct(99)), num(c.apiDetach.min()), num(c.apiDetach.max()), fmt.Sprint(len(c.apiDetach)), "ms")
 	t.row(fmt.Sprintf("API attach p50, first %d / last %d endpoints", d.tenth, d.tenth), num(samples(c.apiAttach[:d.tenth]).median())+" / "+num(samples(c.apiAttach[n-d.tenth:]).median()), "", "", "", "ms")
+	t.row(fmt.Sprintf("the alternative on the same parent: CNI macvlan `cnitool add` p50 on eth0 (%d endpoints) / on an empty parent", n),
+		num(c.cniFullParent.median())+" / "+num(c.cniEmptyParent.median()), "", "", fmt.Sprint(len(c.cniFullParent)), "ms")
 	t.row(fmt.Sprintf("API detach p50, first %d / last %d endpoints", d.tenth, d.tenth), num(samples(c.apiDetach[n-d.tenth:]).median())+" / "+num(samples(c.apiDetach[:d.tenth]).median()), "", "", "", "ms")
 	t.row("wall time of the sequential API attaches"+d.scaled, num(d.fill1000), "", "", "1", "s")
 	t.row(fmt.Sprintf("%d parallel attaches, %d clients, wall time", c.parallelN, parallelClients), num(c.parallel.Seconds()), "", "", "1", "s")
@@ -170,6 +173,9 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 	if c.scrapeShort != "" {
 		s.para("**Scrape: %s.**", c.scrapeShort)
 	}
+	s.para("Attach growth has a floor in the kernel: on a parent with N bridge-mode macvlans each new link's gratuitous ARP is handed to "+
+		"all of them and the parent's upper devices are walked, whoever makes the link. The CNI macvlan plugin's add on eth0 with the fill's "+
+		"%d endpoints / on an empty parent (`control.cni_attach_growth`) = %s.", n, num(ratio(c.cniFullParent.median(), c.cniEmptyParent.median())))
 	s.para("Where attach time goes (p50, ms). Probes every 10th anchor round: `/bin/true`, `mvlan --version` (the CLI process alone), " +
 		"`mvlan network ls -q` (process + one API round trip). The agent's phases come from its debug log (`realize`): namespace creation, " +
 		"the macvlan (create, configure, announce), the datapath (endpoint table, programs, attach).")
