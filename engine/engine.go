@@ -89,7 +89,7 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	a := &Engine{cfg: cfg, log: cfg.Log, nets: map[string]*network{}, ns: kernelNamespaces{}}
+	a := &Engine{cfg: cfg, log: cfg.Log, nets: map[string]*network{}, ns: kernelNamespaces{pool: link.NewNetnsPool(spareNamespaces)}}
 	var err error
 	if a.store, a.stateReplaced, err = openState(cfg); err != nil {
 		return nil, err
@@ -158,6 +158,9 @@ func (a *Engine) Close() error {
 	a.removals.wg.Wait()
 	a.leases.stop()
 	var errs []error
+	if k, ok := a.ns.(kernelNamespaces); ok {
+		errs = append(errs, k.pool.Close())
+	}
 	if a.dp != nil {
 		errs = append(errs, a.dp.Close())
 	}

@@ -97,8 +97,12 @@ type Namespaces interface {
 	Cookie(path string) (uint64, error)
 }
 
-// kernelNamespaces are the real namespaces.
-type kernelNamespaces struct{}
+// kernelNamespaces are the real namespaces; those the engine makes come
+// from a pool of spares made ahead.
+type kernelNamespaces struct{ pool *link.NetnsPool }
+
+// spareNamespaces is how many namespaces the pool keeps made ahead.
+const spareNamespaces = 4
 
 func (kernelNamespaces) Check(path string) (uint64, error)      { return link.CheckNetns(path) }
 func (kernelNamespaces) Links(path string) ([]link.Info, error) { return link.EndpointLinks(path) }
@@ -106,8 +110,8 @@ func (kernelNamespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) e
 	return link.SetEndpointMAC(path, ifindex, mac)
 }
 func (kernelNamespaces) Mark(path string) (string, error) { return link.NetnsMark(path) }
-func (kernelNamespaces) Create(name, mark string) (string, error) {
-	return link.CreateNetns(name, mark)
+func (k kernelNamespaces) Create(name, mark string) (string, error) {
+	return k.pool.Create(name, mark)
 }
 func (kernelNamespaces) Delete(name string) error           { return link.DeleteNetns(name) }
 func (kernelNamespaces) Cookie(path string) (uint64, error) { return loader.NetnsCookie(path) }

@@ -59,6 +59,12 @@ func CheckNetnsName(name string) error {
 // it can tell it from one of the same name made by someone else
 // (NetnsMark).
 func CreateNetns(name, mark string) (path string, err error) {
+	return createNetns(name, func(path string) error { return mountNewNetns(path, mark) })
+}
+
+// createNetns makes /run/netns/NAME and has mount bind a namespace there;
+// the file goes again if that fails.
+func createNetns(name string, mount func(path string) error) (path string, err error) {
 	if err := CheckNetnsName(name); err != nil {
 		return "", err
 	}
@@ -74,7 +80,7 @@ func CreateNetns(name, mark string) (path string, err error) {
 		return "", fmt.Errorf("create netns %s: %w", name, err)
 	}
 	f.Close()
-	if err := mountNewNetns(path, mark); err != nil {
+	if err := mount(path); err != nil {
 		os.Remove(path)
 		return "", fmt.Errorf("create netns %s: %w", name, err)
 	}

@@ -1,0 +1,67 @@
+package link
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// TestNetnsPool: once filled, Create binds a spare made ahead: a fresh
+// namespace with lo up, marked before it appears at its path, one the
+// host's iproute2 can use; spares are made again, and Close lets them go.
+func TestNetnsPool(t *testing.T) {
+	nstest.RequireRoot(t)
+	var b [4]byte
+	rand.Read(b[:])
+	base := "mvt-" + hex.EncodeToString(b[:]) + "-pool"
+	p := NewNetnsPool(2)
+	defer p.Close()
+	t.Cleanup(func() { DeleteNetns(base + "0"); DeleteNetns(base + "1") })
+	spares := func() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.spare) }
+	if _, err := p.Create(base+"0", "mark-0"); err != nil { // none yet: made on the spot
+		t.Fatal(err)
+	}
+	waitSpares := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); spares() != want; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d spares after 5 s, want %d", spares(), want)
+			}
+		}
+	}
+	waitSpares(2)
+	path, err := p.Create(base+"1", "mark-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spares(); got != 1 && got != 2 {
+		t.Fatalf("%d spares right after a Create from 2, want 1 (or 2 once refilled)", got)
+	}
+	ino0, err := CheckNetns(NetnsPath(base + "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino1, err := CheckNetns(path)
+	if err != nil || ino1 == ino0 {
+		t.Fatalf("CheckNetns(%s) = %d, %v; want a namespace other than %d", path, ino1, err, ino0)
+	}
+	if mark, err := NetnsMark(path); err != nil || mark != "mark-1" {
+		t.Errorf("NetnsMark(%s) = %q, %v; want mark-1", path, mark, err)
+	}
+	out, err := exec.Command("ip", "netns", "exec", base+"1", "ip", "-o", "link").CombinedOutput()
+	if err != nil || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 || !strings.Contains(string(out), "lo:") || !strings.Contains(string(out), "UP") {
+		t.Errorf("ip netns exec %s ip link: %v\n%s\nwant lo alone, up", base+"1", err, out)
+	}
+	waitSpares(2)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := spares(); got != 0 {
+		t.Errorf("%d spares after Close, want 0", got)
+	}
+}
