@@ -209,3 +209,21 @@ func (a *Engine) ensureParent(ctx context.Context, n *network, present map[strin
 	a.log.Info("recreated parent", "network", n.name(), "parent", n.Parent)
 	return healthy()
 }
+
+// keepAttached, at start, leaves a ready endpoint as it is when the kernel
+// shows what the state says (loader's AdoptEndpoint): its namespace is
+// still the one with its cookie, and both hooks of its link (the stored
+// ifindex: a filter or TCX link of ours goes with the link it was put on)
+// run that namespace's stubs in a mode the endpoint may keep (restartMode's
+// choice). Its table row is written again, as attachEndpointDP would. Any
+// other endpoint takes the full path: link found or made, programs attached.
+func (a *Engine) keepAttached(ctx context.Context, n *network, e endpoint) bool {
+	if e.Ifindex == 0 || e.NetnsCookie == 0 {
+		return false
+	}
+	mode, ok := a.dp.AdoptEndpoint(ctx, e.Netns, e.NetnsCookie, e.Ifindex)
+	if !ok || (mode != a.modes.Endpoint && mode != a.modes.Live) {
+		return false
+	}
+	return a.setTableEntry(n, e) == nil
+}

@@ -186,6 +186,8 @@ func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (
 		return e, !a.release(ctx, n, en, e, "caught "+e.State.String()+" by a restart")
 	case !a.netnsAlive(e):
 		return e, !a.release(ctx, n, en, e, "its namespace is gone")
+	case a.keepAttached(ctx, n, e):
+		return e, true
 	}
 	idx, err := a.ensureLink(ctx, n, e)
 	if err == nil {

@@ -542,6 +542,12 @@ func (d *datapath) ForeignPrograms() bool                                       
 func (d *datapath) TCXTampered(context.Context, string, uint64, int) bool               { return false }
 func (d *datapath) Close() error                                                        { return nil }
 
+// AdoptEndpoint adopts nothing: the in-memory kernel has no programs, so
+// every start attaches again.
+func (d *datapath) AdoptEndpoint(context.Context, string, uint64, int) (loader.Mode, bool) {
+	return "", false
+}
+
 func (d *datapath) SetEndpoint(ep loader.Endpoint) error {
 	k := (*Kernel)(d)
 	k.mu.Lock()
