@@ -1,8 +1,7 @@
 package agent
 
 import (
-	"bufio"
-	"compress/gzip"
+	"bytes"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -117,9 +117,15 @@ var (
 	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
 )
 
+// textWriter is where the text goes: a bytes.Buffer, a bufio.Writer.
+type textWriter interface {
+	io.Writer
+	io.StringWriter
+}
+
 // writeTo writes the family (nothing if it has no sample this scrape),
 // then forgets series that were not seen when they are most of the cache.
-func (f *family) writeTo(w *bufio.Writer) {
+func (f *family) writeTo(w textWriter) {
 	if f.n > 0 {
 		w.WriteString("# HELP " + f.name + " " + helpEscaper.Replace(f.help) + "\n# TYPE " + f.name + " " + f.typ + "\n")
 		w.Write(f.buf)
@@ -144,41 +150,48 @@ type scrapeHandler struct {
 	dp  *datapathText
 }
 
+// bodyPool holds the text of a scrape (~1 MB with a 4094-VLAN trunk).
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func (h *scrapeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var (
+		mfs       []*dto.MetricFamily
+		gatherErr error
+		gathered  = make(chan struct{})
+	)
+	go func() { // the registry's families, while the datapath is read
+		defer close(gathered)
+		mfs, gatherErr = h.reg.Gather()
+	}()
 	s, statErr := h.a.eng.Stats() // before any lock of ours
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		h.a.log.Warn("metrics: some agent metrics not exported", "err", err)
+	<-gathered
+	if gatherErr != nil {
+		h.a.log.Warn("metrics: some agent metrics not exported", "err", gatherErr)
 	}
-	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
-	var out io.Writer = w
+	body := bodyPool.Get().(*bytes.Buffer)
+	defer bodyPool.Put(body)
+	body.Reset()
+	for _, mf := range mfs {
+		expfmt.MetricFamilyToText(body, mf) // a bytes.Buffer does not fail
+	}
+	h.dp.write(body, s, statErr, h.a.log)
+	parts := [][]byte{body.Bytes()}
 	if acceptsGzip(r) {
 		w.Header().Set("Content-Encoding", "gzip")
-		w.Header().Del("Content-Length")
-		gz := gzipPool.Get().(*gzip.Writer)
-		gz.Reset(w)
-		defer func() {
-			gz.Close()
-			gzipPool.Put(gz)
-		}()
-		out = gz
+		parts = gzipped(body.Bytes())
 	}
-	bw := bufio.NewWriterSize(out, 64<<10)
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(bw, mf); err != nil {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	w.Header().Set("Content-Length", strconv.Itoa(n))
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
 			return // the client went away
 		}
 	}
-	h.dp.write(bw, s, statErr, h.a.log)
-	bw.Flush()
 }
-
-// gzip at BestSpeed: a scrape of 4094 VLANs is ~1 MB of text, which the
-// default level takes several times longer to compress for little gain.
-var gzipPool = sync.Pool{New: func() any {
-	gz, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
-	return gz
-}}
 
 func acceptsGzip(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {

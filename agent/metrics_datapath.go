@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bufio"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -103,7 +102,7 @@ func vlanLabel(vid uint16) string {
 }
 
 // write writes one scrape of s; with statErr only the error gauge.
-func (d *datapathText) write(w *bufio.Writer, s api.Stats, statErr error, log *slog.Logger) {
+func (d *datapathText) write(w textWriter, s api.Stats, statErr error, log *slog.Logger) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.gen++
