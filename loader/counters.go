@@ -122,13 +122,11 @@ type Snapshot struct {
 // a few slots, not 4096 (MaxNetworkID: every slot).
 func (d *Datapath) Counters(maxNetwork uint32) (Snapshot, error) {
 	s := Snapshot{
-		VLAN: map[VLANKey]Traffic{}, Network: map[uint32]Traffic{}, Flood: map[FloodKey]Counter{},
+		Network: map[uint32]Traffic{}, Flood: map[FloodKey]Counter{},
 		Hairpin: map[NetVLAN]Counter{}, EastWest: map[NetVLAN]Counter{}, Drops: map[DropKey]Counter{},
 		Malformed: map[string]Counter{}, MapFull: d.mapFull(),
 	}
-	err := readPerCPU(d.maps.VlanStats, 0, func(k vlanKey, v []trafficValue) {
-		s.VLAN[VLANKey{int(k.Ifindex), k.VID}] = sumTraffic(v)
-	})
+	err := d.readVLANs(&s)
 	if err == nil {
 		parents := d.parentsByNetwork()
 		top := min(maxNetwork, MaxNetworkID)
@@ -159,6 +157,24 @@ func (d *Datapath) Counters(maxNetwork uint32) (Snapshot, error) {
 		})
 	}
 	return s, err
+}
+
+// readVLANs reads vlan_stats (thousands of entries with a trunk) into a
+// map made at its final size.
+func (d *Datapath) readVLANs(s *Snapshot) error {
+	type entry struct {
+		k VLANKey
+		t Traffic
+	}
+	var es []entry
+	err := readPerCPU(d.maps.VlanStats, 0, func(k vlanKey, v []trafficValue) {
+		es = append(es, entry{VLANKey{int(k.Ifindex), k.VID}, sumTraffic(v)})
+	})
+	s.VLAN = make(map[VLANKey]Traffic, len(es))
+	for _, e := range es {
+		s.VLAN[e.k] = e.t
+	}
+	return err
 }
 
 // addNetwork adds the non-zero counters of network id (per CPU in v),
