@@ -184,10 +184,10 @@ func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (
 	case e.State != Ready:
 		e = a.settleLease(ctx, n, e)
 		return e, !a.release(ctx, n, en, e, "caught "+e.State.String()+" by a restart")
+	case a.keepAttached(ctx, n, e): // its namespace is alive: it has e's cookie
+		return e, true
 	case !a.netnsAlive(e):
 		return e, !a.release(ctx, n, en, e, "its namespace is gone")
-	case a.keepAttached(ctx, n, e):
-		return e, true
 	}
 	idx, err := a.ensureLink(ctx, n, e)
 	if err == nil {

@@ -78,10 +78,12 @@ func (d *Datapath) stubsFor(cookie uint64) (*epPrograms, map[Hook]ebpf.ProgramID
 }
 
 // runsStubs reports the mode in which both hooks of t run the programs
-// want: our filters (one rtnetlink socket opened in the netns, which also
-// tells the netns's cookie) or our pinned TCX links.
+// want: our filters, or our pinned TCX links. Its thread is in the netns
+// only to open a socket that tells the netns's cookie and an rtnetlink
+// socket; the filters are asked for from wherever it runs next (a locked
+// thread that waits for netlink's answer is slow to wake).
 func (d *Datapath) runsStubs(t target, want map[Hook]ebpf.ProgramID) (Mode, bool) {
-	tcOK := false
+	var rtnl *tc.Tc
 	err := nsthread.DoPath(t.netns, func() error {
 		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -92,22 +94,18 @@ func (d *Datapath) runsStubs(t target, want map[Hook]ebpf.ProgramID) (Mode, bool
 		if err != nil || cookie != t.cookie {
 			return errors.New("another netns")
 		}
-		rtnl, err := tc.Open(&tc.Config{})
-		if err != nil {
-			return err
-		}
-		defer rtnl.Close()
-		tcOK = true
-		for _, hook := range []Hook{Ingress, Egress} {
-			id, ours, err := ourFilterProg(rtnl, t.ifindex, hook)
-			tcOK = tcOK && err == nil && ours && id == want[hook]
-		}
-		return nil
+		rtnl, err = tc.Open(&tc.Config{})
+		return err
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		return "", false
-	case tcOK:
+	}
+	tcOK := true
+	for _, hook := range []Hook{Ingress, Egress} {
+		id, ours, err := ourFilterProg(rtnl, t.ifindex, hook)
+		tcOK = tcOK && err == nil && ours && id == want[hook]
+	}
+	if rtnl.Close() == nil && tcOK {
 		return ModeTC, true
 	}
 	for _, hook := range []Hook{Ingress, Egress} {
