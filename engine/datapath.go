@@ -157,7 +157,7 @@ func (a *Engine) attachEndpointAtMode(ctx context.Context, n *network, e *endpoi
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
-	if err := a.dp.AttachEndpoint(ctx, e.Netns, e.Ifindex, mode); err != nil {
+	if err := a.dp.AttachEndpointIn(ctx, e.Netns, e.NetnsCookie, e.Ifindex, mode); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
 	return nil

@@ -53,6 +53,7 @@ type Datapath interface {
 	SetEndpoint(ep loader.Endpoint) error
 	MoveEndpoint(fromCookie uint64, fromIfindex int, ep loader.Endpoint) error
 	AttachEndpoint(ctx context.Context, netnsPath string, ifindex int, mode loader.Mode) error
+	AttachEndpointIn(ctx context.Context, netnsPath string, cookie uint64, ifindex int, mode loader.Mode) error
 	// AdoptEndpoint records, unchanged, an endpoint whose hooks run its
 	// namespace's programs already, and says in which mode (at start).
 	AdoptEndpoint(ctx context.Context, netnsPath string, cookie uint64, ifindex int) (loader.Mode, bool)

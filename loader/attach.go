@@ -123,13 +123,26 @@ func (d *Datapath) AttachEndpoint(ctx context.Context, netnsPath string, ifindex
 	if err != nil {
 		return err
 	}
+	return d.attachEndpoint(ctx, t, mode)
+}
+
+// AttachEndpointIn is AttachEndpoint for a namespace whose cookie the
+// caller has read already (NetnsCookie).
+func (d *Datapath) AttachEndpointIn(ctx context.Context, netnsPath string, cookie uint64, ifindex int, mode Mode) error {
+	if ifindex <= 0 {
+		return fmt.Errorf("ifindex %d: want a positive ifindex", ifindex)
+	}
+	return d.attachEndpoint(ctx, target{netns: netnsPath, cookie: cookie, ifindex: ifindex}, mode)
+}
+
+func (d *Datapath) attachEndpoint(ctx context.Context, t target, mode Mode) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	progs, err := d.endpointPrograms(t.cookie)
 	if err != nil {
 		return err
 	}
-	progs.users[ifindex] = true
+	progs.users[t.ifindex] = true
 	return d.attachPair(ctx, t, mode, progs.ingress, progs.egress, "ep_ingress", "ep_egress")
 }
 
@@ -158,6 +171,18 @@ func newTarget(netnsPath string, ifindex int) (target, error) {
 }
 
 func (d *Datapath) attachPair(ctx context.Context, t target, mode Mode, in, eg *ebpf.Program, inName, egName string) error {
+	if mode == ModeTC { // both hooks through one rtnetlink socket
+		err := errors.Join(d.detachTCX(t, Ingress), d.detachTCX(t, Egress))
+		if err == nil {
+			err = d.attachTCHooks(ctx, t, tcHook{Ingress, in, inName}, tcHook{Egress, eg, egName})
+		}
+		if err != nil {
+			return fmt.Errorf("attach %s and %s to ifindex %d (%s): %w", inName, egName, t.ifindex, nsName(t.netns), err)
+		}
+		d.noteAttached(t, Ingress, inName, mode)
+		d.noteAttached(t, Egress, egName, mode)
+		return nil
+	}
 	if err := d.attach(ctx, t, Ingress, in, inName, mode); err != nil {
 		return err
 	}
@@ -183,10 +208,15 @@ func (d *Datapath) attach(ctx context.Context, t target, hook Hook, prog *ebpf.P
 	if err != nil {
 		return fmt.Errorf("attach %s to ifindex %d (%s) %s: %w", name, t.ifindex, nsName(t.netns), hook, err)
 	}
+	d.noteAttached(t, hook, name, mode)
+	return nil
+}
+
+// noteAttached records program name on t's hook in mode. Caller holds mu.
+func (d *Datapath) noteAttached(t target, hook Hook, name string, mode Mode) {
 	d.attached[attachKey{t.cookie, t.ifindex, hook}] = Attachment{
 		Netns: t.netns, NetnsCookie: t.cookie, Ifindex: t.ifindex, Hook: hook, Program: name, Mode: mode,
 	}
-	return nil
 }
 
 // DetachEndpoint removes what AttachEndpoint attached (in either mode) and

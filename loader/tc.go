@@ -51,6 +51,19 @@ func withTC(t target, fn func(*tc.Tc) error) error {
 // attachTC replaces (or creates) our direct-action filter on the hook,
 // creating the clsact qdisc first if the link has none.
 func (d *Datapath) attachTC(ctx context.Context, t target, hook Hook, prog *ebpf.Program, name string) error {
+	return d.attachTCHooks(ctx, t, tcHook{hook, prog, name})
+}
+
+// tcHook is a program for one hook, named name.
+type tcHook struct {
+	hook Hook
+	prog *ebpf.Program
+	name string
+}
+
+// attachTCHooks is attachTC for each of hooks, with one rtnetlink socket
+// in the target's namespace and one look for its clsact qdisc.
+func (d *Datapath) attachTCHooks(ctx context.Context, t target, hooks ...tcHook) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -58,21 +71,32 @@ func (d *Datapath) attachTC(ctx context.Context, t target, hook Hook, prog *ebpf
 		if err := d.ensureClsact(rtnl, t); err != nil {
 			return err
 		}
-		running, ok, err := ourFilterProg(rtnl, t.ifindex, hook)
-		if err != nil {
-			return err
-		}
-		if ok && running != 0 && running == programID(prog) {
-			return nil // already runs it (a restart, with the stub pinned): nothing to do
-		}
-		fd, flags, fname := uint32(prog.FD()), uint32(bpfFlagDirect), FilterNamePrefix+name
-		obj := filterObject(t.ifindex, hook)
-		obj.Attribute = tc.Attribute{Kind: "bpf", BPF: &tc.Bpf{FD: &fd, Name: &fname, Flags: &flags}}
-		if err := rtnl.Filter().Replace(&obj); err != nil {
-			return fmt.Errorf("tc filter replace: %w", err)
+		for _, h := range hooks {
+			if err := replaceFilter(rtnl, t, h); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+}
+
+// replaceFilter puts our filter running h.prog on the hook, unless it
+// runs it already (a restart, with the stub pinned).
+func replaceFilter(rtnl *tc.Tc, t target, h tcHook) error {
+	running, ok, err := ourFilterProg(rtnl, t.ifindex, h.hook)
+	if err != nil {
+		return err
+	}
+	if ok && running != 0 && running == programID(h.prog) {
+		return nil
+	}
+	fd, flags, fname := uint32(h.prog.FD()), uint32(bpfFlagDirect), FilterNamePrefix+h.name
+	obj := filterObject(t.ifindex, h.hook)
+	obj.Attribute = tc.Attribute{Kind: "bpf", BPF: &tc.Bpf{FD: &fd, Name: &fname, Flags: &flags}}
+	if err := rtnl.Filter().Replace(&obj); err != nil {
+		return fmt.Errorf("tc filter replace: %w", err)
+	}
+	return nil
 }
 
 func filterObject(ifindex int, hook Hook) tc.Object {

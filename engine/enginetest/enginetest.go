@@ -527,13 +527,16 @@ func (d *datapath) DeleteParent(int) error                                      
 func (d *datapath) ForgetNetwork(uint32) error                                     { return nil }
 func (d *datapath) SetRASource(uint32, loader.RASource) error                      { return nil }
 func (d *datapath) AttachEndpoint(context.Context, string, int, loader.Mode) error { return nil }
-func (d *datapath) DetachEndpoint(context.Context, string, int) error              { return nil }
-func (d *datapath) PruneOrphans() error                                            { return nil }
-func (d *datapath) Parents() ([]loader.Parent, error)                              { return nil, nil }
-func (d *datapath) PruneLinks() (int, error)                                       { return 0, nil }
-func (d *datapath) Counters(uint32) (loader.Snapshot, error)                       { return loader.Snapshot{}, nil }
-func (d *datapath) Attachments() []loader.Attachment                               { return nil }
-func (d *datapath) Missing(string, int, loader.Mode) ([]loader.Hook, error)        { return nil, nil }
+func (d *datapath) AttachEndpointIn(context.Context, string, uint64, int, loader.Mode) error {
+	return nil
+}
+func (d *datapath) DetachEndpoint(context.Context, string, int) error       { return nil }
+func (d *datapath) PruneOrphans() error                                     { return nil }
+func (d *datapath) Parents() ([]loader.Parent, error)                       { return nil, nil }
+func (d *datapath) PruneLinks() (int, error)                                { return 0, nil }
+func (d *datapath) Counters(uint32) (loader.Snapshot, error)                { return loader.Snapshot{}, nil }
+func (d *datapath) Attachments() []loader.Attachment                        { return nil }
+func (d *datapath) Missing(string, int, loader.Mode) ([]loader.Hook, error) { return nil, nil }
 func (d *datapath) InspectEndpoint(context.Context, string, int) ([]loader.Finding, error) {
 	return nil, nil // nothing tampers with the in-memory kernel
 }
