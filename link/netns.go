@@ -168,6 +168,12 @@ func setupLoopback(mark string) error {
 		return fmt.Errorf("netlink in new netns: %w", err)
 	}
 	defer nl.Close()
+	return loopback(nl, mark, true)
+}
+
+// loopback sets the alias of lo (through nl) to mark, if any, and brings
+// it up if up.
+func loopback(nl *netlink.Handle, mark string, up bool) error {
 	lo, err := nl.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("find lo: %w", err)
@@ -176,6 +182,9 @@ func setupLoopback(mark string) error {
 		if err := nl.LinkSetAlias(lo, mark); err != nil {
 			return fmt.Errorf("mark lo: %w", err)
 		}
+	}
+	if !up {
+		return nil
 	}
 	if err := nl.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("set lo up: %w", err)

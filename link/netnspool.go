@@ -130,12 +130,8 @@ func mountSpare(f *os.File, path, mark string) error {
 			return fmt.Errorf("netlink in a spare namespace: %w", err)
 		}
 		defer nl.Close()
-		lo, err := nl.LinkByName("lo")
-		if err != nil {
-			return fmt.Errorf("find lo: %w", err)
-		}
-		if err := nl.LinkSetAlias(lo, mark); err != nil {
-			return fmt.Errorf("mark lo: %w", err)
+		if err := loopback(nl, mark, false); err != nil {
+			return err
 		}
 	}
 	src := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
