@@ -1,9 +1,11 @@
 package link
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/vishvananda/netlink/nl"
@@ -13,22 +15,20 @@ import (
 	"github.com/mvlan/mvlan/nsthread"
 )
 
-// Announcements are sent by the kernel, from the endpoint's own link:
-// arp_notify makes it broadcast a gratuitous ARP request for each IPv4
-// address, ndisc_notify an unsolicited neighbour advertisement to ff02::1
-// for each IPv6 address (which has no DAD to wait for), when the link
-// comes up and when its MAC is set. A static endpoint's are sent after the
-// attach has answered (announceLater: the MAC set again, to itself): in
-// bridge mode the broadcast reaches every endpoint on the parent, each
-// running its ingress program and ARP, which grows with them (~3 ms of an
-// attach at 1000 endpoints in a profile). The endpoint is reachable
-// without them; they refresh neighbours that cached its address under
-// another MAC. A DHCP endpoint's addresses come later and are announced
-// when SetLeased cycles the link, so its flags are set before up. The
-// alternative, an AF_PACKET socket per endpoint, costs an RCU grace
-// period when it is closed (synchronize_net, ~10 ms measured here); one
-// long-lived socket on the parent would reach only the wire, not the
-// parent's other endpoints.
+// Announcements: a gratuitous ARP for each IPv4 address and an unsolicited
+// neighbour advertisement to ff02::1 for each IPv6 one, which refresh
+// neighbours that cached an address under another MAC. A static
+// endpoint's are sent after the attach has answered (announceLater),
+// from a packet socket on its link, and arp_notify/ndisc_notify are set
+// so that the kernel sends them again on any later MAC change. Not by
+// the kernel at link up, nor by setting the MAC again: in bridge mode the
+// broadcast reaches every endpoint on the parent (each running its
+// ingress program and ARP, ~3 ms of an attach at 1000 endpoints), and the
+// kernel does that holding the RTNL lock, which the next attach waits
+// for. The socket's close waits for an RCU grace period
+// (synchronize_net), in the background. A DHCP endpoint's addresses come
+// later and are announced by the kernel when SetLeased cycles the link,
+// so its flags are set before up.
 
 // ipv4DevconfARPNotify is IPV4_DEVCONF_ARP_NOTIFY (include/uapi/linux/ip.h),
 // an attribute of IFLA_INET_CONF, which is 1 in IFLA_AF_SPEC/AF_INET.
@@ -73,8 +73,13 @@ func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) 
 // announceLater has link idx in ns, up with s's static addresses,
 // announce them, in the background; s.Announced hears how it went.
 func announceLater(ns netns.NsHandle, idx int, s EndpointSpec) {
-	v4, v6 := hasFamily(s.Addrs, true) && !s.DHCP, hasFamily(s.Addrs, false) && !s.DHCP6
-	if !v4 && !v6 {
+	var static []netip.Addr
+	for _, p := range s.Addrs {
+		if a := p.Addr(); a.Is4() && !s.DHCP || a.Is6() && !s.DHCP6 {
+			static = append(static, a)
+		}
+	}
+	if len(static) == 0 {
 		return
 	}
 	fd, err := unix.Dup(int(ns))
@@ -87,17 +92,27 @@ func announceLater(ns netns.NsHandle, idx int, s EndpointSpec) {
 	go func() {
 		h := netns.NsHandle(fd)
 		defer h.Close()
-		err := nsthread.Do(h, func() error { return announce(idx, s.IfName, s.MAC, v4, v6) })
+		err := nsthread.Do(h, func() error { return announce(idx, s.IfName, s.MAC, static) })
 		if s.Announced != nil {
 			s.Announced(err)
 		}
 	}()
 }
 
-// announce sets arp_notify (v4) and ndisc_notify (v6) on link idx of the
-// calling thread's namespace and sets its MAC to mac, its own: the kernel
-// announces the link's addresses on the change (NETDEV_CHANGEADDR).
-func announce(idx int, ifName string, mac net.HardwareAddr, v4, v6 bool) error {
+// announce sets arp_notify (IPv4) and ndisc_notify (IPv6) on link idx
+// (named ifName) of the calling thread's namespace and sends the
+// announcements of addrs from it, with source MAC mac.
+func announce(idx int, ifName string, mac net.HardwareAddr, addrs []netip.Addr) error {
+	var frames [][]byte
+	var v4, v6 bool
+	for _, a := range addrs {
+		if f := gratuitousARP(mac, a); f != nil {
+			frames, v4 = append(frames, f), true
+		}
+		if f := unsolicitedNA(mac, a); f != nil {
+			frames, v6 = append(frames, f), true
+		}
+	}
 	if v4 {
 		if err := setARPNotify(idx); err != nil {
 			return err
@@ -108,16 +123,30 @@ func announce(idx int, ifName string, mac net.HardwareAddr, v4, v6 bool) error {
 			return err
 		}
 	}
-	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
-	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	msg.Index = int32(idx)
-	req.AddData(msg)
-	req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, mac))
-	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
-		return fmt.Errorf("announce ifindex %d: set its MAC %s: %w", idx, mac, err)
+	return sendFrames(idx, frames)
+}
+
+// sendFrames sends each Ethernet frame out of link idx of the calling
+// thread's namespace through a packet socket that receives nothing.
+func sendFrames(idx int, frames [][]byte) (err error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("announce: packet socket: %w", err)
+	}
+	defer func() { err = errors.Join(err, unix.Close(fd)) }() // an RCU grace period
+	for _, f := range frames {
+		sa := &unix.SockaddrLinklayer{Ifindex: idx, Protocol: htons(binary.BigEndian.Uint16(f[12:14])), Halen: 6}
+		copy(sa.Addr[:], f[:6])
+		if err := unix.Sendto(fd, f, 0, sa); err != nil {
+			return fmt.Errorf("announce on ifindex %d: %w", idx, err)
+		}
 	}
 	return nil
 }
+
+// htons converts a 16-bit number to network byte order, as sockaddr_ll's
+// protocol is.
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // setARPNotify sets arp_notify on link idx of the calling thread's
 // namespace through netlink (RTM_SETLINK, IFLA_AF_SPEC), not /proc/sys,

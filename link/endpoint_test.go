@@ -150,9 +150,9 @@ func checkEndpoint(t *testing.T, sb *nstest.Sandbox, s link.EndpointSpec, routes
 func checkAnnounced(t *testing.T, wire *nstest.Capture, s link.EndpointSpec) {
 	t.Helper()
 	for _, p := range s.Addrs {
-		want := gratuitousARP(s.MAC, p.Addr())
+		want := link.GratuitousARP(s.MAC, p.Addr())
 		if p.Addr().Is6() {
-			want = unsolicitedNA(s.MAC, p.Addr())
+			want = link.UnsolicitedNA(s.MAC, p.Addr())
 		}
 		_, err := wire.Wait(2*time.Second, func(f []byte) bool { return bytes.HasPrefix(f, want) })
 		if err != nil {
