@@ -8,7 +8,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	tc "github.com/florianl/go-tc"
 	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/nsthread"
@@ -80,10 +79,9 @@ func (d *Datapath) stubsFor(cookie uint64) (*epPrograms, map[Hook]ebpf.ProgramID
 // runsStubs reports the mode in which both hooks of t run the programs
 // want: our filters, or our pinned TCX links. Its thread is in the netns
 // only to open a socket that tells the netns's cookie and an rtnetlink
-// socket; the filters are asked for from wherever it runs next (a locked
-// thread that waits for netlink's answer is slow to wake).
+// socket; the filters are asked for from wherever it runs next.
 func (d *Datapath) runsStubs(t target, want map[Hook]ebpf.ProgramID) (Mode, bool) {
-	var rtnl *tc.Tc
+	rtnl := -1
 	err := nsthread.DoPath(t.netns, func() error {
 		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -94,18 +92,18 @@ func (d *Datapath) runsStubs(t target, want map[Hook]ebpf.ProgramID) (Mode, bool
 		if err != nil || cookie != t.cookie {
 			return errors.New("another netns")
 		}
-		rtnl, err = tc.Open(&tc.Config{})
+		rtnl, err = rtnetlinkSocket()
 		return err
 	})
 	if err != nil {
 		return "", false
 	}
 	tcOK := true
-	for _, hook := range []Hook{Ingress, Egress} {
-		id, ours, err := ourFilterProg(rtnl, t.ifindex, hook)
+	for seq, hook := range []Hook{Ingress, Egress} {
+		id, ours, err := filterProgOn(rtnl, t.ifindex, hook, uint32(seq+1))
 		tcOK = tcOK && err == nil && ours && id == want[hook]
 	}
-	if rtnl.Close() == nil && tcOK {
+	if unix.Close(rtnl) == nil && tcOK {
 		return ModeTC, true
 	}
 	for _, hook := range []Hook{Ingress, Egress} {
@@ -131,8 +129,13 @@ func (d *Datapath) tcxRuns(t target, hook Hook, prog ebpf.ProgramID) bool {
 // pinnedStub is pinnedStubs for one hook, cheaper (no /proc/self/fdinfo):
 // the stub pinned at pin, if it is named name, and its ID.
 func pinnedStub(pin, name string) (*ebpf.Program, ebpf.ProgramID) {
-	p, err := ebpf.LoadPinnedProgram(pin, nil)
+	fd, err := objGet(pin)
 	if err != nil {
+		return nil, 0
+	}
+	p, err := ebpf.NewProgramFromFD(fd)
+	if err != nil {
+		unix.Close(fd)
 		return nil, 0
 	}
 	info, ok := progInfo(p)
@@ -141,6 +144,26 @@ func pinnedStub(pin, name string) (*ebpf.Program, ebpf.ProgramID) {
 		return nil, 0
 	}
 	return p, ebpf.ProgramID(info.ID)
+}
+
+// objGet is BPF_OBJ_GET of a pin: ebpf.LoadPinnedProgram also reads the
+// fd's link in /proc/self/fd to tell its type, which NewProgramFromFD
+// learns from the kernel anyway.
+func objGet(pin string) (int, error) {
+	path, err := unix.BytePtrFromString(pin)
+	if err != nil {
+		return 0, err
+	}
+	attr := struct {
+		pathname         uint64
+		bpfFD, fileFlags uint32
+	}{pathname: uint64(uintptr(unsafe.Pointer(path)))}
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_OBJ_GET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(path)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(fd), nil
 }
 
 func closeAll(progs ...*ebpf.Program) {
