@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/dhcp"
@@ -414,8 +416,11 @@ func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
 	s := link.EndpointSpec{Parent: n.Parent, Mode: n.Mode, NetnsPath: e.Netns, IfName: e.IfName,
 		MAC: e.MAC, Addrs: e.Addrs, Alias: a.alias("ep", e.ID), AcceptRA: netconf.FirstHopOf(n.Options).AcceptRA, DHCP: n.DHCP, DHCP6: n.dhcp6(),
 		Announced: func(err error) {
-			if err != nil { // the link may be gone already (an rm at once)
-				a.log.Debug("announce", "name", e.Name, "err", err)
+			switch {
+			case errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) || errors.Is(err, link.ErrNotFound):
+				a.log.Debug("announce: the link is gone already", "name", e.Name, "err", err) // an rm at once
+			case err != nil:
+				a.log.Warn("announce the endpoint's addresses", "name", e.Name, "err", err)
 			}
 		}}
 	if n.Internal {

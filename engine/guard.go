@@ -76,7 +76,7 @@ func (h *heard) add(ev link.NetnsEvent) {
 }
 
 // take hands what was heard to g and starts over. It returns the inodes
-// of the namespaces heard gone, which g forgets.
+// of the namespaces heard gone, for the sweep to look at.
 func (h *heard) take(g *guardState) (gone []uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -86,11 +86,13 @@ func (h *heard) take(g *guardState) (gone []uint64) {
 	for id := range h.ids {
 		g.note(link.NetnsEvent{NSID: id})
 	}
+	// The ID's inode is only looked at by the sweep: the kernel gives a
+	// freed ID to the next namespace that asks (guardRegister may have
+	// given it to a live one since the notification was queued), so the
+	// mapping stays; forget drops it once no ready endpoint is there.
 	for id := range h.gone {
 		if ino, ok := g.byID[id]; ok {
 			gone = append(gone, ino)
-			delete(g.byID, id)
-			delete(g.nsid, ino)
 		}
 	}
 	clear(h.ids)
@@ -103,8 +105,10 @@ func (h *heard) take(g *guardState) (gone []uint64) {
 func (a *Engine) guard(ctx context.Context, interval time.Duration) {
 	g := &guardState{nsid: map[uint64]int{}, byID: map[int]uint64{}, marked: map[uint64]bool{}, looked: map[string]uint64{}}
 	h := &heard{}
+	a.sweeper.listen(true)
 	go func() {
 		err := a.host.WatchNetns(ctx, h.add)
+		a.sweeper.listen(false)
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("tamper check: no namespace notifications; every endpoint is checked each time", "err", err)
 			h.mu.Lock()
@@ -121,6 +125,9 @@ func (a *Engine) guard(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 			for _, ino := range h.take(g) {
 				a.sweeper.heardGone(ino) // its endpoints are released in the next sweep
+			}
+			if g.all { // notifications lost: namespaces gone among them, maybe
+				a.sweeper.lookAll()
 			}
 			g.tcx = a.dp.ForeignPrograms()
 			a.guardCheck(ctx, g)
@@ -192,6 +199,7 @@ func (a *Engine) guardRegister(g *guardState, e endpoint) {
 	}
 	if old, ok := g.byID[id]; ok && old != e.NetnsInode {
 		delete(g.nsid, old) // the ID of a namespace that is gone, given again
+		a.sweeper.heardGone(old)
 	}
 	g.nsid[e.NetnsInode], g.byID[id] = id, e.NetnsInode
 }

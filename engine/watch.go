@@ -44,6 +44,26 @@ type sweeper struct {
 	gone  map[uint64]bool // namespace inodes heard gone since the last sweep
 	tick  uint64
 	ready int // ready endpoints at the last sweep
+	// listening: the guard hears namespaces go (RTM_DELNSID). Without it
+	// (--tamper-check 0, or no listener) the sweep looks at every
+	// namespace each time, as it did before the rolling pass.
+	listening bool
+	all       bool // the next sweep looks at every namespace (notifications were lost)
+}
+
+// lookAll has the next sweep look at every namespace: the listener lost
+// notifications (an overflow), RTM_DELNSID ones among them maybe.
+func (s *sweeper) lookAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.all = true
+}
+
+// listen records whether namespaces heard gone reach heardGone.
+func (s *sweeper) listen(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listening = on
 }
 
 // heardGone has the next sweep look at the endpoints in namespace ino.
@@ -61,8 +81,12 @@ func (s *sweeper) turn() (gone map[uint64]bool, due func(ino uint64) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	gone, s.gone = s.gone, nil
+	defer func() { s.all = false }()
 	s.tick++
-	rounds := uint64(max(1, (s.ready+sweepBatch-1)/sweepBatch))
+	rounds := uint64(1)
+	if s.listening && !s.all {
+		rounds = uint64(max(1, (s.ready+sweepBatch-1)/sweepBatch))
+	}
 	tick := s.tick
 	return gone, func(ino uint64) bool { return ino%rounds == tick%rounds }
 }

@@ -82,7 +82,7 @@ func announceLater(ns netns.NsHandle, idx int, s EndpointSpec) {
 	if len(static) == 0 {
 		return
 	}
-	fd, err := unix.Dup(int(ns))
+	fd, err := unix.FcntlInt(uintptr(ns), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		if s.Announced != nil {
 			s.Announced(fmt.Errorf("announce %s: %w", s.IfName, err))

@@ -92,11 +92,16 @@ func (e *NetnsEvents) Next() (NetnsEvent, error) {
 		case rerr != nil:
 			return NetnsEvent{}, fmt.Errorf("netns events: %w", rerr)
 		}
-		if id, ok := goneNSID(e.buf[:n]); ok {
-			return NetnsEvent{NSID: id, Gone: true}, nil
-		}
-		if id, ok := nsidOf(e.oob[:oobn]); ok {
+		// An RTM_DELNSID names an ID in the namespace that sent it: only
+		// one of the Host's own (no ID attached) names an ID the Host
+		// gave. One from another namespace (a container deleting a
+		// namespace it gave an ID) is a notification from that namespace.
+		id, remote := nsidOf(e.oob[:oobn])
+		if remote {
 			return NetnsEvent{NSID: id}, nil
+		}
+		if gone, ok := goneNSID(e.buf[:n]); ok {
+			return NetnsEvent{NSID: gone, Gone: true}, nil
 		}
 	}
 }

@@ -32,7 +32,19 @@ const verdictDrop = 2
 // shared program in slot, named name (what bpftool and the attachment
 // checks show). The caller holds d.mu.
 func (d *Datapath) loadStub(name string, cookie uint64, slot uint32) (*ebpf.Program, error) {
-	insns := asm.Instructions{
+	insns := stubInstructions(d.maps.EpProgs.FD(), cookie, slot)
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: name, Type: ebpf.SchedCLS, License: "Dual BSD/GPL", Instructions: insns})
+	if err != nil {
+		return nil, fmt.Errorf("load stub %s: %w", name, err)
+	}
+	d.ids.note(prog)
+	return prog, nil
+}
+
+// stubInstructions is the stub's code for the shared program in slot of
+// the program array progs (an fd), in the namespace with this cookie.
+func stubInstructions(progs int, cookie uint64, slot uint32) asm.Instructions {
+	return asm.Instructions{
 		asm.Mov.Imm32(asm.R2, int32(uint32(cookie))),
 		asm.StoreMem(asm.R1, cbOffset, asm.R2, asm.Word),
 		asm.Mov.Imm32(asm.R2, int32(uint32(cookie>>32))),
@@ -47,15 +59,9 @@ func (d *Datapath) loadStub(name string, cookie uint64, slot uint32) (*ebpf.Prog
 		asm.Mov.Imm32(asm.R3, int32(slot)),
 		asm.StoreMem(asm.R1, cbOffset+8, asm.R3, asm.Word),
 		asm.LoadMem(asm.R3, asm.R1, cbOffset+8, asm.Word),
-		asm.LoadMapPtr(asm.R2, d.maps.EpProgs.FD()),
+		asm.LoadMapPtr(asm.R2, progs),
 		asm.FnTailCall.Call(),
 		asm.Mov.Imm(asm.R0, verdictDrop),
 		asm.Return(),
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: name, Type: ebpf.SchedCLS, License: "Dual BSD/GPL", Instructions: insns})
-	if err != nil {
-		return nil, fmt.Errorf("load stub %s: %w", name, err)
-	}
-	d.ids.note(prog)
-	return prog, nil
 }
