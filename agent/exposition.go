@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -150,47 +149,34 @@ type scrapeHandler struct {
 	dp  *datapathText
 }
 
-// bodyPool holds the text of a scrape (~1 MB with a 4094-VLAN trunk).
+// bodyPool holds the text of a scrape (~1 MB with a 4094-VLAN trunk) and
+// its gzipped form.
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (h *scrapeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var (
-		mfs       []*dto.MetricFamily
-		gatherErr error
-		gathered  = make(chan struct{})
-	)
-	go func() { // the registry's families, while the datapath is read
-		defer close(gathered)
-		mfs, gatherErr = h.reg.Gather()
-	}()
 	s, statErr := h.a.eng.Stats() // before any lock of ours
-	<-gathered
-	if gatherErr != nil {
-		h.a.log.Warn("metrics: some agent metrics not exported", "err", gatherErr)
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.a.log.Warn("metrics: some agent metrics not exported", "err", err)
 	}
-	body := bodyPool.Get().(*bytes.Buffer)
-	defer bodyPool.Put(body)
-	body.Reset()
+	text, zipped := bodyPool.Get().(*bytes.Buffer), bodyPool.Get().(*bytes.Buffer)
+	defer bodyPool.Put(text)
+	defer bodyPool.Put(zipped)
+	text.Reset()
 	for _, mf := range mfs {
-		expfmt.MetricFamilyToText(body, mf) // a bytes.Buffer does not fail
+		expfmt.MetricFamilyToText(text, mf) // a bytes.Buffer does not fail
 	}
-	h.dp.write(body, s, statErr, h.a.log)
-	parts := [][]byte{body.Bytes()}
+	h.dp.write(text, s, statErr, h.a.log)
+	body := text
 	if acceptsGzip(r) {
 		w.Header().Set("Content-Encoding", "gzip")
-		parts = gzipped(body.Bytes())
-	}
-	n := 0
-	for _, p := range parts {
-		n += len(p)
+		zipped.Reset()
+		gzipTo(zipped, text.Bytes())
+		body = zipped
 	}
 	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
-	w.Header().Set("Content-Length", strconv.Itoa(n))
-	for _, p := range parts {
-		if _, err := w.Write(p); err != nil {
-			return // the client went away
-		}
-	}
+	w.Header().Set("Content-Length", strconv.Itoa(body.Len()))
+	w.Write(body.Bytes()) // an error is a client that went away
 }
 
 func acceptsGzip(r *http.Request) bool {
