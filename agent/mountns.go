@@ -18,13 +18,18 @@ var ErrPrivateMounts = errors.New("the agent runs in a mount namespace of its ow
 // would be seen by nobody else (`ip netns exec NAME` fails with "Invalid
 // argument"; the pins go with the namespace). The namespaces are compared
 // by the ID of the mount at "/" (/proc/PID/mountinfo is readable where
-// /proc/1/ns/mnt is not, e.g. from another mount namespace); where even
-// that cannot be read, nothing can be told and the agent runs.
+// /proc/1/ns/mnt is not, e.g. from another mount namespace), unless both
+// ns/mnt links can be read and are the same (the common case, and cheap:
+// mountinfo has a line for each container's /run/netns mount); where even
+// mountinfo cannot be read, nothing can be told and the agent runs.
 func CheckMountNamespace() error {
 	// This thread's namespace: the main thread may have been left in
 	// another by a probe (doctor's throwaway mount namespaces).
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if sameNamespace("/proc/thread-self/ns/mnt", "/proc/1/ns/mnt") {
+		return nil // PID 1's: the mountinfo files (a line per /run/netns mount) need not be read
+	}
 	self, err := rootMountID("/proc/thread-self/mountinfo")
 	if err != nil {
 		return nil
@@ -36,6 +41,14 @@ func CheckMountNamespace() error {
 	return fmt.Errorf("%w (not PID 1's): the network namespaces it makes under /run/netns would be invisible to the host; "+
 		"start it in the host's mount namespace: enter only the network namespace (nsenter --net=PATH mvlan agent, not ip netns exec), "+
 		"and no PrivateMounts, PrivateTmp, ProtectSystem or ProtectHome in its systemd unit", ErrPrivateMounts)
+}
+
+// sameNamespace reports whether the namespace links a and b can be read
+// and name the same namespace.
+func sameNamespace(a, b string) bool {
+	la, errA := os.Readlink(a)
+	lb, errB := os.Readlink(b)
+	return errA == nil && errB == nil && la == lb
 }
 
 // rootMountID is the mount ID (first field) of the mount at "/" in a
