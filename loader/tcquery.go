@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/cilium/ebpf"
@@ -25,6 +26,10 @@ const (
 // sizeofTcMsg is the size of struct tcmsg: family, 3 bytes of padding,
 // ifindex, handle, parent, info.
 const sizeofTcMsg = 20
+
+// dumpBufs are the read buffers of filterProgOn: one per call would be
+// most of what a start allocates (a GC cycle every few hundred endpoints).
+var dumpBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // rtnetlinkSocket opens an rtnetlink socket in the calling thread's netns.
 func rtnetlinkSocket() (int, error) {
@@ -47,7 +52,9 @@ func filterProgOn(fd, ifindex int, hook Hook, seq uint32) (id ebpf.ProgramID, ou
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return 0, false, fmt.Errorf("list tc filters: %w", err)
 	}
-	buf := make([]byte, 32<<10)
+	bp := dumpBufs.Get().(*[]byte)
+	defer dumpBufs.Put(bp)
+	buf := *bp
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
