@@ -149,9 +149,12 @@ type scrapeHandler struct {
 	dp  *datapathText
 }
 
-// bodyPool holds the text of a scrape (~1 MB with a 4094-VLAN trunk) and
-// its gzipped form.
-var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// scrapeBuffers are the text of a scrape (~1 MB with a 4094-VLAN trunk)
+// and its gzipped form, kept as a pair so that the text's buffer is
+// never the small one.
+type scrapeBuffers struct{ text, zipped bytes.Buffer }
+
+var bufferPool = sync.Pool{New: func() any { return new(scrapeBuffers) }}
 
 func (h *scrapeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s, statErr := h.a.eng.Stats() // before any lock of ours
@@ -159,9 +162,9 @@ func (h *scrapeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.a.log.Warn("metrics: some agent metrics not exported", "err", err)
 	}
-	text, zipped := bodyPool.Get().(*bytes.Buffer), bodyPool.Get().(*bytes.Buffer)
-	defer bodyPool.Put(text)
-	defer bodyPool.Put(zipped)
+	bufs := bufferPool.Get().(*scrapeBuffers)
+	defer bufferPool.Put(bufs)
+	text, zipped := &bufs.text, &bufs.zipped
 	text.Reset()
 	for _, mf := range mfs {
 		expfmt.MetricFamilyToText(text, mf) // a bytes.Buffer does not fail
