@@ -160,20 +160,13 @@ func (d *Datapath) Counters(maxNetwork uint32) (Snapshot, error) {
 }
 
 // readVLANs reads vlan_stats (thousands of entries with a trunk) into a
-// map made at its final size.
+// map made at the size of the last read.
 func (d *Datapath) readVLANs(s *Snapshot) error {
-	type entry struct {
-		k VLANKey
-		t Traffic
-	}
-	var es []entry
+	s.VLAN = make(map[VLANKey]Traffic, d.vlans.Load())
 	err := readPerCPU(d.maps.VlanStats, 0, func(k vlanKey, v []trafficValue) {
-		es = append(es, entry{VLANKey{int(k.Ifindex), k.VID}, sumTraffic(v)})
+		s.VLAN[VLANKey{int(k.Ifindex), k.VID}] = sumTraffic(v)
 	})
-	s.VLAN = make(map[VLANKey]Traffic, len(es))
-	for _, e := range es {
-		s.VLAN[e.k] = e.t
-	}
+	d.vlans.Store(int64(len(s.VLAN)))
 	return err
 }
 

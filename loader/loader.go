@@ -39,6 +39,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 )
@@ -75,6 +76,7 @@ type Datapath struct {
 	slots   *slots       // of the endpoints array
 	parents parentCache
 	full    fullCounts
+	vlans   atomic.Int64 // vlan_stats entries at the last Counters: the next one's map size
 
 	mu       sync.Mutex             // guards the attachment state below
 	epProgs  map[uint64]*epPrograms // by netns cookie
