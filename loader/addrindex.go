@@ -105,15 +105,12 @@ func (a *addrIndexes) rebuild(want map[netip.Addr]uint32) error {
 // that MAC's record (macs: mac48 -> slot value, as the MAC index holds).
 func (d *Datapath) loadAddrIndexes(macs map[uint64]uint64) error {
 	want := map[netip.Addr]uint32{}
-	var k ipKey
-	var v ipInfo
-	it := d.maps.EpByIp.Iterate()
-	for it.Next(&k, &v) {
+	err := readEach(d.maps.EpByIp, func(k ipKey, v ipInfo) {
 		if val, ok := macs[mac48(v.MAC)]; ok {
 			want[k.addr()] = uint32(val >> 48)
 		}
-	}
-	if err := it.Err(); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("list endpoint addresses: %w", err)
 	}
 	return d.addrs.rebuild(want)

@@ -258,13 +258,7 @@ func (d *Datapath) loadIndex() error {
 	d.macs, d.slots = newIndex(d.maps.MacIndex, macIndexBits, idxKeyMask), newSlots()
 	d.addrs = newAddrIndexes(d.maps.Ip4Index, d.maps.Ip6Index)
 	rows := map[epKey]epInfo{}
-	var k epKey
-	var v epInfo
-	it := d.maps.EpTable.Iterate()
-	for it.Next(&k, &v) {
-		rows[k] = v
-	}
-	if err := it.Err(); err != nil {
+	if err := readEach(d.maps.EpTable, func(k epKey, v epInfo) { rows[k] = v }); err != nil {
 		return fmt.Errorf("list endpoints: %w", err)
 	}
 	var lost []epKey // rows without a valid slot of their own
@@ -282,21 +276,18 @@ func (d *Datapath) loadIndex() error {
 		bySlot[v.Slot], byMAC[v.MAC] = v, v
 	}
 	want := map[uint64]uint64{}
-	var mk macKey
-	var mv epInfo
 	var fix []epInfo
-	it = d.maps.EpByMac.Iterate()
-	for it.Next(&mk, &mv) {
+	err := readEach(d.maps.EpByMac, func(mk macKey, mv epInfo) {
 		row, ok := bySlot[mv.Slot]
 		if !ok || row.MAC != mk.MAC {
 			if row, ok = byMAC[mk.MAC]; !ok {
-				continue
+				return
 			}
 			fix = append(fix, row)
 		}
 		want[mac48(mk.MAC)] = slotVal(row.Slot)
-	}
-	if err := it.Err(); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("list endpoint macs: %w", err)
 	}
 	for _, row := range fix {
