@@ -12,7 +12,8 @@ const batchSize = 512
 // readEach calls fn with every entry of the hash map m, read in batches
 // (BPF_MAP_LOOKUP_BATCH: a few system calls for a table of thousands,
 // where an iterator makes two per entry), or with an iterator where the
-// kernel has no batches. Nothing may change m meanwhile (Load).
+// kernel has no batches. An entry changed meanwhile may be missed or seen
+// twice, as with an iterator.
 func readEach[K, V any](m *ebpf.Map, fn func(K, V)) error {
 	keys, vals := make([]K, batchSize), make([]V, batchSize)
 	var cursor ebpf.MapBatchCursor

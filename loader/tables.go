@@ -318,16 +318,13 @@ func (d *Datapath) deleteAddressesOf(info epInfo, keep map[ipKey]bool) error {
 // IPs include the link-local address SetEndpoint added.
 func (d *Datapath) Endpoints() ([]Endpoint, error) {
 	var out []Endpoint
-	var k epKey
-	var v epInfo
-	it := d.maps.EpTable.Iterate()
-	for it.Next(&k, &v) {
+	err := readEach(d.maps.EpTable, func(k epKey, v epInfo) {
 		out = append(out, Endpoint{
 			NetnsCookie: k.NetnsCookie, Ifindex: int(k.Ifindex),
 			MAC: append(net.HardwareAddr(nil), v.MAC[:]...), IPs: v.addrs(), NetworkID: v.NetworkID, Allow: v.Flags,
 		})
-	}
-	if err := it.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list endpoints: %w", err)
 	}
 	return out, nil
@@ -342,37 +339,28 @@ func (d *Datapath) PruneOrphans() error {
 	defer d.tables.Unlock()
 	live := map[[6]byte]bool{}
 	cookies := map[uint64]bool{}
-	var ek epKey
-	var ei epInfo
-	it := d.maps.EpTable.Iterate()
-	for it.Next(&ek, &ei) {
+	err := readEach(d.maps.EpTable, func(ek epKey, ei epInfo) {
 		live[ei.MAC] = true
 		cookies[ek.NetnsCookie] = true
-	}
-	if err := it.Err(); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("list endpoints: %w", err)
 	}
 	var macs []macKey
 	var macSlots []uint32
-	var mk macKey
-	var mi epInfo
-	it = d.maps.EpByMac.Iterate()
-	for it.Next(&mk, &mi) {
+	errMACs := readEach(d.maps.EpByMac, func(mk macKey, mi epInfo) {
 		if !live[mk.MAC] {
 			macs = append(macs, mk)
 			macSlots = append(macSlots, mi.Slot)
 		}
-	}
+	})
 	var ips []ipKey
-	var ik ipKey
-	var ii ipInfo
-	it2 := d.maps.EpByIp.Iterate()
-	for it2.Next(&ik, &ii) {
+	errIPs := readEach(d.maps.EpByIp, func(ik ipKey, ii ipInfo) {
 		if !live[ii.MAC] {
 			ips = append(ips, ik)
 		}
-	}
-	if err := errors.Join(it.Err(), it2.Err()); err != nil {
+	})
+	if err := errors.Join(errMACs, errIPs); err != nil {
 		return fmt.Errorf("list endpoint entries: %w", err)
 	}
 	var errs []error
