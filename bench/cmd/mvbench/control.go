@@ -245,7 +245,7 @@ func (e *env) endpointName(tag string, i int) string { return fmt.Sprintf("%s-%s
 // fill attaches N endpoints through the API, one after another.
 func (c *control) fill(ctx context.Context, e *env, a *agentProc) error {
 	n := e.cfg.endpoints
-	progress("control: attach %d endpoints through the API, one after another", n)
+	progress("control: attach %d endpoints through the API, one after another (after %.1f s for the host to settle)", n, settle(ctx).Seconds())
 	t0 := time.Now()
 	for i := range n {
 		t := time.Now()

@@ -159,7 +159,9 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 		t.row(row.what, num(row.s.median()), num(row.s.pct(99)), num(row.s.min()), num(row.s.max()), fmt.Sprint(len(row.s)))
 	}
 	s.para("**Through the API** (mvbench's own HTTP client on the unix socket, no process): %d endpoints attached one after another, "+
-		"then (after the scrape and restart measurements) detached newest first. **Parallel**: %d attaches from %d clients at once "+
+		"then (after the scrape and restart measurements) detached newest first. Each of these phases starts once the host is quiet "+
+		"(at most two runnable tasks for 0.5 s, at most 30 s): the kernel destroys deleted namespaces in its own workers for seconds after the "+
+		"last `rm` answered. **Parallel**: %d attaches from %d clients at once "+
 		"(each its own connection); afterwards eth0 in every namespace is read and no IPv4 address or MAC may appear twice.", n, c.parallelN, parallelClients)
 	t = s.table("measurement", "value", "min", "max", "n", "unit")
 	t.row("API attach p50 / p99", num(c.apiAttach.median())+" / "+num(c.apiAttach.pct(99)), num(c.apiAttach.min()), num(c.apiAttach.max()), fmt.Sprint(len(c.apiAttach)), "ms")

@@ -22,7 +22,7 @@ const parallelClients = 8
 func (c *control) parallelAttach(ctx context.Context, e *env, a *agentProc) error {
 	n := e.cfg.endpoints
 	c.parallelN = n
-	progress("control: %d attaches from %d clients at once", n, parallelClients)
+	progress("control: %d attaches from %d clients at once (after %.1f s for the host to settle from the detaches)", n, parallelClients, settle(ctx).Seconds())
 	d, err := inParallel(ctx, a, n, func(ctx context.Context, cl *api.Client, i int) error {
 		_, err := cl.CreateEndpoint(ctx, api.EndpointCreate{Network: "bench", Name: e.endpointName("q", i)})
 		return err
