@@ -71,16 +71,9 @@ func TestWatchNetnsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	got := make(chan link.NetnsEvent, 64)
-	go func() { _ = h.WatchNetns(ctx, func(ev link.NetnsEvent) { got <- ev }) }()
-	time.Sleep(100 * time.Millisecond) // subscribed
-	for _, p := range []string{other, watched} {
-		if out, err := exec.Command("ip", "netns", "del", filepath.Base(p)).CombinedOutput(); err != nil {
-			t.Fatalf("ip netns del %s: %v\n%s", p, err, out)
-		}
-	}
+	got := watch(t, h)
+	netnsDel(t, other)
+	netnsDel(t, watched)
 	for timeout := time.After(5 * time.Second); ; {
 		select {
 		case ev := <-got:
@@ -93,5 +86,61 @@ func TestWatchNetnsGone(t *testing.T) {
 		case <-timeout:
 			t.Fatalf("namespace with ID %d deleted: not heard gone in 5 s", id)
 		}
+	}
+}
+
+// TestWatchNetnsGoneNotForged: a namespace the host watches (C) gives a
+// namespace D its own ID 5 and deletes D; the host's listener must not
+// take that for "the host's ID 5 is gone".
+func TestWatchNetnsGoneNotForged(t *testing.T) {
+	nstest.RequireRoot(t)
+	sb := nstest.NewSandbox(t)
+	c, d := sb.Netns(t, "c"), sb.Netns(t, "d")
+	h := openHost(t, sb)
+	cid, err := h.NetnsID(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := watch(t, h)
+	sb.Run(t, c, "ip", "netns", "set", filepath.Base(d), "5")
+	netnsDel(t, d)
+	for timeout := time.After(time.Second); ; {
+		select {
+		case ev := <-got:
+			if ev.Gone {
+				t.Errorf("forged: %+v (C is %d)", ev, cid)
+			}
+		case <-timeout:
+			return
+		}
+	}
+}
+
+// watch starts h's listener until the test ends and returns what it hears,
+// once it is subscribed.
+func watch(t *testing.T, h *link.Host) <-chan link.NetnsEvent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan link.NetnsEvent, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.WatchNetns(ctx, func(ev link.NetnsEvent) {
+			select {
+			case got <- ev:
+			default:
+			}
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(100 * time.Millisecond) // subscribed
+	return got
+}
+
+// netnsDel runs ip netns del on the namespace at path.
+func netnsDel(t *testing.T, path string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "netns", "del", filepath.Base(path)).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns del %s: %v\n%s", path, err, out)
 	}
 }
