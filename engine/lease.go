@@ -36,25 +36,9 @@ func (k *keepers) stop() {
 // keep starts keeping en's lease, and its DHCPv6 lease on a network with
 // IPv6 (each by its own keeper).
 func (a *Engine) keep(n *network, en *entry) {
-	k := &a.leases
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.stopped {
-		return
-	}
-	if k.ctx == nil {
-		k.ctx, k.cancel = context.WithCancel(context.Background())
-	}
-	fams := []bool{false}
+	a.leases.spawn(func(ctx context.Context) { a.keepLease(ctx, n, en, false) })
 	if n.dhcp6() {
-		fams = append(fams, true)
-	}
-	for _, v6 := range fams {
-		k.wg.Add(1)
-		go func() {
-			defer k.wg.Done()
-			a.keepLease(k.ctx, n, en, v6)
-		}()
+		a.leases.spawn(func(ctx context.Context) { a.keepLease(ctx, n, en, true) })
 	}
 }
 
