@@ -15,9 +15,9 @@ func TestGratuitousARPFrame(t *testing.T) {
 	f := link.GratuitousARP(m, netip.MustParseAddr("172.16.86.10"))
 	want := []byte{
 		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x42, 0xac, 0x10, 0x56, 0x0a, 0x08, 0x06, // Ethernet
-		0, 1, 0x08, 0, 6, 4, 0, 1, // Ethernet/IPv4, request
+		0, 1, 0x08, 0, 6, 4, 0, 2, // Ethernet/IPv4, reply
 		0x02, 0x42, 0xac, 0x10, 0x56, 0x0a, 172, 16, 86, 10, // sender
-		0, 0, 0, 0, 0, 0, 172, 16, 86, 10, // target: our own address
+		0x02, 0x42, 0xac, 0x10, 0x56, 0x0a, 172, 16, 86, 10, // target: ourselves
 	}
 	if !bytes.Equal(f, want) {
 		t.Errorf("GratuitousARP =\n% x\nwant\n% x", f, want)

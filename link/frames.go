@@ -18,9 +18,16 @@ var (
 	allNodesAddr = netip.MustParseAddr("ff02::1")
 )
 
-// gratuitousARP builds an Ethernet frame holding a broadcast ARP request
-// whose sender and target protocol addresses are both ip (RFC 5227 ARP
-// announcement). It returns nil unless ip is IPv4 and mac is 6 bytes.
+// gratuitousARP builds an Ethernet frame holding a broadcast gratuitous
+// ARP reply: sender and target are both ip at mac (RFC 5944 section
+// 4.6). It returns nil unless ip is IPv4 and mac is 6 bytes.
+//
+// A reply rather than the RFC 5227 request: in bridge mode every endpoint
+// on the parent receives it, and a Linux host routes the target of every
+// request it receives (ip_route_input in arp_process, a dst allocated
+// each time) before it looks at its neighbour table, while for a reply it
+// looks at the table only. Both update an entry the receiver holds for ip
+// (override, as gratuitous) and both make one where arp_accept is set.
 func gratuitousARP(mac net.HardwareAddr, ip netip.Addr) []byte {
 	if !ip.Is4() || len(mac) != 6 {
 		return nil
@@ -32,11 +39,11 @@ func gratuitousARP(mac net.HardwareAddr, ip netip.Addr) []byte {
 	b = binary.BigEndian.AppendUint16(b, 1)      // hardware: Ethernet
 	b = binary.BigEndian.AppendUint16(b, 0x0800) // protocol: IPv4
 	b = append(b, 6, 4)
-	b = binary.BigEndian.AppendUint16(b, 1) // request
+	b = binary.BigEndian.AppendUint16(b, 2) // reply
 	v4 := ip.As4()
 	b = append(b, mac...)
 	b = append(b, v4[:]...)
-	b = append(b, 0, 0, 0, 0, 0, 0)
+	b = append(b, mac...) // a gratuitous reply's target MAC is its sender's
 	return append(b, v4[:]...)
 }
 
