@@ -111,8 +111,8 @@ func (a *Engine) detachLink(ctx context.Context, e endpoint) error {
 		return a.host.DetachEndpoint(ctx, e.Netns, name)
 	}
 	// Not found by its mark: a crash may have caught it before the mark
-	// was set, under a temporary name of ours.
-	return a.host.DeleteTemp(e.Netns)
+	// was set (link.Host.DeleteHalfMade).
+	return a.host.DeleteHalfMade(e.Netns, e.IfName, e.MAC)
 }
 
 // endpointLink is the name of e's link in e.Netns (ownLink: by its

@@ -22,7 +22,7 @@ type Host interface {
 	CreateVLAN(ctx context.Context, p link.Parent, alias string) error
 	CreateHostOnly(ctx context.Context, name, alias string) (kind string, err error)
 	Delete(name string) error
-	DeleteTemp(netnsPath string) error
+	DeleteHalfMade(netnsPath, ifName string, mac net.HardwareAddr) error
 	DeleteByAlias(alias string) error
 	AttachEndpoint(ctx context.Context, s link.EndpointSpec) error
 	DetachEndpoint(ctx context.Context, netnsPath, ifName string) error

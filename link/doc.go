@@ -8,13 +8,17 @@
 // AF_PACKET sockets) runs on a locked OS thread that enters the namespace for
 // the duration of the call (see Do).
 //
-// Crash safety: every link this package creates is born under a temporary
-// name (TempPrefix followed by 8 hex digits), DOWN, and receives the caller's
-// alias (IFLA_IFALIAS) right after creation, before it is renamed and brought
-// up (the kernel ignores IFLA_IFALIAS in RTM_NEWLINK, so it takes a second
-// message). A process killed at any point therefore leaves at most a link
-// whose name starts with TempPrefix (with or without the alias) or a link
-// that carries the caller's alias; both are recognisable by a reconcile pass.
+// Crash safety: every link this package creates is born DOWN and receives
+// the caller's alias (IFLA_IFALIAS) right after creation, before it is
+// brought up (the kernel ignores IFLA_IFALIAS in RTM_NEWLINK, so it takes a
+// second message). Host links and passthru endpoints are born under a
+// temporary name (TempPrefix followed by 8 hex digits) and renamed; other
+// endpoints under their final name with their MAC, which the caller records
+// before (a rename waits for an RCU grace period under RTNL). A process
+// killed at any point therefore leaves at most a link whose name starts with
+// TempPrefix, an endpoint link without alias that the caller's record names
+// (Host.DeleteHalfMade), or a link that carries the caller's alias; all are
+// recognisable by a reconcile pass.
 package link
 
 import (

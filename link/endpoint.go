@@ -117,9 +117,22 @@ func hasFamily(addrs []netip.Prefix, v4 bool) bool {
 
 // slave tracks where a half-made endpoint is, for rollback.
 type slave struct {
-	tmp       string
+	name      string          // what it is created as (see bornName)
 	target    *netlink.Handle // netlink in the target namespace, once open
-	targetIdx int
+	targetIdx int             // its index there, once created
+}
+
+// bornName is what the slave of s is created as: its final name, with
+// its MAC, so that no rename waits for an RCU grace period under RTNL
+// (dev_change_name). A crash before its alias is set leaves a macvlan of
+// that name and MAC without our alias, which DeleteHalfMade recognises
+// from the caller's record. A passthru slave takes the parent's MAC when
+// created and gets its own after, so it is born under a temporary name.
+func (h *Host) bornName(s EndpointSpec) string {
+	if s.Mode == "passthru" {
+		return tempName(h.tag)
+	}
+	return s.IfName
 }
 
 // AttachEndpoint creates a macvlan slave of s.Parent (in h's namespace)
@@ -136,7 +149,7 @@ func (h *Host) AttachEndpoint(ctx context.Context, s EndpointSpec) (err error) {
 		return fmt.Errorf("attach endpoint %s: %w", s.Alias, err)
 	}
 	defer target.Close()
-	sl := &slave{tmp: tempName(h.tag)}
+	sl := &slave{name: h.bornName(s)}
 	defer func() {
 		if sl.target != nil {
 			defer sl.target.Close()
@@ -158,11 +171,10 @@ func (h *Host) AttachEndpoint(ctx context.Context, s EndpointSpec) (err error) {
 	return nil
 }
 
-// addSlave creates the slave DOWN, under its temporary name and with its
-// MAC, directly in the target namespace (no move: moving a link between
+// addSlave creates the slave DOWN, under its born name and with its MAC,
+// directly in the target namespace (no move: moving a link between
 // namespaces costs an RCU grace period), then sets its alias there. A
-// crash before the alias leaves a link named with this Host's temporary
-// prefix in the target, which DeleteTemp removes.
+// crash before the alias leaves a link that DeleteHalfMade removes.
 func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns.NsHandle) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -175,17 +187,21 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 		return fmt.Errorf("open netlink in %s: %w", s.NetnsPath, err)
 	}
 	attrs := netlink.NewLinkAttrs()
-	attrs.Name, attrs.HardwareAddr = sl.tmp, s.MAC
+	attrs.Name, attrs.HardwareAddr = sl.name, s.MAC
 	attrs.ParentIndex = parent.Attrs().Index
 	attrs.Namespace = netlink.NsFd(int(target))
 	mv := &netlink.Macvlan{LinkAttrs: attrs, Mode: macvlanModes[s.Mode]}
 	if err := h.nl.LinkAdd(mv); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return &kernelError{fmt.Sprintf("add macvlan %s in %s: a link of that name is there already; choose another interface name", sl.name, s.NetnsPath), ErrExists, err}
+		}
 		return fmt.Errorf("add macvlan on %s: %w", s.Parent, err)
 	}
-	l, err := sl.target.LinkByName(sl.tmp)
+	l, err := sl.target.LinkByName(sl.name)
 	if err != nil {
-		return fmt.Errorf("find new macvlan %s: %w", sl.tmp, err)
+		return fmt.Errorf("find new macvlan %s: %w", sl.name, err)
 	}
+	sl.targetIdx = l.Attrs().Index
 	if !bytes.Equal(l.Attrs().HardwareAddr, s.MAC) {
 		// passthru slaves inherit the parent's MAC at creation; setting
 		// theirs sets the parent's too, as Docker's driver does.
@@ -201,9 +217,15 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 	return nil
 }
 
-// DeleteTemp deletes the links in the namespace at netnsPath whose names
-// carry this Host's temporary prefix: endpoints a crash caught half made.
-func (h *Host) DeleteTemp(netnsPath string) error {
+// DeleteHalfMade deletes, in the namespace at netnsPath, what a crash
+// left of an endpoint attach that never set its alias: links whose names
+// carry this Host's temporary prefix, and a macvlan named ifName ("" means
+// eth0) with the endpoint's mac and no alias. A missing namespace is not
+// an error.
+func (h *Host) DeleteHalfMade(netnsPath, ifName string, mac net.HardwareAddr) error {
+	if ifName == "" {
+		ifName = "eth0"
+	}
 	prefix := TempPrefixFor(h.tag)
 	return inNetns(netnsPath, func(nl *netlink.Handle) error {
 		links, err := listLinks(nl)
@@ -212,7 +234,8 @@ func (h *Host) DeleteTemp(netnsPath string) error {
 		}
 		var errs []error
 		for _, l := range links {
-			if strings.HasPrefix(l.Name, prefix) {
+			born := l.Name == ifName && l.Kind == "macvlan" && l.Alias == "" && len(mac) > 0 && bytes.Equal(l.MAC, mac)
+			if born || strings.HasPrefix(l.Name, prefix) {
 				errs = append(errs, deleteByName(nl, l.Name))
 			}
 		}
@@ -220,19 +243,23 @@ func (h *Host) DeleteTemp(netnsPath string) error {
 	}, true)
 }
 
-// rollback deletes the slave in the host namespace (by its temporary name,
-// which nobody else uses) and in the target namespace (by index, or by the
-// temporary name if it moved but was never found there).
+// rollback deletes the slave from the target namespace, by the index it
+// was created with; nothing when it was never created (its name may be
+// someone else's link there).
 func (h *Host) rollback(sl *slave) error {
-	errs := []error{deleteByName(h.nl, sl.tmp)}
-	if sl.target != nil {
-		if sl.targetIdx == 0 {
-			errs = append(errs, deleteByName(sl.target, sl.tmp))
-		} else if err := sl.target.LinkDel(&netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Index: sl.targetIdx}}); err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("roll back endpoint: %w", err))
-		}
+	if sl.target == nil {
+		return nil
 	}
-	return errors.Join(errs...)
+	if sl.targetIdx == 0 {
+		if strings.HasPrefix(sl.name, TempPrefixFor(h.tag)) {
+			return deleteByName(sl.target, sl.name)
+		}
+		return nil
+	}
+	if err := sl.target.LinkDel(&netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Index: sl.targetIdx}}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("roll back endpoint: %w", err)
+	}
+	return nil
 }
 
 // DetachEndpoint deletes the endpoint link ifName ("" means eth0) in the
@@ -327,21 +354,17 @@ func inNetns(path string, fn func(*netlink.Handle) error, missingOK bool) error 
 }
 
 // configureSlave finishes an endpoint inside the target namespace:
-// announcements on up (or IPv6 off), name, addresses, BeforeUp, up,
-// default routes.
+// announcements on up (or IPv6 off), name (if born under another),
+// addresses, BeforeUp, up, default routes.
 func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns.NsHandle) error {
-	l, err := sl.target.LinkByName(sl.tmp)
-	if err != nil {
-		return fmt.Errorf("find %s in %s: %w", sl.tmp, s.NetnsPath, err)
-	}
-	sl.targetIdx = l.Attrs().Index
-	// Under the temporary name: a sysctl is looked up by device name, and
-	// dentries of the same name in other namespaces slow that down.
-	if err := prepareAnnounce(target, sl.targetIdx, sl.tmp, s); err != nil {
+	l := &netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Index: sl.targetIdx, Name: sl.name}}
+	if err := prepareAnnounce(target, sl.targetIdx, sl.name, s); err != nil {
 		return err
 	}
-	if err := sl.target.LinkSetName(l, s.IfName); err != nil {
-		return fmt.Errorf("rename %s to %s in %s: %w", sl.tmp, s.IfName, s.NetnsPath, err)
+	if sl.name != s.IfName {
+		if err := sl.target.LinkSetName(l, s.IfName); err != nil {
+			return fmt.Errorf("rename %s to %s in %s: %w", sl.name, s.IfName, s.NetnsPath, err)
+		}
 	}
 	if err := addAddrs(sl.target, l, s.Addrs); err != nil {
 		return err

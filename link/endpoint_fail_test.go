@@ -41,7 +41,12 @@ func TestAttachEndpointFailure(t *testing.T) {
 				s.Gateways = addrs("172.16.86.1", "2001:db8:2::1")
 			},
 			wantErr: "add default route via 2001:db8:2::1"},
-		{name: "interface name taken", wantErr: "rename", wantIn: []string{"eth0", "lo"},
+		{name: "interface name taken", wantErr: "eth0 in", isErr: link.ErrExists, wantIn: []string{"eth0", "lo"},
+			setup: func(t *testing.T, sb *nstest.Sandbox, ns string) {
+				sb.Run(t, ns, "ip", "link", "add", "name", "eth0", "type", "bridge")
+			}},
+		{name: "interface name taken, passthru", wantErr: "rename", wantIn: []string{"eth0", "lo"},
+			edit: func(s *link.EndpointSpec) { s.Mode = "passthru" },
 			setup: func(t *testing.T, sb *nstest.Sandbox, ns string) {
 				sb.Run(t, ns, "ip", "link", "add", "name", "eth0", "type", "bridge")
 			}},

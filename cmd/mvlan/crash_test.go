@@ -173,9 +173,11 @@ func TestEndpointCrashPoints(t *testing.T) {
 
 // TestCrashHalfMadeLink: connect into a namespace of someone else's is
 // killed after the endpoint is stored, and the test leaves what a kill
-// inside the link's creation leaves there: a link under the agent's
-// temporary prefix, without its mark. On start the agent removes that
-// link, and only that: the namespace and its other links stay.
+// inside the link's creation leaves there: the endpoint's macvlan under
+// its final name with its MAC but without its mark, or a link under the
+// agent's temporary prefix (a passthru endpoint's). On start the agent
+// removes those, and only those: the namespace and its other links
+// (another macvlan of the same name pattern, with another MAC) stay.
 func TestCrashHalfMadeLink(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	prefix := sb.Name + "-c"
@@ -184,19 +186,22 @@ func TestCrashHalfMadeLink(t *testing.T) {
 	a.start()
 	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
 	half := link.TempPrefixFor(agentID(t, a)) + "0bad"
+	const mac = "02:42:ac:10:56:14"
 	a.stop()
 	a.start("MVLAN_TEST_CRASHPOINT=endpoint-create:after-state")
-	a.mv("connect", "--ip=172.16.86.20", "pub_net", ns)
+	a.mv("connect", "--ip=172.16.86.20", "--mac="+mac, "--ifname=eth1", "pub_net", ns)
 	a.waitExit()
 	sb.Run(t, ns, "ip", "link", "add", half, "type", "bridge")
 	sb.Run(t, ns, "ip", "link", "add", "keep0", "type", "bridge")
+	sb.Run(t, ns, "ip", "link", "add", "eth1", "link", "keep0", "address", mac, "type", "macvlan")
+	sb.Run(t, ns, "ip", "link", "add", "eth2", "link", "keep0", "address", "02:42:ac:10:56:15", "type", "macvlan")
 	a.start()
 	got := nsLinks(t, ns)
-	if slices.Contains(got, half) || !slices.Contains(got, "keep0") {
-		t.Fatalf("links in %s after restart: %v; want %s removed and keep0 kept\n%s", ns, got, half, a.log)
+	if slices.Contains(got, half) || slices.Contains(got, "eth1") || !slices.Contains(got, "keep0") || !slices.Contains(got, "eth2") {
+		t.Fatalf("links in %s after restart: %v; want %s and eth1 removed, keep0 and eth2 kept\n%s", ns, got, half, a.log)
 	}
 	assertConsistent(t, a, prefix)
-	a.ok("connect", "--ip=172.16.86.20", "pub_net", ns) // the address is free again
+	a.ok("connect", "--ip=172.16.86.20", "--ifname=eth1", "pub_net", ns) // the address is free again
 	a.ok("disconnect", "pub_net", ns)
 }
 

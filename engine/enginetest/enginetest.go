@@ -7,6 +7,7 @@
 package enginetest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -315,12 +316,14 @@ func (h *host) Delete(name string) error {
 	return nil
 }
 
-func (h *host) DeleteTemp(path string) error {
+func (h *host) DeleteHalfMade(path, ifName string, mac net.HardwareAddr) error {
 	k := h.k()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if n := k.nets[path]; n != nil {
-		n.links = slices.DeleteFunc(n.links, func(l link.Info) bool { return strings.HasPrefix(l.Name, "mvt") })
+		n.links = slices.DeleteFunc(n.links, func(l link.Info) bool {
+			return strings.HasPrefix(l.Name, "mvt") || l.Name == ifName && l.Alias == "" && len(mac) > 0 && bytes.Equal(l.MAC, mac)
+		})
 	}
 	return nil
 }
