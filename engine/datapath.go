@@ -131,18 +131,21 @@ func (a *Engine) attachEndpointMode(ctx context.Context, n *network, e *endpoint
 	if err != nil {
 		return err
 	}
-	return a.attachEndpointAtMode(ctx, n, e, idx, mode)
+	return a.attachEndpointAtMode(ctx, n, e, idx, mode, false)
 }
 
-// attachEndpointAt is attachEndpoint for e's link at ifindex idx. An entry
-// under other keys recorded in e (a link made again, a handed-off link that
-// moved) is moved (MoveEndpoint): its MAC and addresses stay known
-// throughout, since the link may already send.
+// attachEndpointAt is attachEndpoint for e's link at ifindex idx, which the
+// caller has just made (BeforeUp): nothing is looked for on its hooks
+// before the attach (AttachNewEndpoint). An entry under other keys recorded
+// in e (a link made again) is moved (MoveEndpoint): its MAC and addresses
+// stay known throughout, since the link may already send.
 func (a *Engine) attachEndpointAt(ctx context.Context, n *network, e *endpoint, idx int) error {
-	return a.attachEndpointAtMode(ctx, n, e, idx, a.modes.Endpoint)
+	return a.attachEndpointAtMode(ctx, n, e, idx, a.modes.Endpoint, true)
 }
 
-func (a *Engine) attachEndpointAtMode(ctx context.Context, n *network, e *endpoint, idx int, mode loader.Mode) error {
+// attachEndpointAtMode is attachEndpointAt in mode, for a link just made
+// (fresh) or one that may have anything on its hooks.
+func (a *Engine) attachEndpointAtMode(ctx context.Context, n *network, e *endpoint, idx int, mode loader.Mode, fresh bool) error {
 	cookie, err := a.ns.Cookie(e.Netns)
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
@@ -157,7 +160,11 @@ func (a *Engine) attachEndpointAtMode(ctx context.Context, n *network, e *endpoi
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
-	if err := a.dp.AttachEndpointIn(ctx, e.Netns, e.NetnsCookie, e.Ifindex, mode); err != nil {
+	attach := a.dp.AttachEndpointIn
+	if fresh {
+		attach = a.dp.AttachNewEndpoint
+	}
+	if err := attach(ctx, e.Netns, e.NetnsCookie, e.Ifindex, mode); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
 	return nil

@@ -54,6 +54,9 @@ type Datapath interface {
 	MoveEndpoint(fromCookie uint64, fromIfindex int, ep loader.Endpoint) error
 	AttachEndpoint(ctx context.Context, netnsPath string, ifindex int, mode loader.Mode) error
 	AttachEndpointIn(ctx context.Context, netnsPath string, cookie uint64, ifindex int, mode loader.Mode) error
+	// AttachNewEndpoint is AttachEndpointIn for a link just made: it
+	// creates without looking first, and looks only if something is there.
+	AttachNewEndpoint(ctx context.Context, netnsPath string, cookie uint64, ifindex int, mode loader.Mode) error
 	// AdoptEndpoint records, unchanged, an endpoint whose hooks run its
 	// namespace's programs already, and says in which mode (at start).
 	AdoptEndpoint(ctx context.Context, netnsPath string, cookie uint64, ifindex int) (loader.Mode, bool)

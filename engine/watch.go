@@ -270,7 +270,7 @@ func (a *Engine) attachEndpointDP(ctx context.Context, n *network, en *entry, e 
 	mode := a.restartMode(e)
 	attach := func() error { return a.attachEndpointMode(ctx, n, &e, mode) }
 	if idx != 0 {
-		attach = func() error { return a.attachEndpointAtMode(ctx, n, &e, idx, mode) }
+		attach = func() error { return a.attachEndpointAtMode(ctx, n, &e, idx, mode, false) }
 	}
 	if err := attach(); err != nil {
 		return before, err

@@ -123,7 +123,7 @@ func (d *Datapath) AttachEndpoint(ctx context.Context, netnsPath string, ifindex
 	if err != nil {
 		return err
 	}
-	return d.attachEndpoint(ctx, t, mode)
+	return d.attachEndpoint(ctx, t, mode, false)
 }
 
 // AttachEndpointIn is AttachEndpoint for a namespace whose cookie the
@@ -132,10 +132,22 @@ func (d *Datapath) AttachEndpointIn(ctx context.Context, netnsPath string, cooki
 	if ifindex <= 0 {
 		return fmt.Errorf("ifindex %d: want a positive ifindex", ifindex)
 	}
-	return d.attachEndpoint(ctx, target{netns: netnsPath, cookie: cookie, ifindex: ifindex}, mode)
+	return d.attachEndpoint(ctx, target{netns: netnsPath, cookie: cookie, ifindex: ifindex}, mode, false)
 }
 
-func (d *Datapath) attachEndpoint(ctx context.Context, t target, mode Mode) error {
+// AttachNewEndpoint is AttachEndpointIn for a link the caller has just
+// made, which nothing can be attached to yet: nothing is looked for before
+// the attach (in tc mode the qdisc and filters are created exclusively,
+// tcnew.go; in TCX mode no clsact filter of ours is looked for). Should
+// something be there after all, it does what AttachEndpointIn does.
+func (d *Datapath) AttachNewEndpoint(ctx context.Context, netnsPath string, cookie uint64, ifindex int, mode Mode) error {
+	if ifindex <= 0 {
+		return fmt.Errorf("ifindex %d: want a positive ifindex", ifindex)
+	}
+	return d.attachEndpoint(ctx, target{netns: netnsPath, cookie: cookie, ifindex: ifindex}, mode, true)
+}
+
+func (d *Datapath) attachEndpoint(ctx context.Context, t target, mode Mode, fresh bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	progs, err := d.endpointPrograms(t.cookie)
@@ -143,7 +155,32 @@ func (d *Datapath) attachEndpoint(ctx context.Context, t target, mode Mode) erro
 		return err
 	}
 	progs.users[t.ifindex] = true
+	if fresh {
+		return d.attachNewPair(ctx, t, mode, progs.ingress, progs.egress)
+	}
 	return d.attachPair(ctx, t, mode, progs.ingress, progs.egress, "ep_ingress", "ep_egress")
+}
+
+// attachNewPair is attachPair of the endpoint programs for a link just
+// made (AttachNewEndpoint).
+func (d *Datapath) attachNewPair(ctx context.Context, t target, mode Mode, in, eg *ebpf.Program) error {
+	var err error
+	switch mode {
+	case ModeTC:
+		err = d.createTCHooks(ctx, t, tcHook{Ingress, in, "ep_ingress"}, tcHook{Egress, eg, "ep_egress"})
+	case ModeTCX:
+		if err = d.attachTCX(t, Ingress, in); err == nil {
+			err = d.attachTCX(t, Egress, eg)
+		}
+	default:
+		return fmt.Errorf("attach mode %q: want %s or %s", mode, ModeTCX, ModeTC)
+	}
+	if err != nil {
+		return fmt.Errorf("attach ep_ingress and ep_egress to ifindex %d (%s): %w", t.ifindex, nsName(t.netns), err)
+	}
+	d.noteAttached(t, Ingress, "ep_ingress", mode)
+	d.noteAttached(t, Egress, "ep_egress", mode)
+	return nil
 }
 
 // AttachParent attaches parent_ingress and parent_egress to a parent link or

@@ -533,6 +533,9 @@ func (d *datapath) AttachEndpoint(context.Context, string, int, loader.Mode) err
 func (d *datapath) AttachEndpointIn(context.Context, string, uint64, int, loader.Mode) error {
 	return nil
 }
+func (d *datapath) AttachNewEndpoint(context.Context, string, uint64, int, loader.Mode) error {
+	return nil
+}
 func (d *datapath) DetachEndpoint(context.Context, string, int) error       { return nil }
 func (d *datapath) PruneOrphans() error                                     { return nil }
 func (d *datapath) Parents() ([]loader.Parent, error)                       { return nil, nil }
