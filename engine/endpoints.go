@@ -320,6 +320,8 @@ func (a *Engine) reserve(n *network, e *endpoint, req api.EndpointCreate) (err e
 			e.Addrs = nil
 		}
 	}()
+	_, local := n.space.(*ipam.Space) // a cluster network's may be other hosts' too
+	e.unseen = local
 	for _, fam := range []struct {
 		v6   bool
 		want string
@@ -331,6 +333,7 @@ func (a *Engine) reserve(n *network, e *endpoint, req api.EndpointCreate) (err e
 		}
 		if p.IsValid() {
 			e.Addrs = append(e.Addrs, p)
+			e.unseen = e.unseen && fam.want == "" && n.used.Above(p.Addr())
 		}
 	}
 	if len(e.Addrs) == 0 {
@@ -415,6 +418,7 @@ func (a *Engine) realize(ctx context.Context, n *network, e *endpoint) error {
 func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
 	s := link.EndpointSpec{Parent: n.Parent, Mode: n.Mode, NetnsPath: e.Netns, IfName: e.IfName,
 		MAC: e.MAC, Addrs: e.Addrs, Alias: a.alias("ep", e.ID), AcceptRA: netconf.FirstHopOf(n.Options).AcceptRA, DHCP: n.DHCP, DHCP6: n.dhcp6(),
+		WireOnly: e.unseen,
 		Announced: func(err error) {
 			switch {
 			case errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) || errors.Is(err, link.ErrNotFound):

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/dhcp"
 )
@@ -95,6 +96,11 @@ type endpoint struct {
 	CNI         *api.CNIAttachment // the identity a CNI runtime gave it
 	Lease       *dhcp.Lease        // on a DHCP network, once it has one
 	Lease6      *dhcp.Lease        // its DHCPv6 lease, on a DHCP network with IPv6
+	// unseen: its network picked its addresses and none was ever
+	// another endpoint's (reserve), so announcing them to the wire is
+	// enough (link.EndpointSpec.WireOnly). Not stored: false after a
+	// restart, which announces to every endpoint on the parent.
+	unseen bool
 }
 
 func (e endpoint) api() api.Endpoint {
@@ -183,6 +189,11 @@ type network struct {
 	byNetns                 map[uint64]*entry            // by namespace inode: one endpoint per namespace
 	byCNI                   map[api.CNIAttachment]*entry // by the identity a CNI runtime gave it
 	shim                    *shimState                   // the host shim (shim.go); nil: none
+	// used is the highest address of each family that an endpoint of n
+	// has held, as far as this agent knows (add, and the store's
+	// ReleasedHighWater on start): a picked address above it is in no
+	// other endpoint's neighbour table (reserve).
+	used store.HighWater
 
 	shimMu sync.Mutex // orders syncs of the shim's routes (syncShimRoutes)
 }
@@ -271,6 +282,7 @@ func (n *network) add(e endpoint) *entry {
 	}
 	for _, p := range e.Addrs {
 		n.byAddr[p.Addr()] = en
+		n.used = n.used.Raise(p.Addr())
 	}
 	return en
 }
@@ -354,6 +366,17 @@ func (n *network) endpoints() []endpoint {
 	out := make([]endpoint, 0, len(n.eps))
 	for _, en := range n.eps {
 		out = append(out, en.ep)
+	}
+	return out
+}
+
+// validAddrs are the valid ones of addrs.
+func validAddrs(addrs ...netip.Addr) []netip.Addr {
+	out := addrs[:0]
+	for _, a := range addrs {
+		if a.IsValid() {
+			out = append(out, a)
+		}
 	}
 	return out
 }

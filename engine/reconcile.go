@@ -140,6 +140,11 @@ func (a *Engine) loadState() ([]endpoint, error) {
 		if err := n.space.Load(held[n.ID]); err != nil {
 			return nil, fmt.Errorf("network %s: stored addresses: %w", n.name(), err)
 		}
+		hw, err := a.store.ReleasedHighWater(n.ID)
+		if err != nil {
+			return nil, err
+		}
+		n.used = n.used.Raise(validAddrs(hw.V4, hw.V6)...)
 	}
 	a.mu.Lock()
 	a.nets = nets

@@ -19,7 +19,11 @@ import (
 // neighbour advertisement to ff02::1 for each IPv6 one, which refresh
 // neighbours that cached an address under another MAC. A static
 // endpoint's are sent after the attach has answered (announceLater),
-// from a packet socket on its link, and arp_notify/ndisc_notify are set
+// from a packet socket on its link, or, when EndpointSpec.WireOnly says
+// no other endpoint can hold an entry for its addresses, from the host's
+// packet socket out of the parent (bridge mode: the other endpoints on
+// the parent do not receive it, each of which would otherwise run its
+// ingress program and ARP on it), and arp_notify/ndisc_notify are set
 // so that the kernel sends them again on any later MAC change. Not by
 // the kernel at link up, nor by setting the MAC again: in bridge mode the
 // broadcast reaches every endpoint on the parent (each running its
@@ -72,7 +76,8 @@ func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) 
 
 // announceLater has link idx in ns, up with s's static addresses,
 // announce them, in the background; s.Announced hears how it went.
-func announceLater(ns netns.NsHandle, idx int, s EndpointSpec) {
+// parentIdx is the index of s.Parent in h's namespace.
+func (h *Host) announceLater(ns netns.NsHandle, idx, parentIdx int, s EndpointSpec) {
 	var static []netip.Addr
 	for _, p := range s.Addrs {
 		if a := p.Addr(); a.Is4() && !s.DHCP || a.Is6() && !s.DHCP6 {
@@ -89,22 +94,31 @@ func announceLater(ns netns.NsHandle, idx int, s EndpointSpec) {
 		}
 		return
 	}
+	h.announcing.Add(1)
 	go func() {
-		h := netns.NsHandle(fd)
-		defer h.Close()
-		err := nsthread.Do(h, func() error { return announce(idx, s.IfName, s.MAC, static) })
+		defer h.announcing.Done()
+		target := netns.NsHandle(fd)
+		defer target.Close()
+		frames, v4, v6 := announcements(s.MAC, static)
+		wireOnly := s.WireOnly && s.Mode == "bridge"
+		err := nsthread.Do(target, func() error {
+			if err := setNotify(idx, s.IfName, v4, v6); err != nil || wireOnly {
+				return err
+			}
+			return sendFrames(idx, frames)
+		})
+		if err == nil && wireOnly {
+			err = h.sendOnParent(parentIdx, frames)
+		}
 		if s.Announced != nil {
 			s.Announced(err)
 		}
 	}()
 }
 
-// announce sets arp_notify (IPv4) and ndisc_notify (IPv6) on link idx
-// (named ifName) of the calling thread's namespace and sends the
-// announcements of addrs from it, with source MAC mac.
-func announce(idx int, ifName string, mac net.HardwareAddr, addrs []netip.Addr) error {
-	var frames [][]byte
-	var v4, v6 bool
+// announcements are the frames announcing addrs from mac, and whether
+// there are IPv4 and IPv6 ones among them.
+func announcements(mac net.HardwareAddr, addrs []netip.Addr) (frames [][]byte, v4, v6 bool) {
 	for _, a := range addrs {
 		if f := gratuitousARP(mac, a); f != nil {
 			frames, v4 = append(frames, f), true
@@ -113,17 +127,21 @@ func announce(idx int, ifName string, mac net.HardwareAddr, addrs []netip.Addr) 
 			frames, v6 = append(frames, f), true
 		}
 	}
+	return frames, v4, v6
+}
+
+// setNotify sets arp_notify (v4) and ndisc_notify (v6) on link idx (named
+// ifName) of the calling thread's namespace.
+func setNotify(idx int, ifName string, v4, v6 bool) error {
 	if v4 {
 		if err := setARPNotify(idx); err != nil {
 			return err
 		}
 	}
 	if v6 {
-		if err := writeIPv6Conf(ifName, "ndisc_notify", "1\n"); err != nil {
-			return err
-		}
+		return writeIPv6Conf(ifName, "ndisc_notify", "1\n")
 	}
-	return sendFrames(idx, frames)
+	return nil
 }
 
 // sendFrames sends each Ethernet frame out of link idx of the calling
@@ -139,6 +157,33 @@ func sendFrames(idx int, frames [][]byte) (err error) {
 		copy(sa.Addr[:], f[:6])
 		if err := unix.Sendto(fd, f, 0, sa); err != nil {
 			return fmt.Errorf("announce on ifindex %d: %w", idx, err)
+		}
+	}
+	return nil
+}
+
+// sendOnParent sends each Ethernet frame out of link idx of h's namespace
+// (a parent) through h's packet socket, which receives nothing and stays
+// open: no socket is made or closed per announcement.
+func (h *Host) sendOnParent(idx int, frames [][]byte) error {
+	h.pkt.once.Do(func() {
+		h.pkt.err = nsthread.Do(h.ns, func() (err error) {
+			h.pkt.fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+			h.pkt.made = err == nil
+			return err
+		})
+		if h.pkt.err != nil {
+			h.pkt.err = fmt.Errorf("announce: packet socket: %w", h.pkt.err)
+		}
+	})
+	if h.pkt.err != nil {
+		return h.pkt.err
+	}
+	for _, f := range frames {
+		sa := &unix.SockaddrLinklayer{Ifindex: idx, Protocol: htons(binary.BigEndian.Uint16(f[12:14])), Halen: 6}
+		copy(sa.Addr[:], f[:6])
+		if err := unix.Sendto(h.pkt.fd, f, 0, sa); err != nil {
+			return fmt.Errorf("announce on the parent (ifindex %d): %w", idx, err)
 		}
 	}
 	return nil

@@ -40,6 +40,11 @@ type EndpointSpec struct {
 	// DHCP6 marks an endpoint whose IPv6 address comes later, from a
 	// DHCPv6 server (SetLeased6): IPv6 stays on, without DAD.
 	DHCP6 bool
+	// WireOnly announces the static addresses out of the parent only, not
+	// to the other endpoints on it (bridge mode): none of them can hold
+	// an entry for them (the caller knows they were never another
+	// endpoint's), and in bridge mode every one of them would receive it.
+	WireOnly bool
 	// Announced, if set, hears how the announcement of the static
 	// addresses went: it is sent in the background once the link is up
 	// (announceLater), after AttachEndpoint has returned.
@@ -120,6 +125,7 @@ type slave struct {
 	name      string          // what it is created as (see bornName)
 	target    *netlink.Handle // netlink in the target namespace, once open
 	targetIdx int             // its index there, once created
+	parentIdx int             // its parent's index in the host namespace
 }
 
 // bornName is what the slave of s is created as: its final name, with
@@ -167,7 +173,7 @@ func (h *Host) AttachEndpoint(ctx context.Context, s EndpointSpec) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	announceLater(target, sl.targetIdx, s)
+	h.announceLater(target, sl.targetIdx, sl.parentIdx, s)
 	return nil
 }
 
@@ -188,7 +194,8 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 	}
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.HardwareAddr = sl.name, s.MAC
-	attrs.ParentIndex = parent.Attrs().Index
+	sl.parentIdx = parent.Attrs().Index
+	attrs.ParentIndex = sl.parentIdx
 	attrs.Namespace = netlink.NsFd(int(target))
 	mv := &netlink.Macvlan{LinkAttrs: attrs, Mode: macvlanModes[s.Mode]}
 	if err := h.nl.LinkAdd(mv); err != nil {

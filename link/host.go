@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
@@ -22,6 +23,15 @@ type Host struct {
 
 	noDummy atomic.Bool // the kernel said it has no dummy driver
 	tag     string      // owner tag in temporary link names (SetTag)
+	// announcing counts the announcements sending in the background
+	// (announceLater); Close waits for them.
+	announcing sync.WaitGroup
+	pkt        struct { // the packet socket announcements leave by (sendOnParent)
+		once sync.Once
+		fd   int
+		made bool
+		err  error
+	}
 }
 
 // SetTag makes the temporary names of links this Host creates start with
@@ -56,10 +66,17 @@ func OpenHost(nsPath string) (*Host, error) {
 	return &Host{ns: ns, nl: nl}, nil
 }
 
-// Close releases the namespace and netlink handles.
+// Close waits for the announcements sending in the background, then
+// releases the namespace and netlink handles and the packet socket.
 func (h *Host) Close() error {
+	h.announcing.Wait()
 	h.nl.Close()
-	return h.ns.Close()
+	var err error
+	h.pkt.once.Do(func() {}) // none is made after Close
+	if h.pkt.made {
+		err = unix.Close(h.pkt.fd)
+	}
+	return errors.Join(err, h.ns.Close())
 }
 
 func openNetns(path string) (netns.NsHandle, error) {

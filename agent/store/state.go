@@ -117,7 +117,7 @@ func (s *Store) DeleteNetwork(id string) error {
 			slices.Sort(users)
 			return &InUseError{Network: n.Name, Endpoints: users}
 		}
-		return errors.Join(tx.Bucket(bNetNames).Delete([]byte(n.Name)), tx.Bucket(bNetworks).Delete([]byte(id)))
+		return errors.Join(dropHighWater(tx, id), tx.Bucket(bNetNames).Delete([]byte(n.Name)), tx.Bucket(bNetworks).Delete([]byte(id)))
 	})
 }
 
@@ -220,7 +220,8 @@ func (s *Store) DeleteEndpoint(id string) error {
 		if err != nil {
 			return err
 		}
-		return errors.Join(tx.Bucket(bEpNames).Delete(epKey(e.NetworkID, e.Name)), tx.Bucket(bEndpoints).Delete([]byte(id)))
+		return errors.Join(raiseHighWater(tx, e.NetworkID, e.Addrs),
+			tx.Bucket(bEpNames).Delete(epKey(e.NetworkID, e.Name)), tx.Bucket(bEndpoints).Delete([]byte(id)))
 	})
 }
 
