@@ -131,24 +131,27 @@ func (a *Engine) attachEndpointMode(ctx context.Context, n *network, e *endpoint
 	if err != nil {
 		return err
 	}
-	return a.attachEndpointAtMode(ctx, n, e, idx, mode, false)
+	return a.attachEndpointAtMode(ctx, n, e, idx, mode, false, 0)
 }
 
 // attachEndpointAt is attachEndpoint for e's link at ifindex idx, which the
 // caller has just made (BeforeUp): nothing is looked for on its hooks
 // before the attach (AttachNewEndpoint). An entry under other keys recorded
 // in e (a link made again) is moved (MoveEndpoint): its MAC and addresses
-// stay known throughout, since the link may already send.
-func (a *Engine) attachEndpointAt(ctx context.Context, n *network, e *endpoint, idx int) error {
-	return a.attachEndpointAtMode(ctx, n, e, idx, a.modes.Endpoint, true)
+// stay known throughout, since the link may already send. cookie is the
+// namespace's when the caller knows it (a namespace the pool made ahead),
+// else 0 and it is looked up.
+func (a *Engine) attachEndpointAt(ctx context.Context, n *network, e *endpoint, idx int, cookie uint64) error {
+	return a.attachEndpointAtMode(ctx, n, e, idx, a.modes.Endpoint, true, cookie)
 }
 
 // attachEndpointAtMode is attachEndpointAt in mode, for a link just made
 // (fresh) or one that may have anything on its hooks.
-func (a *Engine) attachEndpointAtMode(ctx context.Context, n *network, e *endpoint, idx int, mode loader.Mode, fresh bool) error {
-	cookie, err := a.ns.Cookie(e.Netns)
-	if err != nil {
-		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
+func (a *Engine) attachEndpointAtMode(ctx context.Context, n *network, e *endpoint, idx int, mode loader.Mode, fresh bool, cookie uint64) (err error) {
+	if cookie == 0 {
+		if cookie, err = a.ns.Cookie(e.Netns); err != nil {
+			return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
+		}
 	}
 	from := *e
 	e.NetnsCookie, e.Ifindex = cookie, idx

@@ -96,8 +96,9 @@ type Namespaces interface {
 	DefaultRoute(path string, gw netip.Addr) (bool, error)
 	// Mark returns the mark of a namespace mvlan made (link.NetnsMark).
 	Mark(path string) (string, error)
-	// Create makes /run/netns/NAME with mark (link.CreateNetns).
-	Create(name, mark string) (string, error)
+	// Create makes /run/netns/NAME with mark (link.CreateNetns), and
+	// says its cookie if it read it as it made it (0: not read).
+	Create(name, mark string) (link.MadeNetns, error)
 	// Delete removes /run/netns/NAME (link.DeleteNetns).
 	Delete(name string) error
 	// Cookie returns its netns cookie (loader.NetnsCookie).
@@ -117,7 +118,7 @@ func (kernelNamespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) e
 	return link.SetEndpointMAC(path, ifindex, mac)
 }
 func (kernelNamespaces) Mark(path string) (string, error) { return link.NetnsMark(path) }
-func (k kernelNamespaces) Create(name, mark string) (string, error) {
+func (k kernelNamespaces) Create(name, mark string) (link.MadeNetns, error) {
 	return k.pool.Create(name, mark)
 }
 func (kernelNamespaces) Delete(name string) error           { return link.DeleteNetns(name) }

@@ -253,7 +253,7 @@ func (a *Engine) ensureLink(ctx context.Context, n *network, e endpoint) (int, e
 	spec.BeforeUp = func(idx int) error {
 		made = idx
 		keyed := e
-		return a.attachEndpointAt(ctx, n, &keyed, idx)
+		return a.attachEndpointAt(ctx, n, &keyed, idx, 0)
 	}
 	if err := a.host.AttachEndpoint(ctx, spec); err != nil {
 		return 0, fmt.Errorf("re-attach: %w", err)
@@ -270,7 +270,7 @@ func (a *Engine) attachEndpointDP(ctx context.Context, n *network, en *entry, e 
 	mode := a.restartMode(e)
 	attach := func() error { return a.attachEndpointMode(ctx, n, &e, mode) }
 	if idx != 0 {
-		attach = func() error { return a.attachEndpointAtMode(ctx, n, &e, idx, mode, false) }
+		attach = func() error { return a.attachEndpointAtMode(ctx, n, &e, idx, mode, false, 0) }
 	}
 	if err := attach(); err != nil {
 		return before, err

@@ -17,9 +17,11 @@ import (
 // NetnsPool keeps a few network namespaces made ahead, lo up, each held
 // by an open file and mounted nowhere. Create takes one when it can, so
 // that an attach does not wait for the kernel to make a namespace (about
-// 1 ms of a 6 ms attach here); the next is made in the background. The
-// pool starts filling at its first Create. Spares go with the process:
-// nothing of them is mounted, so a crash leaves nothing behind. Close it.
+// 1 ms of a 6 ms attach here); the next is made in the background. Each
+// spare's cookie is read when it is made and handed out with it, so that
+// the attach need not enter the namespace for it. The pool starts filling
+// at its first Create. Spares go with the process: nothing of them is
+// mounted, so a crash leaves nothing behind. Close it.
 type NetnsPool struct {
 	size   int
 	wake   chan struct{}
@@ -28,8 +30,21 @@ type NetnsPool struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	spare   []*os.File
+	spare   []spare
 	started bool
+}
+
+// spare is a namespace made ahead: the file that holds it, its cookie.
+type spare struct {
+	f      *os.File
+	cookie uint64
+}
+
+// MadeNetns is a namespace Create made: where it is mounted, and its
+// cookie (SO_NETNS_COOKIE) when it was read as it was made (0: not read).
+type MadeNetns struct {
+	Path   string
+	Cookie uint64
 }
 
 // NewNetnsPool returns a pool of up to size spare namespaces.
@@ -39,17 +54,22 @@ func NewNetnsPool(size int) *NetnsPool {
 }
 
 // Create is CreateNetns, with a spare namespace when there is one.
-func (p *NetnsPool) Create(name, mark string) (string, error) {
-	f := p.take()
-	if f == nil {
-		return CreateNetns(name, mark)
+func (p *NetnsPool) Create(name, mark string) (MadeNetns, error) {
+	s, ok := p.take()
+	if !ok {
+		path, err := CreateNetns(name, mark)
+		return MadeNetns{Path: path}, err
 	}
-	defer f.Close()
-	return createNetns(name, func(path string) error { return mountSpare(f, path, mark) })
+	defer s.f.Close()
+	path, err := createNetns(name, func(path string) error { return mountSpare(s.f, path, mark) })
+	if err != nil {
+		return MadeNetns{}, err
+	}
+	return MadeNetns{Path: path, Cookie: s.cookie}, nil
 }
 
-// take returns a spare (nil if none) and has the pool make another.
-func (p *NetnsPool) take() *os.File {
+// take returns a spare (false if none) and has the pool make another.
+func (p *NetnsPool) take() (spare, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.started && p.ctx.Err() == nil {
@@ -62,11 +82,11 @@ func (p *NetnsPool) take() *os.File {
 	default:
 	}
 	if len(p.spare) == 0 {
-		return nil
+		return spare{}, false
 	}
-	f := p.spare[len(p.spare)-1]
+	s := p.spare[len(p.spare)-1]
 	p.spare = p.spare[:len(p.spare)-1]
-	return f
+	return s, true
 }
 
 // fill makes spares up to size each time it is woken, until Close.
@@ -79,12 +99,12 @@ func (p *NetnsPool) fill() {
 		case <-p.wake:
 		}
 		for p.short() {
-			f, err := newSpare()
+			s, err := newSpare()
 			if err != nil {
 				break // Create makes its own; tried again at the next
 			}
 			p.mu.Lock()
-			p.spare = append(p.spare, f) // Close, which waits for fill, closes it
+			p.spare = append(p.spare, s) // Close, which waits for fill, closes it
 			p.mu.Unlock()
 		}
 	}
@@ -103,22 +123,42 @@ func (p *NetnsPool) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var errs []error
-	for _, f := range p.spare {
-		errs = append(errs, f.Close())
+	for _, s := range p.spare {
+		errs = append(errs, s.f.Close())
 	}
 	p.spare = nil
 	return errors.Join(errs...)
 }
 
 // newSpare makes a namespace with lo up on a fresh thread and returns a
-// file that holds it.
-func newSpare() (*os.File, error) {
-	return nsthread.Fresh(context.Background(), 0, func() (*os.File, error) {
+// file that holds it, with its cookie.
+func newSpare() (spare, error) {
+	return nsthread.Fresh(context.Background(), 0, func() (spare, error) {
 		if err := setupLoopback(""); err != nil {
-			return nil, err
+			return spare{}, err
 		}
-		return os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
+		cookie, err := cookieHere()
+		if err != nil {
+			return spare{}, err
+		}
+		f, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
+		return spare{f: f, cookie: cookie}, err
 	})
+}
+
+// cookieHere is the cookie of the calling thread's network namespace
+// (what loader.NetnsCookie reads for a namespace by path).
+func cookieHere() (uint64, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("netns cookie: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	v, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	if err != nil {
+		return 0, fmt.Errorf("netns cookie: %w", err)
+	}
+	return v, nil
 }
 
 // mountSpare marks the spare's lo with mark (before it appears at path,

@@ -8,12 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
 // TestNetnsPool: once filled, Create binds a spare made ahead: a fresh
 // namespace with lo up, marked before it appears at its path, one the
-// host's iproute2 can use; spares are made again, and Close lets them go.
+// host's iproute2 can use, handed out with its cookie; spares are made
+// again, and Close lets them go.
 func TestNetnsPool(t *testing.T) {
 	nstest.RequireRoot(t)
 	var b [4]byte
@@ -23,8 +26,8 @@ func TestNetnsPool(t *testing.T) {
 	defer p.Close()
 	t.Cleanup(func() { DeleteNetns(base + "0"); DeleteNetns(base + "1") })
 	spares := func() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.spare) }
-	if _, err := p.Create(base+"0", "mark-0"); err != nil { // none yet: made on the spot
-		t.Fatal(err)
+	if made, err := p.Create(base+"0", "mark-0"); err != nil || made.Cookie != 0 { // none yet: made on the spot
+		t.Fatalf("Create = %+v, %v; want a namespace whose cookie is not read", made, err)
 	}
 	waitSpares := func(want int) {
 		t.Helper()
@@ -35,9 +38,13 @@ func TestNetnsPool(t *testing.T) {
 		}
 	}
 	waitSpares(2)
-	path, err := p.Create(base+"1", "mark-1")
+	made, err := p.Create(base+"1", "mark-1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	path := made.Path
+	if real := cookieOf(t, path); made.Cookie != real || real == 0 {
+		t.Errorf("Create gave cookie %d; the namespace at %s has %d", made.Cookie, path, real)
 	}
 	if got := spares(); got != 1 && got != 2 {
 		t.Fatalf("%d spares right after a Create from 2, want 1 (or 2 once refilled)", got)
@@ -64,4 +71,23 @@ func TestNetnsPool(t *testing.T) {
 	if got := spares(); got != 0 {
 		t.Errorf("%d spares after Close, want 0", got)
 	}
+}
+
+// cookieOf reads the cookie of the namespace at path from inside it.
+func cookieOf(t *testing.T, path string) uint64 {
+	t.Helper()
+	var cookie uint64
+	err := nstest.In(path, func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cookie
 }

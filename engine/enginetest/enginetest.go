@@ -491,16 +491,16 @@ func (s *namespaces) Mark(path string) (string, error) {
 	return "", notFound("netns " + path)
 }
 
-func (s *namespaces) Create(name, mark string) (string, error) {
+func (s *namespaces) Create(name, mark string) (link.MadeNetns, error) {
 	k := (*Kernel)(s)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	path := link.NetnsPath(name)
 	if k.nets[path] != nil {
-		return "", fmt.Errorf("netns %s: %w", name, link.ErrExists)
+		return link.MadeNetns{}, fmt.Errorf("netns %s: %w", name, link.ErrExists)
 	}
 	k.addNetns(path, mark)
-	return path, nil
+	return link.MadeNetns{Path: path, Cookie: k.nets[path].cookie}, nil
 }
 
 func (s *namespaces) Delete(name string) error {
