@@ -15,7 +15,10 @@ import (
 // undoEndpoint removes whatever part of e exists in the kernel, then its
 // record, then takes it out of the index and releases its addresses.
 // Caller holds en.busy. An endpoint whose network is not in the state has
-// no n and no en.
+// no n and no en. The record goes with the next commit (it costs no sync
+// of its own): the next change that could take e's name or addresses
+// commits after it, and a crash before it leaves a record whose kernel
+// objects are gone, which the next start forgets.
 func (a *Engine) undoEndpoint(ctx context.Context, n *network, en *entry, e endpoint) error {
 	// Programs, link, then the table entry: a link is never live
 	// without its entry (forgetEntry).
@@ -26,9 +29,7 @@ func (a *Engine) undoEndpoint(ctx context.Context, n *network, en *entry, e endp
 	if err != nil {
 		return err // keep the record so that the next try finds it
 	}
-	if err := a.store.DeleteEndpoint(e.ID); err != nil {
-		return fmt.Errorf("forget endpoint %s: %w", e.Name, err)
-	}
+	a.store.DeleteEndpointLater(e.ID)
 	if n == nil {
 		return nil
 	}

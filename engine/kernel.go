@@ -26,7 +26,7 @@ type Host interface {
 	DeleteByAlias(alias string) error
 	AttachEndpoint(ctx context.Context, s link.EndpointSpec) error
 	DetachEndpoint(ctx context.Context, netnsPath, ifName string) error
-	SilenceEndpoint(ctx context.Context, netnsPath, ifName string) error
+	SilenceEndpoint(ctx context.Context, netnsPath string, ifindex int, alias string) error
 	CreateHandoff(ctx context.Context, s link.HandoffSpec) (name string, err error)
 	WatchLinks(ctx context.Context, fn func(link.LinkEvent)) error
 	// WatchNetns sends the origin of every link and tc notification of

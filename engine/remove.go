@@ -217,14 +217,12 @@ func (a *Engine) silence(ctx context.Context, e endpoint, foreign bool) (via end
 	if !a.isOurNetns(e) {
 		return e, closeNetns, errors.New("the namespace is not the endpoint's any more")
 	}
-	name, err := a.endpointLink(e)
-	if err != nil {
-		return e, closeNetns, err
+	// isOurNetns found e's namespace at its path: a stored ifindex is in it.
+	idx := 0
+	if e.NetnsInode != 0 && !isHandoff(e) {
+		idx = e.Ifindex
 	}
-	if name == "" {
-		return e, closeNetns, errors.New("no link with the endpoint's mark")
-	}
-	if err := a.host.SilenceEndpoint(ctx, e.Netns, name); err != nil {
+	if err := a.host.SilenceEndpoint(ctx, e.Netns, idx, a.alias("ep", e.ID)); err != nil {
 		return e, closeNetns, err
 	}
 	f, err := os.Open(e.Netns)

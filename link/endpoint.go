@@ -293,15 +293,20 @@ func (h *Host) DetachEndpoint(ctx context.Context, netnsPath, ifName string) err
 // macvlan going down waits for an RCU grace period (macvlan_stop), and
 // deleting it for an RCU barrier; removing addresses waits for neither, so
 // a removal can answer before the link is deleted.
-func (h *Host) SilenceEndpoint(ctx context.Context, netnsPath, ifName string) error {
+//
+// The link is the macvlan with index ifindex (when not 0), else the one
+// whose alias is alias; there being none is an error that wraps
+// ErrNotFound.
+func (h *Host) SilenceEndpoint(ctx context.Context, netnsPath string, ifindex int, alias string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return inNetns(netnsPath, func(nl *netlink.Handle) error {
-		l, err := nl.LinkByName(ifName)
+		l, err := endpointLink(nl, ifindex, alias)
 		if err != nil {
-			return fmt.Errorf("silence endpoint %s in %s: %w", ifName, netnsPath, err)
+			return fmt.Errorf("silence endpoint in %s: %w", netnsPath, err)
 		}
+		ifName := l.Attrs().Name
 		addrs, err := nl.AddrList(l, netlink.FAMILY_ALL)
 		if err != nil {
 			return fmt.Errorf("silence endpoint %s in %s: %w", ifName, netnsPath, err)
@@ -313,6 +318,30 @@ func (h *Host) SilenceEndpoint(ctx context.Context, netnsPath, ifName string) er
 		}
 		return nil
 	}, false)
+}
+
+// endpointLink is the macvlan with index ifindex (when not 0) in nl's
+// namespace, else the link whose alias is alias.
+func endpointLink(nl *netlink.Handle, ifindex int, alias string) (netlink.Link, error) {
+	if ifindex != 0 {
+		l, err := nl.LinkByIndex(ifindex)
+		if err == nil && l.Type() == "macvlan" {
+			return l, nil
+		}
+		if err != nil && !isNotFound(err) {
+			return nil, err
+		}
+	}
+	links, err := nl.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		if alias != "" && l.Attrs().Alias == alias {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("no link with index %d or alias %q: %w", ifindex, alias, ErrNotFound)
 }
 
 // EndpointLinks lists the links of the namespace at netnsPath, for finding

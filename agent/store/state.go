@@ -211,8 +211,17 @@ func (s *Store) UpdateEndpointLater(e api.Endpoint) {
 func (s *Store) Flush() error { return s.commit.flush(s.db) }
 
 // DeleteEndpoint removes endpoint id; removing a missing one is not an error.
-func (s *Store) DeleteEndpoint(id string) error {
-	return s.update(func(tx *bolt.Tx) error {
+func (s *Store) DeleteEndpoint(id string) error { return s.update(deleteEndpoint(id)) }
+
+// DeleteEndpointLater removes endpoint id with the next commit (as
+// UpdateEndpointLater), before that commit's own changes: for a record
+// whose loss in a crash the next start makes good (an endpoint whose
+// kernel objects are gone: the start finishes its removal), and whose
+// name and addresses no later change can take before it is gone.
+func (s *Store) DeleteEndpointLater(id string) { s.commit.later(s.db, deleteEndpoint(id)) }
+
+func deleteEndpoint(id string) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
 		e, err := getEndpoint(tx, id)
 		if errors.Is(err, ErrNotFound) {
 			return nil
@@ -222,7 +231,7 @@ func (s *Store) DeleteEndpoint(id string) error {
 		}
 		return errors.Join(raiseHighWater(tx, e.NetworkID, e.Addrs),
 			tx.Bucket(bEpNames).Delete(epKey(e.NetworkID, e.Name)), tx.Bucket(bEndpoints).Delete([]byte(id)))
-	})
+	}
 }
 
 // RenameEndpoint gives endpoint id the name name (unique on its network),

@@ -377,20 +377,20 @@ func (h *host) DetachEndpoint(_ context.Context, path, ifName string) error {
 	return nil
 }
 
-// SilenceEndpoint sets the endpoint's link down.
-func (h *host) SilenceEndpoint(_ context.Context, path, ifName string) error {
+// SilenceEndpoint sets the endpoint's link (by index, else alias) down.
+func (h *host) SilenceEndpoint(_ context.Context, path string, ifindex int, alias string) error {
 	k := h.k()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if n := k.nets[path]; n != nil {
 		for i := range n.links {
-			if n.links[i].Name == ifName {
+			if ifindex != 0 && n.links[i].Index == ifindex && n.links[i].Kind == "macvlan" || n.links[i].Alias == alias {
 				n.links[i].Up = false
 				return nil
 			}
 		}
 	}
-	return notFound("link " + ifName + " in " + path)
+	return notFound(fmt.Sprintf("link %d (%s) in %s", ifindex, alias, path))
 }
 
 func (h *host) CreateHandoff(_ context.Context, s link.HandoffSpec) (string, error) {
