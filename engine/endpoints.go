@@ -383,19 +383,19 @@ func releaseAll(space addrSpace, addrs []netip.Prefix) {
 func (a *Engine) realize(ctx context.Context, n *network, e *endpoint) error {
 	t0 := time.Now()
 	defer func() { a.log.Debug("realize", "name", e.Name, "took", time.Since(t0)) }()
-	var cookie uint64 // of a namespace made here: read as it was made
+	var made link.MadeNetns // its cookie, and its stubs until the attach takes them
+	defer func() { made.Release() }()
 	if e.OwnsNetns {
 		// The mark lets a restart tell this namespace from one someone
 		// else made under the same name before its inode was stored.
-		made, err := a.ns.Create(e.Name, a.alias("ns", e.ID))
-		if err != nil {
+		var err error
+		if made, err = a.ns.Create(e.Name, a.alias("ns", e.ID)); err != nil {
 			if errors.Is(err, link.ErrExists) {
 				e.OwnsNetns = false // someone else's: never delete it
 				return conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
 			}
 			return err
 		}
-		cookie = made.Cookie
 		crashpoint.Hit("endpoint-create:after-netns")
 		ino, err := a.ns.Check(e.Netns)
 		if err != nil {
@@ -409,7 +409,7 @@ func (a *Engine) realize(ctx context.Context, n *network, e *endpoint) error {
 	spec := a.endpointSpec(n, *e)
 	spec.BeforeUp = func(idx int) error {
 		a.log.Debug("link attached", "name", e.Name, "at", time.Since(t0))
-		return a.attachEndpointAt(ctx, n, e, idx, cookie)
+		return a.attachEndpointAt(ctx, n, e, idx, made.Cookie)
 	}
 	if err := a.host.AttachEndpoint(ctx, spec); err != nil {
 		return err

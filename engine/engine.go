@@ -89,7 +89,7 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	a := &Engine{cfg: cfg, log: cfg.Log, nets: map[string]*network{}, ns: kernelNamespaces{pool: link.NewNetnsPool(spareNamespaces)}}
+	a := &Engine{cfg: cfg, log: cfg.Log, nets: map[string]*network{}, ns: kernelNamespaces{}}
 	var err error
 	if a.store, a.stateReplaced, err = openState(cfg); err != nil {
 		return nil, err
@@ -130,6 +130,7 @@ func Open(cfg Config) (*Engine, error) {
 		return nil, errors.Join(fmt.Errorf("load the BPF datapath under %s: %w (mvlan doctor tells what the kernel lacks)", cfg.BPFFS, err), a.Close())
 	}
 	a.dp = dp
+	a.ns = kernelNamespaces{pool: link.NewNetnsPool(spareNamespaces, dp.PrepareNetns)}
 	if cfg.Recover {
 		if err := a.recoverEndpoints(); err != nil {
 			return nil, errors.Join(fmt.Errorf("recover endpoints from the kernel: %w", err), a.Close())
@@ -158,8 +159,8 @@ func (a *Engine) Close() error {
 	a.removals.wg.Wait()
 	a.leases.stop()
 	var errs []error
-	if k, ok := a.ns.(kernelNamespaces); ok {
-		errs = append(errs, k.pool.Close())
+	if k, ok := a.ns.(kernelNamespaces); ok && k.pool != nil {
+		errs = append(errs, k.pool.Close()) // before the datapath: the spares' stubs go
 	}
 	if a.dp != nil {
 		errs = append(errs, a.dp.Close())

@@ -97,7 +97,8 @@ type Namespaces interface {
 	// Mark returns the mark of a namespace mvlan made (link.NetnsMark).
 	Mark(path string) (string, error)
 	// Create makes /run/netns/NAME with mark (link.CreateNetns), and
-	// says its cookie if it read it as it made it (0: not read).
+	// says its cookie if it read it as it made it (0: not read). Release
+	// what it returns once the namespace's first attach is done.
 	Create(name, mark string) (link.MadeNetns, error)
 	// Delete removes /run/netns/NAME (link.DeleteNetns).
 	Delete(name string) error
@@ -106,7 +107,8 @@ type Namespaces interface {
 }
 
 // kernelNamespaces are the real namespaces; those the engine makes come
-// from a pool of spares made ahead.
+// from a pool of spares made ahead, with their stubs loaded
+// (loader.Datapath.PrepareNetns).
 type kernelNamespaces struct{ pool *link.NetnsPool }
 
 // spareNamespaces is how many namespaces the pool keeps made ahead.

@@ -19,38 +19,55 @@ import (
 // that an attach does not wait for the kernel to make a namespace (about
 // 1 ms of a 6 ms attach here); the next is made in the background. Each
 // spare's cookie is read when it is made and handed out with it, so that
-// the attach need not enter the namespace for it. The pool starts filling
+// the attach need not enter the namespace for it; what prepare makes for
+// a spare (the datapath's stubs) goes with it. The pool starts filling
 // at its first Create. Spares go with the process: nothing of them is
 // mounted, so a crash leaves nothing behind. Close it.
 type NetnsPool struct {
-	size   int
-	wake   chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	size    int
+	prepare func(cookie uint64) (release func())
+	wake    chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	spare   []spare
 	started bool
 }
 
-// spare is a namespace made ahead: the file that holds it, its cookie.
+// spare is a namespace made ahead: the file that holds it, its cookie,
+// and what lets go of what prepare made for it (nil: nothing).
 type spare struct {
-	f      *os.File
-	cookie uint64
+	f       *os.File
+	cookie  uint64
+	release func()
 }
 
 // MadeNetns is a namespace Create made: where it is mounted, and its
 // cookie (SO_NETNS_COOKIE) when it was read as it was made (0: not read).
+// Call Release once the namespace is in use or given up.
 type MadeNetns struct {
-	Path   string
-	Cookie uint64
+	Path    string
+	Cookie  uint64
+	release func()
 }
 
-// NewNetnsPool returns a pool of up to size spare namespaces.
-func NewNetnsPool(size int) *NetnsPool {
+// Release lets go of what the pool prepared for the namespace that its
+// user did not take.
+func (m MadeNetns) Release() {
+	if m.release != nil {
+		m.release()
+	}
+}
+
+// NewNetnsPool returns a pool of up to size spare namespaces. prepare, if
+// not nil, is called in the background with each spare's cookie when it
+// is made; the function it returns is called when the spare is closed
+// unused, or by the Release of the namespace Create made of it.
+func NewNetnsPool(size int, prepare func(cookie uint64) (release func())) *NetnsPool {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &NetnsPool{size: size, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	return &NetnsPool{size: size, prepare: prepare, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 }
 
 // Create is CreateNetns, with a spare namespace when there is one.
@@ -61,11 +78,14 @@ func (p *NetnsPool) Create(name, mark string) (MadeNetns, error) {
 		return MadeNetns{Path: path}, err
 	}
 	defer s.f.Close()
+	made := MadeNetns{Cookie: s.cookie, release: s.release}
 	path, err := createNetns(name, func(path string) error { return mountSpare(s.f, path, mark) })
 	if err != nil {
+		made.Release()
 		return MadeNetns{}, err
 	}
-	return MadeNetns{Path: path, Cookie: s.cookie}, nil
+	made.Path = path
+	return made, nil
 }
 
 // take returns a spare (false if none) and has the pool make another.
@@ -103,6 +123,9 @@ func (p *NetnsPool) fill() {
 			if err != nil {
 				break // Create makes its own; tried again at the next
 			}
+			if p.prepare != nil {
+				s.release = p.prepare(s.cookie)
+			}
 			p.mu.Lock()
 			p.spare = append(p.spare, s) // Close, which waits for fill, closes it
 			p.mu.Unlock()
@@ -125,6 +148,9 @@ func (p *NetnsPool) Close() error {
 	var errs []error
 	for _, s := range p.spare {
 		errs = append(errs, s.f.Close())
+		if s.release != nil {
+			s.release()
+		}
 	}
 	p.spare = nil
 	return errors.Join(errs...)

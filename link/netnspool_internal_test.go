@@ -22,7 +22,7 @@ func TestNetnsPool(t *testing.T) {
 	var b [4]byte
 	rand.Read(b[:])
 	base := "mvt-" + hex.EncodeToString(b[:]) + "-pool"
-	p := NewNetnsPool(2)
+	p := NewNetnsPool(2, nil)
 	defer p.Close()
 	t.Cleanup(func() { DeleteNetns(base + "0"); DeleteNetns(base + "1") })
 	spares := func() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.spare) }

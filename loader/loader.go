@@ -78,11 +78,12 @@ type Datapath struct {
 	full    fullCounts
 	vlans   atomic.Int64 // vlan_stats entries at the last Counters: the next one's map size
 
-	mu       sync.Mutex             // guards the attachment state below
-	epProgs  map[uint64]*epPrograms // by netns cookie
-	attached map[attachKey]Attachment
-	qdiscs   map[ifaceKey]bool // clsact qdiscs this Datapath created
-	ids      programIDs        // the programs it loaded (ForeignPrograms)
+	mu        sync.Mutex             // guards the attachment state below
+	epProgs   map[uint64]*epPrograms // by netns cookie
+	preloaded map[uint64]*epPrograms // stubs loaded ahead, not pinned (stubpre.go)
+	attached  map[attachKey]Attachment
+	qdiscs    map[ifaceKey]bool // clsact qdiscs this Datapath created
+	ids       programIDs        // the programs it loaded (ForeignPrograms)
 }
 
 // Load loads the datapath with its maps pinned in pinDir (e.g.
@@ -98,11 +99,12 @@ func Load(ctx context.Context, pinDir string) (*Datapath, error) {
 		return nil, err
 	}
 	d := &Datapath{
-		pinDir:   pinDir,
-		byName:   map[string]*ebpf.Map{},
-		epProgs:  map[uint64]*epPrograms{},
-		attached: map[attachKey]Attachment{},
-		qdiscs:   map[ifaceKey]bool{},
+		pinDir:    pinDir,
+		byName:    map[string]*ebpf.Map{},
+		epProgs:   map[uint64]*epPrograms{},
+		preloaded: map[uint64]*epPrograms{},
+		attached:  map[attachKey]Attachment{},
+		qdiscs:    map[ifaceKey]bool{},
 	}
 	if err := d.load(); err != nil {
 		return nil, errors.Join(err, d.Close())
@@ -246,6 +248,7 @@ func (d *Datapath) Close() error {
 		errs = append(errs, p.close())
 		delete(d.epProgs, cookie)
 	}
+	errs = append(errs, d.closePrepared())
 	for _, p := range []*ebpf.Program{d.parentIngress, d.parentEgress, d.epIngress, d.epEgress} {
 		if p != nil {
 			errs = append(errs, p.Close())
@@ -278,6 +281,14 @@ func (p *epPrograms) close() error {
 // cookie, loading them on first use. The caller holds d.mu.
 func (d *Datapath) endpointPrograms(cookie uint64) (*epPrograms, error) {
 	if p, ok := d.epProgs[cookie]; ok {
+		return p, nil
+	}
+	// Prepared for a namespace just made: nothing of it can be pinned.
+	if p, ok, err := d.takePrepared(cookie); ok {
+		if err != nil {
+			return nil, err
+		}
+		d.epProgs[cookie] = p
 		return p, nil
 	}
 	if ingress, egress, ok := d.pinnedStubs(cookie); ok {

@@ -30,14 +30,23 @@ const verdictDrop = 2
 
 // loadStub loads the stub of the namespace with this cookie for the
 // shared program in slot, named name (what bpftool and the attachment
-// checks show). The caller holds d.mu.
+// checks show), and notes it as ours. The caller holds d.mu.
 func (d *Datapath) loadStub(name string, cookie uint64, slot uint32) (*ebpf.Program, error) {
+	prog, err := d.buildStub(name, cookie, slot)
+	if err != nil {
+		return nil, err
+	}
+	d.ids.note(prog)
+	return prog, nil
+}
+
+// buildStub is loadStub without noting the program; safe without d.mu.
+func (d *Datapath) buildStub(name string, cookie uint64, slot uint32) (*ebpf.Program, error) {
 	insns := stubInstructions(d.maps.EpProgs.FD(), cookie, slot)
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: name, Type: ebpf.SchedCLS, License: "Dual BSD/GPL", Instructions: insns})
 	if err != nil {
 		return nil, fmt.Errorf("load stub %s: %w", name, err)
 	}
-	d.ids.note(prog)
 	return prog, nil
 }
 
