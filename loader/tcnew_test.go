@@ -116,3 +116,30 @@ func ourFilterOn(t *testing.T, ns string, ifindex int, hook Hook) (id, flags uin
 	}
 	return id, flags
 }
+
+// TestAttachNewEndpointTCX: in TCX mode a link just made gets both TCX
+// links (no clsact), and the detach takes them off.
+func TestAttachNewEndpointTCX(t *testing.T) {
+	requireMode(t, ModeTCX)
+	sb := nstest.NewSandbox(t)
+	d := newTestDatapath(t)
+	ns := sb.Netns(t, "fresh")
+	sb.Run(t, ns, "ip", "link", "add", "d0", "type", "veth", "peer", "name", "p0")
+	idx := ifindex(t, ns, "d0")
+	if err := d.AttachNewEndpoint(t.Context(), ns, mustCookie(t, ns), idx, ModeTCX); err != nil {
+		t.Fatal(err)
+	}
+	for _, detached := range []bool{false, true} {
+		for hook, want := range map[Hook][]string{Ingress: {"tcx:ep_ingress"}, Egress: {"tcx:ep_egress"}} {
+			if detached {
+				want = nil
+			}
+			if got := hookPrograms(t, ns, idx, hook); !slices.Equal(got, want) {
+				t.Errorf("%s (detached %v) holds %q, want %q", hook, detached, got, want)
+			}
+		}
+		if err := d.DetachEndpoint(t.Context(), ns, idx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
