@@ -25,7 +25,7 @@ import (
 // mounted, so a crash leaves nothing behind. Close it.
 type NetnsPool struct {
 	size    int
-	prepare func(cookie uint64) (release func())
+	prepare func(ns *os.File, cookie uint64) (release func())
 	wake    chan struct{}
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -62,10 +62,11 @@ func (m MadeNetns) Release() {
 }
 
 // NewNetnsPool returns a pool of up to size spare namespaces. prepare, if
-// not nil, is called in the background with each spare's cookie when it
-// is made; the function it returns is called when the spare is closed
-// unused, or by the Release of the namespace Create made of it.
-func NewNetnsPool(size int, prepare func(cookie uint64) (release func())) *NetnsPool {
+// not nil, is called in the background with each spare (a file of it,
+// open during the call) and its cookie when it is made; the function it
+// returns is called when the spare is closed unused, or by the Release of
+// the namespace Create made of it.
+func NewNetnsPool(size int, prepare func(ns *os.File, cookie uint64) (release func())) *NetnsPool {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &NetnsPool{size: size, prepare: prepare, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 }
@@ -124,7 +125,7 @@ func (p *NetnsPool) fill() {
 				break // Create makes its own; tried again at the next
 			}
 			if p.prepare != nil {
-				s.release = p.prepare(s.cookie)
+				s.release = p.prepare(s.f, s.cookie)
 			}
 			p.mu.Lock()
 			p.spare = append(p.spare, s) // Close, which waits for fill, closes it

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 
@@ -155,19 +156,24 @@ func (d *Datapath) attachEndpoint(ctx context.Context, t target, mode Mode, fres
 		return err
 	}
 	progs.users[t.ifindex] = true
+	rtnl := progs.takeSocket() // prepared for the namespace's first attach only
+	if rtnl != nil {
+		defer rtnl.Close()
+	}
 	if fresh {
-		return d.attachNewPair(ctx, t, mode, progs.ingress, progs.egress)
+		return d.attachNewPair(ctx, t, mode, rtnl, progs.ingress, progs.egress)
 	}
 	return d.attachPair(ctx, t, mode, progs.ingress, progs.egress, "ep_ingress", "ep_egress")
 }
 
 // attachNewPair is attachPair of the endpoint programs for a link just
-// made (AttachNewEndpoint).
-func (d *Datapath) attachNewPair(ctx context.Context, t target, mode Mode, in, eg *ebpf.Program) error {
+// made (AttachNewEndpoint); rtnl, if not nil, is an rtnetlink socket in
+// its namespace.
+func (d *Datapath) attachNewPair(ctx context.Context, t target, mode Mode, rtnl *os.File, in, eg *ebpf.Program) error {
 	var err error
 	switch mode {
 	case ModeTC:
-		err = d.createTCHooks(ctx, t, tcHook{Ingress, in, "ep_ingress"}, tcHook{Egress, eg, "ep_egress"})
+		err = d.createTCHooks(ctx, t, rtnl, tcHook{Ingress, in, "ep_ingress"}, tcHook{Egress, eg, "ep_egress"})
 	case ModeTCX:
 		if err = d.attachTCX(t, Ingress, in); err == nil {
 			err = d.attachTCX(t, Egress, eg)

@@ -271,10 +271,25 @@ type epPrograms struct {
 	ingress, egress *ebpf.Program
 	ids             [2]ebpf.ProgramID // of ingress and egress, once looked up (id)
 	users           map[int]bool      // ifindexes attached with them
+	// rtnl is an rtnetlink socket in the namespace, prepared for its
+	// first tc attach (PrepareNetns); nil once used, or if none.
+	rtnl *os.File
 }
 
 func (p *epPrograms) close() error {
-	return errors.Join(p.ingress.Close(), p.egress.Close())
+	err := errors.Join(p.ingress.Close(), p.egress.Close())
+	if f := p.takeSocket(); f != nil {
+		err = errors.Join(err, f.Close())
+	}
+	return err
+}
+
+// takeSocket returns the prepared socket (nil if none) for the caller to
+// use and close.
+func (p *epPrograms) takeSocket() *os.File {
+	f := p.rtnl
+	p.rtnl = nil
+	return f
 }
 
 // endpointPrograms returns the endpoint programs of the netns with this

@@ -2,20 +2,27 @@ package loader
 
 import (
 	"errors"
+	"os"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/mvlan/mvlan/nsthread"
 )
 
 // A namespace the agent makes comes from a pool of spares made ahead
 // (link.NetnsPool), whose cookies are known before any attach. PrepareNetns
-// loads a spare's two stubs then, in the pool's background, so that the
-// first attach in it only pins them (endpointPrograms). Until an attach
-// takes them they are held by this process alone and pinned nowhere: a
-// crash leaves nothing of them.
+// loads a spare's two stubs then, in the pool's background, and opens an
+// rtnetlink socket in it, so that the first attach in it only pins them
+// (endpointPrograms) and does not enter the namespace for its tc requests
+// (createTCHooks). Until an attach takes them they are held by this
+// process alone and pinned nowhere: a crash leaves nothing of them.
 
-// PrepareNetns loads the stubs of the namespace with this cookie ahead of
-// its first attach. release closes them unless an attach took them: call
-// it once the namespace is in use or given up. A stub that cannot be
-// loaded now is loaded by the attach, as for any namespace.
-func (d *Datapath) PrepareNetns(cookie uint64) (release func()) {
+// PrepareNetns prepares the first attach in the namespace ns (an open
+// file of it, only used during the call) with this cookie. release closes
+// what it prepared unless an attach took it: call it once the namespace is
+// in use or given up. What cannot be prepared now the attach does itself,
+// as for any namespace.
+func (d *Datapath) PrepareNetns(ns *os.File, cookie uint64) (release func()) {
 	ingress, err := d.buildStub("ep_ingress", cookie, slotIngress)
 	if err != nil {
 		return func() {}
@@ -25,7 +32,7 @@ func (d *Datapath) PrepareNetns(cookie uint64) (release func()) {
 		ingress.Close()
 		return func() {}
 	}
-	p := &epPrograms{ingress: ingress, egress: egress, users: map[int]bool{}}
+	p := &epPrograms{ingress: ingress, egress: egress, users: map[int]bool{}, rtnl: socketIn(ns)}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	_, taken := d.preloaded[cookie]
@@ -39,6 +46,19 @@ func (d *Datapath) PrepareNetns(cookie uint64) (release func()) {
 	d.ids.note(egress)
 	d.preloaded[cookie] = p
 	return func() { d.dropPrepared(cookie, p) }
+}
+
+// socketIn opens an rtnetlink socket in the namespace ns; nil if it cannot.
+func socketIn(ns *os.File) *os.File {
+	var fd int
+	err := nsthread.Do(netns.NsHandle(ns.Fd()), func() (err error) {
+		fd, err = rtnetlinkSocket()
+		return err
+	})
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), "rtnetlink")
 }
 
 // dropPrepared closes p, cookie's prepared stubs, unless an attach took

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/link"
@@ -15,18 +17,32 @@ import (
 
 // TestPrepareNetns: stubs prepared for a namespace are used by the first
 // attach in that namespace and in no other; nothing of them is pinned
-// until then; release after the attach leaves them working, release
-// before it closes them.
+// until then; the socket prepared with them is in that namespace and
+// goes with the attach; release after the attach leaves the stubs
+// working.
 func TestPrepareNetns(t *testing.T) {
 	requireMode(t, ModeTC)
 	sb := nstest.NewSandbox(t)
 	d := newTestDatapath(t)
 	nsA, nsB := sb.Netns(t, "a"), sb.Netns(t, "b")
 	cookieA, cookieB := mustCookie(t, nsA), mustCookie(t, nsB)
-	release := d.PrepareNetns(cookieA)
+	f, err := os.Open(nsA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := d.PrepareNetns(f, cookieA)
+	f.Close()
 	d.mu.Lock()
-	prepared := [2]ebpf.ProgramID{programID(d.preloaded[cookieA].ingress), programID(d.preloaded[cookieA].egress)}
+	p := d.preloaded[cookieA]
+	prepared := [2]ebpf.ProgramID{programID(p.ingress), programID(p.egress)}
+	sock := p.rtnl
 	d.mu.Unlock()
+	if sock == nil {
+		t.Fatal("no rtnetlink socket prepared")
+	}
+	if c, err := unix.GetsockoptUint64(int(sock.Fd()), unix.SOL_SOCKET, unix.SO_NETNS_COOKIE); err != nil || c != cookieA {
+		t.Fatalf("prepared socket is in the namespace with cookie %d (%v), want a's %d", c, err, cookieA)
+	}
 	if got := pinnedStubCount(t, d); got != 0 {
 		t.Fatalf("%d stubs pinned after PrepareNetns, want none (a crash must leave nothing)", got)
 	}
@@ -53,6 +69,9 @@ func TestPrepareNetns(t *testing.T) {
 	if n, pins := d.preparedPrograms(), pinnedStubCount(t, d); n != 0 || pins != 4 {
 		t.Fatalf("after a's attach: %d prepared stubs, %d pinned; want 0 and 4 (a's and b's)", n, pins)
 	}
+	if sock.Fd() != ^uintptr(0) { // what a closed os.File says
+		t.Error("the prepared socket is still open after the attach")
+	}
 	release() // taken: nothing to close
 	d.mu.Lock()
 	alive := programID(d.epProgs[cookieA].ingress) == prepared[0]
@@ -63,7 +82,8 @@ func TestPrepareNetns(t *testing.T) {
 }
 
 // TestNetnsPoolStubs: the netns pool prepares each spare's stubs through
-// PrepareNetns; spares closed unused close theirs (no program fd left).
+// PrepareNetns; spares closed unused close theirs (no program fd or
+// socket left).
 func TestNetnsPoolStubs(t *testing.T) {
 	requireMode(t, ModeTC)
 	d := newTestDatapath(t)
@@ -80,14 +100,14 @@ func TestNetnsPoolStubs(t *testing.T) {
 			t.Fatalf("%d stubs prepared after 5 s, want 4 (2 spares)", d.preparedPrograms())
 		}
 	}
-	if got := progFDs(t) - before; got != 4 {
-		t.Errorf("%d program fds held with 2 spares, want 4", got)
+	if got := progFDs(t) - before; got != 6 {
+		t.Errorf("%d program fds and sockets held with 2 spares, want 6", got)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if n, got := d.preparedPrograms(), progFDs(t)-before; n != 0 || got != 0 {
-		t.Errorf("after Close: %d stubs prepared, %d program fds more than before; want 0, 0", n, got)
+		t.Errorf("after Close: %d stubs prepared, %d program fds and sockets more than before; want 0, 0", n, got)
 	}
 }
 
@@ -110,7 +130,7 @@ func pinnedStubCount(t *testing.T, d *Datapath) int {
 	return len(entries)
 }
 
-// progFDs is how many BPF program fds this process holds.
+// progFDs is how many BPF program fds and sockets this process holds.
 func progFDs(t *testing.T) int {
 	t.Helper()
 	fds, err := os.ReadDir("/proc/self/fd")
@@ -119,7 +139,7 @@ func progFDs(t *testing.T) int {
 	}
 	n := 0
 	for _, fd := range fds {
-		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && target == "anon_inode:bpf-prog" {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && (target == "anon_inode:bpf-prog" || strings.HasPrefix(target, "socket:")) {
 			n++
 		}
 	}

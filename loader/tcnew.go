@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -29,21 +30,25 @@ const (
 )
 
 // createTCHooks attaches hooks to the fresh link t, falling back to
-// attachTCHooks when the link has something on it already.
-func (d *Datapath) createTCHooks(ctx context.Context, t target, hooks ...tcHook) error {
+// attachTCHooks when the link has something on it already. rtnl is an
+// rtnetlink socket in t's namespace (PrepareNetns), or nil: one is opened.
+func (d *Datapath) createTCHooks(ctx context.Context, t target, rtnl *os.File, hooks ...tcHook) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var fd int
-	err := nsthread.DoPath(t.netns, func() (err error) {
-		fd, err = rtnetlinkSocket()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("rtnetlink: %w", err)
+	if rtnl == nil {
+		var fd int
+		err := nsthread.DoPath(t.netns, func() (err error) {
+			fd, err = rtnetlinkSocket()
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("rtnetlink: %w", err)
+		}
+		rtnl = os.NewFile(uintptr(fd), "rtnetlink")
+		defer rtnl.Close()
 	}
-	defer unix.Close(fd)
-	answers, err := createExclusive(fd, t.ifindex, hooks)
+	answers, err := createExclusive(int(rtnl.Fd()), t.ifindex, hooks)
 	if err != nil {
 		return err
 	}
