@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +30,9 @@ import (
 // network. Order for crash safety: the endpoint and its addresses are
 // stored as "creating" first, then the namespace and link are made, then
 // the endpoint is marked ready; on start a "creating" endpoint is undone.
+// A namespace mvlan makes is made while the record commits: it has no name
+// (a link.Spare, gone with the process) until the record is on disk, when
+// realize binds it at its path; nothing of it outlives a crash before.
 //
 // Only the endpoint's own lock is held across the kernel work: attaches of
 // different endpoints run in parallel, and readers never wait for them.
@@ -46,22 +50,22 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	}
 	defer en.busy.Unlock()
 	e := en.ep
-	if err = a.store.CreateEndpoint(e.api()); err != nil {
-		n.mu.Lock()
-		n.drop(en)
-		n.mu.Unlock()
-		if errors.Is(err, store.ErrExists) {
-			return api.Endpoint{}, conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.name()))
+	stored := a.storeCreating(n, e)
+	if !e.OwnsNetns {
+		if err = stored(); err != nil {
+			n.mu.Lock()
+			n.drop(en)
+			n.mu.Unlock()
+			return api.Endpoint{}, err
 		}
-		return api.Endpoint{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
 	}
 	defer func() {
 		if err != nil {
+			_ = stored() // undo after the record, which it deletes
 			err = errors.Join(err, a.undoEndpoint(context.WithoutCancel(ctx), n, en, e))
 		}
 	}()
-	crashpoint.Hit("endpoint-create:after-state")
-	if err = a.realize(ctx, n, &e); err != nil {
+	if err = a.realize(ctx, n, &e, stored); err != nil {
 		return api.Endpoint{}, err
 	}
 	if n.DHCP {
@@ -378,43 +382,111 @@ func releaseAll(space addrSpace, addrs []netip.Prefix) {
 	}
 }
 
+// storeCreating stores e as "creating" and returns what waits for that
+// commit and says how it went. For a namespace mvlan makes (realize) it
+// commits in the background meanwhile.
+func (a *Engine) storeCreating(n *network, e endpoint) (wait func() error) {
+	commit := func() error {
+		crashpoint.Hit("endpoint-create:before-state")
+		err := a.store.CreateEndpoint(e.api())
+		if errors.Is(err, store.ErrExists) {
+			return conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.name()))
+		}
+		if err != nil {
+			return fmt.Errorf("store endpoint %s: %w", e.Name, err)
+		}
+		crashpoint.Hit("endpoint-create:after-state")
+		return nil
+	}
+	if !e.OwnsNetns {
+		err := commit()
+		return func() error { return err }
+	}
+	done := make(chan error, 1)
+	go func() { done <- commit() }()
+	return sync.OnceValue(func() error { return <-done })
+}
+
 // realize makes the kernel objects: the namespace (if mvlan owns it) and
-// the macvlan slave in it. Caller holds e's busy lock.
-func (a *Engine) realize(ctx context.Context, n *network, e *endpoint) error {
+// the macvlan slave in it, and names the namespace once stored says e's
+// record is on disk. Caller holds e's busy lock.
+func (a *Engine) realize(ctx context.Context, n *network, e *endpoint, stored func() error) (err error) {
 	t0 := time.Now()
 	defer func() { a.log.Debug("realize", "name", e.Name, "took", time.Since(t0)) }()
-	var made link.MadeNetns // its cookie, and its stubs until the attach takes them
-	defer func() { made.Release() }()
+	via := *e // e as the kernel work reaches it
+	var sp SpareNetns
 	if e.OwnsNetns {
-		// The mark lets a restart tell this namespace from one someone
-		// else made under the same name before its inode was stored.
-		var err error
-		if made, err = a.ns.Create(e.Name, a.alias("ns", e.ID)); err != nil {
-			if errors.Is(err, link.ErrExists) {
-				e.OwnsNetns = false // someone else's: never delete it
-				return conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
-			}
+		if sp, err = a.spareFor(e); err != nil {
 			return err
 		}
-		crashpoint.Hit("endpoint-create:after-netns")
-		ino, err := a.ns.Check(e.Netns)
-		if err != nil {
-			return err
-		}
-		e.NetnsInode = ino
+		defer sp.Close() // the namespace goes with it unless mounted
+		via.Netns = sp.Path()
 		a.log.Debug("netns created", "name", e.Name, "at", time.Since(t0))
 	}
-	// The datapath knows the endpoint before its link comes up: its
-	// first frames (the announcements) pass its programs and its peers'.
-	spec := a.endpointSpec(n, *e)
-	spec.BeforeUp = func(idx int) error {
-		a.log.Debug("link attached", "name", e.Name, "at", time.Since(t0))
-		return a.attachEndpointAt(ctx, n, e, idx, made.Cookie)
-	}
-	if err := a.host.AttachEndpoint(ctx, spec); err != nil {
+	defer func() {
+		if err != nil && sp != nil && e.Ifindex != 0 {
+			// Its programs go with the namespace; our hold on them not.
+			err = errors.Join(err, a.dp.DetachEndpoint(context.WithoutCancel(ctx), via.Netns, e.Ifindex))
+		}
+	}()
+	if err := a.makeLink(ctx, n, e, &via, sp); err != nil {
 		return err
 	}
 	crashpoint.Hit("endpoint-create:after-link")
+	if sp == nil {
+		return nil
+	}
+	if err := stored(); err != nil {
+		return err
+	}
+	return a.nameNetns(e, sp)
+}
+
+// spareFor returns a new namespace for e, which mvlan makes, unless its
+// name is taken; e gets its inode.
+func (a *Engine) spareFor(e *endpoint) (SpareNetns, error) {
+	if _, err := a.ns.Check(e.Netns); err == nil {
+		e.OwnsNetns = false // someone else's: never delete it
+		return nil, conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
+	}
+	sp, err := a.ns.Spare(e.Name)
+	if err != nil {
+		return nil, err
+	}
+	e.NetnsInode = sp.Inode()
+	return sp, nil
+}
+
+// makeLink makes e's macvlan in its namespace, reached at via.Netns, with
+// the datapath's entry and programs before it comes up: its first frames
+// (the announcements) pass its programs and its peers'.
+func (a *Engine) makeLink(ctx context.Context, n *network, e, via *endpoint, sp SpareNetns) error {
+	var cookie uint64
+	if sp != nil {
+		cookie = sp.Cookie()
+	}
+	spec := a.endpointSpec(n, *via)
+	spec.BeforeUp = func(idx int) error {
+		err := a.attachEndpointAt(ctx, n, via, idx, cookie)
+		e.NetnsCookie, e.Ifindex = via.NetnsCookie, via.Ifindex
+		return err
+	}
+	return a.host.AttachEndpoint(ctx, spec)
+}
+
+// nameNetns binds sp at e's path, marked as e's: the mark lets a restart
+// tell this namespace from one someone else made under the same name
+// before its inode was stored.
+func (a *Engine) nameNetns(e *endpoint, sp SpareNetns) error {
+	if _, err := sp.Mount(e.Name, a.alias("ns", e.ID)); err != nil {
+		if errors.Is(err, link.ErrExists) {
+			e.OwnsNetns = false // someone else's, made meanwhile: never delete it
+			return conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
+		}
+		return err
+	}
+	a.dp.NetnsNamed(e.NetnsCookie, e.Ifindex, e.Netns)
+	crashpoint.Hit("endpoint-create:after-netns")
 	return nil
 }
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 
@@ -60,6 +61,9 @@ type Datapath interface {
 	// AdoptEndpoint records, unchanged, an endpoint whose hooks run its
 	// namespace's programs already, and says in which mode (at start).
 	AdoptEndpoint(ctx context.Context, netnsPath string, cookie uint64, ifindex int) (loader.Mode, bool)
+	// NetnsNamed records the path of a namespace attached through
+	// another (link.Spare, before it was named).
+	NetnsNamed(cookie uint64, ifindex int, netnsPath string)
 	DetachEndpoint(ctx context.Context, netnsPath string, ifindex int) error
 	DeleteEndpoint(netnsCookie uint64, ifindex int) error
 	Endpoints() ([]loader.Endpoint, error)
@@ -96,14 +100,26 @@ type Namespaces interface {
 	DefaultRoute(path string, gw netip.Addr) (bool, error)
 	// Mark returns the mark of a namespace mvlan made (link.NetnsMark).
 	Mark(path string) (string, error)
-	// Create makes /run/netns/NAME with mark (link.CreateNetns), and
-	// says its cookie if it read it as it made it (0: not read). Release
-	// what it returns once the namespace's first attach is done.
-	Create(name, mark string) (link.MadeNetns, error)
+	// Spare returns a new namespace for the container name, named nowhere
+	// until its Mount (link.NetnsPool.Take), with its cookie read as it
+	// was made and the datapath's stubs for it loaded ahead
+	// (loader.Datapath.PrepareNetns).
+	Spare(name string) (SpareNetns, error)
 	// Delete removes /run/netns/NAME (link.DeleteNetns).
 	Delete(name string) error
 	// Cookie returns its netns cookie (loader.NetnsCookie).
 	Cookie(path string) (uint64, error)
+}
+
+// SpareNetns is a new network namespace with no name yet (*link.Spare):
+// reached at Path, it goes with Close unless Mount bound it at
+// /run/netns/NAME (with mark) first.
+type SpareNetns interface {
+	Path() string
+	Cookie() uint64
+	Inode() uint64
+	Mount(name, mark string) (string, error)
+	Close() error
 }
 
 // kernelNamespaces are the real namespaces; those the engine makes come
@@ -120,8 +136,12 @@ func (kernelNamespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) e
 	return link.SetEndpointMAC(path, ifindex, mac)
 }
 func (kernelNamespaces) Mark(path string) (string, error) { return link.NetnsMark(path) }
-func (k kernelNamespaces) Create(name, mark string) (link.MadeNetns, error) {
-	return k.pool.Create(name, mark)
+func (k kernelNamespaces) Spare(name string) (SpareNetns, error) {
+	s, err := k.pool.Take()
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	return s, nil
 }
 func (kernelNamespaces) Delete(name string) error           { return link.DeleteNetns(name) }
 func (kernelNamespaces) Cookie(path string) (uint64, error) { return loader.NetnsCookie(path) }

@@ -15,13 +15,13 @@ import (
 )
 
 // NetnsPool keeps a few network namespaces made ahead, lo up, each held
-// by an open file and mounted nowhere. Create takes one when it can, so
+// by an open file and mounted nowhere. Take hands one out when it can, so
 // that an attach does not wait for the kernel to make a namespace (about
 // 1 ms of a 6 ms attach here); the next is made in the background. Each
 // spare's cookie is read when it is made and handed out with it, so that
 // the attach need not enter the namespace for it; what prepare makes for
 // a spare (the datapath's stubs) goes with it. The pool starts filling
-// at its first Create. Spares go with the process: nothing of them is
+// at its first Take. Spares go with the process: nothing of them is
 // mounted, so a crash leaves nothing behind. Close it.
 type NetnsPool struct {
 	size    int
@@ -32,65 +32,70 @@ type NetnsPool struct {
 	wg      sync.WaitGroup
 
 	mu      sync.Mutex
-	spare   []spare
+	spare   []*Spare
 	started bool
 }
 
-// spare is a namespace made ahead: the file that holds it, its cookie,
-// and what lets go of what prepare made for it (nil: nothing).
-type spare struct {
+// Spare is a network namespace made for one user and named nowhere yet:
+// held by an open file, reached at Path, gone with its Close (or with the
+// process) unless Mount bound it at /run/netns/NAME first. Its cookie
+// (SO_NETNS_COOKIE) was read as it was made; what the pool prepared for
+// it (prepare) is let go by Close unless its user took it.
+type Spare struct {
 	f       *os.File
 	cookie  uint64
+	inode   uint64
 	release func()
 }
 
-// MadeNetns is a namespace Create made: where it is mounted, and its
-// cookie (SO_NETNS_COOKIE) when it was read as it was made (0: not read).
-// Call Release once the namespace is in use or given up.
-type MadeNetns struct {
-	Path    string
-	Cookie  uint64
-	release func()
+// Path reaches the namespace while it has no name: /proc/self/fd/N.
+func (s *Spare) Path() string { return fmt.Sprintf("/proc/self/fd/%d", s.f.Fd()) }
+
+// Cookie is the namespace's cookie.
+func (s *Spare) Cookie() uint64 { return s.cookie }
+
+// Inode is the namespace's inode (what CheckNetns returns for it).
+func (s *Spare) Inode() uint64 { return s.inode }
+
+// Mount marks the namespace's lo with mark and binds the namespace at
+// /run/netns/NAME, which must not exist (ErrExists), as CreateNetns does.
+func (s *Spare) Mount(name, mark string) (string, error) {
+	return createNetns(name, func(path string) error { return mountSpare(s.f, path, mark) })
 }
 
-// Release lets go of what the pool prepared for the namespace that its
-// user did not take.
-func (m MadeNetns) Release() {
-	if m.release != nil {
-		m.release()
+// Close lets the file go, and what the pool prepared for the namespace
+// unless its user took it.
+func (s *Spare) Close() error {
+	if s.release != nil {
+		s.release()
 	}
+	return s.f.Close()
 }
 
 // NewNetnsPool returns a pool of up to size spare namespaces. prepare, if
 // not nil, is called in the background with each spare (a file of it,
 // open during the call) and its cookie when it is made; the function it
-// returns is called when the spare is closed unused, or by the Release of
-// the namespace Create made of it.
+// returns is called by the spare's Close.
 func NewNetnsPool(size int, prepare func(ns *os.File, cookie uint64) (release func())) *NetnsPool {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &NetnsPool{size: size, prepare: prepare, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 }
 
-// Create is CreateNetns, with a spare namespace when there is one.
-func (p *NetnsPool) Create(name, mark string) (MadeNetns, error) {
-	s, ok := p.take()
-	if !ok {
-		path, err := CreateNetns(name, mark)
-		return MadeNetns{Path: path}, err
+// Take returns a namespace made ahead, or one made now if none is ready,
+// and has the pool make another.
+func (p *NetnsPool) Take() (*Spare, error) {
+	if s, ok := p.take(); ok {
+		return s, nil
 	}
-	defer s.f.Close()
-	made := MadeNetns{Cookie: s.cookie, release: s.release}
-	path, err := createNetns(name, func(path string) error { return mountSpare(s.f, path, mark) })
+	s, err := newSpare()
 	if err != nil {
-		made.Release()
-		return MadeNetns{}, err
+		return nil, fmt.Errorf("create netns: %w", err)
 	}
-	made.Path = path
-	return made, nil
+	return s, nil
 }
 
 // take returns a spare (false if none) and has the pool make another.
-func (p *NetnsPool) take() (spare, bool) {
+func (p *NetnsPool) take() (*Spare, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.started && p.ctx.Err() == nil {
@@ -103,7 +108,7 @@ func (p *NetnsPool) take() (spare, bool) {
 	default:
 	}
 	if len(p.spare) == 0 {
-		return spare{}, false
+		return nil, false
 	}
 	s := p.spare[len(p.spare)-1]
 	p.spare = p.spare[:len(p.spare)-1]
@@ -148,28 +153,33 @@ func (p *NetnsPool) Close() error {
 	defer p.mu.Unlock()
 	var errs []error
 	for _, s := range p.spare {
-		errs = append(errs, s.f.Close())
-		if s.release != nil {
-			s.release()
-		}
+		errs = append(errs, s.Close())
 	}
 	p.spare = nil
 	return errors.Join(errs...)
 }
 
 // newSpare makes a namespace with lo up on a fresh thread and returns a
-// file that holds it, with its cookie.
-func newSpare() (spare, error) {
-	return nsthread.Fresh(context.Background(), 0, func() (spare, error) {
+// file that holds it, with its cookie and inode.
+func newSpare() (*Spare, error) {
+	return nsthread.Fresh(context.Background(), 0, func() (*Spare, error) {
 		if err := setupLoopback(""); err != nil {
-			return spare{}, err
+			return nil, err
 		}
 		cookie, err := cookieHere()
 		if err != nil {
-			return spare{}, err
+			return nil, err
 		}
 		f, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
-		return spare{f: f, cookie: cookie}, err
+		if err != nil {
+			return nil, err
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("stat the new netns: %w", err)
+		}
+		return &Spare{f: f, cookie: cookie, inode: st.Ino}, nil
 	})
 }
 

@@ -3,6 +3,7 @@ package link
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -13,10 +14,12 @@ import (
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
-// TestNetnsPool: once filled, Create binds a spare made ahead: a fresh
-// namespace with lo up, marked before it appears at its path, one the
-// host's iproute2 can use, handed out with its cookie; spares are made
-// again, and Close lets them go.
+// TestNetnsPool: Take hands out a namespace made ahead once the pool has
+// filled (made on the spot before): a fresh namespace with lo up, with
+// its cookie and inode, reached at its Path and named nowhere; Mount
+// marks it before it appears at /run/netns/NAME, where the host's
+// iproute2 can use it; a name taken is ErrExists; spares are made again,
+// and Close lets them go.
 func TestNetnsPool(t *testing.T) {
 	nstest.RequireRoot(t)
 	var b [4]byte
@@ -26,9 +29,14 @@ func TestNetnsPool(t *testing.T) {
 	defer p.Close()
 	t.Cleanup(func() { DeleteNetns(base + "0"); DeleteNetns(base + "1") })
 	spares := func() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.spare) }
-	if made, err := p.Create(base+"0", "mark-0"); err != nil || made.Cookie != 0 { // none yet: made on the spot
-		t.Fatalf("Create = %+v, %v; want a namespace whose cookie is not read", made, err)
+	first, err := p.Take() // none yet: made on the spot
+	if err != nil {
+		t.Fatal(err)
 	}
+	if _, err := first.Mount(base+"0", "mark-0"); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
 	waitSpares := func(want int) {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); spares() != want; time.Sleep(10 * time.Millisecond) {
@@ -38,25 +46,25 @@ func TestNetnsPool(t *testing.T) {
 		}
 	}
 	waitSpares(2)
-	made, err := p.Create(base+"1", "mark-1")
+	s, err := p.Take()
 	if err != nil {
 		t.Fatal(err)
-	}
-	path := made.Path
-	if real := cookieOf(t, path); made.Cookie != real || real == 0 {
-		t.Errorf("Create gave cookie %d; the namespace at %s has %d", made.Cookie, path, real)
 	}
 	if got := spares(); got != 1 && got != 2 {
-		t.Fatalf("%d spares right after a Create from 2, want 1 (or 2 once refilled)", got)
+		t.Fatalf("%d spares right after a Take from 2, want 1 (or 2 once refilled)", got)
 	}
-	ino0, err := CheckNetns(NetnsPath(base + "0"))
+	checkSpare(t, s)
+	if _, err := s.Mount(base+"0", "mark-x"); !errors.Is(err, ErrExists) {
+		t.Errorf("Mount on a name in use = %v; want ErrExists", err)
+	}
+	path, err := s.Mount(base+"1", "mark-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ino1, err := CheckNetns(path)
-	if err != nil || ino1 == ino0 {
-		t.Fatalf("CheckNetns(%s) = %d, %v; want a namespace other than %d", path, ino1, err, ino0)
+	if ino, err := CheckNetns(path); err != nil || ino != s.Inode() {
+		t.Fatalf("CheckNetns(%s) = %d, %v; want the spare's %d", path, ino, err, s.Inode())
 	}
+	s.Close()
 	if mark, err := NetnsMark(path); err != nil || mark != "mark-1" {
 		t.Errorf("NetnsMark(%s) = %q, %v; want mark-1", path, mark, err)
 	}
@@ -70,6 +78,17 @@ func TestNetnsPool(t *testing.T) {
 	}
 	if got := spares(); got != 0 {
 		t.Errorf("%d spares after Close, want 0", got)
+	}
+}
+
+// checkSpare checks s's cookie and inode against the namespace at its Path.
+func checkSpare(t *testing.T, s *Spare) {
+	t.Helper()
+	if real := cookieOf(t, s.Path()); s.Cookie() != real || real == 0 {
+		t.Errorf("spare has cookie %d; the namespace at %s has %d", s.Cookie(), s.Path(), real)
+	}
+	if ino, err := CheckNetns(s.Path()); err != nil || ino != s.Inode() || ino == 0 {
+		t.Errorf("spare has inode %d; CheckNetns(%s) = %d, %v", s.Inode(), s.Path(), ino, err)
 	}
 }
 

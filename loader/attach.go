@@ -321,6 +321,21 @@ func (d *Datapath) forgetGoneNetns(netnsPath string, ifindex int, endpoint bool)
 	return errors.Join(append(errs, err)...)
 }
 
+// NetnsNamed records that the namespace with this cookie, whose endpoint
+// ifindex was attached through another path (a namespace not named yet,
+// reached through a file: link.Spare), is at netnsPath now.
+func (d *Datapath) NetnsNamed(cookie uint64, ifindex int, netnsPath string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, hook := range []Hook{Ingress, Egress} {
+		k := attachKey{cookie, ifindex, hook}
+		if a, ok := d.attached[k]; ok {
+			a.Netns = netnsPath
+			d.attached[k] = a
+		}
+	}
+}
+
 // Attachments lists what this Datapath attached (since Load), sorted by
 // netns cookie, ifindex and hook; sorted after the lock is released (a
 // scrape lists thousands, and attaches wait for the lock).

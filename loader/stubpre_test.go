@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,12 +88,11 @@ func TestNetnsPoolStubs(t *testing.T) {
 	d := newTestDatapath(t)
 	before := progFDs(t)
 	p := link.NewNetnsPool(2, d.PrepareNetns)
-	made, err := p.Create(fmt.Sprintf("mvt-pool-%d", time.Now().UnixNano()%1e9), "") // starts the filling; made on the spot
+	made, err := p.Take() // starts the filling; made on the spot
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = link.DeleteNetns(filepath.Base(made.Path)) })
-	made.Release()
+	made.Close()
 	for deadline := time.Now().Add(5 * time.Second); d.preparedPrograms() != 4; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d stubs prepared after 5 s, want 4 (2 spares)", d.preparedPrograms())

@@ -29,15 +29,16 @@ const HostPath = "/fake/host"
 
 // Kernel is the fake kernel. Its methods are safe for concurrent use.
 type Kernel struct {
-	mu      sync.Mutex
-	host    map[string]link.Info // by name
-	nets    map[string]*netns    // by path
-	next    int                  // ifindexes and inodes
-	deleted []string             // host links deleted, in order
-	table   map[[2]uint64]loader.Endpoint
-	forgot  map[string]int          // MAC -> times its last row went (the datapath stopped knowing it)
-	gates   map[string]*Gate        // AttachEndpoint into these namespaces waits
-	routes  map[string][]netip.Addr // host shim routes, by link name
+	mu       sync.Mutex
+	host     map[string]link.Info // by name
+	nets     map[string]*netns    // by path
+	next     int                  // ifindexes and inodes
+	deleted  []string             // host links deleted, in order
+	table    map[[2]uint64]loader.Endpoint
+	forgot   map[string]int          // MAC -> times its last row went (the datapath stopped knowing it)
+	gates    map[string]*Gate        // AttachEndpoint into these namespaces waits
+	spareFor map[string]string       // a spare's path -> the /run/netns path it is for
+	routes   map[string][]netip.Addr // host shim routes, by link name
 }
 
 // Gate holds AttachEndpoint into one namespace until Open is called.
@@ -72,7 +73,7 @@ type netns struct {
 // kind "device", no alias).
 func New(hostLinks ...string) *Kernel {
 	k := &Kernel{host: map[string]link.Info{}, nets: map[string]*netns{}, next: 100,
-		table: map[[2]uint64]loader.Endpoint{}, forgot: map[string]int{}, gates: map[string]*Gate{}}
+		table: map[[2]uint64]loader.Endpoint{}, forgot: map[string]int{}, gates: map[string]*Gate{}, spareFor: map[string]string{}}
 	k.nets[HostPath] = &netns{ino: 1, cookie: 1, addrs: map[int][]netip.Prefix{}}
 	for _, name := range hostLinks {
 		k.AddHostLink(link.Info{Name: name, Kind: "device", Up: true})
@@ -344,8 +345,12 @@ func (h *host) DeleteByAlias(alias string) error {
 func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
 	k := h.k()
 	k.mu.Lock()
-	g := k.gates[s.NetnsPath]
-	delete(k.gates, s.NetnsPath)
+	gated := s.NetnsPath
+	if to, ok := k.spareFor[gated]; ok { // a spare: gated by where it will be
+		gated = to
+	}
+	g := k.gates[gated]
+	delete(k.gates, gated)
 	k.mu.Unlock()
 	if g != nil {
 		close(g.Entered)
@@ -491,16 +496,51 @@ func (s *namespaces) Mark(path string) (string, error) {
 	return "", notFound("netns " + path)
 }
 
-func (s *namespaces) Create(name, mark string) (link.MadeNetns, error) {
+// Spare makes a namespace at a path of its own, as a file would reach it;
+// a Gate at /run/netns/NAME holds the attach into it.
+func (s *namespaces) Spare(name string) (engine.SpareNetns, error) {
 	k := (*Kernel)(s)
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	path := fmt.Sprintf("/proc/self/fd/spare-%d", k.index())
+	k.spareFor[path] = link.NetnsPath(name)
+	return &spare{k: k, path: path, ns: k.addNetns(path, "")}, nil
+}
+
+// spare is an in-memory namespace with no name yet.
+type spare struct {
+	k    *Kernel
+	path string
+	ns   *netns
+}
+
+func (s *spare) Path() string   { return s.path }
+func (s *spare) Cookie() uint64 { return s.ns.cookie }
+func (s *spare) Inode() uint64  { return s.ns.ino }
+
+// Mount moves the namespace to /run/netns/NAME, marked.
+func (s *spare) Mount(name, mark string) (string, error) {
+	s.k.mu.Lock()
+	defer s.k.mu.Unlock()
 	path := link.NetnsPath(name)
-	if k.nets[path] != nil {
-		return link.MadeNetns{}, fmt.Errorf("netns %s: %w", name, link.ErrExists)
+	if s.k.nets[path] != nil {
+		return "", fmt.Errorf("netns %s: %w", name, link.ErrExists)
 	}
-	k.addNetns(path, mark)
-	return link.MadeNetns{Path: path, Cookie: k.nets[path].cookie}, nil
+	s.ns.mark = mark
+	s.k.nets[path] = s.ns
+	delete(s.k.nets, s.path)
+	s.path = path
+	return path, nil
+}
+
+// Close drops the namespace unless Mount named it.
+func (s *spare) Close() error {
+	s.k.mu.Lock()
+	defer s.k.mu.Unlock()
+	if s.k.nets[s.path] == s.ns && !strings.HasPrefix(s.path, "/run/netns/") {
+		delete(s.k.nets, s.path)
+	}
+	return nil
 }
 
 func (s *namespaces) Delete(name string) error {
@@ -550,6 +590,9 @@ func (d *datapath) RepairEndpoint(context.Context, string, int, []loader.Finding
 func (d *datapath) ForeignPrograms() bool                                               { return false }
 func (d *datapath) TCXTampered(context.Context, string, uint64, int) bool               { return false }
 func (d *datapath) Close() error                                                        { return nil }
+
+// NetnsNamed: the in-memory kernel records no paths.
+func (d *datapath) NetnsNamed(uint64, int, string) {}
 
 // AdoptEndpoint adopts nothing: the in-memory kernel has no programs, so
 // every start attaches again.
