@@ -171,6 +171,34 @@ func TestEndpointCrashPoints(t *testing.T) {
 	}
 }
 
+// TestCrashBeforeRecord: run -d is killed after its container's link is
+// made but before its record reached the disk (the commit is held). The
+// namespace had no name yet: nothing of the container is left after the
+// restart, its name and address are free, and the datapath has no entry
+// for it.
+func TestCrashBeforeRecord(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	prefix := sb.Name + "-c"
+	cleanupContainers(t, prefix)
+	a := newAgent(t, sb)
+	a.start()
+	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	a.ok("run", "-d", "--name", prefix+"1", "--net", "pub_net", "--ip", "172.16.86.10")
+	a.stop()
+	a.start("MVLAN_TEST_HOLDPOINT=endpoint-create:before-state", "MVLAN_TEST_HOLD=30s",
+		"MVLAN_TEST_CRASHPOINT=endpoint-create:after-link")
+	a.mv("run", "-d", "--name", prefix+"2", "--net", "pub_net", "--ip", "172.16.86.11")
+	a.waitExit()
+	if netnsExists(prefix + "2") {
+		t.Fatalf("/run/netns/%s exists after a crash before its record", prefix+"2")
+	}
+	a.start()
+	assertConsistent(t, a, prefix)
+	a.ok("run", "-d", "--name", prefix+"2", "--net", "pub_net", "--ip", "172.16.86.11")
+	a.ok("rm", "-f", prefix+"1", prefix+"2")
+	a.ok("network", "rm", "pub_net")
+}
+
 // TestCrashHalfMadeLink: connect into a namespace of someone else's is
 // killed after the endpoint is stored, and the test leaves what a kill
 // inside the link's creation leaves there: the endpoint's macvlan under

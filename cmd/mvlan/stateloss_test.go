@@ -25,16 +25,17 @@ import (
 )
 
 // TestAdoptCompleteCreating: the agent dies after an endpoint's link is
-// made (addresses, routes, up) but before its programs and its "ready"
-// record; on start the endpoint is adopted, not torn down: listed ready,
-// its programs attached, and it pings. One whose default route is missing
-// is not complete and is released.
+// made (programs, addresses, routes, up) and its namespace named, but
+// before its "ready" record; on start the endpoint is adopted, not torn
+// down: listed ready, its programs attached, and it pings. One whose
+// default route is missing is not complete and is released. (A kill
+// before the namespace is named leaves nothing: TestCrashBeforeRecord.)
 func TestAdoptCompleteCreating(t *testing.T) {
 	e := newEnv(t)
 	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
 	e.runD(e.name("1"), "pub_net", "--ip", "172.16.86.10")
 	e.a.stop()
-	e.a.start("MVLAN_TEST_CRASHPOINT=endpoint-create:after-link")
+	e.a.start("MVLAN_TEST_CRASHPOINT=endpoint-create:after-netns")
 	e.a.mv("run", "-d", "--name", e.name("2"), "--net", "pub_net", "--ip", "172.16.86.11")
 	e.a.waitExit()
 	e.a.start()
@@ -52,7 +53,7 @@ func TestAdoptCompleteCreating(t *testing.T) {
 	// The same crash, but the link's set-up lacks its last step (the
 	// default route): not complete, so released as before.
 	e.a.stop()
-	e.a.start("MVLAN_TEST_CRASHPOINT=endpoint-create:after-link")
+	e.a.start("MVLAN_TEST_CRASHPOINT=endpoint-create:after-netns")
 	e.a.mv("run", "-d", "--name", e.name("3"), "--net", "pub_net", "--ip", "172.16.86.12")
 	e.a.waitExit()
 	e.in(netnsPath(e.name("3")), "ip", "route", "del", "default")
