@@ -189,10 +189,12 @@ type network struct {
 	byNetns                 map[uint64]*entry            // by namespace inode: one endpoint per namespace
 	byCNI                   map[api.CNIAttachment]*entry // by the identity a CNI runtime gave it
 	shim                    *shimState                   // the host shim (shim.go); nil: none
-	// used is the highest address of each family that an endpoint of n
-	// has held, as far as this agent knows (add, and the store's
-	// ReleasedHighWater on start): a picked address above it is in no
-	// other endpoint's neighbour table (reserve).
+	// used is the highest address of each family that an endpoint or
+	// the host shim of n has held, as far as this agent knows (add,
+	// reserveShim, newNetwork's shim, and the store's ReleasedHighWater
+	// on start; the last address of every pool when the store does not
+	// know it: poolTops): a picked address above it is in no other
+	// endpoint's neighbour table (reserve).
 	used store.HighWater
 
 	shimMu sync.Mutex // orders syncs of the shim's routes (syncShimRoutes)
@@ -215,6 +217,7 @@ func newNetwork(n api.Network, space addrSpace) (*network, error) {
 	nw.initIndex()
 	if shim != nil {
 		nw.shim = &shimState{addrs: shim}
+		nw.used = nw.used.Raise(shim...)
 	}
 	return nw, nil
 }
@@ -377,6 +380,21 @@ func validAddrs(addrs ...netip.Addr) []netip.Addr {
 		if a.IsValid() {
 			out = append(out, a)
 		}
+	}
+	return out
+}
+
+// poolTops is the last address of each of n's pools' subnets: used
+// raised to them makes every address of n one that may have been held.
+func (n *network) poolTops() []netip.Addr {
+	out := make([]netip.Addr, 0, len(n.Pools))
+	for _, p := range n.Pools {
+		b := p.Subnet.Masked().Addr().AsSlice()
+		for i := p.Subnet.Bits(); i < len(b)*8; i++ {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+		a, _ := netip.AddrFromSlice(b)
+		out = append(out, a)
 	}
 	return out
 }

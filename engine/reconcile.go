@@ -140,11 +140,14 @@ func (a *Engine) loadState() ([]endpoint, error) {
 		if err := n.space.Load(held[n.ID]); err != nil {
 			return nil, fmt.Errorf("network %s: stored addresses: %w", n.name(), err)
 		}
-		hw, err := a.store.ReleasedHighWater(n.ID)
+		hw, known, err := a.store.ReleasedHighWater(n.ID)
 		if err != nil {
 			return nil, err
 		}
 		n.used = n.used.Raise(validAddrs(hw.V4, hw.V6)...)
+		if !known { // an older mvlan's or a restored state: any address may have been held
+			n.used = n.used.Raise(n.poolTops()...)
+		}
 	}
 	a.mu.Lock()
 	a.nets = nets

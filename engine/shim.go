@@ -106,13 +106,16 @@ func withShim(opts map[string]string, addrs []netip.Addr) map[string]string {
 }
 
 // reserveShim holds the addresses h asks for in n's space: with auto one
-// of each family the network has. Caller holds n.mu.
+// of each family the network has. They count as held (n.used): the shim
+// is a neighbour the containers' caches learn. Caller holds n.mu.
 func (n *network) reserveShim(h netconf.HostShim) (addrs []netip.Addr, err error) {
 	defer func() {
 		if err != nil {
 			n.releaseAddrs(addrs)
 			addrs = nil
+			return
 		}
+		n.used = n.used.Raise(addrs...)
 	}()
 	if h.Auto {
 		for _, v6 := range []bool{false, true} {

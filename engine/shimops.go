@@ -120,14 +120,15 @@ func (a *Engine) shimOn(ctx context.Context, n *network, h netconf.HostShim) (er
 	return nil
 }
 
-// shimOff removes n's shim: state first, then datapath and link, then
-// the addresses. Caller holds netOps.
+// shimOff removes n's shim: state first (with its addresses as given
+// back: neighbours cache them), then datapath and link, then the
+// addresses. Caller holds netOps.
 func (a *Engine) shimOff(ctx context.Context, n *network) error {
 	n.mu.Lock()
-	rec := n.stored()
+	rec, given := n.stored(), slices.Clone(n.shim.addrs)
 	n.mu.Unlock()
 	rec.Options = withShim(rec.Options, nil)
-	if err := a.store.UpdateNetwork(rec); err != nil {
+	if err := a.store.UpdateNetwork(rec, given...); err != nil {
 		return fmt.Errorf("store network %s: %w", n.name(), err)
 	}
 	crashpoint.Hit("shim-off:after-state")

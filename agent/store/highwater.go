@@ -9,10 +9,15 @@ import (
 )
 
 // bHighWater holds, by network ID, the highest address of each family
-// that an endpoint of the network gave back (HighWater). It is raised in
-// the transaction that deletes the endpoint, so it costs no commit of its
-// own, and deleted with the network. A state rebuilt from a snapshot
-// (--recover) starts without it.
+// that the network gave back (HighWater): endpoints' addresses, raised in
+// the transaction that deletes the endpoint (no commit of its own), and
+// the host shim's (UpdateNetwork). CreateNetwork writes a network's
+// (empty) record, so a network without one is of an older mvlan, of a
+// state restored from a snapshot (RestoreSnapshot drops them: the
+// snapshot may miss what was given back after it), or its record did not
+// decode: its high water is unknown (ReleasedHighWater's known is false)
+// and stays so; a raise does not make it known. The record goes with its
+// network.
 var bHighWater = []byte("released-high-water")
 
 // HighWater is the highest address of each family that an endpoint of a
@@ -46,50 +51,66 @@ func (h HighWater) Above(a netip.Addr) bool {
 	return !top.IsValid() || top.Less(a)
 }
 
-// ReleasedHighWater is network id's HighWater (zero when none of its
-// endpoints was ever removed).
-func (s *Store) ReleasedHighWater(id string) (HighWater, error) {
-	var h HighWater
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		h, err = getHighWater(tx, id)
-		return err
+// ReleasedHighWater is network id's HighWater (zero when it gave nothing
+// back); known is false when the network has no valid record (see
+// bHighWater): then any of its addresses may have been given back. A
+// record that does not decode is logged, not an error.
+func (s *Store) ReleasedHighWater(id string) (h HighWater, known bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		var bad error
+		h, known, bad = getHighWater(tx, id)
+		if bad != nil {
+			s.log.Warn("released high water unknown", "err", bad)
+		}
+		return nil
 	})
-	return h, err
+	return h, known, err
 }
 
-func getHighWater(tx *bolt.Tx, id string) (HighWater, error) {
-	var h HighWater
+// getHighWater reads network id's record; bad says why a stored one
+// does not decode (then known is false).
+func getHighWater(tx *bolt.Tx, id string) (h HighWater, known bool, bad error) {
 	b := tx.Bucket(bHighWater)
 	if b == nil {
-		return h, nil
+		return h, false, nil
 	}
-	if data := b.Get([]byte(id)); data != nil {
-		if err := json.Unmarshal(data, &h); err != nil {
-			return HighWater{}, fmt.Errorf("released high water of network %s: %w", id, err)
-		}
+	data := b.Get([]byte(id))
+	if data == nil {
+		return h, false, nil
 	}
-	return h, nil
+	if err := json.Unmarshal(data, &h); err != nil {
+		return HighWater{}, false, fmt.Errorf("network %s: stored value %q: %w", id, data, err)
+	}
+	return h, true, nil
 }
 
-// raiseHighWater raises network id's HighWater to addrs in tx.
-func raiseHighWater(tx *bolt.Tx, id string, addrs []netip.Prefix) error {
-	h, err := getHighWater(tx, id)
-	if err != nil {
-		return err
+// newHighWater gives network id an empty record in tx: from now on
+// what it gives back is known.
+func newHighWater(tx *bolt.Tx, id string) error {
+	return putHighWater(tx, id, HighWater{})
+}
+
+// raiseHighWater raises network id's HighWater to addrs in tx. It never
+// fails on the stored value: an unknown one stays unknown, and one that
+// does not decode is deleted (unknown from now on) rather than fail the
+// change it is part of (a lazy delete's error is dropped).
+func raiseHighWater(tx *bolt.Tx, id string, addrs ...netip.Addr) error {
+	h, known, bad := getHighWater(tx, id)
+	if bad != nil {
+		return dropHighWater(tx, id)
 	}
-	raised := h
-	for _, p := range addrs {
-		raised = raised.Raise(p.Addr())
+	if raised := h.Raise(addrs...); known && raised != h {
+		return putHighWater(tx, id, raised)
 	}
-	if raised == h {
-		return nil
-	}
+	return nil
+}
+
+func putHighWater(tx *bolt.Tx, id string, h HighWater) error {
 	b, err := tx.CreateBucketIfNotExists(bHighWater)
 	if err != nil {
 		return err
 	}
-	data, err := json.Marshal(raised)
+	data, err := json.Marshal(h)
 	if err != nil {
 		return err
 	}
@@ -102,4 +123,13 @@ func dropHighWater(tx *bolt.Tx, id string) error {
 		return b.Delete([]byte(id))
 	}
 	return nil
+}
+
+// prefixAddrs returns the addresses of ps.
+func prefixAddrs(ps []netip.Prefix) []netip.Addr {
+	out := make([]netip.Addr, len(ps))
+	for i, p := range ps {
+		out[i] = p.Addr()
+	}
+	return out
 }

@@ -88,7 +88,8 @@ func MoveAside(dir string) (string, error) {
 
 // RestoreSnapshot checks the snapshot in dir and copies it over the
 // state file, after moving a state file that is there aside (its new path
-// is returned, "" when there was none). The snapshot is left in place.
+// is returned, "" when there was none), without the networks' released
+// high water (forgetHighWater). The snapshot is left in place.
 // It fails with ErrLocked while an agent has the state open, and with
 // os.ErrNotExist when there is no snapshot.
 func RestoreSnapshot(dir string) (aside string, err error) {
@@ -112,9 +113,29 @@ func RestoreSnapshot(dir string) (aside string, err error) {
 		return err
 	})
 	if err == nil {
+		err = forgetHighWater(tmp)
+	}
+	if err == nil {
 		err = replace(tmp, filepath.Join(dir, FileName))
 	}
 	return aside, err
+}
+
+// forgetHighWater drops the released high water of every network from
+// the state file at path: a snapshot misses what was given back after
+// it, so a restored state does not know it (see bHighWater).
+func forgetHighWater(path string) error {
+	db, err := openBolt(path, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bHighWater) == nil {
+			return nil
+		}
+		return tx.DeleteBucket(bHighWater)
+	})
+	return errors.Join(err, db.Close())
 }
 
 // Verify checks a bbolt file as Open does (size and meta pages before

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -29,7 +30,8 @@ func (s *Store) Networks() ([]api.Network, error) {
 	return out, err
 }
 
-// CreateNetwork stores n; ErrExists when its name is taken.
+// CreateNetwork stores n, with its (empty) released high water;
+// ErrExists when its name is taken.
 func (s *Store) CreateNetwork(n api.Network) error {
 	data, err := json.Marshal(networkToRecord(n))
 	if err != nil {
@@ -43,13 +45,14 @@ func (s *Store) CreateNetwork(n api.Network) error {
 		if err := names.Put([]byte(n.Name), []byte(n.ID)); err != nil {
 			return err
 		}
-		return tx.Bucket(bNetworks).Put([]byte(n.ID), data)
+		return errors.Join(newHighWater(tx, n.ID), tx.Bucket(bNetworks).Put([]byte(n.ID), data))
 	})
 }
 
 // UpdateNetwork rewrites an existing network (its options change); its
-// name and ID stay.
-func (s *Store) UpdateNetwork(n api.Network) error {
+// name and ID stay. Its released high water is raised to released (the
+// addresses the host shim gives back) in the same transaction.
+func (s *Store) UpdateNetwork(n api.Network, released ...netip.Addr) error {
 	data, err := json.Marshal(networkToRecord(n))
 	if err != nil {
 		return err
@@ -62,7 +65,7 @@ func (s *Store) UpdateNetwork(n api.Network) error {
 		if old.Name != n.Name {
 			return fmt.Errorf("network %s: a network is not renamed (%q to %q)", n.ID, old.Name, n.Name)
 		}
-		return tx.Bucket(bNetworks).Put([]byte(n.ID), data)
+		return errors.Join(raiseHighWater(tx, n.ID, released...), tx.Bucket(bNetworks).Put([]byte(n.ID), data))
 	})
 }
 
@@ -229,7 +232,7 @@ func deleteEndpoint(id string) func(*bolt.Tx) error {
 		if err != nil {
 			return err
 		}
-		return errors.Join(raiseHighWater(tx, e.NetworkID, e.Addrs),
+		return errors.Join(raiseHighWater(tx, e.NetworkID, prefixAddrs(e.Addrs)...),
 			tx.Bucket(bEpNames).Delete(epKey(e.NetworkID, e.Name)), tx.Bucket(bEndpoints).Delete([]byte(id)))
 	}
 }
