@@ -95,6 +95,9 @@ func (a *Engine) detachThroughPids(ctx context.Context, e endpoint) error {
 	for _, pid := range netnsPids(e.NetnsInode) {
 		via := e
 		via.Netns = fmt.Sprintf("/proc/%d/ns/net", pid)
+		// By our alias only: inode numbers are given again, and a
+		// namespace with e's old one holds some other ifindex e had.
+		via.Ifindex = 0
 		if ino, err := a.ns.Check(via.Netns); err != nil || ino != e.NetnsInode {
 			continue // the process moved or exited meanwhile
 		}

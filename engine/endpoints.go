@@ -423,13 +423,17 @@ func (a *Engine) realize(ctx context.Context, n *network, e *endpoint, stored fu
 		via.Netns = sp.Path()
 		a.log.Debug("netns created", "name", e.Name, "at", time.Since(t0))
 	}
+	named := make(chan bool, 1) // the announcements wait for the name
 	defer func() {
-		if err != nil && sp != nil && e.Ifindex != 0 {
-			// Its programs go with the namespace; our hold on them not.
-			err = errors.Join(err, a.dp.DetachEndpoint(context.WithoutCancel(ctx), via.Netns, e.Ifindex))
+		if sp == nil {
+			return
+		}
+		named <- err == nil
+		if err != nil {
+			err = errors.Join(err, a.dropUnnamed(context.WithoutCancel(ctx), e, via))
 		}
 	}()
-	if err := a.makeLink(ctx, n, e, &via, sp); err != nil {
+	if err := a.makeLink(ctx, n, e, &via, sp, named); err != nil {
 		return err
 	}
 	crashpoint.Hit("endpoint-create:after-link")
@@ -460,18 +464,34 @@ func (a *Engine) spareFor(e *endpoint) (SpareNetns, error) {
 // makeLink makes e's macvlan in its namespace, reached at via.Netns, with
 // the datapath's entry and programs before it comes up: its first frames
 // (the announcements) pass its programs and its peers'.
-func (a *Engine) makeLink(ctx context.Context, n *network, e, via *endpoint, sp SpareNetns) error {
+func (a *Engine) makeLink(ctx context.Context, n *network, e, via *endpoint, sp SpareNetns, named <-chan bool) error {
 	var cookie uint64
-	if sp != nil {
-		cookie = sp.Cookie()
-	}
 	spec := a.endpointSpec(n, *via)
+	if sp != nil {
+		cookie, spec.Announce = sp.Cookie(), named
+	}
 	spec.BeforeUp = func(idx int) error {
 		err := a.attachEndpointAt(ctx, n, via, idx, cookie)
 		e.NetnsCookie, e.Ifindex = via.NetnsCookie, via.Ifindex
 		return err
 	}
 	return a.host.AttachEndpoint(ctx, spec)
+}
+
+// dropUnnamed takes down what realize made in a namespace it never named
+// (the namespace goes with its file, once the kernel is done with it):
+// our hold on its programs, the link, whose address must be nowhere once
+// it is handed out again, and the table entry. e is left pointing at
+// nothing, so that the undo after it chases no inode or ifindex another
+// namespace may have by now.
+func (a *Engine) dropUnnamed(ctx context.Context, e *endpoint, via endpoint) error {
+	var errs []error
+	if e.Ifindex != 0 {
+		errs = append(errs, a.dp.DetachEndpoint(ctx, via.Netns, e.Ifindex),
+			a.host.DetachEndpoint(ctx, via.Netns, e.IfName), a.dp.DeleteEndpoint(e.NetnsCookie, e.Ifindex))
+	}
+	e.NetnsInode, e.NetnsCookie, e.Ifindex, e.OwnsNetns = 0, 0, 0, false
+	return errors.Join(errs...)
 }
 
 // nameNetns binds sp at e's path, marked as e's: the mark lets a restart

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 
@@ -99,35 +98,49 @@ func (h *Host) announceLater(ns netns.NsHandle, idx, parentIdx int, s EndpointSp
 		defer h.announcing.Done()
 		target := netns.NsHandle(fd)
 		defer target.Close()
-		frames, v4, v6 := announcements(s.MAC, static)
-		wireOnly := s.WireOnly && s.Mode == "bridge"
-		err := nsthread.Do(target, func() error {
-			if err := setNotify(idx, s.IfName, v4, v6); err != nil || wireOnly {
-				return err
-			}
-			return sendFrames(idx, frames)
-		})
-		if err == nil && wireOnly {
-			err = h.sendOnParent(parentIdx, frames)
+		if s.Announce != nil && !<-s.Announce {
+			return // given up: nothing is announced
 		}
+		err := h.announce(target, idx, parentIdx, s, static)
 		if s.Announced != nil {
 			s.Announced(err)
 		}
 	}()
 }
 
-// announcements are the frames announcing addrs from mac, and whether
-// there are IPv4 and IPv6 ones among them.
-func announcements(mac net.HardwareAddr, addrs []netip.Addr) (frames [][]byte, v4, v6 bool) {
+// announce sets arp_notify/ndisc_notify on link idx in ns and announces
+// addrs: to the wire from h's packet socket on the parent, and, in bridge
+// mode unless s.WireOnly, to the endpoints on the parent from the link.
+func (h *Host) announce(ns netns.NsHandle, idx, parentIdx int, s EndpointSpec, addrs []netip.Addr) error {
+	local := !s.WireOnly && s.Mode == "bridge"
+	var wire, link [][]byte
+	var v4, v6 bool
 	for _, a := range addrs {
-		if f := gratuitousARP(mac, a); f != nil {
-			frames, v4 = append(frames, f), true
+		if f := gratuitousARP(s.MAC, a, false); f != nil {
+			wire, v4 = append(wire, f), true
+			if local {
+				link = append(link, gratuitousARP(s.MAC, a, true))
+			}
 		}
-		if f := unsolicitedNA(mac, a); f != nil {
-			frames, v6 = append(frames, f), true
+		if f := unsolicitedNA(s.MAC, a); f != nil {
+			v6 = true
+			if local { // from the link, it reaches the wire too
+				link = append(link, f)
+			} else {
+				wire = append(wire, f)
+			}
 		}
 	}
-	return frames, v4, v6
+	err := nsthread.Do(ns, func() error {
+		if err := setNotify(idx, s.IfName, v4, v6); err != nil || len(link) == 0 {
+			return err
+		}
+		return sendFrames(idx, link)
+	})
+	if err != nil {
+		return err
+	}
+	return h.sendOnParent(parentIdx, wire)
 }
 
 // setNotify sets arp_notify (v4) and ndisc_notify (v6) on link idx (named

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/mvlan/mvlan/link"
@@ -12,17 +13,21 @@ import (
 
 func TestGratuitousARPFrame(t *testing.T) {
 	m := net.HardwareAddr{0x02, 0x42, 0xac, 0x10, 0x56, 0x0a}
-	f := link.GratuitousARP(m, netip.MustParseAddr("172.16.86.10"))
-	want := []byte{
-		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x42, 0xac, 0x10, 0x56, 0x0a, 0x08, 0x06, // Ethernet
-		0, 1, 0x08, 0, 6, 4, 0, 2, // Ethernet/IPv4, reply
-		0x02, 0x42, 0xac, 0x10, 0x56, 0x0a, 172, 16, 86, 10, // sender
-		0x02, 0x42, 0xac, 0x10, 0x56, 0x0a, 172, 16, 86, 10, // target: ourselves
+	ip := netip.MustParseAddr("172.16.86.10")
+	eth := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x42, 0xac, 0x10, 0x56, 0x0a, 0x08, 0x06}
+	sender := []byte{0x02, 0x42, 0xac, 0x10, 0x56, 0x0a, 172, 16, 86, 10}
+	for _, tc := range []struct {
+		reply bool
+		want  []byte
+	}{
+		{false, slices.Concat(eth, []byte{0, 1, 0x08, 0, 6, 4, 0, 1}, sender, []byte{0, 0, 0, 0, 0, 0, 172, 16, 86, 10})}, // RFC 5227 announcement
+		{true, slices.Concat(eth, []byte{0, 1, 0x08, 0, 6, 4, 0, 2}, sender, sender)},                                     // target: ourselves
+	} {
+		if f := link.GratuitousARP(m, ip, tc.reply); !bytes.Equal(f, tc.want) {
+			t.Errorf("GratuitousARP(reply %v) =\n% x\nwant\n% x", tc.reply, f, tc.want)
+		}
 	}
-	if !bytes.Equal(f, want) {
-		t.Errorf("GratuitousARP =\n% x\nwant\n% x", f, want)
-	}
-	if link.GratuitousARP(m, netip.MustParseAddr("2001:db8::1")) != nil {
+	if link.GratuitousARP(m, netip.MustParseAddr("2001:db8::1"), false) != nil {
 		t.Error("GratuitousARP of an IPv6 address is not nil")
 	}
 }

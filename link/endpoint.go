@@ -45,6 +45,10 @@ type EndpointSpec struct {
 	// an entry for them (the caller knows they were never another
 	// endpoint's), and in bridge mode every one of them would receive it.
 	WireOnly bool
+	// Announce, if set, holds the announcements until it yields a value:
+	// true sends them, false drops them (the caller gave the endpoint
+	// up, or it is not where others may find it yet).
+	Announce <-chan bool
 	// Announced, if set, hears how the announcement of the static
 	// addresses went: it is sent in the background once the link is up
 	// (announceLater), after AttachEndpoint has returned.
@@ -193,7 +197,7 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 		return fmt.Errorf("open netlink in %s: %w", s.NetnsPath, err)
 	}
 	attrs := netlink.NewLinkAttrs()
-	attrs.Name, attrs.HardwareAddr = sl.name, s.MAC
+	attrs.Name, attrs.HardwareAddr, attrs.Group = sl.name, s.MAC, bornGroup
 	sl.parentIdx = parent.Attrs().Index
 	attrs.ParentIndex = sl.parentIdx
 	attrs.Namespace = netlink.NsFd(int(target))
@@ -221,29 +225,40 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 			return fmt.Errorf("set alias: %w", err)
 		}
 	}
+	if err := sl.target.LinkSetGroup(l, 0); err != nil { // marked by its alias now
+		return fmt.Errorf("set group: %w", err)
+	}
 	return nil
 }
+
+// bornGroup is the IFLA_GROUP an endpoint's macvlan is created with
+// ("mvlb"), until its alias is set: with its name and MAC, no alias and
+// down, it tells a link a crash caught half made from the container's own
+// (group 0 unless someone chose another).
+const bornGroup = 0x6d766c62
 
 // DeleteHalfMade deletes, in the namespace at netnsPath, what a crash
 // left of an endpoint attach that never set its alias: links whose names
 // carry this Host's temporary prefix, and a macvlan named ifName ("" means
-// eth0) with the endpoint's mac and no alias. A missing namespace is not
-// an error.
+// eth0) with the endpoint's mac, in bornGroup, down and without alias. A
+// missing namespace is not an error.
 func (h *Host) DeleteHalfMade(netnsPath, ifName string, mac net.HardwareAddr) error {
 	if ifName == "" {
 		ifName = "eth0"
 	}
 	prefix := TempPrefixFor(h.tag)
 	return inNetns(netnsPath, func(nl *netlink.Handle) error {
-		links, err := listLinks(nl)
+		links, err := linkList(nl)
 		if err != nil {
 			return err
 		}
 		var errs []error
 		for _, l := range links {
-			born := l.Name == ifName && l.Kind == "macvlan" && l.Alias == "" && len(mac) > 0 && bytes.Equal(l.MAC, mac)
-			if born || strings.HasPrefix(l.Name, prefix) {
-				errs = append(errs, deleteByName(nl, l.Name))
+			a := l.Attrs()
+			born := a.Name == ifName && l.Type() == "macvlan" && a.Alias == "" && a.Group == bornGroup &&
+				a.Flags&net.FlagUp == 0 && len(mac) > 0 && bytes.Equal(a.HardwareAddr, mac)
+			if born || strings.HasPrefix(a.Name, prefix) {
+				errs = append(errs, deleteByName(nl, a.Name))
 			}
 		}
 		return errors.Join(errs...)

@@ -145,18 +145,26 @@ func checkEndpoint(t *testing.T, sb *nstest.Sandbox, s link.EndpointSpec, routes
 	}
 }
 
-// checkAnnounced waits on the wire for the gratuitous ARP and unsolicited
-// NA of every address of s.
+// checkAnnounced waits on the wire for the gratuitous ARP (the RFC 5227
+// request) and unsolicited NA of every address of s, in any order.
 func checkAnnounced(t *testing.T, wire *nstest.Capture, s link.EndpointSpec) {
 	t.Helper()
+	want := map[netip.Addr][]byte{}
 	for _, p := range s.Addrs {
-		want := link.GratuitousARP(s.MAC, p.Addr())
+		want[p.Addr()] = link.GratuitousARP(s.MAC, p.Addr(), false)
 		if p.Addr().Is6() {
-			want = link.UnsolicitedNA(s.MAC, p.Addr())
+			want[p.Addr()] = link.UnsolicitedNA(s.MAC, p.Addr())
 		}
-		_, err := wire.Wait(2*time.Second, func(f []byte) bool { return bytes.HasPrefix(f, want) })
-		if err != nil {
-			t.Errorf("announcement of %s not seen on the wire: %v", p.Addr(), err)
+	}
+	_, err := wire.Wait(2*time.Second, func(f []byte) bool {
+		for a, w := range want {
+			if bytes.HasPrefix(f, w) {
+				delete(want, a)
+			}
 		}
+		return len(want) == 0
+	})
+	for a := range want {
+		t.Errorf("announcement of %s not seen on the wire: %v", a, err)
 	}
 }

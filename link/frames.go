@@ -19,16 +19,19 @@ var (
 )
 
 // gratuitousARP builds an Ethernet frame holding a broadcast gratuitous
-// ARP reply: sender and target are both ip at mac (RFC 5944 section
-// 4.6). It returns nil unless ip is IPv4 and mac is 6 bytes.
+// ARP for ip at mac: the RFC 5227 announcement (a request whose sender
+// and target addresses are both ip), or with reply a gratuitous reply
+// (RFC 5944 section 4.6: target ip at mac too). It returns nil unless ip
+// is IPv4 and mac is 6 bytes.
 //
-// A reply rather than the RFC 5227 request: in bridge mode every endpoint
-// on the parent receives it, and a Linux host routes the target of every
-// request it receives (ip_route_input in arp_process, a dst allocated
-// each time) before it looks at its neighbour table, while for a reply it
-// looks at the table only. Both update an entry the receiver holds for ip
+// The wire gets the request, which every kind of neighbour takes. The
+// endpoints on the parent, which in bridge mode all receive what one
+// sends, get the reply: a Linux host routes the target of every request
+// it receives (ip_route_input in arp_process, a dst allocated each time)
+// before it looks at its neighbour table, while for a reply it looks at
+// the table only; both update an entry the receiver holds for ip
 // (override, as gratuitous) and both make one where arp_accept is set.
-func gratuitousARP(mac net.HardwareAddr, ip netip.Addr) []byte {
+func gratuitousARP(mac net.HardwareAddr, ip netip.Addr, reply bool) []byte {
 	if !ip.Is4() || len(mac) != 6 {
 		return nil
 	}
@@ -39,11 +42,15 @@ func gratuitousARP(mac net.HardwareAddr, ip netip.Addr) []byte {
 	b = binary.BigEndian.AppendUint16(b, 1)      // hardware: Ethernet
 	b = binary.BigEndian.AppendUint16(b, 0x0800) // protocol: IPv4
 	b = append(b, 6, 4)
-	b = binary.BigEndian.AppendUint16(b, 2) // reply
+	op, target := uint16(1), net.HardwareAddr{0, 0, 0, 0, 0, 0}
+	if reply {
+		op, target = 2, mac // a gratuitous reply's target MAC is its sender's
+	}
+	b = binary.BigEndian.AppendUint16(b, op)
 	v4 := ip.As4()
 	b = append(b, mac...)
 	b = append(b, v4[:]...)
-	b = append(b, mac...) // a gratuitous reply's target MAC is its sender's
+	b = append(b, target...)
 	return append(b, v4[:]...)
 }
 

@@ -167,9 +167,20 @@ func isNotFound(err error) bool {
 }
 
 func listLinks(nl *netlink.Handle) ([]Info, error) {
-	var ls []netlink.Link
-	var err error
-	// A dump interrupted by a concurrent change is retried.
+	ls, err := linkList(nl)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Info, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, infoOf(l))
+	}
+	return out, nil
+}
+
+// linkList dumps nl's links; a dump interrupted by a concurrent change is
+// retried.
+func linkList(nl *netlink.Handle) (ls []netlink.Link, err error) {
 	for range 5 {
 		if ls, err = nl.LinkList(); !errors.Is(err, netlink.ErrDumpInterrupted) {
 			break
@@ -178,11 +189,7 @@ func listLinks(nl *netlink.Handle) ([]Info, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
-	out := make([]Info, 0, len(ls))
-	for _, l := range ls {
-		out = append(out, infoOf(l))
-	}
-	return out, nil
+	return ls, nil
 }
 
 func infoOf(l netlink.Link) Info {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -199,13 +200,42 @@ func TestCrashBeforeRecord(t *testing.T) {
 	a.ok("network", "rm", "pub_net")
 }
 
+// TestAnnouncedOnceRecorded: while a container's record waits for the
+// disk (the commit held 2 s), nothing announces its address on the wire
+// (a crash then would leave the wire knowing a container that never
+// was); once run has answered, the wire hears it.
+func TestAnnouncedOnceRecorded(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	prefix := sb.Name + "-c"
+	cleanupContainers(t, prefix)
+	a := newAgent(t, sb)
+	a.start("MVLAN_TEST_HOLDPOINT=endpoint-create:before-state", "MVLAN_TEST_HOLD=2s")
+	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	mac, _ := net.ParseMAC("02:42:ac:10:56:0b")
+	capture := nstest.NewCapture(t, sb.WirePath, "wire0")
+	done := make(chan string, 1)
+	go func() {
+		done <- a.ok("run", "-d", "--name", prefix+"1", "--net", "pub_net", "--ip", "172.16.86.11", "--mac", mac.String())
+	}()
+	if f, err := capture.Wait(1500*time.Millisecond, func(f []byte) bool { return isGARP(f, mac, "172.16.86.11") }); err == nil {
+		t.Errorf("the wire heard %x before the container's record was on disk", f)
+	}
+	<-done
+	if _, err := capture.Wait(3*time.Second, func(f []byte) bool { return isGARP(f, mac, "172.16.86.11") }); err != nil {
+		t.Errorf("no gratuitous ARP on the wire after run answered: %v", err)
+	}
+	a.ok("rm", "-f", prefix+"1")
+}
+
 // TestCrashHalfMadeLink: connect into a namespace of someone else's is
 // killed after the endpoint is stored, and the test leaves what a kill
 // inside the link's creation leaves there: the endpoint's macvlan under
-// its final name with its MAC but without its mark, or a link under the
-// agent's temporary prefix (a passthru endpoint's). On start the agent
-// removes those, and only those: the namespace and its other links
-// (another macvlan of the same name pattern, with another MAC) stay.
+// its final name with its MAC, down, in the group it is born in, but
+// without its mark; or a link under the agent's temporary prefix (a
+// passthru endpoint's). On start the agent removes those, and only
+// those: the namespace and its other links stay (another macvlan with
+// another MAC, and one of the namespace's own with the endpoint's MAC
+// and name pattern but in group 0).
 func TestCrashHalfMadeLink(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	prefix := sb.Name + "-c"
@@ -221,13 +251,28 @@ func TestCrashHalfMadeLink(t *testing.T) {
 	a.waitExit()
 	sb.Run(t, ns, "ip", "link", "add", half, "type", "bridge")
 	sb.Run(t, ns, "ip", "link", "add", "keep0", "type", "bridge")
-	sb.Run(t, ns, "ip", "link", "add", "eth1", "link", "keep0", "address", mac, "type", "macvlan")
-	sb.Run(t, ns, "ip", "link", "add", "eth2", "link", "keep0", "address", "02:42:ac:10:56:15", "type", "macvlan")
+	sb.Run(t, ns, "ip", "link", "add", "eth1", "link", "keep0", "address", mac, "group", "1836477538", "type", "macvlan")
+	sb.Run(t, ns, "ip", "link", "add", "eth2", "link", "keep0", "address", "02:42:ac:10:56:15", "group", "1836477538", "type", "macvlan")
 	a.start()
 	got := nsLinks(t, ns)
 	if slices.Contains(got, half) || slices.Contains(got, "eth1") || !slices.Contains(got, "keep0") || !slices.Contains(got, "eth2") {
 		t.Fatalf("links in %s after restart: %v; want %s and eth1 removed, keep0 and eth2 kept\n%s", ns, got, half, a.log)
 	}
+	// The namespace's own eth1, with that MAC (group 0): a connect that
+	// fails on the name, and a crash after its record, leave it.
+	sb.Run(t, ns, "ip", "link", "add", "eth1", "link", "keep0", "address", mac, "type", "macvlan")
+	if _, stderr, code := a.mv("connect", "--ip=172.16.86.21", "--mac="+mac, "--ifname=eth1", "pub_net", ns); code == 0 || !strings.Contains(stderr, "eth1") {
+		t.Errorf("connect with --ifname eth1 taken: exit %d, %q; want a failure naming eth1", code, stderr)
+	}
+	a.stop()
+	a.start("MVLAN_TEST_CRASHPOINT=endpoint-create:after-state")
+	a.mv("connect", "--ip=172.16.86.21", "--mac="+mac, "--ifname=eth1", "pub_net", ns)
+	a.waitExit()
+	a.start()
+	if got := nsLinks(t, ns); !slices.Contains(got, "eth1") {
+		t.Fatalf("links in %s: %v; the namespace's own eth1 is gone\n%s", ns, got, a.log)
+	}
+	sb.Run(t, ns, "ip", "link", "del", "eth1")
 	assertConsistent(t, a, prefix)
 	a.ok("connect", "--ip=172.16.86.20", "--ifname=eth1", "pub_net", ns) // the address is free again
 	a.ok("disconnect", "pub_net", ns)
