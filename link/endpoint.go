@@ -202,11 +202,8 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 	attrs.ParentIndex = sl.parentIdx
 	attrs.Namespace = netlink.NsFd(int(target))
 	mv := &netlink.Macvlan{LinkAttrs: attrs, Mode: macvlanModes[s.Mode]}
-	if err := h.nl.LinkAdd(mv); err != nil {
-		if errors.Is(err, unix.EEXIST) {
-			return &kernelError{fmt.Sprintf("add macvlan %s in %s: a link of that name is there already; choose another interface name", sl.name, s.NetnsPath), ErrExists, err}
-		}
-		return fmt.Errorf("add macvlan on %s: %w", s.Parent, err)
+	if err := h.addMacvlan(sl, mv, s); err != nil {
+		return err
 	}
 	l, err := sl.target.LinkByName(sl.name)
 	if err != nil {
@@ -236,6 +233,30 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 // down, it tells a link a crash caught half made from the container's own
 // (group 0 unless someone chose another).
 const bornGroup = 0x6d766c62
+
+// addMacvlan creates mv in the target namespace. An older kernel (the
+// lab's 6.1; not this 6.18) looks the new link's name up in the caller's
+// namespace too, so a final name the host has (eth0, the parent's, say) fails there
+// with EEXIST while the target has no such link: then the slave is born
+// under a temporary name instead, and renamed in the target
+// (configureSlave).
+func (h *Host) addMacvlan(sl *slave, mv *netlink.Macvlan, s EndpointSpec) error {
+	err := h.nl.LinkAdd(mv)
+	if errors.Is(err, unix.EEXIST) && sl.name == s.IfName {
+		if _, lerr := sl.target.LinkByName(s.IfName); isNotFound(lerr) {
+			sl.name = tempName(h.tag)
+			mv.Name = sl.name
+			err = h.nl.LinkAdd(mv)
+		}
+	}
+	if errors.Is(err, unix.EEXIST) {
+		return &kernelError{fmt.Sprintf("add macvlan %s in %s: a link of that name is there already; choose another interface name", s.IfName, s.NetnsPath), ErrExists, err}
+	}
+	if err != nil {
+		return fmt.Errorf("add macvlan on %s: %w", s.Parent, err)
+	}
+	return nil
+}
 
 // DeleteHalfMade deletes, in the namespace at netnsPath, what a crash
 // left of an endpoint attach that never set its alias: links whose names
