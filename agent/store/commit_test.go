@@ -15,15 +15,7 @@ import (
 // held back are all stored, in far fewer transactions than changes, and a
 // duplicate name among them fails alone; reopening the file finds them.
 func TestGroupCommit(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := api.Network{ID: NewID(), Name: "pub_net", Parent: "eth0", ParentKind: api.ParentExisting}
-	if err := s.CreateNetwork(n); err != nil {
-		t.Fatal(err)
-	}
+	dir, s, n := openWithNetwork(t)
 	const callers = 32
 	queued := make(chan struct{})
 	var once sync.Once
@@ -63,7 +55,7 @@ func TestGroupCommit(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(dir)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

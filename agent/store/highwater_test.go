@@ -32,15 +32,7 @@ func TestHighWaterAbove(t *testing.T) {
 // deleting endpoints and giving the shim's addresses back
 // (UpdateNetwork) raise it, durably; deleting the network forgets it.
 func TestReleasedHighWater(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := api.Network{ID: NewID(), Name: "pub_net", Parent: "eth0", ParentKind: api.ParentExisting}
-	if err := s.CreateNetwork(n); err != nil {
-		t.Fatal(err)
-	}
+	dir, s, n := openWithNetwork(t)
 	wantHighWater(t, s, n.ID, HighWater{}, true)
 	for i, addrs := range [][]string{{"172.16.86.10/24", "fd00::20/64"}, {"172.16.86.4/24"}} {
 		ep := endpointWith(n.ID, "c"+string(rune('1'+i)), addrs...)
@@ -57,7 +49,8 @@ func TestReleasedHighWater(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = Open(dir); err != nil {
+	s, err := Open(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()

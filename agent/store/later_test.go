@@ -13,15 +13,7 @@ import (
 // change of the same record wins), commits by itself after lazyFlush
 // when none does, and is on disk after Close.
 func TestUpdateEndpointLater(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := api.Network{ID: NewID(), Name: "pub_net", Parent: "eth0", ParentKind: api.ParentExisting}
-	if err := s.CreateNetwork(n); err != nil {
-		t.Fatal(err)
-	}
+	dir, s, n := openWithNetwork(t)
 	ep := func(name string, last byte, state string) api.Endpoint {
 		return api.Endpoint{ID: "id-" + name, Name: name, NetworkID: n.ID, State: state,
 			Addrs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, 86, last}), 24)}}
@@ -70,7 +62,7 @@ func TestUpdateEndpointLater(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(dir)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

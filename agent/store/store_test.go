@@ -11,15 +11,7 @@ import (
 )
 
 func TestNetworkLifecycle(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := api.Network{ID: NewID(), Name: "pub_net", Parent: "eth0", ParentKind: api.ParentExisting}
-	if err := s.CreateNetwork(n); err != nil {
-		t.Fatal(err)
-	}
+	_, s, n := openWithNetwork(t)
 	dup := n
 	dup.ID = NewID()
 	if err := s.CreateNetwork(dup); !errors.Is(err, ErrExists) {

@@ -21,11 +21,7 @@ import (
 // an agent restart (the store keeps what was given back). About 5 s.
 func TestAnnounceWhereNeeded(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "-o", "parent=eth0", "an")
-	nb := e.name("nb")
-	e.runD(nb, "an", "--ip=172.16.86.2")
-	e.in(nb, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_accept=1", "net.ipv4.neigh.eth0.locktime=0")
+	e, nb := newAnnounceEnv(t)
 	const addr = "172.16.86.3" // the lowest free address after nb's
 
 	fresh := e.announced(e.name("1"), addr)
@@ -41,6 +37,20 @@ func TestAnnounceWhereNeeded(t *testing.T) {
 	e.a.stop()
 	e.a.start()
 	e.reused(nb, e.name("3"), addr)
+}
+
+// newAnnounceEnv is an agent with network "an" (172.16.86.0/24 on eth0)
+// and a neighbour container at 172.16.86.2, returned by name, that takes
+// every gratuitous ARP (arp_accept=1) and lets one replace its entry at
+// once (locktime=0).
+func newAnnounceEnv(t *testing.T) (*env, string) {
+	t.Helper()
+	e := newEnv(t)
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "-o", "parent=eth0", "an")
+	nb := e.name("nb")
+	e.runD(nb, "an", "--ip=172.16.86.2")
+	e.in(nb, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_accept=1", "net.ipv4.neigh.eth0.locktime=0")
+	return e, nb
 }
 
 // announced runs name on network "an" without --ip, checks that it got
@@ -80,11 +90,7 @@ func (e *env) reused(nb, name, addr string) {
 // About 6 s.
 func TestAnnounceShimAddress(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "-o", "parent=eth0", "an")
-	nb := e.name("nb")
-	e.runD(nb, "an", "--ip=172.16.86.2")
-	e.in(nb, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_accept=1", "net.ipv4.neigh.eth0.locktime=0")
+	e, nb := newAnnounceEnv(t)
 	for i, step := range []struct {
 		addr                  string // the shim's, the lowest free address
 		restartOn, restartOff bool
@@ -119,11 +125,7 @@ func TestAnnounceShimAddress(t *testing.T) {
 // address, moves the neighbour's entry. About 3 s.
 func TestAnnounceAfterRecover(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "-o", "parent=eth0", "an")
-	nb := e.name("nb")
-	e.runD(nb, "an", "--ip=172.16.86.2")
-	e.in(nb, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_accept=1", "net.ipv4.neigh.eth0.locktime=0")
+	e, nb := newAnnounceEnv(t)
 	e.a.stop() // a clean stop: the snapshot holds the network and nb
 	e.a.start()
 	const addr = "172.16.86.3"

@@ -122,6 +122,17 @@ func nsLinks(t *testing.T, path string) []string {
 	return names
 }
 
+// newContainersAgent is a sandbox and an agent in it, not started, and
+// the prefix of the container names the test uses (their namespaces are
+// deleted at its end).
+func newContainersAgent(t *testing.T) (*nstest.Sandbox, string, *agentProc) {
+	t.Helper()
+	sb := nstest.NewSandbox(t)
+	prefix := sb.Name + "-c"
+	cleanupContainers(t, prefix)
+	return sb, prefix, newAgent(t, sb)
+}
+
 func cleanupContainers(t testing.TB, prefix string) {
 	t.Cleanup(func() {
 		paths, _ := filepath.Glob("/run/netns/" + prefix + "*")
@@ -141,10 +152,7 @@ func TestEndpointCrashPoints(t *testing.T) {
 	for _, point := range []string{"endpoint-create:after-state", "endpoint-create:after-netns",
 		"endpoint-create:after-link", "endpoint-rm:after-state", "endpoint-rm:after-down"} {
 		t.Run(point, func(t *testing.T) {
-			sb := nstest.NewSandbox(t)
-			prefix := sb.Name + "-c"
-			cleanupContainers(t, prefix)
-			a := newAgent(t, sb)
+			_, prefix, a := newContainersAgent(t)
 			a.start()
 			a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
 			a.ok("run", "-d", "--name", prefix+"1", "--net", "pub_net", "--ip", "172.16.86.10")
@@ -178,10 +186,7 @@ func TestEndpointCrashPoints(t *testing.T) {
 // restart, its name and address are free, and the datapath has no entry
 // for it.
 func TestCrashBeforeRecord(t *testing.T) {
-	sb := nstest.NewSandbox(t)
-	prefix := sb.Name + "-c"
-	cleanupContainers(t, prefix)
-	a := newAgent(t, sb)
+	_, prefix, a := newContainersAgent(t)
 	a.start()
 	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
 	a.ok("run", "-d", "--name", prefix+"1", "--net", "pub_net", "--ip", "172.16.86.10")
@@ -205,10 +210,7 @@ func TestCrashBeforeRecord(t *testing.T) {
 // (a crash then would leave the wire knowing a container that never
 // was); once run has answered, the wire hears it.
 func TestAnnouncedOnceRecorded(t *testing.T) {
-	sb := nstest.NewSandbox(t)
-	prefix := sb.Name + "-c"
-	cleanupContainers(t, prefix)
-	a := newAgent(t, sb)
+	sb, prefix, a := newContainersAgent(t)
 	a.start("MVLAN_TEST_HOLDPOINT=endpoint-create:before-state", "MVLAN_TEST_HOLD=2s")
 	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
 	mac, _ := net.ParseMAC("02:42:ac:10:56:0b")
@@ -296,10 +298,7 @@ func crashSeed(t *testing.T) uint64 {
 // TestCrashStream SIGKILLs the agent at random moments during a stream of
 // run and rm; after each restart state, links and IPAM agree exactly.
 func TestCrashStream(t *testing.T) {
-	sb := nstest.NewSandbox(t)
-	prefix := sb.Name + "-c"
-	cleanupContainers(t, prefix)
-	a := newAgent(t, sb)
+	_, prefix, a := newContainersAgent(t)
 	a.start()
 	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
 	seed := crashSeed(t)
