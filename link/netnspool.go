@@ -21,7 +21,9 @@ import (
 // spare's cookie is read when it is made and handed out with it, so that
 // the attach need not enter the namespace for it; what prepare makes for
 // a spare (the datapath's stubs) goes with it. The pool starts filling
-// at its first Take. Spares go with the process: nothing of them is
+// at its first Take, and makes the next spare once the one taken is
+// closed (its attach is done): not while that attach runs, whose kernel
+// work and commit would share the CPUs with it. Spares go with the process: nothing of them is
 // mounted, so a crash leaves nothing behind. Close it.
 type NetnsPool struct {
 	size    int
@@ -33,6 +35,7 @@ type NetnsPool struct {
 
 	mu      sync.Mutex
 	spare   []*Spare
+	open    int // taken, not closed yet: they count towards size
 	started bool
 }
 
@@ -46,6 +49,7 @@ type Spare struct {
 	cookie  uint64
 	inode   uint64
 	release func()
+	pool    *NetnsPool // refilled at Close
 }
 
 // Path reaches the namespace while it has no name: /proc/self/fd/N.
@@ -57,10 +61,27 @@ func (s *Spare) Cookie() uint64 { return s.cookie }
 // Inode is the namespace's inode (what CheckNetns returns for it).
 func (s *Spare) Inode() uint64 { return s.inode }
 
-// Mount marks the namespace's lo with mark and binds the namespace at
-// /run/netns/NAME, which must not exist (ErrExists), as CreateNetns does.
-func (s *Spare) Mount(name, mark string) (string, error) {
-	return createNetns(name, func(path string) error { return mountSpare(s.f, path, mark) })
+// Mark marks the namespace as its user's: lo's alias, which NetnsMark
+// reads. Nothing sees it while the namespace has no name.
+func (s *Spare) Mark(mark string) error {
+	nl, err := netlink.NewHandleAt(netns.NsHandle(s.f.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink in a spare namespace: %w", err)
+	}
+	defer nl.Close()
+	return loopback(nl, mark, false)
+}
+
+// Mount binds the namespace at /run/netns/NAME, which must not exist
+// (ErrExists), as CreateNetns does.
+func (s *Spare) Mount(name string) (string, error) {
+	return createNetns(name, func(path string) error {
+		src := fmt.Sprintf("/proc/self/fd/%d", s.f.Fd())
+		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", path, err)
+		}
+		return nil
+	})
 }
 
 // Close lets the file go, and what the pool prepared for the namespace
@@ -68,6 +89,9 @@ func (s *Spare) Mount(name, mark string) (string, error) {
 func (s *Spare) Close() error {
 	if s.release != nil {
 		s.release()
+	}
+	if s.pool != nil {
+		s.pool.closed()
 	}
 	return s.f.Close()
 }
@@ -81,20 +105,23 @@ func NewNetnsPool(size int, prepare func(ns *os.File, cookie uint64) (release fu
 	return &NetnsPool{size: size, prepare: prepare, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 }
 
-// Take returns a namespace made ahead, or one made now if none is ready,
-// and has the pool make another.
+// Take returns a namespace made ahead, or one made now if none is ready;
+// the pool makes another once it is closed.
 func (p *NetnsPool) Take() (*Spare, error) {
 	if s, ok := p.take(); ok {
 		return s, nil
 	}
 	s, err := newSpare()
 	if err != nil {
+		p.closed()
 		return nil, fmt.Errorf("create netns: %w", err)
 	}
+	s.pool = p
 	return s, nil
 }
 
-// take returns a spare (false if none) and has the pool make another.
+// take returns a spare (false if none: the pool starts filling), which
+// counts as open until its Close.
 func (p *NetnsPool) take() (*Spare, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -103,16 +130,31 @@ func (p *NetnsPool) take() (*Spare, bool) {
 		p.wg.Add(1)
 		go p.fill()
 	}
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.open++
 	if len(p.spare) == 0 {
+		p.refill()
 		return nil, false
 	}
 	s := p.spare[len(p.spare)-1]
 	p.spare = p.spare[:len(p.spare)-1]
+	s.pool = p
 	return s, true
+}
+
+// closed counts a spare taken as closed and has the pool make another.
+func (p *NetnsPool) closed() {
+	p.mu.Lock()
+	p.open--
+	p.mu.Unlock()
+	p.refill()
+}
+
+// refill has the pool make spares up to its size, in the background.
+func (p *NetnsPool) refill() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // fill makes spares up to size each time it is woken, until Close.
@@ -142,7 +184,7 @@ func (p *NetnsPool) fill() {
 func (p *NetnsPool) short() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.spare) < p.size && p.ctx.Err() == nil
+	return len(p.spare)+p.open < p.size && p.ctx.Err() == nil
 }
 
 // Close stops the filling and lets the spares go.
@@ -196,24 +238,4 @@ func cookieHere() (uint64, error) {
 		return 0, fmt.Errorf("netns cookie: %w", err)
 	}
 	return v, nil
-}
-
-// mountSpare marks the spare's lo with mark (before it appears at path,
-// as CreateNetns does) and binds it on path.
-func mountSpare(f *os.File, path, mark string) error {
-	if mark != "" {
-		nl, err := netlink.NewHandleAt(netns.NsHandle(f.Fd()), unix.NETLINK_ROUTE)
-		if err != nil {
-			return fmt.Errorf("netlink in a spare namespace: %w", err)
-		}
-		defer nl.Close()
-		if err := loopback(nl, mark, false); err != nil {
-			return err
-		}
-	}
-	src := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
-	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind %s: %w", path, err)
-	}
-	return nil
 }
