@@ -408,22 +408,28 @@ func (a *Engine) storeCreating(n *network, e endpoint) (wait func() error) {
 }
 
 // realize makes the kernel objects: the namespace (if mvlan owns it) and
-// the macvlan slave in it, and names the namespace once stored says e's
-// record is on disk. Caller holds e's busy lock.
+// the macvlan slave in it. A namespace mvlan makes is named (mounted at
+// e's path) in the background once stored says e's record is on disk,
+// while the link is made: neither waits for the other. Caller holds e's
+// busy lock.
 func (a *Engine) realize(ctx context.Context, n *network, e *endpoint, stored func() error) (err error) {
 	t0 := time.Now()
-	defer func() { a.log.Debug("realize", "name", e.Name, "took", time.Since(t0)) }()
+	var tSpare, tLink time.Duration
+	defer func() {
+		a.log.Debug("realize", "name", e.Name, "took", time.Since(t0), "spare", tSpare, "link", tLink)
+	}()
 	via := *e // e as the kernel work reaches it
 	var sp SpareNetns
+	var named chan bool // the announcements wait for the name
 	if e.OwnsNetns {
 		if sp, err = a.spareFor(e); err != nil {
 			return err
 		}
 		defer sp.Close() // the namespace goes with it unless mounted
-		via.Netns = sp.Path()
-		a.log.Debug("netns created", "name", e.Name, "at", time.Since(t0))
+		via.Netns, named = sp.Path(), make(chan bool, 1)
+		tSpare = time.Since(t0)
 	}
-	named := make(chan bool, 1) // the announcements wait for the name
+	naming := a.nameWhenStored(*e, sp, stored)
 	defer func() {
 		if sp == nil {
 			return
@@ -433,17 +439,23 @@ func (a *Engine) realize(ctx context.Context, n *network, e *endpoint, stored fu
 			err = errors.Join(err, a.dropUnnamed(context.WithoutCancel(ctx), e, via))
 		}
 	}()
-	if err := a.makeLink(ctx, n, e, &via, sp, named); err != nil {
-		return err
-	}
-	crashpoint.Hit("endpoint-create:after-link")
+	err = a.makeLink(ctx, n, e, &via, sp, named)
+	tLink = time.Since(t0)
 	if sp == nil {
-		return nil
-	}
-	if err := stored(); err != nil {
 		return err
 	}
-	return a.nameNetns(e, sp)
+	if err == nil {
+		crashpoint.Hit("endpoint-create:after-link")
+	}
+	if nerr := <-naming; err != nil || nerr != nil {
+		if nerr == nil { // named, but the link failed: the name goes
+			err = errors.Join(err, a.ns.Delete(e.Name))
+		}
+		return cmp.Or(err, nerr)
+	}
+	a.dp.NetnsNamed(e.NetnsCookie, e.Ifindex, e.Netns)
+	crashpoint.Hit("endpoint-create:after-netns")
+	return nil
 }
 
 // spareFor returns a new namespace for e, which mvlan makes, unless its
@@ -478,8 +490,9 @@ func (a *Engine) makeLink(ctx context.Context, n *network, e, via *endpoint, sp 
 	return a.host.AttachEndpoint(ctx, spec)
 }
 
-// dropUnnamed takes down what realize made in a namespace it never named
-// (the namespace goes with its file, once the kernel is done with it):
+// dropUnnamed takes down what realize made in a namespace that has no
+// name (any more; the namespace goes with its file, once the kernel is
+// done with it):
 // our hold on its programs, the link, whose address must be nowhere once
 // it is handed out again, and the table entry. e is left pointing at
 // nothing, so that the undo after it chases no inode or ifindex another
@@ -494,20 +507,30 @@ func (a *Engine) dropUnnamed(ctx context.Context, e *endpoint, via endpoint) err
 	return errors.Join(errs...)
 }
 
-// nameNetns binds sp at e's path, marked as e's: the mark lets a restart
-// tell this namespace from one someone else made under the same name
-// before its inode was stored.
-func (a *Engine) nameNetns(e *endpoint, sp SpareNetns) error {
-	if _, err := sp.Mount(e.Name, a.alias("ns", e.ID)); err != nil {
-		if errors.Is(err, link.ErrExists) {
-			e.OwnsNetns = false // someone else's, made meanwhile: never delete it
-			return conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
-		}
-		return err
+// nameWhenStored marks sp as e's and binds it at e's path once stored
+// says e's record is on disk, in the background; the channel says how it
+// went. The mark lets a restart tell the namespace from one someone else
+// made under the same name before its inode was stored; nothing sees it
+// before the name. nil without sp.
+func (a *Engine) nameWhenStored(e endpoint, sp SpareNetns, stored func() error) <-chan error {
+	if sp == nil {
+		return nil
 	}
-	a.dp.NetnsNamed(e.NetnsCookie, e.Ifindex, e.Netns)
-	crashpoint.Hit("endpoint-create:after-netns")
-	return nil
+	done := make(chan error, 1)
+	go func() {
+		err := sp.Mark(a.alias("ns", e.ID))
+		if serr := stored(); err == nil {
+			err = serr
+		}
+		if err == nil {
+			_, err = sp.Mount(e.Name)
+		}
+		if errors.Is(err, link.ErrExists) { // someone else's, made meanwhile
+			err = conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
+		}
+		done <- err
+	}()
+	return done
 }
 
 func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {

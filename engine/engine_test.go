@@ -323,6 +323,48 @@ func TestAttachesDoNotWait(t *testing.T) {
 	r.noDrift()
 }
 
+// TestFailedLinkDropsTheName: a container's namespace is named while its
+// link is made; when the link fails after the name is there, the name
+// goes with the rest, and the name and address are free again.
+func TestFailedLinkDropsTheName(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	path := link.NetnsPath("c1")
+	gate := r.k.Gate(path)
+	res := make(chan error, 1)
+	go func() {
+		_, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub", Name: "c1", IP: "172.16.86.10"})
+		res <- err
+	}()
+	<-gate.Entered
+	for deadline := time.Now().Add(5 * time.Second); !r.k.HasNetns(path); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the namespace got no name while its link was held")
+		}
+	}
+	parent, _ := r.k.HostLink("eth0")
+	r.k.RemoveHostLink("eth0") // the link fails: no parent
+	gate.Open()
+	if err := <-res; err == nil {
+		t.Fatal("attach without its parent succeeded")
+	}
+	if r.k.HasNetns(path) {
+		t.Errorf("%s is left after the failed attach", path)
+	}
+	if got := r.endpoints(); len(got) != 0 {
+		t.Errorf("endpoints after the failed attach: %v", got)
+	}
+	r.k.AddHostLink(parent)
+	e, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub", Name: "c1", IP: "172.16.86.10"})
+	if err != nil {
+		t.Fatalf("the name and address are not free again: %v", err)
+	}
+	if e.Netns != path {
+		t.Errorf("netns %s, want %s", e.Netns, path)
+	}
+	r.noDrift()
+}
+
 // TestConcurrentAttaches: 50 endpoints attached at once get distinct
 // addresses and MACs.
 func TestConcurrentAttaches(t *testing.T) {

@@ -113,12 +113,13 @@ type Namespaces interface {
 
 // SpareNetns is a new network namespace with no name yet (*link.Spare):
 // reached at Path, it goes with Close unless Mount bound it at
-// /run/netns/NAME (with mark) first.
+// /run/netns/NAME first; Mark marks it (NetnsMark) before.
 type SpareNetns interface {
 	Path() string
 	Cookie() uint64
 	Inode() uint64
-	Mount(name, mark string) (string, error)
+	Mark(mark string) error
+	Mount(name string) (string, error)
 	Close() error
 }
 

@@ -153,6 +153,13 @@ func (k *Kernel) addNetns(path, mark string) *netns {
 	return n
 }
 
+// HasNetns reports whether a namespace is at path.
+func (k *Kernel) HasNetns(path string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.nets[path] != nil
+}
+
 // RemoveNetns makes the namespace at path vanish.
 func (k *Kernel) RemoveNetns(path string) {
 	k.mu.Lock()
@@ -518,26 +525,34 @@ func (s *spare) Path() string   { return s.path }
 func (s *spare) Cookie() uint64 { return s.ns.cookie }
 func (s *spare) Inode() uint64  { return s.ns.ino }
 
-// Mount moves the namespace to /run/netns/NAME, marked.
-func (s *spare) Mount(name, mark string) (string, error) {
+// Mark marks the namespace.
+func (s *spare) Mark(mark string) error {
+	s.k.mu.Lock()
+	defer s.k.mu.Unlock()
+	s.ns.mark = mark
+	return nil
+}
+
+// Mount binds the namespace at /run/netns/NAME; it stays at Path too
+// until Close, as a namespace is at /proc/self/fd/N while its file is
+// open.
+func (s *spare) Mount(name string) (string, error) {
 	s.k.mu.Lock()
 	defer s.k.mu.Unlock()
 	path := link.NetnsPath(name)
 	if s.k.nets[path] != nil {
 		return "", fmt.Errorf("netns %s: %w", name, link.ErrExists)
 	}
-	s.ns.mark = mark
 	s.k.nets[path] = s.ns
-	delete(s.k.nets, s.path)
-	s.path = path
 	return path, nil
 }
 
-// Close drops the namespace unless Mount named it.
+// Close lets the file go: the namespace is no longer at Path, and gone
+// unless Mount named it.
 func (s *spare) Close() error {
 	s.k.mu.Lock()
 	defer s.k.mu.Unlock()
-	if s.k.nets[s.path] == s.ns && !strings.HasPrefix(s.path, "/run/netns/") {
+	if s.k.nets[s.path] == s.ns {
 		delete(s.k.nets, s.path)
 	}
 	return nil
