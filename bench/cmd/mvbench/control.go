@@ -124,7 +124,7 @@ func runControl(ctx context.Context, e *env, r *report) error {
 	if err := a.stop(); err != nil {
 		return err
 	}
-	c.write(e, r, attachPhases(log, e.base+"-m"), attachPhases(log, e.base+"-a"))
+	c.write(e, r, attachPhases(log, e.base+"-am"), attachPhases(log, e.base+"-a"))
 	return nil
 }
 

@@ -17,12 +17,12 @@ type phases struct {
 
 var phaseRe = regexp.MustCompile(`msg="?realize"? name=(\S+) took=(\S+) spare=(\S+) link=(\S+)`)
 
-// attachPhases reads the phases of the attaches of endpoints whose name
-// starts with prefix, in log order.
+// attachPhases reads the phases of the attaches of endpoints named
+// prefix followed by a number, in log order.
 func attachPhases(log, prefix string) phases {
 	var p phases
 	for _, m := range phaseRe.FindAllStringSubmatch(log, -1) {
-		if !strings.HasPrefix(m[1], prefix) {
+		if n, ok := strings.CutPrefix(m[1], prefix); !ok || strings.Trim(n, "0123456789") != "" || n == "" {
 			continue
 		}
 		var d [3]time.Duration
