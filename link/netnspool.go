@@ -21,10 +21,11 @@ import (
 // spare's cookie is read when it is made and handed out with it, so that
 // the attach need not enter the namespace for it; what prepare makes for
 // a spare (the datapath's stubs) goes with it. The pool starts filling
-// at its first Take, and makes the next spare once the one taken is
-// closed (its attach is done): not while that attach runs, whose kernel
-// work and commit would share the CPUs with it. Spares go with the process: nothing of them is
-// mounted, so a crash leaves nothing behind. Close it.
+// at its first Take. A spare taken counts towards the pool's size until
+// its Close (its user's kernel work is done), so that the next is not
+// made while that work runs and shares the CPUs with it; many taken at
+// once still leave the pool making one. Spares go with the process:
+// nothing of them is mounted, so a crash leaves nothing behind. Close it.
 type NetnsPool struct {
 	size    int
 	prepare func(ns *os.File, cookie uint64) (release func())
@@ -73,7 +74,8 @@ func (s *Spare) Mark(mark string) error {
 }
 
 // Mount binds the namespace at /run/netns/NAME, which must not exist
-// (ErrExists), as CreateNetns does.
+// (ErrExists), as CreateNetns does. Mark it first: once it has a name, a
+// restart may look for its mark.
 func (s *Spare) Mount(name string) (string, error) {
 	return createNetns(name, func(path string) error {
 		src := fmt.Sprintf("/proc/self/fd/%d", s.f.Fd())
@@ -93,6 +95,7 @@ func (s *Spare) Close() error {
 	if s.pool != nil {
 		s.pool.closed()
 	}
+	s.release, s.pool = nil, nil
 	return s.f.Close()
 }
 
@@ -184,7 +187,7 @@ func (p *NetnsPool) fill() {
 func (p *NetnsPool) short() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.spare)+p.open < p.size && p.ctx.Err() == nil
+	return len(p.spare) < max(1, p.size-p.open) && p.ctx.Err() == nil
 }
 
 // Close stops the filling and lets the spares go.
