@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -410,8 +411,8 @@ func (a *Engine) storeCreating(n *network, e endpoint) (wait func() error) {
 // realize makes the kernel objects: the namespace (if mvlan owns it) and
 // the macvlan slave in it. A namespace mvlan makes is named (mounted at
 // e's path) in the background once stored says e's record is on disk,
-// while the link is made: neither waits for the other. Caller holds e's
-// busy lock.
+// while the link is made; realize returns once both are done. Caller
+// holds e's busy lock.
 func (a *Engine) realize(ctx context.Context, n *network, e *endpoint, stored func() error) (err error) {
 	t0 := time.Now()
 	var tSpare, tLink time.Duration
@@ -420,42 +421,104 @@ func (a *Engine) realize(ctx context.Context, n *network, e *endpoint, stored fu
 	}()
 	via := *e // e as the kernel work reaches it
 	var sp SpareNetns
-	var named chan bool // the announcements wait for the name
 	if e.OwnsNetns {
 		if sp, err = a.spareFor(e); err != nil {
 			return err
 		}
 		defer sp.Close() // the namespace goes with it unless mounted
-		via.Netns, named = sp.Path(), make(chan bool, 1)
+		via.Netns = sp.Path()
 		tSpare = time.Since(t0)
 	}
-	naming := a.nameWhenStored(*e, sp, stored)
+	nm := a.nameWhenStored(*e, sp, stored)
 	defer func() {
 		if sp == nil {
 			return
 		}
-		named <- err == nil
-		if err != nil {
-			err = errors.Join(err, a.dropUnnamed(context.WithoutCancel(ctx), e, via))
+		r := recover() // a panic in makeLink: settle before sp closes
+		if r != nil {
+			err = fmt.Errorf("attach of %s interrupted: %v", e.Name, r)
+		}
+		err = a.settle(ctx, e, via, sp, nm, err)
+		if r != nil {
+			panic(r)
 		}
 	}()
-	err = a.makeLink(ctx, n, e, &via, sp, named)
+	err = a.makeLink(ctx, n, e, &via, sp, nm.named)
 	tLink = time.Since(t0)
-	if sp == nil {
-		return err
-	}
 	if err == nil {
 		crashpoint.Hit("endpoint-create:after-link")
 	}
-	if nerr := <-naming; err != nil || nerr != nil {
-		if nerr == nil { // named, but the link failed: the name goes
-			err = errors.Join(err, a.ns.Delete(e.Name))
-		}
-		return cmp.Or(err, nerr)
+	return err
+}
+
+// naming is realize's background naming of a spare: done says how it
+// went; failed tells it the link failed (the mount is then not made,
+// unless already under way); named has the announcements wait for the
+// name.
+type naming struct {
+	done   chan error
+	failed atomic.Bool
+	named  chan bool
+}
+
+// nameWhenStored marks sp as e's and binds it at e's path once stored
+// says e's record is on disk, in the background. The mark lets a restart
+// tell the namespace from one someone else made under the same name
+// before its inode was stored; nothing sees it before the name. Without
+// sp there is nothing to name (and nothing to wait for).
+func (a *Engine) nameWhenStored(e endpoint, sp SpareNetns, stored func() error) *naming {
+	if sp == nil {
+		return &naming{}
 	}
-	a.dp.NetnsNamed(e.NetnsCookie, e.Ifindex, e.Netns)
-	crashpoint.Hit("endpoint-create:after-netns")
-	return nil
+	nm := &naming{done: make(chan error, 1), named: make(chan bool, 1)}
+	go func() {
+		err := sp.Mark(a.alias("ns", e.ID))
+		if serr := stored(); err == nil {
+			err = serr
+		}
+		if err == nil && nm.failed.Load() {
+			err = errLinkFailed
+		}
+		if err == nil {
+			_, err = sp.Mount(e.Name)
+		}
+		if errors.Is(err, link.ErrExists) { // someone else's, made meanwhile
+			err = conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
+		}
+		nm.done <- err
+	}()
+	return nm
+}
+
+// errLinkFailed is what the naming says when the link failed first.
+var errLinkFailed = errors.New("the link failed")
+
+// settle ends realize for a spare, err being how the link went: it
+// waits for the naming and has the announcements go or not. When
+// anything failed it takes the name, if made, and the rest down; a name
+// that cannot be taken down is left to the undo (e owns it then).
+func (a *Engine) settle(ctx context.Context, e *endpoint, via endpoint, sp SpareNetns, nm *naming, err error) error {
+	if err != nil {
+		nm.failed.Store(true)
+	}
+	nerr := <-nm.done
+	if err == nil && nerr == nil {
+		a.dp.NetnsNamed(e.NetnsCookie, e.Ifindex, e.Netns)
+		crashpoint.Hit("endpoint-create:after-netns")
+		nm.named <- true
+		return nil
+	}
+	nm.named <- false
+	err = cmp.Or(err, nerr)
+	var stuck error
+	if nerr == nil { // named, but the link failed: the name goes
+		stuck = a.ns.Delete(e.Name)
+	}
+	err = errors.Join(err, stuck, a.dropUnnamed(context.WithoutCancel(ctx), e, via))
+	if stuck != nil {
+		e.OwnsNetns, e.NetnsInode = true, sp.Inode()
+	}
+	return err
 }
 
 // spareFor returns a new namespace for e, which mvlan makes, unless its
@@ -505,32 +568,6 @@ func (a *Engine) dropUnnamed(ctx context.Context, e *endpoint, via endpoint) err
 	}
 	e.NetnsInode, e.NetnsCookie, e.Ifindex, e.OwnsNetns = 0, 0, 0, false
 	return errors.Join(errs...)
-}
-
-// nameWhenStored marks sp as e's and binds it at e's path once stored
-// says e's record is on disk, in the background; the channel says how it
-// went. The mark lets a restart tell the namespace from one someone else
-// made under the same name before its inode was stored; nothing sees it
-// before the name. nil without sp.
-func (a *Engine) nameWhenStored(e endpoint, sp SpareNetns, stored func() error) <-chan error {
-	if sp == nil {
-		return nil
-	}
-	done := make(chan error, 1)
-	go func() {
-		err := sp.Mark(a.alias("ns", e.ID))
-		if serr := stored(); err == nil {
-			err = serr
-		}
-		if err == nil {
-			_, err = sp.Mount(e.Name)
-		}
-		if errors.Is(err, link.ErrExists) { // someone else's, made meanwhile
-			err = conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
-		}
-		done <- err
-	}()
-	return done
 }
 
 func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
