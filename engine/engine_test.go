@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/netip"
 	"slices"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
@@ -362,6 +365,43 @@ func TestFailedLinkDropsTheName(t *testing.T) {
 	if e.Netns != path {
 		t.Errorf("netns %s, want %s", e.Netns, path)
 	}
+	r.noDrift()
+}
+
+// TestFailedLinkStuckName: as above, but the name cannot be taken down
+// at once (a busy mount): the endpoint keeps it, and the undo that
+// follows removes it; nothing is left and the name is free again.
+func TestFailedLinkStuckName(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	path := link.NetnsPath("c1")
+	gate := r.k.Gate(path)
+	r.k.StickNetns("c1", 1)
+	res := make(chan error, 1)
+	go func() {
+		_, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub", Name: "c1"})
+		res <- err
+	}()
+	<-gate.Entered
+	for deadline := time.Now().Add(5 * time.Second); !r.k.HasNetns(path); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the namespace got no name while its link was held")
+		}
+	}
+	parent, _ := r.k.HostLink("eth0")
+	r.k.RemoveHostLink("eth0")
+	gate.Open()
+	if err := <-res; err == nil || !errors.Is(err, unix.EBUSY) {
+		t.Fatalf("attach error %v; want the link's and the stuck name's (EBUSY)", err)
+	}
+	if r.k.HasNetns(path) {
+		t.Errorf("%s is left after the failed attach and its undo", path)
+	}
+	if got := r.endpoints(); len(got) != 0 {
+		t.Errorf("endpoints after the failed attach: %v", got)
+	}
+	r.k.AddHostLink(parent)
+	r.run("c1", "pub")
 	r.noDrift()
 }
 

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/engine"
 	"github.com/mvlan/mvlan/link"
@@ -39,6 +41,7 @@ type Kernel struct {
 	gates    map[string]*Gate        // AttachEndpoint into these namespaces waits
 	spareFor map[string]string       // a spare's path -> the /run/netns path it is for
 	routes   map[string][]netip.Addr // host shim routes, by link name
+	stuck    map[string]int          // /run/netns names whose next deletes fail
 }
 
 // Gate holds AttachEndpoint into one namespace until Open is called.
@@ -151,6 +154,17 @@ func (k *Kernel) addNetns(path, mark string) *netns {
 	n := &netns{ino: uint64(k.index()), cookie: uint64(k.index()), mark: mark, addrs: map[int][]netip.Prefix{}}
 	k.nets[path] = n
 	return n
+}
+
+// StickNetns makes the next n deletions of /run/netns/NAME fail (a
+// busy mount).
+func (k *Kernel) StickNetns(name string, n int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stuck == nil {
+		k.stuck = map[string]int{}
+	}
+	k.stuck[name] = n
 }
 
 // HasNetns reports whether a namespace is at path.
@@ -559,7 +573,14 @@ func (s *spare) Close() error {
 }
 
 func (s *namespaces) Delete(name string) error {
-	(*Kernel)(s).RemoveNetns(link.NetnsPath(name))
+	k := (*Kernel)(s)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stuck[name] > 0 {
+		k.stuck[name]--
+		return fmt.Errorf("delete netns %s: unmount: %w", name, unix.EBUSY)
+	}
+	delete(k.nets, link.NetnsPath(name))
 	return nil
 }
 
