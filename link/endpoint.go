@@ -306,8 +306,9 @@ func (h *Host) rollback(sl *slave) error {
 }
 
 // DetachEndpoint deletes the endpoint link ifName ("" means eth0) in the
-// namespace at netnsPath; its addresses and routes go with it. A missing link or
-// namespace is not an error.
+// namespace at netnsPath; its addresses and routes go with it. It returns
+// once the link is unregistered: the kernel frees it in the background
+// (deleteUnregistered). A missing link or namespace is not an error.
 func (h *Host) DetachEndpoint(ctx context.Context, netnsPath, ifName string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -315,12 +316,27 @@ func (h *Host) DetachEndpoint(ctx context.Context, netnsPath, ifName string) err
 	if ifName == "" {
 		ifName = "eth0"
 	}
-	return inNetns(netnsPath, func(nl *netlink.Handle) error {
-		if err := deleteByName(nl, ifName); err != nil {
-			return fmt.Errorf("detach endpoint %s in %s: %w", ifName, netnsPath, err)
-		}
+	ns, err := openNetns(netnsPath)
+	if errors.Is(err, ErrNotFound) {
 		return nil
-	}, true)
+	}
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	nl, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("open netlink in %s: %w", netnsPath, err)
+	}
+	defer nl.Close()
+	l, err := nl.LinkByName(ifName)
+	if err == nil {
+		err = h.deleteUnregistered(ns, nl, l)
+	}
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("detach endpoint %s in %s: %w", ifName, netnsPath, err)
+	}
+	return nil
 }
 
 // SilenceEndpoint takes every address off the endpoint link ifName in the

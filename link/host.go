@@ -26,7 +26,10 @@ type Host struct {
 	// announcing counts the announcements sending in the background
 	// (announceLater); Close waits for them.
 	announcing sync.WaitGroup
-	pkt        struct { // the packet socket announcements leave by (sendOnParent)
+	// deleting counts the links being freed after their deletion
+	// returned (deleteUnregistered); Close waits for them.
+	deleting sync.WaitGroup
+	pkt      struct { // the packet socket announcements leave by (sendOnParent)
 		once sync.Once
 		fd   int
 		made bool
@@ -70,6 +73,7 @@ func OpenHost(nsPath string) (*Host, error) {
 // releases the namespace and netlink handles and the packet socket.
 func (h *Host) Close() error {
 	h.announcing.Wait()
+	h.deleting.Wait()
 	h.nl.Close()
 	var err error
 	h.pkt.once.Do(func() {}) // none is made after Close
