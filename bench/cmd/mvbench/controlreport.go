@@ -102,6 +102,7 @@ func (c *control) write(e *env, r *report, cli, api phases) {
 		"reconcile_1000_s":                c.reconcile.median(),
 		"scrape_ms":                       c.scrape.median(),
 		"attach_p99_while_scraping_ratio": d.scrapeRatio,
+		"churn_attach_ms_p50":             c.attachQuiet.median(),
 	} {
 		r.set("control."+k, v)
 	}
@@ -171,6 +172,8 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 		num(c.scrape.median()), num(c.scrape.min()), num(c.scrape.max()), fmt.Sprint(len(c.scrape)), "ms")
 	t.row("API attach p99 with a 10 Hz scrape running / without (alternating blocks, one detach after each)",
 		num(c.attachScraping.pct(99))+" / "+num(c.attachQuiet.pct(99)), "", "", fmt.Sprintf("%d / %d", len(c.attachScraping), len(c.attachQuiet)), "ms")
+	t.row("churn: API attach right after a detach on the same network, p50 / p99 (`control.churn_attach_ms_p50`; the blocks without scrape)",
+		num(c.attachQuiet.median())+" / "+num(c.attachQuiet.pct(99)), num(c.attachQuiet.min()), num(c.attachQuiet.max()), fmt.Sprint(len(c.attachQuiet)), "ms")
 	if c.scrapeShort != "" {
 		s.para("**Scrape: %s.**", c.scrapeShort)
 	}
