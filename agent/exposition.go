@@ -156,7 +156,13 @@ type scrapeBuffers struct{ text, zipped bytes.Buffer }
 
 var bufferPool = sync.Pool{New: func() any { return new(scrapeBuffers) }}
 
+// ServeHTTP writes a scrape at low priority (atLowPriority): attaches
+// that need the CPU meanwhile go first.
 func (h *scrapeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	atLowPriority(func() { h.serve(w, r) })
+}
+
+func (h *scrapeHandler) serve(w http.ResponseWriter, r *http.Request) {
 	s, statErr := h.a.eng.Stats() // before any lock of ours
 	mfs, err := h.reg.Gather()
 	if err != nil {
