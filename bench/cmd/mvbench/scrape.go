@@ -120,7 +120,7 @@ func sendVLANFrames(ns, ifName string, vids int) error {
 // running in the background, and without. The ratio of the two p99s says
 // whether a scrape holds up an attach.
 func (c *control) whileScraping(ctx context.Context, e *env, a *agentProc, sb *sandbox) error {
-	pairs, block := 300, 20
+	pairs, block := 1000, 50
 	if e.cfg.quick {
 		pairs, block = 40, 10
 	}
