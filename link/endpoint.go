@@ -316,27 +316,16 @@ func (h *Host) DetachEndpoint(ctx context.Context, netnsPath, ifName string) err
 	if ifName == "" {
 		ifName = "eth0"
 	}
-	ns, err := openNetns(netnsPath)
-	if errors.Is(err, ErrNotFound) {
+	return inNetnsAt(netnsPath, func(ns netns.NsHandle, nl *netlink.Handle) error {
+		l, err := nl.LinkByName(ifName)
+		if err == nil {
+			err = h.deleteUnregistered(ns, nl, l)
+		}
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("detach endpoint %s in %s: %w", ifName, netnsPath, err)
+		}
 		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	nl, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		return fmt.Errorf("open netlink in %s: %w", netnsPath, err)
-	}
-	defer nl.Close()
-	l, err := nl.LinkByName(ifName)
-	if err == nil {
-		err = h.deleteUnregistered(ns, nl, l)
-	}
-	if err != nil && !isNotFound(err) {
-		return fmt.Errorf("detach endpoint %s in %s: %w", ifName, netnsPath, err)
-	}
-	return nil
+	}, true)
 }
 
 // SilenceEndpoint takes every address off the endpoint link ifName in the
@@ -425,6 +414,12 @@ func SetEndpointMAC(netnsPath string, ifindex int, mac net.HardwareAddr) error {
 // inNetns runs fn with a netlink handle in the namespace at path. With
 // missingOK, a namespace that does not exist makes it return nil.
 func inNetns(path string, fn func(*netlink.Handle) error, missingOK bool) error {
+	return inNetnsAt(path, func(_ netns.NsHandle, nl *netlink.Handle) error { return fn(nl) }, missingOK)
+}
+
+// inNetnsAt is inNetns that also hands fn the namespace's handle, open
+// during the call.
+func inNetnsAt(path string, fn func(netns.NsHandle, *netlink.Handle) error, missingOK bool) error {
 	ns, err := openNetns(path)
 	if missingOK && errors.Is(err, ErrNotFound) {
 		return nil
@@ -438,7 +433,7 @@ func inNetns(path string, fn func(*netlink.Handle) error, missingOK bool) error 
 		return fmt.Errorf("open netlink in %s: %w", path, err)
 	}
 	defer nl.Close()
-	return fn(nl)
+	return fn(ns, nl)
 }
 
 // configureSlave finishes an endpoint inside the target namespace:

@@ -87,6 +87,14 @@ func createNetns(name string, mount func(path string) error) (path string, err e
 	return path, nil
 }
 
+// bindNetns binds the namespace at src (a /proc path of it) on path.
+func bindNetns(src, path string) error {
+	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", path, err)
+	}
+	return nil
+}
+
 // mountNewNetns makes a new network namespace on a fresh thread
 // (nsthread.Fresh) and binds it on path: the namespace lives exactly as
 // long as the mount.
@@ -95,11 +103,7 @@ func mountNewNetns(path, mark string) error {
 		if err := setupLoopback(mark); err != nil {
 			return struct{}{}, err
 		}
-		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
-		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-			return struct{}{}, fmt.Errorf("bind %s: %w", path, err)
-		}
-		return struct{}{}, nil
+		return struct{}{}, bindNetns(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()), path)
 	})
 	return err
 }

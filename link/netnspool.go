@@ -77,13 +77,7 @@ func (s *Spare) Mark(mark string) error {
 // (ErrExists), as CreateNetns does. Mark it first: once it has a name, a
 // restart may look for its mark.
 func (s *Spare) Mount(name string) (string, error) {
-	return createNetns(name, func(path string) error {
-		src := fmt.Sprintf("/proc/self/fd/%d", s.f.Fd())
-		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind %s: %w", path, err)
-		}
-		return nil
-	})
+	return createNetns(name, func(path string) error { return bindNetns(s.Path(), path) })
 }
 
 // Close lets the file go, and what the pool prepared for the namespace
