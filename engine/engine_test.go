@@ -326,6 +326,40 @@ func TestAttachesDoNotWait(t *testing.T) {
 	r.noDrift()
 }
 
+// failAfterName attaches req (a container of its own, on a network on
+// eth0) and has its link fail once its namespace is named: the parent
+// goes while the link is held. It returns the attach's error, after
+// checking that neither the name nor the endpoint is left, and puts the
+// parent back.
+func (r *rig) failAfterName(req api.EndpointCreate) error {
+	r.t.Helper()
+	path := link.NetnsPath(req.Name)
+	gate := r.k.Gate(path)
+	res := make(chan error, 1)
+	go func() {
+		_, err := r.e.CreateEndpoint(context.Background(), req)
+		res <- err
+	}()
+	<-gate.Entered
+	for deadline := time.Now().Add(5 * time.Second); !r.k.HasNetns(path); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			r.t.Fatal("the namespace got no name while its link was held")
+		}
+	}
+	parent, _ := r.k.HostLink("eth0")
+	r.k.RemoveHostLink("eth0") // the link fails: no parent
+	gate.Open()
+	err := <-res
+	if r.k.HasNetns(path) {
+		r.t.Errorf("%s is left after the failed attach", path)
+	}
+	if got := r.endpoints(); len(got) != 0 {
+		r.t.Errorf("endpoints after the failed attach: %v", got)
+	}
+	r.k.AddHostLink(parent)
+	return err
+}
+
 // TestFailedLinkDropsTheName: a container's namespace is named while its
 // link is made; when the link fails after the name is there, the name
 // goes with the rest, and the name and address are free again.
@@ -333,31 +367,9 @@ func TestFailedLinkDropsTheName(t *testing.T) {
 	r := newRig(t, "eth0")
 	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
 	path := link.NetnsPath("c1")
-	gate := r.k.Gate(path)
-	res := make(chan error, 1)
-	go func() {
-		_, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub", Name: "c1", IP: "172.16.86.10"})
-		res <- err
-	}()
-	<-gate.Entered
-	for deadline := time.Now().Add(5 * time.Second); !r.k.HasNetns(path); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the namespace got no name while its link was held")
-		}
-	}
-	parent, _ := r.k.HostLink("eth0")
-	r.k.RemoveHostLink("eth0") // the link fails: no parent
-	gate.Open()
-	if err := <-res; err == nil {
+	if err := r.failAfterName(api.EndpointCreate{Network: "pub", Name: "c1", IP: "172.16.86.10"}); err == nil {
 		t.Fatal("attach without its parent succeeded")
 	}
-	if r.k.HasNetns(path) {
-		t.Errorf("%s is left after the failed attach", path)
-	}
-	if got := r.endpoints(); len(got) != 0 {
-		t.Errorf("endpoints after the failed attach: %v", got)
-	}
-	r.k.AddHostLink(parent)
 	e, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub", Name: "c1", IP: "172.16.86.10"})
 	if err != nil {
 		t.Fatalf("the name and address are not free again: %v", err)
@@ -374,33 +386,10 @@ func TestFailedLinkDropsTheName(t *testing.T) {
 func TestFailedLinkStuckName(t *testing.T) {
 	r := newRig(t, "eth0")
 	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
-	path := link.NetnsPath("c1")
-	gate := r.k.Gate(path)
 	r.k.StickNetns("c1", 1)
-	res := make(chan error, 1)
-	go func() {
-		_, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub", Name: "c1"})
-		res <- err
-	}()
-	<-gate.Entered
-	for deadline := time.Now().Add(5 * time.Second); !r.k.HasNetns(path); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the namespace got no name while its link was held")
-		}
-	}
-	parent, _ := r.k.HostLink("eth0")
-	r.k.RemoveHostLink("eth0")
-	gate.Open()
-	if err := <-res; err == nil || !errors.Is(err, unix.EBUSY) {
+	if err := r.failAfterName(api.EndpointCreate{Network: "pub", Name: "c1"}); err == nil || !errors.Is(err, unix.EBUSY) {
 		t.Fatalf("attach error %v; want the link's and the stuck name's (EBUSY)", err)
 	}
-	if r.k.HasNetns(path) {
-		t.Errorf("%s is left after the failed attach and its undo", path)
-	}
-	if got := r.endpoints(); len(got) != 0 {
-		t.Errorf("endpoints after the failed attach: %v", got)
-	}
-	r.k.AddHostLink(parent)
 	r.run("c1", "pub")
 	r.noDrift()
 }
