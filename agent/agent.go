@@ -83,7 +83,7 @@ func New(cfg Config) (*Agent, error) {
 	var err error
 	a.eng, err = engine.Open(engine.Config{StateDir: cfg.StateDir, BPFFS: cfg.BPFFS,
 		AttachMode: cfg.AttachMode, HostNetns: cfg.HostNetns, Recover: cfg.Recover, TamperCheck: cfg.TamperCheck,
-		Cluster: cfg.Cluster, Log: cfg.Log})
+		Cluster: cfg.Cluster, Background: atLowPriority, Log: cfg.Log})
 	if err != nil {
 		return nil, err
 	}

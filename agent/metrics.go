@@ -53,7 +53,7 @@ func (m *metrics) handler(a *Agent) http.Handler {
 	reg.MustRegister(m.reconcile, m.build, &stateCollector{a: a},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(a.eng.ClusterCollectors()...)
-	return &scrapeHandler{a: a, reg: reg, dp: newDatapathText()}
+	return &scrapeHandler{a: a, reg: reg, dp: newDatapathText(), bufs: newScrapeBufferSet()}
 }
 
 var (
@@ -67,7 +67,7 @@ var (
 	descBlocks = prometheus.NewDesc("mvlan_cluster_blocks",
 		"Address blocks of a cluster network (--scope cluster) this host holds.", []string{"network"}, nil)
 	descDrift = prometheus.NewDesc("mvlan_drift",
-		"Disagreements between state, kernel and IPAM the agent's drift check (GET /v1/check) reports, by kind; at most 10 s old.",
+		"Disagreements between state, kernel and IPAM the agent's drift check (GET /v1/check) reports, by kind, from its last run (a scrape starts one when the last is 10 s old).",
 		[]string{"kind"}, nil)
 )
 
@@ -108,7 +108,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// collectDrift reports the drift check's counts (cached by the engine).
+// collectDrift reports the counts of the engine's last drift check: at
+// most DriftCountAge old, plus the check's own time (made in the
+// background, but for the first, which this scrape waits for).
 func (c *stateCollector) collectDrift(ch chan<- prometheus.Metric) {
 	drift, err := c.a.eng.DriftCounts(context.Background())
 	if err != nil {

@@ -27,12 +27,13 @@ func (a *Engine) leaseHandoff(ctx context.Context, n *network, e *endpoint) {
 	}
 }
 
-// spawn runs fn for the engine's life like a keeper (stopped by Close).
-func (k *keepers) spawn(fn func(context.Context)) {
+// spawn runs fn for the engine's life like a keeper (stopped by Close);
+// false: the keepers are stopped, and fn never runs.
+func (k *keepers) spawn(fn func(context.Context)) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.stopped {
-		return
+		return false
 	}
 	if k.ctx == nil {
 		k.ctx, k.cancel = context.WithCancel(context.Background())
@@ -42,6 +43,7 @@ func (k *keepers) spawn(fn func(context.Context)) {
 		defer k.wg.Done()
 		fn(k.ctx)
 	}()
+	return true
 }
 
 // seekLease asks for a lease for en, a ready endpoint of DHCP network n

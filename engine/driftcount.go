@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"time"
@@ -23,27 +24,75 @@ const (
 // DriftKinds are every DriftKind, in a fixed order.
 var DriftKinds = []DriftKind{DriftEndpoint, DriftIPAM, DriftIndex, DriftLink, DriftQuarantine, DriftTamper}
 
-// DriftCountAge is how old the counts DriftCounts returns may be: a
-// scrape runs Check at most this often (it lists the links of every
-// endpoint's namespace).
+// DriftCountAge is how old the counts DriftCounts returns may grow before
+// a call starts a new check (it lists the links of every endpoint's
+// namespace, so only the first call waits for one).
 const DriftCountAge = 10 * time.Second
 
-// driftCounts caches the last Check's counts for DriftCounts.
+// driftCounts caches the last Check's counts for DriftCounts; a check
+// runs in the background, one at a time.
 type driftCounts struct {
-	mu     sync.Mutex
-	at     time.Time
-	counts map[DriftKind]int
+	mu       sync.Mutex
+	at       time.Time
+	counts   map[DriftKind]int
+	checking chan struct{} // closed when the check in flight ends; nil: none
+	bg       keepers       // the check in flight, stopped by Engine.Close
 }
 
 // DriftCounts is how many findings Check reports, by kind (every kind,
-// zeros included), from a Check at most DriftCountAge old.
+// zeros included), from the last check. When the counts are older than
+// DriftCountAge it starts a check in the background (through
+// Config.Background) and answers with the last ones; only while there
+// are none yet (the first call, which the agent makes at start) does it
+// wait for the check.
 func (a *Engine) DriftCounts(ctx context.Context) (map[DriftKind]int, error) {
 	c := &a.driftCounts
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.counts != nil && time.Since(c.at) < DriftCountAge {
-		return maps.Clone(c.counts), nil
+	if c.checking == nil && (c.counts == nil || time.Since(c.at) >= DriftCountAge) {
+		done := make(chan struct{})
+		c.checking = done
+		if !c.bg.spawn(func(ctx context.Context) {
+			defer close(done)
+			a.background(func() { a.countDrift(ctx) })
+		}) {
+			close(done) // closing: none starts
+		}
 	}
+	counts, wait := c.counts, c.checking
+	c.mu.Unlock()
+	if counts != nil {
+		return maps.Clone(counts), nil
+	}
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.counts == nil {
+		return nil, errors.New("the drift check failed (see the agent log)")
+	}
+	return maps.Clone(c.counts), nil
+}
+
+// countDrift runs a check and keeps its counts (a failed check keeps the
+// last ones, and a later DriftCounts tries again).
+func (a *Engine) countDrift(ctx context.Context) {
+	c := &a.driftCounts
+	counts, err := a.checkCounts(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checking = nil
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("drift check for the metrics failed", "err", err)
+		}
+		return
+	}
+	c.counts, c.at = counts, time.Now()
+}
+func (a *Engine) checkCounts(ctx context.Context) (map[DriftKind]int, error) {
 	a.removals.wait(ctx) // as Check
 	if err := a.store.Flush(); err != nil {
 		return nil, err
@@ -52,10 +101,19 @@ func (a *Engine) DriftCounts(ctx context.Context) (map[DriftKind]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.counts = make(map[DriftKind]int, len(DriftKinds))
+	counts := make(map[DriftKind]int, len(DriftKinds))
 	for _, k := range DriftKinds {
-		c.counts[k] = len(found[k])
+		counts[k] = len(found[k])
 	}
-	c.at = time.Now()
-	return maps.Clone(c.counts), nil
+	return counts, nil
+}
+
+// background runs fn, work no request waits for, through
+// Config.Background (at a lower priority in the agent).
+func (a *Engine) background(fn func()) {
+	if a.cfg.Background != nil {
+		a.cfg.Background(fn)
+		return
+	}
+	fn()
 }

@@ -44,7 +44,11 @@ type Config struct {
 	// cluster (engine/cluster.go); nil: none. Its Host is set to the
 	// agent ID.
 	Cluster *cluster.Config
-	Log     *slog.Logger
+	// Background runs work no request waits for (the drift counts of the
+	// metrics) and returns when it is done; the agent runs it at a lower
+	// priority. nil: as it comes.
+	Background func(func())
+	Log        *slog.Logger
 }
 
 // Engine is the state of one agent's networks and endpoints.
@@ -157,6 +161,7 @@ func New(cfg Config, st *store.Store, k Kernel) *Engine {
 // Kernel objects stay: they belong to the networks and survive the agent.
 func (a *Engine) Close() error {
 	a.removals.wg.Wait()
+	a.driftCounts.bg.stop()
 	a.leases.stop()
 	var errs []error
 	if k, ok := a.ns.(kernelNamespaces); ok && k.pool != nil {

@@ -466,3 +466,78 @@ func TestHostShimLifecycle(t *testing.T) {
 		t.Fatalf("c2 got %v; want the shim's freed 10.5.0.2", c2.Addrs)
 	}
 }
+
+// TestDriftCountsDoNotWait: the metrics' drift counts come from a check
+// in the background. Only the first call waits for one; once the counts
+// are DriftCountAge old, a call answers with them at once and starts one
+// check (not one per call), whose counts the calls after it see.
+func TestDriftCountsDoNotWait(t *testing.T) {
+	r := &rig{t: t, k: enginetest.New("eth0"), dir: t.TempDir()}
+	gate, started := make(chan struct{}, 4), make(chan struct{}, 4)
+	r.k.Background = func(fn func()) {
+		started <- struct{}{}
+		<-gate
+		fn()
+	}
+	r.start()
+	t.Cleanup(r.stop)
+	t.Cleanup(func() { close(gate) }) // before stop: a check may be held
+	n := r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	r.run("c1", "pub")
+	counts := func() <-chan map[engine.DriftKind]int {
+		out := make(chan map[engine.DriftKind]int, 1)
+		go func() {
+			c, err := r.e.DriftCounts(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			out <- c
+		}()
+		return out
+	}
+	want := func(got map[engine.DriftKind]int, ipam int) {
+		t.Helper()
+		for _, k := range engine.DriftKinds {
+			if w := map[engine.DriftKind]int{engine.DriftIPAM: ipam}[k]; got[k] != w {
+				t.Fatalf("drift counts %v, want ipam %d and 0 of every other kind", got, ipam)
+			}
+		}
+	}
+	first := counts()
+	<-started
+	select {
+	case c := <-first:
+		t.Fatalf("the first call answered %v before its check ran", c)
+	case <-time.After(50 * time.Millisecond):
+	}
+	gate <- struct{}{}
+	want(<-first, 0)
+
+	if _, err := r.e.Reserve(n.ID, netip.Addr{}, false, "docker"); err != nil { // one ipam finding
+		t.Fatal(err)
+	}
+	engine.AgeDriftCounts(r.e)
+	for range 3 { // the old counts, at once, while the new check waits
+		select {
+		case c := <-counts():
+			want(c, 0)
+		case <-time.After(5 * time.Second):
+			t.Fatal("DriftCounts waited for a check while it had counts")
+		}
+	}
+	<-started
+	select {
+	case <-started:
+		t.Fatal("a second check started while one ran")
+	case <-time.After(50 * time.Millisecond):
+	}
+	gate <- struct{}{}
+	deadline := time.Now().Add(5 * time.Second)
+	for c := <-counts(); c[engine.DriftIPAM] == 0; c = <-counts() {
+		if time.Now().After(deadline) {
+			t.Fatalf("drift counts %v 5 s after the check was let go", c)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	want(<-counts(), 1)
+}

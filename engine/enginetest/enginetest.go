@@ -42,6 +42,9 @@ type Kernel struct {
 	spareFor map[string]string       // a spare's path -> the /run/netns path it is for
 	routes   map[string][]netip.Addr // host shim routes, by link name
 	stuck    map[string]int          // /run/netns names whose next deletes fail
+
+	// Background is the engines' Config.Background (set before Open).
+	Background func(func())
 }
 
 // Gate holds AttachEndpoint into one namespace until Open is called.
@@ -91,7 +94,7 @@ func (k *Kernel) Open(dir string) (*engine.Engine, error) {
 		return nil, err
 	}
 	log := slog.New(slog.DiscardHandler)
-	return engine.New(engine.Config{StateDir: dir, HostNetns: HostPath, Log: log}, st, engine.Kernel{
+	return engine.New(engine.Config{StateDir: dir, HostNetns: HostPath, Background: k.Background, Log: log}, st, engine.Kernel{
 		Host: (*host)(k), Datapath: (*datapath)(k), Netns: (*namespaces)(k),
 		Modes: loader.Modes{Parent: loader.ModeTCX, Endpoint: loader.ModeTC}, HostIno: 1}), nil
 }
