@@ -156,6 +156,19 @@ type entry struct {
 	busy sync.Mutex
 	ep   endpoint
 	gone bool // removed from the index; whoever waited on busy gives up
+
+	// label is "NAME/IFNAME" of ep as labelOf last saw it, for the
+	// metrics' attachments (every scrape names every endpoint).
+	label, labelName, labelIf string
+}
+
+// labelOf is en's "NAME/IFNAME", made again only when either changed.
+// Caller holds the network's mu.
+func (en *entry) labelOf() string {
+	if en.labelName != en.ep.Name || en.labelIf != en.ep.IfName || en.label == "" {
+		en.label, en.labelName, en.labelIf = en.ep.Name+"/"+en.ep.IfName, en.ep.Name, en.ep.IfName
+	}
+	return en.label
 }
 
 // network is a stored network with its live address space, status and

@@ -84,7 +84,7 @@ func (a *Engine) networkRefs(links map[int]link.Info) (map[uint32]netRef, map[ep
 		n.mu.Lock()
 		m[n.DatapathID] = netRef{name: n.name(), vid: uint16(links[n.parentIndex].VID)}
 		for _, en := range n.eps {
-			eps[epKey{en.ep.NetnsCookie, en.ep.Ifindex}] = en.ep.Name + "/" + en.ep.IfName
+			eps[epKey{en.ep.NetnsCookie, en.ep.Ifindex}] = en.labelOf()
 		}
 		if n.shim != nil {
 			eps[epKey{n.shim.cookie, n.shim.ifindex}] = "host/" + shimName(n)

@@ -41,9 +41,9 @@ func (d *Datapath) AdoptEndpoint(ctx context.Context, netnsPath string, cookie u
 	}
 	progs.users[ifindex] = true
 	for hook, name := range map[Hook]string{Ingress: "ep_ingress", Egress: "ep_egress"} {
-		d.attached[attachKey{cookie, ifindex, hook}] = Attachment{
+		d.attached.set(attachKey{cookie, ifindex, hook}, Attachment{
 			Netns: netnsPath, NetnsCookie: cookie, Ifindex: ifindex, Hook: hook, Program: name, Mode: mode,
-		}
+		})
 	}
 	return mode, true
 }

@@ -1,14 +1,11 @@
 package loader
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"os"
-	"slices"
-	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -257,9 +254,9 @@ func (d *Datapath) attach(ctx context.Context, t target, hook Hook, prog *ebpf.P
 
 // noteAttached records program name on t's hook in mode. Caller holds mu.
 func (d *Datapath) noteAttached(t target, hook Hook, name string, mode Mode) {
-	d.attached[attachKey{t.cookie, t.ifindex, hook}] = Attachment{
+	d.attached.set(attachKey{t.cookie, t.ifindex, hook}, Attachment{
 		Netns: t.netns, NetnsCookie: t.cookie, Ifindex: t.ifindex, Hook: hook, Program: name, Mode: mode,
-	}
+	})
 }
 
 // DetachEndpoint removes what AttachEndpoint attached (in either mode) and
@@ -287,7 +284,7 @@ func (d *Datapath) detachLink(ctx context.Context, netnsPath string, ifindex int
 	var errs []error
 	for _, hook := range []Hook{Ingress, Egress} {
 		errs = append(errs, d.detachTCX(t, hook), d.detachTC(ctx, t, hook))
-		delete(d.attached, attachKey{t.cookie, t.ifindex, hook})
+		d.attached.del(attachKey{t.cookie, t.ifindex, hook})
 	}
 	errs = append(errs, d.dropQdiscIfOurs(ctx, t))
 	if endpoint {
@@ -306,11 +303,11 @@ func (d *Datapath) forgetGoneNetns(netnsPath string, ifindex int, endpoint bool)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var errs []error
-	for k, a := range d.attached {
+	for k, a := range d.attached.m {
 		if a.Netns != netnsPath || a.Ifindex != ifindex {
 			continue
 		}
-		delete(d.attached, k)
+		d.attached.del(k)
 		d.unmarkQdisc(ifaceKey{k.cookie, k.ifindex})
 		errs = append(errs, d.detachTCX(target{cookie: k.cookie, ifindex: ifindex}, k.hook))
 		if endpoint {
@@ -329,33 +326,11 @@ func (d *Datapath) NetnsNamed(cookie uint64, ifindex int, netnsPath string) {
 	defer d.mu.Unlock()
 	for _, hook := range []Hook{Ingress, Egress} {
 		k := attachKey{cookie, ifindex, hook}
-		if a, ok := d.attached[k]; ok {
+		if a, ok := d.attached.get(k); ok {
 			a.Netns = netnsPath
-			d.attached[k] = a
+			d.attached.set(k, a)
 		}
 	}
-}
-
-// Attachments lists what this Datapath attached (since Load), sorted by
-// netns cookie, ifindex and hook; sorted after the lock is released (a
-// scrape lists thousands, and attaches wait for the lock).
-func (d *Datapath) Attachments() []Attachment {
-	d.mu.Lock()
-	out := make([]Attachment, 0, len(d.attached))
-	for _, a := range d.attached {
-		out = append(out, a)
-	}
-	d.mu.Unlock()
-	slices.SortFunc(out, func(a, b Attachment) int {
-		if a.NetnsCookie != b.NetnsCookie {
-			return cmp.Compare(a.NetnsCookie, b.NetnsCookie)
-		}
-		if a.Ifindex != b.Ifindex {
-			return cmp.Compare(a.Ifindex, b.Ifindex)
-		}
-		return strings.Compare(string(a.Hook), string(b.Hook))
-	})
-	return out
 }
 
 func nsName(netnsPath string) string {

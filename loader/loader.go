@@ -81,7 +81,7 @@ type Datapath struct {
 	mu        sync.Mutex             // guards the attachment state below
 	epProgs   map[uint64]*epPrograms // by netns cookie
 	preloaded map[uint64]*epPrograms // stubs loaded ahead, not pinned (stubpre.go)
-	attached  map[attachKey]Attachment
+	attached  attachList
 	qdiscs    map[ifaceKey]bool // clsact qdiscs this Datapath created
 	ids       programIDs        // the programs it loaded (ForeignPrograms)
 }
@@ -103,7 +103,7 @@ func Load(ctx context.Context, pinDir string) (*Datapath, error) {
 		byName:    map[string]*ebpf.Map{},
 		epProgs:   map[uint64]*epPrograms{},
 		preloaded: map[uint64]*epPrograms{},
-		attached:  map[attachKey]Attachment{},
+		attached:  attachList{m: map[attachKey]Attachment{}},
 		qdiscs:    map[ifaceKey]bool{},
 	}
 	if err := d.load(); err != nil {

@@ -46,7 +46,7 @@ func (d *Datapath) InspectEndpoint(ctx context.Context, netnsPath string, ifinde
 	defer d.mu.Unlock()
 	var out []Finding
 	for _, hook := range []Hook{Ingress, Egress} {
-		a, ok := d.attached[attachKey{t.cookie, t.ifindex, hook}]
+		a, ok := d.attached.get(attachKey{t.cookie, t.ifindex, hook})
 		if !ok || ctx.Err() != nil {
 			continue
 		}
@@ -166,7 +166,7 @@ func (d *Datapath) RepairEndpoint(ctx context.Context, netnsPath string, ifindex
 	}
 	var errs []error
 	for _, f := range findings {
-		a, ok := d.attached[attachKey{t.cookie, t.ifindex, f.Hook}]
+		a, ok := d.attached.get(attachKey{t.cookie, t.ifindex, f.Hook})
 		if !ok {
 			continue
 		}

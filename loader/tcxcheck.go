@@ -48,7 +48,7 @@ func (d *Datapath) tcxFirst(cookie uint64, ifindex int) map[Hook]ebpf.ProgramID 
 	defer d.mu.Unlock()
 	want := map[Hook]ebpf.ProgramID{}
 	for _, hook := range []Hook{Ingress, Egress} {
-		a, ok := d.attached[attachKey{cookie, ifindex, hook}]
+		a, ok := d.attached.get(attachKey{cookie, ifindex, hook})
 		if !ok {
 			continue
 		}
