@@ -1,12 +1,10 @@
 package agent
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -144,17 +142,11 @@ func (f *family) writeTo(w textWriter) {
 // own, Go and process metrics) encoded by expfmt, then the datapath's
 // written from cached series; gzip when the client asks for it.
 type scrapeHandler struct {
-	a   *Agent
-	reg *prometheus.Registry
-	dp  *datapathText
+	a    *Agent
+	reg  *prometheus.Registry
+	dp   *datapathText
+	bufs scrapeBufferSet
 }
-
-// scrapeBuffers are the text of a scrape (~1 MB with a 4094-VLAN trunk)
-// and its gzipped form, kept as a pair so that the text's buffer is
-// never the small one.
-type scrapeBuffers struct{ text, zipped bytes.Buffer }
-
-var bufferPool = sync.Pool{New: func() any { return new(scrapeBuffers) }}
 
 // ServeHTTP writes a scrape at low priority (atLowPriority): attaches
 // that need the CPU meanwhile go first.
@@ -168,8 +160,8 @@ func (h *scrapeHandler) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.a.log.Warn("metrics: some agent metrics not exported", "err", err)
 	}
-	bufs := bufferPool.Get().(*scrapeBuffers)
-	defer bufferPool.Put(bufs)
+	bufs := h.bufs.get()
+	defer h.bufs.put(bufs)
 	text, zipped := &bufs.text, &bufs.zipped
 	text.Reset()
 	for _, mf := range mfs {
@@ -180,7 +172,7 @@ func (h *scrapeHandler) serve(w http.ResponseWriter, r *http.Request) {
 	if acceptsGzip(r) {
 		w.Header().Set("Content-Encoding", "gzip")
 		zipped.Reset()
-		gzipTo(zipped, text.Bytes())
+		bufs.gzip(text.Bytes())
 		body = zipped
 	}
 	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
