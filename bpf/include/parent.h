@@ -62,10 +62,12 @@ static __always_inline int src_owner(const struct frame *f, struct owner *o, int
 /* count_network_level: flood in both directions; on ingress, hairpin (the
  * source IP is a local endpoint's, the source MAC is not) or east-west (a
  * unicast frame between two local endpoints of the parent's network; for IP
- * frames the source IP must be the sender's). */
+ * frames the source IP must be the sender's). dst is the local endpoint
+ * the frame is for (ingress; NULL if none), looked up once by the caller. */
 static __always_inline void count_network_level(const struct frame *f,
 						const struct parent_info *p,
 						struct net_counters *c,
+						const struct ep_info *dst,
 						enum direction dir)
 {
 	struct owner owner;
@@ -85,7 +87,7 @@ static __always_inline void count_network_level(const struct frame *f,
 		ew = owner.network_id == p->network_id;
 	else
 		ew = !is_ip && same_network(f->src, p->network_id);
-	if (ew && same_network(f->dst, p->network_id))
+	if (ew && dst && dst->network_id == p->network_id)
 		pb_add(&c->eastwest, f->len);
 }
 
@@ -112,14 +114,17 @@ static __always_inline int own_vlan(struct __sk_buff *skb, struct frame *f,
 				    enum direction dir, __u32 *drop_net)
 {
 	struct net_counters *c = net_counters(p->network_id);
+	struct ep_info *dst = NULL;
 	int reason = 0;
 
 	if (dir == DIR_TX) {
 		reason = egress_reason(skb, f, drop_net);
 		if (reason > 0)
 			return reason;
-	} else if (mac_is_multicast(f->dst) || ep_of_mac(f->dst)) {
-		skb->mark |= WIRE_MARK; /* for ep_ingress: from the wire */
+	} else {
+		dst = ep_of_mac(f->dst); /* NULL for multicast */
+		if (dst || mac_is_multicast(f->dst))
+			skb->mark |= WIRE_MARK; /* for ep_ingress: from the wire */
 	}
 	if (!c)
 		return reason;
@@ -127,7 +132,7 @@ static __always_inline int own_vlan(struct __sk_buff *skb, struct frame *f,
 		pb_add(&c->parent.tx, f->len);
 	else
 		pb_add(&c->parent.rx, f->len);
-	count_network_level(f, p, c, dir);
+	count_network_level(f, p, c, dst, dir);
 	return reason;
 }
 
