@@ -155,13 +155,13 @@ func (h *scrapeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *scrapeHandler) serve(w http.ResponseWriter, r *http.Request) {
-	s, statErr := h.a.eng.Stats() // before any lock of ours
+	bufs := h.bufs.get()
+	defer h.bufs.put(bufs)
+	s, statErr := h.a.eng.StatsWith(&bufs.stats) // before any lock of ours
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		h.a.log.Warn("metrics: some agent metrics not exported", "err", err)
 	}
-	bufs := h.bufs.get()
-	defer h.bufs.put(bufs)
 	text, zipped := &bufs.text, &bufs.zipped
 	text.Reset()
 	for _, mf := range mfs {

@@ -4,11 +4,14 @@ import (
 	"bytes"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/mvlan/mvlan/engine"
 )
 
-// scrapeBuffers are the text of a scrape (~1 MB with a 4094-VLAN trunk),
-// its gzipped form and the writer that makes it (~0.3 MB of tables),
-// kept as a set so that the text's buffer is never the small one.
+// scrapeBuffers are what a scrape reads the datapath into, its text (~1
+// MB with a 4094-VLAN trunk), the gzipped form and the writer that makes
+// it (~0.3 MB of tables), kept as a set so that the text's buffer is
+// never the small one.
 //
 // klauspost/compress, not compress/gzip: at BestSpeed it compresses a
 // 4094-VLAN scrape in about half the time, to within 4% of the size.
@@ -17,6 +20,7 @@ import (
 // more CPU per scrape, no faster on a busy host, and a scrape that takes
 // both cores slows the attaches running beside it.)
 type scrapeBuffers struct {
+	stats        engine.StatsBuffers
 	text, zipped bytes.Buffer
 	gz           *gzip.Writer
 }

@@ -70,7 +70,7 @@ type Datapath interface {
 	PruneOrphans() error
 	Parents() ([]loader.Parent, error)
 	PruneLinks() (int, error)
-	Counters(maxNetwork uint32) (loader.Snapshot, error)
+	CountersInto(maxNetwork uint32, s *loader.Snapshot) error
 	Attachments() []loader.Attachment
 	Missing(netnsPath string, ifindex int, mode loader.Mode) ([]loader.Hook, error)
 	InspectEndpoint(ctx context.Context, netnsPath string, ifindex int) ([]loader.Finding, error)

@@ -27,21 +27,37 @@ var programs = []string{"ep_egress", "ep_ingress", "parent_ingress", "parent_egr
 // endpoint attachments "ENDPOINT/IFNAME". Every network has its drop,
 // flood, hairpin and east-west counters (zero before the first frame);
 // counters of networks the agent no longer has are left out.
-func (a *Engine) Stats() (api.Stats, error) {
+func (a *Engine) Stats() (api.Stats, error) { return a.StatsWith(&StatsBuffers{}) }
+
+// StatsBuffers hold what Stats makes, for a caller that reads often (the
+// metrics) to keep and pass again: a read of a 4094-VLAN trunk then
+// allocates next to nothing. Not for two reads at once.
+type StatsBuffers struct {
+	snap  loader.Snapshot
+	keys  []uint64
+	vlans []api.VLANStats
+	atts  []api.Attachment
+	eps   map[epKey]string
+	seen  map[linkHook]bool
+}
+
+// StatsWith is Stats into b: the slices of what it returns are b's, good
+// until the next call with b.
+func (a *Engine) StatsWith(b *StatsBuffers) (api.Stats, error) {
 	links, err := a.hostLinks()
 	if err != nil {
 		return api.Stats{}, err
 	}
-	nets, eps := a.networkRefs(links)
-	snap, err := a.dp.Counters(maxID(nets))
-	if err != nil {
+	nets := a.networkRefs(links, b)
+	if err := a.dp.CountersInto(maxID(nets), &b.snap); err != nil {
 		return api.Stats{}, fmt.Errorf("read datapath counters: %w", err)
 	}
-	seed(&snap, nets)
+	snap := &b.snap
+	seed(snap, nets)
 	s := api.Stats{
 		Time:      time.Now().UTC(),
-		VLANs:     vlanStats(snap.VLAN, links),
-		Networks:  a.withShimStats(networkStats(snap, nets)),
+		VLANs:     b.vlanStats(links),
+		Networks:  a.withShimStats(networkStats(*snap, nets)),
 		Malformed: map[string]api.Count{},
 		MapFull:   snap.MapFull,
 	}
@@ -50,7 +66,7 @@ func (a *Engine) Stats() (api.Stats, error) {
 		s.Malformed[p] = apiCount(snap.Malformed[p])
 	}
 	s.NoEndpoint = apiCount(snap.Drops[loader.DropKey{Reason: loader.NoEndpoint}])
-	s.Attachments = attachStats(a.dp.Attachments(), links, eps)
+	s.Attachments = b.attachStats(a.dp.Attachments(), links)
 	return s, nil
 }
 
@@ -75,11 +91,12 @@ type netRef struct {
 }
 
 // networkRefs maps datapath ids to networks, and names endpoint
-// attachments "ENDPOINT/IFNAME" by their datapath keys.
-func (a *Engine) networkRefs(links map[int]link.Info) (map[uint32]netRef, map[epKey]string) {
+// attachments "ENDPOINT/IFNAME" by their datapath keys in b.eps.
+func (a *Engine) networkRefs(links map[int]link.Info, b *StatsBuffers) map[uint32]netRef {
 	nets := a.networkList()
 	m := make(map[uint32]netRef, len(nets))
-	eps := map[epKey]string{}
+	b.eps = clearOrMake(b.eps)
+	eps := b.eps
 	for _, n := range nets {
 		n.mu.Lock()
 		m[n.DatapathID] = netRef{name: n.name(), vid: uint16(links[n.parentIndex].VID)}
@@ -91,7 +108,15 @@ func (a *Engine) networkRefs(links map[int]link.Info) (map[uint32]netRef, map[ep
 		}
 		n.mu.Unlock()
 	}
-	return m, eps
+	return m
+}
+
+func clearOrMake[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return map[K]V{}
+	}
+	clear(m)
+	return m
 }
 
 // maxID is the highest datapath id of nets (0: none): the datapath reads
@@ -148,9 +173,16 @@ func apiTraffic(t loader.Traffic) api.Traffic {
 }
 
 // vlanStats has the per-VLAN counters sorted by parent name, then VLAN.
-// A trunk has thousands, so they are sorted as integers: the parent's
-// rank in name order, then the VID.
 func vlanStats(m map[loader.VLANKey]loader.Traffic, links map[int]link.Info) []api.VLANStats {
+	b := &StatsBuffers{snap: loader.Snapshot{VLAN: m}}
+	return b.vlanStats(links)
+}
+
+// vlanStats is vlanStats of b.snap.VLAN, in b.vlans. A trunk has
+// thousands, so they are sorted as integers: the parent's rank in name
+// order, then the VID.
+func (b *StatsBuffers) vlanStats(links map[int]link.Info) []api.VLANStats {
+	m := b.snap.VLAN
 	names := map[int]string{}
 	for k := range m {
 		if _, ok := names[k.Ifindex]; !ok {
@@ -164,17 +196,18 @@ func vlanStats(m map[loader.VLANKey]loader.Traffic, links map[int]link.Info) []a
 	for i, ifindex := range parents {
 		rank[ifindex] = uint64(i)
 	}
-	keys := make([]uint64, 0, len(m))
+	keys := b.keys[:0]
 	for k := range m {
 		keys = append(keys, rank[k.Ifindex]<<16|uint64(k.VID))
 	}
 	slices.Sort(keys)
-	out := make([]api.VLANStats, len(keys))
-	for i, key := range keys {
+	out := slices.Grow(b.vlans[:0], len(keys))
+	for _, key := range keys {
 		ifindex := parents[key>>16]
 		k := loader.VLANKey{Ifindex: ifindex, VID: uint16(key)}
-		out[i] = api.VLANStats{Parent: names[ifindex], VLAN: k.VID, Traffic: apiTraffic(m[k])}
+		out = append(out, api.VLANStats{Parent: names[ifindex], VLAN: k.VID, Traffic: apiTraffic(m[k])})
 	}
+	b.keys, b.vlans = keys, out
 	return out
 }
 
@@ -222,18 +255,21 @@ func sortNetworkStats(ns *api.NetworkStats) {
 	slices.SortFunc(ns.EastWest, byVLAN)
 }
 
-// attachStats names attachments: parent programs by host link name,
-// endpoint programs "ENDPOINT/IFNAME". A link label is never repeated for
-// one hook (the metric would be refused): a clash gets "#IFINDEX".
-func attachStats(as []loader.Attachment, links map[int]link.Info, epNames map[epKey]string) []api.Attachment {
-	type linkHook struct {
-		link string
-		hook loader.Hook
-	}
-	seen := make(map[linkHook]bool, len(as))
-	out := make([]api.Attachment, 0, len(as))
+// linkHook is a link label and a hook: one series of mvlan_attach_info.
+type linkHook struct {
+	link string
+	hook loader.Hook
+}
+
+// attachStats names attachments (in b.atts): parent programs by host link
+// name, endpoint programs "ENDPOINT/IFNAME" (b.eps). A link label is never
+// repeated for one hook (the metric would be refused): a clash gets
+// "#IFINDEX".
+func (b *StatsBuffers) attachStats(as []loader.Attachment, links map[int]link.Info) []api.Attachment {
+	b.seen = clearOrMake(b.seen)
+	out := slices.Grow(b.atts[:0], len(as))
 	for _, at := range as {
-		name := epNames[epKey{at.NetnsCookie, at.Ifindex}]
+		name := b.eps[epKey{at.NetnsCookie, at.Ifindex}]
 		switch {
 		case strings.HasPrefix(at.Program, "parent_"):
 			name = linkName(links, at.Ifindex)
@@ -241,12 +277,13 @@ func attachStats(as []loader.Attachment, links map[int]link.Info, epNames map[ep
 		default:
 			name = fmt.Sprintf("%s/ifindex:%d", filepath.Base(at.Netns), at.Ifindex)
 		}
-		if seen[linkHook{name, at.Hook}] {
+		if b.seen[linkHook{name, at.Hook}] {
 			name = fmt.Sprintf("%s#%d", name, at.Ifindex)
 		}
-		seen[linkHook{name, at.Hook}] = true
+		b.seen[linkHook{name, at.Hook}] = true
 		out = append(out, api.Attachment{Link: name, Hook: string(at.Hook), Program: at.Program, Mode: string(at.Mode)})
 	}
+	b.atts = out
 	return out
 }
 

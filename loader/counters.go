@@ -121,12 +121,19 @@ type Snapshot struct {
 // whichever is higher: a caller that numbers its networks from 1 up reads
 // a few slots, not 4096 (MaxNetworkID: every slot).
 func (d *Datapath) Counters(maxNetwork uint32) (Snapshot, error) {
-	s := Snapshot{
-		Network: map[uint32]Traffic{}, Flood: map[FloodKey]Counter{},
-		Hairpin: map[NetVLAN]Counter{}, EastWest: map[NetVLAN]Counter{}, Drops: map[DropKey]Counter{},
-		Malformed: map[string]Counter{}, MapFull: d.mapFull(),
-	}
-	err := d.readVLANs(&s)
+	var s Snapshot
+	err := d.CountersInto(maxNetwork, &s)
+	return s, err
+}
+
+// CountersInto is Counters into s, whose maps it empties and fills again
+// (makes them if nil): a caller that reads every few seconds (the
+// metrics) keeps one Snapshot, and a read of a 4094-VLAN trunk allocates
+// next to nothing.
+func (d *Datapath) CountersInto(maxNetwork uint32, s *Snapshot) error {
+	s.reset()
+	s.MapFull = d.mapFull()
+	err := d.readVLANs(s)
 	if err == nil {
 		parents := d.parentsByNetwork()
 		top := min(maxNetwork, MaxNetworkID)
@@ -156,13 +163,35 @@ func (d *Datapath) Counters(maxNetwork uint32) (Snapshot, error) {
 			}
 		})
 	}
-	return s, err
+	return err
 }
 
-// readVLANs reads vlan_stats (thousands of entries with a trunk) into a
-// map made at the size of the last read.
+// reset empties s's maps, keeping their room, or makes them.
+func (s *Snapshot) reset() {
+	s.Network = clearOrMake(s.Network)
+	s.Flood = clearOrMake(s.Flood)
+	s.Hairpin = clearOrMake(s.Hairpin)
+	s.EastWest = clearOrMake(s.EastWest)
+	s.Drops = clearOrMake(s.Drops)
+	s.Malformed = clearOrMake(s.Malformed)
+}
+
+func clearOrMake[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return map[K]V{}
+	}
+	clear(m)
+	return m
+}
+
+// readVLANs reads vlan_stats (thousands of entries with a trunk) into
+// s.VLAN, emptied, or made at the size of the last read.
 func (d *Datapath) readVLANs(s *Snapshot) error {
-	s.VLAN = make(map[VLANKey]Traffic, d.vlans.Load())
+	if s.VLAN == nil {
+		s.VLAN = make(map[VLANKey]Traffic, d.vlans.Load())
+	} else {
+		clear(s.VLAN)
+	}
 	err := readPerCPU(d.maps.VlanStats, 0, func(k vlanKey, v []trafficValue) {
 		s.VLAN[VLANKey{int(k.Ifindex), k.VID}] = sumTraffic(v)
 	})
