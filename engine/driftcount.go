@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"sync"
 	"time"
@@ -26,25 +27,27 @@ var DriftKinds = []DriftKind{DriftEndpoint, DriftIPAM, DriftIndex, DriftLink, Dr
 
 // DriftCountAge is how old the counts DriftCounts returns may grow before
 // a call starts a new check (it lists the links of every endpoint's
-// namespace, so only the first call waits for one).
+// namespace, so a call does not wait for it but while there are no
+// counts).
 const DriftCountAge = 10 * time.Second
 
 // driftCounts caches the last Check's counts for DriftCounts; a check
 // runs in the background, one at a time.
 type driftCounts struct {
 	mu       sync.Mutex
-	at       time.Time
+	at       time.Time // when the check that counted began
 	counts   map[DriftKind]int
+	err      error         // of the last check, which left no counts
 	checking chan struct{} // closed when the check in flight ends; nil: none
 	bg       keepers       // the check in flight, stopped by Engine.Close
 }
 
 // DriftCounts is how many findings Check reports, by kind (every kind,
-// zeros included), from the last check. When the counts are older than
-// DriftCountAge it starts a check in the background (through
-// Config.Background) and answers with the last ones; only while there
-// are none yet (the first call, which the agent makes at start) does it
-// wait for the check.
+// zeros included), from the last check. When the counts are
+// DriftCountAge old it starts a check in the background (through
+// Config.Background) and answers with them; only while there are none
+// (before the first check, after a failed one) does it wait for the
+// check.
 func (a *Engine) DriftCounts(ctx context.Context) (map[DriftKind]int, error) {
 	c := &a.driftCounts
 	c.mu.Lock()
@@ -55,7 +58,8 @@ func (a *Engine) DriftCounts(ctx context.Context) (map[DriftKind]int, error) {
 			defer close(done)
 			a.background(func() { a.countDrift(ctx) })
 		}) {
-			close(done) // closing: none starts
+			c.err = errors.New("the agent is stopping")
+			close(done)
 		}
 	}
 	counts, wait := c.counts, c.checking
@@ -71,27 +75,27 @@ func (a *Engine) DriftCounts(ctx context.Context) (map[DriftKind]int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.counts == nil {
-		return nil, errors.New("the drift check failed (see the agent log)")
+		return nil, fmt.Errorf("drift check: %w", c.err)
 	}
 	return maps.Clone(c.counts), nil
 }
 
-// countDrift runs a check and keeps its counts (a failed check keeps the
-// last ones, and a later DriftCounts tries again).
+// countDrift runs a check and keeps its counts; a failed check drops the
+// last ones (they would be reported as current), and the next
+// DriftCounts waits for a new check.
 func (a *Engine) countDrift(ctx context.Context) {
 	c := &a.driftCounts
+	start := time.Now()
 	counts, err := a.checkCounts(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.checking = nil
-	if err != nil {
-		if ctx.Err() == nil {
-			a.log.Warn("drift check for the metrics failed", "err", err)
-		}
-		return
+	c.counts, c.at, c.err = counts, start, err
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("drift check for the metrics failed", "err", err)
 	}
-	c.counts, c.at = counts, time.Now()
 }
+
 func (a *Engine) checkCounts(ctx context.Context) (map[DriftKind]int, error) {
 	a.removals.wait(ctx) // as Check
 	if err := a.store.Flush(); err != nil {

@@ -497,6 +497,9 @@ func TestDriftCountsDoNotWait(t *testing.T) {
 	}
 	want := func(got map[engine.DriftKind]int, ipam int) {
 		t.Helper()
+		if len(got) != len(engine.DriftKinds) {
+			t.Fatalf("drift counts %v, want every kind", got)
+		}
 		for _, k := range engine.DriftKinds {
 			if w := map[engine.DriftKind]int{engine.DriftIPAM: ipam}[k]; got[k] != w {
 				t.Fatalf("drift counts %v, want ipam %d and 0 of every other kind", got, ipam)
