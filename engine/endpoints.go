@@ -553,7 +553,7 @@ func (a *Engine) makeLink(ctx context.Context, n *network, e, via *endpoint, sp 
 	crashpoint.Hit("endpoint-create:before-link")
 	err := a.host.AttachEndpoint(ctx, spec)
 	if errors.Is(err, unix.EADDRINUSE) { // macvlan_open: another link on the parent has the MAC
-		return conflict(fmt.Errorf("MAC address %s is in use by another link on %s; choose another --mac, or leave it out for a random one: %w",
+		return conflict(fmt.Errorf("MAC address %s is in use by another link on %s; choose another MAC address: %w",
 			spec.MAC, spec.Parent, err))
 	}
 	return err

@@ -825,9 +825,10 @@ func TestEndpointRestart(t *testing.T) {
 // TestEndpointLinkFailsAfterName: the kernel refuses to bring the
 // container's link up (a foreign macvlan on the parent has the MAC it
 // asks for) after its namespace was named: the agent is held before the
-// link for 300 ms, so the name is made first. run fails naming the MAC,
-// and nothing is left: no namespace, no endpoint, no link of ours on the
-// parent; the next run gets the same address.
+// link for 300 ms, and the name is seen meanwhile. run fails naming the
+// MAC, and nothing is left: no namespace, no endpoint, no link holding
+// the MAC (a run with that MAC and name works once the foreign link is
+// gone), and the address is handed out again.
 func TestEndpointLinkFailsAfterName(t *testing.T) {
 	t.Parallel()
 	sb := nstest.NewSandbox(t)
@@ -839,23 +840,42 @@ func TestEndpointLinkFailsAfterName(t *testing.T) {
 	sb.Run(t, sb.Path, "ip", "link", "add", "link", "eth0", "name", "foreign", "address", mac, "type", "macvlan", "mode", "bridge")
 	sb.Run(t, sb.Path, "ip", "link", "set", "foreign", "up")
 	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "-o", "parent=eth0", "pub_net")
-	c1, c2 := e.name("1"), e.name("2")
-	_, errOut, code := e.a.mv("run", "-d", "--network", "pub_net", "--name", c1, "--mac", mac, "busybox")
-	if code == 0 {
+	c1 := e.name("1")
+	type result struct {
+		errOut string
+		code   int
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, errOut, code := e.a.mv("run", "-d", "--network", "pub_net", "--name", c1, "--mac", mac, "busybox")
+		done <- result{errOut, code}
+	}()
+	named := false
+	var r result
+	for waiting := true; waiting; {
+		select {
+		case r = <-done:
+			waiting = false
+		case <-time.After(10 * time.Millisecond):
+			named = named || netnsExists(c1)
+		}
+	}
+	if r.code == 0 {
 		t.Fatalf("run with the MAC of a foreign link on the parent succeeded")
 	}
-	mustContain(t, "run's error", errOut, "MAC address "+mac+" is in use by another link on eth0")
+	if !named {
+		t.Fatalf("/run/netns/%s was never seen during the run: the link did not fail after the name", c1)
+	}
+	mustContain(t, "run's error", r.errOut, "MAC address "+mac+" is in use by another link on eth0")
 	if netnsExists(c1) {
 		t.Errorf("/run/netns/%s exists after the failed run", c1)
 	}
 	if _, ok := e.endpoint(c1); ok {
 		t.Errorf("ps lists %s after the failed run", c1)
 	}
-	if links := sb.Run(t, sb.Path, "ip", "-o", "link", "show", "type", "macvlan"); strings.Count(links, "@eth0") != 1 {
-		t.Errorf("macvlan links on the host after the failed run, want only foreign:\n%s", links)
-	}
-	ep := e.runD(c2, "pub_net")
+	sb.Run(t, sb.Path, "ip", "link", "del", "foreign")
+	ep := e.runD(c1, "pub_net", "--mac", mac)
 	if got := addrOf(ep, false); got != "172.16.86.2/24" {
-		t.Errorf("next run got %q, want the address the failed run had: 172.16.86.2/24", got)
+		t.Errorf("the run after got %q, want the address the failed run had: 172.16.86.2/24", got)
 	}
 }
