@@ -171,7 +171,6 @@ func (h *scrapeHandler) serve(w http.ResponseWriter, r *http.Request) {
 	body := text
 	if acceptsGzip(r) {
 		w.Header().Set("Content-Encoding", "gzip")
-		zipped.Reset()
 		bufs.gzip(text.Bytes())
 		body = zipped
 	}

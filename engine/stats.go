@@ -95,7 +95,10 @@ type netRef struct {
 func (a *Engine) networkRefs(links map[int]link.Info, b *StatsBuffers) map[uint32]netRef {
 	nets := a.networkList()
 	m := make(map[uint32]netRef, len(nets))
-	b.eps = clearOrMake(b.eps)
+	if b.eps == nil {
+		b.eps = map[epKey]string{}
+	}
+	clear(b.eps)
 	eps := b.eps
 	for _, n := range nets {
 		n.mu.Lock()
@@ -108,14 +111,6 @@ func (a *Engine) networkRefs(links map[int]link.Info, b *StatsBuffers) map[uint3
 		}
 		n.mu.Unlock()
 	}
-	return m
-}
-
-func clearOrMake[K comparable, V any](m map[K]V) map[K]V {
-	if m == nil {
-		return map[K]V{}
-	}
-	clear(m)
 	return m
 }
 
@@ -172,15 +167,9 @@ func apiTraffic(t loader.Traffic) api.Traffic {
 	return api.Traffic{Rx: apiCount(t.Rx), Tx: apiCount(t.Tx)}
 }
 
-// vlanStats has the per-VLAN counters sorted by parent name, then VLAN.
-func vlanStats(m map[loader.VLANKey]loader.Traffic, links map[int]link.Info) []api.VLANStats {
-	b := &StatsBuffers{snap: loader.Snapshot{VLAN: m}}
-	return b.vlanStats(links)
-}
-
-// vlanStats is vlanStats of b.snap.VLAN, in b.vlans. A trunk has
-// thousands, so they are sorted as integers: the parent's rank in name
-// order, then the VID.
+// vlanStats has the per-VLAN counters of b.snap.VLAN, in b.vlans, sorted
+// by parent name, then VLAN. A trunk has thousands, so they are sorted as
+// integers: the parent's rank in name order, then the VID.
 func (b *StatsBuffers) vlanStats(links map[int]link.Info) []api.VLANStats {
 	m := b.snap.VLAN
 	names := map[int]string{}
@@ -266,7 +255,10 @@ type linkHook struct {
 // repeated for one hook (the metric would be refused): a clash gets
 // "#IFINDEX".
 func (b *StatsBuffers) attachStats(as []loader.Attachment, links map[int]link.Info) []api.Attachment {
-	b.seen = clearOrMake(b.seen)
+	if b.seen == nil {
+		b.seen = map[linkHook]bool{}
+	}
+	clear(b.seen)
 	out := slices.Grow(b.atts[:0], len(as))
 	for _, at := range as {
 		name := b.eps[epKey{at.NetnsCookie, at.Ifindex}]

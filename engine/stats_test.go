@@ -35,7 +35,7 @@ func TestVLANStatsOrder(t *testing.T) {
 				m[k] = loader.Traffic{Rx: loader.Counter{Packets: uint64(i)}}
 			}
 			var got []string
-			for _, v := range vlanStats(m, links) {
+			for _, v := range (&StatsBuffers{snap: loader.Snapshot{VLAN: m}}).vlanStats(links) {
 				got = append(got, fmt.Sprintf("%s/%d", v.Parent, v.VLAN))
 				for k, tr := range m {
 					if linkName(links, k.Ifindex) == v.Parent && k.VID == v.VLAN && tr.Rx.Packets != v.Rx.Packets {

@@ -131,7 +131,7 @@ func (d *Datapath) Counters(maxNetwork uint32) (Snapshot, error) {
 // metrics) keeps one Snapshot, and a read of a 4094-VLAN trunk allocates
 // next to nothing.
 func (d *Datapath) CountersInto(maxNetwork uint32, s *Snapshot) error {
-	s.reset()
+	s.Reset()
 	s.MapFull = d.mapFull()
 	err := d.readVLANs(s)
 	if err == nil {
@@ -166,8 +166,13 @@ func (d *Datapath) CountersInto(maxNetwork uint32, s *Snapshot) error {
 	return err
 }
 
-// reset empties s's maps, keeping their room, or makes them.
-func (s *Snapshot) reset() {
+// Reset empties s's maps, keeping their room, or makes them (VLAN, whose
+// size a read knows better, excepted).
+func (s *Snapshot) Reset() {
+	if s.VLAN != nil {
+		clear(s.VLAN)
+	}
+	s.MapFull = clearOrMake(s.MapFull)
 	s.Network = clearOrMake(s.Network)
 	s.Flood = clearOrMake(s.Flood)
 	s.Hairpin = clearOrMake(s.Hairpin)
@@ -185,12 +190,10 @@ func clearOrMake[K comparable, V any](m map[K]V) map[K]V {
 }
 
 // readVLANs reads vlan_stats (thousands of entries with a trunk) into
-// s.VLAN, emptied, or made at the size of the last read.
+// s.VLAN (emptied by Reset), made at the size of the last read if nil.
 func (d *Datapath) readVLANs(s *Snapshot) error {
 	if s.VLAN == nil {
 		s.VLAN = make(map[VLANKey]Traffic, d.vlans.Load())
-	} else {
-		clear(s.VLAN)
 	}
 	err := readPerCPU(d.maps.VlanStats, 0, func(k vlanKey, v []trafficValue) {
 		s.VLAN[VLANKey{int(k.Ifindex), k.VID}] = sumTraffic(v)

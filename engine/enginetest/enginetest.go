@@ -713,9 +713,6 @@ func (d *datapath) Endpoints() ([]loader.Endpoint, error) {
 // CountersInto has every counter at zero: nothing is sent through the
 // in-memory kernel.
 func (d *datapath) CountersInto(_ uint32, s *loader.Snapshot) error {
-	*s = loader.Snapshot{VLAN: map[loader.VLANKey]loader.Traffic{}, Network: map[uint32]loader.Traffic{},
-		Flood: map[loader.FloodKey]loader.Counter{}, Hairpin: map[loader.NetVLAN]loader.Counter{},
-		EastWest: map[loader.NetVLAN]loader.Counter{}, Drops: map[loader.DropKey]loader.Counter{},
-		Malformed: map[string]loader.Counter{}, MapFull: map[string]uint64{}}
+	s.Reset()
 	return nil
 }
