@@ -140,17 +140,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.docker.Start(ctx)
 	wctx, stopWatch := context.WithCancel(ctx)
-	watching, drifting := make(chan struct{}), make(chan struct{})
-	defer func() { stopWatch(); <-watching; <-drifting }() // before the engine closes
+	watching := make(chan struct{})
+	defer func() { stopWatch(); <-watching }() // before the engine closes
 	go func() {
 		defer close(watching)
 		a.eng.Watch(wctx)
-	}()
-	go func() {
-		defer close(drifting)
-		if a.cfg.MetricsAddr != "" {
-			a.keepDriftCounts(wctx)
-		}
 	}()
 	a.log.Info("agent ready", "socket", a.cfg.Socket, "socket_group", group, "metrics", a.cfg.MetricsAddr, "state", a.cfg.StateDir, "agent_id", a.eng.AgentID())
 	if err := notify("READY=1"); err != nil {

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
-	"time"
 
 	"github.com/mvlan/mvlan/engine"
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,7 +67,7 @@ var (
 	descBlocks = prometheus.NewDesc("mvlan_cluster_blocks",
 		"Address blocks of a cluster network (--scope cluster) this host holds.", []string{"network"}, nil)
 	descDrift = prometheus.NewDesc("mvlan_drift",
-		"Disagreements between state, kernel and IPAM the agent's drift check (GET /v1/check) reports, by kind, from its last run (every 10-15 s, in the background).",
+		"Disagreements between state, kernel and IPAM the agent's drift check (GET /v1/check) reports, by kind, from the check the previous scrape started (at most every 10 s, in the background).",
 		[]string{"kind"}, nil)
 )
 
@@ -109,10 +108,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// collectDrift reports the counts of the engine's last drift check,
-// which keepDriftCounts has made at most DriftCountAge*3/2 ago (plus the
-// check's own time): a scrape does not wait for one, but in the agent's
-// first moments.
+// collectDrift reports the counts of the engine's last drift check. A
+// scrape that finds them DriftCountAge old starts a check in the
+// background and reports the last ones: the counts are those of the check
+// the scrape before started (the first scrape waits for one).
 func (c *stateCollector) collectDrift(ch chan<- prometheus.Metric) {
 	drift, err := c.a.eng.DriftCounts(context.Background())
 	if err != nil {
@@ -121,21 +120,5 @@ func (c *stateCollector) collectDrift(ch chan<- prometheus.Metric) {
 	}
 	for _, k := range engine.DriftKinds {
 		ch <- prometheus.MustNewConstMetric(descDrift, prometheus.GaugeValue, float64(drift[k]), string(k))
-	}
-}
-
-// keepDriftCounts has the engine check for drift at start and whenever
-// the last check is DriftCountAge old (looking every half of it), in the
-// background, while the agent serves metrics, until ctx is done.
-func (a *Agent) keepDriftCounts(ctx context.Context) {
-	t := time.NewTicker(engine.DriftCountAge / 2)
-	defer t.Stop()
-	for {
-		_, _ = a.eng.DriftCounts(ctx) // starts a check when due; a failure is logged
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
 }

@@ -195,9 +195,9 @@ func (e *dpEnv) detected(reason string, n uint64, repaired bool) {
 	}
 }
 
-// wantDrift waits at most 20 s (the agent checks for drift every 10-15 s,
-// at nice 10) for /metrics to report n drift findings of kind, and 0 of
-// every other kind.
+// wantDrift waits at most 20 s (a scrape starts a drift check, at nice
+// 10, when the last is 10 s old; the next scrape reports it) for /metrics
+// to report n drift findings of kind, and 0 of every other kind.
 func (e *dpEnv) wantDrift(kind string, n float64) {
 	e.t.Helper()
 	v := e.view("", "")
