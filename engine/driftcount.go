@@ -26,9 +26,8 @@ const (
 var DriftKinds = []DriftKind{DriftEndpoint, DriftIPAM, DriftIndex, DriftLink, DriftQuarantine, DriftTamper}
 
 // DriftCountAge is how old the counts DriftCounts returns may grow before
-// a call starts a new check (it lists the links of every endpoint's
-// namespace, so a call does not wait for it but while there are no
-// counts).
+// a call starts a new check. A check lists the links of every endpoint's
+// namespace, so a call waits for one only while there are no counts.
 const DriftCountAge = 10 * time.Second
 
 // driftCounts caches the last Check's counts for DriftCounts; a check
