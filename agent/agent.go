@@ -37,6 +37,7 @@ type Config struct {
 	MetricsWebConfig string
 	BPFFS            string // bpffs directory for pinned objects
 	AttachMode       string // auto|tcx|tc
+	EndpointPrograms string // auto|direct|stub
 	HostNetns        string // namespace the agent manages; "" means its own
 	// PluginSocket is where Docker finds the agent as a network and IPAM
 	// plugin (/run/docker/plugins/NAME.sock makes the driver NAME); ""
@@ -82,7 +83,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Log, met: newMetrics()}
 	var err error
 	a.eng, err = engine.Open(engine.Config{StateDir: cfg.StateDir, BPFFS: cfg.BPFFS,
-		AttachMode: cfg.AttachMode, HostNetns: cfg.HostNetns, Recover: cfg.Recover, TamperCheck: cfg.TamperCheck,
+		AttachMode: cfg.AttachMode, EndpointPrograms: cfg.EndpointPrograms, HostNetns: cfg.HostNetns, Recover: cfg.Recover, TamperCheck: cfg.TamperCheck,
 		Cluster: cfg.Cluster, Background: atLowPriority, Log: cfg.Log})
 	if err != nil {
 		return nil, err

@@ -14,7 +14,8 @@ import (
 
 // kernelInfo is the kernel's release and the features the agent uses,
 // found once: "attach=tcx" or "attach=tc" (how BPF programs attach with
-// the --attach-mode given), "btf" when the kernel has BTF.
+// the --attach-mode given), "endpoint-programs=direct" or "=stub" (how the
+// endpoint programs find their endpoint), "btf" when the kernel has BTF.
 func (a *Agent) kernelInfo() (string, []string) {
 	a.kernelOnce.Do(func() {
 		var u unix.Utsname
@@ -24,6 +25,7 @@ func (a *Agent) kernelInfo() (string, []string) {
 		if m, err := loader.ResolveMode(a.cfg.AttachMode); err == nil {
 			a.features = append(a.features, "attach="+string(m))
 		}
+		a.features = append(a.features, "endpoint-programs="+a.eng.EndpointPrograms())
 		if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err == nil {
 			a.features = append(a.features, "btf")
 		}

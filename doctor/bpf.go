@@ -20,6 +20,7 @@ const (
 	impactClsact    = "no clsact + cls_bpf: --attach-mode tc cannot work; auto uses TCX"
 	impactNoAttach  = "no TCX and no clsact + cls_bpf: the datapath cannot attach (the kernel needs CONFIG_NET_SCH_INGRESS and CONFIG_NET_CLS_BPF, or 6.6+ for TCX)"
 	impactNoProgram = "mvlan's BPF programs cannot be loaded (the kernel or its verifier refuses them): the datapath cannot run"
+	impactDirect    = "no kfunc bpf_cast_to_kern_ctx (Linux < 6.2, or no BTF): each network namespace gets two stub programs that hand the endpoint programs its cookie (one tail call more per frame, two small programs loaded per namespace)"
 	impactBTF       = "no kernel BTF (CONFIG_DEBUG_INFO_BTF): the loader cannot apply CO-RE relocations, so programs that need them fail to load"
 	// loIndex is the loopback's ifindex in a new network namespace.
 	loIndex = 1
@@ -46,12 +47,13 @@ func probeDatapath() ([]Check, error) {
 		return nil, err
 	}
 	defer unmount()
-	d, err := loader.Load(context.Background(), pins)
+	d, err := loader.Load(context.Background(), pins, loader.PathAuto)
 	if err != nil {
 		detail := "loading mvlan's programs: " + err.Error()
 		return []Check{
 			{Name: CheckTCX, Detail: detail, Impact: impactNoProgram},
 			{Name: CheckClsact, Detail: detail, Impact: impactNoProgram},
+			{Name: CheckDirect, Detail: detail, Impact: impactNoProgram},
 		}, nil
 	}
 	defer d.Close()
@@ -68,7 +70,20 @@ func probeDatapath() ([]Check, error) {
 	return []Check{
 		result(CheckTCX, tcxErr, "loaded mvlan's programs (the verifier accepted them) and attached them with TCX in a throwaway netns", tcxImpact),
 		result(CheckClsact, clsErr, "loaded mvlan's programs (the verifier accepted them) and attached them as direct-action cls_bpf filters under clsact in a throwaway netns", clsImpact),
+		directCheck(d, tcxErr, clsErr),
 	}, nil
+}
+
+// directCheck says which path the endpoint programs take (loader's
+// EndpointPath), given what attaching them in each mode gave.
+func directCheck(d *loader.Datapath, tcxErr, clsErr error) Check {
+	if d.Path() != loader.PathDirect {
+		return Check{Name: CheckDirect, Detail: "endpoint programs: stub path", Impact: impactDirect}
+	}
+	if tcxErr != nil && clsErr != nil {
+		return Check{Name: CheckDirect, Detail: "endpoint programs: direct path; " + errors.Join(tcxErr, clsErr).Error(), Impact: impactNoProgram}
+	}
+	return Check{Name: CheckDirect, OK: true, Detail: "endpoint programs: direct path: they read their device's namespace (bpf_cast_to_kern_ctx) and are attached to every endpoint as they are"}
 }
 
 // attachAll attaches the parent programs, then the endpoint programs (which

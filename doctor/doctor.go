@@ -30,8 +30,12 @@ const (
 	CheckVeth    = "veth"
 	CheckTCX     = "tcx"
 	CheckClsact  = "clsact"
-	CheckBTF     = "btf"
-	CheckBPFFS   = "bpffs"
+	// CheckDirect: the endpoint programs can read their device's
+	// namespace, so they are attached to every endpoint as they are (else
+	// through a stub per namespace).
+	CheckDirect = "ep-direct"
+	CheckBTF    = "btf"
+	CheckBPFFS  = "bpffs"
 )
 
 // needsRoot is the Detail of a check that was not run for lack of privilege.
@@ -109,7 +113,7 @@ func run(ctx context.Context, bpffs string, root bool) (Report, error) {
 }
 
 // privilegedNames are the checks that create links or load BPF programs.
-var privilegedNames = []string{CheckMacvlan, CheckVLAN, CheckDummy, CheckBridge, CheckVeth, CheckTCX, CheckClsact}
+var privilegedNames = []string{CheckMacvlan, CheckVLAN, CheckDummy, CheckBridge, CheckVeth, CheckTCX, CheckClsact, CheckDirect}
 
 func privilegedChecks(ctx context.Context) ([]Check, error) {
 	links, err := linkChecks(ctx)

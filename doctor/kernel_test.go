@@ -42,8 +42,9 @@ func TestRunThisKernel(t *testing.T) {
 	want := map[string]bool{
 		CheckMacvlan: true, CheckVeth: true, CheckBridge: true,
 		CheckTCX: kernelAtLeast(t, r.Kernel, 6, 6), CheckClsact: true, CheckBTF: true,
-		CheckVLAN:  exists("/proc/net/vlan"),
-		CheckDummy: exists("/sys/module/dummy"),
+		CheckDirect: kernelAtLeast(t, r.Kernel, 6, 2),
+		CheckVLAN:   exists("/proc/net/vlan"),
+		CheckDummy:  exists("/sys/module/dummy"),
 	}
 	for name, ok := range want {
 		if _, found := r.Check(name); !found {

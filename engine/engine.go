@@ -32,7 +32,10 @@ type Config struct {
 	StateDir   string // bbolt state lives here (one agent per directory)
 	BPFFS      string // bpffs directory for pinned objects
 	AttachMode string // auto|tcx|tc
-	HostNetns  string // namespace the agent manages; "" means its own
+	// EndpointPrograms is how the endpoint programs find their endpoint:
+	// auto|direct|stub (loader.EndpointPath; "" is auto).
+	EndpointPrograms string
+	HostNetns        string // namespace the agent manages; "" means its own
 	// Recover rebuilds a corrupt state from its last good snapshot and
 	// the endpoints the kernel holds (see openState, recoverEndpoints).
 	Recover bool
@@ -129,7 +132,13 @@ func Open(cfg Config) (*Engine, error) {
 	if a.pinLock, err = loader.LockPinDir(cfg.BPFFS); err != nil {
 		return nil, errors.Join(fmt.Errorf("--bpffs %s: %w; give this agent its own --bpffs (its state dir and socket are its own, but two agents on one bpffs dir would prune each other's endpoint tables)", cfg.BPFFS, err), a.Close())
 	}
-	dp, err := loader.Load(context.Background(), cfg.BPFFS)
+	path := loader.PathAuto
+	if cfg.EndpointPrograms != "" {
+		if path, err = loader.ParseEndpointPath(cfg.EndpointPrograms); err != nil {
+			return nil, errors.Join(fmt.Errorf("--endpoint-programs: %w", err), a.Close())
+		}
+	}
+	dp, err := loader.Load(context.Background(), cfg.BPFFS, path)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("load the BPF datapath under %s: %w (mvlan doctor tells what the kernel lacks)", cfg.BPFFS, err), a.Close())
 	}
@@ -156,6 +165,10 @@ func New(cfg Config, st *store.Store, k Kernel) *Engine {
 	return &Engine{cfg: cfg, log: cfg.Log, store: st, host: k.Host, dp: k.Datapath, ns: k.Netns,
 		modes: k.Modes, hostIno: k.HostIno, nets: map[string]*network{}}
 }
+
+// EndpointPrograms is how the endpoint programs find their endpoint:
+// direct or stub (loader.EndpointPath).
+func (a *Engine) EndpointPrograms() string { return a.dp.Path().String() }
 
 // Close releases the state file, the datapath and namespace handles.
 // Kernel objects stay: they belong to the networks and survive the agent.

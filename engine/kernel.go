@@ -44,6 +44,8 @@ type Host interface {
 
 // Datapath is the BPF side: *loader.Datapath.
 type Datapath interface {
+	// Path is how the endpoint programs find their endpoint.
+	Path() loader.EndpointPath
 	SetParent(ifindex int, networkID uint32, vid uint16) error
 	AttachParent(ctx context.Context, netnsPath string, ifindex int, mode loader.Mode) error
 	DetachParent(ctx context.Context, netnsPath string, ifindex int) error

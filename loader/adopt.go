@@ -16,7 +16,8 @@ import (
 // AdoptEndpoint is what a starting agent does instead of AttachEndpoint
 // for an endpoint a previous agent attached: if the netns at netnsPath is
 // still the one with this cookie and both hooks of its link ifindex run
-// that netns's pinned stubs, all in one mode (our cls_bpf filters, or our
+// that netns's pinned stubs (under PathDirect the shared programs), all in
+// one mode (our cls_bpf filters, or our
 // pinned TCX links), it records the attachment as AttachEndpoint would and
 // returns the mode, changing nothing in the kernel. Otherwise ok is false
 // and AttachEndpoint does the work. The kernel is asked in one visit of the
@@ -49,10 +50,14 @@ func (d *Datapath) AdoptEndpoint(ctx context.Context, netnsPath string, cookie u
 }
 
 // stubsFor returns the stubs of the netns with this cookie (taken from
-// their pins on first use) and their IDs by hook; nil if it has none.
+// their pins on first use; under PathDirect the shared programs) and
+// their IDs by hook; nil if it has none.
 func (d *Datapath) stubsFor(cookie uint64) (*epPrograms, map[Hook]ebpf.ProgramID) {
 	d.mu.Lock()
 	p := d.epProgs[cookie]
+	if p == nil && d.direct {
+		p, _ = d.endpointPrograms(cookie) // never fails under PathDirect
+	}
 	d.mu.Unlock()
 	if p == nil {
 		in, inID := pinnedStub(d.stubPin(cookie, Ingress), "ep_ingress")

@@ -21,7 +21,7 @@ func testAdoptEndpoint(t *testing.T, mode Mode) {
 	requireMode(t, mode)
 	l := newLab(t)
 	pinDir := privateBPFFS(t)
-	d, err := Load(context.Background(), pinDir)
+	d, err := Load(context.Background(), pinDir, testPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,7 +131,7 @@ func testAttach(t *testing.T, mode Mode) {
 	l := newLab(t)
 	pinDir := privateBPFFS(t)
 	addForeign(t, l, mode)
-	d, err := Load(context.Background(), pinDir)
+	d, err := Load(context.Background(), pinDir, testPath)
 	if err != nil {
 		t.Fatal(err)
 	}

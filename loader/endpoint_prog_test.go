@@ -8,12 +8,23 @@ import (
 
 // The fixture: endpoints A and B of network 1 and C of network 2. A is the
 // endpoint the test runs act for: test runs use the loopback device of the
-// test's netns, ifindex 1, so A is keyed {testCookie, 1}.
+// test's netns, ifindex 1, so A is keyed {testCookie, 1}, testCookie the
+// cookie of the test's netns (what the direct programs read; the stubs
+// are given it).
 const (
-	testCookie = 42
-	netA       = 1
-	netC       = 2
+	netA = 1
+	netC = 2
 )
+
+var testCookie = ownCookie()
+
+func ownCookie() uint64 {
+	c, err := NetnsCookie("")
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
 
 var (
 	macA      = mac("02:00:00:00:00:0a")

@@ -30,10 +30,21 @@ func privateBPFFS(t testing.TB) string {
 	return filepath.Join(dir, "mvlan")
 }
 
+// testPath is how the tests' Datapaths run their endpoint programs:
+// as the kernel allows (PathAuto), and PathStub for the tests
+// TestStubPath runs again.
+var testPath = PathAuto
+
 // loadAt loads a Datapath at pinDir and closes it when the test ends.
 func loadAt(t testing.TB, pinDir string) *Datapath {
 	t.Helper()
-	d, err := Load(context.Background(), pinDir)
+	return loadPath(t, pinDir, testPath)
+}
+
+// loadPath is loadAt with the endpoint programs' path given.
+func loadPath(t testing.TB, pinDir string, path EndpointPath) *Datapath {
+	t.Helper()
+	d, err := Load(context.Background(), pinDir, path)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}

@@ -33,7 +33,7 @@ func sameBucket(n int) []net.HardwareAddr {
 // frames passed and the test failed. About 0.3 s.
 func TestMACIndex(t *testing.T) {
 	pins := privateBPFFS(t)
-	d, err := Load(t.Context(), pins)
+	d, err := Load(t.Context(), pins, testPath)
 	if err != nil {
 		t.Fatal(err)
 	}

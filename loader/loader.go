@@ -18,10 +18,11 @@
 //
 // Identity: ifindexes are per netns, so endpoints are keyed by {netns cookie,
 // ifindex}. The endpoint programs are loaded and verified once per Load and
-// shared by every endpoint; each netns gets a stub of a few instructions
-// (its cookie a constant) that tail-calls them through the pinned program
-// array ep_progs (see bpf/include/endpoint.h for why not
-// bpf_get_netns_cookie).
+// shared by every endpoint: attached to each as they are where they can
+// read their device's namespace cookie (Linux >= 6.2), else through a
+// stub per netns of a few instructions (its cookie a constant) that
+// tail-calls them through the pinned program array ep_progs (epdirect.go;
+// see bpf/include/endpoint.h for why not bpf_get_netns_cookie).
 //
 // Persistence: maps are pinned by name under the pin directory and reused by
 // the next Load, so tables and counters survive an agent restart; TCX links
@@ -32,6 +33,7 @@
 package loader
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -66,8 +68,10 @@ type Datapath struct {
 
 	parentIngress, parentEgress *ebpf.Program
 	// epIngress and epEgress are the shared endpoint programs, loaded once
-	// and put in ep_progs; the stubs of each netns tail-call them.
+	// and put in ep_progs; attached to every endpoint if direct, else the
+	// stubs of each netns tail-call them.
 	epIngress, epEgress *ebpf.Program
+	direct              bool // PathDirect (epdirect.go)
 
 	tables  sync.Mutex   // serialises SetEndpoint and DeleteEndpoint; guards macs and slots
 	macs    *index       // mac_index
@@ -90,9 +94,14 @@ type Datapath struct {
 // /sys/fs/bpf/mvlan), mounting bpffs first if pinDir is not on one. Maps
 // already pinned there are reused, so counters and tables survive a restart;
 // a pinned map whose layout no longer matches is replaced by an empty one.
+// path says how the endpoint programs find their endpoint (epdirect.go).
 // Load attaches nothing.
-func Load(ctx context.Context, pinDir string) (*Datapath, error) {
+func Load(ctx context.Context, pinDir string, path EndpointPath) (*Datapath, error) {
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	path, err := resolvePath(path)
+	if err != nil {
 		return nil, err
 	}
 	if err := ensureBPFFS(pinDir); err != nil {
@@ -105,6 +114,7 @@ func Load(ctx context.Context, pinDir string) (*Datapath, error) {
 		preloaded: map[uint64]*epPrograms{},
 		attached:  attachList{m: map[attachKey]Attachment{}},
 		qdiscs:    map[ifaceKey]bool{},
+		direct:    path == PathDirect,
 	}
 	if err := d.load(); err != nil {
 		return nil, errors.Join(err, d.Close())
@@ -118,7 +128,7 @@ func (d *Datapath) load() error {
 		return err
 	}
 	var err error
-	if d.specs, err = loadSpecs(); err != nil {
+	if d.specs, err = loadSpecs(d.direct); err != nil {
 		return err
 	}
 	for _, name := range mapNames {
@@ -166,16 +176,12 @@ func (d *Datapath) shareEndpointPrograms() error {
 	return nil
 }
 
-func loadSpecs() (map[string]*ebpf.CollectionSpec, error) {
-	loaders := map[string]func() (*ebpf.CollectionSpec, error){
-		"ep_egress":      loadEpEgress,
-		"ep_ingress":     loadEpIngress,
-		"parent_ingress": loadParentIngress,
-		"parent_egress":  loadParentEgress,
-	}
+// loadSpecs reads the objects of the programs, the endpoint programs'
+// built to read their device's cookie if direct.
+func loadSpecs(direct bool) (map[string]*ebpf.CollectionSpec, error) {
 	specs := map[string]*ebpf.CollectionSpec{}
-	for name, load := range loaders {
-		spec, err := load()
+	for name, obj := range objectsFor(direct) {
+		spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(obj))
 		if err != nil {
 			return nil, fmt.Errorf("read object of %s: %w", name, err)
 		}
@@ -264,11 +270,12 @@ func (d *Datapath) Close() error {
 	return errors.Join(errs...)
 }
 
-// epPrograms are the stubs of one netns (stub.go, its cookie a constant):
-// what is attached to its endpoints' hooks, which tail-call the shared
-// programs.
+// epPrograms are what is attached to the hooks of one netns's endpoints:
+// its stubs (stub.go, its cookie a constant), which tail-call the shared
+// programs, or under PathDirect the shared programs themselves (shared).
 type epPrograms struct {
 	ingress, egress *ebpf.Program
+	shared          bool              // ingress and egress are d.epIngress, d.epEgress: not closed here
 	ids             [2]ebpf.ProgramID // of ingress and egress, once looked up (id)
 	users           map[int]bool      // ifindexes attached with them
 	// rtnl is an rtnetlink socket in the namespace, prepared for its
@@ -277,7 +284,10 @@ type epPrograms struct {
 }
 
 func (p *epPrograms) close() error {
-	err := errors.Join(p.ingress.Close(), p.egress.Close())
+	var err error
+	if !p.shared {
+		err = errors.Join(p.ingress.Close(), p.egress.Close())
+	}
 	if f := p.takeSocket(); f != nil {
 		err = errors.Join(err, f.Close())
 	}
@@ -296,6 +306,15 @@ func (p *epPrograms) takeSocket() *os.File {
 // cookie, loading them on first use. The caller holds d.mu.
 func (d *Datapath) endpointPrograms(cookie uint64) (*epPrograms, error) {
 	if p, ok := d.epProgs[cookie]; ok {
+		return p, nil
+	}
+	if d.direct {
+		p := d.sharedPrograms()
+		if prep, ok := d.preloaded[cookie]; ok { // its socket
+			delete(d.preloaded, cookie)
+			p.rtnl = prep.takeSocket()
+		}
+		d.epProgs[cookie] = p
 		return p, nil
 	}
 	// Prepared for a namespace just made: nothing of it can be pinned.
@@ -345,6 +364,9 @@ func (d *Datapath) releaseEndpointPrograms(cookie uint64, ifindex int) error {
 		return nil
 	}
 	delete(d.epProgs, cookie)
+	if p.shared {
+		return p.close()
+	}
 	d.ids.forget(p.ingress)
 	d.ids.forget(p.egress)
 	return errors.Join(d.unpinStubs(cookie), p.close())

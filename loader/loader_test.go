@@ -10,12 +10,18 @@ import (
 )
 
 // TestLayouts checks that the Go mirrors have the sizes of the C structs
-// (as the BTF of the objects declares them in the map specs).
+// (as the BTF of the objects declares them in the map specs), in the
+// objects of both endpoint paths.
 func TestLayouts(t *testing.T) {
-	specs, err := loadSpecs()
+	specs, err := loadSpecs(false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	direct, err := loadSpecs(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs["ep_ingress (direct)"], specs["ep_egress (direct)"] = direct["ep_ingress"], direct["ep_egress"]
 	want := map[string][2]uintptr{
 		"ep_table":     {unsafe.Sizeof(epKey{}), unsafe.Sizeof(epInfo{})},
 		"ep_by_mac":    {unsafe.Sizeof(macKey{}), unsafe.Sizeof(epInfo{})},

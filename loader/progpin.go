@@ -26,19 +26,26 @@ import (
 // agent takes a program loaded the old way.
 const progPinVersion = "1"
 
-// objects are the ELF objects of the programs, by program name.
-var objects = map[string][]byte{
-	"parent_ingress": _ParentIngressBytes,
-	"parent_egress":  _ParentEgressBytes,
-	"ep_ingress":     _EpIngressBytes,
-	"ep_egress":      _EpEgressBytes,
+// objectsFor returns the ELF objects of the programs, by program name:
+// the endpoint programs' that read their device's cookie if direct.
+func objectsFor(direct bool) map[string][]byte {
+	objs := map[string][]byte{
+		"parent_ingress": _ParentIngressBytes,
+		"parent_egress":  _ParentEgressBytes,
+		"ep_ingress":     _EpIngressBytes,
+		"ep_egress":      _EpEgressBytes,
+	}
+	if direct {
+		objs["ep_ingress"], objs["ep_egress"] = _EpIngressDevBytes, _EpEgressDevBytes
+	}
+	return objs
 }
 
 // progPin is where the program name of this build's object is pinned.
 func (d *Datapath) progPin(name string) string {
 	h := sha256.New()
 	h.Write([]byte(progPinVersion + "\x00" + name + "\x00"))
-	h.Write(objects[name])
+	h.Write(objectsFor(d.direct)[name])
 	return filepath.Join(d.pinDir, "progs", fmt.Sprintf("%s-%x", name, h.Sum(nil)[:8]))
 }
 

@@ -14,7 +14,7 @@ import (
 // loads a spare's two stubs then, in the pool's background, and opens an
 // rtnetlink socket in it, so that the first attach in it only pins them
 // (endpointPrograms) and does not enter the namespace for its tc requests
-// (createTCHooks). Until an attach takes them they are held by this
+// (createTCHooks). Under PathDirect there are no stubs: only the socket. Until an attach takes them they are held by this
 // process alone and pinned nowhere: a crash leaves nothing of them.
 
 // PrepareNetns prepares the first attach in the namespace ns (an open
@@ -23,6 +23,9 @@ import (
 // in use or given up. What cannot be prepared now the attach does itself,
 // as for any namespace.
 func (d *Datapath) PrepareNetns(ns *os.File, cookie uint64) (release func()) {
+	if d.direct { // no stubs: only the socket
+		return d.prepare(cookie, &epPrograms{ingress: d.epIngress, egress: d.epEgress, shared: true, rtnl: socketIn(ns)})
+	}
 	ingress, err := d.buildStub("ep_ingress", cookie, slotIngress)
 	if err != nil {
 		return func() {}
@@ -32,7 +35,12 @@ func (d *Datapath) PrepareNetns(ns *os.File, cookie uint64) (release func()) {
 		ingress.Close()
 		return func() {}
 	}
-	p := &epPrograms{ingress: ingress, egress: egress, users: map[int]bool{}, rtnl: socketIn(ns)}
+	return d.prepare(cookie, &epPrograms{ingress: ingress, egress: egress, rtnl: socketIn(ns)})
+}
+
+// prepare keeps p, prepared for the namespace with this cookie, for its
+// first attach.
+func (d *Datapath) prepare(cookie uint64, p *epPrograms) (release func()) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	_, taken := d.preloaded[cookie]
@@ -40,10 +48,14 @@ func (d *Datapath) PrepareNetns(ns *os.File, cookie uint64) (release func()) {
 		_ = p.close()
 		return func() {}
 	}
-	// Noted only now (ForeignPrograms may see them as foreign meanwhile:
-	// one needless look at the endpoints, not loads under d.mu).
-	d.ids.note(ingress)
-	d.ids.note(egress)
+	p.users = map[int]bool{}
+	if !p.shared {
+		// Noted only now (ForeignPrograms may see them as foreign
+		// meanwhile: one needless look at the endpoints, not loads
+		// under d.mu).
+		d.ids.note(p.ingress)
+		d.ids.note(p.egress)
+	}
 	d.preloaded[cookie] = p
 	return func() { d.dropPrepared(cookie, p) }
 }
@@ -70,8 +82,10 @@ func (d *Datapath) dropPrepared(cookie uint64, p *epPrograms) {
 		return
 	}
 	delete(d.preloaded, cookie)
-	d.ids.forget(p.ingress)
-	d.ids.forget(p.egress)
+	if !p.shared {
+		d.ids.forget(p.ingress)
+		d.ids.forget(p.egress)
+	}
 	_ = p.close()
 }
 
@@ -108,5 +122,24 @@ func (d *Datapath) closePrepared() error {
 func (d *Datapath) preparedPrograms() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return 2 * len(d.preloaded)
+	n := 0
+	for _, p := range d.preloaded {
+		if !p.shared {
+			n += 2
+		}
+	}
+	return n
+}
+
+// preparedSockets is how many namespaces have a socket prepared (tests).
+func (d *Datapath) preparedSockets() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, p := range d.preloaded {
+		if p.rtnl != nil {
+			n++
+		}
+	}
+	return n
 }

@@ -22,7 +22,7 @@ import (
 func TestPrepareNetns(t *testing.T) {
 	requireMode(t, ModeTC)
 	sb := nstest.NewSandbox(t)
-	d := newTestDatapath(t)
+	d := loadPath(t, privateBPFFS(t), PathStub)
 	nsA, nsB := sb.Netns(t, "a"), sb.Netns(t, "b")
 	cookieA, cookieB := mustCookie(t, nsA), mustCookie(t, nsB)
 	f, err := os.Open(nsA)
@@ -85,7 +85,7 @@ func TestPrepareNetns(t *testing.T) {
 // socket left).
 func TestNetnsPoolStubs(t *testing.T) {
 	requireMode(t, ModeTC)
-	d := newTestDatapath(t)
+	d := loadPath(t, privateBPFFS(t), PathStub)
 	before := progFDs(t)
 	p := link.NewNetnsPool(2, d.PrepareNetns)
 	made, err := p.Take() // starts the filling; made on the spot

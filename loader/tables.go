@@ -370,6 +370,9 @@ func (d *Datapath) PruneOrphans() error {
 	for i := range ips {
 		errs = append(errs, deleteKey(d.maps.EpByIp, &ips[i]))
 	}
+	if d.direct { // no namespace needs its stubs
+		cookies = nil
+	}
 	errs = append(errs, d.pruneStubs(cookies))
 	return errors.Join(errs...)
 }

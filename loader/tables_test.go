@@ -167,7 +167,7 @@ func TestMountsBPFFS(t *testing.T) {
 	nstest.RequireRoot(t)
 	dir := filepath.Join(t.TempDir(), "pins")
 	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
-	d, err := Load(context.Background(), dir)
+	d, err := Load(context.Background(), dir, testPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,17 +4,59 @@
  *
  * ifindexes are per network namespace, so the endpoint table is keyed by
  * {netns cookie, ifindex}. The programs are loaded once per agent and
- * shared by every endpoint; a tiny stub per network namespace (loader/stub.go,
- * the cookie a constant of it) puts the cookie in skb->cb[0..1] and
- * tail-calls them. bpf_get_netns_cookie(skb), callable from tc since Linux
- * 6.15, cannot replace the stub: it gives the namespace of skb->sk, and of
- * init_net for a frame without a socket (all received frames).
+ * shared by every endpoint. Built with EP_COOKIE_FROM_DEV (Linux >= 6.2,
+ * with BTF), a program reads the cookie of its device's namespace itself,
+ * through the kfunc bpf_cast_to_kern_ctx, and is attached to every
+ * endpoint as it is. Without it, a tiny stub per network namespace
+ * (loader/stub.go, the cookie a constant of it) puts the cookie in
+ * skb->cb[0..1] and tail-calls the program. bpf_get_netns_cookie(skb),
+ * callable from tc since Linux 6.15, can do neither: it gives the
+ * namespace of skb->sk, and of init_net for a frame without a socket (all
+ * received frames).
  */
 #ifndef MVLAN_ENDPOINT_H
 #define MVLAN_ENDPOINT_H
 
 #include "counters.h"
 #include "tables.h"
+
+#ifdef EP_COOKIE_FROM_DEV
+/* The kernel's structs, as far as the cookie; CO-RE finds the fields. */
+struct net {
+	__u64 net_cookie;
+} __attribute__((preserve_access_index));
+typedef struct {
+	struct net *net;
+} possible_net_t;
+struct net_device {
+	possible_net_t nd_net;
+} __attribute__((preserve_access_index));
+struct sk_buff {
+	struct net_device *dev;
+} __attribute__((preserve_access_index));
+
+extern void *bpf_cast_to_kern_ctx(void *) __ksym;
+
+/* self_cookie is the cookie of the namespace of the program's device; 0
+ * (no endpoint has it) should the kernel give no device. */
+static __always_inline __u64 self_cookie(struct __sk_buff *ctx)
+{
+	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+	struct net_device *dev = skb->dev;
+	struct net *net;
+
+	if (!dev)
+		return 0;
+	net = dev->nd_net.net;
+	return net ? net->net_cookie : 0;
+}
+#else
+/* self_cookie is the cookie the namespace's stub put in cb[0..1]. */
+static __always_inline __u64 self_cookie(struct __sk_buff *skb)
+{
+	return (__u64)skb->cb[1] << 32 | skb->cb[0];
+}
+#endif
 
 /* lookup_self returns the endpoint the program runs for. Its frames carry
  * its MAC (the source on egress, the destination on ingress), so the MAC
@@ -23,7 +65,7 @@
 static __always_inline struct ep_info *lookup_self(struct __sk_buff *skb, __u64 mac)
 {
 	struct ep_key key = {
-		.netns_cookie = (__u64)skb->cb[1] << 32 | skb->cb[0],
+		.netns_cookie = self_cookie(skb),
 		.ifindex = skb->ifindex,
 	};
 	struct ep_info *ep = ep_of_mac(mac);

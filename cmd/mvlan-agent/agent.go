@@ -13,6 +13,7 @@ import (
 	"github.com/mvlan/mvlan/agent"
 	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/engine"
+	"github.com/mvlan/mvlan/loader"
 	"github.com/mvlan/mvlan/version"
 )
 
@@ -25,6 +26,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "web-config-file", EnvVars: []string{"MVLAN_WEB_CONFIG_FILE"}, Usage: "TLS and basic authentication for /metrics: a Prometheus exporter-toolkit web configuration file (empty: plain HTTP)"},
 		&cli.StringFlag{Name: "bpffs", Value: "/sys/fs/bpf/mvlan", EnvVars: []string{"MVLAN_BPFFS"}, Usage: "bpffs directory for pinned maps and links"},
 		&cli.StringFlag{Name: "attach-mode", Value: "auto", EnvVars: []string{"MVLAN_ATTACH_MODE"}, Usage: "how BPF programs attach: auto, tcx or tc"},
+		&cli.StringFlag{Name: "endpoint-programs", Value: "auto", EnvVars: []string{"MVLAN_ENDPOINT_PROGRAMS"}, Usage: "how the endpoint programs find their endpoint: direct (they read their device's namespace; Linux 6.2+ with BTF), stub (a stub per namespace hands it over) or auto (direct where the kernel allows it)"},
 		&cli.StringFlag{Name: "plugin-socket", Value: "/run/docker/plugins/mvlan.sock", EnvVars: []string{"MVLAN_PLUGIN_SOCKET"}, Usage: "socket where Docker finds mvlan as a network and IPAM plugin (driver name: the file name without .sock; empty: off)"},
 		&cli.StringFlag{Name: "docker-host", Value: "unix:///run/docker.sock", EnvVars: []string{"MVLAN_DOCKER_HOST"}, Usage: "dockerd's Engine API (unix:///PATH), asked for the names of Docker's containers shown by mvlan ps (empty: off)"},
 		&cli.DurationFlag{Name: "tamper-check", Value: engine.DefaultTamperCheck, EnvVars: []string{"MVLAN_TAMPER_CHECK"}, Usage: "how often endpoints are checked for removed or bypassed programs and links of their own on the parent, and repaired (0: never)"},
@@ -49,6 +51,9 @@ func runAgent(c *cli.Context) error {
 	case "auto", "tcx", "tc":
 	default:
 		return usagef("unknown --attach-mode %q; use auto, tcx or tc", m)
+	}
+	if _, err := loader.ParseEndpointPath(c.String("endpoint-programs")); err != nil {
+		return usagef("unknown --endpoint-programs %q; use auto, direct or stub", c.String("endpoint-programs"))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
@@ -77,6 +82,7 @@ func runAgent(c *cli.Context) error {
 		MetricsWebConfig: c.String("web-config-file"),
 		BPFFS:            c.String("bpffs"),
 		AttachMode:       c.String("attach-mode"),
+		EndpointPrograms: c.String("endpoint-programs"),
 		PluginSocket:     c.String("plugin-socket"),
 		DockerHost:       c.String("docker-host"),
 		Recover:          c.Bool("recover"),

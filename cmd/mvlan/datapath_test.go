@@ -613,6 +613,40 @@ func waitFreed(t *testing.T, what string, ids []ebpf.ProgramID) {
 }
 
 // pins lists the TCX link pins under the agent's --bpffs dir.
+// ownPrograms returns those of an endpoint's programs ids that are its
+// own (its namespace's stubs): all of them, or none where they are the
+// agent's shared programs, pinned under --bpffs/progs for the life of the
+// build (--endpoint-programs direct, what auto picks on this kernel).
+func (e *dpEnv) ownPrograms(ids []ebpf.ProgramID) []ebpf.ProgramID {
+	e.t.Helper()
+	ents, err := os.ReadDir(filepath.Join(e.a.dir, "bpf", "progs"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	shared := map[ebpf.ProgramID]bool{}
+	for _, d := range ents {
+		p, err := ebpf.LoadPinnedProgram(filepath.Join(e.a.dir, "bpf", "progs", d.Name()), nil)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if info, err := p.Info(); err == nil {
+			id, _ := info.ID()
+			shared[id] = true
+		}
+		p.Close()
+	}
+	var own []ebpf.ProgramID
+	for _, id := range ids {
+		if !shared[id] {
+			own = append(own, id)
+		}
+	}
+	if len(ids) == 0 || (len(own) != 0 && len(own) != len(ids)) {
+		e.t.Errorf("endpoint programs %v: %v are the agent's shared programs; want all of them (direct path) or none (stub path)", ids, len(ids)-len(own))
+	}
+	return own
+}
+
 func (e *dpEnv) pins() []string {
 	e.t.Helper()
 	ents, err := os.ReadDir(filepath.Join(e.a.dir, "bpf", "links"))
@@ -641,7 +675,11 @@ func (e *dpEnv) wantPins(parentHooks, endpointHooks int, gone uint64) {
 	if e.mode.endpoint == "tcx" {
 		n += endpointHooks
 	}
+	// A removal's link goes in the background (its pins with it): wait.
 	pins := e.pins()
+	for deadline := time.Now().Add(10 * time.Second); len(pins) != n && time.Now().Before(deadline); pins = e.pins() {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if len(pins) != n {
 		e.t.Errorf("%d pinned links under %s; want %d: %v", len(pins), filepath.Join(e.a.dir, "bpf", "links"), n, pins)
 	}
@@ -653,8 +691,9 @@ func (e *dpEnv) wantPins(parentHooks, endpointHooks int, gone uint64) {
 }
 
 // TestDatapathRmDetaches: rm of an endpoint and of a network leaves no
-// program attached, as the kernel lists them: the endpoint's programs are
-// freed (no link, filter, pin or agent fd keeps them), the parent's hooks
+// program attached, as the kernel lists them: the endpoint's own programs
+// (its stubs, on the stub path) are freed (no link, filter, pin or agent
+// fd keeps them), the parent's hooks
 // are empty after network rm, and no TCX link pin is left under --bpffs.
 // The second endpoint and the network are removed after an agent restart,
 // when the agent knows its attachments only from its pins and state.
@@ -671,7 +710,7 @@ func TestDatapathRmDetaches(t *testing.T) {
 			e.wantPins(2, 4, 0)
 
 			e.a.ok("rm", "-f", c1)
-			waitFreed(t, "rm -f "+c1, progs1)
+			waitFreed(t, "rm -f "+c1, e.ownPrograms(progs1))
 			e.wantPins(2, 2, ep1.NetnsCookie)
 			e.wantAttached(e.sb.Path, "eth0")
 
@@ -688,7 +727,7 @@ func TestDatapathRmDetaches(t *testing.T) {
 			waitFreed(t, "programs replaced on restart", replaced)
 
 			e.a.ok("rm", "-f", c2)
-			waitFreed(t, "rm -f "+c2+" after a restart", now2)
+			waitFreed(t, "rm -f "+c2+" after a restart", e.ownPrograms(now2))
 			e.wantPins(2, 0, ep2.NetnsCookie)
 
 			e.a.ok("network", "rm", "pub_net")

@@ -621,6 +621,9 @@ func (d *datapath) Parents() ([]loader.Parent, error)                       { re
 func (d *datapath) PruneLinks() (int, error)                                { return 0, nil }
 func (d *datapath) Attachments() []loader.Attachment                        { return nil }
 func (d *datapath) Missing(string, int, loader.Mode) ([]loader.Hook, error) { return nil, nil }
+
+// Path is the direct path: no stubs in memory either.
+func (d *datapath) Path() loader.EndpointPath { return loader.PathDirect }
 func (d *datapath) InspectEndpoint(context.Context, string, int) ([]loader.Finding, error) {
 	return nil, nil // nothing tampers with the in-memory kernel
 }
