@@ -51,8 +51,8 @@ func udpRate(ctx context.Context, p *dpPair, warm, dur time.Duration) (rx, tx fl
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
+		runtime.LockOSThread() // never unlocked: the pinned thread exits with the goroutine
+		pinThread(1)
 		m := newMmsgs(udpBatch, 2048)
 		for !stop.Load() {
 			n, err := mmsg(unix.SYS_RECVMMSG, rfd, m.hdrs, unix.MSG_WAITFORONE)
@@ -69,8 +69,8 @@ func udpRate(ctx context.Context, p *dpPair, warm, dur time.Duration) (rx, tx fl
 	}()
 	go func() {
 		defer wg.Done()
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
+		runtime.LockOSThread() // never unlocked: the pinned thread exits with the goroutine
+		pinThread(0)
 		m := newMmsgs(udpBatch, udpPayload)
 		for !stop.Load() {
 			n, err := mmsg(unix.SYS_SENDMMSG, sfd, m.hdrs, 0)
@@ -108,6 +108,20 @@ func udpRate(ctx context.Context, p *dpPair, warm, dur time.Duration) (rx, tx fl
 		return 0, 0, fmt.Errorf("udp: nothing received (%d sent)", s1-s0)
 	}
 	return float64(r1-r0) / el, float64(s1-s0) / el, nil
+}
+
+// pinThread keeps the calling (locked) thread on one CPU, cpu modulo the
+// CPUs there are: the sender on one and the receiver on another, the same
+// for every datapath, rather than wherever the scheduler puts them run by
+// run (on 2 CPUs, both on one now and then). The sender's CPU also runs
+// the softirq that delivers its frames (macvlan forwards through the
+// backlog of the CPU that sent). The caller locks the thread and never
+// unlocks it, so that it exits with its goroutine rather than run others
+// pinned.
+func pinThread(cpu int) {
+	var set unix.CPUSet
+	set.Set(cpu % runtime.NumCPU())
+	_ = unix.SchedSetaffinity(0, &set)
 }
 
 // socketIn opens a UDP socket that belongs to the namespace at path.
