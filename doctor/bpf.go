@@ -78,7 +78,11 @@ func probeDatapath() ([]Check, error) {
 // EndpointPath), given what attaching them in each mode gave.
 func directCheck(d *loader.Datapath, tcxErr, clsErr error) Check {
 	if d.Path() != loader.PathDirect {
-		return Check{Name: CheckDirect, Detail: "endpoint programs: stub path", Impact: impactDirect}
+		detail := "endpoint programs: stub path"
+		if err := d.DirectErr(); err != nil {
+			detail += "; the kernel has the kfunc but refused the direct programs: " + err.Error()
+		}
+		return Check{Name: CheckDirect, Detail: detail, Impact: impactDirect}
 	}
 	if tcxErr != nil && clsErr != nil {
 		return Check{Name: CheckDirect, Detail: "endpoint programs: direct path; " + errors.Join(tcxErr, clsErr).Error(), Impact: impactNoProgram}
@@ -86,9 +90,9 @@ func directCheck(d *loader.Datapath, tcxErr, clsErr error) Check {
 	return Check{Name: CheckDirect, OK: true, Detail: "endpoint programs: direct path: they read their device's namespace (bpf_cast_to_kern_ctx) and are attached to every endpoint as they are"}
 }
 
-// attachAll attaches the parent programs, then the endpoint programs (which
-// the loader loads for this netns on first use) to the loopback in mode,
-// detaching each pair again.
+// attachAll attaches the parent programs, then the endpoint programs (the
+// shared ones; on the stub path, this netns's stubs, loaded on first use)
+// to the loopback in mode, detaching each pair again.
 func attachAll(d *loader.Datapath, mode loader.Mode) error {
 	ctx := context.Background()
 	if err := d.AttachParent(ctx, "", loIndex, mode); err != nil {

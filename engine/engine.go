@@ -178,7 +178,7 @@ func (a *Engine) Close() error {
 	a.leases.stop()
 	var errs []error
 	if k, ok := a.ns.(kernelNamespaces); ok && k.pool != nil {
-		errs = append(errs, k.pool.Close()) // before the datapath: the spares' stubs go
+		errs = append(errs, k.pool.Close()) // before the datapath: what the spares hold of it goes
 	}
 	if a.dp != nil {
 		errs = append(errs, a.dp.Close())

@@ -104,8 +104,9 @@ type Namespaces interface {
 	Mark(path string) (string, error)
 	// Spare returns a new namespace for the container name, named nowhere
 	// until its Mount (link.NetnsPool.Take), with its cookie read as it
-	// was made and the datapath's stubs for it loaded ahead
-	// (loader.Datapath.PrepareNetns).
+	// was made and the datapath's first attach in it prepared ahead
+	// (loader.Datapath.PrepareNetns: a socket, and on the stub path its
+	// stubs).
 	Spare(name string) (SpareNetns, error)
 	// Delete removes /run/netns/NAME (link.DeleteNetns).
 	Delete(name string) error
@@ -126,7 +127,7 @@ type SpareNetns interface {
 }
 
 // kernelNamespaces are the real namespaces; those the engine makes come
-// from a pool of spares made ahead, with their stubs loaded
+// from a pool of spares made ahead, their first attach prepared
 // (loader.Datapath.PrepareNetns).
 type kernelNamespaces struct{ pool *link.NetnsPool }
 

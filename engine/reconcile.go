@@ -222,7 +222,8 @@ func (a *Engine) ensureParent(ctx context.Context, n *network, present map[strin
 // shows what the state says (loader's AdoptEndpoint): its namespace is
 // still the one with its cookie, and both hooks of its link (the stored
 // ifindex: a filter or TCX link of ours goes with the link it was put on)
-// run that namespace's stubs in a mode the endpoint may keep (restartMode's
+// run the endpoint programs (the shared ones, or that namespace's stubs)
+// in a mode the endpoint may keep (restartMode's
 // choice). Its table row is written again, as attachEndpointDP would. Any
 // other endpoint takes the full path: link found or made, programs attached.
 func (a *Engine) keepAttached(ctx context.Context, n *network, e endpoint) bool {

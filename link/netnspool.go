@@ -20,7 +20,7 @@ import (
 // 1 ms of a 6 ms attach here); the next is made in the background. Each
 // spare's cookie is read when it is made and handed out with it, so that
 // the attach need not enter the namespace for it; what prepare makes for
-// a spare (the datapath's stubs) goes with it. The pool starts filling
+// a spare (the datapath's socket and stubs) goes with it. The pool starts filling
 // at its first Take. A spare taken counts towards the pool's size until
 // its Close (its user's kernel work is done), so that the next is not
 // made while that work runs and shares the CPUs with it; many taken at

@@ -37,6 +37,9 @@ func (d *Datapath) AdoptEndpoint(ctx context.Context, netnsPath string, cookie u
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if progs.shared { // not kept until now (stubsFor): the namespace may be gone
+		progs, _ = d.endpointPrograms(cookie) // never fails under PathDirect
+	}
 	if d.epProgs[cookie] != progs {
 		return "", false // released meanwhile
 	}
@@ -53,11 +56,12 @@ func (d *Datapath) AdoptEndpoint(ctx context.Context, netnsPath string, cookie u
 // their pins on first use; under PathDirect the shared programs) and
 // their IDs by hook; nil if it has none.
 func (d *Datapath) stubsFor(cookie uint64) (*epPrograms, map[Hook]ebpf.ProgramID) {
+	if d.direct {
+		p := d.sharedPrograms()
+		return p, map[Hook]ebpf.ProgramID{Ingress: p.ids[0], Egress: p.ids[1]}
+	}
 	d.mu.Lock()
 	p := d.epProgs[cookie]
-	if p == nil && d.direct {
-		p, _ = d.endpointPrograms(cookie) // never fails under PathDirect
-	}
 	d.mu.Unlock()
 	if p == nil {
 		in, inID := pinnedStub(d.stubPin(cookie, Ingress), "ep_ingress")

@@ -41,8 +41,8 @@ func setupEndpoints(t testing.TB, d *Datapath) {
 	eps := []Endpoint{
 		{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA,
 			IPs: []netip.Addr{netip.MustParseAddr("10.1.0.10"), netip.MustParseAddr("2001:db8:1::10")}},
-		{NetnsCookie: 43, Ifindex: 1, MAC: macB, NetworkID: netA, IPs: []netip.Addr{netip.MustParseAddr("10.1.0.11")}},
-		{NetnsCookie: 44, Ifindex: 7, MAC: macC, NetworkID: netC, IPs: []netip.Addr{netip.MustParseAddr("10.2.0.12")}},
+		{NetnsCookie: testCookie + 1, Ifindex: 1, MAC: macB, NetworkID: netA, IPs: []netip.Addr{netip.MustParseAddr("10.1.0.11")}},
+		{NetnsCookie: testCookie + 2, Ifindex: 7, MAC: macC, NetworkID: netC, IPs: []netip.Addr{netip.MustParseAddr("10.2.0.12")}},
 	}
 	for _, ep := range eps {
 		if err := d.SetEndpoint(ep); err != nil {

@@ -3,8 +3,8 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"os"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 )
 
@@ -66,7 +66,7 @@ func resolvePath(want EndpointPath) (EndpointPath, error) {
 	if want == PathStub {
 		return PathStub, nil
 	}
-	if haveKernCtx() {
+	if HaveDirectPath() {
 		return PathDirect, nil
 	}
 	if want == PathDirect {
@@ -75,9 +75,13 @@ func resolvePath(want EndpointPath) (EndpointPath, error) {
 	return PathStub, nil
 }
 
-// haveKernCtx reports whether the kernel's BTF has the kfunc the direct
-// programs call.
-func haveKernCtx() bool {
+// HaveDirectPath reports whether the kernel's own BTF has the kfunc the
+// direct programs call (btf.LoadKernelSpec would also take a vmlinux
+// from /boot, which kfunc calls cannot use).
+func HaveDirectPath() bool {
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return false
+	}
 	spec, err := btf.LoadKernelSpec()
 	if err != nil {
 		return false
@@ -95,9 +99,13 @@ func (d *Datapath) Path() EndpointPath {
 	return PathStub
 }
 
+// DirectErr is why Load, asked for PathAuto, fell back to PathStub on a
+// kernel that has the kfunc: the kernel refused the direct programs. nil
+// otherwise.
+func (d *Datapath) DirectErr() error { return d.directErr }
+
 // sharedPrograms is the epPrograms of a namespace under PathDirect: the
 // shared programs themselves, which it does not own.
 func (d *Datapath) sharedPrograms() *epPrograms {
-	return &epPrograms{ingress: d.epIngress, egress: d.epEgress, shared: true, users: map[int]bool{},
-		ids: [2]ebpf.ProgramID{programID(d.epIngress), programID(d.epEgress)}}
+	return &epPrograms{ingress: d.epIngress, egress: d.epEgress, shared: true, users: map[int]bool{}, ids: d.sharedIDs}
 }

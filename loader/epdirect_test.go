@@ -37,7 +37,7 @@ func TestParseEndpointPath(t *testing.T) {
 // TestAttach checks the rest on the same lab).
 func TestDirectPath(t *testing.T) {
 	nstest.RequireRoot(t)
-	if !haveKernCtx() {
+	if !HaveDirectPath() {
 		t.Skip("the kernel has no bpf_cast_to_kern_ctx: only the stub path")
 	}
 	for _, mode := range []Mode{ModeTCX, ModeTC} {
@@ -75,7 +75,7 @@ func TestDirectPath(t *testing.T) {
 // rtnetlink socket each and no program; closing the pool closes them.
 func TestNetnsPoolDirect(t *testing.T) {
 	requireMode(t, ModeTC)
-	if !haveKernCtx() {
+	if !HaveDirectPath() {
 		t.Skip("the kernel has no bpf_cast_to_kern_ctx: only the stub path")
 	}
 	d := loadPath(t, privateBPFFS(t), PathDirect)
@@ -147,4 +147,32 @@ func networkTraffic(t *testing.T, d *Datapath) Traffic {
 		t.Fatal(err)
 	}
 	return s.Network[netA]
+}
+
+// TestStubIntoDirect: a stub a stub-path agent attached, still running
+// after a restart under PathDirect until the start re-attaches, tail-calls
+// the direct programs (in ep_progs either way), which give it the same
+// verdicts and counts.
+func TestStubIntoDirect(t *testing.T) {
+	nstest.RequireRoot(t)
+	if !HaveDirectPath() {
+		t.Skip("the kernel has no bpf_cast_to_kern_ctx: only the stub path")
+	}
+	d := loadPath(t, privateBPFFS(t), PathDirect)
+	setupEndpoints(t, d)
+	stub, err := d.buildStub("ep_egress", testCookie, slotEgress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stub.Close()
+	for _, c := range []progCase{
+		{"ipv4 own", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, txA},
+		{"ipv4 spoof", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.99", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
+	} {
+		before := snapshot(t, d)
+		if got, _ := runMark(t, stub, c.frame, 0); got != c.verdict {
+			t.Errorf("%s: verdict %#x, want %#x", c.name, got, c.verdict)
+		}
+		expectDelta(t, d, before, c.want(len(c.frame)))
+	}
 }

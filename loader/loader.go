@@ -71,7 +71,9 @@ type Datapath struct {
 	// and put in ep_progs; attached to every endpoint if direct, else the
 	// stubs of each netns tail-call them.
 	epIngress, epEgress *ebpf.Program
-	direct              bool // PathDirect (epdirect.go)
+	direct              bool              // PathDirect (epdirect.go)
+	sharedIDs           [2]ebpf.ProgramID // of epIngress and epEgress
+	directErr           error             // why PathAuto fell back to PathStub
 
 	tables  sync.Mutex   // serialises SetEndpoint and DeleteEndpoint; guards macs and slots
 	macs    *index       // mac_index
@@ -84,7 +86,7 @@ type Datapath struct {
 
 	mu        sync.Mutex             // guards the attachment state below
 	epProgs   map[uint64]*epPrograms // by netns cookie
-	preloaded map[uint64]*epPrograms // stubs loaded ahead, not pinned (stubpre.go)
+	preloaded map[uint64]*epPrograms // prepared ahead (stubs, not pinned; sockets) (stubpre.go)
 	attached  attachList
 	qdiscs    map[ifaceKey]bool // clsact qdiscs this Datapath created
 	ids       programIDs        // the programs it loaded (ForeignPrograms)
@@ -100,13 +102,27 @@ func Load(ctx context.Context, pinDir string, path EndpointPath) (*Datapath, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	path, err := resolvePath(path)
+	resolved, err := resolvePath(path)
 	if err != nil {
 		return nil, err
 	}
 	if err := ensureBPFFS(pinDir); err != nil {
 		return nil, err
 	}
+	d, err := loadOn(pinDir, resolved)
+	if err != nil && path == PathAuto && resolved == PathDirect {
+		// The kernel names the kfunc but refuses the direct programs (a
+		// verifier of its own, no JIT): the stubs work everywhere.
+		directErr := err
+		if d, err = loadOn(pinDir, PathStub); err == nil {
+			d.directErr = directErr
+		}
+	}
+	return d, err
+}
+
+// loadOn is Load on one path.
+func loadOn(pinDir string, path EndpointPath) (*Datapath, error) {
 	d := &Datapath{
 		pinDir:    pinDir,
 		byName:    map[string]*ebpf.Map{},
@@ -160,9 +176,9 @@ const (
 )
 
 // shareEndpointPrograms puts the shared endpoint programs in ep_progs,
-// replacing those of a previous agent in place. A slot that holds the
-// program already is left alone: each update patches the tail call of
-// every netns's stubs (text poke on all CPUs).
+// replacing those of a previous agent in place (under PathDirect too:
+// stubs a previous agent attached run them until the start re-attaches).
+// A slot that holds the program already is left alone.
 func (d *Datapath) shareEndpointPrograms() error {
 	for slot, p := range map[uint32]*ebpf.Program{slotIngress: d.epIngress, slotEgress: d.epEgress} {
 		var id uint32

@@ -96,6 +96,7 @@ func (d *Datapath) loadPrograms() (err error) {
 		d.ids.note(p)
 	}
 	d.parentIngress, d.parentEgress, d.epIngress, d.epEgress = progs[0], progs[1], progs[2], progs[3]
+	d.sharedIDs = [2]ebpf.ProgramID{programID(d.epIngress), programID(d.epEgress)}
 	return d.pruneProgPins(names)
 }
 

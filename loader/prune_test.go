@@ -7,8 +7,8 @@ import (
 
 // TestPruneOrphans: the MAC and address entries of an endpoint whose
 // ep_table row is gone (a crash between two map writes) are deleted, and
-// so are the stub pins of its netns; another endpoint's stay (and under
-// PathDirect there are none).
+// so are the stub pins of its netns; another endpoint's stay, except under
+// PathDirect, where every stub pin goes (left by a stub-path agent).
 func TestPruneOrphans(t *testing.T) {
 	d := newTestDatapath(t)
 	for _, ep := range []Endpoint{
@@ -20,6 +20,22 @@ func TestPruneOrphans(t *testing.T) {
 		}
 		if _, err := d.endpointPrograms(ep.NetnsCookie); err != nil { // pins its netns's stubs
 			t.Fatal(err)
+		}
+	}
+	if d.direct { // stubs a stub-path agent left: a direct one needs none
+		for _, cookie := range []uint64{7, 8} {
+			in, err := d.buildStub("ep_ingress", cookie, slotIngress)
+			if err != nil {
+				t.Fatal(err)
+			}
+			eg, err := d.buildStub("ep_egress", cookie, slotEgress)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.pinStubs(cookie, in, eg); err != nil {
+				t.Fatal(err)
+			}
+			closeAll(in, eg)
 		}
 	}
 	if err := d.maps.EpTable.Delete(&epKey{NetnsCookie: 7, Ifindex: 3}); err != nil {

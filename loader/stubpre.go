@@ -14,8 +14,9 @@ import (
 // loads a spare's two stubs then, in the pool's background, and opens an
 // rtnetlink socket in it, so that the first attach in it only pins them
 // (endpointPrograms) and does not enter the namespace for its tc requests
-// (createTCHooks). Under PathDirect there are no stubs: only the socket. Until an attach takes them they are held by this
-// process alone and pinned nowhere: a crash leaves nothing of them.
+// (createTCHooks); under PathDirect there are no stubs, only the socket.
+// Until an attach takes them they are held by this process alone and
+// pinned nowhere: a crash leaves nothing of them.
 
 // PrepareNetns prepares the first attach in the namespace ns (an open
 // file of it, only used during the call) with this cookie. release closes
@@ -23,8 +24,8 @@ import (
 // in use or given up. What cannot be prepared now the attach does itself,
 // as for any namespace.
 func (d *Datapath) PrepareNetns(ns *os.File, cookie uint64) (release func()) {
-	if d.direct { // no stubs: only the socket
-		return d.prepare(cookie, &epPrograms{ingress: d.epIngress, egress: d.epEgress, shared: true, rtnl: socketIn(ns)})
+	if d.direct { // no stubs: only the socket (endpointPrograms takes it)
+		return d.prepare(cookie, &epPrograms{shared: true, rtnl: socketIn(ns)})
 	}
 	ingress, err := d.buildStub("ep_ingress", cookie, slotIngress)
 	if err != nil {

@@ -332,8 +332,9 @@ func (d *Datapath) Endpoints() ([]Endpoint, error) {
 
 // PruneOrphans deletes MAC and address entries of endpoints that are no
 // longer in the endpoint table (left by a crash between two map writes),
-// and the stub pins of namespaces without an endpoint in it. It walks the
-// maps: call it on start, not per endpoint.
+// and the stub pins of namespaces without an endpoint in it (under
+// PathDirect every stub pin: a stub-path agent's). It walks the maps: call
+// it on start, not per endpoint.
 func (d *Datapath) PruneOrphans() error {
 	d.tables.Lock()
 	defer d.tables.Unlock()

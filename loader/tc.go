@@ -81,7 +81,7 @@ func (d *Datapath) attachTCHooks(ctx context.Context, t target, hooks ...tcHook)
 }
 
 // replaceFilter puts our filter running h.prog on the hook, unless it
-// runs it already (a restart, with the stub pinned).
+// runs it already (a restart, with the stub pinned or the shared program).
 func replaceFilter(rtnl *tc.Tc, t target, h tcHook) error {
 	running, ok, err := ourFilterProg(rtnl, t.ifindex, h.hook)
 	if err != nil {

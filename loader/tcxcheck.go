@@ -60,7 +60,8 @@ func (d *Datapath) tcxFirst(cookie uint64, ifindex int) map[Hook]ebpf.ProgramID 
 	return want
 }
 
-// id is the ID of the stub on hook, looked up once.
+// id is the ID of the program on hook (the stub, or the shared program),
+// looked up once.
 func (p *epPrograms) id(hook Hook) ebpf.ProgramID {
 	i, prog := 0, p.ingress
 	if hook == Egress {

@@ -34,6 +34,7 @@ import (
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/loader"
 )
 
 // dpMode is an --attach-mode a datapath test runs in, with the modes the
@@ -612,7 +613,6 @@ func waitFreed(t *testing.T, what string, ids []ebpf.ProgramID) {
 	t.Errorf("%s: programs %v still exist in the kernel (of %v); want them freed", what, alive, ids)
 }
 
-// pins lists the TCX link pins under the agent's --bpffs dir.
 // ownPrograms returns those of an endpoint's programs ids that are its
 // own (its namespace's stubs): all of them, or none where they are the
 // agent's shared programs, pinned under --bpffs/progs for the life of the
@@ -641,12 +641,14 @@ func (e *dpEnv) ownPrograms(ids []ebpf.ProgramID) []ebpf.ProgramID {
 			own = append(own, id)
 		}
 	}
-	if len(ids) == 0 || (len(own) != 0 && len(own) != len(ids)) {
-		e.t.Errorf("endpoint programs %v: %v are the agent's shared programs; want all of them (direct path) or none (stub path)", ids, len(ids)-len(own))
+	stubs := slices.Contains(e.mode.flags, "stub") || !loader.HaveDirectPath()
+	if len(ids) == 0 || (stubs && len(own) != len(ids)) || (!stubs && len(own) != 0) {
+		e.t.Errorf("endpoint programs %v: %d are the agent's shared programs; want none on the stub path (%v), all on the direct one", ids, len(ids)-len(own), stubs)
 	}
 	return own
 }
 
+// pins lists the TCX link pins under the agent's --bpffs dir.
 func (e *dpEnv) pins() []string {
 	e.t.Helper()
 	ents, err := os.ReadDir(filepath.Join(e.a.dir, "bpf", "links"))
@@ -696,10 +698,12 @@ func (e *dpEnv) wantPins(parentHooks, endpointHooks int, gone uint64) {
 // fd keeps them), the parent's hooks
 // are empty after network rm, and no TCX link pin is left under --bpffs.
 // The second endpoint and the network are removed after an agent restart,
-// when the agent knows its attachments only from its pins and state.
+// when the agent knows its attachments only from its pins and state. The
+// stub path runs too (tc only), where the stubs must be freed.
 func TestDatapathRmDetaches(t *testing.T) {
 	t.Parallel()
-	for _, m := range dpModes {
+	stub := dpMode{"tc-stub", "tc", "tc", []string{"--attach-mode", "tc", "--endpoint-programs", "stub"}}
+	for _, m := range append(dpModes, stub) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			e := newDPEnv(t, m)

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/mvlan/mvlan/loader"
 )
 
 // TestRestartSwitchesMode: an agent restarted with another --attach-mode
@@ -35,6 +37,9 @@ func TestRestartSwitchesMode(t *testing.T) {
 // pass all along.
 func TestRestartSwitchesEndpointPath(t *testing.T) {
 	t.Parallel()
+	if !loader.HaveDirectPath() {
+		t.Skip("the kernel has no bpf_cast_to_kern_ctx: only the stub path")
+	}
 	stub := dpMode{"auto-stub", "tcx", "tc", []string{"--endpoint-programs", "stub"}}
 	direct := dpMode{"auto-direct", "tcx", "tc", []string{"--endpoint-programs", "direct"}}
 	e := newDPEnv(t, stub)
