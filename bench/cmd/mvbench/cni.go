@@ -180,3 +180,26 @@ func (e *env) newMvlanCNI(ref *cni, socket, mvnet string) (*cni, error) {
 	return c, c.writeConf(map[string]any{"cniVersion": "1.1.0", "name": c.net,
 		"plugins": []any{map[string]any{"type": "mvlan", "network": mvnet}}})
 }
+
+// nopPlugin is a CNI plugin that does nothing: it reads its configuration
+// and prints an empty result (ADD) or nothing (DEL).
+const nopPlugin = `#!/bin/sh
+cat >/dev/null
+if [ "$CNI_COMMAND" = ADD ]; then echo '{"cniVersion":"1.1.0"}'; fi
+`
+
+// newNopCNI is cnitool with nopPlugin (CNI type nop): the time cnitool
+// and a plugin process take with no work at all.
+func (e *env) newNopCNI(ref *cni) (*cni, error) {
+	dir := filepath.Join(e.tmp, "cni-nop")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nop"), []byte(nopPlugin), 0o755); err != nil {
+		return nil, err
+	}
+	c := &cni{bin: ref.bin, confDir: filepath.Join(e.tmp, "cni-conf-nop"), net: e.base + "-nop", host: ref.host,
+		path: dir + string(os.PathListSeparator) + ref.bin}
+	e.forgetResults(c.net)
+	return c, c.writeConf(map[string]any{"cniVersion": "1.1.0", "name": c.net, "plugins": []any{map[string]any{"type": "nop"}}})
+}

@@ -20,6 +20,10 @@ type control struct {
 	cniAttach, cniDetach samples
 	// mvlan-cni through the same cnitool (ADD / DEL), the third of each round.
 	mvcniAttach, mvcniDetach samples
+	// A plugin that does nothing (a shell script printing an empty
+	// result) through the same cnitool, the fourth: what cnitool and a
+	// plugin process cost without any work, the floor under the others.
+	nopAttach, nopDetach samples
 
 	// Probes every 10th anchor round: the CLI process alone, the CLI with
 	// one API round trip.
@@ -167,19 +171,27 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 	if err != nil {
 		return err
 	}
-	jnetns := make([]string, k)
+	nop, err := e.newNopCNI(cn)
+	if err != nil {
+		return err
+	}
+	jnetns, nnetns := make([]string, k), make([]string, k)
 	for i := range k {
 		if jnetns[i], err = e.netns(fmt.Sprintf("aj%d", i)); err != nil {
 			return err
 		}
+		if nnetns[i], err = e.netns(fmt.Sprintf("an%d", i)); err != nil {
+			return err
+		}
 	}
-	progress("control: anchor, %d endpoints each: mvlan run -d / rm -f, cnitool add / del of the CNI plugins %s (cnitool %s) and of mvlan-cni, interleaved", k, cniPluginsVersion, cniToolVersion)
+	progress("control: anchor, %d endpoints each: mvlan run -d / rm -f, cnitool add / del of the CNI plugins %s (cnitool %s), of mvlan-cni and of a no-op plugin, interleaved", k, cniPluginsVersion, cniToolVersion)
 	steps := func(verb string, mv func(i int) (time.Duration, error), outs ...*samples) error {
 		for i := range k {
 			legs := []func() (time.Duration, error){
 				func() (time.Duration, error) { return mv(i) },
 				func() (time.Duration, error) { return cn.run(ctx, verb, knetns[i]) },
 				func() (time.Duration, error) { return mc.run(ctx, verb, jnetns[i]) },
+				func() (time.Duration, error) { return nop.run(ctx, verb, nnetns[i]) },
 			}
 			for j := range legs { // who goes first rotates
 				l := (i + j) % len(legs)
@@ -200,24 +212,24 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 	err = steps("add", func(i int) (time.Duration, error) {
 		d, _, err := a.mv(ctx, "run", "-d", "--name", mname(i), "--net", "bench")
 		return d, err
-	}, &c.attach, &c.cniAttach, &c.mvcniAttach)
+	}, &c.attach, &c.cniAttach, &c.mvcniAttach, &c.nopAttach)
 	if err != nil {
 		return err
 	}
 	err = steps("del", func(i int) (time.Duration, error) {
 		d, _, err := a.mv(ctx, "rm", "-f", mname(i))
 		return d, err
-	}, &c.detach, &c.cniDetach, &c.mvcniDetach)
+	}, &c.detach, &c.cniDetach, &c.mvcniDetach, &c.nopDetach)
 	if err != nil {
 		return err
 	}
 	for i := range k {
-		if err := errors.Join(delNetns(e.base+fmt.Sprintf("-ak%d", i)), delNetns(e.base+fmt.Sprintf("-aj%d", i))); err != nil {
+		if err := errors.Join(delNetns(e.base+fmt.Sprintf("-ak%d", i)), delNetns(e.base+fmt.Sprintf("-aj%d", i)), delNetns(e.base+fmt.Sprintf("-an%d", i))); err != nil {
 			return err
 		}
 	}
-	progress("control: anchor p50 attach mvlan %.1f ms / CNI %.1f ms / mvlan-cni %.1f ms, detach mvlan %.1f ms / CNI %.1f ms / mvlan-cni %.1f ms",
-		c.attach.median(), c.cniAttach.median(), c.mvcniAttach.median(), c.detach.median(), c.cniDetach.median(), c.mvcniDetach.median())
+	progress("control: anchor p50 attach mvlan %.1f ms / CNI %.1f ms / mvlan-cni %.1f ms / no-op %.1f ms, detach mvlan %.1f ms / CNI %.1f ms / mvlan-cni %.1f ms / no-op %.1f ms",
+		c.attach.median(), c.cniAttach.median(), c.mvcniAttach.median(), c.nopAttach.median(), c.detach.median(), c.cniDetach.median(), c.mvcniDetach.median(), c.nopDetach.median())
 	return nil
 }
 

@@ -115,16 +115,20 @@ func (c *control) write(e *env, r *report, cli, api phases) {
 // to macvlan + host-local (the anchor's third leg against its second).
 func (c *control) writeCNI(r *report) {
 	addVs := ratio(c.mvcniAttach.median(), c.cniAttach.median())
+	floor := ratio(c.nopAttach.median(), c.cniAttach.median())
 	for k, v := range map[string]float64{
 		"add_ms_p50":         c.mvcniAttach.median(),
 		"del_ms_p50":         c.mvcniDetach.median(),
 		"add_vs_macvlan":     addVs,
 		"del_vs_macvlan":     ratio(c.mvcniDetach.median(), c.cniDetach.median()),
 		"macvlan_add_ms_p50": c.cniAttach.median(),
+		"nop_add_ms_p50":     c.nopAttach.median(),
+		"nop_del_ms_p50":     c.nopDetach.median(),
+		"nop_vs_macvlan":     floor,
 	} {
 		r.set("cni."+k, v)
 	}
-	r.target("mvlan-cni add vs macvlan + host-local: `cnitool add` p50s", fmt.Sprintf("%.3f (%s / %s ms)", addVs, num(c.mvcniAttach.median()), num(c.cniAttach.median())), "<= 0.5", addVs <= 0.5)
+	r.target("mvlan-cni add vs macvlan + host-local: `cnitool add` p50s", fmt.Sprintf("%.3f (%s / %s ms; a no-op plugin: %.3f)", addVs, num(c.mvcniAttach.median()), num(c.cniAttach.median()), floor), "<= 0.5", addVs <= 0.5)
 }
 
 func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
@@ -137,7 +141,8 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 		"the same way (`mvlan rm -f` / `cnitool del`). Every command is one process, timed from exec to exit; cnitool is started from "+
 		"a thread inside the sandbox (no nsenter in its time), and its namespace is made before ADD and deleted after DEL untimed, "+
 		"while `run -d` and `rm -f` include theirs. A third leg of each round is `cnitool add`/`del` of mvlan-cni (bin/mvlan-cni, "+
-		"CNI type mvlan, on the agent's network bench), its own namespace made and deleted untimed likewise.", k, k, cniPluginsVersion, cniToolVersion)
+		"CNI type mvlan, on the agent's network bench), its own namespace made and deleted untimed likewise; a fourth, of a no-op plugin "+
+		"(a shell script that prints an empty result): what cnitool and a plugin process cost doing nothing, the floor under the other two.", k, k, cniPluginsVersion, cniToolVersion)
 	t := s.table("command", "p50 ms", "p99 ms", "min", "max", "n")
 	for _, row := range []struct {
 		what string
@@ -147,6 +152,7 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 		{"mvlan attach: `run -d`", c.attach}, {"CNI attach: `cnitool add`", c.cniAttach},
 		{"mvlan detach: `rm -f`", c.detach}, {"CNI detach: `cnitool del`", c.cniDetach},
 		{"mvlan-cni attach: `cnitool add`", c.mvcniAttach}, {"mvlan-cni detach: `cnitool del`", c.mvcniDetach},
+		{"no-op plugin attach: `cnitool add`", c.nopAttach}, {"no-op plugin detach: `cnitool del`", c.nopDetach},
 	} {
 		t.row(row.what, num(row.s.median()), num(row.s.pct(99)), num(row.s.min()), num(row.s.max()), fmt.Sprint(len(row.s)))
 	}
