@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/mvlan/mvlan/loader"
 )
 
 // bpfReps is the fewest processes the bpf_ns medians are taken over.
@@ -66,7 +68,7 @@ func runBPF(ctx context.Context, e *env, r *report) error {
 	s := r.section("bpf_ns: BPF_PROG_TEST_RUN, ns per run")
 	s.para("The loader's `BenchmarkProgram`: each program on a legitimate frame (the full pass path: every check, every counter) "+
 		"with BPF_PROG_TEST_RUN, repeat %s in one syscall, %d processes interleaving the programs; `empty` is a TC program that only returns. "+
-		"Keys `bpf_ns.<program>` are the 64-byte medians. Target: every program within 2x of `empty`.", strings.TrimSuffix(benchtime, "x"), reps)
+		"Keys `bpf_ns.<program>` are the 64-byte medians. Target: every program within 2x of `empty`. %s", strings.TrimSuffix(benchtime, "x"), reps, endpointPathNote())
 	t := s.table("program", "64 B median", "min", "max", "x empty", "1500 B median", "min", "max", "x empty")
 	for _, p := range progs {
 		a, b := res[p+"/64"], res[p+"/1500"]
@@ -84,4 +86,13 @@ func runBPF(ctx context.Context, e *env, r *report) error {
 			fmt.Sprintf("%.2fx (64 B), %.2fx (1500 B)", x64, x1500), "<= 2x", x64 <= 2 && x1500 <= 2)
 	}
 	return nil
+}
+
+// endpointPathNote says which endpoint programs BenchmarkProgram ran: the
+// loader's choice on this kernel (loader.EndpointPath).
+func endpointPathNote() string {
+	if loader.HaveDirectPath() {
+		return "The endpoint programs are the direct path's (they read their device's namespace; no stub, no tail call), as the agent runs them on this kernel."
+	}
+	return "The endpoint programs run through a stub per namespace (its tail call included), as the agent runs them on this kernel (no bpf_cast_to_kern_ctx)."
 }
