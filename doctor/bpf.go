@@ -20,7 +20,7 @@ const (
 	impactClsact    = "no clsact + cls_bpf: --attach-mode tc cannot work; auto uses TCX"
 	impactNoAttach  = "no TCX and no clsact + cls_bpf: the datapath cannot attach (the kernel needs CONFIG_NET_SCH_INGRESS and CONFIG_NET_CLS_BPF, or 6.6+ for TCX)"
 	impactNoProgram = "mvlan's BPF programs cannot be loaded (the kernel or its verifier refuses them): the datapath cannot run"
-	impactDirect    = "no kfunc bpf_cast_to_kern_ctx (Linux < 6.2, or no BTF): each network namespace gets two stub programs that hand the endpoint programs its cookie (one tail call more per frame, two small programs loaded per namespace)"
+	impactDirect    = "each network namespace gets two stub programs that hand the endpoint programs its cookie: one tail call more per frame, two small programs loaded per namespace"
 	impactBTF       = "no kernel BTF (CONFIG_DEBUG_INFO_BTF): the loader cannot apply CO-RE relocations, so programs that need them fail to load"
 	// loIndex is the loopback's ifindex in a new network namespace.
 	loIndex = 1
@@ -78,9 +78,9 @@ func probeDatapath() ([]Check, error) {
 // EndpointPath), given what attaching them in each mode gave.
 func directCheck(d *loader.Datapath, tcxErr, clsErr error) Check {
 	if d.Path() != loader.PathDirect {
-		detail := "endpoint programs: stub path"
+		detail := "endpoint programs: stub path: no kfunc bpf_cast_to_kern_ctx (Linux < 6.2, or no BTF)"
 		if err := d.DirectErr(); err != nil {
-			detail += "; the kernel has the kfunc but refused the direct programs: " + err.Error()
+			detail = "endpoint programs: stub path: the kernel has the kfunc but refused the direct programs: " + err.Error()
 		}
 		return Check{Name: CheckDirect, Detail: detail, Impact: impactDirect}
 	}
