@@ -543,7 +543,7 @@ func (a *Engine) makeLink(ctx context.Context, n *network, e, via *endpoint, sp 
 	var cookie uint64
 	spec := a.endpointSpec(n, *via)
 	if sp != nil {
-		cookie, spec.Announce = sp.Cookie(), named
+		cookie, spec.Announce, spec.IPv6Off = sp.Cookie(), named, sp.IPv6Off()
 	}
 	spec.BeforeUp = func(idx int) error {
 		err := a.attachEndpointAt(ctx, n, via, idx, cookie)

@@ -121,6 +121,7 @@ type SpareNetns interface {
 	Path() string
 	Cookie() uint64
 	Inode() uint64
+	IPv6Off() bool
 	Mark(mark string) error
 	Mount(name string) (string, error)
 	Close() error

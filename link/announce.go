@@ -42,7 +42,8 @@ const (
 
 // prepareAnnounce sets link idx (named ifName) in namespace ns, which must
 // still be down: without an IPv6 address (or DHCPv6) it disables IPv6 on
-// the link, and with one it turns accept_ra off unless s.AcceptRA. With
+// the link unless it was born so (s.IPv6Off), and with one it enables
+// IPv6 if it was born without and turns accept_ra off unless s.AcceptRA. With
 // s.DHCP, arp_notify is set for the address a DHCP server gives later.
 // With s.DHCP6 ndisc_notify is set likewise, and the link skips DAD (its
 // link-local, the DHCPv6 client's source, is usable at once), keeps its
@@ -50,16 +51,26 @@ const (
 // its own from router advertisements (autoconf: the datapath would drop
 // their frames). One switch into the namespace.
 func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) error {
+	v6 := hasFamily(s.Addrs, false) || s.DHCP6
+	if !v6 && s.IPv6Off && !s.DHCP {
+		return nil // born as it should be: no switch into the namespace
+	}
 	return nsthread.Do(ns, func() error {
 		if s.DHCP {
 			if err := setARPNotify(idx); err != nil {
 				return err
 			}
 		}
-		if !hasFamily(s.Addrs, false) && !s.DHCP6 {
+		if !v6 {
+			if s.IPv6Off {
+				return nil
+			}
 			return writeIPv6Conf(ifName, "disable_ipv6", "1\n")
 		}
 		var conf []string
+		if s.IPv6Off {
+			conf = append(conf, "disable_ipv6", "0\n")
+		}
 		if !s.AcceptRA {
 			conf = append(conf, "accept_ra", "0\n")
 		}

@@ -45,6 +45,11 @@ type EndpointSpec struct {
 	// an entry for them (the caller knows they were never another
 	// endpoint's), and in bridge mode every one of them would receive it.
 	WireOnly bool
+	// IPv6Off says links made in the namespace are born with IPv6
+	// disabled (net.ipv6.conf.default.disable_ipv6=1, as a Spare's are):
+	// an endpoint without IPv6 then needs no write, and one with IPv6 has
+	// it enabled.
+	IPv6Off bool
 	// Announce, if set, holds the announcements until it yields a value:
 	// true sends them, false drops them (the caller gave the endpoint
 	// up, or it is not where others may find it yet).

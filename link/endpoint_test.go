@@ -78,6 +78,11 @@ func TestAttachEndpoint(t *testing.T) {
 					Addrs: prefixes(tt.addrs[i]...), Gateways: addrs(tt.gws...),
 					Alias:    fmt.Sprintf("mvlan/test/ep/%d", i+1),
 					AcceptRA: i == 1,
+					// The second is born without IPv6, as in a spare.
+					IPv6Off: i == 1,
+				}
+				if specs[i].IPv6Off {
+					sb.Run(t, specs[i].NetnsPath, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
 				}
 				if err := h.AttachEndpoint(context.Background(), specs[i]); err != nil {
 					t.Fatal(err)

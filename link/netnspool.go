@@ -49,6 +49,7 @@ type Spare struct {
 	f       *os.File
 	cookie  uint64
 	inode   uint64
+	v6off   bool // links made in it are born with IPv6 disabled
 	release func()
 	pool    *NetnsPool // refilled at Close
 }
@@ -58,6 +59,10 @@ func (s *Spare) Path() string { return fmt.Sprintf("/proc/self/fd/%d", s.f.Fd())
 
 // Cookie is the namespace's cookie.
 func (s *Spare) Cookie() uint64 { return s.cookie }
+
+// IPv6Off says links made in the namespace are born with IPv6 disabled
+// (its net.ipv6.conf.default.disable_ipv6 is 1; see EndpointSpec.IPv6Off).
+func (s *Spare) IPv6Off() bool { return s.v6off }
 
 // Inode is the namespace's inode (what CheckNetns returns for it).
 func (s *Spare) Inode() uint64 { return s.inode }
@@ -205,6 +210,10 @@ func newSpare() (*Spare, error) {
 		if err := setupLoopback(""); err != nil {
 			return nil, err
 		}
+		v6off, err := bornWithoutIPv6()
+		if err != nil {
+			return nil, err
+		}
 		cookie, err := cookieHere()
 		if err != nil {
 			return nil, err
@@ -218,8 +227,23 @@ func newSpare() (*Spare, error) {
 			f.Close()
 			return nil, fmt.Errorf("stat the new netns: %w", err)
 		}
-		return &Spare{f: f, cookie: cookie, inode: st.Ino}, nil
+		return &Spare{f: f, cookie: cookie, inode: st.Ino, v6off: v6off}, nil
 	})
+}
+
+// bornWithoutIPv6 has links made later in the calling thread's namespace
+// born with IPv6 disabled (default.disable_ipv6; lo, up already, keeps
+// ::1): an endpoint without IPv6 then needs no sysctl write on its
+// attach, and its link no IPv6 setup while it comes up. It reports
+// false on a kernel without IPv6.
+func bornWithoutIPv6() (bool, error) {
+	if _, err := os.Stat("/proc/sys/net/ipv6/conf/default"); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err := writeIPv6Conf("default", "disable_ipv6", "1\n"); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // cookieHere is the cookie of the calling thread's network namespace

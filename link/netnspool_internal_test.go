@@ -75,7 +75,14 @@ func TestNetnsPool(t *testing.T) {
 		t.Errorf("NetnsMark(%s) = %q, %v; want mark-1", path, mark, err)
 	}
 	waitSpares(2)
-	out, err := exec.Command("ip", "netns", "exec", base+"1", "ip", "-o", "link").CombinedOutput()
+	// Links made in it are born without IPv6 (an endpoint without IPv6
+	// needs no write then); lo keeps ::1.
+	out, err := exec.Command("ip", "netns", "exec", base+"1", "sh", "-c",
+		"sysctl -n net.ipv6.conf.default.disable_ipv6; ip -6 -o addr show dev lo").CombinedOutput()
+	if !s.IPv6Off() || err != nil || !strings.HasPrefix(string(out), "1\n") || !strings.Contains(string(out), "::1/128") {
+		t.Errorf("spare IPv6Off %v; its default.disable_ipv6 and lo's IPv6 addresses: %v\n%s\nwant 1 and ::1", s.IPv6Off(), err, out)
+	}
+	out, err = exec.Command("ip", "netns", "exec", base+"1", "ip", "-o", "link").CombinedOutput()
 	if err != nil || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 || !strings.Contains(string(out), "lo:") || !strings.Contains(string(out), "UP") {
 		t.Errorf("ip netns exec %s ip link: %v\n%s\nwant lo alone, up", base+"1", err, out)
 	}

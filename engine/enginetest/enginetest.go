@@ -541,6 +541,7 @@ type spare struct {
 func (s *spare) Path() string   { return s.path }
 func (s *spare) Cookie() uint64 { return s.ns.cookie }
 func (s *spare) Inode() uint64  { return s.ns.ino }
+func (s *spare) IPv6Off() bool  { return false }
 
 // Mark marks the namespace.
 func (s *spare) Mark(mark string) error {
