@@ -247,12 +247,11 @@ func newSpare() (*Spare, error) {
 // bornWithoutIPv6 has links made later in the calling thread's namespace
 // born with IPv6 disabled (default.disable_ipv6; lo, up already, keeps
 // ::1): an endpoint without IPv6 then needs no sysctl write on its
-// attach, and its link no IPv6 setup while it comes up. It reports
-// false on a kernel without IPv6.
+// attach, and its link no IPv6 setup while it comes up. A kernel without
+// IPv6 has nothing to disable: true too. Through writeIPv6Conf's own
+// procfs: a lookup under the host's /proc/sys/net grows with the host's
+// namespaces.
 func bornWithoutIPv6() (bool, error) {
-	if _, err := os.Stat("/proc/sys/net/ipv6/conf/default"); errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
 	if err := writeIPv6Conf("default", "disable_ipv6", "1\n"); err != nil {
 		return false, err
 	}
