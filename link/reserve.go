@@ -44,10 +44,11 @@ func (s *Spare) Reserve(name, owner string) (string, error) {
 	}
 	defer unix.Close(fd)
 	s.reserved = path
-	// Best effort: without the tag (a file system without trusted.*
-	// attributes) a crash leaves a file that `ip netns del` removes, as
-	// iproute2's own; the name is no worse for it.
-	_ = unix.Fsetxattr(fd, reservedAttr, []byte(owner), 0)
+	// Without the tag (a file system without trusted.* attributes) a
+	// crash leaves a file that `ip netns del` removes, as iproute2's own.
+	if err := unix.Fsetxattr(fd, reservedAttr, []byte(owner), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+		return "", errors.Join(fmt.Errorf("reserve netns %s: tag: %w", name, err), s.unreserve())
+	}
 	return path, nil
 }
 
