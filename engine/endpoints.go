@@ -462,9 +462,7 @@ type naming struct {
 }
 
 // nameWhenStored marks sp as e's and binds it at e's path once stored
-// says e's record is on disk, in the background; the mount point is made
-// (reserved) meanwhile, and a crash before the bind leaves it to the
-// next start (RemoveReserved). The mark lets a restart
+// says e's record is on disk, in the background. The mark lets a restart
 // tell the namespace from one someone else made under the same name
 // before its inode was stored; nothing sees it before the name. Without
 // sp there is nothing to name (and nothing to wait for).
@@ -475,9 +473,6 @@ func (a *Engine) nameWhenStored(e endpoint, sp SpareNetns, stored func() error) 
 	nm := &naming{done: make(chan error, 1), named: make(chan bool, 1)}
 	go func() {
 		err := sp.Mark(a.alias("ns", e.ID))
-		if err == nil { // while the record is committed: most of naming's cost
-			_, err = sp.Reserve(e.Name, a.aliasPrefix())
-		}
 		if serr := stored(); err == nil {
 			err = serr
 		}

@@ -110,24 +110,19 @@ type Namespaces interface {
 	Spare(name string) (SpareNetns, error)
 	// Delete removes /run/netns/NAME (link.DeleteNetns).
 	Delete(name string) error
-	// RemoveReserved removes the names owner reserved for spares and
-	// never bound (link.RemoveReserved: a crash in between).
-	RemoveReserved(owner string) error
 	// Cookie returns its netns cookie (loader.NetnsCookie).
 	Cookie(path string) (uint64, error)
 }
 
 // SpareNetns is a new network namespace with no name yet (*link.Spare):
 // reached at Path, it goes with Close unless Mount bound it at
-// /run/netns/NAME first; Mark marks it (NetnsMark) before, and Reserve
-// may make the mount point ahead of Mount.
+// /run/netns/NAME first; Mark marks it (NetnsMark) before.
 type SpareNetns interface {
 	Path() string
 	Cookie() uint64
 	Inode() uint64
 	IPv6Off() bool
 	Mark(mark string) error
-	Reserve(name, owner string) (string, error)
 	Mount(name string) (string, error)
 	Close() error
 }
@@ -145,8 +140,7 @@ func (kernelNamespaces) Links(path string) ([]link.Info, error) { return link.En
 func (kernelNamespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) error {
 	return link.SetEndpointMAC(path, ifindex, mac)
 }
-func (kernelNamespaces) Mark(path string) (string, error)  { return link.NetnsMark(path) }
-func (kernelNamespaces) RemoveReserved(owner string) error { return link.RemoveReserved(owner) }
+func (kernelNamespaces) Mark(path string) (string, error) { return link.NetnsMark(path) }
 func (k kernelNamespaces) Spare(name string) (SpareNetns, error) {
 	s, err := k.pool.Take()
 	if err != nil {

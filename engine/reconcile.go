@@ -30,9 +30,6 @@ func (a *Engine) Start(ctx context.Context) error {
 		return err
 	}
 	a.finishHandoffs()
-	if err := a.ns.RemoveReserved(a.aliasPrefix()); err != nil {
-		a.log.Warn("cannot remove the names of namespaces a crash left reserved", "err", err)
-	}
 	if err := a.reconcileNetworks(ctx); err != nil {
 		return err
 	}

@@ -46,15 +46,12 @@ type NetnsPool struct {
 // (SO_NETNS_COOKIE) was read as it was made; what the pool prepared for
 // it (prepare) is let go by Close unless its user took it.
 type Spare struct {
-	f      *os.File
-	cookie uint64
-	inode  uint64
-	v6off  bool // links made in it are born with IPv6 disabled
-	// reserved is the mount point Reserve made for its name, until
-	// Mount binds it there.
-	reserved string
-	release  func()
-	pool     *NetnsPool // refilled at Close
+	f       *os.File
+	cookie  uint64
+	inode   uint64
+	v6off   bool // links made in it are born with IPv6 disabled
+	release func()
+	pool    *NetnsPool // refilled at Close
 }
 
 // Path reaches the namespace while it has no name: /proc/self/fd/N.
@@ -82,24 +79,14 @@ func (s *Spare) Mark(mark string) error {
 }
 
 // Mount binds the namespace at /run/netns/NAME, which must not exist
-// (ErrExists), as CreateNetns does, unless Reserve made it for the
-// namespace. Mark it first: once it has a name, a restart may look for
-// its mark.
+// (ErrExists), as CreateNetns does. Mark it first: once it has a name, a
+// restart may look for its mark.
 func (s *Spare) Mount(name string) (string, error) {
-	path := NetnsPath(name)
-	if s.reserved == "" || s.reserved != path {
-		return createNetns(name, func(path string) error { return bindNetns(s.Path(), path) })
-	}
-	if err := bindNetns(s.Path(), path); err != nil {
-		return "", errors.Join(fmt.Errorf("create netns %s: %w", name, err), s.unreserve())
-	}
-	s.reserved = ""
-	return path, nil
+	return createNetns(name, func(path string) error { return bindNetns(s.Path(), path) })
 }
 
-// Close lets the file go, what the pool prepared for the namespace
-// unless its user took it, and the mount point Reserve made unless Mount
-// bound the namespace there.
+// Close lets the file go, and what the pool prepared for the namespace
+// unless its user took it.
 func (s *Spare) Close() error {
 	if s.release != nil {
 		s.release()
@@ -108,7 +95,7 @@ func (s *Spare) Close() error {
 		s.pool.closed()
 	}
 	s.release, s.pool = nil, nil
-	return errors.Join(s.unreserve(), s.f.Close())
+	return s.f.Close()
 }
 
 // NewNetnsPool returns a pool of up to size spare namespaces. prepare, if

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -124,88 +123,4 @@ func cookieOf(t *testing.T, path string) uint64 {
 		t.Fatal(err)
 	}
 	return cookie
-}
-
-// TestSpareReserve: Reserve makes the name's mount point ahead (an empty
-// file, no namespace; a taken name is ErrExists), Mount binds the spare
-// there, Close removes a reservation never bound; RemoveReserved removes
-// the reservations a crash left of its owner only, never a bound name.
-func TestSpareReserve(t *testing.T) {
-	nstest.RequireRoot(t)
-	var b [4]byte
-	rand.Read(b[:])
-	base := "mvt-" + hex.EncodeToString(b[:]) + "-rsv"
-	t.Cleanup(func() {
-		for _, s := range []string{"0", "1", "2", "3"} {
-			DeleteNetns(base + s)
-		}
-	})
-	p := NewNetnsPool(1, nil)
-	defer p.Close()
-	take := func() *Spare {
-		t.Helper()
-		s, err := p.Take()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	reserve := func(s *Spare, name, owner string) string {
-		t.Helper()
-		path, err := s.Reserve(name, owner)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := os.Lstat(path); err != nil {
-			t.Fatalf("reserved %s: %v", path, err)
-		}
-		if _, err := CheckNetns(path); err == nil {
-			t.Fatalf("reserved %s is a namespace before Mount", path)
-		}
-		return path
-	}
-	gone := func(path, why string) {
-		t.Helper()
-		if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s after %s: %v; want it gone", path, why, err)
-		}
-	}
-
-	s := take()
-	path := reserve(s, base+"0", "owner-a")
-	if _, err := s.Reserve(base+"0", "owner-a"); !errors.Is(err, ErrExists) {
-		t.Errorf("Reserve of a reserved name = %v; want ErrExists", err)
-	}
-	if got, err := s.Mount(base + "0"); err != nil || got != path {
-		t.Fatalf("Mount = %q, %v; want %s", got, err, path)
-	}
-	s.Close()
-	if ino, err := CheckNetns(path); err != nil || ino != s.Inode() {
-		t.Fatalf("CheckNetns(%s) = %d, %v after Mount; want the spare's %d", path, ino, err, s.Inode())
-	}
-
-	s = take()
-	path = reserve(s, base+"1", "owner-a")
-	s.Close()
-	gone(path, "Close without Mount")
-
-	// A crash between Reserve and Mount: the spare is never closed.
-	crashed := func(name, owner string) string {
-		s := take()
-		path := reserve(s, name, owner)
-		s.reserved = ""
-		s.Close()
-		return path
-	}
-	mine, theirs := crashed(base+"2", "owner-a"), crashed(base+"3", "owner-b")
-	if err := RemoveReserved("owner-a"); err != nil {
-		t.Fatal(err)
-	}
-	gone(mine, "RemoveReserved of its owner")
-	if _, err := os.Lstat(theirs); err != nil {
-		t.Errorf("another owner's reservation %s after RemoveReserved: %v", theirs, err)
-	}
-	if _, err := CheckNetns(NetnsPath(base + "0")); err != nil {
-		t.Errorf("the bound name after RemoveReserved: %v", err)
-	}
 }

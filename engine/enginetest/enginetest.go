@@ -565,18 +565,6 @@ func (s *spare) Mount(name string) (string, error) {
 	return path, nil
 }
 
-// Reserve checks that the name is free; the in-memory kernel has no
-// mount point to make ahead.
-func (s *spare) Reserve(name, _ string) (string, error) {
-	s.k.mu.Lock()
-	defer s.k.mu.Unlock()
-	path := link.NetnsPath(name)
-	if s.k.nets[path] != nil {
-		return "", fmt.Errorf("netns %s: %w", name, link.ErrExists)
-	}
-	return path, nil
-}
-
 // Close lets the file go: the namespace is no longer at Path, and gone
 // unless Mount named it.
 func (s *spare) Close() error {
@@ -587,9 +575,6 @@ func (s *spare) Close() error {
 	}
 	return nil
 }
-
-// RemoveReserved has nothing to do: Reserve makes nothing.
-func (s *namespaces) RemoveReserved(string) error { return nil }
 
 func (s *namespaces) Delete(name string) error {
 	k := (*Kernel)(s)
