@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 
 	"github.com/vishvananda/netlink/nl"
@@ -42,8 +43,10 @@ const (
 
 // prepareAnnounce sets link idx (named ifName) in namespace ns, which must
 // still be down: without an IPv6 address (or DHCPv6) it disables IPv6 on
-// the link unless it was born so (s.IPv6Off), and with one it enables
-// IPv6 if it was born without and turns accept_ra off unless s.AcceptRA. With
+// the link unless s.IPv6Off says it was born so, and with one it enables
+// IPv6 if the link was born without (whatever the caller knows: a
+// namespace made by a spare may get an IPv6 endpoint later, through
+// connect) and turns accept_ra off unless s.AcceptRA. With
 // s.DHCP, arp_notify is set for the address a DHCP server gives later.
 // With s.DHCP6 ndisc_notify is set likewise, and the link skips DAD (its
 // link-local, the DHCPv6 client's source, is usable at once), keeps its
@@ -68,19 +71,13 @@ func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) 
 			return writeIPv6Conf(ifName, "disable_ipv6", "1\n")
 		}
 		var conf []string
-		if s.IPv6Off {
-			conf = append(conf, "disable_ipv6", "0\n")
-		}
 		if !s.AcceptRA {
 			conf = append(conf, "accept_ra", "0\n")
 		}
 		if s.DHCP6 {
 			conf = append(conf, "ndisc_notify", "1\n", "accept_dad", "0\n", "keep_addr_on_down", "1\n", "autoconf", "0\n")
 		}
-		if len(conf) == 0 {
-			return nil
-		}
-		return writeIPv6Conf(ifName, conf...)
+		return enableIPv6Conf(ifName, conf...)
 	})
 }
 
@@ -236,13 +233,52 @@ func setARPNotify(idx int) error {
 }
 
 // writeIPv6Conf writes net.ipv6.conf.IFNAME.KEY=VAL for each pair, in the
-// calling thread's namespace. It looks the device's directory up once, in
-// a procfs instance of the agent's own (procs): under the host's /proc,
-// each lookup in /proc/sys/net walks the dentries of every namespace that
-// has looked there before (one hash chain), which grows with the host's
+// calling thread's namespace (ipv6Conf).
+func writeIPv6Conf(ifName string, kv ...string) error {
+	return ipv6Conf(ifName, func(dfd int) error { return writeConf(dfd, ifName, kv) })
+}
+
+// enableIPv6Conf is writeIPv6Conf for a link that must have IPv6: first
+// it enables IPv6 on the link if it was born without (its namespace's
+// default.disable_ipv6 is 1, as a Spare's; or someone's), read before it
+// is written, as the write takes RTNL.
+func enableIPv6Conf(ifName string, kv ...string) error {
+	return ipv6Conf(ifName, func(dfd int) error {
+		var b [8]byte
+		fd, err := unix.Openat(dfd, "disable_ipv6", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("read net.ipv6.conf.%s.disable_ipv6: %w", ifName, err)
+		}
+		n, err := unix.Read(fd, b[:])
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("read net.ipv6.conf.%s.disable_ipv6: %w", ifName, err)
+		}
+		if strings.TrimSpace(string(b[:n])) != "0" {
+			kv = append([]string{"disable_ipv6", "0\n"}, kv...)
+		}
+		return writeConf(dfd, ifName, kv)
+	})
+}
+
+// writeConf writes each KEY=VAL pair of kv in the conf directory dfd.
+func writeConf(dfd int, ifName string, kv []string) error {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if err := writeAt(dfd, kv[i], kv[i+1]); err != nil {
+			return fmt.Errorf("set net.ipv6.conf.%s.%s: %w", ifName, kv[i], err)
+		}
+	}
+	return nil
+}
+
+// ipv6Conf calls fn with the directory net.ipv6.conf.IFNAME of the calling
+// thread's namespace. It looks the directory up once, in a procfs
+// instance of the agent's own (procs): under the host's /proc, each
+// lookup in /proc/sys/net walks the dentries of every namespace that has
+// looked there before (one hash chain), which grows with the host's
 // namespaces (~0.45 ms a lookup with 2000 of them, against ~5 µs in a
 // fresh instance). A kernel without IPv6 (no net/ipv6) has nothing to set.
-func writeIPv6Conf(ifName string, kv ...string) error {
+func ipv6Conf(ifName string, fn func(dfd int) error) error {
 	root, rel := unix.AT_FDCWD, "/proc/"
 	if p, err := procs.acquire(); err == nil {
 		defer procs.release(p)
@@ -261,12 +297,7 @@ func writeIPv6Conf(ifName string, kv ...string) error {
 		return fmt.Errorf("open net.ipv6.conf.%s: %w", ifName, err)
 	}
 	defer unix.Close(dfd)
-	for i := 0; i+1 < len(kv); i += 2 {
-		if err := writeAt(dfd, kv[i], kv[i+1]); err != nil {
-			return fmt.Errorf("set net.ipv6.conf.%s.%s: %w", ifName, kv[i], err)
-		}
-	}
-	return nil
+	return fn(dfd)
 }
 
 // procLookups is how many lookups a procfs instance serves before the

@@ -47,8 +47,8 @@ type EndpointSpec struct {
 	WireOnly bool
 	// IPv6Off says links made in the namespace are born with IPv6
 	// disabled (net.ipv6.conf.default.disable_ipv6=1, as a Spare's are):
-	// an endpoint without IPv6 then needs no write, and one with IPv6 has
-	// it enabled.
+	// an endpoint without IPv6 then needs no write. One with IPv6 gets it
+	// enabled whenever its link was born without, IPv6Off or not.
 	IPv6Off bool
 	// Announce, if set, holds the announcements until it yields a value:
 	// true sends them, false drops them (the caller gave the endpoint

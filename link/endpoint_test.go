@@ -81,9 +81,9 @@ func TestAttachEndpoint(t *testing.T) {
 					// The second is born without IPv6, as in a spare.
 					IPv6Off: i == 1,
 				}
-				if specs[i].IPv6Off {
-					sb.Run(t, specs[i].NetnsPath, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-				}
+				// The first is too, unknown to the attach: a namespace a
+				// spare made, into which an IPv6 endpoint is connected.
+				sb.Run(t, specs[i].NetnsPath, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
 				if err := h.AttachEndpoint(context.Background(), specs[i]); err != nil {
 					t.Fatal(err)
 				}

@@ -61,7 +61,8 @@ func (s *Spare) Path() string { return fmt.Sprintf("/proc/self/fd/%d", s.f.Fd())
 func (s *Spare) Cookie() uint64 { return s.cookie }
 
 // IPv6Off says links made in the namespace are born with IPv6 disabled
-// (its net.ipv6.conf.default.disable_ipv6 is 1; see EndpointSpec.IPv6Off).
+// (its net.ipv6.conf.default.disable_ipv6 is 1, or the kernel has no
+// IPv6; see EndpointSpec.IPv6Off).
 func (s *Spare) IPv6Off() bool { return s.v6off }
 
 // Inode is the namespace's inode (what CheckNetns returns for it).
@@ -210,10 +211,7 @@ func newSpare() (*Spare, error) {
 		if err := setupLoopback(""); err != nil {
 			return nil, err
 		}
-		v6off, err := bornWithoutIPv6()
-		if err != nil {
-			return nil, err
-		}
+		v6off := bornWithoutIPv6()
 		cookie, err := cookieHere()
 		if err != nil {
 			return nil, err
@@ -233,16 +231,13 @@ func newSpare() (*Spare, error) {
 
 // bornWithoutIPv6 has links made later in the calling thread's namespace
 // born with IPv6 disabled (default.disable_ipv6; lo, up already, keeps
-// ::1): an endpoint without IPv6 then needs no sysctl write on its
-// attach, and its link no IPv6 setup while it comes up. A kernel without
-// IPv6 has nothing to disable: true too. Through writeIPv6Conf's own
-// procfs: a lookup under the host's /proc/sys/net grows with the host's
-// namespaces.
-func bornWithoutIPv6() (bool, error) {
-	if err := writeIPv6Conf("default", "disable_ipv6", "1\n"); err != nil {
-		return false, err
-	}
-	return true, nil
+// ::1) and reports whether they are: an endpoint without IPv6 then needs
+// no sysctl write on its attach, and its link no IPv6 setup while it
+// comes up. A kernel without IPv6 has nothing to disable. Through
+// writeIPv6Conf's own procfs: a lookup under the host's /proc/sys/net
+// grows with the host's namespaces.
+func bornWithoutIPv6() bool {
+	return writeIPv6Conf("default", "disable_ipv6", "1\n") == nil
 }
 
 // cookieHere is the cookie of the calling thread's network namespace

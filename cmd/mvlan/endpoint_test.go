@@ -634,6 +634,28 @@ func TestEndpointConnectDisconnect(t *testing.T) {
 	e.runD(e.name("3"), "net60", "--ip=192.168.60.10") // nothing holds it now
 }
 
+// TestConnectIPv6IntoRun: a namespace `mvlan run` made for an IPv4
+// network, whose links are born without IPv6, gets working IPv6 on the
+// link of an IPv6 network connected into it.
+func TestConnectIPv6IntoRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "eth1")
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	e.a.ok("network", "create", "--subnet=192.168.61.0/24", "--ipv6", "--subnet=2001:db8:61::/64", "-o", "parent=eth1", "net6")
+	c1 := e.name("1")
+	e.runD(c1, "pub_net", "--ip=172.16.86.10")
+	e.a.ok("connect", "--ip6=2001:db8:61::10", "--ifname=eth1", "net6", filepath.Join("/run/netns", c1))
+	addrs := e.in(c1, "ip", "-6", "-o", "addr", "show", "dev", "eth1")
+	mustContain(t, "IPv6 addresses of eth1 in "+c1, addrs, "2001:db8:61::10/64")
+	for _, line := range strings.Split(addrs, "\n") {
+		if strings.Contains(line, "2001:db8:61::10/64") && strings.Contains(line, "tentative") {
+			t.Errorf("2001:db8:61::10 is tentative in %s:\n%s", c1, addrs)
+		}
+	}
+	out, code := e.pingRun("net6", "2001:db8:61::10", false)
+	e.wantPingOK("ping -6 the connected link", out, code)
+}
+
 // TestEndpointConcurrentRun: 50 run -d at once all succeed with distinct
 // addresses and MACs, each on its eth0.
 func TestEndpointConcurrentRun(t *testing.T) {
