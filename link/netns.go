@@ -59,12 +59,13 @@ func CheckNetnsName(name string) error {
 // it can tell it from one of the same name made by someone else
 // (NetnsMark).
 func CreateNetns(name, mark string) (path string, err error) {
-	return createNetns(name, func(path string) error { return mountNewNetns(path, mark) })
+	return createNetns(name, newMountPoint, func(path string) error { return mountNewNetns(path, mark) })
 }
 
-// createNetns makes /run/netns/NAME and has mount bind a namespace there;
-// the file goes again if that fails.
-func createNetns(name string, mount func(path string) error) (path string, err error) {
+// createNetns makes /run/netns/NAME with point, which must fail when the
+// name exists (os.ErrExist), and has mount bind a namespace there; the
+// file goes again if that fails.
+func createNetns(name string, point, mount func(path string) error) (path string, err error) {
 	if err := CheckNetnsName(name); err != nil {
 		return "", err
 	}
@@ -72,19 +73,28 @@ func createNetns(name string, mount func(path string) error) (path string, err e
 		return "", fmt.Errorf("create netns %s: %w", name, err)
 	}
 	path = NetnsPath(name)
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0)
+	err = point(path)
 	if errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("create netns %s: %s %w", name, path, ErrExists)
 	}
 	if err != nil {
 		return "", fmt.Errorf("create netns %s: %w", name, err)
 	}
-	f.Close()
 	if err := mount(path); err != nil {
 		os.Remove(path)
 		return "", fmt.Errorf("create netns %s: %w", name, err)
 	}
 	return path, nil
+}
+
+// newMountPoint creates the empty file a namespace is bound on, as
+// iproute2 does; it fails if path exists.
+func newMountPoint(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // bindNetns binds the namespace at src (a /proc path of it) on path.

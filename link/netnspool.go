@@ -49,7 +49,8 @@ type Spare struct {
 	f       *os.File
 	cookie  uint64
 	inode   uint64
-	v6off   bool // links made in it are born with IPv6 disabled
+	v6off   bool     // links made in it are born with IPv6 disabled
+	point   *os.File // its mount point made ahead, nameless (O_TMPFILE); nil if none
 	release func()
 	pool    *NetnsPool // refilled at Close
 }
@@ -83,11 +84,45 @@ func (s *Spare) Mark(mark string) error {
 // (ErrExists), as CreateNetns does. Mark it first: once it has a name, a
 // restart may look for its mark.
 func (s *Spare) Mount(name string) (string, error) {
-	return createNetns(name, func(path string) error { return bindNetns(s.Path(), path) })
+	return createNetns(name, s.mountPoint, func(path string) error { return bindNetns(s.Path(), path) })
 }
 
-// Close lets the file go, and what the pool prepared for the namespace
-// unless its user took it.
+// mountPoint gives the mount point made ahead the name path (linkat fails
+// if it exists): no inode to allocate now, which is most of the cost of
+// naming a namespace where /run is not a tmpfs (~0.35 ms on this ext4,
+// and growing with the inodes deleted lately; the bind ~0.03 ms). Without
+// one it creates the file.
+func (s *Spare) mountPoint(path string) error {
+	if s.point == nil {
+		return newMountPoint(path)
+	}
+	err := unix.Linkat(int(s.point.Fd()), "", unix.AT_FDCWD, path, unix.AT_EMPTY_PATH)
+	if errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	if err != nil {
+		return newMountPoint(path)
+	}
+	return nil
+}
+
+// newMountPointAhead makes a nameless empty file in /run/netns
+// (O_TMPFILE) for a spare's mount point: it vanishes with its file unless
+// linked to a name, so a crash leaves nothing. nil where the file system
+// cannot (the spare then creates its mount point when named).
+func newMountPointAhead() *os.File {
+	if prepareNetnsDir() != nil {
+		return nil
+	}
+	fd, err := unix.Open(NetnsDir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), "netns-mount-point")
+}
+
+// Close lets the file go, what the pool prepared for the namespace unless
+// its user took it, and the mount point made ahead unless Mount named it.
 func (s *Spare) Close() error {
 	if s.release != nil {
 		s.release()
@@ -96,6 +131,9 @@ func (s *Spare) Close() error {
 		s.pool.closed()
 	}
 	s.release, s.pool = nil, nil
+	if s.point != nil {
+		s.point.Close()
+	}
 	return s.f.Close()
 }
 
@@ -225,7 +263,7 @@ func newSpare() (*Spare, error) {
 			f.Close()
 			return nil, fmt.Errorf("stat the new netns: %w", err)
 		}
-		return &Spare{f: f, cookie: cookie, inode: st.Ino, v6off: v6off}, nil
+		return &Spare{f: f, cookie: cookie, inode: st.Ino, v6off: v6off, point: newMountPointAhead()}, nil
 	})
 }
 

@@ -57,6 +57,9 @@ func TestNetnsPool(t *testing.T) {
 		t.Fatalf("%d spares while the one taken from 2 is open, want 1", got)
 	}
 	checkSpare(t, s)
+	if s.point == nil {
+		t.Errorf("the spare has no mount point made ahead (O_TMPFILE in %s)", NetnsDir)
+	}
 	if err := s.Mark("mark-1"); err != nil {
 		t.Fatal(err)
 	}
