@@ -96,14 +96,21 @@ func (s *Spare) mountPoint(path string) error {
 	if s.point == nil {
 		return newMountPoint(path)
 	}
-	err := unix.Linkat(int(s.point.Fd()), "", unix.AT_FDCWD, path, unix.AT_EMPTY_PATH)
+	// Through /proc/self/fd: AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH
+	// before Linux 6.10, which the service unit does not grant.
+	src := fmt.Sprintf("/proc/self/fd/%d", s.point.Fd())
+	err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
 	if errors.Is(err, unix.EEXIST) {
 		return err
 	}
-	if err != nil {
+	if err != nil { // e.g. EXDEV: /run/netns was mounted again since
 		return newMountPoint(path)
 	}
-	return nil
+	// Linked: the name holds it now. A failed bind removes the name, and
+	// a linked-then-unlinked file cannot be linked again anyway.
+	perr := s.point.Close()
+	s.point = nil
+	return perr
 }
 
 // newMountPointAhead makes a nameless empty file in /run/netns
@@ -131,10 +138,12 @@ func (s *Spare) Close() error {
 		s.pool.closed()
 	}
 	s.release, s.pool = nil, nil
+	var perr error
 	if s.point != nil {
-		s.point.Close()
+		perr = s.point.Close()
+		s.point = nil
 	}
-	return s.f.Close()
+	return errors.Join(perr, s.f.Close())
 }
 
 // NewNetnsPool returns a pool of up to size spare namespaces. prepare, if

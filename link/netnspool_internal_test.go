@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -60,6 +61,12 @@ func TestNetnsPool(t *testing.T) {
 	if s.point == nil {
 		t.Errorf("the spare has no mount point made ahead (O_TMPFILE in %s)", NetnsDir)
 	}
+	var ahead unix.Stat_t
+	if s.point != nil {
+		if err := unix.Fstat(int(s.point.Fd()), &ahead); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := s.Mark("mark-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +79,13 @@ func TestNetnsPool(t *testing.T) {
 	}
 	if ino, err := CheckNetns(path); err != nil || ino != s.Inode() {
 		t.Fatalf("CheckNetns(%s) = %d, %v; want the spare's %d", path, ino, err, s.Inode())
+	}
+	// The name is the mount point made ahead, linked: the file under the
+	// bind is its inode (seen through the parent directory's entry).
+	if ahead.Ino != 0 {
+		if st, err := underMount(path); err != nil || st.Ino != ahead.Ino {
+			t.Errorf("the file under %s is inode %d (%v); want the mount point made ahead, %d", path, st.Ino, err, ahead.Ino)
+		}
 	}
 	s.Close()
 	if mark, err := NetnsMark(path); err != nil || mark != "mark-1" {
@@ -126,4 +140,17 @@ func cookieOf(t *testing.T, path string) uint64 {
 		t.Fatal(err)
 	}
 	return cookie
+}
+
+// underMount stats the file path is, under whatever is mounted on it: in
+// a private mount namespace with the mount taken off.
+func underMount(path string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+		"umount "+path+" && stat -c %i "+path).CombinedOutput()
+	if err != nil {
+		return st, fmt.Errorf("%v: %s", err, out)
+	}
+	_, err = fmt.Sscan(string(out), &st.Ino)
+	return st, err
 }

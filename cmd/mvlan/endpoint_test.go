@@ -644,6 +644,9 @@ func TestConnectIPv6IntoRun(t *testing.T) {
 	e.a.ok("network", "create", "--subnet=192.168.61.0/24", "--ipv6", "--subnet=2001:db8:61::/64", "-o", "parent=eth1", "net6")
 	c1 := e.name("1")
 	e.runD(c1, "pub_net", "--ip=172.16.86.10")
+	if got := strings.TrimSpace(e.in(c1, "sysctl", "-n", "net.ipv6.conf.default.disable_ipv6")); got != "1" {
+		t.Fatalf("net.ipv6.conf.default.disable_ipv6 = %q in %s; want 1 (links born without IPv6)", got, c1)
+	}
 	e.a.ok("connect", "--ip6=2001:db8:61::10", "--ifname=eth1", "net6", filepath.Join("/run/netns", c1))
 	addrs := e.in(c1, "ip", "-6", "-o", "addr", "show", "dev", "eth1")
 	mustContain(t, "IPv6 addresses of eth1 in "+c1, addrs, "2001:db8:61::10/64")
