@@ -84,8 +84,9 @@ func (a *Engine) isOurNetns(e endpoint) bool {
 	return err == nil && mark == a.alias("ns", e.ID)
 }
 
-// halfMadeNetns: CreateNetns makes an empty file, then mounts the
-// namespace on it; a crash between leaves the empty file.
+// halfMadeNetns: naming a namespace (CreateNetns, Spare.Mount) makes or
+// links an empty file, then mounts the namespace on it; a crash between
+// leaves the empty file.
 func halfMadeNetns(path string) bool {
 	st, err := os.Lstat(path)
 	return err == nil && st.Mode().IsRegular() && st.Size() == 0
