@@ -280,6 +280,21 @@ func (a *Engine) detachPrograms(ctx context.Context, e endpoint) error {
 	return a.dp.DetachEndpoint(ctx, e.Netns, e.Ifindex)
 }
 
+// forgetPrograms drops the datapath's records of e's programs once
+// teardown has deleted e's link: the kernel took its hooks with it, so
+// nothing is detached (no namespace entered, no qdisc deleted). A record
+// without a cookie (adopted from an older agent) is detached the long
+// way, which finds the link gone.
+func (a *Engine) forgetPrograms(ctx context.Context, e endpoint) error {
+	switch {
+	case e.Ifindex == 0:
+		return nil
+	case e.NetnsCookie == 0:
+		return a.detachPrograms(ctx, e)
+	}
+	return a.dp.ForgetEndpoint(e.NetnsCookie, e.Ifindex)
+}
+
 // forgetEntry deletes e's row of the endpoint table. Only once e's link
 // is gone: the endpoint programs drop every frame of a link whose row is
 // missing, and receivers a frame from a MAC no row has, so the link is

@@ -20,9 +20,13 @@ import (
 // commits after it, and a crash before it leaves a record whose kernel
 // objects are gone, which the next start forgets.
 func (a *Engine) undoEndpoint(ctx context.Context, n *network, en *entry, e endpoint) error {
-	// Programs, link, then the table entry: a link is never live
-	// without its entry (forgetEntry).
-	err := errors.Join(a.detachPrograms(ctx, e), a.teardown(ctx, e))
+	// The link (its programs go with it), our records of its programs,
+	// then the table entry: a link is never live without its entry
+	// (forgetEntry).
+	err := a.teardown(ctx, e)
+	if err == nil {
+		err = a.forgetPrograms(ctx, e)
+	}
 	if err == nil {
 		err = a.forgetEntry(e)
 	}

@@ -67,6 +67,9 @@ type Datapath interface {
 	// another (link.Spare, before it was named).
 	NetnsNamed(cookie uint64, ifindex int, netnsPath string)
 	DetachEndpoint(ctx context.Context, netnsPath string, ifindex int) error
+	// ForgetEndpoint is DetachEndpoint once the link is deleted: the
+	// kernel removed its hooks; only the datapath's records of them go.
+	ForgetEndpoint(netnsCookie uint64, ifindex int) error
 	DeleteEndpoint(netnsCookie uint64, ifindex int) error
 	Endpoints() ([]loader.Endpoint, error)
 	PruneOrphans() error

@@ -265,6 +265,30 @@ func (d *Datapath) DetachEndpoint(ctx context.Context, netnsPath string, ifindex
 	return d.detachLink(ctx, netnsPath, ifindex, true)
 }
 
+// ForgetEndpoint is DetachEndpoint for a link its caller has deleted:
+// the kernel took the link's hooks (clsact qdisc, filters, TCX entries)
+// with it, so nothing is asked of the kernel; what remains are our
+// records of them, our TCX link pins and our hold on the endpoint's
+// programs. Cheaper than detaching first: no namespace is entered and no
+// qdisc deleted (a qdisc's deletion costs as much again when the link
+// goes). The link must be gone: a live one keeps its programs.
+func (d *Datapath) ForgetEndpoint(cookie uint64, ifindex int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := target{cookie: cookie, ifindex: ifindex}
+	var errs []error
+	for _, hook := range []Hook{Ingress, Egress} {
+		errs = append(errs, d.detachTCX(t, hook))
+		d.attached.del(attachKey{cookie, ifindex, hook})
+	}
+	d.unmarkQdisc(ifaceKey{cookie, ifindex})
+	errs = append(errs, d.releaseEndpointPrograms(cookie, ifindex))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("forget ifindex %d of namespace %d: %w", ifindex, cookie, err)
+	}
+	return nil
+}
+
 // DetachParent removes what AttachParent attached (in either mode) and
 // nothing else. A link that is already gone is not an error.
 func (d *Datapath) DetachParent(ctx context.Context, netnsPath string, ifindex int) error {

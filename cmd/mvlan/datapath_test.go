@@ -649,9 +649,13 @@ func (e *dpEnv) ownPrograms(ids []ebpf.ProgramID) []ebpf.ProgramID {
 }
 
 // pins lists the TCX link pins under the agent's --bpffs dir.
-func (e *dpEnv) pins() []string {
+func (e *dpEnv) pins() []string { return e.bpffsDir("links") }
+
+// bpffsDir lists a directory of the agent's --bpffs: links (TCX link
+// pins) or qdiscs (records of the clsact qdiscs mvlan made).
+func (e *dpEnv) bpffsDir(dir string) []string {
 	e.t.Helper()
-	ents, err := os.ReadDir(filepath.Join(e.a.dir, "bpf", "links"))
+	ents, err := os.ReadDir(filepath.Join(e.a.dir, "bpf", dir))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -688,6 +692,32 @@ func (e *dpEnv) wantPins(parentHooks, endpointHooks int, gone uint64) {
 	for _, p := range pins {
 		if gone != 0 && strings.HasPrefix(p, strconv.FormatUint(gone, 10)+"_") {
 			e.t.Errorf("link pin %s of a removed endpoint is still there", p)
+		}
+	}
+	e.wantQdiscRecords(parentHooks/2, endpointHooks/2, gone)
+}
+
+// wantQdiscRecords: one record per link on tc whose clsact qdisc mvlan
+// made (each parent here, each endpoint), none of a removed endpoint's.
+func (e *dpEnv) wantQdiscRecords(parents, endpoints int, gone uint64) {
+	e.t.Helper()
+	n := 0
+	if e.mode.parent == "tc" {
+		n += parents
+	}
+	if e.mode.endpoint == "tc" {
+		n += endpoints
+	}
+	recs := e.bpffsDir("qdiscs")
+	for deadline := time.Now().Add(10 * time.Second); len(recs) != n && time.Now().Before(deadline); recs = e.bpffsDir("qdiscs") {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(recs) != n {
+		e.t.Errorf("%d clsact records under %s; want %d: %v", len(recs), filepath.Join(e.a.dir, "bpf", "qdiscs"), n, recs)
+	}
+	for _, r := range recs {
+		if gone != 0 && strings.HasPrefix(r, strconv.FormatUint(gone, 10)+"_") {
+			e.t.Errorf("clsact record %s of a removed endpoint is still there", r)
 		}
 	}
 }
