@@ -648,9 +648,6 @@ func (e *dpEnv) ownPrograms(ids []ebpf.ProgramID) []ebpf.ProgramID {
 	return own
 }
 
-// pins lists the TCX link pins under the agent's --bpffs dir.
-func (e *dpEnv) pins() []string { return e.bpffsDir("links") }
-
 // bpffsDir lists a directory of the agent's --bpffs: links (TCX link
 // pins) or qdiscs (records of the clsact qdiscs mvlan made).
 func (e *dpEnv) bpffsDir(dir string) []string {
@@ -670,54 +667,38 @@ func (e *dpEnv) bpffsDir(dir string) []string {
 }
 
 // wantPins: a pinned TCX link for each of the parent hooks and endpoint
-// hooks attached with TCX in the env's mode, none of them of the namespace
-// with netns cookie gone.
+// hooks attached with TCX in the env's mode, and a clsact record for each
+// link (one per two hooks) on tc, whose qdisc mvlan made; none of either
+// of the namespace with netns cookie gone.
 func (e *dpEnv) wantPins(parentHooks, endpointHooks int, gone uint64) {
 	e.t.Helper()
-	n := 0
-	if e.mode.parent == "tcx" {
-		n += parentHooks
-	}
-	if e.mode.endpoint == "tcx" {
-		n += endpointHooks
-	}
-	// A removal's link goes in the background (its pins with it): wait.
-	pins := e.pins()
-	for deadline := time.Now().Add(10 * time.Second); len(pins) != n && time.Now().Before(deadline); pins = e.pins() {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if len(pins) != n {
-		e.t.Errorf("%d pinned links under %s; want %d: %v", len(pins), filepath.Join(e.a.dir, "bpf", "links"), n, pins)
-	}
-	for _, p := range pins {
-		if gone != 0 && strings.HasPrefix(p, strconv.FormatUint(gone, 10)+"_") {
-			e.t.Errorf("link pin %s of a removed endpoint is still there", p)
-		}
-	}
-	e.wantQdiscRecords(parentHooks/2, endpointHooks/2, gone)
+	e.wantBpffs("links", "tcx", "pinned links", parentHooks, endpointHooks, gone)
+	e.wantBpffs("qdiscs", "tc", "clsact records", parentHooks/2, endpointHooks/2, gone)
 }
 
-// wantQdiscRecords: one record per link on tc whose clsact qdisc mvlan
-// made (each parent here, each endpoint), none of a removed endpoint's.
-func (e *dpEnv) wantQdiscRecords(parents, endpoints int, gone uint64) {
+// wantBpffs: dir of the agent's --bpffs holds parents + endpoints
+// entries (each counted when its links are attached in mode), none named
+// after the namespace with netns cookie gone.
+func (e *dpEnv) wantBpffs(dir, mode, what string, parents, endpoints int, gone uint64) {
 	e.t.Helper()
 	n := 0
-	if e.mode.parent == "tc" {
+	if e.mode.parent == mode {
 		n += parents
 	}
-	if e.mode.endpoint == "tc" {
+	if e.mode.endpoint == mode {
 		n += endpoints
 	}
-	recs := e.bpffsDir("qdiscs")
-	for deadline := time.Now().Add(10 * time.Second); len(recs) != n && time.Now().Before(deadline); recs = e.bpffsDir("qdiscs") {
+	// A removal's link goes in the background (its entries with it): wait.
+	got := e.bpffsDir(dir)
+	for deadline := time.Now().Add(10 * time.Second); len(got) != n && time.Now().Before(deadline); got = e.bpffsDir(dir) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if len(recs) != n {
-		e.t.Errorf("%d clsact records under %s; want %d: %v", len(recs), filepath.Join(e.a.dir, "bpf", "qdiscs"), n, recs)
+	if len(got) != n {
+		e.t.Errorf("%d %s under %s; want %d: %v", len(got), what, filepath.Join(e.a.dir, "bpf", dir), n, got)
 	}
-	for _, r := range recs {
-		if gone != 0 && strings.HasPrefix(r, strconv.FormatUint(gone, 10)+"_") {
-			e.t.Errorf("clsact record %s of a removed endpoint is still there", r)
+	for _, p := range got {
+		if gone != 0 && strings.HasPrefix(p, strconv.FormatUint(gone, 10)+"_") {
+			e.t.Errorf("%s: %s of a removed endpoint is still there", what, p)
 		}
 	}
 }
