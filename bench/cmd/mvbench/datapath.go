@@ -38,6 +38,8 @@ func runDatapath(ctx context.Context, e *env, r *report) error {
 			return setupMvlan(ctx, e, "mvlan_tc", "k", "10.98.2", "--attach-mode", "tc")
 		},
 		setupBridge,
+		func(_ context.Context, e *env) (*dpPair, error) { return setupEmptyHooks(e, "tcx", "x", "10.98.4") },
+		func(_ context.Context, e *env) (*dpPair, error) { return setupEmptyHooks(e, "tc", "y", "10.98.5") },
 	} {
 		p, err := setup(ctx, e)
 		if err != nil {
@@ -103,6 +105,8 @@ func runDatapath(ctx context.Context, e *env, r *report) error {
 		"`mvlan_tcx` / `mvlan_tc`: an agent with `--attach-mode tcx` / `--attach-mode tc` (the default, auto, is TCX on the parents and tc on the endpoints) in a namespace of its own, " +
 		"`mvlan network create -o parent=eth0` and two `mvlan run -d` (the endpoint programs on both slaves). " +
 		"`bridge_veth`: a Linux bridge in a third namespace with a veth pair to each endpoint (Docker's default bridge datapath). " +
+		"`empty_tcx` / `empty_tc`: `macvlan` with a program that only returns on each hook mvlan uses (the parent's and both slaves' ingress and egress), " +
+		"attached with TCX / clsact + cls_bpf: the hooks' own cost, the floor under `mvlan_tcx` / `mvlan_tc`. " +
 		"IPv6 is off everywhere (as mvlan does on IPv4-only endpoints).")
 	s.para("TCP: `iperf3 -c -t %d`, one stream, receiver's Gbit/s. UDP: %d s of 64-byte UDP payloads (106-byte frames) sent with "+
 		"sendmmsg (64 per call) from one socket and received with recvmmsg on the other (mvbench's own blaster, after a 0.3 s warm-up); "+
@@ -127,6 +131,11 @@ func runDatapath(ctx context.Context, e *env, r *report) error {
 		r.target(fmt.Sprintf("datapath TCP %s / macvlan", m), fmt.Sprintf("%.3f", xt), ">= 0.98", xt >= 0.98)
 		r.target(fmt.Sprintf("datapath UDP 64 B %s / macvlan", m), fmt.Sprintf("%.3f", xu), ">= 0.95", xu >= 0.95)
 	}
+	for _, m := range []string{"tcx", "tc"} {
+		f := udp["empty_"+m].median()
+		r.set("datapath.udp64_mvlan_vs_empty."+m, udp["mvlan_"+m].median()/f)
+		s.para("UDP 64 B: `mvlan_%s` / `empty_%s` %.3f; `empty_%s` / `macvlan` %.3f.", m, m, udp["mvlan_"+m].median()/f, m, f/udp[base].median())
+	}
 	bt, bu := tcp["mvlan_tcx"].median()/tcp["bridge_veth"].median(), udp["mvlan_tcx"].median()/udp["bridge_veth"].median()
 	r.target("datapath TCP mvlan_tcx / bridge_veth", fmt.Sprintf("%.3f", bt), ">= 1", bt >= 1)
 	r.target("datapath UDP 64 B mvlan_tcx / bridge_veth", fmt.Sprintf("%.3f", bu), ">= 1", bu >= 1)
@@ -136,15 +145,26 @@ func runDatapath(ctx context.Context, e *env, r *report) error {
 // setupMacvlan: a sandbox whose eth0 (a veth to the wire) is the parent
 // of two macvlan slaves moved into two namespaces: no agent, no programs.
 func setupMacvlan(_ context.Context, e *env) (*dpPair, error) {
-	sb, err := e.sandbox("m")
-	if err != nil {
-		return nil, err
+	p, _, err := macvlanPair(e, "macvlan", "m", "10.98.0")
+	if err == nil {
+		p.note = "macvlan bridge mode on a veth"
 	}
-	p := &dpPair{key: "macvlan", serverIP: netip.MustParseAddr("10.98.0.12"), note: "macvlan bridge mode on a veth"}
-	for i, suffix := range []string{"m1", "m2"} {
+	return p, err
+}
+
+// macvlanPair makes setupMacvlan's datapath under key, with namespaces
+// named after tag and addresses prefix.11 and .12; it returns the
+// namespace of the parent (eth0) too.
+func macvlanPair(e *env, key, tag, prefix string) (*dpPair, string, error) {
+	sb, err := e.sandbox(tag)
+	if err != nil {
+		return nil, "", err
+	}
+	p := &dpPair{key: key, serverIP: netip.MustParseAddr(prefix + ".12")}
+	for i, suffix := range []string{tag + "1", tag + "2"} {
 		ns, err := e.netns(suffix)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		slave := "mv" + suffix
 		if err := errors.Join(noIPv6(ns),
@@ -152,13 +172,13 @@ func setupMacvlan(_ context.Context, e *env) (*dpPair, error) {
 				[]string{"ip", "link", "add", "link", "eth0", "name", slave, "type", "macvlan", "mode", "bridge"},
 				[]string{"ip", "link", "set", slave, "netns", filepath.Base(ns)}),
 		); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if err := nsRunAll(ns,
 			[]string{"ip", "link", "set", slave, "name", "eth0"},
-			[]string{"ip", "addr", "add", fmt.Sprintf("10.98.0.%d/24", 11+i), "dev", "eth0"},
+			[]string{"ip", "addr", "add", fmt.Sprintf("%s.%d/24", prefix, 11+i), "dev", "eth0"},
 			[]string{"ip", "link", "set", "eth0", "up"}); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if i == 0 {
 			p.client = ns
@@ -166,7 +186,7 @@ func setupMacvlan(_ context.Context, e *env) (*dpPair, error) {
 			p.server = ns
 		}
 	}
-	return p, errors.Join(noIPv6(sb.host), noIPv6(sb.wire))
+	return p, sb.host, errors.Join(noIPv6(sb.host), noIPv6(sb.wire))
 }
 
 // setupMvlan: an agent (extra flags: its attach mode) in a sandbox, a
