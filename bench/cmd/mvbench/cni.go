@@ -203,3 +203,19 @@ func (e *env) newNopCNI(ref *cni) (*cni, error) {
 	e.forgetResults(c.net)
 	return c, c.writeConf(map[string]any{"cniVersion": "1.1.0", "name": c.net, "plugins": []any{map[string]any{"type": "nop"}}})
 }
+
+// newGoNopCNI is cnitool with cninop (CNI type cninop), built here: the
+// time cnitool and a Go plugin process on the CNI project's skel take
+// with no work at all, the floor under mvlan-cni.
+func (e *env) newGoNopCNI(ctx context.Context, ref *cni) (*cni, error) {
+	dir := filepath.Join(e.tmp, "cni-gonop")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "cninop"), "./bench/cmd/cninop")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build cninop: %w: %s", err, out)
+	}
+	c := &cni{bin: ref.bin, confDir: filepath.Join(e.tmp, "cni-conf-gonop"), net: e.base + "-gonop", host: ref.host,
+		path: dir + string(os.PathListSeparator) + ref.bin}
+	e.forgetResults(c.net)
+	return c, c.writeConf(map[string]any{"cniVersion": "1.1.0", "name": c.net, "plugins": []any{map[string]any{"type": "cninop"}}})
+}

@@ -39,7 +39,7 @@ func runCNI(ctx context.Context, e *env, r *report) error {
 	c.writeCNI(r)
 	s := r.section("cni: mvlan-cni next to macvlan + host-local (the control anchor alone)")
 	s.para("The control section's anchor without the rest of that section (`-only cni`): %d rounds, each `mvlan run -d`, `cnitool add` "+
-		"of macvlan + host-local (%s, cnitool %s), `cnitool add` of mvlan-cni and of a no-op plugin (the floor), interleaved, then detached the same way.",
+		"of macvlan + host-local (%s, cnitool %s), `cnitool add` of mvlan-cni and of two no-op plugins, a shell script and a Go one (the floors), interleaved, then detached the same way.",
 		anchorRounds(e.cfg), cniPluginsVersion, cniToolVersion)
 	t := s.table("command", "p50 ms", "p99 ms", "min", "max", "n")
 	for _, row := range []struct {
@@ -49,6 +49,7 @@ func runCNI(ctx context.Context, e *env, r *report) error {
 		{"mvlan attach: `run -d`", c.attach}, {"CNI attach: `cnitool add`", c.cniAttach}, {"mvlan-cni attach: `cnitool add`", c.mvcniAttach},
 		{"mvlan detach: `rm -f`", c.detach}, {"CNI detach: `cnitool del`", c.cniDetach}, {"mvlan-cni detach: `cnitool del`", c.mvcniDetach},
 		{"no-op plugin attach: `cnitool add`", c.nopAttach}, {"no-op plugin detach: `cnitool del`", c.nopDetach},
+		{"Go no-op plugin attach: `cnitool add`", c.goNopAttach}, {"Go no-op plugin detach: `cnitool del`", c.goNopDetach},
 	} {
 		t.row(row.what, num(row.s.median()), num(row.s.pct(99)), num(row.s.min()), num(row.s.max()), fmt.Sprint(len(row.s)))
 	}

@@ -24,6 +24,9 @@ type control struct {
 	// result) through the same cnitool, the fourth: what cnitool and a
 	// plugin process cost without any work, the floor under the others.
 	nopAttach, nopDetach samples
+	// cninop (bench/cmd/cninop), a Go plugin built with the CNI project's
+	// skel as mvlan-cni is, doing nothing: the floor under mvlan-cni.
+	goNopAttach, goNopDetach samples
 
 	// Probes every 10th anchor round: the CLI process alone, the CLI with
 	// one API round trip.
@@ -175,7 +178,11 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 	if err != nil {
 		return err
 	}
-	jnetns, nnetns := make([]string, k), make([]string, k)
+	goNop, err := e.newGoNopCNI(ctx, cn)
+	if err != nil {
+		return err
+	}
+	jnetns, nnetns, gnetns := make([]string, k), make([]string, k), make([]string, k)
 	for i := range k {
 		if jnetns[i], err = e.netns(fmt.Sprintf("aj%d", i)); err != nil {
 			return err
@@ -183,8 +190,11 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 		if nnetns[i], err = e.netns(fmt.Sprintf("an%d", i)); err != nil {
 			return err
 		}
+		if gnetns[i], err = e.netns(fmt.Sprintf("ag%d", i)); err != nil {
+			return err
+		}
 	}
-	progress("control: anchor, %d endpoints each: mvlan run -d / rm -f, cnitool add / del of the CNI plugins %s (cnitool %s), of mvlan-cni and of a no-op plugin, interleaved", k, cniPluginsVersion, cniToolVersion)
+	progress("control: anchor, %d endpoints each: mvlan run -d / rm -f, cnitool add / del of the CNI plugins %s (cnitool %s), of mvlan-cni and of two no-op plugins, interleaved", k, cniPluginsVersion, cniToolVersion)
 	steps := func(verb string, mv func(i int) (time.Duration, error), outs ...*samples) error {
 		for i := range k {
 			legs := []func() (time.Duration, error){
@@ -192,6 +202,7 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 				func() (time.Duration, error) { return cn.run(ctx, verb, knetns[i]) },
 				func() (time.Duration, error) { return mc.run(ctx, verb, jnetns[i]) },
 				func() (time.Duration, error) { return nop.run(ctx, verb, nnetns[i]) },
+				func() (time.Duration, error) { return goNop.run(ctx, verb, gnetns[i]) },
 			}
 			for j := range legs { // who goes first rotates
 				l := (i + j) % len(legs)
@@ -212,19 +223,20 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 	err = steps("add", func(i int) (time.Duration, error) {
 		d, _, err := a.mv(ctx, "run", "-d", "--name", mname(i), "--net", "bench")
 		return d, err
-	}, &c.attach, &c.cniAttach, &c.mvcniAttach, &c.nopAttach)
+	}, &c.attach, &c.cniAttach, &c.mvcniAttach, &c.nopAttach, &c.goNopAttach)
 	if err != nil {
 		return err
 	}
 	err = steps("del", func(i int) (time.Duration, error) {
 		d, _, err := a.mv(ctx, "rm", "-f", mname(i))
 		return d, err
-	}, &c.detach, &c.cniDetach, &c.mvcniDetach, &c.nopDetach)
+	}, &c.detach, &c.cniDetach, &c.mvcniDetach, &c.nopDetach, &c.goNopDetach)
 	if err != nil {
 		return err
 	}
 	for i := range k {
-		if err := errors.Join(delNetns(e.base+fmt.Sprintf("-ak%d", i)), delNetns(e.base+fmt.Sprintf("-aj%d", i)), delNetns(e.base+fmt.Sprintf("-an%d", i))); err != nil {
+		if err := errors.Join(delNetns(e.base+fmt.Sprintf("-ak%d", i)), delNetns(e.base+fmt.Sprintf("-aj%d", i)), delNetns(e.base+fmt.Sprintf("-an%d", i)),
+			delNetns(e.base+fmt.Sprintf("-ag%d", i))); err != nil {
 			return err
 		}
 	}

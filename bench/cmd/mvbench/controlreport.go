@@ -116,19 +116,26 @@ func (c *control) write(e *env, r *report, cli, api phases) {
 func (c *control) writeCNI(r *report) {
 	addVs := ratio(c.mvcniAttach.median(), c.cniAttach.median())
 	floor := ratio(c.nopAttach.median(), c.cniAttach.median())
+	goFloor := ratio(c.goNopAttach.median(), c.cniAttach.median())
+	// What each plugin adds to a Go plugin process that does nothing.
+	work := ratio(c.mvcniAttach.median()-c.goNopAttach.median(), c.cniAttach.median()-c.goNopAttach.median())
 	for k, v := range map[string]float64{
-		"add_ms_p50":         c.mvcniAttach.median(),
-		"del_ms_p50":         c.mvcniDetach.median(),
-		"add_vs_macvlan":     addVs,
-		"del_vs_macvlan":     ratio(c.mvcniDetach.median(), c.cniDetach.median()),
-		"macvlan_add_ms_p50": c.cniAttach.median(),
-		"nop_add_ms_p50":     c.nopAttach.median(),
-		"nop_del_ms_p50":     c.nopDetach.median(),
-		"nop_vs_macvlan":     floor,
+		"add_ms_p50":                c.mvcniAttach.median(),
+		"del_ms_p50":                c.mvcniDetach.median(),
+		"add_vs_macvlan":            addVs,
+		"del_vs_macvlan":            ratio(c.mvcniDetach.median(), c.cniDetach.median()),
+		"macvlan_add_ms_p50":        c.cniAttach.median(),
+		"nop_add_ms_p50":            c.nopAttach.median(),
+		"nop_del_ms_p50":            c.nopDetach.median(),
+		"nop_vs_macvlan":            floor,
+		"gonop_add_ms_p50":          c.goNopAttach.median(),
+		"gonop_del_ms_p50":          c.goNopDetach.median(),
+		"gonop_vs_macvlan":          goFloor,
+		"add_over_gonop_vs_macvlan": work,
 	} {
 		r.set("cni."+k, v)
 	}
-	r.target("mvlan-cni add vs macvlan + host-local: `cnitool add` p50s", fmt.Sprintf("%.3f (%s / %s ms; a no-op plugin: %.3f)", addVs, num(c.mvcniAttach.median()), num(c.cniAttach.median()), floor), "<= 0.5", addVs <= 0.5)
+	r.target("mvlan-cni add vs macvlan + host-local: `cnitool add` p50s", fmt.Sprintf("%.3f (%s / %s ms; no-op plugins: shell %.3f, Go %.3f; over the Go no-op: %.3f)", addVs, num(c.mvcniAttach.median()), num(c.cniAttach.median()), floor, goFloor, work), "<= 0.5", addVs <= 0.5)
 }
 
 func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
@@ -142,7 +149,8 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 		"a thread inside the sandbox (no nsenter in its time), and its namespace is made before ADD and deleted after DEL untimed, "+
 		"while `run -d` and `rm -f` include theirs. A third leg of each round is `cnitool add`/`del` of mvlan-cni (bin/mvlan-cni, "+
 		"CNI type mvlan, on the agent's network bench), its own namespace made and deleted untimed likewise; a fourth, of a no-op plugin "+
-		"(a shell script that prints an empty result): what cnitool and a plugin process cost doing nothing, the floor under the other two.", k, k, cniPluginsVersion, cniToolVersion)
+		"(a shell script that prints an empty result): what cnitool and a plugin process cost doing nothing, the floor under the other two; "+
+		"a fifth, of cninop (bench/cmd/cninop: a Go plugin on the CNI project's skel, as mvlan-cni is, that does nothing), the floor under mvlan-cni.", k, k, cniPluginsVersion, cniToolVersion)
 	t := s.table("command", "p50 ms", "p99 ms", "min", "max", "n")
 	for _, row := range []struct {
 		what string
@@ -153,6 +161,7 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 		{"mvlan detach: `rm -f`", c.detach}, {"CNI detach: `cnitool del`", c.cniDetach},
 		{"mvlan-cni attach: `cnitool add`", c.mvcniAttach}, {"mvlan-cni detach: `cnitool del`", c.mvcniDetach},
 		{"no-op plugin attach: `cnitool add`", c.nopAttach}, {"no-op plugin detach: `cnitool del`", c.nopDetach},
+		{"Go no-op plugin attach: `cnitool add`", c.goNopAttach}, {"Go no-op plugin detach: `cnitool del`", c.goNopDetach},
 	} {
 		t.row(row.what, num(row.s.median()), num(row.s.pct(99)), num(row.s.min()), num(row.s.max()), fmt.Sprint(len(row.s)))
 	}
