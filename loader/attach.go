@@ -271,15 +271,20 @@ func (d *Datapath) DetachEndpoint(ctx context.Context, netnsPath string, ifindex
 // records of them, our TCX link pins and our hold on the endpoint's
 // programs. Cheaper than detaching first: no namespace is entered and no
 // qdisc deleted (a qdisc's deletion costs as much again when the link
-// goes). The link must be gone: a live one keeps its programs.
+// goes). A TCX link still on a live device (its caller could not find
+// the link to delete it) keeps its pin and record: its programs stay on
+// it, and without its row they drop every frame.
 func (d *Datapath) ForgetEndpoint(cookie uint64, ifindex int) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	t := target{cookie: cookie, ifindex: ifindex}
 	var errs []error
 	for _, hook := range []Hook{Ingress, Egress} {
-		errs = append(errs, d.detachTCX(t, hook))
-		d.attached.del(attachKey{cookie, ifindex, hook})
+		gone, err := d.forgetTCX(t, hook)
+		if gone {
+			d.attached.del(attachKey{cookie, ifindex, hook})
+		}
+		errs = append(errs, err)
 	}
 	d.unmarkQdisc(ifaceKey{cookie, ifindex})
 	errs = append(errs, d.releaseEndpointPrograms(cookie, ifindex))

@@ -307,6 +307,54 @@ func TestGoneNetns(t *testing.T) {
 	}
 }
 
+// TestForgetEndpoint: forgetting an endpoint whose link is still there
+// (its remover could not find it to delete it) leaves its programs on it,
+// with their TCX pins and records; once the link is gone, forgetting
+// drops the records and pins, and nothing is asked of the kernel.
+func TestForgetEndpoint(t *testing.T) {
+	for _, mode := range []Mode{ModeTCX, ModeTC} {
+		t.Run(string(mode), func(t *testing.T) {
+			requireMode(t, mode)
+			l := newLab(t)
+			pinDir := privateBPFFS(t)
+			addForeign(t, l, mode)
+			d := loadAt(t, pinDir)
+			l.setup(t, d)
+			l.attach(t, d, mode)
+			cookie, err := NetnsCookie(l.c1.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pins := func() int {
+				entries, _ := os.ReadDir(filepath.Join(pinDir, "links"))
+				return len(entries)
+			}
+			before := pins()
+			if err := d.ForgetEndpoint(cookie, l.c1.ifindex); err != nil {
+				t.Fatal(err)
+			}
+			expectHooks(t, l, mode, true)
+			if n := pins(); n != before {
+				t.Errorf("%d link pins after forgetting a live link, want %d", n, before)
+			}
+			wantRecords := 6
+			if mode == ModeTC {
+				wantRecords = 4 // tc filters hold their programs themselves
+			}
+			expectAttachments(t, d, mode, wantRecords)
+
+			l.sb.Run(t, l.c1.path, "ip", "link", "del", "eth0")
+			if err := d.ForgetEndpoint(cookie, l.c1.ifindex); err != nil {
+				t.Fatal(err)
+			}
+			if n, want := pins(), map[Mode]int{ModeTCX: 4, ModeTC: 0}[mode]; n != want {
+				t.Errorf("%d link pins once c1's link is gone, want %d (eth0's and c2's)", n, want)
+			}
+			expectAttachments(t, d, mode, 4)
+		})
+	}
+}
+
 func expectAttachments(t *testing.T, d *Datapath, mode Mode, n int) {
 	t.Helper()
 	got := d.Attachments()

@@ -95,6 +95,30 @@ func (d *Datapath) detachTCX(t target, hook Hook) error {
 	return errors.Join(l.Unpin(), l.Close())
 }
 
+// forgetTCX unpins t's TCX link on hook once its device is gone, as
+// PruneLinks does: false (pin kept) while the link is still on a live
+// device, whose programs must stay (its caller could not delete it).
+func (d *Datapath) forgetTCX(t target, hook Hook) (bool, error) {
+	l, err := link.LoadPinnedLink(d.linkPin(t, hook), nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("open pinned link: %w", err)
+	}
+	if !tcxDeviceGone(l) {
+		return false, l.Close()
+	}
+	return true, errors.Join(l.Unpin(), l.Close())
+}
+
+// tcxDeviceGone reports whether TCX link l's device is gone (the kernel
+// detached it when the device was unregistered).
+func tcxDeviceGone(l link.Link) bool {
+	info, err := l.Info()
+	return err == nil && info.TCX() != nil && info.TCX().Ifindex == 0
+}
+
 // PruneLinks unpins TCX links whose device is gone (e.g. the netns of an
 // endpoint was deleted while the agent was down). It returns how many it
 // removed. Call it after re-attaching everything on agent start.
@@ -121,7 +145,7 @@ func (d *Datapath) pruneLinksLocked() (int, error) {
 			errs = append(errs, fmt.Errorf("open pinned link %s: %w", pin, err))
 			continue
 		}
-		if info, err := l.Info(); err == nil && info.TCX() != nil && info.TCX().Ifindex == 0 {
+		if tcxDeviceGone(l) {
 			errs = append(errs, l.Unpin())
 			n++
 		}
