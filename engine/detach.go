@@ -40,7 +40,7 @@ func (a *Engine) undoEndpoint(ctx context.Context, n *network, en *entry, e endp
 	n.mu.Lock()
 	n.drop(en)
 	n.mu.Unlock()
-	a.shimRoutesChanged(n)
+	a.shimRoutesRemoved(n, en)
 	return nil
 }
 

@@ -107,7 +107,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	if n.DHCP {
 		a.keep(n, en)
 	}
-	a.shimRoutesChanged(n)
+	a.shimRoutesAdded(n, en)
 	a.log.Info("endpoint attached", "name", e.Name, "network", n.name(), "netns", e.Netns, "addrs", e.Addrs, "mac", e.MAC.String())
 	out := e.api()
 	out.Network = n.name()

@@ -467,6 +467,50 @@ func TestHostShimLifecycle(t *testing.T) {
 	}
 }
 
+// TestHostShimRoutesPerEndpoint: an attach adds the host routes to its
+// own addresses and a removal deletes them, each without a sync of the
+// whole shim (no O(N) work per request); an address handed out again
+// gets its route back; start still syncs them all.
+func TestHostShimRoutesPerEndpoint(t *testing.T) {
+	r := newRig(t, "eth0")
+	ctx := context.Background()
+	if _, err := r.e.CreateNetwork(ctx, api.NetworkCreate{Name: "sn", Subnets: []string{"10.5.0.0/24"},
+		Options: []string{"parent=eth0", "host_shim=auto"}}); err != nil {
+		t.Fatal(err)
+	}
+	syncs := r.k.RouteSyncs()
+	var want []netip.Addr
+	for _, name := range []string{"c1", "c2", "c3"} {
+		want = append(want, r.run(name, "sn").Addrs[0].Addr())
+	}
+	if got := r.k.Routes("mvh-sn"); !slices.Equal(got, want) {
+		t.Fatalf("routes %v, want the endpoints' %v", got, want)
+	}
+	if err := r.e.RemoveEndpoints(ctx, "c2", true); err != nil {
+		t.Fatal(err)
+	}
+	r.noDrift() // waits for the removal
+	if got, w := r.k.Routes("mvh-sn"), []netip.Addr{want[0], want[2]}; !slices.Equal(got, w) {
+		t.Fatalf("after rm c2: routes %v, want %v", got, w)
+	}
+	if n := r.k.RouteSyncs(); n != syncs {
+		t.Fatalf("3 attaches and a removal synced the whole shim's routes %d times; want none", n-syncs)
+	}
+	c4, err := r.e.CreateEndpoint(ctx, api.EndpointCreate{Network: "sn", Name: "c4", IP: want[1].String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.k.Routes("mvh-sn"); !slices.Equal(got, want) || c4.Addrs[0].Addr() != want[1] {
+		t.Fatalf("c4 on c2's address %v: routes %v, want %v", c4.Addrs, got, want)
+	}
+	r.noDrift()
+	r.stop()
+	r.start()
+	if got := r.k.Routes("mvh-sn"); !slices.Equal(got, want) || r.k.RouteSyncs() == syncs {
+		t.Fatalf("after start: routes %v (synced: %v), want %v", got, r.k.RouteSyncs() > syncs, want)
+	}
+}
+
 // TestDriftCountsDoNotWait: the metrics' drift counts come from a check
 // in the background. Only the first call waits for one; once the counts
 // are DriftCountAge old, a call answers with them at once and starts one

@@ -38,6 +38,8 @@ type Host interface {
 	CreateShim(ctx context.Context, s link.ShimSpec) error
 	ShimRoutes(name string) ([]netip.Addr, error)
 	SetShimRoutes(name string, srcs, dsts []netip.Addr) error
+	AddShimRoutes(name string, srcs, dsts []netip.Addr) error
+	DeleteShimRoutes(name string, dsts []netip.Addr) error
 	Stats(name string) (link.Stats, error)
 	Close() error
 }

@@ -210,7 +210,7 @@ type network struct {
 	// endpoint's neighbour table (reserve).
 	used store.HighWater
 
-	shimMu sync.Mutex // orders syncs of the shim's routes (syncShimRoutes)
+	shimMu sync.Mutex // orders changes and syncs of the shim's routes (shimRoutesOf, syncShimRoutes)
 }
 
 func newNetwork(n api.Network, space addrSpace) (*network, error) {

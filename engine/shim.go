@@ -291,10 +291,54 @@ func (a *Engine) syncShimRoutes(n *network) error {
 	return nil
 }
 
-// shimRoutesChanged syncs n's shim routes after an endpoint came or went;
-// a failure is logged (doctor reports the missing route).
+// shimRoutesChanged syncs n's shim routes (a lease's addresses changed,
+// a start settled the endpoints); a failure is logged (doctor reports
+// the missing route).
 func (a *Engine) shimRoutesChanged(n *network) {
 	if err := a.syncShimRoutes(n); err != nil {
+		a.log.Warn("host shim routes", "network", n.name(), "err", err)
+	}
+}
+
+// shimRoutesAdded routes the host to en's addresses through n's shim
+// after en's attach: a route per address of en's, not a sync of every
+// endpoint's (the request path does no O(N) work; the refresh on link
+// events and each start sync them all). A failure is logged, as above.
+func (a *Engine) shimRoutesAdded(n *network, en *entry) {
+	a.shimRoutesOf(n, en, func(name string, srcs, dsts []netip.Addr) error { return a.host.AddShimRoutes(name, srcs, dsts) })
+}
+
+// shimRoutesRemoved deletes the host routes through n's shim to the
+// addresses en had, after its removal took it out of the index, except
+// to those another endpoint of n holds by now (handed out again).
+func (a *Engine) shimRoutesRemoved(n *network, en *entry) {
+	a.shimRoutesOf(n, en, func(name string, _, dsts []netip.Addr) error { return a.host.DeleteShimRoutes(name, dsts) })
+}
+
+// shimRoutesOf calls change with n's shim's name and addresses and those
+// of en's addresses that the index gives en (removed: that it gives no
+// one), unless n has no shim. shimMu orders it with the other changes
+// and the syncs.
+func (a *Engine) shimRoutesOf(n *network, en *entry, change func(name string, srcs, dsts []netip.Addr) error) {
+	n.shimMu.Lock()
+	defer n.shimMu.Unlock()
+	n.mu.Lock()
+	if n.shim == nil {
+		n.mu.Unlock()
+		return
+	}
+	srcs := slices.Clone(n.shim.addrs)
+	var dsts []netip.Addr
+	for _, p := range en.ep.Addrs {
+		if owner := n.byAddr[p.Addr()]; owner == en || en.gone && owner == nil {
+			dsts = append(dsts, p.Addr())
+		}
+	}
+	n.mu.Unlock()
+	if len(dsts) == 0 {
+		return
+	}
+	if err := change(shimName(n), srcs, dsts); err != nil {
 		a.log.Warn("host shim routes", "network", n.name(), "err", err)
 	}
 }

@@ -132,8 +132,8 @@ func (h *Host) SetShimRoutes(name string, srcs, dsts []netip.Addr) error {
 	}
 	want := map[netip.Addr]netip.Addr{} // destination -> source
 	for _, d := range dsts {
-		if i := slices.IndexFunc(srcs, func(s netip.Addr) bool { return s.Is4() == d.Is4() }); i >= 0 {
-			want[d] = srcs[i]
+		if src, ok := shimSource(srcs, d); ok {
+			want[d] = src
 		}
 	}
 	var errs []error
@@ -150,13 +150,66 @@ func (h *Host) SetShimRoutes(name string, srcs, dsts []netip.Addr) error {
 		}
 	}
 	for d, src := range want {
-		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixIPNet(netip.PrefixFrom(d, d.BitLen())),
-			Src: net.IP(src.AsSlice()), Scope: netlink.SCOPE_LINK, Protocol: ShimRouteProtocol}
-		if err := h.nl.RouteReplace(r); err != nil {
+		if err := h.nl.RouteReplace(shimRoute(l.Attrs().Index, d, src)); err != nil {
 			errs = append(errs, fmt.Errorf("add route %s dev %s src %s: %w", d, name, src, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// AddShimRoutes adds (or replaces) the host route through the link called
+// name to each of dsts, as SetShimRoutes makes them, without looking at
+// the link's other routes: an attach costs a route per address of its
+// own, however many the shim carries.
+func (h *Host) AddShimRoutes(name string, srcs, dsts []netip.Addr) error {
+	l, err := linkByName(h.nl, name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, d := range dsts {
+		src, ok := shimSource(srcs, d)
+		if !ok {
+			continue
+		}
+		if err := h.nl.RouteReplace(shimRoute(l.Attrs().Index, d, src)); err != nil {
+			errs = append(errs, fmt.Errorf("add route %s dev %s src %s: %w", d, name, src, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DeleteShimRoutes deletes mvlan's host routes through the link called
+// name to each of dsts; one that is not there is not an error.
+func (h *Host) DeleteShimRoutes(name string, dsts []netip.Addr) error {
+	l, err := linkByName(h.nl, name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, d := range dsts {
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixIPNet(netip.PrefixFrom(d, d.BitLen())),
+			Table: unix.RT_TABLE_MAIN, Protocol: ShimRouteProtocol}
+		if err := h.nl.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("delete route %s dev %s: %w", d, name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// shimSource is the shim's address of d's family in srcs, the source of
+// the route to d; false when the shim has none.
+func shimSource(srcs []netip.Addr, d netip.Addr) (netip.Addr, bool) {
+	if i := slices.IndexFunc(srcs, func(s netip.Addr) bool { return s.Is4() == d.Is4() }); i >= 0 {
+		return srcs[i], true
+	}
+	return netip.Addr{}, false
+}
+
+// shimRoute is the host route to d through the shim with index idx.
+func shimRoute(idx int, d, src netip.Addr) *netlink.Route {
+	return &netlink.Route{LinkIndex: idx, Dst: prefixIPNet(netip.PrefixFrom(d, d.BitLen())),
+		Src: net.IP(src.AsSlice()), Scope: netlink.SCOPE_LINK, Protocol: ShimRouteProtocol}
 }
 
 // Stats are a link's traffic counters as the kernel keeps them.

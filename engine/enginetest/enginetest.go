@@ -41,6 +41,7 @@ type Kernel struct {
 	gates    map[string]*Gate        // AttachEndpoint into these namespaces waits
 	spareFor map[string]string       // a spare's path -> the /run/netns path it is for
 	routes   map[string][]netip.Addr // host shim routes, by link name
+	syncs    int                     // SetShimRoutes calls (whole-shim syncs)
 	stuck    map[string]int          // /run/netns names whose next deletes fail
 
 	// Background is the engines' Config.Background (set before Open).
@@ -137,6 +138,13 @@ func (k *Kernel) Routes(name string) []netip.Addr {
 	out := slices.Clone(k.routes[name])
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out
+}
+
+// RouteSyncs counts the whole-shim route syncs (SetShimRoutes) so far.
+func (k *Kernel) RouteSyncs() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.syncs
 }
 
 // Deleted lists the host links the engine deleted, in order.
@@ -310,6 +318,7 @@ func (h *host) SetShimRoutes(name string, _, dsts []netip.Addr) error {
 	k := h.k()
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.syncs++
 	if _, ok := k.host[name]; !ok {
 		return notFound("link " + name)
 	}
@@ -317,6 +326,37 @@ func (h *host) SetShimRoutes(name string, _, dsts []netip.Addr) error {
 		k.routes = map[string][]netip.Addr{}
 	}
 	k.routes[name] = slices.Clone(dsts)
+	return nil
+}
+
+// AddShimRoutes adds dsts to the routes of link name.
+func (h *host) AddShimRoutes(name string, _, dsts []netip.Addr) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.host[name]; !ok {
+		return notFound("link " + name)
+	}
+	if k.routes == nil {
+		k.routes = map[string][]netip.Addr{}
+	}
+	for _, d := range dsts {
+		if !slices.Contains(k.routes[name], d) {
+			k.routes[name] = append(k.routes[name], d)
+		}
+	}
+	return nil
+}
+
+// DeleteShimRoutes takes dsts out of the routes of link name.
+func (h *host) DeleteShimRoutes(name string, dsts []netip.Addr) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.host[name]; !ok {
+		return notFound("link " + name)
+	}
+	k.routes[name] = slices.DeleteFunc(k.routes[name], func(a netip.Addr) bool { return slices.Contains(dsts, a) })
 	return nil
 }
 
