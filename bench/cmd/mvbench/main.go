@@ -175,6 +175,7 @@ func run(cfg config) (err error) {
 		e.cleanup()
 	}()
 	r := newReport(cfg)
+	calStart := calibrate()
 	progress("mvbench: %d repetitions, %d endpoints, %d s runs%s; namespaces %s-*", cfg.reps, cfg.endpoints, cfg.secs,
 		map[bool]string{false: "", true: " (quick)"}[cfg.quick], e.base)
 	steps := []struct {
@@ -201,6 +202,8 @@ func run(cfg config) (err error) {
 		progress("== %s done in %s", s.name, time.Since(t0).Round(time.Second))
 		r.sectionTime[s.name] = time.Since(t0)
 	}
+	r.calibrations(calStart, calibrate())
+	progress("calibration at start / end: %s", r.calib)
 	if err := r.write(); err != nil {
 		return err
 	}

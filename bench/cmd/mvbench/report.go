@@ -24,6 +24,7 @@ type report struct {
 	targets     []target
 	sectionTime map[string]time.Duration
 	loadStart   string
+	calib       string // the machine's calibrations at start / end (calibrations)
 }
 
 type mdSection struct {
@@ -161,6 +162,9 @@ func (r *report) markdown() []byte {
 		w("| %s | %s |\n", kv[0], kv[1])
 	}
 	w("| load average at start / end | %s / %s |\n", r.loadStart, loadAvg())
+	if r.calib != "" {
+		w("| calibration at start / end | %s |\n", r.calib)
+	}
 	w("| run | %d repetitions, %d endpoints, %d s throughput runs; took %s |\n\n", r.cfg.reps, r.cfg.endpoints, r.cfg.secs, time.Since(startTime).Round(time.Second))
 	if len(r.targets) > 0 {
 		met := 0
