@@ -23,9 +23,11 @@ func (a *Engine) undoEndpoint(ctx context.Context, n *network, en *entry, e endp
 	// The link (its programs go with it), our records of its programs,
 	// then the table entry: a link is never live without its entry
 	// (forgetEntry).
-	err := a.teardown(ctx, e)
-	if err == nil {
-		err = a.forgetPrograms(ctx, e)
+	linkGone, err := a.teardown(ctx, e)
+	if linkGone {
+		// Even when the namespace's name could not go: the next try
+		// (the next start) finds no pins or records of a gone link.
+		err = errors.Join(err, a.forgetPrograms(ctx, e))
 	}
 	if err == nil {
 		err = a.forgetEntry(e)
@@ -46,30 +48,33 @@ func (a *Engine) undoEndpoint(ctx context.Context, n *network, en *entry, e endp
 
 // teardown deletes e's link (found by ownLink, never by name alone) and
 // the namespace mvlan made for it. Missing pieces are not errors.
-func (a *Engine) teardown(ctx context.Context, e endpoint) error {
+// linkGone says the link's part went well (deleted, or not found), however
+// the namespace's went.
+func (a *Engine) teardown(ctx context.Context, e endpoint) (linkGone bool, err error) {
 	if err := removeResolv(e); err != nil {
 		a.log.Warn("left behind", "name", e.Name, "err", err)
 	}
+	var nameErr error
 	if !a.isOurNetns(e) {
 		// The path is gone, is not a namespace, or names another one now.
 		// Ours may live on through its processes, with the link and our
 		// address in it: remove the link through one of them before the
 		// address is handed out again.
-		err := a.detachThroughPids(ctx, e)
+		err = a.detachThroughPids(ctx, e)
 		// A crash between the mount and the bind (create) or between the
 		// unmount and the unlink (rm) leaves an empty file by its name.
 		if e.OwnsNetns && e.State != Ready && halfMadeNetns(e.Netns) {
-			err = errors.Join(err, a.ns.Delete(e.Name))
+			nameErr = a.ns.Delete(e.Name)
 		}
-		return err
+	} else {
+		err = a.detachLink(ctx, e)
+		// Reached through /proc/self/fd (a background removal), the name
+		// was taken away before rm answered and may be a new container's now.
+		if e.OwnsNetns && e.Netns == link.NetnsPath(e.Name) {
+			nameErr = a.ns.Delete(e.Name)
+		}
 	}
-	errs := []error{a.detachLink(ctx, e)}
-	// Reached through /proc/self/fd (a background removal), the name was
-	// taken away before rm answered and may be a new container's now.
-	if e.OwnsNetns && e.Netns == link.NetnsPath(e.Name) {
-		errs = append(errs, a.ns.Delete(e.Name))
-	}
-	return errors.Join(errs...)
+	return err == nil, errors.Join(err, nameErr)
 }
 
 // isOurNetns reports whether e's path is still e's namespace: the same

@@ -394,6 +394,23 @@ func TestFailedLinkStuckName(t *testing.T) {
 	r.noDrift()
 }
 
+// TestRemovalStuckName: a removal whose namespace name cannot be taken
+// down (a busy mount) fails and keeps the record for the next try, but
+// the link is gone, and so are the datapath's records of its programs
+// (no pins of a gone link until the next start).
+func TestRemovalStuckName(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	r.run("c1", "pub")
+	r.k.StickNetns("c1", 2) // rm tries the name first, then with the link
+	if err := r.e.RemoveEndpoints(context.Background(), "c1", true); !errors.Is(err, unix.EBUSY) {
+		t.Fatalf("rm error %v; want the stuck name's (EBUSY)", err)
+	}
+	if n := r.k.Forgets(); n != 1 {
+		t.Fatalf("c1's programs forgotten %d times by its removal; want once, though its name stayed", n)
+	}
+}
+
 // TestConcurrentAttaches: 50 endpoints attached at once get distinct
 // addresses and MACs.
 func TestConcurrentAttaches(t *testing.T) {

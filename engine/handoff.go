@@ -345,7 +345,9 @@ func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("docker-rm:after-state")
-	err := errors.Join(a.detachPrograms(ctx, e), a.teardown(ctx, e), a.deleteHandedBack(n, e))
+	derr := a.detachPrograms(ctx, e)
+	_, terr := a.teardown(ctx, e)
+	err := errors.Join(derr, terr, a.deleteHandedBack(n, e))
 	if err == nil {
 		err = a.forgetEntry(e) // the link is gone
 	}

@@ -43,6 +43,7 @@ type Kernel struct {
 	routes   map[string][]netip.Addr // host shim routes, by link name
 	syncs    int                     // SetShimRoutes calls (whole-shim syncs)
 	stuck    map[string]int          // /run/netns names whose next deletes fail
+	forgets  int                     // ForgetEndpoint calls
 
 	// Background is the engines' Config.Background (set before Open).
 	Background func(func())
@@ -438,7 +439,19 @@ func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
 	n.links = append(n.links, l)
 	n.addrs[l.Index] = slices.Clone(s.Addrs)
 	n.gateways = append(n.gateways, s.Gateways...)
-	return nil
+	if s.BeforeUp == nil {
+		return nil
+	}
+	// As the real one: the datapath's turn comes before the link is up
+	// (it calls back into the in-memory kernel).
+	k.mu.Unlock()
+	err := s.BeforeUp(l.Index)
+	k.mu.Lock()
+	if err != nil {
+		n.links = slices.DeleteFunc(n.links, func(o link.Info) bool { return o.Index == l.Index })
+		delete(n.addrs, l.Index)
+	}
+	return err
 }
 
 func (h *host) DetachEndpoint(_ context.Context, path, ifName string) error {
@@ -657,7 +670,6 @@ func (d *datapath) AttachNewEndpoint(context.Context, string, uint64, int, loade
 	return nil
 }
 func (d *datapath) DetachEndpoint(context.Context, string, int) error       { return nil }
-func (d *datapath) ForgetEndpoint(uint64, int) error                        { return nil }
 func (d *datapath) PruneOrphans() error                                     { return nil }
 func (d *datapath) Parents() ([]loader.Parent, error)                       { return nil, nil }
 func (d *datapath) PruneLinks() (int, error)                                { return 0, nil }
@@ -702,6 +714,23 @@ func (d *datapath) MoveEndpoint(fromCookie uint64, fromIfindex int, ep loader.En
 		k.deleteRow(fromCookie, fromIfindex)
 	}
 	return nil
+}
+
+// ForgetEndpoint counts the forgetting of a link's programs (Forgets).
+func (d *datapath) ForgetEndpoint(uint64, int) error {
+	k := (*Kernel)(d)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.forgets++
+	return nil
+}
+
+// Forgets says how many times the engine forgot a link's programs
+// (ForgetEndpoint): once per removal whose link went.
+func (k *Kernel) Forgets() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.forgets
 }
 
 func (d *datapath) DeleteEndpoint(cookie uint64, ifindex int) error {
