@@ -188,8 +188,10 @@ func (h *Host) DeleteShimRoutes(name string, dsts []netip.Addr) error {
 	}
 	var errs []error
 	for _, d := range dsts {
+		// Scope "nowhere" matches any scope: an IPv4 delete of scope 0
+		// (universe) would miss the link-scope route (ESRCH).
 		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixIPNet(netip.PrefixFrom(d, d.BitLen())),
-			Table: unix.RT_TABLE_MAIN, Protocol: ShimRouteProtocol}
+			Table: unix.RT_TABLE_MAIN, Protocol: ShimRouteProtocol, Scope: netlink.SCOPE_NOWHERE}
 		if err := h.nl.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("delete route %s dev %s: %w", d, name, err))
 		}

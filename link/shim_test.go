@@ -1,0 +1,60 @@
+package link_test
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// TestShimRoutes: AddShimRoutes and DeleteShimRoutes change only the
+// routes they are given (link scope, proto 109, the shim's address as the
+// source), idempotently; a route of someone else's to the same address
+// stays; SetShimRoutes makes the set exact.
+func TestShimRoutes(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	h := openHost(t, sb)
+	sb.Run(t, sb.Path, "ip", "addr", "add", "10.77.0.2/32", "dev", "eth0")
+	srcs := []netip.Addr{netip.MustParseAddr("10.77.0.2")}
+	addr := func(s string) netip.Addr { return netip.MustParseAddr("10.77.0." + s) }
+	routes := func() []string {
+		out := sb.Run(t, sb.Path, "ip", "-4", "-o", "route", "show", "dev", "eth0", "proto", "109", "scope", "link")
+		var dsts []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if f := strings.Fields(line); len(f) > 0 {
+				mustContain(t, "shim route", line, "src 10.77.0.2")
+				dsts = append(dsts, f[0])
+			}
+		}
+		slices.Sort(dsts)
+		return dsts
+	}
+	want := func(what string, dsts ...string) {
+		t.Helper()
+		if got := routes(); !slices.Equal(got, dsts) {
+			t.Fatalf("%s: routes %v, want %v", what, got, dsts)
+		}
+	}
+	if err := h.AddShimRoutes("eth0", srcs, []netip.Addr{addr("5"), addr("6")}); err != nil {
+		t.Fatal(err)
+	}
+	want("add .5 .6", "10.77.0.5", "10.77.0.6")
+	if err := h.AddShimRoutes("eth0", srcs, []netip.Addr{addr("6"), addr("7")}); err != nil {
+		t.Fatal(err)
+	}
+	want("add .6 .7", "10.77.0.5", "10.77.0.6", "10.77.0.7")
+	sb.Run(t, sb.Path, "ip", "route", "add", "10.77.0.50", "dev", "eth0", "proto", "static")
+	if err := h.DeleteShimRoutes("eth0", []netip.Addr{addr("5"), addr("99"), addr("50")}); err != nil {
+		t.Fatalf("delete .5, .99 (none) and .50 (not ours): %v", err)
+	}
+	want("delete .5", "10.77.0.6", "10.77.0.7")
+	if out := sb.Run(t, sb.Path, "ip", "-4", "route", "show", "10.77.0.50"); !strings.Contains(out, "proto static") {
+		t.Errorf("the static route to 10.77.0.50 went: %q", out)
+	}
+	if err := h.SetShimRoutes("eth0", srcs, []netip.Addr{addr("7"), addr("8")}); err != nil {
+		t.Fatal(err)
+	}
+	want("set .7 .8", "10.77.0.7", "10.77.0.8")
+}
