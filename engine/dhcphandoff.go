@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -84,6 +85,7 @@ func (a *Engine) tryLease(ctx context.Context, n *network, en *entry) bool {
 	if e.Lease != nil {
 		return true
 	}
+	before := slices.Clone(e.Addrs)
 	if err := a.acquireLease(ctx, n, &e); err != nil {
 		a.log.Debug("still no DHCP lease", "name", e.Name, "network", n.name(), "err", err)
 		return false
@@ -94,5 +96,6 @@ func (a *Engine) tryLease(ctx context.Context, n *network, en *entry) bool {
 	n.mu.Lock()
 	n.set(en, e)
 	n.mu.Unlock()
+	a.shimRoutesIfMoved(n, before, e.Addrs)
 	return true
 }

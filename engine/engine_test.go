@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -69,7 +70,7 @@ func (r *rig) network(name string, args ...string) api.Network {
 		switch k {
 		case "subnet":
 			req.Subnets = append(req.Subnets, v)
-		case "parent":
+		default: // parent=, host_shim=, ...: options
 			req.Options = append(req.Options, a)
 		}
 	}
@@ -525,6 +526,46 @@ func TestHostShimRoutesPerEndpoint(t *testing.T) {
 	r.start()
 	if got := r.k.Routes("mvh-sn"); !slices.Equal(got, want) || r.k.RouteSyncs() == syncs {
 		t.Fatalf("after start: routes %v (synced: %v), want %v", got, r.k.RouteSyncs() > syncs, want)
+	}
+}
+
+// TestHostShimRoutesDocker: a Docker endpoint (a handoff) on a host shim
+// network gets the route to its address when ready and loses it when
+// removed, each without a sync of the whole shim.
+func TestHostShimRoutesDocker(t *testing.T) {
+	r := newRig(t, "eth0")
+	ctx := context.Background()
+	n := r.network("sn", "subnet=10.5.0.0/24", "parent=eth0", "host_shim=auto")
+	syncs := r.k.RouteSyncs()
+	p, err := r.e.Reserve(n.ID, netip.Addr{}, false, "docker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/run/netns/sandbox-d1"
+	r.k.AddNetns(path)
+	id := store.NewID()
+	hl, err := r.e.CreateHandoff(ctx, engine.Handoff{ID: id, NetworkID: n.ID, Name: "d1", Netns: path,
+		MAC: net.HardwareAddr{0x02, 0x42, 0x0a, 0x05, 0x00, 0x09}, Addrs: []netip.Prefix{p}, Owner: "docker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.k.MoveHostLink(hl.Name, path, "eth0", []netip.Prefix{p}); err != nil {
+		t.Fatal(err)
+	}
+	if !r.e.FinishHandoff(ctx, id) {
+		t.Fatal("the handoff is not finished with its link up in its namespace")
+	}
+	if got := r.k.Routes("mvh-sn"); !slices.Equal(got, []netip.Addr{p.Addr()}) {
+		t.Fatalf("routes %v, want d1's %v", got, p.Addr())
+	}
+	if err := r.e.RemoveHandoff(ctx, id, "docker", func(netip.Addr) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.k.Routes("mvh-sn"); len(got) != 0 {
+		t.Fatalf("after the Docker endpoint's removal: routes %v, want none", got)
+	}
+	if n := r.k.RouteSyncs(); n != syncs {
+		t.Fatalf("a Docker endpoint's join and removal synced the whole shim's routes %d times; want none", n-syncs)
 	}
 }
 

@@ -234,7 +234,7 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 	} else if n.DHCP {
 		a.seekLease(n, en, retryExpired)
 	}
-	a.shimRoutesChanged(n)
+	a.shimRoutesAdded(n, en)
 	a.log.Info("Docker endpoint ready", "name", e.Name, "network", n.name(), "ifname", e.IfName, "netns", e.Netns)
 	return true
 }
@@ -366,6 +366,7 @@ func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(
 	}
 	n.drop(en)
 	n.mu.Unlock()
+	a.shimRoutesRemoved(n, en)
 	a.log.Info("Docker endpoint removed", "name", e.Name, "addrs", e.Addrs)
 	return nil
 }

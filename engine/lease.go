@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -127,6 +128,7 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	if !ok || *cur.lease(v6) == nil {
 		return
 	}
+	before := slices.Clone(cur.Addrs)
 	if err == nil {
 		err = a.applyLeaseOf(n, &cur, l, v6)
 	}
@@ -149,6 +151,7 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	n.mu.Lock()
 	n.set(en, cur)
 	n.mu.Unlock()
+	a.shimRoutesIfMoved(n, before, cur.Addrs)
 }
 
 // expire takes an expired (or refused) lease's address off en's link (it

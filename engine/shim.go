@@ -291,19 +291,28 @@ func (a *Engine) syncShimRoutes(n *network) error {
 	return nil
 }
 
-// shimRoutesChanged syncs n's shim routes (a lease's addresses changed,
-// a start settled the endpoints); a failure is logged (doctor reports
-// the missing route).
+// shimRoutesChanged syncs n's shim routes (a lease moved, a start
+// settled the endpoints); a failure is logged (doctor reports the missing
+// route).
 func (a *Engine) shimRoutesChanged(n *network) {
 	if err := a.syncShimRoutes(n); err != nil {
 		a.log.Warn("host shim routes", "network", n.name(), "err", err)
 	}
 }
 
+// shimRoutesIfMoved syncs n's shim routes when an endpoint's addresses
+// went from before to after (a lease that moved): rare, so the whole set.
+func (a *Engine) shimRoutesIfMoved(n *network, before, after []netip.Prefix) {
+	if !slices.Equal(before, after) {
+		a.shimRoutesChanged(n)
+	}
+}
+
 // shimRoutesAdded routes the host to en's addresses through n's shim
-// after en's attach: a route per address of en's, not a sync of every
-// endpoint's (the request path does no O(N) work; the refresh on link
-// events and each start sync them all). A failure is logged, as above.
+// once en is ready (an attach, a Docker join): a route per address of
+// en's, not a sync of every endpoint's (the request path does no O(N)
+// work; the refresh on link events and each start sync them all). A
+// failure is logged, as above.
 func (a *Engine) shimRoutesAdded(n *network, en *entry) {
 	a.shimRoutesOf(n, en, func(name string, srcs, dsts []netip.Addr) error { return a.host.AddShimRoutes(name, srcs, dsts) })
 }

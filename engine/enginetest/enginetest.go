@@ -438,20 +438,20 @@ func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
 	l := link.Info{Name: s.IfName, Kind: "macvlan", Alias: s.Alias, Index: k.index(), Up: true, MAC: s.MAC}
 	n.links = append(n.links, l)
 	n.addrs[l.Index] = slices.Clone(s.Addrs)
-	n.gateways = append(n.gateways, s.Gateways...)
-	if s.BeforeUp == nil {
-		return nil
+	if s.BeforeUp != nil {
+		// As the real one: the datapath's turn comes before the link is
+		// up (it calls back into the in-memory kernel).
+		k.mu.Unlock()
+		err := s.BeforeUp(l.Index)
+		k.mu.Lock()
+		if err != nil {
+			n.links = slices.DeleteFunc(n.links, func(o link.Info) bool { return o.Index == l.Index })
+			delete(n.addrs, l.Index)
+			return err
+		}
 	}
-	// As the real one: the datapath's turn comes before the link is up
-	// (it calls back into the in-memory kernel).
-	k.mu.Unlock()
-	err := s.BeforeUp(l.Index)
-	k.mu.Lock()
-	if err != nil {
-		n.links = slices.DeleteFunc(n.links, func(o link.Info) bool { return o.Index == l.Index })
-		delete(n.addrs, l.Index)
-	}
-	return err
+	n.gateways = append(n.gateways, s.Gateways...) // the default routes come after up
+	return nil
 }
 
 func (h *host) DetachEndpoint(_ context.Context, path, ifName string) error {
