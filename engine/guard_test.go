@@ -151,7 +151,8 @@ type floodDatapath struct {
 	once sync.Once
 }
 
-func (k *floodDatapath) ForeignPrograms() bool { return false }
+func (k *floodDatapath) ForeignPrograms() bool         { return false }
+func (k *floodDatapath) ForgetLingering() (int, error) { return 0, nil }
 
 func (k *floodDatapath) InspectEndpoint(ctx context.Context, path string, ifindex int) ([]loader.Finding, error) {
 	k.once.Do(func() {

@@ -72,6 +72,9 @@ type Datapath interface {
 	// ForgetEndpoint is DetachEndpoint once the link is deleted: the
 	// kernel removed its hooks; only the datapath's records of them go.
 	ForgetEndpoint(netnsCookie uint64, ifindex int) error
+	// ForgetLingering forgets what ForgetEndpoint kept of links whose
+	// device has gone since.
+	ForgetLingering() (int, error)
 	DeleteEndpoint(netnsCookie uint64, ifindex int) error
 	Endpoints() ([]loader.Endpoint, error)
 	PruneOrphans() error

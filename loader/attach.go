@@ -254,6 +254,7 @@ func (d *Datapath) attach(ctx context.Context, t target, hook Hook, prog *ebpf.P
 
 // noteAttached records program name on t's hook in mode. Caller holds mu.
 func (d *Datapath) noteAttached(t target, hook Hook, name string, mode Mode) {
+	delete(d.lingering, attachKey{t.cookie, t.ifindex, hook})
 	d.attached.set(attachKey{t.cookie, t.ifindex, hook}, Attachment{
 		Netns: t.netns, NetnsCookie: t.cookie, Ifindex: t.ifindex, Hook: hook, Program: name, Mode: mode,
 	})
@@ -280,9 +281,12 @@ func (d *Datapath) ForgetEndpoint(cookie uint64, ifindex int) error {
 	t := target{cookie: cookie, ifindex: ifindex}
 	var errs []error
 	for _, hook := range []Hook{Ingress, Egress} {
+		k := attachKey{cookie, ifindex, hook}
 		gone, err := d.forgetTCX(t, hook)
 		if gone {
-			d.attached.del(attachKey{cookie, ifindex, hook})
+			d.attached.del(k)
+		} else if err == nil {
+			d.linger(k)
 		}
 		errs = append(errs, err)
 	}
@@ -292,6 +296,38 @@ func (d *Datapath) ForgetEndpoint(cookie uint64, ifindex int) error {
 		return fmt.Errorf("forget ifindex %d of namespace %d: %w", ifindex, cookie, err)
 	}
 	return nil
+}
+
+// linger notes a TCX pin ForgetEndpoint kept, for ForgetLingering.
+// Caller holds mu.
+func (d *Datapath) linger(k attachKey) {
+	if d.lingering == nil {
+		d.lingering = map[attachKey]bool{}
+	}
+	d.lingering[k] = true
+}
+
+// ForgetLingering forgets the TCX pins (and records) ForgetEndpoint kept
+// whose device is gone by now: a namespace the kernel was still
+// destroying, say. A pin on a live device stays until it goes. It
+// returns how many it forgot; it costs nothing when there are none.
+func (d *Datapath) ForgetLingering() (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	var errs []error
+	for k := range d.lingering {
+		gone, err := d.forgetTCX(target{cookie: k.cookie, ifindex: k.ifindex}, k.hook)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if gone {
+			d.attached.del(k)
+			delete(d.lingering, k)
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 // DetachParent removes what AttachParent attached (in either mode) and

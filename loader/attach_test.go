@@ -308,9 +308,9 @@ func TestGoneNetns(t *testing.T) {
 }
 
 // TestForgetEndpoint: forgetting an endpoint whose link is still there
-// (its remover could not find it to delete it) leaves its programs on it,
-// with their TCX pins and records; once the link is gone, forgetting
-// drops the records and pins, and nothing is asked of the kernel.
+// (its remover could not find it to delete it, or the kernel is still
+// destroying its namespace) leaves its programs on it, with their TCX
+// pins and records; once the link is gone, ForgetLingering drops those.
 func TestForgetEndpoint(t *testing.T) {
 	for _, mode := range []Mode{ModeTCX, ModeTC} {
 		t.Run(string(mode), func(t *testing.T) {
@@ -343,9 +343,13 @@ func TestForgetEndpoint(t *testing.T) {
 			}
 			expectAttachments(t, d, mode, wantRecords)
 
+			if n, err := d.ForgetLingering(); n != 0 || err != nil {
+				t.Fatalf("ForgetLingering with c1's link alive = %d, %v; want 0, nil", n, err)
+			}
 			l.sb.Run(t, l.c1.path, "ip", "link", "del", "eth0")
-			if err := d.ForgetEndpoint(cookie, l.c1.ifindex); err != nil {
-				t.Fatal(err)
+			n, err := d.ForgetLingering()
+			if want := map[Mode]int{ModeTCX: 2, ModeTC: 0}[mode]; n != want || err != nil {
+				t.Fatalf("ForgetLingering once c1's link is gone = %d, %v; want %d, nil", n, err, want)
 			}
 			if n, want := pins(), map[Mode]int{ModeTCX: 4, ModeTC: 0}[mode]; n != want {
 				t.Errorf("%d link pins once c1's link is gone, want %d (eth0's and c2's)", n, want)

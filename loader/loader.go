@@ -88,8 +88,9 @@ type Datapath struct {
 	epProgs   map[uint64]*epPrograms // by netns cookie
 	preloaded map[uint64]*epPrograms // prepared ahead (stubs, not pinned; sockets) (stubpre.go)
 	attached  attachList
-	qdiscs    map[ifaceKey]bool // clsact qdiscs this Datapath created
-	ids       programIDs        // the programs it loaded (ForeignPrograms)
+	qdiscs    map[ifaceKey]bool  // clsact qdiscs this Datapath created
+	lingering map[attachKey]bool // TCX pins ForgetEndpoint kept: their device was still there
+	ids       programIDs         // the programs it loaded (ForeignPrograms)
 }
 
 // Load loads the datapath with its maps pinned in pinDir (e.g.

@@ -670,6 +670,7 @@ func (d *datapath) AttachNewEndpoint(context.Context, string, uint64, int, loade
 	return nil
 }
 func (d *datapath) DetachEndpoint(context.Context, string, int) error       { return nil }
+func (d *datapath) ForgetLingering() (int, error)                           { return 0, nil }
 func (d *datapath) PruneOrphans() error                                     { return nil }
 func (d *datapath) Parents() ([]loader.Parent, error)                       { return nil, nil }
 func (d *datapath) PruneLinks() (int, error)                                { return 0, nil }
