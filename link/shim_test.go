@@ -57,4 +57,27 @@ func TestShimRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("set .7 .8", "10.77.0.7", "10.77.0.8")
+
+	// IPv6: a /128 with the shim's IPv6 address as the source, deleted
+	// again; the IPv4 routes stay.
+	sb.Run(t, sb.Path, "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=0")
+	sb.Run(t, sb.Path, "ip", "addr", "add", "fd77::2/128", "dev", "eth0", "nodad")
+	srcs = append(srcs, netip.MustParseAddr("fd77::2"))
+	v6 := netip.MustParseAddr("fd77::5")
+	routes6 := func() string {
+		return strings.TrimSpace(sb.Run(t, sb.Path, "ip", "-6", "-o", "route", "show", "dev", "eth0", "proto", "109"))
+	}
+	if err := h.AddShimRoutes("eth0", srcs, []netip.Addr{v6}); err != nil {
+		t.Fatal(err)
+	}
+	if got := routes6(); !strings.HasPrefix(got, "fd77::5 ") || !strings.Contains(got, "src fd77::2") {
+		t.Fatalf("IPv6 shim routes %q, want fd77::5 from fd77::2", got)
+	}
+	if err := h.DeleteShimRoutes("eth0", []netip.Addr{v6}); err != nil {
+		t.Fatal(err)
+	}
+	if got := routes6(); got != "" {
+		t.Fatalf("IPv6 shim routes after the delete: %q", got)
+	}
+	want("after IPv6", "10.77.0.7", "10.77.0.8")
 }
