@@ -283,10 +283,10 @@ func (d *Datapath) ForgetEndpoint(cookie uint64, ifindex int) error {
 	for _, hook := range []Hook{Ingress, Egress} {
 		k := attachKey{cookie, ifindex, hook}
 		gone, err := d.forgetTCX(t, hook)
-		if gone {
+		if gone && err == nil {
 			d.attached.del(k)
-		} else if err == nil {
-			d.linger(k)
+		} else {
+			d.linger(k) // a live device, or a pin to try again
 		}
 		errs = append(errs, err)
 	}
@@ -308,9 +308,10 @@ func (d *Datapath) linger(k attachKey) {
 }
 
 // ForgetLingering forgets the TCX pins (and records) ForgetEndpoint kept
-// whose device is gone by now: a namespace the kernel was still
-// destroying, say. A pin on a live device stays until it goes. It
-// returns how many it forgot; it costs nothing when there are none.
+// whose device is gone by now (a namespace the kernel was still
+// destroying, say), and tries again those it failed to unpin. A pin on a
+// live device stays until it goes. It returns how many it forgot; it
+// costs nothing when there are none.
 func (d *Datapath) ForgetLingering() (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -321,7 +322,7 @@ func (d *Datapath) ForgetLingering() (int, error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if gone {
+		if gone && err == nil {
 			d.attached.del(k)
 			delete(d.lingering, k)
 			n++
