@@ -234,7 +234,20 @@ func (x *dockerTest) diffRm(t *testing.T, containers, networks []string) {
 		}
 	}
 	for _, n := range networks {
-		if _, errs, code := x.d.docker("network", "rm", n); code != 0 {
+		// dockerd may count an endpoint of a container `rm -f` just
+		// removed for a moment longer (its exit is handled apart):
+		// "has active endpoints" is tried again, for up to 5 s.
+		var errs string
+		code := 1
+		for try := 0; try < 50 && code != 0; try++ {
+			if try > 0 {
+				time.Sleep(100 * time.Millisecond)
+			}
+			if _, errs, code = x.d.docker("network", "rm", n); code != 0 && !strings.Contains(errs, "has active endpoints") {
+				break
+			}
+		}
+		if code != 0 {
 			t.Errorf("docker network rm %s: %s", n, errs)
 		}
 	}
