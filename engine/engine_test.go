@@ -492,10 +492,7 @@ func TestHostShimLifecycle(t *testing.T) {
 func TestHostShimRoutesPerEndpoint(t *testing.T) {
 	r := newRig(t, "eth0")
 	ctx := context.Background()
-	if _, err := r.e.CreateNetwork(ctx, api.NetworkCreate{Name: "sn", Subnets: []string{"10.5.0.0/24"},
-		Options: []string{"parent=eth0", "host_shim=auto"}}); err != nil {
-		t.Fatal(err)
-	}
+	r.network("sn", "subnet=10.5.0.0/24", "parent=eth0", "host_shim=auto")
 	syncs := r.k.RouteSyncs()
 	var want []netip.Addr
 	for _, name := range []string{"c1", "c2", "c3"} {

@@ -314,7 +314,7 @@ func (a *Engine) shimRoutesIfMoved(n *network, before, after []netip.Prefix) {
 // work; the refresh on link events and each start sync them all). A
 // failure is logged, as above.
 func (a *Engine) shimRoutesAdded(n *network, en *entry) {
-	a.shimRoutesOf(n, en, func(name string, srcs, dsts []netip.Addr) error { return a.host.AddShimRoutes(name, srcs, dsts) })
+	a.shimRoutesOf(n, en, a.host.AddShimRoutes)
 }
 
 // shimRoutesRemoved deletes the host routes through n's shim to the

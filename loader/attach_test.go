@@ -236,8 +236,8 @@ func testDetach(t *testing.T, l *lab, d *Datapath, mode Mode, pinDir string) {
 		t.Fatal(err)
 	}
 	expectHooks(t, l, mode, false)
-	if pins, _ := os.ReadDir(filepath.Join(pinDir, "links")); len(pins) != 0 {
-		t.Errorf("%d link pins left after detach", len(pins))
+	if n := linkPins(pinDir); n != 0 {
+		t.Errorf("%d link pins left after detach", n)
 	}
 	if len(d.Attachments()) != 0 {
 		t.Errorf("attachments after detach: %+v", d.Attachments())
@@ -279,10 +279,7 @@ func TestGoneNetns(t *testing.T) {
 	d := loadAt(t, pinDir)
 	l.setup(t, d)
 	l.attach(t, d, ModeTCX)
-	pins := func() int {
-		entries, _ := os.ReadDir(filepath.Join(pinDir, "links"))
-		return len(entries)
-	}
+	pins := func() int { return linkPins(pinDir) }
 	if n := pins(); n != 6 {
 		t.Fatalf("%d link pins, want 6", n)
 	}
@@ -325,10 +322,7 @@ func TestForgetEndpoint(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pins := func() int {
-				entries, _ := os.ReadDir(filepath.Join(pinDir, "links"))
-				return len(entries)
-			}
+			pins := func() int { return linkPins(pinDir) }
 			before := pins()
 			if err := d.ForgetEndpoint(cookie, l.c1.ifindex); err != nil {
 				t.Fatal(err)
@@ -357,6 +351,12 @@ func TestForgetEndpoint(t *testing.T) {
 			expectAttachments(t, d, mode, 4)
 		})
 	}
+}
+
+// linkPins counts the TCX link pins under pinDir.
+func linkPins(pinDir string) int {
+	entries, _ := os.ReadDir(filepath.Join(pinDir, "links"))
+	return len(entries)
 }
 
 func expectAttachments(t *testing.T, d *Datapath, mode Mode, n int) {
