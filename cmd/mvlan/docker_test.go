@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,7 @@ func TestDocker(t *testing.T) {
 		{"DualStack", x.testDualStack},
 		{"HostOnlyInternal", x.testHostOnlyInternal},
 		{"DockerIPAM", x.testDockerIPAM},
+		{"HostShim", x.testHostShim},
 		{"BadInput", x.testBadInput},
 		{"FormatShape", x.testFormatShape},
 		{"Restarts", x.testRestarts},
@@ -269,6 +271,40 @@ func (x *dockerTest) testPubNet(t *testing.T) {
 	}
 	x.settled(t)
 	x.removed(t, []string{"pn1"}, map[string]string{"pub_net": id})
+}
+
+// testHostShim: a Docker network with -o host_shim=auto. The host reaches
+// Docker's containers through the shim: a route per container address,
+// added when the container joins and deleted when it goes (the driver's
+// path, which changes only that container's routes).
+func (x *dockerTest) testHostShim(t *testing.T) {
+	id := x.network(t, "--subnet=172.16.88.0/24", "--gateway=172.16.88.1", "-o", "parent=eth1", "-o", "host_shim=auto", "shim_net")
+	n := x.a.inspectNet(id)
+	if n.HostShim == nil || n.HostShim.Link == "" || n.HostShim.Status != "ok" {
+		t.Fatalf("inspect host_shim = %+v; want a shim link, ok", n.HostShim)
+	}
+	shim, sb := n.HostShim.Link, x.a.sb
+	routes := func(want ...string) bool { return slices.Equal(shimRoutes(t, sb, shim), want) }
+	x.runD(t, "hs1", "--net", "shim_net", "--ip", "172.16.88.10")
+	x.runD(t, "hs2", "--net", "shim_net", "--ip", "172.16.88.11")
+	if !x.waitFor(t, func() bool { return routes("172.16.88.10", "172.16.88.11") }) {
+		t.Fatalf("routes through %s: %v, want one per container", shim, shimRoutes(t, sb, shim))
+	}
+	for _, ip := range []string{"172.16.88.10", "172.16.88.11"} {
+		out, err := nstest.RunErr(sb.Path, "ping", "-c", "2", "-W", "1", ip)
+		if err != nil || !strings.Contains(out, " 0% packet loss") {
+			t.Errorf("host -> %s through the shim: %v\n%s", ip, err, out)
+		}
+	}
+	x.ok(t, "rm", "-f", "hs2")
+	if !x.waitFor(t, func() bool { return routes("172.16.88.10") }) {
+		t.Fatalf("after docker rm hs2: routes %v, want hs1's only", shimRoutes(t, sb, shim))
+	}
+	x.settled(t)
+	x.removed(t, []string{"hs1"}, map[string]string{"shim_net": id})
+	if countShims(t, sb) != 0 {
+		t.Errorf("docker network rm shim_net left a shim link")
+	}
 }
 
 // testAuxAndIPRange: --aux-address is never handed out (not even on
