@@ -185,6 +185,7 @@ func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry, fore
 	if err != nil {
 		defer en.busy.Unlock()
 		a.log.Debug("endpoint not silenced, removing it at once", "name", e.Name, "err", err)
+		crashpoint.Hit("endpoint-rm:not-silenced")
 		return a.finishRemove(ctx, n, en, e, e)
 	}
 	done := a.removals.start(en, e.ID, n.ID, e.Netns)
