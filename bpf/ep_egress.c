@@ -9,18 +9,22 @@
  * the bounded parse cannot finish (unparsable); a frame for a local
  * endpoint of another network is dropped (cross_network), and every frame
  * of a link whose endpoint is not in the table (no_endpoint). Counts tx
- * per network.
+ * per network, and leaves its verdict on a frame for a local endpoint to
+ * parent_ingress (include/eastwest.h).
  */
-#include "include/spoof.h"
+#include "include/eastwest.h"
 
+/* egress_reason: 0 if ep may send the frame, else the drop reason (or
+ * NOT_PARSED); *peer is the local endpoint it is for, if any. */
 static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
-					 const struct ep_info *ep)
+					 const struct ep_info *ep, struct ep_info **peer)
 {
 	if (!f->eth_ok)
 		return 0;
 	if (f->src != ep_mac48(ep))
 		return REASON_MAC_SPOOF;
-	if (other_network(f->dst, ep->network_id))
+	*peer = ep_of_mac(f->dst);
+	if (*peer && (*peer)->network_id != ep->network_id)
 		return REASON_CROSS_NETWORK;
 	return sender_reason(skb, f, ep);
 }
@@ -28,8 +32,8 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 SEC("tc")
 int ep_egress(struct __sk_buff *skb)
 {
+	struct ep_info *ep, *peer = NULL;
 	struct frame f = {};
-	struct ep_info *ep;
 	int reason;
 
 	parse_frame(skb, &f);
@@ -39,7 +43,7 @@ int ep_egress(struct __sk_buff *skb)
 		count_drop(0, REASON_NO_ENDPOINT, f.len);
 		return VERDICT_DROP;
 	}
-	reason = egress_reason(skb, &f, ep);
+	reason = egress_reason(skb, &f, ep, &peer);
 	if (reason == NOT_PARSED)
 		f.malformed = 1;
 	if (f.malformed)
@@ -49,6 +53,7 @@ int ep_egress(struct __sk_buff *skb)
 		return VERDICT_DROP;
 	}
 	count_network(ep->network_id, DIR_TX, f.len);
+	ew_leave(skb, &f, peer, ep->network_id);
 	return VERDICT_NEXT;
 }
 

@@ -6,11 +6,13 @@
  * source MAC that breaks that endpoint's rules (its own programs may be
  * gone). See include/parent.h.
  */
+#include "include/eastwest.h"
 #include "include/parent.h"
 
 SEC("tc")
 int parent_egress(struct __sk_buff *skb)
 {
+	ew_clear(skb); /* a verdict never leaves for the wire */
 	return handle_parent(skb, DIR_TX, HOOK_PARENT_EGRESS);
 }
 

@@ -3,13 +3,39 @@
  * parent_ingress: TC ingress of a network's parent link (and of the trunk
  * below a sub-interface). Counts per-VLAN rx packets and bytes, flood,
  * hairpin and east-west frames, and marks frames from the wire for local
- * endpoints (WIRE_MARK); never drops. See include/parent.h.
+ * endpoints (WIRE_MARK); never drops. A frame between two endpoints,
+ * which ep_egress checked, is only counted (include/eastwest.h). See
+ * include/parent.h.
  */
+#include "include/eastwest.h"
 #include "include/parent.h"
+
+/* ew_count counts, on its parent, an east-west frame whose verdict
+ * ep_egress left for network tag; 0 if this link is not that network's
+ * parent (then the frame takes the full path). */
+static __always_inline int ew_count(struct __sk_buff *skb, __u32 tag)
+{
+	struct net_counters *c;
+	struct parent_info p;
+
+	if (!parent_of(skb->ifindex, &p) || p.network_id != (tag & ~EW_COUNTS))
+		return 0;
+	c = net_counters(p.network_id);
+	if (c) {
+		pb_add(&c->parent.rx, skb->len);
+		if (tag & EW_COUNTS)
+			pb_add(&c->eastwest, skb->len);
+	}
+	return 1;
+}
 
 SEC("tc")
 int parent_ingress(struct __sk_buff *skb)
 {
+	__u32 tag;
+
+	if (ew_take(skb, &tag) && ew_count(skb, tag))
+		return VERDICT_NEXT;
 	return handle_parent(skb, DIR_RX, HOOK_PARENT_INGRESS);
 }
 

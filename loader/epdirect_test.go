@@ -134,6 +134,7 @@ func TestStubPath(t *testing.T) {
 		"WireMark": TestWireMark, "FirstHopGuards": TestFirstHopGuards, "Attach": TestAttach,
 		"AdoptEndpoint": TestAdoptEndpoint, "PruneOrphans": TestPruneOrphans, "InspectRepair": TestInspectRepair,
 		"AttachNewEndpoint": TestAttachNewEndpoint, "GoneNetns": TestGoneNetns, "SwitchMode": TestSwitchMode,
+		"EastWestLeave": TestEastWestLeave, "EastWestVerdict": TestEastWestVerdict,
 	} {
 		t.Run(name, test)
 	}

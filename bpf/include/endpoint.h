@@ -159,13 +159,4 @@ static __always_inline int ip_owner(__u8 family, const __u8 *addr, struct owner 
 	return 1;
 }
 
-/* other_network reports whether mac belongs to a local endpoint of a network
- * other than network_id. */
-static __always_inline int other_network(__u64 mac, __u32 network_id)
-{
-	struct ep_info *m = ep_of_mac(mac);
-
-	return m && m->network_id != network_id;
-}
-
 #endif /* MVLAN_ENDPOINT_H */
