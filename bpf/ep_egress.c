@@ -53,7 +53,7 @@ int ep_egress(struct __sk_buff *skb)
 		return VERDICT_DROP;
 	}
 	count_network(ep->network_id, DIR_TX, f.len);
-	ew_leave(skb, &f, peer, ep->network_id);
+	ew_leave(skb, &f, ep, peer);
 	return VERDICT_NEXT;
 }
 

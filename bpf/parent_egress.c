@@ -12,7 +12,7 @@
 SEC("tc")
 int parent_egress(struct __sk_buff *skb)
 {
-	ew_clear(skb); /* a verdict never leaves for the wire */
+	ew_clear(skb); /* no verdict leaves for the wire */
 	return handle_parent(skb, DIR_TX, HOOK_PARENT_EGRESS);
 }
 

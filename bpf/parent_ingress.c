@@ -10,17 +10,19 @@
 #include "include/eastwest.h"
 #include "include/parent.h"
 
-/* ew_count counts, on its parent, an east-west frame whose verdict
- * ep_egress left for network tag; 0 if this link is not that network's
- * parent (then the frame takes the full path). */
+/* ew_count counts, on its parent, a frame whose verdict ep_egress left;
+ * 0 if this link is not the parent of the verdict's network or the frame
+ * is not from its sender (then the frame takes the full path). */
 static __always_inline int ew_count(struct __sk_buff *skb, __u32 tag)
 {
+	__u32 network_id = tag & EW_NETWORK_MASK;
 	struct net_counters *c;
 	struct parent_info p;
 
-	if (!parent_of(skb->ifindex, &p) || p.network_id != (tag & ~EW_COUNTS))
+	if (!parent_of(skb->ifindex, &p) || p.network_id != network_id ||
+	    !ew_sender(skb, tag, network_id))
 		return 0;
-	c = net_counters(p.network_id);
+	c = net_counters(network_id);
 	if (c) {
 		pb_add(&c->parent.rx, skb->len);
 		if (tag & EW_COUNTS)

@@ -2,11 +2,13 @@ package loader
 
 import (
 	"encoding/binary"
+	"net"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	tc "github.com/florianl/go-tc"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -16,23 +18,36 @@ const ewMagicLo, ewMagicHi = 0x616c766d, 0x77655f6e
 
 // TestEastWestVerdict: ep_egress's verdict on a frame between two
 // endpoints reaches parent_ingress for real (macvlan hands the frame to
-// the parent's receive path with cb as it was) and is taken there. A probe
-// before parent_ingress on eth0 sees it on each frame of a ping between
-// c1 and c2, and on none of a ping to the wire; a probe after
-// parent_ingress sees none. (The counts it stands for are TestAttach's.)
+// the parent's receive path with cb as it was) and is taken there, in
+// both attach modes. A probe before parent_ingress on eth0 sees it on
+// each frame of a ping between c1 and c2, and on none of a ping to the
+// wire. A probe after parent_ingress sees no verdict, and the wire mark
+// (which the full path would have set on each of those 6 frames, as it
+// does on the 2 replies from the wire) on the wire's replies only.
 func TestEastWestVerdict(t *testing.T) {
-	requireMode(t, ModeTCX)
+	for _, mode := range []Mode{ModeTCX, ModeTC} {
+		t.Run(string(mode), func(t *testing.T) { testEastWestVerdict(t, mode) })
+	}
+}
+
+func testEastWestVerdict(t *testing.T, mode Mode) {
+	requireMode(t, mode)
+	requireMode(t, ModeTCX) // the first probe
 	l := newLab(t)
 	d := loadAt(t, privateBPFFS(t))
 	l.setup(t, d)
-	l.attach(t, d, ModeTCX)
-	seen, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 2})
+	l.attach(t, d, mode)
+	seen, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { seen.Close() })
-	cbProbe(t, l, seen, 0, link.Head())
-	cbProbe(t, l, seen, 1, link.Tail())
+	attachProbe(t, l, probe(t, seen, 0), link.Head(), 0)
+	if mode == ModeTCX {
+		attachProbe(t, l, probe(t, seen, 2), link.Tail(), 0)
+	} else {
+		attachProbe(t, l, probe(t, seen, 2), nil, FilterPriority+1)
+	}
 	count := func(i uint32) uint64 {
 		var v uint64
 		if err := seen.Lookup(i, &v); err != nil {
@@ -40,51 +55,88 @@ func TestEastWestVerdict(t *testing.T) {
 		}
 		return v
 	}
-
+	want := func(when string, verdicts, marked uint64) {
+		t.Helper()
+		if got := count(0); got != verdicts {
+			t.Errorf("%s: %d frames came to eth0's ingress with a verdict; want %d", when, got, verdicts)
+		}
+		if got := count(2); got != 0 {
+			t.Errorf("%s: %d frames still had the verdict after parent_ingress; want none", when, got)
+		}
+		if got := count(3); got != marked {
+			t.Errorf("%s: parent_ingress left the wire mark on %d frames; want %d", when, got, marked)
+		}
+	}
 	ping(t, l.c1, "10.1.0.11", 3)
-	if got := count(0); got != 6 {
-		t.Errorf("the verdict came with %d frames of 3 echoes between c1 and c2 to eth0's ingress; want 6", got)
-	}
+	want("3 echoes between c1 and c2", 6, 0)
 	ping(t, l.c1, "10.1.0.1", 2)
-	if got := count(0); got != 6 {
-		t.Errorf("after 2 echoes to the wire: %d frames with a verdict; want still 6", got)
-	}
-	if got := count(1); got != 0 {
-		t.Errorf("%d frames still had the verdict after parent_ingress; want none", got)
-	}
+	want("and 2 to the wire", 6, 2)
 }
 
-// cbProbe attaches to eth0's TCX ingress, at anchor, a program that counts
-// in seen[i] the frames carrying ep_egress's verdict.
-func cbProbe(t *testing.T, l *lab, seen *ebpf.Map, i int32, anchor link.Anchor) {
+// probe is a program that counts in seen[base] the frames with
+// ep_egress's verdict and in seen[base+1] those with the wire mark.
+func probe(t *testing.T, seen *ebpf.Map, base int32) *ebpf.Program {
 	t.Helper()
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "GPL", Instructions: asm.Instructions{
-		asm.LoadMem(asm.R2, asm.R1, cbOffset+8, asm.Word),
-		asm.JNE.Imm(asm.R2, ewMagicLo, "out"),
-		asm.LoadMem(asm.R2, asm.R1, cbOffset+12, asm.Word),
-		asm.JNE.Imm(asm.R2, ewMagicHi, "out"),
-		asm.StoreImm(asm.RFP, -4, int64(i), asm.Word),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -4),
-		asm.LoadMapPtr(asm.R1, seen.FD()),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "out"),
-		asm.Mov.Imm(asm.R1, 1),
-		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
-		asm.Mov.Imm(asm.R0, -1).WithSymbol("out"), // TCX_NEXT
+	inc := func(i int32, next string) asm.Instructions {
+		return asm.Instructions{
+			asm.StoreImm(asm.RFP, -4, int64(i), asm.Word),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, -4),
+			asm.LoadMapPtr(asm.R1, seen.FD()),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, next),
+			asm.Mov.Imm(asm.R1, 1),
+			asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
+		}
+	}
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R2, asm.R6, cbOffset+8, asm.Word),
+		asm.JNE.Imm(asm.R2, ewMagicLo, "mark"),
+		asm.LoadMem(asm.R2, asm.R6, cbOffset+12, asm.Word),
+		asm.JNE.Imm(asm.R2, ewMagicHi, "mark"),
+	}
+	insns = append(insns, inc(base, "mark")...)
+	insns = append(insns,
+		asm.LoadMem(asm.R2, asm.R6, 8, asm.Word).WithSymbol("mark"), // skb->mark
+		asm.And.Imm(asm.R2, WireMark),
+		asm.JEq.Imm(asm.R2, 0, "out"),
+	)
+	insns = append(insns, inc(base+1, "out")...)
+	insns = append(insns,
+		asm.Mov.Imm(asm.R0, -1).WithSymbol("out"), // TCX_NEXT, TC_ACT_UNSPEC
 		asm.Return(),
-	}})
+	)
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "GPL", Instructions: insns})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { prog.Close() })
-	err = nstest.In(l.sb.Path, func() error {
-		pl, err := link.AttachTCX(link.TCXOptions{Interface: l.eth0, Program: prog, Attach: tcxAttachType(Ingress), Anchor: anchor})
-		if err == nil {
-			t.Cleanup(func() { pl.Close() })
-		}
-		return err
-	})
+	return prog
+}
+
+// attachProbe attaches prog to eth0's ingress: with TCX at anchor, or
+// (anchor nil) as a cls_bpf filter of priority prio.
+func attachProbe(t *testing.T, l *lab, prog *ebpf.Program, anchor link.Anchor, prio uint32) {
+	t.Helper()
+	var err error
+	if anchor != nil {
+		err = nstest.In(l.sb.Path, func() error {
+			pl, err := link.AttachTCX(link.TCXOptions{Interface: l.eth0, Program: prog, Attach: tcxAttachType(Ingress), Anchor: anchor})
+			if err == nil {
+				t.Cleanup(func() { pl.Close() })
+			}
+			return err
+		})
+	} else {
+		err = withTC(target{netns: l.sb.Path}, func(rtnl *tc.Tc) error {
+			fd, flags, name := uint32(prog.FD()), uint32(bpfFlagDirect), "probe"
+			obj := filterObject(l.eth0, Ingress)
+			obj.Handle, obj.Info = FilterHandle+1, prio<<16|ethPAllNet
+			obj.Attribute = tc.Attribute{Kind: "bpf", BPF: &tc.Bpf{FD: &fd, Name: &name, Flags: &flags}}
+			return rtnl.Filter().Add(&obj)
+		})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,9 +151,20 @@ type cbCtx struct {
 
 const ewCounts = 0x80000000
 
-// verdict is cb[2..4] holding ep_egress's verdict for network with flags.
-func verdict(network, flags uint32) [5]uint32 {
-	return [5]uint32{0, 0, ewMagicLo, ewMagicHi, network | flags}
+// verdict is cb[2..4] holding ep_egress's verdict on a frame of the
+// endpoint in slot, of network, with flags.
+func verdict(slot, network, flags uint32) [5]uint32 {
+	return [5]uint32{0, 0, ewMagicLo, ewMagicHi, slot<<12 | network | flags}
+}
+
+// slotOf is the slot of the endpoint with this MAC.
+func slotOf(t *testing.T, d *Datapath, hw net.HardwareAddr) uint32 {
+	t.Helper()
+	var ep epInfo
+	if err := d.maps.EpByMac.Lookup(macKey{MAC: [6]byte(hw)}, &ep); err != nil {
+		t.Fatalf("ep_by_mac %s: %v", hw, err)
+	}
+	return ep.Slot
 }
 
 // runCB runs prog once on frame with cb[] set to cb and returns the
@@ -130,14 +193,15 @@ func TestEastWestLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	stale := [5]uint32{0, 0, ewMagicLo, ewMagicHi, 7}
+	a := slotOf(t, d, macA)
 	for _, c := range []struct {
 		name  string
 		frame []byte
 		want  [5]uint32
 	}{
-		{"to a neighbour", ethFrame(macB, macA, 0x0800, v4("10.1.0.10", "10.1.0.11")), verdict(netA, ewCounts)},
-		{"arp to a neighbour", ethFrame(macB, macA, 0x0806, arpPacket(2, macA, "10.1.0.10", macB, "10.1.0.11")), verdict(netA, ewCounts)},
-		{"from the unspecified address", ethFrame(macB, macA, 0x0800, v4("0.0.0.0", "10.1.0.11")), verdict(netA, 0)},
+		{"to a neighbour", ethFrame(macB, macA, 0x0800, v4("10.1.0.10", "10.1.0.11")), verdict(a, netA, ewCounts)},
+		{"arp to a neighbour", ethFrame(macB, macA, 0x0806, arpPacket(2, macA, "10.1.0.10", macB, "10.1.0.11")), verdict(a, netA, ewCounts)},
+		{"from the unspecified address", ethFrame(macB, macA, 0x0800, v4("0.0.0.0", "10.1.0.11")), verdict(a, netA, 0)},
 		{"to the router", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.1.0.1")), [5]uint32{2: 0, 3: ewMagicHi}},
 		{"broadcast", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "10.1.0.10", make([]byte, 6), "10.1.0.11")), [5]uint32{3: ewMagicHi}},
 		{"tagged to a neighbour", tagged(ethFrame(macB, macA, 0x0800, v4("10.1.0.10", "10.1.0.11")), 0x8100, 5), [5]uint32{3: ewMagicHi}},
@@ -150,36 +214,45 @@ func TestEastWestLeave(t *testing.T) {
 }
 
 // TestEastWestTake: parent_ingress counts a frame with a verdict for its
-// own network on the parent (and as east-west when it says so), without
-// looking at it, and clears it; a verdict for another network, or half of
-// one, takes the full path. A forged verdict gains its frame nothing: no
-// wire mark, so receivers hold it to the rules of the MAC it carries.
+// own network, from the sender the verdict names, on the parent (and as
+// east-west when it says so), without looking further, and takes the
+// verdict away; any other takes the full path. A forged verdict gains its
+// frame nothing: no wire mark, so receivers hold it to the rules of the
+// MAC it carries.
 func TestEastWestTake(t *testing.T) {
 	d := newTestDatapath(t)
 	setupEndpoints(t, d)
 	if err := d.SetParent(1, netA, 0); err != nil {
 		t.Fatal(err)
 	}
+	a, c := slotOf(t, d, macA), slotOf(t, d, macC)
+	fromA := ethFrame(macB, macA, 0x0800, v4("10.1.0.10", "10.1.0.11"))
 	fromWire := ethFrame(macA, macRouter, 0x0800, v4("198.51.100.7", "10.1.0.10"))
+	rx := func(n int) counts { return counts{"vlan 1/0 rx": one(n)} }
+	ew := func(n int) counts { return counts{"vlan 1/0 rx": one(n), "eastwest 1/0": one(n)} }
 	for _, c := range []struct {
 		name     string
+		frame    []byte
 		cb       [5]uint32
 		wantMark uint32
 		want     func(n int) counts
 	}{
-		{"east-west", verdict(netA, ewCounts), 0, func(n int) counts { return counts{"vlan 1/0 rx": one(n), "eastwest 1/0": one(n)} }},
-		{"not east-west", verdict(netA, 0), 0, func(n int) counts { return counts{"vlan 1/0 rx": one(n)} }},
-		{"another network's", verdict(netC, ewCounts), WireMark, func(n int) counts { return counts{"vlan 1/0 rx": one(n)} }},
-		{"half a verdict", [5]uint32{2: ewMagicLo, 4: netA | ewCounts}, WireMark, func(n int) counts { return counts{"vlan 1/0 rx": one(n)} }},
+		{"east-west", fromA, verdict(a, netA, ewCounts), 0, ew},
+		{"not east-west", fromA, verdict(a, netA, 0), 0, rx},
+		{"no verdict", fromA, [5]uint32{}, WireMark, ew},
+		{"another network's", fromA, verdict(a, netC, ewCounts), WireMark, ew},
+		{"another sender's", fromA, verdict(c, netA, ewCounts), WireMark, ew},
+		{"from the wire", fromWire, verdict(a, netA, ewCounts), WireMark, rx},
+		{"half a verdict", fromA, [5]uint32{2: ewMagicLo, 4: a<<12 | netA | ewCounts}, WireMark, ew},
 	} {
 		before := snapshot(t, d)
-		ret, mark, out := runCB(t, d.parentIngress, fromWire, c.cb)
+		ret, mark, out := runCB(t, d.parentIngress, c.frame, c.cb)
 		if ret != verdictNext || mark != c.wantMark || (c.cb[3] == ewMagicHi && out[2] == ewMagicLo) {
 			t.Errorf("%s: verdict %#x, mark %#x, cb[2] %#x; want %#x, %#x, any whole verdict taken", c.name, ret, mark, out[2], verdictNext, c.wantMark)
 		}
-		expectDelta(t, d, before, c.want(len(fromWire)))
+		expectDelta(t, d, before, c.want(len(c.frame)))
 	}
-	if _, _, out := runCB(t, d.parentEgress, fromWire, verdict(netA, ewCounts)); out[2] == ewMagicLo {
+	if _, _, out := runCB(t, d.parentEgress, fromA, verdict(a, netA, ewCounts)); out[2] == ewMagicLo {
 		t.Error("parent_egress let a verdict leave for the wire")
 	}
 }

@@ -61,9 +61,11 @@ enum drop_reason {
 };
 
 /* skb->mark bit parent_ingress sets on frames from the wire for local
- * endpoints (and flood); ep_ingress reads and clears it. A frame a local
- * link sent straight to a neighbour (bridge mode) does not have it:
- * crossing into another netns clears marks (skb_scrub_packet). */
+ * endpoints (and flood); ep_ingress reads and clears it. Frames between
+ * two endpoints that ep_egress passed do not have it (parent_ingress only
+ * counts them: eastwest.h), nor do a local link's broadcasts, which
+ * macvlan hands to each slave directly; a mark set before crossing into
+ * another netns is cleared (skb_scrub_packet). */
 #define WIRE_MARK 0x00800000
 
 /* Limits the maps are sized for (the loader refuses more):
