@@ -7,20 +7,42 @@ import (
 
 // word tracks 64 consecutive offsets of a pool. Words that hold nothing are
 // absent from the bitset, so memory follows what is held, not the subnet.
+//
+// owners is nil until a held bit has an owner (not ""), and again once the
+// word holds nothing. Else it is sparse, one owner per held bit by rank
+// (an insert or removal moves the owners above it), until the word holds
+// denseAt bits; then it is dense, one per bit (64 long: nothing moves),
+// until the word holds nothing. A sparse word never has 64 owners: it is
+// dense by then.
 type word struct {
-	held   uint64   // held by an endpoint or reserved
-	res    uint64   // reserved (subset of held)
-	queued uint64   // the offset sits in a free heap
-	owners []string // nil while every owner is ""; else one per held bit, by rank
+	held   uint64 // held by an endpoint or reserved
+	res    uint64 // reserved (subset of held)
+	queued uint64 // the offset sits in a free heap
+	owners []string
 }
+
+// denseAt is the count of held bits at which a word's owners go dense.
+const denseAt = 32
 
 func (w *word) rank(bit uint) int { return bits.OnesCount64(w.held & (1<<bit - 1)) }
 
+func (w *word) dense() bool { return len(w.owners) == 64 }
+
+// index is where bit's owner is in owners.
+func (w *word) index(bit uint) int {
+	if w.dense() {
+		return int(bit)
+	}
+	return w.rank(bit)
+}
+
 // insert marks bit held by owner.
 func (w *word) insert(bit uint, owner string) {
-	r := w.rank(bit)
+	r := w.index(bit)
 	w.held |= 1 << bit
 	switch {
+	case w.dense():
+		w.owners[bit] = owner
 	case w.owners != nil:
 		w.owners = slices.Insert(w.owners, r, owner)
 	case owner != "":
@@ -28,17 +50,34 @@ func (w *word) insert(bit uint, owner string) {
 		w.owners = make([]string, n, max(4, 1<<bits.Len(uint(n-1))))
 		w.owners[r] = owner
 	}
+	if w.owners != nil && !w.dense() && bits.OnesCount64(w.held) >= denseAt {
+		w.spread()
+	}
+}
+
+// spread makes sparse owners dense.
+func (w *word) spread() {
+	dense := make([]string, 64)
+	i := 0
+	for h := w.held; h != 0; h &= h - 1 {
+		dense[bits.TrailingZeros64(h)] = w.owners[i]
+		i++
+	}
+	w.owners = dense
 }
 
 // remove clears bit, which must be held.
 func (w *word) remove(bit uint) {
-	r := w.rank(bit)
+	r := w.index(bit)
 	w.held &^= 1 << bit
-	if w.owners != nil {
+	switch {
+	case w.owners == nil:
+	case w.held == 0:
+		w.owners = nil
+	case w.dense():
+		w.owners[bit] = ""
+	default:
 		w.owners = slices.Delete(w.owners, r, r+1)
-		if len(w.owners) == 0 {
-			w.owners = nil
-		}
 	}
 }
 
@@ -46,7 +85,7 @@ func (w *word) owner(bit uint) string {
 	if w.owners == nil {
 		return ""
 	}
-	return w.owners[w.rank(bit)]
+	return w.owners[w.index(bit)]
 }
 
 // bitset is a sparse map of words keyed by offset/64, with a one-entry
