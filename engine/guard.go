@@ -131,9 +131,6 @@ func (a *Engine) guard(ctx context.Context, interval time.Duration) {
 			}
 			g.tcx = a.dp.ForeignPrograms()
 			a.guardCheck(ctx, g)
-			if _, err := a.dp.ForgetLingering(); err != nil {
-				a.log.Debug("forget the programs of links gone since their removal", "err", err)
-			}
 		}
 	}
 }

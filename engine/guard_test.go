@@ -329,3 +329,29 @@ func TestSweepAllWithoutGuard(t *testing.T) {
 		t.Fatal("the sweep after that looked at every namespace again")
 	}
 }
+
+// lingerDatapath counts ForgetLingering calls.
+type lingerDatapath struct {
+	countingDatapath
+	forgets int
+}
+
+func (k *lingerDatapath) ForeignPrograms() bool { return false }
+func (k *lingerDatapath) ForgetLingering() (int, error) {
+	k.forgets++
+	return 0, nil
+}
+
+// TestSweepForgetsLingering: each sweep (which runs whether or not the
+// guard does, --tamper-check 0) has the datapath forget what removals kept
+// of links gone since, so that nothing waits for a restart.
+func TestSweepForgetsLingering(t *testing.T) {
+	k := &lingerDatapath{countingDatapath: countingDatapath{inspected: map[string]int{}}}
+	a := &Engine{dp: k, ns: linksOnly{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), nets: map[string]*network{}}
+	for range 3 {
+		a.sweep(context.Background())
+	}
+	if k.forgets != 3 {
+		t.Fatalf("3 sweeps called ForgetLingering %d times, want 3", k.forgets)
+	}
+}

@@ -94,7 +94,8 @@ func (s *sweeper) turn() (gone map[uint64]bool, due func(ino uint64) bool) {
 // sweep forgets ready endpoints whose namespace is gone or replaced: those
 // whose turn it is, and those in a namespace heard gone. It reads the
 // index, not the store, and holds no lock while it looks at the
-// namespaces.
+// namespaces. Then it has the datapath forget what removals kept of links
+// that are gone now (ForgetLingering).
 func (a *Engine) sweep(ctx context.Context) {
 	gone, due := a.sweeper.turn()
 	ready := 0
@@ -121,6 +122,11 @@ func (a *Engine) sweep(ctx context.Context) {
 	a.sweeper.mu.Lock()
 	a.sweeper.ready = ready
 	a.sweeper.mu.Unlock()
+	// Whether or not the guard runs (--tamper-check 0): no system call
+	// unless a removal kept something.
+	if _, err := a.dp.ForgetLingering(); err != nil {
+		a.log.Debug("forget the programs of links gone since their removal", "err", err)
+	}
 }
 
 // releaseVanished releases en if, looked at again under its lock, it is
