@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// TestWordOwners: a word's owners follow its held bits through inserts
-// and removals that cross denseAt both ways (sparse to dense, dense to
-// nothing and back), checked against a plain map after every step.
+// TestWordOwners: a word's owners follow its held bits through random
+// inserts and removals around denseAt (sparse to dense), checked against
+// a plain map after every step.
 func TestWordOwners(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -19,7 +19,7 @@ func TestWordOwners(t *testing.T) {
 	}{
 		{"fills up", 1, 400, 0.8},
 		{"hovers around denseAt", 2, 2000, 0.5},
-		{"drains", 3, 400, 0.3},
+		{"sparse", 3, 400, 0.3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(tc.seed, 0))
@@ -55,5 +55,41 @@ func TestWordOwners(t *testing.T) {
 				t.Fatal("the word never went dense: the test does not cover the dense form")
 			}
 		})
+	}
+}
+
+// TestWordFillDrainRefill: a word filled to 64 with owners goes dense,
+// drained to nothing drops its owners, and refilled with "" owners shows
+// none of the old ones.
+func TestWordFillDrainRefill(t *testing.T) {
+	var w word
+	for b := range uint(64) {
+		w.insert(b, fmt.Sprint("o", b))
+	}
+	if !w.dense() {
+		t.Fatalf("a full word's owners are %d long, want dense (64)", len(w.owners))
+	}
+	for b := range uint(64) {
+		if got, want := w.owner(b), fmt.Sprint("o", b); got != want {
+			t.Fatalf("full: owner of %d = %q, want %q", b, got, want)
+		}
+	}
+	for b := range uint(64) {
+		w.remove(63 - b)
+	}
+	if w.held != 0 || w.owners != nil {
+		t.Fatalf("drained: held %#x, owners %d long; want none of either", w.held, len(w.owners))
+	}
+	for b := uint(0); b < 64; b += 2 {
+		w.insert(b, "")
+	}
+	w.insert(1, "new")
+	for b := uint(0); b < 64; b += 2 {
+		if got := w.owner(b); got != "" {
+			t.Fatalf("refilled: owner of %d = %q, want none", b, got)
+		}
+	}
+	if got := w.owner(1); got != "new" {
+		t.Fatalf("refilled: owner of 1 = %q, want new", got)
 	}
 }

@@ -254,7 +254,7 @@ func (d *Datapath) attach(ctx context.Context, t target, hook Hook, prog *ebpf.P
 
 // noteAttached records program name on t's hook in mode. Caller holds mu.
 func (d *Datapath) noteAttached(t target, hook Hook, name string, mode Mode) {
-	delete(d.lingering, attachKey{t.cookie, t.ifindex, hook})
+	d.unlinger(attachKey{t.cookie, t.ifindex, hook})
 	d.attached.set(attachKey{t.cookie, t.ifindex, hook}, Attachment{
 		Netns: t.netns, NetnsCookie: t.cookie, Ifindex: t.ifindex, Hook: hook, Program: name, Mode: mode,
 	})
@@ -305,14 +305,24 @@ func (d *Datapath) linger(k attachKey) {
 		d.lingering = map[attachKey]bool{}
 	}
 	d.lingering[k] = true
+	d.lingers.Store(int32(len(d.lingering)))
+}
+
+// unlinger drops k from the lingering pins. Caller holds mu.
+func (d *Datapath) unlinger(k attachKey) {
+	delete(d.lingering, k)
+	d.lingers.Store(int32(len(d.lingering)))
 }
 
 // ForgetLingering forgets the TCX pins (and records) ForgetEndpoint kept
 // whose device is gone by now (a namespace the kernel was still
 // destroying, say), and tries again those it failed to unpin. A pin on a
-// live device stays until it goes. It returns how many it forgot; it
-// costs nothing when there are none.
+// live device stays until it goes. It returns how many it forgot; when
+// there are none it costs an atomic load (no lock: the sweep calls it).
 func (d *Datapath) ForgetLingering() (int, error) {
+	if d.lingers.Load() == 0 {
+		return 0, nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n := 0
@@ -324,7 +334,7 @@ func (d *Datapath) ForgetLingering() (int, error) {
 		}
 		if gone && err == nil {
 			d.attached.del(k)
-			delete(d.lingering, k)
+			d.unlinger(k)
 			n++
 		}
 	}

@@ -90,6 +90,7 @@ type Datapath struct {
 	attached  attachList
 	qdiscs    map[ifaceKey]bool  // clsact qdiscs this Datapath created
 	lingering map[attachKey]bool // TCX pins ForgetEndpoint kept: their device was still there
+	lingers   atomic.Int32       // len(lingering), read without mu (ForgetLingering)
 	ids       programIDs         // the programs it loaded (ForeignPrograms)
 }
 
