@@ -20,7 +20,7 @@ static __always_inline int ew_count(struct __sk_buff *skb, __u32 tag)
 	struct parent_info p;
 
 	if (!parent_of(skb->ifindex, &p) || p.network_id != network_id ||
-	    !ew_sender(skb, tag, network_id))
+	    !ew_from_sender(skb, tag, network_id))
 		return 0;
 	c = net_counters(network_id);
 	if (c) {

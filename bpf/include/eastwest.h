@@ -99,21 +99,19 @@ static __always_inline int ew_take(struct __sk_buff *skb, __u32 *tag)
 	return 1;
 }
 
-/* ew_sender returns the endpoint a verdict names if it is of network
- * network_id and has the frame's source MAC; NULL otherwise. */
-static __always_inline struct ep_info *ew_sender(struct __sk_buff *skb, __u32 tag,
-						 __u32 network_id)
+/* ew_from_sender: the endpoint a verdict names is of network network_id
+ * and has the frame's source MAC. */
+static __always_inline int ew_from_sender(struct __sk_buff *skb, __u32 tag,
+					  __u32 network_id)
 {
 	struct eth_hdr *eth = (void *)(long)skb->data;
 	__u32 slot = tag >> EW_SLOT_SHIFT & EW_SLOT_MASK;
 	struct ep_info *ep;
 
 	if ((void *)(eth + 1) > (void *)(long)skb->data_end)
-		return NULL;
+		return 0;
 	ep = bpf_map_lookup_elem(&endpoints, &slot);
-	if (!ep || ep->network_id != network_id || ep_mac48(ep) != mac48(eth->src))
-		return NULL;
-	return ep;
+	return ep && ep->network_id == network_id && ep_mac48(ep) == mac48(eth->src);
 }
 
 #endif /* MVLAN_EASTWEST_H */
