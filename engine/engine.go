@@ -143,7 +143,7 @@ func Open(cfg Config) (*Engine, error) {
 		return nil, errors.Join(fmt.Errorf("load the BPF datapath under %s: %w (mvlan doctor tells what the kernel lacks)", cfg.BPFFS, err), a.Close())
 	}
 	a.dp = dp
-	a.ns = kernelNamespaces{pool: link.NewNetnsPool(spareNamespaces, dp.PrepareNetns)}
+	a.ns = kernelNamespaces{pool: link.NewNetnsPool(spareNamespaces, prepareSpare(host, dp, cfg.TamperCheck > 0, a.log))}
 	if cfg.Recover {
 		if err := a.recoverEndpoints(); err != nil {
 			return nil, errors.Join(fmt.Errorf("recover endpoints from the kernel: %w", err), a.Close())

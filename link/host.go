@@ -29,6 +29,7 @@ type Host struct {
 	// deleting counts the links being freed after their deletion
 	// returned (deleteUnregistered); Close waits for them.
 	deleting sync.WaitGroup
+	nsids    nsids    // the namespace IDs it gives (NetnsID)
 	pkt      struct { // the packet socket announcements leave by (sendOnParent)
 		once sync.Once
 		fd   int

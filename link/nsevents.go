@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mvlan/mvlan/internal/nsfile"
 	"github.com/mvlan/mvlan/nsthread"
 )
 
@@ -148,31 +147,6 @@ func nsidOf(oob []byte) (int, bool) {
 
 // Close stops the listener; a blocked Next returns.
 func (e *NetnsEvents) Close() error { return e.f.Close() }
-
-// NetnsID returns the ID of the namespace at path in h's namespace,
-// giving it one if it has none, so that its notifications reach a
-// NetnsEvents. The ID holds no reference: it goes with the namespace.
-func (h *Host) NetnsID(path string) (int, error) {
-	f, err := nsfile.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	fd := int(f.Fd())
-	if id, err := h.nl.GetNetNsIdByFd(fd); err == nil && id >= 0 {
-		return id, nil
-	}
-	// -1 asks the kernel to pick a free ID; EEXIST: someone gave it one
-	// meanwhile.
-	if err := h.nl.SetNetNsIdByFd(fd, -1); err != nil && !errors.Is(err, unix.EEXIST) {
-		return 0, fmt.Errorf("give %s an ID: %w", nsName(path), err)
-	}
-	id, err := h.nl.GetNetNsIdByFd(fd)
-	if err != nil || id < 0 {
-		return 0, fmt.Errorf("ID of %s: %d, %v", nsName(path), id, err)
-	}
-	return id, nil
-}
 
 // WatchNetns sends the origin of each notification (NetnsEvents.Next) to
 // fn until ctx is done or the listener fails (the error is returned).

@@ -1,0 +1,91 @@
+package link_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/link"
+)
+
+// TestNetnsIDCountsDown: each namespace gets an ID below all the IDs
+// given before it, by this Host or an earlier one on the same namespace
+// (a restart: the IDs freed above the lowest are not given again), and an
+// ID someone else holds is passed over.
+func TestNetnsIDCountsDown(t *testing.T) {
+	nstest.RequireRoot(t)
+	sb := nstest.NewSandbox(t)
+	give := func(h *link.Host, ns string) int {
+		t.Helper()
+		id, err := h.NetnsID(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := h.NetnsID(ns); err != nil || again != id {
+			t.Fatalf("NetnsID(%s) again = %d, %v; want %d", ns, again, err, id)
+		}
+		return id
+	}
+	h, err := link.OpenHost(sb.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pathA := sb.Netns(t, "a")
+	a, b := give(h, pathA), give(h, sb.Netns(t, "b"))
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ip", "netns", "del", filepath.Base(pathA)).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns del: %v: %s", err, out) // a's ID is free
+	}
+	h, err = link.OpenHost(sb.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	c := give(h, sb.Netns(t, "c"))
+	// Another holds the next ID down.
+	setID(t, sb.Path, sb.Netns(t, "o"), c-1)
+	pathD := sb.Netns(t, "d")
+	d := give(h, pathD)
+	// GiveNetnsID, for a namespace just made, and for one with an ID.
+	e, err := h.GiveNetnsID(sb.Netns(t, "e"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(a > b && b > c && c-1 > d && d > e) || e < 0 {
+		t.Fatalf("IDs a %d, b %d, c %d, another's %d, d %d, e %d: want each below the one before", a, b, c, c-1, d, e)
+	}
+	if again, err := h.GiveNetnsID(pathD); err != nil || again != d {
+		t.Fatalf("GiveNetnsID(d) = %d, %v; want its ID %d", again, err, d)
+	}
+}
+
+// setID gives the namespace at path the ID id in the namespace at host.
+func setID(t *testing.T, host, path string, id int) {
+	t.Helper()
+	hns, err := netns.GetFromPath(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hns.Close()
+	nl, err := netlink.NewHandleAt(hns, unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nl.Close()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := nl.SetNetNsIdByFd(int(f.Fd()), id); err != nil {
+		t.Fatalf("give %s the ID %d: %v", path, id, err)
+	}
+}
