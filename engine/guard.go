@@ -86,10 +86,11 @@ func (h *heard) take(g *guardState) (gone []uint64) {
 	for id := range h.ids {
 		g.note(link.NetnsEvent{NSID: id})
 	}
-	// The ID's inode is only looked at by the sweep: the kernel gives a
-	// freed ID to the next namespace that asks (guardRegister may have
-	// given it to a live one since the notification was queued), so the
-	// mapping stays; forget drops it once no ready endpoint is there.
+	// The ID's inode is only looked at by the sweep: a freed ID can be
+	// given again (the kernel's own IDs are the lowest free; mvlan's,
+	// link/nsid.go, after a wrap), maybe to a live namespace since the
+	// notification was queued, so the mapping stays; forget drops it
+	// once no ready endpoint is there.
 	for id := range h.gone {
 		if ino, ok := g.byID[id]; ok {
 			gone = append(gone, ino)

@@ -23,9 +23,18 @@ import (
 // namespace, the one an attach is busy in, comes first in the walk. The
 // kernel picks its own IDs (for a veth whose peer is elsewhere) from 0
 // up, below nsidFloor.
+//
+// The price: IDs freed above the lowest are not given again, so with
+// namespaces of mixed lifetimes the live ones spread out, and the kernel
+// walks a 64-slot node per ID where they are alone in theirs. A full
+// walk of 1000 IDs took 27 µs packed and 125 µs one per 64 here. Full
+// walks are the notifications of namespaces without an ID (a spare's
+// first two, and namespaces mvlan does not manage) and one check per ID
+// given; the attach's own, about ten, take none.
 const (
 	nsidTop   = 1 << 30 // the first ID given is nsidTop-1
 	nsidFloor = 1 << 20 // the lowest; then the count starts at the top again
+	nsidTries = 64      // IDs tried (others hold them) before giving up
 )
 
 // nsids is the next ID a Host gives; 0 until its first use reads the
@@ -38,33 +47,27 @@ type nsids struct {
 // NetnsID returns the ID of the namespace at path in h's namespace,
 // giving it one if it has none, so that its notifications reach a
 // NetnsEvents. The ID holds no reference: it goes with the namespace.
-func (h *Host) NetnsID(path string) (int, error) {
+func (h *Host) NetnsID(path string) (int, error) { return h.netnsID(path, true) }
+
+// GiveNetnsID is NetnsID for a namespace just made, which has no ID yet:
+// it asks for one at once. Looking first would walk every ID there is,
+// and so does the kernel's own check before it gives one: one walk
+// instead of two.
+func (h *Host) GiveNetnsID(path string) (int, error) { return h.netnsID(path, false) }
+
+func (h *Host) netnsID(path string, look bool) (int, error) {
 	f, err := nsfile.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
 	fd := int(f.Fd())
-	if id, err := h.nl.GetNetNsIdByFd(fd); err == nil && id >= 0 {
-		return id, nil
+	if look {
+		if id, err := h.nl.GetNetNsIdByFd(fd); err == nil && id >= 0 {
+			return id, nil
+		}
 	}
 	id, err := h.giveNetnsID(fd)
-	if err != nil {
-		return 0, fmt.Errorf("give %s an ID: %w", nsName(path), err)
-	}
-	return id, nil
-}
-
-// GiveNetnsID is NetnsID for a namespace just made, which has no ID yet:
-// it asks for one at once, rather than first look for one, which walks
-// every ID there is.
-func (h *Host) GiveNetnsID(path string) (int, error) {
-	f, err := nsfile.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	id, err := h.giveNetnsID(int(f.Fd()))
 	if err != nil {
 		return 0, fmt.Errorf("give %s an ID: %w", nsName(path), err)
 	}
@@ -81,13 +84,11 @@ func (h *Host) giveNetnsID(fd int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		h.nsids.next = low - 1
+		h.nsids.next = below(low)
 	}
-	for range 64 {
+	for range nsidTries {
 		id := h.nsids.next
-		if h.nsids.next--; h.nsids.next < nsidFloor {
-			h.nsids.next = nsidTop - 1
-		}
+		h.nsids.next = below(id)
 		err := h.nl.SetNetNsIdByFd(fd, id)
 		if err == nil {
 			return id, nil
@@ -100,7 +101,16 @@ func (h *Host) giveNetnsID(fd int) (int, error) {
 			return got, nil
 		}
 	}
-	return 0, errors.New("64 IDs in a row are taken")
+	return 0, fmt.Errorf("%d IDs in a row are taken", nsidTries)
+}
+
+// below is the ID given after id: the next one down, or the top again
+// after the floor.
+func below(id int) int {
+	if id-1 < nsidFloor {
+		return nsidTop - 1
+	}
+	return id - 1
 }
 
 // lowestNetnsID is the lowest ID in [nsidFloor, nsidTop) of h's
