@@ -51,42 +51,19 @@ func runDatapath(ctx context.Context, e *env, r *report) error {
 		progress("datapath: %s ready (%s)", p.key, p.note)
 		pairs = append(pairs, p)
 	}
-	tcp, udp, iperfUDP := map[string]samples{}, map[string]samples{}, map[string]samples{}
+	res := dpResults{tcp: map[string]samples{}, udp: map[string]samples{}, iperfUDP: map[string]samples{}}
+	tcp, udp, iperfUDP := res.tcp, res.udp, res.iperfUDP
 	secs := time.Duration(e.cfg.secs) * time.Second
 	iperfUDPSecs := min(e.cfg.secs, 2)
-	for rep := range e.cfg.reps {
-		// The order rotates so that no datapath always runs first.
-		order := append(append([]*dpPair{}, pairs[rep%len(pairs):]...), pairs[:rep%len(pairs)]...)
-		var line []string
-		for _, p := range order {
-			g, err := iperfTCP(ctx, p, e.cfg.secs)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p.key, err)
-			}
-			tcp[p.key] = append(tcp[p.key], g)
-			line = append(line, fmt.Sprintf("%s %.2f", p.key, g))
+	rounds := dpRounds(e.cfg)
+	for round := range rounds {
+		ref := 0
+		if round < e.cfg.reps {
+			ref = iperfUDPSecs
 		}
-		progress("datapath %d/%d TCP Gbit/s: %s", rep+1, e.cfg.reps, strings.Join(line, ", "))
-		line = line[:0]
-		for _, p := range order {
-			rx, _, err := udpRate(ctx, p, 300*time.Millisecond, secs)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p.key, err)
-			}
-			udp[p.key] = append(udp[p.key], rx/1e3)
-			line = append(line, fmt.Sprintf("%s %.0f", p.key, rx/1e3))
+		if err := res.round(ctx, pairs, round, ref); err != nil {
+			return err
 		}
-		progress("datapath %d/%d UDP 64 B kpps: %s", rep+1, e.cfg.reps, strings.Join(line, ", "))
-		line = line[:0]
-		for _, p := range order {
-			k, err := iperfUDP64(ctx, p, iperfUDPSecs)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p.key, err)
-			}
-			iperfUDP[p.key] = append(iperfUDP[p.key], k)
-			line = append(line, fmt.Sprintf("%s %.0f", p.key, k))
-		}
-		progress("datapath %d/%d iperf3 UDP kpps (receiver): %s", rep+1, e.cfg.reps, strings.Join(line, ", "))
 	}
 	if prof := e.profiler(); prof != nil {
 		for _, p := range pairs {
@@ -108,11 +85,14 @@ func runDatapath(ctx context.Context, e *env, r *report) error {
 		"`empty_tcx` / `empty_tc`: `macvlan` with a program that only returns on each hook mvlan uses (the parent's and both slaves' ingress and egress), " +
 		"attached with TCX / clsact + cls_bpf: the hooks' own cost, the floor under `mvlan_tcx` / `mvlan_tc`. " +
 		"IPv6 is off everywhere (as mvlan does on IPv4-only endpoints).")
-	s.para("TCP: `iperf3 -c -t %d`, one stream, receiver's Gbit/s. UDP: %d s of 64-byte UDP payloads (106-byte frames) sent with "+
+	s.para("%d rounds, each datapath once per round in turn (the order rotating), each time TCP: `iperf3 -c -t 1`, one stream, receiver's Gbit/s; "+
+		"and UDP: 1 s of 64-byte UDP payloads (106-byte frames) sent with "+
 		"sendmmsg (64 per call) from one socket and received with recvmmsg on the other (mvbench's own blaster, after a 0.3 s warm-up); "+
-		"kpps counted by the receiver. `iperf3 -u -l 64 -b 0 -t %d` is shown too: its sender makes about one syscall per packet plus "+
+		"kpps counted by the receiver; the medians over the rounds. Many short rounds rather than a few long runs: on this VM a run's rate "+
+		"moves by ±15%% or more from one run to the next whatever its length, so the medians settle only with the number of runs. "+
+		"`iperf3 -u -l 64 -b 0 -t %d` (in the first %d rounds) is shown too: its sender makes about one syscall per packet plus "+
 		"its own timing, and its receiver loses packets at the socket, so it measures iperf3 more than the datapath "+
-		"(for reference only), which is why the key comes from the blaster.%s", e.cfg.secs, e.cfg.secs, iperfUDPSecs, e.profiler().note())
+		"(for reference only), which is why the key comes from the blaster.%s", rounds, iperfUDPSecs, e.cfg.reps, e.profiler().note())
 	t := s.table("datapath", "TCP Gbit/s", "min", "max", "x macvlan", "UDP 64 B kpps", "min", "max", "x macvlan", "iperf3 UDP kpps (recv)", "set-up")
 	base := pairs[0].key
 	for _, p := range pairs {

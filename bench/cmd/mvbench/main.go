@@ -81,7 +81,7 @@ func parseFlags() (config, error) {
 	flag.BoolVar(&cfg.quick, "quick", quick, "smoke run: fewer repetitions and endpoints, short runs (env BENCH_QUICK=1)")
 	flag.IntVar(&cfg.reps, "reps", 0, "repetitions per measurement (env BENCH_REPS; default 5, quick 3)")
 	flag.IntVar(&cfg.endpoints, "endpoints", 0, "endpoints of the control section (env MVLAN_BENCH_ENDPOINTS; default 1000, quick 50)")
-	flag.IntVar(&cfg.secs, "secs", 0, "seconds per throughput run (default 3, quick 1)")
+	flag.IntVar(&cfg.secs, "secs", 0, "seconds per profiled UDP run and per iperf3 UDP reference run, at most 2 (default 3, quick 1); the measured TCP and UDP runs take 1 s each")
 	flag.BoolVar(&cfg.profile, "profile", os.Getenv("BENCH_PROFILE") != "", "after the measurements, record perf profiles of extra runs (UDP per datapath, scrape, restart) next to the report (env BENCH_PROFILE=1)")
 	only := flag.String("only", "", "comma-separated sections to run: "+strings.Join(sectionNames, ",")+"; or cni (never in a full run): the control section's CNI anchor alone")
 	flag.Parse()

@@ -165,7 +165,7 @@ func (r *report) markdown() []byte {
 	if r.calib != "" {
 		w("| calibration at start / end | %s |\n", r.calib)
 	}
-	w("| run | %d repetitions, %d endpoints, %d s throughput runs; took %s |\n\n", r.cfg.reps, r.cfg.endpoints, r.cfg.secs, time.Since(startTime).Round(time.Second))
+	w("| run | %d repetitions, %d datapath rounds, %d endpoints; took %s |\n\n", r.cfg.reps, dpRounds(r.cfg), r.cfg.endpoints, time.Since(startTime).Round(time.Second))
 	if len(r.targets) > 0 {
 		met := 0
 		for _, t := range r.targets {
