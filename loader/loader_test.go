@@ -3,10 +3,12 @@ package loader
 import (
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 )
 
 // TestLayouts checks that the Go mirrors have the sizes of the C structs
@@ -53,6 +55,29 @@ func TestLayouts(t *testing.T) {
 				t.Errorf("%s: map %s is key %d value %d bytes, Go has %d and %d",
 					prog, name, ms.KeySize, ms.ValueSize, sizes[0], sizes[1])
 			}
+		}
+		for name, goType := range map[string]reflect.Type{"endpoints": reflect.TypeFor[epInfo](), "mac_index": reflect.TypeFor[idxBucket]()} {
+			sameFields(t, prog+": "+name, spec.Maps[name].Value, goType)
+		}
+	}
+}
+
+// sameFields fails unless the C struct (BTF) and the Go struct have the
+// same fields (network_id is NetworkID) in the same order at the same
+// offsets: sizes alone would not see two fields swapped.
+func sameFields(t *testing.T, what string, c btf.Type, g reflect.Type) {
+	t.Helper()
+	st, ok := c.(*btf.Struct)
+	if !ok {
+		t.Fatalf("%s: value is %T, not a struct", what, c)
+	}
+	if len(st.Members) != g.NumField() {
+		t.Fatalf("%s: C has %d fields, Go %d", what, len(st.Members), g.NumField())
+	}
+	for i, m := range st.Members {
+		f := g.Field(i)
+		if strings.ReplaceAll(m.Name, "_", "") != strings.ToLower(f.Name) || uintptr(m.Offset.Bytes()) != f.Offset {
+			t.Errorf("%s: C field %s at %d, Go field %s at %d", what, m.Name, m.Offset.Bytes(), f.Name, f.Offset)
 		}
 	}
 }
