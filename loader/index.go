@@ -32,7 +32,7 @@ const (
 type idxBucket struct {
 	E     [idxWays]uint64
 	Spill uint32
-	Pad   [7]uint32
+	Pad   uint32
 }
 
 // idxHash is idx_hash of bpf/include/tables.h.

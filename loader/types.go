@@ -50,14 +50,13 @@ type epInfo struct {
 	N4, N6    uint8
 	NetworkID uint32
 	Flags     Allow
-	// NetnsCookie and Ifindex are its ep_table key, Slot its index in
-	// the endpoints array.
-	NetnsCookie uint64
+	IP4       [maxV4][4]byte
+	IP6       [maxV6][16]byte
+	// Ifindex and NetnsCookie are its ep_table key, Slot its index in the
+	// endpoints array.
 	Ifindex     uint32
 	Slot        uint32
-	IP4         [maxV4][4]byte
-	IP6         [maxV6][16]byte
-	Pad         [6]uint32
+	NetnsCookie uint64
 }
 
 // WireMark is the skb->mark bit parent_ingress sets on frames from the

@@ -106,27 +106,19 @@ struct ep_key {
 #define EP_ALLOW_DHCP_SERVER 0x2 /* UDP from port 67 (v4) and 547 (v6) */
 
 /* Everything a frame needs of an endpoint, in one record: the value of
- * ep_table and ep_by_mac, and of the endpoints array at its slot. What
- * the programs read of an IPv4 endpoint comes first, in 40 bytes, and a
- * record is 128 bytes, two cache lines: in the endpoints array those 40
- * bytes sit at the same offset of a line for every slot, rather than
- * spread over two or three lines as in a record of 104. */
+ * ep_table and ep_by_mac, and of the endpoints array at its slot. */
 struct ep_info {
 	__u8 mac[ETH_ALEN];
 	__u8 n4; /* ip4[0..n4) are valid */
 	__u8 n6; /* ip6[0..n6) are valid (the link-local included) */
 	__u32 network_id;
-	__u32 flags;        /* EP_ALLOW_* */
-	__u64 netns_cookie; /* its ep_table key: its netns */
-	__u32 ifindex;      /* and the slave's ifindex in it */
-	__u32 slot;         /* its index in the endpoints array */
+	__u32 flags; /* EP_ALLOW_* */
 	__be32 ip4[EP_MAX_V4];
 	__be32 ip6[EP_MAX_V6][4];
-	__u32 pad[6];
+	__u32 ifindex; /* its ep_table key: the slave's ifindex in its netns */
+	__u32 slot;    /* its index in the endpoints array */
+	__u64 netns_cookie; /* and its netns */
 };
-
-_Static_assert(sizeof(struct ep_info) == 128, "ep_info is two cache lines");
-_Static_assert(__builtin_offsetof(struct ep_info, ip6) == 40, "the IPv4 fields are the first 40 bytes");
 
 /* The endpoints array holds a record per slot; slot 0 is no endpoint. The
  * agent writes a changed endpoint into a fresh slot and then points the
@@ -150,15 +142,11 @@ _Static_assert(__builtin_offsetof(struct ep_info, ip6) == 40, "the IPv4 fields a
  * itself; backed by parents. */
 #define PARENT_INDEX_BITS 12 /* for MAX_PARENTS links */
 
-/* A bucket is a cache line: 64 bytes, so that no bucket of an index
- * straddles two. */
 struct idx_bucket {
 	__u64 e[IDX_WAYS];
 	__u32 spill;
-	__u32 pad[7];
+	__u32 pad;
 };
-
-_Static_assert(sizeof(struct idx_bucket) == 64, "a bucket is a cache line");
 
 /* ep_by_mac: MAC of a local endpoint -> the endpoint (struct ep_info), so
  * that a receiver can check a frame against its sender's table entry. */
