@@ -192,9 +192,10 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 	if c.scrapeShort != "" {
 		s.para("**Scrape: %s.**", c.scrapeShort)
 	}
-	s.para("Attach growth has a floor in the kernel: on a parent with N bridge-mode macvlans each new link's gratuitous ARP is handed to "+
-		"all of them and the parent's upper devices are walked, whoever makes the link. The CNI macvlan plugin's add on eth0 with the fill's "+
-		"%d endpoints / on an empty parent (`control.cni_attach_growth`) = %s.", n, num(ratio(c.cniFullParent.median(), c.cniEmptyParent.median())))
+	s.para("Attach growth has a floor in the kernel, in what grows with N in a perf profile of the fill: a new macvlan walks its parent's upper devices "+
+		"and its port's list of macvlans, whoever makes the link; the CNI macvlan plugin's add on eth0 with the fill's "+
+		"%d endpoints / on an empty parent (`control.cni_attach_growth`) = %s. And a clsact qdisc (an endpoint's two hooks) walks the host's list of every tc block "+
+		"bound (`flow_indr_dev_setup_offload`, two per endpoint), the price of attaching without TCX's RCU grace period.", n, num(ratio(c.cniFullParent.median(), c.cniEmptyParent.median())))
 	s.para("Where attach time goes (p50, ms). Probes every 10th anchor round: `/bin/true`, `mvlan --version` (the CLI process alone), " +
 		"`mvlan network ls -q` (process + one API round trip). The agent's phases come from its debug log (`realize`): a namespace from " +
 		"the pool, the macvlan with its datapath (create, configure, endpoint table, programs), then the wait for the endpoint's record " +
