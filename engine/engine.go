@@ -143,7 +143,13 @@ func Open(cfg Config) (*Engine, error) {
 		return nil, errors.Join(fmt.Errorf("load the BPF datapath under %s: %w (mvlan doctor tells what the kernel lacks)", cfg.BPFFS, err), a.Close())
 	}
 	a.dp = dp
-	a.ns = kernelNamespaces{pool: link.NewNetnsPool(spareNamespaces, prepareSpare(host, dp, cfg.TamperCheck > 0, a.log))}
+	pool := link.NewNetnsPool(spareNamespaces, dp.PrepareNetns)
+	if cfg.TamperCheck > 0 {
+		// The check hears every namespace with an ID: each spare gets
+		// its own as it is made (link/nsid.go).
+		pool.GiveIDs(host)
+	}
+	a.ns = kernelNamespaces{pool: pool}
 	if cfg.Recover {
 		if err := a.recoverEndpoints(); err != nil {
 			return nil, errors.Join(fmt.Errorf("recover endpoints from the kernel: %w", err), a.Close())

@@ -3,10 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
@@ -144,24 +142,6 @@ type kernelNamespaces struct{ pool *link.NetnsPool }
 
 // spareNamespaces is how many namespaces the pool keeps made ahead.
 const spareNamespaces = 4
-
-// prepareSpare is what the pool does to each spare it makes: the
-// datapath's part and, when the tamper check listens to every namespace,
-// the spare's ID. Given then, while nothing waits for it, the ID is the
-// lowest, which the kernel looks at first for each notification of the
-// attach that takes the spare (link/nsid.go); without one the kernel
-// would walk every endpoint's ID for each of them.
-func prepareSpare(host *link.Host, dp *loader.Datapath, giveID bool, log *slog.Logger) func(*os.File, uint64) func() {
-	if !giveID {
-		return dp.PrepareNetns
-	}
-	return func(ns *os.File, cookie uint64) func() {
-		if _, err := host.GiveNetnsID(fmt.Sprintf("/proc/self/fd/%d", ns.Fd())); err != nil {
-			log.Debug("spare namespace: no ID; it gets one when the tamper check registers it", "err", err)
-		}
-		return dp.PrepareNetns(ns, cookie)
-	}
-}
 
 func (kernelNamespaces) Check(path string) (uint64, error)      { return link.CheckNetns(path) }
 func (kernelNamespaces) Links(path string) ([]link.Info, error) { return link.EndpointLinks(path) }

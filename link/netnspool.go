@@ -38,6 +38,7 @@ type NetnsPool struct {
 	spare   []*Spare
 	open    int // taken, not closed yet: they count towards size
 	started bool
+	ids     *Host // gives each spare its namespace ID (GiveIDs)
 }
 
 // Spare is a network namespace made for one user and named nowhere yet:
@@ -155,13 +156,23 @@ func NewNetnsPool(size int, prepare func(ns *os.File, cookie uint64) (release fu
 	return &NetnsPool{size: size, prepare: prepare, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 }
 
+// GiveIDs has h give each spare made from now on its namespace ID (see
+// NetnsID), first thing, before lo comes up: none of its notifications
+// then has the kernel walk every ID there is, and the attach that takes
+// it finds it first (link/nsid.go).
+func (p *NetnsPool) GiveIDs(h *Host) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ids = h
+}
+
 // Take returns a namespace made ahead, or one made now if none is ready;
 // the pool makes another once it is closed.
 func (p *NetnsPool) Take() (*Spare, error) {
 	if s, ok := p.take(); ok {
 		return s, nil
 	}
-	s, err := newSpare()
+	s, err := newSpare(p.idGiver())
 	if err != nil {
 		p.closed()
 		return nil, fmt.Errorf("create netns: %w", err)
@@ -217,7 +228,7 @@ func (p *NetnsPool) fill() {
 		case <-p.wake:
 		}
 		for p.short() {
-			s, err := newSpare()
+			s, err := newSpare(p.idGiver())
 			if err != nil {
 				break // Create makes its own; tried again at the next
 			}
@@ -229,6 +240,13 @@ func (p *NetnsPool) fill() {
 			p.mu.Unlock()
 		}
 	}
+}
+
+// idGiver is the Host that gives spares their IDs, nil if none does.
+func (p *NetnsPool) idGiver() *Host {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ids
 }
 
 func (p *NetnsPool) short() bool {
@@ -253,8 +271,12 @@ func (p *NetnsPool) Close() error {
 
 // newSpare makes a namespace with lo up on a fresh thread and returns a
 // file that holds it, with its cookie and inode.
-func newSpare() (*Spare, error) {
+func newSpare(ids *Host) (*Spare, error) {
 	return nsthread.Fresh(context.Background(), 0, func() (*Spare, error) {
+		if ids != nil {
+			// Best effort: without one, the tamper check gives it later.
+			_, _ = ids.GiveNetnsID(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		}
 		if err := setupLoopback(""); err != nil {
 			return nil, err
 		}

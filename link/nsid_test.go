@@ -1,8 +1,10 @@
 package link_test
 
 import (
+	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -81,5 +83,45 @@ func setID(t *testing.T, host, path string, id int) {
 	defer f.Close()
 	if err := nl.SetNetNsIdByFd(int(f.Fd()), id); err != nil {
 		t.Fatalf("give %s the ID %d: %v", path, id, err)
+	}
+}
+
+// TestNetnsPoolGivesIDs: with GiveIDs, a spare has its ID before lo comes
+// up: the listener hears lo come up in it (a namespace without an ID is
+// not heard at all), also for a spare made on the spot by Take.
+func TestNetnsPoolGivesIDs(t *testing.T) {
+	nstest.RequireRoot(t)
+	sb := nstest.NewSandbox(t)
+	h, err := link.OpenHost(sb.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan link.NetnsEvent, 256)
+	go h.WatchNetns(ctx, func(ev link.NetnsEvent) { got <- ev })
+	time.Sleep(100 * time.Millisecond) // subscribed
+	p := link.NewNetnsPool(1, nil)
+	defer p.Close()
+	p.GiveIDs(h)
+	s, err := p.Take() // none made ahead yet: made now
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	id, err := h.NetnsID(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for timeout := time.After(2 * time.Second); ; {
+		select {
+		case ev := <-got:
+			if ev.NSID == id && !ev.Overflow {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("nothing heard from the spare (ID %d) in 2 s: it had no ID when lo came up", id)
+		}
 	}
 }
