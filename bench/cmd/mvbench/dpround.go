@@ -24,10 +24,9 @@ type dpResults struct{ tcp, udp, iperfUDP map[string]samples }
 // (iperf3 -t 1), UDP (the blaster, 1 s) and, when iperfSecs > 0,
 // iperf3's UDP for reference.
 func (r dpResults) round(ctx context.Context, pairs []*dpPair, round, iperfSecs int) error {
-	n := len(pairs)
-	var tcp, udp, ref []string
-	for i := range n {
-		p := pairs[(i+round)%n]
+	order := append(append([]*dpPair{}, pairs[round%len(pairs):]...), pairs[:round%len(pairs)]...)
+	var tcp, udp []string
+	for _, p := range order {
 		g, err := iperfTCP(ctx, p, 1)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.key, err)
@@ -35,8 +34,7 @@ func (r dpResults) round(ctx context.Context, pairs []*dpPair, round, iperfSecs 
 		r.tcp[p.key] = append(r.tcp[p.key], g)
 		tcp = append(tcp, fmt.Sprintf("%s %.2f", p.key, g))
 	}
-	for i := range n {
-		p := pairs[(i+round)%n]
+	for _, p := range order {
 		rx, _, err := udpRate(ctx, p, 300*time.Millisecond, time.Second)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.key, err)
@@ -44,11 +42,12 @@ func (r dpResults) round(ctx context.Context, pairs []*dpPair, round, iperfSecs 
 		r.udp[p.key] = append(r.udp[p.key], rx/1e3)
 		udp = append(udp, fmt.Sprintf("%s %.0f", p.key, rx/1e3))
 	}
-	for i := range n {
-		if iperfSecs == 0 {
-			break
-		}
-		p := pairs[(i+round)%n]
+	progress("datapath round %d: TCP Gbit/s: %s; UDP 64 B kpps: %s", round+1, strings.Join(tcp, ", "), strings.Join(udp, ", "))
+	if iperfSecs == 0 {
+		return nil
+	}
+	var ref []string
+	for _, p := range order {
 		k, err := iperfUDP64(ctx, p, iperfSecs)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.key, err)
@@ -56,9 +55,6 @@ func (r dpResults) round(ctx context.Context, pairs []*dpPair, round, iperfSecs 
 		r.iperfUDP[p.key] = append(r.iperfUDP[p.key], k)
 		ref = append(ref, fmt.Sprintf("%s %.0f", p.key, k))
 	}
-	progress("datapath round %d: TCP Gbit/s: %s; UDP 64 B kpps: %s", round+1, strings.Join(tcp, ", "), strings.Join(udp, ", "))
-	if len(ref) > 0 {
-		progress("datapath round %d: iperf3 UDP kpps (receiver): %s", round+1, strings.Join(ref, ", "))
-	}
+	progress("datapath round %d: iperf3 UDP kpps (receiver): %s", round+1, strings.Join(ref, ", "))
 	return nil
 }
