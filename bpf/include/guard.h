@@ -54,8 +54,8 @@ static __always_inline int load_be16(struct __sk_buff *skb, __u32 off, __be16 *v
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 
-	if (off < PULL_LEN) {
-		__be16 *p = data + (off & (PULL_LEN - 1));
+	if (off < DIRECT_LEN) {
+		__be16 *p = data + (off & (DIRECT_LEN - 1));
 
 		if ((void *)(p + 1) <= end) {
 			*v = *p;
@@ -72,8 +72,8 @@ static __always_inline int load_u8(struct __sk_buff *skb, __u32 off, __u8 *v)
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 
-	if (off < PULL_LEN) {
-		__u8 *p = data + (off & (PULL_LEN - 1));
+	if (off < DIRECT_LEN) {
+		__u8 *p = data + (off & (DIRECT_LEN - 1));
 
 		if ((void *)(p + 1) <= end) {
 			*v = *p;

@@ -10,8 +10,15 @@
 
 #include "mvlan.h"
 
-/* Headers are pulled into the linear area up to this many bytes. */
-#define PULL_LEN 128
+/* The headers the programs read in place: Ethernet, MAX_VLAN_TAGS tags and
+ * an IPv6 header (the longest L3 header read in place; ARP's is shorter).
+ * Only a frame whose linear area is shorter is pulled: pulling more would
+ * copy a TCP segment's payload out of its pages, for every segment. */
+#define HEADERS_LEN (14 + 4 * MAX_VLAN_TAGS + 40)
+
+/* Past the headers, reads are tried in place below this offset (a power of
+ * two: the mask bounds the offset for the verifier), else copied out. */
+#define DIRECT_LEN 128
 
 struct eth_hdr {
 	__u8 dst[ETH_ALEN];
@@ -102,7 +109,7 @@ static __always_inline int mac_is_multicast(__u64 m)
 /* Make the headers linear when the skb is not (never on the fast path). */
 static __always_inline void pull_headers(struct __sk_buff *skb)
 {
-	__u32 want = skb->len < PULL_LEN ? skb->len : PULL_LEN;
+	__u32 want = skb->len < HEADERS_LEN ? skb->len : HEADERS_LEN;
 
 	if ((void *)(long)skb->data + want > (void *)(long)skb->data_end)
 		bpf_skb_pull_data(skb, want);
