@@ -29,11 +29,14 @@ import (
 
 // CreateEndpoint attaches a namespace (one mvlan makes, or req.Netns) to a
 // network. Order for crash safety: the endpoint and its addresses are
-// stored as "creating" first, then the namespace and link are made, then
-// the endpoint is marked ready; on start a "creating" endpoint is undone.
-// A namespace mvlan makes is made while the record commits: it has no name
-// (a link.Spare, gone with the process) until the record is on disk, when
-// realize binds it at its path; nothing of it outlives a crash before.
+// stored as "creating", the namespace and link are made, then the
+// endpoint is marked ready; on start a "creating" endpoint is undone (or
+// adopted, when its kernel side is whole). The link is made while the
+// record commits, and nothing of it outlives a crash before the record is
+// on disk: a namespace mvlan makes has no name (a link.Spare, gone with
+// the process) until realize binds it at its path; a link in someone
+// else's has an intent (engine/intent.go) that the next start undoes.
+// The link's addresses are announced only once the record is on disk.
 //
 // Only the endpoint's own lock is held across the kernel work: attaches of
 // different endpoints run in parallel, and readers never wait for them.
@@ -51,22 +54,27 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	}
 	defer en.busy.Unlock()
 	e := en.ep
-	stored := a.storeCreating(n, e)
-	if !e.OwnsNetns {
-		if err = stored(); err != nil {
-			n.mu.Lock()
-			n.drop(en)
-			n.mu.Unlock()
-			return api.Endpoint{}, err
-		}
+	intent, err := a.intend(n, en, e)
+	if err != nil {
+		return api.Endpoint{}, err
 	}
+	stored := a.storeCreating(n, e)
 	defer func() {
 		if err != nil {
 			_ = stored() // undo after the record, which it deletes
-			err = errors.Join(err, a.undoEndpoint(context.WithoutCancel(ctx), n, en, e))
+			uerr := a.undoEndpoint(context.WithoutCancel(ctx), n, en, e)
+			if err = errors.Join(err, uerr); uerr != nil {
+				return // the intent stays for the next start
+			}
+		}
+		if ierr := intent(); ierr != nil {
+			a.log.Warn("left behind", "name", e.Name, "err", ierr) // harmless: settleIntent finds it done
 		}
 	}()
 	if err = a.realize(ctx, n, &e, stored); err != nil {
+		return api.Endpoint{}, err
+	}
+	if err = stored(); err != nil {
 		return api.Endpoint{}, err
 	}
 	if n.DHCP {
@@ -383,9 +391,24 @@ func releaseAll(space addrSpace, addrs []netip.Prefix) {
 	}
 }
 
-// storeCreating stores e as "creating" and returns what waits for that
-// commit and says how it went. For a namespace mvlan makes (realize) it
-// commits in the background meanwhile.
+// intend writes e's intent (writeIntent) unless mvlan makes its
+// namespace; the intent's done removes it. On failure, e leaves the index.
+func (a *Engine) intend(n *network, en *entry, e endpoint) (done func() error, err error) {
+	if e.OwnsNetns {
+		return func() error { return nil }, nil
+	}
+	if done, err = a.writeIntent(e); err != nil {
+		n.mu.Lock()
+		n.drop(en)
+		n.mu.Unlock()
+	}
+	return done, err
+}
+
+// storeCreating stores e as "creating" in the background and returns
+// what waits for that commit and says how it went: the kernel work
+// (realize) runs meanwhile, its crash safety coming from the spare's
+// having no name yet or from e's intent.
 func (a *Engine) storeCreating(n *network, e endpoint) (wait func() error) {
 	commit := func() error {
 		crashpoint.Hit("endpoint-create:before-state")
@@ -398,10 +421,6 @@ func (a *Engine) storeCreating(n *network, e endpoint) (wait func() error) {
 		}
 		crashpoint.Hit("endpoint-create:after-state")
 		return nil
-	}
-	if !e.OwnsNetns {
-		err := commit()
-		return func() error { return err }
 	}
 	done := make(chan error, 1)
 	go func() { done <- commit() }()
@@ -448,6 +467,9 @@ func (a *Engine) realize(ctx context.Context, n *network, e *endpoint, stored fu
 	if err == nil {
 		crashpoint.Hit("endpoint-create:after-link")
 	}
+	if sp == nil { // the announcements wait for the record
+		nm.named <- err == nil && stored() == nil
+	}
 	return err
 }
 
@@ -465,12 +487,12 @@ type naming struct {
 // says e's record is on disk, in the background. The mark lets a restart
 // tell the namespace from one someone else made under the same name
 // before its inode was stored; nothing sees it before the name. Without
-// sp there is nothing to name (and nothing to wait for).
+// sp there is nothing to name: realize says when the announcements go.
 func (a *Engine) nameWhenStored(e endpoint, sp SpareNetns, stored func() error) *naming {
-	if sp == nil {
-		return &naming{}
-	}
 	nm := &naming{done: make(chan error, 1), named: make(chan bool, 1)}
+	if sp == nil {
+		return nm
+	}
 	go func() {
 		err := sp.Mark(a.alias("ns", e.ID))
 		if serr := stored(); err == nil {
@@ -542,8 +564,9 @@ func (a *Engine) spareFor(e *endpoint) (SpareNetns, error) {
 func (a *Engine) makeLink(ctx context.Context, n *network, e, via *endpoint, sp SpareNetns, named <-chan bool) error {
 	var cookie uint64
 	spec := a.endpointSpec(n, *via)
+	spec.Announce = named
 	if sp != nil {
-		cookie, spec.Announce, spec.IPv6Off = sp.Cookie(), named, sp.IPv6Off()
+		cookie, spec.IPv6Off = sp.Cookie(), sp.IPv6Off()
 	}
 	spec.BeforeUp = func(idx int) error {
 		err := a.attachEndpointAt(ctx, n, via, idx, cookie)

@@ -29,6 +29,7 @@ func (a *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.settleIntents(ctx)
 	a.finishHandoffs()
 	if err := a.reconcileNetworks(ctx); err != nil {
 		return err

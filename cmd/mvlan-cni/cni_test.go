@@ -586,25 +586,37 @@ func detachEgress(t *testing.T, agentDir, netns string, ep api.Endpoint) {
 }
 
 // TestCNICrashDuringAdd: the agent dies half way through an ADD (after
-// the endpoint is stored, and after its link is made); the runtime gets
-// 11 (try again later); once the agent is back, it has undone the half
-// attachment, and the runtime's retry of the ADD succeeds with one
-// endpoint, one link and no drift.
+// the endpoint is stored, after its link is made, and after its link is
+// made while its record has not reached the disk: the commit is held);
+// the runtime gets 11 (try again later); once the agent is back, it has
+// undone the half attachment (the last one from its intent,
+// engine/intent.go), and the runtime's retry of the ADD succeeds with
+// one endpoint, one link and no drift.
 func TestCNICrashDuringAdd(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
 	l := e.list("1.1.0", "")
-	for _, point := range []string{"endpoint-create:after-state", "endpoint-create:after-link"} {
-		t.Run(point, func(t *testing.T) {
-			rt := e.container(strings.TrimPrefix(point, "endpoint-create:"))
+	for _, tc := range []struct{ name, point, hold string }{
+		{"after-state", "endpoint-create:after-state", ""},
+		{"after-link", "endpoint-create:after-link", ""},
+		{"after-link-unstored", "endpoint-create:after-link", "endpoint-create:before-state"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := e.container(tc.name)
 			e.a.Stop()
-			e.a.Env = []string{"MVLAN_TEST_CRASHPOINT=" + point}
+			e.a.Env = []string{"MVLAN_TEST_CRASHPOINT=" + tc.point}
+			if tc.hold != "" {
+				e.a.Env = append(e.a.Env, "MVLAN_TEST_HOLDPOINT="+tc.hold, "MVLAN_TEST_HOLD=30s")
+			}
 			e.a.Start()
 			_, err := e.cni.AddNetworkList(context.Background(), l, rt)
 			if cniCode(err) != types.ErrTryAgainLater {
 				t.Errorf("ADD during which the agent died: %v; want code 11", err)
 			}
 			e.a.WaitExit()
+			if out, _ := nstest.RunErr(rt.NetNS, "ip", "-br", "link"); tc.hold != "" && !strings.Contains(out, "eth0") {
+				t.Fatalf("no link in the namespace after the crash:\n%s\nthe case needs the link made and its record held", out)
+			}
 			e.a.Env = nil
 			e.a.Start()
 			e.noDrift()

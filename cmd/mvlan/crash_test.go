@@ -230,8 +230,9 @@ func TestAnnouncedOnceRecorded(t *testing.T) {
 }
 
 // TestCrashHalfMadeLink: connect into a namespace of someone else's is
-// killed after the endpoint is stored, and the test leaves what a kill
-// inside the link's creation leaves there: the endpoint's macvlan under
+// killed after the endpoint is stored (the link, made while the record
+// commits, is held back until then: crashBeforeLink), and the test leaves
+// what a kill inside the link's creation leaves there: the endpoint's macvlan under
 // its final name with its MAC, down, in the group it is born in, but
 // without its mark; or a link under the agent's temporary prefix (a
 // passthru endpoint's). On start the agent removes those, and only
@@ -248,7 +249,7 @@ func TestCrashHalfMadeLink(t *testing.T) {
 	half := link.TempPrefixFor(agentID(t, a)) + "0bad"
 	const mac = "02:42:ac:10:56:14"
 	a.stop()
-	a.start("MVLAN_TEST_CRASHPOINT=endpoint-create:after-state")
+	a.start(crashBeforeLink...)
 	a.mv("connect", "--ip=172.16.86.20", "--mac="+mac, "--ifname=eth1", "pub_net", ns)
 	a.waitExit()
 	sb.Run(t, ns, "ip", "link", "add", half, "type", "bridge")
@@ -267,7 +268,7 @@ func TestCrashHalfMadeLink(t *testing.T) {
 		t.Errorf("connect with --ifname eth1 taken: exit %d, %q; want a failure naming eth1", code, stderr)
 	}
 	a.stop()
-	a.start("MVLAN_TEST_CRASHPOINT=endpoint-create:after-state")
+	a.start(crashBeforeLink...)
 	a.mv("connect", "--ip=172.16.86.21", "--mac="+mac, "--ifname=eth1", "pub_net", ns)
 	a.waitExit()
 	a.start()
@@ -279,6 +280,13 @@ func TestCrashHalfMadeLink(t *testing.T) {
 	a.ok("connect", "--ip=172.16.86.20", "--ifname=eth1", "pub_net", ns) // the address is free again
 	a.ok("disconnect", "pub_net", ns)
 }
+
+// crashBeforeLink kills the agent once an attach's record is stored and
+// before its link is made: the link waits at its hold point while the
+// record commits alongside (engine.CreateEndpoint), and the commit's
+// crash point kills.
+var crashBeforeLink = []string{"MVLAN_TEST_CRASHPOINT=endpoint-create:after-state",
+	"MVLAN_TEST_HOLDPOINT=endpoint-create:before-link", "MVLAN_TEST_HOLD=30s"}
 
 // crashSeed is MVLAN_TEST_SEED when set (to replay a run), else the time;
 // it is logged either way.
