@@ -59,7 +59,11 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 		return api.Endpoint{}, err
 	}
 	stored := a.storeCreating(n, e)
+	finished := false
 	defer func() {
+		if err == nil && !finished {
+			return // a panic: the intent stays for the next start
+		}
 		if err != nil {
 			_ = stored() // undo after the record, which it deletes
 			uerr := a.undoEndpoint(context.WithoutCancel(ctx), n, en, e)
@@ -68,7 +72,9 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 			}
 		}
 		if ierr := intent(); ierr != nil {
-			a.log.Warn("left behind", "name", e.Name, "err", ierr) // harmless: settleIntent finds it done
+			// Harmless: a start drops it while the record is there, and
+			// after a removal its undo finds nothing of e's.
+			a.log.Warn("left behind", "name", e.Name, "err", ierr)
 		}
 	}()
 	if err = a.realize(ctx, n, &e, stored); err != nil {
@@ -119,6 +125,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	a.log.Info("endpoint attached", "name", e.Name, "network", n.name(), "netns", e.Netns, "addrs", e.Addrs, "mac", e.MAC.String())
 	out := e.api()
 	out.Network = n.name()
+	finished = true
 	return out, nil
 }
 

@@ -60,9 +60,13 @@ func (a *Engine) writeIntent(e endpoint) (done func() error, err error) {
 // settleIntents, on start, after loadState: an intent whose endpoint is
 // stored is done with (the record covers it, reconcile settles it); one
 // whose endpoint is not is an attach the agent died in before its
-// commit, undone here: its link (ours by its alias, or half made by its
-// MAC), its programs and its table entry go. An intent that cannot be
-// read was being written when the agent died, before any link.
+// commit, undone here: its link goes (ours by its alias, or half made by
+// its name and MAC), and with it its hooks; its table entry and pins are
+// pruned later in Start with every other unknown one. An intent that
+// cannot be read was being written when the agent died, before any link.
+// While the state may have lost records (some are quarantined, or it was
+// replaced by its snapshot), an intent without one is kept, and its link
+// left alone, as removeStale leaves marked links then.
 func (a *Engine) settleIntents(ctx context.Context) {
 	ents, err := os.ReadDir(a.intentDir())
 	if err != nil {
@@ -105,6 +109,8 @@ func (a *Engine) settleIntent(ctx context.Context, path string) error {
 		return nil // stored: reconcile settles it
 	case !errors.Is(err, store.ErrNotFound):
 		return err
+	case a.stateReplaced || a.quarantinedIDs()[e.ID]:
+		return fmt.Errorf("endpoint %s may be among the records the state lost: its link is left as it is", e.Name)
 	}
 	if err := a.undoEndpoint(ctx, nil, nil, e); err != nil {
 		return err

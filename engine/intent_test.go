@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/link"
 )
 
 // TestStartSettlesIntents: an attach to someone else's namespace leaves
@@ -22,7 +24,7 @@ import (
 func TestStartSettlesIntents(t *testing.T) {
 	r := newRig(t, "eth0")
 	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
-	lost, kept := r.connect("lost"), r.connect("kept")
+	lost, kept, half := r.connect("lost"), r.connect("kept"), r.connect("half")
 	dir := filepath.Join(r.dir, "intents")
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Fatalf("intents after two finished attaches: %v; want none", left)
@@ -32,20 +34,32 @@ func TestStartSettlesIntents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.DeleteEndpoint(lost.ID); err != nil { // its commit never finished
-		t.Fatal(err)
+	for _, ep := range []api.Endpoint{lost, half} { // their commits never finished
+		if err := st.DeleteEndpoint(ep.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
 	st.Close()
-	for _, ep := range []api.Endpoint{lost, kept} {
+	for _, ep := range []api.Endpoint{lost, kept, half} {
 		writeIntent(t, dir, ep.ID, ep)
+	}
+	// half's link as a kill before its mark leaves it: its name and MAC,
+	// no alias.
+	r.k.RemoveNetnsLink(half.Netns, "eth0")
+	mac, _ := net.ParseMAC(half.MAC)
+	r.k.AddHostLink(link.Info{Name: "born0", Kind: "macvlan", MAC: mac})
+	if err := r.k.MoveHostLink("born0", half.Netns, "eth0", nil); err != nil {
+		t.Fatal(err)
 	}
 	writeIntent(t, dir, "0123456789ab", "half written")
 	r.start()
 	if got := r.endpoints(); len(got) != 1 || got["kept"] != "ready" {
 		t.Fatalf("endpoints after restart: %v; want kept only", got)
 	}
-	if ls := r.k.NetnsLinks(lost.Netns); len(ls) != 0 {
-		t.Fatalf("links left in the namespace of the unstored attach: %+v", ls)
+	for _, ep := range []api.Endpoint{lost, half} {
+		if ls := r.k.NetnsLinks(ep.Netns); len(ls) != 0 {
+			t.Fatalf("links left in the namespace of the unstored attach %s: %+v", ep.Name, ls)
+		}
 	}
 	if ls := r.k.NetnsLinks(kept.Netns); len(ls) != 1 || ls[0].Index != kept.Ifindex {
 		t.Fatalf("links of the stored endpoint: %+v; want its eth0 as it was (ifindex %d)", ls, kept.Ifindex)
@@ -113,5 +127,32 @@ func TestIntentFailureLeavesNothing(t *testing.T) {
 	c := r.connect("c2")
 	if want := netip.MustParsePrefix("172.16.86.2/24"); c.Addrs[0] != want {
 		t.Fatalf("next connect got %v; want %v, the first address, unheld", c.Addrs, want)
+	}
+}
+
+// TestStartKeepsIntentsOfLostRecords: while the state may have lost
+// records (here one is quarantined), an intent without a record is kept
+// and its link left alone, as marked links are then.
+func TestStartKeepsIntentsOfLostRecords(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	held := r.connect("held")
+	r.stop()
+	st, err := store.Open(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.QuarantineEndpoint(held.ID, "test: unreadable"); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	dir := filepath.Join(r.dir, "intents")
+	writeIntent(t, dir, held.ID, held)
+	r.start()
+	if ls := r.k.NetnsLinks(held.Netns); len(ls) != 1 {
+		t.Fatalf("links of the quarantined endpoint: %+v; want its eth0 kept", ls)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 1 {
+		t.Fatalf("intents after the start: %v; want the quarantined endpoint's kept", left)
 	}
 }

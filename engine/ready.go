@@ -1,8 +1,9 @@
 package engine
 
 // One durable commit per attach: the "creating" record is the one the
-// crash order needs (it is on disk before any kernel object is made, so a
-// crash leaves nothing unaccounted for). The "ready" record that follows
+// crash order needs (the attach answers once it is on disk, and what the
+// kernel side made meanwhile is nameless or has an intent, so a crash
+// leaves nothing unaccounted for). The "ready" record that follows
 // is not needed for safety: an endpoint found "creating" on start whose
 // kernel side is whole is adopted (completeIn), which is what a crash
 // before "ready" reached the disk comes to. So the attach answers once the

@@ -141,7 +141,7 @@ type slave struct {
 // its MAC, so that no rename waits for an RCU grace period under RTNL
 // (dev_change_name). A crash before its alias is set leaves a macvlan of
 // that name and MAC without our alias, which DeleteHalfMade recognises
-// from the caller's record. A passthru slave takes the parent's MAC when
+// from the caller's record (or intent). A passthru slave takes the parent's MAC when
 // created and gets its own after, so it is born under a temporary name.
 func (h *Host) bornName(s EndpointSpec) string {
 	if s.Mode == "passthru" {

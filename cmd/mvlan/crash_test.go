@@ -229,6 +229,31 @@ func TestAnnouncedOnceRecorded(t *testing.T) {
 	a.ok("rm", "-f", prefix+"1")
 }
 
+// TestConnectAnnouncedOnceRecorded: as TestAnnouncedOnceRecorded for a
+// namespace of someone else's (connect), whose link is made while its
+// record commits: nothing announces its address before the record is on
+// disk.
+func TestConnectAnnouncedOnceRecorded(t *testing.T) {
+	sb, _, a := newContainersAgent(t)
+	ns := sb.Netns(t, "x")
+	a.start("MVLAN_TEST_HOLDPOINT=endpoint-create:before-state", "MVLAN_TEST_HOLD=2s")
+	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	mac, _ := net.ParseMAC("02:42:ac:10:56:0c")
+	capture := nstest.NewCapture(t, sb.WirePath, "wire0")
+	done := make(chan string, 1)
+	go func() {
+		done <- a.ok("connect", "--ip", "172.16.86.12", "--mac", mac.String(), "pub_net", ns)
+	}()
+	if f, err := capture.Wait(1500*time.Millisecond, func(f []byte) bool { return isGARP(f, mac, "172.16.86.12") }); err == nil {
+		t.Errorf("the wire heard %x before the endpoint's record was on disk", f)
+	}
+	<-done
+	if _, err := capture.Wait(3*time.Second, func(f []byte) bool { return isGARP(f, mac, "172.16.86.12") }); err != nil {
+		t.Errorf("no gratuitous ARP on the wire after connect answered: %v", err)
+	}
+	a.ok("disconnect", "pub_net", ns)
+}
+
 // TestCrashHalfMadeLink: connect into a namespace of someone else's is
 // killed after the endpoint is stored (the link, made while the record
 // commits, is held back until then: crashBeforeLink), and the test leaves
