@@ -27,7 +27,7 @@ func TestStartSettlesIntents(t *testing.T) {
 	lost, kept, half := r.connect("lost"), r.connect("kept"), r.connect("half")
 	dir := filepath.Join(r.dir, "intents")
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
-		t.Fatalf("intents after two finished attaches: %v; want none", left)
+		t.Fatalf("intents after three finished attaches: %v; want none", left)
 	}
 	r.stop()
 	st, err := store.Open(r.dir)

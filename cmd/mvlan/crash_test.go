@@ -211,47 +211,42 @@ func TestCrashBeforeRecord(t *testing.T) {
 // was); once run has answered, the wire hears it.
 func TestAnnouncedOnceRecorded(t *testing.T) {
 	sb, prefix, a := newContainersAgent(t)
-	a.start("MVLAN_TEST_HOLDPOINT=endpoint-create:before-state", "MVLAN_TEST_HOLD=2s")
-	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
-	mac, _ := net.ParseMAC("02:42:ac:10:56:0b")
-	capture := nstest.NewCapture(t, sb.WirePath, "wire0")
-	done := make(chan string, 1)
-	go func() {
-		done <- a.ok("run", "-d", "--name", prefix+"1", "--net", "pub_net", "--ip", "172.16.86.11", "--mac", mac.String())
-	}()
-	if f, err := capture.Wait(1500*time.Millisecond, func(f []byte) bool { return isGARP(f, mac, "172.16.86.11") }); err == nil {
-		t.Errorf("the wire heard %x before the container's record was on disk", f)
-	}
-	<-done
-	if _, err := capture.Wait(3*time.Second, func(f []byte) bool { return isGARP(f, mac, "172.16.86.11") }); err != nil {
-		t.Errorf("no gratuitous ARP on the wire after run answered: %v", err)
-	}
-	a.ok("rm", "-f", prefix+"1")
+	announcedOnceRecorded(t, sb, a, "02:42:ac:10:56:0b", "172.16.86.11",
+		[]string{"run", "-d", "--name", prefix + "1", "--net", "pub_net"}, nil, []string{"rm", "-f", prefix + "1"})
 }
 
-// TestConnectAnnouncedOnceRecorded: as TestAnnouncedOnceRecorded for a
-// namespace of someone else's (connect), whose link is made while its
-// record commits: nothing announces its address before the record is on
-// disk.
+// TestConnectAnnouncedOnceRecorded: the same for a namespace of someone
+// else's (connect), whose link is made while its record commits.
 func TestConnectAnnouncedOnceRecorded(t *testing.T) {
 	sb, _, a := newContainersAgent(t)
 	ns := sb.Netns(t, "x")
+	announcedOnceRecorded(t, sb, a, "02:42:ac:10:56:0c", "172.16.86.12",
+		[]string{"connect"}, []string{"pub_net", ns}, []string{"disconnect", "pub_net", ns})
+}
+
+// announcedOnceRecorded attaches with cmd --ip ip --mac mac args while the
+// agent holds its commits 2 s, and checks that the wire hears the
+// endpoint's gratuitous ARP only once the attach has answered; detach
+// ends it.
+func announcedOnceRecorded(t *testing.T, sb *nstest.Sandbox, a *agentProc, macStr, ip string, cmd, args, detach []string) {
+	t.Helper()
 	a.start("MVLAN_TEST_HOLDPOINT=endpoint-create:before-state", "MVLAN_TEST_HOLD=2s")
 	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
-	mac, _ := net.ParseMAC("02:42:ac:10:56:0c")
+	mac, _ := net.ParseMAC(macStr)
+	garp := func(f []byte) bool { return isGARP(f, mac, ip) }
 	capture := nstest.NewCapture(t, sb.WirePath, "wire0")
 	done := make(chan string, 1)
 	go func() {
-		done <- a.ok("connect", "--ip", "172.16.86.12", "--mac", mac.String(), "pub_net", ns)
+		done <- a.ok(slices.Concat(cmd, []string{"--ip", ip, "--mac", mac.String()}, args)...)
 	}()
-	if f, err := capture.Wait(1500*time.Millisecond, func(f []byte) bool { return isGARP(f, mac, "172.16.86.12") }); err == nil {
+	if f, err := capture.Wait(1500*time.Millisecond, garp); err == nil {
 		t.Errorf("the wire heard %x before the endpoint's record was on disk", f)
 	}
 	<-done
-	if _, err := capture.Wait(3*time.Second, func(f []byte) bool { return isGARP(f, mac, "172.16.86.12") }); err != nil {
-		t.Errorf("no gratuitous ARP on the wire after connect answered: %v", err)
+	if _, err := capture.Wait(3*time.Second, garp); err != nil {
+		t.Errorf("no gratuitous ARP on the wire after %s answered: %v", cmd[0], err)
 	}
-	a.ok("disconnect", "pub_net", ns)
+	a.ok(detach...)
 }
 
 // TestCrashHalfMadeLink: connect into a namespace of someone else's is
