@@ -69,20 +69,20 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
 	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, parent.Index, a.modes.Parent); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
-	n.setIndexes(parent.Index, 0)
+	n.setParent(parent, 0)
 	if trunk == nil {
 		return nil
 	}
 	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, trunk.Index, a.modes.Parent); err != nil {
 		return fmt.Errorf("attach datapath to trunk %s: %w", trunk.Name, err)
 	}
-	n.setIndexes(parent.Index, trunk.Index)
+	n.setParent(parent, trunk.Index)
 	return nil
 }
 
-func (n *network) setIndexes(parent, trunk int) {
+func (n *network) setParent(parent link.Info, trunk int) {
 	n.mu.Lock()
-	n.parentIndex, n.trunkIndex = parent, trunk
+	n.parentIndex, n.trunkIndex, n.parentMAC = parent.Index, trunk, parent.MAC
 	n.mu.Unlock()
 }
 

@@ -54,11 +54,8 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	}
 	defer en.busy.Unlock()
 	e := en.ep
-	intent, err := a.intend(n, en, e)
-	if err != nil {
-		return api.Endpoint{}, err
-	}
-	stored := a.storeCreating(n, e)
+	stored := a.storeCreating(n, e) // first: the commit is the longest part
+	intent := func() error { return nil }
 	finished := false
 	defer func() {
 		if err == nil && !finished {
@@ -77,6 +74,11 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 			a.log.Warn("left behind", "name", e.Name, "err", ierr)
 		}
 	}()
+	done, err := a.intend(e)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	intent = done
 	if err = a.realize(ctx, n, &e, stored); err != nil {
 		return api.Endpoint{}, err
 	}
@@ -252,12 +254,8 @@ func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (endpoint, erro
 		e.IfName = "eth0"
 	}
 	if req.MAC == "" && n.Mode != "passthru" {
-		var parent net.HardwareAddr
-		if l, err := a.host.Link(n.Parent); err == nil {
-			parent = l.MAC
-		}
 		n.mu.Lock()
-		e.MAC = pickStableMAC(a.identity(n), e.Name, func(mac net.HardwareAddr) bool { return n.macTaken(mac, parent) })
+		e.MAC = pickStableMAC(a.identity(n), e.Name, func(mac net.HardwareAddr) bool { return n.macTaken(mac, n.parentMAC) })
 		n.mu.Unlock()
 		return e, nil
 	}
@@ -398,18 +396,13 @@ func releaseAll(space addrSpace, addrs []netip.Prefix) {
 	}
 }
 
-// intend writes e's intent (writeIntent) unless mvlan makes its
-// namespace; the intent's done removes it. On failure, e leaves the index.
-func (a *Engine) intend(n *network, en *entry, e endpoint) (done func() error, err error) {
+// intend writes e's intent (writeIntent) before its link, unless mvlan
+// makes its namespace; the intent's done removes it.
+func (a *Engine) intend(e endpoint) (done func() error, err error) {
 	if e.OwnsNetns {
 		return func() error { return nil }, nil
 	}
-	if done, err = a.writeIntent(e); err != nil {
-		n.mu.Lock()
-		n.drop(en)
-		n.mu.Unlock()
-	}
-	return done, err
+	return a.writeIntent(e)
 }
 
 // storeCreating stores e as "creating" in the background and returns
@@ -618,6 +611,7 @@ func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
 				a.log.Warn("announce the endpoint's addresses", "name", e.Name, "err", err)
 			}
 		}}
+	s.ParentIndex, _ = n.indexes()
 	if n.Internal {
 		return s
 	}

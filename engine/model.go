@@ -193,8 +193,12 @@ type network struct {
 	mu     sync.Mutex // guards what follows
 	space  addrSpace
 	status health
-	// parentIndex and trunkIndex are where the parent programs are attached.
+	// parentIndex and trunkIndex are where the parent programs are
+	// attached; parentMAC is the parent's MAC then (attachNetwork runs
+	// again on each of the parent's link events): an endpoint's
+	// generated MAC must not be it.
 	parentIndex, trunkIndex int
+	parentMAC               net.HardwareAddr
 	eps                     map[string]*entry            // by endpoint ID
 	byName                  map[string]*entry            // names are unique per network
 	byAddr                  map[netip.Addr]*entry        // the addresses endpoints have

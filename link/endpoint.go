@@ -24,6 +24,10 @@ type EndpointSpec struct {
 	Addrs     []netip.Prefix   // e.g. 172.16.86.10/24, 2001:db8:abc8::20/64
 	Gateways  []netip.Addr     // default routes, at most one per family
 	Alias     string           // IFLA_IFALIAS of the slave, e.g. mvlan/<agent>/ep/<id>
+	// ParentIndex is Parent's ifindex as the caller knows it; 0, or an
+	// index that is no link's any more (the parent was made again), has
+	// AttachEndpoint look the parent up by name.
+	ParentIndex int
 	// AcceptRA keeps the kernel's accept_ra on an endpoint with IPv6: it
 	// takes router advertisements from the wire. Without it accept_ra is
 	// 0, so one rogue RA on the LAN cannot give it a route or an address.
@@ -194,20 +198,25 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	parent, err := linkByName(h.nl, s.Parent)
-	if err != nil {
-		return fmt.Errorf("parent %w", err)
-	}
+	var err error
 	if sl.target, err = netlink.NewHandleAt(target, unix.NETLINK_ROUTE); err != nil {
 		return fmt.Errorf("open netlink in %s: %w", s.NetnsPath, err)
 	}
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.HardwareAddr, attrs.Group = sl.name, s.MAC, bornGroup
-	sl.parentIdx = parent.Attrs().Index
-	attrs.ParentIndex = sl.parentIdx
 	attrs.Namespace = netlink.NsFd(int(target))
 	mv := &netlink.Macvlan{LinkAttrs: attrs, Mode: macvlanModes[s.Mode]}
-	if err := h.addMacvlan(sl, mv, s); err != nil {
+	if sl.parentIdx = s.ParentIndex; sl.parentIdx != 0 {
+		mv.ParentIndex = sl.parentIdx
+		err = h.addMacvlan(sl, mv, s)
+	}
+	if sl.parentIdx == 0 || errors.Is(err, unix.ENODEV) { // none known, or gone
+		if sl.parentIdx, err = h.parentIndex(s.Parent); err == nil {
+			mv.ParentIndex = sl.parentIdx
+			err = h.addMacvlan(sl, mv, s)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	l, err := sl.target.LinkByName(sl.name)
@@ -231,6 +240,15 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 		return fmt.Errorf("set group: %w", err)
 	}
 	return nil
+}
+
+// parentIndex looks the parent link up by name.
+func (h *Host) parentIndex(name string) (int, error) {
+	parent, err := linkByName(h.nl, name)
+	if err != nil {
+		return 0, fmt.Errorf("parent %w", err)
+	}
+	return parent.Attrs().Index, nil
 }
 
 // bornGroup is the IFLA_GROUP an endpoint's macvlan is created with

@@ -173,3 +173,47 @@ func checkAnnounced(t *testing.T, wire *nstest.Capture, s link.EndpointSpec) {
 		t.Errorf("announcement of %s not seen on the wire: %v", a, err)
 	}
 }
+
+// TestAttachEndpointParentIndex: the link goes on the parent whether the
+// caller gives the parent's ifindex, none, or one that is no link's any
+// more (the parent made again since): then AttachEndpoint looks it up.
+func TestAttachEndpointParentIndex(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	h := openHost(t, sb)
+	parent, err := h.Link("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.Run(t, sb.Path, "ip", "link", "add", "gone0", "type", "veth", "peer", "name", "gone1")
+	gone, err := h.Link("gone0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.Run(t, sb.Path, "ip", "link", "del", "gone0")
+	for i, tt := range []struct {
+		name  string
+		index int
+	}{{"known", parent.Index}, {"unknown", 0}, {"stale", gone.Index}} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := link.EndpointSpec{Parent: "eth0", ParentIndex: tt.index, NetnsPath: sb.Netns(t, tt.name),
+				MAC: mac(t, fmt.Sprintf("02:42:ac:10:57:%02x", 10+i)), Addrs: prefixes(fmt.Sprintf("172.16.87.%d/24", 10+i)),
+				Alias: "mvlan/test/ep/" + tt.name}
+			if err := h.AttachEndpoint(context.Background(), s); err != nil {
+				t.Fatal(err)
+			}
+			infos, err := link.EndpointLinks(s.NetnsPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []link.Info
+			for _, in := range infos {
+				if in.Name == "eth0" {
+					got = append(got, in)
+				}
+			}
+			if len(got) != 1 || got[0].ParentIndex != parent.Index || !bytes.Equal(got[0].MAC, s.MAC) {
+				t.Fatalf("eth0 in %s: %+v; want the macvlan with MAC %s on eth0 (ifindex %d)", s.NetnsPath, got, s.MAC, parent.Index)
+			}
+		})
+	}
+}
