@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -51,12 +52,34 @@ func (a *Engine) watchLinks(ctx context.Context) {
 // host shim.
 func (a *Engine) isParentLink(ev link.LinkEvent) bool {
 	for _, n := range a.networkList() {
-		p, t := n.indexes()
-		if ev.Name == n.Parent || ev.Index == p || ev.Index == t || ev.Name == shimName(n) {
+		if n.concerns(ev) {
 			return true
 		}
 	}
 	return false
+}
+
+// concerns reports whether ev may change what a refresh finds of n. An
+// event of a healthy network's parent that leaves its name, index and MAC
+// as they were does not: every endpoint's link made or deleted on the
+// parent sends one (its MAC joins or leaves the parent's filter), and a
+// refresh for each would list the host's links again and again while
+// endpoints come and go.
+func (n *network) concerns(ev link.LinkEvent) bool {
+	if ev.Name == shimName(n) {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p, t := n.parentIndex, n.trunkIndex
+	switch {
+	case ev.Index == t && t != 0:
+		return true
+	case ev.Name != n.Parent && ev.Index != p:
+		return false
+	}
+	same := !ev.Deleted && ev.Name == n.Parent && ev.Index == p && bytes.Equal(ev.MAC, n.parentMAC)
+	return !same || n.status.status != StatusOK
 }
 
 // refreshParents is the parent half of Reconcile, run on link events.
@@ -72,7 +95,9 @@ func (a *Engine) refreshParents(ctx context.Context) {
 	for _, l := range links {
 		present[l.Name] = l
 	}
-	for _, n := range a.networkList() {
+	nets := a.networkList()
+	defer a.log.Debug("parents refreshed", "networks", len(nets))
+	for _, n := range nets {
 		st := a.ensureParent(ctx, n, present)
 		if st.status == StatusOK {
 			if err := a.attachNetwork(ctx, n); err != nil {

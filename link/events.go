@@ -3,6 +3,7 @@ package link
 import (
 	"context"
 	"fmt"
+	"net"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -12,6 +13,7 @@ import (
 type LinkEvent struct {
 	Name    string
 	Index   int
+	MAC     net.HardwareAddr
 	Deleted bool
 }
 
@@ -45,7 +47,8 @@ func (h *Host) WatchLinks(ctx context.Context, fn func(LinkEvent)) error {
 			if !ok {
 				return fmt.Errorf("link events: subscription closed")
 			}
-			fn(LinkEvent{Name: u.Attrs().Name, Index: u.Attrs().Index, Deleted: u.Header.Type == unix.RTM_DELLINK})
+			a := u.Attrs()
+			fn(LinkEvent{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Deleted: u.Header.Type == unix.RTM_DELLINK})
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -51,4 +52,36 @@ func TestParentLinkEvents(t *testing.T) {
 	}
 	a.ok("rm", "-f", prefix+"1")
 	a.ok("network", "rm", "net1", "local")
+}
+
+// TestAttachesLeaveParentsAlone: an endpoint's link made or deleted on a
+// parent sends the parent's link event (the link's MAC joins or leaves
+// the parent's filter), which makes no refresh of the parents; a change
+// of the parent's MAC does.
+func TestAttachesLeaveParentsAlone(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	prefix := sb.Name + "-c"
+	cleanupContainers(t, prefix)
+	a := newAgent(t, sb)
+	a.flags = []string{"--log-level", "debug"}
+	a.start()
+	a.ok("network", "create", "--subnet=172.16.91.0/24", "-o", "parent=eth0", "net1")
+	refreshes := func() int { return strings.Count(a.log.String(), "parents refreshed") }
+	time.Sleep(500 * time.Millisecond) // the create's own events
+	before := refreshes()
+	for i := range 3 {
+		a.ok("run", "-d", "--name", fmt.Sprintf("%s%d", prefix, i), "--net", "net1")
+	}
+	for i := range 3 {
+		a.ok("rm", "-f", fmt.Sprintf("%s%d", prefix, i))
+	}
+	time.Sleep(500 * time.Millisecond) // well past the events' settle time
+	if got := refreshes(); got != before {
+		t.Fatalf("parents refreshed %d times during 3 attaches and detaches; want none\n%s", got-before, a.log)
+	}
+	sb.Run(t, sb.Path, "ip", "link", "set", "eth0", "address", "02:42:ac:10:5b:fe")
+	if !waitFor(3*time.Second, func() bool { return refreshes() > before }) {
+		t.Fatalf("no refresh of the parents after eth0's MAC changed\n%s", a.log)
+	}
+	a.ok("network", "rm", "net1")
 }
