@@ -194,7 +194,12 @@ func (c *control) anchor(ctx context.Context, e *env, a *agentProc, sb *sandbox)
 			return err
 		}
 	}
-	progress("control: anchor, %d endpoints each: mvlan run -d / rm -f, cnitool add / del of the CNI plugins %s (cnitool %s), of mvlan-cni and of two no-op plugins, interleaved", k, cniPluginsVersion, cniToolVersion)
+	// The host settles first, as before the API phases: what the sections
+	// before left the kernel to do (namespaces to destroy) and the
+	// namespaces and builds made above would be measured as the first
+	// rounds' own.
+	progress("control: anchor, %d endpoints each: mvlan run -d / rm -f, cnitool add / del of the CNI plugins %s (cnitool %s), of mvlan-cni and of two no-op plugins, interleaved (after %.1f s for the host to settle)",
+		k, cniPluginsVersion, cniToolVersion, settle(ctx).Seconds())
 	steps := func(verb string, mv func(i int) (time.Duration, error), outs ...*samples) error {
 		for i := range k {
 			legs := []func() (time.Duration, error){

@@ -155,7 +155,8 @@ func (c *control) writeTables(e *env, r *report, d derived, cli, api phases) {
 		"while `run -d` and `rm -f` include theirs. A third leg of each round is `cnitool add`/`del` of mvlan-cni (bin/mvlan-cni, "+
 		"CNI type mvlan, on the agent's network bench), its own namespace made and deleted untimed likewise; a fourth, of a no-op plugin "+
 		"(a shell script that prints an empty result): what cnitool and a plugin process cost doing nothing, the floor under the other two; "+
-		"a fifth, of cninop (bench/cmd/cninop: a Go plugin on the CNI project's skel, as mvlan-cni is, that does nothing), the floor under mvlan-cni.", k, k, cniPluginsVersion, cniToolVersion)
+		"a fifth, of cninop (bench/cmd/cninop: a Go plugin on the CNI project's skel, as mvlan-cni is, that does nothing), the floor under mvlan-cni. "+
+		"The rounds start once the host is quiet (as the API phases below do).", k, k, cniPluginsVersion, cniToolVersion)
 	t := s.table("command", "p50 ms", "p99 ms", "min", "max", "n")
 	for _, row := range []struct {
 		what string
