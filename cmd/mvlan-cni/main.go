@@ -12,8 +12,10 @@
 // See README.md ("With CNI") for the inline network definition, static
 // addresses and MACs, and the errors it returns.
 //
-// Each command is a process of a few milliseconds: it skips the runtime's
-// look at its cgroup's CPU limit (GOMAXPROCS), about 0.1 ms of each here.
+// Each command is a process of a few milliseconds, so GOMAXPROCS stays
+// the number of CPUs: no goroutine follows the CPU limit
+// (updatemaxprocs), the cgroup's limit is not used (containermaxprocs);
+// about 0.1 ms of each here, as for the CLI.
 //
 //go:debug containermaxprocs=0
 //go:debug updatemaxprocs=0

@@ -5,9 +5,11 @@
 // call costs little more than a process start; the daemon is mvlan-agent,
 // which `mvlan agent` runs.
 //
-// A call lives a few milliseconds: it skips the runtime's look at its
-// cgroup's CPU limit (GOMAXPROCS), which reads /proc/self/mountinfo and
-// costs each call about 0.1 ms here.
+// A call lives a few milliseconds, so GOMAXPROCS stays the number of CPUs:
+// the runtime does not start the goroutine that follows changes of the CPU
+// limit (updatemaxprocs) nor use the cgroup's limit (containermaxprocs),
+// which saves each call about 0.1 ms here (`mvlan --version`, 400 runs
+// each way). The runtime still reads the cgroup files once at start.
 //
 //go:debug containermaxprocs=0
 //go:debug updatemaxprocs=0
