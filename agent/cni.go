@@ -27,7 +27,7 @@ func (a *Agent) handleCNIAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	n, err := a.eng.NetworkBrief(ref)
+	n, err := a.eng.CNINetwork(ref)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -58,10 +58,10 @@ func (a *Engine) answerRepeat(ctx context.Context, n *network, r *repeatedAdd) (
 	return out, ctx.Err()
 }
 
-// CNIEndpoint returns the endpoint of network ref that a CNI runtime
-// made with identity at.
+// CNIEndpoint returns the endpoint of network ref (by name or full ID, as
+// CNINetwork) that a CNI runtime made with identity at.
 func (a *Engine) CNIEndpoint(ref string, at api.CNIAttachment) (api.Endpoint, error) {
-	n, err := a.lookup(ref)
+	n, err := a.lookupExact(ref)
 	if err != nil {
 		return api.Endpoint{}, err
 	}
@@ -84,6 +84,16 @@ func (a *Engine) CNIEndpoint(ref string, at api.CNIAttachment) (api.Endpoint, er
 // to describe an attachment, the same size whatever the network holds.
 func (a *Engine) NetworkBrief(ref string) (api.Network, error) {
 	n, err := a.lookup(ref)
+	if err != nil {
+		return api.Network{}, err
+	}
+	return a.view(n, false), nil
+}
+
+// CNINetwork is NetworkBrief of network ref as a CNI configuration names
+// it: by name or full ID, never by an ID prefix.
+func (a *Engine) CNINetwork(ref string) (api.Network, error) {
+	n, err := a.lookupExact(ref)
 	if err != nil {
 		return api.Network{}, err
 	}

@@ -32,7 +32,14 @@ func (a *Engine) networkByID(id string) *network {
 }
 
 // lookup finds a network by name, full ID or unique ID prefix.
-func (a *Engine) lookup(ref string) (*network, error) {
+func (a *Engine) lookup(ref string) (*network, error) { return a.find(ref, true) }
+
+// lookupExact finds a network by name or full ID only, as a configuration
+// names one (CNI): there "cafe" is a name, never the prefix of some other
+// network's ID.
+func (a *Engine) lookupExact(ref string) (*network, error) { return a.find(ref, false) }
+
+func (a *Engine) find(ref string, prefixes bool) (*network, error) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	var hits []*network
@@ -40,7 +47,7 @@ func (a *Engine) lookup(ref string) (*network, error) {
 		if n.name() == ref || n.ID == ref {
 			return n, nil
 		}
-		if len(ref) >= 3 && strings.HasPrefix(n.ID, ref) {
+		if prefixes && len(ref) >= 3 && strings.HasPrefix(n.ID, ref) {
 			hits = append(hits, n)
 		}
 	}

@@ -19,7 +19,12 @@ const timeout = 2 * time.Minute
 // call runs fn with the parsed configuration and a client for its agent,
 // and turns what fails into a CNI error.
 func call(args *skel.CmdArgs, fn func(context.Context, *Conf, *api.Client) error) error {
-	c, err := parseConf(args.StdinData)
+	return callWith(parseConf, args, fn)
+}
+
+// callWith is call with the configuration parsed by parse.
+func callWith(parse func([]byte) (*Conf, error), args *skel.CmdArgs, fn func(context.Context, *Conf, *api.Client) error) error {
+	c, err := parse(args.StdinData)
 	if err != nil {
 		return err
 	}
@@ -46,6 +51,9 @@ func cmdAdd(args *skel.CmdArgs) error {
 		}
 		ref := c.Network
 		if c.Inline() {
+			if err := c.holds(w); err != nil {
+				return err // before the network is made: a refused ADD leaves none
+			}
 			n, err := ensureNetwork(ctx, cl, c)
 			if err != nil {
 				return err
@@ -62,15 +70,22 @@ func cmdAdd(args *skel.CmdArgs) error {
 		if err != nil {
 			return err
 		}
-		return types.PrintResult(result(a.Network, a.Endpoint), c.CNIVersion)
+		r, err := withPrev(c.PrevResult, result(a.Network, a.Endpoint))
+		if err != nil {
+			return err
+		}
+		return types.PrintResult(r, c.CNIVersion)
 	})
 }
 
 // cmdDel releases the attachment (one request); one that is gone already
 // (or whose network is) is not an error, nor is a concurrent DEL or the
-// agent's sweep being first. The runtime deletes the namespace next.
+// agent's sweep being first. The runtime deletes the namespace next. The
+// configuration is not validated: the DEL that follows an ADD refused for
+// a bad configuration finds nothing and succeeds, so that the runtime can
+// tear the sandbox down.
 func cmdDel(args *skel.CmdArgs) error {
-	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
+	return callWith(parseDelConf, args, func(ctx context.Context, c *Conf, cl *api.Client) error {
 		err := cl.CNIRelease(ctx, c.Network, *attachment(c, args))
 		if api.IsKind(err, api.KindNotFound) {
 			return nil
@@ -135,9 +150,9 @@ func cmdGC(args *skel.CmdArgs) error {
 // network exists (or is defined inline) and can take endpoints.
 func cmdStatus(args *skel.CmdArgs) error {
 	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
-		n, err := cl.NetworkBrief(ctx, c.Network)
+		n, err := networkNamed(ctx, cl, c.Network)
 		switch {
-		case errors.Is(err, api.ErrUnreachable):
+		case errors.Is(err, api.ErrUnreachable) || errors.Is(err, api.ErrNoAnswer):
 			return types.NewError(errUnavailable, fmt.Sprintf("the mvlan agent at %s does not answer: start it (mvlan agent) or fix \"socket\"", cl.Socket()), err.Error())
 		case api.IsKind(err, api.KindNotFound) && c.Inline():
 			return nil // ADD creates it
@@ -147,6 +162,8 @@ func cmdStatus(args *skel.CmdArgs) error {
 			return err
 		case n.Status != "" && n.Status != "ok":
 			return types.NewError(errLimitedConnectivity, fmt.Sprintf("mvlan network %s cannot take endpoints: %s", n.Name, n.Status), "")
+		case c.Inline() && c.differs(n) != "":
+			return mismatch(n, c.differs(n)) // ADD would refuse it
 		}
 		return nil
 	})
@@ -165,9 +182,11 @@ func find(ctx context.Context, cl *api.Client, c *Conf, args *skel.CmdArgs) (api
 }
 
 // altNames are the names tried after name when an endpoint of the network
-// has it: name-<container id's first 8>, name-<first 8>-<ifname> (two
-// pods of one name in different Kubernetes namespaces, one pod attached
-// twice); when all are taken the agent names it after the namespace.
+// has it: name-<container id's first 8> (two pods of one name in
+// different Kubernetes namespaces), then name-<first 8>-<ifname> (short
+// container ids that share their first 8 characters); when all are taken
+// the agent names it after the namespace. (A namespace joins a network
+// once: a second interface of one pod on the same network is refused.)
 func altNames(args *skel.CmdArgs, name string) []string {
 	if name == "" {
 		return nil

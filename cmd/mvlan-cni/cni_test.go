@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -340,6 +341,11 @@ func TestCNIStatus(t *testing.T) {
 	if err := e.cni.GetStatusNetworkList(context.Background(), l); err != nil {
 		t.Errorf("STATUS with the agent up: %v", err)
 	}
+	// An inline definition that pub_net does not match: ADD would refuse it.
+	other := e.list("1.1.0", `"subnets":["10.5.0.0/24"],"parent":"eth0"`)
+	if err := e.cni.GetStatusNetworkList(context.Background(), other); cniCode(err) != types.ErrInvalidNetworkConfig || !strings.Contains(err.Error(), "not 10.5.0.0/24") {
+		t.Errorf("STATUS of a definition pub_net does not match: %v; want code %d naming the subnets", err, types.ErrInvalidNetworkConfig)
+	}
 	e.a.Stop()
 	err := e.cni.GetStatusNetworkList(context.Background(), l)
 	if cniCode(err) != errUnavailable || !strings.Contains(err.Error(), e.a.Socket) {
@@ -400,10 +406,15 @@ func TestCNIInline(t *testing.T) {
 // TestCNIBadConfig: each bad configuration or argument is refused with
 // the code a runtime acts on and a message naming the bad value, and
 // leaves nothing behind: no endpoint, no link in the container, no new
-// network, no address held.
+// network, no address held; the DEL the runtime sends next succeeds.
 func TestCNIBadConfig(t *testing.T) {
 	e := newEnv(t)
+	e.sb.AddVeth(t, "eth1")
 	e.pubNet()
+	var pub api.Network
+	if err := json.Unmarshal([]byte(e.a.CLI("network", "inspect", "--format", "{{json .}}", "pub_net")), &pub); err != nil || len(pub.ID) < 4 {
+		t.Fatalf("pub_net's ID: %v", err)
+	}
 	l := e.list("1.1.0", `"capabilities":{"ips":true}`)
 	holder := e.container("h")
 	holder.CapabilityArgs = map[string]any{"ips": []string{"172.16.86.50"}}
@@ -421,6 +432,10 @@ func TestCNIBadConfig(t *testing.T) {
 		{"definition without subnets", `"network":"x","parent":"eth0"`, nil, types.ErrInvalidNetworkConfig, `"subnets"`},
 		{"other definition", `"subnets":["10.5.0.0/24"],"parent":"eth0"`, nil, types.ErrInvalidNetworkConfig, "subnets 172.16.86.0/24, not 10.5.0.0/24"},
 		{"bad inline subnet", `"network":"x","subnets":["10.2.0.0/33"],"parent":"eth1"`, nil, types.ErrInvalidNetworkConfig, "10.2.0.0/33"},
+		{"inline subnet of another network", `"network":"x","subnets":["172.16.86.0/24"],"parent":"eth1"`, nil, errConflict, "pub_net"},
+		{"address outside an inline network", `"network":"y","subnets":["10.7.0.0/24"],"parent":"eth1","capabilities":{"ips":true}`,
+			map[string]any{"ips": []string{"10.99.0.5"}}, types.ErrInvalidNetworkConfig, "10.99.0.5"},
+		{"a name that is another network's ID prefix", `"network":"` + pub.ID[:4] + `"`, nil, types.ErrInvalidNetworkConfig, "has no network"},
 		{"address outside", `"capabilities":{"ips":true}`, map[string]any{"ips": []string{"10.9.9.9/24"}}, types.ErrInvalidNetworkConfig, "10.9.9.9"},
 		{"address taken", `"capabilities":{"ips":true}`, map[string]any{"ips": []string{"172.16.86.50/24"}}, errConflict, "172.16.86.50"},
 		{"two IPv4", `"capabilities":{"ips":true}`, map[string]any{"ips": []string{"172.16.86.51", "172.16.86.52"}}, types.ErrInvalidNetworkConfig, "172.16.86.52"},
@@ -430,9 +445,13 @@ func TestCNIBadConfig(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			rt := e.container(fmt.Sprintf("b%d", i))
 			rt.CapabilityArgs = c.caps
-			_, err := e.cni.AddNetworkList(context.Background(), e.list("1.1.0", c.extra), rt)
+			l := e.list("1.1.0", c.extra)
+			_, err := e.cni.AddNetworkList(context.Background(), l, rt)
 			if cniCode(err) != c.code || !strings.Contains(err.Error(), c.says) {
 				t.Errorf("ADD: %v; want code %d saying %s", err, c.code, c.says)
+			}
+			if err := e.cni.DelNetworkList(context.Background(), l, rt); err != nil {
+				t.Errorf("DEL after the refused ADD: %v; want success", err)
 			}
 			if eps := e.endpoints(); len(eps) != 1 {
 				t.Errorf("mvlan ps after a refused ADD: %+v; want only the holder", eps)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -86,6 +87,17 @@ func parseConf(data []byte) (*Conf, error) {
 	return c, nil
 }
 
+// parseDelConf decodes the configuration for a DEL: only the network's
+// name counts, nothing is validated (see cmdDel).
+func parseDelConf(data []byte) (*Conf, error) {
+	c := &Conf{}
+	if err := json.Unmarshal(data, c); err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, "cannot decode the network configuration: "+err.Error(), "")
+	}
+	c.Network = cmp.Or(c.Network, c.Name)
+	return c, nil
+}
+
 func (c *Conf) validate() error {
 	if c.Network == "" {
 		c.Network = c.Name
@@ -150,27 +162,52 @@ func (c *Conf) want(containerID, envArgs string) (Want, error) {
 			w.Name = w.Name[:12] // as runtimes show container ids
 		}
 	}
-	ips := firstNonEmpty(c.RuntimeConfig.IPs, c.Args.CNI.IPs)
+	// A bad value is the configuration's (7), or CNI_ARGS' (4).
+	ips, code := firstNonEmpty(c.RuntimeConfig.IPs, c.Args.CNI.IPs), types.ErrInvalidNetworkConfig
 	if len(ips) == 0 && a.IP != "" {
-		ips = strings.Split(string(a.IP), ",")
+		ips, code = strings.Split(string(a.IP), ","), types.ErrInvalidEnvironmentVariables
 	}
 	for _, s := range ips {
 		if err := w.addIP(s); err != nil {
-			return Want{}, types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
+			return Want{}, types.NewError(code, err.Error(), "")
 		}
 	}
-	w.MAC = firstNonEmpty(c.RuntimeConfig.MAC, c.Args.CNI.MAC, string(a.MAC))
+	w.MAC, code = firstNonEmpty(c.RuntimeConfig.MAC, c.Args.CNI.MAC), types.ErrInvalidNetworkConfig
+	if w.MAC == "" {
+		w.MAC, code = string(a.MAC), types.ErrInvalidEnvironmentVariables
+	}
 	if w.MAC != "" {
 		if hw, err := net.ParseMAC(w.MAC); err != nil || len(hw) != 6 {
-			return Want{}, types.NewError(types.ErrInvalidNetworkConfig,
+			return Want{}, types.NewError(code,
 				fmt.Sprintf("mac %q is not an Ethernet address; use e.g. 02:42:ac:10:56:0a", w.MAC), "")
 		}
 	}
 	return w, nil
 }
 
-// addIP takes "10.1.2.3" or "10.1.2.3/24" (the prefix must then match the
-// subnet the agent has; the agent checks the address is in one).
+// holds checks that the addresses w asks for are in the inline
+// definition's subnets (the agent checks them against the network's
+// anyway, but an inline network would be made first).
+func (c *Conf) holds(w Want) error {
+	for _, s := range []string{w.IP, w.IP6} {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			continue // none of that family
+		}
+		if !slices.ContainsFunc(c.Subnets, func(sub string) bool {
+			p, err := netip.ParsePrefix(strings.TrimSpace(sub))
+			return err == nil && p.Contains(a)
+		}) {
+			return types.NewError(types.ErrInvalidNetworkConfig,
+				fmt.Sprintf("ips: %s is in none of the subnets %s; give an address of one", a, strings.Join(c.Subnets, ", ")), "")
+		}
+	}
+	return nil
+}
+
+// addIP takes "10.1.2.3" or "10.1.2.3/24": the address only counts (the
+// agent checks it is in one of the network's subnets, whose prefix it
+// gets, whatever the one given).
 func (w *Want) addIP(s string) error {
 	s = strings.TrimSpace(s)
 	addr, err := netip.ParseAddr(s)

@@ -50,19 +50,23 @@ func TestWant(t *testing.T) {
 		name, conf, args string
 		want             Want
 		bad              string // in the error
+		code             uint   // of the error: 7 the configuration's, 4 CNI_ARGS'
 	}{
-		{"container id", ``, "", Want{Name: "0123456789ab"}, ""},
-		{"pod name", ``, "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0", Want{Name: "web-0"}, ""},
+		{"container id", ``, "", Want{Name: "0123456789ab"}, "", 0},
+		{"pod name", ``, "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0", Want{Name: "web-0"}, "", 0},
 		{"runtimeConfig", `"runtimeConfig":{"ips":["10.0.0.5/24","fd00::5"],"mac":"02:00:00:00:00:05"}`, "",
-			Want{Name: "0123456789ab", IP: "10.0.0.5", IP6: "fd00::5", MAC: "02:00:00:00:00:05"}, ""},
-		{"args", `"args":{"cni":{"ips":["10.0.0.6"]}}`, "", Want{Name: "0123456789ab", IP: "10.0.0.6"}, ""},
-		{"CNI_ARGS", ``, "IP=10.0.0.7;MAC=02:00:00:00:00:07", Want{Name: "0123456789ab", IP: "10.0.0.7", MAC: "02:00:00:00:00:07"}, ""},
-		{"runtimeConfig first", `"runtimeConfig":{"ips":["10.0.0.8"]}`, "IP=10.0.0.7", Want{Name: "0123456789ab", IP: "10.0.0.8"}, ""},
-		{"mapped v4", `"runtimeConfig":{"ips":["::ffff:10.0.0.9"]}`, "", Want{Name: "0123456789ab", IP: "10.0.0.9"}, ""},
-		{"not an address", `"runtimeConfig":{"ips":["10.0.0"]}`, "", Want{}, `"10.0.0"`},
-		{"two v6", `"runtimeConfig":{"ips":["fd00::1","fd00::2"]}`, "", Want{}, "two IPv6"},
-		{"bad mac", `"runtimeConfig":{"mac":"02:00"}`, "", Want{}, `"02:00"`},
-		{"unknown CNI_ARGS", ``, "FOO=1", Want{}, "FOO"},
+			Want{Name: "0123456789ab", IP: "10.0.0.5", IP6: "fd00::5", MAC: "02:00:00:00:00:05"}, "", 0},
+		{"args", `"args":{"cni":{"ips":["10.0.0.6"]}}`, "", Want{Name: "0123456789ab", IP: "10.0.0.6"}, "", 0},
+		{"CNI_ARGS", ``, "IP=10.0.0.7;MAC=02:00:00:00:00:07", Want{Name: "0123456789ab", IP: "10.0.0.7", MAC: "02:00:00:00:00:07"}, "", 0},
+		{"runtimeConfig first", `"runtimeConfig":{"ips":["10.0.0.8"]}`, "IP=10.0.0.7", Want{Name: "0123456789ab", IP: "10.0.0.8"}, "", 0},
+		{"mapped v4", `"runtimeConfig":{"ips":["::ffff:10.0.0.9"]}`, "", Want{Name: "0123456789ab", IP: "10.0.0.9"}, "", 0},
+		{"not an address", `"runtimeConfig":{"ips":["10.0.0"]}`, "", Want{}, `"10.0.0"`, types.ErrInvalidNetworkConfig},
+		{"two v6", `"runtimeConfig":{"ips":["fd00::1","fd00::2"]}`, "", Want{}, "two IPv6", types.ErrInvalidNetworkConfig},
+		{"bad mac", `"runtimeConfig":{"mac":"02:00"}`, "", Want{}, `"02:00"`, types.ErrInvalidNetworkConfig},
+		{"bad args mac", `"args":{"cni":{"mac":"02:00"}}`, "", Want{}, `"02:00"`, types.ErrInvalidNetworkConfig},
+		{"unknown CNI_ARGS", ``, "FOO=1", Want{}, "FOO", types.ErrInvalidEnvironmentVariables},
+		{"bad CNI_ARGS IP", ``, "IP=10.0.0", Want{}, `"10.0.0"`, types.ErrInvalidEnvironmentVariables},
+		{"bad CNI_ARGS MAC", ``, "MAC=02:00", Want{}, `"02:00"`, types.ErrInvalidEnvironmentVariables},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			conf, err := parseConf([]byte(`{"name":"n","type":"mvlan"` + strings.TrimSuffix(","+c.conf, ",") + "}"))
@@ -71,8 +75,9 @@ func TestWant(t *testing.T) {
 			}
 			w, err := conf.want(cid, c.args)
 			if c.bad != "" {
-				if err == nil || !strings.Contains(err.Error(), c.bad) {
-					t.Fatalf("want: %v; want an error saying %s", err, c.bad)
+				var te *types.Error
+				if !errors.As(err, &te) || te.Code != c.code || !strings.Contains(te.Msg, c.bad) {
+					t.Fatalf("want: %v; want code %d saying %s", err, c.code, c.bad)
 				}
 				return
 			}
@@ -80,6 +85,53 @@ func TestWant(t *testing.T) {
 				t.Fatalf("want: %+v, %v; want %+v", w, err, c.want)
 			}
 		})
+	}
+}
+
+// TestHolds: the addresses an ADD asks of an inline network must be in
+// its subnets (checked before the network is made).
+func TestHolds(t *testing.T) {
+	conf, err := parseConf([]byte(`{"name":"n","type":"mvlan","ipv6":true,"subnets":["10.7.0.0/24","fd00:7::/64"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		w   Want
+		bad string // in the error; "" when held
+	}{
+		{Want{}, ""},
+		{Want{IP: "10.7.0.5", IP6: "fd00:7::5"}, ""},
+		{Want{IP: "10.99.0.5"}, "10.99.0.5 is in none of the subnets 10.7.0.0/24, fd00:7::/64"},
+		{Want{IP: "10.7.0.5", IP6: "fd00:8::5"}, "fd00:8::5"},
+	} {
+		err := conf.holds(c.w)
+		var te *types.Error
+		if c.bad == "" && err != nil || c.bad != "" && (!errors.As(err, &te) || te.Code != types.ErrInvalidNetworkConfig || !strings.Contains(te.Msg, c.bad)) {
+			t.Errorf("holds(%+v) = %v; want %q", c.w, err, c.bad)
+		}
+	}
+}
+
+// TestParseDelConf: a DEL reads the network's name from any configuration
+// that decodes, valid or not (the DEL after a refused ADD must succeed).
+func TestParseDelConf(t *testing.T) {
+	for conf, network := range map[string]string{
+		`{"name":"n","type":"mvlan","ipam":{"type":"dhcp"}}`:                "n",
+		`{"name":"n","type":"mvlan","parent":"eth0"}`:                       "n",
+		`{"name":"n","type":"mvlan","network":"x","mode":"bridged"}`:        "x",
+		`{"name":"n","type":"mvlan","prevResult":{"interfaces":[null]}}`:    "n",
+		`{"name":"n","type":"mvlan","subnets":["10.0.0.0/33"],"gateway":1}`: "",
+	} {
+		c, err := parseDelConf([]byte(conf))
+		if network == "" {
+			if cniCode(err) != types.ErrDecodingFailure {
+				t.Errorf("%s: %v; want code %d", conf, err, types.ErrDecodingFailure)
+			}
+			continue
+		}
+		if err != nil || c.Network != network {
+			t.Errorf("%s: %v, network %q; want %q", conf, err, c.Network, network)
+		}
 	}
 }
 

@@ -15,24 +15,46 @@ import (
 // ensureNetwork returns the network of an inline definition: created on
 // first use, else checked against the network the agent has.
 func ensureNetwork(ctx context.Context, cl *api.Client, c *Conf) (api.Network, error) {
-	n, err := cl.NetworkBrief(ctx, c.Network)
+	n, err := networkNamed(ctx, cl, c.Network)
 	if api.IsKind(err, api.KindNotFound) {
 		n, err = cl.CreateNetwork(ctx, c.NetworkCreate())
-		if api.IsKind(err, api.KindConflict) {
-			// Another ADD created it meanwhile: check that one instead.
-			n, err = cl.NetworkBrief(ctx, c.Network)
-		} else if err == nil {
+		if err == nil {
 			return n, nil
+		}
+		if api.IsKind(err, api.KindConflict) {
+			// Another ADD may have created it meanwhile: that one is
+			// checked instead. With none, the clash is the definition's
+			// own (a subnet or parent of another network): err says so.
+			if other, lerr := networkNamed(ctx, cl, c.Network); lerr == nil {
+				n, err = other, nil
+			}
 		}
 	}
 	if err != nil {
 		return n, err
 	}
 	if diff := c.differs(n); diff != "" {
-		return n, types.NewError(types.ErrInvalidNetworkConfig,
-			fmt.Sprintf("mvlan network %s exists with another definition: %s; make the configuration match it (mvlan network inspect %s) or use another \"network\" name", n.Name, diff, n.Name), "")
+		return n, mismatch(n, diff)
 	}
 	return n, nil
+}
+
+// networkNamed is the agent's network of that name (or full ID): the API
+// also takes a network by ID prefix, which a configuration's name never
+// means.
+func networkNamed(ctx context.Context, cl *api.Client, name string) (api.Network, error) {
+	n, err := cl.NetworkBrief(ctx, name)
+	if err == nil && n.Name != name && n.ID != name {
+		return api.Network{}, &api.Error{Message: fmt.Sprintf("network %q not found; see mvlan network ls", name), Kind: api.KindNotFound}
+	}
+	return n, err
+}
+
+// mismatch is the error of an inline definition that differs from the
+// network of that name.
+func mismatch(n api.Network, diff string) error {
+	return types.NewError(types.ErrInvalidNetworkConfig,
+		fmt.Sprintf("mvlan network %s exists with another definition: %s; make the configuration match it (mvlan network inspect %s) or use another \"network\" name", n.Name, diff, n.Name), "")
 }
 
 // noNetwork is the error of an ADD to a named network the agent has not.

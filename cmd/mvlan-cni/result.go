@@ -56,9 +56,9 @@ func compare(prev types.Result, e api.Endpoint) error {
 	if prev == nil {
 		return nil // libcni passes none for 0.4.0 configs without a cache
 	}
-	r, err := current.NewResultFromResult(prev)
+	r, err := readPrev(prev)
 	if err != nil {
-		return types.NewError(types.ErrDecodingFailure, "cannot read prevResult: "+err.Error(), "")
+		return err
 	}
 	idx := slices.IndexFunc(r.Interfaces, func(i *current.Interface) bool { return i.Name == e.IfName && i.Sandbox != "" })
 	if idx < 0 {
@@ -86,4 +86,38 @@ func compare(prev types.Result, e api.Endpoint) error {
 
 func drift(format string, args ...any) error {
 	return types.NewError(errDrift, fmt.Sprintf(format, args...)+"; DEL and ADD the attachment again", "")
+}
+
+// readPrev converts prevResult to the current version; an entry that is
+// null is a decoding failure, not a crash.
+func readPrev(prev types.Result) (*current.Result, error) {
+	r, err := current.NewResultFromResult(prev)
+	if err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, "cannot read prevResult: "+err.Error(), "")
+	}
+	if slices.Contains(r.Interfaces, nil) || slices.Contains(r.IPs, nil) || slices.Contains(r.Routes, nil) {
+		return nil, types.NewError(types.ErrDecodingFailure, "cannot read prevResult: an entry of interfaces, ips or routes is null", "")
+	}
+	return r, nil
+}
+
+// withPrev is the result of an ADD given the result of the plugins before
+// mvlan in a chain (prevResult, nil if none): theirs with mvlan's
+// interface, addresses and routes after, as the spec asks of a plugin
+// given one.
+func withPrev(prev types.Result, r *current.Result) (*current.Result, error) {
+	if prev == nil {
+		return r, nil
+	}
+	p, err := readPrev(prev)
+	if err != nil {
+		return nil, err
+	}
+	for _, ip := range r.IPs {
+		ip.Interface = current.Int(*ip.Interface + len(p.Interfaces))
+	}
+	p.Interfaces = append(p.Interfaces, r.Interfaces...)
+	p.IPs = append(p.IPs, r.IPs...)
+	p.Routes = append(p.Routes, r.Routes...)
+	return p, nil
 }

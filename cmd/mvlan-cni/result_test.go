@@ -1,8 +1,12 @@
 package main
 
 import (
+	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/mvlan/mvlan/api"
 )
@@ -33,5 +37,41 @@ func TestResult(t *testing.T) {
 	n.Internal = true
 	if r := result(n, e); len(r.Routes) != 0 || len(r.IPs) != 2 {
 		t.Errorf("internal network: routes %v ips %v; want no route, both addresses", r.Routes, r.IPs)
+	}
+}
+
+// TestWithPrev: given the result of the plugins before it in a chain,
+// ADD answers theirs with its own interface, addresses (their interface
+// index moved past the others') and routes after; a prevResult with a
+// null entry is a decoding failure, not a crash, in ADD and in CHECK.
+func TestWithPrev(t *testing.T) {
+	n := api.Network{Pools: []api.Pool{{Subnet: netip.MustParsePrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.1.0.1")}}}
+	e := api.Endpoint{IfName: "net1", MAC: "02:00:00:00:00:01", Netns: "/run/netns/x", Addrs: []netip.Prefix{netip.MustParsePrefix("10.1.0.5/24")}}
+	if r, err := withPrev(nil, result(n, e)); err != nil || len(r.Interfaces) != 1 || *r.IPs[0].Interface != 0 {
+		t.Fatalf("no prevResult: %v, %+v; want mvlan's result alone", err, r)
+	}
+	_, host, _ := net.ParseCIDR("192.168.9.2/24")
+	prev := &current.Result{CNIVersion: "1.0.0",
+		Interfaces: []*current.Interface{{Name: "eth0", Sandbox: "/run/netns/x"}, {Name: "veth1"}},
+		IPs:        []*current.IPConfig{{Interface: current.Int(0), Address: *host}},
+		DNS:        types.DNS{Nameservers: []string{"192.168.9.1"}}}
+	r, err := withPrev(prev, result(n, e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Interfaces) != 3 || r.Interfaces[2].Name != "net1" || len(r.IPs) != 2 || *r.IPs[0].Interface != 0 ||
+		r.IPs[1].Address.String() != "10.1.0.5/24" || *r.IPs[1].Interface != 2 || len(r.Routes) != 1 || len(r.DNS.Nameservers) != 1 {
+		t.Errorf("merged result %+v; want eth0, veth1, net1 with 10.1.0.5/24 on interface 2, one route, the DNS kept", r)
+	}
+	for _, bad := range []*current.Result{
+		{CNIVersion: "1.0.0", Interfaces: []*current.Interface{nil}},
+		{CNIVersion: "1.0.0", IPs: []*current.IPConfig{nil}},
+	} {
+		if _, err := withPrev(bad, result(n, e)); cniCode(err) != types.ErrDecodingFailure {
+			t.Errorf("ADD with prevResult %+v: %v; want code %d", bad, err, types.ErrDecodingFailure)
+		}
+		if err := compare(bad, e); cniCode(err) != types.ErrDecodingFailure {
+			t.Errorf("CHECK with prevResult %+v: %v; want code %d", bad, err, types.ErrDecodingFailure)
+		}
 	}
 }
