@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/link"
 )
@@ -95,10 +97,15 @@ func (a *Engine) isOurNetns(e endpoint) bool {
 
 // halfMadeNetns: naming a namespace (CreateNetns, Spare.Mount) makes or
 // links an empty file, then mounts the namespace on it; a crash between
-// leaves the empty file.
+// leaves the empty file. A namespace mounted there (someone else's, named
+// after the crash) reads as an empty regular file too, and is not one.
 func halfMadeNetns(path string) bool {
 	st, err := os.Lstat(path)
-	return err == nil && st.Mode().IsRegular() && st.Size() == 0
+	if err != nil || !st.Mode().IsRegular() || st.Size() != 0 {
+		return false
+	}
+	var fs unix.Statfs_t
+	return unix.Statfs(path, &fs) == nil && fs.Type != unix.NSFS_MAGIC
 }
 
 func (a *Engine) detachThroughPids(ctx context.Context, e endpoint) error {

@@ -205,6 +205,40 @@ func TestCrashBeforeRecord(t *testing.T) {
 	a.ok("network", "rm", "pub_net")
 }
 
+// TestCrashLeavesForeignNamespace: run -d --name c2 is killed as its
+// record reaches the disk, before its namespace has its name, and someone
+// else then makes /run/netns/c2 (ip netns add). The start undoes c2 and
+// leaves their namespace alone: a namespace mounted at the path is not
+// the empty file that a crash while naming one leaves.
+func TestCrashLeavesForeignNamespace(t *testing.T) {
+	_, prefix, a := newContainersAgent(t)
+	a.start()
+	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	a.stop()
+	a.start("MVLAN_TEST_CRASHPOINT=endpoint-create:after-state")
+	a.mv("run", "-d", "--name", prefix+"2", "--net", "pub_net", "--ip", "172.16.86.11")
+	a.waitExit()
+	theirs := nstest.NewNetns(t, prefix+"2")
+	ino, err := link.CheckNetns(theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	if got, err := link.CheckNetns(theirs); err != nil || got != ino {
+		t.Fatalf("after the start, %s is %d, %v; want their namespace %d left alone\nagent log:\n%s", theirs, got, err, ino, a.log.String())
+	}
+	if d := drift(t, a); len(d) > 0 {
+		t.Errorf("drift after the start:\n%s", strings.Join(d, "\n"))
+	}
+	if eps := a.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after the start: %+v; want none (the attach was undone)", eps)
+	}
+	assertNoTempLinks(t, a, prefix)
+	a.ok("run", "-d", "--name", prefix+"3", "--net", "pub_net", "--ip", "172.16.86.11") // the address is free
+	a.ok("rm", "-f", prefix+"3")
+	a.ok("network", "rm", "pub_net")
+}
+
 // TestAnnouncedOnceRecorded: while a container's record waits for the
 // disk (the commit held 2 s), nothing announces its address on the wire
 // (a crash then would leave the wire knowing a container that never
