@@ -643,3 +643,38 @@ func TestDriftCountsDoNotWait(t *testing.T) {
 	}
 	want(<-counts(), 1)
 }
+
+// TestLinkWatchResubscribes: when the subscription to link events fails
+// (the kernel dropped events: ENOBUFS), the engine subscribes again and
+// checks the parents at once, as events may be lost: a parent removed
+// meanwhile is reported without any event of its own.
+func TestLinkWatchResubscribes(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	ctx, cancel := context.WithCancel(context.Background())
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		r.e.Watch(ctx)
+	}()
+	defer func() { cancel(); <-watching }()
+	status := func() string {
+		n, err := r.e.Network("pub")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Status
+	}
+	for deadline := time.Now().Add(2 * time.Second); r.k.LinkWatches() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.k.RemoveHostLink("eth0") // no event: the fake kernel sends none
+	r.k.BreakLinkWatch(errors.New("no buffer space available"))
+	deadline := time.Now().Add(3 * time.Second)
+	for (r.k.LinkWatches() < 2 || !strings.HasPrefix(status(), "parent link eth0 is missing")) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if w, s := r.k.LinkWatches(), status(); w < 2 || !strings.HasPrefix(s, "parent link eth0 is missing") {
+		t.Fatalf("after the watch failed: %d subscriptions, status %q; want a second one and the missing parent reported", w, s)
+	}
+}

@@ -8,15 +8,28 @@ import (
 	"github.com/mvlan/mvlan/link"
 )
 
-// settle is how long link events are gathered before parents are checked.
-const settle = 100 * time.Millisecond
+// settleEvents is how long link events are gathered before parents are
+// checked.
+const settleEvents = 100 * time.Millisecond
+
+// resubscribeMax bounds the wait before subscribing to link events again
+// after the subscription failed.
+const resubscribeMax = 5 * time.Second
 
 // watchLinks re-checks the networks' parents when one of their links
 // changes in the host namespace: a missing parent is reported (and
 // re-created if mvlan owns it), a parent that came back gets its programs
-// again. It runs until ctx is done.
+// again. A subscription that fails (the kernel dropped events: ENOBUFS)
+// is made again, and the parents checked, since events may be lost. It
+// runs until ctx is done.
 func (a *Engine) watchLinks(ctx context.Context) {
 	kick := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
 	refresher := make(chan struct{})
 	defer func() { <-refresher }() // a refresh under way ends before the engine may close
 	go func() {
@@ -27,7 +40,7 @@ func (a *Engine) watchLinks(ctx context.Context) {
 				return
 			case <-kick:
 			}
-			time.Sleep(settle)
+			time.Sleep(settleEvents)
 			select {
 			case <-kick:
 			default:
@@ -35,16 +48,22 @@ func (a *Engine) watchLinks(ctx context.Context) {
 			a.refreshParents(ctx)
 		}
 	}()
-	err := a.host.WatchLinks(ctx, func(ev link.LinkEvent) {
-		if a.isParentLink(ev) {
-			select {
-			case kick <- struct{}{}:
-			default:
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, resubscribeMax) {
+		err := a.host.WatchLinks(ctx, func(ev link.LinkEvent) {
+			if a.isParentLink(ev) {
+				poke()
 			}
+		})
+		if ctx.Err() != nil {
+			return
 		}
-	})
-	if err != nil {
-		a.log.Warn("no link events: parents are checked only on start", "err", err)
+		a.log.Warn("link events lost: subscribing again, parents checked", "err", err, "in", wait)
+		poke()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
 	}
 }
 
@@ -52,7 +71,7 @@ func (a *Engine) watchLinks(ctx context.Context) {
 // host shim.
 func (a *Engine) isParentLink(ev link.LinkEvent) bool {
 	for _, n := range a.networkList() {
-		if n.concerns(ev) {
+		if n.concerns(ev, a.alias("net", n.ID)) {
 			return true
 		}
 	}
@@ -61,11 +80,11 @@ func (a *Engine) isParentLink(ev link.LinkEvent) bool {
 
 // concerns reports whether ev may change what a refresh finds of n. An
 // event of a healthy network's parent that leaves its name, index and MAC
-// as they were does not: every endpoint's link made or deleted on the
-// parent sends one (its MAC joins or leaves the parent's filter), and a
-// refresh for each would list the host's links again and again while
-// endpoints come and go.
-func (n *network) concerns(ev link.LinkEvent) bool {
+// (and, for a parent mvlan made, its alias: own) as they were does not:
+// every endpoint's link made or deleted on the parent sends one (its MAC
+// joins or leaves the parent's filter), and a refresh for each would list
+// the host's links again and again while endpoints come and go.
+func (n *network) concerns(ev link.LinkEvent, own string) bool {
 	if ev.Name == shimName(n) {
 		return true
 	}
@@ -78,7 +97,8 @@ func (n *network) concerns(ev link.LinkEvent) bool {
 	case ev.Name != n.Parent && ev.Index != p:
 		return false
 	}
-	same := !ev.Deleted && ev.Name == n.Parent && ev.Index == p && bytes.Equal(ev.MAC, n.parentMAC)
+	same := !ev.Deleted && ev.Name == n.Parent && ev.Index == p && bytes.Equal(ev.MAC, n.parentMAC) &&
+		(!n.ParentKind.owned() || ev.Alias == own)
 	return !same || n.status.status != StatusOK
 }
 

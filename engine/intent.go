@@ -16,7 +16,8 @@ import (
 // An intent is the record of an attach to a namespace mvlan does not own
 // (connect, CNI ADD) while its durable commit runs alongside the link
 // being made: a file in the state directory's intents/, written before
-// the link and removed once the record is on disk (or the attach undone).
+// the link and removed once the record is on disk, or the attach undone
+// (an undo that fails leaves it, for the next start to finish).
 //
 // It is written without fsync on purpose. What it guards is a link in a
 // namespace, which dies with the host; a file in the page cache outlives

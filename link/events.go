@@ -14,6 +14,7 @@ type LinkEvent struct {
 	Name    string
 	Index   int
 	MAC     net.HardwareAddr
+	Alias   string // IFLA_IFALIAS
 	Deleted bool
 }
 
@@ -48,7 +49,7 @@ func (h *Host) WatchLinks(ctx context.Context, fn func(LinkEvent)) error {
 				return fmt.Errorf("link events: subscription closed")
 			}
 			a := u.Attrs()
-			fn(LinkEvent{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Deleted: u.Header.Type == unix.RTM_DELLINK})
+			fn(LinkEvent{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Alias: a.Alias, Deleted: u.Header.Type == unix.RTM_DELLINK})
 		}
 	}
 }

@@ -21,13 +21,15 @@ func waitFor(d time.Duration, cond func() bool) bool {
 
 // TestParentLinkEvents: while the agent runs, a parent that disappears is
 // reported at once, and an owned one is re-created; a parent that comes
-// back makes its network usable again.
+// back makes its network usable again; an owned one given someone else's
+// alias is reported as not mvlan's.
 func TestParentLinkEvents(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	sb.AddVeth(t, "eth1")
 	prefix := sb.Name + "-c"
 	cleanupContainers(t, prefix)
 	a := newAgent(t, sb)
+	a.flags = []string{"--log-level", "debug"} // "parents refreshed"
 	a.start()
 	a.ok("network", "create", "--subnet=172.16.90.0/24", "-o", "parent=eth1", "net1")
 	id := strings.TrimSpace(a.ok("network", "create", "--subnet=10.9.0.0/24", "local"))
@@ -49,6 +51,17 @@ func TestParentLinkEvents(t *testing.T) {
 	sb.Run(t, sb.Path, "ip", "link", "del", hostOnly)
 	if !waitFor(3*time.Second, func() bool { _, ok := links(t, sb)[hostOnly]; return ok }) {
 		t.Fatalf("owned link %s not re-created while the agent runs\n%s", hostOnly, a.log)
+	}
+	// Someone else's alias on the link mvlan made: it is no longer known
+	// as mvlan's (the event leaves its name, index and MAC as they were),
+	// once the re-creation's own refreshes are over.
+	refreshes := func() int { return strings.Count(a.log.String(), "parents refreshed") }
+	for n := -1; n != refreshes(); time.Sleep(500 * time.Millisecond) {
+		n = refreshes()
+	}
+	sb.Run(t, sb.Path, "ip", "link", "set", hostOnly, "alias", "someone-else")
+	if !waitFor(3*time.Second, func() bool { return strings.Contains(a.ok("network", "ls"), "was not created by mvlan") }) {
+		t.Fatalf("network ls does not report the re-aliased parent %s:\n%s", hostOnly, a.ok("network", "ls"))
 	}
 	a.ok("rm", "-f", prefix+"1")
 	a.ok("network", "rm", "net1", "local")

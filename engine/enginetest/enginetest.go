@@ -44,6 +44,8 @@ type Kernel struct {
 	syncs    int                     // SetShimRoutes calls (whole-shim syncs)
 	stuck    map[string]int          // /run/netns names whose next deletes fail
 	forgets  int                     // ForgetEndpoint calls
+	watches  int                     // WatchLinks calls
+	watchErr chan error              // ends the link watch under way (BreakLinkWatch)
 
 	// Background is the engines' Config.Background (set before Open).
 	Background func(func())
@@ -81,7 +83,8 @@ type netns struct {
 // kind "device", no alias).
 func New(hostLinks ...string) *Kernel {
 	k := &Kernel{host: map[string]link.Info{}, nets: map[string]*netns{}, next: 100,
-		table: map[[2]uint64]loader.Endpoint{}, forgot: map[string]int{}, gates: map[string]*Gate{}, spareFor: map[string]string{}}
+		table: map[[2]uint64]loader.Endpoint{}, forgot: map[string]int{}, gates: map[string]*Gate{}, spareFor: map[string]string{},
+		watchErr: make(chan error, 1)}
 	k.nets[HostPath] = &netns{ino: 1, cookie: 1, addrs: map[int][]netip.Prefix{}}
 	for _, name := range hostLinks {
 		k.AddHostLink(link.Info{Name: name, Kind: "device", Up: true})
@@ -484,9 +487,29 @@ func (h *host) CreateHandoff(_ context.Context, s link.HandoffSpec) (string, err
 	return l.Name, nil
 }
 
+// WatchLinks sends no events; it ends with the error BreakLinkWatch gives.
 func (h *host) WatchLinks(ctx context.Context, _ func(link.LinkEvent)) error {
-	<-ctx.Done()
-	return nil
+	k := h.k()
+	k.mu.Lock()
+	k.watches++
+	k.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-k.watchErr:
+		return err
+	}
+}
+
+// BreakLinkWatch ends the engine's link watch with err, as the kernel
+// does when it drops events (ENOBUFS).
+func (k *Kernel) BreakLinkWatch(err error) { k.watchErr <- err }
+
+// LinkWatches is how many times an engine subscribed to link events.
+func (k *Kernel) LinkWatches() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.watches
 }
 
 // WatchNetns: nothing happens in the in-memory kernel's namespaces.
