@@ -11,7 +11,8 @@
  * dropped (unknown_source). (Such a link's unicast to a neighbour crosses
  * the parent's receive path, as macvlan forwards it there for its taps,
  * and is marked like the wire's; its broadcasts are not.) Nor may any other MAC claim a local endpoint's
- * address in ARP (arp_spoof) or a neighbour advertisement (nd_spoof): a
+ * address in ARP (arp_spoof) or a neighbour advertisement, after any
+ * extension headers (nd_spoof): a
  * local endpoint's binding comes from its own MAC only. A router
  * advertisement from any such MAC must come from the network's RA source
  * when it has one (ra_source; a local endpoint's are ra_guard's). A link whose endpoint is not in the table drops everything
@@ -41,7 +42,17 @@ static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f)
 		__u32 off = f->l3off + sizeof(*ip);
 		__u8 type;
 
-		if ((void *)(ip + 1) > f->end || ip->nexthdr != IPPROTO_ICMPV6)
+		int proto;
+
+		if ((void *)(ip + 1) > f->end)
+			return 0;
+		/* After any extension headers, as the receiver's stack reads it. */
+		proto = skip_ext_hdrs(skb, ip->nexthdr, &off);
+		if (proto == -REASON_UNPARSABLE)
+			return REASON_UNPARSABLE;
+		if (proto == NOT_PARSED)
+			return NOT_PARSED;
+		if (proto != IPPROTO_ICMPV6)
 			return 0;
 		if (load_u8(skb, off, &type) < 0 || type != ND_NEIGHBOR_ADVERT)
 			return 0;
@@ -96,8 +107,8 @@ static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f
 	if (!f->eth_ok)
 		return 0;
 	sender = ep_of_mac(f->src);
-	if (!sender && !from_wire && !mac_is_multicast(f->src))
-		return REASON_UNKNOWN_SOURCE;
+	if (!sender && !from_wire)
+		return REASON_UNKNOWN_SOURCE; /* a multicast source too: no sender has one */
 	if (sender)
 		return sender->network_id != ep->network_id ? REASON_CROSS_NETWORK :
 							      sender_reason(skb, f, sender);

@@ -147,6 +147,7 @@ func TestEndpointIngress(t *testing.T) {
 		{"router's gratuitous arp", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.1.0.1", make([]byte, 6), "10.1.0.1")), verdictNext, rxA},
 		{"another host's arp for a local address", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.11", broadcastMAC, "10.1.0.11")), verdictDrop, dropA("arp_spoof")},
 		{"another host's na for a local address", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 58, neighborAdvert("2001:db8:1::10", macEvil))), verdictDrop, dropA("nd_spoof")},
+		{"another host's na for a local address behind an extension header", ethFrame(allNodes, macEvil, 0x86dd, ipv6PacketExt("fe80::66", "ff02::1", 58, neighborAdvert("2001:db8:1::10", macEvil))), verdictDrop, dropA("nd_spoof")},
 		{"truncated arp", ethFrame(macA, macRouter, 0x0806, arpPacket(1, macC, "10.2.0.12", macA, "10.1.0.10")[:20]), verdictNext, func(n int) counts {
 			return counts{"net 1 rx": one(n), "malformed ep_ingress": one(n)}
 		}},
@@ -159,6 +160,7 @@ func TestEndpointIngress(t *testing.T) {
 		{"neighbour's ns", icmp6B(neighborSolicit("fe80::1", llaOpt(1, macB))), verdictNext, rxA},
 		{"unknown mac (a nested macvlan)", ethFrame(macA, macEvil, 0x0800, v4("10.1.0.99", "10.1.0.10")), verdictDrop, dropA("unknown_source")},
 		{"a nested macvlan's arp for the router's address", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("unknown_source")},
+		{"a multicast source's arp for the router's address", ethFrame(broadcastMAC, mac("03:00:00:00:00:66"), 0x0806, arpPacket(2, mac("03:00:00:00:00:66"), "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("unknown_source")},
 		{"the router's mac, not from the wire", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(2, macRouter, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("unknown_source")},
 		{"from another network", ethFrame(macA, macC, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictDrop, dropA("cross_network")},
 		{"neighbour's spoofed ip", fromB(macA, 0x0800, v4("10.1.0.99", "10.1.0.10")), verdictDrop, dropA("ip_spoof")},
@@ -218,4 +220,11 @@ func TestWireMark(t *testing.T) {
 	if _, mark := runMark(t, p.ingress, ethFrame(macA, macRouter, 0x0800, v4("198.51.100.7", "10.1.0.10")), WireMark|1); mark != 1 {
 		t.Errorf("ep_ingress left mark %#x, want %#x (its bit cleared)", mark, 1)
 	}
+}
+
+// ipv6PacketExt is ipv6Packet with one destination options header (PadN)
+// before the upper-layer payload.
+func ipv6PacketExt(src, dst string, next byte, payload []byte) []byte {
+	first, body := extChain(1, next, payload)
+	return ipv6Packet(src, dst, first, body)
 }

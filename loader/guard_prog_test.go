@@ -110,6 +110,8 @@ func TestFirstHopGuards(t *testing.T) {
 		{"ns slla of two units", icmp6From(llA, "ff02::1:ff00:1", neighborSolicit("fe80::1", append([]byte{1, 2}, make([]byte, 14)...))), verdictDrop, dropA("nd_spoof")},
 		{"dhcp server v4", ethFrame(broadcastMAC, macA, 0x0800, ipv4Packet("10.1.0.10", "255.255.255.255", 17, udp(67, 68, 240))), verdictDrop, dropA("dhcp_guard")},
 		{"dhcp server v6", ethFrame(macB, macA, 0x86dd, ipv6Packet(llA, "fe80::b", 17, udp(547, 546, 40))), verdictDrop, dropA("dhcp_guard")},
+		{"dhcp reply from another port v4", ethFrame(broadcastMAC, macA, 0x0800, ipv4Packet("10.1.0.10", "255.255.255.255", 17, udp(1067, 68, 240))), verdictDrop, dropA("dhcp_guard")},
+		{"dhcp reply from another port v6", ethFrame(macB, macA, 0x86dd, ipv6Packet(llA, "fe80::b", 17, udp(5470, 546, 40))), verdictDrop, dropA("dhcp_guard")},
 		{"dhcp server v6 first fragment", ethFrame(macB, macA, 0x86dd, ipv6Packet(llA, "fe80::b", 44, fragment(0, 17, udp(547, 546, 40)))), verdictDrop, dropA("dhcp_guard")},
 		{"zero-length nd option", icmp6From(llA, "ff02::1:ff00:1", neighborSolicit("fe80::1", []byte{14, 0, 0, 0, 0, 0, 0, 0})), verdictDrop, unparsable},
 		{"ns with 13 options", icmp6From(llA, "ff02::1:ff00:1", neighborSolicit("fe80::1", append(nonces(12), llaOpt(1, macRouter))...)), verdictDrop, unparsable},

@@ -36,6 +36,8 @@
 
 #define DHCP4_SERVER_PORT 67
 #define DHCP6_SERVER_PORT 547
+#define DHCP4_CLIENT_PORT 68
+#define DHCP6_CLIENT_PORT 546
 
 /* Bounds of the parse: more extension headers or ND options than this
  * make a frame unparsable. */
@@ -83,16 +85,19 @@ static __always_inline int load_u8(struct __sk_buff *skb, __u32 off, __u8 *v)
 	return bpf_skb_load_bytes(skb, off, v, 1);
 }
 
-/* check_dhcp_server: a UDP datagram at off from a server port. */
+/* check_dhcp_server: a UDP datagram at off from a server port, or to the
+ * client port (clients look at the destination port only, so a reply from
+ * any port would be taken). */
 static __always_inline int check_dhcp_server(struct __sk_buff *skb, __u32 off,
 					     const struct ep_info *ep,
-					     __u16 server_port)
+					     __u16 server_port, __u16 client_port)
 {
-	__be16 sport;
+	__be16 sport, dport;
 
-	if (load_be16(skb, off, &sport) < 0)
+	if (load_be16(skb, off, &sport) < 0 || load_be16(skb, off + 2, &dport) < 0)
 		return NOT_PARSED;
-	if (sport == bpf_htons(server_port) && !allowed(ep, EP_ALLOW_DHCP_SERVER))
+	if ((sport == bpf_htons(server_port) || dport == bpf_htons(client_port)) &&
+	    !allowed(ep, EP_ALLOW_DHCP_SERVER))
 		return REASON_DHCP_GUARD;
 	return 0;
 }
@@ -219,7 +224,7 @@ static __always_inline int check_upper6(struct __sk_buff *skb, __u32 l3off,
 	case IPPROTO_ICMPV6:
 		return check_icmp6(skb, off, end, ep);
 	case IPPROTO_UDP:
-		return check_dhcp_server(skb, off, ep, DHCP6_SERVER_PORT);
+		return check_dhcp_server(skb, off, ep, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT);
 	case NOT_PARSED:
 		return NOT_PARSED;
 	case -REASON_UNPARSABLE:
@@ -236,7 +241,7 @@ static __always_inline int check_upper4(struct __sk_buff *skb, __u32 l3off,
 	if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(0x1fff)))
 		return 0;
 	return check_dhcp_server(skb, l3off + (ip->ver_ihl & 0x0f) * 4, ep,
-				 DHCP4_SERVER_PORT);
+				 DHCP4_SERVER_PORT, DHCP4_CLIENT_PORT);
 }
 
 #endif /* MVLAN_GUARD_H */
