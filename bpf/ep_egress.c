@@ -3,7 +3,8 @@
  * ep_egress: TC egress of an endpoint's macvlan slave, in the container's
  * netns. Anti-spoofing: the source MAC, the IPv4/IPv6 source, the ARP sender
  * and ND targets and link-layer options must be the endpoint's own
- * (mac_spoof, ip_spoof, arp_spoof, nd_spoof); first-hop guards: no router
+ * (mac_spoof, ip_spoof, arp_spoof, nd_spoof), and the frame untagged
+ * (vlan_tag: a tag would take it into another VLAN); first-hop guards: no router
  * advertisements or redirects (ra_guard) and no DHCP server replies
  * (dhcp_guard) unless the network allows them, and no frame whose headers
  * the bounded parse cannot finish (unparsable); a frame for a local
@@ -23,6 +24,8 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 		return 0;
 	if (f->src != ep_mac48(ep))
 		return REASON_MAC_SPOOF;
+	if (f->tagged)
+		return REASON_VLAN_TAG; /* into another VLAN of the wire */
 	*peer = ep_of_mac(f->dst);
 	if (*peer && (*peer)->network_id != ep->network_id)
 		return REASON_CROSS_NETWORK;

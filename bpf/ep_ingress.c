@@ -3,30 +3,64 @@
  * ep_ingress: TC ingress of an endpoint's macvlan slave, in the container's
  * netns: the receiver's check, which the sender cannot switch off. A frame
  * whose source MAC is a local endpoint's must be of the same network
- * (cross_network) and follow that sender's rules (spoof.h: its addresses,
- * its first-hop guards), whatever happened to the sender's own programs.
+ * (cross_network), untagged (vlan_tag) and follow that sender's rules
+ * (spoof.h: its addresses, its first-hop guards), whatever happened to the
+ * sender's own programs.
+ *
  * A frame from any other MAC must have come from the wire (parent_ingress
  * marked it); one that did not came from a link mvlan does not know on the
  * same parent, such as a macvlan a container made on its eth0, and is
  * dropped (unknown_source). (Such a link's unicast to a neighbour crosses
  * the parent's receive path, as macvlan forwards it there for its taps,
- * and is marked like the wire's; its broadcasts are not.) Nor may any other MAC claim a local endpoint's
- * address in ARP (arp_spoof) or a neighbour advertisement, after any
- * extension headers (nd_spoof): a
- * local endpoint's binding comes from its own MAC only. A router
- * advertisement from any such MAC must come from the network's RA source
- * when it has one (ra_source; a local endpoint's are ra_guard's). A link whose endpoint is not in the table drops everything
+ * and is marked like the wire's; its broadcasts are not.) Nor may any
+ * other MAC bind a local endpoint's address, in ARP (arp_spoof) or in a
+ * neighbour advertisement of it or a solicitation from it, after any
+ * extension headers (nd_spoof): a local endpoint's binding comes from its
+ * own MAC only. A router advertisement from any such MAC must come from
+ * the network's RA source when it has one (ra_source; a local endpoint's
+ * are ra_guard's).
+ *
+ * A link whose endpoint is not in the table drops everything
  * (no_endpoint): the agent attaches the programs after the entry and
  * deletes the entry after the link. Counts rx per network.
  */
 #include "include/spoof.h"
 
-/* claims_local: an ARP sender or a neighbour advertisement's target that
- * is a local endpoint's address (the caller knows the MAC is not one). */
+/* claims_nd: a neighbour discovery message that binds a local endpoint's
+ * IPv6 address to another MAC: an advertisement of it, or a solicitation
+ * from it (the receiver takes the source link-layer option for the
+ * source). */
+static __always_inline int claims_nd(struct __sk_buff *skb, struct frame *f,
+				     struct ipv6_hdr *ip)
+{
+	__u32 off = f->l3off + sizeof(*ip);
+	__u32 target[4]; /* aligned for eq4 */
+	int proto, frag, reason;
+	__u8 type;
+
+	/* After any extension headers, as the receiver's stack reads it. */
+	proto = skip_ext_hdrs(skb, ip->nexthdr, &off, &frag);
+	if (proto == -REASON_UNPARSABLE)
+		return REASON_UNPARSABLE;
+	if (proto != IPPROTO_ICMPV6)
+		return proto == NOT_PARSED ? NOT_PARSED : 0;
+	reason = icmp6_type(skb, off, frag, &type);
+	if (reason)
+		return reason;
+	if (type == ND_NEIGHBOR_SOLICIT || type == ND_ROUTER_SOLICIT)
+		return ep_of_ip(FAMILY_V6, ip->saddr) ? REASON_ND_SPOOF : 0;
+	if (type != ND_NEIGHBOR_ADVERT)
+		return 0;
+	if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
+		return NOT_PARSED;
+	return ep_of_ip(FAMILY_V6, (__u8 *)target) ? REASON_ND_SPOOF : 0;
+}
+
+/* claims_local: an ARP sender or neighbour discovery (claims_nd) that
+ * binds a local endpoint's address (the caller knows the MAC is not one). */
 static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f)
 {
 	void *l3 = f->data + f->l3off;
-	__u32 target[4]; /* aligned for eq4 */
 
 	if (f->malformed)
 		return 0;
@@ -39,26 +73,10 @@ static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f)
 	}
 	if (f->proto == ETH_P_IPV6) {
 		struct ipv6_hdr *ip = l3;
-		__u32 off = f->l3off + sizeof(*ip);
-		__u8 type;
-
-		int proto;
 
 		if ((void *)(ip + 1) > f->end)
 			return 0;
-		/* After any extension headers, as the receiver's stack reads it. */
-		proto = skip_ext_hdrs(skb, ip->nexthdr, &off);
-		if (proto == -REASON_UNPARSABLE)
-			return REASON_UNPARSABLE;
-		if (proto == NOT_PARSED)
-			return NOT_PARSED;
-		if (proto != IPPROTO_ICMPV6)
-			return 0;
-		if (load_u8(skb, off, &type) < 0 || type != ND_NEIGHBOR_ADVERT)
-			return 0;
-		if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
-			return NOT_PARSED;
-		return ep_of_ip(FAMILY_V6, (__u8 *)target) ? REASON_ND_SPOOF : 0;
+		return claims_nd(skb, f, ip);
 	}
 	return 0;
 }
@@ -72,7 +90,7 @@ static __always_inline int ra_source_reason(struct __sk_buff *skb, struct frame 
 	struct ipv6_hdr *ip = f->data + f->l3off;
 	struct ra_source *rs;
 	__u32 off = f->l3off + sizeof(*ip);
-	int from_source = 1, proto;
+	int from_source = 1, proto, frag, reason;
 	__u8 type;
 
 	if (f->proto != ETH_P_IPV6 || f->malformed || (void *)(ip + 1) > f->end)
@@ -88,13 +106,14 @@ static __always_inline int ra_source_reason(struct __sk_buff *skb, struct frame 
 		from_source = from_source && eq4(rs->ll[0], ip->saddr) &&
 			      eq4(rs->ll[1], ip->saddr + 4) && eq4(rs->ll[2], ip->saddr + 8) &&
 			      eq4(rs->ll[3], ip->saddr + 12);
-	proto = skip_ext_hdrs(skb, ip->nexthdr, &off);
+	proto = skip_ext_hdrs(skb, ip->nexthdr, &off, &frag);
 	if (proto == -REASON_UNPARSABLE)
 		return REASON_UNPARSABLE;
 	if (proto != IPPROTO_ICMPV6)
 		return proto == NOT_PARSED ? NOT_PARSED : 0;
-	if (bpf_skb_load_bytes(skb, off, &type, 1) < 0)
-		return NOT_PARSED;
+	reason = icmp6_type(skb, off, frag, &type);
+	if (reason)
+		return reason;
 	return type == ND_ROUTER_ADVERT && !from_source ? REASON_RA_SOURCE : 0;
 }
 
@@ -109,9 +128,10 @@ static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f
 	sender = ep_of_mac(f->src);
 	if (!sender && !from_wire)
 		return REASON_UNKNOWN_SOURCE; /* a multicast source too: no sender has one */
+	if (sender && sender->network_id != ep->network_id)
+		return REASON_CROSS_NETWORK;
 	if (sender)
-		return sender->network_id != ep->network_id ? REASON_CROSS_NETWORK :
-							      sender_reason(skb, f, sender);
+		return f->tagged ? REASON_VLAN_TAG : sender_reason(skb, f, sender);
 	reason = claims_local(skb, f);
 	return reason ? reason : ra_source_reason(skb, f, ep->network_id);
 }

@@ -58,11 +58,14 @@ const (
 	// RASourceDrop: a router advertisement from another source than its
 	// network's RA source (SetRASource).
 	RASourceDrop DropReason = "ra_source"
+	// VLANTag: a VLAN-tagged frame from an endpoint (into another VLAN
+	// of a trunk).
+	VLANTag DropReason = "vlan_tag"
 )
 
 // dropReasons are indexed by the programs' REASON_* values (0 is unused).
 var dropReasons = []DropReason{"", MACSpoof, IPSpoof, ARPSpoof, NDSpoof, CrossNetwork, RAGuard, DHCPGuard, Unparsable,
-	UnknownSource, NoEndpoint, RASourceDrop}
+	UnknownSource, NoEndpoint, RASourceDrop, VLANTag}
 
 // DropReasons lists every reason the programs drop for, in their order.
 func DropReasons() []DropReason { return slices.Clone(dropReasons[1:]) }

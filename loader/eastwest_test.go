@@ -204,7 +204,6 @@ func TestEastWestLeave(t *testing.T) {
 		{"from the unspecified address", ethFrame(macB, macA, 0x0800, v4("0.0.0.0", "10.1.0.11")), verdict(a, netA, 0)},
 		{"to the router", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.1.0.1")), [5]uint32{2: 0, 3: ewMagicHi}},
 		{"broadcast", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "10.1.0.10", make([]byte, 6), "10.1.0.11")), [5]uint32{3: ewMagicHi}},
-		{"tagged to a neighbour", tagged(ethFrame(macB, macA, 0x0800, v4("10.1.0.10", "10.1.0.11")), 0x8100, 5), [5]uint32{3: ewMagicHi}},
 	} {
 		ret, _, out := runCB(t, p.egress, c.frame, stale)
 		if ret != verdictNext || out[2] != c.want[2] || out[3] != c.want[3] || out[4] != c.want[4] {

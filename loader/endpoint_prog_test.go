@@ -109,7 +109,9 @@ func TestEndpointEgress(t *testing.T) {
 		{"ipv4 spoof", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.99", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
 		{"ipv4 spoof of a neighbour", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.11", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
 		{"ipv6 spoof", ethFrame(macRouter, macA, 0x86dd, v6("2001:db8:1::99", "2001:db8:2::1")), verdictDrop, dropA("ip_spoof")},
-		{"ipv4 spoof behind a vlan tag", tagged(ethFrame(macRouter, macA, 0x0800, v4("10.9.9.9", "10.2.0.12")), 0x8100, 5), verdictDrop, dropA("ip_spoof")},
+		{"own frame behind a vlan tag", tagged(ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), 0x8100, 5), verdictDrop, dropA("vlan_tag")},
+		{"priority-tagged", tagged(ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), 0x8100, 0), verdictDrop, dropA("vlan_tag")},
+		{"three tags", tagged(tagged(tagged(ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), 0x8100, 7), 0x8100, 6), 0x88a8, 5), verdictDrop, dropA("vlan_tag")},
 		{"arp sender mac spoof", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(2, macB, "10.1.0.10", macRouter, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
 		{"arp sender ip spoof", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(2, macA, "10.1.0.1", macRouter, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
 		{"nd foreign target", ethFrame(mac("33:33:00:00:00:01"), macA, 0x86dd, na("2001:db8:1::99", llA)), verdictDrop, dropA("nd_spoof")},
@@ -147,6 +149,10 @@ func TestEndpointIngress(t *testing.T) {
 		{"router's gratuitous arp", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.1.0.1", make([]byte, 6), "10.1.0.1")), verdictNext, rxA},
 		{"another host's arp for a local address", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.11", broadcastMAC, "10.1.0.11")), verdictDrop, dropA("arp_spoof")},
 		{"another host's na for a local address", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 58, neighborAdvert("2001:db8:1::10", macEvil))), verdictDrop, dropA("nd_spoof")},
+		{"router's ns", ethFrame(allNodes, macRouter, 0x86dd, ipv6Packet("fe80::1", "ff02::1:ff00:10", 58, neighborSolicit("2001:db8:1::10", llaOpt(1, macRouter)))), verdictNext, rxA},
+		{"another host's ns from a local address", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("2001:db8:1::10", "ff02::1:ff00:1", 58, neighborSolicit("2001:db8:1::1", llaOpt(1, macEvil)))), verdictDrop, dropA("nd_spoof")},
+		{"another host's rs from a local link-local address", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet(llA, "ff02::2", 58, routerSolicit(llaOpt(1, macEvil)))), verdictDrop, dropA("nd_spoof")},
+		{"fragmented na", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 44, fragment(0, 58, neighborAdvert("2001:db8:1::99", macEvil)))), verdictDrop, dropA("unparsable")},
 		{"another host's na for a local address behind an extension header", ethFrame(allNodes, macEvil, 0x86dd, ipv6PacketExt("fe80::66", "ff02::1", 58, neighborAdvert("2001:db8:1::10", macEvil))), verdictDrop, dropA("nd_spoof")},
 		{"truncated arp", ethFrame(macA, macRouter, 0x0806, arpPacket(1, macC, "10.2.0.12", macA, "10.1.0.10")[:20]), verdictNext, func(n int) counts {
 			return counts{"net 1 rx": one(n), "malformed ep_ingress": one(n)}
@@ -168,6 +174,7 @@ func TestEndpointIngress(t *testing.T) {
 		{"neighbour's ra", icmp6B(routerAdvert(llaOpt(1, macB))), verdictDrop, dropA("ra_guard")},
 		{"neighbour's ns with a foreign slla", icmp6B(neighborSolicit("fe80::1", llaOpt(1, macRouter))), verdictDrop, dropA("nd_spoof")},
 		{"neighbour's na for A's address", icmp6B(neighborAdvert("2001:db8:1::10", macB)), verdictDrop, dropA("nd_spoof")},
+		{"neighbour's tagged frame", tagged(fromB(macA, 0x0800, v4("10.1.0.11", "10.1.0.10")), 0x8100, 5), verdictDrop, dropA("vlan_tag")},
 		{"neighbour's dhcp server reply", fromB(broadcastMAC, 0x0800, ipv4Packet("10.1.0.11", "255.255.255.255", 17, udp(67, 68, 240))), verdictDrop, dropA("dhcp_guard")},
 	})
 }

@@ -38,6 +38,7 @@ func TestParentIngress(t *testing.T) {
 		{"east-west across networks is not", ethFrame(macC, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, rx},
 		{"truncated ipv4", ethFrame(macA, macRouter, 0x0800, longIHL(v4("10.1.0.10", "10.1.0.11")[:20])), verdictNext, with("malformed parent_ingress")},
 		{"truncated vlan tag", append(ethFrame(macA, macRouter, 0x8100, nil), 0, 5), verdictNext, with("malformed parent_ingress")},
+		{"priority-tagged broadcast is the network's", tagged(ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.1.0.1", make([]byte, 6), "10.1.0.10")), 0x8100, 0), verdictNext, with("flood 1/0 broadcast rx")},
 	})
 }
 
@@ -50,8 +51,11 @@ func TestParentEgress(t *testing.T) {
 	tx := func(n int) counts { return counts{"vlan 1/0 tx": one(n)} }
 	runCases(t, d, "parent_egress", []progCase{
 		{"unicast", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, tx},
-		{"tagged", tagged(ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), 0x8100, 4094), verdictNext,
+		{"tagged by the host", tagged(ethFrame(macRouter, macRouter, 0x0800, v4("10.9.0.1", "10.2.0.12")), 0x8100, 4094), verdictNext,
 			func(n int) counts { return counts{"vlan 1/4094 tx": one(n)} }},
+		{"tagged by a sub-interface, from its endpoint", tagged(ethFrame(macRouter, macC, 0x0800, v4("10.2.0.12", "10.1.0.1")), 0x8100, 20), verdictNext,
+			func(n int) counts { return counts{"vlan 1/20 tx": one(n)} }},
+		{"tagged by an endpoint of the parent's network", tagged(ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), 0x8100, 4094), verdictDrop, dropA("vlan_tag")},
 		{"broadcast", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "10.1.0.10", make([]byte, 6), "10.1.0.1")), verdictNext,
 			func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 broadcast tx": one(n)} }},
 		{"no hairpin on egress", ethFrame(macRouter, macRouter, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, tx},

@@ -112,12 +112,14 @@ static __always_inline int is_ext_hdr(__u8 nexthdr)
 /* skip_ext_hdrs walks the extension headers; it returns the upper-layer
  * protocol and sets *off to its offset, NO_UPPER for a later fragment,
  * NOT_PARSED for a truncated header, or -REASON_UNPARSABLE when there are
- * more than MAX_EXT_HDRS. */
+ * more than MAX_EXT_HDRS. *frag tells whether a fragment header was among
+ * them. */
 static __always_inline int skip_ext_hdrs(struct __sk_buff *skb, __u8 nexthdr,
-					 __u32 *off)
+					 __u32 *off, int *frag)
 {
 	__u8 ext[4];
 
+	*frag = 0;
 #pragma unroll
 	for (int i = 0; i < MAX_EXT_HDRS; i++) {
 		if (!is_ext_hdr(nexthdr))
@@ -128,6 +130,7 @@ static __always_inline int skip_ext_hdrs(struct __sk_buff *skb, __u8 nexthdr,
 			/* The offset is in ext[2..3] (without the low 3 bits). */
 			if ((ext[2] << 5 | ext[3] >> 3) != 0)
 				return NO_UPPER;
+			*frag = 1;
 			*off += 8;
 		} else if (nexthdr == IPPROTO_AH) {
 			*off += (ext[1] + 2) * 4;
@@ -137,6 +140,20 @@ static __always_inline int skip_ext_hdrs(struct __sk_buff *skb, __u8 nexthdr,
 		nexthdr = ext[0];
 	}
 	return is_ext_hdr(nexthdr) ? -REASON_UNPARSABLE : nexthdr;
+}
+
+/* icmp6_type reads the ICMPv6 type at off. Neighbour discovery is never
+ * fragmented (RFC 6980): in a first fragment, an ND type, or a type that
+ * is not there to read, is unparsable; the rest of the message is in
+ * fragments no check sees. */
+static __always_inline int icmp6_type(struct __sk_buff *skb, __u32 off, int frag,
+				      __u8 *type)
+{
+	if (load_u8(skb, off, type) < 0)
+		return frag ? REASON_UNPARSABLE : NOT_PARSED;
+	if (frag && *type >= ND_ROUTER_SOLICIT && *type <= ND_REDIRECT)
+		return REASON_UNPARSABLE;
+	return 0;
 }
 
 /* check_nd_opts: every source or target link-layer address option in
@@ -170,14 +187,15 @@ static __always_inline int check_nd_opts(struct __sk_buff *skb, __u32 off,
 /* check_icmp6: router messages need EP_ALLOW_ROUTER; an advertised target
  * must be the endpoint's own; link-layer options must carry its MAC. */
 static __always_inline int check_icmp6(struct __sk_buff *skb, __u32 off,
-				       __u32 end, const struct ep_info *ep)
+				       __u32 end, int frag, const struct ep_info *ep)
 {
 	__u32 target[4]; /* aligned for eq4 */
 	__u8 type;
 	__u32 opts;
+	int reason = icmp6_type(skb, off, frag, &type);
 
-	if (load_u8(skb, off, &type) < 0)
-		return NOT_PARSED;
+	if (reason)
+		return reason;
 	switch (type) {
 	case ND_ROUTER_SOLICIT:
 		opts = off + 8;
@@ -207,29 +225,33 @@ static __always_inline int check_icmp6(struct __sk_buff *skb, __u32 off,
 	return check_nd_opts(skb, opts, end, ep);
 }
 
-/* check_upper6: the guards on what follows an IPv6 header at l3off. */
+/* check_upper6: the guards on what follows an IPv6 header at l3off. The
+ * unspecified source is for ICMPv6 only (duplicate address detection,
+ * MLD reports). */
 static __always_inline int check_upper6(struct __sk_buff *skb, __u32 l3off,
-					const struct ipv6_hdr *ip,
+					const struct ipv6_hdr *ip, int unspec,
 					const struct ep_info *ep)
 {
 	__u32 off = l3off + sizeof(*ip);
 	__u32 plen = bpf_ntohs(ip->payload_len);
 	__u32 end = skb->len;
-	int proto;
+	int proto, frag;
 
 	if (plen && off + plen < end)
 		end = off + plen; /* without the Ethernet padding */
-	proto = skip_ext_hdrs(skb, ip->nexthdr, &off);
+	proto = skip_ext_hdrs(skb, ip->nexthdr, &off, &frag);
 	switch (proto) {
 	case IPPROTO_ICMPV6:
-		return check_icmp6(skb, off, end, ep);
-	case IPPROTO_UDP:
-		return check_dhcp_server(skb, off, ep, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT);
+		return check_icmp6(skb, off, end, frag, ep);
 	case NOT_PARSED:
 		return NOT_PARSED;
 	case -REASON_UNPARSABLE:
 		return REASON_UNPARSABLE;
 	}
+	if (unspec)
+		return REASON_IP_SPOOF;
+	if (proto == IPPROTO_UDP)
+		return check_dhcp_server(skb, off, ep, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT);
 	return 0;
 }
 

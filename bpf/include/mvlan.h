@@ -57,7 +57,8 @@ enum drop_reason {
 	REASON_UNKNOWN_SOURCE = 9, /* not from the wire, not from a local endpoint */
 	REASON_NO_ENDPOINT = 10, /* on a link whose endpoint is not in the table */
 	REASON_RA_SOURCE = 11,   /* an RA from another source than the network's */
-	REASON_MAX = 12,
+	REASON_VLAN_TAG = 12,    /* a VLAN-tagged frame from an endpoint */
+	REASON_MAX = 13,
 };
 
 /* skb->mark bit parent_ingress sets on frames from the wire for local

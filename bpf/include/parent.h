@@ -11,11 +11,12 @@
  * look-up for all its counters); the loader reports it as (parent, VLAN).
  *
  * Network-level counters (flood, hairpin, east-west) are counted only for
- * untagged frames on a link with a parents entry, so a frame seen on both a
- * sub-interface and its trunk counts once. On that link too, ingress marks
- * frames from the wire for local endpoints (WIRE_MARK), and egress drops a
- * frame with a local endpoint's source MAC that breaks that endpoint's
- * rules (counted under the endpoint's network).
+ * untagged frames on a link with a parents entry (and priority-tagged ones
+ * from the wire, VID 0), so a frame seen on both a sub-interface and its
+ * trunk counts once. On that link too, ingress marks frames from the wire
+ * for local endpoints (WIRE_MARK), and egress drops a frame with a local
+ * endpoint's source MAC that breaks that endpoint's rules, or that the
+ * endpoint tagged (counted under the endpoint's network, not per VLAN).
  */
 #ifndef MVLAN_PARENT_H
 #define MVLAN_PARENT_H
@@ -136,19 +137,43 @@ static __always_inline int own_vlan(struct __sk_buff *skb, struct frame *f,
 	return reason;
 }
 
+/* tagged_reason: a tagged frame leaving a network's parent with the source
+ * MAC of one of that network's endpoints (whose frames are untagged
+ * here): a tag the endpoint put on, if its own programs are gone. Frames
+ * of a sub-interface's endpoints, tagged by the sub-interface, pass. */
+static __always_inline int tagged_reason(const struct frame *f,
+					 const struct parent_info *p, __u32 *network_id)
+{
+	if (!same_network(f->src, p->network_id))
+		return 0;
+	*network_id = p->network_id;
+	return REASON_VLAN_TAG;
+}
+
+/* own_frame: the frame is the network's own on its parent: untagged, or
+ * priority-tagged (VID 0) from the wire, which the receive path delivers
+ * untagged. */
+static __always_inline int own_frame(const struct frame *f, enum direction dir)
+{
+	return f->eth_ok && (!f->tagged || (dir == DIR_RX && f->vid == 0));
+}
+
 static __always_inline int handle_parent(struct __sk_buff *skb,
 					 enum direction dir, enum hook hook)
 {
 	struct frame f = {};
 	__u32 ifindex = skb->ifindex, drop_net = 0;
 	struct parent_info p;
-	int has_parent, reason = 0;
+	int has_parent, own, reason = 0;
 
 	parse_frame(skb, &f);
 	has_parent = parent_of(ifindex, &p);
-	if (has_parent && f.eth_ok && !f.tagged)
+	own = has_parent && own_frame(&f, dir);
+	if (own)
 		reason = own_vlan(skb, &f, &p, dir, &drop_net);
-	else
+	else if (has_parent && dir == DIR_TX && f.eth_ok)
+		reason = tagged_reason(&f, &p, &drop_net);
+	if (!own && !reason)
 		count_vlan(ifindex, f.tagged ? f.vid : (has_parent ? p.vid : 0), dir, f.len);
 	if (reason == NOT_PARSED)
 		f.malformed = 1;

@@ -55,13 +55,15 @@ static __always_inline int check_ipv6(struct __sk_buff *skb, struct frame *f,
 				      const struct ep_info *ep)
 {
 	struct ipv6_hdr *ip = f->data + f->l3off;
+	int unspec;
 
 	if ((void *)(ip + 1) > f->end)
 		return NOT_PARSED;
 	/* The unspecified source is used by DAD and MLD before an address. */
-	if (!is_zero16(ip->saddr) && !owns(ep, FAMILY_V6, ip->saddr))
+	unspec = is_zero16(ip->saddr);
+	if (!unspec && !owns(ep, FAMILY_V6, ip->saddr))
 		return REASON_IP_SPOOF;
-	return check_upper6(skb, f->l3off, ip, ep);
+	return check_upper6(skb, f->l3off, ip, unspec, ep);
 }
 
 /* sender_reason: 0 if the frame's addresses and first-hop messages are

@@ -22,8 +22,9 @@ import (
 // TestFirstHopGuards: container 1 of a dual-stack network whose
 // containers accept router advertisements (-o ipv6_ra=accept, the
 // neighbour's worst case) sends 3 each of a router advertisement, a DHCP
-// server reply, a DHCPv6 server reply and a neighbour solicitation whose
-// source link-layer option is a MAC not its own. Each is dropped on its
+// server reply, a DHCPv6 server reply, a neighbour solicitation whose
+// source link-layer option is a MAC not its own and a frame with an 802.1Q
+// tag (into VLAN 5 of the wire). Each is dropped on its
 // way out: a marker frame sent after them reaches container 2 and the
 // wire, and they did not; each is counted under its reason by exactly 3;
 // container 2 has no default route via container 1 and no neighbour entry
@@ -47,6 +48,7 @@ func TestFirstHopGuards(t *testing.T) {
 			g.dropped("dhcp_guard", g.udp4(67, 68))
 			g.dropped("dhcp_guard", g.udp6(547, 546))
 			g.dropped("nd_spoof", g.ns(addr("2001:db8:86::11"), foreign))
+			g.dropped("vlan_tag", vlanTagged(g.udp4(40000, 9), 5))
 			if r := e.in(c2, "ip", "-6", "route", "show", "default"); strings.Contains(r, g.ll.String()) {
 				t.Errorf("%s has a default route via %s after its dropped RAs:\n%s", c2, g.ll, r)
 			}
@@ -118,6 +120,49 @@ func TestRASourceWire(t *testing.T) {
 			}
 			if got := counter(v.scrape(), "mvlan_policy_drops_total", labels); got != before+6 {
 				t.Errorf("mvlan_policy_drops_total%v moved by %d, want exactly 6", labels, got-before)
+			}
+		})
+	}
+}
+
+// TestNDClaimWire: another host on the wire sends container 2 three
+// neighbour solicitations from container 1's IPv6 address with its own MAC
+// as the source link-layer option, so that container 2 would send
+// container 1's traffic to it. Each is dropped on container 2's ingress
+// (nd_spoof, exactly 3), and container 2 has no entry for container 1's
+// address with the rogue's MAC. The control: the same solicitation from an
+// address of no container does make its entry.
+func TestNDClaimWire(t *testing.T) {
+	for _, m := range dpModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e := newDPEnv(t, m)
+			e.a.ok("network", "create", "--ipv6", "--subnet=172.16.86.0/24", "--subnet=2001:db8:86::/64", "-o", "parent=eth0", "nd")
+			c1, c2 := e.name("1"), e.name("2")
+			e.runD(c1, "nd", "--ip=172.16.86.10", "--ip6=2001:db8:86::10")
+			ep2 := e.runD(c2, "nd", "--ip=172.16.86.11", "--ip6=2001:db8:86::11")
+			rogue, to := mustMAC(t, "02:00:5e:00:53:66"), addr("2001:db8:86::11")
+			ns := func(from netip.Addr) []byte {
+				target := to.As16()
+				body := append([]byte{135, 0, 0, 0, 0, 0, 0, 0}, target[:]...)
+				body = append(append(body, 1, 1), rogue...)
+				return ipv6Frame(mustMAC(t, ep2.MAC), rogue, from, to, 58, body)
+			}
+			labels := map[string]string{"network": "nd", "reason": "nd_spoof"}
+			before := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
+			sendFrames(t, e.sb.WirePath, "wire0", ns(addr("2001:db8:86::10")), 3)
+			sendFrames(t, e.sb.WirePath, "wire0", ns(addr("2001:db8:86::99")), 1)
+			if !waitFor(5*time.Second, func() bool {
+				return strings.Contains(e.in(c2, "ip", "-6", "neigh", "show", "2001:db8:86::99"), rogue.String())
+			}) {
+				t.Fatalf("the solicitation from an address of no container made no entry in %s (the control):\n%s", c2, e.in(c2, "ip", "-6", "neigh"))
+			}
+			if n := e.in(c2, "ip", "-6", "neigh", "show", "2001:db8:86::10"); strings.Contains(n, rogue.String()) {
+				t.Errorf("%s took the rogue's %s for %s's address:\n%s", c2, rogue, c1, n)
+			}
+			text := e.waitCounter("mvlan_policy_drops_total", labels, before+3, nil)
+			if got := counter(text, "mvlan_policy_drops_total", labels); got != before+3 {
+				t.Errorf("mvlan_policy_drops_total%v went from %d to %d; want +3", labels, before, got)
 			}
 		})
 	}
@@ -215,7 +260,7 @@ func (g *guardEnv) check(reason string, frame []byte, want uint64, captures map[
 	for where, c := range captures {
 		leaked := false
 		_, err := c.Wait(3*time.Second, func(f []byte) bool {
-			leaked = leaked || string(f) == string(frame)
+			leaked = leaked || sameFrame(f, frame)
 			return strings.Contains(string(f), string(marker[len(marker)-16:]))
 		})
 		if err != nil {
@@ -229,6 +274,23 @@ func (g *guardEnv) check(reason string, frame []byte, want uint64, captures map[
 	if got := counter(text, "mvlan_policy_drops_total", labels); got != before+want {
 		g.e.t.Errorf("mvlan_policy_drops_total%v went from %d to %d; want +%d", labels, before, got, want)
 	}
+}
+
+// vlanTagged is frame with an 802.1Q tag of vid after its MAC addresses.
+func vlanTagged(frame []byte, vid uint16) []byte {
+	out := binary.BigEndian.AppendUint16(append([]byte{}, frame[:12]...), unix.ETH_P_8021Q)
+	out = binary.BigEndian.AppendUint16(out, vid)
+	return append(out, frame[12:]...)
+}
+
+// sameFrame: captured is frame, or frame without its outer 802.1Q tag (a
+// receive path moves the tag into the skb, and AF_PACKET leaves it out).
+func sameFrame(captured, frame []byte) bool {
+	if string(captured) == string(frame) {
+		return true
+	}
+	return len(frame) > 16 && binary.BigEndian.Uint16(frame[12:]) == unix.ETH_P_8021Q &&
+		string(captured) == string(frame[:12])+string(frame[16:])
 }
 
 // markerFrame is a legitimate IPv4 UDP broadcast from the container whose

@@ -33,7 +33,9 @@ import (
 // (arp_spoof, on container 2's ingress: no neighbour entry for the router
 // with container 1's MAC), and a ping with a foreign source toward the
 // router (ip_spoof, on the parent's egress: a marker sent after it reaches
-// the wire, it does not). Each reason moves by exactly 3. The control: the
+// the wire, it does not), and a frame with an 802.1Q tag, toward the wire
+// (the parent's egress) and toward container 2 (its ingress; vlan_tag).
+// Each reason moves by exactly 3. The control: the
 // same ARP request with container 1's own address does make its entry.
 func TestTamperSender(t *testing.T) {
 	for _, m := range dpModes {
@@ -56,6 +58,11 @@ func TestTamperSender(t *testing.T) {
 			spoofed := udp4Frame(g.mac, addr("172.16.86.99"), addr("198.51.100.7"), 40000, 9, make([]byte, 32))
 			copy(spoofed, mustMAC(t, "02:00:5e:00:53:01")) // to the router
 			g.droppedBy("ip_spoof", spoofed, "the wire")
+			hop := vlanTagged(udp4Frame(g.mac, g.v4, addr("198.51.100.7"), 40000, 9, make([]byte, 32)), 5)
+			copy(hop, mustMAC(t, "02:00:5e:00:53:01")) // to the router, in VLAN 5
+			g.droppedBy("vlan_tag", hop, "the wire")
+			copy(hop, c2MAC)
+			g.droppedBy("vlan_tag", hop, c2)
 			sendFrames(t, c1, "eth0", arpRequestTo(c2MAC, g.mac, g.v4, addr("172.16.86.11")), 1)
 			if !waitFor(5*time.Second, func() bool { return strings.Contains(e.in(c2, "ip", "neigh", "show", "172.16.86.10"), g.mac.String()) }) {
 				t.Errorf("the legitimate ARP request made no entry for %s in %s (the control)", g.mac, c2)
