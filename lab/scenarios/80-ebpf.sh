@@ -3,8 +3,11 @@
 # trunk match the pings sent between the hosts, VLAN by VLAN; spoofed
 # traffic is dropped and counted; a container's DHCP server (busybox
 # udhcpd on host1) gives no lease across the trunk (the DHCP server guard,
-# counted under dhcp_guard). Skipped while mvlan has no datapath (issue 5):
-# its metrics are absent then.
+# counted under dhcp_guard); a container of a network on the trunk itself
+# that makes a VLAN 60 link of its own cannot reach VLAN 60 on host2
+# (vlan_tag), while the sub-interfaces' tagged frames cross that trunk as
+# before. Skipped while mvlan has no datapath (issue 5): its metrics are
+# absent then.
 N_PINGS=20
 SLACK=6 # ARP, and IPv6 router solicitations of the host's eth0.50/eth0.60
 step "network create macvlan50, macvlan60"
@@ -93,4 +96,34 @@ else
 	fi
 	signal ebpf-dhcpc-done
 fi
+step "VLAN hop from the trunk's own network"
+# host1's container on the trunk itself (untagged) tags its frames with
+# VLAN 60, with its own MAC and address (no spoofing): they would leave the
+# trunk into host2's VLAN 60. Its egress drops them (vlan_tag), and host2's
+# e60 never hears its ARP.
+barrier ebpf-hop
+if [ "$ME" = 1 ]; then
+	mvlan network create -d macvlan --subnet=192.168.70.0/24 -o parent="$TRUNK" native
+	mvlan run -d --name hop --net native --ip "192.168.70.$HOSTPART"
+	hop0=$(metric mvlan_policy_drops_total 'network="native"' 'reason="vlan_tag"')
+	in_ns hop ip link add link eth0 name eth0.60 type vlan id 60 || fail "cannot make a VLAN link in the container"
+	in_ns hop ip addr add "192.168.70.$HOSTPART/32" dev eth0.60
+	in_ns hop ip link set eth0.60 up
+	in_ns hop ip route add "192.168.60.$PEER_HOSTPART/32" dev eth0.60
+	ping_fails hop "192.168.60.$PEER_HOSTPART"
+	signal ebpf-hop-sent
+	hop1=$(metric mvlan_policy_drops_total 'network="native"' 'reason="vlan_tag"')
+	log "vlan_tag drops of native: $hop0 -> $hop1"
+	[ $((hop1 - hop0)) -ge 3 ] || fail "the VLAN 60 frames were not dropped as vlan_tag ($hop0 -> $hop1)"
+else
+	await ebpf-hop-sent
+	n=$(in_ns e60 ip neigh show "192.168.70.$PEER_HOSTPART" 2>&1)
+	case $n in *lladdr*) fail "e60 heard host1's VLAN-hop ARP: $n" ;; esac
+	log "ok: e60 has no neighbour entry for 192.168.70.$PEER_HOSTPART"
+fi
+barrier ebpf-hopped
+# The sub-interfaces' frames still cross the trunk, tagged, with the
+# trunk's own network's checks on its egress.
+ping_ok e50 "192.168.50.$PEER_HOSTPART"
+ping_ok e60 "192.168.60.$PEER_HOSTPART"
 barrier ebpf-done
