@@ -90,22 +90,51 @@ func Acquire(ctx context.Context, l Link) (lease Lease, err error) {
 	return lease, err
 }
 
-// Renew asks for old's lease again (a DHCPREQUEST with ciaddr, broadcast
-// on the link: it serves both renewing and rebinding).
+// Renew extends old. Before T2 (RENEWING) only old's server may answer;
+// from T2 on (REBINDING, RFC 2131 4.4.5) any server may: a failover
+// partner that took over. Both send a DHCPREQUEST of their own (a new
+// xid) with the address in ciaddr and no server identifier.
 func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
-	ack, err := dhcpv4.FromBytes(old.ACK)
+	req, err := renewRequest(l, old)
 	if err != nil {
-		return old, fmt.Errorf("stored DHCPACK: %w", err)
+		return old, err
+	}
+	match := nclient4.IsMessageType(dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)
+	if old.StateAt(time.Now()) < Rebinding {
+		match = nclient4.IsAll(nclient4.IsCorrectServer(net.IP(old.Server.AsSlice())), match)
 	}
 	err = run(ctx, l, func(c *nclient4.Client) error {
-		nl, err := c.Renew(ctx, &nclient4.Lease{Offer: ack, ACK: ack}, l.modifiers()...)
+		ack, err := c.SendAndRead(ctx, c.RemoteAddr(), req, match)
 		if err != nil {
-			return requestErr(ctx, err)
+			return noAnswer(ctx, "DHCPREQUEST", err)
 		}
-		lease, err = fromACK(nl.ACK, l.ClientID, nl.CreationTime)
+		if ack.MessageType() == dhcpv4.MessageTypeNak {
+			return nakErr(ack)
+		}
+		lease, err = fromACK(ack, old.ClientID, time.Now())
 		return err
 	})
 	return lease, err
+}
+
+// renewRequest is the DHCPREQUEST of a client renewing or rebinding old
+// (RFC 2131 4.3.2 and table 5): ciaddr is its address; it carries neither
+// a requested address nor a server identifier; its xid is new, as each
+// exchange's must be (a retransmission keeps it).
+func renewRequest(l Link, old Lease) (*dhcpv4.DHCPv4, error) {
+	if !old.Addr.Addr().Is4() {
+		return nil, fmt.Errorf("lease of %s is not a DHCPv4 lease", old.Addr)
+	}
+	req, err := dhcpv4.New(append([]dhcpv4.Modifier{
+		dhcpv4.WithHwAddr(l.MAC),
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithClientIP(net.IP(old.Addr.Addr().AsSlice())),
+		dhcpv4.WithOption(dhcpv4.OptMaxMessageSize(nclient4.MaxMessageSize)),
+	}, l.modifiers()...)...)
+	if err != nil {
+		return nil, fmt.Errorf("DHCPREQUEST: %w", err)
+	}
+	return req, nil
 }
 
 // Release tells the server that l gives lease back (DHCPRELEASE; no
@@ -124,12 +153,17 @@ func Release(ctx context.Context, l Link, lease Lease) error {
 func requestErr(ctx context.Context, err error) error {
 	var nak *nclient4.ErrNak
 	if errors.As(err, &nak) {
-		if msg := nak.Nak.Message(); msg != "" {
-			return fmt.Errorf("%w: %q", ErrNAK, msg)
-		}
-		return ErrNAK
+		return nakErr(nak.Nak)
 	}
 	return noAnswer(ctx, "DHCPREQUEST", err)
+}
+
+// nakErr is ErrNAK with the server's message, if it gave one.
+func nakErr(nak *dhcpv4.DHCPv4) error {
+	if msg := nak.Message(); msg != "" {
+		return fmt.Errorf("%w: %q", ErrNAK, msg)
+	}
+	return ErrNAK
 }
 
 func noAnswer(ctx context.Context, what string, err error) error {
