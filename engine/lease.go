@@ -73,47 +73,56 @@ func (a *Engine) keepLease(ctx context.Context, n *network, en *entry, v6 bool) 
 	}
 }
 
-// nextTry is how long to wait before the next renewal of l.
+// nextTry is how long to wait before the next renewal of l. l.State is
+// the state its last failed try was made in: the first try of a state
+// goes at once (at T1 to its server, at T2 to any: RFC 2131 4.4.5), later
+// ones halfway to the next state's time, at least 2 s apart.
 func nextTry(l dhcp.Lease, now time.Time) time.Duration {
 	if l.State == dhcp.Expired {
 		return retryExpired - now.Sub(l.LastTry)
 	}
-	switch l.StateAt(now) {
-	case dhcp.Bound:
+	switch st := l.StateAt(now); {
+	case st == dhcp.Bound:
 		return l.Renew.Sub(now)
-	case dhcp.Renewing, dhcp.Rebinding:
-		if l.Err == "" || l.State == dhcp.Bound {
-			return 0
-		}
-		next := l.Rebind
-		if !now.Before(l.Rebind) {
-			next = l.Expiry
-		}
-		return max(2*time.Second, next.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
+	case st == dhcp.Expired:
+		return 0 // it just expired
+	case l.Err == "" || l.State < st:
+		return 0
+	case st == dhcp.Rebinding:
+		return max(2*time.Second, l.Expiry.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
 	}
-	return 0 // it just expired
+	return max(2*time.Second, l.Rebind.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
+}
+
+// tryLimit bounds a try for old begun at now: a renewal ends at T2, where
+// rebinding (any server) begins, a rebinding at the expiry, where the
+// address goes, not after the try; asking anew takes acquireTimeout.
+func tryLimit(old dhcp.Lease, now time.Time) time.Duration {
+	switch {
+	case old.State == dhcp.Expired:
+		return acquireTimeout
+	case old.StateAt(now) == dhcp.Renewing:
+		return min(acquireTimeout, old.Rebind.Sub(now))
+	}
+	return min(acquireTimeout, old.Expiry.Sub(now))
 }
 
 // renewOnce asks once; the exchange runs without en's lock, the result is
-// applied and stored with it.
+// applied and stored with it (settleTry).
 func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoint, v6 bool) {
 	now := time.Now()
-	var l dhcp.Lease
-	var err error
 	old, f, proto := *e.lease(v6), leaseFuncsOf(v6), protoName(v6)
-	limit := acquireTimeout
-	if old.State != dhcp.Expired {
-		limit = min(limit, old.Expiry.Sub(now)) // the address goes at its expiry, not after the try
-	}
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	switch {
-	case old.State == dhcp.Expired:
-		l, err = f.acquire(ctx, a.dhcpLinkOf(n, e, v6))
-	case old.StateAt(now) == dhcp.Expired:
+	if old.State != dhcp.Expired && old.StateAt(now) == dhcp.Expired {
 		a.expire(n, en, proto+" lease expired: the address is off the endpoint until a server answers", false, v6)
 		return
-	default:
+	}
+	ctx, cancel := context.WithTimeout(ctx, tryLimit(*old, now))
+	defer cancel()
+	var l dhcp.Lease
+	var err error
+	if old.State == dhcp.Expired {
+		l, err = f.acquire(ctx, a.dhcpLinkOf(n, e, v6))
+	} else {
 		l, err = f.renew(ctx, a.dhcpLinkOf(n, e, v6), *old)
 	}
 	if errors.Is(err, dhcp.ErrNAK) {
@@ -122,13 +131,19 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 		a.expire(n, en, proto+" server refused the renewal ("+nakName(v6)+"): the address is off the endpoint, asking for a new lease", true, v6)
 		return
 	}
+	a.settleTry(n, en, v6, now, l, err)
+}
+
+// settleTry makes l en's lease of the family, or, with err, records the
+// failure of the try begun at began.
+func (a *Engine) settleTry(n *network, en *entry, v6 bool, began time.Time, l dhcp.Lease, err error) {
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	cur, ok := n.current(en)
 	if !ok || *cur.lease(v6) == nil {
 		return
 	}
-	before := slices.Clone(cur.Addrs)
+	before, proto := slices.Clone(cur.Addrs), protoName(v6)
 	if err == nil {
 		err = a.applyLeaseOf(n, &cur, l, v6)
 	}
@@ -138,15 +153,16 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	if err != nil {
 		failed := **cur.lease(v6)
 		failed.Err, failed.LastTry = err.Error(), time.Now()
-		// Past the expiry the keeper's next turn takes the address off
-		// (expire); marked expired here, it stayed on the link.
-		if st := failed.StateAt(failed.LastTry); failed.State != dhcp.Expired && st != dhcp.Expired {
-			failed.State = st
+		// The state the try was made in (nextTry). An expired one stays
+		// so; one that expired meanwhile is the keeper's next turn
+		// (expire takes the address off; marked expired here, it stayed).
+		if failed.State != dhcp.Expired {
+			failed.State = failed.StateAt(began)
 		}
 		*cur.lease(v6) = &failed
 		a.log.Warn(proto+" renewal failed", "name", cur.Name, "network", n.name(), "state", failed.State, "expiry", failed.Expiry, "err", err)
 	} else {
-		a.log.Info(proto+" lease renewed", "name", cur.Name, "network", n.name(), "addr", l.Addr, "expiry", l.Expiry)
+		a.log.Info(proto+" lease renewed", "name", cur.Name, "network", n.name(), "addr", l.Addr, "server", l.Server, "expiry", l.Expiry)
 	}
 	n.mu.Lock()
 	n.set(en, cur)

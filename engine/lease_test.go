@@ -9,8 +9,10 @@ import (
 
 // TestNextTry: a bound lease waits for T1; past T1 the first try is at
 // once and a failed one waits half the time left to T2 (at least 2 s);
-// past T2, to the expiry; at the expiry at once (the address goes); an
-// expired lease asks every retryExpired, at once after a DHCPNAK.
+// at T2 the first rebinding try goes at once, whenever the last renewal
+// failed, and a failed one waits half the time left to the expiry; at the
+// expiry at once (the address goes); an expired lease asks every
+// retryExpired, at once after a DHCPNAK.
 func TestNextTry(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	l := dhcp.Lease{State: dhcp.Bound, Renew: t0.Add(60 * time.Second), Rebind: t0.Add(105 * time.Second), Expiry: t0.Add(120 * time.Second)}
@@ -29,6 +31,8 @@ func TestNextTry(t *testing.T) {
 		{"at T1", l, 60 * time.Second, 0},
 		{"renewal failed", failed(dhcp.Renewing, 60*time.Second), 61 * time.Second, 21*time.Second + 500*time.Millisecond},
 		{"near T2", failed(dhcp.Renewing, 104*time.Second), 104 * time.Second, 2 * time.Second},
+		{"at T2 after a failed renewal", failed(dhcp.Renewing, 104*time.Second), 105 * time.Second, 0},
+		{"past T2 after a failed renewal", failed(dhcp.Renewing, 90*time.Second), 106 * time.Second, 0},
 		{"rebinding failed", failed(dhcp.Rebinding, 106*time.Second), 106 * time.Second, 7 * time.Second},
 		{"at the expiry", failed(dhcp.Rebinding, 118*time.Second), 120 * time.Second, 0},
 		{"expired", failed(dhcp.Expired, 121*time.Second), 125 * time.Second, retryExpired - 4*time.Second},
@@ -36,6 +40,32 @@ func TestNextTry(t *testing.T) {
 	} {
 		if got := nextTry(tc.l, t0.Add(tc.at)); got != tc.want && !(tc.want == 0 && got < 0) {
 			t.Errorf("%s: next try in %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestTryLimit: a renewal's try ends at T2 (then any server may answer)
+// and a rebinding's at the expiry (then the address goes), each within
+// acquireTimeout; asking anew for an expired lease takes acquireTimeout.
+func TestTryLimit(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	l := dhcp.Lease{State: dhcp.Bound, Renew: t0.Add(60 * time.Second), Rebind: t0.Add(105 * time.Second), Expiry: t0.Add(120 * time.Second)}
+	expired := l
+	expired.State = dhcp.Expired
+	for _, tc := range []struct {
+		name string
+		l    dhcp.Lease
+		at   time.Duration
+		want time.Duration
+	}{
+		{"renewing", l, 60 * time.Second, acquireTimeout},
+		{"renewing near T2", l, 103 * time.Second, 2 * time.Second},
+		{"rebinding", l, 105 * time.Second, acquireTimeout},
+		{"rebinding near the expiry", l, 117 * time.Second, 3 * time.Second},
+		{"expired", expired, 200 * time.Second, acquireTimeout},
+	} {
+		if got := tryLimit(tc.l, t0.Add(tc.at)); got != tc.want {
+			t.Errorf("%s: limit %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
