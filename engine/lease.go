@@ -170,9 +170,12 @@ func (a *Engine) settleTry(n *network, en *entry, v6 bool, began time.Time, l dh
 	a.shimRoutesIfMoved(n, before, cur.Addrs)
 }
 
-// expire takes an expired (or refused) lease's address off en's link (it
-// is no longer the endpoint's to use) and reports it with msg; the keeper
-// goes on asking, at once with now, else after retryExpired.
+// expire takes an expired (or refused) lease's address off en's link and
+// out of its datapath entry: it is no longer the endpoint's to use, and
+// the server may give it to another host, whose ARP and neighbour
+// advertisements for it the endpoints' ingress must then let through. It
+// reports it with msg; the keeper goes on asking, at once with now, else
+// after retryExpired.
 func (a *Engine) expire(n *network, en *entry, msg string, now, v6 bool) {
 	en.busy.Lock()
 	defer en.busy.Unlock()
@@ -181,14 +184,15 @@ func (a *Engine) expire(n *network, en *entry, msg string, now, v6 bool) {
 		return
 	}
 	l := **cur.lease(v6)
-	err := link.SetLeased(cur.Netns, cur.Ifindex, l.Addr, netip.Prefix{}, netip.Addr{})
 	l.State, l.LastTry = dhcp.Expired, time.Now()
 	if now {
 		l.LastTry = time.Time{}
 	}
 	*cur.lease(v6) = &l
+	err := errors.Join(link.SetLeased(cur.Netns, cur.Ifindex, l.Addr, netip.Prefix{}, netip.Addr{}),
+		a.setTableEntry(n, cur), a.store.UpdateEndpoint(cur.api()))
 	a.log.Error(msg, "name", cur.Name, "network", n.name(),
-		"addr", l.Addr, "server", l.Server, "last_error", l.Err, "err", errors.Join(err, a.store.UpdateEndpoint(cur.api())))
+		"addr", l.Addr, "server", l.Server, "last_error", l.Err, "err", err)
 	n.mu.Lock()
 	n.set(en, cur)
 	n.mu.Unlock()

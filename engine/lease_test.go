@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -66,6 +68,37 @@ func TestTryLimit(t *testing.T) {
 	} {
 		if got := tryLimit(tc.l, t0.Add(tc.at)); got != tc.want {
 			t.Errorf("%s: limit %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestTableEntryLeases: an endpoint's datapath row holds its addresses but
+// those of its expired leases, DHCPv4 and DHCPv6 alike (the record keeps
+// them); a static endpoint's, all of them.
+func TestTableEntryLeases(t *testing.T) {
+	v4, v6 := netip.MustParsePrefix("192.168.60.120/24"), netip.MustParsePrefix("fd00:60::15/64")
+	lease := func(p netip.Prefix, st dhcp.State) *dhcp.Lease { return &dhcp.Lease{State: st, Addr: p} }
+	for _, tc := range []struct {
+		name   string
+		l4, l6 *dhcp.Lease
+		want   []netip.Prefix
+	}{
+		{"static", nil, nil, []netip.Prefix{v4, v6}},
+		{"bound and rebinding", lease(v4, dhcp.Bound), lease(v6, dhcp.Rebinding), []netip.Prefix{v4, v6}},
+		{"DHCPv4 expired", lease(v4, dhcp.Expired), lease(v6, dhcp.Bound), []netip.Prefix{v6}},
+		{"DHCPv6 expired", lease(v4, dhcp.Renewing), lease(v6, dhcp.Expired), []netip.Prefix{v4}},
+		{"both expired", lease(v4, dhcp.Expired), lease(v6, dhcp.Expired), nil},
+	} {
+		e := endpoint{Addrs: []netip.Prefix{v4, v6}, Lease: tc.l4, Lease6: tc.l6}
+		var got []netip.Prefix
+		for _, ip := range tableEntry(&network{}, e).IPs {
+			got = append(got, netip.PrefixFrom(ip, map[bool]int{true: 24, false: 64}[ip.Is4()]))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: row has %v, want %v", tc.name, got, tc.want)
+		}
+		if len(e.Addrs) != 2 {
+			t.Errorf("%s: the endpoint's addresses changed: %v", tc.name, e.Addrs)
 		}
 	}
 }
