@@ -137,17 +137,69 @@ func renewRequest(l Link, old Lease) (*dhcpv4.DHCPv4, error) {
 	return req, nil
 }
 
-// Release tells the server that l gives lease back (DHCPRELEASE; no
-// answer). It is sent from the leased address, which must still be on the
-// link: a server's kernel drops a unicast datagram from 0.0.0.0.
+// Release tells the server that l gives lease back (DHCPRELEASE, with the
+// address in ciaddr; no answer). It goes unicast to the server from the
+// leased address (RFC 2131 4.4.6) when that is on the link, else (an ACK
+// refused as outside the network's subnet, a lease not applied, one
+// expired) broadcast from 0.0.0.0 on the link: a server's kernel drops a
+// unicast datagram from 0.0.0.0 but takes a broadcast one.
 func Release(ctx context.Context, l Link, lease Lease) error {
-	ack, err := dhcpv4.FromBytes(lease.ACK)
+	m, err := releaseMessage(l, lease)
 	if err != nil {
-		return fmt.Errorf("stored DHCPACK: %w", err)
+		return err
 	}
-	return run(ctx, l, func(c *nclient4.Client) error {
-		return c.Release(&nclient4.Lease{Offer: ack, ACK: ack}, dhcpv4.WithOption(dhcpv4.OptClientIdentifier(l.ClientID)))
-	}, nclient4.WithUnicast(&net.UDPAddr{IP: net.IP(lease.Addr.Addr().AsSlice()), Port: nclient4.ClientPort}))
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("DHCPRELEASE: %w", err)
+	}
+	return nsthread.DoPath(l.Netns, func() error {
+		uerr := sendUnicast(lease.Addr.Addr(), lease.Server, m)
+		if uerr == nil {
+			return nil
+		}
+		if err := sendBroadcast(l.IfName, m); err != nil {
+			return fmt.Errorf("DHCPRELEASE: %w", errors.Join(uerr, err))
+		}
+		return nil
+	})
+}
+
+// releaseMessage is l's DHCPRELEASE of lease (RFC 2131 table 5): ciaddr
+// is the address; it names the lease's server; its xid is new.
+func releaseMessage(l Link, lease Lease) (*dhcpv4.DHCPv4, error) {
+	if !lease.Addr.Addr().Is4() || !lease.Server.Is4() {
+		return nil, fmt.Errorf("lease of %s from %s is not a DHCPv4 lease", lease.Addr, lease.Server)
+	}
+	m, err := dhcpv4.New(dhcpv4.WithHwAddr(l.MAC), dhcpv4.WithMessageType(dhcpv4.MessageTypeRelease),
+		dhcpv4.WithClientIP(net.IP(lease.Addr.Addr().AsSlice())),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IP(lease.Server.AsSlice()))),
+		dhcpv4.WithOption(dhcpv4.OptClientIdentifier(l.ClientID)))
+	if err != nil {
+		return nil, fmt.Errorf("DHCPRELEASE: %w", err)
+	}
+	return m, nil
+}
+
+// sendUnicast sends m from addr to server, as UDP from port 68 to 67.
+// Called in the link's namespace.
+func sendUnicast(addr, server netip.Addr, m *dhcpv4.DHCPv4) error {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IP(addr.AsSlice()), Port: nclient4.ClientPort})
+	if err != nil {
+		return fmt.Errorf("from %s: %w", addr, err)
+	}
+	_, err = c.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.IP(server.AsSlice()), Port: nclient4.ServerPort})
+	return errors.Join(err, c.Close())
+}
+
+// sendBroadcast sends m from 0.0.0.0 port 68 to 255.255.255.255 port 67
+// on link ifName, through a packet socket (the link needs no address).
+// Called in the link's namespace.
+func sendBroadcast(ifName string, m *dhcpv4.DHCPv4) error {
+	c, err := nclient4.NewRawUDPConn(ifName, nclient4.ClientPort)
+	if err != nil {
+		return fmt.Errorf("broadcast on %s: %w", ifName, err)
+	}
+	_, err = c.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: nclient4.ServerPort})
+	return errors.Join(err, c.Close())
 }
 
 func requestErr(ctx context.Context, err error) error {

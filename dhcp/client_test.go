@@ -129,3 +129,73 @@ func TestRebindOtherServer(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRelease: a DHCPRELEASE frees the binding in the server's lease
+// file whether or not the leased address is on the link: unicast from
+// that address to the server when it is (RFC 2131 4.4.6), broadcast from
+// 0.0.0.0 when it is not (an ACK refused as outside the network's subnet,
+// a lease not applied), with the address in ciaddr either way.
+func TestRelease(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		onLink   bool
+		src, dst string // "" is the leased address
+	}{
+		{"address on the link", true, "", "192.168.62.1"},
+		{"address not on the link", false, "0.0.0.0", "255.255.255.255"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sb, l := sandbox4(t, "192.168.62.1/24")
+			srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", dnsmasqFlags...)
+			lease, err := Acquire(context.Background(), l)
+			if err != nil {
+				t.Fatalf("acquire: %v\n%s", err, srv.Log())
+			}
+			addr := lease.Addr.Addr()
+			if tc.onLink {
+				sb.Run(t, sb.Path, "ip", "addr", "add", lease.Addr.String(), "dev", "eth0")
+			}
+			if err := srv.WaitLease(addr, true, 2*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			wire := nstest.NewCapture(t, sb.WirePath, "wire0")
+			if err := Release(context.Background(), l, lease); err != nil {
+				t.Fatalf("release: %v", err)
+			}
+			if err := srv.WaitLease(addr, false, 2*time.Second); err != nil {
+				t.Error(err)
+			}
+			var src, dst netip.Addr
+			var m *dhcpv4.DHCPv4
+			if _, err := wire.Wait(time.Second, func(f []byte) bool { src, dst, m = dhcpFrame(f); return m != nil }); err != nil {
+				t.Fatalf("no DHCPRELEASE on the wire: %v", err)
+			}
+			want := tc.src
+			if want == "" {
+				want = addr.String()
+			}
+			if src.String() != want || dst.String() != tc.dst || !m.ClientIPAddr.Equal(net.IP(addr.AsSlice())) || m.MessageType() != dhcpv4.MessageTypeRelease {
+				t.Errorf("sent %s from %s to %s, ciaddr %s; want a DHCPRELEASE from %s to %s, ciaddr %s", m.MessageType(), src, dst, m.ClientIPAddr, want, tc.dst, addr)
+			}
+		})
+	}
+}
+
+// dhcpFrame is the IPv4 source and destination and the DHCP message of
+// an Ethernet frame to UDP port 67; nil if it is none.
+func dhcpFrame(f []byte) (src, dst netip.Addr, m *dhcpv4.DHCPv4) {
+	if len(f) < 14+20+8 || f[12] != 0x08 || f[13] != 0x00 || f[14+9] != 17 {
+		return src, dst, nil
+	}
+	ihl := int(f[14]&0x0f) * 4
+	if len(f) < 14+ihl+8 || f[14+ihl+2] != 0 || f[14+ihl+3] != 67 {
+		return src, dst, nil
+	}
+	src, _ = netip.AddrFromSlice(f[14+12 : 14+16])
+	dst, _ = netip.AddrFromSlice(f[14+16 : 14+20])
+	m, err := dhcpv4.FromBytes(f[14+ihl+8:])
+	if err != nil {
+		return src, dst, nil
+	}
+	return src, dst, m
+}
