@@ -111,7 +111,7 @@ func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 		if ack.MessageType() == dhcpv4.MessageTypeNak {
 			return nakErr(ack)
 		}
-		lease, err = fromACK(ack, old.ClientID, time.Now())
+		lease, err = fromRenewal(ack, old, time.Now())
 		return err
 	})
 	return lease, err

@@ -124,7 +124,7 @@ func Renew6(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 		if err != nil {
 			return noAnswer6(ctx, m.MessageType.String(), err)
 		}
-		lease, err = fromReply(reply, l, time.Now())
+		lease, err = fromRenewReply(reply, l, old, time.Now())
 		return err
 	})
 	return lease, err

@@ -3,6 +3,7 @@ package dhcp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -198,4 +199,35 @@ func dhcpFrame(f []byte) (src, dst netip.Addr, m *dhcpv4.DHCPv4) {
 		return src, dst, nil
 	}
 	return src, dst, m
+}
+
+// TestRenewKeepsOptions: the lease's server restarts configured to give
+// no subnet mask, router or DNS servers, and no domain (dnsmasq with empty
+// options 1, 3 and 6: its renewal's DHCPACK has the address and times
+// only). The renewed lease keeps the mask, router, DNS servers and domain
+// it had, with the new expiry.
+func TestRenewKeepsOptions(t *testing.T) {
+	sb, l := sandbox4(t, "192.168.62.1/24")
+	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", dnsmasqFlags...)
+	lease := acquireOn(t, sb, l, srv)
+	srv.Stop()
+	bare := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative",
+		"--dhcp-range=192.168.62.100,192.168.62.150,255.255.255.0,2m", "--dhcp-option=1", "--dhcp-option=3", "--dhcp-option=6")
+	time.Sleep(time.Second) // a later expiry
+	renewing := lease
+	renewing.Renew = time.Now()
+	got, err := Renew(context.Background(), l, renewing)
+	if err != nil {
+		t.Fatalf("renew: %v\n%s", err, bare.Log())
+	}
+	if ack, _ := dhcpv4.FromBytes(got.ACK); ack == nil || ack.Options.Has(dhcpv4.OptionSubnetMask) || ack.Options.Has(dhcpv4.OptionRouter) {
+		t.Fatalf("the renewal's DHCPACK has a subnet mask or router: %v", ack)
+	}
+	want := fmt.Sprintf("%s router %s dns %v domain %s", lease.Addr, lease.Router, lease.DNS, lease.Domain)
+	if s := fmt.Sprintf("%s router %s dns %v domain %s", got.Addr, got.Router, got.DNS, got.Domain); s != want || !got.Expiry.After(lease.Expiry) {
+		t.Errorf("renewed: %s until %v\nwant     %s after %v", s, got.Expiry, want, lease.Expiry)
+	}
+	if lease.Router != netip.MustParseAddr("192.168.62.1") || len(lease.DNS) != 2 || lease.Domain != "lan.example" {
+		t.Errorf("first lease: router %s DNS %v domain %q, want dnsmasq's", lease.Router, lease.DNS, lease.Domain)
+	}
 }
