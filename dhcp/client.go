@@ -31,11 +31,25 @@ var ErrNAK = errors.New("DHCP server refused the request (DHCPNAK)")
 // ErrNoAnswer means no server answered in time.
 var ErrNoAnswer = errors.New("no DHCP server answered")
 
-// retry is how often one message is sent (each waits for timeout).
+// retry is how many times nclient4 (and nclient6) sends one message; it
+// waits timeout (timeout6) for an answer to the first, and twice as long
+// as the last time for each next one.
 const (
 	retry   = 3
 	timeout = 2 * time.Second
 )
+
+// window is how long an exchange begun now under ctx waits for an answer
+// from a client that sends tries times, waiting first after the first
+// send: the sum of its doubling waits, or less when ctx's deadline is
+// sooner.
+func window(ctx context.Context, first time.Duration, tries int) time.Duration {
+	w := first * time.Duration(1<<tries-1)
+	if d, ok := ctx.Deadline(); ok {
+		w = min(w, time.Until(d))
+	}
+	return max(w, 0).Round(100 * time.Millisecond)
+}
 
 // run runs fn with a client on l's link, inside l's namespace: the
 // client's raw socket is made there and bound to the link.
@@ -66,20 +80,21 @@ func (l Link) modifiers() []dhcpv4.Modifier {
 // l.Subnet is refused before it is requested, so the server binds nothing.
 func Acquire(ctx context.Context, l Link) (lease Lease, err error) {
 	err = run(ctx, l, func(c *nclient4.Client) error {
-		mods := l.modifiers()
+		mods, wait := l.modifiers(), window(ctx, timeout, retry)
 		if l.Want.IsValid() {
 			mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IP(l.Want.AsSlice()))))
 		}
 		offer, err := c.DiscoverOffer(ctx, mods...)
 		if err != nil {
-			return noAnswer(ctx, "DHCPDISCOVER", err)
+			return noAnswer(ctx, "DHCPDISCOVER", wait, err)
 		}
 		if ip := addr4(offer.YourIPAddr); l.Subnet.IsValid() && !l.Subnet.Contains(ip) {
 			return fmt.Errorf("DHCP server %v offered %v, outside the network's --subnet %s; fix the server's range or the network's --subnet", offer.ServerIdentifier(), offer.YourIPAddr, l.Subnet)
 		}
+		wait = window(ctx, timeout, retry)
 		nl, err := c.RequestFromOffer(ctx, offer, l.modifiers()...)
 		if err != nil {
-			return requestErr(ctx, err)
+			return requestErr(ctx, wait, err)
 		}
 		lease, err = fromACK(nl.ACK, l.ClientID, nl.CreationTime)
 		return err
@@ -104,9 +119,10 @@ func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 		match = nclient4.IsAll(nclient4.IsCorrectServer(net.IP(old.Server.AsSlice())), match)
 	}
 	err = run(ctx, l, func(c *nclient4.Client) error {
+		wait := window(ctx, timeout, retry)
 		ack, err := c.SendAndRead(ctx, c.RemoteAddr(), req, match)
 		if err != nil {
-			return noAnswer(ctx, "DHCPREQUEST", err)
+			return noAnswer(ctx, "DHCPREQUEST", wait, err)
 		}
 		if ack.MessageType() == dhcpv4.MessageTypeNak {
 			return nakErr(ack)
@@ -202,12 +218,13 @@ func sendBroadcast(ifName string, m *dhcpv4.DHCPv4) error {
 	return errors.Join(err, c.Close())
 }
 
-func requestErr(ctx context.Context, err error) error {
+// requestErr is the error of a DHCPREQUEST that waited wait.
+func requestErr(ctx context.Context, wait time.Duration, err error) error {
 	var nak *nclient4.ErrNak
 	if errors.As(err, &nak) {
 		return nakErr(nak.Nak)
 	}
-	return noAnswer(ctx, "DHCPREQUEST", err)
+	return noAnswer(ctx, "DHCPREQUEST", wait, err)
 }
 
 // nakErr is ErrNAK with the server's message, if it gave one.
@@ -218,9 +235,11 @@ func nakErr(nak *dhcpv4.DHCPv4) error {
 	return ErrNAK
 }
 
-func noAnswer(ctx context.Context, what string, err error) error {
+// noAnswer is the error of an exchange of what that waited wait (window)
+// and failed with err: ErrNoAnswer when nothing came in time.
+func noAnswer(ctx context.Context, what string, wait time.Duration, err error) error {
 	if ctx.Err() == nil && !errors.Is(err, nclient4.ErrNoResponse) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	return fmt.Errorf("%w to %s within %v", ErrNoAnswer, what, retry*timeout)
+	return fmt.Errorf("%w to %s within %v", ErrNoAnswer, what, wait)
 }

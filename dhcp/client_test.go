@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,5 +230,44 @@ func TestRenewKeepsOptions(t *testing.T) {
 	}
 	if lease.Router != netip.MustParseAddr("192.168.62.1") || len(lease.DNS) != 2 || lease.Domain != "lan.example" {
 		t.Errorf("first lease: router %s DNS %v domain %q, want dnsmasq's", lease.Router, lease.DNS, lease.Domain)
+	}
+}
+
+// TestWindow: an exchange waits for the sum of the client's doubling
+// waits (2+4+8 s for DHCPv4, 1+2+4 s for DHCPv6), or until ctx's
+// deadline when that is sooner.
+func TestWindow(t *testing.T) {
+	soon, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	past, cancel2 := context.WithTimeout(context.Background(), -time.Second)
+	defer cancel2()
+	for _, tc := range []struct {
+		name  string
+		ctx   context.Context
+		first time.Duration
+		tries int
+		want  time.Duration
+	}{
+		{"DHCPv4", context.Background(), timeout, retry, 14 * time.Second},
+		{"DHCPv6", context.Background(), timeout6, retry, 7 * time.Second},
+		{"DHCPv6 Release", context.Background(), timeout6, 1, time.Second},
+		{"deadline first", soon, timeout, retry, 8 * time.Second},
+		{"deadline past", past, timeout, retry, 0},
+	} {
+		if got := window(tc.ctx, tc.first, tc.tries); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestNoAnswer: with no server on the wire, Acquire gives up at ctx's
+// deadline with ErrNoAnswer, and says how long it waited.
+func TestNoAnswer(t *testing.T) {
+	_, l := sandbox4(t, "192.168.62.1/24")
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	_, err := Acquire(ctx, l)
+	if !errors.Is(err, ErrNoAnswer) || !strings.HasSuffix(err.Error(), "no DHCP server answered to DHCPDISCOVER within 1.5s") {
+		t.Errorf("acquire with no server: %v, want ErrNoAnswer to DHCPDISCOVER within 1.5s", err)
 	}
 }
