@@ -62,6 +62,7 @@ type Lease struct {
 	ACK      []byte    // the server's last DHCPACK
 	Err      string    // the last failed renewal
 	LastTry  time.Time // when it failed (not stored)
+	Refused  int       // refusals (DHCPNAK) in a row since it expired (not stored)
 }
 
 // ClientID is the client identifier (option 61) of endpoint name on

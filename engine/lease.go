@@ -79,7 +79,7 @@ func (a *Engine) keepLease(ctx context.Context, n *network, en *entry, v6 bool) 
 // ones halfway to the next state's time, at least 2 s apart.
 func nextTry(l dhcp.Lease, now time.Time) time.Duration {
 	if l.State == dhcp.Expired {
-		return retryExpired - now.Sub(l.LastTry)
+		return retryWait(l.Refused) - now.Sub(l.LastTry)
 	}
 	switch st := l.StateAt(now); {
 	case st == dhcp.Bound:
@@ -92,6 +92,24 @@ func nextTry(l dhcp.Lease, now time.Time) time.Duration {
 		return max(2*time.Second, l.Expiry.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
 	}
 	return max(2*time.Second, l.Rebind.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
+}
+
+// refusedFirst is the wait after the second refusal in a row (retryWait).
+const refusedFirst = time.Second
+
+// retryWait is how long an expired lease waits from its last try before
+// asking again. After refused refusals (DHCPNAK) in a row: at once after
+// the first (RFC 2131 4.4.5: back to INIT), then refusedFirst, doubling
+// up to retryExpired, so that a server refusing every request is not
+// asked in a tight loop; after no answer, retryExpired.
+func retryWait(refused int) time.Duration {
+	switch {
+	case refused == 0 || refused > 16:
+		return retryExpired
+	case refused == 1:
+		return 0
+	}
+	return min(refusedFirst<<(refused-2), retryExpired)
 }
 
 // tryLimit bounds a try for old begun at now: a renewal ends at T2, where
@@ -128,7 +146,11 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	if errors.Is(err, dhcp.ErrNAK) {
 		// The server says the lease is no longer the endpoint's (RFC 2131
 		// 4.4.5: back to INIT): off the link at once, a new one asked for.
-		a.expire(n, en, proto+" server refused the renewal ("+nakName(v6)+"): the address is off the endpoint, asking for a new lease", true, v6)
+		what := "the renewal"
+		if old.State == dhcp.Expired {
+			what = "the new lease it offered"
+		}
+		a.expire(n, en, proto+" server refused "+what+" ("+nakName(v6)+"): the address is off the endpoint, asking for a new lease", true, v6)
 		return
 	}
 	a.settleTry(n, en, v6, now, l, err)
@@ -152,7 +174,7 @@ func (a *Engine) settleTry(n *network, en *entry, v6 bool, began time.Time, l dh
 	}
 	if err != nil {
 		failed := **cur.lease(v6)
-		failed.Err, failed.LastTry = err.Error(), time.Now()
+		failed.Err, failed.LastTry, failed.Refused = err.Error(), time.Now(), 0
 		// The state the try was made in (nextTry). An expired one stays
 		// so; one that expired meanwhile is the keeper's next turn
 		// (expire takes the address off; marked expired here, it stayed).
@@ -174,9 +196,9 @@ func (a *Engine) settleTry(n *network, en *entry, v6 bool, began time.Time, l dh
 // out of its datapath entry: it is no longer the endpoint's to use, and
 // the server may give it to another host, whose ARP and neighbour
 // advertisements for it the endpoints' ingress must then let through. It
-// reports it with msg; the keeper goes on asking, at once with now, else
-// after retryExpired.
-func (a *Engine) expire(n *network, en *entry, msg string, now, v6 bool) {
+// reports it with msg. The keeper goes on asking (nextTry): after a
+// refusal at once, after more in a row less and less often.
+func (a *Engine) expire(n *network, en *entry, msg string, refused, v6 bool) {
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	cur, ok := n.current(en)
@@ -185,14 +207,14 @@ func (a *Engine) expire(n *network, en *entry, msg string, now, v6 bool) {
 	}
 	l := **cur.lease(v6)
 	l.State, l.LastTry = dhcp.Expired, time.Now()
-	if now {
-		l.LastTry = time.Time{}
+	if l.Refused = 0; refused {
+		l.Refused = (**cur.lease(v6)).Refused + 1
 	}
 	*cur.lease(v6) = &l
 	err := errors.Join(link.SetLeased(cur.Netns, cur.Ifindex, l.Addr, netip.Prefix{}, netip.Addr{}),
 		a.setTableEntry(n, cur), a.store.UpdateEndpoint(cur.api()))
-	a.log.Error(msg, "name", cur.Name, "network", n.name(),
-		"addr", l.Addr, "server", l.Server, "last_error", l.Err, "err", err)
+	a.log.Error(msg, "name", cur.Name, "network", n.name(), "addr", l.Addr, "server", l.Server,
+		"last_error", l.Err, "refused", l.Refused, "next_try", retryWait(l.Refused), "err", err)
 	n.mu.Lock()
 	n.set(en, cur)
 	n.mu.Unlock()

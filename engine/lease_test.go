@@ -14,13 +14,19 @@ import (
 // at T2 the first rebinding try goes at once, whenever the last renewal
 // failed, and a failed one waits half the time left to the expiry; at the
 // expiry at once (the address goes); an expired lease asks every
-// retryExpired, at once after a DHCPNAK.
+// retryExpired, at once after a DHCPNAK, and after more in a row 1 s,
+// 2 s, 4 s... later, up to retryExpired.
 func TestNextTry(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	l := dhcp.Lease{State: dhcp.Bound, Renew: t0.Add(60 * time.Second), Rebind: t0.Add(105 * time.Second), Expiry: t0.Add(120 * time.Second)}
 	failed := func(st dhcp.State, at time.Duration) dhcp.Lease {
 		f := l
 		f.State, f.Err, f.LastTry = st, "no answer", t0.Add(at)
+		return f
+	}
+	refused := func(n int, at time.Duration) dhcp.Lease {
+		f := failed(dhcp.Expired, at)
+		f.Refused = n
 		return f
 	}
 	for _, tc := range []struct {
@@ -38,7 +44,10 @@ func TestNextTry(t *testing.T) {
 		{"rebinding failed", failed(dhcp.Rebinding, 106*time.Second), 106 * time.Second, 7 * time.Second},
 		{"at the expiry", failed(dhcp.Rebinding, 118*time.Second), 120 * time.Second, 0},
 		{"expired", failed(dhcp.Expired, 121*time.Second), 125 * time.Second, retryExpired - 4*time.Second},
-		{"after a NAK", func() dhcp.Lease { f := failed(dhcp.Expired, 0); f.LastTry = time.Time{}; return f }(), 30 * time.Second, 0},
+		{"after a NAK", refused(1, 121*time.Second), 121 * time.Second, 0},
+		{"after 2 NAKs in a row", refused(2, 121*time.Second), 121*time.Second + 300*time.Millisecond, 700 * time.Millisecond},
+		{"after 4 NAKs in a row", refused(4, 121*time.Second), 122 * time.Second, 3 * time.Second},
+		{"after 9 NAKs in a row", refused(9, 121*time.Second), 121 * time.Second, retryExpired},
 	} {
 		if got := nextTry(tc.l, t0.Add(tc.at)); got != tc.want && !(tc.want == 0 && got < 0) {
 			t.Errorf("%s: next try in %v, want %v", tc.name, got, tc.want)
@@ -99,6 +108,18 @@ func TestTableEntryLeases(t *testing.T) {
 		}
 		if len(e.Addrs) != 2 {
 			t.Errorf("%s: the endpoint's addresses changed: %v", tc.name, e.Addrs)
+		}
+	}
+}
+
+// TestRetryWait: after refusals in a row an expired lease asks at once,
+// then 1 s, 2 s, 4 s, 8 s later, then every retryExpired, however many
+// (no overflow); after no answer, every retryExpired.
+func TestRetryWait(t *testing.T) {
+	for refused, want := range map[int]time.Duration{0: retryExpired, 1: 0, 2: time.Second, 3: 2 * time.Second,
+		4: 4 * time.Second, 5: 8 * time.Second, 6: retryExpired, 17: retryExpired, 64: retryExpired, 1 << 40: retryExpired} {
+		if got := retryWait(refused); got != want {
+			t.Errorf("after %d refusals: %v, want %v", refused, got, want)
 		}
 	}
 }

@@ -75,3 +75,44 @@ func TestDHCPRefusedAddressFreed(t *testing.T) {
 		t.Errorf("%s after the renumbering: %s %+v, want %s kept", c2, addrOf(got, false), got.Lease, addr2)
 	}
 }
+
+// TestDHCPRefusalBackoff: a server that refuses every request (DHCPNAK;
+// nstest.DHCPServer, as dnsmasq cannot be made to refuse what it offered)
+// is not asked in a tight loop. The renewal's refusal takes the address
+// off and a new lease is asked for at once; each refusal in a row of that
+// doubles the wait (1 s, 2 s, 4 s...): over 6 s the server refuses 3 to
+// 6 requests (without the backoff, 17 here: one per exchange and store
+// write, for ever). Once it answers again, the lease comes back at the
+// next try. About 10 s.
+func TestDHCPRefusalBackoff(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	srv := nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.71.1/24"), 6*time.Second)
+	a := newAgent(t, sb)
+	e := &env{t: t, sb: sb, a: a}
+	a.start()
+	t.Cleanup(e.cleanup)
+	a.ok("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan")
+	c1 := e.name("1")
+	e.runD(c1, "lan")
+	srv.Refuse(true)
+	for deadline := time.Now().Add(5 * time.Second); srv.Naks() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewal refused 5 s after the server began refusing:\n%s", a.log)
+		}
+	}
+	time.Sleep(6 * time.Second)
+	if n := srv.Naks(); n < 3 || n > 6 {
+		t.Errorf("the server refused %d requests in the 6 s after the first refusal, want 3 to 6 (a backoff of 0, 1, 2, 4 s)\n%s", n, a.log)
+	}
+	waitLog(t, a, `msg="DHCP server refused the new lease it offered (DHCPNAK)`, 2)
+	srv.Refuse(false)
+	for deadline := time.Now().Add(12 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if got, _ := e.endpoint(c1); got.Lease != nil && got.Lease.State == "bound" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no lease 12 s after the server stopped refusing:\n%s", c1, a.log)
+		}
+	}
+}
