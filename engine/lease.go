@@ -162,8 +162,8 @@ func (a *Engine) settleTry(n *network, en *entry, v6 bool, began time.Time, l dh
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	cur, ok := n.current(en)
-	if !ok || *cur.lease(v6) == nil {
-		return
+	if !ok || cur.State != Ready || *cur.lease(v6) == nil {
+		return // leaving: its lease may be given back already
 	}
 	before, proto := slices.Clone(cur.Addrs), protoName(v6)
 	if err == nil {
