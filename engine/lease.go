@@ -49,9 +49,9 @@ const pollGone = time.Second
 
 // keepLease renews en's lease (with v6, its DHCPv6 lease) at T1 (and
 // again, halving the wait, until T2), rebinds from T2 to the expiry, and
-// then takes the address off and asks for a new lease every retryExpired:
-// RFC 2131 4.4.5, RFC 8415 18.2.4-5. It returns once en is gone or ctx is
-// done.
+// then takes the address off and asks for a new lease every retryExpired
+// (after refusals in a row, retryWait): RFC 2131 4.4.5, RFC 8415
+// 18.2.4-5. It returns once en is gone or ctx is done.
 func (a *Engine) keepLease(ctx context.Context, n *network, en *entry, v6 bool) {
 	for {
 		n.mu.Lock()
