@@ -31,11 +31,25 @@ var ErrNAK = errors.New("DHCP server refused the request (DHCPNAK)")
 // ErrNoAnswer means no server answered in time.
 var ErrNoAnswer = errors.New("no DHCP server answered")
 
-// retry is how often one message is sent (each waits for timeout).
+// retry is how many times nclient4 (and nclient6) sends one message; it
+// waits timeout (timeout6) for an answer to the first, and twice as long
+// as the last time for each next one.
 const (
 	retry   = 3
 	timeout = 2 * time.Second
 )
+
+// window is how long an exchange begun now under ctx waits for an answer
+// from a client that sends tries times, waiting first after the first
+// send: the sum of its doubling waits, or less when ctx's deadline is
+// sooner.
+func window(ctx context.Context, first time.Duration, tries int) time.Duration {
+	w := first * time.Duration(1<<tries-1)
+	if d, ok := ctx.Deadline(); ok {
+		w = min(w, time.Until(d))
+	}
+	return max(w, 0).Round(100 * time.Millisecond)
+}
 
 // run runs fn with a client on l's link, inside l's namespace: the
 // client's raw socket is made there and bound to the link.
@@ -66,20 +80,21 @@ func (l Link) modifiers() []dhcpv4.Modifier {
 // l.Subnet is refused before it is requested, so the server binds nothing.
 func Acquire(ctx context.Context, l Link) (lease Lease, err error) {
 	err = run(ctx, l, func(c *nclient4.Client) error {
-		mods := l.modifiers()
+		mods, wait := l.modifiers(), window(ctx, timeout, retry)
 		if l.Want.IsValid() {
 			mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IP(l.Want.AsSlice()))))
 		}
 		offer, err := c.DiscoverOffer(ctx, mods...)
 		if err != nil {
-			return noAnswer(ctx, "DHCPDISCOVER", err)
+			return noAnswer(ctx, "DHCPDISCOVER", wait, err)
 		}
 		if ip := addr4(offer.YourIPAddr); l.Subnet.IsValid() && !l.Subnet.Contains(ip) {
 			return fmt.Errorf("DHCP server %v offered %v, outside the network's --subnet %s; fix the server's range or the network's --subnet", offer.ServerIdentifier(), offer.YourIPAddr, l.Subnet)
 		}
+		wait = window(ctx, timeout, retry)
 		nl, err := c.RequestFromOffer(ctx, offer, l.modifiers()...)
 		if err != nil {
-			return requestErr(ctx, err)
+			return requestErr(ctx, wait, err)
 		}
 		lease, err = fromACK(nl.ACK, l.ClientID, nl.CreationTime)
 		return err
@@ -90,51 +105,141 @@ func Acquire(ctx context.Context, l Link) (lease Lease, err error) {
 	return lease, err
 }
 
-// Renew asks for old's lease again (a DHCPREQUEST with ciaddr, broadcast
-// on the link: it serves both renewing and rebinding).
+// Renew extends old. Before T2 (RENEWING) only old's server may answer;
+// from T2 on (REBINDING, RFC 2131 4.4.5) any server may: a failover
+// partner that took over. Both send a DHCPREQUEST of their own (a new
+// xid) with the address in ciaddr and no server identifier.
 func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
-	ack, err := dhcpv4.FromBytes(old.ACK)
+	req, err := renewRequest(l, old)
 	if err != nil {
-		return old, fmt.Errorf("stored DHCPACK: %w", err)
+		return old, err
+	}
+	match := nclient4.IsMessageType(dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)
+	if old.StateAt(time.Now()) < Rebinding {
+		match = nclient4.IsAll(nclient4.IsCorrectServer(net.IP(old.Server.AsSlice())), match)
 	}
 	err = run(ctx, l, func(c *nclient4.Client) error {
-		nl, err := c.Renew(ctx, &nclient4.Lease{Offer: ack, ACK: ack}, l.modifiers()...)
+		wait := window(ctx, timeout, retry)
+		ack, err := c.SendAndRead(ctx, c.RemoteAddr(), req, match)
 		if err != nil {
-			return requestErr(ctx, err)
+			return noAnswer(ctx, "DHCPREQUEST", wait, err)
 		}
-		lease, err = fromACK(nl.ACK, l.ClientID, nl.CreationTime)
+		if ack.MessageType() == dhcpv4.MessageTypeNak {
+			return nakErr(ack)
+		}
+		lease, err = fromRenewal(ack, old, time.Now())
 		return err
 	})
 	return lease, err
 }
 
-// Release tells the server that l gives lease back (DHCPRELEASE; no
-// answer). It is sent from the leased address, which must still be on the
-// link: a server's kernel drops a unicast datagram from 0.0.0.0.
-func Release(ctx context.Context, l Link, lease Lease) error {
-	ack, err := dhcpv4.FromBytes(lease.ACK)
-	if err != nil {
-		return fmt.Errorf("stored DHCPACK: %w", err)
+// renewRequest is the DHCPREQUEST of a client renewing or rebinding old
+// (RFC 2131 4.3.2 and table 5): ciaddr is its address; it carries neither
+// a requested address nor a server identifier; its xid is new, as each
+// exchange's must be (a retransmission keeps it).
+func renewRequest(l Link, old Lease) (*dhcpv4.DHCPv4, error) {
+	if !old.Addr.Addr().Is4() {
+		return nil, fmt.Errorf("lease of %s is not a DHCPv4 lease", old.Addr)
 	}
-	return run(ctx, l, func(c *nclient4.Client) error {
-		return c.Release(&nclient4.Lease{Offer: ack, ACK: ack}, dhcpv4.WithOption(dhcpv4.OptClientIdentifier(l.ClientID)))
-	}, nclient4.WithUnicast(&net.UDPAddr{IP: net.IP(lease.Addr.Addr().AsSlice()), Port: nclient4.ClientPort}))
+	req, err := dhcpv4.New(append([]dhcpv4.Modifier{
+		dhcpv4.WithHwAddr(l.MAC),
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithClientIP(net.IP(old.Addr.Addr().AsSlice())),
+		dhcpv4.WithOption(dhcpv4.OptMaxMessageSize(nclient4.MaxMessageSize)),
+	}, l.modifiers()...)...)
+	if err != nil {
+		return nil, fmt.Errorf("DHCPREQUEST: %w", err)
+	}
+	return req, nil
 }
 
-func requestErr(ctx context.Context, err error) error {
+// Release tells the server that l gives lease back (DHCPRELEASE, with the
+// address in ciaddr; no answer). It goes unicast to the server from the
+// leased address (RFC 2131 4.4.6) when that is on the link, else (an ACK
+// refused as outside the network's subnet, a lease not applied, one
+// expired) broadcast from 0.0.0.0 on the link: a server's kernel drops a
+// unicast datagram from 0.0.0.0 but takes a broadcast one.
+func Release(ctx context.Context, l Link, lease Lease) error {
+	m, err := releaseMessage(l, lease)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("DHCPRELEASE: %w", err)
+	}
+	return nsthread.DoPath(l.Netns, func() error {
+		uerr := sendUnicast(lease.Addr.Addr(), lease.Server, m)
+		if uerr == nil {
+			return nil
+		}
+		if err := sendBroadcast(l.IfName, m); err != nil {
+			return fmt.Errorf("DHCPRELEASE: %w", errors.Join(uerr, err))
+		}
+		return nil
+	})
+}
+
+// releaseMessage is l's DHCPRELEASE of lease (RFC 2131 table 5): ciaddr
+// is the address; it names the lease's server; its xid is new.
+func releaseMessage(l Link, lease Lease) (*dhcpv4.DHCPv4, error) {
+	if !lease.Addr.Addr().Is4() || !lease.Server.Is4() {
+		return nil, fmt.Errorf("lease of %s from %s is not a DHCPv4 lease", lease.Addr, lease.Server)
+	}
+	m, err := dhcpv4.New(dhcpv4.WithHwAddr(l.MAC), dhcpv4.WithMessageType(dhcpv4.MessageTypeRelease),
+		dhcpv4.WithClientIP(net.IP(lease.Addr.Addr().AsSlice())),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IP(lease.Server.AsSlice()))),
+		dhcpv4.WithOption(dhcpv4.OptClientIdentifier(l.ClientID)))
+	if err != nil {
+		return nil, fmt.Errorf("DHCPRELEASE: %w", err)
+	}
+	return m, nil
+}
+
+// sendUnicast sends m from addr to server, as UDP from port 68 to 67.
+// Called in the link's namespace.
+func sendUnicast(addr, server netip.Addr, m *dhcpv4.DHCPv4) error {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IP(addr.AsSlice()), Port: nclient4.ClientPort})
+	if err != nil {
+		return fmt.Errorf("from %s: %w", addr, err)
+	}
+	_, err = c.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.IP(server.AsSlice()), Port: nclient4.ServerPort})
+	return errors.Join(err, c.Close())
+}
+
+// sendBroadcast sends m from 0.0.0.0 port 68 to 255.255.255.255 port 67
+// on link ifName, through a packet socket (the link needs no address).
+// Called in the link's namespace.
+func sendBroadcast(ifName string, m *dhcpv4.DHCPv4) error {
+	c, err := nclient4.NewRawUDPConn(ifName, nclient4.ClientPort)
+	if err != nil {
+		return fmt.Errorf("broadcast on %s: %w", ifName, err)
+	}
+	_, err = c.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: nclient4.ServerPort})
+	return errors.Join(err, c.Close())
+}
+
+// requestErr is the error of a DHCPREQUEST that waited wait.
+func requestErr(ctx context.Context, wait time.Duration, err error) error {
 	var nak *nclient4.ErrNak
 	if errors.As(err, &nak) {
-		if msg := nak.Nak.Message(); msg != "" {
-			return fmt.Errorf("%w: %q", ErrNAK, msg)
-		}
-		return ErrNAK
+		return nakErr(nak.Nak)
 	}
-	return noAnswer(ctx, "DHCPREQUEST", err)
+	return noAnswer(ctx, "DHCPREQUEST", wait, err)
 }
 
-func noAnswer(ctx context.Context, what string, err error) error {
+// nakErr is ErrNAK with the server's message, if it gave one.
+func nakErr(nak *dhcpv4.DHCPv4) error {
+	if msg := nak.Message(); msg != "" {
+		return fmt.Errorf("%w: %q", ErrNAK, msg)
+	}
+	return ErrNAK
+}
+
+// noAnswer is the error of an exchange of what that waited wait (window)
+// and failed with err: ErrNoAnswer when nothing came in time.
+func noAnswer(ctx context.Context, what string, wait time.Duration, err error) error {
 	if ctx.Err() == nil && !errors.Is(err, nclient4.ErrNoResponse) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	return fmt.Errorf("%w to %s within %v", ErrNoAnswer, what, retry*timeout)
+	return fmt.Errorf("%w to %s within %v", ErrNoAnswer, what, wait)
 }

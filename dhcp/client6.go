@@ -80,9 +80,10 @@ func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 		if l.Want.IsValid() && l.Want.Is6() {
 			mods = append(mods, dhcpv6.WithIANA(dhcpv6.OptIAAddress{IPv6Addr: net.IP(l.Want.AsSlice())}))
 		}
+		wait := window(ctx, timeout6, retry)
 		adv, err := c.Solicit(ctx, mods...)
 		if err != nil {
-			return noAnswer6(ctx, "Solicit", err)
+			return noAnswer6(ctx, "Solicit", wait, err)
 		}
 		a, err := iaAddr(adv)
 		if err != nil {
@@ -91,9 +92,10 @@ func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 		if l.Subnet.IsValid() && !l.Subnet.Contains(a) {
 			return fmt.Errorf("DHCPv6 server advertised %s, outside the network's IPv6 --subnet %s; fix the server's range or the network's --subnet", a, l.Subnet)
 		}
+		wait = window(ctx, timeout6, retry)
 		reply, err := c.Request(ctx, adv, l.mods6()...)
 		if err != nil {
-			return noAnswer6(ctx, "Request", err)
+			return noAnswer6(ctx, "Request", wait, err)
 		}
 		lease, err = fromReply(reply, l, time.Now())
 		return err
@@ -120,11 +122,12 @@ func Renew6(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 		mod(m)
 	}
 	err = run6(ctx, l, retry, func(c *nclient6.Client) error {
+		wait := window(ctx, timeout6, retry)
 		reply, err := c.SendAndRead(ctx, c.RemoteAddr(), m, nclient6.IsMessageType(dhcpv6.MessageTypeReply))
 		if err != nil {
-			return noAnswer6(ctx, m.MessageType.String(), err)
+			return noAnswer6(ctx, m.MessageType.String(), wait, err)
 		}
-		lease, err = fromReply(reply, l, time.Now())
+		lease, err = fromRenewReply(reply, l, old, time.Now())
 		return err
 	})
 	return lease, err
@@ -139,9 +142,10 @@ func Release6(ctx context.Context, l Link, lease Lease) error {
 		return err
 	}
 	return run6(ctx, l, 1, func(c *nclient6.Client) error {
+		wait := window(ctx, timeout6, 1)
 		_, err := c.SendAndRead(ctx, c.RemoteAddr(), m, nclient6.IsMessageType(dhcpv6.MessageTypeReply))
 		if err != nil {
-			return noAnswer6(ctx, "Release", err)
+			return noAnswer6(ctx, "Release", wait, err)
 		}
 		return nil
 	})
@@ -198,9 +202,10 @@ func statusErr(s *dhcpv6.OptStatusCode) error {
 	return &StatusError{Code: s.StatusCode, Msg: s.StatusMessage}
 }
 
-func noAnswer6(ctx context.Context, what string, err error) error {
+// noAnswer6 is noAnswer for DHCPv6.
+func noAnswer6(ctx context.Context, what string, wait time.Duration, err error) error {
 	if ctx.Err() == nil && !errors.Is(err, nclient6.ErrNoResponse) {
 		return fmt.Errorf("DHCPv6 %s: %w", what, err)
 	}
-	return fmt.Errorf("%w to DHCPv6 %s", ErrNoAnswer, what)
+	return fmt.Errorf("%w to DHCPv6 %s within %v", ErrNoAnswer, what, wait)
 }

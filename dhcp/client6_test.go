@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv6"
+
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
@@ -129,5 +131,54 @@ func TestDHCPv6Client(t *testing.T) {
 	if _, err := Renew6(ctx, other, Lease{Addr: netip.MustParsePrefix("fd00:60::99/64"), ClientID: other.ClientID, ACK: o.ACK,
 		Renew: time.Now(), Rebind: time.Now().Add(time.Minute), Expiry: time.Now().Add(time.Hour)}); !errors.Is(err, ErrNAK) {
 		t.Fatalf("renew of an address the server never gave: %v, want ErrNAK", err)
+	}
+}
+
+// TestRebind6OtherServer: as TestRebindOtherServer for DHCPv6. The
+// lease's server (dnsmasq, DUID 1) stops and a partner (another address,
+// DUID 2, its own lease file) serves the prefix. Renewing (a Renew to the
+// lease's server, T1..T2) gets no answer; rebinding (a Rebind to any,
+// after T2) gets the partner's Reply: the same address, the partner's
+// DUID as the lease's server, and the partner's lease file has it.
+func TestRebind6OtherServer(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "fd00:60::1/64", "dev", "wire0", "nodad")
+	flags := func(duid string) []string {
+		return []string{"--dhcp-authoritative", "--dhcp-range=fd00:60::10,fd00:60::20,64,2m", "--dhcp-duid=" + duid}
+	}
+	first := nstest.StartDnsmasq(t, sb.WirePath, "wire0", flags("1,01")...)
+	mac, _ := net.ParseMAC("02:00:00:00:00:01")
+	l := Link{Netns: sb.Path, IfName: "eth0", MAC: mac, ClientID: DUID6("net", "c1"), Subnet: netip.MustParsePrefix("fd00:60::/64")}
+	lease, err := Acquire6(context.Background(), l)
+	if err != nil {
+		t.Fatalf("acquire: %v\n%s", err, first.Log())
+	}
+	first.Stop()
+	sb.Run(t, sb.WirePath, "ip", "addr", "del", "fd00:60::1/64", "dev", "wire0")
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "fd00:60::2/64", "dev", "wire0", "nodad")
+	partner := nstest.StartDnsmasq(t, sb.WirePath, "wire0", flags("1,02")...)
+
+	now := time.Now()
+	renewing := lease
+	renewing.Renew, renewing.Rebind = now.Add(-time.Second), now.Add(time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := Renew6(ctx, l, renewing); !errors.Is(err, ErrNoAnswer) {
+		t.Errorf("renewing with the lease's server gone: %v, want ErrNoAnswer", err)
+	}
+	rebinding := lease
+	rebinding.Renew, rebinding.Rebind = now.Add(-time.Minute), now.Add(-time.Second)
+	got, err := Renew6(context.Background(), l, rebinding)
+	if err != nil {
+		t.Fatalf("rebinding with the partner there: %v\n%s", err, partner.Log())
+	}
+	before, _ := dhcpv6.MessageFromBytes(lease.ACK)
+	after, _ := dhcpv6.MessageFromBytes(got.ACK)
+	if got.Addr != lease.Addr || !got.Expiry.After(lease.Expiry) || after.Options.ServerID().Equal(before.Options.ServerID()) {
+		t.Errorf("rebound: %s until %v from %v; want %s after %v from another server than %v",
+			got.Addr, got.Expiry, after.Options.ServerID(), lease.Addr, lease.Expiry, before.Options.ServerID())
+	}
+	if err := partner.WaitLease(lease.Addr.Addr(), true, 2*time.Second); err != nil {
+		t.Error(err)
 	}
 }

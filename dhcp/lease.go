@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,6 +62,7 @@ type Lease struct {
 	ACK      []byte    // the server's last DHCPACK
 	Err      string    // the last failed renewal
 	LastTry  time.Time // when it failed (not stored)
+	Refused  int       // refusals (DHCPNAK) in a row since it expired (not stored)
 }
 
 // ClientID is the client identifier (option 61) of endpoint name on
@@ -72,27 +74,74 @@ func ClientID(network, name string) []byte {
 	return append([]byte{0}, h[:15]...)
 }
 
-// fromACK makes a lease of a DHCPACK received at t.
+// fromACK makes a new lease of a DHCPACK received at t.
 func fromACK(ack *dhcpv4.DHCPv4, clientID []byte, t time.Time) (Lease, error) {
+	return parseACK(ack, clientID, t, nil)
+}
+
+// fromRenewal makes the lease a DHCPACK received at t to a renewal (or
+// rebinding) of old gives. Only its address and times are authoritative:
+// what it leaves out (subnet mask, router, DNS servers, domain, search
+// list, server identifier) stays old's. A server should send them all
+// again (RFC 2131 4.3.2); not every one does.
+func fromRenewal(ack *dhcpv4.DHCPv4, old Lease, t time.Time) (Lease, error) {
+	return parseACK(ack, old.ClientID, t, &old)
+}
+
+// parseACK is fromACK, with prev (when not nil) the lease ack renews.
+func parseACK(ack *dhcpv4.DHCPv4, clientID []byte, t time.Time, prev *Lease) (Lease, error) {
 	l := Lease{State: Bound, ClientID: clientID, Obtained: t, ACK: ack.ToBytes()}
 	ip, ok := netip.AddrFromSlice(ack.YourIPAddr.To4())
 	if !ok || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLoopback() {
 		return l, fmt.Errorf("DHCP server answered without a usable address (yiaddr %v)", ack.YourIPAddr)
 	}
-	mask := ack.SubnetMask()
-	ones, bits := mask.Size()
-	if mask == nil || bits != 32 || ones == 0 {
-		return l, fmt.Errorf("DHCP server gave %s without a valid subnet mask (option 1)", ip)
+	bits, err := maskBits(ack, ip, prev)
+	if err != nil {
+		return l, err
 	}
-	l.Addr = netip.PrefixFrom(ip, ones)
-	l.Server = addr4(ack.ServerIdentifier())
+	l.Addr = netip.PrefixFrom(ip, bits)
+	if l.Server = addr4(ack.ServerIdentifier()); !l.Server.IsValid() && prev != nil {
+		l.Server = prev.Server
+	}
 	if !l.Server.IsValid() {
 		return l, fmt.Errorf("DHCP server's answer for %s has no server identifier (option 54)", ip)
 	}
-	if rs := ack.Router(); len(rs) > 0 {
-		if l.Router = addr4(rs[0]); l.Router.IsValid() && !l.Addr.Contains(l.Router) {
-			return l, fmt.Errorf("DHCP server %s gave router %s outside %s", l.Server, l.Router, l.Addr.Masked())
+	if err := l.setOptions(ack, prev); err != nil {
+		return l, err
+	}
+	return l, l.setTimes(ack, t)
+}
+
+// maskBits is the prefix length of ip that ack's subnet mask gives; with
+// no mask in ack, prev's (when not nil).
+func maskBits(ack *dhcpv4.DHCPv4, ip netip.Addr, prev *Lease) (int, error) {
+	if prev != nil && !ack.Options.Has(dhcpv4.OptionSubnetMask) {
+		return prev.Addr.Bits(), nil
+	}
+	mask := ack.SubnetMask()
+	ones, bits := mask.Size()
+	if mask == nil || bits != 32 || ones == 0 {
+		return 0, fmt.Errorf("DHCP server gave %s without a valid subnet mask (option 1)", ip)
+	}
+	return ones, nil
+}
+
+// setOptions sets l's router, DNS servers, domain and search list from
+// ack; each that ack leaves out is prev's (when not nil), a router only
+// if still on l's subnet.
+func (l *Lease) setOptions(ack *dhcpv4.DHCPv4, prev *Lease) error {
+	kept := func(o dhcpv4.OptionCode) bool { return prev != nil && !ack.Options.Has(o) }
+	if kept(dhcpv4.OptionRouter) {
+		if l.Addr.Contains(prev.Router) {
+			l.Router = prev.Router
 		}
+	} else if rs := ack.Router(); len(rs) > 0 {
+		if l.Router = addr4(rs[0]); l.Router.IsValid() && !l.Addr.Contains(l.Router) {
+			return fmt.Errorf("DHCP server %s gave router %s outside %s", l.Server, l.Router, l.Addr.Masked())
+		}
+	}
+	if kept(dhcpv4.OptionDomainNameServer) {
+		l.DNS = slices.Clone(prev.DNS)
 	}
 	for _, d := range ack.DNS() {
 		if a := addr4(d); a.IsValid() {
@@ -100,9 +149,21 @@ func fromACK(ack *dhcpv4.DHCPv4, clientID []byte, t time.Time) (Lease, error) {
 		}
 	}
 	l.Domain, l.Search = dnsNames(ack)
+	if kept(dhcpv4.OptionDomainName) {
+		l.Domain = prev.Domain
+	}
+	if kept(dhcpv4.OptionDNSDomainSearchList) {
+		l.Search = slices.Clone(prev.Search)
+	}
+	return nil
+}
+
+// setTimes sets l's T1, T2 and expiry from ack's times (option 51, 58,
+// 59) counted from t; T1 and T2 default to 1/2 and 7/8 of the lease.
+func (l *Lease) setTimes(ack *dhcpv4.DHCPv4, t time.Time) error {
 	lt := ack.IPAddressLeaseTime(0)
 	if lt <= 0 {
-		return l, fmt.Errorf("DHCP server gave %s without a lease time (option 51)", ip)
+		return fmt.Errorf("DHCP server gave %s without a lease time (option 51)", l.Addr.Addr())
 	}
 	t1, t2 := ack.IPAddressRenewalTime(lt/2), ack.IPAddressRebindingTime(lt*7/8)
 	if t1 <= 0 || t1 > lt {
@@ -112,7 +173,7 @@ func fromACK(ack *dhcpv4.DHCPv4, clientID []byte, t time.Time) (Lease, error) {
 		t2 = max(t1, lt*7/8)
 	}
 	l.Renew, l.Rebind, l.Expiry = t.Add(t1), t.Add(t2), t.Add(lt)
-	return l, nil
+	return nil
 }
 
 // dnsNames are the domain (option 15) and search list (option 119) of

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -101,6 +102,17 @@ func fromReply(r *dhcpv6.Message, l Link, t time.Time) (Lease, error) {
 	}
 	lease.Renew, lease.Rebind, lease.Expiry = t.Add(t1), t.Add(t2), t.Add(valid)
 	return lease, nil
+}
+
+// fromRenewReply is fromReply for a Reply to a Renew or Rebind of old:
+// only its address and lifetimes are authoritative, so DNS servers it
+// leaves out stay old's.
+func fromRenewReply(r *dhcpv6.Message, l Link, old Lease, t time.Time) (Lease, error) {
+	lease, err := fromReply(r, l, t)
+	if err == nil && r.Options.GetOne(dhcpv6.OptionDNSRecursiveNameServer) == nil {
+		lease.DNS = slices.Clone(old.DNS)
+	}
+	return lease, err
 }
 
 // checkReply checks that a stored Reply parses (FromAPI).

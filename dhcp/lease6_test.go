@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -131,5 +132,28 @@ func TestDUID6(t *testing.T) {
 	}
 	if string(a) != string(DUID6("lan", "c1")) || string(a) == string(b) || string(a) == string(c) || string(a[2:]) == string(ClientID("lan", "c1")[1:]) {
 		t.Errorf("DUIDs %x %x %x", a, b, c)
+	}
+}
+
+// TestFromRenewReply: a Reply to a Renew or Rebind that leaves the DNS
+// servers out keeps the renewed lease's; one that gives them, its own.
+func TestFromRenewReply(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	l := Link{ClientID: DUID6("lan", "c1")}
+	old := Lease{Addr: netip.MustParsePrefix("fd00:60::15/128"), DNS: []netip.Addr{netip.MustParseAddr("fd00:60::99")}}
+	bare := reply6(t, nil)
+	bare.Options.Del(dhcpv6.OptionDNSRecursiveNameServer)
+	for _, tc := range []struct {
+		name  string
+		reply *dhcpv6.Message
+		want  string
+	}{
+		{"DNS given", reply6(t, nil), "[fd00:60::53]"},
+		{"DNS left out", bare, "[fd00:60::99]"},
+	} {
+		got, err := fromRenewReply(tc.reply, l, old, t0)
+		if err != nil || fmt.Sprint(got.DNS) != tc.want || got.Expiry != t0.Add(120*time.Second) {
+			t.Errorf("%s: DNS %v until %v (%v), want %s until +120 s", tc.name, got.DNS, got.Expiry, err, tc.want)
+		}
 	}
 }

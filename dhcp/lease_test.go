@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -126,5 +127,71 @@ func TestDNSNames(t *testing.T) {
 				t.Errorf("through the API: %q %q (%v), want %q %q", back.Domain, back.Search, err, l.Domain, l.Search)
 			}
 		})
+	}
+}
+
+// without takes options out of an answer.
+func without(codes ...dhcpv4.OptionCode) dhcpv4.Modifier {
+	return func(d *dhcpv4.DHCPv4) {
+		for _, c := range codes {
+			d.Options.Del(c)
+		}
+	}
+}
+
+// TestFromRenewal: a renewal's DHCPACK gives the lease its address and
+// times; the subnet mask, router, DNS servers, domain, search list and
+// server identifier it leaves out stay the renewed lease's (a router
+// only while on the subnet), those it gives are taken.
+func TestFromRenewal(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	oldDNS := dhcpv4.WithDNS(net.IPv4(192, 168, 60, 53))
+	named := []dhcpv4.Modifier{oldDNS, dhcpv4.WithOption(dhcpv4.OptDomainName("old.example")),
+		dhcpv4.WithOption(dhcpv4.OptDomainSearch(&rfc1035label.Labels{Labels: []string{"s.example"}}))}
+	old, err := fromACK(ack(t, named...), ClientID("lan", "c1"), t0.Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []dhcpv4.OptionCode{dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter, dhcpv4.OptionDomainNameServer,
+		dhcpv4.OptionDomainName, dhcpv4.OptionDNSDomainSearchList, dhcpv4.OptionServerIdentifier}
+	kept := "192.168.60.120/24 router 192.168.60.1 server 192.168.60.1 dns [192.168.60.53] old.example [s.example]"
+	for _, tc := range []struct {
+		name string
+		mods []dhcpv4.Modifier
+		want string // "" if err
+		err  string
+	}{
+		{"everything again", append(slices.Clone(named), dhcpv4.WithNetmask(net.CIDRMask(23, 32)), dhcpv4.WithDNS(net.IPv4(192, 168, 60, 54)),
+			dhcpv4.WithOption(dhcpv4.OptDomainName("new.example"))),
+			"192.168.60.120/23 router 192.168.60.1 server 192.168.60.1 dns [192.168.60.54] new.example [s.example]", ""},
+		{"no mask", append(slices.Clone(named), without(dhcpv4.OptionSubnetMask)), kept, ""},
+		{"no router", append(slices.Clone(named), without(dhcpv4.OptionRouter)), kept, ""},
+		{"no DNS, domain or search", nil, kept, ""},
+		{"no server identifier", append(slices.Clone(named), without(dhcpv4.OptionServerIdentifier)), kept, ""},
+		{"only address and times", []dhcpv4.Modifier{without(all...)}, kept, ""},
+		{"another subnet, no router", []dhcpv4.Modifier{dhcpv4.WithYourIP(net.IPv4(192, 168, 61, 5)), without(dhcpv4.OptionRouter)},
+			"192.168.61.5/24 router invalid IP server 192.168.60.1 dns [192.168.60.53] old.example [s.example]", ""},
+		{"router elsewhere", []dhcpv4.Modifier{dhcpv4.WithRouter(net.IPv4(10, 0, 0, 1))}, "", "router 10.0.0.1 outside"},
+		{"no lease time", []dhcpv4.Modifier{without(dhcpv4.OptionIPAddressLeaseTime)}, "", "lease time"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := fromRenewal(ack(t, tc.mods...), old, t0)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want one with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := fmt.Sprintf("%s router %s server %s dns %v %s %v", l.Addr, l.Router, l.Server, l.DNS, l.Domain, l.Search)
+			if got != tc.want || l.Expiry != t0.Add(120*time.Second) || string(l.ClientID) != string(old.ClientID) {
+				t.Errorf("renewed: %s until %v\nwant     %s until %v", got, l.Expiry, tc.want, t0.Add(120*time.Second))
+			}
+		})
+	}
+	if _, err := fromACK(ack(t, without(dhcpv4.OptionSubnetMask)), old.ClientID, t0); err == nil {
+		t.Error("a new lease without a subnet mask was taken")
 	}
 }

@@ -181,10 +181,12 @@ func (a *Engine) setTableEntry(n *network, e endpoint) error {
 	return nil
 }
 
-// tableEntry is e's row of the datapath's endpoint table.
+// tableEntry is e's row of the datapath's endpoint table: the addresses
+// it may use (usableAddrs).
 func tableEntry(n *network, e endpoint) loader.Endpoint {
-	ips := make([]netip.Addr, 0, len(e.Addrs))
-	for _, p := range e.Addrs {
+	addrs := usableAddrs(e)
+	ips := make([]netip.Addr, 0, len(addrs))
+	for _, p := range addrs {
 		ips = append(ips, p.Addr())
 	}
 	return loader.Endpoint{NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, MAC: e.MAC, IPs: ips, NetworkID: n.DatapathID,

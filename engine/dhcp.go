@@ -97,14 +97,16 @@ func (a *Engine) applyLease(n *network, e *endpoint, l dhcp.Lease) error {
 }
 
 // releaseLease sends DHCPRELEASE for e's lease (best effort: the server
-// takes the address back at expiry anyway).
-func (a *Engine) releaseLease(ctx context.Context, n *network, e endpoint) {
+// takes the address back at expiry anyway); it reports whether it did.
+func (a *Engine) releaseLease(ctx context.Context, n *network, e endpoint) bool {
 	if !n.DHCP || e.Lease == nil || e.Lease.State == dhcp.Expired {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if err := dhcp.Release(ctx, a.dhcpLink(n, e), *e.Lease); err != nil {
 		a.log.Warn("DHCPRELEASE not sent; the server keeps the lease until it expires", "name", e.Name, "network", n.name(), "addr", e.Lease.Addr, "err", err)
+		return false
 	}
+	return true
 }

@@ -145,6 +145,21 @@ func liveLeaseAddrs(e endpoint) []netip.Prefix {
 	return out
 }
 
+// usableAddrs are e's addresses but those of its expired leases, which are
+// off its link and no longer its own (the record keeps them, for ps and
+// to ask for them again): what the datapath lets e use and keeps other
+// hosts from claiming.
+func usableAddrs(e endpoint) []netip.Prefix {
+	return slices.DeleteFunc(slices.Clone(e.Addrs), func(p netip.Prefix) bool {
+		for _, l := range []*dhcp.Lease{e.Lease, e.Lease6} {
+			if l != nil && l.State == dhcp.Expired && l.Addr == p {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 // releaseLease6 sends a DHCPv6 Release for e's lease (best effort).
 func (a *Engine) releaseLease6(ctx context.Context, n *network, e endpoint) {
 	if !n.DHCP || e.Lease6 == nil || e.Lease6.State == dhcp.Expired {

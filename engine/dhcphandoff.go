@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/mvlan/mvlan/dhcp"
 )
 
 // Docker's endpoints on a DHCP network (docker network create
@@ -11,7 +13,11 @@ import (
 // into the container's namespace and starts the container; once the link
 // is there (FinishHandoff), the agent leases its address from inside that
 // namespace as for any endpoint, keeps the lease, and gives it back when
-// the container leaves (Leave), while the address is still on the link.
+// the container leaves (Leave), while the address is still on the link;
+// a lease Leave did not give back (its release failed, or Docker deleted
+// the endpoint without a Leave) is given back by RemoveHandoff, from the
+// link if it is still in the sandbox: it is the agent's, and the endpoint
+// is gone after that.
 // Docker does not know the address (docker inspect shows none); mvlan ps
 // does. IPv4 only: a network with --ipv6 has no DHCPv6 for Docker yet.
 
@@ -98,4 +104,21 @@ func (a *Engine) tryLease(ctx context.Context, n *network, en *entry) bool {
 	n.mu.Unlock()
 	a.shimRoutesIfMoved(n, before, e.Addrs)
 	return true
+}
+
+// leaveLease gives e's lease back as its container leaves (Leave) and
+// marks it given back (expired), so that RemoveHandoff does not send the
+// release again. The mark is not stored: a restart before RemoveHandoff
+// gives the lease back once more (settleLease), which does no harm.
+// Caller holds en's busy lock.
+func (a *Engine) leaveLease(ctx context.Context, n *network, en *entry, e *endpoint) {
+	if !a.releaseLease(ctx, n, *e) {
+		return
+	}
+	l := *e.Lease
+	l.State = dhcp.Expired
+	e.Lease = &l
+	n.mu.Lock()
+	n.set(en, *e)
+	n.mu.Unlock()
 }

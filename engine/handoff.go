@@ -316,7 +316,7 @@ func (a *Engine) Leave(ctx context.Context, id string) error {
 		return fmt.Errorf("leave %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("docker-leave:after-state")
-	a.releaseLease(ctx, n, e)
+	a.leaveLease(ctx, n, en, &e)
 	if err := a.detachPrograms(ctx, e); err != nil {
 		a.log.Warn("Docker endpoint left, but its programs are not detached; removing it tries again", "name", e.Name, "err", err)
 		return nil
@@ -328,8 +328,9 @@ func (a *Engine) Leave(ctx context.Context, id string) error {
 // RemoveHandoff removes endpoint id's link (in the host namespace, where
 // it was moved back, or still in the sandbox) and its record. Its
 // addresses for which keep is true stay reserved under owner (their
-// reserver releases them); the others are released. An unknown endpoint
-// is not an error.
+// reserver releases them); the others are released, and so is a DHCP
+// lease that Leave did not give back. An unknown endpoint is not an
+// error.
 func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(netip.Addr) bool) error {
 	n, en := a.endpointByID(id)
 	if en == nil {
@@ -345,6 +346,7 @@ func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("docker-rm:after-state")
+	a.releaseLease(ctx, n, e) // one Leave did not give back (dhcphandoff.go)
 	derr := a.detachPrograms(ctx, e)
 	_, terr := a.teardown(ctx, e)
 	err := errors.Join(derr, terr, a.deleteHandedBack(n, e))

@@ -49,9 +49,9 @@ const pollGone = time.Second
 
 // keepLease renews en's lease (with v6, its DHCPv6 lease) at T1 (and
 // again, halving the wait, until T2), rebinds from T2 to the expiry, and
-// then takes the address off and asks for a new lease every retryExpired:
-// RFC 2131 4.4.5, RFC 8415 18.2.4-5. It returns once en is gone or ctx is
-// done.
+// then takes the address off and asks for a new lease every retryExpired
+// (after refusals in a row, retryWait): RFC 2131 4.4.5, RFC 8415
+// 18.2.4-5. It returns once en is gone or ctx is done.
 func (a *Engine) keepLease(ctx context.Context, n *network, en *entry, v6 bool) {
 	for {
 		n.mu.Lock()
@@ -73,62 +73,99 @@ func (a *Engine) keepLease(ctx context.Context, n *network, en *entry, v6 bool) 
 	}
 }
 
-// nextTry is how long to wait before the next renewal of l.
+// nextTry is how long to wait before the next renewal of l. l.State is
+// the state its last failed try was made in: the first try of a state
+// goes at once (at T1 to its server, at T2 to any: RFC 2131 4.4.5), later
+// ones halfway to the next state's time, at least 2 s apart.
 func nextTry(l dhcp.Lease, now time.Time) time.Duration {
 	if l.State == dhcp.Expired {
-		return retryExpired - now.Sub(l.LastTry)
+		return retryWait(l.Refused) - now.Sub(l.LastTry)
 	}
-	switch l.StateAt(now) {
-	case dhcp.Bound:
+	switch st := l.StateAt(now); {
+	case st == dhcp.Bound:
 		return l.Renew.Sub(now)
-	case dhcp.Renewing, dhcp.Rebinding:
-		if l.Err == "" || l.State == dhcp.Bound {
-			return 0
-		}
-		next := l.Rebind
-		if !now.Before(l.Rebind) {
-			next = l.Expiry
-		}
-		return max(2*time.Second, next.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
+	case st == dhcp.Expired:
+		return 0 // it just expired
+	case l.Err == "" || l.State < st:
+		return 0
+	case st == dhcp.Rebinding:
+		return max(2*time.Second, l.Expiry.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
 	}
-	return 0 // it just expired
+	return max(2*time.Second, l.Rebind.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
+}
+
+// refusedFirst is the wait after the second refusal in a row (retryWait).
+const refusedFirst = time.Second
+
+// retryWait is how long an expired lease waits from its last try before
+// asking again. After refused refusals (DHCPNAK) in a row: at once after
+// the first (RFC 2131 4.4.5: back to INIT), then refusedFirst, doubling
+// up to retryExpired, so that a server refusing every request is not
+// asked in a tight loop; after no answer, retryExpired.
+func retryWait(refused int) time.Duration {
+	switch {
+	case refused == 0 || refused > 16:
+		return retryExpired
+	case refused == 1:
+		return 0
+	}
+	return min(refusedFirst<<(refused-2), retryExpired)
+}
+
+// tryLimit bounds a try for old begun at now: a renewal ends at T2, where
+// rebinding (any server) begins, a rebinding at the expiry, where the
+// address goes, not after the try; asking anew takes acquireTimeout.
+func tryLimit(old dhcp.Lease, now time.Time) time.Duration {
+	switch {
+	case old.State == dhcp.Expired:
+		return acquireTimeout
+	case old.StateAt(now) == dhcp.Renewing:
+		return min(acquireTimeout, old.Rebind.Sub(now))
+	}
+	return min(acquireTimeout, old.Expiry.Sub(now))
 }
 
 // renewOnce asks once; the exchange runs without en's lock, the result is
-// applied and stored with it.
+// applied and stored with it (settleTry).
 func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoint, v6 bool) {
 	now := time.Now()
-	var l dhcp.Lease
-	var err error
 	old, f, proto := *e.lease(v6), leaseFuncsOf(v6), protoName(v6)
-	limit := acquireTimeout
-	if old.State != dhcp.Expired {
-		limit = min(limit, old.Expiry.Sub(now)) // the address goes at its expiry, not after the try
-	}
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	switch {
-	case old.State == dhcp.Expired:
-		l, err = f.acquire(ctx, a.dhcpLinkOf(n, e, v6))
-	case old.StateAt(now) == dhcp.Expired:
+	if old.State != dhcp.Expired && old.StateAt(now) == dhcp.Expired {
 		a.expire(n, en, proto+" lease expired: the address is off the endpoint until a server answers", false, v6)
 		return
-	default:
+	}
+	ctx, cancel := context.WithTimeout(ctx, tryLimit(*old, now))
+	defer cancel()
+	var l dhcp.Lease
+	var err error
+	if old.State == dhcp.Expired {
+		l, err = f.acquire(ctx, a.dhcpLinkOf(n, e, v6))
+	} else {
 		l, err = f.renew(ctx, a.dhcpLinkOf(n, e, v6), *old)
 	}
 	if errors.Is(err, dhcp.ErrNAK) {
 		// The server says the lease is no longer the endpoint's (RFC 2131
 		// 4.4.5: back to INIT): off the link at once, a new one asked for.
-		a.expire(n, en, proto+" server refused the renewal ("+nakName(v6)+"): the address is off the endpoint, asking for a new lease", true, v6)
+		what := "the renewal"
+		if old.State == dhcp.Expired {
+			what = "the new lease it offered"
+		}
+		a.expire(n, en, proto+" server refused "+what+" ("+nakName(v6)+"): the address is off the endpoint, asking for a new lease", true, v6)
 		return
 	}
+	a.settleTry(n, en, v6, now, l, err)
+}
+
+// settleTry makes l en's lease of the family, or, with err, records the
+// failure of the try begun at began.
+func (a *Engine) settleTry(n *network, en *entry, v6 bool, began time.Time, l dhcp.Lease, err error) {
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	cur, ok := n.current(en)
-	if !ok || *cur.lease(v6) == nil {
-		return
+	if !ok || cur.State != Ready || *cur.lease(v6) == nil {
+		return // leaving: its lease may be given back already
 	}
-	before := slices.Clone(cur.Addrs)
+	before, proto := slices.Clone(cur.Addrs), protoName(v6)
 	if err == nil {
 		err = a.applyLeaseOf(n, &cur, l, v6)
 	}
@@ -137,16 +174,17 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	}
 	if err != nil {
 		failed := **cur.lease(v6)
-		failed.Err, failed.LastTry = err.Error(), time.Now()
-		// Past the expiry the keeper's next turn takes the address off
-		// (expire); marked expired here, it stayed on the link.
-		if st := failed.StateAt(failed.LastTry); failed.State != dhcp.Expired && st != dhcp.Expired {
-			failed.State = st
+		failed.Err, failed.LastTry, failed.Refused = err.Error(), time.Now(), 0
+		// The state the try was made in (nextTry). An expired one stays
+		// so; one that expired meanwhile is the keeper's next turn
+		// (expire takes the address off; marked expired here, it stayed).
+		if failed.State != dhcp.Expired {
+			failed.State = failed.StateAt(began)
 		}
 		*cur.lease(v6) = &failed
 		a.log.Warn(proto+" renewal failed", "name", cur.Name, "network", n.name(), "state", failed.State, "expiry", failed.Expiry, "err", err)
 	} else {
-		a.log.Info(proto+" lease renewed", "name", cur.Name, "network", n.name(), "addr", l.Addr, "expiry", l.Expiry)
+		a.log.Info(proto+" lease renewed", "name", cur.Name, "network", n.name(), "addr", l.Addr, "server", l.Server, "expiry", l.Expiry)
 	}
 	n.mu.Lock()
 	n.set(en, cur)
@@ -154,10 +192,13 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	a.shimRoutesIfMoved(n, before, cur.Addrs)
 }
 
-// expire takes an expired (or refused) lease's address off en's link (it
-// is no longer the endpoint's to use) and reports it with msg; the keeper
-// goes on asking, at once with now, else after retryExpired.
-func (a *Engine) expire(n *network, en *entry, msg string, now, v6 bool) {
+// expire takes an expired (or refused) lease's address off en's link and
+// out of its datapath entry: it is no longer the endpoint's to use, and
+// the server may give it to another host, whose ARP and neighbour
+// advertisements for it the endpoints' ingress must then let through. It
+// reports it with msg. The keeper goes on asking (nextTry): after a
+// refusal at once, after more in a row less and less often.
+func (a *Engine) expire(n *network, en *entry, msg string, refused, v6 bool) {
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	cur, ok := n.current(en)
@@ -165,14 +206,15 @@ func (a *Engine) expire(n *network, en *entry, msg string, now, v6 bool) {
 		return
 	}
 	l := **cur.lease(v6)
-	err := link.SetLeased(cur.Netns, cur.Ifindex, l.Addr, netip.Prefix{}, netip.Addr{})
 	l.State, l.LastTry = dhcp.Expired, time.Now()
-	if now {
-		l.LastTry = time.Time{}
+	if l.Refused = 0; refused {
+		l.Refused = (**cur.lease(v6)).Refused + 1
 	}
 	*cur.lease(v6) = &l
-	a.log.Error(msg, "name", cur.Name, "network", n.name(),
-		"addr", l.Addr, "server", l.Server, "last_error", l.Err, "err", errors.Join(err, a.store.UpdateEndpoint(cur.api())))
+	err := errors.Join(link.SetLeased(cur.Netns, cur.Ifindex, l.Addr, netip.Prefix{}, netip.Addr{}),
+		a.setTableEntry(n, cur), a.store.UpdateEndpoint(cur.api()))
+	a.log.Error(msg, "name", cur.Name, "network", n.name(), "addr", l.Addr, "server", l.Server,
+		"last_error", l.Err, "refused", l.Refused, "next_try", retryWait(l.Refused), "err", err)
 	n.mu.Lock()
 	n.set(en, cur)
 	n.mu.Unlock()

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -9,14 +11,22 @@ import (
 
 // TestNextTry: a bound lease waits for T1; past T1 the first try is at
 // once and a failed one waits half the time left to T2 (at least 2 s);
-// past T2, to the expiry; at the expiry at once (the address goes); an
-// expired lease asks every retryExpired, at once after a DHCPNAK.
+// at T2 the first rebinding try goes at once, whenever the last renewal
+// failed, and a failed one waits half the time left to the expiry; at the
+// expiry at once (the address goes); an expired lease asks every
+// retryExpired, at once after a DHCPNAK, and after more in a row 1 s,
+// 2 s, 4 s... later, up to retryExpired.
 func TestNextTry(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	l := dhcp.Lease{State: dhcp.Bound, Renew: t0.Add(60 * time.Second), Rebind: t0.Add(105 * time.Second), Expiry: t0.Add(120 * time.Second)}
 	failed := func(st dhcp.State, at time.Duration) dhcp.Lease {
 		f := l
 		f.State, f.Err, f.LastTry = st, "no answer", t0.Add(at)
+		return f
+	}
+	refused := func(n int, at time.Duration) dhcp.Lease {
+		f := failed(dhcp.Expired, at)
+		f.Refused = n
 		return f
 	}
 	for _, tc := range []struct {
@@ -29,13 +39,87 @@ func TestNextTry(t *testing.T) {
 		{"at T1", l, 60 * time.Second, 0},
 		{"renewal failed", failed(dhcp.Renewing, 60*time.Second), 61 * time.Second, 21*time.Second + 500*time.Millisecond},
 		{"near T2", failed(dhcp.Renewing, 104*time.Second), 104 * time.Second, 2 * time.Second},
+		{"at T2 after a failed renewal", failed(dhcp.Renewing, 104*time.Second), 105 * time.Second, 0},
+		{"past T2 after a failed renewal", failed(dhcp.Renewing, 90*time.Second), 106 * time.Second, 0},
 		{"rebinding failed", failed(dhcp.Rebinding, 106*time.Second), 106 * time.Second, 7 * time.Second},
 		{"at the expiry", failed(dhcp.Rebinding, 118*time.Second), 120 * time.Second, 0},
 		{"expired", failed(dhcp.Expired, 121*time.Second), 125 * time.Second, retryExpired - 4*time.Second},
-		{"after a NAK", func() dhcp.Lease { f := failed(dhcp.Expired, 0); f.LastTry = time.Time{}; return f }(), 30 * time.Second, 0},
+		{"after a NAK", refused(1, 121*time.Second), 121 * time.Second, 0},
+		{"after 2 NAKs in a row", refused(2, 121*time.Second), 121*time.Second + 300*time.Millisecond, 700 * time.Millisecond},
+		{"after 4 NAKs in a row", refused(4, 121*time.Second), 122 * time.Second, 3 * time.Second},
+		{"after 9 NAKs in a row", refused(9, 121*time.Second), 121 * time.Second, retryExpired},
 	} {
 		if got := nextTry(tc.l, t0.Add(tc.at)); got != tc.want && !(tc.want == 0 && got < 0) {
 			t.Errorf("%s: next try in %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestTryLimit: a renewal's try ends at T2 (then any server may answer)
+// and a rebinding's at the expiry (then the address goes), each within
+// acquireTimeout; asking anew for an expired lease takes acquireTimeout.
+func TestTryLimit(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	l := dhcp.Lease{State: dhcp.Bound, Renew: t0.Add(60 * time.Second), Rebind: t0.Add(105 * time.Second), Expiry: t0.Add(120 * time.Second)}
+	expired := l
+	expired.State = dhcp.Expired
+	for _, tc := range []struct {
+		name string
+		l    dhcp.Lease
+		at   time.Duration
+		want time.Duration
+	}{
+		{"renewing", l, 60 * time.Second, acquireTimeout},
+		{"renewing near T2", l, 103 * time.Second, 2 * time.Second},
+		{"rebinding", l, 105 * time.Second, acquireTimeout},
+		{"rebinding near the expiry", l, 117 * time.Second, 3 * time.Second},
+		{"expired", expired, 200 * time.Second, acquireTimeout},
+	} {
+		if got := tryLimit(tc.l, t0.Add(tc.at)); got != tc.want {
+			t.Errorf("%s: limit %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestTableEntryLeases: an endpoint's datapath row holds its addresses but
+// those of its expired leases, DHCPv4 and DHCPv6 alike (the record keeps
+// them); a static endpoint's, all of them.
+func TestTableEntryLeases(t *testing.T) {
+	v4, v6 := netip.MustParsePrefix("192.168.60.120/24"), netip.MustParsePrefix("fd00:60::15/64")
+	lease := func(p netip.Prefix, st dhcp.State) *dhcp.Lease { return &dhcp.Lease{State: st, Addr: p} }
+	for _, tc := range []struct {
+		name   string
+		l4, l6 *dhcp.Lease
+		want   []netip.Prefix
+	}{
+		{"static", nil, nil, []netip.Prefix{v4, v6}},
+		{"bound and rebinding", lease(v4, dhcp.Bound), lease(v6, dhcp.Rebinding), []netip.Prefix{v4, v6}},
+		{"DHCPv4 expired", lease(v4, dhcp.Expired), lease(v6, dhcp.Bound), []netip.Prefix{v6}},
+		{"DHCPv6 expired", lease(v4, dhcp.Renewing), lease(v6, dhcp.Expired), []netip.Prefix{v4}},
+		{"both expired", lease(v4, dhcp.Expired), lease(v6, dhcp.Expired), nil},
+	} {
+		e := endpoint{Addrs: []netip.Prefix{v4, v6}, Lease: tc.l4, Lease6: tc.l6}
+		var got []netip.Prefix
+		for _, ip := range tableEntry(&network{}, e).IPs {
+			got = append(got, netip.PrefixFrom(ip, map[bool]int{true: 24, false: 64}[ip.Is4()]))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: row has %v, want %v", tc.name, got, tc.want)
+		}
+		if len(e.Addrs) != 2 {
+			t.Errorf("%s: the endpoint's addresses changed: %v", tc.name, e.Addrs)
+		}
+	}
+}
+
+// TestRetryWait: after refusals in a row an expired lease asks at once,
+// then 1 s, 2 s, 4 s, 8 s later, then every retryExpired, however many
+// (no overflow); after no answer, every retryExpired.
+func TestRetryWait(t *testing.T) {
+	for refused, want := range map[int]time.Duration{0: retryExpired, 1: 0, 2: time.Second, 3: 2 * time.Second,
+		4: 4 * time.Second, 5: 8 * time.Second, 6: retryExpired, 17: retryExpired, 64: retryExpired, 1 << 40: retryExpired} {
+		if got := retryWait(refused); got != want {
+			t.Errorf("after %d refusals: %v, want %v", refused, got, want)
 		}
 	}
 }

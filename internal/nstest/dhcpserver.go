@@ -18,19 +18,23 @@ import (
 // 2 min), and a server that stops answering and starts again with its
 // bindings kept. It binds each client (by client-id, else MAC) to the
 // next free address after its own, acknowledges any request for that
-// binding, and forgets it on DHCPRELEASE. The DHCP tests run dnsmasq,
-// a real server; this one only stands in where they cannot.
+// binding, and forgets it on DHCPRELEASE; told to (Refuse), it refuses
+// every request (DHCPNAK), which dnsmasq cannot be made to do for an
+// address it offered. The DHCP tests run dnsmasq, a real server; this one
+// only stands in where they cannot.
 type DHCPServer struct {
 	Addr   netip.Prefix // the server's address on its link (also the router)
 	Lease  time.Duration
 	T1, T2 time.Duration
 
-	quiet atomic.Bool
-	srv   *server4.Server
+	quiet  atomic.Bool
+	refuse atomic.Bool
+	srv    *server4.Server
 
 	mu    sync.Mutex
 	binds map[string]netip.Addr
 	acks  int
+	naks  int
 }
 
 // StartDHCPServer serves on link ifName of namespace ns, where addr (e.g.
@@ -65,6 +69,17 @@ func StartDHCPServer(t testing.TB, ns, ifName string, addr netip.Prefix, lease t
 // its bindings stay.
 func (s *DHCPServer) Quiet(q bool) { s.quiet.Store(q) }
 
+// Refuse makes the server answer every DHCPREQUEST with a DHCPNAK (true)
+// or as before (false); it still offers addresses.
+func (s *DHCPServer) Refuse(r bool) { s.refuse.Store(r) }
+
+// Naks is how many DHCPNAKs it sent.
+func (s *DHCPServer) Naks() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.naks
+}
+
 // Acks is how many DHCPACKs it sent.
 func (s *DHCPServer) Acks() int {
 	s.mu.Lock()
@@ -89,6 +104,10 @@ func (s *DHCPServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4
 	case dhcpv4.MessageTypeDiscover:
 		typ = dhcpv4.MessageTypeOffer
 	case dhcpv4.MessageTypeRequest:
+		if s.refuse.Load() {
+			s.nak(conn, m)
+			return
+		}
 		typ = dhcpv4.MessageTypeAck
 	case dhcpv4.MessageTypeRelease:
 		s.unbind(m)
@@ -108,6 +127,20 @@ func (s *DHCPServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4
 	if err != nil {
 		return
 	}
+	_, _ = conn.WriteTo(reply.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort})
+}
+
+// nak refuses request m.
+func (s *DHCPServer) nak(conn net.PacketConn, m *dhcpv4.DHCPv4) {
+	srv := net.IP(s.Addr.Addr().AsSlice())
+	reply, err := dhcpv4.NewReplyFromRequest(m, dhcpv4.WithMessageType(dhcpv4.MessageTypeNak), dhcpv4.WithServerIP(srv),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(srv)), dhcpv4.WithOption(dhcpv4.OptMessage("refused by the test")))
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.naks++
+	s.mu.Unlock()
 	_, _ = conn.WriteTo(reply.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort})
 }
 
