@@ -35,18 +35,12 @@ static __always_inline int claims_nd(struct __sk_buff *skb, struct frame *f,
 {
 	__u32 off = f->l3off + sizeof(*ip);
 	__u32 target[4]; /* aligned for eq4 */
-	int proto, frag, reason;
 	__u8 type;
-
 	/* After any extension headers, as the receiver's stack reads it. */
-	proto = skip_ext_hdrs(skb, ip->nexthdr, &off, &frag);
-	if (proto == -REASON_UNPARSABLE)
-		return REASON_UNPARSABLE;
-	if (proto != IPPROTO_ICMPV6)
-		return proto == NOT_PARSED ? NOT_PARSED : 0;
-	reason = icmp6_type(skb, off, frag, &type);
+	int reason = icmp6_after_ext(skb, ip->nexthdr, &off, &type);
+
 	if (reason)
-		return reason;
+		return reason == NOT_ICMP6 ? 0 : reason;
 	if (type == ND_NEIGHBOR_SOLICIT || type == ND_ROUTER_SOLICIT)
 		return ep_of_ip(FAMILY_V6, ip->saddr) ? REASON_ND_SPOOF : 0;
 	if (type != ND_NEIGHBOR_ADVERT)
@@ -90,7 +84,7 @@ static __always_inline int ra_source_reason(struct __sk_buff *skb, struct frame 
 	struct ipv6_hdr *ip = f->data + f->l3off;
 	struct ra_source *rs;
 	__u32 off = f->l3off + sizeof(*ip);
-	int from_source = 1, proto, frag, reason;
+	int from_source = 1, reason;
 	__u8 type;
 
 	if (f->proto != ETH_P_IPV6 || f->malformed || (void *)(ip + 1) > f->end)
@@ -106,14 +100,9 @@ static __always_inline int ra_source_reason(struct __sk_buff *skb, struct frame 
 		from_source = from_source && eq4(rs->ll[0], ip->saddr) &&
 			      eq4(rs->ll[1], ip->saddr + 4) && eq4(rs->ll[2], ip->saddr + 8) &&
 			      eq4(rs->ll[3], ip->saddr + 12);
-	proto = skip_ext_hdrs(skb, ip->nexthdr, &off, &frag);
-	if (proto == -REASON_UNPARSABLE)
-		return REASON_UNPARSABLE;
-	if (proto != IPPROTO_ICMPV6)
-		return proto == NOT_PARSED ? NOT_PARSED : 0;
-	reason = icmp6_type(skb, off, frag, &type);
+	reason = icmp6_after_ext(skb, ip->nexthdr, &off, &type);
 	if (reason)
-		return reason;
+		return reason == NOT_ICMP6 ? 0 : reason;
 	return type == ND_ROUTER_ADVERT && !from_source ? REASON_RA_SOURCE : 0;
 }
 

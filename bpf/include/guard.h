@@ -156,6 +156,25 @@ static __always_inline int icmp6_type(struct __sk_buff *skb, __u32 off, int frag
 	return 0;
 }
 
+#define NOT_ICMP6 (-3) /* icmp6_after_ext: the upper layer is not ICMPv6 */
+
+/* icmp6_after_ext reads the ICMPv6 type (after any extension headers) of
+ * the IPv6 packet whose first next-header is nexthdr, its header at *off;
+ * 0 when it is in *type, else NOT_ICMP6, NOT_PARSED or a drop reason. */
+static __always_inline int icmp6_after_ext(struct __sk_buff *skb, __u8 nexthdr,
+					   __u32 *off, __u8 *type)
+{
+	int frag, proto = skip_ext_hdrs(skb, nexthdr, off, &frag);
+
+	if (proto == -REASON_UNPARSABLE)
+		return REASON_UNPARSABLE;
+	if (proto == NOT_PARSED)
+		return NOT_PARSED;
+	if (proto != IPPROTO_ICMPV6)
+		return NOT_ICMP6;
+	return icmp6_type(skb, *off, frag, type);
+}
+
 /* check_nd_opts: every source or target link-layer address option in
  * [off, end) must be exactly the endpoint's MAC. */
 static __always_inline int check_nd_opts(struct __sk_buff *skb, __u32 off,
