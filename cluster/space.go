@@ -220,6 +220,20 @@ func (s *Space) Reclaim(ctx context.Context, probe Prober) (int, error) {
 	return n, nil
 }
 
+// Verify checks the blocks and claims the pools' files hold against etcd
+// (Pool.verify): those etcd does not have as this host's are dropped. A
+// network created or joined here calls it before it hands out any
+// address, since a file may be left of an earlier time on this host.
+// Errors of etcd wrap ErrUnreachable and name the cluster.
+func (s *Space) Verify(ctx context.Context) error {
+	for _, p := range s.pools {
+		if err := p.verify(ctx); err != nil {
+			return fmt.Errorf("check the blocks of network %s against etcd: %w", p.net, err)
+		}
+	}
+	return nil
+}
+
 // Close stops checking the space's blocks (its network is gone here).
 func (s *Space) Close() {
 	for _, p := range s.pools {

@@ -6,6 +6,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -19,16 +21,32 @@ const StatusNotJoined = "not joined here"
 
 // leaveCluster gives this host's blocks and claims of cluster network
 // name back and ends its membership; the last host to leave removes the
-// definition. Failures are logged: the network is gone here already.
-func (a *Engine) leaveCluster(ctx context.Context, name, id string) {
+// definition. Failures are logged: the network is gone here already. It
+// reports whether etcd took it all.
+func (a *Engine) leaveCluster(ctx context.Context, name, id string) bool {
 	gone, err := a.cluster.Leave(ctx, name, id)
 	switch {
 	case err != nil:
 		a.log.Warn("cluster: network left here, but etcd did not take it all: this host's blocks or membership may stay", "network", name, "err", err)
+		return false
 	case gone:
 		a.log.Info("cluster: the last host left the network; its definition is removed from etcd", "network", name)
 	default:
 		a.log.Info("cluster: left the network; other hosts keep it", "network", name)
+	}
+	return true
+}
+
+// forgetClusterFiles deletes what this host kept of the blocks and claims
+// of cluster network name (ID id) in STATE_DIR/cluster/ID, once it has
+// left it and no network here has the ID: a file left there would be
+// taken for the blocks of a later membership.
+func (a *Engine) forgetClusterFiles(name, id string) {
+	if a.networkByID(id) != nil {
+		return
+	}
+	if err := os.RemoveAll(filepath.Join(a.cfg.StateDir, "cluster", id)); err != nil {
+		a.log.Warn("cluster: network left, but its local blocks file stays; it is checked against etcd if the network is joined again", "network", name, "err", err)
 	}
 }
 

@@ -42,8 +42,8 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 			return api.Network{}, err
 		}
 		defer func() {
-			if err != nil {
-				a.leaveCluster(context.WithoutCancel(ctx), req.Name, id)
+			if err != nil && a.leaveCluster(context.WithoutCancel(ctx), req.Name, id) {
+				a.forgetClusterFiles(req.Name, id)
 			}
 		}()
 	default:
@@ -67,6 +67,16 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	space, err := a.newSpace(id, cfg.Pools, cfg.Options, cfg.Serial)
 	if err != nil {
 		return api.Network{}, invalid(err)
+	}
+	if cs, ok := space.(*cluster.Space); ok {
+		defer func() {
+			if err != nil {
+				cs.Close()
+			}
+		}()
+		if err := cs.Verify(ctx); err != nil { // a file of an earlier membership
+			return api.Network{}, err
+		}
 	}
 	n := &network{ID: id, Driver: api.Driver, Created: time.Now().UTC(),
 		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
@@ -257,7 +267,9 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	}
 	if c, ok := n.space.(*cluster.Space); ok { // a cluster network: leave it
 		c.Close()
-		a.leaveCluster(context.WithoutCancel(ctx), n.name(), n.ID)
+		if a.leaveCluster(context.WithoutCancel(ctx), n.name(), n.ID) {
+			a.forgetClusterFiles(n.name(), n.ID)
+		}
 	}
 	a.log.Info("network removed", "name", n.name(), "id", n.ID[:12])
 	return nil

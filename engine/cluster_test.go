@@ -1,0 +1,90 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/cluster"
+	"github.com/mvlan/mvlan/engine/enginetest"
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// newClusterRig is a rig whose engine is joined to the etcd at url
+// (liveness TTL and grace 2 s, no duplicate address probe).
+func newClusterRig(t *testing.T, url string) *rig {
+	r := &rig{t: t, k: enginetest.New("eth0"), dir: t.TempDir()}
+	r.k.Cluster = &cluster.Config{URL: url, Timeout: 2 * time.Second, TTL: 2 * time.Second, Grace: 2 * time.Second}
+	r.start()
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// runAddr runs endpoint name on net and returns its first address.
+func (r *rig) runAddr(name, net string) netip.Addr {
+	r.t.Helper()
+	ep := r.run(name, net)
+	if len(ep.Addrs) == 0 {
+		r.t.Fatalf("endpoint %s has no address", name)
+	}
+	return ep.Addrs[0].Addr()
+}
+
+// rm removes endpoint name.
+func (r *rig) rm(name string) {
+	r.t.Helper()
+	if err := r.e.RemoveEndpoints(context.Background(), name, true); err != nil {
+		r.t.Fatalf("rm %s: %v", name, err)
+	}
+}
+
+// TestClusterRejoin: host2 joins cnet, attaches, and leaves it with
+// network rm: what it kept of its blocks (STATE_DIR/cluster/ID) goes
+// with it, so that when host1 has taken those blocks and host2 joins
+// again, host2 hands out none of host1's addresses. Also when an rm cut
+// short left that file behind: the join checks it against etcd first.
+func TestClusterRejoin(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	ctx := context.Background()
+	h1.network("cnet", "scope=cluster", "subnet=10.91.0.0/24", "parent=eth0")
+	h1Addrs := map[netip.Addr]string{}
+	for round, stale := range []bool{false, true} {
+		h2.network("cnet", "scope=cluster", "parent=eth0")
+		file := filepath.Join(h2.dir, "cluster", netID(t, h2.e, "cnet"), "pool0.json")
+		h2.runAddr("b", "cnet")
+		saved, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h2.rm("b")
+		if err := h2.e.RemoveNetwork(ctx, "cnet"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Dir(file)); !os.IsNotExist(err) {
+			t.Errorf("round %d: host2 left cnet; its blocks file is still there (%v)", round, err)
+		}
+		if stale { // an rm cut short after the leave
+			if err := errors.Join(os.MkdirAll(filepath.Dir(file), 0o700), os.WriteFile(file, saved, 0o600)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 16 { // host1 takes the block host2 had
+			name := fmt.Sprintf("a%d-%d", round, i)
+			h1Addrs[h1.runAddr(name, "cnet")] = name
+		}
+		h2.network("cnet", "scope=cluster", "parent=eth0")
+		if b := h2.runAddr("b", "cnet"); h1Addrs[b] != "" {
+			t.Fatalf("round %d (file left behind: %v): host2 joined again and handed out %s, host1's %s has it", round, stale, b, h1Addrs[b])
+		}
+		h2.rm("b")
+		if err := h2.e.RemoveNetwork(ctx, "cnet"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
