@@ -12,6 +12,9 @@
 //	blocks/NET/FIRST-BITS  value: the holding host's ID
 //	claims/NET/ADDR        value: the claiming host's ID
 //
+// and, of hosts (liveness.go): hosts/HOST (under the host's lease) and
+// epochs/HOST (its latest lease; no lease of its own).
+//
 // A host keeps the blocks and claims it holds in a local file, so that a
 // restart needs etcd for nothing its running endpoints have.
 package cluster

@@ -178,9 +178,8 @@ func (c *Client) ForgetDead(ctx context.Context, name, id string) (int, error) {
 		}
 	}
 	n := 0
-	for h := range dead {
-		t, err := c.txn(ctx, "forget member "+h+" of "+name,
-			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(hostKey(h)), "=", 0)},
+	for h, epoch := range dead {
+		t, err := c.txn(ctx, "forget member "+h+" of "+name, stillDead(h, epoch),
 			[]clientv3.Op{clientv3.OpDelete(memberKey(name, h))}, nil)
 		if err != nil {
 			return n, err
