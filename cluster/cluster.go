@@ -29,6 +29,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -69,6 +70,9 @@ type Client struct {
 	log     *slog.Logger
 	m       *metrics
 	live    liveness
+
+	goneMu sync.Mutex
+	gone   map[string]error // networks etcd no longer defines as they are (guard.go)
 }
 
 // ParseURL returns the endpoints of an etcd://HOST:PORT[,HOST:PORT...]
@@ -118,7 +122,8 @@ func Dial(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cfg.URL, err)
 	}
-	c := &Client{cli: cli, url: cfg.URL, host: cfg.Host, timeout: cfg.Timeout, log: cfg.Log, m: newMetrics()}
+	c := &Client{cli: cli, url: cfg.URL, host: cfg.Host, timeout: cfg.Timeout, log: cfg.Log, m: newMetrics(),
+		gone: map[string]error{}}
 	if c.log == nil {
 		c.log = slog.Default()
 	}

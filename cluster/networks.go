@@ -57,17 +57,26 @@ func (c *Client) Define(ctx context.Context, d Definition) (Definition, bool, er
 }
 
 // Join makes this host a member of network name (ID id), which another
-// host defined; it fails if the definition is gone meanwhile.
+// host defined. It fails if the definition is gone, or is another
+// network's (removed and created again): ErrNetworkGone, and the network
+// is marked gone here (Gone).
 func (c *Client) Join(ctx context.Context, name, id string) error {
 	key := networkKey(name)
+	def, err := c.get(ctx, "join network "+name, key)
+	if err != nil {
+		return err
+	}
+	if err := c.checkDefinition(Network{ID: id, Name: name}, def.Kvs); err != nil {
+		return err
+	}
 	r, err := c.txn(ctx, "join network "+name,
-		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), ">", 0)},
+		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", def.Kvs[0].CreateRevision)},
 		[]clientv3.Op{clientv3.OpPut(memberKey(name, c.host), id)}, nil)
 	if err != nil {
 		return err
 	}
 	if !r.Succeeded {
-		return fmt.Errorf("join network %s: its definition was removed from etcd at %s meanwhile (its last host left); create it again", name, c.url)
+		return fmt.Errorf("join network %s: its definition changed in etcd at %s meanwhile; try again", name, c.url)
 	}
 	return nil
 }
@@ -88,14 +97,14 @@ func (c *Client) Leave(ctx context.Context, name, id string) (bool, error) {
 		return false, err
 	}
 	cmp := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(membersDir(name)), "=", 0).WithPrefix()}
-	if len(def.Kvs) == 0 || !isDefinitionOf(def.Kvs[0].Value, id) {
-		_, err := c.txn(ctx, "leave network "+name, nil, []clientv3.Op{clientv3.OpDelete(memberKey(name, c.host))}, nil)
+	mine := []clientv3.Cmp{clientv3.Compare(clientv3.Value(memberKey(name, c.host)), "=", id)} // not of a network of the name made since
+	if _, err := c.txn(ctx, "leave network "+name, mine, []clientv3.Op{clientv3.OpDelete(memberKey(name, c.host))}, nil); err != nil {
 		return false, err
+	}
+	if len(def.Kvs) == 0 || !isDefinitionOf(def.Kvs[0].Value, id) {
+		return false, nil
 	}
 	cmp = append(cmp, clientv3.Compare(clientv3.ModRevision(key), "=", def.Kvs[0].ModRevision))
-	if _, err := c.txn(ctx, "leave network "+name, nil, []clientv3.Op{clientv3.OpDelete(memberKey(name, c.host))}, nil); err != nil {
-		return false, err
-	}
 	r, err := c.txn(ctx, "remove network "+name, cmp, []clientv3.Op{clientv3.OpDelete(key),
 		clientv3.OpDelete(blocksDir(id), clientv3.WithPrefix()), clientv3.OpDelete(claimsDir(id), clientv3.WithPrefix())}, nil)
 	if err != nil {

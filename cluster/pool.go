@@ -33,6 +33,7 @@ const maxLeaseTries = 64
 type Pool struct {
 	c     *Client
 	net   string // the network's ID
+	name  string // the network's name (its definition's key)
 	cfg   ipam.PoolConfig
 	rng   netip.Prefix // the ip-range, or the subnet: blocks are cut from it
 	bits  int          // a block's prefix length
@@ -45,15 +46,17 @@ type Pool struct {
 	blocks map[netip.Prefix]*ipam.Space
 	extra  map[netip.Addr]string // held, outside this host's blocks (claims)
 	aside  map[netip.Addr]bool   // held in a block: in use on the wire (SetAside)
+	defRev int64                 // the definition's create revision (guard.go); 0: not looked up
+	closed bool                  // Close: no more leases or claims
 
 	Conflicts uint64 // block leases lost to another host (guarded by mu)
 }
 
-// OpenPool opens the pool cfg of network nw (its ID), with blocks of
-// prefix length bits (0: DefaultBlockBits), from its local file (made if
+// OpenPool opens the pool cfg of network nw, with blocks of prefix
+// length bits (0: DefaultBlockBits), from its local file (made if
 // absent). It does not talk to etcd. Feed the addresses the host's
 // endpoints hold back with Load before handing out any.
-func (c *Client) OpenPool(nw string, cfg ipam.PoolConfig, bits int, file string) (*Pool, error) {
+func (c *Client) OpenPool(nw Network, cfg ipam.PoolConfig, bits int, file string) (*Pool, error) {
 	whole, err := ipam.New([]ipam.PoolConfig{cfg}, ipam.Options{})
 	if err != nil {
 		return nil, err
@@ -75,7 +78,7 @@ func (c *Client) OpenPool(nw string, cfg ipam.PoolConfig, bits int, file string)
 	if err != nil {
 		return nil, err
 	}
-	p := &Pool{c: c, net: nw, cfg: cfg, rng: rng, bits: bits, file: file, whole: whole, st: st,
+	p := &Pool{c: c, net: nw.ID, name: nw.Name, cfg: cfg, rng: rng, bits: bits, file: file, whole: whole, st: st,
 		blocks: map[netip.Prefix]*ipam.Space{}, extra: map[netip.Addr]string{}, aside: map[netip.Addr]bool{}}
 	for _, b := range st.Blocks {
 		if b.Bits() != bits || !rng.Contains(b.Addr()) {
@@ -92,8 +95,40 @@ func (c *Client) OpenPool(nw string, cfg ipam.PoolConfig, bits int, file string)
 	return p, nil
 }
 
-// Close stops checking the pool's blocks (its network is gone here).
-func (p *Pool) Close() { p.c.unregister(p) }
+// Close stops checking the pool's blocks and refuses leases and claims
+// (its network is being removed here), once those under way are done.
+func (p *Pool) Close() {
+	p.etcdMu.Lock()
+	defer p.etcdMu.Unlock()
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.c.unregister(p)
+}
+
+// errClosed fails the leases and claims of a closed pool.
+var errClosed = errors.New("the network is being removed on this host")
+
+// writable fails once the pool is closed or its network gone; caller
+// holds etcdMu, before a lease or claim.
+func (p *Pool) writable() error {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return fmt.Errorf("network %s: %w", p.name, errClosed)
+	}
+	return p.c.Gone(p.net)
+}
+
+// handing is whether addresses of the held blocks may be handed out: not
+// once the network is gone from etcd, nor past the fence.
+func (p *Pool) handing() error {
+	if err := p.c.Gone(p.net); err != nil {
+		return err
+	}
+	return p.c.fence()
+}
 
 func (p *Pool) newBlock(b netip.Prefix) (*ipam.Space, error) {
 	c := p.cfg
@@ -182,6 +217,9 @@ func (p *Pool) Allocate(ctx context.Context, owner string) (netip.Prefix, error)
 // none has. It is what Allocate waits for on etcd; TakeFree hands the
 // address out without I/O.
 func (p *Pool) Reserve(ctx context.Context) error {
+	if err := p.c.Gone(p.net); err != nil {
+		return err
+	}
 	if err := p.c.ready(ctx); err != nil {
 		return fmt.Errorf("network %s: %w", p.net, err)
 	}
@@ -189,6 +227,9 @@ func (p *Pool) Reserve(ctx context.Context) error {
 	defer p.etcdMu.Unlock()
 	if p.hasFree() {
 		return nil
+	}
+	if err := p.writable(); err != nil {
+		return err
 	}
 	if err := p.lease(ctx); err != nil {
 		return fmt.Errorf("network %s: no free address in the %d blocks this host holds of %s: %w",
@@ -215,7 +256,7 @@ func (p *Pool) hasFree() bool {
 func (p *Pool) TakeFree(owner string) (netip.Prefix, bool) { return p.allocLocal(owner) }
 
 func (p *Pool) allocLocal(owner string) (netip.Prefix, bool) {
-	if p.c.fence() != nil {
+	if p.handing() != nil {
 		return netip.Prefix{}, false
 	}
 	p.mu.Lock()
@@ -232,6 +273,10 @@ func (p *Pool) allocLocal(owner string) (netip.Prefix, bool) {
 func (p *Pool) lease(ctx context.Context) error {
 	p.flush(ctx)
 	for try := 0; try < maxLeaseTries; try++ {
+		guard, err := p.guard(ctx)
+		if err != nil {
+			return err
+		}
 		b, lost, err := p.freeBlock(ctx)
 		if err != nil {
 			return err
@@ -242,12 +287,19 @@ func (p *Pool) lease(ctx context.Context) error {
 		key := blockKey(p.net, b)
 		start, end := claimsRange(p.net, b)
 		r, err := p.c.txn(ctx, "lease block "+b.String(),
-			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
-			[]clientv3.Op{clientv3.OpPut(key, p.c.host), clientv3.OpGet(start, clientv3.WithRange(end))}, nil)
+			append(guard, clientv3.Compare(clientv3.CreateRevision(key), "=", 0)),
+			[]clientv3.Op{clientv3.OpPut(key, p.c.host), clientv3.OpGet(start, clientv3.WithRange(end))}, p.guardGets())
 		if err != nil {
 			return err
 		}
 		if !r.Succeeded {
+			again, err := p.guardRetry(ctx, r.Responses)
+			if err != nil {
+				return err
+			}
+			if again {
+				continue
+			}
 			p.mu.Lock()
 			p.Conflicts++
 			p.mu.Unlock()

@@ -15,6 +15,9 @@ import (
 func (p *Pool) verify(ctx context.Context) error {
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()
+	if p.c.Gone(p.net) != nil {
+		return nil // nothing of it is handed out any more
+	}
 	v6 := p.rng.Addr().Is6()
 	mine := map[netip.Prefix]bool{}
 	r, err := p.c.get(ctx, "check blocks of "+p.rng.String(), blocksDir(p.net), clientv3.WithPrefix())

@@ -7,10 +7,16 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/cluster"
+	"github.com/mvlan/mvlan/engine"
 	"github.com/mvlan/mvlan/engine/enginetest"
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -86,5 +92,57 @@ func TestClusterRejoin(t *testing.T) {
 		if err := h2.e.RemoveNetwork(ctx, "cnet"); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// etcdClient is a plain client of the etcd at url (etcd://HOST:PORT).
+func etcdClient(t *testing.T, url string) *clientv3.Client {
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{strings.TrimPrefix(url, "etcd://")}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestClusterNetworkReplaced: host2 has joined cnet and has an endpoint
+// there; it is forgotten as a member, host1 (the last) removes cnet and
+// creates it again: a new network of the same name and subnet. host2's
+// cnet is then failed (network ls, doctor's drift check) and takes no
+// endpoint, naming what to do; once removed there, host2 joins the new
+// cnet and hands out none of host1's addresses.
+func TestClusterNetworkReplaced(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	ctx := context.Background()
+	h1.network("cnet", "scope=cluster", "subnet=10.93.0.0/24", "parent=eth0")
+	h2.network("cnet", "scope=cluster", "parent=eth0")
+	h2.runAddr("b", "cnet")
+	if _, err := etcdClient(t, e.URL).Delete(ctx, "/mvlan/v1/members/cnet/"+h2.e.AgentID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h1.e.RemoveNetwork(ctx, "cnet"); err != nil {
+		t.Fatal(err)
+	}
+	h1.network("cnet", "scope=cluster", "subnet=10.93.0.0/24", "parent=eth0")
+	a := h1.runAddr("a", "cnet")
+	engine.CheckClusters(ctx, h2.e)
+	n, err := h2.e.Network("cnet")
+	if err != nil || !strings.Contains(n.Status, "created again") || !strings.Contains(n.Status, "network rm cnet") {
+		t.Errorf("host2's cnet: status %q (%v); want it failed, saying to remove it", n.Status, err)
+	}
+	if _, err := h2.e.CreateEndpoint(ctx, api.EndpointCreate{Network: "cnet", Name: "b2"}); err == nil || !strings.Contains(err.Error(), "network rm cnet") {
+		t.Errorf("attach on host2's failed cnet: %v; want refused, saying to remove it", err)
+	}
+	if drift, err := h2.e.Check(ctx); err != nil || len(drift) != 1 || !strings.HasPrefix(drift[0], "network cnet: ") {
+		t.Errorf("host2's drift check: %q %v; want cnet reported", drift, err)
+	}
+	h2.rm("b")
+	if err := h2.e.RemoveNetwork(ctx, "cnet"); err != nil {
+		t.Fatal(err)
+	}
+	h2.network("cnet", "scope=cluster", "parent=eth0")
+	if b := h2.runAddr("b", "cnet"); b == a || netID(t, h2.e, "cnet") != netID(t, h1.e, "cnet") {
+		t.Errorf("host2 joined cnet again: %s (host1 has %s), ID %s (host1's %s)", b, a, netID(t, h2.e, "cnet"), netID(t, h1.e, "cnet"))
 	}
 }

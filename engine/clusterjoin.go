@@ -98,3 +98,17 @@ func (a *Engine) UnjoinedNetworks(ctx context.Context) []api.Network {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// clusterDrift names the cluster networks of nets that etcd no longer
+// defines as they are: they hand out no address here any more.
+func clusterDrift(nets []*network) []string {
+	var out []string
+	for _, n := range nets {
+		if f, ok := n.space.(failer); ok {
+			if err := f.Failed(); err != nil {
+				out = append(out, fmt.Sprintf("network %s: %v", n.name(), err))
+			}
+		}
+	}
+	return out
+}

@@ -16,11 +16,6 @@ import (
 	"github.com/mvlan/mvlan/probe"
 )
 
-// reclaimer is a cluster network's space as reclaimClusters uses it.
-type reclaimer interface {
-	Reclaim(ctx context.Context, probe cluster.Prober) (int, error)
-}
-
 // reclaimEvery is how often the blocks of dead hosts are looked for: half
 // the liveness TTL, at least a second.
 func reclaimEvery(c *cluster.Config) time.Duration {
@@ -57,31 +52,42 @@ func (a *Engine) rejoin(ctx context.Context) bool {
 		if _, ok := n.space.(*cluster.Space); !ok {
 			continue
 		}
-		if err := a.cluster.Join(ctx, n.name(), n.ID); errors.Is(err, cluster.ErrUnreachable) {
+		switch err := a.cluster.Join(ctx, n.name(), n.ID); {
+		case errors.Is(err, cluster.ErrUnreachable):
 			return false
-		} else if err != nil {
-			a.log.Warn("cluster: network not in etcd any more", "network", n.name(), "err", err)
+		case errors.Is(err, cluster.ErrNetworkGone): // marked failed; the client warned
+		case err != nil:
+			a.log.Warn("cluster: cannot join the network again", "network", n.name(), "err", err)
 		}
 	}
 	return true
 }
 
+// checkClusters returns the cluster networks etcd still defines as they
+// are; one it does not is failed for good from then on (health).
+func (a *Engine) checkClusters(ctx context.Context) []*network {
+	var out []*network
+	for _, n := range a.networkList() {
+		if cs, ok := n.space.(*cluster.Space); ok && cs.Check(ctx) == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // reclaimClusters gives back, network by network, the blocks of hosts
 // dead for longer than the grace that nothing answers for on this host's
-// parent of the network.
+// parent of the network (of the networks checkClusters keeps).
 func (a *Engine) reclaimClusters(ctx context.Context) {
-	for _, n := range a.networkList() {
-		r, ok := n.space.(reclaimer)
-		if !ok {
-			continue
-		}
+	for _, n := range a.checkClusters(ctx) {
+		cs := n.space.(*cluster.Space)
 		n.mu.Lock()
 		parent := n.Parent
 		n.mu.Unlock()
 		prober := func(ctx context.Context, addrs []netip.Addr) ([]netip.Addr, error) {
 			return probe.InUse(ctx, a.cfg.HostNetns, parent, addrs, probe.Options{})
 		}
-		if _, err := r.Reclaim(ctx, prober); err != nil && ctx.Err() == nil {
+		if _, err := cs.Reclaim(ctx, prober); err != nil && ctx.Err() == nil {
 			a.log.Debug("cluster: reclaim", "network", n.name(), "err", err)
 		}
 		if _, err := a.cluster.ForgetDead(ctx, n.name(), n.ID); err != nil && ctx.Err() == nil {

@@ -283,7 +283,7 @@ func (n *network) ipamDriver() string {
 }
 
 // ok reports whether the network takes endpoints now. Caller holds n.mu.
-func (n *network) ok() bool { return n.status.status == StatusOK }
+func (n *network) ok() bool { return n.health().status == StatusOK }
 
 // add puts e in the index, busy (its creator holds busy). Caller holds n.mu.
 func (n *network) add(e endpoint) *entry {

@@ -64,7 +64,7 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	if err := a.checkUnique(cfg); err != nil {
 		return api.Network{}, err
 	}
-	space, err := a.newSpace(id, cfg.Pools, cfg.Options, cfg.Serial)
+	space, err := a.newSpace(cluster.Network{ID: id, Name: cfg.Name}, cfg.Pools, cfg.Options, cfg.Serial)
 	if err != nil {
 		return api.Network{}, invalid(err)
 	}
@@ -326,7 +326,7 @@ func (a *Engine) view(n *network, withEndpoints bool) api.Network {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	v := n.stored()
-	v.Status = n.status.String()
+	v.Status = n.health().String()
 	v.Scope = scopeOf(n.Options)
 	v.EndpointCount = len(n.eps)
 	v.HostShim = n.shimView()

@@ -12,6 +12,7 @@ const (
 	StatusParentMissing         // the operator's parent link is gone
 	StatusParentFailed          // mvlan's parent link is gone and cannot be made again
 	StatusDatapathFailed        // the parent programs cannot be attached
+	StatusClusterFailed         // a cluster network etcd no longer defines as it is
 )
 
 func (s Status) String() string {
@@ -26,6 +27,8 @@ func (s Status) String() string {
 		return "parent-failed"
 	case StatusDatapathFailed:
 		return "datapath-failed"
+	case StatusClusterFailed:
+		return "cluster-failed"
 	}
 	return fmt.Sprintf("status(%d)", uint8(s))
 }
@@ -52,4 +55,22 @@ func (h health) String() string {
 		return fmt.Sprintf("cannot recreate parent %s: %v", h.parent, h.err)
 	}
 	return fmt.Sprintf("%v", h.err)
+}
+
+// failer is a network's space that can fail for good: a cluster
+// network's (cluster.Space.Failed).
+type failer interface{ Failed() error }
+
+// health is the network's status: its parent's and datapath's (status),
+// then its cluster's. Caller holds n.mu.
+func (n *network) health() health {
+	if n.status.status != StatusOK {
+		return n.status
+	}
+	if f, ok := n.space.(failer); ok {
+		if err := f.Failed(); err != nil {
+			return health{status: StatusClusterFailed, err: err}
+		}
+	}
+	return n.status
 }
