@@ -12,8 +12,9 @@
 //	blocks/NET/FIRST-BITS  value: the holding host's ID
 //	claims/NET/ADDR        value: the claiming host's ID
 //
-// and, of hosts (liveness.go): hosts/HOST (under the host's lease) and
-// epochs/HOST (its latest lease; no lease of its own).
+// and, of hosts: hosts/HOST (under the host's lease) and epochs/HOST (its
+// latest lease; no lease of its own) (liveness.go), identities/HOST (the
+// token of the installation that has the ID: identity.go).
 //
 // A host keeps the blocks and claims it holds in a local file, so that a
 // restart needs etcd for nothing its running endpoints have.
@@ -30,6 +31,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -71,8 +73,12 @@ type Client struct {
 	m       *metrics
 	live    liveness
 
-	goneMu sync.Mutex
-	gone   map[string]error // networks etcd no longer defines as they are (guard.go)
+	install    string      // this installation's token (identity.go); "": none
+	registered atomic.Bool // the token is in etcd
+
+	goneMu  sync.Mutex
+	gone    map[string]error // networks etcd no longer defines as they are (guard.go)
+	halting error            // no cluster work at all (identity.go)
 }
 
 // ParseURL returns the endpoints of an etcd://HOST:PORT[,HOST:PORT...]
@@ -130,6 +136,11 @@ func Dial(cfg Config) (*Client, error) {
 	if err := c.live.init(cfg); err != nil {
 		return nil, errors.Join(err, cli.Close())
 	}
+	if cfg.Dir != "" {
+		if c.install, err = readInstall(cfg.Dir, c.log.Warn); err != nil {
+			return nil, errors.Join(err, cli.Close())
+		}
+	}
 	return c, nil
 }
 
@@ -167,6 +178,9 @@ func (c *Client) URL() string { return c.url }
 // txn runs one transaction within the client's timeout; an error is
 // etcd not answering, wrapped with ErrUnreachable and the cluster's URL.
 func (c *Client) txn(ctx context.Context, what string, cmp []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
+	if err := c.halted(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	t0 := time.Now()

@@ -109,6 +109,9 @@ func (l *liveness) init(cfg Config) error {
 // fence fails, wrapping ErrUnreachable, once the blocks this host holds
 // may no longer be used without etcd confirming them.
 func (c *Client) fence() error {
+	if err := c.halted(); err != nil {
+		return err
+	}
 	l := &c.live
 	if !l.on {
 		return nil
@@ -142,7 +145,11 @@ func (c *Client) Live(ctx context.Context) {
 	t := time.NewTicker(c.live.ttl / 3)
 	defer t.Stop()
 	for {
-		if err := c.beat(ctx); err != nil && ctx.Err() == nil {
+		err := c.beat(ctx)
+		if errors.Is(err, ErrIdentityClash) {
+			return // halt logged it
+		}
+		if err != nil && ctx.Err() == nil {
 			c.log.Debug("cluster liveness", "err", err)
 		}
 		select {
@@ -159,6 +166,9 @@ func (c *Client) beat(ctx context.Context) error {
 	l := &c.live
 	l.beatMu.Lock()
 	defer l.beatMu.Unlock()
+	if err := c.Register(ctx); err != nil { // before any key of this host's
+		return err
+	}
 	sent := time.Now()
 	l.mu.Lock()
 	lease := l.lease

@@ -241,9 +241,15 @@ func (s *Space) Verify(ctx context.Context) error {
 }
 
 // Failed returns why the network hands out no cluster address on this
-// host, for good: its definition is gone from etcd (ErrNetworkGone);
-// nil when it does.
-func (s *Space) Failed() error { return s.c.Gone(s.nw.ID) }
+// host, for good: its definition is gone from etcd (ErrNetworkGone), or
+// another installation has this host's identity (ErrIdentityClash); nil
+// when it does.
+func (s *Space) Failed() error {
+	if err := s.c.halted(); err != nil {
+		return err
+	}
+	return s.c.Gone(s.nw.ID)
+}
 
 // Check looks up the network's definition in etcd (Client.CheckNetwork):
 // ErrNetworkGone, and Failed from then on, when it is gone.

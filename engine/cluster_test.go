@@ -146,3 +146,31 @@ func TestClusterNetworkReplaced(t *testing.T) {
 		t.Errorf("host2 joined cnet again: %s (host1 has %s), ID %s (host1's %s)", b, a, netID(t, h2.e, "cnet"), netID(t, h1.e, "cnet"))
 	}
 }
+
+// TestClusterClonedStateRefused: an agent started on a copy of another's
+// state (a cloned machine: same agent ID, its own install token) does not
+// start, naming the ID; the original goes on.
+func TestClusterClonedStateRefused(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1 := newClusterRig(t, e.URL)
+	h1.network("cnet", "scope=cluster", "subnet=10.94.0.0/24", "parent=eth0")
+	clone := t.TempDir()
+	for _, f := range []string{"mvlan.db", "agent-id"} {
+		b, err := os.ReadFile(filepath.Join(h1.dir, f))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(clone, f), b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := enginetest.New("eth0")
+	k.Cluster = h1.k.Cluster
+	if e2, err := k.Open(clone); !errors.Is(err, cluster.ErrIdentityClash) || !strings.Contains(err.Error(), h1.e.AgentID()) {
+		if e2 != nil {
+			e2.Close()
+		}
+		t.Fatalf("an agent on a copy of another's state: %v; want ErrIdentityClash naming agent ID %s", err, h1.e.AgentID())
+	}
+	h1.runAddr("a", "cnet")
+}

@@ -167,9 +167,18 @@ func (a *Engine) openCluster() error {
 	if err != nil {
 		return err
 	}
-	a.cluster = c
+	ctx, cancel := context.WithTimeout(context.Background(), registerTimeout)
+	defer cancel()
+	if err := c.Register(ctx); errors.Is(err, cluster.ErrIdentityClash) {
+		return errors.Join(err, c.Close())
+	}
+	a.cluster = c // etcd not answering: the liveness loop registers
 	return nil
 }
+
+// registerTimeout bounds the wait for etcd at start, to register the
+// host's identity (cluster.Client.Register).
+const registerTimeout = time.Second
 
 // New returns an engine on st (an open store, which Close closes) and k,
 // for tests of its decisions on an in-memory kernel (package enginetest);
