@@ -136,12 +136,16 @@ func (p *Pool) forgetReleased(ctx context.Context, addr netip.Addr) error {
 	return p.st.write(p.file)
 }
 
-// Sync gives the claims released while etcd was away back to it; the
-// next lease or claim does it too.
+// Sync gives the claims released while etcd was away back to it (the
+// next lease or claim does it too), and audits the claims when due
+// (verify.go): a claim of this host that reached etcd unrecorded goes
+// back.
 func (p *Pool) Sync(ctx context.Context) {
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()
-	p.flush(ctx)
+	if p.flush(ctx) == nil && p.auditDue() {
+		_ = p.audit(ctx) // still due: the next Sync tries again
+	}
 }
 
 // claim creates addr's claim key, unless it exists or addr's block is
@@ -177,6 +181,9 @@ func (p *Pool) claimOnce(ctx context.Context, addr netip.Addr) (bool, error) {
 	}
 	r, err := p.c.txn(ctx, "claim "+addr.String(), cmp, []clientv3.Op{clientv3.OpPut(key, p.c.host)}, append(els, p.guardGets()...))
 	if err != nil {
+		p.mu.Lock()
+		p.unsure = true // it may reach etcd all the same: audited by Sync
+		p.mu.Unlock()
 		return false, err
 	}
 	if r.Succeeded {
@@ -254,7 +261,7 @@ func (p *Pool) Release(addr netip.Addr) {
 
 // flush deletes the claims released since etcd last answered; what fails
 // stays pending. Caller holds etcdMu.
-func (p *Pool) flush(ctx context.Context) {
+func (p *Pool) flush(ctx context.Context) error {
 	p.mu.Lock()
 	pending := make([]netip.Addr, 0, len(p.st.Pending))
 	for a := range p.st.Pending {
@@ -267,7 +274,7 @@ func (p *Pool) flush(ctx context.Context) {
 			[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", p.c.host)},
 			[]clientv3.Op{clientv3.OpDelete(key)}, nil)
 		if err != nil {
-			return
+			return err
 		}
 		p.mu.Lock()
 		if !p.st.Claims[a] {
@@ -276,6 +283,7 @@ func (p *Pool) flush(ctx context.Context) {
 		_ = p.st.write(p.file) // a failed write leaves it pending: deleting twice is harmless
 		p.mu.Unlock()
 	}
+	return nil
 }
 
 // Held returns the addresses this host's endpoints hold (not other hosts'

@@ -48,6 +48,9 @@ type Pool struct {
 	aside  map[netip.Addr]bool   // held in a block: in use on the wire (SetAside)
 	defRev int64                 // the definition's create revision (guard.go); 0: not looked up
 	closed bool                  // Close: no more leases or claims
+	// unsure: a claim may have reached etcd without being recorded here
+	// (verify.go).
+	unsure bool
 
 	Conflicts uint64 // block leases lost to another host (guarded by mu)
 }
@@ -320,7 +323,8 @@ func (p *Pool) lease(ctx context.Context) error {
 }
 
 // addBlock records a leased block with the claims inside it: this host's
-// move from extra into it, other hosts' stay held there.
+// held ones move from extra into it, other hosts' stay held there. A
+// claim of this host its state does not know is left to the audit.
 func (p *Pool) addBlock(b netip.Prefix, claims map[netip.Addr]string) error {
 	sp, err := p.newBlock(b)
 	if err != nil {
@@ -331,10 +335,13 @@ func (p *Pool) addBlock(b netip.Prefix, claims map[netip.Addr]string) error {
 	for a, h := range claims {
 		owner := foreignOwner(h)
 		if h == p.c.host {
-			if o, ok := p.extra[a]; ok {
-				owner = o
-				delete(p.extra, a)
+			o, held := p.extra[a]
+			if !held {
+				p.unsure = p.unsure || !p.st.Claims[a] && !p.st.Pending[a]
+				continue // Take holds it, if it is under way
 			}
+			owner = o
+			delete(p.extra, a)
 		} else {
 			p.st.Foreign[a] = h
 		}
