@@ -164,3 +164,37 @@ func TestLostClaimGivenBack(t *testing.T) {
 		})
 	}
 }
+
+// TestReleasedForeignClaimFreed: host B claims an address, then host A
+// leases the block it is in (B's claim stays held there); once B has
+// released it, A's next audit (Sync, due: never audited) frees it in A's
+// block, where A may hand it out again.
+func TestReleasedForeignClaimFreed(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.85.0.0/24")}
+	ctx := context.Background()
+	a := newHost(t, e.URL, "hostA", "fc", cfg, 28)
+	b := newHost(t, e.URL, "hostB", "fc", cfg, 28)
+	x := netip.MustParseAddr("10.85.0.20")
+	if _, err := b.p.Request(ctx, x, "bx"); err != nil {
+		t.Fatal(err)
+	}
+	for range 15 { // .0/28 (14 usable), then .16/28, which has x
+		if _, err := a.p.Allocate(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o, ok := a.p.Owner(x); !ok || o != foreignOwner("hostB") {
+		t.Fatalf("hostA's block has %s as %q %v; want hostB's claim", x, o, ok)
+	}
+	b.p.Release(x)
+	b.p.Sync(ctx)
+	a.p.Sync(ctx) // never audited yet: due
+
+	if o, ok := a.p.Owner(x); ok {
+		t.Fatalf("hostB released %s; hostA still holds it for %q", x, o)
+	}
+	if _, err := a.p.Request(ctx, x, "ax"); err != nil {
+		t.Errorf("hostA asks for %s, free in its block: %v", x, err)
+	}
+}

@@ -129,17 +129,17 @@ func (p *Pool) forgetReleased(ctx context.Context, addr netip.Addr) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if sp := p.blocks[p.blockOf(addr)]; sp != nil && p.st.Foreign[addr] == h {
-		sp.Release(addr)
+	if p.st.Foreign[addr] == h {
+		p.freeForeign(addr)
 	}
-	delete(p.st.Foreign, addr)
 	return p.st.write(p.file)
 }
 
 // Sync gives the claims released while etcd was away back to it (the
 // next lease or claim does it too), and audits the claims when due
 // (verify.go): a claim of this host that reached etcd unrecorded goes
-// back.
+// back, other hosts' claims inside its blocks that they released are
+// freed.
 func (p *Pool) Sync(ctx context.Context) {
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/mvlan/mvlan/ipam"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -48,9 +49,11 @@ type Pool struct {
 	aside  map[netip.Addr]bool   // held in a block: in use on the wire (SetAside)
 	defRev int64                 // the definition's create revision (guard.go); 0: not looked up
 	closed bool                  // Close: no more leases or claims
-	// unsure: a claim may have reached etcd without being recorded here
-	// (verify.go).
-	unsure bool
+	// unsure: a claim may have reached etcd without being recorded here;
+	// audited: when the claims were last audited (verify.go).
+	unsure     bool
+	audited    time.Time
+	auditEvery time.Duration
 
 	Conflicts uint64 // block leases lost to another host (guarded by mu)
 }
@@ -82,7 +85,8 @@ func (c *Client) OpenPool(nw Network, cfg ipam.PoolConfig, bits int, file string
 		return nil, err
 	}
 	p := &Pool{c: c, net: nw.ID, name: nw.Name, cfg: cfg, rng: rng, bits: bits, file: file, whole: whole, st: st,
-		blocks: map[netip.Prefix]*ipam.Space{}, extra: map[netip.Addr]string{}, aside: map[netip.Addr]bool{}}
+		blocks: map[netip.Prefix]*ipam.Space{}, extra: map[netip.Addr]string{}, aside: map[netip.Addr]bool{},
+		auditEvery: auditEvery}
 	for _, b := range st.Blocks {
 		if b.Bits() != bits || !rng.Contains(b.Addr()) {
 			return nil, fmt.Errorf("%s: block %s is not a /%d of %s", file, b, bits, rng)

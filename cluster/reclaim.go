@@ -177,10 +177,7 @@ func (p *Pool) forgetForeign(a netip.Addr, h string) {
 	if p.st.Foreign[a] != h {
 		return
 	}
-	if sp := p.blocks[p.blockOf(a)]; sp != nil {
-		sp.Release(a)
-	}
-	delete(p.st.Foreign, a)
+	p.freeForeign(a)
 	_ = p.st.write(p.file)
 }
 

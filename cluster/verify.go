@@ -4,10 +4,15 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
+
+// auditEvery is how often Sync reads the claims inside a pool's blocks
+// again while other hosts have claims there (to free those released).
+const auditEvery = 10 * time.Second
 
 // verify drops the blocks and claims etcd no longer has as this host's:
 // reclaimed while it was away (liveness.go). Addresses its endpoints
@@ -65,16 +70,19 @@ func (p *Pool) audit(ctx context.Context) error {
 	return p.auditClaims(ctx, p.claimsOf(r.Kvs))
 }
 
-// auditDue: a claim may have reached etcd unrecorded (unsure).
+// auditDue: a claim may have reached etcd unrecorded (unsure), or other
+// hosts' claims inside this host's blocks were not read for auditEvery.
 func (p *Pool) auditDue() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.unsure
+	return p.unsure || (len(p.st.Foreign) > 0 && time.Since(p.audited) >= p.auditEvery)
 }
 
 // auditClaims brings the pool's claims in line with claims, etcd's of
 // its subnet: this host's claims etcd no longer has are forgotten
-// (reclaimed while it was away); this host's claims that its state does not know (a claim whose answer was
+// (reclaimed while it was away); other hosts' claims inside its blocks
+// that etcd no longer has are freed (their host released them); this
+// host's claims that its state does not know (a claim whose answer was
 // lost, a crash before the file was written) are deleted in etcd, each
 // only if it is still this host's. Caller holds etcdMu, so that no claim
 // of this pool is under way.
@@ -84,6 +92,11 @@ func (p *Pool) auditClaims(ctx context.Context, claims map[netip.Addr]string) er
 		if claims[a] != p.c.host {
 			delete(p.st.Claims, a)
 			p.c.log.Warn("cluster: a claim of this host was reclaimed while it was away", "network", p.net, "addr", a, "still_used_by", p.extra[a])
+		}
+	}
+	for a, h := range p.st.Foreign {
+		if claims[a] != h {
+			p.freeForeign(a)
 		}
 	}
 	var unknown []netip.Addr
@@ -103,9 +116,20 @@ func (p *Pool) auditClaims(ctx context.Context, claims map[netip.Addr]string) er
 		p.c.log.Info("cluster: gave back a claim of this host that its state did not record (its answer was lost)", "network", p.net, "addr", a)
 	}
 	p.mu.Lock()
-	p.unsure = false
+	p.unsure, p.audited = false, time.Now()
 	p.mu.Unlock()
 	return err
+}
+
+// freeForeign forgets another host's claim a inside this host's block
+// and frees the address there. Caller holds mu.
+func (p *Pool) freeForeign(a netip.Addr) {
+	if sp := p.blocks[p.blockOf(a)]; sp != nil {
+		if o, ok := sp.Owner(a); ok && o == foreignOwner(p.st.Foreign[a]) {
+			sp.Release(a)
+		}
+	}
+	delete(p.st.Foreign, a)
 }
 
 // loseBlock forgets block b; what endpoints here hold in it moves to
