@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mvlan/mvlan/ipam"
@@ -49,6 +50,9 @@ type Pool struct {
 	aside  map[netip.Addr]bool   // held in a block: in use on the wire (SetAside)
 	defRev int64                 // the definition's create revision (guard.go); 0: not looked up
 	closed bool                  // Close: no more leases or claims
+	// suspect: reopened after a leave cut short (Reopen); its blocks are
+	// used once verify has checked them.
+	suspect atomic.Bool
 	// unsure: a claim may have reached etcd without being recorded here;
 	// audited: when the claims were last audited (verify.go).
 	unsure     bool
@@ -113,6 +117,23 @@ func (p *Pool) Close() {
 	p.c.unregister(p)
 }
 
+// Reopen undoes Close, after a leave that etcd did not take whole: it
+// may have given some blocks and claims back already, so the pool hands
+// out none of its blocks' addresses until verify has checked them
+// (Reserve does it; so does the next liveness beat).
+func (p *Pool) Reopen() {
+	p.etcdMu.Lock()
+	defer p.etcdMu.Unlock()
+	p.mu.Lock()
+	p.closed = false
+	p.mu.Unlock()
+	p.suspect.Store(true)
+	p.c.register(p)
+}
+
+// errSuspect fails what a pool Reopen left unchecked hands out.
+var errSuspect = errors.New("its blocks are used again once etcd confirms them (a removal was cut short)")
+
 // errClosed fails the leases and claims of a closed pool.
 var errClosed = errors.New("the network is being removed on this host")
 
@@ -133,6 +154,9 @@ func (p *Pool) writable() error {
 func (p *Pool) handing() error {
 	if err := p.c.Gone(p.net); err != nil {
 		return err
+	}
+	if p.suspect.Load() {
+		return fmt.Errorf("network %s: %w", p.name, errSuspect)
 	}
 	return p.c.fence()
 }
@@ -229,6 +253,11 @@ func (p *Pool) Reserve(ctx context.Context) error {
 	}
 	if err := p.c.ready(ctx); err != nil {
 		return fmt.Errorf("network %s: %w", p.net, err)
+	}
+	if p.suspect.Load() {
+		if err := p.verify(ctx); err != nil {
+			return fmt.Errorf("network %s: %w: %w", p.name, errSuspect, err)
+		}
 	}
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()

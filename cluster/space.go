@@ -262,6 +262,13 @@ func (s *Space) Close() {
 	}
 }
 
+// Reopen undoes Close after a leave etcd did not take whole (Pool.Reopen).
+func (s *Space) Reopen() {
+	for _, p := range s.pools {
+		p.Reopen()
+	}
+}
+
 // SetAside keeps addr from being handed out here (Pool.SetAside); without
 // I/O, under the network's lock.
 func (s *Space) SetAside(addr netip.Addr) bool {

@@ -45,7 +45,11 @@ func (p *Pool) verify(ctx context.Context) error {
 		}
 	}
 	p.mu.Unlock()
-	return p.auditClaims(ctx, p.claimsOf(r.Responses[1].GetResponseRange().Kvs))
+	if err := p.auditClaims(ctx, p.claimsOf(r.Responses[1].GetResponseRange().Kvs)); err != nil {
+		return err
+	}
+	p.suspect.Store(false)
+	return nil
 }
 
 // claimsOf are the claims of the pool's subnet among kvs, by address.

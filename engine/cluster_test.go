@@ -31,10 +31,18 @@ func newClusterRig(t *testing.T, url string) *rig {
 	return r
 }
 
-// runAddr runs endpoint name on net and returns its first address.
-func (r *rig) runAddr(name, net string) netip.Addr {
+// runAddr runs endpoint name on net (with ip, if given) and returns its
+// first address.
+func (r *rig) runAddr(name, net string, ip ...string) netip.Addr {
 	r.t.Helper()
-	ep := r.run(name, net)
+	req := api.EndpointCreate{Network: net, Name: name}
+	if len(ip) > 0 {
+		req.IP = ip[0]
+	}
+	ep, err := r.e.CreateEndpoint(context.Background(), req)
+	if err != nil {
+		r.t.Fatalf("run %s: %v", name, err)
+	}
 	if len(ep.Addrs) == 0 {
 		r.t.Fatalf("endpoint %s has no address", name)
 	}
@@ -173,4 +181,75 @@ func TestClusterClonedStateRefused(t *testing.T) {
 		t.Fatalf("an agent on a copy of another's state: %v; want ErrIdentityClash naming agent ID %s", err, h1.e.AgentID())
 	}
 	h1.runAddr("a", "cnet")
+}
+
+// holdings counts what etcd has of host in cluster network name (ID id):
+// its membership, blocks and claims.
+func holdings(t *testing.T, url, name, id, host string) int {
+	t.Helper()
+	c := etcdClient(t, url)
+	n := 0
+	for _, dir := range []string{"/mvlan/v1/blocks/" + id + "/", "/mvlan/v1/claims/" + id + "/", "/mvlan/v1/members/" + name + "/"} {
+		r, err := c.Get(context.Background(), dir, clientv3.WithPrefix())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kv := range r.Kvs {
+			if string(kv.Value) == host || strings.HasSuffix(string(kv.Key), "/"+host) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestClusterRmLeavesFirst: network rm of a cluster network leaves etcd
+// before it removes the network here. With etcd frozen it is refused,
+// the network stays ok and takes endpoints once etcd is back. With etcd
+// frozen just after the network's state went (the rm held there), the
+// rm went through and etcd has nothing of the host: it left first.
+func TestClusterRmLeavesFirst(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	ctx := context.Background()
+	h1.network("cnet", "scope=cluster", "subnet=10.95.0.0/24", "parent=eth0")
+	h2.network("cnet", "scope=cluster", "parent=eth0")
+	id, host := netID(t, h2.e, "cnet"), h2.e.AgentID()
+	h2.runAddr("b", "cnet")
+	h2.rm("b")
+	h2.runAddr("x", "cnet", "10.95.0.200") // a claim
+	h2.rm("x")
+
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err := h2.e.RemoveNetwork(ctx, "cnet")
+	if err := e.Cont(); err != nil {
+		t.Fatal(err)
+	}
+	n, lerr := h2.e.Network("cnet")
+	if err == nil || !strings.Contains(err.Error(), e.URL) || lerr != nil || n.Status != "ok" {
+		t.Fatalf("rm with etcd frozen: %v; then cnet %q %v; want refused naming the cluster, cnet ok", err, n.Status, lerr)
+	}
+	h2.runAddr("c", "cnet")
+	h2.rm("c")
+
+	t.Setenv("MVLAN_TEST_HOLDPOINT", "network-rm:after-state")
+	t.Setenv("MVLAN_TEST_HOLD", "1500ms")
+	done := make(chan error, 1)
+	go func() { done <- h2.e.RemoveNetwork(ctx, "cnet") }()
+	time.Sleep(500 * time.Millisecond)
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err = <-done
+	if err := e.Cont(); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("rm held after its state went: %v", err)
+	}
+	if k := holdings(t, e.URL, "cnet", id, host); k != 0 {
+		t.Errorf("host2's rm went through; etcd still has %d of its keys (membership, blocks, claims) of cnet", k)
+	}
 }

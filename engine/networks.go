@@ -238,9 +238,11 @@ func fromAPIPools(pools []api.Pool) []ipam.PoolConfig {
 	return out
 }
 
-// RemoveNetwork removes a network with no endpoints. State goes first, the
-// owned link second: a crash between them leaves a marked link that no
-// network needs, which Reconcile removes.
+// RemoveNetwork removes a network with no endpoints. A cluster network
+// leaves etcd first (leaveFirst): a removal etcd does not take is
+// refused, with the network left as it was. Then state goes, then the
+// owned link: a crash between them leaves a marked link that no network
+// needs, which Reconcile removes.
 func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	a.netOps.Lock()
 	defer a.netOps.Unlock()
@@ -249,13 +251,20 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 		return err
 	}
 	a.removals.wait(ctx) // endpoints being removed do not keep it in use
-	if err := a.checkLeave(ctx, n); err != nil {
-		return err
+	cs, _ := n.space.(*cluster.Space)
+	if cs != nil {
+		if err := a.leaveFirst(ctx, n, cs); err != nil {
+			return err
+		}
 	}
 	var inUse *store.InUseError
-	if err := a.store.DeleteNetwork(n.ID); errors.As(err, &inUse) {
-		return conflict(err)
-	} else if err != nil {
+	if err := a.store.DeleteNetwork(n.ID); err != nil {
+		if cs != nil {
+			a.stayInCluster(ctx, n, cs)
+		}
+		if errors.As(err, &inUse) {
+			return conflict(err)
+		}
 		return fmt.Errorf("remove network %s: %w", n.name(), err)
 	}
 	a.mu.Lock()
@@ -265,11 +274,8 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	if err := a.dropNetwork(ctx, n); err != nil {
 		a.log.Warn("network removed, but not all of its kernel objects; the next agent start removes them", "network", n.name(), "err", err)
 	}
-	if c, ok := n.space.(*cluster.Space); ok { // a cluster network: leave it
-		c.Close()
-		if a.leaveCluster(context.WithoutCancel(ctx), n.name(), n.ID) {
-			a.forgetClusterFiles(n.name(), n.ID)
-		}
+	if cs != nil {
+		a.forgetClusterFiles(n.name(), n.ID)
 	}
 	a.log.Info("network removed", "name", n.name(), "id", n.ID[:12])
 	return nil
