@@ -259,9 +259,12 @@ func (p *Pool) Reserve(ctx context.Context) error {
 			return fmt.Errorf("network %s: %w: %w", p.name, errSuspect, err)
 		}
 	}
+	if p.hasFree() { // no I/O: not behind a Sync waiting for etcd
+		return nil
+	}
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()
-	if p.hasFree() {
+	if p.hasFree() { // leased meanwhile
 		return nil
 	}
 	if err := p.writable(); err != nil {
