@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -103,5 +104,47 @@ func TestForgottenHostJoinsAgain(t *testing.T) {
 		if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != b.nw.ID {
 			t.Fatalf("after the %s B's membership is %v %v; want %s", tc.what, r.Kvs, err, b.nw.ID)
 		}
+	}
+}
+
+func TestCheckID(t *testing.T) {
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{
+		{testID("x"), true},
+		{strings.ToUpper(testID("x")), false},
+		{testID("x")[:12], false},
+		{"", false},
+		{"../../../etc", false},
+		{testID("x") + "0", false},
+		{testID("x")[:63] + "g", false},
+	} {
+		err := CheckID(tc.id)
+		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), fmt.Sprintf("%q", tc.id)) {
+			t.Errorf("CheckID(%q) = %v; want ok %v, an error naming the value", tc.id, err, tc.ok)
+		}
+	}
+}
+
+// TestBadIDInEtcd: definitions in etcd whose ID mvlan did not make (a
+// path, a short one) are refused by Define naming the value, and left
+// out of Definitions; a good one is listed.
+func TestBadIDInEtcd(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h := newHost(t, e.URL, "hostA", "good", ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.89.0.0/24")}, 28)
+	ctx := context.Background()
+	for name, id := range map[string]string{"evil": "../../../tmp/x", "short": "abc"} {
+		if _, err := h.c.cli.Put(ctx, networkKey(name), `{"id":"`+id+`","create":{"Name":"`+name+`"}}`); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := h.c.Define(ctx, Definition{ID: testID(name), Create: api.NetworkCreate{Name: name}})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", id)) {
+			t.Errorf("define %s, which etcd has with ID %q: %v; want refused naming the ID", name, id, err)
+		}
+	}
+	defs, err := h.c.Definitions(ctx)
+	if err != nil || len(defs) != 1 || defs[0].Create.Name != "good" {
+		t.Errorf("definitions: %v %v; want only good", defs, err)
 	}
 }

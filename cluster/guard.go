@@ -13,7 +13,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -87,9 +86,9 @@ func (c *Client) checkDefinition(nw Network, kvs []*mvccpb.KeyValue) error {
 	if len(kvs) == 0 {
 		return c.markGone(nw, "")
 	}
-	var d Definition
-	if err := json.Unmarshal(kvs[0].Value, &d); err != nil {
-		return fmt.Errorf("network %s in etcd at %s: %w", nw.Name, c.url, err)
+	d, err := c.decode(kvs[0])
+	if err != nil {
+		return err
 	}
 	if d.ID != nw.ID {
 		return c.markGone(nw, d.ID)

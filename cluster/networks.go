@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/mvlan/mvlan/api"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -30,6 +32,9 @@ func memberKey(name, host string) string { return membersDir(name) + host }
 // Define stores d unless a network of its name exists; it returns the
 // definition in force and whether it is d (false: another host's).
 func (c *Client) Define(ctx context.Context, d Definition) (Definition, bool, error) {
+	if err := CheckID(d.ID); err != nil {
+		return Definition{}, false, fmt.Errorf("define network %s: %w", d.Create.Name, err)
+	}
 	b, err := json.Marshal(d)
 	if err != nil {
 		return Definition{}, false, err
@@ -49,11 +54,33 @@ func (c *Client) Define(ctx context.Context, d Definition) (Definition, bool, er
 	if len(kvs) == 0 {
 		return Definition{}, false, fmt.Errorf("define network %s: removed meanwhile; try again", d.Create.Name)
 	}
-	var cur Definition
-	if err := json.Unmarshal(kvs[0].Value, &cur); err != nil {
-		return Definition{}, false, fmt.Errorf("network %s in etcd at %s: %w", d.Create.Name, c.url, err)
+	cur, err := c.decode(kvs[0])
+	if err != nil {
+		return Definition{}, false, err
 	}
 	return cur, false, nil
+}
+
+// decode is the definition kv holds; one whose ID is not mvlan's (64
+// lowercase hex digits) is refused: IDs name directories and are cut.
+func (c *Client) decode(kv *mvccpb.KeyValue) (Definition, error) {
+	var d Definition
+	if err := json.Unmarshal(kv.Value, &d); err != nil {
+		return d, fmt.Errorf("network %s in etcd at %s: %w", kv.Key, c.url, err)
+	}
+	if err := CheckID(d.ID); err != nil {
+		return d, fmt.Errorf("network %s in etcd at %s: %w; it was not made by mvlan: fix or delete that key", kv.Key, c.url, err)
+	}
+	return d, nil
+}
+
+// CheckID refuses a network ID that is not 64 lowercase hex digits, as
+// every ID mvlan makes.
+func CheckID(id string) error {
+	if len(id) == 64 && strings.Trim(id, "0123456789abcdef") == "" {
+		return nil
+	}
+	return fmt.Errorf("network ID %q: want 64 lowercase hex digits", id)
 }
 
 // Join makes this host a member of network name (ID id), which another
@@ -61,6 +88,9 @@ func (c *Client) Define(ctx context.Context, d Definition) (Definition, bool, er
 // network's (removed and created again): ErrNetworkGone, and the network
 // is marked gone here (Gone).
 func (c *Client) Join(ctx context.Context, name, id string) error {
+	if err := CheckID(id); err != nil {
+		return fmt.Errorf("join network %s: %w", name, err)
+	}
 	key := networkKey(name)
 	def, err := c.get(ctx, "join network "+name, key)
 	if err != nil {
@@ -142,7 +172,9 @@ func (c *Client) deleteMine(ctx context.Context, dir string) error {
 	return nil
 }
 
-// Definitions returns every cluster network defined in etcd.
+// Definitions returns every cluster network defined in etcd; one that
+// does not decode, or whose ID is not mvlan's, is left out with a
+// warning naming it.
 func (c *Client) Definitions(ctx context.Context) ([]Definition, error) {
 	r, err := c.get(ctx, "list networks", networksDir(), clientv3.WithPrefix())
 	if err != nil {
@@ -150,13 +182,20 @@ func (c *Client) Definitions(ctx context.Context) ([]Definition, error) {
 	}
 	out := make([]Definition, 0, len(r.Kvs))
 	for _, kv := range r.Kvs {
-		var d Definition
-		if err := json.Unmarshal(kv.Value, &d); err != nil {
-			return nil, fmt.Errorf("network %s in etcd at %s: %w", kv.Key, c.url, err)
+		d, err := c.decode(kv)
+		if err != nil {
+			c.log.Warn("cluster: network definition left out: "+err.Error(), "key", string(kv.Key))
+			continue
 		}
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// Reachable fails, wrapping ErrUnreachable, when etcd does not answer.
+func (c *Client) Reachable(ctx context.Context) error {
+	_, err := c.get(ctx, "reach etcd", networksDir(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	return err
 }
 
 // ForgetDead ends the membership in network name (ID id) of the hosts

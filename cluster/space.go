@@ -26,6 +26,9 @@ type Space struct {
 // dir/ID (made if absent), blocks of the default size. No etcd request is
 // made.
 func (c *Client) OpenSpace(nw Network, cfgs []ipam.PoolConfig, dir string) (*Space, error) {
+	if err := CheckID(nw.ID); err != nil {
+		return nil, fmt.Errorf("cluster network %s: %w", nw.Name, err)
+	}
 	dir = filepath.Join(dir, nw.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err

@@ -253,3 +253,30 @@ func TestClusterRmLeavesFirst(t *testing.T) {
 		t.Errorf("host2's rm went through; etcd still has %d of its keys (membership, blocks, claims) of cnet", k)
 	}
 }
+
+// TestClusterBadIDRefused: a definition in etcd whose ID mvlan did not
+// make (a path, a short one) is not joined: create fails naming the ID,
+// without a panic or a directory made outside the state dir, and network
+// ls does not list it.
+func TestClusterBadIDRefused(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h := newClusterRig(t, e.URL)
+	ctx := context.Background()
+	escape := filepath.Join(h.dir, "escaped")
+	for name, id := range map[string]string{"evil": "../escaped", "short": "abc"} {
+		def := `{"id":"` + id + `","create":{"Name":"` + name + `","Subnets":["10.96.0.0/24"]}}`
+		if _, err := etcdClient(t, e.URL).Put(ctx, "/mvlan/v1/networks/"+name, def); err != nil {
+			t.Fatal(err)
+		}
+		_, err := h.e.CreateNetwork(ctx, api.NetworkCreate{Name: name, Scope: "cluster", Options: []string{"parent=eth0"}})
+		if err == nil || !strings.Contains(err.Error(), `"`+id+`"`) {
+			t.Errorf("join %s, defined in etcd with ID %q: %v; want refused naming the ID", name, id, err)
+		}
+	}
+	if _, err := os.Stat(escape); !os.IsNotExist(err) {
+		t.Errorf("a directory was made outside STATE_DIR/cluster: %s (%v)", escape, err)
+	}
+	if got := h.e.UnjoinedNetworks(ctx); len(got) != 0 {
+		t.Errorf("network ls lists %v", got)
+	}
+}

@@ -61,7 +61,7 @@ func (a *Engine) forgetClusterFiles(name, id string) {
 // was (stayInCluster, when etcd stopped answering half way). Caller holds
 // netOps.
 func (a *Engine) leaveFirst(ctx context.Context, n *network, cs *cluster.Space) error {
-	if _, err := a.cluster.Definitions(ctx); err != nil { // fail before changing anything
+	if err := a.cluster.Reachable(ctx); err != nil { // fail before changing anything
 		return fmt.Errorf("cluster network %s is removed only while etcd answers (its blocks go back to the pool first): %w", n.name(), err)
 	}
 	n.mu.Lock()
