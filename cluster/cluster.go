@@ -120,6 +120,13 @@ func Dial(cfg Config) (*Client, error) {
 	if tc != nil {
 		scheme = "https://"
 	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if tc == nil {
+		log.Warn("cluster: etcd is reached over plain http, without TLS: anyone on the path can read and change the address pools; give --cluster-ca, --cluster-cert and --cluster-key", "cluster", cfg.URL)
+	}
 	for i := range eps {
 		eps[i] = scheme + eps[i]
 	}
@@ -128,11 +135,8 @@ func Dial(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cfg.URL, err)
 	}
-	c := &Client{cli: cli, url: cfg.URL, host: cfg.Host, timeout: cfg.Timeout, log: cfg.Log, m: newMetrics(),
+	c := &Client{cli: cli, url: cfg.URL, host: cfg.Host, timeout: cfg.Timeout, log: log, m: newMetrics(),
 		gone: map[string]error{}}
-	if c.log == nil {
-		c.log = slog.Default()
-	}
 	if err := c.live.init(cfg); err != nil {
 		return nil, errors.Join(err, cli.Close())
 	}

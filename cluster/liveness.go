@@ -62,6 +62,7 @@ type liveness struct {
 	file       string
 
 	beatMu    sync.Mutex    // one beat at a time
+	reach     reachLog      // what Live said of etcd (its goroutine's)
 	epoch     atomic.Uint64 // leases taken (Client.Epoch)
 	mu        sync.Mutex
 	lease     clientv3.LeaseID
@@ -149,8 +150,8 @@ func (c *Client) Live(ctx context.Context) {
 		if errors.Is(err, ErrIdentityClash) {
 			return // halt logged it
 		}
-		if err != nil && ctx.Err() == nil {
-			c.log.Debug("cluster liveness", "err", err)
+		if ctx.Err() == nil {
+			c.live.reach.note(c.log, c.url, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -179,7 +180,7 @@ func (c *Client) beat(ctx context.Context) error {
 			c.log.Warn("cluster: this host's liveness lease expired; taking a new one and checking its blocks", "cluster", c.url)
 			lease = 0
 		} else if err != nil {
-			return err
+			return c.unreachable("renew the liveness lease", err)
 		}
 	}
 	if lease == 0 {

@@ -7,7 +7,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,12 +89,42 @@ func (a *Engine) reclaimClusters(ctx context.Context) {
 		prober := func(ctx context.Context, addrs []netip.Addr) ([]netip.Addr, error) {
 			return probe.InUse(ctx, a.cfg.HostNetns, parent, addrs, probe.Options{})
 		}
-		if _, err := cs.Reclaim(ctx, prober); err != nil && ctx.Err() == nil {
-			a.log.Debug("cluster: reclaim", "network", n.name(), "err", err)
+		_, err := cs.Reclaim(ctx, prober)
+		if err == nil {
+			_, err = a.cluster.ForgetDead(ctx, n.name(), n.ID)
 		}
-		if _, err := a.cluster.ForgetDead(ctx, n.name(), n.ID); err != nil && ctx.Err() == nil {
-			a.log.Debug("cluster: forget dead members", "network", n.name(), "err", err)
+		if ctx.Err() == nil {
+			a.reclaimLog.note(a.log, n.name(), err)
 		}
+	}
+}
+
+// failureLog logs the failures of a periodic task per network once, not
+// at every tick: a warning when one starts or changes, info when it ends.
+// etcd not answering is left to the liveness loop's log (cluster.Client.Live).
+type failureLog struct {
+	mu   sync.Mutex
+	last map[string]string // network -> its failure
+}
+
+func (f *failureLog) note(log *slog.Logger, network string, err error) {
+	if errors.Is(err, cluster.ErrUnreachable) {
+		log.Debug("cluster: reclaim", "network", network, "err", err)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	was := f.last[network]
+	switch {
+	case err == nil && was != "":
+		delete(f.last, network)
+		log.Info("cluster: reclaiming dead hosts' blocks works again", "network", network)
+	case err != nil && err.Error() != was:
+		if f.last == nil {
+			f.last = map[string]string{}
+		}
+		f.last[network] = err.Error()
+		log.Warn("cluster: cannot reclaim dead hosts' blocks", "network", network, "err", err)
 	}
 }
 

@@ -86,8 +86,9 @@ type Engine struct {
 	// state no longer knows, whose links are left alone (pruneEndpointTable).
 	stateReplaced bool
 
-	cluster *cluster.Client // nil without Config.Cluster
-	leases  keepers         // DHCP lease renewals (lease.go)
+	cluster    *cluster.Client // nil without Config.Cluster
+	reclaimLog failureLog      // the cluster loop's reclaim failures (clusterlive.go)
+	leases     keepers         // DHCP lease renewals (lease.go)
 }
 
 // Open opens the state (taking its lock), the managed namespace and the
