@@ -120,13 +120,7 @@ func Dial(cfg Config) (*Client, error) {
 	if tc != nil {
 		scheme = "https://"
 	}
-	log := cfg.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	if tc == nil {
-		log.Warn("cluster: etcd is reached over plain http, without TLS: anyone on the path can read and change the address pools; give --cluster-ca, --cluster-cert and --cluster-key", "cluster", cfg.URL)
-	}
+	log := logger(cfg, tc != nil)
 	for i := range eps {
 		eps[i] = scheme + eps[i]
 	}
@@ -146,6 +140,19 @@ func Dial(cfg Config) (*Client, error) {
 		}
 	}
 	return c, nil
+}
+
+// logger is cfg.Log, or the default; it warns of an etcd reached without
+// TLS.
+func logger(cfg Config, tls bool) *slog.Logger {
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if !tls {
+		log.Warn("cluster: etcd is reached over plain http, without TLS: anyone on the path can read and change the address pools; give --cluster-ca, --cluster-cert and --cluster-key", "cluster", cfg.URL)
+	}
+	return log
 }
 
 func tlsConfig(cfg Config) (*tls.Config, error) {
