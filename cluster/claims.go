@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/mvlan/mvlan/ipam"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -33,6 +34,9 @@ func (p *Pool) Request(ctx context.Context, addr netip.Addr, owner string) (neti
 // ErrUnreachable when etcd does not answer.
 func (p *Pool) Claim(ctx context.Context, addr netip.Addr) error {
 	addr = addr.WithZone("")
+	if err := p.c.Gone(p.net); err != nil {
+		return err
+	}
 	if _, err := p.whole.Request(addr, "check"); err != nil {
 		return err
 	}
@@ -48,6 +52,9 @@ func (p *Pool) Claim(ctx context.Context, addr netip.Addr) error {
 	}
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()
+	if err := p.writable(); err != nil {
+		return err
+	}
 	p.flush(ctx)
 	p.mu.Lock()
 	pending, claimed := p.st.Pending[addr], p.st.Claims[addr]
@@ -76,7 +83,7 @@ func (p *Pool) Take(addr netip.Addr, owner string) (netip.Prefix, error) {
 	defer p.mu.Unlock()
 	pf := netip.PrefixFrom(addr, p.cfg.Subnet.Bits())
 	if sp := p.blocks[p.blockOf(addr)]; sp != nil {
-		if err := p.c.fence(); err != nil {
+		if err := p.handing(); err != nil {
 			return pf, err
 		}
 		return sp.Request(addr, owner)
@@ -122,26 +129,46 @@ func (p *Pool) forgetReleased(ctx context.Context, addr netip.Addr) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if sp := p.blocks[p.blockOf(addr)]; sp != nil && p.st.Foreign[addr] == h {
-		sp.Release(addr)
+	if p.st.Foreign[addr] == h {
+		p.freeForeign(addr)
 	}
-	delete(p.st.Foreign, addr)
 	return p.st.write(p.file)
 }
 
-// Sync gives the claims released while etcd was away back to it; the
-// next lease or claim does it too.
+// Sync gives the claims released while etcd was away back to it (the
+// next lease or claim does it too), and audits the claims when due
+// (verify.go): a claim of this host that reached etcd unrecorded goes
+// back, other hosts' claims inside its blocks that they released are
+// freed.
 func (p *Pool) Sync(ctx context.Context) {
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()
-	p.flush(ctx)
+	if p.flush(ctx) == nil && p.auditDue() {
+		_ = p.audit(ctx) // still due: the next Sync tries again
+	}
 }
 
 // claim creates addr's claim key, unless it exists or addr's block is
-// another host's.
+// another host's; a membership found gone is put back once.
 func (p *Pool) claim(ctx context.Context, addr netip.Addr) error {
+	for try := 0; ; try++ {
+		again, err := p.claimOnce(ctx, addr)
+		if !again || try > 0 {
+			return err
+		}
+	}
+}
+
+// claimOnce is one claim transaction; true: the membership was put back,
+// try again.
+func (p *Pool) claimOnce(ctx context.Context, addr netip.Addr) (bool, error) {
+	guard, err := p.guard(ctx)
+	if err != nil {
+		return false, err
+	}
 	key := claimKey(p.net, addr)
-	cmp := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+	cmp := append(guard, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+	els := []clientv3.Op{clientv3.OpGet(key)}
 	b := p.blockOf(addr)
 	if b.IsValid() {
 		bk := blockKey(p.net, b)
@@ -150,19 +177,28 @@ func (p *Pool) claim(ctx context.Context, addr netip.Addr) error {
 		} else {
 			cmp = append(cmp, clientv3.Compare(clientv3.CreateRevision(bk), "=", 0))
 		}
+		els = append(els, clientv3.OpGet(bk))
 	}
-	els := []clientv3.Op{clientv3.OpGet(key)}
-	if b.IsValid() {
-		els = append(els, clientv3.OpGet(blockKey(p.net, b)))
-	}
-	r, err := p.c.txn(ctx, "claim "+addr.String(), cmp, []clientv3.Op{clientv3.OpPut(key, p.c.host)}, els)
+	r, err := p.c.txn(ctx, "claim "+addr.String(), cmp, []clientv3.Op{clientv3.OpPut(key, p.c.host)}, append(els, p.guardGets()...))
 	if err != nil {
-		return err
+		p.mu.Lock()
+		p.unsure = true // it may reach etcd all the same: audited by Sync
+		p.mu.Unlock()
+		return false, err
 	}
 	if r.Succeeded {
-		return nil
+		return false, nil
 	}
-	if kvs := r.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+	if again, err := p.guardRetry(ctx, r.Responses); again || err != nil {
+		return again, err
+	}
+	return false, p.claimRefused(addr, b, r.Responses)
+}
+
+// claimRefused is the error of a claim of addr (in block b) whose guard
+// held: the address or its block is another host's.
+func (p *Pool) claimRefused(addr netip.Addr, b netip.Prefix, resps []*etcdserverpb.ResponseOp) error {
+	if kvs := resps[0].GetResponseRange().Kvs; len(kvs) > 0 {
 		if string(kvs[0].Value) == p.c.host {
 			// This host's own claim, from a request that timed out here
 			// but reached etcd after all (Take still finds it unheld or
@@ -172,7 +208,10 @@ func (p *Pool) claim(ctx context.Context, addr netip.Addr) error {
 		p.c.m.conflicts.WithLabelValues("claim").Inc()
 		return &ipam.TakenError{Addr: addr, Owner: foreignOwner(string(kvs[0].Value))}
 	}
-	if kvs := r.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 && string(kvs[0].Value) != p.c.host {
+	if !b.IsValid() {
+		return fmt.Errorf("claim %s: refused by etcd; try again", addr)
+	}
+	if kvs := resps[1].GetResponseRange().Kvs; len(kvs) > 0 && string(kvs[0].Value) != p.c.host {
 		p.c.m.conflicts.WithLabelValues("claim").Inc()
 		return fmt.Errorf("%w: %s is in block %s, held by host %s; ask for an address outside it or let that host hand it out",
 			ErrForeignBlock, addr, b, kvs[0].Value)
@@ -222,7 +261,7 @@ func (p *Pool) Release(addr netip.Addr) {
 
 // flush deletes the claims released since etcd last answered; what fails
 // stays pending. Caller holds etcdMu.
-func (p *Pool) flush(ctx context.Context) {
+func (p *Pool) flush(ctx context.Context) error {
 	p.mu.Lock()
 	pending := make([]netip.Addr, 0, len(p.st.Pending))
 	for a := range p.st.Pending {
@@ -235,7 +274,7 @@ func (p *Pool) flush(ctx context.Context) {
 			[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", p.c.host)},
 			[]clientv3.Op{clientv3.OpDelete(key)}, nil)
 		if err != nil {
-			return
+			return err
 		}
 		p.mu.Lock()
 		if !p.st.Claims[a] {
@@ -244,6 +283,7 @@ func (p *Pool) flush(ctx context.Context) {
 		_ = p.st.write(p.file) // a failed write leaves it pending: deleting twice is harmless
 		p.mu.Unlock()
 	}
+	return nil
 }
 
 // Held returns the addresses this host's endpoints hold (not other hosts'

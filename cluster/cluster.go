@@ -12,6 +12,10 @@
 //	blocks/NET/FIRST-BITS  value: the holding host's ID
 //	claims/NET/ADDR        value: the claiming host's ID
 //
+// and, of hosts: hosts/HOST (under the host's lease) and epochs/HOST (its
+// latest lease; no lease of its own) (liveness.go), identities/HOST (the
+// token of the installation that has the ID: identity.go).
+//
 // A host keeps the blocks and claims it holds in a local file, so that a
 // restart needs etcd for nothing its running endpoints have.
 package cluster
@@ -26,6 +30,8 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -66,6 +72,13 @@ type Client struct {
 	log     *slog.Logger
 	m       *metrics
 	live    liveness
+
+	install    string      // this installation's token (identity.go); "": none
+	registered atomic.Bool // the token is in etcd
+
+	goneMu  sync.Mutex
+	gone    map[string]error // networks etcd no longer defines as they are (guard.go)
+	halting error            // no cluster work at all (identity.go)
 }
 
 // ParseURL returns the endpoints of an etcd://HOST:PORT[,HOST:PORT...]
@@ -107,6 +120,7 @@ func Dial(cfg Config) (*Client, error) {
 	if tc != nil {
 		scheme = "https://"
 	}
+	log := logger(cfg, tc != nil)
 	for i := range eps {
 		eps[i] = scheme + eps[i]
 	}
@@ -115,14 +129,30 @@ func Dial(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cfg.URL, err)
 	}
-	c := &Client{cli: cli, url: cfg.URL, host: cfg.Host, timeout: cfg.Timeout, log: cfg.Log, m: newMetrics()}
-	if c.log == nil {
-		c.log = slog.Default()
-	}
+	c := &Client{cli: cli, url: cfg.URL, host: cfg.Host, timeout: cfg.Timeout, log: log, m: newMetrics(),
+		gone: map[string]error{}}
 	if err := c.live.init(cfg); err != nil {
 		return nil, errors.Join(err, cli.Close())
 	}
+	if cfg.Dir != "" {
+		if c.install, err = readInstall(cfg.Dir, c.log.Warn); err != nil {
+			return nil, errors.Join(err, cli.Close())
+		}
+	}
 	return c, nil
+}
+
+// logger is cfg.Log, or the default; it warns of an etcd reached without
+// TLS.
+func logger(cfg Config, tls bool) *slog.Logger {
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if !tls {
+		log.Warn("cluster: etcd is reached over plain http, without TLS: anyone on the path can read and change the address pools; give --cluster-ca, --cluster-cert and --cluster-key", "cluster", cfg.URL)
+	}
+	return log
 }
 
 func tlsConfig(cfg Config) (*tls.Config, error) {
@@ -159,6 +189,9 @@ func (c *Client) URL() string { return c.url }
 // txn runs one transaction within the client's timeout; an error is
 // etcd not answering, wrapped with ErrUnreachable and the cluster's URL.
 func (c *Client) txn(ctx context.Context, what string, cmp []clientv3.Cmp, then, els []clientv3.Op) (*clientv3.TxnResponse, error) {
+	if err := c.halted(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	t0 := time.Now()

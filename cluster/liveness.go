@@ -1,10 +1,15 @@
 package cluster
 
 // Liveness and fencing. Each host keeps hosts/HOST in etcd under a lease
-// of TTL it renews every TTL/3. A host whose key is gone has been seen
-// dead by the others since they first noticed; once that is longer than
-// the grace, its blocks may be reclaimed (reclaim.go), which a
-// transaction does only while its key is still absent.
+// of TTL it renews every TTL/3. With each new lease it also puts
+// epochs/HOST (no lease: it stays), in the same transaction, so that the
+// key's mod revision names the host's latest lease. A host whose key is
+// gone has been seen dead by the others since they first noticed it gone
+// in that epoch; once that is longer than the grace, its blocks may be
+// reclaimed (reclaim.go), which a transaction does only while its key is
+// still absent and its epoch the same. An observer that missed a short
+// return (a new lease that expired between two of its looks) thus starts
+// its clock again, instead of counting the grace from before the return.
 //
 // Fence: a host may hand out addresses of the blocks it holds without
 // asking etcd only until (time a renewal that succeeded was sent) + TTL +
@@ -38,8 +43,17 @@ const DefaultTTL = 10 * time.Second
 // blocks are reclaimed, when Config names none.
 const DefaultGrace = 5 * time.Minute
 
-func hostsDir() string           { return prefix + "hosts/" }
-func hostKey(host string) string { return hostsDir() + host }
+func hostsDir() string            { return prefix + "hosts/" }
+func hostKey(host string) string  { return hostsDir() + host }
+func epochsDir() string           { return prefix + "epochs/" }
+func epochKey(host string) string { return epochsDir() + host }
+
+// deadMark is when an observer first found a host's key gone, in which
+// of its epochs (the mod revision of epochs/HOST; 0: none yet).
+type deadMark struct {
+	since time.Time
+	epoch int64
+}
 
 // liveness is a client's lease, its fence and what it saw of others.
 type liveness struct {
@@ -48,13 +62,14 @@ type liveness struct {
 	file       string
 
 	beatMu    sync.Mutex    // one beat at a time
+	reach     reachLog      // what Live said of etcd (its goroutine's)
 	epoch     atomic.Uint64 // leases taken (Client.Epoch)
 	mu        sync.Mutex
 	lease     clientv3.LeaseID
 	verified  bool
-	until     time.Time            // the fence: held blocks are used until then
-	deadSince map[string]time.Time // hosts without a key, since first seen so
-	pools     map[*Pool]bool       // to verify after a new lease
+	until     time.Time           // the fence: held blocks are used until then
+	deadSince map[string]deadMark // hosts without a key, since first seen so
+	pools     map[*Pool]bool      // to verify after a new lease
 }
 
 type aliveFile struct {
@@ -69,7 +84,7 @@ func (l *liveness) init(cfg Config) error {
 	if l.grace == 0 {
 		l.grace = DefaultGrace
 	}
-	l.deadSince, l.pools = map[string]time.Time{}, map[*Pool]bool{}
+	l.deadSince, l.pools = map[string]deadMark{}, map[*Pool]bool{}
 	if cfg.Dir == "" {
 		return nil
 	}
@@ -95,6 +110,9 @@ func (l *liveness) init(cfg Config) error {
 // fence fails, wrapping ErrUnreachable, once the blocks this host holds
 // may no longer be used without etcd confirming them.
 func (c *Client) fence() error {
+	if err := c.halted(); err != nil {
+		return err
+	}
 	l := &c.live
 	if !l.on {
 		return nil
@@ -128,8 +146,12 @@ func (c *Client) Live(ctx context.Context) {
 	t := time.NewTicker(c.live.ttl / 3)
 	defer t.Stop()
 	for {
-		if err := c.beat(ctx); err != nil && ctx.Err() == nil {
-			c.log.Debug("cluster liveness", "err", err)
+		err := c.beat(ctx)
+		if errors.Is(err, ErrIdentityClash) {
+			return // halt logged it
+		}
+		if ctx.Err() == nil {
+			c.live.reach.note(c.log, c.url, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -145,6 +167,9 @@ func (c *Client) beat(ctx context.Context) error {
 	l := &c.live
 	l.beatMu.Lock()
 	defer l.beatMu.Unlock()
+	if err := c.Register(ctx); err != nil { // before any key of this host's
+		return err
+	}
 	sent := time.Now()
 	l.mu.Lock()
 	lease := l.lease
@@ -155,7 +180,7 @@ func (c *Client) beat(ctx context.Context) error {
 			c.log.Warn("cluster: this host's liveness lease expired; taking a new one and checking its blocks", "cluster", c.url)
 			lease = 0
 		} else if err != nil {
-			return err
+			return c.unreachable("renew the liveness lease", err)
 		}
 	}
 	if lease == 0 {
@@ -183,7 +208,8 @@ func (c *Client) keepAlive(ctx context.Context, id clientv3.LeaseID) error {
 	return err
 }
 
-// grant takes a new lease and puts this host's key under it.
+// grant takes a new lease and puts this host's key under it, with its
+// new epoch.
 func (c *Client) grant(ctx context.Context) (clientv3.LeaseID, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -193,10 +219,13 @@ func (c *Client) grant(ctx context.Context) (clientv3.LeaseID, error) {
 	if err != nil {
 		return 0, c.unreachable("liveness lease", err)
 	}
-	v, _ := json.Marshal(map[string]string{"since": time.Now().UTC().Format(time.RFC3339)})
+	since := time.Now().UTC().Format(time.RFC3339)
+	v, _ := json.Marshal(map[string]string{"since": since})
+	ep, _ := json.Marshal(map[string]string{"since": since, "lease": fmt.Sprintf("%x", int64(g.ID))})
 	t0 = time.Now()
-	_, err = c.cli.Put(ctx, hostKey(c.host), string(v), clientv3.WithLease(g.ID))
-	c.observe("put", t0, err)
+	_, err = c.cli.Txn(ctx).Then(clientv3.OpPut(hostKey(c.host), string(v), clientv3.WithLease(g.ID)),
+		clientv3.OpPut(epochKey(c.host), string(ep))).Commit()
+	c.observe("txn", t0, err)
 	if err != nil {
 		return 0, c.unreachable("liveness key", err)
 	}
@@ -257,36 +286,49 @@ func (c *Client) unregister(p *Pool) {
 }
 
 // deadHosts returns which of hosts have had no liveness key for longer
-// than the grace, as this client has seen it: the clock starts when it
-// first finds the key missing.
-func (c *Client) deadHosts(ctx context.Context, hosts map[string]bool) (map[string]bool, error) {
-	r, err := c.get(ctx, "list live hosts", hostsDir(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+// than the grace in their current epoch, as this client has seen it, each
+// with that epoch (for the transaction that acts on it to compare): the
+// clock starts when it first finds the key missing in an epoch.
+func (c *Client) deadHosts(ctx context.Context, hosts map[string]bool) (map[string]int64, error) {
+	r, err := c.txn(ctx, "list live hosts", nil, []clientv3.Op{
+		clientv3.OpGet(hostsDir(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(epochsDir(), clientv3.WithPrefix(), clientv3.WithKeysOnly())}, nil)
 	if err != nil {
 		return nil, err
 	}
-	alive := map[string]bool{}
-	for _, kv := range r.Kvs {
+	alive, epochs := map[string]bool{}, map[string]int64{}
+	for _, kv := range r.Responses[0].GetResponseRange().Kvs {
 		alive[string(kv.Key)[len(hostsDir()):]] = true
+	}
+	for _, kv := range r.Responses[1].GetResponseRange().Kvs {
+		epochs[string(kv.Key)[len(epochsDir()):]] = kv.ModRevision
 	}
 	l := &c.live
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	dead := map[string]bool{}
+	dead := map[string]int64{}
 	for h := range hosts {
 		if h == c.host || alive[h] {
 			delete(l.deadSince, h)
 			continue
 		}
-		since, ok := l.deadSince[h]
-		if !ok {
-			l.deadSince[h] = now
+		m, ok := l.deadSince[h]
+		if !ok || m.epoch != epochs[h] {
+			l.deadSince[h] = deadMark{since: now, epoch: epochs[h]}
 			c.log.Info("cluster: host has no liveness key; its blocks are reclaimed after the grace if none of their addresses answers", "host", h, "grace", l.grace)
 			continue
 		}
-		if now.Sub(since) >= l.grace {
-			dead[h] = true
+		if now.Sub(m.since) >= l.grace {
+			dead[h] = m.epoch
 		}
 	}
 	return dead, nil
+}
+
+// stillDead are the comparisons of a transaction acting on dead host h:
+// its liveness key still absent, its epoch still the one seen dead.
+func stillDead(h string, epoch int64) []clientv3.Cmp {
+	return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(hostKey(h)), "=", 0),
+		clientv3.Compare(clientv3.ModRevision(epochKey(h)), "=", epoch)}
 }

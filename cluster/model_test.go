@@ -17,6 +17,7 @@ import (
 // cut off from etcd (its pool then runs on a client of a dead port).
 type modelHost struct {
 	id      string
+	nw      Network
 	live    *Client
 	dead    *Client
 	pool    *Pool
@@ -55,6 +56,7 @@ func runModel(t *testing.T, url string, seed uint64, steps int) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { h.live.Close(); h.dead.Close() })
+		h.nw = joinNet(t, h.live, "net-"+t.Name())
 		h.reopen(t, ref)
 		hosts = append(hosts, h)
 	}
@@ -127,7 +129,7 @@ func (h *modelHost) reopen(t *testing.T, ref map[netip.Addr]string) {
 	if h.cut {
 		c = h.dead
 	}
-	p, err := c.OpenPool("net-"+t.Name(), ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.9.0.0/26"),
+	p, err := c.OpenPool(h.nw, ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.9.0.0/26"),
 		Aux: map[string]netip.Addr{"r": netip.MustParseAddr("10.9.0.40")}}, 29, h.file)
 	if err != nil {
 		t.Fatal(err)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/mvlan/mvlan/api"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -30,6 +32,9 @@ func memberKey(name, host string) string { return membersDir(name) + host }
 // Define stores d unless a network of its name exists; it returns the
 // definition in force and whether it is d (false: another host's).
 func (c *Client) Define(ctx context.Context, d Definition) (Definition, bool, error) {
+	if err := CheckID(d.ID); err != nil {
+		return Definition{}, false, fmt.Errorf("define network %s: %w", d.Create.Name, err)
+	}
 	b, err := json.Marshal(d)
 	if err != nil {
 		return Definition{}, false, err
@@ -49,25 +54,59 @@ func (c *Client) Define(ctx context.Context, d Definition) (Definition, bool, er
 	if len(kvs) == 0 {
 		return Definition{}, false, fmt.Errorf("define network %s: removed meanwhile; try again", d.Create.Name)
 	}
-	var cur Definition
-	if err := json.Unmarshal(kvs[0].Value, &cur); err != nil {
-		return Definition{}, false, fmt.Errorf("network %s in etcd at %s: %w", d.Create.Name, c.url, err)
+	cur, err := c.decode(kvs[0])
+	if err != nil {
+		return Definition{}, false, err
 	}
 	return cur, false, nil
 }
 
+// decode is the definition kv holds; one whose ID is not mvlan's (64
+// lowercase hex digits) is refused: IDs name directories and are cut.
+func (c *Client) decode(kv *mvccpb.KeyValue) (Definition, error) {
+	var d Definition
+	if err := json.Unmarshal(kv.Value, &d); err != nil {
+		return d, fmt.Errorf("network %s in etcd at %s: %w", kv.Key, c.url, err)
+	}
+	if err := CheckID(d.ID); err != nil {
+		return d, fmt.Errorf("network %s in etcd at %s: %w; it was not made by mvlan: fix or delete that key", kv.Key, c.url, err)
+	}
+	return d, nil
+}
+
+// CheckID refuses a network ID that is not 64 lowercase hex digits, as
+// every ID mvlan makes.
+func CheckID(id string) error {
+	if len(id) == 64 && strings.Trim(id, "0123456789abcdef") == "" {
+		return nil
+	}
+	return fmt.Errorf("network ID %q: want 64 lowercase hex digits", id)
+}
+
 // Join makes this host a member of network name (ID id), which another
-// host defined; it fails if the definition is gone meanwhile.
+// host defined. It fails if the definition is gone, or is another
+// network's (removed and created again): ErrNetworkGone, and the network
+// is marked gone here (Gone).
 func (c *Client) Join(ctx context.Context, name, id string) error {
+	if err := CheckID(id); err != nil {
+		return fmt.Errorf("join network %s: %w", name, err)
+	}
 	key := networkKey(name)
+	def, err := c.get(ctx, "join network "+name, key)
+	if err != nil {
+		return err
+	}
+	if err := c.checkDefinition(Network{ID: id, Name: name}, def.Kvs); err != nil {
+		return err
+	}
 	r, err := c.txn(ctx, "join network "+name,
-		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), ">", 0)},
+		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", def.Kvs[0].CreateRevision)},
 		[]clientv3.Op{clientv3.OpPut(memberKey(name, c.host), id)}, nil)
 	if err != nil {
 		return err
 	}
 	if !r.Succeeded {
-		return fmt.Errorf("join network %s: its definition was removed from etcd at %s meanwhile (its last host left); create it again", name, c.url)
+		return fmt.Errorf("join network %s: its definition changed in etcd at %s meanwhile; try again", name, c.url)
 	}
 	return nil
 }
@@ -88,14 +127,14 @@ func (c *Client) Leave(ctx context.Context, name, id string) (bool, error) {
 		return false, err
 	}
 	cmp := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(membersDir(name)), "=", 0).WithPrefix()}
-	if len(def.Kvs) == 0 || !isDefinitionOf(def.Kvs[0].Value, id) {
-		_, err := c.txn(ctx, "leave network "+name, nil, []clientv3.Op{clientv3.OpDelete(memberKey(name, c.host))}, nil)
+	mine := []clientv3.Cmp{clientv3.Compare(clientv3.Value(memberKey(name, c.host)), "=", id)} // not of a network of the name made since
+	if _, err := c.txn(ctx, "leave network "+name, mine, []clientv3.Op{clientv3.OpDelete(memberKey(name, c.host))}, nil); err != nil {
 		return false, err
+	}
+	if len(def.Kvs) == 0 || !isDefinitionOf(def.Kvs[0].Value, id) {
+		return false, nil
 	}
 	cmp = append(cmp, clientv3.Compare(clientv3.ModRevision(key), "=", def.Kvs[0].ModRevision))
-	if _, err := c.txn(ctx, "leave network "+name, nil, []clientv3.Op{clientv3.OpDelete(memberKey(name, c.host))}, nil); err != nil {
-		return false, err
-	}
 	r, err := c.txn(ctx, "remove network "+name, cmp, []clientv3.Op{clientv3.OpDelete(key),
 		clientv3.OpDelete(blocksDir(id), clientv3.WithPrefix()), clientv3.OpDelete(claimsDir(id), clientv3.WithPrefix())}, nil)
 	if err != nil {
@@ -133,7 +172,9 @@ func (c *Client) deleteMine(ctx context.Context, dir string) error {
 	return nil
 }
 
-// Definitions returns every cluster network defined in etcd.
+// Definitions returns every cluster network defined in etcd; one that
+// does not decode, or whose ID is not mvlan's, is left out with a
+// warning naming it.
 func (c *Client) Definitions(ctx context.Context) ([]Definition, error) {
 	r, err := c.get(ctx, "list networks", networksDir(), clientv3.WithPrefix())
 	if err != nil {
@@ -141,13 +182,20 @@ func (c *Client) Definitions(ctx context.Context) ([]Definition, error) {
 	}
 	out := make([]Definition, 0, len(r.Kvs))
 	for _, kv := range r.Kvs {
-		var d Definition
-		if err := json.Unmarshal(kv.Value, &d); err != nil {
-			return nil, fmt.Errorf("network %s in etcd at %s: %w", kv.Key, c.url, err)
+		d, err := c.decode(kv)
+		if err != nil {
+			c.log.Warn("cluster: network definition left out: "+err.Error(), "key", string(kv.Key))
+			continue
 		}
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// Reachable fails, wrapping ErrUnreachable, when etcd does not answer.
+func (c *Client) Reachable(ctx context.Context) error {
+	_, err := c.get(ctx, "reach etcd", networksDir(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	return err
 }
 
 // ForgetDead ends the membership in network name (ID id) of the hosts
@@ -178,9 +226,8 @@ func (c *Client) ForgetDead(ctx context.Context, name, id string) (int, error) {
 		}
 	}
 	n := 0
-	for h := range dead {
-		t, err := c.txn(ctx, "forget member "+h+" of "+name,
-			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(hostKey(h)), "=", 0)},
+	for h, epoch := range dead {
+		t, err := c.txn(ctx, "forget member "+h+" of "+name, stillDead(h, epoch),
 			[]clientv3.Op{clientv3.OpDelete(memberKey(name, h))}, nil)
 		if err != nil {
 			return n, err

@@ -8,9 +8,10 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/mvlan/mvlan/ipam"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // DefaultBlockBits are the prefix lengths of a block when a network
@@ -22,9 +23,6 @@ func DefaultBlockBits(v6 bool) int {
 	return 28
 }
 
-// maxLeaseTries bounds the retries of a block lease lost to another host.
-const maxLeaseTries = 64
-
 // Pool is one subnet of a cluster network as one host sees it: the blocks
 // it holds, each an ipam.Space whose ip-range is the block, and the exact
 // addresses it claimed. It is safe for concurrent use; etcd is asked only
@@ -33,6 +31,7 @@ const maxLeaseTries = 64
 type Pool struct {
 	c     *Client
 	net   string // the network's ID
+	name  string // the network's name (its definition's key)
 	cfg   ipam.PoolConfig
 	rng   netip.Prefix // the ip-range, or the subnet: blocks are cut from it
 	bits  int          // a block's prefix length
@@ -45,15 +44,25 @@ type Pool struct {
 	blocks map[netip.Prefix]*ipam.Space
 	extra  map[netip.Addr]string // held, outside this host's blocks (claims)
 	aside  map[netip.Addr]bool   // held in a block: in use on the wire (SetAside)
+	defRev int64                 // the definition's create revision (guard.go); 0: not looked up
+	closed bool                  // Close: no more leases or claims
+	// suspect: reopened after a leave cut short (Reopen); its blocks are
+	// used once verify has checked them.
+	suspect atomic.Bool
+	// unsure: a claim may have reached etcd without being recorded here;
+	// audited: when the claims were last audited (verify.go).
+	unsure     bool
+	audited    time.Time
+	auditEvery time.Duration
 
 	Conflicts uint64 // block leases lost to another host (guarded by mu)
 }
 
-// OpenPool opens the pool cfg of network nw (its ID), with blocks of
-// prefix length bits (0: DefaultBlockBits), from its local file (made if
+// OpenPool opens the pool cfg of network nw, with blocks of prefix
+// length bits (0: DefaultBlockBits), from its local file (made if
 // absent). It does not talk to etcd. Feed the addresses the host's
 // endpoints hold back with Load before handing out any.
-func (c *Client) OpenPool(nw string, cfg ipam.PoolConfig, bits int, file string) (*Pool, error) {
+func (c *Client) OpenPool(nw Network, cfg ipam.PoolConfig, bits int, file string) (*Pool, error) {
 	whole, err := ipam.New([]ipam.PoolConfig{cfg}, ipam.Options{})
 	if err != nil {
 		return nil, err
@@ -75,8 +84,9 @@ func (c *Client) OpenPool(nw string, cfg ipam.PoolConfig, bits int, file string)
 	if err != nil {
 		return nil, err
 	}
-	p := &Pool{c: c, net: nw, cfg: cfg, rng: rng, bits: bits, file: file, whole: whole, st: st,
-		blocks: map[netip.Prefix]*ipam.Space{}, extra: map[netip.Addr]string{}, aside: map[netip.Addr]bool{}}
+	p := &Pool{c: c, net: nw.ID, name: nw.Name, cfg: cfg, rng: rng, bits: bits, file: file, whole: whole, st: st,
+		blocks: map[netip.Prefix]*ipam.Space{}, extra: map[netip.Addr]string{}, aside: map[netip.Addr]bool{},
+		auditEvery: auditEvery}
 	for _, b := range st.Blocks {
 		if b.Bits() != bits || !rng.Contains(b.Addr()) {
 			return nil, fmt.Errorf("%s: block %s is not a /%d of %s", file, b, bits, rng)
@@ -92,8 +102,60 @@ func (c *Client) OpenPool(nw string, cfg ipam.PoolConfig, bits int, file string)
 	return p, nil
 }
 
-// Close stops checking the pool's blocks (its network is gone here).
-func (p *Pool) Close() { p.c.unregister(p) }
+// Close stops checking the pool's blocks and refuses leases and claims
+// (its network is being removed here), once those under way are done.
+func (p *Pool) Close() {
+	p.etcdMu.Lock()
+	defer p.etcdMu.Unlock()
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.c.unregister(p)
+}
+
+// Reopen undoes Close, after a leave that etcd did not take whole: it
+// may have given some blocks and claims back already, so the pool hands
+// out none of its blocks' addresses until verify has checked them
+// (Reserve does it; so does the next liveness beat).
+func (p *Pool) Reopen() {
+	p.etcdMu.Lock()
+	defer p.etcdMu.Unlock()
+	p.mu.Lock()
+	p.closed = false
+	p.mu.Unlock()
+	p.suspect.Store(true)
+	p.c.register(p)
+}
+
+// errSuspect fails what a pool Reopen left unchecked hands out.
+var errSuspect = errors.New("its blocks are used again once etcd confirms them (a removal was cut short)")
+
+// errClosed fails the leases and claims of a closed pool.
+var errClosed = errors.New("the network is being removed on this host")
+
+// writable fails once the pool is closed or its network gone; caller
+// holds etcdMu, before a lease or claim.
+func (p *Pool) writable() error {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return fmt.Errorf("network %s: %w", p.name, errClosed)
+	}
+	return p.c.Gone(p.net)
+}
+
+// handing is whether addresses of the held blocks may be handed out: not
+// once the network is gone from etcd, nor past the fence.
+func (p *Pool) handing() error {
+	if err := p.c.Gone(p.net); err != nil {
+		return err
+	}
+	if p.suspect.Load() {
+		return fmt.Errorf("network %s: %w", p.name, errSuspect)
+	}
+	return p.c.fence()
+}
 
 func (p *Pool) newBlock(b netip.Prefix) (*ipam.Space, error) {
 	c := p.cfg
@@ -182,13 +244,27 @@ func (p *Pool) Allocate(ctx context.Context, owner string) (netip.Prefix, error)
 // none has. It is what Allocate waits for on etcd; TakeFree hands the
 // address out without I/O.
 func (p *Pool) Reserve(ctx context.Context) error {
+	if err := p.c.Gone(p.net); err != nil {
+		return err
+	}
 	if err := p.c.ready(ctx); err != nil {
 		return fmt.Errorf("network %s: %w", p.net, err)
 	}
+	if p.suspect.Load() {
+		if err := p.verify(ctx); err != nil {
+			return fmt.Errorf("network %s: %w: %w", p.name, errSuspect, err)
+		}
+	}
+	if p.hasFree() { // no I/O: not behind a Sync waiting for etcd
+		return nil
+	}
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()
-	if p.hasFree() {
+	if p.hasFree() { // leased meanwhile
 		return nil
+	}
+	if err := p.writable(); err != nil {
+		return err
 	}
 	if err := p.lease(ctx); err != nil {
 		return fmt.Errorf("network %s: no free address in the %d blocks this host holds of %s: %w",
@@ -215,7 +291,7 @@ func (p *Pool) hasFree() bool {
 func (p *Pool) TakeFree(owner string) (netip.Prefix, bool) { return p.allocLocal(owner) }
 
 func (p *Pool) allocLocal(owner string) (netip.Prefix, bool) {
-	if p.c.fence() != nil {
+	if p.handing() != nil {
 		return netip.Prefix{}, false
 	}
 	p.mu.Lock()
@@ -226,128 +302,4 @@ func (p *Pool) allocLocal(owner string) (netip.Prefix, bool) {
 		}
 	}
 	return netip.Prefix{}, false
-}
-
-// lease takes the lowest block no host holds. Caller holds etcdMu.
-func (p *Pool) lease(ctx context.Context) error {
-	p.flush(ctx)
-	for try := 0; try < maxLeaseTries; try++ {
-		b, lost, err := p.freeBlock(ctx)
-		if err != nil {
-			return err
-		}
-		if lost.IsValid() {
-			return p.adopt(ctx, lost)
-		}
-		key := blockKey(p.net, b)
-		start, end := claimsRange(p.net, b)
-		r, err := p.c.txn(ctx, "lease block "+b.String(),
-			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
-			[]clientv3.Op{clientv3.OpPut(key, p.c.host), clientv3.OpGet(start, clientv3.WithRange(end))}, nil)
-		if err != nil {
-			return err
-		}
-		if !r.Succeeded {
-			p.mu.Lock()
-			p.Conflicts++
-			p.mu.Unlock()
-			p.c.m.conflicts.WithLabelValues("block").Inc()
-			continue
-		}
-		claims := map[netip.Addr]string{}
-		for _, kv := range r.Responses[1].GetResponseRange().Kvs {
-			a, err := parseClaimKey(p.net, string(kv.Key), b.Addr().Is6())
-			if err != nil {
-				return err
-			}
-			claims[a] = string(kv.Value)
-		}
-		return p.addBlock(b, claims)
-	}
-	return fmt.Errorf("lease a block of %s: lost %d races for a free block to other hosts; try again", p.rng, maxLeaseTries)
-}
-
-// addBlock records a leased block with the claims inside it: this host's
-// move from extra into it, other hosts' stay held there.
-func (p *Pool) addBlock(b netip.Prefix, claims map[netip.Addr]string) error {
-	sp, err := p.newBlock(b)
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for a, h := range claims {
-		owner := foreignOwner(h)
-		if h == p.c.host {
-			if o, ok := p.extra[a]; ok {
-				owner = o
-				delete(p.extra, a)
-			}
-		} else {
-			p.st.Foreign[a] = h
-		}
-		if _, err := sp.Request(a, owner); err != nil && !errors.Is(err, ipam.ErrReserved) {
-			return fmt.Errorf("block %s: claim %s: %w", b, a, err)
-		}
-	}
-	p.blocks[b] = sp
-	p.st.Blocks = append(p.st.Blocks, b)
-	return p.st.write(p.file)
-}
-
-// adopt takes back block b, which etcd has as this host's but the host
-// does not hold: a lease that timed out here and reached etcd after all.
-func (p *Pool) adopt(ctx context.Context, b netip.Prefix) error {
-	start, end := claimsRange(p.net, b)
-	key := blockKey(p.net, b)
-	r, err := p.c.txn(ctx, "adopt block "+b.String(),
-		[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", p.c.host)},
-		[]clientv3.Op{clientv3.OpGet(start, clientv3.WithRange(end))}, nil)
-	if err != nil || !r.Succeeded {
-		return err
-	}
-	claims := map[netip.Addr]string{}
-	for _, kv := range r.Responses[0].GetResponseRange().Kvs {
-		a, err := parseClaimKey(p.net, string(kv.Key), b.Addr().Is6())
-		if err != nil {
-			return err
-		}
-		claims[a] = string(kv.Value)
-	}
-	return p.addBlock(b, claims)
-}
-
-// freeBlock finds the lowest block of the range no host holds, or a block
-// etcd has as this host's that it does not hold (lost).
-func (p *Pool) freeBlock(ctx context.Context) (free, lost netip.Prefix, err error) {
-	r, err := p.c.get(ctx, "list blocks of "+p.rng.String(), blocksDir(p.net), clientv3.WithPrefix())
-	if err != nil {
-		return free, lost, err
-	}
-	taken := make([]uint64, 0, len(r.Kvs))
-	for _, kv := range r.Kvs {
-		b, err := parseBlockKey(p.net, string(kv.Key), p.rng.Addr().Is6())
-		if err != nil {
-			return free, lost, err
-		}
-		if b.Bits() != p.bits || !p.rng.Contains(b.Addr()) {
-			continue
-		}
-		if string(kv.Value) == p.c.host && !p.holds(b) {
-			return free, b, nil
-		}
-		taken = append(taken, blockIndex(p.rng, p.bits, b.Addr()))
-	}
-	slices.Sort(taken)
-	var i uint64
-	for _, t := range taken {
-		if t != i {
-			break
-		}
-		i++
-	}
-	if n := p.bits - p.rng.Bits(); n < 64 && i >= 1<<n {
-		return free, lost, fmt.Errorf("%w: every /%d block of %s is held by a host", ipam.ErrExhausted, p.bits, p.rng)
-	}
-	return blockAt(p.rng, p.bits, i), lost, nil
 }

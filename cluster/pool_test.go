@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/ipam"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -65,21 +68,47 @@ func TestDialTLSFlags(t *testing.T) {
 type host struct {
 	c    *Client
 	p    *Pool
+	nw   Network
 	file string
 }
 
-func newHost(t *testing.T, url, id, nw string, cfg ipam.PoolConfig, bits int) *host {
+// newHost is host id with the pool cfg of network name, which it defines
+// or joins (joinNet).
+func newHost(t *testing.T, url, id, name string, cfg ipam.PoolConfig, bits int) *host {
 	t.Helper()
 	c, err := Dial(Config{URL: url, Host: id, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	h := &host{c: c, file: filepath.Join(t.TempDir(), "pool.json")}
-	if h.p, err = c.OpenPool(nw, cfg, bits, h.file); err != nil {
+	h := &host{c: c, nw: joinNet(t, c, name), file: filepath.Join(t.TempDir(), "pool.json")}
+	if h.p, err = c.OpenPool(h.nw, cfg, bits, h.file); err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// testID is the ID the tests give network name: 64 hex digits, as every
+// network ID.
+func testID(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:])
+}
+
+// joinNet defines network name (ID testID(name)) in etcd as c's host, or
+// joins it when another host did.
+func joinNet(t *testing.T, c *Client, name string) Network {
+	t.Helper()
+	nw := Network{ID: testID(name), Name: name}
+	ctx := context.Background()
+	_, mine, err := c.Define(ctx, Definition{ID: nw.ID, Create: api.NetworkCreate{Name: name}})
+	if err == nil && !mine {
+		err = c.Join(ctx, name, nw.ID)
+	}
+	if err != nil {
+		t.Fatalf("define or join network %s: %v", name, err)
+	}
+	return nw
 }
 
 // etcdBlocks reads who holds which block, as etcd has it.
@@ -139,7 +168,7 @@ func TestHostsShareAPool(t *testing.T) {
 	if len(seen) != 300 {
 		t.Fatalf("%d distinct addresses, want 300", len(seen))
 	}
-	held := etcdBlocks(t, hosts[0].c, "net1", false)
+	held := etcdBlocks(t, hosts[0].c, hosts[0].nw.ID, false)
 	n := 0
 	for _, h := range hosts {
 		for _, b := range h.p.Blocks() {
@@ -215,7 +244,7 @@ func TestEtcdStopped(t *testing.T) {
 	}
 	defer e.Cont()
 	// 10.60.0.0/28 without .0 (network) and .1 (gateway): 14, ep0 has one.
-	reopened, err := h.c.OpenPool("net2", cfg, 28, h.file)
+	reopened, err := h.c.OpenPool(h.nw, cfg, 28, h.file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +272,7 @@ func TestEtcdStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The claim that timed out may reach etcd after all: it is this host's.
-	if _, err := h.c.cli.Put(ctx, claimKey("net2", netip.MustParseAddr("10.60.0.100")), "hostA"); err != nil {
+	if _, err := h.c.cli.Put(ctx, claimKey(h.nw.ID, netip.MustParseAddr("10.60.0.100")), "hostA"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := reopened.Request(ctx, netip.MustParseAddr("10.60.0.100"), "x"); err != nil {
@@ -255,7 +284,7 @@ func TestEtcdStopped(t *testing.T) {
 	}
 	// So may a lease: the block is taken back, not left held by no one.
 	lost := netip.MustParsePrefix("10.60.0.32/28")
-	if _, err := h.c.cli.Put(ctx, blockKey("net2", lost), "hostA"); err != nil {
+	if _, err := h.c.cli.Put(ctx, blockKey(h.nw.ID, lost), "hostA"); err != nil {
 		t.Fatal(err)
 	}
 	for range 16 { // .16/28 has 15 free, the 16th comes from the lost block, not .48/28

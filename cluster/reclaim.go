@@ -41,8 +41,8 @@ func (p *Pool) Reclaim(ctx context.Context, probe Prober) (int, error) {
 		return 0, err
 	}
 	n := 0
-	for h := range dead {
-		k, err := p.reclaimHost(ctx, h, hs.blocks[h], hs.claims[h], probe)
+	for h, epoch := range dead {
+		k, err := p.reclaimHost(ctx, h, epoch, hs.blocks[h], hs.claims[h], probe)
 		n += k
 		if err != nil {
 			return n, err
@@ -79,8 +79,9 @@ func (p *Pool) holdings(ctx context.Context) (holdings, error) {
 }
 
 // reclaimHost probes the addresses of dead host h's blocks and claims
-// and gives back those of which none answered.
-func (p *Pool) reclaimHost(ctx context.Context, h string, blocks []netip.Prefix, claims []netip.Addr, probe Prober) (int, error) {
+// and gives back those of which none answered, while h is still dead in
+// epoch.
+func (p *Pool) reclaimHost(ctx context.Context, h string, epoch int64, blocks []netip.Prefix, claims []netip.Addr, probe Prober) (int, error) {
 	var addrs []netip.Addr
 	for _, b := range blocks {
 		addrs = append(addrs, p.usable(b)...)
@@ -99,7 +100,7 @@ func (p *Pool) reclaimHost(ctx context.Context, h string, blocks []netip.Prefix,
 			continue
 		}
 		in := slices.DeleteFunc(slices.Clone(claims), func(a netip.Addr) bool { return !b.Contains(a) })
-		ok, err := p.giveBack(ctx, h, blockKey(p.net, b), in)
+		ok, err := p.giveBack(ctx, h, epoch, blockKey(p.net, b), in)
 		if err != nil {
 			return n, err
 		}
@@ -115,7 +116,7 @@ func (p *Pool) reclaimHost(ctx context.Context, h string, blocks []netip.Prefix,
 			p.c.log.Warn("cluster: not reclaiming a dead host's claim: the address answers a probe", "network", p.net, "host", h, "addr", a)
 			continue
 		}
-		ok, err := p.giveBack(ctx, h, "", []netip.Addr{a})
+		ok, err := p.giveBack(ctx, h, epoch, "", []netip.Addr{a})
 		if err != nil {
 			return n, err
 		}
@@ -129,9 +130,9 @@ func (p *Pool) reclaimHost(ctx context.Context, h string, blocks []netip.Prefix,
 }
 
 // giveBack deletes block key bk (unless empty) and the claims of h,
-// provided all are still h's and h still has no liveness key.
-func (p *Pool) giveBack(ctx context.Context, h, bk string, claims []netip.Addr) (bool, error) {
-	cmp := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(hostKey(h)), "=", 0)}
+// provided all are still h's and h is still dead in epoch (stillDead).
+func (p *Pool) giveBack(ctx context.Context, h string, epoch int64, bk string, claims []netip.Addr) (bool, error) {
+	cmp := stillDead(h, epoch)
 	var ops []clientv3.Op
 	keys := make([]string, 0, len(claims)+1)
 	if bk != "" {
@@ -176,10 +177,7 @@ func (p *Pool) forgetForeign(a netip.Addr, h string) {
 	if p.st.Foreign[a] != h {
 		return
 	}
-	if sp := p.blocks[p.blockOf(a)]; sp != nil {
-		sp.Release(a)
-	}
-	delete(p.st.Foreign, a)
+	p.freeForeign(a)
 	_ = p.st.write(p.file)
 }
 

@@ -32,8 +32,8 @@ func newLiveHost(t *testing.T, url, id string, cfg ipam.PoolConfig, ttl, grace t
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	h := &liveHost{host: host{c: c, file: filepath.Join(dir, "pool.json")}, dir: dir}
-	if h.p, err = c.OpenPool("rnet", cfg, 28, h.file); err != nil {
+	h := &liveHost{host: host{c: c, nw: joinNet(t, c, "rnet"), file: filepath.Join(dir, "pool.json")}, dir: dir}
+	if h.p, err = c.OpenPool(h.nw, cfg, 28, h.file); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -89,7 +89,7 @@ func TestReclaim(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	held := etcdBlocks(t, a.c, "rnet", false)
+	held := etcdBlocks(t, a.c, a.nw.ID, false)
 	// The lease may have been renewed up to TTL/3 before the stop.
 	if d := time.Since(t0); d < earliest(ttl, grace) || held[netip.MustParsePrefix("10.70.0.0/28")] != "" {
 		t.Fatalf("after %v (TTL %v + grace %v): etcd blocks %v; want .0/28 reclaimed, not before %v", d, ttl, grace, held, earliest(ttl, grace))
@@ -112,7 +112,7 @@ func TestReclaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cut.Close()
-	cp, err := cut.OpenPool("rnet", cfg, 28, c.file)
+	cp, err := cut.OpenPool(c.nw, cfg, 28, c.file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,20 +159,21 @@ func TestForgetDead(t *testing.T) {
 	a := newLiveHost(t, e.URL, "hostA", cfg, ttl, grace, "")
 	c := newLiveHost(t, e.URL, "hostC", cfg, ttl, grace, "")
 	ctx := context.Background()
-	if _, mine, err := a.c.Define(ctx, Definition{ID: "fid", Create: api.NetworkCreate{Name: "fnet", Subnets: []string{"10.71.0.0/24"}}}); err != nil || !mine {
+	fnet := Network{ID: testID("fnet"), Name: "fnet"}
+	if _, mine, err := a.c.Define(ctx, Definition{ID: fnet.ID, Create: api.NetworkCreate{Name: "fnet", Subnets: []string{"10.71.0.0/24"}}}); err != nil || !mine {
 		t.Fatalf("define: %v %v", mine, err)
 	}
-	if err := c.c.Join(ctx, "fnet", "fid"); err != nil {
+	if err := c.c.Join(ctx, "fnet", fnet.ID); err != nil {
 		t.Fatal(err)
 	}
-	cp, err := c.c.OpenPool("fid", cfg, 28, filepath.Join(c.dir, "fid.json"))
+	cp, err := c.c.OpenPool(fnet, cfg, 28, filepath.Join(c.dir, "fid.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cp.Allocate(ctx, "c0"); err != nil {
 		t.Fatal(err)
 	}
-	ap, err := a.c.OpenPool("fid", cfg, 28, filepath.Join(a.dir, "fid.json"))
+	ap, err := a.c.OpenPool(fnet, cfg, 28, filepath.Join(a.dir, "fid.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,11 +182,11 @@ func TestForgetDead(t *testing.T) {
 	t0 := time.Now()
 	forgotten := 0
 	for time.Since(t0) < ttl+grace+5*time.Second && forgotten == 0 {
-		n, err := a.c.ForgetDead(ctx, "fnet", "fid")
+		n, err := a.c.ForgetDead(ctx, "fnet", fnet.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n > 0 && len(etcdBlocks(t, a.c, "fid", false)) > 0 {
+		if n > 0 && len(etcdBlocks(t, a.c, fnet.ID, false)) > 0 {
 			t.Fatal("hostC forgotten while it still holds a block")
 		}
 		forgotten = n
@@ -197,7 +198,7 @@ func TestForgetDead(t *testing.T) {
 	if forgotten != 1 || time.Since(t0) < earliest(ttl, grace) {
 		t.Fatalf("hostC forgotten: %d after %v; want 1, not before %v", forgotten, time.Since(t0), earliest(ttl, grace))
 	}
-	gone, err := a.c.Leave(ctx, "fnet", "fid")
+	gone, err := a.c.Leave(ctx, "fnet", fnet.ID)
 	if err != nil || !gone {
 		t.Fatalf("the last live member left: definition removed %v, %v; want removed", gone, err)
 	}

@@ -16,23 +16,28 @@ import (
 // (the engine calls them under its network's lock); Prepare, called
 // before that lock is taken, does what needs etcd.
 type Space struct {
+	c       *Client
+	nw      Network
 	pools   []*Pool
 	subnets []netip.Prefix
 }
 
-// OpenSpace opens the pools of network nw (its ID) with their local files
-// under dir (made if absent), blocks of the default size. No etcd
-// request is made.
-func (c *Client) OpenSpace(nw string, cfgs []ipam.PoolConfig, dir string) (*Space, error) {
-	dir = filepath.Join(dir, nw)
+// OpenSpace opens the pools of network nw with their local files under
+// dir/ID (made if absent), blocks of the default size. No etcd request is
+// made.
+func (c *Client) OpenSpace(nw Network, cfgs []ipam.PoolConfig, dir string) (*Space, error) {
+	if err := CheckID(nw.ID); err != nil {
+		return nil, fmt.Errorf("cluster network %s: %w", nw.Name, err)
+	}
+	dir = filepath.Join(dir, nw.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	s := &Space{}
+	s := &Space{c: c, nw: nw}
 	for i, cfg := range cfgs {
 		p, err := c.OpenPool(nw, cfg, 0, filepath.Join(dir, fmt.Sprintf("pool%d.json", i)))
 		if err != nil {
-			return nil, fmt.Errorf("cluster network %s: %w", nw, err)
+			return nil, fmt.Errorf("cluster network %s: %w", nw.Name, err)
 		}
 		s.pools = append(s.pools, p)
 		s.subnets = append(s.subnets, p.cfg.Subnet)
@@ -99,8 +104,12 @@ func (s *Space) HasFamily(v6 bool) bool {
 }
 
 // Allocate hands out a free address of a block this host holds; it fails
-// wrapping ipam.ErrExhausted when none has one (Prepare leases one).
+// wrapping ipam.ErrExhausted when none has one (Prepare leases one), and
+// with the network's failure (Failed) when it has one.
 func (s *Space) Allocate(v6 bool, owner string) (netip.Prefix, error) {
+	if err := s.Failed(); err != nil {
+		return netip.Prefix{}, err
+	}
 	for _, p := range s.pools {
 		if p.cfg.Subnet.Addr().Is6() != v6 {
 			continue
@@ -220,10 +229,46 @@ func (s *Space) Reclaim(ctx context.Context, probe Prober) (int, error) {
 	return n, nil
 }
 
+// Verify checks the blocks and claims the pools' files hold against etcd
+// (Pool.verify): those etcd does not have as this host's are dropped. A
+// network created or joined here calls it before it hands out any
+// address, since a file may be left of an earlier time on this host.
+// Errors of etcd wrap ErrUnreachable and name the cluster.
+func (s *Space) Verify(ctx context.Context) error {
+	for _, p := range s.pools {
+		if err := p.verify(ctx); err != nil {
+			return fmt.Errorf("check the blocks of network %s against etcd: %w", p.net, err)
+		}
+	}
+	return nil
+}
+
+// Failed returns why the network hands out no cluster address on this
+// host, for good: its definition is gone from etcd (ErrNetworkGone), or
+// another installation has this host's identity (ErrIdentityClash); nil
+// when it does.
+func (s *Space) Failed() error {
+	if err := s.c.halted(); err != nil {
+		return err
+	}
+	return s.c.Gone(s.nw.ID)
+}
+
+// Check looks up the network's definition in etcd (Client.CheckNetwork):
+// ErrNetworkGone, and Failed from then on, when it is gone.
+func (s *Space) Check(ctx context.Context) error { return s.c.CheckNetwork(ctx, s.nw) }
+
 // Close stops checking the space's blocks (its network is gone here).
 func (s *Space) Close() {
 	for _, p := range s.pools {
 		p.Close()
+	}
+}
+
+// Reopen undoes Close after a leave etcd did not take whole (Pool.Reopen).
+func (s *Space) Reopen() {
+	for _, p := range s.pools {
+		p.Reopen()
 	}
 }
 

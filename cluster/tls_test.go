@@ -38,7 +38,11 @@ func TestTLSEtcd(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			p, err := c.OpenPool("tnet", cfg, 28, filepath.Join(t.TempDir(), "pool.json"))
+			nw := Network{ID: testID("tnet"), Name: "tnet"}
+			if tc.ok {
+				nw = joinNet(t, c, "tnet")
+			}
+			p, err := c.OpenPool(nw, cfg, 28, filepath.Join(t.TempDir(), "pool.json"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,52 +4,136 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
+
+// auditEvery is how often Sync reads the claims inside a pool's blocks
+// again while other hosts have claims there (to free those released).
+const auditEvery = 10 * time.Second
 
 // verify drops the blocks and claims etcd no longer has as this host's:
 // reclaimed while it was away (liveness.go). Addresses its endpoints
 // still have in them stay held here, outside any block, so that this
-// host never hands them out again; a warning names them.
+// host never hands them out again; a warning names them. The claims are
+// then audited (auditClaims).
 func (p *Pool) verify(ctx context.Context) error {
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()
-	v6 := p.rng.Addr().Is6()
-	mine := map[netip.Prefix]bool{}
-	r, err := p.c.get(ctx, "check blocks of "+p.rng.String(), blocksDir(p.net), clientv3.WithPrefix())
+	if p.c.Gone(p.net) != nil {
+		return nil // nothing of it is handed out any more
+	}
+	start, end := claimsRange(p.net, p.cfg.Subnet)
+	r, err := p.c.txn(ctx, "check blocks and claims of "+p.cfg.Subnet.String(), nil, []clientv3.Op{
+		clientv3.OpGet(blocksDir(p.net), clientv3.WithPrefix()), clientv3.OpGet(start, clientv3.WithRange(end))}, nil)
 	if err != nil {
 		return err
 	}
-	for _, kv := range r.Kvs {
+	v6 := p.rng.Addr().Is6()
+	mine := map[netip.Prefix]bool{}
+	for _, kv := range r.Responses[0].GetResponseRange().Kvs {
 		if b, err := parseBlockKey(p.net, string(kv.Key), v6); err == nil && string(kv.Value) == p.c.host {
 			mine[b] = true
 		}
 	}
-	claimed := map[netip.Addr]bool{}
-	r, err = p.c.get(ctx, "check claims of "+p.cfg.Subnet.String(), claimsDir(p.net), clientv3.WithPrefix())
-	if err != nil {
-		return err
-	}
-	for _, kv := range r.Kvs {
-		if a, err := parseClaimKey(p.net, string(kv.Key), v6); err == nil && string(kv.Value) == p.c.host {
-			claimed[a] = true
-		}
-	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for b := range p.blocks {
 		if !mine[b] {
 			p.loseBlock(b)
 		}
 	}
+	p.mu.Unlock()
+	if err := p.auditClaims(ctx, p.claimsOf(r.Responses[1].GetResponseRange().Kvs)); err != nil {
+		return err
+	}
+	p.suspect.Store(false)
+	return nil
+}
+
+// claimsOf are the claims of the pool's subnet among kvs, by address.
+func (p *Pool) claimsOf(kvs []*mvccpb.KeyValue) map[netip.Addr]string {
+	out := map[netip.Addr]string{}
+	for _, kv := range kvs {
+		if a, err := parseClaimKey(p.net, string(kv.Key), p.rng.Addr().Is6()); err == nil && p.cfg.Subnet.Contains(a) {
+			out[a] = string(kv.Value)
+		}
+	}
+	return out
+}
+
+// audit reads the claims of the pool's subnet and audits them; caller
+// holds etcdMu.
+func (p *Pool) audit(ctx context.Context) error {
+	start, end := claimsRange(p.net, p.cfg.Subnet)
+	r, err := p.c.get(ctx, "check claims of "+p.cfg.Subnet.String(), start, clientv3.WithRange(end))
+	if err != nil {
+		return err
+	}
+	return p.auditClaims(ctx, p.claimsOf(r.Kvs))
+}
+
+// auditDue: a claim may have reached etcd unrecorded (unsure), or other
+// hosts' claims inside this host's blocks were not read for auditEvery.
+func (p *Pool) auditDue() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.unsure || (len(p.st.Foreign) > 0 && time.Since(p.audited) >= p.auditEvery)
+}
+
+// auditClaims brings the pool's claims in line with claims, etcd's of
+// its subnet: this host's claims etcd no longer has are forgotten
+// (reclaimed while it was away); other hosts' claims inside its blocks
+// that etcd no longer has are freed (their host released them); this
+// host's claims that its state does not know (a claim whose answer was
+// lost, a crash before the file was written) are deleted in etcd, each
+// only if it is still this host's. Caller holds etcdMu, so that no claim
+// of this pool is under way.
+func (p *Pool) auditClaims(ctx context.Context, claims map[netip.Addr]string) error {
+	p.mu.Lock()
 	for a := range p.st.Claims {
-		if !claimed[a] {
+		if claims[a] != p.c.host {
 			delete(p.st.Claims, a)
 			p.c.log.Warn("cluster: a claim of this host was reclaimed while it was away", "network", p.net, "addr", a, "still_used_by", p.extra[a])
 		}
 	}
-	return p.st.write(p.file)
+	for a, h := range p.st.Foreign {
+		if claims[a] != h {
+			p.freeForeign(a)
+		}
+	}
+	var unknown []netip.Addr
+	for a, h := range claims {
+		if h == p.c.host && !p.st.Claims[a] && !p.st.Pending[a] {
+			unknown = append(unknown, a)
+		}
+	}
+	err := p.st.write(p.file)
+	p.mu.Unlock()
+	for _, a := range unknown {
+		key := claimKey(p.net, a)
+		if _, err := p.c.txn(ctx, "give back "+a.String(), []clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", p.c.host)},
+			[]clientv3.Op{clientv3.OpDelete(key)}, nil); err != nil {
+			return err
+		}
+		p.c.log.Info("cluster: gave back a claim of this host that its state did not record (its answer was lost)", "network", p.net, "addr", a)
+	}
+	p.mu.Lock()
+	p.unsure, p.audited = false, time.Now()
+	p.mu.Unlock()
+	return err
+}
+
+// freeForeign forgets another host's claim a inside this host's block
+// and frees the address there. Caller holds mu.
+func (p *Pool) freeForeign(a netip.Addr) {
+	if sp := p.blocks[p.blockOf(a)]; sp != nil {
+		if o, ok := sp.Owner(a); ok && o == foreignOwner(p.st.Foreign[a]) {
+			sp.Release(a)
+		}
+	}
+	delete(p.st.Foreign, a)
 }
 
 // loseBlock forgets block b; what endpoints here hold in it moves to

@@ -63,6 +63,7 @@ func (a *Engine) drift(ctx context.Context) (map[DriftKind][]string, error) {
 	}
 	found[DriftLink] = a.checkHostLinks(nets, links)
 	found[DriftQuarantine] = a.quarantineDrift()
+	found[DriftCluster] = clusterDrift(nets)
 	for name, what := range a.tamper.findings() {
 		found[DriftTamper] = append(found[DriftTamper], fmt.Sprintf("endpoint %s was tampered with: %s", name, what))
 	}

@@ -33,16 +33,16 @@ type preparer interface {
 	Abandon(addr netip.Addr)
 }
 
-// newSpace makes the address space of a network: a cluster.Space for a
+// newSpace makes the address space of network nw: a cluster.Space for a
 // cluster network, else an ipam.Space.
-func (a *Engine) newSpace(id string, pools []ipam.PoolConfig, opts map[string]string, serial bool) (addrSpace, error) {
+func (a *Engine) newSpace(nw cluster.Network, pools []ipam.PoolConfig, opts map[string]string, serial bool) (addrSpace, error) {
 	if opts[scopeOption] != api.ScopeCluster {
 		return ipam.New(pools, ipam.Options{Serial: serial})
 	}
 	if a.cluster == nil {
 		return nil, errors.New("a cluster network: start the agent with --cluster etcd://HOST:PORT (its blocks are in etcd)")
 	}
-	return a.cluster.OpenSpace(id, pools, filepath.Join(a.cfg.StateDir, "cluster"))
+	return a.cluster.OpenSpace(nw, pools, filepath.Join(a.cfg.StateDir, "cluster"))
 }
 
 // joinCluster defines req in etcd, or joins the network of its name that
@@ -140,7 +140,8 @@ func abandon(n *network, req api.EndpointCreate) {
 
 func clusterError(err error) error {
 	switch {
-	case errors.Is(err, ipam.ErrTaken), errors.Is(err, cluster.ErrForeignBlock), errors.Is(err, ipam.ErrExhausted):
+	case errors.Is(err, ipam.ErrTaken), errors.Is(err, cluster.ErrForeignBlock), errors.Is(err, ipam.ErrExhausted),
+		errors.Is(err, cluster.ErrNetworkGone):
 		return conflict(err)
 	case errors.Is(err, ipam.ErrReserved), errors.Is(err, ipam.ErrOutside):
 		return invalid(err)

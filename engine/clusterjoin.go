@@ -5,11 +5,16 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/netconf"
 )
 
@@ -19,29 +24,84 @@ const StatusNotJoined = "not joined here"
 
 // leaveCluster gives this host's blocks and claims of cluster network
 // name back and ends its membership; the last host to leave removes the
-// definition. Failures are logged: the network is gone here already.
-func (a *Engine) leaveCluster(ctx context.Context, name, id string) {
+// definition. Failures are logged: the network is gone here already. It
+// reports whether etcd took it all.
+func (a *Engine) leaveCluster(ctx context.Context, name, id string) bool {
 	gone, err := a.cluster.Leave(ctx, name, id)
 	switch {
 	case err != nil:
 		a.log.Warn("cluster: network left here, but etcd did not take it all: this host's blocks or membership may stay", "network", name, "err", err)
+		return false
 	case gone:
 		a.log.Info("cluster: the last host left the network; its definition is removed from etcd", "network", name)
 	default:
 		a.log.Info("cluster: left the network; other hosts keep it", "network", name)
 	}
+	return true
 }
 
-// checkLeave refuses to remove cluster network n while etcd does not
-// answer: its blocks could not go back to the pool.
-func (a *Engine) checkLeave(ctx context.Context, n *network) error {
-	if scopeOf(n.Options) != api.ScopeCluster || a.cluster == nil {
-		return nil
+// forgetClusterFiles deletes what this host kept of the blocks and claims
+// of cluster network name (ID id) in STATE_DIR/cluster/ID, once it has
+// left it and no network here has the ID: a file left there would be
+// taken for the blocks of a later membership.
+func (a *Engine) forgetClusterFiles(name, id string) {
+	if a.networkByID(id) != nil {
+		return
 	}
-	if _, err := a.cluster.Definitions(ctx); err != nil {
-		return fmt.Errorf("cluster network %s is removed only while etcd answers (its blocks go back to the pool): %w", n.name(), err)
+	if err := os.RemoveAll(filepath.Join(a.cfg.StateDir, "cluster", id)); err != nil {
+		a.log.Warn("cluster: network left, but its local blocks file stays; it is checked against etcd if the network is joined again", "network", name, "err", err)
+	}
+}
+
+// leaveFirst gives this host's blocks and claims of cluster network n
+// back to etcd and ends its membership, before n is removed here: an rm
+// cut short then leaves nothing of this host in etcd that its state does
+// not know. n takes no endpoint meanwhile. A network with endpoints, or
+// an etcd that does not answer, refuses the removal and leaves n as it
+// was (stayInCluster, when etcd stopped answering half way). Caller holds
+// netOps.
+func (a *Engine) leaveFirst(ctx context.Context, n *network, cs *cluster.Space) error {
+	if err := a.cluster.Reachable(ctx); err != nil { // fail before changing anything
+		return fmt.Errorf("cluster network %s is removed only while etcd answers (its blocks go back to the pool first): %w", n.name(), err)
+	}
+	n.mu.Lock()
+	if eps := n.endpoints(); len(eps) > 0 {
+		n.mu.Unlock()
+		names := make([]string, 0, len(eps))
+		for _, e := range sortedByName(eps) {
+			names = append(names, e.Name)
+		}
+		return conflict(&store.InUseError{Network: n.name(), Endpoints: names})
+	}
+	n.leaving = true
+	n.mu.Unlock()
+	cs.Close() // no lease or claim from now on
+	gone, err := a.cluster.Leave(ctx, n.name(), n.ID)
+	if err != nil {
+		a.stayInCluster(ctx, n, cs)
+		return fmt.Errorf("cluster network %s is removed only while etcd answers (its blocks go back to the pool first); it stays: %w", n.name(), err)
+	}
+	if gone {
+		a.log.Info("cluster: the last host left the network; its definition is removed from etcd", "network", n.name())
+	} else {
+		a.log.Info("cluster: left the network; other hosts keep it", "network", n.name())
 	}
 	return nil
+}
+
+// stayInCluster takes n back after leaveFirst, its removal refused: its
+// space leases and claims again, its blocks (some perhaps given back) are
+// checked against etcd before they are used, and its membership is put
+// back (also by its next lease or claim, if etcd does not answer now).
+func (a *Engine) stayInCluster(ctx context.Context, n *network, cs *cluster.Space) {
+	cs.Reopen()
+	n.mu.Lock()
+	n.leaving = false
+	n.mu.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	if err := errors.Join(a.cluster.Join(ctx, n.name(), n.ID), cs.Verify(ctx)); err != nil {
+		a.log.Warn("cluster: network stays, but etcd did not confirm it; its blocks are checked before they are used", "network", n.name(), "err", err)
+	}
 }
 
 // unjoinedTimeout bounds the etcd request of network ls.
@@ -78,5 +138,19 @@ func (a *Engine) UnjoinedNetworks(ctx context.Context) []api.Network {
 		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// clusterDrift names the cluster networks of nets that etcd no longer
+// defines as they are: they hand out no address here any more.
+func clusterDrift(nets []*network) []string {
+	var out []string
+	for _, n := range nets {
+		if f, ok := n.space.(failer); ok {
+			if err := f.Failed(); err != nil {
+				out = append(out, fmt.Sprintf("network %s: %v", n.name(), err))
+			}
+		}
+	}
 	return out
 }

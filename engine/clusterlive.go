@@ -7,7 +7,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,11 +17,6 @@ import (
 	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/probe"
 )
-
-// reclaimer is a cluster network's space as reclaimClusters uses it.
-type reclaimer interface {
-	Reclaim(ctx context.Context, probe cluster.Prober) (int, error)
-}
 
 // reclaimEvery is how often the blocks of dead hosts are looked for: half
 // the liveness TTL, at least a second.
@@ -57,36 +54,77 @@ func (a *Engine) rejoin(ctx context.Context) bool {
 		if _, ok := n.space.(*cluster.Space); !ok {
 			continue
 		}
-		if err := a.cluster.Join(ctx, n.name(), n.ID); errors.Is(err, cluster.ErrUnreachable) {
+		switch err := a.cluster.Join(ctx, n.name(), n.ID); {
+		case errors.Is(err, cluster.ErrUnreachable):
 			return false
-		} else if err != nil {
-			a.log.Warn("cluster: network not in etcd any more", "network", n.name(), "err", err)
+		case errors.Is(err, cluster.ErrNetworkGone): // marked failed; the client warned
+		case err != nil:
+			a.log.Warn("cluster: cannot join the network again", "network", n.name(), "err", err)
 		}
 	}
 	return true
 }
 
+// checkClusters returns the cluster networks etcd still defines as they
+// are; one it does not is failed for good from then on (health).
+func (a *Engine) checkClusters(ctx context.Context) []*network {
+	var out []*network
+	for _, n := range a.networkList() {
+		if cs, ok := n.space.(*cluster.Space); ok && cs.Check(ctx) == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // reclaimClusters gives back, network by network, the blocks of hosts
 // dead for longer than the grace that nothing answers for on this host's
-// parent of the network.
+// parent of the network (of the networks checkClusters keeps).
 func (a *Engine) reclaimClusters(ctx context.Context) {
-	for _, n := range a.networkList() {
-		r, ok := n.space.(reclaimer)
-		if !ok {
-			continue
-		}
+	for _, n := range a.checkClusters(ctx) {
+		cs := n.space.(*cluster.Space)
 		n.mu.Lock()
 		parent := n.Parent
 		n.mu.Unlock()
 		prober := func(ctx context.Context, addrs []netip.Addr) ([]netip.Addr, error) {
 			return probe.InUse(ctx, a.cfg.HostNetns, parent, addrs, probe.Options{})
 		}
-		if _, err := r.Reclaim(ctx, prober); err != nil && ctx.Err() == nil {
-			a.log.Debug("cluster: reclaim", "network", n.name(), "err", err)
+		_, err := cs.Reclaim(ctx, prober)
+		if err == nil {
+			_, err = a.cluster.ForgetDead(ctx, n.name(), n.ID)
 		}
-		if _, err := a.cluster.ForgetDead(ctx, n.name(), n.ID); err != nil && ctx.Err() == nil {
-			a.log.Debug("cluster: forget dead members", "network", n.name(), "err", err)
+		if ctx.Err() == nil {
+			a.reclaimLog.note(a.log, n.name(), err)
 		}
+	}
+}
+
+// failureLog logs the failures of a periodic task per network once, not
+// at every tick: a warning when one starts or changes, info when it ends.
+// etcd not answering is left to the liveness loop's log (cluster.Client.Live).
+type failureLog struct {
+	mu   sync.Mutex
+	last map[string]string // network -> its failure
+}
+
+func (f *failureLog) note(log *slog.Logger, network string, err error) {
+	if errors.Is(err, cluster.ErrUnreachable) {
+		log.Debug("cluster: reclaim", "network", network, "err", err)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	was := f.last[network]
+	switch {
+	case err == nil && was != "":
+		delete(f.last, network)
+		log.Info("cluster: reclaiming dead hosts' blocks works again", "network", network)
+	case err != nil && err.Error() != was:
+		if f.last == nil {
+			f.last = map[string]string{}
+		}
+		f.last[network] = err.Error()
+		log.Warn("cluster: cannot reclaim dead hosts' blocks", "network", network, "err", err)
 	}
 }
 

@@ -20,10 +20,11 @@ const (
 	DriftLink       DriftKind = "link"       // host links: parents, host shims, leftovers
 	DriftQuarantine DriftKind = "quarantine" // state records set aside as unreadable
 	DriftTamper     DriftKind = "tamper"     // endpoints tampered with since the agent started
+	DriftCluster    DriftKind = "cluster"    // cluster networks etcd no longer defines as they are
 )
 
 // DriftKinds are every DriftKind, in a fixed order.
-var DriftKinds = []DriftKind{DriftEndpoint, DriftIPAM, DriftIndex, DriftLink, DriftQuarantine, DriftTamper}
+var DriftKinds = []DriftKind{DriftEndpoint, DriftIPAM, DriftIndex, DriftLink, DriftQuarantine, DriftTamper, DriftCluster}
 
 // DriftCountAge is how old the counts DriftCounts returns may grow before
 // a call starts a new check. A check lists the links of every endpoint's

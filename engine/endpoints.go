@@ -124,7 +124,7 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !n.ok() {
-		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.name(), n.status))
+		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.name(), n.health()))
 	}
 	if o := n.byCNI[cniKey(req.CNI)]; req.CNI != nil && o != nil {
 		if o.ep.NetnsInode != e.NetnsInode {

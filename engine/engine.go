@@ -86,8 +86,9 @@ type Engine struct {
 	// state no longer knows, whose links are left alone (pruneEndpointTable).
 	stateReplaced bool
 
-	cluster *cluster.Client // nil without Config.Cluster
-	leases  keepers         // DHCP lease renewals (lease.go)
+	cluster    *cluster.Client // nil without Config.Cluster
+	reclaimLog failureLog      // the cluster loop's reclaim failures (clusterlive.go)
+	leases     keepers         // DHCP lease renewals (lease.go)
 }
 
 // Open opens the state (taking its lock), the managed namespace and the
@@ -108,16 +109,8 @@ func Open(cfg Config) (*Engine, error) {
 	}
 	host.SetTag(a.store.AgentID())
 	a.host = host
-	if cfg.Cluster != nil {
-		cc := *cfg.Cluster
-		cc.Host = a.store.AgentID()
-		cc.Dir, cc.Log = filepath.Join(cfg.StateDir, "cluster"), cfg.Log
-		if err := os.MkdirAll(cc.Dir, 0o700); err != nil {
-			return nil, errors.Join(err, a.Close())
-		}
-		if a.cluster, err = cluster.Dial(cc); err != nil {
-			return nil, errors.Join(err, a.Close())
-		}
+	if err := a.openCluster(); err != nil {
+		return nil, errors.Join(err, a.Close())
 	}
 	hostPath := cfg.HostNetns
 	if hostPath == "" {
@@ -158,18 +151,53 @@ func Open(cfg Config) (*Engine, error) {
 	return a, nil
 }
 
+// openCluster dials the cluster of cfg.Cluster, if any, as this agent:
+// its ID is the host's identity there, its state dir keeps what the
+// host must remember of the cluster.
+func (a *Engine) openCluster() error {
+	if a.cfg.Cluster == nil {
+		return nil
+	}
+	cc := *a.cfg.Cluster
+	cc.Host = a.store.AgentID()
+	cc.Dir, cc.Log = filepath.Join(a.cfg.StateDir, "cluster"), a.cfg.Log
+	if err := os.MkdirAll(cc.Dir, 0o700); err != nil {
+		return err
+	}
+	c, err := cluster.Dial(cc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), registerTimeout)
+	defer cancel()
+	if err := c.Register(ctx); errors.Is(err, cluster.ErrIdentityClash) {
+		return errors.Join(err, c.Close())
+	}
+	a.cluster = c // etcd not answering: the liveness loop registers
+	return nil
+}
+
+// registerTimeout bounds the wait for etcd at start, to register the
+// host's identity (cluster.Client.Register).
+const registerTimeout = time.Second
+
 // New returns an engine on st (an open store, which Close closes) and k,
 // for tests of its decisions on an in-memory kernel (package enginetest);
-// Open is the real thing. Call Start before serving.
-func New(cfg Config, st *store.Store, k Kernel) *Engine {
+// Open is the real thing. Call Start before serving. Only the cluster
+// (cfg.Cluster, a real etcd) can fail it.
+func New(cfg Config, st *store.Store, k Kernel) (*Engine, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
 	if k.Modes.Live == "" {
 		k.Modes.Live = k.Modes.Endpoint
 	}
-	return &Engine{cfg: cfg, log: cfg.Log, store: st, host: k.Host, dp: k.Datapath, ns: k.Netns,
+	a := &Engine{cfg: cfg, log: cfg.Log, store: st, host: k.Host, dp: k.Datapath, ns: k.Netns,
 		modes: k.Modes, hostIno: k.HostIno, nets: map[string]*network{}}
+	if err := a.openCluster(); err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	return a, nil
 }
 
 // EndpointPrograms is how the endpoint programs find their endpoint:

@@ -70,6 +70,8 @@ func (r *rig) network(name string, args ...string) api.Network {
 		switch k {
 		case "subnet":
 			req.Subnets = append(req.Subnets, v)
+		case "scope":
+			req.Scope = v
 		default: // parent=, host_shim=, ...: options
 			req.Options = append(req.Options, a)
 		}

@@ -1,6 +1,9 @@
 package engine
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // AgeDriftCounts makes e's drift counts DriftCountAge old, so that the
 // next DriftCounts starts a check.
@@ -10,3 +13,7 @@ func AgeDriftCounts(e *Engine) {
 	defer c.mu.Unlock()
 	c.at = time.Now().Add(-DriftCountAge)
 }
+
+// CheckClusters runs the cluster loop's check that etcd still defines
+// each cluster network of e as it is.
+func CheckClusters(ctx context.Context, e *Engine) { e.checkClusters(ctx) }

@@ -190,9 +190,10 @@ type network struct {
 	DHCP            bool   // endpoints' addresses come from a DHCP server (dhcp.go)
 	DatapathID      uint32 // numbers the network in the BPF maps (1-4095)
 
-	mu     sync.Mutex // guards what follows
-	space  addrSpace
-	status health
+	mu      sync.Mutex // guards what follows
+	space   addrSpace
+	status  health
+	leaving bool // a cluster network's rm is leaving etcd (leaveFirst)
 	// parentIndex and trunkIndex are where the parent programs are
 	// attached; parentMAC is the parent's MAC then (attachNetwork runs
 	// again on each of the parent's link events): an endpoint's
@@ -283,7 +284,7 @@ func (n *network) ipamDriver() string {
 }
 
 // ok reports whether the network takes endpoints now. Caller holds n.mu.
-func (n *network) ok() bool { return n.status.status == StatusOK }
+func (n *network) ok() bool { return n.health().status == StatusOK }
 
 // add puts e in the index, busy (its creator holds busy). Caller holds n.mu.
 func (n *network) add(e endpoint) *entry {

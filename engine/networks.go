@@ -42,8 +42,8 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 			return api.Network{}, err
 		}
 		defer func() {
-			if err != nil {
-				a.leaveCluster(context.WithoutCancel(ctx), req.Name, id)
+			if err != nil && a.leaveCluster(context.WithoutCancel(ctx), req.Name, id) {
+				a.forgetClusterFiles(req.Name, id)
 			}
 		}()
 	default:
@@ -64,9 +64,19 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	if err := a.checkUnique(cfg); err != nil {
 		return api.Network{}, err
 	}
-	space, err := a.newSpace(id, cfg.Pools, cfg.Options, cfg.Serial)
+	space, err := a.newSpace(cluster.Network{ID: id, Name: cfg.Name}, cfg.Pools, cfg.Options, cfg.Serial)
 	if err != nil {
 		return api.Network{}, invalid(err)
+	}
+	if cs, ok := space.(*cluster.Space); ok {
+		defer func() {
+			if err != nil {
+				cs.Close()
+			}
+		}()
+		if err := cs.Verify(ctx); err != nil { // a file of an earlier membership
+			return api.Network{}, err
+		}
 	}
 	n := &network{ID: id, Driver: api.Driver, Created: time.Now().UTC(),
 		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
@@ -228,9 +238,11 @@ func fromAPIPools(pools []api.Pool) []ipam.PoolConfig {
 	return out
 }
 
-// RemoveNetwork removes a network with no endpoints. State goes first, the
-// owned link second: a crash between them leaves a marked link that no
-// network needs, which Reconcile removes.
+// RemoveNetwork removes a network with no endpoints. A cluster network
+// leaves etcd first (leaveFirst): a removal etcd does not take is
+// refused, with the network left as it was. Then state goes, then the
+// owned link: a crash between them leaves a marked link that no network
+// needs, which Reconcile removes.
 func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	a.netOps.Lock()
 	defer a.netOps.Unlock()
@@ -239,13 +251,20 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 		return err
 	}
 	a.removals.wait(ctx) // endpoints being removed do not keep it in use
-	if err := a.checkLeave(ctx, n); err != nil {
-		return err
+	cs, _ := n.space.(*cluster.Space)
+	if cs != nil {
+		if err := a.leaveFirst(ctx, n, cs); err != nil {
+			return err
+		}
 	}
 	var inUse *store.InUseError
-	if err := a.store.DeleteNetwork(n.ID); errors.As(err, &inUse) {
-		return conflict(err)
-	} else if err != nil {
+	if err := a.store.DeleteNetwork(n.ID); err != nil {
+		if cs != nil {
+			a.stayInCluster(ctx, n, cs)
+		}
+		if errors.As(err, &inUse) {
+			return conflict(err)
+		}
 		return fmt.Errorf("remove network %s: %w", n.name(), err)
 	}
 	a.mu.Lock()
@@ -255,9 +274,8 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	if err := a.dropNetwork(ctx, n); err != nil {
 		a.log.Warn("network removed, but not all of its kernel objects; the next agent start removes them", "network", n.name(), "err", err)
 	}
-	if c, ok := n.space.(*cluster.Space); ok { // a cluster network: leave it
-		c.Close()
-		a.leaveCluster(context.WithoutCancel(ctx), n.name(), n.ID)
+	if cs != nil {
+		a.forgetClusterFiles(n.name(), n.ID)
 	}
 	a.log.Info("network removed", "name", n.name(), "id", n.ID[:12])
 	return nil
@@ -314,7 +332,7 @@ func (a *Engine) view(n *network, withEndpoints bool) api.Network {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	v := n.stored()
-	v.Status = n.status.String()
+	v.Status = n.health().String()
 	v.Scope = scopeOf(n.Options)
 	v.EndpointCount = len(n.eps)
 	v.HostShim = n.shimView()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/link"
 )
@@ -91,7 +92,7 @@ func (a *Engine) loadState() ([]endpoint, error) {
 		if scopeOf(sn.Options) == api.ScopeCluster && a.cluster == nil {
 			return nil, fmt.Errorf("network %s is a cluster network: start the agent with --cluster etcd://HOST:PORT, the cluster it was made in", sn.Name)
 		}
-		space, err := a.newSpace(sn.ID, fromAPIPools(sn.Pools), sn.Options, sn.Serial)
+		space, err := a.newSpace(cluster.Network{ID: sn.ID, Name: sn.Name}, fromAPIPools(sn.Pools), sn.Options, sn.Serial)
 		if err != nil {
 			err = fmt.Errorf("stored pools: %w", err)
 		} else {

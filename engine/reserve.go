@@ -96,7 +96,7 @@ func (a *Engine) EndpointMAC(netID, want string) (net.HardwareAddr, error) {
 		return nil, err
 	}
 	n.mu.Lock()
-	ok, status := n.ok(), n.status
+	ok, status := n.ok(), n.health()
 	n.mu.Unlock()
 	if !ok {
 		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.name(), status))

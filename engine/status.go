@@ -12,6 +12,8 @@ const (
 	StatusParentMissing         // the operator's parent link is gone
 	StatusParentFailed          // mvlan's parent link is gone and cannot be made again
 	StatusDatapathFailed        // the parent programs cannot be attached
+	StatusClusterFailed         // a cluster network etcd no longer defines as it is
+	StatusRemoving              // a cluster network whose rm is leaving etcd
 )
 
 func (s Status) String() string {
@@ -26,6 +28,10 @@ func (s Status) String() string {
 		return "parent-failed"
 	case StatusDatapathFailed:
 		return "datapath-failed"
+	case StatusClusterFailed:
+		return "cluster-failed"
+	case StatusRemoving:
+		return "removing"
 	}
 	return fmt.Sprintf("status(%d)", uint8(s))
 }
@@ -50,6 +56,30 @@ func (h health) String() string {
 		return fmt.Sprintf("parent link %s is missing; create it again (mvlan did not create it, so it does not recreate it)", h.parent)
 	case StatusParentFailed:
 		return fmt.Sprintf("cannot recreate parent %s: %v", h.parent, h.err)
+	case StatusRemoving:
+		return "being removed (leaving the cluster)"
 	}
 	return fmt.Sprintf("%v", h.err)
+}
+
+// failer is a network's space that can fail for good: a cluster
+// network's (cluster.Space.Failed).
+type failer interface{ Failed() error }
+
+// health is the network's status: its parent's and datapath's (status),
+// then whether it is leaving the cluster, then its cluster's. Caller
+// holds n.mu.
+func (n *network) health() health {
+	if n.status.status != StatusOK {
+		return n.status
+	}
+	if n.leaving {
+		return health{status: StatusRemoving}
+	}
+	if f, ok := n.space.(failer); ok {
+		if err := f.Failed(); err != nil {
+			return health{status: StatusClusterFailed, err: err}
+		}
+	}
+	return n.status
 }

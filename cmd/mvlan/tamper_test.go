@@ -212,13 +212,13 @@ func (e *dpEnv) wantDrift(kind string, n float64) {
 	for {
 		got := map[string]float64{}
 		text := v.scrape()
-		for _, k := range []string{"endpoint", "ipam", "index", "link", "quarantine", "tamper"} {
+		for _, k := range []string{"endpoint", "ipam", "index", "link", "quarantine", "tamper", "cluster"} {
 			got[k] = -1
 			if x, ok := metricValue(text, "mvlan_drift", map[string]string{"kind": k}); ok {
 				got[k] = x
 			}
 		}
-		want := map[string]float64{"endpoint": 0, "ipam": 0, "index": 0, "link": 0, "quarantine": 0, "tamper": 0}
+		want := map[string]float64{"endpoint": 0, "ipam": 0, "index": 0, "link": 0, "quarantine": 0, "tamper": 0, "cluster": 0}
 		want[kind] = n
 		if maps.Equal(got, want) {
 			e.t.Logf("mvlan_drift{kind=%q} %v after %v", kind, n, time.Since(start).Round(100*time.Millisecond))

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/engine"
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
@@ -49,6 +50,9 @@ type Kernel struct {
 
 	// Background is the engines' Config.Background (set before Open).
 	Background func(func())
+	// Cluster is the engines' Config.Cluster (set before Open): a real
+	// etcd's, as in internal/nstest.
+	Cluster *cluster.Config
 }
 
 // Gate holds AttachEndpoint into one namespace until Open is called.
@@ -99,9 +103,9 @@ func (k *Kernel) Open(dir string) (*engine.Engine, error) {
 		return nil, err
 	}
 	log := slog.New(slog.DiscardHandler)
-	return engine.New(engine.Config{StateDir: dir, HostNetns: HostPath, Background: k.Background, Log: log}, st, engine.Kernel{
+	return engine.New(engine.Config{StateDir: dir, HostNetns: HostPath, Background: k.Background, Cluster: k.Cluster, Log: log}, st, engine.Kernel{
 		Host: (*host)(k), Datapath: (*datapath)(k), Netns: (*namespaces)(k),
-		Modes: loader.Modes{Parent: loader.ModeTCX, Endpoint: loader.ModeTC}, HostIno: 1}), nil
+		Modes: loader.Modes{Parent: loader.ModeTCX, Endpoint: loader.ModeTC}, HostIno: 1})
 }
 
 func (k *Kernel) index() int {

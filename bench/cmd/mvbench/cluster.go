@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/internal/nstest"
@@ -148,6 +149,8 @@ func contendedAllocs(ctx context.Context, url string, hosts, per int) (float64, 
 	}
 	defer os.RemoveAll(dir)
 	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.90.0.0/20")}
+	id := store.NewID()
+	nw := cluster.Network{ID: id, Name: "bench-contend-" + id[:12]}
 	var pools []*cluster.Pool
 	for h := range hosts {
 		c, err := cluster.Dial(cluster.Config{URL: url, Host: fmt.Sprint("bench", h)})
@@ -155,7 +158,15 @@ func contendedAllocs(ctx context.Context, url string, hosts, per int) (float64, 
 			return 0, err
 		}
 		defer c.Close()
-		p, err := c.OpenPool("bench-contend", cfg, 28, filepath.Join(dir, fmt.Sprint(h)))
+		if h == 0 {
+			_, _, err = c.Define(ctx, cluster.Definition{ID: nw.ID, Create: api.NetworkCreate{Name: nw.Name, Subnets: []string{cfg.Subnet.String()}}})
+		} else {
+			err = c.Join(ctx, nw.Name, nw.ID)
+		}
+		if err != nil {
+			return 0, err
+		}
+		p, err := c.OpenPool(nw, cfg, 28, filepath.Join(dir, fmt.Sprint(h)))
 		if err != nil {
 			return 0, err
 		}

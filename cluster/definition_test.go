@@ -1,0 +1,150 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/ipam"
+)
+
+// TestNetworkRecreated: network sn (ID 1) loses its last members (host B
+// was forgotten, A left), and host C creates sn again (ID 2). B, which
+// still holds a block of ID 1, must not join sn as ID 1, nor hand out an
+// address of its block, nor lease or claim: C's pool has the same
+// addresses on the same segment. Its errors wrap ErrNetworkGone and say
+// what to do.
+func TestNetworkRecreated(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.82.0.0/24")}
+	ctx := context.Background()
+	a := newHost(t, e.URL, "hostA", "sn", cfg, 28)
+	b := newHost(t, e.URL, "hostB", "sn", cfg, 28)
+	if _, err := b.p.Allocate(ctx, "b0"); err != nil { // B holds .0/28 of ID 1
+		t.Fatal(err)
+	}
+	if _, err := a.c.cli.Delete(ctx, memberKey("sn", "hostB")); err != nil { // B forgotten
+		t.Fatal(err)
+	}
+	if gone, err := a.c.Leave(ctx, "sn", a.nw.ID); err != nil || !gone {
+		t.Fatalf("the last member left: definition removed %v, %v", gone, err)
+	}
+	c, err := Dial(Config{URL: e.URL, Host: "hostC", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sn2 := Network{ID: testID("sn again"), Name: "sn"}
+	if _, mine, err := c.Define(ctx, Definition{ID: sn2.ID, Create: api.NetworkCreate{Name: "sn"}}); err != nil || !mine {
+		t.Fatalf("define sn again: %v %v", mine, err)
+	}
+	cp, err := c.OpenPool(sn2, cfg, 28, filepath.Join(t.TempDir(), "c.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := cp.Allocate(ctx, "c0") // .0/28 of ID 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		what string
+		do   func() error
+	}{
+		// The claim's transaction finds the definition changed.
+		{"claim", func() error { _, err := b.p.Request(ctx, netip.MustParseAddr("10.82.0.200"), "b3"); return err }},
+		{"join", func() error { return b.c.Join(ctx, "sn", b.nw.ID) }},
+		{"allocate", func() error { _, err := b.p.Allocate(ctx, "b1"); return err }},
+		{"reserve", func() error { return b.p.Reserve(ctx) }},
+		{"take", func() error { _, err := b.p.Take(netip.MustParseAddr("10.82.0.5"), "b4"); return err }},
+	} {
+		if err := tc.do(); !errors.Is(err, ErrNetworkGone) {
+			t.Errorf("B's %s after sn was made again: %v; want ErrNetworkGone", tc.what, err)
+		}
+	}
+	if a, ok := b.p.TakeFree("b2"); ok {
+		t.Errorf("B handed out %s of its block after sn was made again", a)
+	}
+	msg := b.c.Gone(b.nw.ID)
+	if msg == nil || !strings.Contains(msg.Error(), "network rm sn") || !strings.Contains(msg.Error(), sn2.ID[:12]) {
+		t.Errorf("B's network: %v; want it gone, naming the new ID and mvlan network rm sn", msg)
+	}
+	t.Logf("C has %s; B: %v", ca, msg)
+}
+
+// TestForgottenHostJoinsAgain: a host whose membership was forgotten
+// (ForgetDead: seen dead, holding nothing) and that leases or claims
+// again is a member again; the network is not failed.
+func TestForgottenHostJoinsAgain(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.87.0.0/24")}
+	ctx := context.Background()
+	newHost(t, e.URL, "hostA", "fj", cfg, 28)
+	b := newHost(t, e.URL, "hostB", "fj", cfg, 28)
+	for _, tc := range []struct {
+		what string
+		do   func() error
+	}{
+		{"lease", func() error { _, err := b.p.Allocate(ctx, "b0"); return err }},
+		{"claim", func() error { _, err := b.p.Request(ctx, netip.MustParseAddr("10.87.0.200"), "b1"); return err }},
+	} {
+		if _, err := b.c.cli.Delete(ctx, memberKey("fj", "hostB")); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.do(); err != nil {
+			t.Fatalf("%s of a forgotten host: %v", tc.what, err)
+		}
+		r, err := b.c.cli.Get(ctx, memberKey("fj", "hostB"))
+		if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != b.nw.ID {
+			t.Fatalf("after the %s B's membership is %v %v; want %s", tc.what, r.Kvs, err, b.nw.ID)
+		}
+	}
+}
+
+func TestCheckID(t *testing.T) {
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{
+		{testID("x"), true},
+		{strings.ToUpper(testID("x")), false},
+		{testID("x")[:12], false},
+		{"", false},
+		{"../../../etc", false},
+		{testID("x") + "0", false},
+		{testID("x")[:63] + "g", false},
+	} {
+		err := CheckID(tc.id)
+		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), fmt.Sprintf("%q", tc.id)) {
+			t.Errorf("CheckID(%q) = %v; want ok %v, an error naming the value", tc.id, err, tc.ok)
+		}
+	}
+}
+
+// TestBadIDInEtcd: definitions in etcd whose ID mvlan did not make (a
+// path, a short one) are refused by Define naming the value, and left
+// out of Definitions; a good one is listed.
+func TestBadIDInEtcd(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h := newHost(t, e.URL, "hostA", "good", ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.89.0.0/24")}, 28)
+	ctx := context.Background()
+	for name, id := range map[string]string{"evil": "../../../tmp/x", "short": "abc"} {
+		if _, err := h.c.cli.Put(ctx, networkKey(name), `{"id":"`+id+`","create":{"Name":"`+name+`"}}`); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := h.c.Define(ctx, Definition{ID: testID(name), Create: api.NetworkCreate{Name: name}})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", id)) {
+			t.Errorf("define %s, which etcd has with ID %q: %v; want refused naming the ID", name, id, err)
+		}
+	}
+	defs, err := h.c.Definitions(ctx)
+	if err != nil || len(defs) != 1 || defs[0].Create.Name != "good" {
+		t.Errorf("definitions: %v %v; want only good", defs, err)
+	}
+}

@@ -1,0 +1,43 @@
+package cluster
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/ipam"
+)
+
+// TestReopenChecksBlocks: a leave that etcd took only in part gave host
+// A's block back, and B leased it, before A's network rm was refused and
+// its pool reopened. A hands out nothing of that block: not from the
+// block without I/O, and its next Reserve checks the blocks against etcd
+// first, so the address it then gets is not in B's block.
+func TestReopenChecksBlocks(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.88.0.0/24")}
+	ctx := context.Background()
+	a := newHost(t, e.URL, "hostA", "ro", cfg, 28)
+	b := newHost(t, e.URL, "hostB", "ro", cfg, 28)
+	first, err := a.p.Allocate(ctx, "a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.p.Close()
+	if err := a.c.deleteMine(ctx, blocksDir(a.nw.ID)); err != nil { // the leave's first step
+		t.Fatal(err)
+	}
+	theirs, err := b.p.Allocate(ctx, "b0")
+	if err != nil || b.p.Blocks()[0] != a.p.Blocks()[0] {
+		t.Fatalf("hostB: %v %v in %v; want the block hostA gave back, %v", theirs, err, b.p.Blocks(), a.p.Blocks())
+	}
+	a.p.Reopen()
+	if got, ok := a.p.TakeFree("a1"); ok {
+		t.Fatalf("hostA reopened handed out %s of the block it gave back (hostB has %s there)", got, theirs)
+	}
+	got, err := a.p.Allocate(ctx, "a1")
+	if err != nil || b.p.Blocks()[0].Contains(got.Addr()) {
+		t.Fatalf("hostA reopened: %v %v; want an address outside hostB's %v (hostA had %s)", got, err, b.p.Blocks(), first)
+	}
+}

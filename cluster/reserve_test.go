@@ -1,0 +1,50 @@
+package cluster
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/ipam"
+)
+
+// TestReserveDoesNotWaitForEtcd: with etcd frozen, a Sync that gives a
+// released claim back waits for etcd's timeout; meanwhile an attach
+// served from a block the host holds (Reserve, TakeFree) does not wait
+// for it.
+func TestReserveDoesNotWaitForEtcd(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.84.0.0/24")}
+	h := newHost(t, e.URL, "hostA", "rw", cfg, 28)
+	ctx := context.Background()
+	if _, err := h.p.Allocate(ctx, "ep0"); err != nil {
+		t.Fatal(err)
+	}
+	x := netip.MustParseAddr("10.84.0.200")
+	if _, err := h.p.Request(ctx, x, "ex"); err != nil {
+		t.Fatal(err)
+	}
+	h.p.Release(x) // pending: the next Sync deletes its claim
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	synced := make(chan struct{})
+	go func() {
+		defer close(synced)
+		h.p.Sync(ctx)
+	}()
+	time.Sleep(100 * time.Millisecond) // Sync waits for etcd
+	t0 := time.Now()
+	err := h.p.Reserve(ctx)
+	a, ok := h.p.TakeFree("ep1")
+	took := time.Since(t0)
+	if err := e.Cont(); err != nil {
+		t.Fatal(err)
+	}
+	<-synced
+	if err != nil || !ok || took > 500*time.Millisecond {
+		t.Errorf("Reserve and TakeFree from a held block while a Sync waits for frozen etcd: %v, %s %v, after %v; want an address at once", err, a, ok, took)
+	}
+}

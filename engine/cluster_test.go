@@ -1,0 +1,282 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/cluster"
+	"github.com/mvlan/mvlan/engine"
+	"github.com/mvlan/mvlan/engine/enginetest"
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// newClusterRig is a rig whose engine is joined to the etcd at url
+// (liveness TTL and grace 2 s, no duplicate address probe).
+func newClusterRig(t *testing.T, url string) *rig {
+	r := &rig{t: t, k: enginetest.New("eth0"), dir: t.TempDir()}
+	r.k.Cluster = &cluster.Config{URL: url, Timeout: 2 * time.Second, TTL: 2 * time.Second, Grace: 2 * time.Second}
+	r.start()
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// runAddr runs endpoint name on net (with ip, if given) and returns its
+// first address.
+func (r *rig) runAddr(name, net string, ip ...string) netip.Addr {
+	r.t.Helper()
+	req := api.EndpointCreate{Network: net, Name: name}
+	if len(ip) > 0 {
+		req.IP = ip[0]
+	}
+	ep, err := r.e.CreateEndpoint(context.Background(), req)
+	if err != nil {
+		r.t.Fatalf("run %s: %v", name, err)
+	}
+	if len(ep.Addrs) == 0 {
+		r.t.Fatalf("endpoint %s has no address", name)
+	}
+	return ep.Addrs[0].Addr()
+}
+
+// rm removes endpoint name.
+func (r *rig) rm(name string) {
+	r.t.Helper()
+	if err := r.e.RemoveEndpoints(context.Background(), name, true); err != nil {
+		r.t.Fatalf("rm %s: %v", name, err)
+	}
+}
+
+// TestClusterRejoin: host2 joins cnet, attaches, and leaves it with
+// network rm: what it kept of its blocks (STATE_DIR/cluster/ID) goes
+// with it, so that when host1 has taken those blocks and host2 joins
+// again, host2 hands out none of host1's addresses. Also when an rm cut
+// short left that file behind: the join checks it against etcd first.
+func TestClusterRejoin(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	ctx := context.Background()
+	h1.network("cnet", "scope=cluster", "subnet=10.91.0.0/24", "parent=eth0")
+	h1Addrs := map[netip.Addr]string{}
+	for round, stale := range []bool{false, true} {
+		h2.network("cnet", "scope=cluster", "parent=eth0")
+		file := filepath.Join(h2.dir, "cluster", netID(t, h2.e, "cnet"), "pool0.json")
+		h2.runAddr("b", "cnet")
+		saved, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h2.rm("b")
+		if err := h2.e.RemoveNetwork(ctx, "cnet"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Dir(file)); !os.IsNotExist(err) {
+			t.Errorf("round %d: host2 left cnet; its blocks file is still there (%v)", round, err)
+		}
+		if stale { // an rm cut short after the leave
+			if err := errors.Join(os.MkdirAll(filepath.Dir(file), 0o700), os.WriteFile(file, saved, 0o600)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 16 { // host1 takes the block host2 had
+			name := fmt.Sprintf("a%d-%d", round, i)
+			h1Addrs[h1.runAddr(name, "cnet")] = name
+		}
+		h2.network("cnet", "scope=cluster", "parent=eth0")
+		if b := h2.runAddr("b", "cnet"); h1Addrs[b] != "" {
+			t.Fatalf("round %d (file left behind: %v): host2 joined again and handed out %s, host1's %s has it", round, stale, b, h1Addrs[b])
+		}
+		h2.rm("b")
+		if err := h2.e.RemoveNetwork(ctx, "cnet"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// etcdClient is a plain client of the etcd at url (etcd://HOST:PORT).
+func etcdClient(t *testing.T, url string) *clientv3.Client {
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{strings.TrimPrefix(url, "etcd://")}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestClusterNetworkReplaced: host2 has joined cnet and has an endpoint
+// there; it is forgotten as a member, host1 (the last) removes cnet and
+// creates it again: a new network of the same name and subnet. host2's
+// cnet is then failed (network ls, doctor's drift check) and takes no
+// endpoint, naming what to do; once removed there, host2 joins the new
+// cnet and hands out none of host1's addresses.
+func TestClusterNetworkReplaced(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	ctx := context.Background()
+	h1.network("cnet", "scope=cluster", "subnet=10.93.0.0/24", "parent=eth0")
+	h2.network("cnet", "scope=cluster", "parent=eth0")
+	h2.runAddr("b", "cnet")
+	if _, err := etcdClient(t, e.URL).Delete(ctx, "/mvlan/v1/members/cnet/"+h2.e.AgentID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h1.e.RemoveNetwork(ctx, "cnet"); err != nil {
+		t.Fatal(err)
+	}
+	h1.network("cnet", "scope=cluster", "subnet=10.93.0.0/24", "parent=eth0")
+	a := h1.runAddr("a", "cnet")
+	engine.CheckClusters(ctx, h2.e)
+	n, err := h2.e.Network("cnet")
+	if err != nil || !strings.Contains(n.Status, "created again") || !strings.Contains(n.Status, "network rm cnet") {
+		t.Errorf("host2's cnet: status %q (%v); want it failed, saying to remove it", n.Status, err)
+	}
+	if _, err := h2.e.CreateEndpoint(ctx, api.EndpointCreate{Network: "cnet", Name: "b2"}); err == nil || !strings.Contains(err.Error(), "network rm cnet") {
+		t.Errorf("attach on host2's failed cnet: %v; want refused, saying to remove it", err)
+	}
+	if drift, err := h2.e.Check(ctx); err != nil || len(drift) != 1 || !strings.HasPrefix(drift[0], "network cnet: ") {
+		t.Errorf("host2's drift check: %q %v; want cnet reported", drift, err)
+	}
+	h2.rm("b")
+	if err := h2.e.RemoveNetwork(ctx, "cnet"); err != nil {
+		t.Fatal(err)
+	}
+	h2.network("cnet", "scope=cluster", "parent=eth0")
+	if b := h2.runAddr("b", "cnet"); b == a || netID(t, h2.e, "cnet") != netID(t, h1.e, "cnet") {
+		t.Errorf("host2 joined cnet again: %s (host1 has %s), ID %s (host1's %s)", b, a, netID(t, h2.e, "cnet"), netID(t, h1.e, "cnet"))
+	}
+}
+
+// TestClusterClonedStateRefused: an agent started on a copy of another's
+// state (a cloned machine: same agent ID, its own install token) does not
+// start, naming the ID; the original goes on.
+func TestClusterClonedStateRefused(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1 := newClusterRig(t, e.URL)
+	h1.network("cnet", "scope=cluster", "subnet=10.94.0.0/24", "parent=eth0")
+	clone := t.TempDir()
+	for _, f := range []string{"mvlan.db", "agent-id"} {
+		b, err := os.ReadFile(filepath.Join(h1.dir, f))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(clone, f), b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := enginetest.New("eth0")
+	k.Cluster = h1.k.Cluster
+	if e2, err := k.Open(clone); !errors.Is(err, cluster.ErrIdentityClash) || !strings.Contains(err.Error(), h1.e.AgentID()) {
+		if e2 != nil {
+			e2.Close()
+		}
+		t.Fatalf("an agent on a copy of another's state: %v; want ErrIdentityClash naming agent ID %s", err, h1.e.AgentID())
+	}
+	h1.runAddr("a", "cnet")
+}
+
+// holdings counts what etcd has of host in cluster network name (ID id):
+// its membership, blocks and claims.
+func holdings(t *testing.T, url, name, id, host string) int {
+	t.Helper()
+	c := etcdClient(t, url)
+	n := 0
+	for _, dir := range []string{"/mvlan/v1/blocks/" + id + "/", "/mvlan/v1/claims/" + id + "/", "/mvlan/v1/members/" + name + "/"} {
+		r, err := c.Get(context.Background(), dir, clientv3.WithPrefix())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kv := range r.Kvs {
+			if string(kv.Value) == host || strings.HasSuffix(string(kv.Key), "/"+host) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestClusterRmLeavesFirst: network rm of a cluster network leaves etcd
+// before it removes the network here. With etcd frozen it is refused,
+// the network stays ok and takes endpoints once etcd is back. With etcd
+// frozen just after the network's state went (the rm held there), the
+// rm went through and etcd has nothing of the host: it left first.
+func TestClusterRmLeavesFirst(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	ctx := context.Background()
+	h1.network("cnet", "scope=cluster", "subnet=10.95.0.0/24", "parent=eth0")
+	h2.network("cnet", "scope=cluster", "parent=eth0")
+	id, host := netID(t, h2.e, "cnet"), h2.e.AgentID()
+	h2.runAddr("b", "cnet")
+	h2.rm("b")
+	h2.runAddr("x", "cnet", "10.95.0.200") // a claim
+	h2.rm("x")
+
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err := h2.e.RemoveNetwork(ctx, "cnet")
+	if err := e.Cont(); err != nil {
+		t.Fatal(err)
+	}
+	n, lerr := h2.e.Network("cnet")
+	if err == nil || !strings.Contains(err.Error(), e.URL) || lerr != nil || n.Status != "ok" {
+		t.Fatalf("rm with etcd frozen: %v; then cnet %q %v; want refused naming the cluster, cnet ok", err, n.Status, lerr)
+	}
+	h2.runAddr("c", "cnet")
+	h2.rm("c")
+
+	t.Setenv("MVLAN_TEST_HOLDPOINT", "network-rm:after-state")
+	t.Setenv("MVLAN_TEST_HOLD", "1500ms")
+	done := make(chan error, 1)
+	go func() { done <- h2.e.RemoveNetwork(ctx, "cnet") }()
+	time.Sleep(500 * time.Millisecond)
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err = <-done
+	if err := e.Cont(); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("rm held after its state went: %v", err)
+	}
+	if k := holdings(t, e.URL, "cnet", id, host); k != 0 {
+		t.Errorf("host2's rm went through; etcd still has %d of its keys (membership, blocks, claims) of cnet", k)
+	}
+}
+
+// TestClusterBadIDRefused: a definition in etcd whose ID mvlan did not
+// make (a path, a short one) is not joined: create fails naming the ID,
+// without a panic or a directory made outside the state dir, and network
+// ls does not list it.
+func TestClusterBadIDRefused(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h := newClusterRig(t, e.URL)
+	ctx := context.Background()
+	escape := filepath.Join(h.dir, "escaped")
+	for name, id := range map[string]string{"evil": "../escaped", "short": "abc"} {
+		def := `{"id":"` + id + `","create":{"Name":"` + name + `","Subnets":["10.96.0.0/24"]}}`
+		if _, err := etcdClient(t, e.URL).Put(ctx, "/mvlan/v1/networks/"+name, def); err != nil {
+			t.Fatal(err)
+		}
+		_, err := h.e.CreateNetwork(ctx, api.NetworkCreate{Name: name, Scope: "cluster", Options: []string{"parent=eth0"}})
+		if err == nil || !strings.Contains(err.Error(), `"`+id+`"`) {
+			t.Errorf("join %s, defined in etcd with ID %q: %v; want refused naming the ID", name, id, err)
+		}
+	}
+	if _, err := os.Stat(escape); !os.IsNotExist(err) {
+		t.Errorf("a directory was made outside STATE_DIR/cluster: %s (%v)", escape, err)
+	}
+	if got := h.e.UnjoinedNetworks(ctx); len(got) != 0 {
+		t.Errorf("network ls lists %v", got)
+	}
+}
