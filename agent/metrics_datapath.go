@@ -75,7 +75,7 @@ func newDatapathText() *datapathText {
 			"Tampers the agent repaired since it started (programs re-attached first, nested links deleted), by reason.", "reason"),
 		mapFull: c("mvlan_datapath_map_full_total",
 			"Inserts into a BPF map refused because it was full: a lost count (counter maps) or a refused entry (tables).", "map"),
-		mal: c("mvlan_malformed_packets_total", "Truncated or unparsable frames seen by a program (passed, not dropped).", "program"),
+		mal: c("mvlan_malformed_packets_total", "Truncated or unparsable frames seen by a program (a container's are also dropped, under policy_drops; others pass).", "program"),
 		attach: newFamily("gauge", "mvlan_attach_info",
 			"A BPF program attached by the agent; link is a host link, or ENDPOINT/IFNAME inside a container; always 1.",
 			"link", "hook", "mode"),

@@ -13,8 +13,8 @@ type Stats struct {
 	Time     time.Time      `json:"time"`
 	VLANs    []VLANStats    `json:"vlans"`
 	Networks []NetworkStats `json:"networks"`
-	// Malformed counts truncated or unparsable frames by program (passed,
-	// never dropped).
+	// Malformed counts truncated or unparsable frames by program (a
+	// container's are also dropped as unparsable or vlan_tag; others pass).
 	Malformed   map[string]Count `json:"malformed"`
 	Attachments []Attachment     `json:"attachments"`
 	// MapFull counts, by BPF map, inserts refused because the map was

@@ -7,7 +7,7 @@
  * (vlan_tag: a tag would take it into another VLAN); first-hop guards: no router
  * advertisements or redirects (ra_guard) and no DHCP server replies
  * (dhcp_guard) unless the network allows them, and no frame whose headers
- * the bounded parse cannot finish (unparsable); a frame for a local
+ * the bounded parse cannot finish or that are cut short (unparsable); a frame for a local
  * endpoint of another network is dropped (cross_network), and every frame
  * of a link whose endpoint is not in the table (no_endpoint). Counts tx
  * per network, and leaves its verdict on a frame for a local endpoint to
@@ -15,17 +15,17 @@
  */
 #include "include/eastwest.h"
 
-/* egress_reason: 0 if ep may send the frame, else the drop reason (or
- * NOT_PARSED); *peer is the local endpoint it is for, if any. */
+/* egress_reason: 0 if ep may send the frame, else the drop reason; *peer
+ * is the local endpoint it is for, if any. */
 static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 					 const struct ep_info *ep, struct ep_info **peer)
 {
-	if (!f->eth_ok)
-		return 0;
+	if (!f->eth_hdr)
+		return REASON_UNPARSABLE; /* the wire would pad it: no one's MAC */
 	if (f->src != ep_mac48(ep))
 		return REASON_MAC_SPOOF;
 	if (f->tagged)
-		return REASON_VLAN_TAG; /* into another VLAN of the wire */
+		return REASON_VLAN_TAG; /* into another VLAN of the wire, cut short or not */
 	*peer = ep_of_mac(f->dst);
 	if (*peer && (*peer)->network_id != ep->network_id)
 		return REASON_CROSS_NETWORK;
@@ -47,8 +47,6 @@ int ep_egress(struct __sk_buff *skb)
 		return VERDICT_DROP;
 	}
 	reason = egress_reason(skb, &f, ep, &peer);
-	if (reason == NOT_PARSED)
-		f.malformed = 1;
 	if (f.malformed)
 		count_malformed(HOOK_EP_EGRESS, f.len);
 	if (reason > 0) {

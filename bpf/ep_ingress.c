@@ -4,8 +4,9 @@
  * netns: the receiver's check, which the sender cannot switch off. A frame
  * whose source MAC is a local endpoint's must be of the same network
  * (cross_network), untagged (vlan_tag) and follow that sender's rules
- * (spoof.h: its addresses, its first-hop guards), whatever happened to the
- * sender's own programs.
+ * (spoof.h: its addresses, its first-hop guards, complete headers),
+ * whatever happened to the sender's own programs. A priority tag left in
+ * the metadata (a switch reflecting a frame) is no tag: it is cleared.
  *
  * A frame from any other MAC must have come from the wire (parent_ingress
  * marked it); one that did not came from a link mvlan does not know on the
@@ -14,11 +15,11 @@
  * the parent's receive path, as macvlan forwards it there for its taps,
  * and is marked like the wire's; its broadcasts are not.) Nor may any
  * other MAC bind a local endpoint's address, in ARP (arp_spoof) or in a
- * neighbour advertisement of it or a solicitation from it, after any
- * extension headers (nd_spoof): a local endpoint's binding comes from its
- * own MAC only. A router advertisement from any such MAC must come from
- * the network's RA source when it has one (ra_source; a local endpoint's
- * are ra_guard's).
+ * neighbour advertisement or redirect naming it or a solicitation from it,
+ * after any extension headers (nd_spoof): a local endpoint's binding comes
+ * from its own MAC only. A router advertisement or redirect from any such
+ * MAC must come from the network's RA source when it has one (ra_source;
+ * a local endpoint's are ra_guard's).
  *
  * A link whose endpoint is not in the table drops everything
  * (no_endpoint): the agent attaches the programs after the entry and
@@ -27,9 +28,9 @@
 #include "include/spoof.h"
 
 /* claims_nd: a neighbour discovery message that binds a local endpoint's
- * IPv6 address to another MAC: an advertisement of it, or a solicitation
- * from it (the receiver takes the source link-layer option for the
- * source). */
+ * IPv6 address to another MAC: an advertisement or redirect naming it as
+ * its target, or a solicitation from it (the receiver takes the source
+ * link-layer option for the source). */
 static __always_inline int claims_nd(struct __sk_buff *skb, struct frame *f,
 				     struct ipv6_hdr *ip)
 {
@@ -43,8 +44,8 @@ static __always_inline int claims_nd(struct __sk_buff *skb, struct frame *f,
 		return reason == NOT_ICMP6 ? 0 : reason;
 	if (type == ND_NEIGHBOR_SOLICIT || type == ND_ROUTER_SOLICIT)
 		return ep_of_ip(FAMILY_V6, ip->saddr) ? REASON_ND_SPOOF : 0;
-	if (type != ND_NEIGHBOR_ADVERT)
-		return 0;
+	if (type != ND_NEIGHBOR_ADVERT && type != ND_REDIRECT)
+		return 0; /* a redirect's target is at the same place as an NA's */
 	if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
 		return NOT_PARSED;
 	return ep_of_ip(FAMILY_V6, (__u8 *)target) ? REASON_ND_SPOOF : 0;
@@ -76,8 +77,8 @@ static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f)
 }
 
 /* ra_source_reason: with an RA source set for network_id, a router
- * advertisement (after any extension headers) must have its IPv6 and
- * Ethernet source. */
+ * advertisement or redirect (after any extension headers) must have its
+ * IPv6 and Ethernet source. */
 static __always_inline int ra_source_reason(struct __sk_buff *skb, struct frame *f,
 					    __u32 network_id)
 {
@@ -103,7 +104,9 @@ static __always_inline int ra_source_reason(struct __sk_buff *skb, struct frame 
 	reason = icmp6_after_ext(skb, ip->nexthdr, &off, &type);
 	if (reason)
 		return reason == NOT_ICMP6 ? 0 : reason;
-	return type == ND_ROUTER_ADVERT && !from_source ? REASON_RA_SOURCE : 0;
+	/* Only the first-hop router may redirect (RFC 4861 8.1). */
+	return (type == ND_ROUTER_ADVERT || type == ND_REDIRECT) && !from_source ?
+		       REASON_RA_SOURCE : 0;
 }
 
 static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f,
@@ -112,15 +115,19 @@ static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f
 	struct ep_info *sender;
 	int reason;
 
-	if (!f->eth_ok)
+	if (!f->eth_hdr)
 		return 0;
 	sender = ep_of_mac(f->src);
 	if (!sender && !from_wire)
 		return REASON_UNKNOWN_SOURCE; /* a multicast source too: no sender has one */
 	if (sender && sender->network_id != ep->network_id)
 		return REASON_CROSS_NETWORK;
+	if (sender && f->tagged)
+		return REASON_VLAN_TAG; /* a tag cut short too */
+	if (!f->eth_ok)
+		return 0;
 	if (sender)
-		return f->tagged ? REASON_VLAN_TAG : sender_reason(skb, f, sender);
+		return sender_reason(skb, f, sender);
 	reason = claims_local(skb, f);
 	return reason ? reason : ra_source_reason(skb, f, ep->network_id);
 }
@@ -136,6 +143,10 @@ int ep_ingress(struct __sk_buff *skb)
 	/* No branch on the mark here: the verifier would walk the rest of
 	 * the program once per value. */
 	skb->mark = mark & ~WIRE_MARK;
+	/* A priority tag (a reflecting switch's) left in the metadata is
+	 * cleared here as the receive path clears it after TC. */
+	if (skb->vlan_present && !(skb->vlan_tci & VLAN_VID_MASK))
+		bpf_skb_vlan_pop(skb);
 	parse_frame(skb, &f);
 	ep = lookup_self(skb, f.dst);
 	if (!ep) {

@@ -105,7 +105,7 @@ func dropsRow(b *dashboard.DashboardBuilder) {
 			unitPPS, true,
 			q(`sum by (instance, network, reason) (network_reason:mvlan_policy_drops:rate5m{`+selHostNet+`}) > 0`, "{{instance}} {{network}} {{reason}}"))).
 		WithPanel(graph("Malformed frames by program",
-			"Truncated or unparsable frames each program saw (passed, not dropped), per second.",
+			"Truncated or unparsable frames each program saw (a container's are also dropped, under policy drops; others pass), per second.",
 			unitPPS, true,
 			q(`sum by (program) (program:mvlan_malformed_packets:rate5m{`+selHost+`})`, "{{program}}")).
 			Span(24))

@@ -86,6 +86,12 @@ func dropA(reason string) func(int) counts {
 	return func(n int) counts { return counts{"drop 1 " + reason: one(n)} }
 }
 
+// cutShort: a frame of network 1 cut short, dropped for reason by prog
+// and counted as malformed there too.
+func cutShort(prog, reason string) func(int) counts {
+	return func(n int) counts { return counts{"drop 1 " + reason: one(n), "malformed " + prog: one(n)} }
+}
+
 func v4(src, dst string) []byte   { return ipv4Packet(src, dst, 1, icmpEcho(8, 32)) }
 func v6(src, dst string) []byte   { return ipv6Packet(src, dst, 58, icmpEcho(128, 32)) }
 func na(target, ll string) []byte { return ipv6Packet(ll, "ff02::1", 58, neighborAdvert(target, macA)) }
@@ -119,15 +125,13 @@ func TestEndpointEgress(t *testing.T) {
 			ipv6Packet(llA, "ff02::1", 58, neighborAdvert("2001:db8:1::10", macB))), verdictDrop, dropA("nd_spoof")},
 		{"nd foreign target behind hop-by-hop", ethFrame(mac("33:33:00:00:00:01"), macA, 0x86dd, ipv6Packet(llA, "ff02::1", 0, hopByHop)), verdictDrop, dropA("nd_spoof")},
 		{"to another network", ethFrame(macC, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictDrop, dropA("cross_network")},
-		{"truncated ipv4", ethFrame(macRouter, macA, 0x0800, longIHL(v4("10.9.9.9", "10.2.0.12")[:20])), verdictNext, func(n int) counts {
-			return counts{"net 1 tx": one(n), "malformed ep_egress": one(n)}
-		}},
-		{"truncated vlan tag", append(ethFrame(macRouter, macA, 0x8100, nil), 0, 5), verdictNext, func(n int) counts {
-			return counts{"net 1 tx": one(n), "malformed ep_egress": one(n)}
-		}},
-		{"truncated nd", ethFrame(mac("33:33:00:00:00:01"), macA, 0x86dd, ipv6Packet(llA, "ff02::1", 58, []byte{136, 0, 0, 0})), verdictNext, func(n int) counts {
-			return counts{"net 1 tx": one(n), "malformed ep_egress": one(n)}
-		}},
+		// Cut short: the wire pads the frame with zeros that its receiver
+		// reads, so none is sent.
+		{"truncated ipv4", ethFrame(macRouter, macA, 0x0800, longIHL(v4("10.9.9.9", "10.2.0.12")[:20])), verdictDrop, cutShort("ep_egress", "unparsable")},
+		{"truncated vlan tag", append(ethFrame(macRouter, macA, 0x8100, nil), 0, 5), verdictDrop, cutShort("ep_egress", "vlan_tag")},
+		{"truncated vlan tag, another mac", append(ethFrame(broadcastMAC, macEvil, 0x8100, nil), 0, 10, 8), verdictDrop, cutShort("ep_egress", "mac_spoof")},
+		{"truncated nd", ethFrame(mac("33:33:00:00:00:01"), macA, 0x86dd, ipv6Packet(llA, "ff02::1", 58, []byte{136, 0, 0, 0})), verdictDrop, cutShort("ep_egress", "unparsable")},
+		{"arp for B's address cut after its sender", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(2, macA, "10.1.0.11", broadcastMAC, "10.1.0.1")[:18]), verdictDrop, cutShort("ep_egress", "unparsable")},
 	}
 	runCases(t, d, "ep_egress", cases)
 }
@@ -153,6 +157,8 @@ func TestEndpointIngress(t *testing.T) {
 		{"another host's ns from a local address", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("2001:db8:1::10", "ff02::1:ff00:1", 58, neighborSolicit("2001:db8:1::1", llaOpt(1, macEvil)))), verdictDrop, dropA("nd_spoof")},
 		{"another host's rs from a local link-local address", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet(llA, "ff02::2", 58, routerSolicit(llaOpt(1, macEvil)))), verdictDrop, dropA("nd_spoof")},
 		{"fragmented na", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 44, fragment(0, 58, neighborAdvert("2001:db8:1::99", macEvil)))), verdictDrop, dropA("unparsable")},
+		{"a redirect to B's link-local, with another mac", ethFrame(macA, macRouter, 0x86dd, ipv6Packet("fe80::1", llA, 58, append(redirect(llB, "2001:db8:9::1"), llaOpt(2, macEvil)...))), verdictDrop, dropA("nd_spoof")},
+		{"a redirect to another host", ethFrame(macA, macRouter, 0x86dd, ipv6Packet("fe80::1", llA, 58, append(redirect("fe80::fe", "2001:db8:9::1"), llaOpt(2, macEvil)...))), verdictNext, rxA},
 		{"another host's na for a local address behind an extension header", ethFrame(allNodes, macEvil, 0x86dd, ipv6PacketExt("fe80::66", "ff02::1", 58, neighborAdvert("2001:db8:1::10", macEvil))), verdictDrop, dropA("nd_spoof")},
 		{"truncated arp", ethFrame(macA, macRouter, 0x0806, arpPacket(1, macC, "10.2.0.12", macA, "10.1.0.10")[:20]), verdictNext, func(n int) counts {
 			return counts{"net 1 rx": one(n), "malformed ep_ingress": one(n)}
@@ -175,6 +181,9 @@ func TestEndpointIngress(t *testing.T) {
 		{"neighbour's ns with a foreign slla", icmp6B(neighborSolicit("fe80::1", llaOpt(1, macRouter))), verdictDrop, dropA("nd_spoof")},
 		{"neighbour's na for A's address", icmp6B(neighborAdvert("2001:db8:1::10", macB)), verdictDrop, dropA("nd_spoof")},
 		{"neighbour's tagged frame", tagged(fromB(macA, 0x0800, v4("10.1.0.11", "10.1.0.10")), 0x8100, 5), verdictDrop, dropA("vlan_tag")},
+		{"neighbour's truncated tag", append(fromB(broadcastMAC, 0x8100, nil), 0, 10, 8), verdictDrop, cutShort("ep_ingress", "vlan_tag")},
+		{"neighbour's arp for the router cut after its sender", fromB(broadcastMAC, 0x0806, arpPacket(2, macB, "10.1.0.1", broadcastMAC, "10.1.0.1")[:18]), verdictDrop, cutShort("ep_ingress", "unparsable")},
+		{"a truncated tag not from the wire", append(ethFrame(broadcastMAC, macEvil, 0x8100, nil), 0, 10, 8), verdictDrop, cutShort("ep_ingress", "unknown_source")},
 		{"neighbour's dhcp server reply", fromB(broadcastMAC, 0x0800, ipv4Packet("10.1.0.11", "255.255.255.255", 17, udp(67, 68, 240))), verdictDrop, dropA("dhcp_guard")},
 	})
 }

@@ -39,7 +39,12 @@ func TestParentIngress(t *testing.T) {
 		{"truncated ipv4", ethFrame(macA, macRouter, 0x0800, longIHL(v4("10.1.0.10", "10.1.0.11")[:20])), verdictNext, with("malformed parent_ingress")},
 		{"truncated vlan tag", append(ethFrame(macA, macRouter, 0x8100, nil), 0, 5), verdictNext, with("malformed parent_ingress")},
 		{"priority-tagged broadcast is the network's", tagged(ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.1.0.1", make([]byte, 6), "10.1.0.10")), 0x8100, 0), verdictNext, with("flood 1/0 broadcast rx")},
+		{"a priority tag over VLAN 20 is VLAN 20's", tagged(tagged(ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.20.0.1", make([]byte, 6), "10.20.0.10")), 0x8100, 20), 0x8100, 0), verdictNext, rx},
 	})
+	// Nor does a unicast to an endpoint behind it get the wire mark.
+	if _, mark := runMark(t, d.parentIngress, tagged(tagged(ethFrame(macA, macRouter, 0x0800, v4("10.20.0.1", "10.1.0.10")), 0x8100, 20), 0x8100, 0), 0); mark != 0 {
+		t.Errorf("0/20 unicast to A: mark %#x, want none", mark)
+	}
 }
 
 func TestParentEgress(t *testing.T) {
@@ -51,11 +56,14 @@ func TestParentEgress(t *testing.T) {
 	tx := func(n int) counts { return counts{"vlan 1/0 tx": one(n)} }
 	runCases(t, d, "parent_egress", []progCase{
 		{"unicast", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, tx},
-		{"tagged by the host", tagged(ethFrame(macRouter, macRouter, 0x0800, v4("10.9.0.1", "10.2.0.12")), 0x8100, 4094), verdictNext,
-			func(n int) counts { return counts{"vlan 1/4094 tx": one(n)} }},
-		{"tagged by a sub-interface, from its endpoint", tagged(ethFrame(macRouter, macC, 0x0800, v4("10.2.0.12", "10.1.0.1")), 0x8100, 20), verdictNext,
-			func(n int) counts { return counts{"vlan 1/20 tx": one(n)} }},
+		// A tag in the frame was put on above a macvlan (a VLAN device's
+		// is in the skb: TestParentEgressMetadataTag).
+		{"tagged in the frame by a made-up mac", tagged(ethFrame(macRouter, macEvil, 0x0800, v4("10.10.0.66", "10.10.0.1")), 0x8100, 10), verdictDrop, dropA("vlan_tag")},
+		{"tagged in the frame by another network's endpoint", tagged(ethFrame(macRouter, macC, 0x0800, v4("10.2.0.12", "10.1.0.1")), 0x8100, 20), verdictDrop, dropA("vlan_tag")},
+		{"802.1ad and 802.1q in the frame", tagged(tagged(ethFrame(macRouter, macEvil, 0x0800, v4("10.10.0.66", "10.10.0.1")), 0x8100, 10), 0x88a8, 1), verdictDrop, dropA("vlan_tag")},
 		{"tagged by an endpoint of the parent's network", tagged(ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), 0x8100, 4094), verdictDrop, dropA("vlan_tag")},
+		{"truncated tag, a made-up mac", append(ethFrame(broadcastMAC, macEvil, 0x8100, nil), 0, 10, 8), verdictDrop, cutShort("parent_egress", "vlan_tag")},
+		{"arp for B's address cut after its sender", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(2, macA, "10.1.0.11", broadcastMAC, "10.1.0.1")[:18]), verdictDrop, cutShort("parent_egress", "unparsable")},
 		{"broadcast", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "10.1.0.10", make([]byte, 6), "10.1.0.1")), verdictNext,
 			func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 broadcast tx": one(n)} }},
 		{"no hairpin on egress", ethFrame(macRouter, macRouter, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, tx},
@@ -63,7 +71,8 @@ func TestParentEgress(t *testing.T) {
 		{"an endpoint's ra", icmp6From(llA, "ff02::1", routerAdvert(llaOpt(1, macA))), verdictDrop, dropA("ra_guard")},
 		{"an endpoint's dhcp server reply", ethFrame(broadcastMAC, macA, 0x0800, ipv4Packet("10.1.0.10", "255.255.255.255", 17, udp(67, 68, 240))), verdictDrop, dropA("dhcp_guard")},
 		{"a neighbour's spoofed arp", ethFrame(broadcastMAC, macB, 0x0806, arpPacket(2, macB, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
-		{"truncated ipv4", ethFrame(macRouter, macA, 0x0800, longIHL(v4("10.1.0.10", "10.1.0.11")[:20])), verdictNext,
+		{"an endpoint's truncated ipv4", ethFrame(macRouter, macA, 0x0800, longIHL(v4("10.1.0.10", "10.1.0.11")[:20])), verdictDrop, cutShort("parent_egress", "unparsable")},
+		{"the host's truncated ipv4", ethFrame(macA, macRouter, 0x0800, longIHL(v4("10.1.0.1", "10.1.0.10")[:20])), verdictNext,
 			func(n int) counts { return counts{"vlan 1/0 tx": one(n), "malformed parent_egress": one(n)} }},
 	})
 }

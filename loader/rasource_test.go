@@ -7,8 +7,8 @@ import (
 )
 
 // TestRASource: with network 1's RA source set (the router's link-local
-// and MAC), a router advertisement for endpoint A from anything else is
-// dropped as ra_source, from the wire or hidden behind an extension
+// and MAC), a router advertisement or redirect for endpoint A from
+// anything else is dropped as ra_source, from the wire or hidden behind an extension
 // header; other ICMPv6 from the same host passes, and so does every RA
 // once the source is lifted, or on a network without one.
 func TestRASource(t *testing.T) {
@@ -17,6 +17,9 @@ func TestRASource(t *testing.T) {
 	rxA := func(n int) counts { return counts{"net 1 rx": one(n)} }
 	ra := func(src net.HardwareAddr, ll string) []byte {
 		return ethFrame(allNodes, src, 0x86dd, ipv6Packet(ll, "ff02::1", 58, routerAdvert(llaOpt(1, src))))
+	}
+	redir := func(src net.HardwareAddr, ll string) []byte {
+		return ethFrame(macA, src, 0x86dd, ipv6Packet(ll, llA, 58, redirect("fe80::fe", "2001:db8:9::1")))
 	}
 	dstOpts := []byte{58, 0, 1, 4, 0, 0, 0, 0} // next: ICMPv6; a PadN option
 	hidden := ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 60, append(dstOpts, routerAdvert()...)))
@@ -29,6 +32,8 @@ func TestRASource(t *testing.T) {
 		{"a rogue ra with the router's link-local", ra(macEvil, "fe80::1"), verdictDrop, dropA("ra_source")},
 		{"the router's mac, another link-local", ra(macRouter, "fe80::2"), verdictDrop, dropA("ra_source")},
 		{"a rogue ra behind a destination options header", hidden, verdictDrop, dropA("ra_source")},
+		{"the router's redirect", redir(macRouter, "fe80::1"), verdictNext, rxA},
+		{"a rogue redirect with the router's link-local", redir(macEvil, "fe80::1"), verdictDrop, dropA("ra_source")},
 		{"the rogue host's ns", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 58, neighborSolicit("fe80::1", llaOpt(1, macEvil)))), verdictNext, rxA},
 	})
 	if err := d.SetRASource(netA, RASource{MAC: macRouter}); err != nil {

@@ -137,25 +137,27 @@ static __always_inline int own_vlan(struct __sk_buff *skb, struct frame *f,
 	return reason;
 }
 
-/* tagged_reason: a tagged frame leaving a network's parent with the source
- * MAC of one of that network's endpoints (whose frames are untagged
- * here): a tag the endpoint put on, if its own programs are gone. Frames
- * of a sub-interface's endpoints, tagged by the sub-interface, pass. */
+/* tagged_reason: a tagged frame leaving a network's parent that a
+ * container tagged, if its own programs are gone: one with the source MAC
+ * of one of the network's endpoints (whose frames are untagged here), or
+ * one whose outer tag is in the frame. The kernel's VLAN devices (made
+ * with reorder_hdr on, the default) hand their tag to the trunk in the
+ * skb's metadata; a tag a container writes passes a macvlan, which has no
+ * VLAN offload and puts it in the frame. */
 static __always_inline int tagged_reason(const struct frame *f,
 					 const struct parent_info *p, __u32 *network_id)
 {
-	if (!same_network(f->src, p->network_id))
-		return 0;
 	*network_id = p->network_id;
-	return REASON_VLAN_TAG;
+	return f->frame_tag || same_network(f->src, p->network_id) ?
+		       REASON_VLAN_TAG : 0;
 }
 
 /* own_frame: the frame is the network's own on its parent: untagged, or
- * priority-tagged (VID 0) from the wire, which the receive path delivers
- * untagged. */
+ * priority-tagged (VID 0, no tag behind) from the wire, which the receive
+ * path delivers untagged. */
 static __always_inline int own_frame(const struct frame *f, enum direction dir)
 {
-	return f->eth_ok && (!f->tagged || (dir == DIR_RX && f->vid == 0));
+	return f->eth_ok && (!f->tagged || (dir == DIR_RX && prio_only(f)));
 }
 
 static __always_inline int handle_parent(struct __sk_buff *skb,
@@ -171,7 +173,7 @@ static __always_inline int handle_parent(struct __sk_buff *skb,
 	own = has_parent && own_frame(&f, dir);
 	if (own)
 		reason = own_vlan(skb, &f, &p, dir, &drop_net);
-	else if (has_parent && dir == DIR_TX && f.eth_ok)
+	else if (has_parent && dir == DIR_TX && f.eth_hdr && f.tagged)
 		reason = tagged_reason(&f, &p, &drop_net);
 	if (!own && !reason)
 		count_vlan(ifindex, f.tagged ? f.vid : (has_parent ? p.vid : 0), dir, f.len);

@@ -78,11 +78,20 @@ struct frame {
 	__u32 l3off;    /* offset of the L3 header */
 	__u16 proto;    /* ethertype after the tags, host order */
 	__u16 vid;      /* VLAN from skb metadata, else the outer tag */
-	__u8 tagged;    /* a tag was in the metadata or the frame */
+	__u8 tagged;    /* a tag was in the metadata or the frame, cut short or not */
 	__u8 eth_ok;    /* Ethernet header and tags complete */
 	__u8 malformed; /* some announced header is truncated */
-	__u8 pad;
+	__u8 eth_hdr;   /* the Ethernet header is complete: src and dst are valid */
+	__u8 frame_tag; /* the outer tag is in the frame, not in the skb metadata */
+	__u8 pad[3];
 };
+
+/* prio_only: the frame's one tag is a priority tag (VID 0), with no other
+ * tag behind it. */
+static __always_inline int prio_only(const struct frame *f)
+{
+	return f->vid == 0 && f->l3off == (f->frame_tag ? ETH_HLEN + 4 : ETH_HLEN);
+}
 
 /* mac48: a MAC as a number, its first byte lowest (two loads; unaligned
  * packet access is allowed where the kernel has efficient unaligned
@@ -122,7 +131,9 @@ static __always_inline int is_vlan_proto(__be16 proto)
 }
 
 /* parse_tags walks up to MAX_VLAN_TAGS tags; the first one found gives the
- * VID unless the skb metadata already did. */
+ * VID unless the skb metadata already did. A tag cut short still makes the
+ * frame tagged: the wire pads it, and a switch reads the padding as its
+ * TCI. */
 static __always_inline int parse_tags(struct frame *f, __be16 *proto)
 {
 #pragma unroll
@@ -131,12 +142,15 @@ static __always_inline int parse_tags(struct frame *f, __be16 *proto)
 
 		if (!is_vlan_proto(*proto))
 			break;
-		if ((void *)(tag + 1) > f->end)
-			return -1;
 		if (!f->tagged) {
 			f->tagged = 1;
+			f->frame_tag = 1;
+			if ((void *)(tag + 1) > f->end)
+				return -1;
 			f->vid = bpf_ntohs(tag->tci) & VLAN_VID_MASK;
 		}
+		if ((void *)(tag + 1) > f->end)
+			return -1;
 		*proto = *(const __be16 *)((void *)tag + 2);
 		f->l3off += sizeof(*tag);
 	}
@@ -168,8 +182,9 @@ static __always_inline int l3_truncated(struct frame *f)
 	return 0;
 }
 
-/* parse_frame fills f. f->eth_ok tells whether the addresses and tags are
- * valid; f->malformed whether anything announced is cut short. */
+/* parse_frame fills f. f->eth_hdr tells whether the addresses are valid,
+ * f->eth_ok whether the tags are complete too; f->malformed whether
+ * anything announced is cut short. */
 static __always_inline void parse_frame(struct __sk_buff *skb, struct frame *f)
 {
 	struct eth_hdr *eth;
@@ -188,6 +203,7 @@ static __always_inline void parse_frame(struct __sk_buff *skb, struct frame *f)
 		f->malformed = 1;
 		return;
 	}
+	f->eth_hdr = 1;
 	f->dst = mac48(eth->dst);
 	f->src = mac48(eth->src);
 	proto = *(const __be16 *)((void *)eth + 12); /* one load: eth is packed */

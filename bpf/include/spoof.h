@@ -2,8 +2,9 @@
 /*
  * spoof.h: the rules a frame must follow to count as sent by endpoint ep:
  * the IPv4/IPv6 source and the ARP sender are its own (ip_spoof,
- * arp_spoof), and the first-hop guards of guard.h. sender_reason applies
- * them; the caller has checked the source MAC and the network.
+ * arp_spoof), and the first-hop guards of guard.h, in headers that are
+ * complete (else unparsable). sender_reason applies them; the caller has
+ * checked the source MAC, the tags and the network.
  */
 #ifndef MVLAN_SPOOF_H
 #define MVLAN_SPOOF_H
@@ -67,21 +68,32 @@ static __always_inline int check_ipv6(struct __sk_buff *skb, struct frame *f,
 }
 
 /* sender_reason: 0 if the frame's addresses and first-hop messages are
- * ep's to send, else the drop reason (or NOT_PARSED). */
+ * ep's to send, else the drop reason. A header cut short (f->malformed,
+ * set here too) is unparsable: no stack sends one, and the wire pads it
+ * with zeros that a receiver reads (an ARP body cut after its sender's
+ * address). */
 static __always_inline int sender_reason(struct __sk_buff *skb, struct frame *f,
 					 const struct ep_info *ep)
 {
+	int reason = 0;
+
 	if (f->malformed)
-		return 0;
+		return REASON_UNPARSABLE;
 	switch (f->proto) {
 	case ETH_P_IP:
-		return check_ipv4(skb, f, ep);
+		reason = check_ipv4(skb, f, ep);
+		break;
 	case ETH_P_IPV6:
-		return check_ipv6(skb, f, ep);
+		reason = check_ipv6(skb, f, ep);
+		break;
 	case ETH_P_ARP:
-		return check_arp(f, ep);
+		reason = check_arp(f, ep);
+		break;
 	}
-	return 0;
+	if (reason != NOT_PARSED)
+		return reason;
+	f->malformed = 1;
+	return REASON_UNPARSABLE;
 }
 
 #endif /* MVLAN_SPOOF_H */

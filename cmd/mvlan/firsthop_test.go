@@ -349,7 +349,7 @@ func ipv6Frame(dst, src net.HardwareAddr, from, to netip.Addr, next byte, body [
 		sumAt = 6
 	}
 	pseudo := append(append(append([]byte{}, s[:]...), d[:]...), 0, 0, byte(len(body)>>8), byte(len(body)), 0, 0, 0, next)
-	binary.BigEndian.PutUint16(body[sumAt:], inetChecksum(append(pseudo, body...)))
+	binary.BigEndian.PutUint16(body[sumAt:], nstest.Checksum(append(pseudo, body...)))
 	return append(append(f, h...), body...)
 }
 
@@ -363,26 +363,12 @@ func udp4Frame(src net.HardwareAddr, from, to netip.Addr, sport, dport uint16, p
 	s, d := from.As4(), to.As4()
 	copy(h[12:], s[:])
 	copy(h[16:], d[:])
-	binary.BigEndian.PutUint16(h[10:], inetChecksum(h))
+	binary.BigEndian.PutUint16(h[10:], nstest.Checksum(h))
 	u := make([]byte, 8)
 	binary.BigEndian.PutUint16(u, sport)
 	binary.BigEndian.PutUint16(u[2:], dport)
 	binary.BigEndian.PutUint16(u[4:], uint16(8+len(payload)))
 	return append(append(append(f, h...), u...), payload...)
-}
-
-func inetChecksum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
 }
 
 // eui64 is the EUI-64 link-local address the kernel gives a link of mac.

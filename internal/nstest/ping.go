@@ -92,7 +92,7 @@ func echoRequest(v6 bool, id, seq uint16) []byte {
 	b = binary.BigEndian.AppendUint16(b, seq)
 	b = append(b, "mvlan-nstest-ping"...)
 	if !v6 {
-		binary.BigEndian.PutUint16(b[2:], checksum(b))
+		binary.BigEndian.PutUint16(b[2:], Checksum(b))
 	}
 	return b
 }
@@ -116,7 +116,9 @@ func isEchoReply(b []byte, dst netip.Addr, from unix.Sockaddr, id, seq uint16) b
 		binary.BigEndian.Uint16(b[4:]) == id && binary.BigEndian.Uint16(b[6:]) == seq
 }
 
-func checksum(b []byte) uint16 {
+// Checksum is the Internet checksum of b (RFC 1071), for the IPv4 header
+// or, over a pseudo-header and the message, for ICMP, UDP and ICMPv6.
+func Checksum(b []byte) uint16 {
 	var sum uint32
 	for i := 0; i+1 < len(b); i += 2 {
 		sum += uint32(binary.BigEndian.Uint16(b[i:]))
