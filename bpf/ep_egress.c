@@ -7,8 +7,9 @@
  * (vlan_tag: a tag would take it into another VLAN); first-hop guards: no router
  * advertisements or redirects (ra_guard) and no DHCP server replies
  * (dhcp_guard) unless the network allows them, and no frame whose headers
- * the bounded parse cannot finish or that are cut short (unparsable); a frame for a local
- * endpoint of another network is dropped (cross_network), and every frame
+ * the bounded parse cannot finish or that are cut short (unparsable); a
+ * frame for a local endpoint of another network is dropped
+ * (cross_network), and every frame
  * of a link whose endpoint is not in the table (no_endpoint). Counts tx
  * per network, and leaves its verdict on a frame for a local endpoint to
  * parent_ingress (include/eastwest.h).
@@ -24,8 +25,10 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 		return REASON_UNPARSABLE; /* the wire would pad it: no one's MAC */
 	if (f->src != ep_mac48(ep))
 		return REASON_MAC_SPOOF;
-	if (f->tagged)
-		return REASON_VLAN_TAG; /* into another VLAN of the wire, cut short or not */
+	/* Into another VLAN of the wire, cut short or not; 0x9100 and 0x9200
+	 * are the tags of switches that predate 802.1ad. */
+	if (f->tagged || f->proto == 0x9100 || f->proto == 0x9200)
+		return REASON_VLAN_TAG;
 	*peer = ep_of_mac(f->dst);
 	if (*peer && (*peer)->network_id != ep->network_id)
 		return REASON_CROSS_NETWORK;

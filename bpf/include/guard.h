@@ -19,6 +19,7 @@
 #define NO_UPPER (-2) /* a later fragment: no upper-layer header here */
 
 #define IPPROTO_HOPOPTS 0
+#define IPPROTO_IGMP 2
 #define IPPROTO_UDP 17
 #define IPPROTO_ROUTING 43
 #define IPPROTO_FRAGMENT 44

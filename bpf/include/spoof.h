@@ -29,8 +29,11 @@ static __always_inline int check_ipv4(struct __sk_buff *skb, struct frame *f,
 
 	if ((void *)(ip + 1) > f->end)
 		return NOT_PARSED;
-	/* The unspecified source is a DHCP client's before its address. */
-	if (!is_zero4(ip->saddr) && !owns(ep, FAMILY_V4, ip->saddr))
+	/* The unspecified source is a DHCP client's before its address (and
+	 * an IGMP report's, RFC 3376 4.2.13); on nothing else. */
+	if (is_zero4(ip->saddr) ?
+		    ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_IGMP :
+		    !owns(ep, FAMILY_V4, ip->saddr))
 		return REASON_IP_SPOOF;
 	return check_upper4(skb, f->l3off, ip, ep);
 }
