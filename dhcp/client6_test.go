@@ -1,16 +1,11 @@
 package dhcp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,65 +13,6 @@ import (
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
-
-// dnsmasq6 serves DHCPv6 from range (e.g. "fd00:60::10,fd00:60::20")
-// on the sandbox's wire0 (fd00:60::1/64); its lease file is leases.
-type dnsmasq6 struct {
-	cmd    *exec.Cmd
-	log    bytes.Buffer
-	leases string
-}
-
-func startDnsmasq6(t *testing.T, sb *nstest.Sandbox, rng string) *dnsmasq6 {
-	t.Helper()
-	if _, err := exec.LookPath("dnsmasq"); err != nil {
-		t.Skip("dnsmasq not installed (Debian: dnsmasq-base)")
-	}
-	dir := t.TempDir()
-	d := &dnsmasq6{leases: filepath.Join(dir, "leases")}
-	d.cmd = exec.Command("nsenter", "--net="+sb.WirePath, "--", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-		"--port=0", "--user=root", "--bind-interfaces", "--interface=wire0", "--pid-file="+filepath.Join(dir, "pid"),
-		"--log-facility=-", "--log-dhcp", "--dhcp-authoritative", "--dhcp-range="+rng+",64,2m", "--dhcp-leasefile="+d.leases)
-	d.cmd.Stdout, d.cmd.Stderr = &d.log, &d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		_ = d.cmd.Wait()
-	})
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(d.leases); err == nil {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dnsmasq did not start:\n%s", d.log.String())
-		}
-	}
-}
-
-// has reports whether the lease file binds addr, polling for up to 2 s
-// until it is want (dnsmasq writes the file after answering).
-func (d *dnsmasq6) has(t *testing.T, addr netip.Addr, want bool) bool {
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		data, err := os.ReadFile(d.leases)
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := false
-		for _, line := range strings.Split(string(data), "\n") {
-			if f := strings.Fields(line); len(f) >= 3 && f[2] == addr.String() {
-				found = true
-			}
-		}
-		if found == want || time.Now().After(deadline) {
-			if found != want {
-				t.Logf("lease file:\n%s", data)
-			}
-			return found
-		}
-	}
-}
 
 // TestDHCPv6Client: the client against a real server (dnsmasq) on a veth:
 // Solicit..Reply gives an address of the range with the server's times, a
@@ -86,21 +22,21 @@ func (d *dnsmasq6) has(t *testing.T, addr netip.Addr, want bool) bool {
 func TestDHCPv6Client(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "fd00:60::1/64", "dev", "wire0", "nodad")
-	srv := startDnsmasq6(t, sb, "fd00:60::10,fd00:60::20")
+	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--dhcp-range=fd00:60::10,fd00:60::20,64,2m")
 	mac, _ := net.ParseMAC("02:00:00:00:00:01")
 	l := Link{Netns: sb.Path, IfName: "eth0", MAC: mac, ClientID: DUID6("net", "c1"), Hostname: "c1",
 		Subnet: netip.MustParsePrefix("fd00:60::/64")}
 	ctx := context.Background()
 	lease, err := Acquire6(ctx, l)
 	if err != nil {
-		t.Fatalf("acquire: %v\n%s", err, srv.log.String())
+		t.Fatalf("acquire: %v\n%s", err, srv.Log())
 	}
 	t.Logf("lease %s renew %v rebind %v expiry %v", lease.Addr, lease.Renew.Sub(lease.Obtained), lease.Rebind.Sub(lease.Obtained), lease.Expiry.Sub(lease.Obtained))
 	if lease.Addr.Bits() != 64 || !netip.MustParsePrefix("fd00:60::/64").Contains(lease.Addr.Addr()) {
 		t.Fatalf("lease %s, want an address of fd00:60::10-20 /64", lease.Addr)
 	}
-	if !srv.has(t, lease.Addr.Addr(), true) {
-		t.Fatalf("the server's lease file has no %s", lease.Addr)
+	if err := srv.WaitLease(lease.Addr.Addr(), true, 2*time.Second); err != nil {
+		t.Fatalf("the server's lease file has no %s: %v", lease.Addr, err)
 	}
 	time.Sleep(1100 * time.Millisecond)
 	renewed, err := Renew6(ctx, l, lease)
@@ -110,8 +46,8 @@ func TestDHCPv6Client(t *testing.T) {
 	if err := Release6(ctx, l, renewed); err != nil {
 		t.Fatalf("release: %v", err)
 	}
-	if srv.has(t, lease.Addr.Addr(), false) {
-		t.Fatalf("%s still in the server's lease file after Release", lease.Addr)
+	if err := srv.WaitLease(lease.Addr.Addr(), false, 2*time.Second); err != nil {
+		t.Fatalf("%s still in the server's lease file after Release: %v", lease.Addr, err)
 	}
 	again, err := Acquire6(ctx, l)
 	if err != nil || again.Addr != lease.Addr {

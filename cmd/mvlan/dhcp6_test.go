@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,36 +20,21 @@ import (
 // it, which it does not let be set.
 func startDnsmasq6(t *testing.T, sb *nstest.Sandbox, peer string) *dnsmasq {
 	t.Helper()
-	if _, err := exec.LookPath("dnsmasq"); err != nil {
-		t.Skip("dnsmasq not installed (Debian: dnsmasq-base)")
-	}
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.70.1/24", "dev", "wire0")
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "fd00:70::1/64", "dev", "wire0", "nodad")
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.71.1/24", "dev", peer)
-	dir := t.TempDir()
-	d := &dnsmasq{t: t, sb: sb, leases: filepath.Join(dir, "leases")}
-	d.args = []string{"--net=" + sb.WirePath, "--", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-		"--port=0", "--user=root", "--bind-interfaces", "--interface=wire0", "--interface=" + peer,
-		"--pid-file=" + filepath.Join(dir, "pid"), "--log-facility=-", "--log-dhcp", "--dhcp-authoritative", "--no-ping",
+	return &dnsmasq{Dnsmasq: nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--interface="+peer, "--dhcp-authoritative",
 		"--dhcp-range=set:lan,192.168.70.100,192.168.70.150,255.255.255.0,2m", "--dhcp-option=tag:lan,option:router,192.168.70.1",
 		"--dhcp-range=fd00:70::10,fd00:70::20,slaac,64,2m", "--dhcp-option=option6:dns-server,[fd00:70::53]", "--enable-ra",
 		"--dhcp-option=tag:lan,option:dns-server,192.168.70.53",
-		"--dhcp-range=192.168.71.100,192.168.71.150,255.255.255.0,2m",
-		"--dhcp-leasefile=" + d.leases}
-	d.start()
-	t.Cleanup(d.stop)
-	return d
+		"--dhcp-range=192.168.71.100,192.168.71.150,255.255.255.0,2m"), t: t}
 }
 
 // lease6 returns the expiry and DUID of the lease file's line for addr.
 func (d *dnsmasq) lease6(addr netip.Addr) (expiry int64, duid string, ok bool) {
-	data, err := os.ReadFile(d.leases)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
+	for _, f := range d.Lines() {
 		// EXPIRY IAID ADDRESS NAME DUID
-		if f := strings.Fields(line); len(f) >= 5 && f[2] == addr.String() {
+		if len(f) >= 5 && f[2] == addr.String() {
 			exp, err := strconv.ParseInt(f[0], 10, 64)
 			return exp, strings.ReplaceAll(f[4], ":", ""), err == nil
 		}
@@ -60,13 +44,9 @@ func (d *dnsmasq) lease6(addr netip.Addr) (expiry int64, duid string, ok bool) {
 
 // named6 reports whether the lease file has a DHCPv6 lease of host.
 func (d *dnsmasq) named6(host string) (string, bool) {
-	data, err := os.ReadFile(d.leases)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 5 && f[3] == host && strings.Contains(f[2], ":") {
-			return line, true
+	for _, f := range d.Lines() {
+		if len(f) >= 5 && f[3] == host && strings.Contains(f[2], ":") {
+			return strings.Join(f, " "), true
 		}
 	}
 	return "", false
@@ -81,8 +61,8 @@ func (d *dnsmasq) waitLease6(addr netip.Addr, within time.Duration, what string,
 			return exp
 		}
 		if time.Now().After(deadline) {
-			data, _ := os.ReadFile(d.leases)
-			d.t.Fatalf("%s: not seen within %v; lease file:\n%s\ndnsmasq log:\n%s\nagent log:\n%s", what, within, data, d.log, d.agent.log)
+			data, _ := os.ReadFile(d.Leases)
+			d.t.Fatalf("%s: not seen within %v; lease file:\n%s\ndnsmasq log:\n%s\nagent log:\n%s", what, within, data, d.Log(), d.agent.log)
 		}
 	}
 }
@@ -231,7 +211,7 @@ func crashes6(t *testing.T, e *env, srv *dnsmasq) {
 		}
 		e.a.waitExit()
 		if _, held := srv.named6(name); !held {
-			data, _ := os.ReadFile(srv.leases)
+			data, _ := os.ReadFile(srv.Leases)
 			t.Fatalf("%s: the server holds no DHCPv6 lease of %s before the restart; lease file:\n%s", point, name, data)
 		}
 		e.a.start()

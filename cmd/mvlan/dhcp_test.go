@@ -1,29 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
-// dnsmasq is a DHCP server run by a test in its sandbox's wire namespace.
+// dnsmasq is a DHCP server (nstest.Dnsmasq) run by a test, with the
+// lease queries of these tests; a wait that fails shows the agent's log.
 type dnsmasq struct {
-	t      *testing.T
-	sb     *nstest.Sandbox
-	args   []string
-	leases string // its lease file
-	log    *bytes.Buffer
-	cmd    *exec.Cmd
-	agent  *agentProc // its log is shown on failure
+	*nstest.Dnsmasq
+	t     *testing.T
+	agent *agentProc // its log is shown on failure
 }
 
 // startDnsmasq serves 192.168.60.100-150 on wire0 (router .1) and
@@ -32,50 +26,19 @@ type dnsmasq struct {
 // quickly.
 func startDnsmasq(t *testing.T, sb *nstest.Sandbox, peer string) *dnsmasq {
 	t.Helper()
-	if _, err := exec.LookPath("dnsmasq"); err != nil {
-		t.Skip("dnsmasq not installed (Debian: dnsmasq-base)")
-	}
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.60.1/24", "dev", "wire0")
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "10.99.0.1/24", "dev", peer)
-	dir := t.TempDir()
-	d := &dnsmasq{t: t, sb: sb, leases: filepath.Join(dir, "leases")}
-	d.args = []string{"--net=" + sb.WirePath, "--", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-		"--port=0", "--user=root", "--bind-interfaces", "--interface=wire0", "--interface=" + peer,
-		"--pid-file=" + filepath.Join(dir, "pid"), "--log-facility=-", "--log-dhcp", "--dhcp-authoritative", "--no-ping",
-		"--dhcp-range=set:lan,192.168.60.100,192.168.60.150,255.255.255.0,2m",
+	return &dnsmasq{Dnsmasq: nstest.StartDnsmasq(t, sb.WirePath, "wire0", lanFlags(peer, "192.168.60.100,192.168.60.150")...), t: t}
+}
+
+// lanFlags are startDnsmasq's dnsmasq flags with lan (FIRST,LAST) as
+// wire0's range.
+func lanFlags(peer, lan string) []string {
+	return []string{"--interface=" + peer, "--dhcp-authoritative",
+		"--dhcp-range=set:lan," + lan + ",255.255.255.0,2m",
 		"--dhcp-range=set:far,10.99.0.100,10.99.0.150,255.255.255.0,2m",
 		"--dhcp-option=tag:lan,option:router,192.168.60.1", "--dhcp-option=tag:lan,option:dns-server,192.168.60.53,192.168.60.54",
-		"--dhcp-option=tag:lan,option:domain-name,lan.example", "--dhcp-option=option:T1,4", "--dhcp-option=option:T2,100",
-		"--dhcp-leasefile=" + d.leases}
-	d.start()
-	t.Cleanup(d.stop)
-	return d
-}
-
-func (d *dnsmasq) start() {
-	d.t.Helper()
-	d.log = &bytes.Buffer{}
-	d.cmd = exec.Command("nsenter", d.args...)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatalf("start dnsmasq: %v", err)
-	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(d.leases); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("dnsmasq did not start within 5 s:\n%s", d.log)
-		}
-	}
-}
-
-func (d *dnsmasq) stop() {
-	if d.cmd != nil && d.cmd.Process != nil {
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		_ = d.cmd.Wait()
-		d.cmd = nil
-	}
+		"--dhcp-option=tag:lan,option:domain-name,lan.example", "--dhcp-option=option:T1,4", "--dhcp-option=option:T2,100"}
 }
 
 // lease is a line of dnsmasq's lease file.
@@ -87,12 +50,7 @@ type lease struct {
 
 // lease returns the lease file's line for mac.
 func (d *dnsmasq) lease(mac string) (lease, bool) {
-	data, err := os.ReadFile(d.leases)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
+	for _, f := range d.Lines() {
 		if len(f) >= 3 && f[1] == mac {
 			exp, err1 := strconv.ParseInt(f[0], 10, 64)
 			a, err2 := netip.ParseAddr(f[2])
@@ -113,8 +71,8 @@ func (d *dnsmasq) waitLease(mac string, within time.Duration, what string, ok fu
 			return l
 		}
 		if time.Now().After(deadline) {
-			data, _ := os.ReadFile(d.leases)
-			d.t.Fatalf("%s: not seen within %v; lease file:\n%s\ndnsmasq log:\n%s\nagent log:\n%s", what, within, data, d.log, d.agent.log)
+			data, _ := os.ReadFile(d.Leases)
+			d.t.Fatalf("%s: not seen within %v; lease file:\n%s\ndnsmasq log:\n%s\nagent log:\n%s", what, within, data, d.Log(), d.agent.log)
 		}
 	}
 }
@@ -208,16 +166,8 @@ func TestDHCP(t *testing.T) {
 	// The server renumbers (another range, its leases forgotten): c1's
 	// next renewal is refused (DHCPNAK); the old address goes at once and
 	// a new one of the new range comes, with the route.
-	srv.stop()
-	srv.leases += "2"
-	for i, a := range srv.args {
-		a = strings.Replace(a, "192.168.60.100,192.168.60.150", "192.168.60.200,192.168.60.250", 1)
-		if strings.HasPrefix(a, "--dhcp-leasefile=") {
-			a = "--dhcp-leasefile=" + srv.leases
-		}
-		srv.args[i] = a
-	}
-	srv.start()
+	srv.Stop()
+	srv.Dnsmasq = nstest.StartDnsmasq(t, sb.WirePath, "wire0", lanFlags(peer, "192.168.60.200,192.168.60.250")...)
 	renumbered := srv.waitLease(again.MAC, 15*time.Second, "a new lease after the DHCPNAK", func(l lease, ok bool) bool {
 		return ok && l.addr.Compare(netip.MustParseAddr("192.168.60.200")) >= 0
 	})
@@ -246,7 +196,7 @@ func TestDHCP(t *testing.T) {
 	}
 	e.wantNothingLeft(bad)
 
-	srv.stop()
+	srv.Stop()
 	_, errs, code = e.a.mv("run", "-d", "--name", bad, "--net", "lan")
 	if code == 0 || !strings.Contains(errs, "no DHCP server answered") {
 		t.Errorf("run with the server stopped: exit %d, %q; want an error saying no DHCP server answered", code, errs)

@@ -12,13 +12,9 @@ import (
 // named returns the lease file's line whose hostname (option 12, the
 // container's name) is host.
 func (d *dnsmasq) named(host string) (string, bool) {
-	data, err := os.ReadFile(d.leases)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 4 && f[3] == host {
-			return line, true
+	for _, f := range d.Lines() {
+		if len(f) >= 4 && f[3] == host {
+			return strings.Join(f, " "), true
 		}
 	}
 	return "", false
@@ -57,7 +53,7 @@ func TestDHCPCrashPoints(t *testing.T) {
 		}
 		a.waitExit()
 		if _, held := srv.named(name); held == (point == "endpoint-create:after-link") {
-			data, _ := os.ReadFile(srv.leases)
+			data, _ := os.ReadFile(srv.Leases)
 			t.Fatalf("%s: the server holds a lease for %s: %v, want %v; lease file:\n%s", point, name, held, !held, data)
 		}
 		a.start()

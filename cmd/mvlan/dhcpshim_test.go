@@ -2,8 +2,6 @@ package main
 
 import (
 	"net/netip"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +20,6 @@ import (
 // gateway, on a DHCP network too.)
 func TestDHCPHostShim(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("dnsmasq"); err != nil {
-		t.Skip("dnsmasq not installed (Debian: dnsmasq-base)")
-	}
 	sb := nstest.NewSandbox(t)
 	a := newAgent(t, sb)
 	e := &env{t: t, sb: sb, a: a}
@@ -32,15 +27,8 @@ func TestDHCPHostShim(t *testing.T) {
 	t.Cleanup(e.cleanup)
 	a.ok("network", "create", "--ipam-driver", "dhcp", "--subnet", "192.168.80.0/24", "-o", "parent=eth0",
 		"-o", "host_shim=192.168.80.2", "-o", "allow_dhcp_server=true", "lan")
-	dir := t.TempDir()
-	srv := &dnsmasq{t: t, sb: sb, agent: a, leases: filepath.Join(dir, "leases")}
-	srv.args = []string{"--net=" + sb.Path, "--", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-		"--port=0", "--user=root", "--bind-interfaces", "--interface=mvh-lan", "--except-interface=lo",
-		"--pid-file=" + filepath.Join(dir, "pid"), "--log-facility=-", "--log-dhcp", "--dhcp-authoritative", "--no-ping",
-		"--dhcp-range=192.168.80.100,192.168.80.150,255.255.255.0,2m",
-		"--dhcp-option=option:router,192.168.80.2", "--dhcp-leasefile=" + srv.leases}
-	srv.start()
-	t.Cleanup(srv.stop)
+	srv := &dnsmasq{Dnsmasq: nstest.StartDnsmasq(t, sb.Path, "mvh-lan", "--except-interface=lo", "--dhcp-authoritative",
+		"--dhcp-range=192.168.80.100,192.168.80.150,255.255.255.0,2m", "--dhcp-option=option:router,192.168.80.2"), t: t, agent: a}
 
 	c1 := e.name("1")
 	ep := e.runD(c1, "lan")

@@ -62,7 +62,7 @@ func TestDockerDHCP(t *testing.T) {
 
 	// No server: the container runs without an address (logged); after an
 	// agent restart, once the server answers, it gets one.
-	srv.stop()
+	srv.Stop()
 	x.runD(t, "dc2", "--net", "dlan")
 	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(a.log.String(), `msg="Docker endpoint has no address"`); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -71,7 +71,7 @@ func TestDockerDHCP(t *testing.T) {
 	}
 	a.kill()
 	a.start()
-	srv.start()
+	srv.Start()
 	for deadline, ep := time.Now().Add(20*time.Second), (api.Endpoint{}); ep.Lease == nil; time.Sleep(200 * time.Millisecond) {
 		ep = x.endpoint(t, "dc2")
 		if time.Now().After(deadline) {

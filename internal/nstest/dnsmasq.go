@@ -87,15 +87,29 @@ func (d *Dnsmasq) Stop() {
 // Log is what it logged so far (every DHCP exchange: --log-dhcp).
 func (d *Dnsmasq) Log() string { return d.log.String() }
 
-// Lease returns the MAC of the lease file's line for addr, if it has one.
-func (d *Dnsmasq) Lease(addr netip.Addr) (string, bool) {
+// Lines are the fields of the lines of its lease file: EXPIRY MAC ADDRESS
+// NAME CLIENT-ID for a DHCPv4 lease, EXPIRY IAID ADDRESS NAME DUID for a
+// DHCPv6 one (and "duid" SERVER-DUID once it serves DHCPv6).
+func (d *Dnsmasq) Lines() [][]string {
 	d.t.Helper()
 	data, err := os.ReadFile(d.Leases)
 	if err != nil {
 		d.t.Fatal(err)
 	}
+	var lines [][]string
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 3 && f[2] == addr.String() {
+		if f := strings.Fields(line); len(f) > 0 {
+			lines = append(lines, f)
+		}
+	}
+	return lines
+}
+
+// Lease returns the MAC of the lease file's line for addr, if it has one.
+func (d *Dnsmasq) Lease(addr netip.Addr) (string, bool) {
+	d.t.Helper()
+	for _, f := range d.Lines() {
+		if len(f) >= 3 && f[2] == addr.String() {
 			return f[1], true
 		}
 	}
