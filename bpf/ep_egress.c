@@ -25,10 +25,8 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 		return REASON_UNPARSABLE; /* the wire would pad it: no one's MAC */
 	if (f->src != ep_mac48(ep))
 		return REASON_MAC_SPOOF;
-	/* Into another VLAN of the wire, cut short or not; 0x9100 and 0x9200
-	 * are the tags of switches that predate 802.1ad. */
-	if (f->tagged || f->proto == 0x9100 || f->proto == 0x9200)
-		return REASON_VLAN_TAG;
+	if (f->tagged)
+		return REASON_VLAN_TAG; /* into another VLAN of the wire, cut short or not */
 	*peer = ep_of_mac(f->dst);
 	if (*peer && (*peer)->network_id != ep->network_id)
 		return REASON_CROSS_NETWORK;

@@ -27,12 +27,32 @@
  */
 #include "include/spoof.h"
 
+/* ra_source_match: 1 if the frame comes from network_id's RA source (its
+ * link-local address and MAC, as set), 0 if not, -1 if it has none. */
+static __always_inline int ra_source_match(const struct frame *f,
+					   const struct ipv6_hdr *ip, __u32 network_id)
+{
+	struct ra_source *rs = bpf_map_lookup_elem(&ra_sources, &network_id);
+	int match = 1;
+
+	if (!rs || !rs->flags)
+		return -1;
+	if (rs->flags & RA_SRC_MAC)
+		match = mac48(rs->mac) == f->src;
+	if (rs->flags & RA_SRC_LL)
+		match = match && eq4(rs->ll[0], ip->saddr) && eq4(rs->ll[1], ip->saddr + 4) &&
+			eq4(rs->ll[2], ip->saddr + 8) && eq4(rs->ll[3], ip->saddr + 12);
+	return match;
+}
+
 /* claims_nd: a neighbour discovery message that binds a local endpoint's
  * IPv6 address to another MAC: an advertisement or redirect naming it as
  * its target, or a solicitation from it (the receiver takes the source
- * link-layer option for the source). */
+ * link-layer option for the source). The network's RA source may redirect
+ * to a local endpoint: its router sends a container to a neighbour on
+ * another of the network's subnets that way. */
 static __always_inline int claims_nd(struct __sk_buff *skb, struct frame *f,
-				     struct ipv6_hdr *ip)
+				     struct ipv6_hdr *ip, __u32 network_id)
 {
 	__u32 off = f->l3off + sizeof(*ip);
 	__u32 target[4]; /* aligned for eq4 */
@@ -46,6 +66,8 @@ static __always_inline int claims_nd(struct __sk_buff *skb, struct frame *f,
 		return ep_of_ip(FAMILY_V6, ip->saddr) ? REASON_ND_SPOOF : 0;
 	if (type != ND_NEIGHBOR_ADVERT && type != ND_REDIRECT)
 		return 0; /* a redirect's target is at the same place as an NA's */
+	if (type == ND_REDIRECT && ra_source_match(f, ip, network_id) == 1)
+		return 0;
 	if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
 		return NOT_PARSED;
 	return ep_of_ip(FAMILY_V6, (__u8 *)target) ? REASON_ND_SPOOF : 0;
@@ -53,7 +75,8 @@ static __always_inline int claims_nd(struct __sk_buff *skb, struct frame *f,
 
 /* claims_local: an ARP sender or neighbour discovery (claims_nd) that
  * binds a local endpoint's address (the caller knows the MAC is not one). */
-static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f)
+static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f,
+					__u32 network_id)
 {
 	void *l3 = f->data + f->l3off;
 
@@ -71,7 +94,7 @@ static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f)
 
 		if ((void *)(ip + 1) > f->end)
 			return 0;
-		return claims_nd(skb, f, ip);
+		return claims_nd(skb, f, ip, network_id);
 	}
 	return 0;
 }
@@ -83,24 +106,17 @@ static __always_inline int ra_source_reason(struct __sk_buff *skb, struct frame 
 					    __u32 network_id)
 {
 	struct ipv6_hdr *ip = f->data + f->l3off;
-	struct ra_source *rs;
 	__u32 off = f->l3off + sizeof(*ip);
-	int from_source = 1, reason;
+	int from_source, reason;
 	__u8 type;
 
 	if (f->proto != ETH_P_IPV6 || f->malformed || (void *)(ip + 1) > f->end)
 		return 0;
 	if (ip->nexthdr != IPPROTO_ICMPV6 && !is_ext_hdr(ip->nexthdr))
 		return 0;
-	rs = bpf_map_lookup_elem(&ra_sources, &network_id);
-	if (!rs || !rs->flags)
+	from_source = ra_source_match(f, ip, network_id);
+	if (from_source < 0)
 		return 0;
-	if (rs->flags & RA_SRC_MAC)
-		from_source = mac48(rs->mac) == f->src;
-	if (rs->flags & RA_SRC_LL)
-		from_source = from_source && eq4(rs->ll[0], ip->saddr) &&
-			      eq4(rs->ll[1], ip->saddr + 4) && eq4(rs->ll[2], ip->saddr + 8) &&
-			      eq4(rs->ll[3], ip->saddr + 12);
 	reason = icmp6_after_ext(skb, ip->nexthdr, &off, &type);
 	if (reason)
 		return reason == NOT_ICMP6 ? 0 : reason;
@@ -128,7 +144,7 @@ static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f
 		return 0;
 	if (sender)
 		return sender_reason(skb, f, sender);
-	reason = claims_local(skb, f);
+	reason = claims_local(skb, f, ep->network_id);
 	return reason ? reason : ra_source_reason(skb, f, ep->network_id);
 }
 

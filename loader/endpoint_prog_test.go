@@ -186,6 +186,7 @@ func TestEndpointIngress(t *testing.T) {
 		{"neighbour's ns with a foreign slla", icmp6B(neighborSolicit("fe80::1", llaOpt(1, macRouter))), verdictDrop, dropA("nd_spoof")},
 		{"neighbour's na for A's address", icmp6B(neighborAdvert("2001:db8:1::10", macB)), verdictDrop, dropA("nd_spoof")},
 		{"neighbour's tagged frame", tagged(fromB(macA, 0x0800, v4("10.1.0.11", "10.1.0.10")), 0x8100, 5), verdictDrop, dropA("vlan_tag")},
+		{"neighbour's pre-802.1ad tag", tagged(fromB(macA, 0x0800, v4("10.1.0.11", "10.1.0.10")), 0x9100, 5), verdictDrop, dropA("vlan_tag")},
 		{"neighbour's truncated tag", append(fromB(broadcastMAC, 0x8100, nil), 0, 10, 8), verdictDrop, cutShort("ep_ingress", "vlan_tag")},
 		{"neighbour's arp for the router cut after its sender", fromB(broadcastMAC, 0x0806, arpPacket(2, macB, "10.1.0.1", broadcastMAC, "10.1.0.1")[:18]), verdictDrop, cutShort("ep_ingress", "unparsable")},
 		{"a truncated tag not from the wire", append(ethFrame(broadcastMAC, macEvil, 0x8100, nil), 0, 10, 8), verdictDrop, cutShort("ep_ingress", "unknown_source")},

@@ -21,6 +21,11 @@ func TestRASource(t *testing.T) {
 	redir := func(src net.HardwareAddr, ll string) []byte {
 		return ethFrame(macA, src, 0x86dd, ipv6Packet(ll, llA, 58, redirect("fe80::fe", "2001:db8:9::1")))
 	}
+	// A redirect to neighbour B (target = destination, B's MAC in its
+	// option), as a router sends between two subnets of the network.
+	toB := func(src net.HardwareAddr, ll string) []byte {
+		return ethFrame(macA, src, 0x86dd, ipv6Packet(ll, llA, 58, append(redirect(llB, llB), llaOpt(2, macB)...)))
+	}
 	dstOpts := []byte{58, 0, 1, 4, 0, 0, 0, 0} // next: ICMPv6; a PadN option
 	hidden := ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 60, append(dstOpts, routerAdvert()...)))
 	if err := d.SetRASource(netA, RASource{LL: netip.MustParseAddr("fe80::1"), MAC: macRouter}); err != nil {
@@ -34,6 +39,8 @@ func TestRASource(t *testing.T) {
 		{"a rogue ra behind a destination options header", hidden, verdictDrop, dropA("ra_source")},
 		{"the router's redirect", redir(macRouter, "fe80::1"), verdictNext, rxA},
 		{"a rogue redirect with the router's link-local", redir(macEvil, "fe80::1"), verdictDrop, dropA("ra_source")},
+		{"the router's redirect to a local neighbour", toB(macRouter, "fe80::1"), verdictNext, rxA},
+		{"a rogue redirect to a local neighbour", toB(macEvil, "fe80::1"), verdictDrop, dropA("nd_spoof")},
 		{"the rogue host's ns", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 58, neighborSolicit("fe80::1", llaOpt(1, macEvil)))), verdictNext, rxA},
 	})
 	if err := d.SetRASource(netA, RASource{MAC: macRouter}); err != nil {
@@ -48,6 +55,7 @@ func TestRASource(t *testing.T) {
 	}
 	runCasesMark(t, d, "ep_ingress", WireMark, []progCase{
 		{"lifted: a rogue ra", ra(macEvil, "fe80::66"), verdictNext, rxA},
+		{"lifted: a redirect to a local neighbour", toB(macRouter, "fe80::1"), verdictDrop, dropA("nd_spoof")},
 	})
 	for _, bad := range []RASource{{LL: netip.MustParseAddr("2001:db8::1")}, {LL: netip.MustParseAddr("10.0.0.1")}, {MAC: mac("01:00:5e:00:00:01")}} {
 		if err := d.SetRASource(netA, bad); err == nil {

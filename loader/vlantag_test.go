@@ -93,35 +93,48 @@ func vlanPusher(t *testing.T, vid int32) *ebpf.Program {
 	return prog
 }
 
-// TestPriorityTaggedReflection: a switch that reflects c2's frame back to
-// c1 (a VEPA switch) with a priority tag (VID 0) gives ep_ingress the tag
-// in the skb's metadata; the receive path clears it after TC, so the
-// frame is c2's untagged frame and checked as one. c2's echo request from
-// the wire reaches c1, whose reply reaches c2; no drop is counted.
-func TestPriorityTaggedReflection(t *testing.T) {
+// TestPriorityTagged: the receive path leaves a priority tag (VID 0) in
+// the skb's metadata through TC and clears it after. A switch that
+// reflects c2's frame back to c1 (a VEPA switch) with one gives
+// ep_ingress c2's untagged frame, checked as c2's; a switch that
+// priority-tags the router's frames gives parent_ingress the network's
+// own frame, marked as from the wire. Each echo request, from c2 and from
+// the router, reaches c1, whose reply reaches its sender; no drop is
+// counted.
+func TestPriorityTagged(t *testing.T) {
 	l := newLab(t)
 	d := loadAt(t, privateBPFFS(t))
 	l.setup(t, d)
 	l.attach(t, d, ModeTC)
-	const id, seq = 0x6d76, 7
-	echo := []byte{8, 0, 0, 0, id >> 8, id & 0xff, 0, seq}
-	echo = append(echo, "mvlan-reflected"...)
-	binary.BigEndian.PutUint16(echo[2:], nstest.Checksum(echo))
-	ip := ipv4Packet(l.c2.ip.String(), l.c1.ip.String(), 1, echo)
-	binary.BigEndian.PutUint16(ip[10:], nstest.Checksum(ip[:20]))
-	reflected := tagged(ethFrame(l.c1.mac, l.c2.mac, 0x0800, ip), 0x8100, 5<<13) // priority 5, VID 0
-	c2 := nstest.NewCapture(t, l.c2.path, "eth0")
-	before := snapshot(t, d)
-	sendFrames(t, l.sb.WirePath, "wire0", reflected, 1)
-	_, err := c2.Wait(3*time.Second, func(f []byte) bool {
-		return isEchoReply(f, l.c1.ip, id, seq)
-	})
-	if err != nil {
-		t.Errorf("c1 did not answer the reflected echo request: %v", err)
-	}
-	for k, v := range snapshot(t, d).minus(before) {
-		if strings.HasPrefix(k, "drop ") {
-			t.Errorf("%s: %d frames", k, v.Packets)
+	for _, from := range []struct {
+		name    string
+		mac     []byte
+		ip      netip.Addr
+		ns, dev string // where its replies arrive
+	}{
+		{"c2, reflected", l.c2.mac, l.c2.ip, l.c2.path, "eth0"},
+		{"the router", wireMAC, netip.MustParseAddr("10.1.0.1"), l.sb.WirePath, "wire0"},
+	} {
+		const id, seq = 0x6d76, 7
+		echo := []byte{8, 0, 0, 0, id >> 8, id & 0xff, 0, seq}
+		echo = append(echo, "mvlan-priority"...)
+		binary.BigEndian.PutUint16(echo[2:], nstest.Checksum(echo))
+		ip := ipv4Packet(from.ip.String(), l.c1.ip.String(), 1, echo)
+		binary.BigEndian.PutUint16(ip[10:], nstest.Checksum(ip[:20]))
+		frame := tagged(ethFrame(l.c1.mac, from.mac, 0x0800, ip), 0x8100, 5<<13) // priority 5, VID 0
+		replies := nstest.NewCapture(t, from.ns, from.dev)
+		before := snapshot(t, d)
+		sendFrames(t, l.sb.WirePath, "wire0", frame, 1)
+		_, err := replies.Wait(3*time.Second, func(f []byte) bool {
+			return isEchoReply(f, l.c1.ip, id, seq)
+		})
+		if err != nil {
+			t.Errorf("from %s: c1 did not answer the priority-tagged echo request: %v", from.name, err)
+		}
+		for k, v := range snapshot(t, d).minus(before) {
+			if strings.HasPrefix(k, "drop ") {
+				t.Errorf("from %s: %s: %d frames", from.name, k, v.Packets)
+			}
 		}
 	}
 }

@@ -25,6 +25,8 @@
 #define ETH_P_IPV6 0x86DD
 #define ETH_P_8021Q 0x8100
 #define ETH_P_8021AD 0x88A8
+#define ETH_P_QINQ1 0x9100
+#define ETH_P_QINQ2 0x9200
 #define VLAN_VID_MASK 0x0fff
 #define MAX_VLAN_TAGS 2
 

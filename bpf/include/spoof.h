@@ -83,6 +83,9 @@ static __always_inline int sender_reason(struct __sk_buff *skb, struct frame *f,
 	if (f->malformed)
 		return REASON_UNPARSABLE;
 	switch (f->proto) {
+	case ETH_P_QINQ1:
+	case ETH_P_QINQ2:
+		return REASON_VLAN_TAG; /* the tags of switches older than 802.1ad */
 	case ETH_P_IP:
 		reason = check_ipv4(skb, f, ep);
 		break;
