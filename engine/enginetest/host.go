@@ -1,0 +1,291 @@
+package enginetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/mvlan/mvlan/link"
+)
+
+// host is the Kernel as engine.Host.
+type host Kernel
+
+func (h *host) k() *Kernel { return (*Kernel)(h) }
+
+func (h *host) Link(name string) (link.Info, error) {
+	if l, ok := h.k().HostLink(name); ok {
+		return l, nil
+	}
+	return link.Info{}, notFound("link " + name)
+}
+
+func (h *host) Links() ([]link.Info, error) {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]link.Info, 0, len(k.host))
+	for _, l := range k.host {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b link.Info) int { return a.Index - b.Index })
+	return out, nil
+}
+
+func (h *host) CreateVLAN(_ context.Context, p link.Parent, alias string) error {
+	k := h.k()
+	lower, ok := k.HostLink(p.Lower)
+	if !ok {
+		return notFound("link " + p.Lower)
+	}
+	if _, ok := k.HostLink(p.Name); ok {
+		return fmt.Errorf("link %s: %w", p.Name, link.ErrExists)
+	}
+	k.AddHostLink(link.Info{Name: p.Name, Kind: "vlan", Alias: alias, Up: true, VID: p.VID, ParentIndex: lower.Index})
+	return nil
+}
+
+func (h *host) CreateHostOnly(_ context.Context, name, alias string) (string, error) {
+	h.k().AddHostLink(link.Info{Name: name, Kind: "dummy", Alias: alias, Up: true})
+	return "dummy", nil
+}
+
+// CreateShim adds the shim as a host link with its host addresses.
+func (h *host) CreateShim(_ context.Context, s link.ShimSpec) error {
+	k := h.k()
+	parent, ok := k.HostLink(s.Parent)
+	if !ok {
+		return notFound("link " + s.Parent)
+	}
+	if _, ok := k.HostLink(s.Name); ok {
+		return fmt.Errorf("link %s: %w", s.Name, link.ErrExists)
+	}
+	l := k.AddHostLink(link.Info{Name: s.Name, Kind: "macvlan", Alias: s.Alias, Up: true, MAC: s.MAC, ParentIndex: parent.Index})
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, a := range s.Addrs {
+		k.nets[HostPath].addrs[l.Index] = append(k.nets[HostPath].addrs[l.Index], netip.PrefixFrom(a, a.BitLen()))
+	}
+	return nil
+}
+
+// ShimRoutes returns the routes SetShimRoutes set on the link name.
+func (h *host) ShimRoutes(name string) ([]netip.Addr, error) {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.routes[name]), nil
+}
+
+// SetShimRoutes records dsts as the routes of link name.
+func (h *host) SetShimRoutes(name string, _, dsts []netip.Addr) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.syncs++
+	if _, ok := k.host[name]; !ok {
+		return notFound("link " + name)
+	}
+	if k.routes == nil {
+		k.routes = map[string][]netip.Addr{}
+	}
+	k.routes[name] = slices.Clone(dsts)
+	return nil
+}
+
+// AddShimRoutes adds dsts to the routes of link name.
+func (h *host) AddShimRoutes(name string, _, dsts []netip.Addr) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.host[name]; !ok {
+		return notFound("link " + name)
+	}
+	if k.routes == nil {
+		k.routes = map[string][]netip.Addr{}
+	}
+	for _, d := range dsts {
+		if !slices.Contains(k.routes[name], d) {
+			k.routes[name] = append(k.routes[name], d)
+		}
+	}
+	return nil
+}
+
+// DeleteShimRoutes takes dsts out of the routes of link name.
+func (h *host) DeleteShimRoutes(name string, dsts []netip.Addr) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.host[name]; !ok {
+		return notFound("link " + name)
+	}
+	k.routes[name] = slices.DeleteFunc(k.routes[name], func(a netip.Addr) bool { return slices.Contains(dsts, a) })
+	return nil
+}
+
+// Stats are zero: the fake passes no traffic.
+func (h *host) Stats(name string) (link.Stats, error) {
+	if _, ok := h.k().HostLink(name); !ok {
+		return link.Stats{}, notFound("link " + name)
+	}
+	return link.Stats{}, nil
+}
+
+func (h *host) Delete(name string) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.host[name]; !ok {
+		return nil
+	}
+	delete(k.host, name)
+	delete(k.routes, name) // a link's routes go with it
+	k.deleted = append(k.deleted, name)
+	return nil
+}
+
+func (h *host) DeleteHalfMade(path, ifName string, mac net.HardwareAddr) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		n.links = slices.DeleteFunc(n.links, func(l link.Info) bool {
+			return strings.HasPrefix(l.Name, "mvt") || l.Name == ifName && l.Alias == "" && len(mac) > 0 && bytes.Equal(l.MAC, mac)
+		})
+	}
+	return nil
+}
+
+func (h *host) DeleteByAlias(alias string) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for name, l := range k.host {
+		if l.Alias == alias {
+			delete(k.host, name)
+			k.deleted = append(k.deleted, name)
+		}
+	}
+	return nil
+}
+
+func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
+	k := h.k()
+	k.mu.Lock()
+	gated := s.NetnsPath
+	if to, ok := k.spareFor[gated]; ok { // a spare: gated by where it will be
+		gated = to
+	}
+	g := k.gates[gated]
+	delete(k.gates, gated)
+	k.mu.Unlock()
+	if g != nil {
+		close(g.Entered)
+		<-g.open
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := k.nets[s.NetnsPath]
+	if n == nil {
+		return notFound("netns " + s.NetnsPath)
+	}
+	if _, ok := k.host[s.Parent]; !ok {
+		return notFound("parent " + s.Parent)
+	}
+	for _, l := range n.links {
+		if l.Name == s.IfName {
+			return fmt.Errorf("link %s in %s: %w", s.IfName, s.NetnsPath, link.ErrExists)
+		}
+	}
+	l := link.Info{Name: s.IfName, Kind: "macvlan", Alias: s.Alias, Index: k.index(), Up: true, MAC: s.MAC}
+	n.links = append(n.links, l)
+	n.addrs[l.Index] = slices.Clone(s.Addrs)
+	if s.BeforeUp != nil {
+		// As the real one: the datapath's turn comes before the link is
+		// up (it calls back into the in-memory kernel).
+		k.mu.Unlock()
+		err := s.BeforeUp(l.Index)
+		k.mu.Lock()
+		if err != nil {
+			n.links = slices.DeleteFunc(n.links, func(o link.Info) bool { return o.Index == l.Index })
+			delete(n.addrs, l.Index)
+			return err
+		}
+	}
+	n.gateways = append(n.gateways, s.Gateways...) // the default routes come after up
+	return nil
+}
+
+func (h *host) DetachEndpoint(_ context.Context, path, ifName string) error {
+	h.k().RemoveNetnsLink(path, ifName)
+	return nil
+}
+
+// SilenceEndpoint sets the endpoint's link (by index, else alias) down.
+func (h *host) SilenceEndpoint(_ context.Context, path string, ifindex int, alias string) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		for i := range n.links {
+			if ifindex != 0 && n.links[i].Index == ifindex && n.links[i].Kind == "macvlan" || n.links[i].Alias == alias {
+				n.links[i].Up = false
+				return nil
+			}
+		}
+	}
+	return notFound(fmt.Sprintf("link %d (%s) in %s", ifindex, alias, path))
+}
+
+func (h *host) CreateHandoff(_ context.Context, s link.HandoffSpec) (string, error) {
+	k := h.k()
+	if _, ok := k.HostLink(s.Parent); !ok {
+		return "", notFound("parent " + s.Parent)
+	}
+	l := k.AddHostLink(link.Info{Name: fmt.Sprintf("%s%d", link.TempPrefix, k.next+1), Kind: "macvlan", Alias: s.Alias, MAC: s.MAC})
+	return l.Name, nil
+}
+
+// WatchLinks sends no events; it ends with the error BreakLinkWatch gives.
+func (h *host) WatchLinks(ctx context.Context, _ func(link.LinkEvent)) error {
+	k := h.k()
+	k.mu.Lock()
+	k.watches++
+	k.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-k.watchErr:
+		return err
+	}
+}
+
+// BreakLinkWatch ends the engine's link watch with err, as the kernel
+// does when it drops events (ENOBUFS).
+func (k *Kernel) BreakLinkWatch(err error) { k.watchErr <- err }
+
+// LinkWatches is how many times an engine subscribed to link events.
+func (k *Kernel) LinkWatches() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.watches
+}
+
+// WatchNetns: nothing happens in the in-memory kernel's namespaces.
+func (h *host) WatchNetns(ctx context.Context, _ func(link.NetnsEvent)) error {
+	<-ctx.Done()
+	return nil
+}
+
+// NetnsID is the namespace's inode: unique, like the kernel's IDs.
+func (h *host) NetnsID(path string) (int, error) {
+	ino, err := (*namespaces)(h).Check(path)
+	return int(ino), err
+}
+
+func (h *host) Close() error { return nil }
