@@ -123,8 +123,8 @@ func runningOn(t *testing.T, c container, hook Hook, mode Mode) ebpf.ProgramID {
 	return id
 }
 
-// TestStubPath runs the tests of the endpoint programs and of their
-// attachment again under PathStub (what kernels before 6.2 use).
+// TestStubPath runs the tests of the endpoint and parent programs and of
+// their attachment again under PathStub (what kernels before 6.2 use).
 func TestStubPath(t *testing.T) {
 	nstest.RequireRoot(t)
 	testPath = PathStub
@@ -135,6 +135,8 @@ func TestStubPath(t *testing.T) {
 		"AdoptEndpoint": TestAdoptEndpoint, "PruneOrphans": TestPruneOrphans, "InspectRepair": TestInspectRepair,
 		"AttachNewEndpoint": TestAttachNewEndpoint, "GoneNetns": TestGoneNetns, "SwitchMode": TestSwitchMode,
 		"EastWestLeave": TestEastWestLeave, "EastWestVerdict": TestEastWestVerdict,
+		"ParentIngress": TestParentIngress, "ParentEgress": TestParentEgress, "RASource": TestRASource,
+		"ParentEgressTagPlace": TestParentEgressTagPlace, "PriorityTagged": TestPriorityTagged,
 	} {
 		t.Run(name, test)
 	}

@@ -20,6 +20,7 @@ const (
 	epIngressMapEndpoints   = "endpoints"
 	epIngressMapEpByIp      = "ep_by_ip"
 	epIngressMapEpByMac     = "ep_by_mac"
+	epIngressMapEpNetns     = "ep_netns"
 	epIngressMapEpProgs     = "ep_progs"
 	epIngressMapEpTable     = "ep_table"
 	epIngressMapIp4Index    = "ip4_index"
@@ -88,6 +89,7 @@ type epIngressMapSpecs struct {
 	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
 	EpByMac     *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpNetns     *ebpf.MapSpec `ebpf:"ep_netns"`
 	EpProgs     *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable     *ebpf.MapSpec `ebpf:"ep_table"`
 	Ip4Index    *ebpf.MapSpec `ebpf:"ip4_index"`
@@ -132,6 +134,7 @@ type epIngressMaps struct {
 	Endpoints   *ebpf.Map `ebpf:"endpoints"`
 	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
 	EpByMac     *ebpf.Map `ebpf:"ep_by_mac"`
+	EpNetns     *ebpf.Map `ebpf:"ep_netns"`
 	EpProgs     *ebpf.Map `ebpf:"ep_progs"`
 	EpTable     *ebpf.Map `ebpf:"ep_table"`
 	Ip4Index    *ebpf.Map `ebpf:"ip4_index"`
@@ -152,6 +155,7 @@ func (m *epIngressMaps) Close() error {
 		m.Endpoints,
 		m.EpByIp,
 		m.EpByMac,
+		m.EpNetns,
 		m.EpProgs,
 		m.EpTable,
 		m.Ip4Index,

@@ -261,6 +261,9 @@ func (d *Datapath) loadIndex() error {
 	if err := readEach(d.maps.EpTable, func(k epKey, v epInfo) { rows[k] = v }); err != nil {
 		return fmt.Errorf("list endpoints: %w", err)
 	}
+	if err := d.loadNetnsRefs(rows); err != nil {
+		return err
+	}
 	var lost []epKey // rows without a valid slot of their own
 	for k, v := range rows {
 		if !d.slots.take(v.Slot) {

@@ -48,7 +48,7 @@ import (
 
 // mapNames are the maps every object shares (bpf/include/maps.h).
 var mapNames = []string{
-	"ep_table", "ep_by_mac", "ep_by_ip", "endpoints", "mac_index", "ip4_index", "ip6_index", "parents", "parent_index",
+	"ep_table", "ep_by_mac", "ep_netns", "ep_by_ip", "endpoints", "mac_index", "ip4_index", "ip6_index", "parents", "parent_index",
 	"vlan_stats", "net_stats", "drop_stats", "malformed", "map_full", "ep_progs",
 	"ra_sources",
 }
@@ -80,9 +80,12 @@ type Datapath struct {
 	addrs   *addrIndexes // ip4_index, ip6_index
 	parentx *index       // parent_index
 	slots   *slots       // of the endpoints array
-	parents parentCache
-	full    fullCounts
-	vlans   atomic.Int64 // vlan_stats entries at the last Counters: the next one's map size
+	// netnsRefs counts the endpoint table's rows per namespace cookie
+	// (ep_netns, netnsrefs.go).
+	netnsRefs map[uint64]int
+	parents   parentCache
+	full      fullCounts
+	vlans     atomic.Int64 // vlan_stats entries at the last Counters: the next one's map size
 
 	mu        sync.Mutex             // guards the attachment state below
 	epProgs   map[uint64]*epPrograms // by netns cookie

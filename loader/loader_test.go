@@ -13,7 +13,7 @@ import (
 
 // TestLayouts checks that the Go mirrors have the sizes of the C structs
 // (as the BTF of the objects declares them in the map specs), in the
-// objects of both endpoint paths.
+// objects of both paths.
 func TestLayouts(t *testing.T) {
 	specs, err := loadSpecs(false)
 	if err != nil {
@@ -23,10 +23,13 @@ func TestLayouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs["ep_ingress (direct)"], specs["ep_egress (direct)"] = direct["ep_ingress"], direct["ep_egress"]
+	for name, spec := range direct {
+		specs[name+" (direct)"] = spec
+	}
 	want := map[string][2]uintptr{
 		"ep_table":     {unsafe.Sizeof(epKey{}), unsafe.Sizeof(epInfo{})},
 		"ep_by_mac":    {unsafe.Sizeof(macKey{}), unsafe.Sizeof(epInfo{})},
+		"ep_netns":     {8, 1},
 		"ep_by_ip":     {unsafe.Sizeof(ipKey{}), unsafe.Sizeof(ipInfo{})},
 		"endpoints":    {4, unsafe.Sizeof(epInfo{})},
 		"mac_index":    {4, unsafe.Sizeof(idxBucket{})},

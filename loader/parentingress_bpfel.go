@@ -20,6 +20,7 @@ const (
 	parentIngressMapEndpoints      = "endpoints"
 	parentIngressMapEpByIp         = "ep_by_ip"
 	parentIngressMapEpByMac        = "ep_by_mac"
+	parentIngressMapEpNetns        = "ep_netns"
 	parentIngressMapEpProgs        = "ep_progs"
 	parentIngressMapEpTable        = "ep_table"
 	parentIngressMapIp4Index       = "ip4_index"
@@ -88,6 +89,7 @@ type parentIngressMapSpecs struct {
 	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
 	EpByMac     *ebpf.MapSpec `ebpf:"ep_by_mac"`
+	EpNetns     *ebpf.MapSpec `ebpf:"ep_netns"`
 	EpProgs     *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable     *ebpf.MapSpec `ebpf:"ep_table"`
 	Ip4Index    *ebpf.MapSpec `ebpf:"ip4_index"`
@@ -132,6 +134,7 @@ type parentIngressMaps struct {
 	Endpoints   *ebpf.Map `ebpf:"endpoints"`
 	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
 	EpByMac     *ebpf.Map `ebpf:"ep_by_mac"`
+	EpNetns     *ebpf.Map `ebpf:"ep_netns"`
 	EpProgs     *ebpf.Map `ebpf:"ep_progs"`
 	EpTable     *ebpf.Map `ebpf:"ep_table"`
 	Ip4Index    *ebpf.Map `ebpf:"ip4_index"`
@@ -152,6 +155,7 @@ func (m *parentIngressMaps) Close() error {
 		m.Endpoints,
 		m.EpByIp,
 		m.EpByMac,
+		m.EpNetns,
 		m.EpProgs,
 		m.EpTable,
 		m.Ip4Index,

@@ -27,7 +27,8 @@ import (
 const progPinVersion = "1"
 
 // objectsFor returns the ELF objects of the programs, by program name:
-// the endpoint programs' that read their device's cookie if direct.
+// those that read their device's cookie (and a frame's socket's) if
+// direct.
 func objectsFor(direct bool) map[string][]byte {
 	objs := map[string][]byte{
 		"parent_ingress": _ParentIngressBytes,
@@ -37,6 +38,7 @@ func objectsFor(direct bool) map[string][]byte {
 	}
 	if direct {
 		objs["ep_ingress"], objs["ep_egress"] = _EpIngressDevBytes, _EpEgressDevBytes
+		objs["parent_ingress"], objs["parent_egress"] = _ParentIngressDevBytes, _ParentEgressDevBytes
 	}
 	return objs
 }

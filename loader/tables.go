@@ -59,10 +59,18 @@ func (d *Datapath) SetEndpoint(ep Endpoint) (err error) {
 	key := epKey{NetnsCookie: ep.NetnsCookie, Ifindex: uint32(ep.Ifindex)}
 	var old epInfo
 	hadOld := d.maps.EpTable.Lookup(&key, &old) == nil
+	if !hadOld {
+		if err := d.refNetns(ep.NetnsCookie); err != nil {
+			return err
+		}
+	}
 	var created []created
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, d.undo(created))
+			if !hadOld {
+				err = errors.Join(err, d.unrefNetns(ep.NetnsCookie))
+			}
 		}
 	}()
 	keep := map[ipKey]bool{}
@@ -184,6 +192,9 @@ func (d *Datapath) MoveEndpoint(fromCookie uint64, fromIfindex int, ep Endpoint)
 	if err := deleteKey(d.maps.EpTable, &key); err != nil {
 		return fmt.Errorf("move endpoint %d/%d: %w", fromCookie, fromIfindex, err)
 	}
+	if err := d.unrefNetns(fromCookie); err != nil {
+		return err
+	}
 	keep := map[ipKey]bool{}
 	for _, ip := range info.addrs() {
 		keep[newIPKey(ip)] = true
@@ -233,7 +244,7 @@ func (d *Datapath) DeleteEndpoint(netnsCookie uint64, ifindex int) error {
 	if err := deleteKey(d.maps.EpTable, &key); err != nil {
 		return fmt.Errorf("delete endpoint %d/%d: %w", netnsCookie, ifindex, err)
 	}
-	return d.retire(info, true, nil)
+	return errors.Join(d.unrefNetns(netnsCookie), d.retire(info, true, nil))
 }
 
 // deleteAddressesOf deletes the address entries of endpoint info, except

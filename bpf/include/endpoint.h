@@ -31,8 +31,15 @@ typedef struct {
 struct net_device {
 	possible_net_t nd_net;
 } __attribute__((preserve_access_index));
+struct sock_common {
+	possible_net_t skc_net;
+} __attribute__((preserve_access_index));
+struct sock {
+	struct sock_common __sk_common;
+} __attribute__((preserve_access_index));
 struct sk_buff {
 	struct net_device *dev;
+	struct sock *sk;
 } __attribute__((preserve_access_index));
 
 extern void *bpf_cast_to_kern_ctx(void *) __ksym;
@@ -50,11 +57,37 @@ static __always_inline __u64 self_cookie(struct __sk_buff *ctx)
 	net = dev->nd_net.net;
 	return net ? net->net_cookie : 0;
 }
+
+/* sock_elsewhere is the cookie of the namespace of the socket that sent
+ * the frame if that is not the device's namespace, else 0 (no socket: a
+ * received or forwarded frame). A socket of any kind starts with its
+ * sock_common, which holds its namespace. */
+static __always_inline __u64 sock_elsewhere(struct __sk_buff *ctx)
+{
+	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+	struct sock *sk = skb->sk;
+	struct net *net;
+	__u64 cookie;
+
+	if (!sk)
+		return 0;
+	net = sk->__sk_common.skc_net.net;
+	if (!net)
+		return 0;
+	cookie = net->net_cookie;
+	return cookie != self_cookie(ctx) ? cookie : 0;
+}
 #else
 /* self_cookie is the cookie the namespace's stub put in cb[0..1]. */
 static __always_inline __u64 self_cookie(struct __sk_buff *skb)
 {
 	return (__u64)skb->cb[1] << 32 | skb->cb[0];
+}
+
+/* sock_elsewhere: without the kernel's structs no socket can be told. */
+static __always_inline __u64 sock_elsewhere(struct __sk_buff *skb)
+{
+	return 0;
 }
 #endif
 

@@ -32,6 +32,18 @@ struct {
 	PINNED;
 } ep_by_mac SEC(".maps");
 
+/* The namespaces that hold endpoints, by cookie (the value unused): a
+ * frame sent by a socket of one is a container's (parent.h). One more
+ * than the endpoints: an endpoint the endpoints array refuses is counted
+ * for a moment. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENDPOINTS + 1);
+	__type(key, __u64);
+	__type(value, __u8);
+	PINNED;
+} ep_netns SEC(".maps");
+
 /* The records, by slot; the hashes above are the slow path (a MAC whose
  * bucket spilled, a frame whose MAC is not its link's own). */
 struct {

@@ -92,14 +92,30 @@ static __always_inline void count_network_level(const struct frame *f,
 		pb_add(&c->eastwest, f->len);
 }
 
+/* container_sock: the frame was sent by a socket of a namespace with
+ * endpoints other than the parent's own, a container's: sock is
+ * sock_elsewhere's cookie. */
+static __always_inline int container_sock(__u64 sock)
+{
+	return sock && bpf_map_lookup_elem(&ep_netns, &sock);
+}
+
 /* egress_reason: a frame leaving through the parent with a local
  * endpoint's source MAC must follow that endpoint's rules (spoof.h),
- * whatever happened to its own programs. */
+ * whatever happened to its own programs. A container's frame that they
+ * never saw (sent with PACKET_QDISC_BYPASS or AF_XDP, which skip TC) must
+ * carry the MAC of an endpoint of its namespace; only the direct build
+ * can tell such a frame (sock_elsewhere). */
 static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
-					 __u32 *network_id)
+					 __u32 parent_net, __u32 *network_id)
 {
 	struct ep_info *sender = ep_of_mac(f->src);
+	__u64 sock = sock_elsewhere(skb);
 
+	if (sock && !(sender && sender->netns_cookie == sock) && container_sock(sock)) {
+		*network_id = parent_net;
+		return REASON_MAC_SPOOF;
+	}
 	if (!sender)
 		return 0;
 	*network_id = sender->network_id;
@@ -119,13 +135,16 @@ static __always_inline int own_vlan(struct __sk_buff *skb, struct frame *f,
 	int reason = 0;
 
 	if (dir == DIR_TX) {
-		reason = egress_reason(skb, f, drop_net);
+		reason = egress_reason(skb, f, p->network_id, drop_net);
 		if (reason > 0)
 			return reason;
 	} else {
 		dst = ep_of_mac(f->dst); /* NULL for multicast */
-		if (dst || mac_is_multicast(f->dst))
-			skb->mark |= WIRE_MARK; /* for ep_ingress: from the wire */
+		/* For ep_ingress: from the wire, not from a container's
+		 * socket past its programs (a bridge-mode unicast crosses
+		 * this path). */
+		if ((dst || mac_is_multicast(f->dst)) && !container_sock(sock_elsewhere(skb)))
+			skb->mark |= WIRE_MARK;
 	}
 	if (!c)
 		return reason;

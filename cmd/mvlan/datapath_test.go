@@ -141,6 +141,13 @@ func sendFrames(t *testing.T, ns, ifName string, frame []byte, n int) {
 // returned: ENOBUFS when a program on the link's egress dropped it.
 func sendEach(t *testing.T, ns, ifName string, frame []byte, n int) []error {
 	t.Helper()
+	return sendEachWith(t, ns, ifName, frame, n, false)
+}
+
+// sendEachWith is sendEach, past the link's qdiscs and TC programs if
+// bypass (PACKET_QDISC_BYPASS, which needs only CAP_NET_RAW).
+func sendEachWith(t *testing.T, ns, ifName string, frame []byte, n int, bypass bool) []error {
+	t.Helper()
 	var errs []error
 	err := nstest.In(ns, func() error {
 		ifi, err := net.InterfaceByName(ifName)
@@ -152,6 +159,11 @@ func sendEach(t *testing.T, ns, ifName string, frame []byte, n int) []error {
 			return err
 		}
 		defer unix.Close(fd)
+		if bypass {
+			if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+				return err
+			}
+		}
 		to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
 		copy(to.Addr[:], frame[:6])
 		for range n {

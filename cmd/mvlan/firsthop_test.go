@@ -180,6 +180,7 @@ type guardEnv struct {
 	ll, v6 netip.Addr       // its link-local and global IPv6 addresses
 	v4     netip.Addr
 	marker uint16
+	bypass bool // send with PACKET_QDISC_BYPASS, past the link's TC
 }
 
 func newGuardEnv(e *dpEnv, ep api.Endpoint) *guardEnv {
@@ -208,7 +209,7 @@ func (g *guardEnv) dropped(reason string, frame []byte) {
 		"the wire": nstest.NewCapture(g.e.t, g.e.sb.WirePath, "wire0"),
 		peer:       nstest.NewCapture(g.e.t, peer, "eth0"),
 	}, func() {
-		for i, err := range sendEach(g.e.t, g.c, g.ifName, frame, 3) {
+		for i, err := range sendEachWith(g.e.t, g.c, g.ifName, frame, 3, g.bypass) {
 			if !errors.Is(err, unix.ENOBUFS) {
 				g.e.t.Errorf("%s frame %d: send returned %v; want ENOBUFS (dropped on the container's egress)", reason, i+1, err)
 			}
@@ -238,7 +239,7 @@ func (g *guardEnv) droppedBy(reason string, frame []byte, where string, receiver
 		c["sync:"+where] = nstest.NewCapture(g.e.t, where, "eth0")
 	}
 	g.check(reason, frame, uint64(3*n), c, func() {
-		for i, err := range sendEach(g.e.t, g.c, g.ifName, frame, 3) {
+		for i, err := range sendEachWith(g.e.t, g.c, g.ifName, frame, 3, g.bypass) {
 			if !errors.Is(err, want) && err != want {
 				g.e.t.Errorf("%s frame %d toward %s: send returned %v; want %v", reason, i+1, where, err, want)
 			}

@@ -73,17 +73,23 @@ func TestTamperSender(t *testing.T) {
 
 // TestTamperNestedMacvlan: container 1 makes a macvlan of its own on eth0
 // (it lands on the host's parent, with no mvlan program; the tamper check
-// is off here). Its unicast ARP claiming container 3's address is dropped
-// on container 2's ingress (arp_spoof); its broadcast gratuitous ARP for the
-// router's address reaches the other bridge ports straight, not through the
-// parent's receive path, so it carries no wire mark and is dropped at each
-// of them (unknown_source, 3 x 3: containers 1, 2 and 3). Container 2's
-// entry for the router keeps the router's MAC, and no entry has the nested
-// link's.
+// is off here). On the direct path (what auto picks on this kernel) the
+// parent's programs tell its frames by their socket's namespace, one
+// with endpoints: its unicast ARP claiming container 3's address crosses
+// the parent's receive path unmarked and is dropped on container 2's
+// ingress (unknown_source), and its broadcast gratuitous ARP for the
+// router's address is dropped on its way to the wire (mac_spoof, the send
+// refused) and at each bridge port it reaches straight (unknown_source,
+// 3 x 3: containers 1, 2 and 3). On the stub path the unicast is marked
+// as from the wire and dropped for its claim (arp_spoof), and the
+// broadcast reaches the wire. Container 2's entry for the router keeps the
+// router's MAC, and no entry has the nested link's.
 func TestTamperNestedMacvlan(t *testing.T) {
-	for _, m := range dpModes {
+	stub := dpMode{"tc-stub", "tc", "tc", []string{"--attach-mode", "tc", "--endpoint-programs", "stub"}}
+	for _, m := range append(slices.Clone(dpModes), stub) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
+			direct := m.name != stub.name
 			e, c1, c2, g := tamperEnv(t, m, false)
 			evil := mustMAC(t, "02:00:5e:00:53:66")
 			e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "address", evil.String(), "type", "macvlan", "mode", "bridge")
@@ -92,7 +98,11 @@ func TestTamperNestedMacvlan(t *testing.T) {
 			e.in(c1, "ip", "link", "set", "evil", "up")
 			g.ifName, g.mac = "evil", evil
 			claim := arpRequestTo(mustMAC(t, g.peer.MAC), evil, addr("172.16.86.12"), addr("172.16.86.11"))
-			g.droppedBy("arp_spoof", claim, c2)
+			if direct {
+				g.droppedBy("unknown_source", claim, c2)
+			} else {
+				g.droppedBy("arp_spoof", claim, c2)
+			}
 			if n := e.in(c2, "ip", "neigh", "show", "172.16.86.12"); strings.Contains(n, evil.String()) {
 				t.Errorf("%s took the nested link's %s for container 3's MAC:\n%s", c2, evil, n)
 			}
@@ -100,10 +110,47 @@ func TestTamperNestedMacvlan(t *testing.T) {
 			// its entry (locktime 0: at once).
 			e.in(c2, "sysctl", "-q", "-w", "net.ipv4.neigh.eth0.locktime=0")
 			e.in(c2, "ip", "neigh", "replace", "172.16.86.1", "lladdr", "02:00:5e:00:53:01", "dev", "eth0", "nud", "stale")
-			g.droppedBy("unknown_source", arpRequest(evil, addr("172.16.86.1"), addr("172.16.86.1")), c2, 3)
+			garp := arpRequest(evil, addr("172.16.86.1"), addr("172.16.86.1"))
+			if direct {
+				unknown := map[string]string{"network": g.net, "reason": "unknown_source"}
+				before := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", unknown)
+				g.droppedBy("mac_spoof", garp, "the wire")
+				e.waitCounter("mvlan_policy_drops_total", unknown, before+9, nil)
+				if got := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", unknown); got != before+9 {
+					t.Errorf("unknown_source moved by %d with the broadcasts; want 9", got-before)
+				}
+			} else {
+				g.droppedBy("unknown_source", garp, c2, 3)
+			}
 			if n := e.in(c2, "ip", "neigh", "show", "172.16.86.1"); !strings.Contains(n, "02:00:5e:00:53:01") {
 				t.Errorf("%s's entry for the router changed:\n%s", c2, n)
 			}
+		})
+	}
+}
+
+// TestTamperQdiscBypass: container 1, with CAP_NET_RAW only, sends past
+// its own programs with PACKET_QDISC_BYPASS (TC skipped). On the direct
+// path its frames are still held to its MAC: to the router, a frame with
+// a made-up MAC and one with container 2's MAC are dropped on the parent
+// (mac_spoof, the send refused) and never reach the wire; a frame with
+// its own MAC and a spoofed address is dropped there too (ip_spoof, the
+// parent's check of a container's MAC).
+func TestTamperQdiscBypass(t *testing.T) {
+	for _, m := range dpModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			_, _, _, g := tamperEnv(t, m, false)
+			g.bypass = true
+			router := mustMAC(t, "02:00:5e:00:53:01")
+			toRouter := func(src net.HardwareAddr, ip string) []byte {
+				f := udp4Frame(src, addr(ip), addr("198.51.100.7"), 40000, 9, make([]byte, 32))
+				copy(f, router)
+				return f
+			}
+			g.droppedBy("mac_spoof", toRouter(mustMAC(t, "02:00:5e:00:53:99"), "172.16.86.10"), "the wire")
+			g.droppedBy("mac_spoof", toRouter(mustMAC(t, g.peer.MAC), "172.16.86.11"), "the wire")
+			g.droppedBy("ip_spoof", toRouter(g.mac, "172.16.86.99"), "the wire")
 		})
 	}
 }
