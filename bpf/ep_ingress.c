@@ -74,7 +74,9 @@ static __always_inline int claims_nd(struct __sk_buff *skb, struct frame *f,
 }
 
 /* claims_local: an ARP sender or neighbour discovery (claims_nd) that
- * binds a local endpoint's address (the caller knows the MAC is not one). */
+ * binds a local endpoint's address, or an ARP sender that is a local
+ * endpoint's MAC (another's address bound to it: the gateway's, say); the
+ * caller knows the frame's source MAC is no endpoint's. */
 static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f,
 					__u32 network_id)
 {
@@ -87,7 +89,8 @@ static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f,
 
 		if ((void *)(body + 1) > f->end)
 			return 0;
-		return ep_of_ip(FAMILY_V4, body->spa) ? REASON_ARP_SPOOF : 0;
+		return ep_of_ip(FAMILY_V4, body->spa) || ep_of_mac(mac48(body->sha)) ?
+			       REASON_ARP_SPOOF : 0;
 	}
 	if (f->proto == ETH_P_IPV6) {
 		struct ipv6_hdr *ip = l3;

@@ -157,6 +157,7 @@ func TestEndpointIngress(t *testing.T) {
 		{"a neighbour's mac with a foreign ip (reflected)", fromB(macA, 0x0800, v4("10.1.0.99", "10.1.0.10")), verdictDrop, dropA("ip_spoof")},
 		{"router's gratuitous arp", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.1.0.1", make([]byte, 6), "10.1.0.1")), verdictNext, rxA},
 		{"another host's arp for a local address", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.11", broadcastMAC, "10.1.0.11")), verdictDrop, dropA("arp_spoof")},
+		{"another host's arp binding the router's address to B's mac", ethFrame(macA, macEvil, 0x0806, arpPacket(2, macB, "10.1.0.1", macA, "10.1.0.10")), verdictDrop, dropA("arp_spoof")},
 		{"another host's na for a local address", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 58, neighborAdvert("2001:db8:1::10", macEvil))), verdictDrop, dropA("nd_spoof")},
 		{"router's ns", ethFrame(allNodes, macRouter, 0x86dd, ipv6Packet("fe80::1", "ff02::1:ff00:10", 58, neighborSolicit("2001:db8:1::10", llaOpt(1, macRouter)))), verdictNext, rxA},
 		{"another host's ns from a local address", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("2001:db8:1::10", "ff02::1:ff00:1", 58, neighborSolicit("2001:db8:1::1", llaOpt(1, macEvil)))), verdictDrop, dropA("nd_spoof")},
