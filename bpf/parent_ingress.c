@@ -3,9 +3,10 @@
  * parent_ingress: TC ingress of a network's parent link (and of the trunk
  * below a sub-interface). Counts per-VLAN rx packets and bytes, flood,
  * hairpin and east-west frames, and marks frames from the wire for local
- * endpoints (WIRE_MARK); never drops. A frame between two endpoints,
- * which ep_egress checked, is only counted (include/eastwest.h). See
- * include/parent.h.
+ * endpoints (WIRE_MARK); drops only a container's frame sent past its
+ * own programs with a MAC not of its namespace. A frame between two
+ * endpoints, which ep_egress checked, is only counted (include/eastwest.h).
+ * See include/parent.h.
  */
 #include "include/eastwest.h"
 #include "include/parent.h"

@@ -68,7 +68,9 @@ func (d *Datapath) SetEndpoint(ep Endpoint) (err error) {
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, d.undo(created))
-			if !hadOld {
+			// publish may have written the row before it failed: the
+			// row, while it is there, keeps its namespace counted.
+			if !hadOld && d.maps.EpTable.Lookup(&key, &old) != nil {
 				err = errors.Join(err, d.unrefNetns(ep.NetnsCookie))
 			}
 		}
@@ -192,14 +194,11 @@ func (d *Datapath) MoveEndpoint(fromCookie uint64, fromIfindex int, ep Endpoint)
 	if err := deleteKey(d.maps.EpTable, &key); err != nil {
 		return fmt.Errorf("move endpoint %d/%d: %w", fromCookie, fromIfindex, err)
 	}
-	if err := d.unrefNetns(fromCookie); err != nil {
-		return err
-	}
 	keep := map[ipKey]bool{}
 	for _, ip := range info.addrs() {
 		keep[newIPKey(ip)] = true
 	}
-	return d.retire(old, old.MAC != info.MAC, keep)
+	return errors.Join(d.unrefNetns(fromCookie), d.retire(old, old.MAC != info.MAC, keep))
 }
 
 // created is a key SetEndpoint added (not updated), undone on failure.

@@ -17,6 +17,8 @@
  * for local endpoints (WIRE_MARK), and egress drops a frame with a local
  * endpoint's source MAC that breaks that endpoint's rules, or that the
  * endpoint tagged (counted under the endpoint's network, not per VLAN).
+ * Both drop a container's frame sent past its own programs with a MAC not
+ * of its namespace (the direct build: sock_elsewhere).
  */
 #ifndef MVLAN_PARENT_H
 #define MVLAN_PARENT_H
@@ -97,7 +99,27 @@ static __always_inline void count_network_level(const struct frame *f,
  * sock_elsewhere's cookie. */
 static __always_inline int container_sock(__u64 sock)
 {
-	return sock && bpf_map_lookup_elem(&ep_netns, &sock);
+	__u8 *in;
+
+	if (!sock)
+		return 0;
+	in = bpf_map_lookup_elem(&ep_netns, &sock);
+	return in ? *in : 0; /* the value, 1: no test of a pointer clang may fold */
+}
+
+/* foreign_mac: a container's socket (sock, sock_elsewhere's cookie of a
+ * namespace with endpoints) sent a frame whose source MAC is no endpoint
+ * of its namespace (sender: the endpoint of that MAC, if any). A row
+ * still in the parent's own namespace counts as anyone's: a Docker
+ * endpoint whose link the runtime is moving into the container. */
+static __always_inline int foreign_mac(struct __sk_buff *skb,
+				       const struct ep_info *sender, __u64 sock)
+{
+	if (!sock)
+		return 0;
+	if (sender && (sender->netns_cookie == sock || sender->netns_cookie == self_cookie(skb)))
+		return 0;
+	return container_sock(sock);
 }
 
 /* egress_reason: a frame leaving through the parent with a local
@@ -110,9 +132,8 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 					 __u32 parent_net, __u32 *network_id)
 {
 	struct ep_info *sender = ep_of_mac(f->src);
-	__u64 sock = sock_elsewhere(skb);
 
-	if (sock && !(sender && sender->netns_cookie == sock) && container_sock(sock)) {
+	if (foreign_mac(skb, sender, sock_elsewhere(skb))) {
 		*network_id = parent_net;
 		return REASON_MAC_SPOOF;
 	}
@@ -120,6 +141,24 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 		return 0;
 	*network_id = sender->network_id;
 	return sender_reason(skb, f, sender);
+}
+
+/* rx_reason: a container's frame past its programs to a neighbour
+ * (bridge mode sends a unicast through this path) must carry the MAC of
+ * an endpoint of its namespace, else mac_spoof; *wire tells whether the
+ * frame may be marked as from the wire (not a container's). Its
+ * broadcasts reach the neighbours straight, without a socket, and are
+ * theirs to check. */
+static __always_inline int rx_reason(struct __sk_buff *skb, struct frame *f,
+				     __u32 parent_net, __u32 *network_id, int *wire)
+{
+	__u64 sock = sock_elsewhere(skb);
+
+	*wire = !container_sock(sock);
+	if (*wire || !foreign_mac(skb, ep_of_mac(f->src), sock))
+		return 0;
+	*network_id = parent_net;
+	return REASON_MAC_SPOOF;
 }
 
 /* own_vlan handles an untagged frame on a network's parent: ingress marks
@@ -139,12 +178,14 @@ static __always_inline int own_vlan(struct __sk_buff *skb, struct frame *f,
 		if (reason > 0)
 			return reason;
 	} else {
+		int wire;
+
+		reason = rx_reason(skb, f, p->network_id, drop_net, &wire);
+		if (reason > 0)
+			return reason;
 		dst = ep_of_mac(f->dst); /* NULL for multicast */
-		/* For ep_ingress: from the wire, not from a container's
-		 * socket past its programs (a bridge-mode unicast crosses
-		 * this path). */
-		if ((dst || mac_is_multicast(f->dst)) && !container_sock(sock_elsewhere(skb)))
-			skb->mark |= WIRE_MARK;
+		if (wire && (dst || mac_is_multicast(f->dst)))
+			skb->mark |= WIRE_MARK; /* for ep_ingress: from the wire */
 	}
 	if (!c)
 		return reason;

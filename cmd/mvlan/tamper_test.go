@@ -75,9 +75,9 @@ func TestTamperSender(t *testing.T) {
 // (it lands on the host's parent, with no mvlan program; the tamper check
 // is off here). On the direct path (what auto picks on this kernel) the
 // parent's programs tell its frames by their socket's namespace, one
-// with endpoints: its unicast ARP claiming container 3's address crosses
-// the parent's receive path unmarked and is dropped on container 2's
-// ingress (unknown_source), and its broadcast gratuitous ARP for the
+// with endpoints: its unicast ARP claiming container 3's address, which
+// crosses the parent's receive path, is dropped there (mac_spoof), and
+// its broadcast gratuitous ARP for the
 // router's address is dropped on its way to the wire (mac_spoof, the send
 // refused) and at each bridge port it reaches straight (unknown_source,
 // 3 x 3: containers 1, 2 and 3). On the stub path the unicast is marked
@@ -99,7 +99,7 @@ func TestTamperNestedMacvlan(t *testing.T) {
 			g.ifName, g.mac = "evil", evil
 			claim := arpRequestTo(mustMAC(t, g.peer.MAC), evil, addr("172.16.86.12"), addr("172.16.86.11"))
 			if direct {
-				g.droppedBy("unknown_source", claim, c2)
+				g.droppedBy("mac_spoof", claim, c2)
 			} else {
 				g.droppedBy("arp_spoof", claim, c2)
 			}
