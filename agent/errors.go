@@ -17,6 +17,8 @@ func apiKind(k engine.Kind) string {
 		return api.KindNotFound
 	case engine.KindConflict:
 		return api.KindConflict
+	case engine.KindBusy:
+		return api.KindBusy
 	}
 	return api.KindInternal
 }
@@ -29,6 +31,8 @@ func statusOf(kind string) int {
 		return http.StatusNotFound
 	case api.KindConflict:
 		return http.StatusConflict
+	case api.KindBusy:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -238,6 +238,7 @@ const (
 	KindInvalid  = "invalid"   // 400: the request is wrong; nothing changed
 	KindNotFound = "not_found" // 404
 	KindConflict = "conflict"  // 409: clashes with existing state
+	KindBusy     = "busy"      // 503: work under way on it; try again
 	KindInternal = "internal"  // 500
 )
 

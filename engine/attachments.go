@@ -44,14 +44,22 @@ func freeName(n *network, req api.EndpointCreate) string {
 	return ""
 }
 
+// errRepeatGone: the endpoint a repeated attach named was removed (or its
+// creation undone) while the attach waited for it; the attach may start
+// afresh.
+var errRepeatGone = errors.New("repeated attach: endpoint gone")
+
 // answerRepeat returns the endpoint a repeated attach asks for, once its
-// creation (if still under way) is over.
+// creation (if still under way) is over, or errRepeatGone.
 func (a *Engine) answerRepeat(ctx context.Context, n *network, r *repeatedAdd) (api.Endpoint, error) {
 	r.en.busy.Lock()
 	e, ok := n.current(r.en)
 	r.en.busy.Unlock()
-	if !ok || e.State != Ready {
-		return api.Endpoint{}, conflict(fmt.Errorf("endpoint %s of the same attachment is being removed; try again", r.en.ep.Name))
+	if !ok {
+		return api.Endpoint{}, errRepeatGone
+	}
+	if e.State != Ready {
+		return api.Endpoint{}, Busy(fmt.Errorf("endpoint %s of the same attachment is being removed; try again", r.en.ep.Name))
 	}
 	out := e.api()
 	out.Network = n.name()

@@ -32,12 +32,9 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	en, err := a.prepareAndAdmit(ctx, n, req)
-	if r, ok := isRepeat(err); ok {
-		return a.answerRepeat(ctx, n, r)
-	}
-	if err != nil {
-		return api.Endpoint{}, err
+	en, repeat, err := a.admitOrRepeat(ctx, n, req)
+	if en == nil {
+		return repeat, err
 	}
 	defer en.busy.Unlock()
 	e := en.ep
@@ -72,50 +69,76 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	if err = stored(); err != nil {
 		return api.Endpoint{}, err
 	}
-	if n.DHCP {
-		if err = a.acquireLease(ctx, n, &e); err != nil {
-			return api.Endpoint{}, err
+	release, err := a.acquireLeases(ctx, n, &e)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	defer func() {
+		if err != nil {
+			release(context.WithoutCancel(ctx))
 		}
-		defer func() {
-			if err != nil {
-				a.releaseLease(context.WithoutCancel(ctx), n, e)
-			}
-		}()
-		crashpoint.Hit("endpoint-create:after-lease")
+	}()
+	if err = a.markReady(n, en, &e); err != nil {
+		return api.Endpoint{}, err
 	}
-	if n.dhcp6() {
-		if err = a.acquireLease6(ctx, n, &e); err != nil {
-			return api.Endpoint{}, err
-		}
-		defer func() {
-			if err != nil {
-				a.releaseLease6(context.WithoutCancel(ctx), n, e)
-			}
-		}()
-		crashpoint.Hit("endpoint-create:after-lease6")
-	}
-	e.State = Ready
-	if n.DHCP {
-		// The lease must be on disk before it is used: a DHCP endpoint
-		// found "creating" without one is not adopted (settleLease).
-		if err = a.store.UpdateEndpoint(e.api()); err != nil {
-			return api.Endpoint{}, fmt.Errorf("store endpoint %s: %w", e.Name, err)
-		}
-	} else {
-		a.storeReadyLater(e)
-	}
-	n.mu.Lock()
-	n.set(en, e)
-	n.mu.Unlock()
-	if n.DHCP {
-		a.keep(n, en)
-	}
-	a.shimRoutesAdded(n, en)
 	a.log.Info("endpoint attached", "name", e.Name, "network", n.name(), "netns", e.Netns, "addrs", e.Addrs, "mac", e.MAC.String())
 	out := e.api()
 	out.Network = n.name()
 	finished = true
 	return out, nil
+}
+
+// acquireLeases takes e's DHCP leases on a DHCP network (v4, then v6);
+// release gives back those it took.
+func (a *Engine) acquireLeases(ctx context.Context, n *network, e *endpoint) (_ func(context.Context), err error) {
+	var undo []func(context.Context)
+	release := func(ctx context.Context) {
+		for _, u := range slices.Backward(undo) {
+			u(ctx)
+		}
+	}
+	defer func() {
+		if err != nil {
+			release(context.WithoutCancel(ctx))
+		}
+	}()
+	if n.DHCP {
+		if err = a.acquireLease(ctx, n, e); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func(ctx context.Context) { a.releaseLease(ctx, n, *e) })
+		crashpoint.Hit("endpoint-create:after-lease")
+	}
+	if n.dhcp6() {
+		if err = a.acquireLease6(ctx, n, e); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func(ctx context.Context) { a.releaseLease6(ctx, n, *e) })
+		crashpoint.Hit("endpoint-create:after-lease6")
+	}
+	return release, nil
+}
+
+// markReady records e ready and publishes it in the index.
+func (a *Engine) markReady(n *network, en *entry, e *endpoint) error {
+	e.State = Ready
+	if n.DHCP {
+		// The lease must be on disk before it is used: a DHCP endpoint
+		// found "creating" without one is not adopted (settleLease).
+		if err := a.store.UpdateEndpoint(e.api()); err != nil {
+			return fmt.Errorf("store endpoint %s: %w", e.Name, err)
+		}
+	} else {
+		a.storeReadyLater(*e)
+	}
+	n.mu.Lock()
+	n.set(en, *e)
+	n.mu.Unlock()
+	if n.DHCP {
+		a.keep(n, en)
+	}
+	a.shimRoutesAdded(n, en)
+	return nil
 }
 
 // admit checks e against the network's endpoints, reserves its addresses
@@ -183,6 +206,26 @@ func (a *Engine) newAndAdmit(ctx context.Context, n *network, req api.EndpointCr
 		}
 		if err == nil || try > 0 || KindOf(err) != KindConflict || !a.removals.wait(ctx) {
 			return e, en, err
+		}
+	}
+}
+
+// admitOrRepeat admits req to n (its entry locked), or answers a repeated
+// attach (entry nil) with the endpoint made before. One whose removal
+// ended while the attach waited for it is attached afresh.
+func (a *Engine) admitOrRepeat(ctx context.Context, n *network, req api.EndpointCreate) (*entry, api.Endpoint, error) {
+	for try := 0; ; try++ {
+		en, err := a.prepareAndAdmit(ctx, n, req)
+		r, ok := isRepeat(err)
+		if !ok {
+			return en, api.Endpoint{}, err
+		}
+		out, err := a.answerRepeat(ctx, n, r)
+		if !errors.Is(err, errRepeatGone) {
+			return nil, out, err
+		}
+		if try > 0 {
+			return nil, api.Endpoint{}, Busy(fmt.Errorf("attachment of %s: removed and made again by other requests meanwhile; try again", req.Netns))
 		}
 	}
 }

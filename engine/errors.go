@@ -12,6 +12,7 @@ const (
 	KindInvalid       // the request is wrong; nothing changed
 	KindNotFound      // what the request names does not exist
 	KindConflict      // the request clashes with existing state
+	KindBusy          // work under way on what it names; trying again may succeed
 )
 
 func (k Kind) String() string {
@@ -22,6 +23,8 @@ func (k Kind) String() string {
 		return "not_found"
 	case KindConflict:
 		return "conflict"
+	case KindBusy:
+		return "busy"
 	}
 	return "internal"
 }
@@ -52,6 +55,9 @@ func NotFound(err error) error { return &Error{KindNotFound, err} }
 
 // Conflict tags err as clashing with existing state.
 func Conflict(err error) error { return &Error{KindConflict, err} }
+
+// Busy tags err as a clash with work under way that ends by itself.
+func Busy(err error) error { return &Error{KindBusy, err} }
 
 func invalid(err error) error  { return Invalid(err) }
 func notFound(err error) error { return NotFound(err) }

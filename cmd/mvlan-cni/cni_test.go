@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -701,4 +702,45 @@ func TestCNIParallel(t *testing.T) {
 		t.Errorf("endpoints after parallel DELs: %+v", eps)
 	}
 	e.noDrift()
+}
+
+// TestCNIAddDuringDel: an ADD of an attachment whose DEL is still under
+// way (held after its "removing" record) waits for the removal and then
+// attaches afresh, rather than failing: the runtime gets one new eth0.
+func TestCNIAddDuringDel(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.1.0", "")
+	rt := e.container("c1")
+	first := e.add(l, rt)
+	e.a.Stop()
+	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-rm:after-state", "MVLAN_TEST_HOLD=1s"}
+	e.a.Start()
+	delDone := make(chan error, 1)
+	go func() { delDone <- e.cni.DelNetworkList(context.Background(), l, rt) }()
+	time.Sleep(300 * time.Millisecond) // the DEL is held in the agent
+	r := e.add(l, rt)
+	select {
+	case err := <-delDone:
+		if err != nil {
+			t.Fatalf("DEL: %v", err)
+		}
+	default:
+		t.Fatal("the ADD answered before the DEL it raced; the DEL was not held")
+	}
+	eps := e.endpoints()
+	if len(eps) != 1 || len(r.IPs) != 1 || eps[0].ID == "" {
+		t.Fatalf("after ADD during DEL: endpoints %+v, result %v; want one endpoint, one address", eps, r)
+	}
+	if out, _ := nstest.RunErr(rt.NetNS, "ip", "-br", "link"); strings.Count(out, "eth0") != 1 {
+		t.Errorf("links after ADD during DEL:\n%s\nwant one eth0", out)
+	}
+	if a := addrs(t, rt.NetNS, "eth0"); !strings.Contains(a, r.IPs[0].Address.String()) {
+		t.Errorf("eth0: %s; want the new result's %s (first ADD had %s)", a, r.IPs[0].Address.String(), first.IPs[0].Address.String())
+	}
+	e.a.Stop()
+	e.a.Env = nil
+	e.a.Start()
+	e.noDrift()
+	e.del(l, rt)
 }

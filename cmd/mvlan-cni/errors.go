@@ -27,7 +27,8 @@ const (
 
 // toCNI turns an error of the agent's API into a CNI error whose message
 // says what to fix: an agent that cannot be reached is 11 (try again
-// later) naming the socket, a bad request 7, a clash errConflict.
+// later) naming the socket, as is work under way on the same thing, a
+// bad request 7, a clash errConflict.
 func toCNI(err error, socket string) error {
 	if err == nil {
 		return nil
@@ -55,6 +56,8 @@ func toCNI(err error, socket string) error {
 		return types.NewError(types.ErrInvalidNetworkConfig, ae.Message, "")
 	case api.KindConflict:
 		return types.NewError(errConflict, ae.Message, "")
+	case api.KindBusy:
+		return types.NewError(types.ErrTryAgainLater, ae.Message, "")
 	}
 	return types.NewError(types.ErrInternal, "mvlan agent: "+ae.Message, "")
 }
