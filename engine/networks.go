@@ -78,24 +78,9 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 			return api.Network{}, err
 		}
 	}
-	n := &network{ID: id, Driver: api.Driver, Created: time.Now().UTC(),
-		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
-		Labels: cfg.Labels, Options: withShim(cfg.Options, nil), Pools: toAPIPools(space.Pools()), DHCP: cfg.DHCP,
-		space: space, status: healthy()}
-	n.setName(cfg.Name, nameFrom(id, cfg.Name))
-	n.initIndex()
-	if n.DatapathID, err = a.allocDatapathID(); err != nil {
+	n, err := a.buildNetwork(id, cfg, space)
+	if err != nil {
 		return api.Network{}, err
-	}
-	if err := a.resolveParent(n, cfg.Parent); err != nil {
-		return api.Network{}, err
-	}
-	if cfg.HostShim != nil {
-		addrs, err := n.reserveShim(*cfg.HostShim) // n is not shared yet
-		if err != nil {
-			return api.Network{}, err
-		}
-		n.shim = &shimState{addrs: addrs}
 	}
 	if err := a.createLinks(ctx, n); err != nil {
 		return api.Network{}, err
@@ -117,6 +102,33 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	a.mu.Unlock()
 	a.log.Info("network created", "name", n.name(), "id", n.ID[:12], "parent", n.Parent, "parent_kind", n.ParentKind)
 	return a.view(n, false), nil
+}
+
+// buildNetwork makes network id of cfg over space, not shared yet: its
+// index, datapath number, parent and host shim addresses. Caller holds
+// netOps.
+func (a *Engine) buildNetwork(id string, cfg netconf.Config, space addrSpace) (*network, error) {
+	n := &network{ID: id, Driver: api.Driver, Created: time.Now().UTC(),
+		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
+		Labels: cfg.Labels, Options: withShim(cfg.Options, nil), Pools: toAPIPools(space.Pools()), DHCP: cfg.DHCP,
+		space: space, status: healthy()}
+	n.setName(cfg.Name, nameFrom(id, cfg.Name))
+	n.initIndex()
+	var err error
+	if n.DatapathID, err = a.allocDatapathID(); err != nil {
+		return nil, err
+	}
+	if err := a.resolveParent(n, cfg.Parent); err != nil {
+		return nil, err
+	}
+	if cfg.HostShim != nil {
+		addrs, err := n.reserveShim(*cfg.HostShim)
+		if err != nil {
+			return nil, err
+		}
+		n.shim = &shimState{addrs: addrs}
+	}
+	return n, nil
 }
 
 // checkUnique refuses a name, subnet or parent another network has.

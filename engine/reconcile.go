@@ -78,19 +78,41 @@ func (a *Engine) reconcileNetworks(ctx context.Context) error {
 // address space from the addresses the endpoints hold. It returns the
 // endpoints whose network is not in the state.
 func (a *Engine) loadState() ([]endpoint, error) {
+	nets, skipped, err := a.loadNetworks()
+	if err != nil {
+		return nil, err
+	}
+	held, orphans, err := a.loadEndpoints(nets, skipped)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nets {
+		if n.shim != nil {
+			for _, addr := range n.shim.addrs {
+				held[n.ID] = append(held[n.ID], ipam.Held{Addr: addr, Owner: shimOwner})
+			}
+		}
+		if err := a.loadSpace(n, held[n.ID]); err != nil {
+			return nil, err
+		}
+	}
+	a.mu.Lock()
+	a.nets = nets
+	a.mu.Unlock()
+	return orphans, nil
+}
+
+// loadNetworks reads the stored networks; those that cannot be used are
+// quarantined and skipped.
+func (a *Engine) loadNetworks() (nets map[string]*network, skipped map[string]bool, err error) {
 	stored, err := a.store.Networks()
 	if err != nil {
-		return nil, fmt.Errorf("read networks: %w", err)
+		return nil, nil, fmt.Errorf("read networks: %w", err)
 	}
-	apiEps, err := a.store.Endpoints()
-	if err != nil {
-		return nil, fmt.Errorf("read endpoints: %w", err)
-	}
-	nets := make(map[string]*network, len(stored))
-	skipped := map[string]bool{}
+	nets, skipped = make(map[string]*network, len(stored)), map[string]bool{}
 	for _, sn := range stored {
 		if scopeOf(sn.Options) == api.ScopeCluster && a.cluster == nil {
-			return nil, fmt.Errorf("network %s is a cluster network: start the agent with --cluster etcd://HOST:PORT, the cluster it was made in", sn.Name)
+			return nil, nil, fmt.Errorf("network %s is a cluster network: start the agent with --cluster etcd://HOST:PORT, the cluster it was made in", sn.Name)
 		}
 		space, err := a.newSpace(cluster.Network{ID: sn.ID, Name: sn.Name}, fromAPIPools(sn.Pools), sn.Options, sn.Serial)
 		if err != nil {
@@ -101,12 +123,22 @@ func (a *Engine) loadState() ([]endpoint, error) {
 		if err != nil {
 			skipped[sn.ID] = true
 			if err := a.quarantine(a.store.QuarantineNetwork, "network", sn.ID, sn.Name, err); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
-	held := map[string][]ipam.Held{}
-	var orphans []endpoint
+	return nets, skipped, nil
+}
+
+// loadEndpoints reads the stored endpoints into their networks' indexes
+// and returns the addresses they hold per network, and the endpoints of
+// no network (orphans). Those that cannot be used are quarantined.
+func (a *Engine) loadEndpoints(nets map[string]*network, skipped map[string]bool) (held map[string][]ipam.Held, orphans []endpoint, err error) {
+	apiEps, err := a.store.Endpoints()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read endpoints: %w", err)
+	}
+	held = map[string][]ipam.Held{}
 	for _, ae := range apiEps {
 		if skipped[ae.NetworkID] {
 			continue // quarantined with its network
@@ -114,7 +146,7 @@ func (a *Engine) loadState() ([]endpoint, error) {
 		e, err := endpointFromAPI(ae)
 		if err != nil {
 			if err := a.quarantine(a.store.QuarantineEndpoint, "endpoint", ae.ID, ae.Name, err); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			continue
 		}
@@ -131,30 +163,24 @@ func (a *Engine) loadState() ([]endpoint, error) {
 			held[n.ID] = append(held[n.ID], ipam.Held{Addr: p.Addr(), Owner: e.Name})
 		}
 	}
-	for _, n := range nets {
-		if n.shim != nil {
-			for _, addr := range n.shim.addrs {
-				held[n.ID] = append(held[n.ID], ipam.Held{Addr: addr, Owner: shimOwner})
-			}
-		}
+	return held, orphans, nil
+}
+
+// loadSpace loads n's address space with the addresses held and the
+// high-water marks of those released.
+func (a *Engine) loadSpace(n *network, held []ipam.Held) error {
+	if err := n.space.Load(held); err != nil {
+		return fmt.Errorf("network %s: stored addresses: %w", n.name(), err)
 	}
-	for _, n := range nets {
-		if err := n.space.Load(held[n.ID]); err != nil {
-			return nil, fmt.Errorf("network %s: stored addresses: %w", n.name(), err)
-		}
-		hw, known, err := a.store.ReleasedHighWater(n.ID)
-		if err != nil {
-			return nil, err
-		}
-		n.used = n.used.Raise(validAddrs(hw.V4, hw.V6)...)
-		if !known { // an older mvlan's or a restored state: any address may have been held
-			n.used = n.used.Raise(n.poolTops()...)
-		}
+	hw, known, err := a.store.ReleasedHighWater(n.ID)
+	if err != nil {
+		return err
 	}
-	a.mu.Lock()
-	a.nets = nets
-	a.mu.Unlock()
-	return orphans, nil
+	n.used = n.used.Raise(validAddrs(hw.V4, hw.V6)...)
+	if !known { // an older mvlan's or a restored state: any address may have been held
+		n.used = n.used.Raise(n.poolTops()...)
+	}
+	return nil
 }
 
 // removeStale deletes half-made links and links marked as this agent's
