@@ -68,6 +68,7 @@ func TestParentEgress(t *testing.T) {
 		{"broadcast", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "10.1.0.10", make([]byte, 6), "10.1.0.1")), verdictNext,
 			func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 broadcast tx": one(n)} }},
 		{"no hairpin on egress", ethFrame(macRouter, macRouter, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, tx},
+		{"another network's endpoint, untagged", ethFrame(macRouter, macC, 0x0800, v4("10.2.0.12", "10.1.0.1")), verdictDrop, dropA("mac_spoof")},
 		{"an endpoint's spoofed ip", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.99", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
 		{"an endpoint's ra", icmp6From(llA, "ff02::1", routerAdvert(llaOpt(1, macA))), verdictDrop, dropA("ra_guard")},
 		{"an endpoint's dhcp server reply", ethFrame(broadcastMAC, macA, 0x0800, ipv4Packet("10.1.0.10", "255.255.255.255", 17, udp(67, 68, 240))), verdictDrop, dropA("dhcp_guard")},

@@ -123,11 +123,14 @@ static __always_inline int foreign_mac(struct __sk_buff *skb,
 }
 
 /* egress_reason: a frame leaving through the parent with a local
- * endpoint's source MAC must follow that endpoint's rules (spoof.h),
- * whatever happened to its own programs. A container's frame that they
- * never saw (sent with PACKET_QDISC_BYPASS or AF_XDP, which skip TC) must
- * carry the MAC of an endpoint of its namespace; only the direct build
- * can tell such a frame (sock_elsewhere). */
+ * endpoint's source MAC must be of an endpoint of the parent's network
+ * (another network's leave through their own parents: a container on two
+ * networks sending one's MAC out of the other's link is mac_spoof) and
+ * follow that endpoint's rules (spoof.h), whatever happened to its own
+ * programs. A container's frame that they never saw (sent with
+ * PACKET_QDISC_BYPASS or AF_XDP, which skip TC) must carry the MAC of an
+ * endpoint of its namespace; only the direct build can tell such a frame
+ * (sock_elsewhere). */
 static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 					 __u32 parent_net, __u32 *network_id)
 {
@@ -139,7 +142,9 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 	}
 	if (!sender)
 		return 0;
-	*network_id = sender->network_id;
+	*network_id = parent_net;
+	if (sender->network_id != parent_net)
+		return REASON_MAC_SPOOF;
 	return sender_reason(skb, f, sender);
 }
 

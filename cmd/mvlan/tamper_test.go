@@ -140,7 +140,7 @@ func TestTamperQdiscBypass(t *testing.T) {
 	for _, m := range dpModes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			_, _, _, g := tamperEnv(t, m, false)
+			e, _, _, g := tamperEnv(t, m, false)
 			g.bypass = true
 			router := mustMAC(t, "02:00:5e:00:53:01")
 			toRouter := func(src net.HardwareAddr, ip string) []byte {
@@ -151,6 +151,12 @@ func TestTamperQdiscBypass(t *testing.T) {
 			g.droppedBy("mac_spoof", toRouter(mustMAC(t, "02:00:5e:00:53:99"), "172.16.86.10"), "the wire")
 			g.droppedBy("mac_spoof", toRouter(mustMAC(t, g.peer.MAC), "172.16.86.11"), "the wire")
 			g.droppedBy("ip_spoof", toRouter(g.mac, "172.16.86.99"), "the wire")
+			// Its own MAC and address on another network (parent eth1)
+			// leave through that network's parent only.
+			e.sb.AddVeth(t, "eth1")
+			e.a.ok("network", "create", "--subnet=172.16.87.0/24", "-o", "parent=eth1", "tm2")
+			e.a.ok("connect", "--ip=172.16.87.10", "--mac=02:00:5e:00:53:77", "--ifname=eth1", "tm2", "/run/netns/"+g.c)
+			g.droppedBy("mac_spoof", toRouter(mustMAC(t, "02:00:5e:00:53:77"), "172.16.87.10"), "the wire")
 		})
 	}
 }
