@@ -190,7 +190,7 @@ func tableEntry(n *network, e endpoint) loader.Endpoint {
 		ips = append(ips, p.Addr())
 	}
 	return loader.Endpoint{NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, MAC: e.MAC, IPs: ips, NetworkID: n.DatapathID,
-		Allow: allowOf(netconf.FirstHopOf(n.Options))}
+		Allow: allowOf(netconf.FirstHopOf(n.Options)), Moving: isHandoff(e)}
 }
 
 // raSourceOf is where a network's endpoints take router advertisements

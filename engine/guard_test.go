@@ -355,3 +355,24 @@ func TestSweepForgetsLingering(t *testing.T) {
 		t.Fatalf("3 sweeps called ForgetLingering %d times, want 3", k.forgets)
 	}
 }
+
+// TestTableEntryMoving: only a Docker endpoint whose link the runtime is
+// still moving (its row under the host's keys) is a moving row; a ready
+// one, mvlan's own and a host namespace's (connect) are not.
+func TestTableEntryMoving(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		e    endpoint
+		want bool
+	}{
+		{"Docker, handing off", endpoint{State: Creating}, true},
+		{"Docker, ready", endpoint{State: Ready, IfName: "eth0"}, false},
+		{"mvlan's namespace, creating", endpoint{State: Creating, OwnsNetns: true, IfName: "eth0"}, false},
+		{"connect, creating", endpoint{State: Creating, IfName: "eth1"}, false},
+		{"removing", endpoint{State: Removing}, false},
+	} {
+		if got := tableEntry(&network{}, tc.e).Moving; got != tc.want {
+			t.Errorf("%s: Moving %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

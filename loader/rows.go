@@ -22,10 +22,13 @@ func newEpInfo(ep Endpoint) (epInfo, error) {
 	if err := checkNetworkID(ep.NetworkID); err != nil {
 		return info, err
 	}
-	if ep.Allow&^(AllowRouter|AllowDHCPServer) != 0 {
+	if ep.Allow&^allowMask != 0 {
 		return info, fmt.Errorf("endpoint %s: unknown allow flags %#x", ep.MAC, uint32(ep.Allow))
 	}
 	info.MAC, info.NetworkID, info.Flags = mac, ep.NetworkID, ep.Allow
+	if ep.Moving {
+		info.Flags |= epMoving
+	}
 	info.NetnsCookie, info.Ifindex = ep.NetnsCookie, uint32(ep.Ifindex)
 	seen := map[netip.Addr]bool{}
 	for _, ip := range append(slices.Clone(ep.IPs), linkLocal(mac)) {

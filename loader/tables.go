@@ -26,6 +26,13 @@ type Endpoint struct {
 	// Allow lifts first-hop guards for this endpoint (its network's
 	// options); zero keeps every guard on.
 	Allow Allow
+	// Moving marks a row still under its link's keys in the host's
+	// namespace while a runtime moves the link into a container (a Docker
+	// endpoint until FinishHandoff): a frame with its MAC may come from
+	// any container's socket. Rows of links that stay in the host's
+	// namespace (a host shim) are not moving: no container may send as
+	// them.
+	Moving bool
 }
 
 // Allow is a set of first-hop messages an endpoint may send
@@ -40,6 +47,10 @@ const (
 	// AllowDHCPServer lets the endpoint send UDP from port 67 and 547
 	// (else dropped as dhcp_guard): a container that is a DHCP server.
 	AllowDHCPServer
+
+	allowMask = AllowRouter | AllowDHCPServer
+	// epMoving is Endpoint.Moving in ep_info.flags (EP_MOVING).
+	epMoving Allow = 0x100
 )
 
 // SetEndpoint adds or updates an endpoint: ep_by_ip, its record in a
@@ -275,7 +286,7 @@ func (d *Datapath) Endpoints() ([]Endpoint, error) {
 	err := readEach(d.maps.EpTable, func(k epKey, v epInfo) {
 		out = append(out, Endpoint{
 			NetnsCookie: k.NetnsCookie, Ifindex: int(k.Ifindex),
-			MAC: append(net.HardwareAddr(nil), v.MAC[:]...), IPs: v.addrs(), NetworkID: v.NetworkID, Allow: v.Flags,
+			MAC: append(net.HardwareAddr(nil), v.MAC[:]...), IPs: v.addrs(), NetworkID: v.NetworkID, Allow: v.Flags & allowMask, Moving: v.Flags&epMoving != 0,
 		})
 	})
 	if err != nil {

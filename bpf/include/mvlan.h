@@ -107,6 +107,11 @@ struct ep_key {
 /* ep_info.flags: what the endpoint's network allows it to send. */
 #define EP_ALLOW_ROUTER 0x1      /* router advertisements and redirects */
 #define EP_ALLOW_DHCP_SERVER 0x2 /* UDP from port 67 (v4) and 547 (v6) */
+/* ep_info.flags: a Docker endpoint's row still under its link's keys in
+ * the host's namespace, while the runtime moves the link into a container
+ * that has none of its own keys yet: any container's socket may send its
+ * MAC until the row is moved (FinishHandoff). */
+#define EP_MOVING 0x100
 
 /* Everything a frame needs of an endpoint, in one record: the value of
  * ep_table and ep_by_mac, and of the endpoints array at its slot. */
@@ -115,7 +120,7 @@ struct ep_info {
 	__u8 n4; /* ip4[0..n4) are valid */
 	__u8 n6; /* ip6[0..n6) are valid (the link-local included) */
 	__u32 network_id;
-	__u32 flags; /* EP_ALLOW_* */
+	__u32 flags; /* EP_ALLOW_*, EP_MOVING */
 	__be32 ip4[EP_MAX_V4];
 	__be32 ip6[EP_MAX_V6][4];
 	__u32 ifindex; /* its ep_table key: the slave's ifindex in its netns */

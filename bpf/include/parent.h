@@ -109,15 +109,16 @@ static __always_inline int container_sock(__u64 sock)
 
 /* foreign_mac: a container's socket (sock, sock_elsewhere's cookie of a
  * namespace with endpoints) sent a frame whose source MAC is no endpoint
- * of its namespace (sender: the endpoint of that MAC, if any). A row
- * still in the parent's own namespace counts as anyone's: a Docker
- * endpoint whose link the runtime is moving into the container. */
+ * of its namespace (sender: the endpoint of that MAC, if any). A moving
+ * row (EP_MOVING, a Docker endpoint whose link the runtime is moving into
+ * the container) counts as anyone's; the host's own rows (a host shim)
+ * are no container's. */
 static __always_inline int foreign_mac(struct __sk_buff *skb,
 				       const struct ep_info *sender, __u64 sock)
 {
 	if (!sock)
 		return 0;
-	if (sender && (sender->netns_cookie == sock || sender->netns_cookie == self_cookie(skb)))
+	if (sender && (sender->netns_cookie == sock || (sender->flags & EP_MOVING)))
 		return 0;
 	return container_sock(sock);
 }
