@@ -169,7 +169,7 @@ func (a *Engine) resolveParent(n *network, parent string) error {
 			return invalid(fmt.Errorf("parent %q is a loopback device; use an Ethernet link such as eth0", parent))
 		}
 		n.ParentKind, n.LinkKind = ParentExisting, info.Kind
-		return nil
+		return a.parentFree(parent, info)
 	case !errors.Is(err, link.ErrNotFound):
 		return fmt.Errorf("look up parent %s: %w", parent, err)
 	}
@@ -186,6 +186,42 @@ func (a *Engine) resolveParent(n *network, parent string) error {
 	n.ParentKind = ParentVLAN
 	return nil
 }
+
+// parentFree refuses an existing parent link that is another network's
+// under another name (an altname), or that shares a device with another
+// network's parent: a macvlan's or macvtap's containers send through its
+// lower link, so a macvlan of another network's parent, or the lower link
+// of another network's macvlan parent, would carry two networks'
+// frames. Caller holds netOps.
+func (a *Engine) parentFree(given string, info link.Info) error {
+	lower := func(l link.Info) int {
+		if isMacvlanKind(l.Kind) {
+			return l.ParentIndex
+		}
+		return 0
+	}
+	for _, o := range a.networkList() {
+		p, _ := o.indexes()
+		if p == 0 || o.ParentKind == ParentHostOnly {
+			continue
+		}
+		switch {
+		case p == info.Index:
+			return conflict(fmt.Errorf("parent %s is link %s, already the parent of network %s; a parent link carries one network (use a sub-interface such as %s.VID for another)", given, o.Parent, o.name(), o.Parent))
+		case lower(info) == p:
+			return conflict(fmt.Errorf("parent %s is a %s of %s, the parent of network %s: its containers would send through %s; use a sub-interface such as %s.VID, or a link of its own", given, info.Kind, o.Parent, o.name(), o.Parent, o.Parent))
+		}
+		if !isMacvlanKind(o.linkKind()) {
+			continue
+		}
+		if ol, err := a.host.Link(o.Parent); err == nil && lower(ol) == info.Index {
+			return conflict(fmt.Errorf("parent %s carries network %s already: that network's parent %s is a %s of it; use a sub-interface such as %s.VID, or a link of its own", given, o.name(), o.Parent, ol.Kind, given))
+		}
+	}
+	return nil
+}
+
+func isMacvlanKind(kind string) bool { return kind == "macvlan" || kind == "macvtap" }
 
 // createLinks creates the parent link when mvlan owns it, then the host
 // shim if the network has one; on failure neither is left.
@@ -356,4 +392,10 @@ func (a *Engine) view(n *network, withEndpoints bool) api.Network {
 		}
 	}
 	return v
+}
+
+func (n *network) linkKind() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.LinkKind
 }

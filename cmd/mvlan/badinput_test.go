@@ -27,9 +27,14 @@ func manyLabels(n int) []string {
 func TestBadInput(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	sb.AddVeth(t, "eth1")
+	sb.AddVeth(t, "eth2")
+	sb.Run(t, sb.Path, "ip", "link", "property", "add", "dev", "eth1", "altname", "lan1")
+	sb.Run(t, sb.Path, "ip", "link", "add", "mv1", "link", "eth1", "type", "macvlan", "mode", "bridge")
+	sb.Run(t, sb.Path, "ip", "link", "add", "mv2", "link", "eth2", "type", "macvlan", "mode", "bridge")
 	a := newAgent(t, sb)
 	a.start()
 	a.ok("network", "create", "--subnet=10.1.0.0/16", "-o", "parent=eth1", "taken")
+	a.ok("network", "create", "--subnet=10.2.0.0/16", "-o", "parent=mv2", "onmv")
 	create := func(args ...string) []string { return append([]string{"network", "create"}, args...) }
 	long := "averyveryverylongname"
 	tests := []struct {
@@ -58,6 +63,9 @@ func TestBadInput(t *testing.T) {
 		{"name over 15 bytes", create("--subnet=172.16.86.0/24", "-o", "parent="+long+".50", "n"), 1, []string{long + ".50", "15"}},
 		{"unknown mode", create("--subnet=172.16.86.0/24", "-o", "parent=eth0", "-o", "macvlan_mode=fast", "n"), 1, []string{`"fast"`, "bridge"}},
 		{"second network on parent", create("--subnet=172.16.86.0/24", "-o", "parent=eth1", "n"), 1, []string{"eth1", "taken"}},
+		{"second network on parent's altname", create("--subnet=172.16.86.0/24", "-o", "parent=lan1", "n"), 1, []string{"lan1", "eth1", "taken"}},
+		{"parent a macvlan of another's parent", create("--subnet=172.16.86.0/24", "-o", "parent=mv1", "n"), 1, []string{"mv1", "macvlan of eth1", "taken"}},
+		{"parent the lower of another's macvlan parent", create("--subnet=172.16.86.0/24", "-o", "parent=eth2", "n"), 1, []string{"eth2", "onmv", "mv2"}},
 		{"subnet /32", create("--subnet=172.30.50.0/32", "-o", "parent=eth0", "n"), 1, []string{"172.30.50.0/32", "single address"}},
 		{"subnet ::/0", create("--ipv6", "--subnet=::/0", "-o", "parent=eth0", "n"), 1, []string{"::/0", "wider than /32"}},
 		{"subnet wider than /8", create("--subnet=10.0.0.0/7", "-o", "parent=eth0", "n"), 1, []string{"10.0.0.0/7", "wider than /8"}},
@@ -90,7 +98,7 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	if ls := a.ok("network", "ls", "-q"); len(strings.Fields(ls)) != 1 {
+	if ls := a.ok("network", "ls", "-q"); len(strings.Fields(ls)) != 2 { // taken and onmv
 		t.Fatalf("bad inputs left networks: %q", ls)
 	}
 }
