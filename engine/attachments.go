@@ -58,8 +58,12 @@ func (a *Engine) answerRepeat(ctx context.Context, n *network, r *repeatedAdd) (
 	if !ok {
 		return api.Endpoint{}, errRepeatGone
 	}
-	if e.State != Ready {
-		return api.Endpoint{}, Busy(fmt.Errorf("endpoint %s of the same attachment is being removed; try again", r.en.ep.Name))
+	switch e.State {
+	case Ready:
+	case Removing: // its removal is over, and failed
+		return api.Endpoint{}, conflict(fmt.Errorf("endpoint %s of the same attachment could not be removed (the agent log says why; its next start finishes it): remove it again (CNI DEL, or mvlan rm -f %s)", e.Name, e.Name))
+	default:
+		return api.Endpoint{}, Busy(fmt.Errorf("endpoint %s of the same attachment is %s; try again", e.Name, e.State))
 	}
 	out := e.api()
 	out.Network = n.name()

@@ -57,7 +57,7 @@ func TestParentEgress(t *testing.T) {
 	runCases(t, d, "parent_egress", []progCase{
 		{"unicast", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, tx},
 		// A tag in the frame was put on above a macvlan (a VLAN device's
-		// is in the skb: TestParentEgressMetadataTag).
+		// is in the skb: TestParentEgressTagPlace).
 		{"tagged in the frame by a made-up mac", tagged(ethFrame(macRouter, macEvil, 0x0800, v4("10.10.0.66", "10.10.0.1")), 0x8100, 10), verdictDrop, dropA("vlan_tag")},
 		{"tagged in the frame by another network's endpoint", tagged(ethFrame(macRouter, macC, 0x0800, v4("10.2.0.12", "10.1.0.1")), 0x8100, 20), verdictDrop, dropA("vlan_tag")},
 		{"802.1ad and 802.1q in the frame", tagged(tagged(ethFrame(macRouter, macEvil, 0x0800, v4("10.10.0.66", "10.10.0.1")), 0x8100, 10), 0x88a8, 1), verdictDrop, dropA("vlan_tag")},

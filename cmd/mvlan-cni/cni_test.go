@@ -713,12 +713,22 @@ func TestCNIAddDuringDel(t *testing.T) {
 	l := e.list("1.1.0", "")
 	rt := e.container("c1")
 	first := e.add(l, rt)
+	eps := e.endpoints()
+	if len(eps) != 1 {
+		t.Fatalf("endpoints after the first ADD: %+v; want one", eps)
+	}
+	firstID := eps[0].ID
 	e.a.Stop()
 	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-rm:after-state", "MVLAN_TEST_HOLD=1s"}
 	e.a.Start()
 	delDone := make(chan error, 1)
 	go func() { delDone <- e.cni.DelNetworkList(context.Background(), l, rt) }()
 	time.Sleep(300 * time.Millisecond) // the DEL is held in the agent
+	select {
+	case err := <-delDone:
+		t.Fatalf("the DEL (%v) was over before the ADD was sent: the hold did not take", err)
+	default:
+	}
 	r := e.add(l, rt)
 	select {
 	case err := <-delDone:
@@ -728,9 +738,9 @@ func TestCNIAddDuringDel(t *testing.T) {
 	default:
 		t.Fatal("the ADD answered before the DEL it raced; the DEL was not held")
 	}
-	eps := e.endpoints()
-	if len(eps) != 1 || len(r.IPs) != 1 || eps[0].ID == "" {
-		t.Fatalf("after ADD during DEL: endpoints %+v, result %v; want one endpoint, one address", eps, r)
+	eps = e.endpoints()
+	if len(eps) != 1 || len(r.IPs) != 1 || eps[0].ID == "" || eps[0].ID == firstID {
+		t.Fatalf("after ADD during DEL: endpoints %+v (the first was %s), result %v; want one new endpoint, one address", eps, firstID, r)
 	}
 	if out, _ := nstest.RunErr(rt.NetNS, "ip", "-br", "link"); strings.Count(out, "eth0") != 1 {
 		t.Errorf("links after ADD during DEL:\n%s\nwant one eth0", out)
