@@ -9,7 +9,7 @@ FUZZTIME    ?= 50000x
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X github.com/mvlan/mvlan/version.Version=$(VERSION)
 
-.PHONY: all build deps package test unit cover lint fuzz generate check-generate dashboards screenshots demo lab bench clean
+.PHONY: all build deps package test unit race cover lint fuzz generate check-generate dashboards screenshots demo lab bench clean
 
 all: build
 
@@ -34,6 +34,12 @@ package: build
 
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
+
+# The privileged end-to-end tests with the agent, CLI and plugin built with
+# the race detector (nstest.RaceEnv): a data race in any of them fails the
+# test that ran it. Not part of test: about 30 minutes on 2 cores.
+race:
+	MVLAN_E2E_RACE=1 $(GO) test -count=1 -timeout 60m ./cmd/mvlan-cni ./cmd/mvlan
 
 # gofmt, a tidy go.mod, vet, staticcheck (with ST1000: a package comment on
 # every package) and the race detector on the tests that need no root.

@@ -140,6 +140,9 @@ func (a *agentProc) end() {
 		}
 	}
 	a.kill()
+	if a.log != nil {
+		nstest.NoRaces(a.t, "the agent", a.log.String())
+	}
 }
 
 // kill SIGKILLs the agent (nsenter execs it, so the pid is the agent's).

@@ -129,6 +129,7 @@ func (a *Agent) end() {
 		}
 	}
 	a.Kill()
+	NoRaces(a.t, "the agent", a.Log())
 }
 
 // Kill SIGKILLs the agent if it runs (nsenter execs it: the pid is its).
