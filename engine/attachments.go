@@ -58,12 +58,11 @@ func (a *Engine) answerRepeat(ctx context.Context, n *network, r *repeatedAdd) (
 	if !ok {
 		return api.Endpoint{}, errRepeatGone
 	}
-	switch e.State {
-	case Ready:
-	case Removing: // its removal is over, and failed
-		return api.Endpoint{}, conflict(fmt.Errorf("endpoint %s of the same attachment could not be removed (the agent log says why; its next start finishes it): remove it again (CNI DEL, or mvlan rm -f %s)", e.Name, e.Name))
-	default:
-		return api.Endpoint{}, Busy(fmt.Errorf("endpoint %s of the same attachment is %s; try again", e.Name, e.State))
+	if e.State != Ready {
+		// Its creation or removal is over (the lock is free) and failed
+		// half way: nothing is under way to wait for.
+		verb := map[bool]string{true: "removed", false: "made"}[e.State == Removing]
+		return api.Endpoint{}, conflict(fmt.Errorf("endpoint %s of the same attachment could not be %s (the agent log says why; its next start finishes it): remove it (CNI DEL, or mvlan rm -f %s/%s)", e.Name, verb, n.name(), e.Name))
 	}
 	out := e.api()
 	out.Network = n.name()

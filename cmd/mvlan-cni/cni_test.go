@@ -719,17 +719,25 @@ func TestCNIAddDuringDel(t *testing.T) {
 	}
 	firstID := eps[0].ID
 	e.a.Stop()
-	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-rm:after-state", "MVLAN_TEST_HOLD=1s"}
+	hold, reach := 2*time.Second, 300*time.Millisecond
+	if os.Getenv(nstest.RaceEnv) == "1" { // several times slower
+		hold, reach = 6*time.Second, time.Second
+	}
+	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-rm:after-state", "MVLAN_TEST_HOLD=" + hold.String()}
 	e.a.Start()
 	delDone := make(chan error, 1)
+	t0 := time.Now()
 	go func() { delDone <- e.cni.DelNetworkList(context.Background(), l, rt) }()
-	time.Sleep(300 * time.Millisecond) // the DEL is held in the agent
+	time.Sleep(reach) // the DEL is held in the agent by then
 	select {
 	case err := <-delDone:
 		t.Fatalf("the DEL (%v) was over before the ADD was sent: the hold did not take", err)
 	default:
 	}
 	r := e.add(l, rt)
+	if d := time.Since(t0); d < hold {
+		t.Fatalf("the ADD answered %v after the DEL was sent, before the DEL's hold (%v) was over: it did not wait", d, hold)
+	}
 	select {
 	case err := <-delDone:
 		if err != nil {
