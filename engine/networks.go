@@ -168,7 +168,9 @@ func (a *Engine) resolveParent(n *network, parent string) error {
 		if info.Kind == "loopback" || info.Name == "lo" {
 			return invalid(fmt.Errorf("parent %q is a loopback device; use an Ethernet link such as eth0", parent))
 		}
-		n.ParentKind, n.LinkKind = ParentExisting, info.Kind
+		// An altname is the link's: kept by its name, which the
+		// agent's parent look-ups and link events use.
+		n.Parent, n.ParentKind, n.LinkKind = info.Name, ParentExisting, info.Kind
 		return a.parentFree(parent, info)
 	case !errors.Is(err, link.ErrNotFound):
 		return fmt.Errorf("look up parent %s: %w", parent, err)
@@ -188,40 +190,46 @@ func (a *Engine) resolveParent(n *network, parent string) error {
 }
 
 // parentFree refuses an existing parent link that is another network's
-// under another name (an altname), or that shares a device with another
-// network's parent: a macvlan's or macvtap's containers send through its
-// lower link, so a macvlan of another network's parent, or the lower link
-// of another network's macvlan parent, would carry two networks'
-// frames. Caller holds netOps.
+// under another name (an altname), or that sends through the same device
+// as another network's parent: a macvlan's or macvtap's containers send
+// through its lower link, so a macvlan of another network's parent, the
+// lower link of another network's macvlan parent, or two macvlans of one
+// link would carry two networks' frames. A network whose parent is
+// missing now is not compared. Caller holds netOps.
 func (a *Engine) parentFree(given string, info link.Info) error {
-	lower := func(l link.Info) int {
-		if isMacvlanKind(l.Kind) {
-			return l.ParentIndex
-		}
-		return 0
+	links, err := a.host.Links()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	byName := make(map[string]link.Info, len(links))
+	for _, l := range links {
+		byName[l.Name] = l
 	}
 	for _, o := range a.networkList() {
-		p, _ := o.indexes()
-		if p == 0 || o.ParentKind == ParentHostOnly {
+		ol, ok := byName[o.Parent]
+		if !ok || o.ParentKind == ParentHostOnly {
 			continue
 		}
 		switch {
-		case p == info.Index:
-			return conflict(fmt.Errorf("parent %s is link %s, already the parent of network %s; a parent link carries one network (use a sub-interface such as %s.VID for another)", given, o.Parent, o.name(), o.Parent))
-		case lower(info) == p:
-			return conflict(fmt.Errorf("parent %s is a %s of %s, the parent of network %s: its containers would send through %s; use a sub-interface such as %s.VID, or a link of its own", given, info.Kind, o.Parent, o.name(), o.Parent, o.Parent))
-		}
-		if !isMacvlanKind(o.linkKind()) {
-			continue
-		}
-		if ol, err := a.host.Link(o.Parent); err == nil && lower(ol) == info.Index {
-			return conflict(fmt.Errorf("parent %s carries network %s already: that network's parent %s is a %s of it; use a sub-interface such as %s.VID, or a link of its own", given, o.name(), o.Parent, ol.Kind, given))
+		case ol.Index == info.Index:
+			return conflict(fmt.Errorf("parent %s is link %s, already the parent of network %s; a parent link carries one network (use a sub-interface such as %s.VID for another)", given, ol.Name, o.name(), ol.Name))
+		case sendsThrough(info) == ol.Index:
+			return conflict(fmt.Errorf("parent %s is a %s of %s, the parent of network %s: its containers would send through %s; use a sub-interface such as %s.VID, or a link of its own", given, info.Kind, ol.Name, o.name(), ol.Name, ol.Name))
+		case sendsThrough(info) == sendsThrough(ol):
+			return conflict(fmt.Errorf("parent %s sends through the same link as %s, the parent of network %s (a %s sends through its lower link); use a sub-interface such as NAME.VID of that link, or a link of its own", given, ol.Name, o.name(), ol.Kind))
 		}
 	}
 	return nil
 }
 
-func isMacvlanKind(kind string) bool { return kind == "macvlan" || kind == "macvtap" }
+// sendsThrough is the index of the link l's macvlans send through: its
+// lower link for a macvlan or macvtap (of this namespace), else l.
+func sendsThrough(l link.Info) int {
+	if (l.Kind == "macvlan" || l.Kind == "macvtap") && !l.LowerElsewhere && l.ParentIndex > 0 {
+		return l.ParentIndex
+	}
+	return l.Index
+}
 
 // createLinks creates the parent link when mvlan owns it, then the host
 // shim if the network has one; on failure neither is left.
@@ -392,10 +400,4 @@ func (a *Engine) view(n *network, withEndpoints bool) api.Network {
 		}
 	}
 	return v
-}
-
-func (n *network) linkKind() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.LinkKind
 }

@@ -50,9 +50,12 @@ type Info struct {
 	Alias       string // IFLA_IFALIAS
 	Index       int
 	ParentIndex int // lower link of a vlan/macvlan; peer of a veth
-	Up          bool
-	VID         int // 802.1q id of a vlan link
-	MAC         net.HardwareAddr
+	// LowerElsewhere: ParentIndex is in another namespace
+	// (IFLA_LINK_NETNSID), not an index of this one.
+	LowerElsewhere bool
+	Up             bool
+	VID            int // 802.1q id of a vlan link
+	MAC            net.HardwareAddr
 }
 
 // OpenHost opens the network namespace at nsPath ("" means the namespace of
@@ -208,6 +211,7 @@ func infoOf(l netlink.Link) Info {
 		Up:          a.Flags&net.FlagUp != 0,
 		MAC:         a.HardwareAddr,
 	}
+	in.LowerElsewhere = a.NetNsID >= 0
 	if v, ok := l.(*netlink.Vlan); ok {
 		in.VID = v.VlanId
 	}

@@ -31,6 +31,7 @@ func TestBadInput(t *testing.T) {
 	sb.Run(t, sb.Path, "ip", "link", "property", "add", "dev", "eth1", "altname", "lan1")
 	sb.Run(t, sb.Path, "ip", "link", "add", "mv1", "link", "eth1", "type", "macvlan", "mode", "bridge")
 	sb.Run(t, sb.Path, "ip", "link", "add", "mv2", "link", "eth2", "type", "macvlan", "mode", "bridge")
+	sb.Run(t, sb.Path, "ip", "link", "add", "mv3", "link", "eth2", "type", "macvlan", "mode", "bridge")
 	a := newAgent(t, sb)
 	a.start()
 	a.ok("network", "create", "--subnet=10.1.0.0/16", "-o", "parent=eth1", "taken")
@@ -66,6 +67,7 @@ func TestBadInput(t *testing.T) {
 		{"second network on parent's altname", create("--subnet=172.16.86.0/24", "-o", "parent=lan1", "n"), 1, []string{"lan1", "eth1", "taken"}},
 		{"parent a macvlan of another's parent", create("--subnet=172.16.86.0/24", "-o", "parent=mv1", "n"), 1, []string{"mv1", "macvlan of eth1", "taken"}},
 		{"parent the lower of another's macvlan parent", create("--subnet=172.16.86.0/24", "-o", "parent=eth2", "n"), 1, []string{"eth2", "onmv", "mv2"}},
+		{"parent a macvlan next to another's macvlan parent", create("--subnet=172.16.86.0/24", "-o", "parent=mv3", "n"), 1, []string{"mv3", "onmv", "mv2"}},
 		{"subnet /32", create("--subnet=172.30.50.0/32", "-o", "parent=eth0", "n"), 1, []string{"172.30.50.0/32", "single address"}},
 		{"subnet ::/0", create("--ipv6", "--subnet=::/0", "-o", "parent=eth0", "n"), 1, []string{"::/0", "wider than /32"}},
 		{"subnet wider than /8", create("--subnet=10.0.0.0/7", "-o", "parent=eth0", "n"), 1, []string{"10.0.0.0/7", "wider than /8"}},
@@ -100,6 +102,13 @@ func TestBadInput(t *testing.T) {
 	}
 	if ls := a.ok("network", "ls", "-q"); len(strings.Fields(ls)) != 2 { // taken and onmv
 		t.Fatalf("bad inputs left networks: %q", ls)
+	}
+	// A free link's altname is taken as the link's name.
+	sb.AddVeth(t, "eth3")
+	sb.Run(t, sb.Path, "ip", "link", "property", "add", "dev", "eth3", "altname", "lan3")
+	a.ok("network", "create", "--subnet=10.3.0.0/16", "-o", "parent=lan3", "alt")
+	if p := a.ok("network", "inspect", "-f", "{{.Parent}}", "alt"); strings.TrimSpace(p) != "eth3" {
+		t.Errorf("network on altname lan3 shows parent %q, want eth3", p)
 	}
 }
 
