@@ -187,11 +187,11 @@ func (d *Datapath) MoveEndpoint(fromCookie uint64, fromIfindex int, ep Endpoint)
 		return d.SetEndpoint(ep)
 	}
 	info, err := newEpInfo(ep)
-	if err != nil {
-		return err
+	if err == nil {
+		err = d.SetEndpoint(ep)
 	}
-	if err := d.SetEndpoint(ep); err != nil {
-		return err
+	if err != nil {
+		return errors.Join(err, d.settleMoving(fromCookie, fromIfindex))
 	}
 	d.tables.Lock()
 	defer d.tables.Unlock()
@@ -210,6 +210,22 @@ func (d *Datapath) MoveEndpoint(fromCookie uint64, fromIfindex int, ep Endpoint)
 		keep[newIPKey(ip)] = true
 	}
 	return errors.Join(d.unrefNetns(fromCookie), d.retire(old, old.MAC != info.MAC, keep))
+}
+
+// settleMoving rewrites the row at the keys as not moving, if it is: a
+// row that could not move to its container's keys is no one's to send as
+// (a frame with its MAC from a container's socket is mac_spoof again).
+func (d *Datapath) settleMoving(cookie uint64, ifindex int) error {
+	key := epKey{NetnsCookie: cookie, Ifindex: uint32(ifindex)}
+	var old epInfo
+	d.tables.Lock()
+	err := d.maps.EpTable.Lookup(&key, &old)
+	d.tables.Unlock()
+	if err != nil || old.Flags&epMoving == 0 {
+		return nil
+	}
+	return d.SetEndpoint(Endpoint{NetnsCookie: cookie, Ifindex: ifindex, MAC: old.MAC[:],
+		IPs: old.addrs(), NetworkID: old.NetworkID, Allow: old.Flags & allowMask})
 }
 
 // created is a key SetEndpoint added (not updated), undone on failure.

@@ -114,6 +114,38 @@ func TestMoveEndpoint(t *testing.T) {
 	}
 }
 
+// TestMoveEndpointMoving: a moving row (a Docker endpoint's, under the
+// host's keys) that moves is not moving under its new keys; one that
+// cannot move (here a new row the table refuses) stays where it was, no
+// longer moving, and keeps its MAC and addresses.
+func TestMoveEndpointMoving(t *testing.T) {
+	d := newTestDatapath(t)
+	ep := Endpoint{NetnsCookie: 7, Ifindex: 3, MAC: macA, NetworkID: 5, IPs: addrs("10.1.0.10"), Allow: AllowRouter, Moving: true}
+	if err := d.SetEndpoint(ep); err != nil {
+		t.Fatal(err)
+	}
+	bad := ep
+	bad.NetnsCookie, bad.Ifindex, bad.NetworkID, bad.Moving = 8, 4, 0, false // network 0: refused
+	if err := d.MoveEndpoint(7, 3, bad); err == nil {
+		t.Fatal("a move to network 0 succeeded")
+	}
+	eps, err := d.Endpoints()
+	if err != nil || len(eps) != 1 || eps[0].NetnsCookie != 7 || eps[0].Moving || eps[0].Allow != AllowRouter || !slices.Contains(eps[0].IPs, netip.MustParseAddr("10.1.0.10")) {
+		t.Fatalf("rows after a failed move: %+v %v; want the old one under 7/3, not moving, its allow flags and address kept", eps, err)
+	}
+	if err := d.SetEndpoint(ep); err != nil { // moving again
+		t.Fatal(err)
+	}
+	good := ep
+	good.NetnsCookie, good.Ifindex, good.Moving = 8, 4, false
+	if err := d.MoveEndpoint(7, 3, good); err != nil {
+		t.Fatal(err)
+	}
+	if eps, err := d.Endpoints(); err != nil || len(eps) != 1 || eps[0].NetnsCookie != 8 || eps[0].Moving {
+		t.Fatalf("rows after the move: %+v %v; want one under 8/4, not moving", eps, err)
+	}
+}
+
 func mapsEqual(a, b map[netip.Addr]uint32) bool {
 	if len(a) != len(b) {
 		return false
