@@ -113,8 +113,7 @@ static __always_inline int container_sock(__u64 sock)
  * row (EP_MOVING, a Docker endpoint whose link the runtime is moving into
  * the container) counts as anyone's; the host's own rows (a host shim)
  * are no container's. */
-static __always_inline int foreign_mac(struct __sk_buff *skb,
-				       const struct ep_info *sender, __u64 sock)
+static __always_inline int foreign_mac(const struct ep_info *sender, __u64 sock)
 {
 	if (!sock)
 		return 0;
@@ -137,7 +136,7 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 {
 	struct ep_info *sender = ep_of_mac(f->src);
 
-	if (foreign_mac(skb, sender, sock_elsewhere(skb))) {
+	if (foreign_mac(sender, sock_elsewhere(skb))) {
 		*network_id = parent_net;
 		return REASON_MAC_SPOOF;
 	}
@@ -161,7 +160,7 @@ static __always_inline int rx_reason(struct __sk_buff *skb, struct frame *f,
 	__u64 sock = sock_elsewhere(skb);
 
 	*wire = !container_sock(sock);
-	if (*wire || !foreign_mac(skb, ep_of_mac(f->src), sock))
+	if (*wire || !foreign_mac(ep_of_mac(f->src), sock))
 		return 0;
 	*network_id = parent_net;
 	return REASON_MAC_SPOOF;
