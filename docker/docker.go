@@ -37,7 +37,7 @@ var _ plugin.Backend = (*Driver)(nil)
 // handoffWait bounds how long a Join's watch waits for Docker to move the
 // link into the sandbox (the container's start); later, the next agent
 // start finishes the endpoint.
-const handoffWait = 60 * time.Second
+var handoffWait = 60 * time.Second // a variable for tests
 
 // dockerOwner holds the addresses handed to Docker until an endpoint has
 // them (Join re-owns them under the endpoint's name).

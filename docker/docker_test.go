@@ -181,3 +181,55 @@ func waitReady(t *testing.T, eng *engine.Engine, id string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestHandoffStalls: a joined endpoint's row under the host's keys is
+// moving (any container may send its MAC while Docker moves the link in);
+// when Docker does not move the link within handoffWait, the row stays but
+// is moving no more, and the endpoint is still handing off.
+func TestHandoffStalls(t *testing.T) {
+	ctx := context.Background()
+	defer func(w time.Duration) { handoffWait = w }(handoffWait)
+	handoffWait = 300 * time.Millisecond
+	k := enginetest.New("eth0")
+	d, eng := newDriver(t, k)
+	subnet := netip.MustParsePrefix("172.16.86.0/24")
+	pool, err := d.DockerRequestPool(ctx, plugin.PoolRequest{Pool: subnet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := request(t, d, plugin.AddressRequest{PoolID: pool, Gateway: true})
+	if err := d.DockerCreateNetwork(ctx, plugin.Network{ID: netID, Options: map[string]string{"parent": "eth0", "name": "dnet"},
+		Pools: []plugin.Pool{{Subnet: subnet, Gateway: gw.Addr()}}}); err != nil {
+		t.Fatal(err)
+	}
+	ep := strings.Repeat("a", 64)
+	if _, err := d.DockerCreateEndpoint(ctx, plugin.Endpoint{NetworkID: netID, ID: ep, Addrs: []netip.Prefix{request(t, d, plugin.AddressRequest{PoolID: pool})}}); err != nil {
+		t.Fatal(err)
+	}
+	k.AddNetns("/fake/sandbox1")
+	j, err := d.DockerJoin(ctx, netID, ep, "/fake/sandbox1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, _ := k.HostLink(j.SrcName)
+	if row, ok := k.TableRow(enginetest.HostPath, hl.Index); !ok || !row.Moving {
+		t.Fatalf("joined endpoint's row %+v (%v): want it moving", row, ok)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		row, ok := k.TableRow(enginetest.HostPath, hl.Index)
+		if !ok {
+			t.Fatal("the stalled endpoint's row is gone")
+		}
+		if !row.Moving {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the row is still moving %v after the join (handoffWait %v)", 5*time.Second, handoffWait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if e, err := eng.Endpoint(ep); err != nil || e.State == "ready" {
+		t.Errorf("stalled endpoint %+v %v: want it still handing off", e, err)
+	}
+}

@@ -46,6 +46,7 @@ func (d *Driver) awaitHandoff(ctx context.Context, id string) bool {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				d.log.Warn("Docker did not move the endpoint's link into its sandbox in time; the next agent start finishes it", "endpoint", shortID(id), "waited", handoffWait)
+				d.eng.StallHandoff(id)
 			}
 			return false
 		case <-time.After(wait):

@@ -238,6 +238,28 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 	return true
 }
 
+// StallHandoff takes the moving mark off endpoint id's row when the
+// runtime has not moved its link in time (dockerd died half way through a
+// start, say): until the next start finishes it, no container may send as
+// it.
+func (a *Engine) StallHandoff(id string) {
+	n, en := a.endpointByID(id)
+	if en == nil {
+		return
+	}
+	en.busy.Lock()
+	defer en.busy.Unlock()
+	e, ok := n.current(en)
+	if !ok || !isHandoff(e) || e.Ifindex == 0 {
+		return
+	}
+	row := tableEntry(n, e)
+	row.Moving = false
+	if err := a.dp.SetEndpoint(row); err != nil {
+		a.log.Warn("Docker endpoint: take its moving mark off", "name", e.Name, "err", err)
+	}
+}
+
 // handoffLink finds e's link in its sandbox, once it has been named and
 // brought up there (the last step of the move), and the sandbox's inode.
 func (a *Engine) handoffLink(e endpoint) (link.Info, uint64, bool) {

@@ -243,4 +243,16 @@ func (k *Kernel) TableHas(path string, ifindex int) bool {
 	return ok
 }
 
+// TableRow is the datapath's row under (path's namespace, ifindex).
+func (k *Kernel) TableRow(path string, ifindex int) (loader.Endpoint, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := k.nets[path]
+	if n == nil {
+		return loader.Endpoint{}, false
+	}
+	ep, ok := k.table[[2]uint64{n.cookie, uint64(ifindex)}]
+	return ep, ok
+}
+
 func notFound(what string) error { return fmt.Errorf("%s: %w", what, link.ErrNotFound) }
