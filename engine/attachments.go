@@ -61,7 +61,10 @@ func (a *Engine) answerRepeat(ctx context.Context, n *network, r *repeatedAdd) (
 	if e.State != Ready {
 		// Its creation or removal is over (the lock is free) and failed
 		// half way: nothing is under way to wait for.
-		verb := map[bool]string{true: "removed", false: "made"}[e.State == Removing]
+		verb := "made"
+		if e.State == Removing {
+			verb = "removed"
+		}
 		return api.Endpoint{}, conflict(fmt.Errorf("endpoint %s of the same attachment could not be %s (the agent log says why; its next start finishes it): remove it (CNI DEL, or mvlan rm -f %s/%s)", e.Name, verb, n.name(), e.Name))
 	}
 	out := e.api()

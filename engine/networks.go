@@ -225,7 +225,7 @@ func (a *Engine) parentFree(given string, info link.Info) error {
 // sendsThrough is the index of the link l's macvlans send through: its
 // lower link for a macvlan or macvtap (of this namespace), else l.
 func sendsThrough(l link.Info) int {
-	if (l.Kind == "macvlan" || l.Kind == "macvtap") && !l.LowerElsewhere && l.ParentIndex > 0 {
+	if l.IsMacvlan() && !l.LowerElsewhere && l.ParentIndex > 0 {
 		return l.ParentIndex
 	}
 	return l.Index

@@ -248,7 +248,7 @@ func (a *Engine) endpointLinks(e endpoint, parent int) (own *link.Info, nested [
 		return own, nil
 	}
 	for _, l := range links {
-		if l.Index != e.Ifindex && l.ParentIndex == parent && (l.Kind == "macvlan" || l.Kind == "macvtap") {
+		if l.Index != e.Ifindex && l.ParentIndex == parent && l.IsMacvlan() {
 			nested = append(nested, l)
 		}
 	}

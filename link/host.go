@@ -58,6 +58,10 @@ type Info struct {
 	MAC            net.HardwareAddr
 }
 
+// IsMacvlan reports whether l is a macvlan or macvtap: a link that sends
+// through its lower link (ParentIndex).
+func (l Info) IsMacvlan() bool { return l.Kind == "macvlan" || l.Kind == "macvtap" }
+
 // OpenHost opens the network namespace at nsPath ("" means the namespace of
 // the calling thread) for netlink operations. Close it when done.
 func OpenHost(nsPath string) (*Host, error) {

@@ -224,8 +224,17 @@ func (d *Datapath) settleMoving(cookie uint64, ifindex int) error {
 	if err != nil || old.Flags&epMoving == 0 {
 		return nil
 	}
-	return d.SetEndpoint(Endpoint{NetnsCookie: cookie, Ifindex: ifindex, MAC: old.MAC[:],
-		IPs: old.addrs(), NetworkID: old.NetworkID, Allow: old.Flags & allowMask})
+	settled := old.endpoint(key)
+	settled.Moving = false
+	return d.SetEndpoint(settled)
+}
+
+// endpoint is the row v under key as SetEndpoint takes it (its IPs with
+// the link-local SetEndpoint added).
+func (v epInfo) endpoint(key epKey) Endpoint {
+	return Endpoint{NetnsCookie: key.NetnsCookie, Ifindex: int(key.Ifindex),
+		MAC: append(net.HardwareAddr(nil), v.MAC[:]...), IPs: v.addrs(), NetworkID: v.NetworkID,
+		Allow: v.Flags & allowMask, Moving: v.Flags&epMoving != 0}
 }
 
 // created is a key SetEndpoint added (not updated), undone on failure.
@@ -300,10 +309,7 @@ func (d *Datapath) deleteAddressesOf(info epInfo, keep map[ipKey]bool) error {
 func (d *Datapath) Endpoints() ([]Endpoint, error) {
 	var out []Endpoint
 	err := readEach(d.maps.EpTable, func(k epKey, v epInfo) {
-		out = append(out, Endpoint{
-			NetnsCookie: k.NetnsCookie, Ifindex: int(k.Ifindex),
-			MAC: append(net.HardwareAddr(nil), v.MAC[:]...), IPs: v.addrs(), NetworkID: v.NetworkID, Allow: v.Flags & allowMask, Moving: v.Flags&epMoving != 0,
-		})
+		out = append(out, v.endpoint(k))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list endpoints: %w", err)

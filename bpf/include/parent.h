@@ -136,13 +136,11 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 {
 	struct ep_info *sender = ep_of_mac(f->src);
 
-	if (foreign_mac(sender, sock_elsewhere(skb))) {
-		*network_id = parent_net;
+	*network_id = parent_net;
+	if (foreign_mac(sender, sock_elsewhere(skb)))
 		return REASON_MAC_SPOOF;
-	}
 	if (!sender)
 		return 0;
-	*network_id = parent_net;
 	if (sender->network_id != parent_net)
 		return REASON_MAC_SPOOF;
 	return sender_reason(skb, f, sender);

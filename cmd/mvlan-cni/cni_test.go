@@ -719,10 +719,7 @@ func TestCNIAddDuringDel(t *testing.T) {
 	}
 	firstID := eps[0].ID
 	e.a.Stop()
-	hold, reach := 2*time.Second, 300*time.Millisecond
-	if os.Getenv(nstest.RaceEnv) == "1" { // several times slower
-		hold, reach = 6*time.Second, time.Second
-	}
+	hold, reach := nstest.Slow(2*time.Second), nstest.Slow(300*time.Millisecond)
 	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-rm:after-state", "MVLAN_TEST_HOLD=" + hold.String()}
 	e.a.Start()
 	delDone := make(chan error, 1)

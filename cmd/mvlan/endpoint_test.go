@@ -46,16 +46,6 @@ func newEnv(t *testing.T, extraParents ...string) *env {
 	return e
 }
 
-// holdTime is how long the held tests hold a link's deletion: long enough
-// for their checks in between, also with binaries built with the race
-// detector (make race), which run several times slower.
-func holdTime() time.Duration {
-	if os.Getenv(nstest.RaceEnv) == "1" {
-		return 6 * time.Second
-	}
-	return 2 * time.Second
-}
-
 // newHeldEnv is newEnv with an agent that holds every background removal
 // for hold before it deletes the container's link.
 func newHeldEnv(t *testing.T, hold time.Duration, extraParents ...string) *env {
@@ -281,7 +271,7 @@ func TestEndpointRmFreesAddress(t *testing.T) {
 // is: a run asking for it waits for the deletion, then gets it.
 func TestEndpointRmUnreachableAtOnce(t *testing.T) {
 	t.Parallel()
-	hold := holdTime()
+	hold := nstest.Slow(2 * time.Second) // long enough for the checks in between
 	e := newHeldEnv(t, hold)
 	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
 	c1, c2, c3 := e.name("1"), e.name("2"), e.name("3")
@@ -328,7 +318,7 @@ func TestEndpointRmUnreachableAtOnce(t *testing.T) {
 // deleted in the background (held 2 s here): the run waits for it.
 func TestEndpointRmThenRunGetsLowest(t *testing.T) {
 	t.Parallel()
-	hold := holdTime()
+	hold := nstest.Slow(2 * time.Second) // long enough for the checks in between
 	e := newHeldEnv(t, hold)
 	e.a.ok("network", "create", "--subnet=172.16.87.0/24", "--gateway=172.16.87.1", "-o", "parent=eth0", "pub_net")
 	c1, c2, c3 := e.name("1"), e.name("2"), e.name("3")
@@ -361,7 +351,7 @@ func TestEndpointRmThenRunGetsLowest(t *testing.T) {
 // neighbour.
 func TestEndpointRmThenRunOtherNet(t *testing.T) {
 	t.Parallel()
-	hold := holdTime()
+	hold := nstest.Slow(2 * time.Second) // long enough for the checks in between
 	e := newHeldEnv(t, hold, "eth1")
 	e.a.ok("network", "create", "--subnet=172.16.88.0/24", "-o", "parent=eth0", "net_a")
 	e.a.ok("network", "create", "--subnet=172.16.89.0/24", "-o", "parent=eth1", "net_b")

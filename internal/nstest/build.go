@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // CoverDirEnv names the directory where the binaries end-to-end tests
@@ -16,6 +17,15 @@ const CoverDirEnv = "MVLAN_E2E_COVERDIR"
 // with the race detector: a race in the agent makes it exit 66, which
 // fails the test that stops it (make race).
 const RaceEnv = "MVLAN_E2E_RACE"
+
+// Slow scales d, a wait a test gives the binaries it runs, by how much
+// slower they run: 3 times under RaceEnv, else 1.
+func Slow(d time.Duration) time.Duration {
+	if os.Getenv(RaceEnv) == "1" {
+		return 3 * d
+	}
+	return d
+}
 
 // GoBuild builds pkgs into dst (a file, or a directory ending in "/") for
 // an end-to-end test. With CoverDirEnv set, the binaries are built with
