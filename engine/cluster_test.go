@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -47,6 +48,17 @@ func (r *rig) runAddr(name, net string, ip ...string) netip.Addr {
 		r.t.Fatalf("endpoint %s has no address", name)
 	}
 	return ep.Addrs[0].Addr()
+}
+
+// watch runs the engine's background work (Watch) until the test ends.
+func (r *rig) watch() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.e.Watch(ctx)
+	}()
+	r.t.Cleanup(func() { cancel(); <-done })
 }
 
 // rm removes endpoint name.
@@ -278,5 +290,76 @@ func TestClusterBadIDRefused(t *testing.T) {
 	}
 	if got := h.e.UnjoinedNetworks(ctx); len(got) != 0 {
 		t.Errorf("network ls lists %v", got)
+	}
+}
+
+// TestClusterRmNotJoinedAgain: host2's liveness lease is lost (revoked)
+// while its network rm has left etcd and is held before the network goes
+// here; the new lease's rejoin must not make host2 a member of cnet again,
+// or host1, the last host, could never remove the definition.
+func TestClusterRmNotJoinedAgain(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	ctx := context.Background()
+	h1.network("cnet", "scope=cluster", "subnet=10.96.0.0/24", "parent=eth0")
+	h2.network("cnet", "scope=cluster", "parent=eth0")
+	id, host := netID(t, h2.e, "cnet"), h2.e.AgentID()
+	h2.watch() // its liveness and rejoin
+
+	t.Setenv("MVLAN_TEST_HOLDPOINT", "network-rm:after-leave")
+	t.Setenv("MVLAN_TEST_HOLD", "3500ms")
+	done := make(chan error, 1)
+	go func() { done <- h2.e.RemoveNetwork(ctx, "cnet") }()
+	time.Sleep(300 * time.Millisecond)
+	revokeLiveness(t, e.URL, host)
+	if err := <-done; err != nil {
+		t.Fatalf("rm: %v", err)
+	}
+	if k := holdings(t, e.URL, "cnet", id, host); k != 0 {
+		t.Fatalf("host2 left cnet and lost its liveness lease meanwhile; etcd has %d of its keys of cnet (joined again)", k)
+	}
+	if err := h1.e.RemoveNetwork(ctx, "cnet"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := etcdClient(t, e.URL).Get(ctx, "/mvlan/v1/networks/cnet")
+	if err != nil || len(r.Kvs) != 0 {
+		t.Fatalf("host1, the last host, removed cnet; etcd still defines it (%d keys, %v)", len(r.Kvs), err)
+	}
+}
+
+// revokeLiveness revokes the liveness lease of host (named by its epoch
+// key), as etcd does when the lease expires, and waits until host has
+// taken a new one.
+func revokeLiveness(t *testing.T, url, host string) {
+	t.Helper()
+	c := etcdClient(t, url)
+	ctx := context.Background()
+	lease := func() int64 {
+		r, err := c.Get(ctx, "/mvlan/v1/epochs/"+host)
+		for deadline := time.Now().Add(5 * time.Second); err == nil && len(r.Kvs) == 0 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			r, err = c.Get(ctx, "/mvlan/v1/epochs/"+host)
+		}
+		if err != nil || len(r.Kvs) != 1 {
+			t.Fatalf("epoch key of %s: %d keys, %v", host, len(r.Kvs), err)
+		}
+		var v struct{ Lease string }
+		var id int64
+		if err := json.Unmarshal(r.Kvs[0].Value, &v); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fmt.Sscanf(v.Lease, "%x", &id); err != nil {
+			t.Fatalf("lease %q of %s: %v", v.Lease, host, err)
+		}
+		return id
+	}
+	old := lease()
+	if _, err := c.Revoke(ctx, clientv3.LeaseID(old)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); lease() == old; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s took no new liveness lease within 5s", host)
+		}
 	}
 }

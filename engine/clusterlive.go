@@ -48,8 +48,15 @@ func (a *Engine) runCluster(ctx context.Context) {
 
 // rejoin makes sure etcd has this host as a member of each cluster
 // network it has, after each new liveness lease (a host seen dead may have
-// been forgotten: ForgetDead); false: etcd did not answer, try again.
+// been forgotten: ForgetDead); false: etcd did not answer, or a network
+// is being created or removed: try again. It holds netOps, so that a
+// network rm that has left etcd (leaveFirst) is not joined again before
+// it is gone here; it only tries the lock, as create and rm wait on etcd.
 func (a *Engine) rejoin(ctx context.Context) bool {
+	if !a.netOps.TryLock() {
+		return false
+	}
+	defer a.netOps.Unlock()
 	for _, n := range a.networkList() {
 		if _, ok := n.space.(*cluster.Space); !ok {
 			continue

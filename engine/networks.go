@@ -312,6 +312,7 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 		if err := a.leaveFirst(ctx, n, cs); err != nil {
 			return err
 		}
+		crashpoint.Hit("network-rm:after-leave")
 	}
 	var inUse *store.InUseError
 	if err := a.store.DeleteNetwork(n.ID); err != nil {
