@@ -3,6 +3,7 @@ package link_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -214,6 +215,48 @@ func TestAttachEndpointParentIndex(t *testing.T) {
 			if len(got) != 1 || got[0].ParentIndex != parent.Index || !bytes.Equal(got[0].MAC, s.MAC) {
 				t.Fatalf("eth0 in %s: %+v; want the macvlan with MAC %s on eth0 (ifindex %d)", s.NetnsPath, got, s.MAC, parent.Index)
 			}
+		})
+	}
+}
+
+// TestAttachEndpointBeforeUp: BeforeUp runs on the slave still down,
+// with its addresses, and a failure of it rolls the slave back.
+func TestAttachEndpointBeforeUp(t *testing.T) {
+	for _, hookErr := range []error{nil, errors.New("no datapath")} {
+		t.Run(fmt.Sprint(hookErr), func(t *testing.T) {
+			sb := nstest.NewSandbox(t)
+			h := openHost(t, sb)
+			s := link.EndpointSpec{Parent: "eth0", NetnsPath: sb.Netns(t, "c1"), MAC: mac(t, "02:42:ac:10:56:0a"),
+				Addrs: prefixes("172.16.86.10/24"), Alias: "mvlan/test/ep/1"}
+			seen := "never"
+			s.BeforeUp = func(idx int) error {
+				seen = "gone"
+				infos, err := link.EndpointLinks(s.NetnsPath)
+				if err != nil {
+					return err
+				}
+				for _, in := range infos {
+					if in.Index == idx {
+						seen = map[bool]string{false: "down", true: "up"}[in.Up]
+					}
+				}
+				return hookErr
+			}
+			err := h.AttachEndpoint(context.Background(), s)
+			if seen != "down" {
+				t.Errorf("BeforeUp saw the slave %s; want it there, down", seen)
+			}
+			if hookErr == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkEndpoint(t, sb, s, nil)
+				return
+			}
+			if !errors.Is(err, hookErr) {
+				t.Fatalf("attach: %v; want BeforeUp's error", err)
+			}
+			sameLinks(t, h, s.NetnsPath, []string{"lo"})
 		})
 	}
 }
