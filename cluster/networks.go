@@ -240,6 +240,23 @@ func (c *Client) ForgetDead(ctx context.Context, name, id string) (int, error) {
 	return n, nil
 }
 
+// Memberships returns the networks (name to ID) etcd has this host as a
+// member of.
+func (c *Client) Memberships(ctx context.Context) (map[string]string, error) {
+	r, err := c.get(ctx, "list memberships", prefix+"members/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, kv := range r.Kvs {
+		name, host, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), prefix+"members/"), "/")
+		if ok && host == c.host {
+			out[name] = string(kv.Value)
+		}
+	}
+	return out, nil
+}
+
 // Epoch counts the liveness leases this host has taken: it changes when
 // the host (re)appears in etcd.
 func (c *Client) Epoch() uint64 { return c.live.epoch.Load() }

@@ -47,7 +47,8 @@ func (a *Engine) newSpace(nw cluster.Network, pools []ipam.PoolConfig, opts map[
 
 // joinCluster defines req in etcd, or joins the network of its name that
 // another host defined: then req takes its ID and, when it names no
-// subnet, its pools; pools that differ are refused.
+// subnet, its pools; pools that differ are refused, before the join.
+// Caller holds netOps.
 func (a *Engine) joinCluster(ctx context.Context, req *api.NetworkCreate, id *string) error {
 	if a.cluster == nil {
 		return invalid(errors.New("--scope cluster needs an agent started with --cluster etcd://HOST:PORT"))
@@ -66,19 +67,19 @@ func (a *Engine) joinCluster(ctx context.Context, req *api.NetworkCreate, id *st
 	if mine {
 		return nil
 	}
+	c := got.Create
+	if len(req.Subnets) > 0 && (!slices.Equal(req.Subnets, c.Subnets) || !slices.Equal(req.Gateways, c.Gateways) ||
+		!slices.Equal(req.IPRanges, c.IPRanges) || !slices.Equal(req.AuxAddrs, c.AuxAddrs) || req.IPv6 != c.IPv6) {
+		// before joining: a refused create leaves no membership behind
+		return conflict(fmt.Errorf("cluster network %s is defined with --subnet %v --gateway %v --ip-range %v --aux-address %v; join it with the same, or with no --subnet to take them",
+			req.Name, c.Subnets, c.Gateways, c.IPRanges, c.AuxAddrs))
+	}
 	if err := a.cluster.Join(ctx, req.Name, got.ID); err != nil {
 		return err
 	}
 	*id = got.ID
-	c := got.Create
 	if len(req.Subnets) == 0 {
 		req.Subnets, req.Gateways, req.IPRanges, req.AuxAddrs, req.IPv6 = c.Subnets, c.Gateways, c.IPRanges, c.AuxAddrs, c.IPv6
-		return nil
-	}
-	if !slices.Equal(req.Subnets, c.Subnets) || !slices.Equal(req.Gateways, c.Gateways) ||
-		!slices.Equal(req.IPRanges, c.IPRanges) || !slices.Equal(req.AuxAddrs, c.AuxAddrs) || req.IPv6 != c.IPv6 {
-		return conflict(fmt.Errorf("cluster network %s is defined with --subnet %v --gateway %v --ip-range %v --aux-address %v; join it with the same, or with no --subnet to take them",
-			req.Name, c.Subnets, c.Gateways, c.IPRanges, c.AuxAddrs))
 	}
 	return nil
 }

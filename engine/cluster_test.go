@@ -363,3 +363,43 @@ func revokeLiveness(t *testing.T, url, host string) {
 		}
 	}
 }
+
+// TestClusterStrayMembership: a host whose create of a cluster network
+// was refused, or cut short after its join, is not left a member of it;
+// otherwise the last host that has the network could never remove its
+// definition. A create with other subnets than the definition's is
+// refused before the join; a membership etcd has of a network the host
+// does not have (as a crash after the join leaves it) goes at its next
+// liveness lease.
+func TestClusterStrayMembership(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	ctx := context.Background()
+	h1.network("cnet", "scope=cluster", "subnet=10.97.0.0/24", "parent=eth0")
+	id, host := netID(t, h1.e, "cnet"), h2.e.AgentID()
+	_, err := h2.e.CreateNetwork(ctx, api.NetworkCreate{Name: "cnet", Scope: api.ScopeCluster, Subnets: []string{"10.98.0.0/24"}, Options: []string{"parent=eth0"}})
+	if err == nil || !strings.Contains(err.Error(), "10.97.0.0/24") {
+		t.Fatalf("create with another subnet: %v; want refused naming the definition's", err)
+	}
+	if k := holdings(t, e.URL, "cnet", id, host); k != 0 {
+		t.Fatalf("host2's create was refused; etcd has %d of its keys of cnet", k)
+	}
+
+	c := etcdClient(t, e.URL)
+	if _, err := c.Put(ctx, "/mvlan/v1/members/cnet/"+host, id); err != nil { // a create cut short
+		t.Fatal(err)
+	}
+	h2.watch()
+	for deadline := time.Now().Add(5 * time.Second); holdings(t, e.URL, "cnet", id, host) != 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("host2 is still a member of cnet, which it does not have, 5 s after it took its liveness lease")
+		}
+	}
+	if err := h1.e.RemoveNetwork(ctx, "cnet"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Get(ctx, "/mvlan/v1/networks/cnet")
+	if err != nil || len(r.Kvs) != 0 {
+		t.Fatalf("host1, the last host, removed cnet; etcd still defines it (%d keys, %v)", len(r.Kvs), err)
+	}
+}

@@ -57,10 +57,12 @@ func (a *Engine) rejoin(ctx context.Context) bool {
 		return false
 	}
 	defer a.netOps.Unlock()
+	local := map[string]bool{}
 	for _, n := range a.networkList() {
 		if _, ok := n.space.(*cluster.Space); !ok {
 			continue
 		}
+		local[n.ID] = true
 		switch err := a.cluster.Join(ctx, n.name(), n.ID); {
 		case errors.Is(err, cluster.ErrUnreachable):
 			return false
@@ -69,7 +71,36 @@ func (a *Engine) rejoin(ctx context.Context) bool {
 			a.log.Warn("cluster: cannot join the network again", "network", n.name(), "err", err)
 		}
 	}
-	return true
+	return a.leaveStrays(ctx, local)
+}
+
+// leaveStrays leaves the cluster networks etcd has this host as a member
+// of that it does not have (IDs in local): a create that failed, or that
+// the agent died in, after its join. Otherwise the last host that has the
+// network could never remove its definition. Caller holds netOps (no
+// create is half way); false: etcd did not answer.
+func (a *Engine) leaveStrays(ctx context.Context, local map[string]bool) bool {
+	mine, err := a.cluster.Memberships(ctx)
+	if err != nil {
+		return false
+	}
+	ok := true
+	for name, id := range mine {
+		if local[id] {
+			continue
+		}
+		if err := cluster.CheckID(id); err != nil { // not mvlan's: no path made of it
+			a.log.Warn("cluster: this host's membership of a network names an ID mvlan did not make; left alone", "network", name, "err", err)
+			continue
+		}
+		a.log.Info("cluster: this host is a member of a network it does not have (a create cut short); leaving it", "network", name, "id", id)
+		if !a.leaveCluster(ctx, name, id) {
+			ok = false // tried again at the next tick
+			continue
+		}
+		a.forgetClusterFiles(name, id)
+	}
+	return ok
 }
 
 // checkClusters returns the cluster networks etcd still defines as they

@@ -35,6 +35,10 @@ func (a *Engine) CreateNetwork(ctx context.Context, req api.NetworkCreate) (api.
 // CreateNetworkWithID is CreateNetwork with the network's ID given (e.g.
 // Docker's, for networks made through its plugin).
 func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate, id string) (_ api.Network, err error) {
+	// Held from the cluster join on, so that a failed create's leave runs
+	// before another create or rm of the name, or a rejoin, can start.
+	a.netOps.Lock()
+	defer a.netOps.Unlock()
 	switch req.Scope {
 	case "", api.ScopeLocal:
 	case api.ScopeCluster:
@@ -59,8 +63,6 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 		}
 		cfg.Options[scopeOption] = api.ScopeCluster
 	}
-	a.netOps.Lock()
-	defer a.netOps.Unlock()
 	if err := a.checkUnique(cfg); err != nil {
 		return api.Network{}, err
 	}
