@@ -216,6 +216,9 @@ func (c *Client) ForgetDead(ctx context.Context, name, id string) (int, error) {
 	if err != nil || len(dead) == 0 {
 		return 0, err
 	}
+	// Nothing leased or claimed since it was listed, and the member is
+	// one of this network, not of one made since under its name.
+	unchanged := []clientv3.Cmp{}
 	for _, dir := range []string{blocksDir(id), claimsDir(id)} {
 		held, err := c.get(ctx, "list "+dir, dir, clientv3.WithPrefix())
 		if err != nil {
@@ -224,10 +227,12 @@ func (c *Client) ForgetDead(ctx context.Context, name, id string) (int, error) {
 		for _, kv := range held.Kvs {
 			delete(dead, string(kv.Value))
 		}
+		unchanged = append(unchanged, clientv3.Compare(clientv3.ModRevision(dir), "<", held.Header.Revision+1).WithPrefix())
 	}
 	n := 0
 	for h, epoch := range dead {
-		t, err := c.txn(ctx, "forget member "+h+" of "+name, stillDead(h, epoch),
+		cmp := append(stillDead(h, epoch), clientv3.Compare(clientv3.Value(memberKey(name, h)), "=", id))
+		t, err := c.txn(ctx, "forget member "+h+" of "+name, append(cmp, unchanged...),
 			[]clientv3.Op{clientv3.OpDelete(memberKey(name, h))}, nil)
 		if err != nil {
 			return n, err

@@ -204,6 +204,40 @@ func TestForgetDead(t *testing.T) {
 	}
 }
 
+// TestForgetDeadOtherID: a dead host's membership of a network of the
+// same name made before (its value another ID) is not ended by
+// ForgetDead of this one; its own is.
+func TestForgetDeadOtherID(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.72.0.0/24")}
+	const ttl, grace = 2 * time.Second, 2 * time.Second
+	a := newLiveHost(t, e.URL, "hostA", cfg, ttl, grace, "")
+	ctx := context.Background()
+	fnet := Network{ID: testID("fnet"), Name: "fnet"}
+	if _, mine, err := a.c.Define(ctx, Definition{ID: fnet.ID, Create: api.NetworkCreate{Name: "fnet", Subnets: []string{"10.72.0.0/24"}}}); err != nil || !mine {
+		t.Fatalf("define: %v %v", mine, err)
+	}
+	forget := func(id string) int { // ForgetDead until a while past the grace of a never-seen host
+		if _, err := a.c.cli.Put(ctx, memberKey("fnet", "hostX"), id); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for t0 := time.Now(); time.Since(t0) < grace+3*time.Second && n == 0; time.Sleep(200 * time.Millisecond) {
+			var err error
+			if n, err = a.c.ForgetDead(ctx, "fnet", fnet.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return n
+	}
+	if n := forget(testID("fnet-before")); n != 0 {
+		t.Fatalf("ForgetDead of fnet ended %d membership of the fnet made before; want none", n)
+	}
+	if n := forget(fnet.ID); n != 1 {
+		t.Fatalf("ForgetDead of fnet ended %d memberships of the dead hostX; want 1", n)
+	}
+}
+
 // earliest is the soonest a host stopped now can be reclaimed: its lease
 // was renewed up to TTL/3 before, expires TTL after that, and the grace
 // runs from then.
