@@ -318,12 +318,19 @@ func TestClusterRmNotJoinedAgain(t *testing.T) {
 	if k := holdings(t, e.URL, "cnet", id, host); k != 0 {
 		t.Fatalf("host2 left cnet and lost its liveness lease meanwhile; etcd has %d of its keys of cnet (joined again)", k)
 	}
-	if err := h1.e.RemoveNetwork(ctx, "cnet"); err != nil {
+	lastRemoves(t, h1, e.URL, "cnet")
+}
+
+// lastRemoves removes network name on h, its last host, and checks that
+// its definition is gone from etcd at url.
+func lastRemoves(t *testing.T, h *rig, url, name string) {
+	t.Helper()
+	if err := h.e.RemoveNetwork(context.Background(), name); err != nil {
 		t.Fatal(err)
 	}
-	r, err := etcdClient(t, e.URL).Get(ctx, "/mvlan/v1/networks/cnet")
+	r, err := etcdClient(t, url).Get(context.Background(), "/mvlan/v1/networks/"+name)
 	if err != nil || len(r.Kvs) != 0 {
-		t.Fatalf("host1, the last host, removed cnet; etcd still defines it (%d keys, %v)", len(r.Kvs), err)
+		t.Fatalf("the last host removed %s; etcd still defines it (%d keys, %v)", name, len(r.Kvs), err)
 	}
 }
 
@@ -395,11 +402,5 @@ func TestClusterStrayMembership(t *testing.T) {
 			t.Fatal("host2 is still a member of cnet, which it does not have, 5 s after it took its liveness lease")
 		}
 	}
-	if err := h1.e.RemoveNetwork(ctx, "cnet"); err != nil {
-		t.Fatal(err)
-	}
-	r, err := c.Get(ctx, "/mvlan/v1/networks/cnet")
-	if err != nil || len(r.Kvs) != 0 {
-		t.Fatalf("host1, the last host, removed cnet; etcd still defines it (%d keys, %v)", len(r.Kvs), err)
-	}
+	lastRemoves(t, h1, e.URL, "cnet")
 }
