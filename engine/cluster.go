@@ -18,6 +18,7 @@ import (
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/cluster"
+	"github.com/mvlan/mvlan/internal/crashpoint"
 	"github.com/mvlan/mvlan/ipam"
 )
 
@@ -60,13 +61,27 @@ func (a *Engine) joinCluster(ctx context.Context, req *api.NetworkCreate, id *st
 	}
 	def := *req
 	def.Options = slices.DeleteFunc(slices.Clone(req.Options), isParentOption)
-	got, mine, err := a.cluster.Define(ctx, cluster.Definition{ID: *id, Create: def})
-	if err != nil {
+	for try := 0; ; try++ {
+		got, mine, err := a.cluster.Define(ctx, cluster.Definition{ID: *id, Create: def})
+		if err != nil || mine {
+			return err
+		}
+		crashpoint.Hit("cluster-create:after-define")
+		err = a.joinDefined(ctx, req, got)
+		if try == 0 && errors.Is(err, cluster.ErrNetworkGone) {
+			continue // its last host removed it meanwhile: define it again
+		}
+		if err == nil {
+			*id = got.ID
+		}
 		return err
 	}
-	if mine {
-		return nil
-	}
+}
+
+// joinDefined joins got, the definition of req's name another host made:
+// req takes its pools when it names no subnet; pools that differ are
+// refused, before the join.
+func (a *Engine) joinDefined(ctx context.Context, req *api.NetworkCreate, got cluster.Definition) error {
 	c := got.Create
 	if len(req.Subnets) > 0 && (!slices.Equal(req.Subnets, c.Subnets) || !slices.Equal(req.Gateways, c.Gateways) ||
 		!slices.Equal(req.IPRanges, c.IPRanges) || !slices.Equal(req.AuxAddrs, c.AuxAddrs) || req.IPv6 != c.IPv6) {
@@ -77,7 +92,6 @@ func (a *Engine) joinCluster(ctx context.Context, req *api.NetworkCreate, id *st
 	if err := a.cluster.Join(ctx, req.Name, got.ID); err != nil {
 		return err
 	}
-	*id = got.ID
 	if len(req.Subnets) == 0 {
 		req.Subnets, req.Gateways, req.IPRanges, req.AuxAddrs, req.IPv6 = c.Subnets, c.Gateways, c.IPRanges, c.AuxAddrs, c.IPv6
 	}

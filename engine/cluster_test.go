@@ -404,3 +404,35 @@ func TestClusterStrayMembership(t *testing.T) {
 	}
 	lastRemoves(t, h1, e.URL, "cnet")
 }
+
+// TestClusterJoinWhileLastLeaves: host2's create of cnet finds host1's
+// definition, and host1, its last host, removes it before host2 joins
+// (the create held there): host2 defines cnet itself, as a create a
+// moment later would, instead of failing with "no longer defined".
+func TestClusterJoinWhileLastLeaves(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	ctx := context.Background()
+	h1.network("cnet", "scope=cluster", "subnet=10.99.0.0/24", "parent=eth0")
+	old := netID(t, h1.e, "cnet")
+	t.Setenv("MVLAN_TEST_HOLDPOINT", "cluster-create:after-define")
+	t.Setenv("MVLAN_TEST_HOLD", "1500ms")
+	done := make(chan error, 1)
+	go func() {
+		_, err := h2.e.CreateNetwork(ctx, api.NetworkCreate{Name: "cnet", Scope: api.ScopeCluster, Subnets: []string{"10.99.0.0/24"}, Options: []string{"parent=eth0"}})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	lastRemoves(t, h1, e.URL, "cnet")
+	if err := <-done; err != nil {
+		t.Fatalf("host2's create, its definition removed by the last host meanwhile: %v; want it defined again", err)
+	}
+	id := netID(t, h2.e, "cnet")
+	r, err := etcdClient(t, e.URL).Get(ctx, "/mvlan/v1/networks/cnet")
+	if err != nil || len(r.Kvs) != 1 || id == old || !strings.Contains(string(r.Kvs[0].Value), id) {
+		t.Fatalf("etcd defines cnet as %d keys (%v), want one of host2's ID %s (not host1's %s)", len(r.Kvs), err, id, old)
+	}
+	if n, err := h2.e.Network("cnet"); err != nil || n.Status != "ok" {
+		t.Fatalf("host2's cnet: %q %v; want ok", n.Status, err)
+	}
+}
