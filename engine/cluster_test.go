@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/engine"
@@ -434,5 +435,32 @@ func TestClusterJoinWhileLastLeaves(t *testing.T) {
 	}
 	if n, err := h2.e.Network("cnet"); err != nil || n.Status != "ok" {
 		t.Fatalf("host2's cnet: %q %v; want ok", n.Status, err)
+	}
+}
+
+// TestClusterStrayKeptWhileStateLost: host2's record of cnet is
+// quarantined (the state lost it): its membership and blocks stay in
+// etcd, as its containers may still use the blocks' addresses.
+func TestClusterStrayKeptWhileStateLost(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	h1.network("cnet", "scope=cluster", "subnet=10.100.0.0/24", "parent=eth0")
+	h2.network("cnet", "scope=cluster", "parent=eth0")
+	id, host := netID(t, h2.e, "cnet"), h2.e.AgentID()
+	h2.runAddr("b", "cnet")
+	held := holdings(t, e.URL, "cnet", id, host)
+	h2.stop()
+	st, err := store.Open(h2.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(st.QuarantineNetwork(id, "test: unreadable"), st.Close()); err != nil {
+		t.Fatal(err)
+	}
+	h2.start()
+	h2.watch()
+	time.Sleep(3 * time.Second) // past its first liveness lease and rejoin
+	if k := holdings(t, e.URL, "cnet", id, host); k != held || held < 2 {
+		t.Fatalf("host2's record of cnet is quarantined; etcd has %d of its keys of cnet, want the %d (membership, block) it had", k, held)
 	}
 }

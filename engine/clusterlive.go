@@ -77,9 +77,16 @@ func (a *Engine) rejoin(ctx context.Context) bool {
 // leaveStrays leaves the cluster networks etcd has this host as a member
 // of that it does not have (IDs in local): a create that failed, or that
 // the agent died in, after its join. Otherwise the last host that has the
-// network could never remove its definition. Caller holds netOps (no
-// create is half way); false: etcd did not answer.
+// network could never remove its definition; not while the state may
+// have lost records. Caller holds netOps (no create is half way); false:
+// etcd did not answer.
 func (a *Engine) leaveStrays(ctx context.Context, local map[string]bool) bool {
+	if q := a.quarantinedIDs(); a.stateReplaced || len(q) > 0 {
+		// A network the state lost still has its containers, on its
+		// blocks' addresses: they must not go back to the pool.
+		a.log.Warn("cluster: memberships of networks this host does not have are kept: the state may not know every network", "state_replaced", a.stateReplaced, "quarantined", len(q))
+		return true
+	}
 	mine, err := a.cluster.Memberships(ctx)
 	if err != nil {
 		return false
