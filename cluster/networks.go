@@ -26,7 +26,8 @@ type Definition struct {
 
 func networksDir() string                { return prefix + "networks/" }
 func networkKey(name string) string      { return networksDir() + name }
-func membersDir(name string) string      { return prefix + "members/" + name + "/" }
+func membersRoot() string                { return prefix + "members/" }
+func membersDir(name string) string      { return membersRoot() + name + "/" }
 func memberKey(name, host string) string { return membersDir(name) + host }
 
 // Define stores d unless a network of its name exists; it returns the
@@ -248,13 +249,13 @@ func (c *Client) ForgetDead(ctx context.Context, name, id string) (int, error) {
 // Memberships returns the networks (name to ID) etcd has this host as a
 // member of.
 func (c *Client) Memberships(ctx context.Context) (map[string]string, error) {
-	r, err := c.get(ctx, "list memberships", prefix+"members/", clientv3.WithPrefix())
+	r, err := c.get(ctx, "list memberships", membersRoot(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]string{}
 	for _, kv := range r.Kvs {
-		name, host, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), prefix+"members/"), "/")
+		name, host, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), membersRoot()), "/")
 		if ok && host == c.host {
 			out[name] = string(kv.Value)
 		}

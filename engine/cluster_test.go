@@ -222,12 +222,8 @@ func holdings(t *testing.T, url, name, id, host string) int {
 // frozen just after the network's state went (the rm held there), the
 // rm went through and etcd has nothing of the host: it left first.
 func TestClusterRmLeavesFirst(t *testing.T) {
-	e := nstest.StartEtcd(t)
-	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	e, _, h2, id, host := sharedCnet(t, "10.95.0.0/24")
 	ctx := context.Background()
-	h1.network("cnet", "scope=cluster", "subnet=10.95.0.0/24", "parent=eth0")
-	h2.network("cnet", "scope=cluster", "parent=eth0")
-	id, host := netID(t, h2.e, "cnet"), h2.e.AgentID()
 	h2.runAddr("b", "cnet")
 	h2.rm("b")
 	h2.runAddr("x", "cnet", "10.95.0.200") // a claim
@@ -299,12 +295,8 @@ func TestClusterBadIDRefused(t *testing.T) {
 // here; the new lease's rejoin must not make host2 a member of cnet again,
 // or host1, the last host, could never remove the definition.
 func TestClusterRmNotJoinedAgain(t *testing.T) {
-	e := nstest.StartEtcd(t)
-	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	e, h1, h2, id, host := sharedCnet(t, "10.96.0.0/24")
 	ctx := context.Background()
-	h1.network("cnet", "scope=cluster", "subnet=10.96.0.0/24", "parent=eth0")
-	h2.network("cnet", "scope=cluster", "parent=eth0")
-	id, host := netID(t, h2.e, "cnet"), h2.e.AgentID()
 	h2.watch() // its liveness and rejoin
 
 	t.Setenv("MVLAN_TEST_HOLDPOINT", "network-rm:after-leave")
@@ -320,6 +312,16 @@ func TestClusterRmNotJoinedAgain(t *testing.T) {
 		t.Fatalf("host2 left cnet and lost its liveness lease meanwhile; etcd has %d of its keys of cnet (joined again)", k)
 	}
 	lastRemoves(t, h1, e.URL, "cnet")
+}
+
+// sharedCnet is cluster network cnet (subnet) defined by host1 and
+// joined by host2, with its ID and host2's name in etcd.
+func sharedCnet(t *testing.T, subnet string) (e *nstest.Etcd, h1, h2 *rig, id, host string) {
+	e = nstest.StartEtcd(t)
+	h1, h2 = newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	h1.network("cnet", "scope=cluster", "subnet="+subnet, "parent=eth0")
+	h2.network("cnet", "scope=cluster", "parent=eth0")
+	return e, h1, h2, netID(t, h2.e, "cnet"), h2.e.AgentID()
 }
 
 // lastRemoves removes network name on h, its last host, and checks that
@@ -385,7 +387,7 @@ func TestClusterStrayMembership(t *testing.T) {
 	ctx := context.Background()
 	h1.network("cnet", "scope=cluster", "subnet=10.97.0.0/24", "parent=eth0")
 	id, host := netID(t, h1.e, "cnet"), h2.e.AgentID()
-	_, err := h2.e.CreateNetwork(ctx, api.NetworkCreate{Name: "cnet", Scope: api.ScopeCluster, Subnets: []string{"10.98.0.0/24"}, Options: []string{"parent=eth0"}})
+	_, err := h2.e.CreateNetwork(ctx, netRequest("cnet", "scope=cluster", "subnet=10.98.0.0/24", "parent=eth0"))
 	if err == nil || !strings.Contains(err.Error(), "10.97.0.0/24") {
 		t.Fatalf("create with another subnet: %v; want refused naming the definition's", err)
 	}
@@ -420,7 +422,7 @@ func TestClusterJoinWhileLastLeaves(t *testing.T) {
 	t.Setenv("MVLAN_TEST_HOLD", "1500ms")
 	done := make(chan error, 1)
 	go func() {
-		_, err := h2.e.CreateNetwork(ctx, api.NetworkCreate{Name: "cnet", Scope: api.ScopeCluster, Subnets: []string{"10.99.0.0/24"}, Options: []string{"parent=eth0"}})
+		_, err := h2.e.CreateNetwork(ctx, netRequest("cnet", "scope=cluster", "subnet=10.99.0.0/24", "parent=eth0"))
 		done <- err
 	}()
 	time.Sleep(300 * time.Millisecond)
@@ -442,11 +444,7 @@ func TestClusterJoinWhileLastLeaves(t *testing.T) {
 // quarantined (the state lost it): its membership and blocks stay in
 // etcd, as its containers may still use the blocks' addresses.
 func TestClusterStrayKeptWhileStateLost(t *testing.T) {
-	e := nstest.StartEtcd(t)
-	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
-	h1.network("cnet", "scope=cluster", "subnet=10.100.0.0/24", "parent=eth0")
-	h2.network("cnet", "scope=cluster", "parent=eth0")
-	id, host := netID(t, h2.e, "cnet"), h2.e.AgentID()
+	e, _, h2, id, host := sharedCnet(t, "10.100.0.0/24")
 	h2.runAddr("b", "cnet")
 	held := holdings(t, e.URL, "cnet", id, host)
 	h2.stop()

@@ -64,6 +64,16 @@ func (r *rig) stop() {
 
 func (r *rig) network(name string, args ...string) api.Network {
 	r.t.Helper()
+	n, err := r.e.CreateNetwork(context.Background(), netRequest(name, args...))
+	if err != nil {
+		r.t.Fatalf("create network %s: %v", name, err)
+	}
+	return n
+}
+
+// netRequest is the create request of network name: args are
+// subnet=, scope= or options (parent=, host_shim=, ...).
+func netRequest(name string, args ...string) api.NetworkCreate {
 	req := api.NetworkCreate{Name: name}
 	for _, a := range args {
 		k, v, _ := strings.Cut(a, "=")
@@ -72,15 +82,11 @@ func (r *rig) network(name string, args ...string) api.Network {
 			req.Subnets = append(req.Subnets, v)
 		case "scope":
 			req.Scope = v
-		default: // parent=, host_shim=, ...: options
+		default:
 			req.Options = append(req.Options, a)
 		}
 	}
-	n, err := r.e.CreateNetwork(context.Background(), req)
-	if err != nil {
-		r.t.Fatalf("create network %s: %v", name, err)
-	}
-	return n
+	return req
 }
 
 func (r *rig) run(name, net string) api.Endpoint {
