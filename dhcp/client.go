@@ -6,18 +6,23 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mvlan/mvlan/nsthread"
 )
 
-// Link is where a client runs: the endpoint's link in its namespace.
+// Link is where a client runs: the endpoint's link in its namespace,
+// found by index and checked (iface.go).
 type Link struct {
 	Netns    string // namespace path, e.g. /run/netns/c1
-	IfName   string
+	Ifindex  int    // the link's index in Netns
+	Parent   int    // when > 0, the link must be a macvlan of this link of the host
 	MAC      net.HardwareAddr
 	ClientID []byte
 	Hostname string       // sent as option 12; "" sends none
@@ -52,13 +57,21 @@ func window(ctx context.Context, first time.Duration, tries int) time.Duration {
 }
 
 // run runs fn with a client on l's link, inside l's namespace: the
-// client's raw socket is made there and bound to the link.
+// client's packet socket is made there and bound to the link's index.
 func run(ctx context.Context, l Link, fn func(*nclient4.Client) error, opts ...nclient4.ClientOpt) error {
 	return nsthread.DoPath(l.Netns, func() error {
-		opts = append([]nclient4.ClientOpt{nclient4.WithHWAddr(l.MAC), nclient4.WithTimeout(timeout), nclient4.WithRetry(retry)}, opts...)
-		c, err := nclient4.New(l.IfName, opts...)
+		ifi, err := l.iface()
 		if err != nil {
-			return fmt.Errorf("DHCP client on %s: %w", l.IfName, err)
+			return fmt.Errorf("DHCP client: %w", err)
+		}
+		conn, err := rawConn4(ifi)
+		if err != nil {
+			return fmt.Errorf("DHCP client: %w", err)
+		}
+		opts = append([]nclient4.ClientOpt{nclient4.WithTimeout(timeout), nclient4.WithRetry(retry)}, opts...)
+		c, err := nclient4.NewWithConn(conn, l.MAC, opts...)
+		if err != nil {
+			return errors.Join(fmt.Errorf("DHCP client on link %d (%s): %w", ifi.Index, ifi.Name, err), conn.Close())
 		}
 		return errors.Join(fn(c), c.Close())
 	})
@@ -168,11 +181,15 @@ func Release(ctx context.Context, l Link, lease Lease) error {
 		return fmt.Errorf("DHCPRELEASE: %w", err)
 	}
 	return nsthread.DoPath(l.Netns, func() error {
-		uerr := sendUnicast(lease.Addr.Addr(), lease.Server, m)
+		ifi, err := l.iface()
+		if err != nil {
+			return fmt.Errorf("DHCPRELEASE: %w", err)
+		}
+		uerr := sendUnicast(ifi, lease.Addr.Addr(), lease.Server, m)
 		if uerr == nil {
 			return nil
 		}
-		if err := sendBroadcast(l.IfName, m); err != nil {
+		if err := sendBroadcast(ifi, m); err != nil {
 			return fmt.Errorf("DHCPRELEASE: %w", errors.Join(uerr, err))
 		}
 		return nil
@@ -195,24 +212,32 @@ func releaseMessage(l Link, lease Lease) (*dhcpv4.DHCPv4, error) {
 	return m, nil
 }
 
-// sendUnicast sends m from addr to server, as UDP from port 68 to 67.
-// Called in the link's namespace.
-func sendUnicast(addr, server netip.Addr, m *dhcpv4.DHCPv4) error {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IP(addr.AsSlice()), Port: nclient4.ClientPort})
+// sendUnicast sends m from addr to server, as UDP from port 68 to 67,
+// out of ifi whatever the namespace's routes say. Called in the link's
+// namespace.
+func sendUnicast(ifi *net.Interface, addr, server netip.Addr, m *dhcpv4.DHCPv4) error {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX, ifi.Index)
+		})
+		return errors.Join(err, serr)
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(addr, nclient4.ClientPort).String())
 	if err != nil {
 		return fmt.Errorf("from %s: %w", addr, err)
 	}
-	_, err = c.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.IP(server.AsSlice()), Port: nclient4.ServerPort})
-	return errors.Join(err, c.Close())
+	_, err = pc.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.IP(server.AsSlice()), Port: nclient4.ServerPort})
+	return errors.Join(err, pc.Close())
 }
 
 // sendBroadcast sends m from 0.0.0.0 port 68 to 255.255.255.255 port 67
-// on link ifName, through a packet socket (the link needs no address).
-// Called in the link's namespace.
-func sendBroadcast(ifName string, m *dhcpv4.DHCPv4) error {
-	c, err := nclient4.NewRawUDPConn(ifName, nclient4.ClientPort)
+// on ifi, through a packet socket (the link needs no address). Called in
+// the link's namespace.
+func sendBroadcast(ifi *net.Interface, m *dhcpv4.DHCPv4) error {
+	c, err := rawConn4(ifi)
 	if err != nil {
-		return fmt.Errorf("broadcast on %s: %w", ifName, err)
+		return fmt.Errorf("broadcast: %w", err)
 	}
 	_, err = c.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: nclient4.ServerPort})
 	return errors.Join(err, c.Close())

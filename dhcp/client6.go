@@ -35,7 +35,7 @@ var iaid = [4]byte{'m', 'v', 'l', '6'}
 // run6 runs fn with a DHCPv6 client on l's link, inside l's namespace.
 func run6(ctx context.Context, l Link, tries int, fn func(*nclient6.Client) error) error {
 	return nsthread.DoPath(l.Netns, func() error {
-		c, err := newClient6(ctx, l.IfName, tries)
+		c, err := newClient6(ctx, l, tries)
 		if err != nil {
 			return err
 		}
@@ -43,18 +43,26 @@ func run6(ctx context.Context, l Link, tries int, fn func(*nclient6.Client) erro
 	})
 }
 
-// newClient6 makes a client bound to ifName's link-local address, waiting
-// for it: a link just brought up has none for a moment, and one still in
-// DAD (tentative) cannot be bound.
-func newClient6(ctx context.Context, ifName string, tries int) (*nclient6.Client, error) {
+// newClient6 makes a client bound to the link-local address of l's link,
+// waiting for it: a link just brought up has none for a moment, and one
+// still in DAD (tentative) cannot be bound. Called in l's namespace.
+func newClient6(ctx context.Context, l Link, tries int) (*nclient6.Client, error) {
+	ifi, err := l.iface()
+	if err != nil {
+		return nil, fmt.Errorf("DHCPv6 client: %w", err)
+	}
 	deadline := time.Now().Add(linkLocalWait)
 	for {
-		c, err := nclient6.New(ifName, nclient6.WithTimeout(timeout6), nclient6.WithRetry(tries))
+		conn, err := udpConn6(ifi)
 		if err == nil {
+			c, err := nclient6.NewWithConn(conn, l.MAC, nclient6.WithTimeout(timeout6), nclient6.WithRetry(tries))
+			if err != nil {
+				return nil, errors.Join(fmt.Errorf("DHCPv6 client on link %d (%s): %w", ifi.Index, ifi.Name, err), conn.Close())
+			}
 			return c, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("DHCPv6 client on %s: no usable link-local address within %v: %w", ifName, linkLocalWait, err)
+			return nil, fmt.Errorf("DHCPv6 client on link %d (%s): no usable link-local address within %v: %w", ifi.Index, ifi.Name, linkLocalWait, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -3,7 +3,6 @@ package dhcp
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -23,9 +22,7 @@ func TestDHCPv6Client(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "fd00:60::1/64", "dev", "wire0", "nodad")
 	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--dhcp-range=fd00:60::10,fd00:60::20,64,2m")
-	mac, _ := net.ParseMAC("02:00:00:00:00:01")
-	l := Link{Netns: sb.Path, IfName: "eth0", MAC: mac, ClientID: DUID6("net", "c1"), Hostname: "c1",
-		Subnet: netip.MustParsePrefix("fd00:60::/64")}
+	l := linkOf(t, sb.Path, "eth0", Link{ClientID: DUID6("net", "c1"), Hostname: "c1", Subnet: netip.MustParsePrefix("fd00:60::/64")})
 	ctx := context.Background()
 	lease, err := Acquire6(ctx, l)
 	if err != nil {
@@ -83,8 +80,7 @@ func TestRebind6OtherServer(t *testing.T) {
 		return []string{"--dhcp-authoritative", "--dhcp-range=fd00:60::10,fd00:60::20,64,2m", "--dhcp-duid=" + duid}
 	}
 	first := nstest.StartDnsmasq(t, sb.WirePath, "wire0", flags("1,01")...)
-	mac, _ := net.ParseMAC("02:00:00:00:00:01")
-	l := Link{Netns: sb.Path, IfName: "eth0", MAC: mac, ClientID: DUID6("net", "c1"), Subnet: netip.MustParsePrefix("fd00:60::/64")}
+	l := linkOf(t, sb.Path, "eth0", Link{ClientID: DUID6("net", "c1"), Subnet: netip.MustParsePrefix("fd00:60::/64")})
 	lease, err := Acquire6(context.Background(), l)
 	if err != nil {
 		t.Fatalf("acquire: %v\n%s", err, first.Log())

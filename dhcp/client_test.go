@@ -31,18 +31,23 @@ func sandbox4(t *testing.T, addr string) (*nstest.Sandbox, Link) {
 	t.Helper()
 	sb := nstest.NewSandbox(t)
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", addr, "dev", "wire0")
-	l := Link{Netns: sb.Path, IfName: "eth0", ClientID: ClientID("net", "c1"), Hostname: "c1", Subnet: lan4}
-	err := nstest.In(sb.Path, func() error {
-		ifi, err := net.InterfaceByName("eth0")
+	return sb, linkOf(t, sb.Path, "eth0", Link{ClientID: ClientID("net", "c1"), Hostname: "c1", Subnet: lan4})
+}
+
+// linkOf is l on link name of namespace ns: its index and MAC.
+func linkOf(t *testing.T, ns, name string, l Link) Link {
+	t.Helper()
+	err := nstest.In(ns, func() error {
+		ifi, err := net.InterfaceByName(name)
 		if err == nil {
-			l.MAC = ifi.HardwareAddr
+			l.Netns, l.Ifindex, l.MAC = ns, ifi.Index, ifi.HardwareAddr
 		}
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sb, l
+	return l
 }
 
 // acquireOn leases l's address and puts it on l's link, as the engine does.
@@ -52,7 +57,7 @@ func acquireOn(t *testing.T, sb *nstest.Sandbox, l Link, srv *nstest.Dnsmasq) Le
 	if err != nil {
 		t.Fatalf("acquire: %v\n%s", err, srv.Log())
 	}
-	sb.Run(t, sb.Path, "ip", "addr", "add", lease.Addr.String(), "dev", l.IfName)
+	sb.Run(t, sb.Path, "ip", "addr", "add", lease.Addr.String(), "dev", "eth0")
 	return lease
 }
 

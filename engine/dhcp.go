@@ -38,7 +38,7 @@ func reserveDHCP(n *network, req api.EndpointCreate) error {
 // name: same-named networks and containers on two hosts of one LAN would
 // ask the server for one lease).
 func (a *Engine) dhcpLink(n *network, e endpoint) dhcp.Link {
-	l := dhcp.Link{Netns: e.Netns, IfName: e.IfName, MAC: e.MAC, ClientID: dhcp.ClientID(a.identity(n), e.Name), Hostname: e.Name}
+	l := dhcpOn(n, e, dhcp.ClientID(a.identity(n), e.Name))
 	if e.Lease != nil && len(e.Lease.ClientID) > 0 {
 		l.ClientID = e.Lease.ClientID
 	}
@@ -49,6 +49,13 @@ func (a *Engine) dhcpLink(n *network, e endpoint) dhcp.Link {
 		l.Want = e.Lease.Addr.Addr()
 	}
 	return l
+}
+
+// dhcpOn is e's link for a DHCP client with clientID: by index, and
+// checked to be a macvlan of n's parent (dhcp/iface.go says why).
+func dhcpOn(n *network, e endpoint, clientID []byte) dhcp.Link {
+	parent, _ := n.indexes()
+	return dhcp.Link{Netns: e.Netns, Ifindex: e.Ifindex, Parent: parent, MAC: e.MAC, ClientID: clientID, Hostname: e.Name}
 }
 
 // acquireLease leases e's address from the network's DHCP server and puts

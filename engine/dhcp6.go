@@ -38,7 +38,7 @@ func (a *Engine) dhcpLinkOf(n *network, e endpoint, v6 bool) dhcp.Link {
 	if !v6 {
 		return a.dhcpLink(n, e)
 	}
-	l := dhcp.Link{Netns: e.Netns, IfName: e.IfName, MAC: e.MAC, ClientID: dhcp.DUID6(a.identity(n), e.Name), Hostname: e.Name}
+	l := dhcpOn(n, e, dhcp.DUID6(a.identity(n), e.Name))
 	if p, ok := n.poolOf(true); ok {
 		l.Subnet = p.Subnet
 	}

@@ -1,0 +1,98 @@
+package dhcp
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/mdlayher/packet"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// The clients bind to the endpoint's link by its index, never by name: a
+// container that is root in its namespace can rename its link and give
+// the name to a veth of its own, on whose other end it answers the
+// agent's requests with an address of its choosing (the gateway's), which
+// the agent would then allow the container to send from.
+
+// ErrNotEndpoint means the link at the endpoint's index is not the
+// endpoint's link: its MAC differs, or it is not a macvlan of the
+// network's parent. The container replaced it; the agent's repair makes
+// the link again.
+var ErrNotEndpoint = errors.New("not the endpoint's link")
+
+// iface is l's link, found by index in the calling thread's namespace
+// (l.Netns) and checked to be the endpoint's: l.MAC, and, when l.Parent
+// is set, a macvlan whose lower link is that index in another namespace
+// (the host's parent; a link the container makes has its lower in the
+// container's namespace).
+func (l Link) iface() (*net.Interface, error) {
+	if l.Ifindex <= 0 {
+		return nil, fmt.Errorf("endpoint link in %s: index %d unknown: %w", l.Netns, l.Ifindex, ErrNotEndpoint)
+	}
+	lk, err := netlink.LinkByIndex(l.Ifindex)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint link %d in %s: %w", l.Ifindex, l.Netns, err)
+	}
+	a := lk.Attrs()
+	switch {
+	case !bytes.Equal(a.HardwareAddr, l.MAC):
+		return nil, fmt.Errorf("link %d (%s) in %s has MAC %s, the endpoint's is %s: %w", l.Ifindex, a.Name, l.Netns, a.HardwareAddr, l.MAC, ErrNotEndpoint)
+	case l.Parent > 0 && (lk.Type() != "macvlan" || a.ParentIndex != l.Parent || a.NetNsID < 0):
+		return nil, fmt.Errorf("link %d (%s) in %s is a %s on link %d, not a macvlan of the parent (%d in the host's namespace): %w",
+			l.Ifindex, a.Name, l.Netns, lk.Type(), a.ParentIndex, l.Parent, ErrNotEndpoint)
+	}
+	return &net.Interface{Index: a.Index, MTU: a.MTU, Name: a.Name, HardwareAddr: a.HardwareAddr, Flags: a.Flags}, nil
+}
+
+// rawConn4 is a DHCPv4 client's connection on ifi: UDP from port 68 in
+// IPv4 frames of a packet socket bound to ifi's index.
+func rawConn4(ifi *net.Interface) (net.PacketConn, error) {
+	raw, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_IP, nil)
+	if err != nil {
+		return nil, fmt.Errorf("packet socket on link %d (%s): %w", ifi.Index, ifi.Name, err)
+	}
+	return nclient4.NewBroadcastUDPConn(raw, &net.UDPAddr{Port: nclient4.ClientPort}), nil
+}
+
+// udpConn6 is a DHCPv6 client's socket: UDP port 546 on ifi's link-local
+// address, scoped to ifi's index (which also sends its multicasts there).
+// It fails while the address is missing or tentative (DAD).
+func udpConn6(ifi *net.Interface) (net.PacketConn, error) {
+	ll, err := linkLocal(ifi.Index)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, fmt.Errorf("DHCPv6 socket: %w", err)
+	}
+	sa := &unix.SockaddrInet6{Port: dhcpv6.DefaultClientPort, Addr: ll.As16(), ZoneId: uint32(ifi.Index)}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind [%s%%%d]:%d: %w", ll, ifi.Index, dhcpv6.DefaultClientPort, err)
+	}
+	f := os.NewFile(uintptr(fd), "dhcpv6")
+	c, err := net.FilePacketConn(f)
+	return c, errors.Join(err, f.Close())
+}
+
+// linkLocal is the first IPv6 link-local address of link index.
+func linkLocal(index int) (netip.Addr, error) {
+	addrs, err := netlink.AddrList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: index}}, netlink.FAMILY_V6)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("addresses of link %d: %w", index, err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Is6() && ip.IsLinkLocalUnicast() {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("link %d has no IPv6 link-local address", index)
+}
