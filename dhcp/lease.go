@@ -159,17 +159,18 @@ func (l *Lease) setOptions(ack *dhcpv4.DHCPv4, prev *Lease) error {
 }
 
 // setTimes sets l's T1, T2 and expiry from ack's times (option 51, 58,
-// 59) counted from t; T1 and T2 default to 1/2 and 7/8 of the lease.
+// 59) counted from t; T1 and T2 default to 1/2 and 7/8 of the lease, and
+// so does one at or past the expiry (which would leave no time to renew).
 func (l *Lease) setTimes(ack *dhcpv4.DHCPv4, t time.Time) error {
 	lt := ack.IPAddressLeaseTime(0)
 	if lt <= 0 {
 		return fmt.Errorf("DHCP server gave %s without a lease time (option 51)", l.Addr.Addr())
 	}
 	t1, t2 := ack.IPAddressRenewalTime(lt/2), ack.IPAddressRebindingTime(lt*7/8)
-	if t1 <= 0 || t1 > lt {
+	if t1 <= 0 || t1 >= lt {
 		t1 = lt / 2
 	}
-	if t2 < t1 || t2 > lt {
+	if t2 < t1 || t2 >= lt {
 		t2 = max(t1, lt*7/8)
 	}
 	l.Renew, l.Rebind, l.Expiry = t.Add(t1), t.Add(t2), t.Add(lt)

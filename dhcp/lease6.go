@@ -89,10 +89,10 @@ func fromReply(r *dhcpv6.Message, l Link, t time.Time) (Lease, error) {
 		pref = valid
 	}
 	t1, t2 := ia.T1, ia.T2
-	if t1 <= 0 || t1 > valid {
+	if t1 <= 0 || t1 >= valid { // at the expiry there is no time to renew
 		t1 = pref / 2
 	}
-	if t2 < t1 || t2 > valid {
+	if t2 < t1 || t2 >= valid {
 		t2 = max(t1, pref*4/5)
 	}
 	for _, d := range r.Options.DNS() {

@@ -48,6 +48,9 @@ func TestFromACK(t *testing.T) {
 			dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(100 * time.Second))}, renew: 4 * time.Second, reb: 100 * time.Second},
 		{name: "T1 past the lease", mods: []dhcpv4.Modifier{
 			dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(500 * time.Second))}, renew: 60 * time.Second, reb: 105 * time.Second},
+		{name: "T1 at the expiry", mods: []dhcpv4.Modifier{
+			dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(120 * time.Second)),
+			dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(120 * time.Second))}, renew: 60 * time.Second, reb: 105 * time.Second},
 		{name: "no address", mods: []dhcpv4.Modifier{dhcpv4.WithYourIP(net.IPv4zero)}, err: "without a usable address"},
 		{name: "no mask", mods: []dhcpv4.Modifier{func(d *dhcpv4.DHCPv4) { d.Options.Del(dhcpv4.OptionSubnetMask) }}, err: "subnet mask"},
 		{name: "no lease time", mods: []dhcpv4.Modifier{func(d *dhcpv4.DHCPv4) { d.Options.Del(dhcpv4.OptionIPAddressLeaseTime) }}, err: "lease time"},
