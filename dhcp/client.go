@@ -140,10 +140,22 @@ func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 		if ack.MessageType() == dhcpv4.MessageTypeNak {
 			return nakErr(ack)
 		}
-		lease, err = fromRenewal(ack, old, time.Now())
+		if lease, err = fromRenewal(ack, old, time.Now()); err == nil {
+			err = l.renewedIn(lease)
+		}
 		return err
 	})
 	return lease, err
+}
+
+// renewedIn refuses a renewal's address outside l.Subnet: from T2 any
+// server may answer, one misconfigured too, and a renewal changes the
+// address the endpoint may use. Acquire refuses such offers the same way.
+func (l Link) renewedIn(lease Lease) error {
+	if l.Subnet.IsValid() && !l.Subnet.Contains(lease.Addr.Addr()) {
+		return fmt.Errorf("DHCP server %s renewed the lease with %s, outside the network's subnet %s; the lease stays as it was", lease.Server, lease.Addr, l.Subnet)
+	}
+	return nil
 }
 
 // renewRequest is the DHCPREQUEST of a client renewing or rebinding old

@@ -135,7 +135,9 @@ func Renew6(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 		if err != nil {
 			return noAnswer6(ctx, m.MessageType.String(), wait, err)
 		}
-		lease, err = fromRenewReply(reply, l, old, time.Now())
+		if lease, err = fromRenewReply(reply, l, old, time.Now()); err == nil {
+			err = l.renewedIn(lease)
+		}
 		return err
 	})
 	return lease, err

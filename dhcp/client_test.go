@@ -276,3 +276,28 @@ func TestNoAnswer(t *testing.T) {
 		t.Errorf("acquire with no server: %v, want ErrNoAnswer to DHCPDISCOVER within 1.5s", err)
 	}
 }
+
+// TestRenewedIn: a renewal (from T2 any server's) may not move the lease
+// out of the network's subnet, in either family; without a subnet any
+// address goes.
+func TestRenewedIn(t *testing.T) {
+	for _, tc := range []struct {
+		subnet, addr string
+		ok           bool
+	}{
+		{"192.168.62.0/24", "192.168.62.120/24", true},
+		{"192.168.62.0/24", "10.66.0.120/24", false},
+		{"fd00:60::/64", "fd00:60::10/64", true},
+		{"fd00:60::/64", "fd00:66::10/128", false},
+		{"", "10.66.0.120/24", true},
+	} {
+		l := Link{}
+		if tc.subnet != "" {
+			l.Subnet = netip.MustParsePrefix(tc.subnet)
+		}
+		err := l.renewedIn(Lease{Addr: netip.MustParsePrefix(tc.addr)})
+		if (err == nil) != tc.ok {
+			t.Errorf("subnet %q, renewed %s: %v, want ok %v", tc.subnet, tc.addr, err, tc.ok)
+		}
+	}
+}
