@@ -78,7 +78,10 @@ func (a *Engine) keepLease(ctx context.Context, n *network, en *entry, v6 bool) 
 // goes at once (at T1 to its server, at T2 to any: RFC 2131 4.4.5), later
 // ones halfway to the next state's time, at least 2 s apart.
 func nextTry(l dhcp.Lease, now time.Time) time.Duration {
-	if l.State == dhcp.Expired {
+	switch {
+	case l.State == dhcp.Expired && l.LastTry.IsZero():
+		return 0 // no try since it expired (or since a start): INIT, RFC 2131 4.4.5
+	case l.State == dhcp.Expired:
 		return retryWait(l.Refused) - now.Sub(l.LastTry)
 	}
 	switch st := l.StateAt(now); {
@@ -206,15 +209,16 @@ func (a *Engine) expire(n *network, en *entry, msg string, refused, v6 bool) {
 		return
 	}
 	l := **cur.lease(v6)
-	l.State, l.LastTry = dhcp.Expired, time.Now()
-	if l.Refused = 0; refused {
-		l.Refused = (**cur.lease(v6)).Refused + 1
+	// No try has failed since it expired: the first ask goes at once.
+	l.State, l.LastTry, l.Refused = dhcp.Expired, time.Time{}, 0
+	if refused {
+		l.LastTry, l.Refused = time.Now(), (**cur.lease(v6)).Refused+1
 	}
 	*cur.lease(v6) = &l
 	err := errors.Join(link.SetLeased(cur.Netns, cur.Ifindex, l.Addr, netip.Prefix{}, netip.Addr{}),
 		a.setTableEntry(n, cur), a.store.UpdateEndpoint(cur.api()))
 	a.log.Error(msg, "name", cur.Name, "network", n.name(), "addr", l.Addr, "server", l.Server,
-		"last_error", l.Err, "refused", l.Refused, "next_try", retryWait(l.Refused), "err", err)
+		"last_error", l.Err, "refused", l.Refused, "next_try", max(nextTry(l, time.Now()), 0), "err", err)
 	n.mu.Lock()
 	n.set(en, cur)
 	n.mu.Unlock()

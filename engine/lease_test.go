@@ -14,8 +14,9 @@ import (
 // at T2 the first rebinding try goes at once, whenever the last renewal
 // failed, and a failed one waits half the time left to the expiry; at the
 // expiry at once (the address goes); an expired lease asks every
-// retryExpired, at once after a DHCPNAK, and after more in a row 1 s,
-// 2 s, 4 s... later, up to retryExpired.
+// retryExpired, at once after a DHCPNAK or when it has not asked since
+// it expired (an agent that was down past the expiry), and after more
+// NAKs in a row 1 s, 2 s, 4 s... later, up to retryExpired.
 func TestNextTry(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	l := dhcp.Lease{State: dhcp.Bound, Renew: t0.Add(60 * time.Second), Rebind: t0.Add(105 * time.Second), Expiry: t0.Add(120 * time.Second)}
@@ -44,6 +45,7 @@ func TestNextTry(t *testing.T) {
 		{"rebinding failed", failed(dhcp.Rebinding, 106*time.Second), 106 * time.Second, 7 * time.Second},
 		{"at the expiry", failed(dhcp.Rebinding, 118*time.Second), 120 * time.Second, 0},
 		{"expired", failed(dhcp.Expired, 121*time.Second), 125 * time.Second, retryExpired - 4*time.Second},
+		{"expired, not asked since", func() dhcp.Lease { f := failed(dhcp.Expired, 0); f.LastTry = time.Time{}; return f }(), 125 * time.Second, 0},
 		{"after a NAK", refused(1, 121*time.Second), 121 * time.Second, 0},
 		{"after 2 NAKs in a row", refused(2, 121*time.Second), 121*time.Second + 300*time.Millisecond, 700 * time.Millisecond},
 		{"after 4 NAKs in a row", refused(4, 121*time.Second), 122 * time.Second, 3 * time.Second},

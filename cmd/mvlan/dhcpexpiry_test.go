@@ -61,3 +61,42 @@ func TestDHCPExpiry(t *testing.T) {
 	mustContain(t, "routes after the new lease", e.in(c1, "ip", "route"), "default via 192.168.70.1 dev eth0")
 	waitMetric(st, `mvlan_dhcp_leases{family="ipv4",network="lan",state="expired"} 0`)
 }
+
+// TestDHCPExpiredWhileDown: a lease that expired while the agent was
+// stopped is taken off the link at start and asked for again at once
+// (INIT, RFC 2131 4.4.5), not after the retry interval (10 s) that
+// follows a failed try: the endpoint has its address back, with a new
+// expiry, within half that interval of the start.
+func TestDHCPExpiredWhileDown(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.71.1/24"), 6*time.Second)
+	a := newAgent(t, sb)
+	e := &env{t: t, sb: sb, a: a}
+	a.start()
+	t.Cleanup(e.cleanup)
+	a.ok("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan")
+	c1 := e.name("1")
+	ep := e.runD(c1, "lan")
+	if ep.Lease == nil {
+		t.Fatalf("%s has no lease", c1)
+	}
+	a.stop()
+	time.Sleep(time.Until(ep.Lease.Expiry.Add(time.Second)))
+	a.start()
+	started := time.Now()
+	for ; ; time.Sleep(100 * time.Millisecond) {
+		got, _ := e.endpoint(c1)
+		if got.Lease != nil && got.Lease.State == "bound" && got.Lease.Expiry.After(started) {
+			break
+		}
+		if time.Since(started) > retryExpiredWait/2 {
+			t.Fatalf("%s has no new lease %v after the start (lease %+v): the expired lease was not asked for at once\n%s", c1, retryExpiredWait/2, got.Lease, a.log)
+		}
+	}
+	waitLog(t, a, `msg="DHCP lease expired: the address is off the endpoint until a server answers" name=`+c1, 1)
+}
+
+// retryExpiredWait is the agent's wait after a failed try of an expired
+// lease (engine.retryExpired).
+const retryExpiredWait = 10 * time.Second
