@@ -121,11 +121,19 @@ func cmdCheck(args *skel.CmdArgs) error {
 }
 
 // cmdGC releases every attachment of this CNI network that is not in the
-// runtime's list of valid ones.
+// runtime's list of valid ones. Without a list (under neither key) it
+// releases nothing: an absent list is not an empty one.
 func cmdGC(args *skel.CmdArgs) error {
 	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
+		list, ok, err := validAttachments(args.StdinData)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil // which are valid is unknown: none goes
+		}
 		valid := map[types.GCAttachment]bool{}
-		for _, v := range c.ValidAttachments {
+		for _, v := range list {
 			valid[v] = true
 		}
 		eps, err := cl.Endpoints(ctx)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
@@ -529,6 +530,81 @@ func TestCNIGC(t *testing.T) {
 		t.Errorf("mvlan ps after GC with no valid attachment: %+v; want g4 and %s", eps, run)
 	}
 	e.a.CLI("rm", "-f", run)
+}
+
+// gc runs the plugin's GC as a runtime would that writes the
+// configuration itself: mvnet's, with fields (JSON object fields) added.
+func (e *env) gc(fields string) error {
+	e.t.Helper()
+	conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"mvnet","type":"mvlan","network":"pub_net","socket":%q`, e.a.Socket)
+	if fields != "" {
+		conf += "," + fields
+	}
+	return invoke.ExecPluginWithoutResult(context.Background(), filepath.Join(cniDir, "mvlan"), []byte(conf+"}"),
+		&invoke.Args{Command: "GC", Path: cniDir}, nil)
+}
+
+// names are the endpoints' names in `mvlan ps`, sorted.
+func (e *env) names() []string {
+	e.t.Helper()
+	var names []string
+	for _, ep := range e.endpoints() {
+		names = append(names, ep.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// TestCNIGCKeys: GC reads the valid attachments under the spec's key,
+// else under the one CNI 1.1.0 first published (a runtime that sends only
+// that one keeps the attachments it lists); a GC with neither key (libcni
+// without GC arguments) releases nothing, its attachments stay in `mvlan
+// ps` with their addresses; a present empty list still releases all of
+// this network's.
+func TestCNIGCKeys(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.1.0", "")
+	c1, c2 := e.container("k1"), e.container("k2")
+	e.add(l, c1)
+	e.add(l, c2)
+	both := []string{e.sb.Name + "-k1", e.sb.Name + "-k2"}
+	// An empty cache (as after a reboot): libcni itself DELs nothing.
+	fresh := libcni.NewCNIConfigWithCacheDir([]string{cniDir}, t.TempDir(), nil)
+	if err := fresh.GCNetworkList(context.Background(), l, nil); err != nil {
+		t.Fatalf("GC without a list: %v\nagent log:\n%s", err, e.a.Log())
+	}
+	if err := e.gc(""); err != nil {
+		t.Fatalf("GC with neither key: %v", err)
+	}
+	if got := e.names(); !slices.Equal(got, both) {
+		t.Errorf("mvlan ps after GC with neither key: %v; want %v (nothing released)", got, both)
+	}
+	for _, c := range []*libcni.RuntimeConf{c1, c2} {
+		if got := addrs(t, c.NetNS, "eth0"); !strings.Contains(got, "172.16.86.") {
+			t.Errorf("%s after GC with neither key: %q; want its address", c.ContainerID, got)
+		}
+	}
+	old := `"cni.dev/attachments":[{"containerID":%q,"ifname":"eth0"}]`
+	if err := e.gc(fmt.Sprintf(old, c1.ContainerID)); err != nil {
+		t.Fatalf("GC with the old key: %v\nagent log:\n%s", err, e.a.Log())
+	}
+	if got, want := e.names(), both[:1]; !slices.Equal(got, want) {
+		t.Errorf("mvlan ps after GC listing k1 under the old key: %v; want %v (k2 released)", got, want)
+	}
+	if got := addrs(t, c1.NetNS, "eth0"); !strings.Contains(got, "172.16.86.") {
+		t.Errorf("k1 after GC listing it under the old key: %q; want its address", got)
+	}
+	if got := addrs(t, c2.NetNS, "eth0"); got != "" {
+		t.Errorf("k2 after GC not listing it: %q; want no eth0", got)
+	}
+	e.noDrift()
+	if err := e.gc(`"cni.dev/attachments":[]`); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.names(); len(got) != 0 {
+		t.Errorf("mvlan ps after GC with an empty list under the old key: %v; want none", got)
+	}
 }
 
 // TestCNICheckDrift: CHECK fails with code 101, naming what changed, when

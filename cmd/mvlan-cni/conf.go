@@ -98,6 +98,33 @@ func parseDelConf(data []byte) (*Conf, error) {
 	return c, nil
 }
 
+// gcKeys are the keys of a GC's list of valid attachments, in the order
+// read: the spec's, then the one CNI 1.1.0 named as first published
+// (libcni >= 1.2.3 sends both, some runtimes only the old one).
+var gcKeys = []string{"cni.dev/valid-attachments", "cni.dev/attachments"}
+
+// validAttachments reads a GC's list of valid attachments; ok is false
+// when the configuration has it under neither key: the runtime did not
+// say which are valid. A null list is an empty one (libcni sends null
+// for a GC with no valid attachment, and DELs all it cached itself).
+func validAttachments(data []byte) (valid []types.GCAttachment, ok bool, err error) {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return nil, false, types.NewError(types.ErrDecodingFailure, "cannot decode the network configuration: "+err.Error(), "")
+	}
+	for _, k := range gcKeys {
+		raw, ok := keys[k]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(raw, &valid); err != nil {
+			return nil, false, types.NewError(types.ErrDecodingFailure, fmt.Sprintf("cannot decode %q: %v", k, err), "")
+		}
+		return valid, true, nil
+	}
+	return nil, false, nil
+}
+
 func (c *Conf) validate() error {
 	if c.Network == "" {
 		c.Network = c.Name

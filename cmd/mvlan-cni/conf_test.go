@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -184,4 +185,30 @@ func FuzzParseConf(f *testing.F) {
 		_, _ = c.want("abc", "")
 		_ = c.NetworkCreate()
 	})
+}
+
+// TestValidAttachments: a GC's list is read under the spec's key, else
+// the old one; neither is no list, a null or empty one is a list.
+func TestValidAttachments(t *testing.T) {
+	a := []types.GCAttachment{{ContainerID: "a", IfName: "eth0"}}
+	for _, c := range []struct {
+		conf string
+		want []types.GCAttachment
+		ok   bool
+	}{
+		{`{"name":"n"}`, nil, false},
+		{`{"name":"n","cni.dev/valid-attachments":[{"containerID":"a","ifname":"eth0"}]}`, a, true},
+		{`{"name":"n","cni.dev/attachments":[{"containerID":"a","ifname":"eth0"}]}`, a, true},
+		{`{"name":"n","cni.dev/valid-attachments":[{"containerID":"a","ifname":"eth0"}],"cni.dev/attachments":[]}`, a, true},
+		{`{"name":"n","cni.dev/attachments":[]}`, nil, true},
+		{`{"name":"n","cni.dev/valid-attachments":null}`, nil, true},
+	} {
+		got, ok, err := validAttachments([]byte(c.conf))
+		if err != nil || ok != c.ok || !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, %v, %v; want %v, %v", c.conf, got, ok, err, c.want, c.ok)
+		}
+	}
+	if _, _, err := validAttachments([]byte(`{"name":"n","cni.dev/attachments":{}}`)); cniCode(err) != types.ErrDecodingFailure {
+		t.Errorf("a list that is an object: %v; want code %d", err, types.ErrDecodingFailure)
+	}
 }
