@@ -80,10 +80,11 @@ func cmdAdd(args *skel.CmdArgs) error {
 
 // cmdDel releases the attachment (one request); one that is gone already
 // (or whose network is) is not an error, nor is a concurrent DEL or the
-// agent's sweep being first. The runtime deletes the namespace next. The
-// configuration is not validated: the DEL that follows an ADD refused for
-// a bad configuration finds nothing and succeeds, so that the runtime can
-// tear the sandbox down.
+// agent's sweep being first. The runtime deletes the namespace next. Of
+// the configuration only name, network and socket are read, and not
+// validated: the DEL that follows an ADD refused for a bad configuration
+// (even one that does not decode) finds nothing and succeeds, so that the
+// runtime can tear the sandbox down.
 func cmdDel(args *skel.CmdArgs) error {
 	return callWith(parseDelConf, args, func(ctx context.Context, c *Conf, cl *api.Client) error {
 		err := cl.CNIRelease(ctx, c.Network, *attachment(c, args))

@@ -443,6 +443,8 @@ func TestCNIBadConfig(t *testing.T) {
 		{"two IPv4", `"capabilities":{"ips":true}`, map[string]any{"ips": []string{"172.16.86.51", "172.16.86.52"}}, types.ErrInvalidNetworkConfig, "172.16.86.52"},
 		{"bad mac", `"capabilities":{"mac":true}`, map[string]any{"mac": "02:42:zz"}, types.ErrInvalidNetworkConfig, "02:42:zz"},
 		{"multicast mac", `"capabilities":{"mac":true}`, map[string]any{"mac": "03:00:00:00:00:01"}, types.ErrInvalidNetworkConfig, "03:00:00:00:00:01"},
+		{"ipv6 not a boolean", `"ipv6":"yes"`, nil, types.ErrDecodingFailure, "ipv6"},
+		{"subnets not a list", `"subnets":"10.0.0.0/24"`, nil, types.ErrDecodingFailure, "subnets"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rt := e.container(fmt.Sprintf("b%d", i))
@@ -463,6 +465,38 @@ func TestCNIBadConfig(t *testing.T) {
 			}
 			if got := e.a.CLI("network", "ls", "-q"); got != nets {
 				t.Errorf("networks after a refused ADD:\n%s\nwant\n%s", got, nets)
+			}
+			e.noDrift()
+		})
+	}
+}
+
+// TestCNIDelBadConfig: DEL reads only name, network and socket, so a
+// configuration that an operator's typo broke after the ADD (a value
+// that does not decode, which ADD refuses with code 6) still releases
+// the live attachment: DEL succeeds, `mvlan ps` and the container have
+// nothing left, and a second DEL succeeds too.
+func TestCNIDelBadConfig(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	for i, typo := range []string{`"ipv6":"yes"`, `"subnets":"10.0.0.0/24"`} {
+		t.Run(typo, func(t *testing.T) {
+			rt := e.container(fmt.Sprintf("d%d", i))
+			e.add(e.list("1.1.0", ""), rt)
+			bad := e.list("1.1.0", typo)
+			if _, err := e.cni.AddNetworkList(context.Background(), bad, e.container(fmt.Sprintf("n%d", i))); cniCode(err) != types.ErrDecodingFailure {
+				t.Errorf("ADD with %s: %v; want code %d", typo, err, types.ErrDecodingFailure)
+			}
+			for range 2 {
+				if err := e.cni.DelNetworkList(context.Background(), bad, rt); err != nil {
+					t.Fatalf("DEL with %s: %v; want success\nagent log:\n%s", typo, err, e.a.Log())
+				}
+			}
+			if eps := e.endpoints(); len(eps) != 0 {
+				t.Errorf("mvlan ps after DEL with %s: %+v; want none", typo, eps)
+			}
+			if got := addrs(t, rt.NetNS, "eth0"); got != "" {
+				t.Errorf("the container's eth0 after DEL: %q; want no such link", got)
 			}
 			e.noDrift()
 		})

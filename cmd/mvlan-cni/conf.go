@@ -87,15 +87,24 @@ func parseConf(data []byte) (*Conf, error) {
 	return c, nil
 }
 
-// parseDelConf decodes the configuration for a DEL: only the network's
-// name counts, nothing is validated (see cmdDel).
+// delConf is what a DEL reads of the configuration: the CNI network's
+// name (part of the attachment's identity), the mvlan network and the
+// agent's socket.
+type delConf struct {
+	Name    string `json:"name"`
+	Network string `json:"network"`
+	Socket  string `json:"socket"`
+}
+
+// parseDelConf decodes the configuration for a DEL: only delConf's fields
+// are read, the rest may not even decode, and nothing is validated (see
+// cmdDel).
 func parseDelConf(data []byte) (*Conf, error) {
-	c := &Conf{}
-	if err := json.Unmarshal(data, c); err != nil {
+	var d delConf
+	if err := json.Unmarshal(data, &d); err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, "cannot decode the network configuration: "+err.Error(), "")
 	}
-	c.Network = cmp.Or(c.Network, c.Name)
-	return c, nil
+	return &Conf{PluginConf: types.PluginConf{Name: d.Name}, Network: cmp.Or(d.Network, d.Name), Socket: d.Socket}, nil
 }
 
 // gcKeys are the keys of a GC's list of valid attachments, in the order

@@ -114,14 +114,21 @@ func TestHolds(t *testing.T) {
 }
 
 // TestParseDelConf: a DEL reads the network's name from any configuration
-// that decodes, valid or not (the DEL after a refused ADD must succeed).
+// whose name, network and socket decode, valid or not, whatever the rest
+// (the DEL after a refused ADD must succeed).
 func TestParseDelConf(t *testing.T) {
 	for conf, network := range map[string]string{
 		`{"name":"n","type":"mvlan","ipam":{"type":"dhcp"}}`:                "n",
 		`{"name":"n","type":"mvlan","parent":"eth0"}`:                       "n",
 		`{"name":"n","type":"mvlan","network":"x","mode":"bridged"}`:        "x",
 		`{"name":"n","type":"mvlan","prevResult":{"interfaces":[null]}}`:    "n",
-		`{"name":"n","type":"mvlan","subnets":["10.0.0.0/33"],"gateway":1}`: "",
+		`{"name":"n","type":"mvlan","subnets":["10.0.0.0/33"],"gateway":1}`: "n",
+		`{"name":"n","type":"mvlan","network":"x","ipv6":"yes"}`:            "x",
+		`{"name":"n","type":"mvlan","subnets":"10.0.0.0/24"}`:               "n",
+		`{"name":"n","type":"mvlan","prevResult":"none","runtimeConfig":1}`: "n",
+		`{"name":"n","type":"mvlan","network":5}`:                           "",
+		`{"name":"n","type":"mvlan","socket":["/run/mvlan.sock"]}`:          "",
+		`{"name":"n"`: "",
 	} {
 		c, err := parseDelConf([]byte(conf))
 		if network == "" {
@@ -130,8 +137,10 @@ func TestParseDelConf(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || c.Network != network {
-			t.Errorf("%s: %v, network %q; want %q", conf, err, c.Network, network)
+		if err != nil {
+			t.Errorf("%s: %v; want network %q", conf, err, network)
+		} else if c.Network != network || c.Name != "n" {
+			t.Errorf("%s: name %q, network %q; want n, %q", conf, c.Name, c.Network, network)
 		}
 	}
 }
