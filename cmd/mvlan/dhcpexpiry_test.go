@@ -71,11 +71,7 @@ func TestDHCPExpiredWhileDown(t *testing.T) {
 	t.Parallel()
 	sb := nstest.NewSandbox(t)
 	nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.71.1/24"), 6*time.Second)
-	a := newAgent(t, sb)
-	e := &env{t: t, sb: sb, a: a}
-	a.start()
-	t.Cleanup(e.cleanup)
-	a.ok("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan")
+	a, e := dhcpLAN(t, sb)
 	c1 := e.name("1")
 	ep := e.runD(c1, "lan")
 	if ep.Lease == nil {
@@ -95,6 +91,17 @@ func TestDHCPExpiredWhileDown(t *testing.T) {
 		}
 	}
 	waitLog(t, a, `msg="DHCP lease expired: the address is off the endpoint until a server answers" name=`+c1, 1)
+}
+
+// dhcpLAN starts an agent in sb with a DHCP network "lan" on its eth0.
+func dhcpLAN(t *testing.T, sb *nstest.Sandbox) (*agentProc, *env) {
+	t.Helper()
+	a := newAgent(t, sb)
+	e := &env{t: t, sb: sb, a: a}
+	a.start()
+	t.Cleanup(e.cleanup)
+	a.ok("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan")
+	return a, e
 }
 
 // retryExpiredWait is the agent's wait after a failed try of an expired

@@ -26,11 +26,7 @@ func TestDHCPRebind(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.63.1/24", "dev", "wire0")
 	first := nstest.StartDnsmasq(t, sb.WirePath, "wire0", rebindFlags...)
-	a := newAgent(t, sb)
-	e := &env{t: t, sb: sb, a: a}
-	a.start()
-	t.Cleanup(e.cleanup)
-	a.ok("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan")
+	a, e := dhcpLAN(t, sb)
 	c1 := e.name("1")
 	ep := e.runD(c1, "lan")
 	if ep.Lease == nil || ep.Lease.Server != netip.MustParseAddr("192.168.63.1") {

@@ -88,11 +88,7 @@ func TestDHCPRefusalBackoff(t *testing.T) {
 	t.Parallel()
 	sb := nstest.NewSandbox(t)
 	srv := nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.71.1/24"), 6*time.Second)
-	a := newAgent(t, sb)
-	e := &env{t: t, sb: sb, a: a}
-	a.start()
-	t.Cleanup(e.cleanup)
-	a.ok("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan")
+	a, e := dhcpLAN(t, sb)
 	c1 := e.name("1")
 	e.runD(c1, "lan")
 	srv.Refuse(true)
