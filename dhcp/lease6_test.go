@@ -64,7 +64,9 @@ func TestFromReply(t *testing.T) {
 			bits: 128, renew: 50 * time.Second, reb: 80 * time.Second},
 		{name: "T1 past the lifetime", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) { ia.T1 = time.Hour },
 			bits: 128, renew: 50 * time.Second, reb: 105 * time.Second},
-		{name: "T1 and T2 at the expiry", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) { ia.T1, ia.T2 = 120*time.Second, 120*time.Second },
+		{name: "T1 and T2 at the expiry", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) {
+			ia.T1, ia.T2 = 120*time.Second, 120*time.Second
+		},
 			bits: 128, renew: 50 * time.Second, reb: 80 * time.Second},
 		{name: "no preferred lifetime", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress) {
 			ia.T1, ia.T2, a.PreferredLifetime = 0, 0, 0

@@ -66,7 +66,8 @@ func TestDHCPExpiry(t *testing.T) {
 // stopped is taken off the link at start and asked for again at once
 // (INIT, RFC 2131 4.4.5), not after the retry interval (10 s) that
 // follows a failed try: the endpoint has its address back, with a new
-// expiry, within half that interval of the start.
+// expiry, within 8 s of the start (the server answers at once; a slow
+// machine's agent start has the rest).
 func TestDHCPExpiredWhileDown(t *testing.T) {
 	t.Parallel()
 	sb := nstest.NewSandbox(t)
@@ -86,8 +87,8 @@ func TestDHCPExpiredWhileDown(t *testing.T) {
 		if got.Lease != nil && got.Lease.State == "bound" && got.Lease.Expiry.After(started) {
 			break
 		}
-		if time.Since(started) > retryExpiredWait/2 {
-			t.Fatalf("%s has no new lease %v after the start (lease %+v): the expired lease was not asked for at once\n%s", c1, retryExpiredWait/2, got.Lease, a.log)
+		if time.Since(started) > retryExpiredWait*8/10 {
+			t.Fatalf("%s has no new lease %v after the start (lease %+v): the expired lease was not asked for at once\n%s", c1, retryExpiredWait*8/10, got.Lease, a.log)
 		}
 	}
 	waitLog(t, a, `msg="DHCP lease expired: the address is off the endpoint until a server answers" name=`+c1, 1)
