@@ -133,12 +133,13 @@ func withAddr(addrs []netip.Prefix, p netip.Prefix) []netip.Prefix {
 	return out
 }
 
-// liveLeaseAddrs are the addresses of e's leases that are on its link
-// (not expired): what a re-made link gets.
-func liveLeaseAddrs(e endpoint) []netip.Prefix {
+// liveLeaseAddrs are the addresses of e's leases that are neither
+// expired nor past their expiry at now (one that ran out while the agent
+// was down, whose keeper has not seen it yet): what a re-made link gets.
+func liveLeaseAddrs(e endpoint, now time.Time) []netip.Prefix {
 	var out []netip.Prefix
 	for _, l := range []*dhcp.Lease{e.Lease, e.Lease6} {
-		if l != nil && l.State != dhcp.Expired {
+		if l != nil && l.State != dhcp.Expired && l.StateAt(now) != dhcp.Expired {
 			out = append(out, l.Addr)
 		}
 	}

@@ -29,6 +29,14 @@ func (a *Engine) settleLease(ctx context.Context, n *network, e endpoint) endpoi
 	if !n.DHCP || e.State == Ready || (e.Lease != nil && e.Lease.State == dhcp.Expired) || !a.isOurNetns(e) {
 		return e
 	}
+	if e.Lease != nil && e.Lease.StateAt(time.Now()) == dhcp.Expired {
+		// It ran out while the agent was down: the server has freed the
+		// address and may have given it to another host. Putting it back
+		// to send the release from it would announce it (ARP) for us.
+		a.log.Info("DHCP lease of an endpoint caught "+e.State.String()+" expired while the agent was down: nothing to give back",
+			"name", e.Name, "network", n.name(), "addr", e.Lease.Addr, "expiry", e.Lease.Expiry)
+		return e
+	}
 	k, err := a.kernelEndpointIn(e.Netns, e.ID)
 	if err != nil {
 		if e.Lease != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/agent/store"
-	"github.com/mvlan/mvlan/dhcp"
 	"github.com/mvlan/mvlan/internal/crashpoint"
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/netconf"
@@ -239,14 +239,16 @@ func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
 			}
 		}}
 	s.ParentIndex, _ = n.indexes()
+	if n.DHCP {
+		s.Addrs = liveLeaseAddrs(e, time.Now())
+	}
 	if n.Internal {
 		return s
 	}
 	if n.DHCP {
-		if e.Lease != nil && e.Lease.State != dhcp.Expired && e.Lease.Router.IsValid() {
-			s.Gateways = []netip.Addr{e.Lease.Router}
+		if l := e.Lease; l != nil && slices.Contains(s.Addrs, l.Addr) && l.Router.IsValid() {
+			s.Gateways = []netip.Addr{l.Router}
 		}
-		s.Addrs = liveLeaseAddrs(e)
 		return s
 	}
 	seen := map[bool]bool{}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -108,3 +109,97 @@ func dhcpLAN(t *testing.T, sb *nstest.Sandbox) (*agentProc, *env) {
 // retryExpiredWait is the agent's wait after a failed try of an expired
 // lease (engine.retryExpired).
 const retryExpiredWait = 10 * time.Second
+
+// TestDHCPRemovingExpiredNotGivenBack: an agent killed after an rm's
+// "removing" record, before its DHCPRELEASE, gives the lease back on
+// start (TestDHCPCrashPoints), from the leased address; but not a lease
+// that ran out while the agent was down: the server has freed the
+// address, another host may have it, and the start sends nothing from it
+// (no ARP, no datagram) while it finishes the removal.
+func TestDHCPRemovingExpiredNotGivenBack(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.72.1/24"), 6*time.Second)
+	a, e := dhcpLAN(t, sb)
+	c1 := e.name("1")
+	addr := netip.MustParsePrefix(addrOf(e.runD(c1, "lan"), false)).Addr()
+	a.stop()
+	a.start("MVLAN_TEST_CRASHPOINT=endpoint-rm:after-state")
+	a.mv("rm", "-f", c1)
+	a.waitExit()
+	time.Sleep(7 * time.Second) // past the lease, renewed or not (6 s)
+	wire := nstest.NewCapture(t, sb.WirePath, "wire0")
+	a.start()
+	if f, err := wire.Wait(2*time.Second, fromIPv4(addr)); err == nil {
+		t.Fatalf("after the start, a frame from %s, whose lease expired while the agent was down: % x\n%s", addr, f, a.log)
+	}
+	waitLog(t, a, `expired while the agent was down: nothing to give back" name=`+c1, 1)
+	if strings.Contains(a.ok("ps"), c1) {
+		t.Errorf("ps lists %s after the start finished its removal", c1)
+	}
+}
+
+// fromIPv4 matches an ARP message whose sender is addr or an IPv4 packet
+// from addr.
+func fromIPv4(addr netip.Addr) func([]byte) bool {
+	a := addr.As4()
+	return func(f []byte) bool {
+		switch {
+		case len(f) >= 32 && f[12] == 0x08 && f[13] == 0x06:
+			return [4]byte(f[28:32]) == a
+		case len(f) >= 30 && f[12] == 0x08 && f[13] == 0x00:
+			return [4]byte(f[26:30]) == a
+		}
+		return false
+	}
+}
+
+// TestDHCPRemadeLinkNoExpiredAddr: a container's link made again on start
+// (it was deleted while the agent was down) gets no address of an
+// expired lease, and nothing is sent from it (the agent announces a new
+// link's addresses): neither one the agent had taken off (here on an
+// --internal network, which has no gateway to set) nor one that ran out
+// while the agent was down, which the keeper has not seen yet. The server
+// is quiet, so no new lease comes meanwhile.
+func TestDHCPRemadeLinkNoExpiredAddr(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		create     []string
+		expireLive bool // expire it before the agent goes down
+	}{
+		{"internal, expired before", []string{"--internal"}, true},
+		{"expired while down", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sb := nstest.NewSandbox(t)
+			srv := nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.73.1/24"), 6*time.Second)
+			a := newAgent(t, sb)
+			e := &env{t: t, sb: sb, a: a}
+			a.start()
+			t.Cleanup(e.cleanup)
+			a.ok(append([]string{"network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0"}, append(tc.create, "lan")...)...)
+			c1 := e.name("1")
+			addr := addrOf(e.runD(c1, "lan"), false)
+			srv.Quiet(true)
+			if tc.expireLive {
+				ep, _ := e.endpoint(c1)
+				time.Sleep(time.Until(ep.Lease.Expiry.Add(1500 * time.Millisecond)))
+				waitLog(t, a, `msg="DHCP lease expired: the address is off the endpoint until a server answers" name=`+c1, 1)
+			}
+			a.kill()
+			e.in(c1, "ip", "link", "del", "eth0")
+			time.Sleep(7 * time.Second) // past the lease, renewed or not (6 s)
+			wire := nstest.NewCapture(t, sb.WirePath, "wire0")
+			a.start()
+			if f, err := wire.Wait(2*time.Second, fromIPv4(netip.MustParsePrefix(addr).Addr())); err == nil {
+				t.Fatalf("after the start, a frame from %s, whose lease expired: % x\n%s", addr, f, a.log)
+			}
+			link, err := exec.Command("ip", "-n", c1, "-o", "link", "show", "dev", "eth0").CombinedOutput()
+			addrs, _ := exec.Command("ip", "-n", c1, "-o", "addr", "show", "dev", "eth0").CombinedOutput()
+			if err != nil || strings.Contains(string(addrs), strings.Split(addr, "/")[0]+"/") {
+				t.Fatalf("eth0 made again on start: %s%s; want it there without %s, whose lease expired\n%s", link, addrs, addr, a.log)
+			}
+		})
+	}
+}
