@@ -97,6 +97,10 @@ type Network struct {
 	// Status is "ok" or what is wrong (e.g. the parent link is missing);
 	// filled in by the agent when it serves the network, never stored.
 	Status string `json:"status,omitempty"`
+	// ParentAltNames are the parent link's alternative names (Parent is
+	// its kernel name), as the host has them when the agent serves the
+	// network; never stored.
+	ParentAltNames []string `json:"parent_altnames,omitempty"`
 	// EndpointCount is how many endpoints the network has; Endpoints
 	// lists them only where one network is asked for (GET
 	// /v1/networks/REF), never in the list of all networks.

@@ -46,8 +46,9 @@ func (h *Host) SetTag(tag string) { h.tag = tag }
 // Info describes a link.
 type Info struct {
 	Name        string
-	Kind        string // "macvlan", "vlan", "bridge", "veth", "dummy", "device", ...
-	Alias       string // IFLA_IFALIAS
+	Kind        string   // "macvlan", "vlan", "bridge", "veth", "dummy", "device", ...
+	Alias       string   // IFLA_IFALIAS
+	AltNames    []string // alternative names (ip link property add ... altname)
 	Index       int
 	ParentIndex int // lower link of a vlan/macvlan; peer of a veth
 	// LowerElsewhere: ParentIndex is in another namespace
@@ -210,6 +211,7 @@ func infoOf(l netlink.Link) Info {
 		Name:        a.Name,
 		Kind:        l.Type(),
 		Alias:       a.Alias,
+		AltNames:    a.AltNames,
 		Index:       a.Index,
 		ParentIndex: a.ParentIndex,
 		Up:          a.Flags&net.FlagUp != 0,

@@ -405,6 +405,33 @@ func TestCNIInline(t *testing.T) {
 	e.del(l6, c3)
 }
 
+// TestCNIInlineAltname: an inline definition whose parent is an altname
+// of eth1 creates the network on eth1 (which the agent shows by that
+// name), and later ADDs and STATUS find it matching; another link's name
+// still does not match.
+func TestCNIInlineAltname(t *testing.T) {
+	e := newEnv(t)
+	e.sb.AddVeth(t, "eth1")
+	e.sb.AddVeth(t, "eth2")
+	e.sb.Run(t, e.sb.Path, "ip", "link", "property", "add", "dev", "eth1", "altname", "lan1")
+	l := e.list("1.1.0", `"network":"alt","parent":"lan1","subnets":["10.7.0.0/24"]`)
+	c1, c2 := e.container("a1"), e.container("a2")
+	e.add(l, c1)
+	e.add(l, c2)
+	if err := e.cni.GetStatusNetworkList(context.Background(), l); err != nil {
+		t.Errorf("STATUS of the definition on altname lan1: %v", err)
+	}
+	if eps := e.endpoints(); len(eps) != 2 {
+		t.Errorf("endpoints after two ADDs: %+v; want two", eps)
+	}
+	other := e.list("1.1.0", `"network":"alt","parent":"eth2","subnets":["10.7.0.0/24"]`)
+	if err := e.cni.GetStatusNetworkList(context.Background(), other); cniCode(err) != types.ErrInvalidNetworkConfig || !strings.Contains(err.Error(), "parent eth1, not eth2") {
+		t.Errorf("STATUS of the definition on eth2: %v; want code %d naming the parents", err, types.ErrInvalidNetworkConfig)
+	}
+	e.del(l, c1)
+	e.del(l, c2)
+}
+
 // TestCNIBadConfig: each bad configuration or argument is refused with
 // the code a runtime acts on and a message naming the bad value, and
 // leaves nothing behind: no endpoint, no link in the container, no new

@@ -64,13 +64,14 @@ func noNetwork(c *Conf) error {
 }
 
 // differs says how the inline definition differs from n ("" when it
-// matches). Gateways and ranges left out of the definition match any.
+// matches). Gateways and ranges left out of the definition match any; a
+// parent named by an altname matches the network on that link.
 func (c *Conf) differs(n api.Network) string {
 	var d []string
 	switch {
 	case c.Parent == "" && n.ParentKind != api.ParentHostOnly:
 		d = append(d, fmt.Sprintf("parent %s, not host-only", n.Parent))
-	case c.Parent != "" && c.Parent != n.Parent:
+	case c.Parent != "" && c.Parent != n.Parent && !slices.Contains(n.ParentAltNames, c.Parent):
 		d = append(d, fmt.Sprintf("parent %s, not %s", n.Parent, c.Parent))
 	}
 	if mode := orDefault(c.Mode, "bridge"); mode != n.Mode {
