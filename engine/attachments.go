@@ -29,7 +29,8 @@ func cniKey(at *api.CNIAttachment) api.CNIAttachment {
 
 // freeName is req.Name, or the first of req.AltNames no endpoint of n
 // has when it is taken ("" if all are: named after its namespace). A
-// clash meanwhile is admit's to report.
+// clash meanwhile (a parallel attach admitted with that name) is
+// admit's to report, and newAdmitted's to pick again after.
 func freeName(n *network, req api.EndpointCreate) string {
 	if len(req.AltNames) == 0 {
 		return req.Name
@@ -42,6 +43,33 @@ func freeName(n *network, req api.EndpointCreate) string {
 		}
 	}
 	return ""
+}
+
+// nameInUse is admit's error of a name another endpoint of the network
+// has.
+type nameInUse struct{ name, network string }
+
+func (e *nameInUse) Error() string {
+	return fmt.Sprintf("endpoint name %s is already in use on network %s; choose another --name", e.name, e.network)
+}
+
+// newAdmitted makes req into an endpoint and admits it to n. A name
+// picked from the runtime's candidates that a parallel attach took
+// between the pick and the admission is picked again (with the MAC made
+// from it): each try is after another candidate was taken, so there are
+// at most as many as candidates.
+func (a *Engine) newAdmitted(n *network, req api.EndpointCreate) (endpoint, *entry, error) {
+	for try := 0; ; try++ {
+		e, err := a.newEndpoint(n, req)
+		if err != nil {
+			return e, nil, err
+		}
+		en, err := a.admit(n, e, req)
+		var clash *nameInUse
+		if !errors.As(err, &clash) || try >= len(req.AltNames) {
+			return e, en, err
+		}
+	}
 }
 
 // errRepeatGone: the endpoint a repeated attach named was removed (or its

@@ -156,7 +156,7 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 		return nil, &repeatedAdd{o}
 	}
 	if o := n.byName[e.Name]; o != nil {
-		return nil, conflict(fmt.Errorf("endpoint name %s is already in use on network %s; choose another --name", e.Name, n.name()))
+		return nil, conflict(&nameInUse{e.Name, n.name()})
 	}
 	if o := n.byMAC[string(e.MAC)]; o != nil && len(e.MAC) > 0 {
 		return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", e.MAC, n.name(), o.ep.Name))
@@ -199,11 +199,7 @@ func (a *Engine) newAndAdmit(ctx context.Context, n *network, req api.EndpointCr
 		a.removals.waitNetns(ctx, req.Netns)
 	}
 	for try := 0; ; try++ {
-		e, err := a.newEndpoint(n, req)
-		var en *entry
-		if err == nil {
-			en, err = a.admit(n, e, req)
-		}
+		e, en, err := a.newAdmitted(n, req)
 		if err == nil || try > 0 || KindOf(err) != KindConflict || !a.removals.wait(ctx) {
 			return e, en, err
 		}

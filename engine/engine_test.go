@@ -335,6 +335,43 @@ func TestAttachesDoNotWait(t *testing.T) {
 	r.noDrift()
 }
 
+// TestCNINamesInParallel: two runtimes' attaches with one pod name (pods
+// of one name in two Kubernetes namespaces) at once: the one that picked
+// the name first but is admitted second (held between the two) gets the
+// runtime's next candidate, not a name clash.
+func TestCNINamesInParallel(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	attach := func(cid string) api.EndpointCreate {
+		path := "/run/netns/cni-" + cid
+		r.k.AddNetns(path)
+		return api.EndpointCreate{Network: "pub", Netns: path, Name: "web-0", AltNames: []string{"web-0-" + cid},
+			CNI: &api.CNIAttachment{Network: "mvnet", ContainerID: cid, IfName: "eth0"}}
+	}
+	held, other := attach("aaaaaaaa"), attach("bbbbbbbb")
+	gate := r.k.GateCheck(held.Netns)
+	res := make(chan error, 1)
+	var first api.Endpoint
+	go func() {
+		var err error
+		first, err = r.e.CreateEndpoint(context.Background(), held)
+		res <- err
+	}()
+	<-gate.Entered
+	second, err := r.e.CreateEndpoint(context.Background(), other)
+	gate.Open()
+	if err := <-res; err != nil {
+		t.Fatalf("the attach held after naming: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("the attach admitted meanwhile: %v", err)
+	}
+	if first.Name != "web-0-aaaaaaaa" || second.Name != "web-0" {
+		t.Errorf("names %q (held) and %q; want web-0-aaaaaaaa and web-0", first.Name, second.Name)
+	}
+	r.noDrift()
+}
+
 // failAfterName attaches req (a container of its own, on a network on
 // eth0) and has its link fail once its namespace is named: the parent
 // goes while the link is held. It returns the attach's error, after

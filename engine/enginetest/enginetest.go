@@ -33,6 +33,7 @@ type Kernel struct {
 	table    map[[2]uint64]loader.Endpoint
 	forgot   map[string]int          // MAC -> times its last row went (the datapath stopped knowing it)
 	gates    map[string]*Gate        // AttachEndpoint into these namespaces waits
+	checks   map[string]*Gate        // Check of these namespaces waits
 	spareFor map[string]string       // a spare's path -> the /run/netns path it is for
 	routes   map[string][]netip.Addr // host shim routes, by link name
 	syncs    int                     // SetShimRoutes calls (whole-shim syncs)
@@ -68,6 +69,29 @@ func (k *Kernel) Gate(path string) *Gate {
 	return g
 }
 
+// GateCheck makes the next Check of the namespace at path wait at the
+// returned gate: an attach to that namespace, held after its endpoint is
+// named and before it is admitted.
+func (k *Kernel) GateCheck(path string) *Gate {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	g := &Gate{Entered: make(chan struct{}), open: make(chan struct{})}
+	k.checks[path] = g
+	return g
+}
+
+// pass waits at the gate of gates[path], if any, and removes it.
+func (k *Kernel) pass(gates map[string]*Gate, path string) {
+	k.mu.Lock()
+	g := gates[path]
+	delete(gates, path)
+	k.mu.Unlock()
+	if g != nil {
+		close(g.Entered)
+		<-g.open
+	}
+}
+
 type netns struct {
 	ino, cookie uint64
 	mark        string
@@ -80,7 +104,7 @@ type netns struct {
 // kind "device", no alias).
 func New(hostLinks ...string) *Kernel {
 	k := &Kernel{host: map[string]link.Info{}, nets: map[string]*netns{}, next: 100,
-		table: map[[2]uint64]loader.Endpoint{}, forgot: map[string]int{}, gates: map[string]*Gate{}, spareFor: map[string]string{},
+		table: map[[2]uint64]loader.Endpoint{}, forgot: map[string]int{}, gates: map[string]*Gate{}, checks: map[string]*Gate{}, spareFor: map[string]string{},
 		watchErr: make(chan error, 1)}
 	k.nets[HostPath] = &netns{ino: 1, cookie: 1, addrs: map[int][]netip.Prefix{}}
 	for _, name := range hostLinks {

@@ -18,6 +18,7 @@ type namespaces Kernel
 
 func (s *namespaces) Check(path string) (uint64, error) {
 	k := (*Kernel)(s)
+	k.pass(k.checks, path)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if n := k.nets[path]; n != nil {
