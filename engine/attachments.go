@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/crashpoint"
 )
 
 // What a runtime front end (CNI) asks of the engine by its own identity
@@ -64,6 +65,7 @@ func (a *Engine) newAdmitted(n *network, req api.EndpointCreate) (endpoint, *ent
 		if err != nil {
 			return e, nil, err
 		}
+		crashpoint.Hit("endpoint-create:before-admit")
 		en, err := a.admit(n, e, req)
 		var clash *nameInUse
 		if !errors.As(err, &clash) || try >= len(req.AltNames) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -839,6 +840,44 @@ func TestCNIParallel(t *testing.T) {
 		t.Errorf("endpoints after parallel DELs: %+v", eps)
 	}
 	e.noDrift()
+}
+
+// TestCNISamePodName: two pods of one name (in two Kubernetes
+// namespaces) added at once, both held in the agent after their endpoint
+// is named and before it is admitted: both ADDs succeed, one endpoint
+// named after the pod, the other after the pod and its container ID.
+func TestCNISamePodName(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	e.a.Stop()
+	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-create:before-admit", "MVLAN_TEST_HOLD=" + nstest.Slow(time.Second).String()}
+	e.a.Start()
+	l := e.list("1.1.0", "")
+	pod := e.sb.Name + "-web"
+	rts := []*libcni.RuntimeConf{e.container("s1"), e.container("s2")}
+	errs := make([]error, len(rts))
+	var wg sync.WaitGroup
+	for i, rt := range rts {
+		rt.Args = [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAME", pod}}
+		wg.Go(func() { _, errs[i] = e.cni.AddNetworkList(context.Background(), l, rt) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("ADD %d of pod %s: %v\nagent log:\n%s", i, pod, err, e.a.Log())
+		}
+	}
+	names := map[string]bool{}
+	for _, ep := range e.endpoints() {
+		names[ep.Name] = true
+	}
+	alt0, alt1 := pod+"-"+rts[0].ContainerID[:8], pod+"-"+rts[1].ContainerID[:8]
+	if len(names) != 2 || !names[pod] || !names[alt0] && !names[alt1] {
+		t.Errorf("endpoints %v; want %s and one of %s, %s", slices.Sorted(maps.Keys(names)), pod, alt0, alt1)
+	}
+	for _, rt := range rts {
+		e.del(l, rt)
+	}
 }
 
 // TestCNIAddDuringDel: an ADD of an attachment whose DEL is still under
