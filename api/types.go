@@ -98,8 +98,8 @@ type Network struct {
 	// filled in by the agent when it serves the network, never stored.
 	Status string `json:"status,omitempty"`
 	// ParentAltNames are the parent link's alternative names (Parent is
-	// its kernel name), as the host has them when the agent serves the
-	// network; never stored.
+	// its kernel name), as the agent last saw them (when it attached the
+	// network, and on each of the parent's link events); never stored.
 	ParentAltNames []string `json:"parent_altnames,omitempty"`
 	// EndpointCount is how many endpoints the network has; Endpoints
 	// lists them only where one network is asked for (GET

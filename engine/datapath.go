@@ -82,7 +82,7 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
 
 func (n *network) setParent(parent link.Info, trunk int) {
 	n.mu.Lock()
-	n.parentIndex, n.trunkIndex, n.parentMAC = parent.Index, trunk, parent.MAC
+	n.parentIndex, n.trunkIndex, n.parentMAC, n.parentAltNames = parent.Index, trunk, parent.MAC, parent.AltNames
 	n.mu.Unlock()
 }
 

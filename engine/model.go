@@ -197,9 +197,11 @@ type network struct {
 	// parentIndex and trunkIndex are where the parent programs are
 	// attached; parentMAC is the parent's MAC then (attachNetwork runs
 	// again on each of the parent's link events): an endpoint's
-	// generated MAC must not be it.
+	// generated MAC must not be it; parentAltNames are its altnames
+	// then (a definition may name the parent by one).
 	parentIndex, trunkIndex int
 	parentMAC               net.HardwareAddr
+	parentAltNames          []string
 	eps                     map[string]*entry            // by endpoint ID
 	byName                  map[string]*entry            // names are unique per network
 	byAddr                  map[netip.Addr]*entry        // the addresses endpoints have

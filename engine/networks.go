@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mvlan/mvlan/agent/store"
@@ -388,27 +389,10 @@ func (a *Engine) Network(ref string) (api.Network, error) {
 
 // view is n as the API shows it; withEndpoints embeds its endpoints.
 func (a *Engine) view(n *network, withEndpoints bool) api.Network {
-	v := n.view(withEndpoints)
-	v.ParentAltNames = a.parentAltNames(v)
-	return v
+	return n.view(withEndpoints)
 }
 
-// parentAltNames are the altnames the host has for v's parent link now,
-// so that a definition naming the parent by one matches v (none for a
-// host-only parent or one that is missing).
-func (a *Engine) parentAltNames(v api.Network) []string {
-	if v.ParentKind == api.ParentHostOnly {
-		return nil
-	}
-	l, err := a.host.Link(v.Parent)
-	if err != nil {
-		return nil
-	}
-	return l.AltNames
-}
-
-// view is n as the API shows it, without what the host has to be asked
-// for (the parent's altnames).
+// view is n as the API shows it; withEndpoints embeds its endpoints.
 func (n *network) view(withEndpoints bool) api.Network {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -417,6 +401,7 @@ func (n *network) view(withEndpoints bool) api.Network {
 	v.Scope = scopeOf(n.Options)
 	v.EndpointCount = len(n.eps)
 	v.HostShim = n.shimView()
+	v.ParentAltNames = slices.Clone(n.parentAltNames)
 	if withEndpoints {
 		for _, e := range sortedByName(n.endpoints()) {
 			ae := e.api()
