@@ -71,9 +71,7 @@ func TestDHCPExpiry(t *testing.T) {
 // machine's agent start has the rest).
 func TestDHCPExpiredWhileDown(t *testing.T) {
 	t.Parallel()
-	sb := nstest.NewSandbox(t)
-	nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.71.1/24"), 6*time.Second)
-	a, e := dhcpLAN(t, sb)
+	_, a, e := dhcpShortLAN(t, "192.168.71.1/24")
 	c1 := e.name("1")
 	ep := e.runD(c1, "lan")
 	if ep.Lease == nil {
@@ -106,6 +104,16 @@ func dhcpLAN(t *testing.T, sb *nstest.Sandbox) (*agentProc, *env) {
 	return a, e
 }
 
+// dhcpShortLAN is dhcpLAN in a new sandbox whose wire has a DHCP server
+// of 6 s leases at server (an address with its prefix).
+func dhcpShortLAN(t *testing.T, server string) (*nstest.DHCPServer, *agentProc, *env) {
+	t.Helper()
+	sb := nstest.NewSandbox(t)
+	srv := nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix(server), 6*time.Second)
+	a, e := dhcpLAN(t, sb)
+	return srv, a, e
+}
+
 // retryExpiredWait is the agent's wait after a failed try of an expired
 // lease (engine.retryExpired).
 const retryExpiredWait = 10 * time.Second
@@ -118,9 +126,7 @@ const retryExpiredWait = 10 * time.Second
 // (no ARP, no datagram) while it finishes the removal.
 func TestDHCPRemovingExpiredNotGivenBack(t *testing.T) {
 	t.Parallel()
-	sb := nstest.NewSandbox(t)
-	nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.72.1/24"), 6*time.Second)
-	a, e := dhcpLAN(t, sb)
+	_, a, e := dhcpShortLAN(t, "192.168.72.1/24")
 	c1 := e.name("1")
 	addr := netip.MustParsePrefix(addrOf(e.runD(c1, "lan"), false)).Addr()
 	a.stop()
@@ -128,7 +134,7 @@ func TestDHCPRemovingExpiredNotGivenBack(t *testing.T) {
 	a.mv("rm", "-f", c1)
 	a.waitExit()
 	time.Sleep(7 * time.Second) // past the lease, renewed or not (6 s)
-	wire := nstest.NewCapture(t, sb.WirePath, "wire0")
+	wire := nstest.NewCapture(t, e.sb.WirePath, "wire0")
 	a.start()
 	if f, err := wire.Wait(2*time.Second, fromIPv4(addr)); err == nil {
 		t.Fatalf("after the start, a frame from %s, whose lease expired while the agent was down: % x\n%s", addr, f, a.log)

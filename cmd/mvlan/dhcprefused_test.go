@@ -86,9 +86,7 @@ func TestDHCPRefusedAddressFreed(t *testing.T) {
 // next try. About 10 s.
 func TestDHCPRefusalBackoff(t *testing.T) {
 	t.Parallel()
-	sb := nstest.NewSandbox(t)
-	srv := nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.71.1/24"), 6*time.Second)
-	a, e := dhcpLAN(t, sb)
+	srv, a, e := dhcpShortLAN(t, "192.168.71.1/24")
 	c1 := e.name("1")
 	e.runD(c1, "lan")
 	srv.Refuse(true)
