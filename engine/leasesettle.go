@@ -26,20 +26,16 @@ const settleTimeout = 5 * time.Second
 // link (found by its mark) if it is still there. It returns e with the
 // datapath keys of that link, for the undo that follows.
 func (a *Engine) settleLease(ctx context.Context, n *network, e endpoint) endpoint {
-	if !n.DHCP || e.State == Ready || (e.Lease != nil && e.Lease.State == dhcp.Expired) || !a.isOurNetns(e) {
+	if !n.DHCP || e.State == Ready || !a.isOurNetns(e) {
 		return e
 	}
-	if e.Lease != nil && e.Lease.StateAt(time.Now()) == dhcp.Expired {
-		// It ran out while the agent was down: the server has freed the
-		// address and may have given it to another host. Putting it back
-		// to send the release from it would announce it (ARP) for us.
-		a.log.Info("DHCP lease of an endpoint caught "+e.State.String()+" expired while the agent was down: nothing to give back",
-			"name", e.Name, "network", n.name(), "addr", e.Lease.Addr, "expiry", e.Lease.Expiry)
+	give4 := a.heldLease(n, e)
+	if !give4 && !n.dhcp6() {
 		return e
 	}
 	k, err := a.kernelEndpointIn(e.Netns, e.ID)
 	if err != nil {
-		if e.Lease != nil {
+		if e.Lease != nil && give4 {
 			a.log.Warn("DHCP lease not given back: the endpoint's link is gone; the server keeps it until it expires",
 				"name", e.Name, "network", n.name(), "addr", e.Lease.Addr, "err", err)
 		}
@@ -53,14 +49,34 @@ func (a *Engine) settleLease(ctx context.Context, n *network, e endpoint) endpoi
 	e.NetnsCookie, e.Ifindex = cookie, k.link.Index
 	ctx4, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
-	if err := a.giveBack(ctx4, n, &e); err != nil {
-		a.log.Warn("DHCP lease of an endpoint caught "+e.State.String()+" not given back; the server may keep it until it expires",
-			"name", e.Name, "network", n.name(), "mac", e.MAC.String(), "err", err)
+	if give4 {
+		if err := a.giveBack(ctx4, n, &e); err != nil {
+			a.log.Warn("DHCP lease of an endpoint caught "+e.State.String()+" not given back; the server may keep it until it expires",
+				"name", e.Name, "network", n.name(), "mac", e.MAC.String(), "err", err)
+		}
 	}
 	if n.dhcp6() {
 		a.giveBack6(ctx, n, e)
 	}
 	return e
+}
+
+// heldLease reports whether the server may hold a DHCPv4 lease of e: not
+// one the agent took off as expired, nor one that ran out while the agent
+// was down (the server has freed the address, another host may have it:
+// putting it back to send the release from it would announce it for us).
+func (a *Engine) heldLease(n *network, e endpoint) bool {
+	switch {
+	case e.Lease == nil:
+		return true // a crash before the record had it: ask the server
+	case e.Lease.State == dhcp.Expired:
+		return false
+	case e.Lease.StateAt(time.Now()) == dhcp.Expired:
+		a.log.Info("DHCP lease of an endpoint caught "+e.State.String()+" expired while the agent was down: nothing to give back",
+			"name", e.Name, "network", n.name(), "addr", e.Lease.Addr, "expiry", e.Lease.Expiry)
+		return false
+	}
+	return true
 }
 
 // giveBack takes e's lease (its record's, else the server's binding for

@@ -209,3 +209,40 @@ func TestDHCPRemadeLinkNoExpiredAddr(t *testing.T) {
 		})
 	}
 }
+
+// TestDHCPRemovingExpiredV4GivesBackV6: as TestDHCPRemovingExpiredNotGivenBack
+// on a dual-stack DHCP network whose DHCPv6 lease (dnsmasq, 2 min) is
+// still valid when the agent starts again: that one is given back (the
+// server's lease file drops it) while the expired DHCPv4 one is not.
+func TestDHCPRemovingExpiredV4GivesBackV6(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.74.1/24"), 6*time.Second)
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "fd00:74::1/64", "dev", "wire0", "nodad")
+	d6 := &dnsmasq{Dnsmasq: nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--dhcp-range=fd00:74::10,fd00:74::20,64,2m"), t: t}
+	a := newAgent(t, sb)
+	e := &env{t: t, sb: sb, a: a}
+	a.start()
+	t.Cleanup(e.cleanup)
+	a.ok("network", "create", "--ipam-driver", "dhcp", "--ipv6", "-o", "parent=eth0", "lan")
+	c1 := e.name("1")
+	e.runD(c1, "lan")
+	if line, held := d6.named6(c1); !held {
+		t.Fatalf("dnsmasq has no DHCPv6 lease of %s: %q\n%s", c1, line, d6.Log())
+	}
+	a.stop()
+	a.start("MVLAN_TEST_CRASHPOINT=endpoint-rm:after-state")
+	a.mv("rm", "-f", c1)
+	a.waitExit()
+	time.Sleep(7 * time.Second) // past the DHCPv4 lease, renewed or not (6 s)
+	a.start()
+	waitLog(t, a, `expired while the agent was down: nothing to give back" name=`+c1, 1)
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, held := d6.named6(c1); !held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dnsmasq still holds %s's DHCPv6 lease after the start gave it back:\n%s", c1, a.log)
+		}
+	}
+}
