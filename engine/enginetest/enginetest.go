@@ -61,22 +61,19 @@ func (g *Gate) Open() { close(g.open) }
 
 // Gate makes the next AttachEndpoint into the namespace at path wait at
 // the returned gate (kernel work that takes long).
-func (k *Kernel) Gate(path string) *Gate {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	g := &Gate{Entered: make(chan struct{}), open: make(chan struct{})}
-	k.gates[path] = g
-	return g
-}
+func (k *Kernel) Gate(path string) *Gate { return k.hold(k.gates, path) }
 
 // GateCheck makes the next Check of the namespace at path wait at the
 // returned gate: an attach to that namespace, held after its endpoint is
 // named and before it is admitted.
-func (k *Kernel) GateCheck(path string) *Gate {
+func (k *Kernel) GateCheck(path string) *Gate { return k.hold(k.checks, path) }
+
+// hold puts a new gate for path in gates.
+func (k *Kernel) hold(gates map[string]*Gate, path string) *Gate {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	g := &Gate{Entered: make(chan struct{}), open: make(chan struct{})}
-	k.checks[path] = g
+	gates[path] = g
 	return g
 }
 

@@ -181,13 +181,8 @@ func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
 	if to, ok := k.spareFor[gated]; ok { // a spare: gated by where it will be
 		gated = to
 	}
-	g := k.gates[gated]
-	delete(k.gates, gated)
 	k.mu.Unlock()
-	if g != nil {
-		close(g.Entered)
-		<-g.open
-	}
+	k.pass(k.gates, gated)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	n := k.nets[s.NetnsPath]
