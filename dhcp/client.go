@@ -11,10 +11,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
-
 	"golang.org/x/sys/unix"
-
-	"github.com/mvlan/mvlan/nsthread"
 )
 
 // Link is where a client runs: the endpoint's link in its namespace,
@@ -59,11 +56,7 @@ func window(ctx context.Context, first time.Duration, tries int) time.Duration {
 // run runs fn with a client on l's link, inside l's namespace: the
 // client's packet socket is made there and bound to the link's index.
 func run(ctx context.Context, l Link, fn func(*nclient4.Client) error, opts ...nclient4.ClientOpt) error {
-	return nsthread.DoPath(l.Netns, func() error {
-		ifi, err := l.iface()
-		if err != nil {
-			return fmt.Errorf("DHCP client: %w", err)
-		}
+	return onLink(l, "DHCP client", func(ifi *net.Interface) error {
 		conn, err := rawConn4(ifi)
 		if err != nil {
 			return fmt.Errorf("DHCP client: %w", err)
@@ -192,11 +185,7 @@ func Release(ctx context.Context, l Link, lease Lease) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("DHCPRELEASE: %w", err)
 	}
-	return nsthread.DoPath(l.Netns, func() error {
-		ifi, err := l.iface()
-		if err != nil {
-			return fmt.Errorf("DHCPRELEASE: %w", err)
-		}
+	return onLink(l, "DHCPRELEASE", func(ifi *net.Interface) error {
 		uerr := sendUnicast(ifi, lease.Addr.Addr(), lease.Server, m)
 		if uerr == nil {
 			return nil

@@ -10,8 +10,6 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/dhcpv6/nclient6"
 	"github.com/insomniacslk/dhcp/iana"
-
-	"github.com/mvlan/mvlan/nsthread"
 )
 
 // DHCPv6 (RFC 8415) for one endpoint: one IA_NA with one address, leased
@@ -34,8 +32,8 @@ var iaid = [4]byte{'m', 'v', 'l', '6'}
 
 // run6 runs fn with a DHCPv6 client on l's link, inside l's namespace.
 func run6(ctx context.Context, l Link, tries int, fn func(*nclient6.Client) error) error {
-	return nsthread.DoPath(l.Netns, func() error {
-		c, err := newClient6(ctx, l, tries)
+	return onLink(l, "DHCPv6 client", func(ifi *net.Interface) error {
+		c, err := newClient6(ctx, l, ifi, tries)
 		if err != nil {
 			return err
 		}
@@ -46,11 +44,7 @@ func run6(ctx context.Context, l Link, tries int, fn func(*nclient6.Client) erro
 // newClient6 makes a client bound to the link-local address of l's link,
 // waiting for it: a link just brought up has none for a moment, and one
 // still in DAD (tentative) cannot be bound. Called in l's namespace.
-func newClient6(ctx context.Context, l Link, tries int) (*nclient6.Client, error) {
-	ifi, err := l.iface()
-	if err != nil {
-		return nil, fmt.Errorf("DHCPv6 client: %w", err)
-	}
+func newClient6(ctx context.Context, l Link, ifi *net.Interface, tries int) (*nclient6.Client, error) {
 	deadline := time.Now().Add(linkLocalWait)
 	for {
 		conn, err := udpConn6(ifi)

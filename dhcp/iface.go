@@ -13,6 +13,8 @@ import (
 	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/nsthread"
 )
 
 // The clients bind to the endpoint's link by its index, never by name: a
@@ -27,12 +29,35 @@ import (
 // the link again.
 var ErrNotEndpoint = errors.New("not the endpoint's link")
 
+// onLink runs fn with l's link (checked by iface) inside l's namespace;
+// what names the caller in iface's errors. The namespace the caller runs
+// in is the host's: l.Parent's.
+func onLink(l Link, what string, fn func(*net.Interface) error) error {
+	var host *os.File
+	if l.Parent > 0 {
+		f, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			return fmt.Errorf("%s: open the host's namespace: %w", what, err)
+		}
+		defer f.Close()
+		host = f
+	}
+	return nsthread.DoPath(l.Netns, func() error {
+		ifi, err := l.iface(host)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return fn(ifi)
+	})
+}
+
 // iface is l's link, found by index in the calling thread's namespace
 // (l.Netns) and checked to be the endpoint's: l.MAC, and, when l.Parent
-// is set, a macvlan whose lower link is that index in another namespace
-// (the host's parent; a link the container makes has its lower in the
-// container's namespace).
-func (l Link) iface() (*net.Interface, error) {
+// is set, a macvlan whose lower link is that index in host, the
+// namespace open at host. A link the container makes has its lower in a
+// namespace of the container's: its own, or one it made, where it can
+// give a link any index.
+func (l Link) iface(host *os.File) (*net.Interface, error) {
 	if l.Ifindex <= 0 {
 		return nil, fmt.Errorf("endpoint link in %s: index %d unknown: %w", l.Netns, l.Ifindex, ErrNotEndpoint)
 	}
@@ -41,14 +66,35 @@ func (l Link) iface() (*net.Interface, error) {
 		return nil, fmt.Errorf("endpoint link %d in %s: %w", l.Ifindex, l.Netns, err)
 	}
 	a := lk.Attrs()
-	switch {
-	case !bytes.Equal(a.HardwareAddr, l.MAC):
+	if !bytes.Equal(a.HardwareAddr, l.MAC) {
 		return nil, fmt.Errorf("link %d (%s) in %s has MAC %s, the endpoint's is %s: %w", l.Ifindex, a.Name, l.Netns, a.HardwareAddr, l.MAC, ErrNotEndpoint)
-	case l.Parent > 0 && (lk.Type() != "macvlan" || a.ParentIndex != l.Parent || a.NetNsID < 0):
-		return nil, fmt.Errorf("link %d (%s) in %s is a %s on link %d, not a macvlan of the parent (%d in the host's namespace): %w",
-			l.Ifindex, a.Name, l.Netns, lk.Type(), a.ParentIndex, l.Parent, ErrNotEndpoint)
+	}
+	if l.Parent > 0 {
+		if err := l.onParent(lk, host); err != nil {
+			return nil, err
+		}
 	}
 	return &net.Interface{Index: a.Index, MTU: a.MTU, Name: a.Name, HardwareAddr: a.HardwareAddr, Flags: a.Flags}, nil
+}
+
+// onParent checks that lk, read in l's namespace, is a macvlan of
+// l.Parent in host: the namespace ID its lower link is in is host's ID
+// there (the kernel gave host one when it reported lk).
+func (l Link) onParent(lk netlink.Link, host *os.File) error {
+	a := lk.Attrs()
+	if lk.Type() != "macvlan" || a.ParentIndex != l.Parent || a.NetNsID < 0 {
+		return fmt.Errorf("link %d (%s) in %s is a %s on link %d, not a macvlan of the parent (%d in the host's namespace): %w",
+			l.Ifindex, a.Name, l.Netns, lk.Type(), a.ParentIndex, l.Parent, ErrNotEndpoint)
+	}
+	id, err := netlink.GetNetNsIdByFd(int(host.Fd()))
+	if err != nil {
+		return fmt.Errorf("ID of the host's namespace in %s: %w", l.Netns, err)
+	}
+	if id < 0 || a.NetNsID != id {
+		return fmt.Errorf("link %d (%s) in %s is a macvlan of link %d in namespace ID %d, not of the parent in the host's namespace (ID %d): %w",
+			l.Ifindex, a.Name, l.Netns, a.ParentIndex, a.NetNsID, id, ErrNotEndpoint)
+	}
+	return nil
 }
 
 // rawConn4 is a DHCPv4 client's connection on ifi: UDP from port 68 in

@@ -3,6 +3,7 @@ package dhcp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -74,4 +75,57 @@ func TestClientBindsByIndex(t *testing.T) {
 			t.Fatalf("leased %s, want an address of %s (the endpoint link's server)", lease.Addr, want)
 		}
 	})
+}
+
+// TestClientChecksParentNamespace: with a parent, the client takes only a
+// macvlan whose lower link is the parent in the caller's (the host's)
+// namespace. A container that can make namespaces puts a veth at the
+// parent's index in one of its own, a macvlan of it with the endpoint's
+// MAC at the endpoint's index in its namespace (the real link deleted),
+// and a server of its own behind the veth: refused, where the index,
+// MAC and "lower in another namespace" alone would take it.
+func TestClientChecksParentNamespace(t *testing.T) {
+	ctx := context.Background()
+	sb := nstest.NewSandbox(t)
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.62.1/24", "dev", "wire0")
+	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", dnsmasqFlags...)
+	ctr := sb.Netns(t, "ctr")
+	sb.Run(t, sb.Path, "ip", "link", "add", "link", "eth0", "name", "mv0", "type", "macvlan", "mode", "bridge")
+	sb.Run(t, sb.Path, "ip", "link", "set", "mv0", "netns", ctr)
+	sb.Run(t, ctr, "ip", "link", "set", "mv0", "name", "eth0", "up")
+	parent := linkOf(t, sb.Path, "eth0", Link{}).Ifindex
+	l := linkOf(t, ctr, "eth0", Link{ClientID: ClientID("net", "c1"), Parent: parent})
+	acquire := func() (lease Lease, err error) {
+		err = nstest.In(sb.Path, func() error { // the agent runs in the host's namespace
+			lease, err = Acquire(ctx, l)
+			return err
+		})
+		return lease, err
+	}
+	lease, err := acquire()
+	if err != nil {
+		t.Fatalf("acquire on the endpoint's macvlan: %v\n%s", err, srv.Log())
+	}
+	if !lan4.Contains(lease.Addr.Addr()) {
+		t.Fatalf("leased %s, want an address of %s", lease.Addr, lan4)
+	}
+
+	fake, rogue := sb.Netns(t, "fake"), sb.Netns(t, "rogue")
+	sb.Run(t, fake, "ip", "link", "add", "fk0", "index", fmt.Sprint(parent), "type", "veth", "peer", "name", "rogue0", "netns", rogue)
+	sb.Run(t, fake, "ip", "link", "add", "link", "fk0", "name", "mvfake", "index", fmt.Sprint(l.Ifindex),
+		"address", l.MAC.String(), "type", "macvlan", "mode", "bridge")
+	sb.Run(t, fake, "ip", "link", "set", "fk0", "up")
+	sb.Run(t, ctr, "ip", "link", "del", "eth0")
+	sb.Run(t, fake, "ip", "link", "set", "mvfake", "netns", ctr)
+	sb.Run(t, ctr, "ip", "link", "set", "mvfake", "name", "eth0", "up")
+	sb.Run(t, rogue, "ip", "link", "set", "rogue0", "up")
+	sb.Run(t, rogue, "ip", "addr", "add", "10.66.0.1/24", "dev", "rogue0", "nodad")
+	nstest.StartDnsmasq(t, rogue, "rogue0", "--dhcp-authoritative", "--dhcp-range=10.66.0.100,10.66.0.150,255.255.255.0,2m")
+	if got := linkOf(t, ctr, "eth0", Link{}); got.Ifindex != l.Ifindex || got.MAC.String() != l.MAC.String() {
+		t.Fatalf("the fake link is %d %s, want the endpoint's index and MAC %d %s", got.Ifindex, got.MAC, l.Ifindex, l.MAC)
+	}
+	l.Subnet = netip.Prefix{} // only the link decides
+	if lease, err := acquire(); !errors.Is(err, ErrNotEndpoint) {
+		t.Fatalf("acquire on a macvlan of a link in the container's own namespace: lease %s, err %v; want ErrNotEndpoint", lease.Addr, err)
+	}
 }
