@@ -89,7 +89,9 @@ func fromRenewal(ack *dhcpv4.DHCPv4, old Lease, t time.Time) (Lease, error) {
 }
 
 // parseACK is fromACK, with prev (when not nil) the lease ack renews.
+// The lease's times are wall-clock (wallClock).
 func parseACK(ack *dhcpv4.DHCPv4, clientID []byte, t time.Time, prev *Lease) (Lease, error) {
+	t = wallClock(t)
 	l := Lease{State: Bound, ClientID: clientID, Obtained: t, ACK: ack.ToBytes()}
 	ip, ok := netip.AddrFromSlice(ack.YourIPAddr.To4())
 	if !ok || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLoopback() {
@@ -265,3 +267,9 @@ func FromAPI(a api.Lease) (Lease, error) {
 	}
 	return l, nil
 }
+
+// wallClock is t without its monotonic reading, so that a lease's times
+// compare with now on the wall clock: a lease runs out on the server's
+// clock also while this host is suspended, which Go's monotonic clock
+// (CLOCK_MONOTONIC) does not count.
+func wallClock(t time.Time) time.Time { return t.Round(0) }

@@ -66,6 +66,7 @@ func iaAddr(m *dhcpv6.Message) (netip.Addr, error) {
 // valid lifetime (the expiry) and T1/T2 of the IA_NA, which default to
 // 0.5 and 0.8 of the preferred lifetime (RFC 8415 21.4) when 0 or wrong.
 func fromReply(r *dhcpv6.Message, l Link, t time.Time) (Lease, error) {
+	t = wallClock(t) // as parseACK's
 	lease := Lease{State: Bound, ClientID: l.ClientID, Obtained: t, ACK: r.ToBytes()}
 	ip, err := iaAddr(r)
 	if err != nil {

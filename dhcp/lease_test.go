@@ -198,3 +198,29 @@ func TestFromRenewal(t *testing.T) {
 		t.Error("a new lease without a subnet mask was taken")
 	}
 }
+
+// TestLeaseTimesWallClock: a lease's times carry no monotonic reading, so
+// that they compare with now on the wall clock: Go's monotonic clock
+// stops while the host is suspended, the server's lease does not.
+func TestLeaseTimesWallClock(t *testing.T) {
+	now := time.Now() // with a monotonic reading
+	v4, err := fromACK(ack(t), ClientID("lan", "c1"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := fromRenewal(ack(t), v4, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v6, err := fromReply(reply6(t, nil), Link{ClientID: DUID6("lan", "c1")}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, l := range map[string]Lease{"DHCPv4": v4, "DHCPv4 renewal": renewed, "DHCPv6": v6} {
+		for what, at := range map[string]time.Time{"obtained": l.Obtained, "T1": l.Renew, "T2": l.Rebind, "expiry": l.Expiry} {
+			if at != at.Round(0) || !at.After(now.Add(-time.Second)) {
+				t.Errorf("%s lease's %s %v: want a wall-clock time (no monotonic reading) at or after %v", name, what, at, now.Round(0))
+			}
+		}
+	}
+}
