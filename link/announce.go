@@ -46,13 +46,15 @@ const (
 // the link unless s.IPv6Off says it was born so, and with one it enables
 // IPv6 if the link was born without (whatever the caller knows: a
 // namespace made by a spare may get an IPv6 endpoint later, through
-// connect) and turns accept_ra off unless s.AcceptRA. With
+// connect) and turns accept_ra off unless s.AcceptRA; with it, the link
+// takes its routes from router advertisements but makes no address of
+// its own from them (autoconf: one mvlan did not give, whose frames the
+// datapath would drop, yet the kernel may pick it as a source). With
 // s.DHCP, arp_notify is set for the address a DHCP server gives later.
 // With s.DHCP6 ndisc_notify is set likewise, and the link skips DAD (its
-// link-local, the DHCPv6 client's source, is usable at once), keeps its
-// IPv6 addresses when it goes down (SetLeased cycles it) and makes none of
-// its own from router advertisements (autoconf: the datapath would drop
-// their frames). One switch into the namespace.
+// link-local, the DHCPv6 client's source, is usable at once) and keeps its
+// IPv6 addresses when it goes down (SetLeased cycles it). One switch into
+// the namespace.
 func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) error {
 	v6 := hasFamily(s.Addrs, false) || s.DHCP6
 	if !v6 && s.IPv6Off && !s.DHCP {
@@ -70,12 +72,12 @@ func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) 
 			}
 			return writeIPv6Conf(ifName, "disable_ipv6", "1\n")
 		}
-		var conf []string
-		if !s.AcceptRA {
-			conf = append(conf, "accept_ra", "0\n")
+		conf := []string{"accept_ra", "0\n"}
+		if s.AcceptRA {
+			conf = []string{"autoconf", "0\n"}
 		}
 		if s.DHCP6 {
-			conf = append(conf, "ndisc_notify", "1\n", "accept_dad", "0\n", "keep_addr_on_down", "1\n", "autoconf", "0\n")
+			conf = append(conf, "ndisc_notify", "1\n", "accept_dad", "0\n", "keep_addr_on_down", "1\n")
 		}
 		return enableIPv6Conf(ifName, conf...)
 	})

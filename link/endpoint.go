@@ -29,8 +29,9 @@ type EndpointSpec struct {
 	// AttachEndpoint look the parent up by name.
 	ParentIndex int
 	// AcceptRA keeps the kernel's accept_ra on an endpoint with IPv6: it
-	// takes router advertisements from the wire. Without it accept_ra is
-	// 0, so one rogue RA on the LAN cannot give it a route or an address.
+	// takes routes from the wire's router advertisements, but no address
+	// (autoconf is 0). Without it accept_ra is 0, so one rogue RA on the
+	// LAN cannot give it a route or an address.
 	AcceptRA bool
 	// BeforeUp, if set, runs when the slave is configured (named, with
 	// its MAC, addresses and mark) but still down, with its ifindex in

@@ -86,7 +86,10 @@ func TestFirstHopGuards(t *testing.T) {
 // one from another host on the wire: 3 rogue RAs (another MAC and
 // link-local), then 3 with the gateway's link-local from the rogue's MAC,
 // are each dropped on the container's ingress and counted as ra_source,
-// and give it no default route via the rogue. About 3 s per mode.
+// and give it no default route via the rogue. The gateway's RA carries
+// the subnet as an autonomous prefix: the container makes no SLAAC
+// address of it (one mvlan did not give, whose frames the datapath would
+// drop). About 3 s per mode.
 func TestRASourceWire(t *testing.T) {
 	for _, m := range dpModes {
 		t.Run(m.name, func(t *testing.T) {
@@ -99,6 +102,8 @@ func TestRASourceWire(t *testing.T) {
 			gateway, rogue := mustMAC(t, "02:00:5e:00:53:01"), mustMAC(t, "02:00:5e:00:53:66")
 			ra := func(mac net.HardwareAddr, ll netip.Addr) []byte {
 				body := append([]byte{134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}, mac...)
+				prefix := addr("2001:db8:86::").As16() // on-link and autonomous, valid and preferred 1 h
+				body = append(append(body, 3, 4, 64, 0xc0, 0, 0, 0x0e, 0x10, 0, 0, 0x0e, 0x10, 0, 0, 0, 0), prefix[:]...)
 				return ipv6Frame(mustMAC(t, "33:33:00:00:00:01"), mac, ll, addr("ff02::1"), 58, body)
 			}
 			labels := map[string]string{"network": "ra", "reason": "ra_source"}
@@ -111,6 +116,9 @@ func TestRASourceWire(t *testing.T) {
 				return strings.Contains(e.in(c1, "ip", "-6", "route", "show", "default"), "via fe80::1 ")
 			}) {
 				t.Fatalf("the gateway's RA gave %s no default route via fe80::1:\n%s", c1, e.in(c1, "ip", "-6", "route"))
+			}
+			if a := e.in(c1, "ip", "-6", "-o", "addr", "show", "scope", "global"); strings.Count(a, " inet6 ") != 1 || !strings.Contains(a, " 2001:db8:86::10/64 ") {
+				t.Errorf("%s has global IPv6 addresses\n%swant only its own 2001:db8:86::10/64 (no SLAAC address)", c1, a)
 			}
 			if !waitFor(2*time.Second, func() bool { return counter(v.scrape(), "mvlan_policy_drops_total", labels) >= before+6 }) {
 				t.Errorf("mvlan_policy_drops_total%v moved by %d, want 6", labels, counter(v.scrape(), "mvlan_policy_drops_total", labels)-before)
