@@ -96,13 +96,15 @@ func cmdDel(args *skel.CmdArgs) error {
 }
 
 // cmdCheck reports drift: the endpoint must exist and match prevResult,
-// and the agent must find its link, addresses and programs in place.
+// and the agent must find its link, addresses and programs in place. An
+// attachment the agent does not have is 3 (container unknown), also one
+// released between the two requests (a DEL or GC finishing, the agent's
+// sweep of namespaces that are gone), which the check by ID finds gone.
 func cmdCheck(args *skel.CmdArgs) error {
 	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
 		e, err := find(ctx, cl, c, args)
 		if errors.Is(err, errNoAttachment) {
-			return types.NewError(types.ErrUnknownContainer,
-				fmt.Sprintf("mvlan has no attachment of container %s (%s) on network %s; ADD it again", args.ContainerID, args.IfName, c.Network), "")
+			return unknownAttachment("mvlan has no attachment of container %s (%s) on network %s; ADD it again", args.ContainerID, args.IfName, c.Network)
 		}
 		if err != nil {
 			return err
@@ -111,6 +113,10 @@ func cmdCheck(args *skel.CmdArgs) error {
 			return err
 		}
 		ch, err := cl.CheckEndpoint(ctx, e.ID)
+		if api.IsKind(err, api.KindNotFound) {
+			return unknownAttachment("mvlan released the attachment of container %s (%s) on network %s (endpoint %s) while CHECK looked at it (a DEL, a GC, or the agent found its namespace gone); ADD it again",
+				args.ContainerID, args.IfName, c.Network, e.Name)
+		}
 		if err != nil {
 			return err
 		}
@@ -179,6 +185,13 @@ func cmdStatus(args *skel.CmdArgs) error {
 }
 
 var errNoAttachment = errors.New("no such attachment")
+
+// unknownAttachment is CHECK's error for an attachment the agent does not
+// have: 3, container unknown, which tells the runtime that there is
+// nothing to DEL.
+func unknownAttachment(format string, args ...any) error {
+	return types.NewError(types.ErrUnknownContainer, fmt.Sprintf(format, args...), "")
+}
 
 // find returns the endpoint the runtime made with this identity on the
 // configuration's network (one request, an index look-up in the agent).

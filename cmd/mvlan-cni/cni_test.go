@@ -935,3 +935,36 @@ func TestCNIAddDuringDel(t *testing.T) {
 	e.noDrift()
 	e.del(l, rt)
 }
+
+// TestCNICheckReleased: CHECK of an attachment released meanwhile answers
+// 3 (container unknown: nothing to DEL), naming the container, while
+// the release finishes in the agent (held after the link lost its
+// addresses: the agent still has the endpoint, "removing", when CHECK
+// looks it up) and after.
+func TestCNICheckReleased(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	e.a.Stop()
+	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-rm:after-down", "MVLAN_TEST_HOLD=" + nstest.Slow(2*time.Second).String()}
+	e.a.Start()
+	l := e.list("1.1.0", "")
+	rt := e.container("r")
+	e.add(l, rt)
+	ctx := context.Background()
+	cl := api.NewClient(e.a.Socket)
+	defer cl.Close()
+	at := api.CNIAttachment{Network: l.Name, ContainerID: rt.ContainerID, IfName: rt.IfName}
+	if err := cl.CNIRelease(ctx, "pub_net", at); err != nil { // another DEL, a GC
+		t.Fatal(err)
+	}
+	if ep, err := cl.CNIEndpoint(ctx, "pub_net", at); err != nil || ep.State != "removing" {
+		t.Fatalf("the agent's endpoint after the release: %+v, %v; want it still there, removing (the hold did not take)", ep, err)
+	}
+	for _, when := range []string{"while the release finishes", "after the release"} {
+		err := e.cni.CheckNetworkList(ctx, l, rt)
+		if cniCode(err) != types.ErrUnknownContainer || !strings.Contains(err.Error(), rt.ContainerID) {
+			t.Errorf("CHECK %s: code %d: %v; want code %d naming container %s", when, cniCode(err), err, types.ErrUnknownContainer, rt.ContainerID)
+		}
+	}
+	e.del(l, rt)
+}
