@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -63,6 +64,12 @@ type EndpointSpec struct {
 	// addresses went: it is sent in the background once the link is up
 	// (announceLater), after AttachEndpoint has returned.
 	Announced func(error)
+	// MACBusyWait is how long up is tried again while the parent refuses
+	// MAC (EADDRINUSE: another macvlan on it has it) when the caller
+	// knows that link is going: one in a namespace that is gone to its
+	// processes, which the kernel destroys in the background. 0 fails at
+	// once.
+	MACBusyWait time.Duration
 }
 
 var macvlanModes = map[string]netlink.MacvlanMode{
@@ -325,7 +332,7 @@ func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns
 			return err
 		}
 	}
-	if err := sl.target.LinkSetUp(l); err != nil {
+	if err := setUp(ctx, sl.target, l, s.MACBusyWait); err != nil {
 		return fmt.Errorf("set %s up: %w", s.IfName, err)
 	}
 	for _, gw := range s.Gateways {
@@ -342,6 +349,23 @@ func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns
 		}
 	}
 	return nil
+}
+
+// setUp sets macvlan l up; while its parent refuses its MAC (another
+// macvlan on it has it: macvlan_open) it tries again, for up to wait.
+func setUp(ctx context.Context, nl *netlink.Handle, l netlink.Link, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		err := nl.LinkSetUp(l)
+		if !errors.Is(err, unix.EADDRINUSE) || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+	}
 }
 
 // addAddrs adds the endpoint's addresses; IPv6 ones skip duplicate address

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/link"
 )
@@ -259,4 +261,45 @@ func TestAttachEndpointBeforeUp(t *testing.T) {
 			sameLinks(t, h, s.NetnsPath, []string{"lo"})
 		})
 	}
+}
+
+// TestAttachEndpointMACBusyWait: while another macvlan on the parent has
+// the MAC, up fails (EADDRINUSE) and the slave is rolled back; with
+// MACBusyWait the attach waits for that link to go (deleted a moment
+// later, as a namespace's the kernel destroys) and succeeds.
+func TestAttachEndpointMACBusyWait(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	h := openHost(t, sb)
+	const m = "02:42:ac:10:56:0a"
+	sb.Run(t, sb.Path, "ip", "link", "add", "going", "link", "eth0", "address", m, "type", "macvlan", "mode", "bridge")
+	sb.Run(t, sb.Path, "ip", "link", "set", "going", "up")
+	s := link.EndpointSpec{Parent: "eth0", NetnsPath: sb.Netns(t, "c1"), MAC: mac(t, m),
+		Addrs: prefixes("172.16.86.10/24"), Alias: "mvlan/test/ep/1"}
+	if err := h.AttachEndpoint(context.Background(), s); !errors.Is(err, unix.EADDRINUSE) {
+		t.Fatalf("attach with a MAC another link on the parent has, no wait: %v; want EADDRINUSE", err)
+	}
+	sameLinks(t, h, s.NetnsPath, []string{"lo"})
+	s.MACBusyWait = 10 * time.Second
+	const after = 200 * time.Millisecond
+	deleted := make(chan error, 1)
+	go func() {
+		time.Sleep(after)
+		out, err := nstest.RunErr(sb.Path, "ip", "link", "del", "going")
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, out)
+		}
+		deleted <- err
+	}()
+	t0 := time.Now()
+	err := h.AttachEndpoint(context.Background(), s)
+	if derr := <-deleted; derr != nil {
+		t.Fatalf("ip link del going: %v", derr)
+	}
+	if err != nil {
+		t.Fatalf("attach with MACBusyWait while the other link goes: %v", err)
+	}
+	if d := time.Since(t0); d < after {
+		t.Errorf("attach took %v; the other link went only after %v", d, after)
+	}
+	checkEndpoint(t, sb, s, nil)
 }
