@@ -214,7 +214,8 @@ type EndpointCreate struct {
 	IfName  string `json:"ifname,omitempty"`
 	// CNI, when given, is stored with the endpoint. An endpoint of the
 	// network with the same CNI identity in the same namespace is the
-	// answer (a repeated ADD); in another namespace, a conflict.
+	// answer (a repeated ADD); one in another namespace (a DEL that never
+	// came) is removed, then the namespace is attached.
 	CNI *CNIAttachment `json:"cni,omitempty"`
 	// AltNames are tried in order when Name is taken on the network; when
 	// all are, the endpoint is named after its namespace (CNI: two pods of

@@ -11,15 +11,39 @@ import (
 
 // What a runtime front end (CNI) asks of the engine by its own identity
 // of an attachment, each an index look-up, never a walk of the network's
-// endpoints: a repeated ADD answered with the endpoint it made, a name
+// endpoints: a repeated ADD answered with the endpoint it made, an ADD
+// from a new namespace replacing the endpoint of the old one, a name
 // picked from the runtime's candidates, DEL and CHECK finding the
 // endpoint by container ID and interface.
 
 // repeatedAdd is admit's answer to a request whose CNI identity has an
-// endpoint on the network in the same namespace already.
+// endpoint on the network already; answerRepeat tells whether it is in
+// the request's namespace.
 type repeatedAdd struct{ en *entry }
 
 func (r *repeatedAdd) Error() string { return "repeated attach of " + r.en.ep.Name }
+
+// staleAttachment is answerRepeat's answer when the endpoint of the
+// identity is in another namespace than the attach's: the runtime made
+// the sandbox again and the DEL of the old one never came (it crashed,
+// or lost it).
+type staleAttachment struct {
+	en *entry
+	ep endpoint
+}
+
+func (s *staleAttachment) Error() string { return "stale attachment " + s.ep.Name }
+
+// cniEntry is the endpoint of n a runtime attached with identity at, if
+// any.
+func (n *network) cniEntry(at *api.CNIAttachment) *entry {
+	if at == nil {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.byCNI[*at]
+}
 
 func cniKey(at *api.CNIAttachment) api.CNIAttachment {
 	if at == nil {
@@ -79,14 +103,30 @@ func (a *Engine) newAdmitted(n *network, req api.EndpointCreate) (endpoint, *ent
 // afresh.
 var errRepeatGone = errors.New("repeated attach: endpoint gone")
 
-// answerRepeat returns the endpoint a repeated attach asks for, once its
-// creation (if still under way) is over, or errRepeatGone.
-func (a *Engine) answerRepeat(ctx context.Context, n *network, r *repeatedAdd) (api.Endpoint, error) {
-	r.en.busy.Lock()
-	e, ok := n.current(r.en)
-	r.en.busy.Unlock()
+// answerRepeat returns endpoint en, which an attach with its CNI identity
+// asks for again, once its creation (if still under way) is over;
+// errRepeatGone if it was removed meanwhile, a *staleAttachment if it is
+// not in req's namespace. It is when the namespace at req.Netns has its
+// inode and its own path still does: the kernel gives the inode number of
+// a namespace that is gone to the next one made, so a runtime's new
+// namespace (at another path) may have the number of the old one, whose
+// path is gone.
+func (a *Engine) answerRepeat(ctx context.Context, n *network, en *entry, req api.EndpointCreate) (api.Endpoint, error) {
+	var ino uint64
+	if req.Netns != "" {
+		var err error
+		if ino, err = a.foreignNetnsInode(req.Netns); err != nil {
+			return api.Endpoint{}, err // before anything is released for it
+		}
+	}
+	en.busy.Lock()
+	e, ok := n.current(en)
+	en.busy.Unlock()
 	if !ok {
 		return api.Endpoint{}, errRepeatGone
+	}
+	if ino == 0 || e.NetnsInode != ino || !a.netnsAlive(e) {
+		return api.Endpoint{}, &staleAttachment{en, e}
 	}
 	if e.State != Ready {
 		// Its creation or removal is over (the lock is free) and failed
@@ -100,6 +140,23 @@ func (a *Engine) answerRepeat(ctx context.Context, n *network, r *repeatedAdd) (
 	out := e.api()
 	out.Network = n.name()
 	return out, ctx.Err()
+}
+
+// replaceStale releases the endpoint of a runtime's attachment that an
+// ADD from another namespace (netns) replaces, whole, before the ADD goes
+// on, as a disconnect does: its link goes from its namespace (if that is
+// still there), then its record, and only then are its name, MAC and
+// addresses free, which the new attach may ask for again. One removed
+// meanwhile (a DEL, the sweep) is not an error.
+func (a *Engine) replaceStale(ctx context.Context, n *network, s *staleAttachment, netns string) error {
+	at := cniKey(s.ep.CNI)
+	a.log.Info("replacing an attachment: ADD from another namespace without a DEL", "name", s.ep.Name,
+		"container", at.ContainerID, "ifname", at.IfName, "old_netns", s.ep.Netns, "netns", netns)
+	if err := a.removeEndpoint(context.WithoutCancel(ctx), n, s.en, false); err != nil {
+		return fmt.Errorf("release the attachment of container %s (%s) in %s, which an ADD from %s replaces (the agent log says why; an ADD or DEL tries again): %w",
+			at.ContainerID, at.IfName, s.ep.Netns, netns, err)
+	}
+	return nil
 }
 
 // CNIEndpoint returns the endpoint of network ref (by name or full ID, as

@@ -150,10 +150,7 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.name(), n.health()))
 	}
 	if o := n.byCNI[cniKey(req.CNI)]; req.CNI != nil && o != nil {
-		if o.ep.NetnsInode != e.NetnsInode {
-			return nil, conflict(fmt.Errorf("container %s already has %s on network %s in another namespace (%s); DEL it first", req.CNI.ContainerID, req.CNI.IfName, n.name(), o.ep.Netns))
-		}
-		return nil, &repeatedAdd{o}
+		return nil, &repeatedAdd{o} // a repeat or a replacement: answerRepeat tells
 	}
 	if o := n.byName[e.Name]; o != nil {
 		return nil, conflict(&nameInUse{e.Name, n.name()})
@@ -207,21 +204,38 @@ func (a *Engine) newAndAdmit(ctx context.Context, n *network, req api.EndpointCr
 }
 
 // admitOrRepeat admits req to n (its entry locked), or answers a repeated
-// attach (entry nil) with the endpoint made before. One whose removal
-// ended while the attach waited for it is attached afresh.
+// attach (entry nil) with the endpoint made before. A runtime's attach
+// whose identity (req.CNI) has an endpoint in another namespace replaces
+// it (replaceStale) and is then admitted. One whose endpoint was removed
+// while the attach waited for it is attached afresh. The endpoint of the
+// identity is looked for before the network's space is prepared, so that
+// a repeat costs no cluster claim and a replaced endpoint's addresses are
+// free for the claims of the new one; admit finds one made meanwhile.
 func (a *Engine) admitOrRepeat(ctx context.Context, n *network, req api.EndpointCreate) (*entry, api.Endpoint, error) {
+	held := n.cniEntry(req.CNI)
 	for try := 0; ; try++ {
-		en, err := a.prepareAndAdmit(ctx, n, req)
-		r, ok := isRepeat(err)
-		if !ok {
-			return en, api.Endpoint{}, err
+		if held == nil {
+			en, err := a.prepareAndAdmit(ctx, n, req)
+			r, ok := isRepeat(err)
+			if !ok {
+				return en, api.Endpoint{}, err
+			}
+			held = r.en
 		}
-		out, err := a.answerRepeat(ctx, n, r)
-		if !errors.Is(err, errRepeatGone) {
+		out, err := a.answerRepeat(ctx, n, held, req)
+		held = nil
+		var stale *staleAttachment
+		replace := errors.As(err, &stale)
+		if !replace && !errors.Is(err, errRepeatGone) {
 			return nil, out, err
 		}
 		if try > 0 {
 			return nil, api.Endpoint{}, Busy(fmt.Errorf("attachment of %s: removed and made again by other requests meanwhile; try again", req.Netns))
+		}
+		if replace {
+			if err := a.replaceStale(ctx, n, stale, req.Netns); err != nil {
+				return nil, api.Endpoint{}, err
+			}
 		}
 	}
 }

@@ -372,6 +372,67 @@ func TestCNINamesInParallel(t *testing.T) {
 	r.noDrift()
 }
 
+// TestCNIAddFromAnotherNetns: a runtime's ADD of an identity whose
+// endpoint is in another namespace (the DEL of the old one never came)
+// replaces that endpoint: the old link goes, and the new endpoint gets
+// its name and may ask for its address and MAC. So does one from a new
+// namespace at another path with the old one's inode number (the kernel
+// gives the number of a namespace that is gone again), before the sweep.
+// A repeated ADD from the same namespace is answered with the endpoint it
+// made.
+func TestCNIAddFromAnotherNetns(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	at := &api.CNIAttachment{Network: "mvnet", ContainerID: "c0ffee00", IfName: "eth0"}
+	add := func(path, ip, mac string) api.Endpoint {
+		t.Helper()
+		e, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub", Netns: path, Name: "web-0",
+			AltNames: []string{"web-0-c0ffee00"}, IP: ip, MAC: mac, CNI: at})
+		if err != nil {
+			t.Fatalf("ADD from %s: %v", path, err)
+		}
+		return e
+	}
+	one := func(e api.Endpoint, path string) {
+		t.Helper()
+		if e.Netns != path || e.Name != "web-0" || e.State != "ready" {
+			t.Errorf("endpoint %+v; want web-0, ready, in %s", e, path)
+		}
+		if got := r.endpoints(); len(got) != 1 {
+			t.Errorf("endpoints %v; want only web-0", got)
+		}
+		if l := r.k.NetnsLinks(path); len(l) != 1 {
+			t.Errorf("links in %s: %+v; want the endpoint's", path, l)
+		}
+		r.noDrift()
+	}
+	old, next, renewed := "/run/netns/cni-1", "/run/netns/cni-2", "/run/netns/cni-3"
+	r.k.AddNetns(old)
+	first := add(old, "", "")
+	if again := add(old, "", ""); again.ID != first.ID {
+		t.Errorf("repeated ADD from the same namespace: endpoint %s; want the first, %s", again.ID, first.ID)
+	}
+	one(first, old)
+	r.k.AddNetns(next)
+	second := add(next, first.Addrs[0].Addr().String(), first.MAC)
+	if second.ID == first.ID || !slices.Equal(second.Addrs, first.Addrs) || second.MAC != first.MAC {
+		t.Errorf("ADD from another namespace with the old address and MAC: %+v; want a new endpoint with %v %s", second, first.Addrs, first.MAC)
+	}
+	one(second, next)
+	if l := r.k.NetnsLinks(old); len(l) != 0 {
+		t.Errorf("links left in the old namespace: %+v", l)
+	}
+	r.k.RenewNetns(next, renewed)
+	third := add(renewed, "", "")
+	if third.ID == second.ID {
+		t.Errorf("ADD from a new namespace with the old one's inode number was answered with the old endpoint %s", second.ID)
+	}
+	if third.MAC != second.MAC {
+		t.Errorf("ADD from a new namespace: MAC %s; want %s, its name's, again", third.MAC, second.MAC)
+	}
+	one(third, renewed)
+}
+
 // failAfterName attaches req (a container of its own, on a network on
 // eth0) and has its link fail once its namespace is named: the parent
 // goes while the link is held. It returns the attach's error, after

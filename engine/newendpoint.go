@@ -200,12 +200,9 @@ func releaseAll(space addrSpace, addrs []netip.Prefix) {
 // on the network yet.) It names the endpoint and picks the first free
 // ethN when no --ifname.
 func (a *Engine) checkForeignNetns(e *endpoint) error {
-	ino, err := a.ns.Check(e.Netns)
+	ino, err := a.foreignNetnsInode(e.Netns)
 	if err != nil {
-		return invalid(err)
-	}
-	if ino == a.hostIno {
-		return invalid(fmt.Errorf("%s is the agent's own (host) namespace; give a container's namespace", e.Netns))
+		return err
 	}
 	e.NetnsInode = ino
 	if e.Name == "" {
@@ -215,6 +212,19 @@ func (a *Engine) checkForeignNetns(e *endpoint) error {
 		e.IfName, err = a.freeIfName(e.Netns)
 	}
 	return err
+}
+
+// foreignNetnsInode is the inode of the namespace at path, which must be
+// a network namespace and not the agent's own.
+func (a *Engine) foreignNetnsInode(path string) (uint64, error) {
+	ino, err := a.ns.Check(path)
+	if err != nil {
+		return 0, invalid(err)
+	}
+	if ino == a.hostIno {
+		return 0, invalid(fmt.Errorf("%s is the agent's own (host) namespace; give a container's namespace", path))
+	}
+	return ino, nil
 }
 
 // freeIfName returns the first ethN that the namespace does not have.

@@ -61,7 +61,8 @@ func cmdAdd(args *skel.CmdArgs) error {
 			ref = n.ID
 		}
 		// A repeated ADD (same identity, same namespace) is answered with
-		// the endpoint it made; in another namespace it is a conflict.
+		// the endpoint it made; one from another namespace (the DEL of the
+		// old one never came) replaces that endpoint.
 		a, err := cl.CNIAdd(ctx, ref, api.EndpointCreate{Name: w.Name, AltNames: altNames(args, w.Name),
 			Netns: args.Netns, IfName: args.IfName, IP: w.IP, IP6: w.IP6, MAC: w.MAC, CNI: attachment(c, args)})
 		if api.IsKind(err, api.KindNotFound) && !c.Inline() {

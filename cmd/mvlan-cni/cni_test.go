@@ -936,6 +936,111 @@ func TestCNIAddDuringDel(t *testing.T) {
 	e.del(l, rt)
 }
 
+// linkNames are the links of namespace ns (`ip -o link`), sorted.
+func linkNames(t *testing.T, ns string) []string {
+	t.Helper()
+	out, err := nstest.RunErr(ns, "ip", "-o", "link", "show")
+	if err != nil {
+		t.Fatalf("links of %s: %v\n%s", ns, err, out)
+	}
+	var names []string
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) >= 2 {
+			names = append(names, strings.TrimSuffix(f[1], ":"))
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// attachmentIn checks that the agent has one endpoint of rt's identity,
+// in rt's namespace, named name, not old, with r's address and MAC on
+// its eth0; it returns its ID.
+func (e *env) attachmentIn(t *testing.T, rt *libcni.RuntimeConf, r *current.Result, name, old string) string {
+	t.Helper()
+	var mine []api.Endpoint
+	for _, ep := range e.endpoints() {
+		if ep.CNI != nil && ep.CNI.ContainerID == rt.ContainerID && ep.CNI.IfName == rt.IfName {
+			mine = append(mine, ep)
+		}
+	}
+	if len(mine) != 1 || mine[0].Netns != rt.NetNS || mine[0].Name != name || mine[0].ID == old || mine[0].State != "ready" {
+		t.Fatalf("endpoints of container %s: %+v; want one, %s, ready, in %s (not %s)", rt.ContainerID, mine, name, rt.NetNS, old)
+	}
+	addr := r.IPs[0].Address.String()
+	if got := addrs(t, rt.NetNS, "eth0"); !strings.Contains(got, addr) || macOf(t, rt.NetNS, "eth0") != r.Interfaces[0].Mac {
+		t.Errorf("eth0 in %s: %q, MAC %s; want %s and %s (the result's)", rt.NetNS, got, macOf(t, rt.NetNS, "eth0"), addr, r.Interfaces[0].Mac)
+	}
+	if ps := e.a.CLI("ps"); strings.Count(ps, " "+addr) != 1 {
+		t.Errorf("mvlan ps:\n%s\nwant %s once", ps, addr)
+	}
+	return mine[0].ID
+}
+
+// addFrom is the ADD of rt's identity from a new namespace (suffix), as a
+// runtime that made the sandbox again after a DEL that never came sends
+// it; with static, asking for the address and MAC of old's result.
+func (e *env) addFrom(t *testing.T, l *libcni.NetworkConfigList, rt *libcni.RuntimeConf, suffix string, old *current.Result) (*libcni.RuntimeConf, *current.Result) {
+	t.Helper()
+	again := *rt
+	again.NetNS = e.sb.Netns(t, suffix)
+	if old != nil {
+		again.CapabilityArgs = map[string]any{"ips": []string{old.IPs[0].Address.String()}, "mac": old.Interfaces[0].Mac}
+	}
+	r, err := e.cni.AddNetworkList(context.Background(), l, &again)
+	if err != nil {
+		t.Fatalf("ADD of container %s from a new namespace, %s: code %d: %v\nagent log:\n%s", rt.ContainerID, again.NetNS, cniCode(err), err, e.a.Log())
+	}
+	res, err := current.NewResultFromResult(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old != nil && (res.IPs[0].Address.String() != old.IPs[0].Address.String() || res.Interfaces[0].Mac != old.Interfaces[0].Mac) {
+		t.Errorf("ADD asking for the old attachment's address and MAC: %v; want %v", res, old)
+	}
+	return &again, res
+}
+
+// TestCNIAddWithoutDel: a runtime whose DEL never came (it crashed, or
+// made the sandbox again) ADDs the same container ID and interface from a
+// new namespace: the ADD replaces the old attachment; the old namespace,
+// leaked, is left with the links it had before the first ADD. A repeated
+// ADD from the same namespace is answered with the attachment it made,
+// before and after.
+func TestCNIAddWithoutDel(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.1.0", `"capabilities":{"ips":true,"mac":true}`)
+	repeat := func(t *testing.T, rt *libcni.RuntimeConf, r *current.Result, pod, id string) {
+		t.Helper()
+		again := e.add(l, rt)
+		if again.IPs[0].Address.String() != r.IPs[0].Address.String() || again.Interfaces[0].Mac != r.Interfaces[0].Mac {
+			t.Errorf("a repeated ADD from the same namespace gave %v; want the result before %v", again, r)
+		}
+		if got := e.attachmentIn(t, rt, again, pod, ""); got != id {
+			t.Errorf("a repeated ADD from the same namespace made endpoint %s; want %s, the one it had", got, id)
+		}
+	}
+	t.Run("leaked", func(t *testing.T) {
+		rt, pod := e.container("leak"), e.sb.Name+"-leak"
+		before := linkNames(t, rt.NetNS)
+		first := e.add(l, rt)
+		id := e.attachmentIn(t, rt, first, pod, "")
+		repeat(t, rt, first, pod, id)
+		again, r := e.addFrom(t, l, rt, "leak-2", nil)
+		id2 := e.attachmentIn(t, again, r, pod, id)
+		if got := linkNames(t, rt.NetNS); !slices.Equal(got, before) {
+			t.Errorf("links of the old namespace after the ADD from a new one: %v; want %v, as before the first ADD", got, before)
+		}
+		repeat(t, again, r, pod, id2)
+		e.noDrift()
+		e.del(l, again)
+	})
+	if eps := e.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after DEL: %+v; want none", eps)
+	}
+}
+
 // TestCNICheckReleased: CHECK of an attachment released meanwhile answers
 // 3 (container unknown: nothing to DEL), naming the container, while
 // the release finishes in the agent (held after the link lost its

@@ -214,6 +214,20 @@ func (k *Kernel) RemoveNetns(path string) {
 	delete(k.nets, path)
 }
 
+// RenewNetns makes the namespace at path vanish, with its links, and a
+// new one at newPath with its inode number (and a cookie of its own): the
+// kernel gives the number of a namespace that is gone to the next one.
+func (k *Kernel) RenewNetns(path, newPath string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	old := k.nets[path]
+	delete(k.nets, path)
+	n := k.addNetns(newPath, "")
+	if old != nil {
+		n.ino = old.ino
+	}
+}
+
 // NetnsLinks lists the links in the namespace at path.
 func (k *Kernel) NetnsLinks(path string) []link.Info {
 	k.mu.Lock()
