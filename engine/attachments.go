@@ -26,10 +26,13 @@ func (r *repeatedAdd) Error() string { return "repeated attach of " + r.en.ep.Na
 // staleAttachment is answerRepeat's answer when the endpoint of the
 // identity is in another namespace than the attach's: the runtime made
 // the sandbox again and the DEL of the old one never came (it crashed,
-// or lost it).
+// or lost it). gone: its path does not name its namespace any more; the
+// removal may not reach its link, which goes with the namespace, in the
+// background, once the kernel destroys it.
 type staleAttachment struct {
-	en *entry
-	ep endpoint
+	en   *entry
+	ep   endpoint
+	gone bool
 }
 
 func (s *staleAttachment) Error() string { return "stale attachment " + s.ep.Name }
@@ -125,8 +128,8 @@ func (a *Engine) answerRepeat(ctx context.Context, n *network, en *entry, req ap
 	if !ok {
 		return api.Endpoint{}, errRepeatGone
 	}
-	if ino == 0 || e.NetnsInode != ino || !a.netnsAlive(e) {
-		return api.Endpoint{}, &staleAttachment{en, e}
+	if alive := a.netnsAlive(e); ino == 0 || e.NetnsInode != ino || !alive {
+		return api.Endpoint{}, &staleAttachment{en, e, !alive}
 	}
 	if e.State != Ready {
 		// Its creation or removal is over (the lock is free) and failed

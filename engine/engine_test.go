@@ -377,9 +377,10 @@ func TestCNINamesInParallel(t *testing.T) {
 // replaces that endpoint: the old link goes, and the new endpoint gets
 // its name and may ask for its address and MAC. So does one from a new
 // namespace at another path with the old one's inode number (the kernel
-// gives the number of a namespace that is gone again), before the sweep.
-// A repeated ADD from the same namespace is answered with the endpoint it
-// made.
+// gives the number of a namespace that is gone again), before the sweep;
+// its link waits for the parent to let go of the MAC of the old one,
+// which goes with its namespace, in the background. A repeated ADD from
+// the same namespace is answered with the endpoint it made.
 func TestCNIAddFromAnotherNetns(t *testing.T) {
 	r := newRig(t, "eth0")
 	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
@@ -422,7 +423,9 @@ func TestCNIAddFromAnotherNetns(t *testing.T) {
 	if l := r.k.NetnsLinks(old); len(l) != 0 {
 		t.Errorf("links left in the old namespace: %+v", l)
 	}
-	r.k.RenewNetns(next, renewed)
+	// The old link's MAC stays on the parent a while (its namespace being
+	// destroyed): the new one, with that MAC again (its name's), waits.
+	r.k.RenewNetns(next, renewed, 100*time.Millisecond)
 	third := add(renewed, "", "")
 	if third.ID == second.ID {
 		t.Errorf("ADD from a new namespace with the old one's inode number was answered with the old endpoint %s", second.ID)

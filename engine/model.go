@@ -101,6 +101,12 @@ type endpoint struct {
 	// enough (link.EndpointSpec.WireOnly). Not stored: false after a
 	// restart, which announces to every endpoint on the parent.
 	unseen bool
+	// macWait: its MAC was the link's of the endpoint its attach
+	// replaced, whose namespace was gone: that link may still be on the
+	// parent while the kernel destroys the namespace, and the parent
+	// refuses the MAC until it goes (link.EndpointSpec.MACBusyWait).
+	// Not stored: only its creation waits.
+	macWait bool
 }
 
 func (e endpoint) api() api.Endpoint {

@@ -202,7 +202,11 @@ func (a *Engine) makeLink(ctx context.Context, n *network, e, via *endpoint, sp 
 	}
 	crashpoint.Hit("endpoint-create:before-link")
 	err := a.host.AttachEndpoint(ctx, spec)
-	if errors.Is(err, unix.EADDRINUSE) { // macvlan_open: another link on the parent has the MAC
+	switch {
+	case errors.Is(err, unix.EADDRINUSE) && e.macWait:
+		return Busy(fmt.Errorf("MAC address %s is still on %s, the link's of the attachment this one replaces, whose namespace was gone (the kernel has not finished destroying it after %v, or something holds it); try again: %w",
+			spec.MAC, spec.Parent, macGoingWait, err))
+	case errors.Is(err, unix.EADDRINUSE): // macvlan_open: another link on the parent has the MAC
 		return conflict(fmt.Errorf("MAC address %s is in use by another link on %s; choose another MAC address: %w",
 			spec.MAC, spec.Parent, err))
 	}
@@ -226,6 +230,12 @@ func (a *Engine) dropUnnamed(ctx context.Context, e *endpoint, via endpoint) err
 	return errors.Join(errs...)
 }
 
+// macGoingWait bounds how long an attach waits for the parent to let go
+// of its MAC when that was the link's of a namespace that is gone
+// (endpoint.macWait): the kernel destroys one in the background, within
+// a second unless the host is very busy.
+const macGoingWait = 10 * time.Second
+
 func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
 	s := link.EndpointSpec{Parent: n.Parent, Mode: n.Mode, NetnsPath: e.Netns, IfName: e.IfName,
 		MAC: e.MAC, Addrs: e.Addrs, Alias: a.alias("ep", e.ID), AcceptRA: netconf.FirstHopOf(n.Options).AcceptRA, DHCP: n.DHCP, DHCP6: n.dhcp6(),
@@ -239,6 +249,9 @@ func (a *Engine) endpointSpec(n *network, e endpoint) link.EndpointSpec {
 			}
 		}}
 	s.ParentIndex, _ = n.indexes()
+	if e.macWait {
+		s.MACBusyWait = macGoingWait
+	}
 	if n.DHCP {
 		s.Addrs = liveLeaseAddrs(e, time.Now())
 	}

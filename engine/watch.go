@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mvlan/mvlan/loader"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mvlan/mvlan/internal/crashpoint"
+	"github.com/mvlan/mvlan/loader"
 )
 
 // sweepEvery is how often the engine looks for namespaces that went away.
@@ -133,6 +135,7 @@ func (a *Engine) sweep(ctx context.Context) {
 // still ready and its namespace still gone: a concurrent rm may have
 // released it (and its address been handed out again) since the sweep read.
 func (a *Engine) releaseVanished(ctx context.Context, n *network, en *entry) {
+	crashpoint.Hit("sweep:before-release") // a test holds the sweep here: what comes before it
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	e, ok := n.current(en)

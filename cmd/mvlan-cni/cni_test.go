@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -1003,13 +1004,18 @@ func (e *env) addFrom(t *testing.T, l *libcni.NetworkConfigList, rt *libcni.Runt
 
 // TestCNIAddWithoutDel: a runtime whose DEL never came (it crashed, or
 // made the sandbox again) ADDs the same container ID and interface from a
-// new namespace: the ADD replaces the old attachment; the old namespace,
-// leaked, is left with the links it had before the first ADD. A repeated
-// ADD from the same namespace is answered with the attachment it made,
-// before and after.
+// new namespace: the ADD replaces the old attachment, whether the old
+// namespace leaked (it is left with the links it had before the first
+// ADD) or is gone and the ADD comes before the agent's sweep notices
+// (held here), and the new one may ask for the old one's address and
+// MAC. A repeated ADD from the same namespace is answered with the
+// attachment it made, before and after.
 func TestCNIAddWithoutDel(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
+	e.a.Stop()
+	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=sweep:before-release", "MVLAN_TEST_HOLD=" + nstest.Slow(20*time.Second).String()}
+	e.a.Start()
 	l := e.list("1.1.0", `"capabilities":{"ips":true,"mac":true}`)
 	repeat := func(t *testing.T, rt *libcni.RuntimeConf, r *current.Result, pod, id string) {
 		t.Helper()
@@ -1033,6 +1039,18 @@ func TestCNIAddWithoutDel(t *testing.T) {
 			t.Errorf("links of the old namespace after the ADD from a new one: %v; want %v, as before the first ADD", got, before)
 		}
 		repeat(t, again, r, pod, id2)
+		e.noDrift()
+		e.del(l, again)
+	})
+	t.Run("gone", func(t *testing.T) {
+		rt, pod := e.container("gone"), e.sb.Name+"-gone"
+		first := e.add(l, rt)
+		id := e.attachmentIn(t, rt, first, pod, "")
+		if out, err := exec.Command("ip", "netns", "del", filepath.Base(rt.NetNS)).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns del %s: %v\n%s", rt.NetNS, err, out)
+		}
+		again, r := e.addFrom(t, l, rt, "gone-2", first)
+		e.attachmentIn(t, again, r, pod, id)
 		e.noDrift()
 		e.del(l, again)
 	})

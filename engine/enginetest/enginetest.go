@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/cluster"
@@ -38,6 +39,7 @@ type Kernel struct {
 	routes   map[string][]netip.Addr // host shim routes, by link name
 	syncs    int                     // SetShimRoutes calls (whole-shim syncs)
 	stuck    map[string]int          // /run/netns names whose next deletes fail
+	going    map[string]time.Time    // MAC -> until when the parent refuses it (RenewNetns)
 	forgets  int                     // ForgetEndpoint calls
 	watches  int                     // WatchLinks calls
 	watchErr chan error              // ends the link watch under way (BreakLinkWatch)
@@ -102,6 +104,7 @@ type netns struct {
 func New(hostLinks ...string) *Kernel {
 	k := &Kernel{host: map[string]link.Info{}, nets: map[string]*netns{}, next: 100,
 		table: map[[2]uint64]loader.Endpoint{}, forgot: map[string]int{}, gates: map[string]*Gate{}, checks: map[string]*Gate{}, spareFor: map[string]string{},
+		going:    map[string]time.Time{},
 		watchErr: make(chan error, 1)}
 	k.nets[HostPath] = &netns{ino: 1, cookie: 1, addrs: map[int][]netip.Prefix{}}
 	for _, name := range hostLinks {
@@ -217,14 +220,21 @@ func (k *Kernel) RemoveNetns(path string) {
 // RenewNetns makes the namespace at path vanish, with its links, and a
 // new one at newPath with its inode number (and a cookie of its own): the
 // kernel gives the number of a namespace that is gone to the next one.
-func (k *Kernel) RenewNetns(path, newPath string) {
+// The parent refuses the MACs of the links for linger (a namespace the
+// kernel destroys in the background): AttachEndpoint fails to set a link
+// with one up (EADDRINUSE) unless its MACBusyWait outlasts that.
+func (k *Kernel) RenewNetns(path, newPath string, linger time.Duration) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	old := k.nets[path]
 	delete(k.nets, path)
 	n := k.addNetns(newPath, "")
-	if old != nil {
-		n.ino = old.ino
+	if old == nil {
+		return
+	}
+	n.ino = old.ino
+	for _, l := range old.links {
+		k.going[l.MAC.String()] = time.Now().Add(linger)
 	}
 }
 

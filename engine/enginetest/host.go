@@ -8,6 +8,9 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/link"
 )
@@ -211,6 +214,16 @@ func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
 			delete(n.addrs, l.Index)
 			return err
 		}
+	}
+	if wait := time.Until(k.going[s.MAC.String()]); wait > 0 { // up: the parent has the MAC
+		if s.MACBusyWait < wait {
+			n.links = slices.DeleteFunc(n.links, func(o link.Info) bool { return o.Index == l.Index })
+			delete(n.addrs, l.Index)
+			return fmt.Errorf("set %s up: %w", s.IfName, unix.EADDRINUSE)
+		}
+		k.mu.Unlock()
+		time.Sleep(wait)
+		k.mu.Lock()
 	}
 	n.gateways = append(n.gateways, s.Gateways...) // the default routes come after up
 	return nil
