@@ -215,9 +215,13 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 		return false
 	}
 	e.IfName, e.NetnsInode, e.State = l.Name, ino, Ready
-	// dockerd brought the link up: TCX where there is, not a clsact
-	// qdisc, whose adding to a link that is up loses frames.
-	if err := a.attachEndpointMode(ctx, n, &e, a.modes.Live); err != nil {
+	// At the link just found, by its index in the sandbox: e.Ifindex is
+	// still the one it had in the host namespace, which the move kept
+	// only if no link in the sandbox had it (a macvlan the container
+	// made may have it). dockerd brought the link up: TCX where there
+	// is, not a clsact qdisc, whose adding to a link that is up loses
+	// frames.
+	if err := a.attachEndpointAtMode(ctx, n, &e, l.Index, a.modes.Live, false, 0); err != nil {
 		a.log.Warn("Docker endpoint ready without its datapath programs; the next agent start attaches them", "name", e.Name, "err", err)
 	}
 	a.leaseHandoff(ctx, n, &e)

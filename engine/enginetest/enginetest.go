@@ -258,8 +258,26 @@ func (k *Kernel) RemoveNetnsLink(path, name string) {
 	}
 }
 
+// AddNetnsLink adds l to the namespace at path (its index if 0 is made
+// up): a link someone else made there (the container).
+func (k *Kernel) AddNetnsLink(path string, l link.Info) (link.Info, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := k.nets[path]
+	if n == nil {
+		return l, notFound("netns " + path)
+	}
+	if l.Index == 0 {
+		l.Index = k.index()
+	}
+	n.links = append(n.links, l)
+	return l, nil
+}
+
 // MoveHostLink moves host link name into the namespace at path as
-// newName, up, with addrs: what Docker does with a handed-off link.
+// newName, up, with addrs: what Docker does with a handed-off link. As
+// the kernel's move, it keeps its index unless a link there has it; then
+// it gets a new one.
 func (k *Kernel) MoveHostLink(name, path, newName string, addrs []netip.Prefix) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -269,6 +287,9 @@ func (k *Kernel) MoveHostLink(name, path, newName string, addrs []netip.Prefix) 
 		return fmt.Errorf("move %s to %s: %w", name, path, link.ErrNotFound)
 	}
 	delete(k.host, name)
+	if slices.ContainsFunc(n.links, func(o link.Info) bool { return o.Index == l.Index }) {
+		l.Index = k.index()
+	}
 	l.Name, l.Up = newName, true
 	n.links = append(n.links, l)
 	n.addrs[l.Index] = addrs

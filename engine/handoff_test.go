@@ -1,0 +1,97 @@
+package engine_test
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/engine"
+	"github.com/mvlan/mvlan/link"
+)
+
+// handoff does what the Docker front end does for a container on network
+// n with its sandbox at path, up to Docker's move of the link: an address
+// reserved, the endpoint handed off. It returns the endpoint's ID, its
+// link in the host namespace and its address.
+func (r *rig) handoff(n api.Network, path string) (string, link.Info, netip.Prefix) {
+	r.t.Helper()
+	p, err := r.e.Reserve(n.ID, netip.Addr{}, false, "docker")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	id := store.NewID()
+	hl, err := r.e.CreateHandoff(context.Background(), engine.Handoff{ID: id, NetworkID: n.ID, Name: "d1", Netns: path,
+		MAC: net.HardwareAddr{0x02, 0x42, 0x0a, 0x06, 0x00, 0x09}, Addrs: []netip.Prefix{p}, Owner: "docker"})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	l, ok := r.k.HostLink(hl.Name)
+	if !ok {
+		r.t.Fatalf("the handed-off link %s is not in the host namespace", hl.Name)
+	}
+	return id, l, p
+}
+
+// netnsLink is the link name in the namespace at path.
+func (r *rig) netnsLink(path, name string) link.Info {
+	r.t.Helper()
+	for _, l := range r.k.NetnsLinks(path) {
+		if l.Name == name {
+			return l
+		}
+	}
+	r.t.Fatalf("no link %s in %s", name, path)
+	return link.Info{}
+}
+
+// TestHandoffRenumbered: the sandbox Docker moves a Join's link into has
+// a link at the index the link had in the host namespace (a macvlan the
+// container made), so the move gives it another. The endpoint is keyed,
+// its programs attached, at its own link, never at the container's by
+// the index its link had in the host namespace, as FinishHandoff finds
+// it.
+func TestHandoffRenumbered(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		onStart bool
+	}{{"FinishHandoff", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, "eth0")
+			n := r.network("dn", "subnet=10.6.0.0/24", "parent=eth0")
+			sandbox := "/run/netns/sandbox-d1"
+			r.k.AddNetns(sandbox)
+			id, hl, p := r.handoff(n, sandbox)
+			trap, err := r.k.AddNetnsLink(sandbox, link.Info{Name: "trap0", Kind: "macvlan", Index: hl.Index, Up: true,
+				MAC: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x66}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.onStart {
+				r.stop()
+			}
+			if err := r.k.MoveHostLink(hl.Name, sandbox, "eth0", []netip.Prefix{p}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.onStart {
+				r.start()
+			} else if !r.e.FinishHandoff(context.Background(), id) {
+				t.Fatal("the handoff is not finished with its link up in its sandbox")
+			}
+			own := r.netnsLink(sandbox, "eth0")
+			if own.Index == trap.Index {
+				t.Fatalf("premise: the move kept index %d, which the sandbox's trap0 has", own.Index)
+			}
+			e, err := r.e.Endpoint(id)
+			if err != nil || e.State != "ready" || e.Ifindex != own.Index {
+				t.Fatalf("endpoint %+v (%v): want ready, keyed at its link eth0 (%d), not at the container's trap0 (%d, its link's index in the host namespace)",
+					e, err, own.Index, trap.Index)
+			}
+			if !r.k.TableHas(sandbox, own.Index) || r.k.TableHas(sandbox, trap.Index) {
+				t.Fatalf("datapath rows: eth0's %v, trap0's %v; want eth0's only", r.k.TableHas(sandbox, own.Index), r.k.TableHas(sandbox, trap.Index))
+			}
+		})
+	}
+}
