@@ -264,10 +264,10 @@ func (a *Engine) ownLink(e endpoint) (link.Info, bool, error) {
 }
 
 // keyedIn reports whether e.Ifindex is an ifindex in e's namespace: e has
-// one, it is not a handed-off link's in the host namespace, and the
-// namespace at e.Netns is still e's.
+// one, it is not a handed-off link's in the host namespace (whether or
+// not e is ready: hostKeyed), and the namespace at e.Netns is still e's.
 func (a *Engine) keyedIn(e endpoint) bool {
-	if e.Ifindex == 0 || isHandoff(e) || e.NetnsInode == 0 {
+	if e.Ifindex == 0 || isHandoff(e) || a.hostKeyed(e) || e.NetnsInode == 0 {
 		return false
 	}
 	ino, err := a.ns.Check(e.Netns)

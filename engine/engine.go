@@ -67,8 +67,9 @@ type Engine struct {
 	// driftCounts are the last Check's counts, for the metrics.
 	driftCounts driftCounts
 
-	hostIno uint64   // inode of the managed namespace, never a container's
-	pinLock *os.File // the lock on cfg.BPFFS (loader.LockPinDir)
+	hostIno    uint64   // inode of the managed namespace, never a container's
+	hostCookie uint64   // its netns cookie, in a handed-off link's keys (hostKeyed)
+	pinLock    *os.File // the lock on cfg.BPFFS (loader.LockPinDir)
 
 	// Locks, in the order they are taken: netOps, then an endpoint's
 	// busy lock, then a network's shimMu, then its mu, then mu. Only
@@ -117,6 +118,9 @@ func Open(cfg Config) (*Engine, error) {
 		hostPath = "/proc/self/ns/net"
 	}
 	if a.hostIno, err = link.CheckNetns(hostPath); err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
+	if a.hostCookie, err = loader.NetnsCookie(hostPath); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
 	if a.modes, err = loader.ResolveModes(cfg.AttachMode); err != nil {
@@ -193,7 +197,7 @@ func New(cfg Config, st *store.Store, k Kernel) (*Engine, error) {
 		k.Modes.Live = k.Modes.Endpoint
 	}
 	a := &Engine{cfg: cfg, log: cfg.Log, store: st, host: k.Host, dp: k.Datapath, ns: k.Netns,
-		modes: k.Modes, hostIno: k.HostIno, nets: map[string]*network{}}
+		modes: k.Modes, hostIno: k.HostIno, hostCookie: k.HostCookie, nets: map[string]*network{}}
 	if err := a.openCluster(); err != nil {
 		return nil, errors.Join(err, st.Close())
 	}

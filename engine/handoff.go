@@ -191,6 +191,15 @@ func isHandoff(e endpoint) bool {
 	return e.State == Creating && !e.OwnsNetns && e.IfName == ""
 }
 
+// hostKeyed reports whether e's datapath keys are still its handed-off
+// link's in the host namespace (knowHandoff): the link is not attached in
+// its sandbox yet, or that attach failed (FinishHandoff makes it ready
+// all the same). Its index there is no index of the sandbox's: the move
+// kept it only if the sandbox had no link with it.
+func (a *Engine) hostKeyed(e endpoint) bool {
+	return e.Ifindex != 0 && a.hostCookie != 0 && e.NetnsCookie == a.hostCookie
+}
+
 // FinishHandoff makes endpoint id ready if its link is up in its sandbox:
 // records the link's name and the namespace, attaches the datapath. It
 // reports whether there is nothing left to wait for.

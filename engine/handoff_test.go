@@ -51,13 +51,14 @@ func (r *rig) netnsLink(path, name string) link.Info {
 // a link at the index the link had in the host namespace (a macvlan the
 // container made), so the move gives it another. The endpoint is keyed,
 // its programs attached, at its own link, never at the container's by
-// the index its link had in the host namespace, as FinishHandoff finds
-// it.
+// the index its link had in the host namespace: once as FinishHandoff
+// finds it, once as a start does after Docker moved it while the agent
+// was down.
 func TestHandoffRenumbered(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		onStart bool
-	}{{"FinishHandoff", false}} {
+	}{{"FinishHandoff", false}, {"on start", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, "eth0")
 			n := r.network("dn", "subnet=10.6.0.0/24", "parent=eth0")

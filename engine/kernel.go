@@ -167,9 +167,10 @@ func (kernelNamespaces) Addrs(path string, ifindex int) ([]netip.Prefix, error) 
 
 // Kernel is what New runs an engine on.
 type Kernel struct {
-	Host     Host
-	Datapath Datapath
-	Netns    Namespaces
-	Modes    loader.Modes // the attach mode per kind of link
-	HostIno  uint64       // the managed namespace's inode
+	Host       Host
+	Datapath   Datapath
+	Netns      Namespaces
+	Modes      loader.Modes // the attach mode per kind of link
+	HostIno    uint64       // the managed namespace's inode
+	HostCookie uint64       // the managed namespace's netns cookie
 }

@@ -122,7 +122,7 @@ func (k *Kernel) Open(dir string) (*engine.Engine, error) {
 	log := slog.New(slog.DiscardHandler)
 	return engine.New(engine.Config{StateDir: dir, HostNetns: HostPath, Background: k.Background, Cluster: k.Cluster, Log: log}, st, engine.Kernel{
 		Host: (*host)(k), Datapath: (*datapath)(k), Netns: (*namespaces)(k),
-		Modes: loader.Modes{Parent: loader.ModeTCX, Endpoint: loader.ModeTC}, HostIno: 1})
+		Modes: loader.Modes{Parent: loader.ModeTCX, Endpoint: loader.ModeTC}, HostIno: 1, HostCookie: 1})
 }
 
 func (k *Kernel) index() int {
