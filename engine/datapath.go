@@ -274,9 +274,11 @@ func (a *Engine) keyedIn(e endpoint) bool {
 	return err == nil && ino == e.NetnsInode
 }
 
-// detachPrograms removes e's programs if its namespace is still e's.
+// detachPrograms removes e's programs if its namespace is still e's. One
+// keyed in the host namespace has none there, and whatever link has that
+// index in its namespace is not its.
 func (a *Engine) detachPrograms(ctx context.Context, e endpoint) error {
-	if e.Ifindex == 0 || !a.netnsAlive(e) {
+	if e.Ifindex == 0 || a.hostKeyed(e) || !a.netnsAlive(e) {
 		return nil
 	}
 	return a.dp.DetachEndpoint(ctx, e.Netns, e.Ifindex)

@@ -103,13 +103,17 @@ func (c *tamperCounts) findings() map[string]string {
 	return maps.Clone(c.recent)
 }
 
-// readyEndpoints copies the ready endpoints of n that have programs.
+// readyEndpoints copies the ready endpoints of n that have programs: not
+// those still keyed in the host namespace (hostKeyed), whose index in
+// their sandbox is unknown. By that one, the check would take a link the
+// container has there for the endpoint's (and set its MAC), and the
+// endpoint's own link for a nested one (and delete it).
 func (a *Engine) readyEndpoints(n *network) []endpoint {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []endpoint
 	for _, en := range n.eps {
-		if en.ep.State == Ready && en.ep.Ifindex != 0 {
+		if en.ep.State == Ready && en.ep.Ifindex != 0 && !a.hostKeyed(en.ep) {
 			out = append(out, en.ep)
 		}
 	}

@@ -129,6 +129,21 @@ func TestTamperNewEndpointOfSameName(t *testing.T) {
 	}
 }
 
+// TestTamperNotHostKeyed: a Docker endpoint made ready while its attach in
+// its sandbox failed has its link's keys in the host namespace; the check
+// does not look at it by that index (the sandbox's link with it is not
+// its own), only at the endpoints keyed in their namespaces.
+func TestTamperNotHostKeyed(t *testing.T) {
+	keyed := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", NetnsCookie: 9, Ifindex: 2, State: Ready}
+	hostKeyed := endpoint{ID: "e2", Name: "c2", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c2", NetnsCookie: 1, Ifindex: 4, State: Ready}
+	a := tamperEngine(&tamperedDatapath{}, keyed, hostKeyed)
+	a.hostCookie = 1
+	got := a.readyEndpoints(a.nets["n1"])
+	if len(got) != 1 || got[0].ID != keyed.ID {
+		t.Fatalf("the check looks at %+v; want c1 only, not c2 keyed in the host namespace", got)
+	}
+}
+
 // TestTamperNotDuringRemoval: an endpoint whose removal began after the
 // check read it (its programs going, then its link) is not counted as
 // tampered with nor repaired.
