@@ -1,11 +1,15 @@
 package engine
 
 import (
+	"bytes"
+	"cmp"
 	"context"
-	"slices"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mvlan/mvlan/dhcp"
+	"github.com/mvlan/mvlan/link"
 )
 
 // Docker's endpoints on a DHCP network (docker network create
@@ -24,14 +28,74 @@ import (
 // leaseHandoff leases e's address once its link is in its sandbox. A
 // failure is logged and leaves e ready without a lease (doctor reports
 // it; the container runs already), and seekLease asks again every
-// retryExpired. Caller holds e's busy lock.
+// retryExpired. The client binds to e.Ifindex in the sandbox: if the
+// attach there failed just now, e has its link's keys in the host
+// namespace, and seekLease attaches it again first (keyInSandbox).
+// Caller holds e's busy lock.
 func (a *Engine) leaseHandoff(ctx context.Context, n *network, e *endpoint) {
 	if !n.DHCP {
 		return
 	}
-	if err := a.acquireLease(ctx, n, e); err != nil {
+	err := errNotInSandbox
+	if a.sandboxKeyed(*e) {
+		err = a.acquireLease(ctx, n, e)
+	}
+	if err != nil {
 		a.log.Error("Docker endpoint has no address", "name", e.Name, "network", n.name(), "err", err)
 	}
+}
+
+// errNotInSandbox: a Docker endpoint's lease waits for its link's keys in
+// its sandbox.
+var errNotInSandbox = errors.New("its link is not attached in its sandbox: attached again before the next ask")
+
+// sandboxKeyed reports whether e's keys are its link's in its namespace:
+// it has some, and not those its link had in the host's (hostKeyed).
+func (a *Engine) sandboxKeyed(e endpoint) bool { return e.Ifindex != 0 && !a.hostKeyed(e) }
+
+// keyInSandbox attaches e, a ready Docker endpoint whose keys are not its
+// link's in its sandbox (its attach failed at hand-off), at that link,
+// which its lease is then sought on. A failure to put its programs on
+// after its row moved is logged: e is keyed in its sandbox. Caller holds
+// e's busy lock and stores e.
+func (a *Engine) keyInSandbox(ctx context.Context, n *network, e *endpoint) error {
+	if a.sandboxKeyed(*e) {
+		return nil
+	}
+	l, err := a.sandboxLink(n, *e)
+	if err == nil {
+		err = a.attachEndpointAtMode(ctx, n, e, l.Index, a.modes.Live, false, 0)
+	}
+	if !a.sandboxKeyed(*e) {
+		return fmt.Errorf("attach in its sandbox: %w", cmp.Or(err, errNotInSandbox))
+	}
+	if err != nil {
+		a.log.Warn("Docker endpoint attached in its sandbox without its datapath programs; the next agent start attaches them", "name", e.Name, "err", err)
+	} else {
+		a.log.Info("Docker endpoint attached in its sandbox", "name", e.Name, "ifname", l.Name, "ifindex", e.Ifindex)
+	}
+	return nil
+}
+
+// sandboxLink finds e's link in its namespace, if that is still e's, as
+// the DHCP client checks it (dhcp/iface.go): a macvlan with e's MAC whose
+// lower link is in another namespace, n's parent. No link the container
+// makes is one.
+func (a *Engine) sandboxLink(n *network, e endpoint) (link.Info, error) {
+	if !a.netnsAlive(e) {
+		return link.Info{}, fmt.Errorf("%s is not the endpoint's namespace any more", e.Netns)
+	}
+	links, err := a.ns.Links(e.Netns)
+	if err != nil {
+		return link.Info{}, err
+	}
+	parent, _ := n.indexes()
+	for _, l := range links {
+		if l.Kind == "macvlan" && l.LowerElsewhere && (parent == 0 || l.ParentIndex == parent) && bytes.Equal(l.MAC, e.MAC) {
+			return l, nil
+		}
+	}
+	return link.Info{}, fmt.Errorf("no macvlan of %s with MAC %s in %s", n.Parent, e.MAC, e.Netns)
 }
 
 // spawn runs fn for the engine's life like a keeper (stopped by Close);
@@ -80,7 +144,9 @@ func (a *Engine) seekLease(n *network, en *entry, first time.Duration) {
 	})
 }
 
-// tryLease leases en's address once; it reports whether en has a lease.
+// tryLease leases en's address once, on its link in its sandbox, which
+// it attaches first if en is not keyed there (keyInSandbox); it reports
+// whether en has a lease. New keys are stored without a lease too.
 func (a *Engine) tryLease(ctx context.Context, n *network, en *entry) bool {
 	en.busy.Lock()
 	defer en.busy.Unlock()
@@ -91,9 +157,15 @@ func (a *Engine) tryLease(ctx context.Context, n *network, en *entry) bool {
 	if e.Lease != nil {
 		return true
 	}
-	before := slices.Clone(e.Addrs)
-	if err := a.acquireLease(ctx, n, &e); err != nil {
+	before := e
+	err := a.keyInSandbox(ctx, n, &e)
+	if err == nil {
+		err = a.acquireLease(ctx, n, &e)
+	}
+	if err != nil {
 		a.log.Debug("still no DHCP lease", "name", e.Name, "network", n.name(), "err", err)
+	}
+	if err != nil && e.NetnsCookie == before.NetnsCookie && e.Ifindex == before.Ifindex {
 		return false
 	}
 	if err := a.store.UpdateEndpoint(e.api()); err != nil {
@@ -102,8 +174,8 @@ func (a *Engine) tryLease(ctx context.Context, n *network, en *entry) bool {
 	n.mu.Lock()
 	n.set(en, e)
 	n.mu.Unlock()
-	a.shimRoutesIfMoved(n, before, e.Addrs)
-	return true
+	a.shimRoutesIfMoved(n, before.Addrs, e.Addrs)
+	return err == nil
 }
 
 // leaveLease gives e's lease back as its container leaves (Leave) and

@@ -225,18 +225,27 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 	}
 	e.IfName, e.NetnsInode, e.State = l.Name, ino, Ready
 	// At the link just found, by its index in the sandbox: e.Ifindex is
-	// still the one it had in the host namespace, which the move kept
-	// only if no link in the sandbox had it (a macvlan the container
-	// made may have it). dockerd brought the link up: TCX where there
-	// is, not a clsact qdisc, whose adding to a link that is up loses
-	// frames.
+	// the one it had in the host namespace, which the move kept only if
+	// no link in the sandbox had it (a macvlan the container made may).
+	// dockerd brought the link up: TCX where there is, not a clsact
+	// qdisc, whose adding to a link that is up loses frames.
+	crashpoint.Hit("docker-finish:before-attach")
 	if err := a.attachEndpointAtMode(ctx, n, &e, l.Index, a.modes.Live, false, 0); err != nil {
 		a.log.Warn("Docker endpoint ready without its datapath programs; the next agent start attaches them", "name", e.Name, "err", err)
 	}
+	crashpoint.Hit("docker-finish:after-attach")
 	a.leaseHandoff(ctx, n, &e)
+	a.storeReady(n, en, e)
+	return true
+}
+
+// storeReady stores e, a handed-off endpoint FinishHandoff made ready,
+// and indexes it; then its lease is kept (or sought) and its host shim
+// gets its route. Caller holds e's busy lock.
+func (a *Engine) storeReady(n *network, en *entry, e endpoint) {
 	if err := a.store.UpdateEndpoint(e.api()); err != nil {
 		a.log.Warn("Docker endpoint: store it ready", "name", e.Name, "err", err)
-		return true
+		return
 	}
 	n.mu.Lock()
 	n.set(en, e)
@@ -248,7 +257,6 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 	}
 	a.shimRoutesAdded(n, en)
 	a.log.Info("Docker endpoint ready", "name", e.Name, "network", n.name(), "ifname", e.IfName, "netns", e.Netns)
-	return true
 }
 
 // StallHandoff takes the moving mark off endpoint id's row when the

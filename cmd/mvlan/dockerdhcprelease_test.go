@@ -69,14 +69,20 @@ func TestDockerDHCPRelease(t *testing.T) {
 // returns its address.
 func waitLeased(t *testing.T, a *agentProc, id string) netip.Addr {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	return waitLeasedWithin(t, a, id, 10*time.Second)
+}
+
+// waitLeasedWithin is waitLeased, waiting up to within.
+func waitLeasedWithin(t *testing.T, a *agentProc, id string, within time.Duration) netip.Addr {
+	t.Helper()
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		for _, e := range a.endpoints() {
 			if e.ID == id && e.Lease != nil && e.State == "ready" {
 				return e.Lease.Addr.Addr()
 			}
 		}
 	}
-	t.Fatalf("endpoint %s has no lease 10 s after its link was moved:\n%s", id, a.log)
+	t.Fatalf("endpoint %s has no lease %v after its link was moved:\n%s", id, within, a.log)
 	return netip.Addr{}
 }
 
