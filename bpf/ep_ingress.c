@@ -18,8 +18,11 @@
  * neighbour advertisement or redirect naming it or a solicitation from it,
  * after any extension headers (nd_spoof): a local endpoint's binding comes
  * from its own MAC only. A router advertisement or redirect from any such
- * MAC must come from the network's RA source when it has one (ra_source;
- * a local endpoint's are ra_guard's).
+ * MAC must come from the network's RA source (ra_source); a network
+ * without one (ipv6_ra=ignore) takes none from the wire (ra_ignore), so
+ * that an endpoint whose link accepts RAs all the same (a Docker
+ * container's: Docker configures it) does not either. (A local
+ * endpoint's are ra_guard's.)
  *
  * A link whose endpoint is not in the table drops everything
  * (no_endpoint): the agent attaches the programs after the entry and
@@ -28,7 +31,8 @@
 #include "include/spoof.h"
 
 /* ra_source_match: 1 if the frame comes from network_id's RA source (its
- * link-local address and MAC, as set), 0 if not, -1 if it has none. */
+ * link-local address and MAC, as set), 0 if not, -1 if it has none
+ * (ipv6_ra=ignore). */
 static __always_inline int ra_source_match(const struct frame *f,
 					   const struct ipv6_hdr *ip, __u32 network_id)
 {
@@ -45,40 +49,70 @@ static __always_inline int ra_source_match(const struct frame *f,
 	return match;
 }
 
-/* claims_nd: a neighbour discovery message that binds a local endpoint's
- * IPv6 address to another MAC: an advertisement or redirect naming it as
- * its target, or a solicitation from it (the receiver takes the source
- * link-layer option for the source). The network's RA source may redirect
- * to a local endpoint: its router sends a container to a neighbour on
- * another of the network's subnets that way. */
-static __always_inline int claims_nd(struct __sk_buff *skb, struct frame *f,
+/* router_reason: the reason to drop a router message (RA, redirect) whose
+ * source ra_source_match found to be from_source: none without an RA
+ * source (ra_ignore), another (ra_source). */
+static __always_inline int router_reason(int from_source)
+{
+	if (from_source < 0)
+		return REASON_RA_IGNORE;
+	return from_source ? 0 : REASON_RA_SOURCE;
+}
+
+/* nd_reason: neighbour discovery from a MAC of no local endpoint, after
+ * any extension headers, as the receiver's stack reads it. It may not
+ * bind a local endpoint's IPv6 address to another MAC: an advertisement
+ * or redirect naming it as its target, or a solicitation from it (the
+ * receiver takes the source link-layer option for the source): nd_spoof.
+ * A router advertisement or redirect (only the first-hop router may
+ * redirect, RFC 4861 8.1) must come from the network's RA source
+ * (ra_source); a network without one takes none (ra_ignore), whatever the
+ * receiving link's accept_ra says (a Docker container's is the kernel's
+ * default, on). The RA source may redirect to a local endpoint: its
+ * router sends a container to a neighbour on another of the network's
+ * subnets that way. Only RAs and redirects look the source up. */
+static __always_inline int nd_reason(struct __sk_buff *skb, struct frame *f,
 				     struct ipv6_hdr *ip, __u32 network_id)
 {
 	__u32 off = f->l3off + sizeof(*ip);
 	__u32 target[4]; /* aligned for eq4 */
+	int from_source = 1;
 	__u8 type;
-	/* After any extension headers, as the receiver's stack reads it. */
 	int reason = icmp6_after_ext(skb, ip->nexthdr, &off, &type);
 
 	if (reason)
 		return reason == NOT_ICMP6 ? 0 : reason;
-	if (type == ND_NEIGHBOR_SOLICIT || type == ND_ROUTER_SOLICIT)
+	switch (type) {
+	case ND_ROUTER_SOLICIT:
+	case ND_NEIGHBOR_SOLICIT:
 		return ep_of_ip(FAMILY_V6, ip->saddr) ? REASON_ND_SPOOF : 0;
-	if (type != ND_NEIGHBOR_ADVERT && type != ND_REDIRECT)
-		return 0; /* a redirect's target is at the same place as an NA's */
-	if (type == ND_REDIRECT && ra_source_match(f, ip, network_id) == 1)
+	case ND_ROUTER_ADVERT:
+		return router_reason(ra_source_match(f, ip, network_id));
+	case ND_REDIRECT:
+		from_source = ra_source_match(f, ip, network_id);
+		if (from_source == 1)
+			return 0;
+		break;
+	case ND_NEIGHBOR_ADVERT:
+		break;
+	default:
 		return 0;
+	}
+	/* A redirect's target is at the same place as an NA's. */
 	if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
 		return NOT_PARSED;
-	return ep_of_ip(FAMILY_V6, (__u8 *)target) ? REASON_ND_SPOOF : 0;
+	if (ep_of_ip(FAMILY_V6, (__u8 *)target))
+		return REASON_ND_SPOOF;
+	return router_reason(from_source);
 }
 
-/* claims_local: an ARP sender or neighbour discovery (claims_nd) that
+/* wire_reason: an ARP sender or neighbour discovery (nd_reason) that
  * binds a local endpoint's address, or an ARP sender that is a local
- * endpoint's MAC (another's address bound to it: the gateway's, say); the
- * caller knows the frame's source MAC is no endpoint's. */
-static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f,
-					__u32 network_id)
+ * endpoint's MAC (another's address bound to it: the gateway's, say); a
+ * router message not from the network's RA source. The caller knows the
+ * frame's source MAC is no endpoint's. */
+static __always_inline int wire_reason(struct __sk_buff *skb, struct frame *f,
+				       __u32 network_id)
 {
 	void *l3 = f->data + f->l3off;
 
@@ -97,42 +131,15 @@ static __always_inline int claims_local(struct __sk_buff *skb, struct frame *f,
 
 		if ((void *)(ip + 1) > f->end)
 			return 0;
-		return claims_nd(skb, f, ip, network_id);
+		return nd_reason(skb, f, ip, network_id);
 	}
 	return 0;
-}
-
-/* ra_source_reason: with an RA source set for network_id, a router
- * advertisement or redirect (after any extension headers) must have its
- * IPv6 and Ethernet source. */
-static __always_inline int ra_source_reason(struct __sk_buff *skb, struct frame *f,
-					    __u32 network_id)
-{
-	struct ipv6_hdr *ip = f->data + f->l3off;
-	__u32 off = f->l3off + sizeof(*ip);
-	int from_source, reason;
-	__u8 type;
-
-	if (f->proto != ETH_P_IPV6 || f->malformed || (void *)(ip + 1) > f->end)
-		return 0;
-	if (ip->nexthdr != IPPROTO_ICMPV6 && !is_ext_hdr(ip->nexthdr))
-		return 0;
-	from_source = ra_source_match(f, ip, network_id);
-	if (from_source < 0)
-		return 0;
-	reason = icmp6_after_ext(skb, ip->nexthdr, &off, &type);
-	if (reason)
-		return reason == NOT_ICMP6 ? 0 : reason;
-	/* Only the first-hop router may redirect (RFC 4861 8.1). */
-	return (type == ND_ROUTER_ADVERT || type == ND_REDIRECT) && !from_source ?
-		       REASON_RA_SOURCE : 0;
 }
 
 static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f,
 					  const struct ep_info *ep, int from_wire)
 {
 	struct ep_info *sender;
-	int reason;
 
 	if (!f->eth_hdr)
 		return 0;
@@ -147,8 +154,7 @@ static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f
 		return 0;
 	if (sender)
 		return sender_reason(skb, f, sender);
-	reason = claims_local(skb, f, ep->network_id);
-	return reason ? reason : ra_source_reason(skb, f, ep->network_id);
+	return wire_reason(skb, f, ep->network_id);
 }
 
 SEC("tc")

@@ -194,7 +194,9 @@ func tableEntry(n *network, e endpoint) loader.Endpoint {
 }
 
 // raSourceOf is where a network's endpoints take router advertisements
-// from (-o ipv6_ra_source); zero (any) without the option.
+// from (-o ipv6_ra_source); zero without the option (ipv6_ra=ignore): the
+// datapath then lets none from the wire reach them (ra_ignore), whatever
+// their link's accept_ra says.
 func raSourceOf(f netconf.FirstHop) loader.RASource {
 	src := loader.RASource{LL: f.RASource}
 	if mac, err := net.ParseMAC(f.RASourceMAC); err == nil {

@@ -55,17 +55,20 @@ const (
 	// NoEndpoint: a frame on a link with mvlan's programs whose endpoint
 	// is not in the table; counted under network id 0.
 	NoEndpoint DropReason = "no_endpoint"
-	// RASourceDrop: a router advertisement from another source than its
-	// network's RA source (SetRASource).
+	// RASourceDrop: a router advertisement or redirect from another
+	// source than its network's RA source (SetRASource).
 	RASourceDrop DropReason = "ra_source"
 	// VLANTag: a VLAN-tagged frame from an endpoint (into another VLAN
 	// of a trunk).
 	VLANTag DropReason = "vlan_tag"
+	// RAIgnore: a router advertisement or redirect from the wire for an
+	// endpoint of a network without an RA source (ipv6_ra=ignore).
+	RAIgnore DropReason = "ra_ignore"
 )
 
 // dropReasons are indexed by the programs' REASON_* values (0 is unused).
 var dropReasons = []DropReason{"", MACSpoof, IPSpoof, ARPSpoof, NDSpoof, CrossNetwork, RAGuard, DHCPGuard, Unparsable,
-	UnknownSource, NoEndpoint, RASourceDrop, VLANTag}
+	UnknownSource, NoEndpoint, RASourceDrop, VLANTag, RAIgnore}
 
 // DropReasons lists every reason the programs drop for, in their order.
 func DropReasons() []DropReason { return slices.Clone(dropReasons[1:]) }

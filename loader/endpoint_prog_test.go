@@ -149,10 +149,11 @@ func TestEndpointIngress(t *testing.T) {
 		return ethFrame(dst, macB, typ, payload)
 	}
 	icmp6B := func(body []byte) []byte { return fromB(allNodes, 0x86dd, ipv6Packet(llB, "ff02::1", 58, body)) }
-	// From the wire: parent_ingress marked them.
+	// From the wire: parent_ingress marked them. The network has no RA
+	// source (ipv6_ra=ignore: TestRASource has one).
 	runCasesMark(t, d, "ep_ingress", WireMark, []progCase{
 		{"routed", ethFrame(macA, macRouter, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictNext, rxA},
-		{"router's ra", ethFrame(allNodes, macRouter, 0x86dd, ipv6Packet("fe80::1", "ff02::1", 58, routerAdvert(llaOpt(1, macRouter)))), verdictNext, rxA},
+		{"router's ra", ethFrame(allNodes, macRouter, 0x86dd, ipv6Packet("fe80::1", "ff02::1", 58, routerAdvert(llaOpt(1, macRouter)))), verdictDrop, dropA("ra_ignore")},
 		{"from another network", ethFrame(macA, macC, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictDrop, dropA("cross_network")},
 		{"a neighbour's mac with a foreign ip (reflected)", fromB(macA, 0x0800, v4("10.1.0.99", "10.1.0.10")), verdictDrop, dropA("ip_spoof")},
 		{"router's gratuitous arp", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.1.0.1", make([]byte, 6), "10.1.0.1")), verdictNext, rxA},
@@ -164,7 +165,7 @@ func TestEndpointIngress(t *testing.T) {
 		{"another host's rs from a local link-local address", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet(llA, "ff02::2", 58, routerSolicit(llaOpt(1, macEvil)))), verdictDrop, dropA("nd_spoof")},
 		{"fragmented na", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 44, fragment(0, 58, neighborAdvert("2001:db8:1::99", macEvil)))), verdictDrop, dropA("unparsable")},
 		{"a redirect to B's link-local, with another mac", ethFrame(macA, macRouter, 0x86dd, ipv6Packet("fe80::1", llA, 58, append(redirect(llB, "2001:db8:9::1"), llaOpt(2, macEvil)...))), verdictDrop, dropA("nd_spoof")},
-		{"a redirect to another host", ethFrame(macA, macRouter, 0x86dd, ipv6Packet("fe80::1", llA, 58, append(redirect("fe80::fe", "2001:db8:9::1"), llaOpt(2, macEvil)...))), verdictNext, rxA},
+		{"a redirect to another host", ethFrame(macA, macRouter, 0x86dd, ipv6Packet("fe80::1", llA, 58, append(redirect("fe80::fe", "2001:db8:9::1"), llaOpt(2, macEvil)...))), verdictDrop, dropA("ra_ignore")},
 		{"another host's na for a local address behind an extension header", ethFrame(allNodes, macEvil, 0x86dd, ipv6PacketExt("fe80::66", "ff02::1", 58, neighborAdvert("2001:db8:1::10", macEvil))), verdictDrop, dropA("nd_spoof")},
 		{"truncated arp", ethFrame(macA, macRouter, 0x0806, arpPacket(1, macC, "10.2.0.12", macA, "10.1.0.10")[:20]), verdictNext, func(n int) counts {
 			return counts{"net 1 rx": one(n), "malformed ep_ingress": one(n)}

@@ -8,7 +8,7 @@ import (
 
 // RASource is where router advertisements for a network's endpoints must
 // come from (ra_sources): the router's link-local address, its MAC, or
-// both; a zero RASource lets any source through.
+// both; a zero RASource is none (ipv6_ra=ignore): no RA reaches them.
 type RASource struct {
 	LL  netip.Addr       // the RA's IPv6 source, a link-local address
 	MAC net.HardwareAddr // the RA's Ethernet source
@@ -28,8 +28,10 @@ const (
 )
 
 // SetRASource makes ep_ingress drop, as ra_source, every router
-// advertisement for network networkID's endpoints that does not come from
-// src (from the wire or from a local endpoint); a zero src lifts that.
+// advertisement or redirect from the wire for network networkID's
+// endpoints that does not come from src; with a zero src, the network's
+// (and a network's that was never set), it drops every one, as
+// ra_ignore. (A local endpoint's are ra_guard's, EP_ALLOW_ROUTER.)
 func (d *Datapath) SetRASource(networkID uint32, src RASource) error {
 	if err := checkNetworkID(networkID); err != nil {
 		return err

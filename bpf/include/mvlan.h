@@ -60,7 +60,8 @@ enum drop_reason {
 	REASON_NO_ENDPOINT = 10, /* on a link whose endpoint is not in the table */
 	REASON_RA_SOURCE = 11,   /* an RA from another source than the network's */
 	REASON_VLAN_TAG = 12,    /* a VLAN-tagged frame from an endpoint */
-	REASON_MAX = 13,
+	REASON_RA_IGNORE = 13,   /* an RA or redirect from the wire, the network has no RA source */
+	REASON_MAX = 14,
 };
 
 /* skb->mark bit parent_ingress sets on frames from the wire for local
@@ -187,7 +188,8 @@ struct parent_info {
 
 /* ra_sources, by network id: where router advertisements for the
  * network's endpoints must come from (-o ipv6_ra_source); flags 0 (the
- * default) lets any source through. */
+ * default: -o ipv6_ra=ignore) is no source, and no RA or redirect from the
+ * wire reaches them. */
 #define RA_SRC_LL 0x1  /* the IPv6 source must be ll */
 #define RA_SRC_MAC 0x2 /* the Ethernet source must be mac */
 
