@@ -30,35 +30,6 @@
  */
 #include "include/spoof.h"
 
-/* ra_source_match: 1 if the frame comes from network_id's RA source (its
- * link-local address and MAC, as set), 0 if not, -1 if it has none
- * (ipv6_ra=ignore). */
-static __always_inline int ra_source_match(const struct frame *f,
-					   const struct ipv6_hdr *ip, __u32 network_id)
-{
-	struct ra_source *rs = bpf_map_lookup_elem(&ra_sources, &network_id);
-	int match = 1;
-
-	if (!rs || !rs->flags)
-		return -1;
-	if (rs->flags & RA_SRC_MAC)
-		match = mac48(rs->mac) == f->src;
-	if (rs->flags & RA_SRC_LL)
-		match = match && eq4(rs->ll[0], ip->saddr) && eq4(rs->ll[1], ip->saddr + 4) &&
-			eq4(rs->ll[2], ip->saddr + 8) && eq4(rs->ll[3], ip->saddr + 12);
-	return match;
-}
-
-/* router_reason: the reason to drop a router message (RA, redirect) whose
- * source ra_source_match found to be from_source: none without an RA
- * source (ra_ignore), another (ra_source). */
-static __always_inline int router_reason(int from_source)
-{
-	if (from_source < 0)
-		return REASON_RA_IGNORE;
-	return from_source ? 0 : REASON_RA_SOURCE;
-}
-
 /* nd_reason: neighbour discovery from a MAC of no local endpoint, after
  * any extension headers, as the receiver's stack reads it. It may not
  * bind a local endpoint's IPv6 address to another MAC: an advertisement

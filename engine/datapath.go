@@ -170,6 +170,9 @@ func (a *Engine) attachEndpointAtMode(ctx context.Context, n *network, e *endpoi
 	if err := attach(ctx, e.Netns, e.NetnsCookie, e.Ifindex, mode); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
+	if !fresh {
+		a.unguard(*e) // a Docker endpoint's, its programs now there
+	}
 	return nil
 }
 
@@ -306,6 +309,7 @@ func (a *Engine) forgetPrograms(ctx context.Context, e endpoint) error {
 // missing, and receivers a frame from a MAC no row has, so the link is
 // never live without its row.
 func (a *Engine) forgetEntry(e endpoint) error {
+	a.unguard(e) // a Docker endpoint's that never got its programs
 	if e.Ifindex == 0 {
 		return nil
 	}

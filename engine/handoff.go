@@ -28,6 +28,7 @@ import (
 	"github.com/mvlan/mvlan/internal/crashpoint"
 	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
 )
 
 // Handoff is an endpoint whose link the engine creates in the host
@@ -105,12 +106,14 @@ func (a *Engine) CreateHandoff(ctx context.Context, h Handoff) (HandoffLink, err
 // request) dropped as unknown_source until FinishHandoff. FinishHandoff
 // moves the entry to the keys in the sandbox. A failure only costs that
 // first second; a crash in between leaves an entry the next start prunes.
+// The link gets its guard first (guardHandoff).
 func (a *Engine) knowHandoff(n *network, en *entry, e *endpoint, linkName string) {
 	l, err := a.host.Link(linkName)
 	if err != nil {
 		a.log.Warn("Docker endpoint: its link is not in the datapath's table until it is ready", "name", e.Name, "err", err)
 		return
 	}
+	a.guardHandoff(n, *e, l.Index)
 	cookie, err := a.ns.Cookie(a.hostPath())
 	if err != nil {
 		a.log.Warn("Docker endpoint: its link is not in the datapath's table until it is ready", "name", e.Name, "err", err)
@@ -131,6 +134,34 @@ func (a *Engine) knowHandoff(n *network, en *entry, e *endpoint, linkName string
 	n.mu.Lock()
 	n.set(en, keyed)
 	n.mu.Unlock()
+}
+
+// guardHandoff puts a guard on the ingress of e's link idx in the host
+// namespace: dockerd moves the link into its container and brings it up
+// there, with the kernel's defaults for IPv6 (accept_ra=1, autoconf=1: a
+// link's own settings do not move with it), before FinishHandoff can
+// attach its programs; a router advertisement from the wire in between
+// would give the container a default route and an address (and fails
+// dockerd's own default route). The guard drops what ep_ingress would of
+// router messages, and moves with the link; its programs take over
+// (attachEndpointAtMode, unguard), or it goes with the link (forgetEntry).
+// Only a TCX link moves with its device: with Live in tc mode (a kernel
+// without TCX) the link has no guard, and the endpoint takes what comes
+// until FinishHandoff.
+func (a *Engine) guardHandoff(n *network, e endpoint, idx int) {
+	if a.modes.Live != loader.ModeTCX {
+		return
+	}
+	if err := a.dp.GuardHandoff(a.hostPath(), e.ID, idx, n.DatapathID); err != nil {
+		a.log.Warn("Docker endpoint: no guard against router advertisements until it is ready", "name", e.Name, "err", err)
+	}
+}
+
+// unguard takes endpoint e's guard off (guardHandoff), if it has one.
+func (a *Engine) unguard(e endpoint) {
+	if err := a.dp.UnguardHandoff(e.ID); err != nil {
+		a.log.Warn("Docker endpoint: take its guard off", "name", e.Name, "err", err)
+	}
 }
 
 // hostPath is the managed namespace's path.

@@ -55,6 +55,13 @@ type Datapath interface {
 	DeleteParent(ifindex int) error
 	ForgetNetwork(networkID uint32) error
 	SetRASource(networkID uint32, src loader.RASource) error
+	// GuardHandoff attaches to link ifindex in the namespace at netnsPath
+	// (TCX only) a guard of endpoint id against the router messages its
+	// network does not take, which stays on the link when it moves into
+	// another namespace, until UnguardHandoff.
+	GuardHandoff(netnsPath, id string, ifindex int, networkID uint32) error
+	// UnguardHandoff detaches endpoint id's guard, if it has one.
+	UnguardHandoff(id string) error
 	SetEndpoint(ep loader.Endpoint) error
 	MoveEndpoint(fromCookie uint64, fromIfindex int, ep loader.Endpoint) error
 	AttachEndpoint(ctx context.Context, netnsPath string, ifindex int, mode loader.Mode) error

@@ -35,6 +35,7 @@ func objectsFor(direct bool) map[string][]byte {
 		"parent_egress":  _ParentEgressBytes,
 		"ep_ingress":     _EpIngressBytes,
 		"ep_egress":      _EpEgressBytes,
+		"handoff_guard":  _HandoffGuardBytes, // no cookie: one build
 	}
 	if direct {
 		objs["ep_ingress"], objs["ep_egress"] = _EpIngressDevBytes, _EpEgressDevBytes

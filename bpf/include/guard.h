@@ -2,7 +2,8 @@
 /*
  * guard.h: first-hop guards on what an endpoint sends above IP: router
  * messages (ra_guard), the link-layer options and targets of neighbour
- * discovery (nd_spoof) and DHCP server replies (dhcp_guard). Headers are
+ * discovery (nd_spoof) and DHCP server replies (dhcp_guard); and where
+ * router messages from the wire must come from (ra_source, ra_ignore). Headers are
  * walked with a bound; a frame that does not end within it is unparsable
  * and dropped, never passed unchecked.
  *
@@ -284,6 +285,35 @@ static __always_inline int check_upper4(struct __sk_buff *skb, __u32 l3off,
 		return 0;
 	return check_dhcp_server(skb, l3off + (ip->ver_ihl & 0x0f) * 4, ep,
 				 DHCP4_SERVER_PORT, DHCP4_CLIENT_PORT);
+}
+
+/* ra_source_match: 1 if the frame comes from network_id's RA source (its
+ * link-local address and MAC, as set), 0 if not, -1 if it has none
+ * (ipv6_ra=ignore). */
+static __always_inline int ra_source_match(const struct frame *f,
+					   const struct ipv6_hdr *ip, __u32 network_id)
+{
+	struct ra_source *rs = bpf_map_lookup_elem(&ra_sources, &network_id);
+	int match = 1;
+
+	if (!rs || !rs->flags)
+		return -1;
+	if (rs->flags & RA_SRC_MAC)
+		match = mac48(rs->mac) == f->src;
+	if (rs->flags & RA_SRC_LL)
+		match = match && eq4(rs->ll[0], ip->saddr) && eq4(rs->ll[1], ip->saddr + 4) &&
+			eq4(rs->ll[2], ip->saddr + 8) && eq4(rs->ll[3], ip->saddr + 12);
+	return match;
+}
+
+/* router_reason: the reason to drop a router message (RA, redirect) whose
+ * source ra_source_match found to be from_source: none without an RA
+ * source (ra_ignore), another (ra_source). */
+static __always_inline int router_reason(int from_source)
+{
+	if (from_source < 0)
+		return REASON_RA_IGNORE;
+	return from_source ? 0 : REASON_RA_SOURCE;
 }
 
 #endif /* MVLAN_GUARD_H */
