@@ -29,6 +29,7 @@ import (
 	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
+	"github.com/mvlan/mvlan/netconf"
 )
 
 // Handoff is an endpoint whose link the engine creates in the host
@@ -157,6 +158,22 @@ func (a *Engine) guardHandoff(n *network, e endpoint, idx int) {
 	}
 }
 
+// setRAConf gives the link of Docker endpoint e, in its container, the
+// network's accept_ra (0 but with ipv6_ra=accept) and autoconf (0), as a
+// link mvlan makes gets them before it is up: dockerd moved it in with
+// the kernel's defaults (accept_ra=1, autoconf=1). The datapath already
+// keeps the wire's router messages from it where the network takes none
+// (ra_ignore); on an ipv6_ra=accept network the router's would make it an
+// address mvlan did not give, whose frames the datapath drops.
+func (a *Engine) setRAConf(n *network, e endpoint) {
+	if !n.IPv6 {
+		return
+	}
+	if err := a.ns.SetRAConf(e.Netns, e.IfName, netconf.FirstHopOf(n.Options).AcceptRA); err != nil {
+		a.log.Warn("Docker endpoint: set accept_ra and autoconf of its link", "name", e.Name, "err", err)
+	}
+}
+
 // unguard takes endpoint e's guard off (guardHandoff), if it has one.
 func (a *Engine) unguard(e endpoint) {
 	if err := a.dp.UnguardHandoff(e.ID); err != nil {
@@ -265,6 +282,7 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 		a.log.Warn("Docker endpoint ready without its datapath programs; the next agent start attaches them", "name", e.Name, "err", err)
 	}
 	crashpoint.Hit("docker-finish:after-attach")
+	a.setRAConf(n, e)
 	a.leaseHandoff(ctx, n, &e)
 	a.storeReady(n, en, e)
 	return true
@@ -360,6 +378,7 @@ func (a *Engine) finishOnStart(n *network, en *entry) {
 		return
 	}
 	e.IfName, e.NetnsInode, e.State = l.Name, ino, Ready
+	a.setRAConf(n, e)
 	if err := a.store.UpdateEndpoint(e.api()); err != nil {
 		a.log.Warn("Docker endpoint: store it ready", "name", e.Name, "err", err)
 		return

@@ -110,6 +110,9 @@ type Namespaces interface {
 	Links(path string) ([]link.Info, error)
 	// SetMAC sets the MAC of link ifindex in it (link.SetEndpointMAC).
 	SetMAC(path string, ifindex int, mac net.HardwareAddr) error
+	// SetRAConf sets whether link ifName in it takes router
+	// advertisements, as links mvlan makes do (link.SetRAConf).
+	SetRAConf(path, ifName string, accept bool) error
 	// Addrs lists the addresses of link ifindex in it (link.Addrs).
 	Addrs(path string, ifindex int) ([]netip.Prefix, error)
 	// DefaultRoute reports whether it routes by default via gw
@@ -154,6 +157,9 @@ func (kernelNamespaces) Check(path string) (uint64, error)      { return link.Ch
 func (kernelNamespaces) Links(path string) ([]link.Info, error) { return link.EndpointLinks(path) }
 func (kernelNamespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) error {
 	return link.SetEndpointMAC(path, ifindex, mac)
+}
+func (kernelNamespaces) SetRAConf(path, ifName string, accept bool) error {
+	return link.SetRAConf(path, ifName, accept)
 }
 func (kernelNamespaces) Mark(path string) (string, error) { return link.NetnsMark(path) }
 func (k kernelNamespaces) Spare(name string) (SpareNetns, error) {

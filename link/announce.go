@@ -83,6 +83,20 @@ func prepareAnnounce(ns netns.NsHandle, idx int, ifName string, s EndpointSpec) 
 	})
 }
 
+// SetRAConf gives link ifName in the namespace at netnsPath, a link with
+// IPv6 that mvlan did not make (a Docker endpoint's, which dockerd moved
+// into its container with the kernel's defaults: the settings of a link
+// do not move with it), what prepareAnnounce gives the links it makes:
+// accept_ra=0 unless accept, else autoconf=0 (routes from router
+// advertisements, no address of its own).
+func SetRAConf(netnsPath, ifName string, accept bool) error {
+	conf := []string{"accept_ra", "0\n"}
+	if accept {
+		conf = []string{"autoconf", "0\n"}
+	}
+	return nsthread.DoPath(netnsPath, func() error { return writeIPv6Conf(ifName, conf...) })
+}
+
 // announceLater has link idx in ns, up with s's static addresses,
 // announce them, in the background; s.Announced hears how it went.
 // parentIdx is the index of s.Parent in h's namespace.

@@ -54,6 +54,8 @@ func (s *namespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) erro
 	return notFound(fmt.Sprintf("link %d in %s", ifindex, path))
 }
 
+func (s *namespaces) SetRAConf(string, string, bool) error { return nil }
+
 func (s *namespaces) Addrs(path string, ifindex int) ([]netip.Prefix, error) {
 	k := (*Kernel)(s)
 	k.mu.Lock()
