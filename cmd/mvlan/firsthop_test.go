@@ -101,10 +101,7 @@ func TestRASourceWire(t *testing.T) {
 			e.runD(c1, "ra", "--ip=172.16.86.10", "--ip6=2001:db8:86::10")
 			gateway, rogue := mustMAC(t, "02:00:5e:00:53:01"), mustMAC(t, "02:00:5e:00:53:66")
 			ra := func(mac net.HardwareAddr, ll netip.Addr) []byte {
-				body := append([]byte{134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}, mac...)
-				prefix := addr("2001:db8:86::").As16() // on-link and autonomous, valid and preferred 1 h
-				body = append(append(body, 3, 4, 64, 0xc0, 0, 0, 0x0e, 0x10, 0, 0, 0x0e, 0x10, 0, 0, 0, 0), prefix[:]...)
-				return ipv6Frame(mustMAC(t, "33:33:00:00:00:01"), mac, ll, addr("ff02::1"), 58, body)
+				return routerAdvert(t, mac, ll, netip.MustParsePrefix("2001:db8:86::/64"))
 			}
 			labels := map[string]string{"network": "ra", "reason": "ra_source"}
 			v := e.view("", "")
