@@ -34,11 +34,13 @@ import (
 // later and are announced by the kernel when SetLeased cycles the link,
 // so its flags are set before up.
 
-// ipv4DevconfARPNotify is IPV4_DEVCONF_ARP_NOTIFY (include/uapi/linux/ip.h),
-// an attribute of IFLA_INET_CONF, which is 1 in IFLA_AF_SPEC/AF_INET.
+// ipv4Devconf* are IPV4_DEVCONF_* (include/uapi/linux/ip.h), attributes
+// of IFLA_INET_CONF, which is 1 in IFLA_AF_SPEC/AF_INET.
 const (
-	iflaInetConf         = 1
-	ipv4DevconfARPNotify = 22
+	iflaInetConf           = 1
+	ipv4DevconfARPAnnounce = 18
+	ipv4DevconfARPIgnore   = 19
+	ipv4DevconfARPNotify   = 22
 )
 
 // prepareAnnounce sets link idx (named ifName) in namespace ns, which must
@@ -234,16 +236,25 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // namespace through netlink (RTM_SETLINK, IFLA_AF_SPEC), not /proc/sys,
 // whose lookup by device name grows with the number of namespaces.
 func setARPNotify(idx int) error {
+	return setIPv4Conf(idx, "arp_notify", [2]uint32{ipv4DevconfARPNotify, 1})
+}
+
+// setIPv4Conf sets IPv4 devconf values ({IPV4_DEVCONF_*, value}) on link
+// idx of the calling thread's namespace through netlink; what names them
+// in the error.
+func setIPv4Conf(idx int, what string, kv ...[2]uint32) error {
 	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(idx)
 	req.AddData(msg)
 	spec := nl.NewRtAttr(unix.IFLA_AF_SPEC, nil)
 	conf := spec.AddRtAttr(unix.AF_INET, nil).AddRtAttr(iflaInetConf, nil)
-	conf.AddRtAttr(ipv4DevconfARPNotify, nl.Uint32Attr(1))
+	for _, c := range kv {
+		conf.AddRtAttr(int(c[0]), nl.Uint32Attr(c[1]))
+	}
 	req.AddData(spec)
 	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
-		return fmt.Errorf("set arp_notify on ifindex %d: %w", idx, err)
+		return fmt.Errorf("set %s on ifindex %d: %w", what, idx, err)
 	}
 	return nil
 }

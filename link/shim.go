@@ -36,9 +36,8 @@ type ShimSpec struct {
 }
 
 // CreateShim creates the shim in h's namespace: a bridge-mode macvlan of
-// s.Parent, marked with s.Alias under a temporary name, with its addresses,
-// without router advertisements (accept_ra=0; IPv6 disabled when it has no
-// IPv6 address), then renamed to s.Name and brought up. On failure nothing
+// s.Parent, marked with s.Alias under a temporary name, with its addresses
+// and its sysctls (shimConf), then renamed to s.Name and brought up. On failure nothing
 // is left.
 func (h *Host) CreateShim(ctx context.Context, s ShimSpec) error {
 	if err := checkName("shim link", s.Name); err != nil {
@@ -56,14 +55,11 @@ func (h *Host) CreateShim(ctx context.Context, s ShimSpec) error {
 	mv := &netlink.Macvlan{LinkAttrs: attrs, Mode: netlink.MACVLAN_MODE_BRIDGE}
 	v6 := slices.ContainsFunc(s.Addrs, netip.Addr.Is6)
 	prepare := func(tmp string) error {
-		if err := nsthread.Do(h.ns, func() error { return writeIPv6Conf(tmp, "accept_ra", "0\n") }); err != nil {
-			return err
-		}
-		if err := setDisableIPv6(h.ns, tmp, !v6); err != nil {
-			return err
-		}
 		l, err := linkByName(h.nl, tmp)
 		if err != nil {
+			return err
+		}
+		if err := h.shimConf(l, tmp, v6); err != nil {
 			return err
 		}
 		hosts := make([]netip.Prefix, len(s.Addrs))
@@ -77,6 +73,35 @@ func (h *Host) CreateShim(ctx context.Context, s ShimSpec) error {
 	}
 	if err := h.createLink(ctx, mv, s.Name, s.Alias, prepare); err != nil {
 		return fmt.Errorf("create shim %s on %s: %w", s.Name, s.Parent, err)
+	}
+	return nil
+}
+
+// shimConf sets the sysctls of the shim l (named tmp, still down). The
+// host answers ARP for its other addresses only on their own links
+// (arp_ignore=1): a LAN request for the parent's address reaches the shim
+// too, and an answer from it, with the shim's MAC, would be dropped by its
+// egress program as spoofed. Its requests use its own address
+// (arp_announce=2). Router advertisements are ignored (accept_ra=0),
+// IPv6 is disabled without an IPv6 address, and with one its link-local
+// is EUI-64 (addr_gen_mode=0), the one the datapath allows, whatever the
+// host's default.
+func (h *Host) shimConf(l netlink.Link, tmp string, v6 bool) error {
+	idx := l.Attrs().Index
+	if err := nsthread.Do(h.ns, func() error {
+		if err := setIPv4Conf(idx, "arp_ignore, arp_announce", [2]uint32{ipv4DevconfARPIgnore, 1},
+			[2]uint32{ipv4DevconfARPAnnounce, 2}); err != nil {
+			return err
+		}
+		return writeIPv6Conf(tmp, "accept_ra", "0\n")
+	}); err != nil {
+		return err
+	}
+	if err := setDisableIPv6(h.ns, tmp, !v6); err != nil || !v6 {
+		return err
+	}
+	if err := h.nl.LinkSetIP6AddrGenMode(l, 0); err != nil {
+		return fmt.Errorf("set addr_gen_mode on %s: %w", tmp, err)
 	}
 	return nil
 }

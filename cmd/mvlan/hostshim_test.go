@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
@@ -491,5 +494,71 @@ func TestHostShimRemote(t *testing.T) {
 		if d := policyDrops(t, a, "rn", r); d != 0 {
 			t.Errorf("%s drops on rn: %d, want 0\n%s", r, d, e.in(e.sb.Path, "ip", "neigh"))
 		}
+	}
+}
+
+// TestHostShimParentARP: the host's own address on the parent (the most
+// common set-up) is answered to the wire once per ARP request, from the
+// parent's MAC; the shim, which receives the broadcast too, stays silent
+// (arp_ignore=1) instead of answering with its own MAC, a reply its
+// egress program would drop as arp_spoof. The shim still answers for its
+// own address. With the host's default addr_gen_mode not EUI-64, the
+// shim's link-local is still the EUI-64 one the datapath knows.
+func TestHostShimParentARP(t *testing.T) {
+	e := newEnv(t)
+	a := e.a
+	e.in(e.sb.Path, "sysctl", "-qw", "net.ipv6.conf.default.addr_gen_mode=3")
+	e.in(e.sb.Path, "ip", "addr", "add", "10.90.0.10/24", "dev", "eth0")
+	a.ok("network", "create", "--subnet=10.90.0.0/24", "--ipv6", "--subnet=fd90::/64", "-o", "parent=eth0", "-o", "host_shim=auto", "pn")
+	shim := a.inspectNet("pn").HostShim
+	c := e.runD(e.name("1"), "pn")
+	shimPings(t, e, shim.Addrs, c)
+	shimMAC := mustMAC(t, shim.MAC)
+	mustContain(t, "shim link-local", e.in(e.sb.Path, "ip", "-6", "addr", "show", "dev", shim.Link, "scope", "link"),
+		"inet6 "+eui64(shimMAC).String()+"/64")
+	ifMAC := func(ns, name string) net.HardwareAddr {
+		var mac net.HardwareAddr
+		if err := nstest.In(ns, func() error {
+			ifi, err := net.InterfaceByName(name)
+			if err == nil {
+				mac = ifi.HardwareAddr
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return mac
+	}
+	wire, parent := ifMAC(e.sb.WirePath, "wire0"), ifMAC(e.sb.Path, "eth0")
+	before := policyDrops(t, a, "pn", "arp_spoof")
+	capture := nstest.NewCapture(t, e.sb.WirePath, "wire0")
+	const n = 5
+	sendFrames(t, e.sb.WirePath, "wire0", arpRequest(wire, addr("10.90.0.100"), addr("10.90.0.10")), n)
+	// The macvlans get broadcasts from a queue, in order: once the shim
+	// answered for its own address it has seen the requests before.
+	sendFrames(t, e.sb.WirePath, "wire0", arpRequest(wire, addr("10.90.0.100"), shim.Addrs[0]), 1)
+	var replies []string
+	shimAnswered := false
+	_, _ = capture.Wait(3*time.Second, func(f []byte) bool {
+		if len(f) < 42 || binary.BigEndian.Uint16(f[12:]) != unix.ETH_P_ARP || binary.BigEndian.Uint16(f[20:]) != 2 {
+			return false
+		}
+		sender, _ := netip.AddrFromSlice(f[28:32])
+		switch sender {
+		case addr("10.90.0.10"):
+			replies = append(replies, net.HardwareAddr(f[22:28]).String())
+		case shim.Addrs[0]:
+			shimAnswered = slices.Equal(f[22:28], shimMAC)
+		}
+		return shimAnswered
+	})
+	if !shimAnswered {
+		t.Fatalf("the shim did not answer an ARP request for its own address %s", shim.Addrs[0])
+	}
+	if len(replies) != n || slices.ContainsFunc(replies, func(m string) bool { return m != parent.String() }) {
+		t.Errorf("replies for the parent's 10.90.0.10 from %v; want %d, each from the parent's MAC %s", replies, n, parent)
+	}
+	if d := policyDrops(t, a, "pn", "arp_spoof") - before; d != 0 {
+		t.Errorf("arp_spoof drops on pn moved by %d on ARP requests for the parent's address; want 0", d)
 	}
 }
