@@ -36,6 +36,7 @@ type Host interface {
 	// NetnsID gives the namespace at path an ID in the host's.
 	NetnsID(path string) (int, error)
 	CreateShim(ctx context.Context, s link.ShimSpec) error
+	SetShimAddrs(name string, addrs []netip.Addr) error
 	ShimRoutes(name string) ([]netip.Addr, error)
 	SetShimRoutes(name string, srcs, dsts []netip.Addr) error
 	AddShimRoutes(name string, srcs, dsts []netip.Addr) error

@@ -193,7 +193,9 @@ func (a *Engine) hostNetnsPath() string {
 }
 
 // attachShim puts n's shim in the endpoint table as an endpoint of n and
-// attaches the endpoint programs to it, then sets its routes. Idempotent.
+// attaches the endpoint programs to it, makes its addresses exactly n's
+// (one flushed or lost on a down/up comes back, one it no longer has
+// goes) and sets it up, then sets its routes. Idempotent.
 func (a *Engine) attachShim(ctx context.Context, n *network) error {
 	addrs := n.shimAddrs()
 	if addrs == nil {
@@ -213,6 +215,9 @@ func (a *Engine) attachShim(ctx context.Context, n *network) error {
 	}
 	if err := a.shimDatapath(ctx, n, l.Index, l.MAC, addrs); err != nil {
 		return fmt.Errorf("host shim %s: %w", l.Name, err)
+	}
+	if err := a.host.SetShimAddrs(l.Name, addrs); err != nil {
+		return fmt.Errorf("host shim: %w", err)
 	}
 	return a.syncShimRoutes(n)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -102,6 +103,57 @@ func (h *Host) shimConf(l netlink.Link, tmp string, v6 bool) error {
 	}
 	if err := h.nl.LinkSetIP6AddrGenMode(l, 0); err != nil {
 		return fmt.Errorf("set addr_gen_mode on %s: %w", tmp, err)
+	}
+	return nil
+}
+
+// SetShimAddrs makes the addresses of the shim called name exactly addrs
+// (host addresses; its link-locals are left alone) and sets it up: an
+// address someone flushed, or an IPv6 one a down/up took, comes back, one
+// the shim no longer has goes. A shim given its first IPv6 address gets
+// IPv6 (with an EUI-64 link-local) first. Idempotent.
+func (h *Host) SetShimAddrs(name string, addrs []netip.Addr) error {
+	l, err := linkByName(h.nl, name)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(addrs, netip.Addr.Is6) {
+		if err := h.nl.LinkSetIP6AddrGenMode(l, 0); err != nil {
+			return fmt.Errorf("set addr_gen_mode on %s: %w", name, err)
+		}
+		if err := setDisableIPv6(h.ns, name, false); err != nil {
+			return err
+		}
+	}
+	have, err := h.nl.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list addresses of %s: %w", name, err)
+	}
+	want := map[netip.Prefix]bool{}
+	for _, a := range addrs {
+		want[netip.PrefixFrom(a, a.BitLen())] = true
+	}
+	for _, ha := range have {
+		a, _ := netip.AddrFromSlice(ha.IP)
+		ones, _ := ha.Mask.Size()
+		p := netip.PrefixFrom(a.Unmap(), ones)
+		switch {
+		case a.IsLinkLocalUnicast():
+		case want[p]:
+			delete(want, p)
+		default:
+			if err := h.nl.AddrDel(l, &ha); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+				return fmt.Errorf("delete address %s of %s: %w", p, name, err)
+			}
+		}
+	}
+	if err := addAddrs(h.nl, l, slices.Collect(maps.Keys(want))); err != nil {
+		return fmt.Errorf("shim %s: %w", name, err)
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := h.nl.LinkSetUp(l); err != nil {
+			return fmt.Errorf("set %s up: %w", name, err)
+		}
 	}
 	return nil
 }

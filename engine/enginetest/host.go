@@ -76,6 +76,41 @@ func (h *host) CreateShim(_ context.Context, s link.ShimSpec) error {
 	return nil
 }
 
+// SetShimAddrs makes the addresses of link name exactly addrs (host
+// addresses) and sets it up.
+func (h *host) SetShimAddrs(name string, addrs []netip.Addr) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	l, ok := k.host[name]
+	if !ok {
+		return notFound("link " + name)
+	}
+	l.Up = true
+	k.host[name] = l
+	var ps []netip.Prefix
+	for _, a := range addrs {
+		ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
+	}
+	k.nets[HostPath].addrs[l.Index] = ps
+	return nil
+}
+
+// HostAddrs returns the addresses of the host link name.
+func (k *Kernel) HostAddrs(name string) []netip.Prefix {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.nets[HostPath].addrs[k.host[name].Index])
+}
+
+// FlushHostAddrs removes the addresses of the host link name behind the
+// engine's back.
+func (k *Kernel) FlushHostAddrs(name string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.nets[HostPath].addrs, k.host[name].Index)
+}
+
 // ShimRoutes returns the routes SetShimRoutes set on the link name.
 func (h *host) ShimRoutes(name string) ([]netip.Addr, error) {
 	k := h.k()
