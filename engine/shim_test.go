@@ -1,9 +1,13 @@
 package engine_test
 
 import (
+	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/mvlan/mvlan/api"
 )
 
 // shimOf returns network name's shim addresses as the engine shows them
@@ -18,6 +22,46 @@ func (r *rig) shimOf(name string) ([]netip.Addr, []netip.Prefix) {
 		return nil, nil
 	}
 	return n.HostShim.Addrs, r.k.HostAddrs(n.HostShim.Link)
+}
+
+// update runs network update -o host_shim=v on network name.
+func (r *rig) update(name, v string) error {
+	_, err := r.e.UpdateNetwork(context.Background(), name, api.NetworkUpdate{Options: []string{"host_shim=" + v}})
+	return err
+}
+
+// TestHostShimUpdateRefused: an update of the shim to an address a
+// container holds is refused with an error naming it, and the shim keeps
+// its link and old address; an update to a free address moves the shim
+// (same link, new address, the old one free again, the routes kept).
+func TestHostShimUpdateRefused(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("sn", "subnet=10.5.0.0/24", "parent=eth0", "host_shim=auto")
+	c1 := r.run("c1", "sn")
+	old := []netip.Addr{netip.MustParseAddr("10.5.0.2")}
+	for _, v := range []string{c1.Addrs[0].Addr().String(), "10.5.0.1"} {
+		err := r.update("sn", v)
+		if err == nil || !strings.Contains(err.Error(), v) {
+			t.Fatalf("update to %s: %v; want an error naming it", v, err)
+		}
+		if a, l := r.shimOf("sn"); !slices.Equal(a, old) || !slices.Equal(l, []netip.Prefix{netip.MustParsePrefix("10.5.0.2/32")}) {
+			t.Fatalf("after the refused update to %s: shim %v, link addresses %v; want it unchanged with %v", v, a, l, old)
+		}
+	}
+	r.noDrift()
+	if err := r.update("sn", "10.5.0.50"); err != nil {
+		t.Fatal(err)
+	}
+	if a, l := r.shimOf("sn"); !slices.Equal(a, []netip.Addr{netip.MustParseAddr("10.5.0.50")}) || !slices.Equal(l, []netip.Prefix{netip.MustParsePrefix("10.5.0.50/32")}) {
+		t.Fatalf("after the update: shim %v, link addresses %v; want 10.5.0.50", a, l)
+	}
+	if got := r.k.Routes("mvh-sn"); !slices.Equal(got, []netip.Addr{c1.Addrs[0].Addr()}) {
+		t.Fatalf("routes %v, want c1's", got)
+	}
+	r.noDrift()
+	if c2 := r.run("c2", "sn"); c2.Addrs[0].Addr() != old[0] {
+		t.Fatalf("c2 got %v; want the shim's freed %v", c2.Addrs, old[0])
+	}
 }
 
 // TestHostShimRepaired: a shim whose addresses were flushed and that was

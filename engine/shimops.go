@@ -15,8 +15,8 @@ import (
 )
 
 // UpdateNetwork changes a network's options; only host_shim may change:
-// auto or IP[,IP6] turns the shim on (or gives it other addresses), off
-// removes it.
+// auto or IP[,IP6] turns the shim on (or gives it other addresses: the
+// shim stays, shimMove), off removes it. A refused change changes nothing.
 func (a *Engine) UpdateNetwork(ctx context.Context, ref string, req api.NetworkUpdate) (api.Network, error) {
 	want, err := parseUpdate(req)
 	if err != nil {
@@ -36,16 +36,15 @@ func (a *Engine) UpdateNetwork(ctx context.Context, ref string, req api.NetworkU
 	switch {
 	case h.Off && have == nil, h.Auto && have != nil, !h.Auto && !h.Off && sameAddrs(h.Addrs, have):
 		return a.view(n, false), nil // nothing to change
+	case h.Off:
+		err = a.shimOff(ctx, n)
+	case have == nil:
+		err = a.shimOn(ctx, n, h)
+	default:
+		err = a.shimMove(ctx, n, h.Addrs)
 	}
-	if have != nil {
-		if err := a.shimOff(ctx, n); err != nil {
-			return api.Network{}, err
-		}
-	}
-	if !h.Off {
-		if err := a.shimOn(ctx, n, h); err != nil {
-			return api.Network{}, err
-		}
+	if err != nil {
+		return api.Network{}, err
 	}
 	return a.view(n, false), nil
 }
@@ -118,6 +117,58 @@ func (a *Engine) shimOn(ctx context.Context, n *network, h netconf.HostShim) (er
 	}
 	a.log.Info("host shim on", "network", n.name(), "link", shimName(n), "addrs", addrs)
 	return nil
+}
+
+// shimMove gives n's shim the addresses want in place of its own: those
+// it does not have yet are reserved first (those it keeps stay held), so
+// a refused or taken address changes nothing; then the record, with the
+// addresses it gives up given back; then the link, its datapath entry and
+// routes (attachShim; a start after a crash does the same); the old
+// addresses are released last. Caller holds netOps.
+func (a *Engine) shimMove(ctx context.Context, n *network, want []netip.Addr) error {
+	n.mu.Lock()
+	ok := n.ok() && n.shim != nil
+	var have, added []netip.Addr
+	var err error
+	if ok {
+		have = slices.Clone(n.shim.addrs)
+		added, err = n.reserveShim(netconf.HostShim{Addrs: without(want, have)})
+	}
+	rec := n.stored()
+	n.mu.Unlock()
+	if !ok {
+		return conflict(fmt.Errorf("network %s cannot change its shim now: %s", n.name(), a.view(n, false).Status))
+	}
+	if err != nil {
+		return err
+	}
+	gone := without(have, want)
+	rec.Options = withShim(rec.Options, want)
+	if err := a.store.UpdateNetwork(rec, gone...); err != nil {
+		n.mu.Lock()
+		n.releaseAddrs(added)
+		n.mu.Unlock()
+		return fmt.Errorf("store network %s: %w", n.name(), err)
+	}
+	crashpoint.Hit("shim-move:after-state")
+	n.mu.Lock()
+	n.shim.addrs = slices.Clone(want)
+	n.mu.Unlock()
+	err = a.attachShim(ctx, n)
+	a.setShimErr(n, err)
+	if err != nil {
+		a.log.Warn("host shim has new addresses but is not attached", "network", n.name(), "err", err)
+	}
+	n.mu.Lock()
+	n.releaseAddrs(gone)
+	n.mu.Unlock()
+	a.log.Info("host shim addresses changed", "network", n.name(), "link", shimName(n), "from", have, "to", want)
+	return nil
+}
+
+// without returns the addresses of a that are not in b.
+func without(a, b []netip.Addr) []netip.Addr {
+	return slices.DeleteFunc(slices.Clone(a), func(x netip.Addr) bool { return slices.Contains(b, x) })
 }
 
 // shimOff removes n's shim: state first (with its addresses as given

@@ -562,3 +562,44 @@ func TestHostShimParentARP(t *testing.T) {
 		t.Errorf("arp_spoof drops on pn moved by %d on ARP requests for the parent's address; want 0", d)
 	}
 }
+
+// TestHostShimUpdateAddrs: an update to a container's address is refused
+// naming it, and the shim keeps its link and address; an update to other
+// addresses (IPv6 added) moves the shim in place, routed, pinged both
+// ways; a shim whose addresses were flushed and that went down and up
+// gets them back on the next start.
+func TestHostShimUpdateAddrs(t *testing.T) {
+	e := newEnv(t)
+	a := e.a
+	a.ok("network", "create", "--subnet=10.91.0.0/24", "--ipv6", "--subnet=fd91::/64", "-o", "parent=eth0", "-o", "host_shim=10.91.0.2", "un")
+	c := e.runD(e.name("1"), "un")
+	bad := c.Addrs[0].Addr().String()
+	if _, errs, code := a.mv("network", "update", "-o", "host_shim="+bad, "un"); code != 1 || !strings.Contains(errs, bad) {
+		t.Fatalf("update to the container's %s: exit %d, %q; want 1 and a message naming it", bad, code, errs)
+	}
+	mustContain(t, "shim after the refused update", e.in(e.sb.Path, "ip", "addr", "show", "dev", "mvh-un"), "inet 10.91.0.2/32")
+	if n := a.inspectNet("un"); n.HostShim == nil || n.Options["host_shim"] != "10.91.0.2" {
+		t.Fatalf("the refused update changed the shim: %+v %v", n.HostShim, n.Options)
+	}
+	a.ok("network", "update", "-o", "host_shim=10.91.0.60,fd91::60", "un")
+	moved := []netip.Addr{addr("10.91.0.60"), addr("fd91::60")}
+	out := e.in(e.sb.Path, "ip", "addr", "show", "dev", "mvh-un")
+	mustContain(t, "moved shim", out, "inet 10.91.0.60/32", "inet6 fd91::60/128")
+	if strings.Contains(out, "10.91.0.2/") {
+		t.Fatalf("the moved shim still has its old address:\n%s", out)
+	}
+	shimPings(t, e, moved, c)
+	if d := drift(t, a); len(d) > 0 {
+		t.Fatalf("drift after the move: %v", d)
+	}
+	e.in(e.sb.Path, "ip", "addr", "flush", "dev", "mvh-un", "scope", "global")
+	e.in(e.sb.Path, "ip", "link", "set", "mvh-un", "down")
+	e.in(e.sb.Path, "ip", "link", "set", "mvh-un", "up")
+	a.stop()
+	a.start()
+	mustContain(t, "shim after start", e.in(e.sb.Path, "ip", "addr", "show", "dev", "mvh-un"), "inet 10.91.0.60/32", "inet6 fd91::60/128")
+	shimPings(t, e, moved, c)
+	if d := drift(t, a); len(d) > 0 {
+		t.Fatalf("drift after start: %v", d)
+	}
+}
