@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 	"time"
 
@@ -25,6 +26,23 @@ type Link struct {
 	Hostname string       // sent as option 12; "" sends none
 	Subnet   netip.Prefix // when valid, offers outside it are refused
 	Want     netip.Addr   // when valid, asked for (option 50)
+	// Refuse are addresses the link must not take (the network's host
+	// shim's): offered or assigned, they are refused like one outside
+	// Subnet.
+	Refuse []netip.Addr
+}
+
+// refused is why the server's address a is not the link's (server names
+// the server, what says what it did: "offered", "acknowledged"), nil when
+// it is fine.
+func (l Link) refused(server any, what string, a netip.Addr) error {
+	switch {
+	case l.Subnet.IsValid() && !l.Subnet.Contains(a):
+		return fmt.Errorf("DHCP server %v %s %s, outside the network's --subnet %s; fix the server's range or the network's --subnet", server, what, a, l.Subnet)
+	case slices.Contains(l.Refuse, a):
+		return fmt.Errorf("DHCP server %v %s %s, the address of the network's host shim; reserve it for the host on the server", server, what, a)
+	}
+	return nil
 }
 
 // ErrNAK means the server refused the request (DHCPNAK).
@@ -94,8 +112,8 @@ func Acquire(ctx context.Context, l Link) (lease Lease, err error) {
 		if err != nil {
 			return noAnswer(ctx, "DHCPDISCOVER", wait, err)
 		}
-		if ip := addr4(offer.YourIPAddr); l.Subnet.IsValid() && !l.Subnet.Contains(ip) {
-			return fmt.Errorf("DHCP server %v offered %v, outside the network's --subnet %s; fix the server's range or the network's --subnet", offer.ServerIdentifier(), offer.YourIPAddr, l.Subnet)
+		if err := l.refused(offer.ServerIdentifier(), "offered", addr4(offer.YourIPAddr)); err != nil {
+			return err
 		}
 		wait = window(ctx, timeout, retry)
 		nl, err := c.RequestFromOffer(ctx, offer, l.modifiers()...)
@@ -105,8 +123,10 @@ func Acquire(ctx context.Context, l Link) (lease Lease, err error) {
 		lease, err = fromACK(nl.ACK, l.ClientID, nl.CreationTime)
 		return err
 	})
-	if err == nil && l.Subnet.IsValid() && !l.Subnet.Contains(lease.Addr.Addr()) {
-		err = errors.Join(fmt.Errorf("DHCP server %s acknowledged %s, outside the network's --subnet %s", lease.Server, lease.Addr, l.Subnet), Release(ctx, l, lease))
+	if err == nil {
+		if rerr := l.refused(lease.Server, "acknowledged", lease.Addr.Addr()); rerr != nil {
+			err = errors.Join(rerr, Release(ctx, l, lease))
+		}
 	}
 	return lease, err
 }
@@ -141,12 +161,13 @@ func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 	return lease, err
 }
 
-// renewedIn refuses a renewal's address outside l.Subnet: from T2 any
-// server may answer, one misconfigured too, and a renewal changes the
-// address the endpoint may use. Acquire refuses such offers the same way.
+// renewedIn refuses a renewal's address outside l.Subnet or in l.Refuse:
+// from T2 any server may answer, one misconfigured too, and a renewal
+// changes the address the endpoint may use. Acquire refuses such offers
+// the same way.
 func (l Link) renewedIn(lease Lease) error {
-	if l.Subnet.IsValid() && !l.Subnet.Contains(lease.Addr.Addr()) {
-		return fmt.Errorf("DHCP server %s renewed the lease with %s, outside the network's subnet %s; the lease stays as it was", lease.Server, lease.Addr, l.Subnet)
+	if err := l.refused(lease.Server, "renewed the lease with", lease.Addr.Addr()); err != nil {
+		return fmt.Errorf("%w; the lease stays as it was", err)
 	}
 	return nil
 }

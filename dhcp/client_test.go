@@ -278,8 +278,8 @@ func TestNoAnswer(t *testing.T) {
 }
 
 // TestRenewedIn: a renewal (from T2 any server's) may not move the lease
-// out of the network's subnet, in either family; without a subnet any
-// address goes.
+// out of the network's subnet, nor to the host shim's address, in either
+// family; without a subnet any other address goes.
 func TestRenewedIn(t *testing.T) {
 	for _, tc := range []struct {
 		subnet, addr string
@@ -290,8 +290,11 @@ func TestRenewedIn(t *testing.T) {
 		{"fd00:60::/64", "fd00:60::10/64", true},
 		{"fd00:60::/64", "fd00:66::10/128", false},
 		{"", "10.66.0.120/24", true},
+		{"192.168.62.0/24", "192.168.62.2/24", false}, // the shim's
+		{"", "192.168.62.2/24", false},
+		{"fd00:60::/64", "fd00:60::2/64", false},
 	} {
-		l := Link{}
+		l := Link{Refuse: []netip.Addr{netip.MustParseAddr("192.168.62.2"), netip.MustParseAddr("fd00:60::2")}}
 		if tc.subnet != "" {
 			l.Subnet = netip.MustParsePrefix(tc.subnet)
 		}
@@ -299,5 +302,21 @@ func TestRenewedIn(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("subnet %q, renewed %s: %v, want ok %v", tc.subnet, tc.addr, err, tc.ok)
 		}
+	}
+}
+
+// TestAcquireRefused: an offer of an address the link must refuse (the
+// host shim's) is refused before it is requested: the server binds
+// nothing.
+func TestAcquireRefused(t *testing.T) {
+	sb, l := sandbox4(t, "192.168.62.1/24")
+	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--dhcp-range=192.168.62.100,192.168.62.100,255.255.255.0,2m")
+	l.Refuse = []netip.Addr{netip.MustParseAddr("192.168.62.100")}
+	_, err := Acquire(context.Background(), l)
+	if err == nil || !strings.Contains(err.Error(), "offered 192.168.62.100, the address of the network's host shim") {
+		t.Fatalf("acquire of the shim's address: %v; want it refused, naming it\n%s", err, srv.Log())
+	}
+	if _, ok := srv.Lease(netip.MustParseAddr("192.168.62.100")); ok {
+		t.Fatalf("the server bound the refused address\n%s", srv.Log())
 	}
 }

@@ -33,7 +33,8 @@ func reserveDHCP(n *network, req api.EndpointCreate) error {
 	return nil
 }
 
-// dhcpLink is e's link as the DHCP client sees it. The client-id is the
+// dhcpLink is e's link as the DHCP client sees it: an offer of the host
+// shim's address is refused like one outside the subnet. The client-id is the
 // lease's own when e has one, else derived from n's identity (not its
 // name: same-named networks and containers on two hosts of one LAN would
 // ask the server for one lease).
@@ -48,6 +49,7 @@ func (a *Engine) dhcpLink(n *network, e endpoint) dhcp.Link {
 	if e.Lease != nil {
 		l.Want = e.Lease.Addr.Addr()
 	}
+	l.Refuse = n.shimAddrs()
 	return l
 }
 

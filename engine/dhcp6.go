@@ -48,6 +48,7 @@ func (a *Engine) dhcpLinkOf(n *network, e endpoint, v6 bool) dhcp.Link {
 		}
 		l.Want = e.Lease6.Addr.Addr()
 	}
+	l.Refuse = n.shimAddrs()
 	return l
 }
 

@@ -64,6 +64,11 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 		}
 		cfg.Options[scopeOption] = api.ScopeCluster
 	}
+	if cfg.HostShim != nil {
+		if err := checkShimFor(cfg.Name, cfg.DHCP, *cfg.HostShim); err != nil {
+			return api.Network{}, err
+		}
+	}
 	if err := a.checkUnique(cfg); err != nil {
 		return api.Network{}, err
 	}

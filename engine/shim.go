@@ -105,9 +105,22 @@ func withShim(opts map[string]string, addrs []netip.Addr) map[string]string {
 	return out
 }
 
+// checkShimFor refuses a host shim h that a network cannot have: auto on
+// a DHCP network (name), whose server may lease any address of the subnet
+// to anyone.
+func checkShimFor(name string, dhcp bool, h netconf.HostShim) error {
+	if dhcp && h.Auto {
+		return invalid(fmt.Errorf("network %s: %s=auto: the addresses of a DHCP network (--ipam-driver dhcp) are its DHCP server's to lease, so mvlan cannot pick one for the host; give the address the server reserves for the host, -o %s=IP[,IP6]",
+			name, netconf.OptHostShim, netconf.OptHostShim))
+	}
+	return nil
+}
+
 // reserveShim holds the addresses h asks for in n's space: with auto one
 // of each family the network has. They count as held (n.used): the shim
-// is a neighbour the containers' caches learn. Caller holds n.mu.
+// is a neighbour the containers' caches learn. An address an endpoint has
+// (a DHCP network's leases are not in its space) is refused. Caller holds
+// n.mu.
 func (n *network) reserveShim(h netconf.HostShim) (addrs []netip.Addr, err error) {
 	defer func() {
 		if err != nil {
@@ -117,26 +130,37 @@ func (n *network) reserveShim(h netconf.HostShim) (addrs []netip.Addr, err error
 		}
 		n.used = n.used.Raise(addrs...)
 	}()
-	if h.Auto {
-		for _, v6 := range []bool{false, true} {
-			if !n.space.HasFamily(v6) {
-				continue
-			}
-			p, err := n.space.Allocate(v6, shimOwner)
-			if err != nil {
-				return addrs, fmt.Errorf("host shim: %w", err)
-			}
-			addrs = append(addrs, p.Addr())
-		}
-		return addrs, nil
+	if !h.Auto {
+		return n.requestShim(h.Addrs)
 	}
-	for _, a := range h.Addrs {
-		if _, err := n.space.Request(a, shimOwner); err != nil {
-			return addrs, invalid(fmt.Errorf("host shim: %w", err))
+	for _, v6 := range []bool{false, true} {
+		if !n.space.HasFamily(v6) {
+			continue
 		}
-		addrs = append(addrs, a)
+		p, err := n.space.Allocate(v6, shimOwner)
+		if err != nil {
+			return addrs, fmt.Errorf("host shim: %w", err)
+		}
+		addrs = append(addrs, p.Addr())
+	}
+	if len(addrs) == 0 {
+		return nil, invalid(fmt.Errorf("host shim: network %s has no subnet to take the shim's address from; give it one, -o %s=IP[,IP6]", n.name(), netconf.OptHostShim))
 	}
 	return addrs, nil
+}
+
+// requestShim holds addrs in n's space for the shim. Caller holds n.mu.
+func (n *network) requestShim(addrs []netip.Addr) (held []netip.Addr, err error) {
+	for _, a := range addrs {
+		if en := n.byAddr[a]; en != nil {
+			return held, invalid(fmt.Errorf("host shim: %s is the address of endpoint %s; pick a free address", a, en.ep.Name))
+		}
+		if _, err := n.space.Request(a, shimOwner); err != nil {
+			return held, invalid(fmt.Errorf("host shim: %w", err))
+		}
+		held = append(held, a)
+	}
+	return held, nil
 }
 
 // releaseAddrs gives addrs back to n's space. Caller holds n.mu.

@@ -32,6 +32,9 @@ func (a *Engine) UpdateNetwork(ctx context.Context, ref string, req api.NetworkU
 	if err != nil {
 		return api.Network{}, invalid(fmt.Errorf("network %s: %w", n.name(), err))
 	}
+	if err := checkShimFor(n.name(), n.DHCP, h); err != nil {
+		return api.Network{}, err
+	}
 	have := n.shimAddrs()
 	switch {
 	case h.Off && have == nil, h.Auto && have != nil, !h.Auto && !h.Off && sameAddrs(h.Addrs, have):

@@ -1,0 +1,74 @@
+package engine
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mvlan/mvlan/ipam"
+	"github.com/mvlan/mvlan/netconf"
+)
+
+// dhcpNet is a DHCP network with --subnet 10.6.0.0/24 whose endpoint c1
+// holds 10.6.0.100 by lease (not in the network's space).
+func dhcpNet(t *testing.T) *network {
+	t.Helper()
+	sp, err := ipam.New([]ipam.PoolConfig{{Subnet: netip.MustParsePrefix("10.6.0.0/24")}}, ipam.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &network{ID: "d1ce", DHCP: true, space: sp}
+	n.setName("dn", "")
+	n.initIndex()
+	n.add(endpoint{ID: "e1", Name: "c1", Addrs: []netip.Prefix{netip.MustParsePrefix("10.6.0.100/24")}}).busy.Unlock()
+	return n
+}
+
+// TestShimOnDHCPNetwork: host_shim=auto is refused on a DHCP network
+// (its server leases the subnet's addresses), naming the way out; an
+// address a container holds by lease is refused naming the container and
+// held nowhere; a free one is held; the DHCP client of an endpoint
+// refuses the shim's address.
+func TestShimOnDHCPNetwork(t *testing.T) {
+	err := checkShimFor("dn", true, netconf.HostShim{Auto: true})
+	if err == nil || !strings.Contains(err.Error(), "host_shim=IP") || !strings.Contains(err.Error(), "DHCP") {
+		t.Fatalf("auto on a DHCP network: %v; want it refused, naming host_shim=IP", err)
+	}
+	if err := checkShimFor("dn", false, netconf.HostShim{Auto: true}); err != nil {
+		t.Fatalf("auto on a local network: %v", err)
+	}
+	n := dhcpNet(t)
+	leased := netip.MustParseAddr("10.6.0.100")
+	_, err = n.reserveShim(netconf.HostShim{Addrs: []netip.Addr{leased}})
+	if err == nil || !strings.Contains(err.Error(), "10.6.0.100 is the address of endpoint c1") {
+		t.Fatalf("the shim on c1's leased address: %v; want it refused naming c1", err)
+	}
+	if _, held := n.space.Owner(leased); held {
+		t.Fatal("the refused address is held")
+	}
+	free := netip.MustParseAddr("10.6.0.5")
+	if got, err := n.reserveShim(netconf.HostShim{Addrs: []netip.Addr{free}}); err != nil || !slices.Equal(got, []netip.Addr{free}) {
+		t.Fatalf("the shim on a free address: %v, %v", got, err)
+	}
+	n.shim = &shimState{addrs: []netip.Addr{free}}
+	a := &Engine{}
+	if l := a.dhcpLinkOf(n, endpoint{Name: "c2"}, false); !slices.Equal(l.Refuse, []netip.Addr{free}) {
+		t.Fatalf("the DHCP client refuses %v; want the shim's %v", l.Refuse, free)
+	}
+}
+
+// TestShimAutoNoSubnet: auto on a network without a subnet (a DHCP one
+// without --subnet) is an error, not a shim without addresses.
+func TestShimAutoNoSubnet(t *testing.T) {
+	sp, err := ipam.New(nil, ipam.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &network{ID: "d2", space: sp}
+	n.setName("dn2", "")
+	n.initIndex()
+	if got, err := n.reserveShim(netconf.HostShim{Auto: true}); err == nil || !strings.Contains(err.Error(), "no subnet") {
+		t.Fatalf("auto without a subnet: %v, %v; want an error", got, err)
+	}
+}
