@@ -233,3 +233,39 @@ func TestHandoffStalls(t *testing.T) {
 		t.Errorf("stalled endpoint %+v %v: want it still handing off", e, err)
 	}
 }
+
+// TestShimAutoDockerIPAM: -o host_shim=auto on a network whose addresses
+// Docker's own IPAM assigns is refused (Docker would give the shim's
+// address to a container), naming the way out, and makes no network;
+// with mvlan's IPAM, or with an address given, it is made.
+func TestShimAutoDockerIPAM(t *testing.T) {
+	ctx := context.Background()
+	k := enginetest.New("eth0", "eth1", "eth2")
+	d, eng := newDriver(t, k)
+	subnet := netip.MustParsePrefix("172.16.86.0/24")
+	gw := netip.MustParseAddr("172.16.86.1")
+	err := d.DockerCreateNetwork(ctx, plugin.Network{ID: netID, Options: map[string]string{"parent": "eth0", "name": "dnet", "host_shim": "auto"},
+		Pools: []plugin.Pool{{Subnet: subnet, Gateway: gw}}})
+	if engine.KindOf(err) != engine.KindInvalid || !strings.Contains(err.Error(), "host_shim=IP") || !strings.Contains(err.Error(), "--ipam-driver mvlan") {
+		t.Fatalf("host_shim=auto with Docker's IPAM: %v; want it refused (invalid), naming host_shim=IP and --ipam-driver mvlan", err)
+	}
+	if _, err := eng.Network("dnet"); err == nil {
+		t.Fatal("the refused network was made")
+	}
+	id2 := strings.Repeat("b", 64)
+	if err := d.DockerCreateNetwork(ctx, plugin.Network{ID: id2, Options: map[string]string{"parent": "eth1", "name": "dnet2", "host_shim": "172.16.87.250"},
+		Pools: []plugin.Pool{{Subnet: netip.MustParsePrefix("172.16.87.0/24")}}}); err != nil {
+		t.Fatalf("host_shim=IP with Docker's IPAM: %v", err)
+	}
+	sub3 := netip.MustParsePrefix("172.16.88.0/24")
+	pool, err := d.DockerRequestPool(ctx, plugin.PoolRequest{Pool: sub3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw3 := request(t, d, plugin.AddressRequest{PoolID: pool, Gateway: true})
+	id3 := strings.Repeat("c", 64)
+	if err := d.DockerCreateNetwork(ctx, plugin.Network{ID: id3, Options: map[string]string{"parent": "eth2", "name": "dnet3", "host_shim": "auto"},
+		Pools: []plugin.Pool{{Subnet: sub3, Gateway: gw3.Addr()}}}); err != nil {
+		t.Fatalf("host_shim=auto with mvlan's IPAM: %v", err)
+	}
+}
