@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/netconf"
 )
@@ -70,5 +72,31 @@ func TestShimAutoNoSubnet(t *testing.T) {
 	n.initIndex()
 	if got, err := n.reserveShim(netconf.HostShim{Auto: true}); err == nil || !strings.Contains(err.Error(), "no subnet") {
 		t.Fatalf("auto without a subnet: %v, %v; want an error", got, err)
+	}
+}
+
+// TestShimUpdateCluster: network update cannot give a cluster network a
+// host shim (not available there yet), as create cannot; off is no error.
+func TestShimUpdateCluster(t *testing.T) {
+	sp, err := ipam.New([]ipam.PoolConfig{{Subnet: netip.MustParsePrefix("10.7.0.0/24")}}, ipam.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &network{ID: "c1a55", Mode: "bridge", Options: map[string]string{scopeOption: api.ScopeCluster},
+		Pools: []api.Pool{{Subnet: netip.MustParsePrefix("10.7.0.0/24")}}, space: sp, status: healthy()}
+	n.setName("cn", "")
+	n.initIndex()
+	a := &Engine{nets: map[string]*network{n.ID: n}}
+	for _, v := range []string{"auto", "10.7.0.5"} {
+		_, err := a.UpdateNetwork(context.Background(), "cn", api.NetworkUpdate{Options: []string{"host_shim=" + v}})
+		if KindOf(err) != KindInvalid || !strings.Contains(err.Error(), "not available on cluster networks") {
+			t.Fatalf("update a cluster network to host_shim=%s: %v; want it refused (invalid)", v, err)
+		}
+	}
+	if n.shim != nil {
+		t.Fatalf("the refused update gave the network a shim: %+v", n.shim)
+	}
+	if _, err := a.UpdateNetwork(context.Background(), "cn", api.NetworkUpdate{Options: []string{"host_shim=off"}}); err != nil {
+		t.Fatalf("off on a cluster network without a shim: %v", err)
 	}
 }

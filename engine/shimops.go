@@ -35,6 +35,11 @@ func (a *Engine) UpdateNetwork(ctx context.Context, ref string, req api.NetworkU
 	if err := checkShimFor(n.name(), n.DHCP, h); err != nil {
 		return api.Network{}, err
 	}
+	if scopeOf(n.Options) == api.ScopeCluster && !h.Off {
+		if err := checkClusterConfig(false, true); err != nil {
+			return api.Network{}, fmt.Errorf("network %s: %w", n.name(), err)
+		}
+	}
 	have := n.shimAddrs()
 	switch {
 	case h.Off && have == nil, h.Auto && have != nil, !h.Auto && !h.Off && sameAddrs(h.Addrs, have):
