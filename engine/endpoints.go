@@ -158,8 +158,10 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 	if o := n.byName[e.Name]; o != nil {
 		return nil, conflict(&nameInUse{e.Name, n.name()})
 	}
-	if o := n.byMAC[string(e.MAC)]; o != nil && len(e.MAC) > 0 {
-		return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", e.MAC, n.name(), o.ep.Name))
+	if len(e.MAC) > 0 {
+		if err := n.macInUse(e.MAC); err != nil {
+			return nil, err
+		}
 	}
 	// A namespace mvlan makes is new: only connect looks at the others'.
 	if o := n.byNetns[e.NetnsInode]; !e.OwnsNetns && o != nil {

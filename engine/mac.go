@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"net"
 
 	"github.com/mvlan/mvlan/api"
@@ -38,10 +39,23 @@ func pickStableMAC(netName, name string, taken func(net.HardwareAddr) bool) net.
 	}
 }
 
-// macTaken reports whether mac is held by one of n's endpoints or is
-// parent. Caller holds n.mu.
+// macTaken reports whether mac is held by one of n's endpoints or its
+// host shim, or is parent. Caller holds n.mu.
 func (n *network) macTaken(mac, parent net.HardwareAddr) bool {
-	return bytes.Equal(mac, parent) || n.byMAC[string(mac)] != nil
+	return bytes.Equal(mac, parent) || n.macInUse(mac) != nil
+}
+
+// macInUse refuses mac when one of n's endpoints or its host shim has it
+// (an endpoint with the shim's MAC would take the shim's datapath entry).
+// Caller holds n.mu.
+func (n *network) macInUse(mac net.HardwareAddr) error {
+	if o := n.byMAC[string(mac)]; o != nil {
+		return conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", mac, n.name(), o.ep.Name))
+	}
+	if n.shim != nil && bytes.Equal(mac, shimMAC(n)) {
+		return conflict(fmt.Errorf("MAC %s is the host shim's (%s) on network %s; choose another --mac", mac, shimName(n), n.name()))
+	}
+	return nil
 }
 
 // identity is what tells n's endpoints apart from those of the same name

@@ -107,8 +107,8 @@ func (a *Engine) EndpointMAC(netID, want string) (net.HardwareAddr, error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if en := n.byMAC[string(mac)]; en != nil {
-		return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s)", mac, n.name(), en.ep.Name))
+	if err := n.macInUse(mac); err != nil {
+		return nil, err
 	}
 	return mac, nil
 }

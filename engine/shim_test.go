@@ -84,3 +84,34 @@ func TestHostShimRepaired(t *testing.T) {
 	}
 	r.noDrift()
 }
+
+// TestHostShimMAC: a container may not take the host shim's MAC (it would
+// take the shim's datapath entry), through run or Docker's EndpointMAC;
+// and a shim is refused while an endpoint has its MAC.
+func TestHostShimMAC(t *testing.T) {
+	r := newRig(t, "eth0")
+	ctx := context.Background()
+	n := r.network("sn", "subnet=10.5.0.0/24", "parent=eth0", "host_shim=auto")
+	mac := n.HostShim.MAC
+	_, err := r.e.CreateEndpoint(ctx, api.EndpointCreate{Network: "sn", Name: "c1", MAC: mac})
+	if err == nil || !strings.Contains(err.Error(), "MAC "+mac+" is the host shim's (mvh-sn)") {
+		t.Fatalf("run --mac <the shim's>: %v; want it refused naming the shim", err)
+	}
+	if _, err := r.e.EndpointMAC(n.ID, mac); err == nil || !strings.Contains(err.Error(), "host shim") {
+		t.Fatalf("EndpointMAC of the shim's MAC: %v; want it refused", err)
+	}
+	if err := r.update("sn", "off"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.e.CreateEndpoint(ctx, api.EndpointCreate{Network: "sn", Name: "c1", MAC: mac}); err != nil {
+		t.Fatal(err)
+	}
+	err = r.update("sn", "auto")
+	if err == nil || !strings.Contains(err.Error(), "endpoint c1") || !strings.Contains(err.Error(), mac) {
+		t.Fatalf("a shim while c1 has its MAC: %v; want it refused naming c1", err)
+	}
+	if a, _ := r.shimOf("sn"); a != nil {
+		t.Fatalf("the refused shim is there: %v", a)
+	}
+	r.noDrift()
+}

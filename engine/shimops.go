@@ -88,7 +88,9 @@ func (a *Engine) shimOn(ctx context.Context, n *network, h netconf.HostShim) (er
 	n.mu.Lock()
 	ok := n.ok()
 	var addrs []netip.Addr
-	if ok {
+	if o := n.byMAC[string(shimMAC(n))]; ok && o != nil {
+		err = conflict(fmt.Errorf("host shim: its MAC %s is endpoint %s's on network %s; re-create that endpoint with another --mac first", shimMAC(n), o.ep.Name, n.name()))
+	} else if ok {
 		addrs, err = n.reserveShim(h)
 	}
 	n.mu.Unlock()
