@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/cilium/ebpf"
 )
@@ -283,9 +284,16 @@ func (d *Datapath) DeleteEndpoint(netnsCookie uint64, ifindex int) error {
 }
 
 // deleteAddressesOf deletes the address entries of endpoint info, except
-// those in keep and those that now belong to another MAC.
+// those in keep, those that now belong to another MAC, and those another
+// row with the same MAC has (the row ep_by_mac names now: a link made
+// again, as a host shim is, under another ifindex).
 func (d *Datapath) deleteAddressesOf(info epInfo, keep map[ipKey]bool) error {
 	m := d.maps.EpByIp
+	var cur epInfo
+	var others []netip.Addr
+	if d.maps.EpByMac.Lookup(&macKey{MAC: info.MAC}, &cur) == nil && cur.Slot != info.Slot {
+		others = cur.addrs()
+	}
 	for _, ip := range info.addrs() {
 		k := newIPKey(ip)
 		if !keep[k] {
@@ -294,7 +302,7 @@ func (d *Datapath) deleteAddressesOf(info epInfo, keep map[ipKey]bool) error {
 			}
 		}
 		var v ipInfo
-		if keep[k] || m.Lookup(&k, &v) != nil || v.MAC != info.MAC {
+		if keep[k] || m.Lookup(&k, &v) != nil || v.MAC != info.MAC || slices.Contains(others, ip) {
 			continue
 		}
 		if err := deleteKey(m, &k); err != nil {

@@ -215,3 +215,30 @@ func TestMountsBPFFS(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteStaleRowSameMAC: the row of a link that is gone (a host shim
+// re-made: same MAC, same addresses, another ifindex) is deleted without
+// taking the live row's address entries with it.
+func TestDeleteStaleRowSameMAC(t *testing.T) {
+	d := newTestDatapath(t)
+	stale := Endpoint{NetnsCookie: 7, Ifindex: 3, MAC: macA, NetworkID: 5, IPs: addrs("10.1.0.10", "10.1.0.11")}
+	if err := d.SetEndpoint(stale); err != nil {
+		t.Fatal(err)
+	}
+	live := stale
+	live.Ifindex, live.IPs = 4, addrs("10.1.0.10")
+	if err := d.SetEndpoint(live); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteEndpoint(7, 3); err != nil {
+		t.Fatal(err)
+	}
+	want := map[netip.Addr]uint32{netip.MustParseAddr("10.1.0.10"): 5, linkLocal([6]byte(macA)): 5}
+	if got := ipTable(t, d); !mapsEqual(got, want) {
+		t.Errorf("ep_by_ip after the stale row went: %v, want the live row's %v", got, want)
+	}
+	var info epInfo
+	if err := d.maps.EpByMac.Lookup(&macKey{MAC: [6]byte(macA)}, &info); err != nil {
+		t.Errorf("ep_by_mac lost %s: %v", macA, err)
+	}
+}
