@@ -111,19 +111,12 @@ func (h *Host) shimConf(l netlink.Link, tmp string, v6 bool) error {
 // (host addresses; its link-locals are left alone) and sets it up: an
 // address someone flushed, or an IPv6 one a down/up took, comes back, one
 // the shim no longer has goes. A shim given its first IPv6 address gets
-// IPv6 (with an EUI-64 link-local) first. Idempotent.
+// IPv6 (with an EUI-64 link-local) first. Idempotent; a shim that is
+// right is not changed (no link event).
 func (h *Host) SetShimAddrs(name string, addrs []netip.Addr) error {
 	l, err := linkByName(h.nl, name)
 	if err != nil {
 		return err
-	}
-	if slices.ContainsFunc(addrs, netip.Addr.Is6) {
-		if err := h.nl.LinkSetIP6AddrGenMode(l, 0); err != nil {
-			return fmt.Errorf("set addr_gen_mode on %s: %w", name, err)
-		}
-		if err := setDisableIPv6(h.ns, name, false); err != nil {
-			return err
-		}
 	}
 	have, err := h.nl.AddrList(l, netlink.FAMILY_ALL)
 	if err != nil {
@@ -147,7 +140,11 @@ func (h *Host) SetShimAddrs(name string, addrs []netip.Addr) error {
 			}
 		}
 	}
-	if err := addAddrs(h.nl, l, slices.Collect(maps.Keys(want))); err != nil {
+	missing := slices.Collect(maps.Keys(want))
+	if err := h.shimIPv6(l, name, missing); err != nil {
+		return err
+	}
+	if err := addAddrs(h.nl, l, missing); err != nil {
 		return fmt.Errorf("shim %s: %w", name, err)
 	}
 	if l.Attrs().Flags&net.FlagUp == 0 {
@@ -156,6 +153,20 @@ func (h *Host) SetShimAddrs(name string, addrs []netip.Addr) error {
 		}
 	}
 	return nil
+}
+
+// shimIPv6 enables IPv6 on the shim l (named name), with an EUI-64
+// link-local, when an IPv6 address is missing from it (it may have been
+// made without IPv6). Only then: each change is a link event, and a link
+// event of the shim has the agent make it right again.
+func (h *Host) shimIPv6(l netlink.Link, name string, missing []netip.Prefix) error {
+	if !slices.ContainsFunc(missing, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
+		return nil
+	}
+	if err := h.nl.LinkSetIP6AddrGenMode(l, 0); err != nil {
+		return fmt.Errorf("set addr_gen_mode on %s: %w", name, err)
+	}
+	return setDisableIPv6(h.ns, name, false)
 }
 
 // ShimRoutes returns the destinations of the host routes mvlan put on the
