@@ -567,7 +567,8 @@ func TestHostShimParentARP(t *testing.T) {
 // naming it, and the shim keeps its link and address; an update to other
 // addresses (IPv6 added) moves the shim in place, routed, pinged both
 // ways; a shim whose addresses were flushed and that went down and up
-// gets them back on the next start.
+// gets them back on the next start, as does one whose move the agent was
+// killed in once the new addresses were stored.
 func TestHostShimUpdateAddrs(t *testing.T) {
 	e := newEnv(t)
 	a := e.a
@@ -601,5 +602,21 @@ func TestHostShimUpdateAddrs(t *testing.T) {
 	shimPings(t, e, moved, c)
 	if d := drift(t, a); len(d) > 0 {
 		t.Fatalf("drift after start: %v", d)
+	}
+
+	// Killed once the new addresses are stored: the start finishes the move.
+	a.stop()
+	a.start("MVLAN_TEST_CRASHPOINT=shim-move:after-state")
+	a.mv("network", "update", "-o", "host_shim=10.91.0.70,fd91::60", "un")
+	a.waitExit()
+	a.start()
+	out = e.in(e.sb.Path, "ip", "addr", "show", "dev", "mvh-un")
+	mustContain(t, "shim after a crash in the move", out, "inet 10.91.0.70/32", "inet6 fd91::60/128")
+	if strings.Contains(out, "10.91.0.60/") {
+		t.Fatalf("after a crash in the move the shim still has its old address:\n%s", out)
+	}
+	shimPings(t, e, []netip.Addr{addr("10.91.0.70"), addr("fd91::60")}, c)
+	if d := drift(t, a); len(d) > 0 {
+		t.Fatalf("drift after a crash in the move: %v", d)
 	}
 }
