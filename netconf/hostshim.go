@@ -64,6 +64,9 @@ func ParseHostShim(v, mode string, pools []ipam.PoolConfig, allowOff bool) (Host
 		if slices.ContainsFunc(h.Addrs, func(b netip.Addr) bool { return b.Is4() == a.Is4() }) {
 			return HostShim{}, fmt.Errorf("option %s=%s: two addresses of one family; give at most one IPv4 and one IPv6 address", OptHostShim, v)
 		}
+		if len(pools) == 0 {
+			return HostShim{}, fmt.Errorf("option %s=%s: the network has no subnet to put %s in; give it --subnet (a DHCP network learns one from its first lease)", OptHostShim, v, a)
+		}
 		if !slices.ContainsFunc(pools, func(p ipam.PoolConfig) bool { return p.Subnet.Contains(a) }) {
 			return HostShim{}, fmt.Errorf("option %s=%s: %s is in none of the network's subnets (%s); pick an address of one of them", OptHostShim, v, a, subnetsOf(pools))
 		}

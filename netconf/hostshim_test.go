@@ -51,6 +51,9 @@ func TestParseHostShim(t *testing.T) {
 			t.Errorf("%v: error %v; want one containing %q", tt.opts, err, tt.want)
 		}
 	}
+	if _, err := ParseHostShim("10.5.0.2", "bridge", nil, true); err == nil || !strings.Contains(err.Error(), "no subnet to put 10.5.0.2 in; give it --subnet") {
+		t.Errorf("an address on a network without a subnet: %v; want it refused, naming --subnet", err)
+	}
 	if h, err := ParseHostShim("off", "bridge", nil, true); err != nil || !h.Off || h.String() != "off" {
 		t.Errorf("update off: %+v, %v", h, err)
 	}
