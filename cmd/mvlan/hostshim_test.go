@@ -566,9 +566,10 @@ func TestHostShimParentARP(t *testing.T) {
 // TestHostShimUpdateAddrs: an update to a container's address is refused
 // naming it, and the shim keeps its link and address; an update to other
 // addresses (IPv6 added) moves the shim in place, routed, pinged both
-// ways; a shim whose addresses were flushed and that went down and up
-// gets them back on the next start, as does one whose move the agent was
-// killed in once the new addresses were stored.
+// ways; a shim set down is set up with its addresses again at once, one
+// whose addresses were flushed gets them back on the next start, as does
+// one whose move the agent was killed in once the new addresses were
+// stored.
 func TestHostShimUpdateAddrs(t *testing.T) {
 	e := newEnv(t)
 	a := e.a
@@ -593,9 +594,17 @@ func TestHostShimUpdateAddrs(t *testing.T) {
 	if d := drift(t, a); len(d) > 0 {
 		t.Fatalf("drift after the move: %v", d)
 	}
-	e.in(e.sb.Path, "ip", "addr", "flush", "dev", "mvh-un", "scope", "global")
+	// Down (the kernel takes its IPv6 address): the link event has the
+	// agent set it up with its address again.
 	e.in(e.sb.Path, "ip", "link", "set", "mvh-un", "down")
-	e.in(e.sb.Path, "ip", "link", "set", "mvh-un", "up")
+	if !waitFor(5*time.Second, func() bool {
+		out, err := nstest.RunErr(e.sb.Path, "ip", "addr", "show", "dev", "mvh-un")
+		return err == nil && strings.Contains(out, "inet6 fd91::60/128") && strings.Contains(out, ",UP,")
+	}) {
+		t.Fatalf("the shim set down is not up with its IPv6 address again:\n%s", e.in(e.sb.Path, "ip", "addr", "show", "dev", "mvh-un"))
+	}
+	// Flushed (no link event): the next start puts the addresses back.
+	e.in(e.sb.Path, "ip", "addr", "flush", "dev", "mvh-un", "scope", "global")
 	a.stop()
 	a.start()
 	mustContain(t, "shim after start", e.in(e.sb.Path, "ip", "addr", "show", "dev", "mvh-un"), "inet 10.91.0.60/32", "inet6 fd91::60/128")
