@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -157,16 +158,45 @@ func (h *Host) SetShimAddrs(name string, addrs []netip.Addr) error {
 
 // shimIPv6 enables IPv6 on the shim l (named name), with an EUI-64
 // link-local, when an IPv6 address is missing from it (it may have been
-// made without IPv6). Only then: each change is a link event, and a link
-// event of the shim has the agent make it right again.
+// made without IPv6), and only what is not so already: each change is a
+// link event, and a link event of the shim has the agent make it right
+// again (an address that cannot be added must not make that a loop).
 func (h *Host) shimIPv6(l netlink.Link, name string, missing []netip.Prefix) error {
 	if !slices.ContainsFunc(missing, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
 		return nil
 	}
-	if err := h.nl.LinkSetIP6AddrGenMode(l, 0); err != nil {
-		return fmt.Errorf("set addr_gen_mode on %s: %w", name, err)
+	var mode, disabled string
+	if err := nsthread.Do(h.ns, func() error {
+		return ipv6Conf(name, func(dfd int) (err error) {
+			if mode, err = readAt(dfd, "addr_gen_mode"); err == nil {
+				disabled, err = readAt(dfd, "disable_ipv6")
+			}
+			return err
+		})
+	}); err != nil {
+		return fmt.Errorf("read the IPv6 settings of %s: %w", name, err)
+	}
+	if mode != "0" {
+		if err := h.nl.LinkSetIP6AddrGenMode(l, 0); err != nil {
+			return fmt.Errorf("set addr_gen_mode on %s: %w", name, err)
+		}
+	}
+	if disabled == "0" {
+		return nil
 	}
 	return setDisableIPv6(h.ns, name, false)
+}
+
+// readAt reads the file name in directory dfd, without surrounding space.
+func readAt(dfd int, name string) (string, error) {
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	var b [16]byte
+	n, err := unix.Read(fd, b[:])
+	return strings.TrimSpace(string(b[:max(n, 0)])), err
 }
 
 // ShimRoutes returns the destinations of the host routes mvlan put on the
