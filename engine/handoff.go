@@ -15,6 +15,7 @@ package engine
 // or a marked link in a sandbox whose record is removed.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -199,6 +200,9 @@ func (a *Engine) admitHandoff(n *network, e endpoint) (*entry, error) {
 	}
 	if n.eps[e.ID] != nil {
 		return nil, conflict(fmt.Errorf("endpoint %s exists already", shortID(e.ID)))
+	}
+	if n.shim != nil && bytes.Equal(e.MAC, shimMAC(n)) {
+		return nil, conflict(fmt.Errorf("MAC %s is the host shim's (%s) on network %s; choose another --mac-address", e.MAC, shimName(n), n.name()))
 	}
 	if err := reown(n.space, e.Addrs, e.Name); err != nil {
 		return nil, err

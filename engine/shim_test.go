@@ -2,12 +2,15 @@ package engine_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/engine"
 )
 
 // shimOf returns network name's shim addresses as the engine shows them
@@ -86,7 +89,8 @@ func TestHostShimRepaired(t *testing.T) {
 }
 
 // TestHostShimMAC: a container may not take the host shim's MAC (it would
-// take the shim's datapath entry), through run or Docker's EndpointMAC;
+// take the shim's datapath entry), through run, Docker's EndpointMAC or
+// a handoff;
 // and a shim is refused while an endpoint has its MAC.
 func TestHostShimMAC(t *testing.T) {
 	r := newRig(t, "eth0")
@@ -99,6 +103,19 @@ func TestHostShimMAC(t *testing.T) {
 	}
 	if _, err := r.e.EndpointMAC(n.ID, mac); err == nil || !strings.Contains(err.Error(), "host shim") {
 		t.Fatalf("EndpointMAC of the shim's MAC: %v; want it refused", err)
+	}
+	hwMAC, _ := net.ParseMAC(mac)
+	p, err := r.e.Reserve(n.ID, netip.Addr{}, false, "docker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.e.CreateHandoff(ctx, engine.Handoff{ID: store.NewID(), NetworkID: n.ID, Name: "d1", Netns: "/run/netns/sandbox-d1",
+		MAC: hwMAC, Addrs: []netip.Prefix{p}, Owner: "docker"})
+	if err == nil || !strings.Contains(err.Error(), "host shim") {
+		t.Fatalf("a Docker endpoint with the shim's MAC: %v; want it refused", err)
+	}
+	if _, err := r.e.Release(n.ID, p.Addr()); err != nil {
+		t.Fatal(err)
 	}
 	if err := r.update("sn", "off"); err != nil {
 		t.Fatal(err)
