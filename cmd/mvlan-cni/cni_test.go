@@ -95,6 +95,14 @@ func (e *env) pubNet() {
 	e.a.CLI("network", "create", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "-o", "parent=eth0", "pub_net")
 }
 
+// restartHolding starts the agent again, holding for d each time it
+// reaches the hold point (internal/crashpoint).
+func (e *env) restartHolding(point string, d time.Duration) {
+	e.a.Stop()
+	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=" + point, "MVLAN_TEST_HOLD=" + d.String()}
+	e.a.Start()
+}
+
 // list is a one-plugin configuration list of the given CNI version; extra
 // is merged into the plugin's configuration (JSON object fields).
 func (e *env) list(version, extra string) *libcni.NetworkConfigList {
@@ -850,9 +858,7 @@ func TestCNIParallel(t *testing.T) {
 func TestCNISamePodName(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
-	e.a.Stop()
-	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-create:before-admit", "MVLAN_TEST_HOLD=" + nstest.Slow(time.Second).String()}
-	e.a.Start()
+	e.restartHolding("endpoint-create:before-admit", nstest.Slow(time.Second))
 	l := e.list("1.1.0", "")
 	pod := e.sb.Name + "-web"
 	rts := []*libcni.RuntimeConf{e.container("s1"), e.container("s2")}
@@ -895,10 +901,8 @@ func TestCNIAddDuringDel(t *testing.T) {
 		t.Fatalf("endpoints after the first ADD: %+v; want one", eps)
 	}
 	firstID := eps[0].ID
-	e.a.Stop()
 	hold, reach := nstest.Slow(2*time.Second), nstest.Slow(300*time.Millisecond)
-	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-rm:after-state", "MVLAN_TEST_HOLD=" + hold.String()}
-	e.a.Start()
+	e.restartHolding("endpoint-rm:after-state", hold)
 	delDone := make(chan error, 1)
 	t0 := time.Now()
 	go func() { delDone <- e.cni.DelNetworkList(context.Background(), l, rt) }()
@@ -1013,9 +1017,7 @@ func (e *env) addFrom(t *testing.T, l *libcni.NetworkConfigList, rt *libcni.Runt
 func TestCNIAddWithoutDel(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
-	e.a.Stop()
-	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=sweep:before-release", "MVLAN_TEST_HOLD=" + nstest.Slow(20*time.Second).String()}
-	e.a.Start()
+	e.restartHolding("sweep:before-release", nstest.Slow(20*time.Second))
 	l := e.list("1.1.0", `"capabilities":{"ips":true,"mac":true}`)
 	repeat := func(t *testing.T, rt *libcni.RuntimeConf, r *current.Result, pod, id string) {
 		t.Helper()
@@ -1067,9 +1069,7 @@ func TestCNIAddWithoutDel(t *testing.T) {
 func TestCNICheckReleased(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
-	e.a.Stop()
-	e.a.Env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-rm:after-down", "MVLAN_TEST_HOLD=" + nstest.Slow(2*time.Second).String()}
-	e.a.Start()
+	e.restartHolding("endpoint-rm:after-down", nstest.Slow(2*time.Second))
 	l := e.list("1.1.0", "")
 	rt := e.container("r")
 	e.add(l, rt)
