@@ -8,6 +8,15 @@
  * whatever happened to the sender's own programs. A priority tag left in
  * the metadata (a switch reflecting a frame) is no tag: it is cleared.
  *
+ * On the network's host shim (EP_HOST_SHIM), a local endpoint's unicast
+ * IPv4/IPv6 frame must be for one of the shim's own addresses (its
+ * link-local included): the host, forwarding, would otherwise route it
+ * with the container's own source, to anything it reaches, or deliver it
+ * to a service bound to another of its addresses (host_route). A network
+ * with -o allow_router=true has chosen the host as its containers'
+ * router. Broadcast and multicast (ARP, ND, DHCP, mDNS) and the wire's
+ * frames to the shim are not checked; other endpoints never look.
+ *
  * A frame from any other MAC must have come from the wire (parent_ingress
  * marked it); one that did not came from a link mvlan does not know on the
  * same parent, such as a macvlan a container made on its eth0, and is
@@ -107,6 +116,34 @@ static __always_inline int wire_reason(struct __sk_buff *skb, struct frame *f,
 	return 0;
 }
 
+/* host_route_reason: a frame that passed sender_reason, from a local
+ * endpoint to the host shim ep: a unicast IP frame must be for one of the
+ * shim's own addresses (its row has them, the EUI-64 link-local
+ * included), unless its network allows a router. */
+static __always_inline int host_route_reason(const struct frame *f,
+					     const struct ep_info *ep)
+{
+	void *l3 = f->data + f->l3off;
+
+	if (mac_is_multicast(f->dst) || allowed(ep, EP_ALLOW_ROUTER))
+		return 0;
+	if (f->proto == ETH_P_IP) {
+		struct ipv4_hdr *ip = l3;
+
+		if ((void *)(ip + 1) > f->end)
+			return 0; /* sender_reason read it */
+		return owns(ep, FAMILY_V4, ip->daddr) ? 0 : REASON_HOST_ROUTE;
+	}
+	if (f->proto == ETH_P_IPV6) {
+		struct ipv6_hdr *ip = l3;
+
+		if ((void *)(ip + 1) > f->end)
+			return 0;
+		return owns(ep, FAMILY_V6, ip->daddr) ? 0 : REASON_HOST_ROUTE;
+	}
+	return 0;
+}
+
 static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f,
 					  const struct ep_info *ep, int from_wire)
 {
@@ -123,8 +160,13 @@ static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f
 		return REASON_VLAN_TAG; /* a tag cut short too */
 	if (!f->eth_ok)
 		return 0;
-	if (sender)
-		return sender_reason(skb, f, sender);
+	if (sender) {
+		int reason = sender_reason(skb, f, sender);
+
+		if (reason || !(ep->flags & EP_HOST_SHIM))
+			return reason;
+		return host_route_reason(f, ep);
+	}
 	return wire_reason(skb, f, ep->network_id);
 }
 

@@ -256,7 +256,7 @@ func (a *Engine) shimDatapath(ctx context.Context, n *network, idx int, mac net.
 		return err
 	}
 	ep := loader.Endpoint{NetnsCookie: cookie, Ifindex: idx, MAC: mac, IPs: addrs, NetworkID: n.DatapathID,
-		Allow: allowOf(netconf.FirstHopOf(n.Options))}
+		Allow: allowOf(netconf.FirstHopOf(n.Options)), HostShim: true}
 	if err := a.dp.SetEndpoint(ep); err != nil {
 		return err
 	}

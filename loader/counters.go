@@ -64,11 +64,15 @@ const (
 	// RAIgnore: a router advertisement or redirect from the wire for an
 	// endpoint of a network without an RA source (ipv6_ra=ignore).
 	RAIgnore DropReason = "ra_ignore"
+	// HostRoute: a local endpoint's unicast IP frame to its network's
+	// host shim for an address that is not the shim's (the host would
+	// route it), on a network that does not allow a router.
+	HostRoute DropReason = "host_route"
 )
 
 // dropReasons are indexed by the programs' REASON_* values (0 is unused).
 var dropReasons = []DropReason{"", MACSpoof, IPSpoof, ARPSpoof, NDSpoof, CrossNetwork, RAGuard, DHCPGuard, Unparsable,
-	UnknownSource, NoEndpoint, RASourceDrop, VLANTag, RAIgnore}
+	UnknownSource, NoEndpoint, RASourceDrop, VLANTag, RAIgnore, HostRoute}
 
 // DropReasons lists every reason the programs drop for, in their order.
 func DropReasons() []DropReason { return slices.Clone(dropReasons[1:]) }

@@ -137,6 +137,7 @@ func TestStubPath(t *testing.T) {
 		"EastWestLeave": TestEastWestLeave, "EastWestVerdict": TestEastWestVerdict,
 		"ParentIngress": TestParentIngress, "ParentEgress": TestParentEgress, "RASource": TestRASource,
 		"ParentEgressTagPlace": TestParentEgressTagPlace, "PriorityTagged": TestPriorityTagged,
+		"HostShimIngress": TestHostShimIngress,
 	} {
 		t.Run(name, test)
 	}

@@ -29,6 +29,9 @@ func newEpInfo(ep Endpoint) (epInfo, error) {
 	if ep.Moving {
 		info.Flags |= epMoving
 	}
+	if ep.HostShim {
+		info.Flags |= epHostShim
+	}
 	info.NetnsCookie, info.Ifindex = ep.NetnsCookie, uint32(ep.Ifindex)
 	seen := map[netip.Addr]bool{}
 	for _, ip := range append(slices.Clone(ep.IPs), linkLocal(mac)) {

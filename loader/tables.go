@@ -34,6 +34,11 @@ type Endpoint struct {
 	// namespace (a host shim) are not moving: no container may send as
 	// them.
 	Moving bool
+	// HostShim marks the row of a network's host shim (EP_HOST_SHIM): a
+	// local endpoint's unicast IP frame to it must be for one of its own
+	// addresses (else dropped as host_route: the host would route it),
+	// unless Allow has AllowRouter.
+	HostShim bool
 }
 
 // Allow is a set of first-hop messages an endpoint may send
@@ -52,6 +57,8 @@ const (
 	allowMask = AllowRouter | AllowDHCPServer
 	// epMoving is Endpoint.Moving in ep_info.flags (EP_MOVING).
 	epMoving Allow = 0x100
+	// epHostShim is Endpoint.HostShim in ep_info.flags (EP_HOST_SHIM).
+	epHostShim Allow = 0x200
 )
 
 // SetEndpoint adds or updates an endpoint: ep_by_ip, its record in a
@@ -235,7 +242,7 @@ func (d *Datapath) settleMoving(cookie uint64, ifindex int) error {
 func (v epInfo) endpoint(key epKey) Endpoint {
 	return Endpoint{NetnsCookie: key.NetnsCookie, Ifindex: int(key.Ifindex),
 		MAC: append(net.HardwareAddr(nil), v.MAC[:]...), IPs: v.addrs(), NetworkID: v.NetworkID,
-		Allow: v.Flags & allowMask, Moving: v.Flags&epMoving != 0}
+		Allow: v.Flags & allowMask, Moving: v.Flags&epMoving != 0, HostShim: v.Flags&epHostShim != 0}
 }
 
 // created is a key SetEndpoint added (not updated), undone on failure.

@@ -61,7 +61,8 @@ enum drop_reason {
 	REASON_RA_SOURCE = 11,   /* an RA from another source than the network's */
 	REASON_VLAN_TAG = 12,    /* a VLAN-tagged frame from an endpoint */
 	REASON_RA_IGNORE = 13,   /* an RA or redirect from the wire, the network has no RA source */
-	REASON_MAX = 14,
+	REASON_HOST_ROUTE = 14,  /* an endpoint's unicast through the host shim, not to it */
+	REASON_MAX = 15,
 };
 
 /* skb->mark bit parent_ingress sets on frames from the wire for local
@@ -113,6 +114,11 @@ struct ep_key {
  * that has none of its own keys yet: any container's socket may send its
  * MAC until the row is moved (FinishHandoff). */
 #define EP_MOVING 0x100
+/* ep_info.flags: the network's host shim, a link in the host's namespace:
+ * a local endpoint's unicast IP frame to it must be for one of its own
+ * addresses, else the host would route it (host_route), unless the
+ * network allows a router (EP_ALLOW_ROUTER). */
+#define EP_HOST_SHIM 0x200
 
 /* Everything a frame needs of an endpoint, in one record: the value of
  * ep_table and ep_by_mac, and of the endpoints array at its slot. */
@@ -121,7 +127,7 @@ struct ep_info {
 	__u8 n4; /* ip4[0..n4) are valid */
 	__u8 n6; /* ip6[0..n6) are valid (the link-local included) */
 	__u32 network_id;
-	__u32 flags; /* EP_ALLOW_*, EP_MOVING */
+	__u32 flags; /* EP_ALLOW_*, EP_MOVING, EP_HOST_SHIM */
 	__be32 ip4[EP_MAX_V4];
 	__be32 ip6[EP_MAX_V6][4];
 	__u32 ifindex; /* its ep_table key: the slave's ifindex in its netns */
