@@ -391,8 +391,11 @@ func TestHostShimModes(t *testing.T) {
 // TestHostShimTwoNetworks: two networks with shims on two parents; the
 // host reaches both; their containers, routed through the host (each
 // with a route to the other subnet via its own shim, and ip_forward on),
-// still cannot reach each other: the forwarded frames leave the other
-// shim with a source address not its own and are dropped as ip_spoof.
+// still cannot reach each other: a frame to the own shim for an address
+// not the shim's is dropped there as host_route. (On a network with
+// allow_router=true the host forwards it, and it leaves the other shim
+// with a source address not its own, dropped as ip_spoof:
+// TestHostShimRoute.)
 func TestHostShimTwoNetworks(t *testing.T) {
 	e := newEnv(t, "eth1")
 	a := e.a
@@ -405,13 +408,13 @@ func TestHostShimTwoNetworks(t *testing.T) {
 	e.in(e.sb.Path, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	e.in(ca.Netns, "ip", "route", "add", "10.86.0.0/24", "via", "10.85.0.2")
 	e.in(cb.Netns, "ip", "route", "add", "10.85.0.0/24", "via", "10.86.0.2")
-	before := policyDrops(t, a, "nb", "ip_spoof")
+	before := policyDrops(t, a, "na", "host_route")
 	out, err := e.pingFrom(ca.Netns, cb.Addrs[0].Addr().String(), true)
 	if err == nil {
 		t.Fatalf("a -> b through the host works:\n%s", out)
 	}
-	if d := policyDrops(t, a, "nb", "ip_spoof") - before; d != 2 {
-		t.Errorf("nb ip_spoof drops moved by %d, want 2 (the two forwarded echo requests)", d)
+	if d := policyDrops(t, a, "na", "host_route") - before; d != 2 {
+		t.Errorf("na host_route drops moved by %d, want 2 (the two echo requests to na's shim)", d)
 	}
 }
 
