@@ -11,6 +11,8 @@ import (
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/engine"
+	"github.com/mvlan/mvlan/engine/enginetest"
+	"github.com/mvlan/mvlan/loader"
 )
 
 // shimOf returns network name's shim addresses as the engine shows them
@@ -131,4 +133,39 @@ func TestHostShimMAC(t *testing.T) {
 		t.Fatalf("the refused shim is there: %v", a)
 	}
 	r.noDrift()
+}
+
+// TestHostShimRow: the shim's row in the datapath is marked HostShim (its
+// ingress drops the containers' frames through it to other addresses,
+// host_route), with its network's allow flags (allow_router=true lifts
+// that), also after a restart; a container's row is not.
+func TestHostShimRow(t *testing.T) {
+	r := newRig(t, "eth0", "eth1")
+	r.network("sn", "subnet=10.5.0.0/24", "parent=eth0", "host_shim=auto")
+	r.network("rt", "subnet=10.6.0.0/24", "parent=eth1", "host_shim=auto", "allow_router=true")
+	c1 := r.run("c1", "sn")
+	check := func(when string) {
+		t.Helper()
+		for _, c := range []struct {
+			link  string
+			allow loader.Allow
+		}{{"mvh-sn", 0}, {"mvh-rt", loader.AllowRouter}} {
+			l, ok := r.k.HostLink(c.link)
+			if !ok {
+				t.Fatalf("%s: no %s", when, c.link)
+			}
+			row, ok := r.k.TableRow(enginetest.HostPath, l.Index)
+			if !ok || !row.HostShim || row.Allow != c.allow {
+				t.Errorf("%s: %s's row %+v (found %v); want HostShim, Allow %v", when, c.link, row, ok, c.allow)
+			}
+		}
+		l := r.netnsLink(c1.Netns, "eth0")
+		if row, ok := r.k.TableRow(c1.Netns, l.Index); !ok || row.HostShim {
+			t.Errorf("%s: c1's row %+v (found %v); want one, not HostShim", when, row, ok)
+		}
+	}
+	check("after create")
+	r.stop()
+	r.start()
+	check("after a restart")
 }
