@@ -153,16 +153,17 @@ func (a *Engine) attachEndpointAtMode(ctx context.Context, n *network, e *endpoi
 			return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 		}
 	}
-	from := *e
-	e.NetnsCookie, e.Ifindex = cookie, idx
-	if from.Ifindex != 0 {
-		err = a.dp.MoveEndpoint(from.NetnsCookie, from.Ifindex, tableEntry(n, *e))
+	to := *e
+	to.NetnsCookie, to.Ifindex = cookie, idx
+	if e.Ifindex != 0 {
+		err = a.dp.MoveEndpoint(e.NetnsCookie, e.Ifindex, tableEntry(n, to))
 	} else {
-		err = a.dp.SetEndpoint(tableEntry(n, *e))
+		err = a.dp.SetEndpoint(tableEntry(n, to))
 	}
-	if err != nil {
+	if err != nil { // e keeps the keys its row still has
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
+	e.NetnsCookie, e.Ifindex = cookie, idx
 	attach := a.dp.AttachEndpointIn
 	if fresh {
 		attach = a.dp.AttachNewEndpoint

@@ -96,3 +96,34 @@ func TestHandoffRenumbered(t *testing.T) {
 		})
 	}
 }
+
+// TestHandoffTableFull: FinishHandoff's move of the endpoint's row to its
+// keys in the sandbox fails (the table is full): the endpoint stays keyed
+// where its row is, in the host namespace, so a later attach moves that
+// row and the removal finds it; no row of its MAC is left behind.
+func TestHandoffTableFull(t *testing.T) {
+	r := newRig(t, "eth0")
+	n := r.network("dn", "subnet=10.6.0.0/24", "parent=eth0")
+	sandbox := "/run/netns/sandbox-d1"
+	r.k.AddNetns(sandbox)
+	id, hl, p := r.handoff(n, sandbox)
+	if err := r.k.MoveHostLink(hl.Name, sandbox, "eth0", []netip.Prefix{p}); err != nil {
+		t.Fatal(err)
+	}
+	r.k.FullTable(true)
+	r.e.FinishHandoff(context.Background(), id)
+	r.k.FullTable(false)
+	e, err := r.e.Endpoint(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.k.HasRow(e.NetnsCookie, e.Ifindex) {
+		t.Fatalf("endpoint keyed at (%d, %d), where the datapath has no row: its row stayed under the keys it had", e.NetnsCookie, e.Ifindex)
+	}
+	if err := r.e.RemoveHandoff(context.Background(), id, "docker", func(netip.Addr) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	if known, _ := r.k.Sender(hl.MAC); known {
+		t.Fatalf("after the removal the datapath still knows MAC %s: the row under the host keys was left behind", hl.MAC)
+	}
+}

@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"context"
+	"errors"
 	"net"
 
 	"github.com/mvlan/mvlan/loader"
@@ -58,6 +59,9 @@ func (d *datapath) SetEndpoint(ep loader.Endpoint) error {
 	k := (*Kernel)(d)
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.full {
+		return errTableFull
+	}
 	k.table[[2]uint64{ep.NetnsCookie, uint64(ep.Ifindex)}] = ep
 	return nil
 }
@@ -68,11 +72,25 @@ func (d *datapath) MoveEndpoint(fromCookie uint64, fromIfindex int, ep loader.En
 	k := (*Kernel)(d)
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.full {
+		return errTableFull // the row stays under its old keys, as in loader
+	}
 	k.table[[2]uint64{ep.NetnsCookie, uint64(ep.Ifindex)}] = ep
 	if fromCookie != ep.NetnsCookie || fromIfindex != ep.Ifindex {
 		k.deleteRow(fromCookie, fromIfindex)
 	}
 	return nil
+}
+
+// errTableFull is what a full endpoint table answers (FullTable).
+var errTableFull = errors.New("endpoint table: no space left (E2BIG)")
+
+// FullTable makes the endpoint table refuse new rows (full) or take them
+// again.
+func (k *Kernel) FullTable(full bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.full = full
 }
 
 // ForgetEndpoint counts the forgetting of a link's programs (Forgets).

@@ -41,6 +41,7 @@ type Kernel struct {
 	stuck    map[string]int          // /run/netns names whose next deletes fail
 	going    map[string]time.Time    // MAC -> until when the parent refuses it (RenewNetns)
 	forgets  int                     // ForgetEndpoint calls
+	full     bool                    // the endpoint table takes no row (FullTable)
 	watches  int                     // WatchLinks calls
 	watchErr chan error              // ends the link watch under way (BreakLinkWatch)
 
@@ -306,6 +307,15 @@ func (k *Kernel) TableHas(path string, ifindex int) bool {
 		return false
 	}
 	_, ok := k.table[[2]uint64{n.cookie, uint64(ifindex)}]
+	return ok
+}
+
+// HasRow reports whether the endpoint table has a row under the keys
+// (netns cookie, ifindex), as an endpoint records them.
+func (k *Kernel) HasRow(cookie uint64, ifindex int) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.table[[2]uint64{cookie, uint64(ifindex)}]
 	return ok
 }
 
