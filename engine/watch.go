@@ -299,10 +299,15 @@ func (a *Engine) attachEndpointDP(ctx context.Context, n *network, en *entry, e 
 // restartMode is the mode an endpoint's programs are attached in again at
 // start: the live mode where both hooks are on TCX already in it (a Docker
 // endpoint: switching its link that is up back to a clsact qdisc would lose
-// frames), else the endpoints' mode.
+// frames), or where e is still keyed in the host namespace (a Docker link
+// that dockerd brought up, whose index in its sandbox e does not know:
+// hostKeyed), else the endpoints' mode.
 func (a *Engine) restartMode(e endpoint) loader.Mode {
 	if a.modes.Live == a.modes.Endpoint || e.Ifindex == 0 {
 		return a.modes.Endpoint
+	}
+	if a.hostKeyed(e) {
+		return a.modes.Live
 	}
 	if missing, err := a.dp.Missing(e.Netns, e.Ifindex, a.modes.Live); err == nil && len(missing) == 0 {
 		return a.modes.Live
