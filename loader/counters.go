@@ -297,7 +297,8 @@ func (d *Datapath) ForgetNetwork(networkID uint32) error {
 	if err := d.maps.RaSources.Put(&networkID, &raSource{}); err != nil {
 		return fmt.Errorf("reset RA source of network %d: %w", networkID, err)
 	}
-	return deleteWhere(d.maps.DropStats, func(k dropKey) bool { return k.NetworkID == networkID })
+	return errors.Join(d.closeGuards(func(id uint32) bool { return id == networkID }),
+		deleteWhere(d.maps.DropStats, func(k dropKey) bool { return k.NetworkID == networkID }))
 }
 
 // ForgetLink removes the per-VLAN counters of a link that no network uses

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -47,14 +48,10 @@ func (d *Datapath) GuardHandoff(netnsPath, id string, ifindex int, networkID uin
 	if err := checkNetworkID(networkID); err != nil {
 		return err
 	}
-	prog, err := d.loadAs("handoff_guard", "handoff_guard", map[string]any{"guard_network_id": networkID})
+	prog, err := d.guardProg(networkID)
 	if err != nil {
 		return err
 	}
-	defer prog.Close() // the link holds it
-	d.mu.Lock()
-	d.ids.note(prog)
-	d.mu.Unlock()
 	pin := d.guardPin(id)
 	if err := os.MkdirAll(filepath.Dir(pin), 0o700); err != nil {
 		return fmt.Errorf("create link pin directory: %w", err)
@@ -86,10 +83,51 @@ func (d *Datapath) UnguardHandoff(id string) error {
 	if err != nil {
 		return fmt.Errorf("open the guard's pinned link: %w", err)
 	}
-	if info, err := l.Info(); err == nil {
-		d.mu.Lock()
-		delete(d.ids.ours, info.Program)
-		d.mu.Unlock()
-	}
 	return errors.Join(l.Unpin(), l.Close())
+}
+
+// handoffGuards are the guard programs, one per network, loaded (and
+// verified) at the network's first guarded Join and shared by every link
+// they guard after it; a link holds its program while attached.
+type handoffGuards struct {
+	mu    sync.Mutex
+	progs map[uint32]*ebpf.Program // by network ID
+}
+
+// guardProg is network networkID's guard program, loaded if it is the
+// first. Its ID is noted as the agent's (ForeignPrograms) as it is
+// loaded; a tamper tick in between sees it once per network.
+func (d *Datapath) guardProg(networkID uint32) (*ebpf.Program, error) {
+	d.guards.mu.Lock()
+	defer d.guards.mu.Unlock()
+	if p := d.guards.progs[networkID]; p != nil {
+		return p, nil
+	}
+	p, err := d.loadAs("handoff_guard", "handoff_guard", map[string]any{"guard_network_id": networkID})
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.ids.note(p)
+	d.mu.Unlock()
+	if d.guards.progs == nil {
+		d.guards.progs = map[uint32]*ebpf.Program{}
+	}
+	d.guards.progs[networkID] = p
+	return p, nil
+}
+
+// closeGuards closes the guard programs of the networks for which forget
+// is true; the links that hold one keep it in the kernel.
+func (d *Datapath) closeGuards(forget func(networkID uint32) bool) error {
+	d.guards.mu.Lock()
+	defer d.guards.mu.Unlock()
+	var errs []error
+	for id, p := range d.guards.progs {
+		if forget(id) {
+			errs = append(errs, p.Close())
+			delete(d.guards.progs, id)
+		}
+	}
+	return errors.Join(errs...)
 }

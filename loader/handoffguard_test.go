@@ -72,8 +72,10 @@ func TestHandoffGuardProgram(t *testing.T) {
 // TestHandoffGuard: a link guarded in one namespace keeps its guard when
 // it moves into another (as dockerd moves a Docker endpoint's link into
 // its container): an RA from its peer is dropped there as ra_ignore.
-// UnguardHandoff takes the guard off (the pin goes, the hook is empty),
-// the next RA is not dropped, and a second UnguardHandoff is no error.
+// A second link of the network is guarded by the same program (loaded
+// once per network), which the datapath knows as its own. UnguardHandoff
+// takes the guard off (the pin goes, the hook is empty), the next RA is
+// not dropped, and a second UnguardHandoff is no error.
 func TestHandoffGuard(t *testing.T) {
 	requireMode(t, ModeTCX)
 	sb := nstest.NewSandbox(t)
@@ -90,6 +92,22 @@ func TestHandoffGuard(t *testing.T) {
 	idx := ifindex(t, c, "gv0")
 	if got := hookPrograms(t, c, idx, Ingress); !slices.Equal(got, []string{"tcx:handoff_guard"}) {
 		t.Fatalf("gv0's ingress in its new namespace: %v, want the guard", got)
+	}
+	sb.Run(t, sb.Path, "ip", "link", "add", "gw0", "type", "veth", "peer", "name", "gw1")
+	d.ForeignPrograms() // what the agent loaded before is known
+	const id2 = "c0ffee2"
+	if err := d.GuardHandoff(sb.Path, id2, ifindex(t, sb.Path, "gw0"), netA); err != nil {
+		t.Fatal(err)
+	}
+	one, two := runningOn(t, container{path: c, ifindex: idx}, Ingress, ModeTCX), runningOn(t, container{path: sb.Path, ifindex: ifindex(t, sb.Path, "gw0")}, Ingress, ModeTCX)
+	if one == 0 || one != two {
+		t.Errorf("the guards of one network's two links run programs %d and %d; want one, loaded once", one, two)
+	}
+	if d.ForeignPrograms() {
+		t.Error("after a second guard the datapath sees a foreign tc program: the guard's")
+	}
+	if err := d.UnguardHandoff(id2); err != nil {
+		t.Fatal(err)
 	}
 	rogue := ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 58, routerAdvert(llaOpt(1, macEvil))))
 	before := snapshot(t, d)

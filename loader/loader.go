@@ -95,6 +95,8 @@ type Datapath struct {
 	lingering map[attachKey]bool // TCX pins ForgetEndpoint kept: their device was still there
 	lingers   atomic.Int32       // len(lingering), read without mu (ForgetLingering)
 	ids       programIDs         // the programs it loaded (ForeignPrograms)
+
+	guards handoffGuards // handoff_guard per network (handoffguard.go)
 }
 
 // Load loads the datapath with its maps pinned in pinDir (e.g.
@@ -268,9 +270,10 @@ func (d *Datapath) loadAs(name, kernelName string, consts map[string]any) (*ebpf
 // until the next Load takes it over, or Detach* removes it. The Datapath
 // must not be used after Close.
 func (d *Datapath) Close() error {
+	gerr := d.closeGuards(func(uint32) bool { return true }) // before mu: guardProg takes it inside guards.mu
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var errs []error
+	errs := []error{gerr}
 	for cookie, p := range d.epProgs {
 		errs = append(errs, p.close())
 		delete(d.epProgs, cookie)
