@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/crashpoint"
@@ -40,7 +41,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	}
 	defer en.busy.Unlock()
 	e := en.ep
-	e.macWait = going != nil && bytes.Equal(e.MAC, going)
+	e.macWait = going != nil && bytes.Equal(e.MAC, going) || n.macGoing(e.MAC, time.Now())
 	stored := a.storeCreating(n, e) // first: the commit is the longest part
 	intent := func() error { return nil }
 	finished := false

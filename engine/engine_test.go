@@ -787,3 +787,46 @@ func TestLinkWatchResubscribes(t *testing.T) {
 		t.Fatalf("after the watch failed: %d subscriptions, status %q; want a second one and the missing parent reported", w, s)
 	}
 }
+
+// TestCNIAddAfterSweep: the runtime deletes a pod's namespace without a
+// DEL and the sweep releases its endpoint while the kernel still destroys
+// the namespace, whose link keeps the endpoint's MAC on the parent a
+// while. The runtime's ADD for the new namespace, with that MAC again
+// (the pod's name's), waits for the parent to let go of it rather than
+// failing.
+func TestCNIAddAfterSweep(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	at := &api.CNIAttachment{Network: "mvnet", ContainerID: "c0ffee00", IfName: "eth0"}
+	add := func(path string) (api.Endpoint, error) {
+		return r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub", Netns: path, Name: "web-0", CNI: at})
+	}
+	old, next := "/run/netns/cni-1", "/run/netns/cni-2"
+	r.k.AddNetns(old)
+	first, err := add(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	watching := make(chan struct{})
+	go func() { // the sweep runs in Watch
+		defer close(watching)
+		r.e.Watch(ctx)
+	}()
+	defer func() { cancel(); <-watching }()
+	r.k.RenewNetns(old, next, 2*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.endpoints()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := r.endpoints(); len(got) > 0 {
+		t.Fatalf("the sweep did not release the endpoint of the gone namespace: %v", got)
+	}
+	second, err := add(next)
+	if err != nil {
+		t.Fatalf("ADD from the new namespace right after the sweep: %v", err)
+	}
+	if second.MAC != first.MAC {
+		t.Errorf("MAC %s; want %s, the pod name's, again", second.MAC, first.MAC)
+	}
+}

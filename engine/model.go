@@ -102,9 +102,10 @@ type endpoint struct {
 	// restart, which announces to every endpoint on the parent.
 	unseen bool
 	// macWait: its MAC was the link's of the endpoint its attach
-	// replaced, whose namespace was gone: that link may still be on the
-	// parent while the kernel destroys the namespace, and the parent
-	// refuses the MAC until it goes (link.EndpointSpec.MACBusyWait).
+	// replaced, or of one the sweep released (network.macGoing), whose
+	// namespace was gone: that link may still be on the parent while the
+	// kernel destroys the namespace, and the parent refuses the MAC until
+	// it goes (link.EndpointSpec.MACBusyWait).
 	// Not stored: only its creation waits.
 	macWait bool
 }
@@ -215,6 +216,10 @@ type network struct {
 	byNetns                 map[uint64]*entry            // by namespace inode: one endpoint per namespace
 	byCNI                   map[api.CNIAttachment]*entry // by the identity a CNI runtime gave it
 	shim                    *shimState                   // the host shim (shim.go); nil: none
+	// goingMACs: the MACs of endpoints released with their namespace gone
+	// (the sweep), until when their links may still be on the parent
+	// while the kernel destroys the namespace (macGoing).
+	goingMACs map[string]time.Time
 	// used is the highest address of each family that an endpoint or
 	// the host shim of n has held, as far as this agent knows (add,
 	// reserveShim, newNetwork's shim, and the store's ReleasedHighWater

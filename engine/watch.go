@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,7 +147,35 @@ func (a *Engine) releaseVanished(ctx context.Context, n *network, en *entry) {
 		a.log.Warn("release endpoint of a vanished namespace", "name", e.Name, "err", err)
 		return
 	}
+	n.noteGoing(e.MAC, time.Now())
 	a.log.Info("released endpoint: its namespace is gone", "name", e.Name, "netns", e.Netns)
+}
+
+// noteGoing records that mac's link may stay on n's parent for up to
+// macGoingWait from now: its namespace is gone, the kernel destroys it in
+// the background. Entries past their time go as one is added.
+func (n *network) noteGoing(mac net.HardwareAddr, now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for m, until := range n.goingMACs {
+		if now.After(until) {
+			delete(n.goingMACs, m)
+		}
+	}
+	if n.goingMACs == nil {
+		n.goingMACs = map[string]time.Time{}
+	}
+	n.goingMACs[string(mac)] = now.Add(macGoingWait)
+}
+
+// macGoing reports whether mac was an endpoint's released with its
+// namespace gone less than macGoingWait ago (noteGoing): an attach with it
+// waits for the parent to let go of it (endpoint.macWait).
+func (n *network) macGoing(mac net.HardwareAddr, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	until, ok := n.goingMACs[string(mac)]
+	return ok && now.Before(until)
 }
 
 func (a *Engine) netnsAlive(e endpoint) bool {
