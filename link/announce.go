@@ -306,22 +306,32 @@ func writeConf(dfd int, ifName string, kv []string) error {
 // namespaces (~0.45 ms a lookup with 2000 of them, against ~5 µs in a
 // fresh instance). A kernel without IPv6 (no net/ipv6) has nothing to set.
 func ipv6Conf(ifName string, fn func(dfd int) error) error {
+	return netConf("ipv6", ifName, fn)
+}
+
+// ipv4Conf is ipv6Conf for net.ipv4.conf.IFNAME.
+func ipv4Conf(ifName string, fn func(dfd int) error) error {
+	return netConf("ipv4", ifName, fn)
+}
+
+// netConf calls fn with the directory net.FAM.conf.IFNAME (ipv6Conf).
+func netConf(fam, ifName string, fn func(dfd int) error) error {
 	root, rel := unix.AT_FDCWD, "/proc/"
 	if p, err := procs.acquire(); err == nil {
 		defer procs.release(p)
 		root, rel = p.fd, ""
 	}
-	dir := rel + "sys/net/ipv6/conf/" + ifName
+	dir := rel + "sys/net/" + fam + "/conf/" + ifName
 	dfd, err := unix.Openat(root, dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
-		if fd, ierr := unix.Openat(root, rel+"sys/net/ipv6", unix.O_PATH|unix.O_CLOEXEC, 0); ierr == nil {
+		if fd, ierr := unix.Openat(root, rel+"sys/net/"+fam, unix.O_PATH|unix.O_CLOEXEC, 0); ierr == nil {
 			unix.Close(fd)
 		} else if errors.Is(ierr, unix.ENOENT) {
 			return nil
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("open net.ipv6.conf.%s: %w", ifName, err)
+		return fmt.Errorf("open net.%s.conf.%s: %w", fam, ifName, err)
 	}
 	defer unix.Close(dfd)
 	return fn(dfd)

@@ -142,7 +142,10 @@ func (h *Host) SetShimAddrs(name string, addrs []netip.Addr) error {
 		}
 	}
 	missing := slices.Collect(maps.Keys(want))
-	if err := h.shimIPv6(l, name, missing); err != nil {
+	if err := h.shimARP(l, name); err != nil {
+		return err
+	}
+	if err := h.shimIPv6(l, name, slices.ContainsFunc(addrs, netip.Addr.Is6), missing); err != nil {
 		return err
 	}
 	if err := addAddrs(h.nl, l, missing); err != nil {
@@ -156,13 +159,42 @@ func (h *Host) SetShimAddrs(name string, addrs []netip.Addr) error {
 	return nil
 }
 
-// shimIPv6 enables IPv6 on the shim l (named name), with an EUI-64
-// link-local, when an IPv6 address is missing from it (it may have been
-// made without IPv6), and only what is not so already: each change is a
+// shimARP gives the shim l (named name) arp_ignore=1 and arp_announce=2
+// (shimConf) when it does not have them: a shim an older agent made kept
+// the host's defaults. Read first (the agent's procfs instance) and
+// written only when they differ: each write is a link event of the shim,
+// and a link event has the agent attach it again.
+func (h *Host) shimARP(l netlink.Link, name string) error {
+	var ignore, announce string
+	if err := nsthread.Do(h.ns, func() error {
+		return ipv4Conf(name, func(dfd int) (err error) {
+			if ignore, err = readAt(dfd, "arp_ignore"); err == nil {
+				announce, err = readAt(dfd, "arp_announce")
+			}
+			return err
+		})
+	}); err != nil {
+		return fmt.Errorf("read the ARP settings of %s: %w", name, err)
+	}
+	if ignore == "1" && announce == "2" {
+		return nil
+	}
+	idx := l.Attrs().Index
+	return nsthread.Do(h.ns, func() error {
+		return setIPv4Conf(idx, "arp_ignore, arp_announce", [2]uint32{ipv4DevconfARPIgnore, 1},
+			[2]uint32{ipv4DevconfARPAnnounce, 2})
+	})
+}
+
+// shimIPv6 makes the IPv6 settings of the shim l (named name) right when
+// it is to have an IPv6 address (v6): its link-local EUI-64
+// (addr_gen_mode=0; a shim an older agent made may not have it) and, when
+// an IPv6 address is missing from it (it may have been made without
+// IPv6), IPv6 enabled. Only what is not so already: each change is a
 // link event, and a link event of the shim has the agent make it right
 // again (an address that cannot be added must not make that a loop).
-func (h *Host) shimIPv6(l netlink.Link, name string, missing []netip.Prefix) error {
-	if !slices.ContainsFunc(missing, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
+func (h *Host) shimIPv6(l netlink.Link, name string, v6 bool, missing []netip.Prefix) error {
+	if !v6 {
 		return nil
 	}
 	var mode, disabled string
@@ -181,7 +213,7 @@ func (h *Host) shimIPv6(l netlink.Link, name string, missing []netip.Prefix) err
 			return fmt.Errorf("set addr_gen_mode on %s: %w", name, err)
 		}
 	}
-	if disabled == "0" {
+	if disabled == "0" || !slices.ContainsFunc(missing, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
 		return nil
 	}
 	return setDisableIPv6(h.ns, name, false)

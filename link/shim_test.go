@@ -1,12 +1,14 @@
 package link_test
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/link"
 )
 
 // TestShimRoutes: AddShimRoutes and DeleteShimRoutes change only the
@@ -80,4 +82,40 @@ func TestShimRoutes(t *testing.T) {
 		t.Fatalf("IPv6 shim routes after the delete: %q", got)
 	}
 	want("after IPv6", "10.77.0.7", "10.77.0.8")
+}
+
+// TestSetShimAddrsSysctls: a shim an older agent made, with the host's
+// ARP and IPv6 defaults, gets arp_ignore=1, arp_announce=2 and
+// addr_gen_mode=0 from SetShimAddrs (the attach on start and on link
+// events), not only from CreateShim.
+func TestSetShimAddrsSysctls(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	h := openHost(t, sb)
+	addrs := []netip.Addr{netip.MustParseAddr("10.77.0.2"), netip.MustParseAddr("fd77::2")}
+	if err := h.CreateShim(t.Context(), link.ShimSpec{Name: "mvh-t", Parent: "eth0", MAC: net.HardwareAddr{2, 0, 0, 0, 0x77, 2},
+		Alias: "mvlan/test/shim/t", Addrs: addrs}); err != nil {
+		t.Fatal(err)
+	}
+	conf := func(k string) string { return sysctl(t, sb, sb.Path, k) }
+	check := func(what string) {
+		t.Helper()
+		for k, v := range map[string]string{"ipv4/conf/mvh-t/arp_ignore": "1", "ipv4/conf/mvh-t/arp_announce": "2", "ipv6/conf/mvh-t/addr_gen_mode": "0"} {
+			if got := conf(k); got != v {
+				t.Errorf("%s: %s = %s, want %s", what, k, got, v)
+			}
+		}
+	}
+	check("made")
+	for k, v := range map[string]string{"ipv4/conf/mvh-t/arp_ignore": "0", "ipv4/conf/mvh-t/arp_announce": "0", "ipv6/conf/mvh-t/addr_gen_mode": "1"} {
+		sb.Run(t, sb.Path, "sh", "-c", "echo "+v+" > /proc/sys/net/"+k)
+	}
+	if got := conf("ipv4/conf/mvh-t/arp_ignore"); got != "0" {
+		t.Fatalf("arp_ignore reset to %s", got)
+	}
+	for range 2 {
+		if err := h.SetShimAddrs("mvh-t", addrs); err != nil {
+			t.Fatal(err)
+		}
+		check("after SetShimAddrs")
+	}
 }
