@@ -116,6 +116,9 @@ func checkHeld(n *network, eps []endpoint) []string {
 			want[addr.String()] = shimOwner
 		}
 	}
+	for _, addr := range n.shimGone {
+		want[addr.String()] = shimOwner
+	}
 	n.mu.Unlock()
 	for _, h := range held {
 		owner, ok := want[h.Addr.String()]

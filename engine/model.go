@@ -220,6 +220,10 @@ type network struct {
 	// (the sweep), until when their links may still be on the parent
 	// while the kernel destroys the namespace (macGoing).
 	goingMACs map[string]time.Time
+	// shimGone are addresses the shim gave up (a move, shim off) that its
+	// link may still have: they stay held in space (shimOwner) until the
+	// link is known not to have them (settleShimGone).
+	shimGone []netip.Addr
 	// used is the highest address of each family that an endpoint or
 	// the host shim of n has held, as far as this agent knows (add,
 	// reserveShim, newNetwork's shim, and the store's ReleasedHighWater

@@ -155,6 +155,10 @@ func (n *network) requestShim(addrs []netip.Addr) (held []netip.Addr, err error)
 		if en := n.byAddr[a]; en != nil {
 			return held, invalid(fmt.Errorf("host shim: %s is the address of endpoint %s; pick a free address", a, en.ep.Name))
 		}
+		if slices.Contains(n.shimGone, a) {
+			held = append(held, a) // still held: its link may have it
+			continue
+		}
 		if _, err := n.space.Request(a, shimOwner); err != nil {
 			return held, invalid(fmt.Errorf("host shim: %w", err))
 		}
@@ -163,10 +167,67 @@ func (n *network) requestShim(addrs []netip.Addr) (held []netip.Addr, err error)
 	return held, nil
 }
 
-// releaseAddrs gives addrs back to n's space. Caller holds n.mu.
+// releaseAddrs gives addrs back to n's space, except those the shim's
+// link may still have (shimGone: settleShimGone gives them back). Caller
+// holds n.mu.
 func (n *network) releaseAddrs(addrs []netip.Addr) {
 	for _, a := range addrs {
-		n.space.Release(a)
+		if !slices.Contains(n.shimGone, a) {
+			n.space.Release(a)
+		}
+	}
+}
+
+// keepShimGone keeps addrs, which n's shim gave up, held in n's space
+// while its link may still have them (an endpoint given one would share
+// it with the host, which answers ARP for it): until settleShimGone.
+// They are held already (the shim's). Caller holds n.mu.
+func (n *network) keepShimGone(addrs []netip.Addr) {
+	for _, a := range addrs {
+		if !slices.Contains(n.shimGone, a) {
+			n.shimGone = append(n.shimGone, a)
+		}
+	}
+}
+
+// settleShimGone gives back the addresses the shim gave up, once its link
+// is known not to have them (its addresses made n's: attachShim; or the
+// link is gone); one the shim has again stays held. Caller holds n.mu.
+func (n *network) settleShimGone() {
+	gone := n.shimGone
+	n.shimGone = nil
+	if n.shim != nil {
+		gone = without(gone, n.shim.addrs)
+	}
+	n.releaseAddrs(gone)
+}
+
+// holdShimLink holds in n's space the addresses the shim's link l has
+// that n's shim does not (a move or a removal that failed, or that a
+// crash cut, before the link was changed: the store no longer has them,
+// so a start does not hold them), as given up (shimGone), until an attach
+// or removal of the link succeeds. An address outside n's subnets is not
+// n's to hold.
+func (a *Engine) holdShimLink(n *network, l link.Info) {
+	have, err := a.ns.Addrs(a.hostNetnsPath(), l.Index)
+	if err != nil {
+		a.log.Warn("host shim: cannot read the addresses of its link", "network", n.name(), "link", l.Name, "err", err)
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range have {
+		ad := p.Addr()
+		if ad.IsLinkLocalUnicast() || slices.Contains(n.shimGone, ad) || n.shim != nil && slices.Contains(n.shim.addrs, ad) {
+			continue
+		}
+		if en := n.byAddr[ad]; en != nil {
+			a.log.Warn("host shim: its link still has an address an endpoint has", "network", n.name(), "link", l.Name, "addr", ad, "endpoint", en.ep.Name)
+			continue
+		}
+		if _, err := n.space.Request(ad, shimOwner); err == nil {
+			n.shimGone = append(n.shimGone, ad)
+		}
 	}
 }
 
@@ -243,6 +304,9 @@ func (a *Engine) attachShim(ctx context.Context, n *network) error {
 	if err := a.host.SetShimAddrs(l.Name, addrs); err != nil {
 		return fmt.Errorf("host shim: %w", err)
 	}
+	n.mu.Lock()
+	n.settleShimGone() // the link has none of them now
+	n.mu.Unlock()
 	return a.syncShimRoutes(n)
 }
 

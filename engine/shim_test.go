@@ -169,3 +169,83 @@ func TestHostShimRow(t *testing.T) {
 	r.start()
 	check("after a restart")
 }
+
+// TestHostShimMoveFailed: a move whose write of the shim's datapath row
+// fails leaves the link with its old address (attachShim stops before
+// its addresses): that address stays held, so no endpoint gets it while
+// the host answers for it, also on a start whose attach fails again (the
+// store no longer has it: a crash after the move's state looks the same);
+// an attach that succeeds gives it back.
+func TestHostShimMoveFailed(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("sn", "subnet=10.5.0.0/24", "parent=eth0", "host_shim=auto")
+	old := netip.MustParseAddr("10.5.0.2")
+	oldLink := []netip.Prefix{netip.PrefixFrom(old, 32)}
+	r.k.FailShimRow(1)
+	if err := r.update("sn", "10.5.0.50"); err != nil {
+		t.Fatal(err)
+	}
+	if _, l := r.shimOf("sn"); !slices.Equal(l, oldLink) {
+		t.Fatalf("the link after the failed move has %v; this test wants it to keep %v", l, oldLink)
+	}
+	if c := r.run("c1", "sn"); c.Addrs[0].Addr() == old {
+		t.Fatalf("c1 got %v, which the shim's link still has", old)
+	}
+	r.stop()
+	r.k.FailShimRow(1)
+	r.start()
+	if _, l := r.shimOf("sn"); !slices.Equal(l, oldLink) {
+		t.Fatalf("the link after a start whose attach failed has %v; this test wants it to keep %v", l, oldLink)
+	}
+	if c := r.run("c2", "sn"); c.Addrs[0].Addr() == old {
+		t.Fatalf("c2 (after a start) got %v, which the shim's link still has", old)
+	}
+	r.stop()
+	r.start()
+	if a, l := r.shimOf("sn"); !slices.Equal(a, []netip.Addr{netip.MustParseAddr("10.5.0.50")}) || !slices.Equal(l, []netip.Prefix{netip.MustParsePrefix("10.5.0.50/32")}) {
+		t.Fatalf("after a start that attaches it: shim %v, link addresses %v; want 10.5.0.50", a, l)
+	}
+	r.noDrift()
+	if c := r.run("c3", "sn"); c.Addrs[0].Addr() != old {
+		t.Fatalf("c3 got %v; want the shim's freed %v", c.Addrs, old)
+	}
+	r.noDrift()
+}
+
+// TestHostShimOffFailed: shim off whose link cannot be deleted keeps the
+// link's address held (no endpoint gets it), also over a start that
+// cannot delete the link either; once a start deletes it, it is free.
+func TestHostShimOffFailed(t *testing.T) {
+	r := newRig(t, "eth0")
+	r.network("sn", "subnet=10.5.0.0/24", "parent=eth0", "host_shim=auto")
+	old := netip.MustParseAddr("10.5.0.2")
+	r.k.StickHostLink("mvh-sn", 1)
+	if err := r.update("sn", "off"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.k.HostAddrs("mvh-sn"), []netip.Prefix{netip.PrefixFrom(old, 32)}) {
+		t.Fatalf("this test wants the shim's link left with %v; it has %v", old, r.k.HostAddrs("mvh-sn"))
+	}
+	if c := r.run("c1", "sn"); c.Addrs[0].Addr() == old {
+		t.Fatalf("c1 got %v, which the shim's link still has", old)
+	}
+	r.stop()
+	r.k.StickHostLink("mvh-sn", 2) // the start's stale-link removal, then ensureShim's
+	r.start()
+	if _, ok := r.k.HostLink("mvh-sn"); !ok {
+		t.Fatal("this test wants the link to survive the start")
+	}
+	if c := r.run("c2", "sn"); c.Addrs[0].Addr() == old {
+		t.Fatalf("c2 (after a start) got %v, which the shim's link still has", old)
+	}
+	r.stop()
+	r.start()
+	if _, ok := r.k.HostLink("mvh-sn"); ok {
+		t.Fatal("the shim's link is still there after a start")
+	}
+	r.noDrift()
+	if c := r.run("c3", "sn"); c.Addrs[0].Addr() != old {
+		t.Fatalf("c3 got %v; want the shim's freed %v", c.Addrs, old)
+	}
+	r.noDrift()
+}

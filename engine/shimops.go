@@ -134,7 +134,9 @@ func (a *Engine) shimOn(ctx context.Context, n *network, h netconf.HostShim) (er
 // a refused or taken address changes nothing; then the record, with the
 // addresses it gives up given back; then the link, its datapath entry and
 // routes (attachShim; a start after a crash does the same); the old
-// addresses are released last. Caller holds netOps.
+// addresses are released once the link no longer has them (attachShim
+// succeeded; else the next attach, on start or a link event, that does:
+// shimGone). Caller holds netOps.
 func (a *Engine) shimMove(ctx context.Context, n *network, want []netip.Addr) error {
 	n.mu.Lock()
 	ok := n.ok() && n.shim != nil
@@ -163,15 +165,13 @@ func (a *Engine) shimMove(ctx context.Context, n *network, want []netip.Addr) er
 	crashpoint.Hit("shim-move:after-state")
 	n.mu.Lock()
 	n.shim.addrs = slices.Clone(want)
+	n.keepShimGone(gone)
 	n.mu.Unlock()
 	err = a.attachShim(ctx, n)
 	a.setShimErr(n, err)
 	if err != nil {
-		a.log.Warn("host shim has new addresses but is not attached", "network", n.name(), "err", err)
+		a.log.Warn("host shim has new addresses but is not attached; its old ones stay held until the next agent start or link event attaches it", "network", n.name(), "err", err, "held", gone)
 	}
-	n.mu.Lock()
-	n.releaseAddrs(gone)
-	n.mu.Unlock()
 	a.log.Info("host shim addresses changed", "network", n.name(), "link", shimName(n), "from", have, "to", want)
 	return nil
 }
@@ -183,7 +183,8 @@ func without(a, b []netip.Addr) []netip.Addr {
 
 // shimOff removes n's shim: state first (with its addresses as given
 // back: neighbours cache them), then datapath and link, then the
-// addresses. Caller holds netOps.
+// addresses, once the link is gone (else on the next agent start or link
+// event that removes it: shimGone). Caller holds netOps.
 func (a *Engine) shimOff(ctx context.Context, n *network) error {
 	n.mu.Lock()
 	rec, given := n.stored(), slices.Clone(n.shim.addrs)
@@ -194,16 +195,30 @@ func (a *Engine) shimOff(ctx context.Context, n *network) error {
 	}
 	crashpoint.Hit("shim-off:after-state")
 	err := a.removeShim(ctx, n)
+	there := err != nil && a.shimLinkThere(n)
 	n.mu.Lock()
 	addrs := n.shim.addrs
 	n.shim = nil
-	n.releaseAddrs(addrs)
+	n.keepShimGone(addrs)
+	if !there {
+		n.settleShimGone()
+	}
 	n.mu.Unlock()
 	if err != nil {
-		a.log.Warn("host shim off, but not all of it is gone; the next agent start removes it", "network", n.name(), "err", err)
+		a.log.Warn("host shim off, but not all of it is gone; the next agent start or link event removes it (its addresses stay held until its link is gone)", "network", n.name(), "err", err)
 	}
 	a.log.Info("host shim off", "network", n.name())
 	return nil
+}
+
+// shimLinkThere reports whether the link mvlan made as n's shim may be
+// there (an error reading it counts as there).
+func (a *Engine) shimLinkThere(n *network) bool {
+	l, err := a.host.Link(shimName(n))
+	if errors.Is(err, link.ErrNotFound) {
+		return false
+	}
+	return err != nil || l.Alias == a.alias("shim", n.ID)
 }
 
 func (a *Engine) setShimErr(n *network, err error) {
@@ -216,10 +231,13 @@ func (a *Engine) setShimErr(n *network, err error) {
 
 // ensureShim makes n's shim right on start and on link events: re-made if
 // it is missing, then attached and routed. What it cannot fix is kept as
-// the shim's status. Caller holds netOps.
+// the shim's status, and the addresses its link has that the shim gave
+// up stay held (holdShimLink). A network with no shim whose shim link is
+// there (a removal that failed) has it removed. Caller holds netOps.
 func (a *Engine) ensureShim(ctx context.Context, n *network, present map[string]link.Info) {
 	addrs := n.shimAddrs()
 	if addrs == nil {
+		a.dropShimLink(n, present)
 		return
 	}
 	err := func() error {
@@ -237,6 +255,31 @@ func (a *Engine) ensureShim(ctx context.Context, n *network, present map[string]
 	}()
 	if err != nil {
 		a.log.Warn("host shim", "network", n.name(), "err", err)
+		if l, ok := present[shimName(n)]; ok && l.Alias == a.alias("shim", n.ID) {
+			a.holdShimLink(n, l)
+		}
 	}
 	a.setShimErr(n, err)
+}
+
+// dropShimLink deletes the shim link of n, which has no shim, if it is
+// there (shimOff or a start could not delete it), then gives back the
+// addresses it had; if it cannot, they stay held.
+func (a *Engine) dropShimLink(n *network, present map[string]link.Info) {
+	l, ok := present[shimName(n)]
+	if !ok || l.Alias != a.alias("shim", n.ID) {
+		n.mu.Lock()
+		n.settleShimGone()
+		n.mu.Unlock()
+		return
+	}
+	if err := a.deleteShim(n); err != nil {
+		a.log.Warn("host shim is off but its link cannot be removed; its addresses stay held", "network", n.name(), "link", l.Name, "err", err)
+		a.holdShimLink(n, l)
+		return
+	}
+	a.log.Info("removed the link of a host shim that is off", "network", n.name(), "link", l.Name)
+	n.mu.Lock()
+	n.settleShimGone()
+	n.mu.Unlock()
 }

@@ -62,8 +62,19 @@ func (d *datapath) SetEndpoint(ep loader.Endpoint) error {
 	if k.full {
 		return errTableFull
 	}
+	if ep.HostShim && k.shimFail > 0 {
+		k.shimFail--
+		return errors.New("enginetest: the host shim's row cannot be written")
+	}
 	k.table[[2]uint64{ep.NetnsCookie, uint64(ep.Ifindex)}] = ep
 	return nil
+}
+
+// FailShimRow makes the next n writes of a host shim's row fail.
+func (k *Kernel) FailShimRow(n int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.shimFail = n
 }
 
 // MoveEndpoint sets the new row, then drops the old one: the MAC stays

@@ -44,6 +44,8 @@ type Kernel struct {
 	full     bool                    // the endpoint table takes no row (FullTable)
 	watches  int                     // WatchLinks calls
 	watchErr chan error              // ends the link watch under way (BreakLinkWatch)
+	delFails map[string]int          // host links whose next deletes fail (StickHostLink)
+	shimFail int                     // host shim rows whose next writes fail (FailShimRow)
 
 	// Background is the engines' Config.Background (set before Open).
 	Background func(func())

@@ -174,12 +174,26 @@ func (h *host) Stats(name string) (link.Stats, error) {
 	return link.Stats{}, nil
 }
 
+// StickHostLink makes the next n deletions of host link name fail.
+func (k *Kernel) StickHostLink(name string, n int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.delFails == nil {
+		k.delFails = map[string]int{}
+	}
+	k.delFails[name] = n
+}
+
 func (h *host) Delete(name string) error {
 	k := h.k()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if _, ok := k.host[name]; !ok {
 		return nil
+	}
+	if k.delFails[name] > 0 {
+		k.delFails[name]--
+		return fmt.Errorf("enginetest: link %s cannot be deleted", name)
 	}
 	delete(k.host, name)
 	delete(k.routes, name) // a link's routes go with it
