@@ -72,9 +72,10 @@ func (a *Agent) handleCNIEndpoint(w http.ResponseWriter, r *http.Request) {
 
 // handleCNIRelease releases the endpoint a CNI runtime attached with the
 // identity in the query, as DELETE /v1/endpoints/{id}?force=true&wait=false
-// does (DELETE /v1/networks/{ref}/cni): not_found when there is none.
+// does (DELETE /v1/networks/{ref}/cni): not_found when there is none, or
+// when it is in another namespace than ?netns= (engine.CNIEndpointIn).
 func (a *Agent) handleCNIRelease(w http.ResponseWriter, r *http.Request) {
-	e, err := a.eng.CNIEndpoint(r.PathValue("ref"), cniAttachment(r))
+	e, err := a.eng.CNIEndpointIn(r.PathValue("ref"), cniAttachment(r), r.URL.Query().Get("netns"))
 	if err == nil {
 		err = a.eng.ReleaseEndpoints(r.Context(), e.ID)
 	}

@@ -134,10 +134,14 @@ func (c *Client) CNIAdd(ctx context.Context, ref string, req EndpointCreate) (CN
 }
 
 // CNIRelease is ReleaseEndpoint of the endpoint of network ref that a
-// CNI runtime attached with identity at, in one request (KindNotFound:
-// none, or no network ref).
-func (c *Client) CNIRelease(ctx context.Context, ref string, at CNIAttachment) error {
+// CNI runtime attached with identity at from the namespace at netns
+// ("": any), in one request (KindNotFound: none, one in another
+// namespace, or no network ref).
+func (c *Client) CNIRelease(ctx context.Context, ref string, at CNIAttachment, netns string) error {
 	q := url.Values{"name": {at.Network}, "container": {at.ContainerID}, "ifname": {at.IfName}}
+	if netns != "" {
+		q.Set("netns", netns)
+	}
 	return c.Do(ctx, "DELETE", "/v1/networks/"+url.PathEscape(ref)+"/cni?"+q.Encode(), nil, nil)
 }
 

@@ -184,6 +184,26 @@ func (a *Engine) CNIEndpoint(ref string, at api.CNIAttachment) (api.Endpoint, er
 	return out, nil
 }
 
+// CNIEndpointIn is CNIEndpoint for a runtime's request from the
+// namespace at netns (its CNI_NETNS; "" tells nothing): an endpoint of
+// the identity in another namespace is not the request's, and is not
+// found. That is an attachment that replaced the one of netns (an ADD
+// from a new namespace, whose DEL for the old one came late or again).
+// The endpoint's namespace is netns when its path is netns or netns names
+// it (the same inode); a path that names nothing (gone) is not it either:
+// the sweep releases an endpoint whose namespace went.
+func (a *Engine) CNIEndpointIn(ref string, at api.CNIAttachment, netns string) (api.Endpoint, error) {
+	e, err := a.CNIEndpoint(ref, at)
+	if err != nil || netns == "" || netns == e.Netns {
+		return e, err
+	}
+	if ino, err := a.ns.Check(netns); err == nil && ino == e.NetnsInode {
+		return e, nil
+	}
+	return api.Endpoint{}, notFound(fmt.Errorf("the attachment of container %s (%s) on network %s is in %s, not %s (an ADD from there replaced the one of %s)",
+		at.ContainerID, at.IfName, e.Network, e.Netns, netns, netns))
+}
+
 // NetworkBrief is Network without its endpoints: what a front end needs
 // to describe an attachment, the same size whatever the network holds.
 func (a *Engine) NetworkBrief(ref string) (api.Network, error) {

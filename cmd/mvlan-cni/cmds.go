@@ -81,14 +81,16 @@ func cmdAdd(args *skel.CmdArgs) error {
 
 // cmdDel releases the attachment (one request); one that is gone already
 // (or whose network is) is not an error, nor is a concurrent DEL or the
-// agent's sweep being first. The runtime deletes the namespace next. Of
+// agent's sweep being first. The runtime deletes the namespace next. A
+// DEL from another namespace than the attachment's (CNI_NETNS) releases
+// nothing: an ADD from a new namespace replaced the one it was for. Of
 // the configuration only name, network and socket are read, and not
 // validated: the DEL that follows an ADD refused for a bad configuration
 // (even one that does not decode) finds nothing and succeeds, so that the
 // runtime can tear the sandbox down.
 func cmdDel(args *skel.CmdArgs) error {
 	return callWith(parseDelConf, args, func(ctx context.Context, c *Conf, cl *api.Client) error {
-		err := cl.CNIRelease(ctx, c.Network, *attachment(c, args))
+		err := cl.CNIRelease(ctx, c.Network, *attachment(c, args), args.Netns)
 		if api.IsKind(err, api.KindNotFound) {
 			return nil
 		}

@@ -1006,6 +1006,18 @@ func (e *env) addFrom(t *testing.T, l *libcni.NetworkConfigList, rt *libcni.Runt
 	return &again, res
 }
 
+// stillAttached fails t unless endpoint id is there, ready: a late DEL
+// of the attachment it replaced left it.
+func (e *env) stillAttached(t *testing.T, id string) {
+	t.Helper()
+	for _, ep := range e.endpoints() {
+		if ep.ID == id && ep.State == "ready" {
+			return
+		}
+	}
+	t.Errorf("endpoint %s is gone after a DEL from the namespace of the attachment it replaced: %+v", id, e.endpoints())
+}
+
 // TestCNIAddWithoutDel: a runtime whose DEL never came (it crashed, or
 // made the sandbox again) ADDs the same container ID and interface from a
 // new namespace: the ADD replaces the old attachment, whether the old
@@ -1013,7 +1025,8 @@ func (e *env) addFrom(t *testing.T, l *libcni.NetworkConfigList, rt *libcni.Runt
 // ADD) or is gone and the ADD comes before the agent's sweep notices
 // (held here), and the new one may ask for the old one's address and
 // MAC. A repeated ADD from the same namespace is answered with the
-// attachment it made, before and after.
+// attachment it made, before and after; a DEL that comes late from the
+// old namespace leaves the new attachment alone.
 func TestCNIAddWithoutDel(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
@@ -1041,6 +1054,8 @@ func TestCNIAddWithoutDel(t *testing.T) {
 			t.Errorf("links of the old namespace after the ADD from a new one: %v; want %v, as before the first ADD", got, before)
 		}
 		repeat(t, again, r, pod, id2)
+		e.del(l, rt) // late, from the old namespace
+		e.stillAttached(t, id2)
 		e.noDrift()
 		e.del(l, again)
 	})
@@ -1052,7 +1067,9 @@ func TestCNIAddWithoutDel(t *testing.T) {
 			t.Fatalf("ip netns del %s: %v\n%s", rt.NetNS, err, out)
 		}
 		again, r := e.addFrom(t, l, rt, "gone-2", first)
-		e.attachmentIn(t, again, r, pod, id)
+		id2 := e.attachmentIn(t, again, r, pod, id)
+		e.del(l, rt) // late, from the old namespace's path
+		e.stillAttached(t, id2)
 		e.noDrift()
 		e.del(l, again)
 	})
@@ -1077,7 +1094,7 @@ func TestCNICheckReleased(t *testing.T) {
 	cl := api.NewClient(e.a.Socket)
 	defer cl.Close()
 	at := api.CNIAttachment{Network: l.Name, ContainerID: rt.ContainerID, IfName: rt.IfName}
-	if err := cl.CNIRelease(ctx, "pub_net", at); err != nil { // another DEL, a GC
+	if err := cl.CNIRelease(ctx, "pub_net", at, ""); err != nil { // another DEL, a GC
 		t.Fatal(err)
 	}
 	if ep, err := cl.CNIEndpoint(ctx, "pub_net", at); err != nil || ep.State != "removing" {

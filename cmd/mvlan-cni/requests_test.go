@@ -127,7 +127,7 @@ func TestCNIRequests(t *testing.T) {
 			t.Errorf("%s: %v; want %s saying %s", c.what, err, c.kind, c.says)
 		}
 	}
-	if err := cl.CNIRelease(context.Background(), "pub_net", *at); !api.IsKind(err, api.KindNotFound) {
+	if err := cl.CNIRelease(context.Background(), "pub_net", *at, ""); !api.IsKind(err, api.KindNotFound) {
 		t.Errorf("release of no attachment: %v; want not_found", err)
 	}
 	if eps := e.endpoints(); len(eps) != 0 {
