@@ -1,12 +1,10 @@
 package engine
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"time"
@@ -35,13 +33,13 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	if err != nil {
 		return api.Endpoint{}, err
 	}
-	en, repeat, going, err := a.admitOrRepeat(ctx, n, req)
+	en, repeat, err := a.admitOrRepeat(ctx, n, req)
 	if en == nil {
 		return repeat, err
 	}
 	defer en.busy.Unlock()
 	e := en.ep
-	e.macWait = going != nil && bytes.Equal(e.MAC, going) || n.macGoing(e.MAC, time.Now())
+	e.macWait = n.macGoing(e.MAC, time.Now())
 	stored := a.storeCreating(n, e) // first: the commit is the longest part
 	intent := func() error { return nil }
 	finished := false
@@ -212,21 +210,21 @@ func (a *Engine) newAndAdmit(ctx context.Context, n *network, req api.EndpointCr
 // admitOrRepeat admits req to n (its entry locked), or answers a repeated
 // attach (entry nil) with the endpoint made before. A runtime's attach
 // whose identity (req.CNI) has an endpoint in another namespace replaces
-// it (replaceStale) and is then admitted; going is the replaced
-// endpoint's MAC when its link may still be on the parent for a while
-// (its namespace was gone). One whose endpoint was removed while the
+// it (replaceStale) and is then admitted; the replaced endpoint's MAC is
+// noted as going (network.noteGoing) when its namespace was gone, as the
+// sweep notes it: its link may still be on the parent for a while. One whose endpoint was removed while the
 // attach waited for it is attached afresh. The endpoint of the identity
 // is looked for before the network's space is prepared, so that a repeat
 // costs no cluster claim and a replaced endpoint's addresses are free for
 // the claims of the new one; admit finds one made meanwhile.
-func (a *Engine) admitOrRepeat(ctx context.Context, n *network, req api.EndpointCreate) (_ *entry, _ api.Endpoint, going net.HardwareAddr, _ error) {
+func (a *Engine) admitOrRepeat(ctx context.Context, n *network, req api.EndpointCreate) (*entry, api.Endpoint, error) {
 	held := n.cniEntry(req.CNI)
 	for try := 0; ; try++ {
 		if held == nil {
 			en, err := a.prepareAndAdmit(ctx, n, req)
 			r, ok := isRepeat(err)
 			if !ok {
-				return en, api.Endpoint{}, going, err
+				return en, api.Endpoint{}, err
 			}
 			held = r.en
 		}
@@ -235,17 +233,17 @@ func (a *Engine) admitOrRepeat(ctx context.Context, n *network, req api.Endpoint
 		var stale *staleAttachment
 		replace := errors.As(err, &stale)
 		if !replace && !errors.Is(err, errRepeatGone) {
-			return nil, out, nil, err
+			return nil, out, err
 		}
 		if try > 0 {
-			return nil, api.Endpoint{}, nil, Busy(fmt.Errorf("attachment of %s: removed and made again by other requests meanwhile; try again", req.Netns))
+			return nil, api.Endpoint{}, Busy(fmt.Errorf("attachment of %s: removed and made again by other requests meanwhile; try again", req.Netns))
 		}
 		if replace {
 			if err := a.replaceStale(ctx, n, stale, req.Netns); err != nil {
-				return nil, api.Endpoint{}, nil, err
+				return nil, api.Endpoint{}, err
 			}
 			if stale.gone {
-				going = stale.ep.MAC
+				n.noteGoing(stale.ep.MAC, time.Now())
 			}
 		}
 	}
