@@ -60,9 +60,12 @@ func cniAttachment(r *http.Request) api.CNIAttachment {
 	return api.CNIAttachment{Network: q.Get("name"), ContainerID: q.Get("container"), IfName: q.Get("ifname")}
 }
 
-// handleCNIEndpoint finds an endpoint by the identity a CNI runtime gave it.
+// handleCNIEndpoint finds an endpoint by the identity a CNI runtime gave
+// it: not_found when there is none, or when it is in another namespace
+// than ?netns= (a late CHECK from a sandbox whose attachment an ADD from
+// a new one replaced).
 func (a *Agent) handleCNIEndpoint(w http.ResponseWriter, r *http.Request) {
-	e, err := a.eng.CNIEndpoint(r.PathValue("ref"), cniAttachment(r))
+	e, err := a.eng.CNIEndpointIn(r.PathValue("ref"), cniAttachment(r), r.URL.Query().Get("netns"))
 	if err != nil {
 		writeError(w, err)
 		return

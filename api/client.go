@@ -116,10 +116,11 @@ func (c *Client) NetworkBrief(ctx context.Context, ref string) (Network, error) 
 }
 
 // CNIEndpoint returns the endpoint of network ref that a CNI runtime
-// attached with identity at (KindNotFound: none).
-func (c *Client) CNIEndpoint(ctx context.Context, ref string, at CNIAttachment) (Endpoint, error) {
+// attached with identity at from the namespace at netns ("": any)
+// (KindNotFound: none, or one in another namespace).
+func (c *Client) CNIEndpoint(ctx context.Context, ref string, at CNIAttachment, netns string) (Endpoint, error) {
 	var e Endpoint
-	q := url.Values{"name": {at.Network}, "container": {at.ContainerID}, "ifname": {at.IfName}}
+	q := cniQuery(at, netns)
 	err := c.Do(ctx, "GET", "/v1/networks/"+url.PathEscape(ref)+"/cni?"+q.Encode(), nil, &e)
 	return e, err
 }
@@ -138,11 +139,18 @@ func (c *Client) CNIAdd(ctx context.Context, ref string, req EndpointCreate) (CN
 // ("": any), in one request (KindNotFound: none, one in another
 // namespace, or no network ref).
 func (c *Client) CNIRelease(ctx context.Context, ref string, at CNIAttachment, netns string) error {
+	q := cniQuery(at, netns)
+	return c.Do(ctx, "DELETE", "/v1/networks/"+url.PathEscape(ref)+"/cni?"+q.Encode(), nil, nil)
+}
+
+// cniQuery is the query naming identity at, from the namespace at netns
+// ("": any).
+func cniQuery(at CNIAttachment, netns string) url.Values {
 	q := url.Values{"name": {at.Network}, "container": {at.ContainerID}, "ifname": {at.IfName}}
 	if netns != "" {
 		q.Set("netns", netns)
 	}
-	return c.Do(ctx, "DELETE", "/v1/networks/"+url.PathEscape(ref)+"/cni?"+q.Encode(), nil, nil)
+	return q
 }
 
 // UpdateNetwork changes a network's options (host_shim).

@@ -102,12 +102,14 @@ func cmdDel(args *skel.CmdArgs) error {
 // and the agent must find its link, addresses and programs in place. An
 // attachment the agent does not have is 3 (container unknown), also one
 // released between the two requests (a DEL or GC finishing, the agent's
-// sweep of namespaces that are gone), which the check by ID finds gone.
+// sweep of namespaces that are gone), which the check by ID finds gone,
+// and one of the identity in another namespace (an ADD from a new
+// sandbox replaced the one of CNI_NETNS).
 func cmdCheck(args *skel.CmdArgs) error {
 	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
 		e, err := find(ctx, cl, c, args)
 		if errors.Is(err, errNoAttachment) {
-			return unknownAttachment("mvlan has no attachment of container %s (%s) on network %s; ADD it again", args.ContainerID, args.IfName, c.Network)
+			return unknownAttachment("mvlan has no attachment of container %s (%s) on network %s in %s; ADD it again", args.ContainerID, args.IfName, c.Network, args.Netns)
 		}
 		if err != nil {
 			return err
@@ -199,7 +201,7 @@ func unknownAttachment(format string, args ...any) error {
 // find returns the endpoint the runtime made with this identity on the
 // configuration's network (one request, an index look-up in the agent).
 func find(ctx context.Context, cl *api.Client, c *Conf, args *skel.CmdArgs) (api.Endpoint, error) {
-	e, err := cl.CNIEndpoint(ctx, c.Network, *attachment(c, args))
+	e, err := cl.CNIEndpoint(ctx, c.Network, *attachment(c, args), args.Netns)
 	if api.IsKind(err, api.KindNotFound) {
 		return api.Endpoint{}, errNoAttachment // none, or the network is gone and with it its endpoints
 	}

@@ -1018,6 +1018,17 @@ func (e *env) stillAttached(t *testing.T, id string) {
 	t.Errorf("endpoint %s is gone after a DEL from the namespace of the attachment it replaced: %+v", id, e.endpoints())
 }
 
+// lateCheck: a CHECK from the namespace of an attachment that an ADD
+// from another replaced answers 3 (container unknown there), naming the
+// namespace, rather than checking the new attachment.
+func (e *env) lateCheck(t *testing.T, l *libcni.NetworkConfigList, old *libcni.RuntimeConf) {
+	t.Helper()
+	err := e.cni.CheckNetworkList(context.Background(), l, old)
+	if cniCode(err) != types.ErrUnknownContainer || !strings.Contains(err.Error(), old.NetNS) {
+		t.Errorf("CHECK from the replaced attachment's namespace %s: code %d: %v; want code %d naming it", old.NetNS, cniCode(err), err, types.ErrUnknownContainer)
+	}
+}
+
 // TestCNIAddWithoutDel: a runtime whose DEL never came (it crashed, or
 // made the sandbox again) ADDs the same container ID and interface from a
 // new namespace: the ADD replaces the old attachment, whether the old
@@ -1025,8 +1036,8 @@ func (e *env) stillAttached(t *testing.T, id string) {
 // ADD) or is gone and the ADD comes before the agent's sweep notices
 // (held here), and the new one may ask for the old one's address and
 // MAC. A repeated ADD from the same namespace is answered with the
-// attachment it made, before and after; a DEL that comes late from the
-// old namespace leaves the new attachment alone.
+// attachment it made, before and after; a CHECK or DEL that comes late
+// from the old namespace leaves the new attachment alone.
 func TestCNIAddWithoutDel(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
@@ -1054,6 +1065,7 @@ func TestCNIAddWithoutDel(t *testing.T) {
 			t.Errorf("links of the old namespace after the ADD from a new one: %v; want %v, as before the first ADD", got, before)
 		}
 		repeat(t, again, r, pod, id2)
+		e.lateCheck(t, l, rt)
 		e.del(l, rt) // late, from the old namespace
 		e.stillAttached(t, id2)
 		e.noDrift()
@@ -1068,6 +1080,7 @@ func TestCNIAddWithoutDel(t *testing.T) {
 		}
 		again, r := e.addFrom(t, l, rt, "gone-2", first)
 		id2 := e.attachmentIn(t, again, r, pod, id)
+		e.lateCheck(t, l, rt)
 		e.del(l, rt) // late, from the old namespace's path
 		e.stillAttached(t, id2)
 		e.noDrift()
@@ -1097,7 +1110,7 @@ func TestCNICheckReleased(t *testing.T) {
 	if err := cl.CNIRelease(ctx, "pub_net", at, ""); err != nil { // another DEL, a GC
 		t.Fatal(err)
 	}
-	if ep, err := cl.CNIEndpoint(ctx, "pub_net", at); err != nil || ep.State != "removing" {
+	if ep, err := cl.CNIEndpoint(ctx, "pub_net", at, ""); err != nil || ep.State != "removing" {
 		t.Fatalf("the agent's endpoint after the release: %+v, %v; want it still there, removing (the hold did not take)", ep, err)
 	}
 	for _, when := range []string{"while the release finishes", "after the release"} {
