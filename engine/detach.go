@@ -228,8 +228,10 @@ func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
 	return a.removeEndpoint(ctx, n, found, false)
 }
 
-// markRemoving stores e as "removing" (if it is not yet) and indexes it.
-// Caller holds en.busy.
+// markRemoving stores e as "removing" (if it is not yet) and indexes it,
+// then ends its lease keepers' exchanges under way: the lease's release,
+// which follows, is the last the server hears of it (no REQUEST
+// retransmitted after it binds the lease again). Caller holds en.busy.
 func (a *Engine) markRemoving(n *network, en *entry, e *endpoint) error {
 	if e.State == Removing {
 		return nil
@@ -241,6 +243,7 @@ func (a *Engine) markRemoving(n *network, en *entry, e *endpoint) error {
 	n.mu.Lock()
 	n.set(en, *e)
 	n.mu.Unlock()
+	n.endExchanges(en)
 	return nil
 }
 

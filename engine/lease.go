@@ -139,6 +139,10 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	}
 	ctx, cancel := context.WithTimeout(ctx, tryLimit(*old, now))
 	defer cancel()
+	end, ok := n.beginExchange(en, v6, cancel)
+	if !ok {
+		return // leaving
+	}
 	var l dhcp.Lease
 	var err error
 	if old.State == dhcp.Expired {
@@ -146,6 +150,7 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	} else {
 		l, err = f.renew(ctx, a.dhcpLinkOf(n, e, v6), *old)
 	}
+	end()
 	if errors.Is(err, dhcp.ErrNAK) {
 		// The server says the lease is no longer the endpoint's (RFC 2131
 		// 4.4.5: back to INIT): off the link at once, a new one asked for.
@@ -157,6 +162,56 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 		return
 	}
 	a.settleTry(n, en, v6, now, l, err)
+}
+
+// exchange is a keeper's DHCP exchange under way: cancel ends it, done
+// is closed once it has returned.
+type exchange struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// beginExchange records the keeper's exchange of the family for en, which
+// cancel ends, unless en is leaving (no longer ready): then none may
+// begin. end says it has returned.
+func (n *network) beginExchange(en *entry, v6 bool, cancel context.CancelFunc) (end func(), ok bool) {
+	x := &exchange{cancel: cancel, done: make(chan struct{})}
+	i := familyIndex(v6)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if en.gone || en.ep.State != Ready {
+		return nil, false
+	}
+	en.exchanges[i] = x
+	return func() {
+		n.mu.Lock()
+		en.exchanges[i] = nil
+		n.mu.Unlock()
+		close(x.done)
+	}, true
+}
+
+// endExchanges ends en's exchanges under way and waits until they have
+// returned (not for what the keepers do next: that waits for en.busy). Once
+// en is not ready no other begins.
+func (n *network) endExchanges(en *entry) {
+	n.mu.Lock()
+	xs := en.exchanges
+	n.mu.Unlock()
+	for _, x := range xs {
+		if x != nil {
+			x.cancel()
+			<-x.done
+		}
+	}
+}
+
+// familyIndex is 1 for IPv6, 0 for IPv4.
+func familyIndex(v6 bool) int {
+	if v6 {
+		return 1
+	}
+	return 0
 }
 
 // settleTry makes l en's lease of the family, or, with err, records the

@@ -164,6 +164,10 @@ type entry struct {
 	ep   endpoint
 	gone bool // removed from the index; whoever waited on busy gives up
 
+	// exchanges are its lease keepers' DHCP exchanges under way (index
+	// 1: DHCPv6), made without busy; guarded by the network's mu.
+	exchanges [2]*exchange
+
 	// label is "NAME/IFNAME" of ep as labelOf last saw it, for the
 	// metrics' attachments (every scrape names every endpoint).
 	label, labelName, labelIf string

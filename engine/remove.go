@@ -181,6 +181,7 @@ func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry, fore
 	crashpoint.Hit("endpoint-rm:after-state")
 	a.releaseLease(ctx, n, e)
 	a.releaseLease6(ctx, n, e)
+	crashpoint.Hit("endpoint-rm:after-release")
 	via, closeNetns, err := a.silence(ctx, e, foreignInBackground)
 	if err != nil {
 		defer en.busy.Unlock()

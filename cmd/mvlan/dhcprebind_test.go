@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
@@ -57,5 +59,59 @@ func TestDHCPRebind(t *testing.T) {
 	mustContain(t, "eth0 of "+c1+" after the rebinding", e.in(c1, "ip", "-o", "addr", "show", "dev", "eth0"), addr)
 	if !strings.Contains(a.log.String(), "server=192.168.63.2") {
 		t.Errorf("the agent did not log the renewal by the partner:\n%s", a.log)
+	}
+}
+
+// TestDHCPRemoveDuringRenewal: a container removed while its lease's
+// renewal waits for an answer gives the lease back for good. The server
+// (dnsmasq, as authoritative as a failover pair, so it binds what a
+// REQUEST asks for) is frozen from before T1, so the renewal sent at T1
+// waits, to be retransmitted 2 s later; the rm comes 0.5 s after T1 and
+// is held for 4 s after its DHCPRELEASE (MVLAN_TEST_HOLDPOINT), the link
+// still up. Nothing the container sends after the DHCPRELEASE is a
+// DHCPREQUEST, and once the server runs again and has read everything
+// in order, its lease file has no lease of the address: a retransmission
+// after the release would have bound it again. About 10 s.
+func TestDHCPRemoveDuringRenewal(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.64.1/24", "dev", "wire0")
+	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--dhcp-range=192.168.64.100,192.168.64.150,255.255.255.0,2m",
+		"--dhcp-option=option:router,192.168.64.1", "--dhcp-option=option:T1,3", "--dhcp-option=option:T2,30")
+	a := newAgent(t, sb)
+	e := &env{t: t, sb: sb, a: a}
+	a.start("MVLAN_TEST_HOLDPOINT=endpoint-rm:after-release", "MVLAN_TEST_HOLD=4s")
+	t.Cleanup(e.cleanup)
+	a.ok("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan")
+	c1 := e.name("1")
+	ep := e.runD(c1, "lan")
+	addr := netip.MustParsePrefix(addrOf(ep, false)).Addr()
+	srv.Pause()
+	wire := nstest.NewCapture(t, sb.WirePath, "wire0")
+	if _, err := wire.Wait(time.Until(ep.Lease.Renew.Add(2*time.Second)), isDHCP(dhcpv4.MessageTypeRequest)); err != nil {
+		t.Fatalf("no renewal (DHCPREQUEST) by T1 (%s) + 2 s: %v\n%s", ep.Lease.Renew.Format(time.RFC3339Nano), err, a.log)
+	}
+	time.Sleep(500 * time.Millisecond)
+	done := make(chan int)
+	go func() {
+		_, _, code := a.mv("rm", "-f", c1)
+		done <- code
+	}()
+	if _, err := wire.Wait(2*time.Second, isRelease); err != nil {
+		t.Fatalf("no DHCPRELEASE after rm: %v\n%s", err, a.log)
+	}
+	if f, err := wire.Wait(3500*time.Millisecond, isDHCP(dhcpv4.MessageTypeRequest)); err == nil {
+		t.Errorf("a DHCPREQUEST after the DHCPRELEASE (the renewal retransmitted): % x", f)
+	}
+	if code := <-done; code != 0 {
+		t.Errorf("mvlan rm -f %s: exit %d\n%s", c1, code, a.log)
+	}
+	srv.Resume()
+	time.Sleep(time.Second) // it reads what waited, in order
+	if err := srv.WaitLease(addr, false, 0); err != nil {
+		t.Errorf("the server's lease after the release: %v", err)
+	}
+	if !strings.Contains(srv.Log(), "DHCPRELEASE(wire0) "+addr.String()) {
+		t.Errorf("dnsmasq did not log the release of %s:\n%s", addr, srv.Log())
 	}
 }

@@ -87,14 +87,20 @@ func waitLeasedWithin(t *testing.T, a *agentProc, id string, within time.Duratio
 }
 
 // isRelease reports whether frame is a DHCPRELEASE (IPv4, UDP to port 67).
-func isRelease(f []byte) bool {
-	if len(f) < 14+20+8 || f[12] != 0x08 || f[13] != 0x00 || f[14+9] != 17 {
-		return false
+func isRelease(f []byte) bool { return isDHCP(dhcpv4.MessageTypeRelease)(f) }
+
+// isDHCP matches a DHCPv4 client message of type typ (IPv4, UDP to port
+// 67).
+func isDHCP(typ dhcpv4.MessageType) func([]byte) bool {
+	return func(f []byte) bool {
+		if len(f) < 14+20+8 || f[12] != 0x08 || f[13] != 0x00 || f[14+9] != 17 {
+			return false
+		}
+		ihl := int(f[14]&0x0f) * 4
+		if len(f) < 14+ihl+8 || f[14+ihl+2] != 0 || f[14+ihl+3] != 67 {
+			return false
+		}
+		m, err := dhcpv4.FromBytes(f[14+ihl+8:])
+		return err == nil && m.MessageType() == typ
 	}
-	ihl := int(f[14]&0x0f) * 4
-	if len(f) < 14+ihl+8 || f[14+ihl+2] != 0 || f[14+ihl+3] != 67 {
-		return false
-	}
-	m, err := dhcpv4.FromBytes(f[14+ihl+8:])
-	return err == nil && m.MessageType() == dhcpv4.MessageTypeRelease
 }

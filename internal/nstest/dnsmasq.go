@@ -74,14 +74,30 @@ func (d *Dnsmasq) Start() {
 	}
 }
 
-// Stop stops it (SIGTERM) and waits until it exited.
+// Stop stops it (SIGTERM; SIGCONT, should it be paused) and waits until
+// it exited.
 func (d *Dnsmasq) Stop() {
 	if d.cmd == nil {
 		return
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	_ = d.cmd.Process.Signal(syscall.SIGCONT)
 	<-d.done
 	d.cmd = nil
+}
+
+// Pause freezes it (SIGSTOP): it answers nothing, and what clients send
+// meanwhile waits in its socket, to be answered in order on Resume.
+func (d *Dnsmasq) Pause() { d.signal(syscall.SIGSTOP) }
+
+// Resume lets it run again after Pause (SIGCONT).
+func (d *Dnsmasq) Resume() { d.signal(syscall.SIGCONT) }
+
+func (d *Dnsmasq) signal(sig syscall.Signal) {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		d.t.Fatalf("dnsmasq: %v: %v", sig, err)
+	}
 }
 
 // Log is what it logged so far (every DHCP exchange: --log-dhcp).
