@@ -450,7 +450,11 @@ func (r *rig) failAfterName(req api.EndpointCreate) error {
 		_, err := r.e.CreateEndpoint(context.Background(), req)
 		res <- err
 	}()
-	<-gate.Entered
+	select {
+	case <-gate.Entered:
+	case err := <-res:
+		r.t.Fatalf("the attach of %s ended before its link was made: %v", req.Name, err)
+	}
 	for deadline := time.Now().Add(5 * time.Second); !r.k.HasNetns(path); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			r.t.Fatal("the namespace got no name while its link was held")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -45,7 +44,7 @@ func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (endpoint, erro
 			e.Name = "mvlan-" + e.ID[:8]
 		}
 		e.Netns = link.NetnsPath(e.Name)
-		if _, err := os.Lstat(e.Netns); err == nil {
+		if _, err := a.ns.Check(e.Netns); err == nil {
 			return e, conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
 		}
 	}
