@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -29,13 +28,18 @@ const TamperMACChanged = "mac_changed"
 
 // tamperCounts are the engine's tamper and repair counts by reason, since
 // the agent started. A tamper that stays (one mvlan cannot repair) counts
-// once, when it is first seen.
+// once, when it is first seen. Check lists the last tamper of each
+// endpoint still there, repaired or not: the container did it and may
+// again; once it is gone, so is its finding (and the drift it counts).
 type tamperCounts struct {
 	mu                 sync.Mutex
 	tampered, repaired map[string]uint64
-	recent             map[string]string // endpoint name -> last finding, for Check
-	active             map[string]bool   // endpoint/what of the last check
+	recent             map[string]tamperFinding // endpoint ID -> its last tamper, for Check
+	active             map[string]bool          // endpoint/what of the last check
 }
+
+// tamperFinding is an endpoint's last tamper, as Check lists it.
+type tamperFinding struct{ name, what string }
 
 // seen records the tampers found on endpoint (its ID: a later one of the
 // same name is another) named name in one check (what -> reason) and
@@ -45,7 +49,7 @@ func (c *tamperCounts) seen(endpoint, name string, found map[string]string) []st
 	defer c.mu.Unlock()
 	if c.active == nil {
 		c.tampered, c.repaired = map[string]uint64{}, map[string]uint64{}
-		c.recent, c.active = map[string]string{}, map[string]bool{}
+		c.recent, c.active = map[string]tamperFinding{}, map[string]bool{}
 	}
 	for k := range c.active {
 		if strings.HasPrefix(k, endpoint+"/") && found[strings.TrimPrefix(k, endpoint+"/")] == "" {
@@ -57,7 +61,7 @@ func (c *tamperCounts) seen(endpoint, name string, found map[string]string) []st
 		if k := endpoint + "/" + what; !c.active[k] {
 			c.active[k] = true
 			c.tampered[reason]++
-			c.recent[name] = what
+			c.recent[endpoint] = tamperFinding{name, what}
 			fresh = append(fresh, what)
 		}
 	}
@@ -75,10 +79,12 @@ func (c *tamperCounts) fixed(endpoint, what, reason string) {
 	delete(c.active, endpoint+"/"+what)
 }
 
-// drop forgets the active tampers of endpoint (its ID), which is gone.
+// drop forgets the tampers of endpoint (its ID), which is gone: active
+// ones and its finding.
 func (c *tamperCounts) drop(endpoint string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	delete(c.recent, endpoint)
 	for k := range c.active {
 		if strings.HasPrefix(k, endpoint+"/") {
 			delete(c.active, k)
@@ -97,10 +103,16 @@ func (c *tamperCounts) snapshot() (tampered, repaired map[string]uint64) {
 	return tampered, repaired
 }
 
+// findings are the last tampers of the endpoints still there, by their
+// names.
 func (c *tamperCounts) findings() map[string]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return maps.Clone(c.recent)
+	out := make(map[string]string, len(c.recent))
+	for _, f := range c.recent {
+		out[f.name] = f.what
+	}
+	return out
 }
 
 // readyEndpoints copies the ready endpoints of n that have programs: not

@@ -158,3 +158,29 @@ func TestTamperNotDuringRemoval(t *testing.T) {
 		t.Fatalf("repairs %d, tampered %v; want none for an endpoint being removed", d.repairs, tampered)
 	}
 }
+
+// TestTamperFindingGoesWithEndpoint: Check lists an endpoint's tamper,
+// repaired or not, while the endpoint is there, and not once it is gone
+// (another endpoint's stays); a new endpoint of the same name starts
+// with none.
+func TestTamperFindingGoesWithEndpoint(t *testing.T) {
+	d := &tamperedDatapath{tampered: true}
+	e1 := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
+	e2 := endpoint{ID: "e2", Name: "c2", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c2", Ifindex: 3, State: Ready}
+	a := tamperEngine(d, e1, e2)
+	for _, e := range []endpoint{e1, e2} {
+		d.tampered = true
+		a.inspectEndpoint(context.Background(), e)
+	}
+	if got := a.tamper.findings(); len(got) != 2 || got["c1"] == "" || got["c2"] == "" || d.repairs != 2 {
+		t.Fatalf("findings %v after %d repairs; want c1's and c2's, both repaired", got, d.repairs)
+	}
+	a.tamper.drop(e1.ID)
+	if got := a.tamper.findings(); len(got) != 1 || got["c2"] == "" {
+		t.Fatalf("findings %v after c1 went; want c2's only", got)
+	}
+	a.tamper.seen("e3", "c1", nil) // a new c1, untouched
+	if got := a.tamper.findings(); got["c1"] != "" {
+		t.Errorf("findings %v; want none for the new c1", got)
+	}
+}

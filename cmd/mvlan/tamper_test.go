@@ -170,6 +170,7 @@ func TestTamperQdiscBypass(t *testing.T) {
 // a spoofed send is refused; tc endpoints: that hook moves to TCX, which
 // runs before every tc filter), a nested macvlan (deleted; also with an mvlan/ alias)
 // and eth0's MAC changed to the router's (set back to the stored one).
+// Once the container is removed, doctor lists no tamper.
 func TestTamperRepair(t *testing.T) {
 	for _, m := range dpModes {
 		t.Run(m.name, func(t *testing.T) {
@@ -217,6 +218,17 @@ func TestTamperRepair(t *testing.T) {
 				t.Errorf("mvlan doctor does not show the tamper:\n%s", d)
 			}
 			e.wantDrift("tamper", 1) // container 1
+			// Gone with the container: nothing left to act on.
+			e.a.ok("rm", "-f", c1)
+			for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+				d := strings.Join(drift(t, e.a), "\n")
+				if !strings.Contains(d, "tampered with") {
+					break
+				}
+				if time.Since(start) > 2*time.Second {
+					t.Fatalf("mvlan doctor still shows the tamper 2 s after rm of %s:\n%s", c1, d)
+				}
+			}
 		})
 	}
 }
