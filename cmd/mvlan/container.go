@@ -16,7 +16,7 @@ func endpointFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "ip", Usage: "IPv4 address (default: the next free one)"},
 		&cli.StringFlag{Name: "ip6", Usage: "IPv6 address (default: the next free one on --ipv6 networks)"},
-		&cli.StringFlag{Name: "mac", Usage: "MAC address (default: random, locally administered)"},
+		&cli.StringFlag{Name: "mac", Usage: "MAC address (default: derived from the network and the container's name, locally administered)"},
 		&cli.StringFlag{Name: "ifname", Value: "eth0", Usage: "interface name inside the namespace"},
 	}
 }
@@ -191,7 +191,7 @@ func rmCommand() *cli.Command {
 	return withUsage(&cli.Command{
 		Name:      "rm",
 		Usage:     "remove containers: their endpoints, addresses and the namespaces mvlan made",
-		ArgsUsage: "NAME|ID...",
+		ArgsUsage: "NAME|NET/NAME|ID...",
 		Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "remove even if processes run in it"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {

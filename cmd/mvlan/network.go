@@ -33,7 +33,7 @@ func networkCommand() *cli.Command {
 					&cli.BoolFlag{Name: "ipv6", Usage: "enable IPv6 (needs an IPv6 --subnet)"},
 					&cli.BoolFlag{Name: "internal", Usage: "no default route in containers"},
 					&cli.StringSliceFlag{Name: "label", Usage: "KEY=VALUE metadata; repeatable"},
-					&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "driver option: parent=IFNAME, macvlan_mode=bridge|private|vepa|passthru, host_shim=auto|IP[,IP6]"},
+					&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "driver option: parent=IFNAME, macvlan_mode=bridge|private|vepa|passthru, host_shim=auto|IP[,IP6], ipv6_ra=ignore|accept, ipv6_ra_source=LL[,MAC], allow_router=true, allow_dhcp_server=true"},
 					&cli.StringSliceFlag{Name: "ipam-opt", Usage: "IPAM option: allocation=lowest|serial"},
 					&cli.StringFlag{Name: "ipam-driver", Value: "default", Usage: "IPAM driver: default (the --subnet pools) or dhcp (the DHCP server on the parent's wire)"},
 					&cli.StringFlag{Name: "scope", Value: api.ScopeLocal, Usage: "local (this host's pool) or cluster (one pool across the agents of mvlan agent --cluster; run create on each host with its own -o parent, the first defines it)"},
