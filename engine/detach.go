@@ -229,8 +229,8 @@ func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
 }
 
 // markRemoving stores e as "removing" (if it is not yet) and indexes it,
-// then ends its lease keepers' exchanges under way: the lease's release,
-// which follows, is the last the server hears of it (no REQUEST
+// then ends its lease keepers' exchanges under way: a bound lease's
+// release, which follows, is the last the server hears of it (no REQUEST
 // retransmitted after it binds the lease again). Caller holds en.busy.
 func (a *Engine) markRemoving(n *network, en *entry, e *endpoint) error {
 	if e.State == Removing {

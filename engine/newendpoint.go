@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -44,7 +45,7 @@ func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (endpoint, erro
 			e.Name = "mvlan-" + e.ID[:8]
 		}
 		e.Netns = link.NetnsPath(e.Name)
-		if _, err := a.ns.Check(e.Netns); err == nil {
+		if _, err := a.ns.Check(e.Netns); !errors.Is(err, fs.ErrNotExist) { // a namespace, or any file
 			return e, conflict(fmt.Errorf("container name %s is already in use (%s exists); choose another --name", e.Name, e.Netns))
 		}
 	}

@@ -65,19 +65,20 @@ func TestDHCPRebind(t *testing.T) {
 // TestDHCPRemoveDuringRenewal: a container removed while its lease's
 // renewal waits for an answer gives the lease back for good. The server
 // (dnsmasq, as authoritative as a failover pair, so it binds what a
-// REQUEST asks for) is frozen from before T1, so the renewal sent at T1
-// waits, to be retransmitted 2 s later; the rm comes 0.5 s after T1 and
-// is held for 4 s after its DHCPRELEASE (MVLAN_TEST_HOLDPOINT), the link
-// still up. Nothing the container sends after the DHCPRELEASE is a
-// DHCPREQUEST, and once the server runs again and has read everything
-// in order, its lease file has no lease of the address: a retransmission
-// after the release would have bound it again. About 10 s.
+// REQUEST asks for) is frozen from before T1 (6 s), so the renewal sent
+// at T1 waits, to be retransmitted 2 s later (and 4 s after that); the
+// rm comes 0.5 s after T1 and is held for 4 s after its DHCPRELEASE
+// (MVLAN_TEST_HOLDPOINT), the link still up. Nothing the container sends
+// after the DHCPRELEASE is a DHCPREQUEST, and once the server runs again
+// and has read everything in order, its lease file has no lease of the
+// address: a retransmission after the release would have bound it
+// again. About 13 s.
 func TestDHCPRemoveDuringRenewal(t *testing.T) {
 	t.Parallel()
 	sb := nstest.NewSandbox(t)
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.64.1/24", "dev", "wire0")
 	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--dhcp-range=192.168.64.100,192.168.64.150,255.255.255.0,2m",
-		"--dhcp-option=option:router,192.168.64.1", "--dhcp-option=option:T1,3", "--dhcp-option=option:T2,30")
+		"--dhcp-option=option:router,192.168.64.1", "--dhcp-option=option:T1,6", "--dhcp-option=option:T2,30")
 	a := newAgent(t, sb)
 	e := &env{t: t, sb: sb, a: a}
 	a.start("MVLAN_TEST_HOLDPOINT=endpoint-rm:after-release", "MVLAN_TEST_HOLD=4s")
@@ -88,8 +89,8 @@ func TestDHCPRemoveDuringRenewal(t *testing.T) {
 	addr := netip.MustParsePrefix(addrOf(ep, false)).Addr()
 	srv.Pause()
 	wire := nstest.NewCapture(t, sb.WirePath, "wire0")
-	if _, err := wire.Wait(time.Until(ep.Lease.Renew.Add(2*time.Second)), isDHCP(dhcpv4.MessageTypeRequest)); err != nil {
-		t.Fatalf("no renewal (DHCPREQUEST) by T1 (%s) + 2 s: %v\n%s", ep.Lease.Renew.Format(time.RFC3339Nano), err, a.log)
+	if _, err := wire.Wait(time.Until(ep.Lease.Renew.Add(3*time.Second)), isDHCP(dhcpv4.MessageTypeRequest)); err != nil {
+		t.Fatalf("no renewal (DHCPREQUEST) by T1 (%s) + 3 s: %v\n%s", ep.Lease.Renew.Format(time.RFC3339Nano), err, a.log)
 	}
 	time.Sleep(500 * time.Millisecond)
 	done := make(chan int)
@@ -106,12 +107,14 @@ func TestDHCPRemoveDuringRenewal(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Errorf("mvlan rm -f %s: exit %d\n%s", c1, code, a.log)
 	}
-	srv.Resume()
-	time.Sleep(time.Second) // it reads what waited, in order
+	srv.Resume() // it reads what waited, in order
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(srv.Log(), "DHCPRELEASE(wire0) "+addr.String()); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dnsmasq did not log the release of %s within 10 s of running again:\n%s", addr, srv.Log())
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // and whatever came after it
 	if err := srv.WaitLease(addr, false, 0); err != nil {
 		t.Errorf("the server's lease after the release: %v", err)
-	}
-	if !strings.Contains(srv.Log(), "DHCPRELEASE(wire0) "+addr.String()) {
-		t.Errorf("dnsmasq did not log the release of %s:\n%s", addr, srv.Log())
 	}
 }
