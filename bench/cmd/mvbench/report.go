@@ -24,7 +24,8 @@ type report struct {
 	targets     []target
 	sectionTime map[string]time.Duration
 	loadStart   string
-	calib       string // the machine's calibrations at start / end (calibrations)
+	machine     [][2]string // machineInfo at the start: git describe before the run writes its files
+	calib       string      // the machine's calibrations at start / end (calibrations)
 }
 
 type mdSection struct {
@@ -43,7 +44,7 @@ type target struct {
 }
 
 func newReport(cfg config) *report {
-	return &report{cfg: cfg, results: map[string]any{}, sectionTime: map[string]time.Duration{}, loadStart: loadAvg()}
+	return &report{cfg: cfg, results: map[string]any{}, sectionTime: map[string]time.Duration{}, loadStart: loadAvg(), machine: machineInfo(cfg)}
 }
 
 // set records a result under a dotted key (bpf_ns.empty).
@@ -158,7 +159,7 @@ func (r *report) markdown() []byte {
 	w("Needs iperf3 (`apt-get install -y iperf3`), iproute2, nsenter, and the Go module proxy once (the CNI plugins of the control section's anchor are built into bench/cache/). Everything runs in network namespaces named `mvt-<hex>-*` that the run creates and deletes.\n\n")
 
 	w("## Machine\n\n| | |\n| --- | --- |\n")
-	for _, kv := range machineInfo(r.cfg) {
+	for _, kv := range r.machine {
 		w("| %s | %s |\n", kv[0], kv[1])
 	}
 	w("| load average at start / end | %s / %s |\n", r.loadStart, loadAvg())
