@@ -305,7 +305,7 @@ func TestAttachesDoNotWait(t *testing.T) {
 		_, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub", Name: "slow"})
 		slow <- err
 	}()
-	<-gate.Entered
+	entered(t, gate, slow)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -357,7 +357,7 @@ func TestCNINamesInParallel(t *testing.T) {
 		first, err = r.e.CreateEndpoint(context.Background(), held)
 		res <- err
 	}()
-	<-gate.Entered
+	entered(t, gate, res)
 	second, err := r.e.CreateEndpoint(context.Background(), other)
 	gate.Open()
 	if err := <-res; err != nil {
@@ -436,6 +436,18 @@ func TestCNIAddFromAnotherNetns(t *testing.T) {
 	one(third, renewed)
 }
 
+// entered waits until the attach whose result comes on res reached
+// gate; one that ends first fails t with its error rather than leaving
+// the test waiting forever.
+func entered(t *testing.T, gate *enginetest.Gate, res <-chan error) {
+	t.Helper()
+	select {
+	case <-gate.Entered:
+	case err := <-res:
+		t.Fatalf("the attach ended before it reached the gate: %v", err)
+	}
+}
+
 // failAfterName attaches req (a container of its own, on a network on
 // eth0) and has its link fail once its namespace is named: the parent
 // goes while the link is held. It returns the attach's error, after
@@ -450,11 +462,7 @@ func (r *rig) failAfterName(req api.EndpointCreate) error {
 		_, err := r.e.CreateEndpoint(context.Background(), req)
 		res <- err
 	}()
-	select {
-	case <-gate.Entered:
-	case err := <-res:
-		r.t.Fatalf("the attach of %s ended before its link was made: %v", req.Name, err)
-	}
+	entered(r.t, gate, res)
 	for deadline := time.Now().Add(5 * time.Second); !r.k.HasNetns(path); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			r.t.Fatal("the namespace got no name while its link was held")
