@@ -44,6 +44,8 @@ func TestBadInput(t *testing.T) {
 		code int
 		want []string
 	}{
+		{"unknown command", []string{"nosuchcmd"}, 2, []string{"nosuchcmd", "mvlan --help"}},
+		{"unknown network command", []string{"network", "nosuch"}, 2, []string{"nosuch", "mvlan --help"}},
 		{"unknown driver", create("-d", "bridge", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "n"), 1, []string{`"bridge"`, "macvlan"}},
 		{"malformed cidr", create("--subnet=172.16.86.0/33", "-o", "parent=eth0", "n"), 1, []string{"172.16.86.0/33"}},
 		{"host bits", create("--subnet=172.16.86.7/24", "-o", "parent=eth0", "n"), 1, []string{"172.16.86.7/24", "172.16.86.0/24"}},

@@ -44,12 +44,18 @@ func main() {
 	if err == nil {
 		return
 	}
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, "mvlan: "+msg)
+	var ce commandExit
+	if errors.As(err, &ce) {
+		if ce.msg != "" {
+			fmt.Fprintln(os.Stderr, "mvlan: "+ce.msg)
 		}
-		os.Exit(ec.ExitCode())
+		os.Exit(ce.code)
+	}
+	// urfave/cli's own exits are for a command line it cannot run (an
+	// unknown command: "No help topic for ..."): usage errors.
+	if errors.As(err, new(cli.ExitCoder)) {
+		fmt.Fprintln(os.Stderr, "mvlan: "+err.Error()+" (mvlan --help lists the commands)")
+		os.Exit(2)
 	}
 	fmt.Fprintln(os.Stderr, "mvlan: "+err.Error())
 	if errors.As(err, new(usageError)) {

@@ -64,16 +64,25 @@ func run(c *cli.Context) error {
 		err = errors.Join(err, cl.RemoveEndpoint(context.WithoutCancel(c.Context), e.ID, true))
 	}
 	if err != nil && code != 0 {
-		return cli.Exit(err.Error(), code)
+		return commandExit{err.Error(), code}
 	}
 	if err != nil {
 		return err
 	}
 	if code != 0 {
-		return cli.Exit("", code)
+		return commandExit{"", code}
 	}
 	return nil
 }
+
+// commandExit is how the command that run ran ended: mvlan exits with
+// its code, saying msg if there is one.
+type commandExit struct {
+	msg  string
+	code int
+}
+
+func (e commandExit) Error() string { return e.msg }
 
 func shell() string {
 	if s := os.Getenv("SHELL"); s != "" {
