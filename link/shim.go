@@ -165,18 +165,11 @@ func (h *Host) SetShimAddrs(name string, addrs []netip.Addr) error {
 // written only when they differ: each write is a link event of the shim,
 // and a link event has the agent attach it again.
 func (h *Host) shimARP(l netlink.Link, name string) error {
-	var ignore, announce string
-	if err := nsthread.Do(h.ns, func() error {
-		return ipv4Conf(name, func(dfd int) (err error) {
-			if ignore, err = readAt(dfd, "arp_ignore"); err == nil {
-				announce, err = readAt(dfd, "arp_announce")
-			}
-			return err
-		})
-	}); err != nil {
+	v, err := h.readConf("ipv4", name, "arp_ignore", "arp_announce")
+	if err != nil {
 		return fmt.Errorf("read the ARP settings of %s: %w", name, err)
 	}
-	if ignore == "1" && announce == "2" {
+	if v[0] == "1" && v[1] == "2" {
 		return nil
 	}
 	idx := l.Attrs().Index
@@ -197,17 +190,11 @@ func (h *Host) shimIPv6(l netlink.Link, name string, v6 bool, missing []netip.Pr
 	if !v6 {
 		return nil
 	}
-	var mode, disabled string
-	if err := nsthread.Do(h.ns, func() error {
-		return ipv6Conf(name, func(dfd int) (err error) {
-			if mode, err = readAt(dfd, "addr_gen_mode"); err == nil {
-				disabled, err = readAt(dfd, "disable_ipv6")
-			}
-			return err
-		})
-	}); err != nil {
+	v, err := h.readConf("ipv6", name, "addr_gen_mode", "disable_ipv6")
+	if err != nil {
 		return fmt.Errorf("read the IPv6 settings of %s: %w", name, err)
 	}
+	mode, disabled := v[0], v[1]
 	if mode != "0" {
 		if err := h.nl.LinkSetIP6AddrGenMode(l, 0); err != nil {
 			return fmt.Errorf("set addr_gen_mode on %s: %w", name, err)
@@ -217,6 +204,23 @@ func (h *Host) shimIPv6(l netlink.Link, name string, v6 bool, missing []netip.Pr
 		return nil
 	}
 	return setDisableIPv6(h.ns, name, false)
+}
+
+// readConf reads the settings keys of link name in net.FAM.conf of h's
+// namespace (netConf), in that order.
+func (h *Host) readConf(fam, name string, keys ...string) ([]string, error) {
+	v := make([]string, len(keys))
+	err := nsthread.Do(h.ns, func() error {
+		return netConf(fam, name, func(dfd int) (err error) {
+			for i, k := range keys {
+				if v[i], err = readAt(dfd, k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	return v, err
 }
 
 // readAt reads the file name in directory dfd, without surrounding space.
