@@ -309,11 +309,6 @@ func ipv6Conf(ifName string, fn func(dfd int) error) error {
 	return netConf("ipv6", ifName, fn)
 }
 
-// ipv4Conf is ipv6Conf for net.ipv4.conf.IFNAME.
-func ipv4Conf(ifName string, fn func(dfd int) error) error {
-	return netConf("ipv4", ifName, fn)
-}
-
 // netConf calls fn with the directory net.FAM.conf.IFNAME (ipv6Conf).
 func netConf(fam, ifName string, fn func(dfd int) error) error {
 	root, rel := unix.AT_FDCWD, "/proc/"
