@@ -27,7 +27,7 @@ func (r dpResults) round(ctx context.Context, pairs []*dpPair, round, iperfSecs 
 	order := append(append([]*dpPair{}, pairs[round%len(pairs):]...), pairs[:round%len(pairs)]...)
 	var tcp, udp []string
 	for _, p := range order {
-		g, err := iperfTCP(ctx, p, 1)
+		g, err := iperfTCP(ctx, p, 1, round)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.key, err)
 		}
