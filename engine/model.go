@@ -96,6 +96,10 @@ type endpoint struct {
 	CNI         *api.CNIAttachment // the identity a CNI runtime gave it
 	Lease       *dhcp.Lease        // on a DHCP network, once it has one
 	Lease6      *dhcp.Lease        // its DHCPv6 lease, on a DHCP network with IPv6
+	// Unrouted are the gateways it has no default route through: its
+	// namespace had one of that family when the link was made
+	// (link.EndpointSpec.RouteKept).
+	Unrouted []netip.Addr
 	// unseen: its network picked its addresses and none was ever
 	// another endpoint's (reserve), so announcing them to the wire is
 	// enough (link.EndpointSpec.WireOnly). Not stored: false after a
@@ -113,7 +117,7 @@ type endpoint struct {
 func (e endpoint) api() api.Endpoint {
 	out := api.Endpoint{ID: e.ID, Name: e.Name, NetworkID: e.NetworkID, Netns: e.Netns, NetnsInode: e.NetnsInode,
 		OwnsNetns: e.OwnsNetns, IfName: e.IfName, Addrs: e.Addrs, State: e.State.String(), Created: e.Created,
-		NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, CNI: e.CNI}
+		NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, CNI: e.CNI, Unrouted: e.Unrouted}
 	if e.Lease != nil {
 		out.Lease = e.Lease.API()
 	}
@@ -129,7 +133,7 @@ func (e endpoint) api() api.Endpoint {
 func endpointFromAPI(a api.Endpoint) (endpoint, error) {
 	e := endpoint{ID: a.ID, Name: a.Name, NetworkID: a.NetworkID, Netns: a.Netns, NetnsInode: a.NetnsInode,
 		OwnsNetns: a.OwnsNetns, IfName: a.IfName, Addrs: a.Addrs, Created: a.Created,
-		NetnsCookie: a.NetnsCookie, Ifindex: a.Ifindex, CNI: a.CNI}
+		NetnsCookie: a.NetnsCookie, Ifindex: a.Ifindex, CNI: a.CNI, Unrouted: a.Unrouted}
 	var err error
 	if e.State, err = parseState(a.State); err != nil {
 		return e, fmt.Errorf("endpoint %s: %w", a.Name, err)

@@ -64,6 +64,11 @@ type EndpointSpec struct {
 	// addresses went: it is sent in the background once the link is up
 	// (announceLater), after AttachEndpoint has returned.
 	Announced func(error)
+	// RouteKept, if set, hears each of Gateways whose family the
+	// namespace had a default route of already (another network's, or
+	// the runtime's primary interface's): that one stays, and none via
+	// gw is added.
+	RouteKept func(gw netip.Addr)
 	// MACBusyWait is how long up is tried again while the parent refuses
 	// MAC (EADDRINUSE: another macvlan on it has it) when the caller
 	// knows that link is going: one in a namespace that is gone to its
@@ -342,6 +347,9 @@ func configureSlave(ctx context.Context, sl *slave, s EndpointSpec, target netns
 			// The namespace already has a default route (a real container,
 			// or one on another network first): it keeps it, as a Docker
 			// container keeps the gateway of the network it joined first.
+			if s.RouteKept != nil {
+				s.RouteKept(gw)
+			}
 			continue
 		}
 		if err != nil {

@@ -11,8 +11,9 @@ import (
 )
 
 // TestLeaseKept: a network's IPAM driver and an endpoint's DHCP leases
-// (schema 3; its DHCPv6 lease: schema 5) are read back, every field, after the file is closed and
-// opened again; an endpoint without a lease stays without.
+// (schema 3; its DHCPv6 lease: schema 5) and unrouted gateways (schema
+// 6) are read back, every field, after the file is closed and opened
+// again; an endpoint without them stays without.
 func TestLeaseKept(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir)
@@ -29,7 +30,8 @@ func TestLeaseKept(t *testing.T) {
 	l6 := &api.Lease{State: api.LeaseBound, Addr: netip.MustParsePrefix("fd00:60::10/64"), ClientID: "0004aa",
 		Obtained: now, Renew: now.Add(time.Minute), Rebind: now.Add(2 * time.Minute), Expiry: now.Add(3 * time.Minute),
 		ACK: []byte{7, 1, 2, 3}}
-	with := api.Endpoint{ID: NewID(), Name: "c1", NetworkID: n.ID, Lease: l, Lease6: l6}
+	unrouted := []netip.Addr{netip.MustParseAddr("192.0.2.1")}
+	with := api.Endpoint{ID: NewID(), Name: "c1", NetworkID: n.ID, Lease: l, Lease6: l6, Unrouted: unrouted}
 	without := api.Endpoint{ID: NewID(), Name: "c2", NetworkID: n.ID}
 	for _, err := range []error{s.CreateNetwork(n), s.CreateEndpoint(with), s.CreateEndpoint(without), s.Close()} {
 		if err != nil {
@@ -50,8 +52,11 @@ func TestLeaseKept(t *testing.T) {
 	if got.Lease6 == nil || !reflect.DeepEqual(*got.Lease6, *l6) {
 		t.Errorf("DHCPv6 lease read back as %+v;\nwant %+v", got.Lease6, l6)
 	}
-	if got, err := s.Endpoint(without.ID); err != nil || got.Lease != nil || got.Lease6 != nil {
-		t.Errorf("endpoint without a lease read back with %+v (%v)", got.Lease, err)
+	if !reflect.DeepEqual(got.Unrouted, unrouted) {
+		t.Errorf("unrouted gateways read back as %v; want %v", got.Unrouted, unrouted)
+	}
+	if got, err := s.Endpoint(without.ID); err != nil || got.Lease != nil || got.Lease6 != nil || got.Unrouted != nil {
+		t.Errorf("endpoint without a lease read back with %+v, unrouted %v (%v)", got.Lease, got.Unrouted, err)
 	}
 }
 

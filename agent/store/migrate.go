@@ -31,6 +31,7 @@ var migrations = []func(*bolt.Tx) error{
 	2: func(*bolt.Tx) error { return nil }, // so did schema 3
 	3: migrate3,
 	4: func(*bolt.Tx) error { return nil }, // schema 5 only added an optional field
+	5: func(*bolt.Tx) error { return nil }, // so did schema 6
 }
 
 // migrate brings the file's records to Schema and records the version.

@@ -26,8 +26,10 @@ import (
 // network's name came from (name_from, optional: the operator's when
 // absent); its migration marks the networks named by their own ID (Docker's
 // networks created without -o name=) as named by Docker's ID.
-// Schema 5 added an endpoint's DHCPv6 lease (lease6, optional).
-const Schema = 5
+// Schema 5 added an endpoint's DHCPv6 lease (lease6, optional). Schema 6
+// added the gateways an endpoint has no default route through
+// (unrouted_gateways, optional: none when absent).
+const Schema = 6
 
 // networkRecord is a stored network (schema 1).
 type networkRecord struct {
@@ -73,9 +75,10 @@ type endpointRecord struct {
 	Created     time.Time      `json:"created"`
 	NetnsCookie uint64         `json:"netns_cookie,omitempty"`
 	Ifindex     int            `json:"ifindex,omitempty"`
-	CNI         *cniRecord     `json:"cni,omitempty"`    // schema 2
-	Lease       *leaseRecord   `json:"lease,omitempty"`  // schema 3
-	Lease6      *leaseRecord   `json:"lease6,omitempty"` // schema 5
+	CNI         *cniRecord     `json:"cni,omitempty"`               // schema 2
+	Lease       *leaseRecord   `json:"lease,omitempty"`             // schema 3
+	Lease6      *leaseRecord   `json:"lease6,omitempty"`            // schema 5
+	Unrouted    []netip.Addr   `json:"unrouted_gateways,omitempty"` // schema 6
 }
 
 // leaseRecord is an endpoint's DHCP lease (schema 3).
@@ -127,14 +130,14 @@ func endpointToRecord(e api.Endpoint) endpointRecord {
 	return endpointRecord{ID: e.ID, Name: e.Name, NetworkID: e.NetworkID, Netns: e.Netns, NetnsInode: e.NetnsInode,
 		OwnsNetns: e.OwnsNetns, IfName: e.IfName, MAC: e.MAC, Addrs: e.Addrs, State: e.State, Created: e.Created,
 		NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, CNI: (*cniRecord)(e.CNI), Lease: (*leaseRecord)(e.Lease),
-		Lease6: (*leaseRecord)(e.Lease6)}
+		Lease6: (*leaseRecord)(e.Lease6), Unrouted: e.Unrouted}
 }
 
 func (r endpointRecord) api() api.Endpoint {
 	return api.Endpoint{ID: r.ID, Name: r.Name, NetworkID: r.NetworkID, Netns: r.Netns, NetnsInode: r.NetnsInode,
 		OwnsNetns: r.OwnsNetns, IfName: r.IfName, MAC: r.MAC, Addrs: r.Addrs, State: r.State, Created: r.Created,
 		NetnsCookie: r.NetnsCookie, Ifindex: r.Ifindex, CNI: (*api.CNIAttachment)(r.CNI), Lease: (*api.Lease)(r.Lease),
-		Lease6: (*api.Lease)(r.Lease6)}
+		Lease6: (*api.Lease)(r.Lease6), Unrouted: r.Unrouted}
 }
 
 // ErrBadRecord means a stored record does not decode or breaks the rules

@@ -14,7 +14,9 @@ import (
 
 // result describes endpoint e of network n the CNI way: its interface in
 // the sandbox, its addresses with their gateway, and the default routes
-// the agent installed (none on an internal network).
+// the agent installed: none on an internal network, nor where the
+// namespace had one of the family before (e.Unrouted), as a Multus pod
+// has through its primary interface.
 func result(n api.Network, e api.Endpoint) *current.Result {
 	r := &current.Result{CNIVersion: current.ImplementedSpecVersion,
 		Interfaces: []*current.Interface{{Name: e.IfName, Mac: e.MAC, Sandbox: e.Netns}}}
@@ -25,7 +27,7 @@ func result(n api.Network, e api.Endpoint) *current.Result {
 			ipc.Gateway = net.IP(gw.AsSlice())
 		}
 		r.IPs = append(r.IPs, ipc)
-		if gw.IsValid() && !n.Internal {
+		if gw.IsValid() && !n.Internal && !slices.Contains(e.Unrouted, gw) {
 			bits := 32
 			if gw.Is6() {
 				bits = 128

@@ -13,7 +13,7 @@ import (
 
 // TestResult: an endpoint's result lists its interface in the sandbox,
 // each address with its subnet's gateway, and a default route per family
-// unless the network is internal.
+// unless the network is internal or the namespace kept its own.
 func TestResult(t *testing.T) {
 	n := api.Network{Pools: []api.Pool{
 		{Subnet: netip.MustParsePrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.1.0.1")},
@@ -34,6 +34,11 @@ func TestResult(t *testing.T) {
 	if len(r.Routes) != 2 || r.Routes[0].Dst.String() != "0.0.0.0/0" || r.Routes[1].Dst.String() != "::/0" || r.Routes[1].GW.String() != "fd00:1::1" {
 		t.Errorf("routes %v; want default via each gateway", r.Routes)
 	}
+	e.Unrouted = []netip.Addr{netip.MustParseAddr("10.1.0.1")}
+	if r := result(n, e); len(r.Routes) != 1 || r.Routes[0].GW.String() != "fd00:1::1" || len(r.IPs) != 2 || r.IPs[0].Gateway.String() != "10.1.0.1" {
+		t.Errorf("IPv4 gateway unrouted: routes %v ips %v; want the IPv6 default route only, both addresses with their gateway", r.Routes, r.IPs)
+	}
+	e.Unrouted = nil
 	n.Internal = true
 	if r := result(n, e); len(r.Routes) != 0 || len(r.IPs) != 2 {
 		t.Errorf("internal network: routes %v ips %v; want no route, both addresses", r.Routes, r.IPs)
