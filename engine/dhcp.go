@@ -94,8 +94,13 @@ func (a *Engine) applyLease(n *network, e *endpoint, l dhcp.Lease) error {
 		router = netip.Addr{}
 	}
 	if old != l.Addr || e.Lease.Router != l.Router {
-		if err := link.SetLeased(e.Netns, e.Ifindex, old, l.Addr, router); err != nil {
+		kept, err := link.SetLeased(e.Netns, e.Ifindex, old, l.Addr, router)
+		if err != nil {
 			return fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err)
+		}
+		next.Unrouted = nil // a DHCP network's only gateway is its lease's router
+		if kept {
+			next.Unrouted = []netip.Addr{router}
 		}
 	}
 	if err := writeResolv(*e, resolvLease(e.Lease, e.Lease6), *resolvLease(&l, e.Lease6)); err != nil {

@@ -270,8 +270,8 @@ func (a *Engine) expire(n *network, en *entry, msg string, refused, v6 bool) {
 		l.LastTry, l.Refused = time.Now(), (**cur.lease(v6)).Refused+1
 	}
 	*cur.lease(v6) = &l
-	err := errors.Join(link.SetLeased(cur.Netns, cur.Ifindex, l.Addr, netip.Prefix{}, netip.Addr{}),
-		a.setTableEntry(n, cur), a.store.UpdateEndpoint(cur.api()))
+	_, err := link.SetLeased(cur.Netns, cur.Ifindex, l.Addr, netip.Prefix{}, netip.Addr{})
+	err = errors.Join(err, a.setTableEntry(n, cur), a.store.UpdateEndpoint(cur.api()))
 	a.log.Error(msg, "name", cur.Name, "network", n.name(), "addr", l.Addr, "server", l.Server,
 		"last_error", l.Err, "refused", l.Refused, "next_try", max(nextTry(l, time.Now()), 0), "err", err)
 	n.mu.Lock()

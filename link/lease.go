@@ -15,9 +15,11 @@ import (
 // endpoint whose address comes from a DHCP server. The link goes down and
 // up around the change, so that arp_notify (set by AttachEndpoint when
 // EndpointSpec.DHCP) announces the address with a gratuitous ARP. A zero
-// addr takes old off (an expired lease) and leaves the link up.
-func SetLeased(netnsPath string, ifindex int, old, addr netip.Prefix, router netip.Addr) error {
-	return inNetns(netnsPath, func(nl *netlink.Handle) error {
+// addr takes old off (an expired lease) and leaves the link up. kept says
+// the namespace had an IPv4 default route already, which stays (another
+// network's, or a pod's primary interface's): none via router was added.
+func SetLeased(netnsPath string, ifindex int, old, addr netip.Prefix, router netip.Addr) (kept bool, err error) {
+	err = inNetns(netnsPath, func(nl *netlink.Handle) error {
 		l, err := nl.LinkByIndex(ifindex)
 		if err != nil {
 			return fmt.Errorf("link %d in %s: %w", ifindex, netnsPath, err)
@@ -43,11 +45,13 @@ func SetLeased(netnsPath string, ifindex int, old, addr netip.Prefix, router net
 			return nil
 		}
 		err = nl.RouteAdd(&netlink.Route{LinkIndex: ifindex, Gw: net.IP(router.AsSlice())})
-		if err != nil && !errors.Is(err, unix.EEXIST) { // a default route of another network stays
+		kept = errors.Is(err, unix.EEXIST)
+		if err != nil && !kept {
 			return fmt.Errorf("add default route via %s: %w", router, err)
 		}
 		return nil
 	}, false)
+	return kept, err
 }
 
 // SetLeased6 puts the DHCPv6 address addr on link ifindex of the namespace

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,15 +14,20 @@ import (
 )
 
 // result describes endpoint e of network n the CNI way: its interface in
-// the sandbox, its addresses with their gateway, and the default routes
-// the agent installed: none on an internal network, nor where the
-// namespace had one of the family before (e.Unrouted), as a Multus pod
-// has through its primary interface.
+// the sandbox, its addresses with their gateway (a leased one's: its
+// lease's router), the default routes the agent installed (none on an
+// internal network, nor where the namespace had one of the family before
+// (e.Unrouted), as a Multus pod has through its primary interface), and
+// the DNS servers and domains of its DHCP leases.
 func result(n api.Network, e api.Endpoint) *current.Result {
 	r := &current.Result{CNIVersion: current.ImplementedSpecVersion,
-		Interfaces: []*current.Interface{{Name: e.IfName, Mac: e.MAC, Sandbox: e.Netns}}}
+		Interfaces: []*current.Interface{{Name: e.IfName, Mac: e.MAC, Sandbox: e.Netns}},
+		DNS:        leaseDNS(e.Lease, e.Lease6)}
 	for _, p := range e.Addrs {
 		gw := gatewayOf(n, p.Addr())
+		if l := e.Lease; l != nil && l.Addr == p {
+			gw = l.Router
+		}
 		ipc := &current.IPConfig{Interface: current.Int(0), Address: ipNet(p)}
 		if gw.IsValid() {
 			ipc.Gateway = net.IP(gw.AsSlice())
@@ -37,6 +43,26 @@ func result(n api.Network, e api.Endpoint) *current.Result {
 		}
 	}
 	return r
+}
+
+// leaseDNS is what the leases (either may be nil) say of DNS, as the
+// agent writes it to the container's resolv.conf: the servers of both;
+// the domain name and search list of the DHCPv4 lease, or of the DHCPv6
+// one without it.
+func leaseDNS(v4, v6 *api.Lease) types.DNS {
+	var d types.DNS
+	for _, l := range []*api.Lease{v4, v6} {
+		if l == nil {
+			continue
+		}
+		for _, a := range l.DNS {
+			d.Nameservers = append(d.Nameservers, a.String())
+		}
+	}
+	if l := cmp.Or(v4, v6); l != nil {
+		d.Domain, d.Search = l.Domain, l.Search
+	}
+	return d
 }
 
 func gatewayOf(n api.Network, a netip.Addr) netip.Addr {
@@ -106,7 +132,7 @@ func readPrev(prev types.Result) (*current.Result, error) {
 // withPrev is the result of an ADD given the result of the plugins before
 // mvlan in a chain (prevResult, nil if none): theirs with mvlan's
 // interface, addresses and routes after, as the spec asks of a plugin
-// given one.
+// given one; their DNS, or mvlan's (a lease's) if they have none.
 func withPrev(prev types.Result, r *current.Result) (*current.Result, error) {
 	if prev == nil {
 		return r, nil
@@ -121,5 +147,8 @@ func withPrev(prev types.Result, r *current.Result) (*current.Result, error) {
 	p.Interfaces = append(p.Interfaces, r.Interfaces...)
 	p.IPs = append(p.IPs, r.IPs...)
 	p.Routes = append(p.Routes, r.Routes...)
+	if p.DNS.IsEmpty() {
+		p.DNS = r.DNS
+	}
 	return p, nil
 }

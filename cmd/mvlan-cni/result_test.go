@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -45,6 +46,34 @@ func TestResult(t *testing.T) {
 	}
 }
 
+// TestResultDHCP: a leased address has its lease's router as gateway
+// and default route; the DNS servers are both leases', the domain and
+// search list the DHCPv4 lease's, as in the container's resolv.conf.
+func TestResultDHCP(t *testing.T) {
+	v4 := netip.MustParsePrefix("192.168.60.120/24")
+	e := api.Endpoint{IfName: "eth0", Addrs: []netip.Prefix{v4, netip.MustParsePrefix("fd00:60::20/128")},
+		Lease: &api.Lease{Addr: v4, Router: netip.MustParseAddr("192.168.60.1"), DNS: []netip.Addr{netip.MustParseAddr("192.168.60.53")},
+			Domain: "lan.example", Search: []string{"a.example"}},
+		Lease6: &api.Lease{Addr: netip.MustParsePrefix("fd00:60::20/128"), DNS: []netip.Addr{netip.MustParseAddr("fd00:60::53")},
+			Search: []string{"b.example"}}}
+	r := result(api.Network{}, e)
+	if len(r.IPs) != 2 || r.IPs[0].Gateway.String() != "192.168.60.1" || r.IPs[1].Gateway != nil {
+		t.Errorf("ips %v; want the IPv4 address with the lease's router, the IPv6 one without gateway", r.IPs)
+	}
+	if len(r.Routes) != 1 || r.Routes[0].GW.String() != "192.168.60.1" {
+		t.Errorf("routes %v; want default via 192.168.60.1", r.Routes)
+	}
+	if d := r.DNS; strings.Join(d.Nameservers, " ") != "192.168.60.53 fd00:60::53" || d.Domain != "lan.example" || strings.Join(d.Search, " ") != "a.example" {
+		t.Errorf("dns %+v; want both servers, the DHCPv4 lease's domain and search list", d)
+	}
+	if d := result(api.Network{}, api.Endpoint{Lease6: e.Lease6}).DNS; d.Domain != "" || strings.Join(d.Search, " ") != "b.example" {
+		t.Errorf("DHCPv6 lease alone: dns %+v; want its search list", d)
+	}
+	if d := result(api.Network{}, api.Endpoint{}).DNS; len(d.Nameservers)+len(d.Search) != 0 || d.Domain != "" {
+		t.Errorf("no lease: dns %+v; want none", d)
+	}
+}
+
 // TestWithPrev: given the result of the plugins before it in a chain,
 // ADD answers theirs with its own interface, addresses (their interface
 // index moved past the others') and routes after; a prevResult with a
@@ -67,6 +96,15 @@ func TestWithPrev(t *testing.T) {
 	if len(r.Interfaces) != 3 || r.Interfaces[2].Name != "net1" || len(r.IPs) != 2 || *r.IPs[0].Interface != 0 ||
 		r.IPs[1].Address.String() != "10.1.0.5/24" || *r.IPs[1].Interface != 2 || len(r.Routes) != 1 || len(r.DNS.Nameservers) != 1 {
 		t.Errorf("merged result %+v; want eth0, veth1, net1 with 10.1.0.5/24 on interface 2, one route, the DNS kept", r)
+	}
+	leased := e
+	leased.Lease = &api.Lease{Addr: e.Addrs[0], DNS: []netip.Addr{netip.MustParseAddr("10.1.0.53")}}
+	if r, err := withPrev(prev, result(n, leased)); err != nil || strings.Join(r.DNS.Nameservers, " ") != "192.168.9.1" {
+		t.Errorf("merged result of a leased endpoint: %v, dns %+v; want the earlier plugins' DNS", err, r.DNS)
+	}
+	prev.DNS = types.DNS{}
+	if r, err := withPrev(prev, result(n, leased)); err != nil || strings.Join(r.DNS.Nameservers, " ") != "10.1.0.53" {
+		t.Errorf("merged result of a leased endpoint, none before: %v, dns %+v; want the lease's DNS", err, r.DNS)
 	}
 	for _, bad := range []*current.Result{
 		{CNIVersion: "1.0.0", Interfaces: []*current.Interface{nil}},

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/containernetworking/cni/libcni"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -21,17 +24,7 @@ func TestCNIKeptDefaultRoute(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
 	l := e.list("1.1.0", "")
-	pod := e.container("pod")
-	pod.IfName = "net1"
-	for _, args := range [][]string{
-		{"link", "add", "prim", "type", "veth", "peer", "name", "prim-peer"},
-		{"addr", "add", "192.168.50.2/24", "dev", "prim"},
-		{"link", "set", "prim-peer", "up"},
-		{"link", "set", "prim", "up"},
-		{"route", "add", "default", "via", "192.168.50.1"},
-	} {
-		e.sb.Run(t, pod.NetNS, append([]string{"ip"}, args...)...)
-	}
+	pod := e.podWithPrimary("pod")
 	r := e.add(l, pod)
 	if len(r.IPs) != 1 || r.IPs[0].Gateway.String() != "172.16.86.1" || len(r.Routes) != 0 {
 		t.Errorf("ADD beside a default route: ips %v routes %v; want one address with gateway 172.16.86.1, no route", r.IPs, r.Routes)
@@ -62,6 +55,74 @@ func TestCNIKeptDefaultRoute(t *testing.T) {
 	e.del(l, pod)
 	defaultVia(t, pod.NetNS, "default via 192.168.50.1 dev prim")
 	e.del(l, plain)
+	e.noDrift()
+}
+
+// podWithPrimary makes a namespace as Kubernetes hands it to Multus for a
+// secondary network (net1): its primary interface (a veth, prim) has an
+// address and the default route.
+func (e *env) podWithPrimary(name string) *libcni.RuntimeConf {
+	e.t.Helper()
+	pod := e.container(name)
+	pod.IfName = "net1"
+	for _, args := range [][]string{
+		{"link", "add", "prim", "type", "veth", "peer", "name", "prim-peer"},
+		{"addr", "add", "192.168.50.2/24", "dev", "prim"},
+		{"link", "set", "prim-peer", "up"},
+		{"link", "set", "prim", "up"},
+		{"route", "add", "default", "via", "192.168.50.1"},
+	} {
+		e.sb.Run(e.t, pod.NetNS, append([]string{"ip"}, args...)...)
+	}
+	return pod
+}
+
+// TestCNIDHCPResult: on a DHCP network the ADD result says what the
+// lease gave (real dnsmasq on the wire): the address with the lease's
+// router as its gateway, the default route via it, the lease's DNS
+// server and domain; beside a pod's own default route, no route, the
+// router listed as unrouted. CHECK passes.
+func TestCNIDHCPResult(t *testing.T) {
+	e := newEnv(t)
+	e.sb.Run(t, e.sb.WirePath, "ip", "addr", "add", "192.168.60.1/24", "dev", "wire0")
+	nstest.StartDnsmasq(t, e.sb.WirePath, "wire0", "--dhcp-authoritative",
+		"--dhcp-range=192.168.60.100,192.168.60.150,255.255.255.0,2m",
+		"--dhcp-option=option:router,192.168.60.1", "--dhcp-option=option:dns-server,192.168.60.53",
+		"--dhcp-option=option:domain-name,lan.example")
+	e.a.CLI("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan")
+	raw := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"lan","plugins":[{"type":"mvlan","socket":%q}]}`, e.a.Socket)
+	l, err := libcni.NetworkConfFromBytes([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := e.container("plain")
+	r := e.add(l, plain)
+	if len(r.IPs) != 1 || !strings.HasPrefix(r.IPs[0].Address.String(), "192.168.60.1") || r.IPs[0].Gateway.String() != "192.168.60.1" {
+		t.Errorf("DHCP ADD: ips %v; want one address of 192.168.60.100-150/24 with gateway 192.168.60.1", r.IPs)
+	}
+	if len(r.Routes) != 1 || r.Routes[0].Dst.String() != "0.0.0.0/0" || r.Routes[0].GW.String() != "192.168.60.1" {
+		t.Errorf("DHCP ADD: routes %v; want default via 192.168.60.1", r.Routes)
+	}
+	if d := r.DNS; !slices.Equal(d.Nameservers, []string{"192.168.60.53"}) || d.Domain != "lan.example" {
+		t.Errorf("DHCP ADD: dns %+v; want nameserver 192.168.60.53, domain lan.example", d)
+	}
+	defaultVia(t, plain.NetNS, "default via 192.168.60.1 dev eth0")
+
+	pod := e.podWithPrimary("pod")
+	r = e.add(l, pod)
+	if len(r.IPs) != 1 || r.IPs[0].Gateway.String() != "192.168.60.1" || len(r.Routes) != 0 {
+		t.Errorf("DHCP ADD beside a default route: ips %v routes %v; want the address with gateway 192.168.60.1, no route", r.IPs, r.Routes)
+	}
+	defaultVia(t, pod.NetNS, "default via 192.168.50.1 dev prim")
+	if ep := e.endpoint(e.sb.Name + "-pod"); !slices.Equal(ep.Unrouted, []netip.Addr{netip.MustParseAddr("192.168.60.1")}) {
+		t.Errorf("endpoint's unrouted gateways %v; want [192.168.60.1]", ep.Unrouted)
+	}
+	for _, rt := range []*libcni.RuntimeConf{plain, pod} {
+		if err := e.cni.CheckNetworkList(context.Background(), l, rt); err != nil {
+			t.Errorf("CHECK %s: %v", rt.ContainerID, err)
+		}
+		e.del(l, rt)
+	}
 	e.noDrift()
 }
 
