@@ -164,8 +164,8 @@ type Endpoint struct {
 	Lease6 *Lease `json:"lease6,omitempty"`
 	// Unrouted are gateways of its network that are not its default
 	// route: its namespace had a default route of that family when it
-	// joined (a Kubernetes pod's primary interface, or another network
-	// first) and kept it.
+	// joined (a Kubernetes pod's primary interface, or another mvlan
+	// network's, joined first) and kept it.
 	Unrouted []netip.Addr `json:"unrouted_gateways,omitempty"`
 }
 

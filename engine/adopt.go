@@ -16,15 +16,17 @@ type kernelEndpoint struct {
 	netnsIno uint64
 	link     link.Info
 	addrs    []netip.Prefix
+	unrouted []netip.Addr // gateways whose family's default route is another's
 }
 
 // completeIn reports whether e's kernel side is whole: its namespace is
 // e's (by inode, or by our mark for one made before the inode was stored),
 // and in it a link with e's mark, renamed, up, with e's MAC and exactly
 // e's addresses, and a default route of each family e has a gateway for
-// (the last step of the link's set-up). A crash (or a state file fallen back one transaction)
-// can leave such an endpoint recorded as "creating"; it is adopted, not
-// torn down.
+// (the last step of the link's set-up; one not via the gateway on e's
+// link, which the namespace had before, makes the gateway unrouted). A
+// crash (or a state file fallen back one transaction) can leave such an
+// endpoint recorded as "creating"; it is adopted, not torn down.
 func (a *Engine) completeIn(n *network, e endpoint) (kernelEndpoint, bool) {
 	if !a.isOurNetns(e) || (n.DHCP && e.Lease == nil) { // no lease stored: see settleLease
 		return kernelEndpoint{}, false
@@ -35,8 +37,11 @@ func (a *Engine) completeIn(n *network, e endpoint) (kernelEndpoint, bool) {
 	}
 	whole := k.link.Up && k.link.Name == e.IfName && slices.Equal(k.link.MAC, e.MAC) && samePrefixes(k.addrs, e.Addrs)
 	for _, gw := range a.endpointSpec(n, e).Gateways {
-		has, err := a.ns.DefaultRoute(e.Netns, gw)
+		has, via, err := a.ns.DefaultRoute(e.Netns, gw, k.link.Index)
 		whole = whole && err == nil && has
+		if has && !via {
+			k.unrouted = append(k.unrouted, gw)
+		}
 	}
 	return k, whole
 }
@@ -84,7 +89,7 @@ func samePrefixes(a, b []netip.Prefix) bool {
 // creating when that failed (the next start tries again).
 func (a *Engine) adopt(ctx context.Context, n *network, en *entry, e endpoint, k kernelEndpoint) endpoint {
 	before := e
-	e.NetnsInode = k.netnsIno
+	e.NetnsInode, e.Unrouted = k.netnsIno, k.unrouted
 	err := a.attachEndpoint(ctx, n, &e)
 	if err == nil {
 		e.State = Ready

@@ -116,9 +116,9 @@ type Namespaces interface {
 	SetRAConf(path, ifName string, accept bool) error
 	// Addrs lists the addresses of link ifindex in it (link.Addrs).
 	Addrs(path string, ifindex int) ([]netip.Prefix, error)
-	// DefaultRoute reports whether it routes by default via gw
-	// (link.HasDefaultRoute).
-	DefaultRoute(path string, gw netip.Addr) (bool, error)
+	// DefaultRoute reports whether it has a default route of gw's
+	// family, and one via gw on link ifindex (link.HasDefaultRoute).
+	DefaultRoute(path string, gw netip.Addr, ifindex int) (has, via bool, err error)
 	// Mark returns the mark of a namespace mvlan made (link.NetnsMark).
 	Mark(path string) (string, error)
 	// Spare returns a new namespace for the container name, named nowhere
@@ -172,8 +172,8 @@ func (k kernelNamespaces) Spare(name string) (SpareNetns, error) {
 }
 func (kernelNamespaces) Delete(name string) error           { return link.DeleteNetns(name) }
 func (kernelNamespaces) Cookie(path string) (uint64, error) { return loader.NetnsCookie(path) }
-func (kernelNamespaces) DefaultRoute(path string, gw netip.Addr) (bool, error) {
-	return link.HasDefaultRoute(path, gw)
+func (kernelNamespaces) DefaultRoute(path string, gw netip.Addr, ifindex int) (has, via bool, err error) {
+	return link.HasDefaultRoute(path, gw, ifindex)
 }
 func (kernelNamespaces) Addrs(path string, ifindex int) ([]netip.Prefix, error) {
 	return link.Addrs(path, ifindex)

@@ -195,6 +195,7 @@ func (a *Engine) makeLink(ctx context.Context, n *network, e, via *endpoint, sp 
 	if sp != nil {
 		cookie, spec.IPv6Off = sp.Cookie(), sp.IPv6Off()
 	}
+	e.Unrouted = nil
 	spec.RouteKept = func(gw netip.Addr) { e.Unrouted = append(e.Unrouted, gw) }
 	spec.BeforeUp = func(idx int) error {
 		err := a.attachEndpointAt(ctx, n, via, idx, cookie)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -251,7 +252,7 @@ func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (
 	case !a.netnsAlive(e):
 		return e, !a.release(ctx, n, en, e, "its namespace is gone")
 	}
-	idx, err := a.ensureLink(ctx, n, e)
+	idx, err := a.ensureLink(ctx, n, &e)
 	if err == nil {
 		e, err = a.attachEndpointDP(ctx, n, en, e, idx)
 	}
@@ -275,9 +276,10 @@ func (a *Engine) release(ctx context.Context, n *network, en *entry, e endpoint,
 
 // ensureLink re-creates e's link if its namespace lost it, and returns the
 // ifindex of the link it found or made. A link it makes is in the
-// datapath (table entry, programs) before it comes up, as in realize.
-func (a *Engine) ensureLink(ctx context.Context, n *network, e endpoint) (int, error) {
-	if idx, err := a.findSlave(e); err != nil || idx != 0 {
+// datapath (table entry, programs) before it comes up, as in realize, and
+// e's unrouted gateways are what its making found.
+func (a *Engine) ensureLink(ctx context.Context, n *network, e *endpoint) (int, error) {
+	if idx, err := a.findSlave(*e); err != nil || idx != 0 {
 		return idx, err
 	}
 	n.mu.Lock()
@@ -286,16 +288,19 @@ func (a *Engine) ensureLink(ctx context.Context, n *network, e endpoint) (int, e
 	if !ok {
 		return 0, errors.New("its network cannot take endpoints")
 	}
-	spec := a.endpointSpec(n, e)
+	spec := a.endpointSpec(n, *e)
 	made := 0
 	spec.BeforeUp = func(idx int) error {
 		made = idx
-		keyed := e
+		keyed := *e
 		return a.attachEndpointAt(ctx, n, &keyed, idx, 0)
 	}
+	var unrouted []netip.Addr
+	spec.RouteKept = func(gw netip.Addr) { unrouted = append(unrouted, gw) }
 	if err := a.host.AttachEndpoint(ctx, spec); err != nil {
 		return 0, fmt.Errorf("re-attach: %w", err)
 	}
+	e.Unrouted = unrouted
 	a.log.Info("re-attached endpoint", "name", e.Name, "netns", e.Netns)
 	return made, nil
 }

@@ -35,27 +35,31 @@ func Addrs(netnsPath string, ifindex int) ([]netip.Prefix, error) {
 }
 
 // HasDefaultRoute reports whether the namespace at netnsPath has a default
-// route of the family of gw (IPv6 if gw is), whatever its gateway: a
-// namespace that had one before an endpoint joined keeps it.
-func HasDefaultRoute(netnsPath string, gw netip.Addr) (bool, error) {
+// route of the family of gw (IPv6 if gw is), whatever its gateway (has: a
+// namespace that had one before an endpoint joined keeps it), and whether
+// one goes via gw on link ifindex (via: the endpoint's own).
+func HasDefaultRoute(netnsPath string, gw netip.Addr, ifindex int) (has, via bool, err error) {
 	family := unix.AF_INET
 	if gw.Is6() {
 		family = unix.AF_INET6
 	}
-	var found bool
-	err := inNetns(netnsPath, func(nl *netlink.Handle) error {
+	err = inNetns(netnsPath, func(nl *netlink.Handle) error {
 		routes, err := nl.RouteList(nil, family)
 		if err != nil {
 			return fmt.Errorf("list routes in %s: %w", netnsPath, err)
 		}
 		for _, r := range routes {
-			if r.Dst == nil {
-				found = true
-			} else if ones, _ := r.Dst.Mask.Size(); ones == 0 {
-				found = true
+			if r.Dst != nil {
+				if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+					continue
+				}
+			}
+			has = true
+			if r.LinkIndex == ifindex && r.Gw.Equal(gw.AsSlice()) {
+				via = true
 			}
 		}
 		return nil
 	}, false)
-	return found, err
+	return has, via, err
 }

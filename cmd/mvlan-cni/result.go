@@ -15,7 +15,7 @@ import (
 
 // result describes endpoint e of network n the CNI way: its interface in
 // the sandbox, its addresses with their gateway (a leased one's: its
-// lease's router), the default routes the agent installed (none on an
+// lease's router, none once expired), the default routes the agent installed (none on an
 // internal network, nor where the namespace had one of the family before
 // (e.Unrouted), as a Multus pod has through its primary interface), and
 // the DNS servers and domains of its DHCP leases.
@@ -27,6 +27,9 @@ func result(n api.Network, e api.Endpoint) *current.Result {
 		gw := gatewayOf(n, p.Addr())
 		if l := e.Lease; l != nil && l.Addr == p {
 			gw = l.Router
+			if l.State == api.LeaseExpired { // off the link, and its route with it
+				gw = netip.Addr{}
+			}
 		}
 		ipc := &current.IPConfig{Interface: current.Int(0), Address: ipNet(p)}
 		if gw.IsValid() {
@@ -46,9 +49,9 @@ func result(n api.Network, e api.Endpoint) *current.Result {
 }
 
 // leaseDNS is what the leases (either may be nil) say of DNS, as the
-// agent writes it to the container's resolv.conf: the servers of both;
-// the domain name and search list of the DHCPv4 lease, or of the DHCPv6
-// one without it.
+// agent takes it for the resolv.conf of a container it makes: the
+// servers of both; the domain name and search list of the DHCPv4 lease,
+// or of the DHCPv6 one without it.
 func leaseDNS(v4, v6 *api.Lease) types.DNS {
 	var d types.DNS
 	for _, l := range []*api.Lease{v4, v6} {

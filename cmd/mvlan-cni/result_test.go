@@ -66,6 +66,12 @@ func TestResultDHCP(t *testing.T) {
 	if d := r.DNS; strings.Join(d.Nameservers, " ") != "192.168.60.53 fd00:60::53" || d.Domain != "lan.example" || strings.Join(d.Search, " ") != "a.example" {
 		t.Errorf("dns %+v; want both servers, the DHCPv4 lease's domain and search list", d)
 	}
+	expired := *e.Lease
+	expired.State = api.LeaseExpired
+	e.Lease = &expired
+	if r := result(api.Network{}, e); len(r.IPs) != 2 || r.IPs[0].Gateway != nil || len(r.Routes) != 0 {
+		t.Errorf("expired lease: ips %v routes %v; want no gateway, no route", r.IPs, r.Routes)
+	}
 	if d := result(api.Network{}, api.Endpoint{Lease6: e.Lease6}).DNS; d.Domain != "" || strings.Join(d.Search, " ") != "b.example" {
 		t.Errorf("DHCPv6 lease alone: dns %+v; want its search list", d)
 	}

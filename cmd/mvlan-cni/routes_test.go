@@ -19,7 +19,9 @@ import (
 // the pod's network-status, and takes a default route from) lists no
 // default route of mvlan's, also when the ADD is repeated after an agent
 // restart; CHECK passes; the endpoint shows the gateway as unrouted. A
-// pod without a default route gets mvlan's, and its result says so.
+// pod without a default route gets mvlan's, and its result says so. An
+// endpoint adopted after a crash has its unrouted gateway too, and so
+// has one whose link a start makes again beside a new default route.
 func TestCNIKeptDefaultRoute(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
@@ -56,6 +58,47 @@ func TestCNIKeptDefaultRoute(t *testing.T) {
 	defaultVia(t, pod.NetNS, "default via 192.168.50.1 dev prim")
 	e.del(l, plain)
 	e.noDrift()
+
+	// The agent dies once the record of an ADD is on disk as "creating"
+	// (the commit held until the link is whole): the next start adopts
+	// the endpoint and finds its gateway unrouted in the kernel.
+	adopted := e.podWithPrimary("adopted")
+	e.a.Stop()
+	e.a.Env = []string{"MVLAN_TEST_CRASHPOINT=endpoint-create:after-state",
+		"MVLAN_TEST_HOLDPOINT=endpoint-create:before-state", "MVLAN_TEST_HOLD=1s"}
+	e.a.Start()
+	if _, err := e.cni.AddNetworkList(context.Background(), l, adopted); err == nil {
+		t.Fatal("ADD during which the agent died succeeded")
+	}
+	e.a.WaitExit()
+	e.a.Env = nil
+	e.a.Start()
+	if !strings.Contains(e.a.Log(), "adopted endpoint") {
+		t.Fatalf("the start did not adopt the endpoint caught creating:\n%s", e.a.Log())
+	}
+	if ep := e.endpoint(e.sb.Name + "-adopted"); !slices.Equal(ep.Unrouted, []netip.Addr{netip.MustParseAddr("172.16.86.1")}) {
+		t.Errorf("adopted endpoint's unrouted gateways %v; want [172.16.86.1]", ep.Unrouted)
+	}
+	if r := e.add(l, adopted); len(r.Routes) != 0 || len(r.IPs) != 1 {
+		t.Errorf("ADD again after the adoption: ips %v routes %v; want the address, no route", r.IPs, r.Routes)
+	}
+	e.del(l, adopted)
+
+	// A link lost while the agent was down is made again at its start,
+	// where the namespace has a default route of its own by now.
+	remade := e.container("remade")
+	e.add(l, remade)
+	e.a.Stop()
+	e.sb.Run(t, remade.NetNS, "ip", "link", "del", "eth0")
+	e.primary(remade.NetNS)
+	e.a.Start()
+	if !strings.Contains(e.a.Log(), "re-attached endpoint") {
+		t.Fatalf("the start did not make the lost link again:\n%s", e.a.Log())
+	}
+	if ep := e.endpoint(e.sb.Name + "-remade"); !slices.Equal(ep.Unrouted, []netip.Addr{netip.MustParseAddr("172.16.86.1")}) {
+		t.Errorf("re-made endpoint's unrouted gateways %v; want [172.16.86.1]", ep.Unrouted)
+	}
+	e.del(l, remade)
 }
 
 // podWithPrimary makes a namespace as Kubernetes hands it to Multus for a
@@ -65,6 +108,13 @@ func (e *env) podWithPrimary(name string) *libcni.RuntimeConf {
 	e.t.Helper()
 	pod := e.container(name)
 	pod.IfName = "net1"
+	e.primary(pod.NetNS)
+	return pod
+}
+
+// primary gives namespace ns an interface prim with the default route.
+func (e *env) primary(ns string) {
+	e.t.Helper()
 	for _, args := range [][]string{
 		{"link", "add", "prim", "type", "veth", "peer", "name", "prim-peer"},
 		{"addr", "add", "192.168.50.2/24", "dev", "prim"},
@@ -72,9 +122,8 @@ func (e *env) podWithPrimary(name string) *libcni.RuntimeConf {
 		{"link", "set", "prim", "up"},
 		{"route", "add", "default", "via", "192.168.50.1"},
 	} {
-		e.sb.Run(e.t, pod.NetNS, append([]string{"ip"}, args...)...)
+		e.sb.Run(e.t, ns, append([]string{"ip"}, args...)...)
 	}
-	return pod
 }
 
 // TestCNIDHCPResult: on a DHCP network the ADD result says what the
@@ -97,7 +146,12 @@ func TestCNIDHCPResult(t *testing.T) {
 	}
 	plain := e.container("plain")
 	r := e.add(l, plain)
-	if len(r.IPs) != 1 || !strings.HasPrefix(r.IPs[0].Address.String(), "192.168.60.1") || r.IPs[0].Gateway.String() != "192.168.60.1" {
+	if len(r.IPs) != 1 {
+		t.Fatalf("DHCP ADD: ips %v; want one", r.IPs)
+	}
+	a, _ := netip.AddrFromSlice(r.IPs[0].Address.IP.To4())
+	if !netip.MustParsePrefix("192.168.60.0/24").Contains(a) || a.As4()[3] < 100 || a.As4()[3] > 150 ||
+		r.IPs[0].Address.String() != a.String()+"/24" || r.IPs[0].Gateway.String() != "192.168.60.1" {
 		t.Errorf("DHCP ADD: ips %v; want one address of 192.168.60.100-150/24 with gateway 192.168.60.1", r.IPs)
 	}
 	if len(r.Routes) != 1 || r.Routes[0].Dst.String() != "0.0.0.0/0" || r.Routes[0].GW.String() != "192.168.60.1" {

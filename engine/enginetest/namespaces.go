@@ -66,14 +66,15 @@ func (s *namespaces) Addrs(path string, ifindex int) ([]netip.Prefix, error) {
 	return nil, notFound("netns " + path)
 }
 
-func (s *namespaces) DefaultRoute(path string, gw netip.Addr) (bool, error) {
+func (s *namespaces) DefaultRoute(path string, gw netip.Addr, _ int) (has, via bool, err error) {
 	k := (*Kernel)(s)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if n := k.nets[path]; n != nil {
-		return slices.Contains(n.gateways, gw), nil
+		has = slices.Contains(n.gateways, gw)
+		return has, has, nil
 	}
-	return false, notFound("netns " + path)
+	return false, false, notFound("netns " + path)
 }
 
 func (s *namespaces) Mark(path string) (string, error) {
