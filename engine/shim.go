@@ -381,9 +381,9 @@ func (a *Engine) checkShim(n *network, present map[string]link.Info) []string {
 	if n.shim != nil {
 		want = slices.Clone(n.shim.addrs)
 	}
-	dsts := make([]netip.Addr, 0, len(n.byAddr))
+	dsts := make(map[netip.Addr]bool, len(n.byAddr))
 	for addr := range n.byAddr {
-		dsts = append(dsts, addr)
+		dsts[addr] = true
 	}
 	n.mu.Unlock()
 	name := shimName(n)
@@ -412,15 +412,17 @@ func (a *Engine) checkShim(n *network, present map[string]link.Info) []string {
 	if err != nil {
 		return append(drift, fmt.Sprintf("network %s: host shim %s: %v", n.name(), name, err))
 	}
-	for _, d := range dsts {
-		fam := slices.ContainsFunc(want, func(w netip.Addr) bool { return w.Is4() == d.Is4() })
-		if fam && !slices.Contains(routes, d) {
-			drift = append(drift, fmt.Sprintf("network %s: no route to %s through host shim %s", n.name(), d, name))
+	routed := make(map[netip.Addr]bool, len(routes))
+	for _, r := range routes {
+		routed[r] = true
+		if !dsts[r] {
+			drift = append(drift, fmt.Sprintf("network %s: host shim %s routes %s, which no endpoint has", n.name(), name, r))
 		}
 	}
-	for _, r := range routes {
-		if !slices.Contains(dsts, r) {
-			drift = append(drift, fmt.Sprintf("network %s: host shim %s routes %s, which no endpoint has", n.name(), name, r))
+	for d := range dsts {
+		fam := slices.ContainsFunc(want, func(w netip.Addr) bool { return w.Is4() == d.Is4() })
+		if fam && !routed[d] {
+			drift = append(drift, fmt.Sprintf("network %s: no route to %s through host shim %s", n.name(), d, name))
 		}
 	}
 	return drift

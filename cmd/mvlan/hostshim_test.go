@@ -217,6 +217,12 @@ func TestHostShim(t *testing.T) {
 			t.Fatalf("doctor with the route to %s gone: %v; want it named (routes now %v)", dst, d, routes)
 		}
 	}
+	// One of mvlan's to an address no endpoint has is drift too.
+	stray := c2.Addrs[0].Addr().String()
+	e.in(e.sb.Path, "ip", "route", "add", stray, "dev", "mvh-shimnet", "proto", "109")
+	if d := drift(t, a); !slices.Contains(d, "network shimnet: host shim mvh-shimnet routes "+stray+", which no endpoint has") {
+		t.Fatalf("doctor with a route to %s, which no endpoint has: %v; want it named", stray, d)
+	}
 	a.stop()
 	a.start()
 	if got := countShims(t, e.sb); got != 1 {
