@@ -8,8 +8,8 @@ import (
 
 // CheckEndpoint is the drift check of one endpoint (by ID), for a
 // runtime's CNI CHECK: besides what Check compares (state, link, MAC,
-// name), the addresses on its link and its datapath programs in the
-// kernel. None means the endpoint is as the agent made it.
+// name), the addresses on its link, its default routes and its datapath
+// programs in the kernel. None means the endpoint is as the agent made it.
 func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error) {
 	n, en := a.endpointByID(id)
 	if en == nil {
@@ -24,7 +24,7 @@ func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error)
 	if drift := a.checkEndpoint(e); len(drift) > 0 {
 		return drift, nil
 	}
-	drift := a.checkAddrs(e)
+	drift := append(a.checkAddrs(e), a.checkRoutes(n, e)...)
 	missing, err := a.dp.Missing(e.Netns, e.Ifindex, a.modes.Endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", e.Name, err)
@@ -33,6 +33,26 @@ func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error)
 		drift = append(drift, fmt.Sprintf("endpoint %s: no %s program on %s (%s mode)", e.Name, h, e.IfName, a.modes.Endpoint))
 	}
 	return drift, ctx.Err()
+}
+
+// checkRoutes: the namespace routes by default via each of the endpoint's
+// gateways on its link, but those it kept another's default route for
+// (Unrouted).
+func (a *Engine) checkRoutes(n *network, e endpoint) []string {
+	var drift []string
+	for _, gw := range a.endpointSpec(n, e).Gateways {
+		if slices.Contains(e.Unrouted, gw) {
+			continue
+		}
+		_, via, err := a.ns.DefaultRoute(e.Netns, gw, e.Ifindex)
+		switch {
+		case err != nil:
+			drift = append(drift, fmt.Sprintf("endpoint %s: %v", e.Name, err))
+		case !via:
+			drift = append(drift, fmt.Sprintf("endpoint %s: no default route via %s on %s", e.Name, gw, e.IfName))
+		}
+	}
+	return drift
 }
 
 // checkAddrs: the endpoint's link has exactly its addresses.

@@ -679,8 +679,8 @@ func TestCNIGCKeys(t *testing.T) {
 }
 
 // TestCNICheckDrift: CHECK fails with code 101, naming what changed, when
-// the endpoint's address is removed, a foreign address added, or one of
-// its datapath programs detached; a repeated ADD returns the same result,
+// the endpoint's address is removed, a foreign address added, its default
+// route gone, or one of its datapath programs detached; a repeated ADD returns the same result,
 // and a second pod of the same name gets a name of its own.
 func TestCNICheckDrift(t *testing.T) {
 	e := newEnv(t)
@@ -715,8 +715,13 @@ func TestCNICheckDrift(t *testing.T) {
 		}
 	}
 	nstest.RunErr(c.NetNS, "ip", "addr", "del", "172.16.86.99/24", "dev", "eth0")
+	// The default route went with the address (the link had none left).
+	if err := e.cni.CheckNetworkList(ctx, l, c); cniCode(err) != errDrift || !strings.Contains(err.Error(), "no default route via 172.16.86.1 on eth0") {
+		t.Errorf("CHECK after the address came back without the default route: %v; want code %d saying so", err, errDrift)
+	}
+	nstest.RunErr(c.NetNS, "ip", "route", "add", "default", "via", "172.16.86.1")
 	if err := e.cni.CheckNetworkList(ctx, l, c); err != nil {
-		t.Fatalf("CHECK after the address came back: %v", err)
+		t.Fatalf("CHECK after the address and route came back: %v", err)
 	}
 	ep := e.endpoint(e.sb.Name + "-k")
 	detachEgress(t, e.a.Dir, c.NetNS, ep)
