@@ -35,20 +35,22 @@ func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error)
 	return drift, ctx.Err()
 }
 
-// checkRoutes: the namespace routes by default via each of the endpoint's
-// gateways on its link, but those it kept another's default route for
-// (Unrouted).
+// checkRoutes: the namespace has its default route of each family the
+// endpoint has a gateway for: its own, via the gateway on its link, but
+// where it kept another's (Unrouted). One whose owner replaced it, or
+// that an agent before unrouted_gateways was stored kept (such a record
+// has none), is another's default route: no drift, the namespace routes.
 func (a *Engine) checkRoutes(n *network, e endpoint) []string {
 	var drift []string
 	for _, gw := range a.endpointSpec(n, e).Gateways {
 		if slices.Contains(e.Unrouted, gw) {
 			continue
 		}
-		_, via, err := a.ns.DefaultRoute(e.Netns, gw, e.Ifindex)
+		has, _, err := a.ns.DefaultRoute(e.Netns, gw, e.Ifindex)
 		switch {
 		case err != nil:
 			drift = append(drift, fmt.Sprintf("endpoint %s: %v", e.Name, err))
-		case !via:
+		case !has:
 			drift = append(drift, fmt.Sprintf("endpoint %s: no default route via %s on %s", e.Name, gw, e.IfName))
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -300,7 +301,14 @@ func (a *Engine) ensureLink(ctx context.Context, n *network, e *endpoint) (int, 
 	if err := a.host.AttachEndpoint(ctx, spec); err != nil {
 		return 0, fmt.Errorf("re-attach: %w", err)
 	}
-	e.Unrouted = unrouted
+	if !slices.Equal(unrouted, e.Unrouted) {
+		// Stored now: should the datapath's attach fail next, the start
+		// after this one finds the link and keeps what the record says.
+		e.Unrouted = unrouted
+		if err := a.store.UpdateEndpoint(e.api()); err != nil {
+			return made, fmt.Errorf("re-attach: %w", err)
+		}
+	}
 	a.log.Info("re-attached endpoint", "name", e.Name, "netns", e.Netns)
 	return made, nil
 }

@@ -35,13 +35,16 @@ func Addrs(netnsPath string, ifindex int) ([]netip.Prefix, error) {
 }
 
 // HasDefaultRoute reports whether the namespace at netnsPath has a default
-// route of the family of gw (IPv6 if gw is), whatever its gateway (has: a
-// namespace that had one before an endpoint joined keeps it), and whether
-// one goes via gw on link ifindex (via: the endpoint's own).
+// route of the family of gw (IPv6 if gw is) in the main table with the
+// metric the kernel gives the routes AttachEndpoint adds, whatever its
+// gateway (has: one the endpoint's would clash with, EEXIST, which a
+// namespace that had it before the endpoint joined keeps), and whether
+// one goes via gw on link ifindex, alone or as a nexthop of a multipath
+// route (via: the endpoint's own).
 func HasDefaultRoute(netnsPath string, gw netip.Addr, ifindex int) (has, via bool, err error) {
-	family := unix.AF_INET
+	family, metric := unix.AF_INET, 0
 	if gw.Is6() {
-		family = unix.AF_INET6
+		family, metric = unix.AF_INET6, ip6DefaultMetric
 	}
 	err = inNetns(netnsPath, func(nl *netlink.Handle) error {
 		routes, err := nl.RouteList(nil, family)
@@ -49,17 +52,29 @@ func HasDefaultRoute(netnsPath string, gw netip.Addr, ifindex int) (has, via boo
 			return fmt.Errorf("list routes in %s: %w", netnsPath, err)
 		}
 		for _, r := range routes {
-			if r.Dst != nil {
-				if ones, _ := r.Dst.Mask.Size(); ones != 0 {
-					continue
-				}
+			if !isDefault(r) || r.Priority != metric {
+				continue
 			}
 			has = true
-			if r.LinkIndex == ifindex && r.Gw.Equal(gw.AsSlice()) {
-				via = true
+			via = via || (r.LinkIndex == ifindex && r.Gw.Equal(gw.AsSlice()))
+			for _, nh := range r.MultiPath {
+				via = via || (nh.LinkIndex == ifindex && nh.Gw.Equal(gw.AsSlice()))
 			}
 		}
 		return nil
 	}, false)
 	return has, via, err
+}
+
+// ip6DefaultMetric is the metric the kernel gives an IPv6 route added
+// without one (IP6_RT_PRIO_USER); an IPv4 one gets 0.
+const ip6DefaultMetric = 1024
+
+// isDefault says whether r is a default route (0.0.0.0/0, ::/0).
+func isDefault(r netlink.Route) bool {
+	if r.Dst == nil {
+		return true
+	}
+	ones, _ := r.Dst.Mask.Size()
+	return ones == 0
 }

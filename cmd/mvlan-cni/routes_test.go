@@ -54,6 +54,22 @@ func TestCNIKeptDefaultRoute(t *testing.T) {
 	if ep := e.endpoint(e.sb.Name + "-plain"); len(ep.Unrouted) != 0 {
 		t.Errorf("endpoint with its default route: unrouted gateways %v; want none", ep.Unrouted)
 	}
+	// A default route of a higher metric is no clash: mvlan's is added,
+	// and listed.
+	low := e.container("low")
+	e.sb.Run(t, low.NetNS, "sh", "-c", "ip link add prim type veth peer name prim-peer && ip link set prim-peer up && "+
+		"ip link set prim up && ip addr add 192.168.50.2/24 dev prim && ip route add default via 192.168.50.1 metric 100")
+	if r := e.add(l, low); len(r.Routes) != 1 || r.Routes[0].GW.String() != "172.16.86.1" {
+		t.Errorf("ADD beside a metric 100 default route: routes %v; want default via 172.16.86.1", r.Routes)
+	}
+	if out, err := nstest.RunErr(low.NetNS, "ip", "route", "show", "default"); err != nil ||
+		!strings.HasPrefix(out, "default via 172.16.86.1 dev eth0 \ndefault via 192.168.50.1 dev prim metric 100") {
+		t.Errorf("default routes beside a metric 100 one: %q (%v); want mvlan's first, then the other", out, err)
+	}
+	if err := e.cni.CheckNetworkList(context.Background(), l, low); err != nil {
+		t.Errorf("CHECK beside a metric 100 default route: %v", err)
+	}
+	e.del(l, low)
 	e.del(l, pod)
 	defaultVia(t, pod.NetNS, "default via 192.168.50.1 dev prim")
 	e.del(l, plain)
