@@ -162,10 +162,11 @@ type Endpoint struct {
 	Lease *Lease `json:"lease,omitempty"`
 	// Lease6 is its DHCPv6 lease (IA_NA), on such a network with IPv6.
 	Lease6 *Lease `json:"lease6,omitempty"`
-	// Unrouted are gateways of its network that are not its default
-	// route: its namespace had a default route of that family when it
-	// joined (a Kubernetes pod's primary interface, or another mvlan
-	// network's, joined first) and kept it.
+	// Unrouted are its gateways (its network's, or its DHCP lease's
+	// router) that are not its default route: when its link was made (or
+	// a lease's address or router changed), its namespace had a default
+	// route of that family and metric (a Kubernetes pod's primary
+	// interface, or another mvlan network's, joined first) and kept it.
 	Unrouted []netip.Addr `json:"unrouted_gateways,omitempty"`
 }
 

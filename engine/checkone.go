@@ -35,11 +35,11 @@ func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error)
 	return drift, ctx.Err()
 }
 
-// checkRoutes: the namespace has its default route of each family the
-// endpoint has a gateway for: its own, via the gateway on its link, but
-// where it kept another's (Unrouted). One whose owner replaced it, or
-// that an agent before unrouted_gateways was stored kept (such a record
-// has none), is another's default route: no drift, the namespace routes.
+// checkRoutes: the namespace has a default route of each family the
+// endpoint has a gateway for (but those it kept another's for:
+// Unrouted) with the kernel's metric, the endpoint's own or not: one its
+// owner replaced, or that an agent before unrouted_gateways kept (such a
+// record lists none), is no drift; none of that metric is.
 func (a *Engine) checkRoutes(n *network, e endpoint) []string {
 	var drift []string
 	for _, gw := range a.endpointSpec(n, e).Gateways {
@@ -51,7 +51,7 @@ func (a *Engine) checkRoutes(n *network, e endpoint) []string {
 		case err != nil:
 			drift = append(drift, fmt.Sprintf("endpoint %s: %v", e.Name, err))
 		case !has:
-			drift = append(drift, fmt.Sprintf("endpoint %s: no default route via %s on %s", e.Name, gw, e.IfName))
+			drift = append(drift, fmt.Sprintf("endpoint %s: no default route via %s on %s (nor another of its metric)", e.Name, gw, e.IfName))
 		}
 	}
 	return drift

@@ -97,8 +97,9 @@ type endpoint struct {
 	Lease       *dhcp.Lease        // on a DHCP network, once it has one
 	Lease6      *dhcp.Lease        // its DHCPv6 lease, on a DHCP network with IPv6
 	// Unrouted are the gateways it has no default route through: its
-	// namespace had one of that family when the link was made
-	// (link.EndpointSpec.RouteKept).
+	// namespace had one of that family and metric when the link was made
+	// (link.EndpointSpec.RouteKept; found again on adoption and when a
+	// start re-makes the link) or a lease applied (link.SetLeased).
 	Unrouted []netip.Addr
 	// unseen: its network picked its addresses and none was ever
 	// another endpoint's (reserve), so announcing them to the wire is

@@ -255,6 +255,9 @@ func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (
 	}
 	idx, err := a.ensureLink(ctx, n, &e)
 	if err == nil {
+		err = a.storeUnrouted(n, en, e)
+	}
+	if err == nil {
 		e, err = a.attachEndpointDP(ctx, n, en, e, idx)
 	}
 	if err != nil {
@@ -301,16 +304,27 @@ func (a *Engine) ensureLink(ctx context.Context, n *network, e *endpoint) (int, 
 	if err := a.host.AttachEndpoint(ctx, spec); err != nil {
 		return 0, fmt.Errorf("re-attach: %w", err)
 	}
-	if !slices.Equal(unrouted, e.Unrouted) {
-		// Stored now: should the datapath's attach fail next, the start
-		// after this one finds the link and keeps what the record says.
-		e.Unrouted = unrouted
-		if err := a.store.UpdateEndpoint(e.api()); err != nil {
-			return made, fmt.Errorf("re-attach: %w", err)
-		}
-	}
+	e.Unrouted = unrouted
 	a.log.Info("re-attached endpoint", "name", e.Name, "netns", e.Netns)
 	return made, nil
+}
+
+// storeUnrouted records e's unrouted gateways, in the index and on disk,
+// when a re-made link changed them: should the datapath's attach fail
+// next, the start after this one finds the link and keeps the record's.
+func (a *Engine) storeUnrouted(n *network, en *entry, e endpoint) error {
+	cur, ok := n.current(en)
+	if !ok || slices.Equal(cur.Unrouted, e.Unrouted) {
+		return nil
+	}
+	cur.Unrouted = e.Unrouted
+	if err := a.store.UpdateEndpoint(cur.api()); err != nil {
+		return fmt.Errorf("store endpoint %s: %w", e.Name, err)
+	}
+	n.mu.Lock()
+	n.set(en, cur)
+	n.mu.Unlock()
+	return nil
 }
 
 // attachEndpointDP (re)attaches a ready endpoint's programs at start, to

@@ -64,10 +64,10 @@ type EndpointSpec struct {
 	// addresses went: it is sent in the background once the link is up
 	// (announceLater), after AttachEndpoint has returned.
 	Announced func(error)
-	// RouteKept, if set, hears each of Gateways whose family the
-	// namespace had a default route of already (another network's, or
-	// the runtime's primary interface's): that one stays, and none via
-	// gw is added.
+	// RouteKept, if set, hears each of Gateways whose route the kernel
+	// refused (EEXIST): the namespace had a default route of its family
+	// with the kernel's metric already (another network's, or the
+	// runtime's primary interface's), which stays; none via gw is added.
 	RouteKept func(gw netip.Addr)
 	// MACBusyWait is how long up is tried again while the parent refuses
 	// MAC (EADDRINUSE: another macvlan on it has it) when the caller

@@ -16,8 +16,9 @@ import (
 // up around the change, so that arp_notify (set by AttachEndpoint when
 // EndpointSpec.DHCP) announces the address with a gratuitous ARP. A zero
 // addr takes old off (an expired lease) and leaves the link up. kept says
-// the namespace had an IPv4 default route already, which stays (another
-// network's, or a pod's primary interface's): none via router was added.
+// the kernel refused the route via router (EEXIST): the namespace had an
+// IPv4 default route of metric 0 already, which stays (another network's,
+// or a pod's primary interface's).
 func SetLeased(netnsPath string, ifindex int, old, addr netip.Prefix, router netip.Addr) (kept bool, err error) {
 	err = inNetns(netnsPath, func(nl *netlink.Handle) error {
 		l, err := nl.LinkByIndex(ifindex)

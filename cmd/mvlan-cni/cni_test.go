@@ -5,6 +5,7 @@ package main
 // of the sandbox.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,6 +79,7 @@ type env struct {
 	a     *nstest.Agent
 	cni   *libcni.CNIConfig
 	cache string
+	net   string // the mvlan network list() names; "" is pub_net
 }
 
 func newEnv(t *testing.T, agentFlags ...string) *env {
@@ -103,11 +105,22 @@ func (e *env) restartHolding(point string, d time.Duration) {
 	e.a.Start()
 }
 
+// restartCrashing starts the agent again, to die at the crash point, and
+// to hold for d at hold before (none if "").
+func (e *env) restartCrashing(point, hold string, d time.Duration) {
+	e.a.Stop()
+	e.a.Env = []string{"MVLAN_TEST_CRASHPOINT=" + point}
+	if hold != "" {
+		e.a.Env = append(e.a.Env, "MVLAN_TEST_HOLDPOINT="+hold, "MVLAN_TEST_HOLD="+d.String())
+	}
+	e.a.Start()
+}
+
 // list is a one-plugin configuration list of the given CNI version; extra
 // is merged into the plugin's configuration (JSON object fields).
 func (e *env) list(version, extra string) *libcni.NetworkConfigList {
 	e.t.Helper()
-	plugin := fmt.Sprintf(`{"type":"mvlan","network":"pub_net","socket":%q`, e.a.Socket)
+	plugin := fmt.Sprintf(`{"type":"mvlan","network":%q,"socket":%q`, cmp.Or(e.net, "pub_net"), e.a.Socket)
 	if extra != "" {
 		plugin += "," + extra
 	}
@@ -775,12 +788,7 @@ func TestCNICrashDuringAdd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := e.container(tc.name)
-			e.a.Stop()
-			e.a.Env = []string{"MVLAN_TEST_CRASHPOINT=" + tc.point}
-			if tc.hold != "" {
-				e.a.Env = append(e.a.Env, "MVLAN_TEST_HOLDPOINT="+tc.hold, "MVLAN_TEST_HOLD=30s")
-			}
-			e.a.Start()
+			e.restartCrashing(tc.point, tc.hold, 30*time.Second)
 			_, err := e.cni.AddNetworkList(context.Background(), l, rt)
 			if cniCode(err) != types.ErrTryAgainLater {
 				t.Errorf("ADD during which the agent died: %v; want code 11", err)

@@ -14,23 +14,14 @@ import (
 )
 
 // result describes endpoint e of network n the CNI way: its interface in
-// the sandbox, its addresses with their gateway (a leased one's: its
-// lease's router, none once expired), the default routes the agent installed (none on an
-// internal network, nor where the namespace had one of the family before
-// (e.Unrouted), as a Multus pod has through its primary interface), and
-// the DNS servers and domains of its DHCP leases.
+// the sandbox, its addresses with their gateway, the default routes the
+// agent installed, and on a DHCP network the DNS of its leases.
 func result(n api.Network, e api.Endpoint) *current.Result {
 	r := &current.Result{CNIVersion: current.ImplementedSpecVersion,
 		Interfaces: []*current.Interface{{Name: e.IfName, Mac: e.MAC, Sandbox: e.Netns}},
 		DNS:        leaseDNS(e.Lease, e.Lease6)}
 	for _, p := range e.Addrs {
-		gw := gatewayOf(n, p.Addr())
-		if l := e.Lease; l != nil && l.Addr == p {
-			gw = l.Router
-			if l.State == api.LeaseExpired { // off the link, and its route with it
-				gw = netip.Addr{}
-			}
-		}
+		gw := gatewayOf(n, e, p)
 		ipc := &current.IPConfig{Interface: current.Int(0), Address: ipNet(p)}
 		if gw.IsValid() {
 			ipc.Gateway = net.IP(gw.AsSlice())
@@ -48,10 +39,30 @@ func result(n api.Network, e api.Endpoint) *current.Result {
 	return r
 }
 
-// leaseDNS is what the leases (either may be nil) say of DNS, as the
-// agent takes it for the resolv.conf of a container it makes: the
-// servers of both; the domain name and search list of the DHCPv4 lease,
-// or of the DHCPv6 one without it.
+// gatewayOf is the gateway of e's address p: its pool's; on a DHCP
+// network the router of its DHCPv4 lease while live (DHCPv6 has none).
+// An internal network's routes, and those e kept another default route
+// of the family for (Unrouted: a Multus pod's primary interface), are not
+// installed: result lists the gateway, not the route.
+func gatewayOf(n api.Network, e api.Endpoint, p netip.Prefix) netip.Addr {
+	if n.IPAMDriver == api.IPAMDHCP {
+		if l := e.Lease; l != nil && l.Addr == p && l.State != api.LeaseExpired {
+			return l.Router
+		}
+		return netip.Addr{}
+	}
+	for _, q := range n.Pools {
+		if q.Subnet.Contains(p.Addr()) {
+			return q.Gateway
+		}
+	}
+	return netip.Addr{}
+}
+
+// leaseDNS is what the leases (either may be nil) say of DNS: the servers
+// of both; the domain name and search list of the DHCPv4 lease, or of the
+// DHCPv6 one without it (a container mvlan makes gets them in its
+// resolv.conf, at most three servers, the domain as the search list).
 func leaseDNS(v4, v6 *api.Lease) types.DNS {
 	var d types.DNS
 	for _, l := range []*api.Lease{v4, v6} {
@@ -66,15 +77,6 @@ func leaseDNS(v4, v6 *api.Lease) types.DNS {
 		d.Domain, d.Search = l.Domain, l.Search
 	}
 	return d
-}
-
-func gatewayOf(n api.Network, a netip.Addr) netip.Addr {
-	for _, p := range n.Pools {
-		if p.Subnet.Contains(a) {
-			return p.Gateway
-		}
-	}
-	return netip.Addr{}
 }
 
 func ipNet(p netip.Prefix) net.IPNet {

@@ -46,36 +46,41 @@ func TestResult(t *testing.T) {
 	}
 }
 
-// TestResultDHCP: a leased address has its lease's router as gateway
-// and default route; the DNS servers are both leases', the domain and
-// search list the DHCPv4 lease's, as in the container's resolv.conf.
+// TestResultDHCP: on a DHCP network a leased address has its lease's
+// router as gateway and default route (none once expired), an IPv6 one
+// none (DHCPv6 gives no router; the pool's inferred gateway is not
+// installed); the DNS servers are both leases', the domain and search
+// list the DHCPv4 lease's.
 func TestResultDHCP(t *testing.T) {
-	v4 := netip.MustParsePrefix("192.168.60.120/24")
-	e := api.Endpoint{IfName: "eth0", Addrs: []netip.Prefix{v4, netip.MustParsePrefix("fd00:60::20/128")},
+	v4, v6 := netip.MustParsePrefix("192.168.60.120/24"), netip.MustParsePrefix("fd00:60::20/128")
+	n := api.Network{IPAMDriver: api.IPAMDHCP, IPv6: true, Pools: []api.Pool{
+		{Subnet: netip.MustParsePrefix("fd00:60::/64"), Gateway: netip.MustParseAddr("fd00:60::1")},
+		{Subnet: netip.MustParsePrefix("192.168.60.0/24"), Gateway: netip.MustParseAddr("192.168.60.1")}}}
+	e := api.Endpoint{IfName: "eth0", Addrs: []netip.Prefix{v4, v6},
 		Lease: &api.Lease{Addr: v4, Router: netip.MustParseAddr("192.168.60.1"), DNS: []netip.Addr{netip.MustParseAddr("192.168.60.53")},
 			Domain: "lan.example", Search: []string{"a.example"}},
-		Lease6: &api.Lease{Addr: netip.MustParsePrefix("fd00:60::20/128"), DNS: []netip.Addr{netip.MustParseAddr("fd00:60::53")},
-			Search: []string{"b.example"}}}
-	r := result(api.Network{}, e)
+		Lease6: &api.Lease{Addr: v6, DNS: []netip.Addr{netip.MustParseAddr("fd00:60::53")}, Search: []string{"b.example"}}}
+	r := result(n, e)
 	if len(r.IPs) != 2 || r.IPs[0].Gateway.String() != "192.168.60.1" || r.IPs[1].Gateway != nil {
 		t.Errorf("ips %v; want the IPv4 address with the lease's router, the IPv6 one without gateway", r.IPs)
 	}
 	if len(r.Routes) != 1 || r.Routes[0].GW.String() != "192.168.60.1" {
-		t.Errorf("routes %v; want default via 192.168.60.1", r.Routes)
+		t.Errorf("routes %v; want default via 192.168.60.1 only", r.Routes)
 	}
-	if d := r.DNS; strings.Join(d.Nameservers, " ") != "192.168.60.53 fd00:60::53" || d.Domain != "lan.example" || strings.Join(d.Search, " ") != "a.example" {
+	if d := r.DNS; strings.Join(d.Nameservers, " ") != "192.168.60.53 fd00:60::53" || d.Domain != "lan.example" ||
+		strings.Join(d.Search, " ") != "a.example" {
 		t.Errorf("dns %+v; want both servers, the DHCPv4 lease's domain and search list", d)
 	}
 	expired := *e.Lease
 	expired.State = api.LeaseExpired
 	e.Lease = &expired
-	if r := result(api.Network{}, e); len(r.IPs) != 2 || r.IPs[0].Gateway != nil || len(r.Routes) != 0 {
+	if r := result(n, e); len(r.IPs) != 2 || r.IPs[0].Gateway != nil || len(r.Routes) != 0 {
 		t.Errorf("expired lease: ips %v routes %v; want no gateway, no route", r.IPs, r.Routes)
 	}
-	if d := result(api.Network{}, api.Endpoint{Lease6: e.Lease6}).DNS; d.Domain != "" || strings.Join(d.Search, " ") != "b.example" {
+	if d := result(n, api.Endpoint{Lease6: e.Lease6}).DNS; d.Domain != "" || strings.Join(d.Search, " ") != "b.example" {
 		t.Errorf("DHCPv6 lease alone: dns %+v; want its search list", d)
 	}
-	if d := result(api.Network{}, api.Endpoint{}).DNS; len(d.Nameservers)+len(d.Search) != 0 || d.Domain != "" {
+	if d := result(n, api.Endpoint{}).DNS; len(d.Nameservers)+len(d.Search) != 0 || d.Domain != "" {
 		t.Errorf("no lease: dns %+v; want none", d)
 	}
 }

@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
+
+// gw is pub_net's gateway.
+var gw = netip.MustParseAddr("172.16.86.1")
 
 // TestCNIKeptDefaultRoute: a Multus secondary network. The pod's
 // namespace has its primary interface and default route already; mvlan's
@@ -19,22 +22,20 @@ import (
 // the pod's network-status, and takes a default route from) lists no
 // default route of mvlan's, also when the ADD is repeated after an agent
 // restart; CHECK passes; the endpoint shows the gateway as unrouted. A
-// pod without a default route gets mvlan's, and its result says so. An
-// endpoint adopted after a crash has its unrouted gateway too, and so
-// has one whose link a start makes again beside a new default route.
+// pod without a default route gets mvlan's, and its result says so; so
+// does one whose default route has a higher metric (mvlan's comes first).
 func TestCNIKeptDefaultRoute(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
 	l := e.list("1.1.0", "")
 	pod := e.podWithPrimary("pod")
 	r := e.add(l, pod)
-	if len(r.IPs) != 1 || r.IPs[0].Gateway.String() != "172.16.86.1" || len(r.Routes) != 0 {
-		t.Errorf("ADD beside a default route: ips %v routes %v; want one address with gateway 172.16.86.1, no route", r.IPs, r.Routes)
+	if len(r.IPs) != 1 || r.IPs[0].Gateway.String() != gw.String() || len(r.Routes) != 0 {
+		t.Errorf("ADD beside a default route: ips %v routes %v; want one address with gateway %s, no route", r.IPs, r.Routes, gw)
 	}
-	defaultVia(t, pod.NetNS, "default via 192.168.50.1 dev prim")
-	ep := e.endpoint(e.sb.Name + "-pod")
-	if want := []netip.Addr{netip.MustParseAddr("172.16.86.1")}; !slices.Equal(ep.Unrouted, want) {
-		t.Errorf("endpoint's unrouted gateways %v; want %v", ep.Unrouted, want)
+	defaultRoutes(t, pod.NetNS, "default via 192.168.50.1 dev prim")
+	if ep := e.endpoint(e.sb.Name + "-pod"); !slices.Equal(ep.Unrouted, []netip.Addr{gw}) {
+		t.Errorf("endpoint's unrouted gateways %v; want [%s]", ep.Unrouted, gw)
 	}
 	if err := e.cni.CheckNetworkList(context.Background(), l, pod); err != nil {
 		t.Errorf("CHECK: %v", err)
@@ -47,42 +48,42 @@ func TestCNIKeptDefaultRoute(t *testing.T) {
 
 	plain := e.container("plain")
 	r = e.add(l, plain)
-	if len(r.Routes) != 1 || r.Routes[0].Dst.String() != "0.0.0.0/0" || r.Routes[0].GW.String() != "172.16.86.1" {
-		t.Errorf("ADD to a namespace without a default route: routes %v; want default via 172.16.86.1", r.Routes)
+	if len(r.Routes) != 1 || r.Routes[0].Dst.String() != "0.0.0.0/0" || r.Routes[0].GW.String() != gw.String() {
+		t.Errorf("ADD to a namespace without a default route: routes %v; want default via %s", r.Routes, gw)
 	}
-	defaultVia(t, plain.NetNS, "default via 172.16.86.1 dev eth0")
+	defaultRoutes(t, plain.NetNS, "default via 172.16.86.1 dev eth0")
 	if ep := e.endpoint(e.sb.Name + "-plain"); len(ep.Unrouted) != 0 {
 		t.Errorf("endpoint with its default route: unrouted gateways %v; want none", ep.Unrouted)
 	}
-	// A default route of a higher metric is no clash: mvlan's is added,
-	// and listed.
+
 	low := e.container("low")
-	e.sb.Run(t, low.NetNS, "sh", "-c", "ip link add prim type veth peer name prim-peer && ip link set prim-peer up && "+
-		"ip link set prim up && ip addr add 192.168.50.2/24 dev prim && ip route add default via 192.168.50.1 metric 100")
-	if r := e.add(l, low); len(r.Routes) != 1 || r.Routes[0].GW.String() != "172.16.86.1" {
-		t.Errorf("ADD beside a metric 100 default route: routes %v; want default via 172.16.86.1", r.Routes)
+	e.primary(low.NetNS, "metric", "100")
+	if r := e.add(l, low); len(r.Routes) != 1 || r.Routes[0].GW.String() != gw.String() {
+		t.Errorf("ADD beside a metric 100 default route: routes %v; want default via %s", r.Routes, gw)
 	}
-	if out, err := nstest.RunErr(low.NetNS, "ip", "route", "show", "default"); err != nil ||
-		!strings.HasPrefix(out, "default via 172.16.86.1 dev eth0 \ndefault via 192.168.50.1 dev prim metric 100") {
-		t.Errorf("default routes beside a metric 100 one: %q (%v); want mvlan's first, then the other", out, err)
-	}
+	defaultRoutes(t, low.NetNS, "default via 172.16.86.1 dev eth0", "default via 192.168.50.1 dev prim metric 100")
 	if err := e.cni.CheckNetworkList(context.Background(), l, low); err != nil {
 		t.Errorf("CHECK beside a metric 100 default route: %v", err)
 	}
-	e.del(l, low)
-	e.del(l, pod)
-	defaultVia(t, pod.NetNS, "default via 192.168.50.1 dev prim")
-	e.del(l, plain)
+	for _, rt := range []*libcni.RuntimeConf{low, pod, plain} {
+		e.del(l, rt)
+	}
+	defaultRoutes(t, pod.NetNS, "default via 192.168.50.1 dev prim")
 	e.noDrift()
+}
 
-	// The agent dies once the record of an ADD is on disk as "creating"
-	// (the commit held until the link is whole): the next start adopts
-	// the endpoint and finds its gateway unrouted in the kernel.
+// TestCNIUnroutedAfterRestart: the unrouted gateway of an endpoint is
+// found in the kernel again by a start that adopts the endpoint (the
+// agent died once its record was on disk as "creating", the commit held
+// until the link was whole), and by one that makes its link again (lost
+// while the agent was down, when the namespace got a default route of its
+// own).
+func TestCNIUnroutedAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.1.0", "")
 	adopted := e.podWithPrimary("adopted")
-	e.a.Stop()
-	e.a.Env = []string{"MVLAN_TEST_CRASHPOINT=endpoint-create:after-state",
-		"MVLAN_TEST_HOLDPOINT=endpoint-create:before-state", "MVLAN_TEST_HOLD=1s"}
-	e.a.Start()
+	e.restartCrashing("endpoint-create:after-state", "endpoint-create:before-state", time.Second)
 	if _, err := e.cni.AddNetworkList(context.Background(), l, adopted); err == nil {
 		t.Fatal("ADD during which the agent died succeeded")
 	}
@@ -92,16 +93,13 @@ func TestCNIKeptDefaultRoute(t *testing.T) {
 	if !strings.Contains(e.a.Log(), "adopted endpoint") {
 		t.Fatalf("the start did not adopt the endpoint caught creating:\n%s", e.a.Log())
 	}
-	if ep := e.endpoint(e.sb.Name + "-adopted"); !slices.Equal(ep.Unrouted, []netip.Addr{netip.MustParseAddr("172.16.86.1")}) {
-		t.Errorf("adopted endpoint's unrouted gateways %v; want [172.16.86.1]", ep.Unrouted)
+	if ep := e.endpoint(e.sb.Name + "-adopted"); !slices.Equal(ep.Unrouted, []netip.Addr{gw}) {
+		t.Errorf("adopted endpoint's unrouted gateways %v; want [%s]", ep.Unrouted, gw)
 	}
 	if r := e.add(l, adopted); len(r.Routes) != 0 || len(r.IPs) != 1 {
 		t.Errorf("ADD again after the adoption: ips %v routes %v; want the address, no route", r.IPs, r.Routes)
 	}
-	e.del(l, adopted)
 
-	// A link lost while the agent was down is made again at its start,
-	// where the namespace has a default route of its own by now.
 	remade := e.container("remade")
 	e.add(l, remade)
 	e.a.Stop()
@@ -111,15 +109,15 @@ func TestCNIKeptDefaultRoute(t *testing.T) {
 	if !strings.Contains(e.a.Log(), "re-attached endpoint") {
 		t.Fatalf("the start did not make the lost link again:\n%s", e.a.Log())
 	}
-	if ep := e.endpoint(e.sb.Name + "-remade"); !slices.Equal(ep.Unrouted, []netip.Addr{netip.MustParseAddr("172.16.86.1")}) {
-		t.Errorf("re-made endpoint's unrouted gateways %v; want [172.16.86.1]", ep.Unrouted)
+	if ep := e.endpoint(e.sb.Name + "-remade"); !slices.Equal(ep.Unrouted, []netip.Addr{gw}) {
+		t.Errorf("re-made endpoint's unrouted gateways %v; want [%s]", ep.Unrouted, gw)
 	}
+	e.del(l, adopted)
 	e.del(l, remade)
 }
 
 // podWithPrimary makes a namespace as Kubernetes hands it to Multus for a
-// secondary network (net1): its primary interface (a veth, prim) has an
-// address and the default route.
+// secondary network (net1): its primary interface has the default route.
 func (e *env) podWithPrimary(name string) *libcni.RuntimeConf {
 	e.t.Helper()
 	pod := e.container(name)
@@ -128,15 +126,16 @@ func (e *env) podWithPrimary(name string) *libcni.RuntimeConf {
 	return pod
 }
 
-// primary gives namespace ns an interface prim with the default route.
-func (e *env) primary(ns string) {
+// primary gives namespace ns an interface prim (a veth) with an address
+// and a default route via 192.168.50.1, with the route's extra arguments.
+func (e *env) primary(ns string, route ...string) {
 	e.t.Helper()
 	for _, args := range [][]string{
 		{"link", "add", "prim", "type", "veth", "peer", "name", "prim-peer"},
 		{"addr", "add", "192.168.50.2/24", "dev", "prim"},
 		{"link", "set", "prim-peer", "up"},
 		{"link", "set", "prim", "up"},
-		{"route", "add", "default", "via", "192.168.50.1"},
+		append([]string{"route", "add", "default", "via", "192.168.50.1"}, route...),
 	} {
 		e.sb.Run(e.t, ns, append([]string{"ip"}, args...)...)
 	}
@@ -155,11 +154,8 @@ func TestCNIDHCPResult(t *testing.T) {
 		"--dhcp-option=option:router,192.168.60.1", "--dhcp-option=option:dns-server,192.168.60.53",
 		"--dhcp-option=option:domain-name,lan.example")
 	e.a.CLI("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan")
-	raw := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"lan","plugins":[{"type":"mvlan","socket":%q}]}`, e.a.Socket)
-	l, err := libcni.NetworkConfFromBytes([]byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.net = "lan"
+	l := e.list("1.1.0", "")
 	plain := e.container("plain")
 	r := e.add(l, plain)
 	if len(r.IPs) != 1 {
@@ -176,14 +172,14 @@ func TestCNIDHCPResult(t *testing.T) {
 	if d := r.DNS; !slices.Equal(d.Nameservers, []string{"192.168.60.53"}) || d.Domain != "lan.example" {
 		t.Errorf("DHCP ADD: dns %+v; want nameserver 192.168.60.53, domain lan.example", d)
 	}
-	defaultVia(t, plain.NetNS, "default via 192.168.60.1 dev eth0")
+	defaultRoutes(t, plain.NetNS, "default via 192.168.60.1 dev eth0")
 
 	pod := e.podWithPrimary("pod")
 	r = e.add(l, pod)
 	if len(r.IPs) != 1 || r.IPs[0].Gateway.String() != "192.168.60.1" || len(r.Routes) != 0 {
 		t.Errorf("DHCP ADD beside a default route: ips %v routes %v; want the address with gateway 192.168.60.1, no route", r.IPs, r.Routes)
 	}
-	defaultVia(t, pod.NetNS, "default via 192.168.50.1 dev prim")
+	defaultRoutes(t, pod.NetNS, "default via 192.168.50.1 dev prim")
 	if ep := e.endpoint(e.sb.Name + "-pod"); !slices.Equal(ep.Unrouted, []netip.Addr{netip.MustParseAddr("192.168.60.1")}) {
 		t.Errorf("endpoint's unrouted gateways %v; want [192.168.60.1]", ep.Unrouted)
 	}
@@ -196,11 +192,16 @@ func TestCNIDHCPResult(t *testing.T) {
 	e.noDrift()
 }
 
-// defaultVia checks that the namespace's one IPv4 default route is want.
-func defaultVia(t *testing.T, ns, want string) {
+// defaultRoutes checks that the namespace's IPv4 default routes are want,
+// in the kernel's order.
+func defaultRoutes(t *testing.T, ns string, want ...string) {
 	t.Helper()
 	out, err := nstest.RunErr(ns, "ip", "route", "show", "default")
-	if got := strings.TrimSpace(out); err != nil || got != want {
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		got = append(got, strings.TrimSpace(line))
+	}
+	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("default routes in %s: %q (%v); want %q", ns, got, err, want)
 	}
 }

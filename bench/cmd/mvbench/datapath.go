@@ -86,8 +86,9 @@ func runDatapath(ctx context.Context, e *env, r *report) error {
 		"`empty_tcx` / `empty_tc`: `macvlan` with a program that only returns on each hook mvlan uses (the parent's and both slaves' ingress and egress), " +
 		"attached with TCX / clsact + cls_bpf: the hooks' own cost, the floor under `mvlan_tcx` / `mvlan_tc`. " +
 		"IPv6 is off everywhere (as mvlan does on IPv4-only endpoints).")
-	s.para("%d rounds, each datapath once per round in turn (the order rotating), each time TCP: `iperf3 -c -t 1 -A C,C`, one stream, client and server on one CPU (C alternating by round), receiver's Gbit/s "+
-		"(left to the scheduler, the two shared a CPU in some runs and not in others, and a run's rate followed that, about 12 or 29 Gbit/s, more than the datapath); "+
+	s.para("%d rounds, each datapath once per round in turn (the order rotating), each time TCP: `iperf3 -c -t 1 -A C,C`, one stream, client and server on one CPU (C: the round modulo the CPUs), receiver's Gbit/s "+
+		"(left to the scheduler, the two shared a CPU in some runs and not in others, and a run's rate followed that more than the datapath: "+
+		"about 12 or 29 Gbit/s on the 2-CPU VM this was chosen on); "+
 		"and UDP: 1 s of 64-byte UDP payloads (106-byte frames) sent with "+
 		"sendmmsg (64 per call) from one socket and received with recvmmsg on the other (mvbench's own blaster, after a 0.3 s warm-up); "+
 		"kpps counted by the receiver; the medians over the rounds. Many short rounds rather than a few long runs: on this VM a run's rate "+
@@ -358,9 +359,10 @@ func iperf(ctx context.Context, p *dpPair, secs int, args ...string) (iperfResul
 // iperfTCP returns the receiver's TCP throughput in Gbit/s, with client
 // and server on one CPU (cpu modulo the CPUs there are). Left to the
 // scheduler, the two land on one CPU in some runs and on two in others,
-// and a run's rate follows where they landed (on this VM about 12 or 29
-// Gbit/s for the same datapath) more than the datapath; on one CPU the
-// rate is what the sender, the datapath and the receiver cost together.
+// and a run's rate follows where they landed (on the 2-CPU VM this was
+// chosen on, about 12 or 29 Gbit/s for the same datapath) more than the
+// datapath; on one CPU the rate is what the sender, the datapath and the
+// receiver cost together.
 func iperfTCP(ctx context.Context, p *dpPair, secs, cpu int) (float64, error) {
 	c := cpu % runtime.NumCPU()
 	res, err := iperf(ctx, p, secs, "-A", fmt.Sprintf("%d,%d", c, c))
