@@ -15,19 +15,28 @@ import (
 // read with getsockopt(SO_NETNS_COOKIE) on a socket opened in it. Endpoint
 // keys are {cookie, ifindex}.
 func NetnsCookie(netnsPath string) (uint64, error) {
-	var fd int
+	var v uint64
 	err := nsthread.DoPath(netnsPath, func() error {
 		var err error
-		fd, err = unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		v, err = cookieHere()
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("netns cookie of %q: socket: %w", netnsPath, err)
+		return 0, fmt.Errorf("netns cookie of %q: %w", netnsPath, err)
+	}
+	return v, nil
+}
+
+// cookieHere is the cookie of the calling thread's network namespace.
+func cookieHere() (uint64, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("netns cookie: socket: %w", err)
 	}
 	defer unix.Close(fd)
 	v, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
 	if err != nil {
-		return 0, fmt.Errorf("netns cookie of %q: %w", netnsPath, err)
+		return 0, fmt.Errorf("netns cookie: %w", err)
 	}
 	return v, nil
 }

@@ -36,41 +36,84 @@ type Finding struct {
 // InspectEndpoint reports what was done to the hooks of an endpoint this
 // Datapath attached (AttachEndpoint): one finding per hook where our
 // program is missing or is not the first to run. A netns or link that is
-// gone gives no findings.
-func (d *Datapath) InspectEndpoint(ctx context.Context, netnsPath string, ifindex int) ([]Finding, error) {
-	t, err := newTarget(netnsPath, ifindex)
-	if err != nil {
-		return nil, nil // the namespace went away
+// gone gives no findings. It enters the namespace once, for its cookie
+// and both hooks, and holds d.mu only to read which hooks it attached
+// (an attach waits for no kernel query of the tamper check).
+func (d *Datapath) InspectEndpoint(ctx context.Context, netnsPath string, ifindex int) (out []Finding, err error) {
+	if ifindex <= 0 {
+		return nil, nil
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var out []Finding
+	entered := false
+	err = nsthread.DoPath(netnsPath, func() error {
+		entered = true
+		cookie, err := cookieHere()
+		if err != nil {
+			return err
+		}
+		out, err = d.inspectHere(ctx, target{netns: netnsPath, cookie: cookie, ifindex: ifindex})
+		return err
+	})
+	switch {
+	case !entered || linkGone(err):
+		return nil, nil // the namespace or the link went away
+	case err != nil:
+		return out, fmt.Errorf("inspect ifindex %d (%s): %w", ifindex, nsName(netnsPath), err)
+	}
+	return out, ctx.Err()
+}
+
+// inspectHere is InspectEndpoint from a thread in t's namespace: one
+// rtnetlink socket for the tc hooks, opened when one is.
+func (d *Datapath) inspectHere(ctx context.Context, t target) (out []Finding, err error) {
+	modes := d.attachedModes(t)
+	var rtnl *tc.Tc
+	defer func() {
+		if rtnl != nil {
+			err = errors.Join(err, rtnl.Close())
+		}
+	}()
 	for _, hook := range []Hook{Ingress, Egress} {
-		a, ok := d.attached.get(attachKey{t.cookie, t.ifindex, hook})
+		mode, ok := modes[hook]
 		if !ok || ctx.Err() != nil {
 			continue
 		}
 		var tamper Tamper
-		if a.Mode == ModeTCX {
+		switch {
+		case mode == ModeTCX:
 			tamper, err = d.inspectTCX(t, hook)
-		} else {
-			tamper, err = inspectTC(t, hook)
-		}
-		if linkGone(err) {
-			return nil, nil
+		case rtnl == nil:
+			if rtnl, err = tc.Open(&tc.Config{}); err != nil { // in this thread's namespace
+				return out, fmt.Errorf("rtnetlink: %w", err)
+			}
+			fallthrough
+		default:
+			tamper, err = inspectTC(rtnl, t, hook)
 		}
 		if err != nil {
-			return out, fmt.Errorf("inspect %s of ifindex %d (%s): %w", hook, ifindex, nsName(netnsPath), err)
+			return out, fmt.Errorf("%s: %w", hook, err)
 		}
 		if tamper != "" {
 			out = append(out, Finding{hook, tamper})
 		}
 	}
-	return out, ctx.Err()
+	return out, nil
 }
 
-// inspectTCX: our pinned link must be alive on the hook, and its program
-// first in the kernel's order.
+// attachedModes returns the mode of each hook of t this Datapath attached.
+func (d *Datapath) attachedModes(t target) map[Hook]Mode {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	modes := map[Hook]Mode{}
+	for _, hook := range []Hook{Ingress, Egress} {
+		if a, ok := d.attached.get(attachKey{t.cookie, t.ifindex, hook}); ok {
+			modes[hook] = a.Mode
+		}
+	}
+	return modes
+}
+
+// inspectTCX, from a thread in t's namespace: our pinned link must be
+// alive on the hook, and its program first in the kernel's order.
 func (d *Datapath) inspectTCX(t target, hook Hook) (Tamper, error) {
 	l, err := link.LoadPinnedLink(d.linkPin(t, hook), nil)
 	if err != nil {
@@ -81,12 +124,7 @@ func (d *Datapath) inspectTCX(t target, hook Hook) (Tamper, error) {
 	if err != nil || info.TCX() == nil || int(info.TCX().Ifindex) != t.ifindex {
 		return TamperDetached, nil
 	}
-	var res *link.QueryResult
-	err = nsthread.DoPath(t.netns, func() error {
-		var err error
-		res, err = link.QueryPrograms(link.QueryOptions{Target: t.ifindex, Attach: tcxAttachType(hook)})
-		return err
-	})
+	res, err := link.QueryPrograms(link.QueryOptions{Target: t.ifindex, Attach: tcxAttachType(hook)})
 	if err != nil {
 		return "", err
 	}
@@ -98,37 +136,34 @@ func (d *Datapath) inspectTCX(t target, hook Hook) (Tamper, error) {
 	return "", nil
 }
 
-// inspectTC: the clsact qdisc and our filter must be there, with no filter
-// at a lower priority and no TCX program (TCX runs before tc filters).
-func inspectTC(t target, hook Hook) (Tamper, error) {
+// inspectTC, from a thread in t's namespace (rtnl's): the clsact qdisc
+// and our filter must be there, with no filter at a lower priority and no
+// TCX program (TCX runs before tc filters).
+func inspectTC(rtnl *tc.Tc, t target, hook Hook) (Tamper, error) {
 	var tamper Tamper
-	if tcxPrograms(t, hook) > 0 {
+	if tcxCount(t.ifindex, hook) > 0 {
 		tamper = TamperForeignFirst
 	}
-	err := withTC(t, func(rtnl *tc.Tc) error {
-		filters, err := rtnl.Filter().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(t.ifindex), Parent: tcParent(hook)})
-		if errors.Is(err, unix.EINVAL) { // no clsact qdisc
-			tamper = TamperDetached
-			return nil
+	filters, err := rtnl.Filter().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(t.ifindex), Parent: tcParent(hook)})
+	if errors.Is(err, unix.EINVAL) { // no clsact qdisc
+		return TamperDetached, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	ours := false
+	for _, f := range filters {
+		switch prio := f.Info >> 16; {
+		case prio < FilterPriority:
+			tamper = TamperForeignFirst
+		case prio == FilterPriority && f.Handle == FilterHandle:
+			ours = true
 		}
-		if err != nil {
-			return err
-		}
-		ours := false
-		for _, f := range filters {
-			switch prio := f.Info >> 16; {
-			case prio < FilterPriority:
-				tamper = TamperForeignFirst
-			case prio == FilterPriority && f.Handle == FilterHandle:
-				ours = true
-			}
-		}
-		if !ours {
-			tamper = TamperDetached
-		}
-		return nil
-	})
-	return tamper, err
+	}
+	if !ours {
+		tamper = TamperDetached
+	}
+	return tamper, nil
 }
 
 // tcxPrograms counts the TCX programs on the hook (0 where the kernel has
@@ -136,13 +171,19 @@ func inspectTC(t target, hook Hook) (Tamper, error) {
 func tcxPrograms(t target, hook Hook) int {
 	n := 0
 	_ = nsthread.DoPath(t.netns, func() error {
-		res, err := link.QueryPrograms(link.QueryOptions{Target: t.ifindex, Attach: tcxAttachType(hook)})
-		if err == nil {
-			n = len(res.Programs)
-		}
+		n = tcxCount(t.ifindex, hook)
 		return nil
 	})
 	return n
+}
+
+// tcxCount is tcxPrograms from a thread in the link's namespace.
+func tcxCount(ifindex int, hook Hook) int {
+	res, err := link.QueryPrograms(link.QueryOptions{Target: ifindex, Attach: tcxAttachType(hook)})
+	if err != nil {
+		return 0
+	}
+	return len(res.Programs)
 }
 
 // RepairEndpoint re-attaches the endpoint's programs on the hooks of the
