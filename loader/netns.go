@@ -12,11 +12,18 @@ import (
 // NetnsCookie returns the cookie of the network namespace at netnsPath (a
 // bind mount such as /run/netns/NAME or /proc/PID/ns/net; "" is the
 // caller's own): the kernel's unique, never reused identifier of a netns,
-// read with getsockopt(SO_NETNS_COOKIE) on a socket opened in it. Endpoint
-// keys are {cookie, ifindex}.
+// read with NS_GET_ID on its file where the kernel answers that with the
+// cookie (6.18), else with getsockopt(SO_NETNS_COOKIE) on a socket opened
+// in it. Endpoint keys are {cookie, ifindex}.
 func NetnsCookie(netnsPath string) (uint64, error) {
-	var v uint64
-	err := nsthread.DoPath(netnsPath, func() error {
+	v, ok, err := cookieByID(netnsPath) // no entry into the namespace, where the kernel can
+	if ok {
+		if err != nil {
+			return 0, fmt.Errorf("netns cookie of %q: %w", netnsPath, err)
+		}
+		return v, nil
+	}
+	err = nsthread.DoPath(netnsPath, func() error {
 		var err error
 		v, err = cookieHere()
 		return err
