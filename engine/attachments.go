@@ -128,7 +128,7 @@ func (a *Engine) answerRepeat(ctx context.Context, n *network, en *entry, req ap
 	if !ok {
 		return api.Endpoint{}, errRepeatGone
 	}
-	if alive := a.netnsAlive(e); ino == 0 || e.NetnsInode != ino || !alive {
+	if alive := a.netnsSame(e); ino == 0 || e.NetnsInode != ino || !alive {
 		return api.Endpoint{}, &staleAttachment{en, e, !alive}
 	}
 	if e.State != Ready {

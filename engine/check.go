@@ -77,7 +77,7 @@ func (a *Engine) checkEndpoint(e endpoint) []string {
 	if e.State != Ready {
 		return []string{fmt.Sprintf("endpoint %s is %s (an operation was cut short)", e.Name, e.State)}
 	}
-	if !a.netnsAlive(e) {
+	if !a.netnsSame(e) {
 		return []string{fmt.Sprintf("endpoint %s: namespace %s is gone", e.Name, e.Netns)}
 	}
 	l, ok, err := a.ownLink(e)

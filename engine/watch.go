@@ -119,8 +119,12 @@ func (a *Engine) sweep(ctx context.Context) {
 		}
 		n.mu.Unlock()
 		for i, en := range look {
-			if !a.netnsAlive(eps[i]) {
-				a.releaseVanished(ctx, n, en)
+			alive := a.netnsAlive // its turn: by the inode
+			if gone[eps[i].NetnsInode] {
+				alive = a.netnsSame // heard gone: a namespace there may be a new one
+			}
+			if !alive(eps[i]) {
+				a.releaseVanished(ctx, n, en, alive)
 			}
 		}
 	}
@@ -135,14 +139,15 @@ func (a *Engine) sweep(ctx context.Context) {
 }
 
 // releaseVanished releases en if, looked at again under its lock, it is
-// still ready and its namespace still gone: a concurrent rm may have
-// released it (and its address been handed out again) since the sweep read.
-func (a *Engine) releaseVanished(ctx context.Context, n *network, en *entry) {
+// still ready and its namespace still gone (by alive, as the sweep
+// judged it): a concurrent rm may have released it (and its address been
+// handed out again) since the sweep read.
+func (a *Engine) releaseVanished(ctx context.Context, n *network, en *entry, alive func(endpoint) bool) {
 	crashpoint.Hit("sweep:before-release") // a test holds the sweep here: what comes before it
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	e, ok := n.current(en)
-	if !ok || e.State != Ready || a.netnsAlive(e) {
+	if !ok || e.State != Ready || alive(e) {
 		return
 	}
 	if err := a.undoEndpoint(ctx, n, en, e); err != nil {
@@ -183,6 +188,28 @@ func (n *network) macGoing(mac net.HardwareAddr, now time.Time) bool {
 func (a *Engine) netnsAlive(e endpoint) bool {
 	ino, err := a.ns.Check(e.Netns)
 	return err == nil && ino == e.NetnsInode
+}
+
+// netnsSame is netnsAlive made sure by the namespace's cookie, which the
+// kernel never gives again, for where the inode may mislead: the kernel
+// gives a new namespace the lowest free inode number, so one made again
+// at e's path (ip netns del, ip netns add: a runtime's sandbox made again
+// under its name) often has the inode of e's, gone. It costs a look at
+// the cookie (an entry into the namespace on kernels before 6.18), so it
+// is asked where that is likely or rare: a namespace heard gone, a
+// repeated CNI ADD, the start, doctor. An endpoint whose keys are not its
+// namespace's (a hand-off) or that has no cookie is judged by its inode,
+// and so is one whose cookie cannot be read (a wrong release costs more
+// than a late one).
+func (a *Engine) netnsSame(e endpoint) bool {
+	if !a.netnsAlive(e) {
+		return false
+	}
+	if e.NetnsCookie == 0 || isHandoff(e) || a.hostKeyed(e) {
+		return true
+	}
+	c, err := a.ns.Cookie(e.Netns)
+	return err != nil || c == e.NetnsCookie
 }
 
 // reconcileEndpoints, on start: adopts endpoints caught "creating" whose
@@ -250,7 +277,7 @@ func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (
 		return e, !a.release(ctx, n, en, e, "caught "+e.State.String()+" by a restart")
 	case a.keepAttached(ctx, n, e): // its namespace is alive: it has e's cookie
 		return e, true
-	case !a.netnsAlive(e):
+	case !a.netnsSame(e):
 		return e, !a.release(ctx, n, en, e, "its namespace is gone")
 	}
 	idx, err := a.ensureLink(ctx, n, &e)

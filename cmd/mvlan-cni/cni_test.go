@@ -976,12 +976,7 @@ func linkNames(t *testing.T, ns string) []string {
 // its eth0; it returns its ID.
 func (e *env) attachmentIn(t *testing.T, rt *libcni.RuntimeConf, r *current.Result, name, old string) string {
 	t.Helper()
-	var mine []api.Endpoint
-	for _, ep := range e.endpoints() {
-		if ep.CNI != nil && ep.CNI.ContainerID == rt.ContainerID && ep.CNI.IfName == rt.IfName {
-			mine = append(mine, ep)
-		}
-	}
+	mine := e.endpointsOf(rt)
 	if len(mine) != 1 || mine[0].Netns != rt.NetNS || mine[0].Name != name || mine[0].ID == old || mine[0].State != "ready" {
 		t.Fatalf("endpoints of container %s: %+v; want one, %s, ready, in %s (not %s)", rt.ContainerID, mine, name, rt.NetNS, old)
 	}
@@ -1099,8 +1094,100 @@ func TestCNIAddWithoutDel(t *testing.T) {
 		e.noDrift()
 		e.del(l, again)
 	})
+	t.Run("reborn", func(t *testing.T) {
+		// The sandbox made again under its name: a new namespace at the
+		// old path, with the old one's inode (the kernel's lowest free).
+		rt, pod := e.container("reborn"), e.sb.Name+"-reborn"
+		first := e.add(l, rt)
+		id := e.attachmentIn(t, rt, first, pod, "")
+		e.delIfSkipped(t, l, rt)
+		nstest.RebornNetns(t, rt.NetNS)
+		r := e.add(l, rt)
+		id2 := e.attachmentIn(t, rt, r, pod, id)
+		repeat(t, rt, r, pod, id2)
+		e.noDrift()
+		e.del(l, rt)
+	})
 	if eps := e.endpoints(); len(eps) != 0 {
 		t.Errorf("endpoints after DEL: %+v; want none", eps)
+	}
+}
+
+// TestCNISweepReborn: the runtime made the sandbox again under its name
+// (a new namespace at the old path, with the old one's inode) and the
+// DEL of the old attachment never came: the agent releases the
+// attachment once it hears the old namespace go, as for any namespace
+// gone, though a namespace is at its path with its inode; and at its
+// start, when that happened while it was down, without making a link in
+// the new namespace.
+func TestCNISweepReborn(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.1.0", "")
+	t.Run("running", func(t *testing.T) {
+		rt := e.container("sr")
+		r := e.add(l, rt)
+		e.attachmentIn(t, rt, r, e.sb.Name+"-sr", "")
+		e.delIfSkipped(t, l, rt)
+		// The agent hears a namespace go once it has given it an ID (its
+		// tamper check, within a second of the attach).
+		name := filepath.Base(rt.NetNS)
+		waitFor(t, 5*time.Second, "an ID for "+name+" in the agent's namespace", func() bool {
+			out, _ := nstest.RunErr(e.sb.Path, "ip", "netns", "list-id")
+			return strings.Contains(out, "name: "+name+")")
+		})
+		nstest.RebornNetns(t, rt.NetNS)
+		waitFor(t, 5*time.Second, "the attachment of the namespace gone released", func() bool { return len(e.endpointsOf(rt)) == 0 })
+		if ps := e.a.CLI("ps"); strings.Contains(ps, r.IPs[0].Address.IP.String()) {
+			t.Errorf("mvlan ps after the release:\n%s\nwant no %s", ps, r.IPs[0].Address.IP)
+		}
+	})
+	t.Run("restart", func(t *testing.T) {
+		rt := e.container("sr2")
+		e.add(l, rt)
+		e.a.Stop()
+		nstest.RebornNetns(t, rt.NetNS)
+		e.a.Start()
+		if eps := e.endpointsOf(rt); len(eps) != 0 {
+			t.Errorf("endpoints of container %s after a start with its namespace made again: %+v; want none", rt.ContainerID, eps)
+		}
+		if got := linkNames(t, rt.NetNS); !slices.Equal(got, []string{"lo"}) {
+			t.Errorf("links of the namespace made again after the start: %v; want [lo]", got)
+		}
+	})
+}
+
+// endpointsOf are the agent's endpoints of rt's container and interface.
+func (e *env) endpointsOf(rt *libcni.RuntimeConf) []api.Endpoint {
+	var mine []api.Endpoint
+	for _, ep := range e.endpoints() {
+		if ep.CNI != nil && ep.CNI.ContainerID == rt.ContainerID && ep.CNI.IfName == rt.IfName {
+			mine = append(mine, ep)
+		}
+	}
+	return mine
+}
+
+// delIfSkipped DELs rt's attachment when t is skipped (a namespace that
+// could not be made again, nstest.RebornNetns), so that what comes after
+// finds no endpoint of it.
+func (e *env) delIfSkipped(t *testing.T, l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) {
+	t.Cleanup(func() {
+		if t.Skipped() {
+			if err := e.cni.DelNetworkList(context.Background(), l, rt); err != nil {
+				t.Errorf("DEL of %s after the skip: %v", rt.ContainerID, err)
+			}
+		}
+	})
+}
+
+// waitFor polls cond every 50 ms until it holds, failing t after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("waited %v for %s", d, what)
+		}
 	}
 }
 
