@@ -61,8 +61,13 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) (linkGone bool, err e
 		// The path is gone, is not a namespace, or names another one now.
 		// Ours may live on through its processes, with the link and our
 		// address in it: remove the link through one of them before the
-		// address is handed out again.
-		err = a.detachThroughPids(ctx, e)
+		// address is handed out again. Unless the other one has our
+		// inode: then ours is destroyed (the kernel gave its number
+		// again), its link with it, and the processes of that inode are
+		// the other one's.
+		if !a.netnsAlive(e) {
+			err = a.detachThroughPids(ctx, e)
+		}
 		// A crash between the mount and the bind (create) or between the
 		// unmount and the unlink (rm) leaves an empty file by its name.
 		if e.OwnsNetns && e.State != Ready && halfMadeNetns(e.Netns) {
@@ -80,15 +85,16 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) (linkGone bool, err e
 }
 
 // isOurNetns reports whether e's path is still e's namespace: the same
-// inode, or, for one created before its inode was stored, our mark.
+// inode and cookie (netnsSame), or, for one created before its inode was
+// stored, our mark.
 func (a *Engine) isOurNetns(e endpoint) bool {
-	ino, err := a.ns.Check(e.Netns)
 	switch {
-	case err != nil:
-		return false
 	case e.NetnsInode != 0:
-		return ino == e.NetnsInode
+		return a.netnsSame(e)
 	case !e.OwnsNetns:
+		return false
+	}
+	if _, err := a.ns.Check(e.Netns); err != nil {
 		return false
 	}
 	mark, err := a.ns.Mark(e.Netns)

@@ -151,6 +151,9 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) (looked bool) 
 	if cur, ok := n.current(en); !ok || cur.State != Ready || cur.Ifindex != e.Ifindex || cur.NetnsInode != e.NetnsInode {
 		return true
 	}
+	if e.NetnsCookie != 0 && !a.netnsSame(e) {
+		return true // gone, or made again with its inode (a stranger's links): the sweep releases it
+	}
 	a.inspectLocked(ctx, e)
 	return true
 }

@@ -185,6 +185,7 @@ func (n *network) macGoing(mac net.HardwareAddr, now time.Time) bool {
 	return ok && now.Before(until)
 }
 
+// netnsAlive reports whether e's path names a namespace with e's inode.
 func (a *Engine) netnsAlive(e endpoint) bool {
 	ino, err := a.ns.Check(e.Netns)
 	return err == nil && ino == e.NetnsInode
@@ -196,8 +197,10 @@ func (a *Engine) netnsAlive(e endpoint) bool {
 // at e's path (ip netns del, ip netns add: a runtime's sandbox made again
 // under its name) often has the inode of e's, gone. It costs a look at
 // the cookie (an entry into the namespace on kernels before 6.18), so it
-// is asked where that is likely or rare: a namespace heard gone, a
-// repeated CNI ADD, the start, doctor. An endpoint whose keys are not its
+// is asked where the answer matters and not every half second: a
+// namespace heard gone, a repeated CNI ADD, the start, doctor, the
+// tamper check and a removal (which touch nothing in a namespace that is
+// not e's). An endpoint whose keys are not its
 // namespace's (a hand-off) or that has no cookie is judged by its inode,
 // and so is one whose cookie cannot be read (a wrong release costs more
 // than a late one).

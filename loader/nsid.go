@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -21,9 +22,13 @@ const nsGetID = 0x8008b70d
 
 // idIsCookie reports whether this kernel answers NS_GET_ID with the
 // cookie: found once, by both ways on a namespace made for it (not the
-// host's, whose two numbers could agree by chance).
+// host's, whose two numbers could agree by chance). If that cannot be
+// found (the namespace not made within probeTimeout, no file left), the
+// process keeps to the entry into the namespace, which is never wrong.
 var idIsCookie = sync.OnceValue(func() bool {
-	same, err := nsthread.Fresh(context.Background(), 0, func() (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	same, err := nsthread.Fresh(ctx, 0, func() (bool, error) {
 		f, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			return false, err
@@ -38,6 +43,10 @@ var idIsCookie = sync.OnceValue(func() bool {
 	})
 	return err == nil && same
 })
+
+// probeTimeout bounds idIsCookie's namespace, made while the first cookie
+// is asked for.
+const probeTimeout = 2 * time.Second
 
 // nsID asks the namespace file fd for its ID (NS_GET_ID).
 func nsID(fd int) (uint64, error) {

@@ -57,7 +57,7 @@ func (d *Datapath) InspectEndpoint(ctx context.Context, netnsPath string, ifinde
 	case !entered || linkGone(err):
 		return nil, nil // the namespace or the link went away
 	case err != nil:
-		return out, fmt.Errorf("inspect ifindex %d (%s): %w", ifindex, nsName(netnsPath), err)
+		return out, fmt.Errorf("inspect ifindex %d: %w", ifindex, err) // err names the namespace
 	}
 	return out, ctx.Err()
 }
@@ -166,18 +166,8 @@ func inspectTC(rtnl *tc.Tc, t target, hook Hook) (Tamper, error) {
 	return tamper, nil
 }
 
-// tcxPrograms counts the TCX programs on the hook (0 where the kernel has
-// no TCX).
-func tcxPrograms(t target, hook Hook) int {
-	n := 0
-	_ = nsthread.DoPath(t.netns, func() error {
-		n = tcxCount(t.ifindex, hook)
-		return nil
-	})
-	return n
-}
-
-// tcxCount is tcxPrograms from a thread in the link's namespace.
+// tcxCount counts the TCX programs on the hook of link ifindex in the
+// calling thread's namespace (0 where the kernel has no TCX).
 func tcxCount(ifindex int, hook Hook) int {
 	res, err := link.QueryPrograms(link.QueryOptions{Target: ifindex, Attach: tcxAttachType(hook)})
 	if err != nil {

@@ -7,7 +7,9 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
 	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/nsthread"
 )
 
 // TestInspectRepair: each way a container can switch off its endpoint's
@@ -115,4 +117,15 @@ func passFirstTCX(t *testing.T, c container) link.Link {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
+}
+
+// tcxPrograms counts the TCX programs on the hook (0 where the kernel has
+// no TCX), entering t's namespace.
+func tcxPrograms(t target, hook Hook) int {
+	n := 0
+	_ = nsthread.DoPath(t.netns, func() error {
+		n = tcxCount(t.ifindex, hook)
+		return nil
+	})
+	return n
 }

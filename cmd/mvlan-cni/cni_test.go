@@ -1137,24 +1137,48 @@ func TestCNISweepReborn(t *testing.T) {
 			return strings.Contains(out, "name: "+name+")")
 		})
 		nstest.RebornNetns(t, rt.NetNS)
+		mac := e.strangerLink(t, rt.NetNS)
 		waitFor(t, 5*time.Second, "the attachment of the namespace gone released", func() bool { return len(e.endpointsOf(rt)) == 0 })
 		if ps := e.a.CLI("ps"); strings.Contains(ps, r.IPs[0].Address.IP.String()) {
 			t.Errorf("mvlan ps after the release:\n%s\nwant no %s", ps, r.IPs[0].Address.IP)
 		}
+		strangerKept(t, rt.NetNS, mac)
 	})
 	t.Run("restart", func(t *testing.T) {
 		rt := e.container("sr2")
 		e.add(l, rt)
 		e.a.Stop()
 		nstest.RebornNetns(t, rt.NetNS)
+		mac := e.strangerLink(t, rt.NetNS)
 		e.a.Start()
 		if eps := e.endpointsOf(rt); len(eps) != 0 {
 			t.Errorf("endpoints of container %s after a start with its namespace made again: %+v; want none", rt.ContainerID, eps)
 		}
-		if got := linkNames(t, rt.NetNS); !slices.Equal(got, []string{"lo"}) {
-			t.Errorf("links of the namespace made again after the start: %v; want [lo]", got)
+		if got := linkNames(t, rt.NetNS); !slices.Equal(got, []string{"lo", "m0@if2"}) {
+			t.Errorf("links of the namespace made again after the start: %v; want [lo m0@if2], the stranger's only", got)
 		}
+		strangerKept(t, rt.NetNS, mac)
 	})
+}
+
+// strangerLink puts a link in the namespace at ns that is not mvlan's,
+// as the new owner of a namespace made again could: a macvlan "m0" on
+// the network's parent, with ifindex 2 there (the first link a new
+// namespace gets, as the old endpoint's had). It returns m0's MAC.
+func (e *env) strangerLink(t *testing.T, ns string) string {
+	t.Helper()
+	e.sb.Run(t, e.sb.Path, "ip", "link", "add", "link", "eth0", "name", "m0", "netns", filepath.Base(ns), "index", "2", "type", "macvlan")
+	return macOf(t, ns, "m0")
+}
+
+// strangerKept fails t unless m0 (strangerLink) is still in ns, ifindex 2,
+// with its MAC: nothing mvlan did to the old endpoint reached it.
+func strangerKept(t *testing.T, ns, mac string) {
+	t.Helper()
+	out, err := nstest.RunErr(ns, "ip", "-o", "link", "show", "dev", "m0")
+	if err != nil || !strings.HasPrefix(out, "2: m0@") || macOf(t, ns, "m0") != mac {
+		t.Errorf("the other link in the namespace made again: %q, %v; want m0, ifindex 2, MAC %s, as it was made", out, err, mac)
+	}
 }
 
 // endpointsOf are the agent's endpoints of rt's container and interface.

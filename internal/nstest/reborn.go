@@ -1,7 +1,7 @@
 package nstest
 
 import (
-	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -24,9 +24,9 @@ func NetnsInode(t testing.TB, path string) uint64 {
 // or Sandbox.Netns, NAME its last element) and makes a new one there
 // with the old one's inode, as happens on its own when a runtime makes a
 // sandbox again under the same name: the kernel gives a new namespace the
-// lowest free inode number, the old one's once it is destroyed. A number
-// below it that is free too is taken by a namespace made for that
-// ("NAME-fN", deleted with the test). Anything else that makes a
+// lowest free inode number, the old one's once it is destroyed. A
+// namespace made there with a lower number is kept (open until the test
+// ends) so that the next one gets a higher number. Anything else that makes a
 // namespace meanwhile (tests of other packages running alongside) may
 // take the old number first: then, after 5 s, RebornNetns skips t, which
 // could not be set up.
@@ -42,21 +42,23 @@ func RebornNetns(t testing.TB, path string) {
 	}
 	run("del", name)
 	deadline := time.Now().Add(5 * time.Second)
-	for fill := 0; ; {
+	for {
 		run("add", name)
 		got := NetnsInode(t, path)
 		if got == old {
 			return
 		}
-		run("del", name)
-		switch {
-		case time.Now().After(deadline):
-			t.Skipf("a namespace made again at %s got inode %d, never the old one's %d: something else took that number (tests of other packages making namespaces alongside); run this test alone", path, got, old)
-		case got < old: // a lower free number: taken for good, the next try goes higher
-			NewNetns(t, fmt.Sprintf("%s-f%d", name, fill))
-			fill++
-		default: // the old namespace is not destroyed yet
-			time.Sleep(5 * time.Millisecond)
+		if got < old { // a lower free number: held, so that it is not given again
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
 		}
+		run("del", name)
+		if time.Now().After(deadline) {
+			t.Skipf("a namespace made again at %s got inode %d, never the old one's %d: something else took that number (tests of other packages making namespaces alongside); run this test alone", path, got, old)
+		}
+		time.Sleep(5 * time.Millisecond) // the old namespace may not be destroyed yet
 	}
 }
