@@ -151,8 +151,11 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) (looked bool) 
 	if cur, ok := n.current(en); !ok || cur.State != Ready || cur.Ifindex != e.Ifindex || cur.NetnsInode != e.NetnsInode {
 		return true
 	}
+	// Gone, or made again with its inode (a stranger's links): the sweep
+	// releases it. One without a cookie (an older agent's record) has no
+	// more than its inode to go by, which endpointLinks checks.
 	if e.NetnsCookie != 0 && !a.netnsSame(e) {
-		return true // gone, or made again with its inode (a stranger's links): the sweep releases it
+		return true
 	}
 	a.inspectLocked(ctx, e)
 	return true
