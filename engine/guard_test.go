@@ -272,34 +272,44 @@ func TestHeardGone(t *testing.T) {
 	}
 }
 
-// TestSweepTurns: the sweep looks at each namespace once per round of
-// ceil(ready/sweepBatch) sweeps, and at one heard gone in the next sweep.
+// TestSweepTurns: the sweep looks closely (the cookie too) at each
+// namespace once per round of ceil(ready/sweepBatch) sweeps, listening or
+// not, and at one heard gone in the next sweep; by its inode at the others
+// only when namespaces may go unheard.
 func TestSweepTurns(t *testing.T) {
 	const ready = 10*sweepBatch - 3 // 10 sweeps a round
-	s := &sweeper{ready: ready, listening: true}
-	seen := map[uint64]int{}
-	for i := range 10 {
-		if i == 4 {
-			s.heardGone(5)
-		}
-		gone, due := s.turn()
-		if (i == 4) != gone[5] {
-			t.Fatalf("sweep %d: gone %v", i, gone)
-		}
-		n := 0
-		for ino := range uint64(ready) {
-			if due(ino) {
-				seen[ino]++
-				n++
+	for _, listening := range []bool{true, false} {
+		s := &sweeper{ready: ready, listening: listening}
+		seen := map[uint64]int{}
+		for i := range 10 {
+			if i == 7 {
+				s.heardGone(5)
+			}
+			how := s.turn()
+			n := 0
+			for ino := range uint64(ready) {
+				switch how(ino) {
+				case lookCookie:
+					seen[ino]++
+					n++
+				case lookSkip:
+					if !listening {
+						t.Fatalf("listening %v, sweep %d skips namespace %d; want each looked at by its inode at least", listening, i, ino)
+					}
+				}
+			}
+			if n > sweepBatch+1 {
+				t.Fatalf("listening %v, sweep %d looks closely at %d namespaces, want at most %d", listening, i, n, sweepBatch+1)
 			}
 		}
-		if n > sweepBatch {
-			t.Fatalf("sweep %d looks at %d namespaces, want at most %d", i, n, sweepBatch)
-		}
-	}
-	for ino := range uint64(ready) {
-		if seen[ino] != 1 {
-			t.Fatalf("namespace %d looked at %d times in a round, want once", ino, seen[ino])
+		for ino := range uint64(ready) {
+			want := 1
+			if ino == 5 {
+				want = 2 // its turn (sweep 4), and heard gone (sweep 7)
+			}
+			if seen[ino] != want {
+				t.Fatalf("listening %v: namespace %d looked at closely %d times in a round, want %d", listening, ino, seen[ino], want)
+			}
 		}
 	}
 }
@@ -309,9 +319,9 @@ func TestSweepTurns(t *testing.T) {
 // one, the sweep after lost notifications does, and the next does not.
 func TestSweepAllWithoutGuard(t *testing.T) {
 	all := func(s *sweeper) bool {
-		_, due := s.turn()
+		how := s.turn()
 		for ino := range uint64(10 * sweepBatch) {
-			if !due(ino) {
+			if how(ino) == lookSkip {
 				return false
 			}
 		}

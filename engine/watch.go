@@ -36,11 +36,12 @@ func every(ctx context.Context, interval time.Duration, fn func(context.Context)
 	}
 }
 
-// sweepBatch is about how many namespaces one sweep looks at: the sweep
-// is a rolling pass, each namespace looked at once every
+// sweepBatch is about how many namespaces one sweep looks at closely
+// (netnsSame: the cookie too, which may mean entering the namespace):
+// the sweep is a rolling pass, each namespace looked at so once every
 // max(1, ready/sweepBatch) sweeps, so that its cost per sweep does not
 // grow with the host. A namespace the guard hears go (RTM_DELNSID) is
-// looked at in the next sweep, whatever its turn.
+// looked at closely in the next sweep, whatever its turn.
 const sweepBatch = 64
 
 // sweeper is the sweep's state: its turn and the namespaces heard gone.
@@ -50,11 +51,20 @@ type sweeper struct {
 	tick  uint64
 	ready int // ready endpoints at the last sweep
 	// listening: the guard hears namespaces go (RTM_DELNSID). Without it
-	// (--tamper-check 0, or no listener) the sweep looks at every
-	// namespace each time, as it did before the rolling pass.
+	// (--tamper-check 0, or no listener) the sweep also looks at every
+	// namespace's inode each time, as it did before the rolling pass.
 	listening bool
-	all       bool // the next sweep looks at every namespace (notifications were lost)
+	all       bool // the next sweep looks at every namespace's inode (notifications were lost)
 }
+
+// look is how closely a sweep looks at a namespace.
+type look uint8
+
+const (
+	lookSkip   look = iota // not this time
+	lookInode              // a namespace with its inode at its path (netnsAlive)
+	lookCookie             // and the same one, by its cookie (netnsSame)
+)
 
 // lookAll has the next sweep look at every namespace: the listener lost
 // notifications (an overflow), RTM_DELNSID ones among them maybe.
@@ -81,47 +91,56 @@ func (s *sweeper) heardGone(ino uint64) {
 	s.gone[ino] = true
 }
 
-// turn returns the namespaces heard gone and how to tell whose turn it is.
-func (s *sweeper) turn() (gone map[uint64]bool, due func(ino uint64) bool) {
+// turn says how this sweep looks at each namespace: closely at those
+// heard gone and those whose turn it is; by the inode at the others when
+// the namespaces' going may have gone unheard; else not at all.
+func (s *sweeper) turn() func(ino uint64) look {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	gone, s.gone = s.gone, nil
-	defer func() { s.all = false }()
+	gone := s.gone
+	s.gone = nil
+	everyInode := !s.listening || s.all
+	s.all = false
 	s.tick++
-	rounds := uint64(1)
-	if s.listening && !s.all {
-		rounds = uint64(max(1, (s.ready+sweepBatch-1)/sweepBatch))
-	}
+	rounds := uint64(max(1, (s.ready+sweepBatch-1)/sweepBatch))
 	tick := s.tick
-	return gone, func(ino uint64) bool { return ino%rounds == tick%rounds }
+	return func(ino uint64) look {
+		switch {
+		case gone[ino] || ino%rounds == tick%rounds:
+			return lookCookie
+		case everyInode:
+			return lookInode
+		}
+		return lookSkip
+	}
 }
 
-// sweep forgets ready endpoints whose namespace is gone or replaced: those
-// whose turn it is, and those in a namespace heard gone. It reads the
-// index, not the store, and holds no lock while it looks at the
-// namespaces. Then it has the datapath forget what removals kept of links
-// that are gone now (ForgetLingering).
+// sweep forgets ready endpoints whose namespace is gone or replaced (made
+// again at its path: it may have the old one's inode, see netnsSame), as
+// turn says to look. It reads the index, not the store, and holds no lock
+// while it looks at the namespaces. Then it has the datapath forget what
+// removals kept of links that are gone now (ForgetLingering).
 func (a *Engine) sweep(ctx context.Context) {
-	gone, due := a.sweeper.turn()
+	how := a.sweeper.turn()
 	ready := 0
 	for _, n := range a.networkList() {
 		n.mu.Lock()
-		var look []*entry
+		var ens []*entry
 		var eps []endpoint
 		for _, en := range n.eps {
 			if en.ep.State != Ready {
 				continue
 			}
 			ready++
-			if due(en.ep.NetnsInode) || gone[en.ep.NetnsInode] {
-				look, eps = append(look, en), append(eps, en.ep)
+			if how(en.ep.NetnsInode) != lookSkip {
+				ens, eps = append(ens, en), append(eps, en.ep)
 			}
 		}
 		n.mu.Unlock()
-		for i, en := range look {
-			alive := a.netnsAlive // its turn: by the inode
-			if gone[eps[i].NetnsInode] {
-				alive = a.netnsSame // heard gone: a namespace there may be a new one
+		for i, en := range ens {
+			alive := a.netnsAlive
+			if how(eps[i].NetnsInode) == lookCookie {
+				alive = a.netnsSame
 			}
 			if !alive(eps[i]) {
 				a.releaseVanished(ctx, n, en, alive)
@@ -197,10 +216,10 @@ func (a *Engine) netnsAlive(e endpoint) bool {
 // at e's path (ip netns del, ip netns add: a runtime's sandbox made again
 // under its name) often has the inode of e's, gone. It costs a look at
 // the cookie (an entry into the namespace on kernels before 6.18), so it
-// is asked where the answer matters and not every half second: a
-// namespace heard gone, a repeated CNI ADD, the start, doctor, the
-// tamper check and a removal (which touch nothing in a namespace that is
-// not e's). An endpoint whose keys are not its
+// is asked where the answer matters, and of a bounded batch per sweep: a
+// namespace heard gone or whose turn it is, a repeated CNI ADD, the
+// start, doctor, the tamper check and a removal (which touch nothing in
+// a namespace that is not e's). An endpoint whose keys are not its
 // namespace's (a hand-off) or that has no cookie is judged by its inode,
 // and so is one whose cookie cannot be read (a wrong release costs more
 // than a late one).

@@ -1159,6 +1159,20 @@ func TestCNISweepReborn(t *testing.T) {
 		}
 		strangerKept(t, rt.NetNS, mac)
 	})
+	// An agent that hears no namespace go (no tamper check) finds the
+	// namespace made again by the sweep's rolling look at cookies.
+	t.Run("unheard", func(t *testing.T) {
+		e := newEnv(t, "--tamper-check", "0")
+		e.pubNet()
+		l := e.list("1.1.0", "")
+		rt := e.container("su")
+		e.add(l, rt)
+		e.delIfSkipped(t, l, rt)
+		nstest.RebornNetns(t, rt.NetNS)
+		mac := e.strangerLink(t, rt.NetNS)
+		waitFor(t, 5*time.Second, "the attachment of the namespace gone released", func() bool { return len(e.endpointsOf(rt)) == 0 })
+		strangerKept(t, rt.NetNS, mac)
+	})
 }
 
 // strangerLink puts a link in the namespace at ns that is not mvlan's,
