@@ -21,7 +21,7 @@ type metrics struct {
 // The label values each vector starts with, at zero: every series an
 // alert reads exists from the start (an absent series is not a zero).
 var (
-	metricOps   = []string{"get", "grant", "keepalive", "put", "txn"}
+	metricOps   = []string{"get", "grant", "keepalive", "txn"} // every write is a txn
 	metricKinds = []string{"block", "claim"}
 )
 

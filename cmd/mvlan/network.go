@@ -45,7 +45,7 @@ func networkCommand() *cli.Command {
 				Flags: []cli.Flag{formatFlag(), &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only IDs"},
 					&cli.BoolFlag{Name: "no-trunc", Usage: "full IDs"}}},
 			{Name: "inspect", Usage: "show networks in detail (JSON, as docker network inspect)", ArgsUsage: "NETWORK...", Action: networkInspect,
-				Flags: []cli.Flag{formatFlag("f")}},
+				Flags: []cli.Flag{inspectFormatFlag()}},
 			{Name: "rm", Aliases: []string{"remove"}, Usage: "remove networks", ArgsUsage: "NETWORK...", Action: networkRm},
 			{Name: "update", Usage: "change a network's options: host_shim=auto|IP[,IP6]|off", ArgsUsage: "NETWORK", Action: networkUpdate,
 				Flags: []cli.Flag{&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "host_shim=auto|IP[,IP6]|off"}, formatFlag()}},

@@ -6,10 +6,20 @@ import (
 	"github.com/mvlan/mvlan/internal/format"
 )
 
-// formatFlag is --format (with -f where Docker has it: inspect, version).
+// formatFlag is --format (with -f where Docker has it: version).
 func formatFlag(aliases ...string) cli.Flag {
+	return formatFlagOf("table (default), json", aliases)
+}
+
+// inspectFormatFlag is network inspect's --format (-f): JSON unless a
+// template is given, as Docker's.
+func inspectFormatFlag() cli.Flag {
+	return formatFlagOf("json (the default; table gives it too)", []string{"f"})
+}
+
+func formatFlagOf(kinds string, aliases []string) cli.Flag {
 	return &cli.StringFlag{Name: "format", Aliases: aliases,
-		Usage: "table (default), json, or a Go template run on each object, e.g. '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}' (functions: json join split upper lower title pad truncate println)"}
+		Usage: kinds + ", or a Go template run on each object, e.g. '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}' (functions: json join split upper lower title pad truncate println)"}
 }
 
 // outputFormat returns the parsed --format value.
