@@ -171,7 +171,8 @@ func (a *Engine) inspectLocked(ctx context.Context, e endpoint) {
 	if !ok {
 		return
 	}
-	own, nested := a.endpointLinks(e, parent)
+	ls := a.endpointLinks(e, parent)
+	own := ls.own
 	if own != nil && (len(e.MAC) == 0 || bytes.Equal(own.MAC, e.MAC)) {
 		own = nil // only a changed MAC is a finding
 	}
@@ -179,7 +180,7 @@ func (a *Engine) inspectLocked(ctx context.Context, e endpoint) {
 	for _, f := range findings {
 		found[hookTamper(e, f)] = string(f.Tamper)
 	}
-	for _, l := range nested {
+	for _, l := range ls.nested {
 		found[nestedTamper(l)] = TamperNestedLink
 	}
 	if own != nil {
@@ -188,8 +189,15 @@ func (a *Engine) inspectLocked(ctx context.Context, e endpoint) {
 	if _, ok := a.stillReady(e); !ok {
 		return // its removal began: its programs and link are going
 	}
+	if ls.stranger != nil { // the hooks found are the stranger's: nothing of e's to repair there
+		findings = nil
+	}
 	if fresh := a.tamper.seen(e.ID, e.Name, found); len(fresh) > 0 {
-		a.repairTampers(ctx, e, findings, nested, own)
+		if ls.stranger != nil {
+			a.log.Warn("endpoint's link is gone: the container put a link of its own at its index", "endpoint", e.Name,
+				"link", ls.stranger.Name, "kind", ls.stranger.Kind, "ifindex", e.Ifindex)
+		}
+		a.repairTampers(ctx, e, findings, ls.nested, own)
 	}
 }
 
@@ -247,34 +255,46 @@ func (a *Engine) repairTampers(ctx context.Context, e endpoint, findings []loade
 	}
 }
 
-// endpointLinks returns, from one listing of e's namespace, e's own link
-// (by ifindex; nil if it is not there) and the nested links: every other
-// macvlan or macvtap on the same parent, whatever its alias (the
-// container can set any alias, mvlan's included). parent, the network's
-// parent ifindex, stands in for the own link's when that is gone (the
-// container deleted it and kept one of its own).
-func (a *Engine) endpointLinks(e endpoint, parent int) (own *link.Info, nested []link.Info) {
+// nsLinks is what one listing of an endpoint's namespace shows of it.
+type nsLinks struct {
+	own *link.Info // its link, at its ifindex; nil if gone
+	// stranger is a link of another kind at its ifindex: the container
+	// deleted the endpoint's and put one of its own there.
+	stranger *link.Info
+	nested   []link.Info // the container's macvlans and macvtaps on the parent
+}
+
+// endpointLinks lists e's namespace once: e's own link is the macvlan
+// on a lower link elsewhere (the host's parent) at e's ifindex; nested
+// are every other macvlan or macvtap on the network's parent (or on the
+// own link's, if that differs), whatever its alias (the container can set
+// any alias, mvlan's included) and whatever link holds e's index now.
+func (a *Engine) endpointLinks(e endpoint, parent int) nsLinks {
+	var out nsLinks
 	links, err := a.ns.Links(e.Netns)
 	if err != nil {
-		return nil, nil
+		return out
 	}
+	onParent := func(l link.Info) bool { return l.IsMacvlan() && l.LowerElsewhere }
 	for i := range links {
-		if links[i].Index == e.Ifindex {
-			own = &links[i]
+		switch {
+		case links[i].Index != e.Ifindex:
+		case onParent(links[i]):
+			out.own = &links[i]
+		default:
+			out.stranger = &links[i]
 		}
 	}
-	if own != nil && own.ParentIndex != 0 {
-		parent = own.ParentIndex
-	}
-	if parent == 0 {
-		return own, nil
+	ownParent := parent
+	if out.own != nil {
+		ownParent = out.own.ParentIndex
 	}
 	for _, l := range links {
-		if l.Index != e.Ifindex && l.ParentIndex == parent && l.IsMacvlan() {
-			nested = append(nested, l)
+		if l.Index != e.Ifindex && onParent(l) && l.ParentIndex != 0 && (l.ParentIndex == parent || l.ParentIndex == ownParent) {
+			out.nested = append(out.nested, l)
 		}
 	}
-	return own, nested
+	return out
 }
 
 // repairHooks re-attaches e's programs where findings say, and looks

@@ -20,34 +20,52 @@ type linksOnly struct {
 
 func (l linksOnly) Links(string) ([]link.Info, error) { return l.links, nil }
 
-// TestEndpointLinks: the endpoint's own link is found by ifindex, and every
-// other macvlan or macvtap on its parent is nested, whatever its alias;
-// links on another parent, or of another kind, are not.
+// TestEndpointLinks: the endpoint's own link is the macvlan on a lower
+// link elsewhere at its ifindex, and every other macvlan or macvtap on its
+// parent is nested, whatever its alias and whatever holds the endpoint's
+// index; links on another parent, of another kind, or on a lower link of
+// the container's own namespace are not.
 func TestEndpointLinks(t *testing.T) {
-	own := link.Info{Name: "eth0", Kind: "macvlan", Index: 2, ParentIndex: 7, Alias: "mvlan/n/ep/1"}
+	own := link.Info{Name: "eth0", Kind: "macvlan", Index: 2, ParentIndex: 7, LowerElsewhere: true, Alias: "mvlan/n/ep/1"}
+	evil := link.Info{Name: "evil", Kind: "macvlan", Index: 3, ParentIndex: 7, LowerElsewhere: true}
 	for _, tc := range []struct {
-		what   string
-		links  []link.Info
-		nested []string
+		what     string
+		links    []link.Info
+		nested   []string
+		stranger string
 	}{
-		{"alone", []link.Info{own}, nil},
-		{"nested macvlan", []link.Info{own, {Name: "evil", Kind: "macvlan", Index: 3, ParentIndex: 7}}, []string{"evil"}},
-		{"nested with mvlan's alias", []link.Info{own, {Name: "evil", Kind: "macvlan", Index: 3, ParentIndex: 7, Alias: "mvlan/x/ep/y"}}, []string{"evil"}},
-		{"nested macvtap", []link.Info{own, {Name: "tap", Kind: "macvtap", Index: 4, ParentIndex: 7}}, []string{"tap"}},
-		{"another parent", []link.Info{own, {Name: "other", Kind: "macvlan", Index: 3, ParentIndex: 8}}, nil},
-		{"a veth", []link.Info{own, {Name: "v", Kind: "veth", Index: 3, ParentIndex: 7}}, nil},
+		{"alone", []link.Info{own}, nil, ""},
+		{"nested macvlan", []link.Info{own, evil}, []string{"evil"}, ""},
+		{"nested with mvlan's alias", []link.Info{own, {Name: "evil", Kind: "macvlan", Index: 3, ParentIndex: 7, LowerElsewhere: true, Alias: "mvlan/x/ep/y"}}, []string{"evil"}, ""},
+		{"nested macvtap", []link.Info{own, {Name: "tap", Kind: "macvtap", Index: 4, ParentIndex: 7, LowerElsewhere: true}}, []string{"tap"}, ""},
+		{"another parent", []link.Info{own, {Name: "other", Kind: "macvlan", Index: 3, ParentIndex: 8, LowerElsewhere: true}}, nil, ""},
+		{"a veth", []link.Info{own, {Name: "v", Kind: "veth", Index: 3, ParentIndex: 7}}, nil, ""},
+		// A macvlan on the container's own link that has the parent's
+		// index number there is not on the parent.
+		{"on a link of its own", []link.Info{own, {Name: "v", Kind: "veth", Index: 7}, {Name: "m", Kind: "macvlan", Index: 3, ParentIndex: 7}}, nil, ""},
 		// The container deleted its eth0 and kept the one it made: the
 		// network's parent (7) tells.
-		{"own link gone", []link.Info{{Name: "evil", Kind: "macvlan", Index: 3, ParentIndex: 7}}, []string{"evil"}},
-		{"own link gone, another parent", []link.Info{{Name: "other", Kind: "macvlan", Index: 3, ParentIndex: 8}}, nil},
+		{"own link gone", []link.Info{evil}, []string{"evil"}, ""},
+		{"own link gone, another parent", []link.Info{{Name: "other", Kind: "macvlan", Index: 3, ParentIndex: 8, LowerElsewhere: true}}, nil, ""},
+		// ... and put a veth at its index, whose peer's index would have
+		// stood in for the parent's.
+		{"a veth at its index", []link.Info{{Name: "eth0", Kind: "veth", Index: 2, ParentIndex: 77}, evil, {Name: "vp", Kind: "veth", Index: 77, ParentIndex: 2}}, []string{"evil"}, "eth0"},
 	} {
 		a := &Engine{ns: linksOnly{links: tc.links}}
-		got, nested := a.endpointLinks(endpoint{Netns: "/run/netns/c", Ifindex: own.Index}, 7)
-		if wantOwn := slices.ContainsFunc(tc.links, func(l link.Info) bool { return l.Index == own.Index }); (got != nil) != wantOwn {
-			t.Errorf("%s: own link %v, want found=%v", tc.what, got, wantOwn)
+		got := a.endpointLinks(endpoint{Netns: "/run/netns/c", Ifindex: own.Index}, 7)
+		wantOwn := tc.stranger == "" && slices.ContainsFunc(tc.links, func(l link.Info) bool { return l.Index == own.Index })
+		if (got.own != nil) != wantOwn {
+			t.Errorf("%s: own link %v, want found=%v", tc.what, got.own, wantOwn)
+		}
+		stranger := ""
+		if got.stranger != nil {
+			stranger = got.stranger.Name
+		}
+		if stranger != tc.stranger {
+			t.Errorf("%s: stranger at the endpoint's index %v, want %q", tc.what, got.stranger, tc.stranger)
 		}
 		var names []string
-		for _, l := range nested {
+		for _, l := range got.nested {
 			names = append(names, l.Name)
 		}
 		if !slices.Equal(names, tc.nested) {
