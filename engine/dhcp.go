@@ -14,8 +14,9 @@ import (
 
 // A network's IPAM backend is its local pools (ipam.Space: reserve, before
 // the link exists) or, with --ipam-driver dhcp, the DHCP server on its
-// wire: the address is leased once the link is up (acquireLease, in
-// realize), renewed by keepLease, given back on removal (releaseLease).
+// wire: the address is leased once the link is up (acquireLeases, after
+// realize in CreateEndpoint), renewed by keepLease, given back on removal
+// (releaseLease).
 // The leased address is the endpoint's Addrs, indexed like any other but
 // never held in the network's space.
 

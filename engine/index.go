@@ -9,8 +9,12 @@ import (
 // The index: networks by ID in Engine.nets (guarded by Engine.mu, held
 // only to read or change the map), each with its endpoints (guarded by
 // the network's mu). The store is the source of truth: the index is
-// filled from it on start (loadState) and changed after each durable
-// write, so no request decodes the store.
+// filled from it on start (loadState) and changed with each write, so no
+// request decodes the store. Most writes are durable first; the ready
+// record (storeReadyLater) and the deletion of an undone endpoint's
+// (DeleteEndpointLater) are queued after the index changed: a crash
+// before they reach the disk leaves a "creating" record whose kernel side
+// the start adopts, or one whose kernel side is gone, which it forgets.
 
 // networkList returns the networks, sorted by name.
 func (a *Engine) networkList() []*network {

@@ -12,9 +12,10 @@ import (
 	"github.com/mvlan/mvlan/loader"
 )
 
-// DefaultTamperCheck is how often the engine looks at every endpoint's
-// hooks and links for what a container with CAP_NET_ADMIN may have done:
-// a detected tamper is repaired (or reported) within this time.
+// DefaultTamperCheck is how often the engine looks at endpoints' hooks
+// and links for what a container with CAP_NET_ADMIN may have done (at
+// those that may have changed, guard.go): a detected tamper is repaired
+// (or reported) within this time.
 const DefaultTamperCheck = 500 * time.Millisecond
 
 // TamperNestedLink: a link the container made on its endpoint's parent
