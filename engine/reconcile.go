@@ -87,13 +87,16 @@ func (a *Engine) loadState() ([]endpoint, error) {
 		return nil, err
 	}
 	for _, n := range nets {
+		var shim []ipam.Held
 		if n.shim != nil {
 			for _, addr := range n.shim.addrs {
-				held[n.ID] = append(held[n.ID], ipam.Held{Addr: addr, Owner: shimOwner})
+				shim = append(shim, ipam.Held{Addr: addr, Owner: shimOwner})
 			}
 		}
-		if err := a.loadSpace(n, held[n.ID]); err != nil {
-			return nil, err
+		if err := a.loadSpace(n, append(shim, held[n.ID]...)); err != nil {
+			if err := a.loadSparing(n, shim, held[n.ID], err); err != nil {
+				return nil, err
+			}
 		}
 	}
 	a.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,8 +15,8 @@ import (
 // recoverEndpoints makes the endpoints of the state (a restored snapshot,
 // so possibly behind) agree with the endpoint links the kernel holds:
 // every link marked as one of this agent's endpoints in any namespace
-// becomes (or updates) that endpoint, ready, with the kernel's addresses
-// and MAC; a stored endpoint without such a link is kept only while its
+// becomes (or updates) that endpoint, ready, with the kernel's MAC and
+// the addresses trustLinks allows; a stored endpoint without such a link is kept only while its
 // namespace lives (reconcile re-attaches it) and none of its addresses is
 // held by a found link. Networks come from the state alone: the kernel
 // does not hold their subnets. Called by Open with -recover, before
@@ -30,6 +31,7 @@ func (a *Engine) recoverEndpoints() error {
 	if err != nil {
 		return err
 	}
+	trustLinks(found, eps, nets)
 	taken := map[netip.Addr]string{} // held by a found link -> endpoint id
 	for id, k := range found {
 		for _, p := range k.addrs {
@@ -49,6 +51,35 @@ func (a *Engine) recoverEndpoints() error {
 		}
 	}
 	return nil
+}
+
+// trustLinks limits the addresses of the links found to what may be
+// their endpoints': the container may have added any. A stored endpoint
+// keeps its stored ones (fixed at the attach; a DHCP network's lease may
+// have moved since, so there the link's count); a link the state does not
+// have keeps those ownAddrs allows.
+func trustLinks(found map[string]kernelEndpoint, eps []api.Endpoint, nets []api.Network) {
+	dhcp := map[string]bool{}
+	for _, n := range nets {
+		dhcp[n.ID] = n.IPAMDriver == api.IPAMDHCP
+	}
+	stored := map[netip.Addr]bool{}
+	byID := map[string]api.Endpoint{}
+	for _, e := range eps {
+		byID[e.ID] = e
+		for _, p := range e.Addrs {
+			stored[p.Addr()] = true
+		}
+	}
+	for id, k := range found {
+		switch e, ok := byID[id]; {
+		case !ok:
+			k.addrs = ownAddrs(nets, k.addrs, stored)
+		case !dhcp[e.NetworkID]:
+			k.addrs = e.Addrs
+		}
+		found[id] = k
+	}
 }
 
 // recoverStored updates stored endpoint e from its link k (found), or
@@ -109,6 +140,25 @@ func fromKernel(e *api.Endpoint, k kernelEndpoint) {
 	e.Netns, e.NetnsInode, e.IfName = k.netns, k.netnsIno, k.link.Name
 	e.MAC, e.Addrs, e.State = k.link.MAC.String(), k.addrs, api.EndpointReady
 	e.NetnsCookie, e.Ifindex = 0, 0 // reconcile attaches the programs and records them
+}
+
+// ownAddrs are the addresses of a link that may be its endpoint's: in a
+// subnet of a network, not its gateway, not held by a stored endpoint.
+// The container may have added any others.
+func ownAddrs(nets []api.Network, addrs []netip.Prefix, stored map[netip.Addr]bool) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range addrs {
+		if stored[p.Addr()] {
+			continue
+		}
+		for _, n := range nets {
+			if slices.ContainsFunc(n.Pools, func(pl api.Pool) bool { return pl.Subnet.Contains(p.Addr()) && pl.Gateway != p.Addr() }) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // networkOf finds the network one of whose subnets holds addrs[0].

@@ -76,8 +76,9 @@ func exitCode(err error) int {
 // TestCorruptStateRecover: with two containers running (one made after the
 // last snapshot), the agent is killed and its state file damaged. Start is
 // refused, naming the problem and the recovery command, and the containers
-// keep working; `agent --recover` brings both back with their addresses,
-// and the next container gets an address of its own.
+// keep working; `agent --recover` brings both back with their addresses
+// (not those the containers added to their links meanwhile, the gateway's
+// among them), and the next container gets an address of its own.
 func TestCorruptStateRecover(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -101,6 +102,11 @@ func TestCorruptStateRecover(t *testing.T) {
 			if got := snapshotEndpoints(t, e.a.stateDir()); !slices.Equal(got, []string{c1.Name}) {
 				t.Fatalf("the snapshot holds %v, want only %s (c2 must come from the kernel)", got, c1.Name)
 			}
+			// Addresses the containers add to their links are not theirs to
+			// recover: one outside the subnet on c1 (in the snapshot), the
+			// gateway on c2 (not).
+			e.in(netnsPath(c1.Name), "ip", "addr", "add", "203.0.113.7/32", "dev", "eth0")
+			e.in(netnsPath(c2.Name), "ip", "addr", "add", "172.16.86.1/32", "dev", "eth0")
 			tc.damage(t, filepath.Join(e.a.stateDir(), store.FileName))
 
 			log, code := e.a.runToExit()
@@ -224,8 +230,8 @@ func garbleRootPage(t *testing.T, path string) {
 
 // TestBadRecordQuarantined: one network's record is garbage in the state
 // file (the store quarantines it and its containers), and one container's
-// record has a state the engine does not know (the engine quarantines
-// it). The agent starts; the other containers work; the bad network's
+// record has a state the engine does not know and another's holds the
+// gateway's address (the engine quarantines both). The agent starts; the other containers work; the bad network's
 // parent link and its containers' links are left in place (they keep
 // working); doctor reports every quarantined record.
 func TestBadRecordQuarantined(t *testing.T) {
@@ -237,33 +243,42 @@ func TestBadRecordQuarantined(t *testing.T) {
 	h1 := e.runD(e.name("h1"), "host_net")
 	h2 := e.runD(e.name("h2"), "host_net")
 	c3 := e.runD(e.name("3"), "pub_net")
+	c4 := e.runD(e.name("4"), "pub_net")
 	e.a.stop()
 	setRecord(t, e.a.stateDir(), "networks", h1.NetworkID, "{garbage")
 	c3.State, c3.Network = "bogus", ""
-	c3JSON, err := json.Marshal(c3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	setRecord(t, e.a.stateDir(), "endpoints", c3.ID, string(c3JSON))
+	setRecord(t, e.a.stateDir(), "endpoints", c3.ID, mustJSON(t, c3))
+	c4.Network = ""
+	c4.Addrs = append(c4.Addrs, netip.MustParsePrefix("172.16.86.1/24")) // the gateway's
+	setRecord(t, e.a.stateDir(), "endpoints", c4.ID, mustJSON(t, c4))
 
 	e.a.start()
 	names := map[string]bool{}
 	for _, ep := range e.ps() {
 		names[ep.Name] = true
 	}
-	if !names[c1.Name] || !names[e.name("2")] || names[c3.Name] || names[h1.Name] || names[h2.Name] {
-		t.Fatalf("after start: containers %v; want c1 and c2, not the quarantined c3 and host_net ones\n%s", names, e.a.log)
+	if !names[c1.Name] || !names[e.name("2")] || names[c3.Name] || names[c4.Name] || names[h1.Name] || names[h2.Name] {
+		t.Fatalf("after start: containers %v; want c1 and c2, not the quarantined c3, c4 and host_net ones\n%s", names, e.a.log)
 	}
 	out, err := e.pingFrom(netnsPath(e.name("2")), c1.Addrs[0].Addr().String(), false)
 	e.wantPingOK("pub_net c2 -> c1 with host_net quarantined", out, exitCode(err))
 	out, err = e.pingFrom(netnsPath(h2.Name), h1.Addrs[0].Addr().String(), false)
 	e.wantPingOK("host_net h2 -> h1: the quarantined network's links are left alone", out, exitCode(err))
 	d := strings.Join(drift(t, e.a), "\n")
-	for _, id := range []string{h1.NetworkID, h1.ID, h2.ID, c3.ID} {
+	for _, id := range []string{h1.NetworkID, h1.ID, h2.ID, c3.ID, c4.ID} {
 		if !strings.Contains(d, "/"+id+" is quarantined") {
 			t.Errorf("doctor does not report %s as quarantined:\n%s", id, d)
 		}
 	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // setRecord writes value under key in bucket of the agent's state file

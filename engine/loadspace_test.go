@@ -1,0 +1,51 @@
+package engine_test
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/mvlan/mvlan/agent/store"
+)
+
+// TestStartQuarantinesRefusedAddresses: an endpoint record whose address
+// the network's space refuses (the gateway, one outside the subnets,
+// another endpoint's) is quarantined on start, its link left alone; the
+// agent starts and the other endpoints keep their addresses, which are
+// not handed out again.
+func TestStartQuarantinesRefusedAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		what string
+		addr func(other netip.Prefix) netip.Prefix
+	}{
+		{"the gateway", func(netip.Prefix) netip.Prefix { return netip.MustParsePrefix("172.16.86.1/24") }},
+		{"outside the subnet", func(netip.Prefix) netip.Prefix { return netip.MustParsePrefix("203.0.113.7/24") }},
+		{"another's", func(other netip.Prefix) netip.Prefix { return other }},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			r := newRig(t, "eth0")
+			r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+			good, bad := r.run("good", "pub"), r.run("bad", "pub")
+			r.stop()
+			st, err := store.Open(r.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad.Addrs = append(bad.Addrs, tc.addr(good.Addrs[0]))
+			if err := st.UpdateEndpoint(bad); err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			r.start()
+			if got := r.endpoints(); len(got) != 1 || got["good"] != "ready" {
+				t.Fatalf("endpoints after start: %v; want good alone, bad quarantined", got)
+			}
+			if ls := r.k.NetnsLinks(bad.Netns); len(ls) != 1 {
+				t.Errorf("links of the quarantined endpoint: %+v; want its eth0 kept", ls)
+			}
+			if next := r.run("next", "pub"); slices.Contains(good.Addrs, next.Addrs[0]) {
+				t.Errorf("a new endpoint got %v, good's", next.Addrs[0])
+			}
+		})
+	}
+}
