@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"net/netip"
 	"testing"
 )
 
@@ -67,7 +68,19 @@ func TestParentEgress(t *testing.T) {
 		{"arp for B's address cut after its sender", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(2, macA, "10.1.0.11", broadcastMAC, "10.1.0.1")[:18]), verdictDrop, cutShort("parent_egress", "unparsable")},
 		{"broadcast", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "10.1.0.10", make([]byte, 6), "10.1.0.1")), verdictNext,
 			func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 broadcast tx": one(n)} }},
-		{"no hairpin on egress", ethFrame(macRouter, macRouter, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, tx},
+		{"no hairpin on egress", ethFrame(macRouter, macRouter, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictNext, tx},
+		// A link that is no endpoint's (the host's; one a container nested
+		// on the parent, sending without a socket) claims a container's
+		// address: the wire would bind it to that link's MAC.
+		{"another link's arp for A's address", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.10", broadcastMAC, "10.1.0.10")), verdictDrop, dropA("arp_spoof")},
+		{"another link's arp probe to A", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(1, macEvil, "10.1.0.66", make([]byte, 6), "10.1.0.10")), verdictNext,
+			func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 broadcast tx": one(n)} }},
+		{"another link's ipv4 from A's address", ethFrame(macRouter, macEvil, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
+		{"another link's ipv6 from A's address", ethFrame(macRouter, macEvil, 0x86dd, v6("2001:db8:1::10", "2001:db8:2::1")), verdictDrop, dropA("ip_spoof")},
+		{"another link's na for A's address", ethFrame(allNodes, macEvil, 0x86dd, na("2001:db8:1::10", "fe80::66")), verdictDrop, dropA("nd_spoof")},
+		{"another link's na for its own", ethFrame(allNodes, macEvil, 0x86dd, na("2001:db8:1::66", "fe80::66")), verdictNext,
+			func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 multicast tx": one(n)} }},
+		{"another link's ipv4 from the host's address", ethFrame(macRouter, macEvil, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictNext, tx},
 		{"another network's endpoint, untagged", ethFrame(macRouter, macC, 0x0800, v4("10.2.0.12", "10.1.0.1")), verdictDrop, dropA("mac_spoof")},
 		{"an endpoint's spoofed ip", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.99", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
 		{"an endpoint's ra", icmp6From(llA, "ff02::1", routerAdvert(llaOpt(1, macA))), verdictDrop, dropA("ra_guard")},
@@ -76,6 +89,31 @@ func TestParentEgress(t *testing.T) {
 		{"an endpoint's truncated ipv4", ethFrame(macRouter, macA, 0x0800, longIHL(v4("10.1.0.10", "10.1.0.11")[:20])), verdictDrop, cutShort("parent_egress", "unparsable")},
 		{"the host's truncated ipv4", ethFrame(macA, macRouter, 0x0800, longIHL(v4("10.1.0.1", "10.1.0.10")[:20])), verdictNext,
 			func(n int) counts { return counts{"vlan 1/0 tx": one(n), "malformed parent_egress": one(n)} }},
+	})
+}
+
+// TestParentEgressClaimsAllowed: a link that is no endpoint's may send
+// with the address of the host's own row (a shim's: the parent answering
+// ARP for it too), and with the IP source of an endpoint whose network
+// allows a router (the host forwarding for it), but not its ARP.
+func TestParentEgressClaimsAllowed(t *testing.T) {
+	d := newTestDatapath(t)
+	for _, ep := range []Endpoint{
+		{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, HostShim: true, IPs: []netip.Addr{netip.MustParseAddr("10.1.0.2")}},
+		{NetnsCookie: testCookie + 1, Ifindex: 1, MAC: macB, NetworkID: netA, Allow: AllowRouter, IPs: []netip.Addr{netip.MustParseAddr("10.1.0.11")}},
+	} {
+		if err := d.SetEndpoint(ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.SetParent(1, netA, 0); err != nil {
+		t.Fatal(err)
+	}
+	tx := func(n int) counts { return counts{"vlan 1/0 tx": one(n)} }
+	runCases(t, d, "parent_egress", []progCase{
+		{"the parent's arp for the shim's address", ethFrame(macRouter, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.2", macRouter, "10.1.0.1")), verdictNext, tx},
+		{"forwarded for a router's endpoint", ethFrame(macRouter, macEvil, 0x0800, v4("10.1.0.11", "10.2.0.12")), verdictNext, tx},
+		{"arp for a router's endpoint", ethFrame(macRouter, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.11", macRouter, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
 	})
 }
 

@@ -122,12 +122,86 @@ static __always_inline int foreign_mac(const struct ep_info *sender, __u64 sock)
 	return container_sock(sock);
 }
 
+/* claimed: addr is a container's (a local endpoint's that is not the
+ * host's own, a shim's); as_source: as a frame's IP source, which the host
+ * may send for a container on a network that allows a router (forwarding
+ * for it). */
+static __always_inline int claimed(__u8 family, const __u8 *addr, int as_source)
+{
+	struct ep_info *ep;
+	struct owner o;
+
+	if (!ip_owner(family, addr, &o))
+		return 0;
+	ep = ep_of_mac(o.mac);
+	if (!ep)
+		return 1;
+	if (ep->flags & EP_HOST_SHIM)
+		return 0;
+	return !as_source || !allowed(ep, EP_ALLOW_ROUTER);
+}
+
+/* na_claim: an IPv6 packet that is a neighbour advertisement whose target
+ * is a container's address. */
+static __always_inline int na_claim(struct __sk_buff *skb, const struct frame *f,
+				    const struct ipv6_hdr *ip)
+{
+	__u32 off = f->l3off + sizeof(*ip);
+	__u32 target[4];
+	__u8 type;
+
+	if (icmp6_after_ext(skb, ip->nexthdr, &off, &type) || type != ND_NEIGHBOR_ADVERT)
+		return 0;
+	if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
+		return 0;
+	return claimed(FAMILY_V6, (__u8 *)target, 0);
+}
+
+/* claim_reason: a frame leaving through the parent whose source MAC is no
+ * endpoint's (the host's, or a link a container nested on the parent,
+ * which no program of the container's sees, sending without a socket: its
+ * kernel's ARP, forwarded packets) must not claim a container's address
+ * as its IP source, ARP sender or NA target: the wire would bind the
+ * address to that link's MAC. */
+static __always_inline int claim_reason(struct __sk_buff *skb, const struct frame *f)
+{
+	void *l3 = f->data + f->l3off;
+
+	if (f->malformed)
+		return 0;
+	if (f->proto == ETH_P_ARP) {
+		struct arp_eth_ipv4 *body = l3 + sizeof(struct arp_hdr);
+
+		if ((void *)(body + 1) > f->end)
+			return 0;
+		return claimed(FAMILY_V4, body->spa, 0) ? REASON_ARP_SPOOF : 0;
+	}
+	if (f->proto == ETH_P_IP) {
+		struct ipv4_hdr *ip = l3;
+
+		if ((void *)(ip + 1) > f->end)
+			return 0;
+		return claimed(FAMILY_V4, ip->saddr, 1) ? REASON_IP_SPOOF : 0;
+	}
+	if (f->proto == ETH_P_IPV6) {
+		struct ipv6_hdr *ip = l3;
+
+		if ((void *)(ip + 1) > f->end)
+			return 0;
+		if (claimed(FAMILY_V6, ip->saddr, 1))
+			return REASON_IP_SPOOF;
+		return na_claim(skb, f, ip) ? REASON_ND_SPOOF : 0;
+	}
+	return 0;
+}
+
 /* egress_reason: a frame leaving through the parent with a local
  * endpoint's source MAC must be of an endpoint of the parent's network
  * (another network's leave through their own parents: a container on two
  * networks sending one's MAC out of the other's link is mac_spoof) and
  * follow that endpoint's rules (spoof.h), whatever happened to its own
- * programs. A container's frame that they never saw (sent with
+ * programs; one with another source MAC must not claim a container's
+ * address (claim_reason). A container's frame that they never saw (sent with
  * PACKET_QDISC_BYPASS or AF_XDP, which skip TC) must carry the MAC of an
  * endpoint of its namespace; only the direct build can tell such a frame
  * (sock_elsewhere). */
@@ -140,7 +214,7 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 	if (foreign_mac(sender, sock_elsewhere(skb)))
 		return REASON_MAC_SPOOF;
 	if (!sender)
-		return 0;
+		return claim_reason(skb, f);
 	if (sender->network_id != parent_net)
 		return REASON_MAC_SPOOF;
 	return sender_reason(skb, f, sender);

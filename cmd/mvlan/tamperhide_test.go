@@ -1,8 +1,14 @@
 package main
 
 import (
+	"encoding/binary"
+	"maps"
+	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -36,5 +42,47 @@ func TestTamperHiddenNested(t *testing.T) {
 	}
 	if out := e.in(c1, "tc", "filter", "show", "dev", "eth0", "ingress"); strings.Contains(out, "bpf") {
 		t.Errorf("a program on the container's veth:\n%s", out)
+	}
+}
+
+// TestNestedLinkClaimsToWire: a link container 1 nests on the parent,
+// with container 3's address (.12) on it, answers a host on the wire that
+// asks for .12. Its kernel sends that ARP reply without a socket, past
+// every program of container 1's, so only the parent can refuse it: it is
+// dropped there (arp_spoof, exactly once), and the wire hears container
+// 3's answer alone.
+func TestNestedLinkClaimsToWire(t *testing.T) {
+	stub := dpMode{"tc-stub", "tc", "tc", []string{"--attach-mode", "tc", "--endpoint-programs", "stub"}}
+	for _, m := range []dpMode{dpModes[0], stub} {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e, c1, _, g := tamperEnv(t, m, false)
+			evil := mustMAC(t, "02:00:5e:00:53:66")
+			c3MAC := linkMAC(t, e.name("3"), "eth0")
+			e.in(c1, "sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1") // eth0 does not answer for evil's address
+			e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "address", evil.String(), "type", "macvlan", "mode", "bridge")
+			e.in(c1, "sysctl", "-q", "-w", "net.ipv6.conf.evil.disable_ipv6=1")
+			e.in(c1, "ip", "addr", "add", "172.16.86.12/32", "dev", "evil")
+			e.in(c1, "ip", "link", "set", "evil", "up")
+			labels := map[string]string{"network": g.net, "reason": "arp_spoof"}
+			before := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
+			wire := nstest.NewCapture(t, e.sb.WirePath, "wire0")
+			asker := mustMAC(t, "02:00:5e:00:53:aa")
+			sendFrames(t, e.sb.WirePath, "wire0", arpRequest(asker, addr("172.16.86.250"), addr("172.16.86.12")), 1)
+			text := e.waitCounter("mvlan_policy_drops_total", labels, before+1, nil)
+			if got := counter(text, "mvlan_policy_drops_total", labels); got != before+1 {
+				t.Errorf("mvlan_policy_drops_total%v moved by %d; want 1, the nested link's reply", labels, got-before)
+			}
+			replies := map[string]int{}
+			_, _ = wire.Wait(time.Second, func(f []byte) bool {
+				if len(f) >= 22 && binary.BigEndian.Uint16(f[12:]) == unix.ETH_P_ARP && binary.BigEndian.Uint16(f[20:]) == 2 {
+					replies[net.HardwareAddr(f[6:12]).String()]++
+				}
+				return false
+			})
+			if want := map[string]int{c3MAC: 1}; !maps.Equal(replies, want) {
+				t.Errorf("ARP replies on the wire by source MAC: %v; want %v, container 3's alone (the nested link is %s)", replies, want, evil)
+			}
+		})
 	}
 }
