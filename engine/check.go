@@ -119,6 +119,9 @@ func checkHeld(n *network, eps []endpoint) []string {
 	for _, addr := range n.shimGone {
 		want[addr.String()] = shimOwner
 	}
+	for addr, owner := range n.quarantined {
+		want[addr.String()] = owner
+	}
 	n.mu.Unlock()
 	for _, h := range held {
 		owner, ok := want[h.Addr.String()]

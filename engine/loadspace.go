@@ -1,29 +1,104 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/ipam"
 )
 
-// loadSparing loads n's space when loading every address its records
-// hold failed (cause): an endpoint record the space refuses (an address
-// outside n's subnets, reserved such as the gateway, or another
-// endpoint's: a damaged record, or one --recover took from a link whose
-// container added addresses) is quarantined, its link left alone, and the
-// rest loaded, so that one record does not stop the agent. The shim's
-// addresses (shim) come first; if the space refuses those, or n's space is
-// a cluster network's (whose Load gives back claims in etcd, so it is not
-// tried piecemeal), cause stands. Called on start, before anything runs.
-func (a *Engine) loadSparing(n *network, shim, held []ipam.Held, cause error) error {
+// The address spaces on start: every address a stored endpoint has, the
+// shim's, and those of quarantined endpoint records, whose containers may
+// still use them (their links are left alone), so that none is handed out
+// twice. One record the space refuses does not stop the agent
+// (loadSparing).
+
+// quarantinedOwner is the owner, in a network's space, of an address of
+// the quarantined endpoint record name.
+func quarantinedOwner(name string) string { return "quarantined endpoint " + name }
+
+// quarantinedHeld reads the addresses of the quarantined endpoint records
+// that decode and whose link is still there, by network (DHCP networks
+// hold none: their server does; nor do cluster networks, whose space a
+// refused address would stop).
+func (a *Engine) quarantinedHeld(nets map[string]*network) map[string][]ipam.Held {
+	qs, err := a.store.Quarantined()
+	if err != nil {
+		a.log.Warn("cannot list quarantined state records: their addresses are not held", "err", err)
+		return nil
+	}
+	out := map[string][]ipam.Held{}
+	for _, q := range qs {
+		var e api.Endpoint
+		if q.Bucket != "endpoints" || json.Unmarshal(q.Data, &e) != nil {
+			continue
+		}
+		if n := nets[e.NetworkID]; n != nil && !n.DHCP && isLocal(n.space) && a.quarantinedLive(e) {
+			for _, p := range e.Addrs {
+				out[n.ID] = append(out[n.ID], ipam.Held{Addr: p.Addr(), Owner: quarantinedOwner(e.Name)})
+			}
+		}
+	}
+	return out
+}
+
+// quarantinedLive reports whether the link of quarantined record e is
+// still in e's namespace (by inode and cookie, where e has them): its
+// container may be using e's addresses. Once it is gone, the next start
+// lets them go.
+func (a *Engine) quarantinedLive(e api.Endpoint) bool {
+	if e.Netns == "" {
+		return false
+	}
+	ino, err := a.ns.Check(e.Netns)
+	if err != nil || e.NetnsInode != 0 && ino != e.NetnsInode {
+		return false
+	}
+	if e.NetnsCookie != 0 {
+		if c, err := a.ns.Cookie(e.Netns); err == nil && c != e.NetnsCookie {
+			return false
+		}
+	}
+	_, err = a.kernelEndpointIn(e.Netns, e.ID)
+	return err == nil
+}
+
+// isLocal reports whether s is a network's own pools (not etcd's).
+func isLocal(s addrSpace) bool {
+	_, ok := s.(*ipam.Space)
+	return ok
+}
+
+// holdQuarantined records the quarantined addresses n's space holds.
+func (n *network) holdQuarantined(q []ipam.Held) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.quarantined = make(map[netip.Addr]string, len(q))
+	for _, h := range q {
+		n.quarantined[h.Addr.WithZone("")] = h.Owner
+	}
+}
+
+// loadSparing loads n's space when loading every address failed (cause).
+// An endpoint record the space refuses (an address outside n's subnets,
+// reserved such as the gateway, or another endpoint's: a damaged record,
+// or one --recover took from a link whose container added addresses) is
+// quarantined and the rest loaded. Of the quarantined records' addresses
+// (q, and the refused records' own), those the space takes and no one
+// else holds are held; it returns them. The shim's addresses come first;
+// if the space refuses those, or n's space is a cluster network's (whose
+// Load gives back claims in etcd, so it is not tried piecemeal), cause
+// stands.
+func (a *Engine) loadSparing(n *network, shim, held, q []ipam.Held, cause error) ([]ipam.Held, error) {
 	local, ok := n.space.(*ipam.Space)
 	if !ok {
-		return cause
+		return nil, cause
 	}
 	trial, err := ipam.New(local.Pools(), ipam.Options{})
 	if err != nil || trial.Load(shim) != nil {
-		return cause
+		return nil, cause
 	}
 	kept := append([]ipam.Held(nil), shim...)
 	taken := map[netip.Addr]string{}
@@ -35,7 +110,10 @@ func (a *Engine) loadSparing(n *network, shim, held []ipam.Held, cause error) er
 	for _, own := range owners {
 		if why := refusedHeld(trial, taken, firsts, own); why != nil {
 			if err := a.quarantineLoaded(n, own[0].Owner, why); err != nil {
-				return err
+				return nil, err
+			}
+			for _, h := range own {
+				q = append(q, ipam.Held{Addr: h.Addr, Owner: quarantinedOwner(h.Owner)})
 			}
 			continue
 		}
@@ -44,7 +122,14 @@ func (a *Engine) loadSparing(n *network, shim, held []ipam.Held, cause error) er
 		}
 		kept = append(kept, own...)
 	}
-	return a.loadSpace(n, kept)
+	var spared []ipam.Held
+	for _, h := range q {
+		if _, ok := taken[h.Addr.WithZone("")]; !ok && trial.Load([]ipam.Held{h}) == nil {
+			taken[h.Addr.WithZone("")] = h.Owner
+			spared = append(spared, h)
+		}
+	}
+	return spared, a.loadSpace(n, append(kept, spared...))
 }
 
 // refusedHeld says why one endpoint's addresses (own) cannot be loaded:

@@ -1,8 +1,11 @@
 package engine_test
 
 import (
+	"context"
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mvlan/mvlan/agent/store"
@@ -11,8 +14,10 @@ import (
 // TestStartQuarantinesRefusedAddresses: an endpoint record whose address
 // the network's space refuses (the gateway, one outside the subnets,
 // another endpoint's) is quarantined on start, its link left alone; the
-// agent starts and the other endpoints keep their addresses, which are
-// not handed out again.
+// agent starts and the other endpoints keep their addresses. Neither
+// theirs nor the quarantined record's are handed out again, this start or
+// the next, until its container is gone; the check finds no drift but the
+// quarantine.
 func TestStartQuarantinesRefusedAddresses(t *testing.T) {
 	for _, tc := range []struct {
 		what string
@@ -43,8 +48,33 @@ func TestStartQuarantinesRefusedAddresses(t *testing.T) {
 			if ls := r.k.NetnsLinks(bad.Netns); len(ls) != 1 {
 				t.Errorf("links of the quarantined endpoint: %+v; want its eth0 kept", ls)
 			}
-			if next := r.run("next", "pub"); slices.Contains(good.Addrs, next.Addrs[0]) {
-				t.Errorf("a new endpoint got %v, good's", next.Addrs[0])
+			// bad's container may still use its addresses: none is handed
+			// out again, this start or the next.
+			for i, name := range []string{"next", "after a restart"} {
+				if i == 1 {
+					r.stop()
+					r.start()
+				}
+				next := r.run(fmt.Sprintf("next%d", i), "pub")
+				if slices.Contains(good.Addrs, next.Addrs[0]) || slices.Contains(bad.Addrs, next.Addrs[0]) {
+					t.Errorf("%s: a new endpoint got %v: good's %v or the quarantined record's %v", name, next.Addrs[0], good.Addrs, bad.Addrs)
+				}
+			}
+			// Once its container is gone, the next start lets them go.
+			r.k.RemoveNetns(bad.Netns)
+			r.stop()
+			r.start()
+			if next := r.run("next2", "pub"); !slices.Contains(bad.Addrs, next.Addrs[0]) {
+				t.Errorf("with the quarantined record's container gone, a new endpoint got %v; want %v, its address free again", next.Addrs[0], bad.Addrs[0])
+			}
+			drift, err := r.e.Check(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range drift {
+				if !strings.Contains(d, "is quarantined") {
+					t.Errorf("drift: %s; want the quarantine alone", d)
+				}
 			}
 		})
 	}

@@ -233,6 +233,11 @@ type network struct {
 	// link may still have: they stay held in space (shimOwner) until the
 	// link is known not to have them (settleShimGone).
 	shimGone []netip.Addr
+	// quarantined are the addresses of the network's quarantined endpoint
+	// records, held so that none is handed out again while their
+	// containers, whose links are left alone, may still use them
+	// (loadState; owner: quarantinedOwner).
+	quarantined map[netip.Addr]string
 	// used is the highest address of each family that an endpoint or
 	// the host shim of n has held, as far as this agent knows (add,
 	// reserveShim, newNetwork's shim, and the store's ReleasedHighWater

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,6 +87,7 @@ func (a *Engine) loadState() ([]endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	quarantined := a.quarantinedHeld(nets)
 	for _, n := range nets {
 		var shim []ipam.Held
 		if n.shim != nil {
@@ -93,11 +95,15 @@ func (a *Engine) loadState() ([]endpoint, error) {
 				shim = append(shim, ipam.Held{Addr: addr, Owner: shimOwner})
 			}
 		}
-		if err := a.loadSpace(n, append(shim, held[n.ID]...)); err != nil {
-			if err := a.loadSparing(n, shim, held[n.ID], err); err != nil {
-				return nil, err
-			}
+		q := quarantined[n.ID]
+		err := a.loadSpace(n, slices.Concat(shim, held[n.ID], q))
+		if err != nil {
+			q, err = a.loadSparing(n, shim, held[n.ID], q, err)
 		}
+		if err != nil {
+			return nil, err
+		}
+		n.holdQuarantined(q)
 	}
 	a.mu.Lock()
 	a.nets = nets

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -51,35 +50,6 @@ func (a *Engine) recoverEndpoints() error {
 		}
 	}
 	return nil
-}
-
-// trustLinks limits the addresses of the links found to what may be
-// their endpoints': the container may have added any. A stored endpoint
-// keeps its stored ones (fixed at the attach; a DHCP network's lease may
-// have moved since, so there the link's count); a link the state does not
-// have keeps those ownAddrs allows.
-func trustLinks(found map[string]kernelEndpoint, eps []api.Endpoint, nets []api.Network) {
-	dhcp := map[string]bool{}
-	for _, n := range nets {
-		dhcp[n.ID] = n.IPAMDriver == api.IPAMDHCP
-	}
-	stored := map[netip.Addr]bool{}
-	byID := map[string]api.Endpoint{}
-	for _, e := range eps {
-		byID[e.ID] = e
-		for _, p := range e.Addrs {
-			stored[p.Addr()] = true
-		}
-	}
-	for id, k := range found {
-		switch e, ok := byID[id]; {
-		case !ok:
-			k.addrs = ownAddrs(nets, k.addrs, stored)
-		case !dhcp[e.NetworkID]:
-			k.addrs = e.Addrs
-		}
-		found[id] = k
-	}
 }
 
 // recoverStored updates stored endpoint e from its link k (found), or
@@ -140,25 +110,6 @@ func fromKernel(e *api.Endpoint, k kernelEndpoint) {
 	e.Netns, e.NetnsInode, e.IfName = k.netns, k.netnsIno, k.link.Name
 	e.MAC, e.Addrs, e.State = k.link.MAC.String(), k.addrs, api.EndpointReady
 	e.NetnsCookie, e.Ifindex = 0, 0 // reconcile attaches the programs and records them
-}
-
-// ownAddrs are the addresses of a link that may be its endpoint's: in a
-// subnet of a network, not its gateway, not held by a stored endpoint.
-// The container may have added any others.
-func ownAddrs(nets []api.Network, addrs []netip.Prefix, stored map[netip.Addr]bool) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range addrs {
-		if stored[p.Addr()] {
-			continue
-		}
-		for _, n := range nets {
-			if slices.ContainsFunc(n.Pools, func(pl api.Pool) bool { return pl.Subnet.Contains(p.Addr()) && pl.Gateway != p.Addr() }) {
-				out = append(out, p)
-				break
-			}
-		}
-	}
-	return out
 }
 
 // networkOf finds the network one of whose subnets holds addrs[0].

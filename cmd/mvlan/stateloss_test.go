@@ -229,11 +229,13 @@ func garbleRootPage(t *testing.T, path string) {
 }
 
 // TestBadRecordQuarantined: one network's record is garbage in the state
-// file (the store quarantines it and its containers), and one container's
+// file (the store quarantines it and its containers), one container's
 // record has a state the engine does not know and another's holds the
-// gateway's address (the engine quarantines both). The agent starts; the other containers work; the bad network's
-// parent link and its containers' links are left in place (they keep
-// working); doctor reports every quarantined record.
+// gateway's address (the engine quarantines both). The agent starts; the
+// other containers work; the bad network's parent link and its
+// containers' links are left in place (they keep working), and no new
+// container gets a quarantined record's address; doctor reports every
+// quarantined record.
 func TestBadRecordQuarantined(t *testing.T) {
 	e := newEnv(t)
 	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
@@ -264,11 +266,20 @@ func TestBadRecordQuarantined(t *testing.T) {
 	e.wantPingOK("pub_net c2 -> c1 with host_net quarantined", out, exitCode(err))
 	out, err = e.pingFrom(netnsPath(h2.Name), h1.Addrs[0].Addr().String(), false)
 	e.wantPingOK("host_net h2 -> h1: the quarantined network's links are left alone", out, exitCode(err))
+	// c3's and c4's containers may still use their addresses: the next
+	// container gets another.
+	c5 := e.runD(e.name("5"), "pub_net")
+	if slices.Contains(c3.Addrs, c5.Addrs[0]) || slices.Contains(c4.Addrs, c5.Addrs[0]) {
+		t.Errorf("a new container got %v, an address of a quarantined record (%v, %v)", c5.Addrs[0], c3.Addrs, c4.Addrs)
+	}
 	d := strings.Join(drift(t, e.a), "\n")
 	for _, id := range []string{h1.NetworkID, h1.ID, h2.ID, c3.ID, c4.ID} {
 		if !strings.Contains(d, "/"+id+" is quarantined") {
 			t.Errorf("doctor does not report %s as quarantined:\n%s", id, d)
 		}
+	}
+	if strings.Contains(d, "IPAM") || strings.Contains(d, "held by") {
+		t.Errorf("doctor reports address drift for the quarantined records' addresses:\n%s", d)
 	}
 }
 

@@ -241,7 +241,8 @@ func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
 	if n == nil {
 		return notFound("netns " + s.NetnsPath)
 	}
-	if _, ok := k.host[s.Parent]; !ok {
+	parent, ok := k.host[s.Parent]
+	if !ok {
 		return notFound("parent " + s.Parent)
 	}
 	for _, l := range n.links {
@@ -249,7 +250,10 @@ func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
 			return fmt.Errorf("link %s in %s: %w", s.IfName, s.NetnsPath, link.ErrExists)
 		}
 	}
-	l := link.Info{Name: s.IfName, Kind: "macvlan", Alias: s.Alias, Index: k.index(), Up: true, MAC: s.MAC}
+	// As the kernel shows it in the namespace: its lower link, the
+	// parent, is elsewhere (the host's).
+	l := link.Info{Name: s.IfName, Kind: "macvlan", Alias: s.Alias, Index: k.index(), Up: true, MAC: s.MAC,
+		ParentIndex: parent.Index, LowerElsewhere: true}
 	n.links = append(n.links, l)
 	n.addrs[l.Index] = slices.Clone(s.Addrs)
 	if s.BeforeUp != nil {
