@@ -81,6 +81,7 @@ func TestParentEgress(t *testing.T) {
 		{"another link's na for its own", ethFrame(allNodes, macEvil, 0x86dd, na("2001:db8:1::66", "fe80::66")), verdictNext,
 			func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 multicast tx": one(n)} }},
 		{"another link's ipv4 from the host's address", ethFrame(macRouter, macEvil, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictNext, tx},
+		{"another link's arp for another network's container", ethFrame(macRouter, macEvil, 0x0806, arpPacket(2, macEvil, "10.2.0.12", macRouter, "10.2.0.1")), verdictNext, tx},
 		{"another network's endpoint, untagged", ethFrame(macRouter, macC, 0x0800, v4("10.2.0.12", "10.1.0.1")), verdictDrop, dropA("mac_spoof")},
 		{"an endpoint's spoofed ip", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.99", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
 		{"an endpoint's ra", icmp6From(llA, "ff02::1", routerAdvert(llaOpt(1, macA))), verdictDrop, dropA("ra_guard")},

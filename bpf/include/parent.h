@@ -122,16 +122,17 @@ static __always_inline int foreign_mac(const struct ep_info *sender, __u64 sock)
 	return container_sock(sock);
 }
 
-/* claimed: addr is a container's (a local endpoint's that is not the
- * host's own, a shim's); as_source: as a frame's IP source, which the host
- * may send for a container on a network that allows a router (forwarding
- * for it). */
-static __always_inline int claimed(__u8 family, const __u8 *addr, int as_source)
+/* claimed: addr is a container's of network net (a local endpoint's that
+ * is not the host's own, a shim's; another network's is another segment's,
+ * and DHCP networks may share subnets); as_source: as a frame's IP source,
+ * which the host may send for a container on a network that allows a
+ * router (forwarding for it). */
+static __always_inline int claimed(__u8 family, const __u8 *addr, __u32 net, int as_source)
 {
 	struct ep_info *ep;
 	struct owner o;
 
-	if (!ip_owner(family, addr, &o))
+	if (!ip_owner(family, addr, &o) || o.network_id != net)
 		return 0;
 	ep = ep_of_mac(o.mac);
 	if (!ep)
@@ -144,7 +145,7 @@ static __always_inline int claimed(__u8 family, const __u8 *addr, int as_source)
 /* na_claim: an IPv6 packet that is a neighbour advertisement whose target
  * is a container's address. */
 static __always_inline int na_claim(struct __sk_buff *skb, const struct frame *f,
-				    const struct ipv6_hdr *ip)
+				    const struct ipv6_hdr *ip, __u32 net)
 {
 	__u32 off = f->l3off + sizeof(*ip);
 	__u32 target[4];
@@ -154,16 +155,16 @@ static __always_inline int na_claim(struct __sk_buff *skb, const struct frame *f
 		return 0;
 	if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
 		return 0;
-	return claimed(FAMILY_V6, (__u8 *)target, 0);
+	return claimed(FAMILY_V6, (__u8 *)target, net, 0);
 }
 
-/* claim_reason: a frame leaving through the parent whose source MAC is no
- * endpoint's (the host's, or a link a container nested on the parent,
- * which no program of the container's sees, sending without a socket: its
- * kernel's ARP, forwarded packets) must not claim a container's address
- * as its IP source, ARP sender or NA target: the wire would bind the
- * address to that link's MAC. */
-static __always_inline int claim_reason(struct __sk_buff *skb, const struct frame *f)
+/* claim_reason: a frame leaving through the parent of network net whose
+ * source MAC is no endpoint's (the host's, or a link a container nested on
+ * the parent, which no program of the container's sees, sending without a
+ * socket: its kernel's ARP, forwarded packets) must not claim a container
+ * of net's address as its IP source, ARP sender or NA target: the wire
+ * would bind the address to that link's MAC. */
+static __always_inline int claim_reason(struct __sk_buff *skb, const struct frame *f, __u32 net)
 {
 	void *l3 = f->data + f->l3off;
 
@@ -174,23 +175,23 @@ static __always_inline int claim_reason(struct __sk_buff *skb, const struct fram
 
 		if ((void *)(body + 1) > f->end)
 			return 0;
-		return claimed(FAMILY_V4, body->spa, 0) ? REASON_ARP_SPOOF : 0;
+		return claimed(FAMILY_V4, body->spa, net, 0) ? REASON_ARP_SPOOF : 0;
 	}
 	if (f->proto == ETH_P_IP) {
 		struct ipv4_hdr *ip = l3;
 
 		if ((void *)(ip + 1) > f->end)
 			return 0;
-		return claimed(FAMILY_V4, ip->saddr, 1) ? REASON_IP_SPOOF : 0;
+		return claimed(FAMILY_V4, ip->saddr, net, 1) ? REASON_IP_SPOOF : 0;
 	}
 	if (f->proto == ETH_P_IPV6) {
 		struct ipv6_hdr *ip = l3;
 
 		if ((void *)(ip + 1) > f->end)
 			return 0;
-		if (claimed(FAMILY_V6, ip->saddr, 1))
+		if (claimed(FAMILY_V6, ip->saddr, net, 1))
 			return REASON_IP_SPOOF;
-		return na_claim(skb, f, ip) ? REASON_ND_SPOOF : 0;
+		return na_claim(skb, f, ip, net) ? REASON_ND_SPOOF : 0;
 	}
 	return 0;
 }
@@ -214,7 +215,7 @@ static __always_inline int egress_reason(struct __sk_buff *skb, struct frame *f,
 	if (foreign_mac(sender, sock_elsewhere(skb)))
 		return REASON_MAC_SPOOF;
 	if (!sender)
-		return claim_reason(skb, f);
+		return claim_reason(skb, f, parent_net);
 	if (sender->network_id != parent_net)
 		return REASON_MAC_SPOOF;
 	return sender_reason(skb, f, sender);
