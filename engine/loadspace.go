@@ -19,11 +19,13 @@ import (
 // the quarantined endpoint record name.
 func quarantinedOwner(name string) string { return "quarantined endpoint " + name }
 
-// quarantinedHeld reads the addresses of the quarantined endpoint records
-// that decode and whose link is still there, by network (DHCP networks
-// hold none: their server does; nor do cluster networks, whose space a
-// refused address would stop).
-func (a *Engine) quarantinedHeld(nets map[string]*network) map[string][]ipam.Held {
+// settleQuarantined reads the quarantined endpoint records that decode.
+// One whose link is gone is dropped: its container no longer exists, so
+// nothing is left to report or hold. The addresses of the others are
+// returned by network, to be held (DHCP networks hold none: their server
+// does; nor do cluster networks, whose space a refused address would
+// stop).
+func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.Held {
 	qs, err := a.store.Quarantined()
 	if err != nil {
 		a.log.Warn("cannot list quarantined state records: their addresses are not held", "err", err)
@@ -35,7 +37,12 @@ func (a *Engine) quarantinedHeld(nets map[string]*network) map[string][]ipam.Hel
 		if q.Bucket != "endpoints" || json.Unmarshal(q.Data, &e) != nil {
 			continue
 		}
-		if n := nets[e.NetworkID]; n != nil && !n.DHCP && isLocal(n.space) && a.quarantinedLive(e) {
+		if !a.quarantinedLive(e) {
+			err := a.store.DropQuarantined(q)
+			a.log.Info("quarantined record dropped: its container is gone", "name", e.Name, "id", e.ID, "netns", e.Netns, "quarantined", q.Reason, "err", err)
+			continue
+		}
+		if n := nets[e.NetworkID]; n != nil && !n.DHCP && isLocal(n.space) {
 			for _, p := range e.Addrs {
 				out[n.ID] = append(out[n.ID], ipam.Held{Addr: p.Addr(), Owner: quarantinedOwner(e.Name)})
 			}
@@ -46,8 +53,7 @@ func (a *Engine) quarantinedHeld(nets map[string]*network) map[string][]ipam.Hel
 
 // quarantinedLive reports whether the link of quarantined record e is
 // still in e's namespace (by inode and cookie, where e has them): its
-// container may be using e's addresses. Once it is gone, the next start
-// lets them go.
+// container may be using e's addresses.
 func (a *Engine) quarantinedLive(e api.Endpoint) bool {
 	if e.Netns == "" {
 		return false

@@ -87,7 +87,7 @@ func (a *Engine) loadState() ([]endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	quarantined := a.quarantinedHeld(nets)
+	quarantined := a.settleQuarantined(nets)
 	for _, n := range nets {
 		var shim []ipam.Held
 		if n.shim != nil {

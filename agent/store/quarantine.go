@@ -40,6 +40,18 @@ func (s *Store) Quarantined() ([]Quarantined, error) {
 	return out, err
 }
 
+// qkey is q's key in the quarantine bucket.
+func (q Quarantined) qkey() []byte {
+	return fmt.Appendf(nil, "%s/%s/%d", q.Bucket, q.Key, q.At.UnixNano())
+}
+
+// DropQuarantined deletes quarantined record q (as Quarantined listed
+// it), for one whose subject is gone (a container's that no longer
+// exists); dropping one already gone is not an error.
+func (s *Store) DropQuarantined(q Quarantined) error {
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bQuarantine).Delete(q.qkey()) })
+}
+
 // quarantine moves record key of bucket into the quarantine bucket.
 func quarantine(tx *bolt.Tx, bucket string, key []byte, reason string) error {
 	b := tx.Bucket([]byte(bucket))
@@ -49,8 +61,7 @@ func quarantine(tx *bolt.Tx, bucket string, key []byte, reason string) error {
 	if err != nil {
 		return err
 	}
-	qk := fmt.Appendf(nil, "%s/%s/%d", bucket, key, q.At.UnixNano())
-	if err := tx.Bucket(bQuarantine).Put(qk, data); err != nil {
+	if err := tx.Bucket(bQuarantine).Put(q.qkey(), data); err != nil {
 		return err
 	}
 	return b.Delete(key)

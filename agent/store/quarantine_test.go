@@ -165,6 +165,18 @@ func TestQuarantineByCaller(t *testing.T) {
 	if err := s.CreateNetwork(api.Network{ID: NewID(), Name: pubNet.Name, Parent: "x"}); err != nil {
 		t.Fatalf("name of the quarantined network: %v", err)
 	}
+	// Dropped, one is gone for good; dropping it again is no error.
+	all, _ := quarantined(t, s)
+	for _, q := range all {
+		if q.Key == h1.ID {
+			if err := errors.Join(s.DropQuarantined(q), s.DropQuarantined(q)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, got := quarantined(t, s); len(got) != len(want)-1 || got[h1.ID] != "" {
+		t.Errorf("quarantined after dropping %s: %v, want the %d others", h1.ID, got, len(want)-1)
+	}
 }
 
 // quarantined lists s's quarantined records, and their reasons by key.

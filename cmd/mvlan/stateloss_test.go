@@ -235,7 +235,8 @@ func garbleRootPage(t *testing.T, path string) {
 // other containers work; the bad network's parent link and its
 // containers' links are left in place (they keep working), and no new
 // container gets a quarantined record's address; doctor reports every
-// quarantined record.
+// quarantined record, until its container is gone and the agent starts
+// again.
 func TestBadRecordQuarantined(t *testing.T) {
 	e := newEnv(t)
 	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
@@ -280,6 +281,20 @@ func TestBadRecordQuarantined(t *testing.T) {
 	}
 	if strings.Contains(d, "IPAM") || strings.Contains(d, "held by") {
 		t.Errorf("doctor reports address drift for the quarantined records' addresses:\n%s", d)
+	}
+	// Once c4's container is gone, the next start drops its record (and
+	// the hold on its address); the others stay.
+	e.a.stop()
+	if out, err := exec2("ip", "netns", "del", c4.Name); err != nil {
+		t.Fatalf("ip netns del %s: %v\n%s", c4.Name, err, out)
+	}
+	e.a.start()
+	d = strings.Join(drift(t, e.a), "\n")
+	if strings.Contains(d, c4.ID) || !strings.Contains(d, "/"+c3.ID+" is quarantined") {
+		t.Errorf("doctor after a start with c4's container gone:\n%s\nwant c3 still quarantined, c4's record dropped", d)
+	}
+	if c6 := e.runD(e.name("6"), "pub_net"); !slices.Contains(c4.Addrs, c6.Addrs[0]) {
+		t.Errorf("a new container got %v; want c4's %v, free again", c6.Addrs[0], c4.Addrs[0])
 	}
 }
 
