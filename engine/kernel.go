@@ -109,6 +109,10 @@ type Namespaces interface {
 	Check(path string) (uint64, error)
 	// Links lists the links in it (link.EndpointLinks).
 	Links(path string) ([]link.Info, error)
+	// Macvlans lists its macvlan and macvtap links and link ifindex, at
+	// least (link.MacvlansAt: the tamper check's look, whatever else the
+	// container made there).
+	Macvlans(path string, ifindex int) ([]link.Info, error)
 	// SetMAC sets the MAC of link ifindex in it (link.SetEndpointMAC).
 	SetMAC(path string, ifindex int, mac net.HardwareAddr) error
 	// SetRAConf sets whether link ifName in it takes router
@@ -156,6 +160,9 @@ const spareNamespaces = 4
 
 func (kernelNamespaces) Check(path string) (uint64, error)      { return link.CheckNetns(path) }
 func (kernelNamespaces) Links(path string) ([]link.Info, error) { return link.EndpointLinks(path) }
+func (kernelNamespaces) Macvlans(path string, ifindex int) ([]link.Info, error) {
+	return link.MacvlansAt(path, ifindex)
+}
 func (kernelNamespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) error {
 	return link.SetEndpointMAC(path, ifindex, mac)
 }

@@ -272,7 +272,7 @@ type nsLinks struct {
 // any alias, mvlan's included) and whatever link holds e's index now.
 func (a *Engine) endpointLinks(e endpoint, parent int) nsLinks {
 	var out nsLinks
-	links, err := a.ns.Links(e.Netns)
+	links, err := a.ns.Macvlans(e.Netns, e.Ifindex)
 	if err != nil {
 		return out
 	}

@@ -18,7 +18,8 @@ type linksOnly struct {
 	links []link.Info
 }
 
-func (l linksOnly) Links(string) ([]link.Info, error) { return l.links, nil }
+func (l linksOnly) Links(string) ([]link.Info, error)         { return l.links, nil }
+func (l linksOnly) Macvlans(string, int) ([]link.Info, error) { return l.links, nil }
 
 // TestEndpointLinks: the endpoint's own link is the macvlan on a lower
 // link elsewhere at its ifindex, and every other macvlan or macvtap on its

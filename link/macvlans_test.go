@@ -1,0 +1,82 @@
+package link_test
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/link"
+)
+
+// TestMacvlansAt: in a container's namespace with an endpoint link (a
+// macvlan of the sandbox's eth0), a nested macvlan, a macvtap where the
+// kernel has them, and 50 veth pairs, the tamper check's look returns the
+// macvlans and macvtaps, each once, and the link at the index asked
+// for whatever its kind, and none of the veths else; with the lower
+// elsewhere and the parent's index as the kernel shows them.
+func TestMacvlansAt(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	c := sb.Netns(t, "c")
+	sb.Run(t, sb.Path, "ip", "link", "add", "link", "eth0", "name", "ep", "netns", filepath.Base(c), "type", "macvlan", "mode", "bridge")
+	sb.Run(t, c, "ip", "link", "add", "link", "ep", "name", "nested", "type", "macvlan", "mode", "bridge")
+	want := []string{"ep", "nested"}
+	if _, err := nstest.RunErr(c, "ip", "link", "add", "link", "ep", "name", "tap", "type", "macvtap"); err == nil {
+		want = append(want, "tap")
+	}
+	var batch strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&batch, "link add v%d type veth peer name p%d\n", i, i)
+	}
+	sb.Run(t, c, "sh", "-c", "printf '"+batch.String()+"' | ip -batch -")
+	if all, err := link.EndpointLinks(c); err != nil || len(all) < 100+len(want) {
+		t.Fatalf("links in %s: %d (%v); want the 100 veths and the macvlans", c, len(all), err)
+	}
+	parent := ifindex(t, sb, sb.Path, "eth0")
+	for _, tc := range []struct {
+		at   string
+		want []string
+	}{
+		{"ep", want},
+		{"v7", append(slices.Clone(want), "v7")},
+		{"", want}, // an index no link has
+	} {
+		at := 9999
+		if tc.at != "" {
+			at = ifindex(t, sb, c, tc.at)
+		}
+		ls, err := link.MacvlansAt(c, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, l := range ls {
+			names = append(names, l.Name)
+			if l.IsMacvlan() && (!l.LowerElsewhere || l.ParentIndex != parent) {
+				t.Errorf("at %s: %+v; want its lower elsewhere, at the parent's index %d", tc.at, l, parent)
+			}
+		}
+		slices.Sort(names)
+		slices.Sort(tc.want)
+		if !slices.Equal(names, tc.want) {
+			t.Errorf("MacvlansAt(%s) = %v; want %v", tc.at, names, tc.want)
+		}
+	}
+	if _, err := link.MacvlansAt("/run/netns/mvt-does-not-exist", 2); !errors.Is(err, link.ErrNotFound) {
+		t.Errorf("MacvlansAt(missing) error = %v; want ErrNotFound", err)
+	}
+}
+
+// ifindex is the index of link name in namespace ns.
+func ifindex(t *testing.T, sb *nstest.Sandbox, ns, name string) int {
+	t.Helper()
+	var i int
+	out := sb.Run(t, ns, "ip", "-o", "link", "show", "dev", name)
+	if _, err := fmt.Sscanf(out, "%d:", &i); err != nil || i == 0 {
+		t.Fatalf("ifindex of %s in %s: %q", name, ns, out)
+	}
+	return i
+}
