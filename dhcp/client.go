@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"syscall"
 	"time"
 
@@ -26,23 +25,42 @@ type Link struct {
 	Hostname string       // sent as option 12; "" sends none
 	Subnet   netip.Prefix // when valid, offers outside it are refused
 	Want     netip.Addr   // when valid, asked for (option 50)
-	// Refuse are addresses the link must not take (the network's host
-	// shim's): offered or assigned, they are refused like one outside
-	// Subnet.
-	Refuse []netip.Addr
+	// Refuse names whose an address is that the link must not take (the
+	// network's host shim's, its gateway's, another endpoint's), "" for
+	// one it may: offered or assigned, it is refused like one outside
+	// Subnet. Nil refuses none.
+	Refuse func(netip.Addr) string
+}
+
+// whose is whose a is of the addresses the link must not take, "" if none.
+func (l Link) whose(a netip.Addr) string {
+	if l.Refuse == nil {
+		return ""
+	}
+	return l.Refuse(a)
 }
 
 // refused is why the server's address a is not the link's (server names
-// the server, what says what it did: "offered", "acknowledged"), nil when
-// it is fine.
-func (l Link) refused(server any, what string, a netip.Addr) error {
+// the server, what says what it did: "offered", "acknowledged"; router is
+// the router it names, if any), nil when it is fine.
+func (l Link) refused(server any, what string, a, router netip.Addr) error {
 	switch {
+	case a.IsValid() && a == router:
+		return fmt.Errorf("DHCP server %v %s %s, the router it names itself; fix the server's range", server, what, a)
 	case l.Subnet.IsValid() && !l.Subnet.Contains(a):
 		return fmt.Errorf("DHCP server %v %s %s, outside the network's --subnet %s; fix the server's range or the network's --subnet", server, what, a, l.Subnet)
-	case slices.Contains(l.Refuse, a):
-		return fmt.Errorf("DHCP server %v %s %s, the address of the network's host shim; reserve it for the host on the server", server, what, a)
+	case l.whose(a) != "":
+		return fmt.Errorf("DHCP server %v %s %s, %s; leave it out of the server's range", server, what, a, l.whose(a))
 	}
 	return nil
+}
+
+// firstRouter is the first router m names (option 3), if any.
+func firstRouter(m *dhcpv4.DHCPv4) netip.Addr {
+	if rs := m.Router(); len(rs) > 0 {
+		return addr4(rs[0])
+	}
+	return netip.Addr{}
 }
 
 // ErrNAK means the server refused the request (DHCPNAK).
@@ -112,7 +130,7 @@ func Acquire(ctx context.Context, l Link) (lease Lease, err error) {
 		if err != nil {
 			return noAnswer(ctx, "DHCPDISCOVER", wait, err)
 		}
-		if err := l.refused(offer.ServerIdentifier(), "offered", addr4(offer.YourIPAddr)); err != nil {
+		if err := l.refused(offer.ServerIdentifier(), "offered", addr4(offer.YourIPAddr), firstRouter(offer)); err != nil {
 			return err
 		}
 		wait = window(ctx, timeout, retry)
@@ -124,7 +142,7 @@ func Acquire(ctx context.Context, l Link) (lease Lease, err error) {
 		return err
 	})
 	if err == nil {
-		if rerr := l.refused(lease.Server, "acknowledged", lease.Addr.Addr()); rerr != nil {
+		if rerr := l.refused(lease.Server, "acknowledged", lease.Addr.Addr(), lease.Router); rerr != nil {
 			err = errors.Join(rerr, Release(ctx, l, lease))
 		}
 	}
@@ -166,7 +184,7 @@ func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 // changes the address the endpoint may use. Acquire refuses such offers
 // the same way.
 func (l Link) renewedIn(lease Lease) error {
-	if err := l.refused(lease.Server, "renewed the lease with", lease.Addr.Addr()); err != nil {
+	if err := l.refused(lease.Server, "renewed the lease with", lease.Addr.Addr(), lease.Router); err != nil {
 		return fmt.Errorf("%w; the lease stays as it was", err)
 	}
 	return nil

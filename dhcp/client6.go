@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -95,8 +94,8 @@ func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 		if l.Subnet.IsValid() && !l.Subnet.Contains(a) {
 			return fmt.Errorf("DHCPv6 server advertised %s, outside the network's IPv6 --subnet %s; fix the server's range or the network's --subnet", a, l.Subnet)
 		}
-		if slices.Contains(l.Refuse, a) {
-			return fmt.Errorf("DHCPv6 server advertised %s, the address of the network's host shim; reserve it for the host on the server", a)
+		if who := l.whose(a); who != "" {
+			return fmt.Errorf("DHCPv6 server advertised %s, %s; leave it out of the server's range", a, who)
 		}
 		wait = window(ctx, timeout6, retry)
 		reply, err := c.Request(ctx, adv, l.mods6()...)
@@ -109,8 +108,8 @@ func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 	if err == nil && l.Subnet.IsValid() && !l.Subnet.Contains(lease.Addr.Addr()) {
 		err = errors.Join(fmt.Errorf("DHCPv6 server assigned %s, outside the network's IPv6 --subnet %s", lease.Addr.Addr(), l.Subnet), Release6(ctx, l, lease))
 	}
-	if err == nil && slices.Contains(l.Refuse, lease.Addr.Addr()) {
-		err = errors.Join(fmt.Errorf("DHCPv6 server assigned %s, the address of the network's host shim; reserve it for the host on the server", lease.Addr.Addr()), Release6(ctx, l, lease))
+	if who := l.whose(lease.Addr.Addr()); err == nil && who != "" {
+		err = errors.Join(fmt.Errorf("DHCPv6 server assigned %s, %s; leave it out of the server's range", lease.Addr.Addr(), who), Release6(ctx, l, lease))
 	}
 	return lease, err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -279,7 +280,8 @@ func TestNoAnswer(t *testing.T) {
 
 // TestRenewedIn: a renewal (from T2 any server's) may not move the lease
 // out of the network's subnet, nor to the host shim's address, in either
-// family; without a subnet any other address goes.
+// family, nor to the router it names; without a subnet any other address
+// goes.
 func TestRenewedIn(t *testing.T) {
 	for _, tc := range []struct {
 		subnet, addr string
@@ -293,15 +295,26 @@ func TestRenewedIn(t *testing.T) {
 		{"192.168.62.0/24", "192.168.62.2/24", false}, // the shim's
 		{"", "192.168.62.2/24", false},
 		{"fd00:60::/64", "fd00:60::2/64", false},
+		{"192.168.62.0/24", "192.168.62.1/24", false}, // the router's
 	} {
-		l := Link{Refuse: []netip.Addr{netip.MustParseAddr("192.168.62.2"), netip.MustParseAddr("fd00:60::2")}}
+		l := Link{Refuse: refuse("the address of the network's host shim", "192.168.62.2", "fd00:60::2")}
 		if tc.subnet != "" {
 			l.Subnet = netip.MustParsePrefix(tc.subnet)
 		}
-		err := l.renewedIn(Lease{Addr: netip.MustParsePrefix(tc.addr)})
+		err := l.renewedIn(Lease{Addr: netip.MustParsePrefix(tc.addr), Router: netip.MustParseAddr("192.168.62.1")})
 		if (err == nil) != tc.ok {
 			t.Errorf("subnet %q, renewed %s: %v, want ok %v", tc.subnet, tc.addr, err, tc.ok)
 		}
+	}
+}
+
+// refuse is a Link.Refuse that names addrs as whose.
+func refuse(whose string, addrs ...string) func(netip.Addr) string {
+	return func(a netip.Addr) string {
+		if slices.Contains(addrs, a.String()) {
+			return whose
+		}
+		return ""
 	}
 }
 
@@ -311,7 +324,7 @@ func TestRenewedIn(t *testing.T) {
 func TestAcquireRefused(t *testing.T) {
 	sb, l := sandbox4(t, "192.168.62.1/24")
 	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--dhcp-range=192.168.62.100,192.168.62.100,255.255.255.0,2m")
-	l.Refuse = []netip.Addr{netip.MustParseAddr("192.168.62.100")}
+	l.Refuse = refuse("the address of the network's host shim", "192.168.62.100")
 	_, err := Acquire(context.Background(), l)
 	if err == nil || !strings.Contains(err.Error(), "offered 192.168.62.100, the address of the network's host shim") {
 		t.Fatalf("acquire of the shim's address: %v; want it refused, naming it\n%s", err, srv.Log())

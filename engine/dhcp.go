@@ -50,7 +50,7 @@ func (a *Engine) dhcpLink(n *network, e endpoint) dhcp.Link {
 	if e.Lease != nil {
 		l.Want = e.Lease.Addr.Addr()
 	}
-	l.Refuse = n.shimAddrs()
+	l.Refuse = a.leaseRefuse(n, e)
 	return l
 }
 

@@ -48,7 +48,7 @@ func (a *Engine) dhcpLinkOf(n *network, e endpoint, v6 bool) dhcp.Link {
 		}
 		l.Want = e.Lease6.Addr.Addr()
 	}
-	l.Refuse = n.shimAddrs()
+	l.Refuse = a.leaseRefuse(n, e)
 	return l
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/dhcp"
+	"github.com/mvlan/mvlan/ipam"
 )
 
 // A DHCP network created without --subnet takes its IPv4 subnet from its
@@ -43,6 +44,10 @@ func (a *Engine) learnSubnet(n *network, l dhcp.Lease) {
 	}
 	defer a.netOps.Unlock()
 	p := api.Pool{Subnet: l.Addr.Masked(), Gateway: l.Router}
+	if _, err := ipam.New(fromAPIPools([]api.Pool{p}), ipam.Options{}); err != nil {
+		a.log.Warn("subnet of the first DHCP lease not learned: it is no network's", "network", n.name(), "subnet", p.Subnet, "err", err)
+		return
+	}
 	for _, o := range a.networkList() {
 		for _, q := range o.Pools { // written under netOps only
 			if o != n && q.Subnet.Overlaps(p.Subnet) {

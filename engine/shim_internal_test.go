@@ -55,8 +55,8 @@ func TestShimOnDHCPNetwork(t *testing.T) {
 	}
 	n.shim = &shimState{addrs: []netip.Addr{free}}
 	a := &Engine{}
-	if l := a.dhcpLinkOf(n, endpoint{Name: "c2"}, false); !slices.Equal(l.Refuse, []netip.Addr{free}) {
-		t.Fatalf("the DHCP client refuses %v; want the shim's %v", l.Refuse, free)
+	if l := a.dhcpLinkOf(n, endpoint{Name: "c2"}, false); l.Refuse(free) != "the address of the network's host shim" {
+		t.Fatalf("the DHCP client takes the shim's %v: %q", free, l.Refuse(free))
 	}
 }
 

@@ -110,3 +110,32 @@ func TestDHCPRefusalBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestDHCPGatewayOfferRefused: a DHCP server on the wire (any host there
+// can answer) that offers the address of the router it names, the
+// network's gateway, gets a refusal before it binds anything: the run
+// fails naming the address and why, and no container or lease is left.
+// With the address given, every container of the network would drop the
+// real router's ARP.
+func TestDHCPGatewayOfferRefused(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.65.254/24", "dev", "wire0")
+	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--no-ping",
+		"--dhcp-range=192.168.65.1,192.168.65.1,255.255.255.0,2m", "--dhcp-option=option:router,192.168.65.1")
+	a := newAgent(t, sb)
+	e := &env{t: t, sb: sb, a: a}
+	a.start()
+	t.Cleanup(e.cleanup)
+	a.ok("network", "create", "--ipam-driver", "dhcp", "--subnet", "192.168.65.0/24", "-o", "parent=eth0", "lan")
+	_, stderr, code := a.mv("run", "-d", "--name", e.name("1"), "--net", "lan")
+	if code == 0 || !strings.Contains(stderr, "offered 192.168.65.1, the router it names itself") {
+		t.Fatalf("run on a server offering its router's address: exit %d, %s; want it refused naming the router", code, stderr)
+	}
+	if eps := a.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after the refusal: %+v; want none", eps)
+	}
+	if _, ok := srv.Lease(netip.MustParseAddr("192.168.65.1")); ok {
+		t.Errorf("the server bound the router's address\n%s", srv.Log())
+	}
+}

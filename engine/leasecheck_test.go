@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/dhcp"
+)
+
+// TestLeaseRefuse: what a DHCP server on the wire may not give endpoint
+// c2: the gateway, an aux, the network or broadcast address, the host
+// shim's, another endpoint's on this network or another; its own and a
+// free one it may.
+func TestLeaseRefuse(t *testing.T) {
+	a := &Engine{nets: map[string]*network{}}
+	n := dhcpNet(t) // c1 holds 10.6.0.100
+	n.Pools = []api.Pool{{Subnet: netip.MustParsePrefix("10.6.0.0/24"), Gateway: netip.MustParseAddr("10.6.0.1"),
+		Aux: map[string]netip.Addr{"printer": netip.MustParseAddr("10.6.0.9")}}}
+	n.shim = &shimState{addrs: []netip.Addr{netip.MustParseAddr("10.6.0.2")}}
+	other := dhcpNet(t) // another DHCP network of the same subnet
+	other.ID = "0e1"
+	other.eps, other.byAddr = nil, nil
+	other.initIndex()
+	other.add(endpoint{ID: "e3", Name: "c3", Addrs: []netip.Prefix{netip.MustParsePrefix("10.6.0.101/24")}}).busy.Unlock()
+	a.nets[n.ID], a.nets[other.ID] = n, other
+	c2 := endpoint{ID: "e2", Name: "c2", Addrs: []netip.Prefix{netip.MustParsePrefix("10.6.0.50/24")}}
+	n.add(c2).busy.Unlock()
+	refuse := a.leaseRefuse(n, c2)
+	for _, tc := range []struct{ addr, want string }{
+		{"10.6.0.1", "gateway"},
+		{"10.6.0.9", "auxiliary"},
+		{"10.6.0.0", "network address"},
+		{"10.6.0.255", "broadcast address"},
+		{"10.6.0.2", "host shim"},
+		{"10.6.0.100", "endpoint c1"},
+		{"10.6.0.101", "endpoint c3"},
+		{"10.6.0.50", ""}, // its own
+		{"10.6.0.77", ""},
+	} {
+		got := refuse(netip.MustParseAddr(tc.addr))
+		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+			t.Errorf("lease of %s: refused as %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+}
+
+// TestLearnSubnetSize: a first lease whose mask makes no network (a /32,
+// a /1) teaches the network no subnet: later offers would all be outside
+// a /32, and a /1 would take half of IPv4 from every other network.
+func TestLearnSubnetSize(t *testing.T) {
+	for _, addr := range []string{"192.168.60.10/32", "192.168.60.10/1"} {
+		n := dhcpNet(t)
+		n.Pools = nil
+		a := &Engine{nets: map[string]*network{n.ID: n}, log: slog.New(slog.DiscardHandler)}
+		a.learnSubnet(n, dhcp.Lease{Addr: netip.MustParsePrefix(addr), Router: netip.MustParseAddr("192.168.60.1")})
+		if _, ok := n.pool4(); ok {
+			t.Errorf("lease %s: learned %v; want no subnet", addr, n.Pools)
+		}
+	}
+}
