@@ -76,7 +76,7 @@ func InUse(ctx context.Context, netns, ifname string, addrs []netip.Addr, o Opti
 		if err := send(socks, ifi, addrs, seen); err != nil {
 			return nil, fmt.Errorf("probe on %s: %w", ifname, err)
 		}
-		collect(ctx, socks, want, seen, time.Now().Add(o.Wait))
+		collect(ctx, socks, ifi.Index, want, seen, time.Now().Add(o.Wait))
 	}
 	out := make([]netip.Addr, 0, len(seen))
 	for a := range seen {
@@ -152,8 +152,10 @@ func send(socks []sock, ifi *net.Interface, addrs []netip.Addr, seen map[netip.A
 }
 
 // collect reads answers until deadline, marking the wanted addresses
-// some host answered for.
-func collect(ctx context.Context, socks []sock, want, seen map[netip.Addr]bool, deadline time.Time) {
+// some host answered for. Only frames received on ifindex count: a packet
+// socket bound to a trunk also hears what its VLAN sub-interfaces
+// receive, other segments whose hosts may use the same addresses.
+func collect(ctx context.Context, socks []sock, ifindex int, want, seen map[netip.Addr]bool, deadline time.Time) {
 	pfds := make([]unix.PollFd, len(socks))
 	for i, s := range socks {
 		pfds[i] = unix.PollFd{Fd: int32(s.fd), Events: unix.POLLIN}
@@ -177,7 +179,7 @@ func collect(ctx context.Context, socks []sock, want, seen map[netip.Addr]bool, 
 				if err != nil {
 					break
 				}
-				if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+				if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Pkttype == unix.PACKET_OUTGOING || ll.Ifindex != ifindex {
 					continue
 				}
 				if a, ok := answer(buf[:m], s.proto); ok && want[a] {
