@@ -97,7 +97,7 @@ func dropsRow(b *dashboard.DashboardBuilder) {
 	b.
 		WithRow(dashboard.NewRowBuilder("Datapath drops")).
 		WithPanel(graph("Policy drops by reason",
-			"Frames the endpoint programs dropped, per second, by reason: a source MAC, address, ARP sender or ND target not the container's own (*_spoof), a frame for another network (cross_network), a router advertisement or DHCP server reply the container may not send (ra_guard, dhcp_guard), a frame too odd to check (unparsable), a router advertisement from the wire on a network that ignores them (ra_ignore), a container's frame through the host shim to an address not the shim's, which the host would route (host_route). Any drop but ra_ignore raises MvlanSpoofingDetected.",
+			"Frames the endpoint programs dropped, per second, by reason: a source MAC, address, ARP sender or ND target not the container's own (*_spoof), a frame for another network (cross_network), a router advertisement or DHCP server reply the container may not send (ra_guard, dhcp_guard), a frame too odd to check (unparsable), a router advertisement from the wire on a network that ignores them (ra_ignore) or from another router than its ipv6_ra_source (ra_source), a container's frame through the host shim to an address not the shim's, which the host would route (host_route). *_spoof also counts a host on the wire claiming a container's address. Any drop but ra_ignore and ra_source raises MvlanSpoofingDetected.",
 			unitPPS, true,
 			q(`sum by (reason) (network_reason:mvlan_policy_drops:rate5m{`+selHostNet+`})`, "{{reason}}"))).
 		WithPanel(graph("Policy drops by network",
