@@ -135,6 +135,9 @@ func TestParentVLAN(t *testing.T) {
 		{"sub-interface hairpin", hairpin, verdictNext, func(n int) counts {
 			return counts{"vlan 1/50 rx": one(n), "hairpin 7/50": one(n)}
 		}},
+		// A frame the wire tagged twice (outer 50, inner 60) reaches the
+		// sub-interface with its inner tag: VLAN 50's, one counter.
+		{"sub-interface inner tag", tagged(bcast, 0x8100, 60), verdictNext, func(n int) counts { return counts{"vlan 1/50 rx": one(n)} }},
 	})
 	if err := d.DeleteParent(1); err != nil {
 		t.Fatal(err)

@@ -298,6 +298,18 @@ static __always_inline int own_frame(const struct frame *f, enum direction dir)
 	return f->eth_ok && (!f->tagged || (dir == DIR_RX && prio_only(f)));
 }
 
+/* count_vid is the VLAN a frame counts under on a link (p: its parents
+ * entry, if any): a sub-interface's frames are its VLAN's whatever tag
+ * they carry inside (a double-tagged frame from the wire would otherwise
+ * make a counter of every inner VID); elsewhere a tagged frame's own VID,
+ * an untagged one's the link's, or 0. */
+static __always_inline __u16 count_vid(const struct frame *f, const struct parent_info *p)
+{
+	if (p && p->vid)
+		return p->vid;
+	return f->tagged ? f->vid : 0;
+}
+
 static __always_inline int handle_parent(struct __sk_buff *skb,
 					 enum direction dir, enum hook hook)
 {
@@ -314,7 +326,7 @@ static __always_inline int handle_parent(struct __sk_buff *skb,
 	else if (has_parent && dir == DIR_TX && f.eth_hdr && f.tagged)
 		reason = tagged_reason(&f, &p, &drop_net);
 	if (!own && !reason)
-		count_vlan(ifindex, f.tagged ? f.vid : (has_parent ? p.vid : 0), dir, f.len);
+		count_vlan(ifindex, count_vid(&f, has_parent ? &p : NULL), dir, f.len);
 	if (reason == NOT_PARSED)
 		f.malformed = 1;
 	if (f.malformed)
