@@ -39,6 +39,36 @@
  */
 #include "include/spoof.h"
 
+/* wire_nd_opts: the link-layer address options in [off, end) of
+ * neighbour discovery from the wire may not carry a local endpoint's MAC:
+ * the receiver would bind the message's address (its source, its target:
+ * the gateway's, say) to that endpoint (nd_spoof), as an ARP sender may not
+ * (wire_reason). More options than the bounded walk reads: unparsable. */
+static __always_inline int wire_nd_opts(struct __sk_buff *skb, __u32 off, __u32 end)
+{
+	__u8 opt[2];
+	__u64 mac; /* aligned for mac48 */
+
+#pragma unroll
+	for (int i = 0; i < MAX_ND_OPTS; i++) {
+		if (off >= end)
+			return 0;
+		if (bpf_skb_load_bytes(skb, off, opt, sizeof(opt)) < 0)
+			return NOT_PARSED;
+		if (opt[1] == 0)
+			return REASON_UNPARSABLE; /* the kernel refuses it too */
+		if ((opt[0] == ND_OPT_SOURCE_LLADDR || opt[0] == ND_OPT_TARGET_LLADDR) && opt[1] == 1) {
+			mac = 0;
+			if (bpf_skb_load_bytes(skb, off + 2, &mac, ETH_ALEN) < 0)
+				return NOT_PARSED;
+			if (ep_of_mac(mac48(&mac)))
+				return REASON_ND_SPOOF;
+		}
+		off += opt[1] * 8;
+	}
+	return off < end ? REASON_UNPARSABLE : 0;
+}
+
 /* nd_reason: neighbour discovery from a MAC of no local endpoint, after
  * any extension headers, as the receiver's stack reads it. It may not
  * bind a local endpoint's IPv6 address to another MAC: an advertisement
@@ -50,7 +80,9 @@
  * receiving link's accept_ra says (a Docker container's is the kernel's
  * default, on). The RA source may redirect to a local endpoint: its
  * router sends a container to a neighbour on another of the network's
- * subnets that way. Only RAs and redirects look the source up. */
+ * subnets that way. Only RAs and redirects look the source up. Nor may
+ * a solicitation or advertisement carry a local endpoint's MAC in its
+ * link-layer options (wire_nd_opts). */
 static __always_inline int nd_reason(struct __sk_buff *skb, struct frame *f,
 				     struct ipv6_hdr *ip, __u32 network_id)
 {
@@ -64,8 +96,13 @@ static __always_inline int nd_reason(struct __sk_buff *skb, struct frame *f,
 		return reason == NOT_ICMP6 ? 0 : reason;
 	switch (type) {
 	case ND_ROUTER_SOLICIT:
+		if (ep_of_ip(FAMILY_V6, ip->saddr))
+			return REASON_ND_SPOOF;
+		return wire_nd_opts(skb, off + 8, skb->len);
 	case ND_NEIGHBOR_SOLICIT:
-		return ep_of_ip(FAMILY_V6, ip->saddr) ? REASON_ND_SPOOF : 0;
+		if (ep_of_ip(FAMILY_V6, ip->saddr))
+			return REASON_ND_SPOOF;
+		return wire_nd_opts(skb, off + 24, skb->len);
 	case ND_ROUTER_ADVERT:
 		return router_reason(ra_source_match(f, ip, network_id));
 	case ND_REDIRECT:
@@ -83,6 +120,8 @@ static __always_inline int nd_reason(struct __sk_buff *skb, struct frame *f,
 		return NOT_PARSED;
 	if (ep_of_ip(FAMILY_V6, (__u8 *)target))
 		return REASON_ND_SPOOF;
+	if (type == ND_NEIGHBOR_ADVERT)
+		return wire_nd_opts(skb, off + 24, skb->len);
 	return router_reason(from_source);
 }
 

@@ -166,6 +166,12 @@ func TestEndpointIngress(t *testing.T) {
 		{"fragmented na", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 44, fragment(0, 58, neighborAdvert("2001:db8:1::99", macEvil)))), verdictDrop, dropA("unparsable")},
 		{"a redirect to B's link-local, with another mac", ethFrame(macA, macRouter, 0x86dd, ipv6Packet("fe80::1", llA, 58, append(redirect(llB, "2001:db8:9::1"), llaOpt(2, macEvil)...))), verdictDrop, dropA("nd_spoof")},
 		{"a redirect to another host", ethFrame(macA, macRouter, 0x86dd, ipv6Packet("fe80::1", llA, 58, append(redirect("fe80::fe", "2001:db8:9::1"), llaOpt(2, macEvil)...))), verdictDrop, dropA("ra_ignore")},
+		// Another host binding an address that is no container's (the
+		// router's) to B's MAC, in a link-layer option.
+		{"another host's na binding the router's address to B's mac", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 58, neighborAdvert("fe80::1", macB))), verdictDrop, dropA("nd_spoof")},
+		{"another host's ns from the router's address with B's mac", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::1", "ff02::1:ff00:10", 58, neighborSolicit("2001:db8:1::10", llaOpt(1, macB)))), verdictDrop, dropA("nd_spoof")},
+		{"another host's rs with B's mac", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::2", 58, routerSolicit(llaOpt(1, macB)))), verdictDrop, dropA("nd_spoof")},
+		{"router's na for itself", ethFrame(allNodes, macRouter, 0x86dd, ipv6Packet("fe80::1", "ff02::1", 58, neighborAdvert("fe80::1", macRouter))), verdictNext, rxA},
 		{"another host's na for a local address behind an extension header", ethFrame(allNodes, macEvil, 0x86dd, ipv6PacketExt("fe80::66", "ff02::1", 58, neighborAdvert("2001:db8:1::10", macEvil))), verdictDrop, dropA("nd_spoof")},
 		{"truncated arp", ethFrame(macA, macRouter, 0x0806, arpPacket(1, macC, "10.2.0.12", macA, "10.1.0.10")[:20]), verdictNext, func(n int) counts {
 			return counts{"net 1 rx": one(n), "malformed ep_ingress": one(n)}
