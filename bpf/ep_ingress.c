@@ -133,18 +133,14 @@ static __always_inline int nd_reason(struct __sk_buff *skb, struct frame *f,
 static __always_inline int wire_reason(struct __sk_buff *skb, struct frame *f,
 				       __u32 network_id)
 {
+	struct arp_eth_ipv4 *body = arp_body(f);
 	void *l3 = f->data + f->l3off;
 
 	if (f->malformed)
 		return 0;
-	if (f->proto == ETH_P_ARP) {
-		struct arp_eth_ipv4 *body = l3 + sizeof(struct arp_hdr);
-
-		if ((void *)(body + 1) > f->end)
-			return 0;
+	if (body)
 		return ep_of_ip(FAMILY_V4, body->spa) || ep_of_mac(mac48(body->sha)) ?
 			       REASON_ARP_SPOOF : 0;
-	}
 	if (f->proto == ETH_P_IPV6) {
 		struct ipv6_hdr *ip = l3;
 

@@ -166,17 +166,13 @@ static __always_inline int na_claim(struct __sk_buff *skb, const struct frame *f
  * would bind the address to that link's MAC. */
 static __always_inline int claim_reason(struct __sk_buff *skb, const struct frame *f, __u32 net)
 {
+	struct arp_eth_ipv4 *body = arp_body(f);
 	void *l3 = f->data + f->l3off;
 
 	if (f->malformed)
 		return 0;
-	if (f->proto == ETH_P_ARP) {
-		struct arp_eth_ipv4 *body = l3 + sizeof(struct arp_hdr);
-
-		if ((void *)(body + 1) > f->end)
-			return 0;
+	if (body)
 		return claimed(FAMILY_V4, body->spa, net, 0) ? REASON_ARP_SPOOF : 0;
-	}
 	if (f->proto == ETH_P_IP) {
 		struct ipv4_hdr *ip = l3;
 

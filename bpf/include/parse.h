@@ -104,6 +104,17 @@ static __always_inline __u64 mac48(const void *m)
 
 #define MAC48_BROADCAST 0xffffffffffffULL
 
+/* arp_body is f's Ethernet/IPv4 ARP body when f is a whole ARP frame,
+ * else NULL. */
+static __always_inline struct arp_eth_ipv4 *arp_body(const struct frame *f)
+{
+	struct arp_eth_ipv4 *body = f->data + f->l3off + sizeof(struct arp_hdr);
+
+	if (f->malformed || f->proto != ETH_P_ARP || (void *)(body + 1) > f->end)
+		return NULL;
+	return body;
+}
+
 static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
 {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] &&

@@ -93,14 +93,15 @@ func TestDHCPExpiredWhileDown(t *testing.T) {
 	waitLog(t, a, `msg="DHCP lease expired: the address is off the endpoint until a server answers" name=`+c1, 1)
 }
 
-// dhcpLAN starts an agent in sb with a DHCP network "lan" on its eth0.
-func dhcpLAN(t *testing.T, sb *nstest.Sandbox) (*agentProc, *env) {
+// dhcpLAN starts an agent in sb with a DHCP network "lan" on its eth0,
+// created with the extra flags (e.g. --subnet) too.
+func dhcpLAN(t *testing.T, sb *nstest.Sandbox, extra ...string) (*agentProc, *env) {
 	t.Helper()
 	a := newAgent(t, sb)
 	e := &env{t: t, sb: sb, a: a}
 	a.start()
 	t.Cleanup(e.cleanup)
-	a.ok("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan")
+	a.ok(append(append([]string{"network", "create", "--ipam-driver", "dhcp"}, extra...), "-o", "parent=eth0", "lan")...)
 	return a, e
 }
 

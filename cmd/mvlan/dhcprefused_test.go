@@ -26,11 +26,7 @@ func TestDHCPRefusedAddressFreed(t *testing.T) {
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.64.1/24", "dev", "wire0")
 	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative",
 		"--dhcp-range=192.168.64.100,192.168.64.120,255.255.255.0,2m", "--dhcp-option=option:T1,3")
-	a := newAgent(t, sb)
-	e := &env{t: t, sb: sb, a: a}
-	a.start()
-	t.Cleanup(e.cleanup)
-	a.ok("network", "create", "--ipam-driver", "dhcp", "--subnet", "192.168.64.0/25", "-o", "parent=eth0", "lan")
+	a, e := dhcpLAN(t, sb, "--subnet", "192.168.64.0/25")
 	c1, c2 := e.name("1"), e.name("2")
 	ep1, ep2 := e.runD(c1, "lan"), e.runD(c2, "lan")
 	addr1, addr2 := netip.MustParsePrefix(addrOf(ep1, false)), netip.MustParsePrefix(addrOf(ep2, false)).Addr()
@@ -123,11 +119,7 @@ func TestDHCPGatewayOfferRefused(t *testing.T) {
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.65.254/24", "dev", "wire0")
 	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--no-ping",
 		"--dhcp-range=192.168.65.1,192.168.65.1,255.255.255.0,2m", "--dhcp-option=option:router,192.168.65.1")
-	a := newAgent(t, sb)
-	e := &env{t: t, sb: sb, a: a}
-	a.start()
-	t.Cleanup(e.cleanup)
-	a.ok("network", "create", "--ipam-driver", "dhcp", "--subnet", "192.168.65.0/24", "-o", "parent=eth0", "lan")
+	a, e := dhcpLAN(t, sb, "--subnet", "192.168.65.0/24")
 	_, stderr, code := a.mv("run", "-d", "--name", e.name("1"), "--net", "lan")
 	if code == 0 || !strings.Contains(stderr, "offered 192.168.65.1, the router it names itself") {
 		t.Fatalf("run on a server offering its router's address: exit %d, %s; want it refused naming the router", code, stderr)
