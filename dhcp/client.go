@@ -25,10 +25,10 @@ type Link struct {
 	Hostname string       // sent as option 12; "" sends none
 	Subnet   netip.Prefix // when valid, offers outside it are refused
 	Want     netip.Addr   // when valid, asked for (option 50)
-	// Refuse names whose an address is that the link must not take (the
-	// network's host shim's, its gateway's, another endpoint's), "" for
-	// one it may: offered or assigned, it is refused like one outside
-	// Subnet. Nil refuses none.
+	// Refuse says why the link must not take an address (it is the
+	// network's host shim's, its router's, another endpoint's), "" when it
+	// may: offered or assigned, such an address is refused like one
+	// outside Subnet. Nil refuses none.
 	Refuse func(netip.Addr) string
 }
 

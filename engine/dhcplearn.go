@@ -45,7 +45,7 @@ func (a *Engine) learnSubnet(n *network, l dhcp.Lease) {
 	defer a.netOps.Unlock()
 	p := api.Pool{Subnet: l.Addr.Masked(), Gateway: l.Router}
 	if _, err := ipam.New(fromAPIPools([]api.Pool{p}), ipam.Options{}); err != nil {
-		a.log.Warn("subnet of the first DHCP lease not learned: it is no network's", "network", n.name(), "subnet", p.Subnet, "err", err)
+		a.log.Warn("subnet of the first DHCP lease not learned: --subnet would refuse it", "network", n.name(), "subnet", p.Subnet, "err", err)
 		return
 	}
 	for _, o := range a.networkList() {

@@ -5,15 +5,18 @@ import (
 	"slices"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/dhcp"
 )
 
 // leaseRefuse is the DHCP clients' Link.Refuse for e on n: a server on
 // the wire (any host there can answer) must not give e an address that is
-// the host shim's, a pool's gateway, aux, network or broadcast address,
-// or another endpoint's on any network of this host (the datapath knows
-// an address as one endpoint's host-wide: e would take its frames and its
-// neighbours' trust). It looks when asked, so a renewal sees the
-// endpoints of the day.
+// the host shim's, the router of a lease of n's endpoints (the real one,
+// as the servers name it: a DHCP network's pool gateway may be no more
+// than its --subnet's first address), a pool's network or broadcast
+// address, or another endpoint's on any network of this host (the
+// datapath knows an address as one endpoint's host-wide: e would take its
+// frames and its neighbours' trust). It looks when asked, so a renewal
+// sees the endpoints of the day.
 func (a *Engine) leaseRefuse(n *network, e endpoint) func(netip.Addr) string {
 	return func(addr netip.Addr) string {
 		addr = addr.WithZone("")
@@ -21,8 +24,11 @@ func (a *Engine) leaseRefuse(n *network, e endpoint) func(netip.Addr) string {
 			return "the address of the network's host shim"
 		}
 		n.mu.Lock()
-		pools := n.Pools // a DHCP network's learned one included (not in its space)
+		pools, routed := n.Pools, leaseRouter(n, addr)
 		n.mu.Unlock()
+		if routed != "" {
+			return "the router of endpoint " + routed + "'s lease"
+		}
 		if why := reservedIn(pools, addr); why != "" {
 			return why
 		}
@@ -33,12 +39,23 @@ func (a *Engine) leaseRefuse(n *network, e endpoint) func(netip.Addr) string {
 	}
 }
 
-// reservedIn says which of pools' own addresses addr is, "" if none.
+// leaseRouter names an endpoint of n whose live lease has addr as its
+// router, "" if none. Caller holds n.mu.
+func leaseRouter(n *network, addr netip.Addr) string {
+	for _, en := range n.eps {
+		if l := en.ep.Lease; l != nil && l.State != dhcp.Expired && l.Router == addr {
+			return en.ep.Name
+		}
+	}
+	return ""
+}
+
+// reservedIn says which of pools' own addresses addr is (not the gateway:
+// a DHCP network's is its --subnet's first address unless learned), ""
+// if none.
 func reservedIn(pools []api.Pool, addr netip.Addr) string {
 	for _, p := range pools {
 		switch {
-		case p.Gateway == addr:
-			return "the network's gateway"
 		case isAux(p, addr):
 			return "an auxiliary address of the network"
 		case !p.Subnet.Contains(addr) || !addr.Is4() || p.Subnet.Bits() >= 31:
@@ -57,9 +74,14 @@ func (a *Engine) addrHolder(addr netip.Addr, id string) string {
 	for _, n := range a.networkList() {
 		n.mu.Lock()
 		en := n.byAddr[addr]
+		var ep endpoint
+		if en != nil {
+			ep = en.ep
+		}
 		n.mu.Unlock()
-		if en != nil && en.ep.ID != id {
-			return en.ep.Name
+		// An expired lease's address stays in its record, off the link.
+		if en != nil && ep.ID != id && slices.ContainsFunc(usableAddrs(ep), func(p netip.Prefix) bool { return p.Addr() == addr }) {
+			return ep.Name
 		}
 	}
 	return ""

@@ -11,9 +11,11 @@ import (
 )
 
 // TestLeaseRefuse: what a DHCP server on the wire may not give endpoint
-// c2: the gateway, an aux, the network or broadcast address, the host
-// shim's, another endpoint's on this network or another; its own and a
-// free one it may.
+// c2: the router of another endpoint's lease, an aux, the network or
+// broadcast address, the host shim's, another endpoint's on this network
+// or another; its own, a free one, the pool's gateway (on a DHCP network
+// maybe no more than its --subnet's first address) and one an expired
+// lease left in a record it may.
 func TestLeaseRefuse(t *testing.T) {
 	a := &Engine{nets: map[string]*network{}}
 	n := dhcpNet(t) // c1 holds 10.6.0.100
@@ -28,9 +30,14 @@ func TestLeaseRefuse(t *testing.T) {
 	a.nets[n.ID], a.nets[other.ID] = n, other
 	c2 := endpoint{ID: "e2", Name: "c2", Addrs: []netip.Prefix{netip.MustParsePrefix("10.6.0.50/24")}}
 	n.add(c2).busy.Unlock()
+	n.add(endpoint{ID: "e4", Name: "c4", Addrs: []netip.Prefix{netip.MustParsePrefix("10.6.0.60/24")},
+		Lease: &dhcp.Lease{Addr: netip.MustParsePrefix("10.6.0.60/24"), Router: netip.MustParseAddr("10.6.0.254")}}).busy.Unlock()
+	n.add(endpoint{ID: "e5", Name: "c5", Addrs: []netip.Prefix{netip.MustParsePrefix("10.6.0.70/24")},
+		Lease: &dhcp.Lease{Addr: netip.MustParsePrefix("10.6.0.70/24"), State: dhcp.Expired}}).busy.Unlock()
 	refuse := a.leaseRefuse(n, c2)
 	for _, tc := range []struct{ addr, want string }{
-		{"10.6.0.1", "gateway"},
+		{"10.6.0.254", "router of endpoint c4's lease"},
+		{"10.6.0.1", ""}, // the pool's gateway, not the leases' router
 		{"10.6.0.9", "auxiliary"},
 		{"10.6.0.0", "network address"},
 		{"10.6.0.255", "broadcast address"},
@@ -38,6 +45,7 @@ func TestLeaseRefuse(t *testing.T) {
 		{"10.6.0.100", "endpoint c1"},
 		{"10.6.0.101", "endpoint c3"},
 		{"10.6.0.50", ""}, // its own
+		{"10.6.0.70", ""}, // c5's expired lease's
 		{"10.6.0.77", ""},
 	} {
 		got := refuse(netip.MustParseAddr(tc.addr))
