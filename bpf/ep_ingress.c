@@ -87,8 +87,11 @@ static __always_inline int nd_reason(struct __sk_buff *skb, struct frame *f,
 				     struct ipv6_hdr *ip, __u32 network_id)
 {
 	__u32 off = f->l3off + sizeof(*ip);
+	/* The message ends where the IPv6 payload does, not at the frame's
+	 * end (Ethernet padding, a trailer). */
+	__u32 end = off + bpf_ntohs(ip->payload_len);
 	__u32 target[4]; /* aligned for eq4 */
-	int from_source = 1;
+	__u32 opts = 24; /* where an NS's or NA's options start */
 	__u8 type;
 	int reason = icmp6_after_ext(skb, ip->nexthdr, &off, &type);
 
@@ -96,33 +99,31 @@ static __always_inline int nd_reason(struct __sk_buff *skb, struct frame *f,
 		return reason == NOT_ICMP6 ? 0 : reason;
 	switch (type) {
 	case ND_ROUTER_SOLICIT:
-		if (ep_of_ip(FAMILY_V6, ip->saddr))
-			return REASON_ND_SPOOF;
-		return wire_nd_opts(skb, off + 8, skb->len);
+		opts = 8;
+		/* fall through */
 	case ND_NEIGHBOR_SOLICIT:
 		if (ep_of_ip(FAMILY_V6, ip->saddr))
 			return REASON_ND_SPOOF;
-		return wire_nd_opts(skb, off + 24, skb->len);
+		break;
 	case ND_ROUTER_ADVERT:
 		return router_reason(ra_source_match(f, ip, network_id));
 	case ND_REDIRECT:
-		from_source = ra_source_match(f, ip, network_id);
-		if (from_source == 1)
-			return 0;
-		break;
+		reason = router_reason(ra_source_match(f, ip, network_id));
+		if (reason != REASON_RA_IGNORE && reason != REASON_RA_SOURCE)
+			return 0; /* the RA source's: it may name a local endpoint */
+		/* fall through: a redirect's target is where an NA's is */
 	case ND_NEIGHBOR_ADVERT:
+		if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
+			return NOT_PARSED;
+		if (ep_of_ip(FAMILY_V6, (__u8 *)target))
+			return REASON_ND_SPOOF;
+		if (type == ND_REDIRECT)
+			return reason;
 		break;
 	default:
 		return 0;
 	}
-	/* A redirect's target is at the same place as an NA's. */
-	if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
-		return NOT_PARSED;
-	if (ep_of_ip(FAMILY_V6, (__u8 *)target))
-		return REASON_ND_SPOOF;
-	if (type == ND_NEIGHBOR_ADVERT)
-		return wire_nd_opts(skb, off + 24, skb->len);
-	return router_reason(from_source);
+	return wire_nd_opts(skb, off + opts, end);
 }
 
 /* wire_reason: an ARP sender or neighbour discovery (nd_reason) that

@@ -172,6 +172,8 @@ func TestEndpointIngress(t *testing.T) {
 		{"another host's ns from the router's address with B's mac", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::1", "ff02::1:ff00:10", 58, neighborSolicit("2001:db8:1::10", llaOpt(1, macB)))), verdictDrop, dropA("nd_spoof")},
 		{"another host's rs with B's mac", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::2", 58, routerSolicit(llaOpt(1, macB)))), verdictDrop, dropA("nd_spoof")},
 		{"router's na for itself", ethFrame(allNodes, macRouter, 0x86dd, ipv6Packet("fe80::1", "ff02::1", 58, neighborAdvert("fe80::1", macRouter))), verdictNext, rxA},
+		// Bytes after the IPv6 payload (padding, a trailer) are no option.
+		{"router's na with a trailer", ethFrame(allNodes, macRouter, 0x86dd, append(ipv6Packet("fe80::1", "ff02::1", 58, neighborAdvert("fe80::1", macRouter)), make([]byte, 8)...)), verdictNext, rxA},
 		{"another host's na for a local address behind an extension header", ethFrame(allNodes, macEvil, 0x86dd, ipv6PacketExt("fe80::66", "ff02::1", 58, neighborAdvert("2001:db8:1::10", macEvil))), verdictDrop, dropA("nd_spoof")},
 		{"truncated arp", ethFrame(macA, macRouter, 0x0806, arpPacket(1, macC, "10.2.0.12", macA, "10.1.0.10")[:20]), verdictNext, func(n int) counts {
 			return counts{"net 1 rx": one(n), "malformed ep_ingress": one(n)}

@@ -4,9 +4,10 @@
  * network's parent link and on the trunk below a sub-interface, in the
  * agent's netns.
  *
- * Per-VLAN counters are keyed by (ifindex, vid): vid is the tag from the skb
- * metadata or the frame; an untagged frame counts under the VLAN of the
- * link's parents entry (a sub-interface's VID), else 0. An untagged frame
+ * Per-VLAN counters are keyed by (ifindex, vid): on a sub-interface (a
+ * parents entry with a VID) every frame counts under its VID; elsewhere a
+ * tagged frame under its tag from the skb metadata or the frame, an
+ * untagged one under 0 (count_vid). An untagged frame
  * on a network's parent counts in the network's net_stats slot (one array
  * look-up for all its counters); the loader reports it as (parent, VLAN).
  *
