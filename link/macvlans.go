@@ -19,10 +19,17 @@ const rtextFilterSkipStats = 1 << 3
 // the tamper check needs of an endpoint's namespace. The kernel leaves the
 // other links out of its answer (a dump filtered by kind), so a
 // container with thousands of links costs a look about what one with two
-// does; a kernel that does not filter answers with every link, which are
-// then left out here. One netlink socket in the namespace serves the
-// three requests.
+// does. It filters only by a kind it knows: while the macvtap module is
+// not loaded (no macvtap can exist), the macvtap dump answers with every
+// link, and that answer serves for the macvlans too. One netlink socket in
+// the namespace serves the requests.
 func MacvlansAt(netnsPath string, ifindex int) ([]Info, error) {
+	return macvlansAt(netnsPath, ifindex, []string{"macvtap", "macvlan"})
+}
+
+// macvlansAt is MacvlansAt dumping kinds in turn, until one answers with
+// every link.
+func macvlansAt(netnsPath string, ifindex int, kinds []string) ([]Info, error) {
 	ns, err := openNetns(netnsPath)
 	if err != nil {
 		return nil, err
@@ -35,15 +42,22 @@ func MacvlansAt(netnsPath string, ifindex int) ([]Info, error) {
 	defer s.Close()
 	sockets := map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
 	var out []Info
-	for _, kind := range []string{"macvlan", "macvtap"} {
+	seen := map[int]bool{ifindex: true}
+	for _, kind := range kinds {
 		ls, err := dumpKind(sockets, kind)
 		if err != nil {
 			return nil, fmt.Errorf("links of %s: %w", netnsPath, err)
 		}
+		every := false // not filtered: the kernel does not know the kind
 		for _, l := range ls {
-			if l.Kind == kind && l.Index != ifindex {
+			every = every || l.Kind != kind
+			if l.IsMacvlan() && !seen[l.Index] {
+				seen[l.Index] = true
 				out = append(out, l)
 			}
+		}
+		if every {
+			break
 		}
 	}
 	l, err := linkAt(sockets, ifindex)
@@ -63,7 +77,7 @@ func request(sockets map[int]*nl.SocketHandle, flags int, index int32) *nl.Netli
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = index
 	req.AddData(msg)
-	req.AddData(nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(nl.RTEXT_FILTER_VF|rtextFilterSkipStats)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(rtextFilterSkipStats)))
 	return req
 }
 
