@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 	"time"
 
@@ -41,11 +42,11 @@ func (l Link) whose(a netip.Addr) string {
 }
 
 // refused is why the server's address a is not the link's (server names
-// the server, what says what it did: "offered", "acknowledged"; router is
-// the router it names, if any), nil when it is fine.
-func (l Link) refused(server any, what string, a, router netip.Addr) error {
+// the server, what says what it did: "offered", "acknowledged"; routers
+// are the routers it names), nil when it is fine.
+func (l Link) refused(server any, what string, a netip.Addr, routers ...netip.Addr) error {
 	switch {
-	case a.IsValid() && a == router:
+	case a.IsValid() && slices.Contains(routers, a):
 		return fmt.Errorf("DHCP server %v %s %s, the router it names itself; fix the server's range", server, what, a)
 	case l.Subnet.IsValid() && !l.Subnet.Contains(a):
 		return fmt.Errorf("DHCP server %v %s %s, outside the network's --subnet %s; fix the server's range or the network's --subnet", server, what, a, l.Subnet)
@@ -55,12 +56,15 @@ func (l Link) refused(server any, what string, a, router netip.Addr) error {
 	return nil
 }
 
-// firstRouter is the first router m names (option 3), if any.
-func firstRouter(m *dhcpv4.DHCPv4) netip.Addr {
-	if rs := m.Router(); len(rs) > 0 {
-		return addr4(rs[0])
+// routersOf are the routers m names (option 3).
+func routersOf(m *dhcpv4.DHCPv4) []netip.Addr {
+	var out []netip.Addr
+	for _, r := range m.Router() {
+		if a := addr4(r); a.IsValid() {
+			out = append(out, a)
+		}
 	}
-	return netip.Addr{}
+	return out
 }
 
 // ErrNAK means the server refused the request (DHCPNAK).
@@ -130,7 +134,7 @@ func Acquire(ctx context.Context, l Link) (lease Lease, err error) {
 		if err != nil {
 			return noAnswer(ctx, "DHCPDISCOVER", wait, err)
 		}
-		if err := l.refused(offer.ServerIdentifier(), "offered", addr4(offer.YourIPAddr), firstRouter(offer)); err != nil {
+		if err := l.refused(offer.ServerIdentifier(), "offered", addr4(offer.YourIPAddr), routersOf(offer)...); err != nil {
 			return err
 		}
 		wait = window(ctx, timeout, retry)

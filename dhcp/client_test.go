@@ -308,6 +308,21 @@ func TestRenewedIn(t *testing.T) {
 	}
 }
 
+// TestRefusedRouters: an offer of any router the offer names is refused
+// (the second too), one of another address is not.
+func TestRefusedRouters(t *testing.T) {
+	r1, r2, a := netip.MustParseAddr("192.168.62.1"), netip.MustParseAddr("192.168.62.2"), netip.MustParseAddr("192.168.62.50")
+	for _, tc := range []struct {
+		addr netip.Addr
+		ok   bool
+	}{{r1, false}, {r2, false}, {a, true}} {
+		err := Link{}.refused("192.168.62.254", "offered", tc.addr, r1, r2)
+		if (err == nil) != tc.ok || !tc.ok && !strings.Contains(err.Error(), "the router it names itself") {
+			t.Errorf("offer of %s with routers %s, %s: %v; want ok %v", tc.addr, r1, r2, err, tc.ok)
+		}
+	}
+}
+
 // refuse is a Link.Refuse that names addrs as whose.
 func refuse(whose string, addrs ...string) func(netip.Addr) string {
 	return func(a netip.Addr) string {
