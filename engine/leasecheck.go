@@ -6,6 +6,7 @@ import (
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/dhcp"
+	"github.com/mvlan/mvlan/ipam"
 )
 
 // leaseRefuse is the DHCP clients' Link.Refuse for e on n: a server on
@@ -55,14 +56,11 @@ func leaseRouter(n *network, addr netip.Addr) string {
 // if none.
 func reservedIn(pools []api.Pool, addr netip.Addr) string {
 	for _, p := range pools {
-		switch {
-		case isAux(p, addr):
+		if isAux(p, addr) {
 			return "an auxiliary address of the network"
-		case !p.Subnet.Contains(addr) || !addr.Is4() || p.Subnet.Bits() >= 31:
-		case addr == p.Subnet.Masked().Addr():
-			return "the network address of " + p.Subnet.String()
-		case addr == lastAddr(p.Subnet):
-			return "the broadcast address of " + p.Subnet.String()
+		}
+		if kind := ipam.ReservedKind(p.Subnet, addr); kind != "" && p.Subnet.Contains(addr) {
+			return kind + " of " + p.Subnet.String()
 		}
 	}
 	return ""
@@ -95,12 +93,4 @@ func isAux(p api.Pool, addr netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// lastAddr is p's highest address (IPv4: its broadcast address).
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }

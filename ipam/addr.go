@@ -89,6 +89,13 @@ func reservedKind(subnet netip.Prefix, a netip.Addr) string {
 	return ""
 }
 
+// ReservedKind is reservedKind for callers outside the package: which of
+// subnet's positional addresses a is (the IPv4 network or broadcast
+// address, the IPv6 subnet-router anycast address), "" for any other.
+func ReservedKind(subnet netip.Prefix, a netip.Addr) string {
+	return reservedKind(subnet.Masked(), a)
+}
+
 // InferGateway returns the gateway used when none is given: the first usable
 // address of the subnet (10.1.100.0/24 -> 10.1.100.1, 10.1.100.128/25 ->
 // 10.1.100.129, 2001:db8::/64 -> 2001:db8::1), or the first address of a
