@@ -13,6 +13,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/probe"
 )
 
 // Link is where a client runs: the endpoint's link in its namespace,
@@ -122,9 +124,42 @@ func (l Link) modifiers() []dhcpv4.Modifier {
 	return m
 }
 
+// ErrInUse means a host on the wire answered for an acknowledged address
+// (ARP): the lease was declined (DHCPDECLINE).
+var ErrInUse = errors.New("address in use on the wire")
+
+// maxDeclines is how many leases one Acquire declines before it gives up.
+// RFC 2131 4.4.1 asks a client to wait ten seconds after a DHCPDECLINE
+// before it starts over, against loops; Acquire starts over at once, a
+// bounded number of times, so that an attach does not wait for it.
+const maxDeclines = 3
+
 // Acquire runs DISCOVER, OFFER, REQUEST, ACK on l. An offer outside
 // l.Subnet is refused before it is requested, so the server binds nothing.
-func Acquire(ctx context.Context, l Link) (lease Lease, err error) {
+// The address acknowledged is probed on the link (ARP, RFC 2131 4.4.1 and
+// RFC 5227) before it is taken: one that a host on the wire answers for
+// is declined, and another asked for (ErrInUse after maxDeclines).
+func Acquire(ctx context.Context, l Link) (Lease, error) {
+	var declined []error
+	for range maxDeclines {
+		lease, err := acquire(ctx, l)
+		if err == nil {
+			err = l.check(ctx, lease)
+		}
+		if err == nil {
+			return lease, nil
+		}
+		if !errors.Is(err, ErrInUse) {
+			return lease, errors.Join(append(declined, err)...)
+		}
+		declined = append(declined, err)
+		l.Want = netip.Addr{}
+	}
+	return Lease{}, errors.Join(declined...)
+}
+
+// acquire is one DISCOVER, OFFER, REQUEST, ACK.
+func acquire(ctx context.Context, l Link) (lease Lease, err error) {
 	err = run(ctx, l, func(c *nclient4.Client) error {
 		mods, wait := l.modifiers(), window(ctx, timeout, retry)
 		if l.Want.IsValid() {
@@ -151,6 +186,42 @@ func Acquire(ctx context.Context, l Link) (lease Lease, err error) {
 		}
 	}
 	return lease, err
+}
+
+// check probes lease's address out of l's link: when a host answers, it
+// declines the lease and returns ErrInUse. A probe that cannot run checks
+// nothing: the lease is taken, as a client without the check would.
+func (l Link) check(ctx context.Context, lease Lease) error {
+	a := lease.Addr.Addr()
+	return onLink(l, "address check", func(ifi *net.Interface) error {
+		used, err := probe.InUseOn(ctx, ifi, []netip.Addr{a}, probe.Options{})
+		if err != nil || len(used) == 0 {
+			return nil
+		}
+		inUse := fmt.Errorf("%w: DHCP server %v acknowledged %s, and a host on the wire answers for it (ARP): declined (DHCPDECLINE); free the address or leave it out of the server's range",
+			ErrInUse, lease.Server, a)
+		m, err := declineMessage(l, lease)
+		if err == nil {
+			err = sendBroadcast(ifi, m)
+		}
+		if err != nil {
+			return errors.Join(inUse, fmt.Errorf("DHCPDECLINE: %w", err))
+		}
+		return inUse
+	})
+}
+
+// declineMessage is l's DHCPDECLINE of lease (RFC 2131 table 5): the
+// address as option 50, the server named; ciaddr empty.
+func declineMessage(l Link, lease Lease) (*dhcpv4.DHCPv4, error) {
+	m, err := dhcpv4.New(dhcpv4.WithHwAddr(l.MAC), dhcpv4.WithMessageType(dhcpv4.MessageTypeDecline),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IP(lease.Addr.Addr().AsSlice()))),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IP(lease.Server.AsSlice()))),
+		dhcpv4.WithOption(dhcpv4.OptClientIdentifier(l.ClientID)))
+	if err != nil {
+		return nil, fmt.Errorf("DHCPDECLINE: %w", err)
+	}
+	return m, nil
 }
 
 // Renew extends old. Before T2 (RENEWING) only old's server may answer;

@@ -39,12 +39,6 @@ func InUse(ctx context.Context, netns, ifname string, addrs []netip.Addr, o Opti
 	if len(addrs) == 0 {
 		return nil, nil
 	}
-	if o.Tries <= 0 {
-		o.Tries = 2
-	}
-	if o.Wait <= 0 {
-		o.Wait = 200 * time.Millisecond
-	}
 	var ifi *net.Interface
 	var socks []sock
 	err := nsthread.DoPath(netns, func() error {
@@ -55,17 +49,44 @@ func InUse(ctx context.Context, netns, ifname string, addrs []netip.Addr, o Opti
 		socks, err = openSockets(ifi, addrs)
 		return err
 	})
-	defer func() {
-		// Closing a packet socket waits for an RCU grace period (tens of
-		// ms): not on the caller's time.
-		go func() {
-			for _, s := range socks {
-				unix.Close(s.fd)
-			}
-		}()
-	}()
+	defer closeLater(socks)
 	if err != nil {
 		return nil, fmt.Errorf("probe on %s: %w", ifname, err)
+	}
+	return probe(ctx, socks, ifi, addrs, o)
+}
+
+// InUseOn is InUse on ifi, a link of the calling thread's namespace.
+func InUseOn(ctx context.Context, ifi *net.Interface, addrs []netip.Addr, o Options) ([]netip.Addr, error) {
+	if len(addrs) == 0 {
+		return nil, nil
+	}
+	socks, err := openSockets(ifi, addrs)
+	defer closeLater(socks)
+	if err != nil {
+		return nil, fmt.Errorf("probe on %s: %w", ifi.Name, err)
+	}
+	return probe(ctx, socks, ifi, addrs, o)
+}
+
+// closeLater closes socks in the background: closing a packet socket
+// waits for an RCU grace period (tens of ms), not on the caller's time.
+func closeLater(socks []sock) {
+	go func() {
+		for _, s := range socks {
+			unix.Close(s.fd)
+		}
+	}()
+}
+
+// probe sends o.Tries rounds of probes for addrs out of ifi through socks
+// and returns the addresses answered for, in order.
+func probe(ctx context.Context, socks []sock, ifi *net.Interface, addrs []netip.Addr, o Options) ([]netip.Addr, error) {
+	if o.Tries <= 0 {
+		o.Tries = 2
+	}
+	if o.Wait <= 0 {
+		o.Wait = 200 * time.Millisecond
 	}
 	want := map[netip.Addr]bool{}
 	for _, a := range addrs {
@@ -74,7 +95,7 @@ func InUse(ctx context.Context, netns, ifname string, addrs []netip.Addr, o Opti
 	seen := map[netip.Addr]bool{}
 	for try := 0; try < o.Tries && len(seen) < len(want) && ctx.Err() == nil; try++ {
 		if err := send(socks, ifi, addrs, seen); err != nil {
-			return nil, fmt.Errorf("probe on %s: %w", ifname, err)
+			return nil, fmt.Errorf("probe on %s: %w", ifi.Name, err)
 		}
 		collect(ctx, socks, ifi.Index, want, seen, time.Now().Add(o.Wait))
 	}

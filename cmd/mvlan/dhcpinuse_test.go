@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// TestDHCPAddressInUseDeclined: a DHCP server that does not check its
+// addresses (dnsmasq --no-ping) offers a container an address another
+// host on the wire has (the LAN's router, say; here a macvlan of the
+// wire's link in a namespace of its own, and the address reserved for the
+// container's MAC with --dhcp-host). The agent probes
+// the acknowledged address (ARP) before it takes it, hears the host
+// answer, declines the lease (DHCPDECLINE) and asks again: the server
+// gives the range's free address, and the host's address is never the
+// container's (no frame from the container claims it).
+func TestDHCPAddressInUseDeclined(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	const mac, taken, free = "02:00:00:66:00:10", "192.168.66.10", "192.168.66.11"
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.66.254/24", "dev", "wire0")
+	host := sb.Netns(t, "h")
+	sb.Run(t, sb.WirePath, "ip", "link", "add", "link", "wire0", "name", "h0", "netns", filepath.Base(host), "type", "macvlan", "mode", "bridge")
+	sb.Run(t, host, "ip", "addr", "add", taken+"/24", "dev", "h0")
+	sb.Run(t, host, "ip", "link", "set", "h0", "up")
+	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--no-ping",
+		"--dhcp-range=192.168.66.11,192.168.66.11,255.255.255.0,2m", "--dhcp-host="+mac+","+taken,
+		"--dhcp-option=option:router,192.168.66.254")
+	_, e := dhcpLAN(t, sb, "--subnet", "192.168.66.0/24")
+	wire := nstest.NewCapture(t, sb.WirePath, "wire0")
+	ep := e.runD(e.name("1"), "lan", "--mac", mac)
+	if got := addrOf(ep, false); got != free+"/24" {
+		t.Fatalf("container's address %q; want %s/24 (%s answers on the wire)\n%s", got, free, taken, srv.Log())
+	}
+	if !strings.Contains(srv.Log(), "DHCPDECLINE(wire0) "+taken) {
+		t.Errorf("the server heard no DHCPDECLINE of %s:\n%s", taken, srv.Log())
+	}
+	// On the wire: the container's probe of the address (ARP, sender
+	// 0.0.0.0), and no frame of the container's claiming it.
+	hw, _ := net.ParseMAC(mac)
+	tgt := netip.MustParseAddr(taken).As4()
+	probed, claimed := false, false
+	_, _ = wire.Wait(time.Second, func(f []byte) bool {
+		if len(f) < 42 || !bytes.Equal(f[6:12], hw) {
+			return false
+		}
+		isARP := f[12] == 0x08 && f[13] == 0x06
+		probed = probed || isARP && [4]byte(f[28:32]) == [4]byte{} && [4]byte(f[38:42]) == tgt
+		claimed = claimed || fromIPv4(netip.AddrFrom4(tgt))(f)
+		return false
+	})
+	if !probed {
+		t.Errorf("no ARP probe of %s from the container's MAC %s on the wire", taken, mac)
+	}
+	if claimed {
+		t.Errorf("a frame from the container claimed %s, the host's", taken)
+	}
+}
