@@ -266,7 +266,7 @@ type nsLinks struct {
 }
 
 // endpointLinks lists e's namespace once: e's own link is the macvlan
-// on a lower link elsewhere (the host's parent) at e's ifindex; nested
+// on a lower link on the host (the parent) at e's ifindex; nested
 // are every other macvlan or macvtap on the network's parent (or on the
 // own link's, if that differs), whatever its alias (the container can set
 // any alias, mvlan's included) and whatever link holds e's index now.
@@ -276,7 +276,7 @@ func (a *Engine) endpointLinks(e endpoint, parent int) nsLinks {
 	if err != nil {
 		return out
 	}
-	onParent := func(l link.Info) bool { return l.IsMacvlan() && l.LowerElsewhere }
+	onParent := func(l link.Info) bool { return l.IsMacvlan() && l.LowerOnHost }
 	for i := range links {
 		switch {
 		case links[i].Index != e.Ifindex:

@@ -27,8 +27,8 @@ func (l linksOnly) Macvlans(string, int) ([]link.Info, error) { return l.links, 
 // index; links on another parent, of another kind, or on a lower link of
 // the container's own namespace are not.
 func TestEndpointLinks(t *testing.T) {
-	own := link.Info{Name: "eth0", Kind: "macvlan", Index: 2, ParentIndex: 7, LowerElsewhere: true, Alias: "mvlan/n/ep/1"}
-	evil := link.Info{Name: "evil", Kind: "macvlan", Index: 3, ParentIndex: 7, LowerElsewhere: true}
+	own := link.Info{Name: "eth0", Kind: "macvlan", Index: 2, ParentIndex: 7, LowerElsewhere: true, LowerOnHost: true, Alias: "mvlan/n/ep/1"}
+	evil := link.Info{Name: "evil", Kind: "macvlan", Index: 3, ParentIndex: 7, LowerElsewhere: true, LowerOnHost: true}
 	for _, tc := range []struct {
 		what     string
 		links    []link.Info
@@ -37,17 +37,21 @@ func TestEndpointLinks(t *testing.T) {
 	}{
 		{"alone", []link.Info{own}, nil, ""},
 		{"nested macvlan", []link.Info{own, evil}, []string{"evil"}, ""},
-		{"nested with mvlan's alias", []link.Info{own, {Name: "evil", Kind: "macvlan", Index: 3, ParentIndex: 7, LowerElsewhere: true, Alias: "mvlan/x/ep/y"}}, []string{"evil"}, ""},
-		{"nested macvtap", []link.Info{own, {Name: "tap", Kind: "macvtap", Index: 4, ParentIndex: 7, LowerElsewhere: true}}, []string{"tap"}, ""},
-		{"another parent", []link.Info{own, {Name: "other", Kind: "macvlan", Index: 3, ParentIndex: 8, LowerElsewhere: true}}, nil, ""},
+		{"nested with mvlan's alias", []link.Info{own, {Name: "evil", Kind: "macvlan", Index: 3, ParentIndex: 7, LowerElsewhere: true, LowerOnHost: true, Alias: "mvlan/x/ep/y"}}, []string{"evil"}, ""},
+		{"nested macvtap", []link.Info{own, {Name: "tap", Kind: "macvtap", Index: 4, ParentIndex: 7, LowerElsewhere: true, LowerOnHost: true}}, []string{"tap"}, ""},
+		{"another parent", []link.Info{own, {Name: "other", Kind: "macvlan", Index: 3, ParentIndex: 8, LowerElsewhere: true, LowerOnHost: true}}, nil, ""},
 		{"a veth", []link.Info{own, {Name: "v", Kind: "veth", Index: 3, ParentIndex: 7}}, nil, ""},
 		// A macvlan on the container's own link that has the parent's
 		// index number there is not on the parent.
 		{"on a link of its own", []link.Info{own, {Name: "v", Kind: "veth", Index: 7}, {Name: "m", Kind: "macvlan", Index: 3, ParentIndex: 7}}, nil, ""},
+		// ... nor one on a link of a namespace it made, at that index there.
+		{"on a link of a namespace of its own", []link.Info{own, {Name: "m", Kind: "macvlan", Index: 3, ParentIndex: 7, LowerElsewhere: true}}, nil, ""},
+		// Its eth0 deleted, and such a link at its index: a stranger.
+		{"own link replaced by one on a namespace of its own", []link.Info{{Name: "eth0", Kind: "macvlan", Index: 2, ParentIndex: 7, LowerElsewhere: true}}, nil, "eth0"},
 		// The container deleted its eth0 and kept the one it made: the
 		// network's parent (7) tells.
 		{"own link gone", []link.Info{evil}, []string{"evil"}, ""},
-		{"own link gone, another parent", []link.Info{{Name: "other", Kind: "macvlan", Index: 3, ParentIndex: 8, LowerElsewhere: true}}, nil, ""},
+		{"own link gone, another parent", []link.Info{{Name: "other", Kind: "macvlan", Index: 3, ParentIndex: 8, LowerElsewhere: true, LowerOnHost: true}}, nil, ""},
 		// ... and put a veth at its index, whose peer's index would have
 		// stood in for the parent's.
 		{"a veth at its index", []link.Info{{Name: "eth0", Kind: "veth", Index: 2, ParentIndex: 77}, evil, {Name: "vp", Kind: "veth", Index: 77, ParentIndex: 2}}, []string{"evil"}, "eth0"},

@@ -54,6 +54,10 @@ type Info struct {
 	// LowerElsewhere: ParentIndex is in another namespace
 	// (IFLA_LINK_NETNSID), not an index of this one.
 	LowerElsewhere bool
+	// LowerOnHost (MacvlansAt only): that namespace is the caller's (the
+	// host's), not one the namespace's owner made.
+	LowerOnHost bool
+	lowerNSID   int // IFLA_LINK_NETNSID, -1 when none
 	Up             bool
 	VID            int // 802.1q id of a vlan link
 	MAC            net.HardwareAddr
@@ -217,7 +221,7 @@ func infoOf(l netlink.Link) Info {
 		Up:          a.Flags&net.FlagUp != 0,
 		MAC:         a.HardwareAddr,
 	}
-	in.LowerElsewhere = a.NetNsID >= 0
+	in.LowerElsewhere, in.lowerNSID = a.NetNsID >= 0, a.NetNsID
 	if v, ok := l.(*netlink.Vlan); ok {
 		in.VID = v.VlanId
 	}

@@ -3,6 +3,7 @@ package link
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -67,7 +68,50 @@ func macvlansAt(netnsPath string, ifindex int, kinds []string) ([]Info, error) {
 	case !isNotFound(err):
 		return nil, fmt.Errorf("link %d of %s: %w", ifindex, netnsPath, err)
 	}
+	// Asked after the links: the kernel gave the host's namespace an ID
+	// there when it reported a link whose lower link is on the host.
+	host, err := callerNSID(sockets)
+	if err != nil {
+		return nil, fmt.Errorf("ID of the host's namespace in %s: %w", netnsPath, err)
+	}
+	for i := range out {
+		out[i].LowerOnHost = out[i].LowerElsewhere && host >= 0 && out[i].lowerNSID == host
+	}
 	return out, nil
+}
+
+// callerNSID is the ID that the namespace of sockets gives the calling
+// thread's namespace, -1 when it gave none (RTM_GETNSID by file).
+func callerNSID(sockets map[int]*nl.SocketHandle) (int, error) {
+	f, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	req := nl.NewNetlinkRequest(unix.RTM_GETNSID, unix.NLM_F_REQUEST)
+	req.Sockets = sockets
+	req.AddData(nl.NewRtGenMsg())
+	req.AddData(nl.NewRtAttr(unix.NETNSA_FD, nl.Uint32Attr(uint32(f.Fd()))))
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWNSID)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range msgs {
+		hdr := nl.DeserializeRtGenMsg(m).Len()
+		if len(m) < hdr {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[hdr:])
+		if err != nil {
+			return 0, err
+		}
+		for _, a := range attrs {
+			if a.Attr.Type == unix.NETNSA_NSID && len(a.Value) >= 4 {
+				return int(int32(nl.NativeEndian().Uint32(a.Value))), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no NETNSA_NSID in the answer")
 }
 
 // request is an RTM_GETLINK request on sockets, without statistics.

@@ -3,8 +3,10 @@ package link_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -67,6 +69,38 @@ func TestMacvlansAt(t *testing.T) {
 	}
 	if _, err := link.MacvlansAt("/run/netns/mvt-does-not-exist", 2); !errors.Is(err, link.ErrNotFound) {
 		t.Errorf("MacvlansAt(missing) error = %v; want ErrNotFound", err)
+	}
+}
+
+// TestMacvlansAtLowerOnHost: of a container's macvlans, those whose lower
+// link is on the host (its endpoint's, one nested on it) are LowerOnHost;
+// one on a link of a namespace the container made is not, also when that
+// link has the host parent's index.
+func TestMacvlansAtLowerOnHost(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	c, x := sb.Netns(t, "c"), sb.Netns(t, "x")
+	parent := ifindex(t, sb, sb.Path, "eth0")
+	sb.Run(t, sb.Path, "ip", "link", "add", "link", "eth0", "name", "ep", "netns", filepath.Base(c), "type", "macvlan", "mode", "bridge")
+	sb.Run(t, c, "ip", "link", "add", "link", "ep", "name", "nested", "type", "macvlan", "mode", "bridge")
+	sb.Run(t, x, "ip", "link", "add", "v0", "index", strconv.Itoa(parent), "type", "veth", "peer", "name", "v1", "index", "50")
+	sb.Run(t, x, "ip", "link", "add", "link", "v0", "name", "mine", "netns", filepath.Base(c), "type", "macvlan", "mode", "bridge")
+	var ls []link.Info
+	err := nstest.In(sb.Path, func() (err error) { // the agent's view: from the host
+		ls, err = link.MacvlansAt(c, 9999)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, l := range ls {
+		if l.ParentIndex != parent || !l.LowerElsewhere {
+			t.Errorf("%+v; want its lower elsewhere, at index %d", l, parent)
+		}
+		got[l.Name] = l.LowerOnHost
+	}
+	if want := map[string]bool{"ep": true, "nested": true, "mine": false}; !maps.Equal(got, want) {
+		t.Errorf("LowerOnHost by link: %v; want %v", got, want)
 	}
 }
 

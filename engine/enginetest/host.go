@@ -253,7 +253,7 @@ func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
 	// As the kernel shows it in the namespace: its lower link, the
 	// parent, is elsewhere (the host's).
 	l := link.Info{Name: s.IfName, Kind: "macvlan", Alias: s.Alias, Index: k.index(), Up: true, MAC: s.MAC,
-		ParentIndex: parent.Index, LowerElsewhere: true}
+		ParentIndex: parent.Index, LowerElsewhere: true, LowerOnHost: true}
 	n.links = append(n.links, l)
 	n.addrs[l.Index] = slices.Clone(s.Addrs)
 	if s.BeforeUp != nil {
