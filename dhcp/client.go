@@ -160,6 +160,7 @@ func Acquire(ctx context.Context, l Link) (Lease, error) {
 
 // acquire is one DISCOVER, OFFER, REQUEST, ACK.
 func acquire(ctx context.Context, l Link) (lease Lease, err error) {
+	var routers []netip.Addr // the ACK's
 	err = run(ctx, l, func(c *nclient4.Client) error {
 		mods, wait := l.modifiers(), window(ctx, timeout, retry)
 		if l.Want.IsValid() {
@@ -178,10 +179,11 @@ func acquire(ctx context.Context, l Link) (lease Lease, err error) {
 			return requestErr(ctx, wait, err)
 		}
 		lease, err = fromACK(nl.ACK, l.ClientID, nl.CreationTime)
+		routers = routersOf(nl.ACK)
 		return err
 	})
 	if err == nil {
-		if rerr := l.refused(lease.Server, "acknowledged", lease.Addr.Addr(), lease.Router); rerr != nil {
+		if rerr := l.refused(lease.Server, "acknowledged", lease.Addr.Addr(), routers...); rerr != nil {
 			err = errors.Join(rerr, Release(ctx, l, lease))
 		}
 	}
@@ -247,7 +249,7 @@ func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 			return nakErr(ack)
 		}
 		if lease, err = fromRenewal(ack, old, time.Now()); err == nil {
-			err = l.renewedIn(lease)
+			err = l.renewedIn(lease, routersOf(ack)...)
 		}
 		return err
 	})
@@ -258,8 +260,8 @@ func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 // from T2 any server may answer, one misconfigured too, and a renewal
 // changes the address the endpoint may use. Acquire refuses such offers
 // the same way.
-func (l Link) renewedIn(lease Lease) error {
-	if err := l.refused(lease.Server, "renewed the lease with", lease.Addr.Addr(), lease.Router); err != nil {
+func (l Link) renewedIn(lease Lease, routers ...netip.Addr) error {
+	if err := l.refused(lease.Server, "renewed the lease with", lease.Addr.Addr(), append(routers, lease.Router)...); err != nil {
 		return fmt.Errorf("%w; the lease stays as it was", err)
 	}
 	return nil

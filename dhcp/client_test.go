@@ -280,8 +280,8 @@ func TestNoAnswer(t *testing.T) {
 
 // TestRenewedIn: a renewal (from T2 any server's) may not move the lease
 // out of the network's subnet, nor to the host shim's address, in either
-// family, nor to the router it names; without a subnet any other address
-// goes.
+// family, nor to a router it names (any of them); without a subnet any
+// other address goes.
 func TestRenewedIn(t *testing.T) {
 	for _, tc := range []struct {
 		subnet, addr string
@@ -296,12 +296,14 @@ func TestRenewedIn(t *testing.T) {
 		{"", "192.168.62.2/24", false},
 		{"fd00:60::/64", "fd00:60::2/64", false},
 		{"192.168.62.0/24", "192.168.62.1/24", false}, // the router's
+		{"192.168.62.0/24", "192.168.62.3/24", false}, // the ACK's second router
 	} {
 		l := Link{Refuse: refuse("the address of the network's host shim", "192.168.62.2", "fd00:60::2")}
 		if tc.subnet != "" {
 			l.Subnet = netip.MustParsePrefix(tc.subnet)
 		}
-		err := l.renewedIn(Lease{Addr: netip.MustParsePrefix(tc.addr), Router: netip.MustParseAddr("192.168.62.1")})
+		err := l.renewedIn(Lease{Addr: netip.MustParsePrefix(tc.addr), Router: netip.MustParseAddr("192.168.62.1")},
+			netip.MustParseAddr("192.168.62.1"), netip.MustParseAddr("192.168.62.3"))
 		if (err == nil) != tc.ok {
 			t.Errorf("subnet %q, renewed %s: %v, want ok %v", tc.subnet, tc.addr, err, tc.ok)
 		}
