@@ -143,17 +143,19 @@ func Acquire(ctx context.Context, l Link) (Lease, error) {
 	var declined []error
 	for range maxDeclines {
 		lease, err := acquire(ctx, l)
-		if err == nil {
-			err = l.check(ctx, lease)
-		}
-		if err == nil {
-			return lease, nil
-		}
-		if !errors.Is(err, ErrInUse) {
+		if err != nil {
 			return lease, errors.Join(append(declined, err)...)
 		}
-		declined = append(declined, err)
-		l.Want = netip.Addr{}
+		switch err := l.check(ctx, lease); {
+		case err == nil:
+			return lease, nil
+		case !errors.Is(err, ErrInUse): // not checked: not taken
+			rerr := Release(context.WithoutCancel(ctx), l, lease)
+			return Lease{}, errors.Join(append(declined, err, rerr)...)
+		default:
+			declined = append(declined, err)
+			l.Want = netip.Addr{}
+		}
 	}
 	return Lease{}, errors.Join(declined...)
 }
@@ -192,12 +194,17 @@ func acquire(ctx context.Context, l Link) (lease Lease, err error) {
 
 // check probes lease's address out of l's link: when a host answers, it
 // declines the lease and returns ErrInUse. A probe that cannot run checks
-// nothing: the lease is taken, as a client without the check would.
+// nothing: the lease is taken, as a client without the check would. One
+// that ctx ends before it heard an answer fails (ctx's error).
 func (l Link) check(ctx context.Context, lease Lease) error {
 	a := lease.Addr.Addr()
 	return onLink(l, "address check", func(ifi *net.Interface) error {
 		used, err := probe.InUseOn(ctx, ifi, []netip.Addr{a}, probe.Options{})
-		if err != nil || len(used) == 0 {
+		switch {
+		case len(used) > 0: // also when ctx ended after the answer
+		case ctx.Err() != nil:
+			return fmt.Errorf("address check of %s: %w", a, ctx.Err())
+		default: // none answered, or no probe (err)
 			return nil
 		}
 		inUse := fmt.Errorf("%w: DHCP server %v acknowledged %s, and a host on the wire answers for it (ARP): declined (DHCPDECLINE); free the address or leave it out of the server's range",

@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -348,5 +349,33 @@ func TestAcquireRefused(t *testing.T) {
 	}
 	if _, ok := srv.Lease(netip.MustParseAddr("192.168.62.100")); ok {
 		t.Fatalf("the server bound the refused address\n%s", srv.Log())
+	}
+}
+
+// TestDeclineMessage: a DHCPDECLINE (RFC 2131 table 5) names the address
+// (option 50) and the server (option 54), carries the client-id, and has
+// no ciaddr: the client never had the address.
+func TestDeclineMessage(t *testing.T) {
+	mac, _ := net.ParseMAC("02:00:00:66:00:10")
+	l := Link{MAC: mac, ClientID: []byte{1, 2, 3}}
+	lease := Lease{Addr: netip.MustParsePrefix("192.168.66.10/24"), Server: netip.MustParseAddr("192.168.66.254")}
+	m, err := declineMessage(l, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.MessageType() != dhcpv4.MessageTypeDecline {
+		t.Errorf("type %v, want DHCPDECLINE", m.MessageType())
+	}
+	if got := m.RequestedIPAddress(); !got.Equal(net.ParseIP("192.168.66.10")) {
+		t.Errorf("requested address (50) %v, want 192.168.66.10", got)
+	}
+	if got := m.ServerIdentifier(); !got.Equal(net.ParseIP("192.168.66.254")) {
+		t.Errorf("server identifier (54) %v, want 192.168.66.254", got)
+	}
+	if !m.ClientIPAddr.IsUnspecified() || !bytes.Equal(m.ClientHWAddr, mac) {
+		t.Errorf("ciaddr %v, chaddr %v; want 0.0.0.0, %v", m.ClientIPAddr, m.ClientHWAddr, mac)
+	}
+	if got := m.Options.Get(dhcpv4.OptionClientIdentifier); !bytes.Equal(got, l.ClientID) {
+		t.Errorf("client-id % x, want % x", got, l.ClientID)
 	}
 }
