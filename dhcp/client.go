@@ -199,12 +199,12 @@ func acquire(ctx context.Context, l Link) (lease Lease, err error) {
 func (l Link) check(ctx context.Context, lease Lease) error {
 	a := lease.Addr.Addr()
 	return onLink(l, "address check", func(ifi *net.Interface) error {
-		used, err := probe.InUseOn(ctx, ifi, []netip.Addr{a}, probe.Options{})
+		used, _ := probe.InUseOn(ctx, ifi, []netip.Addr{a}, probe.Options{}) // no probe: no answer
 		switch {
 		case len(used) > 0: // also when ctx ended after the answer
 		case ctx.Err() != nil:
 			return fmt.Errorf("address check of %s: %w", a, ctx.Err())
-		default: // none answered, or no probe (err)
+		default:
 			return nil
 		}
 		inUse := fmt.Errorf("%w: DHCP server %v acknowledged %s, and a host on the wire answers for it (ARP): declined (DHCPDECLINE); free the address or leave it out of the server's range",

@@ -58,9 +58,9 @@ type Info struct {
 	// host's), not one the namespace's owner made.
 	LowerOnHost bool
 	lowerNSID   int // IFLA_LINK_NETNSID, -1 when none
-	Up             bool
-	VID            int // 802.1q id of a vlan link
-	MAC            net.HardwareAddr
+	Up          bool
+	VID         int // 802.1q id of a vlan link
+	MAC         net.HardwareAddr
 }
 
 // IsMacvlan reports whether l is a macvlan or macvtap: a link that sends

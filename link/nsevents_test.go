@@ -138,7 +138,8 @@ func TestNetnsEventsGathered(t *testing.T) {
 	}
 	sb.Run(t, ns, "ip", "link", "add", "d1", "type", "veth", "peer", "name", "d2")
 	sb.Run(t, ns, "ip", "link", "set", "d1", "up") // a link that is down sends no alias change
-	const n = 1000 // well within the socket's buffer (about 2000 link notifications)
+	// Well within the socket's buffer (about 2000 link notifications).
+	const n = 1000
 	var batch strings.Builder
 	for i := range n {
 		fmt.Fprintf(&batch, "link set dev d1 alias a%d\n", i)
