@@ -20,6 +20,8 @@ import (
 type Host interface {
 	Link(name string) (link.Info, error)
 	Links() ([]link.Info, error)
+	// Addrs lists link name's addresses (not IPv6 link-local ones).
+	Addrs(name string) ([]netip.Addr, error)
 	CreateVLAN(ctx context.Context, p link.Parent, alias string) error
 	CreateHostOnly(ctx context.Context, name, alias string) (kind string, err error)
 	Delete(name string) error

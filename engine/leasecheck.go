@@ -11,7 +11,8 @@ import (
 
 // leaseRefuse is the DHCP clients' Link.Refuse for e on n: a server on
 // the wire (any host there can answer) must not give e an address that is
-// the host shim's, the router of a lease of n's endpoints (the real one,
+// the host shim's, this host's own on n's parent (e's ARP probe of it does
+// not go up the parent), the router of a lease of n's endpoints (the real one,
 // as the servers name it: a DHCP network's pool gateway may be no more
 // than its --subnet's first address), a pool's network or broadcast
 // address, or another endpoint's on any network of this host (the
@@ -25,10 +26,13 @@ func (a *Engine) leaseRefuse(n *network, e endpoint) func(netip.Addr) string {
 			return "the address of the network's host shim"
 		}
 		n.mu.Lock()
-		pools, routed := n.Pools, leaseRouter(n, addr)
+		pools, routed, parent := n.Pools, leaseRouter(n, addr), n.Parent
 		n.mu.Unlock()
 		if routed != "" {
 			return "the router of endpoint " + routed + "'s lease"
+		}
+		if own, _ := a.host.Addrs(parent); slices.Contains(own, addr) {
+			return "an address of this host on " + parent // its probe would not hear the host
 		}
 		if why := reservedIn(pools, addr); why != "" {
 			return why

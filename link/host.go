@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -144,6 +145,25 @@ func (h *Host) Link(name string) (Info, error) {
 		return Info{}, err
 	}
 	return infoOf(l), nil
+}
+
+// Addrs lists the addresses of link name, IPv6 link-local ones left out.
+func (h *Host) Addrs(name string) ([]netip.Addr, error) {
+	l, err := linkByName(h.nl, name)
+	if err != nil {
+		return nil, err
+	}
+	as, err := h.nl.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", name, err)
+	}
+	var out []netip.Addr
+	for _, a := range as {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && !ip.Unmap().IsLinkLocalUnicast() {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out, nil
 }
 
 // Links lists every link of the namespace.

@@ -63,3 +63,28 @@ func TestDHCPAddressInUseDeclined(t *testing.T) {
 		t.Errorf("a frame from the container claimed %s, the host's", taken)
 	}
 }
+
+// TestDHCPHostAddressRefused: an offer of this host's own address on the
+// network's parent (its probe could not tell: a macvlan's frames do not go
+// up the parent) is refused, naming it, and nothing is left: no
+// endpoint, no binding in the server.
+func TestDHCPHostAddressRefused(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	const mac, hostAddr = "02:00:00:67:00:05", "192.168.67.5"
+	sb.Run(t, sb.Path, "ip", "addr", "add", hostAddr+"/24", "dev", "eth0")
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.67.254/24", "dev", "wire0")
+	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--no-ping",
+		"--dhcp-range=192.168.67.11,192.168.67.11,255.255.255.0,2m", "--dhcp-host="+mac+","+hostAddr)
+	a, e := dhcpLAN(t, sb, "--subnet", "192.168.67.0/24")
+	_, stderr, code := a.mv("run", "-d", "--name", e.name("1"), "--net", "lan", "--mac", mac)
+	if code == 0 || !strings.Contains(stderr, "offered "+hostAddr+", an address of this host on eth0") {
+		t.Fatalf("run offered the host's address: exit %d, %s; want it refused naming the host's", code, stderr)
+	}
+	if eps := a.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after the refusal: %+v; want none", eps)
+	}
+	if _, ok := srv.Lease(netip.MustParseAddr(hostAddr)); ok {
+		t.Errorf("the server bound the host's address\n%s", srv.Log())
+	}
+}

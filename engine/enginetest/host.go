@@ -27,6 +27,14 @@ func (h *host) Link(name string) (link.Info, error) {
 	return link.Info{}, notFound("link " + name)
 }
 
+// Addrs: the in-memory kernel's host links have no addresses.
+func (h *host) Addrs(name string) ([]netip.Addr, error) {
+	if _, ok := h.k().HostLink(name); !ok {
+		return nil, notFound("link " + name)
+	}
+	return nil, nil
+}
+
 func (h *host) Links() ([]link.Info, error) {
 	k := h.k()
 	k.mu.Lock()
