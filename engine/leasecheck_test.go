@@ -12,13 +12,14 @@ import (
 
 // TestLeaseRefuse: what a DHCP server on the wire may not give endpoint
 // c2: the router of another endpoint's lease, an aux, the network or
-// broadcast address, the host shim's, another endpoint's on this network
-// or another; its own, a free one, the pool's gateway (on a DHCP network
-// maybe no more than its --subnet's first address) and one an expired
-// lease left in a record it may.
+// broadcast address, the host shim's, the host's on the parent, another
+// endpoint's on this network or another; its own, a free one, the pool's
+// gateway (on a DHCP network maybe no more than its --subnet's first
+// address) and one an expired lease left in a record it may.
 func TestLeaseRefuse(t *testing.T) {
-	a := &Engine{nets: map[string]*network{}}
+	a := &Engine{nets: map[string]*network{}, host: addrsOnly{addrs: map[string][]netip.Addr{"eth0": {netip.MustParseAddr("10.6.0.5")}}}}
 	n := dhcpNet(t) // c1 holds 10.6.0.100
+	n.Parent = "eth0"
 	n.Pools = []api.Pool{{Subnet: netip.MustParsePrefix("10.6.0.0/24"), Gateway: netip.MustParseAddr("10.6.0.1"),
 		Aux: map[string]netip.Addr{"printer": netip.MustParseAddr("10.6.0.9")}}}
 	n.shim = &shimState{addrs: []netip.Addr{netip.MustParseAddr("10.6.0.2")}}
@@ -42,6 +43,7 @@ func TestLeaseRefuse(t *testing.T) {
 		{"10.6.0.0", "network address"},
 		{"10.6.0.255", "broadcast address"},
 		{"10.6.0.2", "host shim"},
+		{"10.6.0.5", "this host on eth0"},
 		{"10.6.0.100", "endpoint c1"},
 		{"10.6.0.101", "endpoint c3"},
 		{"10.6.0.50", ""}, // its own
@@ -54,6 +56,14 @@ func TestLeaseRefuse(t *testing.T) {
 		}
 	}
 }
+
+// addrsOnly is a Host with only the addresses of its links.
+type addrsOnly struct {
+	Host
+	addrs map[string][]netip.Addr
+}
+
+func (h addrsOnly) Addrs(name string) ([]netip.Addr, error) { return h.addrs[name], nil }
 
 // TestLearnSubnetSize: a first lease whose mask makes no network (a /32,
 // a /1) teaches the network no subnet: later offers would all be outside
