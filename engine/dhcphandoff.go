@@ -79,19 +79,19 @@ func (a *Engine) keyInSandbox(ctx context.Context, n *network, e *endpoint) erro
 
 // sandboxLink finds e's link in its namespace, if that is still e's, as
 // the DHCP client checks it (dhcp/iface.go): a macvlan with e's MAC whose
-// lower link is in another namespace, n's parent. No link the container
-// makes is one.
+// lower link is on the host, n's parent. No link the container makes is
+// one, also not one on a link of a namespace it made.
 func (a *Engine) sandboxLink(n *network, e endpoint) (link.Info, error) {
 	if !a.netnsAlive(e) {
 		return link.Info{}, fmt.Errorf("%s is not the endpoint's namespace any more", e.Netns)
 	}
-	links, err := a.ns.Links(e.Netns)
+	links, err := a.ns.Macvlans(e.Netns, 0)
 	if err != nil {
 		return link.Info{}, err
 	}
 	parent, _ := n.indexes()
 	for _, l := range links {
-		if l.Kind == "macvlan" && l.LowerElsewhere && (parent == 0 || l.ParentIndex == parent) && bytes.Equal(l.MAC, e.MAC) {
+		if l.Kind == "macvlan" && l.LowerOnHost && (parent == 0 || l.ParentIndex == parent) && bytes.Equal(l.MAC, e.MAC) {
 			return l, nil
 		}
 	}

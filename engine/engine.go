@@ -98,7 +98,7 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	a := &Engine{cfg: cfg, log: cfg.Log, nets: map[string]*network{}, ns: kernelNamespaces{}}
+	a := &Engine{cfg: cfg, log: cfg.Log, nets: map[string]*network{}, ns: kernelNamespaces{host: cfg.HostNetns}}
 	var err error
 	if a.store, a.stateReplaced, err = openState(cfg); err != nil {
 		return nil, err
@@ -146,7 +146,7 @@ func Open(cfg Config) (*Engine, error) {
 		// its own as it is made (link/nsid.go).
 		pool.GiveIDs(host)
 	}
-	a.ns = kernelNamespaces{pool: pool}
+	a.ns = kernelNamespaces{pool: pool, host: cfg.HostNetns}
 	if cfg.Recover {
 		if err := a.recoverEndpoints(); err != nil {
 			return nil, errors.Join(fmt.Errorf("recover endpoints from the kernel: %w", err), a.Close())

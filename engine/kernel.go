@@ -155,15 +155,18 @@ type SpareNetns interface {
 // kernelNamespaces are the real namespaces; those the engine makes come
 // from a pool of spares made ahead, their first attach prepared
 // (loader.Datapath.PrepareNetns).
-type kernelNamespaces struct{ pool *link.NetnsPool }
+type kernelNamespaces struct {
+	pool *link.NetnsPool
+	host string // the host's namespace (Config.HostNetns; "": the agent's)
+}
 
 // spareNamespaces is how many namespaces the pool keeps made ahead.
 const spareNamespaces = 4
 
 func (kernelNamespaces) Check(path string) (uint64, error)      { return link.CheckNetns(path) }
 func (kernelNamespaces) Links(path string) ([]link.Info, error) { return link.EndpointLinks(path) }
-func (kernelNamespaces) Macvlans(path string, ifindex int) ([]link.Info, error) {
-	return link.MacvlansAt(path, ifindex)
+func (k kernelNamespaces) Macvlans(path string, ifindex int) ([]link.Info, error) {
+	return link.MacvlansAt(path, ifindex, k.host)
 }
 func (kernelNamespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) error {
 	return link.SetEndpointMAC(path, ifindex, mac)

@@ -31,7 +31,11 @@ func (a *Engine) leaseRefuse(n *network, e endpoint) func(netip.Addr) string {
 		if routed != "" {
 			return "the router of endpoint " + routed + "'s lease"
 		}
-		if own, _ := a.host.Addrs(parent); slices.Contains(own, addr) {
+		own, err := a.host.Addrs(parent)
+		if err != nil {
+			a.log.Warn("DHCP lease check: the parent's addresses are unknown; an offer of one is not refused", "network", n.name(), "parent", parent, "err", err)
+		}
+		if slices.Contains(own, addr) {
 			return "an address of this host on " + parent // its probe would not hear the host
 		}
 		if why := reservedIn(pools, addr); why != "" {

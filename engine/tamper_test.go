@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"testing"
 
@@ -205,5 +206,35 @@ func TestTamperFindingGoesWithEndpoint(t *testing.T) {
 	a.tamper.seen("e3", "c1", nil) // a new c1, untouched
 	if got := a.tamper.findings(); got["c1"] != "" {
 		t.Errorf("findings %v; want none for the new c1", got)
+	}
+}
+
+// aliveLinks is linksOnly whose namespaces are all alive, inode 7.
+type aliveLinks struct{ linksOnly }
+
+func (aliveLinks) Check(string) (uint64, error) { return 7, nil }
+
+// TestSandboxLink: an endpoint's link in a Docker sandbox is the macvlan
+// with its MAC on the network's parent on the host; one with that MAC on
+// a link of the parent's index in a namespace the container made is not.
+func TestSandboxLink(t *testing.T) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 9}
+	n := &network{parentIndex: 7}
+	e := endpoint{Netns: "/run/netns/c", NetnsInode: 7, MAC: mac}
+	forged := link.Info{Name: "eth0", Kind: "macvlan", Index: 2, ParentIndex: 7, LowerElsewhere: true, MAC: mac}
+	real := forged
+	real.Name, real.Index, real.LowerOnHost = "eth1", 3, true
+	for _, tc := range []struct {
+		links []link.Info
+		want  string
+	}{
+		{[]link.Info{forged, real}, "eth1"},
+		{[]link.Info{forged}, ""},
+	} {
+		a := &Engine{ns: aliveLinks{linksOnly{links: tc.links}}}
+		l, err := a.sandboxLink(n, e)
+		if l.Name != tc.want || (err == nil) != (tc.want != "") {
+			t.Errorf("links %v: %q, %v; want %q", tc.links, l.Name, err, tc.want)
+		}
 	}
 }

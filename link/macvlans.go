@@ -1,6 +1,7 @@
 package link
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -23,14 +24,16 @@ const rtextFilterSkipStats = 1 << 3
 // does. It filters only by a kind it knows: while the macvtap module is
 // not loaded (no macvtap can exist), the macvtap dump answers with every
 // link, and that answer serves for the macvlans too. One netlink socket in
-// the namespace serves the requests.
-func MacvlansAt(netnsPath string, ifindex int) ([]Info, error) {
-	return macvlansAt(netnsPath, ifindex, []string{"macvtap", "macvlan"})
+// the namespace serves the requests. LowerOnHost is set for the host at
+// hostNetns ("": the caller's namespace). An ifindex of 0 asks for the
+// macvlans and macvtaps alone.
+func MacvlansAt(netnsPath string, ifindex int, hostNetns string) ([]Info, error) {
+	return macvlansAt(netnsPath, ifindex, hostNetns, []string{"macvtap", "macvlan"})
 }
 
 // macvlansAt is MacvlansAt dumping kinds in turn, until one answers with
 // every link.
-func macvlansAt(netnsPath string, ifindex int, kinds []string) ([]Info, error) {
+func macvlansAt(netnsPath string, ifindex int, hostNetns string, kinds []string) ([]Info, error) {
 	ns, err := openNetns(netnsPath)
 	if err != nil {
 		return nil, err
@@ -61,16 +64,18 @@ func macvlansAt(netnsPath string, ifindex int, kinds []string) ([]Info, error) {
 			break
 		}
 	}
-	l, err := linkAt(sockets, ifindex)
-	switch {
-	case err == nil:
-		out = append(out, l)
-	case !isNotFound(err):
-		return nil, fmt.Errorf("link %d of %s: %w", ifindex, netnsPath, err)
+	if ifindex > 0 {
+		l, err := linkAt(sockets, ifindex)
+		switch {
+		case err == nil:
+			out = append(out, l)
+		case !isNotFound(err):
+			return nil, fmt.Errorf("link %d of %s: %w", ifindex, netnsPath, err)
+		}
 	}
 	// Asked after the links: the kernel gave the host's namespace an ID
 	// there when it reported a link whose lower link is on the host.
-	host, err := callerNSID(sockets)
+	host, err := hostNSID(sockets, hostNetns)
 	if err != nil {
 		return nil, fmt.Errorf("ID of the host's namespace in %s: %w", netnsPath, err)
 	}
@@ -80,10 +85,11 @@ func macvlansAt(netnsPath string, ifindex int, kinds []string) ([]Info, error) {
 	return out, nil
 }
 
-// callerNSID is the ID that the namespace of sockets gives the calling
-// thread's namespace, -1 when it gave none (RTM_GETNSID by file).
-func callerNSID(sockets map[int]*nl.SocketHandle) (int, error) {
-	f, err := os.Open("/proc/thread-self/ns/net")
+// hostNSID is the ID that the namespace of sockets gives the one at
+// hostNetns ("": the calling thread's), -1 when it gave none (RTM_GETNSID
+// by file).
+func hostNSID(sockets map[int]*nl.SocketHandle, hostNetns string) (int, error) {
+	f, err := os.Open(cmp.Or(hostNetns, "/proc/thread-self/ns/net"))
 	if err != nil {
 		return 0, err
 	}
@@ -97,7 +103,7 @@ func callerNSID(sockets map[int]*nl.SocketHandle) (int, error) {
 		return 0, err
 	}
 	for _, m := range msgs {
-		hdr := nl.DeserializeRtGenMsg(m).Len()
+		hdr := nl.NewRtGenMsg().Len()
 		if len(m) < hdr {
 			continue
 		}

@@ -19,7 +19,7 @@ func TestMacvlansAtUnfiltered(t *testing.T) {
 	sb.Run(t, c, "ip", "link", "add", "link", "ep", "name", "nested", "type", "macvlan", "mode", "bridge")
 	sb.Run(t, c, "ip", "link", "add", "v0", "type", "veth", "peer", "name", "p0")
 	for _, kinds := range [][]string{{"mvlan-nosuchkind", "macvlan"}, {"macvlan", "mvlan-nosuchkind"}} {
-		ls, err := macvlansAt(c, 9999, kinds)
+		ls, err := macvlansAt(c, 9999, sb.Path, kinds)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -50,7 +50,7 @@ func TestMacvlansAt(t *testing.T) {
 		if tc.at != "" {
 			at = ifindex(t, sb, c, tc.at)
 		}
-		ls, err := link.MacvlansAt(c, at)
+		ls, err := link.MacvlansAt(c, at, sb.Path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func TestMacvlansAt(t *testing.T) {
 			t.Errorf("MacvlansAt(%s) = %v; want %v", tc.at, names, tc.want)
 		}
 	}
-	if _, err := link.MacvlansAt("/run/netns/mvt-does-not-exist", 2); !errors.Is(err, link.ErrNotFound) {
+	if _, err := link.MacvlansAt("/run/netns/mvt-does-not-exist", 2, ""); !errors.Is(err, link.ErrNotFound) {
 		t.Errorf("MacvlansAt(missing) error = %v; want ErrNotFound", err)
 	}
 }
@@ -85,12 +85,21 @@ func TestMacvlansAtLowerOnHost(t *testing.T) {
 	sb.Run(t, x, "ip", "link", "add", "v0", "index", strconv.Itoa(parent), "type", "veth", "peer", "name", "v1", "index", "50")
 	sb.Run(t, x, "ip", "link", "add", "link", "v0", "name", "mine", "netns", filepath.Base(c), "type", "macvlan", "mode", "bridge")
 	var ls []link.Info
-	err := nstest.In(sb.Path, func() (err error) { // the agent's view: from the host
-		ls, err = link.MacvlansAt(c, 9999)
+	err := nstest.In(sb.Path, func() (err error) { // the agent's view, from the host: hostNetns ""
+		ls, err = link.MacvlansAt(c, 0, "")
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	named, err := link.MacvlansAt(c, 0, sb.Path) // from elsewhere, naming the host
+	if err != nil || len(named) != len(ls) {
+		t.Fatalf("MacvlansAt naming the host: %v, %v; want %d links", named, err, len(ls))
+	}
+	for i := range ls {
+		if named[i].Name != ls[i].Name || named[i].LowerOnHost != ls[i].LowerOnHost {
+			t.Errorf("naming the host: %+v; from the host: %+v", named[i], ls[i])
+		}
 	}
 	got := map[string]bool{}
 	for _, l := range ls {
