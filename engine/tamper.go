@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -274,6 +275,9 @@ func (a *Engine) endpointLinks(e endpoint, parent int) nsLinks {
 	var out nsLinks
 	links, err := a.ns.Macvlans(e.Netns, e.Ifindex)
 	if err != nil {
+		if !errors.Is(err, link.ErrNotFound) { // its namespace gone: the sweep's
+			a.log.Warn("tamper check: the links of the endpoint's namespace are unknown; looked at again in the rolling pass", "endpoint", e.Name, "err", err)
+		}
 		return out
 	}
 	onParent := func(l link.Info) bool { return l.IsMacvlan() && l.LowerOnHost }

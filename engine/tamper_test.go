@@ -3,10 +3,12 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mvlan/mvlan/link"
@@ -235,6 +237,33 @@ func TestSandboxLink(t *testing.T) {
 		l, err := a.sandboxLink(n, e)
 		if l.Name != tc.want || (err == nil) != (tc.want != "") {
 			t.Errorf("links %v: %q, %v; want %q", tc.links, l.Name, err, tc.want)
+		}
+	}
+}
+
+// failingLinks is a Namespaces whose look at links fails with err.
+type failingLinks struct {
+	Namespaces
+	err error
+}
+
+func (f failingLinks) Macvlans(string, int) ([]link.Info, error) { return nil, f.err }
+
+// TestEndpointLinksUnknown: a look at the links that fails finds nothing
+// and says so in the log, unless the namespace is gone (the sweep's).
+func TestEndpointLinksUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		logged bool
+	}{{errors.New("netlink: no buffer space"), true}, {fmt.Errorf("open netns: %w", link.ErrNotFound), false}} {
+		var log strings.Builder
+		a := &Engine{ns: failingLinks{err: tc.err}, log: slog.New(slog.NewTextHandler(&log, nil))}
+		got := a.endpointLinks(endpoint{Name: "c1", Netns: "/run/netns/c", Ifindex: 2}, 7)
+		if got.own != nil || got.stranger != nil || len(got.nested) != 0 {
+			t.Errorf("%v: found %+v", tc.err, got)
+		}
+		if logged := strings.Contains(log.String(), "links of the endpoint's namespace are unknown"); logged != tc.logged {
+			t.Errorf("%v: logged %v, want %v:\n%s", tc.err, logged, tc.logged, log.String())
 		}
 	}
 }
