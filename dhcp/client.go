@@ -233,7 +233,9 @@ func declineMessage(l Link, lease Lease) (*dhcpv4.DHCPv4, error) {
 	return m, nil
 }
 
-// Renew extends old. Before T2 (RENEWING) only old's server may answer;
+// Renew extends old. A renewal that moves the lease to another address
+// has it probed as Acquire does: in use, it is declined (ErrInUse), and
+// the lease stays as it was. Before T2 (RENEWING) only old's server may answer;
 // from T2 on (REBINDING, RFC 2131 4.4.5) any server may: a failover
 // partner that took over. Both send a DHCPREQUEST of their own (a new
 // xid) with the address in ciaddr and no server identifier.
@@ -260,6 +262,9 @@ func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 		}
 		return err
 	})
+	if err == nil && lease.Addr.Addr() != old.Addr.Addr() {
+		err = l.check(ctx, lease) // a new address is probed as a first one is
+	}
 	return lease, err
 }
 

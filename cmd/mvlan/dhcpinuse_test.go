@@ -88,3 +88,34 @@ func TestDHCPHostAddressRefused(t *testing.T) {
 		t.Errorf("the server bound the host's address\n%s", srv.Log())
 	}
 }
+
+// TestDHCPRenewalInUseDeclined: the server moves a container's lease, at
+// its renewal (T1, 2 s), to an address another host on the wire has. The
+// agent probes the new address, declines it, and the container never
+// takes it (its lease stays as it was; the server, its binding declined,
+// gives it another next time).
+func TestDHCPRenewalInUseDeclined(t *testing.T) {
+	t.Parallel()
+	srv, _, e := dhcpShortLAN(t, "192.168.74.1/24")
+	c1 := e.name("1")
+	ep := e.runD(c1, "lan")
+	taken := netip.MustParseAddr("192.168.74.50")
+	host := e.sb.Netns(t, "h")
+	e.sb.Run(t, e.sb.WirePath, "ip", "link", "add", "link", "wire0", "name", "h0", "netns", filepath.Base(host), "type", "macvlan", "mode", "bridge")
+	e.sb.Run(t, host, "ip", "addr", "add", taken.String()+"/24", "dev", "h0")
+	e.sb.Run(t, host, "ip", "link", "set", "h0", "up")
+	srv.Move(ep.MAC, taken)
+	for deadline := time.Now().Add(6 * time.Second); srv.Declines() == 0; time.Sleep(100 * time.Millisecond) {
+		if cur, _ := e.endpoint(c1); addrOf(cur, false) == taken.String()+"/24" {
+			t.Fatalf("the container took %s at its renewal; another host on the wire has it", taken)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no DHCPDECLINE of %s in 6 s (the renewal is at 2 s)", taken)
+		}
+	}
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if cur, _ := e.endpoint(c1); addrOf(cur, false) == taken.String()+"/24" {
+			t.Fatalf("the container took %s after declining it", taken)
+		}
+	}
+}

@@ -31,10 +31,11 @@ type DHCPServer struct {
 	refuse atomic.Bool
 	srv    *server4.Server
 
-	mu    sync.Mutex
-	binds map[string]netip.Addr
-	acks  int
-	naks  int
+	mu       sync.Mutex
+	binds    map[string]netip.Addr
+	acks     int
+	naks     int
+	declines int
 }
 
 // StartDHCPServer serves on link ifName of namespace ns, where addr (e.g.
@@ -87,6 +88,26 @@ func (s *DHCPServer) Acks() int {
 	return s.acks
 }
 
+// Declines is how many DHCPDECLINEs it heard.
+func (s *DHCPServer) Declines() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.declines
+}
+
+// Move binds the client with that MAC to addr instead: its next renewal
+// is acknowledged with addr.
+func (s *DHCPServer) Move(mac string, addr netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.binds["mac "+mac]
+	for k, a := range s.binds {
+		if ok && a == old {
+			s.binds[k] = addr
+		}
+	}
+}
+
 // Bound returns the address bound to a client with that MAC, if any.
 func (s *DHCPServer) Bound(mac string) (netip.Addr, bool) {
 	s.mu.Lock()
@@ -110,6 +131,12 @@ func (s *DHCPServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4
 		}
 		typ = dhcpv4.MessageTypeAck
 	case dhcpv4.MessageTypeRelease:
+		s.unbind(m)
+		return
+	case dhcpv4.MessageTypeDecline:
+		s.mu.Lock()
+		s.declines++
+		s.mu.Unlock()
 		s.unbind(m)
 		return
 	default:
