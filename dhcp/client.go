@@ -52,8 +52,9 @@ func (l Link) refused(server any, what string, a netip.Addr, routers ...netip.Ad
 		return fmt.Errorf("DHCP server %v %s %s, the router it names itself; fix the server's range", server, what, a)
 	case l.Subnet.IsValid() && !l.Subnet.Contains(a):
 		return fmt.Errorf("DHCP server %v %s %s, outside the network's --subnet %s; fix the server's range or the network's --subnet", server, what, a, l.Subnet)
-	case l.whose(a) != "":
-		return fmt.Errorf("DHCP server %v %s %s, %s; leave it out of the server's range", server, what, a, l.whose(a))
+	}
+	if whose := l.whose(a); whose != "" { // asked once: it looks at the host
+		return fmt.Errorf("DHCP server %v %s %s, %s; leave it out of the server's range", server, what, a, whose)
 	}
 	return nil
 }

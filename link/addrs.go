@@ -17,21 +17,31 @@ func Addrs(netnsPath string, ifindex int) ([]netip.Prefix, error) {
 		if err != nil {
 			return fmt.Errorf("link %d in %s: %w", ifindex, netnsPath, err)
 		}
-		addrs, err := nl.AddrList(l, unix.AF_UNSPEC)
+		out, err = addrsOf(nl, l)
 		if err != nil {
-			return fmt.Errorf("list addresses of %s in %s: %w", l.Attrs().Name, netnsPath, err)
-		}
-		for _, a := range addrs {
-			ip, ok := netip.AddrFromSlice(a.IP)
-			if !ok || ip.Unmap().IsLinkLocalUnicast() {
-				continue
-			}
-			ones, _ := a.Mask.Size()
-			out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
+			return fmt.Errorf("in %s: %w", netnsPath, err)
 		}
 		return nil
 	}, false)
 	return out, err
+}
+
+// addrsOf lists the addresses on l, link-local IPv6 ones left out.
+func addrsOf(nl *netlink.Handle, l netlink.Link) ([]netip.Prefix, error) {
+	addrs, err := nl.AddrList(l, unix.AF_UNSPEC)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of %s: %w", l.Attrs().Name, err)
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || ip.Unmap().IsLinkLocalUnicast() {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
+	}
+	return out, nil
 }
 
 // HasDefaultRoute reports whether the namespace at netnsPath has a default

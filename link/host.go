@@ -55,8 +55,8 @@ type Info struct {
 	// LowerElsewhere: ParentIndex is in another namespace
 	// (IFLA_LINK_NETNSID), not an index of this one.
 	LowerElsewhere bool
-	// LowerOnHost (MacvlansAt only): that namespace is the caller's (the
-	// host's), not one the namespace's owner made.
+	// LowerOnHost (MacvlansAt only): that namespace is the host's (the
+	// one MacvlansAt is given), not one the namespace's owner made.
 	LowerOnHost bool
 	lowerNSID   int // IFLA_LINK_NETNSID, -1 when none
 	Up          bool
@@ -153,17 +153,12 @@ func (h *Host) Addrs(name string) ([]netip.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
-	as, err := h.nl.AddrList(l, netlink.FAMILY_ALL)
-	if err != nil {
-		return nil, fmt.Errorf("addresses of %s: %w", name, err)
+	ps, err := addrsOf(h.nl, l)
+	out := make([]netip.Addr, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.Addr())
 	}
-	var out []netip.Addr
-	for _, a := range as {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok && !ip.Unmap().IsLinkLocalUnicast() {
-			out = append(out, ip.Unmap())
-		}
-	}
-	return out, nil
+	return out, err
 }
 
 // Links lists every link of the namespace.

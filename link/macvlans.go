@@ -103,18 +103,8 @@ func hostNSID(sockets map[int]*nl.SocketHandle, hostNetns string) (int, error) {
 		return 0, err
 	}
 	for _, m := range msgs {
-		hdr := nl.NewRtGenMsg().Len()
-		if len(m) < hdr {
-			continue
-		}
-		attrs, err := nl.ParseRouteAttr(m[hdr:])
-		if err != nil {
-			return 0, err
-		}
-		for _, a := range attrs {
-			if a.Attr.Type == unix.NETNSA_NSID && len(a.Value) >= 4 {
-				return int(int32(nl.NativeEndian().Uint32(a.Value))), nil
-			}
+		if id, ok, err := nsidIn(m); err != nil || ok {
+			return id, err
 		}
 	}
 	return 0, fmt.Errorf("no NETNSA_NSID in the answer")

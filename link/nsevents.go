@@ -45,9 +45,10 @@ type NetnsEvents struct {
 // a link's alias over and over) would wake it once each: a context switch
 // per notification, about 40 % of a CPU measured. Instead, once the queue
 // is empty, the listener lets notifications gather in the socket's buffer
-// (4 MiB: about a thousand) until wakeEvery has passed since it last woke,
-// and reads them together. The tamper check looks once a second, so the
-// pause delays nothing it does.
+// (4 MiB asked, which the kernel doubles: about 2000 link notifications)
+// until wakeEvery has passed since it last woke, and reads them together.
+// The tamper check looks once a second, so the pause delays nothing it
+// does.
 const wakeEvery = 10 * time.Millisecond
 
 // notifHead is how much of a notification is read: where it came from is

@@ -126,20 +126,12 @@ func (h *Host) lowestNetnsID() (int, error) {
 			return err
 		}
 		for _, m := range msgs {
-			if len(m) < gen.Len() {
-				continue
-			}
-			attrs, err := nl.ParseRouteAttr(m[gen.Len():])
+			id, ok, err := nsidIn(m)
 			if err != nil {
 				return err
 			}
-			for _, a := range attrs {
-				if a.Attr.Type != unix.NETNSA_NSID || len(a.Value) < 4 {
-					continue
-				}
-				if id := int(int32(binary.NativeEndian.Uint32(a.Value))); id >= nsidFloor && id < low {
-					low = id
-				}
+			if ok && id >= nsidFloor && id < low {
+				low = id
 			}
 		}
 		return nil
@@ -148,4 +140,23 @@ func (h *Host) lowestNetnsID() (int, error) {
 		return 0, fmt.Errorf("list namespace IDs: %w", err)
 	}
 	return low, nil
+}
+
+// nsidIn reads the ID (NETNSA_NSID) of an RTM_NEWNSID message; ok is
+// false when it has none.
+func nsidIn(m []byte) (id int, ok bool, err error) {
+	hdr := nl.NewRtGenMsg().Len()
+	if len(m) < hdr {
+		return 0, false, nil
+	}
+	attrs, err := nl.ParseRouteAttr(m[hdr:])
+	if err != nil {
+		return 0, false, err
+	}
+	for _, a := range attrs {
+		if a.Attr.Type == unix.NETNSA_NSID && len(a.Value) >= 4 {
+			return int(int32(binary.NativeEndian.Uint32(a.Value))), true, nil
+		}
+	}
+	return 0, false, nil
 }

@@ -101,8 +101,11 @@ func (s *DHCPServer) Move(mac string, addr netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.binds["mac "+mac]
+	if !ok {
+		return
+	}
 	for k, a := range s.binds {
-		if ok && a == old {
+		if a == old {
 			s.binds[k] = addr
 		}
 	}
