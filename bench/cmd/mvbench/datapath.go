@@ -19,6 +19,7 @@ import (
 type dpPair struct {
 	key            string
 	client, server string // namespace paths
+	host           string // namespace of the parent (eth0), when there is one
 	serverIP       netip.Addr
 	note           string // what the set-up found (attach mode, ...)
 }
@@ -143,7 +144,7 @@ func macvlanPair(e *env, key, tag, prefix string) (*dpPair, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	p := &dpPair{key: key, serverIP: netip.MustParseAddr(prefix + ".12")}
+	p := &dpPair{key: key, serverIP: netip.MustParseAddr(prefix + ".12"), host: sb.host}
 	for i, suffix := range []string{tag + "1", tag + "2"} {
 		ns, err := e.netns(suffix)
 		if err != nil {
@@ -189,7 +190,7 @@ func setupMvlan(ctx context.Context, e *env, key, tag, prefix string, extra ...s
 	if _, _, err := a.mv(ctx, "network", "create", "--subnet="+prefix+".0/24", "-o", "parent=eth0", "dp"); err != nil {
 		return nil, err
 	}
-	p := &dpPair{key: key, serverIP: netip.MustParseAddr(prefix + ".12")}
+	p := &dpPair{key: key, serverIP: netip.MustParseAddr(prefix + ".12"), host: sb.host}
 	for i, suffix := range []string{tag + "1", tag + "2"} {
 		name := e.base + "-" + suffix
 		if _, _, err := a.mv(ctx, "run", "-d", "--name", name, "--net", "dp", "--ip", fmt.Sprintf("%s.%d", prefix, 11+i)); err != nil {

@@ -50,8 +50,9 @@ type config struct {
 var sectionNames = []string{"bpf_ns", "datapath", "control", "ipam", "cli", "cluster"}
 
 // optInSections run only when -only names them: cni is the control
-// section's CNI anchor alone, for comparing builds of mvlan-cni quickly.
-var optInSections = []string{"cni"}
+// section's CNI anchor alone, for comparing builds of mvlan-cni quickly;
+// hooks takes the datapath's UDP gap apart (hookcost.go).
+var optInSections = []string{"cni", "hooks"}
 
 func main() {
 	cfg, err := parseFlags()
@@ -83,7 +84,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&cfg.endpoints, "endpoints", 0, "endpoints of the control section (env MVLAN_BENCH_ENDPOINTS; default 1000, quick 50)")
 	flag.IntVar(&cfg.secs, "secs", 0, "seconds per profiled UDP run and per iperf3 UDP reference run, at most 2 (default 3, quick 1); the measured TCP and UDP runs take 1 s each")
 	flag.BoolVar(&cfg.profile, "profile", os.Getenv("BENCH_PROFILE") != "", "after the measurements, record perf profiles of extra runs (UDP per datapath, scrape, restart) next to the report (env BENCH_PROFILE=1)")
-	only := flag.String("only", "", "comma-separated sections to run: "+strings.Join(sectionNames, ",")+"; or cni (never in a full run): the control section's CNI anchor alone")
+	only := flag.String("only", "", "comma-separated sections to run: "+strings.Join(sectionNames, ",")+"; or (never in a full run) cni: the control section's CNI anchor alone, hooks: mvlan_tcx's UDP rate with its programs bypassed hook by hook")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return cfg, fmt.Errorf("no arguments expected, got %q", flag.Args())
@@ -186,6 +187,7 @@ func run(cfg config) (err error) {
 		{"datapath", runDatapath},
 		{"control", runControl},
 		{"cni", runCNI},
+		{"hooks", runHooks},
 		{"ipam", runIPAM},
 		{"cli", runCLI},
 		{"cluster", runCluster},
