@@ -21,7 +21,9 @@ import (
 // tamper check), the empty program is put first on one hook at a time,
 // where it ends the hook's chain (TCX_PASS) before mvlan's program runs.
 // What a hook's bypass gains is what mvlan's program there costs; all
-// hooks bypassed is mvlan's set-up with the empty programs' cost.
+// hooks bypassed is mvlan's set-up with the empty programs' cost. Then
+// the programs' own time in place, from the kernel's run time
+// statistics (bpfstats.go).
 
 // bypass names one of mvlan's hooks in a datapath: the namespace (the
 // client's, the server's or the parent's) and the direction.
@@ -106,7 +108,38 @@ func runHooks(ctx context.Context, e *env, r *report) error {
 			fmt.Sprintf("%.3f", rates[k].median()/rates["empty_tcx"].median()), fmt.Sprintf("%.3f", paired.median()))
 		t.row(row...)
 	}
+	st, err := inPlace(ctx, []string{"empty_tcx", keys[2]}, mac, empty, mv, prog)
+	if err != nil {
+		return err
+	}
+	s.para("In place: the kernel's run time statistics (BPF_ENABLE_STATS: sched_clock around each run, which adds the same to every program) " +
+		"over three more runs of each of these two, after the rounds (the timing slows them), against BPF_PROG_TEST_RUN's warm loop in the bpf_ns section.")
+	t = s.table("datapath", "program", "runs", "ns per run")
+	for _, k := range []string{"empty_tcx", keys[2]} {
+		for _, row := range st.rows(k) {
+			t.row(append([]string{k}, row...)...)
+		}
+	}
 	return nil
+}
+
+// inPlace runs each key three times, in turn, with the kernel's run time
+// statistics on, and returns what its programs took.
+func inPlace(ctx context.Context, keys []string, mac, empty, mv *dpPair, prog *ebpf.Program) (st *runStats, err error) {
+	if st, err = enableRunStats(); err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, st.Close()) }()
+	for range 3 {
+		for _, k := range keys {
+			before := st.snapshot()
+			if _, err := hookRound(ctx, k, mac, empty, mv, prog); err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			st.add(k, before, st.snapshot())
+		}
+	}
+	return st, nil
 }
 
 // hookRound measures one key's datapath once.
