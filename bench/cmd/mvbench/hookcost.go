@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/mvlan/mvlan/internal/nstest"
@@ -54,48 +53,72 @@ var bypasses = []bypass{
 	}},
 }
 
+// hookSet is the section's three datapaths and the empty program.
+type hookSet struct {
+	mac, empty, mv *dpPair
+	prog           *ebpf.Program
+}
+
 // runHooks measures, in rounds: plain macvlan, empty_tcx, and mvlan_tcx
-// with each bypass in turn.
+// with each bypass in turn; then the programs' time in place.
 func runHooks(ctx context.Context, e *env, r *report) error {
-	mac, err := setupMacvlan(ctx, e)
-	if err != nil {
+	var h hookSet
+	var err error
+	if h.mac, err = setupMacvlan(ctx, e); err != nil {
 		return err
 	}
-	empty, err := setupEmptyHooks(e, "tcx", "x", "10.98.4")
-	if err != nil {
+	if h.empty, err = setupEmptyHooks(e, "tcx", "x", "10.98.4"); err != nil {
 		return err
 	}
-	mv, err := setupMvlan(ctx, e, "mvlan_tcx", "t", "10.98.1", "--attach-mode", "tcx", "--tamper-check", "0")
-	if err != nil {
+	if h.mv, err = setupMvlan(ctx, e, "mvlan_tcx", "t", "10.98.1", "--attach-mode", "tcx", "--tamper-check", "0"); err != nil {
 		return err
 	}
-	prog, err := emptyProgram(e)
-	if err != nil {
+	if h.prog, err = emptyProgram(e); err != nil {
 		return err
 	}
-	rates := map[string]samples{}
 	keys := []string{"macvlan", "empty_tcx"}
 	for _, b := range bypasses {
 		keys = append(keys, "mvlan_tcx, bypassed: "+b.name)
 	}
-	for round := range dpRounds(e.cfg) {
+	rates, err := h.rounds(ctx, keys, dpRounds(e.cfg))
+	if err != nil {
+		return err
+	}
+	st, err := h.inPlace(ctx, []string{"empty_tcx", keys[2]})
+	if err != nil {
+		return err
+	}
+	writeHooks(r, keys, rates, st, dpRounds(e.cfg))
+	return nil
+}
+
+// rounds measures every key once a round, the order rotating.
+func (h hookSet) rounds(ctx context.Context, keys []string, n int) (map[string]samples, error) {
+	rates := map[string]samples{}
+	for round := range n {
 		var line []string
 		for i := range keys {
 			k := keys[(i+round)%len(keys)]
-			rx, err := hookRound(ctx, k, mac, empty, mv, prog)
+			rx, err := h.measure(ctx, k)
 			if err != nil {
-				return fmt.Errorf("%s: %w", k, err)
+				return nil, fmt.Errorf("%s: %w", k, err)
 			}
 			rates[k] = append(rates[k], rx/1e3)
 			line = append(line, fmt.Sprintf("%s %.0f", k, rx/1e3))
 		}
 		progress("hooks round %d: UDP 64 B kpps: %s", round+1, strings.Join(line, ", "))
 	}
+	return rates, nil
+}
+
+// writeHooks reports the rates (keys[2] is mvlan_tcx without a bypass,
+// what the paired column divides by) and the time in place.
+func writeHooks(r *report, keys []string, rates map[string]samples, st *runStats, rounds int) {
 	s := r.section("hooks: where mvlan_tcx's 64-byte UDP time goes, hook by hook")
 	s.para("mvlan_tcx as in the datapath section (agent with `--tamper-check 0`), with the empty program attached first on the named hooks "+
 		"(`BPF_F_BEFORE` of all): it returns TCX_PASS, so mvlan's program there does not run. %d rounds of 1 s, the order rotating. "+
 		"*paired*: the median over the rounds of the rate over the same round's `mvlan_tcx, bypassed: none`. "+
-		"With ep_egress bypassed, parent_ingress finds no verdict and takes its full path (include/eastwest.h).", dpRounds(e.cfg))
+		"With ep_egress bypassed, parent_ingress finds no verdict and takes its full path (include/eastwest.h).", rounds)
 	t := s.table("datapath", "UDP 64 B kpps", "min", "max", "n", "x macvlan", "x empty_tcx", "paired x none")
 	none := rates[keys[2]]
 	for _, k := range keys {
@@ -108,10 +131,6 @@ func runHooks(ctx context.Context, e *env, r *report) error {
 			fmt.Sprintf("%.3f", rates[k].median()/rates["empty_tcx"].median()), fmt.Sprintf("%.3f", paired.median()))
 		t.row(row...)
 	}
-	st, err := inPlace(ctx, []string{"empty_tcx", keys[2]}, mac, empty, mv, prog)
-	if err != nil {
-		return err
-	}
 	s.para("In place: the kernel's run time statistics (BPF_ENABLE_STATS: sched_clock around each run, which adds the same to every program) " +
 		"over three more runs of each of these two, after the rounds (the timing slows them), against BPF_PROG_TEST_RUN's warm loop in the bpf_ns section.")
 	t = s.table("datapath", "program", "runs", "ns per run")
@@ -120,12 +139,11 @@ func runHooks(ctx context.Context, e *env, r *report) error {
 			t.row(append([]string{k}, row...)...)
 		}
 	}
-	return nil
 }
 
 // inPlace runs each key three times, in turn, with the kernel's run time
 // statistics on, and returns what its programs took.
-func inPlace(ctx context.Context, keys []string, mac, empty, mv *dpPair, prog *ebpf.Program) (st *runStats, err error) {
+func (h hookSet) inPlace(ctx context.Context, keys []string) (st *runStats, err error) {
 	if st, err = enableRunStats(); err != nil {
 		return nil, err
 	}
@@ -133,7 +151,7 @@ func inPlace(ctx context.Context, keys []string, mac, empty, mv *dpPair, prog *e
 	for range 3 {
 		for _, k := range keys {
 			before := st.snapshot()
-			if _, err := hookRound(ctx, k, mac, empty, mv, prog); err != nil {
+			if _, err := h.measure(ctx, k); err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
 			}
 			st.add(k, before, st.snapshot())
@@ -142,25 +160,25 @@ func inPlace(ctx context.Context, keys []string, mac, empty, mv *dpPair, prog *e
 	return st, nil
 }
 
-// hookRound measures one key's datapath once.
-func hookRound(ctx context.Context, key string, mac, empty, mv *dpPair, prog *ebpf.Program) (float64, error) {
+// measure measures one key's datapath once: datagrams received a second.
+func (h hookSet) measure(ctx context.Context, key string) (float64, error) {
 	switch key {
 	case "macvlan":
-		rx, _, err := udpRate(ctx, mac, 300*time.Millisecond, time.Second)
+		rx, _, err := udpRate(ctx, h.mac, 300*time.Millisecond, time.Second)
 		return rx, err
 	case "empty_tcx":
-		rx, _, err := udpRate(ctx, empty, 300*time.Millisecond, time.Second)
+		rx, _, err := udpRate(ctx, h.empty, 300*time.Millisecond, time.Second)
 		return rx, err
 	}
 	for _, b := range bypasses {
 		if key != "mvlan_tcx, bypassed: "+b.name {
 			continue
 		}
-		undo, err := attachFirst(prog, b.hooks(mv))
+		undo, err := attachFirst(h.prog, b.hooks(h.mv))
 		if err != nil {
 			return 0, errors.Join(err, undo())
 		}
-		rx, _, err := udpRate(ctx, mv, 300*time.Millisecond, time.Second)
+		rx, _, err := udpRate(ctx, h.mv, 300*time.Millisecond, time.Second)
 		return rx, errors.Join(err, undo())
 	}
 	return 0, fmt.Errorf("unknown datapath %q", key)
@@ -195,15 +213,4 @@ func attachFirst(prog *ebpf.Program, hooks []hook) (undo func() error, err error
 		}
 	}
 	return undo, nil
-}
-
-// emptyProgram loads the program that only returns TC_ACT_OK.
-func emptyProgram(e *env) (*ebpf.Program, error) {
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
-	if err != nil {
-		return nil, fmt.Errorf("load the empty program: %w", err)
-	}
-	e.onCleanup("close the empty program", prog.Close)
-	return prog, nil
 }

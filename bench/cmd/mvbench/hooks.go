@@ -26,12 +26,10 @@ func setupEmptyHooks(e *env, mode, tag, prefix string) (*dpPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+	prog, err := emptyProgram(e)
 	if err != nil {
-		return nil, fmt.Errorf("load the empty program: %w", err)
+		return nil, err
 	}
-	e.onCleanup("close the empty program", prog.Close)
 	for ns, dev := range map[string]string{parent: "eth0", p.client: "eth0", p.server: "eth0"} {
 		if err := nstest.In(ns, func() error { return attachEmpty(e, prog, mode, dev) }); err != nil {
 			return nil, fmt.Errorf("%s: attach on %s in %s: %w", p.key, dev, ns, err)
@@ -67,4 +65,15 @@ func attachEmpty(e *env, prog *ebpf.Program, mode, dev string) error {
 			Parent: parent, Handle: 1, Priority: 1, Protocol: unix.ETH_P_ALL}, Fd: prog.FD(), Name: "empty", DirectAction: true}))
 	}
 	return errors.Join(errs...)
+}
+
+// emptyProgram loads the program that only returns TC_ACT_OK.
+func emptyProgram(e *env) (*ebpf.Program, error) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+	if err != nil {
+		return nil, fmt.Errorf("load the empty program: %w", err)
+	}
+	e.onCleanup("close the empty program", prog.Close)
+	return prog, nil
 }
