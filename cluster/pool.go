@@ -177,33 +177,22 @@ func comparePrefix(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) }
 // error nothing changes.
 func (p *Pool) Load(held []ipam.Held) error { return p.load(held, true) }
 
+// TryLoad reports whether Load would take held (alone), changing
+// nothing, here or in etcd.
+func (p *Pool) TryLoad(held []ipam.Held) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, _, err := p.loaded(held)
+	return err
+}
+
 // load is Load; with sweep, this host's claims no endpoint holds go back.
 func (p *Pool) load(held []ipam.Held, sweep bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	per := map[netip.Prefix][]ipam.Held{}
-	for a, h := range p.st.Foreign {
-		b := p.blockOf(a)
-		per[b] = append(per[b], ipam.Held{Addr: a, Owner: foreignOwner(h)})
-	}
-	extra := map[netip.Addr]string{}
-	for _, h := range held {
-		if b := p.blockOf(h.Addr); p.blocks[b] != nil {
-			per[b] = append(per[b], h)
-		} else {
-			extra[h.Addr] = h.Owner
-		}
-	}
-	fresh := map[netip.Prefix]*ipam.Space{}
-	for b := range p.blocks {
-		sp, err := p.newBlock(b)
-		if err == nil {
-			err = sp.Load(per[b])
-		}
-		if err != nil {
-			return fmt.Errorf("block %s: %w", b, err)
-		}
-		fresh[b] = sp
+	fresh, extra, err := p.loaded(held)
+	if err != nil {
+		return err
 	}
 	for a := range p.st.Claims { // claimed, then released before a crash
 		if _, ok := extra[a]; sweep && !ok && p.blocks[p.blockOf(a)] == nil {
@@ -213,6 +202,37 @@ func (p *Pool) load(held []ipam.Held, sweep bool) error {
 	}
 	p.blocks, p.extra, p.aside = fresh, extra, map[netip.Addr]bool{}
 	return nil
+}
+
+// loaded is what load makes of held: this host's blocks, each with its
+// addresses and the other hosts' claims in it, and the addresses outside
+// them. Caller holds p.mu.
+func (p *Pool) loaded(held []ipam.Held) (fresh map[netip.Prefix]*ipam.Space, extra map[netip.Addr]string, err error) {
+	per := map[netip.Prefix][]ipam.Held{}
+	for a, h := range p.st.Foreign {
+		b := p.blockOf(a)
+		per[b] = append(per[b], ipam.Held{Addr: a, Owner: foreignOwner(h)})
+	}
+	extra = map[netip.Addr]string{}
+	for _, h := range held {
+		if b := p.blockOf(h.Addr); p.blocks[b] != nil {
+			per[b] = append(per[b], h)
+		} else {
+			extra[h.Addr] = h.Owner
+		}
+	}
+	fresh = map[netip.Prefix]*ipam.Space{}
+	for b := range p.blocks {
+		sp, err := p.newBlock(b)
+		if err == nil {
+			err = sp.Load(per[b])
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("block %s: %w", b, err)
+		}
+		fresh[b] = sp
+	}
+	return fresh, extra, nil
 }
 
 func foreignOwner(host string) string { return "claim of host " + host }

@@ -158,17 +158,9 @@ func (s *Space) Held() []ipam.Held {
 // Load replaces the held addresses, pool by pool; on error nothing of
 // the failing pool changes.
 func (s *Space) Load(held []ipam.Held) error {
-	per := make([][]ipam.Held, len(s.pools))
-	for _, h := range held {
-		p := s.find(h.Addr)
-		if p == nil {
-			return fmt.Errorf("load endpoint %q: %w", h.Owner, &ipam.OutsideError{Addr: h.Addr, Subnets: s.subnets})
-		}
-		for i := range s.pools {
-			if s.pools[i] == p {
-				per[i] = append(per[i], h)
-			}
-		}
+	per, err := s.perPool(held)
+	if err != nil {
+		return err
 	}
 	for i, p := range s.pools {
 		if err := p.Load(per[i]); err != nil {
@@ -176,6 +168,38 @@ func (s *Space) Load(held []ipam.Held) error {
 		}
 	}
 	return nil
+}
+
+// TryLoad reports whether Load would take held (alone), changing
+// nothing, here or in etcd.
+func (s *Space) TryLoad(held []ipam.Held) error {
+	per, err := s.perPool(held)
+	if err != nil {
+		return err
+	}
+	for i, p := range s.pools {
+		if err := p.TryLoad(per[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// perPool splits held by pool, in the order of s.pools.
+func (s *Space) perPool(held []ipam.Held) ([][]ipam.Held, error) {
+	per := make([][]ipam.Held, len(s.pools))
+	for _, h := range held {
+		p := s.find(h.Addr)
+		if p == nil {
+			return nil, fmt.Errorf("load endpoint %q: %w", h.Owner, &ipam.OutsideError{Addr: h.Addr, Subnets: s.subnets})
+		}
+		for i := range s.pools {
+			if s.pools[i] == p {
+				per[i] = append(per[i], h)
+			}
+		}
+	}
+	return per, nil
 }
 
 // Usage counts, per pool, the addresses this host's endpoints hold and

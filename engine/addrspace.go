@@ -19,6 +19,7 @@ type addrSpace interface {
 	Owner(addr netip.Addr) (string, bool)
 	Held() []ipam.Held
 	Load(held []ipam.Held) error
+	TryLoad(held []ipam.Held) error // whether Load would take held, changing nothing
 	Usage() []ipam.Usage
 	Pools() []ipam.PoolConfig
 }

@@ -23,8 +23,7 @@ func quarantinedOwner(name string) string { return "quarantined endpoint " + nam
 // One whose link is gone is dropped: its container no longer exists, so
 // nothing is left to report or hold. The addresses of the others are
 // returned by network, to be held (DHCP networks hold none: their server
-// does; nor do cluster networks, whose space a refused address would
-// stop).
+// does). On a cluster network this host keeps their claims in etcd.
 func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.Held {
 	qs, err := a.store.Quarantined()
 	if err != nil {
@@ -42,7 +41,7 @@ func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.H
 			a.log.Info("quarantined record dropped: its container is gone", "name", e.Name, "id", e.ID, "netns", e.Netns, "quarantined", q.Reason, "err", err)
 			continue
 		}
-		if n := nets[e.NetworkID]; n != nil && !n.DHCP && isLocal(n.space) {
+		if n := nets[e.NetworkID]; n != nil && !n.DHCP {
 			for _, p := range e.Addrs {
 				out[n.ID] = append(out[n.ID], ipam.Held{Addr: p.Addr(), Owner: quarantinedOwner(e.Name)})
 			}
@@ -71,12 +70,6 @@ func (a *Engine) quarantinedLive(e api.Endpoint) bool {
 	return err == nil
 }
 
-// isLocal reports whether s is a network's own pools (not etcd's).
-func isLocal(s addrSpace) bool {
-	_, ok := s.(*ipam.Space)
-	return ok
-}
-
 // holdQuarantined records the quarantined addresses n's space holds.
 func (n *network) holdQuarantined(q []ipam.Held) {
 	n.mu.Lock()
@@ -94,16 +87,11 @@ func (n *network) holdQuarantined(q []ipam.Held) {
 // quarantined and the rest loaded. Of the quarantined records' addresses
 // (q, and the refused records' own), those the space takes and no one
 // else holds are held; it returns them. The shim's addresses come first;
-// if the space refuses those, or n's space is a cluster network's (whose
-// Load gives back claims in etcd, so it is not tried piecemeal), cause
-// stands.
+// if the space refuses those, cause stands. Each piece is tried with
+// TryLoad, which changes nothing (a cluster network's Load gives back in
+// etcd the claims it is not given), and the space loaded once.
 func (a *Engine) loadSparing(n *network, shim, held, q []ipam.Held, cause error) ([]ipam.Held, error) {
-	local, ok := n.space.(*ipam.Space)
-	if !ok {
-		return nil, cause
-	}
-	trial, err := ipam.New(local.Pools(), ipam.Options{})
-	if err != nil || trial.Load(shim) != nil {
+	if n.space.TryLoad(shim) != nil {
 		return nil, cause
 	}
 	kept := append([]ipam.Held(nil), shim...)
@@ -114,7 +102,7 @@ func (a *Engine) loadSparing(n *network, shim, held, q []ipam.Held, cause error)
 	owners := byOwner(held)
 	firsts := firstAddrs(owners)
 	for _, own := range owners {
-		if why := refusedHeld(trial, taken, firsts, own); why != nil {
+		if why := refusedHeld(n.space, taken, firsts, own); why != nil {
 			if err := a.quarantineLoaded(n, own[0].Owner, why); err != nil {
 				return nil, err
 			}
@@ -130,7 +118,7 @@ func (a *Engine) loadSparing(n *network, shim, held, q []ipam.Held, cause error)
 	}
 	var spared []ipam.Held
 	for _, h := range q {
-		if _, ok := taken[h.Addr.WithZone("")]; !ok && trial.Load([]ipam.Held{h}) == nil {
+		if _, ok := taken[h.Addr.WithZone("")]; !ok && n.space.TryLoad([]ipam.Held{h}) == nil {
 			taken[h.Addr.WithZone("")] = h.Owner
 			spared = append(spared, h)
 		}
@@ -139,12 +127,12 @@ func (a *Engine) loadSparing(n *network, shim, held, q []ipam.Held, cause error)
 }
 
 // refusedHeld says why one endpoint's addresses (own) cannot be loaded:
-// trial (a scratch space of the network's pools) refuses them, another
+// the network's space would refuse them (alone), another
 // owner in taken holds one, or one is another's first address of its
 // family (firsts): of two records with one address, the one that has it
 // as an extra loses, whatever their order (a container that added a
 // neighbour's address to its link before a --recover).
-func refusedHeld(trial *ipam.Space, taken, firsts map[netip.Addr]string, own []ipam.Held) error {
+func refusedHeld(space addrSpace, taken, firsts map[netip.Addr]string, own []ipam.Held) error {
 	for _, h := range own {
 		a := h.Addr.WithZone("")
 		if other, ok := taken[a]; ok {
@@ -154,7 +142,7 @@ func refusedHeld(trial *ipam.Space, taken, firsts map[netip.Addr]string, own []i
 			return fmt.Errorf("stored address %s is endpoint %s's", h.Addr, other)
 		}
 	}
-	if err := trial.Load(own); err != nil {
+	if err := space.TryLoad(own); err != nil {
 		return fmt.Errorf("stored addresses: %w", err)
 	}
 	return nil

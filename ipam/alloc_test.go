@@ -241,6 +241,9 @@ func TestLoad(t *testing.T) {
 		{"anycast", []Held{{addr("2001:db8::"), "a"}}, ErrReserved, "subnet-router anycast"},
 	} {
 		before := s.Held()
+		if err := s.TryLoad(tc.held); !errors.Is(err, tc.sentinel) {
+			t.Fatalf("%s: TryLoad = %v, want %v", tc.name, err, tc.sentinel)
+		}
 		err := s.Load(tc.held)
 		if !errors.Is(err, tc.sentinel) {
 			t.Fatalf("%s: Load = %v, want %v", tc.name, err, tc.sentinel)
@@ -249,6 +252,14 @@ func TestLoad(t *testing.T) {
 		if after := s.Held(); !reflect.DeepEqual(before, after) {
 			t.Fatalf("%s: failed Load changed the state", tc.name)
 		}
+	}
+	// A set Load would take: TryLoad says so and changes nothing.
+	before := s.Held()
+	if err := s.TryLoad([]Held{{addr("10.0.0.9"), "a"}}); err != nil {
+		t.Fatalf("TryLoad of a free address: %v", err)
+	}
+	if after := s.Held(); !reflect.DeepEqual(before, after) {
+		t.Fatalf("TryLoad changed the state: %v, was %v", after, before)
 	}
 }
 

@@ -73,6 +73,24 @@ func (p *pool) appendHeld(out []Held) []Held {
 func (s *Space) Load(held []Held) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	fresh, err := s.loaded(held)
+	if err != nil {
+		return err
+	}
+	s.pools = fresh
+	return nil
+}
+
+// TryLoad reports whether Load would take held (alone), changing nothing.
+func (s *Space) TryLoad(held []Held) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.loaded(held)
+	return err
+}
+
+// loaded is the pools Load makes of held. Caller holds s.mu.
+func (s *Space) loaded(held []Held) ([]*pool, error) {
 	fresh := make([]*pool, len(s.pools))
 	for i, p := range s.pools {
 		fresh[i] = newPool(p.cfg, s.opt.Serial)
@@ -84,17 +102,16 @@ func (s *Space) Load(held []Held) error {
 			p = findIn(fresh, a)
 		}
 		if p == nil {
-			return fmt.Errorf("load endpoint %q: %w", h.Owner, &OutsideError{Addr: a, Subnets: s.subnets})
+			return nil, fmt.Errorf("load endpoint %q: %w", h.Owner, &OutsideError{Addr: a, Subnets: s.subnets})
 		}
 		if err := p.claim(a, h.Owner); err != nil {
-			return fmt.Errorf("load endpoint %q: %w", h.Owner, err)
+			return nil, fmt.Errorf("load endpoint %q: %w", h.Owner, err)
 		}
 	}
 	for _, p := range fresh {
 		p.settle()
 	}
-	s.pools = fresh
-	return nil
+	return fresh, nil
 }
 
 func findIn(pools []*pool, a netip.Addr) *pool {
