@@ -66,6 +66,9 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
 	if err := a.dp.SetRASource(n.DatapathID, raSourceOf(netconf.FirstHopOf(n.Options))); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
+	if err := a.dp.SetGateways(n.DatapathID, a.gatewaysOf(n, parent)); err != nil {
+		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
+	}
 	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, parent.Index, a.modes.Parent); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
@@ -78,6 +81,30 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
 	}
 	n.setParent(parent, trunk.Index)
 	return nil
+}
+
+// gatewaysOf is what the datapath pins of n's gateways: those of its
+// pools, as many of each family as it holds (the rest are logged), with
+// the parent's MAC, the one link that may claim them.
+func (a *Engine) gatewaysOf(n *network, parent link.Info) loader.Gateways {
+	g := loader.Gateways{ParentMAC: parent.MAC}
+	var n4, n6 int
+	for _, p := range n.space.Pools() {
+		gw := p.Gateway
+		switch {
+		case !gw.IsValid():
+		case gw.Is4() && n4 < loader.MaxGateways4:
+			n4++
+			g.Addrs = append(g.Addrs, gw)
+		case !gw.Is4() && n6 < loader.MaxGateways6:
+			n6++
+			g.Addrs = append(g.Addrs, gw)
+		default:
+			a.log.Warn("gateway not pinned: the datapath pins the first of each family only", "network", n.name(), "gateway", gw,
+				"ipv4", loader.MaxGateways4, "ipv6", loader.MaxGateways6)
+		}
+	}
+	return g
 }
 
 func (n *network) setParent(parent link.Info, trunk int) {

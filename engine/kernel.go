@@ -58,6 +58,7 @@ type Datapath interface {
 	DeleteParent(ifindex int) error
 	ForgetNetwork(networkID uint32) error
 	SetRASource(networkID uint32, src loader.RASource) error
+	SetGateways(networkID uint32, g loader.Gateways) error
 	// GuardHandoff attaches to link ifindex in the namespace at netnsPath
 	// (TCX only) a guard of endpoint id against the router messages its
 	// network does not take, which stays on the link when it moves into

@@ -297,6 +297,9 @@ func (d *Datapath) ForgetNetwork(networkID uint32) error {
 	if err := d.maps.RaSources.Put(&networkID, &raSource{}); err != nil {
 		return fmt.Errorf("reset RA source of network %d: %w", networkID, err)
 	}
+	if err := d.maps.Gateways.Put(&networkID, &gatewaysValue{}); err != nil {
+		return fmt.Errorf("reset gateways of network %d: %w", networkID, err)
+	}
 	return errors.Join(d.closeGuards(func(id uint32) bool { return id == networkID }),
 		deleteWhere(d.maps.DropStats, func(k dropKey) bool { return k.NetworkID == networkID }))
 }

@@ -23,6 +23,7 @@ const (
 	epIngressDevMapEpNetns     = "ep_netns"
 	epIngressDevMapEpProgs     = "ep_progs"
 	epIngressDevMapEpTable     = "ep_table"
+	epIngressDevMapGateways    = "gateways"
 	epIngressDevMapIp4Index    = "ip4_index"
 	epIngressDevMapIp6Index    = "ip6_index"
 	epIngressDevMapMacIndex    = "mac_index"
@@ -92,6 +93,7 @@ type epIngressDevMapSpecs struct {
 	EpNetns     *ebpf.MapSpec `ebpf:"ep_netns"`
 	EpProgs     *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable     *ebpf.MapSpec `ebpf:"ep_table"`
+	Gateways    *ebpf.MapSpec `ebpf:"gateways"`
 	Ip4Index    *ebpf.MapSpec `ebpf:"ip4_index"`
 	Ip6Index    *ebpf.MapSpec `ebpf:"ip6_index"`
 	MacIndex    *ebpf.MapSpec `ebpf:"mac_index"`
@@ -137,6 +139,7 @@ type epIngressDevMaps struct {
 	EpNetns     *ebpf.Map `ebpf:"ep_netns"`
 	EpProgs     *ebpf.Map `ebpf:"ep_progs"`
 	EpTable     *ebpf.Map `ebpf:"ep_table"`
+	Gateways    *ebpf.Map `ebpf:"gateways"`
 	Ip4Index    *ebpf.Map `ebpf:"ip4_index"`
 	Ip6Index    *ebpf.Map `ebpf:"ip6_index"`
 	MacIndex    *ebpf.Map `ebpf:"mac_index"`
@@ -158,6 +161,7 @@ func (m *epIngressDevMaps) Close() error {
 		m.EpNetns,
 		m.EpProgs,
 		m.EpTable,
+		m.Gateways,
 		m.Ip4Index,
 		m.Ip6Index,
 		m.MacIndex,

@@ -23,6 +23,7 @@ const (
 	handoffGuardMapEpNetns        = "ep_netns"
 	handoffGuardMapEpProgs        = "ep_progs"
 	handoffGuardMapEpTable        = "ep_table"
+	handoffGuardMapGateways       = "gateways"
 	handoffGuardMapIp4Index       = "ip4_index"
 	handoffGuardMapIp6Index       = "ip6_index"
 	handoffGuardMapMacIndex       = "mac_index"
@@ -93,6 +94,7 @@ type handoffGuardMapSpecs struct {
 	EpNetns     *ebpf.MapSpec `ebpf:"ep_netns"`
 	EpProgs     *ebpf.MapSpec `ebpf:"ep_progs"`
 	EpTable     *ebpf.MapSpec `ebpf:"ep_table"`
+	Gateways    *ebpf.MapSpec `ebpf:"gateways"`
 	Ip4Index    *ebpf.MapSpec `ebpf:"ip4_index"`
 	Ip6Index    *ebpf.MapSpec `ebpf:"ip6_index"`
 	MacIndex    *ebpf.MapSpec `ebpf:"mac_index"`
@@ -139,6 +141,7 @@ type handoffGuardMaps struct {
 	EpNetns     *ebpf.Map `ebpf:"ep_netns"`
 	EpProgs     *ebpf.Map `ebpf:"ep_progs"`
 	EpTable     *ebpf.Map `ebpf:"ep_table"`
+	Gateways    *ebpf.Map `ebpf:"gateways"`
 	Ip4Index    *ebpf.Map `ebpf:"ip4_index"`
 	Ip6Index    *ebpf.Map `ebpf:"ip6_index"`
 	MacIndex    *ebpf.Map `ebpf:"mac_index"`
@@ -160,6 +163,7 @@ func (m *handoffGuardMaps) Close() error {
 		m.EpNetns,
 		m.EpProgs,
 		m.EpTable,
+		m.Gateways,
 		m.Ip4Index,
 		m.Ip6Index,
 		m.MacIndex,

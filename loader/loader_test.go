@@ -44,6 +44,7 @@ func TestLayouts(t *testing.T) {
 		"map_full":     {4, 8},
 		"ep_progs":     {4, 4},
 		"ra_sources":   {4, unsafe.Sizeof(raSource{})},
+		"gateways":     {4, unsafe.Sizeof(gatewaysValue{})},
 	}
 	if len(want) != len(mapNames) {
 		t.Fatalf("mapNames has %d maps, the test %d", len(mapNames), len(want))

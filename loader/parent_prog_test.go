@@ -118,6 +118,54 @@ func TestParentEgressClaimsAllowed(t *testing.T) {
 	})
 }
 
+// TestParentEgressGateways: no link but the parent (its MAC in the frame
+// and in the ARP body) may claim a gateway of the parent's network toward
+// the wire; an IP packet from a gateway's address binds nothing and
+// passes, and so does everything on a network without gateways pinned.
+func TestParentEgressGateways(t *testing.T) {
+	d := newTestDatapath(t)
+	setupEndpoints(t, d)
+	if err := d.SetParent(1, netA, 0); err != nil {
+		t.Fatal(err)
+	}
+	gws := Gateways{ParentMAC: macRouter, Addrs: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("10.1.1.1"),
+		netip.MustParseAddr("2001:db8:1::1")}}
+	if err := d.SetGateways(netA, gws); err != nil {
+		t.Fatal(err)
+	}
+	tx := func(n int) counts { return counts{"vlan 1/0 tx": one(n)} }
+	bcast := func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 broadcast tx": one(n)} }
+	mcast := func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 multicast tx": one(n)} }
+	cases := []progCase{
+		{"another link's arp reply for the gateway", ethFrame(macRouter, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.1", macRouter, "10.1.0.66")), verdictDrop, dropA("arp_spoof")},
+		{"another link's gratuitous arp for the second gateway", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(1, macEvil, "10.1.1.1", make([]byte, 6), "10.1.1.1")), verdictDrop, dropA("arp_spoof")},
+		{"the parent's mac over another sender in the arp", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(2, macEvil, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
+		{"another link's na for the ipv6 gateway", ethFrame(allNodes, macEvil, 0x86dd, na("2001:db8:1::1", "fe80::66")), verdictDrop, dropA("nd_spoof")},
+		{"the parent's arp for the gateway", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(2, macRouter, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictNext, bcast},
+		{"the parent's na for the ipv6 gateway", ethFrame(allNodes, macRouter, 0x86dd, na("2001:db8:1::1", "fe80::1")), verdictNext, mcast},
+		{"another link's arp for an address no one pinned", ethFrame(macRouter, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.66", macRouter, "10.1.0.1")), verdictNext, tx},
+		{"another link's arp request to the gateway", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(1, macEvil, "10.1.0.66", make([]byte, 6), "10.1.0.1")), verdictNext, bcast},
+		{"another link's ipv4 from the gateway's address", ethFrame(macRouter, macEvil, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictNext, tx},
+	}
+	runCases(t, d, "parent_egress", cases)
+	// Unpinned (the network forgotten, as when it is removed): they pass.
+	if err := d.SetGateways(netA, Gateways{}); err != nil {
+		t.Fatal(err)
+	}
+	runCases(t, d, "parent_egress", []progCase{
+		{"another link's arp reply for an unpinned gateway", cases[0].frame, verdictNext, tx},
+	})
+	for _, bad := range []Gateways{
+		{ParentMAC: macRouter, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.1.1"), netip.MustParseAddr("10.0.2.1"),
+			netip.MustParseAddr("10.0.3.1"), netip.MustParseAddr("10.0.4.1")}},
+		{Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
+	} {
+		if err := d.SetGateways(netA, bad); err == nil {
+			t.Errorf("SetGateways(%v): no error", bad)
+		}
+	}
+}
+
 // TestParentVLAN: untagged frames on a sub-interface parent count under its
 // VLAN; a link without a parents entry (a trunk) counts per VLAN only.
 func TestParentVLAN(t *testing.T) {

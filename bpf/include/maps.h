@@ -110,6 +110,14 @@ struct {
 	PINNED;
 } ra_sources SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_NETWORKS);
+	__type(key, __u32);
+	__type(value, struct gateways);
+	PINNED;
+} gateways SEC(".maps");
+
 /* The shared endpoint programs, by enum ep_slot: each netns's stub
  * (loader/stub.go) tail-calls into them. Pinned: the kernel empties a program
  * array when no process or pin holds it. */

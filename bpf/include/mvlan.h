@@ -206,6 +206,20 @@ struct ra_source {
 	__u8 pad;
 };
 
+/* gateways: a network's gateway addresses, which no link on its parent
+ * but the parent itself (parent_mac) may claim toward the wire (parent.h:
+ * claim_reason); n4 / n6 of each are set. */
+#define GW_MAX_V4 4
+#define GW_MAX_V6 2
+
+struct gateways {
+	__be32 gw4[GW_MAX_V4];
+	__be32 gw6[GW_MAX_V6][4];
+	__u8 parent_mac[ETH_ALEN];
+	__u8 n4;
+	__u8 n6;
+};
+
 /* Counter values. */
 struct pb {
 	__u64 packets;

@@ -143,8 +143,39 @@ static __always_inline int claimed(__u8 family, const __u8 *addr, __u32 net, int
 	return !as_source || !allowed(ep, EP_ALLOW_ROUTER);
 }
 
+/* gateway_claimed: addr is one of network net's gateways and the frame
+ * (its Ethernet source src, its ARP sender hardware address sha, if any)
+ * is not the parent's own: no other link on the parent may bind a gateway
+ * to its MAC on the wire. */
+static __always_inline int gateway_claimed(__u8 family, const __u8 *addr, __u32 net,
+					   __u64 src, const __u8 *sha)
+{
+	struct gateways *g = bpf_map_lookup_elem(&gateways, &net);
+	__u64 parent;
+
+	if (!g)
+		return 0;
+	parent = mac48(g->parent_mac);
+	if (src == parent && (!sha || mac48(sha) == parent))
+		return 0;
+	if (family == FAMILY_V4) {
+#pragma unroll
+		for (int i = 0; i < GW_MAX_V4; i++)
+			if (i < g->n4 && eq4(g->gw4[i], addr))
+				return 1;
+		return 0;
+	}
+#pragma unroll
+	for (int i = 0; i < GW_MAX_V6; i++)
+		if (i < g->n6 && eq4(g->gw6[i][3], addr + 12) && eq4(g->gw6[i][0], addr) &&
+		    eq4(g->gw6[i][1], addr + 4) && eq4(g->gw6[i][2], addr + 8))
+			return 1;
+	return 0;
+}
+
 /* na_claim: an IPv6 packet that is a neighbour advertisement whose target
- * is a container's address. */
+ * is a container's address or one of the network's gateways (from
+ * another link than the parent). */
 static __always_inline int na_claim(struct __sk_buff *skb, const struct frame *f,
 				    const struct ipv6_hdr *ip, __u32 net)
 {
@@ -156,15 +187,17 @@ static __always_inline int na_claim(struct __sk_buff *skb, const struct frame *f
 		return 0;
 	if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
 		return 0;
-	return claimed(FAMILY_V6, (__u8 *)target, net, 0);
+	return claimed(FAMILY_V6, (__u8 *)target, net, 0) ||
+	       gateway_claimed(FAMILY_V6, (__u8 *)target, net, f->src, NULL);
 }
 
 /* claim_reason: a frame leaving through the parent of network net whose
  * source MAC is no endpoint's (the host's, or a link a container nested on
  * the parent, which no program of the container's sees, sending without a
  * socket: its kernel's ARP, forwarded packets) must not claim a container
- * of net's address as its IP source, ARP sender or NA target: the wire
- * would bind the address to that link's MAC. */
+ * of net's address as its IP source, ARP sender or NA target, nor, unless
+ * it is the parent's own, one of net's gateways as its ARP sender or NA
+ * target: the wire would bind the address to that link's MAC. */
 static __always_inline int claim_reason(struct __sk_buff *skb, const struct frame *f, __u32 net)
 {
 	struct arp_eth_ipv4 *body = arp_body(f);
@@ -172,8 +205,12 @@ static __always_inline int claim_reason(struct __sk_buff *skb, const struct fram
 
 	if (f->malformed)
 		return 0;
-	if (body)
-		return claimed(FAMILY_V4, body->spa, net, 0) ? REASON_ARP_SPOOF : 0;
+	if (body) {
+		if (claimed(FAMILY_V4, body->spa, net, 0) ||
+		    gateway_claimed(FAMILY_V4, body->spa, net, f->src, body->sha))
+			return REASON_ARP_SPOOF;
+		return 0;
+	}
 	if (f->proto == ETH_P_IP) {
 		struct ipv4_hdr *ip = l3;
 

@@ -73,16 +73,61 @@ func TestNestedLinkClaimsToWire(t *testing.T) {
 			if got := counter(text, "mvlan_policy_drops_total", labels); got != before+1 {
 				t.Errorf("mvlan_policy_drops_total%v moved by %d; want 1, the nested link's reply", labels, got-before)
 			}
-			replies := map[string]int{}
-			_, _ = wire.Wait(time.Second, func(f []byte) bool {
-				if len(f) >= 22 && binary.BigEndian.Uint16(f[12:]) == unix.ETH_P_ARP && binary.BigEndian.Uint16(f[20:]) == 2 {
-					replies[net.HardwareAddr(f[6:12]).String()]++
-				}
-				return false
-			})
-			if want := map[string]int{c3MAC: 1}; !maps.Equal(replies, want) {
+			if replies, want := arpReplies(wire), map[string]int{c3MAC: 1}; !maps.Equal(replies, want) {
 				t.Errorf("ARP replies on the wire by source MAC: %v; want %v, container 3's alone (the nested link is %s)", replies, want, evil)
 			}
 		})
 	}
+}
+
+// TestNestedLinkClaimsGateway: a link container 1 nests on the parent,
+// with the network's gateway address (.1) on it, answers a host on the
+// wire that asks for the gateway. The parent drops that reply (arp_spoof,
+// exactly once): no link on the parent but the parent itself may bind
+// the gateway to its MAC on the wire. When the host itself is the gateway
+// (.1 on the parent), its reply passes.
+func TestNestedLinkClaimsGateway(t *testing.T) {
+	e, c1, _, g := tamperEnv(t, dpModes[0], false)
+	evil := mustMAC(t, "02:00:5e:00:53:66")
+	e.in(c1, "sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1") // eth0 does not answer for evil's address
+	e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "address", evil.String(), "type", "macvlan", "mode", "bridge")
+	e.in(c1, "sysctl", "-q", "-w", "net.ipv6.conf.evil.disable_ipv6=1")
+	e.in(c1, "ip", "addr", "add", "172.16.86.1/32", "dev", "evil")
+	e.in(c1, "ip", "link", "set", "evil", "up")
+	labels := map[string]string{"network": g.net, "reason": "arp_spoof"}
+	before := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
+	asker := mustMAC(t, "02:00:5e:00:53:aa")
+	ask := arpRequest(asker, addr("172.16.86.250"), addr("172.16.86.1"))
+	wire := nstest.NewCapture(t, e.sb.WirePath, "wire0")
+	sendFrames(t, e.sb.WirePath, "wire0", ask, 1)
+	text := e.waitCounter("mvlan_policy_drops_total", labels, before+1, nil)
+	if got := counter(text, "mvlan_policy_drops_total", labels); got != before+1 {
+		t.Errorf("mvlan_policy_drops_total%v moved by %d; want 1, the nested link's reply", labels, got-before)
+	}
+	if replies := arpReplies(wire); len(replies) != 0 {
+		t.Errorf("ARP replies on the wire by source MAC: %v; want none (the nested link is %s)", replies, evil)
+	}
+	e.in(c1, "ip", "link", "del", "evil")
+	e.sb.Run(t, e.sb.Path, "ip", "addr", "add", "172.16.86.1/24", "dev", "eth0")
+	wire = nstest.NewCapture(t, e.sb.WirePath, "wire0")
+	sendFrames(t, e.sb.WirePath, "wire0", ask, 1)
+	parent := linkMAC(t, e.sb.Path, "eth0")
+	if replies, want := arpReplies(wire), map[string]int{parent: 1}; !maps.Equal(replies, want) {
+		t.Errorf("with the gateway on the parent, ARP replies on the wire: %v; want %v, the parent's", replies, want)
+	}
+	if got := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels); got != before+1 {
+		t.Errorf("mvlan_policy_drops_total%v moved by %d after the parent's reply; want it to pass", labels, got-before-1)
+	}
+}
+
+// arpReplies counts the ARP replies c hears within a second, by source MAC.
+func arpReplies(c *nstest.Capture) map[string]int {
+	replies := map[string]int{}
+	_, _ = c.Wait(time.Second, func(f []byte) bool {
+		if len(f) >= 22 && binary.BigEndian.Uint16(f[12:]) == unix.ETH_P_ARP && binary.BigEndian.Uint16(f[20:]) == 2 {
+			replies[net.HardwareAddr(f[6:12]).String()]++
+		}
+		return false
+	})
+	return replies
 }

@@ -19,6 +19,7 @@ func (d *datapath) ForgetLink(int) error                                        
 func (d *datapath) DeleteParent(int) error                                         { return nil }
 func (d *datapath) ForgetNetwork(uint32) error                                     { return nil }
 func (d *datapath) SetRASource(uint32, loader.RASource) error                      { return nil }
+func (d *datapath) SetGateways(uint32, loader.Gateways) error                      { return nil }
 func (d *datapath) GuardHandoff(string, string, int, uint32) error                 { return nil }
 func (d *datapath) UnguardHandoff(string) error                                    { return nil }
 func (d *datapath) AttachEndpoint(context.Context, string, int, loader.Mode) error { return nil }
