@@ -17,65 +17,85 @@ import (
 // agent starts and the other endpoints keep their addresses. Neither
 // theirs nor the quarantined record's are handed out again, this start or
 // the next, until its container is gone: then the next start drops the
-// record, and the check finds no drift.
+// record, and the check finds no drift. On a network of the host's pools
+// and on a cluster network (embedded etcd), whose space is tried without
+// giving back its claims.
 func TestStartQuarantinesRefusedAddresses(t *testing.T) {
-	for _, tc := range []struct {
-		what string
-		addr func(other netip.Prefix) netip.Prefix
-	}{
-		{"the gateway", func(netip.Prefix) netip.Prefix { return netip.MustParsePrefix("172.16.86.1/24") }},
-		{"outside the subnet", func(netip.Prefix) netip.Prefix { return netip.MustParsePrefix("203.0.113.7/24") }},
-		{"another's", func(other netip.Prefix) netip.Prefix { return other }},
-	} {
-		t.Run(tc.what, func(t *testing.T) {
-			r := newRig(t, "eth0")
-			r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
-			good, bad := r.run("good", "pub"), r.run("bad", "pub")
-			r.stop()
-			st, err := store.Open(r.dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			bad.Addrs = append(bad.Addrs, tc.addr(good.Addrs[0]))
-			if err := st.UpdateEndpoint(bad); err != nil {
-				t.Fatal(err)
-			}
-			st.Close()
-			r.start()
-			if got := r.endpoints(); len(got) != 1 || got["good"] != "ready" {
-				t.Fatalf("endpoints after start: %v; want good alone, bad quarantined", got)
-			}
-			if ls := r.k.NetnsLinks(bad.Netns); len(ls) != 1 {
-				t.Errorf("links of the quarantined endpoint: %+v; want its eth0 kept", ls)
-			}
-			// bad's container may still use its addresses: none is handed
-			// out again, this start or the next.
-			for i, name := range []string{"next", "after a restart"} {
-				if i == 1 {
-					r.stop()
-					r.start()
-				}
-				next := r.run(fmt.Sprintf("next%d", i), "pub")
-				if slices.Contains(good.Addrs, next.Addrs[0]) || slices.Contains(bad.Addrs, next.Addrs[0]) {
-					t.Errorf("%s: a new endpoint got %v: good's %v or the quarantined record's %v", name, next.Addrs[0], good.Addrs, bad.Addrs)
-				}
-			}
-			drift, err := r.e.Check(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(drift) != 1 || !strings.Contains(drift[0], bad.ID+" is quarantined") {
-				t.Errorf("drift: %q; want bad's quarantine alone", drift)
-			}
-			// Once its container is gone, the next start lets them go.
-			r.k.RemoveNetns(bad.Netns)
-			r.stop()
-			r.start()
-			if next := r.run("next2", "pub"); !slices.Contains(bad.Addrs, next.Addrs[0]) {
-				t.Errorf("with the quarantined record's container gone, a new endpoint got %v; want %v, its address free again", next.Addrs[0], bad.Addrs[0])
-			}
-			// Nor is anything left to report: the record went with it.
-			r.noDrift()
-		})
+	for _, scope := range []string{"local", "cluster"} {
+		for _, tc := range []struct {
+			what string
+			addr func(other netip.Prefix) netip.Prefix
+		}{
+			{"the gateway", func(netip.Prefix) netip.Prefix { return netip.MustParsePrefix("172.16.86.1/24") }},
+			{"outside the subnet", func(netip.Prefix) netip.Prefix { return netip.MustParsePrefix("203.0.113.7/24") }},
+			{"another's", func(other netip.Prefix) netip.Prefix { return other }},
+		} {
+			t.Run(scope+"/"+tc.what, func(t *testing.T) {
+				r, net := quarantineRig(t, scope)
+				startWithRefused(t, r, net, tc.addr)
+			})
+		}
 	}
+}
+
+// quarantineRig is a rig with a network on 172.16.86.0/24 of the scope.
+func quarantineRig(t *testing.T, scope string) (*rig, string) {
+	if scope == "cluster" {
+		_, h1, _, _, _ := sharedCnet(t, "172.16.86.0/24")
+		return h1, "cnet"
+	}
+	r := newRig(t, "eth0")
+	r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	return r, "pub"
+}
+
+// startWithRefused is TestStartQuarantinesRefusedAddresses on r's network
+// net, the refused address being addr of the other endpoint's.
+func startWithRefused(t *testing.T, r *rig, net string, addr func(other netip.Prefix) netip.Prefix) {
+	good, bad := r.run("good", net), r.run("bad", net)
+	r.stop()
+	st, err := store.Open(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Addrs = append(bad.Addrs, addr(good.Addrs[0]))
+	if err := st.UpdateEndpoint(bad); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	r.start()
+	if got := r.endpoints(); len(got) != 1 || got["good"] != "ready" {
+		t.Fatalf("endpoints after start: %v; want good alone, bad quarantined", got)
+	}
+	if ls := r.k.NetnsLinks(bad.Netns); len(ls) != 1 {
+		t.Errorf("links of the quarantined endpoint: %+v; want its eth0 kept", ls)
+	}
+	// bad's container may still use its addresses: none is handed
+	// out again, this start or the next.
+	for i, name := range []string{"next", "after a restart"} {
+		if i == 1 {
+			r.stop()
+			r.start()
+		}
+		next := r.run(fmt.Sprintf("next%d", i), net)
+		if slices.Contains(good.Addrs, next.Addrs[0]) || slices.Contains(bad.Addrs, next.Addrs[0]) {
+			t.Errorf("%s: a new endpoint got %v: good's %v or the quarantined record's %v", name, next.Addrs[0], good.Addrs, bad.Addrs)
+		}
+	}
+	drift, err := r.e.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(drift) != 1 || !strings.Contains(drift[0], bad.ID+" is quarantined") {
+		t.Errorf("drift: %q; want bad's quarantine alone", drift)
+	}
+	// Once its container is gone, the next start lets them go.
+	r.k.RemoveNetns(bad.Netns)
+	r.stop()
+	r.start()
+	if next := r.run("next2", net); !slices.Contains(bad.Addrs, next.Addrs[0]) {
+		t.Errorf("with the quarantined record's container gone, a new endpoint got %v; want %v, its address free again", next.Addrs[0], bad.Addrs[0])
+	}
+	// Nor is anything left to report: the record went with it.
+	r.noDrift()
 }

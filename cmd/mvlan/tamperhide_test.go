@@ -57,13 +57,8 @@ func TestNestedLinkClaimsToWire(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			e, c1, _, g := tamperEnv(t, m, false)
-			evil := mustMAC(t, "02:00:5e:00:53:66")
 			c3MAC := linkMAC(t, e.name("3"), "eth0")
-			e.in(c1, "sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1") // eth0 does not answer for evil's address
-			e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "address", evil.String(), "type", "macvlan", "mode", "bridge")
-			e.in(c1, "sysctl", "-q", "-w", "net.ipv6.conf.evil.disable_ipv6=1")
-			e.in(c1, "ip", "addr", "add", "172.16.86.12/32", "dev", "evil")
-			e.in(c1, "ip", "link", "set", "evil", "up")
+			evil := nestedLink(t, e, c1, "172.16.86.12")
 			labels := map[string]string{"network": g.net, "reason": "arp_spoof"}
 			before := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
 			wire := nstest.NewCapture(t, e.sb.WirePath, "wire0")
@@ -88,12 +83,7 @@ func TestNestedLinkClaimsToWire(t *testing.T) {
 // (.1 on the parent), its reply passes.
 func TestNestedLinkClaimsGateway(t *testing.T) {
 	e, c1, _, g := tamperEnv(t, dpModes[0], false)
-	evil := mustMAC(t, "02:00:5e:00:53:66")
-	e.in(c1, "sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1") // eth0 does not answer for evil's address
-	e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "address", evil.String(), "type", "macvlan", "mode", "bridge")
-	e.in(c1, "sysctl", "-q", "-w", "net.ipv6.conf.evil.disable_ipv6=1")
-	e.in(c1, "ip", "addr", "add", "172.16.86.1/32", "dev", "evil")
-	e.in(c1, "ip", "link", "set", "evil", "up")
+	evil := nestedLink(t, e, c1, "172.16.86.1")
 	labels := map[string]string{"network": g.net, "reason": "arp_spoof"}
 	before := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
 	asker := mustMAC(t, "02:00:5e:00:53:aa")
@@ -118,6 +108,19 @@ func TestNestedLinkClaimsGateway(t *testing.T) {
 	if got := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels); got != before+1 {
 		t.Errorf("mvlan_policy_drops_total%v moved by %d after the parent's reply; want it to pass", labels, got-before-1)
 	}
+}
+
+// nestedLink makes, in container c, a macvlan "evil" of its eth0 (on the
+// host's parent, past the container's programs) with addr on it, up; eth0
+// does not answer ARP for it. It returns evil's MAC.
+func nestedLink(t *testing.T, e *dpEnv, c, addr string) net.HardwareAddr {
+	evil := mustMAC(t, "02:00:5e:00:53:66")
+	e.in(c, "sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1")
+	e.in(c, "ip", "link", "add", "link", "eth0", "name", "evil", "address", evil.String(), "type", "macvlan", "mode", "bridge")
+	e.in(c, "sysctl", "-q", "-w", "net.ipv6.conf.evil.disable_ipv6=1")
+	e.in(c, "ip", "addr", "add", addr+"/32", "dev", "evil")
+	e.in(c, "ip", "link", "set", "evil", "up")
+	return evil
 }
 
 // arpReplies counts the ARP replies c hears within a second, by source MAC.
