@@ -115,6 +115,14 @@ static __always_inline int eq4(__be32 a, const __u8 *b)
 	return a == *(const __be32 *)b;
 }
 
+/* eq16 compares the IPv6 address a (four words, as the tables hold it)
+ * with the 16 bytes at b, the last word first (the one most likely to
+ * differ). */
+static __always_inline int eq16(const __be32 *a, const __u8 *b)
+{
+	return eq4(a[3], b + 12) && eq4(a[0], b) && eq4(a[1], b + 4) && eq4(a[2], b + 8);
+}
+
 /* owns reports whether the address is one of the endpoint's own. */
 static __always_inline int owns(const struct ep_info *ep, __u8 family,
 				const __u8 *addr)
@@ -128,9 +136,7 @@ static __always_inline int owns(const struct ep_info *ep, __u8 family,
 	}
 #pragma unroll
 	for (int i = 0; i < EP_MAX_V6; i++)
-		if (i < ep->n6 && eq4(ep->ip6[i][3], addr + 12) &&
-		    eq4(ep->ip6[i][0], addr) && eq4(ep->ip6[i][1], addr + 4) &&
-		    eq4(ep->ip6[i][2], addr + 8))
+		if (i < ep->n6 && eq16(ep->ip6[i], addr))
 			return 1;
 	return 0;
 }

@@ -301,8 +301,7 @@ static __always_inline int ra_source_match(const struct frame *f,
 	if (rs->flags & RA_SRC_MAC)
 		match = mac48(rs->mac) == f->src;
 	if (rs->flags & RA_SRC_LL)
-		match = match && eq4(rs->ll[0], ip->saddr) && eq4(rs->ll[1], ip->saddr + 4) &&
-			eq4(rs->ll[2], ip->saddr + 8) && eq4(rs->ll[3], ip->saddr + 12);
+		match = match && eq16(rs->ll, ip->saddr);
 	return match;
 }
 

@@ -167,8 +167,7 @@ static __always_inline int gateway_claimed(__u8 family, const __u8 *addr, __u32 
 	}
 #pragma unroll
 	for (int i = 0; i < GW_MAX_V6; i++)
-		if (i < g->n6 && eq4(g->gw6[i][3], addr + 12) && eq4(g->gw6[i][0], addr) &&
-		    eq4(g->gw6[i][1], addr + 4) && eq4(g->gw6[i][2], addr + 8))
+		if (i < g->n6 && eq16(g->gw6[i], addr))
 			return 1;
 	return 0;
 }
