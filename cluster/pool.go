@@ -214,12 +214,18 @@ func (p *Pool) loaded(held []ipam.Held) (fresh map[netip.Prefix]*ipam.Space, ext
 		per[b] = append(per[b], ipam.Held{Addr: a, Owner: foreignOwner(h)})
 	}
 	extra = map[netip.Addr]string{}
+	var outside []ipam.Held
 	for _, h := range held {
 		if b := p.blockOf(h.Addr); p.blocks[b] != nil {
 			per[b] = append(per[b], h)
 		} else {
-			extra[h.Addr] = h.Owner
+			outside, extra[h.Addr] = append(outside, h), h.Owner
 		}
+	}
+	// Those outside this host's blocks (claims) are refused as a block's
+	// would be: a reserved address (the gateway's), one held twice.
+	if err := checkHeld(p.cfg, outside); err != nil {
+		return nil, nil, err
 	}
 	fresh = map[netip.Prefix]*ipam.Space{}
 	for b := range p.blocks {
@@ -233,6 +239,18 @@ func (p *Pool) loaded(held []ipam.Held) (fresh map[netip.Prefix]*ipam.Space, ext
 		fresh[b] = sp
 	}
 	return fresh, extra, nil
+}
+
+// checkHeld is nil if a space of cfg alone would take held.
+func checkHeld(cfg ipam.PoolConfig, held []ipam.Held) error {
+	if len(held) == 0 {
+		return nil
+	}
+	scratch, err := ipam.New([]ipam.PoolConfig{cfg}, ipam.Options{})
+	if err != nil {
+		return err
+	}
+	return scratch.Load(held)
 }
 
 func foreignOwner(host string) string { return "claim of host " + host }

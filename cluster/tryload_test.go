@@ -12,11 +12,13 @@ import (
 
 // TestTryLoad: TryLoad answers as Load would and changes nothing: a
 // claim of this host that the tried set leaves out stays (Load gives it
-// back), a block's held addresses stay, and a refused set is refused.
+// back), a block's held addresses stay, and a refused set is refused,
+// claims (addresses outside this host's blocks) as a block's addresses.
 // (An address outside the subnets is Space's to refuse, before a pool.)
 func TestTryLoad(t *testing.T) {
 	e := nstest.StartEtcd(t)
-	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.51.0.0/24")}
+	// The gateway in a block this host does not hold: .254.
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.51.0.0/24"), Gateway: netip.MustParseAddr("10.51.0.254")}
 	h := newHost(t, e.URL, "host0", "net1", cfg, 28)
 	ctx := context.Background()
 	inBlock, err := h.p.Allocate(ctx, "ep0") // takes a block
@@ -35,7 +37,9 @@ func TestTryLoad(t *testing.T) {
 	}{
 		{"none", nil, false},
 		{"the block's address alone", []ipam.Held{{Addr: inBlock.Addr(), Owner: "ep0"}}, false},
-		{"the gateway", []ipam.Held{{Addr: netip.MustParseAddr("10.51.0.1"), Owner: "x"}}, true},
+		{"the gateway, outside this host's blocks", []ipam.Held{{Addr: netip.MustParseAddr("10.51.0.254"), Owner: "x"}}, true},
+		{"a claimed address twice", []ipam.Held{{Addr: claimed, Owner: "ep1"}, {Addr: claimed, Owner: "x"}}, true},
+		{"the claim and the block's address", []ipam.Held{{Addr: claimed, Owner: "ep1"}, {Addr: inBlock.Addr(), Owner: "ep0"}}, false},
 		{"another's address in the block", []ipam.Held{{Addr: inBlock.Addr(), Owner: "ep0"}, {Addr: inBlock.Addr(), Owner: "x"}}, true},
 	} {
 		err := h.p.TryLoad(tc.try)

@@ -85,9 +85,15 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
 
 // gatewaysOf is what the datapath pins of n's gateways: those of its
 // pools, as many of each family as it holds (the rest are logged), with
-// the parent's MAC, the one link that may claim them.
+// the parent's MAC, the one link that may claim them. None on a network
+// that allows a router (the LAN's may be a link on the parent: a VM on
+// macvtap, a container) or whose router comes from DHCP (its pools'
+// gateway is a guess).
 func (a *Engine) gatewaysOf(n *network, parent link.Info) loader.Gateways {
 	g := loader.Gateways{ParentMAC: parent.MAC}
+	if n.DHCP || netconf.FirstHopOf(n.Options).AllowRouter {
+		return g
+	}
 	var n4, n6 int
 	for _, p := range n.space.Pools() {
 		gw := p.Gateway
@@ -100,7 +106,7 @@ func (a *Engine) gatewaysOf(n *network, parent link.Info) loader.Gateways {
 			n6++
 			g.Addrs = append(g.Addrs, gw)
 		default:
-			a.log.Warn("gateway not pinned: the datapath pins the first of each family only", "network", n.name(), "gateway", gw,
+			a.log.Warn("gateway not pinned: the datapath pins the first gateways of each family only", "network", n.name(), "gateway", gw,
 				"ipv4", loader.MaxGateways4, "ipv6", loader.MaxGateways6)
 		}
 	}

@@ -294,14 +294,15 @@ func (d *Datapath) ForgetNetwork(networkID uint32) error {
 	if err := d.maps.NetStats.Put(&networkID, make([]netCounters, ncpu)); err != nil {
 		return fmt.Errorf("reset counters of network %d: %w", networkID, err)
 	}
+	var errs []error
 	if err := d.maps.RaSources.Put(&networkID, &raSource{}); err != nil {
-		return fmt.Errorf("reset RA source of network %d: %w", networkID, err)
+		errs = append(errs, fmt.Errorf("reset RA source of network %d: %w", networkID, err))
 	}
 	if err := d.maps.Gateways.Put(&networkID, &gatewaysValue{}); err != nil {
-		return fmt.Errorf("reset gateways of network %d: %w", networkID, err)
+		errs = append(errs, fmt.Errorf("reset gateways of network %d: %w", networkID, err))
 	}
-	return errors.Join(d.closeGuards(func(id uint32) bool { return id == networkID }),
-		deleteWhere(d.maps.DropStats, func(k dropKey) bool { return k.NetworkID == networkID }))
+	return errors.Join(append(errs, d.closeGuards(func(id uint32) bool { return id == networkID }),
+		deleteWhere(d.maps.DropStats, func(k dropKey) bool { return k.NetworkID == networkID }))...)
 }
 
 // ForgetLink removes the per-VLAN counters of a link that no network uses

@@ -119,9 +119,9 @@ func TestParentEgressClaimsAllowed(t *testing.T) {
 }
 
 // TestParentEgressGateways: no link but the parent (its MAC in the frame
-// and in the ARP body) may claim a gateway of the parent's network toward
-// the wire; an IP packet from a gateway's address binds nothing and
-// passes, and so does everything on a network without gateways pinned.
+// and in the ARP body) may send as or claim a gateway of the parent's
+// network toward the wire (ARP sender, NA target, IP source); everything
+// passes on a network without gateways pinned.
 func TestParentEgressGateways(t *testing.T) {
 	d := newTestDatapath(t)
 	setupEndpoints(t, d)
@@ -145,7 +145,9 @@ func TestParentEgressGateways(t *testing.T) {
 		{"the parent's na for the ipv6 gateway", ethFrame(allNodes, macRouter, 0x86dd, na("2001:db8:1::1", "fe80::1")), verdictNext, mcast},
 		{"another link's arp for an address no one pinned", ethFrame(macRouter, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.66", macRouter, "10.1.0.1")), verdictNext, tx},
 		{"another link's arp request to the gateway", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(1, macEvil, "10.1.0.66", make([]byte, 6), "10.1.0.1")), verdictNext, bcast},
-		{"another link's ipv4 from the gateway's address", ethFrame(macRouter, macEvil, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictNext, tx},
+		{"another link's ipv4 from the gateway's address", ethFrame(macRouter, macEvil, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
+		{"another link's ipv6 from the gateway's address (a solicitation binds it)", ethFrame(macRouter, macEvil, 0x86dd, v6("2001:db8:1::1", "2001:db8:2::1")), verdictDrop, dropA("ip_spoof")},
+		{"the parent's ipv4 from the gateway's address", ethFrame(macEvil, macRouter, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictNext, tx},
 	}
 	runCases(t, d, "parent_egress", cases)
 	// Unpinned (the network forgotten, as when it is removed): they pass.

@@ -145,8 +145,9 @@ static __always_inline int claimed(__u8 family, const __u8 *addr, __u32 net, int
 
 /* gateway_claimed: addr is one of network net's gateways and the frame
  * (its Ethernet source src, its ARP sender hardware address sha, if any)
- * is not the parent's own: no other link on the parent may bind a gateway
- * to its MAC on the wire. */
+ * is not the parent's own: no other link on the parent may send as a
+ * gateway or bind one to its MAC on the wire. A network whose router may
+ * be a link on the parent (allow_router) pins none. */
 static __always_inline int gateway_claimed(__u8 family, const __u8 *addr, __u32 net,
 					   __u64 src, const __u8 *sha)
 {
@@ -195,8 +196,9 @@ static __always_inline int na_claim(struct __sk_buff *skb, const struct frame *f
  * the parent, which no program of the container's sees, sending without a
  * socket: its kernel's ARP, forwarded packets) must not claim a container
  * of net's address as its IP source, ARP sender or NA target, nor, unless
- * it is the parent's own, one of net's gateways as its ARP sender or NA
- * target: the wire would bind the address to that link's MAC. */
+ * it is the parent's own, one of net's gateways as any of them: the wire
+ * would bind the address to that link's MAC (an IPv6 solicitation from an
+ * address binds it as an advertisement does). */
 static __always_inline int claim_reason(struct __sk_buff *skb, const struct frame *f, __u32 net)
 {
 	struct arp_eth_ipv4 *body = arp_body(f);
@@ -215,15 +217,19 @@ static __always_inline int claim_reason(struct __sk_buff *skb, const struct fram
 
 		if ((void *)(ip + 1) > f->end)
 			return 0;
-		return claimed(FAMILY_V4, ip->saddr, net, 1) ? REASON_IP_SPOOF : 0;
+		if (claimed(FAMILY_V4, ip->saddr, net, 1) ||
+		    gateway_claimed(FAMILY_V4, ip->saddr, net, f->src, NULL))
+			return REASON_IP_SPOOF;
+		return 0;
 	}
 	if (f->proto == ETH_P_IPV6) {
 		struct ipv6_hdr *ip = l3;
 
 		if ((void *)(ip + 1) > f->end)
 			return 0;
-		if (claimed(FAMILY_V6, ip->saddr, net, 1))
-			return REASON_IP_SPOOF;
+		if (claimed(FAMILY_V6, ip->saddr, net, 1) ||
+		    gateway_claimed(FAMILY_V6, ip->saddr, net, f->src, NULL))
+			return REASON_IP_SPOOF; /* a solicitation from it binds it too */
 		return na_claim(skb, f, ip, net) ? REASON_ND_SPOOF : 0;
 	}
 	return 0;

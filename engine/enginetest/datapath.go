@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
+	"slices"
 
 	"github.com/mvlan/mvlan/loader"
 )
@@ -19,7 +21,6 @@ func (d *datapath) ForgetLink(int) error                                        
 func (d *datapath) DeleteParent(int) error                                         { return nil }
 func (d *datapath) ForgetNetwork(uint32) error                                     { return nil }
 func (d *datapath) SetRASource(uint32, loader.RASource) error                      { return nil }
-func (d *datapath) SetGateways(uint32, loader.Gateways) error                      { return nil }
 func (d *datapath) GuardHandoff(string, string, int, uint32) error                 { return nil }
 func (d *datapath) UnguardHandoff(string) error                                    { return nil }
 func (d *datapath) AttachEndpoint(context.Context, string, int, loader.Mode) error { return nil }
@@ -178,4 +179,22 @@ func (d *datapath) Endpoints() ([]loader.Endpoint, error) {
 func (d *datapath) CountersInto(_ uint32, s *loader.Snapshot) error {
 	s.Reset()
 	return nil
+}
+
+// SetGateways records what is pinned (Kernel.Gateways).
+func (d *datapath) SetGateways(id uint32, g loader.Gateways) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.gateways == nil {
+		d.gateways = map[uint32]loader.Gateways{}
+	}
+	d.gateways[id] = g
+	return nil
+}
+
+// Gateways are the gateway addresses the datapath pins for network id.
+func (k *Kernel) Gateways(id uint32) []netip.Addr {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.gateways[id].Addrs)
 }

@@ -46,6 +46,7 @@ type Kernel struct {
 	watchErr chan error              // ends the link watch under way (BreakLinkWatch)
 	delFails map[string]int          // host links whose next deletes fail (StickHostLink)
 	shimFail int                     // host shim rows whose next writes fail (FailShimRow)
+	gateways map[uint32]loader.Gateways // pinned, by network (SetGateways)
 
 	// Background is the engines' Config.Background (set before Open).
 	Background func(func())
