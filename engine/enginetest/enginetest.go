@@ -32,20 +32,20 @@ type Kernel struct {
 	next     int                  // ifindexes and inodes
 	deleted  []string             // host links deleted, in order
 	table    map[[2]uint64]loader.Endpoint
-	forgot   map[string]int          // MAC -> times its last row went (the datapath stopped knowing it)
-	gates    map[string]*Gate        // AttachEndpoint into these namespaces waits
-	checks   map[string]*Gate        // Check of these namespaces waits
-	spareFor map[string]string       // a spare's path -> the /run/netns path it is for
-	routes   map[string][]netip.Addr // host shim routes, by link name
-	syncs    int                     // SetShimRoutes calls (whole-shim syncs)
-	stuck    map[string]int          // /run/netns names whose next deletes fail
-	going    map[string]time.Time    // MAC -> until when the parent refuses it (RenewNetns)
-	forgets  int                     // ForgetEndpoint calls
-	full     bool                    // the endpoint table takes no row (FullTable)
-	watches  int                     // WatchLinks calls
-	watchErr chan error              // ends the link watch under way (BreakLinkWatch)
-	delFails map[string]int          // host links whose next deletes fail (StickHostLink)
-	shimFail int                     // host shim rows whose next writes fail (FailShimRow)
+	forgot   map[string]int             // MAC -> times its last row went (the datapath stopped knowing it)
+	gates    map[string]*Gate           // AttachEndpoint into these namespaces waits
+	checks   map[string]*Gate           // Check of these namespaces waits
+	spareFor map[string]string          // a spare's path -> the /run/netns path it is for
+	routes   map[string][]netip.Addr    // host shim routes, by link name
+	syncs    int                        // SetShimRoutes calls (whole-shim syncs)
+	stuck    map[string]int             // /run/netns names whose next deletes fail
+	going    map[string]time.Time       // MAC -> until when the parent refuses it (RenewNetns)
+	forgets  int                        // ForgetEndpoint calls
+	full     bool                       // the endpoint table takes no row (FullTable)
+	watches  int                        // WatchLinks calls
+	watchErr chan error                 // ends the link watch under way (BreakLinkWatch)
+	delFails map[string]int             // host links whose next deletes fail (StickHostLink)
+	shimFail int                        // host shim rows whose next writes fail (FailShimRow)
 	gateways map[uint32]loader.Gateways // pinned, by network (SetGateways)
 
 	// Background is the engines' Config.Background (set before Open).
