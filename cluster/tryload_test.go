@@ -37,6 +37,7 @@ func TestTryLoad(t *testing.T) {
 	}{
 		{"none", nil, false},
 		{"the block's address alone", []ipam.Held{{Addr: inBlock.Addr(), Owner: "ep0"}}, false},
+		{"the subnet's own address, in this host's block", []ipam.Held{{Addr: netip.MustParseAddr("10.51.0.0"), Owner: "x"}}, true},
 		{"the gateway, outside this host's blocks", []ipam.Held{{Addr: netip.MustParseAddr("10.51.0.254"), Owner: "x"}}, true},
 		{"a claimed address twice", []ipam.Held{{Addr: claimed, Owner: "ep1"}, {Addr: claimed, Owner: "x"}}, true},
 		{"the claim and the block's address", []ipam.Held{{Addr: claimed, Owner: "ep1"}, {Addr: inBlock.Addr(), Owner: "ep0"}}, false},

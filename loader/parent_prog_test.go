@@ -146,8 +146,10 @@ func TestParentEgressGateways(t *testing.T) {
 		{"another link's arp for an address no one pinned", ethFrame(macRouter, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.66", macRouter, "10.1.0.1")), verdictNext, tx},
 		{"another link's arp request to the gateway", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(1, macEvil, "10.1.0.66", make([]byte, 6), "10.1.0.1")), verdictNext, bcast},
 		{"another link's ipv4 from the gateway's address", ethFrame(macRouter, macEvil, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
-		{"another link's ipv6 from the gateway's address (a solicitation binds it)", ethFrame(macRouter, macEvil, 0x86dd, v6("2001:db8:1::1", "2001:db8:2::1")), verdictDrop, dropA("ip_spoof")},
+		{"another link's ipv6 from the gateway's address", ethFrame(macRouter, macEvil, 0x86dd, v6("2001:db8:1::1", "2001:db8:2::1")), verdictDrop, dropA("ip_spoof")},
+		{"another link's solicitation from the gateway's address", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("2001:db8:1::1", "ff02::1:ff00:66", 58, neighborSolicit("2001:db8:1::66", llaOpt(1, macEvil)))), verdictDrop, dropA("ip_spoof")},
 		{"the parent's ipv4 from the gateway's address", ethFrame(macEvil, macRouter, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictNext, tx},
+		{"the parent's ipv6 from the gateway's address", ethFrame(macEvil, macRouter, 0x86dd, v6("2001:db8:1::1", "2001:db8:2::1")), verdictNext, tx},
 	}
 	runCases(t, d, "parent_egress", cases)
 	// Unpinned (the network forgotten, as when it is removed): they pass.

@@ -192,9 +192,11 @@ func (d *datapath) SetGateways(id uint32, g loader.Gateways) error {
 	return nil
 }
 
-// Gateways are the gateway addresses the datapath pins for network id.
-func (k *Kernel) Gateways(id uint32) []netip.Addr {
+// Gateways are the gateway addresses the datapath pins for network id;
+// set is whether the engine has set them at all.
+func (k *Kernel) Gateways(id uint32) (addrs []netip.Addr, set bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return slices.Clone(k.gateways[id].Addrs)
+	g, set := k.gateways[id]
+	return slices.Clone(g.Addrs), set
 }
