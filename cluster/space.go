@@ -157,49 +157,29 @@ func (s *Space) Held() []ipam.Held {
 
 // Load replaces the held addresses, pool by pool; on error nothing of
 // the failing pool changes.
-func (s *Space) Load(held []ipam.Held) error {
-	per, err := s.perPool(held)
-	if err != nil {
-		return err
-	}
-	for i, p := range s.pools {
-		if err := p.Load(per[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (s *Space) Load(held []ipam.Held) error { return s.perPool(held, (*Pool).Load) }
 
 // TryLoad reports whether Load would take held (alone), changing
 // nothing, here or in etcd.
-func (s *Space) TryLoad(held []ipam.Held) error {
-	per, err := s.perPool(held)
-	if err != nil {
-		return err
+func (s *Space) TryLoad(held []ipam.Held) error { return s.perPool(held, (*Pool).TryLoad) }
+
+// perPool splits held by pool and gives each pool its part (none: an
+// empty one), in the order of s.pools, until fn fails.
+func (s *Space) perPool(held []ipam.Held, fn func(*Pool, []ipam.Held) error) error {
+	per := make(map[*Pool][]ipam.Held, len(s.pools))
+	for _, h := range held {
+		p := s.find(h.Addr)
+		if p == nil {
+			return fmt.Errorf("load endpoint %q: %w", h.Owner, &ipam.OutsideError{Addr: h.Addr, Subnets: s.subnets})
+		}
+		per[p] = append(per[p], h)
 	}
-	for i, p := range s.pools {
-		if err := p.TryLoad(per[i]); err != nil {
+	for _, p := range s.pools {
+		if err := fn(p, per[p]); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// perPool splits held by pool, in the order of s.pools.
-func (s *Space) perPool(held []ipam.Held) ([][]ipam.Held, error) {
-	per := make([][]ipam.Held, len(s.pools))
-	for _, h := range held {
-		p := s.find(h.Addr)
-		if p == nil {
-			return nil, fmt.Errorf("load endpoint %q: %w", h.Owner, &ipam.OutsideError{Addr: h.Addr, Subnets: s.subnets})
-		}
-		for i := range s.pools {
-			if s.pools[i] == p {
-				per[i] = append(per[i], h)
-			}
-		}
-	}
-	return per, nil
 }
 
 // Usage counts, per pool, the addresses this host's endpoints hold and

@@ -61,9 +61,11 @@ func gatewaysOf(g Gateways) (gatewaysValue, error) {
 	for _, a := range g.Addrs {
 		a = a.WithZone("")
 		switch {
+		case !a.IsValid() || a.Is4In6():
+			return v, fmt.Errorf("gateway %q: want an IPv4 or IPv6 address", a)
 		case a.Is4() && v.N4 < MaxGateways4:
 			v.GW4[v.N4], v.N4 = a.As4(), v.N4+1
-		case a.Is6() && !a.Is4In6() && v.N6 < MaxGateways6:
+		case a.Is6() && v.N6 < MaxGateways6:
 			v.GW6[v.N6], v.N6 = a.As16(), v.N6+1
 		default:
 			return v, fmt.Errorf("gateway %s: want at most %d IPv4 and %d IPv6 addresses, got %v", a, MaxGateways4, MaxGateways6, g.Addrs)

@@ -163,6 +163,8 @@ func TestParentEgressGateways(t *testing.T) {
 		{ParentMAC: macRouter, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.1.1"), netip.MustParseAddr("10.0.2.1"),
 			netip.MustParseAddr("10.0.3.1"), netip.MustParseAddr("10.0.4.1")}},
 		{Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
+		{ParentMAC: macRouter, Addrs: []netip.Addr{{}}},
+		{ParentMAC: macRouter, Addrs: []netip.Addr{netip.MustParseAddr("::ffff:10.0.0.1")}},
 	} {
 		if err := d.SetGateways(netA, bad); err == nil {
 			t.Errorf("SetGateways(%v): no error", bad)
