@@ -95,11 +95,25 @@ func (n *network) concerns(ev link.LinkEvent, own string) bool {
 	case ev.Index == t && t != 0:
 		return true
 	case ev.Name != n.Parent && ev.Index != p:
-		return false
+		return n.gatewayLinkChanged(ev, p)
 	}
 	same := !ev.Deleted && ev.Name == n.Parent && ev.Index == p && bytes.Equal(ev.MAC, n.parentMAC) &&
 		(!n.ParentKind.owned() || ev.Alias == own)
 	return !same || n.status.status != StatusOK
+}
+
+// gatewayLinkChanged reports whether ev changes the links that may claim
+// n's gateways (gatewaysOf): one of them deleted or given another MAC, or
+// a new macvlan of the host's on the parent p, not an endpoint's on its
+// way to its container. Caller holds n.mu.
+func (n *network) gatewayLinkChanged(ev link.LinkEvent, p int) bool {
+	if n.gatewayLinks == nil {
+		return false // none pinned
+	}
+	if mac, ok := n.gatewayLinks[ev.Index]; ok {
+		return ev.Deleted || mac != string(ev.MAC)
+	}
+	return !ev.Deleted && p != 0 && ev.MacvlanOn == p && n.byMAC[string(ev.MAC)] == nil
 }
 
 // refreshParents is the parent half of Reconcile, run on link events.

@@ -17,3 +17,6 @@ func AgeDriftCounts(e *Engine) {
 // CheckClusters runs the cluster loop's check that etcd still defines
 // each cluster network of e as it is.
 func CheckClusters(ctx context.Context, e *Engine) { e.checkClusters(ctx) }
+
+// RefreshParents runs what a link event of a network's parent starts.
+func RefreshParents(ctx context.Context, e *Engine) { e.refreshParents(ctx) }

@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/engine"
+	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/link"
 )
 
 // TestGatewaysPinned: the datapath pins a network's gateways (its pools',
@@ -43,4 +46,43 @@ func TestGatewaysPinned(t *testing.T) {
 	if got, set := r.k.Gateways(n.DatapathID); !set || len(got) > 0 {
 		t.Errorf("DHCP network: gateways pinned %v (set: %v), want none", got, set)
 	}
+}
+
+// TestGatewayHostLinks: the host's own macvlans and macvtaps on a
+// network's parent (a VM's, keepalived's VRRP link) may claim its gateways
+// with the parent; a link on another parent, one whose lower link is in
+// another namespace and an endpoint's link on its way to its container
+// (Docker's hand-off) may not.
+func TestGatewayHostLinks(t *testing.T) {
+	r := newRig(t, "eth0", "eth1")
+	eth0, _ := r.k.HostLink("eth0")
+	eth1, _ := r.k.HostLink("eth1")
+	for _, l := range []link.Info{
+		{Name: "vrrp", Kind: "macvlan", ParentIndex: eth0.Index, MAC: nstest.MAC(t, "00:00:5e:00:01:07")},
+		{Name: "vm", Kind: "macvtap", ParentIndex: eth0.Index, MAC: nstest.MAC(t, "52:54:00:12:34:56")},
+		{Name: "other", Kind: "macvlan", ParentIndex: eth1.Index, MAC: nstest.MAC(t, "02:00:00:00:01:01")},
+		{Name: "elsewhere", Kind: "macvlan", ParentIndex: eth0.Index, LowerElsewhere: true, MAC: nstest.MAC(t, "02:00:00:00:01:02")},
+		{Name: "bridge", Kind: "bridge", ParentIndex: eth0.Index, MAC: nstest.MAC(t, "02:00:00:00:01:03")},
+	} {
+		r.k.AddHostLink(l)
+	}
+	n := r.network("n", "subnet=172.16.86.0/24", "parent=eth0")
+	want := []string{"00:00:5e:00:01:07", "52:54:00:12:34:56"}
+	check := func(when string) {
+		t.Helper()
+		got := r.k.GatewayHostLinks(n.DatapathID)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: host links pinned with the gateway %v, want %v", when, got, want)
+		}
+	}
+	check("created")
+	r.k.AddNetns("/run/netns/d1")
+	r.handoff(n, "/run/netns/d1")
+	engine.RefreshParents(context.Background(), r.e)
+	check("with a handed-off link on the parent")
+	r.k.RemoveHostLink("vm")
+	engine.RefreshParents(context.Background(), r.e)
+	want = want[:1]
+	check("the VM's link gone")
 }

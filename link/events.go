@@ -16,6 +16,9 @@ type LinkEvent struct {
 	MAC     net.HardwareAddr
 	Alias   string // IFLA_IFALIAS
 	Deleted bool
+	// MacvlanOn is the lower link of a macvlan or macvtap on a link of
+	// this namespace; 0 for any other link.
+	MacvlanOn int
 }
 
 // WatchLinks sends the link events of h's namespace to fn until ctx is
@@ -48,8 +51,11 @@ func (h *Host) WatchLinks(ctx context.Context, fn func(LinkEvent)) error {
 			if !ok {
 				return fmt.Errorf("link events: subscription closed")
 			}
-			a := u.Attrs()
-			fn(LinkEvent{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Alias: a.Alias, Deleted: u.Header.Type == unix.RTM_DELLINK})
+			a, on := u.Attrs(), 0
+			if in := infoOf(u.Link); in.IsMacvlan() && !in.LowerElsewhere {
+				on = in.ParentIndex
+			}
+			fn(LinkEvent{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Alias: a.Alias, Deleted: u.Header.Type == unix.RTM_DELLINK, MacvlanOn: on})
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 )
@@ -118,17 +119,19 @@ func TestParentEgressClaimsAllowed(t *testing.T) {
 	})
 }
 
-// TestParentEgressGateways: no link but the parent (its MAC in the frame
-// and in the ARP body) may send as or claim a gateway of the parent's
-// network toward the wire (ARP sender, NA target, IP source); everything
-// passes on a network without gateways pinned.
+// TestParentEgressGateways: no link but the host's (the parent, a host
+// link named: their MACs in the frame and in the ARP body) may send as or
+// claim a gateway of the parent's network toward the wire (ARP sender, NA
+// target, IP source); everything passes on a network without gateways
+// pinned.
 func TestParentEgressGateways(t *testing.T) {
 	d := newTestDatapath(t)
 	setupEndpoints(t, d)
 	if err := d.SetParent(1, netA, 0); err != nil {
 		t.Fatal(err)
 	}
-	gws := Gateways{ParentMAC: macRouter, Addrs: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("10.1.1.1"),
+	macVM, macVRRP := mac("02:00:00:00:00:77"), mac("00:00:5e:00:01:07") // a macvtap's, keepalived's use_vmac link's
+	gws := Gateways{ParentMAC: macRouter, HostLinks: []net.HardwareAddr{macVM, macVRRP}, Addrs: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("10.1.1.1"),
 		netip.MustParseAddr("2001:db8:1::1")}}
 	if err := d.SetGateways(netA, gws); err != nil {
 		t.Fatal(err)
@@ -150,6 +153,10 @@ func TestParentEgressGateways(t *testing.T) {
 		{"another link's solicitation from the gateway's address", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("2001:db8:1::1", "ff02::1:ff00:66", 58, neighborSolicit("2001:db8:1::66", llaOpt(1, macEvil)))), verdictDrop, dropA("ip_spoof")},
 		{"the parent's ipv4 from the gateway's address", ethFrame(macEvil, macRouter, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictNext, tx},
 		{"the parent's ipv6 from the gateway's address", ethFrame(macEvil, macRouter, 0x86dd, v6("2001:db8:1::1", "2001:db8:2::1")), verdictNext, tx},
+		{"a host link's arp reply for the gateway", ethFrame(macRouter, macVRRP, 0x0806, arpPacket(2, macVRRP, "10.1.0.1", macRouter, "10.1.0.66")), verdictNext, tx},
+		{"a host link's ipv4 from the gateway's address", ethFrame(macEvil, macVRRP, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictNext, tx},
+		{"a host link's na for the ipv6 gateway", ethFrame(allNodes, macVRRP, 0x86dd, na("2001:db8:1::1", "fe80::1")), verdictNext, mcast},
+		{"a host link's mac over another sender in the arp", ethFrame(broadcastMAC, macVRRP, 0x0806, arpPacket(2, macEvil, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
 	}
 	runCases(t, d, "parent_egress", cases)
 	// Unpinned (the network forgotten, as when it is removed): they pass.
@@ -165,6 +172,8 @@ func TestParentEgressGateways(t *testing.T) {
 		{Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
 		{ParentMAC: macRouter, Addrs: []netip.Addr{{}}},
 		{ParentMAC: macRouter, Addrs: []netip.Addr{netip.MustParseAddr("::ffff:10.0.0.1")}},
+		{ParentMAC: macRouter, HostLinks: []net.HardwareAddr{macA[:4]}, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
+		{ParentMAC: macRouter, HostLinks: make([]net.HardwareAddr, MaxGatewayHostLinks+1), Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
 	} {
 		if err := d.SetGateways(netA, bad); err == nil {
 			t.Errorf("SetGateways(%v): no error", bad)

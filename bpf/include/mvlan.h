@@ -207,17 +207,22 @@ struct ra_source {
 };
 
 /* gateways: a network's gateway addresses, which no link on its parent
- * but the parent itself (parent_mac) may claim toward the wire (parent.h:
- * claim_reason); n4 / n6 of each are set. */
+ * but the host's own may claim toward the wire (parent.h: claim_reason):
+ * the parent, then the macvlans and macvtaps the host made on it (a VM's,
+ * keepalived's VRRP link), by MAC (mac48); n4 / n6 / nmacs of each are
+ * set. */
 #define GW_MAX_V4 4
 #define GW_MAX_V6 2
+#define GW_MAX_MACS 16
 
 struct gateways {
 	__be32 gw4[GW_MAX_V4];
 	__be32 gw6[GW_MAX_V6][4];
-	__u8 parent_mac[ETH_ALEN];
+	__u64 macs[GW_MAX_MACS];
 	__u8 n4;
 	__u8 n6;
+	__u8 nmacs;
+	__u8 pad[5];
 };
 
 /* Counter values. */

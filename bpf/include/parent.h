@@ -143,34 +143,41 @@ static __always_inline int claimed(__u8 family, const __u8 *addr, __u32 net, int
 	return !as_source || !allowed(ep, EP_ALLOW_ROUTER);
 }
 
+/* host_link: mac is one of the links g names as the host's own. */
+static __always_inline int host_link(const struct gateways *g, __u64 mac)
+{
+#pragma unroll
+	for (int i = 0; i < GW_MAX_MACS; i++)
+		if (i < g->nmacs && g->macs[i] == mac)
+			return 1;
+	return 0;
+}
+
 /* gateway_claimed: addr is one of network net's gateways and the frame
  * (its Ethernet source src, its ARP sender hardware address sha, if any)
- * is not the parent's own: no other link on the parent may send as a
- * gateway or bind one to its MAC on the wire. A network whose router may
- * be a link on the parent (allow_router) pins none. */
+ * is not from a link of the host's own (host_link): no other link on the
+ * parent may send as a gateway or bind one to its MAC on the wire. A
+ * network whose router may be a container (allow_router) pins none. */
 static __always_inline int gateway_claimed(__u8 family, const __u8 *addr, __u32 net,
 					   __u64 src, const __u8 *sha)
 {
 	struct gateways *g = bpf_map_lookup_elem(&gateways, &net);
-	__u64 parent;
+	int gw = 0;
 
 	if (!g)
-		return 0;
-	parent = mac48(g->parent_mac);
-	if (src == parent && (!sha || mac48(sha) == parent))
 		return 0;
 	if (family == FAMILY_V4) {
 #pragma unroll
 		for (int i = 0; i < GW_MAX_V4; i++)
 			if (i < g->n4 && eq4(g->gw4[i], addr))
-				return 1;
-		return 0;
-	}
+				gw = 1;
+	} else {
 #pragma unroll
-	for (int i = 0; i < GW_MAX_V6; i++)
-		if (i < g->n6 && eq16(g->gw6[i], addr))
-			return 1;
-	return 0;
+		for (int i = 0; i < GW_MAX_V6; i++)
+			if (i < g->n6 && eq16(g->gw6[i], addr))
+				gw = 1;
+	}
+	return gw && !(host_link(g, src) && (!sha || host_link(g, mac48(sha))));
 }
 
 /* na_claim: an IPv6 packet that is a neighbour advertisement whose target
@@ -196,7 +203,7 @@ static __always_inline int na_claim(struct __sk_buff *skb, const struct frame *f
  * the parent, which no program of the container's sees, sending without a
  * socket: its kernel's ARP, forwarded packets) must not claim a container
  * of net's address as its IP source, ARP sender or NA target, nor, unless
- * it is the parent's own, one of net's gateways as any of them: the wire
+ * it is from a link of the host's own, one of net's gateways as any of them: the wire
  * would bind the address to that link's MAC (an IPv6 solicitation from an
  * address binds it as an advertisement does). */
 static __always_inline int claim_reason(struct __sk_buff *skb, const struct frame *f, __u32 net)

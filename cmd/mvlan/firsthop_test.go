@@ -43,7 +43,7 @@ func TestFirstHopGuards(t *testing.T) {
 			ep1 := e.runD(c1, "fh", "--ip=172.16.86.10", "--ip6=2001:db8:86::10")
 			e.runD(c2, "fh", "--ip=172.16.86.11", "--ip6=2001:db8:86::11")
 			g := newGuardEnv(e, ep1)
-			foreign := mustMAC(t, "02:00:5e:00:53:66")
+			foreign := nstest.MAC(t, "02:00:5e:00:53:66")
 			g.dropped("ra_guard", g.ra(g.mac))
 			g.dropped("dhcp_guard", g.udp4(67, 68))
 			g.dropped("dhcp_guard", g.udp6(547, 546))
@@ -63,7 +63,7 @@ func TestFirstHopGuards(t *testing.T) {
 			}
 
 			// The router container's RAs are the ones its neighbours take.
-			routerMAC := mustMAC(t, "02:00:5e:00:53:87")
+			routerMAC := nstest.MAC(t, "02:00:5e:00:53:87")
 			e.a.ok("network", "create", "--ipv6", "--subnet=172.16.87.0/24", "--subnet=2001:db8:87::/64",
 				"-o", "parent=eth1", "-o", "ipv6_ra=accept", "-o", "ipv6_ra_source="+eui64(routerMAC).String(), "-o", "allow_router=true", "fhr")
 			c3, c4 := e.name("3"), e.name("4")
@@ -99,7 +99,7 @@ func TestRASourceWire(t *testing.T) {
 				"-o", "parent=eth0", "-o", "ipv6_ra=accept", "-o", "ipv6_ra_source=fe80::1,02:00:5e:00:53:01", "ra")
 			c1 := e.name("1")
 			e.runD(c1, "ra", "--ip=172.16.86.10", "--ip6=2001:db8:86::10")
-			gateway, rogue := mustMAC(t, "02:00:5e:00:53:01"), mustMAC(t, "02:00:5e:00:53:66")
+			gateway, rogue := nstest.MAC(t, "02:00:5e:00:53:01"), nstest.MAC(t, "02:00:5e:00:53:66")
 			ra := func(mac net.HardwareAddr, ll netip.Addr) []byte {
 				return routerAdvert(t, mac, ll, netip.MustParsePrefix("2001:db8:86::/64"))
 			}
@@ -146,12 +146,12 @@ func TestNDClaimWire(t *testing.T) {
 			c1, c2 := e.name("1"), e.name("2")
 			e.runD(c1, "nd", "--ip=172.16.86.10", "--ip6=2001:db8:86::10")
 			ep2 := e.runD(c2, "nd", "--ip=172.16.86.11", "--ip6=2001:db8:86::11")
-			rogue, to := mustMAC(t, "02:00:5e:00:53:66"), addr("2001:db8:86::11")
+			rogue, to := nstest.MAC(t, "02:00:5e:00:53:66"), addr("2001:db8:86::11")
 			ns := func(from netip.Addr) []byte {
 				target := to.As16()
 				body := append([]byte{135, 0, 0, 0, 0, 0, 0, 0}, target[:]...)
 				body = append(append(body, 1, 1), rogue...)
-				return ipv6Frame(mustMAC(t, ep2.MAC), rogue, from, to, 58, body)
+				return ipv6Frame(nstest.MAC(t, ep2.MAC), rogue, from, to, 58, body)
 			}
 			labels := map[string]string{"network": "nd", "reason": "nd_spoof"}
 			before := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
@@ -190,7 +190,7 @@ type guardEnv struct {
 
 func newGuardEnv(e *dpEnv, ep api.Endpoint) *guardEnv {
 	e.t.Helper()
-	g := &guardEnv{e: e, c: ep.Name, ifName: "eth0", net: ep.Network, mac: mustMAC(e.t, ep.MAC)}
+	g := &guardEnv{e: e, c: ep.Name, ifName: "eth0", net: ep.Network, mac: nstest.MAC(e.t, ep.MAC)}
 	g.own = g.mac
 	for _, p := range ep.Addrs {
 		if p.Addr().Is4() {
@@ -313,7 +313,7 @@ func (g *guardEnv) markerFrame(n uint16) []byte {
 func (g *guardEnv) ra(slla net.HardwareAddr) []byte {
 	body := []byte{134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}
 	body = append(body, slla...)
-	return ipv6Frame(mustMAC(g.e.t, "33:33:00:00:00:01"), g.mac, g.ll, addr("ff02::1"), 58, body)
+	return ipv6Frame(nstest.MAC(g.e.t, "33:33:00:00:00:01"), g.mac, g.ll, addr("ff02::1"), 58, body)
 }
 
 // ns is a neighbour solicitation for target from the container's global
@@ -336,7 +336,7 @@ func (g *guardEnv) udp6(sport, dport uint16) []byte {
 	binary.BigEndian.PutUint16(body, sport)
 	binary.BigEndian.PutUint16(body[2:], dport)
 	binary.BigEndian.PutUint16(body[4:], uint16(len(body)))
-	return ipv6Frame(mustMAC(g.e.t, "33:33:00:01:00:02"), g.mac, g.ll, addr("ff02::1:2"), 17, body)
+	return ipv6Frame(nstest.MAC(g.e.t, "33:33:00:01:00:02"), g.mac, g.ll, addr("ff02::1:2"), 17, body)
 }
 
 // ipv6Frame is an Ethernet frame with an IPv6 packet (hop limit 255) whose
@@ -387,12 +387,3 @@ func eui64(mac net.HardwareAddr) netip.Addr {
 }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
-
-func mustMAC(t *testing.T, s string) net.HardwareAddr {
-	t.Helper()
-	m, err := net.ParseMAC(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}

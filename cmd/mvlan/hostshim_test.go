@@ -522,7 +522,7 @@ func TestHostShimParentARP(t *testing.T) {
 	shim := a.inspectNet("pn").HostShim
 	c := e.runD(e.name("1"), "pn")
 	shimPings(t, e, shim.Addrs, c)
-	shimMAC := mustMAC(t, shim.MAC)
+	shimMAC := nstest.MAC(t, shim.MAC)
 	mustContain(t, "shim link-local", e.in(e.sb.Path, "ip", "-6", "addr", "show", "dev", shim.Link, "scope", "link"),
 		"inet6 "+eui64(shimMAC).String()+"/64")
 	ifMAC := func(ns, name string) net.HardwareAddr {

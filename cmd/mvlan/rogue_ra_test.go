@@ -76,7 +76,7 @@ func TestRAIgnoreWire(t *testing.T) {
 	go func() {
 		n := 0
 		defer func() { spammed <- n }()
-		frame := routerAdvert(t, mustMAC(t, "02:00:5e:00:53:77"), spam, prefix)
+		frame := routerAdvert(t, nstest.MAC(t, "02:00:5e:00:53:77"), spam, prefix)
 		for {
 			select {
 			case <-stop:
@@ -116,7 +116,7 @@ func TestRAIgnoreWire(t *testing.T) {
 	rogue := addr("fe80::66")
 	labels := map[string]string{"network": ign.Name, "reason": "ra_ignore"}
 	before := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
-	sendFrames(t, sb.WirePath, "wire0", routerAdvert(t, mustMAC(t, "02:00:5e:00:53:66"), rogue, prefix), 3)
+	sendFrames(t, sb.WirePath, "wire0", routerAdvert(t, nstest.MAC(t, "02:00:5e:00:53:66"), rogue, prefix), 3)
 	text := e.waitCounter("mvlan_policy_drops_total", labels, before+6, nil)
 	time.Sleep(300 * time.Millisecond) // had a kernel taken one, its route would be there by now
 	tookNone(dns, "2001:db8:86::20", spam, rogue)
@@ -126,7 +126,7 @@ func TestRAIgnoreWire(t *testing.T) {
 	}
 
 	// ipv6_ra=accept: the gateway's RA only, and no address of its own.
-	gateway, acceptPrefix := mustMAC(t, "02:00:5e:00:53:01"), netip.MustParsePrefix("2001:db8:87::/64")
+	gateway, acceptPrefix := nstest.MAC(t, "02:00:5e:00:53:01"), netip.MustParsePrefix("2001:db8:87::/64")
 	x.network(t, "--ipv6", "--subnet=172.16.87.0/24", "--subnet="+acceptPrefix.String(), "-o", "parent=eth1",
 		"-o", "ipv6_ra=accept", "-o", "ipv6_ra_source=fe80::1,"+gateway.String(), "racc")
 	x.runD(t, "ra", "--net=racc", "--ip=172.16.87.20", "--ip6=2001:db8:87::20")
@@ -137,7 +137,7 @@ func TestRAIgnoreWire(t *testing.T) {
 	}
 	labels = map[string]string{"network": accNet, "reason": "ra_source"}
 	before = counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
-	sendFrames(t, sb.WirePath, "w-eth1", routerAdvert(t, mustMAC(t, "02:00:5e:00:53:66"), rogue, acceptPrefix), 3)
+	sendFrames(t, sb.WirePath, "w-eth1", routerAdvert(t, nstest.MAC(t, "02:00:5e:00:53:66"), rogue, acceptPrefix), 3)
 	sendFrames(t, sb.WirePath, "w-eth1", routerAdvert(t, gateway, addr("fe80::1"), acceptPrefix), 1)
 	if !waitFor(5*time.Second, func() bool {
 		return strings.Contains(e.in(ans, "ip", "-6", "route", "show", "default"), "via fe80::1 ")
@@ -158,5 +158,5 @@ func routerAdvert(t *testing.T, mac net.HardwareAddr, ll netip.Addr, prefix neti
 	body := append([]byte{134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}, mac...)
 	p := prefix.Addr().As16()
 	body = append(append(body, 3, 4, byte(prefix.Bits()), 0xc0, 0, 0, 0x0e, 0x10, 0, 0, 0x0e, 0x10, 0, 0, 0, 0), p[:]...)
-	return ipv6Frame(mustMAC(t, "33:33:00:00:00:01"), mac, ll, addr("ff02::1"), 58, body)
+	return ipv6Frame(nstest.MAC(t, "33:33:00:00:00:01"), mac, ll, addr("ff02::1"), 58, body)
 }

@@ -48,7 +48,7 @@ func TestTamperSender(t *testing.T) {
 				passFirst(t, c1, "eth0")
 			}
 			router := addr("172.16.86.1")
-			c2MAC := mustMAC(t, g.peer.MAC)
+			c2MAC := nstest.MAC(t, g.peer.MAC)
 			poison := arpRequestTo(c2MAC, g.mac, router, addr("172.16.86.11"))
 			g.tampered(poison)
 			g.droppedBy("arp_spoof", poison, c2)
@@ -56,10 +56,10 @@ func TestTamperSender(t *testing.T) {
 				t.Errorf("%s took %s for the router's MAC:\n%s", c2, g.mac, n)
 			}
 			spoofed := udp4Frame(g.mac, addr("172.16.86.99"), addr("198.51.100.7"), 40000, 9, make([]byte, 32))
-			copy(spoofed, mustMAC(t, "02:00:5e:00:53:01")) // to the router
+			copy(spoofed, nstest.MAC(t, "02:00:5e:00:53:01")) // to the router
 			g.droppedBy("ip_spoof", spoofed, "the wire")
 			hop := vlanTagged(udp4Frame(g.mac, g.v4, addr("198.51.100.7"), 40000, 9, make([]byte, 32)), 5)
-			copy(hop, mustMAC(t, "02:00:5e:00:53:01")) // to the router, in VLAN 5
+			copy(hop, nstest.MAC(t, "02:00:5e:00:53:01")) // to the router, in VLAN 5
 			g.droppedBy("vlan_tag", hop, "the wire")
 			copy(hop, c2MAC)
 			g.droppedBy("vlan_tag", hop, c2)
@@ -93,13 +93,13 @@ func TestTamperNestedMacvlan(t *testing.T) {
 			t.Parallel()
 			direct := m.name != stub.name
 			e, c1, c2, g := tamperEnv(t, m, false)
-			evil := mustMAC(t, "02:00:5e:00:53:66")
+			evil := nstest.MAC(t, "02:00:5e:00:53:66")
 			e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "address", evil.String(), "type", "macvlan", "mode", "bridge")
 			// Quiet: no IPv6 of its own (its RS and MLD would count too).
 			e.in(c1, "sysctl", "-q", "-w", "net.ipv6.conf.evil.disable_ipv6=1")
 			e.in(c1, "ip", "link", "set", "evil", "up")
 			g.ifName, g.mac = "evil", evil
-			claim := arpRequestTo(mustMAC(t, g.peer.MAC), evil, addr("172.16.86.12"), addr("172.16.86.11"))
+			claim := arpRequestTo(nstest.MAC(t, g.peer.MAC), evil, addr("172.16.86.12"), addr("172.16.86.11"))
 			if direct {
 				g.droppedBy("mac_spoof", claim, c2)
 			} else {
@@ -148,21 +148,21 @@ func TestTamperQdiscBypass(t *testing.T) {
 			t.Parallel()
 			e, _, _, g := tamperEnv(t, m, false)
 			g.bypass = true
-			router := mustMAC(t, "02:00:5e:00:53:01")
+			router := nstest.MAC(t, "02:00:5e:00:53:01")
 			toRouter := func(src net.HardwareAddr, ip string) []byte {
 				f := udp4Frame(src, addr(ip), addr("198.51.100.7"), 40000, 9, make([]byte, 32))
 				copy(f, router)
 				return f
 			}
-			g.droppedBy("mac_spoof", toRouter(mustMAC(t, "02:00:5e:00:53:99"), "172.16.86.10"), "the wire")
-			g.droppedBy("mac_spoof", toRouter(mustMAC(t, g.peer.MAC), "172.16.86.11"), "the wire")
+			g.droppedBy("mac_spoof", toRouter(nstest.MAC(t, "02:00:5e:00:53:99"), "172.16.86.10"), "the wire")
+			g.droppedBy("mac_spoof", toRouter(nstest.MAC(t, g.peer.MAC), "172.16.86.11"), "the wire")
 			g.droppedBy("ip_spoof", toRouter(g.mac, "172.16.86.99"), "the wire")
 			// Its own MAC and address on another network (parent eth1)
 			// leave through that network's parent only.
 			e.sb.AddVeth(t, "eth1")
 			e.a.ok("network", "create", "--subnet=172.16.87.0/24", "-o", "parent=eth1", "tm2")
 			e.a.ok("connect", "--ip=172.16.87.10", "--mac=02:00:5e:00:53:77", "--ifname=eth1", "tm2", "/run/netns/"+g.c)
-			g.droppedBy("mac_spoof", toRouter(mustMAC(t, "02:00:5e:00:53:77"), "172.16.87.10"), "the wire")
+			g.droppedBy("mac_spoof", toRouter(nstest.MAC(t, "02:00:5e:00:53:77"), "172.16.87.10"), "the wire")
 		})
 	}
 }
@@ -185,7 +185,7 @@ func TestTamperRepair(t *testing.T) {
 			e.wantDrift("tamper", 0) // no drift at all before the tampers
 			// Straight to container 2 (bridge mode): only container 1's own
 			// egress program can refuse the send.
-			spoof := arpRequestTo(mustMAC(t, g.peer.MAC), g.mac, addr("172.16.86.1"), addr("172.16.86.11"))
+			spoof := arpRequestTo(nstest.MAC(t, g.peer.MAC), g.mac, addr("172.16.86.1"), addr("172.16.86.11"))
 			if m.endpoint == "tc" {
 				e.in(c1, "tc", "qdisc", "del", "dev", "eth0", "clsact")
 				e.detected("detached", 2, true) // both hooks

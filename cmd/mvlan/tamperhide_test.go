@@ -62,7 +62,7 @@ func TestNestedLinkClaimsToWire(t *testing.T) {
 			labels := map[string]string{"network": g.net, "reason": "arp_spoof"}
 			before := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
 			wire := nstest.NewCapture(t, e.sb.WirePath, "wire0")
-			asker := mustMAC(t, "02:00:5e:00:53:aa")
+			asker := nstest.MAC(t, "02:00:5e:00:53:aa")
 			sendFrames(t, e.sb.WirePath, "wire0", arpRequest(asker, addr("172.16.86.250"), addr("172.16.86.12")), 1)
 			text := e.waitCounter("mvlan_policy_drops_total", labels, before+1, nil)
 			if got := counter(text, "mvlan_policy_drops_total", labels); got != before+1 {
@@ -86,7 +86,7 @@ func TestNestedLinkClaimsGateway(t *testing.T) {
 	evil := nestedLink(t, e, c1, "172.16.86.1")
 	labels := map[string]string{"network": g.net, "reason": "arp_spoof"}
 	before := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
-	asker := mustMAC(t, "02:00:5e:00:53:aa")
+	asker := nstest.MAC(t, "02:00:5e:00:53:aa")
 	ask := arpRequest(asker, addr("172.16.86.250"), addr("172.16.86.1"))
 	wire := nstest.NewCapture(t, e.sb.WirePath, "wire0")
 	sendFrames(t, e.sb.WirePath, "wire0", ask, 1)
@@ -110,11 +110,45 @@ func TestNestedLinkClaimsGateway(t *testing.T) {
 	}
 }
 
+// TestHostLinkClaimsGateway: a link the host makes on the parent after
+// the network (a VM's macvtap, keepalived's VRRP macvlan) may be the LAN's
+// router: once the agent has seen it, its replies for the gateway (.1)
+// reach the wire and nothing is dropped. (Before it has, the first asks
+// may be dropped.)
+func TestHostLinkClaimsGateway(t *testing.T) {
+	e, _, _, g := tamperEnv(t, dpModes[0], false)
+	vrrp := "00:00:5e:00:01:07"
+	e.sb.Run(t, e.sb.Path, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_ignore=1")
+	e.sb.Run(t, e.sb.Path, "ip", "link", "add", "link", "eth0", "name", "vrrp", "address", vrrp, "type", "macvlan", "mode", "bridge")
+	e.sb.Run(t, e.sb.Path, "ip", "addr", "add", "172.16.86.1/24", "dev", "vrrp")
+	e.sb.Run(t, e.sb.Path, "ip", "link", "set", "vrrp", "up")
+	ask := arpRequest(nstest.MAC(t, "02:00:5e:00:53:aa"), addr("172.16.86.250"), addr("172.16.86.1"))
+	var replies map[string]int
+	for deadline := time.Now().Add(10 * time.Second); replies[vrrp] == 0 && time.Now().Before(deadline); {
+		wire := nstest.NewCapture(t, e.sb.WirePath, "wire0")
+		sendFrames(t, e.sb.WirePath, "wire0", ask, 1)
+		replies = arpReplies(wire)
+	}
+	if replies[vrrp] == 0 {
+		t.Fatalf("ARP replies on the wire for the gateway: %v; want the host link's (%s) within 10 s", replies, vrrp)
+	}
+	labels := map[string]string{"network": g.net, "reason": "arp_spoof"}
+	before := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
+	wire := nstest.NewCapture(t, e.sb.WirePath, "wire0")
+	sendFrames(t, e.sb.WirePath, "wire0", ask, 3)
+	if replies, want := arpReplies(wire), map[string]int{vrrp: 3}; !maps.Equal(replies, want) {
+		t.Errorf("ARP replies on the wire for the gateway: %v; want %v, the host link's", replies, want)
+	}
+	if got := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels); got != before {
+		t.Errorf("mvlan_policy_drops_total%v moved by %d; want the host link's replies to pass", labels, got-before)
+	}
+}
+
 // nestedLink makes, in container c, a macvlan "evil" of its eth0 (on the
 // host's parent, past the container's programs) with addr on it, up; eth0
 // does not answer ARP for it. It returns evil's MAC.
 func nestedLink(t *testing.T, e *dpEnv, c, addr string) net.HardwareAddr {
-	evil := mustMAC(t, "02:00:5e:00:53:66")
+	evil := nstest.MAC(t, "02:00:5e:00:53:66")
 	e.in(c, "sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1")
 	e.in(c, "ip", "link", "add", "link", "eth0", "name", "evil", "address", evil.String(), "type", "macvlan", "mode", "bridge")
 	e.in(c, "sysctl", "-q", "-w", "net.ipv6.conf.evil.disable_ipv6=1")

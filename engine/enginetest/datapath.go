@@ -200,3 +200,15 @@ func (k *Kernel) Gateways(id uint32) (addrs []netip.Addr, set bool) {
 	g, set := k.gateways[id]
 	return slices.Clone(g.Addrs), set
 }
+
+// GatewayHostLinks are the MACs of the host's links that may claim
+// network id's gateways besides the parent, as the engine last set them.
+func (k *Kernel) GatewayHostLinks(id uint32) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var macs []string
+	for _, m := range k.gateways[id].HostLinks {
+		macs = append(macs, m.String())
+	}
+	return macs
+}

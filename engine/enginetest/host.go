@@ -313,10 +313,11 @@ func (h *host) SilenceEndpoint(_ context.Context, path string, ifindex int, alia
 
 func (h *host) CreateHandoff(_ context.Context, s link.HandoffSpec) (string, error) {
 	k := h.k()
-	if _, ok := k.HostLink(s.Parent); !ok {
+	p, ok := k.HostLink(s.Parent)
+	if !ok {
 		return "", notFound("parent " + s.Parent)
 	}
-	l := k.AddHostLink(link.Info{Name: fmt.Sprintf("%s%d", link.TempPrefix, k.next+1), Kind: "macvlan", Alias: s.Alias, MAC: s.MAC})
+	l := k.AddHostLink(link.Info{Name: fmt.Sprintf("%s%d", link.TempPrefix, k.next+1), Kind: "macvlan", Alias: s.Alias, MAC: s.MAC, ParentIndex: p.Index})
 	return l.Name, nil
 }
 
