@@ -53,9 +53,9 @@ func (a *Engine) parentLinks(n *network) (parent link.Info, trunk *link.Info, er
 }
 
 // attachNetwork tells the datapath about a network's parent and attaches
-// the parent programs to it and to its trunk. Idempotent. Caller holds
-// netOps.
-func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
+// the parent programs to it and to its trunk; links are the host's (nil:
+// listed if needed). Idempotent. Caller holds netOps.
+func (a *Engine) attachNetwork(ctx context.Context, n *network, links []link.Info) error {
 	parent, trunk, err := a.parentLinks(n)
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
@@ -66,11 +66,7 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
 	if err := a.dp.SetRASource(n.DatapathID, raSourceOf(netconf.FirstHopOf(n.Options))); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
-	gws, err := a.gatewaysOf(n, parent)
-	if err == nil {
-		err = a.dp.SetGateways(n.DatapathID, gws)
-	}
-	if err != nil {
+	if err := a.pinGateways(n, parent, links); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
 	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, parent.Index, a.modes.Parent); err != nil {
@@ -85,94 +81,6 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network) error {
 	}
 	n.setParent(parent, trunk.Index)
 	return nil
-}
-
-// gatewaysOf is what the datapath pins of n's gateways: those of its
-// pools, as many of each family as it holds (the rest are logged), with
-// the links that may claim them: the parent and the host's own macvlans
-// and macvtaps on it (gatewayLinksOf). None on a network that allows a
-// router (the LAN's may be a container) or whose router comes from DHCP
-// (its pools' gateway is a guess).
-func (a *Engine) gatewaysOf(n *network, parent link.Info) (loader.Gateways, error) {
-	g := loader.Gateways{ParentMAC: parent.MAC}
-	n.setGatewayLinks(nil)
-	if n.DHCP || netconf.FirstHopOf(n.Options).AllowRouter {
-		return g, nil
-	}
-	var n4, n6 int
-	for _, p := range n.space.Pools() {
-		gw := p.Gateway
-		switch {
-		case !gw.IsValid():
-		case gw.Is4() && n4 < loader.MaxGateways4:
-			n4++
-			g.Addrs = append(g.Addrs, gw)
-		case !gw.Is4() && n6 < loader.MaxGateways6:
-			n6++
-			g.Addrs = append(g.Addrs, gw)
-		default:
-			a.log.Warn("gateway not pinned: the datapath pins the first gateways of each family only", "network", n.name(), "gateway", gw,
-				"ipv4", loader.MaxGateways4, "ipv6", loader.MaxGateways6)
-		}
-	}
-	if len(g.Addrs) == 0 {
-		return g, nil
-	}
-	links, err := a.gatewayLinksOf(parent)
-	if err != nil {
-		return g, err
-	}
-	known := map[int]string{}
-	for _, l := range links {
-		g.HostLinks = append(g.HostLinks, l.MAC)
-		known[l.Index] = string(l.MAC)
-	}
-	n.setGatewayLinks(known)
-	if len(links) > loader.MaxGatewayHostLinks {
-		a.log.Warn("gateways not pinned: more links of the host's on the parent than the datapath holds", "network", n.name(),
-			"parent", parent.Name, "links", len(links), "most", loader.MaxGatewayHostLinks)
-		return loader.Gateways{ParentMAC: parent.MAC}, nil
-	}
-	return g, nil
-}
-
-// setGatewayLinks records the links gatewaysOf found (nil: it pins none,
-// and no link event concerns it).
-func (n *network) setGatewayLinks(links map[int]string) {
-	n.mu.Lock()
-	n.gatewayLinks = links
-	n.mu.Unlock()
-}
-
-// gatewayLinksOf returns the macvlans and macvtaps the host made on
-// parent (in its namespace: a VM's macvtap, keepalived's VRRP link, a
-// host shim), which may be the LAN's router; not an endpoint's link on its
-// way to its container (Docker's hand-off), which is the endpoint's.
-func (a *Engine) gatewayLinksOf(parent link.Info) ([]link.Info, error) {
-	all, err := a.host.Links()
-	if err != nil {
-		return nil, fmt.Errorf("list the host's links on the parent: %w", err)
-	}
-	var links []link.Info
-	for _, l := range all {
-		if l.IsMacvlan() && l.ParentIndex == parent.Index && !l.LowerElsewhere && len(l.MAC) == 6 && !a.isEndpointMAC(l.MAC) {
-			links = append(links, l)
-		}
-	}
-	return links, nil
-}
-
-// isEndpointMAC reports whether an endpoint of any network has mac.
-func (a *Engine) isEndpointMAC(mac net.HardwareAddr) bool {
-	for _, n := range a.networkList() {
-		n.mu.Lock()
-		_, ok := n.byMAC[string(mac)]
-		n.mu.Unlock()
-		if ok {
-			return true
-		}
-	}
-	return false
 }
 
 func (n *network) setParent(parent link.Info, trunk int) {

@@ -50,6 +50,7 @@ func (a *Engine) watchLinks(ctx context.Context) {
 	}()
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, resubscribeMax) {
 		err := a.host.WatchLinks(ctx, func(ev link.LinkEvent) {
+			a.unpinGone(ev)
 			if a.isParentLink(ev) {
 				poke()
 			}
@@ -102,20 +103,6 @@ func (n *network) concerns(ev link.LinkEvent, own string) bool {
 	return !same || n.status.status != StatusOK
 }
 
-// gatewayLinkChanged reports whether ev changes the links that may claim
-// n's gateways (gatewaysOf): one of them deleted or given another MAC, or
-// a new macvlan of the host's on the parent p, not an endpoint's on its
-// way to its container. Caller holds n.mu.
-func (n *network) gatewayLinkChanged(ev link.LinkEvent, p int) bool {
-	if n.gatewayLinks == nil {
-		return false // none pinned
-	}
-	if mac, ok := n.gatewayLinks[ev.Index]; ok {
-		return ev.Deleted || mac != string(ev.MAC)
-	}
-	return !ev.Deleted && p != 0 && ev.MacvlanOn == p && n.byMAC[string(ev.MAC)] == nil
-}
-
 // refreshParents is the parent half of Reconcile, run on link events.
 func (a *Engine) refreshParents(ctx context.Context) {
 	a.netOps.Lock()
@@ -134,7 +121,7 @@ func (a *Engine) refreshParents(ctx context.Context) {
 	for _, n := range nets {
 		st := a.ensureParent(ctx, n, present)
 		if st.status == StatusOK {
-			if err := a.attachNetwork(ctx, n); err != nil {
+			if err := a.attachNetwork(ctx, n, links); err != nil {
 				st = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
 			}
 			a.ensureShim(ctx, n, present)

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"time"
+
+	"github.com/mvlan/mvlan/link"
 )
 
 // AgeDriftCounts makes e's drift counts DriftCountAge old, so that the
@@ -20,3 +22,7 @@ func CheckClusters(ctx context.Context, e *Engine) { e.checkClusters(ctx) }
 
 // RefreshParents runs what a link event of a network's parent starts.
 func RefreshParents(ctx context.Context, e *Engine) { e.refreshParents(ctx) }
+
+// LinkEvent does what a link event of the host's does at once (before
+// the parents' refresh it may start).
+func LinkEvent(e *Engine, ev link.LinkEvent) { e.unpinGone(ev) }

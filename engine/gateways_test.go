@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/mvlan/mvlan/engine"
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
 )
 
 // TestGatewaysPinned: the datapath pins a network's gateways (its pools',
@@ -48,21 +50,24 @@ func TestGatewaysPinned(t *testing.T) {
 	}
 }
 
-// TestGatewayHostLinks: the host's own macvlans and macvtaps on a
+// TestGatewayHostLinks: the host's own macvlans and macvtaps up on a
 // network's parent (a VM's, keepalived's VRRP link) may claim its gateways
-// with the parent; a link on another parent, one whose lower link is in
-// another namespace and an endpoint's link on its way to its container
-// (Docker's hand-off) may not.
+// with the parent; a down link (whose MAC another link may take), a link
+// on another parent, one whose lower link is in another namespace and an
+// endpoint's link on its way to its container (Docker's hand-off) may
+// not. A link going away leaves the pin at once.
 func TestGatewayHostLinks(t *testing.T) {
 	r := newRig(t, "eth0", "eth1")
 	eth0, _ := r.k.HostLink("eth0")
 	eth1, _ := r.k.HostLink("eth1")
 	for _, l := range []link.Info{
-		{Name: "vrrp", Kind: "macvlan", ParentIndex: eth0.Index, MAC: nstest.MAC(t, "00:00:5e:00:01:07")},
-		{Name: "vm", Kind: "macvtap", ParentIndex: eth0.Index, MAC: nstest.MAC(t, "52:54:00:12:34:56")},
-		{Name: "other", Kind: "macvlan", ParentIndex: eth1.Index, MAC: nstest.MAC(t, "02:00:00:00:01:01")},
-		{Name: "elsewhere", Kind: "macvlan", ParentIndex: eth0.Index, LowerElsewhere: true, MAC: nstest.MAC(t, "02:00:00:00:01:02")},
-		{Name: "bridge", Kind: "bridge", ParentIndex: eth0.Index, MAC: nstest.MAC(t, "02:00:00:00:01:03")},
+		{Name: "vrrp", Kind: "macvlan", ParentIndex: eth0.Index, Up: true, MAC: nstest.MAC(t, "00:00:5e:00:01:07")},
+		{Name: "vm", Kind: "macvtap", ParentIndex: eth0.Index, Up: true, MAC: nstest.MAC(t, "52:54:00:12:34:56")},
+		{Name: "down", Kind: "macvlan", ParentIndex: eth0.Index, MAC: nstest.MAC(t, "02:00:00:00:01:00")},
+		{Name: "other", Kind: "macvlan", ParentIndex: eth1.Index, Up: true, MAC: nstest.MAC(t, "02:00:00:00:01:01")},
+		{Name: "elsewhere", Kind: "macvlan", ParentIndex: eth0.Index, Up: true, LowerElsewhere: true, MAC: nstest.MAC(t, "02:00:00:00:01:02")},
+		{Name: "bridge", Kind: "bridge", ParentIndex: eth0.Index, Up: true, MAC: nstest.MAC(t, "02:00:00:00:01:03")},
+		{Name: link.TempPrefix + "0000abcd", Kind: "macvlan", ParentIndex: eth0.Index, Up: true, MAC: nstest.MAC(t, "02:00:00:00:01:04")},
 	} {
 		r.k.AddHostLink(l)
 	}
@@ -78,11 +83,36 @@ func TestGatewayHostLinks(t *testing.T) {
 	}
 	check("created")
 	r.k.AddNetns("/run/netns/d1")
-	r.handoff(n, "/run/netns/d1")
+	_, hl, _ := r.handoff(n, "/run/netns/d1")
+	r.k.AddHostLink(link.Info{Name: "d1", Kind: "macvlan", ParentIndex: eth0.Index, Up: true, MAC: hl.MAC}) // the same MAC, up, another name
 	engine.RefreshParents(context.Background(), r.e)
-	check("with a handed-off link on the parent")
+	check("with a handed-off link's MAC on the parent")
+	vm, _ := r.k.HostLink("vm")
 	r.k.RemoveHostLink("vm")
-	engine.RefreshParents(context.Background(), r.e)
+	engine.LinkEvent(r.e, link.LinkEvent{Name: "vm", Index: vm.Index, MAC: vm.MAC, Deleted: true, MacvlanOn: eth0.Index})
 	want = want[:1]
-	check("the VM's link gone")
+	check("the VM's link deleted, before the refresh")
+	engine.RefreshParents(context.Background(), r.e)
+	check("the VM's link deleted")
+}
+
+// TestGatewayHostLinksTooMany: with more host links on the parent than the
+// datapath holds, the network's gateways are not pinned (rather than
+// refusing a router among them); one fewer, and they are.
+func TestGatewayHostLinksTooMany(t *testing.T) {
+	r := newRig(t, "eth0")
+	eth0, _ := r.k.HostLink("eth0")
+	for i := range loader.MaxGatewayHostLinks + 1 {
+		r.k.AddHostLink(link.Info{Name: fmt.Sprintf("vm%d", i), Kind: "macvtap", ParentIndex: eth0.Index, Up: true,
+			MAC: net.HardwareAddr{0x52, 0x54, 0, 0, 0, byte(i)}})
+	}
+	n := r.network("n", "subnet=172.16.86.0/24", "parent=eth0")
+	if got, set := r.k.Gateways(n.DatapathID); !set || len(got) > 0 {
+		t.Errorf("with %d host links: gateways pinned %v (set: %v), want none", loader.MaxGatewayHostLinks+1, got, set)
+	}
+	r.k.RemoveHostLink("vm0")
+	engine.RefreshParents(context.Background(), r.e)
+	if got, _ := r.k.Gateways(n.DatapathID); len(got) != 1 || len(r.k.GatewayHostLinks(n.DatapathID)) != loader.MaxGatewayHostLinks {
+		t.Errorf("with %d host links: gateways pinned %v with %d links, want 172.16.86.1 with all", loader.MaxGatewayHostLinks, got, len(r.k.GatewayHostLinks(n.DatapathID)))
+	}
 }

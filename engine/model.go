@@ -225,10 +225,7 @@ type network struct {
 	byNetns                 map[uint64]*entry            // by namespace inode: one endpoint per namespace
 	byCNI                   map[api.CNIAttachment]*entry // by the identity a CNI runtime gave it
 	shim                    *shimState                   // the host shim (shim.go); nil: none
-	// gatewayLinks are the host's links on the parent that may claim its
-	// gateways (gatewaysOf), by ifindex, with their MACs then: a link
-	// event that changes them pins them again (concerns).
-	gatewayLinks map[int]string
+	gwPin                   gatewayPin                   // what the datapath pins of its gateways (gateways.go)
 	// goingMACs: the MACs of endpoints released with their namespace gone
 	// (the sweep), until when their links may still be on the parent
 	// while the kernel destroys the namespace (macGoing).

@@ -102,7 +102,7 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 		return api.Network{}, errors.Join(err, a.deleteShim(n), a.deleteOwnedLink(n))
 	}
 	crashpoint.Hit("network-create:after-state")
-	if err := errors.Join(a.attachNetwork(ctx, n), a.attachShim(ctx, n)); err != nil {
+	if err := errors.Join(a.attachNetwork(ctx, n, nil), a.attachShim(ctx, n)); err != nil {
 		return api.Network{}, errors.Join(err, a.store.DeleteNetwork(n.ID), a.dropNetwork(context.WithoutCancel(ctx), n))
 	}
 	a.mu.Lock()

@@ -59,7 +59,7 @@ func (a *Engine) reconcileNetworks(ctx context.Context) error {
 	for _, n := range a.networkList() {
 		st := a.ensureParent(ctx, n, present)
 		if st.status == StatusOK {
-			if err := a.attachNetwork(ctx, n); err != nil {
+			if err := a.attachNetwork(ctx, n, nil); err != nil {
 				st = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
 				a.log.Warn("cannot attach the datapath", "network", n.name(), "err", err)
 			}

@@ -16,6 +16,7 @@ type LinkEvent struct {
 	MAC     net.HardwareAddr
 	Alias   string // IFLA_IFALIAS
 	Deleted bool
+	Up      bool
 	// MacvlanOn is the lower link of a macvlan or macvtap on a link of
 	// this namespace; 0 for any other link.
 	MacvlanOn int
@@ -51,11 +52,11 @@ func (h *Host) WatchLinks(ctx context.Context, fn func(LinkEvent)) error {
 			if !ok {
 				return fmt.Errorf("link events: subscription closed")
 			}
-			a, on := u.Attrs(), 0
-			if in := infoOf(u.Link); in.IsMacvlan() && !in.LowerElsewhere {
+			in, on := infoOf(u.Link), 0
+			if in.IsMacvlan() && !in.LowerElsewhere {
 				on = in.ParentIndex
 			}
-			fn(LinkEvent{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Alias: a.Alias, Deleted: u.Header.Type == unix.RTM_DELLINK, MacvlanOn: on})
+			fn(LinkEvent{Name: in.Name, Index: in.Index, MAC: in.MAC, Alias: in.Alias, Deleted: u.Header.Type == unix.RTM_DELLINK, Up: in.Up, MacvlanOn: on})
 		}
 	}
 }

@@ -157,6 +157,8 @@ func TestParentEgressGateways(t *testing.T) {
 		{"a host link's ipv4 from the gateway's address", ethFrame(macEvil, macVRRP, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictNext, tx},
 		{"a host link's na for the ipv6 gateway", ethFrame(allNodes, macVRRP, 0x86dd, na("2001:db8:1::1", "fe80::1")), verdictNext, mcast},
 		{"a host link's mac over another sender in the arp", ethFrame(broadcastMAC, macVRRP, 0x0806, arpPacket(2, macEvil, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
+		{"another link's mac over a host link's sender in the arp", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(2, macVM, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
+		{"the first host link's arp for the gateway", ethFrame(broadcastMAC, macVM, 0x0806, arpPacket(2, macVM, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictNext, bcast},
 	}
 	runCases(t, d, "parent_egress", cases)
 	// Unpinned (the network forgotten, as when it is removed): they pass.
@@ -166,6 +168,13 @@ func TestParentEgressGateways(t *testing.T) {
 	runCases(t, d, "parent_egress", []progCase{
 		{"another link's arp reply for an unpinned gateway", cases[0].frame, verdictNext, tx},
 	})
+	var tooMany []net.HardwareAddr
+	for i := range MaxGatewayHostLinks + 1 {
+		tooMany = append(tooMany, net.HardwareAddr{0x02, 0, 0, 0, 0x77, byte(i)})
+	}
+	if err := d.SetGateways(netA, Gateways{ParentMAC: macRouter, HostLinks: tooMany[:MaxGatewayHostLinks], Addrs: gws.Addrs}); err != nil {
+		t.Errorf("SetGateways with %d host links: %v", MaxGatewayHostLinks, err)
+	}
 	for _, bad := range []Gateways{
 		{ParentMAC: macRouter, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.1.1"), netip.MustParseAddr("10.0.2.1"),
 			netip.MustParseAddr("10.0.3.1"), netip.MustParseAddr("10.0.4.1")}},
@@ -173,7 +182,7 @@ func TestParentEgressGateways(t *testing.T) {
 		{ParentMAC: macRouter, Addrs: []netip.Addr{{}}},
 		{ParentMAC: macRouter, Addrs: []netip.Addr{netip.MustParseAddr("::ffff:10.0.0.1")}},
 		{ParentMAC: macRouter, HostLinks: []net.HardwareAddr{macA[:4]}, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
-		{ParentMAC: macRouter, HostLinks: make([]net.HardwareAddr, MaxGatewayHostLinks+1), Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
+		{ParentMAC: macRouter, HostLinks: tooMany, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
 	} {
 		if err := d.SetGateways(netA, bad); err == nil {
 			t.Errorf("SetGateways(%v): no error", bad)

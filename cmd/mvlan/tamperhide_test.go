@@ -114,9 +114,10 @@ func TestNestedLinkClaimsGateway(t *testing.T) {
 // the network (a VM's macvtap, keepalived's VRRP macvlan) may be the LAN's
 // router: once the agent has seen it, its replies for the gateway (.1)
 // reach the wire and nothing is dropped. (Before it has, the first asks
-// may be dropped.)
+// may be dropped.) Once it is deleted, a link container 1 nests on the
+// parent with its MAC, free now, is refused as any other.
 func TestHostLinkClaimsGateway(t *testing.T) {
-	e, _, _, g := tamperEnv(t, dpModes[0], false)
+	e, c1, _, g := tamperEnv(t, dpModes[0], false)
 	vrrp := "00:00:5e:00:01:07"
 	e.sb.Run(t, e.sb.Path, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_ignore=1")
 	e.sb.Run(t, e.sb.Path, "ip", "link", "add", "link", "eth0", "name", "vrrp", "address", vrrp, "type", "macvlan", "mode", "bridge")
@@ -142,13 +143,28 @@ func TestHostLinkClaimsGateway(t *testing.T) {
 	if got := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels); got != before {
 		t.Errorf("mvlan_policy_drops_total%v moved by %d; want the host link's replies to pass", labels, got-before)
 	}
+	e.sb.Run(t, e.sb.Path, "ip", "link", "del", "vrrp")
+	nestedLinkWith(t, e, c1, "172.16.86.1", nstest.MAC(t, vrrp))
+	wire = nstest.NewCapture(t, e.sb.WirePath, "wire0")
+	sendFrames(t, e.sb.WirePath, "wire0", ask, 1)
+	text := e.waitCounter("mvlan_policy_drops_total", labels, before+1, nil)
+	if got := counter(text, "mvlan_policy_drops_total", labels); got != before+1 {
+		t.Errorf("mvlan_policy_drops_total%v moved by %d; want 1, the nested link's reply with the deleted host link's MAC", labels, got-before)
+	}
+	if replies := arpReplies(wire); len(replies) != 0 {
+		t.Errorf("ARP replies on the wire with the host link deleted: %v; want none", replies)
+	}
 }
 
 // nestedLink makes, in container c, a macvlan "evil" of its eth0 (on the
 // host's parent, past the container's programs) with addr on it, up; eth0
 // does not answer ARP for it. It returns evil's MAC.
 func nestedLink(t *testing.T, e *dpEnv, c, addr string) net.HardwareAddr {
-	evil := nstest.MAC(t, "02:00:5e:00:53:66")
+	return nestedLinkWith(t, e, c, addr, nstest.MAC(t, "02:00:5e:00:53:66"))
+}
+
+// nestedLinkWith is nestedLink with the MAC evil.
+func nestedLinkWith(t *testing.T, e *dpEnv, c, addr string, evil net.HardwareAddr) net.HardwareAddr {
 	e.in(c, "sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1")
 	e.in(c, "ip", "link", "add", "link", "eth0", "name", "evil", "address", evil.String(), "type", "macvlan", "mode", "bridge")
 	e.in(c, "sysctl", "-q", "-w", "net.ipv6.conf.evil.disable_ipv6=1")
