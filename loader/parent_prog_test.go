@@ -139,13 +139,24 @@ func TestParentEgressGateways(t *testing.T) {
 	tx := func(n int) counts { return counts{"vlan 1/0 tx": one(n)} }
 	bcast := func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 broadcast tx": one(n)} }
 	mcast := func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 multicast tx": one(n)} }
+	gwNA := func(tlla net.HardwareAddr) []byte {
+		return ipv6Packet("fe80::1", "ff02::1", 58, neighborAdvert("2001:db8:1::1", tlla))
+	}
+	gwNS := func(slla net.HardwareAddr) []byte {
+		return ipv6Packet("2001:db8:1::1", "ff02::1:ff00:66", 58, neighborSolicit("2001:db8:1::66", llaOpt(1, slla)))
+	}
 	cases := []progCase{
 		{"another link's arp reply for the gateway", ethFrame(macRouter, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.1", macRouter, "10.1.0.66")), verdictDrop, dropA("arp_spoof")},
 		{"another link's gratuitous arp for the second gateway", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(1, macEvil, "10.1.1.1", make([]byte, 6), "10.1.1.1")), verdictDrop, dropA("arp_spoof")},
 		{"the parent's mac over another sender in the arp", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(2, macEvil, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
 		{"another link's na for the ipv6 gateway", ethFrame(allNodes, macEvil, 0x86dd, na("2001:db8:1::1", "fe80::66")), verdictDrop, dropA("nd_spoof")},
 		{"the parent's arp for the gateway", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(2, macRouter, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictNext, bcast},
-		{"the parent's na for the ipv6 gateway", ethFrame(allNodes, macRouter, 0x86dd, na("2001:db8:1::1", "fe80::1")), verdictNext, mcast},
+		{"the parent's na for the ipv6 gateway", ethFrame(allNodes, macRouter, 0x86dd, gwNA(macRouter)), verdictNext, mcast},
+		{"the parent's na for the ipv6 gateway without options", ethFrame(allNodes, macRouter, 0x86dd, gwNA(nil)), verdictNext, mcast},
+		{"the parent's na for the ipv6 gateway naming a container", ethFrame(allNodes, macRouter, 0x86dd, na("2001:db8:1::1", "fe80::1")), verdictDrop, dropA("nd_spoof")},
+		{"the parent's na for the ipv6 gateway naming another link", ethFrame(allNodes, macRouter, 0x86dd, gwNA(macEvil)), verdictDrop, dropA("nd_spoof")},
+		{"the parent's solicitation from the gateway's address", ethFrame(allNodes, macRouter, 0x86dd, gwNS(macRouter)), verdictNext, mcast},
+		{"the parent's solicitation from the gateway's address naming another link", ethFrame(allNodes, macRouter, 0x86dd, gwNS(macEvil)), verdictDrop, dropA("nd_spoof")},
 		{"another link's arp for an address no one pinned", ethFrame(macRouter, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.66", macRouter, "10.1.0.1")), verdictNext, tx},
 		{"another link's arp request to the gateway", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(1, macEvil, "10.1.0.66", make([]byte, 6), "10.1.0.1")), verdictNext, bcast},
 		{"another link's ipv4 from the gateway's address", ethFrame(macRouter, macEvil, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
@@ -155,7 +166,8 @@ func TestParentEgressGateways(t *testing.T) {
 		{"the parent's ipv6 from the gateway's address", ethFrame(macEvil, macRouter, 0x86dd, v6("2001:db8:1::1", "2001:db8:2::1")), verdictNext, tx},
 		{"a host link's arp reply for the gateway", ethFrame(macRouter, macVRRP, 0x0806, arpPacket(2, macVRRP, "10.1.0.1", macRouter, "10.1.0.66")), verdictNext, tx},
 		{"a host link's ipv4 from the gateway's address", ethFrame(macEvil, macVRRP, 0x0800, v4("10.1.0.1", "10.2.0.12")), verdictNext, tx},
-		{"a host link's na for the ipv6 gateway", ethFrame(allNodes, macVRRP, 0x86dd, na("2001:db8:1::1", "fe80::1")), verdictNext, mcast},
+		{"a host link's na for the ipv6 gateway", ethFrame(allNodes, macVRRP, 0x86dd, gwNA(macVRRP)), verdictNext, mcast},
+		{"a host link's na for the ipv6 gateway naming another link", ethFrame(allNodes, macVRRP, 0x86dd, gwNA(macEvil)), verdictDrop, dropA("nd_spoof")},
 		{"a host link's mac over another sender in the arp", ethFrame(broadcastMAC, macVRRP, 0x0806, arpPacket(2, macEvil, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
 		{"another link's mac over a host link's sender in the arp", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(2, macVM, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
 		{"the first host link's arp for the gateway", ethFrame(broadcastMAC, macVM, 0x0806, arpPacket(2, macVM, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictNext, bcast},

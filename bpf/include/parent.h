@@ -153,6 +153,25 @@ static __always_inline int host_link(const struct gateways *g, __u64 mac)
 	return 0;
 }
 
+/* pinned_gateway: addr is one of g's gateways. */
+static __always_inline int pinned_gateway(const struct gateways *g, __u8 family, const __u8 *addr)
+{
+	int gw = 0;
+
+	if (family == FAMILY_V4) {
+#pragma unroll
+		for (int i = 0; i < GW_MAX_V4; i++)
+			if (i < g->n4 && eq4(g->gw4[i], addr))
+				gw = 1;
+		return gw;
+	}
+#pragma unroll
+	for (int i = 0; i < GW_MAX_V6; i++)
+		if (i < g->n6 && eq16(g->gw6[i], addr))
+			gw = 1;
+	return gw;
+}
+
 /* gateway_claimed: addr is one of network net's gateways and the frame
  * (its Ethernet source src, its ARP sender hardware address sha, if any)
  * is not from a link of the host's own (host_link): no other link on the
@@ -162,40 +181,68 @@ static __always_inline int gateway_claimed(__u8 family, const __u8 *addr, __u32 
 					   __u64 src, const __u8 *sha)
 {
 	struct gateways *g = bpf_map_lookup_elem(&gateways, &net);
-	int gw = 0;
 
-	if (!g)
-		return 0;
-	if (family == FAMILY_V4) {
-#pragma unroll
-		for (int i = 0; i < GW_MAX_V4; i++)
-			if (i < g->n4 && eq4(g->gw4[i], addr))
-				gw = 1;
-	} else {
-#pragma unroll
-		for (int i = 0; i < GW_MAX_V6; i++)
-			if (i < g->n6 && eq16(g->gw6[i], addr))
-				gw = 1;
-	}
-	return gw && !(host_link(g, src) && (!sha || host_link(g, mac48(sha))));
+	return g && pinned_gateway(g, family, addr) &&
+	       !(host_link(g, src) && (!sha || host_link(g, mac48(sha))));
 }
 
-/* na_claim: an IPv6 packet that is a neighbour advertisement whose target
- * is a container's address or one of the network's gateways (from
- * another link than the parent). */
-static __always_inline int na_claim(struct __sk_buff *skb, const struct frame *f,
+/* host_nd_opts: every link-layer address option in [off, end) of
+ * neighbour discovery is a MAC of a host's link of g, as an ARP sender
+ * for a gateway must be; 0 if one is not, or the options cannot be read
+ * to their end. */
+static __always_inline int host_nd_opts(struct __sk_buff *skb, __u32 off, __u32 end,
+					const struct gateways *g)
+{
+	__u8 opt[2];
+	__u64 mac; /* aligned for mac48 */
+
+#pragma unroll
+	for (int i = 0; i < MAX_ND_OPTS; i++) {
+		if (off >= end)
+			return 1;
+		if (bpf_skb_load_bytes(skb, off, opt, sizeof(opt)) < 0 || opt[1] == 0)
+			return 0;
+		if (opt[0] == ND_OPT_SOURCE_LLADDR || opt[0] == ND_OPT_TARGET_LLADDR) {
+			mac = 0;
+			if (opt[1] != 1 || bpf_skb_load_bytes(skb, off + 2, &mac, ETH_ALEN) < 0 ||
+			    !host_link(g, mac48(&mac)))
+				return 0;
+		}
+		off += opt[1] * 8;
+	}
+	return off >= end;
+}
+
+/* nd_claim: an IPv6 packet that is neighbour discovery claiming an address
+ * toward the wire: an advertisement whose target is a container's address
+ * or, from another link than the host's, one of the network's gateways;
+ * or an advertisement for a gateway, or a solicitation from one, from a
+ * host's link (gateway_claimed let it through) whose link-layer options
+ * name another MAC: the wire would bind the gateway to it. */
+static __always_inline int nd_claim(struct __sk_buff *skb, const struct frame *f,
 				    const struct ipv6_hdr *ip, __u32 net)
 {
 	__u32 off = f->l3off + sizeof(*ip);
-	__u32 target[4];
+	__u32 end = off + bpf_ntohs(ip->payload_len);
+	struct gateways *g;
+	__u64 target[2]; /* aligned for any load of it */
 	__u8 type;
 
-	if (icmp6_after_ext(skb, ip->nexthdr, &off, &type) || type != ND_NEIGHBOR_ADVERT)
+	if (icmp6_after_ext(skb, ip->nexthdr, &off, &type))
 		return 0;
-	if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
+	if (type == ND_NEIGHBOR_ADVERT) {
+		if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
+			return 0;
+		if (claimed(FAMILY_V6, (__u8 *)target, net, 0) ||
+		    gateway_claimed(FAMILY_V6, (__u8 *)target, net, f->src, NULL))
+			return 1;
+	} else if (type != ND_NEIGHBOR_SOLICIT) {
 		return 0;
-	return claimed(FAMILY_V6, (__u8 *)target, net, 0) ||
-	       gateway_claimed(FAMILY_V6, (__u8 *)target, net, f->src, NULL);
+	}
+	g = bpf_map_lookup_elem(&gateways, &net);
+	if (!g || !pinned_gateway(g, FAMILY_V6, type == ND_NEIGHBOR_ADVERT ? (__u8 *)target : ip->saddr))
+		return 0;
+	return !host_nd_opts(skb, off + 24, end, g);
 }
 
 /* claim_reason: a frame leaving through the parent of network net whose
@@ -237,7 +284,7 @@ static __always_inline int claim_reason(struct __sk_buff *skb, const struct fram
 		if (claimed(FAMILY_V6, ip->saddr, net, 1) ||
 		    gateway_claimed(FAMILY_V6, ip->saddr, net, f->src, NULL))
 			return REASON_IP_SPOOF; /* a solicitation from it binds it too */
-		return na_claim(skb, f, ip, net) ? REASON_ND_SPOOF : 0;
+		return nd_claim(skb, f, ip, net) ? REASON_ND_SPOOF : 0;
 	}
 	return 0;
 }
