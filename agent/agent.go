@@ -119,25 +119,27 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(err, ln.Close())
 	}
+	errc := make(chan error, 3)
+	// Docker's socket is there before the API answers: whoever waits for
+	// the API (a test, a unit ordered after the agent's) finds it.
+	psrv, err := a.servePlugin(errc)
+	if err != nil {
+		return errors.Join(err, ln.Close())
+	}
 	srv := &http.Server{Handler: a.logMutations(a.handler()), ConnContext: withPeer, ReadHeaderTimeout: 10 * time.Second}
 	servers := []*http.Server{srv}
-	errc := make(chan error, 3)
+	if psrv != nil {
+		servers = append(servers, psrv)
+	}
 	go func() { errc <- srv.Serve(ln) }()
 	if a.cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", a.cfg.MetricsAddr)
 		if err != nil {
-			return errors.Join(fmt.Errorf("listen metrics on %s: %w", a.cfg.MetricsAddr, err), srv.Close())
+			return errors.Join(fmt.Errorf("listen metrics on %s: %w", a.cfg.MetricsAddr, err), shutdown(servers))
 		}
 		msrv := &http.Server{Handler: a.met.handler(a), ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, msrv)
 		go func() { errc <- serveMetrics(msrv, mln, a.cfg.MetricsWebConfig, a.log) }()
-	}
-	psrv, err := a.servePlugin(errc)
-	if err != nil {
-		return errors.Join(err, shutdown(servers))
-	}
-	if psrv != nil {
-		servers = append(servers, psrv)
 	}
 	a.docker.Start(ctx)
 	wctx, stopWatch := context.WithCancel(ctx)
