@@ -53,9 +53,9 @@ func (a *Engine) parentLinks(n *network) (parent link.Info, trunk *link.Info, er
 }
 
 // attachNetwork tells the datapath about a network's parent and attaches
-// the parent programs to it and to its trunk; links are the host's (nil:
-// listed if needed). Idempotent. Caller holds netOps.
-func (a *Engine) attachNetwork(ctx context.Context, n *network, links []link.Info) error {
+// the parent programs to it and to its trunk; hl lists the host's links
+// (nil: listed if needed). Idempotent. Caller holds netOps.
+func (a *Engine) attachNetwork(ctx context.Context, n *network, hl *hostListing) error {
 	parent, trunk, err := a.parentLinks(n)
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
@@ -66,7 +66,7 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network, links []link.Inf
 	if err := a.dp.SetRASource(n.DatapathID, raSourceOf(netconf.FirstHopOf(n.Options))); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
-	if err := a.pinGateways(n, parent, links); err != nil {
+	if err := a.pinGateways(n, parent, hl); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
 	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, parent.Index, a.modes.Parent); err != nil {
@@ -115,6 +115,9 @@ func (a *Engine) detachNetwork(ctx context.Context, n *network) error {
 	if parentIndex != 0 && !inUse[parentIndex] {
 		errs = append(errs, a.dp.DeleteParent(parentIndex))
 	}
+	n.mu.Lock()
+	n.gwPin = gatewayPin{} // a late link event must not write its entry again
+	n.mu.Unlock()
 	errs = append(errs, a.dp.ForgetNetwork(n.DatapathID))
 	return errors.Join(errs...)
 }

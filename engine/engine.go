@@ -64,6 +64,7 @@ type Engine struct {
 	ns     Namespaces
 	modes  loader.Modes // per kind of link: see loader.ResolveModes
 	tamper tamperCounts
+	tombs  linkTombs // the host's links its link events took away (gateways.go)
 	// driftCounts are the last Check's counts, for the metrics.
 	driftCounts driftCounts
 

@@ -50,8 +50,7 @@ func (a *Engine) watchLinks(ctx context.Context) {
 	}()
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, resubscribeMax) {
 		err := a.host.WatchLinks(ctx, func(ev link.LinkEvent) {
-			a.unpinGone(ev)
-			if a.isParentLink(ev) {
+			if a.onLinkEvent(ev) {
 				poke()
 			}
 		})
@@ -66,6 +65,13 @@ func (a *Engine) watchLinks(ctx context.Context) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// onLinkEvent does what a link event of the host's needs done at once
+// (gatewayLinkEvent), and reports whether it needs the parents checked.
+func (a *Engine) onLinkEvent(ev link.LinkEvent) bool {
+	gw := a.gatewayLinkEvent(ev)
+	return a.isParentLink(ev) || gw
 }
 
 // isParentLink reports whether ev concerns a network's parent, trunk or
@@ -96,7 +102,7 @@ func (n *network) concerns(ev link.LinkEvent, own string) bool {
 	case ev.Index == t && t != 0:
 		return true
 	case ev.Name != n.Parent && ev.Index != p:
-		return n.gatewayLinkChanged(ev, p)
+		return false
 	}
 	same := !ev.Deleted && ev.Name == n.Parent && ev.Index == p && bytes.Equal(ev.MAC, n.parentMAC) &&
 		(!n.ParentKind.owned() || ev.Alias == own)
@@ -107,13 +113,20 @@ func (n *network) concerns(ev link.LinkEvent, own string) bool {
 func (a *Engine) refreshParents(ctx context.Context) {
 	a.netOps.Lock()
 	defer a.netOps.Unlock()
-	links, err := a.host.Links()
+	hl, err := a.listHost()
 	if err != nil {
 		a.log.Warn("refresh parents: list links", "err", err)
 		return
 	}
+	a.refreshParentsFrom(ctx, hl)
+}
+
+// refreshParentsFrom is refreshParents with the host's links listed.
+// Caller holds netOps.
+func (a *Engine) refreshParentsFrom(ctx context.Context, hl hostListing) {
+	defer a.tombs.prune(hl.seq)
 	present := map[string]link.Info{}
-	for _, l := range links {
+	for _, l := range hl.links {
 		present[l.Name] = l
 	}
 	nets := a.networkList()
@@ -121,7 +134,7 @@ func (a *Engine) refreshParents(ctx context.Context) {
 	for _, n := range nets {
 		st := a.ensureParent(ctx, n, present)
 		if st.status == StatusOK {
-			if err := a.attachNetwork(ctx, n, links); err != nil {
+			if err := a.attachNetwork(ctx, n, &hl); err != nil {
 				st = health{status: StatusDatapathFailed, parent: n.Parent, err: err}
 			}
 			a.ensureShim(ctx, n, present)

@@ -23,6 +23,19 @@ func CheckClusters(ctx context.Context, e *Engine) { e.checkClusters(ctx) }
 // RefreshParents runs what a link event of a network's parent starts.
 func RefreshParents(ctx context.Context, e *Engine) { e.refreshParents(ctx) }
 
-// LinkEvent does what a link event of the host's does at once (before
-// the parents' refresh it may start).
-func LinkEvent(e *Engine, ev link.LinkEvent) { e.unpinGone(ev) }
+// LinkEvent does what a link event of the host's does at once, and
+// reports whether it starts the parents' refresh.
+func LinkEvent(e *Engine, ev link.LinkEvent) bool { return e.onLinkEvent(ev) }
+
+// HostListing is a listing of the host's links (ListHost).
+type HostListing = hostListing
+
+// ListHost lists the host's links, as the parents' refresh does first.
+func ListHost(e *Engine) (HostListing, error) { return e.listHost() }
+
+// RefreshParentsFrom runs the parents' refresh with links listed before.
+func RefreshParentsFrom(ctx context.Context, e *Engine, hl HostListing) {
+	e.netOps.Lock()
+	defer e.netOps.Unlock()
+	e.refreshParentsFrom(ctx, hl)
+}

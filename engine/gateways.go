@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
@@ -28,43 +29,109 @@ type gatewayPin struct {
 	links map[int]string
 }
 
-// pinGateways pins n's gateways (gatewaysOf) with the host's links
-// (nil: listed if needed).
-func (a *Engine) pinGateways(n *network, parent link.Info, links []link.Info) error {
-	pin, err := a.gatewaysOf(n, parent, links)
-	if err != nil {
-		return err
+// hostListing is a listing of the host's links, with the number of the
+// last link event taken away (linkTombs) when it was made.
+type hostListing struct {
+	links []link.Info
+	seq   uint64
+}
+
+// listHost lists the host's links.
+func (a *Engine) listHost() (hostListing, error) {
+	seq := a.tombs.now()
+	links, err := a.host.Links()
+	return hostListing{links: links, seq: seq}, err
+}
+
+// linkTombs numbers the link events that took one of the host's links
+// away (deleted, down, another MAC), by ifindex, so that a pin made from
+// a listing older than one does not give that link back.
+type linkTombs struct {
+	mu   sync.Mutex
+	seq  uint64
+	gone map[int]uint64 // ifindex -> the number of the last event that took it
+}
+
+func (t *linkTombs) now() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.seq
+}
+
+func (t *linkTombs) bury(index int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.gone == nil {
+		t.gone = map[int]uint64{}
 	}
+	t.seq++
+	t.gone[index] = t.seq
+}
+
+// buried reports whether an event after seq took link index away.
+func (t *linkTombs) buried(index int, seq uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.gone[index] > seq
+}
+
+// prune forgets the events no listing from seq on needs.
+func (t *linkTombs) prune(seq uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, s := range t.gone {
+		if s <= seq {
+			delete(t.gone, i)
+		}
+	}
+}
+
+// pinGateways pins n's gateways (gatewaysOf) with the host's links in hl
+// (nil: listed if needed), but those a link event took away since it was
+// listed: checked under n.mu, which unpinGone takes after it buries one.
+func (a *Engine) pinGateways(n *network, parent link.Info, hl *hostListing) error {
+	if hl == nil && a.pinsGateways(n) {
+		l, err := a.listHost()
+		if err != nil {
+			return err
+		}
+		hl = &l
+	}
+	pin := a.gatewaysOf(n, parent, hl)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	for index, mac := range pin.links {
+		if a.tombs.buried(index, hl.seq) {
+			pin.unpin(index, mac)
+		}
+	}
 	n.gwPin = pin
 	return a.dp.SetGateways(n.DatapathID, pin.g)
 }
 
+// pinsGateways reports whether n's gateways are pinned at all: not on a
+// network that allows a router (the LAN's may be a container) or whose
+// router comes from DHCP (its pools' gateway is a guess).
+func (a *Engine) pinsGateways(n *network) bool {
+	return !n.DHCP && !netconf.FirstHopOf(n.Options).AllowRouter
+}
+
 // gatewaysOf is what the datapath pins of n's gateways: those of its
 // pools, as many of each family as it holds (the rest are logged), with
-// the host's links that may claim them besides the parent (gatewayLink).
-// None on a network that allows a router (the LAN's may be a container)
-// or whose router comes from DHCP (its pools' gateway is a guess), nor
-// with more host links than the datapath holds (logged).
-func (a *Engine) gatewaysOf(n *network, parent link.Info, links []link.Info) (gatewayPin, error) {
+// the host's links in hl that may claim them besides the parent
+// (gatewayLinks). None where pinsGateways says so, nor with more host
+// links than the datapath holds (logged).
+func (a *Engine) gatewaysOf(n *network, parent link.Info, hl *hostListing) gatewayPin {
 	none := gatewayPin{g: loader.Gateways{ParentMAC: parent.MAC}}
-	if n.DHCP || netconf.FirstHopOf(n.Options).AllowRouter {
-		return none, nil
+	if !a.pinsGateways(n) {
+		return none
 	}
 	pin := none
-	pin.g.Addrs = a.poolGateways(n)
-	if len(pin.g.Addrs) == 0 {
-		return none, nil
-	}
-	if links == nil {
-		var err error
-		if links, err = a.host.Links(); err != nil {
-			return none, err
-		}
+	if pin.g.Addrs = a.poolGateways(n); len(pin.g.Addrs) == 0 {
+		return none
 	}
 	pin.links = map[int]string{}
-	for _, l := range a.gatewayLinks(parent, links) {
+	for _, l := range a.gatewayLinks(parent, hl.links) {
 		pin.g.HostLinks = append(pin.g.HostLinks, l.MAC)
 		pin.links[l.Index] = string(l.MAC)
 	}
@@ -72,9 +139,15 @@ func (a *Engine) gatewaysOf(n *network, parent link.Info, links []link.Info) (ga
 		a.log.Warn("gateways not pinned: more links of the host's on the parent than the datapath holds", "network", n.name(),
 			"parent", parent.Name, "links", len(pin.links), "most", loader.MaxGatewayHostLinks)
 		none.links = pin.links // their events pin again
-		return none, nil
+		return none
 	}
-	return pin, nil
+	return pin
+}
+
+// unpin takes the link index, with mac, out of the pin.
+func (pin *gatewayPin) unpin(index int, mac string) {
+	delete(pin.links, index)
+	pin.g.HostLinks = slices.DeleteFunc(slices.Clone(pin.g.HostLinks), func(m net.HardwareAddr) bool { return bytes.Equal(m, []byte(mac)) })
 }
 
 // poolGateways are the gateways of n's pools the datapath holds.
@@ -129,21 +202,6 @@ func (n *network) hasMAC(mac net.HardwareAddr) bool {
 	return n.byMAC[string(mac)] != nil
 }
 
-// gatewayLinkChanged reports whether ev changes the links that may claim
-// n's gateways: one of them deleted, down or given another MAC, or a new
-// macvlan of the host's up on the parent p, not an endpoint's. Caller
-// holds n.mu.
-func (n *network) gatewayLinkChanged(ev link.LinkEvent, p int) bool {
-	if n.gwPin.links == nil {
-		return false // none pinned
-	}
-	if n.gwPin.gone(ev) {
-		return true
-	}
-	_, known := n.gwPin.links[ev.Index]
-	return !known && !ev.Deleted && ev.Up && p != 0 && ev.MacvlanOn == p && n.byMAC[string(ev.MAC)] == nil
-}
-
 // gone reports whether ev takes one of the pin's links away: deleted,
 // down or given another MAC.
 func (pin gatewayPin) gone(ev link.LinkEvent) bool {
@@ -151,21 +209,43 @@ func (pin gatewayPin) gone(ev link.LinkEvent) bool {
 	return ok && (ev.Deleted || !ev.Up || mac != string(ev.MAC))
 }
 
-// unpinGone takes a host link that ev takes away out of the links that
-// may claim each network's gateways at once, before the refresh that
-// ev starts pins them again: its MAC is free on the parent from now on,
-// for a container's nested link too.
-func (a *Engine) unpinGone(ev link.LinkEvent) {
-	for _, n := range a.networkList() {
+// gatewayLinkEvent handles a link event of a macvlan or macvtap on the
+// parent of a network whose gateways are pinned (not an endpoint's link):
+// it may add, take away or change a link that may claim them, and asks
+// for the parents' refresh (true), which lists the links again. One that
+// takes a pinned link away (deleted, down, given another MAC) leaves the
+// pin at once: its MAC is free on the parent from now on, for a
+// container's nested link too. Each such event is numbered first
+// (linkTombs), so that a pin made from an older listing leaves the link
+// out (pinGateways) until that refresh.
+func (a *Engine) gatewayLinkEvent(ev link.LinkEvent) bool {
+	nets := a.networkList()
+	endpoint := slices.ContainsFunc(nets, func(n *network) bool { return n.hasMAC(ev.MAC) })
+	var pinned []*network
+	onParent := false
+	for _, n := range nets {
 		n.mu.Lock()
-		if n.gwPin.gone(ev) {
-			mac := n.gwPin.links[ev.Index]
-			delete(n.gwPin.links, ev.Index)
-			n.gwPin.g.HostLinks = slices.DeleteFunc(slices.Clone(n.gwPin.g.HostLinks), func(m net.HardwareAddr) bool { return bytes.Equal(m, []byte(mac)) })
+		if n.gwPin.links != nil {
+			onParent = onParent || !endpoint && ev.MacvlanOn != 0 && ev.MacvlanOn == n.parentIndex
+			if n.gwPin.gone(ev) {
+				pinned = append(pinned, n)
+			}
+		}
+		n.mu.Unlock()
+	}
+	if !onParent && len(pinned) == 0 {
+		return false
+	}
+	a.tombs.bury(ev.Index)
+	for _, n := range pinned {
+		n.mu.Lock()
+		if mac, ok := n.gwPin.links[ev.Index]; ok {
+			n.gwPin.unpin(ev.Index, mac)
 			if err := a.dp.SetGateways(n.DatapathID, n.gwPin.g); err != nil {
 				a.log.Warn("a gone host link still may claim the gateway until the parents' refresh", "network", n.name(), "mac", net.HardwareAddr(mac).String(), "err", err)
 			}
 		}
 		n.mu.Unlock()
 	}
+	return true
 }

@@ -84,16 +84,34 @@ func TestGatewayHostLinks(t *testing.T) {
 	check("created")
 	r.k.AddNetns("/run/netns/d1")
 	_, hl, _ := r.handoff(n, "/run/netns/d1")
+	if engine.LinkEvent(r.e, link.LinkEvent{Name: hl.Name, Index: hl.Index, MAC: hl.MAC, MacvlanOn: eth0.Index}) {
+		t.Error("a handed-off link made: the parents' refresh asked for; want none (an endpoint's link)")
+	}
 	r.k.AddHostLink(link.Info{Name: "d1", Kind: "macvlan", ParentIndex: eth0.Index, Up: true, MAC: hl.MAC}) // the same MAC, up, another name
 	engine.RefreshParents(context.Background(), r.e)
 	check("with a handed-off link's MAC on the parent")
 	vm, _ := r.k.HostLink("vm")
+	stale, err := engine.ListHost(r.e) // a refresh's listing, made before the VM's link goes
+	if err != nil {
+		t.Fatal(err)
+	}
 	r.k.RemoveHostLink("vm")
-	engine.LinkEvent(r.e, link.LinkEvent{Name: "vm", Index: vm.Index, MAC: vm.MAC, Deleted: true, MacvlanOn: eth0.Index})
+	if !engine.LinkEvent(r.e, link.LinkEvent{Name: "vm", Index: vm.Index, MAC: vm.MAC, Deleted: true, MacvlanOn: eth0.Index}) {
+		t.Error("the VM's link deleted: no parents' refresh asked for")
+	}
 	want = want[:1]
 	check("the VM's link deleted, before the refresh")
+	engine.RefreshParentsFrom(context.Background(), r.e, stale)
+	check("the VM's link deleted, after a refresh from a listing made before")
 	engine.RefreshParents(context.Background(), r.e)
 	check("the VM's link deleted")
+	r.k.AddHostLink(vm)
+	if !engine.LinkEvent(r.e, link.LinkEvent{Name: "vm", Index: vm.Index, MAC: vm.MAC, Up: true, MacvlanOn: eth0.Index}) {
+		t.Error("the VM's link back: no parents' refresh asked for")
+	}
+	engine.RefreshParents(context.Background(), r.e)
+	want = append(want, vm.MAC.String())
+	check("the VM's link back")
 }
 
 // TestGatewayHostLinksTooMany: with more host links on the parent than the
@@ -110,7 +128,11 @@ func TestGatewayHostLinksTooMany(t *testing.T) {
 	if got, set := r.k.Gateways(n.DatapathID); !set || len(got) > 0 {
 		t.Errorf("with %d host links: gateways pinned %v (set: %v), want none", loader.MaxGatewayHostLinks+1, got, set)
 	}
+	vm0, _ := r.k.HostLink("vm0")
 	r.k.RemoveHostLink("vm0")
+	if !engine.LinkEvent(r.e, link.LinkEvent{Name: "vm0", Index: vm0.Index, MAC: vm0.MAC, Deleted: true, MacvlanOn: eth0.Index}) {
+		t.Error("a host link deleted: no parents' refresh asked for")
+	}
 	engine.RefreshParents(context.Background(), r.e)
 	if got, _ := r.k.Gateways(n.DatapathID); len(got) != 1 || len(r.k.GatewayHostLinks(n.DatapathID)) != loader.MaxGatewayHostLinks {
 		t.Errorf("with %d host links: gateways pinned %v with %d links, want 172.16.86.1 with all", loader.MaxGatewayHostLinks, got, len(r.k.GatewayHostLinks(n.DatapathID)))
