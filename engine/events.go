@@ -68,8 +68,13 @@ func (a *Engine) watchLinks(ctx context.Context) {
 }
 
 // onLinkEvent does what a link event of the host's needs done at once
-// (gatewayLinkEvent), and reports whether it needs the parents checked.
+// (gatewayLinkEvent), and reports whether it needs the parents checked:
+// so does the subscription's start, since what changed between the
+// start's listing and it sent no event that reached the engine.
 func (a *Engine) onLinkEvent(ev link.LinkEvent) bool {
+	if ev.Subscribed {
+		return true
+	}
 	gw := a.gatewayLinkEvent(ev)
 	return a.isParentLink(ev) || gw
 }

@@ -88,7 +88,8 @@ func (t *linkTombs) prune(seq uint64) {
 
 // pinGateways pins n's gateways (gatewaysOf) with the host's links in hl
 // (nil: listed if needed), but those a link event took away since it was
-// listed: checked under n.mu, which unpinGone takes after it buries one.
+// listed: checked under n.mu, which gatewayLinkEvent takes after it
+// numbers one.
 func (a *Engine) pinGateways(n *network, parent link.Info, hl *hostListing) error {
 	if hl == nil && a.pinsGateways(n) {
 		l, err := a.listHost()
@@ -215,31 +216,36 @@ func (pin gatewayPin) gone(ev link.LinkEvent) bool {
 // for the parents' refresh (true), which lists the links again. One that
 // takes a pinned link away (deleted, down, given another MAC) leaves the
 // pin at once: its MAC is free on the parent from now on, for a
-// container's nested link too. Each such event is numbered first
-// (linkTombs), so that a pin made from an older listing leaves the link
-// out (pinGateways) until that refresh.
+// container's nested link too. Any event of a macvlan that may take one
+// away (but a pinned link's, up with its MAC: a carrier or MTU change) is
+// numbered first (linkTombs), on any parent, so that a pin made from an
+// older listing leaves the link out (pinGateways): a refresh's, or a
+// network's first, which checks again once the network is listed
+// (repinIfMoved).
 func (a *Engine) gatewayLinkEvent(ev link.LinkEvent) bool {
-	nets := a.networkList()
-	endpoint := slices.ContainsFunc(nets, func(n *network) bool { return n.hasMAC(ev.MAC) })
+	if ev.MacvlanOn == 0 || a.isEndpointLink(ev) {
+		return false
+	}
 	var pinned []*network
-	onParent := false
-	for _, n := range nets {
+	onParent, kept := false, false
+	for _, n := range a.networkList() {
 		n.mu.Lock()
 		if n.gwPin.links != nil {
-			onParent = onParent || !endpoint && ev.MacvlanOn != 0 && ev.MacvlanOn == n.parentIndex
+			onParent = onParent || ev.MacvlanOn == n.parentIndex
+			kept = kept || !n.gwPin.gone(ev) && n.gwPin.links[ev.Index] != ""
 			if n.gwPin.gone(ev) {
 				pinned = append(pinned, n)
 			}
 		}
 		n.mu.Unlock()
 	}
-	if !onParent && len(pinned) == 0 {
-		return false
+	if !kept || len(pinned) > 0 {
+		a.tombs.bury(ev.Index)
 	}
-	a.tombs.bury(ev.Index)
 	for _, n := range pinned {
 		n.mu.Lock()
-		if mac, ok := n.gwPin.links[ev.Index]; ok {
+		if n.gwPin.gone(ev) {
+			mac := n.gwPin.links[ev.Index]
 			n.gwPin.unpin(ev.Index, mac)
 			if err := a.dp.SetGateways(n.DatapathID, n.gwPin.g); err != nil {
 				a.log.Warn("a gone host link still may claim the gateway until the parents' refresh", "network", n.name(), "mac", net.HardwareAddr(mac).String(), "err", err)
@@ -247,5 +253,27 @@ func (a *Engine) gatewayLinkEvent(ev link.LinkEvent) bool {
 		}
 		n.mu.Unlock()
 	}
-	return true
+	return onParent || len(pinned) > 0
+}
+
+// isEndpointLink reports whether ev is of an endpoint's link (Docker's
+// hand-off in the host namespace: by its name while it is made, its
+// alias, its MAC).
+func (a *Engine) isEndpointLink(ev link.LinkEvent) bool {
+	return strings.HasPrefix(ev.Name, link.TempPrefix) || strings.HasPrefix(ev.Alias, a.alias("ep", "")) ||
+		slices.ContainsFunc(a.networkList(), func(n *network) bool { return n.hasMAC(ev.MAC) })
+}
+
+// repinIfMoved pins n's gateways again if a link event was numbered
+// since seq, taken before its first pin: n was not listed for the event
+// to find. Caller holds netOps; n is listed now.
+func (a *Engine) repinIfMoved(n *network, seq uint64) error {
+	if a.tombs.now() == seq {
+		return nil
+	}
+	parent, _, err := a.parentLinks(n)
+	if err != nil {
+		return err
+	}
+	return a.pinGateways(n, parent, nil)
 }

@@ -87,6 +87,15 @@ func TestGatewayHostLinks(t *testing.T) {
 	if engine.LinkEvent(r.e, link.LinkEvent{Name: hl.Name, Index: hl.Index, MAC: hl.MAC, MacvlanOn: eth0.Index}) {
 		t.Error("a handed-off link made: the parents' refresh asked for; want none (an endpoint's link)")
 	}
+	for _, ev := range []link.LinkEvent{
+		{Name: "other", Index: 99, MAC: nstest.MAC(t, "02:00:00:00:01:05"), Up: true, MacvlanOn: eth1.Index},
+		{Name: "bridge", Index: 98, MAC: nstest.MAC(t, "02:00:00:00:01:06"), Up: true},
+		{Name: "c1", Index: 97, MAC: nstest.MAC(t, "02:00:00:00:01:07"), Alias: "mvlan/" + r.e.AgentID() + "/ep/x", MacvlanOn: eth0.Index, Deleted: true},
+	} {
+		if engine.LinkEvent(r.e, ev) {
+			t.Errorf("%s's event: the parents' refresh asked for; want none", ev.Name)
+		}
+	}
 	r.k.AddHostLink(link.Info{Name: "d1", Kind: "macvlan", ParentIndex: eth0.Index, Up: true, MAC: hl.MAC}) // the same MAC, up, another name
 	engine.RefreshParents(context.Background(), r.e)
 	check("with a handed-off link's MAC on the parent")

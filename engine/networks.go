@@ -102,12 +102,16 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 		return api.Network{}, errors.Join(err, a.deleteShim(n), a.deleteOwnedLink(n))
 	}
 	crashpoint.Hit("network-create:after-state")
+	seq := a.tombs.now()
 	if err := errors.Join(a.attachNetwork(ctx, n, nil), a.attachShim(ctx, n)); err != nil {
 		return api.Network{}, errors.Join(err, a.store.DeleteNetwork(n.ID), a.dropNetwork(context.WithoutCancel(ctx), n))
 	}
 	a.mu.Lock()
 	a.nets[n.ID] = n
 	a.mu.Unlock()
+	if err := a.repinIfMoved(n, seq); err != nil {
+		a.log.Warn("gateways of a new network not pinned again after a link event", "network", n.name(), "err", err)
+	}
 	a.log.Info("network created", "name", n.name(), "id", n.ID[:12], "parent", n.Parent, "parent_kind", n.ParentKind)
 	return a.view(n, false), nil
 }

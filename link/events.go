@@ -20,10 +20,14 @@ type LinkEvent struct {
 	// MacvlanOn is the lower link of a macvlan or macvtap on a link of
 	// this namespace; 0 for any other link.
 	MacvlanOn int
+	// Subscribed marks the first event, which says only that events
+	// come from now on: what changed before is for a listing to find.
+	Subscribed bool
 }
 
-// WatchLinks sends the link events of h's namespace to fn until ctx is
-// done or the subscription fails (the error is returned).
+// WatchLinks sends the link events of h's namespace to fn, the first
+// once subscribed (Subscribed), until ctx is done or the subscription
+// fails (the error is returned).
 func (h *Host) WatchLinks(ctx context.Context, fn func(LinkEvent)) error {
 	ch := make(chan netlink.LinkUpdate, 256)
 	done := make(chan struct{})
@@ -42,6 +46,7 @@ func (h *Host) WatchLinks(ctx context.Context, fn func(LinkEvent)) error {
 	if err := netlink.LinkSubscribeWithOptions(ch, done, opts); err != nil {
 		return fmt.Errorf("subscribe to link events: %w", err)
 	}
+	fn(LinkEvent{Subscribed: true})
 	for {
 		select {
 		case <-ctx.Done():
