@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
@@ -43,14 +44,26 @@ func (a *Engine) listHost() (hostListing, error) {
 	return hostListing{links: links, seq: seq}, err
 }
 
-// linkTombs numbers the link events that took one of the host's links
-// away (deleted, down, another MAC), by ifindex, so that a pin made from
-// a listing older than one does not give that link back.
+// linkTombs numbers the link events that may have taken one of the
+// host's links away (deleted, down, another MAC), by ifindex, so that a
+// pin made from a listing older than one does not give that link back.
 type linkTombs struct {
 	mu   sync.Mutex
 	seq  uint64
-	gone map[int]uint64 // ifindex -> the number of the last event that took it
+	gone map[int]tomb
 }
+
+// tomb is the number of the last event that may have taken a link away,
+// and when it came.
+type tomb struct {
+	seq uint64
+	at  time.Time
+}
+
+// tombAge bounds how long a tomb is kept past the refresh that prunes it:
+// a listing is used for one refresh, seconds at most; events on parents
+// of no network's bring no refresh.
+const tombAge = time.Minute
 
 func (t *linkTombs) now() uint64 {
 	t.mu.Lock()
@@ -62,25 +75,33 @@ func (t *linkTombs) bury(index int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.gone == nil {
-		t.gone = map[int]uint64{}
+		t.gone = map[int]tomb{}
+	}
+	if len(t.gone) >= 256 {
+		for i, g := range t.gone {
+			if time.Since(g.at) > tombAge {
+				delete(t.gone, i)
+			}
+		}
 	}
 	t.seq++
-	t.gone[index] = t.seq
+	t.gone[index] = tomb{seq: t.seq, at: time.Now()}
 }
 
-// buried reports whether an event after seq took link index away.
+// buried reports whether an event after seq may have taken link index
+// away.
 func (t *linkTombs) buried(index int, seq uint64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.gone[index] > seq
+	return t.gone[index].seq > seq
 }
 
 // prune forgets the events no listing from seq on needs.
 func (t *linkTombs) prune(seq uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for i, s := range t.gone {
-		if s <= seq {
+	for i, g := range t.gone {
+		if g.seq <= seq {
 			delete(t.gone, i)
 		}
 	}
