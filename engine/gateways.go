@@ -200,21 +200,14 @@ func (a *Engine) poolGateways(n *network) []netip.Addr {
 // MAC is free for another link on the parent to take (the kernel refuses
 // only an up link's), a container's nested link included.
 func (a *Engine) gatewayLinks(parent link.Info, links []link.Info) []link.Info {
-	epAlias := a.alias("ep", "")
 	var own []link.Info
 	for _, l := range links {
 		if l.IsMacvlan() && l.Up && l.ParentIndex == parent.Index && !l.LowerElsewhere && len(l.MAC) == 6 &&
-			!strings.HasPrefix(l.Name, link.TempPrefix) && !strings.HasPrefix(l.Alias, epAlias) {
+			!a.isEndpointLink(l.Name, l.Alias, l.MAC) {
 			own = append(own, l)
 		}
 	}
-	if len(own) == 0 {
-		return nil
-	}
-	nets := a.networkList()
-	return slices.DeleteFunc(own, func(l link.Info) bool {
-		return slices.ContainsFunc(nets, func(n *network) bool { return n.hasMAC(l.MAC) })
-	})
+	return own
 }
 
 // hasMAC reports whether one of n's endpoints has mac.
@@ -244,7 +237,7 @@ func (pin gatewayPin) gone(ev link.LinkEvent) bool {
 // network's first, which checks again once the network is listed
 // (repinIfMoved).
 func (a *Engine) gatewayLinkEvent(ev link.LinkEvent) bool {
-	if ev.MacvlanOn == 0 || a.isEndpointLink(ev) {
+	if ev.MacvlanOn == 0 || a.isEndpointLink(ev.Name, ev.Alias, ev.MAC) {
 		return false
 	}
 	var pinned []*network
@@ -277,12 +270,12 @@ func (a *Engine) gatewayLinkEvent(ev link.LinkEvent) bool {
 	return onParent || len(pinned) > 0
 }
 
-// isEndpointLink reports whether ev is of an endpoint's link (Docker's
-// hand-off in the host namespace: by its name while it is made, its
-// alias, its MAC).
-func (a *Engine) isEndpointLink(ev link.LinkEvent) bool {
-	return strings.HasPrefix(ev.Name, link.TempPrefix) || strings.HasPrefix(ev.Alias, a.alias("ep", "")) ||
-		slices.ContainsFunc(a.networkList(), func(n *network) bool { return n.hasMAC(ev.MAC) })
+// isEndpointLink reports whether a link of the host's is an endpoint's
+// (Docker's hand-off: by its name while it is made, its alias, its MAC),
+// on its way to its container or handed back.
+func (a *Engine) isEndpointLink(name, alias string, mac net.HardwareAddr) bool {
+	return strings.HasPrefix(name, link.TempPrefix) || strings.HasPrefix(alias, a.alias("ep", "")) ||
+		slices.ContainsFunc(a.networkList(), func(n *network) bool { return n.hasMAC(mac) })
 }
 
 // repinIfMoved pins n's gateways again if a link event was numbered
