@@ -145,6 +145,11 @@ func TestParentEgressGateways(t *testing.T) {
 	gwNS := func(slla net.HardwareAddr) []byte {
 		return ipv6Packet("2001:db8:1::1", "ff02::1:ff00:66", 58, neighborSolicit("2001:db8:1::66", llaOpt(1, slla)))
 	}
+	seven, gwNA7 := extChain(7, 58, neighborAdvert("2001:db8:1::1", macEvil))
+	gwNAHidden := func(src net.HardwareAddr) []byte {
+		return ethFrame(allNodes, src, 0x86dd, ipv6Packet("fe80::66", "ff02::1", seven, gwNA7))
+	}
+	gwNAFrag := ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 44, fragment(0, 58, neighborAdvert("2001:db8:1::1", macEvil))))
 	cases := []progCase{
 		{"another link's arp reply for the gateway", ethFrame(macRouter, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.1", macRouter, "10.1.0.66")), verdictDrop, dropA("arp_spoof")},
 		{"another link's gratuitous arp for the second gateway", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(1, macEvil, "10.1.1.1", make([]byte, 6), "10.1.1.1")), verdictDrop, dropA("arp_spoof")},
@@ -171,6 +176,10 @@ func TestParentEgressGateways(t *testing.T) {
 		{"a host link's mac over another sender in the arp", ethFrame(broadcastMAC, macVRRP, 0x0806, arpPacket(2, macEvil, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
 		{"another link's mac over a host link's sender in the arp", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(2, macVM, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
 		{"the first host link's arp for the gateway", ethFrame(broadcastMAC, macVM, 0x0806, arpPacket(2, macVM, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictNext, bcast},
+		{"another link's na for the gateway behind seven extension headers", gwNAHidden(macEvil), verdictDrop, dropA("unparsable")},
+		{"another link's na for the gateway in a first fragment", gwNAFrag, verdictDrop, dropA("unparsable")},
+		{"the parent's packet behind seven extension headers", gwNAHidden(macRouter), verdictNext, mcast},
+		{"a host link's packet behind seven extension headers", gwNAHidden(macVRRP), verdictNext, mcast},
 	}
 	runCases(t, d, "parent_egress", cases)
 	// Unpinned (the network forgotten, as when it is removed): they pass.
@@ -179,6 +188,14 @@ func TestParentEgressGateways(t *testing.T) {
 	}
 	runCases(t, d, "parent_egress", []progCase{
 		{"another link's arp reply for an unpinned gateway", cases[0].frame, verdictNext, tx},
+		{"another link's packet behind seven extension headers, no gateway pinned", gwNAHidden(macEvil), verdictNext, mcast},
+	})
+	// Pinned IPv4 gateways only: an IPv6 packet no check could read passes.
+	if err := d.SetGateways(netA, Gateways{ParentMAC: macRouter, Addrs: gws.Addrs[:2]}); err != nil {
+		t.Fatal(err)
+	}
+	runCases(t, d, "parent_egress", []progCase{
+		{"another link's packet behind seven extension headers, no ipv6 gateway", gwNAHidden(macEvil), verdictNext, mcast},
 	})
 	var tooMany []net.HardwareAddr
 	for i := range MaxGatewayHostLinks + 1 {

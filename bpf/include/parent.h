@@ -213,36 +213,43 @@ static __always_inline int host_nd_opts(struct __sk_buff *skb, __u32 off, __u32 
 	return off >= end;
 }
 
-/* nd_claim: an IPv6 packet that is neighbour discovery claiming an address
- * toward the wire: an advertisement whose target is a container's address
- * or, from another link than the host's, one of the network's gateways;
- * or an advertisement for a gateway, or a solicitation from one, from a
- * host's link (gateway_claimed let it through) whose link-layer options
- * name another MAC: the wire would bind the gateway to it. */
+/* nd_claim: the drop reason of an IPv6 packet that is neighbour
+ * discovery claiming an address toward the wire (0 if it claims none): an
+ * advertisement whose target is a container's address or, from another
+ * link than the host's, one of the network's gateways; or an advertisement
+ * for a gateway, or a solicitation from one, from a host's link
+ * (gateway_claimed let it through) whose link-layer options name another
+ * MAC: the wire would bind the gateway to it. On a network with an IPv6
+ * gateway pinned, a packet from another link than the host's whose headers
+ * the bounded parse cannot read (more extension headers than it walks, a
+ * first fragment of neighbour discovery) is unparsable: it may be an
+ * advertisement for the gateway that no check could see. */
 static __always_inline int nd_claim(struct __sk_buff *skb, const struct frame *f,
 				    const struct ipv6_hdr *ip, __u32 net)
 {
 	__u32 off = f->l3off + sizeof(*ip);
 	__u32 end = off + bpf_ntohs(ip->payload_len);
-	struct gateways *g;
+	struct gateways *g = bpf_map_lookup_elem(&gateways, &net);
 	__u64 target[2]; /* aligned for any load of it */
 	__u8 type;
+	int r = icmp6_after_ext(skb, ip->nexthdr, &off, &type);
 
-	if (icmp6_after_ext(skb, ip->nexthdr, &off, &type))
+	if (r == REASON_UNPARSABLE)
+		return g && g->n6 && !host_link(g, f->src) ? REASON_UNPARSABLE : 0;
+	if (r)
 		return 0;
 	if (type == ND_NEIGHBOR_ADVERT) {
 		if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
 			return 0;
 		if (claimed(FAMILY_V6, (__u8 *)target, net, 0) ||
 		    gateway_claimed(FAMILY_V6, (__u8 *)target, net, f->src, NULL))
-			return 1;
+			return REASON_ND_SPOOF;
 	} else if (type != ND_NEIGHBOR_SOLICIT) {
 		return 0;
 	}
-	g = bpf_map_lookup_elem(&gateways, &net);
 	if (!g || !pinned_gateway(g, FAMILY_V6, type == ND_NEIGHBOR_ADVERT ? (__u8 *)target : ip->saddr))
 		return 0;
-	return !host_nd_opts(skb, off + 24, end, g);
+	return host_nd_opts(skb, off + 24, end, g) ? 0 : REASON_ND_SPOOF;
 }
 
 /* claim_reason: a frame leaving through the parent of network net whose
@@ -284,7 +291,7 @@ static __always_inline int claim_reason(struct __sk_buff *skb, const struct fram
 		if (claimed(FAMILY_V6, ip->saddr, net, 1) ||
 		    gateway_claimed(FAMILY_V6, ip->saddr, net, f->src, NULL))
 			return REASON_IP_SPOOF; /* a solicitation from it binds it too */
-		return nd_claim(skb, f, ip, net) ? REASON_ND_SPOOF : 0;
+		return nd_claim(skb, f, ip, net);
 	}
 	return 0;
 }
