@@ -74,7 +74,10 @@ func (p *Pool) leaseOne(ctx context.Context, b netip.Prefix) (bool, error) {
 
 // addBlock records a leased block with the claims inside it: this host's
 // held ones move from extra into it, other hosts' stay held there. A
-// claim of this host its state does not know is left to the audit.
+// claim of this host its state does not know is left to the audit. What
+// this host's endpoints still hold in it without a claim (the block was
+// theirs before it was reclaimed while the host was away, or their claim
+// was) moves into it too, so that it is never handed out again here.
 func (p *Pool) addBlock(b netip.Prefix, claims map[netip.Addr]string) error {
 	sp, err := p.newBlock(b)
 	if err != nil {
@@ -99,9 +102,26 @@ func (p *Pool) addBlock(b netip.Prefix, claims map[netip.Addr]string) error {
 			return fmt.Errorf("block %s: claim %s: %w", b, a, err)
 		}
 	}
+	p.keepUnclaimed(b, sp)
 	p.blocks[b] = sp
 	p.st.Blocks = append(p.st.Blocks, b)
 	return p.st.write(p.file)
+}
+
+// keepUnclaimed moves the addresses of extra inside block b into its space
+// sp; one sp refuses (another host's claim in it: both hosts use it)
+// stays in extra, logged. Caller holds mu.
+func (p *Pool) keepUnclaimed(b netip.Prefix, sp *ipam.Space) {
+	for a, o := range p.extra {
+		if !b.Contains(a) {
+			continue
+		}
+		if _, err := sp.Request(a, o); err != nil {
+			p.c.log.Warn("cluster: an address this host's endpoint holds cannot be kept in a block this host leased (another host claims it, or it is reserved)", "network", p.net, "addr", a, "owner", o, "err", err)
+			continue
+		}
+		delete(p.extra, a)
+	}
 }
 
 // adopt takes back block b, which etcd has as this host's but the host

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -242,3 +243,64 @@ func TestForgetDeadOtherID(t *testing.T) {
 // was renewed up to TTL/3 before, expires TTL after that, and the grace
 // runs from then.
 func earliest(ttl, grace time.Duration) time.Duration { return ttl - ttl/3 + grace }
+
+// TestLostBlockLeasedAgain: host C's block is reclaimed while it is away,
+// and nobody leases it meanwhile; back, C leases it again for its next
+// endpoint. The addresses C's endpoints kept there are never handed out a
+// second time, and stay theirs.
+func TestLostBlockLeasedAgain(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.71.0.0/28")} // one block
+	const ttl, grace = 2 * time.Second, 2 * time.Second
+	a := newLiveHost(t, e.URL, "hostA", cfg, ttl, grace, "")
+	c := newLiveHost(t, e.URL, "hostC", cfg, ttl, grace, "")
+	ctx := context.Background()
+	var cAddrs []netip.Addr
+	for i := range 3 {
+		pf, err := c.p.Allocate(ctx, "c"+string(rune('a'+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cAddrs = append(cAddrs, pf.Addr())
+	}
+	c.stop()
+	silent := func(context.Context, []netip.Addr) ([]netip.Addr, error) { return nil, nil }
+	for t0 := time.Now(); ; time.Sleep(200 * time.Millisecond) {
+		n, err := a.p.Reclaim(ctx, silent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Since(t0) > ttl+grace+5*time.Second {
+			t.Fatal("hostC's block was never reclaimed")
+		}
+	}
+	c2 := newLiveHost(t, e.URL, "hostC", cfg, ttl, grace, c.dir)
+	if err := c2.p.Load(held20(cAddrs)); err != nil {
+		t.Fatal(err)
+	}
+	var got []netip.Addr
+	for i := range 10 {
+		pf, err := c2.p.Allocate(ctx, fmt.Sprintf("new%d", i))
+		if err != nil {
+			t.Fatalf("allocation %d after the block came back: %v", i, err)
+		}
+		if slices.Contains(cAddrs, pf.Addr()) || slices.Contains(got, pf.Addr()) {
+			t.Fatalf("hostC handed out %s again: its endpoints hold %v, new ones %v", pf.Addr(), cAddrs, got)
+		}
+		got = append(got, pf.Addr())
+	}
+	if b := c2.p.Blocks(); !slices.Equal(b, []netip.Prefix{cfg.Subnet}) {
+		t.Fatalf("hostC holds %v; want %v leased again", b, cfg.Subnet)
+	}
+	for i, addr := range cAddrs {
+		if o, ok := c2.p.Owner(addr); !ok || o != "c"+string(rune('a'+i)) {
+			t.Errorf("%s: owner %q %v; want still its endpoint's", addr, o, ok)
+		}
+	}
+	if _, err := c2.p.Allocate(ctx, "full"); !errors.Is(err, ipam.ErrExhausted) {
+		t.Errorf("an allocation with the block's 13 addresses held: %v; want exhausted", err)
+	}
+}

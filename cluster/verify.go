@@ -151,6 +151,6 @@ func (p *Pool) loseBlock(b netip.Prefix) {
 	delete(p.blocks, b)
 	p.st.Blocks = slices.DeleteFunc(p.st.Blocks, func(x netip.Prefix) bool { return x == b })
 	p.c.m.lost.Inc()
-	p.c.log.Warn("cluster: a block this host held was reclaimed while it was away; no address of it is handed out here any more",
+	p.c.log.Warn("cluster: a block this host held was reclaimed while it was away; the addresses its endpoints hold there stay theirs, no other is handed out here unless the block is leased again",
 		"network", p.net, "block", b, "still_used_here", kept)
 }
