@@ -1,9 +1,14 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/crashpoint"
@@ -140,9 +145,36 @@ func (a *Engine) answerRepeat(ctx context.Context, n *network, en *entry, req ap
 		}
 		return api.Endpoint{}, conflict(fmt.Errorf("endpoint %s of the same attachment could not be %s (the agent log says why; its next start finishes it): remove it (CNI DEL, or mvlan rm -f %s/%s)", e.Name, verb, n.name(), e.Name))
 	}
+	if d := repeatDiffers(e, req); d != "" {
+		return api.Endpoint{}, conflict(fmt.Errorf("container %s (%s) is attached to network %s already, as endpoint %s, without the %s this ADD asks for: DEL the attachment first",
+			req.CNI.ContainerID, req.CNI.IfName, n.name(), e.Name, d))
+	}
 	out := e.api()
 	out.Network = n.name()
 	return out, ctx.Err()
+}
+
+// repeatDiffers says what of the addresses and MAC req asks for endpoint
+// e has not ("" when it has them all): a repeated ADD that asks for others
+// is not the same request, and answering it with e would tell the runtime
+// it got what it asked for.
+func repeatDiffers(e endpoint, req api.EndpointCreate) string {
+	var d []string
+	for _, want := range []string{req.IP, req.IP6} {
+		if want == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(want)
+		if err != nil || !slices.ContainsFunc(e.Addrs, func(p netip.Prefix) bool { return p.Addr() == a.Unmap() }) {
+			d = append(d, "address "+want)
+		}
+	}
+	if req.MAC != "" {
+		if m, err := net.ParseMAC(req.MAC); err != nil || !bytes.Equal(m, e.MAC) {
+			d = append(d, "MAC "+req.MAC)
+		}
+	}
+	return strings.Join(d, " and ")
 }
 
 // replaceStale releases the endpoint of a runtime's attachment that an

@@ -268,7 +268,8 @@ func TestCNIVersions(t *testing.T) {
 }
 
 // TestCNIStaticIPAndMAC: capability arguments "ips" and "mac" give the
-// container exactly that address and MAC.
+// container exactly that address and MAC; a repeated ADD asking for
+// others is refused, the same request answered.
 func TestCNIStaticIPAndMAC(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
@@ -284,6 +285,24 @@ func TestCNIStaticIPAndMAC(t *testing.T) {
 	}
 	if got := macOf(t, rt.NetNS, "eth0"); got != "02:42:ac:10:56:2a" {
 		t.Errorf("the container's MAC: %s; want 02:42:ac:10:56:2a", got)
+	}
+	// A repeated ADD of the attachment asking for another address or MAC
+	// is not answered with the endpoint it has: refused, naming both.
+	for _, other := range []map[string]any{
+		{"ips": []string{"172.16.86.43/24"}, "mac": "02:42:ac:10:56:2a"},
+		{"ips": []string{"172.16.86.42/24"}, "mac": "02:42:ac:10:56:2b"},
+	} {
+		again := *rt
+		again.CapabilityArgs = other
+		if _, err := e.cni.AddNetworkList(context.Background(), l, &again); cniCode(err) != errConflict || !strings.Contains(err.Error(), "DEL the attachment first") {
+			t.Errorf("a repeated ADD asking for %v: %v; want code %d saying to DEL it first", other, err, errConflict)
+		}
+	}
+	if got := addrs(t, rt.NetNS, "eth0"); !strings.Contains(got, "172.16.86.42/24") || len(e.endpoints()) != 1 {
+		t.Errorf("after the refused repeats: eth0 %q, %d endpoints; want 172.16.86.42/24 on the one endpoint", got, len(e.endpoints()))
+	}
+	if again := e.add(l, rt); again.IPs[0].Address.String() != "172.16.86.42/24" { // the same request still is answered
+		t.Errorf("a repeated ADD of the same request: %v; want 172.16.86.42/24", again.IPs[0])
 	}
 	e.del(l, rt)
 }
@@ -478,7 +497,8 @@ func TestCNIBadConfig(t *testing.T) {
 		code        uint
 		says        string
 	}{
-		{"foreign ipam", `"ipam":{"type":"host-local","subnet":"10.1.0.0/24"}`, nil, types.ErrInvalidNetworkConfig, `"host-local"`},
+		{"foreign ipam", `"ipam":{"type":"host-local","subnet":"10.1.0.0/24"}`, nil, types.ErrUnsupportedField, `"ipam" (type "host-local")`},
+		{"prevResult with a null interface", `"prevResult":{"cniVersion":"1.1.0","interfaces":[null]}`, nil, types.ErrDecodingFailure, "null"},
 		{"unknown network", `"network":"nope"`, nil, types.ErrInvalidNetworkConfig, `"nope"`},
 		{"bad mode", `"network":"x","subnets":["10.2.0.0/24"],"parent":"eth0","mode":"bridged"`, nil, types.ErrInvalidNetworkConfig, `"bridged"`},
 		{"definition without subnets", `"network":"x","parent":"eth0"`, nil, types.ErrInvalidNetworkConfig, `"subnets"`},
@@ -503,6 +523,9 @@ func TestCNIBadConfig(t *testing.T) {
 			_, err := e.cni.AddNetworkList(context.Background(), l, rt)
 			if cniCode(err) != c.code || !strings.Contains(err.Error(), c.says) {
 				t.Errorf("ADD: %v; want code %d saying %s", err, c.code, c.says)
+			}
+			if eps := e.endpoints(); len(eps) != 1 { // before the runtime's DEL too
+				t.Errorf("mvlan ps after a refused ADD, before its DEL: %+v; want only the holder", eps)
 			}
 			if err := e.cni.DelNetworkList(context.Background(), l, rt); err != nil {
 				t.Errorf("DEL after the refused ADD: %v; want success", err)

@@ -70,7 +70,8 @@ type Want struct {
 }
 
 // parseConf decodes and validates the configuration; errors are CNI
-// errors with code 7 (invalid network config) or 6 (decoding).
+// errors with code 7 (invalid network config), 6 (decoding, prevResult
+// included) or 2 (an "ipam" section: unsupported field).
 func parseConf(data []byte) (*Conf, error) {
 	c := &Conf{}
 	if err := json.Unmarshal(data, c); err != nil {
@@ -80,6 +81,12 @@ func parseConf(data []byte) (*Conf, error) {
 		if err := version.ParsePrevResult(&c.PluginConf); err != nil {
 			return nil, types.NewError(types.ErrDecodingFailure, "cannot decode prevResult: "+err.Error(), "")
 		}
+		if _, err := readPrev(c.PrevResult); err != nil {
+			return nil, err // before the agent attaches anything
+		}
+	}
+	if !c.IPAM.IsEmpty() {
+		return nil, types.NewError(types.ErrUnsupportedField, fmt.Sprintf(`"ipam" (type %q) is not supported: mvlan allocates the addresses itself; remove the "ipam" section and put subnets, ranges and gateways in the mvlan configuration (static addresses: runtimeConfig "ips")`, c.IPAM.Type), "")
 	}
 	if err := c.validate(); err != nil {
 		return nil, types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
@@ -140,9 +147,6 @@ func (c *Conf) validate() error {
 	}
 	if c.Network == "" {
 		return fmt.Errorf(`no network: set "network" to an mvlan network's name (or give the configuration a "name")`)
-	}
-	if !c.IPAM.IsEmpty() {
-		return fmt.Errorf(`ipam type %q is not supported: mvlan allocates the addresses itself; remove the "ipam" section and put subnets, ranges and gateways in the mvlan configuration (static addresses: runtimeConfig "ips")`, c.IPAM.Type)
 	}
 	if c.Gateway != "" {
 		c.Gateways = append(c.Gateways, c.Gateway)

@@ -23,7 +23,7 @@ func TestParseConf(t *testing.T) {
 		{"inline", `{"name":"n","type":"mvlan","parent":"eth0","mode":"vepa","subnets":["10.0.0.0/24"],"gateway":"10.0.0.1"}`, 0, "n"},
 		{"host-only inline", `{"name":"n","type":"mvlan","subnets":["10.0.0.0/24"]}`, 0, "n"},
 		{"no name", `{"type":"mvlan"}`, types.ErrInvalidNetworkConfig, `"network"`},
-		{"foreign ipam", `{"name":"n","type":"mvlan","ipam":{"type":"dhcp"}}`, types.ErrInvalidNetworkConfig, `ipam type "dhcp"`},
+		{"foreign ipam", `{"name":"n","type":"mvlan","ipam":{"type":"dhcp"}}`, types.ErrUnsupportedField, `"ipam" (type "dhcp")`},
 		{"bad mode", `{"name":"n","type":"mvlan","subnets":["10.0.0.0/24"],"mode":"bridged"}`, types.ErrInvalidNetworkConfig, `"bridged"`},
 		{"parent without subnets", `{"name":"n","type":"mvlan","parent":"eth0"}`, types.ErrInvalidNetworkConfig, `"subnets"`},
 		{"not json", `{"name":`, types.ErrDecodingFailure, "decode"},

@@ -15,15 +15,19 @@ import (
 )
 
 // TestExamples: the configurations in examples/cni (README's) are valid
-// lists whose mvlan plugin configuration the plugin accepts as written.
+// lists whose mvlan plugin configuration the plugin accepts as written,
+// at a cniVersion that runtimes of a libcni older than 1.2 (containerd
+// 1.7's 1.1.2, whose results go to 1.0.0) take; one with cniVersions
+// gets 1.1.0 (GC, STATUS) from a newer libcni.
 func TestExamples(t *testing.T) {
 	for _, c := range []struct {
 		file, network string
 		inline        bool
+		picked        string // the version libcni 1.3 selects
 	}{
-		{"mvnet.conflist", "pub_net", false},
-		{"containerd.conflist", "lan", true},
-		{"multus-nad.yaml", "vlan40", true},
+		{"mvnet.conflist", "pub_net", false, "1.0.0"},
+		{"containerd.conflist", "lan", true, "1.1.0"},
+		{"multus-nad.yaml", "vlan40", true, "1.0.0"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			data, err := os.ReadFile("../../examples/cni/" + c.file)
@@ -36,6 +40,15 @@ func TestExamples(t *testing.T) {
 			l, err := libcni.NetworkConfFromBytes(data)
 			if err != nil {
 				t.Fatalf("libcni: %v", err)
+			}
+			var top struct {
+				CNIVersion string `json:"cniVersion"`
+			}
+			if err := json.Unmarshal(data, &top); err != nil || top.CNIVersion != "1.0.0" {
+				t.Errorf("cniVersion %q (%v); want 1.0.0, the newest libcni < 1.2 takes", top.CNIVersion, err)
+			}
+			if l.CNIVersion != c.picked {
+				t.Errorf("libcni picked version %s; want %s", l.CNIVersion, c.picked)
 			}
 			if len(l.Plugins) != 1 || l.Plugins[0].Network.Type != "mvlan" {
 				t.Fatalf("plugins %+v; want one of type mvlan", l.Plugins)
