@@ -81,8 +81,12 @@ func (a *Engine) acquireLease(ctx context.Context, n *network, e *endpoint) erro
 // applyLease makes l e's: the datapath first (its frames must pass the
 // anti-spoofing check), then the link. Caller holds e's busy lock.
 func (a *Engine) applyLease(n *network, e *endpoint, l dhcp.Lease) error {
+	// An expired lease's address is taken off too: expire may not have
+	// (a crash before it ran, a failed SetLeased), and a stale address left
+	// on the link would be its source, which the datapath drops.
 	var old netip.Prefix
-	if e.Lease != nil && e.Lease.State != dhcp.Expired {
+	fresh := e.Lease == nil || e.Lease.State == dhcp.Expired
+	if e.Lease != nil {
 		old = e.Lease.Addr
 	}
 	next := *e
@@ -94,7 +98,7 @@ func (a *Engine) applyLease(n *network, e *endpoint, l dhcp.Lease) error {
 	if n.Internal {
 		router = netip.Addr{}
 	}
-	if old != l.Addr || e.Lease.Router != l.Router {
+	if fresh || old != l.Addr || e.Lease.Router != l.Router {
 		kept, err := link.SetLeased(e.Netns, e.Ifindex, old, l.Addr, router)
 		if err != nil {
 			return fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err)
@@ -111,11 +115,29 @@ func (a *Engine) applyLease(n *network, e *endpoint, l dhcp.Lease) error {
 	return nil
 }
 
+// givenBack marks e's DHCPv4 lease, which a DHCPRELEASE gave back,
+// expired and stores the record so: a restart before the endpoint's
+// removal is over (settleLease) must not put the address, which the
+// server may have given to another host since, back on the link, where
+// its gratuitous ARP would take it from that host, to release it again.
+// Caller holds en's busy lock.
+func (a *Engine) givenBack(n *network, en *entry, e *endpoint) {
+	l := *e.Lease
+	l.State = dhcp.Expired
+	e.Lease = &l
+	if err := a.store.UpdateEndpoint(e.api()); err != nil {
+		a.log.Warn("DHCP lease given back, not stored so: a restart before the removal is over gives it back again", "name", e.Name, "network", n.name(), "err", err)
+	}
+	n.mu.Lock()
+	n.set(en, *e)
+	n.mu.Unlock()
+}
+
 // releaseLease sends DHCPRELEASE for e's lease (best effort: the server
 // takes the address back at expiry anyway); it reports whether it did.
 func (a *Engine) releaseLease(ctx context.Context, n *network, e endpoint) bool {
-	if !n.DHCP || e.Lease == nil || e.Lease.State == dhcp.Expired {
-		return false
+	if !n.DHCP || e.Lease == nil || e.Lease.State == dhcp.Expired || e.Lease.StateAt(time.Now()) == dhcp.Expired {
+		return false // the server may have given it to another host: no packet from it
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()

@@ -85,8 +85,9 @@ func (a *Engine) acquireLease6(ctx context.Context, n *network, e *endpoint) err
 // applyLease6 makes l e's DHCPv6 lease: the datapath first, then the link.
 // Caller holds e's busy lock.
 func (a *Engine) applyLease6(n *network, e *endpoint, l dhcp.Lease) error {
-	var old netip.Prefix
-	if e.Lease6 != nil && e.Lease6.State != dhcp.Expired {
+	var old netip.Prefix // an expired lease's too (applyLease)
+	fresh := e.Lease6 == nil || e.Lease6.State == dhcp.Expired
+	if e.Lease6 != nil {
 		old = e.Lease6.Addr
 	}
 	next := *e
@@ -94,7 +95,7 @@ func (a *Engine) applyLease6(n *network, e *endpoint, l dhcp.Lease) error {
 	if err := a.setTableEntry(n, next); err != nil {
 		return err
 	}
-	if old != l.Addr {
+	if fresh || old != l.Addr {
 		if err := link.SetLeased6(e.Netns, e.Ifindex, old, l.Addr); err != nil {
 			return fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err)
 		}
@@ -164,7 +165,7 @@ func usableAddrs(e endpoint) []netip.Prefix {
 
 // releaseLease6 sends a DHCPv6 Release for e's lease (best effort).
 func (a *Engine) releaseLease6(ctx context.Context, n *network, e endpoint) {
-	if !n.DHCP || e.Lease6 == nil || e.Lease6.State == dhcp.Expired {
+	if !n.DHCP || e.Lease6 == nil || e.Lease6.State == dhcp.Expired || e.Lease6.StateAt(time.Now()) == dhcp.Expired {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)

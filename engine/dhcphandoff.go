@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mvlan/mvlan/dhcp"
 	"github.com/mvlan/mvlan/link"
 )
 
@@ -179,18 +178,10 @@ func (a *Engine) tryLease(ctx context.Context, n *network, en *entry) bool {
 }
 
 // leaveLease gives e's lease back as its container leaves (Leave) and
-// marks it given back (expired), so that RemoveHandoff does not send the
-// release again. The mark is not stored: a restart before RemoveHandoff
-// gives the lease back once more (settleLease), which does no harm.
-// Caller holds en's busy lock.
+// marks it given back (givenBack), so that neither RemoveHandoff nor a
+// restart before it sends the release again. Caller holds en's busy lock.
 func (a *Engine) leaveLease(ctx context.Context, n *network, en *entry, e *endpoint) {
-	if !a.releaseLease(ctx, n, *e) {
-		return
+	if a.releaseLease(ctx, n, *e) {
+		a.givenBack(n, en, e)
 	}
-	l := *e.Lease
-	l.State = dhcp.Expired
-	e.Lease = &l
-	n.mu.Lock()
-	n.set(en, *e)
-	n.mu.Unlock()
 }

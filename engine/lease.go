@@ -260,8 +260,8 @@ func (a *Engine) expire(n *network, en *entry, msg string, refused, v6 bool) {
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	cur, ok := n.current(en)
-	if !ok || *cur.lease(v6) == nil {
-		return
+	if !ok || cur.State != Ready || *cur.lease(v6) == nil {
+		return // leaving: its link may be going, its lease given back
 	}
 	l := **cur.lease(v6)
 	// No try has failed since it expired: the first ask goes at once.

@@ -179,7 +179,9 @@ func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry, fore
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("endpoint-rm:after-state")
-	a.releaseLease(ctx, n, e)
+	if a.releaseLease(ctx, n, e) {
+		a.givenBack(n, en, &e)
+	}
 	a.releaseLease6(ctx, n, e)
 	crashpoint.Hit("endpoint-rm:after-release")
 	via, closeNetns, err := a.silence(ctx, e, foreignInBackground)

@@ -66,6 +66,12 @@ func writeResolv(e endpoint, old *dhcp.Lease, l dhcp.Lease) error {
 		return removeResolv(e)
 	}
 	p := resolvPath(e.Name)
+	if err := rewriteInPlace(p, want); !errors.Is(err, fs.ErrNotExist) {
+		if err != nil {
+			return fmt.Errorf("resolv.conf of %s: %w", e.Name, err)
+		}
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("resolv.conf of %s: %w", e.Name, err)
 	}
@@ -77,6 +83,23 @@ func writeResolv(e endpoint, old *dhcp.Lease, l dhcp.Lease) error {
 		return errors.Join(fmt.Errorf("resolv.conf of %s: %w", e.Name, err), os.Remove(tmp))
 	}
 	return nil
+}
+
+// rewriteInPlace writes data over the file at p, which must exist, in
+// its inode: `ip netns exec` bind-mounts that inode on /etc/resolv.conf,
+// so a process started before the change sees it only so (a rename would
+// leave it the old file). The new text goes over the old, then the file is
+// cut to its length, so a reader never finds it empty.
+func rewriteInPlace(p, data string) error {
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt([]byte(data), 0)
+	if err == nil {
+		err = f.Truncate(int64(len(data)))
+	}
+	return errors.Join(err, f.Close())
 }
 
 // removeResolv deletes e's resolv.conf if e wrote it, and the namespace's

@@ -73,3 +73,34 @@ func TestResolvConf(t *testing.T) {
 		t.Errorf("resolv.conf written for a namespace mvlan did not make: %v", err)
 	}
 }
+
+// TestResolvRewrittenInPlace: a renewal that changes the DNS servers
+// rewrites resolv.conf in its inode, which `ip netns exec` bind-mounts on
+// /etc/resolv.conf of processes already running: one that holds the file
+// open (as the bind mount holds its inode) reads the new servers, and
+// nothing of the old text is left at its end.
+func TestResolvRewrittenInPlace(t *testing.T) {
+	netnsEtc = t.TempDir()
+	defer func() { netnsEtc = "/etc/netns" }()
+	e := endpoint{ID: "ID1", Name: "c1", OwnsNetns: true}
+	old := dhcp.Lease{Addr: netip.MustParsePrefix("192.168.60.100/24"), DNS: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}, Domain: "lan.example"}
+	if err := writeResolv(e, nil, old); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(netnsEtc, "c1", "resolv.conf")
+	held, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	renewed := old
+	renewed.DNS, renewed.Domain = []netip.Addr{netip.MustParseAddr("10.9.9.9")}, ""
+	if err := writeResolv(e, &old, renewed); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, _ := held.ReadAt(buf, 0)
+	if got, want := string(buf[:n]), resolvConf(e.ID, renewed); got != want {
+		t.Errorf("the file as a running process sees it after the renewal:\n%s\nwant\n%s", got, want)
+	}
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -70,4 +72,47 @@ func TestDHCPCrashPoints(t *testing.T) {
 	e.runD(prefix+"1", "lan")
 	srv.waitLease(func() string { ep, _ := e.endpoint(prefix + "1"); return ep.MAC }(), 2*time.Second, "lease after the crashes", func(_ lease, ok bool) bool { return ok })
 	a.ok("rm", "-f", prefix+"1")
+}
+
+// TestDHCPCrashAfterRelease: the agent is killed after rm's DHCPRELEASE,
+// before the record is gone (endpoint-rm:after-release). The restart
+// finishes the removal without putting the released address back on the
+// link: the server may have given it to another host, which the link's
+// gratuitous ARP (arp_notify) would take it from. The wire hears neither
+// that ARP nor a second DHCPRELEASE.
+func TestDHCPCrashAfterRelease(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.65.1/24", "dev", "wire0")
+	nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-range=192.168.65.100,192.168.65.150,255.255.255.0,2m",
+		"--dhcp-option=option:router,192.168.65.1")
+	a := newAgent(t, sb)
+	e := &env{t: t, sb: sb, a: a}
+	a.start()
+	t.Cleanup(e.cleanup)
+	a.ok("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan")
+	c1 := e.name("1")
+	ep := e.runD(c1, "lan")
+	addr := netip.MustParsePrefix(addrOf(ep, false)).Addr().String()
+	mac, err := net.ParseMAC(ep.MAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.stop()
+	a.start("MVLAN_TEST_CRASHPOINT=endpoint-rm:after-release")
+	wire := nstest.NewCapture(t, sb.WirePath, "wire0")
+	a.mv("rm", "-f", c1)
+	a.waitExit()
+	if _, err := wire.Wait(time.Second, isRelease); err != nil {
+		t.Fatalf("no DHCPRELEASE before the crash: %v\n%s", err, a.log)
+	}
+	a.start()
+	waitNetnsGone(t, c1)
+	if strings.Contains(a.ok("ps"), c1) {
+		t.Errorf("ps lists %s after the restart finished its removal", c1)
+	}
+	again := func(f []byte) bool { return isGARP(f, mac, addr) || isRelease(f) }
+	if f, err := wire.Wait(2*time.Second, again); err == nil {
+		t.Errorf("after the restart the wire heard %s's released address %s again: % x\n%s", c1, addr, f, a.log)
+	}
 }
