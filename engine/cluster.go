@@ -8,6 +8,7 @@ package engine
 // claims are fetched from etcd by prepare, before the network's lock.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/internal/crashpoint"
 	"github.com/mvlan/mvlan/ipam"
+	"github.com/mvlan/mvlan/netconf"
 )
 
 // scopeOption marks a stored network as a cluster network; -o cannot
@@ -54,6 +56,9 @@ func (a *Engine) joinCluster(ctx context.Context, req *api.NetworkCreate, id *st
 	if a.cluster == nil {
 		return invalid(errors.New("--scope cluster needs an agent started with --cluster etcd://HOST:PORT"))
 	}
+	if err := checkBeforeDefine(*req); err != nil {
+		return err
+	}
 	for _, n := range a.networkList() {
 		if n.name() == req.Name { // before joining: a failed create leaves
 			return conflict(fmt.Errorf("network with name %s already exists; choose another name or remove it first", req.Name))
@@ -83,6 +88,11 @@ func (a *Engine) joinCluster(ctx context.Context, req *api.NetworkCreate, id *st
 // refused, before the join.
 func (a *Engine) joinDefined(ctx context.Context, req *api.NetworkCreate, got cluster.Definition) error {
 	c := got.Create
+	if ipamDriver(req.IPAMDriver) != ipamDriver(c.IPAMDriver) || req.Internal != c.Internal {
+		// hosts of one network hand out its addresses one way, and route alike
+		return conflict(fmt.Errorf("cluster network %s is defined with --ipam-driver %s and internal=%t; join it with the same",
+			req.Name, ipamDriver(c.IPAMDriver), c.Internal))
+	}
 	if len(req.Subnets) > 0 && (!slices.Equal(req.Subnets, c.Subnets) || !slices.Equal(req.Gateways, c.Gateways) ||
 		!slices.Equal(req.IPRanges, c.IPRanges) || !slices.Equal(req.AuxAddrs, c.AuxAddrs) || req.IPv6 != c.IPv6) {
 		// before joining: a refused create leaves no membership behind
@@ -98,7 +108,27 @@ func (a *Engine) joinDefined(ctx context.Context, req *api.NetworkCreate, got cl
 	return nil
 }
 
+// ipamDriver is driver with "" as the default it means.
+func ipamDriver(driver string) string { return cmp.Or(driver, api.IPAMDefault) }
+
 func isParentOption(o string) bool { return len(o) >= 7 && o[:7] == "parent=" }
+
+// checkBeforeDefine validates req before it goes to etcd, where other
+// hosts may join it: its name (a key of etcd's), and, with its pools given
+// (a definition, not a join that takes them), the whole request.
+func checkBeforeDefine(req api.NetworkCreate) error {
+	if len(req.Subnets) == 0 {
+		if err := netconf.CheckName("network", req.Name); err != nil {
+			return invalid(err)
+		}
+		return nil
+	}
+	cfg, err := netconf.Parse(req)
+	if err != nil {
+		return invalid(err)
+	}
+	return checkClusterConfig(cfg.Serial, cfg.HostShim != nil)
+}
 
 // checkClusterConfig refuses what cluster networks do not do (yet).
 func checkClusterConfig(serial bool, shim bool) error {

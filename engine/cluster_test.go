@@ -462,3 +462,48 @@ func TestClusterStrayKeptWhileStateLost(t *testing.T) {
 		t.Fatalf("host2's record of cnet is quarantined; etcd has %d of its keys of cnet, want the %d (membership, block) it had", k, held)
 	}
 }
+
+// TestClusterDefinitionChecked: a request is validated before it is
+// defined in etcd, where other hosts could join it (a bad name, a bad
+// option: refused, no key written), and a join must agree with the
+// definition on how addresses are handed out and routed (--ipam-driver,
+// --internal), else it is refused before it joins.
+func TestClusterDefinitionChecked(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	ctx := context.Background()
+	before, err := etcdClient(t, e.URL).Get(ctx, "/mvlan/v1/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []api.NetworkCreate{
+		{Name: "a/b", Subnets: []string{"10.97.0.0/24"}},
+		{Name: "badopt", Subnets: []string{"10.97.0.0/24"}, Options: []string{"macvlan_mode=bogus"}},
+		{Name: "x/y"},
+	} {
+		bad.Scope, bad.Options = "cluster", append(bad.Options, "parent=eth0")
+		if _, err := h1.e.CreateNetwork(ctx, bad); engine.KindOf(err) != engine.KindInvalid {
+			t.Errorf("create %+v: %v; want invalid", bad, err)
+		}
+	}
+	after, err := etcdClient(t, e.URL).Get(ctx, "/mvlan/v1/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Header.Revision != before.Header.Revision { // not even for a moment
+		t.Errorf("etcd's revision went from %d to %d over the refused creates: something was written", before.Header.Revision, after.Header.Revision)
+	}
+	if _, err := h1.e.CreateNetwork(ctx, api.NetworkCreate{Name: "cnet", Scope: "cluster", Subnets: []string{"10.97.0.0/24"}, Internal: true, Options: []string{"parent=eth0"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range []api.NetworkCreate{{}, {IPAMDriver: api.IPAMDHCP, Internal: true}} {
+		other.Name, other.Scope, other.Options = "cnet", "cluster", []string{"parent=eth0"}
+		_, err := h2.e.CreateNetwork(ctx, other)
+		if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), "--ipam-driver default and internal=true") {
+			t.Errorf("join with --ipam-driver %q internal=%t: %v; want refused naming the definition's", other.IPAMDriver, other.Internal, err)
+		}
+	}
+	if _, err := h2.e.CreateNetwork(ctx, api.NetworkCreate{Name: "cnet", Scope: "cluster", Internal: true, Options: []string{"parent=eth0"}}); err != nil {
+		t.Errorf("join with internal=true as defined: %v", err)
+	}
+}

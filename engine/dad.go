@@ -50,7 +50,7 @@ func (a *Engine) dad(ctx context.Context, n *network, en *entry, req api.Endpoin
 	n.mu.Lock()
 	n.drop(en)
 	for _, u := range used {
-		if u.String() == req.IP || u.String() == req.IP6 {
+		if asked(u, req.IP) || asked(u, req.IP6) {
 			exact = true
 		} else {
 			cs.SetAside(u)
@@ -65,4 +65,11 @@ func (a *Engine) dad(ctx context.Context, n *network, en *entry, req api.Endpoin
 		return errors.Join(errDADRetry, err)
 	}
 	return err
+}
+
+// asked reports whether u is the address want (as a request spells it:
+// any case, IPv4-mapped) names.
+func asked(u netip.Addr, want string) bool {
+	w, err := netip.ParseAddr(want)
+	return err == nil && w.WithZone("").Unmap() == u.Unmap()
 }
