@@ -221,7 +221,7 @@ func (c *Client) grant(ctx context.Context) (clientv3.LeaseID, error) {
 	}
 	since := time.Now().UTC().Format(time.RFC3339)
 	v, _ := json.Marshal(map[string]string{"since": since})
-	ep, _ := json.Marshal(map[string]string{"since": since, "lease": fmt.Sprintf("%x", int64(g.ID))})
+	ep, _ := json.Marshal(epochValue{Since: since, Lease: fmt.Sprintf("%x", int64(g.ID)), Grace: c.live.grace.String()})
 	t0 = time.Now()
 	_, err = c.cli.Txn(ctx).Then(clientv3.OpPut(hostKey(c.host), string(v), clientv3.WithLease(g.ID)),
 		clientv3.OpPut(epochKey(c.host), string(ep))).Commit()
@@ -292,16 +292,17 @@ func (c *Client) unregister(p *Pool) {
 func (c *Client) deadHosts(ctx context.Context, hosts map[string]bool) (map[string]int64, error) {
 	r, err := c.txn(ctx, "list live hosts", nil, []clientv3.Op{
 		clientv3.OpGet(hostsDir(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
-		clientv3.OpGet(epochsDir(), clientv3.WithPrefix(), clientv3.WithKeysOnly())}, nil)
+		clientv3.OpGet(epochsDir(), clientv3.WithPrefix())}, nil)
 	if err != nil {
 		return nil, err
 	}
-	alive, epochs := map[string]bool{}, map[string]int64{}
+	alive, epochs, graces := map[string]bool{}, map[string]int64{}, map[string]time.Duration{}
 	for _, kv := range r.Responses[0].GetResponseRange().Kvs {
 		alive[string(kv.Key)[len(hostsDir()):]] = true
 	}
 	for _, kv := range r.Responses[1].GetResponseRange().Kvs {
-		epochs[string(kv.Key)[len(epochsDir()):]] = kv.ModRevision
+		h := string(kv.Key)[len(epochsDir()):]
+		epochs[h], graces[h] = kv.ModRevision, graceOf(kv.Value)
 	}
 	l := &c.live
 	l.mu.Lock()
@@ -313,17 +314,42 @@ func (c *Client) deadHosts(ctx context.Context, hosts map[string]bool) (map[stri
 			delete(l.deadSince, h)
 			continue
 		}
+		grace := max(l.grace, graces[h]) // the host's fence counts its own
 		m, ok := l.deadSince[h]
 		if !ok || m.epoch != epochs[h] {
 			l.deadSince[h] = deadMark{since: now, epoch: epochs[h]}
-			c.log.Info("cluster: host has no liveness key; its blocks are reclaimed after the grace if none of their addresses answers", "host", h, "grace", l.grace)
+			c.log.Info("cluster: host has no liveness key; its blocks are reclaimed after the grace if none of their addresses answers", "host", h, "grace", grace)
 			continue
 		}
-		if now.Sub(m.since) >= l.grace {
+		if now.Sub(m.since) >= grace {
 			dead[h] = m.epoch
 		}
 	}
 	return dead, nil
+}
+
+// epochValue is the value of epochs/HOST: when the host's lease began,
+// the lease, and the host's grace, which bounds its fence (TTL + grace/2
+// past its last renewal): a host that reclaims its blocks waits the
+// longer of that grace and its own, whatever --cluster-grace each runs.
+type epochValue struct {
+	Since string `json:"since"`
+	Lease string `json:"lease"`
+	Grace string `json:"grace,omitempty"`
+}
+
+// graceOf reads the grace of an epoch's value; 0 for one without (an
+// agent from before it was written), or unreadable.
+func graceOf(v []byte) time.Duration {
+	var e epochValue
+	if json.Unmarshal(v, &e) != nil {
+		return 0
+	}
+	d, err := time.ParseDuration(e.Grace)
+	if err != nil || d < 0 {
+		return 0
+	}
+	return d
 }
 
 // stillDead are the comparisons of a transaction acting on dead host h:

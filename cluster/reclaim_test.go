@@ -304,3 +304,40 @@ func TestLostBlockLeasedAgain(t *testing.T) {
 		t.Errorf("an allocation with the block's 13 addresses held: %v; want exhausted", err)
 	}
 }
+
+// TestReclaimWaitsTheLongerGrace: host C runs with a longer grace (6 s)
+// than host A (2 s), so C, cut off, hands out its block's addresses until
+// TTL + 3 s past its last renewal. A reclaims C's block no sooner than C's
+// grace after C's key expired: the longer of the two, which C publishes
+// with its epoch.
+func TestReclaimWaitsTheLongerGrace(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.72.0.0/28")}
+	const ttl, short, long = 2 * time.Second, 2 * time.Second, 6 * time.Second
+	a := newLiveHost(t, e.URL, "hostA", cfg, ttl, short, "")
+	c := newLiveHost(t, e.URL, "hostC", cfg, ttl, long, "")
+	ctx := context.Background()
+	if _, err := c.p.Allocate(ctx, "c0"); err != nil {
+		t.Fatal(err)
+	}
+	c.stop()
+	t0 := time.Now()
+	silent := func(context.Context, []netip.Addr) ([]netip.Addr, error) { return nil, nil }
+	for ; ; time.Sleep(100 * time.Millisecond) {
+		n, err := a.p.Reclaim(ctx, silent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Since(t0) > ttl+long+5*time.Second {
+			t.Fatal("hostC's block was never reclaimed")
+		}
+	}
+	if d := time.Since(t0); d < earliest(ttl, long) {
+		t.Errorf("hostA (grace %v) reclaimed hostC's block (grace %v) %v after it stopped; want not before %v", short, long, d, earliest(ttl, long))
+	} else {
+		t.Logf("reclaimed after %v", d)
+	}
+}
