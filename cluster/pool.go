@@ -46,8 +46,9 @@ type Pool struct {
 	aside  map[netip.Addr]bool   // held in a block: in use on the wire (SetAside)
 	defRev int64                 // the definition's create revision (guard.go); 0: not looked up
 	closed bool                  // Close: no more leases or claims
-	// suspect: reopened after a leave cut short (Reopen); its blocks are
-	// used once verify has checked them.
+	// suspect: reopened after a leave cut short (Reopen), or opened from a
+	// file a removal marked (state.Leaving); its blocks are used once verify
+	// has checked them.
 	suspect atomic.Bool
 	// unsure: a claim may have reached etcd without being recorded here;
 	// audited: when the claims were last audited (verify.go).
@@ -98,6 +99,7 @@ func (c *Client) OpenPool(nw Network, cfg ipam.PoolConfig, bits int, file string
 	if err := p.load(nil, false); err != nil {
 		return nil, err
 	}
+	p.suspect.Store(st.Leaving) // a removal cut short by a crash, or refused
 	c.register(p)
 	return p, nil
 }
@@ -109,6 +111,10 @@ func (p *Pool) Close() {
 	defer p.etcdMu.Unlock()
 	p.mu.Lock()
 	p.closed = true
+	p.st.Leaving = true // before the leave gives anything back: a crash after it finds it
+	if err := p.st.write(p.file); err != nil {
+		p.c.log.Warn("cluster: pool not marked leaving; a start after a crash in the removal uses its blocks unchecked", "network", p.net, "err", err)
+	}
 	p.mu.Unlock()
 	p.c.unregister(p)
 }

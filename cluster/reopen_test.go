@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/ipam"
@@ -39,5 +40,56 @@ func TestReopenChecksBlocks(t *testing.T) {
 	got, err := a.p.Allocate(ctx, "a1")
 	if err != nil || b.p.Blocks()[0].Contains(got.Addr()) {
 		t.Fatalf("hostA reopened: %v %v; want an address outside hostB's %v (hostA had %s)", got, err, b.p.Blocks(), first)
+	}
+}
+
+// TestRestartAfterLeaveCutShort: host A's network rm began (its pool
+// closed) and gave its block back, and B leased it; then A's agent died
+// before the network was gone. Started again while etcd does not answer,
+// within its fence, A hands out nothing of the block its file still
+// lists: the file says a removal began, so the blocks wait for etcd. Once
+// etcd answers, the block B has is dropped and A leases another.
+func TestRestartAfterLeaveCutShort(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.89.0.0/24")}
+	const ttl, grace = 10 * time.Second, 10 * time.Second
+	ctx := context.Background()
+	a := newLiveHost(t, e.URL, "hostA", cfg, ttl, grace, "")
+	b := newHost(t, e.URL, "hostB", "rnet", cfg, 28)
+	first, err := a.p.Allocate(ctx, "a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.p.Close()
+	if err := a.c.deleteMine(ctx, blocksDir(a.nw.ID)); err != nil { // the leave's first step
+		t.Fatal(err)
+	}
+	a.stop() // and the agent dies
+	theirs, err := b.p.Allocate(ctx, "b0")
+	if err != nil || !netip.PrefixFrom(first.Addr(), 28).Masked().Contains(theirs.Addr()) {
+		t.Fatalf("hostB: %v %v; want an address of the block hostA gave back (%s's)", theirs, err, first)
+	}
+	cut, err := Dial(Config{URL: "etcd://127.0.0.1:1", Host: "hostA", Timeout: 100 * time.Millisecond, Dir: a.dir, TTL: ttl, Grace: grace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cut.Close()
+	cp, err := cut.OpenPool(a.nw, cfg, 28, a.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Load(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cp.Allocate(ctx, "late"); err == nil {
+		t.Fatalf("hostA restarted cut off handed out %s of the block it gave back (hostB has %s)", got, theirs)
+	}
+	back := newLiveHost(t, e.URL, "hostA", cfg, ttl, grace, a.dir)
+	if err := back.p.Load(nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := back.p.Allocate(ctx, "a1")
+	if err != nil || netip.PrefixFrom(theirs.Addr(), 28).Masked().Contains(got.Addr()) {
+		t.Fatalf("hostA back: %v %v; want an address outside hostB's block (hostB has %s)", got, err, theirs)
 	}
 }

@@ -19,6 +19,9 @@ type state struct {
 	Claims  map[netip.Addr]bool   // claim keys this host made
 	Foreign map[netip.Addr]string // other hosts' claims inside its blocks
 	Pending map[netip.Addr]bool   // released claims etcd has not deleted yet
+	// Leaving: the network's removal here began (Pool.Close), so etcd may
+	// have some of Blocks back; none is used before verify checks them.
+	Leaving bool
 }
 
 type stateFile struct {
@@ -26,6 +29,7 @@ type stateFile struct {
 	Claims  []netip.Addr          `json:"claims,omitempty"`
 	Foreign map[netip.Addr]string `json:"foreign,omitempty"`
 	Pending []netip.Addr          `json:"pending,omitempty"`
+	Leaving bool                  `json:"leaving,omitempty"`
 }
 
 func readState(file string) (state, error) {
@@ -49,13 +53,14 @@ func readState(file string) (state, error) {
 	for _, a := range f.Pending {
 		st.Pending[a] = true
 	}
+	st.Leaving = f.Leaving
 	return st, nil
 }
 
 // write replaces file with st, durably (a crash leaves the old or the
 // new file).
 func (st *state) write(file string) error {
-	f := stateFile{Blocks: st.Blocks, Foreign: st.Foreign,
+	f := stateFile{Blocks: st.Blocks, Foreign: st.Foreign, Leaving: st.Leaving,
 		Claims:  slices.SortedFunc(maps.Keys(st.Claims), netip.Addr.Compare),
 		Pending: slices.SortedFunc(maps.Keys(st.Pending), netip.Addr.Compare)}
 	b, err := json.Marshal(f)

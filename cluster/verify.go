@@ -48,6 +48,15 @@ func (p *Pool) verify(ctx context.Context) error {
 	if err := p.auditClaims(ctx, p.claimsOf(r.Responses[1].GetResponseRange().Kvs)); err != nil {
 		return err
 	}
+	if p.suspect.Load() {
+		p.mu.Lock()
+		p.st.Leaving = p.closed // still being removed: stays marked
+		err = p.st.write(p.file)
+		p.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
 	p.suspect.Store(false)
 	return nil
 }
