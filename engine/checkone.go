@@ -39,7 +39,9 @@ func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error)
 // endpoint has a gateway for (but those it kept another's for:
 // Unrouted) with the kernel's metric, the endpoint's own or not: one its
 // owner replaced, or that an agent before unrouted_gateways kept (such a
-// record lists none), is no drift; none of that metric is.
+// record lists none), is no drift; none of that metric is, unless the
+// endpoint's own is in another table: the CNI spec lets a later plugin of
+// the chain move it (sbr does).
 func (a *Engine) checkRoutes(n *network, e endpoint) []string {
 	var drift []string
 	for _, gw := range a.endpointSpec(n, e).Gateways {
@@ -47,6 +49,9 @@ func (a *Engine) checkRoutes(n *network, e endpoint) []string {
 			continue
 		}
 		has, _, err := a.ns.DefaultRoute(e.Netns, gw, e.Ifindex)
+		if err == nil && !has {
+			has, err = a.ns.DefaultRouteVia(e.Netns, gw, e.Ifindex)
+		}
 		switch {
 		case err != nil:
 			drift = append(drift, fmt.Sprintf("endpoint %s: %v", e.Name, err))

@@ -126,6 +126,9 @@ type Namespaces interface {
 	// DefaultRoute reports whether it has a default route of gw's
 	// family, and one via gw on link ifindex (link.HasDefaultRoute).
 	DefaultRoute(path string, gw netip.Addr, ifindex int) (has, via bool, err error)
+	// DefaultRouteVia reports whether it has a default route via gw on
+	// link ifindex in any routing table (link.HasDefaultRouteVia).
+	DefaultRouteVia(path string, gw netip.Addr, ifindex int) (bool, error)
 	// Mark returns the mark of a namespace mvlan made (link.NetnsMark).
 	Mark(path string) (string, error)
 	// Spare returns a new namespace for the container name, named nowhere
@@ -187,6 +190,9 @@ func (kernelNamespaces) Delete(name string) error           { return link.Delete
 func (kernelNamespaces) Cookie(path string) (uint64, error) { return loader.NetnsCookie(path) }
 func (kernelNamespaces) DefaultRoute(path string, gw netip.Addr, ifindex int) (has, via bool, err error) {
 	return link.HasDefaultRoute(path, gw, ifindex)
+}
+func (kernelNamespaces) DefaultRouteVia(path string, gw netip.Addr, ifindex int) (bool, error) {
+	return link.HasDefaultRouteVia(path, gw, ifindex)
 }
 func (kernelNamespaces) Addrs(path string, ifindex int) ([]netip.Prefix, error) {
 	return link.Addrs(path, ifindex)

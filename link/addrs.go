@@ -76,6 +76,34 @@ func HasDefaultRoute(netnsPath string, gw netip.Addr, ifindex int) (has, via boo
 	return has, via, err
 }
 
+// HasDefaultRouteVia reports whether the namespace at netnsPath has a
+// default route via gw on link ifindex in any routing table (alone or as
+// a nexthop): one a later plugin of a CNI chain moved out of the main
+// table (sbr puts it in a table of its own) is still the endpoint's.
+func HasDefaultRouteVia(netnsPath string, gw netip.Addr, ifindex int) (via bool, err error) {
+	family := unix.AF_INET
+	if gw.Is6() {
+		family = unix.AF_INET6
+	}
+	err = inNetns(netnsPath, func(nl *netlink.Handle) error {
+		routes, err := nl.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			return fmt.Errorf("list routes in %s: %w", netnsPath, err)
+		}
+		for _, r := range routes {
+			if !isDefault(r) {
+				continue
+			}
+			via = via || (r.LinkIndex == ifindex && r.Gw.Equal(gw.AsSlice()))
+			for _, nh := range r.MultiPath {
+				via = via || (nh.LinkIndex == ifindex && nh.Gw.Equal(gw.AsSlice()))
+			}
+		}
+		return nil
+	}, false)
+	return via, err
+}
+
 // ip6DefaultMetric is the metric the kernel gives an IPv6 route added
 // without one (IP6_RT_PRIO_USER); an IPv4 one gets 0.
 const ip6DefaultMetric = 1024

@@ -716,7 +716,8 @@ func TestCNIGCKeys(t *testing.T) {
 
 // TestCNICheckDrift: CHECK fails with code 101, naming what changed, when
 // the endpoint's address is removed, a foreign address added, its default
-// route gone, or one of its datapath programs detached; a repeated ADD returns the same result,
+// route gone (from every table: a later plugin may move it), or one of its
+// datapath programs detached; a repeated ADD returns the same result,
 // and a second pod of the same name gets a name of its own.
 func TestCNICheckDrift(t *testing.T) {
 	e := newEnv(t)
@@ -759,6 +760,18 @@ func TestCNICheckDrift(t *testing.T) {
 	if err := e.cni.CheckNetworkList(ctx, l, c); err != nil {
 		t.Fatalf("CHECK after the address and route came back: %v", err)
 	}
+	// A later plugin of the chain may move the route (the spec lets it):
+	// sbr puts it in a table of its own, with a rule. Gone from every
+	// table, it is drift again.
+	nstest.RunErr(c.NetNS, "sh", "-c", "ip route del default via 172.16.86.1 && ip route add default via 172.16.86.1 dev eth0 table 100 && ip rule add from "+r.IPs[0].Address.IP.String()+" table 100")
+	if err := e.cni.CheckNetworkList(ctx, l, c); err != nil {
+		t.Errorf("CHECK with the default route moved to table 100 (as sbr does): %v", err)
+	}
+	nstest.RunErr(c.NetNS, "ip", "route", "del", "default", "table", "100")
+	if err := e.cni.CheckNetworkList(ctx, l, c); cniCode(err) != errDrift || !strings.Contains(err.Error(), "no default route via 172.16.86.1 on eth0") {
+		t.Errorf("CHECK with the moved route deleted: %v; want code %d saying so", err, errDrift)
+	}
+	nstest.RunErr(c.NetNS, "ip", "route", "add", "default", "via", "172.16.86.1")
 	ep := e.endpoint(e.sb.Name + "-k")
 	detachEgress(t, e.a.Dir, c.NetNS, ep)
 	if err := e.cni.CheckNetworkList(ctx, l, c); cniCode(err) != errDrift || !strings.Contains(err.Error(), "no egress program") {

@@ -80,6 +80,11 @@ func (s *namespaces) DefaultRoute(path string, gw netip.Addr, _ int) (has, via b
 	return false, false, notFound("netns " + path)
 }
 
+func (s *namespaces) DefaultRouteVia(path string, gw netip.Addr, ifindex int) (bool, error) {
+	_, via, err := s.DefaultRoute(path, gw, ifindex)
+	return via, err
+}
+
 func (s *namespaces) Mark(path string) (string, error) {
 	k := (*Kernel)(s)
 	k.mu.Lock()
