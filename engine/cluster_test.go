@@ -405,6 +405,20 @@ func TestClusterStrayMembership(t *testing.T) {
 			t.Fatal("host2 is still a member of cnet, which it does not have, 5 s after it took its liveness lease")
 		}
 	}
+	// Again within the lease (a join that timed out yet was applied): it
+	// goes at a rejoin of the same lease, six reclaim ticks (6 s) later.
+	if _, err := c.Put(ctx, "/mvlan/v1/members/cnet/"+host, id); err != nil {
+		t.Fatal(err)
+	}
+	epoch := h2.e.ClusterEpoch()
+	for deadline := time.Now().Add(10 * time.Second); holdings(t, e.URL, "cnet", id, host) != 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("host2 is still a member of cnet 10 s after a stray membership appeared within its lease")
+		}
+	}
+	if got := h2.e.ClusterEpoch(); got != epoch {
+		t.Errorf("host2 took a new lease (epoch %d, was %d): the stray went with it, not within the lease", got, epoch)
+	}
 	lastRemoves(t, h1, e.URL, "cnet")
 }
 

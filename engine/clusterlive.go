@@ -28,6 +28,12 @@ func reclaimEvery(c *cluster.Config) time.Duration {
 	return max(ttl/2, time.Second)
 }
 
+// rejoinTicks is how many reclaim ticks go by between rejoins within one
+// lease (30 s at the default TTL): a membership a create or leave cut
+// short left in etcd (a join that timed out yet was applied, a leave
+// that failed) goes then, not only at the next lease.
+const rejoinTicks = 6
+
 // runCluster keeps the host alive in etcd and reclaims dead hosts'
 // blocks until ctx is done.
 func (a *Engine) runCluster(ctx context.Context) {
@@ -37,9 +43,11 @@ func (a *Engine) runCluster(ctx context.Context) {
 		a.cluster.Live(ctx)
 	}()
 	var joined uint64 // the lease epoch the memberships were put in
+	var ticks int     // since then
 	every(ctx, reclaimEvery(a.cfg.Cluster), func(ctx context.Context) {
-		if ep := a.cluster.Epoch(); ep != joined && a.rejoin(ctx) {
-			joined = ep
+		ticks++
+		if ep := a.cluster.Epoch(); (ep != joined || ticks >= rejoinTicks) && a.rejoin(ctx) {
+			joined, ticks = ep, 0
 		}
 		a.reclaimClusters(ctx)
 	})

@@ -39,3 +39,6 @@ func RefreshParentsFrom(ctx context.Context, e *Engine, hl HostListing) {
 	defer e.netOps.Unlock()
 	e.refreshParentsFrom(ctx, hl)
 }
+
+// ClusterEpoch is the engine's cluster liveness lease epoch.
+func (a *Engine) ClusterEpoch() uint64 { return a.cluster.Epoch() }
