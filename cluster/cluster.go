@@ -135,8 +135,14 @@ func Dial(cfg Config) (*Client, error) {
 		return nil, errors.Join(err, cli.Close())
 	}
 	if cfg.Dir != "" {
-		if c.install, err = readInstall(cfg.Dir, c.log.Warn); err != nil {
+		var made bool
+		if c.install, made, err = readInstall(cfg.Dir, c.log.Warn); err != nil {
 			return nil, errors.Join(err, cli.Close())
+		}
+		if made {
+			// A new installation (a state copied from another machine, say)
+			// has earned no fence: the alive.json it found is another's.
+			c.live.until = time.Time{}
 		}
 	}
 	return c, nil

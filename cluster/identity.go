@@ -50,8 +50,9 @@ func machineID() string {
 }
 
 // readInstall returns the token of the installation whose cluster state
-// is dir, made (and kept) the first time, and again on another machine.
-func readInstall(dir string, log func(string, ...any)) (string, error) {
+// is dir, made (and kept) the first time, and again on another machine;
+// made says it made one.
+func readInstall(dir string, log func(string, ...any)) (token string, made bool, err error) {
 	file := filepath.Join(dir, InstallFile)
 	var f installFile
 	b, err := os.ReadFile(file)
@@ -60,11 +61,11 @@ func readInstall(dir string, log func(string, ...any)) (string, error) {
 	}
 	switch {
 	case err == nil && f.Token != "" && f.Machine == machineID():
-		return f.Token, nil
+		return f.Token, false, nil
 	case err == nil && f.Token != "":
 		log("cluster: this agent's state was made on another machine (its machine-id changed): it registers as a new installation", "file", file)
 	case err != nil && !errors.Is(err, os.ErrNotExist):
-		return "", fmt.Errorf("cluster install token %s: %w (delete it to make a new one)", file, err)
+		return "", false, fmt.Errorf("cluster install token %s: %w (delete it to make a new one)", file, err)
 	}
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
@@ -72,12 +73,12 @@ func readInstall(dir string, log func(string, ...any)) (string, error) {
 	b, _ = json.Marshal(f)
 	tmp := file + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return "", fmt.Errorf("cluster install token: %w", err)
+		return "", false, fmt.Errorf("cluster install token: %w", err)
 	}
 	if err := os.Rename(tmp, file); err != nil {
-		return "", fmt.Errorf("cluster install token: %w", err)
+		return "", false, fmt.Errorf("cluster install token: %w", err)
 	}
-	return f.Token, nil
+	return f.Token, true, nil
 }
 
 // Register puts this installation's token under identities/HOST unless

@@ -65,24 +65,24 @@ func TestSameAgentID(t *testing.T) {
 func TestInstallTokenFile(t *testing.T) {
 	dir := t.TempDir()
 	quiet := func(string, ...any) {}
-	first, err := readInstall(dir, quiet)
+	first, _, err := readInstall(dir, quiet)
 	if err != nil || len(first) != 32 {
 		t.Fatalf("new token: %q %v", first, err)
 	}
-	if again, err := readInstall(dir, quiet); again != first || err != nil {
+	if again, made, err := readInstall(dir, quiet); again != first || made || err != nil {
 		t.Errorf("token read again: %q %v; want %q", again, err, first)
 	}
 	file := filepath.Join(dir, InstallFile)
 	if err := os.WriteFile(file, []byte(`{"token":"`+first+`","machine":"another"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if moved, err := readInstall(dir, quiet); moved == first || err != nil {
+	if moved, made, err := readInstall(dir, quiet); moved == first || !made || err != nil {
 		t.Errorf("token of a state made on another machine: %q %v; want a new one", moved, err)
 	}
 	if err := os.WriteFile(file, []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readInstall(dir, quiet); err == nil || !strings.Contains(err.Error(), file) {
+	if _, _, err := readInstall(dir, quiet); err == nil || !strings.Contains(err.Error(), file) {
 		t.Errorf("corrupt token file: %v; want an error naming %s", err, file)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -339,5 +341,53 @@ func TestReclaimWaitsTheLongerGrace(t *testing.T) {
 		t.Errorf("hostA (grace %v) reclaimed hostC's block (grace %v) %v after it stopped; want not before %v", short, long, d, earliest(ttl, long))
 	} else {
 		t.Logf("reclaimed after %v", d)
+	}
+}
+
+// TestClonedStateHasNoFence: a host cut off from etcd hands out its
+// blocks' addresses until its fence (alive.json), also after a restart;
+// the same state on another machine (its install file names another
+// machine-id: a copied disk) registers as a new installation and has
+// earned no fence: it hands out nothing before etcd confirms its blocks.
+func TestClonedStateHasNoFence(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.73.0.0/28")}
+	const ttl, grace = 10 * time.Second, 10 * time.Second
+	c := newLiveHost(t, e.URL, "hostC", cfg, ttl, grace, "")
+	ctx := context.Background()
+	if _, err := c.p.Allocate(ctx, "c0"); err != nil {
+		t.Fatal(err)
+	}
+	c.stop()
+	cutOff := func() error {
+		cut, err := Dial(Config{URL: "etcd://127.0.0.1:1", Host: "hostC", Timeout: 100 * time.Millisecond, Dir: c.dir, TTL: ttl, Grace: grace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cut.Close()
+		cp, err := cut.OpenPool(c.nw, cfg, 28, c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cp.Load(nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err = cp.Allocate(ctx, "late")
+		return err
+	}
+	if err := cutOff(); err != nil {
+		t.Fatalf("hostC restarted cut off, within its fence: %v; want an address of its block", err)
+	}
+	file := filepath.Join(c.dir, InstallFile)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloned := strings.Replace(string(data), `"machine":"`, `"machine":"another-`, 1)
+	if err := os.WriteFile(file, []byte(cloned), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cutOff(); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("the state on another machine, cut off: %v; want ErrUnreachable, no address", err)
 	}
 }
