@@ -97,6 +97,11 @@ type Network struct {
 	// Status is "ok" or what is wrong (e.g. the parent link is missing);
 	// filled in by the agent when it serves the network, never stored.
 	Status string `json:"status,omitempty"`
+	// Full says the network has no address left for a new endpoint of a
+	// family it hands out (its pools' ranges are all held); never for a
+	// DHCP or cluster network, whose addresses come from elsewhere.
+	// Filled in by the agent, never stored.
+	Full bool `json:"full,omitempty"`
 	// ParentAltNames are the parent link's alternative names (Parent is
 	// its kernel name), as the agent last saw them (when it attached the
 	// network, and on each of the parent's link events); never stored.

@@ -401,6 +401,24 @@ func (a *Engine) view(n *network, withEndpoints bool) api.Network {
 	return n.view(withEndpoints)
 }
 
+// full reports whether n's own pools have no free address in their
+// ranges of a family a new endpoint takes (IPv4; IPv6 on a network with
+// --ipv6). A DHCP network's addresses are its server's, a cluster
+// network's come from blocks: neither is full here. Caller holds n.mu.
+func (n *network) full() bool {
+	sp, ok := n.space.(*ipam.Space)
+	if !ok || n.DHCP {
+		return false
+	}
+	var has, free [2]bool
+	for _, u := range sp.Usage() {
+		f := familyIndex(!u.Subnet.Addr().Is4())
+		has[f] = true
+		free[f] = free[f] || u.FreeInRange >= 1
+	}
+	return (has[0] && !free[0]) || (n.IPv6 && has[1] && !free[1])
+}
+
 // view is n as the API shows it; withEndpoints embeds its endpoints.
 func (n *network) view(withEndpoints bool) api.Network {
 	n.mu.Lock()
@@ -409,6 +427,7 @@ func (n *network) view(withEndpoints bool) api.Network {
 	v.Status = n.health().String()
 	v.Scope = scopeOf(n.Options)
 	v.EndpointCount = len(n.eps)
+	v.Full = n.full()
 	v.HostShim = n.shimView()
 	v.ParentAltNames = slices.Clone(n.parentAltNames)
 	if withEndpoints {

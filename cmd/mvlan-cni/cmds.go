@@ -167,7 +167,8 @@ func cmdGC(args *skel.CmdArgs) error {
 }
 
 // cmdStatus answers whether ADD can work now: the agent answers and the
-// network exists (or is defined inline) and can take endpoints.
+// network exists (or is defined inline), can take endpoints and has an
+// address left for one.
 func cmdStatus(args *skel.CmdArgs) error {
 	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
 		n, err := networkNamed(ctx, cl, c.Network)
@@ -182,6 +183,8 @@ func cmdStatus(args *skel.CmdArgs) error {
 			return err
 		case n.Status != "" && n.Status != "ok":
 			return types.NewError(errLimitedConnectivity, fmt.Sprintf("mvlan network %s cannot take endpoints: %s", n.Name, n.Status), "")
+		case n.Full:
+			return types.NewError(errUnavailable, fmt.Sprintf("mvlan network %s has no free address for a new attachment: release some, or give it a wider --ip-range or another --subnet", n.Name), "")
 		case c.Inline() && c.differs(n) != "":
 			return mismatch(n, c.differs(n)) // ADD would refuse it
 		}

@@ -373,8 +373,9 @@ func TestCNITraffic(t *testing.T) {
 }
 
 // TestCNIStatus: STATUS succeeds with the agent up and the network there;
-// it fails with code 50 when the network is missing or the agent is down
-// (naming the socket), and ADD then fails with 11, try again later.
+// it fails with code 50 when the network is missing, has no free address,
+// or the agent is down (naming the socket), and ADD then fails with 11,
+// try again later.
 func TestCNIStatus(t *testing.T) {
 	e := newEnv(t)
 	l := e.list("1.1.0", "")
@@ -389,6 +390,32 @@ func TestCNIStatus(t *testing.T) {
 	other := e.list("1.1.0", `"subnets":["10.5.0.0/24"],"parent":"eth0"`)
 	if err := e.cni.GetStatusNetworkList(context.Background(), other); cniCode(err) != types.ErrInvalidNetworkConfig || !strings.Contains(err.Error(), "not 10.5.0.0/24") {
 		t.Errorf("STATUS of a definition pub_net does not match: %v; want code %d naming the subnets", err, types.ErrInvalidNetworkConfig)
+	}
+	// A network whose range is all held: ADD would fail, so STATUS does
+	// (50); one address released, it answers again.
+	e.sb.AddVeth(t, "eth1")
+	e.a.CLI("network", "create", "--subnet=10.6.0.0/24", "--ip-range=10.6.0.8/30", "-o", "parent=eth1", "tiny")
+	tiny := e.list("1.1.0", `"network":"tiny"`)
+	var held []*libcni.RuntimeConf
+	for i := range 5 {
+		rt := e.container(fmt.Sprintf("t%d", i))
+		if _, err := e.cni.AddNetworkList(context.Background(), tiny, rt); err != nil {
+			if len(held) == 0 || cniCode(err) != errConflict {
+				t.Fatalf("ADD %d to tiny: %v", i, err)
+			}
+			break
+		}
+		held = append(held, rt)
+	}
+	if err := e.cni.GetStatusNetworkList(context.Background(), tiny); cniCode(err) != errUnavailable || !strings.Contains(err.Error(), "no free address") {
+		t.Errorf("STATUS with tiny's %d addresses held: %v; want code %d saying it has no free address", len(held), err, errUnavailable)
+	}
+	e.del(tiny, held[0])
+	if err := e.cni.GetStatusNetworkList(context.Background(), tiny); err != nil {
+		t.Errorf("STATUS with an address of tiny free again: %v", err)
+	}
+	for _, rt := range held[1:] {
+		e.del(tiny, rt)
 	}
 	e.a.Stop()
 	err := e.cni.GetStatusNetworkList(context.Background(), l)
