@@ -141,8 +141,11 @@ func Dial(cfg Config) (*Client, error) {
 		}
 		if made {
 			// A new installation (a state copied from another machine, say)
-			// has earned no fence: the alive.json it found is another's.
-			c.live.until = time.Time{}
+			// has earned no fence: the alive.json it found is another's,
+			// and goes, so that a restart does not take it up again.
+			if err := c.live.forget(); err != nil {
+				return nil, errors.Join(err, cli.Close())
+			}
 		}
 	}
 	return c, nil

@@ -107,6 +107,19 @@ func (l *liveness) init(cfg Config) error {
 	return nil
 }
 
+// forget drops the fence and its file: none was earned by this
+// installation.
+func (l *liveness) forget() error {
+	l.until = time.Time{}
+	if !l.on {
+		return nil
+	}
+	if err := os.Remove(l.file); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("cluster liveness %s of another installation: %w", l.file, err)
+	}
+	return nil
+}
+
 // fence fails, wrapping ErrUnreachable, once the blocks this host holds
 // may no longer be used without etcd confirming them.
 func (c *Client) fence() error {
