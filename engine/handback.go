@@ -63,7 +63,9 @@ func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("docker-rm:after-state")
-	a.releaseLease(ctx, n, e) // one Leave did not give back (dhcphandoff.go)
+	if a.releaseLease(ctx, n, e) { // one Leave did not give back (dhcphandoff.go)
+		a.givenBack(n, en, &e)
+	}
 	derr := a.detachPrograms(ctx, e)
 	_, terr := a.teardown(ctx, e)
 	err := errors.Join(derr, terr, a.deleteHandedBack(n, e))

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mvlan/mvlan/dhcp"
 )
 
@@ -66,7 +68,7 @@ func writeResolv(e endpoint, old *dhcp.Lease, l dhcp.Lease) error {
 		return removeResolv(e)
 	}
 	p := resolvPath(e.Name)
-	if err := rewriteInPlace(p, want); !errors.Is(err, fs.ErrNotExist) {
+	if err := rewriteInPlace(p, want); !errors.Is(err, errNotInPlace) {
 		if err != nil {
 			return fmt.Errorf("resolv.conf of %s: %w", e.Name, err)
 		}
@@ -85,17 +87,33 @@ func writeResolv(e endpoint, old *dhcp.Lease, l dhcp.Lease) error {
 	return nil
 }
 
-// rewriteInPlace writes data over the file at p, which must exist, in
-// its inode: `ip netns exec` bind-mounts that inode on /etc/resolv.conf,
-// so a process started before the change sees it only so (a rename would
-// leave it the old file). The new text goes over the old, then the file is
-// cut to its length, so a reader never finds it empty.
+// errNotInPlace: there is no regular file to rewrite in place (none, or a
+// symlink, which is replaced, never written through).
+var errNotInPlace = errors.New("no regular file to rewrite")
+
+// rewriteInPlace writes data over the regular file at p in its inode:
+// `ip netns exec` bind-mounts that inode on /etc/resolv.conf, so a
+// process started before the change sees it only so (a rename would
+// leave it the old file). The new text goes over the old, padded with
+// empty lines to the old length, and then the file is cut to its own:
+// a reader never finds it empty, nor the old text's tail after the new.
 func rewriteInPlace(p, data string) error {
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	f, err := os.OpenFile(p, os.O_WRONLY|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ELOOP) {
+		return errNotInPlace
+	}
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteAt([]byte(data), 0)
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		return errors.Join(errNotInPlace, f.Close())
+	}
+	if pad := int(fi.Size()) - len(data); err == nil && pad > 0 {
+		_, err = f.WriteAt([]byte(data+strings.Repeat("\n", pad)), 0)
+	} else if err == nil {
+		_, err = f.WriteAt([]byte(data), 0)
+	}
 	if err == nil {
 		err = f.Truncate(int64(len(data)))
 	}

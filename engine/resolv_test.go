@@ -104,3 +104,36 @@ func TestResolvRewrittenInPlace(t *testing.T) {
 		t.Errorf("the file as a running process sees it after the renewal:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestResolvSymlinkReplaced: a resolv.conf that is a symlink (an operator
+// pointed it at the host's) is replaced by mvlan's file, never written
+// through: the link's target keeps its text.
+func TestResolvSymlinkReplaced(t *testing.T) {
+	netnsEtc = t.TempDir()
+	defer func() { netnsEtc = "/etc/netns" }()
+	host := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(host, []byte("nameserver 192.0.2.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(netnsEtc, "c1", "resolv.conf")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, p); err != nil {
+		t.Fatal(err)
+	}
+	e := endpoint{ID: "ID1", Name: "c1", OwnsNetns: true}
+	l := dhcp.Lease{Addr: netip.MustParsePrefix("192.168.60.100/24"), DNS: []netip.Addr{netip.MustParseAddr("10.9.9.9")}}
+	if err := writeResolv(e, nil, l); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(host); string(got) != "nameserver 192.0.2.53\n" {
+		t.Errorf("the symlink's target after the write: %q; want it untouched", got)
+	}
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("%s after the write: %v %v; want mvlan's regular file", p, fi, err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != resolvConf(e.ID, l) {
+		t.Errorf("%s: %q; want the lease's", p, got)
+	}
+}
