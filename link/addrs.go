@@ -1,6 +1,7 @@
 package link
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -57,7 +58,7 @@ func HasDefaultRoute(netnsPath string, gw netip.Addr, ifindex int) (has, via boo
 		family, metric = unix.AF_INET6, ip6DefaultMetric
 	}
 	err = inNetns(netnsPath, func(nl *netlink.Handle) error {
-		routes, err := nl.RouteList(nil, family)
+		routes, err := listRoutes(nl, family, &netlink.Route{}, 0)
 		if err != nil {
 			return fmt.Errorf("list routes in %s: %w", netnsPath, err)
 		}
@@ -77,21 +78,22 @@ func HasDefaultRoute(netnsPath string, gw netip.Addr, ifindex int) (has, via boo
 }
 
 // HasDefaultRouteVia reports whether the namespace at netnsPath has a
-// default route via gw on link ifindex in any routing table (alone or as
-// a nexthop): one a later plugin of a CNI chain moved out of the main
-// table (sbr puts it in a table of its own) is still the endpoint's.
+// default route via gw on link ifindex in a routing table other than
+// main (alone or as a nexthop): one a later plugin of a CNI chain moved
+// out of the main table (sbr puts it in a table of its own) is still the
+// endpoint's. The main table's is HasDefaultRoute's, with its metric.
 func HasDefaultRouteVia(netnsPath string, gw netip.Addr, ifindex int) (via bool, err error) {
 	family := unix.AF_INET
 	if gw.Is6() {
 		family = unix.AF_INET6
 	}
 	err = inNetns(netnsPath, func(nl *netlink.Handle) error {
-		routes, err := nl.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+		routes, err := listRoutes(nl, family, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 		if err != nil {
 			return fmt.Errorf("list routes in %s: %w", netnsPath, err)
 		}
 		for _, r := range routes {
-			if !isDefault(r) {
+			if !isDefault(r) || r.Table == unix.RT_TABLE_MAIN {
 				continue
 			}
 			via = via || (r.LinkIndex == ifindex && r.Gw.Equal(gw.AsSlice()))
@@ -102,6 +104,17 @@ func HasDefaultRouteVia(netnsPath string, gw netip.Addr, ifindex int) (via bool,
 		return nil
 	}, false)
 	return via, err
+}
+
+// listRoutes is RouteListFiltered, a dump that a concurrent change
+// interrupted tried again (a partial list would report a route missing).
+func listRoutes(nl *netlink.Handle, family int, filter *netlink.Route, mask uint64) (routes []netlink.Route, err error) {
+	for range 5 {
+		if routes, err = nl.RouteListFiltered(family, filter, mask); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	return routes, err
 }
 
 // ip6DefaultMetric is the metric the kernel gives an IPv6 route added

@@ -257,12 +257,7 @@ func (h *Host) shimRoutes(name string) ([]netlink.Route, error) {
 	}
 	filter := &netlink.Route{LinkIndex: l.Attrs().Index, Table: unix.RT_TABLE_MAIN, Protocol: ShimRouteProtocol}
 	mask := netlink.RT_FILTER_OIF | netlink.RT_FILTER_TABLE | netlink.RT_FILTER_PROTOCOL
-	var routes []netlink.Route
-	for range 5 { // a dump interrupted by a concurrent change is retried
-		if routes, err = h.nl.RouteListFiltered(unix.AF_UNSPEC, filter, mask); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
+	routes, err := listRoutes(h.nl, unix.AF_UNSPEC, filter, mask)
 	if err != nil {
 		return nil, fmt.Errorf("list routes of %s: %w", name, err)
 	}
