@@ -148,3 +148,48 @@ func TestBadIDInEtcd(t *testing.T) {
 		t.Errorf("definitions: %v %v; want only good", defs, err)
 	}
 }
+
+// TestJoinWritesOnce: a join puts the membership once; a join again (the
+// agent's periodic rejoin) finds it and writes nothing, so that rejoins
+// do not grow etcd's revisions; a membership deleted meanwhile is put
+// back.
+func TestJoinWritesOnce(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	dial := func(host string) *Client {
+		c, err := Dial(Config{URL: e.URL, Host: host, Timeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b := dial("hostA"), dial("hostB")
+	nw := joinNet(t, a, "jnet")
+	ctx := context.Background()
+	if err := b.Join(ctx, "jnet", nw.ID); err != nil {
+		t.Fatal(err)
+	}
+	rev := func() int64 {
+		r, err := b.cli.Get(ctx, memberKey("jnet", "hostB"))
+		if err != nil || len(r.Kvs) != 1 {
+			t.Fatalf("hostB's membership: %v %v", r, err)
+		}
+		return r.Header.Revision
+	}
+	before := rev()
+	for range 3 {
+		if err := b.Join(ctx, "jnet", nw.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := rev(); after != before {
+		t.Errorf("etcd's revision went from %d to %d over three joins of a member; want no write", before, after)
+	}
+	if _, err := b.cli.Delete(ctx, memberKey("jnet", "hostB")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Join(ctx, "jnet", nw.ID); err != nil {
+		t.Fatal(err)
+	}
+	rev()
+}

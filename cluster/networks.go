@@ -92,17 +92,21 @@ func (c *Client) Join(ctx context.Context, name, id string) error {
 	if err := CheckID(id); err != nil {
 		return fmt.Errorf("join network %s: %w", name, err)
 	}
-	key := networkKey(name)
-	def, err := c.get(ctx, "join network "+name, key)
+	key, member := networkKey(name), memberKey(name, c.host)
+	r0, err := c.txn(ctx, "join network "+name, nil, []clientv3.Op{clientv3.OpGet(key), clientv3.OpGet(member)}, nil)
 	if err != nil {
 		return err
 	}
+	def := r0.Responses[0].GetResponseRange()
 	if err := c.checkDefinition(Network{ID: id, Name: name}, def.Kvs); err != nil {
 		return err
 	}
+	if m := r0.Responses[1].GetResponseRange().Kvs; len(m) == 1 && string(m[0].Value) == id {
+		return nil // a member already: no write (rejoins come every few seconds)
+	}
 	r, err := c.txn(ctx, "join network "+name,
 		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", def.Kvs[0].CreateRevision)},
-		[]clientv3.Op{clientv3.OpPut(memberKey(name, c.host), id)}, nil)
+		[]clientv3.Op{clientv3.OpPut(member, id)}, nil)
 	if err != nil {
 		return err
 	}
@@ -171,6 +175,17 @@ func (c *Client) deleteMine(ctx context.Context, dir string) error {
 		}
 	}
 	return nil
+}
+
+// Lookup returns the definition of network name in etcd; false if there
+// is none.
+func (c *Client) Lookup(ctx context.Context, name string) (Definition, bool, error) {
+	r, err := c.get(ctx, "look up network "+name, networkKey(name))
+	if err != nil || len(r.Kvs) == 0 {
+		return Definition{}, false, err
+	}
+	d, err := c.decode(r.Kvs[0])
+	return d, err == nil, err
 }
 
 // Definitions returns every cluster network defined in etcd; one that

@@ -67,7 +67,7 @@ func (a *Engine) joinCluster(ctx context.Context, req *api.NetworkCreate, id *st
 	def := *req
 	def.Options = slices.DeleteFunc(slices.Clone(req.Options), isParentOption)
 	for try := 0; ; try++ {
-		got, mine, err := a.cluster.Define(ctx, cluster.Definition{ID: *id, Create: def})
+		got, mine, err := a.defineOrFind(ctx, cluster.Definition{ID: *id, Create: def})
 		if err != nil || mine {
 			return err
 		}
@@ -113,11 +113,31 @@ func ipamDriver(driver string) string { return cmp.Or(driver, api.IPAMDefault) }
 
 func isParentOption(o string) bool { return len(o) >= 7 && o[:7] == "parent=" }
 
+// joinOnly reports whether req can only join a network another host
+// defined: it gives no pools of its own, nor leases from DHCP.
+func joinOnly(req api.NetworkCreate) bool {
+	return len(req.Subnets) == 0 && req.IPAMDriver != api.IPAMDHCP
+}
+
+// defineOrFind is cluster.Define for a request that can define the
+// network, else the definition in etcd, which must be there: a request
+// that can only join is never published.
+func (a *Engine) defineOrFind(ctx context.Context, d cluster.Definition) (cluster.Definition, bool, error) {
+	if !joinOnly(d.Create) {
+		return a.cluster.Define(ctx, d)
+	}
+	got, ok, err := a.cluster.Lookup(ctx, d.Create.Name)
+	if err == nil && !ok {
+		err = invalid(fmt.Errorf("cluster network %s is not defined in etcd: the first host's network create gives its --subnet (e.g. --subnet=172.16.86.0/24); the others may leave it out to take the definition's", d.Create.Name))
+	}
+	return got, false, err
+}
+
 // checkBeforeDefine validates req before it goes to etcd, where other
-// hosts may join it: its name (a key of etcd's), and, with its pools given
-// (a definition, not a join that takes them), the whole request.
+// hosts may join it: its name (a key of etcd's), and, unless it can only
+// join (joinOnly: it takes the definition's pools), the whole request.
 func checkBeforeDefine(req api.NetworkCreate) error {
-	if len(req.Subnets) == 0 {
+	if joinOnly(req) {
 		if err := netconf.CheckName("network", req.Name); err != nil {
 			return invalid(err)
 		}

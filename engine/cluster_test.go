@@ -479,7 +479,8 @@ func TestClusterStrayKeptWhileStateLost(t *testing.T) {
 
 // TestClusterDefinitionChecked: a request is validated before it is
 // defined in etcd, where other hosts could join it (a bad name, a bad
-// option: refused, no key written), and a join must agree with the
+// option, a DHCP one's too, one without --subnet that has nothing to
+// join: refused, nothing written), and a join must agree with the
 // definition on how addresses are handed out and routed (--ipam-driver,
 // --internal), else it is refused before it joins.
 func TestClusterDefinitionChecked(t *testing.T) {
@@ -494,6 +495,8 @@ func TestClusterDefinitionChecked(t *testing.T) {
 		{Name: "a/b", Subnets: []string{"10.97.0.0/24"}},
 		{Name: "badopt", Subnets: []string{"10.97.0.0/24"}, Options: []string{"macvlan_mode=bogus"}},
 		{Name: "x/y"},
+		{Name: "nodef"}, // no --subnet: it could only join, and there is nothing to join
+		{Name: "dhcpbad", IPAMDriver: api.IPAMDHCP, Options: []string{"macvlan_mode=bogus"}},
 	} {
 		bad.Scope, bad.Options = "cluster", append(bad.Options, "parent=eth0")
 		if _, err := h1.e.CreateNetwork(ctx, bad); engine.KindOf(err) != engine.KindInvalid {
