@@ -91,6 +91,7 @@ type Engine struct {
 	cluster    *cluster.Client // nil without Config.Cluster
 	reclaimLog failureLog      // the cluster loop's reclaim failures (clusterlive.go)
 	leases     keepers         // DHCP lease renewals (lease.go)
+	clock      wallSteps       // steps of the wall clock, which lease times follow (leaseclock.go)
 }
 
 // Open opens the state (taking its lock), the managed namespace and the

@@ -54,6 +54,7 @@ const pollGone = time.Second
 // 18.2.4-5. It returns once en is gone or ctx is done.
 func (a *Engine) keepLease(ctx context.Context, n *network, en *entry, v6 bool) {
 	for {
+		a.clock.settle(a.shiftLeases) // a step of the wall clock moves the leases first
 		n.mu.Lock()
 		e, gone := en.ep, en.gone
 		n.mu.Unlock()
