@@ -188,8 +188,14 @@ func (a *Agent) servePlugin(errc chan<- error) (*http.Server, error) {
 	return srv, nil
 }
 
+// shutdownWait bounds how long a stop waits for the requests under way:
+// longer than the slowest, a DHCP attach (an IPv4 and an IPv6 lease, 8 s
+// each, and the address probe), so that the engine does not close under
+// one (systemd waits 90 s by default).
+const shutdownWait = 30 * time.Second
+
 func shutdown(servers []*http.Server) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
 	defer cancel()
 	var errs []error
 	for _, s := range servers {
@@ -200,7 +206,21 @@ func shutdown(servers []*http.Server) error {
 	return errors.Join(errs...)
 }
 
-// listenUnix listens on path with mode 0600. A stale socket is replaced:
+// fileKind names what kind of file mode is, for an error.
+func fileKind(mode os.FileMode) string {
+	switch {
+	case mode.IsDir():
+		return "directory"
+	case mode&os.ModeSymlink != 0:
+		return "symbolic link"
+	case mode.IsRegular():
+		return "regular file"
+	}
+	return "file"
+}
+
+// listenUnix listens on path with mode 0600. A stale socket is replaced
+// (anything else at path is refused, never deleted):
 // the caller holds the state lock, so no other agent of ours serves it,
 // but a live socket of some other agent is refused.
 func listenUnix(path string) (net.Listener, error) {
@@ -211,7 +231,10 @@ func listenUnix(path string) (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("socket %s is served by another agent; give this one its own --socket", path)
 	}
-	_ = os.Remove(path)
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
+		return nil, fmt.Errorf("%s is a %s, not a socket: give --socket (or --plugin-socket) a path of its own", path, fileKind(fi.Mode()))
+	}
+	_ = os.Remove(path) // a stale socket
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,10 +37,19 @@ func (a *Agent) handler() http.Handler {
 	return mux
 }
 
-// decode reads a request body of at most 1 MiB strictly (api.Decode).
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// decode reads a request body of at most maxBody strictly (api.Decode).
 func decode(r *http.Request, v any) error {
-	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 1<<20))
-	if err == nil {
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return engine.Invalid(fmt.Errorf("bad request body: larger than %d bytes; send one JSON object of the request", maxBody))
+	case err == nil && len(bytes.TrimSpace(data)) == 0:
+		return engine.Invalid(errors.New("bad request body: empty; send one JSON object of the request"))
+	case err == nil:
 		err = api.Decode(data, v)
 	}
 	if err != nil {

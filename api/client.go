@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"strings"
 )
 
 // Client talks to an agent over its unix socket (see wire.go for why it
@@ -25,6 +26,9 @@ func (c *Client) Close() error { return nil }
 // Do sends method path with body (JSON-encoded unless nil) and decodes the
 // answer into out (unless nil). A non-2xx answer is returned as *Error.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	if err := checkPath(path); err != nil {
+		return err
+	}
 	var data []byte
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -41,7 +45,8 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("cannot reach the mvlan agent at %s (is `mvlan agent` running? set --socket or MVLAN_SOCKET): %w", c.socket, unreachable{err})
 	}
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, noAnswer{err})
+		return fmt.Errorf("%s %s: no answer from the mvlan agent at %s (it stopped or the connection broke): the request may or may not have been carried out; the agent finishes or undoes it when it runs again (see mvlan ps): %w",
+			method, path, c.socket, noAnswer{err})
 	}
 	if resp.code/100 != 2 {
 		e := &Error{}
@@ -54,6 +59,19 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return nil
 	}
 	return json.Unmarshal(resp.body, out)
+}
+
+// checkPath refuses a request path with an empty, "." or ".." segment:
+// a name or ID left empty (an unset shell variable), which no route of
+// the agent's matches.
+func checkPath(path string) error {
+	p, _, _ := strings.Cut(path, "?")
+	for _, seg := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+		if u, err := url.PathUnescape(seg); err == nil && (u == "" || u == "." || u == "..") {
+			return &Error{Message: fmt.Sprintf("%q is not a name or ID (in %s); give a network's or container's name or ID", u, p), Kind: KindInvalid}
+		}
+	}
+	return nil
 }
 
 // ErrUnreachable is matched (errors.Is) by every error of a request that

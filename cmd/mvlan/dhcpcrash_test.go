@@ -116,3 +116,33 @@ func TestDHCPCrashAfterRelease(t *testing.T) {
 		t.Errorf("after the restart the wire heard %s's released address %s again: % x\n%s", c1, addr, f, a.log)
 	}
 }
+
+// TestStopWaitsForSlowAttach: a stop (SIGTERM) while a DHCP attach waits
+// for a server that does not answer (8 s) lets the attach finish: the
+// client gets the attach's own answer, not a broken connection, the
+// agent exits 0, and nothing of the container is left.
+func TestStopWaitsForSlowAttach(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	a, e := dhcpLAN(t, sb) // no DHCP server on the wire
+	c1 := e.name("1")
+	type result struct {
+		stderr string
+		code   int
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, stderr, code := a.mv("run", "-d", "--name", c1, "--net", "lan")
+		done <- result{stderr, code}
+	}()
+	time.Sleep(time.Second)
+	a.stop() // fails the test on a non-zero exit
+	r := <-done
+	if r.code == 0 || !strings.Contains(r.stderr, "no DHCP server answered") {
+		t.Errorf("run stopped under: exit %d, %q; want the attach's own error (no DHCP server answered)\n%s", r.code, r.stderr, a.log)
+	}
+	a.start()
+	if eps := a.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after the stop and a start: %+v; want none", eps)
+	}
+}

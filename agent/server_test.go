@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/engine"
+)
+
+// TestListenUnixKeepsOtherFiles: a stale socket at the path is replaced;
+// a regular file or a directory there (a --socket typo naming the state
+// file) is refused, naming it, and left as it was; a live socket is
+// refused.
+func TestListenUnixKeepsOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "state.db")
+	if err := os.WriteFile(file, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{file, dir} {
+		if _, err := listenUnix(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "not a socket") {
+			t.Errorf("listen on %s: %v; want refused naming it", p, err)
+		}
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "keep me" {
+		t.Errorf("%s after the refused listen: %q %v; want it kept", file, b, err)
+	}
+	sock := filepath.Join(dir, "mvlan.sock")
+	ln, err := listenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := listenUnix(sock); err == nil {
+		t.Error("a second listen on a live socket succeeded")
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // stale now
+	ln, err = listenUnix(sock)
+	if err != nil {
+		t.Fatalf("listen on a stale socket: %v; want it replaced", err)
+	}
+	ln.Close()
+}
+
+// TestDecodeBody: an empty body and one over the limit are refused with
+// what to send (and the limit); a good one decodes.
+func TestDecodeBody(t *testing.T) {
+	for _, tc := range []struct {
+		body, says string
+	}{
+		{"", "empty; send one JSON object"},
+		{" \n", "empty; send one JSON object"},
+		{`{"name":"` + strings.Repeat("x", maxBody) + `"}`, "larger than 1048576 bytes"},
+	} {
+		r := httptest.NewRequest("POST", "/v1/networks", strings.NewReader(tc.body))
+		var req api.NetworkCreate
+		if err := decode(r, &req); engine.KindOf(err) != engine.KindInvalid || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("body of %d bytes: %v; want invalid saying %q", len(tc.body), err, tc.says)
+		}
+	}
+	var req api.NetworkCreate
+	if err := decode(httptest.NewRequest("POST", "/v1/networks", strings.NewReader(`{"name":"n"}`)), &req); err != nil || req.Name != "n" {
+		t.Errorf("a good body: %+v %v", req, err)
+	}
+}
