@@ -258,6 +258,11 @@ func (a *Engine) Watch(ctx context.Context) {
 			a.guard(ctx, a.cfg.TamperCheck)
 		}
 	}()
+	shims := make(chan struct{})
+	go func() {
+		defer close(shims)
+		every(ctx, shimCheckEvery, a.repairShims)
+	}()
 	syncs := make(chan struct{})
 	go func() {
 		defer close(syncs)
@@ -274,5 +279,6 @@ func (a *Engine) Watch(ctx context.Context) {
 	a.watch(ctx)
 	<-links
 	<-guard
+	<-shims
 	<-syncs
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/crashpoint"
@@ -260,6 +261,41 @@ func (a *Engine) ensureShim(ctx context.Context, n *network, present map[string]
 		}
 	}
 	a.setShimErr(n, err)
+}
+
+// shimCheckEvery is how often the host shims are looked at for what was
+// taken from them without a link event: an address deleted (the kernel
+// takes the IPv4 routes from it with it), a route deleted.
+const shimCheckEvery = 5 * time.Second
+
+// repairShims puts back what a shim lacks (checkShim's drift) through
+// ensureShim; a network operation under way (netOps) leaves it to the
+// next look.
+func (a *Engine) repairShims(ctx context.Context) {
+	var nets []*network
+	for _, n := range a.networkList() {
+		if n.shimAddrs() != nil {
+			nets = append(nets, n)
+		}
+	}
+	if len(nets) == 0 || !a.netOps.TryLock() {
+		return
+	}
+	defer a.netOps.Unlock()
+	hl, err := a.listHost()
+	if err != nil {
+		return
+	}
+	present := map[string]link.Info{}
+	for _, l := range hl.links {
+		present[l.Name] = l
+	}
+	for _, n := range nets {
+		if drift := a.checkShim(n, present); len(drift) > 0 {
+			a.log.Warn("host shim: putting back what it lacks", "network", n.name(), "drift", drift)
+			a.ensureShim(ctx, n, present)
+		}
+	}
 }
 
 // dropShimLink deletes the shim link of n, which has no shim, if it is

@@ -638,3 +638,32 @@ func TestHostShimUpdateAddrs(t *testing.T) {
 		t.Fatalf("drift after a crash in the move: %v", d)
 	}
 }
+
+// TestHostShimRepaired: what is taken from a shim without a link event
+// (its addresses flushed, which takes its IPv4 routes with them; a route
+// deleted) is put back within the agent's next look (5 s), and the host
+// reaches its container again.
+func TestHostShimRepaired(t *testing.T) {
+	e := newEnv(t)
+	a := e.a
+	a.ok("network", "create", "--subnet=10.87.0.0/24", "-o", "parent=eth0", "-o", "host_shim=auto", "nr")
+	c := e.runD(e.name("r"), "nr")
+	shim := a.inspectNet("nr").HostShim
+	shimPings(t, e, shim.Addrs, c)
+	want := hostAddrs(c)
+	for _, take := range [][]string{
+		{"ip", "addr", "flush", "dev", shim.Link},
+		{"ip", "route", "del", want[0], "dev", shim.Link, "proto", "109"},
+	} {
+		e.in(e.sb.Path, take...)
+		if got := shimRoutes(t, e.sb, shim.Link); slices.Equal(got, want) {
+			t.Fatalf("%v took nothing: routes %v", take, got)
+		}
+		for deadline := time.Now().Add(8 * time.Second); !slices.Equal(shimRoutes(t, e.sb, shim.Link), want); time.Sleep(200 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after %v: routes through %s %v 8 s later; want %v put back\n%s", take, shim.Link, shimRoutes(t, e.sb, shim.Link), want, a.log)
+			}
+		}
+		shimPings(t, e, shim.Addrs, c)
+	}
+}
