@@ -35,6 +35,11 @@ type NetworkCreate struct {
 	// IPAMDefault (the network's own pools), or IPAMDHCP (the DHCP server
 	// on the network's wire).
 	IPAMDriver string `json:"ipam_driver,omitempty"`
+	// DockerIPAM says Docker's own IPAM driver hands out the network's
+	// addresses (set by the Docker front end for a network made without
+	// --ipam-driver mvlan): it knows nothing of addresses mvlan would hand
+	// out, so mvlan's other front ends attach only with addresses given.
+	DockerIPAM bool `json:"docker_ipam,omitempty"`
 }
 
 // Network scopes.

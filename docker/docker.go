@@ -176,6 +176,7 @@ func (d *Driver) networkRequest(dn plugin.Network) (api.NetworkCreate, error) {
 		return req, err
 	}
 	for _, p := range pools {
+		req.DockerIPAM = req.DockerIPAM || d.poolOf(p.Subnet) == nil
 		req.Subnets = append(req.Subnets, p.Subnet.String())
 		if p.Gateway.IsValid() {
 			req.Gateways = append(req.Gateways, p.Gateway.String())

@@ -64,6 +64,9 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 		}
 		cfg.Options[scopeOption] = api.ScopeCluster
 	}
+	if req.DockerIPAM {
+		cfg.Options[dockerIPAMOption] = "true"
+	}
 	if cfg.HostShim != nil {
 		if err := checkShimFor(cfg.Name, cfg.DHCP, *cfg.HostShim); err != nil {
 			return api.Network{}, err

@@ -159,10 +159,18 @@ func (a *Engine) reserve(n *network, e *endpoint, req api.EndpointCreate) (err e
 	return nil
 }
 
+// dockerIPAMOption marks a stored network whose addresses Docker's own
+// IPAM driver hands out (api.NetworkCreate.DockerIPAM); -o cannot set it.
+const dockerIPAMOption = "docker_ipam"
+
 func reserveOne(n *network, owner string, v6 bool, want, flag string) (netip.Prefix, error) {
 	if want == "" {
 		if !n.space.HasFamily(v6) || (v6 && !n.IPv6) {
 			return netip.Prefix{}, nil
+		}
+		if n.Options[dockerIPAMOption] == "true" {
+			return netip.Prefix{}, invalid(fmt.Errorf("network %s's addresses are handed out by Docker's IPAM driver (it was made by docker network create without --ipam-driver mvlan), which would give one mvlan picked to its next container: give %s with one Docker does not hand out (outside the network's --ip-range), or make the network with --ipam-driver mvlan",
+				n.name(), flag))
 		}
 		p, err := n.space.Allocate(v6, owner)
 		if err != nil {

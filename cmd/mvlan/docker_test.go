@@ -438,7 +438,7 @@ func (x *dockerTest) testHostOnlyInternal(t *testing.T) {
 
 // testDockerIPAM: -d DRIVER with Docker's own IPAM (no --ipam-driver):
 // the agent takes the addresses Docker's IPAM gives; -o name= names the
-// network in mvlan.
+// network in mvlan; mvlan run attaches to it only with --ip.
 func (x *dockerTest) testDockerIPAM(t *testing.T) {
 	id := x.ok(t, "network", "create", "-d", x.driver, "--subnet=10.9.5.0/24", "-o", "parent=eth1", "-o", "name=dockeripam", "dockeripam")
 	t.Cleanup(func() { x.d.docker("network", "rm", "dockeripam") })
@@ -450,8 +450,19 @@ func (x *dockerTest) testDockerIPAM(t *testing.T) {
 	if ep := x.endpoint(t, "di1"); addrOf(ep, false) != "10.9.5.10/24" {
 		t.Errorf("mvlan ps: %+v; want 10.9.5.10/24", ep)
 	}
+	// mvlan's own front ends attach to it only with an address given:
+	// Docker's IPAM would hand one mvlan picked to its next container.
+	if _, errs, code := x.a.mv("run", "-d", "--name", "mdi1", "--net", "dockeripam"); code == 0 || !strings.Contains(errs, "handed out by Docker's IPAM driver") || !strings.Contains(errs, "--ip") {
+		t.Errorf("mvlan run on a network of Docker's IPAM without --ip: exit %d, %q; want refused saying to give --ip", code, errs)
+	}
+	x.a.ok("run", "-d", "--name", "mdi2", "--net", "dockeripam", "--ip", "10.9.5.200")
+	x.runD(t, "di2", "--net=dockeripam")
+	if ep := x.endpoint(t, "di2"); addrOf(ep, false) == "" || addrOf(ep, false) == "10.9.5.200/24" {
+		t.Errorf("di2 (Docker's IPAM): %+v; want an address of its own", ep)
+	}
+	x.a.ok("rm", "-f", "mdi2")
 	x.settled(t)
-	x.removed(t, []string{"di1"}, map[string]string{"dockeripam": id})
+	x.removed(t, []string{"di1", "di2"}, map[string]string{"dockeripam": id})
 }
 
 // testBadInput: what mvlan refuses, Docker reports, and nothing is left.
