@@ -53,8 +53,14 @@ const pollGone = time.Second
 // (after refusals in a row, retryWait): RFC 2131 4.4.5, RFC 8415
 // 18.2.4-5. It returns once en is gone or ctx is done.
 func (a *Engine) keepLease(ctx context.Context, n *network, en *entry, v6 bool) {
+	skew := clockSkew() // the lease is in the wall clock of now (leaseclock.go)
 	for {
-		a.clock.settle(a.shiftLeases) // a step of the wall clock moves the leases first
+		if now := clockSkew(); stepBack(skew, now) != 0 {
+			a.shiftLease(n, en, v6, stepBack(skew, now))
+			skew = now
+		} else if now != 0 {
+			skew = now // a slew taken up, or a step forward left to the wall clock
+		}
 		n.mu.Lock()
 		e, gone := en.ep, en.gone
 		n.mu.Unlock()
@@ -71,6 +77,12 @@ func (a *Engine) keepLease(ctx context.Context, n *network, en *entry, v6 bool) 
 			continue
 		}
 		a.renewOnce(ctx, n, en, e, v6)
+		n.mu.Lock()
+		got := *en.ep.lease(v6)
+		n.mu.Unlock()
+		if got != nil && !got.Obtained.Equal(l.Obtained) {
+			skew = clockSkew() // a lease it got is in the wall clock of now
+		}
 	}
 }
 
