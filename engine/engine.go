@@ -88,10 +88,10 @@ type Engine struct {
 	// state no longer knows, whose links are left alone (pruneEndpointTable).
 	stateReplaced bool
 
-	cluster    *cluster.Client // nil without Config.Cluster
-	reclaimLog failureLog      // the cluster loop's reclaim failures (clusterlive.go)
-	leases     keepers         // DHCP lease renewals (lease.go)
-	clock      wallSteps       // steps of the wall clock, which lease times follow (leaseclock.go)
+	cluster    *cluster.Client   // nil without Config.Cluster
+	reclaimLog failureLog        // the cluster loop's reclaim failures (clusterlive.go)
+	leases     keepers           // DHCP lease renewals (lease.go)
+	shimDrift  map[string]string // repairShims' last look, by network ID (under netOps)
 }
 
 // Open opens the state (taking its lock), the managed namespace and the

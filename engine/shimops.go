@@ -268,13 +268,17 @@ func (a *Engine) ensureShim(ctx context.Context, n *network, present map[string]
 // takes the IPv4 routes from it with it), a route deleted.
 const shimCheckEvery = 5 * time.Second
 
-// repairShims puts back what a shim lacks (checkShim's drift) through
-// ensureShim; a network operation under way (netOps) leaves it to the
-// next look.
+// repairShims puts back what a shim of a network in order lacks
+// (checkShim's drift) through ensureShim, once two looks in a row found
+// the same (an attach or removal under way shows for a moment); a
+// network operation under way (netOps) leaves it to the next look.
 func (a *Engine) repairShims(ctx context.Context) {
 	var nets []*network
 	for _, n := range a.networkList() {
-		if n.shimAddrs() != nil {
+		n.mu.Lock()
+		ok := n.ok()
+		n.mu.Unlock()
+		if ok && n.shimAddrs() != nil {
 			nets = append(nets, n)
 		}
 	}
@@ -282,6 +286,8 @@ func (a *Engine) repairShims(ctx context.Context) {
 		return
 	}
 	defer a.netOps.Unlock()
+	seen := a.shimDrift
+	a.shimDrift = map[string]string{}
 	hl, err := a.listHost()
 	if err != nil {
 		return
@@ -291,7 +297,12 @@ func (a *Engine) repairShims(ctx context.Context) {
 		present[l.Name] = l
 	}
 	for _, n := range nets {
-		if drift := a.checkShim(n, present); len(drift) > 0 {
+		drift := strings.Join(a.checkShim(n, present), "; ")
+		switch {
+		case drift == "":
+		case seen[n.ID] != drift:
+			a.shimDrift[n.ID] = drift // again at the next look: then repaired
+		default:
 			a.log.Warn("host shim: putting back what it lacks", "network", n.name(), "drift", drift)
 			a.ensureShim(ctx, n, present)
 		}
