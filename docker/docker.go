@@ -176,7 +176,7 @@ func (d *Driver) networkRequest(dn plugin.Network) (api.NetworkCreate, error) {
 		return req, err
 	}
 	for _, p := range pools {
-		req.DockerIPAM = req.DockerIPAM || d.poolOf(p.Subnet) == nil
+		req.DockerIPAM = req.DockerIPAM || p.AddressSpace != plugin.AddressSpace // Docker's own IPAM gave it
 		req.Subnets = append(req.Subnets, p.Subnet.String())
 		if p.Gateway.IsValid() {
 			req.Gateways = append(req.Gateways, p.Gateway.String())

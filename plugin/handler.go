@@ -153,7 +153,7 @@ func (h *handler) createNetwork(ctx context.Context, r createNetworkRequest) (an
 }
 
 func parsePool(d ipamData) (Pool, error) {
-	var p Pool
+	p := Pool{AddressSpace: d.AddressSpace}
 	var err error
 	if p.Subnet, err = netip.ParsePrefix(d.Pool); err != nil {
 		return p, fmt.Errorf("pool %q: %w", d.Pool, err)

@@ -129,8 +129,8 @@ func TestCreateNetwork(t *testing.T) {
 		Options: map[string]string{"macvlan_mode": "bridge", "parent": "eth0"}, IPv6: true, Internal: true,
 		Pools: []Pool{
 			{Subnet: netip.MustParsePrefix("172.16.86.0/24"), Gateway: netip.MustParseAddr("172.16.86.1"),
-				Aux: map[string]netip.Addr{"exclude_host": netip.MustParseAddr("172.16.86.250")}},
-			{Subnet: netip.MustParsePrefix("2001:db8:abc8::/64"), Gateway: netip.MustParseAddr("2001:db8:abc8::10")},
+				Aux: map[string]netip.Addr{"exclude_host": netip.MustParseAddr("172.16.86.250")}, AddressSpace: AddressSpace},
+			{Subnet: netip.MustParsePrefix("2001:db8:abc8::/64"), Gateway: netip.MustParseAddr("2001:db8:abc8::10"), AddressSpace: AddressSpace},
 		},
 	}
 	if !reflect.DeepEqual(f.network, want) {

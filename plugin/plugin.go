@@ -62,6 +62,9 @@ type Pool struct {
 	Subnet  netip.Prefix
 	Gateway netip.Addr            // zero when none
 	Aux     map[string]netip.Addr // --aux-address NAME=IP
+	// AddressSpace is the IPAM driver's: AddressSpace when mvlan's IPAM
+	// gave the pool, another (LocalDefault) when Docker's own did.
+	AddressSpace string
 }
 
 // Endpoint is NetworkDriver.CreateEndpoint, decoded.

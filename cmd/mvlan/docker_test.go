@@ -256,6 +256,14 @@ func (x *dockerTest) testPubNet(t *testing.T) {
 		t.Errorf("mvlan ps: %+v; want MAC %s, 172.16.86.10/24 on eth0 of network %s, datapath attached", ep, mac, id[:12])
 	}
 	mustContain(t, "mvlan ps", x.a.ok("ps"), ep.Name, "172.16.86.10/24", mac, ep.Netns)
+	// mvlan's IPAM hands out this network's addresses: mvlan run picks one.
+	if n.Options["docker_ipam"] != "" {
+		t.Errorf("a network of mvlan's IPAM is marked as Docker's: options %v", n.Options)
+	}
+	mpn := x.a.sb.Name + "-mpn1"
+	t.Cleanup(func() { x.a.mv("rm", "-f", mpn) })
+	x.a.ok("run", "-d", "--name", mpn, "--net", id[:12])
+	x.a.ok("rm", "-f", mpn)
 
 	// The endpoint programs hold for Docker's containers too: a container
 	// that takes an address it was not given is not heard (the programs
@@ -452,15 +460,17 @@ func (x *dockerTest) testDockerIPAM(t *testing.T) {
 	}
 	// mvlan's own front ends attach to it only with an address given:
 	// Docker's IPAM would hand one mvlan picked to its next container.
-	if _, errs, code := x.a.mv("run", "-d", "--name", "mdi1", "--net", "dockeripam"); code == 0 || !strings.Contains(errs, "handed out by Docker's IPAM driver") || !strings.Contains(errs, "--ip") {
+	m1, m2 := x.a.sb.Name+"-mdi1", x.a.sb.Name+"-mdi2" // /run/netns/NAME: the sandbox's names
+	t.Cleanup(func() { x.a.mv("rm", "-f", m1, m2) })
+	if _, errs, code := x.a.mv("run", "-d", "--name", m1, "--net", "dockeripam"); code == 0 || !strings.Contains(errs, "handed out by Docker's IPAM driver") || !strings.Contains(errs, "--ip") {
 		t.Errorf("mvlan run on a network of Docker's IPAM without --ip: exit %d, %q; want refused saying to give --ip", code, errs)
 	}
-	x.a.ok("run", "-d", "--name", "mdi2", "--net", "dockeripam", "--ip", "10.9.5.200")
+	x.a.ok("run", "-d", "--name", m2, "--net", "dockeripam", "--ip", "10.9.5.200")
 	x.runD(t, "di2", "--net=dockeripam")
 	if ep := x.endpoint(t, "di2"); addrOf(ep, false) == "" || addrOf(ep, false) == "10.9.5.200/24" {
 		t.Errorf("di2 (Docker's IPAM): %+v; want an address of its own", ep)
 	}
-	x.a.ok("rm", "-f", "mdi2")
+	x.a.ok("rm", "-f", m2)
 	x.settled(t)
 	x.removed(t, []string{"di1", "di2"}, map[string]string{"dockeripam": id})
 }
