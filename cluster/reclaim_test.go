@@ -46,6 +46,45 @@ func newLiveHost(t *testing.T, url, id string, cfg ipam.PoolConfig, ttl, grace t
 	return h
 }
 
+// cutOff opens h's pool file again through a client of h's host and
+// state directory that cannot reach etcd (a restart while etcd is away),
+// with held loaded.
+func (h *liveHost) cutOff(t *testing.T, cfg ipam.PoolConfig, ttl, grace time.Duration, held []ipam.Held) *Pool {
+	t.Helper()
+	cut, err := Dial(Config{URL: "etcd://127.0.0.1:1", Host: h.c.host, Timeout: 100 * time.Millisecond, Dir: h.dir, TTL: ttl, Grace: grace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cut.Close() })
+	p, err := cut.OpenPool(h.nw, cfg, 28, h.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Load(held); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// reclaimSilent has h reclaim, no address answering the probe, until a
+// block is reclaimed (failing after limit); it returns how long that took.
+func (h *liveHost) reclaimSilent(t *testing.T, limit time.Duration) time.Duration {
+	t.Helper()
+	silent := func(context.Context, []netip.Addr) ([]netip.Addr, error) { return nil, nil }
+	for t0 := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		n, err := h.p.Reclaim(context.Background(), silent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return time.Since(t0)
+		}
+		if time.Since(t0) > limit {
+			t.Fatal("the silent host's block was never reclaimed")
+		}
+	}
+}
+
 // TestReclaim: host C holds two blocks and dies (its liveness loop
 // stops). Before the grace nothing is reclaimed; after it, the block
 // with an address that answers the probe stays C's and the other goes
@@ -110,18 +149,7 @@ func TestReclaim(t *testing.T) {
 	}
 
 	// C, cut off: its fence (from its file) has passed.
-	cut, err := Dial(Config{URL: "etcd://127.0.0.1:1", Host: "hostC", Timeout: 100 * time.Millisecond, Dir: c.dir, TTL: ttl, Grace: grace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cut.Close()
-	cp, err := cut.OpenPool(c.nw, cfg, 28, c.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cp.Load(held20(cAddrs)); err != nil {
-		t.Fatal(err)
-	}
+	cp := c.cutOff(t, cfg, ttl, grace, held20(cAddrs))
 	if _, err := cp.Allocate(ctx, "late"); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("hostC cut off past its fence allocated: %v; want ErrUnreachable", err)
 	}
@@ -266,19 +294,7 @@ func TestLostBlockLeasedAgain(t *testing.T) {
 		cAddrs = append(cAddrs, pf.Addr())
 	}
 	c.stop()
-	silent := func(context.Context, []netip.Addr) ([]netip.Addr, error) { return nil, nil }
-	for t0 := time.Now(); ; time.Sleep(200 * time.Millisecond) {
-		n, err := a.p.Reclaim(ctx, silent)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			break
-		}
-		if time.Since(t0) > ttl+grace+5*time.Second {
-			t.Fatal("hostC's block was never reclaimed")
-		}
-	}
+	a.reclaimSilent(t, ttl+grace+5*time.Second)
 	c2 := newLiveHost(t, e.URL, "hostC", cfg, ttl, grace, c.dir)
 	if err := c2.p.Load(held20(cAddrs)); err != nil {
 		t.Fatal(err)
@@ -323,21 +339,7 @@ func TestReclaimWaitsTheLongerGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.stop()
-	t0 := time.Now()
-	silent := func(context.Context, []netip.Addr) ([]netip.Addr, error) { return nil, nil }
-	for ; ; time.Sleep(100 * time.Millisecond) {
-		n, err := a.p.Reclaim(ctx, silent)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			break
-		}
-		if time.Since(t0) > ttl+long+5*time.Second {
-			t.Fatal("hostC's block was never reclaimed")
-		}
-	}
-	if d := time.Since(t0); d < earliest(ttl, long) {
+	if d := a.reclaimSilent(t, ttl+long+5*time.Second); d < earliest(ttl, long) {
 		t.Errorf("hostA (grace %v) reclaimed hostC's block (grace %v) %v after it stopped; want not before %v", short, long, d, earliest(ttl, long))
 	} else {
 		t.Logf("reclaimed after %v", d)
@@ -360,19 +362,7 @@ func TestClonedStateHasNoFence(t *testing.T) {
 	}
 	c.stop()
 	cutOff := func() error {
-		cut, err := Dial(Config{URL: "etcd://127.0.0.1:1", Host: "hostC", Timeout: 100 * time.Millisecond, Dir: c.dir, TTL: ttl, Grace: grace})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cut.Close()
-		cp, err := cut.OpenPool(c.nw, cfg, 28, c.file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cp.Load(nil); err != nil {
-			t.Fatal(err)
-		}
-		_, err = cp.Allocate(ctx, "late")
+		_, err := c.cutOff(t, cfg, ttl, grace, nil).Allocate(ctx, "late")
 		return err
 	}
 	if err := cutOff(); err != nil {

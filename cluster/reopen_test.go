@@ -69,19 +69,7 @@ func TestRestartAfterLeaveCutShort(t *testing.T) {
 	if err != nil || !netip.PrefixFrom(first.Addr(), 28).Masked().Contains(theirs.Addr()) {
 		t.Fatalf("hostB: %v %v; want an address of the block hostA gave back (%s's)", theirs, err, first)
 	}
-	cut, err := Dial(Config{URL: "etcd://127.0.0.1:1", Host: "hostA", Timeout: 100 * time.Millisecond, Dir: a.dir, TTL: ttl, Grace: grace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cut.Close()
-	cp, err := cut.OpenPool(a.nw, cfg, 28, a.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cp.Load(nil); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := cp.Allocate(ctx, "late"); err == nil {
+	if got, err := a.cutOff(t, cfg, ttl, grace, nil).Allocate(ctx, "late"); err == nil {
 		t.Fatalf("hostA restarted cut off handed out %s of the block it gave back (hostB has %s)", got, theirs)
 	}
 	back := newLiveHost(t, e.URL, "hostA", cfg, ttl, grace, a.dir)
