@@ -229,15 +229,17 @@ static __always_inline int nd_claim(struct __sk_buff *skb, const struct frame *f
 {
 	__u32 off = f->l3off + sizeof(*ip);
 	__u32 end = off + bpf_ntohs(ip->payload_len);
-	struct gateways *g = bpf_map_lookup_elem(&gateways, &net);
+	struct gateways *g;
 	__u64 target[2]; /* aligned for any load of it */
 	__u8 type;
 	int r = icmp6_after_ext(skb, ip->nexthdr, &off, &type);
 
-	if (r == REASON_UNPARSABLE)
+	if (r == REASON_UNPARSABLE) {
+		g = bpf_map_lookup_elem(&gateways, &net);
 		return g && g->n6 && !host_link(g, f->src) ? REASON_UNPARSABLE : 0;
+	}
 	if (r)
-		return 0;
+		return 0; /* not ICMPv6 (most of the host's traffic): no look-up */
 	if (type == ND_NEIGHBOR_ADVERT) {
 		if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
 			return 0;
@@ -247,6 +249,7 @@ static __always_inline int nd_claim(struct __sk_buff *skb, const struct frame *f
 	} else if (type != ND_NEIGHBOR_SOLICIT) {
 		return 0;
 	}
+	g = bpf_map_lookup_elem(&gateways, &net);
 	if (!g || !pinned_gateway(g, FAMILY_V6, type == ND_NEIGHBOR_ADVERT ? (__u8 *)target : ip->saddr))
 		return 0;
 	return host_nd_opts(skb, off + 24, end, g) ? 0 : REASON_ND_SPOOF;
