@@ -415,7 +415,10 @@ func (x *dockerTest) testDualStack(t *testing.T) {
 		}
 		return m
 	}
-	if got := x.waitFor(t, func() bool { return len(onNets()) == 2 }); !got || onNets()[mcv0] != "eth1" || onNets()[id] != "eth0" {
+	// The new endpoint is listed at once, its interface name once the
+	// agent has seen Docker move the link (it polls for that).
+	want := func(m map[string]string) bool { return len(m) == 2 && m[mcv0] == "eth1" && m[id] == "eth0" }
+	if !x.waitFor(t, func() bool { return want(onNets()) }) {
 		t.Errorf("mvlan ps for v6's sandbox: %v; want eth0 on macvlan216 and eth1 on mcv0", onNets())
 	}
 	x.ok(t, "network", "disconnect", "mcv0", "v6")
