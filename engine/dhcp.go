@@ -64,18 +64,39 @@ func dhcpOn(n *network, e endpoint, clientID []byte) dhcp.Link {
 // acquireLease leases e's address from the network's DHCP server and puts
 // it on e's link. Caller holds e's busy lock; e's link is up.
 func (a *Engine) acquireLease(ctx context.Context, n *network, e *endpoint) error {
+	l, err := a.askLease(ctx, n, *e)
+	if err != nil {
+		return err
+	}
+	return a.takeLease(ctx, n, e, l)
+}
+
+// askLease runs e's DISCOVER..ACK, bounded by acquireTimeout; it needs no
+// lock.
+func (a *Engine) askLease(ctx context.Context, n *network, e endpoint) (dhcp.Lease, error) {
 	ctx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	defer cancel()
-	l, err := dhcp.Acquire(ctx, a.dhcpLink(n, *e))
+	l, err := dhcp.Acquire(ctx, a.dhcpLink(n, e))
 	if err != nil {
-		return conflict(fmt.Errorf("network %s (--ipam-driver dhcp): no address for %s (MAC %s): %w", n.name(), e.Name, e.MAC, err))
+		return dhcp.Lease{}, conflict(fmt.Errorf("network %s (--ipam-driver dhcp): no address for %s (MAC %s): %w", n.name(), e.Name, e.MAC, err))
 	}
+	return l, nil
+}
+
+// takeLease puts l, just leased for e, on e's link, or gives it back.
+// Caller holds e's busy lock.
+func (a *Engine) takeLease(ctx context.Context, n *network, e *endpoint, l dhcp.Lease) error {
 	if err := a.applyLease(n, e, l); err != nil {
-		return errors.Join(err, dhcp.Release(context.WithoutCancel(ctx), a.dhcpLink(n, *e), l))
+		return errors.Join(err, a.releaseUnused(ctx, n, *e, l))
 	}
 	a.learnSubnet(n, l)
 	a.log.Info("DHCP lease", "name", e.Name, "network", n.name(), "addr", l.Addr, "router", l.Router, "server", l.Server, "expiry", l.Expiry)
 	return nil
+}
+
+// releaseUnused releases l, leased for e but not made e's.
+func (a *Engine) releaseUnused(ctx context.Context, n *network, e endpoint, l dhcp.Lease) error {
+	return dhcp.Release(context.WithoutCancel(ctx), a.dhcpLink(n, e), l)
 }
 
 // applyLease makes l e's: the datapath first (its frames must pass the

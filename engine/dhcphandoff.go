@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mvlan/mvlan/dhcp"
+	"github.com/mvlan/mvlan/internal/crashpoint"
 	"github.com/mvlan/mvlan/link"
 )
 
@@ -145,28 +147,77 @@ func (a *Engine) seekLease(n *network, en *entry, first time.Duration) {
 
 // tryLease leases en's address once, on its link in its sandbox, which
 // it attaches first if en is not keyed there (keyInSandbox); it reports
-// whether en has a lease. New keys are stored without a lease too.
+// whether en has a lease. New keys are stored without a lease too. The
+// exchange runs without en's lock, as a keeper's does, so that a Leave or
+// rm meanwhile ends it (markRemoving) instead of waiting up to
+// acquireTimeout for it, and Docker's calls with it (Driver.mu).
 func (a *Engine) tryLease(ctx context.Context, n *network, en *entry) bool {
+	e, ask, has := a.keyForLease(ctx, n, en)
+	if !ask {
+		return has
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	end, ok := n.beginExchange(en, false, cancel)
+	if !ok {
+		return false // leaving
+	}
+	crashpoint.Hit("dhcp-seek:asking")
+	l, err := a.askLease(ctx, n, e)
+	end()
+	if err != nil {
+		a.log.Debug("still no DHCP lease", "name", e.Name, "network", n.name(), "err", err)
+		return false
+	}
+	return a.settleSought(ctx, n, en, e, l)
+}
+
+// keyForLease readies en, ready and without a lease, for tryLease's ask:
+// keyed at its link in its sandbox, new keys stored. ask says to ask; has
+// that en has a lease already.
+func (a *Engine) keyForLease(ctx context.Context, n *network, en *entry) (e endpoint, ask, has bool) {
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	e, ok := n.current(en)
-	if !ok || e.State != Ready {
-		return false
-	}
-	if e.Lease != nil {
-		return true
+	if !ok || e.State != Ready || e.Lease != nil {
+		return e, false, ok && e.State == Ready && e.Lease != nil
 	}
 	before := e
 	err := a.keyInSandbox(ctx, n, &e)
-	if err == nil {
-		err = a.acquireLease(ctx, n, &e)
-	}
 	if err != nil {
 		a.log.Debug("still no DHCP lease", "name", e.Name, "network", n.name(), "err", err)
 	}
-	if err != nil && e.NetnsCookie == before.NetnsCookie && e.Ifindex == before.Ifindex {
+	if e.NetnsCookie != before.NetnsCookie || e.Ifindex != before.Ifindex {
+		a.storeSought(n, en, before, e)
+	}
+	return e, err == nil, false
+}
+
+// settleSought makes l, the lease tryLease got for asked, en's, unless en
+// changed meanwhile (left, removed, keyed elsewhere, leased): then l is
+// given back. It reports whether en has a lease.
+func (a *Engine) settleSought(ctx context.Context, n *network, en *entry, asked endpoint, l dhcp.Lease) bool {
+	en.busy.Lock()
+	defer en.busy.Unlock()
+	e, ok := n.current(en)
+	if !ok || e.State != Ready || e.Lease != nil || e.NetnsCookie != asked.NetnsCookie || e.Ifindex != asked.Ifindex {
+		if err := a.releaseUnused(ctx, n, asked, l); err != nil {
+			a.log.Debug("DHCP lease of an endpoint that changed meanwhile not given back", "name", asked.Name, "err", err)
+		}
+		return ok && e.State == Ready && e.Lease != nil
+	}
+	before := e
+	if err := a.takeLease(ctx, n, &e, l); err != nil {
+		a.log.Debug("still no DHCP lease", "name", e.Name, "network", n.name(), "err", err)
 		return false
 	}
+	a.storeSought(n, en, before, e)
+	return true
+}
+
+// storeSought stores and indexes e, en's after tryLease keyed or leased
+// it (before: as it was). Caller holds en's busy lock.
+func (a *Engine) storeSought(n *network, en *entry, before, e endpoint) {
 	if err := a.store.UpdateEndpoint(e.api()); err != nil {
 		a.log.Warn("DHCP lease not stored", "name", e.Name, "err", err)
 	}
@@ -174,7 +225,6 @@ func (a *Engine) tryLease(ctx context.Context, n *network, en *entry) bool {
 	n.set(en, e)
 	n.mu.Unlock()
 	a.shimRoutesIfMoved(n, before.Addrs, e.Addrs)
-	return err == nil
 }
 
 // leaveLease gives e's lease back as its container leaves (Leave) and
