@@ -16,8 +16,13 @@ import (
 func interspersed(app *cli.App, args []string) []string {
 	i, flags := 1, app.Flags
 	var cmd *cli.Command
+	args = slices.Clone(args)
 	for i < len(args) {
 		a := args[i]
+		if dangling(flags, a, args[i+1:]) {
+			args = slices.Delete(args, i, i+1)
+			continue
+		}
 		if strings.HasPrefix(a, "-") && a != "-" && a != "--" {
 			i += flagWidth(flags, a, args[i+1:])
 			continue
@@ -47,6 +52,7 @@ func interspersed(app *cli.App, args []string) []string {
 			dashdash = true
 			pos = append(pos, rest[j+1:]...)
 			j = len(rest)
+		case dangling(flags, a, rest[j+1:]):
 		case strings.HasPrefix(a, "-") && a != "-":
 			w := flagWidth(flags, a, rest[j+1:])
 			fl = append(fl, rest[j:j+w]...)
@@ -80,4 +86,22 @@ func flagWidth(flags []cli.Flag, a string, rest []string) int {
 		return 2
 	}
 	return 1
+}
+
+// dangling reports whether a is a driver-option flag (-o, --opt) with no
+// value, followed by another flag: the reference's `-o parent=eth0.60 -o
+// -o macvlan_mode=bridge`, where the second -o would otherwise take the
+// third as its value and leave macvlan_mode=bridge an argument. It is
+// dropped. An option's value never starts with "-" (KEY=VALUE).
+func dangling(flags []cli.Flag, a string, rest []string) bool {
+	name := strings.TrimLeft(a, "-")
+	if len(rest) == 0 || !strings.HasPrefix(rest[0], "-") || rest[0] == "-" || name == "" || strings.Contains(name, "=") {
+		return false
+	}
+	for _, f := range flags {
+		if slices.Contains(f.Names(), name) {
+			return slices.Contains(f.Names(), "opt")
+		}
+	}
+	return false
 }

@@ -87,6 +87,9 @@ func TestVLANParent(t *testing.T) {
 	a := newAgent(t, sb)
 	a.start()
 	before := links(t, sb)
+	// The reference's macvlan60, as written there (its dangling -o too).
+	ref60 := []string{"network", "create", "-d", "macvlan", "--subnet=192.168.60.0/24", "--gateway=192.168.60.1",
+		"-o", "parent=eth0.60", "-o", "-o", "macvlan_mode=bridge", "macvlan60"}
 	if probe, err := nstest.RunErr(sb.Path, "ip", "link", "add", "link", "eth0", "name", "probe.9", "type", "vlan", "id", "9"); err == nil {
 		sb.Run(t, sb.Path, "ip", "link", "del", "probe.9")
 		t.Log("the kernel creates 802.1q links: testing creation")
@@ -95,11 +98,22 @@ func TestVLANParent(t *testing.T) {
 			t.Fatalf("eth0.50 is not VLAN 50 of eth0:\n%s", d)
 		}
 		a.ok("network", "rm", "macvlan50")
+		a.ok(ref60...)
+		if d := sb.Run(t, sb.Path, "ip", "-d", "link", "show", "eth0.60"); !strings.Contains(d, "vlan protocol 802.1Q id 60") {
+			t.Fatalf("eth0.60 is not VLAN 60 of eth0:\n%s", d)
+		}
+		if got := strings.TrimSpace(a.ok("network", "inspect", "--format", `{{index .Options "macvlan_mode"}}`, "macvlan60")); got != "bridge" {
+			t.Errorf("macvlan60's mode is %q, want bridge", got)
+		}
+		a.ok("network", "rm", "macvlan60")
 	} else {
 		t.Logf("the kernel has no 802.1q links (%v: %s): testing the error", err, strings.TrimSpace(probe))
 		_, errs, code := a.mv("network", "create", "--subnet=192.168.50.0/24", "-o", "parent=eth0.50", "macvlan50")
 		if code != 1 || !strings.Contains(errs, "eth0.50") || !strings.Contains(errs, "8021q") {
 			t.Fatalf("exit %d, stderr %q; want 1 and an error naming eth0.50 and 8021q", code, errs)
+		}
+		if _, errs, code := a.mv(ref60...); code != 1 || !strings.Contains(errs, "eth0.60") || !strings.Contains(errs, "8021q") {
+			t.Fatalf("the reference's macvlan60: exit %d, stderr %q; want 1 and an error naming eth0.60 and 8021q", code, errs)
 		}
 	}
 	if after := links(t, sb); !maps.Equal(before, after) {
