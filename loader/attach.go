@@ -229,18 +229,19 @@ func (d *Datapath) attachPair(ctx context.Context, t target, mode Mode, in, eg *
 	return d.attach(ctx, t, Egress, eg, egName, mode)
 }
 
-// attach puts prog on one hook in mode, after removing what we attached
-// there in the other mode.
+// attach puts prog on one hook in mode, then removes what we attached
+// there in the other mode: a failed attach leaves the hook as it was, not
+// bare (both only drop, so that both run for a moment is harmless).
 func (d *Datapath) attach(ctx context.Context, t target, hook Hook, prog *ebpf.Program, name string, mode Mode) error {
 	var err error
 	switch mode {
 	case ModeTCX:
-		if err = d.detachTC(ctx, t, hook); err == nil {
-			err = d.attachTCX(t, hook, prog)
+		if err = d.attachTCX(t, hook, prog); err == nil {
+			err = d.detachTC(ctx, t, hook)
 		}
 	case ModeTC:
-		if err = d.detachTCX(t, hook); err == nil {
-			err = d.attachTC(ctx, t, hook, prog, name)
+		if err = d.attachTC(ctx, t, hook, prog, name); err == nil {
+			err = d.detachTCX(t, hook)
 		}
 	default:
 		return fmt.Errorf("attach mode %q: want %s or %s", mode, ModeTCX, ModeTC)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -65,7 +67,7 @@ func (d *Datapath) InspectEndpoint(ctx context.Context, netnsPath string, ifinde
 // inspectHere is InspectEndpoint from a thread in t's namespace: one
 // rtnetlink socket for the tc hooks, opened when one is.
 func (d *Datapath) inspectHere(ctx context.Context, t target) (out []Finding, err error) {
-	modes := d.attachedModes(t)
+	wants := d.hookWants(t)
 	var rtnl *tc.Tc
 	defer func() {
 		if rtnl != nil {
@@ -73,13 +75,13 @@ func (d *Datapath) inspectHere(ctx context.Context, t target) (out []Finding, er
 		}
 	}()
 	for _, hook := range []Hook{Ingress, Egress} {
-		mode, ok := modes[hook]
+		want, ok := wants[hook]
 		if !ok || ctx.Err() != nil {
 			continue
 		}
 		var tamper Tamper
 		switch {
-		case mode == ModeTCX:
+		case want.mode == ModeTCX:
 			tamper, err = d.inspectTCX(t, hook)
 		case rtnl == nil:
 			if rtnl, err = tc.Open(&tc.Config{}); err != nil { // in this thread's namespace
@@ -87,7 +89,7 @@ func (d *Datapath) inspectHere(ctx context.Context, t target) (out []Finding, er
 			}
 			fallthrough
 		default:
-			tamper, err = inspectTC(rtnl, t, hook)
+			tamper, err = inspectTC(rtnl, t, hook, want.prog)
 		}
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", hook, err)
@@ -99,17 +101,29 @@ func (d *Datapath) inspectHere(ctx context.Context, t target) (out []Finding, er
 	return out, nil
 }
 
-// attachedModes returns the mode of each hook of t this Datapath attached.
-func (d *Datapath) attachedModes(t target) map[Hook]Mode {
+// hookWant is what inspectHere expects on one hook: the mode it was
+// attached in, and the ID of our program there (0: not known).
+type hookWant struct {
+	mode Mode
+	prog ebpf.ProgramID
+}
+
+// hookWants returns what to expect on each hook of t this Datapath
+// attached.
+func (d *Datapath) hookWants(t target) map[Hook]hookWant {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	modes := map[Hook]Mode{}
+	wants := map[Hook]hookWant{}
 	for _, hook := range []Hook{Ingress, Egress} {
 		if a, ok := d.attached.get(attachKey{t.cookie, t.ifindex, hook}); ok {
-			modes[hook] = a.Mode
+			w := hookWant{mode: a.Mode}
+			if p := d.epProgs[t.cookie]; p != nil {
+				w.prog = p.id(hook)
+			}
+			wants[hook] = w
 		}
 	}
-	return modes
+	return wants
 }
 
 // inspectTCX, from a thread in t's namespace: our pinned link must be
@@ -137,9 +151,12 @@ func (d *Datapath) inspectTCX(t target, hook Hook) (Tamper, error) {
 }
 
 // inspectTC, from a thread in t's namespace (rtnl's): the clsact qdisc
-// and our filter must be there, with no filter at a lower priority and no
-// TCX program (TCX runs before tc filters).
-func inspectTC(rtnl *tc.Tc, t target, hook Hook) (Tamper, error) {
+// and our filter running prog must be there, with no other filter at a
+// lower priority nor listed before ours at ours (cls_bpf runs a priority's
+// filters newest first), and no TCX program (TCX runs before tc filters).
+// Another filter in our place (priority and handle) is ours detached,
+// whatever its kind or name: a container may put one there.
+func inspectTC(rtnl *tc.Tc, t target, hook Hook, prog ebpf.ProgramID) (Tamper, error) {
 	var tamper Tamper
 	if tcxCount(t.ifindex, hook) > 0 {
 		tamper = TamperForeignFirst
@@ -154,16 +171,53 @@ func inspectTC(rtnl *tc.Tc, t target, hook Hook) (Tamper, error) {
 	ours := false
 	for _, f := range filters {
 		switch prio := f.Info >> 16; {
-		case prio < FilterPriority:
-			tamper = TamperForeignFirst
-		case prio == FilterPriority && f.Handle == FilterHandle:
+		case isOurFilter(f, prio, prog):
 			ours = true
+		case prio < FilterPriority, prio == FilterPriority && !ours && f.Handle != 0:
+			tamper = TamperForeignFirst // (a dump lists each priority's chain, handle 0, first)
 		}
 	}
 	if !ours {
 		tamper = TamperDetached
 	}
 	return tamper, nil
+}
+
+// isOurFilter: f, at prio, is our cls_bpf filter in our place, running
+// prog (any program of ours when prog is 0).
+func isOurFilter(f tc.Object, prio uint32, prog ebpf.ProgramID) bool {
+	if prio != FilterPriority || f.Handle != FilterHandle || f.Kind != "bpf" || f.BPF == nil ||
+		f.BPF.Name == nil || !strings.HasPrefix(*f.BPF.Name, FilterNamePrefix) {
+		return false
+	}
+	return prog == 0 || (f.BPF.ID != nil && ebpf.ProgramID(*f.BPF.ID) == prog)
+}
+
+// evictSquatters deletes, from a tc hook of t, every filter at our
+// priority that is not ours running prog: in an endpoint's namespace one
+// is a container's, put there to take our place or to run before ours.
+func evictSquatters(t target, hook Hook, prog ebpf.ProgramID) error {
+	return withTC(t, func(rtnl *tc.Tc) error {
+		filters, err := rtnl.Filter().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(t.ifindex), Parent: tcParent(hook)})
+		if errors.Is(err, unix.EINVAL) { // no clsact qdisc: nothing there
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list tc filters: %w", err)
+		}
+		var errs []error
+		for _, f := range filters {
+			// (handle 0 is the priority's chain: deleting it deletes ours too)
+			if prio := f.Info >> 16; prio == FilterPriority && f.Handle != 0 && !isOurFilter(f, prio, prog) {
+				obj := tc.Object{Msg: tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(t.ifindex), Handle: f.Handle,
+					Parent: tcParent(hook), Info: f.Info}, Attribute: tc.Attribute{Kind: f.Kind}}
+				if err := rtnl.Filter().Delete(&obj); err != nil && !errors.Is(err, unix.ENOENT) {
+					errs = append(errs, fmt.Errorf("delete the %s filter in our place on %s: %w", f.Kind, hook, err))
+				}
+			}
+		}
+		return errors.Join(errs...)
+	})
 }
 
 // tcxCount counts the TCX programs on the hook of link ifindex in the
@@ -178,12 +232,15 @@ func tcxCount(ifindex int, hook Hook) int {
 
 // RepairEndpoint re-attaches the endpoint's programs on the hooks of the
 // findings: a detached one again, in its mode; one that another program
-// runs before is attached again with TCX before all others. Under tc that
-// moves the hook to TCX (TCX programs run before every tc filter, so a
-// foreign TCX program, or a cls_bpf filter at a lower priority, cannot
-// be got ahead of otherwise); the foreign program stays, after ours: it
-// is not ours to remove, and what it may still do to a frame after our
-// check is caught by the receivers' and the parent's checks.
+// runs before is attached again with TCX before all others. Under tc,
+// filters a container put at our priority go first (evictSquatters), and
+// a foreign-first hook moves to TCX (TCX programs run before every tc
+// filter, so a foreign TCX program, or a cls_bpf filter at a lower
+// priority, cannot be got ahead of otherwise) where the kernel has TCX;
+// where it has not, ours stays where it is. The foreign program stays,
+// after ours: it is not ours to remove, and what it may still do to a
+// frame after our check is caught by the receivers' and the parent's
+// checks.
 func (d *Datapath) RepairEndpoint(ctx context.Context, netnsPath string, ifindex int, findings []Finding) error {
 	t, err := newTarget(netnsPath, ifindex)
 	if err != nil {
@@ -203,7 +260,10 @@ func (d *Datapath) RepairEndpoint(ctx context.Context, netnsPath string, ifindex
 		}
 		prog := map[Hook]*ebpf.Program{Ingress: progs.ingress, Egress: progs.egress}[f.Hook]
 		mode := a.Mode
-		if f.Tamper == TamperForeignFirst {
+		if mode == ModeTC {
+			errs = append(errs, evictSquatters(t, f.Hook, progs.id(f.Hook)))
+		}
+		if tcx, _ := tcxAvailable(); f.Tamper == TamperForeignFirst && tcx {
 			// Ours goes again, before all: detached first, since an
 			// attached TCX link keeps its place when updated.
 			errs = append(errs, d.detachTCX(t, f.Hook))
@@ -213,3 +273,6 @@ func (d *Datapath) RepairEndpoint(ctx context.Context, netnsPath string, ifindex
 	}
 	return errors.Join(errs...)
 }
+
+// tcxAvailable is haveTCX, probed once.
+var tcxAvailable = sync.OnceValues(haveTCX)

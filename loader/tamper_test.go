@@ -3,10 +3,13 @@ package loader
 import (
 	"context"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	tc "github.com/florianl/go-tc"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/nsthread"
@@ -128,4 +131,68 @@ func tcxPrograms(t target, hook Hook) int {
 		return nil
 	})
 	return n
+}
+
+// TestInspectSquatters: under tc, a filter a container puts in our place
+// (our priority and handle) after deleting ours is ours detached, whatever
+// it is (a matchall, a cls_bpf filter named as ours); one it adds at our
+// priority runs before ours (cls_bpf runs a priority's filters newest
+// first). Each is found and repaired: the repair deletes what is at our
+// priority and is not ours, and our program runs in our place again.
+func TestInspectSquatters(t *testing.T) {
+	requireMode(t, ModeTC)
+	l := newLab(t)
+	d := newTestDatapath(t)
+	ctx := context.Background()
+	c := l.c1
+	if err := d.AttachEndpoint(ctx, c.path, c.ifindex, ModeTC); err != nil {
+		t.Fatal(err)
+	}
+	expectFindings(t, d, c, nil)
+	prio := strconv.Itoa(FilterPriority)
+	repair := func(want []Finding) {
+		t.Helper()
+		expectFindings(t, d, c, want)
+		if err := d.RepairEndpoint(ctx, c.path, c.ifindex, want); err != nil {
+			t.Fatal(err)
+		}
+		expectFindings(t, d, c, nil)
+		if out := l.sb.Run(t, c.path, "tc", "filter", "show", "dev", "eth0", "egress"); strings.Contains(out, "matchall") || strings.Contains(out, "handle 0x2") {
+			t.Errorf("a foreign filter at our priority survived the repair:\n%s", out)
+		}
+	}
+
+	l.sb.Run(t, c.path, "tc", "filter", "del", "dev", "eth0", "egress", "pref", prio)
+	if out, err := nstest.RunErr(c.path, "tc", "filter", "add", "dev", "eth0", "egress", "pref", prio, "handle", "1", "protocol", "all", "matchall", "action", "ok"); err != nil {
+		t.Logf("no matchall squatter (the kernel has no cls_matchall or act_gact: %v: %s)", err, strings.TrimSpace(out))
+		if err := d.RepairEndpoint(ctx, c.path, c.ifindex, []Finding{{Egress, TamperDetached}}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		repair([]Finding{{Egress, TamperDetached}})
+	}
+
+	l.sb.Run(t, c.path, "tc", "filter", "del", "dev", "eth0", "egress", "pref", prio)
+	foreignFilter(t, c, FilterHandle, FilterNamePrefix+"ep_egress")
+	repair([]Finding{{Egress, TamperDetached}})
+
+	foreignFilter(t, c, FilterHandle+1, "foreign")
+	repair([]Finding{{Egress, TamperForeignFirst}})
+}
+
+// foreignFilter adds, in c's namespace, a cls_bpf filter at our priority
+// on egress with handle and name, running a program of its own.
+func foreignFilter(t *testing.T, c container, handle uint32, name string) {
+	t.Helper()
+	prog := foreignProgram(t)
+	err := withTC(target{netns: c.path}, func(rtnl *tc.Tc) error {
+		fd, flags := uint32(prog.FD()), uint32(bpfFlagDirect)
+		obj := filterObject(c.ifindex, Egress)
+		obj.Handle = handle
+		obj.Attribute = tc.Attribute{Kind: "bpf", BPF: &tc.Bpf{FD: &fd, Name: &name, Flags: &flags}}
+		return rtnl.Filter().Add(&obj)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
