@@ -174,6 +174,9 @@ func TestInspectSquatters(t *testing.T) {
 
 	l.sb.Run(t, c.path, "tc", "filter", "del", "dev", "eth0", "egress", "pref", prio)
 	foreignFilter(t, c, FilterHandle, FilterNamePrefix+"ep_egress")
+	if missing, err := d.Missing(c.path, c.ifindex, ModeTC); err != nil || !slices.Equal(missing, []Hook{Egress}) {
+		t.Errorf("Missing with a filter named as ours in our place: %v, %v; want [egress]", missing, err)
+	}
 	repair([]Finding{{Egress, TamperDetached}})
 
 	foreignFilter(t, c, FilterHandle+1, "foreign")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/florianl/go-tc"
 )
@@ -36,10 +37,11 @@ func (d *Datapath) Missing(netnsPath string, ifindex int, mode Mode) ([]Hook, er
 
 func (d *Datapath) inKernel(t target, hook Hook, mode Mode) (bool, error) {
 	if mode == ModeTC {
+		want := d.progID(t, hook)
 		var ok bool
 		err := withTC(t, func(rtnl *tc.Tc) error {
-			var err error
-			ok, err = ourFilter(rtnl, t.ifindex, hook)
+			id, found, err := ourFilterProg(rtnl, t.ifindex, hook)
+			ok = found && (want == 0 || id == want) // a filter named as ours runs ours
 			return err
 		})
 		return ok, err
@@ -53,4 +55,15 @@ func (d *Datapath) inKernel(t target, hook Hook, mode Mode) (bool, error) {
 	}
 	defer l.Close()
 	return tcxLinkAlive(l, t.ifindex), nil
+}
+
+// progID is the ID of the program this Datapath attaches on t's hook, 0
+// when it has none for t's namespace (yet).
+func (d *Datapath) progID(t target, hook Hook) ebpf.ProgramID {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p := d.epProgs[t.cookie]; p != nil {
+		return p.id(hook)
+	}
+	return 0
 }
