@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -46,6 +47,9 @@ type committer struct {
 
 	// beforeCommit, if set, runs before each group is committed (tests).
 	beforeCommit func()
+	// failCommit, if set, fails each group's write with its error instead
+	// of committing it, as a disk error would (tests).
+	failCommit func() error
 }
 
 // lazyFlush bounds how long a change applied later waits for a commit to
@@ -104,6 +108,7 @@ func (c *committer) apply(db *bolt.DB, fn func(*bolt.Tx) error) error {
 	}
 	c.running = true
 	for len(c.queue) > 0 {
+		lazyN := len(c.lazy)
 		group := append(c.lazy, c.queue...)
 		c.queue, c.lazy = nil, nil
 		if c.timer != nil {
@@ -115,25 +120,55 @@ func (c *committer) apply(db *bolt.DB, fn func(*bolt.Tx) error) error {
 			c.beforeCommit()
 		}
 		c.txMu.Lock()
-		n := commitGroup(db, group)
+		n, unsaved := c.commitGroup(db, group)
 		c.txMu.Unlock()
 		if n > 0 && c.committed != nil {
 			c.committed()
 		}
 		c.mu.Lock()
 		c.commits += n
+		c.requeue(db, group[:lazyN], unsaved)
 	}
 	c.running = false
 	c.mu.Unlock()
 	return <-ch.done
 }
 
+// requeue queues again for later the changes of lazy that the failed
+// commit of unsaved left out (a write error: ENOSPC, EIO), so that none
+// is lost while the disk recovers; their callers were answered with the
+// error, nobody waits for them, and each is idempotent. Caller holds mu.
+func (c *committer) requeue(db *bolt.DB, lazy, unsaved []*change) {
+	var again []*change
+	for _, ch := range unsaved {
+		if slices.Contains(lazy, ch) {
+			again = append(again, &change{fn: ch.fn, done: make(chan error, 1)})
+		}
+	}
+	if len(again) == 0 || c.closed {
+		return
+	}
+	c.lazy = append(again, c.lazy...)
+	if c.timer == nil {
+		c.timer = time.AfterFunc(lazyFlush, func() { _ = c.flush(db) })
+	}
+}
+
 // commitGroup applies the changes in order in one transaction. A change
 // that fails is answered with its error and left out, and the rest are
 // applied again without it (bbolt cannot undo part of a transaction), so
 // each caller sees what it would have seen alone after the changes before
-// it. It returns how many transactions it committed.
-func commitGroup(db *bolt.DB, group []*change) int {
+// it. It returns how many transactions it committed, and the changes a
+// failed commit left unsaved.
+func (c *committer) commitGroup(db *bolt.DB, group []*change) (int, []*change) {
+	if c.failCommit != nil {
+		if err := c.failCommit(); err != nil {
+			for _, ch := range group {
+				ch.done <- err
+			}
+			return 0, group
+		}
+	}
 	for len(group) > 0 {
 		failed, ferr := -1, error(nil)
 		err := db.Update(func(tx *bolt.Tx) error {
@@ -153,7 +188,10 @@ func commitGroup(db *bolt.DB, group []*change) int {
 		for _, ch := range group {
 			ch.done <- err
 		}
-		return 1
+		if err != nil {
+			return 0, group
+		}
+		return 1, nil
 	}
-	return 0
+	return 0, nil
 }

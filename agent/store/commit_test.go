@@ -86,3 +86,46 @@ func waitQueued(s *Store, n int) {
 		runtime.Gosched()
 	}
 }
+
+// TestLaterSurvivesFailedWrite: changes applied later (an endpoint's
+// "ready", a removal's delete) that a failed write (ENOSPC, EIO) took
+// with it are applied with the next commit once the disk takes writes
+// again, not lost; the change the write was for fails, alone.
+func TestLaterSurvivesFailedWrite(t *testing.T) {
+	dir, s, n := openWithNetwork(t)
+	a := api.Endpoint{ID: NewID(), Name: "a", NetworkID: n.ID, State: "creating"}
+	b := api.Endpoint{ID: NewID(), Name: "b", NetworkID: n.ID, State: "ready"}
+	for _, e := range []api.Endpoint{a, b} {
+		if err := s.CreateEndpoint(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.State = "ready"
+	s.UpdateEndpointLater(a)
+	s.DeleteEndpointLater(b.ID)
+	failing := errors.New("no space left on device")
+	s.commit.failCommit = func() error { return failing }
+	c := api.Endpoint{ID: NewID(), Name: "c", NetworkID: n.ID, State: "creating"}
+	if err := s.CreateEndpoint(c); !errors.Is(err, failing) {
+		t.Fatalf("create c while writes fail: %v, want %v", err, failing)
+	}
+	s.commit.failCommit = nil
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	eps, err := s.Endpoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eps) != 1 || eps[0].ID != a.ID || eps[0].State != "ready" {
+		t.Errorf("endpoints after the failed write and a flush: %+v; want a only, ready", eps)
+	}
+}
