@@ -160,7 +160,16 @@ func (d *Datapath) attachEndpoint(ctx context.Context, t target, mode Mode, fres
 	if fresh {
 		return d.attachNewPair(ctx, t, mode, rtnl, progs.ingress, progs.egress)
 	}
-	return d.attachPair(ctx, t, mode, progs.ingress, progs.egress, "ep_ingress", "ep_egress")
+	err = d.attachPair(ctx, t, mode, progs.ingress, progs.egress, "ep_ingress", "ep_egress")
+	if errors.Is(err, errForeignFilter) {
+		// The container holds our place on its link's hooks (to fail this
+		// attach, at a restart say): taken back, as a repair does.
+		err = errors.Join(evictSquatters(t, Ingress, progs.id(Ingress)), evictSquatters(t, Egress, progs.id(Egress)))
+		if err == nil {
+			err = d.attachPair(ctx, t, mode, progs.ingress, progs.egress, "ep_ingress", "ep_egress")
+		}
+	}
+	return err
 }
 
 // attachNewPair is attachPair of the endpoint programs for a link just
@@ -211,10 +220,10 @@ func newTarget(netnsPath string, ifindex int) (target, error) {
 }
 
 func (d *Datapath) attachPair(ctx context.Context, t target, mode Mode, in, eg *ebpf.Program, inName, egName string) error {
-	if mode == ModeTC { // both hooks through one rtnetlink socket
-		err := errors.Join(d.detachTCX(t, Ingress), d.detachTCX(t, Egress))
+	if mode == ModeTC { // both hooks through one rtnetlink socket; TCX off once on
+		err := d.attachTCHooks(ctx, t, tcHook{Ingress, in, inName}, tcHook{Egress, eg, egName})
 		if err == nil {
-			err = d.attachTCHooks(ctx, t, tcHook{Ingress, in, inName}, tcHook{Egress, eg, egName})
+			err = errors.Join(d.detachTCX(t, Ingress), d.detachTCX(t, Egress))
 		}
 		if err != nil {
 			return fmt.Errorf("attach %s and %s to ifindex %d (%s): %w", inName, egName, t.ifindex, nsName(t.netns), err)

@@ -181,6 +181,16 @@ func TestInspectSquatters(t *testing.T) {
 
 	foreignFilter(t, c, FilterHandle+1, "foreign")
 	repair([]Finding{{Egress, TamperForeignFirst}})
+
+	// An attach (a restart's) finding another filter in our place takes
+	// the place back instead of failing, which would leave the hook bare.
+	// (Where the repair moved egress to TCX, our place there is free.)
+	_, _ = nstest.RunErr(c.path, "tc", "filter", "del", "dev", "eth0", "egress", "pref", prio)
+	foreignFilter(t, c, FilterHandle, "foreign")
+	if err := d.AttachEndpoint(ctx, c.path, c.ifindex, ModeTC); err != nil {
+		t.Fatalf("attach with another filter in our place: %v", err)
+	}
+	expectFindings(t, d, c, nil)
 }
 
 // foreignFilter adds, in c's namespace, a cls_bpf filter at our priority

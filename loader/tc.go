@@ -109,6 +109,9 @@ func filterObject(ifindex int, hook Hook) tc.Object {
 	}}
 }
 
+// errForeignFilter: another filter holds our place (priority and handle).
+var errForeignFilter = errors.New("our place is taken")
+
 // ourFilter reports whether our filter is on the hook; a foreign filter at
 // our priority and handle is an error.
 func ourFilter(rtnl *tc.Tc, ifindex int, hook Hook) (bool, error) {
@@ -133,7 +136,7 @@ func ourFilterProg(rtnl *tc.Tc, ifindex int, hook Hook) (ebpf.ProgramID, bool, e
 			}
 			return id, true, nil
 		}
-		return 0, false, fmt.Errorf("a foreign %s filter holds priority %d handle %d on %s; remove it or move it", f.Kind, FilterPriority, FilterHandle, hook)
+		return 0, false, fmt.Errorf("a foreign %s filter holds priority %d handle %d on %s; remove it or move it: %w", f.Kind, FilterPriority, FilterHandle, hook, errForeignFilter)
 	}
 	return 0, false, nil
 }
