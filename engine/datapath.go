@@ -60,6 +60,15 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network, hl *hostListing)
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
+	if old, _ := n.indexes(); old != 0 && old != parent.Index && !a.parentInUse(old, n) {
+		// The parent was made again (a new index): its old row goes.
+		if err := a.dp.DeleteParent(old); err != nil {
+			a.log.Warn("datapath row of a parent made again not deleted", "network", n.name(), "ifindex", old, "err", err)
+		}
+	}
+	// Recorded first, so that the undo of a failure half way
+	// (detachNetwork) finds what was put on the links.
+	n.setParent(parent, 0)
 	if err := a.dp.SetParent(parent.Index, n.DatapathID, uint16(parent.VID)); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
@@ -72,15 +81,25 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network, hl *hostListing)
 	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, parent.Index, a.modes.Parent); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
-	n.setParent(parent, 0)
 	if trunk == nil {
 		return nil
 	}
+	n.setParent(parent, trunk.Index)
 	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, trunk.Index, a.modes.Parent); err != nil {
 		return fmt.Errorf("attach datapath to trunk %s: %w", trunk.Name, err)
 	}
-	n.setParent(parent, trunk.Index)
 	return nil
+}
+
+// parentInUse reports whether a network other than n has its parent or
+// trunk at ifindex idx. Caller holds netOps.
+func (a *Engine) parentInUse(idx int, n *network) bool {
+	for _, o := range a.networkList() {
+		if p, t := o.indexes(); o != n && (p == idx || t == idx) {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *network) setParent(parent link.Info, trunk int) {

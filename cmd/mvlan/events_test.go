@@ -2,9 +2,13 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -35,6 +39,7 @@ func TestParentLinkEvents(t *testing.T) {
 	id := strings.TrimSpace(a.ok("network", "create", "--subnet=10.9.0.0/24", "local"))
 	hostOnly := "mvl-" + id[:11]
 
+	oldIdx := linkIndex(t, sb.Path, "eth1")
 	sb.Run(t, sb.Path, "ip", "link", "del", "eth1")
 	if !waitFor(3*time.Second, func() bool { return strings.Contains(a.ok("network", "ls"), "parent link eth1 is missing") }) {
 		t.Fatalf("network ls does not report the missing parent:\n%s", a.ok("network", "ls"))
@@ -47,6 +52,10 @@ func TestParentLinkEvents(t *testing.T) {
 		t.Fatalf("network not usable again after its parent came back:\n%s", a.ok("network", "ls"))
 	}
 	a.ok("run", "-d", "--name", prefix+"1", "--net", "net1")
+	// The datapath knows eth1 at its new index only.
+	if rows := parentRows(t, a); !slices.Contains(rows, uint32(linkIndex(t, sb.Path, "eth1"))) || slices.Contains(rows, uint32(oldIdx)) {
+		t.Errorf("parents rows %v after eth1 came back (was ifindex %d, now %d)", rows, oldIdx, linkIndex(t, sb.Path, "eth1"))
+	}
 
 	sb.Run(t, sb.Path, "ip", "link", "del", hostOnly)
 	if !waitFor(3*time.Second, func() bool { _, ok := links(t, sb)[hostOnly]; return ok }) {
@@ -97,4 +106,25 @@ func TestAttachesLeaveParentsAlone(t *testing.T) {
 		t.Fatalf("no refresh of the parents after eth0's MAC changed\n%s", a.log)
 	}
 	a.ok("network", "rm", "net1")
+}
+
+// parentRows lists the ifindexes of the agent's parents map (pinned in
+// its --bpffs).
+func parentRows(t *testing.T, a *agentProc) []uint32 {
+	t.Helper()
+	m, err := ebpf.LoadPinnedMap(filepath.Join(a.dir, "bpf", "parents"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var rows []uint32
+	var prev any // nil: from the first key
+	for {
+		var k uint32
+		if err := m.NextKey(prev, &k); err != nil {
+			return rows // ebpf.ErrKeyNotExist: no more
+		}
+		rows = append(rows, k)
+		prev = k
+	}
 }
