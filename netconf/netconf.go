@@ -114,6 +114,9 @@ func (c *Config) parseOptions(opts []string) error {
 			}
 			c.Parent = v
 		case k == "macvlan_mode":
+			if v == "" {
+				v = "bridge" // as Docker takes an empty one: its default
+			}
 			if !slices.Contains(Modes, v) {
 				return fmt.Errorf("unknown macvlan_mode %q; use one of %s", v, strings.Join(Modes, ", "))
 			}

@@ -35,6 +35,8 @@ func TestParseReferenceExamples(t *testing.T) {
 			IPRanges: []string{"192.168.136.0/25", "192.168.138.0/25"},
 			AuxAddrs: []string{"reserved1=fd11::2", "reserved2=192.168.136.2", "reserved3=192.168.138.2"},
 			Options:  []string{"parent=eth0"}}, "eth0", "bridge", 3},
+		{"empty macvlan_mode", api.NetworkCreate{Name: "e", Subnets: []string{"10.9.0.0/24"},
+			Options: []string{"parent=eth0", "macvlan_mode="}}, "eth0", "bridge", 1},
 		{"no parent, private", api.NetworkCreate{Name: "internal1", Subnets: []string{"10.9.0.0/24"},
 			Options: []string{"macvlan_mode=private"}}, "", "private", 1},
 	}

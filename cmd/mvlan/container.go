@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,14 +31,14 @@ func connectCommand() *cli.Command {
 	return withUsage(&cli.Command{
 		Name:      "connect",
 		Usage:     "attach an existing network namespace (e.g. /proc/PID/ns/net of a container) to a network",
-		ArgsUsage: "NETWORK NETNS-PATH",
+		ArgsUsage: "NETWORK NETNS-PATH|NAME",
 		Flags:     append(endpointFlags(), &cli.StringFlag{Name: "name", Usage: "endpoint name (default: from the path)"}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return usagef("connect takes NETWORK and NETNS-PATH, got %d arguments", c.NArg())
 			}
 			req := endpointRequest(c, c.Args().Get(0))
-			req.Netns = c.Args().Get(1)
+			req.Netns = netnsPath(c.Args().Get(1))
 			cl := client(c)
 			defer cl.Close()
 			e, err := cl.CreateEndpoint(c.Context, req)
@@ -54,16 +55,26 @@ func disconnectCommand() *cli.Command {
 	return withUsage(&cli.Command{
 		Name:      "disconnect",
 		Usage:     "detach a network namespace from a network",
-		ArgsUsage: "NETWORK NETNS-PATH",
+		ArgsUsage: "NETWORK NETNS-PATH|NAME",
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return usagef("disconnect takes NETWORK and NETNS-PATH, got %d arguments", c.NArg())
 			}
 			cl := client(c)
 			defer cl.Close()
-			return cl.Disconnect(c.Context, c.Args().Get(0), c.Args().Get(1))
+			return cl.Disconnect(c.Context, c.Args().Get(0), netnsPath(c.Args().Get(1)))
 		},
 	})
+}
+
+// netnsPath is arg as a namespace path: a bare NAME (no "/") is the
+// named namespace /run/netns/NAME, a container's of mvlan run (or ip
+// netns add), as `docker network connect NET CONTAINER` names one.
+func netnsPath(arg string) string {
+	if arg == "" || strings.Contains(arg, "/") {
+		return arg
+	}
+	return filepath.Join("/run/netns", arg)
 }
 
 func psCommand() *cli.Command {

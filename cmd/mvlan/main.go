@@ -70,7 +70,10 @@ func newApp() *cli.App {
 		Usage:           "macvlan networks for containers, with an eBPF datapath that isolates and counts",
 		Version:         version.Version,
 		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {},
+		// Values are taken whole, as Docker's CLI takes them: --label
+		// desc=a,b is one label (urfave/cli would split it at the comma).
+		DisableSliceFlagSeparator: true,
+		ExitErrHandler:            func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},

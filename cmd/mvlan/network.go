@@ -49,6 +49,7 @@ func networkCommand() *cli.Command {
 			{Name: "rm", Aliases: []string{"remove"}, Usage: "remove networks", ArgsUsage: "NETWORK...", Action: networkRm},
 			{Name: "update", Usage: "change a network's options: host_shim=auto|IP[,IP6]|off", ArgsUsage: "NETWORK", Action: networkUpdate,
 				Flags: []cli.Flag{&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "host_shim=auto|IP[,IP6]|off"}, formatFlag()}},
+			connectCommand(), disconnectCommand(), // Docker's network connect / disconnect
 		},
 	})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +16,7 @@ func TestNetworkLifecycle(t *testing.T) {
 	a := newAgent(t, sb)
 	a.start()
 	id := strings.TrimSpace(a.ok("network", "create", "-d", "macvlan", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1",
-		"--aux-address=exclude_host=172.16.86.250", "--label", "team=net", "-o", "parent=eth0", "pub_net"))
+		"--aux-address=exclude_host=172.16.86.250", "--label", "team=net,ops", "-o", "parent=eth0", "pub_net"))
 	if len(id) != 64 {
 		t.Fatalf("create printed %q, want a 64-hex ID", id)
 	}
@@ -32,7 +33,7 @@ func TestNetworkLifecycle(t *testing.T) {
 	}
 	n := nets[0]
 	if n.Driver != "macvlan" || n.Options["parent"] != "eth0" || n.IPAM.Config[0].Gateway != "172.16.86.1" ||
-		n.IPAM.Config[0].AuxiliaryAddresses["exclude_host"] != "172.16.86.250" || n.Labels["team"] != "net" || n.ParentKind != "existing" {
+		n.IPAM.Config[0].AuxiliaryAddresses["exclude_host"] != "172.16.86.250" || n.Labels["team"] != "net,ops" || n.ParentKind != "existing" {
 		t.Fatalf("inspect: %+v", n)
 	}
 	a.ok("network", "rm", "pub_net")
@@ -155,4 +156,25 @@ func TestPointToPoint(t *testing.T) {
 	}
 	e.a.ok("rm", "-f", c1)
 	e.a.ok("network", "rm", "p2p")
+}
+
+// TestNetworkConnectByName: Docker's `network connect NET CONTAINER` and
+// `network disconnect NET CONTAINER`, a container named as mvlan names
+// them (its namespace at /run/netns/NAME).
+func TestNetworkConnectByName(t *testing.T) {
+	e := newEnv(t)
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	ns := e.sb.Netns(t, "n1")
+	name := filepath.Base(ns)
+	e.a.ok("network", "connect", "--ip=172.16.86.9", "pub_net", name)
+	if out := e.sb.Run(t, ns, "ip", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(out, "172.16.86.9/24") {
+		t.Fatalf("network connect by name: eth0 in %s has no 172.16.86.9:\n%s", ns, out)
+	}
+	e.a.ok("network", "disconnect", "pub_net", name)
+	for _, ep := range e.a.endpoints() {
+		if ep.Netns == ns {
+			t.Errorf("network disconnect by name left %+v", ep)
+		}
+	}
+	e.a.ok("network", "rm", "pub_net")
 }

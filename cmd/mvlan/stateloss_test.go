@@ -64,8 +64,6 @@ func TestAdoptCompleteCreating(t *testing.T) {
 	assertConsistent(t, e.a, e.name(""))
 }
 
-func netnsPath(name string) string { return filepath.Join("/run/netns", name) }
-
 func exitCode(err error) int {
 	if err != nil {
 		return 1
