@@ -43,7 +43,7 @@ func (d *Datapath) AdoptEndpoint(ctx context.Context, netnsPath string, cookie u
 	if d.epProgs[cookie] != progs {
 		return "", false // released meanwhile
 	}
-	progs.users[ifindex] = true
+	progs.users[ifindex] = mode
 	for hook, name := range map[Hook]string{Ingress: "ep_ingress", Egress: "ep_egress"} {
 		d.attached.set(attachKey{cookie, ifindex, hook}, Attachment{
 			Netns: netnsPath, NetnsCookie: cookie, Ifindex: ifindex, Hook: hook, Program: name, Mode: mode,
@@ -70,7 +70,7 @@ func (d *Datapath) stubsFor(cookie uint64) (*epPrograms, map[Hook]ebpf.ProgramID
 			closeAll(in, eg)
 			return nil, nil
 		}
-		fresh := &epPrograms{ingress: in, egress: eg, users: map[int]bool{}, ids: [2]ebpf.ProgramID{inID, egID}}
+		fresh := &epPrograms{ingress: in, egress: eg, users: map[int]Mode{}, ids: [2]ebpf.ProgramID{inID, egID}}
 		d.mu.Lock()
 		if p = d.epProgs[cookie]; p == nil {
 			p, d.epProgs[cookie] = fresh, fresh

@@ -152,7 +152,7 @@ func (d *Datapath) attachEndpoint(ctx context.Context, t target, mode Mode, fres
 	if err != nil {
 		return err
 	}
-	progs.users[t.ifindex] = true
+	progs.users[t.ifindex] = mode
 	rtnl := progs.takeSocket() // prepared for the namespace's first attach only
 	if rtnl != nil {
 		defer rtnl.Close()

@@ -107,5 +107,5 @@ func (d *Datapath) DirectErr() error { return d.directErr }
 // sharedPrograms is the epPrograms of a namespace under PathDirect: the
 // shared programs themselves, which it does not own.
 func (d *Datapath) sharedPrograms() *epPrograms {
-	return &epPrograms{ingress: d.epIngress, egress: d.epEgress, shared: true, users: map[int]bool{}, ids: d.sharedIDs}
+	return &epPrograms{ingress: d.epIngress, egress: d.epEgress, shared: true, users: map[int]Mode{}, ids: d.sharedIDs}
 }

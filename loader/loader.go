@@ -301,7 +301,7 @@ type epPrograms struct {
 	ingress, egress *ebpf.Program
 	shared          bool              // ingress and egress are d.epIngress, d.epEgress: not closed here
 	ids             [2]ebpf.ProgramID // of ingress and egress, once looked up (id)
-	users           map[int]bool      // ifindexes attached with them
+	users           map[int]Mode      // ifindexes attached with them, in the mode last asked for
 	// rtnl is an rtnetlink socket in the namespace, prepared for its
 	// first tc attach (PrepareNetns); nil once used, or if none.
 	rtnl *os.File
@@ -350,7 +350,7 @@ func (d *Datapath) endpointPrograms(cookie uint64) (*epPrograms, error) {
 		return p, nil
 	}
 	if ingress, egress, ok := d.pinnedStubs(cookie); ok {
-		p := &epPrograms{ingress: ingress, egress: egress, users: map[int]bool{}}
+		p := &epPrograms{ingress: ingress, egress: egress, users: map[int]Mode{}}
 		d.epProgs[cookie] = p
 		return p, nil
 	}
@@ -370,7 +370,7 @@ func (d *Datapath) endpointPrograms(cookie uint64) (*epPrograms, error) {
 	if err := d.pinStubs(cookie, ingress, egress); err != nil {
 		return nil, errors.Join(err, ingress.Close(), egress.Close())
 	}
-	p := &epPrograms{ingress: ingress, egress: egress, users: map[int]bool{}}
+	p := &epPrograms{ingress: ingress, egress: egress, users: map[int]Mode{}}
 	d.epProgs[cookie] = p
 	return p, nil
 }

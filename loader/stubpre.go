@@ -49,7 +49,7 @@ func (d *Datapath) prepare(cookie uint64, p *epPrograms) (release func()) {
 		_ = p.close()
 		return func() {}
 	}
-	p.users = map[int]bool{}
+	p.users = map[int]Mode{}
 	if !p.shared {
 		// Noted only now (ForeignPrograms may see them as foreign
 		// meanwhile: one needless look at the endpoints, not loads

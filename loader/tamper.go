@@ -109,19 +109,27 @@ type hookWant struct {
 }
 
 // hookWants returns what to expect on each hook of t this Datapath
-// attached.
+// attached, or tried to: a hook whose attach failed (no record; a
+// transient error, say) is expected in the mode that attach asked for.
 func (d *Datapath) hookWants(t target) map[Hook]hookWant {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	wants := map[Hook]hookWant{}
+	p := d.epProgs[t.cookie]
 	for _, hook := range []Hook{Ingress, Egress} {
+		w := hookWant{}
 		if a, ok := d.attached.get(attachKey{t.cookie, t.ifindex, hook}); ok {
-			w := hookWant{mode: a.Mode}
-			if p := d.epProgs[t.cookie]; p != nil {
-				w.prog = p.id(hook)
-			}
-			wants[hook] = w
+			w.mode = a.Mode
+		} else if p != nil {
+			w.mode = p.users[t.ifindex]
 		}
+		if w.mode == "" {
+			continue
+		}
+		if p != nil {
+			w.prog = p.id(hook)
+		}
+		wants[hook] = w
 	}
 	return wants
 }
@@ -255,6 +263,9 @@ func (d *Datapath) RepairEndpoint(ctx context.Context, netnsPath string, ifindex
 	var errs []error
 	for _, f := range findings {
 		a, ok := d.attached.get(attachKey{t.cookie, t.ifindex, f.Hook})
+		if !ok && progs.users[t.ifindex] != "" { // its attach failed
+			a, ok = Attachment{Program: epProgramName[f.Hook], Mode: progs.users[t.ifindex]}, true
+		}
 		if !ok {
 			continue
 		}
@@ -273,6 +284,9 @@ func (d *Datapath) RepairEndpoint(ctx context.Context, netnsPath string, ifindex
 	}
 	return errors.Join(errs...)
 }
+
+// epProgramName is the endpoint program of each hook.
+var epProgramName = map[Hook]string{Ingress: "ep_ingress", Egress: "ep_egress"}
 
 // tcxAvailable is haveTCX, probed once.
 var tcxAvailable = sync.OnceValues(haveTCX)

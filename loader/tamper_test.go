@@ -209,3 +209,33 @@ func foreignFilter(t *testing.T, c container, handle uint32, name string) {
 		t.Fatal(err)
 	}
 }
+
+// TestInspectFailedAttach: an endpoint whose attach failed (here: an
+// ingress qdisc, which excludes clsact) has no record of its hooks; the
+// check still expects them, in the mode that attach asked for, finds
+// them detached, and the repair attaches them once it can.
+func TestInspectFailedAttach(t *testing.T) {
+	requireMode(t, ModeTC)
+	l := newLab(t)
+	d := newTestDatapath(t)
+	ctx := context.Background()
+	c := l.c1
+	l.sb.Run(t, c.path, "tc", "qdisc", "add", "dev", "eth0", "ingress")
+	if err := d.AttachEndpoint(ctx, c.path, c.ifindex, ModeTC); err == nil {
+		t.Fatal("premise: the attach next to an ingress qdisc worked")
+	}
+	detached := []Finding{{Ingress, TamperDetached}, {Egress, TamperDetached}}
+	expectFindings(t, d, c, detached)
+	l.sb.Run(t, c.path, "tc", "qdisc", "del", "dev", "eth0", "ingress")
+	if err := d.RepairEndpoint(ctx, c.path, c.ifindex, detached); err != nil {
+		t.Fatal(err)
+	}
+	expectFindings(t, d, c, nil)
+	if got := hookModes(d, c); got[Ingress] != ModeTC || got[Egress] != ModeTC {
+		t.Errorf("after the repair the hooks are attached %v; want tc", got)
+	}
+	if err := d.DetachEndpoint(ctx, c.path, c.ifindex); err != nil {
+		t.Fatal(err)
+	}
+	expectFindings(t, d, c, nil) // detached by us: nothing expected any more
+}
