@@ -68,6 +68,15 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) (linkGone bool, err e
 		if !a.netnsAlive(e) {
 			err = a.detachThroughPids(ctx, e)
 		}
+		if e.NetnsInode == 0 && !e.OwnsNetns && a.netnsNamed(e) {
+			// Never keyed: a hand-off undone before it finished, whose
+			// link the runtime may have moved into the sandbox already.
+			// Found there by its alias only (unique to e, whatever the
+			// namespace is now).
+			via := e
+			via.Ifindex = 0
+			err = errors.Join(err, a.detachLink(ctx, via))
+		}
 		// A crash between the mount and the bind (create) or between the
 		// unmount and the unlink (rm) leaves an empty file by its name.
 		if e.OwnsNetns && e.State != Ready && halfMadeNetns(e.Netns) {
@@ -82,6 +91,12 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) (linkGone bool, err e
 		}
 	}
 	return err == nil, errors.Join(err, nameErr)
+}
+
+// netnsNamed reports whether e's path names a namespace (any).
+func (a *Engine) netnsNamed(e endpoint) bool {
+	_, err := a.ns.Check(e.Netns)
+	return err == nil
 }
 
 // isOurNetns reports whether e's path is still e's namespace: the same

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// TestDockerHandoffUndoneAtStart: a Docker endpoint whose link dockerd
+// had moved into the sandbox but not yet brought up when the agent died
+// is undone by the next start ("creating", never finished), and its link
+// goes with it from the sandbox, where nothing else would take it away:
+// it has mvlan's alias, and its address may be handed out again. The test
+// plays dockerd on the plugin socket.
+func TestDockerHandoffUndoneAtStart(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	sock := filepath.Join(a.dir, "mvt-undo.sock")
+	a.env = []string{"MVLAN_PLUGIN_SOCKET=" + sock}
+	a.start()
+	p := &pluginConn{t: t, sb: sb, sock: sock}
+	netID := strings.Repeat("5d", 32)
+	p.call("NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID,
+		"Options":  map[string]any{"com.docker.network.generic": map[string]string{"parent": "eth0"}},
+		"IPv4Data": []map[string]any{{"AddressSpace": "null", "Pool": "0.0.0.0/0"}}})
+	ns, ep := sb.Netns(t, "c1"), strings.Repeat("c1", 32)
+	p.call("NetworkDriver.CreateEndpoint", map[string]any{"NetworkID": netID, "EndpointID": ep, "Interface": map[string]string{}})
+	src := p.call("NetworkDriver.Join", map[string]any{"NetworkID": netID, "EndpointID": ep, "SandboxKey": ns})["SrcName"]
+	sb.Run(t, sb.Path, "ip", "link", "set", src, "netns", filepath.Base(ns)) // moved, not up
+	a.kill()
+	a.start()
+	if out := sb.Run(t, ns, "ip", "-o", "link", "show"); strings.Contains(out, src) {
+		t.Errorf("the undone endpoint's link is still in its sandbox:\n%s\n%s", out, a.log)
+	}
+	for _, e := range a.endpoints() {
+		if e.ID == ep {
+			t.Errorf("the endpoint Docker never finished is still there after the start: %+v", e)
+		}
+	}
+}
