@@ -392,3 +392,29 @@ func TestCrashStream(t *testing.T) {
 		assertConsistent(t, a, prefix)
 	}
 }
+
+// TestRemakeFindsHalfMadeLink: a start that makes a ready endpoint's
+// lost link again and is killed inside that leaves what a kill inside any
+// link's creation leaves (the link under its final name with its MAC,
+// down, in the group it is born in, no mark); the next start removes it
+// and makes the link whole, instead of failing on its name for good.
+func TestRemakeFindsHalfMadeLink(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	ns := sb.Netns(t, "x")
+	a := newAgent(t, sb)
+	a.start()
+	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	const mac = "02:42:ac:10:56:16"
+	a.ok("connect", "--ip=172.16.86.22", "--mac="+mac, "pub_net", ns)
+	a.stop()
+	sb.Run(t, ns, "ip", "link", "del", "eth0")
+	sb.Run(t, sb.Path, "ip", "link", "add", "link", "eth0", "name", "mvhalf0", "netns", filepath.Base(ns),
+		"address", mac, "group", "1836477538", "type", "macvlan", "mode", "bridge")
+	sb.Run(t, ns, "ip", "link", "set", "mvhalf0", "name", "eth0")
+	a.start()
+	out := sb.Run(t, ns, "ip", "-d", "addr", "show", "dev", "eth0")
+	if !strings.Contains(out, "172.16.86.22/24") || !strings.Contains(out, "state UP") && !strings.Contains(out, ",UP") || !strings.Contains(out, "alias mvlan/") {
+		t.Fatalf("eth0 in %s after the start is not the endpoint's link, whole:\n%s\n%s", ns, out, a.log)
+	}
+	a.ok("disconnect", "pub_net", ns)
+}
