@@ -179,12 +179,17 @@ func reserveOne(n *network, owner string, v6 bool, want, flag string) (netip.Pre
 		return p, nil
 	}
 	addr, err := netip.ParseAddr(want)
-	if err != nil || addr.Zone() != "" || addr.Unmap().Is6() != v6 {
-		fam := "IPv4"
-		if v6 {
-			fam = "IPv6"
-		}
-		return netip.Prefix{}, invalid(fmt.Errorf("%s %q is not an %s address", flag, want, fam))
+	switch {
+	case err != nil:
+		return netip.Prefix{}, invalid(fmt.Errorf("%s %q is not an IP address", flag, want))
+	case addr.Zone() != "":
+		return netip.Prefix{}, invalid(fmt.Errorf("%s %q: an endpoint's address has no zone; leave %%%s out", flag, want, addr.Zone()))
+	case addr.Unmap().Is6() != v6:
+		return netip.Prefix{}, invalid(wrongFamily(flag, want, v6))
+	}
+	if !n.space.HasFamily(v6) || (v6 && !n.IPv6) {
+		why := map[bool]string{false: "no IPv4 subnet", true: "no IPv6 subnet (it was made without --ipv6 and an IPv6 --subnet)"}[v6]
+		return netip.Prefix{}, invalid(fmt.Errorf("%s %s: network %s has %s; leave %s out, or use a network that has one", flag, want, n.name(), why, flag))
 	}
 	p, err := n.space.Request(addr.Unmap(), owner)
 	var taken *ipam.TakenError
@@ -195,6 +200,15 @@ func reserveOne(n *network, owner string, v6 bool, want, flag string) (netip.Pre
 		return p, invalid(err)
 	}
 	return p, nil
+}
+
+// wrongFamily is the error for want, given with flag, an address of the
+// other family: it says which flag takes it.
+func wrongFamily(flag, want string, v6 bool) error {
+	if v6 {
+		return fmt.Errorf("%s %q is not an IPv6 address; an IPv4 address goes with --ip", flag, want)
+	}
+	return fmt.Errorf("%s %q is not an IPv4 address; an IPv6 address goes with --ip6", flag, want)
 }
 
 func releaseAll(space addrSpace, addrs []netip.Prefix) {

@@ -37,6 +37,9 @@ func TestBadInput(t *testing.T) {
 	a.ok("network", "create", "--subnet=10.1.0.0/16", "-o", "parent=eth1", "taken")
 	a.ok("network", "create", "--subnet=10.2.0.0/16", "-o", "parent=mv2", "onmv")
 	create := func(args ...string) []string { return append([]string{"network", "create"}, args...) }
+	run := func(args ...string) []string {
+		return append([]string{"run", "-d", "--name", sb.Name + "-cbad"}, args...)
+	}
 	long := "averyveryverylongname"
 	tests := []struct {
 		name string
@@ -58,6 +61,10 @@ func TestBadInput(t *testing.T) {
 		{"overlap other network", create("--subnet=10.1.5.0/24", "-o", "parent=eth0", "n"), 1, []string{"10.1.5.0/24", "10.1.0.0/16", "taken"}},
 		{"duplicate name", create("--subnet=172.16.86.0/24", "-o", "parent=eth0", "taken"), 1, []string{"taken", "already exists"}},
 		{"parent not found", create("--subnet=172.16.86.0/24", "-o", "parent=eth9", "n"), 1, []string{`"eth9"`, "not found"}},
+		{"ip6 on a network without IPv6", run("--net=taken", "--ip6=2001:db8::5"), 1, []string{"--ip6", "2001:db8::5", "no IPv6", "--ipv6"}},
+		{"an IPv6 address with --ip", run("--net=taken", "--ip=2001:db8::5"), 1, []string{"2001:db8::5", "--ip6"}},
+		{"an IPv4 address with --ip6", run("--net=taken", "--ip6=10.1.0.5"), 1, []string{"10.1.0.5", "with --ip"}},
+		{"not an address", run("--net=taken", "--ip=10.1.0.500"), 1, []string{"10.1.0.500", "not an IP address"}},
 		{"parent lo", create("--subnet=172.16.86.0/24", "-o", "parent=lo", "n"), 1, []string{`"lo"`, "loopback"}},
 		{"vlan 0", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.0", "n"), 1, []string{"eth0.0", "1-4094"}},
 		{"vlan 4095", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.4095", "n"), 1, []string{"eth0.4095", "1-4094"}},
