@@ -196,8 +196,10 @@ func (a *Engine) loadSpace(n *network, held []ipam.Held) error {
 // that no network needs, except those of quarantined records (their
 // containers may run); it returns the links that remain, by name.
 func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
-	want := map[string]string{} // "KIND/link name" -> network ID
+	want := map[string]string{}    // "KIND/link name" -> network ID
+	parents := map[string]string{} // link name -> the network it is the parent of
 	for _, n := range a.networkList() {
+		parents[n.Parent] = n.name()
 		if n.ParentKind.owned() {
 			want["net/"+n.Parent] = n.ID
 		}
@@ -216,6 +218,12 @@ func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 			stale = stale || want[kind+"/"+l.Name] != id
 			if stale && quarantined[id] {
 				a.log.Warn("keeping the link of a quarantined state record", "link", l.Name, "alias", l.Alias)
+				stale = false
+			}
+			if net, ok := parents[l.Name]; stale && ok && !strings.HasPrefix(l.Name, tmp) {
+				// A network made on it as an existing link since (one whose
+				// removal could not delete it, say): it is that network's.
+				a.log.Warn("keeping a link marked as mvlan's for a network that is gone: it is another network's parent", "link", l.Name, "alias", l.Alias, "network", net)
 				stale = false
 			}
 		}

@@ -178,3 +178,26 @@ func TestNetworkConnectByName(t *testing.T) {
 	}
 	e.a.ok("network", "rm", "pub_net")
 }
+
+// TestStaleMarkedParentKept: a link that still carries mvlan's mark for
+// a network that is gone (its removal could not delete it) and that a
+// network was made on since, as an existing link, is that network's
+// parent: a restart keeps it, where it removed it as stale before.
+func TestStaleMarkedParentKept(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	sb.AddVeth(t, "eth5")
+	a := newAgent(t, sb)
+	a.start()
+	gone := strings.Repeat("ab", 32)
+	sb.Run(t, sb.Path, "ip", "link", "set", "eth5", "alias", "mvlan/"+agentID(t, a)+"/net/"+gone)
+	a.ok("network", "create", "--subnet=10.95.0.0/24", "-o", "parent=eth5", "b")
+	a.stop()
+	a.start()
+	if _, ok := links(t, sb)["eth5"]; !ok {
+		t.Fatalf("the restart removed network b's parent eth5 (marked for a network that is gone):\n%s", a.log)
+	}
+	if ls := a.ok("network", "ls"); strings.Contains(ls, "missing") {
+		t.Errorf("network b after the restart:\n%s", ls)
+	}
+	a.ok("network", "rm", "b")
+}
