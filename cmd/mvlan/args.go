@@ -95,7 +95,7 @@ func flagWidth(flags []cli.Flag, a string, rest []string) int {
 // dropped. An option's value never starts with "-" (KEY=VALUE).
 func dangling(flags []cli.Flag, a string, rest []string) bool {
 	name := strings.TrimLeft(a, "-")
-	if len(rest) == 0 || !strings.HasPrefix(rest[0], "-") || rest[0] == "-" || name == "" || strings.Contains(name, "=") {
+	if !strings.HasPrefix(a, "-") || len(rest) == 0 || !strings.HasPrefix(rest[0], "-") || rest[0] == "-" || name == "" || strings.Contains(name, "=") {
 		return false
 	}
 	for _, f := range flags {

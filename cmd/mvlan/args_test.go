@@ -16,6 +16,8 @@ func TestInterspersed(t *testing.T) {
 			[]string{"mvlan", "network", "create", "-d", "macvlan", "--subnet=192.168.60.0/24", "--gateway=192.168.60.1",
 				"-o", "parent=eth0.60", "-o", "macvlan_mode=bridge", "macvlan60"}},
 		{[]string{"mvlan", "network", "create", "n", "-o", "--opt", "parent=eth0"}, []string{"mvlan", "network", "create", "--opt", "parent=eth0", "n"}},
+		// A network named o is not the flag -o.
+		{[]string{"mvlan", "network", "create", "o", "--subnet=10.0.0.0/24"}, []string{"mvlan", "network", "create", "--subnet=10.0.0.0/24", "o"}},
 		// A value flag before another flag is not an option: left for the parser.
 		{[]string{"mvlan", "network", "create", "--subnet", "--gateway=10.0.0.1", "n"}, []string{"mvlan", "network", "create", "--subnet", "--gateway=10.0.0.1", "n"}},
 		{[]string{"mvlan", "network", "create", "-o", "parent=eth0", "n", "--", "-o"}, []string{"mvlan", "network", "create", "-o", "parent=eth0", "--", "n", "-o"}},
