@@ -68,14 +68,12 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) (linkGone bool, err e
 		if !a.netnsAlive(e) {
 			err = a.detachThroughPids(ctx, e)
 		}
-		if e.NetnsInode == 0 && !e.OwnsNetns && a.netnsNamed(e) {
-			// Never keyed: a hand-off undone before it finished, whose
-			// link the runtime may have moved into the sandbox already.
-			// Found there by its alias only (unique to e, whatever the
-			// namespace is now).
-			via := e
-			via.Ifindex = 0
-			err = errors.Join(err, a.detachLink(ctx, via))
+		if isHandoff(e) && e.NetnsInode == 0 && a.netnsNamed(e) {
+			// A hand-off undone before it finished, whose link the
+			// runtime may have moved into the sandbox already: found
+			// there by its alias only (unique to e, whatever the
+			// namespace is now), nothing else touched.
+			err = errors.Join(err, a.detachByAlias(ctx, e))
 		}
 		// A crash between the mount and the bind (create) or between the
 		// unmount and the unlink (rm) leaves an empty file by its name.
@@ -91,6 +89,17 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) (linkGone bool, err e
 		}
 	}
 	return err == nil, errors.Join(err, nameErr)
+}
+
+// detachByAlias deletes the link with e's alias in e's namespace, if any.
+func (a *Engine) detachByAlias(ctx context.Context, e endpoint) error {
+	via := e
+	via.Ifindex = 0 // by the alias, not by an index of another namespace
+	name, err := a.endpointLink(via)
+	if err != nil || name == "" {
+		return err
+	}
+	return a.host.DetachEndpoint(ctx, e.Netns, name)
 }
 
 // netnsNamed reports whether e's path names a namespace (any).

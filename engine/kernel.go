@@ -26,6 +26,7 @@ type Host interface {
 	CreateHostOnly(ctx context.Context, name, alias string) (kind string, err error)
 	Delete(name string) error
 	DeleteHalfMade(netnsPath, ifName string, mac net.HardwareAddr) error
+	DeleteBorn(netnsPath, ifName string, mac net.HardwareAddr) error
 	DeleteByAlias(alias string) error
 	AttachEndpoint(ctx context.Context, s link.EndpointSpec) error
 	DetachEndpoint(ctx context.Context, netnsPath, ifName string) error

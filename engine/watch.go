@@ -343,7 +343,7 @@ func (a *Engine) ensureLink(ctx context.Context, n *network, e *endpoint) (int, 
 	}
 	// A start killed while it made the link again left it half made (its
 	// name and MAC, no mark): it would refuse the name for good.
-	if err := a.host.DeleteHalfMade(e.Netns, e.IfName, e.MAC); err != nil {
+	if err := a.host.DeleteBorn(e.Netns, e.IfName, e.MAC); err != nil {
 		return 0, fmt.Errorf("re-attach: %w", err)
 	}
 	spec := a.endpointSpec(n, *e)

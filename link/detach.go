@@ -23,6 +23,17 @@ import (
 // eth0) with the endpoint's mac, in bornGroup, down and without alias. A
 // missing namespace is not an error.
 func (h *Host) DeleteHalfMade(netnsPath, ifName string, mac net.HardwareAddr) error {
+	return h.deleteHalfMade(netnsPath, ifName, mac, true)
+}
+
+// DeleteBorn is DeleteHalfMade without the links under the temporary
+// prefix: for a namespace where other endpoints' links may be being made
+// meanwhile (a start making lost links again, in parallel).
+func (h *Host) DeleteBorn(netnsPath, ifName string, mac net.HardwareAddr) error {
+	return h.deleteHalfMade(netnsPath, ifName, mac, false)
+}
+
+func (h *Host) deleteHalfMade(netnsPath, ifName string, mac net.HardwareAddr, temps bool) error {
 	if ifName == "" {
 		ifName = "eth0"
 	}
@@ -37,7 +48,7 @@ func (h *Host) DeleteHalfMade(netnsPath, ifName string, mac net.HardwareAddr) er
 			a := l.Attrs()
 			born := a.Name == ifName && l.Type() == "macvlan" && a.Alias == "" && a.Group == bornGroup &&
 				a.Flags&net.FlagUp == 0 && len(mac) > 0 && bytes.Equal(a.HardwareAddr, mac)
-			if born || strings.HasPrefix(a.Name, prefix) {
+			if born || temps && strings.HasPrefix(a.Name, prefix) {
 				errs = append(errs, deleteByName(nl, a.Name))
 			}
 		}

@@ -210,12 +210,20 @@ func (h *host) Delete(name string) error {
 }
 
 func (h *host) DeleteHalfMade(path, ifName string, mac net.HardwareAddr) error {
+	return h.deleteHalfMade(path, ifName, mac, true)
+}
+
+func (h *host) DeleteBorn(path, ifName string, mac net.HardwareAddr) error {
+	return h.deleteHalfMade(path, ifName, mac, false)
+}
+
+func (h *host) deleteHalfMade(path, ifName string, mac net.HardwareAddr, temps bool) error {
 	k := h.k()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if n := k.nets[path]; n != nil {
 		n.links = slices.DeleteFunc(n.links, func(l link.Info) bool {
-			return strings.HasPrefix(l.Name, "mvt") || l.Name == ifName && l.Alias == "" && len(mac) > 0 && bytes.Equal(l.MAC, mac)
+			return temps && strings.HasPrefix(l.Name, "mvt") || l.Name == ifName && l.Alias == "" && len(mac) > 0 && bytes.Equal(l.MAC, mac)
 		})
 	}
 	return nil
