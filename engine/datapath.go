@@ -66,9 +66,14 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network, hl *hostListing)
 			a.log.Warn("datapath row of a parent made again not deleted", "network", n.name(), "ifindex", old, "err", err)
 		}
 	}
-	// Recorded first, so that the undo of a failure half way
-	// (detachNetwork) finds what was put on the links.
-	n.setParent(parent, 0)
+	// Recorded first, both, so that the undo of a failure half way
+	// (detachNetwork) finds what was put on the links, and a failed
+	// refresh forgets neither.
+	trunkIndex := 0
+	if trunk != nil {
+		trunkIndex = trunk.Index
+	}
+	n.setParent(parent, trunkIndex)
 	if err := a.dp.SetParent(parent.Index, n.DatapathID, uint16(parent.VID)); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
@@ -84,7 +89,6 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network, hl *hostListing)
 	if trunk == nil {
 		return nil
 	}
-	n.setParent(parent, trunk.Index)
 	if err := a.dp.AttachParent(ctx, a.cfg.HostNetns, trunk.Index, a.modes.Parent); err != nil {
 		return fmt.Errorf("attach datapath to trunk %s: %w", trunk.Name, err)
 	}

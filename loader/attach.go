@@ -223,13 +223,13 @@ func (d *Datapath) attachPair(ctx context.Context, t target, mode Mode, in, eg *
 	if mode == ModeTC { // both hooks through one rtnetlink socket; TCX off once on
 		err := d.attachTCHooks(ctx, t, tcHook{Ingress, in, inName}, tcHook{Egress, eg, egName})
 		if err == nil {
+			d.noteAttached(t, Ingress, inName, mode)
+			d.noteAttached(t, Egress, egName, mode)
 			err = errors.Join(d.detachTCX(t, Ingress), d.detachTCX(t, Egress))
 		}
 		if err != nil {
 			return fmt.Errorf("attach %s and %s to ifindex %d (%s): %w", inName, egName, t.ifindex, nsName(t.netns), err)
 		}
-		d.noteAttached(t, Ingress, inName, mode)
-		d.noteAttached(t, Egress, egName, mode)
 		return nil
 	}
 	if err := d.attach(ctx, t, Ingress, in, inName, mode); err != nil {
@@ -241,24 +241,29 @@ func (d *Datapath) attachPair(ctx context.Context, t target, mode Mode, in, eg *
 // attach puts prog on one hook in mode, then removes what we attached
 // there in the other mode: a failed attach leaves the hook as it was, not
 // bare (both only drop, so that both run for a moment is harmless).
+// Once the new one is on it is recorded, whether or not the other comes
+// off (an error then says so; the record is right either way).
 func (d *Datapath) attach(ctx context.Context, t target, hook Hook, prog *ebpf.Program, name string, mode Mode) error {
 	var err error
 	switch mode {
 	case ModeTCX:
-		if err = d.attachTCX(t, hook, prog); err == nil {
-			err = d.detachTC(ctx, t, hook)
-		}
+		err = d.attachTCX(t, hook, prog)
 	case ModeTC:
-		if err = d.attachTC(ctx, t, hook, prog, name); err == nil {
-			err = d.detachTCX(t, hook)
-		}
+		err = d.attachTC(ctx, t, hook, prog, name)
 	default:
 		return fmt.Errorf("attach mode %q: want %s or %s", mode, ModeTCX, ModeTC)
+	}
+	if err == nil {
+		d.noteAttached(t, hook, name, mode)
+		if mode == ModeTCX {
+			err = d.detachTC(ctx, t, hook)
+		} else {
+			err = d.detachTCX(t, hook)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("attach %s to ifindex %d (%s) %s: %w", name, t.ifindex, nsName(t.netns), hook, err)
 	}
-	d.noteAttached(t, hook, name, mode)
 	return nil
 }
 
