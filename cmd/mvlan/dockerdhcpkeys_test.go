@@ -30,16 +30,9 @@ func TestDockerDHCPKeys(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.67.1/24", "dev", "wire0")
 	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-range=192.168.67.100,192.168.67.150,255.255.255.0,2m")
-	a := newAgent(t, sb)
-	sock := filepath.Join(a.dir, "mvt-keys.sock")
-	a.env = []string{"MVLAN_PLUGIN_SOCKET=" + sock, "MVLAN_TEST_HOLD=2s", "MVLAN_LOG_LEVEL=debug",
-		"MVLAN_TEST_HOLDPOINT=docker-finish:before-attach,docker-finish:after-attach"}
-	a.start()
-	p := &pluginConn{t: t, sb: sb, sock: sock}
 	netID := strings.Repeat("6b", 32)
-	p.call("NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID,
-		"Options":  map[string]any{"com.docker.network.generic": map[string]string{"parent": "eth0"}},
-		"IPv4Data": []map[string]any{{"AddressSpace": "null", "Pool": "0.0.0.0/0"}}})
+	a, p := playDockerd(t, sb, netID, "MVLAN_TEST_HOLD=2s", "MVLAN_LOG_LEVEL=debug",
+		"MVLAN_TEST_HOLDPOINT=docker-finish:before-attach,docker-finish:after-attach")
 	keyed := func(ep, ns string, within time.Duration) {
 		t.Helper()
 		addr := waitLeasedWithin(t, a, ep, within)

@@ -23,14 +23,8 @@ func TestDockerDHCPRelease(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.65.1/24", "dev", "wire0")
 	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-range=192.168.65.100,192.168.65.150,255.255.255.0,2m")
-	a := newAgent(t, sb)
-	a.env = []string{"MVLAN_PLUGIN_SOCKET=" + filepath.Join(a.dir, "mvt-release.sock")}
-	a.start()
-	p := &pluginConn{t: t, sb: sb, sock: filepath.Join(a.dir, "mvt-release.sock")}
 	netID := strings.Repeat("6a", 32)
-	p.call("NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID,
-		"Options":  map[string]any{"com.docker.network.generic": map[string]string{"parent": "eth0"}},
-		"IPv4Data": []map[string]any{{"AddressSpace": "null", "Pool": "0.0.0.0/0"}}})
+	a, p := playDockerd(t, sb, netID)
 	for _, tc := range []struct {
 		name  string
 		leave bool

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,15 +22,8 @@ func TestDockerDHCPLeaveWhileSeeking(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	srv := nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.72.1/24"), time.Minute)
 	srv.Refuse(true)
-	a := newAgent(t, sb)
-	sock := filepath.Join(a.dir, "mvt-seek.sock")
-	a.env = []string{"MVLAN_PLUGIN_SOCKET=" + sock, "MVLAN_LOG_LEVEL=debug"}
-	a.start()
-	p := &pluginConn{t: t, sb: sb, sock: sock}
 	netID := strings.Repeat("5e", 32)
-	p.call("NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID,
-		"Options":  map[string]any{"com.docker.network.generic": map[string]string{"parent": "eth0"}},
-		"IPv4Data": []map[string]any{{"AddressSpace": "null", "Pool": "0.0.0.0/0"}}})
+	a, p := playDockerd(t, sb, netID, "MVLAN_LOG_LEVEL=debug")
 	ns, ep := sb.Netns(t, "c1"), strings.Repeat("c1", 32)
 	p.joinRenumbered(netID, ep, ns, ns, func(int) {})
 	if !waitFor(15*time.Second, func() bool { return strings.Contains(a.log.String(), `msg="Docker endpoint has no address"`) }) {

@@ -100,6 +100,23 @@ func TestDockerHandoffFirstFrames(t *testing.T) {
 	}
 }
 
+// playDockerd starts an agent in sb serving Docker's plugin protocol on
+// a socket of its own (env: more of the agent's environment), and makes
+// network netID there as dockerd does for `docker network create -d
+// DRIVER --ipam-driver null -o parent=eth0`: a DHCP network.
+func playDockerd(t *testing.T, sb *nstest.Sandbox, netID string, env ...string) (*agentProc, *pluginConn) {
+	t.Helper()
+	a := newAgent(t, sb)
+	sock := filepath.Join(a.dir, "mvt-plugin.sock")
+	a.env = append([]string{"MVLAN_PLUGIN_SOCKET=" + sock}, env...)
+	a.start()
+	p := &pluginConn{t: t, sb: sb, sock: sock}
+	p.call("NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID,
+		"Options":  map[string]any{"com.docker.network.generic": map[string]string{"parent": "eth0"}},
+		"IPv4Data": []map[string]any{{"AddressSpace": "null", "Pool": "0.0.0.0/0"}}})
+	return a, p
+}
+
 // pluginConn speaks Docker's plugin protocol to the agent's plugin socket.
 type pluginConn struct {
 	t    *testing.T

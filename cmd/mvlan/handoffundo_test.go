@@ -16,15 +16,8 @@ import (
 // plays dockerd on the plugin socket.
 func TestDockerHandoffUndoneAtStart(t *testing.T) {
 	sb := nstest.NewSandbox(t)
-	a := newAgent(t, sb)
-	sock := filepath.Join(a.dir, "mvt-undo.sock")
-	a.env = []string{"MVLAN_PLUGIN_SOCKET=" + sock}
-	a.start()
-	p := &pluginConn{t: t, sb: sb, sock: sock}
 	netID := strings.Repeat("5d", 32)
-	p.call("NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID,
-		"Options":  map[string]any{"com.docker.network.generic": map[string]string{"parent": "eth0"}},
-		"IPv4Data": []map[string]any{{"AddressSpace": "null", "Pool": "0.0.0.0/0"}}})
+	a, p := playDockerd(t, sb, netID)
 	ns, ep := sb.Netns(t, "c1"), strings.Repeat("c1", 32)
 	p.call("NetworkDriver.CreateEndpoint", map[string]any{"NetworkID": netID, "EndpointID": ep, "Interface": map[string]string{}})
 	src := p.call("NetworkDriver.Join", map[string]any{"NetworkID": netID, "EndpointID": ep, "SandboxKey": ns})["SrcName"]
