@@ -238,10 +238,10 @@ func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
 	}
 	n.mu.Lock()
 	var found *entry
+	best := 0
 	for _, en := range n.eps {
-		if en.ep.Netns == path || (ino != 0 && en.ep.NetnsInode == ino) {
-			found = en
-			break
+		if m := disconnectMatch(en.ep, path, ino); m > best {
+			found, best = en, m
 		}
 	}
 	var e endpoint
@@ -256,6 +256,23 @@ func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
 		return invalid(fmt.Errorf("%s is container %s, made by mvlan run; remove it with mvlan rm %s (disconnect is for namespaces made by others)", path, e.Name, e.Name))
 	}
 	return a.removeEndpoint(ctx, n, found, false)
+}
+
+// disconnectMatch is how well e matches the namespace at path, whose
+// inode is ino (0: gone): by both (3), by its path (2), by its inode only
+// (1: connected through another path), or not (0). An inode the kernel
+// gave again must not pick a dead endpoint over the one at path.
+func disconnectMatch(e endpoint, path string, ino uint64) int {
+	byPath, byIno := e.Netns == path, ino != 0 && e.NetnsInode == ino
+	switch {
+	case byPath && byIno:
+		return 3
+	case byPath:
+		return 2
+	case byIno:
+		return 1
+	}
+	return 0
 }
 
 // markRemoving stores e as "removing" (if it is not yet) and indexes it,
