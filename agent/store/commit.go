@@ -50,6 +50,9 @@ type committer struct {
 	// failCommit, if set, fails each group's write with its error instead
 	// of committing it, as a disk error would (tests).
 	failCommit func() error
+	// writeFailed, if set, hears of each failed write and how many
+	// deferred changes wait for the next one. Called with mu held.
+	writeFailed func(err error, waiting int)
 }
 
 // lazyFlush bounds how long a change applied later waits for a commit to
@@ -120,7 +123,7 @@ func (c *committer) apply(db *bolt.DB, fn func(*bolt.Tx) error) error {
 			c.beforeCommit()
 		}
 		c.txMu.Lock()
-		n, unsaved := c.commitGroup(db, group)
+		n, unsaved, werr := c.commitGroup(db, group)
 		c.txMu.Unlock()
 		if n > 0 && c.committed != nil {
 			c.committed()
@@ -128,6 +131,9 @@ func (c *committer) apply(db *bolt.DB, fn func(*bolt.Tx) error) error {
 		c.mu.Lock()
 		c.commits += n
 		c.requeue(db, group[:lazyN], unsaved)
+		if werr != nil && c.writeFailed != nil {
+			c.writeFailed(werr, len(c.lazy))
+		}
 	}
 	c.running = false
 	c.mu.Unlock()
@@ -159,14 +165,14 @@ func (c *committer) requeue(db *bolt.DB, lazy, unsaved []*change) {
 // applied again without it (bbolt cannot undo part of a transaction), so
 // each caller sees what it would have seen alone after the changes before
 // it. It returns how many transactions it committed, and the changes a
-// failed commit left unsaved.
-func (c *committer) commitGroup(db *bolt.DB, group []*change) (int, []*change) {
+// failed commit left unsaved with its error.
+func (c *committer) commitGroup(db *bolt.DB, group []*change) (int, []*change, error) {
 	if c.failCommit != nil {
 		if err := c.failCommit(); err != nil {
 			for _, ch := range group {
 				ch.done <- err
 			}
-			return 0, group
+			return 0, group, err
 		}
 	}
 	for len(group) > 0 {
@@ -189,9 +195,9 @@ func (c *committer) commitGroup(db *bolt.DB, group []*change) (int, []*change) {
 			ch.done <- err
 		}
 		if err != nil {
-			return 0, group
+			return 0, group, err
 		}
-		return 1, nil
+		return 1, nil, nil
 	}
-	return 0, nil
+	return 0, nil, nil
 }

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -100,6 +103,8 @@ func TestLaterSurvivesFailedWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var logged bytes.Buffer
+	s.log = slog.New(slog.NewTextHandler(&logged, nil)) // before any deferred change arms the flush
 	a.State = "ready"
 	s.UpdateEndpointLater(a)
 	s.DeleteEndpointLater(b.ID)
@@ -110,6 +115,9 @@ func TestLaterSurvivesFailedWrite(t *testing.T) {
 		t.Fatalf("create c while writes fail: %v, want %v", err, failing)
 	}
 	s.commit.failCommit = nil
+	if !strings.Contains(logged.String(), "state write failed") || !strings.Contains(logged.String(), "waiting=2") {
+		t.Errorf("the failed write was not reported with the 2 changes waiting: %q", logged.String())
+	}
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}

@@ -113,6 +113,13 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	}
 	s := &Store{db: db, dir: dir, log: o.Log, stop: make(chan struct{}), done: make(chan struct{})}
 	s.commit.committed = func() { s.dirty.Store(true) }
+	var warned time.Time
+	s.commit.writeFailed = func(err error, waiting int) { // said at most every writeWarnEvery
+		if time.Since(warned) >= writeWarnEvery {
+			warned = time.Now()
+			s.log.Error("state write failed; changes wait for the next write", "err", err, "waiting", waiting)
+		}
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -129,6 +136,10 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	go s.snapshotLoop(every)
 	return s, nil
 }
+
+// writeWarnEvery bounds how often a disk that keeps refusing the state's
+// writes is reported (a deferred change is tried again every lazyFlush).
+const writeWarnEvery = 10 * time.Second
 
 // openBolt opens path with bbolt, turning a fault or panic inside bbolt
 // (a page the checks before did not catch) into a *CorruptError.
