@@ -68,10 +68,10 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) (linkGone bool, err e
 		if !a.netnsAlive(e) {
 			err = a.detachThroughPids(ctx, e)
 		}
-		if isHandoff(e) && e.NetnsInode == 0 && a.netnsNamed(e) {
-			// A hand-off undone before it finished, whose link the
-			// runtime may have moved into the sandbox already: found
-			// there by its alias only (unique to e, whatever the
+		if handoffUnfinished(e) && a.netnsNamed(e) {
+			// A hand-off undone or removed before it finished, whose
+			// link the runtime may have moved into the sandbox already:
+			// found there by its alias only (unique to e, whatever the
 			// namespace is now), nothing else touched.
 			err = errors.Join(err, a.detachByAlias(ctx, e))
 		}
@@ -89,6 +89,14 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) (linkGone bool, err e
 		}
 	}
 	return err == nil, errors.Join(err, nameErr)
+}
+
+// handoffUnfinished: e is a hand-off the agent never saw in its sandbox
+// (no interface name, no inode), in whatever state (creating, or
+// removing since). Endpoints of run, connect and CNI always have an
+// interface name.
+func handoffUnfinished(e endpoint) bool {
+	return !e.OwnsNetns && e.IfName == "" && e.NetnsInode == 0
 }
 
 // detachByAlias deletes the link with e's alias in e's namespace, if any.

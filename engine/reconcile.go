@@ -199,7 +199,9 @@ func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 	want := map[string]string{}    // "KIND/link name" -> network ID
 	parents := map[string]string{} // link name -> the network it is the parent of
 	for _, n := range a.networkList() {
-		parents[n.Parent] = n.name()
+		if !n.ParentKind.owned() {
+			parents[n.Parent] = n.name() // an owned one with a stale mark is made again (ensureParent)
+		}
 		if n.ParentKind.owned() {
 			want["net/"+n.Parent] = n.ID
 		}

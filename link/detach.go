@@ -26,9 +26,10 @@ func (h *Host) DeleteHalfMade(netnsPath, ifName string, mac net.HardwareAddr) er
 	return h.deleteHalfMade(netnsPath, ifName, mac, true)
 }
 
-// DeleteBorn is DeleteHalfMade without the links under the temporary
-// prefix: for a namespace where other endpoints' links may be being made
-// meanwhile (a start making lost links again, in parallel).
+// DeleteBorn is DeleteHalfMade with only this endpoint's links under the
+// temporary prefix (born with mac, unmarked, down): for a namespace where
+// other endpoints' links may be being made meanwhile (a start making lost
+// links again, in parallel).
 func (h *Host) DeleteBorn(netnsPath, ifName string, mac net.HardwareAddr) error {
 	return h.deleteHalfMade(netnsPath, ifName, mac, false)
 }
@@ -46,9 +47,10 @@ func (h *Host) deleteHalfMade(netnsPath, ifName string, mac net.HardwareAddr, te
 		var errs []error
 		for _, l := range links {
 			a := l.Attrs()
-			born := a.Name == ifName && l.Type() == "macvlan" && a.Alias == "" && a.Group == bornGroup &&
+			halfMade := l.Type() == "macvlan" && a.Alias == "" && a.Group == bornGroup &&
 				a.Flags&net.FlagUp == 0 && len(mac) > 0 && bytes.Equal(a.HardwareAddr, mac)
-			if born || temps && strings.HasPrefix(a.Name, prefix) {
+			temp := strings.HasPrefix(a.Name, prefix)
+			if halfMade && (a.Name == ifName || temp) || temps && temp {
 				errs = append(errs, deleteByName(nl, a.Name))
 			}
 		}

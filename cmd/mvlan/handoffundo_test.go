@@ -12,8 +12,9 @@ import (
 // had moved into the sandbox but not yet brought up when the agent died
 // is undone by the next start ("creating", never finished), and its link
 // goes with it from the sandbox, where nothing else would take it away:
-// it has mvlan's alias, and its address may be handed out again. The test
-// plays dockerd on the plugin socket.
+// it has mvlan's alias, and its address may be handed out again. So is
+// one Docker deletes in that state. The test plays dockerd on the plugin
+// socket.
 func TestDockerHandoffUndoneAtStart(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	netID := strings.Repeat("5d", 32)
@@ -31,5 +32,16 @@ func TestDockerHandoffUndoneAtStart(t *testing.T) {
 		if e.ID == ep {
 			t.Errorf("the endpoint Docker never finished is still there after the start: %+v", e)
 		}
+	}
+
+	// Removed by Docker (DeleteEndpoint, no Leave) in the same state:
+	// moved into its sandbox, not up; its link goes from there too.
+	ns2, ep2 := sb.Netns(t, "c2"), strings.Repeat("c2", 32)
+	p.call("NetworkDriver.CreateEndpoint", map[string]any{"NetworkID": netID, "EndpointID": ep2, "Interface": map[string]string{}})
+	src2 := p.call("NetworkDriver.Join", map[string]any{"NetworkID": netID, "EndpointID": ep2, "SandboxKey": ns2})["SrcName"]
+	sb.Run(t, sb.Path, "ip", "link", "set", src2, "netns", filepath.Base(ns2))
+	p.call("NetworkDriver.DeleteEndpoint", map[string]any{"NetworkID": netID, "EndpointID": ep2})
+	if out := sb.Run(t, ns2, "ip", "-o", "link", "show"); strings.Contains(out, src2) {
+		t.Errorf("the removed endpoint's link is still in its sandbox:\n%s\n%s", out, a.log)
 	}
 }

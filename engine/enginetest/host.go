@@ -223,7 +223,8 @@ func (h *host) deleteHalfMade(path, ifName string, mac net.HardwareAddr, temps b
 	defer k.mu.Unlock()
 	if n := k.nets[path]; n != nil {
 		n.links = slices.DeleteFunc(n.links, func(l link.Info) bool {
-			return temps && strings.HasPrefix(l.Name, "mvt") || l.Name == ifName && l.Alias == "" && len(mac) > 0 && bytes.Equal(l.MAC, mac)
+			temp := strings.HasPrefix(l.Name, "mvt")
+			return temps && temp || (l.Name == ifName || temp) && l.Alias == "" && len(mac) > 0 && bytes.Equal(l.MAC, mac)
 		})
 	}
 	return nil
