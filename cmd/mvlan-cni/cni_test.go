@@ -992,13 +992,15 @@ func TestCNIAddDuringDel(t *testing.T) {
 	if d := time.Since(t0); d < hold {
 		t.Fatalf("the ADD answered %v after the DEL was sent, before the DEL's hold (%v) was over: it did not wait", d, hold)
 	}
+	// The agent answered the DEL before the ADD (the ADD waited out the
+	// hold); the DEL's plugin process may still be exiting, under load.
 	select {
 	case err := <-delDone:
 		if err != nil {
 			t.Fatalf("DEL: %v", err)
 		}
-	default:
-		t.Fatal("the ADD answered before the DEL it raced; the DEL was not held")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the DEL it raced never finished")
 	}
 	eps = e.endpoints()
 	if len(eps) != 1 || len(r.IPs) != 1 || eps[0].ID == "" || eps[0].ID == firstID {
