@@ -210,7 +210,8 @@ func crashes6(t *testing.T, e *env, srv *dnsmasq) {
 			e.a.mv("run", "-d", "--name", name, "--net", "lan")
 		}
 		e.a.waitExit()
-		if _, held := srv.named6(name); !held {
+		// dnsmasq rewrites its lease file in place: read until whole.
+		if !waitFor(3*time.Second, func() bool { _, held := srv.named6(name); return held }) {
 			data, _ := os.ReadFile(srv.Leases)
 			t.Fatalf("%s: the server holds no DHCPv6 lease of %s before the restart; lease file:\n%s", point, name, data)
 		}
