@@ -121,15 +121,7 @@ func TestLaterSurvivesFailedWrite(t *testing.T) {
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	eps, err := s.Endpoints()
+	eps, err := reopen(t, s, dir).Endpoints()
 	if err != nil {
 		t.Fatal(err)
 	}

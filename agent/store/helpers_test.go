@@ -21,3 +21,18 @@ func openWithNetwork(t *testing.T) (string, *Store, api.Network) {
 	}
 	return dir, s, n
 }
+
+// reopen closes s and opens the store in dir again; the new one is
+// closed when the test ends.
+func reopen(t *testing.T, s *Store, dir string) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
