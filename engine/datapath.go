@@ -60,19 +60,14 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network, hl *hostListing)
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
-	if old, _ := n.indexes(); old != 0 && old != parent.Index && !a.parentInUse(old, n) {
-		// The parent was made again (a new index): its old row goes.
-		if err := a.dp.DeleteParent(old); err != nil {
-			a.log.Warn("datapath row of a parent made again not deleted", "network", n.name(), "ifindex", old, "err", err)
-		}
-	}
-	// Recorded first, both, so that the undo of a failure half way
-	// (detachNetwork) finds what was put on the links, and a failed
-	// refresh forgets neither.
 	trunkIndex := 0
 	if trunk != nil {
 		trunkIndex = trunk.Index
 	}
+	a.forgetRemade(n, parent.Index, trunkIndex)
+	// Recorded first, both, so that the undo of a failure half way
+	// (detachNetwork) finds what was put on the links, and a failed
+	// refresh forgets neither.
 	n.setParent(parent, trunkIndex)
 	if err := a.dp.SetParent(parent.Index, n.DatapathID, uint16(parent.VID)); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
@@ -93,6 +88,31 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network, hl *hostListing)
 		return fmt.Errorf("attach datapath to trunk %s: %w", trunk.Name, err)
 	}
 	return nil
+}
+
+// forgetRemade forgets what the datapath keeps of n's parent and trunk
+// at their old indexes when they were made again (now at parent and
+// trunk): the parent's row and both links' per-VLAN counters, which would
+// otherwise stay in the maps and in the metrics (as ifindex:N) for good.
+// Caller holds netOps.
+func (a *Engine) forgetRemade(n *network, parent, trunk int) {
+	oldParent, oldTrunk := n.indexes()
+	for _, l := range []struct {
+		old, now int
+		row      bool
+	}{{oldParent, parent, true}, {oldTrunk, trunk, false}} {
+		if l.old == 0 || l.old == l.now || a.parentInUse(l.old, n) {
+			continue
+		}
+		var errs []error
+		if l.row {
+			errs = append(errs, a.dp.DeleteParent(l.old))
+		}
+		errs = append(errs, a.dp.ForgetLinks(func(idx int) bool { return idx == l.old }))
+		if err := errors.Join(errs...); err != nil {
+			a.log.Warn("datapath state of a link made again not deleted", "network", n.name(), "ifindex", l.old, "err", err)
+		}
+	}
 }
 
 // parentInUse reports whether a network other than n has its parent or
@@ -123,20 +143,25 @@ func (n *network) indexes() (parent, trunk int) {
 // another network still uses, and forgets its counters. n is no longer in
 // the index. Caller holds netOps.
 func (a *Engine) detachNetwork(ctx context.Context, n *network) error {
-	inUse := map[int]bool{}
+	parents, inUse := map[int]bool{}, map[int]bool{}
 	for _, o := range a.networkList() {
 		p, t := o.indexes()
-		inUse[p], inUse[t] = true, true
+		parents[p], inUse[p], inUse[t] = true, true, true
 	}
 	parentIndex, trunkIndex := n.indexes()
 	var errs []error
+	// The row goes unless the link is another network's parent: as the
+	// trunk below another network's parent only, it has no row, and one
+	// left would take its untagged frames for this network's (and for the
+	// next network's given the same number).
+	if parentIndex != 0 && !parents[parentIndex] {
+		errs = append(errs, a.dp.DeleteParent(parentIndex))
+	}
 	for _, idx := range []int{parentIndex, trunkIndex} {
 		if idx != 0 && !inUse[idx] {
-			errs = append(errs, a.dp.DetachParent(ctx, a.cfg.HostNetns, idx), a.dp.ForgetLink(idx))
+			errs = append(errs, a.dp.DetachParent(ctx, a.cfg.HostNetns, idx),
+				a.dp.ForgetLinks(func(i int) bool { return i == idx }))
 		}
-	}
-	if parentIndex != 0 && !inUse[parentIndex] {
-		errs = append(errs, a.dp.DeleteParent(parentIndex))
 	}
 	n.mu.Lock()
 	n.gwPin = gatewayPin{} // a late link event must not write its entry again
@@ -387,10 +412,10 @@ func (a *Engine) pruneEndpointTable(eps []endpoint) error {
 // pruneDatapath forgets parents no network has and unpins TCX links of
 // devices that are gone. Caller holds netOps.
 func (a *Engine) pruneDatapath() error {
-	want := map[int]bool{}
+	want, links := map[int]bool{}, map[int]bool{}
 	for _, n := range a.networkList() {
-		p, _ := n.indexes()
-		want[p] = true
+		p, t := n.indexes()
+		want[p], links[p], links[t] = true, true, true
 	}
 	parents, err := a.dp.Parents()
 	if err != nil {
@@ -402,6 +427,9 @@ func (a *Engine) pruneDatapath() error {
 			errs = append(errs, a.dp.DeleteParent(p.Ifindex))
 		}
 	}
+	// Per-VLAN counters of links no network uses (made again, or their
+	// network removed, while the agent was down).
+	errs = append(errs, a.dp.ForgetLinks(func(idx int) bool { return !links[idx] }))
 	_, err = a.dp.PruneLinks()
 	return errors.Join(append(errs, err)...)
 }

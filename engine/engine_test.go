@@ -842,3 +842,41 @@ func TestCNIAddAfterSweep(t *testing.T) {
 		t.Errorf("MAC %s; want %s, the pod name's, again", second.MAC, first.MAC)
 	}
 }
+
+// TestParentRowOfTrunk: a network on eth0 removed while another network
+// is on eth0.50 (eth0 its trunk) takes its parents row with it: eth0
+// stays attached as the trunk, but its untagged frames are no network's.
+// The next network, given the removed one's number, has its row on its
+// own parent only.
+func TestParentRowOfTrunk(t *testing.T) {
+	r := newRig(t, "eth0", "eth1")
+	r.network("native", "subnet=172.16.70.0/24", "parent=eth0")
+	r.network("v50", "subnet=172.16.50.0/24", "parent=eth0.50")
+	index := func(name string) int {
+		l, ok := r.k.HostLink(name)
+		if !ok {
+			t.Fatalf("no link %s", name)
+		}
+		return l.Index
+	}
+	rows := func() map[int]uint32 {
+		got := map[int]uint32{}
+		for _, p := range r.k.ParentRows() {
+			got[p.Ifindex] = p.NetworkID
+		}
+		return got
+	}
+	if got := rows(); len(got) != 2 || got[index("eth0")] == 0 || got[index("eth0.50")] == 0 {
+		t.Fatalf("parents rows %v, want eth0's (%d) and eth0.50's (%d)", got, index("eth0"), index("eth0.50"))
+	}
+	native := rows()[index("eth0")]
+	if err := r.e.RemoveNetwork(context.Background(), "native"); err != nil {
+		t.Fatal(err)
+	}
+	r.network("next", "subnet=172.16.71.0/24", "parent=eth1")
+	got := rows()
+	if _, ok := got[index("eth0")]; ok || len(got) != 2 || got[index("eth1")] != native {
+		t.Errorf("parents rows %v after native (%d) went and next came on eth1 (%d); want eth0.50's and eth1's only, eth1 with number %d",
+			got, index("eth0"), index("eth1"), native)
+	}
+}

@@ -55,7 +55,9 @@ type Datapath interface {
 	SetParent(ifindex int, networkID uint32, vid uint16) error
 	AttachParent(ctx context.Context, netnsPath string, ifindex int, mode loader.Mode) error
 	DetachParent(ctx context.Context, netnsPath string, ifindex int) error
-	ForgetLink(ifindex int) error
+	// ForgetLinks deletes the per-VLAN counters of the links for which
+	// gone is true.
+	ForgetLinks(gone func(ifindex int) bool) error
 	DeleteParent(ifindex int) error
 	ForgetNetwork(networkID uint32) error
 	SetRASource(networkID uint32, src loader.RASource) error

@@ -305,11 +305,12 @@ func (d *Datapath) ForgetNetwork(networkID uint32) error {
 		deleteWhere(d.maps.DropStats, func(k dropKey) bool { return k.NetworkID == networkID }))...)
 }
 
-// ForgetLink removes the per-VLAN counters of a link that no network uses
-// any more (call it when its programs are detached), so that its entries
-// do not fill the map and stay in the metrics.
-func (d *Datapath) ForgetLink(ifindex int) error {
-	return deleteWhere(d.maps.VlanStats, func(k vlanKey) bool { return int(k.Ifindex) == ifindex })
+// ForgetLinks removes the per-VLAN counters of the links for which gone
+// is true: links no network uses any more (call it when their programs
+// are detached, or for links made again), so that their entries do not
+// fill the map and stay in the metrics.
+func (d *Datapath) ForgetLinks(gone func(ifindex int) bool) error {
+	return deleteWhere(d.maps.VlanStats, func(k vlanKey) bool { return gone(int(k.Ifindex)) })
 }
 
 // deleteWhere deletes the keys of a hash map for which match is true.

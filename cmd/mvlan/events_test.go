@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -40,6 +42,7 @@ func TestParentLinkEvents(t *testing.T) {
 	hostOnly := "mvl-" + id[:11]
 
 	oldIdx := linkIndex(t, sb.Path, "eth1")
+	tagged(t, sb, a, oldIdx)
 	sb.Run(t, sb.Path, "ip", "link", "del", "eth1")
 	if !waitFor(3*time.Second, func() bool { return strings.Contains(a.ok("network", "ls"), "parent link eth1 is missing") }) {
 		t.Fatalf("network ls does not report the missing parent:\n%s", a.ok("network", "ls"))
@@ -55,6 +58,19 @@ func TestParentLinkEvents(t *testing.T) {
 	// The datapath knows eth1 at its new index only.
 	if rows := parentRows(t, a); !slices.Contains(rows, uint32(linkIndex(t, sb.Path, "eth1"))) || slices.Contains(rows, uint32(oldIdx)) {
 		t.Errorf("parents rows %v after eth1 came back (was ifindex %d, now %d)", rows, oldIdx, linkIndex(t, sb.Path, "eth1"))
+	}
+	if got := vlanStatsLinks(t, a); slices.Contains(got, uint32(oldIdx)) {
+		t.Errorf("per-VLAN counters of eth1's old ifindex %d kept after it came back: links %v", oldIdx, got)
+	}
+	// The same, made again while the agent is down.
+	oldIdx = linkIndex(t, sb.Path, "eth1")
+	tagged(t, sb, a, oldIdx)
+	a.stop()
+	sb.Run(t, sb.Path, "ip", "link", "del", "eth1")
+	sb.AddVeth(t, "eth1")
+	a.start()
+	if got := vlanStatsLinks(t, a); slices.Contains(got, uint32(oldIdx)) {
+		t.Errorf("per-VLAN counters of eth1's old ifindex %d kept after it came back while the agent was down: links %v", oldIdx, got)
 	}
 
 	sb.Run(t, sb.Path, "ip", "link", "del", hostOnly)
@@ -106,6 +122,48 @@ func TestAttachesLeaveParentsAlone(t *testing.T) {
 		t.Fatalf("no refresh of the parents after eth0's MAC changed\n%s", a.log)
 	}
 	a.ok("network", "rm", "net1")
+}
+
+// tagged sends a VLAN 7 frame to eth1 (ifindex idx) from the wire, and
+// checks that the datapath counts it under eth1's ifindex.
+func tagged(t *testing.T, sb *nstest.Sandbox, a *agentProc, idx int) {
+	t.Helper()
+	arp := arpRequest(net.HardwareAddr{0x02, 0, 0, 0, 0x77, 1}, netip.MustParseAddr("172.16.7.1"), netip.MustParseAddr("172.16.7.2"))
+	frame := slices.Concat(arp[:12], []byte{0x81, 0x00, 0x00, 0x07}, arp[12:])
+	sendFrames(t, sb.WirePath, "w-eth1", frame, 1)
+	if got := vlanStatsLinks(t, a); !slices.Contains(got, uint32(idx)) {
+		t.Fatalf("a VLAN 7 frame from the wire on eth1 (ifindex %d) is not counted: per-VLAN counters of links %v", idx, got)
+	}
+}
+
+// vlanStatsLinks lists the ifindexes of the agent's per-VLAN counters
+// (its pinned vlan_stats map).
+func vlanStatsLinks(t *testing.T, a *agentProc) []uint32 {
+	t.Helper()
+	m, err := ebpf.LoadPinnedMap(filepath.Join(a.dir, "bpf", "vlan_stats"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var links []uint32
+	var k, prev struct {
+		Ifindex uint32
+		VID     uint16
+		_       uint16
+	}
+	for first := true; ; first = false {
+		var from any = &prev
+		if first {
+			from = nil
+		}
+		if err := m.NextKey(from, &k); err != nil {
+			return links // ebpf.ErrKeyNotExist: no more
+		}
+		if !slices.Contains(links, k.Ifindex) {
+			links = append(links, k.Ifindex)
+		}
+		prev = k
+	}
 }
 
 // parentRows lists the ifindexes of the agent's parents map (pinned in

@@ -3,6 +3,7 @@ package enginetest
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -14,11 +15,8 @@ import (
 // the rest accepted.
 type datapath Kernel
 
-func (d *datapath) SetParent(int, uint32, uint16) error                            { return nil }
 func (d *datapath) AttachParent(context.Context, string, int, loader.Mode) error   { return nil }
 func (d *datapath) DetachParent(context.Context, string, int) error                { return nil }
-func (d *datapath) ForgetLink(int) error                                           { return nil }
-func (d *datapath) DeleteParent(int) error                                         { return nil }
 func (d *datapath) ForgetNetwork(uint32) error                                     { return nil }
 func (d *datapath) SetRASource(uint32, loader.RASource) error                      { return nil }
 func (d *datapath) GuardHandoff(string, string, int, uint32) error                 { return nil }
@@ -33,7 +31,6 @@ func (d *datapath) AttachNewEndpoint(context.Context, string, uint64, int, loade
 func (d *datapath) DetachEndpoint(context.Context, string, int) error       { return nil }
 func (d *datapath) ForgetLingering() (int, error)                           { return 0, nil }
 func (d *datapath) PruneOrphans() error                                     { return nil }
-func (d *datapath) Parents() ([]loader.Parent, error)                       { return nil, nil }
 func (d *datapath) PruneLinks() (int, error)                                { return 0, nil }
 func (d *datapath) Attachments() []loader.Attachment                        { return nil }
 func (d *datapath) Missing(string, int, loader.Mode) ([]loader.Hook, error) { return nil, nil }
@@ -212,3 +209,38 @@ func (k *Kernel) GatewayHostLinks(id uint32) []string {
 	}
 	return macs
 }
+
+// SetParent keeps the parents table's row (ParentRows).
+func (d *datapath) SetParent(ifindex int, networkID uint32, vid uint16) error {
+	k := (*Kernel)(d)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.parents == nil {
+		k.parents = map[int]loader.Parent{}
+	}
+	k.parents[ifindex] = loader.Parent{Ifindex: ifindex, NetworkID: networkID, VID: vid}
+	return nil
+}
+
+func (d *datapath) DeleteParent(ifindex int) error {
+	k := (*Kernel)(d)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.parents, ifindex)
+	return nil
+}
+
+func (d *datapath) Parents() ([]loader.Parent, error) {
+	return (*Kernel)(d).ParentRows(), nil
+}
+
+// ParentRows lists the parents table, by ifindex.
+func (k *Kernel) ParentRows() []loader.Parent {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	rows := slices.Collect(maps.Values(k.parents))
+	slices.SortFunc(rows, func(a, b loader.Parent) int { return a.Ifindex - b.Ifindex })
+	return rows
+}
+
+func (d *datapath) ForgetLinks(func(int) bool) error { return nil }

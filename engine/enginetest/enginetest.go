@@ -47,6 +47,7 @@ type Kernel struct {
 	delFails map[string]int             // host links whose next deletes fail (StickHostLink)
 	shimFail int                        // host shim rows whose next writes fail (FailShimRow)
 	gateways map[uint32]loader.Gateways // pinned, by network (SetGateways)
+	parents  map[int]loader.Parent      // the parents table, by ifindex (SetParent)
 
 	// Background is the engines' Config.Background (set before Open).
 	Background func(func())
