@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/mvlan/mvlan/engine"
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,12 +109,20 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// driftWait bounds a scrape's wait for a drift check (the first one, or
+// the next after one failed): past it the scrape goes on without
+// mvlan_drift, rather than every series waiting for the slowest.
+const driftWait = 2 * time.Second
+
 // collectDrift reports the counts of the engine's last drift check. A
 // scrape that finds them DriftCountAge old starts a check in the
 // background and reports the last ones: the counts are those of the check
-// the scrape before started (the first scrape waits for one).
+// the scrape before started (the first scrape waits for one, up to
+// driftWait).
 func (c *stateCollector) collectDrift(ch chan<- prometheus.Metric) {
-	drift, err := c.a.eng.DriftCounts(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), driftWait)
+	defer cancel()
+	drift, err := c.a.eng.DriftCounts(ctx)
 	if err != nil {
 		c.a.log.Warn("metrics: drift not exported", "err", err)
 		return

@@ -733,6 +733,12 @@ func TestDriftCountsDoNotWait(t *testing.T) {
 		t.Fatalf("the first call answered %v before its check ran", c)
 	case <-time.After(50 * time.Millisecond):
 	}
+	// A caller with a deadline (a scrape) does not wait past it.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if c, err := r.e.DriftCounts(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("DriftCounts with a deadline, its check held: %v %v, want context.DeadlineExceeded", c, err)
+	}
 	gate <- struct{}{}
 	want(<-first, 0)
 
