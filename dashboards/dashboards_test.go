@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
@@ -143,6 +144,19 @@ func lintPanels(t *testing.T, f File, vars, recorded map[string]bool) {
 			}
 			refs[q.RefID] = true
 			lintExpr(t, p.Title, q.Expr, vars, recorded)
+			lintSingle(t, f, p.Title, q.Expr)
+		}
+	}
+}
+
+// lintSingle: a variable of one value (not multi) is matched with =, not
+// =~: Grafana escapes a value for a regular expression in multi-value
+// variables only (a network lan.50 would match lanX50 too).
+func lintSingle(t *testing.T, f File, panel, expr string) {
+	t.Helper()
+	for _, v := range f.Variables() {
+		if !v.Multi && v.Name != "datasource" && strings.Contains(expr, `=~"$`+v.Name+`"`) {
+			t.Errorf("panel %q matches $%s (one value) as a regular expression: %s", panel, v.Name, expr)
 		}
 	}
 }

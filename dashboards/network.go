@@ -7,7 +7,10 @@ import "github.com/grafana/grafana-foundation-sdk/go/dashboard"
 // network: one network across the hosts that have it: endpoints,
 // traffic, drops, flood, address pools.
 func network() *dashboard.DashboardBuilder {
-	const n = `instance=~"$instance", network=~"$network"`
+	// One network, matched exactly: Grafana escapes a single value for a
+	// regular expression only in multi-value variables (lan.50 would
+	// match lanX50).
+	const n = `instance=~"$instance", network="$network"`
 	return newBoard("mvlan-network", "mvlan / Network",
 		"One network across hosts: its endpoints, traffic, drops by reason, flood and address pools.").
 		WithVariable(instanceVar()).
@@ -17,11 +20,11 @@ func network() *dashboard.DashboardBuilder {
 			instant(`sum by (instance) (mvlan_endpoints{`+n+`})`, "{{instance}}")).
 			ColorMode("value").
 			Span(8)).
-		WithPanel(single("Free addresses", "Addresses left for allocation in each subnet (gateway and aux addresses excluded).", unitNone,
+		WithPanel(single("Free addresses", "Addresses left for allocation in each subnet (gateway and aux addresses excluded); on a cluster network, in the blocks each host holds (a host takes another block when they run out).", unitNone,
 			instant(`mvlan_ipam_addresses{`+n+`, state="free"}`, "{{instance}} {{subnet}}")).
 			Thresholds(steps("red", 1.0, "green")).
 			Span(8)).
-		WithPanel(bars("Address pool fill", "Share of each subnet's assignable addresses held by endpoints.", unitPercent,
+		WithPanel(bars("Address pool fill", "Share of each subnet's assignable addresses held by endpoints (not shown for cluster networks, whose hosts each count only their own blocks).", unitPercent,
 			instant(`network_subnet:mvlan_ipam_addresses_used:ratio{`+n+`}`, "{{instance}} {{subnet}}")).
 			Max(1).
 			Thresholds(fillSteps()).

@@ -8,6 +8,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/netip"
@@ -123,10 +124,34 @@ func TestDashboardsPrometheus(t *testing.T) {
 	all := map[string]string{"instance": ".*", "parent": ".*", "vlan": ".*", "network": ".*"}
 	for _, f := range files {
 		wantVariables(t, p, f, all)
+		// A variable of one value (not "All") is one network: each panel
+		// must answer for one of the scene's (not every network has every
+		// kind of traffic: only green has a host shim).
+		choices := []map[string]string{all}
+		for _, v := range f.Variables() {
+			if v.Name == "network" && !v.Multi {
+				choices = nil
+				for _, n := range []string{"red", "blue", "green"} {
+					vars := maps.Clone(all)
+					vars["network"] = n
+					choices = append(choices, vars)
+				}
+			}
+		}
 		for _, panel := range f.Leaves() {
 			for _, q := range panel.Targets {
 				wantNamesExist(t, f.Name+": "+panel.Title, q.Expr, recorded, exported)
-				if _, err := p.tryQuery(dashboards.Expand(q.Expr, all), 5*time.Second, nonEmpty); err != nil {
+				var err error
+				for i, vars := range choices {
+					wait := time.Second // the rules were evaluated after the last frames: an answer is there or not
+					if i == len(choices)-1 {
+						wait = 5 * time.Second
+					}
+					if _, err = p.tryQuery(dashboards.Expand(q.Expr, vars), wait, nonEmpty); err == nil {
+						break
+					}
+				}
+				if err != nil {
 					t.Errorf("%s: panel %q: %v", f.Name, panel.Title, err)
 				}
 			}
@@ -175,6 +200,10 @@ func wantRulesHealthy(t *testing.T, p *promServer, exported map[string]bool) map
 	return recorded
 }
 
+// elsewhere are the agent's metrics this scene has no series of: those of
+// cluster networks (the rules' own tests, rules/, give them series).
+var elsewhere = map[string]bool{"mvlan_cluster_blocks": true}
+
 // metricFamilies are the names of the families in a /metrics text.
 func metricFamilies(text string) map[string]bool {
 	m := map[string]bool{}
@@ -191,7 +220,7 @@ func metricFamilies(text string) map[string]bool {
 func wantNamesExist(t *testing.T, where, expr string, recorded, exported map[string]bool) {
 	t.Helper()
 	for _, n := range dashboards.MetricNames(expr) {
-		if !recorded[n] && !exported[n] && n != "up" {
+		if !recorded[n] && !exported[n] && n != "up" && !elsewhere[n] {
 			t.Errorf("%s reads %s: neither the agent's /metrics nor a recording rule has it", where, n)
 		}
 	}
