@@ -12,7 +12,8 @@
  * (cross_network), and every frame
  * of a link whose endpoint is not in the table (no_endpoint). Counts tx
  * per network, and leaves its verdict on a frame for a local endpoint to
- * parent_ingress (include/eastwest.h).
+ * parent_ingress (include/eastwest.h). What it passes no later program on
+ * the hook sees (VERDICT_PASS).
  */
 #include "include/eastwest.h"
 
@@ -56,7 +57,7 @@ int ep_egress(struct __sk_buff *skb)
 	}
 	count_network(ep->network_id, DIR_TX, f.len);
 	ew_leave(skb, &f, ep, peer);
-	return VERDICT_NEXT;
+	return VERDICT_PASS; /* the last word: nothing after it runs (mvlan.h) */
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -13,7 +13,9 @@
  * It drops the router messages (RAs, redirects) ep_ingress would drop:
  * from a MAC of no local endpoint, all but the network's RA source's
  * (ra_ignore, ra_source); from a local endpoint, unless the network lets
- * it send them (ra_guard). Everything else passes untouched, the wire
+ * it send them (ra_guard); and, as ep_ingress does, IPv6 whose headers its
+ * bounded parse cannot read to the ICMPv6 type, and frames with more VLAN
+ * tags than it walks (unparsable). Everything else passes untouched, the wire
  * mark too (when ep_ingress runs first, it has read and cleared it). The
  * network is a constant of each load.
  */
@@ -32,14 +34,24 @@ int handoff_guard(struct __sk_buff *skb)
 	int reason;
 
 	parse_frame(skb, &f);
+	/* More tags than the bounded walk reads: the receive path strips
+	 * priority tags one after another, and an RA may be behind them. */
+	if (f.eth_ok && is_vlan_proto(bpf_htons(f.proto))) {
+		reason = REASON_UNPARSABLE;
+		goto drop;
+	}
 	if (!f.eth_ok || f.malformed || f.proto != ETH_P_IPV6)
 		return VERDICT_NEXT;
 	ip = f.data + f.l3off;
 	if ((void *)(ip + 1) > f.end)
 		return VERDICT_NEXT;
 	off = f.l3off + sizeof(*ip);
-	if (icmp6_after_ext(skb, ip->nexthdr, &off, &type) ||
-	    (type != ND_ROUTER_ADVERT && type != ND_REDIRECT))
+	/* Unparsable (more extension headers than the walk reads, fragmented
+	 * ND): the kernel reads any number of headers, so it may be an RA. */
+	reason = icmp6_after_ext(skb, ip->nexthdr, &off, &type);
+	if (reason == REASON_UNPARSABLE)
+		goto drop;
+	if (reason || (type != ND_ROUTER_ADVERT && type != ND_REDIRECT))
 		return VERDICT_NEXT;
 	sender = ep_of_mac(f.src);
 	if (sender)
@@ -48,6 +60,7 @@ int handoff_guard(struct __sk_buff *skb)
 		reason = router_reason(ra_source_match(&f, ip, guard_network_id));
 	if (!reason)
 		return VERDICT_NEXT;
+drop:
 	count_drop(guard_network_id, reason, f.len);
 	return VERDICT_DROP;
 }

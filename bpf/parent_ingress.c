@@ -13,15 +13,19 @@
 
 /* ew_count counts, on its parent, a frame whose verdict ep_egress left;
  * 0 if this link is not the parent of the verdict's network or the frame
- * is not from its sender (then the frame takes the full path). */
+ * is not from its sender: another container's socket sent it (then the
+ * frame takes the full path, which drops it). */
 static __always_inline int ew_count(struct __sk_buff *skb, __u32 tag)
 {
 	__u32 network_id = tag & EW_NETWORK_MASK;
 	struct net_counters *c;
 	struct parent_info p;
+	struct ep_info *sender;
 
-	if (!parent_of(skb->ifindex, &p) || p.network_id != network_id ||
-	    !ew_from_sender(skb, tag, network_id))
+	if (!parent_of(skb->ifindex, &p) || p.network_id != network_id)
+		return 0;
+	sender = ew_sender(skb, tag, network_id);
+	if (!sender || foreign_mac(sender, sock_elsewhere(skb)))
 		return 0;
 	c = net_counters(network_id);
 	if (c) {

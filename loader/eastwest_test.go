@@ -9,6 +9,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	tc "github.com/florianl/go-tc"
+	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -206,8 +207,8 @@ func TestEastWestLeave(t *testing.T) {
 		{"broadcast", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "10.1.0.10", make([]byte, 6), "10.1.0.11")), [5]uint32{3: ewMagicHi}},
 	} {
 		ret, _, out := runCB(t, p.egress, c.frame, stale)
-		if ret != verdictNext || out[2] != c.want[2] || out[3] != c.want[3] || out[4] != c.want[4] {
-			t.Errorf("%s: verdict %#x, cb[2..4] %#x; want %#x, %#x", c.name, ret, out[2:], verdictNext, c.want[2:])
+		if ret != verdictPass || out[2] != c.want[2] || out[3] != c.want[3] || out[4] != c.want[4] {
+			t.Errorf("%s: verdict %#x, cb[2..4] %#x; want %#x, %#x", c.name, ret, out[2:], verdictPass, c.want[2:])
 		}
 	}
 }
@@ -254,4 +255,145 @@ func TestEastWestTake(t *testing.T) {
 	if _, _, out := runCB(t, d.parentEgress, fromA, verdict(a, netA, ewCounts)); out[2] == ewMagicLo {
 		t.Error("parent_egress let a verdict leave for the wire")
 	}
+}
+
+// TestEgressLastWord: ep_egress's pass is the hook's last word: a program
+// c2 puts after it, with TCX or as a clsact filter (which runs after TCX
+// programs), never sees a frame, so it cannot rewrite one after the
+// check. 3 echoes from c2 to c1 get their replies; the program after
+// ep_egress counts none of the requests.
+func TestEgressLastWord(t *testing.T) {
+	for _, mode := range []Mode{ModeTCX, ModeTC} {
+		t.Run(string(mode), func(t *testing.T) {
+			requireMode(t, mode)
+			requireMode(t, ModeTCX) // the probe after ours
+			l := newLab(t)
+			d := loadAt(t, privateBPFFS(t))
+			l.setup(t, d)
+			l.attach(t, d, mode)
+			seen, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { seen.Close() })
+			after := probe(t, seen, 0)
+			err = nstest.In(l.c2.path, func() error {
+				pl, err := link.AttachTCX(link.TCXOptions{Interface: l.c2.ifindex, Program: after, Attach: tcxAttachType(Egress), Anchor: link.Tail()})
+				if err == nil {
+					t.Cleanup(func() { pl.Close() })
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode == ModeTCX { // ours put no clsact there
+				l.sb.Run(t, l.c2.path, "tc", "qdisc", "add", "dev", "eth0", "clsact")
+			}
+			err = withTC(target{netns: l.c2.path}, func(rtnl *tc.Tc) error {
+				fd, flags, name := uint32(after.FD()), uint32(bpfFlagDirect), "after"
+				obj := filterObject(l.c2.ifindex, Egress)
+				obj.Handle, obj.Info = FilterHandle+1, (FilterPriority+1)<<16|ethPAllNet
+				obj.Attribute = tc.Attribute{Kind: "bpf", BPF: &tc.Bpf{FD: &fd, Name: &name, Flags: &flags}}
+				return rtnl.Filter().Add(&obj)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ping(t, l.c2, l.c1.ip.String(), 3)
+			var n uint64
+			if err := seen.Lookup(uint32(0), &n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Errorf("programs after ep_egress on c2's egress saw its 3 echo requests to c1 %d times; want never", n)
+			}
+		})
+	}
+}
+
+// TestEastWestForgedVerdict: c2, root in its namespace, runs a program of
+// its own after ep_egress, in the one place left to it (a filter of a
+// root qdisc: TCX programs and clsact filters after ep_egress never run),
+// that gives its IPv4 frames c1's MAC and a verdict naming c1 (the slot
+// is easy to guess). parent_ingress takes a verdict only from a socket of
+// the named sender's namespace: each of 3 datagrams from c2's socket, to
+// c1, is dropped there as mac_spoof, as the full path drops it without a
+// verdict, and never reaches c1's ingress. (Only the direct build can
+// tell a frame's socket.)
+func TestEastWestForgedVerdict(t *testing.T) {
+	requireMode(t, ModeTCX)
+	l := newLab(t)
+	d := loadAt(t, privateBPFFS(t))
+	if d.Path() != PathDirect {
+		t.Skip("the stub path cannot tell a frame's socket")
+	}
+	l.setup(t, d)
+	l.attach(t, d, ModeTCX)
+	forger := forger(t, l.c1.mac, verdict(slotOf(t, d, l.c1.mac), netA, ewCounts))
+	l.sb.Run(t, l.c2.path, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb")
+	err := withTC(target{netns: l.c2.path}, func(rtnl *tc.Tc) error {
+		fd, flags, name := uint32(forger.FD()), uint32(bpfFlagDirect), "forger"
+		obj := tc.Object{
+			Msg:       tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(l.c2.ifindex), Handle: 1, Parent: 0x10000, Info: 1<<16 | ethPAllNet},
+			Attribute: tc.Attribute{Kind: "bpf", BPF: &tc.Bpf{FD: &fd, Name: &name, Flags: &flags}},
+		}
+		return rtnl.Filter().Add(&obj)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, frameLen = 3, 14 + 20 + 8 + 18
+	before := snapshot(t, d)
+	err = nstest.In(l.c2.path, func() error {
+		conn, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: l.c1.ip.AsSlice(), Port: 9})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		for range n {
+			if _, err := conn.Write([]byte("mvlan-forged-cb-18")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := Counter{Packets: n, Bytes: n * frameLen}
+	expectDelta(t, d, before, counts{"net 1 tx": sent, "drop 1 mac_spoof": sent})
+}
+
+// forger is a program that gives each IPv4 frame the source MAC hw and
+// the verdict cb (cb[2..4]), and passes it on.
+func forger(t *testing.T, hw net.HardwareAddr, cb [5]uint32) *ebpf.Program {
+	t.Helper()
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R2, asm.R6, 16, asm.Word), // skb->protocol, network order
+		asm.JNE.Imm(asm.R2, 0x0008, "out"),
+		asm.StoreImm(asm.RFP, -8, int64(binary.LittleEndian.Uint32(hw[:4])), asm.Word),
+		asm.StoreImm(asm.RFP, -4, int64(binary.LittleEndian.Uint16(hw[4:])), asm.Half),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, 6), // the source MAC's offset
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -8),
+		asm.Mov.Imm(asm.R4, 6),
+		asm.Mov.Imm(asm.R5, 0),
+		asm.FnSkbStoreBytes.Call(),
+	}
+	for i := 2; i < 5; i++ {
+		insns = append(insns, asm.StoreImm(asm.R6, int16(cbOffset+4*i), int64(int32(cb[i])), asm.Word))
+	}
+	insns = append(insns,
+		asm.Mov.Imm(asm.R0, -1).WithSymbol("out"), // TCX_NEXT
+		asm.Return(),
+	)
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "forger", Type: ebpf.SchedCLS, License: "GPL", Instructions: insns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	return prog
 }

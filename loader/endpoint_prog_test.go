@@ -54,7 +54,7 @@ func setupEndpoints(t testing.TB, d *Datapath) {
 type progCase struct {
 	name    string
 	frame   []byte
-	verdict uint32
+	verdict uint32             // verdictNext for a pass (runCases asks for the program's own), verdictDrop
 	want    func(n int) counts // deltas for a frame of n bytes
 }
 
@@ -72,8 +72,12 @@ func runCasesMark(t *testing.T, d *Datapath, prog string, mark uint32, cases []p
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := snapshot(t, d)
-			if got, _ := runMark(t, progs[prog].(runner), c.frame, mark); got != c.verdict {
-				t.Errorf("verdict %#x, want %#x", got, c.verdict)
+			want := c.verdict
+			if want == verdictNext {
+				want = passes(prog)
+			}
+			if got, _ := runMark(t, progs[prog].(runner), c.frame, mark); got != want {
+				t.Errorf("verdict %#x, want %#x", got, want)
 			}
 			expectDelta(t, d, before, c.want(len(c.frame)))
 		})
@@ -195,6 +199,8 @@ func TestEndpointIngress(t *testing.T) {
 		{"neighbour's ra", icmp6B(routerAdvert(llaOpt(1, macB))), verdictDrop, dropA("ra_guard")},
 		{"neighbour's ns with a foreign slla", icmp6B(neighborSolicit("fe80::1", llaOpt(1, macRouter))), verdictDrop, dropA("nd_spoof")},
 		{"neighbour's na for A's address", icmp6B(neighborAdvert("2001:db8:1::10", macB)), verdictDrop, dropA("nd_spoof")},
+		{"neighbour's dad ns for A's link-local", fromB(allNodes, 0x86dd, ipv6Packet("::", "ff02::1:ff00:10", 58, neighborSolicit(llA))), verdictDrop, dropA("nd_spoof")},
+		{"neighbour's dad ns for its own link-local", fromB(allNodes, 0x86dd, ipv6Packet("::", "ff02::1:ff00:11", 58, neighborSolicit(llB))), verdictNext, rxA},
 		{"neighbour's tagged frame", tagged(fromB(macA, 0x0800, v4("10.1.0.11", "10.1.0.10")), 0x8100, 5), verdictDrop, dropA("vlan_tag")},
 		{"neighbour's pre-802.1ad tag", tagged(fromB(macA, 0x0800, v4("10.1.0.11", "10.1.0.10")), 0x9100, 5), verdictDrop, dropA("vlan_tag")},
 		{"neighbour's truncated tag", append(fromB(broadcastMAC, 0x8100, nil), 0, 10, 8), verdictDrop, cutShort("ep_ingress", "vlan_tag")},

@@ -170,7 +170,7 @@ func TestStubIntoDirect(t *testing.T) {
 	}
 	defer stub.Close()
 	for _, c := range []progCase{
-		{"ipv4 own", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictNext, txA},
+		{"ipv4 own", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), verdictPass, txA},
 		{"ipv4 spoof", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.99", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
 	} {
 		before := snapshot(t, d)

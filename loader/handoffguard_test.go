@@ -13,7 +13,9 @@ import (
 // ep_ingress drops of router messages: from the wire, every RA and
 // redirect while the network has no RA source (ra_ignore), behind an
 // extension header too, then all but the source's (ra_source); a
-// neighbour's RA unless its network lets it send one (ra_guard). All else
+// neighbour's RA unless its network lets it send one (ra_guard); what it
+// cannot parse to the ICMPv6 type: an RA behind more extension headers
+// or priority tags than it walks (unparsable). All else
 // passes, uncounted, the wire mark left for ep_ingress.
 func TestHandoffGuardProgram(t *testing.T) {
 	d := newTestDatapath(t)
@@ -31,6 +33,12 @@ func TestHandoffGuardProgram(t *testing.T) {
 	}
 	dstOpts := []byte{58, 0, 1, 4, 0, 0, 0, 0} // next: ICMPv6; a PadN option
 	hidden := ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 60, append(dstOpts, routerAdvert()...)))
+	next, chain := extChain(7, 58, routerAdvert(llaOpt(1, macEvil)))
+	deep := ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", next, chain))
+	behindTags := ra(macEvil, "fe80::66")
+	for range 4 {
+		behindTags = tagged(behindTags, 0x8100, 0)
+	}
 	none := func(int) counts { return counts{} }
 	run := func(cases []progCase) {
 		t.Helper()
@@ -54,6 +62,8 @@ func TestHandoffGuardProgram(t *testing.T) {
 		{"no source: a rogue ra behind a destination options header", hidden, verdictDrop, dropA("ra_ignore")},
 		{"no source: a redirect", redir(macRouter, "fe80::1"), verdictDrop, dropA("ra_ignore")},
 		{"a neighbour's ra", ra(macB, llB), verdictDrop, dropA("ra_guard")},
+		{"a rogue ra behind 7 extension headers", deep, verdictDrop, dropA("unparsable")},
+		{"a rogue ra behind 4 priority tags", behindTags, verdictDrop, dropA("unparsable")},
 		{"the rogue host's ns", ethFrame(allNodes, macEvil, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 58, neighborSolicit("fe80::1", llaOpt(1, macEvil)))), verdictNext, none},
 		{"an echo request", ethFrame(macA, macEvil, 0x86dd, v6("2001:db8:9::1", "2001:db8:1::10")), verdictNext, none},
 		{"ipv4", ethFrame(macA, macRouter, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictNext, none},

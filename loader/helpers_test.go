@@ -61,7 +61,21 @@ func newTestDatapath(t testing.TB) *Datapath {
 	return loadAt(t, privateBPFFS(t))
 }
 
-const verdictNext = 0xffffffff // TC_ACT_UNSPEC as the uint32 Run returns
+const (
+	verdictNext = 0xffffffff // TC_ACT_UNSPEC as the uint32 Run returns: on to the hook's next program
+	verdictPass = 0          // TC_ACT_OK, TCX_PASS: passed, the hook's last word
+)
+
+// passes is the verdict prog gives a frame it lets through: ep_egress's is
+// the hook's last word (no program a container adds after it runs); the
+// others let the hook's next program run. Case tables write verdictNext
+// for a pass; runCases asks for the program's own.
+func passes(prog string) uint32 {
+	if prog == "ep_egress" {
+		return verdictPass
+	}
+	return verdictNext
+}
 
 // run runs prog once on frame with BPF_PROG_TEST_RUN; the skb's device is
 // the loopback of the test's netns (ifindex 1).

@@ -246,9 +246,9 @@ func tcxCount(ifindex int, hook Hook) int {
 // filter, so a foreign TCX program, or a cls_bpf filter at a lower
 // priority, cannot be got ahead of otherwise) where the kernel has TCX;
 // where it has not, ours stays where it is. The foreign program stays,
-// after ours: it is not ours to remove, and what it may still do to a
-// frame after our check is caught by the receivers' and the parent's
-// checks.
+// after ours: it is not ours to remove, and after ep_egress it never runs
+// (its pass is the hook's last word: bpf/include/mvlan.h); after
+// ep_ingress it sees only what the container receives.
 func (d *Datapath) RepairEndpoint(ctx context.Context, netnsPath string, ifindex int, findings []Finding) error {
 	t, err := newTarget(netnsPath, ifindex)
 	if err != nil {

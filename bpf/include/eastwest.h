@@ -19,10 +19,13 @@
  * of its own, and so can whoever holds the other end of a veth parent.
  * parent_ingress takes a verdict only for the network of its own link and
  * a frame with the source MAC of the sender it names, an endpoint of that
- * network, and uses it for nothing but counting: a forged one counts the
- * frame on that network's parent (as east-west), and costs it the wire
- * mark, so that each receiver holds it to that endpoint's rules or drops
- * it (ep_ingress.c).
+ * network, and not sent by a socket of another container's namespace
+ * (the direct build: a program a container ran after its ep_egress may
+ * have written both on a frame the full path drops, foreign_mac), and
+ * uses it for nothing but counting: a forged one
+ * counts the frame on that network's parent (as east-west), and costs it
+ * the wire mark, so that each receiver holds it to that endpoint's rules
+ * or drops it (ep_ingress.c).
  *
  * cb[0..2] are the stub's on the stub path (the namespace's cookie and the
  * tail call's slot, loader/stub.go), written before ep_egress runs.
@@ -99,19 +102,21 @@ static __always_inline int ew_take(struct __sk_buff *skb, __u32 *tag)
 	return 1;
 }
 
-/* ew_from_sender: the endpoint a verdict names is of network network_id
- * and has the frame's source MAC. */
-static __always_inline int ew_from_sender(struct __sk_buff *skb, __u32 tag,
-					  __u32 network_id)
+/* ew_sender: the endpoint a verdict names, if it is of network network_id
+ * and has the frame's source MAC; else NULL. */
+static __always_inline struct ep_info *ew_sender(struct __sk_buff *skb, __u32 tag,
+						 __u32 network_id)
 {
 	struct eth_hdr *eth = (void *)(long)skb->data;
 	__u32 slot = tag >> EW_SLOT_SHIFT & EW_SLOT_MASK;
 	struct ep_info *ep;
 
 	if ((void *)(eth + 1) > (void *)(long)skb->data_end)
-		return 0;
+		return NULL;
 	ep = bpf_map_lookup_elem(&endpoints, &slot);
-	return ep && ep->network_id == network_id && ep_mac48(ep) == mac48(eth->src);
+	if (!ep || ep->network_id != network_id || ep_mac48(ep) != mac48(eth->src))
+		return NULL;
+	return ep;
 }
 
 #endif /* MVLAN_EASTWEST_H */

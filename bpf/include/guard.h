@@ -206,9 +206,13 @@ static __always_inline int check_nd_opts(struct __sk_buff *skb, __u32 off,
 }
 
 /* check_icmp6: router messages need EP_ALLOW_ROUTER; an advertised target
- * must be the endpoint's own; link-layer options must carry its MAC. */
+ * must be the endpoint's own, and so must a solicited one from the
+ * unspecified source (unspec: duplicate address detection, which a
+ * neighbour answering for another's address would make that one give its
+ * address up); link-layer options must carry its MAC. */
 static __always_inline int check_icmp6(struct __sk_buff *skb, __u32 off,
-				       __u32 end, int frag, const struct ep_info *ep)
+				       __u32 end, int frag, int unspec,
+				       const struct ep_info *ep)
 {
 	__u32 target[4]; /* aligned for eq4 */
 	__u8 type;
@@ -227,6 +231,12 @@ static __always_inline int check_icmp6(struct __sk_buff *skb, __u32 off,
 		opts = off + 16;
 		break;
 	case ND_NEIGHBOR_SOLICIT:
+		if (unspec) {
+			if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
+				return NOT_PARSED;
+			if (!owns(ep, FAMILY_V6, (__u8 *)target))
+				return REASON_ND_SPOOF;
+		}
 		opts = off + 24;
 		break;
 	case ND_NEIGHBOR_ADVERT:
@@ -263,7 +273,7 @@ static __always_inline int check_upper6(struct __sk_buff *skb, __u32 l3off,
 	proto = skip_ext_hdrs(skb, ip->nexthdr, &off, &frag);
 	switch (proto) {
 	case IPPROTO_ICMPV6:
-		return check_icmp6(skb, off, end, frag, ep);
+		return check_icmp6(skb, off, end, frag, unspec, ep);
 	case NOT_PARSED:
 		return NOT_PARSED;
 	case -REASON_UNPARSABLE:
