@@ -16,8 +16,9 @@ import (
 // scripts included, chrootless) with the right modes, the group mvlan,
 // the unit enabled and the state directory 0700; systemd-analyze verify
 // is silent on the installed unit; the bash, zsh and fish completions
-// load and complete from the installed mvlan; remove keeps
-// /etc/default/mvlan, purge removes it and the state. About 20 s (a build).
+// load and complete from the installed mvlan; an upgrade keeps the unit
+// as the operator set it (reinstall); remove keeps /etc/default/mvlan,
+// purge removes it and the state. About 20 s (a build).
 func TestPackage(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (dpkg --root, a mount namespace for systemd-analyze)")
@@ -63,6 +64,7 @@ func TestPackage(t *testing.T) {
 	bashCompletion(t, root)
 	zshCompletion(t, root)
 	fishCompletion(t, root)
+	reinstall(t, root, deb)
 	run(t, "dpkg", "--root="+root, "--force-script-chrootless", "-r", "mvlan")
 	for path, want := range map[string]bool{"usr/bin/mvlan": false, "etc/default/mvlan": true,
 		"etc/systemd/system/multi-user.target.wants/mvlan.service": false, "var/lib/mvlan": true} {
@@ -75,6 +77,28 @@ func TestPackage(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(root, path)); err == nil {
 			t.Errorf("after dpkg -P, %s is still there", path)
 		}
+	}
+}
+
+// reinstall: an upgrade (the package installed again) leaves the unit
+// disabled if the operator disabled it; the package back after a removal
+// (which disabled it) enables it again.
+func reinstall(t *testing.T, root, deb string) {
+	t.Helper()
+	wants := filepath.Join(root, "etc/systemd/system/multi-user.target.wants/mvlan.service")
+	run(t, "systemctl", "--root="+root, "disable", "mvlan.service")
+	run(t, "dpkg", "--root="+root, "--force-script-chrootless", "-i", deb)
+	if _, err := os.Lstat(wants); err == nil {
+		t.Error("an upgrade enabled mvlan.service again after the operator disabled it")
+	}
+	run(t, "systemctl", "--root="+root, "enable", "mvlan.service")
+	run(t, "dpkg", "--root="+root, "--force-script-chrootless", "-r", "mvlan")
+	if _, err := os.Lstat(wants); err == nil {
+		t.Error("dpkg -r left mvlan.service enabled")
+	}
+	run(t, "dpkg", "--root="+root, "--force-script-chrootless", "-i", deb)
+	if _, err := os.Lstat(wants); err != nil {
+		t.Errorf("mvlan.service not enabled again when the package came back after a removal: %v", err)
 	}
 }
 

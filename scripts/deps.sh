@@ -10,6 +10,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)                      # also setpriv
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v make >/dev/null || need+=(make)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)                      # go test -race needs cgo
+command -v git >/dev/null || need+=(git ca-certificates)                # make package, the Go module proxy
 command -v sysctl >/dev/null || need+=(procps)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)    # make lab
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)         # make lab, TestDocker
@@ -31,13 +33,23 @@ if ((${#need[@]})) || ! command -v promtool >/dev/null || ! command -v prometheu
 fi
 if ((${#need[@]})); then
   # No package may start its service here: docker.io's would run a dockerd
-  # (a bridge, iptables rules) in the machine's own namespace.
-  norc=
+  # (a bridge, iptables rules) in the machine's own namespace. Nor at the
+  # next boot: the services of what this installs are disabled after.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && norc=1
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT # a failed install too
   fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  if [ -n "$norc" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  for pkg in "${need[@]}"; do
+    case $pkg in
+    docker.io) units=(docker.service docker.socket containerd.service) ;;
+    etcd-server) units=(etcd.service) ;;
+    *) continue ;;
+    esac
+    for u in "${units[@]}"; do
+      systemctl disable "$u" >/dev/null 2>&1 || true # not installed, or no systemd here
+    done
+  done
 fi
 # promtool (promtool check metrics) and prometheus (one test scrapes the
 # agent with it, in a namespace) without installing, or starting, a

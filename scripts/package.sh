@@ -7,17 +7,27 @@
 # files are root-owned through --root-owner-group.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# DEBVERSION, else git describe: v1.2.3 -> 1.2.3; a commit without a tag
-# -> 0~git.HASH (Debian versions start with a digit).
-version=${DEBVERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
-if [[ $version =~ ^v?[0-9]+\.[0-9]+ ]]; then
-	version=${version#v}
-else
-	version=0~git.$version
+# DEBVERSION, else from git, in an order dpkg (and apt, upgrading) follows:
+# v1.2.3 -> 1.2.3; v1.2.3-rc1 -> 1.2.3~rc1 (before 1.2.3); 5 commits after
+# v1.2.3 -> 1.2.3+git5.HASH; a commit with no tag before it ->
+# 0~gitN.HASH, N its number of commits (a hash alone sorts at random).
+version=${DEBVERSION:-}
+if [[ -z $version ]]; then
+	hash=$(git rev-parse --short HEAD 2>/dev/null || echo dev)
+	if tag=$(git describe --tags --abbrev=0 2>/dev/null) && [[ $tag =~ ^v?[0-9]+\.[0-9]+ ]]; then
+		version=${tag#v}
+		version=${version/-/\~}
+		after=$(git rev-list --count "$tag..HEAD")
+		((after == 0)) || version+="+git$after.$hash"
+	else
+		version=0~git$(git rev-list --count HEAD 2>/dev/null || echo 0).$hash
+	fi
+	git diff --quiet HEAD 2>/dev/null || version+=".dirty"
 fi
 version=${version//-/.}
 arch=$(dpkg --print-architecture)
 out=bin/mvlan_${version}_$arch.deb
+rm -f bin/mvlan_*.deb # older builds: README's apt install ./bin/mvlan_*.deb takes one
 for b in mvlan mvlan-agent mvlan-cni; do
 	[[ -x bin/$b ]] || { echo "package: no bin/$b (make build)" >&2; exit 1; }
 done
