@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/dhcp"
+	"github.com/mvlan/mvlan/internal/nsfile"
 )
 
 // A DHCP lease's DNS servers and domain go into the resolv.conf of the
@@ -74,12 +75,18 @@ func writeResolv(e endpoint, old *dhcp.Lease, l dhcp.Lease) error {
 		}
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := nsfile.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("resolv.conf of %s: %w", e.Name, err)
 	}
 	tmp := p + ".mvlan-tmp"
-	if err := os.WriteFile(tmp, []byte(want), 0o644); err != nil {
-		return fmt.Errorf("resolv.conf of %s: %w", e.Name, err)
+	// 0644 whatever the umask: the container's processes read it as
+	// /etc/resolv.conf, root or not.
+	err := os.WriteFile(tmp, []byte(want), 0o644)
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("resolv.conf of %s: %w", e.Name, err), os.Remove(tmp))
 	}
 	if err := os.Rename(tmp, p); err != nil {
 		return errors.Join(fmt.Errorf("resolv.conf of %s: %w", e.Name, err), os.Remove(tmp))

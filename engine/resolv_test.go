@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/mvlan/mvlan/dhcp"
@@ -135,5 +136,31 @@ func TestResolvSymlinkReplaced(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(p); string(got) != resolvConf(e.ID, l) {
 		t.Errorf("%s: %q; want the lease's", p, got)
+	}
+}
+
+// TestResolvUmask: under the agent unit's umask (0077) the resolv.conf a
+// lease writes is still 0644 in directories of 0755: a container's
+// non-root processes read it as /etc/resolv.conf.
+func TestResolvUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	netnsEtc = filepath.Join(t.TempDir(), "etc", "netns") // made by the write
+	defer func() { netnsEtc = "/etc/netns" }()
+	l := dhcp.Lease{Addr: netip.MustParsePrefix("192.168.60.100/24"), DNS: []netip.Addr{netip.MustParseAddr("10.0.0.1")}}
+	if err := writeResolv(endpoint{ID: "ID1", Name: "c1", OwnsNetns: true}, nil, l); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{
+		filepath.Dir(netnsEtc): os.ModeDir | 0o755, netnsEtc: os.ModeDir | 0o755,
+		filepath.Join(netnsEtc, "c1"): os.ModeDir | 0o755, resolvPath("c1"): 0o644,
+	} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s has mode %v, want %v", path, fi.Mode(), want)
+		}
 	}
 }

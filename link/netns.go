@@ -134,7 +134,7 @@ func prepareNetnsDir() error {
 	if netnsDirShared {
 		return nil
 	}
-	if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
+	if err := nsfile.MkdirAll(NetnsDir, 0o755); err != nil { // as ip netns makes it
 		return err
 	}
 	err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
