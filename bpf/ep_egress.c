@@ -13,7 +13,8 @@
  * of a link whose endpoint is not in the table (no_endpoint). Counts tx
  * per network, and leaves its verdict on a frame for a local endpoint to
  * parent_ingress (include/eastwest.h). What it passes no later program on
- * the hook sees (VERDICT_PASS).
+ * a container's hook sees (VERDICT_PASS); on the host shim the host's own
+ * programs after it run.
  */
 #include "include/eastwest.h"
 
@@ -57,7 +58,9 @@ int ep_egress(struct __sk_buff *skb)
 	}
 	count_network(ep->network_id, DIR_TX, f.len);
 	ew_leave(skb, &f, ep, peer);
-	return VERDICT_PASS; /* the last word: nothing after it runs (mvlan.h) */
+	/* The last word on a container's link (mvlan.h); the host shim's is
+	 * the host's, whose own programs after ours run. */
+	return (ep->flags & EP_HOST_SHIM) ? VERDICT_NEXT : VERDICT_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -101,18 +101,34 @@ func (a *Engine) forgetRemade(n *network, parent, trunk int) {
 		old, now int
 		row      bool
 	}{{oldParent, parent, true}, {oldTrunk, trunk, false}} {
-		if l.old == 0 || l.old == l.now || a.parentInUse(l.old, n) {
+		if l.old == 0 || l.old == l.now {
 			continue
 		}
 		var errs []error
-		if l.row {
+		// The row, unless another network has the link as its parent (as
+		// a trunk only, it has none: detachNetwork); the counters, unless
+		// another network uses the link at all.
+		if l.row && !a.isParent(l.old, n) {
 			errs = append(errs, a.dp.DeleteParent(l.old))
 		}
-		errs = append(errs, a.dp.ForgetLinks(func(idx int) bool { return idx == l.old }))
+		if !a.parentInUse(l.old, n) {
+			errs = append(errs, a.dp.ForgetLinks(func(idx int) bool { return idx == l.old }))
+		}
 		if err := errors.Join(errs...); err != nil {
 			a.log.Warn("datapath state of a link made again not deleted", "network", n.name(), "ifindex", l.old, "err", err)
 		}
 	}
+}
+
+// isParent reports whether a network other than n has its parent at
+// ifindex idx. Caller holds netOps.
+func (a *Engine) isParent(idx int, n *network) bool {
+	for _, o := range a.networkList() {
+		if p, _ := o.indexes(); o != n && p == idx {
+			return true
+		}
+	}
+	return false
 }
 
 // parentInUse reports whether a network other than n has its parent or

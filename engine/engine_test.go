@@ -849,9 +849,11 @@ func TestCNIAddAfterSweep(t *testing.T) {
 	}
 }
 
-// TestParentRowOfTrunk: a network on eth0 removed while another network
-// is on eth0.50 (eth0 its trunk) takes its parents row with it: eth0
-// stays attached as the trunk, but its untagged frames are no network's.
+// TestParentRowOfTrunk: a network on eth0, with another network on
+// eth0.50 (eth0 its trunk), moves its parents row when eth0 is made again
+// (eth0.50's record still naming the old eth0), and when removed takes
+// the row with it: eth0 stays attached as the trunk, but its untagged
+// frames are no network's.
 // The next network, given the removed one's number, has its row on its
 // own parent only.
 func TestParentRowOfTrunk(t *testing.T) {
@@ -874,6 +876,15 @@ func TestParentRowOfTrunk(t *testing.T) {
 	}
 	if got := rows(); len(got) != 2 || got[index("eth0")] == 0 || got[index("eth0.50")] == 0 {
 		t.Fatalf("parents rows %v, want eth0's (%d) and eth0.50's (%d)", got, index("eth0"), index("eth0.50"))
+	}
+	// eth0 made again (a new ifindex) while eth0.50 still names the old
+	// one as its lower link: native's row moves, none stays at the old.
+	old := index("eth0")
+	r.k.RemoveHostLink("eth0")
+	r.k.AddHostLink(link.Info{Name: "eth0", Kind: "device", Up: true})
+	engine.RefreshParents(context.Background(), r.e)
+	if got := rows(); len(got) != 2 || got[index("eth0")] == 0 || got[old] != 0 {
+		t.Fatalf("parents rows %v after eth0 was made again (ifindex %d, was %d); want eth0's and eth0.50's only", got, index("eth0"), old)
 	}
 	native := rows()[index("eth0")]
 	if err := r.e.RemoveNetwork(context.Background(), "native"); err != nil {

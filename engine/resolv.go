@@ -124,6 +124,9 @@ func rewriteInPlace(p, data string) error {
 	if err == nil {
 		err = f.Truncate(int64(len(data)))
 	}
+	if err == nil && fi.Mode().Perm() != 0o644 {
+		err = f.Chmod(0o644) // one an older agent wrote under its unit's umask (0600)
+	}
 	return errors.Join(err, f.Close())
 }
 

@@ -141,13 +141,22 @@ func TestResolvSymlinkReplaced(t *testing.T) {
 
 // TestResolvUmask: under the agent unit's umask (0077) the resolv.conf a
 // lease writes is still 0644 in directories of 0755: a container's
-// non-root processes read it as /etc/resolv.conf.
+// non-root processes read it as /etc/resolv.conf. One left 0600 (by an
+// older agent) is 0644 after its next rewrite.
 func TestResolvUmask(t *testing.T) {
 	old := syscall.Umask(0o077)
 	defer syscall.Umask(old)
 	netnsEtc = filepath.Join(t.TempDir(), "etc", "netns") // made by the write
 	defer func() { netnsEtc = "/etc/netns" }()
 	l := dhcp.Lease{Addr: netip.MustParsePrefix("192.168.60.100/24"), DNS: []netip.Addr{netip.MustParseAddr("10.0.0.1")}}
+	if err := writeResolv(endpoint{ID: "ID1", Name: "c1", OwnsNetns: true}, nil, l); err != nil {
+		t.Fatal(err)
+	}
+	// One an older agent wrote 0600 is 0644 once rewritten in place.
+	if err := os.Chmod(resolvPath("c1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.DNS = append(l.DNS, netip.MustParseAddr("10.0.0.2"))
 	if err := writeResolv(endpoint{ID: "ID1", Name: "c1", OwnsNetns: true}, nil, l); err != nil {
 		t.Fatal(err)
 	}

@@ -258,15 +258,15 @@ func TestEastWestTake(t *testing.T) {
 }
 
 // TestEgressLastWord: ep_egress's pass is the hook's last word: a program
-// c2 puts after it, with TCX or as a clsact filter (which runs after TCX
-// programs), never sees a frame, so it cannot rewrite one after the
-// check. 3 echoes from c2 to c1 get their replies; the program after
-// ep_egress counts none of the requests.
+// c2 puts after it (under TCX: with TCX, and as a clsact filter, which
+// runs after TCX programs; under tc: as a filter of a later priority)
+// never sees a frame, so it cannot rewrite one after the check. 3 echoes
+// from c2 to c1 get their replies; the programs after ep_egress count no
+// frame at all.
 func TestEgressLastWord(t *testing.T) {
 	for _, mode := range []Mode{ModeTCX, ModeTC} {
 		t.Run(string(mode), func(t *testing.T) {
 			requireMode(t, mode)
-			requireMode(t, ModeTCX) // the probe after ours
 			l := newLab(t)
 			d := loadAt(t, privateBPFFS(t))
 			l.setup(t, d)
@@ -276,19 +276,19 @@ func TestEgressLastWord(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { seen.Close() })
-			after := probe(t, seen, 0)
-			err = nstest.In(l.c2.path, func() error {
-				pl, err := link.AttachTCX(link.TCXOptions{Interface: l.c2.ifindex, Program: after, Attach: tcxAttachType(Egress), Anchor: link.Tail()})
-				if err == nil {
-					t.Cleanup(func() { pl.Close() })
+			after := frameCounter(t, seen)
+			if mode == ModeTCX { // (under tc, a TCX program would run before ours)
+				err = nstest.In(l.c2.path, func() error {
+					pl, err := link.AttachTCX(link.TCXOptions{Interface: l.c2.ifindex, Program: after, Attach: tcxAttachType(Egress), Anchor: link.Tail()})
+					if err == nil {
+						t.Cleanup(func() { pl.Close() })
+					}
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
 				}
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if mode == ModeTCX { // ours put no clsact there
-				l.sb.Run(t, l.c2.path, "tc", "qdisc", "add", "dev", "eth0", "clsact")
+				l.sb.Run(t, l.c2.path, "tc", "qdisc", "add", "dev", "eth0", "clsact") // ours put none there
 			}
 			err = withTC(target{netns: l.c2.path}, func(rtnl *tc.Tc) error {
 				fd, flags, name := uint32(after.FD()), uint32(bpfFlagDirect), "after"
@@ -310,6 +310,29 @@ func TestEgressLastWord(t *testing.T) {
 			}
 		})
 	}
+}
+
+// frameCounter is a program that counts every frame in seen[0].
+func frameCounter(t *testing.T, seen *ebpf.Map) *ebpf.Program {
+	t.Helper()
+	insns := asm.Instructions{
+		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.LoadMapPtr(asm.R1, seen.FD()),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, -1).WithSymbol("out"), // TCX_NEXT, TC_ACT_UNSPEC
+		asm.Return(),
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "frame_counter", Type: ebpf.SchedCLS, License: "GPL", Instructions: insns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	return prog
 }
 
 // TestEastWestForgedVerdict: c2, root in its namespace, runs a program of

@@ -86,3 +86,31 @@ func TestHostShimIngress(t *testing.T) {
 		runCases(t, d, "ep_ingress", cases)
 	})
 }
+
+// TestHostShimEgressNext: ep_egress's pass is the last word on a
+// container's link (verdictPass), but on the host shim, whose hook is the
+// host's, it lets the host's own programs after it run (verdictNext).
+func TestHostShimEgressNext(t *testing.T) {
+	d := newTestDatapath(t)
+	setupEndpoints(t, d)
+	p, err := d.endpointPrograms(testCookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12"))
+	for _, c := range []struct {
+		hostShim bool
+		want     uint32
+	}{{false, verdictPass}, {true, verdictNext}, {false, verdictPass}} {
+		ep := Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, HostShim: c.hostShim,
+			IPs: []netip.Addr{netip.MustParseAddr("10.1.0.10")}}
+		if err := d.SetEndpoint(ep); err != nil {
+			t.Fatal(err)
+		}
+		before := snapshot(t, d)
+		if got := run(t, p.egress, own); got != c.want {
+			t.Errorf("host shim %v: ep_egress passed its own frame with %#x, want %#x", c.hostShim, got, c.want)
+		}
+		expectDelta(t, d, before, txA(len(own)))
+	}
+}

@@ -39,16 +39,15 @@ if ((${#need[@]})); then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT # a failed install too
   fi
+  # Units enabled before (a node's own containerd, say) stay enabled.
+  units=(docker.service docker.socket containerd.service etcd.service)
+  before=()
+  for u in "${units[@]}"; do
+    systemctl is-enabled --quiet "$u" 2>/dev/null && before+=("$u")
+  done
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  for pkg in "${need[@]}"; do
-    case $pkg in
-    docker.io) units=(docker.service docker.socket containerd.service) ;;
-    etcd-server) units=(etcd.service) ;;
-    *) continue ;;
-    esac
-    for u in "${units[@]}"; do
-      systemctl disable "$u" >/dev/null 2>&1 || true # not installed, or no systemd here
-    done
+  for u in "${units[@]}"; do
+    [[ " ${before[*]} " == *" $u "* ]] || systemctl disable "$u" >/dev/null 2>&1 || true # none, or no systemd here
   done
 fi
 # promtool (promtool check metrics) and prometheus (one test scrapes the

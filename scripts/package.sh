@@ -8,21 +8,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # DEBVERSION, else from git, in an order dpkg (and apt, upgrading) follows:
-# v1.2.3 -> 1.2.3; v1.2.3-rc1 -> 1.2.3~rc1 (before 1.2.3); 5 commits after
+# v1.2.3 -> 1.2.3; v1.2.3-rc1 -> 1.2.3~rc1 (before 1.2.3; -alpha, -beta
+# too; other suffixes stay: v1.2.3-hotfix1 -> 1.2.3.hotfix1); 5 commits after
 # v1.2.3 -> 1.2.3+git5.HASH; a commit with no tag before it ->
 # 0~gitN.HASH, N its number of commits (a hash alone sorts at random).
 version=${DEBVERSION:-}
 if [[ -z $version ]]; then
 	hash=$(git rev-parse --short HEAD 2>/dev/null || echo dev)
-	if tag=$(git describe --tags --abbrev=0 2>/dev/null) && [[ $tag =~ ^v?[0-9]+\.[0-9]+ ]]; then
+	if [[ $(git rev-parse --is-shallow-repository 2>/dev/null) == true ]]; then
+		echo "package: a shallow clone counts too few commits for a version that sorts; fetch with --unshallow or give DEBVERSION" >&2
+		exit 1
+	fi
+	if tag=$(git describe --tags --abbrev=0 --match 'v[0-9]*' 2>/dev/null); then
 		version=${tag#v}
-		version=${version/-/\~}
+		[[ $version =~ ^([0-9.]+)-((rc|alpha|beta)[0-9]*)$ ]] && version=${BASH_REMATCH[1]}~${BASH_REMATCH[2]}
 		after=$(git rev-list --count "$tag..HEAD")
 		((after == 0)) || version+="+git$after.$hash"
 	else
 		version=0~git$(git rev-list --count HEAD 2>/dev/null || echo 0).$hash
 	fi
-	git diff --quiet HEAD 2>/dev/null || version+=".dirty"
+	git diff --quiet HEAD 2>/dev/null || version+="+dirty" # after its commit's, before the next's
 fi
 version=${version//-/.}
 arch=$(dpkg --print-architecture)

@@ -15,9 +15,9 @@
 
 /* Verdicts: TC_ACT_UNSPEC is TCX_NEXT under TCX and "next filter" under
  * cls_bpf, so other programs on the hook keep working. ep_egress passes
- * with TC_ACT_OK (TCX_PASS), the hook's last word: a program a container
- * put after it (in TCX, or a filter under clsact, which runs after TCX)
- * never runs, so nothing rewrites a frame after the check (a neighbour's
+ * with TC_ACT_OK (TCX_PASS) on a container's link, the hook's last word: a
+ * program a container put after it (in TCX, or a filter under clsact,
+ * which runs after TCX) never runs, so nothing rewrites a frame after the check (a neighbour's
  * MAC on a frame its kernel sends without a socket, which no later check
  * could tell from the neighbour's own). */
 #define VERDICT_NEXT TC_ACT_UNSPEC
