@@ -70,7 +70,7 @@ func newDatapathText() *datapathText {
 			"Frames dropped by the datapath's policy, by network and reason (mac_spoof, ip_spoof, arp_spoof, nd_spoof, cross_network, ra_guard, dhcp_guard, unparsable, unknown_source, ra_source, vlan_tag, ra_ignore, host_route; no_endpoint, of no network, on a link whose endpoint is not in the table).",
 			"network", "reason"),
 		tamper: c("mvlan_datapath_tamper_total",
-			"What the agent found done to endpoints' programs and links since it started: detached, foreign_first (another program runs first), nested_link (a link of the container's own on the parent), mac_changed (its link's MAC changed).", "reason"),
+			"What the agent found done to endpoints' programs and links since it started: detached, foreign_first (another program runs first), late_filter (a filter of a qdisc of its own runs after mvlan's on egress), nested_link (a link of the container's own on the parent), mac_changed (its link's MAC changed).", "reason"),
 		repair: c("mvlan_datapath_reattach_total",
 			"Tampers the agent repaired since it started (programs re-attached first, nested links deleted), by reason.", "reason"),
 		mapFull: c("mvlan_datapath_map_full_total",

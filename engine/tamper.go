@@ -99,7 +99,11 @@ func (c *tamperCounts) snapshot() (tampered, repaired map[string]uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	tampered, repaired = map[string]uint64{}, map[string]uint64{}
-	for _, r := range []string{string(loader.TamperDetached), string(loader.TamperForeignFirst), TamperNestedLink, TamperMACChanged} {
+	reasons := []string{TamperNestedLink, TamperMACChanged}
+	for _, t := range loader.Tampers {
+		reasons = append(reasons, string(t))
+	}
+	for _, r := range reasons {
 		tampered[r], repaired[r] = c.tampered[r], c.repaired[r]
 	}
 	return tampered, repaired

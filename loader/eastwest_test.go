@@ -9,7 +9,6 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	tc "github.com/florianl/go-tc"
-	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -355,20 +354,10 @@ func TestEastWestForgedVerdict(t *testing.T) {
 	l.attach(t, d, ModeTCX)
 	forger := forger(t, l.c1.mac, verdict(slotOf(t, d, l.c1.mac), netA, ewCounts))
 	l.sb.Run(t, l.c2.path, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb")
-	err := withTC(target{netns: l.c2.path}, func(rtnl *tc.Tc) error {
-		fd, flags, name := uint32(forger.FD()), uint32(bpfFlagDirect), "forger"
-		obj := tc.Object{
-			Msg:       tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(l.c2.ifindex), Handle: 1, Parent: 0x10000, Info: 1<<16 | ethPAllNet},
-			Attribute: tc.Attribute{Kind: "bpf", BPF: &tc.Bpf{FD: &fd, Name: &name, Flags: &flags}},
-		}
-		return rtnl.Filter().Add(&obj)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	addRootFilter(t, l.c2, forger)
 	const n, frameLen = 3, 14 + 20 + 8 + 18
 	before := snapshot(t, d)
-	err = nstest.In(l.c2.path, func() error {
+	err := nstest.In(l.c2.path, func() error {
 		conn, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: l.c1.ip.AsSlice(), Port: 9})
 		if err != nil {
 			return err

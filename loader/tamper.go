@@ -27,7 +27,14 @@ const (
 	// (a TCX program attached with BPF_F_BEFORE, a cls_bpf filter at a
 	// lower priority) and may end the hook before ours runs.
 	TamperForeignFirst Tamper = "foreign_first"
+	// TamperLateFilter: a filter of a qdisc of the link's own on its
+	// egress (a root HTB's, say), which runs after ours and may rewrite
+	// a frame after the check (latefilter.go).
+	TamperLateFilter Tamper = "late_filter"
 )
+
+// Tampers are the hook tampers, in the order they are reported.
+var Tampers = []Tamper{TamperDetached, TamperForeignFirst, TamperLateFilter}
 
 // Finding is one tamper on one hook.
 type Finding struct {
@@ -37,7 +44,8 @@ type Finding struct {
 
 // InspectEndpoint reports what was done to the hooks of an endpoint this
 // Datapath attached (AttachEndpoint): one finding per hook where our
-// program is missing or is not the first to run. A netns or link that is
+// program is missing or is not the first to run, and one if filters of
+// the link's own qdisc run after ours on egress (TamperLateFilter). A netns or link that is
 // gone gives no findings. It enters the namespace once, for its cookie
 // and both hooks, and holds d.mu only to read which hooks it attached
 // (an attach waits for no kernel query of the tamper check).
@@ -96,6 +104,21 @@ func (d *Datapath) inspectHere(ctx context.Context, t target) (out []Finding, er
 		}
 		if tamper != "" {
 			out = append(out, Finding{hook, tamper})
+		}
+		if hook != Egress {
+			continue
+		}
+		if rtnl == nil {
+			if rtnl, err = tc.Open(&tc.Config{}); err != nil {
+				return out, fmt.Errorf("rtnetlink: %w", err)
+			}
+		}
+		late, err := lateFilterParents(rtnl, t.ifindex)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", hook, err)
+		}
+		if len(late) > 0 {
+			out = append(out, Finding{hook, TamperLateFilter})
 		}
 	}
 	return out, nil
@@ -240,7 +263,8 @@ func tcxCount(ifindex int, hook Hook) int {
 
 // RepairEndpoint re-attaches the endpoint's programs on the hooks of the
 // findings: a detached one again, in its mode; one that another program
-// runs before is attached again with TCX before all others. Under tc,
+// runs before is attached again with TCX before all others; late filters
+// are deleted (deleteLateFilters). Under tc,
 // filters a container put at our priority go first (evictSquatters), and
 // a foreign-first hook moves to TCX (TCX programs run before every tc
 // filter, so a foreign TCX program, or a cls_bpf filter at a lower
@@ -262,6 +286,10 @@ func (d *Datapath) RepairEndpoint(ctx context.Context, netnsPath string, ifindex
 	}
 	var errs []error
 	for _, f := range findings {
+		if f.Tamper == TamperLateFilter {
+			errs = append(errs, deleteLateFilters(t))
+			continue
+		}
 		a, ok := d.attached.get(attachKey{t.cookie, t.ifindex, f.Hook})
 		if !ok && progs.users[t.ifindex] != "" { // its attach failed
 			a, ok = Attachment{Program: epProgramName[f.Hook], Mode: progs.users[t.ifindex]}, true

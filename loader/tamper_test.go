@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	tc "github.com/florianl/go-tc"
+	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/nsthread"
@@ -71,6 +72,23 @@ func TestInspectRepair(t *testing.T) {
 			}
 			fl.Close()
 			expectFindings(t, d, c, nil)
+
+			// A filter of a root qdisc of the container's (runs after
+			// ours): found, and deleted with the qdisc left as it was.
+			l.sb.Run(t, c.path, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb")
+			addRootFilter(t, c, foreignProgram(t))
+			late := []Finding{{Egress, TamperLateFilter}}
+			expectFindings(t, d, c, late)
+			if err := d.RepairEndpoint(ctx, c.path, c.ifindex, late); err != nil {
+				t.Fatal(err)
+			}
+			expectFindings(t, d, c, nil)
+			if out := l.sb.Run(t, c.path, "tc", "filter", "show", "dev", "eth0", "parent", "1:"); out != "" {
+				t.Errorf("filters of the root qdisc after the repair:\n%s", out)
+			}
+			if out := l.sb.Run(t, c.path, "tc", "qdisc", "show", "dev", "eth0", "root"); !strings.Contains(out, "htb 1:") {
+				t.Errorf("the container's root qdisc went with its filters:\n%s", out)
+			}
 			// Detaching the endpoint removes ours in either mode.
 			if err := d.DetachEndpoint(ctx, c.path, c.ifindex); err != nil {
 				t.Fatal(err)
@@ -238,4 +256,21 @@ func TestInspectFailedAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectFindings(t, d, c, nil) // detached by us: nothing expected any more
+}
+
+// addRootFilter puts prog, as a cls_bpf filter, under the root qdisc 1:
+// of c's eth0.
+func addRootFilter(t testing.TB, c container, prog *ebpf.Program) {
+	t.Helper()
+	err := withTC(target{netns: c.path}, func(rtnl *tc.Tc) error {
+		fd, flags, name := uint32(prog.FD()), uint32(bpfFlagDirect), "late"
+		obj := tc.Object{
+			Msg:       tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(c.ifindex), Handle: 1, Parent: 0x10000, Info: 1<<16 | ethPAllNet},
+			Attribute: tc.Attribute{Kind: "bpf", BPF: &tc.Bpf{FD: &fd, Name: &name, Flags: &flags}},
+		}
+		return rtnl.Filter().Add(&obj)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -174,8 +174,9 @@ func TestTamperQdiscBypass(t *testing.T) {
 // clsact deleted (tc endpoints: the programs come back, a spoofed send is
 // refused again), a TCX program before mvlan's (mvlan's is first again and
 // a spoofed send is refused; tc endpoints: that hook moves to TCX, which
-// runs before every tc filter), a nested macvlan (deleted; also with an mvlan/ alias)
-// and eth0's MAC changed to the router's (set back to the stored one).
+// runs before every tc filter), a nested macvlan (deleted; also with an mvlan/ alias),
+// eth0's MAC changed to the router's (set back to the stored one) and a
+// filter of a root qdisc of the container's (deleted).
 // Once the container is removed, doctor lists no tamper.
 func TestTamperRepair(t *testing.T) {
 	for _, m := range dpModes {
@@ -219,6 +220,17 @@ func TestTamperRepair(t *testing.T) {
 			e.detected("mac_changed", 1, true)
 			if mac := linkMAC(t, c1, "eth0"); mac != g.mac.String() {
 				t.Errorf("eth0's MAC is %s after the repair, want the stored %s", mac, g.mac)
+			}
+			// A filter of a root qdisc of its own runs after mvlan's check
+			// and could rewrite frames: deleted, the qdisc left.
+			e.in(c1, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb")
+			e.in(c1, "tc", "filter", "add", "dev", "eth0", "parent", "1:", "bpf", "bytecode", "1,6 0 0 0,")
+			e.detected("late_filter", 1, true)
+			if out := e.in(c1, "tc", "filter", "show", "dev", "eth0", "parent", "1:"); out != "" {
+				t.Errorf("the root qdisc's filter is still there:\n%s", out)
+			}
+			if out := e.in(c1, "tc", "qdisc", "show", "dev", "eth0", "root"); !strings.Contains(out, "htb 1:") {
+				t.Errorf("the container's root qdisc went with its filter:\n%s", out)
 			}
 			if d := strings.Join(drift(t, e.a), "\n"); !strings.Contains(d, "tampered with") {
 				t.Errorf("mvlan doctor does not show the tamper:\n%s", d)
