@@ -33,15 +33,8 @@ func TestEastWestVerdict(t *testing.T) {
 func testEastWestVerdict(t *testing.T, mode Mode) {
 	requireMode(t, mode)
 	requireMode(t, ModeTCX) // the first probe
-	l := newLab(t)
-	d := loadAt(t, privateBPFFS(t))
-	l.setup(t, d)
-	l.attach(t, d, mode)
-	seen, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { seen.Close() })
+	l, _ := attachedLab(t, mode)
+	seen := seenMap(t)
 	attachProbe(t, l, probe(t, seen, 0), link.Head(), 0)
 	if mode == ModeTCX {
 		attachProbe(t, l, probe(t, seen, 2), link.Tail(), 0)
@@ -71,6 +64,28 @@ func testEastWestVerdict(t *testing.T, mode Mode) {
 	want("3 echoes between c1 and c2", 6, 0)
 	ping(t, l.c1, "10.1.0.1", 2)
 	want("and 2 to the wire", 6, 2)
+}
+
+// attachedLab is a lab with a datapath of its own, its tables filled and
+// everything attached in mode.
+func attachedLab(t *testing.T, mode Mode) (*lab, *Datapath) {
+	t.Helper()
+	l := newLab(t)
+	d := loadAt(t, privateBPFFS(t))
+	l.setup(t, d)
+	l.attach(t, d, mode)
+	return l, d
+}
+
+// seenMap is an array of 4 counters for the probes' programs.
+func seenMap(t *testing.T) *ebpf.Map {
+	t.Helper()
+	seen, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seen.Close() })
+	return seen
 }
 
 // probe is a program that counts in seen[base] the frames with
@@ -266,18 +281,11 @@ func TestEgressLastWord(t *testing.T) {
 	for _, mode := range []Mode{ModeTCX, ModeTC} {
 		t.Run(string(mode), func(t *testing.T) {
 			requireMode(t, mode)
-			l := newLab(t)
-			d := loadAt(t, privateBPFFS(t))
-			l.setup(t, d)
-			l.attach(t, d, mode)
-			seen, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { seen.Close() })
+			l, _ := attachedLab(t, mode)
+			seen := seenMap(t)
 			after := frameCounter(t, seen)
 			if mode == ModeTCX { // (under tc, a TCX program would run before ours)
-				err = nstest.In(l.c2.path, func() error {
+				err := nstest.In(l.c2.path, func() error {
 					pl, err := link.AttachTCX(link.TCXOptions{Interface: l.c2.ifindex, Program: after, Attach: tcxAttachType(Egress), Anchor: link.Tail()})
 					if err == nil {
 						t.Cleanup(func() { pl.Close() })
@@ -289,7 +297,7 @@ func TestEgressLastWord(t *testing.T) {
 				}
 				l.sb.Run(t, l.c2.path, "tc", "qdisc", "add", "dev", "eth0", "clsact") // ours put none there
 			}
-			err = withTC(target{netns: l.c2.path}, func(rtnl *tc.Tc) error {
+			err := withTC(target{netns: l.c2.path}, func(rtnl *tc.Tc) error {
 				fd, flags, name := uint32(after.FD()), uint32(bpfFlagDirect), "after"
 				obj := filterObject(l.c2.ifindex, Egress)
 				obj.Handle, obj.Info = FilterHandle+1, (FilterPriority+1)<<16|ethPAllNet
@@ -345,13 +353,10 @@ func frameCounter(t *testing.T, seen *ebpf.Map) *ebpf.Program {
 // tell a frame's socket.)
 func TestEastWestForgedVerdict(t *testing.T) {
 	requireMode(t, ModeTCX)
-	l := newLab(t)
-	d := loadAt(t, privateBPFFS(t))
+	l, d := attachedLab(t, ModeTCX)
 	if d.Path() != PathDirect {
 		t.Skip("the stub path cannot tell a frame's socket")
 	}
-	l.setup(t, d)
-	l.attach(t, d, ModeTCX)
 	forger := forger(t, l.c1.mac, verdict(slotOf(t, d, l.c1.mac), netA, ewCounts))
 	l.sb.Run(t, l.c2.path, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb")
 	addRootFilter(t, l.c2, forger)

@@ -141,49 +141,40 @@ func tagged(t *testing.T, sb *nstest.Sandbox, a *agentProc, idx int) {
 // (its pinned vlan_stats map).
 func vlanStatsLinks(t *testing.T, a *agentProc) []uint32 {
 	t.Helper()
-	m, err := ebpf.LoadPinnedMap(filepath.Join(a.dir, "bpf", "vlan_stats"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
 	var links []uint32
-	var k, prev struct {
+	for _, k := range pinnedKeys[struct {
 		Ifindex uint32
 		VID     uint16
 		_       uint16
-	}
-	for first := true; ; first = false {
-		var from any = &prev
-		if first {
-			from = nil
-		}
-		if err := m.NextKey(from, &k); err != nil {
-			return links // ebpf.ErrKeyNotExist: no more
-		}
+	}](t, a, "vlan_stats") {
 		if !slices.Contains(links, k.Ifindex) {
 			links = append(links, k.Ifindex)
 		}
-		prev = k
 	}
+	return links
 }
 
 // parentRows lists the ifindexes of the agent's parents map (pinned in
 // its --bpffs).
 func parentRows(t *testing.T, a *agentProc) []uint32 {
 	t.Helper()
-	m, err := ebpf.LoadPinnedMap(filepath.Join(a.dir, "bpf", "parents"), nil)
+	return pinnedKeys[uint32](t, a, "parents")
+}
+
+// pinnedKeys lists the keys of the agent's pinned map name.
+func pinnedKeys[K any](t *testing.T, a *agentProc, name string) []K {
+	t.Helper()
+	m, err := ebpf.LoadPinnedMap(filepath.Join(a.dir, "bpf", name), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	var rows []uint32
-	var prev any // nil: from the first key
-	for {
-		var k uint32
-		if err := m.NextKey(prev, &k); err != nil {
-			return rows // ebpf.ErrKeyNotExist: no more
-		}
-		rows = append(rows, k)
+	var keys []K
+	var k K
+	var prev any                     // nil: from the first key
+	for m.NextKey(prev, &k) == nil { // ebpf.ErrKeyNotExist: no more
+		keys = append(keys, k)
 		prev = k
 	}
+	return keys
 }
