@@ -72,7 +72,7 @@ func newDatapathText() *datapathText {
 		tamper: c("mvlan_datapath_tamper_total",
 			"What the agent found done to endpoints' programs and links since it started: detached, foreign_first (another program runs first), late_filter (a filter of a qdisc of its own runs after mvlan's on egress), nested_link (a link of the container's own on the parent), mac_changed (its link's MAC changed).", "reason"),
 		repair: c("mvlan_datapath_reattach_total",
-			"Tampers the agent repaired since it started (programs re-attached first, nested links deleted), by reason.", "reason"),
+			"Tampers the agent repaired since it started (programs re-attached first, late filters and nested links deleted, MACs set back), by reason.", "reason"),
 		mapFull: c("mvlan_datapath_map_full_total",
 			"Inserts into a BPF map refused because it was full: a lost count (counter maps) or a refused entry (tables).", "map"),
 		mal: c("mvlan_malformed_packets_total", "Truncated or unparsable frames seen by a program (a container's are also dropped, under policy_drops; others pass).", "program"),
