@@ -1,94 +1,180 @@
 package loader
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
+	"syscall"
 
-	tc "github.com/florianl/go-tc"
 	"golang.org/x/sys/unix"
+
+	"github.com/mvlan/mvlan/nsthread"
 )
 
 // Late filters: ep_egress's pass ends the hook it runs on (clsact or TCX),
 // but a frame then goes through the link's own qdisc, whose filters (a
-// container's HTB root and a cls_bpf filter under it, say) run after the
-// check and may rewrite the frame: a neighbour's MAC and addresses on a
-// frame the container's kernel sends without a socket, which no later
-// check can tell from the neighbour's own. A container that is root in its
-// namespace can put them there; nothing of mvlan's needs them. The qdiscs
-// and classes stay (shaping is the container's business): their filters
-// go.
+// container's HTB root and a cls_bpf or pedit filter under it, say) run
+// after the check and may rewrite the frame: a neighbour's MAC and
+// addresses on a frame the container's kernel sends without a socket,
+// which no later check can tell from the neighbour's own. A container that
+// is root in its namespace can put them there; nothing of mvlan's needs
+// them. The qdiscs and classes stay (shaping is the container's
+// business): their filters go, every chain of them.
+//
+// The dumps are read on a bare rtnetlink socket, down to the tcmsg and the
+// kind and chain attributes only: a kind no decoder knows (a qdisc, an
+// action, statistics) cannot make the check fail, and with it the repair.
 
-// lateFilterParents lists, from a thread in the link's namespace (rtnl's),
-// the qdiscs and classes of link ifindex's egress that hold filters.
-func lateFilterParents(rtnl *tc.Tc, ifindex int) ([]uint32, error) {
-	qdiscs, err := rtnl.Qdisc().Get() // every link's: the kernel filters by link only in the reply
+// maxLateParents bounds the qdiscs and classes a check lists filters of:
+// a link with more (a container's HTB of thousands of classes) is
+// reported as late_filter unchecked, as if it had one (fail closed).
+const maxLateParents = 1024
+
+// errTooManyParents: more qdiscs and classes than a check lists.
+var errTooManyParents = errors.New("more qdiscs and classes on the link than the check lists")
+
+// tcaChain is TCA_CHAIN, a filter's chain (linux/rtnetlink.h).
+const tcaChain = 11
+
+// lateSeq numbers the requests of late filter checks (tcDump's seq).
+var lateSeq atomic.Uint32
+
+// tcObj is an object of a tc dump: its tcmsg, kind and (filters) chain.
+type tcObj struct {
+	ifindex              int
+	handle, parent, info uint32
+	kind                 string
+	chain                uint32
+}
+
+// tcObjOf reads one object of a dump.
+func tcObjOf(data []byte) (tcObj, bool) {
+	if len(data) < sizeofTcMsg {
+		return tcObj{}, false
+	}
+	ne := binary.NativeEndian
+	o := tcObj{ifindex: int(int32(ne.Uint32(data[4:]))), handle: ne.Uint32(data[8:]), parent: ne.Uint32(data[12:]), info: ne.Uint32(data[16:])}
+	for typ, val := range attrs(data[sizeofTcMsg:]) {
+		switch {
+		case typ == unix.TCA_KIND:
+			o.kind = strings.TrimRight(string(val), "\x00")
+		case typ == tcaChain && len(val) >= 4:
+			o.chain = ne.Uint32(val)
+		}
+	}
+	return o, true
+}
+
+// dumpObjs dumps objects of kind typ of link ifindex (for filters, those
+// of parent) on fd.
+func dumpObjs(fd int, typ uint16, ifindex int, parent uint32) ([]tcObj, error) {
+	var out []tcObj
+	err := tcDump(fd, typ, tcMsg{ifindex: ifindex, parent: parent}, lateSeq.Add(1), func(data []byte) {
+		if o, ok := tcObjOf(data); ok && o.ifindex == ifindex {
+			out = append(out, o)
+		}
+	})
+	return out, err
+}
+
+// lateFilters lists, on fd (an rtnetlink socket in the link's namespace),
+// the filters of the qdiscs and classes of link ifindex's egress: all but
+// clsact's and ingress' (clsact's egress filters after ours never run:
+// VERDICT_PASS). A kernel default qdisc (handle 0: noqueue, mq's queues)
+// takes none.
+func lateFilters(ctx context.Context, fd, ifindex int) ([]tcObj, error) {
+	qdiscs, err := dumpObjs(fd, unix.RTM_GETQDISC, ifindex, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list qdiscs: %w", err)
 	}
 	var parents []uint32
 	for _, q := range qdiscs {
-		if int(q.Ifindex) != ifindex || q.Handle == 0 {
-			continue // another link's; noqueue (handle 0: no filters)
-		}
-		switch q.Kind {
-		case "clsact", "ingress": // clsact's egress filters after ours never run (VERDICT_PASS)
-		default:
-			parents = append(parents, q.Handle)
+		if q.handle != 0 && q.kind != "clsact" && q.kind != "ingress" {
+			parents = append(parents, q.handle)
 		}
 	}
 	if len(parents) == 0 {
 		return nil, nil // the common case: one dump
 	}
-	classes, err := rtnl.Class().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(ifindex)})
-	if err != nil && !errors.Is(err, unix.ENOENT) {
+	classes, err := dumpObjs(fd, unix.RTM_GETTCLASS, ifindex, 0)
+	if err != nil {
 		return nil, fmt.Errorf("list tc classes: %w", err)
 	}
 	for _, c := range classes {
-		parents = append(parents, c.Handle)
+		parents = append(parents, c.handle)
 	}
-	var with []uint32
+	if len(parents) > maxLateParents {
+		return nil, fmt.Errorf("%w: %d, at most %d", errTooManyParents, len(parents), maxLateParents)
+	}
+	var filters []tcObj
 	for _, p := range parents {
-		filters, err := rtnl.Filter().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(ifindex), Parent: p})
-		switch {
-		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOENT):
-			continue // a qdisc or class that takes no filters
-		case err != nil:
-			return nil, fmt.Errorf("list tc filters of %#x: %w", p, err)
-		case len(filters) > 0:
-			with = append(with, p)
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
+		fs, err := dumpObjs(fd, unix.RTM_GETTFILTER, ifindex, p)
+		if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("list tc filters of %#x: %w", p, err)
+		}
+		filters = append(filters, fs...) // none where the parent takes no filters
 	}
-	return with, nil
+	return filters, nil
 }
 
-// deleteLateFilters deletes the filters of the egress qdiscs and classes
-// of t's link (lateFilterParents), one priority's chain at a time.
-func deleteLateFilters(t target) error {
-	return withTC(t, func(rtnl *tc.Tc) error {
-		parents, err := lateFilterParents(rtnl, t.ifindex)
+// deleteLateFilters deletes the late filters of t's link (lateFilters),
+// each priority and protocol of each chain at once.
+func deleteLateFilters(ctx context.Context, t target) error {
+	return nsthread.DoPath(t.netns, func() error {
+		fd, err := rtnetlinkSocket()
+		if err != nil {
+			return fmt.Errorf("rtnetlink: %w", err)
+		}
+		defer unix.Close(fd)
+		filters, err := lateFilters(ctx, fd, t.ifindex)
 		if err != nil {
 			return err
 		}
 		var errs []error
-		for _, p := range parents {
-			filters, err := rtnl.Filter().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(t.ifindex), Parent: p})
-			if err != nil {
-				errs = append(errs, fmt.Errorf("list tc filters of %#x: %w", p, err))
+		done := map[tcObj]bool{}
+		for _, f := range filters {
+			key := tcObj{parent: f.parent, info: f.info, chain: f.chain, kind: f.kind}
+			if done[key] {
 				continue
 			}
-			done := map[uint32]bool{}
-			for _, f := range filters {
-				if done[f.Info] { // a priority and protocol: deleted with its handle 0
-					continue
-				}
-				done[f.Info] = true
-				obj := tc.Object{Msg: tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(t.ifindex), Parent: p, Info: f.Info},
-					Attribute: tc.Attribute{Kind: f.Kind}}
-				if err := rtnl.Filter().Delete(&obj); err != nil && !errors.Is(err, unix.ENOENT) {
-					errs = append(errs, fmt.Errorf("delete the %s filters of %#x: %w", f.Kind, p, err))
-				}
+			done[key] = true
+			if err := deleteFilters(fd, t.ifindex, key); err != nil && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, fmt.Errorf("delete the %s filters of %#x (chain %d): %w", f.kind, f.parent, f.chain, err))
 			}
 		}
 		return errors.Join(errs...)
 	})
+}
+
+// deleteFilters deletes, on fd, the filters of link ifindex at f's parent,
+// priority and protocol (info) in its chain (handle 0: all of them).
+func deleteFilters(fd, ifindex int, f tcObj) error {
+	ne := binary.NativeEndian
+	kind := append([]byte(f.kind), 0)
+	attr := func(b []byte, typ uint16, val []byte) []byte {
+		h := make([]byte, unix.SizeofRtAttr)
+		ne.PutUint16(h[0:], uint16(unix.SizeofRtAttr+len(val)))
+		ne.PutUint16(h[2:], typ)
+		b = append(append(b, h...), val...)
+		return append(b, make([]byte, (4-len(b)%4)%4)...)
+	}
+	req := make([]byte, unix.NLMSG_HDRLEN+sizeofTcMsg)
+	tcMsg{ifindex: ifindex, parent: f.parent, info: f.info}.put(req[unix.NLMSG_HDRLEN:])
+	req = attr(req, unix.TCA_KIND, kind)
+	req = attr(req, tcaChain, ne.AppendUint32(nil, f.chain))
+	seq := lateSeq.Add(1)
+	ne.PutUint32(req[0:], uint32(len(req)))
+	ne.PutUint16(req[4:], unix.RTM_DELTFILTER)
+	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	ne.PutUint32(req[8:], seq)
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
+	return readAnswer(fd, seq, func(syscall.NlMsghdr, []byte) {})
 }

@@ -105,23 +105,33 @@ func (d *Datapath) inspectHere(ctx context.Context, t target) (out []Finding, er
 		if tamper != "" {
 			out = append(out, Finding{hook, tamper})
 		}
-		if hook != Egress {
-			continue
-		}
-		if rtnl == nil {
-			if rtnl, err = tc.Open(&tc.Config{}); err != nil {
-				return out, fmt.Errorf("rtnetlink: %w", err)
+		if hook == Egress {
+			late, err := hasLateFilters(ctx, t)
+			if late {
+				out = append(out, Finding{hook, TamperLateFilter})
 			}
-		}
-		late, err := lateFilterParents(rtnl, t.ifindex)
-		if err != nil {
-			return out, fmt.Errorf("%s: %w", hook, err)
-		}
-		if len(late) > 0 {
-			out = append(out, Finding{hook, TamperLateFilter})
+			if err != nil {
+				return out, fmt.Errorf("%s: %w", hook, err)
+			}
 		}
 	}
 	return out, nil
+}
+
+// hasLateFilters reports, from a thread in t's namespace, whether filters
+// run after ours on the egress of t's link (lateFilters): true also when
+// they cannot all be listed (fail closed), with the error.
+func hasLateFilters(ctx context.Context, t target) (bool, error) {
+	fd, err := rtnetlinkSocket()
+	if err != nil {
+		return false, fmt.Errorf("rtnetlink: %w", err)
+	}
+	defer unix.Close(fd)
+	filters, err := lateFilters(ctx, fd, t.ifindex)
+	if err != nil && ctx.Err() == nil {
+		return true, fmt.Errorf("late filters: %w", err)
+	}
+	return len(filters) > 0, err
 }
 
 // hookWant is what inspectHere expects on one hook: the mode it was
@@ -287,7 +297,7 @@ func (d *Datapath) RepairEndpoint(ctx context.Context, netnsPath string, ifindex
 	var errs []error
 	for _, f := range findings {
 		if f.Tamper == TamperLateFilter {
-			errs = append(errs, deleteLateFilters(t))
+			errs = append(errs, deleteLateFilters(ctx, t))
 			continue
 		}
 		a, ok := d.attached.get(attachKey{t.cookie, t.ifindex, f.Hook})

@@ -89,6 +89,21 @@ func TestInspectRepair(t *testing.T) {
 			if out := l.sb.Run(t, c.path, "tc", "qdisc", "show", "dev", "eth0", "root"); !strings.Contains(out, "htb 1:") {
 				t.Errorf("the container's root qdisc went with its filters:\n%s", out)
 			}
+			// In another chain and under a class too: all go.
+			l.sb.Run(t, c.path, "tc", "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:10", "htb", "rate", "1gbit")
+			for _, args := range [][]string{{"parent", "1:", "chain", "5"}, {"parent", "1:10"}} {
+				l.sb.Run(t, c.path, append(append([]string{"tc", "filter", "add", "dev", "eth0"}, args...), "bpf", "bytecode", "1,6 0 0 0,")...)
+			}
+			expectFindings(t, d, c, late)
+			if err := d.RepairEndpoint(ctx, c.path, c.ifindex, late); err != nil {
+				t.Fatal(err)
+			}
+			expectFindings(t, d, c, nil)
+			for _, parent := range []string{"1:", "1:10"} {
+				if out := l.sb.Run(t, c.path, "tc", "filter", "show", "dev", "eth0", "parent", parent); out != "" {
+					t.Errorf("filters of %s after the repair:\n%s", parent, out)
+				}
+			}
 			// Detaching the endpoint removes ours in either mode.
 			if err := d.DetachEndpoint(ctx, c.path, c.ifindex); err != nil {
 				t.Fatal(err)

@@ -40,48 +40,86 @@ func rtnetlinkSocket() (int, error) {
 // program our filter runs on the hook of ifindex, and whether our filter
 // is there. seq tells this request's answer from others'.
 func filterProgOn(fd, ifindex int, hook Hook, seq uint32) (id ebpf.ProgramID, ours bool, err error) {
+	err = tcDump(fd, unix.RTM_GETTFILTER, tcMsg{ifindex: ifindex, parent: tcParent(hook)}, seq, func(data []byte) {
+		if fid, isOurs, found := ourFilterIn(data); found {
+			id, ours = fid, isOurs
+		}
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("list tc filters: %w", err)
+	}
+	return id, ours, nil
+}
+
+// tcMsg is the struct tcmsg of a request (family AF_UNSPEC).
+type tcMsg struct {
+	ifindex              int
+	handle, parent, info uint32
+}
+
+// put writes m at b (sizeofTcMsg bytes).
+func (m tcMsg) put(b []byte) {
+	ne := binary.NativeEndian
+	ne.PutUint32(b[4:], uint32(int32(m.ifindex)))
+	ne.PutUint32(b[8:], m.handle)
+	ne.PutUint32(b[12:], m.parent)
+	ne.PutUint32(b[16:], m.info)
+}
+
+// tcDump sends a dump request typ (RTM_GETQDISC, RTM_GETTCLASS,
+// RTM_GETTFILTER) for m on the bare rtnetlink socket fd and gives fn the
+// body (tcmsg and attributes) of each object of the answer. seq tells
+// this request's answer from others'.
+func tcDump(fd int, typ uint16, m tcMsg, seq uint32, fn func(data []byte)) error {
 	req := make([]byte, unix.NLMSG_HDRLEN+sizeofTcMsg)
 	ne := binary.NativeEndian
 	ne.PutUint32(req[0:], uint32(len(req)))
-	ne.PutUint16(req[4:], unix.RTM_GETTFILTER)
+	ne.PutUint16(req[4:], typ)
 	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
 	ne.PutUint32(req[8:], seq)
-	tcm := req[unix.NLMSG_HDRLEN:] // family AF_UNSPEC, handle 0, info 0
-	ne.PutUint32(tcm[4:], uint32(int32(ifindex)))
-	ne.PutUint32(tcm[12:], tcParent(hook))
+	m.put(req[unix.NLMSG_HDRLEN:])
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return 0, false, fmt.Errorf("list tc filters: %w", err)
+		return err
 	}
+	return readAnswer(fd, seq, func(h syscall.NlMsghdr, data []byte) {
+		if h.Type == typ-2 { // the RTM_NEW* of the RTM_GET* asked
+			fn(data)
+		}
+	})
+}
+
+// readAnswer reads the answer to request seq on fd, up to its NLMSG_DONE
+// or its NLMSG_ERROR (an acknowledgement when its errno is 0), and gives
+// fn each other message.
+func readAnswer(fd int, seq uint32, fn func(h syscall.NlMsghdr, data []byte)) error {
 	bp := dumpBufs.Get().(*[]byte)
 	defer dumpBufs.Put(bp)
 	buf := *bp
+	ne := binary.NativeEndian
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
-			return 0, false, fmt.Errorf("list tc filters: %w", err)
+			return err
 		}
 		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
 		if err != nil {
-			return 0, false, fmt.Errorf("list tc filters: %w", err)
+			return err
 		}
 		for _, m := range msgs {
-			if m.Header.Seq != seq {
-				continue
-			}
-			switch m.Header.Type {
-			case unix.NLMSG_DONE:
-				return id, ours, nil
-			case unix.NLMSG_ERROR:
+			switch {
+			case m.Header.Seq != seq:
+			case m.Header.Type == unix.NLMSG_DONE:
+				return nil
+			case m.Header.Type == unix.NLMSG_ERROR:
 				if len(m.Data) < 4 {
-					return 0, false, errors.New("list tc filters: short error")
+					return errors.New("short netlink error")
 				}
 				if errno := -int32(ne.Uint32(m.Data)); errno != 0 {
-					return 0, false, fmt.Errorf("list tc filters: %w", unix.Errno(errno))
+					return unix.Errno(errno)
 				}
-			case unix.RTM_NEWTFILTER:
-				if fid, isOurs, found := ourFilterIn(m.Data); found {
-					id, ours = fid, isOurs
-				}
+				return nil // an acknowledgement
+			default:
+				fn(m.Header, m.Data)
 			}
 		}
 	}
