@@ -36,9 +36,6 @@ const maxLateParents = 1024
 // errTooManyParents: more qdiscs and classes than a check lists.
 var errTooManyParents = errors.New("more qdiscs and classes on the link than the check lists")
 
-// tcaChain is TCA_CHAIN, a filter's chain (linux/rtnetlink.h).
-const tcaChain = 11
-
 // lateSeq numbers the requests of late filter checks (tcDump's seq).
 var lateSeq atomic.Uint32
 
@@ -61,7 +58,7 @@ func tcObjOf(data []byte) (tcObj, bool) {
 		switch {
 		case typ == unix.TCA_KIND:
 			o.kind = strings.TrimRight(string(val), "\x00")
-		case typ == tcaChain && len(val) >= 4:
+		case typ == unix.TCA_CHAIN && len(val) >= 4:
 			o.chain = ne.Uint32(val)
 		}
 	}
@@ -72,7 +69,7 @@ func tcObjOf(data []byte) (tcObj, bool) {
 // of parent) on fd.
 func dumpObjs(fd int, typ uint16, ifindex int, parent uint32) ([]tcObj, error) {
 	var out []tcObj
-	err := tcDump(fd, typ, tcMsg{ifindex: ifindex, parent: parent}, lateSeq.Add(1), func(data []byte) {
+	err := tcDump(fd, typ, ifindex, parent, lateSeq.Add(1), func(data []byte) {
 		if o, ok := tcObjOf(data); ok && o.ifindex == ifindex {
 			out = append(out, o)
 		}
@@ -155,25 +152,13 @@ func deleteLateFilters(ctx context.Context, t target) error {
 // deleteFilters deletes, on fd, the filters of link ifindex at f's parent,
 // priority and protocol (info) in its chain (handle 0: all of them).
 func deleteFilters(fd, ifindex int, f tcObj) error {
-	ne := binary.NativeEndian
-	kind := append([]byte(f.kind), 0)
-	attr := func(b []byte, typ uint16, val []byte) []byte {
-		h := make([]byte, unix.SizeofRtAttr)
-		ne.PutUint16(h[0:], uint16(unix.SizeofRtAttr+len(val)))
-		ne.PutUint16(h[2:], typ)
-		b = append(append(b, h...), val...)
-		return append(b, make([]byte, (4-len(b)%4)%4)...)
-	}
-	req := make([]byte, unix.NLMSG_HDRLEN+sizeofTcMsg)
-	tcMsg{ifindex: ifindex, parent: f.parent, info: f.info}.put(req[unix.NLMSG_HDRLEN:])
-	req = attr(req, unix.TCA_KIND, kind)
-	req = attr(req, tcaChain, ne.AppendUint32(nil, f.chain))
 	seq := lateSeq.Add(1)
-	ne.PutUint32(req[0:], uint32(len(req)))
-	ne.PutUint16(req[4:], unix.RTM_DELTFILTER)
-	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK)
-	ne.PutUint32(req[8:], seq)
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	var b nlBuilder
+	b.begin(unix.RTM_DELTFILTER, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq, ifindex, 0, f.parent, f.info)
+	b.attr(unix.TCA_KIND, append([]byte(f.kind), 0))
+	b.attr(unix.TCA_CHAIN, u32(f.chain))
+	b.end()
+	if err := unix.Sendto(fd, b.buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return err
 	}
 	return readAnswer(fd, seq, func(syscall.NlMsghdr, []byte) {})

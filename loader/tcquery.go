@@ -40,7 +40,7 @@ func rtnetlinkSocket() (int, error) {
 // program our filter runs on the hook of ifindex, and whether our filter
 // is there. seq tells this request's answer from others'.
 func filterProgOn(fd, ifindex int, hook Hook, seq uint32) (id ebpf.ProgramID, ours bool, err error) {
-	err = tcDump(fd, unix.RTM_GETTFILTER, tcMsg{ifindex: ifindex, parent: tcParent(hook)}, seq, func(data []byte) {
+	err = tcDump(fd, unix.RTM_GETTFILTER, ifindex, tcParent(hook), seq, func(data []byte) {
 		if fid, isOurs, found := ourFilterIn(data); found {
 			id, ours = fid, isOurs
 		}
@@ -51,34 +51,15 @@ func filterProgOn(fd, ifindex int, hook Hook, seq uint32) (id ebpf.ProgramID, ou
 	return id, ours, nil
 }
 
-// tcMsg is the struct tcmsg of a request (family AF_UNSPEC).
-type tcMsg struct {
-	ifindex              int
-	handle, parent, info uint32
-}
-
-// put writes m at b (sizeofTcMsg bytes).
-func (m tcMsg) put(b []byte) {
-	ne := binary.NativeEndian
-	ne.PutUint32(b[4:], uint32(int32(m.ifindex)))
-	ne.PutUint32(b[8:], m.handle)
-	ne.PutUint32(b[12:], m.parent)
-	ne.PutUint32(b[16:], m.info)
-}
-
 // tcDump sends a dump request typ (RTM_GETQDISC, RTM_GETTCLASS,
-// RTM_GETTFILTER) for m on the bare rtnetlink socket fd and gives fn the
-// body (tcmsg and attributes) of each object of the answer. seq tells
-// this request's answer from others'.
-func tcDump(fd int, typ uint16, m tcMsg, seq uint32, fn func(data []byte)) error {
-	req := make([]byte, unix.NLMSG_HDRLEN+sizeofTcMsg)
-	ne := binary.NativeEndian
-	ne.PutUint32(req[0:], uint32(len(req)))
-	ne.PutUint16(req[4:], typ)
-	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	ne.PutUint32(req[8:], seq)
-	m.put(req[unix.NLMSG_HDRLEN:])
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+// RTM_GETTFILTER) for link ifindex (and, for filters, parent) on the bare
+// rtnetlink socket fd and gives fn the body (tcmsg and attributes) of
+// each object of the answer. seq tells this request's answer from others'.
+func tcDump(fd int, typ uint16, ifindex int, parent, seq uint32, fn func(data []byte)) error {
+	var b nlBuilder
+	b.begin(typ, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq, ifindex, 0, parent, 0)
+	b.end()
+	if err := unix.Sendto(fd, b.buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return err
 	}
 	return readAnswer(fd, seq, func(h syscall.NlMsghdr, data []byte) {
