@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,10 @@ type tamperCounts struct {
 	tampered, repaired map[string]uint64
 	recent             map[string]tamperFinding // endpoint ID -> its last tamper, for Check
 	active             map[string]bool          // endpoint/what of the last check
+	// unrepaired are the active ones whose last repair failed or did not
+	// hold (the container did it again before the second look): tried
+	// again at each check that finds them, not only when first seen.
+	unrepaired map[string]bool
 }
 
 // tamperFinding is an endpoint's last tamper, as Check lists it.
@@ -45,29 +50,42 @@ type tamperFinding struct{ name, what string }
 
 // seen records the tampers found on endpoint (its ID: a later one of the
 // same name is another) named name in one check (what -> reason) and
-// returns those that are new.
-func (c *tamperCounts) seen(endpoint, name string, found map[string]string) []string {
+// returns those that are new, and whether one found was left unrepaired
+// by the last try (retry).
+func (c *tamperCounts) seen(endpoint, name string, found map[string]string) (fresh []string, retry bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.active == nil {
 		c.tampered, c.repaired = map[string]uint64{}, map[string]uint64{}
-		c.recent, c.active = map[string]tamperFinding{}, map[string]bool{}
+		c.recent, c.active, c.unrepaired = map[string]tamperFinding{}, map[string]bool{}, map[string]bool{}
 	}
 	for k := range c.active {
 		if strings.HasPrefix(k, endpoint+"/") && found[strings.TrimPrefix(k, endpoint+"/")] == "" {
 			delete(c.active, k)
+			delete(c.unrepaired, k)
 		}
 	}
-	var fresh []string
 	for what, reason := range found {
-		if k := endpoint + "/" + what; !c.active[k] {
+		k := endpoint + "/" + what
+		if !c.active[k] {
 			c.active[k] = true
 			c.tampered[reason]++
 			c.recent[endpoint] = tamperFinding{name, what}
 			fresh = append(fresh, what)
 		}
+		retry = retry || c.unrepaired[k]
 	}
-	return fresh
+	return fresh, retry
+}
+
+// failed records that the repair of what on endpoint failed or did not
+// hold: the next check that finds it tries again.
+func (c *tamperCounts) failed(endpoint, what string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active[endpoint+"/"+what] {
+		c.unrepaired[endpoint+"/"+what] = true
+	}
 }
 
 // fixed counts a repair of what on endpoint that held: what is no
@@ -79,6 +97,7 @@ func (c *tamperCounts) fixed(endpoint, what, reason string) {
 	defer c.mu.Unlock()
 	c.repaired[reason]++
 	delete(c.active, endpoint+"/"+what)
+	delete(c.unrepaired, endpoint+"/"+what)
 }
 
 // drop forgets the tampers of endpoint (its ID), which is gone: active
@@ -90,6 +109,7 @@ func (c *tamperCounts) drop(endpoint string) {
 	for k := range c.active {
 		if strings.HasPrefix(k, endpoint+"/") {
 			delete(c.active, k)
+			delete(c.unrepaired, k)
 		}
 	}
 }
@@ -139,7 +159,9 @@ func (a *Engine) readyEndpoints(n *network) []endpoint {
 }
 
 // inspectEndpoint finds, counts, repairs and logs what was done to e. A
-// repair that holds clears the tamper at once: done again, it is new.
+// repair that holds clears the tamper at once: done again, it is new. One
+// that does not is tried again at the next check, which looks at e again
+// (looked false: the guard marks e's namespace).
 func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) (looked bool) {
 	// Under the endpoint's lock, and only if it is still the endpoint
 	// the check read (same link, same namespace): a copy gone stale (the
@@ -163,19 +185,19 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) (looked bool) 
 	if e.NetnsCookie != 0 && !a.netnsSame(e) {
 		return true
 	}
-	a.inspectLocked(ctx, e)
-	return true
+	return a.inspectLocked(ctx, e)
 }
 
-// inspectLocked is inspectEndpoint with e's lock held.
-func (a *Engine) inspectLocked(ctx context.Context, e endpoint) {
+// inspectLocked is inspectEndpoint with e's lock held: settled is false
+// when a repair failed or did not hold.
+func (a *Engine) inspectLocked(ctx context.Context, e endpoint) (settled bool) {
 	findings, err := a.dp.InspectEndpoint(ctx, e.Netns, e.Ifindex)
 	if err != nil {
 		a.log.Warn("tamper check", "endpoint", e.Name, "err", err)
 	}
 	parent, ok := a.stillReady(e)
 	if !ok {
-		return
+		return true
 	}
 	ls := a.endpointLinks(e, parent)
 	own := ls.own
@@ -193,18 +215,20 @@ func (a *Engine) inspectLocked(ctx context.Context, e endpoint) {
 		found[macTamper(*own)] = TamperMACChanged
 	}
 	if _, ok := a.stillReady(e); !ok {
-		return // its removal began: its programs and link are going
+		return true // its removal began: its programs and link are going
 	}
 	if ls.stranger != nil { // the hooks found are the stranger's: nothing of e's to repair there
 		findings = nil
 	}
-	if fresh := a.tamper.seen(e.ID, e.Name, found); len(fresh) > 0 {
-		if ls.stranger != nil {
-			a.log.Warn("endpoint's link is gone: the container put a link of its own at its index", "endpoint", e.Name,
-				"link", ls.stranger.Name, "kind", ls.stranger.Kind, "ifindex", e.Ifindex)
-		}
-		a.repairTampers(ctx, e, findings, ls.nested, own)
+	fresh, retry := a.tamper.seen(e.ID, e.Name, found)
+	if len(fresh) == 0 && !retry {
+		return true
 	}
+	if ls.stranger != nil && len(fresh) > 0 {
+		a.log.Warn("endpoint's link is gone: the container put a link of its own at its index", "endpoint", e.Name,
+			"link", ls.stranger.Name, "kind", ls.stranger.Kind, "ifindex", e.Ifindex)
+	}
+	return a.repairTampers(ctx, e, findings, ls.nested, own, len(fresh) > 0)
 }
 
 // stillReady reports whether e, as the check read it, is still a ready
@@ -234,31 +258,39 @@ func macTamper(own link.Info) string {
 
 // repairTampers repairs e's hooks (findings), deletes its nested links
 // and sets its MAC back when own (its link) has another, counting each
-// repair that held, and logs each.
-func (a *Engine) repairTampers(ctx context.Context, e endpoint, findings []loader.Finding, nested []link.Info, own *link.Info) {
+// repair that held, and logs each: at warn when fresh (a tamper first
+// seen) or repaired, else (a retry that failed again) at debug. held is
+// false when a repair failed.
+func (a *Engine) repairTampers(ctx context.Context, e endpoint, findings []loader.Finding, nested []link.Info, own *link.Info, fresh bool) (held bool) {
+	held = true
+	done := func(what, reason string, err error, msg string, args ...any) {
+		level := slog.LevelWarn
+		if err == nil {
+			a.tamper.fixed(e.ID, what, reason)
+		} else {
+			a.tamper.failed(e.ID, what)
+			held = false
+			if !fresh {
+				level = slog.LevelDebug
+			}
+		}
+		a.log.Log(ctx, level, msg, append([]any{"endpoint", e.Name}, append(args, "err", err)...)...)
+	}
 	if len(findings) > 0 {
 		err := a.repairHooks(ctx, e, findings)
 		for _, f := range findings {
-			if err == nil {
-				a.tamper.fixed(e.ID, hookTamper(e, f), string(f.Tamper))
-			}
-			a.log.Warn("endpoint tampered with", "endpoint", e.Name, "hook", f.Hook, "tamper", f.Tamper, "repaired", err == nil, "err", err)
+			done(hookTamper(e, f), string(f.Tamper), err, "endpoint tampered with", "hook", f.Hook, "tamper", f.Tamper, "repaired", err == nil)
 		}
 	}
 	for _, l := range nested {
 		err := a.host.DetachEndpoint(ctx, e.Netns, l.Name)
-		if err == nil {
-			a.tamper.fixed(e.ID, nestedTamper(l), TamperNestedLink)
-		}
-		a.log.Warn("endpoint's namespace has a link of its own on the parent", "endpoint", e.Name, "link", l.Name, "deleted", err == nil, "err", err)
+		done(nestedTamper(l), TamperNestedLink, err, "endpoint's namespace has a link of its own on the parent", "link", l.Name, "deleted", err == nil)
 	}
 	if own != nil {
 		err := a.ns.SetMAC(e.Netns, e.Ifindex, e.MAC)
-		if err == nil {
-			a.tamper.fixed(e.ID, macTamper(*own), TamperMACChanged)
-		}
-		a.log.Warn("endpoint's MAC changed", "endpoint", e.Name, "mac", own.MAC.String(), "want", e.MAC.String(), "restored", err == nil, "err", err)
+		done(macTamper(*own), TamperMACChanged, err, "endpoint's MAC changed", "mac", own.MAC.String(), "want", e.MAC.String(), "restored", err == nil)
 	}
+	return held
 }
 
 // nsLinks is what one listing of an endpoint's namespace shows of it.

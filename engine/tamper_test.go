@@ -138,6 +138,29 @@ func TestTamperAgainAfterRepair(t *testing.T) {
 	}
 }
 
+// TestTamperRepairRetried: a tamper whose repair failed (or did not hold:
+// the container did it again before the second look) is repaired at the
+// next check that finds it, not only once it clears, and the check asks
+// to look at the endpoint again; it counts once, as one tamper.
+func TestTamperRepairRetried(t *testing.T) {
+	d := &tamperedDatapath{tampered: true, fail: true}
+	e := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
+	a := tamperEngine(d, e)
+	for i := 0; i < 2; i++ {
+		if a.inspectEndpoint(context.Background(), e) {
+			t.Fatalf("check %d: the repair failed, and the check does not ask to look again", i+1)
+		}
+	}
+	d.fail = false
+	if !a.inspectEndpoint(context.Background(), e) || d.tampered || d.repairs != 1 {
+		t.Fatalf("after the failed repairs: repairs %d, still tampered %v; want repaired at the next check", d.repairs, d.tampered)
+	}
+	tampered, repaired := a.tamper.snapshot()
+	if r := string(loader.TamperForeignFirst); tampered[r] != 1 || repaired[r] != 1 {
+		t.Fatalf("counts tampered %v repaired %v, want foreign_first 1 and 1", tampered, repaired)
+	}
+}
+
 // TestTamperNewEndpointOfSameName: a tamper mvlan could not repair on a
 // removed container does not hide the same tamper on a new container of
 // the same name (the tampers are the endpoint's, by ID).
