@@ -67,6 +67,9 @@ var (
 		[]string{"network", "family", "state"}, nil)
 	descBlocks = prometheus.NewDesc("mvlan_cluster_blocks",
 		"Address blocks of a cluster network (--scope cluster) this host holds.", []string{"network"}, nil)
+	descExhausted = prometheus.NewDesc("mvlan_cluster_pool_exhausted_total",
+		"Attaches on a cluster network refused because every address block of its range was held (by this host or others) and none of this host's had a free address, since the agent started.",
+		[]string{"network"}, nil)
 	descDrift = prometheus.NewDesc("mvlan_drift",
 		"Disagreements between state, kernel and IPAM the agent's drift check (GET /v1/check) reports, by kind, from the check the previous scrape started (at most every 10 s, in the background).",
 		[]string{"kind"}, nil)
@@ -80,6 +83,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descEndpoints
 	ch <- descLeases
 	ch <- descBlocks
+	ch <- descExhausted
 	ch <- descDrift
 }
 
@@ -100,6 +104,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if n.Blocks >= 0 {
 			ch <- prometheus.MustNewConstMetric(descBlocks, prometheus.GaugeValue, float64(n.Blocks), n.Network)
+			ch <- prometheus.MustNewConstMetric(descExhausted, prometheus.CounterValue, float64(n.Exhausted), n.Network)
 		}
 		for _, u := range n.Subnets {
 			s := u.Subnet.String()

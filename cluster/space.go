@@ -210,6 +210,16 @@ func (s *Space) BlockCount() int {
 	return n
 }
 
+// Exhausted is how many times an attach found every block of a pool
+// held and none of this host's with a free address, all pools together.
+func (s *Space) Exhausted() uint64 {
+	var n uint64
+	for _, p := range s.pools {
+		n += p.Exhausted()
+	}
+	return n
+}
+
 // Pools returns the configuration, gateways filled in.
 func (s *Space) Pools() []ipam.PoolConfig {
 	out := make([]ipam.PoolConfig, len(s.pools))

@@ -291,6 +291,10 @@ type NetworkUsage struct {
 	// Blocks is how many blocks of a cluster network's pools this host
 	// holds; -1 on local networks.
 	Blocks int
+	// Exhausted counts a cluster network's attaches refused because every
+	// block of its range was held and none of this host's had a free
+	// address (cluster.Pool.Exhausted).
+	Exhausted uint64
 }
 
 // Usage reports each network's endpoint count and address use, from the
@@ -300,12 +304,15 @@ func (a *Engine) Usage() ([]NetworkUsage, error) {
 	out := make([]NetworkUsage, 0, len(nets))
 	for _, n := range nets {
 		n.mu.Lock()
-		blocks := -1
-		if c, ok := n.space.(interface{ BlockCount() int }); ok {
-			blocks = c.BlockCount()
+		u := NetworkUsage{Network: n.name(), Endpoints: len(n.eps), Subnets: n.space.Usage(), Leases: n.leaseCounts(false),
+			Leases6: n.leaseCounts(true), Blocks: -1}
+		if c, ok := n.space.(interface {
+			BlockCount() int
+			Exhausted() uint64
+		}); ok {
+			u.Blocks, u.Exhausted = c.BlockCount(), c.Exhausted()
 		}
-		out = append(out, NetworkUsage{Network: n.name(), Endpoints: len(n.eps), Subnets: n.space.Usage(), Leases: n.leaseCounts(false),
-			Leases6: n.leaseCounts(true), Blocks: blocks})
+		out = append(out, u)
 		n.mu.Unlock()
 	}
 	return out, nil

@@ -41,6 +41,39 @@ func clusterWire(t *testing.T) []*nstest.Sandbox {
 	return hosts
 }
 
+// poolExhausted: on a cluster network whose range is one block of two
+// addresses (on eth1, a second link of each host to the wire), host1's
+// third attach and host2's first fail saying the pool is exhausted, and
+// each host's mvlan_cluster_pool_exhausted_total counts its one refusal.
+func poolExhausted(t *testing.T, hosts []*nstest.Sandbox, agents []*agentProc, cp string) {
+	t.Helper()
+	for i, h := range hosts {
+		peer := fmt.Sprintf("w1-%d", i+1)
+		h.Run(t, h.WirePath, "ip", "link", "add", peer, "type", "veth", "peer", "name", "eth1", "netns", h.Name)
+		h.Run(t, h.WirePath, "ip", "link", "set", peer, "master", "br0", "up")
+		h.Run(t, h.Path, "ip", "link", "set", "eth1", "up")
+	}
+	agents[0].ok("network", "create", "--scope", "cluster", "--subnet", "10.79.0.0/24", "--ip-range", "10.79.0.4/31", "-o", "parent=eth1", "ctiny")
+	agents[1].ok("network", "create", "--scope", "cluster", "-o", "parent=eth1", "ctiny")
+	agents[0].ok("run", "-d", "--name", cp+"tiny1", "--net", "ctiny")
+	agents[0].ok("run", "-d", "--name", cp+"tiny2", "--net", "ctiny")
+	for i, name := range []string{cp + "tiny3", cp + "tiny4"} {
+		if _, stderr, code := agents[i].mv("run", "-d", "--name", name, "--net", "ctiny"); code == 0 || !strings.Contains(stderr, "network ctiny: no free address in 10.79.0.4/31") {
+			t.Errorf("host%d: run on the full ctiny: exit %d: %s; want a failure saying ctiny has no free address", i+1, code, stderr)
+		}
+	}
+	for i := range agents {
+		text := (&statsEnv{t: t, sb: hosts[i], a: agents[i]}).scrape()
+		if n, ok := metricValue(text, "mvlan_cluster_pool_exhausted_total", map[string]string{"network": "ctiny"}); !ok || n != 1 {
+			t.Errorf("host%d: mvlan_cluster_pool_exhausted_total{network=ctiny} %v (%v), want 1", i+1, n, ok)
+		}
+	}
+	agents[0].ok("rm", "-f", cp+"tiny1", cp+"tiny2")
+	for _, a := range agents {
+		a.ok("network", "rm", "ctiny")
+	}
+}
+
 // TestCluster: three agents on three hosts join one etcd; a network of
 // scope cluster defined on the first is joined by the others with their
 // own parent; parallel attaches on all three get distinct addresses, and
@@ -123,6 +156,7 @@ func TestCluster(t *testing.T) {
 		t.Errorf("host1's metrics: mvlan_cluster_blocks %v (%v), used %v (%v); want 3 blocks, %d used", blocks, ok, used, ok2, per)
 	}
 	crossPing(t, byHost)
+	poolExhausted(t, hosts[:2], agents[:2], cp)
 
 	etcd.Stop()
 	stopped := true
