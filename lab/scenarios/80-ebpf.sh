@@ -6,8 +6,9 @@
 # counted under dhcp_guard); a container of a network on the trunk itself
 # that makes a VLAN 60 link of its own cannot reach VLAN 60 on host2
 # (vlan_tag), while the sub-interfaces' tagged frames cross that trunk as
-# before. Skipped while mvlan has no datapath (issue 5): its metrics are
-# absent then.
+# before; once that network is removed, the trunk's untagged frames count
+# for no network (not for the next one given its number). Skipped while
+# mvlan has no datapath (issue 5): its metrics are absent then.
 N_PINGS=20
 SLACK=6 # ARP, and IPv6 router solicitations of the host's eth0.50/eth0.60
 step "network create macvlan50, macvlan60"
@@ -124,6 +125,37 @@ fi
 barrier ebpf-hopped
 # The sub-interfaces' frames still cross the trunk, tagged, with the
 # trunk's own network's checks on its egress.
+ping_ok e50 "192.168.50.$PEER_HOSTPART"
+ping_ok e60 "192.168.60.$PEER_HOSTPART"
+
+step "the trunk's own network removed"
+# host1 removes native (on the trunk itself) while macvlan50/60 stay on its
+# sub-interfaces; the network made next takes native's number. The trunk's
+# untagged frames (host2's ARP broadcasts for an unused management address,
+# the coordination's own HTTP) are counted on the trunk under VLAN 0 and
+# for no network: not received by the new one in native's place (whose
+# own IPv6 start-up multicast on $TRUNK.71 is its tx flood, rightly).
+barrier ebpf-native
+if [ "$ME" = 1 ]; then
+	mvlan rm -f hop
+	mvlan network rm native
+	mvlan network create -d macvlan --subnet=192.168.71.0/24 -o parent="$TRUNK.71" after
+	untagged0=$(metric mvlan_vlan_rx_packets_total "parent=\"$TRUNK\"" 'vlan="0"')
+	flood0=$(metric mvlan_flood_packets_total 'network="after"' 'direction="rx"') rx0=$(metric mvlan_network_rx_packets_total 'network="after"')
+	signal ebpf-native-gone
+	await ebpf-arped
+	untagged1=$(metric mvlan_vlan_rx_packets_total "parent=\"$TRUNK\"" 'vlan="0"')
+	flood1=$(metric mvlan_flood_packets_total 'network="after"' 'direction="rx"') rx1=$(metric mvlan_network_rx_packets_total 'network="after"')
+	log "after native's removal: untagged rx on $TRUNK $untagged0 -> $untagged1, network after: rx flood $flood0 -> $flood1, rx $rx0 -> $rx1"
+	[ "$flood1" -eq "$flood0" ] && [ "$rx1" -eq "$rx0" ] ||
+		fail "the trunk's untagged frames count for the network in native's place (rx flood $flood0 -> $flood1, rx $rx0 -> $rx1)"
+	[ $((untagged1 - untagged0)) -ge 3 ] ||
+		fail "host2's ARP broadcasts were not counted on $TRUNK under VLAN 0 ($untagged0 -> $untagged1): counted for a network instead?"
+else
+	await ebpf-native-gone
+	ping -c 3 -W 1 10.99.0.250 >/dev/null 2>&1 || true # no such host: 3 ARP broadcasts
+	signal ebpf-arped
+fi
 ping_ok e50 "192.168.50.$PEER_HOSTPART"
 ping_ok e60 "192.168.60.$PEER_HOSTPART"
 barrier ebpf-done
