@@ -156,7 +156,7 @@ func (a *Engine) guardCheck(ctx context.Context, g *guardState) {
 	g.tick++
 	rounds := uint64(max(guardRounds, (len(eps)+guardBatch-1)/guardBatch))
 	now := make(map[string]uint64, len(eps))
-	var again []uint64 // busy: looked at next time
+	var again []uint64 // busy, or a repair that did not hold: looked at next time
 	for _, e := range eps {
 		_, known := g.looked[e.ID]
 		// Each namespace has its turn in the rolling pass: one check in

@@ -41,8 +41,30 @@ type tamperCounts struct {
 	active             map[string]bool          // endpoint/what of the last check
 	// unrepaired are the active ones whose last repair failed or did not
 	// hold (the container did it again before the second look): tried
-	// again at each check that finds them, not only when first seen.
-	unrepaired map[string]bool
+	// again, not only when first seen, at growing intervals.
+	unrepaired map[string]retryState
+	clock      func() time.Time // time.Now when nil (tests set it)
+}
+
+// retryState is an unrepaired tamper's schedule: the tries that failed,
+// and when the next is due.
+type retryState struct {
+	tries int
+	due   time.Time
+}
+
+// A repair that failed is tried again after retryFirst, then twice as
+// long each time, at most retryMax.
+const (
+	retryFirst = DefaultTamperCheck
+	retryMax   = 30 * time.Second
+)
+
+func (c *tamperCounts) now() time.Time {
+	if c.clock != nil {
+		return c.clock()
+	}
+	return time.Now()
 }
 
 // tamperFinding is an endpoint's last tamper, as Check lists it.
@@ -50,14 +72,14 @@ type tamperFinding struct{ name, what string }
 
 // seen records the tampers found on endpoint (its ID: a later one of the
 // same name is another) named name in one check (what -> reason) and
-// returns those that are new, and whether one found was left unrepaired
-// by the last try (retry).
-func (c *tamperCounts) seen(endpoint, name string, found map[string]string) (fresh []string, retry bool) {
+// returns those that are new; pending if one found was left unrepaired by
+// its last try, due if such a one's next try is due.
+func (c *tamperCounts) seen(endpoint, name string, found map[string]string) (fresh []string, due, pending bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.active == nil {
 		c.tampered, c.repaired = map[string]uint64{}, map[string]uint64{}
-		c.recent, c.active, c.unrepaired = map[string]tamperFinding{}, map[string]bool{}, map[string]bool{}
+		c.recent, c.active, c.unrepaired = map[string]tamperFinding{}, map[string]bool{}, map[string]retryState{}
 	}
 	for k := range c.active {
 		if strings.HasPrefix(k, endpoint+"/") && found[strings.TrimPrefix(k, endpoint+"/")] == "" {
@@ -73,19 +95,28 @@ func (c *tamperCounts) seen(endpoint, name string, found map[string]string) (fre
 			c.recent[endpoint] = tamperFinding{name, what}
 			fresh = append(fresh, what)
 		}
-		retry = retry || c.unrepaired[k]
+		if r, ok := c.unrepaired[k]; ok {
+			pending = true
+			due = due || !c.now().Before(r.due)
+		}
 	}
-	return fresh, retry
+	return fresh, due, pending
 }
 
 // failed records that the repair of what on endpoint failed or did not
-// hold: the next check that finds it tries again.
-func (c *tamperCounts) failed(endpoint, what string) {
+// hold, and schedules the next try; first if it is the first that failed.
+func (c *tamperCounts) failed(endpoint, what string) (first bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.active[endpoint+"/"+what] {
-		c.unrepaired[endpoint+"/"+what] = true
+	k := endpoint + "/" + what
+	if !c.active[k] {
+		return true
 	}
+	r := c.unrepaired[k]
+	r.due = c.now().Add(min(retryFirst<<min(r.tries, 8), retryMax))
+	r.tries++
+	c.unrepaired[k] = r
+	return r.tries == 1
 }
 
 // fixed counts a repair of what on endpoint that held: what is no
@@ -160,8 +191,9 @@ func (a *Engine) readyEndpoints(n *network) []endpoint {
 
 // inspectEndpoint finds, counts, repairs and logs what was done to e. A
 // repair that holds clears the tamper at once: done again, it is new. One
-// that does not is tried again at the next check, which looks at e again
-// (looked false: the guard marks e's namespace).
+// that does not is tried again when due (retryState), and until it holds
+// the guard looks at e at each check (looked false: it marks e's
+// namespace), which costs a listing, not a repair.
 func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) (looked bool) {
 	// Under the endpoint's lock, and only if it is still the endpoint
 	// the check read (same link, same namespace): a copy gone stale (the
@@ -189,7 +221,7 @@ func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) (looked bool) 
 }
 
 // inspectLocked is inspectEndpoint with e's lock held: settled is false
-// when a repair failed or did not hold.
+// while a repair has failed or not held.
 func (a *Engine) inspectLocked(ctx context.Context, e endpoint) (settled bool) {
 	findings, err := a.dp.InspectEndpoint(ctx, e.Netns, e.Ifindex)
 	if err != nil {
@@ -220,15 +252,15 @@ func (a *Engine) inspectLocked(ctx context.Context, e endpoint) (settled bool) {
 	if ls.stranger != nil { // the hooks found are the stranger's: nothing of e's to repair there
 		findings = nil
 	}
-	fresh, retry := a.tamper.seen(e.ID, e.Name, found)
-	if len(fresh) == 0 && !retry {
-		return true
+	fresh, due, pending := a.tamper.seen(e.ID, e.Name, found)
+	if len(fresh) == 0 && !due {
+		return !pending
 	}
 	if ls.stranger != nil && len(fresh) > 0 {
 		a.log.Warn("endpoint's link is gone: the container put a link of its own at its index", "endpoint", e.Name,
 			"link", ls.stranger.Name, "kind", ls.stranger.Kind, "ifindex", e.Ifindex)
 	}
-	return a.repairTampers(ctx, e, findings, ls.nested, own, len(fresh) > 0)
+	return a.repairTampers(ctx, e, findings, ls.nested, own)
 }
 
 // stillReady reports whether e, as the check read it, is still a ready
@@ -258,21 +290,19 @@ func macTamper(own link.Info) string {
 
 // repairTampers repairs e's hooks (findings), deletes its nested links
 // and sets its MAC back when own (its link) has another, counting each
-// repair that held, and logs each: at warn when fresh (a tamper first
-// seen) or repaired, else (a retry that failed again) at debug. held is
-// false when a repair failed.
-func (a *Engine) repairTampers(ctx context.Context, e endpoint, findings []loader.Finding, nested []link.Info, own *link.Info, fresh bool) (held bool) {
+// repair that held, and logs each: at warn when it held or first failed,
+// at debug when a retry failed again. held is false when a repair failed.
+func (a *Engine) repairTampers(ctx context.Context, e endpoint, findings []loader.Finding, nested []link.Info, own *link.Info) (held bool) {
 	held = true
 	done := func(what, reason string, err error, msg string, args ...any) {
 		level := slog.LevelWarn
-		if err == nil {
+		switch {
+		case err == nil:
 			a.tamper.fixed(e.ID, what, reason)
-		} else {
-			a.tamper.failed(e.ID, what)
+		case !a.tamper.failed(e.ID, what):
+			held, level = false, slog.LevelDebug // a retry that failed again
+		default:
 			held = false
-			if !fresh {
-				level = slog.LevelDebug
-			}
 		}
 		a.log.Log(ctx, level, msg, append([]any{"endpoint", e.Name}, append(args, "err", err)...)...)
 	}

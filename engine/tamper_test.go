@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
@@ -88,7 +89,8 @@ type tamperedDatapath struct {
 	Datapath
 	tampered bool
 	fail     bool // repairs fail
-	repairs  int
+	repairs  int  // repairs that held
+	tries    int  // repairs tried
 }
 
 func (d *tamperedDatapath) InspectEndpoint(context.Context, string, int) ([]loader.Finding, error) {
@@ -99,6 +101,7 @@ func (d *tamperedDatapath) InspectEndpoint(context.Context, string, int) ([]load
 }
 
 func (d *tamperedDatapath) RepairEndpoint(context.Context, string, int, []loader.Finding) error {
+	d.tries++
 	if d.fail {
 		return errors.New("cannot")
 	}
@@ -139,21 +142,37 @@ func TestTamperAgainAfterRepair(t *testing.T) {
 }
 
 // TestTamperRepairRetried: a tamper whose repair failed (or did not hold:
-// the container did it again before the second look) is repaired at the
-// next check that finds it, not only once it clears, and the check asks
-// to look at the endpoint again; it counts once, as one tamper.
+// the container did it again before the second look) is repaired again,
+// not only once it clears: after retryFirst, then at doubling intervals
+// up to retryMax; until then each check only looks (and asks the guard to
+// look again). It counts once, as one tamper.
 func TestTamperRepairRetried(t *testing.T) {
 	d := &tamperedDatapath{tampered: true, fail: true}
 	e := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
 	a := tamperEngine(d, e)
-	for i := 0; i < 2; i++ {
+	now := time.Unix(1000, 0)
+	a.tamper.clock = func() time.Time { return now }
+	look := func(tries int) {
+		t.Helper()
 		if a.inspectEndpoint(context.Background(), e) {
-			t.Fatalf("check %d: the repair failed, and the check does not ask to look again", i+1)
+			t.Fatalf("try %d: the repair failed, and the check does not ask to look again", tries)
+		}
+		if d.tries != tries {
+			t.Fatalf("%d repairs tried, want %d", d.tries, tries)
 		}
 	}
+	look(1)
+	for k := 1; k <= 8; k++ { // the wait after the k-th failure: 0.5 s, 1 s, 2 s, ... 30 s
+		wait := min(retryFirst<<(k-1), retryMax)
+		now = now.Add(wait - time.Millisecond)
+		look(k)
+		now = now.Add(time.Millisecond)
+		look(k + 1)
+	}
 	d.fail = false
+	now = now.Add(retryMax)
 	if !a.inspectEndpoint(context.Background(), e) || d.tampered || d.repairs != 1 {
-		t.Fatalf("after the failed repairs: repairs %d, still tampered %v; want repaired at the next check", d.repairs, d.tampered)
+		t.Fatalf("after the failed repairs: repairs %d, still tampered %v; want repaired when due", d.repairs, d.tampered)
 	}
 	tampered, repaired := a.tamper.snapshot()
 	if r := string(loader.TamperForeignFirst); tampered[r] != 1 || repaired[r] != 1 {
