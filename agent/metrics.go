@@ -68,7 +68,7 @@ var (
 	descBlocks = prometheus.NewDesc("mvlan_cluster_blocks",
 		"Address blocks of a cluster network (--scope cluster) this host holds.", []string{"network"}, nil)
 	descExhausted = prometheus.NewDesc("mvlan_cluster_pool_exhausted_total",
-		"Attaches on a cluster network refused because every address block of its range was held (by this host or others) and none of this host's had a free address, since the agent started.",
+		"Attaches on a cluster network refused because every address block of its ranges (of the family asked for) was held (by this host or others) and none of this host's had a free address, since the agent started.",
 		[]string{"network"}, nil)
 	descDrift = prometheus.NewDesc("mvlan_drift",
 		"Disagreements between state, kernel and IPAM the agent's drift check (GET /v1/check) reports, by kind, from the check the previous scrape started (at most every 10 s, in the background).",

@@ -50,10 +50,6 @@ type Pool struct {
 	// file a removal marked (state.Leaving); its blocks are used once verify
 	// has checked them.
 	suspect atomic.Bool
-	// exhausted counts the leases that found every block of the range
-	// held (by this host or others) when this host's had no free address:
-	// attaches refused for want of an address.
-	exhausted atomic.Uint64
 	// unsure: a claim may have reached etcd without being recorded here;
 	// audited: when the claims were last audited (verify.go).
 	unsure     bool
@@ -316,19 +312,18 @@ func (p *Pool) Reserve(ctx context.Context) error {
 	}
 	if err := p.lease(ctx); err != nil {
 		if errors.Is(err, ipam.ErrExhausted) {
-			p.exhausted.Add(1)
-			return fmt.Errorf("network %s: %w in %s: every /%d block of it is held (%d by this host, full); remove containers, or use a network with a larger range",
-				p.name, ipam.ErrExhausted, p.rng, p.bits, len(p.Blocks()))
+			held := "by other hosts"
+			if n := len(p.Blocks()); n > 0 {
+				held = fmt.Sprintf("%d of them by this host, with no free address", n)
+			}
+			return fmt.Errorf("network %s: %w in %s: every /%d block of it is held, %s; remove containers, or use a network with a larger range",
+				p.name, ipam.ErrExhausted, p.rng, p.bits, held)
 		}
 		return fmt.Errorf("network %s: no free address in the %d blocks this host holds of %s: %w",
-			p.net, len(p.Blocks()), p.rng, err)
+			p.name, len(p.Blocks()), p.rng, err)
 	}
 	return nil
 }
-
-// Exhausted is how many times this host found every block of the pool
-// held, none of its own with a free address: an attach refused.
-func (p *Pool) Exhausted() uint64 { return p.exhausted.Load() }
 
 func (p *Pool) hasFree() bool {
 	p.mu.Lock()

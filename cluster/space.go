@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/mvlan/mvlan/ipam"
 )
@@ -20,6 +21,8 @@ type Space struct {
 	nw      Network
 	pools   []*Pool
 	subnets []netip.Prefix
+	// exhausted counts the attaches Prepare refused for want of a block.
+	exhausted atomic.Uint64
 }
 
 // OpenSpace opens the pools of network nw with their local files under
@@ -66,15 +69,20 @@ func (s *Space) Prepare(ctx context.Context, v6 bool, want netip.Addr) error {
 		return nil // Request says it is outside
 	}
 	var errs []error
+	full := true
 	for _, p := range s.pools {
 		if p.cfg.Subnet.Addr().Is6() != v6 {
 			continue
 		}
 		err := p.Reserve(ctx)
 		if err == nil {
-			return nil
+			return nil // another pool may be full: the attach is not refused
 		}
 		errs = append(errs, err)
+		full = full && errors.Is(err, ipam.ErrExhausted)
+	}
+	if len(errs) > 0 && full {
+		s.exhausted.Add(1)
 	}
 	return errors.Join(errs...)
 }
@@ -210,15 +218,10 @@ func (s *Space) BlockCount() int {
 	return n
 }
 
-// Exhausted is how many times an attach found every block of a pool
-// held and none of this host's with a free address, all pools together.
-func (s *Space) Exhausted() uint64 {
-	var n uint64
-	for _, p := range s.pools {
-		n += p.Exhausted()
-	}
-	return n
-}
+// Exhausted is how many attaches Prepare refused because every pool of
+// their family had every block held and none of this host's with a free
+// address.
+func (s *Space) Exhausted() uint64 { return s.exhausted.Load() }
 
 // Pools returns the configuration, gateways filled in.
 func (s *Space) Pools() []ipam.PoolConfig {

@@ -292,8 +292,8 @@ type NetworkUsage struct {
 	// holds; -1 on local networks.
 	Blocks int
 	// Exhausted counts a cluster network's attaches refused because every
-	// block of its range was held and none of this host's had a free
-	// address (cluster.Pool.Exhausted).
+	// block of its ranges was held and none of this host's had a free
+	// address (cluster.Space.Exhausted).
 	Exhausted uint64
 }
 

@@ -41,10 +41,12 @@ func clusterWire(t *testing.T) []*nstest.Sandbox {
 	return hosts
 }
 
-// poolExhausted: on a cluster network whose range is one block of two
-// addresses (on eth1, a second link of each host to the wire), host1's
-// third attach and host2's first fail saying the pool is exhausted, and
-// each host's mvlan_cluster_pool_exhausted_total counts its one refusal.
+// poolExhausted: on a cluster network of two pools whose ranges are one
+// block of two addresses each (on eth1, a second link of each host to the
+// wire), host1's third attach, pool A full, takes pool B's block and is
+// not counted; its fifth and host2's first fail saying the network has no
+// free address, and each host's mvlan_cluster_pool_exhausted_total counts
+// its one refusal.
 func poolExhausted(t *testing.T, hosts []*nstest.Sandbox, agents []*agentProc, cp string) {
 	t.Helper()
 	for i, h := range hosts {
@@ -53,22 +55,32 @@ func poolExhausted(t *testing.T, hosts []*nstest.Sandbox, agents []*agentProc, c
 		h.Run(t, h.WirePath, "ip", "link", "set", peer, "master", "br0", "up")
 		h.Run(t, h.Path, "ip", "link", "set", "eth1", "up")
 	}
-	agents[0].ok("network", "create", "--scope", "cluster", "--subnet", "10.79.0.0/24", "--ip-range", "10.79.0.4/31", "-o", "parent=eth1", "ctiny")
+	agents[0].ok("network", "create", "--scope", "cluster", "--subnet", "10.79.0.0/24", "--ip-range", "10.79.0.4/31",
+		"--subnet", "10.80.0.0/24", "--ip-range", "10.80.0.4/31", "-o", "parent=eth1", "ctiny")
 	agents[1].ok("network", "create", "--scope", "cluster", "-o", "parent=eth1", "ctiny")
-	agents[0].ok("run", "-d", "--name", cp+"tiny1", "--net", "ctiny")
-	agents[0].ok("run", "-d", "--name", cp+"tiny2", "--net", "ctiny")
-	for i, name := range []string{cp + "tiny3", cp + "tiny4"} {
-		if _, stderr, code := agents[i].mv("run", "-d", "--name", name, "--net", "ctiny"); code == 0 || !strings.Contains(stderr, "network ctiny: no free address in 10.79.0.4/31") {
+	exhausted := func(i int) float64 {
+		text := (&statsEnv{t: t, sb: hosts[i], a: agents[i]}).scrape()
+		n, ok := metricValue(text, "mvlan_cluster_pool_exhausted_total", map[string]string{"network": "ctiny"})
+		if !ok {
+			t.Fatalf("host%d: no mvlan_cluster_pool_exhausted_total{network=ctiny}", i+1)
+		}
+		return n
+	}
+	for j := 1; j <= 4; j++ {
+		agents[0].ok("run", "-d", "--name", fmt.Sprintf("%stiny%d", cp, j), "--net", "ctiny")
+		if j == 3 && exhausted(0) != 0 {
+			t.Errorf("host1: the third attach took pool B's block, but mvlan_cluster_pool_exhausted_total is %v; want 0", exhausted(0))
+		}
+	}
+	for i, name := range []string{cp + "tiny5", cp + "tiny6"} {
+		if _, stderr, code := agents[i].mv("run", "-d", "--name", name, "--net", "ctiny"); code == 0 || !strings.Contains(stderr, "network ctiny: no free address in 10.80.0.4/31") {
 			t.Errorf("host%d: run on the full ctiny: exit %d: %s; want a failure saying ctiny has no free address", i+1, code, stderr)
 		}
-	}
-	for i := range agents {
-		text := (&statsEnv{t: t, sb: hosts[i], a: agents[i]}).scrape()
-		if n, ok := metricValue(text, "mvlan_cluster_pool_exhausted_total", map[string]string{"network": "ctiny"}); !ok || n != 1 {
-			t.Errorf("host%d: mvlan_cluster_pool_exhausted_total{network=ctiny} %v (%v), want 1", i+1, n, ok)
+		if n := exhausted(i); n != 1 {
+			t.Errorf("host%d: mvlan_cluster_pool_exhausted_total{network=ctiny} %v after one refused attach, want 1", i+1, n)
 		}
 	}
-	agents[0].ok("rm", "-f", cp+"tiny1", cp+"tiny2")
+	agents[0].ok("rm", "-f", cp+"tiny1", cp+"tiny2", cp+"tiny3", cp+"tiny4")
 	for _, a := range agents {
 		a.ok("network", "rm", "ctiny")
 	}
