@@ -42,17 +42,22 @@ func clusterWire(t *testing.T) []*nstest.Sandbox {
 }
 
 // poolExhausted: on a cluster network of two pools whose ranges are one
-// block of two addresses each (on eth1, a second link of each host to the
+// block of two addresses each (on eth1, each host's link to a second
 // wire), host1's third attach, pool A full, takes pool B's block and is
 // not counted; its fifth and host2's first fail saying the network has no
 // free address, and each host's mvlan_cluster_pool_exhausted_total counts
 // its one refusal.
 func poolExhausted(t *testing.T, hosts []*nstest.Sandbox, agents []*agentProc, cp string) {
 	t.Helper()
+	// A wire of their own (br1): a port added to br0 could lower its MAC
+	// (a bridge takes its ports' lowest) under the hosts' ARP entries for
+	// etcd's address there.
+	hosts[0].Run(t, hosts[0].WirePath, "ip", "link", "add", "br1", "type", "bridge")
+	hosts[0].Run(t, hosts[0].WirePath, "ip", "link", "set", "br1", "up")
 	for i, h := range hosts {
 		peer := fmt.Sprintf("w1-%d", i+1)
 		h.Run(t, h.WirePath, "ip", "link", "add", peer, "type", "veth", "peer", "name", "eth1", "netns", h.Name)
-		h.Run(t, h.WirePath, "ip", "link", "set", peer, "master", "br0", "up")
+		h.Run(t, h.WirePath, "ip", "link", "set", peer, "master", "br1", "up")
 		h.Run(t, h.Path, "ip", "link", "set", "eth1", "up")
 	}
 	agents[0].ok("network", "create", "--scope", "cluster", "--subnet", "10.79.0.0/24", "--ip-range", "10.79.0.4/31",
