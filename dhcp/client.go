@@ -33,6 +33,10 @@ type Link struct {
 	// may: offered or assigned, such an address is refused like one
 	// outside Subnet. Nil refuses none.
 	Refuse func(netip.Addr) string
+	// Probing, when set, is told before the client probes an address
+	// acknowledged (on true) and after (on false): a link whose frames
+	// are checked lets its probes ask for an address not yet its own.
+	Probing func(on bool)
 }
 
 // whose is whose a is of the addresses the link must not take, "" if none.
@@ -200,6 +204,10 @@ func acquire(ctx context.Context, l Link) (lease Lease, err error) {
 func (l Link) check(ctx context.Context, lease Lease) error {
 	a := lease.Addr.Addr()
 	return onLink(l, "address check", func(ifi *net.Interface) error {
+		if l.Probing != nil {
+			l.Probing(true)
+			defer l.Probing(false)
+		}
 		used, _ := probe.InUseOn(ctx, ifi, []netip.Addr{a}, probe.Options{}) // no probe: no answer
 		switch {
 		case len(used) > 0: // also when ctx ended after the answer

@@ -51,7 +51,38 @@ func (a *Engine) dhcpLink(n *network, e endpoint) dhcp.Link {
 		l.Want = e.Lease.Addr.Addr()
 	}
 	l.Refuse = a.leaseRefuse(n, e)
+	l.Probing = a.leaseProbing(n, e.ID)
 	return l
+}
+
+// leaseProbing is the DHCP client's Link.Probing for endpoint id of n: its
+// table row is marked probing (loader.Endpoint.Probing) while the client
+// checks an address the server moved its lease to, so that the check's
+// ARP probes, from its link, are not dropped as for another's address.
+// The row is rewritten under the endpoint's busy lock, as every writer of
+// it does, so that no other change of it is undone; when another holds
+// it (an attach's first lease, whose row has no IPv4 address yet: any
+// probe passes), or the row cannot be written, the check goes unmarked and
+// may hear no answer, as a client without the check.
+func (a *Engine) leaseProbing(n *network, id string) func(bool) {
+	return func(on bool) {
+		n.mu.Lock()
+		en := n.eps[id]
+		n.mu.Unlock()
+		if en == nil || !en.busy.TryLock() {
+			return
+		}
+		defer en.busy.Unlock()
+		cur, ok := n.current(en)
+		if !ok || cur.State != Ready || cur.Ifindex == 0 {
+			return
+		}
+		row := tableEntry(n, cur)
+		row.Probing = on
+		if err := a.dp.SetEndpoint(row); err != nil {
+			a.log.Warn("DHCP address check: the endpoint's row is not marked; its probe may be dropped", "endpoint", cur.Name, "err", err)
+		}
+	}
 }
 
 // dhcpOn is e's link for a DHCP client with clientID: by index, and

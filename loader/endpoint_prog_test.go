@@ -111,6 +111,8 @@ func TestEndpointEgress(t *testing.T) {
 		{"ipv6 unspecified (DAD)", ethFrame(mac("33:33:ff:00:00:10"), macA, 0x86dd, v6("::", "ff02::1:ff00:10")), verdictNext, txA},
 		{"arp own", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "10.1.0.10", make([]byte, 6), "10.1.0.1")), verdictNext, txA},
 		{"arp probe", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "0.0.0.0", make([]byte, 6), "10.1.0.10")), verdictNext, txA},
+		{"arp probe for a neighbour's address", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "0.0.0.0", make([]byte, 6), "10.1.0.11")), verdictDrop, dropA("arp_spoof")},
+		{"arp probe for another address", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "0.0.0.0", make([]byte, 6), "10.1.0.99")), verdictDrop, dropA("arp_spoof")},
 		{"nd own", ethFrame(mac("33:33:00:00:00:01"), macA, 0x86dd, na("2001:db8:1::10", llA)), verdictNext, txA},
 		{"to same network", ethFrame(macB, macA, 0x0800, v4("10.1.0.10", "10.1.0.11")), verdictNext, txA},
 		{"other ethertype", ethFrame(mac("01:80:c2:00:00:0e"), macA, 0x88cc, make([]byte, 46)), verdictNext, txA},
@@ -143,6 +145,25 @@ func TestEndpointEgress(t *testing.T) {
 		{"arp for B's address cut after its sender", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(2, macA, "10.1.0.11", broadcastMAC, "10.1.0.1")[:18]), verdictDrop, cutShort("ep_egress", "unparsable")},
 	}
 	runCases(t, d, "ep_egress", cases)
+
+	// Before its IPv4 address (a DHCP client checking the address offered,
+	// RFC 2131 4.4.1) A probes any address, still as itself.
+	if err := d.SetEndpoint(Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, IPs: addrs("2001:db8:1::10")}); err != nil {
+		t.Fatal(err)
+	}
+	runCases(t, d, "ep_egress", []progCase{
+		{"arp probe of an offer", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "0.0.0.0", make([]byte, 6), "10.1.0.99")), verdictNext, txA},
+		{"arp probe of an offer, another mac", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macB, "0.0.0.0", make([]byte, 6), "10.1.0.99")), verdictDrop, dropA("arp_spoof")},
+	})
+	// While the agent checks the address a renewal moved A's lease to
+	// (Probing), likewise; its own address stays its only source.
+	if err := d.SetEndpoint(Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, IPs: addrs("10.1.0.10"), Probing: true}); err != nil {
+		t.Fatal(err)
+	}
+	runCases(t, d, "ep_egress", []progCase{
+		{"arp probe of a renewal's address", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "0.0.0.0", make([]byte, 6), "10.1.0.99")), verdictNext, txA},
+		{"arp from it while probing", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(2, macA, "10.1.0.99", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
+	})
 }
 
 func TestEndpointIngress(t *testing.T) {
@@ -196,6 +217,8 @@ func TestEndpointIngress(t *testing.T) {
 		{"from another network", ethFrame(macA, macC, 0x0800, v4("10.2.0.12", "10.1.0.10")), verdictDrop, dropA("cross_network")},
 		{"neighbour's spoofed ip", fromB(macA, 0x0800, v4("10.1.0.99", "10.1.0.10")), verdictDrop, dropA("ip_spoof")},
 		{"neighbour's arp for the router", fromB(broadcastMAC, 0x0806, arpPacket(2, macB, "10.1.0.1", broadcastMAC, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
+		{"neighbour's arp probe for A's address", fromB(broadcastMAC, 0x0806, arpPacket(1, macB, "0.0.0.0", make([]byte, 6), "10.1.0.10")), verdictDrop, dropA("arp_spoof")},
+		{"neighbour's arp probe for its own address", fromB(broadcastMAC, 0x0806, arpPacket(1, macB, "0.0.0.0", make([]byte, 6), "10.1.0.11")), verdictNext, rxA},
 		{"neighbour's ra", icmp6B(routerAdvert(llaOpt(1, macB))), verdictDrop, dropA("ra_guard")},
 		{"neighbour's ns with a foreign slla", icmp6B(neighborSolicit("fe80::1", llaOpt(1, macRouter))), verdictDrop, dropA("nd_spoof")},
 		{"neighbour's na for A's address", icmp6B(neighborAdvert("2001:db8:1::10", macB)), verdictDrop, dropA("nd_spoof")},

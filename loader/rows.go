@@ -32,6 +32,9 @@ func newEpInfo(ep Endpoint) (epInfo, error) {
 	if ep.HostShim {
 		info.Flags |= epHostShim
 	}
+	if ep.Probing {
+		info.Flags |= epProbing
+	}
 	info.NetnsCookie, info.Ifindex = ep.NetnsCookie, uint32(ep.Ifindex)
 	seen := map[netip.Addr]bool{}
 	for _, ip := range append(slices.Clone(ep.IPs), linkLocal(mac)) {

@@ -39,6 +39,10 @@ type Endpoint struct {
 	// addresses (else dropped as host_route: the host would route it),
 	// unless Allow has AllowRouter.
 	HostShim bool
+	// Probing marks the row of an endpoint whose IPv4 address the agent's
+	// DHCP client is checking (EP_PROBING): its ARP probes (sender
+	// 0.0.0.0) may ask for an address not its own meanwhile.
+	Probing bool
 }
 
 // Allow is a set of first-hop messages an endpoint may send
@@ -59,6 +63,8 @@ const (
 	epMoving Allow = 0x100
 	// epHostShim is Endpoint.HostShim in ep_info.flags (EP_HOST_SHIM).
 	epHostShim Allow = 0x200
+	// epProbing is Endpoint.Probing in ep_info.flags (EP_PROBING).
+	epProbing Allow = 0x400
 )
 
 // SetEndpoint adds or updates an endpoint: ep_by_ip, its record in a
@@ -242,7 +248,7 @@ func (d *Datapath) settleMoving(cookie uint64, ifindex int) error {
 func (v epInfo) endpoint(key epKey) Endpoint {
 	return Endpoint{NetnsCookie: key.NetnsCookie, Ifindex: int(key.Ifindex),
 		MAC: append(net.HardwareAddr(nil), v.MAC[:]...), IPs: v.addrs(), NetworkID: v.NetworkID,
-		Allow: v.Flags & allowMask, Moving: v.Flags&epMoving != 0, HostShim: v.Flags&epHostShim != 0}
+		Allow: v.Flags & allowMask, Moving: v.Flags&epMoving != 0, HostShim: v.Flags&epHostShim != 0, Probing: v.Flags&epProbing != 0}
 }
 
 // created is a key SetEndpoint added (not updated), undone on failure.

@@ -125,6 +125,10 @@ struct ep_key {
  * addresses, else the host would route it (host_route), unless the
  * network allows a router (EP_ALLOW_ROUTER). */
 #define EP_HOST_SHIM 0x200
+/* ep_info.flags: the agent's DHCP client is checking an IPv4 address for
+ * the endpoint (a renewal moved its lease): its ARP probes may ask for
+ * any address, not only its own, until the check ends. */
+#define EP_PROBING 0x400
 
 /* Everything a frame needs of an endpoint, in one record: the value of
  * ep_table and ep_by_mac, and of the endpoints array at its slot. */

@@ -50,7 +50,13 @@ static __always_inline int check_arp(struct frame *f, const struct ep_info *ep)
 		return 0;
 	if (!mac_eq(body->sha, ep->mac))
 		return REASON_ARP_SPOOF;
-	if (!is_zero4(body->spa) && !owns(ep, FAMILY_V4, body->spa))
+	if (!is_zero4(body->spa))
+		return owns(ep, FAMILY_V4, body->spa) ? 0 : REASON_ARP_SPOOF;
+	/* A probe (RFC 5227: sender 0.0.0.0) is for the sender's own address:
+	 * one for a neighbour's is a conflict to a host probing that address
+	 * (its DHCP client declines the lease). Before it has an IPv4 address,
+	 * or while the agent checks a new one for it (EP_PROBING), any. */
+	if (ep->n4 && !(ep->flags & EP_PROBING) && !owns(ep, FAMILY_V4, body->tpa))
 		return REASON_ARP_SPOOF;
 	return 0;
 }
