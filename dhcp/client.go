@@ -36,7 +36,7 @@ type Link struct {
 	// Probing, when set, is told before the client probes an address
 	// acknowledged (on true) and after (on false): a link whose frames
 	// are checked lets its probes ask for an address not yet its own.
-	Probing func(on bool)
+	Probing func(ctx context.Context, on bool)
 }
 
 // whose is whose a is of the addresses the link must not take, "" if none.
@@ -205,8 +205,8 @@ func (l Link) check(ctx context.Context, lease Lease) error {
 	a := lease.Addr.Addr()
 	return onLink(l, "address check", func(ifi *net.Interface) error {
 		if l.Probing != nil {
-			l.Probing(true)
-			defer l.Probing(false)
+			l.Probing(ctx, true)
+			defer l.Probing(ctx, false)
 		}
 		used, _ := probe.InUseOn(ctx, ifi, []netip.Addr{a}, probe.Options{}) // no probe: no answer
 		switch {

@@ -263,8 +263,9 @@ func tableEntry(n *network, e endpoint) loader.Endpoint {
 	for _, p := range addrs {
 		ips = append(ips, p.Addr())
 	}
+	_, probing := n.probing.Load(e.ID)
 	return loader.Endpoint{NetnsCookie: e.NetnsCookie, Ifindex: e.Ifindex, MAC: e.MAC, IPs: ips, NetworkID: n.DatapathID,
-		Allow: allowOf(netconf.FirstHopOf(n.Options)), Moving: isHandoff(e)}
+		Allow: allowOf(netconf.FirstHopOf(n.Options)), Moving: isHandoff(e), Probing: probing}
 }
 
 // raSourceOf is where a network's endpoints take router advertisements

@@ -59,29 +59,55 @@ func (a *Engine) dhcpLink(n *network, e endpoint) dhcp.Link {
 // table row is marked probing (loader.Endpoint.Probing) while the client
 // checks an address the server moved its lease to, so that the check's
 // ARP probes, from its link, are not dropped as for another's address.
-// The row is rewritten under the endpoint's busy lock, as every writer of
-// it does, so that no other change of it is undone; when another holds
-// it (an attach's first lease, whose row has no IPv4 address yet: any
-// probe passes), or the row cannot be written, the check goes unmarked and
-// may hear no answer, as a client without the check.
-func (a *Engine) leaseProbing(n *network, id string) func(bool) {
-	return func(on bool) {
+// The mark is n.probing's, which tableEntry reads: every writer of the
+// row keeps it. The row is rewritten under the endpoint's busy lock, as
+// every writer does; while another holds it (the tamper check, the other
+// family's keeper), marking waits (until ctx ends: then the check may hear
+// no answer, as a client without the check), and unmarking is left to a
+// goroutine that waits for the lock (the exchange is over by then, so an
+// rm holding it while it waits for the exchange goes on).
+func (a *Engine) leaseProbing(n *network, id string) func(context.Context, bool) {
+	return func(ctx context.Context, on bool) {
+		if on {
+			n.probing.Store(id, struct{}{})
+		} else {
+			n.probing.Delete(id)
+		}
 		n.mu.Lock()
 		en := n.eps[id]
 		n.mu.Unlock()
-		if en == nil || !en.busy.TryLock() {
+		if en == nil {
 			return
+		}
+		for !en.busy.TryLock() {
+			if !on {
+				go func() {
+					en.busy.Lock()
+					defer en.busy.Unlock()
+					a.rewriteRow(n, en)
+				}()
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
 		}
 		defer en.busy.Unlock()
-		cur, ok := n.current(en)
-		if !ok || cur.State != Ready || cur.Ifindex == 0 {
-			return
-		}
-		row := tableEntry(n, cur)
-		row.Probing = on
-		if err := a.dp.SetEndpoint(row); err != nil {
-			a.log.Warn("DHCP address check: the endpoint's row is not marked; its probe may be dropped", "endpoint", cur.Name, "err", err)
-		}
+		a.rewriteRow(n, en)
+	}
+}
+
+// rewriteRow writes en's table row again if it is a ready endpoint with
+// a link. Caller holds en's busy lock.
+func (a *Engine) rewriteRow(n *network, en *entry) {
+	cur, ok := n.current(en)
+	if !ok || cur.State != Ready || cur.Ifindex == 0 {
+		return
+	}
+	if err := a.setTableEntry(n, cur); err != nil {
+		a.log.Warn("DHCP address check: the endpoint's row is not rewritten; its probe may be dropped, or pass after the check", "endpoint", cur.Name, "err", err)
 	}
 }
 

@@ -248,6 +248,10 @@ type network struct {
 	used store.HighWater
 
 	shimMu sync.Mutex // orders changes and syncs of the shim's routes (shimRoutesOf, syncShimRoutes)
+	// probing are the IDs of the endpoints whose new IPv4 address the
+	// DHCP client is checking (leaseProbing): tableEntry marks their rows
+	// so, whoever writes them.
+	probing sync.Map
 }
 
 func newNetwork(n api.Network, space addrSpace) (*network, error) {

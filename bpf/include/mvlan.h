@@ -137,7 +137,7 @@ struct ep_info {
 	__u8 n4; /* ip4[0..n4) are valid */
 	__u8 n6; /* ip6[0..n6) are valid (the link-local included) */
 	__u32 network_id;
-	__u32 flags; /* EP_ALLOW_*, EP_MOVING, EP_HOST_SHIM */
+	__u32 flags; /* EP_ALLOW_*, EP_MOVING, EP_HOST_SHIM, EP_PROBING */
 	__be32 ip4[EP_MAX_V4];
 	__be32 ip6[EP_MAX_V6][4];
 	__u32 ifindex; /* its ep_table key: the slave's ifindex in its netns */
