@@ -54,10 +54,13 @@ type retryState struct {
 }
 
 // A repair that failed is tried again after retryFirst, then twice as
-// long each time, at most retryMax.
+// long each time, at most retryMax. Until a try is due within retrySoon,
+// the guard looks at the endpoint at each check; after that, at its turn
+// in the rolling pass or on its namespace's events.
 const (
 	retryFirst = DefaultTamperCheck
 	retryMax   = 30 * time.Second
+	retrySoon  = 2 * time.Second
 )
 
 func (c *tamperCounts) now() time.Time {
@@ -72,9 +75,9 @@ type tamperFinding struct{ name, what string }
 
 // seen records the tampers found on endpoint (its ID: a later one of the
 // same name is another) named name in one check (what -> reason) and
-// returns those that are new; pending if one found was left unrepaired by
-// its last try, due if such a one's next try is due.
-func (c *tamperCounts) seen(endpoint, name string, found map[string]string) (fresh []string, due, pending bool) {
+// returns those that are new; due if one found was left unrepaired by its
+// last try and its next is due, soon if one's is due within retrySoon.
+func (c *tamperCounts) seen(endpoint, name string, found map[string]string) (fresh []string, due, soon bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.active == nil {
@@ -96,11 +99,11 @@ func (c *tamperCounts) seen(endpoint, name string, found map[string]string) (fre
 			fresh = append(fresh, what)
 		}
 		if r, ok := c.unrepaired[k]; ok {
-			pending = true
 			due = due || !c.now().Before(r.due)
+			soon = soon || r.due.Sub(c.now()) <= retrySoon
 		}
 	}
-	return fresh, due, pending
+	return fresh, due, soon
 }
 
 // failed records that the repair of what on endpoint failed or did not
@@ -191,8 +194,8 @@ func (a *Engine) readyEndpoints(n *network) []endpoint {
 
 // inspectEndpoint finds, counts, repairs and logs what was done to e. A
 // repair that holds clears the tamper at once: done again, it is new. One
-// that does not is tried again when due (retryState), and until it holds
-// the guard looks at e at each check (looked false: it marks e's
+// that does not is tried again when due (retryState); while one is due
+// soon the guard looks at e at each check (looked false: it marks e's
 // namespace), which costs a listing, not a repair.
 func (a *Engine) inspectEndpoint(ctx context.Context, e endpoint) (looked bool) {
 	// Under the endpoint's lock, and only if it is still the endpoint
@@ -252,9 +255,9 @@ func (a *Engine) inspectLocked(ctx context.Context, e endpoint) (settled bool) {
 	if ls.stranger != nil { // the hooks found are the stranger's: nothing of e's to repair there
 		findings = nil
 	}
-	fresh, due, pending := a.tamper.seen(e.ID, e.Name, found)
+	fresh, due, soon := a.tamper.seen(e.ID, e.Name, found)
 	if len(fresh) == 0 && !due {
-		return !pending
+		return !soon
 	}
 	if ls.stranger != nil && len(fresh) > 0 {
 		a.log.Warn("endpoint's link is gone: the container put a link of its own at its index", "endpoint", e.Name,

@@ -169,6 +169,11 @@ func TestTamperRepairRetried(t *testing.T) {
 		now = now.Add(time.Millisecond)
 		look(k + 1)
 	}
+	// The next try 30 s away: the check no longer asks to look each time.
+	now = now.Add(retrySoon + time.Second)
+	if !a.inspectEndpoint(context.Background(), e) || d.tries != 9 {
+		t.Fatalf("with the next try %v away: the check asks to look again, or tried (%d tries); want neither, 9 tries", retryMax-retrySoon-time.Second, d.tries)
+	}
 	d.fail = false
 	now = now.Add(retryMax)
 	if !a.inspectEndpoint(context.Background(), e) || d.tampered || d.repairs != 1 {
