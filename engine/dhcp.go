@@ -51,14 +51,15 @@ func (a *Engine) dhcpLink(n *network, e endpoint) dhcp.Link {
 		l.Want = e.Lease.Addr.Addr()
 	}
 	l.Refuse = a.leaseRefuse(n, e)
-	l.Probing = a.leaseProbing(n, e.ID)
 	return l
 }
 
-// leaseProbing is the DHCP client's Link.Probing for endpoint id of n: its
-// table row is marked probing (loader.Endpoint.Probing) while the client
-// checks an address the server moved its lease to, so that the check's
-// ARP probes, from its link, are not dropped as for another's address.
+// leaseProbing is the DHCP client's Link.Probing for endpoint id of n, in
+// its lease keeper (renewOnce; not where the caller holds the busy lock:
+// an attach's first lease, whose row has no IPv4 address, so any probe
+// passes): its table row is marked probing (loader.Endpoint.Probing) while
+// the client checks an address the server moved its lease to, so that the
+// check's ARP probes, from its link, are not dropped as for another's.
 // The mark is n.probing's, which tableEntry reads: every writer of the
 // row keeps it. The row is rewritten under the endpoint's busy lock, as
 // every writer does; while another holds it (the tamper check, the other

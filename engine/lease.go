@@ -158,10 +158,14 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	}
 	var l dhcp.Lease
 	var err error
+	link := a.dhcpLinkOf(n, e, v6)
+	if !v6 { // the keeper holds no busy lock: the check may mark e's row
+		link.Probing = a.leaseProbing(n, e.ID)
+	}
 	if old.State == dhcp.Expired {
-		l, err = f.acquire(ctx, a.dhcpLinkOf(n, e, v6))
+		l, err = f.acquire(ctx, link)
 	} else {
-		l, err = f.renew(ctx, a.dhcpLinkOf(n, e, v6), *old)
+		l, err = f.renew(ctx, link, *old)
 	}
 	end()
 	if errors.Is(err, dhcp.ErrNAK) {
