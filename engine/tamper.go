@@ -76,8 +76,11 @@ type tamperFinding struct{ name, what string }
 // seen records the tampers found on endpoint (its ID: a later one of the
 // same name is another) named name in one check (what -> reason) and
 // returns those that are new; due if one found was left unrepaired by its
-// last try and its next is due, soon if one's is due within retrySoon.
-func (c *tamperCounts) seen(endpoint, name string, found map[string]string) (fresh []string, due, soon bool) {
+// last try and its next is due, soon if one's is due within retrySoon. An
+// active tamper not found stays when blind(what): the check could not look
+// there (its hooks or links unknown), so it is not counted again, nor its
+// retries started over, when seen next.
+func (c *tamperCounts) seen(endpoint, name string, found map[string]string, blind func(what string) bool) (fresh []string, due, soon bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.active == nil {
@@ -85,7 +88,8 @@ func (c *tamperCounts) seen(endpoint, name string, found map[string]string) (fre
 		c.recent, c.active, c.unrepaired = map[string]tamperFinding{}, map[string]bool{}, map[string]retryState{}
 	}
 	for k := range c.active {
-		if strings.HasPrefix(k, endpoint+"/") && found[strings.TrimPrefix(k, endpoint+"/")] == "" {
+		what, ok := strings.CutPrefix(k, endpoint+"/")
+		if ok && found[what] == "" && !blind(what) {
 			delete(c.active, k)
 			delete(c.unrepaired, k)
 		}
@@ -255,7 +259,7 @@ func (a *Engine) inspectLocked(ctx context.Context, e endpoint) (settled bool) {
 	if ls.stranger != nil { // the hooks found are the stranger's: nothing of e's to repair there
 		findings = nil
 	}
-	fresh, due, soon := a.tamper.seen(e.ID, e.Name, found)
+	fresh, due, soon := a.tamper.seen(e.ID, e.Name, found, blindTo(err, ls))
 	if len(fresh) == 0 && !due {
 		return !soon
 	}
@@ -278,6 +282,17 @@ func (a *Engine) stillReady(e endpoint) (parent int, ok bool) {
 	defer n.mu.Unlock()
 	en := n.eps[e.ID]
 	return n.parentIndex, en != nil && en.ep.State == Ready
+}
+
+// blindTo is what a check did not see: the hooks when their inspection
+// failed (hookErr), the links when their listing did.
+func blindTo(hookErr error, ls nsLinks) func(what string) bool {
+	return func(what string) bool {
+		if strings.HasPrefix(what, TamperNestedLink) || strings.HasPrefix(what, TamperMACChanged) {
+			return ls.unknown
+		}
+		return hookErr != nil
+	}
 }
 
 // What each tamper is called in the logs, doctor and tamperCounts.
@@ -333,6 +348,7 @@ type nsLinks struct {
 	// deleted the endpoint's and put one of its own there.
 	stranger *link.Info
 	nested   []link.Info // the container's macvlans and macvtaps on the parent
+	unknown  bool        // the listing failed
 }
 
 // endpointLinks lists e's namespace once: e's own link is the macvlan
@@ -347,6 +363,7 @@ func (a *Engine) endpointLinks(e endpoint, parent int) nsLinks {
 		if !errors.Is(err, link.ErrNotFound) { // its namespace gone: the sweep's
 			a.log.Warn("tamper check: the links of the endpoint's namespace are unknown; looked at again in the rolling pass", "endpoint", e.Name, "err", err)
 		}
+		out.unknown = true
 		return out
 	}
 	onParent := func(l link.Info) bool { return l.IsMacvlan() && l.LowerOnHost }

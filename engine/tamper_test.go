@@ -89,11 +89,15 @@ type tamperedDatapath struct {
 	Datapath
 	tampered bool
 	fail     bool // repairs fail
+	blind    bool // inspections fail
 	repairs  int  // repairs that held
 	tries    int  // repairs tried
 }
 
 func (d *tamperedDatapath) InspectEndpoint(context.Context, string, int) ([]loader.Finding, error) {
+	if d.blind {
+		return nil, errors.New("cannot look")
+	}
 	if !d.tampered {
 		return nil, nil
 	}
@@ -162,6 +166,11 @@ func TestTamperRepairRetried(t *testing.T) {
 		}
 	}
 	look(1)
+	// A look that fails in between (the hooks unknown) neither clears the
+	// tamper (counted again when next seen) nor starts its retries over.
+	d.blind = true
+	a.inspectEndpoint(context.Background(), e)
+	d.blind = false
 	for k := 1; k <= 8; k++ { // the wait after the k-th failure: 0.5 s, 1 s, 2 s, ... 30 s
 		wait := min(retryFirst<<(k-1), retryMax)
 		now = now.Add(wait - time.Millisecond)
@@ -252,7 +261,7 @@ func TestTamperFindingGoesWithEndpoint(t *testing.T) {
 	if got := a.tamper.findings(); len(got) != 1 || got["c2"] == "" {
 		t.Fatalf("findings %v after c1 went; want c2's only", got)
 	}
-	a.tamper.seen("e3", "c1", nil) // a new c1, untouched
+	a.tamper.seen("e3", "c1", nil, func(string) bool { return false }) // a new c1, untouched
 	if got := a.tamper.findings(); got["c1"] != "" {
 		t.Errorf("findings %v; want none for the new c1", got)
 	}
