@@ -66,7 +66,8 @@ func (a *Engine) dhcpLink(n *network, e endpoint) dhcp.Link {
 // family's keeper), marking waits (until ctx ends: then the check may hear
 // no answer, as a client without the check), and unmarking is left to a
 // goroutine that waits for the lock (the exchange is over by then, so an
-// rm holding it while it waits for the exchange goes on).
+// rm holding it while it waits for the exchange goes on), which Close
+// waits for as for the lease keepers.
 func (a *Engine) leaseProbing(n *network, id string) func(context.Context, bool) {
 	return func(ctx context.Context, on bool) {
 		if on {
@@ -81,12 +82,12 @@ func (a *Engine) leaseProbing(n *network, id string) func(context.Context, bool)
 			return
 		}
 		for !en.busy.TryLock() {
-			if !on {
-				go func() {
+			if !on { // like a keeper, so that Close waits for it (stopped: the next start writes the row)
+				a.leases.spawn(func(context.Context) {
 					en.busy.Lock()
 					defer en.busy.Unlock()
 					a.rewriteRow(n, en)
-				}()
+				})
 				return
 			}
 			select {
