@@ -131,7 +131,7 @@ func Dial(cfg Config) (*Client, error) {
 	}
 	c := &Client{cli: cli, url: cfg.URL, host: cfg.Host, timeout: cfg.Timeout, log: log, m: newMetrics(),
 		gone: map[string]error{}}
-	if err := c.live.init(cfg); err != nil {
+	if err := c.live.init(cfg, log); err != nil {
 		return nil, errors.Join(err, cli.Close())
 	}
 	if cfg.Dir != "" {

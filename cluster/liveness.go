@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -76,7 +77,7 @@ type aliveFile struct {
 	Until time.Time `json:"until"`
 }
 
-func (l *liveness) init(cfg Config) error {
+func (l *liveness) init(cfg Config, log *slog.Logger) error {
 	l.ttl, l.grace = cfg.TTL, cfg.Grace
 	if l.ttl == 0 {
 		l.ttl = DefaultTTL
@@ -92,19 +93,28 @@ func (l *liveness) init(cfg Config) error {
 		return fmt.Errorf("cluster lease TTL %v and grace %v: want a TTL of at least 2s and a grace of at least the TTL", l.ttl, l.grace)
 	}
 	l.on, l.file = true, filepath.Join(cfg.Dir, "alive.json")
-	b, err := os.ReadFile(l.file)
+	l.until = readFence(l.file, log)
+	return nil
+}
+
+// readFence is the fence kept in file, or none (the zero time) when there
+// is no file or it cannot be read: a write that a power loss tore (extend
+// does not sync) must not keep the agent from starting, and no fence is
+// the safe side (held blocks wait for etcd). The next beat writes it anew.
+func readFence(file string, log *slog.Logger) time.Time {
+	b, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return time.Time{}
 	}
 	var f aliveFile
 	if err == nil {
 		err = json.Unmarshal(b, &f)
 	}
 	if err != nil {
-		return fmt.Errorf("cluster liveness %s: %w", l.file, err)
+		log.Warn("cluster liveness: the fence kept on disk is unreadable; this host uses its blocks once etcd confirms them", "file", file, "err", err)
+		return time.Time{}
 	}
-	l.until = f.Until.Round(0) // wall clock: it crossed a restart
-	return nil
+	return f.Until.Round(0) // wall clock: it crossed a restart
 }
 
 // forget drops the fence and its file: none was earned by this

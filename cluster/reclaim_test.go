@@ -383,3 +383,32 @@ func TestClonedStateHasNoFence(t *testing.T) {
 		}
 	}
 }
+
+// TestTornFence: an alive.json that a power loss tore (empty, or cut
+// short) does not keep the host from starting: it has no fence then, so
+// cut off from etcd it hands out nothing of its blocks, and once etcd
+// answers it allocates again (and writes the fence anew).
+func TestTornFence(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.74.0.0/28")}
+	const ttl, grace = 10 * time.Second, 10 * time.Second
+	c := newLiveHost(t, e.URL, "hostT", cfg, ttl, grace, "")
+	ctx := context.Background()
+	if _, err := c.p.Allocate(ctx, "c0"); err != nil {
+		t.Fatal(err)
+	}
+	c.stop()
+	file := filepath.Join(c.dir, "alive.json")
+	for _, torn := range []string{"", `{"until":"20`} {
+		if err := os.WriteFile(file, []byte(torn), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.cutOff(t, cfg, ttl, grace, nil).Allocate(ctx, "late"); !errors.Is(err, ErrUnreachable) {
+			t.Errorf("alive.json %q, cut off: %v; want ErrUnreachable (no fence), no address", torn, err)
+		}
+	}
+	again := newLiveHost(t, e.URL, "hostT", cfg, ttl, grace, c.dir)
+	if _, err := again.p.Allocate(ctx, "c1"); err != nil {
+		t.Errorf("alive.json torn, etcd answering: %v; want an address", err)
+	}
+}
