@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/ipam"
@@ -78,6 +80,26 @@ func (n *network) holdQuarantined(q []ipam.Held) {
 	for _, h := range q {
 		n.quarantined[h.Addr.WithZone("")] = h.Owner
 	}
+}
+
+// quarantineHolds refuses the removal of n while quarantined endpoint
+// records hold addresses of it: their containers may still use them, and
+// a network made again on the parent (or, for a cluster network, another
+// host taking its blocks back from etcd) would hand them out again.
+func (n *network) quarantineHolds() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.quarantined) == 0 {
+		return nil
+	}
+	held := make([]string, 0, len(n.quarantined))
+	for addr, owner := range n.quarantined {
+		held = append(held, fmt.Sprintf("%s (%s)", addr, owner))
+	}
+	slices.Sort(held)
+	return conflict(fmt.Errorf("network %s: addresses of it are held by quarantined endpoint records whose containers may still use them: %s; "+
+		"remove those containers, then restart the agent (the first start after a container is gone drops its record, see mvlan doctor), then remove the network",
+		n.name(), strings.Join(held, ", ")))
 }
 
 // loadSparing loads n's space when loading every address failed (cause).

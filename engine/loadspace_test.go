@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/engine"
 )
 
 // TestStartQuarantinesRefusedAddresses: an endpoint record whose address
@@ -52,18 +54,7 @@ func quarantineRig(t *testing.T, scope string) (*rig, string) {
 // startWithRefused is TestStartQuarantinesRefusedAddresses on r's network
 // net, the refused address being addr of the other endpoint's.
 func startWithRefused(t *testing.T, r *rig, net string, addr func(other netip.Prefix) netip.Prefix) {
-	good, bad := r.run("good", net), r.run("bad", net)
-	r.stop()
-	st, err := store.Open(r.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad.Addrs = append(bad.Addrs, addr(good.Addrs[0]))
-	if err := st.UpdateEndpoint(bad); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	r.start()
+	good, bad := quarantineOne(t, r, net, addr)
 	if got := r.endpoints(); len(got) != 1 || got["good"] != "ready" {
 		t.Fatalf("endpoints after start: %v; want good alone, bad quarantined", got)
 	}
@@ -98,4 +89,59 @@ func startWithRefused(t *testing.T, r *rig, net string, addr func(other netip.Pr
 	}
 	// Nor is anything left to report: the record went with it.
 	r.noDrift()
+}
+
+// quarantineOne runs endpoints good and bad on r's network net and
+// restarts r with bad's record refused (addr of good's address added to
+// it): bad is quarantined.
+func quarantineOne(t *testing.T, r *rig, net string, addr func(other netip.Prefix) netip.Prefix) (good, bad api.Endpoint) {
+	t.Helper()
+	good, bad = r.run("good", net), r.run("bad", net)
+	r.stop()
+	st, err := store.Open(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Addrs = append(bad.Addrs, addr(good.Addrs[0]))
+	if err := st.UpdateEndpoint(bad); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	r.start()
+	return good, bad
+}
+
+// TestRemoveNetworkQuarantineHeld: a network whose addresses a
+// quarantined record holds (its container may still use them) is not
+// removed, also with no endpoint left: made again on the parent, or its
+// cluster blocks given back to etcd, it would hand them out again. Once
+// the container is gone, the next start drops the record and the
+// network is removed.
+func TestRemoveNetworkQuarantineHeld(t *testing.T) {
+	for _, scope := range []string{"local", "cluster"} {
+		t.Run(scope, func(t *testing.T) {
+			r, net := quarantineRig(t, scope)
+			gateway := func(netip.Prefix) netip.Prefix { return netip.MustParsePrefix("172.16.86.1/24") }
+			good, bad := quarantineOne(t, r, net, gateway)
+			r.rm(good.Name)
+			ctx := context.Background()
+			err := r.e.RemoveNetwork(ctx, net)
+			if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), bad.Addrs[0].Addr().String()+" (quarantined endpoint bad)") {
+				t.Fatalf("network rm with bad quarantined, its container there: %v; want a conflict naming %v", err, bad.Addrs[0].Addr())
+			}
+			if _, err := r.e.Network(net); err != nil {
+				t.Fatalf("the refused rm removed the network: %v", err)
+			}
+			if next := r.run("next", net); next.Addrs[0] == bad.Addrs[0] {
+				t.Errorf("after the refused rm, a new endpoint got %v, the quarantined record's", next.Addrs[0])
+			}
+			r.rm("next")
+			r.k.RemoveNetns(bad.Netns)
+			r.stop()
+			r.start()
+			if err := r.e.RemoveNetwork(ctx, net); err != nil {
+				t.Errorf("network rm with the quarantined container gone and the agent restarted: %v", err)
+			}
+		})
+	}
 }

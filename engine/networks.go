@@ -322,6 +322,9 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 		return err
 	}
 	a.removals.wait(ctx) // endpoints being removed do not keep it in use
+	if err := n.quarantineHolds(); err != nil {
+		return err
+	}
 	cs, _ := n.space.(*cluster.Space)
 	if cs != nil {
 		if err := a.leaveFirst(ctx, n, cs); err != nil {
