@@ -56,6 +56,12 @@ func (a *Engine) joinCluster(ctx context.Context, req *api.NetworkCreate, id *st
 	if a.cluster == nil {
 		return invalid(errors.New("--scope cluster needs an agent started with --cluster etcd://HOST:PORT"))
 	}
+	if !slices.ContainsFunc(req.Options, isParentOption) {
+		// A host-only member hears nothing of the wire: its DAD would pass
+		// any address, and its reclaim would give back the blocks of a
+		// host cut off from etcd whose containers still answer.
+		return invalid(fmt.Errorf("cluster network %s: -o parent=IFNAME is required on every host (the link to the segment the hosts share); a host-only member could not check the wire before handing out or reclaiming addresses", req.Name))
+	}
 	if err := checkBeforeDefine(*req); err != nil {
 		return err
 	}

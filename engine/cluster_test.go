@@ -487,7 +487,7 @@ func TestClusterDefinitionChecked(t *testing.T) {
 	e := nstest.StartEtcd(t)
 	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
 	ctx := context.Background()
-	before, err := etcdClient(t, e.URL).Get(ctx, "/mvlan/v1/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	before, err := etcdClient(t, e.URL).Get(ctx, "/mvlan/v1/networks/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +503,7 @@ func TestClusterDefinitionChecked(t *testing.T) {
 			t.Errorf("create %+v: %v; want invalid", bad, err)
 		}
 	}
-	after, err := etcdClient(t, e.URL).Get(ctx, "/mvlan/v1/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	after, err := etcdClient(t, e.URL).Get(ctx, "/mvlan/v1/networks/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,4 +523,31 @@ func TestClusterDefinitionChecked(t *testing.T) {
 	if _, err := h2.e.CreateNetwork(ctx, api.NetworkCreate{Name: "cnet", Scope: "cluster", Internal: true, Options: []string{"parent=eth0"}}); err != nil {
 		t.Errorf("join with internal=true as defined: %v", err)
 	}
+}
+
+// TestClusterNeedsParent: a cluster network is not defined, nor joined,
+// without -o parent: a host-only member's DAD and reclaim probes would
+// hear nothing of the wire. Refused before etcd is changed.
+func TestClusterNeedsParent(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	ctx := context.Background()
+	_, err := h1.e.CreateNetwork(ctx, api.NetworkCreate{Name: "cnet", Scope: api.ScopeCluster, Subnets: []string{"172.16.87.0/24"}})
+	if engine.KindOf(err) != engine.KindInvalid || !strings.Contains(err.Error(), "-o parent=IFNAME is required") {
+		t.Fatalf("define without a parent: %v; want invalid, naming -o parent", err)
+	}
+	for _, dir := range []string{"networks/", "members/"} {
+		if r, err := etcdClient(t, e.URL).Get(ctx, "/mvlan/v1/"+dir, clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || r.Count != 0 {
+			t.Fatalf("the refused define left %d keys under %s in etcd (%v)", r.Count, dir, err)
+		}
+	}
+	h1.network("cnet", "scope=cluster", "subnet=172.16.87.0/24", "parent=eth0")
+	_, err = h2.e.CreateNetwork(ctx, api.NetworkCreate{Name: "cnet", Scope: api.ScopeCluster})
+	if engine.KindOf(err) != engine.KindInvalid || !strings.Contains(err.Error(), "-o parent=IFNAME is required") {
+		t.Fatalf("join without a parent: %v; want invalid, naming -o parent", err)
+	}
+	if nets, _ := h2.e.Networks(); len(nets) != 0 {
+		t.Errorf("the refused join left networks on host2: %+v", nets)
+	}
+	h2.network("cnet", "scope=cluster", "parent=eth0")
 }

@@ -132,13 +132,17 @@ func (a *Engine) checkClusters(ctx context.Context) []*network {
 
 // reclaimClusters gives back, network by network, the blocks of hosts
 // dead for longer than the grace that nothing answers for on this host's
-// parent of the network (of the networks checkClusters keeps).
+// parent of the network (of the networks checkClusters keeps; not on a
+// host-only link, which hears nothing).
 func (a *Engine) reclaimClusters(ctx context.Context) {
 	for _, n := range a.checkClusters(ctx) {
 		cs := n.space.(*cluster.Space)
 		n.mu.Lock()
-		parent := n.Parent
+		parent, hostOnly := n.Parent, n.ParentKind == ParentHostOnly
 		n.mu.Unlock()
+		if hostOnly { // made before a parent was required: it hears no answer
+			continue
+		}
 		prober := func(ctx context.Context, addrs []netip.Addr) ([]netip.Addr, error) {
 			return probe.InUse(ctx, a.cfg.HostNetns, parent, addrs, probe.Options{})
 		}
