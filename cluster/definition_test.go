@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/ipam"
@@ -192,4 +194,50 @@ func TestJoinWritesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	rev()
+}
+
+// TestLeaveLateLease: a lease etcd applies late (its request timed out
+// on the host, yet reached etcd) while the host leaves fails, because
+// its membership, which every lease compares, goes first: nothing of
+// the host is left in etcd that no one would give back (it is alive, so
+// reclaim never would). The late lease is sent while Leave is held after
+// its first step.
+func TestLeaveLateLease(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.83.0.0/24")}
+	ctx := context.Background()
+	a := newHost(t, e.URL, "hostA", "ln", cfg, 28)
+	newHost(t, e.URL, "hostB", "ln", cfg, 28) // a member that stays: the definition does too
+	if _, err := a.p.Allocate(ctx, "a0"); err != nil {
+		t.Fatal(err)
+	}
+	guard, err := a.p.guard(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := blockKey(a.nw.ID, netip.MustParsePrefix("10.83.0.240/28"))
+	t.Setenv("MVLAN_TEST_HOLDPOINT", "cluster-leave:after-member")
+	t.Setenv("MVLAN_TEST_HOLD", "1s")
+	left := make(chan error, 1)
+	go func() {
+		_, err := a.c.Leave(ctx, "ln", a.nw.ID)
+		left <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // Leave is held after its first step
+	r, err := a.c.cli.Txn(ctx).If(append(guard, clientv3.Compare(clientv3.CreateRevision(late), "=", 0))...).
+		Then(clientv3.OpPut(late, "hostA")).Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-left; err != nil {
+		t.Fatal(err)
+	}
+	if r.Succeeded {
+		t.Errorf("a lease applied while hostA was leaving succeeded")
+	}
+	for b, h := range etcdBlocks(t, a.c, a.nw.ID, false) {
+		if h == "hostA" {
+			t.Errorf("hostA left, but etcd still has it hold block %s", b)
+		}
+	}
 }

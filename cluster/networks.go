@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/crashpoint"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -116,26 +117,31 @@ func (c *Client) Join(ctx context.Context, name, id string) error {
 	return nil
 }
 
-// Leave gives this host's blocks and claims of network name (ID id) back
-// to the pool and ends its membership; the last host to leave removes the
+// Leave ends this host's membership of network name (ID id) and gives its
+// blocks and claims back to the pool; the last host to leave removes the
 // definition, with whatever blocks and claims are left. It reports
-// whether the definition went.
+// whether the definition went. The membership goes first: every lease
+// and claim compares it (Pool.guard), so one that etcd applies late (its
+// request timed out here, yet reached etcd) fails instead of leaving a
+// key behind that no one gives back. Cut short, the caller puts the
+// membership back (Join) and keeps its blocks.
 func (c *Client) Leave(ctx context.Context, name, id string) (bool, error) {
-	for _, dir := range []string{blocksDir(id), claimsDir(id)} {
-		if err := c.deleteMine(ctx, dir); err != nil {
-			return false, err
-		}
-	}
 	key := networkKey(name)
 	def, err := c.get(ctx, "leave network "+name, key)
 	if err != nil {
 		return false, err
 	}
-	cmp := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(membersDir(name)), "=", 0).WithPrefix()}
 	mine := []clientv3.Cmp{clientv3.Compare(clientv3.Value(memberKey(name, c.host)), "=", id)} // not of a network of the name made since
 	if _, err := c.txn(ctx, "leave network "+name, mine, []clientv3.Op{clientv3.OpDelete(memberKey(name, c.host))}, nil); err != nil {
 		return false, err
 	}
+	crashpoint.Hit("cluster-leave:after-member")
+	for _, dir := range []string{blocksDir(id), claimsDir(id)} {
+		if err := c.deleteMine(ctx, dir); err != nil {
+			return false, err
+		}
+	}
+	cmp := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(membersDir(name)), "=", 0).WithPrefix()}
 	if len(def.Kvs) == 0 || !isDefinitionOf(def.Kvs[0].Value, id) {
 		return false, nil
 	}
