@@ -46,6 +46,10 @@ type Pool struct {
 	aside  map[netip.Addr]bool   // held in a block: in use on the wire (SetAside)
 	defRev int64                 // the definition's create revision (guard.go); 0: not looked up
 	closed bool                  // Close: no more leases or claims
+	// kept: the dead hosts' blocks (and claims, as /32 or /128) that
+	// reclaim kept because an address answered, and for which host and
+	// epoch: counted and logged once, not at every tick (reclaim.go).
+	kept map[netip.Prefix]keptFor
 	// suspect: reopened after a leave cut short (Reopen), or opened from a
 	// file a removal marked (state.Leaving); its blocks are used once verify
 	// has checked them.
@@ -87,7 +91,7 @@ func (c *Client) OpenPool(nw Network, cfg ipam.PoolConfig, bits int, file string
 	}
 	p := &Pool{c: c, net: nw.ID, name: nw.Name, cfg: cfg, rng: rng, bits: bits, file: file, whole: whole, st: st,
 		blocks: map[netip.Prefix]*ipam.Space{}, extra: map[netip.Addr]string{}, aside: map[netip.Addr]bool{},
-		auditEvery: auditEvery}
+		kept: map[netip.Prefix]keptFor{}, auditEvery: auditEvery}
 	for _, b := range st.Blocks {
 		if b.Bits() != bits || !rng.Contains(b.Addr()) {
 			return nil, fmt.Errorf("%s: block %s is not a /%d of %s", file, b, bits, rng)

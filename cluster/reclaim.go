@@ -95,8 +95,10 @@ func (p *Pool) reclaimHost(ctx context.Context, h string, epoch int64, blocks []
 	n := 0
 	for _, b := range blocks {
 		if slices.ContainsFunc(answered, b.Contains) {
-			p.c.m.refused.WithLabelValues("block").Inc()
-			p.c.log.Warn("cluster: not reclaiming a dead host's block: addresses in it answer a probe", "network", p.net, "host", h, "block", b, "answering", inside(answered, b))
+			if p.keep(b, h, epoch) {
+				p.c.m.refused.WithLabelValues("block").Inc()
+				p.c.log.Warn("cluster: not reclaiming a dead host's block: addresses in it answer a probe", "network", p.net, "host", h, "block", b, "answering", inside(answered, b))
+			}
 			continue
 		}
 		in := slices.DeleteFunc(slices.Clone(claims), func(a netip.Addr) bool { return !b.Contains(a) })
@@ -106,14 +108,18 @@ func (p *Pool) reclaimHost(ctx context.Context, h string, epoch int64, blocks []
 		}
 		if ok {
 			n++
+			p.forgetKept(b)
 			p.c.m.reclaimed.WithLabelValues("block").Inc()
+			p.c.m.reclaimed.WithLabelValues("claim").Add(float64(len(in))) // given back with it
 			p.c.log.Info("cluster: reclaimed a dead host's block", "network", p.net, "host", h, "block", b, "claims", len(in))
 		}
 	}
 	for _, a := range alone {
 		if slices.Contains(answered, a) {
-			p.c.m.refused.WithLabelValues("claim").Inc()
-			p.c.log.Warn("cluster: not reclaiming a dead host's claim: the address answers a probe", "network", p.net, "host", h, "addr", a)
+			if p.keep(netip.PrefixFrom(a, a.BitLen()), h, epoch) {
+				p.c.m.refused.WithLabelValues("claim").Inc()
+				p.c.log.Warn("cluster: not reclaiming a dead host's claim: the address answers a probe", "network", p.net, "host", h, "addr", a)
+			}
 			continue
 		}
 		ok, err := p.giveBack(ctx, h, epoch, "", []netip.Addr{a})
@@ -122,11 +128,41 @@ func (p *Pool) reclaimHost(ctx context.Context, h string, epoch int64, blocks []
 		}
 		if ok {
 			n++
+			p.forgetKept(netip.PrefixFrom(a, a.BitLen()))
 			p.c.m.reclaimed.WithLabelValues("claim").Inc()
 			p.forgetForeign(a, h)
 		}
 	}
 	return n, nil
+}
+
+// keptFor is the dead host, and its epoch, whose block or claim reclaim
+// kept.
+type keptFor struct {
+	host  string
+	epoch int64
+}
+
+// keep records that b (a block, or a claim as a host prefix) of dead host
+// h in epoch answered a probe, and reports whether that is news: while
+// its addresses keep answering, the next ticks count and warn no more; a
+// host back and dead again (another epoch) is news again.
+func (p *Pool) keep(b netip.Prefix, h string, epoch int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := keptFor{h, epoch}
+	if p.kept[b] == k {
+		return false
+	}
+	p.kept[b] = k
+	return true
+}
+
+// forgetKept forgets b once it is given back.
+func (p *Pool) forgetKept(b netip.Prefix) {
+	p.mu.Lock()
+	delete(p.kept, b)
+	p.mu.Unlock()
 }
 
 // giveBack deletes block key bk (unless empty) and the claims of h,

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/ipam"
@@ -143,6 +145,15 @@ func TestReclaim(t *testing.T) {
 		t.Errorf("probed %v: want the 28 usable addresses of both blocks, not the gateway", probed)
 	}
 	t.Logf("reclaimed after %v", time.Since(t0))
+	for range 2 { // the kept block still answers: counted (and logged) once
+		if _, err := a.p.Reclaim(ctx, probe); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var kept dto.Metric
+	if err := a.c.m.refused.WithLabelValues("block").Write(&kept); err != nil || kept.GetCounter().GetValue() != 1 {
+		t.Errorf("mvlan_cluster_reclaim_refused_total{kind=block} = %v (%v) after three reclaims that kept one block; want 1", kept.GetCounter().GetValue(), err)
+	}
 	pf, err := a.p.Allocate(ctx, "a0") // the lowest free block again
 	if err != nil || !netip.MustParsePrefix("10.70.0.0/28").Contains(pf.Addr()) {
 		t.Fatalf("hostA after the reclaim: %v %v, want an address of .0/28", pf, err)
