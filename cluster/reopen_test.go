@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/ipam"
 )
@@ -79,5 +81,42 @@ func TestRestartAfterLeaveCutShort(t *testing.T) {
 	got, err := back.p.Allocate(ctx, "a1")
 	if err != nil || netip.PrefixFrom(theirs.Addr(), 28).Masked().Contains(got.Addr()) {
 		t.Fatalf("hostA back: %v %v; want an address outside hostB's block (hostB has %s)", got, err, theirs)
+	}
+}
+
+// TestLeaveCutShortNotLost: a removal cut short after it gave host A's
+// empty block back: A's pool, reopened, drops that block when it checks
+// its blocks against etcd, and does not count it lost
+// (mvlan_cluster_blocks_lost_total is for blocks reclaimed while away);
+// a block whose addresses are still held here, missing, still counts.
+func TestLeaveCutShortNotLost(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.87.0.0/24")}
+	ctx := context.Background()
+	a := newHost(t, e.URL, "hostA", "lc", cfg, 28)
+	newHost(t, e.URL, "hostB", "lc", cfg, 28)
+	for _, tc := range []struct {
+		held bool
+		want float64
+	}{{false, 0}, {true, 1}} {
+		got, err := a.p.Allocate(ctx, "a0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tc.held {
+			a.p.Release(got.Addr()) // its container is gone: the block is empty
+		}
+		a.p.Close()
+		if err := a.c.deleteMine(ctx, blocksDir(a.nw.ID)); err != nil { // the leave's first step
+			t.Fatal(err)
+		}
+		a.p.Reopen()
+		if _, err := a.p.Allocate(ctx, "a1"); err != nil { // verifies first
+			t.Fatal(err)
+		}
+		var lost dto.Metric
+		if err := a.c.m.lost.Write(&lost); err != nil || lost.GetCounter().GetValue() != tc.want {
+			t.Errorf("a block given back by a removal cut short (an address held in it: %v): blocks_lost_total %v (%v); want %v", tc.held, lost.GetCounter().GetValue(), err, tc.want)
+		}
 	}
 }

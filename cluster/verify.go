@@ -41,7 +41,7 @@ func (p *Pool) verify(ctx context.Context) error {
 	p.mu.Lock()
 	for b := range p.blocks {
 		if !mine[b] {
-			p.loseBlock(b)
+			p.loseBlock(b, p.suspect.Load())
 		}
 	}
 	p.mu.Unlock()
@@ -146,8 +146,10 @@ func (p *Pool) freeForeign(a netip.Addr) {
 }
 
 // loseBlock forgets block b; what endpoints here hold in it moves to
-// extra. Caller holds mu.
-func (p *Pool) loseBlock(b netip.Prefix) {
+// extra. After a removal cut short (suspect), a block with nothing held
+// in it was most likely given back by that removal itself: not lost.
+// Caller holds mu.
+func (p *Pool) loseBlock(b netip.Prefix, suspect bool) {
 	var kept []string
 	for _, h := range p.blocks[b].Held() {
 		if _, foreign := p.st.Foreign[h.Addr]; foreign {
@@ -159,6 +161,10 @@ func (p *Pool) loseBlock(b netip.Prefix) {
 	}
 	delete(p.blocks, b)
 	p.st.Blocks = slices.DeleteFunc(p.st.Blocks, func(x netip.Prefix) bool { return x == b })
+	if suspect && len(kept) == 0 {
+		p.c.log.Info("cluster: a block this host held is no longer its own in etcd (given back by the removal that was cut short)", "network", p.net, "block", b)
+		return
+	}
 	p.c.m.lost.Inc()
 	p.c.log.Warn("cluster: a block this host held was reclaimed while it was away; the addresses its endpoints hold there stay theirs, no other is handed out here unless the block is leased again",
 		"network", p.net, "block", b, "still_used_here", kept)
