@@ -120,3 +120,38 @@ func TestLeaveCutShortNotLost(t *testing.T) {
 		}
 	}
 }
+
+// TestLostBlockDropsAside: an address DAD set aside in a block this host
+// then loses (another host leased it meanwhile) is not kept as if an
+// endpoint held it: Held (what the agent's drift check and "used"
+// compare with its endpoints) has the endpoints' addresses only.
+func TestLostBlockDropsAside(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.86.0.0/24")}
+	ctx := context.Background()
+	a := newHost(t, e.URL, "hostA", "la", cfg, 28)
+	got, err := a.p.Allocate(ctx, "a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aside := got.Addr().Next()
+	if !a.p.SetAside(aside) {
+		t.Fatalf("SetAside(%s) refused", aside)
+	}
+	if _, err := a.c.cli.Delete(ctx, blockKey(a.nw.ID, a.p.Blocks()[0])); err != nil { // reclaimed meanwhile
+		t.Fatal(err)
+	}
+	b := newHost(t, e.URL, "hostB", "la", cfg, 28)
+	if theirs, err := b.p.Allocate(ctx, "b0"); err != nil || !netip.PrefixFrom(got.Addr(), 28).Masked().Contains(theirs.Addr()) {
+		t.Fatalf("hostB: %v %v; want an address of the block hostA lost", theirs, err)
+	}
+	a.p.Reopen()
+	if _, err := a.p.Allocate(ctx, "a1"); err != nil { // verifies first
+		t.Fatal(err)
+	}
+	for _, h := range a.p.Held() {
+		if h.Addr == aside {
+			t.Errorf("Held after the block was lost: %v; want %s (set aside) not in it", a.p.Held(), aside)
+		}
+	}
+}

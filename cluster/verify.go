@@ -156,6 +156,10 @@ func (p *Pool) loseBlock(b netip.Prefix, suspect bool) {
 			delete(p.st.Foreign, h.Addr)
 			continue
 		}
+		if p.aside[h.Addr] { // no endpoint's: nothing to keep of it here
+			delete(p.aside, h.Addr)
+			continue
+		}
 		p.extra[h.Addr] = h.Owner
 		kept = append(kept, h.Addr.String()+" "+h.Owner)
 	}
