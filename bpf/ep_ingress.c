@@ -153,27 +153,35 @@ static __always_inline int wire_reason(struct __sk_buff *skb, struct frame *f,
 }
 
 /* host_route_reason: a frame that passed sender_reason, from a local
- * endpoint to the host shim ep: a unicast IP frame must be for one of the
+ * endpoint to the host shim ep: an IP packet must be for one of the
  * shim's own addresses (its row has them, the EUI-64 link-local
- * included), unless its network allows a router. */
+ * included), unless its network allows a router. In a broadcast or
+ * multicast frame a multicast or broadcast IP destination passes too,
+ * but not a unicast one: the host takes unicast IP in a broadcast frame
+ * on any of its addresses. */
 static __always_inline int host_route_reason(const struct frame *f,
 					     const struct ep_info *ep)
 {
 	void *l3 = f->data + f->l3off;
+	int group = mac_is_multicast(f->dst);
 
-	if (mac_is_multicast(f->dst) || allowed(ep, EP_ALLOW_ROUTER))
+	if (allowed(ep, EP_ALLOW_ROUTER))
 		return 0;
 	if (f->proto == ETH_P_IP) {
 		struct ipv4_hdr *ip = l3;
 
 		if ((void *)(ip + 1) > f->end)
 			return 0; /* sender_reason read it */
+		if (group && ip4_group(ip->daddr))
+			return 0;
 		return owns(ep, FAMILY_V4, ip->daddr) ? 0 : REASON_HOST_ROUTE;
 	}
 	if (f->proto == ETH_P_IPV6) {
 		struct ipv6_hdr *ip = l3;
 
 		if ((void *)(ip + 1) > f->end)
+			return 0;
+		if (group && ip->daddr[0] == 0xff)
 			return 0;
 		return owns(ep, FAMILY_V6, ip->daddr) ? 0 : REASON_HOST_ROUTE;
 	}

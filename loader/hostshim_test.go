@@ -9,8 +9,10 @@ import (
 // endpoint's unicast IP frame to it must be for one of its own addresses
 // (the link-local included); one for any other address, which the host
 // would route or take on another of its addresses, is dropped as
-// host_route, counted exactly once, unless the network allows a router.
-// Broadcast, multicast, ARP and the wire's frames are left as they were;
+// host_route, counted exactly once, unless the network allows a router;
+// so is one in a broadcast or multicast frame unless its IP destination
+// is a group too. ARP, broadcast and multicast IP, and the wire's frames
+// are left as they were;
 // an ordinary endpoint does not look.
 func TestHostShimIngress(t *testing.T) {
 	d := newTestDatapath(t)
@@ -42,6 +44,7 @@ func TestHostShimIngress(t *testing.T) {
 		{"a dhcp discover", fromB("ff:ff:ff:ff:ff:ff", ipv4Packet("0.0.0.0", "255.255.255.255", 17, udp(68, 67, 240)), 0x0800), verdictNext, rxA},
 		{"mdns", fromB("01:00:5e:00:00:fb", ipv4Packet("10.1.0.11", "224.0.0.251", 17, udp(5353, 5353, 40)), 0x0800), verdictNext, rxA},
 		{"ipv6 multicast", fromB("33:33:00:00:00:01", v6(llB, "ff02::1"), 0x86dd), verdictNext, rxA},
+		{"to the shim's address in a broadcast frame", fromB("ff:ff:ff:ff:ff:ff", v4("10.1.0.11", "10.1.0.10"), 0x0800), verdictNext, rxA},
 	}
 	routed := []progCase{
 		{"to 8.8.8.8", fromB(a, v4("10.1.0.11", "8.8.8.8"), 0x0800), verdictDrop, dropA("host_route")},
@@ -49,6 +52,11 @@ func TestHostShimIngress(t *testing.T) {
 		{"to a neighbour's address", fromB(a, v4("10.1.0.11", "10.1.0.11"), 0x0800), verdictDrop, dropA("host_route")},
 		{"to a global ipv6 address", fromB(a, v6(llB, "2001:4860:4860::8888"), 0x86dd), verdictDrop, dropA("host_route")},
 		{"to another link-local", fromB(a, v6(llB, "fe80::1"), 0x86dd), verdictDrop, dropA("host_route")},
+		// The host takes unicast IP in a broadcast frame on any of its
+		// addresses (net.ipv4.conf.*.drop_unicast_in_l2_multicast is 0).
+		{"to 8.8.8.8 in a broadcast frame", fromB("ff:ff:ff:ff:ff:ff", v4("10.1.0.11", "8.8.8.8"), 0x0800), verdictDrop, dropA("host_route")},
+		{"to another network's container in a multicast frame", fromB("01:00:5e:00:00:fb", v4("10.1.0.11", "10.2.0.12"), 0x0800), verdictDrop, dropA("host_route")},
+		{"to a global ipv6 address in a multicast frame", fromB("33:33:00:00:00:01", v6(llB, "2001:4860:4860::8888"), 0x86dd), verdictDrop, dropA("host_route")},
 	}
 	runCases(t, d, "ep_ingress", append(toShim, routed...))
 	// The wire's frames to the shim are not a local endpoint's: as before.

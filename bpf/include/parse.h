@@ -126,6 +126,13 @@ static __always_inline int mac_is_multicast(__u64 m)
 	return m & 1;
 }
 
+/* ip4_group: a multicast (224.0.0.0/4) or the limited broadcast address. */
+static __always_inline int ip4_group(const __u8 *a)
+{
+	return (a[0] & 0xf0) == 0xe0 ||
+	       (a[0] == 0xff && a[1] == 0xff && a[2] == 0xff && a[3] == 0xff);
+}
+
 /* Make the headers linear when the skb is not (never on the fast path). */
 static __always_inline void pull_headers(struct __sk_buff *skb)
 {

@@ -53,8 +53,8 @@ func udpTo(t *testing.T, e *dpEnv, from string, n int) int {
 // through its network's host shim. On hr (host_shim=auto) a container
 // with a route to 10.99.0.1 (an address of the sandbox host on its lo,
 // not the shim's) via the shim reaches nothing: each datagram is dropped
-// on the shim's ingress and counted once as host_route, while the shim's
-// own address answers pings. On hra (host_shim=auto, allow_router=true)
+// on the shim's ingress and counted once as host_route, also sent in
+// broadcast frames, while the shim's own address answers pings. On hra (host_shim=auto, allow_router=true)
 // the host is the containers' router by choice: the same datagrams
 // arrive, and a ping forwarded on to hr's container leaves hr's shim with
 // hra's source and is dropped there as ip_spoof. (The host's answers from
@@ -96,6 +96,16 @@ func TestHostShimRoute(t *testing.T) {
 		t.Errorf("hr container -> the host's 10.99.0.1 through the shim: %d of %d datagrams received, want 0 (the host routes for it)", got, sent)
 	}
 	want("hr container -> 10.99.0.1", "hr", "host_route", before, sent)
+	// The same in broadcast frames (the container makes the shim's
+	// neighbour entry ff:ff:ff:ff:ff:ff): the host takes unicast IP in a
+	// broadcast frame on any of its addresses, so the check holds there.
+	e.in(c1.Netns, "ip", "neigh", "replace", "10.78.0.2", "lladdr", "ff:ff:ff:ff:ff:ff", "nud", "permanent", "dev", "eth0")
+	before = drops("hr", "host_route")
+	if got := udpTo(t, e, c1.Netns, sent); got != 0 {
+		t.Errorf("hr container -> the host's 10.99.0.1 in broadcast frames: %d of %d datagrams received, want 0", got, sent)
+	}
+	want("hr container -> 10.99.0.1 in broadcast frames", "hr", "host_route", before, sent)
+	e.in(c1.Netns, "ip", "neigh", "del", "10.78.0.2", "dev", "eth0")
 
 	before = drops("hra", "host_route")
 	if got := udpTo(t, e, c2.Netns, sent); got != sent {
