@@ -96,7 +96,8 @@ func TestParentEgress(t *testing.T) {
 
 // TestParentEgressClaimsAllowed: a link that is no endpoint's may send
 // with the address of the host's own row (a shim's: the parent answering
-// ARP for it too), and with the IP source of an endpoint whose network
+// ARP for it too) where no gateway is pinned (TestParentEgressShimClaim:
+// where one is), and with the IP source of an endpoint whose network
 // allows a router (the host forwarding for it), but not its ARP.
 func TestParentEgressClaimsAllowed(t *testing.T) {
 	d := newTestDatapath(t)
@@ -117,6 +118,54 @@ func TestParentEgressClaimsAllowed(t *testing.T) {
 		{"forwarded for a router's endpoint", ethFrame(macRouter, macEvil, 0x0800, v4("10.1.0.11", "10.2.0.12")), verdictNext, tx},
 		{"arp for a router's endpoint", ethFrame(macRouter, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.11", macRouter, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},
 	})
+}
+
+// TestParentEgressShimClaim: where the network's gateways are pinned (so
+// the host's links on the parent are known), the host shim's address is
+// pinned like a gateway's: a link that is neither an endpoint nor the
+// host's (a container's nested link) may not claim it toward the wire
+// (ARP sender, NA target, IP source); the parent may (it answers ARP for
+// the host's addresses). With nothing pinned, as before: anyone may.
+func TestParentEgressShimClaim(t *testing.T) {
+	d := newTestDatapath(t)
+	shim := Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, HostShim: true,
+		IPs: []netip.Addr{netip.MustParseAddr("10.1.0.2"), netip.MustParseAddr("2001:db8:1::2")}}
+	if err := d.SetEndpoint(shim); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetParent(1, netA, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetGateways(netA, Gateways{ParentMAC: macRouter, Addrs: []netip.Addr{netip.MustParseAddr("10.1.0.1")}}); err != nil {
+		t.Fatal(err)
+	}
+	tx := func(n int) counts { return counts{"vlan 1/0 tx": one(n)} }
+	bcast := func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 broadcast tx": one(n)} }
+	shimNA := func(src net.HardwareAddr) []byte {
+		return ethFrame(allNodes, src, 0x86dd, ipv6Packet("fe80::66", "ff02::1", 58, neighborAdvert("2001:db8:1::2", src)))
+	}
+	nested := []progCase{
+		{"a nested link's arp reply for the shim's address", ethFrame(macRouter, macEvil, 0x0806, arpPacket(2, macEvil, "10.1.0.2", macRouter, "10.1.0.66")), verdictDrop, dropA("arp_spoof")},
+		{"a nested link's gratuitous arp for the shim's address", ethFrame(broadcastMAC, macEvil, 0x0806, arpPacket(1, macEvil, "10.1.0.2", make([]byte, 6), "10.1.0.2")), verdictDrop, dropA("arp_spoof")},
+		{"a nested link's ipv4 from the shim's address", ethFrame(macRouter, macEvil, 0x0800, v4("10.1.0.2", "10.1.0.66")), verdictDrop, dropA("ip_spoof")},
+		{"a nested link's na for the shim's ipv6 address", shimNA(macEvil), verdictDrop, dropA("nd_spoof")},
+		{"the parent's mac over a nested link's sender in the arp", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(2, macEvil, "10.1.0.2", broadcastMAC, "10.1.0.2")), verdictDrop, dropA("arp_spoof")},
+	}
+	runCases(t, d, "parent_egress", append(nested, []progCase{
+		{"the parent's arp reply for the shim's address", ethFrame(macEvil, macRouter, 0x0806, arpPacket(2, macRouter, "10.1.0.2", macEvil, "10.1.0.66")), verdictNext, tx},
+		{"the parent's gratuitous arp for the shim's address", ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.1.0.2", make([]byte, 6), "10.1.0.2")), verdictNext, bcast},
+		{"the parent's ipv4 from the shim's address", ethFrame(macEvil, macRouter, 0x0800, v4("10.1.0.2", "10.1.0.66")), verdictNext, tx},
+	}...))
+	if err := d.SetGateways(netA, Gateways{}); err != nil { // nothing pinned: the host's links unknown
+		t.Fatal(err)
+	}
+	var unpinned []progCase
+	for _, c := range nested[:4] {
+		unpinned = append(unpinned, progCase{c.name + ", nothing pinned", c.frame, verdictNext, tx})
+	}
+	unpinned[1].want = bcast
+	unpinned[3].want = func(n int) counts { return counts{"vlan 1/0 tx": one(n), "flood 1/0 multicast tx": one(n)} }
+	runCases(t, d, "parent_egress", unpinned)
 }
 
 // TestParentEgressGateways: no link but the host's (the parent, a host

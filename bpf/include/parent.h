@@ -123,12 +123,40 @@ static __always_inline int foreign_mac(const struct ep_info *sender, __u64 sock)
 	return container_sock(sock);
 }
 
-/* claimed: addr is a container's of network net (a local endpoint's that
- * is not the host's own, a shim's; another network's is another segment's,
- * and DHCP networks may share subnets); as_source: as a frame's IP source,
- * which the host may send for a container on a network that allows a
- * router (forwarding for it). */
-static __always_inline int claimed(__u8 family, const __u8 *addr, __u32 net, int as_source)
+/* host_link: mac is one of the links g names as the host's own. */
+static __always_inline int host_link(const struct gateways *g, __u64 mac)
+{
+#pragma unroll
+	for (int i = 0; i < GW_MAX_MACS; i++)
+		if (i < g->nmacs && g->macs[i] == mac)
+			return 1;
+	return 0;
+}
+
+/* from_host: the frame (its Ethernet source src, its ARP sender hardware
+ * address sha, if any) is from links g names as the host's own. */
+static __always_inline int from_host(const struct gateways *g, __u64 src, const __u8 *sha)
+{
+	return host_link(g, src) && (!sha || host_link(g, mac48(sha)));
+}
+
+/* not_host: the frame is not from the host's links of network net's
+ * gateway pin (from_host); 0 where nothing is pinned (none known). */
+static __always_inline int not_host(__u32 net, __u64 src, const __u8 *sha)
+{
+	struct gateways *g = bpf_map_lookup_elem(&gateways, &net);
+
+	return g && g->nmacs && !from_host(g, src, sha);
+}
+
+/* claimed: addr is a container's of network net (a local endpoint's;
+ * another network's is another segment's, and DHCP networks may share
+ * subnets), or the host shim's and the frame is not from a host's link
+ * (not_host: the host's parent may answer for the shim's address);
+ * as_source: as a frame's IP source, which the host may send for a
+ * container on a network that allows a router (forwarding for it). */
+static __always_inline int claimed(__u8 family, const __u8 *addr, __u32 net, int as_source,
+				   __u64 src, const __u8 *sha)
 {
 	struct ep_info *ep;
 	struct owner o;
@@ -139,18 +167,8 @@ static __always_inline int claimed(__u8 family, const __u8 *addr, __u32 net, int
 	if (!ep)
 		return 1;
 	if (ep->flags & EP_HOST_SHIM)
-		return 0;
+		return not_host(net, src, sha);
 	return !as_source || !allowed(ep, EP_ALLOW_ROUTER);
-}
-
-/* host_link: mac is one of the links g names as the host's own. */
-static __always_inline int host_link(const struct gateways *g, __u64 mac)
-{
-#pragma unroll
-	for (int i = 0; i < GW_MAX_MACS; i++)
-		if (i < g->nmacs && g->macs[i] == mac)
-			return 1;
-	return 0;
 }
 
 /* pinned_gateway: addr is one of g's gateways. */
@@ -182,8 +200,7 @@ static __always_inline int gateway_claimed(__u8 family, const __u8 *addr, __u32 
 {
 	struct gateways *g = bpf_map_lookup_elem(&gateways, &net);
 
-	return g && pinned_gateway(g, family, addr) &&
-	       !(host_link(g, src) && (!sha || host_link(g, mac48(sha))));
+	return g && pinned_gateway(g, family, addr) && !from_host(g, src, sha);
 }
 
 /* host_nd_opts: every link-layer address option in [off, end) of
@@ -243,7 +260,7 @@ static __always_inline int nd_claim(struct __sk_buff *skb, const struct frame *f
 	if (type == ND_NEIGHBOR_ADVERT) {
 		if (bpf_skb_load_bytes(skb, off + 8, target, sizeof(target)) < 0)
 			return 0;
-		if (claimed(FAMILY_V6, (__u8 *)target, net, 0) ||
+		if (claimed(FAMILY_V6, (__u8 *)target, net, 0, f->src, NULL) ||
 		    gateway_claimed(FAMILY_V6, (__u8 *)target, net, f->src, NULL))
 			return REASON_ND_SPOOF;
 	} else if (type != ND_NEIGHBOR_SOLICIT) {
@@ -271,7 +288,7 @@ static __always_inline int claim_reason(struct __sk_buff *skb, const struct fram
 	if (f->malformed)
 		return 0;
 	if (body) {
-		if (claimed(FAMILY_V4, body->spa, net, 0) ||
+		if (claimed(FAMILY_V4, body->spa, net, 0, f->src, body->sha) ||
 		    gateway_claimed(FAMILY_V4, body->spa, net, f->src, body->sha))
 			return REASON_ARP_SPOOF;
 		return 0;
@@ -281,7 +298,7 @@ static __always_inline int claim_reason(struct __sk_buff *skb, const struct fram
 
 		if ((void *)(ip + 1) > f->end)
 			return 0;
-		if (claimed(FAMILY_V4, ip->saddr, net, 1) ||
+		if (claimed(FAMILY_V4, ip->saddr, net, 1, f->src, NULL) ||
 		    gateway_claimed(FAMILY_V4, ip->saddr, net, f->src, NULL))
 			return REASON_IP_SPOOF;
 		return 0;
@@ -291,7 +308,7 @@ static __always_inline int claim_reason(struct __sk_buff *skb, const struct fram
 
 		if ((void *)(ip + 1) > f->end)
 			return 0;
-		if (claimed(FAMILY_V6, ip->saddr, net, 1) ||
+		if (claimed(FAMILY_V6, ip->saddr, net, 1, f->src, NULL) ||
 		    gateway_claimed(FAMILY_V6, ip->saddr, net, f->src, NULL))
 			return REASON_IP_SPOOF; /* a solicitation from it binds it too */
 		return nd_claim(skb, f, ip, net);
