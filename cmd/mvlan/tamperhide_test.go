@@ -110,6 +110,30 @@ func TestNestedLinkClaimsGateway(t *testing.T) {
 	}
 }
 
+// TestNestedLinkClaimsShim: on a network with a host shim (its gateway
+// pinned, so the host's links on the parent are known), a link container
+// 1 nests on the parent with the shim's address answers a host on the
+// wire that asks for it. The parent drops that reply (arp_spoof, exactly
+// once): the wire hears the host's answers only.
+func TestNestedLinkClaimsShim(t *testing.T) {
+	e, c1, _, g := tamperEnv(t, dpModes[0], false)
+	e.a.ok("network", "update", "-o", "host_shim=172.16.86.2", "tm")
+	evil := nestedLink(t, e, c1, "172.16.86.2")
+	labels := map[string]string{"network": g.net, "reason": "arp_spoof"}
+	before := counter(e.view("", "").scrape(), "mvlan_policy_drops_total", labels)
+	asker := nstest.MAC(t, "02:00:5e:00:53:aa")
+	wire := nstest.NewCapture(t, e.sb.WirePath, "wire0")
+	sendFrames(t, e.sb.WirePath, "wire0", arpRequest(asker, addr("172.16.86.250"), addr("172.16.86.2")), 1)
+	text := e.waitCounter("mvlan_policy_drops_total", labels, before+1, nil)
+	if got := counter(text, "mvlan_policy_drops_total", labels); got != before+1 {
+		t.Errorf("mvlan_policy_drops_total%v moved by %d; want 1, the nested link's reply", labels, got-before)
+	}
+	replies := arpReplies(wire)
+	if replies[evil.String()] != 0 || len(replies) == 0 {
+		t.Errorf("ARP replies on the wire for the shim's address by source MAC: %v; want the host's, none from the nested link %s", replies, evil)
+	}
+}
+
 // TestHostLinkClaimsGateway: a link the host makes on the parent after
 // the network (a VM's macvtap, keepalived's VRRP macvlan) may be the LAN's
 // router: once the agent has seen it, its replies for the gateway (.1)
