@@ -103,7 +103,7 @@ func window(ctx context.Context, first time.Duration, tries int) time.Duration {
 // run runs fn with a client on l's link, inside l's namespace: the
 // client's packet socket is made there and bound to the link's index.
 func run(ctx context.Context, l Link, fn func(*nclient4.Client) error, opts ...nclient4.ClientOpt) error {
-	return onLink(l, "DHCP client", func(ifi *net.Interface) error {
+	return onLink(ctx, l, "DHCP client", func(ifi *net.Interface) error {
 		conn, err := rawConn4(ifi)
 		if err != nil {
 			return fmt.Errorf("DHCP client: %w", err)
@@ -203,7 +203,7 @@ func acquire(ctx context.Context, l Link) (lease Lease, err error) {
 // that ctx ends before it heard an answer fails (ctx's error).
 func (l Link) check(ctx context.Context, lease Lease) error {
 	a := lease.Addr.Addr()
-	return onLink(l, "address check", func(ifi *net.Interface) error {
+	return onLink(ctx, l, "address check", func(ifi *net.Interface) error {
 		if l.Probing != nil {
 			l.Probing(ctx, true)
 			defer l.Probing(ctx, false)
@@ -322,7 +322,7 @@ func Release(ctx context.Context, l Link, lease Lease) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("DHCPRELEASE: %w", err)
 	}
-	return onLink(l, "DHCPRELEASE", func(ifi *net.Interface) error {
+	return onLink(ctx, l, "DHCPRELEASE", func(ifi *net.Interface) error {
 		uerr := sendUnicast(ifi, lease.Addr.Addr(), lease.Server, m)
 		if uerr == nil {
 			return nil

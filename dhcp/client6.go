@@ -32,7 +32,7 @@ var iaid = [4]byte{'m', 'v', 'l', '6'}
 
 // run6 runs fn with a DHCPv6 client on l's link, inside l's namespace.
 func run6(ctx context.Context, l Link, tries int, fn func(*nclient6.Client) error) error {
-	return onLink(l, "DHCPv6 client", func(ifi *net.Interface) error {
+	return onLink(ctx, l, "DHCPv6 client", func(ifi *net.Interface) error {
 		c, err := newClient6(ctx, l, ifi, tries)
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -29,10 +30,41 @@ import (
 // the link again.
 var ErrNotEndpoint = errors.New("not the endpoint's link")
 
-// onLink runs fn with l's link (checked by iface) inside l's namespace;
-// what names the caller in iface's errors. The namespace the caller runs
-// in is the host's: l.Parent's.
-func onLink(l Link, what string, fn func(*net.Interface) error) error {
+// maxExchanges bounds how many of the package's calls (exchanges,
+// address checks, releases) run in endpoints' namespaces at once in this
+// process. Each holds a locked OS thread for as long as it lasts (up to
+// about 8 s with no server answering), and Go's runtime dies past 10000
+// threads (debug.SetMaxThreads): an agent that starts with thousands of
+// overdue leases (up to two keepers for each of 8192 endpoints) and no
+// server would ask all at once. 64 leaves the agent's other threads
+// (netlink, BPF, its API) far from that limit, and is still more than a
+// DHCP server serves at once: one that answers in 10 ms renews 6400
+// leases a second through 64. The others wait, holding no thread.
+const maxExchanges = 64
+
+// slots holds a token for each call in a namespace under way.
+var slots = make(chan struct{}, maxExchanges)
+
+// takeSlot waits until fewer than maxExchanges calls are under way, or
+// ctx ends (its error); free gives the slot back.
+func takeSlot(ctx context.Context) (free func(), err error) {
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for one of %d DHCP exchanges under way to end: %w", maxExchanges, ctx.Err())
+	}
+}
+
+// onLink runs fn with l's link (checked by iface) inside l's namespace,
+// once a slot is free (takeSlot); what names the caller in errors. The
+// namespace the caller runs in is the host's: l.Parent's.
+func onLink(ctx context.Context, l Link, what string, fn func(*net.Interface) error) error {
+	free, err := takeSlot(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer free()
 	var host *os.File
 	if l.Parent > 0 {
 		f, err := os.Open("/proc/thread-self/ns/net")
