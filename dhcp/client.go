@@ -185,7 +185,9 @@ func acquire(ctx context.Context, l Link) (lease Lease, err error) {
 		if err != nil {
 			return requestErr(ctx, wait, err)
 		}
-		lease, err = fromACK(nl.ACK, l.ClientID, nl.CreationTime)
+		if lease, err = fromACK(nl.ACK, l.ClientID, nl.CreationTime); err == nil {
+			lease = fuzz(lease)
+		}
 		routers = routersOf(nl.ACK)
 		return err
 	})
@@ -267,7 +269,7 @@ func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 			return nakErr(ack)
 		}
 		if lease, err = fromRenewal(ack, old, time.Now()); err == nil {
-			err = l.renewedIn(lease, routersOf(ack)...)
+			lease, err = fuzz(lease), l.renewedIn(lease, routersOf(ack)...)
 		}
 		return err
 	})

@@ -102,7 +102,9 @@ func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 		if err != nil {
 			return noAnswer6(ctx, "Request", wait, err)
 		}
-		lease, err = fromReply(reply, l, time.Now())
+		if lease, err = fromReply(reply, l, time.Now()); err == nil {
+			lease = fuzz(lease)
+		}
 		return err
 	})
 	if err == nil && l.Subnet.IsValid() && !l.Subnet.Contains(lease.Addr.Addr()) {
@@ -136,7 +138,7 @@ func Renew6(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 			return noAnswer6(ctx, m.MessageType.String(), wait, err)
 		}
 		if lease, err = fromRenewReply(reply, l, old, time.Now()); err == nil {
-			err = l.renewedIn(lease)
+			lease, err = fuzz(lease), l.renewedIn(lease)
 		}
 		return err
 	})

@@ -32,6 +32,7 @@ func TestDHCPv6Client(t *testing.T) {
 	if lease.Addr.Bits() != 64 || !netip.MustParsePrefix("fd00:60::/64").Contains(lease.Addr.Addr()) {
 		t.Fatalf("lease %s, want an address of fd00:60::10-20 /64", lease.Addr)
 	}
+	wantFuzzed(t, "acquired", l, lease)
 	if err := srv.WaitLease(lease.Addr.Addr(), true, 2*time.Second); err != nil {
 		t.Fatalf("the server's lease file has no %s: %v", lease.Addr, err)
 	}
@@ -40,6 +41,7 @@ func TestDHCPv6Client(t *testing.T) {
 	if err != nil || renewed.Addr != lease.Addr || !renewed.Expiry.After(lease.Expiry) {
 		t.Fatalf("renew: %v, %s until %v (was until %v)", err, renewed.Addr, renewed.Expiry, lease.Expiry)
 	}
+	wantFuzzed(t, "renewed", l, renewed)
 	if err := Release6(ctx, l, renewed); err != nil {
 		t.Fatalf("release: %v", err)
 	}

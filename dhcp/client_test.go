@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv6"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -63,6 +64,38 @@ func acquireOn(t *testing.T, sb *nstest.Sandbox, l Link, srv *nstest.Dnsmasq) Le
 	return lease
 }
 
+// wantFuzzed fails t unless lease's T1 and T2, what an exchange with a
+// real server gave l, are fuzzed: each earlier than the server's (the
+// stored answer's, as the client reads it) by up to fuzzShare of it.
+func wantFuzzed(t *testing.T, what string, l Link, lease Lease) {
+	t.Helper()
+	var server Lease
+	var err error
+	if lease.Addr.Addr().Is4() {
+		var m *dhcpv4.DHCPv4
+		if m, err = dhcpv4.FromBytes(lease.ACK); err == nil {
+			server, err = fromACK(m, l.ClientID, lease.Obtained)
+		}
+	} else {
+		var m *dhcpv6.Message
+		if m, err = dhcpv6.MessageFromBytes(lease.ACK); err == nil {
+			server, err = fromReply(m, l, lease.Obtained)
+		}
+	}
+	if err != nil {
+		t.Fatalf("%s: the server's answer: %v", what, err)
+	}
+	for _, x := range []struct {
+		name        string
+		got, server time.Time
+	}{{"T1", lease.Renew, server.Renew}, {"T2", lease.Rebind, server.Rebind}} {
+		d, early := x.server.Sub(lease.Obtained), x.server.Sub(x.got)
+		if early <= 0 || early > time.Duration(fuzzShare*float64(d)) {
+			t.Errorf("%s: %s %v after the start, the server's %v: want up to %v%% earlier", what, x.name, x.got.Sub(lease.Obtained), d, fuzzShare*100)
+		}
+	}
+}
+
 // TestRenewRequest: a renewal's DHCPREQUEST carries the address in ciaddr,
 // neither a requested address nor a server identifier (which would make
 // it a SELECTING one that only that server answers), the endpoint's MAC
@@ -111,6 +144,7 @@ func TestRebindOtherServer(t *testing.T) {
 	if lease.Server != netip.MustParseAddr("192.168.62.1") {
 		t.Fatalf("lease from %s, want 192.168.62.1", lease.Server)
 	}
+	wantFuzzed(t, "acquired", l, lease)
 	first.Stop()
 	sb.Run(t, sb.WirePath, "ip", "addr", "del", "192.168.62.1/24", "dev", "wire0")
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.62.2/24", "dev", "wire0")
@@ -134,6 +168,7 @@ func TestRebindOtherServer(t *testing.T) {
 	if got.Addr != lease.Addr || got.Server != netip.MustParseAddr("192.168.62.2") || !got.Expiry.After(lease.Expiry) {
 		t.Errorf("rebound: %s from %s until %v; want %s from 192.168.62.2 after %v", got.Addr, got.Server, got.Expiry, lease.Addr, lease.Expiry)
 	}
+	wantFuzzed(t, "rebound", l, got)
 	if err := partner.WaitLease(lease.Addr.Addr(), true, 2*time.Second); err != nil {
 		t.Error(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -63,6 +64,9 @@ type Lease struct {
 	Err      string    // the last failed renewal
 	LastTry  time.Time // when it failed (not stored)
 	Refused  int       // refusals (DHCPNAK) in a row since it expired (not stored)
+	// RetryFuzz, in [-1, 1], is where in its window the next try of an
+	// expired lease after LastTry falls (the engine's; not stored).
+	RetryFuzz float64
 }
 
 // ClientID is the client identifier (option 61) of endpoint name on
@@ -177,6 +181,31 @@ func (l *Lease) setTimes(ack *dhcpv4.DHCPv4, t time.Time) error {
 	}
 	l.Renew, l.Rebind, l.Expiry = t.Add(t1), t.Add(t2), t.Add(lt)
 	return nil
+}
+
+// fuzzShare is how much earlier than the server's T1 and T2 a lease's
+// are, at most, as a share of each: every lease gets a random share, so
+// that leases got together (an agent's endpoints once their server is
+// back) are not renewed together (RFC 2131 4.4.5: "some random fuzz").
+// Never later: that would cut the time the server left to renew, or to
+// rebind, before the lease ends.
+const fuzzShare = 0.1
+
+// fuzz is l with its T1 and T2 moved earlier by random shares
+// (fuzzed).
+func fuzz(l Lease) Lease { return l.fuzzed(rand.Float64(), rand.Float64()) }
+
+// fuzzed is l with T1 and T2 each moved earlier by u1 and u2 (in [0, 1],
+// clamped) times fuzzShare of its time from l.Obtained: T1 stays after
+// l.Obtained, T2 at or after T1 and both before the expiry.
+func (l Lease) fuzzed(u1, u2 float64) Lease {
+	earlier := func(d time.Duration, u float64) time.Duration {
+		return d - time.Duration(min(max(u, 0), 1)*fuzzShare*float64(d))
+	}
+	t1 := earlier(l.Renew.Sub(l.Obtained), u1)
+	t2 := max(earlier(l.Rebind.Sub(l.Obtained), u2), t1)
+	l.Renew, l.Rebind = l.Obtained.Add(t1), l.Obtained.Add(t2)
+	return l
 }
 
 // dnsNames are the domain (option 15) and search list (option 119) of

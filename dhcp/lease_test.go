@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -221,6 +222,49 @@ func TestLeaseTimesWallClock(t *testing.T) {
 			if at != at.Round(0) || !at.After(now.Add(-time.Second)) {
 				t.Errorf("%s lease's %s %v: want a wall-clock time (no monotonic reading) at or after %v", name, what, at, now.Round(0))
 			}
+		}
+	}
+}
+
+// TestFuzzed: T1 and T2 move earlier by the given shares of fuzzShare
+// (RFC 2131 4.4.5's fuzz), never later, never to or before the lease's
+// start, T2 never before T1, neither past the expiry; shares outside
+// [0, 1] count as their bound. Random shares (a seeded source) keep to
+// the same bounds.
+func TestFuzzed(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	lease := func(t1, t2 time.Duration) Lease {
+		return Lease{Obtained: t0, Renew: t0.Add(t1), Rebind: t0.Add(t2), Expiry: t0.Add(120 * time.Second)}
+	}
+	s := time.Second
+	for _, tc := range []struct {
+		name          string
+		l             Lease
+		u1, u2        float64
+		renew, rebind time.Duration
+	}{
+		{"none", lease(60*s, 105*s), 0, 0, 60 * s, 105 * s},
+		{"most", lease(60*s, 105*s), 1, 1, 54 * s, 94*s + 500*time.Millisecond},
+		{"half and a quarter", lease(60*s, 105*s), 0.5, 0.25, 57 * s, 102*s + 375*time.Millisecond},
+		{"shares out of range", lease(60*s, 105*s), -3, 7, 60 * s, 94*s + 500*time.Millisecond},
+		{"T2 at T1 stays there", lease(60*s, 60*s), 0, 1, 60 * s, 60 * s},
+		{"T2 near T1 not before it", lease(100*s, 105*s), 0.1, 1, 99 * s, 99 * s},
+		{"a short lease", lease(3*s, 5*s+250*time.Millisecond), 1, 1, 2*s + 700*time.Millisecond, 4*s + 725*time.Millisecond},
+	} {
+		got := tc.l.fuzzed(tc.u1, tc.u2)
+		if got.Renew.Sub(t0) != tc.renew || got.Rebind.Sub(t0) != tc.rebind || got.Expiry != tc.l.Expiry || got.Obtained != t0 {
+			t.Errorf("%s: T1 %v T2 %v expiry %v, want %v %v %v", tc.name, got.Renew.Sub(t0), got.Rebind.Sub(t0), got.Expiry.Sub(t0), tc.renew, tc.rebind, tc.l.Expiry.Sub(t0))
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1000 {
+		t1 := time.Duration(1 + r.Int64N(int64(120*s-1)))
+		t2 := t1 + time.Duration(r.Int64N(int64(120*s-t1)))
+		l := lease(t1, t2)
+		got := l.fuzzed(r.Float64(), r.Float64())
+		if got.Renew.After(l.Renew) || got.Renew.Before(t0.Add(t1*9/10)) || !got.Renew.After(t0) ||
+			got.Rebind.After(l.Rebind) || got.Rebind.Before(got.Renew) || got.Rebind.Before(t0.Add(t2*9/10)) || !got.Rebind.Before(l.Expiry) {
+			t.Fatalf("T1 %v T2 %v fuzzed to %v %v", t1, t2, got.Renew.Sub(t0), got.Rebind.Sub(t0))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -23,8 +24,23 @@ import (
 // acquireTimeout bounds a new endpoint's DISCOVER..ACK.
 const acquireTimeout = 8 * time.Second
 
-// retryExpired is how often an endpoint whose lease expired asks again.
+// retryExpired is how often an endpoint whose lease expired asks again,
+// give or take retryFuzz (fuzzWait).
 const retryExpired = 10 * time.Second
+
+// retryFuzz is how far, as a share of the wait, each retry of an expired
+// lease falls before or after its time, at random: endpoints whose leases
+// expired together (a server down) do not all ask together again and
+// again.
+const retryFuzz = 0.1
+
+// fuzzWait is d moved by f (in [-1, 1], clamped) times retryFuzz of it.
+func fuzzWait(d time.Duration, f float64) time.Duration {
+	return d + time.Duration(min(max(f, -1), 1)*retryFuzz*float64(d))
+}
+
+// randFuzz is a random share for fuzzWait.
+func randFuzz() float64 { return 2*rand.Float64() - 1 }
 
 // reserveDHCP refuses what a DHCP network cannot do. Caller holds n.mu.
 func reserveDHCP(n *network, req api.EndpointCreate) error {

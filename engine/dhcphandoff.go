@@ -121,10 +121,11 @@ func (k *keepers) spawn(fn func(context.Context)) bool {
 // seekLease asks for a lease for en, a ready endpoint of DHCP network n
 // that has none (a Docker container started while no server answered, or
 // caught between its lease and its record by a restart), every
-// retryExpired from now + first, then keeps the lease it gets.
+// retryExpired (give or take retryFuzz) from now + first, then keeps the
+// lease it gets.
 func (a *Engine) seekLease(n *network, en *entry, first time.Duration) {
 	a.leases.spawn(func(ctx context.Context) {
-		for wait := first; ; wait = retryExpired {
+		for wait := first; ; wait = fuzzWait(retryExpired, randFuzz()) {
 			select {
 			case <-ctx.Done():
 				return

@@ -50,7 +50,7 @@ const pollGone = time.Second
 // keepLease renews en's lease (with v6, its DHCPv6 lease) at T1 (and
 // again, halving the wait, until T2), rebinds from T2 to the expiry, and
 // then takes the address off and asks for a new lease every retryExpired
-// (after refusals in a row, retryWait): RFC 2131 4.4.5, RFC 8415
+// (after refusals in a row, retryWait), each give or take retryFuzz: RFC 2131 4.4.5, RFC 8415
 // 18.2.4-5. It returns once en is gone or ctx is done.
 func (a *Engine) keepLease(ctx context.Context, n *network, en *entry, v6 bool) {
 	skew := clockSkew() // the lease is in the wall clock of now (leaseclock.go)
@@ -95,7 +95,7 @@ func nextTry(l dhcp.Lease, now time.Time) time.Duration {
 	case l.State == dhcp.Expired && l.LastTry.IsZero():
 		return 0 // no try since it expired (or since a start): INIT, RFC 2131 4.4.5
 	case l.State == dhcp.Expired:
-		return retryWait(l.Refused) - now.Sub(l.LastTry)
+		return fuzzWait(retryWait(l.Refused), l.RetryFuzz) - now.Sub(l.LastTry)
 	}
 	switch st := l.StateAt(now); {
 	case st == dhcp.Bound:
@@ -117,7 +117,8 @@ const refusedFirst = time.Second
 // asking again. After refused refusals (DHCPNAK) in a row: at once after
 // the first (RFC 2131 4.4.5: back to INIT), then refusedFirst, doubling
 // up to retryExpired, so that a server refusing every request is not
-// asked in a tight loop; after no answer, retryExpired.
+// asked in a tight loop; after no answer, retryExpired. nextTry moves it
+// by the try's RetryFuzz (fuzzWait).
 func retryWait(refused int) time.Duration {
 	switch {
 	case refused == 0 || refused > 16:
@@ -249,7 +250,7 @@ func (a *Engine) settleTry(n *network, en *entry, v6 bool, began time.Time, l dh
 	}
 	if err != nil {
 		failed := **cur.lease(v6)
-		failed.Err, failed.LastTry, failed.Refused = err.Error(), time.Now(), 0
+		failed.Err, failed.LastTry, failed.Refused, failed.RetryFuzz = err.Error(), time.Now(), 0, randFuzz()
 		// The state the try was made in (nextTry). An expired one stays
 		// so; one that expired meanwhile is the keeper's next turn
 		// (expire takes the address off; marked expired here, it stayed).
@@ -284,7 +285,7 @@ func (a *Engine) expire(n *network, en *entry, msg string, refused, v6 bool) {
 	// No try has failed since it expired: the first ask goes at once.
 	l.State, l.LastTry, l.Refused = dhcp.Expired, time.Time{}, 0
 	if refused {
-		l.LastTry, l.Refused = time.Now(), (**cur.lease(v6)).Refused+1
+		l.LastTry, l.Refused, l.RetryFuzz = time.Now(), (**cur.lease(v6)).Refused+1, randFuzz()
 	}
 	*cur.lease(v6) = &l
 	_, err := link.SetLeased(cur.Netns, cur.Ifindex, l.Addr, netip.Prefix{}, netip.Addr{})

@@ -16,7 +16,8 @@ import (
 // expiry at once (the address goes); an expired lease asks every
 // retryExpired, at once after a DHCPNAK or when it has not asked since
 // it expired (an agent that was down past the expiry), and after more
-// NAKs in a row 1 s, 2 s, 4 s... later, up to retryExpired.
+// NAKs in a row 1 s, 2 s, 4 s... later, up to retryExpired; each of these
+// waits moved by the try's RetryFuzz share of retryFuzz.
 func TestNextTry(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	l := dhcp.Lease{State: dhcp.Bound, Renew: t0.Add(60 * time.Second), Rebind: t0.Add(105 * time.Second), Expiry: t0.Add(120 * time.Second)}
@@ -29,6 +30,10 @@ func TestNextTry(t *testing.T) {
 		f := failed(dhcp.Expired, at)
 		f.Refused = n
 		return f
+	}
+	fuzzed := func(l dhcp.Lease, f float64) dhcp.Lease {
+		l.RetryFuzz = f
+		return l
 	}
 	for _, tc := range []struct {
 		name string
@@ -50,6 +55,11 @@ func TestNextTry(t *testing.T) {
 		{"after 2 NAKs in a row", refused(2, 121*time.Second), 121*time.Second + 300*time.Millisecond, 700 * time.Millisecond},
 		{"after 4 NAKs in a row", refused(4, 121*time.Second), 122 * time.Second, 3 * time.Second},
 		{"after 9 NAKs in a row", refused(9, 121*time.Second), 121 * time.Second, retryExpired},
+		{"expired, fuzzed earliest", fuzzed(failed(dhcp.Expired, 121*time.Second), -1), 125 * time.Second, 5 * time.Second},
+		{"expired, fuzzed latest", fuzzed(failed(dhcp.Expired, 121*time.Second), 1), 125 * time.Second, 7 * time.Second},
+		{"after 4 NAKs, fuzzed", fuzzed(refused(4, 121*time.Second), 0.5), 122 * time.Second, 3*time.Second + 200*time.Millisecond},
+		{"after a NAK, fuzzed", fuzzed(refused(1, 121*time.Second), 1), 121 * time.Second, 0},
+		{"renewal failed, not fuzzed", fuzzed(failed(dhcp.Renewing, 60*time.Second), 1), 61 * time.Second, 21*time.Second + 500*time.Millisecond},
 	} {
 		if got := nextTry(tc.l, t0.Add(tc.at)); got != tc.want && !(tc.want == 0 && got < 0) {
 			t.Errorf("%s: next try in %v, want %v", tc.name, got, tc.want)
@@ -122,6 +132,36 @@ func TestRetryWait(t *testing.T) {
 		4: 4 * time.Second, 5: 8 * time.Second, 6: retryExpired, 17: retryExpired, 64: retryExpired, 1 << 40: retryExpired} {
 		if got := retryWait(refused); got != want {
 			t.Errorf("after %d refusals: %v, want %v", refused, got, want)
+		}
+	}
+}
+
+// TestFuzzWait: a retry's wait moves by up to retryFuzz of itself either
+// way, never more (a share out of [-1, 1] counts as its bound), and a
+// wait of 0 (at once) stays 0.
+func TestFuzzWait(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		f    float64
+		want time.Duration
+	}{
+		{retryExpired, 0, retryExpired},
+		{retryExpired, -1, 9 * time.Second},
+		{retryExpired, 1, 11 * time.Second},
+		{retryExpired, 0.25, 10*time.Second + 250*time.Millisecond},
+		{retryExpired, -7, 9 * time.Second},
+		{retryExpired, 7, 11 * time.Second},
+		{2 * time.Second, -0.5, 1900 * time.Millisecond},
+		{0, 1, 0},
+	} {
+		if got := fuzzWait(tc.d, tc.f); got != tc.want {
+			t.Errorf("%v fuzzed by %v: %v, want %v", tc.d, tc.f, got, tc.want)
+		}
+	}
+	for range 1000 {
+		f := randFuzz()
+		if got := fuzzWait(retryExpired, f); f < -1 || f > 1 || got < 9*time.Second || got > 11*time.Second {
+			t.Fatalf("random share %v: %v, want 9 s to 11 s", f, got)
 		}
 	}
 }

@@ -57,9 +57,9 @@ func TestDHCP6Expiry(t *testing.T) {
 	}
 
 	srv.Quiet(false)
-	for deadline := time.Now().Add(12 * time.Second); !strings.Contains(eth0(), addr); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(13 * time.Second); !strings.Contains(eth0(), addr); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not back on eth0 12 s after the server answers again:\n%s", addr, a.log)
+			t.Fatalf("%s not back on eth0 13 s after the server answers again:\n%s", addr, a.log)
 		}
 	}
 	waitMetric(st, `mvlan_dhcp_leases{family="ipv6",network="lan",state="expired"} 0`)

@@ -97,12 +97,12 @@ func TestDHCPRefusalBackoff(t *testing.T) {
 	}
 	waitLog(t, a, `msg="DHCP server refused the new lease it offered (DHCPNAK)`, 2)
 	srv.Refuse(false)
-	for deadline := time.Now().Add(12 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(13 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if got, _ := e.endpoint(c1); got.Lease != nil && got.Lease.State == "bound" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s has no lease 12 s after the server stopped refusing:\n%s", c1, a.log)
+			t.Fatalf("%s has no lease 13 s after the server stopped refusing:\n%s", c1, a.log)
 		}
 	}
 }
