@@ -1,7 +1,11 @@
 package engine
 
 // A network's endpoint index (network.eps and the by* maps; index.go
-// has the networks): adding, changing and dropping its entries.
+// has the networks): adding, changing and dropping its entries. byAddr
+// maps an address only to the endpoint that may use it: an expired
+// lease's address stays in its endpoint's record (to ask for it again)
+// but is off its link, and the server may give it to another endpoint,
+// whose entry it must neither take over nor delete.
 
 import (
 	"net/netip"
@@ -32,8 +36,10 @@ func (n *network) add(e endpoint) *entry {
 		n.byCNI[*e.CNI] = en
 	}
 	for _, p := range e.Addrs {
-		n.byAddr[p.Addr()] = en
 		n.used = n.used.Raise(p.Addr())
+	}
+	for _, p := range usableAddrs(e) {
+		n.byAddr[p.Addr()] = en
 	}
 	return en
 }
@@ -76,8 +82,8 @@ func (n *network) unindex(en *entry) {
 	}
 }
 
-// set records a new version of en's endpoint (a state change, a rename).
-// Caller holds n.mu and en.busy.
+// set records a new version of en's endpoint (a state change, a rename,
+// a lease renewed, failed or expired). Caller holds n.mu and en.busy.
 func (n *network) set(en *entry, e endpoint) {
 	if en.ep.Name != e.Name {
 		if n.byName[en.ep.Name] == en {
@@ -106,7 +112,7 @@ func (n *network) set(en *entry, e endpoint) {
 			delete(n.byAddr, p.Addr())
 		}
 	}
-	for _, p := range e.Addrs {
+	for _, p := range usableAddrs(e) {
 		n.byAddr[p.Addr()] = en
 	}
 	en.ep = e

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -241,7 +240,7 @@ func (a *Engine) settleTry(n *network, en *entry, v6 bool, began time.Time, l dh
 	if !ok || cur.State != Ready || *cur.lease(v6) == nil {
 		return // leaving: its lease may be given back already
 	}
-	before, proto := slices.Clone(cur.Addrs), protoName(v6)
+	before, proto := usableAddrs(cur), protoName(v6)
 	if err == nil {
 		err = a.applyLeaseOf(n, &cur, l, v6)
 	}
@@ -265,7 +264,7 @@ func (a *Engine) settleTry(n *network, en *entry, v6 bool, began time.Time, l dh
 	n.mu.Lock()
 	n.set(en, cur)
 	n.mu.Unlock()
-	a.shimRoutesIfMoved(n, before, cur.Addrs)
+	a.shimRoutesIfMoved(n, before, usableAddrs(cur))
 }
 
 // expire takes an expired (or refused) lease's address off en's link and
@@ -281,7 +280,7 @@ func (a *Engine) expire(n *network, en *entry, msg string, refused, v6 bool) {
 	if !ok || cur.State != Ready || *cur.lease(v6) == nil {
 		return // leaving: its link may be going, its lease given back
 	}
-	l := **cur.lease(v6)
+	before, l := usableAddrs(cur), **cur.lease(v6)
 	// No try has failed since it expired: the first ask goes at once.
 	l.State, l.LastTry, l.Refused = dhcp.Expired, time.Time{}, 0
 	if refused {
@@ -295,6 +294,7 @@ func (a *Engine) expire(n *network, en *entry, msg string, refused, v6 bool) {
 	n.mu.Lock()
 	n.set(en, cur)
 	n.mu.Unlock()
+	a.shimRoutesIfMoved(n, before, usableAddrs(cur)) // the address is out of the index
 }
 
 // keepAll starts keeping the lease of each of n's ready endpoints.

@@ -85,7 +85,8 @@ func (a *Engine) addrHolder(addr netip.Addr, id string) string {
 			ep = en.ep
 		}
 		n.mu.Unlock()
-		// An expired lease's address stays in its record, off the link.
+		// The index has no expired lease's address (epindex.go); checked
+		// again, as the datapath's row has none either.
 		if en != nil && ep.ID != id && slices.ContainsFunc(usableAddrs(ep), func(p netip.Prefix) bool { return p.Addr() == addr }) {
 			return ep.Name
 		}

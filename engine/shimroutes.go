@@ -41,8 +41,9 @@ func (a *Engine) shimRoutesChanged(n *network) {
 	}
 }
 
-// shimRoutesIfMoved syncs n's shim routes when an endpoint's addresses
-// went from before to after (a lease that moved): rare, so the whole set.
+// shimRoutesIfMoved syncs n's shim routes when the addresses an endpoint
+// may use (usableAddrs: those the index has) went from before to after
+// (a lease that moved, expired or came back): rare, so the whole set.
 func (a *Engine) shimRoutesIfMoved(n *network, before, after []netip.Prefix) {
 	if !slices.Equal(before, after) {
 		a.shimRoutesChanged(n)
