@@ -68,7 +68,7 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 		cfg.Options[dockerIPAMOption] = "true"
 	}
 	if cfg.HostShim != nil {
-		if err := checkShimFor(cfg.Name, cfg.DHCP, *cfg.HostShim); err != nil {
+		if err := checkShimFor(cfg.Name, cfg.DHCP, req.DockerIPAM, *cfg.HostShim); err != nil {
 			return api.Network{}, err
 		}
 	}

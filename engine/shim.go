@@ -108,9 +108,13 @@ func withShim(opts map[string]string, addrs []netip.Addr) map[string]string {
 // checkShimFor refuses a host shim h that a network cannot have: auto on
 // a DHCP network (name), whose server may lease any address of the subnet
 // to anyone.
-func checkShimFor(name string, dhcp bool, h netconf.HostShim) error {
-	if dhcp && h.Auto {
+func checkShimFor(name string, dhcp, dockerIPAM bool, h netconf.HostShim) error {
+	switch {
+	case dhcp && h.Auto:
 		return invalid(fmt.Errorf("network %s: %s=auto: the addresses of a DHCP network (--ipam-driver dhcp) are its DHCP server's to lease, so mvlan cannot pick one for the host; give the address the server reserves for the host, -o %s=IP[,IP6]",
+			name, netconf.OptHostShim, netconf.OptHostShim))
+	case dockerIPAM && h.Auto:
+		return invalid(fmt.Errorf("network %s: %s=auto: Docker's IPAM driver assigns this network's addresses (it was made by docker network create without --ipam-driver mvlan) and would give the shim's to a container; give -o %s=IP outside the network's --ip-range",
 			name, netconf.OptHostShim, netconf.OptHostShim))
 	}
 	return nil

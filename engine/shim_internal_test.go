@@ -33,11 +33,11 @@ func dhcpNet(t *testing.T) *network {
 // held nowhere; a free one is held; the DHCP client of an endpoint
 // refuses the shim's address.
 func TestShimOnDHCPNetwork(t *testing.T) {
-	err := checkShimFor("dn", true, netconf.HostShim{Auto: true})
+	err := checkShimFor("dn", true, false, netconf.HostShim{Auto: true})
 	if err == nil || !strings.Contains(err.Error(), "host_shim=IP") || !strings.Contains(err.Error(), "DHCP") {
 		t.Fatalf("auto on a DHCP network: %v; want it refused, naming host_shim=IP", err)
 	}
-	if err := checkShimFor("dn", false, netconf.HostShim{Auto: true}); err != nil {
+	if err := checkShimFor("dn", false, false, netconf.HostShim{Auto: true}); err != nil {
 		t.Fatalf("auto on a local network: %v", err)
 	}
 	n := dhcpNet(t)

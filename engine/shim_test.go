@@ -249,3 +249,29 @@ func TestHostShimOffFailed(t *testing.T) {
 	}
 	r.noDrift()
 }
+
+// TestHostShimDockerIPAM: on a network whose addresses Docker's own IPAM
+// driver assigns, host_shim=auto is refused, at create and by update (it
+// would take an address Docker gives its next container), naming the
+// way out; an explicit address is taken.
+func TestHostShimDockerIPAM(t *testing.T) {
+	r := newRig(t, "eth0")
+	ctx := context.Background()
+	req := api.NetworkCreate{Name: "dn", Subnets: []string{"10.5.0.0/24"}, Options: []string{"parent=eth0", "host_shim=auto"}, DockerIPAM: true}
+	if _, err := r.e.CreateNetwork(ctx, req); engine.KindOf(err) != engine.KindInvalid || !strings.Contains(err.Error(), "host_shim=IP") {
+		t.Fatalf("create with host_shim=auto and Docker's IPAM: %v; want invalid, naming host_shim=IP", err)
+	}
+	req.Options = req.Options[:1]
+	if _, err := r.e.CreateNetwork(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.update("dn", "auto"); engine.KindOf(err) != engine.KindInvalid || !strings.Contains(err.Error(), "Docker's IPAM") {
+		t.Fatalf("update to host_shim=auto with Docker's IPAM: %v; want invalid, naming Docker's IPAM", err)
+	}
+	if a, _ := r.shimOf("dn"); a != nil {
+		t.Fatalf("after the refused update: shim %v; want none", a)
+	}
+	if err := r.update("dn", "10.5.0.250"); err != nil {
+		t.Fatalf("update to an explicit address with Docker's IPAM: %v", err)
+	}
+}

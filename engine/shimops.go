@@ -33,7 +33,7 @@ func (a *Engine) UpdateNetwork(ctx context.Context, ref string, req api.NetworkU
 	if err != nil {
 		return api.Network{}, invalid(fmt.Errorf("network %s: %w", n.name(), err))
 	}
-	if err := checkShimFor(n.name(), n.DHCP, h); err != nil {
+	if err := checkShimFor(n.name(), n.DHCP, n.Options[dockerIPAMOption] == "true", h); err != nil {
 		return api.Network{}, err
 	}
 	if scopeOf(n.Options) == api.ScopeCluster && !h.Off {
