@@ -357,21 +357,32 @@ func TestReclaimWaitsTheLongerGrace(t *testing.T) {
 	}
 }
 
+// fenceTTL is the liveness TTL and grace of the fence tests' hosts.
+const fenceTTL = 10 * time.Second
+
+// stoppedLiveHost is host id with a pool of subnet (liveness TTL and
+// grace fenceTTL) that allocated one address, then stopped (its Live
+// loop ended; its fence is kept in its state directory).
+func stoppedLiveHost(t *testing.T, url, id, subnet string) (*liveHost, ipam.PoolConfig) {
+	t.Helper()
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix(subnet)}
+	c := newLiveHost(t, url, id, cfg, fenceTTL, fenceTTL, "")
+	if _, err := c.p.Allocate(context.Background(), "c0"); err != nil {
+		t.Fatal(err)
+	}
+	c.stop()
+	return c, cfg
+}
+
 // TestClonedStateHasNoFence: a host cut off from etcd hands out its
 // blocks' addresses until its fence (alive.json), also after a restart;
 // the same state on another machine (its install file names another
 // machine-id: a copied disk) registers as a new installation and has
 // earned no fence: it hands out nothing before etcd confirms its blocks.
 func TestClonedStateHasNoFence(t *testing.T) {
-	e := nstest.StartEtcd(t)
-	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.73.0.0/28")}
-	const ttl, grace = 10 * time.Second, 10 * time.Second
-	c := newLiveHost(t, e.URL, "hostC", cfg, ttl, grace, "")
+	const ttl, grace = fenceTTL, fenceTTL
+	c, cfg := stoppedLiveHost(t, nstest.StartEtcd(t).URL, "hostC", "10.73.0.0/28")
 	ctx := context.Background()
-	if _, err := c.p.Allocate(ctx, "c0"); err != nil {
-		t.Fatal(err)
-	}
-	c.stop()
 	cutOff := func() error {
 		_, err := c.cutOff(t, cfg, ttl, grace, nil).Allocate(ctx, "late")
 		return err
@@ -400,15 +411,10 @@ func TestClonedStateHasNoFence(t *testing.T) {
 // cut off from etcd it hands out nothing of its blocks, and once etcd
 // answers it allocates again (and writes the fence anew).
 func TestTornFence(t *testing.T) {
+	const ttl, grace = fenceTTL, fenceTTL
 	e := nstest.StartEtcd(t)
-	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.74.0.0/28")}
-	const ttl, grace = 10 * time.Second, 10 * time.Second
-	c := newLiveHost(t, e.URL, "hostT", cfg, ttl, grace, "")
+	c, cfg := stoppedLiveHost(t, e.URL, "hostT", "10.74.0.0/28")
 	ctx := context.Background()
-	if _, err := c.p.Allocate(ctx, "c0"); err != nil {
-		t.Fatal(err)
-	}
-	c.stop()
 	file := filepath.Join(c.dir, "alive.json")
 	for _, torn := range []string{"", `{"until":"20`} {
 		if err := os.WriteFile(file, []byte(torn), 0o600); err != nil {
