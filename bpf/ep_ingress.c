@@ -152,13 +152,46 @@ static __always_inline int wire_reason(struct __sk_buff *skb, struct frame *f,
 	return 0;
 }
 
+/* bcast_of: d is the broadcast address of a subnet (of at most /30) that
+ * holds s: the bits where they differ, and all below, are set in d. The
+ * row has no prefix lengths; a subnet's broadcast is what a container
+ * sends (NetBIOS, Wake-on-LAN), which the host, whose shim addresses are
+ * /32, neither takes nor forwards (not PACKET_HOST): not counted. */
+static __always_inline int bcast_of(const __u8 *d, __be32 s)
+{
+	__be32 dv;
+	__u32 diff, host;
+
+	__builtin_memcpy(&dv, d, sizeof(dv));
+	diff = bpf_ntohl(dv) ^ bpf_ntohl(s);
+	host = diff | diff >> 1;
+	host |= host >> 2;
+	host |= host >> 4;
+	host |= host >> 8;
+	host |= host >> 16;
+	return host >= 3 && (bpf_ntohl(dv) & host) == host;
+}
+
+/* shim_bcast: d is a subnet broadcast of one of the shim ep's addresses. */
+static __always_inline int shim_bcast(const struct ep_info *ep, const __u8 *d)
+{
+	int b = 0;
+
+#pragma unroll
+	for (int i = 0; i < EP_MAX_V4; i++)
+		if (i < ep->n4 && bcast_of(d, ep->ip4[i]))
+			b = 1;
+	return b;
+}
+
 /* host_route_reason: a frame that passed sender_reason, from a local
  * endpoint to the host shim ep: an IP packet must be for one of the
  * shim's own addresses (its row has them, the EUI-64 link-local
  * included), unless its network allows a router. In a broadcast or
- * multicast frame a multicast or broadcast IP destination passes too,
- * but not a unicast one: the host takes unicast IP in a broadcast frame
- * on any of its addresses. */
+ * multicast frame a multicast or broadcast IP destination passes too
+ * (the shim's subnets' broadcasts included), but not another unicast
+ * one: the host takes unicast IP in a broadcast frame on any of its
+ * addresses. */
 static __always_inline int host_route_reason(const struct frame *f,
 					     const struct ep_info *ep)
 {
@@ -172,7 +205,7 @@ static __always_inline int host_route_reason(const struct frame *f,
 
 		if ((void *)(ip + 1) > f->end)
 			return 0; /* sender_reason read it */
-		if (group && ip4_group(ip->daddr))
+		if (group && (ip4_group(ip->daddr) || shim_bcast(ep, ip->daddr)))
 			return 0;
 		return owns(ep, FAMILY_V4, ip->daddr) ? 0 : REASON_HOST_ROUTE;
 	}

@@ -11,7 +11,7 @@ import (
 // would route or take on another of its addresses, is dropped as
 // host_route, counted exactly once, unless the network allows a router;
 // so is one in a broadcast or multicast frame unless its IP destination
-// is a group too. ARP, broadcast and multicast IP, and the wire's frames
+// is a group too, or a broadcast of a subnet holding the shim's address. ARP, broadcast and multicast IP, and the wire's frames
 // are left as they were;
 // an ordinary endpoint does not look.
 func TestHostShimIngress(t *testing.T) {
@@ -45,6 +45,8 @@ func TestHostShimIngress(t *testing.T) {
 		{"mdns", fromB("01:00:5e:00:00:fb", ipv4Packet("10.1.0.11", "224.0.0.251", 17, udp(5353, 5353, 40)), 0x0800), verdictNext, rxA},
 		{"ipv6 multicast", fromB("33:33:00:00:00:01", v6(llB, "ff02::1"), 0x86dd), verdictNext, rxA},
 		{"to the shim's address in a broadcast frame", fromB("ff:ff:ff:ff:ff:ff", v4("10.1.0.11", "10.1.0.10"), 0x0800), verdictNext, rxA},
+		{"netbios to the subnet's broadcast", fromB("ff:ff:ff:ff:ff:ff", ipv4Packet("10.1.0.11", "10.1.0.255", 17, udp(137, 137, 40)), 0x0800), verdictNext, rxA},
+		{"to a /16's broadcast over the shim's address", fromB("ff:ff:ff:ff:ff:ff", v4("10.1.0.11", "10.1.255.255"), 0x0800), verdictNext, rxA},
 	}
 	routed := []progCase{
 		{"to 8.8.8.8", fromB(a, v4("10.1.0.11", "8.8.8.8"), 0x0800), verdictDrop, dropA("host_route")},
@@ -57,6 +59,8 @@ func TestHostShimIngress(t *testing.T) {
 		{"to 8.8.8.8 in a broadcast frame", fromB("ff:ff:ff:ff:ff:ff", v4("10.1.0.11", "8.8.8.8"), 0x0800), verdictDrop, dropA("host_route")},
 		{"to another network's container in a multicast frame", fromB("01:00:5e:00:00:fb", v4("10.1.0.11", "10.2.0.12"), 0x0800), verdictDrop, dropA("host_route")},
 		{"to a global ipv6 address in a multicast frame", fromB("33:33:00:00:00:01", v6(llB, "2001:4860:4860::8888"), 0x86dd), verdictDrop, dropA("host_route")},
+		{"to another network's broadcast in a broadcast frame", fromB("ff:ff:ff:ff:ff:ff", v4("10.1.0.11", "10.2.0.255"), 0x0800), verdictDrop, dropA("host_route")},
+		{"to a neighbour's address in a broadcast frame", fromB("ff:ff:ff:ff:ff:ff", v4("10.1.0.11", "10.1.0.11"), 0x0800), verdictDrop, dropA("host_route")},
 	}
 	runCases(t, d, "ep_ingress", append(toShim, routed...))
 	// The wire's frames to the shim are not a local endpoint's: as before.
