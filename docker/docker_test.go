@@ -265,7 +265,7 @@ func TestShimAutoDockerIPAM(t *testing.T) {
 	gw3 := request(t, d, plugin.AddressRequest{PoolID: pool, Gateway: true})
 	id3 := strings.Repeat("c", 64)
 	if err := d.DockerCreateNetwork(ctx, plugin.Network{ID: id3, Options: map[string]string{"parent": "eth2", "name": "dnet3", "host_shim": "auto"},
-		Pools: []plugin.Pool{{Subnet: sub3, Gateway: gw3.Addr()}}}); err != nil {
+		Pools: []plugin.Pool{{AddressSpace: plugin.AddressSpace, Subnet: sub3, Gateway: gw3.Addr()}}}); err != nil {
 		t.Fatalf("host_shim=auto with mvlan's IPAM: %v", err)
 	}
 }
