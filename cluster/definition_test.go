@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -196,48 +198,77 @@ func TestJoinWritesOnce(t *testing.T) {
 	rev()
 }
 
-// TestLeaveLateLease: a lease etcd applies late (its request timed out
-// on the host, yet reached etcd) while the host leaves fails, because
-// its membership, which every lease compares, goes first: nothing of
-// the host is left in etcd that no one would give back (it is alive, so
-// reclaim never would). The late lease is sent while Leave is held after
-// its first step.
-func TestLeaveLateLease(t *testing.T) {
+// TestLeaveOrder: Leave is held half way (a hold point) and etcd looked
+// at then. LeaveOpen (a network whose pool was open here) has ended the
+// membership first, so a lease of that pool that etcd applies late (its
+// request timed out on the host, yet reached etcd) fails its guard and
+// leaves nothing behind that no one would give back (the host is alive:
+// reclaim never would). Leave (a stray: no pool here) has given the
+// blocks back first and kept the membership, so that a try cut short
+// there is found again (leaveStrays lists the memberships).
+func TestLeaveOrder(t *testing.T) {
 	e := nstest.StartEtcd(t)
-	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.83.0.0/24")}
-	ctx := context.Background()
-	a := newHost(t, e.URL, "hostA", "ln", cfg, 28)
-	newHost(t, e.URL, "hostB", "ln", cfg, 28) // a member that stays: the definition does too
-	if _, err := a.p.Allocate(ctx, "a0"); err != nil {
-		t.Fatal(err)
-	}
-	guard, err := a.p.guard(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	late := blockKey(a.nw.ID, netip.MustParsePrefix("10.83.0.240/28"))
-	t.Setenv("MVLAN_TEST_HOLDPOINT", "cluster-leave:after-member")
+	t.Setenv("MVLAN_TEST_HOLDPOINT", "cluster-leave:half")
 	t.Setenv("MVLAN_TEST_HOLD", "1s")
-	left := make(chan error, 1)
-	go func() {
-		_, err := a.c.Leave(ctx, "ln", a.nw.ID)
-		left <- err
-	}()
-	time.Sleep(300 * time.Millisecond) // Leave is held after its first step
-	r, err := a.c.cli.Txn(ctx).If(append(guard, clientv3.Compare(clientv3.CreateRevision(late), "=", 0))...).
-		Then(clientv3.OpPut(late, "hostA")).Commit()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := <-left; err != nil {
-		t.Fatal(err)
-	}
-	if r.Succeeded {
-		t.Errorf("a lease applied while hostA was leaving succeeded")
-	}
-	for b, h := range etcdBlocks(t, a.c, a.nw.ID, false) {
-		if h == "hostA" {
-			t.Errorf("hostA left, but etcd still has it hold block %s", b)
+	ctx := context.Background()
+	for i, open := range []bool{true, false} {
+		name := fmt.Sprintf("ln%d", i)
+		cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix(fmt.Sprintf("10.83.%d.0/24", i))}
+		a := newHost(t, e.URL, "hostA", name, cfg, 28)
+		newHost(t, e.URL, "hostB", name, cfg, 28) // a member that stays: the definition does too
+		if _, err := a.p.Allocate(ctx, "a0"); err != nil {
+			t.Fatal(err)
+		}
+		guard, err := a.p.guard(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leave := map[bool]func(context.Context, string, string) (bool, error){true: a.c.LeaveOpen, false: a.c.Leave}[open]
+		left := make(chan error, 1)
+		go func() {
+			_, err := leave(ctx, name, a.nw.ID)
+			left <- err
+		}()
+		member, blocks := halfWay(t, a, name)
+		switch {
+		case open && member:
+			t.Errorf("LeaveOpen gave hostA's blocks back before it ended the membership")
+		case !open && !member:
+			t.Errorf("Leave ended hostA's membership before it gave the blocks back")
+		case open && blocks:
+			late := blockKey(a.nw.ID, netip.MustParsePrefix(fmt.Sprintf("10.83.%d.240/28", i)))
+			r, err := a.c.cli.Txn(ctx).If(append(guard, clientv3.Compare(clientv3.CreateRevision(late), "=", 0))...).
+				Then(clientv3.OpPut(late, "hostA")).Commit()
+			if err != nil || r.Succeeded {
+				t.Errorf("a lease applied while hostA was leaving: succeeded %v (%v); want it refused", r != nil && r.Succeeded, err)
+			}
+		}
+		if err := <-left; err != nil {
+			t.Fatal(err)
+		}
+		for b, h := range etcdBlocks(t, a.c, a.nw.ID, false) {
+			if h == "hostA" {
+				t.Errorf("hostA left %s, but etcd still has it hold block %s", name, b)
+			}
 		}
 	}
+}
+
+// halfWay waits until one of Leave's two steps on network name is done
+// (hostA's membership or its blocks gone from etcd) and says what is
+// left of the two.
+func halfWay(t *testing.T, a *host, name string) (member, blocks bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		r, err := a.c.cli.Get(context.Background(), memberKey(name, "hostA"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		member, blocks = len(r.Kvs) == 1, slices.Contains(slices.Collect(maps.Values(etcdBlocks(t, a.c, a.nw.ID, false))), "hostA")
+		if !member || !blocks {
+			return member, blocks
+		}
+	}
+	t.Fatal("Leave did not get half way in 5 s")
+	return
 }

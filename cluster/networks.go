@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -117,41 +118,69 @@ func (c *Client) Join(ctx context.Context, name, id string) error {
 	return nil
 }
 
-// Leave ends this host's membership of network name (ID id) and gives its
-// blocks and claims back to the pool; the last host to leave removes the
+// Leave gives this host's blocks and claims of network name (ID id) back
+// to the pool and ends its membership; the last host to leave removes the
 // definition, with whatever blocks and claims are left. It reports
-// whether the definition went. The membership goes first: every lease
-// and claim compares it (Pool.guard), so one that etcd applies late (its
-// request timed out here, yet reached etcd) fails instead of leaving a
-// key behind that no one gives back. Cut short, the caller puts the
-// membership back (Join) and keeps its blocks.
+// whether the definition went. It is for a network with no pool open
+// here (a stray membership, a create rolled back): cut short, the
+// membership stays, so that the next try (leaveStrays) finds it. A
+// network whose pool was open leaves with LeaveOpen.
 func (c *Client) Leave(ctx context.Context, name, id string) (bool, error) {
+	return c.leave(ctx, name, id, false)
+}
+
+// LeaveOpen is Leave for a network whose pool was open here until now
+// (Space.Close): the membership goes first, so that a lease or claim of
+// that pool that etcd applies late (its request timed out here, yet
+// reached etcd) fails its guard, which compares the membership, instead
+// of leaving a key that no one gives back. Cut short after that, the
+// caller takes the network back (Join, keeping its blocks); if the last
+// other member left meanwhile, the definition went with this host's
+// blocks, and the network is gone (ErrNetworkGone).
+func (c *Client) LeaveOpen(ctx context.Context, name, id string) (bool, error) {
+	return c.leave(ctx, name, id, true)
+}
+
+func (c *Client) leave(ctx context.Context, name, id string, memberFirst bool) (bool, error) {
 	key := networkKey(name)
 	def, err := c.get(ctx, "leave network "+name, key)
 	if err != nil {
 		return false, err
 	}
-	mine := []clientv3.Cmp{clientv3.Compare(clientv3.Value(memberKey(name, c.host)), "=", id)} // not of a network of the name made since
-	if _, err := c.txn(ctx, "leave network "+name, mine, []clientv3.Op{clientv3.OpDelete(memberKey(name, c.host))}, nil); err != nil {
-		return false, err
+	steps := []func() error{
+		func() error { return c.endMembership(ctx, name, id) },
+		func() error { return errors.Join(c.deleteMine(ctx, blocksDir(id)), c.deleteMine(ctx, claimsDir(id))) },
 	}
-	crashpoint.Hit("cluster-leave:after-member")
-	for _, dir := range []string{blocksDir(id), claimsDir(id)} {
-		if err := c.deleteMine(ctx, dir); err != nil {
+	if !memberFirst {
+		steps[0], steps[1] = steps[1], steps[0]
+	}
+	for i, step := range steps {
+		if i == 1 {
+			crashpoint.Hit("cluster-leave:half")
+		}
+		if err := step(); err != nil {
 			return false, err
 		}
 	}
-	cmp := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(membersDir(name)), "=", 0).WithPrefix()}
 	if len(def.Kvs) == 0 || !isDefinitionOf(def.Kvs[0].Value, id) {
 		return false, nil
 	}
-	cmp = append(cmp, clientv3.Compare(clientv3.ModRevision(key), "=", def.Kvs[0].ModRevision))
+	cmp := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(membersDir(name)), "=", 0).WithPrefix(),
+		clientv3.Compare(clientv3.ModRevision(key), "=", def.Kvs[0].ModRevision)}
 	r, err := c.txn(ctx, "remove network "+name, cmp, []clientv3.Op{clientv3.OpDelete(key),
 		clientv3.OpDelete(blocksDir(id), clientv3.WithPrefix()), clientv3.OpDelete(claimsDir(id), clientv3.WithPrefix())}, nil)
 	if err != nil {
 		return false, err
 	}
 	return r.Succeeded, nil
+}
+
+// endMembership deletes this host's member key of network name, if it is
+// of ID id (not of a network of the name made since).
+func (c *Client) endMembership(ctx context.Context, name, id string) error {
+	mine := []clientv3.Cmp{clientv3.Compare(clientv3.Value(memberKey(name, c.host)), "=", id)}
+	_, err := c.txn(ctx, "leave network "+name, mine, []clientv3.Op{clientv3.OpDelete(memberKey(name, c.host))}, nil)
+	return err
 }
 
 func isDefinitionOf(v []byte, id string) bool {

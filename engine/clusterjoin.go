@@ -53,12 +53,14 @@ func (a *Engine) forgetClusterFiles(name, id string) {
 	}
 }
 
-// leaveFirst gives this host's blocks and claims of cluster network n
-// back to etcd and ends its membership, before n is removed here: an rm
-// cut short then leaves nothing of this host in etcd that its state does
-// not know. n takes no endpoint meanwhile. A network with endpoints, or
-// an etcd that does not answer, refuses the removal and leaves n as it
-// was (stayInCluster, when etcd stopped answering half way). Caller holds
+// leaveFirst ends this host's membership of cluster network n and gives
+// its blocks and claims back to etcd (cluster.LeaveOpen: the membership
+// first, so that a late lease of n's pool fails), before n is removed
+// here: an rm cut short then leaves nothing of this host in etcd that its
+// state does not know. n takes no endpoint meanwhile. A network with
+// endpoints, or an etcd that does not answer, refuses the removal and
+// leaves n as it was (stayInCluster, when etcd stopped answering half
+// way; gone, if the last other member removed it meanwhile). Caller holds
 // netOps.
 func (a *Engine) leaveFirst(ctx context.Context, n *network, cs *cluster.Space) error {
 	if err := a.cluster.Reachable(ctx); err != nil { // fail before changing anything
@@ -76,7 +78,7 @@ func (a *Engine) leaveFirst(ctx context.Context, n *network, cs *cluster.Space) 
 	n.leaving = true
 	n.mu.Unlock()
 	cs.Close() // no lease or claim from now on
-	gone, err := a.cluster.Leave(ctx, n.name(), n.ID)
+	gone, err := a.cluster.LeaveOpen(ctx, n.name(), n.ID)
 	if err != nil {
 		a.stayInCluster(ctx, n, cs)
 		return fmt.Errorf("cluster network %s is removed only while etcd answers (its blocks go back to the pool first); it stays: %w", n.name(), err)

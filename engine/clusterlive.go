@@ -140,13 +140,13 @@ func (a *Engine) reclaimClusters(ctx context.Context) {
 		n.mu.Lock()
 		parent, hostOnly := n.Parent, n.ParentKind == ParentHostOnly
 		n.mu.Unlock()
-		if hostOnly { // made before a parent was required: it hears no answer
-			continue
-		}
 		prober := func(ctx context.Context, addrs []netip.Addr) ([]netip.Addr, error) {
 			return probe.InUse(ctx, a.cfg.HostNetns, parent, addrs, probe.Options{})
 		}
-		_, err := cs.Reclaim(ctx, prober)
+		var err error
+		if !hostOnly { // made before a parent was required: it hears no answer
+			_, err = cs.Reclaim(ctx, prober)
+		}
 		if err == nil {
 			_, err = a.cluster.ForgetDead(ctx, n.name(), n.ID)
 		}
