@@ -205,7 +205,7 @@ func acquire(ctx context.Context, l Link) (lease Lease, err error) {
 // that ctx ends before it heard an answer fails (ctx's error).
 func (l Link) check(ctx context.Context, lease Lease) error {
 	a := lease.Addr.Addr()
-	return onLink(ctx, l, "address check", func(ifi *net.Interface) error {
+	return onLinkNow(l, "address check", func(ifi *net.Interface) error {
 		if l.Probing != nil {
 			l.Probing(ctx, true)
 			defer l.Probing(ctx, false)
@@ -324,7 +324,7 @@ func Release(ctx context.Context, l Link, lease Lease) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("DHCPRELEASE: %w", err)
 	}
-	return onLink(ctx, l, "DHCPRELEASE", func(ifi *net.Interface) error {
+	return onLinkNow(l, "DHCPRELEASE", func(ifi *net.Interface) error {
 		uerr := sendUnicast(ifi, lease.Addr.Addr(), lease.Server, m)
 		if uerr == nil {
 			return nil

@@ -30,9 +30,10 @@ import (
 // the link again.
 var ErrNotEndpoint = errors.New("not the endpoint's link")
 
-// maxExchanges bounds how many of the package's calls (exchanges,
-// address checks, releases) run in endpoints' namespaces at once in this
-// process. Each holds a locked OS thread for as long as it lasts (up to
+// maxExchanges bounds how many of the package's exchanges (DHCPv4 and
+// DHCPv6 requests that wait for a server) run in endpoints' namespaces at
+// once in this process; the short steps after them take no slot
+// (onLinkNow). Each holds a locked OS thread for as long as it lasts (up to
 // about 8 s with no server answering), and Go's runtime dies past 10000
 // threads (debug.SetMaxThreads): an agent that starts with thousands of
 // overdue leases (up to two keepers for each of 8192 endpoints) and no
@@ -56,15 +57,25 @@ func takeSlot(ctx context.Context) (free func(), err error) {
 	}
 }
 
-// onLink runs fn with l's link (checked by iface) inside l's namespace,
-// once a slot is free (takeSlot); what names the caller in errors. The
-// namespace the caller runs in is the host's: l.Parent's.
+// onLink runs an exchange, fn, with l's link (checked by iface) inside
+// l's namespace, once a slot is free (takeSlot); what names the caller in
+// errors. The namespace the caller runs in is the host's: l.Parent's.
 func onLink(ctx context.Context, l Link, what string, fn func(*net.Interface) error) error {
 	free, err := takeSlot(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer free()
+	return onLinkNow(l, what, fn)
+}
+
+// onLinkNow is onLink without a slot, for the short steps that follow an
+// exchange (the address check of a lease, a DHCPRELEASE): they wait for
+// no server, and come no faster than exchanges end, so they pile up no
+// threads; queued behind thousands of waiting exchanges instead, a lease
+// the server granted would be thrown away (its check past the attach's
+// deadline) and a release skipped.
+func onLinkNow(l Link, what string, fn func(*net.Interface) error) error {
 	var host *os.File
 	if l.Parent > 0 {
 		f, err := os.Open("/proc/thread-self/ns/net")

@@ -3,6 +3,7 @@ package dhcp
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -107,4 +108,29 @@ func TestExchangesBoundThreads(t *testing.T) {
 		t.Errorf("%d exchanges at once grew the process by %d threads (from %d), want at most 3 × %d", n, grew, base, maxExchanges)
 	}
 	t.Logf("%d exchanges: %d threads at start, %d at most", n, base, peak.Load())
+}
+
+// TestFollowUpsTakeNoSlot: with every slot taken (thousands of exchanges
+// waiting for a server that is down), the steps after an exchange that
+// got its answer still run at once: the address check of the lease and
+// a DHCPRELEASE do not queue behind the exchanges for their ctx's time.
+func TestFollowUpsTakeNoSlot(t *testing.T) {
+	nstest.RequireRoot(t)
+	_, l := sandbox4(t, "192.168.62.1/24")
+	for range maxExchanges {
+		free, err := takeSlot(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer free()
+	}
+	lease := Lease{Addr: netip.MustParsePrefix("192.168.62.50/24"), Server: netip.MustParseAddr("192.168.62.1")}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := l.check(ctx, lease); err != nil {
+		t.Errorf("address check with every slot taken: %v; want it run (no host has the address)", err)
+	}
+	if err := Release(ctx, l, lease); err != nil {
+		t.Errorf("DHCPRELEASE with every slot taken: %v; want it sent", err)
+	}
 }
