@@ -7,12 +7,10 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
-	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/probe"
 )
@@ -244,72 +242,6 @@ func declineMessage(l Link, lease Lease) (*dhcpv4.DHCPv4, error) {
 	return m, nil
 }
 
-// Renew extends old. A renewal that moves the lease to another address
-// has it probed as Acquire does: in use, it is declined (ErrInUse), and
-// the lease stays as it was. Before T2 (RENEWING) only old's server may answer;
-// from T2 on (REBINDING, RFC 2131 4.4.5) any server may: a failover
-// partner that took over. Both send a DHCPREQUEST of their own (a new
-// xid) with the address in ciaddr and no server identifier.
-func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
-	req, err := renewRequest(l, old)
-	if err != nil {
-		return old, err
-	}
-	match := nclient4.IsMessageType(dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)
-	if old.StateAt(time.Now()) < Rebinding {
-		match = nclient4.IsAll(nclient4.IsCorrectServer(net.IP(old.Server.AsSlice())), match)
-	}
-	err = run(ctx, l, func(c *nclient4.Client) error {
-		wait := window(ctx, timeout, retry)
-		ack, err := c.SendAndRead(ctx, c.RemoteAddr(), req, match)
-		if err != nil {
-			return noAnswer(ctx, "DHCPREQUEST", wait, err)
-		}
-		if ack.MessageType() == dhcpv4.MessageTypeNak {
-			return nakErr(ack)
-		}
-		if lease, err = fromRenewal(ack, old, time.Now()); err == nil {
-			lease, err = fuzz(lease), l.renewedIn(lease, routersOf(ack)...)
-		}
-		return err
-	})
-	if err == nil && lease.Addr.Addr() != old.Addr.Addr() {
-		err = l.check(ctx, lease) // a new address is probed as a first one is
-	}
-	return lease, err
-}
-
-// renewedIn refuses a renewal's address outside l.Subnet or in l.Refuse:
-// from T2 any server may answer, one misconfigured too, and a renewal
-// changes the address the endpoint may use. Acquire refuses such offers
-// the same way.
-func (l Link) renewedIn(lease Lease, routers ...netip.Addr) error {
-	if err := l.refused(lease.Server, "renewed the lease with", lease.Addr.Addr(), append(routers, lease.Router)...); err != nil {
-		return fmt.Errorf("%w; the lease stays as it was", err)
-	}
-	return nil
-}
-
-// renewRequest is the DHCPREQUEST of a client renewing or rebinding old
-// (RFC 2131 4.3.2 and table 5): ciaddr is its address; it carries neither
-// a requested address nor a server identifier; its xid is new, as each
-// exchange's must be (a retransmission keeps it).
-func renewRequest(l Link, old Lease) (*dhcpv4.DHCPv4, error) {
-	if !old.Addr.Addr().Is4() {
-		return nil, fmt.Errorf("lease of %s is not a DHCPv4 lease", old.Addr)
-	}
-	req, err := dhcpv4.New(append([]dhcpv4.Modifier{
-		dhcpv4.WithHwAddr(l.MAC),
-		dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
-		dhcpv4.WithClientIP(net.IP(old.Addr.Addr().AsSlice())),
-		dhcpv4.WithOption(dhcpv4.OptMaxMessageSize(nclient4.MaxMessageSize)),
-	}, l.modifiers()...)...)
-	if err != nil {
-		return nil, fmt.Errorf("DHCPREQUEST: %w", err)
-	}
-	return req, nil
-}
-
 // Release tells the server that l gives lease back (DHCPRELEASE, with the
 // address in ciaddr; no answer). It goes unicast to the server from the
 // leased address (RFC 2131 4.4.6) when that is on the link, else (an ACK
@@ -356,16 +288,9 @@ func releaseMessage(l Link, lease Lease) (*dhcpv4.DHCPv4, error) {
 // out of ifi whatever the namespace's routes say. Called in the link's
 // namespace.
 func sendUnicast(ifi *net.Interface, addr, server netip.Addr, m *dhcpv4.DHCPv4) error {
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX, ifi.Index)
-		})
-		return errors.Join(err, serr)
-	}}
-	pc, err := lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(addr, nclient4.ClientPort).String())
+	pc, err := udpConn4(ifi, addr)
 	if err != nil {
-		return fmt.Errorf("from %s: %w", addr, err)
+		return err
 	}
 	_, err = pc.WriteTo(m.ToBytes(), &net.UDPAddr{IP: net.IP(server.AsSlice()), Port: nclient4.ServerPort})
 	return errors.Join(err, pc.Close())

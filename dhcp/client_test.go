@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -96,84 +95,6 @@ func wantFuzzed(t *testing.T, what string, l Link, lease Lease) {
 	}
 }
 
-// TestRenewRequest: a renewal's DHCPREQUEST carries the address in ciaddr,
-// neither a requested address nor a server identifier (which would make
-// it a SELECTING one that only that server answers), the endpoint's MAC
-// and client-id, and a transaction id of its own each time: not the one
-// of the exchange that got the lease.
-func TestRenewRequest(t *testing.T) {
-	mac, _ := net.ParseMAC("02:00:00:00:00:01")
-	l := Link{MAC: mac, ClientID: ClientID("lan", "c1")}
-	old, err := fromACK(ack(t), l.ClientID, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored, _ := dhcpv4.FromBytes(old.ACK)
-	seen := map[dhcpv4.TransactionID]bool{stored.TransactionID: true}
-	for i := range 3 {
-		req, err := renewRequest(l, old)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seen[req.TransactionID] {
-			t.Errorf("request %d: xid %s used before", i, req.TransactionID)
-		}
-		seen[req.TransactionID] = true
-		if !req.ClientIPAddr.Equal(net.IPv4(192, 168, 60, 120)) || req.ClientHWAddr.String() != mac.String() ||
-			req.MessageType() != dhcpv4.MessageTypeRequest || string(req.Options.Get(dhcpv4.OptionClientIdentifier)) != string(l.ClientID) {
-			t.Errorf("request %d: %s", i, req.Summary())
-		}
-		for _, o := range []dhcpv4.OptionCode{dhcpv4.OptionServerIdentifier, dhcpv4.OptionRequestedIPAddress} {
-			if req.Options.Has(o) {
-				t.Errorf("request %d carries %s", i, o)
-			}
-		}
-	}
-}
-
-// TestRebindOtherServer: the server of a lease stops and its failover
-// partner (another address, dnsmasq with --dhcp-authoritative) takes the
-// subnet over. While renewing (T1..T2) the client takes an answer from the
-// lease's server only; once rebinding (after T2) it takes the partner's
-// DHCPACK: the same address, the partner as the lease's server, and the
-// partner's lease file has the binding.
-func TestRebindOtherServer(t *testing.T) {
-	sb, l := sandbox4(t, "192.168.62.1/24")
-	first := nstest.StartDnsmasq(t, sb.WirePath, "wire0", dnsmasqFlags...)
-	lease := acquireOn(t, sb, l, first)
-	if lease.Server != netip.MustParseAddr("192.168.62.1") {
-		t.Fatalf("lease from %s, want 192.168.62.1", lease.Server)
-	}
-	wantFuzzed(t, "acquired", l, lease)
-	first.Stop()
-	sb.Run(t, sb.WirePath, "ip", "addr", "del", "192.168.62.1/24", "dev", "wire0")
-	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.62.2/24", "dev", "wire0")
-	partner := nstest.StartDnsmasq(t, sb.WirePath, "wire0", dnsmasqFlags...)
-
-	now := time.Now()
-	renewing := lease
-	renewing.Renew, renewing.Rebind = now.Add(-time.Second), now.Add(time.Minute)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if got, err := Renew(ctx, l, renewing); !errors.Is(err, ErrNoAnswer) {
-		t.Errorf("renewing with the lease's server gone: %v (lease from %s), want ErrNoAnswer", err, got.Server)
-	}
-
-	rebinding := lease
-	rebinding.Renew, rebinding.Rebind = now.Add(-time.Minute), now.Add(-time.Second)
-	got, err := Renew(context.Background(), l, rebinding)
-	if err != nil {
-		t.Fatalf("rebinding with the partner there: %v\n%s", err, partner.Log())
-	}
-	if got.Addr != lease.Addr || got.Server != netip.MustParseAddr("192.168.62.2") || !got.Expiry.After(lease.Expiry) {
-		t.Errorf("rebound: %s from %s until %v; want %s from 192.168.62.2 after %v", got.Addr, got.Server, got.Expiry, lease.Addr, lease.Expiry)
-	}
-	wantFuzzed(t, "rebound", l, got)
-	if err := partner.WaitLease(lease.Addr.Addr(), true, 2*time.Second); err != nil {
-		t.Error(err)
-	}
-}
-
 // TestRelease: a DHCPRELEASE frees the binding in the server's lease
 // file whether or not the leased address is on the link: unicast from
 // that address to the server when it is (RFC 2131 4.4.6), broadcast from
@@ -244,37 +165,6 @@ func dhcpFrame(f []byte) (src, dst netip.Addr, m *dhcpv4.DHCPv4) {
 	return src, dst, m
 }
 
-// TestRenewKeepsOptions: the lease's server restarts configured to give
-// no subnet mask, router or DNS servers, and no domain (dnsmasq with empty
-// options 1, 3 and 6: its renewal's DHCPACK has the address and times
-// only). The renewed lease keeps the mask, router, DNS servers and domain
-// it had, with the new expiry.
-func TestRenewKeepsOptions(t *testing.T) {
-	sb, l := sandbox4(t, "192.168.62.1/24")
-	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", dnsmasqFlags...)
-	lease := acquireOn(t, sb, l, srv)
-	srv.Stop()
-	bare := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative",
-		"--dhcp-range=192.168.62.100,192.168.62.150,255.255.255.0,2m", "--dhcp-option=1", "--dhcp-option=3", "--dhcp-option=6")
-	time.Sleep(time.Second) // a later expiry
-	renewing := lease
-	renewing.Renew = time.Now()
-	got, err := Renew(context.Background(), l, renewing)
-	if err != nil {
-		t.Fatalf("renew: %v\n%s", err, bare.Log())
-	}
-	if ack, _ := dhcpv4.FromBytes(got.ACK); ack == nil || ack.Options.Has(dhcpv4.OptionSubnetMask) || ack.Options.Has(dhcpv4.OptionRouter) {
-		t.Fatalf("the renewal's DHCPACK has a subnet mask or router: %v", ack)
-	}
-	want := fmt.Sprintf("%s router %s dns %v domain %s", lease.Addr, lease.Router, lease.DNS, lease.Domain)
-	if s := fmt.Sprintf("%s router %s dns %v domain %s", got.Addr, got.Router, got.DNS, got.Domain); s != want || !got.Expiry.After(lease.Expiry) {
-		t.Errorf("renewed: %s until %v\nwant     %s after %v", s, got.Expiry, want, lease.Expiry)
-	}
-	if lease.Router != netip.MustParseAddr("192.168.62.1") || len(lease.DNS) != 2 || lease.Domain != "lan.example" {
-		t.Errorf("first lease: router %s DNS %v domain %q, want dnsmasq's", lease.Router, lease.DNS, lease.Domain)
-	}
-}
-
 // TestWindow: an exchange waits for the sum of the client's doubling
 // waits (2+4+8 s for DHCPv4, 1+2+4 s for DHCPv6), or until ctx's
 // deadline when that is sooner.
@@ -311,38 +201,6 @@ func TestNoAnswer(t *testing.T) {
 	_, err := Acquire(ctx, l)
 	if !errors.Is(err, ErrNoAnswer) || !strings.HasSuffix(err.Error(), "no DHCP server answered to DHCPDISCOVER within 1.5s") {
 		t.Errorf("acquire with no server: %v, want ErrNoAnswer to DHCPDISCOVER within 1.5s", err)
-	}
-}
-
-// TestRenewedIn: a renewal (from T2 any server's) may not move the lease
-// out of the network's subnet, nor to the host shim's address, in either
-// family, nor to a router it names (any of them); without a subnet any
-// other address goes.
-func TestRenewedIn(t *testing.T) {
-	for _, tc := range []struct {
-		subnet, addr string
-		ok           bool
-	}{
-		{"192.168.62.0/24", "192.168.62.120/24", true},
-		{"192.168.62.0/24", "10.66.0.120/24", false},
-		{"fd00:60::/64", "fd00:60::10/64", true},
-		{"fd00:60::/64", "fd00:66::10/128", false},
-		{"", "10.66.0.120/24", true},
-		{"192.168.62.0/24", "192.168.62.2/24", false}, // the shim's
-		{"", "192.168.62.2/24", false},
-		{"fd00:60::/64", "fd00:60::2/64", false},
-		{"192.168.62.0/24", "192.168.62.1/24", false}, // the router's
-		{"192.168.62.0/24", "192.168.62.3/24", false}, // the ACK's second router
-	} {
-		l := Link{Refuse: refuse("the address of the network's host shim", "192.168.62.2", "fd00:60::2")}
-		if tc.subnet != "" {
-			l.Subnet = netip.MustParsePrefix(tc.subnet)
-		}
-		err := l.renewedIn(Lease{Addr: netip.MustParsePrefix(tc.addr), Router: netip.MustParseAddr("192.168.62.1")},
-			netip.MustParseAddr("192.168.62.1"), netip.MustParseAddr("192.168.62.3"))
-		if (err == nil) != tc.ok {
-			t.Errorf("subnet %q, renewed %s: %v, want ok %v", tc.subnet, tc.addr, err, tc.ok)
-		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"syscall"
 
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -148,6 +149,25 @@ func rawConn4(ifi *net.Interface) (net.PacketConn, error) {
 		return nil, fmt.Errorf("packet socket on link %d (%s): %w", ifi.Index, ifi.Name, err)
 	}
 	return nclient4.NewBroadcastUDPConn(raw, &net.UDPAddr{Port: nclient4.ClientPort}), nil
+}
+
+// udpConn4 is a UDP socket on addr port 68 bound to ifi's index: what
+// sends from the client's address, out of ifi whatever the namespace's
+// routes say. It fails when addr is not on the namespace's links or port
+// 68 is taken there.
+func udpConn4(ifi *net.Interface, addr netip.Addr) (net.PacketConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX, ifi.Index)
+		})
+		return errors.Join(err, serr)
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(addr, nclient4.ClientPort).String())
+	if err != nil {
+		return nil, fmt.Errorf("from %s: %w", addr, err)
+	}
+	return pc, nil
 }
 
 // udpConn6 is a DHCPv6 client's socket: UDP port 546 on ifi's link-local

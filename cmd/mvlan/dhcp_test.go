@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
@@ -79,12 +81,12 @@ func (d *dnsmasq) waitLease(mac string, within time.Duration, what string, ok fu
 
 // TestDHCP: a network with --ipam-driver dhcp takes its addresses from a
 // real DHCP server (dnsmasq) on the wire: run -d gets an address of the
-// server's range and its router; the agent renews at T1 (the lease file's
-// expiry moves), also after a SIGKILL and restart; rm releases the lease
-// (gone from the file); re-created under the same name, the container gets
-// the same MAC and address; an offer outside --subnet and a server that
-// does not answer are refused with clear errors, leaving nothing; the
-// metric counts the leases.
+// server's range and its router; the agent renews at T1, unicast to the
+// server (the lease file's expiry moves), also after a SIGKILL and
+// restart; rm releases the lease (gone from the file); re-created under
+// the same name, the container gets the same MAC and address; an offer
+// outside --subnet and a server that does not answer are refused with
+// clear errors, leaving nothing; the metric counts the leases.
 func TestDHCP(t *testing.T) {
 	t.Parallel()
 	sb := nstest.NewSandbox(t)
@@ -98,6 +100,7 @@ func TestDHCP(t *testing.T) {
 	e.a.ok("network", "create", "--ipam-driver", "dhcp", "-o", "parent=eth0", "lan") // no --subnet: any offer
 	c1 := e.name("1")
 	ep := e.runD(c1, "lan")
+	wire := nstest.NewCapture(t, sb.WirePath, "wire0") // the renewal at T1
 	addr := addrOf(ep, false)
 	p, err := netip.ParsePrefix(addr)
 	if err != nil || p.Bits() != 24 || p.Addr().Compare(netip.MustParseAddr("192.168.60.100")) < 0 || p.Addr().Compare(netip.MustParseAddr("192.168.60.150")) > 0 {
@@ -129,6 +132,14 @@ func TestDHCP(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the server renewed, the agent did not log it:\n%s", a.log)
 		}
+	}
+	// RENEWING, unicast from the container's address to the server (RFC
+	// 2131 4.4.5), through the endpoint's datapath.
+	if _, err := wire.Wait(time.Second, func(f []byte) bool {
+		return isDHCP(dhcpv4.MessageTypeRequest)(f) && netip.AddrFrom4([4]byte(f[26:30])) == p.Addr() &&
+			netip.AddrFrom4([4]byte(f[30:34])) == netip.MustParseAddr("192.168.60.1")
+	}); err != nil {
+		t.Errorf("renewal: no DHCPREQUEST from %s to the server 192.168.60.1 on the wire: %v\n%s", p.Addr(), err, a.log)
 	}
 
 	a.kill()
