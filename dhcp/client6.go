@@ -87,7 +87,7 @@ func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 		if err != nil {
 			return noAnswer6(ctx, "Solicit", wait, err)
 		}
-		a, err := iaAddr(adv)
+		a, _, err := iaAddr(adv, l.Want)
 		if err != nil {
 			return err
 		}
@@ -117,8 +117,11 @@ func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 }
 
 // Renew6 extends old: a Renew to its server before T2, a Rebind to any
-// server after. A server that no longer has the binding answers with
-// NoBinding or NotOnLink, which is ErrNAK, as is a valid lifetime of 0.
+// server after. A Reply with NoBinding (a server that lost its bindings)
+// is followed by a Request for old's address to the server that answered
+// (RFC 8415 18.2.10.1: reinstate), whose Reply renews the lease. A
+// Request refused, NotOnLink and a valid lifetime of 0 are ErrNAK; a
+// Request not answered is not: the address stays until it expires.
 func Renew6(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 	m, err := ia6Message(old, dhcpv6.MessageTypeRenew)
 	if err != nil {
@@ -132,17 +135,58 @@ func Renew6(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 		mod(m)
 	}
 	err = run6(ctx, l, retry, func(c *nclient6.Client) error {
-		wait := window(ctx, timeout6, retry)
-		reply, err := c.SendAndRead(ctx, c.RemoteAddr(), m, nclient6.IsMessageType(dhcpv6.MessageTypeReply))
+		reply, err := sendRead6(ctx, c, m)
 		if err != nil {
-			return noAnswer6(ctx, m.MessageType.String(), wait, err)
+			return err
 		}
-		if lease, err = fromRenewReply(reply, l, old, time.Now()); err == nil {
+		lease, err = fromRenewReply(reply, l, old, time.Now())
+		if se := (*StatusError)(nil); errors.As(err, &se) && se.Code == iana.StatusNoBinding {
+			lease, err = reinstate(ctx, c, l, old, reply, err)
+		}
+		if err == nil {
 			lease, err = fuzz(lease), l.renewedIn(lease)
 		}
 		return err
 	})
 	return lease, err
+}
+
+// reinstate sends the server that answered a Renew or Rebind of old with
+// NoBinding (reply, refused) a Request for old's IA_NA and address (RFC
+// 8415 18.2.10.1) and makes a lease of its Reply. A Reply that refuses is
+// refused joined with why (ErrNAK); none, or a Request not sent, leaves the
+// lease as it was (an error, not ErrNAK).
+func reinstate(ctx context.Context, c *nclient6.Client, l Link, old Lease, reply *dhcpv6.Message, refused error) (Lease, error) {
+	req, err := ia6Message(old, dhcpv6.MessageTypeRequest)
+	if err != nil {
+		return Lease{}, errors.Join(refused, err)
+	}
+	if sid := reply.Options.ServerID(); sid != nil {
+		req.Options.Del(dhcpv6.OptionServerID)
+		req.AddOption(dhcpv6.OptServerID(sid))
+	}
+	for _, mod := range l.mods6() {
+		mod(req)
+	}
+	got, err := sendRead6(ctx, c, req)
+	if err != nil {
+		return Lease{}, fmt.Errorf("%s; its Request to reinstate %s: %w", refused, old.Addr.Addr(), err)
+	}
+	lease, err := fromRenewReply(got, l, old, time.Now())
+	if err != nil {
+		return lease, errors.Join(refused, fmt.Errorf("request to reinstate %s: %w", old.Addr.Addr(), err))
+	}
+	return lease, nil
+}
+
+// sendRead6 sends m to the servers and returns the first Reply to it.
+func sendRead6(ctx context.Context, c *nclient6.Client, m *dhcpv6.Message) (*dhcpv6.Message, error) {
+	wait := window(ctx, timeout6, retry)
+	reply, err := c.SendAndRead(ctx, c.RemoteAddr(), m, nclient6.IsMessageType(dhcpv6.MessageTypeReply))
+	if err != nil {
+		return nil, noAnswer6(ctx, m.MessageType.String(), wait, err)
+	}
+	return reply, nil
 }
 
 // Release6 gives lease back (Release, and the server's Reply, waited for
@@ -202,7 +246,8 @@ func (e *StatusError) Error() string {
 }
 
 // Is makes NoBinding and NotOnLink ErrNAK: the binding is not the
-// client's any more, it must start again (RFC 8415 18.2.10.1).
+// client's any more, it must start again (RFC 8415 18.2.10.1; Renew6
+// first asks to reinstate a binding answered NoBinding).
 func (e *StatusError) Is(target error) bool {
 	return target == ErrNAK && (e.Code == iana.StatusNoBinding || e.Code == iana.StatusNotOnLink)
 }

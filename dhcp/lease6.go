@@ -36,30 +36,58 @@ func duidOf(b []byte) dhcpv6.DUID {
 	return &dhcpv6.DUIDOpaque{Data: b}
 }
 
-// iaAddr is the one address of m's IA_NA, or why there is none.
-func iaAddr(m *dhcpv6.Message) (netip.Addr, error) {
+// iaAddr is the address of m's IA_NA the client takes (iaAddress), or
+// why there is none.
+func iaAddr(m *dhcpv6.Message, want netip.Addr) (netip.Addr, *dhcpv6.OptIAAddress, error) {
 	if err := statusErr(m.Options.Status()); err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, nil, err
 	}
 	ia := m.Options.OneIANA()
 	if ia == nil || ia.IaId != iaid {
-		return netip.Addr{}, fmt.Errorf("DHCPv6 server's %s has no IA_NA for the endpoint", m.MessageType)
+		return netip.Addr{}, nil, fmt.Errorf("DHCPv6 server's %s has no IA_NA for the endpoint", m.MessageType)
 	}
 	if err := statusErr(ia.Options.Status()); err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, nil, err
 	}
-	a := ia.Options.OneAddress()
+	a := iaAddress(ia, want)
 	if a == nil {
-		return netip.Addr{}, fmt.Errorf("DHCPv6 server's %s has no address in its IA_NA", m.MessageType)
+		return netip.Addr{}, nil, fmt.Errorf("DHCPv6 server's %s has no address in its IA_NA", m.MessageType)
 	}
 	if err := statusErr(a.Options.Status()); err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, nil, err
 	}
 	ip, ok := netip.AddrFromSlice(a.IPv6Addr.To16())
 	if !ok || ip.Is4In6() || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLoopback() || ip.IsLinkLocalUnicast() {
-		return netip.Addr{}, fmt.Errorf("DHCPv6 server's %s has no usable address (%v)", m.MessageType, a.IPv6Addr)
+		return netip.Addr{}, nil, fmt.Errorf("DHCPv6 server's %s has no usable address (%v)", m.MessageType, a.IPv6Addr)
 	}
-	return ip, nil
+	return ip, a, nil
+}
+
+// iaAddress is the address of ia the client takes: want, when ia gives
+// it a valid lifetime, else the first it gives one (a server that moves
+// the client lists the old address with a valid lifetime of 0 beside the
+// new one, RFC 8415 18.3.4); when it gives none, the first (withdrawn:
+// fromReply says so). Nil when ia has none.
+func iaAddress(ia *dhcpv6.OptIANA, want netip.Addr) *dhcpv6.OptIAAddress {
+	all := ia.Options.Addresses()
+	var valid []*dhcpv6.OptIAAddress
+	for _, a := range all {
+		if a.ValidLifetime > 0 {
+			valid = append(valid, a)
+		}
+	}
+	for _, a := range valid {
+		if ip, ok := netip.AddrFromSlice(a.IPv6Addr.To16()); ok && want.IsValid() && ip == want {
+			return a
+		}
+	}
+	if len(valid) == 0 {
+		valid = all
+	}
+	if len(valid) == 0 {
+		return nil
+	}
+	return valid[0]
 }
 
 // fromReply makes a lease of a Reply l received at t: the address, its
@@ -68,7 +96,7 @@ func iaAddr(m *dhcpv6.Message) (netip.Addr, error) {
 func fromReply(r *dhcpv6.Message, l Link, t time.Time) (Lease, error) {
 	t = wallClock(t) // as parseACK's
 	lease := Lease{State: Bound, ClientID: l.ClientID, Obtained: t, ACK: r.ToBytes()}
-	ip, err := iaAddr(r)
+	ip, a, err := iaAddr(r, l.Want)
 	if err != nil {
 		return lease, err
 	}
@@ -81,7 +109,6 @@ func fromReply(r *dhcpv6.Message, l Link, t time.Time) (Lease, error) {
 	}
 	lease.Addr = netip.PrefixFrom(ip, bits)
 	ia := r.Options.OneIANA()
-	a := ia.Options.OneAddress()
 	valid, pref := a.ValidLifetime, min(a.PreferredLifetime, a.ValidLifetime)
 	if valid <= 0 {
 		return lease, fmt.Errorf("%w: DHCPv6 server gave %s a valid lifetime of 0 (withdrawn)", ErrNAK, ip)
@@ -105,10 +132,11 @@ func fromReply(r *dhcpv6.Message, l Link, t time.Time) (Lease, error) {
 	return lease, nil
 }
 
-// fromRenewReply is fromReply for a Reply to a Renew or Rebind of old:
-// only its address and lifetimes are authoritative, so DNS servers it
-// leaves out stay old's.
+// fromRenewReply is fromReply for a Reply to a Renew, Rebind or Request
+// of old: only its address and lifetimes are authoritative, so DNS
+// servers it leaves out stay old's.
 func fromRenewReply(r *dhcpv6.Message, l Link, old Lease, t time.Time) (Lease, error) {
+	l.Want = old.Addr.Addr() // kept when the Reply still gives it
 	lease, err := fromReply(r, l, t)
 	if err == nil && r.Options.GetOne(dhcpv6.OptionDNSRecursiveNameServer) == nil {
 		lease.DNS = slices.Clone(old.DNS)

@@ -57,6 +57,7 @@ func TestFromReply(t *testing.T) {
 		renew, reb time.Duration
 		err        string
 		nak        bool
+		want       string // Link.Want
 	}{
 		{name: "given times", subnet: "fd00:60::/64", bits: 64, renew: 60 * time.Second, reb: 105 * time.Second},
 		{name: "no subnet: /128", bits: 128, renew: 60 * time.Second, reb: 105 * time.Second},
@@ -71,6 +72,12 @@ func TestFromReply(t *testing.T) {
 		{name: "no preferred lifetime", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress) {
 			ia.T1, ia.T2, a.PreferredLifetime = 0, 0, 0
 		}, bits: 128, renew: 60 * time.Second, reb: 96 * time.Second},
+		{name: "moved: the old address withdrawn before the new", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) {
+			ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("fd00:60::14")})
+		}, want: "fd00:60::14", bits: 128, renew: 60 * time.Second, reb: 105 * time.Second},
+		{name: "the address asked for, given second", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) {
+			ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("fd00:60::16"), PreferredLifetime: time.Hour, ValidLifetime: time.Hour})
+		}, want: "fd00:60::15", bits: 128, renew: 60 * time.Second, reb: 105 * time.Second},
 		{name: "withdrawn", mod: func(_ *dhcpv6.Message, _ *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress) { a.ValidLifetime = 0 },
 			err: "valid lifetime of 0", nak: true},
 		{name: "NoBinding", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) {
@@ -95,6 +102,9 @@ func TestFromReply(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := Link{ClientID: DUID6("lan", "c1")}
+			if tc.want != "" {
+				l.Want = netip.MustParseAddr(tc.want)
+			}
 			if tc.subnet != "" {
 				l.Subnet = netip.MustParsePrefix(tc.subnet)
 			}

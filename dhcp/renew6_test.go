@@ -1,0 +1,113 @@
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mvlan/mvlan/internal/nstest"
+)
+
+// forgetful starts dnsmasq serving DHCPv6 range (FIRST,LAST) on the
+// sandbox's wire with a fixed DUID, and returns it with restart, which
+// starts it again with an empty lease file: a server that lost its
+// bindings (its DUID, given, is the same).
+func forgetful(t *testing.T, sb *nstest.Sandbox, first, last string) (srv *nstest.Dnsmasq, restart func()) {
+	t.Helper()
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "fd00:60::1/64", "dev", "wire0", "nodad")
+	srv = nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--dhcp-range="+first+","+last+",64,2m", "--dhcp-duid=1,01")
+	return srv, func() {
+		srv.Stop()
+		if err := os.WriteFile(srv.Leases, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		srv.Start()
+	}
+}
+
+// renewing is lease between T1 and T2 now; with rebinding, past T2.
+func renewing(lease Lease, rebinding bool) Lease {
+	now := time.Now()
+	lease.Renew, lease.Rebind = now.Add(-time.Second), now.Add(time.Minute)
+	if rebinding {
+		lease.Renew, lease.Rebind = now.Add(-time.Minute), now.Add(-time.Second)
+	}
+	return lease
+}
+
+// TestRenew6NoBinding: the lease's server (dnsmasq) restarts with its
+// lease file lost. It answers the Renew with NoBinding ("lease not
+// found"); the client then asks for the same address with a Request (RFC
+// 8415 18.2.10.1) and keeps it: the same address with a later expiry, in
+// the server's lease file again.
+func TestRenew6NoBinding(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	srv, restart := forgetful(t, sb, "fd00:60::10", "fd00:60::20")
+	l := linkOf(t, sb.Path, "eth0", Link{ClientID: DUID6("net", "c1"), Subnet: netip.MustParsePrefix("fd00:60::/64")})
+	lease, err := Acquire6(context.Background(), l)
+	if err != nil {
+		t.Fatalf("acquire: %v\n%s", err, srv.Log())
+	}
+	restart()
+	time.Sleep(1100 * time.Millisecond) // a later expiry
+	got, err := Renew6(context.Background(), l, renewing(lease, false))
+	if err != nil || got.Addr != lease.Addr || !got.Expiry.After(lease.Expiry) {
+		t.Fatalf("renew after the server lost its bindings: %v: %s until %v, want %s after %v\n%s", err, got.Addr, got.Expiry, lease.Addr, lease.Expiry, srv.Log())
+	}
+	wantFuzzed(t, "reinstated", l, got)
+	if err := srv.WaitLease(lease.Addr.Addr(), true, 2*time.Second); err != nil {
+		t.Error(err)
+	}
+	log := srv.Log()
+	if i := strings.Index(log, "lease not found"); i < 0 || !strings.Contains(log[i:], "DHCPREQUEST") {
+		t.Errorf("dnsmasq did not answer NoBinding (lease not found) and then a Request:\n%s", log)
+	}
+}
+
+// TestRenew6NoBindingTaken: as TestRenew6NoBinding, but another client
+// took the address (the range's only one) before the renewal: the
+// Request to reinstate it is refused (NoAddrsAvail), and the renewal is
+// ErrNAK, as the NoBinding was before.
+func TestRenew6NoBindingTaken(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	srv, restart := forgetful(t, sb, "fd00:60::10", "fd00:60::10")
+	l := linkOf(t, sb.Path, "eth0", Link{ClientID: DUID6("net", "c1"), Subnet: netip.MustParsePrefix("fd00:60::/64")})
+	lease, err := Acquire6(context.Background(), l)
+	if err != nil {
+		t.Fatalf("acquire: %v\n%s", err, srv.Log())
+	}
+	restart()
+	other := l
+	other.ClientID = DUID6("net", "c2")
+	if o, err := Acquire6(context.Background(), other); err != nil || o.Addr != lease.Addr {
+		t.Fatalf("another client: %v, %s; want %s, the range's only address", err, o.Addr, lease.Addr)
+	}
+	_, err = Renew6(context.Background(), l, renewing(lease, false))
+	if !errors.Is(err, ErrNAK) || !strings.Contains(err.Error(), "NoBinding") || !strings.Contains(err.Error(), "request to reinstate") {
+		t.Fatalf("renew of an address another client has now: %v; want ErrNAK, NoBinding and the refused Request\n%s", err, srv.Log())
+	}
+	t.Logf("refused: %v", err)
+}
+
+// TestRebind6NoBinding: a server that lost its bindings and will not give
+// their addresses again (nstest.DHCPv6Server, Forget) answers a Rebind
+// with NoBinding; the client's Request gets it another address, which
+// the renewed lease has.
+func TestRebind6NoBinding(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	srv := nstest.StartDHCPv6Server(t, sb.WirePath, "wire0", netip.MustParsePrefix("fd00:72::1/64"), time.Minute)
+	l := linkOf(t, sb.Path, "eth0", Link{ClientID: DUID6("net", "c1"), Subnet: netip.MustParsePrefix("fd00:72::/64")})
+	lease, err := Acquire6(context.Background(), l)
+	if err != nil || lease.Addr != netip.MustParsePrefix("fd00:72::2/64") {
+		t.Fatalf("acquire: %v, %s; want fd00:72::2/64", err, lease.Addr)
+	}
+	srv.Forget()
+	got, err := Renew6(context.Background(), l, renewing(lease, true))
+	if err != nil || got.Addr != netip.MustParsePrefix("fd00:72::3/64") {
+		t.Fatalf("rebind after the server forgot the binding: %v, %s; want fd00:72::3/64", err, got.Addr)
+	}
+}
