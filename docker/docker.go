@@ -29,7 +29,6 @@ import (
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/engine"
-	"github.com/mvlan/mvlan/netconf"
 	"github.com/mvlan/mvlan/plugin"
 )
 
@@ -172,9 +171,6 @@ func (d *Driver) networkRequest(dn plugin.Network) (api.NetworkCreate, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.checkShimIPAM(dn, pools); err != nil {
-		return req, err
-	}
 	for _, p := range pools {
 		req.DockerIPAM = req.DockerIPAM || p.AddressSpace != plugin.AddressSpace // Docker's own IPAM gave it
 		req.Subnets = append(req.Subnets, p.Subnet.String())
@@ -196,23 +192,6 @@ func (d *Driver) networkRequest(dn plugin.Network) (api.NetworkCreate, error) {
 		}
 	}
 	return req, nil
-}
-
-// checkShimIPAM refuses -o host_shim=auto on a network whose addresses
-// Docker's own IPAM driver assigns (a pool mvlan's IPAM did not give): the
-// shim would take an address Docker knows nothing of and gives the next
-// container, whose endpoint mvlan then refuses. Caller holds mu.
-func (d *Driver) checkShimIPAM(dn plugin.Network, pools []plugin.Pool) error {
-	if dn.Options[netconf.OptHostShim] != "auto" {
-		return nil
-	}
-	for _, p := range pools {
-		if d.poolOf(p.Subnet) == nil {
-			return engine.Invalid(fmt.Errorf("option %s=auto: Docker's IPAM driver assigns the addresses of subnet %s and would give the shim's to a container; give -o %s=IP outside the network's --ip-range, or create the network with --ipam-driver mvlan",
-				netconf.OptHostShim, p.Subnet, netconf.OptHostShim))
-		}
-	}
-	return nil
 }
 
 func isDockerID(id string) bool {

@@ -114,7 +114,7 @@ func checkShimFor(name string, dhcp, dockerIPAM bool, h netconf.HostShim) error 
 		return invalid(fmt.Errorf("network %s: %s=auto: the addresses of a DHCP network (--ipam-driver dhcp) are its DHCP server's to lease, so mvlan cannot pick one for the host; give the address the server reserves for the host, -o %s=IP[,IP6]",
 			name, netconf.OptHostShim, netconf.OptHostShim))
 	case dockerIPAM && h.Auto:
-		return invalid(fmt.Errorf("network %s: %s=auto: Docker's IPAM driver assigns this network's addresses (it was made by docker network create without --ipam-driver mvlan) and would give the shim's to a container; give -o %s=IP outside the network's --ip-range",
+		return invalid(fmt.Errorf("network %s: %s=auto: Docker's IPAM driver assigns this network's addresses (it was made by docker network create without --ipam-driver mvlan) and would give the shim's to a container; give -o %s=IP outside the network's --ip-range, or make the network with --ipam-driver mvlan",
 			name, netconf.OptHostShim, netconf.OptHostShim))
 	}
 	return nil
