@@ -346,8 +346,11 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	delete(a.nets, n.ID)
 	a.mu.Unlock()
 	crashpoint.Hit("network-rm:after-state")
-	if err := a.dropNetwork(ctx, n); err != nil {
-		a.log.Warn("network removed, but not all of its kernel objects; the next agent start removes them", "network", n.name(), "err", err)
+	// The state is gone: the kernel objects go too, even if the client
+	// does not wait for the answer (nothing removes a live parent's
+	// programs later).
+	if err := a.dropNetwork(context.WithoutCancel(ctx), n); err != nil {
+		a.log.Warn("network removed, but some of its kernel objects are left (err says which)", "network", n.name(), "err", err)
 	}
 	if cs != nil {
 		a.forgetClusterFiles(n.name(), n.ID)

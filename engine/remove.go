@@ -179,6 +179,10 @@ func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry, fore
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("endpoint-rm:after-state")
+	// Recorded as removing: the rest is done whatever becomes of the
+	// request (a client gone, a CNI DEL killed by its runtime), not left
+	// half done for the next start.
+	ctx = context.WithoutCancel(ctx)
 	if a.releaseLease(ctx, n, e) {
 		a.givenBack(n, en, &e)
 	}
@@ -197,7 +201,7 @@ func (a *Engine) removeEndpoint(ctx context.Context, n *network, en *entry, fore
 		defer en.busy.Unlock()
 		defer closeNetns()
 		crashpoint.Hit("endpoint-rm:after-down")
-		if err := a.finishRemove(context.WithoutCancel(ctx), n, en, e, via); err != nil {
+		if err := a.finishRemove(ctx, n, en, e, via); err != nil {
 			a.log.Warn("endpoint is silenced but not removed; the next agent start finishes it", "name", e.Name, "err", err)
 		}
 	}()
