@@ -106,12 +106,29 @@ func (n *network) concerns(ev link.LinkEvent, own string) bool {
 	switch {
 	case ev.Index == t && t != 0:
 		return true
+	case n.status.status != StatusOK && !ev.Deleted && ev.Name == n.lowerName():
+		// The link under a sub-interface mvlan makes came (back): a NIC
+		// plugged again, or named late at boot, at an index no one knew.
+		return true
 	case ev.Name != n.Parent && ev.Index != p:
 		return false
 	}
 	same := !ev.Deleted && ev.Name == n.Parent && ev.Index == p && bytes.Equal(ev.MAC, n.parentMAC) &&
 		(!n.ParentKind.owned() || ev.Alias == own)
 	return !same || n.status.status != StatusOK
+}
+
+// lowerName is the name of the link a sub-interface mvlan makes as n's
+// parent sits on ("" for any other parent). Caller holds n.mu.
+func (n *network) lowerName() string {
+	if n.ParentKind != ParentVLAN {
+		return ""
+	}
+	p, err := link.ParseParent(n.Parent)
+	if err != nil {
+		return ""
+	}
+	return p.Lower
 }
 
 // refreshParents is the parent half of Reconcile, run on link events.

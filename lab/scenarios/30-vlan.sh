@@ -32,9 +32,35 @@ ping_fails v60 "192.168.50.$PEER_HOSTPART"
 ping_fails v50 "192.168.60.$HOSTPART"
 
 barrier vlan-pinged
-step "network rm removes eth0.50 and eth0.60"
+step "network rm removes $TRUNK.60"
 mvlan rm -f v50 v60
-mvlan network rm macvlan50 macvlan60
-link_exists "$TRUNK.50" && fail "$TRUNK.50 still exists after network rm"
+mvlan network rm macvlan60
 link_exists "$TRUNK.60" && fail "$TRUNK.60 still exists after network rm"
+
+step "$TRUNK missing when the agent starts, back later: $TRUNK.50 made again"
+# As a NIC named late at boot: the agent starts without it (no index to
+# watch), and makes its sub-interface once its link event comes. No other
+# network is on $TRUNK, whose links' events would have the parents
+# checked anyway.
+agent_stop
+ip link set "$TRUNK" down
+ip link set "$TRUNK" name trunkaway
+ip link del "$TRUNK.50"
+agent_start || fail "the agent does not start without $TRUNK"
+st50=$(mvlan network ls --format '{{.Name}} {{.Status}}' | grep '^macvlan50 ')
+case $st50 in *" ok") fail "macvlan50 is ok without $TRUNK: $st50" ;; esac
+ip link set trunkaway name "$TRUNK"
+ip link set "$TRUNK" up
+_t=0
+until [ "$(vlan_id "$TRUNK.50")" = 50 ] && mvlan network ls --format '{{.Name}} {{.Status}}' | grep -q '^macvlan50 ok$'; do
+	_t=$((_t + 1))
+	[ $_t -lt 50 ] || fail "$TRUNK came back, but not $TRUNK.50 or macvlan50: $(mvlan network ls --format '{{.Name}} {{.Status}}' | tr '\n' ' ')"
+	sleep 0.2
+done
+assert_vlan "$TRUNK.50" 50
+mvlan run --rm --net macvlan50 --ip "192.168.50.3$ME" -- true || fail "cannot attach to macvlan50 after $TRUNK came back"
+
+step "network rm removes $TRUNK.50"
+mvlan network rm macvlan50
+link_exists "$TRUNK.50" && fail "$TRUNK.50 still exists after network rm"
 true
