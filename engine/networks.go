@@ -325,6 +325,9 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	if err := n.quarantineHolds(); err != nil {
 		return err
 	}
+	if err := a.carriesOthers(n); err != nil {
+		return err
+	}
 	cs, _ := n.space.(*cluster.Space)
 	if cs != nil {
 		if err := a.leaveFirst(ctx, n, cs); err != nil {

@@ -60,6 +60,14 @@ done
 assert_vlan "$TRUNK.50" 50
 mvlan run --rm --net macvlan50 --ip "192.168.50.3$ME" -- true || fail "cannot attach to macvlan50 after $TRUNK came back"
 
+step "network rm of $TRUNK.50 refused while $TRUNK.50.70 (another network's) sits on it"
+mvlan network create -d macvlan --subnet=192.168.70.0/24 -o parent="$TRUNK.50.70" macvlan5070
+[ "$(vlan_lower "$TRUNK.50.70")" = "$TRUNK.50" ] || fail "$TRUNK.50.70 is not on $TRUNK.50: $(vlan_lower "$TRUNK.50.70")"
+out=$(mvlan network rm macvlan50 2>&1) && fail "network rm macvlan50 deleted $TRUNK.50 under macvlan5070's $TRUNK.50.70"
+case $out in *macvlan5070*"remove network macvlan5070 first"*) ;; *) fail "network rm macvlan50: $out; want it to name macvlan5070" ;; esac
+link_exists "$TRUNK.50.70" || fail "$TRUNK.50.70 gone after a refused network rm"
+mvlan network rm macvlan5070
+
 step "network rm removes $TRUNK.50"
 mvlan network rm macvlan50
 link_exists "$TRUNK.50" && fail "$TRUNK.50 still exists after network rm"

@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/mvlan/mvlan/link"
+)
+
+// stackDepth bounds the walk down a parent's lower links (a VLAN on a
+// VLAN on a VLAN is as deep as anyone stacks them).
+const stackDepth = 8
+
+// carriesOthers refuses the removal of n when the link mvlan made for it
+// carries another network's parent: a VLAN put on it (by mvlan, as
+// -o parent=eth0.50.60 on network n's eth0.50, or by the operator), or a
+// macvlan of it. Deleting n's link would delete that one too, and with it
+// the other network's containers' links. Caller holds netOps.
+func (a *Engine) carriesOthers(n *network) error {
+	if !n.ParentKind.owned() {
+		return nil
+	}
+	links, err := a.host.Links()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	byName := make(map[string]link.Info, len(links))
+	byIndex := make(map[int]link.Info, len(links))
+	for _, l := range links {
+		byName[l.Name], byIndex[l.Index] = l, l
+	}
+	own, ok := byName[n.Parent]
+	if !ok {
+		return nil // gone already: nothing of it to delete
+	}
+	for _, o := range a.networkList() {
+		ol, ok := byName[o.Parent]
+		if o == n || !ok || !stackedOn(ol, own.Index, byIndex) {
+			continue
+		}
+		return conflict(fmt.Errorf("network %s's parent %s is a %s on %s, the link mvlan made for network %s, which goes with it; remove network %s first",
+			o.name(), ol.Name, ol.Kind, own.Name, n.name(), o.name()))
+	}
+	return nil
+}
+
+// stackedOn reports whether link l sits on the link of index idx, directly
+// or through other links of the same namespace.
+func stackedOn(l link.Info, idx int, byIndex map[int]link.Info) bool {
+	for range stackDepth {
+		if l.LowerElsewhere || l.ParentIndex <= 0 || l.ParentIndex == l.Index || (l.Kind != "vlan" && !l.IsMacvlan()) {
+			return false
+		}
+		if l.ParentIndex == idx {
+			return true
+		}
+		next, ok := byIndex[l.ParentIndex]
+		if !ok {
+			return false
+		}
+		l = next
+	}
+	return false
+}
