@@ -69,7 +69,8 @@ func openState(cfg Config) (_ *store.Store, replaced bool, err error) {
 	case restoreSnapshot:
 		aside, err := store.RestoreSnapshot(cfg.StateDir)
 		if err != nil {
-			return nil, false, fmt.Errorf("restore the snapshot: %w", err)
+			return nil, false, fmt.Errorf("restore the snapshot: %w (the state file is left as it was, or restored; fix the cause and run `%s` again)",
+				err, RecoverCommand)
 		}
 		cfg.Log.Warn("state restored from the last good snapshot", "bad_file", aside, "problem", ce.Problem, "agent", id)
 	case startEmpty:

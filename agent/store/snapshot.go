@@ -79,17 +79,30 @@ func MoveAside(dir string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	aside := fmt.Sprintf("%s.bad-%s", path, time.Now().UTC().Format("20060102T150405.000000000"))
+	aside := asideName(path)
 	if err := os.Rename(path, aside); err != nil {
 		return "", fmt.Errorf("move state aside: %w", err)
 	}
 	return aside, syncDir(dir)
 }
 
-// RestoreSnapshot checks the snapshot in dir and copies it over the
-// state file, after moving a state file that is there aside (its new path
-// is returned, "" when there was none), without the networks' released
-// high water (forgetHighWater). The snapshot is left in place.
+// asideName is the name a bad state file at path is kept under.
+func asideName(path string) string {
+	return fmt.Sprintf("%s.bad-%s", path, time.Now().UTC().Format("20060102T150405.000000000"))
+}
+
+// restoreStep, when a test sets it, is called after each step of
+// RestoreSnapshot; its error stops the restore there.
+var restoreStep = func(step string) error { return nil }
+
+// RestoreSnapshot checks the snapshot in dir and puts a copy of it,
+// without the networks' released high water (forgetHighWater), in place
+// of the state file; a state file that is there is kept as
+// FileName.bad-TIME (its path is returned, "" when there was none). The
+// copy is made complete on disk first (FileName.restore, made again by
+// each try), then the old file is hard linked aside and the copy renamed
+// over it: a crash or an error at any step leaves the old file or the
+// restored one at FileName, never none. The snapshot is left in place.
 // It fails with ErrLocked while an agent has the state open, and with
 // os.ErrNotExist when there is no snapshot.
 func RestoreSnapshot(dir string) (aside string, err error) {
@@ -97,13 +110,45 @@ func RestoreSnapshot(dir string) (aside string, err error) {
 	if err := Verify(snap); err != nil {
 		return "", fmt.Errorf("snapshot: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, FileName)); err == nil {
-		if aside, err = MoveAside(dir); err != nil {
-			return "", err
+	path := filepath.Join(dir, FileName)
+	f, lerr := lock(path) // held until the restored file is in place
+	if lerr != nil && !errors.Is(lerr, os.ErrNotExist) {
+		return "", lerr
+	}
+	if f != nil {
+		defer f.Close()
+	}
+	tmp := path + ".restore"
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, removeMissingOK(tmp))
+		}
+	}()
+	if err := prepareRestore(snap, tmp); err != nil {
+		return "", fmt.Errorf("prepare %s: %w", tmp, err)
+	}
+	if f != nil {
+		aside = asideName(path)
+		if err := os.Link(path, aside); err != nil {
+			return "", fmt.Errorf("keep the old state as %s: %w", aside, err)
 		}
 	}
-	tmp := filepath.Join(dir, FileName+".restore")
-	err = writeFile(tmp, func(w io.Writer) error {
+	if err := restoreStep("linked"); err != nil {
+		return aside, err
+	}
+	if err := replace(tmp, path); err != nil {
+		return aside, fmt.Errorf("put %s in place: %w", tmp, err)
+	}
+	return aside, nil
+}
+
+// prepareRestore writes the snapshot snap to tmp, synced, without the
+// released high water.
+func prepareRestore(snap, tmp string) error {
+	if err := removeMissingOK(tmp); err != nil { // an interrupted try's
+		return err
+	}
+	err := writeFile(tmp, func(w io.Writer) error {
 		f, err := os.Open(snap)
 		if err != nil {
 			return err
@@ -113,12 +158,15 @@ func RestoreSnapshot(dir string) (aside string, err error) {
 		return err
 	})
 	if err == nil {
+		err = restoreStep("copied")
+	}
+	if err == nil {
 		err = forgetHighWater(tmp)
 	}
 	if err == nil {
-		err = replace(tmp, filepath.Join(dir, FileName))
+		err = restoreStep("prepared")
 	}
-	return aside, err
+	return err
 }
 
 // forgetHighWater drops the released high water of every network from
