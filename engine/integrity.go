@@ -32,12 +32,16 @@ func (e *RecoveryNeededError) Error() string {
 		fmt.Fprintf(&b, ": the kernel still holds %d link(s) marked as this agent's (%s: %s), which a fresh state would orphan",
 			len(e.Marked), e.AgentID, strings.Join(e.Marked[:min(3, len(e.Marked))], "; "))
 	}
+	kept, starts := "; the bad file is kept aside", "moves the bad file aside and starts"
+	if e.Corrupt.Problem == store.Missing {
+		kept, starts = "", "starts"
+	}
 	if e.Snapshot == nil {
-		fmt.Fprintf(&b, ". Run `%s` (same --state-dir) to rebuild the state from the last good snapshot (%s) and the links the kernel holds; the bad file is kept aside",
-			RecoverCommand, store.SnapshotName)
+		fmt.Fprintf(&b, ". Run `%s` (same --state-dir) to rebuild the state from the last good snapshot (%s) and the links the kernel holds%s",
+			RecoverCommand, store.SnapshotName, kept)
 	} else {
-		fmt.Fprintf(&b, ". There is no usable snapshot (%v): `%s` moves the bad file aside and starts with an empty state under a new agent ID, leaving the marked links alone",
-			e.Snapshot, RecoverCommand)
+		fmt.Fprintf(&b, ". There is no usable snapshot (%v): `%s` %s with an empty state under a new agent ID, leaving the marked links alone",
+			e.Snapshot, RecoverCommand, starts)
 	}
 	return b.String()
 }
@@ -47,9 +51,12 @@ func (e *RecoveryNeededError) Unwrap() error { return e.Corrupt }
 // openState opens the state in cfg.StateDir. A corrupt file is refused
 // (*RecoveryNeededError) unless cfg.Recover, or unless it is an empty file
 // with neither a snapshot nor marked links around: a first start that
-// died before the file was written, which starts afresh. With cfg.Recover
-// a corrupt file is moved aside and the snapshot, if usable, put in its
-// place; recoverEndpoints then brings the endpoints in from the kernel.
+// died before the file was written, which starts afresh. A missing file
+// whose snapshot or agent-id is there (store.Missing: the state was lost)
+// is refused too. With cfg.Recover the snapshot, if usable, is put in
+// place of the file (a corrupt one kept aside), else a corrupt file is
+// moved aside and the state starts empty; recoverEndpoints then brings
+// the endpoints in from the kernel.
 func openState(cfg Config) (_ *store.Store, replaced bool, err error) {
 	opts := store.Options{Log: cfg.Log}
 	s, err := store.OpenWith(cfg.StateDir, opts)
@@ -74,16 +81,30 @@ func openState(cfg Config) (_ *store.Store, replaced bool, err error) {
 		}
 		cfg.Log.Warn("state restored from the last good snapshot", "bad_file", aside, "problem", ce.Problem, "agent", id)
 	case startEmpty:
-		aside, err := store.MoveAside(cfg.StateDir)
-		if err != nil {
+		if err := setAside(cfg, ce); err != nil {
 			return nil, false, err
 		}
-		cfg.Log.Warn("corrupt state moved aside; starting with an empty state", "bad_file", aside, "problem", ce.Problem)
+		opts.Fresh = true
 	default:
 		return nil, false, &RecoveryNeededError{Corrupt: ce, AgentID: id, Snapshot: snapErr, Marked: marked}
 	}
 	s, err = store.OpenWith(cfg.StateDir, opts)
 	return s, true, err
+}
+
+// setAside moves the corrupt state file aside for a start from an empty
+// state; a missing one has nothing to move.
+func setAside(cfg Config, ce *store.CorruptError) error {
+	if ce.Problem == store.Missing {
+		cfg.Log.Warn("state file missing and no usable snapshot; starting with an empty state under a new agent ID", "file", ce.Path)
+		return nil
+	}
+	aside, err := store.MoveAside(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	cfg.Log.Warn("corrupt state moved aside; starting with an empty state", "bad_file", aside, "problem", ce.Problem)
+	return nil
 }
 
 // startAction is what openState does with a corrupt state file.

@@ -30,6 +30,9 @@ const (
 	BadMeta
 	// Inconsistent: bbolt's consistency check (Tx.Check) failed.
 	Inconsistent
+	// Missing: there is no state file, but the snapshot or AgentIDFile
+	// beside it shows that an agent kept its state there.
+	Missing
 )
 
 func (p Problem) String() string {
@@ -42,6 +45,8 @@ func (p Problem) String() string {
 		return "bad meta page"
 	case Inconsistent:
 		return "inconsistent"
+	case Missing:
+		return "missing"
 	}
 	return fmt.Sprintf("Problem(%d)", int(p))
 }
@@ -54,6 +59,9 @@ type CorruptError struct {
 }
 
 func (e *CorruptError) Error() string {
+	if e.Problem == Missing {
+		return fmt.Sprintf("state file %s is missing: %s", e.Path, e.Detail)
+	}
 	return fmt.Sprintf("state file %s is corrupt (%s): %s", e.Path, e.Problem, e.Detail)
 }
 

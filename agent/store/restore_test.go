@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -137,5 +139,67 @@ func TestRestoreRedoesLeftover(t *testing.T) {
 	wantRestored(t, dir, snap)
 	if _, err := os.Stat(filepath.Join(dir, FileName+".restore")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the leftover copy is still there: %v", err)
+	}
+}
+
+// TestOpenRefusesLostState: with the state file gone but its snapshot or
+// agent-id still beside it, Open refuses (*CorruptError, Missing) and
+// makes no file, leaving the snapshot and agent-id as they were;
+// RestoreSnapshot then brings the state back. With neither it is a first
+// start, and Options.Fresh starts afresh whatever is there.
+func TestOpenRefusesLostState(t *testing.T) {
+	cases := []struct {
+		name   string
+		keep   []string // what stays beside the removed state file
+		fresh  bool
+		refuse bool
+	}{
+		{"snapshot and agent-id", []string{SnapshotName, AgentIDFile}, false, true},
+		{"snapshot alone", []string{SnapshotName}, false, true},
+		{"agent-id alone", []string{AgentIDFile}, false, true},
+		{"neither: a first start", nil, false, false},
+		{"fresh", []string{SnapshotName, AgentIDFile}, true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := migratedState(t)
+			before := map[string][]byte{}
+			for _, name := range []string{FileName, SnapshotName, AgentIDFile} {
+				b, err := os.ReadFile(filepath.Join(dir, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if name == FileName || !slices.Contains(tc.keep, name) {
+					err = os.Remove(filepath.Join(dir, name))
+				}
+				before[name] = b
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := OpenWith(dir, Options{Fresh: tc.fresh})
+			if !tc.refuse {
+				if err != nil || s.AgentID() == "b25b1f56" {
+					t.Fatalf("open: %v; want a new state under a new agent ID", err)
+				}
+				s.Close()
+				return
+			}
+			var ce *CorruptError
+			if !errors.As(err, &ce) || ce.Problem != Missing || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.keep[0]) {
+				t.Fatalf("open without the state file: %v, want a *CorruptError (missing) naming %s", err, tc.keep[0])
+			}
+			if _, err := os.Stat(filepath.Join(dir, FileName)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the refused open made a state file: %v", err)
+			}
+			for _, name := range tc.keep {
+				if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || !bytes.Equal(got, before[name]) {
+					t.Fatalf("%s changed (err %v)", name, err)
+				}
+			}
+			if slices.Contains(tc.keep, SnapshotName) {
+				wantRestored(t, dir, before[SnapshotName])
+			}
+		})
 	}
 }

@@ -71,6 +71,10 @@ type Options struct {
 	SnapshotEvery time.Duration
 	// Log receives snapshot failures (default: discarded).
 	Log *slog.Logger
+	// Fresh lets OpenWith make a new state file although the snapshot or
+	// AgentIDFile beside it shows that a state was kept there (a recovery
+	// that starts empty); without it that is a *CorruptError (Missing).
+	Fresh bool
 }
 
 // Store is the agent's state file. Safe for concurrent use.
@@ -94,8 +98,10 @@ func Open(dir string) (*Store, error) { return OpenWith(dir, Options{}) }
 // OpenWith opens (creating if needed) the state in dir, locking it for
 // this process. It fails with ErrLocked when another agent has it open,
 // with a *CorruptError (errors.Is ErrCorrupt) when the file cannot be
-// trusted, and with a *SchemaError when a newer mvlan wrote it. Older
-// schemas are migrated; bad records are quarantined (see Quarantined).
+// trusted or is missing while a snapshot or AgentIDFile says it should
+// be there (unless o.Fresh), and with a *SchemaError when a newer mvlan
+// wrote it. Older schemas are migrated; bad records are quarantined (see
+// Quarantined).
 func OpenWith(dir string, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir %s: %w", dir, err)
@@ -103,6 +109,11 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	if err := precheck(path); err != nil {
 		return nil, err
+	}
+	if !o.Fresh {
+		if err := checkNotLost(dir, path); err != nil {
+			return nil, err
+		}
 	}
 	db, err := openBolt(path, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
@@ -135,6 +146,28 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	}
 	go s.snapshotLoop(every)
 	return s, nil
+}
+
+// checkNotLost refuses to make a new state file at path when the files
+// an agent writes beside it are there: the state was lost, this is not a
+// first start, and a new state (under a new agent ID, snapshotted over
+// the last good one) would forget every network and endpoint.
+func checkNotLost(dir, path string) error {
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		return nil // there, or not readable: bbolt says which
+	}
+	var traces []string
+	for _, name := range []string{SnapshotName, AgentIDFile} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			traces = append(traces, name)
+		}
+	}
+	if len(traces) == 0 {
+		return nil
+	}
+	return &CorruptError{Path: path, Problem: Missing, Detail: fmt.Sprintf(
+		"%s beside it show(s) that an agent kept its state here; a new state would forget every network and endpoint",
+		strings.Join(traces, " and "))}
 }
 
 // writeWarnEvery bounds how often a disk that keeps refusing the state's
