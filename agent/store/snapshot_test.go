@@ -1,9 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,5 +160,41 @@ func TestAgentIDRecorded(t *testing.T) {
 	}
 	if got := RecordedAgentID(t.TempDir()); got != "" {
 		t.Fatalf("recorded agent id of an empty dir: %q", got)
+	}
+}
+
+// TestOpenSnapshotFails: a snapshot that cannot be written on open (here
+// its temporary file's name is taken by a directory; a full disk alike)
+// does not fail the open of a sound state: it is logged, the previous
+// snapshot is kept, and a later one (here Close's) writes it.
+func TestOpenSnapshotFails(t *testing.T) {
+	dir := migratedState(t)
+	snap := filepath.Join(dir, SnapshotName)
+	before, err := os.ReadFile(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(snap+".tmp", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	s, err := OpenWith(dir, Options{SnapshotEvery: time.Hour, Log: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatalf("open with the snapshot failing: %v, want the state opened", err)
+	}
+	if !strings.Contains(log.String(), "state snapshot failed") || !strings.Contains(log.String(), snap+".tmp") {
+		t.Errorf("log %q does not report the failed snapshot and its file", log.String())
+	}
+	if got, err := os.ReadFile(snap); err != nil || !bytes.Equal(got, before) {
+		t.Fatalf("the previous snapshot was not kept (err %v)", err)
+	}
+	if err := s.CreateNetwork(api.Network{ID: NewID(), Name: "n1", Parent: "eth1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := snapshotNetworks(t, dir); !slices.Contains(got, "n1") {
+		t.Fatalf("snapshot after close holds %v, want n1 among them", got)
 	}
 }

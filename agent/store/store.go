@@ -137,15 +137,26 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	if err := db.Update(s.init); err != nil {
 		return nil, errors.Join(fmt.Errorf("init %s: %w", path, err), db.Close())
 	}
-	if err := errors.Join(s.recordAgentID(), s.Snapshot()); err != nil {
+	if err := s.recordAgentID(); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	every := o.SnapshotEvery
+	s.startSnapshots(o.SnapshotEvery)
+	return s, nil
+}
+
+// startSnapshots snapshots the state just opened and starts the periodic
+// snapshots. A failed snapshot (a full disk) does not fail the open: the
+// state is sound, the previous snapshot is kept, and the loop tries again
+// (the state stays marked changed).
+func (s *Store) startSnapshots(every time.Duration) {
 	if every <= 0 {
 		every = 10 * time.Second
 	}
+	if err := s.Snapshot(); err != nil {
+		s.log.Warn("state snapshot failed on open; the previous one is kept and the snapshot is tried again (check the state directory's disk)",
+			"err", err, "every", every)
+	}
 	go s.snapshotLoop(every)
-	return s, nil
 }
 
 // checkNotLost refuses to make a new state file at path when the files
