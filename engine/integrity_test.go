@@ -46,6 +46,9 @@ func TestDecideStart(t *testing.T) {
 		{store.Missing, noSnap, 0, false, refuse},
 		{store.Missing, nil, 2, true, restoreSnapshot},
 		{store.Missing, noSnap, 0, true, startEmpty},
+		// A schema key that is not a version: the records cannot be read.
+		{store.BadSchema, nil, 0, false, refuse},
+		{store.BadSchema, nil, 0, true, restoreSnapshot},
 	}
 	for _, tc := range cases {
 		name := fmt.Sprintf("%s/snap=%v/marked=%d/recover=%v", tc.problem, tc.snapErr, tc.marked, tc.recover)

@@ -33,6 +33,9 @@ const (
 	// Missing: there is no state file, but the snapshot or AgentIDFile
 	// beside it shows that an agent kept its state there.
 	Missing
+	// BadSchema: the file's schema key is not a schema version, so its
+	// records cannot be read.
+	BadSchema
 )
 
 func (p Problem) String() string {
@@ -47,6 +50,8 @@ func (p Problem) String() string {
 		return "inconsistent"
 	case Missing:
 		return "missing"
+	case BadSchema:
+		return "bad schema key"
 	}
 	return fmt.Sprintf("Problem(%d)", int(p))
 }

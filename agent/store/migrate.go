@@ -36,7 +36,9 @@ var migrations = []func(*bolt.Tx) error{
 
 // migrate brings the file's records to Schema and records the version.
 // A file without a schema key is schema 0 if it has an agent ID (every
-// file an agent opened has one), else a new file.
+// file an agent opened has one), else a new file. A schema key that is
+// not a version is a *CorruptError (BadSchema): the records cannot be
+// read, and --recover restores the snapshot.
 func migrate(tx *bolt.Tx) error {
 	meta := tx.Bucket(bMeta)
 	v := 0
@@ -44,7 +46,8 @@ func migrate(tx *bolt.Tx) error {
 	case raw != nil:
 		n, err := strconv.Atoi(string(raw))
 		if err != nil || n < 0 {
-			return fmt.Errorf("schema key %q: %w", raw, ErrBadRecord)
+			return &CorruptError{Path: tx.DB().Path(), Problem: BadSchema,
+				Detail: fmt.Sprintf("schema key %q is not a schema version (this mvlan reads 0 to %d)", raw, Schema)}
 		}
 		v = n
 	case meta.Get(kAgentID) == nil:

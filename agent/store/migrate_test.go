@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,6 +145,37 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 	if got := schemaIn(t, dir); got != strconv.Itoa(Schema+1) {
 		t.Fatalf("schema rewritten to %q", got)
+	}
+}
+
+// TestBadSchemaCorrupt: a schema key that is not a version is a
+// *CorruptError naming the value (so start-up offers --recover), the file
+// is left as it was, and the snapshot restores the state.
+func TestBadSchemaCorrupt(t *testing.T) {
+	for _, bad := range []string{"abc", "-1", "4x", " 6"} {
+		t.Run(bad, func(t *testing.T) {
+			dir := migratedState(t)
+			setInFile(t, dir, bMeta, kSchema, []byte(bad))
+			_, err := Open(dir)
+			var ce *CorruptError
+			if !errors.As(err, &ce) || ce.Problem != BadSchema || !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("open: %v, want a *CorruptError (bad schema key)", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, strconv.Quote(bad)) || !strings.Contains(msg, FileName) {
+				t.Errorf("message %q does not name the value %q and the file", msg, bad)
+			}
+			if got := schemaIn(t, dir); got != bad {
+				t.Fatalf("schema rewritten to %q", got)
+			}
+			if _, err := RestoreSnapshot(dir); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(dir)
+			if err != nil {
+				t.Fatalf("open after restoring the snapshot: %v", err)
+			}
+			s.Close()
+		})
 	}
 }
 
