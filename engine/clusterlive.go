@@ -89,10 +89,10 @@ func (a *Engine) rejoin(ctx context.Context) bool {
 // have lost records. Caller holds netOps (no create is half way); false:
 // etcd did not answer.
 func (a *Engine) leaveStrays(ctx context.Context, local map[string]bool) bool {
-	if q := a.quarantinedIDs(); a.stateReplaced || len(q) > 0 {
+	if q := a.quarantinedIDs(); a.stateReplaced || q.any() {
 		// A network the state lost still has its containers, on its
 		// blocks' addresses: they must not go back to the pool.
-		a.log.Warn("cluster: memberships of networks this host does not have are kept: the state may not know every network", "state_replaced", a.stateReplaced, "quarantined", len(q))
+		a.log.Warn("cluster: memberships of networks this host does not have are kept: the state may not know every network", "state_replaced", a.stateReplaced, "quarantined", len(q.ids), "quarantine_unlisted", q.unknown)
 		return true
 	}
 	mine, err := a.cluster.Memberships(ctx)

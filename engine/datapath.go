@@ -394,8 +394,8 @@ func (a *Engine) forgetEntry(e endpoint) error {
 // quarantined): their links are left alone, and a link without its row
 // has every frame dropped. Caller holds netOps.
 func (a *Engine) pruneEndpointTable(eps []endpoint) error {
-	if q := a.quarantinedIDs(); a.stateReplaced || len(q) > 0 {
-		a.log.Warn("endpoint table not pruned: the state may not know every endpoint", "state_replaced", a.stateReplaced, "quarantined", len(q))
+	if q := a.quarantinedIDs(); a.stateReplaced || q.any() {
+		a.log.Warn("endpoint table not pruned: the state may not know every endpoint", "state_replaced", a.stateReplaced, "quarantined", len(q.ids), "quarantine_unlisted", q.unknown)
 		return nil
 	}
 	type key struct {

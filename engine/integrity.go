@@ -192,18 +192,33 @@ func (a *Engine) reportQuarantined() {
 	}
 }
 
+// quarantineSet is the IDs of the quarantined records; unknown when they
+// could not be listed, so that any record may be among them.
+type quarantineSet struct {
+	ids     map[string]bool
+	unknown bool
+}
+
+// has reports whether id's record is, or may be, quarantined.
+func (q quarantineSet) has(id string) bool { return q.unknown || q.ids[id] }
+
+// any reports whether a record is, or may be, quarantined: the state may
+// not know every network and endpoint, as when it was replaced.
+func (q quarantineSet) any() bool { return q.unknown || len(q.ids) > 0 }
+
 // quarantinedIDs are the IDs of the quarantined records: kernel objects
-// marked with them are left alone.
-func (a *Engine) quarantinedIDs() map[string]bool {
+// marked with them are left alone. A listing that fails leaves them all
+// alone (unknown), not none.
+func (a *Engine) quarantinedIDs() quarantineSet {
 	q, err := a.store.Quarantined()
 	if err != nil {
-		a.log.Warn("cannot list quarantined state records", "err", err)
+		a.log.Warn("cannot list quarantined state records: every record is taken as possibly quarantined", "err", err)
 	}
-	ids := map[string]bool{}
+	set := quarantineSet{ids: map[string]bool{}, unknown: err != nil}
 	for _, r := range q {
-		ids[r.Key] = true
+		set.ids[r.Key] = true
 	}
-	return ids
+	return set
 }
 
 // quarantine takes a record the engine cannot use out of the state through

@@ -110,7 +110,7 @@ func (a *Engine) settleIntent(ctx context.Context, path string) error {
 		return nil // stored: reconcile settles it
 	case !errors.Is(err, store.ErrNotFound):
 		return err
-	case a.stateReplaced || a.quarantinedIDs()[e.ID]:
+	case a.stateReplaced || a.quarantinedIDs().has(e.ID):
 		return fmt.Errorf("endpoint %s may be among the records the state lost: its link is left as it is", e.Name)
 	}
 	if err := a.undoEndpoint(ctx, nil, nil, e); err != nil {

@@ -2,11 +2,16 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
@@ -143,5 +148,69 @@ func TestRemoveNetworkQuarantineHeld(t *testing.T) {
 				t.Errorf("network rm with the quarantined container gone and the agent restarted: %v", err)
 			}
 		})
+	}
+}
+
+// TestStartKeepsGarbledQuarantine: network v50 (its parent eth0.50 made
+// by mvlan) is quarantined with its endpoint c1, and their quarantine
+// entries are then garbled in the file. The start still takes both as
+// quarantined: v50's parent is kept, c1's link and table row too, and
+// the check reports them. A garbled entry used to end the listing there,
+// its callers took the error as "none quarantined", and the parent and
+// the row were removed as stale.
+func TestStartKeepsGarbledQuarantine(t *testing.T) {
+	r := newRig(t, "eth0")
+	n := r.network("v50", "subnet=172.16.50.0/24", "parent=eth0.50")
+	c1 := r.run("c1", "v50")
+	r.stop()
+	st, err := store.Open(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(st.QuarantineNetwork(n.ID, "test: pools refused"), st.Close()); err != nil {
+		t.Fatal(err)
+	}
+	garbleQuarantine(t, r.dir, "")
+	r.start()
+	if _, ok := r.k.HostLink(n.Parent); !ok {
+		t.Errorf("the quarantined network's parent %s was deleted", n.Parent)
+	}
+	if ls := r.k.NetnsLinks(c1.Netns); len(ls) != 1 {
+		t.Errorf("links of the quarantined endpoint: %+v; want its eth0 kept", ls)
+	}
+	mac, _ := net.ParseMAC(c1.MAC)
+	if known, _ := r.k.Sender(mac); !known {
+		t.Errorf("the quarantined endpoint's table row was pruned")
+	}
+	drift, err := r.e.Check(context.Background())
+	for _, id := range []string{n.ID, c1.ID} {
+		if err != nil || !slices.ContainsFunc(drift, func(d string) bool { return strings.Contains(d, id+" is quarantined") }) {
+			t.Errorf("drift %q (err %v); want the garbled entry of %s reported", drift, err, id)
+		}
+	}
+}
+
+// garbleQuarantine overwrites, with bbolt alone, the value of each entry
+// of the state's quarantine bucket whose key starts with prefix.
+func garbleQuarantine(t *testing.T, dir, prefix string) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("quarantine"))
+		c := b.Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, _ = c.Next() {
+			n++
+			if err := b.Put(slices.Clone(k), []byte("{garbage")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := errors.Join(err, db.Close()); err != nil || n == 0 {
+		t.Fatalf("garble the quarantine entries %s*: %d (err %v)", prefix, n, err)
 	}
 }

@@ -218,8 +218,8 @@ func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 		if rest, ok := strings.CutPrefix(l.Alias, prefix); ok {
 			kind, id, _ := strings.Cut(rest, "/")
 			stale = stale || want[kind+"/"+l.Name] != id
-			if stale && quarantined[id] {
-				a.log.Warn("keeping the link of a quarantined state record", "link", l.Name, "alias", l.Alias)
+			if stale && quarantined.has(id) {
+				a.log.Warn("keeping the link of a quarantined state record", "link", l.Name, "alias", l.Alias, "quarantine_unlisted", quarantined.unknown)
 				stale = false
 			}
 			if net, ok := parents[l.Name]; stale && ok && !strings.HasPrefix(l.Name, tmp) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,16 +23,22 @@ type Quarantined struct {
 	Reason string    `json:"reason"`
 	At     time.Time `json:"at"`
 	Data   []byte    `json:"data"` // the record as it was stored
+
+	qk []byte // its key in the quarantine bucket, as listed
 }
 
-// Quarantined lists the records Open has quarantined, oldest first.
+// Quarantined lists the records Open has quarantined, oldest first. An
+// entry of the quarantine that does not decode is logged and listed as
+// its key names it (bucket, record key, time), without Data and with the
+// decoding error as its Reason: its record is still quarantined.
 func (s *Store) Quarantined() ([]Quarantined, error) {
 	var out []Quarantined
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bQuarantine).ForEach(func(k, v []byte) error {
-			var q Quarantined
-			if err := json.Unmarshal(v, &q); err != nil {
-				return fmt.Errorf("quarantine entry %s: %w", k, err)
+			q, err := decodeQuarantined(k, v)
+			if err != nil {
+				s.log.Warn("quarantine entry does not decode; its record is still listed as quarantined, by the entry's key",
+					"key", string(k), "err", err)
 			}
 			out = append(out, q)
 			return nil
@@ -40,8 +48,33 @@ func (s *Store) Quarantined() ([]Quarantined, error) {
 	return out, err
 }
 
+// decodeQuarantined decodes the quarantine entry k=v. One that does not
+// decode is returned too, as its key (qkey) names it, with the error.
+func decodeQuarantined(k, v []byte) (Quarantined, error) {
+	var q Quarantined
+	err := json.Unmarshal(v, &q)
+	if err == nil {
+		q.qk = slices.Clone(k)
+		return q, nil
+	}
+	err = fmt.Errorf("quarantine entry %s: %w", k, err)
+	bucket, rest, _ := strings.Cut(string(k), "/")
+	key, at := rest, ""
+	if i := strings.LastIndexByte(rest, '/'); i >= 0 {
+		key, at = rest[:i], rest[i+1:]
+	}
+	q = Quarantined{Bucket: bucket, Key: key, Reason: err.Error(), qk: slices.Clone(k)}
+	if ns, perr := strconv.ParseInt(at, 10, 64); perr == nil {
+		q.At = time.Unix(0, ns).UTC()
+	}
+	return q, err
+}
+
 // qkey is q's key in the quarantine bucket.
 func (q Quarantined) qkey() []byte {
+	if q.qk != nil {
+		return q.qk
+	}
 	return fmt.Appendf(nil, "%s/%s/%d", q.Bucket, q.Key, q.At.UnixNano())
 }
 

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -191,4 +193,54 @@ func quarantined(t testing.TB, s *Store) ([]Quarantined, map[string]string) {
 		reasons[r.Key] = r.Reason
 	}
 	return q, reasons
+}
+
+// TestGarbledQuarantineEntry: a quarantine entry that does not decode
+// does not fail the listing: it is logged and still listed by its key
+// (bucket, record, time), so that its record stays quarantined for the
+// callers, the others are listed as they are, and it can be dropped.
+func TestGarbledQuarantineEntry(t *testing.T) {
+	dir := migratedState(t)
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubNet := releaseNetworks[1]
+	if err := s.QuarantineNetwork(pubNet.ID, "pools refused"); err != nil {
+		t.Fatal(err)
+	}
+	var entry Quarantined
+	all, _ := quarantined(t, s)
+	for _, q := range all {
+		if q.Key == pubNet.ID {
+			entry = q
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	setInFile(t, dir, bQuarantine, entry.qkey(), []byte(`{"bucket":"networks", garbage`))
+	var log bytes.Buffer
+	s, err = OpenWith(dir, Options{Log: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q, err := s.Quarantined()
+	if err != nil || len(q) != len(all) {
+		t.Fatalf("listing with a garbled entry: %d entries (err %v), want all %d", len(q), err, len(all))
+	}
+	got := slices.IndexFunc(q, func(r Quarantined) bool { return r.Key == pubNet.ID })
+	if got < 0 || q[got].Bucket != "networks" || !q[got].At.Equal(entry.At) || !strings.Contains(q[got].Reason, "invalid character") {
+		t.Fatalf("garbled entry listed as %+v; want networks/%s at %v with the decoding error", q, pubNet.ID, entry.At)
+	}
+	if !strings.Contains(log.String(), "quarantine entry does not decode") || !strings.Contains(log.String(), pubNet.ID) {
+		t.Errorf("log %q does not report the garbled entry", log.String())
+	}
+	if err := s.DropQuarantined(q[got]); err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := quarantined(t, s); len(q) != len(all)-1 {
+		t.Errorf("after dropping the garbled entry: %d entries, want %d", len(q), len(all)-1)
+	}
 }
