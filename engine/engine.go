@@ -23,6 +23,7 @@ import (
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/cluster"
+	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
 )
@@ -92,6 +93,11 @@ type Engine struct {
 	reclaimLog failureLog        // the cluster loop's reclaim failures (clusterlive.go)
 	leases     keepers           // DHCP lease renewals (lease.go)
 	shimDrift  map[string]string // repairShims' last look, by network ID (under netOps)
+	// strayHeld are the addresses of live quarantined endpoint records
+	// whose network is not in the state (settleQuarantined): no network
+	// made since may have a subnet that holds one (checkUnique). Under
+	// netOps.
+	strayHeld []ipam.Held
 }
 
 // Open opens the state (taking its lock), the managed namespace and the

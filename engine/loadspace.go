@@ -25,7 +25,8 @@ func quarantinedOwner(name string) string { return "quarantined endpoint " + nam
 // One whose link is gone is dropped: its container no longer exists, so
 // nothing is left to report or hold. The addresses of the others are
 // returned by network, to be held (DHCP networks hold none: their server
-// does). On a cluster network this host keeps their claims in etcd.
+// does); those of records whose network is not in nets (quarantined with
+// them) under "", which no new network's subnet may hold. On a cluster network this host keeps their claims in etcd.
 func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.Held {
 	qs, err := a.store.Quarantined()
 	if err != nil {
@@ -43,9 +44,16 @@ func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.H
 			a.log.Info("quarantined record dropped: its container is gone", "name", e.Name, "id", e.ID, "netns", e.Netns, "quarantined", q.Reason, "err", err)
 			continue
 		}
-		if n := nets[e.NetworkID]; n != nil && !n.DHCP {
-			for _, p := range e.Addrs {
-				out[n.ID] = append(out[n.ID], ipam.Held{Addr: p.Addr(), Owner: quarantinedOwner(e.Name)})
+		n := nets[e.NetworkID]
+		if n != nil && n.DHCP {
+			continue
+		}
+		for _, p := range e.Addrs {
+			h := ipam.Held{Addr: p.Addr(), Owner: quarantinedOwner(e.Name)}
+			if n == nil { // its network is quarantined too: strayHeld
+				out[""] = append(out[""], h)
+			} else {
+				out[n.ID] = append(out[n.ID], h)
 			}
 		}
 	}
@@ -70,6 +78,21 @@ func (a *Engine) quarantinedLive(e api.Endpoint) bool {
 	}
 	_, err = a.kernelEndpointIn(e.Netns, e.ID)
 	return err == nil
+}
+
+// checkStrays refuses pools that hold an address of a live quarantined
+// endpoint record whose network is quarantined too (strayHeld): a network
+// made on them would hand it out again. Caller holds netOps.
+func (a *Engine) checkStrays(pools []ipam.PoolConfig) error {
+	for _, p := range pools {
+		for _, h := range a.strayHeld {
+			if p.Subnet.Contains(h.Addr) {
+				return conflict(fmt.Errorf("subnet %s holds %s, the address of %s, whose network is quarantined (mvlan doctor); its container may still use it. Remove that container (the next agent start then drops the record) or pick another subnet",
+					p.Subnet, h.Addr, h.Owner))
+			}
+		}
+	}
+	return nil
 }
 
 // holdQuarantined records the quarantined addresses n's space holds.

@@ -214,3 +214,45 @@ func garbleQuarantine(t *testing.T, dir, prefix string) {
 		t.Fatalf("garble the quarantine entries %s*: %d (err %v)", prefix, n, err)
 	}
 }
+
+// TestQuarantinedNetworkAddressesHeld: network pub is quarantined with
+// its endpoint c1, whose container keeps its link and address. A network
+// made again with pub's subnet (pub is gone from network ls) is refused,
+// naming c1's address, as is any subnet that holds it; one that does not
+// is made. Once c1's container is gone, the next start drops the record
+// and the subnet is free again.
+func TestQuarantinedNetworkAddressesHeld(t *testing.T) {
+	r := newRig(t, "eth0", "eth1")
+	n := r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
+	c1 := r.run("c1", "pub")
+	r.stop()
+	st, err := store.Open(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(st.QuarantineNetwork(n.ID, "test: pools refused"), st.Close()); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	ctx := context.Background()
+	addr := c1.Addrs[0].Addr().String()
+	for _, subnet := range []string{"172.16.86.0/24", "172.16.0.0/16"} {
+		_, err := r.e.CreateNetwork(ctx, netRequest("again", "subnet="+subnet, "parent=eth1"))
+		if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "c1") {
+			t.Errorf("network on %s with quarantined c1 (%s) alive: %v; want a conflict naming both", subnet, addr, err)
+		}
+	}
+	if _, err := r.e.Network("again"); err == nil {
+		t.Fatal("a refused create made the network")
+	}
+	r.network("other", "subnet=172.16.87.0/24", "parent=eth1")
+	if err := r.e.RemoveNetwork(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
+	r.k.RemoveNetns(c1.Netns)
+	r.stop()
+	r.start()
+	if next := r.run("next", r.network("again", "subnet=172.16.86.0/24", "parent=eth1").Name); next.Addrs[0] != c1.Addrs[0] {
+		t.Errorf("with c1's container gone, the network made again gave %v; want %v, free again", next.Addrs[0], c1.Addrs[0])
+	}
+}

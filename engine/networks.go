@@ -164,7 +164,7 @@ func (a *Engine) checkUnique(cfg netconf.Config) error {
 			}
 		}
 	}
-	return nil
+	return a.checkStrays(cfg.Pools)
 }
 
 // resolveParent decides what the network's parent link is and who owns it.

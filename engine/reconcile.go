@@ -88,6 +88,7 @@ func (a *Engine) loadState() ([]endpoint, error) {
 		return nil, err
 	}
 	quarantined := a.settleQuarantined(nets)
+	a.strayHeld = quarantined[""]
 	for _, n := range nets {
 		var shim []ipam.Held
 		if n.shim != nil {
