@@ -72,6 +72,8 @@ func newApp() *cli.App {
 		HideHelpCommand: true,
 		// Values are taken whole, as Docker's CLI takes them: --label
 		// desc=a,b is one label (urfave/cli would split it at the comma).
+		// network create splits --subnet, --gateway and --ip-range
+		// itself, as Docker's CLI does (createRequest).
 		DisableSliceFlagSeparator: true,
 		ExitErrHandler:            func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

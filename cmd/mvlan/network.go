@@ -26,9 +26,9 @@ func networkCommand() *cli.Command {
 				ArgsUsage: "NAME",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "driver", Aliases: []string{"d"}, Value: api.Driver, Usage: "network driver (macvlan)"},
-					&cli.StringSliceFlag{Name: "subnet", Usage: "subnet in CIDR form; repeatable"},
-					&cli.StringSliceFlag{Name: "gateway", Usage: "gateway of the subnet that contains it; repeatable"},
-					&cli.StringSliceFlag{Name: "ip-range", Usage: "allocate container addresses from this sub-range; repeatable"},
+					&cli.StringSliceFlag{Name: "subnet", Usage: "subnet in CIDR form; repeatable or comma-separated"},
+					&cli.StringSliceFlag{Name: "gateway", Usage: "gateway of the subnet that contains it; repeatable or comma-separated"},
+					&cli.StringSliceFlag{Name: "ip-range", Usage: "allocate container addresses from this sub-range; repeatable or comma-separated"},
 					&cli.StringSliceFlag{Name: "aux-address", Usage: "NAME=IP never handed out; repeatable"},
 					&cli.BoolFlag{Name: "ipv6", Usage: "enable IPv6 (needs an IPv6 --subnet)"},
 					&cli.BoolFlag{Name: "internal", Usage: "no default route in containers"},
@@ -65,21 +65,40 @@ func networkCreate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	req := api.NetworkCreate{
-		Name: c.Args().First(), Driver: c.String("driver"),
-		Subnets: c.StringSlice("subnet"), Gateways: c.StringSlice("gateway"),
-		IPRanges: c.StringSlice("ip-range"), AuxAddrs: c.StringSlice("aux-address"),
-		IPv6: c.Bool("ipv6"), Internal: c.Bool("internal"), Labels: c.StringSlice("label"),
-		Options: driverOpts(c.StringSlice("opt")), IPAMOptions: c.StringSlice("ipam-opt"), Scope: c.String("scope"),
-		IPAMDriver: c.String("ipam-driver"),
-	}
 	cl := client(c)
 	defer cl.Close()
-	n, err := cl.CreateNetwork(c.Context, req)
+	n, err := cl.CreateNetwork(c.Context, createRequest(c))
 	if err != nil {
 		return err
 	}
 	return printNetwork(c, f, n)
+}
+
+// createRequest is the network create command line as a request. As in
+// Docker's CLI, --subnet, --gateway and --ip-range are lists split at
+// commas (--subnet 10.0.0.0/24,10.1.0.0/24 is two subnets); -o,
+// --ipam-opt, --aux-address and --label values are taken whole
+// (-o host_shim=IP,IP6 is one option).
+func createRequest(c *cli.Context) api.NetworkCreate {
+	return api.NetworkCreate{
+		Name: c.Args().First(), Driver: c.String("driver"),
+		Subnets: commaList(c, "subnet"), Gateways: commaList(c, "gateway"),
+		IPRanges: commaList(c, "ip-range"), AuxAddrs: c.StringSlice("aux-address"),
+		IPv6: c.Bool("ipv6"), Internal: c.Bool("internal"), Labels: c.StringSlice("label"),
+		Options: c.StringSlice("opt"), IPAMOptions: c.StringSlice("ipam-opt"), Scope: c.String("scope"),
+		IPAMDriver: c.String("ipam-driver"),
+	}
+}
+
+// commaList is the values of the repeatable flag name, each split at its
+// commas, as Docker's CLI splits its string-slice flags. An empty value
+// stays (one empty part), for the agent to refuse by name.
+func commaList(c *cli.Context, name string) []string {
+	var out []string
+	for _, v := range c.StringSlice(name) {
+		out = append(out, strings.Split(v, ",")...)
+	}
+	return out
 }
 
 // printNetwork prints a network that create or update returned: its ID,
@@ -200,11 +219,17 @@ func networkUpdate(c *cli.Context) error {
 	}
 	cl := client(c)
 	defer cl.Close()
-	n, err := cl.UpdateNetwork(c.Context, c.Args().First(), api.NetworkUpdate{Options: driverOpts(c.StringSlice("opt"))})
+	n, err := cl.UpdateNetwork(c.Context, c.Args().First(), updateRequest(c))
 	if err != nil {
 		return err
 	}
 	return printNetwork(c, f, n)
+}
+
+// updateRequest is the network update command line as a request: each
+// -o value whole (-o host_shim=IP,IP6 is one option).
+func updateRequest(c *cli.Context) api.NetworkUpdate {
+	return api.NetworkUpdate{Options: c.StringSlice("opt")}
 }
 
 // dockerNetwork is a network as every network command prints it (ls,
@@ -336,20 +361,4 @@ func firstOf(addrs []netip.Prefix, v6 bool) string {
 		}
 	}
 	return ""
-}
-
-// driverOpts are the -o KEY=VALUE options as given: the flag library
-// splits a value at its commas (host_shim=IP,IP6, ipv6_ra_source=LL,MAC),
-// which joining each part without "=" to the one before undoes (a stray
-// "-o" token stays on its own).
-func driverOpts(parts []string) []string {
-	var out []string
-	for _, p := range parts {
-		if len(out) > 0 && !strings.Contains(p, "=") && !strings.HasPrefix(p, "-") {
-			out[len(out)-1] += "," + p
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
 }
