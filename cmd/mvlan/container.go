@@ -203,22 +203,43 @@ func rmCommand() *cli.Command {
 		Name:      "rm",
 		Usage:     "remove containers: their endpoints, addresses and the namespaces mvlan made",
 		ArgsUsage: "NAME|NET/NAME|ID...",
-		Flags:     []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "remove even if processes run in it"}},
-		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 {
-				return usagef("rm needs at least one container NAME or ID")
-			}
-			cl := client(c)
-			defer cl.Close()
-			var errs []error
-			for _, ref := range c.Args().Slice() {
-				if err := cl.RemoveEndpoint(c.Context, ref, c.Bool("force")); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(c.App.Writer, ref)
-			}
-			return errors.Join(errs...)
-		},
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"},
+			Usage: "remove even if processes run in it; a container that is not there is no error"}},
+		Action: rm,
 	})
+}
+
+// rm removes containers; with --force one that is not there is reported
+// on stderr and is no error, as with docker rm -f.
+func rm(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return usagef("rm needs at least one container NAME or ID")
+	}
+	cl := client(c)
+	defer cl.Close()
+	var skip func(error)
+	if c.Bool("force") {
+		skip = func(err error) { fmt.Fprintln(c.App.ErrWriter, "mvlan: "+err.Error()) }
+	}
+	return removeEach(c, func(ref string) error { return cl.RemoveEndpoint(c.Context, ref, c.Bool("force")) }, skip)
+}
+
+// removeEach removes each argument with remove and prints the name of
+// each removed. An argument the agent does not find goes to skip when
+// skip is set (--force), and is then no error; every other failure is
+// returned after the rest are tried.
+func removeEach(c *cli.Context, remove func(ref string) error, skip func(error)) error {
+	var errs []error
+	for _, ref := range c.Args().Slice() {
+		err := remove(ref)
+		switch {
+		case err == nil:
+			fmt.Fprintln(c.App.Writer, ref)
+		case skip != nil && api.IsKind(err, api.KindNotFound):
+			skip(err)
+		default:
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -74,3 +74,35 @@ func TestRmOneThing(t *testing.T) {
 		t.Fatalf("rm of a container on two networks left %+v", eps)
 	}
 }
+
+// TestRmForceMissing: against a real agent, rm and network rm of a name
+// that is not there exit 1; with -f they go on and exit 0: rm -f names
+// the missing one on stderr (docker rm -f), network rm -f says nothing
+// (docker network rm -f). The others given are removed either way.
+func TestRmForceMissing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	c := e.name("1")
+	e.runD(c, "pub_net")
+	missing := e.name("missing")
+	for _, tc := range []struct {
+		args      []string
+		code      int
+		out, errs string // errs: part of stderr; "" wants it empty
+	}{
+		{[]string{"rm", missing}, 1, "", missing},
+		{[]string{"rm", "-f", missing, c}, 0, c + "\n", missing},
+		{[]string{"network", "rm", missing}, 1, "", missing},
+		{[]string{"network", "rm", "-f", missing, "pub_net"}, 0, "pub_net\n", ""},
+	} {
+		out, errs, code := e.a.mv(tc.args...)
+		if code != tc.code || out != tc.out || (tc.errs == "") != (errs == "") || !strings.Contains(errs, tc.errs) {
+			t.Errorf("mvlan %q: exit %d, out %q, stderr %q; want exit %d, out %q, stderr naming %q",
+				tc.args, code, out, errs, tc.code, tc.out, tc.errs)
+		}
+	}
+	if eps, nets := e.ps(), e.a.ok("network", "ls", "-q"); len(eps) != 0 || nets != "" {
+		t.Errorf("after rm -f and network rm -f: ps %+v, network ls %q; want both empty", eps, nets)
+	}
+}

@@ -46,7 +46,8 @@ func networkCommand() *cli.Command {
 					&cli.BoolFlag{Name: "no-trunc", Usage: "full IDs"}}},
 			{Name: "inspect", Usage: "show networks in detail (JSON, as docker network inspect)", ArgsUsage: "NETWORK...", Action: networkInspect,
 				Flags: []cli.Flag{inspectFormatFlag()}},
-			{Name: "rm", Aliases: []string{"remove"}, Usage: "remove networks", ArgsUsage: "NETWORK...", Action: networkRm},
+			{Name: "rm", Aliases: []string{"remove"}, Usage: "remove networks", ArgsUsage: "NETWORK...", Action: networkRm,
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not error if the network does not exist"}}},
 			{Name: "update", Usage: "change a network's options: host_shim=auto|IP[,IP6]|off", ArgsUsage: "NETWORK", Action: networkUpdate,
 				Flags: []cli.Flag{&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "host_shim=auto|IP[,IP6]|off"}, formatFlag()}},
 			connectCommand(), disconnectCommand(), // Docker's network connect / disconnect
@@ -187,21 +188,19 @@ func networkInspect(c *cli.Context) error {
 	return errors.Join(errs...)
 }
 
+// networkRm removes networks; with --force one that does not exist is
+// passed over in silence, as with docker network rm -f.
 func networkRm(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return usagef("network rm needs at least one NETWORK")
 	}
 	cl := client(c)
 	defer cl.Close()
-	var errs []error
-	for _, ref := range c.Args().Slice() {
-		if err := cl.RemoveNetwork(c.Context, ref); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintln(c.App.Writer, ref)
+	var skip func(error)
+	if c.Bool("force") {
+		skip = func(error) {} // as docker network rm -f: not a word
 	}
-	return errors.Join(errs...)
+	return removeEach(c, func(ref string) error { return cl.RemoveNetwork(c.Context, ref) }, skip)
 }
 
 // networkUpdate changes options of one network and prints its ID (or the
