@@ -34,6 +34,8 @@ func TestFormat(t *testing.T) {
 		{[]string{"network", "inspect", "pub_net", "-f", "{{.Name}} {{.Driver}} {{.Scope}} {{json .IPAM.Config}} {{.Options.parent}} {{.Labels.env}} {{.EnableIPv6}}"},
 			`pub_net macvlan local [{"Subnet":"172.16.86.0/24","Gateway":"172.16.86.1"}] eth0 lab false` + "\n"},
 		{[]string{"network", "inspect", "--format", "{{upper .Name}}", "pub_net"}, "PUB_NET\n"},
+		// The JSON's names work too, as in docker network inspect.
+		{[]string{"network", "inspect", "-f", "{{.Id}} {{.IPAM.Driver}} {{.EnableIPv6}}", "pub_net"}, id + " default false\n"},
 		{[]string{"network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}} {{.MacAddress}}{{end}}", id[:5]},
 			c1 + " 172.16.86.10/24 02:42:ac:10:56:0a\n"},
 		{[]string{"network", "ls", "--format", "{{.Name}} {{.ID}} {{join (split .Status \"-\") \"\"}}"}, "pub_net " + id + " ok\n"},

@@ -158,7 +158,8 @@ func subnets(n api.Network) string {
 }
 
 // networkInspect prints every network found (JSON by default, as docker
-// network inspect) and then fails if any was not.
+// network inspect) and then fails if any was not. A template may name
+// the fields as the JSON does ({{.Id}}), as docker network inspect's.
 func networkInspect(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return usagef("network inspect needs at least one NETWORK")
@@ -182,7 +183,7 @@ func networkInspect(c *cli.Context) error {
 		}
 		found = append(found, n)
 	}
-	if err := format.Write(c.App.Writer, f, toDockers(found), networkHeaders); err != nil {
+	if err := format.Inspect(c.App.Writer, f, toDockers(found), networkHeaders); err != nil {
 		return err
 	}
 	return errors.Join(errs...)

@@ -80,16 +80,33 @@ func Write[T any](w io.Writer, f Format, items []T, headers map[string]string) e
 		}
 		return PrintJSON(w, items)
 	case Template:
-		all := make([]any, len(items))
-		for i, it := range items {
-			all[i] = it
-		}
-		return f.execute(w, all, headers)
+		return f.execute(w, anys(items), headers, false)
 	}
 	return fmt.Errorf("format.Write: a table is printed by the command")
 }
 
-func (f Format) execute(w io.Writer, items []any, names map[string]string) error {
+// Inspect prints items as Write does, for an inspect command: where a
+// template fails on an item (a field named as its JSON names it, such as
+// {{.Id}} for a field ID), it runs again on the item's JSON object, as
+// docker inspect does; there a missing key is an error.
+func Inspect[T any](w io.Writer, f Format, items []T, headers map[string]string) error {
+	if f.Kind != Template {
+		return Write(w, f, items, headers)
+	}
+	return f.execute(w, anys(items), headers, true)
+}
+
+func anys[T any](items []T) []any {
+	all := make([]any, len(items))
+	for i, it := range items {
+		all[i] = it
+	}
+	return all
+}
+
+// execute runs the template on each item; with raw, one that fails on an
+// item runs again on its JSON object (Inspect).
+func (f Format) execute(w io.Writer, items []any, names map[string]string, raw bool) error {
 	out := w
 	var tw *tabwriter.Writer
 	if f.table {
@@ -100,7 +117,12 @@ func (f Format) execute(w io.Writer, items []any, names map[string]string) error
 	var b bytes.Buffer
 	for _, it := range items {
 		b.Reset()
-		if err := f.tmpl.Execute(&b, it); err != nil {
+		err := f.tmpl.Execute(&b, it)
+		if err != nil && raw {
+			b.Reset()
+			err = f.executeRaw(&b, it)
+		}
+		if err != nil {
 			return fmt.Errorf("--format %q: %w", f.text, err)
 		}
 		b.WriteByte('\n')
@@ -112,6 +134,26 @@ func (f Format) execute(w io.Writer, items []any, names map[string]string) error
 		return tw.Flush()
 	}
 	return nil
+}
+
+// executeRaw runs the template on the JSON object of it (numbers kept as
+// written), where a missing key is an error.
+func (f Format) executeRaw(w io.Writer, it any) error {
+	data, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var obj any
+	if err := dec.Decode(&obj); err != nil {
+		return err
+	}
+	t, err := f.tmpl.Clone()
+	if err != nil {
+		return err
+	}
+	return t.Option("missingkey=error").Execute(w, obj)
 }
 
 // PrintJSON writes v as indented JSON (as docker inspect does), without

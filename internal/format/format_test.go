@@ -111,3 +111,44 @@ func TestExecuteError(t *testing.T) {
 		t.Errorf("Write {{.Nope}} = %v, printed %q", err, b.String())
 	}
 }
+
+// inspected has a field whose JSON name differs from its Go name, as a
+// network's ID is "Id" in docker network inspect's JSON.
+type inspected struct {
+	ID     string `json:"Id"`
+	Name   string
+	Count  int
+	Labels map[string]string
+}
+
+// TestInspect: for inspect, a template that fails on the Go value runs
+// again on its JSON object, as docker inspect does: {{.Id}} works as
+// well as {{.ID}}, numbers print as written, a missing key fails naming
+// it. Write (ls, ps) does not fall back.
+func TestInspect(t *testing.T) {
+	items := []inspected{{ID: "0123456789abcdef", Name: "pub_net", Count: 3, Labels: map[string]string{"env": "lab"}}}
+	for _, tc := range []struct {
+		format, want, bad string
+	}{
+		{"{{.ID}}", "0123456789abcdef\n", ""},
+		{"{{.Id}} {{.Name}} {{.Count}}", "0123456789abcdef pub_net 3\n", ""},
+		{"{{.Id}} {{json .Labels}} {{.Labels.env}}", `0123456789abcdef {"env":"lab"} lab` + "\n", ""},
+		{`table {{.Id}}\t{{.Name}}`, "ID                 NAME\n0123456789abcdef   pub_net\n", ""},
+		{"{{.Id}} {{.Labels.nope}}", "", `"nope"`},
+		{"{{.Nope}}", "", `"Nope"`},
+	} {
+		f, err := Parse(tc.format)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tc.format, err)
+		}
+		var b bytes.Buffer
+		err = Inspect(&b, f, items, nil)
+		if tc.bad == "" && (err != nil || b.String() != tc.want) || tc.bad != "" && (err == nil || !strings.Contains(err.Error(), tc.bad)) {
+			t.Errorf("Inspect %q: %v, printed %q; want %q or an error naming %s", tc.format, err, b.String(), tc.want, tc.bad)
+		}
+	}
+	f, _ := Parse("{{.Id}}")
+	if err := Write(&bytes.Buffer{}, f, items, nil); err == nil {
+		t.Errorf("Write {{.Id}} on a field ID: no error; only Inspect falls back to the JSON object")
+	}
+}
