@@ -104,19 +104,30 @@ func ps(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	id := short
-	if c.Bool("no-trunc") {
-		id = func(s string) string { return s }
-	}
+	id := idOf(c)
 	switch {
 	case c.Bool("quiet"):
 		for _, e := range eps {
 			fmt.Fprintln(c.App.Writer, id(e.ID))
 		}
 		return nil
-	case f.Kind != format.Table:
-		return format.Write(c.App.Writer, f, toContainers(eps), map[string]string{"ID": "CONTAINER ID"})
+	case f.Kind == format.Template: // .ID as in the table, as Docker's
+		cs := toContainers(eps)
+		for i := range cs {
+			cs[i].ID = id(cs[i].ID)
+		}
+		return format.Write(c.App.Writer, f, cs, containerHeaders)
+	case f.Kind == format.JSON: // the full ID
+		return format.Write(c.App.Writer, f, toContainers(eps), containerHeaders)
 	}
+	return psTable(c, eps, id)
+}
+
+// containerHeaders name the fields of a container in a "table TEMPLATE".
+var containerHeaders = map[string]string{"ID": "CONTAINER ID"}
+
+// psTable prints ps's own table, IDs through id.
+func psTable(c *cli.Context, eps []api.Endpoint, id func(string) string) error {
 	rows := make([][]string, 0, len(eps))
 	for _, e := range eps {
 		addrs := strings.Join(addrStrings(e), ",")

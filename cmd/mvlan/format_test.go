@@ -12,7 +12,8 @@ import (
 // TestFormat: --format against a real agent, as Docker's CLI takes it:
 // golden output of templates (with Docker's functions), tables and JSON
 // for network ls/inspect/create, ps and stats; flags before or after the
-// arguments; -q and --no-trunc; [] when there is nothing; one JSON shape
+// arguments; 12-character IDs in ls and ps templates and -q, whole with
+// --no-trunc; [] when there is nothing; one JSON shape
 // for a network in ls and inspect; bad formats refused (exit 2) and bad
 // fields reported (exit 1).
 func TestFormat(t *testing.T) {
@@ -26,7 +27,7 @@ func TestFormat(t *testing.T) {
 	id := strings.TrimSpace(e.a.ok("network", "create", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1",
 		"--label", "env=lab", "-o", "parent=eth0", "pub_net"))
 	c1 := e.name("1")
-	e.runD(c1, "pub_net", "--ip=172.16.86.10", "--mac=02:42:ac:10:56:0a")
+	ep := e.runD(c1, "pub_net", "--ip=172.16.86.10", "--mac=02:42:ac:10:56:0a")
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -38,8 +39,9 @@ func TestFormat(t *testing.T) {
 		{[]string{"network", "inspect", "-f", "{{.Id}} {{.IPAM.Driver}} {{.EnableIPv6}}", "pub_net"}, id + " default false\n"},
 		{[]string{"network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}} {{.MacAddress}}{{end}}", id[:5]},
 			c1 + " 172.16.86.10/24 02:42:ac:10:56:0a\n"},
-		{[]string{"network", "ls", "--format", "{{.Name}} {{.ID}} {{join (split .Status \"-\") \"\"}}"}, "pub_net " + id + " ok\n"},
-		{[]string{"network", "ls", "--format", `table {{.ID}}\t{{.Name}}`},
+		{[]string{"network", "ls", "--format", "{{.Name}} {{.ID}} {{join (split .Status \"-\") \"\"}}"}, "pub_net " + id[:12] + " ok\n"},
+		{[]string{"network", "ls", "--format", `table {{.ID}}\t{{.Name}}`}, "NETWORK ID     NAME\n" + id[:12] + "   pub_net\n"},
+		{[]string{"network", "ls", "--no-trunc", "--format", `table {{.ID}}\t{{.Name}}`},
 			fmt.Sprintf("%-*s   NAME\n%s   pub_net\n", len(id), "NETWORK ID", id)},
 		{[]string{"network", "ls", "--format", "{{.Name}} {{.EndpointCount}} {{len .Containers}}"}, "pub_net 1 0\n"},
 		{[]string{"network", "inspect", "pub_net", "--format", "{{.EndpointCount}} {{len .Containers}}"}, "1 1\n"},
@@ -47,6 +49,8 @@ func TestFormat(t *testing.T) {
 		{[]string{"network", "ls", "--no-trunc", "-q"}, id + "\n"},
 		{[]string{"ps", "--format", "{{.Name}} {{.Network}} {{.IPv4Address}} {{.MacAddress}} {{.IfName}} {{.State}} {{.Addresses}}"},
 			c1 + " pub_net 172.16.86.10/24 02:42:ac:10:56:0a eth0 ready [172.16.86.10/24]\n"},
+		{[]string{"ps", "--format", `table {{.ID}}\t{{.Name}}`}, "CONTAINER ID   NAME\n" + ep.ID[:12] + "   " + c1 + "\n"},
+		{[]string{"ps", "--no-trunc", "--format", "{{.ID}}"}, ep.ID + "\n"},
 		{[]string{"ps", "--format", `table {{.Name}}\t{{.IPv4Address}}`},
 			fmt.Sprintf("%-*s   IPV4ADDRESS\n%-*s   172.16.86.10/24\n", max(len(c1), 4), "NAME", max(len(c1), 4), c1)},
 		{[]string{"stats", "--format", "{{.Network}} {{.DropTotal.Packets}}"}, "pub_net 0\n"},

@@ -129,17 +129,20 @@ func networkLs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	id := short
-	if c.Bool("no-trunc") {
-		id = func(s string) string { return s }
-	}
+	id := idOf(c)
 	switch {
 	case c.Bool("quiet"):
 		for _, n := range ns {
 			fmt.Fprintln(c.App.Writer, id(n.ID))
 		}
 		return nil
-	case f.Kind != format.Table:
+	case f.Kind == format.Template: // .ID as in the table, as Docker's
+		ds := toDockers(ns)
+		for i := range ds {
+			ds[i].ID = id(ds[i].ID)
+		}
+		return format.Write(c.App.Writer, f, ds, networkHeaders)
+	case f.Kind == format.JSON: // inspect's shape, the full Id
 		return format.Write(c.App.Writer, f, toDockers(ns), networkHeaders)
 	}
 	rows := make([][]string, 0, len(ns))

@@ -31,6 +31,15 @@ func outputFormat(c *cli.Context) (format.Format, error) {
 	return f, nil
 }
 
+// idOf is how ls and ps show an ID in their table, -q and templates, as
+// Docker's: 12 characters, whole with --no-trunc.
+func idOf(c *cli.Context) func(string) string {
+	if c.Bool("no-trunc") {
+		return func(s string) string { return s }
+	}
+	return short
+}
+
 func short(id string) string {
 	if len(id) > 12 {
 		return id[:12]
