@@ -126,7 +126,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(err, ln.Close())
 	}
-	srv := &http.Server{Handler: a.logMutations(a.handler()), ConnContext: withPeer, ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(a.logMutations(a.handler()))
+	srv.ConnContext = withPeer
 	servers := []*http.Server{srv}
 	if psrv != nil {
 		servers = append(servers, psrv)
@@ -137,7 +138,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return errors.Join(fmt.Errorf("listen metrics on %s: %w", a.cfg.MetricsAddr, err), shutdown(servers))
 		}
-		msrv := &http.Server{Handler: a.met.handler(a), ReadHeaderTimeout: 10 * time.Second}
+		msrv := newServer(a.met.handler(a))
 		servers = append(servers, msrv)
 		go func() { errc <- serveMetrics(msrv, mln, a.cfg.MetricsWebConfig, a.log) }()
 	}
@@ -182,10 +183,32 @@ func (a *Agent) servePlugin(errc chan<- error) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plugin socket for Docker: %w (--plugin-socket \"\" disables it)", err)
 	}
-	srv := &http.Server{Handler: plugin.Handler(a.docker, a.log), ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(plugin.Handler(a.docker, a.log))
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("serving Docker", "plugin_socket", path, "driver", strings.TrimSuffix(filepath.Base(path), ".sock"))
 	return srv, nil
+}
+
+// The servers' timeouts. A request's header must arrive within
+// readHeaderTimeout and the whole request, body included (at most
+// maxBody, 1 MiB, from a local socket), within readTimeout: a client
+// that sends a header and stalls its body no longer holds a goroutine
+// for ever, nor a stop for shutdownWait (its body read fails, and so
+// does the request). A kept-alive connection is closed after
+// idleTimeout without a request. There is no WriteTimeout: an answer may
+// come long after the request (a DHCP attach, a network on a slow etcd).
+// ReadTimeout does not cut such a request: net/http lifts the read
+// deadline once the body is read, when it starts to watch for the
+// client's close (which cancels the request's context).
+var (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	idleTimeout       = 30 * time.Second
+)
+
+// newServer is an HTTP server of h with the agent's timeouts.
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 }
 
 // shutdownWait bounds how long a stop waits for the requests under way:
