@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Client talks to an agent over its unix socket (see wire.go for why it
@@ -43,6 +44,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	if errors.As(err, new(errDial)) {
 		return fmt.Errorf("cannot reach the mvlan agent at %s (is `mvlan agent` running? set --socket or MVLAN_SOCKET): %w", c.socket, unreachable{err})
+	}
+	if to := (timedOut{}); errors.As(err, &to) {
+		return fmt.Errorf("%s %s: no answer from the mvlan agent at %s within %v, though it is running (the connection stayed open); this client stopped waiting, which cancels the request: the agent undoes what it can still stop (an attach not finished) and finishes the rest; see mvlan ps and mvlan network ls for the outcome: %w",
+			method, path, c.socket, to.after.Round(time.Millisecond), noAnswer{err})
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s: no answer from the mvlan agent at %s (it stopped or the connection broke): the request may or may not have been carried out; the agent finishes or undoes it when it runs again (see mvlan ps): %w",
@@ -85,8 +90,10 @@ func (u unreachable) Unwrap() error        { return u.err }
 func (u unreachable) Is(target error) bool { return target == ErrUnreachable }
 
 // ErrNoAnswer is matched by the error of a request the agent took but did
-// not answer (it stopped or the connection broke): it may or may not have
-// been carried out; an agent finishes or undoes it when it starts again.
+// not answer: it may or may not have been carried out. If the agent
+// stopped or the connection broke, the agent finishes or undoes it when
+// it starts again; if it did not finish in time, the running agent sees
+// the client gone, undoes what it can still stop and finishes the rest.
 var ErrNoAnswer = errors.New("no answer from the agent")
 
 type noAnswer struct{ err error }

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/textproto"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -23,8 +25,9 @@ import (
 // maxBody bounds an answer read into memory.
 const maxBody = 256 << 20
 
-// requestTimeout bounds a request whose context has no deadline.
-const requestTimeout = 5 * time.Minute
+// requestTimeout bounds a request whose context has no deadline (a
+// variable for the tests).
+var requestTimeout = 5 * time.Minute
 
 // response is an answer of the agent.
 type response struct {
@@ -35,8 +38,14 @@ type response struct {
 
 // roundTrip sends one request on a fresh connection and reads the answer.
 // A dial failure is returned as is, so that the caller can say the agent
-// is not reachable; ctx cancels the request at any point.
+// is not reachable; ctx cancels the request at any point. A request that
+// runs out of time (ctx's deadline, else requestTimeout) is timedOut.
 func roundTrip(ctx context.Context, socket, method, path string, body []byte) (response, error) {
+	dl, hasDeadline := ctx.Deadline()
+	limit := requestTimeout
+	if hasDeadline {
+		limit = time.Until(dl)
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
@@ -45,7 +54,7 @@ func roundTrip(ctx context.Context, socket, method, path string, body []byte) (r
 	defer conn.Close()
 	// ctx's own deadline ends the request through AfterFunc, so that the
 	// error is ctx's; without one, requestTimeout bounds it.
-	if _, ok := ctx.Deadline(); !ok {
+	if !hasDeadline {
 		if err := conn.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
 			return response{}, err
 		}
@@ -54,10 +63,23 @@ func roundTrip(ctx context.Context, socket, method, path string, body []byte) (r
 	defer stop()
 	resp, err := exchange(conn, method, path, body)
 	if cerr := ctx.Err(); cerr != nil && err != nil {
-		return response{}, cerr
+		err = cerr
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return response{}, timedOut{limit, err}
 	}
 	return resp, err
 }
+
+// timedOut is a request that had no answer within after while its
+// connection stayed open: the agent is running, but did not finish.
+type timedOut struct {
+	after time.Duration
+	err   error
+}
+
+func (e timedOut) Error() string { return e.err.Error() }
+func (e timedOut) Unwrap() error { return e.err }
 
 // errDial marks a failure to connect.
 type errDial struct{ err error }

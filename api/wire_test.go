@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -99,3 +100,66 @@ func TestClientWire(t *testing.T) {
 func decodeBody(r *http.Request, v any) error { return json.NewDecoder(r.Body).Decode(v) }
 
 func writeBody(w http.ResponseWriter, v any) { _ = json.NewEncoder(w).Encode(v) }
+
+// TestClientTimeout: a request the agent holds past the client's own
+// limit (requestTimeout, shortened here) or past its context's deadline
+// fails with ErrNoAnswer saying how long it waited and that the agent is
+// running, not that it stopped; the agent's handler sees the client gone
+// (its context is cancelled: what lets it undo an unfinished attach). A
+// connection the agent breaks still says it stopped or broke.
+func TestClientTimeout(t *testing.T) {
+	defer func(d time.Duration) { requestTimeout = d }(requestTimeout)
+	requestTimeout = 300 * time.Millisecond
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := make(chan struct{}, 2)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /stuck", func(_ http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // as the agent decodes it: then net/http watches for the close
+		select {
+		case <-r.Context().Done():
+			gone <- struct{}{}
+		case <-time.After(10 * time.Second):
+		}
+	})
+	mux.HandleFunc("POST /broken", func(w http.ResponseWriter, _ *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	})
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	c := NewClient(sock)
+	for _, tc := range []struct {
+		deadline time.Duration // of the context; 0: none
+		path     string
+		within   string
+	}{
+		{0, "/stuck", "within 300ms, though it is running"},
+		{200 * time.Millisecond, "/stuck", "within 200ms, though it is running"},
+		{0, "/broken", "(it stopped or the connection broke)"},
+	} {
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if tc.deadline > 0 {
+			ctx, cancel = context.WithTimeout(ctx, tc.deadline)
+		}
+		err := c.Do(ctx, "POST", tc.path, map[string]string{}, nil)
+		cancel()
+		if !errors.Is(err, ErrNoAnswer) || !strings.Contains(err.Error(), tc.within) {
+			t.Errorf("POST %s: %v; want ErrNoAnswer saying %q", tc.path, err, tc.within)
+		}
+		if tc.path != "/stuck" {
+			continue
+		}
+		select {
+		case <-gone:
+		case <-time.After(2 * time.Second):
+			t.Errorf("POST %s: the handler's context was not cancelled when the client gave up", tc.path)
+		}
+	}
+}
