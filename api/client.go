@@ -40,7 +40,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := roundTrip(ctx, c.socket, method, path, data)
 	if errors.As(err, new(errDial)) && errors.Is(err, fs.ErrPermission) {
-		return fmt.Errorf("no permission to use the mvlan agent's socket %s: members of its group (mvlan) may, or run as root: %w", c.socket, unreachable{err})
+		return fmt.Errorf("no permission to use the mvlan agent's socket %s (%s): %w", c.socket, socketAccess(c.socket), unreachable{err})
 	}
 	if errors.As(err, new(errDial)) {
 		return fmt.Errorf("cannot reach the mvlan agent at %s (is `mvlan agent` running? set --socket or MVLAN_SOCKET): %w", c.socket, unreachable{err})

@@ -20,7 +20,9 @@ import (
 
 // TestAgentAccess: the API socket is 0660 root:GROUP when --socket-group
 // names a group that exists, so a non-root member (setpriv) uses the CLI
-// and a non-member is refused; it is 0600 when the group does not exist.
+// and a non-member is refused, told the socket's mode and group; it is
+// 0600 when the group does not exist, and then even a member is refused,
+// told only root may use it.
 // Each mutating request is logged with the peer's uid and pid
 // (SO_PEERCRED), reads are not. The agent tells $NOTIFY_SOCKET READY=1
 // once its API answers and STOPPING=1 on SIGTERM. mvlan version shows
@@ -60,8 +62,8 @@ func TestAgentAccess(t *testing.T) {
 		t.Errorf("network ls as a member: exit %d; reads must not be logged:\n%s", code, a.log)
 	}
 	_, errs, code, _ = asUser(a, stranger, "network", "rm", "pub_net")
-	if code != 1 || !strings.Contains(errs, "permission denied") || !strings.Contains(errs, "group (mvlan)") {
-		t.Errorf("network rm as uid 65534 outside users: exit %d, %q; want 1 and permission denied", code, errs)
+	if code != 1 || !strings.Contains(errs, "permission denied") || !strings.Contains(errs, "mode 0660, owner root, group users: members of group users may use it") {
+		t.Errorf("network rm as uid 65534 outside users: exit %d, %q; want 1, permission denied and the socket's group users", code, errs)
 	}
 	if out := a.ok("network", "ls", "--format", "{{.Name}}"); out != "pub_net\n" {
 		t.Errorf("after the refused rm, network ls: %q, want pub_net", out)
@@ -75,6 +77,10 @@ func TestAgentAccess(t *testing.T) {
 	a.flags = []string{"--socket-group", "mvt-no-such-group"}
 	a.start()
 	wantSocket(t, a.socket, 0o600, 0)
+	_, errs, code, _ = asUser(a, member, "network", "ls")
+	if code != 1 || !strings.Contains(errs, "permission denied") || !strings.Contains(errs, "mode 0600, owner root: only root may use it") {
+		t.Errorf("network ls as uid 65534 on a 0600 socket: exit %d, %q; want 1, permission denied and only root", code, errs)
+	}
 }
 
 // notifySocket listens on a unixgram socket at path and returns a
