@@ -80,7 +80,7 @@ func (a *Agent) handleUpdateNetwork(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := a.eng.UpdateNetwork(r.Context(), r.PathValue("ref"), req)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, a.notJoined(r.Context(), r.PathValue("ref"), err, joinAdvice))
 		return
 	}
 	writeJSON(w, http.StatusOK, n)
@@ -102,7 +102,7 @@ func (a *Agent) handleNetwork(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := get(r.PathValue("ref"))
 	if err != nil {
-		writeError(w, err)
+		writeError(w, a.notJoined(r.Context(), r.PathValue("ref"), err, joinAdvice))
 		return
 	}
 	writeJSON(w, http.StatusOK, n)
@@ -110,7 +110,7 @@ func (a *Agent) handleNetwork(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleRemoveNetwork(w http.ResponseWriter, r *http.Request) {
 	if err := a.eng.RemoveNetwork(r.Context(), r.PathValue("ref")); err != nil {
-		writeError(w, err)
+		writeError(w, a.notJoined(r.Context(), r.PathValue("ref"), err, rmAdvice))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -124,7 +124,7 @@ func (a *Agent) handleCreateEndpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	e, err := a.eng.CreateEndpoint(r.Context(), req)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, a.notJoined(r.Context(), req.Network, err, joinAdvice))
 		return
 	}
 	writeJSON(w, http.StatusCreated, e)

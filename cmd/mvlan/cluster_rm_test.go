@@ -9,7 +9,8 @@ import (
 )
 
 // TestClusterNetworkRm: a cluster network defined on host1 is listed on
-// host2 and host3 as not joined there. host2 joins, attaches, and
+// host2 and host3 as not joined there (and inspect, rm, run there say so;
+// rm -f passes over it). host2 joins, attaches, and
 // leaves with network rm: the network is listed there as not joined
 // again, and host2's block is back in the pool (host1 gets an address of
 // it). With etcd frozen, rm of a cluster network is refused naming the
@@ -39,6 +40,7 @@ func TestClusterNetworkRm(t *testing.T) {
 	if got := ls(h1); got != "cnet cluster ok" {
 		t.Fatalf("host1's network ls: %q, want cnet joined (ok)", got)
 	}
+	wantNotJoined(t, h2, "cnet", cp+"u")
 	h1.ok("run", "-d", "--name", cp+"h1", "--net", "cnet") // host1: .0/28
 	h2.ok("network", "create", "--scope", "cluster", "-o", "parent=eth0", "cnet")
 	h2.ok("run", "-d", "--name", cp+"h2", "--net", "cnet") // host2: .16/28
@@ -72,6 +74,33 @@ func TestClusterNetworkRm(t *testing.T) {
 		}
 	}
 	h3.ok("network", "create", "--scope", "cluster", "--subnet", "10.83.0.0/24", "-o", "parent=eth0", "cnet")
+}
+
+// wantNotJoined: on a's host, where cluster network name is listed but
+// not joined, network inspect, rm and run (as container c) fail saying
+// it is not joined here and what would work; network rm -f passes over
+// it in silence; it is still listed.
+func wantNotJoined(t *testing.T, a *agentProc, name, c string) {
+	t.Helper()
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"network", "inspect", name}, "join it first: mvlan network create --scope cluster"},
+		{[]string{"network", "rm", name}, "nothing of it is here to remove"},
+		{[]string{"run", "-d", "--name", c, "--net", name}, "join it first"},
+	} {
+		_, stderr, code := a.mv(tc.args...)
+		if code != 1 || !strings.Contains(stderr, "network "+name+" is a cluster network this host has not joined") || !strings.Contains(stderr, tc.says) {
+			t.Errorf("mvlan %q where %s is not joined: exit %d, %q; want 1 saying so and %q", tc.args, name, code, stderr, tc.says)
+		}
+	}
+	if out, stderr, code := a.mv("network", "rm", "-f", name); code != 0 || out != "" || stderr != "" {
+		t.Errorf("network rm -f %s where it is not joined: exit %d, out %q, stderr %q; want 0 and nothing", name, code, out, stderr)
+	}
+	if got := a.ok("network", "ls", "--format", "{{.Name}} {{.Status}}"); got != name+" not joined here\n" {
+		t.Errorf("network ls after the refused rm: %q; want %s still listed as not joined here", got, name)
+	}
 }
 
 // TestClusterTLS: agents reach a TLS etcd that requires client
