@@ -154,6 +154,7 @@ func (a *Engine) refreshParentsFrom(ctx context.Context, hl hostListing) {
 	nets := a.networkList()
 	defer a.log.Debug("parents refreshed", "networks", len(nets))
 	for _, n := range nets {
+		was, _ := n.indexes()
 		st := a.ensureParent(ctx, n, present)
 		if st.status == StatusOK {
 			if err := a.attachNetwork(ctx, n, &hl); err != nil {
@@ -168,5 +169,33 @@ func (a *Engine) refreshParentsFrom(ctx context.Context, hl hostListing) {
 		if st.String() != old.String() {
 			a.log.Info("network status changed", "network", n.name(), "status", st.String(), "was", old.String())
 		}
+		if now, _ := n.indexes(); st.status == StatusOK && was != 0 && now != was {
+			a.reattachAll(ctx, n)
+		}
 	}
+}
+
+// reattachAll makes the links of n's ready endpoints again once its
+// parent is a new link (made again, or back at a new index): the kernel
+// deleted them with the old one. An endpoint whose own operation is under
+// way (its lock held) is left to it. Caller holds netOps.
+func (a *Engine) reattachAll(ctx context.Context, n *network) {
+	n.mu.Lock()
+	ens := make([]*entry, 0, len(n.eps))
+	for _, en := range n.eps {
+		ens = append(ens, en)
+	}
+	n.mu.Unlock()
+	done := 0
+	for _, en := range ens {
+		if !en.busy.TryLock() {
+			continue
+		}
+		if e, ok := n.current(en); ok && e.State == Ready && a.netnsSame(e) {
+			a.reattach(ctx, n, en, e)
+			done++
+		}
+		en.busy.Unlock()
+	}
+	a.log.Info("parent is a new link: endpoints attached again", "network", n.name(), "parent", n.Parent, "endpoints", done)
 }

@@ -302,6 +302,14 @@ func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (
 	case !a.netnsSame(e):
 		return e, !a.release(ctx, n, en, e, "its namespace is gone")
 	}
+	return a.reattach(ctx, n, en, e), true
+}
+
+// reattach makes e's link again if its namespace lost it (ensureLink) and
+// puts it in the datapath. A failure is logged and e kept: the namespace
+// and its address are the user's; doctor reports the drift, a later
+// start or parent refresh may fix it. Caller holds en.busy.
+func (a *Engine) reattach(ctx context.Context, n *network, en *entry, e endpoint) endpoint {
 	idx, err := a.ensureLink(ctx, n, &e)
 	if err == nil {
 		err = a.storeUnrouted(n, en, e)
@@ -310,11 +318,9 @@ func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (
 		e, err = a.attachEndpointDP(ctx, n, en, e, idx)
 	}
 	if err != nil {
-		// Keep it: the namespace and its address are the user's;
-		// doctor reports the drift, a later start may fix it.
 		a.log.Warn("endpoint not attached", "name", e.Name, "network", n.name(), "err", err)
 	}
-	return e, true
+	return e
 }
 
 // release undoes e at start and logs why; it reports whether it did.
