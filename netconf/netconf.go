@@ -295,10 +295,12 @@ func parseLabels(vals []string) (map[string]string, error) {
 }
 
 // parseKV parses KEY=VALUE items; with needValue, VALUE must be present.
+// Quotes around the whole item ("KEY=VALUE", as a shell passes it on when
+// they are quoted twice) or around VALUE are dropped.
 func parseKV(flag string, vals []string, needValue bool) (map[string]string, error) {
 	out := make(map[string]string, len(vals))
 	for _, v := range vals {
-		k, val, ok := strings.Cut(v, "=")
+		k, val, ok := strings.Cut(strings.Trim(strings.TrimSpace(v), `"`), "=")
 		k = strings.TrimSpace(k)
 		if k == "" || (needValue && (!ok || val == "")) {
 			return nil, fmt.Errorf("invalid %s %q; use KEY=VALUE", flag, v)

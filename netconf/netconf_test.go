@@ -64,6 +64,31 @@ func TestParseGatewayPairing(t *testing.T) {
 	}
 }
 
+// TestParseQuoted: quotes around a whole KEY=VALUE item, as a shell
+// passes them on when they were quoted twice, or around its VALUE are
+// dropped: they are part of neither the name nor the address.
+func TestParseQuoted(t *testing.T) {
+	for _, tc := range []struct{ aux, label string }{
+		{`h=172.16.86.5`, `team=net`},
+		{`"h=172.16.86.5"`, `"team=net"`},
+		{`h="172.16.86.5"`, `team="net"`},
+		{` "h=172.16.86.5" `, ` "team=net" `},
+	} {
+		c, err := Parse(api.NetworkCreate{Name: "n", Subnets: []string{"172.16.86.0/24"},
+			AuxAddrs: []string{tc.aux}, Labels: []string{tc.label}})
+		if err != nil {
+			t.Errorf("Parse(--aux-address %s --label %s): %v", tc.aux, tc.label, err)
+			continue
+		}
+		if got := c.Pools[0].Aux; len(got) != 1 || got["h"] != netip.MustParseAddr("172.16.86.5") {
+			t.Errorf("--aux-address %s: aux %v, want h=172.16.86.5", tc.aux, got)
+		}
+		if got := c.Labels; len(got) != 1 || got["team"] != "net" {
+			t.Errorf("--label %s: labels %v, want team=net", tc.label, got)
+		}
+	}
+}
+
 // labels returns n labels "kI=VALUE" with values of size bytes.
 func labels(n, size int) []string {
 	out := make([]string, n)
