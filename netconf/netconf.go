@@ -232,9 +232,25 @@ func parsePrefixes(flag string, vals []string) ([]netip.Prefix, error) {
 		if p.Addr().Zone() != "" {
 			return nil, fmt.Errorf("invalid %s %q: zones are not allowed in a prefix", flag, v)
 		}
+		if p.Addr().Is4In6() && p.Bits() < 96 {
+			return nil, shortMapped(flag, v, p)
+		}
 		out = append(out, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p)))
 	}
 	return out, nil
+}
+
+// shortMapped is the error for v, an IPv4-mapped IPv6 prefix p (flag) of
+// fewer than 96 bits: the mapping takes the first 96, so it is no IPv4
+// prefix. It names the IPv4 form meant.
+func shortMapped(flag, v string, p netip.Prefix) error {
+	v4 := p.Addr().Unmap()
+	hint := fmt.Sprintf("give the IPv4 form, %s/LEN, or ::ffff:%s/96+LEN", v4, v4)
+	if p.Bits() <= 32 {
+		hint = fmt.Sprintf("give the IPv4 form, %s, or ::ffff:%s/%d", netip.PrefixFrom(v4, p.Bits()).Masked(), v4, 96+p.Bits())
+	}
+	return fmt.Errorf("invalid %s %q: the IPv4-mapped ::ffff:%s needs a prefix of at least 96 bits (the mapping's) to be an IPv4 prefix; %s",
+		flag, v, v4, hint)
 }
 
 func unmapBits(p netip.Prefix) int {

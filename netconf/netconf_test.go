@@ -53,6 +53,18 @@ func TestParseReferenceExamples(t *testing.T) {
 	}
 }
 
+// TestParseMapped: an IPv4-mapped prefix of 96 bits or more is its IPv4
+// prefix.
+func TestParseMapped(t *testing.T) {
+	c, err := Parse(api.NetworkCreate{Name: "n", Subnets: []string{"::ffff:10.0.0.0/104"}, IPRanges: []string{"::ffff:10.0.1.0/120"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Pools[0]; p.Subnet != netip.MustParsePrefix("10.0.0.0/8") || p.IPRange != netip.MustParsePrefix("10.0.1.0/24") {
+		t.Fatalf("pool %+v, want subnet 10.0.0.0/8, ip-range 10.0.1.0/24", p)
+	}
+}
+
 func TestParseGatewayPairing(t *testing.T) {
 	c, err := Parse(api.NetworkCreate{Name: "n", Subnets: []string{"10.1.20.0/24", "10.1.10.0/24"},
 		Gateways: []string{"10.1.10.1", "10.1.20.254"}})
@@ -129,6 +141,10 @@ func TestParseBadInput(t *testing.T) {
 		{"malformed cidr", base(func(r *api.NetworkCreate) { r.Subnets = []string{"172.16.86.0/33"} }), []string{"172.16.86.0/33", "CIDR"}},
 		{"not an address", base(func(r *api.NetworkCreate) { r.Subnets = []string{"banana"} }), []string{"banana"}},
 		{"host bits", base(func(r *api.NetworkCreate) { r.Subnets = []string{"172.16.86.5/24"} }), []string{"172.16.86.5/24", "172.16.86.0/24"}},
+		{"mapped, under 96 bits", base(func(r *api.NetworkCreate) { r.Subnets = []string{"::ffff:10.0.0.0/8"} }),
+			[]string{`"::ffff:10.0.0.0/8"`, "96 bits", "IPv4 form, 10.0.0.0/8", "::ffff:10.0.0.0/104"}},
+		{"mapped range, under 96 bits", base(func(r *api.NetworkCreate) { r.IPRanges = []string{"::ffff:172.16.86.128/64"} }),
+			[]string{`--ip-range "::ffff:172.16.86.128/64"`, "IPv4 form, 172.16.86.128/LEN"}},
 		{"gateway outside", base(func(r *api.NetworkCreate) { r.Gateways = []string{"10.0.0.1"} }), []string{"10.0.0.1"}},
 		{"bad gateway", base(func(r *api.NetworkCreate) { r.Gateways = []string{"10.0.0.300"} }), []string{"10.0.0.300"}},
 		{"range outside", base(func(r *api.NetworkCreate) { r.IPRanges = []string{"10.0.0.0/25"} }), []string{"10.0.0.0/25"}},

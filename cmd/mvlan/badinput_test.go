@@ -52,6 +52,8 @@ func TestBadInput(t *testing.T) {
 		{"unknown driver", create("-d", "bridge", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "n"), 1, []string{`"bridge"`, "macvlan"}},
 		{"malformed cidr", create("--subnet=172.16.86.0/33", "-o", "parent=eth0", "n"), 1, []string{"172.16.86.0/33"}},
 		{"host bits", create("--subnet=172.16.86.7/24", "-o", "parent=eth0", "n"), 1, []string{"172.16.86.7/24", "172.16.86.0/24"}},
+		{"mapped subnet under /96", create("--subnet=::ffff:172.16.86.0/24", "-o", "parent=eth0", "n"), 1,
+			[]string{"::ffff:172.16.86.0/24", "IPv4 form, 172.16.86.0/24", "::ffff:172.16.86.0/120"}},
 		{"gateway outside", create("--subnet=172.16.86.0/24", "--gateway=172.16.87.1", "-o", "parent=eth0", "n"), 1, []string{"172.16.87.1"}},
 		{"ip-range outside", create("--subnet=172.16.86.0/24", "--ip-range=172.16.87.0/25", "-o", "parent=eth0", "n"), 1, []string{"172.16.87.0/25"}},
 		{"aux outside", create("--subnet=172.16.86.0/24", "--aux-address=h=172.16.87.9", "-o", "parent=eth0", "n"), 1, []string{"172.16.87.9"}},
