@@ -32,6 +32,8 @@ func ParseAuxAddress(s string) (AuxAddress, error) {
 // and aux-address goes with the subnet that contains it, and the order of
 // the subnets is kept. Gateways not given stay zero (New infers them). The
 // aux names are taken in sorted order; see PairList for the flag order.
+// It refuses what New refuses, and an aux-address that is its subnet's
+// gateway, given or inferred.
 func Pair(subnets []netip.Prefix, gateways []netip.Addr, ranges []netip.Prefix,
 	aux map[string]netip.Addr) ([]PoolConfig, error) {
 	list := make([]AuxAddress, 0, len(aux))
@@ -71,6 +73,11 @@ func PairList(subnets []netip.Prefix, gateways []netip.Addr, ranges []netip.Pref
 	}
 	if err := validate(pools); err != nil {
 		return nil, err
+	}
+	for i := range pools {
+		if err := checkAuxGateway(&pools[i]); err != nil {
+			return nil, err
+		}
 	}
 	return pools, nil
 }

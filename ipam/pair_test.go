@@ -58,10 +58,11 @@ func TestPair(t *testing.T) {
 	if !reflect.DeepEqual(pools, want) {
 		t.Fatalf("Pair =\n%+v\nwant\n%+v", pools, want)
 	}
-	// Aux equal to the gateway is allowed, as in Docker.
-	if _, err := (flags{subnets: []string{"10.0.0.0/24"}, gateways: []string{"10.0.0.1"},
-		aux: []string{"gw=10.0.0.1"}}).pair(t); err != nil {
-		t.Fatalf("aux equal to gateway: %v", err)
+	// Pair refuses an aux-address that is the gateway (TestPairErrors), but
+	// a network stored before that was refused still loads.
+	if _, err := New([]PoolConfig{{Subnet: pfx("10.0.0.0/24"), Gateway: addr("10.0.0.1"),
+		Aux: map[string]netip.Addr{"gw": addr("10.0.0.1")}}}, Options{}); err != nil {
+		t.Fatalf("New of a stored pool whose aux is its gateway: %v", err)
 	}
 }
 
@@ -108,6 +109,12 @@ func TestPairErrors(t *testing.T) {
 			[]string{"aux-addresses x and y both reserve 10.1.100.9"}},
 		{"aux broadcast", flags{subnets: v4, aux: []string{"b=10.1.100.255"}},
 			[]string{"aux-address b=10.1.100.255 is the broadcast address of 10.1.100.0/24"}},
+		{"aux is the gateway", flags{subnets: v4, gateways: []string{"10.1.100.1"}, aux: []string{"gw=10.1.100.1"}},
+			[]string{"aux-address gw=10.1.100.1 is the gateway of 10.1.100.0/24 (its --gateway)", "another address"}},
+		{"aux is the inferred gateway", flags{subnets: v4, aux: []string{"h=10.1.100.1"}},
+			[]string{"aux-address h=10.1.100.1 is the gateway of 10.1.100.0/24 (inferred: no --gateway was given)"}},
+		{"aux is the inferred IPv6 gateway", flags{subnets: []string{"10.1.100.0/24", "fd00::/64"}, aux: []string{"a=10.1.100.9", "h6=fd00::1"}},
+			[]string{"aux-address h6=fd00::1 is the gateway of fd00::/64"}},
 		{"aux malformed", flags{subnets: v4, aux: []string{"10.1.100.9"}},
 			[]string{`aux-address "10.1.100.9" is not NAME=ADDRESS`}},
 		{"no subnet", flags{gateways: []string{"10.1.100.1"}},

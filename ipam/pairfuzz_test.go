@@ -93,5 +93,10 @@ func checkPaired(t *testing.T, pools []PoolConfig, s []netip.Prefix, g []netip.A
 		if !p.Subnet.Contains(p.Gateway) {
 			t.Fatalf("inferred gateway %s outside %s", p.Gateway, p.Subnet)
 		}
+		for name, x := range p.Aux {
+			if x == p.Gateway {
+				t.Fatalf("aux %s=%s is the gateway of %s", name, x, p.Subnet)
+			}
+		}
 	}
 }

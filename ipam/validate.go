@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -124,6 +125,25 @@ func checkAux(c *PoolConfig, names map[string]bool) error {
 			return configErr("aux-addresses %s and %s both reserve %s; give each name its own address", other, name, a)
 		}
 		byAddr[a] = name
+	}
+	return nil
+}
+
+// checkAuxGateway refuses an aux-address that is its pool's gateway,
+// given or inferred, as Docker does ("failed to allocate secondary ip
+// address (h:10.0.0.1): Address already in use"). Only Pair checks it:
+// New loads networks stored before it was refused, which work as they
+// are (the address is reserved either way).
+func checkAuxGateway(c *PoolConfig) error {
+	gw, how := c.Gateway, "its --gateway"
+	if !gw.IsValid() {
+		gw, how = InferGateway(c.Subnet), "inferred: no --gateway was given"
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Aux)) {
+		if c.Aux[name] == gw {
+			return configErr("aux-address %s=%s is the gateway of %s (%s), which is reserved already; "+
+				"give the aux-address another address, or leave it out", name, gw, c.Subnet, how)
+		}
 	}
 	return nil
 }

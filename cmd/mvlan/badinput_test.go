@@ -57,6 +57,7 @@ func TestBadInput(t *testing.T) {
 		{"gateway outside", create("--subnet=172.16.86.0/24", "--gateway=172.16.87.1", "-o", "parent=eth0", "n"), 1, []string{"172.16.87.1"}},
 		{"ip-range outside", create("--subnet=172.16.86.0/24", "--ip-range=172.16.87.0/25", "-o", "parent=eth0", "n"), 1, []string{"172.16.87.0/25"}},
 		{"aux outside", create("--subnet=172.16.86.0/24", "--aux-address=h=172.16.87.9", "-o", "parent=eth0", "n"), 1, []string{"172.16.87.9"}},
+		{"aux is the gateway", create("--subnet=172.16.86.0/24", "--aux-address=h=172.16.86.1", "-o", "parent=eth0", "n"), 1, []string{"h=172.16.86.1", "gateway"}},
 		{"two gateways", create("--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "--gateway=172.16.86.2", "-o", "parent=eth0", "n"), 1, []string{"172.16.86.2"}},
 		{"v6 without --ipv6", create("--subnet=2001:db8::/64", "-o", "parent=eth0", "n"), 1, []string{"2001:db8::/64", "--ipv6"}},
 		{"overlap within", create("--subnet=172.16.0.0/16", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "n"), 1, []string{"172.16.86.0/24"}},

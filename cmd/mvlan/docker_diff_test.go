@@ -159,6 +159,7 @@ func TestDockerDiff(t *testing.T) {
 		{name: "gateway outside subnet", create: []string{"--subnet=10.9.0.0/24", "--gateway=10.9.1.1", "-o", "parent={parent}"}},
 		{name: "ip-range outside subnet", create: []string{"--subnet=10.9.0.0/24", "--ip-range=10.9.1.0/25", "-o", "parent={parent}"}},
 		{name: "aux outside subnet", create: []string{"--subnet=10.9.0.0/24", "--aux-address=x=10.9.1.5", "-o", "parent={parent}"}},
+		{name: "aux-address is the gateway", create: []string{"--subnet=10.9.0.0/24", "--gateway=10.9.0.1", "--aux-address=h=10.9.0.1", "-o", "parent={parent}"}},
 		{name: "v6 subnet without --ipv6", create: []string{"--subnet=10.9.0.0/24", "--subnet=fd12::/64", "-o", "parent={parent}"}},
 		{name: "overlapping subnets", create: []string{"--subnet=10.9.0.0/24", "--subnet=10.9.0.0/25", "-o", "parent={parent}"}},
 		{name: "missing parent", create: []string{"--subnet=10.9.0.0/24", "-o", "parent=nosuch0"}},
