@@ -34,7 +34,7 @@ type ExhaustedError struct {
 }
 
 func (e *ExhaustedError) describe() string {
-	if e.Range.IsValid() && e.Range != e.Pool {
+	if e.ranged() {
 		return fmt.Sprintf("%s (ip-range %s)", e.Pool, e.Range)
 	}
 	return e.Pool.String()
@@ -44,12 +44,29 @@ func (e *ExhaustedError) Error() string {
 	var b strings.Builder
 	b.WriteString("no free address in ")
 	b.WriteString(e.describe())
+	ranged := e.ranged()
 	for i := range e.Others {
 		b.WriteString(" nor in ")
 		b.WriteString(e.Others[i].describe())
+		ranged = ranged || e.Others[i].ranged()
+	}
+	b.WriteString("; remove a container from the network")
+	if ranged {
+		flag := "--ip"
+		if e.Pool.Addr().Is6() {
+			flag = "--ip6"
+		}
+		fmt.Fprintf(&b, ", give %s with a free address of the subnet outside the ip-range (any is allowed)", flag)
+		b.WriteString(", or recreate the network with a wider --ip-range")
+	} else {
+		b.WriteString(", or recreate the network with a wider --subnet")
 	}
 	return b.String()
 }
+
+// ranged reports whether the pool's ip-range leaves addresses of its
+// subnet out of dynamic allocation.
+func (e *ExhaustedError) ranged() bool { return e.Range.IsValid() && e.Range != e.Pool }
 
 // Unwrap makes errors.Is(err, ErrExhausted) true.
 func (e *ExhaustedError) Unwrap() error { return ErrExhausted }

@@ -23,6 +23,41 @@ func TestReferenceIPRange(t *testing.T) {
 	expectExhausted(t, s, false, "no free address in 192.168.32.0/24 (ip-range 192.168.32.128/25)")
 }
 
+// TestExhaustedRemedy: a full network's error says what would make room:
+// removing a container, and, where an ip-range leaves addresses of the
+// subnet out, asking for one of those with --ip (--ip6) or a wider range;
+// else a wider subnet.
+func TestExhaustedRemedy(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		cfg       PoolConfig
+		want, not []string
+	}{
+		{"subnet", PoolConfig{Subnet: pfx("10.0.0.0/30")},
+			[]string{"no free address in 10.0.0.0/30; remove a container from the network, or recreate the network with a wider --subnet"},
+			[]string{"--ip", "ip-range"}},
+		{"ip-range", PoolConfig{Subnet: pfx("10.0.0.0/24"), IPRange: pfx("10.0.0.4/31")},
+			[]string{"no free address in 10.0.0.0/24 (ip-range 10.0.0.4/31); remove a container from the network, " +
+				"give --ip with a free address of the subnet outside the ip-range (any is allowed), or recreate the network with a wider --ip-range"},
+			[]string{"--ip6", "--subnet"}},
+		{"IPv6 ip-range", PoolConfig{Subnet: pfx("fd00::/64"), IPRange: pfx("fd00::4/127")},
+			[]string{"give --ip6 with a free address"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSpace(t, Options{}, tc.cfg)
+			v6 := tc.cfg.Subnet.Addr().Is6()
+			drain(t, s, v6)
+			_, err := s.Allocate(v6, "c")
+			wantIn(t, err, tc.want...)
+			for _, no := range tc.not {
+				if strings.Contains(err.Error(), no) {
+					t.Errorf("error %q mentions %q", err, no)
+				}
+			}
+		})
+	}
+}
+
 func TestReferenceAuxExcludeHost(t *testing.T) {
 	// --subnet=172.16.86.0/24 --gateway=172.16.86.1 --aux-address="exclude_host=172.16.86.250"
 	pools, err := Pair([]netip.Prefix{pfx("172.16.86.0/24")}, []netip.Addr{addr("172.16.86.1")}, nil,
