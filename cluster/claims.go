@@ -314,7 +314,7 @@ func parseClaimKey(nw, key string, v6 bool) (netip.Addr, error) {
 }
 
 // asideOwner holds the addresses SetAside keeps from being handed out.
-const asideOwner = "in use on the wire (duplicate address detection)"
+const asideOwner = "a host on the wire (found by duplicate address detection)"
 
 // SetAside keeps addr, free in a block this host holds, from being handed
 // out until the pool is loaded again (the agent restarts): a probe found

@@ -263,7 +263,7 @@ func checkHeld(cfg ipam.PoolConfig, held []ipam.Held) error {
 	return scratch.Load(held)
 }
 
-func foreignOwner(host string) string { return "claim of host " + host }
+func foreignOwner(host string) string { return "a claim of host " + host }
 
 // blockOf is the block that would hold a; invalid when a is outside the
 // range blocks are cut from.

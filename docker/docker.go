@@ -41,7 +41,7 @@ var handoffWait = 60 * time.Second // a variable for tests
 
 // dockerOwner holds the addresses handed to Docker until an endpoint has
 // them (Join re-owns them under the endpoint's name).
-const dockerOwner = "docker"
+const dockerOwner = "Docker's reservation"
 
 // Driver is the plugin.Backend on top of an engine. What it keeps lives in
 // memory: after a restart, the networks and endpoints are in the engine's

@@ -118,6 +118,18 @@ func TestIPAMFlow(t *testing.T) {
 	if a2 == a1 {
 		t.Fatalf("second address %s is the first endpoint's", a2)
 	}
+	// docker run --ip of an address taken: refused, naming its holder.
+	for _, tc := range []struct {
+		addr netip.Addr
+		who  string
+	}{{a1.Addr(), "endpoint "}, {a2.Addr(), "Docker's reservation"}} {
+		_, err := d.DockerRequestAddress(ctx, plugin.AddressRequest{PoolID: pool, Address: tc.addr})
+		want := "address " + tc.addr.String() + " is already in use by " + tc.who
+		if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), want) ||
+			!strings.HasSuffix(err.Error(), "; pick another address or leave --ip out") {
+			t.Fatalf("RequestAddress of %s: %v; want a conflict saying %q and what to do", tc.addr, err, want)
+		}
+	}
 	if err := d.DockerReleaseAddress(ctx, pool, a2.Addr()); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +157,7 @@ func TestIPAMFlow(t *testing.T) {
 		t.Fatalf("after ReleaseAddress got %s, want %s back", again, a1)
 	}
 	drift, err := eng.Check(ctx)
-	if err != nil || len(drift) != 1 || !strings.Contains(drift[0], `held by "docker"`) {
+	if err != nil || len(drift) != 1 || !strings.Contains(drift[0], `held by "Docker's reservation"`) {
 		t.Fatalf("drift %q %v; want only the address Docker holds", drift, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/engine"
+	"github.com/mvlan/mvlan/ipam"
 	"github.com/mvlan/mvlan/plugin"
 )
 
@@ -87,7 +88,7 @@ func (d *Driver) checkAddr(netID string, addr netip.Addr) (claim bool, err error
 	case h.Endpoint != "":
 		return false, engine.Conflict(fmt.Errorf("address %s is endpoint %s's", addr, h.Endpoint))
 	case held && !d.held[addr]:
-		return false, engine.Conflict(fmt.Errorf("address %s is held by %s", addr, h.Owner))
+		return false, engine.Conflict(fmt.Errorf("address %s is held by %s", addr, ipam.DescribeOwner(h.Owner)))
 	}
 	return !held, nil
 }

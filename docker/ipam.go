@@ -130,7 +130,7 @@ func (d *Driver) DockerRequestAddress(_ context.Context, r plugin.AddressRequest
 		}
 		p, err := d.eng.Reserve(n.ID, want, subnet.Addr().Is6(), dockerOwner)
 		if err != nil {
-			return p, err
+			return p, ipam.HintTaken(err) // docker run --ip
 		}
 		d.held[p.Addr()] = true
 		return p, nil

@@ -189,7 +189,7 @@ func (a *Engine) prepare(ctx context.Context, n *network, req api.EndpointCreate
 			continue
 		}
 		if err := p.Prepare(ctx, fam.v6, want); err != nil {
-			return clusterError(err)
+			return clusterError(ipam.HintTaken(err))
 		}
 	}
 	return nil

@@ -266,6 +266,33 @@ func netID(t *testing.T, e *engine.Engine, name string) string {
 	return n.ID
 }
 
+// TestRunIPTaken: run --ip of an address someone holds is a conflict that
+// names the holder as what it is (an endpoint, the host shim, a
+// reservation) and says what to do instead.
+func TestRunIPTaken(t *testing.T) {
+	r := newRig(t, "eth0")
+	n := r.network("sn", "subnet=10.5.0.0/24", "parent=eth0", "host_shim=auto")
+	c1 := r.run("c1", "sn")
+	held, err := r.e.Reserve(n.ID, netip.Addr{}, false, "Docker's reservation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		addr netip.Addr
+		who  string
+	}{
+		{c1.Addrs[0].Addr(), "endpoint c1"},
+		{n.HostShim.Addrs[0], "the host shim"},
+		{held.Addr(), "Docker's reservation"},
+	} {
+		_, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "sn", Name: "c2", IP: tc.addr.String()})
+		want := "address " + tc.addr.String() + " is already in use by " + tc.who + "; pick another address or leave --ip out"
+		if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), want) {
+			t.Errorf("run --ip %s: %v; want a conflict saying %q", tc.addr, err, want)
+		}
+	}
+}
+
 // TestCheckHeldAddresses: the drift check reports an address held with no
 // endpoint that has it, and is quiet once it is released.
 func TestCheckHeldAddresses(t *testing.T) {

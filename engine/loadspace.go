@@ -19,7 +19,7 @@ import (
 
 // quarantinedOwner is the owner, in a network's space, of an address of
 // the quarantined endpoint record name.
-func quarantinedOwner(name string) string { return "quarantined endpoint " + name }
+func quarantinedOwner(name string) string { return "a quarantined record of endpoint " + name }
 
 // settleQuarantined reads the quarantined endpoint records that decode.
 // One whose link is gone is dropped: its container no longer exists, so
@@ -181,7 +181,7 @@ func refusedHeld(space addrSpace, taken, firsts map[netip.Addr]string, own []ipa
 	for _, h := range own {
 		a := h.Addr.WithZone("")
 		if other, ok := taken[a]; ok {
-			return fmt.Errorf("stored address %s is held by %s too", h.Addr, other)
+			return fmt.Errorf("stored address %s is held by %s too", h.Addr, ipam.DescribeOwner(other))
 		}
 		if other, ok := firsts[a]; ok && other != h.Owner {
 			return fmt.Errorf("stored address %s is endpoint %s's", h.Addr, other)

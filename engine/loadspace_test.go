@@ -131,7 +131,7 @@ func TestRemoveNetworkQuarantineHeld(t *testing.T) {
 			r.rm(good.Name)
 			ctx := context.Background()
 			err := r.e.RemoveNetwork(ctx, net)
-			if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), bad.Addrs[0].Addr().String()+" (quarantined endpoint bad)") {
+			if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), bad.Addrs[0].Addr().String()+" (a quarantined record of endpoint bad)") {
 				t.Fatalf("network rm with bad quarantined, its container there: %v; want a conflict naming %v", err, bad.Addrs[0].Addr())
 			}
 			if _, err := r.e.Network(net); err != nil {

@@ -192,9 +192,8 @@ func reserveOne(n *network, owner string, v6 bool, want, flag string) (netip.Pre
 		return netip.Prefix{}, invalid(fmt.Errorf("%s %s: network %s has %s; leave %s out, or use a network that has one", flag, want, n.name(), why, flag))
 	}
 	p, err := n.space.Request(addr.Unmap(), owner)
-	var taken *ipam.TakenError
-	if errors.As(err, &taken) {
-		return p, conflict(err)
+	if errors.Is(err, ipam.ErrTaken) {
+		return p, conflict(ipam.HintTaken(err))
 	}
 	if err != nil {
 		return p, invalid(err)

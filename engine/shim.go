@@ -35,7 +35,7 @@ import (
 // shim no stored network has is stale and removed on start.
 
 // shimOwner holds the shim's addresses in the network's space.
-const shimOwner = "host shim"
+const shimOwner = "the host shim"
 
 // shimPrefix starts the names of shims.
 const shimPrefix = "mvh-"

@@ -81,11 +81,36 @@ func (e *TakenError) Error() string {
 	if e.Owner == "" {
 		return fmt.Sprintf("address %s is already in use", e.Addr)
 	}
-	return fmt.Sprintf("address %s is already in use by endpoint %s", e.Addr, e.Owner)
+	return fmt.Sprintf("address %s is already in use by %s", e.Addr, DescribeOwner(e.Owner))
+}
+
+// DescribeOwner names the holder owner (see Held.Owner) in a message:
+// "endpoint NAME" for an endpoint's name, a phrase ("the host shim") as it
+// is.
+func DescribeOwner(owner string) string {
+	if owner == "" || strings.ContainsAny(owner, " \t") {
+		return owner
+	}
+	return "endpoint " + owner
 }
 
 // Unwrap makes errors.Is(err, ErrTaken) true.
 func (e *TakenError) Unwrap() error { return ErrTaken }
+
+// HintTaken adds to err, when it is a *TakenError of an address asked
+// for with --ip (--ip6 for IPv6), what to do instead; other errors are
+// returned as they are.
+func HintTaken(err error) error {
+	var te *TakenError
+	if !errors.As(err, &te) {
+		return err
+	}
+	flag := "--ip"
+	if te.Addr.Is6() {
+		flag = "--ip6"
+	}
+	return fmt.Errorf("%w; pick another address or leave %s out", err, flag)
+}
 
 // ReservedError is returned by Request for an address that is never
 // assigned. Reason is "gateway", "aux-address NAME", "the network address",

@@ -40,7 +40,10 @@ type Options struct {
 
 // Held is an address held by an endpoint, as persisted by the agent.
 type Held struct {
-	Addr  netip.Addr
+	Addr netip.Addr
+	// Owner names who holds it: an endpoint's name, one word, or, for
+	// any other holder, a phrase that says what it is ("the host shim").
+	// Messages show it as DescribeOwner does.
 	Owner string
 }
 

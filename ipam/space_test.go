@@ -245,6 +245,33 @@ func TestRequestErrors(t *testing.T) {
 	}
 }
 
+// TestTakenOwner: a TakenError names its holder as what it is: an
+// endpoint's name as the endpoint, any other holder by its own phrase;
+// HintTaken adds what to do instead, with the flag of the address's
+// family, and leaves other errors alone.
+func TestTakenOwner(t *testing.T) {
+	for _, tc := range []struct{ addr, owner, want string }{
+		{"10.0.0.5", "c1", "address 10.0.0.5 is already in use by endpoint c1; pick another address or leave --ip out"},
+		{"10.0.0.5", "the host shim", "address 10.0.0.5 is already in use by the host shim; pick another address or leave --ip out"},
+		{"10.0.0.5", "a quarantined record of endpoint c1", "in use by a quarantined record of endpoint c1;"},
+		{"10.0.0.5", "Docker's reservation", "in use by Docker's reservation;"},
+		{"10.0.0.5", "", "address 10.0.0.5 is already in use; pick another address or leave --ip out"},
+		{"fd00::5", "c1", "address fd00::5 is already in use by endpoint c1; pick another address or leave --ip6 out"},
+	} {
+		s := newSpace(t, Options{}, PoolConfig{Subnet: pfx("10.0.0.0/24")}, PoolConfig{Subnet: pfx("fd00::/64")})
+		if _, err := s.Request(addr(tc.addr), tc.owner); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Request(addr(tc.addr), "c2")
+		if got := HintTaken(err); !errors.Is(got, ErrTaken) || !strings.Contains(got.Error(), tc.want) {
+			t.Errorf("owner %q: %v; want %q", tc.owner, got, tc.want)
+		}
+	}
+	if err := HintTaken(ErrOutside); err != ErrOutside {
+		t.Errorf("HintTaken(ErrOutside) = %v", err)
+	}
+}
+
 func TestNoFamily(t *testing.T) {
 	s := newSpace(t, Options{}, PoolConfig{Subnet: pfx("10.0.0.0/24")})
 	_, err := s.Allocate(true, "c1")

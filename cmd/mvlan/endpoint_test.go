@@ -749,7 +749,7 @@ func TestEndpointRunExitAndBadInput(t *testing.T) {
 	}{
 		{"ip outside subnet", []string{"--net", "pub_net", "--ip=10.9.9.9"}, e.name("b1"), 1, []string{"10.9.9.9"}},
 		{"ip malformed", []string{"--net", "pub_net", "--ip=172.16.86.300"}, e.name("b2"), 1, []string{"172.16.86.300"}},
-		{"ip taken", []string{"--net", "pub_net", "--ip=172.16.86.10"}, e.name("b3"), 1, []string{"172.16.86.10", holder}},
+		{"ip taken", []string{"--net", "pub_net", "--ip=172.16.86.10"}, e.name("b3"), 1, []string{"172.16.86.10", "endpoint " + holder, "pick another address or leave --ip out"}},
 		{"ip is the gateway", []string{"--net", "pub_net", "--ip=172.16.86.1"}, e.name("b4"), 1, []string{"172.16.86.1", "gateway"}},
 		{"ip6 on v4-only network", []string{"--net", "pub_net", "--ip6=2001:db8::5"}, e.name("b5"), 1, []string{"2001:db8::5"}},
 		{"mac multicast", []string{"--net", "pub_net", "--mac=01:00:5e:00:00:01"}, e.name("b6"), 1, []string{"01:00:5e:00:00:01"}},
