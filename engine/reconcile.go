@@ -3,10 +3,12 @@ package engine
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/ipam"
@@ -186,11 +188,32 @@ func (a *Engine) loadSpace(n *network, held []ipam.Held) error {
 	if err != nil {
 		return err
 	}
+	resumeSerial(n, held, hw)
 	n.used = n.used.Raise(validAddrs(hw.V4, hw.V6)...)
 	if !known { // an older mvlan's or a restored state: any address may have been held
 		n.used = n.used.Raise(n.poolTops()...)
 	}
 	return nil
+}
+
+// resumer is an addrSpace whose serial allocation can go on where it was
+// before a restart (*ipam.Space; cluster networks are never serial).
+type resumer interface{ ResumeAfter(addrs ...netip.Addr) }
+
+// resumeSerial makes serial allocation on n go on after the highest
+// address of each range that was held (held) or given back (hw) before
+// the restart, not from the range start: an address given back is not
+// handed out again before the others of its lap.
+func resumeSerial(n *network, held []ipam.Held, hw store.HighWater) {
+	r, ok := n.space.(resumer)
+	if !ok || !n.Serial {
+		return
+	}
+	after := validAddrs(hw.V4, hw.V6)
+	for _, h := range held {
+		after = append(after, h.Addr)
+	}
+	r.ResumeAfter(after...)
 }
 
 // removeStale deletes half-made links and links marked as this agent's

@@ -273,3 +273,66 @@ func TestLoadSerial(t *testing.T) {
 	expectAlloc(t, s, false, "10.0.0.3/29") // wraps: nothing free after the cursor
 	expectExhausted(t, s, false, "10.0.0.0/29")
 }
+
+// TestResumeAfter: a serial space loaded after a restart and resumed
+// after what was handed out before (held or released) goes on after the
+// highest of it in each range, as it would have without the restart; the
+// free addresses below come in the next lap.
+func TestResumeAfter(t *testing.T) {
+	v4 := PoolConfig{Subnet: pfx("10.0.0.0/29")} // .2-.6
+	for _, tc := range []struct {
+		name   string
+		serial bool
+		pools  []PoolConfig
+		held   []string // loaded, owner "h"
+		after  []string
+		free   []string // released once resumed, before allocating
+		want   []string // handed out until none is left
+	}{
+		{"c1 .2 released, c2 .3 held", true, []PoolConfig{v4}, []string{"10.0.0.3"}, []string{"10.0.0.2", "10.0.0.3"}, nil,
+			[]string{"10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.2"}},
+		{"released above the held", true, []PoolConfig{v4}, []string{"10.0.0.3"}, []string{"10.0.0.5", "10.0.0.3"}, nil,
+			[]string{"10.0.0.6", "10.0.0.2", "10.0.0.4", "10.0.0.5"}},
+		{"the range's last: wraps", true, []PoolConfig{v4}, []string{"10.0.0.4"}, []string{"10.0.0.6"}, nil,
+			[]string{"10.0.0.2", "10.0.0.3", "10.0.0.5", "10.0.0.6"}},
+		{"nothing handed out", true, []PoolConfig{v4}, nil, nil, nil,
+			[]string{"10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"}},
+		{"one released in the gap waits for the lap", true, []PoolConfig{v4}, []string{"10.0.0.3"}, []string{"10.0.0.5"},
+			[]string{"10.0.0.3"}, []string{"10.0.0.6", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"}},
+		{"one released below the gap too", true, []PoolConfig{v4}, []string{"10.0.0.2", "10.0.0.3"}, []string{"10.0.0.4"},
+			[]string{"10.0.0.2"}, []string{"10.0.0.5", "10.0.0.6", "10.0.0.2", "10.0.0.4"}},
+		{"outside the ip-range: ignored", true, []PoolConfig{{Subnet: pfx("10.0.0.0/24"), IPRange: pfx("10.0.0.8/30")}},
+			[]string{"10.0.0.200"}, []string{"10.0.0.200", "10.0.0.2"}, nil,
+			[]string{"10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.11"}},
+		{"each pool after its own", true, []PoolConfig{v4, {Subnet: pfx("10.0.1.0/29")}}, nil, []string{"10.0.0.5", "10.0.1.3"}, nil,
+			[]string{"10.0.0.6", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.1.4", "10.0.1.5", "10.0.1.6", "10.0.1.2", "10.0.1.3"}},
+		{"not serial: lowest first", false, []PoolConfig{v4}, []string{"10.0.0.3"}, []string{"10.0.0.5"}, nil,
+			[]string{"10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.6"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSpace(t, Options{Serial: tc.serial}, tc.pools...)
+			var held []Held
+			for _, a := range tc.held {
+				held = append(held, Held{addr(a), "h"})
+			}
+			if err := s.Load(held); err != nil {
+				t.Fatal(err)
+			}
+			var after []netip.Addr
+			for _, a := range tc.after {
+				after = append(after, addr(a))
+			}
+			s.ResumeAfter(after...)
+			for _, a := range tc.free {
+				s.Release(addr(a))
+			}
+			var got []string
+			for _, a := range drain(t, s, false) {
+				got = append(got, a.String())
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("handed out %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -186,6 +186,14 @@ func runOp(t *testing.T, fd *feed, s *Space, m *model, cfgs []PoolConfig) {
 			t.Fatalf("Load(Held()): %v", err)
 		}
 		m.reload()
+		if n := op >> 6; n > 0 { // and resume after n addresses
+			var addrs []netip.Addr
+			for range n {
+				addrs = append(addrs, pickAddr(fd, cfgs, m))
+			}
+			s.ResumeAfter(addrs...)
+			m.resume(addrs)
+		}
 	}
 }
 

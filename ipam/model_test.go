@@ -3,6 +3,7 @@ package ipam
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // model is the obviously-correct reference the fuzzer checks Space
@@ -121,5 +122,21 @@ func (m *model) release(a netip.Addr) { delete(m.held, a) }
 func (m *model) reload() {
 	for _, p := range m.pools {
 		p.cursor = 0
+	}
+}
+
+// resume models ResumeAfter: reload, then each serial cursor after the
+// last address of its window that addrs has.
+func (m *model) resume(addrs []netip.Addr) {
+	if !m.serial {
+		return
+	}
+	m.reload()
+	for _, p := range m.pools {
+		for i, a := range p.window {
+			if slices.Contains(addrs, a) {
+				p.cursor = (i + 1) % len(p.window)
+			}
+		}
 	}
 }

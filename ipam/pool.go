@@ -14,9 +14,12 @@ import (
 // Dynamic allocation hands out offsets of the window [lo, hi] (the ip-range,
 // or its first 2^64 addresses). The frontier next moves up only: every free
 // window offset below it sits in a free heap (cur, or lap for those behind
-// the serial cursor), so the lowest free offset is min(cur) or the first
-// clear offset from next on. Heaps are lazy: an entry that was requested
-// while queued is dropped when popped.
+// the serial cursor) or in the gap, so the lowest free offset is min(cur)
+// or the first clear offset from next on. Heaps are lazy: an entry that was
+// requested while queued is dropped when popped. The gap [gapNext, gapEnd)
+// is what a serial pool resumed past (resume) left below its cursor
+// unwalked: a second frontier, below the cursor until the next lap, whose
+// free offsets are in no heap.
 type pool struct {
 	cfg    PoolConfig // validated, gateway filled in
 	v6     bool
@@ -38,6 +41,8 @@ type pool struct {
 	full     bool   // the frontier has passed hi
 	cur, lap u64heap
 	cursor   uint64 // serial mode: allocation continues from here
+
+	gapNext, gapEnd uint64 // serial mode, after resume: the gap; empty when gapNext >= gapEnd
 }
 
 func newPool(c PoolConfig, serial bool) *pool {
@@ -114,7 +119,7 @@ func (p *pool) allocate(owner string) (uint64, bool) {
 	if !ok {
 		off, ok = p.advance()
 	}
-	if !ok && p.serial && len(p.lap) > 0 {
+	if !ok && p.serial && (len(p.lap) > 0 || p.gapNext < p.gapEnd) {
 		p.wrap()
 		off, ok = p.popFree()
 	}
@@ -138,8 +143,11 @@ func (p *pool) wrap() {
 	p.cursor = p.lo
 }
 
+// popFree takes the lowest free offset below the frontier from the
+// cursor on: of cur, or of the gap when this lap has reached it.
 func (p *pool) popFree() (uint64, bool) {
-	for len(p.cur) > 0 {
+	g, inGap := p.gapFree()
+	for len(p.cur) > 0 && (!inGap || p.cur[0] < g) {
 		off := p.cur.pop()
 		w := p.set.get(off >> 6)
 		bit := uint64(1) << (off & 63)
@@ -148,7 +156,59 @@ func (p *pool) popFree() (uint64, bool) {
 			return off, true
 		}
 	}
-	return 0, false
+	if inGap {
+		p.gapNext = g + 1
+	}
+	return g, inGap
+}
+
+// gapFree is the gap's lowest free offset, if the cursor is at or below
+// the gap (a lap after resume's); it moves gapNext up to it, past held
+// offsets, and empties a gap with none.
+func (p *pool) gapFree() (uint64, bool) {
+	if p.gapNext >= p.gapEnd || p.cursor > p.gapNext {
+		return 0, false
+	}
+	off, ok := p.set.nextClear(p.gapNext, p.gapEnd-1)
+	if !ok {
+		p.gapNext = p.gapEnd
+		return 0, false
+	}
+	p.gapNext = off
+	return off, true
+}
+
+// resume continues serial allocation after offset last, of the window, in
+// a pool as Load leaves it (nothing queued, the cursor at lo), as if it
+// had handed out every offset up to last: the free ones below the cursor
+// wait for the next lap, in the gap. After hi, the next lap starts at lo
+// anyway.
+func (p *pool) resume(last uint64) {
+	if last >= p.hi {
+		return
+	}
+	p.cursor = last + 1
+	if p.full || p.next >= p.cursor {
+		return // no free offset below the cursor
+	}
+	p.gapNext, p.gapEnd = p.next, p.cursor
+	p.next = p.cursor
+	p.settle()
+}
+
+// lastIn is the highest window offset among addrs; false when none is in
+// the window.
+func (p *pool) lastIn(addrs []netip.Addr) (last uint64, found bool) {
+	for _, a := range addrs {
+		if a = a.WithZone(""); !p.cfg.Subnet.Contains(a) {
+			continue
+		}
+		off, in := p.offset(a)
+		if in && p.inWindow(off) && (!found || off > last) {
+			last, found = off, true
+		}
+	}
+	return last, found
 }
 
 // advance takes the first clear offset at or above the frontier.
@@ -199,9 +259,9 @@ func (p *pool) release(off uint64) {
 		return
 	}
 	p.usedWindow--
-	if !p.full && off >= p.next {
+	if !p.full && off >= p.next || off >= p.gapNext && off < p.gapEnd {
 		p.set.dropIfEmpty(key, w)
-		return
+		return // a frontier finds it
 	}
 	if w.queued&bit == 0 {
 		w.queued |= bit

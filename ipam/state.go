@@ -69,7 +69,7 @@ func (p *pool) appendHeld(out []Held) []Held {
 // Load replaces every held address with held, e.g. from the endpoints
 // persisted by the agent. On error (an address held twice, outside every
 // subnet or reserved) the Space is left unchanged. The serial cursor
-// restarts at the start of each range.
+// restarts at the start of each range (see ResumeAfter).
 func (s *Space) Load(held []Held) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -79,6 +79,37 @@ func (s *Space) Load(held []Held) error {
 	}
 	s.pools = fresh
 	return nil
+}
+
+// ResumeAfter, with Options.Serial, reloads the space (as Load(Held())
+// would) and continues allocation in each pool after the highest of addrs
+// in its ip-range (or subnet), as if the space had handed out every
+// address up to it: the next Allocate takes the first free address above
+// it, the free ones below it come in the next lap. A pool with none of
+// addrs in its range starts at the range start. An agent passes what was
+// handed out before it restarted (the addresses held, the highest
+// released), so that serial allocation stays serial. Without
+// Options.Serial it does nothing.
+func (s *Space) ResumeAfter(addrs ...netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.opt.Serial {
+		return
+	}
+	var held []Held
+	for _, p := range s.pools {
+		held = p.appendHeld(held)
+	}
+	fresh, err := s.loaded(held)
+	if err != nil {
+		return // cannot be: held is what the pools hold
+	}
+	for _, p := range fresh {
+		if last, ok := p.lastIn(addrs); ok {
+			p.resume(last)
+		}
+	}
+	s.pools = fresh
 }
 
 // TryLoad reports whether Load would take held (alone), changing nothing.
