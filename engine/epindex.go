@@ -82,6 +82,32 @@ func (n *network) unindex(en *entry) {
 	}
 }
 
+// reindexAddrs gives each of addrs that the index gives no endpoint to an
+// indexed endpoint that may use it, if one has it. It scans the index, so
+// it is for the rare case of records that share an address: unindexing
+// the one add indexed last (loadSparing quarantines it) leaves the other
+// out of byAddr, with no host-shim route, an address rm never releases,
+// and --ip refused as a gone endpoint's. Caller holds n.mu.
+func (n *network) reindexAddrs(addrs []netip.Prefix) {
+	lost := map[netip.Addr]bool{}
+	for _, p := range addrs {
+		if n.byAddr[p.Addr()] == nil {
+			lost[p.Addr()] = true
+		}
+	}
+	for _, en := range n.eps {
+		if len(lost) == 0 {
+			return
+		}
+		for _, p := range usableAddrs(en.ep) {
+			if lost[p.Addr()] {
+				n.byAddr[p.Addr()] = en
+				delete(lost, p.Addr())
+			}
+		}
+	}
+}
+
 // set records a new version of en's endpoint (a state change, a rename,
 // a lease renewed, failed or expired). Caller holds n.mu and en.busy.
 func (n *network) set(en *entry, e endpoint) {

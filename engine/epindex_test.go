@@ -133,3 +133,43 @@ func nameOf(en *entry) string {
 	}
 	return en.ep.Name
 }
+
+// TestReindexAddrs: after unindexing one of two records that share an
+// address, reindexAddrs gives the address to the other, whichever was
+// indexed last, unless the other's lease of it expired (it may not use
+// it); an address no other has stays out.
+func TestReindexAddrs(t *testing.T) {
+	x, y := netip.MustParsePrefix("10.6.0.70/24"), netip.MustParsePrefix("10.6.0.71/24")
+	expired := &dhcp.Lease{State: dhcp.Expired, Addr: x}
+	for _, tc := range []struct {
+		name       string
+		first, out endpoint // indexed in this order; out is unindexed
+		want       map[netip.Prefix]string
+	}{
+		{"the later one out", endpoint{ID: "a", Name: "a", Addrs: []netip.Prefix{x}}, endpoint{ID: "b", Name: "b", Addrs: []netip.Prefix{y, x}},
+			map[netip.Prefix]string{x: "a", y: ""}},
+		{"the earlier one out", endpoint{ID: "b", Name: "b", Addrs: []netip.Prefix{x}}, endpoint{ID: "a", Name: "a", Addrs: []netip.Prefix{x}},
+			map[netip.Prefix]string{x: "b"}},
+		{"the other's lease of it expired", endpoint{ID: "a", Name: "a", Addrs: []netip.Prefix{x}, Lease: expired},
+			endpoint{ID: "b", Name: "b", Addrs: []netip.Prefix{x}}, map[netip.Prefix]string{x: ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &network{ID: "n1"}
+			n.initIndex()
+			n.add(tc.first).busy.Unlock()
+			en := n.add(tc.out)
+			en.busy.Unlock()
+			n.unindex(en)
+			n.reindexAddrs(tc.out.Addrs)
+			for p, want := range tc.want {
+				got := ""
+				if e := n.byAddr[p.Addr()]; e != nil {
+					got = e.ep.Name
+				}
+				if got != want {
+					t.Errorf("byAddr[%s] = %q, want %q", p.Addr(), got, want)
+				}
+			}
+		})
+	}
+}

@@ -234,7 +234,8 @@ func byOwner(held []ipam.Held) [][]ipam.Held {
 }
 
 // quarantineLoaded quarantines n's endpoint of that name, loaded into the
-// index, and takes it out.
+// index, and takes it out; an address it shares with another endpoint
+// stays indexed as that one's.
 func (a *Engine) quarantineLoaded(n *network, name string, why error) error {
 	en := n.byName[name]
 	if en == nil {
@@ -245,6 +246,7 @@ func (a *Engine) quarantineLoaded(n *network, name string, why error) error {
 	}
 	n.mu.Lock()
 	n.unindex(en)
+	n.reindexAddrs(en.ep.Addrs) // a kept record may share one
 	n.mu.Unlock()
 	return nil
 }

@@ -256,3 +256,49 @@ func TestQuarantinedNetworkAddressesHeld(t *testing.T) {
 		t.Errorf("with c1's container gone, the network made again gave %v; want %v, free again", next.Addrs[0], c1.Addrs[0])
 	}
 }
+
+// TestQuarantinedSharerLeavesIndex: records keep and zdup share keep's
+// address X (zdup has it as an extra, as after a --recover of a link its
+// container had added X to), and zdup is loaded after keep (by name), so
+// the index had X as zdup's. zdup is quarantined on start; keep keeps X
+// in the index all the same: the host shim routes to it, Holder names
+// keep, run --ip X names keep, and rm keep gives X back (no drift says it
+// is held by no endpoint).
+func TestQuarantinedSharerLeavesIndex(t *testing.T) {
+	r := newRig(t, "eth0")
+	n := r.network("pub", "subnet=172.16.86.0/24", "parent=eth0", "host_shim=auto")
+	keep, dup := r.run("keep", "pub"), r.run("zdup", "pub")
+	x := keep.Addrs[0]
+	r.stop()
+	st, err := store.Open(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup.Addrs = append(dup.Addrs, x)
+	if err := st.UpdateEndpoint(dup); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	r.start()
+	if got := r.endpoints(); len(got) != 1 || got["keep"] != "ready" {
+		t.Fatalf("endpoints after start: %v; want keep alone, zdup quarantined", got)
+	}
+	if h, _, err := r.e.Holder(n.ID, x.Addr()); err != nil || h.Endpoint != "keep" {
+		t.Errorf("holder of %s: %+v, %v; want endpoint keep", x.Addr(), h, err)
+	}
+	if routes := r.k.Routes(n.HostShim.Link); !slices.Contains(routes, x.Addr()) {
+		t.Errorf("host shim routes %v; want one to keep's %s", routes, x.Addr())
+	}
+	_, err = r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub", Name: "other", IP: x.Addr().String()})
+	if err == nil || !strings.Contains(err.Error(), "in use by endpoint keep") {
+		t.Errorf("run --ip %s: %v; want it refused as keep's", x.Addr(), err)
+	}
+	r.rm("keep")
+	drift, err := r.e.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(drift) != 1 || !strings.Contains(drift[0], dup.ID+" is quarantined") {
+		t.Errorf("drift after rm keep: %q; want zdup's quarantine alone (%s given back)", drift, x.Addr())
+	}
+}
