@@ -186,11 +186,17 @@ func (a *Engine) resolveParent(n *network, parent string) error {
 		// An altname is the link's: kept by its name, which the
 		// agent's parent look-ups and link events use.
 		n.Parent, n.ParentKind, n.LinkKind = info.Name, ParentExisting, info.Kind
+		if err := a.notAPort(parent, info); err != nil {
+			return err
+		}
 		return a.parentFree(parent, info)
 	case !errors.Is(err, link.ErrNotFound):
 		return fmt.Errorf("look up parent %s: %w", parent, err)
 	}
 	p, err := link.ParseParent(parent)
+	if err != nil && !vidLike(parent) {
+		return invalid(fmt.Errorf("parent link %q not found; create it first, or name it NAME.VID (e.g. eth0.50) to have mvlan create an 802.1q sub-interface", parent))
+	}
 	if err != nil {
 		return invalid(err)
 	}

@@ -61,6 +61,7 @@ type Info struct {
 	lowerNSID   int // IFLA_LINK_NETNSID, -1 when none
 	Up          bool
 	VID         int // 802.1q id of a vlan link
+	MasterIndex int // the bridge, bond, team or VRF the link is a port of (0: none)
 	MAC         net.HardwareAddr
 }
 
@@ -233,6 +234,7 @@ func infoOf(l netlink.Link) Info {
 		AltNames:    a.AltNames,
 		Index:       a.Index,
 		ParentIndex: a.ParentIndex,
+		MasterIndex: a.MasterIndex,
 		Up:          a.Flags&net.FlagUp != 0,
 		MAC:         a.HardwareAddr,
 	}

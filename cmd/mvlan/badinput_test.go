@@ -32,6 +32,9 @@ func TestBadInput(t *testing.T) {
 	sb.Run(t, sb.Path, "ip", "link", "add", "mv1", "link", "eth1", "type", "macvlan", "mode", "bridge")
 	sb.Run(t, sb.Path, "ip", "link", "add", "mv2", "link", "eth2", "type", "macvlan", "mode", "bridge")
 	sb.Run(t, sb.Path, "ip", "link", "add", "mv3", "link", "eth2", "type", "macvlan", "mode", "bridge")
+	sb.AddVeth(t, "eth4")
+	sb.Run(t, sb.Path, "ip", "link", "add", "br4", "type", "bridge")
+	sb.Run(t, sb.Path, "ip", "link", "set", "eth4", "master", "br4")
 	a := newAgent(t, sb)
 	a.start()
 	a.ok("network", "create", "--subnet=10.1.0.0/16", "-o", "parent=eth1", "taken")
@@ -71,7 +74,9 @@ func TestBadInput(t *testing.T) {
 		{"parent lo", create("--subnet=172.16.86.0/24", "-o", "parent=lo", "n"), 1, []string{`"lo"`, "loopback"}},
 		{"vlan 0", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.0", "n"), 1, []string{"eth0.0", "1-4094"}},
 		{"vlan 4095", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.4095", "n"), 1, []string{"eth0.4095", "1-4094"}},
-		{"vlan abc", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.abc", "n"), 1, []string{"eth0.abc"}},
+		{"vlan abc", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.abc", "n"), 1, []string{"eth0.abc", "not found", "NAME.VID"}},
+		{"dotted name not found", create("--subnet=172.16.86.0/24", "-o", "parent=br.lan", "n"), 1, []string{`"br.lan"`, "not found"}},
+		{"parent a bridge port", create("--subnet=172.16.86.0/24", "-o", "parent=eth4", "n"), 1, []string{"eth4", "bridge br4", "parent=br4"}},
 		{"vlan empty", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.", "n"), 1, []string{"eth0.", "1-4094"}},
 		{"name over 15 bytes", create("--subnet=172.16.86.0/24", "-o", "parent="+long+".50", "n"), 1, []string{long + ".50", "15"}},
 		{"unknown mode", create("--subnet=172.16.86.0/24", "-o", "parent=eth0", "-o", "macvlan_mode=fast", "n"), 1, []string{`"fast"`, "bridge"}},

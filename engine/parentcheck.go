@@ -1,7 +1,11 @@
 package engine
 
+// Checks of a network's parent link beyond parentFree: what sits on a
+// link mvlan made, and links no macvlan can sit on.
+
 import (
 	"fmt"
+	"strings"
 
 	"github.com/mvlan/mvlan/link"
 )
@@ -60,4 +64,43 @@ func stackedOn(l link.Info, idx int, byIndex map[int]link.Info) bool {
 		l = next
 	}
 	return false
+}
+
+// notAPort refuses a parent that is a port of a bridge, bond or team: the
+// master takes its frames (its rx handler), so no macvlan can sit on it
+// and every attach would fail (EBUSY). A VRF's port is fine.
+func (a *Engine) notAPort(given string, info link.Info) error {
+	if info.MasterIndex <= 0 {
+		return nil
+	}
+	links, err := a.host.Links()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	for _, m := range links {
+		if m.Index != info.MasterIndex {
+			continue
+		}
+		switch m.Kind {
+		case "bridge", "bond", "team", "openvswitch":
+			return invalid(fmt.Errorf("parent %s is a port of %s %s, which takes its frames: no macvlan can sit on it; use -o parent=%s, or a link that is no port", given, m.Kind, m.Name, m.Name))
+		}
+		return nil
+	}
+	return nil
+}
+
+// vidLike reports whether what follows the last dot of name is a number
+// (or nothing): a name meant as NAME.VID, whose faults ParseParent names.
+func vidLike(name string) bool {
+	i := strings.LastIndexByte(name, '.')
+	if i < 0 {
+		return true
+	}
+	for _, c := range name[i+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
