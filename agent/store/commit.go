@@ -26,10 +26,13 @@ import (
 type change struct {
 	fn   func(*bolt.Tx) error
 	done chan error
+	lead chan struct{} // its caller commits the next group (apply)
 }
 
-// committer batches changes; the first caller to find it idle commits
-// for everyone queued behind it until the queue is empty.
+// committer batches changes. The first caller to find it idle commits
+// the group of everyone queued, and hands the next group to the first
+// caller queued meanwhile: each caller commits at most one group, so none
+// waits for a stream of others' commits (holding its own locks).
 type committer struct {
 	mu      sync.Mutex
 	queue   []*change
@@ -102,42 +105,57 @@ func (c *committer) close(db *bolt.DB) error {
 // apply runs fn in a write transaction, possibly shared with other
 // callers, and returns fn's error or the commit's.
 func (c *committer) apply(db *bolt.DB, fn func(*bolt.Tx) error) error {
-	ch := &change{fn: fn, done: make(chan error, 1)}
+	ch := &change{fn: fn, done: make(chan error, 1), lead: make(chan struct{}, 1)}
 	c.mu.Lock()
 	c.queue = append(c.queue, ch)
 	if c.running {
 		c.mu.Unlock()
-		return <-ch.done
+		select {
+		case err := <-ch.done:
+			return err
+		case <-ch.lead: // still queued: it commits the next group
+			c.mu.Lock()
+		}
 	}
 	c.running = true
-	for len(c.queue) > 0 {
-		lazyN := len(c.lazy)
-		group := append(c.lazy, c.queue...)
-		c.queue, c.lazy = nil, nil
-		if c.timer != nil {
-			c.timer.Stop()
-			c.timer = nil
-		}
-		c.mu.Unlock()
-		if c.beforeCommit != nil {
-			c.beforeCommit()
-		}
-		c.txMu.Lock()
-		n, unsaved, werr := c.commitGroup(db, group)
-		c.txMu.Unlock()
-		if n > 0 && c.committed != nil {
-			c.committed()
-		}
-		c.mu.Lock()
-		c.commits += n
-		c.requeue(db, group[:lazyN], unsaved)
-		if werr != nil && c.writeFailed != nil {
-			c.writeFailed(werr, len(c.lazy))
-		}
+	c.commitNext(db)
+	return <-ch.done
+}
+
+// commitNext commits the changes applied later and those queued as one
+// group, then hands the lead to the first change queued meanwhile, if
+// any, or leaves the committer idle. Called with mu held; it returns
+// with mu released.
+func (c *committer) commitNext(db *bolt.DB) {
+	lazyN := len(c.lazy)
+	group := append(c.lazy, c.queue...)
+	c.queue, c.lazy = nil, nil
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.mu.Unlock()
+	if c.beforeCommit != nil {
+		c.beforeCommit()
+	}
+	c.txMu.Lock()
+	n, unsaved, werr := c.commitGroup(db, group)
+	c.txMu.Unlock()
+	if n > 0 && c.committed != nil {
+		c.committed()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.commits += n
+	c.requeue(db, group[:lazyN], unsaved)
+	if werr != nil && c.writeFailed != nil {
+		c.writeFailed(werr, len(c.lazy))
+	}
+	if len(c.queue) > 0 {
+		c.queue[0].lead <- struct{}{}
+		return
 	}
 	c.running = false
-	c.mu.Unlock()
-	return <-ch.done
 }
 
 // requeue queues again for later the changes of lazy that the failed

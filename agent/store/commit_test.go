@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mvlan/mvlan/api"
 )
@@ -127,5 +128,56 @@ func TestLaterSurvivesFailedWrite(t *testing.T) {
 	}
 	if len(eps) != 1 || eps[0].ID != a.ID || eps[0].State != "ready" {
 		t.Errorf("endpoints after the failed write and a flush: %+v; want a only, ready", eps)
+	}
+}
+
+// TestCommitLeadHandedOver: the caller whose change starts a group commit
+// returns once its group is on disk, though others queued meanwhile: the
+// first of them commits the next group. Before, the first caller
+// committed group after group while changes kept coming, holding whatever
+// locks it held meanwhile.
+func TestCommitLeadHandedOver(t *testing.T) {
+	_, s, n := openWithNetwork(t)
+	defer s.Close()
+	started := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	release := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	calls := 0
+	s.commit.beforeCommit = func() { // called by one leader at a time
+		if calls < 2 {
+			close(started[calls])
+			<-release[calls]
+		}
+		calls++
+	}
+	create := func(name string) chan error {
+		done := make(chan error, 1)
+		go func() {
+			done <- s.CreateEndpoint(api.Endpoint{ID: NewID(), Name: name, NetworkID: n.ID, State: "ready"})
+		}()
+		return done
+	}
+	a := create("a")
+	<-started[0] // a leads its group
+	b, c := create("b"), create("c")
+	waitQueued(s, 2)
+	close(release[0])
+	select {
+	case err := <-a:
+		if err != nil {
+			t.Fatalf("create a: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		close(release[1])
+		t.Fatal("a did not return while the group of b and c waited to commit: a commits it")
+	}
+	<-started[1] // b or c leads the next group
+	close(release[1])
+	for _, done := range []chan error{b, c} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if eps, err := s.Endpoints(); err != nil || len(eps) != 3 {
+		t.Fatalf("endpoints %+v, %v; want a, b and c", eps, err)
 	}
 }
