@@ -203,8 +203,12 @@ func (a *Engine) resolveParent(n *network, parent string) error {
 	if !p.IsVLAN() {
 		return invalid(fmt.Errorf("parent link %q not found; create it first, or name it NAME.VID (e.g. eth0.50) to have mvlan create an 802.1q sub-interface", p.Name))
 	}
-	if _, err := a.host.Link(p.Lower); err != nil {
+	lower, err := a.host.Link(p.Lower)
+	if err != nil {
 		return invalid(fmt.Errorf("parent %s: link %q to put VLAN %d on not found: %w", p.Name, p.Lower, p.VID, err))
+	}
+	if err := a.vlanFree(p, lower); err != nil {
+		return err
 	}
 	n.ParentKind = ParentVLAN
 	return nil

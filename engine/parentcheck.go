@@ -104,3 +104,25 @@ func vidLike(name string) bool {
 	}
 	return true
 }
+
+// vlanFree refuses a sub-interface p to make when lower has p's VLAN
+// under another name already (the kernel refuses a second: EEXIST): that
+// link is the parent to give, unless another network has it.
+func (a *Engine) vlanFree(p link.Parent, lower link.Info) error {
+	links, err := a.host.Links()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	for _, l := range links {
+		if l.Kind != "vlan" || l.VID != p.VID || l.ParentIndex != lower.Index || l.LowerElsewhere {
+			continue
+		}
+		for _, o := range a.networkList() {
+			if o.Parent == l.Name {
+				return conflict(fmt.Errorf("VLAN %d on %s is link %s already, the parent of network %s; a parent link carries one network", p.VID, lower.Name, l.Name, o.name()))
+			}
+		}
+		return invalid(fmt.Errorf("VLAN %d on %s is link %s already (the kernel takes one link per VLAN); use -o parent=%s", p.VID, lower.Name, l.Name, l.Name))
+	}
+	return nil
+}

@@ -71,4 +71,11 @@ mvlan network rm macvlan5070
 step "network rm removes $TRUNK.50"
 mvlan network rm macvlan50
 link_exists "$TRUNK.50" && fail "$TRUNK.50 still exists after network rm"
+
+step "VLAN 50 made by hand as vlan50: -o parent=$TRUNK.50 is told to use it"
+ip link add link "$TRUNK" name vlan50 type vlan id 50
+out=$(mvlan network create -d macvlan --subnet=192.168.50.0/24 -o parent="$TRUNK.50" dup50 2>&1) &&
+	fail "network create on $TRUNK.50 with VLAN 50 there as vlan50 succeeded"
+case $out in *"is link vlan50 already"*"use -o parent=vlan50"*) ;; *) fail "network create on $TRUNK.50 with vlan50 there: $out" ;; esac
+ip link del vlan50
 true
