@@ -31,23 +31,36 @@ func (a *Engine) allocDatapathID() (uint32, error) {
 }
 
 // parentLinks returns the links a network's parent programs go on: the
-// parent, and the trunk below it when the parent is a VLAN sub-interface.
+// link its containers' frames cross (the parent; for a macvlan or macvtap
+// parent, its lower link: the kernel puts the containers' macvlans on
+// that link's port, so their frames never cross the parent itself), and
+// the trunk below it when that link is a VLAN sub-interface.
 func (a *Engine) parentLinks(n *network) (parent link.Info, trunk *link.Info, err error) {
 	parent, err = a.host.Link(n.Parent)
 	if err != nil {
 		return parent, nil, err
 	}
-	if parent.Kind != "vlan" || parent.ParentIndex == 0 {
+	lowered := parent.IsMacvlan() && !parent.LowerElsewhere && parent.ParentIndex > 0
+	if !lowered && (parent.Kind != "vlan" || parent.ParentIndex == 0) {
 		return parent, nil, nil
 	}
 	links, err := a.host.Links()
 	if err != nil {
 		return parent, nil, err
 	}
+	byIndex := make(map[int]link.Info, len(links))
 	for _, l := range links {
-		if l.Index == parent.ParentIndex {
-			return parent, &l, nil
+		byIndex[l.Index] = l
+	}
+	if lowered {
+		lower, ok := byIndex[parent.ParentIndex]
+		if !ok {
+			return parent, nil, fmt.Errorf("lower link %d of %s %s not found", parent.ParentIndex, parent.Kind, parent.Name)
 		}
+		parent = lower
+	}
+	if t, ok := byIndex[parent.ParentIndex]; ok && parent.Kind == "vlan" && parent.ParentIndex != 0 {
+		return parent, &t, nil
 	}
 	return parent, nil, nil
 }
@@ -145,6 +158,7 @@ func (a *Engine) parentInUse(idx int, n *network) bool {
 func (n *network) setParent(parent link.Info, trunk int) {
 	n.mu.Lock()
 	n.parentIndex, n.trunkIndex, n.parentMAC, n.parentAltNames = parent.Index, trunk, parent.MAC, parent.AltNames
+	n.parentName = parent.Name
 	n.mu.Unlock()
 }
 

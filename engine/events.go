@@ -113,7 +113,7 @@ func (n *network) concerns(ev link.LinkEvent, own string) bool {
 	case ev.Name != n.Parent && ev.Index != p:
 		return false
 	}
-	same := !ev.Deleted && ev.Name == n.Parent && ev.Index == p && bytes.Equal(ev.MAC, n.parentMAC) &&
+	same := !ev.Deleted && ev.Name == n.parentName && ev.Index == p && bytes.Equal(ev.MAC, n.parentMAC) &&
 		(!n.ParentKind.owned() || ev.Alias == own)
 	return !same || n.status.status != StatusOK
 }

@@ -217,6 +217,7 @@ type network struct {
 	// then (a definition may name the parent by one).
 	parentIndex, trunkIndex int
 	parentMAC               net.HardwareAddr
+	parentName              string // the link at parentIndex: Parent, or a macvlan parent's lower link
 	parentAltNames          []string
 	eps                     map[string]*entry            // by endpoint ID
 	byName                  map[string]*entry            // names are unique per network

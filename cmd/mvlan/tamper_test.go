@@ -468,3 +468,32 @@ func TestFirstARP(t *testing.T) {
 		})
 	}
 }
+
+// TestMacvlanParentGuarded: a network on mv0, a macvlan of eth0. The
+// kernel puts the containers' macvlans on eth0's port, so their frames
+// never cross mv0: the parent programs and the parents row are eth0's.
+// Container 1 makes a macvlan of its own (the tamper check is off); its
+// gratuitous ARP for the router is dropped on its way to the wire
+// (mac_spoof, the send refused), as on a network on eth0 itself.
+func TestMacvlanParentGuarded(t *testing.T) {
+	t.Parallel()
+	m := dpModes[0]
+	m.flags = append(slices.Clone(m.flags), "--tamper-check", "0")
+	e := newDPEnv(t, m)
+	e.in(e.sb.Path, "ip", "link", "add", "mv0", "link", "eth0", "type", "macvlan", "mode", "bridge")
+	e.in(e.sb.Path, "ip", "link", "set", "mv0", "up")
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "--gateway=172.16.86.1", "-o", "parent=mv0", "tm")
+	c1 := e.name("1")
+	g := newGuardEnv(e, e.runD(c1, "tm", "--ip=172.16.86.10"))
+	g.peer = e.runD(e.name("2"), "tm", "--ip=172.16.86.11")
+	eth0, mv0 := linkIndex(t, e.sb.Path, "eth0"), linkIndex(t, e.sb.Path, "mv0")
+	if rows := parentRows(t, e.a); !slices.Contains(rows, uint32(eth0)) || slices.Contains(rows, uint32(mv0)) {
+		t.Errorf("parents rows %v; want eth0's (%d), not mv0's (%d)", rows, eth0, mv0)
+	}
+	evil := nstest.MAC(t, "02:00:5e:00:53:66")
+	e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "address", evil.String(), "type", "macvlan", "mode", "bridge")
+	e.in(c1, "sysctl", "-q", "-w", "net.ipv6.conf.evil.disable_ipv6=1")
+	e.in(c1, "ip", "link", "set", "evil", "up")
+	g.ifName, g.mac = "evil", evil
+	g.droppedBy("mac_spoof", arpRequest(evil, addr("172.16.86.1"), addr("172.16.86.1")), "the wire")
+}
