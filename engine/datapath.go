@@ -34,19 +34,21 @@ func (a *Engine) allocDatapathID() (uint32, error) {
 // link its containers' frames cross (the parent; for a macvlan or macvtap
 // parent, its lower link: the kernel puts the containers' macvlans on
 // that link's port, so their frames never cross the parent itself), and
-// the trunk below it when that link is a VLAN sub-interface.
-func (a *Engine) parentLinks(n *network) (parent link.Info, trunk *link.Info, err error) {
+// the trunk below it when that link is a VLAN sub-interface; self is the
+// parent's own index.
+func (a *Engine) parentLinks(n *network) (parent link.Info, trunk *link.Info, self int, err error) {
 	parent, err = a.host.Link(n.Parent)
 	if err != nil {
-		return parent, nil, err
+		return parent, nil, 0, err
 	}
+	self = parent.Index
 	lowered := parent.IsMacvlan() && !parent.LowerElsewhere && parent.ParentIndex > 0
 	if !lowered && (parent.Kind != "vlan" || parent.ParentIndex == 0) {
-		return parent, nil, nil
+		return parent, nil, self, nil
 	}
 	links, err := a.host.Links()
 	if err != nil {
-		return parent, nil, err
+		return parent, nil, self, err
 	}
 	byIndex := make(map[int]link.Info, len(links))
 	for _, l := range links {
@@ -55,21 +57,21 @@ func (a *Engine) parentLinks(n *network) (parent link.Info, trunk *link.Info, er
 	if lowered {
 		lower, ok := byIndex[parent.ParentIndex]
 		if !ok {
-			return parent, nil, fmt.Errorf("lower link %d of %s %s not found", parent.ParentIndex, parent.Kind, parent.Name)
+			return parent, nil, self, fmt.Errorf("lower link %d of %s %s not found", parent.ParentIndex, parent.Kind, parent.Name)
 		}
 		parent = lower
 	}
 	if t, ok := byIndex[parent.ParentIndex]; ok && parent.Kind == "vlan" && parent.ParentIndex != 0 {
-		return parent, &t, nil
+		return parent, &t, self, nil
 	}
-	return parent, nil, nil
+	return parent, nil, self, nil
 }
 
 // attachNetwork tells the datapath about a network's parent and attaches
 // the parent programs to it and to its trunk; hl lists the host's links
 // (nil: listed if needed). Idempotent. Caller holds netOps.
 func (a *Engine) attachNetwork(ctx context.Context, n *network, hl *hostListing) error {
-	parent, trunk, err := a.parentLinks(n)
+	parent, trunk, self, err := a.parentLinks(n)
 	if err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
@@ -81,7 +83,7 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network, hl *hostListing)
 	// Recorded first, both, so that the undo of a failure half way
 	// (detachNetwork) finds what was put on the links, and a failed
 	// refresh forgets neither.
-	n.setParent(parent, trunkIndex)
+	n.setParent(parent, trunk, self)
 	if err := a.dp.SetParent(parent.Index, n.DatapathID, uint16(parent.VID)); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", n.Parent, err)
 	}
@@ -155,11 +157,15 @@ func (a *Engine) parentInUse(idx int, n *network) bool {
 	return false
 }
 
-func (n *network) setParent(parent link.Info, trunk int) {
+func (n *network) setParent(parent link.Info, trunk *link.Info, self int) {
 	n.mu.Lock()
-	n.parentIndex, n.trunkIndex, n.parentMAC, n.parentAltNames = parent.Index, trunk, parent.MAC, parent.AltNames
-	n.parentName = parent.Name
-	n.mu.Unlock()
+	defer n.mu.Unlock()
+	n.parentIndex, n.parentMAC, n.parentAltNames = parent.Index, parent.MAC, parent.AltNames
+	n.parentName, n.selfIndex = parent.Name, self
+	n.trunkIndex, n.trunkName = 0, ""
+	if trunk != nil {
+		n.trunkIndex, n.trunkName = trunk.Index, trunk.Name
+	}
 }
 
 // indexes returns where the network's parent programs are attached.

@@ -105,12 +105,14 @@ func (n *network) concerns(ev link.LinkEvent, own string) bool {
 	p, t := n.parentIndex, n.trunkIndex
 	switch {
 	case ev.Index == t && t != 0:
-		return true
+		// Gone or renamed; not each endpoint made or deleted on another
+		// network's parent on the same link.
+		return ev.Deleted || ev.Name != n.trunkName
 	case n.status.status != StatusOK && !ev.Deleted && ev.Name == n.lowerName():
 		// The link under a sub-interface mvlan makes came (back): a NIC
 		// plugged again, or named late at boot, at an index no one knew.
 		return true
-	case ev.Name != n.Parent && ev.Index != p:
+	case ev.Name != n.Parent && ev.Index != p && ev.Index != n.selfIndex:
 		return false
 	}
 	same := !ev.Deleted && ev.Name == n.parentName && ev.Index == p && bytes.Equal(ev.MAC, n.parentMAC) &&
@@ -154,7 +156,6 @@ func (a *Engine) refreshParentsFrom(ctx context.Context, hl hostListing) {
 	nets := a.networkList()
 	defer a.log.Debug("parents refreshed", "networks", len(nets))
 	for _, n := range nets {
-		was, _ := n.indexes()
 		st := a.ensureParent(ctx, n, present)
 		if st.status == StatusOK {
 			if err := a.attachNetwork(ctx, n, &hl); err != nil {
@@ -169,16 +170,33 @@ func (a *Engine) refreshParentsFrom(ctx context.Context, hl hostListing) {
 		if st.String() != old.String() {
 			a.log.Info("network status changed", "network", n.name(), "status", st.String(), "was", old.String())
 		}
-		if now, _ := n.indexes(); st.status == StatusOK && was != 0 && now != was {
+		if st.status == StatusOK && n.linksMoved() {
 			a.reattachAll(ctx, n)
 		}
 	}
 }
 
+// linksMoved reports whether n's parent is another link than the one its
+// endpoints' links were last made or found on (linksAt).
+func (n *network) linksMoved() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.parentIndex != n.linksAt
+}
+
+// linked records that n's endpoints' links are on its parent now.
+func (n *network) linked() {
+	n.mu.Lock()
+	n.linksAt = n.parentIndex
+	n.mu.Unlock()
+}
+
 // reattachAll makes the links of n's ready endpoints again once its
-// parent is a new link (made again, or back at a new index): the kernel
-// deleted them with the old one. An endpoint whose own operation is under
-// way (its lock held) is left to it. Caller holds netOps.
+// parent is another link than they were on (made again, back at a new
+// index, or first found after a start without it): the kernel deleted
+// them with the old one. An endpoint whose own operation is under way is
+// waited for. When every one is attached, n is linked; else the next
+// refresh tries again. Caller holds netOps.
 func (a *Engine) reattachAll(ctx context.Context, n *network) {
 	n.mu.Lock()
 	ens := make([]*entry, 0, len(n.eps))
@@ -186,16 +204,20 @@ func (a *Engine) reattachAll(ctx context.Context, n *network) {
 		ens = append(ens, en)
 	}
 	n.mu.Unlock()
-	done := 0
+	done, failed := 0, 0
 	for _, en := range ens {
-		if !en.busy.TryLock() {
-			continue
-		}
+		en.busy.Lock() // netOps, then busy: no holder of busy waits for netOps
 		if e, ok := n.current(en); ok && e.State == Ready && a.netnsSame(e) {
-			a.reattach(ctx, n, en, e)
-			done++
+			if _, err := a.reattach(ctx, n, en, e); err != nil {
+				failed++
+			} else {
+				done++
+			}
 		}
 		en.busy.Unlock()
 	}
-	a.log.Info("parent is a new link: endpoints attached again", "network", n.name(), "parent", n.Parent, "endpoints", done)
+	if failed == 0 {
+		n.linked()
+	}
+	a.log.Info("parent is another link: endpoints attached again", "network", n.name(), "parent", n.Parent, "attached", done, "failed", failed)
 }

@@ -285,7 +285,7 @@ func (a *Engine) repinIfMoved(n *network, seq uint64) error {
 	if a.tombs.now() == seq {
 		return nil
 	}
-	parent, _, err := a.parentLinks(n)
+	parent, _, _, err := a.parentLinks(n)
 	if err != nil {
 		return err
 	}

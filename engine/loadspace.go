@@ -45,8 +45,8 @@ func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.H
 			continue
 		}
 		n := nets[e.NetworkID]
-		if n != nil && n.DHCP {
-			continue
+		if n != nil && n.DHCP || n == nil && (e.Lease != nil || e.Lease6 != nil) {
+			continue // a DHCP server's address: the server holds it
 		}
 		for _, p := range e.Addrs {
 			h := ipam.Held{Addr: p.Addr(), Owner: quarantinedOwner(e.Name)}
@@ -87,7 +87,7 @@ func (a *Engine) checkStrays(pools []ipam.PoolConfig) error {
 	for _, p := range pools {
 		for _, h := range a.strayHeld {
 			if p.Subnet.Contains(h.Addr) {
-				return conflict(fmt.Errorf("subnet %s holds %s, the address of %s, whose network is quarantined (mvlan doctor); its container may still use it. Remove that container (the next agent start then drops the record) or pick another subnet",
+				return conflict(fmt.Errorf("subnet %s holds %s, the address of %s, whose network is quarantined or gone (mvlan doctor); its container may still use it. Remove that container (the next agent start then drops the record) or pick another subnet",
 					p.Subnet, h.Addr, h.Owner))
 			}
 		}

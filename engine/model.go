@@ -218,15 +218,21 @@ type network struct {
 	parentIndex, trunkIndex int
 	parentMAC               net.HardwareAddr
 	parentName              string // the link at parentIndex: Parent, or a macvlan parent's lower link
-	parentAltNames          []string
-	eps                     map[string]*entry            // by endpoint ID
-	byName                  map[string]*entry            // names are unique per network
-	byAddr                  map[netip.Addr]*entry        // the addresses endpoints have
-	byMAC                   map[string]*entry            // by string(MAC): MACs are unique per network
-	byNetns                 map[uint64]*entry            // by namespace inode: one endpoint per namespace
-	byCNI                   map[api.CNIAttachment]*entry // by the identity a CNI runtime gave it
-	shim                    *shimState                   // the host shim (shim.go); nil: none
-	gwPin                   gatewayPin                   // what the datapath pins of its gateways (gateways.go)
+	selfIndex               int    // Parent's own index (parentIndex but for a macvlan parent)
+	trunkName               string // the link at trunkIndex
+	// linksAt is the parent index the endpoints' links were last made or
+	// found on (at start, create or reattachAll): a parent found at
+	// another has them made again.
+	linksAt        int
+	parentAltNames []string
+	eps            map[string]*entry            // by endpoint ID
+	byName         map[string]*entry            // names are unique per network
+	byAddr         map[netip.Addr]*entry        // the addresses endpoints have
+	byMAC          map[string]*entry            // by string(MAC): MACs are unique per network
+	byNetns        map[uint64]*entry            // by namespace inode: one endpoint per namespace
+	byCNI          map[api.CNIAttachment]*entry // by the identity a CNI runtime gave it
+	shim           *shimState                   // the host shim (shim.go); nil: none
+	gwPin          gatewayPin                   // what the datapath pins of its gateways (gateways.go)
 	// goingMACs: the MACs of endpoints released with their namespace gone
 	// (the sweep), until when their links may still be on the parent
 	// while the kernel destroys the namespace (macGoing).

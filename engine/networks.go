@@ -109,6 +109,7 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 	if err := errors.Join(a.attachNetwork(ctx, n, nil), a.attachShim(ctx, n)); err != nil {
 		return api.Network{}, errors.Join(err, a.store.DeleteNetwork(n.ID), a.dropNetwork(context.WithoutCancel(ctx), n))
 	}
+	n.linked() // no endpoints yet
 	a.mu.Lock()
 	a.nets[n.ID] = n
 	a.mu.Unlock()

@@ -33,8 +33,8 @@ func (a *Engine) carriesOthers(n *network) error {
 		byName[l.Name], byIndex[l.Index] = l, l
 	}
 	own, ok := byName[n.Parent]
-	if !ok {
-		return nil // gone already: nothing of it to delete
+	if !ok || own.Alias != a.alias("net", n.ID) {
+		return nil // gone already, or not mvlan's: deleteOwnedLink leaves it
 	}
 	for _, o := range a.networkList() {
 		ol, ok := byName[o.Parent]
@@ -82,8 +82,10 @@ func (a *Engine) notAPort(given string, info link.Info) error {
 			continue
 		}
 		switch m.Kind {
-		case "bridge", "bond", "team", "openvswitch":
+		case "bridge", "bond", "team":
 			return invalid(fmt.Errorf("parent %s is a port of %s %s, which takes its frames: no macvlan can sit on it; use -o parent=%s, or a link that is no port", given, m.Kind, m.Name, m.Name))
+		case "openvswitch":
+			return invalid(fmt.Errorf("parent %s is a port of an Open vSwitch bridge, which takes its frames: no macvlan can sit on it; use the bridge's internal port as the parent, or a link that is no port", given))
 		}
 		return nil
 	}
@@ -114,7 +116,7 @@ func (a *Engine) vlanFree(p link.Parent, lower link.Info) error {
 		return fmt.Errorf("list links: %w", err)
 	}
 	for _, l := range links {
-		if l.Kind != "vlan" || l.VID != p.VID || l.ParentIndex != lower.Index || l.LowerElsewhere {
+		if l.Kind != "vlan" || l.VID != p.VID || l.ParentIndex != lower.Index || l.LowerElsewhere || l.VLANProto != 0 && l.VLANProto != link.VLANProto8021Q {
 			continue
 		}
 		for _, o := range a.networkList() {

@@ -42,6 +42,12 @@ func (a *Engine) Start(ctx context.Context) error {
 		return err
 	}
 	for _, n := range a.networkList() {
+		n.mu.Lock()
+		ok := n.ok()
+		n.mu.Unlock()
+		if ok {
+			n.linked() // else linksAt stays 0: a parent found later has them made again
+		}
 		a.shimRoutesChanged(n) // the endpoints are settled now
 		if n.DHCP {
 			a.keepAll(n) // each lease goes on from its stored times

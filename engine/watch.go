@@ -302,14 +302,15 @@ func (a *Engine) reconcileEndpoint(ctx context.Context, n *network, en *entry) (
 	case !a.netnsSame(e):
 		return e, !a.release(ctx, n, en, e, "its namespace is gone")
 	}
-	return a.reattach(ctx, n, en, e), true
+	e, _ = a.reattach(ctx, n, en, e)
+	return e, true
 }
 
 // reattach makes e's link again if its namespace lost it (ensureLink) and
 // puts it in the datapath. A failure is logged and e kept: the namespace
 // and its address are the user's; doctor reports the drift, a later
 // start or parent refresh may fix it. Caller holds en.busy.
-func (a *Engine) reattach(ctx context.Context, n *network, en *entry, e endpoint) endpoint {
+func (a *Engine) reattach(ctx context.Context, n *network, en *entry, e endpoint) (endpoint, error) {
 	idx, err := a.ensureLink(ctx, n, &e)
 	if err == nil {
 		err = a.storeUnrouted(n, en, e)
@@ -320,7 +321,7 @@ func (a *Engine) reattach(ctx context.Context, n *network, en *entry, e endpoint
 	if err != nil {
 		a.log.Warn("endpoint not attached", "name", e.Name, "network", n.name(), "err", err)
 	}
-	return e
+	return e, err
 }
 
 // release undoes e at start and logs why; it reports whether it did.

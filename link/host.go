@@ -61,9 +61,14 @@ type Info struct {
 	lowerNSID   int // IFLA_LINK_NETNSID, -1 when none
 	Up          bool
 	VID         int // 802.1q id of a vlan link
+	VLANProto   int // a vlan link's protocol: VLANProto8021Q, or 0x88a8 (802.1ad)
 	MasterIndex int // the bridge, bond, team or VRF the link is a port of (0: none)
 	MAC         net.HardwareAddr
 }
+
+// VLANProto8021Q is the protocol of an 802.1q VLAN link (what NAME.VID
+// parents are made with).
+const VLANProto8021Q = int(netlink.VLAN_PROTOCOL_8021Q)
 
 // IsMacvlan reports whether l is a macvlan or macvtap: a link that sends
 // through its lower link (ParentIndex).
@@ -240,7 +245,7 @@ func infoOf(l netlink.Link) Info {
 	}
 	in.LowerElsewhere, in.lowerNSID = a.NetNsID >= 0, a.NetNsID
 	if v, ok := l.(*netlink.Vlan); ok {
-		in.VID = v.VlanId
+		in.VID, in.VLANProto = v.VlanId, int(v.VlanProtocol)
 	}
 	return in
 }

@@ -282,7 +282,7 @@ func TestBadRecordQuarantined(t *testing.T) {
 	}
 	// host_net is gone from network ls, but h1 and h2 still use its
 	// addresses: a network made again on its subnet would hand them out.
-	if _, errs, code := e.a.mv("network", "create", "--subnet=10.1.100.0/24", "host_again"); code != 1 || !strings.Contains(errs, "network is quarantined") {
+	if _, errs, code := e.a.mv("network", "create", "--subnet=10.1.100.0/24", "host_again"); code != 1 || !strings.Contains(errs, "network is quarantined or gone") {
 		t.Errorf("network create on the quarantined host_net's subnet, h1 and h2 alive: exit %d, %s; want 1, refused", code, errs)
 	}
 	// Once c4's container is gone, the next start drops its record (and
