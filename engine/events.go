@@ -107,7 +107,7 @@ func (n *network) concerns(ev link.LinkEvent, own string) bool {
 	case ev.Index == t && t != 0:
 		// Gone or renamed; not each endpoint made or deleted on another
 		// network's parent on the same link.
-		return ev.Deleted || ev.Name != n.trunkName
+		return ev.Deleted || ev.Name != n.trunkName || n.status.status != StatusOK
 	case n.status.status != StatusOK && !ev.Deleted && ev.Name == n.lowerName():
 		// The link under a sub-interface mvlan makes came (back): a NIC
 		// plugged again, or named late at boot, at an index no one knew.
@@ -216,8 +216,10 @@ func (a *Engine) reattachAll(ctx context.Context, n *network) {
 		}
 		en.busy.Unlock()
 	}
-	if failed == 0 {
-		n.linked()
+	if failed > 0 {
+		a.log.Warn("parent is another link: not every endpoint attached again; the next parent refresh tries again", "network", n.name(), "parent", n.Parent, "attached", done, "failed", failed)
+		return
 	}
-	a.log.Info("parent is another link: endpoints attached again", "network", n.name(), "parent", n.Parent, "attached", done, "failed", failed)
+	n.linked()
+	a.log.Info("parent is another link: endpoints attached again", "network", n.name(), "parent", n.Parent, "attached", done)
 }

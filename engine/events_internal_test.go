@@ -38,6 +38,7 @@ func TestConcerns(t *testing.T) {
 		{"trunk renamed", vlan(StatusOK), link.LinkEvent{Name: "eth9", Index: 2, MAC: other}, true},
 		{"trunk deleted", vlan(StatusOK), link.LinkEvent{Name: "eth0", Index: 2, Deleted: true}, true},
 		{"lower back at a new index", failed, link.LinkEvent{Name: "eth0", Index: 20, MAC: other}, true},
+		{"trunk as it was, network failed", vlan(StatusParentFailed), link.LinkEvent{Name: "eth0", Index: 2, MAC: other}, true},
 		{"lower back, network ok", vlan(StatusOK), link.LinkEvent{Name: "eth0", Index: 20, MAC: other}, false},
 		{"unrelated link", vlan(StatusOK), link.LinkEvent{Name: "eth5", Index: 5, MAC: other}, false},
 		{"macvlan parent's lower as it was", lowered, link.LinkEvent{Name: "eth1", Index: 3, MAC: mac}, false},

@@ -43,7 +43,7 @@ func (a *Engine) Start(ctx context.Context) error {
 	}
 	for _, n := range a.networkList() {
 		n.mu.Lock()
-		ok := n.ok()
+		ok := n.status.status == StatusOK // as the parent refresh decides
 		n.mu.Unlock()
 		if ok {
 			n.linked() // else linksAt stays 0: a parent found later has them made again
