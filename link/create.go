@@ -124,7 +124,11 @@ func (h *Host) finishLink(ctx context.Context, l netlink.Link, tmp, name, alias 
 	if err := h.nl.LinkSetName(created, name); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmp, name, err)
 	}
-	if err := h.nl.LinkSetUp(created); err != nil {
+	err = h.nl.LinkSetUp(created)
+	if errors.Is(err, unix.ENETDOWN) && l.Type() == "vlan" {
+		return nil // its lower link is down: the kernel brings it up with it
+	}
+	if err != nil {
 		return fmt.Errorf("set %s up: %w", name, err)
 	}
 	return nil

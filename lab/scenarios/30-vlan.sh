@@ -78,4 +78,19 @@ out=$(mvlan network create -d macvlan --subnet=192.168.50.0/24 -o parent="$TRUNK
 	fail "network create on $TRUNK.50 with VLAN 50 there as vlan50 succeeded"
 case $out in *"is link vlan50 already"*"use -o parent=vlan50"*) ;; *) fail "network create on $TRUNK.50 with vlan50 there: $out" ;; esac
 ip link del vlan50
+
+step "$TRUNK down: network create -o parent=$TRUNK.50 makes it, up with $TRUNK"
+ip link set "$TRUNK" down
+mvlan network create -d macvlan --subnet=192.168.50.0/24 -o parent="$TRUNK.50" down50 ||
+	{ ip link set "$TRUNK" up; fail "network create on $TRUNK.50 with $TRUNK down failed"; }
+ip link set "$TRUNK" up
+_t=0
+until oper_up "$TRUNK.50"; do
+	_t=$((_t + 1))
+	[ $_t -lt 50 ] || fail "$TRUNK.50 not up 10 s after $TRUNK came up"
+	sleep 0.2
+done
+mvlan network ls --format '{{.Name}} {{.Status}}' | grep -q '^down50 ok$' ||
+	fail "down50 after $TRUNK came up: $(mvlan network ls --format '{{.Name}} {{.Status}}' | tr '\n' ' ')"
+mvlan network rm down50
 true
