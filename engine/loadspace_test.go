@@ -162,14 +162,7 @@ func TestStartKeepsGarbledQuarantine(t *testing.T) {
 	r := newRig(t, "eth0")
 	n := r.network("v50", "subnet=172.16.50.0/24", "parent=eth0.50")
 	c1 := r.run("c1", "v50")
-	r.stop()
-	st, err := store.Open(r.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := errors.Join(st.QuarantineNetwork(n.ID, "test: pools refused"), st.Close()); err != nil {
-		t.Fatal(err)
-	}
+	quarantineNetwork(t, r, n.ID)
 	garbleQuarantine(t, r.dir, "")
 	r.start()
 	if _, ok := r.k.HostLink(n.Parent); !ok {
@@ -225,14 +218,7 @@ func TestQuarantinedNetworkAddressesHeld(t *testing.T) {
 	r := newRig(t, "eth0", "eth1")
 	n := r.network("pub", "subnet=172.16.86.0/24", "parent=eth0")
 	c1 := r.run("c1", "pub")
-	r.stop()
-	st, err := store.Open(r.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := errors.Join(st.QuarantineNetwork(n.ID, "test: pools refused"), st.Close()); err != nil {
-		t.Fatal(err)
-	}
+	quarantineNetwork(t, r, n.ID)
 	r.start()
 	ctx := context.Background()
 	addr := c1.Addrs[0].Addr().String()
@@ -300,5 +286,19 @@ func TestQuarantinedSharerLeavesIndex(t *testing.T) {
 	}
 	if len(drift) != 1 || !strings.Contains(drift[0], dup.ID+" is quarantined") {
 		t.Errorf("drift after rm keep: %q; want zdup's quarantine alone (%s given back)", drift, x.Addr())
+	}
+}
+
+// quarantineNetwork stops r and quarantines network id, with its
+// endpoints, in r's state file, as a start that refuses its record does.
+func quarantineNetwork(t *testing.T, r *rig, id string) {
+	t.Helper()
+	r.stop()
+	st, err := store.Open(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(st.QuarantineNetwork(id, "test: pools refused"), st.Close()); err != nil {
+		t.Fatal(err)
 	}
 }
