@@ -3,9 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
-	"strings"
 
-	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/engine"
 )
 
@@ -27,27 +25,9 @@ func (a *Agent) notJoined(ctx context.Context, ref string, err error, advice str
 	if _, lerr := a.eng.NetworkBrief(ref); lerr == nil {
 		return err // ref is here: something else was not found
 	}
-	n, ok := matchNetwork(a.eng.UnjoinedNetworks(ctx), ref)
+	n, ok := a.eng.UnjoinedNetwork(ctx, ref)
 	if !ok {
 		return err
 	}
 	return engine.NotFound(fmt.Errorf("network %s is a cluster network this host has not joined: %s", n.Name, fmt.Sprintf(advice, n.Name)))
-}
-
-// matchNetwork finds ref among ns as the engine finds a network: by
-// name, full ID or unique ID prefix of 3 characters or more.
-func matchNetwork(ns []api.Network, ref string) (api.Network, bool) {
-	var hits []api.Network
-	for _, n := range ns {
-		if n.Name == ref || n.ID == ref {
-			return n, true
-		}
-		if len(ref) >= 3 && strings.HasPrefix(n.ID, ref) {
-			hits = append(hits, n)
-		}
-	}
-	if len(hits) == 1 {
-		return hits[0], true
-	}
-	return api.Network{}, false
 }

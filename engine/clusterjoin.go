@@ -106,6 +106,18 @@ func (a *Engine) stayInCluster(ctx context.Context, n *network, cs *cluster.Spac
 	}
 }
 
+// UnjoinedNetwork is the cluster network etcd defines and this host has
+// not joined that ref names, as a network here is named (name, full ID or
+// unique ID prefix), if there is one (UnjoinedNetworks).
+func (a *Engine) UnjoinedNetwork(ctx context.Context, ref string) (api.Network, bool) {
+	ns := a.UnjoinedNetworks(ctx)
+	i := matchRef(len(ns), ref, true, func(i int) (string, string) { return ns[i].Name, ns[i].ID })
+	if i < 0 {
+		return api.Network{}, false
+	}
+	return ns[i], true
+}
+
 // unjoinedTimeout bounds the etcd request of network ls.
 const unjoinedTimeout = time.Second
 

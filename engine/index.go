@@ -46,22 +46,48 @@ func (a *Engine) lookupExact(ref string) (*network, error) { return a.find(ref, 
 func (a *Engine) find(ref string, prefixes bool) (*network, error) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	var hits []*network
+	nets := make([]*network, 0, len(a.nets))
 	for _, n := range a.nets {
-		if n.name() == ref || n.ID == ref {
-			return n, nil
-		}
-		if prefixes && len(ref) >= 3 && strings.HasPrefix(n.ID, ref) {
-			hits = append(hits, n)
-		}
+		nets = append(nets, n)
 	}
-	switch len(hits) {
-	case 1:
-		return hits[0], nil
-	case 0:
+	switch i := matchRef(len(nets), ref, prefixes, func(i int) (string, string) { return nets[i].name(), nets[i].ID }); i {
+	case noMatch:
 		return nil, notFound(fmt.Errorf("network %q not found; see mvlan network ls", ref))
+	case ambiguous:
+		return nil, invalid(fmt.Errorf("network ID prefix %q is ambiguous; give more of the ID or the name", ref))
+	default:
+		return nets[i], nil
 	}
-	return nil, invalid(fmt.Errorf("network ID prefix %q is ambiguous; give more of the ID or the name", ref))
+}
+
+// What matchRef finds besides an index.
+const (
+	noMatch   = -1
+	ambiguous = -2
+)
+
+// minIDPrefix is the shortest ID prefix that names a network.
+const minIDPrefix = 3
+
+// matchRef is the index of the one of n networks (named and numbered by
+// nameID) that ref names: by its name or full ID, else, with prefixes, by
+// a prefix of its ID of minIDPrefix characters or more that no other ID
+// has. noMatch when none does, ambiguous when several IDs have the prefix.
+func matchRef(n int, ref string, prefixes bool, nameID func(i int) (name, id string)) int {
+	hit, hits := noMatch, 0
+	for i := range n {
+		name, id := nameID(i)
+		if name == ref || id == ref {
+			return i
+		}
+		if prefixes && len(ref) >= minIDPrefix && strings.HasPrefix(id, ref) {
+			hit, hits = i, hits+1
+		}
+	}
+	if hits > 1 {
+		return ambiguous
+	}
+	return hit
 }
 
 // endpointByID finds endpoint id and its network; nil, nil if none.

@@ -187,22 +187,23 @@ func (a *Engine) resolveParent(n *network, parent string) error {
 		// An altname is the link's: kept by its name, which the
 		// agent's parent look-ups and link events use.
 		n.Parent, n.ParentKind, n.LinkKind = info.Name, ParentExisting, info.Kind
-		if err := a.notAPort(parent, info); err != nil {
+		links, err := a.host.Links()
+		if err != nil {
+			return fmt.Errorf("list links: %w", err)
+		}
+		if err := notAPort(parent, info, links); err != nil {
 			return err
 		}
-		return a.parentFree(parent, info)
+		return a.parentFree(parent, info, links)
 	case !errors.Is(err, link.ErrNotFound):
 		return fmt.Errorf("look up parent %s: %w", parent, err)
 	}
 	p, err := link.ParseParent(parent)
-	if err != nil && !vidLike(parent) {
-		return invalid(fmt.Errorf("parent link %q not found; create it first, or name it NAME.VID (e.g. eth0.50) to have mvlan create an 802.1q sub-interface", parent))
-	}
-	if err != nil {
+	switch {
+	case err != nil && vidLike(parent):
 		return invalid(err)
-	}
-	if !p.IsVLAN() {
-		return invalid(fmt.Errorf("parent link %q not found; create it first, or name it NAME.VID (e.g. eth0.50) to have mvlan create an 802.1q sub-interface", p.Name))
+	case err != nil || !p.IsVLAN():
+		return invalid(fmt.Errorf("parent link %q not found; create it first, or name it NAME.VID (e.g. eth0.50) to have mvlan create an 802.1q sub-interface", parent))
 	}
 	lower, err := a.host.Link(p.Lower)
 	if err != nil {
@@ -221,12 +222,8 @@ func (a *Engine) resolveParent(n *network, parent string) error {
 // through its lower link, so a macvlan of another network's parent, the
 // lower link of another network's macvlan parent, or two macvlans of one
 // link would carry two networks' frames. A network whose parent is
-// missing now is not compared. Caller holds netOps.
-func (a *Engine) parentFree(given string, info link.Info) error {
-	links, err := a.host.Links()
-	if err != nil {
-		return fmt.Errorf("list links: %w", err)
-	}
+// missing now is not compared. links are the host's. Caller holds netOps.
+func (a *Engine) parentFree(given string, info link.Info, links []link.Info) error {
 	byName := make(map[string]link.Info, len(links))
 	for _, l := range links {
 		byName[l.Name] = l

@@ -68,14 +68,11 @@ func stackedOn(l link.Info, idx int, byIndex map[int]link.Info) bool {
 
 // notAPort refuses a parent that is a port of a bridge, bond or team: the
 // master takes its frames (its rx handler), so no macvlan can sit on it
-// and every attach would fail (EBUSY). A VRF's port is fine.
-func (a *Engine) notAPort(given string, info link.Info) error {
+// and every attach would fail (EBUSY). A VRF's port is fine. links are
+// the host's.
+func notAPort(given string, info link.Info, links []link.Info) error {
 	if info.MasterIndex <= 0 {
 		return nil
-	}
-	links, err := a.host.Links()
-	if err != nil {
-		return fmt.Errorf("list links: %w", err)
 	}
 	for _, m := range links {
 		if m.Index != info.MasterIndex {
