@@ -26,7 +26,8 @@ func quarantinedOwner(name string) string { return "a quarantined record of endp
 // nothing is left to report or hold. The addresses of the others are
 // returned by network, to be held (DHCP networks hold none: their server
 // does); those of records whose network is not in nets (quarantined with
-// them) under "", which no new network's subnet may hold. On a cluster network this host keeps their claims in etcd.
+// them) under "", which no new network's subnet may hold. On a cluster
+// network this host keeps their claims in etcd.
 func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.Held {
 	qs, err := a.store.Quarantined()
 	if err != nil {
