@@ -63,6 +63,9 @@ func (a *Engine) RemoveHandoff(ctx context.Context, id, owner string, keep func(
 		return fmt.Errorf("remove %s: %w", e.Name, err)
 	}
 	crashpoint.Hit("docker-rm:after-state")
+	// Recorded as removing: finished whatever becomes of dockerd's request
+	// (Docker does not ask again), as removeEndpoint does.
+	ctx = context.WithoutCancel(ctx)
 	if a.releaseLease(ctx, n, e) { // one Leave did not give back (dhcphandoff.go)
 		a.givenBack(n, en, &e)
 	}
