@@ -194,6 +194,9 @@ func (a *Engine) resolveParent(n *network, parent string) error {
 		if err := notAPort(parent, info, links); err != nil {
 			return err
 		}
+		if err := lowerHere(parent, info); err != nil {
+			return err
+		}
 		return a.parentFree(parent, info, links)
 	case !errors.Is(err, link.ErrNotFound):
 		return fmt.Errorf("look up parent %s: %w", parent, err)

@@ -89,6 +89,17 @@ func notAPort(given string, info link.Info, links []link.Info) error {
 	return nil
 }
 
+// lowerHere refuses a macvlan or macvtap parent whose lower link is in
+// another namespace: the kernel puts the containers' macvlans on that
+// link's port, so their frames cross no link of this namespace, where the
+// parent programs would have to check and count them.
+func lowerHere(given string, info link.Info) error {
+	if !info.IsMacvlan() || !info.LowerElsewhere {
+		return nil
+	}
+	return invalid(fmt.Errorf("parent %s is a %s whose lower link is in another network namespace: the containers' frames would pass there, out of mvlan's reach; run the agent where that link is, or use a link of this namespace (a NIC, a veth, or a sub-interface NAME.VID)", given, info.Kind))
+}
+
 // vidLike reports whether what follows the last dot of name is a number
 // (or nothing): a name meant as NAME.VID, whose faults ParseParent names.
 func vidLike(name string) bool {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -35,6 +36,9 @@ func TestBadInput(t *testing.T) {
 	sb.AddVeth(t, "eth4")
 	sb.Run(t, sb.Path, "ip", "link", "add", "br4", "type", "bridge")
 	sb.Run(t, sb.Path, "ip", "link", "set", "eth4", "master", "br4")
+	// mv5: a macvlan whose lower link stays in the wire namespace.
+	sb.Run(t, sb.WirePath, "ip", "link", "add", "mv5", "link", "w-eth2", "type", "macvlan", "mode", "bridge")
+	sb.Run(t, sb.WirePath, "ip", "link", "set", "mv5", "netns", filepath.Base(sb.Path))
 	a := newAgent(t, sb)
 	a.start()
 	a.ok("network", "create", "--subnet=10.1.0.0/16", "-o", "parent=eth1", "taken")
@@ -76,6 +80,7 @@ func TestBadInput(t *testing.T) {
 		{"vlan 4095", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.4095", "n"), 1, []string{"eth0.4095", "1-4094"}},
 		{"vlan abc", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.abc", "n"), 1, []string{"eth0.abc", "not found", "NAME.VID"}},
 		{"dotted name not found", create("--subnet=172.16.86.0/24", "-o", "parent=br.lan", "n"), 1, []string{`"br.lan"`, "not found"}},
+		{"parent a macvlan of another namespace's link", create("--subnet=172.16.86.0/24", "-o", "parent=mv5", "n"), 1, []string{"mv5", "another network namespace", "this namespace"}},
 		{"parent a bridge port", create("--subnet=172.16.86.0/24", "-o", "parent=eth4", "n"), 1, []string{"eth4", "bridge br4", "parent=br4"}},
 		{"vlan empty", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.", "n"), 1, []string{"eth0.", "1-4094"}},
 		{"name over 15 bytes", create("--subnet=172.16.86.0/24", "-o", "parent="+long+".50", "n"), 1, []string{long + ".50", "15"}},
