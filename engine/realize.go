@@ -211,6 +211,8 @@ func (a *Engine) makeLink(ctx context.Context, n *network, e, via *endpoint, sp 
 	case errors.Is(err, unix.EADDRINUSE): // macvlan_open: another link on the parent has the MAC
 		return conflict(fmt.Errorf("MAC address %s is in use by another link on %s; choose another MAC address: %w",
 			spec.MAC, spec.Parent, err))
+	case errors.Is(err, link.ErrExists): // the interface name is taken in the namespace
+		return conflict(err)
 	}
 	return err
 }

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
@@ -200,4 +203,40 @@ func TestStaleMarkedParentKept(t *testing.T) {
 		t.Errorf("network b after the restart:\n%s", ls)
 	}
 	a.ok("network", "rm", "b")
+}
+
+// TestConnectIfnameTaken: connecting a namespace where the interface name
+// is taken is a conflict (409, not an internal error) that says so, and
+// leaves nothing: no endpoint, no link, and the address it would have had
+// is the next one's, which without --ifname takes the first free name.
+func TestConnectIfnameTaken(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	a.start()
+	a.ok("network", "create", "--subnet=172.16.90.0/24", "-o", "parent=eth0", "pub_net")
+	xp := sb.Netns(t, "x1")
+	sb.Run(t, xp, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "p1")
+	before := sb.Run(t, xp, "ip", "-o", "link", "show")
+
+	cl := api.NewClient(a.socket)
+	_, err := cl.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub_net", Netns: xp, IfName: "eth0"})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Kind != api.KindConflict || !strings.Contains(ae.Message, "eth0") ||
+		!strings.Contains(ae.Message, "choose another interface name") {
+		t.Fatalf("connect with eth0 taken: %v (%#v), want a conflict naming eth0 and the remedy", err, ae)
+	}
+	if eps := a.endpoints(); len(eps) != 0 {
+		t.Errorf("the refused connect left endpoints %+v", eps)
+	}
+	if after := sb.Run(t, xp, "ip", "-o", "link", "show"); after != before {
+		t.Errorf("the refused connect changed the namespace's links:\n%s\nwas:\n%s", after, before)
+	}
+	e, err := cl.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pub_net", Netns: xp})
+	if err != nil {
+		t.Fatalf("connect without --ifname: %v", err)
+	}
+	if e.IfName != "eth1" || len(e.Addrs) != 1 || e.Addrs[0].String() != "172.16.90.2/24" {
+		t.Errorf("connect without --ifname got %s %v, want eth1 (the first name free) with 172.16.90.2/24 (the first address, not held by the refused one)", e.IfName, e.Addrs)
+	}
 }
