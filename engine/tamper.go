@@ -239,6 +239,13 @@ func (a *Engine) inspectLocked(ctx context.Context, e endpoint) (settled bool) {
 		return true
 	}
 	ls := a.endpointLinks(e, parent)
+	if ls.own == nil && ls.stranger == nil && !ls.unknown {
+		// Its link went (with its parent, say) while the hooks were
+		// looked at: a gone device's tc dump is empty, which reads as
+		// detached. Nothing of e's to repair; a parent refresh makes
+		// the link again.
+		findings = nil
+	}
 	own := ls.own
 	if own != nil && (len(e.MAC) == 0 || bytes.Equal(own.MAC, e.MAC)) {
 		own = nil // only a changed MAC is a finding

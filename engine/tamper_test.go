@@ -25,6 +25,15 @@ type linksOnly struct {
 func (l linksOnly) Links(string) ([]link.Info, error)         { return l.links, nil }
 func (l linksOnly) Macvlans(string, int) ([]link.Info, error) { return l.links, nil }
 
+// nsLinksOf is a Namespaces whose namespaces have the links of, by path.
+type nsLinksOf struct {
+	Namespaces
+	of map[string][]link.Info
+}
+
+func (l nsLinksOf) Links(p string) ([]link.Info, error)           { return l.of[p], nil }
+func (l nsLinksOf) Macvlans(p string, _ int) ([]link.Info, error) { return l.of[p], nil }
+
 // TestEndpointLinks: the endpoint's own link is the macvlan on a lower
 // link elsewhere at its ifindex, and every other macvlan or macvtap on its
 // parent is nested, whatever its alias and whatever holds the endpoint's
@@ -115,14 +124,18 @@ func (d *tamperedDatapath) RepairEndpoint(context.Context, string, int, []loader
 }
 
 // tamperEngine is an Engine with network n1 whose endpoints are eps
-// (ready), over d.
+// (ready), over d; each endpoint's namespace has its link.
 func tamperEngine(d Datapath, eps ...endpoint) *Engine {
 	net := &network{ID: "n1", eps: map[string]*entry{}}
 	net.cur.Store(&netName{name: "n1"})
 	for _, e := range eps {
 		net.eps[e.ID] = &entry{ep: e}
 	}
-	return &Engine{dp: d, ns: linksOnly{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), nets: map[string]*network{"n1": net}}
+	own := nsLinksOf{of: map[string][]link.Info{}}
+	for _, e := range eps {
+		own.of[e.Netns] = append(own.of[e.Netns], link.Info{Name: e.IfName, Kind: "macvlan", Index: e.Ifindex, ParentIndex: 7, LowerElsewhere: true, LowerOnHost: true})
+	}
+	return &Engine{dp: d, ns: own, log: slog.New(slog.NewTextHandler(io.Discard, nil)), nets: map[string]*network{"n1": net}}
 }
 
 // TestTamperAgainAfterRepair: a tamper done again after a repair that
@@ -142,6 +155,26 @@ func TestTamperAgainAfterRepair(t *testing.T) {
 	}
 	if tampered, repaired := a.tamper.snapshot(); tampered[string(loader.TamperForeignFirst)] != 2 || repaired[string(loader.TamperForeignFirst)] != 2 {
 		t.Fatalf("counts tampered %v repaired %v, want foreign_first 2 and 2", tampered, repaired)
+	}
+}
+
+// TestTamperLinkGone: hooks that read as detached on a link that is gone
+// by the time the namespace's links are listed (its parent deleted, which
+// takes the containers' macvlans with it; a gone device's tc dump is
+// empty) are no tamper: nothing is repaired, counted or reported.
+func TestTamperLinkGone(t *testing.T) {
+	d := &tamperedDatapath{tampered: true}
+	e := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
+	a := tamperEngine(d, e)
+	a.ns = linksOnly{}
+	if !a.inspectEndpoint(context.Background(), e) || d.tries != 0 {
+		t.Fatalf("link gone: %d repairs tried, want none and nothing to look at again", d.tries)
+	}
+	if tampered, _ := a.tamper.snapshot(); tampered[string(loader.TamperForeignFirst)] != 0 {
+		t.Fatalf("link gone: tampers counted %v, want none", tampered)
+	}
+	if f := a.tamper.findings(); len(f) != 0 {
+		t.Fatalf("link gone: doctor would report %v", f)
 	}
 }
 

@@ -39,7 +39,7 @@ func TestParentBackReattaches(t *testing.T) {
 	out, err = e.pingFrom(c1.Netns, c2addr, false)
 	e.wantPingOK("c1 -> c2 after the parent came back", out, exitCode(err))
 	if d := drift(t, e.a); len(d) > 0 {
-		t.Errorf("drift after the containers were attached again: %q", d)
+		t.Errorf("drift after the containers were attached again: %q\n%s", d, e.a.log)
 	}
 
 	// The same with the agent started while the parent is gone: its start
