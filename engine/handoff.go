@@ -204,6 +204,11 @@ func (a *Engine) admitHandoff(n *network, e endpoint) (*entry, error) {
 	if n.shim != nil && bytes.Equal(e.MAC, shimMAC(n)) {
 		return nil, conflict(fmt.Errorf("MAC %s is the host shim's (%s) on network %s; choose another --mac-address", e.MAC, shimName(n), n.name()))
 	}
+	// Docker's EndpointMAC checked it; an mvlan run --mac may have taken
+	// it since, and two index entries of one MAC would leave it unguarded.
+	if o := n.byMAC[string(e.MAC)]; o != nil {
+		return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s); choose another --mac-address", e.MAC, n.name(), o.ep.Name))
+	}
 	if err := reown(n.space, e.Addrs, e.Name); err != nil {
 		return nil, err
 	}

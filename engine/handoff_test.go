@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/mvlan/mvlan/agent/store"
@@ -125,5 +126,36 @@ func TestHandoffTableFull(t *testing.T) {
 	}
 	if known, _ := r.k.Sender(hl.MAC); known {
 		t.Fatalf("after the removal the datapath still knows MAC %s: the row under the host keys was left behind", hl.MAC)
+	}
+}
+
+// TestHandoffMACTaken: an endpoint made (mvlan run --mac) between
+// Docker's CreateEndpoint, which checked the MAC, and the handoff, with
+// the handoff's MAC, makes the handoff a conflict naming it; the run
+// endpoint keeps its MAC, and a later run asking for it is refused.
+func TestHandoffMACTaken(t *testing.T) {
+	r := newRig(t, "eth0")
+	n := r.network("dn", "subnet=10.6.0.0/24", "parent=eth0")
+	mac := net.HardwareAddr{0x02, 0x42, 0x0a, 0x06, 0x00, 0x09}
+	if _, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "dn", Name: "c1", MAC: mac.String()}); err != nil {
+		t.Fatal(err)
+	}
+	sandbox := "/run/netns/sandbox-d1"
+	r.k.AddNetns(sandbox)
+	p, err := r.e.Reserve(n.ID, netip.Addr{}, false, "docker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.e.CreateHandoff(context.Background(), engine.Handoff{ID: store.NewID(), NetworkID: n.ID, Name: "d1", Netns: sandbox,
+		MAC: mac, Addrs: []netip.Prefix{p}, Owner: "docker"})
+	if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), mac.String()) || !strings.Contains(err.Error(), "c1") {
+		t.Fatalf("handoff with c1's MAC: %v, want a conflict naming the MAC and c1", err)
+	}
+	_, err = r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "dn", Name: "c2", MAC: mac.String()})
+	if engine.KindOf(err) != engine.KindConflict {
+		t.Fatalf("run with c1's MAC after the refused handoff: %v, want a conflict (the MAC still guarded)", err)
+	}
+	if eps := r.endpoints(); len(eps) != 1 {
+		t.Fatalf("endpoints %v, want c1 only", eps)
 	}
 }
