@@ -12,7 +12,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/cluster"
 	"github.com/mvlan/mvlan/netconf"
@@ -57,8 +56,8 @@ func (a *Engine) forgetClusterFiles(name, id string) {
 // its blocks and claims back to etcd (cluster.LeaveOpen: the membership
 // first, so that a late lease of n's pool fails), before n is removed
 // here: an rm cut short then leaves nothing of this host in etcd that its
-// state does not know. n takes no endpoint meanwhile. A network with
-// endpoints, or an etcd that does not answer, refuses the removal and
+// state does not know. n takes no endpoint meanwhile (RemoveNetwork's
+// startRemoval). An etcd that does not answer refuses the removal and
 // leaves n as it was (stayInCluster, when etcd stopped answering half
 // way; gone, if the last other member removed it meanwhile). Caller holds
 // netOps.
@@ -66,17 +65,6 @@ func (a *Engine) leaveFirst(ctx context.Context, n *network, cs *cluster.Space) 
 	if err := a.cluster.Reachable(ctx); err != nil { // fail before changing anything
 		return fmt.Errorf("cluster network %s is removed only while etcd answers (its blocks go back to the pool first): %w", n.name(), err)
 	}
-	n.mu.Lock()
-	if eps := n.endpoints(); len(eps) > 0 {
-		n.mu.Unlock()
-		names := make([]string, 0, len(eps))
-		for _, e := range sortedByName(eps) {
-			names = append(names, e.Name)
-		}
-		return conflict(&store.InUseError{Network: n.name(), Endpoints: names})
-	}
-	n.leaving = true
-	n.mu.Unlock()
 	cs.Close() // no lease or claim from now on
 	gone, err := a.cluster.LeaveOpen(ctx, n.name(), n.ID)
 	if err != nil {
@@ -97,9 +85,6 @@ func (a *Engine) leaveFirst(ctx context.Context, n *network, cs *cluster.Space) 
 // back (also by its next lease or claim, if etcd does not answer now).
 func (a *Engine) stayInCluster(ctx context.Context, n *network, cs *cluster.Space) {
 	cs.Reopen()
-	n.mu.Lock()
-	n.leaving = false
-	n.mu.Unlock()
 	ctx = context.WithoutCancel(ctx)
 	if err := errors.Join(a.cluster.Join(ctx, n.name(), n.ID), cs.Verify(ctx)); err != nil {
 		a.log.Warn("cluster: network stays, but etcd did not confirm it; its blocks are checked before they are used", "network", n.name(), "err", err)

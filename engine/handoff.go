@@ -195,6 +195,9 @@ func (a *Engine) hostPath() string {
 func (a *Engine) admitHandoff(n *network, e endpoint) (*entry, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if h := n.health(); h.status == StatusRemoving {
+		return nil, conflict(fmt.Errorf("network %s cannot take endpoints now: %s", n.name(), h))
+	}
 	if n.byName[e.Name] != nil {
 		return nil, conflict(fmt.Errorf("sandbox %s is on network %s already", e.Netns, n.name()))
 	}

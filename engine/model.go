@@ -206,10 +206,10 @@ type network struct {
 	DHCP            bool   // endpoints' addresses come from a DHCP server (dhcp.go)
 	DatapathID      uint32 // numbers the network in the BPF maps (1-4095)
 
-	mu      sync.Mutex // guards what follows
-	space   addrSpace
-	status  health
-	leaving bool // a cluster network's rm is leaving etcd (leaveFirst)
+	mu       sync.Mutex // guards what follows
+	space    addrSpace
+	status   health
+	removing bool // its rm is under way (startRemoval): no attach is admitted
 	// parentIndex and trunkIndex are where the parent programs are
 	// attached; parentMAC is the parent's MAC then (attachNetwork runs
 	// again on each of the parent's link events): an endpoint's

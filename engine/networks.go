@@ -325,7 +325,7 @@ func fromAPIPools(pools []api.Pool) []ipam.PoolConfig {
 // refused, with the network left as it was. Then state goes, then the
 // owned link: a crash between them leaves a marked link that no network
 // needs, which Reconcile removes.
-func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
+func (a *Engine) RemoveNetwork(ctx context.Context, ref string) (err error) {
 	a.netOps.Lock()
 	defer a.netOps.Unlock()
 	n, err := a.lookup(ref)
@@ -339,6 +339,14 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	if err := a.carriesOthers(n); err != nil {
 		return err
 	}
+	if err := n.startRemoval(); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			n.cancelRemoval()
+		}
+	}()
 	cs, _ := n.space.(*cluster.Space)
 	if cs != nil {
 		if err := a.leaveFirst(ctx, n, cs); err != nil {
@@ -371,6 +379,32 @@ func (a *Engine) RemoveNetwork(ctx context.Context, ref string) error {
 	}
 	a.log.Info("network removed", "name", n.name(), "id", n.ID[:12])
 	return nil
+}
+
+// startRemoval refuses n's removal while it has endpoints in the index
+// (an attach admitted whose record is not on disk yet among them: the
+// store alone would let the removal through), and marks it removing, so
+// that no attach is admitted from now on (its health). Caller holds
+// netOps.
+func (n *network) startRemoval() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if eps := n.endpoints(); len(eps) > 0 {
+		names := make([]string, 0, len(eps))
+		for _, e := range sortedByName(eps) {
+			names = append(names, e.Name)
+		}
+		return conflict(&store.InUseError{Network: n.name(), Endpoints: names})
+	}
+	n.removing = true
+	return nil
+}
+
+// cancelRemoval takes startRemoval's mark back: the removal was refused.
+func (n *network) cancelRemoval() {
+	n.mu.Lock()
+	n.removing = false
+	n.mu.Unlock()
 }
 
 // dropNetwork removes a network that is no longer in the index from the

@@ -13,7 +13,7 @@ const (
 	StatusParentFailed          // mvlan's parent link is gone and cannot be made again
 	StatusDatapathFailed        // the parent programs cannot be attached
 	StatusClusterFailed         // a cluster network etcd no longer defines as it is
-	StatusRemoving              // a cluster network whose rm is leaving etcd
+	StatusRemoving              // a network whose rm is under way (a cluster network's leaving etcd)
 )
 
 func (s Status) String() string {
@@ -57,7 +57,7 @@ func (h health) String() string {
 	case StatusParentFailed:
 		return fmt.Sprintf("cannot recreate parent %s: %v", h.parent, h.err)
 	case StatusRemoving:
-		return "being removed (leaving the cluster)"
+		return "being removed"
 	}
 	return fmt.Sprintf("%v", h.err)
 }
@@ -67,13 +67,13 @@ func (h health) String() string {
 type failer interface{ Failed() error }
 
 // health is the network's status: its parent's and datapath's (status),
-// then whether it is leaving the cluster, then its cluster's. Caller
+// then whether it is being removed, then its cluster's. Caller
 // holds n.mu.
 func (n *network) health() health {
 	if n.status.status != StatusOK {
 		return n.status
 	}
-	if n.leaving {
+	if n.removing {
 		return health{status: StatusRemoving}
 	}
 	if f, ok := n.space.(failer); ok {

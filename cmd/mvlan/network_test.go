@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/mvlan/mvlan/link"
 )
 
 func TestNetworkLifecycle(t *testing.T) {
@@ -239,4 +241,48 @@ func TestConnectIfnameTaken(t *testing.T) {
 	if e.IfName != "eth1" || len(e.Addrs) != 1 || e.Addrs[0].String() != "172.16.90.2/24" {
 		t.Errorf("connect without --ifname got %s %v, want eth1 (the first name free) with 172.16.90.2/24 (the first address, not held by the refused one)", e.IfName, e.Addrs)
 	}
+}
+
+// TestNetworkRmDuringAttach: network rm while an attach is admitted but
+// its record is not on disk yet (the agent holds the attach there) is
+// refused as in use, naming the container, and the attach completes;
+// network rm used to go through (the store had no endpoint yet), and the
+// attach then failed with an internal error after making its link on a
+// network that was gone.
+func TestNetworkRmDuringAttach(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	a.env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-create:before-state", "MVLAN_TEST_HOLD=1500ms"}
+	a.start()
+	a.ok("network", "create", "--subnet=172.16.91.0/24", "-o", "parent=eth0", "pub_net")
+	name := sb.Name + "-c1"
+	type result struct {
+		out, errs string
+		code      int
+	}
+	res := make(chan result, 1)
+	go func() {
+		out, errs, code := a.mv("run", "-d", "--name", name, "--net", "pub_net")
+		res <- result{out, errs, code}
+	}()
+	admitted := waitFor(5*time.Second, func() bool { return len(a.endpoints()) == 1 })
+	if !admitted {
+		t.Fatalf("the attach was not admitted within 5 s\n%s", a.log)
+	}
+	_, errs, code := a.mv("network", "rm", "pub_net")
+	if code == 0 || !strings.Contains(errs, name) {
+		t.Errorf("network rm during an attach: exit %d, stderr %q; want refused, naming %s", code, errs, name)
+	}
+	if r := <-res; r.code != 0 {
+		t.Fatalf("the attach during network rm: exit %d\n%s%s\n%s", r.code, r.out, r.errs, a.log)
+	}
+	if out := sb.Run(t, link.NetnsPath(name), "ip", "-o", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(out, "172.16.91.2/24") {
+		t.Errorf("%s's eth0 after the refused rm: %q, want 172.16.91.2/24", name, out)
+	}
+	if ls := a.ok("network", "ls", "--format", "{{.Name}}"); !strings.Contains(ls, "pub_net") {
+		t.Errorf("network ls after the refused rm: %q, want pub_net", ls)
+	}
+	a.ok("rm", "-f", name)
+	a.ok("network", "rm", "pub_net")
 }
