@@ -222,7 +222,7 @@ func (a *Engine) holdShimLink(n *network, l link.Info) {
 	defer n.mu.Unlock()
 	for _, p := range have {
 		ad := p.Addr()
-		if ad.IsLinkLocalUnicast() || slices.Contains(n.shimGone, ad) || n.shim != nil && slices.Contains(n.shim.addrs, ad) {
+		if ad.Is6() && ad.IsLinkLocalUnicast() || slices.Contains(n.shimGone, ad) || n.shim != nil && slices.Contains(n.shim.addrs, ad) {
 			continue
 		}
 		if en := n.byAddr[ad]; en != nil {

@@ -214,11 +214,19 @@ func TestHostShimMoveFailed(t *testing.T) {
 
 // TestHostShimOffFailed: shim off whose link cannot be deleted keeps the
 // link's address held (no endpoint gets it), also over a start that
-// cannot delete the link either; once a start deletes it, it is free.
+// cannot delete the link either; once a start deletes it, it is free. An
+// IPv4 link-local subnet (169.254/16) is held like any other: only IPv6
+// link-local addresses are the kernel's.
 func TestHostShimOffFailed(t *testing.T) {
+	for _, subnet := range []string{"10.5.0.0/24", "169.254.10.0/24"} {
+		t.Run(subnet, func(t *testing.T) { testHostShimOffFailed(t, netip.MustParsePrefix(subnet)) })
+	}
+}
+
+func testHostShimOffFailed(t *testing.T, subnet netip.Prefix) {
 	r := newRig(t, "eth0")
-	r.network("sn", "subnet=10.5.0.0/24", "parent=eth0", "host_shim=auto")
-	old := netip.MustParseAddr("10.5.0.2")
+	r.network("sn", "subnet="+subnet.String(), "parent=eth0", "host_shim=auto")
+	old := subnet.Addr().Next().Next()
 	r.k.StickHostLink("mvh-sn", 1)
 	if err := r.update("sn", "off"); err != nil {
 		t.Fatal(err)

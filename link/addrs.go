@@ -27,7 +27,9 @@ func Addrs(netnsPath string, ifindex int) ([]netip.Prefix, error) {
 	return out, err
 }
 
-// addrsOf lists the addresses on l, link-local IPv6 ones left out.
+// addrsOf lists the addresses on l, link-local IPv6 ones left out (the
+// kernel makes those; IPv4 link-local ones, 169.254/16, are a network's
+// like any other).
 func addrsOf(nl *netlink.Handle, l netlink.Link) ([]netip.Prefix, error) {
 	addrs, err := nl.AddrList(l, unix.AF_UNSPEC)
 	if err != nil {
@@ -36,14 +38,19 @@ func addrsOf(nl *netlink.Handle, l netlink.Link) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || ip.Unmap().IsLinkLocalUnicast() {
+		if ip = ip.Unmap(); !ok || isIPv6LinkLocal(ip) {
 			continue
 		}
 		ones, _ := a.Mask.Size()
-		out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
+		out = append(out, netip.PrefixFrom(ip, ones))
 	}
 	return out, nil
 }
+
+// isIPv6LinkLocal says whether a is an IPv6 link-local address (fe80::/10),
+// which the kernel adds to a link on its own. netip's IsLinkLocalUnicast
+// alone is also true of IPv4's 169.254/16, which a network may use.
+func isIPv6LinkLocal(a netip.Addr) bool { return a.Is6() && a.IsLinkLocalUnicast() }
 
 // HasDefaultRoute reports whether the namespace at netnsPath has a default
 // route of the family of gw (IPv6 if gw is) in the main table with the

@@ -109,7 +109,7 @@ func (h *Host) shimConf(l netlink.Link, tmp string, v6 bool) error {
 }
 
 // SetShimAddrs makes the addresses of the shim called name exactly addrs
-// (host addresses; its link-locals are left alone) and sets it up: an
+// (host addresses; its IPv6 link-locals are left alone) and sets it up: an
 // address someone flushed, or an IPv6 one a down/up took, comes back, one
 // the shim no longer has goes. A shim given its first IPv6 address gets
 // IPv6 (with an EUI-64 link-local) first. Idempotent; a shim that is
@@ -129,10 +129,11 @@ func (h *Host) SetShimAddrs(name string, addrs []netip.Addr) error {
 	}
 	for _, ha := range have {
 		a, _ := netip.AddrFromSlice(ha.IP)
+		a = a.Unmap()
 		ones, _ := ha.Mask.Size()
-		p := netip.PrefixFrom(a.Unmap(), ones)
+		p := netip.PrefixFrom(a, ones)
 		switch {
-		case a.IsLinkLocalUnicast():
+		case isIPv6LinkLocal(a):
 		case want[p]:
 			delete(want, p)
 		default:
