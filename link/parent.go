@@ -67,8 +67,11 @@ func parseVID(s, id string) (int, error) {
 	return vid, nil
 }
 
-// checkName applies the kernel's rules for link names (dev_valid_name) and
-// refuses the loopback device. what names the value in errors ("parent").
+// checkName applies the kernel's rules for link names (dev_valid_name),
+// refuses '%' (the kernel takes a new name with it as a template: eth%d
+// becomes eth0, eth1, ..., so the link would not be found by the name
+// given) and refuses the loopback device. what names the value in errors
+// ("parent").
 func checkName(what, s string) error {
 	switch {
 	case s == "":
@@ -81,8 +84,8 @@ func checkName(what, s string) error {
 		return fmt.Errorf("%s name %q is not a valid link name; use a name such as eth0", what, s)
 	}
 	for _, c := range s {
-		if c == '/' || c == ':' || c == 0 || unicode.IsSpace(c) || unicode.IsControl(c) {
-			return fmt.Errorf("%s name %q contains %q; link names cannot contain '/', ':', spaces or control characters", what, s, c)
+		if c == '/' || c == ':' || c == '%' || c == 0 || unicode.IsSpace(c) || unicode.IsControl(c) {
+			return fmt.Errorf("%s name %q contains %q; link names cannot contain '/', ':', '%%', spaces or control characters", what, s, c)
 		}
 	}
 	return nil

@@ -43,6 +43,9 @@ func TestParseParent(t *testing.T) {
 		{in: "eth 0", wantErr: `contains ' '`},
 		{in: "eth0\t", wantErr: `contains '\t'`},
 		{in: "eth\x000", wantErr: `contains '\x00'`},
+		{in: "eth%d", wantErr: `parent name "eth%d" contains '%'; link names cannot contain '/', ':', '%', spaces`},
+		{in: "eth0.%d", wantErr: `parent name "eth0.%d" contains '%'`},
+		{in: "%", wantErr: `contains '%'`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -61,7 +64,7 @@ func TestParseParent(t *testing.T) {
 }
 
 func FuzzParseParent(f *testing.F) {
-	for _, s := range []string{"eth0", "eth0.50", "eth0.", "lo", "eth0.4095", ".5", "a.b.c", "eth0.050", "x\x00.1"} {
+	for _, s := range []string{"eth0", "eth0.50", "eth0.", "lo", "eth0.4095", ".5", "a.b.c", "eth0.050", "x\x00.1", "eth%d", "e%d.5"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -75,7 +78,7 @@ func FuzzParseParent(f *testing.F) {
 		if p.Name != s || len(s) == 0 || len(s) > link.MaxNameLen || s == "lo" {
 			t.Fatalf("accepted %q as %+v", s, p)
 		}
-		if strings.ContainsFunc(s, func(r rune) bool { return r == '/' || r == ':' || unicode.IsSpace(r) }) {
+		if strings.ContainsFunc(s, func(r rune) bool { return r == '/' || r == ':' || r == '%' || unicode.IsSpace(r) }) {
 			t.Fatalf("accepted %q with a forbidden character", s)
 		}
 		if p.IsVLAN() != (p.Lower != "") || (p.IsVLAN() && (p.VID < 1 || p.VID > 4094)) {
@@ -88,4 +91,30 @@ func FuzzParseParent(f *testing.F) {
 			t.Fatalf("accepted %q with a dot as a plain name", s)
 		}
 	})
+}
+
+// TestCheckIfName: --ifname follows the kernel's rules for a new link's
+// name, and refuses '%', which the kernel takes as a template (eth%d
+// would become eth0, not found by its name).
+func TestCheckIfName(t *testing.T) {
+	tests := []struct{ in, wantErr string }{
+		{"eth0", ""},
+		{"net1", ""},
+		{"eth.lan", ""},
+		{"eth%d", `interface name "eth%d" contains '%'`},
+		{"%d", `interface name "%d" contains '%'`},
+		{"eth/0", `interface name "eth/0" contains '/'`},
+		{"eth:0", `contains ':'`},
+		{"eth 0", `contains ' '`},
+		{".", `interface name "." is not a valid link name`},
+		{"..", `interface name ".." is not a valid link name`},
+		{"", "interface name is empty"},
+		{"abcdefghijklmnop", "at most 15"},
+	}
+	for _, tt := range tests {
+		err := link.CheckIfName(tt.in)
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("CheckIfName(%q) = %v; want error containing %q", tt.in, err, tt.wantErr)
+		}
+	}
 }

@@ -48,6 +48,7 @@ func TestBadInput(t *testing.T) {
 		return append([]string{"run", "-d", "--name", sb.Name + "-cbad"}, args...)
 	}
 	long := "averyveryverylongname"
+	cns := sb.Netns(t, "cns") // connect's: no link is left in it
 	tests := []struct {
 		name string
 		args []string
@@ -75,6 +76,9 @@ func TestBadInput(t *testing.T) {
 		{"an IPv6 address with --ip", run("--net=taken", "--ip=2001:db8::5"), 1, []string{"2001:db8::5", "--ip6"}},
 		{"an IPv4 address with --ip6", run("--net=taken", "--ip6=10.1.0.5"), 1, []string{"10.1.0.5", "with --ip"}},
 		{"not an address", run("--net=taken", "--ip=10.1.0.500"), 1, []string{"10.1.0.500", "not an IP address"}},
+		{"ifname a template", []string{"connect", "--ifname", "eth%d", "taken", cns}, 1, []string{`"eth%d"`, "'%'"}},
+		{"run ifname a template", run("--net=taken", "--ifname", "net%d"), 1, []string{`"net%d"`, "'%'"}},
+		{"parent a template", create("--subnet=172.16.86.0/24", "-o", "parent=eth%d", "n"), 1, []string{`"eth%d"`, "'%'"}},
 		{"parent lo", create("--subnet=172.16.86.0/24", "-o", "parent=lo", "n"), 1, []string{`"lo"`, "loopback"}},
 		{"vlan 0", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.0", "n"), 1, []string{"eth0.0", "1-4094"}},
 		{"vlan 4095", create("--subnet=172.16.86.0/24", "-o", "parent=eth0.4095", "n"), 1, []string{"eth0.4095", "1-4094"}},
@@ -121,6 +125,9 @@ func TestBadInput(t *testing.T) {
 				t.Fatal("ls empty")
 			}
 		})
+	}
+	if out := sb.Run(t, cns, "ip", "-o", "link", "show"); strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, ": lo:") {
+		t.Errorf("bad inputs left links in %s: %s", cns, out)
 	}
 	if ls := a.ok("network", "ls", "-q"); len(strings.Fields(ls)) != 2 { // taken and onmv
 		t.Fatalf("bad inputs left networks: %q", ls)
