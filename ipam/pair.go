@@ -32,8 +32,9 @@ func ParseAuxAddress(s string) (AuxAddress, error) {
 // and aux-address goes with the subnet that contains it, and the order of
 // the subnets is kept. Gateways not given stay zero (New infers them). The
 // aux names are taken in sorted order; see PairList for the flag order.
-// It refuses what New refuses, and an aux-address that is its subnet's
-// gateway, given or inferred.
+// It refuses what New refuses, a subnet in a block no host address is in
+// (multicast, loopback, ...: checkSubnetUse), and an aux-address that is
+// its subnet's gateway, given or inferred.
 func Pair(subnets []netip.Prefix, gateways []netip.Addr, ranges []netip.Prefix,
 	aux map[string]netip.Addr) ([]PoolConfig, error) {
 	list := make([]AuxAddress, 0, len(aux))
@@ -75,6 +76,9 @@ func PairList(subnets []netip.Prefix, gateways []netip.Addr, ranges []netip.Pref
 		return nil, err
 	}
 	for i := range pools {
+		if err := checkSubnetUse(pools[i].Subnet); err != nil {
+			return nil, err
+		}
 		if err := checkAuxGateway(&pools[i]); err != nil {
 			return nil, err
 		}

@@ -58,8 +58,12 @@ func TestPair(t *testing.T) {
 	if !reflect.DeepEqual(pools, want) {
 		t.Fatalf("Pair =\n%+v\nwant\n%+v", pools, want)
 	}
-	// Pair refuses an aux-address that is the gateway (TestPairErrors), but
-	// a network stored before that was refused still loads.
+	// Pair refuses an aux-address that is the gateway and a multicast
+	// subnet (TestPairErrors), but a network stored before they were
+	// refused still loads.
+	if _, err := New([]PoolConfig{{Subnet: pfx("224.0.0.0/24")}}, Options{}); err != nil {
+		t.Fatalf("New of a stored multicast pool: %v", err)
+	}
 	if _, err := New([]PoolConfig{{Subnet: pfx("10.0.0.0/24"), Gateway: addr("10.0.0.1"),
 		Aux: map[string]netip.Addr{"gw": addr("10.0.0.1")}}}, Options{}); err != nil {
 		t.Fatalf("New of a stored pool whose aux is its gateway: %v", err)
@@ -117,6 +121,26 @@ func TestPairErrors(t *testing.T) {
 			[]string{"aux-address h6=fd00::1 is the gateway of fd00::/64"}},
 		{"aux malformed", flags{subnets: v4, aux: []string{"10.1.100.9"}},
 			[]string{`aux-address "10.1.100.9" is not NAME=ADDRESS`}},
+		{"this network", flags{subnets: []string{"0.0.0.0/8"}},
+			[]string{`subnet 0.0.0.0/8 holds "this network" addresses (0.0.0.0/8)`, "e.g. 172.16.86.0/24"}},
+		{"this network, a /24 of it", flags{subnets: []string{"0.1.2.0/24"}},
+			[]string{`subnet 0.1.2.0/24 holds "this network" addresses (0.0.0.0/8)`}},
+		{"loopback", flags{subnets: []string{"127.0.0.0/8"}},
+			[]string{"subnet 127.0.0.0/8 holds loopback addresses (127.0.0.0/8)", "e.g. 172.16.86.0/24"}},
+		{"loopback /24", flags{subnets: []string{"127.1.0.0/24"}},
+			[]string{"subnet 127.1.0.0/24 holds loopback addresses"}},
+		{"multicast", flags{subnets: []string{"224.0.0.0/24"}},
+			[]string{"subnet 224.0.0.0/24 holds multicast addresses (224.0.0.0/4)", "e.g. 172.16.86.0/24"}},
+		{"multicast, second subnet", flags{subnets: []string{"10.1.100.0/24", "239.255.0.0/16"}},
+			[]string{"subnet 239.255.0.0/16 holds multicast addresses"}},
+		{"IPv6 multicast", flags{subnets: []string{"ff05::/64"}},
+			[]string{"subnet ff05::/64 holds multicast addresses (ff00::/8)", "e.g. 2001:db8:abc8::/64"}},
+		{"IPv6 unspecified", flags{subnets: []string{"::/64"}},
+			[]string{"subnet ::/64 holds the unspecified and loopback addresses (::, ::1)"}},
+		{"IPv6 loopback /127", flags{subnets: []string{"::/127"}},
+			[]string{"subnet ::/127 holds the unspecified and loopback addresses"}},
+		{"IPv6 link-local", flags{subnets: []string{"fe80::/64"}},
+			[]string{"subnet fe80::/64 holds IPv6 link-local addresses (fe80::/10)", "fd00::/8"}},
 		{"no subnet", flags{gateways: []string{"10.1.100.1"}},
 			[]string{"gateway 10.1.100.1 is outside every subnet (no subnet given)"}},
 	} {
@@ -165,6 +189,18 @@ func TestNewErrors(t *testing.T) {
 			}
 			wantIn(t, err, tc.want...)
 		})
+	}
+}
+
+// TestPairSpecialKept: subnets next to the refused blocks, IPv4 link-local
+// (169.254/16, which Docker's macvlan networks may use too) and other
+// unusual but unicast ones are accepted.
+func TestPairSpecialKept(t *testing.T) {
+	for _, s := range []string{"169.254.10.0/24", "169.254.0.0/16", "1.0.0.0/8", "126.255.255.0/24", "128.0.0.0/24",
+		"223.255.255.0/24", "240.0.0.0/24", "::2/127", "::1:0/112", "64:ff9b::/96", "fec0::/64", "fd00::/64", "fe00::/64", "feff::/64"} {
+		if _, err := (flags{subnets: []string{s}}).pair(t); err != nil {
+			t.Errorf("Pair(%s) = %v; want it accepted", s, err)
+		}
 	}
 }
 

@@ -17,6 +17,8 @@ func FuzzPair(f *testing.F) {
 	f.Add("10.1.100.5/24,10.1.0.0/16", "10.1.100.0,10.1.100.255", "10.1.0.0/8", "=10.1.100.3,a=10.1.100.3")
 	f.Add("10.0.0.0/31,10.0.0.2/32,fd00::/127,fd00::2/128", "10.0.0.1,fd00::", "fd00::/128", "x=10.0.0.2")
 	f.Add("2001:db8::/48,2001:db8:1::/48", "2001:db8::1,2001:db8::2", "2001:db8::/64,2001:db8::/65", "y=2001:db8::")
+	f.Add("224.0.0.0/24,169.254.10.0/24,127.0.0.0/8,0.0.0.0/8", "169.254.10.1", "", "")
+	f.Add("ff05::/64,fe80::/64,::/64,::2/127", "", "", "")
 	f.Fuzz(func(t *testing.T, subnets, gateways, ranges, aux string) {
 		s := parseList(subnets, netip.ParsePrefix)
 		g := parseList(gateways, netip.ParseAddr)
@@ -74,6 +76,11 @@ func checkPaired(t *testing.T, pools []PoolConfig, s []netip.Prefix, g []netip.A
 			auxN++
 			if name == "" || !p.Subnet.Contains(x) {
 				t.Fatalf("aux %q=%s in %s", name, x, p.Subnet)
+			}
+		}
+		for _, b := range specialBlocks {
+			if b.block.Overlaps(p.Subnet) {
+				t.Fatalf("subnet %s accepted, in %s", p.Subnet, b.block)
 			}
 		}
 		for _, q := range pools[:i] {

@@ -45,6 +45,44 @@ func checkSubnetSize(p netip.Prefix) error {
 	return nil
 }
 
+// specialBlocks are the address blocks no subnet of a network may overlap:
+// a container given one of their addresses cannot use it on the wire (the
+// kernel drops the traffic as martian, or never sends it), so every
+// attach would fail or give an address that does not work. IPv4
+// link-local (169.254/16) is not among them: a network may use it, as
+// Docker's macvlan networks may. IPv6 link-local is: the kernel gives
+// every link an address of fe80::/64 itself, and mvlan leaves those
+// addresses to it (link.Addrs does not list them).
+var specialBlocks = []struct {
+	block netip.Prefix
+	what  string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), `"this network" addresses (0.0.0.0/8), which no host may have`},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback addresses (127.0.0.0/8), which never leave a host"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast addresses (224.0.0.0/4), which name groups, not hosts"},
+	{netip.MustParsePrefix("::/127"), "the unspecified and loopback addresses (::, ::1), which no host has on a link"},
+	{netip.MustParsePrefix("fe80::/10"), "IPv6 link-local addresses (fe80::/10), which the kernel gives every link itself"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast addresses (ff00::/8), which name groups, not hosts"},
+}
+
+// checkSubnetUse rejects a subnet that overlaps one of specialBlocks,
+// naming the subnet, the block and an example of what would do. Pair
+// checks it, not New: a network stored before it was refused still loads
+// (and can be removed).
+func checkSubnetUse(p netip.Prefix) error {
+	for _, b := range specialBlocks {
+		if !b.block.Overlaps(p) {
+			continue
+		}
+		eg := "172.16.86.0/24"
+		if p.Addr().Is6() {
+			eg = "2001:db8:abc8::/64 or a unique local fd00::/8 prefix"
+		}
+		return configErr("subnet %s holds %s; give the segment's unicast prefix, e.g. %s", p, b.what, eg)
+	}
+	return nil
+}
+
 // checkAddr rejects an invalid or zoned address named what.
 func checkAddr(what string, a netip.Addr) error {
 	if !a.IsValid() {

@@ -165,6 +165,12 @@ func TestParseBadInput(t *testing.T) {
 		{"/128", base(func(r *api.NetworkCreate) { r.IPv6, r.Subnets = true, []string{"fd00::7/128"} }), []string{"fd00::7/128", "single address"}},
 		{"::/0", base(func(r *api.NetworkCreate) { r.IPv6, r.Subnets = true, []string{"::/0"} }), []string{"::/0", "wider than /32", "layer-2 segment"}},
 		{"0.0.0.0/0", base(func(r *api.NetworkCreate) { r.Subnets = []string{"0.0.0.0/0"} }), []string{"0.0.0.0/0", "wider than /8"}},
+		{"multicast", base(func(r *api.NetworkCreate) { r.Subnets = []string{"224.0.0.0/24"} }), []string{"224.0.0.0/24", "multicast", "172.16.86.0/24"}},
+		{"loopback", base(func(r *api.NetworkCreate) { r.Subnets = []string{"127.0.0.0/8"} }), []string{"127.0.0.0/8", "loopback"}},
+		{"this network", base(func(r *api.NetworkCreate) { r.Subnets = []string{"0.0.0.0/8"} }), []string{"0.0.0.0/8", `"this network"`}},
+		{"v6 multicast", base(func(r *api.NetworkCreate) { r.IPv6, r.Subnets = true, []string{"ff05::/64"} }), []string{"ff05::/64", "multicast"}},
+		{"v6 loopback", base(func(r *api.NetworkCreate) { r.IPv6, r.Subnets = true, []string{"::/64"} }), []string{"::/64", "loopback"}},
+		{"v6 link-local", base(func(r *api.NetworkCreate) { r.IPv6, r.Subnets = true, []string{"fe80::/64"} }), []string{"fe80::/64", "link-local"}},
 		{"v4 wider than /8", base(func(r *api.NetworkCreate) { r.Subnets = []string{"10.0.0.0/7"} }), []string{"10.0.0.0/7", "wider than /8"}},
 		{"v6 wider than /32", base(func(r *api.NetworkCreate) { r.IPv6, r.Subnets = true, []string{"2001:db8::/31"} }), []string{"2001:db8::/31", "wider than /32"}},
 		{"too many labels", base(func(r *api.NetworkCreate) { r.Labels = labels(MaxLabels+1, 1) }), []string{"257 labels", "at most 256"}},
@@ -197,6 +203,8 @@ func FuzzParse(f *testing.F) {
 	f.Add("x", "10.0.0.0/8", "10.0.0.0", "10.1.0.0/16", "=", "-o", "a\nb=c", false)
 	f.Add("p2p", "172.30.50.0/31", "", "", "", "", "k=", false)
 	f.Add("all", "::/0", "", "", "", "", "", true)
+	f.Add("mc", "224.0.0.0/24", "", "", "", "", "", false)
+	f.Add("ll", "169.254.10.0/24", "169.254.10.1", "", "", "", "", false)
 	f.Fuzz(func(t *testing.T, name, subnet, gw, rng, aux, opt, label string, v6 bool) {
 		req := api.NetworkCreate{Name: name, Subnets: []string{subnet}, IPv6: v6, Options: []string{opt}}
 		if gw != "" {
