@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -150,7 +149,8 @@ func hasFamily(addrs []netip.Prefix, v4 bool) bool {
 type slave struct {
 	name      string          // what it is created as (see bornName)
 	target    *netlink.Handle // netlink in the target namespace, once open
-	targetIdx int             // its index there, once created
+	added     bool            // the kernel made it (LinkAdd succeeded)
+	targetIdx int             // its index there, once found (findBorn)
 	parentIdx int             // its parent's index in the host namespace
 }
 
@@ -187,7 +187,7 @@ func (h *Host) AttachEndpoint(ctx context.Context, s EndpointSpec) (err error) {
 			defer sl.target.Close()
 		}
 		if err != nil {
-			err = errors.Join(fmt.Errorf("attach endpoint %s: %w", s.Alias, err), h.rollback(sl))
+			err = errors.Join(fmt.Errorf("attach endpoint %s: %w", s.Alias, err), h.rollback(sl, s, target))
 		}
 	}()
 	if err := h.addSlave(ctx, sl, s, target); err != nil {
@@ -232,9 +232,12 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 	if err != nil {
 		return err
 	}
-	l, err := sl.target.LinkByName(sl.name)
+	if afterAdd != nil {
+		afterAdd(s.NetnsPath, sl.name)
+	}
+	l, err := h.findBorn(sl, s, target)
 	if err != nil {
-		return fmt.Errorf("find new macvlan %s: %w", sl.name, err)
+		return err
 	}
 	sl.targetIdx = l.Attrs().Index
 	if !bytes.Equal(l.Attrs().HardwareAddr, s.MAC) {
@@ -253,6 +256,80 @@ func (h *Host) addSlave(ctx context.Context, sl *slave, s EndpointSpec, target n
 		return fmt.Errorf("set group: %w", err)
 	}
 	return nil
+}
+
+// afterAdd, if set (by the tests), runs between the slave's creation and
+// findBorn, with the target namespace's path and the slave's name.
+var afterAdd func(netnsPath, name string)
+
+// findBorn finds the slave addSlave has just made in the target
+// namespace. The kernel does not say which index it gave it (and
+// netlink's LinkAdd looks the new name up in the caller's namespace, not
+// the target's), so it is found by its name there, where a root process
+// of the container could have renamed it and put a link of its own under
+// that name in the meantime. So the link of that name must be the one
+// made (notBorn); if it is not, or there is none, the attach fails (and
+// rollback deletes the one made, wherever it is).
+func (h *Host) findBorn(sl *slave, s EndpointSpec, target netns.NsHandle) (netlink.Link, error) {
+	l, err := sl.target.LinkByName(sl.name)
+	switch {
+	case isNotFound(err):
+		return nil, fmt.Errorf("find new macvlan %s in %s: no link has that name there any more (renamed in the namespace?)", sl.name, s.NetnsPath)
+	case err != nil:
+		return nil, fmt.Errorf("find new macvlan %s in %s: %w", sl.name, s.NetnsPath, err)
+	}
+	if why := h.notBorn(l, sl.parentIdx, s, target); why != "" {
+		return nil, fmt.Errorf("find new macvlan %s in %s: the link of that name there is not the one made: %s (replaced in the namespace?); it is left alone",
+			sl.name, s.NetnsPath, why)
+	}
+	return l, nil
+}
+
+// notBorn says why l is not a slave AttachEndpoint made for s on the
+// parent with index parentIdx and has not configured yet ("" if it is
+// one): a macvlan, in bornGroup, without an alias, with s.MAC (but in
+// passthru mode, where it is born with the parent's), whose lower link is
+// parentIdx of another namespace (the host's; of its own when target is
+// h's namespace).
+func (h *Host) notBorn(l netlink.Link, parentIdx int, s EndpointSpec, target netns.NsHandle) string {
+	a := l.Attrs()
+	switch {
+	case l.Type() != "macvlan":
+		return fmt.Sprintf("a %s, not a macvlan", l.Type())
+	case a.Group != bornGroup:
+		return fmt.Sprintf("group %#x, not %#x", a.Group, uint32(bornGroup))
+	case a.Alias != "":
+		return fmt.Sprintf("alias %q", a.Alias)
+	case s.Mode != "passthru" && !bytes.Equal(a.HardwareAddr, s.MAC):
+		return fmt.Sprintf("MAC %s, not %s", a.HardwareAddr, s.MAC)
+	case a.ParentIndex != parentIdx:
+		return fmt.Sprintf("lower link index %d, not %d", a.ParentIndex, parentIdx)
+	case a.NetNsID < 0 && !target.Equal(h.ns):
+		return "its lower link is in the namespace itself, not the host's"
+	}
+	return ""
+}
+
+// deleteMade deletes every link of nl's namespace that notBorn takes for
+// the slave of s on parentIdx: the one made, which findBorn did not find
+// under its name. It never deletes a link that is not a macvlan in
+// bornGroup, unmarked, on the parent, with s's MAC (an endpoint's own; in
+// passthru mode, the one macvlan the parent can have).
+func (h *Host) deleteMade(nl *netlink.Handle, parentIdx int, s EndpointSpec, target netns.NsHandle) error {
+	links, err := linkList(nl)
+	if err != nil {
+		return fmt.Errorf("roll back endpoint: %w", err)
+	}
+	var errs []error
+	for _, l := range links {
+		if h.notBorn(l, parentIdx, s, target) != "" {
+			continue
+		}
+		if err := nl.LinkDel(l); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("roll back endpoint: delete %s: %w", l.Attrs().Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // parentIndex looks the parent link up by name.
@@ -285,6 +362,7 @@ func (h *Host) addMacvlan(sl *slave, mv *netlink.Macvlan, s EndpointSpec) error 
 			err = h.nl.LinkAdd(mv)
 		}
 	}
+	sl.added = err == nil
 	if errors.Is(err, unix.EEXIST) {
 		return &kernelError{fmt.Sprintf("add macvlan %s in %s: a link of that name is there already; choose another interface name", s.IfName, s.NetnsPath), ErrExists, err}
 	}
@@ -294,18 +372,16 @@ func (h *Host) addMacvlan(sl *slave, mv *netlink.Macvlan, s EndpointSpec) error 
 	return nil
 }
 
-// rollback deletes the slave from the target namespace, by the index it
-// was created with; nothing when it was never created (its name may be
-// someone else's link there).
-func (h *Host) rollback(sl *slave) error {
-	if sl.target == nil {
+// rollback deletes the slave of s from the target namespace, by the index
+// findBorn found it at; one made but not found there (renamed) is found
+// by what it is (deleteMade); nothing when it was never created (its name
+// may be someone else's link there).
+func (h *Host) rollback(sl *slave, s EndpointSpec, target netns.NsHandle) error {
+	if sl.target == nil || !sl.added {
 		return nil
 	}
 	if sl.targetIdx == 0 {
-		if strings.HasPrefix(sl.name, TempPrefixFor(h.tag)) {
-			return deleteByName(sl.target, sl.name)
-		}
-		return nil
+		return h.deleteMade(sl.target, sl.parentIdx, s, target)
 	}
 	if err := sl.target.LinkDel(&netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Index: sl.targetIdx}}); err != nil && !isNotFound(err) {
 		return fmt.Errorf("roll back endpoint: %w", err)
