@@ -130,6 +130,12 @@ func openSockets(ifi *net.Interface, addrs []netip.Addr) ([]sock, error) {
 			return out, fmt.Errorf("packet socket: %w", err)
 		}
 		out = append(out, sock{fd: fd, proto: p.proto})
+		if p.v6 {
+			// Before bind, so that no other frame is ever queued.
+			if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, naFilter); err != nil {
+				return out, fmt.Errorf("attach the neighbour advertisement filter: %w", err)
+			}
+		}
 		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(p.proto), Ifindex: ifi.Index}); err != nil {
 			return out, fmt.Errorf("bind packet socket: %w", err)
 		}
@@ -142,6 +148,22 @@ func openSockets(ifi *net.Interface, addrs []netip.Addr) ([]sock, error) {
 		}
 	}
 	return out, nil
+}
+
+// naFilter is a classic BPF socket filter that lets through only what may
+// be an ICMPv6 neighbour advertisement (next header 58, type 136, without
+// extension headers, as answer reads it): the IPv6 packet socket hears
+// every IPv6 frame of the link, and a busy link's would keep a probe
+// reading them. A frame too short for a load is dropped.
+var naFilter = &unix.SockFprog{Len: uint16(len(naInsns)), Filter: &naInsns[0]}
+
+var naInsns = []unix.SockFilter{
+	{Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: ethLen + 6},            // IPv6 next header
+	{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: 58, Jt: 0, Jf: 3},     // ICMPv6, else drop
+	{Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: ethLen + ipv6Len},      // ICMPv6 type
+	{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: icmpNA, Jt: 0, Jf: 1}, // NA, else drop
+	{Code: unix.BPF_RET | unix.BPF_K, K: 0xffff},                              // keep it whole
+	{Code: unix.BPF_RET | unix.BPF_K, K: 0},                                   // drop
 }
 
 // send sends one probe for each address not yet seen.
@@ -172,10 +194,13 @@ func send(socks []sock, ifi *net.Interface, addrs []netip.Addr, seen map[netip.A
 	return nil
 }
 
-// collect reads answers until deadline, marking the wanted addresses
-// some host answered for. Only frames received on ifindex count: a packet
-// socket bound to a trunk also hears what its VLAN sub-interfaces
-// receive, other segments whose hosts may use the same addresses.
+// collect reads answers until deadline (or ctx is done), marking the
+// wanted addresses some host answered for. Only frames received on
+// ifindex count: a packet socket bound to a trunk also hears what its
+// VLAN sub-interfaces receive, other segments whose hosts may use the
+// same addresses. The deadline holds while a socket is drained too:
+// frames that keep coming (the ARP socket hears every ARP frame of the
+// link) do not keep it reading past it.
 func collect(ctx context.Context, socks []sock, ifindex int, want, seen map[netip.Addr]bool, deadline time.Time) {
 	pfds := make([]unix.PollFd, len(socks))
 	for i, s := range socks {
@@ -195,8 +220,8 @@ func collect(ctx context.Context, socks []sock, ifindex int, want, seen map[neti
 			continue
 		}
 		for _, s := range socks {
-			for {
-				m, from, err := unix.Recvfrom(s.fd, buf, 0)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				m, from, err := recvfrom(s.fd, buf, 0)
 				if err != nil {
 					break
 				}
@@ -210,5 +235,8 @@ func collect(ctx context.Context, socks []sock, ifindex int, want, seen map[neti
 		}
 	}
 }
+
+// recvfrom is unix.Recvfrom; a test makes it a socket that never runs dry.
+var recvfrom = unix.Recvfrom
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
