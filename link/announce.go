@@ -205,27 +205,65 @@ func sendFrames(idx int, frames [][]byte) (err error) {
 // (a parent) through h's packet socket, which receives nothing and stays
 // open: no socket is made or closed per announcement.
 func (h *Host) sendOnParent(idx int, frames [][]byte) error {
-	h.pkt.once.Do(func() {
-		h.pkt.err = nsthread.Do(h.ns, func() (err error) {
-			h.pkt.fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-			h.pkt.made = err == nil
-			return err
-		})
-		if h.pkt.err != nil {
-			h.pkt.err = fmt.Errorf("announce: packet socket: %w", h.pkt.err)
-		}
-	})
-	if h.pkt.err != nil {
-		return h.pkt.err
+	fd, err := h.packetSocket()
+	if err != nil {
+		return err
 	}
 	for _, f := range frames {
 		sa := &unix.SockaddrLinklayer{Ifindex: idx, Protocol: htons(binary.BigEndian.Uint16(f[12:14])), Halen: 6}
 		copy(sa.Addr[:], f[:6])
-		if err := unix.Sendto(h.pkt.fd, f, 0, sa); err != nil {
+		if err := unix.Sendto(fd, f, 0, sa); err != nil {
 			return fmt.Errorf("announce on the parent (ifindex %d): %w", idx, err)
 		}
 	}
 	return nil
+}
+
+// packetSocket returns h's packet socket, made at the first call that
+// needs it. A call after one that could not make it (too many open files,
+// say) tries again: a passing failure does not stop every later
+// announcement on the parent until the agent restarts.
+func (h *Host) packetSocket() (int, error) {
+	h.pkt.mu.Lock()
+	defer h.pkt.mu.Unlock()
+	switch {
+	case h.pkt.made:
+		return h.pkt.fd, nil
+	case h.pkt.closed:
+		return -1, errors.New("announce: packet socket: the host is closed")
+	}
+	open := h.pkt.open
+	if open == nil {
+		open = h.openPacketSocket
+	}
+	fd, err := open()
+	if err != nil {
+		return -1, fmt.Errorf("announce: packet socket: %w", err)
+	}
+	h.pkt.fd, h.pkt.made = fd, true
+	return fd, nil
+}
+
+// openPacketSocket makes a packet socket in h's namespace that receives
+// nothing (protocol 0).
+func (h *Host) openPacketSocket() (fd int, err error) {
+	err = nsthread.Do(h.ns, func() error {
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		return err
+	})
+	return fd, err
+}
+
+// closePacketSocket closes h's packet socket, if made; none is made after.
+func (h *Host) closePacketSocket() error {
+	h.pkt.mu.Lock()
+	defer h.pkt.mu.Unlock()
+	h.pkt.closed = true
+	if !h.pkt.made {
+		return nil
+	}
+	h.pkt.made = false
+	return unix.Close(h.pkt.fd)
 }
 
 // htons converts a 16-bit number to network byte order, as sockaddr_ll's

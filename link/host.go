@@ -32,10 +32,11 @@ type Host struct {
 	deleting sync.WaitGroup
 	nsids    nsids    // the namespace IDs it gives (NetnsID)
 	pkt      struct { // the packet socket announcements leave by (sendOnParent)
-		once sync.Once
-		fd   int
-		made bool
-		err  error
+		mu     sync.Mutex
+		fd     int
+		made   bool
+		closed bool                // by Close: none is made after
+		open   func() (int, error) // makes it; nil: openPacketSocket (tests fail it)
 	}
 }
 
@@ -95,12 +96,7 @@ func (h *Host) Close() error {
 	h.announcing.Wait()
 	h.deleting.Wait()
 	h.nl.Close()
-	var err error
-	h.pkt.once.Do(func() {}) // none is made after Close
-	if h.pkt.made {
-		err = unix.Close(h.pkt.fd)
-	}
-	return errors.Join(err, h.ns.Close())
+	return errors.Join(h.closePacketSocket(), h.ns.Close())
 }
 
 func openNetns(path string) (netns.NsHandle, error) {
