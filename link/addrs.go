@@ -1,7 +1,6 @@
 package link
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -31,7 +30,7 @@ func Addrs(netnsPath string, ifindex int) ([]netip.Prefix, error) {
 // kernel makes those; IPv4 link-local ones, 169.254/16, are a network's
 // like any other).
 func addrsOf(nl *netlink.Handle, l netlink.Link) ([]netip.Prefix, error) {
-	addrs, err := nl.AddrList(l, unix.AF_UNSPEC)
+	addrs, err := addrList(nl, l, unix.AF_UNSPEC)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses of %s: %w", l.Attrs().Name, err)
 	}
@@ -115,13 +114,8 @@ func HasDefaultRouteVia(netnsPath string, gw netip.Addr, ifindex int) (via bool,
 
 // listRoutes is RouteListFiltered, a dump that a concurrent change
 // interrupted tried again (a partial list would report a route missing).
-func listRoutes(nl *netlink.Handle, family int, filter *netlink.Route, mask uint64) (routes []netlink.Route, err error) {
-	for range 5 {
-		if routes, err = nl.RouteListFiltered(family, filter, mask); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
-	return routes, err
+func listRoutes(nl *netlink.Handle, family int, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
+	return retryDump(func() ([]netlink.Route, error) { return nl.RouteListFiltered(family, filter, mask) })
 }
 
 // ip6DefaultMetric is the metric the kernel gives an IPv6 route added

@@ -101,7 +101,7 @@ func (h *Host) SilenceEndpoint(ctx context.Context, netnsPath string, ifindex in
 			return fmt.Errorf("silence endpoint in %s: %w", netnsPath, err)
 		}
 		ifName := l.Attrs().Name
-		addrs, err := nl.AddrList(l, netlink.FAMILY_ALL)
+		addrs, err := addrList(nl, l, netlink.FAMILY_ALL)
 		if err != nil {
 			return fmt.Errorf("silence endpoint %s in %s: %w", ifName, netnsPath, err)
 		}
@@ -126,7 +126,7 @@ func endpointLink(nl *netlink.Handle, ifindex int, alias string) (netlink.Link, 
 			return nil, err
 		}
 	}
-	links, err := nl.LinkList()
+	links, err := linkList(nl)
 	if err != nil {
 		return nil, err
 	}

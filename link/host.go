@@ -214,16 +214,35 @@ func listLinks(nl *netlink.Handle) ([]Info, error) {
 
 // linkList dumps nl's links; a dump interrupted by a concurrent change is
 // retried.
-func linkList(nl *netlink.Handle) (ls []netlink.Link, err error) {
-	for range 5 {
-		if ls, err = nl.LinkList(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
+func linkList(nl *netlink.Handle) ([]netlink.Link, error) {
+	ls, err := retryDump(nl.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
 	return ls, nil
+}
+
+// addrList is nl.AddrList of l, a dump interrupted by a concurrent change
+// retried (a partial list would report an address missing).
+func addrList(nl *netlink.Handle, l netlink.Link, family int) ([]netlink.Addr, error) {
+	return retryDump(func() ([]netlink.Addr, error) { return nl.AddrList(l, family) })
+}
+
+// dumpTries is how many times in all retryDump runs a dump that a
+// concurrent change keeps interrupting.
+const dumpTries = 5
+
+// retryDump runs dump, a netlink dump, again while a concurrent change
+// interrupted it (netlink.ErrDumpInterrupted, with which
+// vishvananda/netlink returns what it got so far), dumpTries times at
+// most; the last error stays.
+func retryDump[T any](dump func() (T, error)) (out T, err error) {
+	for range dumpTries {
+		if out, err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	return out, err
 }
 
 func infoOf(l netlink.Link) Info {

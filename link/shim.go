@@ -119,7 +119,7 @@ func (h *Host) SetShimAddrs(name string, addrs []netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	have, err := h.nl.AddrList(l, netlink.FAMILY_ALL)
+	have, err := addrList(h.nl, l, netlink.FAMILY_ALL)
 	if err != nil {
 		return fmt.Errorf("list addresses of %s: %w", name, err)
 	}
