@@ -64,6 +64,11 @@ func TestParentEgress(t *testing.T) {
 		{"tagged in the frame by another network's endpoint", tagged(ethFrame(macRouter, macC, 0x0800, v4("10.2.0.12", "10.1.0.1")), 0x8100, 20), verdictDrop, dropA("vlan_tag")},
 		{"802.1ad and 802.1q in the frame", tagged(tagged(ethFrame(macRouter, macEvil, 0x0800, v4("10.10.0.66", "10.10.0.1")), 0x8100, 10), 0x88a8, 1), verdictDrop, dropA("vlan_tag")},
 		{"an endpoint's pre-802.1ad tag", tagged(ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), 0x9100, 10), verdictDrop, dropA("vlan_tag")},
+		// Past the endpoint's own programs (PACKET_QDISC_BYPASS, a nested
+		// link) with a MAC of its making: the kernel takes 0x9100 and
+		// 0x9200 for no tag, an older switch does.
+		{"a made-up mac's pre-802.1ad tag (0x9100)", tagged(ethFrame(macRouter, macEvil, 0x0800, v4("10.10.0.66", "10.10.0.1")), 0x9100, 10), verdictDrop, dropA("vlan_tag")},
+		{"a made-up mac's pre-802.1ad tag (0x9200)", tagged(ethFrame(macRouter, macEvil, 0x0800, v4("10.10.0.66", "10.10.0.1")), 0x9200, 10), verdictDrop, dropA("vlan_tag")},
 		{"tagged by an endpoint of the parent's network", tagged(ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), 0x8100, 4094), verdictDrop, dropA("vlan_tag")},
 		{"truncated tag, a made-up mac", append(ethFrame(broadcastMAC, macEvil, 0x8100, nil), 0, 10, 8), verdictDrop, cutShort("parent_egress", "vlan_tag")},
 		{"arp for B's address cut after its sender", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(2, macA, "10.1.0.11", broadcastMAC, "10.1.0.1")[:18]), verdictDrop, cutShort("parent_egress", "unparsable")},

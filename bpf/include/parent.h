@@ -395,26 +395,40 @@ static __always_inline int own_vlan(struct __sk_buff *skb, struct frame *f,
 	return reason;
 }
 
+/* legacy_tag: behind the tags parse_tags read, the frame carries the
+ * ethertype of a tag of switches older than 802.1ad (0x9100, 0x9200),
+ * which the kernel does not take for a tag and such a switch does: a tag
+ * written in the frame all the same. */
+static __always_inline int legacy_tag(const struct frame *f)
+{
+	return f->eth_ok && (f->proto == ETH_P_QINQ1 || f->proto == ETH_P_QINQ2);
+}
+
 /* tagged_reason: a tagged frame leaving a network's parent that a
  * container tagged, if its own programs are gone: one with the source MAC
  * of one of the network's endpoints (whose frames are untagged here), or
- * one whose outer tag is in the frame. The kernel's VLAN devices (made
- * with reorder_hdr on, the default) hand their tag to the trunk in the
- * skb's metadata; a tag a container writes passes a macvlan, which has no
- * VLAN offload and puts it in the frame. */
+ * one with a tag in the frame: its outer tag, or a legacy one (legacy_tag;
+ * whatever its source MAC: a raw socket past the endpoint's programs, a
+ * nested link). The kernel's VLAN devices (made with reorder_hdr on, the
+ * default) hand their tag to the trunk in the skb's metadata; a tag a
+ * container writes passes a macvlan, which has no VLAN offload and puts
+ * it in the frame. */
 static __always_inline int tagged_reason(const struct frame *f,
 					 const struct parent_info *p, __u32 *network_id)
 {
 	*network_id = p->network_id;
-	return f->frame_tag || same_network(f->src, p->network_id) ?
+	return f->frame_tag || legacy_tag(f) || same_network(f->src, p->network_id) ?
 		       REASON_VLAN_TAG : 0;
 }
 
 /* own_frame: the frame is the network's own on its parent: untagged, or
  * priority-tagged (VID 0, no tag behind) from the wire, which the receive
- * path delivers untagged. */
+ * path delivers untagged. Leaving, a frame with a legacy tag is not
+ * (tagged_reason's). */
 static __always_inline int own_frame(const struct frame *f, enum direction dir)
 {
+	if (dir == DIR_TX && legacy_tag(f))
+		return 0;
 	return f->eth_ok && (!f->tagged || (dir == DIR_RX && prio_only(f)));
 }
 
@@ -443,7 +457,7 @@ static __always_inline int handle_parent(struct __sk_buff *skb,
 	own = has_parent && own_frame(&f, dir);
 	if (own)
 		reason = own_vlan(skb, &f, &p, dir, &drop_net);
-	else if (has_parent && dir == DIR_TX && f.eth_hdr && f.tagged)
+	else if (has_parent && dir == DIR_TX && f.eth_hdr && (f.tagged || legacy_tag(&f)))
 		reason = tagged_reason(&f, &p, &drop_net);
 	if (!own && !reason)
 		count_vlan(ifindex, count_vid(&f, has_parent ? &p : NULL), dir, f.len);
