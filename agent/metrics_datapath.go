@@ -67,7 +67,7 @@ func newDatapathText() *datapathText {
 			c("mvlan_eastwest_bytes_total", "Bytes of frames between two local endpoints of a network, seen on the parent.", "network", "vlan"),
 		},
 		drops: c("mvlan_policy_drops_total",
-			"Frames dropped by the datapath's policy, by network and reason (mac_spoof, ip_spoof, arp_spoof, nd_spoof, cross_network, ra_guard, dhcp_guard, unparsable, unknown_source, ra_source, vlan_tag, ra_ignore, host_route; no_endpoint, of no network, on a link whose endpoint is not in the table).",
+			"Frames dropped by the datapath's policy, by network and reason (mac_spoof, ip_spoof, arp_spoof, nd_spoof, cross_network, ra_guard, dhcp_guard, unparsable, unknown_source, ra_source, vlan_tag, ra_ignore, host_route, foreign_dst; no_endpoint, of no network, on a link whose endpoint is not in the table).",
 			"network", "reason"),
 		tamper: c("mvlan_datapath_tamper_total",
 			"What the agent found done to endpoints' programs and links since it started: detached, foreign_first (another program runs first), late_filter (a filter of a qdisc of its own runs after mvlan's on egress), nested_link (a link of the container's own on the parent), mac_changed (its link's MAC changed).", "reason"),

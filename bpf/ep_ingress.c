@@ -33,6 +33,16 @@
  * container's: Docker configures it) does not either. (A local
  * endpoint's are ra_guard's.)
  *
+ * A unicast frame for another MAC than the endpoint's own is dropped,
+ * whatever its source (foreign_dst): macvlan hands a link only frames for
+ * its MAC, but a container with CAP_NET_ADMIN can switch its link to
+ * macvlan source mode and list a neighbour's or the gateway's MAC, and
+ * the kernel then gives it a copy of each of that MAC's frames, with the
+ * wire's mark or passing that sender's rules; a passthru link, its parent
+ * promiscuous, gets every unicast on the wire. Its packet taps, which run
+ * before TC, still see such a copy; its stack and its sockets of one
+ * protocol do not. Broadcast and multicast are every link's.
+ *
  * A link whose endpoint is not in the table drops everything
  * (no_endpoint): the agent attaches the programs after the entry and
  * deletes the entry after the link. Counts rx per network.
@@ -228,6 +238,8 @@ static __always_inline int ingress_reason(struct __sk_buff *skb, struct frame *f
 
 	if (!f->eth_hdr)
 		return 0;
+	if (!mac_is_multicast(f->dst) && f->dst != ep_mac48(ep))
+		return REASON_FOREIGN_DST;
 	sender = ep_of_mac(f->src);
 	if (!sender && !from_wire)
 		return REASON_UNKNOWN_SOURCE; /* a multicast source too: no sender has one */

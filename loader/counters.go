@@ -68,11 +68,16 @@ const (
 	// host shim for an address that is not the shim's (the host would
 	// route it), on a network that does not allow a router.
 	HostRoute DropReason = "host_route"
+	// ForeignDst: a unicast frame for another MAC than the receiving
+	// endpoint's (its link switched to macvlan source mode, listing a
+	// neighbour's or the gateway's MAC; a passthru link's parent in
+	// promiscuous mode).
+	ForeignDst DropReason = "foreign_dst"
 )
 
 // dropReasons are indexed by the programs' REASON_* values (0 is unused).
 var dropReasons = []DropReason{"", MACSpoof, IPSpoof, ARPSpoof, NDSpoof, CrossNetwork, RAGuard, DHCPGuard, Unparsable,
-	UnknownSource, NoEndpoint, RASourceDrop, VLANTag, RAIgnore, HostRoute}
+	UnknownSource, NoEndpoint, RASourceDrop, VLANTag, RAIgnore, HostRoute, ForeignDst}
 
 // DropReasons lists every reason the programs drop for, in their order.
 func DropReasons() []DropReason { return slices.Clone(dropReasons[1:]) }

@@ -203,6 +203,11 @@ func TestEndpointIngress(t *testing.T) {
 		{"truncated arp", ethFrame(macA, macRouter, 0x0806, arpPacket(1, macC, "10.2.0.12", macA, "10.1.0.10")[:20]), verdictNext, func(n int) counts {
 			return counts{"net 1 rx": one(n), "malformed ep_ingress": one(n)}
 		}},
+		// A copy of the wire's frame for B (A's link in macvlan source
+		// mode, B's or the router's MAC listed), or a frame for another
+		// host (A's passthru parent promiscuous).
+		{"the wire's unicast for B", ethFrame(macB, macRouter, 0x0800, v4("198.51.100.7", "10.1.0.11")), verdictDrop, dropA("foreign_dst")},
+		{"the wire's unicast for another host", ethFrame(macEvil, macRouter, 0x0800, v4("198.51.100.7", "10.1.0.66")), verdictDrop, dropA("foreign_dst")},
 	})
 	// From a link on the same parent, straight to A: checked against the
 	// sender's entry, whatever its own programs did.
@@ -230,6 +235,11 @@ func TestEndpointIngress(t *testing.T) {
 		{"neighbour's arp for the router cut after its sender", fromB(broadcastMAC, 0x0806, arpPacket(2, macB, "10.1.0.1", broadcastMAC, "10.1.0.1")[:18]), verdictDrop, cutShort("ep_ingress", "unparsable")},
 		{"a truncated tag not from the wire", append(ethFrame(broadcastMAC, macEvil, 0x8100, nil), 0, 10, 8), verdictDrop, cutShort("ep_ingress", "unknown_source")},
 		{"neighbour's dhcp server reply", fromB(broadcastMAC, 0x0800, ipv4Packet("10.1.0.11", "255.255.255.255", 17, udp(67, 68, 240))), verdictDrop, dropA("dhcp_guard")},
+		// A copy of B's frame for the router or for C, passing B's rules.
+		{"neighbour's unicast for the router", fromB(macRouter, 0x0800, v4("10.1.0.11", "198.51.100.7")), verdictDrop, dropA("foreign_dst")},
+		{"neighbour's unicast for another endpoint", fromB(macC, 0x0800, v4("10.1.0.11", "10.2.0.12")), verdictDrop, dropA("foreign_dst")},
+		{"neighbour's arp reply for another endpoint", fromB(macC, 0x0806, arpPacket(2, macB, "10.1.0.11", macC, "10.2.0.12")), verdictDrop, dropA("foreign_dst")},
+		{"neighbour's multicast", fromB(mac("01:00:5e:00:00:fb"), 0x0800, v4("10.1.0.11", "224.0.0.251")), verdictNext, rxA},
 	})
 }
 

@@ -68,7 +68,8 @@ enum drop_reason {
 	REASON_VLAN_TAG = 12,    /* a VLAN-tagged frame from an endpoint */
 	REASON_RA_IGNORE = 13,   /* an RA or redirect from the wire, the network has no RA source */
 	REASON_HOST_ROUTE = 14,  /* an endpoint's unicast through the host shim, not to it */
-	REASON_MAX = 15,
+	REASON_FOREIGN_DST = 15, /* a unicast for another MAC than the receiving endpoint's */
+	REASON_MAX = 16,
 };
 
 /* skb->mark bit parent_ingress sets on frames from the wire for local

@@ -20,13 +20,22 @@ type Capture struct {
 // closed when the test ends.
 func NewCapture(t testing.TB, ns, ifName string) *Capture {
 	t.Helper()
+	return NewCaptureOf(t, ns, ifName, unix.ETH_P_ALL)
+}
+
+// NewCaptureOf is NewCapture for the frames of one ethertype (ETH_P_ALL:
+// every frame). A socket bound to one ethertype is served after the
+// link's TC ingress, as the stack is: it sees only the frames the
+// ingress programs passed (one for all is served before TC).
+func NewCaptureOf(t testing.TB, ns, ifName string, ethertype uint16) *Capture {
+	t.Helper()
 	var fd int
 	err := In(ns, func() error {
 		ifi, err := net.InterfaceByName(ifName)
 		if err != nil {
 			return err
 		}
-		proto := htons(unix.ETH_P_ALL)
+		proto := htons(ethertype)
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(proto))
 		if err != nil {
 			return err
