@@ -22,7 +22,8 @@ type Stats struct {
 	MapFull map[string]uint64 `json:"map_full"`
 	// Tamper counts, by reason, what the agent found done to endpoints'
 	// programs and links since it started (detached, foreign_first,
-	// late_filter, nested_link, mac_changed); Reattach, by the same
+	// late_filter, nested_link, mac_changed, mode_changed); Reattach, by
+	// the same
 	// reasons, what it repaired.
 	Tamper   map[string]uint64 `json:"tamper"`
 	Reattach map[string]uint64 `json:"reattach"`

@@ -38,8 +38,9 @@
  * its MAC, but a container with CAP_NET_ADMIN can switch its link to
  * macvlan source mode and list a neighbour's or the gateway's MAC, and
  * the kernel then gives it a copy of each of that MAC's frames, with the
- * wire's mark or passing that sender's rules; a passthru link, its parent
- * promiscuous, gets every unicast on the wire. Its packet taps, which run
+ * wire's mark or passing that sender's rules, until the tamper check sets
+ * the mode back (mode_changed); a passthru link, its parent promiscuous,
+ * gets every unicast on the wire. Its packet taps, which run
  * before TC, still see such a copy; its stack and its sockets of one
  * protocol do not. Broadcast and multicast are every link's.
  *

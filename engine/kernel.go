@@ -121,6 +121,9 @@ type Namespaces interface {
 	Macvlans(path string, ifindex int) ([]link.Info, error)
 	// SetMAC sets the MAC of link ifindex in it (link.SetEndpointMAC).
 	SetMAC(path string, ifindex int, mac net.HardwareAddr) error
+	// SetMacvlanMode sets link ifindex in it, a macvlan or macvtap
+	// (kind), to mode with no flags (link.SetMacvlanMode).
+	SetMacvlanMode(path string, ifindex int, kind, mode string) error
 	// SetRAConf sets whether link ifName in it takes router
 	// advertisements, as links mvlan makes do (link.SetRAConf).
 	SetRAConf(path, ifName string, accept bool) error
@@ -177,6 +180,9 @@ func (k kernelNamespaces) Macvlans(path string, ifindex int) ([]link.Info, error
 }
 func (kernelNamespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) error {
 	return link.SetEndpointMAC(path, ifindex, mac)
+}
+func (kernelNamespaces) SetMacvlanMode(path string, ifindex int, kind, mode string) error {
+	return link.SetMacvlanMode(path, ifindex, kind, mode)
 }
 func (kernelNamespaces) SetRAConf(path, ifName string, accept bool) error {
 	return link.SetRAConf(path, ifName, accept)

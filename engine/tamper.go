@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,14 @@ const TamperNestedLink = "nested_link"
 // another's frames, e.g. the gateway's: macvlan bridge mode delivers by
 // MAC); the engine sets the stored one back.
 const TamperMACChanged = "mac_changed"
+
+// TamperModeChanged: the container changed its endpoint link's macvlan
+// mode, or set flags on it: source mode, with a neighbour's or the
+// gateway's MAC listed, hands the link a copy of every frame from that
+// MAC, and with the nodst flag keeps them from their destination. The
+// engine sets the network's mode back with no flags (which empties the
+// source list).
+const TamperModeChanged = "mode_changed"
 
 // tamperCounts are the engine's tamper and repair counts by reason, since
 // the agent started. A tamper that stays (one mvlan cannot repair) counts
@@ -157,7 +166,7 @@ func (c *tamperCounts) snapshot() (tampered, repaired map[string]uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	tampered, repaired = map[string]uint64{}, map[string]uint64{}
-	reasons := []string{TamperNestedLink, TamperMACChanged}
+	reasons := []string{TamperNestedLink, TamperMACChanged, TamperModeChanged}
 	for _, t := range loader.Tampers {
 		reasons = append(reasons, string(t))
 	}
@@ -250,6 +259,11 @@ func (a *Engine) inspectLocked(ctx context.Context, e endpoint) (settled bool) {
 	if own != nil && (len(e.MAC) == 0 || bytes.Equal(own.MAC, e.MAC)) {
 		own = nil // only a changed MAC is a finding
 	}
+	mode := a.linkMode(e)
+	moded := ls.own
+	if moded != nil && !modeChanged(*moded, mode) {
+		moded = nil
+	}
 	found := map[string]string{}
 	for _, f := range findings {
 		found[hookTamper(e, f)] = string(f.Tamper)
@@ -259,6 +273,9 @@ func (a *Engine) inspectLocked(ctx context.Context, e endpoint) (settled bool) {
 	}
 	if own != nil {
 		found[macTamper(*own)] = TamperMACChanged
+	}
+	if moded != nil {
+		found[modeTamper(*moded)] = TamperModeChanged
 	}
 	if _, ok := a.stillReady(e); !ok {
 		return true // its removal began: its programs and link are going
@@ -274,7 +291,24 @@ func (a *Engine) inspectLocked(ctx context.Context, e endpoint) (settled bool) {
 		a.log.Warn("endpoint's link is gone: the container put a link of its own at its index", "endpoint", e.Name,
 			"link", ls.stranger.Name, "kind", ls.stranger.Kind, "ifindex", e.Ifindex)
 	}
-	return a.repairTampers(ctx, e, findings, ls.nested, own)
+	return a.repairTampers(ctx, e, findings, ls.nested, own, moded, mode)
+}
+
+// linkMode is the macvlan mode e's link was made with: its network's.
+func (a *Engine) linkMode(e endpoint) string {
+	if n := a.networkByID(e.NetworkID); n != nil {
+		return cmp.Or(n.Mode, "bridge")
+	}
+	return ""
+}
+
+// modeChanged: l, an endpoint's link, is not as mvlan made it: in another
+// macvlan mode than mode (its network's; "": unknown, none is a finding),
+// with flags (mvlan sets none) or a source list. A link whose settings
+// the listing did not give is not judged.
+func modeChanged(l link.Info, mode string) bool {
+	c := l.Macvlan
+	return c != nil && mode != "" && (c.Mode != mode || c.Flags != 0 || c.Sources != 0)
 }
 
 // stillReady reports whether e, as the check read it, is still a ready
@@ -295,7 +329,7 @@ func (a *Engine) stillReady(e endpoint) (parent int, ok bool) {
 // failed (hookErr), the links when their listing did.
 func blindTo(hookErr error, ls nsLinks) func(what string) bool {
 	return func(what string) bool {
-		if strings.HasPrefix(what, TamperNestedLink) || strings.HasPrefix(what, TamperMACChanged) {
+		if strings.HasPrefix(what, TamperNestedLink) || strings.HasPrefix(what, TamperMACChanged) || strings.HasPrefix(what, TamperModeChanged) {
 			return ls.unknown
 		}
 		return hookErr != nil
@@ -312,12 +346,18 @@ func nestedTamper(l link.Info) string {
 func macTamper(own link.Info) string {
 	return fmt.Sprintf("%s on %s to %s", TamperMACChanged, own.Name, own.MAC)
 }
+func modeTamper(own link.Info) string {
+	c := own.Macvlan
+	return fmt.Sprintf("%s on %s to %s, flags %#x, %d source MACs", TamperModeChanged, own.Name, c.Mode, c.Flags, c.Sources)
+}
 
-// repairTampers repairs e's hooks (findings), deletes its nested links
-// and sets its MAC back when own (its link) has another, counting each
-// repair that held, and logs each: at warn when it held or first failed,
-// at debug when a retry failed again. held is false when a repair failed.
-func (a *Engine) repairTampers(ctx context.Context, e endpoint, findings []loader.Finding, nested []link.Info, own *link.Info) (held bool) {
+// repairTampers repairs e's hooks (findings), deletes its nested links,
+// sets its MAC back when own (its link) has another and its macvlan mode
+// (mode, with no flags) when moded (its link) is not as mvlan made it,
+// counting each repair that held, and logs each: at warn when it held or
+// first failed, at debug when a retry failed again. held is false when a
+// repair failed.
+func (a *Engine) repairTampers(ctx context.Context, e endpoint, findings []loader.Finding, nested []link.Info, own, moded *link.Info, mode string) (held bool) {
 	held = true
 	done := func(what, reason string, err error, msg string, args ...any) {
 		level := slog.LevelWarn
@@ -344,6 +384,12 @@ func (a *Engine) repairTampers(ctx context.Context, e endpoint, findings []loade
 	if own != nil {
 		err := a.ns.SetMAC(e.Netns, e.Ifindex, e.MAC)
 		done(macTamper(*own), TamperMACChanged, err, "endpoint's MAC changed", "mac", own.MAC.String(), "want", e.MAC.String(), "restored", err == nil)
+	}
+	if moded != nil {
+		c := moded.Macvlan
+		err := a.ns.SetMacvlanMode(e.Netns, e.Ifindex, moded.Kind, mode)
+		done(modeTamper(*moded), TamperModeChanged, err, "endpoint's macvlan mode changed", "mode", c.Mode, "flags", c.Flags,
+			"source_macs", c.Sources, "want", mode, "restored", err == nil)
 	}
 	return held
 }

@@ -356,3 +356,80 @@ func TestEndpointLinksUnknown(t *testing.T) {
 		}
 	}
 }
+
+// modedLinks is a namespace with the endpoint's own link only, whose
+// macvlan settings SetMacvlanMode sets (or fails to, while fail).
+type modedLinks struct {
+	linksOnly
+	own  *link.Info
+	fail bool
+	sets []string // kind/mode of each SetMacvlanMode
+}
+
+func (m *modedLinks) Macvlans(string, int) ([]link.Info, error) { return []link.Info{*m.own}, nil }
+func (m *modedLinks) SetMacvlanMode(_ string, _ int, kind, mode string) error {
+	m.sets = append(m.sets, kind+"/"+mode)
+	if m.fail {
+		return errors.New("cannot")
+	}
+	m.own.Macvlan = &link.MacvlanConf{Mode: mode}
+	return nil
+}
+
+// TestTamperModeChanged: the endpoint's link in another macvlan mode
+// than its network's, with flags, or with a source list is a tamper
+// (mode_changed), set back to the network's mode, counted and repaired
+// once; one as mvlan made it, or whose settings the look did not give, is
+// none. A repair that fails is not counted as one.
+func TestTamperModeChanged(t *testing.T) {
+	for _, tc := range []struct {
+		what    string
+		netMode string
+		conf    *link.MacvlanConf
+		fail    bool
+		want    string // the repair's kind/mode; "": no tamper
+	}{
+		{"as made", "bridge", &link.MacvlanConf{Mode: "bridge"}, false, ""},
+		{"as made, the network's mode unset", "", &link.MacvlanConf{Mode: "bridge"}, false, ""},
+		{"vepa as made", "vepa", &link.MacvlanConf{Mode: "vepa"}, false, ""},
+		{"settings unknown", "bridge", nil, false, ""},
+		{"source with a list", "bridge", &link.MacvlanConf{Mode: "source", Sources: 2}, false, "macvlan/bridge"},
+		{"source nodst", "vepa", &link.MacvlanConf{Mode: "source", Flags: link.MacvlanNoDst, Sources: 1}, false, "macvlan/vepa"},
+		{"private on a bridge network", "bridge", &link.MacvlanConf{Mode: "private"}, false, "macvlan/bridge"},
+		{"a flag", "bridge", &link.MacvlanConf{Mode: "bridge", Flags: link.MacvlanNoDst}, false, "macvlan/bridge"},
+		{"nopromisc on passthru", "passthru", &link.MacvlanConf{Mode: "passthru", Flags: link.MacvlanNoPromisc}, false, "macvlan/passthru"},
+		{"repair fails", "bridge", &link.MacvlanConf{Mode: "source", Sources: 1}, true, "macvlan/bridge"},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			e := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
+			a := tamperEngine(&tamperedDatapath{}, e)
+			a.nets["n1"].Mode = tc.netMode
+			ns := &modedLinks{fail: tc.fail, own: &link.Info{Name: "eth0", Kind: "macvlan", Index: 2, ParentIndex: 7,
+				LowerElsewhere: true, LowerOnHost: true, Macvlan: tc.conf}}
+			a.ns = ns
+			a.inspectEndpoint(context.Background(), e)
+			if got := strings.Join(ns.sets, " "); got != tc.want {
+				t.Errorf("repairs %q, want %q", got, tc.want)
+			}
+			tampered, repaired := a.tamper.snapshot()
+			wantT, wantR := uint64(0), uint64(0)
+			if tc.want != "" {
+				wantT = 1
+				if !tc.fail {
+					wantR = 1
+				}
+			}
+			if tampered[TamperModeChanged] != wantT || repaired[TamperModeChanged] != wantR {
+				t.Errorf("mode_changed tampered %d repaired %d, want %d and %d", tampered[TamperModeChanged], repaired[TamperModeChanged], wantT, wantR)
+			}
+			if tc.want == "" || tc.fail {
+				return
+			}
+			// Repaired: the next look finds nothing.
+			a.inspectEndpoint(context.Background(), e)
+			if len(ns.sets) != 1 {
+				t.Errorf("after the repair, looked again: repairs %v", ns.sets)
+			}
+		})
+	}
+}

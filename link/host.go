@@ -65,7 +65,27 @@ type Info struct {
 	VLANProto   int // a vlan link's protocol: VLANProto8021Q, or 0x88a8 (802.1ad)
 	MasterIndex int // the bridge, bond, team or VRF the link is a port of (0: none)
 	MAC         net.HardwareAddr
+	// Macvlan (MacvlansAt only) is a macvlan's or macvtap's own
+	// settings, as the kernel reports them; nil for other kinds.
+	Macvlan *MacvlanConf
 }
+
+// MacvlanConf is what a macvlan or macvtap link is set to beside its
+// lower link: its mode (bridge, private, vepa, passthru, source; "mode N"
+// for a value this package does not name), its flags
+// (IFLA_MACVLAN_FLAGS: MacvlanNoPromisc, MacvlanNoDst) and how many MACs
+// its source list has (source mode only).
+type MacvlanConf struct {
+	Mode    string
+	Flags   uint16
+	Sources int
+}
+
+// Flags of a macvlan (MACVLAN_FLAG_*, linux/if_link.h).
+const (
+	MacvlanNoPromisc = 1 // passthru: the lower link is not made promiscuous
+	MacvlanNoDst     = 2 // source mode: a listed MAC's frames go to no other link
+)
 
 // VLANProto8021Q is the protocol of an 802.1q VLAN link (what NAME.VID
 // parents are made with).

@@ -25,8 +25,8 @@ const rtextFilterSkipStats = 1 << 3
 // not loaded (no macvtap can exist), the macvtap dump answers with every
 // link, and that answer serves for the macvlans too. One netlink socket in
 // the namespace serves the requests. LowerOnHost is set for the host at
-// hostNetns ("": the caller's namespace). An ifindex of 0 asks for the
-// macvlans and macvtaps alone.
+// hostNetns ("": the caller's namespace), and Macvlan for each macvlan and
+// macvtap. An ifindex of 0 asks for the macvlans and macvtaps alone.
 func MacvlansAt(netnsPath string, ifindex int, hostNetns string) ([]Info, error) {
 	return macvlansAt(netnsPath, ifindex, hostNetns, []string{"macvtap", "macvlan"})
 }
@@ -143,7 +143,7 @@ func dumpKind(sockets map[int]*nl.SocketHandle, kind string) (ls []Info, err err
 			if err != nil {
 				return nil, fmt.Errorf("list %s links: %w", kind, err)
 			}
-			ls = append(ls, infoOf(l))
+			ls = append(ls, withMacvlan(infoOf(l), m))
 		}
 		return ls, nil
 	}
@@ -163,5 +163,102 @@ func linkAt(sockets map[int]*nl.SocketHandle, ifindex int) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	return infoOf(l), nil
+	return withMacvlan(infoOf(l), msgs[0]), nil
+}
+
+// macvlanModeNames are the kernel's macvlan modes (MACVLAN_MODE_*).
+var macvlanModeNames = map[uint32]string{
+	nl.MACVLAN_MODE_PRIVATE:  "private",
+	nl.MACVLAN_MODE_VEPA:     "vepa",
+	nl.MACVLAN_MODE_BRIDGE:   "bridge",
+	nl.MACVLAN_MODE_PASSTHRU: "passthru",
+	nl.MACVLAN_MODE_SOURCE:   "source",
+}
+
+// withMacvlan sets in.Macvlan, for a macvlan or macvtap, from m, the
+// link's RTM_NEWLINK message (its IFLA_INFO_DATA: netlink.Macvlan has
+// no flags); nil if m has none.
+func withMacvlan(in Info, m []byte) Info {
+	if !in.IsMacvlan() || len(m) < unix.SizeofIfInfomsg {
+		return in
+	}
+	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return in
+	}
+	for _, a := range attrs {
+		if a.Attr.Type != unix.IFLA_LINKINFO {
+			continue
+		}
+		info, err := nl.ParseRouteAttr(a.Value)
+		if err != nil {
+			return in
+		}
+		for _, i := range info {
+			if i.Attr.Type != nl.IFLA_INFO_DATA {
+				continue
+			}
+			data, err := nl.ParseRouteAttr(i.Value)
+			if err != nil {
+				return in
+			}
+			c := &MacvlanConf{Mode: "mode 0"} // no mode given: none mvlan makes
+			for _, d := range data {
+				switch {
+				case d.Attr.Type == nl.IFLA_MACVLAN_MODE && len(d.Value) >= 4:
+					v := nl.NativeEndian().Uint32(d.Value)
+					if c.Mode = macvlanModeNames[v]; c.Mode == "" {
+						c.Mode = fmt.Sprintf("mode %d", v)
+					}
+				case d.Attr.Type == nl.IFLA_MACVLAN_FLAGS && len(d.Value) >= 2:
+					c.Flags = nl.NativeEndian().Uint16(d.Value)
+				case d.Attr.Type == nl.IFLA_MACVLAN_MACADDR_COUNT && len(d.Value) >= 4:
+					c.Sources = int(nl.NativeEndian().Uint32(d.Value))
+				}
+			}
+			in.Macvlan = c
+		}
+	}
+	return in
+}
+
+// SetMacvlanMode sets link ifindex (a macvlan or macvtap: kind) in the
+// namespace at netnsPath to mode, with no flags; leaving source mode
+// empties its source list (the kernel's macvlan_changelink). Passthru
+// can be neither set nor left.
+func SetMacvlanMode(netnsPath string, ifindex int, kind, mode string) error {
+	num, ok := uint32(0), false
+	for v, name := range macvlanModeNames {
+		if name == mode {
+			num, ok = v, true
+		}
+	}
+	if !ok || (kind != "macvlan" && kind != "macvtap") {
+		return fmt.Errorf("set link %d in %s to %s mode %q: not a macvlan mode", ifindex, netnsPath, kind, mode)
+	}
+	ns, err := openNetns(netnsPath)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("open netlink in %s: %w", netnsPath, err)
+	}
+	defer s.Close()
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(ifindex)
+	req.AddData(msg)
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated(kind))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	data.AddRtAttr(nl.IFLA_MACVLAN_MODE, nl.Uint32Attr(num))
+	data.AddRtAttr(nl.IFLA_MACVLAN_FLAGS, nl.Uint16Attr(0))
+	req.AddData(info)
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+		return fmt.Errorf("set link %d in %s to %s mode %s: %w", ifindex, netnsPath, kind, mode, err)
+	}
+	return nil
 }

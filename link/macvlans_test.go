@@ -123,3 +123,49 @@ func ifindex(t *testing.T, sb *nstest.Sandbox, ns, name string) int {
 	}
 	return i
 }
+
+// TestMacvlanConf: the tamper check's look reports a macvlan's mode,
+// flags and source list, from the link dump and from the look-up by index
+// alike: an endpoint link a container switched to source mode, nodst,
+// with two MACs listed, and a nested vepa link. SetMacvlanMode puts
+// the endpoint link back in bridge mode with no flags, its list emptied;
+// a mode that is no macvlan's is refused.
+func TestMacvlanConf(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	c := sb.Netns(t, "c")
+	sb.Run(t, sb.Path, "ip", "link", "add", "link", "eth0", "name", "ep", "netns", filepath.Base(c), "type", "macvlan", "mode", "bridge")
+	sb.Run(t, c, "ip", "link", "set", "ep", "type", "macvlan", "mode", "source", "flag", "nodst", "macaddr", "set", "02:00:5e:00:53:01", "02:00:5e:00:53:02")
+	sb.Run(t, c, "ip", "link", "add", "link", "ep", "name", "pt", "type", "macvlan", "mode", "vepa")
+	ep := ifindex(t, sb, c, "ep")
+	confs := func(at int) map[string]link.MacvlanConf {
+		t.Helper()
+		ls, err := link.MacvlansAt(c, at, sb.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]link.MacvlanConf{}
+		for _, l := range ls {
+			if l.Macvlan == nil {
+				t.Fatalf("%s: no macvlan settings read", l.Name)
+			}
+			out[l.Name] = *l.Macvlan
+		}
+		return out
+	}
+	want := map[string]link.MacvlanConf{"ep": {Mode: "source", Flags: link.MacvlanNoDst, Sources: 2}, "pt": {Mode: "vepa"}}
+	for _, at := range []int{0, ep} {
+		if got := confs(at); !maps.Equal(got, want) {
+			t.Errorf("at %d: %v; want %v", at, got, want)
+		}
+	}
+	if err := link.SetMacvlanMode(c, ep, "macvlan", "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	want["ep"] = link.MacvlanConf{Mode: "bridge"}
+	if got := confs(ep); !maps.Equal(got, want) {
+		t.Errorf("after SetMacvlanMode: %v; want %v", got, want)
+	}
+	if err := link.SetMacvlanMode(c, ep, "macvlan", "fast"); err == nil {
+		t.Error("SetMacvlanMode took mode fast")
+	}
+}

@@ -72,6 +72,49 @@ func TestForeignDst(t *testing.T) {
 	}
 }
 
+// TestTamperSourceRepair: with the agent's tamper check on, container 1
+// switches its eth0 to macvlan source mode with the nodst flag, listing
+// container 2's MAC (which keeps container 2's frames from their
+// destination). Within 1 s that is counted and repaired (mode_changed):
+// eth0 is in bridge mode again, without the flag or the list, mvlan
+// doctor shows the tamper, and container 2's frames to container 3 reach
+// it. The flag alone, set next, is a tamper again and is cleared too.
+func TestTamperSourceRepair(t *testing.T) {
+	for _, m := range dpModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			e, c1, c2, g := tamperEnv(t, m, true)
+			c3 := e.name("3")
+			ep3, ok := e.endpoint(c3)
+			if !ok {
+				t.Fatalf("%s not in ps", c3)
+			}
+			c2MAC, c3MAC := nstest.MAC(t, g.peer.MAC), nstest.MAC(t, ep3.MAC)
+			e.in(c1, "ip", "link", "set", "eth0", "type", "macvlan", "mode", "source", "flag", "nodst", "macaddr", "set", c2MAC.String())
+			e.detected("mode_changed", 1, true)
+			repaired := func() {
+				t.Helper()
+				out := e.in(c1, "ip", "-d", "link", "show", "eth0")
+				if !strings.Contains(out, "macvlan mode bridge ") || strings.Contains(out, "nodst") || strings.Contains(out, "remotes") {
+					t.Errorf("eth0 in %s after the repair:\n%s\nwant bridge mode, no nodst flag, no source MACs", c1, out)
+				}
+			}
+			repaired()
+			at3 := nstest.NewCapture(t, c3, "eth0")
+			sendFrames(t, c2, "eth0", localFrame(c3MAC, c2MAC, "mvlan-after-repair"), 3)
+			if _, err := at3.Wait(3*time.Second, func(f []byte) bool { return strings.Contains(string(f), "mvlan-after-repair") }); err != nil {
+				t.Errorf("%s: %s's frames never arrived after the repair: %v", c3, c2, err)
+			}
+			if d := strings.Join(drift(t, e.a), "\n"); !strings.Contains(d, "mode_changed") {
+				t.Errorf("mvlan doctor does not show the tamper:\n%s", d)
+			}
+			e.in(c1, "ip", "link", "set", "eth0", "type", "macvlan", "mode", "bridge", "flag", "nodst")
+			e.detected("mode_changed", 1, true)
+			repaired()
+		})
+	}
+}
+
 // localFrame is a frame of etherLocal from src to dst carrying payload.
 func localFrame(dst, src net.HardwareAddr, payload string) []byte {
 	f := append(append(append([]byte{}, dst...), src...), etherLocal>>8, etherLocal&0xff)

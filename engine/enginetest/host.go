@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -270,7 +271,7 @@ func (h *host) AttachEndpoint(_ context.Context, s link.EndpointSpec) error {
 	// As the kernel shows it in the namespace: its lower link, the
 	// parent, is elsewhere (the host's).
 	l := link.Info{Name: s.IfName, Kind: "macvlan", Alias: s.Alias, Index: k.index(), Up: true, MAC: s.MAC,
-		ParentIndex: parent.Index, LowerElsewhere: true, LowerOnHost: true}
+		ParentIndex: parent.Index, LowerElsewhere: true, LowerOnHost: true, Macvlan: &link.MacvlanConf{Mode: cmp.Or(s.Mode, "bridge")}}
 	n.links = append(n.links, l)
 	n.addrs[l.Index] = slices.Clone(s.Addrs)
 	if s.BeforeUp != nil {
@@ -326,7 +327,8 @@ func (h *host) CreateHandoff(_ context.Context, s link.HandoffSpec) (string, err
 	if !ok {
 		return "", notFound("parent " + s.Parent)
 	}
-	l := k.AddHostLink(link.Info{Name: fmt.Sprintf("%s%d", link.TempPrefix, k.next+1), Kind: "macvlan", Alias: s.Alias, MAC: s.MAC, ParentIndex: p.Index})
+	l := k.AddHostLink(link.Info{Name: fmt.Sprintf("%s%d", link.TempPrefix, k.next+1), Kind: "macvlan", Alias: s.Alias, MAC: s.MAC, ParentIndex: p.Index,
+		Macvlan: &link.MacvlanConf{Mode: cmp.Or(s.Mode, "bridge")}})
 	return l.Name, nil
 }
 

@@ -57,6 +57,25 @@ func (s *namespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) erro
 	return notFound(fmt.Sprintf("link %d in %s", ifindex, path))
 }
 
+// SetMacvlanMode sets link ifindex's macvlan mode, its flags cleared and
+// its source list emptied, as the kernel's changelink does.
+func (s *namespaces) SetMacvlanMode(path string, ifindex int, kind, mode string) error {
+	k := (*Kernel)(s)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := k.nets[path]
+	if n == nil {
+		return notFound("netns " + path)
+	}
+	for i := range n.links {
+		if n.links[i].Index == ifindex && n.links[i].Kind == kind {
+			n.links[i].Macvlan = &link.MacvlanConf{Mode: mode}
+			return nil
+		}
+	}
+	return notFound(fmt.Sprintf("%s %d in %s", kind, ifindex, path))
+}
+
 func (s *namespaces) SetRAConf(string, string, bool) error { return nil }
 
 func (s *namespaces) Addrs(path string, ifindex int) ([]netip.Prefix, error) {
