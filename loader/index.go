@@ -56,6 +56,7 @@ func mac48(mac [6]byte) uint64 {
 // network).
 type index struct {
 	m       *ebpf.Map
+	put     func(i uint32, b *idxBucket) error // writes bucket i of m (tests: records it)
 	bits    int
 	keyMask uint64
 	buckets []idxBucket
@@ -63,11 +64,12 @@ type index struct {
 }
 
 func newIndex(m *ebpf.Map, bits int, keyMask uint64) *index {
-	return &index{m: m, bits: bits, keyMask: keyMask, buckets: make([]idxBucket, 1<<bits), spilled: map[uint32]map[uint64]uint64{}}
+	put := func(i uint32, b *idxBucket) error { return m.Put(&i, b) }
+	return &index{m: m, put: put, bits: bits, keyMask: keyMask, buckets: make([]idxBucket, 1<<bits), spilled: map[uint32]map[uint64]uint64{}}
 }
 
 func (x *index) write(i uint32) error {
-	if err := x.m.Put(&i, &x.buckets[i]); err != nil {
+	if err := x.put(i, &x.buckets[i]); err != nil {
 		return fmt.Errorf("write index bucket %d: %w", i, err)
 	}
 	return nil
@@ -116,8 +118,15 @@ func (x *index) remove(key, val uint64) error {
 		}
 		b.E[w] = 0
 		for k, v := range x.spilled[i] {
+			// A program reads the ways, then Spill (its way to the
+			// backing hash), not the bucket at once: the moved key goes
+			// into its way in one write, Spill down in the next, so that
+			// no reader finds it in neither.
 			b.E[w] = k | v
 			delete(x.spilled[i], k)
+			if err := x.write(i); err != nil {
+				return err
+			}
 			break
 		}
 		b.Spill = uint32(len(x.spilled[i]))

@@ -194,3 +194,51 @@ func TestIP6Fold(t *testing.T) {
 		{"E's address after E went", hairpin(e), verdictNext, func(n int) counts { return counts{"vlan 1/0 rx": one(n)} }},
 	})
 }
+
+// TestIndexRemoveOrder: a delete that moves a spilled key into the freed
+// way writes the bucket so that a program reading the ways before a write
+// and Spill after it still finds the key: in a way of the earlier bucket,
+// or sent to the backing hash by the later one's Spill. One write of both
+// (the key in its way, Spill down) would let such a reader miss it. No
+// kernel: the writes are recorded.
+func TestIndexRemoveOrder(t *testing.T) {
+	var writes []idxBucket
+	x := &index{bits: macIndexBits, keyMask: 1<<48 - 1, buckets: make([]idxBucket, 1<<macIndexBits),
+		spilled: map[uint32]map[uint64]uint64{}}
+	x.put = func(_ uint32, b *idxBucket) error { writes = append(writes, *b); return nil }
+	var keys []uint64
+	for _, m := range sameBucket(idxWays + 1) {
+		keys = append(keys, mac48([6]byte(m)))
+	}
+	for n, k := range keys {
+		if err := x.set(k, uint64(n+1)<<48); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := idxHash(keys[0], macIndexBits)
+	spilled := keys[idxWays]
+	if x.buckets[i].Spill != 1 {
+		t.Fatalf("bucket %+v: want the fifth key spilled (the test would prove nothing)", x.buckets[i])
+	}
+	writes = []idxBucket{x.buckets[i]} // as readers see it before the delete
+	if err := x.remove(keys[0], 1<<48); err != nil {
+		t.Fatal(err)
+	}
+	inWays := func(b idxBucket) bool {
+		for _, e := range b.E {
+			if e&x.keyMask == spilled && e>>48 != 0 {
+				return true
+			}
+		}
+		return false
+	}
+	last := writes[len(writes)-1]
+	if !inWays(last) || last.Spill != 0 {
+		t.Fatalf("after the delete: bucket %+v, want the spilled key in a way and Spill 0", last)
+	}
+	for n := 1; n < len(writes); n++ {
+		if !inWays(writes[n-1]) && writes[n].Spill == 0 {
+			t.Errorf("write %d: a reader with the ways of %+v and Spill of %+v finds the moved key nowhere", n, writes[n-1], writes[n])
+		}
+	}
+}
