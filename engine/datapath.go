@@ -79,7 +79,15 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network, hl *hostListing)
 	if trunk != nil {
 		trunkIndex = trunk.Index
 	}
-	a.forgetRemade(n, parent.Index, trunkIndex)
+	a.forgetRemade(ctx, n, parent.Index, trunkIndex)
+	if self != parent.Index && !a.parentInUse(self, n) {
+		// A macvlan parent's programs are on its lower link; an agent
+		// before 6226b01 put them on the parent itself, where they pass
+		// frames without a row and keep counting its VLANs.
+		if err := a.dp.DetachParent(ctx, a.cfg.HostNetns, self); err != nil {
+			a.log.Warn("programs left on a macvlan parent not detached", "network", n.name(), "parent", n.Parent, "err", err)
+		}
+	}
 	// Recorded first, both, so that the undo of a failure half way
 	// (detachNetwork) finds what was put on the links, and a failed
 	// refresh forgets neither.
@@ -106,11 +114,12 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network, hl *hostListing)
 }
 
 // forgetRemade forgets what the datapath keeps of n's parent and trunk
-// at their old indexes when they were made again (now at parent and
-// trunk): the parent's row and both links' per-VLAN counters, which would
-// otherwise stay in the maps and in the metrics (as ifindex:N) for good.
-// Caller holds netOps.
-func (a *Engine) forgetRemade(n *network, parent, trunk int) {
+// at their old indexes when they were made again or are other links now
+// (now at parent and trunk): the parent's row, both links' programs (a
+// macvlan parent made again on another link leaves its old lower link
+// alive) and per-VLAN counters, which would otherwise stay in the maps
+// and in the metrics (as ifindex:N) for good. Caller holds netOps.
+func (a *Engine) forgetRemade(ctx context.Context, n *network, parent, trunk int) {
 	oldParent, oldTrunk := n.indexes()
 	for _, l := range []struct {
 		old, now int
@@ -127,7 +136,8 @@ func (a *Engine) forgetRemade(n *network, parent, trunk int) {
 			errs = append(errs, a.dp.DeleteParent(l.old))
 		}
 		if !a.parentInUse(l.old, n) {
-			errs = append(errs, a.dp.ForgetLinks(func(idx int) bool { return idx == l.old }))
+			errs = append(errs, a.dp.DetachParent(ctx, a.cfg.HostNetns, l.old), // a gone link is no error
+				a.dp.ForgetLinks(func(idx int) bool { return idx == l.old }))
 		}
 		if err := errors.Join(errs...); err != nil {
 			a.log.Warn("datapath state of a link made again not deleted", "network", n.name(), "ifindex", l.old, "err", err)

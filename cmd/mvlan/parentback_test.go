@@ -61,3 +61,36 @@ func TestParentBackReattaches(t *testing.T) {
 	out, err = e.pingFrom(c1.Netns, c2addr, false)
 	e.wantPingOK("c1 -> c2 after a start without the parent", out, exitCode(err))
 }
+
+// TestMacvlanParentRelowered: a network's parent mv0, a macvlan of eth1,
+// is made again as a macvlan of eth2: the parent programs follow it to
+// eth2, where its containers' frames will pass, and leave eth1, which
+// has no network now (left, they kept counting its VLANs and passing
+// its frames without a row).
+func TestMacvlanParentRelowered(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	sb.AddVeth(t, "eth1")
+	sb.AddVeth(t, "eth2")
+	a := newAgent(t, sb)
+	a.flags = []string{"--attach-mode", "tc"}
+	a.start()
+	sb.Run(t, sb.Path, "ip", "link", "add", "mv0", "link", "eth1", "type", "macvlan", "mode", "bridge")
+	sb.Run(t, sb.Path, "ip", "link", "set", "mv0", "up")
+	a.ok("network", "create", "--subnet=172.16.96.0/24", "-o", "parent=mv0", "mvnet")
+	filters := func(dev string) string {
+		return sb.Run(t, sb.Path, "tc", "filter", "show", "dev", dev, "ingress") + sb.Run(t, sb.Path, "tc", "filter", "show", "dev", dev, "egress")
+	}
+	if f := filters("eth1"); !strings.Contains(f, "bpf") {
+		t.Fatalf("no parent programs on eth1, mv0's lower link (the test would prove nothing):\n%s", f)
+	}
+	sb.Run(t, sb.Path, "ip", "link", "del", "mv0")
+	sb.Run(t, sb.Path, "ip", "link", "add", "mv0", "link", "eth2", "type", "macvlan", "mode", "bridge")
+	sb.Run(t, sb.Path, "ip", "link", "set", "mv0", "up")
+	moved := waitFor(5*time.Second, func() bool {
+		return strings.Contains(filters("eth2"), "bpf") && !strings.Contains(filters("eth1"), "bpf")
+	})
+	if !moved {
+		t.Fatalf("mv0 made again on eth2: after 5 s eth1's filters %q, eth2's %q; want the programs on eth2 only\n%s", filters("eth1"), filters("eth2"), a.log)
+	}
+}
