@@ -1165,7 +1165,6 @@ func TestCNIAddWithoutDel(t *testing.T) {
 		rt, pod := e.container("reborn"), e.sb.Name+"-reborn"
 		first := e.add(l, rt)
 		id := e.attachmentIn(t, rt, first, pod, "")
-		e.delIfSkipped(t, l, rt)
 		nstest.RebornNetns(t, rt.NetNS)
 		r := e.add(l, rt)
 		id2 := e.attachmentIn(t, rt, r, pod, id)
@@ -1193,7 +1192,6 @@ func TestCNISweepReborn(t *testing.T) {
 		rt := e.container("sr")
 		r := e.add(l, rt)
 		e.attachmentIn(t, rt, r, e.sb.Name+"-sr", "")
-		e.delIfSkipped(t, l, rt)
 		// The agent hears a namespace go once it has given it an ID (its
 		// tamper check, within a second of the attach).
 		name := filepath.Base(rt.NetNS)
@@ -1232,7 +1230,6 @@ func TestCNISweepReborn(t *testing.T) {
 		l := e.list("1.1.0", "")
 		rt := e.container("su")
 		e.add(l, rt)
-		e.delIfSkipped(t, l, rt)
 		nstest.RebornNetns(t, rt.NetNS)
 		mac := e.strangerLink(t, rt.NetNS)
 		waitFor(t, 5*time.Second, "the attachment of the namespace gone released", func() bool { return len(e.endpointsOf(rt)) == 0 })
@@ -1269,19 +1266,6 @@ func (e *env) endpointsOf(rt *libcni.RuntimeConf) []api.Endpoint {
 		}
 	}
 	return mine
-}
-
-// delIfSkipped DELs rt's attachment when t is skipped (a namespace that
-// could not be made again, nstest.RebornNetns), so that what comes after
-// finds no endpoint of it.
-func (e *env) delIfSkipped(t *testing.T, l *libcni.NetworkConfigList, rt *libcni.RuntimeConf) {
-	t.Cleanup(func() {
-		if t.Skipped() {
-			if err := e.cni.DelNetworkList(context.Background(), l, rt); err != nil {
-				t.Errorf("DEL of %s after the skip: %v", rt.ContainerID, err)
-			}
-		}
-	})
 }
 
 // waitFor polls cond every 50 ms until it holds, failing t after d.

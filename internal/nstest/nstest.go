@@ -8,7 +8,8 @@
 // network namespace.
 //
 // The package deliberately does not use the code under test (mvlan's link
-// and nsthread packages): namespaces come from iproute2, and In enters one
+// and nsthread packages): namespaces come from iproute2 (but for
+// RebornNetns, which must catch a number the kernel frees), and In enters one
 // with its own setns, so that a test's witness cannot share a bug with the
 // agent's way into a namespace (nsthread).
 package nstest
