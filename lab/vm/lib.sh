@@ -213,11 +213,15 @@ drift() {
 
 metrics() { timeout 10 busybox wget -q -O - "http://${MVLAN_METRICS_ADDR:-127.0.0.1:9469}/metrics" 2>/dev/null; }
 # metric NAME LABELMATCH...: sum of the samples of NAME whose labels contain
-# every LABELMATCH (e.g. 'vlan="50"'); 0 when there is none.
+# every LABELMATCH (e.g. 'vlan="50"'); 0 when there is none. Fails (exit 1,
+# the why written) when /metrics cannot be fetched: not a 0 that a
+# before-and-after check would take as nothing counted. Give each value its
+# own assignment (x=$(metric ...)), so that set -e sees the failure.
 metric() {
 	_m=$1
 	shift
-	metrics | awk -v m="$_m" -v want="$*" '
+	_text=$(metrics) || fail "cannot fetch http://${MVLAN_METRICS_ADDR:-127.0.0.1:9469}/metrics" >&2
+	echo "$_text" | awk -v m="$_m" -v want="$*" '
 		BEGIN { n = split(want, w, " ") }
 		index($0, m) == 1 {
 			name = $1; sub(/\{.*/, "", name); if (name != m) next
