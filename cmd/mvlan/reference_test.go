@@ -9,8 +9,10 @@ package main
 import (
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -205,10 +207,12 @@ func TestRefDualStack(t *testing.T) {
 
 // TestRefTwoParentsIsolated: two networks on two parents. Containers of one
 // cannot reach containers of the other, not even with an on-link route
-// (layer 2 is separate); within each network pings work.
+// (layer 2 is separate), and mvlan_policy_drops_total{reason="cross_network"}
+// counts each frame that its isolation dropped; within each network pings
+// work.
 func TestRefTwoParentsIsolated(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "eth1")
+	e := newDPEnv(t, dpModes[0], "eth1") // newEnv's, serving /metrics
 	// One switch behind both parents: without mvlan's isolation, frames
 	// of one network would reach the other at layer 2.
 	for _, args := range [][]string{{"link", "add", "sw0", "type", "bridge"}, {"link", "set", "wire0", "master", "sw0"},
@@ -233,8 +237,40 @@ func TestRefTwoParentsIsolated(t *testing.T) {
 	// On-link routes both ways: only mvlan's cross-network drop stops it.
 	e.in(a2, "ip", "route", "add", "192.168.60.10/32", "dev", "eth0")
 	e.in(b1, "ip", "route", "add", "192.168.50.11/32", "dev", "eth0")
+	// a2's ARP requests for 192.168.60.10 cross the switch to b1, whose
+	// ingress drops each as cross_network (net60's count). Counted from
+	// when a1's resolution of its gateway (the ping to 192.168.60.10
+	// above) has given up, to when a2's has: the kernel sends
+	// mcast_solicit (3) broadcasts, a second apart, then marks the entry
+	// FAILED and sends no more. Nothing else crosses meanwhile: net60's
+	// transient container is gone, and b1 answered nothing.
+	neighFailed(t, e.sb, a1, "192.168.50.1")
+	solicit, err := strconv.Atoi(strings.TrimSpace(e.in(a2, "sysctl", "-n", "net.ipv4.neigh.eth0.mcast_solicit")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	drops := func(net string) uint64 {
+		return counter(e.view("", "").scrape(), "mvlan_policy_drops_total", map[string]string{"network": net, "reason": "cross_network"})
+	}
+	before50, before60 := drops("net50"), drops("net60")
 	out, err = e.pingFrom(a2, "192.168.60.10", true)
 	e.wantPingFail("net50 -> net60 with on-link routes over one switch", out, exitOf(err))
+	neighFailed(t, e.sb, a2, "192.168.60.10")
+	wantDelta(t, `net60's mvlan_policy_drops_total{reason="cross_network"} (a2's ARP requests at b1)`, before60, drops("net60"), solicit, solicit)
+	wantDelta(t, `net50's mvlan_policy_drops_total{reason="cross_network"}`, before50, drops("net50"), 0, 0)
+}
+
+// neighFailed waits until ns's neighbour entry for ip is FAILED: the
+// kernel sent its last ARP request for ip (mcast_solicit of them, one a
+// second: up to ~3 s) and got no answer.
+func neighFailed(t *testing.T, sb *nstest.Sandbox, ns, ip string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if strings.Contains(sb.Run(t, ns, "ip", "-4", "neigh", "show", ip), "FAILED") {
+			return
+		}
+	}
+	t.Fatalf("the neighbour entry for %s in %s did not become FAILED in 10 s: %s", ip, ns, sb.Run(t, ns, "ip", "-4", "neigh", "show", ip))
 }
 
 // TestRefParentUnreachable records the kernel behaviour the reference
