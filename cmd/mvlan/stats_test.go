@@ -5,9 +5,11 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
+	"golang.org/x/sys/unix"
 )
 
 // metricsAddr is where the stats tests' agents serve /metrics, inside the
@@ -239,12 +242,13 @@ func TestStatsCounters(t *testing.T) {
 }
 
 // spoof: c2 sends from an address that is not its own; the frames are
-// dropped (the ping fails) and counted, and c2's own traffic still flows.
+// dropped (the ping fails) and counted: 3 echo requests from it move
+// mvlan_policy_drops_total{reason="ip_spoof"} by exactly 3; and c2's own
+// traffic still flows.
 func (e *statsEnv) spoof() {
 	e.t.Helper()
 	labels := map[string]string{"network": "pub_net", "reason": "ip_spoof"}
-	before, ok := metricValue(e.scrape(), "mvlan_policy_drops_total", labels)
-	if !ok {
+	if _, ok := metricValue(e.scrape(), "mvlan_policy_drops_total", labels); !ok {
 		e.t.Fatalf("no mvlan_policy_drops_total%v before any drop (want it exported at 0)", labels)
 	}
 	if out, err := exec.Command("ip", "netns", "exec", e.c2, "ip", "addr", "add", "172.16.86.99/24", "dev", "eth0").CombinedOutput(); err != nil {
@@ -253,11 +257,29 @@ func (e *statsEnv) spoof() {
 	if out, err := e.ping(e.c2, "-c", "3", "-I", "172.16.86.99", "172.16.86.10"); err == nil {
 		e.t.Errorf("ping from a spoofed source got through:\n%s", out)
 	}
+	before, _ := metricValue(e.scrape(), "mvlan_policy_drops_total", labels)
+	sendSpoofed(e.t, e.c2, "172.16.86.99", "172.16.86.10", 3)
 	after, _ := metricValue(e.scrape(), "mvlan_policy_drops_total", labels)
-	if after-before < 1 {
-		e.t.Errorf("mvlan_policy_drops_total%v went from %v to %v; want it to grow", labels, before, after)
-	}
+	wantDelta(e.t, "pub_net's ip_spoof drops for 3 spoofed echo requests", uint64(before), uint64(after), 3, 3)
 	e.mustPing(e.c2, "172.16.86.10")
+}
+
+// sendSpoofed sends n echo requests from namespace ns with the source src
+// (an address of ns, not its endpoint's) to dst, whose MAC ns knows: n
+// frames (nstest.SendEchoes; ping(8) sends a request its send refused
+// again, as often as its timing allows). It fails t unless the link's
+// egress dropped each (ENOBUFS).
+func sendSpoofed(t *testing.T, ns, src, dst string, n int) {
+	t.Helper()
+	errs, err := nstest.SendEchoes(ns, netip.MustParseAddr(src), netip.MustParseAddr(dst), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if !errors.Is(err, unix.ENOBUFS) {
+			t.Errorf("echo request %d of %d from %s in %s: %v; want ENOBUFS (dropped on the link's egress)", i+1, n, src, ns, err)
+		}
+	}
 }
 
 // watch runs `mvlan stats --watch` until it has redrawn the screen three

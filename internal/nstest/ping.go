@@ -30,6 +30,40 @@ func Ping(ns string, dst netip.Addr, count int, timeout time.Duration) error {
 	return nil
 }
 
+// SendEchoes sends n ICMP echo requests from namespace ns to dst, from
+// the address src (one of ns's: bound), each exactly once and without
+// waiting for an answer, and returns what each send returned. With
+// IP_RECVERR set, a request that a program on the link's egress dropped
+// returns ENOBUFS (the kernel hides it otherwise). ping(8) instead sends
+// a refused request again, as often as its timing allows, so the frames
+// it sends are not its -c. dst must be a neighbour whose MAC ns knows:
+// else the requests wait for an ARP or ND answer.
+func SendEchoes(ns string, src, dst netip.Addr, n int) ([]error, error) {
+	fd, err := pingSocket(ns, dst)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var from, to unix.Sockaddr = &unix.SockaddrInet4{Addr: src.As4()}, &unix.SockaddrInet4{Addr: dst.As4()}
+	level, opt := unix.IPPROTO_IP, unix.IP_RECVERR
+	if dst.Is6() {
+		from, to = &unix.SockaddrInet6{Addr: src.As16()}, &unix.SockaddrInet6{Addr: dst.As16()}
+		level, opt = unix.IPPROTO_IPV6, unix.IPV6_RECVERR
+	}
+	if err := unix.SetsockoptInt(fd, level, opt, 1); err != nil {
+		return nil, fmt.Errorf("echo socket in %s: recverr: %w", ns, err)
+	}
+	if err := unix.Bind(fd, from); err != nil {
+		return nil, fmt.Errorf("echo socket in %s: bind %s: %w", ns, src, err)
+	}
+	id := uint16(os.Getpid()) ^ uint16(time.Now().UnixNano())
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = unix.Sendto(fd, echoRequest(dst.Is6(), id, uint16(i+1)), 0, to)
+	}
+	return errs, nil
+}
+
 func pingSocket(ns string, dst netip.Addr) (fd int, err error) {
 	family, proto := unix.AF_INET, unix.IPPROTO_ICMP
 	if dst.Is6() {
