@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
+	"golang.org/x/sys/unix"
 )
 
 // Built once, by the first test that needs them: the plugin (named
@@ -360,9 +362,22 @@ func TestCNITraffic(t *testing.T) {
 	if out, err := ping(c2.NetNS, "-c", "2", "-I", "172.16.86.99", "172.16.86.10"); err == nil {
 		t.Errorf("ping from a spoofed source got through:\n%s", out)
 	}
+	// Counted: 2 echo requests from .99, one frame each (ping sends a
+	// request its send refused again), to c1, whose MAC c2 knows from the
+	// pings: 2 ip_spoof drops, each refused on c2's egress (ENOBUFS).
+	before = e.stats()
+	errs, err := nstest.SendEchoes(c2.NetNS, netip.MustParseAddr("172.16.86.99"), netip.MustParseAddr("172.16.86.10"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if !errors.Is(err, unix.ENOBUFS) {
+			t.Errorf("spoofed echo request %d of 2: %v; want ENOBUFS (dropped on c2's egress)", i+1, err)
+		}
+	}
 	spoofed := e.stats()
-	if d := spoofed.Drops["ip_spoof"].Packets + spoofed.Drops["arp_spoof"].Packets - after.Drops["ip_spoof"].Packets - after.Drops["arp_spoof"].Packets; d == 0 {
-		t.Errorf("the spoofed frames were not counted as dropped: %+v", spoofed.Drops)
+	if b, a := before.Drops["ip_spoof"].Packets, spoofed.Drops["ip_spoof"].Packets; a != b+2 {
+		t.Errorf("pub_net's ip_spoof drops moved by %d (from %d to %d) for 2 spoofed echo requests; want 2: %+v", a-b, b, a, spoofed.Drops)
 	}
 	if out, err := ping(c2.NetNS, "-c", "1", "172.16.86.10"); err != nil {
 		t.Errorf("c2's own address no longer works after the spoofing: %v\n%s", err, out)
