@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,8 +44,8 @@ func drift(t *testing.T, a *agentProc) []string {
 }
 
 // assertConsistent: no drift, and the containers' namespaces on disk are
-// exactly the ones mvlan lists.
-func assertConsistent(t *testing.T, a *agentProc, prefix string) {
+// exactly the ones mvlan lists. It returns the names mvlan ps lists.
+func assertConsistent(t *testing.T, a *agentProc, prefix string) []string {
 	t.Helper()
 	if d := drift(t, a); len(d) > 0 {
 		t.Fatalf("drift after restart:\n%s\nagent log:\n%s", strings.Join(d, "\n"), a.log)
@@ -67,6 +68,7 @@ func assertConsistent(t *testing.T, a *agentProc, prefix string) {
 		t.Fatalf("mvlan ps lists %v but /run/netns has %v\n%s", listed, onDisk, a.log)
 	}
 	assertNoTempLinks(t, a, prefix)
+	return listed
 }
 
 // assertNoTempLinks fails on a link with the agent's temporary prefix (a
@@ -358,7 +360,10 @@ func crashSeed(t *testing.T) uint64 {
 }
 
 // TestCrashStream SIGKILLs the agent at random moments during a stream of
-// run and rm; after each restart state, links and IPAM agree exactly.
+// run and rm, each after the round's first run succeeded; after each
+// restart state, links and IPAM agree exactly, and after at least one
+// restart mvlan ps lists endpoints that survived it (the check is not
+// made on empty state only).
 func TestCrashStream(t *testing.T) {
 	_, prefix, a := newContainersAgent(t)
 	a.start()
@@ -366,9 +371,11 @@ func TestCrashStream(t *testing.T) {
 	seed := crashSeed(t)
 	kills := rand.New(rand.NewPCG(1, seed)) // when to kill
 	names := rand.New(rand.NewPCG(2, seed)) // which name, used by the stream only
+	survived := 0                           // rounds after whose restart ps listed endpoints
 	for round := range 5 {
 		stop := make(chan struct{})
 		done := make(chan struct{})
+		var runs, failed atomic.Int64 // run -d that exited 0, and not
 		go func() {
 			defer close(done)
 			for {
@@ -379,17 +386,31 @@ func TestCrashStream(t *testing.T) {
 				}
 				name := fmt.Sprintf("%s%d", prefix, names.IntN(6))
 				if _, _, code := a.mv("run", "-d", "--name", name, "--net", "pub_net"); code != 0 {
+					failed.Add(1)
 					a.mv("rm", "-f", name)
+				} else {
+					runs.Add(1)
 				}
 			}
 		}()
+		if !waitFor(10*time.Second, func() bool { return runs.Load() > 0 }) {
+			close(stop)
+			<-done
+			t.Fatalf("round %d: no run -d succeeded in 10 s (%d failed): the stream did nothing to crash\n%s", round, failed.Load(), a.log)
+		}
 		time.Sleep(time.Duration(50+kills.IntN(250)) * time.Millisecond)
 		a.kill()
 		close(stop)
 		<-done
 		a.start()
-		t.Logf("round %d: restarted", round)
-		assertConsistent(t, a, prefix)
+		listed := assertConsistent(t, a, prefix)
+		t.Logf("round %d: restarted after %d runs (%d failed); ps lists %d", round, runs.Load(), failed.Load(), len(listed))
+		if len(listed) > 0 {
+			survived++
+		}
+	}
+	if survived == 0 {
+		t.Fatalf("mvlan ps was empty after every restart: the consistency checks compared nothing")
 	}
 }
 
