@@ -180,13 +180,15 @@ func TestHostShim(t *testing.T) {
 	before := a.shimStats("shimnet")
 	shimPings(t, e, want, c1, c2)
 	after := a.shimStats("shimnet")
-	// 2 containers x 2 families x 4 echo requests each way.
-	if d := after.Tx.Packets - before.Tx.Packets; d < 32 {
-		t.Errorf("shim tx packets moved by %d, want at least 32 (16 requests, 16 replies)", d)
-	}
-	if d := after.Rx.Packets - before.Rx.Packets; d < 32 {
-		t.Errorf("shim rx packets moved by %d, want at least 32", d)
-	}
+	// Each way, 32 echo frames: 2 containers x 2 families x (4 requests +
+	// 4 replies). Up to 12 more: the shim's resolution of each container
+	// address (a request out and an answer in, 4 each way), each
+	// container's probe of its entry for the shim, 5 s after it first
+	// used it (in and out, up to 4 each way), and the IPv6 start-up
+	// multicast of links made just before (MLD reports, resent within a
+	// second). Seen here: tx +40, rx +38..39.
+	wantDelta(t, "shim tx packets", before.Tx.Packets, after.Tx.Packets, 32, 44)
+	wantDelta(t, "shim rx packets", before.Rx.Packets, after.Rx.Packets, 32, 44)
 	tcpEcho(t, e.sb, c1.Netns, c1.Addrs[0].Addr())
 	tcpEcho(t, e.sb, c2.Netns, c2.Addrs[1].Addr())
 	if d := drift(t, a); len(d) > 0 {
