@@ -206,13 +206,3 @@ func (p *promServer) waitRulesAfter(t time.Time, d time.Duration) {
 
 // nonEmpty accepts any result with a series.
 func nonEmpty(r []promSample) bool { return len(r) > 0 }
-
-// anyAbove0 accepts a result with a series above 0.
-func anyAbove0(r []promSample) bool {
-	for _, s := range r {
-		if s.Value > 0 {
-			return true
-		}
-	}
-	return false
-}
