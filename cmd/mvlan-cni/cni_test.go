@@ -194,12 +194,17 @@ func cniCode(err error) uint {
 	return 0
 }
 
-// addrs is `ip -br addr show IFNAME` in namespace ns: "eth0 UP 1.2.3.4/24 ...".
+// addrs is `ip -br addr show IFNAME` in namespace ns: "eth0 UP 1.2.3.4/24
+// ...", the link's line even without an address; "" only when ns has no
+// link IFNAME. Any other failure (no such namespace, say) fails t.
 func addrs(t *testing.T, ns, ifName string) string {
 	t.Helper()
-	out, err := nstest.RunErr(ns, "ip", "-br", "-4", "addr", "show", "dev", ifName)
+	out, err := nstest.RunErr(ns, "ip", "-br", "addr", "show", "dev", ifName)
 	if err != nil {
-		return ""
+		if strings.Contains(out, `Device "`+ifName+`" does not exist`) {
+			return ""
+		}
+		t.Fatalf("ip addr show dev %s in %s: %v\n%s", ifName, ns, err, out)
 	}
 	return strings.Join(strings.Fields(out), " ")
 }
