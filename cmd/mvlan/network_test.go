@@ -181,6 +181,16 @@ func TestNetworkConnectByName(t *testing.T) {
 			t.Errorf("network disconnect by name left %+v", ep)
 		}
 	}
+	// The link goes too, a few ms after the answer (README: deleted just
+	// after, in the background).
+	var out string
+	if !waitFor(2*time.Second, func() bool {
+		var err error
+		out, err = nstest.RunErr(ns, "ip", "link", "show", "dev", "eth0")
+		return err != nil && strings.Contains(out, `Device "eth0" does not exist`)
+	}) {
+		t.Errorf("network disconnect by name: eth0 still in %s 2 s later:\n%s", ns, out)
+	}
 	e.a.ok("network", "rm", "pub_net")
 }
 
