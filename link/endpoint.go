@@ -332,13 +332,21 @@ func (h *Host) deleteMade(nl *netlink.Handle, parentIdx int, s EndpointSpec, tar
 	return errors.Join(errs...)
 }
 
-// parentIndex looks the parent link up by name.
+// parentIndex is the index of the link a macvlan of the parent (looked up
+// by name) sits on.
 func (h *Host) parentIndex(name string) (int, error) {
 	parent, err := linkByName(h.nl, name)
 	if err != nil {
 		return 0, fmt.Errorf("parent %w", err)
 	}
-	return parent.Attrs().Index, nil
+	// The kernel puts a macvlan made on a macvlan (or macvtap) of this
+	// namespace on its lower link, which the new link then reports
+	// (findBorn): made there directly, it is the same link.
+	a := parent.Attrs()
+	if t := parent.Type(); (t == "macvlan" || t == "macvtap") && a.ParentIndex > 0 && a.NetNsID < 0 {
+		return a.ParentIndex, nil
+	}
+	return a.Index, nil
 }
 
 // bornGroup is the IFLA_GROUP an endpoint's macvlan is created with

@@ -193,14 +193,18 @@ func TestAttachEndpointParentIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	sb.Run(t, sb.Path, "ip", "link", "del", "gone0")
+	sb.Run(t, sb.Path, "ip", "link", "add", "mv0", "link", "eth0", "type", "macvlan", "mode", "bridge")
 	for i, tt := range []struct {
-		name  string
-		index int
-	}{{"known", parent.Index}, {"unknown", 0}, {"stale", gone.Index}} {
+		name, parent string
+		index        int
+	}{{"known", "eth0", parent.Index}, {"unknown", "eth0", 0}, {"stale", "eth0", gone.Index},
+		// A macvlan parent: the link goes on its lower link's port, whose
+		// index it reports.
+		{"macvlan parent unknown", "mv0", 0}, {"macvlan parent stale", "mv0", gone.Index}} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := link.EndpointSpec{Parent: "eth0", ParentIndex: tt.index, NetnsPath: sb.Netns(t, tt.name),
+			s := link.EndpointSpec{Parent: tt.parent, ParentIndex: tt.index, NetnsPath: sb.Netns(t, strings.ReplaceAll(tt.name, " ", "-")),
 				MAC: mac(t, fmt.Sprintf("02:42:ac:10:57:%02x", 10+i)), Addrs: prefixes(fmt.Sprintf("172.16.87.%d/24", 10+i)),
-				Alias: "mvlan/test/ep/" + tt.name}
+				Alias: "mvlan/test/ep/" + strings.ReplaceAll(tt.name, " ", "-")}
 			if err := h.AttachEndpoint(context.Background(), s); err != nil {
 				t.Fatal(err)
 			}
