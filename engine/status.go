@@ -66,15 +66,15 @@ func (h health) String() string {
 // network's (cluster.Space.Failed).
 type failer interface{ Failed() error }
 
-// health is the network's status: its parent's and datapath's (status),
-// then whether it is being removed, then its cluster's. Caller
+// health is the network's status: whether it is being removed, then its
+// parent's and datapath's (status), then its cluster's. Caller
 // holds n.mu.
 func (n *network) health() health {
+	if n.removing { // whatever its parent's: no attach while rm is under way
+		return health{status: StatusRemoving}
+	}
 	if n.status.status != StatusOK {
 		return n.status
-	}
-	if n.removing {
-		return health{status: StatusRemoving}
 	}
 	if f, ok := n.space.(failer); ok {
 		if err := f.Failed(); err != nil {
