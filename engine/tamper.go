@@ -248,11 +248,12 @@ func (a *Engine) inspectLocked(ctx context.Context, e endpoint) (settled bool) {
 		return true
 	}
 	ls := a.endpointLinks(e, parent)
-	if ls.own == nil && ls.stranger == nil && !ls.unknown {
-		// Its link went (with its parent, say) while the hooks were
-		// looked at: a gone device's tc dump is empty, which reads as
-		// detached. Nothing of e's to repair; a parent refresh makes
-		// the link again.
+	if ls.own == nil && ls.stranger == nil && !ls.unknown && a.parentChanged(e) {
+		// Its link went with its parent while the hooks were looked at
+		// (a gone device's tc dump is empty, which reads as detached):
+		// no tamper, and nothing of e's to repair; the parent refresh
+		// makes the link again. Gone with the parent there, it is one
+		// (the container moved or deleted it).
 		findings = nil
 	}
 	own := ls.own
@@ -309,6 +310,24 @@ func (a *Engine) linkMode(e endpoint) string {
 func modeChanged(l link.Info, mode string) bool {
 	c := l.Macvlan
 	return c != nil && mode != "" && (c.Mode != mode || c.Flags != 0 || c.Sources != 0)
+}
+
+// parentChanged reports whether e's network's parent is gone, or is
+// another link than the one its endpoints' links were made on: those went
+// with it.
+func (a *Engine) parentChanged(e endpoint) bool {
+	n := a.networkByID(e.NetworkID)
+	if n == nil {
+		return true
+	}
+	n.mu.Lock()
+	ok, name, self := n.ok(), n.Parent, n.selfIndex
+	n.mu.Unlock()
+	if !ok {
+		return true
+	}
+	l, err := a.host.Link(name)
+	return err != nil || l.Index != self
 }
 
 // stillReady reports whether e, as the check read it, is still a ready

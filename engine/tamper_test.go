@@ -158,23 +158,46 @@ func TestTamperAgainAfterRepair(t *testing.T) {
 	}
 }
 
+// parentHost is a Host whose links are those given, by name.
+type parentHost struct {
+	Host
+	links map[string]link.Info
+}
+
+func (h parentHost) Link(name string) (link.Info, error) {
+	if l, ok := h.links[name]; ok {
+		return l, nil
+	}
+	return link.Info{}, link.ErrNotFound
+}
+
 // TestTamperLinkGone: hooks that read as detached on a link that is gone
-// by the time the namespace's links are listed (its parent deleted, which
-// takes the containers' macvlans with it; a gone device's tc dump is
-// empty) are no tamper: nothing is repaired, counted or reported.
+// by the time the namespace's links are listed, when its parent went (the
+// kernel takes the containers' macvlans with it; a gone device's tc dump
+// is empty) or is another link now, are no tamper: nothing is repaired,
+// counted or reported. With the parent still there, the container moved
+// or deleted its link: that is one.
 func TestTamperLinkGone(t *testing.T) {
-	d := &tamperedDatapath{tampered: true}
-	e := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
-	a := tamperEngine(d, e)
-	a.ns = linksOnly{}
-	if !a.inspectEndpoint(context.Background(), e) || d.tries != 0 {
-		t.Fatalf("link gone: %d repairs tried, want none and nothing to look at again", d.tries)
-	}
-	if tampered, _ := a.tamper.snapshot(); tampered[string(loader.TamperForeignFirst)] != 0 {
-		t.Fatalf("link gone: tampers counted %v, want none", tampered)
-	}
-	if f := a.tamper.findings(); len(f) != 0 {
-		t.Fatalf("link gone: doctor would report %v", f)
+	for _, tc := range []struct {
+		what   string
+		parent map[string]link.Info
+		tamper bool
+	}{
+		{"parent gone", nil, false},
+		{"parent made again", map[string]link.Info{"eth0": {Name: "eth0", Index: 9}}, false},
+		{"parent there", map[string]link.Info{"eth0": {Name: "eth0", Index: 7}}, true},
+	} {
+		d := &tamperedDatapath{tampered: true}
+		e := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
+		a := tamperEngine(d, e)
+		a.ns = linksOnly{}
+		a.host = parentHost{links: tc.parent}
+		a.nets["n1"].Parent, a.nets["n1"].selfIndex = "eth0", 7
+		a.inspectEndpoint(context.Background(), e)
+		tampered, _ := a.tamper.snapshot()
+		if got := tampered[string(loader.TamperForeignFirst)] == 1 && len(a.tamper.findings()) == 1; got != tc.tamper {
+			t.Errorf("%s: tampers counted %v, doctor's findings %v; want a tamper: %v", tc.what, tampered, a.tamper.findings(), tc.tamper)
+		}
 	}
 }
 
