@@ -80,14 +80,6 @@ func (a *Engine) attachNetwork(ctx context.Context, n *network, hl *hostListing)
 		trunkIndex = trunk.Index
 	}
 	a.forgetRemade(ctx, n, parent.Index, trunkIndex)
-	if self != parent.Index && !a.parentInUse(self, n) {
-		// A macvlan parent's programs are on its lower link; an agent
-		// before 6226b01 put them on the parent itself, where they pass
-		// frames without a row and keep counting its VLANs.
-		if err := a.dp.DetachParent(ctx, a.cfg.HostNetns, self); err != nil {
-			a.log.Warn("programs left on a macvlan parent not detached", "network", n.name(), "parent", n.Parent, "err", err)
-		}
-	}
 	// Recorded first, both, so that the undo of a failure half way
 	// (detachNetwork) finds what was put on the links, and a failed
 	// refresh forgets neither.
