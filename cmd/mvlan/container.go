@@ -18,7 +18,7 @@ func endpointFlags() []cli.Flag {
 		&cli.StringFlag{Name: "ip", Usage: "IPv4 address (default: the next free one)"},
 		&cli.StringFlag{Name: "ip6", Usage: "IPv6 address (default: the next free one on --ipv6 networks)"},
 		&cli.StringFlag{Name: "mac", Usage: "MAC address (default: derived from the network and the container's name, locally administered)"},
-		&cli.StringFlag{Name: "ifname", Usage: "interface name inside the namespace (default: eth0 in a new container; connect: the first free ethN)"},
+		&cli.StringFlag{Name: "ifname", Value: "eth0", Usage: "interface name inside the namespace"},
 	}
 }
 

@@ -904,25 +904,3 @@ func TestEndpointLinkFailsAfterName(t *testing.T) {
 		t.Errorf("the run after got %q, want the address the failed run had: 172.16.86.2/24", got)
 	}
 }
-
-// TestConnectSecondNetwork: connect of a container (run) to a second
-// network without --ifname gives it the first free name, eth1, as docker
-// network connect does (eth0 is its first network's); rm removes both.
-func TestConnectSecondNetwork(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, "eth1")
-	e.a.ok("network", "create", "--subnet=172.16.94.0/24", "-o", "parent=eth0", "a_net")
-	e.a.ok("network", "create", "--subnet=172.16.95.0/24", "-o", "parent=eth1", "b_net")
-	c1 := e.runD(e.name("1"), "a_net")
-	e.a.ok("network", "connect", "--ip=172.16.95.10", "b_net", c1.Name)
-	if out := e.in(c1.Netns, "ip", "-o", "-4", "addr", "show", "dev", "eth1"); !strings.Contains(out, "172.16.95.10/24") {
-		t.Fatalf("connect: %s's eth1 has no 172.16.95.10:\n%s", c1.Name, out)
-	}
-	if out := e.in(c1.Netns, "ip", "-o", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(out, c1.Addrs[0].String()) {
-		t.Fatalf("connect: %s's eth0 lost %s:\n%s", c1.Name, c1.Addrs[0], out)
-	}
-	e.a.ok("rm", "-f", c1.Name)
-	if eps := e.ps(); len(eps) != 0 {
-		t.Errorf("rm left endpoints %+v", eps)
-	}
-}
