@@ -73,11 +73,8 @@ func TestDockerRemoveClientGone(t *testing.T) {
 	a.env = []string{"MVLAN_PLUGIN_SOCKET=" + sock, "MVLAN_TEST_HOLDPOINT=docker-rm:after-state", "MVLAN_TEST_HOLD=300ms"}
 	a.start()
 	p := &pluginConn{t: t, sb: sb, sock: sock}
-	pool := p.call("IpamDriver.RequestPool", map[string]any{"AddressSpace": "mvlan", "Pool": "172.16.89.0/24"})["PoolID"]
 	netID := strings.Repeat("5e", 32)
-	p.call("NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID,
-		"Options":  map[string]any{"com.docker.network.generic": map[string]string{"parent": "eth0"}},
-		"IPv4Data": []map[string]any{{"AddressSpace": "mvlan", "Pool": "172.16.89.0/24"}}})
+	pool := p.staticNetwork(netID, "172.16.89.0/24")
 	c1, ep := sb.Netns(t, "c1"), strings.Repeat("c1", 32)
 	p.join(netID, pool, ep, c1, c1)
 	waitEndpoint(t, a, ep, "ready")

@@ -157,6 +157,18 @@ func (p *pluginConn) call(method string, body any) map[string]string {
 	return str
 }
 
+// staticNetwork makes network netID on eth0 with mvlan's IPAM for subnet,
+// as dockerd does for `docker network create -d DRIVER --ipam-driver
+// mvlan --subnet SUBNET -o parent=eth0`, and returns the pool's ID.
+func (p *pluginConn) staticNetwork(netID, subnet string) string {
+	p.t.Helper()
+	pool := p.call("IpamDriver.RequestPool", map[string]any{"AddressSpace": "mvlan", "Pool": subnet})["PoolID"]
+	p.call("NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID,
+		"Options":  map[string]any{"com.docker.network.generic": map[string]string{"parent": "eth0"}},
+		"IPv4Data": []map[string]any{{"AddressSpace": "mvlan", "Pool": subnet}}})
+	return pool
+}
+
 // join does what dockerd does for a container on the network: an address,
 // CreateEndpoint, Join with sandbox key key, then the link moved into the
 // namespace at ns, named eth0, addressed and up. It returns the address.
@@ -221,11 +233,8 @@ func TestDockerLeaveAlias(t *testing.T) {
 	a.env = []string{"MVLAN_PLUGIN_SOCKET=" + filepath.Join(a.dir, "mvt-leave.sock")}
 	a.start()
 	p := &pluginConn{t: t, sb: sb, sock: filepath.Join(a.dir, "mvt-leave.sock")}
-	pool := p.call("IpamDriver.RequestPool", map[string]any{"AddressSpace": "mvlan", "Pool": "172.16.88.0/24"})["PoolID"]
 	netID := strings.Repeat("5f", 32)
-	p.call("NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID,
-		"Options":  map[string]any{"com.docker.network.generic": map[string]string{"parent": "eth0"}},
-		"IPv4Data": []map[string]any{{"AddressSpace": "mvlan", "Pool": "172.16.88.0/24"}}})
+	pool := p.staticNetwork(netID, "172.16.88.0/24")
 	c1, ep := sb.Netns(t, "c1"), strings.Repeat("c1", 32)
 	p.join(netID, pool, ep, c1, c1)
 	waitEndpoint(t, a, ep, "ready")

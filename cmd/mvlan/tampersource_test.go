@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
@@ -33,11 +34,7 @@ func TestForeignDst(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			e, c1, c2, g := tamperEnv(t, m, false)
-			c3 := e.name("3")
-			ep3, ok := e.endpoint(c3)
-			if !ok {
-				t.Fatalf("%s not in ps", c3)
-			}
+			c3, ep3 := third(t, e)
 			router, c2MAC, c3MAC := nstest.MAC(t, "02:00:5e:00:53:01"), nstest.MAC(t, g.peer.MAC), nstest.MAC(t, ep3.MAC)
 			e.in(c1, "ip", "link", "set", "eth0", "type", "macvlan", "mode", "source", "macaddr", "set", router.String(), c2MAC.String())
 			wantMacvlan(t, e, c1, "mode source", "remotes (2)")
@@ -84,11 +81,7 @@ func TestTamperSourceRepair(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			e, c1, c2, g := tamperEnv(t, m, true)
-			c3 := e.name("3")
-			ep3, ok := e.endpoint(c3)
-			if !ok {
-				t.Fatalf("%s not in ps", c3)
-			}
+			c3, ep3 := third(t, e)
 			c2MAC, c3MAC := nstest.MAC(t, g.peer.MAC), nstest.MAC(t, ep3.MAC)
 			e.in(c1, "ip", "link", "set", "eth0", "type", "macvlan", "mode", "source", "flag", "nodst", "macaddr", "set", c2MAC.String())
 			e.detected("mode_changed", 1, true)
@@ -152,4 +145,15 @@ func TestForeignDstPassthru(t *testing.T) {
 	if got := counter(text, "mvlan_policy_drops_total", labels); got != before+3 {
 		t.Errorf("mvlan_policy_drops_total%v went from %d to %d; want +3", labels, before, got)
 	}
+}
+
+// third is tamperEnv's third container: its name and endpoint.
+func third(t *testing.T, e *dpEnv) (string, api.Endpoint) {
+	t.Helper()
+	c3 := e.name("3")
+	ep3, ok := e.endpoint(c3)
+	if !ok {
+		t.Fatalf("%s not in ps", c3)
+	}
+	return c3, ep3
 }

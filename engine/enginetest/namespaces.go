@@ -41,25 +41,18 @@ func (s *namespaces) Links(path string) ([]link.Info, error) {
 func (s *namespaces) Macvlans(path string, _ int) ([]link.Info, error) { return s.Links(path) }
 
 func (s *namespaces) SetMAC(path string, ifindex int, mac net.HardwareAddr) error {
-	k := (*Kernel)(s)
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	n := k.nets[path]
-	if n == nil {
-		return notFound("netns " + path)
-	}
-	for i := range n.links {
-		if n.links[i].Index == ifindex {
-			n.links[i].MAC = slices.Clone(mac)
-			return nil
-		}
-	}
-	return notFound(fmt.Sprintf("link %d in %s", ifindex, path))
+	return s.changeLink(path, ifindex, "", func(l *link.Info) { l.MAC = slices.Clone(mac) })
 }
 
 // SetMacvlanMode sets link ifindex's macvlan mode, its flags cleared and
 // its source list emptied, as the kernel's changelink does.
 func (s *namespaces) SetMacvlanMode(path string, ifindex int, kind, mode string) error {
+	return s.changeLink(path, ifindex, kind, func(l *link.Info) { l.Macvlan = &link.MacvlanConf{Mode: mode} })
+}
+
+// changeLink applies change to link ifindex (of kind, unless "") of the
+// namespace at path.
+func (s *namespaces) changeLink(path string, ifindex int, kind string, change func(*link.Info)) error {
 	k := (*Kernel)(s)
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -68,12 +61,12 @@ func (s *namespaces) SetMacvlanMode(path string, ifindex int, kind, mode string)
 		return notFound("netns " + path)
 	}
 	for i := range n.links {
-		if n.links[i].Index == ifindex && n.links[i].Kind == kind {
-			n.links[i].Macvlan = &link.MacvlanConf{Mode: mode}
+		if n.links[i].Index == ifindex && (kind == "" || n.links[i].Kind == kind) {
+			change(&n.links[i])
 			return nil
 		}
 	}
-	return notFound(fmt.Sprintf("%s %d in %s", kind, ifindex, path))
+	return notFound(fmt.Sprintf("link %d in %s", ifindex, path))
 }
 
 func (s *namespaces) SetRAConf(string, string, bool) error { return nil }
