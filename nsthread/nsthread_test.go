@@ -2,12 +2,15 @@ package nsthread
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/mvlan/mvlan/internal/nstest"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,5 +101,57 @@ func TestFresh(t *testing.T) {
 	}
 	if got := pathIno(t, "/proc/self/ns/net"); got != own {
 		t.Errorf("the main thread is in netns %d, want %d (a thread discarded in a fresh one?)", got, own)
+	}
+}
+
+// TestDoCannotReturn: when the thread fn ran on cannot return to its own
+// namespace, Do says so and the caller goes on in its own namespace: fn
+// ran on a thread of its own, which is discarded, not on the caller's.
+// A panic in fn reaches the caller, whose thread is in its own namespace
+// then too.
+func TestDoCannotReturn(t *testing.T) {
+	nstest.RequireRoot(t)
+	path := nstest.NewNetns(t, "mvt-"+fmt.Sprint(os.Getpid())+"-noreturn")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	target := netns.NsHandle(f.Fd())
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	own := threadNetns(t)
+
+	calls := 0
+	setns = func(ns netns.NsHandle) error {
+		if calls++; calls == 2 { // the way back
+			return errors.New("refused")
+		}
+		return netns.Set(ns)
+	}
+	defer func() { setns = netns.Set }()
+	var inside uint64
+	err = Do(target, func() error { inside = threadNetns(t); return nil })
+	if err == nil || !strings.Contains(err.Error(), "return to own netns") {
+		t.Errorf("Do whose thread cannot return: %v, want the error", err)
+	}
+	if want := pathIno(t, path); inside != want {
+		t.Errorf("fn ran in netns %d, want %d", inside, want)
+	}
+	if after := threadNetns(t); after != own {
+		t.Fatalf("the caller's thread is in netns %d after Do, want its own %d", after, own)
+	}
+
+	setns = netns.Set
+	func() {
+		defer func() {
+			if v := recover(); v != "boom" {
+				t.Errorf("recovered %v, want fn's panic", v)
+			}
+		}()
+		_ = Do(target, func() error { panic("boom") })
+	}()
+	if after := threadNetns(t); after != own {
+		t.Errorf("the caller's thread is in netns %d after fn panicked, want its own %d", after, own)
 	}
 }
