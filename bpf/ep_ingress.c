@@ -22,7 +22,11 @@
  * same parent, such as a macvlan a container made on its eth0, and is
  * dropped (unknown_source). (Such a link's unicast to a neighbour crosses
  * the parent's receive path, as macvlan forwards it there for its taps,
- * and is marked like the wire's; its broadcasts are not.) Nor may any
+ * and is marked like the wire's; its broadcasts are not.) A mark on a
+ * frame redirected to this hook is not the wire's: a container can set
+ * it (SO_MARK) on a frame it redirects from a link of its own (tc
+ * mirred), say a DHCP server's reply to the agent's client (the direct
+ * build tells; the stub build cannot). Nor may any
  * other MAC bind a local endpoint's address, in ARP (arp_spoof) or in a
  * neighbour advertisement or redirect naming it or a solicitation from it,
  * after any extension headers (nd_spoof): a local endpoint's binding comes
@@ -281,7 +285,9 @@ int ep_ingress(struct __sk_buff *skb)
 		count_drop(0, REASON_NO_ENDPOINT, f.len);
 		return VERDICT_DROP;
 	}
-	reason = ingress_reason(skb, &f, ep, mark & WIRE_MARK);
+	/* The wire's mark, unless the frame was redirected here (a mark a
+	 * container set): mask, no branch. */
+	reason = ingress_reason(skb, &f, ep, mark & WIRE_MARK & (redirected(skb) - 1));
 	if (reason == NOT_PARSED)
 		f.malformed = 1;
 	if (f.malformed)

@@ -17,6 +17,8 @@
 #ifndef MVLAN_ENDPOINT_H
 #define MVLAN_ENDPOINT_H
 
+#include <bpf/bpf_core_read.h>
+
 #include "counters.h"
 #include "tables.h"
 
@@ -40,6 +42,7 @@ struct sock {
 struct sk_buff {
 	struct net_device *dev;
 	struct sock *sk;
+	__u8 redirected:1;
 } __attribute__((preserve_access_index));
 
 extern void *bpf_cast_to_kern_ctx(void *) __ksym;
@@ -77,6 +80,20 @@ static __always_inline __u64 sock_elsewhere(struct __sk_buff *ctx)
 	cookie = net->net_cookie;
 	return cookie != self_cookie(ctx) ? cookie : 0;
 }
+/* redirected is 1 when a tc action or a program redirected the frame to
+ * this hook (a container's mirred from a link of its own to its
+ * endpoint's ingress, with a mark it set: SO_MARK needs only
+ * CAP_NET_ADMIN in its namespace), else 0. A frame macvlan hands up from
+ * the parent never is: the receive path clears the bit after the
+ * parent's ingress hook. */
+static __always_inline __u32 redirected(struct __sk_buff *ctx)
+{
+	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
+
+	if (!bpf_core_field_exists(skb->redirected))
+		return 0;
+	return BPF_CORE_READ_BITFIELD(skb, redirected);
+}
 #else
 /* self_cookie is the cookie the namespace's stub put in cb[0..1]. */
 static __always_inline __u64 self_cookie(struct __sk_buff *skb)
@@ -86,6 +103,12 @@ static __always_inline __u64 self_cookie(struct __sk_buff *skb)
 
 /* sock_elsewhere: without the kernel's structs no socket can be told. */
 static __always_inline __u64 sock_elsewhere(struct __sk_buff *skb)
+{
+	return 0;
+}
+
+/* redirected: without the kernel's structs a redirect cannot be told. */
+static __always_inline __u32 redirected(struct __sk_buff *skb)
 {
 	return 0;
 }

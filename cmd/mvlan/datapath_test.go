@@ -148,6 +148,14 @@ func sendEach(t *testing.T, ns, ifName string, frame []byte, n int) []error {
 // bypass (PACKET_QDISC_BYPASS, which needs only CAP_NET_RAW).
 func sendEachWith(t *testing.T, ns, ifName string, frame []byte, n int, bypass bool) []error {
 	t.Helper()
+	return sendMarked(t, ns, ifName, frame, n, bypass, 0)
+}
+
+// sendMarked is sendEachWith from a socket with SO_MARK mark (0: none;
+// CAP_NET_ADMIN in the namespace is all it takes), which each frame
+// carries.
+func sendMarked(t *testing.T, ns, ifName string, frame []byte, n int, bypass bool, mark int) []error {
+	t.Helper()
 	var errs []error
 	err := nstest.In(ns, func() error {
 		ifi, err := net.InterfaceByName(ifName)
@@ -161,6 +169,11 @@ func sendEachWith(t *testing.T, ns, ifName string, frame []byte, n int, bypass b
 		defer unix.Close(fd)
 		if bypass {
 			if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+				return err
+			}
+		}
+		if mark != 0 {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, mark); err != nil {
 				return err
 			}
 		}
