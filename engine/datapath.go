@@ -448,13 +448,13 @@ func (a *Engine) pruneEndpointTable(eps []endpoint) error {
 	return errors.Join(append(errs, a.dp.PruneOrphans())...)
 }
 
-// pruneDatapath forgets parents no network has and unpins TCX links of
-// devices that are gone. Caller holds netOps.
-func (a *Engine) pruneDatapath() error {
-	want, links := map[int]bool{}, map[int]bool{}
+// pruneDatapath forgets parents no network has (their rows, programs and
+// counters) and unpins TCX links of devices that are gone. Caller holds netOps.
+func (a *Engine) pruneDatapath(ctx context.Context) error {
+	want, links, ids := map[int]bool{}, map[int]bool{}, map[uint32]bool{}
 	for _, n := range a.networkList() {
 		p, t := n.indexes()
-		want[p], links[p], links[t] = true, true, true
+		want[p], links[p], links[t], ids[n.DatapathID] = true, true, true, true
 	}
 	parents, err := a.dp.Parents()
 	if err != nil {
@@ -462,8 +462,19 @@ func (a *Engine) pruneDatapath() error {
 	}
 	var errs []error
 	for _, p := range parents {
-		if !want[p.Ifindex] {
-			errs = append(errs, a.dp.DeleteParent(p.Ifindex))
+		if want[p.Ifindex] {
+			continue
+		}
+		// A network removed while the agent was down, or whose rm was
+		// cut short after its record went: its row, the programs on its
+		// parent (a gone link is no error) and its counters, which the
+		// next network given its number would take over.
+		errs = append(errs, a.dp.DeleteParent(p.Ifindex))
+		if !links[p.Ifindex] {
+			errs = append(errs, a.dp.DetachParent(ctx, a.cfg.HostNetns, p.Ifindex))
+		}
+		if !ids[p.NetworkID] {
+			errs = append(errs, a.dp.ForgetNetwork(p.NetworkID))
 		}
 	}
 	// Per-VLAN counters of links no network uses (made again, or their

@@ -77,7 +77,7 @@ func (a *Engine) reconcileNetworks(ctx context.Context) error {
 		n.status = st
 		n.mu.Unlock()
 	}
-	if err := a.pruneDatapath(); err != nil {
+	if err := a.pruneDatapath(ctx); err != nil {
 		a.log.Warn("prune datapath", "err", err)
 	}
 	return nil

@@ -205,3 +205,39 @@ func readAgentID(t *testing.T, a *agentProc) string {
 	defer st.Close()
 	return st.AgentID()
 }
+
+// TestCrashNetworkRmParent: a network rm killed after the network's
+// record went, before its parent's programs did (tc mode: filters and
+// clsact on eth0, an existing link mvlan does not delete), leaves nothing
+// on eth0 after the next start: no later step would take them away, and
+// they would go on counting eth0's frames.
+func TestCrashNetworkRmParent(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	a.flags = []string{"--attach-mode", "tc"}
+	a.start()
+	a.ok("network", "create", "--subnet=10.9.1.0/24", "-o", "parent=eth0", "pub_net")
+	tcState := func() string {
+		return sb.Run(t, sb.Path, "tc", "filter", "show", "dev", "eth0", "ingress") +
+			sb.Run(t, sb.Path, "tc", "filter", "show", "dev", "eth0", "egress") +
+			sb.Run(t, sb.Path, "tc", "qdisc", "show", "dev", "eth0")
+	}
+	if s := tcState(); !strings.Contains(s, "bpf") || !strings.Contains(s, "clsact") {
+		t.Fatalf("no mvlan filters on eth0 before the rm (the test would prove nothing):\n%s", s)
+	}
+	a.stop()
+	a.start("MVLAN_TEST_CRASHPOINT=network-rm:after-state")
+	a.mv("network", "rm", "pub_net")
+	a.waitExit()
+	if s := tcState(); !strings.Contains(s, "bpf") {
+		t.Fatalf("the killed rm left no filters on eth0 (the test would prove nothing):\n%s", s)
+	}
+	a.start()
+	if ls := a.ok("network", "ls", "-q"); ls != "" {
+		t.Fatalf("networks after the restart: %q, want none", ls)
+	}
+	if s := tcState(); strings.Contains(s, "bpf") || strings.Contains(s, "clsact") {
+		t.Errorf("after the restart eth0 still has mvlan's filters or clsact:\n%s\n%s", s, a.log)
+	}
+}
