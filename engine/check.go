@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mvlan/mvlan/link"
 )
@@ -16,13 +17,7 @@ import (
 // It reads the store, the source of truth, and also reports where the
 // in-memory index disagrees with it.
 func (a *Engine) Check(ctx context.Context) ([]string, error) {
-	// Not drift: an attach answered before its "ready" record was
-	// stored, a removal finishing in the background.
-	a.removals.wait(ctx)
-	if err := a.store.Flush(); err != nil {
-		return nil, err
-	}
-	found, err := a.drift(ctx)
+	found, err := a.settledDrift(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -32,6 +27,54 @@ func (a *Engine) Check(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(drift)
 	return drift, ctx.Err()
+}
+
+// driftSettle is how long settledDrift waits before it looks again at
+// what it found.
+var driftSettle = time.Second
+
+// settledDrift is drift, found twice driftSettle apart: an operation
+// under way (an attach admitted after the store was read and before the
+// index was, its record still "creating", a removal between its record
+// and its addresses) shows once, and is not drift. Not drift either: an
+// attach answered before its "ready" record was stored, a removal
+// finishing in the background (both waited for before each look).
+func (a *Engine) settledDrift(ctx context.Context) (map[DriftKind][]string, error) {
+	found, err := a.lookForDrift(ctx)
+	if err != nil || !anyDrift(found) {
+		return found, err
+	}
+	select {
+	case <-time.After(driftSettle):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	again, err := a.lookForDrift(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for k, fs := range found {
+		found[k] = slices.DeleteFunc(fs, func(f string) bool { return !slices.Contains(again[k], f) })
+	}
+	return found, nil
+}
+
+// lookForDrift is one look of settledDrift.
+func (a *Engine) lookForDrift(ctx context.Context) (map[DriftKind][]string, error) {
+	a.removals.wait(ctx)
+	if err := a.store.Flush(); err != nil {
+		return nil, err
+	}
+	return a.drift(ctx)
+}
+
+func anyDrift(found map[DriftKind][]string) bool {
+	for _, fs := range found {
+		if len(fs) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // drift is Check's findings by kind.

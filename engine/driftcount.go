@@ -97,11 +97,7 @@ func (a *Engine) countDrift(ctx context.Context) {
 }
 
 func (a *Engine) checkCounts(ctx context.Context) (map[DriftKind]int, error) {
-	a.removals.wait(ctx) // as Check
-	if err := a.store.Flush(); err != nil {
-		return nil, err
-	}
-	found, err := a.drift(ctx)
+	found, err := a.settledDrift(ctx) // as Check
 	if err != nil {
 		return nil, err
 	}

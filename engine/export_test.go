@@ -42,3 +42,5 @@ func RefreshParentsFrom(ctx context.Context, e *Engine, hl HostListing) {
 
 // ClusterEpoch is the engine's cluster liveness lease epoch.
 func (a *Engine) ClusterEpoch() uint64 { return a.cluster.Epoch() }
+
+func init() { driftSettle = 10 * time.Millisecond } // the fake kernel's operations are instant

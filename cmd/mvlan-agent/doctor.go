@@ -23,6 +23,8 @@ func doctorCommand(onUsage cli.OnUsageErrorFunc) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "bpffs", Value: doctor.DefaultBPFFS, EnvVars: []string{"MVLAN_BPFFS"}, Usage: "bpffs directory the agent pins maps and links under"},
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"},
+			// Also after doctor, as mvlan's flags may be (mvlan doctor --socket S).
+			&cli.StringFlag{Name: "socket", Value: api.DefaultSocket, EnvVars: []string{"MVLAN_SOCKET"}, Usage: "API socket of the agent whose state to check"},
 		},
 		Action:       runDoctor,
 		OnUsageError: onUsage,
@@ -50,7 +52,7 @@ var doctorSections = []func(ctx context.Context, c *cli.Context, out *doctorOutp
 
 // driftSection asks a running agent whether state, kernel and IPAM agree.
 func driftSection(ctx context.Context, c *cli.Context, out *doctorOutput) error {
-	cl := api.NewClient(c.String("socket"))
+	cl := api.NewClient(givenSocket(c))
 	defer cl.Close()
 	s := doctorSection{Name: "agent"}
 	ch, err := cl.Check(ctx)
@@ -65,6 +67,17 @@ func driftSection(ctx context.Context, c *cli.Context, out *doctorOutput) error 
 	}
 	out.Sections = append(out.Sections, s)
 	return nil
+}
+
+// givenSocket is --socket where it was given, after doctor or before it
+// (mvlan-agent --socket S doctor), else its default.
+func givenSocket(c *cli.Context) string {
+	for _, cc := range c.Lineage() {
+		if cc.IsSet("socket") {
+			return cc.String("socket")
+		}
+	}
+	return c.String("socket")
 }
 
 func kernelSection(ctx context.Context, c *cli.Context, out *doctorOutput) error {

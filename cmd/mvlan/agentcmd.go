@@ -31,7 +31,7 @@ func doctorCommand() *cli.Command {
 	return &cli.Command{
 		Name:            "doctor",
 		Usage:           "check the kernel features mvlan needs and say what a missing one means; see mvlan doctor --help",
-		ArgsUsage:       "[--format json] [--bpffs DIR]",
+		ArgsUsage:       "[--format json] [--bpffs DIR] [--socket PATH]",
 		SkipFlagParsing: true,
 		Action:          func(c *cli.Context) error { return execAgent(c, "doctor") },
 	}
