@@ -103,11 +103,11 @@ func handoffUnfinished(e endpoint) bool {
 func (a *Engine) detachByAlias(ctx context.Context, e endpoint) error {
 	via := e
 	via.Ifindex = 0 // by the alias, not by an index of another namespace
-	name, err := a.endpointLink(via)
-	if err != nil || name == "" {
+	l, ok, err := a.endpointLink(via)
+	if err != nil || !ok {
 		return err
 	}
-	return a.host.DetachEndpoint(ctx, e.Netns, name)
+	return a.host.DetachLink(ctx, e.Netns, l.Index)
 }
 
 // netnsNamed reports whether e's path names a namespace (any).
@@ -162,32 +162,26 @@ func (a *Engine) detachThroughPids(ctx context.Context, e endpoint) error {
 }
 
 func (a *Engine) detachLink(ctx context.Context, e endpoint) error {
-	name, err := a.endpointLink(e)
+	l, ok, err := a.endpointLink(e)
 	if err != nil {
 		return fmt.Errorf("detach %s: %w", e.Name, err)
 	}
-	if name != "" {
-		return a.host.DetachEndpoint(ctx, e.Netns, name)
+	if ok { // by its index: a name could be another link's by the time it is deleted
+		return a.host.DetachLink(ctx, e.Netns, l.Index)
 	}
 	// Not found by its mark: a crash may have caught it before the mark
 	// was set (link.Host.DeleteHalfMade).
 	return a.host.DeleteHalfMade(e.Netns, e.IfName, e.MAC)
 }
 
-// endpointLink is the name of e's link in e.Netns (ownLink: by its
-// stored ifindex, else our alias); "" if there is none (or no such
-// namespace).
-func (a *Engine) endpointLink(e endpoint) (string, error) {
-	l, ok, err := a.ownLink(e)
-	switch {
-	case errors.Is(err, link.ErrNotFound):
-		return "", nil
-	case err != nil:
-		return "", err
-	case !ok:
-		return "", nil
+// endpointLink is e's link in e.Netns (ownLink: by its stored ifindex,
+// else our alias); ok is false if there is none (or no such namespace).
+func (a *Engine) endpointLink(e endpoint) (l link.Info, ok bool, err error) {
+	l, ok, err = a.ownLink(e)
+	if errors.Is(err, link.ErrNotFound) {
+		return link.Info{}, false, nil
 	}
-	return l.Name, nil
+	return l, ok && err == nil, err
 }
 
 // hit is an endpoint found by reference, with where it lives.

@@ -30,6 +30,9 @@ type Host interface {
 	DeleteByAlias(alias string) error
 	AttachEndpoint(ctx context.Context, s link.EndpointSpec) error
 	DetachEndpoint(ctx context.Context, netnsPath, ifName string) error
+	// DetachLink deletes the link at ifindex in the namespace, whatever
+	// it is named now (a container may rename its links).
+	DetachLink(ctx context.Context, netnsPath string, ifindex int) error
 	SilenceEndpoint(ctx context.Context, netnsPath string, ifindex int, alias string) error
 	CreateHandoff(ctx context.Context, s link.HandoffSpec) (name string, err error)
 	WatchLinks(ctx context.Context, fn func(link.LinkEvent)) error

@@ -397,7 +397,7 @@ func (a *Engine) repairTampers(ctx context.Context, e endpoint, findings []loade
 		}
 	}
 	for _, l := range nested {
-		err := a.host.DetachEndpoint(ctx, e.Netns, l.Name)
+		err := a.host.DetachLink(ctx, e.Netns, l.Index)
 		done(nestedTamper(l), TamperNestedLink, err, "endpoint's namespace has a link of its own on the parent", "link", l.Name, "deleted", err == nil)
 	}
 	if own != nil {

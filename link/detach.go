@@ -81,6 +81,27 @@ func (h *Host) DetachEndpoint(ctx context.Context, netnsPath, ifName string) err
 	}, true)
 }
 
+// DetachLink deletes the link with index ifindex in the namespace at
+// netnsPath, whatever it is named now: a container can rename its links,
+// and between a look-up and a deletion by name swap another of its own
+// in (the endpoint's link would stay, unknown to mvlan). It returns once
+// the link is unregistered. A missing link or namespace is not an error.
+func (h *Host) DetachLink(ctx context.Context, netnsPath string, ifindex int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return inNetnsAt(netnsPath, func(ns netns.NsHandle, nl *netlink.Handle) error {
+		l, err := nl.LinkByIndex(ifindex)
+		if err == nil {
+			err = h.deleteUnregistered(ns, nl, l)
+		}
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("detach link %d in %s: %w", ifindex, netnsPath, err)
+		}
+		return nil
+	}, true)
+}
+
 // SilenceEndpoint takes every address off the endpoint link ifName in the
 // namespace at netnsPath: nothing reaches it at its addresses any more, and
 // its routes go with them. Setting the link down would do too, but a

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -107,6 +108,44 @@ func TestDetachEndpointMissing(t *testing.T) {
 	if err := h.DetachEndpoint(ctx, "/run/netns/mvt-no-such-ns", "eth0"); err != nil {
 		t.Errorf("detach in a missing namespace = %v; want nil", err)
 	}
+}
+
+// TestDetachLinkByIndex: DetachLink deletes the link at the index it is
+// given, renamed since, and leaves the link a container put under the old
+// name; a missing link or namespace is no error.
+func TestDetachLinkByIndex(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	h := openHost(t, sb)
+	ctx := context.Background()
+	c1 := sb.Netns(t, "c1")
+	sb.Run(t, c1, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "p0")
+	idx := ifindexIn(t, sb, c1, "eth0")
+	sb.Run(t, c1, "ip", "link", "set", "eth0", "name", "x0")
+	sb.Run(t, c1, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "p1")
+	if err := h.DetachLink(ctx, c1, idx); err != nil {
+		t.Fatal(err)
+	}
+	out := sb.Run(t, c1, "ip", "-o", "link", "show")
+	if strings.Contains(out, "x0@") || !strings.Contains(out, "eth0@") {
+		t.Errorf("after DetachLink(%d): want x0 (the link at it, renamed) gone and the new eth0 kept:\n%s", idx, out)
+	}
+	if err := h.DetachLink(ctx, c1, idx); err != nil {
+		t.Errorf("detach of a missing link = %v; want nil", err)
+	}
+	if err := h.DetachLink(ctx, "/run/netns/mvt-no-such-ns", idx); err != nil {
+		t.Errorf("detach in a missing namespace = %v; want nil", err)
+	}
+}
+
+// ifindexIn is the index of link name in namespace ns, read with iproute2.
+func ifindexIn(t *testing.T, sb *nstest.Sandbox, ns, name string) int {
+	t.Helper()
+	f := strings.SplitN(sb.Run(t, ns, "ip", "-o", "link", "show", "dev", name), ":", 2)
+	idx, err := strconv.Atoi(strings.TrimSpace(f[0]))
+	if err != nil {
+		t.Fatalf("index of %s in %s: %v", name, ns, err)
+	}
+	return idx
 }
 
 // TestAttachEndpointModes checks that each macvlan mode reaches the kernel,

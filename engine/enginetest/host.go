@@ -305,6 +305,16 @@ func (h *host) DetachEndpoint(_ context.Context, path, ifName string) error {
 	return nil
 }
 
+func (h *host) DetachLink(_ context.Context, path string, ifindex int) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n := k.nets[path]; n != nil {
+		n.links = slices.DeleteFunc(n.links, func(l link.Info) bool { return l.Index == ifindex })
+	}
+	return nil
+}
+
 // SilenceEndpoint sets the endpoint's link (by index, else alias) down.
 func (h *host) SilenceEndpoint(_ context.Context, path string, ifindex int, alias string) error {
 	k := h.k()
