@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	tc "github.com/florianl/go-tc"
 	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/nsthread"
@@ -22,7 +23,8 @@ import (
 // which no later check can tell from the neighbour's own. A container that
 // is root in its namespace can put them there; nothing of mvlan's needs
 // them. The qdiscs and classes stay (shaping is the container's
-// business): their filters go, every chain of them.
+// business): their filters go, every chain of them; but for a root qdisc
+// with more classes than a check lists (maxLateParents), which goes.
 //
 // The dumps are read on a bare rtnetlink socket, down to the tcmsg and the
 // kind and chain attributes only: a kind no decoder knows (a qdisc, an
@@ -130,6 +132,12 @@ func deleteLateFilters(ctx context.Context, t target) error {
 		}
 		defer unix.Close(fd)
 		filters, err := lateFilters(ctx, fd, t.ifindex)
+		if errors.Is(err, errTooManyParents) {
+			// Too many to list their filters: the root qdisc goes,
+			// its classes and filters with it (the repair would
+			// otherwise fail for good).
+			return deleteRootQdisc(fd, t.ifindex)
+		}
 		if err != nil {
 			return err
 		}
@@ -147,6 +155,21 @@ func deleteLateFilters(ctx context.Context, t target) error {
 		}
 		return errors.Join(errs...)
 	})
+}
+
+// deleteRootQdisc deletes, on fd, the root qdisc of link ifindex.
+func deleteRootQdisc(fd, ifindex int) error {
+	seq := lateSeq.Add(1)
+	var b nlBuilder
+	b.begin(unix.RTM_DELQDISC, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq, ifindex, 0, tc.HandleRoot, 0)
+	b.end()
+	if err := unix.Sendto(fd, b.buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
+	if err := readAnswer(fd, seq, func(syscall.NlMsghdr, []byte) {}); err != nil {
+		return fmt.Errorf("delete the root qdisc (more qdiscs and classes than a check lists): %w", err)
+	}
+	return nil
 }
 
 // deleteFilters deletes, on fd, the filters of link ifindex at f's parent,

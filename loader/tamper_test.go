@@ -2,6 +2,10 @@ package loader
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -103,6 +107,28 @@ func TestInspectRepair(t *testing.T) {
 				if out := l.sb.Run(t, c.path, "tc", "filter", "show", "dev", "eth0", "parent", parent); out != "" {
 					t.Errorf("filters of %s after the repair:\n%s", parent, out)
 				}
+			}
+			// More classes than a check lists: reported, and the repair
+			// takes the root qdisc away with them (their filters could
+			// not be listed to go).
+			var batch strings.Builder
+			for i := 0x100; i < 0x100+maxLateParents+50; i++ {
+				fmt.Fprintf(&batch, "class add dev eth0 parent 1: classid 1:%x htb rate 1mbit\n", i)
+			}
+			file := filepath.Join(t.TempDir(), "classes")
+			if err := os.WriteFile(file, []byte(batch.String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			l.sb.Run(t, c.path, "tc", "-batch", file)
+			if got, err := d.InspectEndpoint(ctx, c.path, c.ifindex); !errors.Is(err, errTooManyParents) || !slices.Equal(got, late) {
+				t.Fatalf("findings %v (%v), want %v with too many to list", got, err, late)
+			}
+			if err := d.RepairEndpoint(ctx, c.path, c.ifindex, late); err != nil {
+				t.Fatal(err)
+			}
+			expectFindings(t, d, c, nil)
+			if out := l.sb.Run(t, c.path, "tc", "qdisc", "show", "dev", "eth0", "root"); strings.Contains(out, "htb") {
+				t.Errorf("the root qdisc of %d classes is still there after the repair:\n%s", maxLateParents+50, out)
 			}
 			// Detaching the endpoint removes ours in either mode.
 			if err := d.DetachEndpoint(ctx, c.path, c.ifindex); err != nil {
