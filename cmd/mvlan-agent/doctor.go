@@ -24,7 +24,9 @@ func doctorCommand(onUsage cli.OnUsageErrorFunc) *cli.Command {
 			&cli.StringFlag{Name: "bpffs", Value: doctor.DefaultBPFFS, EnvVars: []string{"MVLAN_BPFFS"}, Usage: "bpffs directory the agent pins maps and links under"},
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"},
 			// Also after doctor, as mvlan's flags may be (mvlan doctor --socket S).
-			&cli.StringFlag{Name: "socket", Value: api.DefaultSocket, EnvVars: []string{"MVLAN_SOCKET"}, Usage: "API socket of the agent whose state to check"},
+			// No EnvVars: MVLAN_SOCKET is the global flag's, which an
+			// explicit --socket before doctor must beat.
+			&cli.StringFlag{Name: "socket", Value: api.DefaultSocket, Usage: "API socket of the agent whose state to check"},
 		},
 		Action:       runDoctor,
 		OnUsageError: onUsage,

@@ -442,7 +442,8 @@ func TestRemakeFindsHalfMadeLink(t *testing.T) {
 
 // TestDoctorSocketAfter: mvlan doctor --socket S (the flag after doctor,
 // as mvlan's flags may be) checks the agent on S, as mvlan --socket S
-// doctor does; it was a usage error.
+// doctor does (it was a usage error), and that one still beats
+// MVLAN_SOCKET.
 func TestDoctorSocketAfter(t *testing.T) {
 	t.Parallel()
 	sb := nstest.NewSandbox(t)
@@ -454,6 +455,11 @@ func TestDoctorSocketAfter(t *testing.T) {
 	}
 	if !strings.Contains(out, "state, kernel links and IPAM agree") {
 		t.Errorf("mvlan doctor --socket S did not check the agent on S:\n%s", out)
+	}
+	// The flag before doctor beats MVLAN_SOCKET, as before doctor took one.
+	out, errs, code = runCmd(60*time.Second, "env", "MVLAN_SOCKET=/run/mvt-no-such.sock", mvlanBin, "--socket", a.socket, "doctor", "--format", "json")
+	if code != 0 || !strings.Contains(out, "state, kernel links and IPAM agree") {
+		t.Errorf("MVLAN_SOCKET=other mvlan --socket S doctor: exit %d, did not check the agent on S:\n%s%s", code, out, errs)
 	}
 }
 
