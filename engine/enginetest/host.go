@@ -311,6 +311,7 @@ func (h *host) DetachLink(_ context.Context, path string, ifindex int) error {
 	defer k.mu.Unlock()
 	if n := k.nets[path]; n != nil {
 		n.links = slices.DeleteFunc(n.links, func(l link.Info) bool { return l.Index == ifindex })
+		n.gateways = nil // the routes went with the link, as RemoveNetnsLink
 	}
 	return nil
 }
