@@ -63,22 +63,10 @@ func (h *Host) deleteHalfMade(netnsPath, ifName string, mac net.HardwareAddr, te
 // once the link is unregistered: the kernel frees it in the background
 // (deleteUnregistered). A missing link or namespace is not an error.
 func (h *Host) DetachEndpoint(ctx context.Context, netnsPath, ifName string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if ifName == "" {
 		ifName = "eth0"
 	}
-	return inNetnsAt(netnsPath, func(ns netns.NsHandle, nl *netlink.Handle) error {
-		l, err := nl.LinkByName(ifName)
-		if err == nil {
-			err = h.deleteUnregistered(ns, nl, l)
-		}
-		if err != nil && !isNotFound(err) {
-			return fmt.Errorf("detach endpoint %s in %s: %w", ifName, netnsPath, err)
-		}
-		return nil
-	}, true)
+	return h.detach(ctx, netnsPath, "endpoint "+ifName, func(nl *netlink.Handle) (netlink.Link, error) { return nl.LinkByName(ifName) })
 }
 
 // DetachLink deletes the link with index ifindex in the namespace at
@@ -87,16 +75,23 @@ func (h *Host) DetachEndpoint(ctx context.Context, netnsPath, ifName string) err
 // in (the endpoint's link would stay, unknown to mvlan). It returns once
 // the link is unregistered. A missing link or namespace is not an error.
 func (h *Host) DetachLink(ctx context.Context, netnsPath string, ifindex int) error {
+	return h.detach(ctx, netnsPath, fmt.Sprintf("link %d", ifindex), func(nl *netlink.Handle) (netlink.Link, error) { return nl.LinkByIndex(ifindex) })
+}
+
+// detach deletes the link find finds in the namespace at netnsPath (what
+// names it in errors) and waits until it is unregistered; a missing link
+// or namespace is not an error.
+func (h *Host) detach(ctx context.Context, netnsPath, what string, find func(*netlink.Handle) (netlink.Link, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return inNetnsAt(netnsPath, func(ns netns.NsHandle, nl *netlink.Handle) error {
-		l, err := nl.LinkByIndex(ifindex)
+		l, err := find(nl)
 		if err == nil {
 			err = h.deleteUnregistered(ns, nl, l)
 		}
 		if err != nil && !isNotFound(err) {
-			return fmt.Errorf("detach link %d in %s: %w", ifindex, netnsPath, err)
+			return fmt.Errorf("detach %s in %s: %w", what, netnsPath, err)
 		}
 		return nil
 	}, true)
