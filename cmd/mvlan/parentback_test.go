@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
@@ -28,13 +29,15 @@ func TestParentBackReattaches(t *testing.T) {
 		t.Fatalf("c1's eth0 outlived its parent (the test would prove nothing):\n%s", out)
 	}
 	e.sb.AddVeth(t, "eth1")
+	// Both containers: the agent attaches them one after the other, and a
+	// ping from c1 needs c1's link as much as c2's.
 	back := waitFor(5*time.Second, func() bool {
-		out, err := nstest.RunErr(c2.Netns, "ip", "-o", "addr", "show", "dev", "eth0")
-		return err == nil && strings.Contains(out, c2.Addrs[0].String()) && strings.Contains(e.a.ok("network", "ls"), " ok")
+		return hasEth0Addr(c1) && hasEth0Addr(c2) && strings.Contains(e.a.ok("network", "ls"), " ok")
 	})
 	if !back {
-		out, _ := nstest.RunErr(c2.Netns, "ip", "-o", "addr", "show")
-		t.Fatalf("eth1 came back, but c2's eth0 with %s did not within 5 s:\n%s\n%s\n%s", c2.Addrs[0], out, e.a.ok("network", "ls"), e.a.log)
+		out1, _ := nstest.RunErr(c1.Netns, "ip", "-o", "addr", "show")
+		out2, _ := nstest.RunErr(c2.Netns, "ip", "-o", "addr", "show")
+		t.Fatalf("eth1 came back, but c1's and c2's eth0 with their addresses did not within 5 s:\nc1:\n%s\nc2:\n%s\n%s\n%s", out1, out2, e.a.ok("network", "ls"), e.a.log)
 	}
 	out, err = e.pingFrom(c1.Netns, c2addr, false)
 	e.wantPingOK("c1 -> c2 after the parent came back", out, exitCode(err))
@@ -51,12 +54,9 @@ func TestParentBackReattaches(t *testing.T) {
 		t.Fatalf("net1 ok with eth1 gone:\n%s", ls)
 	}
 	e.sb.AddVeth(t, "eth1")
-	back = waitFor(5*time.Second, func() bool {
-		out, err := nstest.RunErr(c2.Netns, "ip", "-o", "addr", "show", "dev", "eth0")
-		return err == nil && strings.Contains(out, c2.Addrs[0].String())
-	})
+	back = waitFor(5*time.Second, func() bool { return hasEth0Addr(c1) && hasEth0Addr(c2) })
 	if !back {
-		t.Fatalf("eth1 came back after a start without it, but c2's eth0 did not within 5 s\n%s", e.a.log)
+		t.Fatalf("eth1 came back after a start without it, but c1's and c2's eth0 did not within 5 s\n%s", e.a.log)
 	}
 	out, err = e.pingFrom(c1.Netns, c2addr, false)
 	e.wantPingOK("c1 -> c2 after a start without the parent", out, exitCode(err))
@@ -93,4 +93,11 @@ func TestMacvlanParentRelowered(t *testing.T) {
 	if !moved {
 		t.Fatalf("mv0 made again on eth2: after 5 s eth1's filters %q, eth2's %q; want the programs on eth2 only\n%s", filters("eth1"), filters("eth2"), a.log)
 	}
+}
+
+// hasEth0Addr: the endpoint's eth0 is in its namespace with its first
+// address.
+func hasEth0Addr(ep api.Endpoint) bool {
+	out, err := nstest.RunErr(ep.Netns, "ip", "-o", "addr", "show", "dev", "eth0")
+	return err == nil && len(ep.Addrs) > 0 && strings.Contains(out, ep.Addrs[0].String())
 }
