@@ -188,44 +188,44 @@ func TestTamperRepair(t *testing.T) {
 			// egress program can refuse the send.
 			spoof := arpRequestTo(nstest.MAC(t, g.peer.MAC), g.mac, addr("172.16.86.1"), addr("172.16.86.11"))
 			if m.endpoint == "tc" {
-				e.in(c1, "tc", "qdisc", "del", "dev", "eth0", "clsact")
-				e.detected("detached", 2, true) // both hooks
+				e.detected("detached", 2, true, func() { e.in(c1, "tc", "qdisc", "del", "dev", "eth0", "clsact") }) // both hooks
 				if errs := sendEach(t, c1, "eth0", spoof, 1); !errors.Is(errs[0], unix.ENOBUFS) {
 					t.Errorf("after the repair a spoofed send returned %v; want ENOBUFS (refused by the re-attached program)", errs[0])
 				}
 			}
-			passFirst(t, c1, "eth0")
-			e.detected("foreign_first", 1, true)
+			e.detected("foreign_first", 1, true, func() { passFirst(t, c1, "eth0") })
 			if errs := sendEach(t, c1, "eth0", spoof, 1); !errors.Is(errs[0], unix.ENOBUFS) {
 				t.Errorf("with mvlan's program first again a spoofed send returned %v; want ENOBUFS", errs[0])
 			}
 			if m.endpoint == "tc" && !strings.Contains(e.view("", "").scrape(), `link="`+c1+`/eth0",hook="egress",mode="tcx"`) {
 				t.Errorf("%s/eth0's egress is not shown attached by TCX after the repair (mvlan_attach_info)", c1)
 			}
-			e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "type", "macvlan", "mode", "bridge")
-			e.detected("nested_link", 1, true)
+			e.detected("nested_link", 1, true, func() {
+				e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil", "type", "macvlan", "mode", "bridge")
+			})
 			if out, err := nstest.RunErr(c1, "ip", "link", "show", "evil"); err == nil {
 				t.Errorf("the nested link is still there:\n%s", out)
 			}
 			// The same with mvlan's alias: the container sets any alias.
-			e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil2", "type", "macvlan", "mode", "bridge")
-			e.in(c1, "ip", "link", "set", "evil2", "alias", "mvlan/x/ep/y")
-			e.detected("nested_link", 1, true)
+			e.detected("nested_link", 1, true, func() {
+				e.in(c1, "ip", "link", "add", "link", "eth0", "name", "evil2", "type", "macvlan", "mode", "bridge")
+				e.in(c1, "ip", "link", "set", "evil2", "alias", "mvlan/x/ep/y")
+			})
 			if out, err := nstest.RunErr(c1, "ip", "link", "show", "evil2"); err == nil {
 				t.Errorf("the nested link with alias mvlan/x/ep/y is still there:\n%s", out)
 			}
 			// The router's MAC on eth0 (bridge mode would deliver the
 			// neighbours' frames for the router to it): set back.
-			e.in(c1, "ip", "link", "set", "eth0", "address", "02:00:5e:00:53:01")
-			e.detected("mac_changed", 1, true)
+			e.detected("mac_changed", 1, true, func() { e.in(c1, "ip", "link", "set", "eth0", "address", "02:00:5e:00:53:01") })
 			if mac := linkMAC(t, c1, "eth0"); mac != g.mac.String() {
 				t.Errorf("eth0's MAC is %s after the repair, want the stored %s", mac, g.mac)
 			}
 			// A filter of a root qdisc of its own runs after mvlan's check
 			// and could rewrite frames: deleted, the qdisc left.
-			e.in(c1, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb")
-			e.in(c1, "tc", "filter", "add", "dev", "eth0", "parent", "1:", "bpf", "bytecode", "1,6 0 0 0,")
-			e.detected("late_filter", 1, true)
+			e.detected("late_filter", 1, true, func() {
+				e.in(c1, "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb")
+				e.in(c1, "tc", "filter", "add", "dev", "eth0", "parent", "1:", "bpf", "bytecode", "1,6 0 0 0,")
+			})
 			if out := e.in(c1, "tc", "filter", "show", "dev", "eth0", "parent", "1:"); out != "" {
 				t.Errorf("the root qdisc's filter is still there:\n%s", out)
 			}
@@ -251,17 +251,20 @@ func TestTamperRepair(t *testing.T) {
 	}
 }
 
-// detected waits at most 1 s for mvlan_datapath_tamper_total{reason} to
-// move by n (one per hook or link), and checks that it moved by exactly n
+// detected runs tamper and waits at most 1 s for
+// mvlan_datapath_tamper_total{reason} to move by n from its count before
+// the tamper (one per hook or link), and checks that it moved by exactly n
 // and mvlan_datapath_reattach_total{reason} with it when the tamper is
 // repairable.
-func (e *dpEnv) detected(reason string, n uint64, repaired bool) {
+func (e *dpEnv) detected(reason string, n uint64, repaired bool, tamper func()) {
 	e.t.Helper()
 	labels := map[string]string{"reason": reason}
 	v := e.view("", "")
 	text := v.scrape()
 	before, rbefore := counter(text, "mvlan_datapath_tamper_total", labels), counter(text, "mvlan_datapath_reattach_total", labels)
+	tamper() // after the counts before it: the check may find it before the next scrape
 	start := time.Now()
+	text = v.scrape()
 	for counter(text, "mvlan_datapath_tamper_total", labels) < before+n {
 		if time.Since(start) > time.Second {
 			e.t.Fatalf("%s not detected within 1 s (mvlan_datapath_tamper_total%v %d, want %d)", reason, labels,

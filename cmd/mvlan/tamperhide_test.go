@@ -25,11 +25,12 @@ func TestTamperHiddenNested(t *testing.T) {
 	idx = strings.TrimSuffix(idx, ":")
 	detached := map[string]string{"reason": "detached"}
 	reattached := counter(e.view("", "").scrape(), "mvlan_datapath_reattach_total", detached)
-	e.in(c1, "sh", "-c", `printf '%s\n' \
-		'link add link eth0 name sniff type macvlan mode bridge' \
-		'link del eth0' \
-		'link add eth0 index `+idx+` type veth peer name vp index 77' | ip -batch -`)
-	e.detected("nested_link", 1, true)
+	e.detected("nested_link", 1, true, func() {
+		e.in(c1, "sh", "-c", `printf '%s\n' \
+			'link add link eth0 name sniff type macvlan mode bridge' \
+			'link del eth0' \
+			'link add eth0 index `+idx+` type veth peer name vp index 77' | ip -batch -`)
+	})
 	if out, err := nstest.RunErr(c1, "ip", "link", "show", "sniff"); err == nil {
 		t.Errorf("the nested link is still there:\n%s", out)
 	}

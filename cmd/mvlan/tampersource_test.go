@@ -83,8 +83,9 @@ func TestTamperSourceRepair(t *testing.T) {
 			e, c1, c2, g := tamperEnv(t, m, true)
 			c3, ep3 := third(t, e)
 			c2MAC, c3MAC := nstest.MAC(t, g.peer.MAC), nstest.MAC(t, ep3.MAC)
-			e.in(c1, "ip", "link", "set", "eth0", "type", "macvlan", "mode", "source", "flag", "nodst", "macaddr", "set", c2MAC.String())
-			e.detected("mode_changed", 1, true)
+			e.detected("mode_changed", 1, true, func() {
+				e.in(c1, "ip", "link", "set", "eth0", "type", "macvlan", "mode", "source", "flag", "nodst", "macaddr", "set", c2MAC.String())
+			})
 			repaired := func() {
 				t.Helper()
 				out := e.in(c1, "ip", "-d", "link", "show", "eth0")
@@ -101,8 +102,7 @@ func TestTamperSourceRepair(t *testing.T) {
 			if d := strings.Join(drift(t, e.a), "\n"); !strings.Contains(d, "mode_changed") {
 				t.Errorf("mvlan doctor does not show the tamper:\n%s", d)
 			}
-			e.in(c1, "ip", "link", "set", "eth0", "type", "macvlan", "mode", "bridge", "flag", "nodst")
-			e.detected("mode_changed", 1, true)
+			e.detected("mode_changed", 1, true, func() { e.in(c1, "ip", "link", "set", "eth0", "type", "macvlan", "mode", "bridge", "flag", "nodst") })
 			repaired()
 		})
 	}
