@@ -5,8 +5,9 @@
  * and ND targets and link-layer options must be the endpoint's own
  * (mac_spoof, ip_spoof, arp_spoof, nd_spoof), and the frame untagged
  * (vlan_tag: a tag would take it into another VLAN); first-hop guards: no router
- * advertisements or redirects (ra_guard) and no DHCP server replies
- * (dhcp_guard) unless the network allows them, and no frame whose headers
+ * advertisements or redirects (ra_guard), no DHCP server replies and
+ * no DHCP client messages in another's name (dhcp_guard) unless the
+ * network allows them, and no frame whose headers
  * the bounded parse cannot finish or that are cut short (unparsable); a
  * frame for a local endpoint of another network is dropped
  * (cross_network), and every frame

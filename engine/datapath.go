@@ -248,9 +248,9 @@ func (a *Engine) attachEndpointAtMode(ctx context.Context, n *network, e *endpoi
 	to := *e
 	to.NetnsCookie, to.Ifindex = cookie, idx
 	if e.Ifindex != 0 {
-		err = a.dp.MoveEndpoint(e.NetnsCookie, e.Ifindex, tableEntry(n, to))
+		err = a.dp.MoveEndpoint(e.NetnsCookie, e.Ifindex, a.row(n, to))
 	} else {
-		err = a.dp.SetEndpoint(tableEntry(n, to))
+		err = a.dp.SetEndpoint(a.row(n, to))
 	}
 	if err != nil { // e keeps the keys its row still has
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
@@ -271,7 +271,7 @@ func (a *Engine) attachEndpointAtMode(ctx context.Context, n *network, e *endpoi
 
 // setTableEntry puts e in the datapath's endpoint table under its keys.
 func (a *Engine) setTableEntry(n *network, e endpoint) error {
-	if err := a.dp.SetEndpoint(tableEntry(n, e)); err != nil {
+	if err := a.dp.SetEndpoint(a.row(n, e)); err != nil {
 		return fmt.Errorf("attach datapath to %s: %w", e.Name, err)
 	}
 	return nil

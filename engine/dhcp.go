@@ -11,6 +11,7 @@ import (
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/dhcp"
 	"github.com/mvlan/mvlan/link"
+	"github.com/mvlan/mvlan/loader"
 )
 
 // A network's IPAM backend is its local pools (ipam.Space: reserve, before
@@ -56,10 +57,7 @@ func reserveDHCP(n *network, req api.EndpointCreate) error {
 // name: same-named networks and containers on two hosts of one LAN would
 // ask the server for one lease).
 func (a *Engine) dhcpLink(n *network, e endpoint) dhcp.Link {
-	l := dhcpOn(n, e, dhcp.ClientID(a.identity(n), e.Name))
-	if e.Lease != nil && len(e.Lease.ClientID) > 0 {
-		l.ClientID = e.Lease.ClientID
-	}
+	l := dhcpOn(n, e, a.clientIDOf(n, e, false))
 	if p, ok := n.pool4(); ok {
 		l.Subnet = p.Subnet
 	}
@@ -127,6 +125,35 @@ func (a *Engine) rewriteRow(n *network, en *entry) {
 	if err := a.setTableEntry(n, cur); err != nil {
 		a.log.Warn("DHCP address check: the endpoint's row is not rewritten; its probe may be dropped, or pass after the check", "endpoint", cur.Name, "err", err)
 	}
+}
+
+// clientIDOf is the identity e's DHCP client of the family asks under
+// (the IPv4 client identifier; with v6 the DUID): its lease's, else made
+// of n's identity and e's name.
+func (a *Engine) clientIDOf(n *network, e endpoint, v6 bool) []byte {
+	l, derive := e.Lease, dhcp.ClientID
+	if v6 {
+		l, derive = e.Lease6, dhcp.DUID6
+	}
+	if l != nil && len(l.ClientID) > 0 {
+		return l.ClientID
+	}
+	return derive(a.identity(n), e.Name)
+}
+
+// row is e's table row (tableEntry) with the identities its DHCP clients
+// ask under on a DHCP network, which the datapath holds its link's DHCP
+// messages to (dhcp_guard): a container cannot ask, renew, release or
+// decline in a neighbour's name.
+func (a *Engine) row(n *network, e endpoint) loader.Endpoint {
+	r := tableEntry(n, e)
+	if n.DHCP {
+		r.DHCPClientID = a.clientIDOf(n, e, false)
+	}
+	if n.dhcp6() {
+		r.DHCPDUID = a.clientIDOf(n, e, true)
+	}
+	return r
 }
 
 // dhcpOn is e's link for a DHCP client with clientID: by index, and

@@ -38,14 +38,11 @@ func (a *Engine) dhcpLinkOf(n *network, e endpoint, v6 bool) dhcp.Link {
 	if !v6 {
 		return a.dhcpLink(n, e)
 	}
-	l := dhcpOn(n, e, dhcp.DUID6(a.identity(n), e.Name))
+	l := dhcpOn(n, e, a.clientIDOf(n, e, true))
 	if p, ok := n.poolOf(true); ok {
 		l.Subnet = p.Subnet
 	}
 	if e.Lease6 != nil {
-		if len(e.Lease6.ClientID) > 0 {
-			l.ClientID = e.Lease6.ClientID
-		}
 		l.Want = e.Lease6.Addr.Addr()
 	}
 	l.Refuse = a.leaseRefuse(n, e)

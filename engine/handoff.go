@@ -335,7 +335,7 @@ func (a *Engine) StallHandoff(id string) {
 	if !ok || !isHandoff(e) || e.Ifindex == 0 {
 		return
 	}
-	row := tableEntry(n, e)
+	row := a.row(n, e)
 	row.Moving = false
 	if err := a.dp.SetEndpoint(row); err != nil {
 		a.log.Warn("Docker endpoint: take its moving mark off", "name", e.Name, "err", err)

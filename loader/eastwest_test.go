@@ -216,7 +216,7 @@ func TestEastWestLeave(t *testing.T) {
 	}{
 		{"to a neighbour", ethFrame(macB, macA, 0x0800, v4("10.1.0.10", "10.1.0.11")), verdict(a, netA, ewCounts)},
 		{"arp to a neighbour", ethFrame(macB, macA, 0x0806, arpPacket(2, macA, "10.1.0.10", macB, "10.1.0.11")), verdict(a, netA, ewCounts)},
-		{"from the unspecified address", ethFrame(macB, macA, 0x0800, ipv4Packet("0.0.0.0", "10.1.0.11", 17, udp(68, 67, 240))), verdict(a, netA, 0)},
+		{"from the unspecified address", ethFrame(macB, macA, 0x0800, ipv4Packet("0.0.0.0", "10.1.0.11", 17, bootpUDP(dhcp4Bytes(t, macA)))), verdict(a, netA, 0)},
 		{"to the router", ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.1.0.1")), [5]uint32{2: 0, 3: ewMagicHi}},
 		{"broadcast", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(1, macA, "10.1.0.10", make([]byte, 6), "10.1.0.11")), [5]uint32{3: ewMagicHi}},
 	} {

@@ -16,6 +16,7 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	epEgressMapDhcpIds     = "dhcp_ids"
 	epEgressMapDropStats   = "drop_stats"
 	epEgressMapEndpoints   = "endpoints"
 	epEgressMapEpByIp      = "ep_by_ip"
@@ -86,6 +87,7 @@ type epEgressProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type epEgressMapSpecs struct {
+	DhcpIds     *ebpf.MapSpec `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
 	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
@@ -132,6 +134,7 @@ func (o *epEgressObjects) Close() error {
 //
 // It can be passed to loadEpEgressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epEgressMaps struct {
+	DhcpIds     *ebpf.Map `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.Map `ebpf:"drop_stats"`
 	Endpoints   *ebpf.Map `ebpf:"endpoints"`
 	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
@@ -154,6 +157,7 @@ type epEgressMaps struct {
 
 func (m *epEgressMaps) Close() error {
 	return _EpEgressClose(
+		m.DhcpIds,
 		m.DropStats,
 		m.Endpoints,
 		m.EpByIp,

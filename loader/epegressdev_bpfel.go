@@ -16,6 +16,7 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	epEgressDevMapDhcpIds     = "dhcp_ids"
 	epEgressDevMapDropStats   = "drop_stats"
 	epEgressDevMapEndpoints   = "endpoints"
 	epEgressDevMapEpByIp      = "ep_by_ip"
@@ -86,6 +87,7 @@ type epEgressDevProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type epEgressDevMapSpecs struct {
+	DhcpIds     *ebpf.MapSpec `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
 	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
@@ -132,6 +134,7 @@ func (o *epEgressDevObjects) Close() error {
 //
 // It can be passed to loadEpEgressDevObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epEgressDevMaps struct {
+	DhcpIds     *ebpf.Map `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.Map `ebpf:"drop_stats"`
 	Endpoints   *ebpf.Map `ebpf:"endpoints"`
 	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
@@ -154,6 +157,7 @@ type epEgressDevMaps struct {
 
 func (m *epEgressDevMaps) Close() error {
 	return _EpEgressDevClose(
+		m.DhcpIds,
 		m.DropStats,
 		m.Endpoints,
 		m.EpByIp,

@@ -16,6 +16,7 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	epIngressMapDhcpIds     = "dhcp_ids"
 	epIngressMapDropStats   = "drop_stats"
 	epIngressMapEndpoints   = "endpoints"
 	epIngressMapEpByIp      = "ep_by_ip"
@@ -86,6 +87,7 @@ type epIngressProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type epIngressMapSpecs struct {
+	DhcpIds     *ebpf.MapSpec `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
 	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
@@ -132,6 +134,7 @@ func (o *epIngressObjects) Close() error {
 //
 // It can be passed to loadEpIngressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epIngressMaps struct {
+	DhcpIds     *ebpf.Map `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.Map `ebpf:"drop_stats"`
 	Endpoints   *ebpf.Map `ebpf:"endpoints"`
 	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
@@ -154,6 +157,7 @@ type epIngressMaps struct {
 
 func (m *epIngressMaps) Close() error {
 	return _EpIngressClose(
+		m.DhcpIds,
 		m.DropStats,
 		m.Endpoints,
 		m.EpByIp,

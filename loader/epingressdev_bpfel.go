@@ -16,6 +16,7 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	epIngressDevMapDhcpIds     = "dhcp_ids"
 	epIngressDevMapDropStats   = "drop_stats"
 	epIngressDevMapEndpoints   = "endpoints"
 	epIngressDevMapEpByIp      = "ep_by_ip"
@@ -86,6 +87,7 @@ type epIngressDevProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type epIngressDevMapSpecs struct {
+	DhcpIds     *ebpf.MapSpec `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
 	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
@@ -132,6 +134,7 @@ func (o *epIngressDevObjects) Close() error {
 //
 // It can be passed to loadEpIngressDevObjects or ebpf.CollectionSpec.LoadAndAssign.
 type epIngressDevMaps struct {
+	DhcpIds     *ebpf.Map `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.Map `ebpf:"drop_stats"`
 	Endpoints   *ebpf.Map `ebpf:"endpoints"`
 	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
@@ -154,6 +157,7 @@ type epIngressDevMaps struct {
 
 func (m *epIngressDevMaps) Close() error {
 	return _EpIngressDevClose(
+		m.DhcpIds,
 		m.DropStats,
 		m.Endpoints,
 		m.EpByIp,

@@ -5,6 +5,9 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv6"
 )
 
 // First-hop frame builders (checksums zero: the programs never read them).
@@ -99,8 +102,8 @@ func TestFirstHopGuards(t *testing.T) {
 		{"ns for dad of its link-local", icmp6From("::", "ff02::1:ff00:10", neighborSolicit(llA)), verdictNext, txA},
 		{"ns with 12 options", icmp6From(llA, "ff02::1:ff00:1", neighborSolicit("fe80::1", append(nonces(11), llaOpt(1, macA))...)), verdictNext, txA},
 		{"six extension headers", ethFrame(macRouter, macA, 0x86dd, ipv6Packet("2001:db8:1::10", "2001:db8:2::1", six, echo6)), verdictNext, txA},
-		{"dhcp client v4", ethFrame(broadcastMAC, macA, 0x0800, ipv4Packet("0.0.0.0", "255.255.255.255", 17, udp(68, 67, 240))), verdictNext, txA},
-		{"dhcp client v6", ethFrame(dhcp6Mcast, macA, 0x86dd, ipv6Packet(llA, "ff02::1:2", 17, udp(546, 547, 40))), verdictNext, txA},
+		{"dhcp client v4", dhcp4(t, dhcpv4.MessageTypeDiscover, macA), verdictNext, txA},
+		{"dhcp client v6", dhcp6(t, dhcpv6.MessageTypeSolicit, duidLL(macA)), verdictNext, txA},
 		{"later fragment", ethFrame(macRouter, macA, 0x86dd, ipv6Packet("2001:db8:1::10", "2001:db8:2::1", 44, fragment(8, 17, udp(547, 546, 8)))), verdictNext, txA},
 		{"ra", icmp6From(llA, "ff02::1", routerAdvert(llaOpt(1, macA))), verdictDrop, dropA("ra_guard")},
 		{"ra behind hop-by-hop", ethFrame(allNodes, macA, 0x86dd, ipv6Packet(llA, "ff02::1", hbh, ra)), verdictDrop, dropA("ra_guard")},

@@ -16,6 +16,7 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	handoffGuardMapDhcpIds        = "dhcp_ids"
 	handoffGuardMapDropStats      = "drop_stats"
 	handoffGuardMapEndpoints      = "endpoints"
 	handoffGuardMapEpByIp         = "ep_by_ip"
@@ -87,6 +88,7 @@ type handoffGuardProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type handoffGuardMapSpecs struct {
+	DhcpIds     *ebpf.MapSpec `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
 	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
@@ -134,6 +136,7 @@ func (o *handoffGuardObjects) Close() error {
 //
 // It can be passed to loadHandoffGuardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type handoffGuardMaps struct {
+	DhcpIds     *ebpf.Map `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.Map `ebpf:"drop_stats"`
 	Endpoints   *ebpf.Map `ebpf:"endpoints"`
 	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
@@ -156,6 +159,7 @@ type handoffGuardMaps struct {
 
 func (m *handoffGuardMaps) Close() error {
 	return _HandoffGuardClose(
+		m.DhcpIds,
 		m.DropStats,
 		m.Endpoints,
 		m.EpByIp,

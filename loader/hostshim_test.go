@@ -41,7 +41,7 @@ func TestHostShimIngress(t *testing.T) {
 		{"a unicast ns for the shim's address", fromB(a, ipv6Packet(llB, "2001:db8:1::10", 58, neighborSolicit("2001:db8:1::10", llaOpt(1, macB))), 0x86dd), verdictNext, rxA},
 		{"a unicast arp reply", fromB(a, arpPacket(2, macB, "10.1.0.11", macA, "10.1.0.10"), 0x0806), verdictNext, rxA},
 		{"a broadcast arp request", fromB("ff:ff:ff:ff:ff:ff", arpPacket(1, macB, "10.1.0.11", make([]byte, 6), "10.9.9.9"), 0x0806), verdictNext, rxA},
-		{"a dhcp discover", fromB("ff:ff:ff:ff:ff:ff", ipv4Packet("0.0.0.0", "255.255.255.255", 17, udp(68, 67, 240)), 0x0800), verdictNext, rxA},
+		{"a dhcp discover", fromB("ff:ff:ff:ff:ff:ff", ipv4Packet("0.0.0.0", "255.255.255.255", 17, bootpUDP(dhcp4Bytes(t, macB))), 0x0800), verdictNext, rxA},
 		{"mdns", fromB("01:00:5e:00:00:fb", ipv4Packet("10.1.0.11", "224.0.0.251", 17, udp(5353, 5353, 40)), 0x0800), verdictNext, rxA},
 		{"ipv6 multicast", fromB("33:33:00:00:00:01", v6(llB, "ff02::1"), 0x86dd), verdictNext, rxA},
 		{"to the shim's address in a broadcast frame", fromB("ff:ff:ff:ff:ff:ff", v4("10.1.0.11", "10.1.0.10"), 0x0800), verdictNext, rxA},

@@ -50,7 +50,7 @@ import (
 var mapNames = []string{
 	"ep_table", "ep_by_mac", "ep_netns", "ep_by_ip", "endpoints", "mac_index", "ip4_index", "ip6_index", "parents", "parent_index",
 	"vlan_stats", "net_stats", "drop_stats", "malformed", "map_full", "ep_progs",
-	"ra_sources", "gateways",
+	"ra_sources", "gateways", "dhcp_ids",
 }
 
 // Datapath is the loaded datapath: the pinned maps, the parent programs and

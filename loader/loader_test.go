@@ -29,6 +29,7 @@ func TestLayouts(t *testing.T) {
 	want := map[string][2]uintptr{
 		"ep_table":     {unsafe.Sizeof(epKey{}), unsafe.Sizeof(epInfo{})},
 		"ep_by_mac":    {unsafe.Sizeof(macKey{}), unsafe.Sizeof(epInfo{})},
+		"dhcp_ids":     {unsafe.Sizeof(macKey{}), unsafe.Sizeof(dhcpIDs{})},
 		"ep_netns":     {8, 1},
 		"ep_by_ip":     {unsafe.Sizeof(ipKey{}), unsafe.Sizeof(ipInfo{})},
 		"endpoints":    {4, unsafe.Sizeof(epInfo{})},

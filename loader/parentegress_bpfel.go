@@ -16,6 +16,7 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	parentEgressMapDhcpIds       = "dhcp_ids"
 	parentEgressMapDropStats     = "drop_stats"
 	parentEgressMapEndpoints     = "endpoints"
 	parentEgressMapEpByIp        = "ep_by_ip"
@@ -86,6 +87,7 @@ type parentEgressProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type parentEgressMapSpecs struct {
+	DhcpIds     *ebpf.MapSpec `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
 	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
@@ -132,6 +134,7 @@ func (o *parentEgressObjects) Close() error {
 //
 // It can be passed to loadParentEgressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type parentEgressMaps struct {
+	DhcpIds     *ebpf.Map `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.Map `ebpf:"drop_stats"`
 	Endpoints   *ebpf.Map `ebpf:"endpoints"`
 	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
@@ -154,6 +157,7 @@ type parentEgressMaps struct {
 
 func (m *parentEgressMaps) Close() error {
 	return _ParentEgressClose(
+		m.DhcpIds,
 		m.DropStats,
 		m.Endpoints,
 		m.EpByIp,

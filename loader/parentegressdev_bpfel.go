@@ -16,6 +16,7 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	parentEgressDevMapDhcpIds       = "dhcp_ids"
 	parentEgressDevMapDropStats     = "drop_stats"
 	parentEgressDevMapEndpoints     = "endpoints"
 	parentEgressDevMapEpByIp        = "ep_by_ip"
@@ -86,6 +87,7 @@ type parentEgressDevProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type parentEgressDevMapSpecs struct {
+	DhcpIds     *ebpf.MapSpec `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
 	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
@@ -132,6 +134,7 @@ func (o *parentEgressDevObjects) Close() error {
 //
 // It can be passed to loadParentEgressDevObjects or ebpf.CollectionSpec.LoadAndAssign.
 type parentEgressDevMaps struct {
+	DhcpIds     *ebpf.Map `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.Map `ebpf:"drop_stats"`
 	Endpoints   *ebpf.Map `ebpf:"endpoints"`
 	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
@@ -154,6 +157,7 @@ type parentEgressDevMaps struct {
 
 func (m *parentEgressDevMaps) Close() error {
 	return _ParentEgressDevClose(
+		m.DhcpIds,
 		m.DropStats,
 		m.Endpoints,
 		m.EpByIp,

@@ -16,6 +16,7 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	parentIngressMapDhcpIds        = "dhcp_ids"
 	parentIngressMapDropStats      = "drop_stats"
 	parentIngressMapEndpoints      = "endpoints"
 	parentIngressMapEpByIp         = "ep_by_ip"
@@ -86,6 +87,7 @@ type parentIngressProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type parentIngressMapSpecs struct {
+	DhcpIds     *ebpf.MapSpec `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
 	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
@@ -132,6 +134,7 @@ func (o *parentIngressObjects) Close() error {
 //
 // It can be passed to loadParentIngressObjects or ebpf.CollectionSpec.LoadAndAssign.
 type parentIngressMaps struct {
+	DhcpIds     *ebpf.Map `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.Map `ebpf:"drop_stats"`
 	Endpoints   *ebpf.Map `ebpf:"endpoints"`
 	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
@@ -154,6 +157,7 @@ type parentIngressMaps struct {
 
 func (m *parentIngressMaps) Close() error {
 	return _ParentIngressClose(
+		m.DhcpIds,
 		m.DropStats,
 		m.Endpoints,
 		m.EpByIp,

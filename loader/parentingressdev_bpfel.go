@@ -16,6 +16,7 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	parentIngressDevMapDhcpIds        = "dhcp_ids"
 	parentIngressDevMapDropStats      = "drop_stats"
 	parentIngressDevMapEndpoints      = "endpoints"
 	parentIngressDevMapEpByIp         = "ep_by_ip"
@@ -86,6 +87,7 @@ type parentIngressDevProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type parentIngressDevMapSpecs struct {
+	DhcpIds     *ebpf.MapSpec `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.MapSpec `ebpf:"drop_stats"`
 	Endpoints   *ebpf.MapSpec `ebpf:"endpoints"`
 	EpByIp      *ebpf.MapSpec `ebpf:"ep_by_ip"`
@@ -132,6 +134,7 @@ func (o *parentIngressDevObjects) Close() error {
 //
 // It can be passed to loadParentIngressDevObjects or ebpf.CollectionSpec.LoadAndAssign.
 type parentIngressDevMaps struct {
+	DhcpIds     *ebpf.Map `ebpf:"dhcp_ids"`
 	DropStats   *ebpf.Map `ebpf:"drop_stats"`
 	Endpoints   *ebpf.Map `ebpf:"endpoints"`
 	EpByIp      *ebpf.Map `ebpf:"ep_by_ip"`
@@ -154,6 +157,7 @@ type parentIngressDevMaps struct {
 
 func (m *parentIngressDevMaps) Close() error {
 	return _ParentIngressDevClose(
+		m.DhcpIds,
 		m.DropStats,
 		m.Endpoints,
 		m.EpByIp,

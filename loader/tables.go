@@ -43,6 +43,13 @@ type Endpoint struct {
 	// DHCP client is checking (EP_PROBING): its ARP probes (sender
 	// 0.0.0.0) may ask for an address not its own meanwhile.
 	Probing bool
+	// DHCPClientID and DHCPDUID are the identities the agent's DHCP client
+	// asks under for the endpoint of a DHCP network (the IPv4 client
+	// identifier, the DHCPv6 DUID; at most DHCPIDMax bytes each): a DHCP
+	// client message from the link must carry them, else it is dropped
+	// (dhcp_guard). Without them, only an identity made of MAC is its own
+	// (client identifier 01:MAC, DUID-LL or DUID-LLT of MAC).
+	DHCPClientID, DHCPDUID []byte
 }
 
 // Allow is a set of first-hop messages an endpoint may send
@@ -54,8 +61,9 @@ const (
 	// redirects (else dropped as ra_guard): a container that is the
 	// network's router.
 	AllowRouter Allow = 1 << iota
-	// AllowDHCPServer lets the endpoint send UDP from port 67 and 547
-	// (else dropped as dhcp_guard): a container that is a DHCP server.
+	// AllowDHCPServer lets the endpoint send UDP from port 67 and 547,
+	// and DHCP client messages in others' names (else dropped as
+	// dhcp_guard): a container that is a DHCP server or relay.
 	AllowDHCPServer
 
 	allowMask = AllowRouter | AllowDHCPServer
@@ -76,6 +84,10 @@ const (
 // wrapping ErrTableFull and leaves the tables as they were.
 func (d *Datapath) SetEndpoint(ep Endpoint) (err error) {
 	info, err := newEpInfo(ep)
+	if err != nil {
+		return err
+	}
+	ids, hasIDs, err := newDHCPIDs(ep)
 	if err != nil {
 		return err
 	}
@@ -100,6 +112,11 @@ func (d *Datapath) SetEndpoint(ep Endpoint) (err error) {
 			}
 		}
 	}()
+	// Its DHCP identities before the row, so that its programs never
+	// check its client's messages without them.
+	if created, err = d.setDHCPIDs(created, info.MAC, ids, hasIDs); err != nil {
+		return err
+	}
 	keep := map[ipKey]bool{}
 	for _, ip := range info.addrs() {
 		k := newIPKey(ip)
@@ -187,6 +204,9 @@ func (d *Datapath) unpublishMAC(info epInfo) error {
 	if err := deleteKey(d.maps.EpByMac, &macKey{MAC: info.MAC}); err != nil {
 		return fmt.Errorf("delete endpoint mac: %w", err)
 	}
+	if err := deleteKey(d.maps.DhcpIds, &macKey{MAC: info.MAC}); err != nil {
+		return fmt.Errorf("delete endpoint DHCP identity: %w", err)
+	}
 	return nil
 }
 
@@ -233,12 +253,15 @@ func (d *Datapath) settleMoving(cookie uint64, ifindex int) error {
 	key := epKey{NetnsCookie: cookie, Ifindex: uint32(ifindex)}
 	var old epInfo
 	d.tables.Lock()
-	err := d.maps.EpTable.Lookup(&key, &old)
-	d.tables.Unlock()
-	if err != nil || old.Flags&epMoving == 0 {
+	if err := d.maps.EpTable.Lookup(&key, &old); err != nil || old.Flags&epMoving == 0 {
+		d.tables.Unlock()
 		return nil
 	}
-	settled := old.endpoint(key)
+	settled, err := d.withDHCPIDs(old.endpoint(key), old.MAC)
+	d.tables.Unlock()
+	if err != nil {
+		return err
+	}
 	settled.Moving = false
 	return d.SetEndpoint(settled)
 }
@@ -338,7 +361,7 @@ func (d *Datapath) Endpoints() ([]Endpoint, error) {
 	return out, nil
 }
 
-// PruneOrphans deletes MAC and address entries of endpoints that are no
+// PruneOrphans deletes MAC, address and DHCP identity entries of endpoints that are no
 // longer in the endpoint table (left by a crash between two map writes),
 // and the stub pins of namespaces without an endpoint in it (under
 // PathDirect every stub pin: a stub-path agent's). It walks the maps: call
@@ -369,7 +392,13 @@ func (d *Datapath) PruneOrphans() error {
 			ips = append(ips, ik)
 		}
 	})
-	if err := errors.Join(errMACs, errIPs); err != nil {
+	var ids []macKey
+	errIDs := readEach(d.maps.DhcpIds, func(mk macKey, _ dhcpIDs) {
+		if !live[mk.MAC] {
+			ids = append(ids, mk)
+		}
+	})
+	if err := errors.Join(errMACs, errIPs, errIDs); err != nil {
 		return fmt.Errorf("list endpoint entries: %w", err)
 	}
 	var errs []error
@@ -378,6 +407,9 @@ func (d *Datapath) PruneOrphans() error {
 	}
 	for i := range ips {
 		errs = append(errs, deleteKey(d.maps.EpByIp, &ips[i]))
+	}
+	for i := range ids {
+		errs = append(errs, deleteKey(d.maps.DhcpIds, &ids[i]))
 	}
 	if d.direct { // no namespace needs its stubs
 		cookies = nil

@@ -15,7 +15,8 @@ const (
 	// advertisements and redirects (a container that is the router).
 	OptAllowRouter = "allow_router"
 	// OptAllowDHCPServer=true lets them send DHCP server replies (UDP
-	// from port 67 and 547).
+	// from port 67 and 547) and relay others' requests (DHCP client
+	// messages in another client's name).
 	OptAllowDHCPServer = "allow_dhcp_server"
 	// OptIPv6RA=accept lets containers with IPv6 accept router
 	// advertisements from the wire (accept_ra=1); the default, ignore,

@@ -164,6 +164,13 @@ static __always_inline int owns(const struct ep_info *ep, __u8 family,
 	return 0;
 }
 
+/* allowed: the endpoint's network lets it send what flag (EP_ALLOW_*)
+ * names. */
+static __always_inline int allowed(const struct ep_info *ep, __u32 flag)
+{
+	return ep->flags & flag;
+}
+
 /* owner: the MAC and network of the local endpoint an address is of. */
 struct owner {
 	__u64 mac;

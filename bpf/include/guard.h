@@ -2,7 +2,7 @@
 /*
  * guard.h: first-hop guards on what an endpoint sends above IP: router
  * messages (ra_guard), the link-layer options and targets of neighbour
- * discovery (nd_spoof) and DHCP server replies (dhcp_guard); and where
+ * discovery (nd_spoof) and DHCP (dhcp_guard, dhcp.h); and where
  * router messages from the wire must come from (ra_source, ra_ignore). Headers are
  * walked with a bound; a frame that does not end within it is unparsable
  * and dropped, never passed unchecked.
@@ -14,9 +14,8 @@
 #ifndef MVLAN_GUARD_H
 #define MVLAN_GUARD_H
 
-#include "endpoint.h"
+#include "dhcp.h"
 
-#define NOT_PARSED (-1)
 #define NO_UPPER (-2) /* a later fragment: no upper-layer header here */
 
 #define IPPROTO_HOPOPTS 0
@@ -36,73 +35,10 @@
 #define ND_OPT_SOURCE_LLADDR 1
 #define ND_OPT_TARGET_LLADDR 2
 
-#define DHCP4_SERVER_PORT 67
-#define DHCP6_SERVER_PORT 547
-#define DHCP4_CLIENT_PORT 68
-#define DHCP6_CLIENT_PORT 546
-
 /* Bounds of the parse: more extension headers or ND options than this
  * make a frame unparsable. */
 #define MAX_EXT_HDRS 6
 #define MAX_ND_OPTS 12
-
-static __always_inline int allowed(const struct ep_info *ep, __u32 flag)
-{
-	return ep->flags & flag;
-}
-
-/* load_be16 reads 2 bytes at off: straight from the linear data when they
- * are there (the common case: no helper call), else with a copy. */
-static __always_inline int load_be16(struct __sk_buff *skb, __u32 off, __be16 *v)
-{
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-
-	if (off < DIRECT_LEN) {
-		__be16 *p = data + (off & (DIRECT_LEN - 1));
-
-		if ((void *)(p + 1) <= end) {
-			*v = *p;
-			return 0;
-		}
-	}
-	return bpf_skb_load_bytes(skb, off, v, sizeof(*v));
-}
-
-/* load_u8 is load_be16 for one byte (an ICMPv6 type: every ICMPv6
- * frame reads it). */
-static __always_inline int load_u8(struct __sk_buff *skb, __u32 off, __u8 *v)
-{
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-
-	if (off < DIRECT_LEN) {
-		__u8 *p = data + (off & (DIRECT_LEN - 1));
-
-		if ((void *)(p + 1) <= end) {
-			*v = *p;
-			return 0;
-		}
-	}
-	return bpf_skb_load_bytes(skb, off, v, 1);
-}
-
-/* check_dhcp_server: a UDP datagram at off from a server port, or to the
- * client port (clients look at the destination port only, so a reply from
- * any port would be taken). */
-static __always_inline int check_dhcp_server(struct __sk_buff *skb, __u32 off,
-					     const struct ep_info *ep,
-					     __u16 server_port, __u16 client_port)
-{
-	__be16 sport, dport;
-
-	if (load_be16(skb, off, &sport) < 0 || load_be16(skb, off + 2, &dport) < 0)
-		return NOT_PARSED;
-	if ((sport == bpf_htons(server_port) || dport == bpf_htons(client_port)) &&
-	    !allowed(ep, EP_ALLOW_DHCP_SERVER))
-		return REASON_DHCP_GUARD;
-	return 0;
-}
 
 static __always_inline int is_ext_hdr(__u8 nexthdr)
 {
@@ -282,19 +218,19 @@ static __always_inline int check_upper6(struct __sk_buff *skb, __u32 l3off,
 	if (unspec)
 		return REASON_IP_SPOOF;
 	if (proto == IPPROTO_UDP)
-		return check_dhcp_server(skb, off, ep, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT);
+		return check_dhcp(skb, off, frag, ep, 1);
 	return 0;
 }
 
-/* check_upper4: the DHCP server guard on a first (or only) fragment. */
+/* check_upper4: the DHCP guard on a first (or only) fragment. */
 static __always_inline int check_upper4(struct __sk_buff *skb, __u32 l3off,
 					const struct ipv4_hdr *ip,
 					const struct ep_info *ep)
 {
-	if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(0x1fff)))
+	if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(IP_OFFSET)))
 		return 0;
-	return check_dhcp_server(skb, l3off + (ip->ver_ihl & 0x0f) * 4, ep,
-				 DHCP4_SERVER_PORT, DHCP4_CLIENT_PORT);
+	return check_dhcp(skb, l3off + (ip->ver_ihl & 0x0f) * 4,
+			  (ip->frag_off & bpf_htons(IP_MF)) != 0, ep, 0);
 }
 
 /* ra_source_match: 1 if the frame comes from network_id's RA source (its

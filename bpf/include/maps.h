@@ -32,6 +32,15 @@ struct {
 	PINNED;
 } ep_by_mac SEC(".maps");
 
+/* Only the endpoints of DHCP networks have an entry (mvlan.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENDPOINTS);
+	__type(key, struct mac_key);
+	__type(value, struct dhcp_ids);
+	PINNED;
+} dhcp_ids SEC(".maps");
+
 /* The namespaces that hold endpoints, by cookie (the value unused): a
  * frame sent by a socket of one is a container's (parent.h). One more
  * than the endpoints: an endpoint the endpoints array refuses is counted

@@ -60,7 +60,7 @@ enum drop_reason {
 	REASON_ND_SPOOF = 4,
 	REASON_CROSS_NETWORK = 5,
 	REASON_RA_GUARD = 6,     /* a router message (RA, redirect) from an endpoint */
-	REASON_DHCP_GUARD = 7,   /* a DHCP server reply (UDP from 67 / 547) */
+	REASON_DHCP_GUARD = 7,   /* a DHCP server reply, or a client's in another's name (dhcp.h) */
 	REASON_UNPARSABLE = 8,   /* headers beyond the bounded parse */
 	REASON_UNKNOWN_SOURCE = 9, /* not from the wire, not from a local endpoint */
 	REASON_NO_ENDPOINT = 10, /* on a link whose endpoint is not in the table */
@@ -115,7 +115,7 @@ struct ep_key {
 
 /* ep_info.flags: what the endpoint's network allows it to send. */
 #define EP_ALLOW_ROUTER 0x1      /* router advertisements and redirects */
-#define EP_ALLOW_DHCP_SERVER 0x2 /* UDP from port 67 (v4) and 547 (v6) */
+#define EP_ALLOW_DHCP_SERVER 0x2 /* UDP from port 67 (v4) and 547 (v6), others' client messages */
 /* ep_info.flags: a Docker endpoint's row still under its link's keys in
  * the host's namespace, while the runtime moves the link into a container
  * that has none of its own keys yet: any container's socket may send its
@@ -234,6 +234,21 @@ struct gateways {
 	__u8 n6;
 	__u8 nmacs;
 	__u8 pad[5];
+};
+
+/* dhcp_ids, by MAC: the DHCP client identities of an endpoint whose
+ * address the agent's client leases (a DHCP network), which its DHCP
+ * client messages must carry (dhcp.h): the IPv4 client identifier
+ * (option 61) and the DHCPv6 DUID (option 1). len 0: none, and then only
+ * one made of the endpoint's MAC (hardware type 1) is its own. */
+#define DHCP_ID_MAX 32
+
+struct dhcp_ids {
+	__u8 len4;
+	__u8 len6;
+	__u8 pad[6];
+	__u8 id4[DHCP_ID_MAX];
+	__u8 id6[DHCP_ID_MAX];
 };
 
 /* Counter values. */

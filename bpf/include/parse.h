@@ -44,6 +44,9 @@ struct ipv4_hdr {
 	__u8 daddr[4];
 } __attribute__((packed));
 
+#define IP_MF 0x2000     /* ipv4_hdr.frag_off: more fragments */
+#define IP_OFFSET 0x1fff /* ipv4_hdr.frag_off: the fragment's offset */
+
 struct ipv6_hdr {
 	__be32 ver_tc_flow;
 	__be16 payload_len;
@@ -198,6 +201,46 @@ static __always_inline int l3_truncated(struct frame *f)
 			return (void *)(arp + 1) + sizeof(struct arp_eth_ipv4) > f->end;
 	}
 	return 0;
+}
+
+/* NOT_PARSED: a header a check needs is cut short (the frame then passes
+ * and counts as malformed: the receiving stack drops it too). */
+#define NOT_PARSED (-1)
+
+/* load_be16 reads 2 bytes at off: straight from the linear data when they
+ * are there (the common case: no helper call), else with a copy. */
+static __always_inline int load_be16(struct __sk_buff *skb, __u32 off, __be16 *v)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
+	if (off < DIRECT_LEN) {
+		__be16 *p = data + (off & (DIRECT_LEN - 1));
+
+		if ((void *)(p + 1) <= end) {
+			*v = *p;
+			return 0;
+		}
+	}
+	return bpf_skb_load_bytes(skb, off, v, sizeof(*v));
+}
+
+/* load_u8 is load_be16 for one byte (an ICMPv6 type: every ICMPv6
+ * frame reads it). */
+static __always_inline int load_u8(struct __sk_buff *skb, __u32 off, __u8 *v)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
+	if (off < DIRECT_LEN) {
+		__u8 *p = data + (off & (DIRECT_LEN - 1));
+
+		if ((void *)(p + 1) <= end) {
+			*v = *p;
+			return 0;
+		}
+	}
+	return bpf_skb_load_bytes(skb, off, v, 1);
 }
 
 /* parse_frame fills f. f->eth_hdr tells whether the addresses are valid,

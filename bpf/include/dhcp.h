@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * dhcp.h: the DHCP guard (dhcp_guard) on what an endpoint sends over UDP.
+ * A container may not answer as a server (a reply from a server port, or
+ * to a client port), nor ask in another's name: a server keys a lease on
+ * the client's identity (the IPv4 client identifier, else the hardware
+ * address; the DHCPv6 DUID), so a request, release or decline naming a
+ * neighbour's takes, gives back or spoils the neighbour's lease, and one
+ * naming made-up clients empties the pool. A client message must carry the
+ * endpoint's MAC and its identity: the one the agent's client uses on a
+ * DHCP network (dhcp_ids), else one made of its MAC. A network that allows
+ * a DHCP server (or relay) lifts both. Options are walked with a bound,
+ * and a message whose options do not end within it, spill into its file
+ * and sname fields (overload) or go on in a fragment is unparsable.
+ */
+#ifndef MVLAN_DHCP_H
+#define MVLAN_DHCP_H
+
+#include "endpoint.h"
+
+#define DHCP4_SERVER_PORT 67
+#define DHCP6_SERVER_PORT 547
+#define DHCP4_CLIENT_PORT 68
+#define DHCP6_CLIENT_PORT 546
+
+#define UDP_HLEN 8
+
+/* BOOTP (RFC 2131): offsets in the message, the options after the magic
+ * cookie. */
+#define BOOTP_HTYPE 1
+#define BOOTP_CHADDR 28
+#define BOOTP_COOKIE 236
+#define BOOTP_OPTIONS 240
+#define DHCP_MAGIC 0x63825363
+#define DHCP4_OPT_PAD 0
+#define DHCP4_OPT_OVERLOAD 52
+#define DHCP4_OPT_CLIENT_ID 61
+#define DHCP4_OPT_END 255
+#define HWTYPE_ETHERNET 1
+
+/* DHCPv6 (RFC 8415): a 4-byte header, then options of a 2-byte code and
+ * a 2-byte length. */
+#define DHCP6_INFO_REQUEST 11
+#define DHCP6_RELAY_FORW 12 /* and above: relay messages */
+#define DHCP6_OPT_CLIENTID 1
+#define DUID_LLT 1
+#define DUID_LL 3
+
+/* The bound on options walked per message (the agent's client sends 6). */
+#define MAX_DHCP_OPTS 24
+
+/* id_eq: the len bytes at off are exactly want[0..want_len) (want is
+ * zero after want_len: the loader writes it so). Four word compares, no
+ * branch per byte. */
+static __always_inline int id_eq(struct __sk_buff *skb, __u32 off, __u32 len,
+				 const __u8 *want, __u32 want_len)
+{
+	__u64 buf[DHCP_ID_MAX / 8] = {};
+	const __u64 *w = (const __u64 *)want;
+
+	if (len != want_len || len == 0 || len > DHCP_ID_MAX)
+		return 0;
+	if (bpf_skb_load_bytes(skb, off, buf, len) < 0)
+		return 0;
+	return ((buf[0] ^ w[0]) | (buf[1] ^ w[1]) | (buf[2] ^ w[2]) | (buf[3] ^ w[3])) == 0;
+}
+
+/* mac_at: the 6 bytes at off are mac (as mac48 reads it). */
+static __always_inline int mac_at(struct __sk_buff *skb, __u32 off, __u64 mac)
+{
+	__u8 b[8] = {};
+
+	return bpf_skb_load_bytes(skb, off, b, ETH_ALEN) == 0 && mac48(b) == mac;
+}
+
+/* client_id_ok: an IPv4 client identifier of len bytes at off is the
+ * endpoint's: ids' when it has one, else hardware type 1 and its MAC. */
+static __always_inline int client_id_ok(struct __sk_buff *skb, __u32 off, __u32 len,
+					__u64 mac, const struct dhcp_ids *ids)
+{
+	__u8 type;
+
+	if (ids && ids->len4)
+		return id_eq(skb, off, len, ids->id4, ids->len4);
+	return len == 1 + ETH_ALEN && bpf_skb_load_bytes(skb, off, &type, 1) == 0 &&
+	       type == HWTYPE_ETHERNET && mac_at(skb, off + 1, mac);
+}
+
+/* duid_ok: a DUID of len bytes at off is the endpoint's: ids' when it has
+ * one, else a DUID-LL or DUID-LLT of its MAC. */
+static __always_inline int duid_ok(struct __sk_buff *skb, __u32 off, __u32 len,
+				   __u64 mac, const struct dhcp_ids *ids)
+{
+	__be16 th[2]; /* DUID type, hardware type */
+
+	if (ids && ids->len6)
+		return id_eq(skb, off, len, ids->id6, ids->len6);
+	if (bpf_skb_load_bytes(skb, off, th, sizeof(th)) < 0 || th[1] != bpf_htons(HWTYPE_ETHERNET))
+		return 0;
+	if (th[0] == bpf_htons(DUID_LL))
+		return len == 4 + ETH_ALEN && mac_at(skb, off + 4, mac);
+	if (th[0] == bpf_htons(DUID_LLT))
+		return len == 8 + ETH_ALEN && mac_at(skb, off + 8, mac);
+	return 0;
+}
+
+/* check_bootp: a DHCPv4 client message at m, ending at end: Ethernet
+ * hardware address, the endpoint's; every client identifier its own. */
+static __always_inline int check_bootp(struct __sk_buff *skb, __u32 m, __u32 end,
+				       __u64 mac, const struct dhcp_ids *ids)
+{
+	__u8 opt[4];
+	__u32 off = m + BOOTP_OPTIONS;
+
+	if (bpf_skb_load_bytes(skb, m, opt, sizeof(opt)) < 0)
+		return NOT_PARSED;
+	if (opt[1] != HWTYPE_ETHERNET || opt[2] != ETH_ALEN || !mac_at(skb, m + BOOTP_CHADDR, mac))
+		return REASON_DHCP_GUARD;
+	if (bpf_skb_load_bytes(skb, m + BOOTP_COOKIE, opt, sizeof(opt)) < 0 ||
+	    *(__be32 *)opt != bpf_htonl(DHCP_MAGIC))
+		return 0; /* BOOTP without options: its hardware address is all */
+	for (int i = 0; i < MAX_DHCP_OPTS; i++) {
+		if (off >= end || bpf_skb_load_bytes(skb, off, opt, 1) < 0 || opt[0] == DHCP4_OPT_END)
+			return 0;
+		if (opt[0] == DHCP4_OPT_PAD) {
+			off++;
+			continue;
+		}
+		if (opt[0] == DHCP4_OPT_OVERLOAD || bpf_skb_load_bytes(skb, off + 1, opt + 1, 1) < 0)
+			return REASON_UNPARSABLE;
+		if (opt[0] == DHCP4_OPT_CLIENT_ID && !client_id_ok(skb, off + 2, opt[1], mac, ids))
+			return REASON_DHCP_GUARD;
+		off += 2 + opt[1];
+	}
+	return off < end ? REASON_UNPARSABLE : 0;
+}
+
+/* check_dhcp6: a DHCPv6 client message at m, ending at end: not a relay's,
+ * every client DUID the endpoint's. An Information-request leases nothing. */
+static __always_inline int check_dhcp6(struct __sk_buff *skb, __u32 m, __u32 end,
+				       __u64 mac, const struct dhcp_ids *ids)
+{
+	__be16 opt[2];
+	__u32 off = m + 4;
+	__u8 type;
+
+	if (bpf_skb_load_bytes(skb, m, &type, 1) < 0)
+		return NOT_PARSED;
+	if (type >= DHCP6_RELAY_FORW)
+		return REASON_DHCP_GUARD;
+	if (type == DHCP6_INFO_REQUEST)
+		return 0;
+	for (int i = 0; i < MAX_DHCP_OPTS; i++) {
+		if (off >= end)
+			return 0;
+		if (bpf_skb_load_bytes(skb, off, opt, sizeof(opt)) < 0)
+			return REASON_UNPARSABLE;
+		if (opt[0] == bpf_htons(DHCP6_OPT_CLIENTID) &&
+		    !duid_ok(skb, off + 4, bpf_ntohs(opt[1]), mac, ids))
+			return REASON_DHCP_GUARD;
+		off += 4 + bpf_ntohs(opt[1]);
+	}
+	return off < end ? REASON_UNPARSABLE : 0;
+}
+
+/* dhcp_client_reason: the verdict on a DHCP client message at m (after
+ * its UDP header), ending at end, from the endpoint with MAC mac: 0, a
+ * drop reason or NOT_PARSED. A function of its own (global: the verifier
+ * checks it once, not on every path of its caller), called only for
+ * datagrams to a server port. */
+__attribute__((noinline)) int dhcp_client_reason(struct __sk_buff *skb, __u32 m, __u32 end,
+						 __u64 mac, __u32 v6)
+{
+	struct mac_key key = {};
+	struct dhcp_ids *ids;
+
+	__builtin_memcpy(key.mac, &mac, ETH_ALEN);
+	ids = bpf_map_lookup_elem(&dhcp_ids, &key);
+	if (v6)
+		return check_dhcp6(skb, m, end, mac, ids);
+	return check_bootp(skb, m, end, mac, ids);
+}
+
+/* check_dhcp: a UDP datagram at off (frag: the first of a fragmented
+ * one) may not be a server's (from a server port, or to the client port:
+ * clients look at the destination port only) and a client's (to the
+ * server port) must be in the endpoint's own name, unless its network
+ * allows a DHCP server. v6 picks the ports and the message format. */
+static __always_inline int check_dhcp(struct __sk_buff *skb, __u32 off, int frag,
+				      const struct ep_info *ep, int v6)
+{
+	__u16 server = v6 ? DHCP6_SERVER_PORT : DHCP4_SERVER_PORT;
+	__u16 client = v6 ? DHCP6_CLIENT_PORT : DHCP4_CLIENT_PORT;
+	__be16 sport, dport, ulen;
+	__u32 end;
+
+	if (load_be16(skb, off, &sport) < 0 || load_be16(skb, off + 2, &dport) < 0)
+		return NOT_PARSED;
+	if (allowed(ep, EP_ALLOW_DHCP_SERVER))
+		return 0;
+	if (sport == bpf_htons(server) || dport == bpf_htons(client))
+		return REASON_DHCP_GUARD;
+	if (dport != bpf_htons(server))
+		return 0;
+	if (frag)
+		return REASON_UNPARSABLE; /* the rest, a client id say, in fragments no check sees */
+	if (bpf_skb_load_bytes(skb, off + 4, &ulen, sizeof(ulen)) < 0)
+		return NOT_PARSED;
+	end = off + bpf_ntohs(ulen);
+	if (end > skb->len)
+		end = skb->len;
+	return dhcp_client_reason(skb, off + UDP_HLEN, end, ep_mac48(ep), v6);
+}
+
+#endif /* MVLAN_DHCP_H */

@@ -1,0 +1,219 @@
+package loader
+
+import (
+	"bytes"
+	"net"
+	"testing"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv6"
+)
+
+// Client identities as the agent's DHCP client makes them (dhcp.ClientID,
+// dhcp.DUID6): a type-0 client identifier and a DUID-UUID.
+var (
+	idA   = append([]byte{0}, bytes.Repeat([]byte{0xa1}, 15)...)
+	idB   = append([]byte{0}, bytes.Repeat([]byte{0xb1}, 15)...)
+	duidA = (&dhcpv6.DUIDUUID{UUID: [16]byte{0xa6, 1, 2, 3}}).ToBytes()
+	duidB = (&dhcpv6.DUIDUUID{UUID: [16]byte{0xb6, 1, 2, 3}}).ToBytes()
+)
+
+// dhcp4 is a DHCPv4 client message of type t from hw, with the options,
+// as insomniacslk/dhcp (the agent's client) writes it, from 0.0.0.0:68.
+func dhcp4(t testing.TB, typ dhcpv4.MessageType, hw net.HardwareAddr, opts ...dhcpv4.Option) []byte {
+	t.Helper()
+	mods := []dhcpv4.Modifier{dhcpv4.WithHwAddr(hw), dhcpv4.WithMessageType(typ)}
+	for _, o := range opts {
+		mods = append(mods, dhcpv4.WithOption(o))
+	}
+	m, err := dhcpv4.New(mods...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bootpFrame(m.ToBytes(), 0)
+}
+
+// bootpFrame is a BOOTP message in a broadcast from 0.0.0.0:68 to 67 of
+// A; fragOff is the IPv4 header's flags and offset field.
+func bootpFrame(msg []byte, fragOff uint16) []byte {
+	ip := ipv4Packet("0.0.0.0", "255.255.255.255", 17, bootpUDP(msg))
+	ip[6], ip[7] = byte(fragOff>>8), byte(fragOff)
+	return ethFrame(broadcastMAC, macA, 0x0800, ip)
+}
+
+// bootpUDP is a BOOTP message in a datagram from port 68 to 67.
+func bootpUDP(msg []byte) []byte {
+	p := udp(68, 67, len(msg))
+	copy(p[8:], msg)
+	return p
+}
+
+// dhcp6 is a DHCPv6 message of type t with the client DUID (none: nil)
+// from A's link-local address to the servers' group.
+func dhcp6(t testing.TB, typ dhcpv6.MessageType, duid []byte) []byte {
+	t.Helper()
+	m, err := dhcpv6.NewMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.MessageType = typ
+	if duid != nil {
+		d, err := dhcpv6.DUIDFromBytes(duid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.AddOption(dhcpv6.OptClientID(d))
+	}
+	m.AddOption(dhcpv6.OptElapsedTime(0))
+	m.AddOption(&dhcpv6.OptIANA{IaId: [4]byte{0, 0, 0, 1}})
+	return dhcp6Frame(m.ToBytes())
+}
+
+func dhcp6Frame(msg []byte) []byte {
+	p := udp(546, 547, len(msg))
+	copy(p[8:], msg)
+	return ethFrame(dhcp6Mcast, macA, 0x86dd, ipv6Packet(llA, "ff02::1:2", 17, p))
+}
+
+func duidLL(hw net.HardwareAddr) []byte {
+	return (&dhcpv6.DUIDLL{HWType: 1, LinkLayerAddr: hw}).ToBytes()
+}
+
+func duidLLT(hw net.HardwareAddr) []byte {
+	return (&dhcpv6.DUIDLLT{HWType: 1, Time: 7, LinkLayerAddr: hw}).ToBytes()
+}
+
+// withRaw is a DHCPv4 message from A (client identifier 01:A) with raw
+// option bytes put before its end option.
+func withRaw(t testing.TB, raw []byte) []byte {
+	t.Helper()
+	m, err := dhcpv4.New(dhcpv4.WithHwAddr(macA), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := m.ToBytes()
+	end := bytes.IndexByte(b[240:], 255) + 240
+	return bootpFrame(append(append(append([]byte(nil), b[:end]...), raw...), b[end:]...), 0)
+}
+
+// maxDHCPOpts is the bound on the options the guard walks (MAX_DHCP_OPTS).
+const maxDHCPOpts = 24
+
+// TestDHCPClientGuard: an endpoint's DHCP client messages must be in its
+// own name (bpf/include/dhcp.h): its MAC as the hardware address, its
+// identity as the client identifier and DUID. Without identities of its
+// own (not a DHCP network) an identity made of its MAC is its own.
+func TestDHCPClientGuard(t *testing.T) {
+	d := newTestDatapath(t)
+	setupEndpoints(t, d)
+	guard, unparsable := dropA("dhcp_guard"), dropA("unparsable")
+	cid := dhcpv4.OptClientIdentifier
+	macID := func(hw net.HardwareAddr) []byte { return append([]byte{1}, hw...) }
+	pads := withRaw(t, bytes.Repeat([]byte{0}, maxDHCPOpts))
+	hw6 := dhcp4(t, dhcpv4.MessageTypeDiscover, macA)
+	hw6[14+20+8+1] = 6 // IEEE 802 hardware type
+	noCookie := dhcp4(t, dhcpv4.MessageTypeDiscover, macA)
+	copy(noCookie[14+20+8+236:], []byte{0, 0, 0, 0})
+	runCases(t, d, "ep_egress", []progCase{
+		{"discover, no client id", dhcp4(t, dhcpv4.MessageTypeDiscover, macA), verdictNext, txA},
+		{"request, client id of its mac", dhcp4(t, dhcpv4.MessageTypeRequest, macA, cid(macID(macA))), verdictNext, txA},
+		{"bootp, no options", noCookie, verdictNext, txA},
+		{"solicit, duid-ll of its mac", dhcp6(t, dhcpv6.MessageTypeSolicit, duidLL(macA)), verdictNext, txA},
+		{"release, duid-llt of its mac", dhcp6(t, dhcpv6.MessageTypeRelease, duidLLT(macA)), verdictNext, txA},
+		{"information-request, any duid", dhcp6(t, dhcpv6.MessageTypeInformationRequest, duidB), verdictNext, txA},
+		{"solicit, no duid", dhcp6(t, dhcpv6.MessageTypeSolicit, nil), verdictNext, txA},
+		{"discover for a neighbour's mac", dhcp4(t, dhcpv4.MessageTypeDiscover, macB), verdictDrop, guard},
+		{"another hardware type", hw6, verdictDrop, guard},
+		{"release, a neighbour's mac as client id", dhcp4(t, dhcpv4.MessageTypeRelease, macA, cid(macID(macB))), verdictDrop, guard},
+		{"release, an agent-made client id", dhcp4(t, dhcpv4.MessageTypeRelease, macA, cid(idB)), verdictDrop, guard},
+		{"request, its own then a foreign client id", withRaw(t, append([]byte{61, 7, 1}, append(macA, append([]byte{61, 7, 1}, macB...)...)...)), verdictDrop, guard},
+		{"release, duid-ll of a neighbour", dhcp6(t, dhcpv6.MessageTypeRelease, duidLL(macB)), verdictDrop, guard},
+		{"release, an agent-made duid", dhcp6(t, dhcpv6.MessageTypeRelease, duidB), verdictDrop, guard},
+		{"relay-forw", dhcp6Frame([]byte{12, 0, 0, 0}), verdictDrop, guard},
+		{"option overload", withRaw(t, []byte{52, 1, 3}), verdictDrop, unparsable},
+		{"more options than the bound", pads, verdictDrop, unparsable},
+		{"first fragment", bootpFrame(dhcp4Bytes(t, macA), 0x2000), verdictDrop, unparsable},
+		{"first fragment v6", ethFrame(dhcp6Mcast, macA, 0x86dd, ipv6Packet(llA, "ff02::1:2", 44, fragment(0, 17, udp(546, 547, 40)))), verdictDrop, unparsable},
+	})
+
+	// On a DHCP network: the agent's identities, and no other.
+	if err := d.SetEndpoint(Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA,
+		IPs: addrs("10.1.0.10", "2001:db8:1::10"), DHCPClientID: idA, DHCPDUID: duidA}); err != nil {
+		t.Fatal(err)
+	}
+	runCases(t, d, "ep_egress", []progCase{
+		{"request, its client id", dhcp4(t, dhcpv4.MessageTypeRequest, macA, cid(idA)), verdictNext, txA},
+		{"renew, its duid", dhcp6(t, dhcpv6.MessageTypeRenew, duidA), verdictNext, txA},
+		{"request, client id of its mac", dhcp4(t, dhcpv4.MessageTypeRequest, macA, cid(macID(macA))), verdictDrop, guard},
+		{"release, a neighbour's client id", dhcp4(t, dhcpv4.MessageTypeRelease, macA, cid(idB)), verdictDrop, guard},
+		{"release, its client id cut short", dhcp4(t, dhcpv4.MessageTypeRelease, macA, cid(idA[:15])), verdictDrop, guard},
+		{"solicit, duid-ll of its mac", dhcp6(t, dhcpv6.MessageTypeSolicit, duidLL(macA)), verdictDrop, guard},
+		{"decline, a neighbour's duid", dhcp6(t, dhcpv6.MessageTypeDecline, duidB), verdictDrop, guard},
+	})
+
+	// A DHCP server or relay container: others' requests pass.
+	if err := d.SetEndpoint(Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA,
+		IPs: addrs("10.1.0.10", "2001:db8:1::10"), Allow: AllowDHCPServer}); err != nil {
+		t.Fatal(err)
+	}
+	runCases(t, d, "ep_egress", []progCase{
+		{"relayed discover, allowed", dhcp4(t, dhcpv4.MessageTypeDiscover, macB, cid(idB)), verdictNext, txA},
+		{"relay-forw, allowed", dhcp6Frame([]byte{12, 0, 0, 0}), verdictNext, txA},
+	})
+}
+
+// dhcp4Bytes is a DHCPDISCOVER of hw, the BOOTP message alone.
+func dhcp4Bytes(t testing.TB, hw net.HardwareAddr) []byte {
+	t.Helper()
+	m, err := dhcpv4.NewDiscovery(hw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.ToBytes()
+}
+
+// TestDHCPIDsFollowRows: an endpoint's DHCP identities are in dhcp_ids
+// while its row is, settle with a moving row, and go with it; PruneOrphans
+// takes those of no row.
+func TestDHCPIDsFollowRows(t *testing.T) {
+	d := newTestDatapath(t)
+	ep := Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, IPs: addrs("10.1.0.10"),
+		DHCPClientID: idA, DHCPDUID: duidA, Moving: true}
+	if err := d.SetEndpoint(ep); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(hw net.HardwareAddr) (v dhcpIDs, ok bool) {
+		return v, d.maps.DhcpIds.Lookup(&macKey{MAC: [6]byte(hw)}, &v) == nil
+	}
+	if v, ok := ids(macA); !ok || !bytes.Equal(v.ID4[:v.Len4], idA) || !bytes.Equal(v.ID6[:v.Len6], duidA) {
+		t.Fatalf("dhcp_ids of A: %+v (present %v), want %x and %x", v, ok, idA, duidA)
+	}
+	if err := d.settleMoving(ep.NetnsCookie, ep.Ifindex); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := ids(macA); !ok || !bytes.Equal(v.ID4[:v.Len4], idA) {
+		t.Fatalf("dhcp_ids of A after its row settled: %+v (present %v), want %x", v, ok, idA)
+	}
+	if err := d.SetEndpoint(Endpoint{NetnsCookie: testCookie, Ifindex: 2, MAC: macB, NetworkID: netA,
+		DHCPClientID: bytes.Repeat([]byte{1}, DHCPIDMax+1)}); err == nil {
+		t.Fatal("SetEndpoint took a client id of 33 bytes")
+	}
+	if _, ok := ids(macB); ok {
+		t.Fatal("a refused row left its DHCP identity")
+	}
+	if err := d.DeleteEndpoint(ep.NetnsCookie, ep.Ifindex); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ids(macA); ok {
+		t.Fatal("dhcp_ids of A outlived its row")
+	}
+	if err := d.maps.DhcpIds.Put(&macKey{MAC: [6]byte(macC)}, &dhcpIDs{Len4: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PruneOrphans(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ids(macC); ok {
+		t.Fatal("PruneOrphans left the DHCP identity of a MAC without a row")
+	}
+}
