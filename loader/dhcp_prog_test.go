@@ -217,3 +217,10 @@ func TestDHCPIDsFollowRows(t *testing.T) {
 		t.Fatal("PruneOrphans left the DHCP identity of a MAC without a row")
 	}
 }
+
+// laterFragment is the IPv4 packet ip made a later fragment (offset 8
+// bytes, no more fragments): no UDP header of its own.
+func laterFragment(ip []byte) []byte {
+	ip[6], ip[7] = 0, 1
+	return ip
+}

@@ -127,6 +127,8 @@ func TestEndpointEgress(t *testing.T) {
 		{"a pre-802.1ad tag (0x9200)", tagged(ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), 0x9200, 10), verdictDrop, dropA("vlan_tag")},
 		{"ipv4 unspecified on tcp", ethFrame(macRouter, macA, 0x0800, ipv4Packet("0.0.0.0", "10.2.0.12", 6, make([]byte, 20))), verdictDrop, dropA("ip_spoof")},
 		{"ipv4 unspecified on icmp", ethFrame(macRouter, macA, 0x0800, v4("0.0.0.0", "10.2.0.12")), verdictDrop, dropA("ip_spoof")},
+		{"ipv4 unspecified on udp to another port than dhcp's", ethFrame(broadcastMAC, macA, 0x0800, ipv4Packet("0.0.0.0", "255.255.255.255", 17, udp(68, 53, 40))), verdictDrop, dropA("ip_spoof")},
+		{"ipv4 unspecified on a later udp fragment", ethFrame(broadcastMAC, macA, 0x0800, laterFragment(ipv4Packet("0.0.0.0", "255.255.255.255", 17, make([]byte, 40)))), verdictDrop, dropA("ip_spoof")},
 		{"igmp report before an address", ethFrame(mac("01:00:5e:00:00:16"), macA, 0x0800, ipv4Packet("0.0.0.0", "224.0.0.22", 2, make([]byte, 16))), verdictNext, txA},
 		{"three tags", tagged(tagged(tagged(ethFrame(macRouter, macA, 0x0800, v4("10.1.0.10", "10.2.0.12")), 0x8100, 7), 0x8100, 6), 0x88a8, 5), verdictDrop, dropA("vlan_tag")},
 		{"arp sender mac spoof", ethFrame(broadcastMAC, macA, 0x0806, arpPacket(2, macB, "10.1.0.10", macRouter, "10.1.0.1")), verdictDrop, dropA("arp_spoof")},

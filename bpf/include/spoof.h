@@ -22,6 +22,22 @@ static __always_inline int is_zero16(const __u8 *a)
 	       is_zero4(a + 12);
 }
 
+/* unspec4_ok: the unspecified source is a DHCP client's before its
+ * address, to the server port (never fragmented), and an IGMP report's
+ * (RFC 3376 4.2.13); nothing else's. */
+static __always_inline int unspec4_ok(struct __sk_buff *skb, __u32 l3off,
+				      const struct ipv4_hdr *ip)
+{
+	__be16 dport;
+
+	if (ip->protocol == IPPROTO_IGMP)
+		return 1;
+	if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(IP_OFFSET)))
+		return 0;
+	return load_be16(skb, l3off + (ip->ver_ihl & 0x0f) * 4 + 2, &dport) == 0 &&
+	       dport == bpf_htons(DHCP4_SERVER_PORT);
+}
+
 static __always_inline int check_ipv4(struct __sk_buff *skb, struct frame *f,
 				      const struct ep_info *ep)
 {
@@ -29,11 +45,7 @@ static __always_inline int check_ipv4(struct __sk_buff *skb, struct frame *f,
 
 	if ((void *)(ip + 1) > f->end)
 		return NOT_PARSED;
-	/* The unspecified source is a DHCP client's before its address (and
-	 * an IGMP report's, RFC 3376 4.2.13); on nothing else. */
-	if (is_zero4(ip->saddr) ?
-		    ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_IGMP :
-		    !owns(ep, FAMILY_V4, ip->saddr))
+	if (is_zero4(ip->saddr) ? !unspec4_ok(skb, f->l3off, ip) : !owns(ep, FAMILY_V4, ip->saddr))
 		return REASON_IP_SPOOF;
 	return check_upper4(skb, f->l3off, ip, ep);
 }
