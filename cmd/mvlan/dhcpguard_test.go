@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv6"
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
@@ -66,6 +68,114 @@ func TestDHCPSpoofedClient(t *testing.T) {
 	if got := e.waitDrops("lan", "dhcp_guard", before+3); got != before+3 {
 		t.Errorf("dhcp_guard drops of lan went from %d to %d; want +3", before, got)
 	}
+}
+
+// TestDHCP6SpoofedClient is TestDHCPSpoofedClient for DHCPv6 (dnsmasq
+// with a DHCPv6 range): container 2 sends a Release and a Decline of
+// container 1's IA_NA under container 1's DUID (which dnsmasq's lease
+// file shows, as container 1's Solicits to ff02::1:2 do) from its own
+// link-local address; both are dropped (dhcp_guard +2) and dnsmasq keeps
+// container 1's lease, while container 2's Release of its own lease, sent
+// after them from the same socket, takes that one away.
+func TestDHCP6SpoofedClient(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	srv := startDnsmasq6(t, sb, sb.AddVeth(t, "eth1"))
+	e := &env{t: t, sb: sb, a: newAgent(t, sb)}
+	srv.agent = e.a
+	e.a.start()
+	t.Cleanup(e.cleanup)
+	e.a.ok("network", "create", "--ipam-driver", "dhcp", "--ipv6", "--subnet", "fd00:70::/64", "-o", "parent=eth0", "lan")
+	c1, c2 := e.name("1"), e.name("2")
+	ep1, ep2 := e.runD(c1, "lan"), e.runD(c2, "lan")
+	a1, a2 := v6Of(t, ep1).Addr(), v6Of(t, ep2).Addr()
+	server := srv.serverDUID()
+	release := func(typ dhcpv6.MessageType, a netip.Addr) []byte {
+		duid, iaid := srv.client6(a)
+		m, err := dhcpv6.NewMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.MessageType = typ
+		m.AddOption(dhcpv6.OptClientID(duid))
+		m.AddOption(dhcpv6.OptServerID(server))
+		ia := &dhcpv6.OptIANA{IaId: iaid}
+		ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: net.IP(a.AsSlice())})
+		m.AddOption(ia)
+		m.AddOption(dhcpv6.OptElapsedTime(0))
+		return m.ToBytes()
+	}
+	spoofs := [][]byte{release(dhcpv6.MessageTypeRelease, a1), release(dhcpv6.MessageTypeDecline, a1)}
+	own := release(dhcpv6.MessageTypeRelease, a2)
+	before := e.drops("lan", "dhcp_guard")
+	conn := dhcp6Socket(t, c2)
+	// eth0 by its index in c2: a zone's name is looked up in the test's
+	// own namespace.
+	idx := strings.TrimSuffix(strings.Fields(e.in(c2, "ip", "-o", "link", "show", "dev", "eth0"))[0], ":")
+	to := &net.UDPAddr{IP: net.ParseIP("ff02::1:2"), Port: 547, Zone: idx}
+	for _, m := range spoofs {
+		_, _ = conn.WriteToUDP(m, to) // dropped on the link: the error, if any, is ENOBUFS
+	}
+	if _, err := conn.WriteToUDP(own, to); err != nil {
+		t.Fatalf("%s's Release of its own lease: %v", c2, err)
+	}
+	srv.waitLease6(a2, 5*time.Second, c2+"'s Release of its own lease (sent after the spoofed ones)", func(_ int64, _ string, ok bool) bool { return !ok })
+	if _, _, ok := srv.lease6(a1); !ok {
+		t.Errorf("%s's lease of %s is gone after %s's spoofed Release and Decline; want it kept", c1, a1, c2)
+	}
+	if got := e.waitDrops("lan", "dhcp_guard", before+2); got != before+2 {
+		t.Errorf("dhcp_guard drops of lan went from %d to %d; want +2", before, got)
+	}
+}
+
+// serverDUID is dnsmasq's DHCPv6 server DUID, from its lease file.
+func (d *dnsmasq) serverDUID() dhcpv6.DUID {
+	d.t.Helper()
+	for _, f := range d.Lines() {
+		if len(f) == 2 && f[0] == "duid" {
+			if b, err := hex.DecodeString(strings.ReplaceAll(f[1], ":", "")); err == nil {
+				if duid, err := dhcpv6.DUIDFromBytes(b); err == nil {
+					return duid
+				}
+			}
+		}
+	}
+	d.t.Fatalf("no server DUID in dnsmasq's lease file:\n%q", d.Lines())
+	return nil
+}
+
+// client6 is the DUID and IAID of dnsmasq's DHCPv6 lease of addr.
+func (d *dnsmasq) client6(addr netip.Addr) (dhcpv6.DUID, [4]byte) {
+	d.t.Helper()
+	for _, f := range d.Lines() {
+		if len(f) < 5 || f[2] != addr.String() {
+			continue
+		}
+		iaid, err1 := strconv.ParseUint(f[1], 10, 32)
+		b, err2 := hex.DecodeString(strings.ReplaceAll(f[4], ":", ""))
+		duid, err3 := dhcpv6.DUIDFromBytes(b)
+		if err1 == nil && err2 == nil && err3 == nil {
+			return duid, [4]byte{byte(iaid >> 24), byte(iaid >> 16), byte(iaid >> 8), byte(iaid)}
+		}
+	}
+	d.t.Fatalf("no DHCPv6 lease of %s in dnsmasq's lease file:\n%q", addr, d.Lines())
+	return nil, [4]byte{}
+}
+
+// dhcp6Socket is a UDP socket of namespace ns on the DHCPv6 client port
+// (the agent's client holds it only during its exchanges).
+func dhcp6Socket(t *testing.T, ns string) *net.UDPConn {
+	t.Helper()
+	var conn *net.UDPConn
+	err := nstest.In(ns, func() (err error) {
+		conn, err = net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6unspecified, Port: 546})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("udp socket on port 546 in %s: %v", ns, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // clientOf is the client identifier dnsmasq's lease of ep has (what a
