@@ -2,8 +2,13 @@ package engine
 
 import (
 	"bytes"
+	"io"
+	"log/slog"
+	"net"
 	"testing"
 
+	"github.com/mvlan/mvlan/agent/store"
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/dhcp"
 )
 
@@ -47,5 +52,39 @@ func TestRowDHCPIDs(t *testing.T) {
 				t.Errorf("row's client id %x, want the lease's %x", r.DHCPClientID, tc.lease.ClientID)
 			}
 		})
+	}
+}
+
+// TestRenameRewritesDHCPRow: renaming an endpoint of a DHCP network that
+// has no lease yet (a Docker endpoint named after its container while its
+// client still asks) rewrites its row with the identity its client now
+// asks under, made of the new name; else the datapath would refuse every
+// ask as another client's.
+func TestRenameRewritesDHCPRow(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.CreateNetwork(api.Network{ID: "n1", Name: "lan", IPAMDriver: api.IPAMDHCP}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateEndpoint(api.Endpoint{ID: "e1", Name: "sandbox-key", NetworkID: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	d := &rowsDatapath{}
+	e := endpoint{ID: "e1", Name: "sandbox-key", NetworkID: "n1", NetnsCookie: 9, Ifindex: 2,
+		MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, State: Ready}
+	en := &entry{ep: e}
+	n := &network{ID: "n1", DHCP: true, DatapathID: 1, eps: map[string]*entry{"e1": en},
+		byName: map[string]*entry{e.Name: en}, byMAC: map[string]*entry{string(e.MAC): en}}
+	n.setName("lan", api.NameGiven)
+	a := &Engine{dp: d, store: st, log: slog.New(slog.NewTextHandler(io.Discard, nil)), nets: map[string]*network{"n1": n}}
+	if ok, err := a.RenameEndpoint("e1", "sandbox-key", "web"); !ok || err != nil {
+		t.Fatalf("rename: %v, %v", ok, err)
+	}
+	row, k := d.last()
+	if want := dhcp.ClientID(a.identity(n), "web"); k != 1 || !bytes.Equal(row.DHCPClientID, want) {
+		t.Fatalf("after the rename: %d rows, client id %x; want one row with %x (made of the new name)", k, row.DHCPClientID, want)
 	}
 }

@@ -427,11 +427,19 @@ func (a *Engine) RenameEndpoint(id, from, to string) (bool, error) {
 	}
 	e.Name = renamed.Name
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.set(en, e)
 	// The addresses' holder, as mvlan doctor shows it, is the name.
-	if err := reown(n.space, e.Addrs, e.Name); err != nil {
+	err = reown(n.space, e.Addrs, e.Name)
+	n.mu.Unlock()
+	if err != nil {
 		a.log.Warn("endpoint renamed: hold its addresses under its new name", "name", e.Name, "err", err)
+	}
+	// Without a lease its DHCP client asks under an identity made of the
+	// name (clientIDOf), which its row holds the datapath to.
+	if n.DHCP && e.Ifindex != 0 {
+		if err := a.setTableEntry(n, e); err != nil {
+			a.log.Warn("endpoint renamed: its row keeps the DHCP identity of its old name", "name", e.Name, "err", err)
+		}
 	}
 	return true, nil
 }

@@ -2,9 +2,11 @@ package loader
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv6"
 )
@@ -119,7 +121,6 @@ func TestDHCPClientGuard(t *testing.T) {
 		{"request, client id of its mac", dhcp4(t, dhcpv4.MessageTypeRequest, macA, cid(macID(macA))), verdictNext, txA},
 		{"bootp, no options", noCookie, verdictNext, txA},
 		{"solicit, duid-ll of its mac", dhcp6(t, dhcpv6.MessageTypeSolicit, duidLL(macA)), verdictNext, txA},
-		{"release, duid-llt of its mac", dhcp6(t, dhcpv6.MessageTypeRelease, duidLLT(macA)), verdictNext, txA},
 		{"information-request, any duid", dhcp6(t, dhcpv6.MessageTypeInformationRequest, duidB), verdictNext, txA},
 		{"solicit, no duid", dhcp6(t, dhcpv6.MessageTypeSolicit, nil), verdictNext, txA},
 		{"discover for a neighbour's mac", dhcp4(t, dhcpv4.MessageTypeDiscover, macB), verdictDrop, guard},
@@ -130,6 +131,14 @@ func TestDHCPClientGuard(t *testing.T) {
 		{"release, duid-ll of a neighbour", dhcp6(t, dhcpv6.MessageTypeRelease, duidLL(macB)), verdictDrop, guard},
 		{"release, an agent-made duid", dhcp6(t, dhcpv6.MessageTypeRelease, duidB), verdictDrop, guard},
 		{"relay-forw", dhcp6Frame([]byte{12, 0, 0, 0}), verdictDrop, guard},
+		{"release, duid-llt of its mac (any time: 2^32 identities)", dhcp6(t, dhcpv6.MessageTypeRelease, duidLLT(macA)), verdictDrop, guard},
+		{"release, its duid then a neighbour's", dhcp6Frame(append(dhcp6Bytes(t, dhcpv6.MessageTypeRelease, duidLL(macA)), dhcp6Opt(1, duidLL(macB))...)), verdictDrop, guard},
+		{"request, its client id twice (joined: another identity)", withRaw(t, bytes.Repeat(append([]byte{61, 7, 1}, macA...), 2)), verdictDrop, guard},
+		{"decline of a neighbour's address", dhcp4(t, dhcpv4.MessageTypeDecline, macA, dhcpv4.OptRequestedIPAddress(net.IPv4(10, 1, 0, 11))), verdictDrop, guard},
+		{"decline of a free address", dhcp4(t, dhcpv4.MessageTypeDecline, macA, dhcpv4.OptRequestedIPAddress(net.IPv4(10, 1, 0, 99))), verdictNext, txA},
+		{"udp length 0", udpLength(dhcp6(t, dhcpv6.MessageTypeRelease, duidLL(macB)), 0), verdictDrop, unparsable},
+		{"udp length past the ip payload", udpLength(dhcp4(t, dhcpv4.MessageTypeDiscover, macA), 2000), verdictDrop, unparsable},
+		{"udp length short of the client id", udpLength(dhcp4(t, dhcpv4.MessageTypeRelease, macA, cid(macID(macB))), 8+240), verdictNext, txA},
 		{"option overload", withRaw(t, []byte{52, 1, 3}), verdictDrop, unparsable},
 		{"more options than the bound", pads, verdictDrop, unparsable},
 		{"first fragment", bootpFrame(dhcp4Bytes(t, macA), 0x2000), verdictDrop, unparsable},
@@ -160,6 +169,27 @@ func TestDHCPClientGuard(t *testing.T) {
 		{"relayed discover, allowed", dhcp4(t, dhcpv4.MessageTypeDiscover, macB, cid(idB)), verdictNext, txA},
 		{"relay-forw, allowed", dhcp6Frame([]byte{12, 0, 0, 0}), verdictNext, txA},
 	})
+}
+
+// dhcp6Bytes is dhcp6's message alone.
+func dhcp6Bytes(t testing.TB, typ dhcpv6.MessageType, duid []byte) []byte {
+	f := dhcp6(t, typ, duid)
+	return f[14+40+8:]
+}
+
+// dhcp6Opt is a DHCPv6 option.
+func dhcp6Opt(code uint16, data []byte) []byte {
+	return append([]byte{byte(code >> 8), byte(code), byte(len(data) >> 8), byte(len(data))}, data...)
+}
+
+// udpLength sets the UDP length field of an untagged IPv4 or IPv6 frame.
+func udpLength(frame []byte, n uint16) []byte {
+	off := 14 + 20
+	if frame[12] == 0x86 {
+		off = 14 + 40
+	}
+	frame[off+4], frame[off+5] = byte(n>>8), byte(n)
+	return frame
 }
 
 // dhcp4Bytes is a DHCPDISCOVER of hw, the BOOTP message alone.
@@ -223,4 +253,63 @@ func TestDHCPIDsFollowRows(t *testing.T) {
 func laterFragment(ip []byte) []byte {
 	ip[6], ip[7] = 0, 1
 	return ip
+}
+
+// gsoSizeOff is the offset of gso_size in struct __sk_buff.
+const gsoSizeOff = 176
+
+// TestDHCPClientGuardGSO: a UDP GSO datagram to a server port is
+// unparsable: the kernel cuts it into messages of gso_size after the
+// check, which saw only the first (its own release, then one naming a
+// neighbour). The same datagram without GSO passes.
+func TestDHCPClientGuardGSO(t *testing.T) {
+	d := newTestDatapath(t)
+	setupEndpoints(t, d)
+	p, err := d.endpointPrograms(testCookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := dhcp4(t, dhcpv4.MessageTypeRelease, macA)
+	for _, tc := range []struct {
+		gso  uint32
+		want uint32
+		c    counts
+	}{{0, verdictPass, txA(len(frame))}, {548, verdictDrop, dropA("unparsable")(len(frame))}} {
+		ctx := make([]byte, gsoSizeOff+4)
+		binary.LittleEndian.PutUint32(ctx[gsoSizeOff:], tc.gso)
+		before := snapshot(t, d)
+		got, err := p.egress.Run(&ebpf.RunOptions{Data: frame, Context: ctx})
+		if err != nil {
+			t.Fatalf("test run with gso_size %d: %v", tc.gso, err)
+		}
+		if got != tc.want {
+			t.Errorf("gso_size %d: verdict %#x, want %#x", tc.gso, got, tc.want)
+		}
+		expectDelta(t, d, before, tc.c)
+	}
+}
+
+// TestDHCPClientGuardOldRow: a row an older agent wrote (no EP_DHCP_IDS:
+// its identities are not in dhcp_ids yet) has its client identifier and
+// DUID taken as they come, until the agent writes it again; its hardware
+// address is still checked.
+func TestDHCPClientGuardOldRow(t *testing.T) {
+	d := newTestDatapath(t)
+	setupEndpoints(t, d)
+	key := epKey{NetnsCookie: testCookie, Ifindex: 1}
+	var info epInfo
+	if err := d.maps.EpTable.Lookup(&key, &info); err != nil {
+		t.Fatal(err)
+	}
+	info.Flags &^= epDHCPIDs
+	for _, put := range []error{d.maps.Endpoints.Put(&info.Slot, &info), d.maps.EpTable.Put(&key, &info), d.maps.EpByMac.Put(&macKey{MAC: info.MAC}, &info)} {
+		if put != nil {
+			t.Fatal(put)
+		}
+	}
+	runCases(t, d, "ep_egress", []progCase{
+		{"request, an agent-made client id", dhcp4(t, dhcpv4.MessageTypeRequest, macA, dhcpv4.OptClientIdentifier(idA)), verdictNext, txA},
+		{"renew, an agent-made duid", dhcp6(t, dhcpv6.MessageTypeRenew, duidA), verdictNext, txA},
+		{"discover for a neighbour's mac", dhcp4(t, dhcpv4.MessageTypeDiscover, macB), verdictDrop, dropA("dhcp_guard")},
+	})
 }

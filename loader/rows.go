@@ -25,7 +25,7 @@ func newEpInfo(ep Endpoint) (epInfo, error) {
 	if ep.Allow&^allowMask != 0 {
 		return info, fmt.Errorf("endpoint %s: unknown allow flags %#x", ep.MAC, uint32(ep.Allow))
 	}
-	info.MAC, info.NetworkID, info.Flags = mac, ep.NetworkID, ep.Allow
+	info.MAC, info.NetworkID, info.Flags = mac, ep.NetworkID, ep.Allow|epDHCPIDs
 	if ep.Moving {
 		info.Flags |= epMoving
 	}

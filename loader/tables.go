@@ -73,6 +73,9 @@ const (
 	epHostShim Allow = 0x200
 	// epProbing is Endpoint.Probing in ep_info.flags (EP_PROBING).
 	epProbing Allow = 0x400
+	// epDHCPIDs marks every row this loader writes: its DHCP identities
+	// are in dhcp_ids (EP_DHCP_IDS).
+	epDHCPIDs Allow = 0x800
 )
 
 // SetEndpoint adds or updates an endpoint: ep_by_ip, its record in a

@@ -33,7 +33,10 @@
 #define BOOTP_OPTIONS 240
 #define DHCP_MAGIC 0x63825363
 #define DHCP4_OPT_PAD 0
+#define DHCP4_OPT_REQUESTED_IP 50
 #define DHCP4_OPT_OVERLOAD 52
+#define DHCP4_OPT_MSG_TYPE 53
+#define DHCPDECLINE 4
 #define DHCP4_OPT_CLIENT_ID 61
 #define DHCP4_OPT_END 255
 #define HWTYPE_ETHERNET 1
@@ -43,7 +46,6 @@
 #define DHCP6_INFO_REQUEST 11
 #define DHCP6_RELAY_FORW 12 /* and above: relay messages */
 #define DHCP6_OPT_CLIENTID 1
-#define DUID_LLT 1
 #define DUID_LL 3
 
 /* The bound on options walked per message (the agent's client sends 6). */
@@ -58,9 +60,17 @@ static __always_inline int id_eq(struct __sk_buff *skb, __u32 off, __u32 len,
 	__u64 buf[DHCP_ID_MAX / 8] = {};
 	const __u64 *w = (const __u64 *)want;
 
+	__u32 n;
+
 	if (len != want_len || len == 0 || len > DHCP_ID_MAX)
 		return 0;
-	if (bpf_skb_load_bytes(skb, off, buf, len) < 0)
+	/* The size bounded in a register of its own: before Linux 6.11 the
+	 * verifier does not carry the check above over to the copy clang
+	 * passes (a size of 0-255, refused). */
+	n = len - 1;
+	asm volatile("" : "+r"(n));
+	n &= DHCP_ID_MAX - 1;
+	if (bpf_skb_load_bytes(skb, off, buf, n + 1) < 0)
 		return 0;
 	return ((buf[0] ^ w[0]) | (buf[1] ^ w[1]) | (buf[2] ^ w[2]) | (buf[3] ^ w[3])) == 0;
 }
@@ -87,7 +97,8 @@ static __always_inline int client_id_ok(struct __sk_buff *skb, __u32 off, __u32 
 }
 
 /* duid_ok: a DUID of len bytes at off is the endpoint's: ids' when it has
- * one, else a DUID-LL or DUID-LLT of its MAC. */
+ * one, else the DUID-LL of its MAC (one identity per MAC: a DUID-LLT's
+ * time would make 2^32 of them). */
 static __always_inline int duid_ok(struct __sk_buff *skb, __u32 off, __u32 len,
 				   __u64 mac, const struct dhcp_ids *ids)
 {
@@ -97,20 +108,28 @@ static __always_inline int duid_ok(struct __sk_buff *skb, __u32 off, __u32 len,
 		return id_eq(skb, off, len, ids->id6, ids->len6);
 	if (bpf_skb_load_bytes(skb, off, th, sizeof(th)) < 0 || th[1] != bpf_htons(HWTYPE_ETHERNET))
 		return 0;
-	if (th[0] == bpf_htons(DUID_LL))
-		return len == 4 + ETH_ALEN && mac_at(skb, off + 4, mac);
-	if (th[0] == bpf_htons(DUID_LLT))
-		return len == 8 + ETH_ALEN && mac_at(skb, off + 8, mac);
-	return 0;
+	return th[0] == bpf_htons(DUID_LL) && len == 4 + ETH_ALEN && mac_at(skb, off + 4, mac);
+}
+
+/* declines_other: a DHCPDECLINE of an address a local endpoint other than
+ * mac has (ISC dhcpd abandons the lease of the address it names, whoever
+ * sends it). */
+static __always_inline int declines_other(__u8 type, const __u8 *addr, __u64 mac)
+{
+	struct owner o;
+
+	return type == DHCPDECLINE && ip_owner(FAMILY_V4, addr, &o) && o.mac != mac;
 }
 
 /* check_bootp: a DHCPv4 client message at m, ending at end: Ethernet
- * hardware address, the endpoint's; every client identifier its own. */
-static __always_inline int check_bootp(struct __sk_buff *skb, __u32 m, __u32 end,
-				       __u64 mac, const struct dhcp_ids *ids)
+ * hardware address, the endpoint's; one client identifier, its own (with
+ * ids_known; servers join repeated ones into one, RFC 3396); no decline
+ * of a neighbour's address. */
+static __always_inline int check_bootp(struct __sk_buff *skb, __u32 m, __u32 end, __u64 mac,
+				       const struct dhcp_ids *ids, int ids_known)
 {
-	__u8 opt[4];
-	__u32 off = m + BOOTP_OPTIONS;
+	__u8 opt[4], type = 0, req[4] = {};
+	__u32 off = m + BOOTP_OPTIONS, ids_seen = 0;
 
 	if (bpf_skb_load_bytes(skb, m, opt, sizeof(opt)) < 0)
 		return NOT_PARSED;
@@ -121,24 +140,34 @@ static __always_inline int check_bootp(struct __sk_buff *skb, __u32 m, __u32 end
 		return 0; /* BOOTP without options: its hardware address is all */
 	for (int i = 0; i < MAX_DHCP_OPTS; i++) {
 		if (off >= end || bpf_skb_load_bytes(skb, off, opt, 1) < 0 || opt[0] == DHCP4_OPT_END)
-			return 0;
+			return declines_other(type, req, mac) ? REASON_DHCP_GUARD : 0;
 		if (opt[0] == DHCP4_OPT_PAD) {
 			off++;
 			continue;
 		}
 		if (opt[0] == DHCP4_OPT_OVERLOAD || bpf_skb_load_bytes(skb, off + 1, opt + 1, 1) < 0)
 			return REASON_UNPARSABLE;
-		if (opt[0] == DHCP4_OPT_CLIENT_ID && !client_id_ok(skb, off + 2, opt[1], mac, ids))
+		if (opt[0] == DHCP4_OPT_CLIENT_ID && ids_known &&
+		    (ids_seen++ || !client_id_ok(skb, off + 2, opt[1], mac, ids)))
 			return REASON_DHCP_GUARD;
+		if (opt[0] == DHCP4_OPT_MSG_TYPE && opt[1] == 1 &&
+		    bpf_skb_load_bytes(skb, off + 2, &type, 1) < 0)
+			return REASON_UNPARSABLE;
+		if (opt[0] == DHCP4_OPT_REQUESTED_IP && opt[1] == 4 &&
+		    bpf_skb_load_bytes(skb, off + 2, req, sizeof(req)) < 0)
+			return REASON_UNPARSABLE;
 		off += 2 + opt[1];
 	}
-	return off < end ? REASON_UNPARSABLE : 0;
+	if (off < end)
+		return REASON_UNPARSABLE; /* more options than the bound */
+	return declines_other(type, req, mac) ? REASON_DHCP_GUARD : 0;
 }
 
 /* check_dhcp6: a DHCPv6 client message at m, ending at end: not a relay's,
- * every client DUID the endpoint's. An Information-request leases nothing. */
-static __always_inline int check_dhcp6(struct __sk_buff *skb, __u32 m, __u32 end,
-				       __u64 mac, const struct dhcp_ids *ids)
+ * every client DUID the endpoint's (with ids_known). An Information-request
+ * leases nothing. */
+static __always_inline int check_dhcp6(struct __sk_buff *skb, __u32 m, __u32 end, __u64 mac,
+				       const struct dhcp_ids *ids, int ids_known)
 {
 	__be16 opt[2];
 	__u32 off = m + 4;
@@ -155,7 +184,7 @@ static __always_inline int check_dhcp6(struct __sk_buff *skb, __u32 m, __u32 end
 			return 0;
 		if (bpf_skb_load_bytes(skb, off, opt, sizeof(opt)) < 0)
 			return REASON_UNPARSABLE;
-		if (opt[0] == bpf_htons(DHCP6_OPT_CLIENTID) &&
+		if (opt[0] == bpf_htons(DHCP6_OPT_CLIENTID) && ids_known &&
 		    !duid_ok(skb, off + 4, bpf_ntohs(opt[1]), mac, ids))
 			return REASON_DHCP_GUARD;
 		off += 4 + bpf_ntohs(opt[1]);
@@ -163,31 +192,43 @@ static __always_inline int check_dhcp6(struct __sk_buff *skb, __u32 m, __u32 end
 	return off < end ? REASON_UNPARSABLE : 0;
 }
 
+/* dhcp_client_reason's how: a DHCPv6 message; the row's identities are
+ * in dhcp_ids (EP_DHCP_IDS). */
+#define DHCP_V6 0x1
+#define DHCP_IDS_KNOWN 0x2
+
 /* dhcp_client_reason: the verdict on a DHCP client message at m (after
- * its UDP header), ending at end, from the endpoint with MAC mac: 0, a
- * drop reason or NOT_PARSED. A function of its own (global: the verifier
- * checks it once, not on every path of its caller), called only for
- * datagrams to a server port. */
+ * its UDP header), ending at end, from the endpoint with MAC mac (how:
+ * DHCP_*): 0, a drop reason or NOT_PARSED. A function of its own
+ * (global: the verifier checks it once, not on every path of its caller),
+ * called only for datagrams to a server port. A row an older agent wrote
+ * (no EP_DHCP_IDS) has its identities nowhere yet: they are not checked
+ * until the row is written again. */
 __attribute__((noinline)) int dhcp_client_reason(struct __sk_buff *skb, __u32 m, __u32 end,
-						 __u64 mac, __u32 v6)
+						 __u64 mac, __u32 how)
 {
 	struct mac_key key = {};
 	struct dhcp_ids *ids;
+	int known = (how & DHCP_IDS_KNOWN) != 0;
 
 	__builtin_memcpy(key.mac, &mac, ETH_ALEN);
 	ids = bpf_map_lookup_elem(&dhcp_ids, &key);
-	if (v6)
-		return check_dhcp6(skb, m, end, mac, ids);
-	return check_bootp(skb, m, end, mac, ids);
+	if (how & DHCP_V6)
+		return check_dhcp6(skb, m, end, mac, ids, known);
+	return check_bootp(skb, m, end, mac, ids, known);
 }
 
-/* check_dhcp: a UDP datagram at off (frag: the first of a fragmented
- * one) may not be a server's (from a server port, or to the client port:
- * clients look at the destination port only) and a client's (to the
- * server port) must be in the endpoint's own name, unless its network
- * allows a DHCP server. v6 picks the ports and the message format. */
-static __always_inline int check_dhcp(struct __sk_buff *skb, __u32 off, int frag,
-				      const struct ep_info *ep, int v6)
+/* check_dhcp: a UDP datagram at off, in an IP payload ending at ip_end
+ * (frag: the first of a fragmented one) may not be a server's (from a
+ * server port, or to the client port: clients look at the destination
+ * port only) and a client's (to the server port) must be in the
+ * endpoint's own name, unless its network allows a DHCP server. v6 picks
+ * the ports and the message format. What the check cannot see whole is
+ * unparsable: a datagram the kernel will cut into several (UDP GSO: the
+ * second would go unchecked), or whose UDP length is not within the IP
+ * payload (0, which Linux reads as "to the end" on IPv6). */
+static __always_inline int check_dhcp(struct __sk_buff *skb, __u32 off, __u32 ip_end,
+				      int frag, const struct ep_info *ep, int v6)
 {
 	__u16 server = v6 ? DHCP6_SERVER_PORT : DHCP4_SERVER_PORT;
 	__u16 client = v6 ? DHCP6_CLIENT_PORT : DHCP4_CLIENT_PORT;
@@ -202,14 +243,15 @@ static __always_inline int check_dhcp(struct __sk_buff *skb, __u32 off, int frag
 		return REASON_DHCP_GUARD;
 	if (dport != bpf_htons(server))
 		return 0;
-	if (frag)
-		return REASON_UNPARSABLE; /* the rest, a client id say, in fragments no check sees */
+	if (frag || skb->gso_size)
+		return REASON_UNPARSABLE; /* the rest, a client id say, where no check sees it */
 	if (bpf_skb_load_bytes(skb, off + 4, &ulen, sizeof(ulen)) < 0)
 		return NOT_PARSED;
 	end = off + bpf_ntohs(ulen);
-	if (end > skb->len)
-		end = skb->len;
-	return dhcp_client_reason(skb, off + UDP_HLEN, end, ep_mac48(ep), v6);
+	if (bpf_ntohs(ulen) < UDP_HLEN || end > ip_end || end > skb->len)
+		return REASON_UNPARSABLE;
+	return dhcp_client_reason(skb, off + UDP_HLEN, end, ep_mac48(ep),
+				  (v6 ? DHCP_V6 : 0) | ((ep->flags & EP_DHCP_IDS) ? DHCP_IDS_KNOWN : 0));
 }
 
 #endif /* MVLAN_DHCP_H */

@@ -218,7 +218,7 @@ static __always_inline int check_upper6(struct __sk_buff *skb, __u32 l3off,
 	if (unspec)
 		return REASON_IP_SPOOF;
 	if (proto == IPPROTO_UDP)
-		return check_dhcp(skb, off, frag, ep, 1);
+		return check_dhcp(skb, off, end, frag, ep, 1);
 	return 0;
 }
 
@@ -229,7 +229,7 @@ static __always_inline int check_upper4(struct __sk_buff *skb, __u32 l3off,
 {
 	if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(IP_OFFSET)))
 		return 0;
-	return check_dhcp(skb, l3off + (ip->ver_ihl & 0x0f) * 4,
+	return check_dhcp(skb, l3off + (ip->ver_ihl & 0x0f) * 4, l3off + bpf_ntohs(ip->tot_len),
 			  (ip->frag_off & bpf_htons(IP_MF)) != 0, ep, 0);
 }
 

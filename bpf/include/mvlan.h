@@ -130,6 +130,10 @@ struct ep_key {
  * the endpoint (a renewal moved its lease): its ARP probes may ask for
  * any address, not only its own, until the check ends. */
 #define EP_PROBING 0x400
+/* ep_info.flags: the endpoint's DHCP identities are in dhcp_ids, if it
+ * has any (every row the agent writes; a row an older agent wrote has
+ * none of its identities there until it is written again). */
+#define EP_DHCP_IDS 0x800
 
 /* Everything a frame needs of an endpoint, in one record: the value of
  * ep_table and ep_by_mac, and of the endpoints array at its slot. */
@@ -138,7 +142,7 @@ struct ep_info {
 	__u8 n4; /* ip4[0..n4) are valid */
 	__u8 n6; /* ip6[0..n6) are valid (the link-local included) */
 	__u32 network_id;
-	__u32 flags; /* EP_ALLOW_*, EP_MOVING, EP_HOST_SHIM, EP_PROBING */
+	__u32 flags; /* EP_ALLOW_*, EP_MOVING, EP_HOST_SHIM, EP_PROBING, EP_DHCP_IDS */
 	__be32 ip4[EP_MAX_V4];
 	__be32 ip6[EP_MAX_V6][4];
 	__u32 ifindex; /* its ep_table key: the slave's ifindex in its netns */
