@@ -63,7 +63,7 @@ func agentsRow(b *dashboard.DashboardBuilder) {
 			q(`mvlan_reconcile_duration_seconds{`+selHost+`}`, "{{instance}}")).
 			Span(8)).
 		WithPanel(graph("Tampers and repairs",
-			"Tampers with containers' links the agent found in the last 10 minutes (a program detached, a foreign program first, a link of the container's own on the parent, a changed MAC), and those it repaired, by reason. Any tamper raises MvlanEndpointTampered, any repair MvlanProgramsReattached.",
+			"Tampers with containers' links the agent found in the last 10 minutes (a program detached, a foreign program first, a link of the container's own on the parent, a changed MAC or macvlan mode, a filter of its own after mvlan's), and those it repaired, by reason. Any tamper raises MvlanEndpointTampered, any repair MvlanProgramsReattached.",
 			unitNone, false,
 			q(`sum by (instance, reason) (increase(mvlan_datapath_tamper_total{`+selHost+`}[10m]))`, "{{instance}} tampered {{reason}}"),
 			q(`sum by (instance, reason) (increase(mvlan_datapath_reattach_total{`+selHost+`}[10m]))`, "{{instance}} repaired {{reason}}")).
