@@ -142,7 +142,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		servers = append(servers, msrv)
 		go func() { errc <- serveMetrics(msrv, mln, a.cfg.MetricsWebConfig, a.log) }()
 	}
-	a.docker.Start(ctx)
+	// The driver's goroutines (handoff watches, naming) call the engine:
+	// ended and waited for before the engine closes, however Run ends.
+	dctx, stopDocker := context.WithCancel(ctx)
+	defer func() { stopDocker(); a.docker.Wait() }()
+	a.docker.Start(dctx)
 	wctx, stopWatch := context.WithCancel(ctx)
 	watching := make(chan struct{})
 	defer func() { stopWatch(); <-watching }() // before the engine closes

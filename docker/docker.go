@@ -67,6 +67,9 @@ type Driver struct {
 	// naming: networks whose name is being asked of dockerd (netnames.go).
 	naming map[string]bool
 	ctx    context.Context // watches end with it (Start's)
+	// bg counts the goroutines of the watches and of naming, which call
+	// the engine: Wait waits for them before the engine closes.
+	bg sync.WaitGroup
 }
 
 type pool struct {
@@ -97,13 +100,28 @@ func New(eng *engine.Engine, dockerHost string, log *slog.Logger) (*Driver, erro
 
 // Start makes ctx the life of the handoff watches and, in the
 // background, names the Docker endpoints still named by their sandbox key
-// and the Docker networks after dockerd's names.
+// and the Docker networks after dockerd's names. Once ctx ends, Wait
+// waits for what it started.
 func (d *Driver) Start(ctx context.Context) {
 	d.mu.Lock()
 	d.ctx = ctx
 	d.mu.Unlock()
 	d.nameEndpoints(ctx)
 	d.nameNetworks(ctx)
+}
+
+// Wait waits for the goroutines of the handoff watches and of naming,
+// which end with Start's ctx: after it the driver no longer calls the
+// engine on its own, and the engine may close.
+func (d *Driver) Wait() { d.bg.Wait() }
+
+// spawn runs f on a goroutine Wait waits for.
+func (d *Driver) spawn(f func()) {
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		f()
+	}()
 }
 
 // DockerCreateNetwork makes the network Docker asks for, with Docker's ID.
@@ -132,7 +150,8 @@ func (d *Driver) DockerCreateNetwork(ctx context.Context, dn plugin.Network) err
 			delete(d.pools, id) // the network has it now
 		}
 	}
-	go d.nameNetwork(d.ctx, n.ID)
+	life := d.ctx
+	d.spawn(func() { d.nameNetwork(life, n.ID) })
 	d.mu.Unlock()
 	d.log.Info("Docker network created", "name", n.Name, "id", n.ID[:12])
 	return nil

@@ -281,3 +281,58 @@ func TestShimAutoDockerIPAM(t *testing.T) {
 		t.Fatalf("host_shim=auto with mvlan's IPAM: %v", err)
 	}
 }
+
+// TestWaitEndsWatches: a handoff watch (Docker has not moved the link
+// yet) runs until Start's ctx ends; Wait then returns once the watch has
+// ended, so the agent closes the engine under no watch.
+func TestWaitEndsWatches(t *testing.T) {
+	k := enginetest.New("eth0")
+	eng, err := k.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(eng, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dctx, stop := context.WithCancel(ctx)
+	d.Start(dctx)
+	subnet := netip.MustParsePrefix("172.16.87.0/24")
+	if err := d.DockerCreateNetwork(ctx, plugin.Network{ID: netID, Options: map[string]string{"parent": "eth0", "name": "dnet"},
+		Pools: []plugin.Pool{{Subnet: subnet, Gateway: netip.MustParseAddr("172.16.87.1")}}}); err != nil {
+		t.Fatal(err)
+	}
+	ep := strings.Repeat("b", 64)
+	if _, err := d.DockerCreateEndpoint(ctx, plugin.Endpoint{NetworkID: netID, ID: ep, Addrs: []netip.Prefix{netip.MustParsePrefix("172.16.87.5/24")}}); err != nil {
+		t.Fatal(err)
+	}
+	k.AddNetns("/fake/sandbox2")
+	if _, err := d.DockerJoin(ctx, netID, ep, "/fake/sandbox2"); err != nil {
+		t.Fatal(err)
+	}
+	watching := func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.watches[ep] != nil
+	}
+	if !watching() {
+		t.Fatal("no handoff watch after Join (the test would prove nothing)")
+	}
+	stop()
+	done := make(chan struct{})
+	go func() { d.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not return 5 s after Start's ctx ended")
+	}
+	if watching() {
+		t.Error("Wait returned with the handoff watch still running")
+	}
+}

@@ -118,7 +118,8 @@ func (d *Driver) DockerJoin(ctx context.Context, networkID, endpointID, key stri
 	}
 	delete(d.created, endpointID)
 	d.watchHandoff(endpointID)
-	go d.nameNetwork(d.ctx, networkID) // dockerd did not answer before, or renamed it
+	life := d.ctx
+	d.spawn(func() { d.nameNetwork(life, networkID) }) // dockerd did not answer before, or renamed it
 	j := plugin.Join{SrcName: hl.Name}
 	for _, gw := range hl.Gateways {
 		if gw.Is4() {

@@ -16,17 +16,17 @@ func (d *Driver) watchHandoff(id string) {
 	ctx, cancel := context.WithTimeout(base, handoffWait)
 	w := &handoffWatch{cancel: cancel}
 	d.watches[id] = w
-	go func() {
+	d.spawn(func() {
 		defer cancel()
 		if d.awaitHandoff(ctx, id) {
-			go d.nameEndpoint(base, id)
+			d.spawn(func() { d.nameEndpoint(base, id) })
 		}
 		d.mu.Lock()
 		if d.watches[id] == w {
 			delete(d.watches, id)
 		}
 		d.mu.Unlock()
-	}()
+	})
 }
 
 // stopWatch ends the watch of endpoint id, if any. Caller holds mu.

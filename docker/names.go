@@ -182,7 +182,7 @@ func (d *Driver) nameEndpoints(ctx context.Context) {
 	}
 	for _, e := range eps {
 		if namedByKey(e) && e.State == api.EndpointReady {
-			go d.nameEndpoint(ctx, e.ID)
+			d.spawn(func() { d.nameEndpoint(ctx, e.ID) })
 		}
 	}
 }

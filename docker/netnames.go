@@ -121,7 +121,7 @@ func (d *Driver) nameNetworks(ctx context.Context) {
 	}
 	for _, n := range nets {
 		if fromDocker(n) {
-			go d.nameNetwork(ctx, n.ID)
+			d.spawn(func() { d.nameNetwork(ctx, n.ID) })
 		}
 	}
 }
