@@ -164,12 +164,16 @@ func (a *Agent) handleDisconnect(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleCheck(w http.ResponseWriter, r *http.Request) {
-	drift, err := a.eng.Check(r.Context())
+	fs, err := a.eng.CheckFindings(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Check{Drift: drift})
+	ch := api.Check{Findings: fs}
+	for _, f := range fs {
+		ch.Drift = append(ch.Drift, f.Detail)
+	}
+	writeJSON(w, http.StatusOK, ch)
 }
 
 // handleCheckEndpoint serves the drift of one endpoint (CNI CHECK).

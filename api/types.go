@@ -266,9 +266,18 @@ const (
 func (e *Error) Error() string { return e.Message }
 
 // Check is the answer of GET /v1/check: every disagreement between state,
-// kernel and IPAM; empty when they agree.
+// kernel and IPAM; empty when they agree. Findings are the same with the
+// part of the check that found each (GET /v1/check only).
 type Check struct {
-	Drift []string `json:"drift"`
+	Drift    []string       `json:"drift"`
+	Findings []DriftFinding `json:"findings,omitempty"`
+}
+
+// DriftFinding is one finding of a check and its kind: endpoint, ipam,
+// index, link, quarantine, tamper or cluster (what mvlan_drift counts).
+type DriftFinding struct {
+	Kind   string `json:"kind"`
+	Detail string `json:"detail"`
 }
 
 // Version is the answer of GET /v1/version: what the agent is and what

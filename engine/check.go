@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/link"
 )
 
@@ -17,16 +18,31 @@ import (
 // It reads the store, the source of truth, and also reports where the
 // in-memory index disagrees with it.
 func (a *Engine) Check(ctx context.Context) ([]string, error) {
-	found, err := a.settledDrift(ctx)
+	fs, err := a.CheckFindings(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var drift []string
-	for _, k := range DriftKinds {
-		drift = append(drift, found[k]...)
+	for _, f := range fs {
+		drift = append(drift, f.Detail)
 	}
-	slices.Sort(drift)
-	return drift, ctx.Err()
+	return drift, nil
+}
+
+// CheckFindings is Check with each finding's kind, sorted by its text.
+func (a *Engine) CheckFindings(ctx context.Context) ([]api.DriftFinding, error) {
+	found, err := a.settledDrift(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var fs []api.DriftFinding
+	for _, k := range DriftKinds {
+		for _, d := range found[k] {
+			fs = append(fs, api.DriftFinding{Kind: string(k), Detail: d})
+		}
+	}
+	slices.SortFunc(fs, func(x, y api.DriftFinding) int { return strings.Compare(x.Detail, y.Detail) })
+	return fs, ctx.Err()
 }
 
 // driftSettle is how long settledDrift waits before it looks again at

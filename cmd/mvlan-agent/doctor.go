@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -9,16 +10,19 @@ import (
 	"github.com/mvlan/mvlan/agent"
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/doctor"
+	"github.com/mvlan/mvlan/engine"
 	"github.com/mvlan/mvlan/internal/format"
 )
 
 func doctorCommand(onUsage cli.OnUsageErrorFunc) *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
-		Usage: "check the kernel features mvlan needs and say what a missing one means",
+		Usage: "check the kernel features mvlan needs, and a running agent's state, and say what a problem means",
 		Description: "Tries each feature in a throwaway network namespace (macvlan, 8021q, dummy, bridge, veth,\n" +
 			"TCX, clsact + cls_bpf) and checks BTF and the bpffs directory. Nothing is created in the\n" +
 			"host's namespace and nothing is mounted. Run as root; otherwise the probes are not run.\n" +
+			"Then asks the agent at --socket whether its state, the kernel's links and programs and its\n" +
+			"IPAM agree (drift), and what containers did to their links (tamper), with what to do.\n" +
 			"Exit code 0 whatever is missing (the report is the result), 1 if doctor itself failed.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "bpffs", Value: doctor.DefaultBPFFS, EnvVars: []string{"MVLAN_BPFFS"}, Usage: "bpffs directory the agent pins maps and links under"},
@@ -59,16 +63,40 @@ func driftSection(ctx context.Context, c *cli.Context, out *doctorOutput) error 
 	s := doctorSection{Name: "agent"}
 	ch, err := cl.Check(ctx)
 	switch {
-	case err != nil:
+	case errors.Is(err, api.ErrUnreachable):
 		s.Checks = append(s.Checks, doctor.Check{Name: "drift", Skipped: true, Detail: "agent not reachable: " + err.Error()})
+	case err != nil:
+		s.Checks = append(s.Checks, doctor.Check{Name: "drift", Detail: "the agent's check failed: " + err.Error(),
+			Impact: "drift unknown; the agent log says why the check failed"})
 	case len(ch.Drift) == 0:
 		s.Checks = append(s.Checks, doctor.Check{Name: "drift", OK: true, Detail: "state, kernel links and IPAM agree"})
 	}
-	for _, d := range ch.Drift {
-		s.Checks = append(s.Checks, doctor.Check{Name: "drift", Detail: d, Impact: "state and kernel disagree; a restart of the agent reconciles what it can, the agent log says what it cannot"})
+	findings := ch.Findings
+	if len(findings) == 0 { // an agent that does not send kinds
+		for _, d := range ch.Drift {
+			findings = append(findings, api.DriftFinding{Detail: d})
+		}
+	}
+	for _, f := range findings {
+		s.Checks = append(s.Checks, doctor.Check{Name: "drift", Detail: f.Detail, Impact: driftImpact(f.Kind)})
 	}
 	out.Sections = append(out.Sections, s)
 	return nil
+}
+
+// driftImpact is what a finding of kind means and what to do about it.
+func driftImpact(kind string) string {
+	switch kind {
+	case string(engine.DriftTamper):
+		return "a container changed its link (README: Threat model); the agent repaired what it could (mvlan_datapath_reattach_total): find out why the container did it"
+	case string(engine.DriftQuarantine):
+		return "state records were set aside as unreadable and are not used; read them, then remove them"
+	case string(engine.DriftCluster):
+		return "the network's definition in etcd differs from this host's: remove the network here and join it again to take the new one"
+	case string(engine.DriftLink):
+		return "host links and state disagree; a restart of the agent removes mvlan's leftovers; a missing parent must be made again by whoever made it"
+	}
+	return "state and kernel disagree; a restart of the agent reconciles what it can, the agent log says what it cannot"
 }
 
 // givenSocket is --socket where it was given, after doctor or before it

@@ -23,6 +23,16 @@ import (
 // drift runs `mvlan doctor` and returns the agent's drift problems.
 func drift(t *testing.T, a *agentProc) []string {
 	t.Helper()
+	var problems []string
+	for _, c := range driftChecks(t, a) {
+		problems = append(problems, c.Detail)
+	}
+	return problems
+}
+
+// driftChecks are the failed checks of mvlan doctor's agent section.
+func driftChecks(t *testing.T, a *agentProc) []doctor.Check {
+	t.Helper()
 	var out struct { // mvlan doctor --format json
 		Sections []struct {
 			Name   string
@@ -32,11 +42,11 @@ func drift(t *testing.T, a *agentProc) []string {
 	if err := json.Unmarshal([]byte(a.ok("doctor", "--format", "json")), &out); err != nil {
 		t.Fatal(err)
 	}
-	var problems []string
+	var problems []doctor.Check
 	for _, s := range out.Sections {
 		for _, c := range s.Checks {
 			if s.Name == "agent" && !c.OK {
-				problems = append(problems, c.Detail)
+				problems = append(problems, c)
 			}
 		}
 	}
