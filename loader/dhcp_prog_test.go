@@ -3,6 +3,7 @@ package loader
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"testing"
 
@@ -135,7 +136,8 @@ func TestDHCPClientGuard(t *testing.T) {
 		{"release, its duid then a neighbour's", dhcp6Frame(append(dhcp6Bytes(t, dhcpv6.MessageTypeRelease, duidLL(macA)), dhcp6Opt(1, duidLL(macB))...)), verdictDrop, guard},
 		{"request, its client id twice (joined: another identity)", withRaw(t, bytes.Repeat(append([]byte{61, 7, 1}, macA...), 2)), verdictDrop, guard},
 		{"decline of a neighbour's address", dhcp4(t, dhcpv4.MessageTypeDecline, macA, dhcpv4.OptRequestedIPAddress(net.IPv4(10, 1, 0, 11))), verdictDrop, guard},
-		{"decline of a free address", dhcp4(t, dhcpv4.MessageTypeDecline, macA, dhcpv4.OptRequestedIPAddress(net.IPv4(10, 1, 0, 99))), verdictNext, txA},
+		{"decline of any address, not checking an offer", dhcp4(t, dhcpv4.MessageTypeDecline, macA, dhcpv4.OptRequestedIPAddress(net.IPv4(10, 1, 0, 99))), verdictDrop, guard},
+		{"a request that also says decline", withRaw(t, []byte{53, 1, 4}), verdictDrop, guard},
 		{"udp length 0", udpLength(dhcp6(t, dhcpv6.MessageTypeRelease, duidLL(macB)), 0), verdictDrop, unparsable},
 		{"udp length past the ip payload", udpLength(dhcp4(t, dhcpv4.MessageTypeDiscover, macA), 2000), verdictDrop, unparsable},
 		{"udp length short of the client id", udpLength(dhcp4(t, dhcpv4.MessageTypeRelease, macA, cid(macID(macB))), 8+240), verdictNext, txA},
@@ -144,6 +146,29 @@ func TestDHCPClientGuard(t *testing.T) {
 		{"first fragment", bootpFrame(dhcp4Bytes(t, macA), 0x2000), verdictDrop, unparsable},
 		{"first fragment v6", ethFrame(dhcp6Mcast, macA, 0x86dd, ipv6Packet(llA, "ff02::1:2", 44, fragment(0, 17, udp(546, 547, 40)))), verdictDrop, unparsable},
 	})
+
+	// The agent's client declines an offer its check found in use (a
+	// neighbour's, when a server lost its leases): on a DHCP network
+	// before the endpoint has an IPv4 address, or while it checks a new
+	// one. Without an address on another network: not its client.
+	decline := dhcp4(t, dhcpv4.MessageTypeDecline, macA, dhcpv4.OptRequestedIPAddress(net.IPv4(10, 1, 0, 11)))
+	for _, c := range []struct {
+		ep   Endpoint
+		want uint32
+	}{
+		{Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, IPs: addrs("2001:db8:1::10"), DHCPClientID: idA}, verdictNext},
+		{Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, IPs: addrs("10.1.0.10"), Probing: true}, verdictNext},
+		{Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, IPs: addrs("2001:db8:1::10")}, verdictDrop},
+	} {
+		if err := d.SetEndpoint(c.ep); err != nil {
+			t.Fatal(err)
+		}
+		want := txA
+		if c.want == verdictDrop {
+			want = guard
+		}
+		runCases(t, d, "ep_egress", []progCase{{fmt.Sprintf("decline, v4 %v, probing %v, dhcp network %v", c.ep.IPs[0].Is4(), c.ep.Probing, c.ep.DHCPClientID != nil), decline, c.want, want}})
+	}
 
 	// On a DHCP network: the agent's identities, and no other.
 	if err := d.SetEndpoint(Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA,

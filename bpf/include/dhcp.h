@@ -33,7 +33,6 @@
 #define BOOTP_OPTIONS 240
 #define DHCP_MAGIC 0x63825363
 #define DHCP4_OPT_PAD 0
-#define DHCP4_OPT_REQUESTED_IP 50
 #define DHCP4_OPT_OVERLOAD 52
 #define DHCP4_OPT_MSG_TYPE 53
 #define DHCPDECLINE 4
@@ -47,6 +46,14 @@
 #define DHCP6_RELAY_FORW 12 /* and above: relay messages */
 #define DHCP6_OPT_CLIENTID 1
 #define DUID_LL 3
+
+/* dhcp_client_reason's how: a DHCPv6 message; the row's identities are
+ * in dhcp_ids (EP_DHCP_IDS); it has no IPv4 address; the agent's client
+ * checks a new one for it (EP_PROBING). */
+#define DHCP_V6 0x1
+#define DHCP_IDS_KNOWN 0x2
+#define DHCP_NO_V4 0x4
+#define DHCP_PROBING 0x8
 
 /* The bound on options walked per message (the agent's client sends 6). */
 #define MAX_DHCP_OPTS 24
@@ -111,25 +118,21 @@ static __always_inline int duid_ok(struct __sk_buff *skb, __u32 off, __u32 len,
 	return th[0] == bpf_htons(DUID_LL) && len == 4 + ETH_ALEN && mac_at(skb, off + 4, mac);
 }
 
-/* declines_other: a DHCPDECLINE of an address a local endpoint other than
- * mac has (ISC dhcpd abandons the lease of the address it names, whoever
- * sends it). */
-static __always_inline int declines_other(__u8 type, const __u8 *addr, __u64 mac)
-{
-	struct owner o;
-
-	return type == DHCPDECLINE && ip_owner(FAMILY_V4, addr, &o) && o.mac != mac;
-}
-
 /* check_bootp: a DHCPv4 client message at m, ending at end: Ethernet
  * hardware address, the endpoint's; one client identifier, its own (with
- * ids_known; servers join repeated ones into one, RFC 3396); no decline
- * of a neighbour's address. */
+ * DHCP_IDS_KNOWN in how; servers join repeated ones into one, RFC 3396);
+ * a DHCPDECLINE only from the agent's client checking an offer: while it
+ * checks a new address (DHCP_PROBING), or on a DHCP network before the
+ * endpoint has one (DHCP_NO_V4). ISC dhcpd abandons the lease of the
+ * address a decline names, whoever sends it; any type option saying
+ * decline counts (servers differ on which of several counts). */
 static __always_inline int check_bootp(struct __sk_buff *skb, __u32 m, __u32 end, __u64 mac,
-				       const struct dhcp_ids *ids, int ids_known)
+				       const struct dhcp_ids *ids, __u32 how)
 {
-	__u8 opt[4], type = 0, req[4] = {};
+	__u8 opt[4], type;
 	__u32 off = m + BOOTP_OPTIONS, ids_seen = 0;
+	int ids_known = (how & DHCP_IDS_KNOWN) != 0;
+	int may_decline = (how & DHCP_PROBING) || ((how & DHCP_NO_V4) && ids && ids->len4);
 
 	if (bpf_skb_load_bytes(skb, m, opt, sizeof(opt)) < 0)
 		return NOT_PARSED;
@@ -140,7 +143,7 @@ static __always_inline int check_bootp(struct __sk_buff *skb, __u32 m, __u32 end
 		return 0; /* BOOTP without options: its hardware address is all */
 	for (int i = 0; i < MAX_DHCP_OPTS; i++) {
 		if (off >= end || bpf_skb_load_bytes(skb, off, opt, 1) < 0 || opt[0] == DHCP4_OPT_END)
-			return declines_other(type, req, mac) ? REASON_DHCP_GUARD : 0;
+			return 0;
 		if (opt[0] == DHCP4_OPT_PAD) {
 			off++;
 			continue;
@@ -150,17 +153,15 @@ static __always_inline int check_bootp(struct __sk_buff *skb, __u32 m, __u32 end
 		if (opt[0] == DHCP4_OPT_CLIENT_ID && ids_known &&
 		    (ids_seen++ || !client_id_ok(skb, off + 2, opt[1], mac, ids)))
 			return REASON_DHCP_GUARD;
-		if (opt[0] == DHCP4_OPT_MSG_TYPE && opt[1] == 1 &&
-		    bpf_skb_load_bytes(skb, off + 2, &type, 1) < 0)
-			return REASON_UNPARSABLE;
-		if (opt[0] == DHCP4_OPT_REQUESTED_IP && opt[1] == 4 &&
-		    bpf_skb_load_bytes(skb, off + 2, req, sizeof(req)) < 0)
-			return REASON_UNPARSABLE;
+		if (opt[0] == DHCP4_OPT_MSG_TYPE && !may_decline) {
+			if (opt[1] == 0 || bpf_skb_load_bytes(skb, off + 2, &type, 1) < 0)
+				return REASON_UNPARSABLE;
+			if (type == DHCPDECLINE)
+				return REASON_DHCP_GUARD;
+		}
 		off += 2 + opt[1];
 	}
-	if (off < end)
-		return REASON_UNPARSABLE; /* more options than the bound */
-	return declines_other(type, req, mac) ? REASON_DHCP_GUARD : 0;
+	return off < end ? REASON_UNPARSABLE : 0;
 }
 
 /* check_dhcp6: a DHCPv6 client message at m, ending at end: not a relay's,
@@ -192,10 +193,6 @@ static __always_inline int check_dhcp6(struct __sk_buff *skb, __u32 m, __u32 end
 	return off < end ? REASON_UNPARSABLE : 0;
 }
 
-/* dhcp_client_reason's how: a DHCPv6 message; the row's identities are
- * in dhcp_ids (EP_DHCP_IDS). */
-#define DHCP_V6 0x1
-#define DHCP_IDS_KNOWN 0x2
 
 /* dhcp_client_reason: the verdict on a DHCP client message at m (after
  * its UDP header), ending at end, from the endpoint with MAC mac (how:
@@ -209,13 +206,12 @@ __attribute__((noinline)) int dhcp_client_reason(struct __sk_buff *skb, __u32 m,
 {
 	struct mac_key key = {};
 	struct dhcp_ids *ids;
-	int known = (how & DHCP_IDS_KNOWN) != 0;
 
 	__builtin_memcpy(key.mac, &mac, ETH_ALEN);
 	ids = bpf_map_lookup_elem(&dhcp_ids, &key);
 	if (how & DHCP_V6)
-		return check_dhcp6(skb, m, end, mac, ids, known);
-	return check_bootp(skb, m, end, mac, ids, known);
+		return check_dhcp6(skb, m, end, mac, ids, (how & DHCP_IDS_KNOWN) != 0);
+	return check_bootp(skb, m, end, mac, ids, how);
 }
 
 /* check_dhcp: a UDP datagram at off, in an IP payload ending at ip_end
@@ -251,7 +247,8 @@ static __always_inline int check_dhcp(struct __sk_buff *skb, __u32 off, __u32 ip
 	if (bpf_ntohs(ulen) < UDP_HLEN || end > ip_end || end > skb->len)
 		return REASON_UNPARSABLE;
 	return dhcp_client_reason(skb, off + UDP_HLEN, end, ep_mac48(ep),
-				  (v6 ? DHCP_V6 : 0) | ((ep->flags & EP_DHCP_IDS) ? DHCP_IDS_KNOWN : 0));
+				  (v6 ? DHCP_V6 : 0) | ((ep->flags & EP_DHCP_IDS) ? DHCP_IDS_KNOWN : 0) |
+				  (ep->n4 ? 0 : DHCP_NO_V4) | ((ep->flags & EP_PROBING) ? DHCP_PROBING : 0));
 }
 
 #endif /* MVLAN_DHCP_H */
