@@ -115,6 +115,29 @@ func (a *Engine) leaseProbing(n *network, id string) func(context.Context, bool)
 	}
 }
 
+// probingHeld is leaseProbing for a caller that holds e's busy lock (an
+// attach's first lease, a Docker endpoint's at hand-off, a lease given
+// back at start): the mark and e's row, at once. The datapath lets the
+// endpoint decline an address only while it is marked: an endpoint
+// without an address may run a container already (a Docker one, or one
+// connected), which must not decline its neighbours' (ISC dhcpd abandons
+// the lease of whatever address a DHCPDECLINE names).
+func (a *Engine) probingHeld(n *network, e endpoint) func(context.Context, bool) {
+	return func(_ context.Context, on bool) {
+		if on {
+			n.probing.Store(e.ID, struct{}{})
+		} else {
+			n.probing.Delete(e.ID)
+		}
+		if e.Ifindex == 0 {
+			return
+		}
+		if err := a.setTableEntry(n, e); err != nil {
+			a.log.Warn("DHCP address check: the endpoint's row is not rewritten; its decline may be dropped", "endpoint", e.Name, "err", err)
+		}
+	}
+}
+
 // rewriteRow writes en's table row again if it is a ready endpoint with
 // a link. Caller holds en's busy lock.
 func (a *Engine) rewriteRow(n *network, en *entry) {
@@ -166,23 +189,26 @@ func dhcpOn(n *network, e endpoint, clientID []byte) dhcp.Link {
 // acquireLease leases e's address from the network's DHCP server and puts
 // it on e's link. Caller holds e's busy lock; e's link is up.
 func (a *Engine) acquireLease(ctx context.Context, n *network, e *endpoint) error {
-	l, err := a.askLease(ctx, n, *e)
+	l, err := a.askLease(ctx, n, *e, a.probingHeld(n, *e))
 	if err != nil {
 		return err
 	}
 	return a.takeLease(ctx, n, e, l)
 }
 
-// askLease runs e's DISCOVER..ACK, bounded by acquireTimeout; it needs no
-// lock.
-func (a *Engine) askLease(ctx context.Context, n *network, e endpoint) (dhcp.Lease, error) {
+// askLease runs e's DISCOVER..ACK, bounded by acquireTimeout, its address
+// check marked by probing (leaseProbing without e's busy lock,
+// probingHeld with it).
+func (a *Engine) askLease(ctx context.Context, n *network, e endpoint, probing func(context.Context, bool)) (dhcp.Lease, error) {
 	ctx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	defer cancel()
-	l, err := dhcp.Acquire(ctx, a.dhcpLink(n, e))
+	l := a.dhcpLink(n, e)
+	l.Probing = probing
+	lease, err := dhcp.Acquire(ctx, l)
 	if err != nil {
 		return dhcp.Lease{}, conflict(fmt.Errorf("network %s (--ipam-driver dhcp): no address for %s (MAC %s): %w", n.name(), e.Name, e.MAC, err))
 	}
-	return l, nil
+	return lease, nil
 }
 
 // takeLease puts l, just leased for e, on e's link, or gives it back.

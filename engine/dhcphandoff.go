@@ -164,7 +164,7 @@ func (a *Engine) tryLease(ctx context.Context, n *network, en *entry) bool {
 		return false // leaving
 	}
 	crashpoint.Hit("dhcp-seek:asking")
-	l, err := a.askLease(ctx, n, e)
+	l, err := a.askLease(ctx, n, e, a.leaseProbing(n, e.ID))
 	end()
 	if err != nil {
 		a.log.Debug("still no DHCP lease", "name", e.Name, "network", n.name(), "err", err)

@@ -85,7 +85,9 @@ func (a *Engine) heldLease(n *network, e endpoint) bool {
 func (a *Engine) giveBack(ctx context.Context, n *network, e *endpoint) error {
 	l := e.Lease
 	if l == nil {
-		got, err := dhcp.Acquire(ctx, a.dhcpLink(n, *e))
+		link := a.dhcpLink(n, *e)
+		link.Probing = a.probingHeld(n, *e)
+		got, err := dhcp.Acquire(ctx, link)
 		if err != nil {
 			return fmt.Errorf("ask for the lease: %w", err)
 		}

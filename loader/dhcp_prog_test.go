@@ -147,17 +147,18 @@ func TestDHCPClientGuard(t *testing.T) {
 		{"first fragment v6", ethFrame(dhcp6Mcast, macA, 0x86dd, ipv6Packet(llA, "ff02::1:2", 44, fragment(0, 17, udp(546, 547, 40)))), verdictDrop, unparsable},
 	})
 
-	// The agent's client declines an offer its check found in use (a
-	// neighbour's, when a server lost its leases): on a DHCP network
-	// before the endpoint has an IPv4 address, or while it checks a new
-	// one. Without an address on another network: not its client.
+	// The agent's client declines an address its check found in use (a
+	// neighbour's, when a server lost its leases) while it checks it
+	// (probing), the first one too; without the mark, with or without an
+	// address, a decline is a container's.
 	decline := dhcp4(t, dhcpv4.MessageTypeDecline, macA, dhcpv4.OptRequestedIPAddress(net.IPv4(10, 1, 0, 11)))
 	for _, c := range []struct {
 		ep   Endpoint
 		want uint32
 	}{
-		{Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, IPs: addrs("2001:db8:1::10"), DHCPClientID: idA}, verdictNext},
+		{Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, IPs: addrs("2001:db8:1::10"), DHCPClientID: idA, Probing: true}, verdictNext},
 		{Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, IPs: addrs("10.1.0.10"), Probing: true}, verdictNext},
+		{Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, IPs: addrs("2001:db8:1::10"), DHCPClientID: idA}, verdictDrop},
 		{Endpoint{NetnsCookie: testCookie, Ifindex: 1, MAC: macA, NetworkID: netA, IPs: addrs("2001:db8:1::10")}, verdictDrop},
 	} {
 		if err := d.SetEndpoint(c.ep); err != nil {

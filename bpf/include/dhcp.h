@@ -48,12 +48,11 @@
 #define DUID_LL 3
 
 /* dhcp_client_reason's how: a DHCPv6 message; the row's identities are
- * in dhcp_ids (EP_DHCP_IDS); it has no IPv4 address; the agent's client
- * checks a new one for it (EP_PROBING). */
+ * in dhcp_ids (EP_DHCP_IDS); the agent's client checks an address for it
+ * (EP_PROBING). */
 #define DHCP_V6 0x1
 #define DHCP_IDS_KNOWN 0x2
-#define DHCP_NO_V4 0x4
-#define DHCP_PROBING 0x8
+#define DHCP_PROBING 0x4
 
 /* The bound on options walked per message (the agent's client sends 6). */
 #define MAX_DHCP_OPTS 24
@@ -121,18 +120,18 @@ static __always_inline int duid_ok(struct __sk_buff *skb, __u32 off, __u32 len,
 /* check_bootp: a DHCPv4 client message at m, ending at end: Ethernet
  * hardware address, the endpoint's; one client identifier, its own (with
  * DHCP_IDS_KNOWN in how; servers join repeated ones into one, RFC 3396);
- * a DHCPDECLINE only from the agent's client checking an offer: while it
- * checks a new address (DHCP_PROBING), or on a DHCP network before the
- * endpoint has one (DHCP_NO_V4). ISC dhcpd abandons the lease of the
- * address a decline names, whoever sends it; any type option saying
- * decline counts (servers differ on which of several counts). */
+ * a DHCPDECLINE only from the agent's client checking an address it was
+ * given (DHCP_PROBING: the first too, as a container may run before its
+ * endpoint has an address). ISC dhcpd abandons the lease of the address
+ * a decline names, whoever sends it; any type option saying decline
+ * counts (servers differ on which of several counts). */
 static __always_inline int check_bootp(struct __sk_buff *skb, __u32 m, __u32 end, __u64 mac,
 				       const struct dhcp_ids *ids, __u32 how)
 {
 	__u8 opt[4], type;
 	__u32 off = m + BOOTP_OPTIONS, ids_seen = 0;
 	int ids_known = (how & DHCP_IDS_KNOWN) != 0;
-	int may_decline = (how & DHCP_PROBING) || ((how & DHCP_NO_V4) && ids && ids->len4);
+	int may_decline = (how & DHCP_PROBING) != 0;
 
 	if (bpf_skb_load_bytes(skb, m, opt, sizeof(opt)) < 0)
 		return NOT_PARSED;
@@ -248,7 +247,7 @@ static __always_inline int check_dhcp(struct __sk_buff *skb, __u32 off, __u32 ip
 		return REASON_UNPARSABLE;
 	return dhcp_client_reason(skb, off + UDP_HLEN, end, ep_mac48(ep),
 				  (v6 ? DHCP_V6 : 0) | ((ep->flags & EP_DHCP_IDS) ? DHCP_IDS_KNOWN : 0) |
-				  (ep->n4 ? 0 : DHCP_NO_V4) | ((ep->flags & EP_PROBING) ? DHCP_PROBING : 0));
+				  ((ep->flags & EP_PROBING) ? DHCP_PROBING : 0));
 }
 
 #endif /* MVLAN_DHCP_H */

@@ -127,8 +127,9 @@ struct ep_key {
  * network allows a router (EP_ALLOW_ROUTER). */
 #define EP_HOST_SHIM 0x200
 /* ep_info.flags: the agent's DHCP client is checking an IPv4 address for
- * the endpoint (a renewal moved its lease): its ARP probes may ask for
- * any address, not only its own, until the check ends. */
+ * the endpoint (its first lease, or a renewal moved it): its ARP probes
+ * may ask for any address, not only its own, and it may send a
+ * DHCPDECLINE (dhcp.h), until the check ends. */
 #define EP_PROBING 0x400
 /* ep_info.flags: the endpoint's DHCP identities are in dhcp_ids, if it
  * has any (every row the agent writes; a row an older agent wrote has
