@@ -120,6 +120,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.Join(err, ln.Close())
 	}
 	errc := make(chan error, 3)
+	// The driver's goroutines (handoff watches, naming) call the engine:
+	// their life is dctx, from before Docker can call, ended and waited
+	// for before the engine closes, however Run ends.
+	dctx, stopDocker := context.WithCancel(ctx)
+	defer func() { stopDocker(); a.docker.Wait() }()
+	a.docker.Start(dctx)
 	// Docker's socket is there before the API answers: whoever waits for
 	// the API (a test, a unit ordered after the agent's) finds it.
 	psrv, err := a.servePlugin(errc)
@@ -142,11 +148,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		servers = append(servers, msrv)
 		go func() { errc <- serveMetrics(msrv, mln, a.cfg.MetricsWebConfig, a.log) }()
 	}
-	// The driver's goroutines (handoff watches, naming) call the engine:
-	// ended and waited for before the engine closes, however Run ends.
-	dctx, stopDocker := context.WithCancel(ctx)
-	defer func() { stopDocker(); a.docker.Wait() }()
-	a.docker.Start(dctx)
 	wctx, stopWatch := context.WithCancel(ctx)
 	watching := make(chan struct{})
 	defer func() { stopWatch(); <-watching }() // before the engine closes

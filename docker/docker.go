@@ -68,8 +68,11 @@ type Driver struct {
 	naming map[string]bool
 	ctx    context.Context // watches end with it (Start's)
 	// bg counts the goroutines of the watches and of naming, which call
-	// the engine: Wait waits for them before the engine closes.
-	bg sync.WaitGroup
+	// the engine: Wait waits for them before the engine closes. After
+	// Wait (stopped), spawn starts none: a request a stop outlived.
+	bg      sync.WaitGroup
+	bgMu    sync.Mutex
+	stopped bool
 }
 
 type pool struct {
@@ -113,10 +116,20 @@ func (d *Driver) Start(ctx context.Context) {
 // Wait waits for the goroutines of the handoff watches and of naming,
 // which end with Start's ctx: after it the driver no longer calls the
 // engine on its own, and the engine may close.
-func (d *Driver) Wait() { d.bg.Wait() }
+func (d *Driver) Wait() {
+	d.bgMu.Lock()
+	d.stopped = true
+	d.bgMu.Unlock()
+	d.bg.Wait()
+}
 
-// spawn runs f on a goroutine Wait waits for.
+// spawn runs f on a goroutine Wait waits for; none once Wait was called.
 func (d *Driver) spawn(f func()) {
+	d.bgMu.Lock()
+	defer d.bgMu.Unlock()
+	if d.stopped {
+		return
+	}
 	d.bg.Add(1)
 	go func() {
 		defer d.bg.Done()

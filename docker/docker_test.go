@@ -335,4 +335,11 @@ func TestWaitEndsWatches(t *testing.T) {
 	if watching() {
 		t.Error("Wait returned with the handoff watch still running")
 	}
+	ran := make(chan struct{})
+	d.spawn(func() { close(ran) }) // a request the stop outlived
+	select {
+	case <-ran:
+		t.Error("a goroutine started after Wait")
+	case <-time.After(100 * time.Millisecond):
+	}
 }
