@@ -26,9 +26,11 @@ const timeout6 = time.Second
 // usable (present and past DAD): the client's socket is bound to it.
 const linkLocalWait = 3 * time.Second
 
-// iaid is the endpoint's one IA_NA. The DUID is already the endpoint's
+// IAID is the endpoint's one IA_NA (the datapath holds the DHCPv6
+// messages of an endpoint of a DHCP network to it: bpf/include/dhcp.h,
+// DHCP6_IAID). The DUID is already the endpoint's
 // own on the network, so one constant IAID keeps the binding stable.
-var iaid = [4]byte{'m', 'v', 'l', '6'}
+var IAID = [4]byte{'m', 'v', 'l', '6'}
 
 // run6 runs fn with a DHCPv6 client on l's link, inside l's namespace.
 func run6(ctx context.Context, l Link, tries int, fn func(*nclient6.Client) error) error {
@@ -78,7 +80,7 @@ func (l Link) mods6() []dhcpv6.Modifier {
 // address outside l.Subnet is refused before it is requested.
 func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 	err = run6(ctx, l, retry, func(c *nclient6.Client) error {
-		mods := append(l.mods6(), dhcpv6.WithIAID(iaid))
+		mods := append(l.mods6(), dhcpv6.WithIAID(IAID))
 		if l.Want.IsValid() && l.Want.Is6() {
 			mods = append(mods, dhcpv6.WithIANA(dhcpv6.OptIAAddress{IPv6Addr: net.IP(l.Want.AsSlice())}))
 		}
@@ -226,7 +228,7 @@ func ia6Message(lease Lease, t dhcpv6.MessageType) (*dhcpv6.Message, error) {
 	m.AddOption(dhcpv6.OptClientID(duidOf(lease.ClientID)))
 	m.AddOption(dhcpv6.OptServerID(sid))
 	m.AddOption(dhcpv6.OptElapsedTime(0))
-	ia := &dhcpv6.OptIANA{IaId: iaid}
+	ia := &dhcpv6.OptIANA{IaId: IAID}
 	ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: net.IP(lease.Addr.Addr().AsSlice())})
 	m.AddOption(ia)
 	return m, nil

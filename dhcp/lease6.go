@@ -43,7 +43,7 @@ func iaAddr(m *dhcpv6.Message, want netip.Addr) (netip.Addr, *dhcpv6.OptIAAddres
 		return netip.Addr{}, nil, err
 	}
 	ia := m.Options.OneIANA()
-	if ia == nil || ia.IaId != iaid {
+	if ia == nil || ia.IaId != IAID {
 		return netip.Addr{}, nil, fmt.Errorf("DHCPv6 server's %s has no IA_NA for the endpoint", m.MessageType)
 	}
 	if err := statusErr(ia.Options.Status()); err != nil {

@@ -25,7 +25,7 @@ func reply6(t *testing.T, mod func(m *dhcpv6.Message, ia *dhcpv6.OptIANA, a *dhc
 	m.AddOption(dhcpv6.OptServerID(&dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr{2, 0, 0, 0, 0, 1}}))
 	m.AddOption(dhcpv6.OptClientID(duidOf(DUID6("lan", "c1"))))
 	a := &dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("fd00:60::15"), PreferredLifetime: 100 * time.Second, ValidLifetime: 120 * time.Second}
-	ia := &dhcpv6.OptIANA{IaId: iaid, T1: 60 * time.Second, T2: 105 * time.Second}
+	ia := &dhcpv6.OptIANA{IaId: IAID, T1: 60 * time.Second, T2: 105 * time.Second}
 	if mod != nil {
 		mod(m, ia, a)
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv6"
+
+	"github.com/mvlan/mvlan/dhcp"
 )
 
 // Client identities as the agent's DHCP client makes them (dhcp.ClientID,
@@ -68,7 +70,7 @@ func dhcp6(t testing.TB, typ dhcpv6.MessageType, duid []byte) []byte {
 		m.AddOption(dhcpv6.OptClientID(d))
 	}
 	m.AddOption(dhcpv6.OptElapsedTime(0))
-	m.AddOption(&dhcpv6.OptIANA{IaId: [4]byte{0, 0, 0, 1}})
+	m.AddOption(&dhcpv6.OptIANA{IaId: dhcp.IAID})
 	return dhcp6Frame(m.ToBytes())
 }
 
@@ -117,10 +119,18 @@ func TestDHCPClientGuard(t *testing.T) {
 	hw6[14+20+8+1] = 6 // IEEE 802 hardware type
 	noCookie := dhcp4(t, dhcpv4.MessageTypeDiscover, macA)
 	copy(noCookie[14+20+8+236:], []byte{0, 0, 0, 0})
+	op2 := dhcp4(t, dhcpv4.MessageTypeRequest, macA)
+	op2[14+20+8] = 2
+	relayed := dhcp4(t, dhcpv4.MessageTypeDiscover, macA)
+	copy(relayed[14+20+8+24:], []byte{10, 1, 0, 1})
 	runCases(t, d, "ep_egress", []progCase{
 		{"discover, no client id", dhcp4(t, dhcpv4.MessageTypeDiscover, macA), verdictNext, txA},
 		{"request, client id of its mac", dhcp4(t, dhcpv4.MessageTypeRequest, macA, cid(macID(macA))), verdictNext, txA},
 		{"bootp, no options", noCookie, verdictNext, txA},
+		{"solicit, ia_na of any iaid (not a dhcp network)", dhcp6Frame(append(dhcp6Bytes(t, dhcpv6.MessageTypeSolicit, duidLL(macA)), dhcp6Opt(3, make([]byte, 12))...)), verdictNext, txA},
+		{"a reply as a request (op 2)", op2, verdictDrop, guard},
+		{"relayed (giaddr)", relayed, verdictDrop, guard},
+		{"relay agent information", withRaw(t, []byte{82, 4, 1, 2, 0, 0}), verdictDrop, guard},
 		{"solicit, duid-ll of its mac", dhcp6(t, dhcpv6.MessageTypeSolicit, duidLL(macA)), verdictNext, txA},
 		{"information-request, any duid", dhcp6(t, dhcpv6.MessageTypeInformationRequest, duidB), verdictNext, txA},
 		{"solicit, no duid", dhcp6(t, dhcpv6.MessageTypeSolicit, nil), verdictNext, txA},
@@ -179,6 +189,9 @@ func TestDHCPClientGuard(t *testing.T) {
 	runCases(t, d, "ep_egress", []progCase{
 		{"request, its client id", dhcp4(t, dhcpv4.MessageTypeRequest, macA, cid(idA)), verdictNext, txA},
 		{"renew, its duid", dhcp6(t, dhcpv6.MessageTypeRenew, duidA), verdictNext, txA},
+		{"solicit, its duid, a second ia_na", dhcp6Frame(append(dhcp6Bytes(t, dhcpv6.MessageTypeSolicit, duidA), dhcp6Opt(3, make([]byte, 12))...)), verdictDrop, guard},
+		{"solicit, its duid, an ia_pd", dhcp6Frame(append(dhcp6Bytes(t, dhcpv6.MessageTypeSolicit, duidA), dhcp6Opt(25, make([]byte, 12))...)), verdictDrop, guard},
+		{"solicit, its duid, an ia_ta", dhcp6Frame(append(dhcp6Bytes(t, dhcpv6.MessageTypeSolicit, duidA), dhcp6Opt(4, make([]byte, 4))...)), verdictDrop, guard},
 		{"request, client id of its mac", dhcp4(t, dhcpv4.MessageTypeRequest, macA, cid(macID(macA))), verdictDrop, guard},
 		{"release, a neighbour's client id", dhcp4(t, dhcpv4.MessageTypeRelease, macA, cid(idB)), verdictDrop, guard},
 		{"release, its client id cut short", dhcp4(t, dhcpv4.MessageTypeRelease, macA, cid(idA[:15])), verdictDrop, guard},

@@ -28,6 +28,8 @@
 /* BOOTP (RFC 2131): offsets in the message, the options after the magic
  * cookie. */
 #define BOOTP_HTYPE 1
+#define BOOTREQUEST 1
+#define BOOTP_GIADDR 24
 #define BOOTP_CHADDR 28
 #define BOOTP_COOKIE 236
 #define BOOTP_OPTIONS 240
@@ -37,6 +39,7 @@
 #define DHCP4_OPT_MSG_TYPE 53
 #define DHCPDECLINE 4
 #define DHCP4_OPT_CLIENT_ID 61
+#define DHCP4_OPT_RELAY_INFO 82
 #define DHCP4_OPT_END 255
 #define HWTYPE_ETHERNET 1
 
@@ -45,6 +48,10 @@
 #define DHCP6_INFO_REQUEST 11
 #define DHCP6_RELAY_FORW 12 /* and above: relay messages */
 #define DHCP6_OPT_CLIENTID 1
+#define DHCP6_OPT_IA_NA 3
+#define DHCP6_OPT_IA_TA 4
+#define DHCP6_OPT_IA_PD 25
+#define DHCP6_IAID 0x6d766c36 /* "mvl6": the agent's one IA_NA (dhcp.IAID) */
 #define DUID_LL 3
 
 /* dhcp_client_reason's how: a DHCPv6 message; the row's identities are
@@ -135,7 +142,11 @@ static __always_inline int check_bootp(struct __sk_buff *skb, __u32 m, __u32 end
 
 	if (bpf_skb_load_bytes(skb, m, opt, sizeof(opt)) < 0)
 		return NOT_PARSED;
-	if (opt[1] != HWTYPE_ETHERNET || opt[2] != ETH_ALEN || !mac_at(skb, m + BOOTP_CHADDR, mac))
+	if (opt[0] != BOOTREQUEST || opt[1] != HWTYPE_ETHERNET || opt[2] != ETH_ALEN ||
+	    !mac_at(skb, m + BOOTP_CHADDR, mac))
+		return REASON_DHCP_GUARD;
+	/* A relay's (giaddr): the server would answer for another subnet. */
+	if (bpf_skb_load_bytes(skb, m + BOOTP_GIADDR, opt, sizeof(opt)) < 0 || *(__u32 *)opt)
 		return REASON_DHCP_GUARD;
 	if (bpf_skb_load_bytes(skb, m + BOOTP_COOKIE, opt, sizeof(opt)) < 0 ||
 	    *(__be32 *)opt != bpf_htonl(DHCP_MAGIC))
@@ -149,6 +160,8 @@ static __always_inline int check_bootp(struct __sk_buff *skb, __u32 m, __u32 end
 		}
 		if (opt[0] == DHCP4_OPT_OVERLOAD || bpf_skb_load_bytes(skb, off + 1, opt + 1, 1) < 0)
 			return REASON_UNPARSABLE;
+		if (opt[0] == DHCP4_OPT_RELAY_INFO)
+			return REASON_DHCP_GUARD; /* a relay's: servers trust its circuit for reservations */
 		if (opt[0] == DHCP4_OPT_CLIENT_ID && ids_known &&
 		    (ids_seen++ || !client_id_ok(skb, off + 2, opt[1], mac, ids)))
 			return REASON_DHCP_GUARD;
@@ -163,9 +176,23 @@ static __always_inline int check_bootp(struct __sk_buff *skb, __u32 m, __u32 end
 	return off < end ? REASON_UNPARSABLE : 0;
 }
 
+/* ia_ok: an option of code at off is no IA but the agent's IA_NA. */
+static __always_inline int ia_ok(struct __sk_buff *skb, __u32 off, __be16 code)
+{
+	__be32 id;
+
+	if (code == bpf_htons(DHCP6_OPT_IA_TA) || code == bpf_htons(DHCP6_OPT_IA_PD))
+		return 0;
+	if (code != bpf_htons(DHCP6_OPT_IA_NA))
+		return 1;
+	return bpf_skb_load_bytes(skb, off + 4, &id, sizeof(id)) == 0 && id == bpf_htonl(DHCP6_IAID);
+}
+
 /* check_dhcp6: a DHCPv6 client message at m, ending at end: not a relay's,
- * every client DUID the endpoint's (with ids_known). An Information-request
- * leases nothing. */
+ * every client DUID the endpoint's (with ids_known). On a DHCP network
+ * (ids has a DUID) only the agent's one IA_NA (DHCP6_IAID): a server
+ * binds an address per IAID, and many under one DUID would empty its
+ * pool. An Information-request leases nothing. */
 static __always_inline int check_dhcp6(struct __sk_buff *skb, __u32 m, __u32 end, __u64 mac,
 				       const struct dhcp_ids *ids, int ids_known)
 {
@@ -186,6 +213,8 @@ static __always_inline int check_dhcp6(struct __sk_buff *skb, __u32 m, __u32 end
 			return REASON_UNPARSABLE;
 		if (opt[0] == bpf_htons(DHCP6_OPT_CLIENTID) && ids_known &&
 		    !duid_ok(skb, off + 4, bpf_ntohs(opt[1]), mac, ids))
+			return REASON_DHCP_GUARD;
+		if (ids_known && ids && ids->len6 && !ia_ok(skb, off, opt[0]))
 			return REASON_DHCP_GUARD;
 		off += 4 + bpf_ntohs(opt[1]);
 	}
