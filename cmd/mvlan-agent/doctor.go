@@ -92,7 +92,9 @@ func driftImpact(kind string) string {
 	case string(engine.DriftQuarantine):
 		return "state records were set aside as unreadable and are not used; read them, then remove them"
 	case string(engine.DriftCluster):
-		return "the network's definition in etcd differs from this host's: remove the network here and join it again to take the new one"
+		return "the cluster network is not as etcd defines it, or this host's part in it failed (the finding says which): a changed definition takes removing the network here and joining it again"
+	case string(engine.DriftIPAM):
+		return "held addresses and endpoints disagree (a restart of the agent reconciles them), or an endpoint's DHCP lease is missing, expired or not renewed: its DHCP server must answer (the agent keeps asking)"
 	case string(engine.DriftLink):
 		return "host links and state disagree; a restart of the agent removes mvlan's leftovers; a missing parent must be made again by whoever made it"
 	}
