@@ -161,6 +161,9 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 		if err := n.macInUse(e.MAC); err != nil {
 			return nil, err
 		}
+		if err := a.macOnHost(n, e.MAC); err != nil {
+			return nil, err
+		}
 	}
 	// A namespace mvlan makes is new: only connect looks at the others'.
 	if o := n.byNetns[e.NetnsInode]; !e.OwnsNetns && o != nil {

@@ -73,6 +73,9 @@ type Datapath interface {
 	// UnguardHandoff detaches endpoint id's guard, if it has one.
 	UnguardHandoff(id string) error
 	SetEndpoint(ep loader.Endpoint) error
+	// MACNetwork is the datapath network id of the row with mac, if one
+	// has it (MACs are unique on the host: the tables key rows by MAC).
+	MACNetwork(mac net.HardwareAddr) (id uint32, ok bool, err error)
 	MoveEndpoint(fromCookie uint64, fromIfindex int, ep loader.Endpoint) error
 	AttachEndpoint(ctx context.Context, netnsPath string, ifindex int, mode loader.Mode) error
 	AttachEndpointIn(ctx context.Context, netnsPath string, cookie uint64, ifindex int, mode loader.Mode) error

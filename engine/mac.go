@@ -58,6 +58,21 @@ func (n *network) macInUse(mac net.HardwareAddr) error {
 	return nil
 }
 
+// macOnHost refuses mac when an endpoint of another network has it: the
+// datapath keys endpoints by MAC host-wide (ep_by_mac, dhcp_ids), so two
+// with one MAC would take each other's rows. One look-up, not a walk of
+// the networks. Caller holds n.mu.
+func (a *Engine) macOnHost(n *network, mac net.HardwareAddr) error {
+	id, ok, err := a.dp.MACNetwork(mac)
+	if err != nil {
+		return err
+	}
+	if ok && id != n.DatapathID {
+		return conflict(fmt.Errorf("MAC %s is used by an endpoint of another network on this host (mvlan ps lists them); MACs are unique on a host: choose another --mac", mac))
+	}
+	return nil
+}
+
 // identity is what tells n's endpoints apart from those of the same name
 // on other hosts, for their stable MACs and DHCP client-ids: the network's
 // ID, random per agent for a local network; a cluster network's ID is the

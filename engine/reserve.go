@@ -110,6 +110,9 @@ func (a *Engine) EndpointMAC(netID, want string) (net.HardwareAddr, error) {
 	if err := n.macInUse(mac); err != nil {
 		return nil, err
 	}
+	if err := a.macOnHost(n, mac); err != nil {
+		return nil, err
+	}
 	return mac, nil
 }
 

@@ -3,6 +3,7 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/cilium/ebpf"
 )
@@ -66,4 +67,23 @@ func (d *Datapath) withDHCPIDs(ep Endpoint, mac [6]byte) (Endpoint, error) {
 	ep.DHCPClientID = append([]byte(nil), v.ID4[:min(v.Len4, DHCPIDMax)]...)
 	ep.DHCPDUID = append([]byte(nil), v.ID6[:min(v.Len6, DHCPIDMax)]...)
 	return ep, nil
+}
+
+// MACNetwork is the network id of the endpoint row that has mac (ok
+// false: none): MACs are unique on the host, as ep_by_mac keys rows by
+// MAC alone (and dhcp_ids their identities).
+func (d *Datapath) MACNetwork(mac net.HardwareAddr) (id uint32, ok bool, err error) {
+	key, err := mac6(mac)
+	if err != nil {
+		return 0, false, err
+	}
+	var info epInfo
+	err = d.maps.EpByMac.Lookup(&macKey{MAC: key}, &info)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("look up endpoint mac %s: %w", mac, err)
+	}
+	return info.NetworkID, true, nil
 }

@@ -296,3 +296,26 @@ func TestNetworkRmDuringAttach(t *testing.T) {
 	a.ok("rm", "-f", name)
 	a.ok("network", "rm", "pub_net")
 }
+
+// TestMACTakenOnAnotherNetwork: a --mac an endpoint of another network
+// has is refused (the datapath keys endpoints by MAC host-wide), naming
+// the MAC and the way out, and leaves nothing: no endpoint, namespace or
+// held address; another MAC on that network goes.
+func TestMACTakenOnAnotherNetwork(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "eth1")
+	e.a.ok("network", "create", "--subnet=172.16.91.0/24", "-o", "parent=eth0", "neta")
+	e.a.ok("network", "create", "--subnet=172.16.92.0/24", "-o", "parent=eth1", "netb")
+	const mac = "02:00:5e:10:00:01"
+	e.runD(e.name("a"), "neta", "--mac", mac)
+	name := e.name("b")
+	_, stderr, code := e.a.mv("run", "-d", "--name", name, "--net", "netb", "--mac", mac)
+	if code == 0 || !strings.Contains(stderr, mac) || !strings.Contains(stderr, "another network") || !strings.Contains(stderr, "choose another --mac") {
+		t.Fatalf("run with neta's MAC on netb: exit %d, %q; want refused naming the MAC and the remedy", code, stderr)
+	}
+	e.wantNothingLeft(name)
+	ep := e.runD(name, "netb", "--mac", "02:00:5e:10:00:02")
+	if got := addrOf(ep, false); got != "172.16.92.2/24" {
+		t.Errorf("the next run on netb got %s, want 172.16.92.2/24 (the refused one held nothing)", got)
+	}
+}

@@ -1,6 +1,7 @@
 package enginetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
@@ -67,6 +68,19 @@ func (d *datapath) SetEndpoint(ep loader.Endpoint) error {
 	}
 	k.table[[2]uint64{ep.NetnsCookie, uint64(ep.Ifindex)}] = ep
 	return nil
+}
+
+// MACNetwork looks through the rows for mac.
+func (d *datapath) MACNetwork(mac net.HardwareAddr) (uint32, bool, error) {
+	k := (*Kernel)(d)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, ep := range k.table {
+		if bytes.Equal(ep.MAC, mac) {
+			return ep.NetworkID, true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // FailShimRow makes the next n writes of a host shim's row fail.
