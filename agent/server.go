@@ -169,11 +169,7 @@ func (a *Agent) handleCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	ch := api.Check{Findings: fs}
-	for _, f := range fs {
-		ch.Drift = append(ch.Drift, f.Detail)
-	}
-	writeJSON(w, http.StatusOK, ch)
+	writeJSON(w, http.StatusOK, api.NewCheck(fs))
 }
 
 // handleCheckEndpoint serves the drift of one endpoint (CNI CHECK).

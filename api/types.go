@@ -273,6 +273,15 @@ type Check struct {
 	Findings []DriftFinding `json:"findings,omitempty"`
 }
 
+// NewCheck is the answer for findings: with their details in Drift.
+func NewCheck(fs []DriftFinding) Check {
+	ch := Check{Findings: fs}
+	for _, f := range fs {
+		ch.Drift = append(ch.Drift, f.Detail)
+	}
+	return ch
+}
+
 // DriftFinding is one finding of a check and its kind: endpoint, ipam,
 // index, link, quarantine, tamper or cluster (what mvlan_drift counts).
 type DriftFinding struct {

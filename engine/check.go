@@ -22,11 +22,7 @@ func (a *Engine) Check(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var drift []string
-	for _, f := range fs {
-		drift = append(drift, f.Detail)
-	}
-	return drift, nil
+	return api.NewCheck(fs).Drift, nil
 }
 
 // CheckFindings is Check with each finding's kind, sorted by its text.

@@ -48,8 +48,17 @@ func TestRowDHCPIDs(t *testing.T) {
 			if tc.wantDUID && !bytes.Equal(r.DHCPDUID, a.dhcpLinkOf(n, e, true).ClientID) {
 				t.Errorf("row's DUID %x, the client asks as %x", r.DHCPDUID, a.dhcpLinkOf(n, e, true).ClientID)
 			}
-			if tc.lease != nil && !bytes.Equal(r.DHCPClientID, tc.lease.ClientID) {
-				t.Errorf("row's client id %x, want the lease's %x", r.DHCPClientID, tc.lease.ClientID)
+			// Independently of clientIDOf: the lease's, else made of the
+			// network's ID and the name.
+			want4, want6 := dhcp.ClientID(n.ID, e.Name), dhcp.DUID6(n.ID, e.Name)
+			if tc.lease != nil {
+				want4, want6 = tc.lease.ClientID, tc.lease6.ClientID
+			}
+			if tc.want4 && !bytes.Equal(r.DHCPClientID, want4) {
+				t.Errorf("row's client id %x, want %x", r.DHCPClientID, want4)
+			}
+			if tc.wantDUID && !bytes.Equal(r.DHCPDUID, want6) {
+				t.Errorf("row's DUID %x, want %x", r.DHCPDUID, want6)
 			}
 		})
 	}

@@ -436,7 +436,7 @@ func (a *Engine) RenameEndpoint(id, from, to string) (bool, error) {
 	}
 	// Without a lease its DHCP client asks under an identity made of the
 	// name (clientIDOf), which its row holds the datapath to.
-	if n.DHCP && e.Ifindex != 0 {
+	if n.DHCP && e.Ifindex != 0 && (e.Lease == nil || n.dhcp6() && e.Lease6 == nil) {
 		if err := a.setTableEntry(n, e); err != nil {
 			a.log.Warn("endpoint renamed: its row keeps the DHCP identity of its old name", "name", e.Name, "err", err)
 		}

@@ -27,7 +27,6 @@
 
 /* BOOTP (RFC 2131): offsets in the message, the options after the magic
  * cookie. */
-#define BOOTP_HTYPE 1
 #define BOOTREQUEST 1
 #define BOOTP_GIADDR 24
 #define BOOTP_CHADDR 28
@@ -72,7 +71,6 @@ static __always_inline int id_eq(struct __sk_buff *skb, __u32 off, __u32 len,
 {
 	__u64 buf[DHCP_ID_MAX / 8] = {};
 	const __u64 *w = (const __u64 *)want;
-
 	__u32 n;
 
 	if (len != want_len || len == 0 || len > DHCP_ID_MAX)
@@ -220,7 +218,6 @@ static __always_inline int check_dhcp6(struct __sk_buff *skb, __u32 m, __u32 end
 	}
 	return off < end ? REASON_UNPARSABLE : 0;
 }
-
 
 /* dhcp_client_reason: the verdict on a DHCP client message at m (after
  * its UDP header), ending at end, from the endpoint with MAC mac (how:

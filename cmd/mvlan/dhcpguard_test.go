@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,10 +25,10 @@ import (
 // address): a DHCPRELEASE and a DHCPDECLINE of container 1's lease, and a
 // DHCPREQUEST for a made-up client, which would take an address of the
 // pool. The datapath drops all three on container 2's link (dhcp_guard
-// moves by exactly 3) and dnsmasq keeps container 1's lease and makes no
-// other; container 2's release of its own lease, sent after them from the
-// same socket, reaches dnsmasq (its lease goes), so the three were sent
-// where they would have worked.
+// moves by exactly 3): dnsmasq's log has none of them, while it has
+// container 2's release of its own lease, sent after them from the same
+// socket (so the three were sent where they would have worked), and
+// container 1 keeps its lease.
 func TestDHCPSpoofedClient(t *testing.T) {
 	t.Parallel()
 	sb := nstest.NewSandbox(t)
@@ -58,13 +60,14 @@ func TestDHCPSpoofedClient(t *testing.T) {
 	if _, err := conn.Write(own.ToBytes()); err != nil {
 		t.Fatalf("%s's release of its own lease: %v", c2, err)
 	}
-	srv.waitLease(ep2.MAC, 5*time.Second, c2+"'s release of its own lease (sent after the spoofed ones)", func(_ lease, ok bool) bool { return !ok })
-	if l, ok := srv.lease(ep1.MAC); !ok || l.addr != addr1 {
-		t.Errorf("%s's lease of %s: %+v (present %v) after %s's spoofed release and decline; want it kept", c1, addr1, l, ok, c2)
+	// What reached the server, from its log (--log-dhcp), which has the
+	// own release once it is served: the spoofed ones went before it.
+	srv.waitLog(5*time.Second, "DHCPRELEASE(wire0) "+addrOf2(ep2)+" "+ep2.MAC, c2+"'s release of its own lease (sent after the spoofed ones)")
+	if got := append(srv.heard(ep1.MAC, "DHCPRELEASE", "DHCPDECLINE"), srv.heard(fake.String())...); len(got) > 0 {
+		t.Errorf("dnsmasq heard %s's spoofs: %q", c2, got)
 	}
-	if _, ok := srv.lease(fake.String()); ok {
-		t.Errorf("dnsmasq leased an address to %s, a client %s made up", fake, c2)
-	}
+	srv.waitRead(2*time.Second, c1+"'s lease of "+addr1.String()+" kept",
+		func(lines [][]string) bool { return hasLine(lines, 1, ep1.MAC) && !hasLine(lines, 1, fake.String()) })
 	if got := e.waitDrops("lan", "dhcp_guard", before+3); got != before+3 {
 		t.Errorf("dhcp_guard drops of lan went from %d to %d; want +3", before, got)
 	}
@@ -74,9 +77,9 @@ func TestDHCPSpoofedClient(t *testing.T) {
 // with a DHCPv6 range): container 2 sends a Release and a Decline of
 // container 1's IA_NA under container 1's DUID (which dnsmasq's lease
 // file shows, as container 1's Solicits to ff02::1:2 do) from its own
-// link-local address; both are dropped (dhcp_guard +2) and dnsmasq keeps
-// container 1's lease, while container 2's Release of its own lease, sent
-// after them from the same socket, takes that one away.
+// link-local address; both are dropped (dhcp_guard +2): dnsmasq's log
+// has neither, while it has container 2's Release of its own lease, sent
+// after them from the same socket, and container 1 keeps its lease.
 func TestDHCP6SpoofedClient(t *testing.T) {
 	t.Parallel()
 	sb := nstest.NewSandbox(t)
@@ -119,10 +122,13 @@ func TestDHCP6SpoofedClient(t *testing.T) {
 	if _, err := conn.WriteToUDP(own, to); err != nil {
 		t.Fatalf("%s's Release of its own lease: %v", c2, err)
 	}
-	srv.waitLease6(a2, 5*time.Second, c2+"'s Release of its own lease (sent after the spoofed ones)", func(_ int64, _ string, ok bool) bool { return !ok })
-	if _, _, ok := srv.lease6(a1); !ok {
-		t.Errorf("%s's lease of %s is gone after %s's spoofed Release and Decline; want it kept", c1, a1, c2)
+	duid1, _ := srv.client6(a1)
+	duid2, _ := srv.client6(a2)
+	srv.waitLog(5*time.Second, "DHCPRELEASE(wire0) "+colonHex(duid2.ToBytes()), c2+"'s Release of its own lease (sent after the spoofed ones)")
+	if got := srv.heard(colonHex(duid1.ToBytes()), "DHCPRELEASE", "DHCPDECLINE"); len(got) > 0 {
+		t.Errorf("dnsmasq heard %s's spoofs: %q", c2, got)
 	}
+	srv.waitRead(2*time.Second, c1+"'s lease of "+a1.String()+" kept", func(lines [][]string) bool { return hasLine(lines, 2, a1.String()) })
 	if got := e.waitDrops("lan", "dhcp_guard", before+2); got != before+2 {
 		t.Errorf("dhcp_guard drops of lan went from %d to %d; want +2", before, got)
 	}
@@ -176,6 +182,66 @@ func dhcp6Socket(t *testing.T, ns string) *net.UDPConn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// waitRead polls dnsmasq's lease file (at most within) until one read of
+// it is ok, and returns that read. One read, as dnsmasq truncates the file
+// before it writes it again: a read in between has no lease at all.
+func (d *dnsmasq) waitRead(within time.Duration, what string, ok func(lines [][]string) bool) [][]string {
+	d.t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
+		lines := d.Lines()
+		if ok(lines) {
+			return lines
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("%s: not seen within %v; lease file:\n%q\nagent log:\n%s", what, within, lines, d.agent.log)
+		}
+	}
+}
+
+// waitLog polls dnsmasq's log (at most within) until it has line.
+func (d *dnsmasq) waitLog(within time.Duration, line, what string) {
+	d.t.Helper()
+	for deadline := time.Now().Add(within); !strings.Contains(d.Log(), line); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			d.t.Fatalf("%s: %q not in dnsmasq's log within %v:\n%s", what, line, within, d.Log())
+		}
+	}
+}
+
+// heard: dnsmasq's log lines that mention who and any of what (none:
+// any line of who's).
+func (d *dnsmasq) heard(who string, what ...string) []string {
+	var out []string
+	for line := range strings.Lines(d.Log()) {
+		if strings.Contains(line, who) && (len(what) == 0 || slices.ContainsFunc(what, func(w string) bool { return strings.Contains(line, w) })) {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return out
+}
+
+// colonHex is b as dnsmasq logs a DUID.
+func colonHex(b []byte) string {
+	parts := make([]string, len(b))
+	for i, x := range b {
+		parts[i] = fmt.Sprintf("%02x", x)
+	}
+	return strings.Join(parts, ":")
+}
+
+// addrOf2 is ep's IPv4 address without its length.
+func addrOf2(ep api.Endpoint) string { return netip.MustParsePrefix(addrOf(ep, false)).Addr().String() }
+
+// hasLine reports whether a line has field i equal to v.
+func hasLine(lines [][]string, i int, v string) bool {
+	for _, f := range lines {
+		if len(f) > i && f[i] == v {
+			return true
+		}
+	}
+	return false
 }
 
 // clientOf is the client identifier dnsmasq's lease of ep has (what a
