@@ -136,6 +136,7 @@ func (a *Engine) markReady(n *network, en *entry, e *endpoint) error {
 	n.mu.Lock()
 	n.set(en, *e)
 	n.mu.Unlock()
+	a.fresh.add(n, en)
 	if n.DHCP {
 		a.keep(n, en)
 	}

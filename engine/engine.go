@@ -65,7 +65,8 @@ type Engine struct {
 	ns     Namespaces
 	modes  loader.Modes // per kind of link: see loader.ResolveModes
 	tamper tamperCounts
-	tombs  linkTombs // the host's links its link events took away (gateways.go)
+	fresh  freshQueue // endpoints made ready, for the tamper check (guardfresh.go)
+	tombs  linkTombs  // the host's links its link events took away (gateways.go)
 	// driftCounts are the last Check's counts, for the metrics.
 	driftCounts driftCounts
 

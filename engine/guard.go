@@ -16,7 +16,9 @@ import (
 //   - a tc program the datapath did not load (a TCX program attached
 //     ahead of mvlan's sends no notification) has every endpoint's TCX
 //     hooks screened (one query each), and those that fail looked at;
-//   - an endpoint seen for the first time is looked at once;
+//   - an endpoint made ready is looked at once, freshDelay after
+//     (guardfresh.go), and one the check sees for the first time
+//     otherwise (adopted on start, a Docker hand-off) at that check;
 //   - a rolling pass looks at each namespace once in guardRounds checks (more on a big host)
 //     (by its inode), about 1/guardRounds of them per check, whatever happens
 //     (an existing program attached ahead of ours makes no sign at all).
@@ -117,12 +119,22 @@ func (a *Engine) guard(ctx context.Context, interval time.Duration) {
 			h.mu.Unlock()
 		}
 	}()
+	kick := a.fresh.start()
+	defer a.fresh.stop()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var soon <-chan time.Time // armed by a kick: the fresh endpoints' turn
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-kick:
+			if soon == nil {
+				soon = time.After(freshDelay)
+			}
+		case <-soon:
+			soon = nil
+			a.guardFresh(ctx, g)
 		case <-t.C:
 			for _, ino := range h.take(g) {
 				a.sweeper.heardGone(ino) // its endpoints are released in the next sweep
