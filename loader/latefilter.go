@@ -38,7 +38,7 @@ const maxLateParents = 1024
 // errTooManyParents: more qdiscs and classes than a check lists.
 var errTooManyParents = errors.New("more qdiscs and classes on the link than the check lists")
 
-// lateSeq numbers the requests of late filter checks (tcDump's seq).
+// lateSeq numbers the requests of the tamper check's dumps (tcDump's seq).
 var lateSeq atomic.Uint32
 
 // tcObj is an object of a tc dump: its tcmsg, kind and (filters) chain.

@@ -76,12 +76,22 @@ func (d *Datapath) InspectEndpoint(ctx context.Context, netnsPath string, ifinde
 // rtnetlink socket for the tc hooks, opened when one is.
 func (d *Datapath) inspectHere(ctx context.Context, t target) (out []Finding, err error) {
 	wants := d.hookWants(t)
-	var rtnl *tc.Tc
+	rtnl := -1 // a bare rtnetlink socket (tcquery.go), opened when one is wanted
 	defer func() {
-		if rtnl != nil {
-			err = errors.Join(err, rtnl.Close())
+		if rtnl >= 0 {
+			err = errors.Join(err, unix.Close(rtnl))
 		}
 	}()
+	socket := func() (int, error) {
+		if rtnl < 0 {
+			fd, err := rtnetlinkSocket() // in this thread's namespace
+			if err != nil {
+				return -1, fmt.Errorf("rtnetlink: %w", err)
+			}
+			rtnl = fd
+		}
+		return rtnl, nil
+	}
 	for _, hook := range []Hook{Ingress, Egress} {
 		want, ok := wants[hook]
 		if !ok || ctx.Err() != nil {
@@ -91,13 +101,11 @@ func (d *Datapath) inspectHere(ctx context.Context, t target) (out []Finding, er
 		switch {
 		case want.mode == ModeTCX:
 			tamper, err = d.inspectTCX(t, hook)
-		case rtnl == nil:
-			if rtnl, err = tc.Open(&tc.Config{}); err != nil { // in this thread's namespace
-				return out, fmt.Errorf("rtnetlink: %w", err)
-			}
-			fallthrough
 		default:
-			tamper, err = inspectTC(rtnl, t, hook, want.prog)
+			var fd int
+			if fd, err = socket(); err == nil {
+				tamper, err = inspectTC(fd, t, hook, want.prog)
+			}
 		}
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", hook, err)
@@ -106,7 +114,11 @@ func (d *Datapath) inspectHere(ctx context.Context, t target) (out []Finding, er
 			out = append(out, Finding{hook, tamper})
 		}
 		if hook == Egress {
-			late, err := hasLateFilters(ctx, t)
+			fd, err := socket()
+			if err != nil {
+				return out, err
+			}
+			late, err := hasLateFilters(ctx, fd, t)
 			if late {
 				out = append(out, Finding{hook, TamperLateFilter})
 			}
@@ -118,15 +130,10 @@ func (d *Datapath) inspectHere(ctx context.Context, t target) (out []Finding, er
 	return out, nil
 }
 
-// hasLateFilters reports, from a thread in t's namespace, whether filters
-// run after ours on the egress of t's link (lateFilters): true also when
-// they cannot all be listed (fail closed), with the error.
-func hasLateFilters(ctx context.Context, t target) (bool, error) {
-	fd, err := rtnetlinkSocket()
-	if err != nil {
-		return false, fmt.Errorf("rtnetlink: %w", err)
-	}
-	defer unix.Close(fd)
+// hasLateFilters reports, on fd (an rtnetlink socket in t's namespace),
+// whether filters run after ours on the egress of t's link (lateFilters):
+// true also when they cannot all be listed (fail closed), with the error.
+func hasLateFilters(ctx context.Context, fd int, t target) (bool, error) {
 	filters, err := lateFilters(ctx, fd, t.ifindex)
 	if err != nil && ctx.Err() == nil {
 		return true, fmt.Errorf("late filters: %w", err)
@@ -191,30 +198,35 @@ func (d *Datapath) inspectTCX(t target, hook Hook) (Tamper, error) {
 	return "", nil
 }
 
-// inspectTC, from a thread in t's namespace (rtnl's): the clsact qdisc
+// inspectTC, on fd (an rtnetlink socket in t's namespace): the clsact qdisc
 // and our filter running prog must be there, with no other filter at a
 // lower priority nor listed before ours at ours (cls_bpf runs a priority's
 // filters newest first), and no TCX program (TCX runs before tc filters).
 // Another filter in our place (priority and handle) is ours detached,
 // whatever its kind or name: a container may put one there.
-func inspectTC(rtnl *tc.Tc, t target, hook Hook, prog ebpf.ProgramID) (Tamper, error) {
+func inspectTC(fd int, t target, hook Hook, prog ebpf.ProgramID) (Tamper, error) {
 	var tamper Tamper
 	if tcxCount(t.ifindex, hook) > 0 {
 		tamper = TamperForeignFirst
 	}
-	filters, err := rtnl.Filter().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(t.ifindex), Parent: tcParent(hook)})
+	var filters []tcFilter
+	err := tcDump(fd, unix.RTM_GETTFILTER, t.ifindex, tcParent(hook), lateSeq.Add(1), func(data []byte) {
+		if f, ok := filterOf(data); ok {
+			filters = append(filters, f)
+		}
+	})
 	if errors.Is(err, unix.EINVAL) { // no clsact qdisc
 		return TamperDetached, nil
 	}
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("list tc filters: %w", err)
 	}
 	ours := false
 	for _, f := range filters {
-		switch prio := f.Info >> 16; {
-		case isOurFilter(f, prio, prog):
+		switch {
+		case f.inPlace() && f.ours && (prog == 0 || f.id == prog):
 			ours = true
-		case prio < FilterPriority, prio == FilterPriority && !ours && f.Handle != 0:
+		case f.prio < FilterPriority, f.prio == FilterPriority && !ours && f.handle != 0:
 			tamper = TamperForeignFirst // (a dump lists each priority's chain, handle 0, first)
 		}
 	}
