@@ -114,7 +114,12 @@ func lateFilters(ctx context.Context, fd, ifindex int) ([]tcObj, error) {
 			return nil, err
 		}
 		fs, err := dumpObjs(fd, unix.RTM_GETTFILTER, ifindex, p)
-		if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOENT) {
+		switch {
+		case errors.Is(err, unix.EMSGSIZE) && len(fs) > 0:
+			// A filter too big for a dump message stopped it: its
+			// priority's chain (handle 0) came first, which is what a
+			// deletion needs.
+		case err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOENT):
 			return nil, fmt.Errorf("list tc filters of %#x: %w", p, err)
 		}
 		filters = append(filters, fs...) // none where the parent takes no filters

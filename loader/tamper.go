@@ -203,7 +203,8 @@ func (d *Datapath) inspectTCX(t target, hook Hook) (Tamper, error) {
 // lower priority nor listed before ours at ours (cls_bpf runs a priority's
 // filters newest first), and no TCX program (TCX runs before tc filters).
 // Another filter in our place (priority and handle) is ours detached,
-// whatever its kind or name: a container may put one there.
+// whatever its kind or name: a container may put one there; ours gone
+// while something runs ahead of our priority is foreign_first.
 func inspectTC(fd int, t target, hook Hook, prog ebpf.ProgramID) (Tamper, error) {
 	var tamper Tamper
 	if tcxCount(t.ifindex, hook) > 0 {
@@ -215,22 +216,37 @@ func inspectTC(fd int, t target, hook Hook, prog ebpf.ProgramID) (Tamper, error)
 			filters = append(filters, f)
 		}
 	})
-	if errors.Is(err, unix.EINVAL) { // no clsact qdisc
+	// A filter too big for a dump message (a classic BPF or u32 filter of
+	// tens of KiB) stops the dump (cut): the filters before it are read;
+	// ours not among them, that one stands before ours.
+	cut := errors.Is(err, unix.EMSGSIZE)
+	switch {
+	case errors.Is(err, unix.EINVAL): // no clsact qdisc (a kernel that says so; 6.x lists none)
 		return TamperDetached, nil
-	}
-	if err != nil {
+	case err != nil && !cut:
 		return "", fmt.Errorf("list tc filters: %w", err)
 	}
-	ours := false
+	// ahead: something runs before our priority (a TCX program, a filter
+	// or a priority's chain, handle 0, which a dump lists first).
+	ours, ahead := false, tamper != ""
 	for _, f := range filters {
 		switch {
 		case f.inPlace() && f.ours && (prog == 0 || f.id == prog):
 			ours = true
-		case f.prio < FilterPriority, f.prio == FilterPriority && !ours && f.handle != 0:
-			tamper = TamperForeignFirst // (a dump lists each priority's chain, handle 0, first)
+		case f.prio < FilterPriority:
+			tamper, ahead = TamperForeignFirst, true
+		case f.prio == FilterPriority && !ours && f.handle != 0:
+			tamper = TamperForeignFirst
 		}
 	}
-	if !ours {
+	// Ours gone with something ahead is foreign_first, whose repair puts
+	// ours before everything (TCX): attached again at our priority, it
+	// would run after what is ahead.
+	switch {
+	case ours:
+	case ahead || cut:
+		tamper = TamperForeignFirst
+	default:
 		tamper = TamperDetached
 	}
 	return tamper, nil

@@ -252,6 +252,32 @@ func TestInspectSquatters(t *testing.T) {
 	expectFindings(t, d, c, nil)
 }
 
+// TestInspectGoneBehindForeign: our filter deleted and another put at a
+// lower priority is foreign_first, not detached: attached again at our
+// priority ours would run after it; the repair puts ours before it.
+func TestInspectGoneBehindForeign(t *testing.T) {
+	requireMode(t, ModeTC)
+	l := newLab(t)
+	d := newTestDatapath(t)
+	ctx := context.Background()
+	c := l.c1
+	if err := d.AttachEndpoint(ctx, c.path, c.ifindex, ModeTC); err != nil {
+		t.Fatal(err)
+	}
+	l.sb.Run(t, c.path, "tc", "filter", "del", "dev", "eth0", "egress", "pref", strconv.Itoa(FilterPriority))
+	l.sb.Run(t, c.path, "tc", "filter", "add", "dev", "eth0", "egress", "pref", "1", "bpf", "bytecode", "1,6 0 0 4294967295")
+	want := []Finding{{Egress, TamperForeignFirst}}
+	expectFindings(t, d, c, want)
+	if err := d.RepairEndpoint(ctx, c.path, c.ifindex, want); err != nil {
+		t.Fatal(err)
+	}
+	if tcx, _ := tcxAvailable(); !tcx {
+		expectFindings(t, d, c, want) // no place before a lower priority without TCX
+		return
+	}
+	expectFindings(t, d, c, nil)
+}
+
 // foreignFilter adds, in c's namespace, a cls_bpf filter at our priority
 // on egress with handle and name, running a program of its own.
 func foreignFilter(t *testing.T, c container, handle uint32, name string) {

@@ -71,7 +71,9 @@ func tcDump(fd int, typ uint16, ifindex int, parent, seq uint32, fn func(data []
 
 // readAnswer reads the answer to request seq on fd, up to its NLMSG_DONE
 // or its NLMSG_ERROR (an acknowledgement when its errno is 0), and gives
-// fn each other message.
+// fn each other message. A dump that failed part way says so in its
+// NLMSG_DONE (the errno after the header): that is the error returned,
+// after fn has had what came before it.
 func readAnswer(fd int, seq uint32, fn func(h syscall.NlMsghdr, data []byte)) error {
 	bp := dumpBufs.Get().(*[]byte)
 	defer dumpBufs.Put(bp)
@@ -90,6 +92,11 @@ func readAnswer(fd int, seq uint32, fn func(h syscall.NlMsghdr, data []byte)) er
 			switch {
 			case m.Header.Seq != seq:
 			case m.Header.Type == unix.NLMSG_DONE:
+				if len(m.Data) >= 4 {
+					if errno := -int32(ne.Uint32(m.Data)); errno > 0 {
+						return unix.Errno(errno)
+					}
+				}
 				return nil
 			case m.Header.Type == unix.NLMSG_ERROR:
 				if len(m.Data) < 4 {
