@@ -39,6 +39,8 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	}
 	defer en.busy.Unlock()
 	e := en.ep
+	defer a.macs.release(e.MAC, n.ID) // admit's claim: the row is written or undone by then
+	crashpoint.Hit("endpoint-create:after-admit")
 	e.macWait = n.macGoing(e.MAC, time.Now())
 	stored := a.storeCreating(n, e) // first: the commit is the longest part
 	intent := func() error { return nil }
@@ -146,7 +148,7 @@ func (a *Engine) markReady(n *network, en *entry, e *endpoint) error {
 
 // admit checks e against the network's endpoints, reserves its addresses
 // and puts it in the index as "creating", with its lock held.
-func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, error) {
+func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (_ *entry, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !n.ok() {
@@ -165,6 +167,14 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (*entry, 
 		if err := a.macOnHost(n, e.MAC); err != nil {
 			return nil, err
 		}
+		if err := a.macs.claim(e.MAC, n.ID); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				a.macs.release(e.MAC, n.ID)
+			}
+		}()
 	}
 	// A namespace mvlan makes is new: only connect looks at the others'.
 	if o := n.byNetns[e.NetnsInode]; !e.OwnsNetns && o != nil {

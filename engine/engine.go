@@ -66,6 +66,7 @@ type Engine struct {
 	modes  loader.Modes // per kind of link: see loader.ResolveModes
 	tamper tamperCounts
 	fresh  freshQueue // endpoints made ready, for the tamper check (guardfresh.go)
+	macs   macClaims  // MACs of the attaches under way (macclaim.go)
 	tombs  linkTombs  // the host's links its link events took away (gateways.go)
 	// driftCounts are the last Check's counts, for the metrics.
 	driftCounts driftCounts

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -318,4 +319,44 @@ func TestMACTakenOnAnotherNetwork(t *testing.T) {
 	if got := addrOf(ep, false); got != "172.16.92.2/24" {
 		t.Errorf("the next run on netb got %s, want 172.16.92.2/24 (the refused one held nothing)", got)
 	}
+}
+
+// TestMACClaimedOnAnotherNetwork: two attaches with one MAC on two
+// networks at once. The agent holds each attach for 2 s after its
+// admission, before its link and datapath row: the second, admitted
+// while the first is held, is refused (its row would have taken the
+// first's place), and the first completes.
+func TestMACClaimedOnAnotherNetwork(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	sb.AddVeth(t, "eth1")
+	e := &env{t: t, sb: sb, a: newAgent(t, sb)}
+	e.a.env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-create:after-admit", "MVLAN_TEST_HOLD=2s"}
+	e.a.start()
+	t.Cleanup(e.cleanup)
+	e.a.ok("network", "create", "--subnet=172.16.93.0/24", "-o", "parent=eth0", "neta")
+	e.a.ok("network", "create", "--subnet=172.16.94.0/24", "-o", "parent=eth1", "netb")
+	const mac = "02:00:5e:10:00:03"
+	first, second := e.name("a"), e.name("b")
+	done := make(chan string, 1)
+	go func() {
+		_, stderr, code := e.a.mv("run", "-d", "--name", first, "--net", "neta", "--mac", mac)
+		done <- fmt.Sprintf("exit %d %s", code, stderr)
+	}()
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if out, _, _ := e.a.mv("ps", "-a", "--format", "json"); strings.Contains(out, first) {
+			break // admitted, and held
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not admitted within 2 s", first)
+		}
+	}
+	_, stderr, code := e.a.mv("run", "-d", "--name", second, "--net", "netb", "--mac", mac)
+	if code == 0 || !strings.Contains(stderr, mac) || !strings.Contains(stderr, "choose another --mac") {
+		t.Errorf("run with the MAC of an attach under way on neta, on netb: exit %d, %q; want refused naming the MAC and the remedy", code, stderr)
+	}
+	if got := <-done; !strings.HasPrefix(got, "exit 0 ") {
+		t.Fatalf("the first attach: %s; want it complete", got)
+	}
+	e.wantNothingLeft(second)
 }
