@@ -199,14 +199,8 @@ func tcxPrograms(t target, hook Hook) int {
 // first). Each is found and repaired: the repair deletes what is at our
 // priority and is not ours, and our program runs in our place again.
 func TestInspectSquatters(t *testing.T) {
-	requireMode(t, ModeTC)
-	l := newLab(t)
-	d := newTestDatapath(t)
+	l, d, c := attachedTC(t)
 	ctx := context.Background()
-	c := l.c1
-	if err := d.AttachEndpoint(ctx, c.path, c.ifindex, ModeTC); err != nil {
-		t.Fatal(err)
-	}
 	expectFindings(t, d, c, nil)
 	prio := strconv.Itoa(FilterPriority)
 	repair := func(want []Finding) {
@@ -256,14 +250,8 @@ func TestInspectSquatters(t *testing.T) {
 // lower priority is foreign_first, not detached: attached again at our
 // priority ours would run after it; the repair puts ours before it.
 func TestInspectGoneBehindForeign(t *testing.T) {
-	requireMode(t, ModeTC)
-	l := newLab(t)
-	d := newTestDatapath(t)
+	l, d, c := attachedTC(t)
 	ctx := context.Background()
-	c := l.c1
-	if err := d.AttachEndpoint(ctx, c.path, c.ifindex, ModeTC); err != nil {
-		t.Fatal(err)
-	}
 	l.sb.Run(t, c.path, "tc", "filter", "del", "dev", "eth0", "egress", "pref", strconv.Itoa(FilterPriority))
 	l.sb.Run(t, c.path, "tc", "filter", "add", "dev", "eth0", "egress", "pref", "1", "bpf", "bytecode", "1,6 0 0 4294967295")
 	want := []Finding{{Egress, TamperForeignFirst}}
@@ -276,6 +264,19 @@ func TestInspectGoneBehindForeign(t *testing.T) {
 		return
 	}
 	expectFindings(t, d, c, nil)
+}
+
+// attachedTC is a lab whose container 1 has the datapath's programs
+// attached with tc.
+func attachedTC(t *testing.T) (*lab, *Datapath, container) {
+	t.Helper()
+	requireMode(t, ModeTC)
+	l := newLab(t)
+	d := newTestDatapath(t)
+	if err := d.AttachEndpoint(context.Background(), l.c1.path, l.c1.ifindex, ModeTC); err != nil {
+		t.Fatal(err)
+	}
+	return l, d, l.c1
 }
 
 // foreignFilter adds, in c's namespace, a cls_bpf filter at our priority
