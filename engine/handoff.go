@@ -72,6 +72,7 @@ func (a *Engine) CreateHandoff(ctx context.Context, h Handoff) (HandoffLink, err
 		return HandoffLink{}, err
 	}
 	defer en.busy.Unlock()
+	defer a.macs.release(e.MAC, n.ID) // admitHandoff's claim: the row is written (knowHandoff) or given back by then
 	giveBack := func() {
 		n.mu.Lock()
 		n.unindex(en)
@@ -212,7 +213,16 @@ func (a *Engine) admitHandoff(n *network, e endpoint) (*entry, error) {
 	if o := n.byMAC[string(e.MAC)]; o != nil {
 		return nil, conflict(fmt.Errorf("MAC %s is already used on network %s (endpoint %s); choose another --mac-address", e.MAC, n.name(), o.ep.Name))
 	}
+	// Or on another network, since (its datapath row), or being attached
+	// there now (its claim, until knowHandoff writes this one's row).
+	if err := a.macOnHost(n, e.MAC); err != nil {
+		return nil, err
+	}
+	if err := a.macs.claim(e.MAC, n.ID); err != nil {
+		return nil, err
+	}
 	if err := reown(n.space, e.Addrs, e.Name); err != nil {
+		a.macs.release(e.MAC, n.ID)
 		return nil, err
 	}
 	return n.add(e), nil

@@ -159,3 +159,32 @@ func TestHandoffMACTaken(t *testing.T) {
 		t.Fatalf("endpoints %v, want c1 only", eps)
 	}
 }
+
+// TestHandoffMACTakenOnAnotherNetwork: an endpoint of another network
+// made with the handoff's MAC between Docker's CreateEndpoint (which
+// checked it) and the handoff makes the handoff a conflict naming the
+// MAC: its row would take the other's place in the datapath, which keys
+// rows by MAC host-wide. Nothing of the handoff is left.
+func TestHandoffMACTakenOnAnotherNetwork(t *testing.T) {
+	r := newRig(t, "eth0", "eth1")
+	n := r.network("dn", "subnet=10.6.0.0/24", "parent=eth0")
+	r.network("other", "subnet=10.7.0.0/24", "parent=eth1")
+	mac := net.HardwareAddr{0x02, 0x42, 0x0a, 0x06, 0x00, 0x0a}
+	p, err := r.e.Reserve(n.ID, netip.Addr{}, false, "docker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "other", Name: "c1", MAC: mac.String()}); err != nil {
+		t.Fatal(err)
+	}
+	sandbox := "/run/netns/sandbox-d1"
+	r.k.AddNetns(sandbox)
+	_, err = r.e.CreateHandoff(context.Background(), engine.Handoff{ID: store.NewID(), NetworkID: n.ID, Name: "d1", Netns: sandbox,
+		MAC: mac, Addrs: []netip.Prefix{p}, Owner: "docker"})
+	if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), mac.String()) || !strings.Contains(err.Error(), "another network") {
+		t.Fatalf("handoff with other's endpoint's MAC: %v, want a conflict naming the MAC and another network", err)
+	}
+	if eps := r.endpoints(); len(eps) != 1 {
+		t.Fatalf("endpoints %v, want c1 only", eps)
+	}
+}
