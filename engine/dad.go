@@ -49,6 +49,7 @@ func (a *Engine) dad(ctx context.Context, n *network, en *entry, req api.Endpoin
 	exact := false
 	n.mu.Lock()
 	n.drop(en)
+	a.macs.release(en.ep.MAC, en.ep.ID) // admit's: the attach ends here
 	for _, u := range used {
 		if asked(u, req.IP) || asked(u, req.IP6) {
 			exact = true

@@ -39,7 +39,7 @@ func (a *Engine) CreateEndpoint(ctx context.Context, req api.EndpointCreate) (_ 
 	}
 	defer en.busy.Unlock()
 	e := en.ep
-	defer a.macs.release(e.MAC, n.ID) // admit's claim: the row is written or undone by then
+	defer a.macs.release(e.MAC, e.ID) // admit's claim: the row is written or undone by then
 	crashpoint.Hit("endpoint-create:after-admit")
 	e.macWait = n.macGoing(e.MAC, time.Now())
 	stored := a.storeCreating(n, e) // first: the commit is the longest part
@@ -164,15 +164,12 @@ func (a *Engine) admit(n *network, e endpoint, req api.EndpointCreate) (_ *entry
 		if err := n.macInUse(e.MAC); err != nil {
 			return nil, err
 		}
-		if err := a.macOnHost(n, e.MAC); err != nil {
-			return nil, err
-		}
-		if err := a.macs.claim(e.MAC, n.ID); err != nil {
+		if err := a.claimOnHost(n, e); err != nil {
 			return nil, err
 		}
 		defer func() {
 			if err != nil {
-				a.macs.release(e.MAC, n.ID)
+				a.macs.release(e.MAC, e.ID)
 			}
 		}()
 	}

@@ -76,7 +76,8 @@ type Engine struct {
 	pinLock    *os.File // the lock on cfg.BPFFS (loader.LockPinDir)
 
 	// Locks, in the order they are taken: netOps, then an endpoint's
-	// busy lock, then a network's shimMu, then its mu, then mu. Only
+	// busy lock, then a network's shimMu, then its mu, then mu (macs'
+	// is a leaf, taken inside a network's mu: macclaim.go). Only
 	// netOps, busy and shimMu (one route sync, shim.go) are held across
 	// kernel work; mu and a network's mu guard the index
 	// and are held only to read or change it.

@@ -72,7 +72,7 @@ func (a *Engine) CreateHandoff(ctx context.Context, h Handoff) (HandoffLink, err
 		return HandoffLink{}, err
 	}
 	defer en.busy.Unlock()
-	defer a.macs.release(e.MAC, n.ID) // admitHandoff's claim: the row is written (knowHandoff) or given back by then
+	defer a.macs.release(e.MAC, e.ID) // admitHandoff's claim: the row is written (knowHandoff) or given back by then
 	giveBack := func() {
 		n.mu.Lock()
 		n.unindex(en)
@@ -215,14 +215,11 @@ func (a *Engine) admitHandoff(n *network, e endpoint) (*entry, error) {
 	}
 	// Or on another network, since (its datapath row), or being attached
 	// there now (its claim, until knowHandoff writes this one's row).
-	if err := a.macOnHost(n, e.MAC); err != nil {
-		return nil, err
-	}
-	if err := a.macs.claim(e.MAC, n.ID); err != nil {
+	if err := a.claimOnHost(n, e); err != nil {
 		return nil, err
 	}
 	if err := reown(n.space, e.Addrs, e.Name); err != nil {
-		a.macs.release(e.MAC, n.ID)
+		a.macs.release(e.MAC, e.ID)
 		return nil, err
 	}
 	return n.add(e), nil

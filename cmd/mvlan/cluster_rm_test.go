@@ -129,9 +129,9 @@ func TestClusterTLS(t *testing.T) {
 // TestClusterDAD: an address of the pool that a machine outside mvlan
 // has (10.85.0.2 on the wire's bridge) answers the attach's probe: a run
 // without --ip is given the next address, one with --ip 10.85.0.2 fails
-// naming it (as does one with another address that answers), the
-// conflicts are counted, and the drift check finds the
-// set-aside address no drift.
+// naming it (as does one with another address that answers) and leaves
+// its MAC free for another network, the conflicts are counted, and the
+// drift check finds the set-aside address no drift.
 func TestClusterDAD(t *testing.T) {
 	hosts := clusterWire(t)
 	etcd := nstest.StartEtcdIn(t, hosts[0].WirePath, "192.168.77.1")
@@ -147,12 +147,17 @@ func TestClusterDAD(t *testing.T) {
 	if eps := a.endpoints(); len(eps) != 1 || eps[0].Addrs[0].Addr().String() != "10.85.0.3" {
 		t.Fatalf("endpoints %v; want c1 on 10.85.0.3 (.2 answers on the wire)", eps)
 	}
+	const mac = "02:00:5e:10:00:04"
 	for _, ip := range []string{"10.85.0.2", "10.85.0.9"} { // set aside; probed
-		_, stderr, code := a.mv("run", "-d", "--name", cp+"2", "--net", "dnet", "--ip", ip)
+		_, stderr, code := a.mv("run", "-d", "--name", cp+"2", "--net", "dnet", "--ip", ip, "--mac", mac)
 		if code == 0 || !strings.Contains(stderr, ip) || !strings.Contains(stderr, "duplicate address detection") {
 			t.Fatalf("--ip %s, which answers on the wire: exit %d %q; want refused naming it", ip, code, stderr)
 		}
 	}
+	// The refused runs' MAC is free on the host again.
+	hosts[0].AddVeth(t, "eth1")
+	a.ok("network", "create", "--subnet", "10.86.0.0/24", "-o", "parent=eth1", "lnet")
+	a.ok("run", "-d", "--name", cp+"3", "--net", "lnet", "--mac", mac)
 	a.ok("run", "-d", "--name", cp+"2", "--net", "dnet", "--ip", "10.85.0.10")
 	text := (&statsEnv{t: t, sb: hosts[0], a: a}).scrape()
 	if v, ok := metricValue(text, "mvlan_cluster_dad_conflicts_total", nil); !ok || v != 2 {

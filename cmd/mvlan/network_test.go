@@ -322,7 +322,7 @@ func TestMACTakenOnAnotherNetwork(t *testing.T) {
 }
 
 // TestMACClaimedOnAnotherNetwork: two attaches with one MAC on two
-// networks at once. The agent holds each attach for 2 s after its
+// networks at once. The agent holds each attach for 5 s after its
 // admission, before its link and datapath row: the second, admitted
 // while the first is held, is refused (its row would have taken the
 // first's place), and the first completes.
@@ -331,7 +331,7 @@ func TestMACClaimedOnAnotherNetwork(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	sb.AddVeth(t, "eth1")
 	e := &env{t: t, sb: sb, a: newAgent(t, sb)}
-	e.a.env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-create:after-admit", "MVLAN_TEST_HOLD=2s"}
+	e.a.env = []string{"MVLAN_TEST_HOLDPOINT=endpoint-create:after-admit", "MVLAN_TEST_HOLD=5s"}
 	e.a.start()
 	t.Cleanup(e.cleanup)
 	e.a.ok("network", "create", "--subnet=172.16.93.0/24", "-o", "parent=eth0", "neta")
@@ -343,17 +343,17 @@ func TestMACClaimedOnAnotherNetwork(t *testing.T) {
 		_, stderr, code := e.a.mv("run", "-d", "--name", first, "--net", "neta", "--mac", mac)
 		done <- fmt.Sprintf("exit %d %s", code, stderr)
 	}()
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(4 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if out, _, _ := e.a.mv("ps", "-a", "--format", "json"); strings.Contains(out, first) {
 			break // admitted, and held
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s was not admitted within 2 s", first)
+			t.Fatalf("%s was not admitted within 4 s", first)
 		}
 	}
 	_, stderr, code := e.a.mv("run", "-d", "--name", second, "--net", "netb", "--mac", mac)
-	if code == 0 || !strings.Contains(stderr, mac) || !strings.Contains(stderr, "choose another --mac") {
-		t.Errorf("run with the MAC of an attach under way on neta, on netb: exit %d, %q; want refused naming the MAC and the remedy", code, stderr)
+	if code == 0 || !strings.Contains(stderr, mac) || !strings.Contains(stderr, "being attached") || !strings.Contains(stderr, "choose another --mac") {
+		t.Errorf("run with the MAC of an attach under way on neta, on netb: exit %d, %q; want refused, naming the MAC, the attach under way and the remedy", code, stderr)
 	}
 	if got := <-done; !strings.HasPrefix(got, "exit 0 ") {
 		t.Fatalf("the first attach: %s; want it complete", got)
