@@ -71,6 +71,9 @@ func (q *freshQueue) take() []freshEndpoint {
 // busy (its attach not quite over) is marked, for the next check.
 func (a *Engine) guardFresh(ctx context.Context, g *guardState) {
 	for _, f := range a.fresh.take() {
+		if ctx.Err() != nil {
+			return // the agent stops: nothing to look at for
+		}
 		e, ok := f.n.current(f.en)
 		if !ok || e.State != Ready || e.Ifindex == 0 || a.hostKeyed(e) {
 			continue
