@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/cilium/ebpf"
 	tc "github.com/florianl/go-tc"
 	"golang.org/x/sys/unix"
 
@@ -41,12 +42,15 @@ var errTooManyParents = errors.New("more qdiscs and classes on the link than the
 // lateSeq numbers the requests of the tamper check's dumps (tcDump's seq).
 var lateSeq atomic.Uint32
 
-// tcObj is an object of a tc dump: its tcmsg, kind and (filters) chain.
+// tcObj is an object of a tc dump: its tcmsg, kind and (filters) chain;
+// of a cls_bpf filter also its name and program (bpfName, bpfID).
 type tcObj struct {
 	ifindex              int
 	handle, parent, info uint32
 	kind                 string
 	chain                uint32
+	bpfName              string
+	bpfID                ebpf.ProgramID
 }
 
 // tcObjOf reads one object of a dump.
@@ -56,16 +60,39 @@ func tcObjOf(data []byte) (tcObj, bool) {
 	}
 	ne := binary.NativeEndian
 	o := tcObj{ifindex: int(int32(ne.Uint32(data[4:]))), handle: ne.Uint32(data[8:]), parent: ne.Uint32(data[12:]), info: ne.Uint32(data[16:])}
+	var opts []byte
 	for typ, val := range attrs(data[sizeofTcMsg:]) {
 		switch {
 		case typ == unix.TCA_KIND:
 			o.kind = strings.TrimRight(string(val), "\x00")
 		case typ == unix.TCA_CHAIN && len(val) >= 4:
 			o.chain = ne.Uint32(val)
+		case typ == unix.TCA_OPTIONS:
+			opts = val
+		}
+	}
+	if o.kind != "bpf" {
+		return o, true // other kinds' options number their attributes otherwise
+	}
+	for typ, val := range attrs(opts) {
+		switch {
+		case typ == tcaBPFName:
+			o.bpfName = strings.TrimRight(string(val), "\x00")
+		case typ == tcaBPFID && len(val) >= 4:
+			o.bpfID = ebpf.ProgramID(ne.Uint32(val))
 		}
 	}
 	return o, true
 }
+
+// prio is a filter's priority.
+func (o tcObj) prio() uint32 { return o.info >> 16 }
+
+// inPlace: a filter at our priority and handle.
+func (o tcObj) inPlace() bool { return o.prio() == FilterPriority && o.handle == FilterHandle }
+
+// ours: a cls_bpf filter with our name prefix (at any place).
+func (o tcObj) ours() bool { return o.kind == "bpf" && strings.HasPrefix(o.bpfName, FilterNamePrefix) }
 
 // dumpObjs dumps objects of kind typ of link ifindex (for filters, those
 // of parent) on fd.

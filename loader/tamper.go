@@ -210,12 +210,7 @@ func inspectTC(fd int, t target, hook Hook, prog ebpf.ProgramID) (Tamper, error)
 	if tcxCount(t.ifindex, hook) > 0 {
 		tamper = TamperForeignFirst
 	}
-	var filters []tcFilter
-	err := tcDump(fd, unix.RTM_GETTFILTER, t.ifindex, tcParent(hook), lateSeq.Add(1), func(data []byte) {
-		if f, ok := filterOf(data); ok {
-			filters = append(filters, f)
-		}
-	})
+	filters, err := dumpObjs(fd, unix.RTM_GETTFILTER, t.ifindex, tcParent(hook))
 	// A filter too big for a dump message (a classic BPF or u32 filter of
 	// tens of KiB) stops the dump (cut): the filters before it are read;
 	// ours not among them, that one stands before ours.
@@ -231,11 +226,11 @@ func inspectTC(fd int, t target, hook Hook, prog ebpf.ProgramID) (Tamper, error)
 	ours, ahead := false, tamper != ""
 	for _, f := range filters {
 		switch {
-		case f.inPlace() && f.ours && (prog == 0 || f.id == prog):
+		case f.inPlace() && f.ours() && (prog == 0 || f.bpfID == prog):
 			ours = true
-		case f.prio < FilterPriority:
+		case f.prio() < FilterPriority:
 			tamper, ahead = TamperForeignFirst, true
-		case f.prio == FilterPriority && !ours && f.handle != 0:
+		case f.prio() == FilterPriority && !ours && f.handle != 0:
 			tamper = TamperForeignFirst
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -113,52 +112,15 @@ func readAnswer(fd int, seq uint32, fn func(h syscall.NlMsghdr, data []byte)) er
 	}
 }
 
-// tcFilter is what the checks read of one filter of a dump.
-type tcFilter struct {
-	prio, handle uint32
-	ours         bool // a cls_bpf filter with our name prefix (at any place)
-	id           ebpf.ProgramID
-}
-
-// filterOf reads one filter of a dump.
-func filterOf(data []byte) (tcFilter, bool) {
-	if len(data) < sizeofTcMsg {
-		return tcFilter{}, false
-	}
-	ne := binary.NativeEndian
-	f := tcFilter{handle: ne.Uint32(data[8:]), prio: ne.Uint32(data[16:]) >> 16}
-	var kind, name string
-	for typ, val := range attrs(data[sizeofTcMsg:]) {
-		switch typ {
-		case unix.TCA_KIND:
-			kind = strings.TrimRight(string(val), "\x00")
-		case unix.TCA_OPTIONS:
-			for typ, val := range attrs(val) {
-				switch {
-				case typ == tcaBPFName:
-					name = strings.TrimRight(string(val), "\x00")
-				case typ == tcaBPFID && len(val) >= 4:
-					f.id = ebpf.ProgramID(ne.Uint32(val))
-				}
-			}
-		}
-	}
-	f.ours = kind == "bpf" && strings.HasPrefix(name, FilterNamePrefix)
-	return f, true
-}
-
-// inPlace: f is at our priority and handle.
-func (f tcFilter) inPlace() bool { return f.prio == FilterPriority && f.handle == FilterHandle }
-
 // ourFilterIn reads one filter of a dump: found if it is at our priority
 // and handle, ours if it is also a cls_bpf filter with our name prefix
 // (another at our place is not ours: the full attach path reports it).
 func ourFilterIn(data []byte) (id ebpf.ProgramID, ours, found bool) {
-	f, ok := filterOf(data)
+	f, ok := tcObjOf(data)
 	if !ok || !f.inPlace() {
 		return 0, false, false
 	}
-	return f.id, f.ours, true
+	return f.bpfID, f.ours(), true
 }
 
 // attrs yields the netlink attributes in b by type (nested flag cleared).
