@@ -47,10 +47,16 @@ type Sandbox struct {
 
 // NewSandbox creates netns "mvt-<8hex>" (the host) and "mvt-<8hex>-w" (the
 // wire) joined by the veth pair eth0 <-> wire0, both up, with lo up in both.
+// When the test ends, after every later clean-up (the agent's end), any
+// namespace still named "<sandbox>-*" goes too: those the code under test
+// made for the sandbox's containers (`mvlan run --name <sandbox>-c1`),
+// which outlive an agent killed with its endpoints in place, as they do
+// on a real host.
 func NewSandbox(t testing.TB) *Sandbox {
 	t.Helper()
 	RequireRoot(t)
 	base := "mvt-" + randHex()
+	t.Cleanup(func() { sweep(t, base+"-") })
 	s := &Sandbox{Name: base, WireName: base + "-w"}
 	s.Path = NewNetns(t, s.Name)
 	s.WirePath = NewNetns(t, s.WireName)
@@ -80,6 +86,20 @@ func deleteNetns(t testing.TB, name string) {
 	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
 		if _, statErr := os.Stat(filepath.Join("/run/netns", name)); statErr == nil {
 			t.Errorf("cleanup: ip netns del %s: %v: %s", name, err, out)
+		}
+	}
+}
+
+// sweep deletes the named namespaces whose names start with prefix.
+func sweep(t testing.TB, prefix string) {
+	ents, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return // none made, or none left
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			t.Logf("cleanup: namespace %s left by the test: deleted", e.Name())
+			deleteNetns(t, e.Name())
 		}
 	}
 }

@@ -3,6 +3,7 @@ package nstest_test
 import (
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 
 func TestSandbox(t *testing.T) {
 	var sb *nstest.Sandbox
-	var extra, peer string
+	var extra, peer, left string
 	t.Run("build", func(t *testing.T) {
 		sb = nstest.NewSandbox(t)
 		for _, ns := range []string{sb.Path, sb.WirePath} {
@@ -29,6 +30,12 @@ func TestSandbox(t *testing.T) {
 		peer = sb.AddVeth(t, "eth1")
 		sb.Run(t, sb.WirePath, "ip", "link", "show", peer)
 		extra = sb.Netns(t, "c1")
+		// One the code under test makes (an agent's container), which
+		// the test does not remove: the sandbox's clean-up does.
+		left = "/run/netns/" + sb.Name + "-c2"
+		if out, err := exec.Command("ip", "netns", "add", sb.Name+"-c2").CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add: %v: %s", err, out)
+		}
 
 		// Traffic over the pair, measured with the package's own ping.
 		sb.Run(t, sb.Path, "ip", "addr", "add", "192.0.2.1/24", "dev", "eth0")
@@ -44,7 +51,7 @@ func TestSandbox(t *testing.T) {
 		}
 	})
 	// The sub-test's cleanups have run: every namespace must be gone.
-	for _, p := range []string{sb.Path, sb.WirePath, extra} {
+	for _, p := range []string{sb.Path, sb.WirePath, extra, left} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s still exists after cleanup (%v)", p, err)
 		}
