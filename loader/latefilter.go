@@ -94,6 +94,11 @@ func (o tcObj) inPlace() bool { return o.prio() == FilterPriority && o.handle ==
 // ours: a cls_bpf filter with our name prefix (at any place).
 func (o tcObj) ours() bool { return o.kind == "bpf" && strings.HasPrefix(o.bpfName, FilterNamePrefix) }
 
+// runs: our filter in our place, running prog (any program when prog is 0).
+func (o tcObj) runs(prog ebpf.ProgramID) bool {
+	return o.inPlace() && o.ours() && (prog == 0 || o.bpfID == prog)
+}
+
 // dumpObjs dumps objects of kind typ of link ifindex (for filters, those
 // of parent) on fd.
 func dumpObjs(fd int, typ uint16, ifindex int, parent uint32) ([]tcObj, error) {
@@ -204,12 +209,13 @@ func deleteRootQdisc(fd, ifindex int) error {
 	return nil
 }
 
-// deleteFilters deletes, on fd, the filters of link ifindex at f's parent,
-// priority and protocol (info) in its chain (handle 0: all of them).
+// deleteFilters deletes, on fd, the filter of link ifindex at f's parent,
+// priority and protocol (info) in its chain with f's handle (handle 0:
+// all of them).
 func deleteFilters(fd, ifindex int, f tcObj) error {
 	seq := lateSeq.Add(1)
 	var b nlBuilder
-	b.begin(unix.RTM_DELTFILTER, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq, ifindex, 0, f.parent, f.info)
+	b.begin(unix.RTM_DELTFILTER, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq, ifindex, f.handle, f.parent, f.info)
 	b.attr(unix.TCA_KIND, append([]byte(f.kind), 0))
 	b.attr(unix.TCA_CHAIN, u32(f.chain))
 	b.end()

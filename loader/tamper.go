@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	tc "github.com/florianl/go-tc"
 	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/nsthread"
@@ -226,7 +224,7 @@ func inspectTC(fd int, t target, hook Hook, prog ebpf.ProgramID) (Tamper, error)
 	ours, ahead := false, tamper != ""
 	for _, f := range filters {
 		switch {
-		case f.inPlace() && f.ours() && (prog == 0 || f.bpfID == prog):
+		case f.runs(prog):
 			ours = true
 		case f.prio() < FilterPriority:
 			tamper, ahead = TamperForeignFirst, true
@@ -247,36 +245,33 @@ func inspectTC(fd int, t target, hook Hook, prog ebpf.ProgramID) (Tamper, error)
 	return tamper, nil
 }
 
-// isOurFilter: f, at prio, is our cls_bpf filter in our place, running
-// prog (any program of ours when prog is 0).
-func isOurFilter(f tc.Object, prio uint32, prog ebpf.ProgramID) bool {
-	if prio != FilterPriority || f.Handle != FilterHandle || f.Kind != "bpf" || f.BPF == nil ||
-		f.BPF.Name == nil || !strings.HasPrefix(*f.BPF.Name, FilterNamePrefix) {
-		return false
-	}
-	return prog == 0 || (f.BPF.ID != nil && ebpf.ProgramID(*f.BPF.ID) == prog)
-}
-
 // evictSquatters deletes, from a tc hook of t, every filter at our
 // priority that is not ours running prog: in an endpoint's namespace one
 // is a container's, put there to take our place or to run before ours.
+// A dump cut by a filter too big for its message evicts those read before
+// it and fails.
 func evictSquatters(t target, hook Hook, prog ebpf.ProgramID) error {
-	return withTC(t, func(rtnl *tc.Tc) error {
-		filters, err := rtnl.Filter().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(t.ifindex), Parent: tcParent(hook)})
-		if errors.Is(err, unix.EINVAL) { // no clsact qdisc: nothing there
-			return nil
-		}
+	return nsthread.DoPath(t.netns, func() error {
+		fd, err := rtnetlinkSocket()
 		if err != nil {
-			return fmt.Errorf("list tc filters: %w", err)
+			return fmt.Errorf("rtnetlink: %w", err)
 		}
-		var errs []error
+		defer unix.Close(fd)
+		filters, err := dumpObjs(fd, unix.RTM_GETTFILTER, t.ifindex, tcParent(hook))
+		switch {
+		case errors.Is(err, unix.EINVAL): // no clsact qdisc: nothing there
+			return nil
+		case err != nil && !errors.Is(err, unix.EMSGSIZE):
+			return fmt.Errorf("list tc filters: %w", err)
+		case err != nil:
+			err = fmt.Errorf("list tc filters on %s: %w", hook, err)
+		}
+		errs := []error{err}
 		for _, f := range filters {
 			// (handle 0 is the priority's chain: deleting it deletes ours too)
-			if prio := f.Info >> 16; prio == FilterPriority && f.Handle != 0 && !isOurFilter(f, prio, prog) {
-				obj := tc.Object{Msg: tc.Msg{Family: unix.AF_UNSPEC, Ifindex: uint32(t.ifindex), Handle: f.Handle,
-					Parent: tcParent(hook), Info: f.Info}, Attribute: tc.Attribute{Kind: f.Kind}}
-				if err := rtnl.Filter().Delete(&obj); err != nil && !errors.Is(err, unix.ENOENT) {
-					errs = append(errs, fmt.Errorf("delete the %s filter in our place on %s: %w", f.Kind, hook, err))
+			if f.prio() == FilterPriority && f.handle != 0 && !f.runs(prog) {
+				if err := deleteFilters(fd, t.ifindex, f); err != nil && !errors.Is(err, unix.ENOENT) {
+					errs = append(errs, fmt.Errorf("delete the %s filter in our place on %s: %w", f.kind, hook, err))
 				}
 			}
 		}

@@ -246,6 +246,27 @@ func TestInspectSquatters(t *testing.T) {
 	expectFindings(t, d, c, nil)
 }
 
+// TestEvictSquattersKeepsOurs: the eviction deletes the filter a
+// container added at our priority, by its handle, and leaves ours in
+// place: the hook is never bare while the repair runs.
+func TestEvictSquattersKeepsOurs(t *testing.T) {
+	l, d, c := attachedTC(t)
+	foreignFilter(t, c, FilterHandle+1, "foreign")
+	expectFindings(t, d, c, []Finding{{Egress, TamperForeignFirst}})
+	cookie, err := NetnsCookie(c.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := evictSquatters(target{netns: c.path, cookie: cookie, ifindex: c.ifindex}, Egress, d.epProgs[cookie].id(Egress)); err != nil {
+		t.Fatal(err)
+	}
+	out := l.sb.Run(t, c.path, "tc", "filter", "show", "dev", "eth0", "egress")
+	if strings.Contains(out, "handle 0x2") || !strings.Contains(out, FilterNamePrefix+"ep_egress") {
+		t.Errorf("after the eviction, want ours and not the squatter:\n%s", out)
+	}
+	expectFindings(t, d, c, nil)
+}
+
 // TestInspectGoneBehindForeign: our filter deleted and another put at a
 // lower priority is foreign_first, not detached: attached again at our
 // priority ours would run after it; the repair puts ours before it.
