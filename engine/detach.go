@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -219,6 +220,12 @@ func (a *Engine) removeEndpoints(ctx context.Context, ref string, force, foreign
 			}
 		}
 	}
+	// A container's endpoints in its namespace that mvlan did not make
+	// (connect) go first, while it still has its name: the one mvlan made
+	// takes the name away as it starts (silence), and the others' links
+	// would then be out of reach, left to the kernel's destruction of the
+	// namespace with their addresses given out again meanwhile.
+	slices.SortStableFunc(hits, func(x, y hit) int { return cmp.Compare(b2i(x.ep.OwnsNetns), b2i(y.ep.OwnsNetns)) })
 	var errs []error
 	for _, h := range hits {
 		errs = append(errs, a.removeEndpoint(ctx, h.n, h.en, foreignInBackground))

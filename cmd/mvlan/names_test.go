@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -69,9 +72,27 @@ func TestRmOneThing(t *testing.T) {
 	if eps := e.ps(); len(eps) != 2 {
 		t.Fatalf("container on two networks: ps %+v", eps)
 	}
+	// A process of the container holds its namespace (here the test,
+	// by a descriptor): rm takes both links out of it, the one on the
+	// network connected to it too.
+	held, err := os.Open("/run/netns/" + c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
 	e.a.ok("rm", "-f", c)
 	if eps := e.ps(); len(eps) != 0 {
 		t.Fatalf("rm of a container on two networks left %+v", eps)
+	}
+	inHeld := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), held.Fd())
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		out := e.sb.Run(t, inHeld, "ip", "-o", "link", "show", "type", "macvlan")
+		if out == "" {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("5 s after rm -f %s, its namespace (held by a process) still has links:\n%s", c, out)
+		}
 	}
 }
 
