@@ -71,7 +71,11 @@ func cmdAdd(args *skel.CmdArgs) error {
 		if err != nil {
 			return err
 		}
-		r, err := withPrev(c.PrevResult, result(a.Network, a.Endpoint))
+		res := result(a.Network, a.Endpoint)
+		if !c.DNS.IsEmpty() {
+			res.DNS = c.DNS // the configuration's (the well-known key) over a lease's
+		}
+		r, err := withPrev(c.PrevResult, res)
 		if err != nil {
 			return err
 		}

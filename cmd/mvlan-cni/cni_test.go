@@ -280,12 +280,16 @@ func TestCNIVersions(t *testing.T) {
 func TestCNIStaticIPAndMAC(t *testing.T) {
 	e := newEnv(t)
 	e.pubNet()
-	l := e.list("1.1.0", `"capabilities":{"ips":true,"mac":true}`)
+	l := e.list("1.1.0", `"capabilities":{"ips":true,"mac":true},"dns":{"nameservers":["172.16.86.53"],"search":["lan"]}`)
 	rt := e.container("s")
 	rt.CapabilityArgs = map[string]any{"ips": []string{"172.16.86.42/24"}, "mac": "02:42:ac:10:56:2a"}
 	r := e.add(l, rt)
 	if r.IPs[0].Address.String() != "172.16.86.42/24" || r.Interfaces[0].Mac != "02:42:ac:10:56:2a" {
 		t.Errorf("ADD result %v %v; want 172.16.86.42/24 and 02:42:ac:10:56:2a", r.IPs[0], r.Interfaces[0])
+	}
+	// The configuration's dns (a well-known key) is the result's.
+	if !slices.Equal(r.DNS.Nameservers, []string{"172.16.86.53"}) || !slices.Equal(r.DNS.Search, []string{"lan"}) {
+		t.Errorf("ADD result's dns %+v; want the configuration's: nameserver 172.16.86.53, search lan", r.DNS)
 	}
 	if got := addrs(t, rt.NetNS, "eth0"); !strings.Contains(got, "172.16.86.42/24") {
 		t.Errorf("the container's eth0: %q; want 172.16.86.42/24", got)

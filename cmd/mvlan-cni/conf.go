@@ -217,12 +217,27 @@ func (c *Conf) want(containerID, envArgs string) (Want, error) {
 		w.MAC, code = string(a.MAC), types.ErrInvalidEnvironmentVariables
 	}
 	if w.MAC != "" {
-		if hw, err := net.ParseMAC(w.MAC); err != nil || len(hw) != 6 {
-			return Want{}, types.NewError(code,
-				fmt.Sprintf("mac %q is not an Ethernet address; use e.g. 02:42:ac:10:56:0a", w.MAC), "")
+		if err := checkMAC(w.MAC); err != nil {
+			return Want{}, types.NewError(code, err.Error(), "")
 		}
 	}
 	return w, nil
+}
+
+// checkMAC: s is a unicast Ethernet address, not all zeros (the agent
+// refuses the others; here the error is the variable's or the
+// configuration's).
+func checkMAC(s string) error {
+	hw, err := net.ParseMAC(s)
+	switch {
+	case err != nil || len(hw) != 6:
+		return fmt.Errorf("mac %q is not an Ethernet address; use e.g. 02:42:ac:10:56:0a", s)
+	case hw[0]&1 == 1:
+		return fmt.Errorf("mac %q is a multicast address; use a unicast one (first byte even), e.g. 02:42:ac:10:56:0a", s)
+	case slices.Equal(hw, make(net.HardwareAddr, 6)):
+		return fmt.Errorf("mac %q is all zeros; use e.g. 02:42:ac:10:56:0a", s)
+	}
+	return nil
 }
 
 // holds checks that the addresses w asks for are in the inline
@@ -257,6 +272,9 @@ func (w *Want) addIP(s string) error {
 			return fmt.Errorf("ips: %q is not an IP address; use e.g. 172.16.86.10 or 172.16.86.10/24", s)
 		}
 		addr = p.Addr()
+	}
+	if addr.Zone() != "" {
+		return fmt.Errorf("ips: %q has a zone; give the address without %%%s", s, addr.Zone())
 	}
 	addr = addr.Unmap()
 	slot, fam := &w.IP, "IPv4"

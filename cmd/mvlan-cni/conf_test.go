@@ -68,6 +68,10 @@ func TestWant(t *testing.T) {
 		{"unknown CNI_ARGS", ``, "FOO=1", Want{}, "FOO", types.ErrInvalidEnvironmentVariables},
 		{"bad CNI_ARGS IP", ``, "IP=10.0.0", Want{}, `"10.0.0"`, types.ErrInvalidEnvironmentVariables},
 		{"bad CNI_ARGS MAC", ``, "MAC=02:00", Want{}, `"02:00"`, types.ErrInvalidEnvironmentVariables},
+		{"multicast CNI_ARGS MAC", ``, "MAC=01:00:5e:00:00:01", Want{}, "multicast", types.ErrInvalidEnvironmentVariables},
+		{"zero CNI_ARGS MAC", ``, "MAC=00:00:00:00:00:00", Want{}, "all zeros", types.ErrInvalidEnvironmentVariables},
+		{"multicast runtimeConfig mac", `"runtimeConfig":{"mac":"03:00:00:00:00:01"}`, "", Want{}, "multicast", types.ErrInvalidNetworkConfig},
+		{"zoned CNI_ARGS IP", ``, "IP=fe80::1%eth0", Want{}, "zone", types.ErrInvalidEnvironmentVariables},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			conf, err := parseConf([]byte(`{"name":"n","type":"mvlan"` + strings.TrimSuffix(","+c.conf, ",") + "}"))
