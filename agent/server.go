@@ -172,9 +172,16 @@ func (a *Agent) handleCheck(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.NewCheck(fs))
 }
 
-// handleCheckEndpoint serves the drift of one endpoint (CNI CHECK).
+// handleCheckEndpoint serves the drift of one endpoint (CNI CHECK);
+// ?routed=GW,GW (may be empty) limits the default routes looked for to
+// those via these gateways.
 func (a *Agent) handleCheckEndpoint(w http.ResponseWriter, r *http.Request) {
-	drift, err := a.eng.CheckEndpoint(r.Context(), r.PathValue("id"))
+	routed, err := api.ParseRouted(r.URL.Query())
+	if err != nil {
+		writeError(w, engine.Invalid(err))
+		return
+	}
+	drift, err := a.eng.CheckEndpoint(r.Context(), r.PathValue("id"), routed)
 	if err != nil {
 		writeError(w, err)
 		return

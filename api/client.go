@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -242,9 +243,44 @@ func (c *Client) Version(ctx context.Context) (Version, error) {
 }
 
 // CheckEndpoint asks the agent whether one endpoint (by ID) is as it made
-// it: state, link, MAC, addresses and datapath programs.
-func (c *Client) CheckEndpoint(ctx context.Context, id string) (Check, error) {
+// it: state, link, MAC, addresses, default routes and datapath programs;
+// routed, if not nil, are the gateways whose default routes to look for
+// (a CNI runtime's final result's), else all of the endpoint's.
+func (c *Client) CheckEndpoint(ctx context.Context, id string, routed []netip.Addr) (Check, error) {
 	var ch Check
-	err := c.Do(ctx, "GET", "/v1/endpoints/"+url.PathEscape(id)+"/check", nil, &ch)
+	path := "/v1/endpoints/" + url.PathEscape(id) + "/check"
+	if routed != nil {
+		path += "?" + RoutedQuery(routed).Encode()
+	}
+	err := c.Do(ctx, "GET", path, nil, &ch)
 	return ch, err
+}
+
+// RoutedQuery is the query of CheckEndpoint's routed gateways.
+func RoutedQuery(routed []netip.Addr) url.Values {
+	s := make([]string, len(routed))
+	for i, gw := range routed {
+		s[i] = gw.String()
+	}
+	return url.Values{"routed": {strings.Join(s, ",")}}
+}
+
+// ParseRouted reads RoutedQuery: nil without the key, else the gateways
+// (none for an empty value).
+func ParseRouted(q url.Values) ([]netip.Addr, error) {
+	if !q.Has("routed") {
+		return nil, nil
+	}
+	routed := []netip.Addr{}
+	for _, s := range strings.Split(q.Get("routed"), ",") {
+		if s == "" {
+			continue
+		}
+		gw, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("routed: %q is not an IP address; give the gateways as routed=ADDR,ADDR", s)
+		}
+		routed = append(routed, gw)
+	}
+	return routed, nil
 }

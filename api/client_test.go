@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"net/netip"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -25,5 +28,23 @@ func TestEmptyReference(t *testing.T) {
 		if _, err := c.NetworkBrief(context.Background(), ref); IsKind(err, KindInvalid) {
 			t.Errorf("network %q: %v; want it sent (and failing to dial)", ref, err)
 		}
+	}
+}
+
+// TestRouted: CheckEndpoint's gateways go through the query and back: none
+// given is "all" (nil), an empty list "none" (not nil); a bad address is
+// refused naming it.
+func TestRouted(t *testing.T) {
+	for _, in := range [][]netip.Addr{{}, {netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00::1")}} {
+		got, err := ParseRouted(RoutedQuery(in))
+		if err != nil || got == nil || !slices.Equal(got, in) {
+			t.Errorf("ParseRouted(RoutedQuery(%v)) = %v, %v", in, got, err)
+		}
+	}
+	if got, err := ParseRouted(url.Values{}); got != nil || err != nil {
+		t.Errorf("no routed key: %v, %v; want nil (all)", got, err)
+	}
+	if _, err := ParseRouted(url.Values{"routed": {"10.1.0.1,gw"}}); err == nil || !strings.Contains(err.Error(), `"gw"`) {
+		t.Errorf("routed=10.1.0.1,gw: %v; want refused naming gw", err)
 	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 )
 
@@ -10,7 +11,10 @@ import (
 // runtime's CNI CHECK: besides what Check compares (state, link, MAC,
 // name), the addresses on its link, its default routes and its datapath
 // programs in the kernel. None means the endpoint is as the agent made it.
-func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error) {
+// routed, if not nil, are the gateways whose default routes the runtime
+// still expects (its final result's): a later plugin of the chain may
+// have removed the others (the CNI spec lets it).
+func (a *Engine) CheckEndpoint(ctx context.Context, id string, routed []netip.Addr) ([]string, error) {
 	n, en := a.endpointByID(id)
 	if en == nil {
 		return nil, notFound(fmt.Errorf("no endpoint with ID %s", id))
@@ -24,7 +28,7 @@ func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error)
 	if drift := a.checkEndpoint(e); len(drift) > 0 {
 		return drift, nil
 	}
-	drift := append(a.checkAddrs(e), a.checkRoutes(n, e)...)
+	drift := append(a.checkAddrs(e), a.checkRoutes(n, e, routed)...)
 	missing, err := a.dp.Missing(e.Netns, e.Ifindex, a.modes.Endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", e.Name, err)
@@ -41,11 +45,12 @@ func (a *Engine) CheckEndpoint(ctx context.Context, id string) ([]string, error)
 // owner replaced, or that an agent before unrouted_gateways kept (such a
 // record lists none), is no drift; none of that metric is, unless the
 // endpoint's own is in another table: the CNI spec lets a later plugin of
-// the chain move it (sbr does).
-func (a *Engine) checkRoutes(n *network, e endpoint) []string {
+// the chain move it (sbr does). With routed not nil, only the gateways
+// in it are looked at.
+func (a *Engine) checkRoutes(n *network, e endpoint, routed []netip.Addr) []string {
 	var drift []string
 	for _, gw := range a.endpointSpec(n, e).Gateways {
-		if slices.Contains(e.Unrouted, gw) {
+		if slices.Contains(e.Unrouted, gw) || routed != nil && !slices.Contains(routed, gw) {
 			continue
 		}
 		has, _, err := a.ns.DefaultRoute(e.Netns, gw, e.Ifindex)

@@ -121,7 +121,11 @@ func cmdCheck(args *skel.CmdArgs) error {
 		if err := compare(c.PrevResult, e); err != nil {
 			return err
 		}
-		ch, err := cl.CheckEndpoint(ctx, e.ID)
+		routed, err := routedIn(c.PrevResult)
+		if err != nil {
+			return err
+		}
+		ch, err := cl.CheckEndpoint(ctx, e.ID, routed)
 		if api.IsKind(err, api.KindNotFound) {
 			return unknownAttachment("mvlan released the attachment of container %s (%s) on network %s (endpoint %s) while CHECK looked at it (a DEL, a GC, or the agent found its namespace gone); ADD it again",
 				args.ContainerID, args.IfName, c.Network, e.Name)

@@ -61,6 +61,7 @@ func binaries(t testing.TB) {
 		// mvlan agent runs the mvlan-agent next to mvlan.
 		for _, b := range [][2]string{{filepath.Join(cniDir, "mvlan"), "."}, {mvlanBin, "../mvlan"},
 			{filepath.Join(dir, "mvlan-agent"), "../mvlan-agent"},
+			{filepath.Join(cniDir, "flushroutes"), "./testdata/flushroutes"},                // a later plugin of a chain (TestCNICheckChainedRoutes)
 			{filepath.Join(dir, "cnitool"), "github.com/containernetworking/cni/cnitool"}} { // at go.mod's version
 			if out, err := nstest.GoBuild(b[0], b[1]); err != nil {
 				buildErr = fmt.Errorf("build %s: %w\n%s", b[1], err, out)
@@ -827,6 +828,33 @@ func TestCNICheckDrift(t *testing.T) {
 	detachEgress(t, e.a.Dir, c.NetNS, ep)
 	if err := e.cni.CheckNetworkList(ctx, l, c); cniCode(err) != errDrift || !strings.Contains(err.Error(), "no egress program") {
 		t.Errorf("CHECK after the egress program was detached: %v; want code %d saying so", err, errDrift)
+	}
+	e.del(l, c)
+}
+
+// TestCNICheckChainedRoutes: a later plugin of the chain deletes the
+// default route mvlan made and takes it out of the result (flushroutes, as
+// route-override's flushgateway does): CHECK passes, the spec letting a
+// later plugin change routes; the final result is what it checks against,
+// so a route that result still lists is looked for (TestCNICheckDrift).
+func TestCNICheckChainedRoutes(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	raw := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"mvnet","plugins":[{"type":"mvlan","network":"pub_net","socket":%q},{"type":"flushroutes"}]}`, e.a.Socket)
+	l, err := libcni.NetworkConfFromBytes([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.container("r")
+	r := e.add(l, c)
+	if len(r.Routes) != 0 {
+		t.Fatalf("the chain's result lists routes %v; want none (flushroutes took them out)", r.Routes)
+	}
+	if out, _ := nstest.RunErr(c.NetNS, "ip", "route", "show", "default"); strings.TrimSpace(out) != "" {
+		t.Fatalf("flushroutes left a default route: %q", out)
+	}
+	if err := e.cni.CheckNetworkList(context.Background(), l, c); err != nil {
+		t.Errorf("CHECK after a later plugin removed the default route: %v; want none (its result lists none)", err)
 	}
 	e.del(l, c)
 }

@@ -157,3 +157,24 @@ func withPrev(prev types.Result, r *current.Result) (*current.Result, error) {
 	}
 	return p, nil
 }
+
+// routedIn is the gateways of the default routes prev lists, for CHECK: a
+// later plugin of the chain may have removed mvlan's and taken it out of
+// the result (the spec lets it). Nil without prev: all of them.
+func routedIn(prev types.Result) ([]netip.Addr, error) {
+	if prev == nil {
+		return nil, nil
+	}
+	p, err := readPrev(prev)
+	if err != nil {
+		return nil, err
+	}
+	routed := []netip.Addr{}
+	for _, r := range p.Routes {
+		ones, _ := r.Dst.Mask.Size()
+		if gw, ok := netip.AddrFromSlice(r.GW); ok && ones == 0 && r.GW != nil {
+			routed = append(routed, gw.Unmap())
+		}
+	}
+	return routed, nil
+}

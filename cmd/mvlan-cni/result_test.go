@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -126,6 +127,34 @@ func TestWithPrev(t *testing.T) {
 		}
 		if err := compare(bad, e); cniCode(err) != types.ErrDecodingFailure {
 			t.Errorf("CHECK with prevResult %+v: %v; want code %d", bad, err, types.ErrDecodingFailure)
+		}
+	}
+}
+
+// TestRoutedIn: CHECK looks for the default routes the final result lists
+// (none listed: none looked for), all of them without a result.
+func TestRoutedIn(t *testing.T) {
+	if got, err := routedIn(nil); got != nil || err != nil {
+		t.Errorf("routedIn(nil) = %v, %v; want nil (all)", got, err)
+	}
+	for _, c := range []struct {
+		name   string
+		routes []*types.Route
+		want   []netip.Addr
+	}{
+		{"none", nil, []netip.Addr{}},
+		{"defaults", []*types.Route{
+			{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: net.ParseIP("10.1.0.1")},
+			{Dst: net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, GW: net.ParseIP("fd00:1::1")},
+		}, []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00:1::1")}},
+		{"not default, no gateway", []*types.Route{
+			{Dst: net.IPNet{IP: net.ParseIP("10.9.0.0").To4(), Mask: net.CIDRMask(16, 32)}, GW: net.ParseIP("10.1.0.1")},
+			{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}},
+		}, []netip.Addr{}},
+	} {
+		got, err := routedIn(&current.Result{CNIVersion: "1.1.0", Routes: c.routes})
+		if err != nil || got == nil || !slices.Equal(got, c.want) {
+			t.Errorf("%s: routedIn = %v, %v; want %v", c.name, got, err, c.want)
 		}
 	}
 }
