@@ -13,15 +13,17 @@ import (
 //   - its namespace's link and tc notifications (a nested macvlan, a MAC
 //     changed, a qdisc or filter deleted) reach one listener in the host's
 //     namespace (link.Host.WatchNetns), which marks the namespace;
-//   - a tc program the datapath did not load (a TCX program attached
-//     ahead of mvlan's sends no notification) has every endpoint's TCX
-//     hooks screened (one query each), and those that fail looked at;
+//   - a tc program the datapath did not load, or a program attached to
+//     a TCX hook by another process (loader WatchTCX: a TCX attach sends
+//     no notification, and its program may have been loaded long
+//     before), has every endpoint's TCX hooks screened (one query each),
+//     and those that fail looked at;
 //   - an endpoint made ready is looked at once, freshDelay after
 //     (guardfresh.go), and one the check sees for the first time
 //     otherwise (adopted on start, a Docker hand-off) at that check;
 //   - a rolling pass looks at each namespace once in guardRounds checks (more on a big host)
 //     (by its inode), about 1/guardRounds of them per check, whatever happens
-//     (an existing program attached ahead of ours makes no sign at all).
+//     (what the others miss: an attach WatchTCX cannot see).
 // A check with nothing marked costs a walk of the index, no system call
 // per endpoint.
 
@@ -119,6 +121,9 @@ func (a *Engine) guard(ctx context.Context, interval time.Duration) {
 			h.mu.Unlock()
 		}
 	}()
+	if err := a.dp.WatchTCX(); err != nil {
+		a.log.Warn("tamper check: a program loaded before it is attached ahead of mvlan's with TCX is found by the rolling pass only", "err", err)
+	}
 	kick := a.fresh.start()
 	defer a.fresh.stop()
 	t := time.NewTicker(interval)
@@ -142,7 +147,11 @@ func (a *Engine) guard(ctx context.Context, interval time.Duration) {
 			if g.all { // notifications lost: namespaces gone among them, maybe
 				a.sweeper.lookAll()
 			}
-			g.tcx = a.dp.ForeignPrograms()
+			loaded, attached := a.dp.ForeignPrograms(), a.dp.ForeignAttaches()
+			if attached {
+				a.log.Debug("tamper check: another process attached a program to a TCX hook or detached one; every endpoint's TCX hooks are screened")
+			}
+			g.tcx = loaded || attached
 			a.guardCheck(ctx, g)
 		}
 	}

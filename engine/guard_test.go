@@ -152,6 +152,8 @@ type floodDatapath struct {
 }
 
 func (k *floodDatapath) ForeignPrograms() bool         { return false }
+func (k *floodDatapath) ForeignAttaches() bool         { return false }
+func (k *floodDatapath) WatchTCX() error               { return nil }
 func (k *floodDatapath) ForgetLingering() (int, error) { return 0, nil }
 
 func (k *floodDatapath) InspectEndpoint(ctx context.Context, path string, ifindex int) ([]loader.Finding, error) {
@@ -347,6 +349,8 @@ type lingerDatapath struct {
 }
 
 func (k *lingerDatapath) ForeignPrograms() bool { return false }
+func (k *lingerDatapath) ForeignAttaches() bool { return false }
+func (k *lingerDatapath) WatchTCX() error       { return nil }
 func (k *lingerDatapath) ForgetLingering() (int, error) {
 	k.forgets++
 	return 0, nil

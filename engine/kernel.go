@@ -108,6 +108,12 @@ type Datapath interface {
 	// ForeignPrograms reports whether a tc program the Datapath did not
 	// load has appeared since the last call.
 	ForeignPrograms() bool
+	// WatchTCX starts noting the programs other processes attach to TCX
+	// hooks or detach (ForeignAttaches); nil where there is no TCX.
+	WatchTCX() error
+	// ForeignAttaches reports whether another process attached a program
+	// to a TCX hook, or detached one, since the last call.
+	ForeignAttaches() bool
 	// TCXTampered reports whether the endpoint's TCX hooks need a full
 	// InspectEndpoint (a program ahead of mvlan's, its link gone).
 	TCXTampered(ctx context.Context, netnsPath string, cookie uint64, ifindex int) bool

@@ -8,7 +8,8 @@ package loader
 // from the device (bpf/include/endpoint.h), the others take it from a
 // stub. So are the parent programs: the Dev ones also tell a container's
 // socket (sock_elsewhere). handoffGuard, a Docker endpoint's until its
-// ep_ingress runs (GuardHandoff), reads no cookie: built once.
+// ep_ingress runs (GuardHandoff), reads no cookie: built once; so is
+// tcxWatch (WatchTCX), on the bpf() system call's tracepoint.
 
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" epEgress ../bpf/ep_egress.c
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -DEP_COOKIE_FROM_DEV" epEgressDev ../bpf/ep_egress.c
@@ -19,3 +20,4 @@ package loader
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" parentEgress ../bpf/parent_egress.c
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -DEP_COOKIE_FROM_DEV" parentEgressDev ../bpf/parent_egress.c
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" handoffGuard ../bpf/handoff_guard.c
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang-19 -strip llvm-strip-19 -target bpfel -no-global-types -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" tcxWatch ../bpf/tcx_watch.c

@@ -95,6 +95,7 @@ type Datapath struct {
 	lingering map[attachKey]bool // TCX pins ForgetEndpoint kept: their device was still there
 	lingers   atomic.Int32       // len(lingering), read without mu (ForgetLingering)
 	ids       programIDs         // the programs it loaded (ForeignPrograms)
+	watch     *tcxWatch          // TCX attaches by others (WatchTCX), or nil
 
 	guards handoffGuards // handoff_guard per network (handoffguard.go)
 }
@@ -279,6 +280,10 @@ func (d *Datapath) Close() error {
 		delete(d.epProgs, cookie)
 	}
 	errs = append(errs, d.closePrepared())
+	if d.watch != nil {
+		errs = append(errs, d.watch.Close())
+		d.watch = nil
+	}
 	for _, p := range []*ebpf.Program{d.parentIngress, d.parentEgress, d.epIngress, d.epEgress} {
 		if p != nil {
 			errs = append(errs, p.Close())

@@ -369,13 +369,26 @@ func linkMAC(t *testing.T, ns, ifName string) string {
 // when the test ends.
 func passFirst(t *testing.T, ns, ifName string) {
 	t.Helper()
+	passFirstWith(t, ns, ifName, passProgram(t))
+}
+
+// passProgram loads a program that passes every frame (TCX_PASS),
+// closed when the test ends.
+func passProgram(t *testing.T) *ebpf.Program {
+	t.Helper()
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "GPL",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { prog.Close() })
-	err = nstest.In(ns, func() error {
+	return prog
+}
+
+// passFirstWith is passFirst with a program loaded already.
+func passFirstWith(t *testing.T, ns, ifName string, prog *ebpf.Program) {
+	t.Helper()
+	err := nstest.In(ns, func() error {
 		ifi, err := net.InterfaceByName(ifName)
 		if err != nil {
 			return err
@@ -389,6 +402,37 @@ func passFirst(t *testing.T, ns, ifName string) {
 	})
 	if err != nil {
 		t.Fatalf("attach a pass-first program on %s in %s: %v", ifName, ns, err)
+	}
+}
+
+// TestTamperLoadedBefore: a container loads its pass-through program,
+// waits, and only then attaches it ahead of mvlan's with TCX: no new
+// program appears at the attach, and a TCX attach sends no notification.
+// The agent notes TCX attaches of other processes (loader WatchTCX) and
+// finds it within 1 s as it finds a new one (TestTamperRepair), not in
+// its rolling pass (30 s); the repair puts mvlan's program first again.
+// Other tests' programs loaded meanwhile would have the agent look too:
+// its log must say that it heard the attach (loader's TestWatchTCX counts
+// exactly).
+func TestTamperLoadedBefore(t *testing.T) {
+	t.Parallel()
+	for _, m := range dpModes {
+		t.Run(m.name, func(t *testing.T) {
+			m.flags = append(slices.Clone(m.flags), "--log-level", "debug")
+			e, c1, _, g := tamperEnv(t, m, true)
+			prog := passProgram(t)
+			time.Sleep(1200 * time.Millisecond) // checks have seen the program loaded, attached nowhere
+			e.detected("foreign_first", 1, true, func() { passFirstWith(t, c1, "eth0", prog) })
+			spoof := arpRequestTo(nstest.MAC(t, g.peer.MAC), g.mac, addr("172.16.86.1"), addr("172.16.86.11"))
+			if errs := sendEach(t, c1, "eth0", spoof, 1); !errors.Is(errs[0], unix.ENOBUFS) {
+				t.Errorf("with mvlan's program first again a spoofed send returned %v; want ENOBUFS", errs[0])
+			}
+			e.a.stop() // its log is whole once it has exited
+			if log := e.a.log.String(); !strings.Contains(log, "another process attached a program to a TCX hook") {
+				t.Errorf("the agent's log does not say it heard a TCX attach:\n%s", log)
+			}
+			startWith(e.a, e.flags...)
+		})
 	}
 }
 

@@ -42,6 +42,8 @@ func (d *datapath) InspectEndpoint(context.Context, string, int) ([]loader.Findi
 	return nil, nil // nothing tampers with the in-memory kernel
 }
 func (d *datapath) RepairEndpoint(context.Context, string, int, []loader.Finding) error { return nil }
+func (d *datapath) ForeignAttaches() bool                                               { return false }
+func (d *datapath) WatchTCX() error                                                     { return nil }
 func (d *datapath) ForeignPrograms() bool                                               { return false }
 func (d *datapath) TCXTampered(context.Context, string, uint64, int) bool               { return false }
 func (d *datapath) Close() error                                                        { return nil }
