@@ -76,6 +76,13 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) (linkGone bool, err e
 			// namespace is now), nothing else touched.
 			err = errors.Join(err, a.detachByAlias(ctx, e))
 		}
+		if handoffUnfinished(e) {
+			// Or not moved yet: in the agent's namespace, where Join
+			// made it.
+			host := e
+			host.Netns = a.hostPath()
+			err = errors.Join(err, a.detachByAlias(ctx, host))
+		}
 		// A crash between the mount and the bind (create) or between the
 		// unmount and the unlink (rm) leaves an empty file by its name.
 		if e.OwnsNetns && e.State != Ready && halfMadeNetns(e.Netns) {

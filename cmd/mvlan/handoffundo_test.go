@@ -45,3 +45,28 @@ func TestDockerHandoffUndoneAtStart(t *testing.T) {
 		t.Errorf("the removed endpoint's link is still in its sandbox:\n%s\n%s", out, a.log)
 	}
 }
+
+// TestDockerHandoffRmBeforeMove: `mvlan rm` of a Docker endpoint after its
+// Join made the link (in the agent's namespace) and before dockerd moved
+// it into the sandbox takes the link away there, by its alias: left, it
+// would hold the MAC, and dockerd would move it into the container with
+// an address mvlan gave back. The test plays dockerd.
+func TestDockerHandoffRmBeforeMove(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	netID := strings.Repeat("5e", 32)
+	a, p := playDockerd(t, sb, netID)
+	ns, ep := sb.Netns(t, "c1"), strings.Repeat("c3", 32)
+	p.call("NetworkDriver.CreateEndpoint", map[string]any{"NetworkID": netID, "EndpointID": ep, "Interface": map[string]string{}})
+	src := p.call("NetworkDriver.Join", map[string]any{"NetworkID": netID, "EndpointID": ep, "SandboxKey": ns})["SrcName"]
+	if out := sb.Run(t, sb.Path, "ip", "-o", "link", "show"); !strings.Contains(out, src+"@") {
+		t.Fatalf("Join's link %s is not in the agent's namespace:\n%s", src, out)
+	}
+	a.ok("rm", "-f", ep)
+	if out := sb.Run(t, sb.Path, "ip", "-o", "link", "show"); strings.Contains(out, src+"@") {
+		t.Errorf("rm of the joined endpoint left its link %s in the agent's namespace:\n%s\n%s", src, out, a.log)
+	}
+	if eps := a.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after rm: %+v", eps)
+	}
+}
