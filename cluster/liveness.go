@@ -198,12 +198,9 @@ func (c *Client) beat(ctx context.Context) error {
 	lease := l.lease
 	l.mu.Unlock()
 	if lease != 0 {
-		err := c.keepAlive(ctx, lease)
-		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			c.log.Warn("cluster: this host's liveness lease expired; taking a new one and checking its blocks", "cluster", c.url)
-			lease = 0
-		} else if err != nil {
-			return c.unreachable("renew the liveness lease", err)
+		var err error
+		if lease, err = c.renew(ctx, lease); err != nil {
+			return err
 		}
 	}
 	if lease == 0 {
@@ -220,6 +217,32 @@ func (c *Client) beat(ctx context.Context) error {
 		return err
 	}
 	return c.extend(sent.Add(l.ttl + l.grace/2))
+}
+
+// renew renews lease and checks that this host's key is still under it:
+// the key is what the other hosts take for this one alive (deadHosts), so
+// a lease renewed without it (the key deleted, or put under a lease whose
+// grant answered too late) would keep the fence up while they reclaim the
+// blocks. 0 (take a new lease) when the lease or the key is gone.
+func (c *Client) renew(ctx context.Context, lease clientv3.LeaseID) (clientv3.LeaseID, error) {
+	err := c.keepAlive(ctx, lease)
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		c.log.Warn("cluster: this host's liveness lease expired; taking a new one and checking its blocks", "cluster", c.url)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, c.unreachable("renew the liveness lease", err)
+	}
+	r, err := c.get(ctx, "check the liveness key", hostKey(c.host))
+	if err != nil {
+		return 0, err
+	}
+	if len(r.Kvs) == 0 || clientv3.LeaseID(r.Kvs[0].Lease) != lease {
+		c.log.Warn("cluster: this host's liveness key is gone from etcd or under another lease; taking a new lease and checking its blocks",
+			"cluster", c.url, "key", hostKey(c.host), "lease", fmt.Sprintf("%x", int64(lease)))
+		return 0, nil
+	}
+	return lease, nil
 }
 
 func (c *Client) keepAlive(ctx context.Context, id clientv3.LeaseID) error {

@@ -429,3 +429,41 @@ func TestTornFence(t *testing.T) {
 		t.Errorf("alive.json torn, etcd answering: %v; want an address", err)
 	}
 }
+
+// TestHostKeyGone: host C's liveness key disappears from etcd (an
+// operator deletes it) while its lease is still renewed: the others would
+// take C for dead and reclaim its block after the grace while C's fence
+// stays up, both handing out its addresses. C's next renewal finds its key
+// gone and takes a new lease with its key: A reclaims nothing, for longer
+// than TTL + grace.
+func TestHostKeyGone(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.72.0.0/28")} // one block
+	const ttl, grace = 2 * time.Second, 2 * time.Second
+	a := newLiveHost(t, e.URL, "hostA", cfg, ttl, grace, "")
+	c := newLiveHost(t, e.URL, "hostC", cfg, ttl, grace, "")
+	ctx := context.Background()
+	if _, err := c.p.Allocate(ctx, "c0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.c.cli.Delete(ctx, hostKey("hostC")); err != nil {
+		t.Fatal(err)
+	}
+	silent := func(context.Context, []netip.Addr) ([]netip.Addr, error) { return nil, nil }
+	for t0 := time.Now(); time.Since(t0) < ttl+grace+2*time.Second; time.Sleep(200 * time.Millisecond) {
+		n, err := a.p.Reclaim(ctx, silent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			t.Fatalf("hostA reclaimed hostC's block %v after C's key was deleted, while C is alive", time.Since(t0).Round(time.Millisecond))
+		}
+	}
+	r, err := c.c.cli.Get(ctx, hostKey("hostC"))
+	if err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("hostC's liveness key: %v %v; want it back", r, err)
+	}
+	if _, err := c.p.Allocate(ctx, "c1"); err != nil {
+		t.Errorf("hostC after taking its key back: %v", err)
+	}
+}
