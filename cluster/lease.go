@@ -85,6 +85,9 @@ func (p *Pool) addBlock(b netip.Prefix, claims map[netip.Addr]string) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.blocks[b] != nil {
+		return fmt.Errorf("block %s of %s: leased while this host holds it already", b, p.rng)
+	}
 	for a, h := range claims {
 		owner := foreignOwner(h)
 		if h == p.c.host {
@@ -147,13 +150,21 @@ func (p *Pool) adopt(ctx context.Context, b netip.Prefix) error {
 }
 
 // freeBlock finds the lowest block of the range no host holds, or a block
-// etcd has as this host's that it does not hold (lost).
+// etcd has as this host's that it does not hold (lost). A block this host
+// holds is never free, though etcd may have lost it (its key deleted):
+// leased again as new, its space would start over and hand out what this
+// host's endpoints hold; the blocks' check (verify) settles it.
 func (p *Pool) freeBlock(ctx context.Context) (free, lost netip.Prefix, err error) {
 	r, err := p.c.get(ctx, "list blocks of "+p.rng.String(), blocksDir(p.net), clientv3.WithPrefix())
 	if err != nil {
 		return free, lost, err
 	}
 	taken := make([]uint64, 0, len(r.Kvs))
+	for _, b := range p.Blocks() {
+		if b.Bits() == p.bits && p.rng.Contains(b.Addr()) {
+			taken = append(taken, blockIndex(p.rng, p.bits, b.Addr()))
+		}
+	}
 	for _, kv := range r.Kvs {
 		b, err := parseBlockKey(p.net, string(kv.Key), p.rng.Addr().Is6())
 		if err != nil {
@@ -168,6 +179,7 @@ func (p *Pool) freeBlock(ctx context.Context) (free, lost netip.Prefix, err erro
 		taken = append(taken, blockIndex(p.rng, p.bits, b.Addr()))
 	}
 	slices.Sort(taken)
+	taken = slices.Compact(taken)
 	var i uint64
 	for _, t := range taken {
 		if t != i {

@@ -467,3 +467,36 @@ func TestHostKeyGone(t *testing.T) {
 		t.Errorf("hostC after taking its key back: %v", err)
 	}
 }
+
+// TestHeldBlockGoneFromEtcd: a block this host holds, all its addresses
+// given out, vanishes from etcd (an operator deletes its key). An
+// allocation needing a new block does not lease that one again as if it
+// were new (its space, and who holds its addresses, would start over and
+// hand them out a second time): the range is exhausted.
+func TestHeldBlockGoneFromEtcd(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.73.0.0/28")} // one block
+	h := newHost(t, e.URL, "hostA", "gnet", cfg, 28)
+	ctx := context.Background()
+	var got []netip.Addr
+	for i := range 13 {
+		pf, err := h.p.Allocate(ctx, fmt.Sprintf("e%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, pf.Addr())
+	}
+	if _, err := h.c.cli.Delete(ctx, blockKey(h.nw.ID, cfg.Subnet)); err != nil {
+		t.Fatal(err)
+	}
+	pf, err := h.p.Allocate(ctx, "more")
+	if err == nil && slices.Contains(got, pf.Addr()) {
+		t.Fatalf("hostA handed out %s a second time after its block's key was deleted", pf.Addr())
+	}
+	if !errors.Is(err, ipam.ErrExhausted) {
+		t.Errorf("an allocation with the one block's addresses all held: %v %v; want exhausted", pf, err)
+	}
+	if o, ok := h.p.Owner(got[0]); !ok || o != "e0" {
+		t.Errorf("%s: owner %q %v; want still e0's", got[0], o, ok)
+	}
+}
