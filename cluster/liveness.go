@@ -146,18 +146,27 @@ func (c *Client) fence() error {
 	if time.Now().Before(until) {
 		return nil
 	}
+	if until.IsZero() {
+		return fmt.Errorf("%w: etcd at %s has not confirmed this host's liveness yet (no lease): its blocks are not used until etcd answers",
+			ErrUnreachable, c.url)
+	}
 	return fmt.Errorf("%w: etcd at %s has not confirmed this host's blocks since %s (lease TTL %v + half the grace %v): another host may reclaim them, so they are not used until etcd answers",
 		ErrUnreachable, c.url, until.Add(-l.ttl-l.grace/2).Format(time.RFC3339), l.ttl, l.grace)
 }
 
 // ready is fence, after one beat when the fence is down (a new agent
-// before its first lease). It must not be called holding a pool's etcdMu.
+// before its first lease); the beat's failure says why. It must not be
+// called holding a pool's etcdMu.
 func (c *Client) ready(ctx context.Context) error {
 	if c.fence() == nil {
 		return nil
 	}
-	_ = c.beat(ctx)
-	return c.fence()
+	berr := c.beat(ctx)
+	err := c.fence()
+	if err != nil && berr != nil {
+		return fmt.Errorf("%w; the renewal just tried: %v", err, berr)
+	}
+	return err
 }
 
 // Live keeps this host's liveness key in etcd and moves its fence, until

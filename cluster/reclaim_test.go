@@ -500,3 +500,24 @@ func TestHeldBlockGoneFromEtcd(t *testing.T) {
 		t.Errorf("%s: owner %q %v; want still e0's", got[0], o, ok)
 	}
 }
+
+// TestNeverConfirmed: a host whose agent never reached etcd (here nothing
+// listens at its URL) has no fence: an allocation needing a block says so,
+// naming the URL and why the renewal failed, not a deadline in year 0.
+func TestNeverConfirmed(t *testing.T) {
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.74.0.0/28")}
+	c, err := Dial(Config{URL: "etcd://127.0.0.1:1", Host: "hostN", Timeout: 200 * time.Millisecond, Dir: t.TempDir(), TTL: 2 * time.Second, Grace: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	p, err := c.OpenPool(Network{ID: testID("nnet"), Name: "nnet"}, cfg, 28, filepath.Join(t.TempDir(), "pool.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Allocate(context.Background(), "e0")
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "not confirmed this host's liveness yet") ||
+		!strings.Contains(err.Error(), "the renewal just tried") || strings.Contains(err.Error(), "0000-") {
+		t.Errorf("allocate on a host never confirmed: %v; want ErrUnreachable naming the URL, no lease yet, and the renewal's failure", err)
+	}
+}
