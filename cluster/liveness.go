@@ -94,6 +94,14 @@ func (l *liveness) init(cfg Config, log *slog.Logger) error {
 	}
 	l.on, l.file = true, filepath.Join(cfg.Dir, "alive.json")
 	l.until = readFence(l.file, log)
+	if max := time.Now().Add(l.ttl + l.grace/2); l.until.After(max) {
+		// No renewal moves it further than that: the clock is behind
+		// the one that wrote it (no RTC, a VM snapshot), or the file is
+		// another's. Kept, the blocks would be used past their deadline.
+		log.Warn("cluster liveness: the fence kept on disk is later than a renewal now could make it (the clock went back?); this host uses its blocks once etcd confirms them",
+			"file", l.file, "until", l.until.UTC().Format(time.RFC3339), "latest", max.UTC().Format(time.RFC3339))
+		l.until = time.Time{}
+	}
 	return nil
 }
 

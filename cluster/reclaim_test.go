@@ -407,7 +407,8 @@ func TestClonedStateHasNoFence(t *testing.T) {
 }
 
 // TestTornFence: an alive.json that a power loss tore (empty, or cut
-// short) does not keep the host from starting: it has no fence then, so
+// short), or one later than a renewal could make it now (the clock went
+// back), does not keep the host from starting: it has no fence then, so
 // cut off from etcd it hands out nothing of its blocks, and once etcd
 // answers it allocates again (and writes the fence anew).
 func TestTornFence(t *testing.T) {
@@ -416,7 +417,10 @@ func TestTornFence(t *testing.T) {
 	c, cfg := stoppedLiveHost(t, e.URL, "hostT", "10.74.0.0/28")
 	ctx := context.Background()
 	file := filepath.Join(c.dir, "alive.json")
-	for _, torn := range []string{"", `{"until":"20`} {
+	// Torn, or later than any renewal could make it now (the clock went
+	// back since it was written): no fence.
+	future := fmt.Sprintf(`{"until":%q}`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	for _, torn := range []string{"", `{"until":"20`, future} {
 		if err := os.WriteFile(file, []byte(torn), 0o600); err != nil {
 			t.Fatal(err)
 		}
