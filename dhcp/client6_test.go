@@ -116,3 +116,33 @@ func TestRebind6OtherServer(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRelease6TakesNoSlot: with every exchange slot taken (exchanges
+// waiting for a server that does not answer), a removal's DHCPv6 Release
+// is still sent at once, as a DHCPRELEASE is (TestFollowUpsTakeNoSlot):
+// the server drops the lease.
+func TestRelease6TakesNoSlot(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	sb.Run(t, sb.WirePath, "ip", "addr", "add", "fd00:61::1/64", "dev", "wire0", "nodad")
+	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-authoritative", "--dhcp-range=fd00:61::10,fd00:61::20,64,2m")
+	l := linkOf(t, sb.Path, "eth0", Link{ClientID: DUID6("net", "c1"), Hostname: "c1", Subnet: netip.MustParsePrefix("fd00:61::/64")})
+	lease, err := Acquire6(context.Background(), l)
+	if err != nil {
+		t.Fatalf("acquire: %v\n%s", err, srv.Log())
+	}
+	for range maxExchanges {
+		free, err := takeSlot(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer free()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := Release6(ctx, l, lease); err != nil {
+		t.Fatalf("Release with every slot taken: %v; want it sent and answered", err)
+	}
+	if err := srv.WaitLease(lease.Addr.Addr(), false, 2*time.Second); err != nil {
+		t.Errorf("%s still in the server's lease file after Release: %v", lease.Addr, err)
+	}
+}
