@@ -34,18 +34,13 @@ var IAID = [4]byte{'m', 'v', 'l', '6'}
 
 // run6 runs fn with a DHCPv6 client on l's link, inside l's namespace.
 func run6(ctx context.Context, l Link, tries int, fn func(*nclient6.Client) error) error {
-	return onLink(ctx, l, "DHCPv6 client", with6(ctx, l, tries, fn))
-}
-
-// with6 runs fn with a client on the link it is given.
-func with6(ctx context.Context, l Link, tries int, fn func(*nclient6.Client) error) func(*net.Interface) error {
-	return func(ifi *net.Interface) error {
+	return onLink(ctx, l, "DHCPv6 client", func(ifi *net.Interface) error {
 		c, err := newClient6(ctx, l, ifi, tries)
 		if err != nil {
 			return err
 		}
 		return errors.Join(fn(c), c.Close())
-	}
+	})
 }
 
 // newClient6 makes a client bound to the link-local address of l's link,
@@ -200,20 +195,28 @@ func sendRead6(ctx context.Context, c *nclient6.Client, m *dhcpv6.Message) (*dhc
 // once). It is sent from the link-local address, which the link keeps
 // until it is deleted. Like Release it takes no exchange slot (onLinkNow):
 // behind exchanges waiting for a server that does not answer, a removal's
-// release would be skipped.
+// release would be skipped. Only the socket is made in the link's
+// namespace (it stays there): the wait for the Reply holds no thread of
+// its own, however many removals release at once.
 func Release6(ctx context.Context, l Link, lease Lease) error {
 	m, err := ia6Message(lease, dhcpv6.MessageTypeRelease)
 	if err != nil {
 		return err
 	}
-	return onLinkNow(l, "DHCPv6 release", with6(ctx, l, 1, func(c *nclient6.Client) error {
-		wait := window(ctx, timeout6, 1)
-		_, err := c.SendAndRead(ctx, c.RemoteAddr(), m, nclient6.IsMessageType(dhcpv6.MessageTypeReply))
-		if err != nil {
-			return noAnswer6(ctx, "Release", wait, err)
-		}
-		return nil
-	}))
+	var c *nclient6.Client
+	err = onLinkNow(l, "DHCPv6 release", func(ifi *net.Interface) (err error) {
+		c, err = newClient6(ctx, l, ifi, 1)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	wait := window(ctx, timeout6, 1)
+	_, err = c.SendAndRead(ctx, c.RemoteAddr(), m, nclient6.IsMessageType(dhcpv6.MessageTypeReply))
+	if err != nil {
+		err = noAnswer6(ctx, "Release", wait, err)
+	}
+	return errors.Join(err, c.Close())
 }
 
 // ia6Message is a message of type t about lease's address: its client

@@ -69,19 +69,19 @@ func (a *Engine) teardown(ctx context.Context, e endpoint) (linkGone bool, err e
 		if !a.netnsAlive(e) {
 			err = a.detachThroughPids(ctx, e)
 		}
-		if handoffUnfinished(e) && a.netnsNamed(e) {
-			// A hand-off undone or removed before it finished, whose
-			// link the runtime may have moved into the sandbox already:
-			// found there by its alias only (unique to e, whatever the
-			// namespace is now), nothing else touched.
-			err = errors.Join(err, a.detachByAlias(ctx, e))
-		}
 		if handoffUnfinished(e) {
-			// Or not moved yet: in the agent's namespace, where Join
-			// made it.
+			// A hand-off undone or removed before it finished: its link
+			// is where Join made it, the agent's namespace, or the
+			// runtime has moved it into the sandbox already; looked for
+			// in that order (the one it moves in), so that a move in
+			// between cannot hide it. Found by its alias only (unique
+			// to e), nothing else touched.
 			host := e
 			host.Netns = a.hostPath()
 			err = errors.Join(err, a.detachByAlias(ctx, host))
+			if a.netnsNamed(e) {
+				err = errors.Join(err, a.detachByAlias(ctx, e))
+			}
 		}
 		// A crash between the mount and the bind (create) or between the
 		// unmount and the unlink (rm) leaves an empty file by its name.
