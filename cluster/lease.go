@@ -21,12 +21,18 @@ const maxLeaseTries = 64
 func (p *Pool) lease(ctx context.Context) error {
 	p.flush(ctx)
 	for try := 0; try < maxLeaseTries; try++ {
-		b, lost, err := p.freeBlock(ctx)
+		b, lost, missing, err := p.freeBlock(ctx)
 		if err != nil {
 			return err
 		}
 		if lost.IsValid() {
 			return p.adopt(ctx, lost)
+		}
+		if missing.IsValid() {
+			if err := p.restore(ctx, missing); err != nil {
+				return err
+			}
+			continue
 		}
 		done, err := p.leaseOne(ctx, b)
 		if done || err != nil {
@@ -150,36 +156,37 @@ func (p *Pool) adopt(ctx context.Context, b netip.Prefix) error {
 }
 
 // freeBlock finds the lowest block of the range no host holds, or a block
-// etcd has as this host's that it does not hold (lost). A block this host
-// holds is never free, though etcd may have lost it (its key deleted):
-// leased again as new, its space would start over and hand out what this
-// host's endpoints hold; the blocks' check (verify) settles it.
-func (p *Pool) freeBlock(ctx context.Context) (free, lost netip.Prefix, err error) {
+// etcd has as this host's that it does not hold (lost), or one this host
+// holds that etcd lost (missing: its key deleted), which restore puts
+// back: leased again as new, its space would start over and hand out what
+// this host's endpoints hold, and left out, another host would lease it.
+func (p *Pool) freeBlock(ctx context.Context) (free, lost, missing netip.Prefix, err error) {
 	r, err := p.c.get(ctx, "list blocks of "+p.rng.String(), blocksDir(p.net), clientv3.WithPrefix())
 	if err != nil {
-		return free, lost, err
+		return free, lost, missing, err
 	}
+	inEtcd := map[netip.Prefix]bool{}
 	taken := make([]uint64, 0, len(r.Kvs))
-	for _, b := range p.Blocks() {
-		if b.Bits() == p.bits && p.rng.Contains(b.Addr()) {
-			taken = append(taken, blockIndex(p.rng, p.bits, b.Addr()))
-		}
-	}
 	for _, kv := range r.Kvs {
 		b, err := parseBlockKey(p.net, string(kv.Key), p.rng.Addr().Is6())
 		if err != nil {
-			return free, lost, err
+			return free, lost, missing, err
 		}
 		if b.Bits() != p.bits || !p.rng.Contains(b.Addr()) {
 			continue
 		}
 		if string(kv.Value) == p.c.host && !p.holds(b) {
-			return free, b, nil
+			return free, b, missing, nil
 		}
+		inEtcd[b] = true
 		taken = append(taken, blockIndex(p.rng, p.bits, b.Addr()))
 	}
+	for _, b := range p.Blocks() {
+		if b.Bits() == p.bits && p.rng.Contains(b.Addr()) && !inEtcd[b] {
+			return free, lost, b, nil
+		}
+	}
 	slices.Sort(taken)
-	taken = slices.Compact(taken)
 	var i uint64
 	for _, t := range taken {
 		if t != i {
@@ -188,7 +195,36 @@ func (p *Pool) freeBlock(ctx context.Context) (free, lost netip.Prefix, err erro
 		i++
 	}
 	if n := p.bits - p.rng.Bits(); n < 64 && i >= 1<<n {
-		return free, lost, fmt.Errorf("%w: every /%d block of %s is held by a host", ipam.ErrExhausted, p.bits, p.rng)
+		return free, lost, missing, fmt.Errorf("%w: every /%d block of %s is held by a host", ipam.ErrExhausted, p.bits, p.rng)
 	}
-	return blockAt(p.rng, p.bits, i), lost, nil
+	return blockAt(p.rng, p.bits, i), lost, missing, nil
+}
+
+// restore puts back the key of block b, which this host holds and etcd
+// lost, keeping what its space holds; one another host leased meanwhile
+// is lost here (loseBlock: its endpoints keep their addresses, no other is
+// handed out). Caller holds etcdMu.
+func (p *Pool) restore(ctx context.Context, b netip.Prefix) error {
+	guard, err := p.guard(ctx)
+	if err != nil {
+		return err
+	}
+	key := blockKey(p.net, b)
+	r, err := p.c.txn(ctx, "restore block "+b.String(),
+		append(guard, clientv3.Compare(clientv3.CreateRevision(key), "=", 0)),
+		[]clientv3.Op{clientv3.OpPut(key, p.c.host)}, p.guardGets())
+	if err != nil {
+		return err
+	}
+	if !r.Succeeded {
+		if again, err := p.guardRetry(ctx, r.Responses); again || err != nil {
+			return err
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.loseBlock(b, false)
+		return p.st.write(p.file)
+	}
+	p.c.log.Warn("cluster: a block this host holds was missing from etcd (its key deleted); put back", "network", p.net, "block", b)
+	return nil
 }

@@ -476,7 +476,8 @@ func TestHostKeyGone(t *testing.T) {
 // given out, vanishes from etcd (an operator deletes its key). An
 // allocation needing a new block does not lease that one again as if it
 // were new (its space, and who holds its addresses, would start over and
-// hand them out a second time): the range is exhausted.
+// hand them out a second time): it puts the key back, keeping the space,
+// and the range is exhausted, for another host too.
 func TestHeldBlockGoneFromEtcd(t *testing.T) {
 	e := nstest.StartEtcd(t)
 	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.73.0.0/28")} // one block
@@ -502,6 +503,13 @@ func TestHeldBlockGoneFromEtcd(t *testing.T) {
 	}
 	if o, ok := h.p.Owner(got[0]); !ok || o != "e0" {
 		t.Errorf("%s: owner %q %v; want still e0's", got[0], o, ok)
+	}
+	if held := etcdBlocks(t, h.c, h.nw.ID, false); held[cfg.Subnet] != "hostA" {
+		t.Errorf("etcd blocks %v; want %s put back as hostA's", held, cfg.Subnet)
+	}
+	b := newHost(t, e.URL, "hostB", "gnet", cfg, 28)
+	if pf, err := b.p.Allocate(ctx, "b0"); !errors.Is(err, ipam.ErrExhausted) {
+		t.Errorf("hostB's allocation: %v %v; want exhausted (the block is hostA's)", pf, err)
 	}
 }
 
