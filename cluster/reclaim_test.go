@@ -533,3 +533,31 @@ func TestNeverConfirmed(t *testing.T) {
 		t.Errorf("allocate on a host never confirmed: %v; want ErrUnreachable naming the URL, no lease yet, and the renewal's failure", err)
 	}
 }
+
+// TestVerifyAdoptsLandedLease: a block lease that timed out here and
+// reached etcd after all (etcd has the block as this host's, the host does
+// not hold it) is taken up by the next check of the blocks (Space.Verify,
+// as a new lease or a join runs it), not left unused by every host: an
+// exact address in it is this host's to hand out.
+func TestVerifyAdoptsLandedLease(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.75.0.0/27")} // two blocks
+	h := newHost(t, e.URL, "hostA", "vnet", cfg, 28)
+	ctx := context.Background()
+	if _, err := h.p.Allocate(ctx, "a0"); err != nil { // .0/28
+		t.Fatal(err)
+	}
+	landed := netip.MustParsePrefix("10.75.0.16/28")
+	if _, err := h.c.cli.Put(ctx, blockKey(h.nw.ID, landed), "hostA"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.p.verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.p.Blocks(); !slices.Contains(got, landed) {
+		t.Fatalf("hostA holds %v after the check; want %s (etcd has it as hostA's) taken up", got, landed)
+	}
+	if _, err := h.p.Request(ctx, netip.MustParseAddr("10.75.0.20"), "a1"); err != nil {
+		t.Errorf("an exact address of the adopted block: %v", err)
+	}
+}

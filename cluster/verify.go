@@ -17,8 +17,9 @@ const auditEvery = 10 * time.Second
 // verify drops the blocks and claims etcd no longer has as this host's:
 // reclaimed while it was away (liveness.go). Addresses its endpoints
 // still have in them stay held here, outside any block, so that this
-// host never hands them out again; a warning names them. The claims are
-// then audited (auditClaims).
+// host never hands them out again; a warning names them. It takes up the
+// blocks etcd has as this host's that it does not hold (adopt). The
+// claims are then audited (auditClaims).
 func (p *Pool) verify(ctx context.Context) error {
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()
@@ -44,7 +45,22 @@ func (p *Pool) verify(ctx context.Context) error {
 			p.loseBlock(b, p.suspect.Load())
 		}
 	}
+	// And the other way: a block etcd has as this host's that it does not
+	// hold (a lease that timed out here and reached etcd after all) is
+	// taken up, not left unused by every host until this one leaves; not
+	// while a removal cut short is being settled (suspect).
+	var lost []netip.Prefix
+	for b := range mine {
+		if p.blocks[b] == nil && b.Bits() == p.bits && p.rng.Contains(b.Addr()) && !p.suspect.Load() {
+			lost = append(lost, b)
+		}
+	}
 	p.mu.Unlock()
+	for _, b := range lost {
+		if err := p.adopt(ctx, b); err != nil {
+			return err
+		}
+	}
 	if err := p.auditClaims(ctx, p.claimsOf(r.Responses[1].GetResponseRange().Kvs)); err != nil {
 		return err
 	}
