@@ -49,14 +49,18 @@ func (l Link) whose(a netip.Addr) string {
 // the server, what says what it did: "offered", "acknowledged"; routers
 // are the routers it names), nil when it is fine.
 func (l Link) refused(server any, what string, a netip.Addr, routers ...netip.Addr) error {
+	who := fmt.Sprintf("DHCP server %v", server)
+	if s, ok := server.(netip.Addr); ok && !s.IsValid() {
+		who = "DHCPv6 server" // known by its DUID only
+	}
 	switch {
 	case a.IsValid() && slices.Contains(routers, a):
-		return fmt.Errorf("DHCP server %v %s %s, the router it names itself; fix the server's range", server, what, a)
+		return fmt.Errorf("%s %s %s, the router it names itself; fix the server's range", who, what, a)
 	case l.Subnet.IsValid() && !l.Subnet.Contains(a):
-		return fmt.Errorf("DHCP server %v %s %s, outside the network's --subnet %s; fix the server's range or the network's --subnet", server, what, a, l.Subnet)
+		return fmt.Errorf("%s %s %s, outside the network's --subnet %s; fix the server's range or the network's --subnet", who, what, a, l.Subnet)
 	}
 	if whose := l.whose(a); whose != "" { // asked once: it looks at the host
-		return fmt.Errorf("DHCP server %v %s %s, %s; leave it out of the server's range", server, what, a, whose)
+		return fmt.Errorf("%s %s %s, %s; leave it out of the server's range", who, what, a, whose)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -136,6 +137,8 @@ func Renew6(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 	for _, mod := range l.mods6() {
 		mod(m)
 	}
+	var refusal error  // the renewed address is not the endpoint's to take
+	var withdrawn bool // and the Reply took old's address back
 	err = run6(ctx, l, retry, func(c *nclient6.Client) error {
 		reply, err := sendRead6(ctx, c, m)
 		if err != nil {
@@ -146,11 +149,33 @@ func Renew6(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 			lease, err = reinstate(ctx, c, l, old, reply, err)
 		}
 		if err == nil {
-			lease, err = fuzz(lease), l.renewedIn(lease)
+			lease, refusal = fuzz(lease), l.refused(netip.Addr{}, "renewed the lease with", lease.Addr.Addr())
+			withdrawn = refusal != nil && zeroLifetime(reply, old.Addr.Addr())
 		}
 		return err
 	})
+	switch {
+	case withdrawn: // neither address is the endpoint's: off the link, asked for anew
+		err = errors.Join(&WithdrawnError{Addr: old.Addr.Addr(), Moved: refusal}, Release6(ctx, l, lease))
+	case refusal != nil:
+		err = fmt.Errorf("%w; the lease stays as it was", refusal)
+	}
 	return lease, err
+}
+
+// zeroLifetime says whether r's IA_NA lists a with a valid lifetime of 0:
+// the server withdrew it (RFC 8415 18.2.10.1: the client stops using it).
+func zeroLifetime(r *dhcpv6.Message, a netip.Addr) bool {
+	ia := r.Options.OneIANA()
+	if ia == nil {
+		return false
+	}
+	for _, o := range ia.Options.Addresses() {
+		if ip, ok := netip.AddrFromSlice(o.IPv6Addr.To16()); ok && ip == a {
+			return o.ValidLifetime == 0
+		}
+	}
+	return false
 }
 
 // reinstate sends the server that answered a Renew or Rebind of old with
@@ -263,6 +288,28 @@ func (e *StatusError) Error() string {
 func (e *StatusError) Is(target error) bool {
 	return target == ErrNAK && (e.Code == iana.StatusNoBinding || e.Code == iana.StatusNotOnLink)
 }
+
+// WithdrawnError is a Reply's valid lifetime of 0 for Addr, the lease's
+// address: the client may no longer use it (RFC 8415 18.2.10.1), ErrNAK.
+// Moved says why the address the Reply gives instead is refused (nil:
+// it gives none); that one was given back (Release).
+type WithdrawnError struct {
+	Addr  netip.Addr
+	Moved error
+}
+
+func (e *WithdrawnError) Error() string {
+	if e.Moved == nil {
+		return fmt.Sprintf("DHCPv6 server gave %s a valid lifetime of 0 (withdrawn)", e.Addr)
+	}
+	return fmt.Sprintf("%v; it withdrew %s (valid lifetime 0), so the endpoint may use neither (the refused one is given back)", e.Moved, e.Addr)
+}
+
+// Is makes it ErrNAK.
+func (e *WithdrawnError) Is(target error) bool { return target == ErrNAK }
+
+// Unwrap is Moved.
+func (e *WithdrawnError) Unwrap() error { return e.Moved }
 
 func statusErr(s *dhcpv6.OptStatusCode) error {
 	if s == nil || s.StatusCode == iana.StatusSuccess {

@@ -111,7 +111,7 @@ func fromReply(r *dhcpv6.Message, l Link, t time.Time) (Lease, error) {
 	ia := r.Options.OneIANA()
 	valid, pref := a.ValidLifetime, min(a.PreferredLifetime, a.ValidLifetime)
 	if valid <= 0 {
-		return lease, fmt.Errorf("%w: DHCPv6 server gave %s a valid lifetime of 0 (withdrawn)", ErrNAK, ip)
+		return lease, &WithdrawnError{Addr: ip}
 	}
 	if pref <= 0 {
 		pref = valid

@@ -111,3 +111,49 @@ func TestRebind6NoBinding(t *testing.T) {
 		t.Fatalf("rebind after the server forgot the binding: %v, %s; want fd00:72::3/64", err, got.Addr)
 	}
 }
+
+// TestRenew6Withdrawn: the server moves the client (nstest.DHCPv6Server,
+// Move), its Reply to the Renew listing the old address with a valid
+// lifetime of 0 beside the new one (RFC 8415 18.3.4). A new address in
+// the subnet is the renewed lease's. One outside it is refused, and as
+// the old one is withdrawn the endpoint may use neither: the renewal is
+// ErrNAK (the engine takes the address off and asks anew), and the
+// refused address is given back with a Release.
+func TestRenew6Withdrawn(t *testing.T) {
+	for _, tc := range []struct {
+		to      string
+		refused bool
+	}{
+		{"fd00:72::9", false},
+		{"fd00:66::9", true},
+	} {
+		t.Run(tc.to, func(t *testing.T) {
+			sb := nstest.NewSandbox(t)
+			srv := nstest.StartDHCPv6Server(t, sb.WirePath, "wire0", netip.MustParsePrefix("fd00:72::1/64"), time.Minute)
+			l := linkOf(t, sb.Path, "eth0", Link{ClientID: DUID6("net", "c1"), Subnet: netip.MustParsePrefix("fd00:72::/64")})
+			lease, err := Acquire6(context.Background(), l)
+			if err != nil || lease.Addr != netip.MustParsePrefix("fd00:72::2/64") {
+				t.Fatalf("acquire: %v, %s; want fd00:72::2/64", err, lease.Addr)
+			}
+			to := netip.MustParseAddr(tc.to)
+			srv.Move(lease.Addr.Addr(), to)
+			got, err := Renew6(context.Background(), l, renewing(lease, false))
+			if !tc.refused {
+				if err != nil || got.Addr.Addr() != to {
+					t.Fatalf("renewal moved to %s: %v, %s", to, err, got.Addr)
+				}
+				if r := srv.Released(); len(r) != 0 {
+					t.Errorf("released %v; want none", r)
+				}
+				return
+			}
+			if !errors.Is(err, ErrNAK) || !strings.Contains(err.Error(), "withdrew fd00:72::2") || !strings.Contains(err.Error(), "outside the network's --subnet") {
+				t.Fatalf("renewal moved out of the subnet with the old address withdrawn: %v; want ErrNAK naming both", err)
+			}
+			t.Logf("refused: %v", err)
+			if r := srv.Released(); len(r) != 1 || r[0] != to {
+				t.Errorf("released %v; want [%s]", r, to)
+			}
+		})
+	}
+}

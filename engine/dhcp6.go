@@ -191,7 +191,7 @@ func protoName(v6 bool) string {
 // nakName is how the family's server refuses a renewal.
 func nakName(v6 bool) string {
 	if v6 {
-		return "NoBinding or NotOnLink"
+		return "NoBinding, NotOnLink or its address withdrawn"
 	}
 	return "DHCPNAK"
 }

@@ -147,7 +147,7 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 	now := time.Now()
 	old, f, proto := *e.lease(v6), leaseFuncsOf(v6), protoName(v6)
 	if old.State != dhcp.Expired && old.StateAt(now) == dhcp.Expired {
-		a.expire(n, en, proto+" lease expired: the address is off the endpoint until a server answers", false, v6)
+		a.expire(n, en, proto+" lease expired: the address is off the endpoint until a server answers", nil, v6)
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, tryLimit(*old, now))
@@ -175,7 +175,7 @@ func (a *Engine) renewOnce(ctx context.Context, n *network, en *entry, e endpoin
 		if old.State == dhcp.Expired {
 			what = "the new lease it offered"
 		}
-		a.expire(n, en, proto+" server refused "+what+" ("+nakName(v6)+"): the address is off the endpoint, asking for a new lease", true, v6)
+		a.expire(n, en, proto+" server refused "+what+" ("+nakName(v6)+"): the address is off the endpoint, asking for a new lease", err, v6)
 		return
 	}
 	a.settleTry(n, en, v6, now, l, err)
@@ -272,8 +272,9 @@ func (a *Engine) settleTry(n *network, en *entry, v6 bool, began time.Time, l dh
 // the server may give it to another host, whose ARP and neighbour
 // advertisements for it the endpoints' ingress must then let through. It
 // reports it with msg. The keeper goes on asking (nextTry): after a
-// refusal at once, after more in a row less and less often.
-func (a *Engine) expire(n *network, en *entry, msg string, refused, v6 bool) {
+// refusal (the server's answer, recorded as the lease's error) at once,
+// after more in a row less and less often.
+func (a *Engine) expire(n *network, en *entry, msg string, refusal error, v6 bool) {
 	en.busy.Lock()
 	defer en.busy.Unlock()
 	cur, ok := n.current(en)
@@ -283,8 +284,9 @@ func (a *Engine) expire(n *network, en *entry, msg string, refused, v6 bool) {
 	before, l := usableAddrs(cur), **cur.lease(v6)
 	// No try has failed since it expired: the first ask goes at once.
 	l.State, l.LastTry, l.Refused = dhcp.Expired, time.Time{}, 0
-	if refused {
+	if refusal != nil {
 		l.LastTry, l.Refused, l.RetryFuzz = time.Now(), (**cur.lease(v6)).Refused+1, randFuzz()
+		l.Err = refusal.Error()
 	}
 	*cur.lease(v6) = &l
 	_, err := link.SetLeased(cur.Netns, cur.Ifindex, l.Addr, netip.Prefix{}, netip.Addr{})

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,10 +32,12 @@ type DHCPv6Server struct {
 	quiet atomic.Bool
 	srv   *server6.Server
 
-	mu      sync.Mutex
-	binds   map[string]netip.Addr // by DUID (hex)
-	retired map[netip.Addr]bool   // addresses Forget took back: not given again
-	replies int
+	mu       sync.Mutex
+	binds    map[string]netip.Addr // by DUID (hex)
+	retired  map[netip.Addr]bool   // addresses Forget took back: not given again
+	withdraw map[string]netip.Addr // by DUID: listed with lifetimes 0 in the next Reply (Move)
+	released []netip.Addr
+	replies  int
 }
 
 // StartDHCPv6Server serves on link ifName of namespace ns, where addr (e.g.
@@ -44,7 +47,7 @@ func StartDHCPv6Server(t testing.TB, ns, ifName string, addr netip.Prefix, valid
 	t.Helper()
 	s := &DHCPv6Server{Addr: addr, Valid: valid, T1: valid / 3, T2: valid * 2 / 3,
 		duid:  &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr{2, 0, 0x5e, 0, 0, 6}},
-		binds: map[string]netip.Addr{}, retired: map[netip.Addr]bool{}}
+		binds: map[string]netip.Addr{}, retired: map[netip.Addr]bool{}, withdraw: map[string]netip.Addr{}}
 	if out, err := RunErr(ns, "ip", "addr", "add", addr.String(), "dev", ifName, "nodad"); err != nil {
 		t.Fatalf("address of the DHCPv6 server: %v\n%s", err, out)
 	}
@@ -83,6 +86,26 @@ func (s *DHCPv6Server) Forget() {
 	}
 }
 
+// Move binds the client holding from to to instead: its next Reply
+// lists from with lifetimes of 0 beside to, as a server that moves a
+// client does (RFC 8415 18.3.4).
+func (s *DHCPv6Server) Move(from, to netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, a := range s.binds {
+		if a == from {
+			s.binds[k], s.withdraw[k] = to, from
+		}
+	}
+}
+
+// Released is the addresses of the Releases it heard, in order.
+func (s *DHCPv6Server) Released() []netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.released)
+}
+
 // Replies is how many Replies binding an address it sent.
 func (s *DHCPv6Server) Replies() int {
 	s.mu.Lock()
@@ -102,9 +125,7 @@ func (s *DHCPv6Server) handle(conn net.PacketConn, peer net.Addr, m dhcpv6.DHCPv
 	case dhcpv6.MessageTypeRequest, dhcpv6.MessageTypeRenew, dhcpv6.MessageTypeRebind:
 		resp, err = dhcpv6.NewReplyFromMessage(msg, s.answer(msg, true)...)
 	case dhcpv6.MessageTypeRelease:
-		s.mu.Lock()
-		delete(s.binds, hex.EncodeToString(msg.Options.ClientID().ToBytes()))
-		s.mu.Unlock()
+		s.release(msg)
 		resp, err = dhcpv6.NewReplyFromMessage(msg, dhcpv6.WithServerID(s.duid))
 	default:
 		return
@@ -139,8 +160,27 @@ func (s *DHCPv6Server) answer(msg *dhcpv6.Message, commit bool) []dhcpv6.Modifie
 		s.replies++
 	}
 	ia.T1, ia.T2 = s.T1, s.T2
+	if old, ok := s.withdraw[key]; ok && commit {
+		ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: net.IP(old.AsSlice())})
+		delete(s.withdraw, key)
+	}
 	ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: net.IP(ip.AsSlice()), PreferredLifetime: s.Valid, ValidLifetime: s.Valid})
 	return []dhcpv6.Modifier{dhcpv6.WithServerID(s.duid), dhcpv6.WithOption(ia)}
+}
+
+// release forgets the binding of msg's client and notes the addresses
+// msg gives back.
+func (s *DHCPv6Server) release(msg *dhcpv6.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.binds, hex.EncodeToString(msg.Options.ClientID().ToBytes()))
+	if ia := msg.Options.OneIANA(); ia != nil {
+		for _, a := range ia.Options.Addresses() {
+			if ip, ok := netip.AddrFromSlice(a.IPv6Addr.To16()); ok {
+				s.released = append(s.released, ip)
+			}
+		}
+	}
 }
 
 func (s *DHCPv6Server) used(ip netip.Addr) bool {
