@@ -14,7 +14,10 @@ import (
 
 // Renew extends old. A renewal that moves the lease to another address
 // has it probed as Acquire does: in use, it is declined (ErrInUse), and
-// the lease stays as it was. Before T2 (RENEWING) the DHCPREQUEST goes
+// the lease stays as it was; refused (renewedIn, or an ACK that does not
+// parse as a lease), it is given back
+// (DHCPRELEASE), so that the next renewal may have old's address bound
+// again rather than refused as not the client's. Before T2 (RENEWING) the DHCPREQUEST goes
 // unicast to old's server from old's address, and only that server may
 // answer; from T2 on (REBINDING, RFC 2131 4.4.5 and table 4) it is
 // broadcast and any server may: a failover partner that took over. Both
@@ -32,10 +35,23 @@ func Renew(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 	if lease, err = fromRenewal(ack, old, time.Now()); err == nil {
 		lease, err = fuzz(lease), l.renewedIn(lease, routersOf(ack)...)
 	}
+	if moved := addr4(ack.YourIPAddr); err != nil && moved.IsValid() && moved != old.Addr.Addr() {
+		err = errors.Join(err, giveBack(ctx, l, ack, old, moved)) // the server bound it to the endpoint
+	}
 	if err == nil && lease.Addr.Addr() != old.Addr.Addr() {
 		err = l.check(ctx, lease) // a new address is probed as a first one is
 	}
 	return lease, err
+}
+
+// giveBack releases moved, the address ack (a renewal of old) bound to
+// the endpoint, which it does not take.
+func giveBack(ctx context.Context, l Link, ack *dhcpv4.DHCPv4, old Lease, moved netip.Addr) error {
+	server := addr4(ack.ServerIdentifier())
+	if !server.IsValid() {
+		server = old.Server
+	}
+	return Release(ctx, l, Lease{Addr: netip.PrefixFrom(moved, 32), Server: server})
 }
 
 // renewExchange sends req, l's renewal of old, and returns the DHCPACK:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,4 +251,48 @@ func holdPort68(t *testing.T, ns string) func() {
 		t.Fatalf("hold port 68: %v", err)
 	}
 	return func() { pc.Close() }
+}
+
+// TestRenewMovedRefused: the server moves the client's binding to an
+// address the link refuses (nstest.DHCPServer, Move): the host shim's,
+// or one outside the network's subnet (the server's router outside it
+// too). The renewal is refused, the lease stays as it was, and the
+// refused address is given back (DHCPRELEASE: the server holds no
+// binding for the client any more), so that the next renewal has the old
+// address bound again.
+func TestRenewMovedRefused(t *testing.T) {
+	for _, tc := range []struct{ to, why string }{
+		{"192.168.62.50", "192.168.62.50, the address of the network's host shim"},
+		{"10.66.0.9", "gave router 192.168.62.1 outside 10.66.0.0/24"},
+	} {
+		t.Run(tc.to, func(t *testing.T) {
+			sb := nstest.NewSandbox(t)
+			srv := nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.62.1/24"), time.Minute)
+			l := linkOf(t, sb.Path, "eth0", Link{ClientID: ClientID("net", "c1"), Subnet: lan4,
+				Refuse: refuse("the address of the network's host shim", "192.168.62.50")})
+			lease, err := Acquire(context.Background(), l)
+			if err != nil || lease.Addr != netip.MustParsePrefix("192.168.62.2/24") {
+				t.Fatalf("acquire: %v, %s; want 192.168.62.2/24", err, lease.Addr)
+			}
+			sb.Run(t, sb.Path, "ip", "addr", "add", lease.Addr.String(), "dev", "eth0")
+			mac := l.MAC.String()
+			srv.Move(mac, netip.MustParseAddr(tc.to))
+			got, err := Renew(context.Background(), l, renewing(lease, false))
+			if err == nil || !strings.Contains(err.Error(), tc.why) {
+				t.Fatalf("renewal moved to %s: %v (%s); want it refused: %s", tc.to, err, got.Addr, tc.why)
+			}
+			for deadline := time.Now().Add(time.Second); ; time.Sleep(20 * time.Millisecond) {
+				a, ok := srv.Bound(mac)
+				if !ok {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the server still binds %s to the client; want the refused address released", a)
+				}
+			}
+			if got, err = Renew(context.Background(), l, renewing(lease, false)); err != nil || got.Addr != lease.Addr {
+				t.Errorf("next renewal: %v, %s; want %s again", err, got.Addr, lease.Addr)
+			}
+		})
+	}
 }
