@@ -85,12 +85,7 @@ func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 		if l.Want.IsValid() && l.Want.Is6() {
 			mods = append(mods, dhcpv6.WithIANA(dhcpv6.OptIAAddress{IPv6Addr: net.IP(l.Want.AsSlice())}))
 		}
-		wait := window(ctx, timeout6, retry)
-		adv, err := c.Solicit(ctx, mods...)
-		if err != nil {
-			return noAnswer6(ctx, "Solicit", wait, err)
-		}
-		a, _, err := iaAddr(adv, l.Want)
+		adv, a, err := solicit(ctx, c, l, mods)
 		if err != nil {
 			return err
 		}
@@ -100,7 +95,7 @@ func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 		if who := l.whose(a); who != "" {
 			return fmt.Errorf("DHCPv6 server advertised %s, %s; leave it out of the server's range", a, who)
 		}
-		wait = window(ctx, timeout6, retry)
+		wait := window(ctx, timeout6, retry)
 		reply, err := c.Request(ctx, adv, l.mods6()...)
 		if err != nil {
 			return noAnswer6(ctx, "Request", wait, err)
@@ -117,6 +112,35 @@ func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 		err = errors.Join(fmt.Errorf("DHCPv6 server assigned %s, %s; leave it out of the server's range", lease.Addr.Addr(), who), Release6(ctx, l, lease))
 	}
 	return lease, err
+}
+
+// solicit sends l's Solicit and returns the first Advertise with an
+// address for l, and that address. An Advertise with none (NoAddrsAvail:
+// a server whose range is used up) is ignored (RFC 8415 18.2.9), and
+// told of when no other comes.
+func solicit(ctx context.Context, c *nclient6.Client, l Link, mods []dhcpv6.Modifier) (*dhcpv6.Message, netip.Addr, error) {
+	m, err := dhcpv6.NewSolicit(l.MAC, mods...)
+	if err != nil {
+		return nil, netip.Addr{}, fmt.Errorf("DHCPv6 Solicit: %w", err)
+	}
+	var ignored error // why the last Advertise ignored has no address
+	match := func(adv *dhcpv6.Message) bool {
+		if adv.MessageType != dhcpv6.MessageTypeAdvertise {
+			return false
+		}
+		_, _, ignored = iaAddr(adv, l.Want)
+		return ignored == nil
+	}
+	wait := window(ctx, timeout6, retry)
+	adv, err := c.SendAndRead(ctx, c.RemoteAddr(), m, match)
+	if err != nil {
+		if err = noAnswer6(ctx, "Solicit", wait, err); errors.Is(err, ErrNoAnswer) && ignored != nil {
+			err = fmt.Errorf("%w, and no other server advertised an address within %v", ignored, wait)
+		}
+		return nil, netip.Addr{}, err
+	}
+	a, _, err := iaAddr(adv, l.Want)
+	return adv, a, err
 }
 
 // Renew6 extends old: a Renew to its server before T2, a Rebind to any

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,34 @@ func TestRelease6TakesNoSlot(t *testing.T) {
 	}
 	if err := srv.WaitLease(lease.Addr.Addr(), false, 2*time.Second); err != nil {
 		t.Errorf("%s still in the server's lease file after Release: %v", lease.Addr, err)
+	}
+}
+
+// TestAcquire6IgnoresNoAddrsAvail: two servers on the link. dnsmasq, its
+// one-address range taken by another client, answers the Solicit at once
+// with an Advertise that has no address (NoAddrsAvail); a second server
+// (nstest.DHCPv6Server) advertises one 300 ms later. The client ignores
+// the first (RFC 8415 18.2.9) and leases the second's address.
+func TestAcquire6IgnoresNoAddrsAvail(t *testing.T) {
+	sb := nstest.NewSandbox(t)
+	h := sb.Netns(t, "h")
+	sb.Run(t, sb.WirePath, "ip", "link", "add", "link", "wire0", "name", "h0", "netns", filepath.Base(h), "type", "macvlan", "mode", "bridge")
+	sb.Run(t, h, "ip", "addr", "add", "fd00:72::99/64", "dev", "h0", "nodad")
+	sb.Run(t, h, "ip", "link", "set", "h0", "up")
+	full := nstest.StartDnsmasq(t, h, "h0", "--dhcp-authoritative", "--dhcp-range=fd00:72::50,fd00:72::50,64,2m")
+	l := linkOf(t, sb.Path, "eth0", Link{ClientID: DUID6("net", "c1"), Subnet: netip.MustParsePrefix("fd00:72::/64")})
+	other := l
+	other.ClientID = DUID6("net", "c2")
+	if o, err := Acquire6(context.Background(), other); err != nil || o.Addr.Addr() != netip.MustParseAddr("fd00:72::50") {
+		t.Fatalf("another client: %v, %s; want fd00:72::50, the range's only address\n%s", err, o.Addr, full.Log())
+	}
+	srv := nstest.StartDHCPv6Server(t, sb.WirePath, "wire0", netip.MustParsePrefix("fd00:72::1/64"), time.Minute)
+	srv.Slow(300 * time.Millisecond)
+	lease, err := Acquire6(context.Background(), l)
+	if err != nil || lease.Addr != netip.MustParsePrefix("fd00:72::2/64") {
+		t.Fatalf("acquire with a full server answering first: %v, %s; want fd00:72::2/64\n%s", err, lease.Addr, full.Log())
+	}
+	if !strings.Contains(full.Log(), "no addresses available") {
+		t.Errorf("dnsmasq did not answer NoAddrsAvail:\n%s", full.Log())
 	}
 }

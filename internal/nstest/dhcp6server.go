@@ -30,6 +30,7 @@ type DHCPv6Server struct {
 
 	duid  dhcpv6.DUID
 	quiet atomic.Bool
+	delay atomic.Int64 // before each Advertise and Reply (Slow)
 	srv   *server6.Server
 
 	mu       sync.Mutex
@@ -73,6 +74,10 @@ func StartDHCPv6Server(t testing.TB, ns, ifName string, addr netip.Prefix, valid
 // Quiet makes the server stop answering (true) or answer again (false);
 // its bindings stay.
 func (s *DHCPv6Server) Quiet(q bool) { s.quiet.Store(q) }
+
+// Slow makes the server wait d before each Advertise and Reply: another
+// server on the link answers first.
+func (s *DHCPv6Server) Slow(d time.Duration) { s.delay.Store(int64(d)) }
 
 // Forget drops every binding, as a server that lost its lease database
 // (or was renumbered): their addresses are not given again, and renewing
@@ -131,6 +136,7 @@ func (s *DHCPv6Server) handle(conn net.PacketConn, peer net.Addr, m dhcpv6.DHCPv
 		return
 	}
 	if err == nil {
+		time.Sleep(time.Duration(s.delay.Load()))
 		_, _ = conn.WriteTo(resp.ToBytes(), peer)
 	}
 }
