@@ -228,7 +228,10 @@ func (a *Engine) releaseUnused(ctx context.Context, n *network, e endpoint, l dh
 }
 
 // applyLease makes l e's: the datapath first (its frames must pass the
-// anti-spoofing check), then the link. Caller holds e's busy lock.
+// anti-spoofing check), then the link, then resolv.conf. A failure before
+// resolv.conf leaves e and its datapath entry as they were; one of
+// resolv.conf (a *resolvError) leaves l applied and e made of it.
+// Caller holds e's busy lock.
 func (a *Engine) applyLease(n *network, e *endpoint, l dhcp.Lease) error {
 	// An expired lease's address is taken off too: expire may not have
 	// (a crash before it ran, a failed SetLeased), and a stale address left
@@ -250,18 +253,16 @@ func (a *Engine) applyLease(n *network, e *endpoint, l dhcp.Lease) error {
 	if fresh || old != l.Addr || e.Lease.Router != l.Router {
 		kept, err := link.SetLeased(e.Netns, e.Ifindex, old, l.Addr, router)
 		if err != nil {
-			return fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err)
+			return errors.Join(fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err), a.setTableEntry(n, *e))
 		}
 		next.Unrouted = nil // a DHCP network's only gateway is its lease's router
 		if kept {
 			next.Unrouted = []netip.Addr{router}
 		}
 	}
-	if err := writeResolv(*e, resolvLease(e.Lease, e.Lease6), *resolvLease(&l, e.Lease6)); err != nil {
-		return err
-	}
+	err := writeResolv(*e, resolvLease(e.Lease, e.Lease6), *resolvLease(&l, e.Lease6))
 	*e = next
-	return nil
+	return err
 }
 
 // givenBack marks e's DHCPv4 lease, which a DHCPRELEASE gave back,

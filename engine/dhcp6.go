@@ -79,8 +79,8 @@ func (a *Engine) acquireLease6(ctx context.Context, n *network, e *endpoint) err
 	return nil
 }
 
-// applyLease6 makes l e's DHCPv6 lease: the datapath first, then the link.
-// Caller holds e's busy lock.
+// applyLease6 makes l e's DHCPv6 lease: the datapath first, then the
+// link, then resolv.conf, as applyLease. Caller holds e's busy lock.
 func (a *Engine) applyLease6(n *network, e *endpoint, l dhcp.Lease) error {
 	var old netip.Prefix // an expired lease's too (applyLease)
 	fresh := e.Lease6 == nil || e.Lease6.State == dhcp.Expired
@@ -94,14 +94,12 @@ func (a *Engine) applyLease6(n *network, e *endpoint, l dhcp.Lease) error {
 	}
 	if fresh || old != l.Addr {
 		if err := link.SetLeased6(e.Netns, e.Ifindex, old, l.Addr); err != nil {
-			return fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err)
+			return errors.Join(fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err), a.setTableEntry(n, *e))
 		}
 	}
-	if err := writeResolv(*e, resolvLease(e.Lease, e.Lease6), *resolvLease(e.Lease, &l)); err != nil {
-		return err
-	}
+	err := writeResolv(*e, resolvLease(e.Lease, e.Lease6), *resolvLease(e.Lease, &l))
 	*e = next
-	return nil
+	return err
 }
 
 // resolvLease is what the resolv.conf of an endpoint with leases v4 and

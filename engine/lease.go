@@ -244,6 +244,10 @@ func (a *Engine) settleTry(n *network, en *entry, v6 bool, began time.Time, l dh
 	if err == nil {
 		err = a.applyLeaseOf(n, &cur, l, v6)
 	}
+	if re := (*resolvError)(nil); errors.As(err, &re) { // the lease is on the link: it stands
+		a.log.Warn(proto+" lease renewed, its DNS servers not written", "name", cur.Name, "network", n.name(), "err", err)
+		err = nil
+	}
 	if err == nil {
 		err = a.store.UpdateEndpoint(cur.api())
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -97,7 +98,7 @@ func (a *Engine) giveBack(ctx context.Context, n *network, e *endpoint) error {
 	// put it on whatever the record says.
 	cur := *e
 	cur.Lease = nil
-	if err := a.applyLease(n, &cur, *l); err != nil {
+	if err := a.applyLease(n, &cur, *l); err != nil && !errors.As(err, new(*resolvError)) {
 		return err
 	}
 	*e = cur

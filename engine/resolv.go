@@ -55,9 +55,23 @@ func resolvConf(id string, l dhcp.Lease) string {
 	return b.String()
 }
 
+// resolvError is a resolv.conf that could not be written.
+type resolvError struct{ err error }
+
+func (e *resolvError) Error() string { return e.err.Error() }
+func (e *resolvError) Unwrap() error { return e.err }
+
 // writeResolv writes e's resolv.conf for lease l when it changes from old's
-// (nil: none yet), only in a namespace mvlan made.
+// (nil: none yet), only in a namespace mvlan made. Its error is a
+// *resolvError.
 func writeResolv(e endpoint, old *dhcp.Lease, l dhcp.Lease) error {
+	if err := writeResolvFile(e, old, l); err != nil {
+		return &resolvError{err}
+	}
+	return nil
+}
+
+func writeResolvFile(e endpoint, old *dhcp.Lease, l dhcp.Lease) error {
 	if !e.OwnsNetns {
 		return nil
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -246,4 +248,45 @@ func TestDHCPRemovingExpiredV4GivesBackV6(t *testing.T) {
 			t.Fatalf("dnsmasq still holds %s's DHCPv6 lease after the start gave it back:\n%s", c1, a.log)
 		}
 	}
+}
+
+// TestDHCPRenewalResolvUnwritable: a renewal that changes the lease's DNS
+// servers while the container's resolv.conf cannot be written (it became
+// a directory) still renews the lease, whose address is on the link: the
+// record has the new expiry and DNS servers, and the log says the file
+// was not written. (It was taken for a failed renewal, retried until the
+// lease ran out.)
+func TestDHCPRenewalResolvUnwritable(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	srv := nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.76.1/24"), 6*time.Second)
+	srv.SetDNS(netip.MustParseAddr("192.168.76.53"))
+	a, e := dhcpLAN(t, sb)
+	c1 := e.name("1")
+	ep := e.runD(c1, "lan")
+	if ep.Lease == nil || len(ep.Lease.DNS) != 1 {
+		t.Fatalf("%s's lease %+v; want one DNS server", c1, ep.Lease)
+	}
+	p := filepath.Join("/etc/netns", c1, "resolv.conf")
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(p) })
+	srv.SetDNS(netip.MustParseAddr("192.168.76.54"))
+	for deadline := ep.Lease.Renew.Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		cur, _ := e.endpoint(c1)
+		if cur.Lease != nil && cur.Lease.Expiry.After(ep.Lease.Expiry) {
+			if cur.Lease.Error != "" || len(cur.Lease.DNS) != 1 || cur.Lease.DNS[0] != netip.MustParseAddr("192.168.76.54") {
+				t.Errorf("renewed lease: DNS %v, error %q; want 192.168.76.54 and none", cur.Lease.DNS, cur.Lease.Error)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's lease not renewed 3 s after T1 (lease %+v):\n%s", c1, cur.Lease, a.log)
+		}
+	}
+	waitLog(t, a, `msg="DHCP lease renewed, its DNS servers not written" name=`+c1, 1)
 }

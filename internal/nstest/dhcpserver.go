@@ -32,6 +32,7 @@ type DHCPServer struct {
 	srv    *server4.Server
 
 	mu       sync.Mutex
+	dns      []net.IP // option 6 of its answers (SetDNS)
 	binds    map[string]netip.Addr
 	acks     int
 	naks     int
@@ -73,6 +74,17 @@ func (s *DHCPServer) Quiet(q bool) { s.quiet.Store(q) }
 // Refuse makes the server answer every DHCPREQUEST with a DHCPNAK (true)
 // or as before (false); it still offers addresses.
 func (s *DHCPServer) Refuse(r bool) { s.refuse.Store(r) }
+
+// SetDNS makes its answers name these DNS servers (option 6); none: no
+// option 6.
+func (s *DHCPServer) SetDNS(addrs ...netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dns = nil
+	for _, a := range addrs {
+		s.dns = append(s.dns, net.IP(a.AsSlice()))
+	}
+}
 
 // Naks is how many DHCPNAKs it sent.
 func (s *DHCPServer) Naks() int {
@@ -150,10 +162,16 @@ func (s *DHCPServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4
 		return
 	}
 	srv := net.IP(s.Addr.Addr().AsSlice())
-	reply, err := dhcpv4.NewReplyFromRequest(m, dhcpv4.WithMessageType(typ), dhcpv4.WithYourIP(net.IP(ip.AsSlice())),
+	mods := []dhcpv4.Modifier{dhcpv4.WithMessageType(typ), dhcpv4.WithYourIP(net.IP(ip.AsSlice())),
 		dhcpv4.WithNetmask(net.CIDRMask(s.Addr.Bits(), 32)), dhcpv4.WithRouter(srv), dhcpv4.WithServerIP(srv),
-		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(srv)), dhcpv4.WithLeaseTime(uint32(s.Lease/time.Second)),
-		dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(s.T1)), dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(s.T2)))
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(srv)), dhcpv4.WithLeaseTime(uint32(s.Lease / time.Second)),
+		dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(s.T1)), dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(s.T2))}
+	s.mu.Lock()
+	if len(s.dns) > 0 {
+		mods = append(mods, dhcpv4.WithDNS(s.dns...))
+	}
+	s.mu.Unlock()
+	reply, err := dhcpv4.NewReplyFromRequest(m, mods...)
 	if err != nil {
 		return
 	}
