@@ -116,32 +116,45 @@ func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 
 // solicit sends l's Solicit and returns the first Advertise with an
 // address for l, and that address. An Advertise with none (NoAddrsAvail:
-// a server whose range is used up) is ignored (RFC 8415 18.2.9), and
-// told of when no other comes.
+// a server whose range is used up) is ignored (RFC 8415 18.2.9); when no
+// other comes within advertiseGrace of it, it is the error.
 func solicit(ctx context.Context, c *nclient6.Client, l Link, mods []dhcpv6.Modifier) (*dhcpv6.Message, netip.Addr, error) {
 	m, err := dhcpv6.NewSolicit(l.MAC, mods...)
 	if err != nil {
 		return nil, netip.Addr{}, fmt.Errorf("DHCPv6 Solicit: %w", err)
 	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var ignored error // why the last Advertise ignored has no address
+	var grace *time.Timer
 	match := func(adv *dhcpv6.Message) bool {
 		if adv.MessageType != dhcpv6.MessageTypeAdvertise {
 			return false
 		}
-		_, _, ignored = iaAddr(adv, l.Want)
+		if _, _, ignored = iaAddr(adv, l.Want); ignored != nil && grace == nil {
+			grace = time.AfterFunc(advertiseGrace, cancel)
+		}
 		return ignored == nil
 	}
 	wait := window(ctx, timeout6, retry)
-	adv, err := c.SendAndRead(ctx, c.RemoteAddr(), m, match)
-	if err != nil {
-		if err = noAnswer6(ctx, "Solicit", wait, err); errors.Is(err, ErrNoAnswer) && ignored != nil {
-			err = fmt.Errorf("%w, and no other server advertised an address within %v", ignored, wait)
-		}
-		return nil, netip.Addr{}, err
+	adv, err := c.SendAndRead(sctx, c.RemoteAddr(), m, match)
+	if grace != nil {
+		grace.Stop()
+	}
+	switch {
+	case err != nil && ignored != nil && ctx.Err() == nil:
+		return nil, netip.Addr{}, fmt.Errorf("%w, and no other server advertised an address within %v of it; widen the server's range or free addresses it holds", ignored, advertiseGrace)
+	case err != nil:
+		return nil, netip.Addr{}, noAnswer6(ctx, "Solicit", wait, err)
 	}
 	a, _, err := iaAddr(adv, l.Want)
 	return adv, a, err
 }
+
+// advertiseGrace is how long a Solicit answered by an Advertise without an
+// address waits for another: the first retransmission time (RFC 8415
+// 18.2.1, SOL_TIMEOUT), in which a client collects Advertises.
+const advertiseGrace = time.Second
 
 // Renew6 extends old: a Renew to its server before T2, a Rebind to any
 // server after. A Reply with NoBinding (a server that lost its bindings)
@@ -161,26 +174,30 @@ func Renew6(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 	for _, mod := range l.mods6() {
 		mod(m)
 	}
-	var refusal error  // the renewed address is not the endpoint's to take
-	var withdrawn bool // and the Reply took old's address back
+	var refusal error             // the renewed address is not the endpoint's to take
+	var withdrawn *WithdrawnError // and the server took old's address back
 	err = run6(ctx, l, retry, func(c *nclient6.Client) error {
 		reply, err := sendRead6(ctx, c, m)
 		if err != nil {
 			return err
 		}
 		lease, err = fromRenewReply(reply, l, old, time.Now())
+		how := "valid lifetime 0"
 		if se := (*StatusError)(nil); errors.As(err, &se) && se.Code == iana.StatusNoBinding {
 			lease, err = reinstate(ctx, c, l, old, reply, err)
+			how = "NoBinding" // old is bound no more, whatever the Request got
 		}
 		if err == nil {
 			lease, refusal = fuzz(lease), l.refused(netip.Addr{}, "renewed the lease with", lease.Addr.Addr())
-			withdrawn = refusal != nil && zeroLifetime(reply, old.Addr.Addr())
+			if refusal != nil && (how == "NoBinding" || zeroLifetime(reply, old.Addr.Addr())) {
+				withdrawn = &WithdrawnError{Addr: old.Addr.Addr(), How: how, Moved: refusal}
+			}
 		}
 		return err
 	})
 	switch {
-	case withdrawn: // neither address is the endpoint's: off the link, asked for anew
-		err = errors.Join(&WithdrawnError{Addr: old.Addr.Addr(), Moved: refusal}, Release6(ctx, l, lease))
+	case withdrawn != nil: // neither address is the endpoint's: off the link, asked for anew
+		err = errors.Join(withdrawn, Release6(context.WithoutCancel(ctx), l, lease))
 	case refusal != nil:
 		err = fmt.Errorf("%w; the lease stays as it was", refusal)
 	}
@@ -313,12 +330,14 @@ func (e *StatusError) Is(target error) bool {
 	return target == ErrNAK && (e.Code == iana.StatusNoBinding || e.Code == iana.StatusNotOnLink)
 }
 
-// WithdrawnError is a Reply's valid lifetime of 0 for Addr, the lease's
-// address: the client may no longer use it (RFC 8415 18.2.10.1), ErrNAK.
-// Moved says why the address the Reply gives instead is refused (nil:
-// it gives none); that one was given back (Release).
+// WithdrawnError is a Reply that takes back Addr, the lease's address
+// (How: a valid lifetime of 0, or NoBinding to a renewal whose Request to
+// reinstate it got another): the client may no longer use it (RFC 8415
+// 18.2.10.1), ErrNAK. Moved says why the address the server gives instead
+// is refused (nil: it gives none); that one is given back (Release).
 type WithdrawnError struct {
 	Addr  netip.Addr
+	How   string
 	Moved error
 }
 
@@ -326,7 +345,7 @@ func (e *WithdrawnError) Error() string {
 	if e.Moved == nil {
 		return fmt.Sprintf("DHCPv6 server gave %s a valid lifetime of 0 (withdrawn)", e.Addr)
 	}
-	return fmt.Sprintf("%v; it withdrew %s (valid lifetime 0), so the endpoint may use neither (the refused one is given back)", e.Moved, e.Addr)
+	return fmt.Sprintf("%v; it withdrew %s (%s), so the endpoint may use neither and the refused one is given back", e.Moved, e.Addr, e.How)
 }
 
 // Is makes it ErrNAK.

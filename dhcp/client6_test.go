@@ -175,4 +175,18 @@ func TestAcquire6IgnoresNoAddrsAvail(t *testing.T) {
 	if !strings.Contains(full.Log(), "no addresses available") {
 		t.Errorf("dnsmasq did not answer NoAddrsAvail:\n%s", full.Log())
 	}
+	// The full server alone: its answer is the error, after advertiseGrace
+	// (1 s), not after the Solicit's retransmissions (7 s), which would
+	// hold an exchange slot as long.
+	srv.Quiet(true)
+	third := l
+	third.ClientID = DUID6("net", "c3")
+	began := time.Now()
+	if _, err := Acquire6(context.Background(), third); err == nil || !strings.Contains(err.Error(), "NoAddrsAvail") ||
+		!strings.Contains(err.Error(), "no other server advertised an address") {
+		t.Fatalf("acquire with only a full server: %v; want its NoAddrsAvail", err)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("acquire with only a full server failed after %v; want it about advertiseGrace (%v) after the answer", took, advertiseGrace)
+	}
 }

@@ -111,7 +111,7 @@ func fromReply(r *dhcpv6.Message, l Link, t time.Time) (Lease, error) {
 	ia := r.Options.OneIANA()
 	valid, pref := a.ValidLifetime, min(a.PreferredLifetime, a.ValidLifetime)
 	if valid <= 0 {
-		return lease, &WithdrawnError{Addr: ip}
+		return lease, &WithdrawnError{Addr: ip, How: "valid lifetime 0"}
 	}
 	if pref <= 0 {
 		pref = valid

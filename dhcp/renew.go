@@ -51,7 +51,7 @@ func giveBack(ctx context.Context, l Link, ack *dhcpv4.DHCPv4, old Lease, moved 
 	if !server.IsValid() {
 		server = old.Server
 	}
-	return Release(ctx, l, Lease{Addr: netip.PrefixFrom(moved, 32), Server: server})
+	return Release(context.WithoutCancel(ctx), l, Lease{Addr: netip.PrefixFrom(moved, 32), Server: server})
 }
 
 // renewExchange sends req, l's renewal of old, and returns the DHCPACK:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,46 +114,56 @@ func TestRebind6NoBinding(t *testing.T) {
 }
 
 // TestRenew6Withdrawn: the server moves the client (nstest.DHCPv6Server,
-// Move), its Reply to the Renew listing the old address with a valid
-// lifetime of 0 beside the new one (RFC 8415 18.3.4). A new address in
-// the subnet is the renewed lease's. One outside it is refused, and as
-// the old one is withdrawn the endpoint may use neither: the renewal is
-// ErrNAK (the engine takes the address off and asks anew), and the
-// refused address is given back with a Release.
+// Move). A new address in the subnet is the renewed lease's. One outside
+// it is refused: with the old address withdrawn (a valid lifetime of 0
+// beside the new one, RFC 8415 18.3.4) the endpoint may use neither, the
+// renewal is ErrNAK (the engine takes the address off and asks anew) and
+// the refused address is given back (Release); with the old one not
+// listed, the lease stays as it was. A server that lost the binding
+// (NoBinding) and gives the Request to reinstate it a refused address
+// (the shim's) withdrew the old one too.
 func TestRenew6Withdrawn(t *testing.T) {
 	for _, tc := range []struct {
-		to      string
-		refused bool
+		name, to         string
+		withdraw, forget bool
+		nak              bool
+		why              string // in the error
 	}{
-		{"fd00:72::9", false},
-		{"fd00:66::9", true},
+		{"moved", "fd00:72::9", true, false, false, ""},
+		{"moved out", "fd00:66::9", true, false, true, "withdrew fd00:72::2 (valid lifetime 0)"},
+		{"given out", "fd00:66::9", false, false, false, "the lease stays as it was"},
+		{"reinstated elsewhere", "fd00:72::3", false, true, true, "withdrew fd00:72::2 (NoBinding)"},
 	} {
-		t.Run(tc.to, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			sb := nstest.NewSandbox(t)
 			srv := nstest.StartDHCPv6Server(t, sb.WirePath, "wire0", netip.MustParsePrefix("fd00:72::1/64"), time.Minute)
-			l := linkOf(t, sb.Path, "eth0", Link{ClientID: DUID6("net", "c1"), Subnet: netip.MustParsePrefix("fd00:72::/64")})
+			l := linkOf(t, sb.Path, "eth0", Link{ClientID: DUID6("net", "c1"), Subnet: netip.MustParsePrefix("fd00:72::/64"),
+				Refuse: refuse("the address of the network's host shim", "fd00:72::3")})
 			lease, err := Acquire6(context.Background(), l)
 			if err != nil || lease.Addr != netip.MustParsePrefix("fd00:72::2/64") {
 				t.Fatalf("acquire: %v, %s; want fd00:72::2/64", err, lease.Addr)
 			}
 			to := netip.MustParseAddr(tc.to)
-			srv.Move(lease.Addr.Addr(), to)
+			if tc.forget {
+				srv.Forget() // its next free address is fd00:72::3
+			} else {
+				srv.Move(lease.Addr.Addr(), to, tc.withdraw)
+			}
 			got, err := Renew6(context.Background(), l, renewing(lease, false))
-			if !tc.refused {
+			if tc.why == "" {
 				if err != nil || got.Addr.Addr() != to {
 					t.Fatalf("renewal moved to %s: %v, %s", to, err, got.Addr)
 				}
-				if r := srv.Released(); len(r) != 0 {
-					t.Errorf("released %v; want none", r)
-				}
-				return
+			} else if errors.Is(err, ErrNAK) != tc.nak || err == nil || !strings.Contains(err.Error(), tc.why) {
+				t.Fatalf("renewal to %s: %v; want ErrNAK %v, %q", to, err, tc.nak, tc.why)
 			}
-			if !errors.Is(err, ErrNAK) || !strings.Contains(err.Error(), "withdrew fd00:72::2") || !strings.Contains(err.Error(), "outside the network's --subnet") {
-				t.Fatalf("renewal moved out of the subnet with the old address withdrawn: %v; want ErrNAK naming both", err)
+			t.Logf("renewal: %v", err)
+			want := []netip.Addr{}
+			if tc.nak {
+				want = append(want, to)
 			}
-			t.Logf("refused: %v", err)
-			if r := srv.Released(); len(r) != 1 || r[0] != to {
-				t.Errorf("released %v; want [%s]", r, to)
+			if r := srv.Released(); !slices.Equal(r, want) {
+				t.Errorf("released %v; want %v", r, want)
 			}
 		})
 	}

@@ -290,6 +290,9 @@ func TestRenewMovedRefused(t *testing.T) {
 					t.Fatalf("the server still binds %s to the client; want the refused address released", a)
 				}
 			}
+			if r := srv.Released(); len(r) != 1 || r[0].String() != tc.to {
+				t.Errorf("DHCPRELEASEs of %v; want one, of %s", r, tc.to)
+			}
 			if got, err = Renew(context.Background(), l, renewing(lease, false)); err != nil || got.Addr != lease.Addr {
 				t.Errorf("next renewal: %v, %s; want %s again", err, got.Addr, lease.Addr)
 			}

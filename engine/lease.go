@@ -332,6 +332,9 @@ func checkLeases(n *network, eps []endpoint) []string {
 			case e.State != Ready || v6 && !n.dhcp6():
 			case l == nil:
 				out = append(out, fmt.Sprintf("network %s: endpoint %s has no %s lease", n.name(), e.Name, proto))
+			case l.State == dhcp.Expired && l.Refused > 0:
+				out = append(out, fmt.Sprintf("network %s: endpoint %s: %s lease of %s taken off: the server refused it (%s); asking for a new one",
+					n.name(), e.Name, proto, l.Addr, l.Err))
 			case l.State == dhcp.Expired || l.StateAt(now) == dhcp.Expired:
 				out = append(out, fmt.Sprintf("network %s: endpoint %s: %s lease of %s expired at %s; no server answered (%s)",
 					n.name(), e.Name, proto, l.Addr, l.Expiry.Format(time.RFC3339), l.Err))

@@ -78,7 +78,7 @@ func TestDHCPRefusedAddressFreed(t *testing.T) {
 // off and a new lease is asked for at once; each refusal in a row of that
 // doubles the wait (1 s, 2 s, 4 s...): over 6 s the server refuses 3 to
 // 6 requests (without the backoff, 17 here: one per exchange and store
-// write, for ever). Once it answers again, the lease comes back at the
+// write, for ever); doctor names the refusal. Once it answers again, the lease comes back at the
 // next try. About 10 s.
 func TestDHCPRefusalBackoff(t *testing.T) {
 	t.Parallel()
@@ -96,6 +96,10 @@ func TestDHCPRefusalBackoff(t *testing.T) {
 		t.Errorf("the server refused %d requests in the 6 s after the first refusal, want 3 to 6 (a backoff of 0, 1, 2, 4 s)\n%s", n, a.log)
 	}
 	waitLog(t, a, `msg="DHCP server refused the new lease it offered (DHCPNAK)`, 2)
+	if d := drift(t, a); len(d) != 1 || !strings.Contains(d[0], "endpoint "+c1+": DHCP lease of ") ||
+		!strings.Contains(d[0], "taken off: the server refused it (") || !strings.Contains(d[0], "(DHCPNAK)") {
+		t.Errorf("doctor while the server refuses: %q; want %s's lease taken off, the DHCPNAK named", d, c1)
+	}
 	srv.Refuse(false)
 	for deadline := time.Now().Add(13 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if got, _ := e.endpoint(c1); got.Lease != nil && got.Lease.State == "bound" {

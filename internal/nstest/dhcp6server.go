@@ -91,15 +91,18 @@ func (s *DHCPv6Server) Forget() {
 	}
 }
 
-// Move binds the client holding from to to instead: its next Reply
-// lists from with lifetimes of 0 beside to, as a server that moves a
-// client does (RFC 8415 18.3.4).
-func (s *DHCPv6Server) Move(from, to netip.Addr) {
+// Move binds the client holding from to to instead. With withdraw, its
+// next Reply lists from with lifetimes of 0 beside to, as a server that
+// moves a client does (RFC 8415 18.3.4); else to alone.
+func (s *DHCPv6Server) Move(from, to netip.Addr, withdraw bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, a := range s.binds {
 		if a == from {
-			s.binds[k], s.withdraw[k] = to, from
+			s.binds[k] = to
+			if withdraw {
+				s.withdraw[k] = from
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,6 +34,7 @@ type DHCPServer struct {
 
 	mu       sync.Mutex
 	dns      []net.IP // option 6 of its answers (SetDNS)
+	released []netip.Addr
 	binds    map[string]netip.Addr
 	acks     int
 	naks     int
@@ -84,6 +86,13 @@ func (s *DHCPServer) SetDNS(addrs ...netip.Addr) {
 	for _, a := range addrs {
 		s.dns = append(s.dns, net.IP(a.AsSlice()))
 	}
+}
+
+// Released is the addresses (ciaddr) of the DHCPRELEASEs it heard.
+func (s *DHCPServer) Released() []netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.released)
 }
 
 // Naks is how many DHCPNAKs it sent.
@@ -146,6 +155,11 @@ func (s *DHCPServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4
 		}
 		typ = dhcpv4.MessageTypeAck
 	case dhcpv4.MessageTypeRelease:
+		s.mu.Lock()
+		if a, ok := netip.AddrFromSlice(m.ClientIPAddr.To4()); ok {
+			s.released = append(s.released, a)
+		}
+		s.mu.Unlock()
 		s.unbind(m)
 		return
 	case dhcpv4.MessageTypeDecline:
