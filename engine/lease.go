@@ -88,7 +88,7 @@ func (a *Engine) keepLease(ctx context.Context, n *network, en *entry, v6 bool) 
 // nextTry is how long to wait before the next renewal of l. l.State is
 // the state its last failed try was made in: the first try of a state
 // goes at once (at T1 to its server, at T2 to any: RFC 2131 4.4.5), later
-// ones halfway to the next state's time, at least 2 s apart.
+// ones halfway to the next state's time, at least retryFloor apart.
 func nextTry(l dhcp.Lease, now time.Time) time.Duration {
 	switch {
 	case l.State == dhcp.Expired && l.LastTry.IsZero():
@@ -104,9 +104,17 @@ func nextTry(l dhcp.Lease, now time.Time) time.Duration {
 	case l.Err == "" || l.State < st:
 		return 0
 	case st == dhcp.Rebinding:
-		return max(2*time.Second, l.Expiry.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
+		return max(retryFloor(l), l.Expiry.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
 	}
-	return max(2*time.Second, l.Rebind.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
+	return max(retryFloor(l), l.Rebind.Sub(l.LastTry)/2) - now.Sub(l.LastTry)
+}
+
+// retryFloor is the least wait between failed tries of a renewal (or a
+// rebinding) of l: RFC 2131 4.4.5's 60 s, less for a lease too short to
+// renew that seldom (1/32 of it: seconds for a lease of minutes), never
+// under 2 s.
+func retryFloor(l dhcp.Lease) time.Duration {
+	return min(max(l.Expiry.Sub(l.Obtained)/32, 2*time.Second), 60*time.Second)
 }
 
 // refusedFirst is the wait after the second refusal in a row (retryWait).

@@ -10,7 +10,8 @@ import (
 )
 
 // TestNextTry: a bound lease waits for T1; past T1 the first try is at
-// once and a failed one waits half the time left to T2 (at least 2 s);
+// once and a failed one waits half the time left to T2 (at least
+// retryFloor: RFC 2131's 60 s, 1/32 of a shorter lease, 2 s at least);
 // at T2 the first rebinding try goes at once, whenever the last renewal
 // failed, and a failed one waits half the time left to the expiry; at the
 // expiry at once (the address goes); an expired lease asks every
@@ -20,12 +21,16 @@ import (
 // waits moved by the try's RetryFuzz share of retryFuzz.
 func TestNextTry(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	l := dhcp.Lease{State: dhcp.Bound, Renew: t0.Add(60 * time.Second), Rebind: t0.Add(105 * time.Second), Expiry: t0.Add(120 * time.Second)}
+	l := dhcp.Lease{State: dhcp.Bound, Obtained: t0, Renew: t0.Add(60 * time.Second), Rebind: t0.Add(105 * time.Second), Expiry: t0.Add(120 * time.Second)}
 	failed := func(st dhcp.State, at time.Duration) dhcp.Lease {
 		f := l
 		f.State, f.Err, f.LastTry = st, "no answer", t0.Add(at)
 		return f
 	}
+	hour := dhcp.Lease{State: dhcp.Renewing, Err: "no answer", Obtained: t0, Renew: t0.Add(30 * time.Minute), Rebind: t0.Add(52 * time.Minute), Expiry: t0.Add(time.Hour),
+		LastTry: t0.Add(51 * time.Minute)}
+	short := dhcp.Lease{State: dhcp.Renewing, Err: "no answer", Obtained: t0, Renew: t0.Add(2 * time.Second), Rebind: t0.Add(4 * time.Second), Expiry: t0.Add(6 * time.Second),
+		LastTry: t0.Add(3 * time.Second)}
 	refused := func(n int, at time.Duration) dhcp.Lease {
 		f := failed(dhcp.Expired, at)
 		f.Refused = n
@@ -44,7 +49,9 @@ func TestNextTry(t *testing.T) {
 		{"bound", l, 10 * time.Second, 50 * time.Second},
 		{"at T1", l, 60 * time.Second, 0},
 		{"renewal failed", failed(dhcp.Renewing, 60*time.Second), 61 * time.Second, 21*time.Second + 500*time.Millisecond},
-		{"near T2", failed(dhcp.Renewing, 104*time.Second), 104 * time.Second, 2 * time.Second},
+		{"near T2", failed(dhcp.Renewing, 104*time.Second), 104 * time.Second, 3750 * time.Millisecond}, // 1/32 of the lease
+		{"near T2 of an hour's lease", hour, 51 * time.Minute, time.Minute},                             // RFC 2131 4.4.5
+		{"near T2 of a 6 s lease", short, 3 * time.Second, 2 * time.Second},
 		{"at T2 after a failed renewal", failed(dhcp.Renewing, 104*time.Second), 105 * time.Second, 0},
 		{"past T2 after a failed renewal", failed(dhcp.Renewing, 90*time.Second), 106 * time.Second, 0},
 		{"rebinding failed", failed(dhcp.Rebinding, 106*time.Second), 106 * time.Second, 7 * time.Second},
