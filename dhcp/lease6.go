@@ -49,9 +49,15 @@ func iaAddr(m *dhcpv6.Message, want netip.Addr) (netip.Addr, *dhcpv6.OptIAAddres
 	if err := statusErr(ia.Options.Status()); err != nil {
 		return netip.Addr{}, nil, err
 	}
+	if ia.T1 > ia.T2 && ia.T2 > 0 {
+		return netip.Addr{}, nil, fmt.Errorf("DHCPv6 server's %s has an IA_NA with T1 %v after T2 %v, which the client discards (RFC 8415 21.4); fix the server's times", m.MessageType, ia.T1, ia.T2)
+	}
 	a := iaAddress(ia, want)
-	if a == nil {
+	switch {
+	case a == nil && len(ia.Options.Addresses()) == 0:
 		return netip.Addr{}, nil, fmt.Errorf("DHCPv6 server's %s has no address in its IA_NA", m.MessageType)
+	case a == nil:
+		return netip.Addr{}, nil, fmt.Errorf("DHCPv6 server's %s has no address in its IA_NA whose preferred lifetime is within its valid one; the client discards the others (RFC 8415 21.6); fix the server's lifetimes", m.MessageType)
 	}
 	if err := statusErr(a.Options.Status()); err != nil {
 		return netip.Addr{}, nil, err
@@ -63,17 +69,21 @@ func iaAddr(m *dhcpv6.Message, want netip.Addr) (netip.Addr, *dhcpv6.OptIAAddres
 	return ip, a, nil
 }
 
-// iaAddress is the address of ia the client takes: want, when ia gives
+// iaAddress is the address of ia the client takes, of those whose
+// preferred lifetime is within their valid one (or withdrawn): want, when ia gives
 // it a valid lifetime, else the first it gives one (a server that moves
 // the client lists the old address with a valid lifetime of 0 beside the
 // new one, RFC 8415 18.3.4); when it gives none, the first (withdrawn:
 // fromReply says so). Nil when ia has none.
 func iaAddress(ia *dhcpv6.OptIANA, want netip.Addr) *dhcpv6.OptIAAddress {
-	all := ia.Options.Addresses()
-	var valid []*dhcpv6.OptIAAddress
-	for _, a := range all {
-		if a.ValidLifetime > 0 {
-			valid = append(valid, a)
+	var all, valid []*dhcpv6.OptIAAddress
+	for _, a := range ia.Options.Addresses() {
+		switch {
+		case a.ValidLifetime == 0: // withdrawn, whatever its preferred lifetime
+			all = append(all, a)
+		case a.PreferredLifetime > a.ValidLifetime: // discarded (RFC 8415 21.6)
+		default:
+			valid, all = append(valid, a), append(all, a)
 		}
 	}
 	for _, a := range valid {

@@ -15,7 +15,7 @@ import (
 
 // reply6 is a server's Reply for the endpoint's IA_NA: fd00:60::15,
 // preferred 100 s, valid 120 s, T1 60 s, T2 105 s, changed by mod.
-func reply6(t *testing.T, mod func(m *dhcpv6.Message, ia *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress)) *dhcpv6.Message {
+func reply6(t testing.TB, mod func(m *dhcpv6.Message, ia *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress)) *dhcpv6.Message {
 	t.Helper()
 	m, err := dhcpv6.NewMessage()
 	if err != nil {
@@ -63,8 +63,19 @@ func TestFromReply(t *testing.T) {
 		{name: "no subnet: /128", bits: 128, renew: 60 * time.Second, reb: 105 * time.Second},
 		{name: "T1 and T2 left to the client", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) { ia.T1, ia.T2 = 0, 0 },
 			bits: 128, renew: 50 * time.Second, reb: 80 * time.Second},
-		{name: "T1 past the lifetime", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) { ia.T1 = time.Hour },
-			bits: 128, renew: 50 * time.Second, reb: 105 * time.Second},
+		{name: "T1 and T2 past the lifetime", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) {
+			ia.T1, ia.T2 = time.Hour, time.Hour
+		},
+			bits: 128, renew: 50 * time.Second, reb: 80 * time.Second},
+		{name: "T1 after T2", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) { ia.T1 = time.Hour },
+			err: "T1 1h0m0s after T2 1m45s, which the client discards (RFC 8415 21.4)"},
+		{name: "preferred after valid", mod: func(_ *dhcpv6.Message, _ *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress) { a.PreferredLifetime = time.Hour },
+			err: "whose preferred lifetime is within its valid one"},
+		{name: "preferred after valid, another address fine", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, a *dhcpv6.OptIAAddress) {
+			a.PreferredLifetime = time.Hour
+			ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("fd00:60::15"), PreferredLifetime: 100 * time.Second, ValidLifetime: 120 * time.Second})
+			a.IPv6Addr = net.ParseIP("fd00:60::16")
+		}, bits: 128, renew: 60 * time.Second, reb: 105 * time.Second},
 		{name: "T1 and T2 at the expiry", mod: func(_ *dhcpv6.Message, ia *dhcpv6.OptIANA, _ *dhcpv6.OptIAAddress) {
 			ia.T1, ia.T2 = 120*time.Second, 120*time.Second
 		},

@@ -14,7 +14,7 @@ import (
 	"github.com/insomniacslk/dhcp/rfc1035label"
 )
 
-func ack(t *testing.T, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+func ack(t testing.TB, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
 	t.Helper()
 	base := []dhcpv4.Modifier{
 		dhcpv4.WithMessageType(dhcpv4.MessageTypeAck),
