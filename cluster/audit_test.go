@@ -106,9 +106,10 @@ func (m *muffler) cut() {
 }
 
 // TestLostClaimGivenBack: a claim of host A that reached etcd without A
-// recording it (its answer lost on the way; or a crash before the file
-// was written) is given back by A's next Sync, or by the check of a
-// restart, and host B may claim the address.
+// recording it (its answer lost on the way, or its request landing after
+// the audit that followed; or a crash before the file was written) is
+// given back by A's next Sync, or by the check of a restart, and host B
+// may claim the address.
 func TestLostClaimGivenBack(t *testing.T) {
 	e := nstest.StartEtcd(t)
 	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.83.0.0/24")}
@@ -130,6 +131,24 @@ func TestLostClaimGivenBack(t *testing.T) {
 			m.setMute(false)
 			if !errors.Is(err, ErrUnreachable) || claimHolder(t, b.c, a.nw.ID, addr) != "hostA" {
 				t.Fatalf("claim whose answer is lost: %v, etcd has it for %q; want ErrUnreachable, and hostA's claim", err, claimHolder(t, b.c, a.nw.ID, addr))
+			}
+			a.p.Sync(ctx)
+			return a.p
+		}},
+		{"landed after the audit", netip.MustParseAddr("10.83.0.202"), func(t *testing.T, addr netip.Addr) *Pool {
+			m.setMute(true)
+			_, err := a.p.Request(ctx, addr, "x")
+			m.setMute(false)
+			if !errors.Is(err, ErrUnreachable) {
+				t.Fatalf("claim whose answer is lost: %v; want ErrUnreachable", err)
+			}
+			key := claimKey(a.nw.ID, addr)
+			if _, err := b.c.cli.Delete(ctx, key); err != nil { // it has not landed yet
+				t.Fatal(err)
+			}
+			a.p.Sync(ctx) // its audit finds nothing; then the claim lands
+			if _, err := b.c.cli.Put(ctx, key, "hostA"); err != nil {
+				t.Fatal(err)
 			}
 			a.p.Sync(ctx)
 			return a.p

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/mvlan/mvlan/ipam"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -182,7 +183,8 @@ func (p *Pool) claimOnce(ctx context.Context, addr netip.Addr) (bool, error) {
 	r, err := p.c.txn(ctx, "claim "+addr.String(), cmp, []clientv3.Op{clientv3.OpPut(key, p.c.host)}, append(els, p.guardGets()...))
 	if err != nil {
 		p.mu.Lock()
-		p.unsure = true // it may reach etcd all the same: audited by Sync
+		// It may reach etcd all the same, now or later: audited by Sync.
+		p.unsure, p.unsureUntil = true, time.Now().Add(landLate)
 		p.mu.Unlock()
 		return false, err
 	}

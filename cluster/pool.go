@@ -55,10 +55,12 @@ type Pool struct {
 	// has checked them.
 	suspect atomic.Bool
 	// unsure: a claim may have reached etcd without being recorded here;
-	// audited: when the claims were last audited (verify.go).
-	unsure     bool
-	audited    time.Time
-	auditEvery time.Duration
+	// until unsureUntil, one may still land (landLate); audited: when the
+	// claims were last audited (verify.go).
+	unsure      bool
+	unsureUntil time.Time
+	audited     time.Time
+	auditEvery  time.Duration
 
 	Conflicts uint64 // block leases lost to another host (guarded by mu)
 }

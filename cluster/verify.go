@@ -99,12 +99,18 @@ func (p *Pool) audit(ctx context.Context) error {
 	return p.auditClaims(ctx, p.claimsOf(r.Kvs))
 }
 
-// auditDue: a claim may have reached etcd unrecorded (unsure), or other
-// hosts' claims inside this host's blocks were not read for auditEvery.
+// landLate is how long after a claim whose answer was lost its request
+// may still land in etcd (queued behind an election, say): until then
+// every Sync audits, as an audit that found nothing may have come first.
+const landLate = 30 * time.Second
+
+// auditDue: a claim may have reached etcd unrecorded (unsure), or may
+// still (unsureUntil), or other hosts' claims inside this host's blocks
+// were not read for auditEvery.
 func (p *Pool) auditDue() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.unsure || (len(p.st.Foreign) > 0 && time.Since(p.audited) >= p.auditEvery)
+	return p.unsure || time.Now().Before(p.unsureUntil) || (len(p.st.Foreign) > 0 && time.Since(p.audited) >= p.auditEvery)
 }
 
 // auditClaims brings the pool's claims in line with claims, etcd's of
