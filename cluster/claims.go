@@ -38,10 +38,9 @@ func (p *Pool) Claim(ctx context.Context, addr netip.Addr) error {
 	if err := p.c.Gone(p.net); err != nil {
 		return err
 	}
-	if _, err := p.whole.Request(addr, "check"); err != nil {
+	if err := p.valid(addr, "check"); err != nil {
 		return err
 	}
-	p.whole.Release(addr)
 	if err := p.forgetReleased(ctx, addr); err != nil {
 		return err
 	}
@@ -75,6 +74,20 @@ func (p *Pool) Claim(ctx context.Context, addr netip.Addr) error {
 	return p.st.write(p.file)
 }
 
+// valid fails like ipam.Space.Request (*ipam.OutsideError,
+// *ipam.ReservedError) when addr is no address of the network for owner;
+// it holds nothing. One at a time: a concurrent one would find addr
+// taken by the other's moment of holding it.
+func (p *Pool) valid(addr netip.Addr, owner string) error {
+	p.wholeMu.Lock()
+	defer p.wholeMu.Unlock()
+	if _, err := p.whole.Request(addr, owner); err != nil {
+		return err
+	}
+	p.whole.Release(addr)
+	return nil
+}
+
 // Take holds addr for owner without I/O: an address of a held block, or
 // one this host claimed (Claim). A claim Take never follows goes back
 // with Abandon.
@@ -93,10 +106,9 @@ func (p *Pool) Take(addr netip.Addr, owner string) (netip.Prefix, error) {
 		return pf, &ipam.TakenError{Addr: addr, Owner: o}
 	}
 	if !p.st.Claims[addr] {
-		if _, err := p.whole.Request(addr, owner); err != nil {
+		if err := p.valid(addr, owner); err != nil {
 			return pf, err
 		}
-		p.whole.Release(addr)
 		return pf, fmt.Errorf("%s is neither in a block this host holds nor claimed by it in etcd", addr)
 	}
 	p.extra[addr] = owner

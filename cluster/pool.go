@@ -36,7 +36,10 @@ type Pool struct {
 	rng   netip.Prefix // the ip-range, or the subnet: blocks are cut from it
 	bits  int          // a block's prefix length
 	file  string
-	whole *ipam.Space // the network's pool, to validate exact addresses
+	whole *ipam.Space // the network's pool, to validate exact addresses (valid)
+	// wholeMu: one validation at a time (valid holds the address in whole
+	// for a moment).
+	wholeMu sync.Mutex
 
 	etcdMu sync.Mutex // one etcd write sequence (lease, claim, flush) at a time
 	mu     sync.Mutex // guards what follows

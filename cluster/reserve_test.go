@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,5 +47,38 @@ func TestReserveDoesNotWaitForEtcd(t *testing.T) {
 	<-synced
 	if err != nil || !ok || took > 500*time.Millisecond {
 		t.Errorf("Reserve and TakeFree from a held block while a Sync waits for frozen etcd: %v, %s %v, after %v; want an address at once", err, a, ok, took)
+	}
+}
+
+// TestConcurrentClaimsOfOneAddress: attaches asking for the same --ip at
+// once (Claim, as the engine's Prepare does) each get it checked, none is
+// refused as taken by the check of another ("endpoint check"): eight at a
+// time, 300 times, inside a block the host holds.
+func TestConcurrentClaimsOfOneAddress(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.85.0.0/24")}
+	h := newHost(t, e.URL, "hostA", "same", cfg, 28)
+	ctx := context.Background()
+	first, err := h.p.Allocate(ctx, "ep0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := first.Addr().Next()
+	errs := make(chan error, 8)
+	for range 300 {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if err := h.p.Claim(ctx, addr); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		select {
+		case err := <-errs:
+			t.Fatalf("claim of %s beside seven others: %v", addr, err)
+		default:
+		}
 	}
 }
