@@ -184,6 +184,9 @@ func (a *Engine) resolveParent(n *network, parent string) error {
 		if info.Kind == "loopback" || info.Name == "lo" {
 			return invalid(fmt.Errorf("parent %q is a loopback device; use an Ethernet link such as eth0", parent))
 		}
+		if info.Encap != "" && info.Encap != "ether" {
+			return invalid(fmt.Errorf("parent %q is a %s link of type %s, not Ethernet: a macvlan needs an Ethernet parent (a NIC, bond, bridge, VLAN sub-interface, veth or dummy)", parent, info.Kind, info.Encap))
+		}
 		// An altname is the link's: kept by its name, which the
 		// agent's parent look-ups and link events use.
 		n.Parent, n.ParentKind, n.LinkKind = info.Name, ParentExisting, info.Kind

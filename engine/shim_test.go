@@ -90,6 +90,30 @@ func TestHostShimRepaired(t *testing.T) {
 	r.noDrift()
 }
 
+// TestParentMACRefused: a container may not take its network's parent's
+// MAC (the kernel would refuse the macvlan only once the address, the row
+// and the datapath entry were made), through run or Docker's EndpointMAC;
+// nothing is left.
+func TestParentMACRefused(t *testing.T) {
+	r := newRig(t, "eth0")
+	l, _ := r.k.HostLink("eth0")
+	l.MAC = net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56}
+	r.k.AddHostLink(l)
+	n := r.network("pm", "subnet=10.6.0.0/24", "parent=eth0")
+	mac := l.MAC.String()
+	_, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pm", Name: "c1", MAC: mac})
+	if err == nil || !strings.Contains(err.Error(), "MAC "+mac+" is the parent eth0's own on network pm; choose another --mac") {
+		t.Fatalf("run --mac <the parent's>: %v; want it refused naming the parent", err)
+	}
+	if _, err := r.e.EndpointMAC(n.ID, mac); err == nil || !strings.Contains(err.Error(), "is the parent eth0's own") {
+		t.Fatalf("EndpointMAC of the parent's MAC: %v; want it refused", err)
+	}
+	if got, _ := r.e.Network("pm"); len(got.Endpoints) != 0 {
+		t.Errorf("endpoints after the refusals: %+v", got.Endpoints)
+	}
+	r.noDrift()
+}
+
 // TestHostShimMAC: a container may not take the host shim's MAC (it would
 // take the shim's datapath entry), through run, Docker's EndpointMAC or
 // a handoff;

@@ -65,6 +65,10 @@ type Info struct {
 	VLANProto   int // a vlan link's protocol: VLANProto8021Q, or 0x88a8 (802.1ad)
 	MasterIndex int // the bridge, bond, team or VRF the link is a port of (0: none)
 	MAC         net.HardwareAddr
+	// Encap is the link's hardware type as the kernel reports it
+	// (ARPHRD_*): "ether" for an Ethernet link, "none" for a tun or
+	// WireGuard link, "ipip", "gre", ...; "" when not known.
+	Encap string
 	// Macvlan (MacvlansAt only) is a macvlan's or macvtap's own
 	// settings, as the kernel reports them; nil for other kinds.
 	Macvlan *MacvlanConf
@@ -277,6 +281,7 @@ func infoOf(l netlink.Link) Info {
 		MasterIndex: a.MasterIndex,
 		Up:          a.Flags&net.FlagUp != 0,
 		MAC:         a.HardwareAddr,
+		Encap:       a.EncapType,
 	}
 	in.LowerElsewhere, in.lowerNSID = a.NetNsID >= 0, a.NetNsID
 	if v, ok := l.(*netlink.Vlan); ok {

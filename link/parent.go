@@ -70,7 +70,8 @@ func parseVID(s, id string) (int, error) {
 // checkName applies the kernel's rules for link names (dev_valid_name),
 // refuses '%' (the kernel takes a new name with it as a template: eth%d
 // becomes eth0, eth1, ..., so the link would not be found by the name
-// given) and refuses the loopback device. what names the value in errors
+// given) and refuses the loopback device and the names the kernel keeps
+// for its per-link settings of every link ("all", "default"). what names the value in errors
 // ("parent").
 func checkName(what, s string) error {
 	switch {
@@ -82,6 +83,8 @@ func checkName(what, s string) error {
 		return fmt.Errorf("%s name %q is %d bytes; Linux link names are at most %d", what, s, len(s), MaxNameLen)
 	case s == "." || s == "..":
 		return fmt.Errorf("%s name %q is not a valid link name; use a name such as eth0", what, s)
+	case s == "all" || s == "default":
+		return fmt.Errorf("%s name %q is the kernel's own (net.*.conf.%s); use a name such as eth0", what, s, s)
 	}
 	for _, c := range s {
 		if c == '/' || c == ':' || c == '%' || c == 0 || unicode.IsSpace(c) || unicode.IsControl(c) {

@@ -108,6 +108,9 @@ func TestCheckIfName(t *testing.T) {
 		{"eth 0", `contains ' '`},
 		{".", `interface name "." is not a valid link name`},
 		{"..", `interface name ".." is not a valid link name`},
+		{"all", `interface name "all" is the kernel's own (net.*.conf.all)`},
+		{"default", `interface name "default" is the kernel's own`},
+		{"alle", ""},
 		{"", "interface name is empty"},
 		{"abcdefghijklmnop", "at most 15"},
 	}

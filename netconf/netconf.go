@@ -101,10 +101,12 @@ func (c *Config) parseOptions(opts []string) error {
 	for _, o := range opts {
 		k, v, _ := strings.Cut(o, "=")
 		if canon, ok, err := checkFirstHop(k, v); ok {
+			if err == nil {
+				err = c.setOption(k, canon)
+			}
 			if err != nil {
 				return err
 			}
-			c.Options[k] = canon
 			continue
 		}
 		switch {
@@ -132,9 +134,20 @@ func (c *Config) parseOptions(opts []string) error {
 			return fmt.Errorf("unknown option %q; macvlan networks take -o parent=IFNAME, -o macvlan_mode=%s, -o %s=true, -o %s=true, -o %s=accept with -o %s=LL[,MAC], and -o %s=auto|IP[,IP6]",
 				o, strings.Join(Modes, "|"), OptAllowRouter, OptAllowDHCPServer, OptIPv6RA, OptIPv6RASource, OptHostShim)
 		}
-		c.Options[k] = v
+		if err := c.setOption(k, v); err != nil {
+			return err
+		}
 	}
 	return checkRASource(c.Options)
+}
+
+// setOption records option k's value v, refusing a second, other value.
+func (c *Config) setOption(k, v string) error {
+	if prev, ok := c.Options[k]; ok && prev != v {
+		return fmt.Errorf("option %s is given twice, as %q and %q; give it once", k, prev, v)
+	}
+	c.Options[k] = v
+	return nil
 }
 
 // parseIPAMDriver checks --ipam-driver. A DHCP network takes at most one

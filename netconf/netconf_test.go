@@ -157,6 +157,12 @@ func TestParseBadInput(t *testing.T) {
 		{"unknown mode", base(func(r *api.NetworkCreate) { r.Options = []string{"macvlan_mode=bridged"} }), []string{`"bridged"`, "bridge, private, vepa, passthru"}},
 		{"unknown option", base(func(r *api.NetworkCreate) { r.Options = []string{"parnet=eth0"} }), []string{"parnet=eth0", "parent=IFNAME"}},
 		{"empty parent", base(func(r *api.NetworkCreate) { r.Options = []string{"parent="} }), []string{"parent="}},
+		{"two parents", base(func(r *api.NetworkCreate) { r.Options = []string{"parent=eth0", "parent=eth1"} }),
+			[]string{"option parent is given twice", `"eth0" and "eth1"`, "give it once"}},
+		{"two modes", base(func(r *api.NetworkCreate) { r.Options = append(r.Options, "macvlan_mode=", "macvlan_mode=vepa") }),
+			[]string{"option macvlan_mode is given twice", `"bridge" and "vepa"`}},
+		{"allow_router twice", base(func(r *api.NetworkCreate) { r.Options = append(r.Options, "allow_router=true", "allow_router=false") }),
+			[]string{"option allow_router is given twice"}},
 		{"no subnet", base(func(r *api.NetworkCreate) { r.Subnets = nil }), []string{"--subnet"}},
 		{"bad name", base(func(r *api.NetworkCreate) { r.Name = "my net" }), []string{`"my net"`}},
 		{"missing name", base(func(r *api.NetworkCreate) { r.Name = "" }), []string{"name is missing"}},
@@ -200,13 +206,16 @@ func TestParseBadInput(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add("pub_net", "172.16.86.0/24", "172.16.86.1", "", "exclude_host=172.16.86.250", "parent=eth0", "team=net", false)
 	f.Add("mcv0", "fd11::/64", "", "fd11::/80", "r=fd11::2", "macvlan_mode=vepa", "", true)
+	f.Add("dup", "10.2.0.0/24", "", "", "", "parent=eth0 parent=eth1", "", false)
 	f.Add("x", "10.0.0.0/8", "10.0.0.0", "10.1.0.0/16", "=", "-o", "a\nb=c", false)
 	f.Add("p2p", "172.30.50.0/31", "", "", "", "", "k=", false)
 	f.Add("all", "::/0", "", "", "", "", "", true)
 	f.Add("mc", "224.0.0.0/24", "", "", "", "", "", false)
 	f.Add("ll", "169.254.10.0/24", "169.254.10.1", "", "", "", "", false)
 	f.Fuzz(func(t *testing.T, name, subnet, gw, rng, aux, opt, label string, v6 bool) {
-		req := api.NetworkCreate{Name: name, Subnets: []string{subnet}, IPv6: v6, Options: []string{opt}}
+		// opt may hold two options, split at its first space: a repeated
+		// key must not pass with two values.
+		req := api.NetworkCreate{Name: name, Subnets: []string{subnet}, IPv6: v6, Options: strings.SplitN(opt, " ", 2)}
 		if gw != "" {
 			req.Gateways = []string{gw}
 		}
@@ -222,6 +231,13 @@ func FuzzParse(f *testing.F) {
 		c, err := Parse(req)
 		if err != nil {
 			return
+		}
+		if o := req.Options; len(o) == 2 {
+			k0, v0, _ := strings.Cut(o[0], "=")
+			k1, v1, _ := strings.Cut(o[1], "=")
+			if k0 == k1 && v0 != v1 && !strings.HasPrefix(k0, "-") && c.Options[k0] != "" && (k0 != "macvlan_mode" || v0 != "" && v1 != "") {
+				t.Fatalf("accepted %q twice with other values: %v", k0, o)
+			}
 		}
 		for _, p := range c.Pools {
 			checkAcceptedPool(t, p, v6)

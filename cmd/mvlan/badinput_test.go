@@ -39,6 +39,8 @@ func TestBadInput(t *testing.T) {
 	// mv5: a macvlan whose lower link stays in the wire namespace.
 	sb.Run(t, sb.WirePath, "ip", "link", "add", "mv5", "link", "w-eth2", "type", "macvlan", "mode", "bridge")
 	sb.Run(t, sb.WirePath, "ip", "link", "set", "mv5", "netns", filepath.Base(sb.Path))
+	sb.Run(t, sb.Path, "ip", "tuntap", "add", "dev", "tun0", "mode", "tun") // no Ethernet
+	eth1MAC := linkMAC(t, sb.Path, "eth1")
 	a := newAgent(t, sb)
 	a.start()
 	a.ok("network", "create", "--subnet=10.1.0.0/16", "-o", "parent=eth1", "taken")
@@ -72,6 +74,11 @@ func TestBadInput(t *testing.T) {
 		{"overlap other network", create("--subnet=10.1.5.0/24", "-o", "parent=eth0", "n"), 1, []string{"10.1.5.0/24", "10.1.0.0/16", "taken"}},
 		{"duplicate name", create("--subnet=172.16.86.0/24", "-o", "parent=eth0", "taken"), 1, []string{"taken", "already exists"}},
 		{"parent not found", create("--subnet=172.16.86.0/24", "-o", "parent=eth9", "n"), 1, []string{`"eth9"`, "not found"}},
+		{"parent not Ethernet", create("--subnet=172.16.86.0/24", "-o", "parent=tun0", "n"), 1, []string{`"tun0"`, "type none, not Ethernet"}},
+		{"two parents", create("--subnet=172.16.86.0/24", "-o", "parent=eth0", "-o", "parent=eth2", "n"), 1,
+			[]string{"option parent is given twice", `"eth0" and "eth2"`}},
+		{"ifname the kernel's", run("--net=taken", "--ifname", "all"), 1, []string{`"all"`, "the kernel's own"}},
+		{"MAC of the parent", run("--net=taken", "--mac", eth1MAC), 1, []string{eth1MAC, "is the parent eth1's own"}},
 		{"ip6 on a network without IPv6", run("--net=taken", "--ip6=2001:db8::5"), 1, []string{"--ip6", "2001:db8::5", "no IPv6", "--ipv6"}},
 		{"an IPv6 address with --ip", run("--net=taken", "--ip=2001:db8::5"), 1, []string{"2001:db8::5", "--ip6"}},
 		{"an IPv4 address with --ip6", run("--net=taken", "--ip6=10.1.0.5"), 1, []string{"10.1.0.5", "with --ip"}},
