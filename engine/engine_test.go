@@ -709,8 +709,9 @@ func TestHostShimRoutesPerEndpoint(t *testing.T) {
 }
 
 // TestHostShimRoutesDocker: a Docker endpoint (a handoff) on a host shim
-// network gets the route to its address when ready and loses it when
-// removed, each without a sync of the whole shim.
+// network gets the route to its address when ready (and its address is
+// announced) and loses it when removed, each without a sync of the whole
+// shim.
 func TestHostShimRoutesDocker(t *testing.T) {
 	r := newRig(t, "eth0")
 	ctx := context.Background()
@@ -733,6 +734,9 @@ func TestHostShimRoutesDocker(t *testing.T) {
 	}
 	if !r.e.FinishHandoff(ctx, id) {
 		t.Fatal("the handoff is not finished with its link up in its namespace")
+	}
+	if got := r.k.Announced(); !slices.Equal(got, []netip.Prefix{p}) {
+		t.Errorf("announced %v once ready; want d1's %v", got, p)
 	}
 	if got := r.k.Routes("mvh-sn"); !slices.Equal(got, []netip.Addr{p.Addr()}) {
 		t.Fatalf("routes %v, want d1's %v", got, p.Addr())

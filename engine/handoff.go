@@ -302,9 +302,20 @@ func (a *Engine) FinishHandoff(ctx context.Context, id string) bool {
 	}
 	crashpoint.Hit("docker-finish:after-attach")
 	a.setRAConf(n, e)
+	a.announceHandoff(n, e, l.Index)
 	a.leaseHandoff(ctx, n, &e)
 	a.storeReady(n, en, e)
 	return true
+}
+
+// announceHandoff announces e's static addresses from its link at ifindex
+// in its sandbox, up with them (dockerd configured it), as a link mvlan
+// brings up is: neighbours may hold an address of it under the MAC of the
+// container that had it before (Docker gives each a new MAC).
+func (a *Engine) announceHandoff(n *network, e endpoint, ifindex int) {
+	if err := a.host.AnnounceEndpoint(a.endpointSpec(n, e), ifindex); err != nil {
+		a.log.Warn("Docker endpoint: announce its addresses", "name", e.Name, "err", err)
+	}
 }
 
 // storeReady stores e, a handed-off endpoint FinishHandoff made ready,

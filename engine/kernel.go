@@ -29,6 +29,9 @@ type Host interface {
 	DeleteBorn(netnsPath, ifName string, mac net.HardwareAddr) error
 	DeleteByAlias(alias string) error
 	AttachEndpoint(ctx context.Context, s link.EndpointSpec) error
+	// AnnounceEndpoint announces s's addresses from link ifindex, which
+	// another made and brought up (link.Host.AnnounceEndpoint).
+	AnnounceEndpoint(s link.EndpointSpec, ifindex int) error
 	DetachEndpoint(ctx context.Context, netnsPath, ifName string) error
 	// DetachLink deletes the link at ifindex in the namespace, whatever
 	// it is named now (a container may rename its links).

@@ -134,6 +134,21 @@ func (h *Host) announceLater(ns netns.NsHandle, idx, parentIdx int, s EndpointSp
 	}()
 }
 
+// AnnounceEndpoint announces s's static addresses from link idx of the
+// namespace at s.NetnsPath, a link that another made up (a Docker
+// endpoint's, which dockerd addressed and brought up in its container),
+// as AttachEndpoint does those of a link it made: in the background, s's
+// Announced hearing how it went.
+func (h *Host) AnnounceEndpoint(s EndpointSpec, idx int) error {
+	ns, err := netns.GetFromPath(s.NetnsPath)
+	if err != nil {
+		return fmt.Errorf("announce %s: %w", s.IfName, err)
+	}
+	defer ns.Close()
+	h.announceLater(ns, idx, s.ParentIndex, s)
+	return nil
+}
+
 // announce sets arp_notify/ndisc_notify on link idx in ns and announces
 // addrs: to the wire from h's packet socket on the parent, and, in bridge
 // mode unless s.WireOnly, to the endpoints on the parent from the link.

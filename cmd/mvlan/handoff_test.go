@@ -250,3 +250,31 @@ func TestDockerLeaveAlias(t *testing.T) {
 		t.Errorf("the link with %s (alias changed) is still in the host namespace after DeleteEndpoint:\n%s", mac, out)
 	}
 }
+
+// TestDockerHandoffAnnounced: a Docker container's address is announced
+// (a gratuitous ARP from its MAC on the wire) once the agent finds its
+// link up in the sandbox, as a `mvlan run` container's is: Docker gives
+// each container a new MAC, and the address may be in the neighbours'
+// caches under the MAC of the container that had it before. About 1 s.
+func TestDockerHandoffAnnounced(t *testing.T) {
+	t.Parallel()
+	sb := nstest.NewSandbox(t)
+	a := newAgent(t, sb)
+	sock := filepath.Join(a.dir, "mvt-plugin.sock")
+	a.env = []string{"MVLAN_PLUGIN_SOCKET=" + sock}
+	a.start()
+	p := &pluginConn{t: t, sb: sb, sock: sock}
+	netID := strings.Repeat("5d", 32)
+	pool := p.staticNetwork(netID, "172.16.90.0/24")
+	wire := nstest.NewCapture(t, sb.WirePath, "wire0")
+	c1, ep := sb.Netns(t, "c1"), strings.Repeat("c1", 32)
+	addr := p.join(netID, pool, ep, c1, c1)
+	waitEndpoint(t, a, ep, "ready")
+	mac, err := net.ParseMAC(linkMAC(t, c1, "eth0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wire.Wait(3*time.Second, func(f []byte) bool { return isGARP(f, mac, addr.Addr().String()) }); err != nil {
+		t.Errorf("no gratuitous ARP for %s from %s on the wire once ready: %v\n%s", addr, mac, err, a.log)
+	}
+}

@@ -316,6 +316,22 @@ func (h *host) DetachLink(_ context.Context, path string, ifindex int) error {
 	return nil
 }
 
+// AnnounceEndpoint notes s's addresses (Announced lists them).
+func (h *host) AnnounceEndpoint(s link.EndpointSpec, _ int) error {
+	k := h.k()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.announce = append(k.announce, s.Addrs...)
+	return nil
+}
+
+// Announced lists the addresses AnnounceEndpoint announced, in order.
+func (k *Kernel) Announced() []netip.Prefix {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.announce)
+}
+
 // SilenceEndpoint sets the endpoint's link (by index, else alias) down.
 func (h *host) SilenceEndpoint(_ context.Context, path string, ifindex int, alias string) error {
 	k := h.k()
