@@ -170,15 +170,22 @@ func (d *Driver) DockerCreateNetwork(ctx context.Context, dn plugin.Network) err
 	return nil
 }
 
+// dockerOwnOptions prefixes the -o options dockerd itself defines.
+const dockerOwnOptions = "com.docker.network."
+
 // networkRequest is Docker's network as mvlan's create request.
 func (d *Driver) networkRequest(dn plugin.Network) (api.NetworkCreate, error) {
 	req := api.NetworkCreate{Driver: api.Driver, IPv6: dn.IPv6, Internal: dn.Internal}
 	for _, k := range sortedKeys(dn.Options) {
-		if k == "name" {
+		switch {
+		case k == "name":
 			req.Name = dn.Options[k]
-			continue
+		case strings.HasPrefix(k, dockerOwnOptions):
+			// dockerd's (advertise_addr_nmsgs, ...): it reads them itself
+			// and passes them on, and its macvlan driver lets them be.
+		default:
+			req.Options = append(req.Options, k+"="+dn.Options[k])
 		}
-		req.Options = append(req.Options, k+"="+dn.Options[k])
 	}
 	nets, err := d.eng.Networks()
 	if err != nil {

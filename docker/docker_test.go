@@ -249,7 +249,9 @@ func TestHandoffStalls(t *testing.T) {
 // TestShimAutoDockerIPAM: -o host_shim=auto on a network whose addresses
 // Docker's own IPAM assigns is refused (Docker would give the shim's
 // address to a container), naming the way out, and makes no network;
-// with mvlan's IPAM, or with an address given, it is made.
+// with mvlan's IPAM, or with an address given, it is made. An -o option
+// dockerd defines (com.docker.network.*) is let be; an unknown other one
+// is refused.
 func TestShimAutoDockerIPAM(t *testing.T) {
 	ctx := context.Background()
 	k := enginetest.New("eth0", "eth1", "eth2")
@@ -265,9 +267,14 @@ func TestShimAutoDockerIPAM(t *testing.T) {
 		t.Fatal("the refused network was made")
 	}
 	id2 := strings.Repeat("b", 64)
-	if err := d.DockerCreateNetwork(ctx, plugin.Network{ID: id2, Options: map[string]string{"parent": "eth1", "name": "dnet2", "host_shim": "172.16.87.250"},
+	if err := d.DockerCreateNetwork(ctx, plugin.Network{ID: id2, Options: map[string]string{"parent": "eth1", "name": "dnet2", "host_shim": "172.16.87.250",
+		"com.docker.network.advertise_addr_nmsgs": "1"}, // dockerd's own: let be
 		Pools: []plugin.Pool{{Subnet: netip.MustParsePrefix("172.16.87.0/24")}}}); err != nil {
-		t.Fatalf("host_shim=IP with Docker's IPAM: %v", err)
+		t.Fatalf("host_shim=IP with Docker's IPAM (and one of dockerd's own -o): %v", err)
+	}
+	if err := d.DockerCreateNetwork(ctx, plugin.Network{ID: strings.Repeat("d", 64), Options: map[string]string{"parent": "eth1", "name": "typo", "parnet": "eth1"},
+		Pools: []plugin.Pool{{Subnet: netip.MustParsePrefix("172.16.89.0/24")}}}); err == nil || !strings.Contains(err.Error(), "parnet=eth1") {
+		t.Fatalf("-o parnet=eth1: %v; want it refused, named", err)
 	}
 	sub3 := netip.MustParsePrefix("172.16.88.0/24")
 	pool, err := d.DockerRequestPool(ctx, plugin.PoolRequest{Pool: sub3})
@@ -341,5 +348,21 @@ func TestWaitEndsWatches(t *testing.T) {
 	case <-ran:
 		t.Error("a goroutine started after Wait")
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestRequestPoolWithoutSubnet: Docker asks for a pool without --subnet
+// (an IPv6 one for --ipv6 when only an IPv4 --subnet was given): refused,
+// saying which --subnet is missing.
+func TestRequestPoolWithoutSubnet(t *testing.T) {
+	d, _ := newDriver(t, enginetest.New("eth0"))
+	for _, tc := range []struct {
+		v6   bool
+		want string
+	}{{false, "give --subnet (e.g. --subnet=172.16.86.0/24)"}, {true, "--ipv6 needs an IPv6 --subnet"}} {
+		_, err := d.DockerRequestPool(context.Background(), plugin.PoolRequest{V6: tc.v6})
+		if engine.KindOf(err) != engine.KindInvalid || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("pool without a subnet (IPv6 %v): %v; want %q", tc.v6, err, tc.want)
+		}
 	}
 }

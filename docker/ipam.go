@@ -23,7 +23,10 @@ import (
 // DockerRequestPool registers --subnet (and --ip-range) for a network
 // being created. Its ID is "SUBNET" or "SUBNET,IP-RANGE".
 func (d *Driver) DockerRequestPool(_ context.Context, r plugin.PoolRequest) (string, error) {
-	if !r.Pool.IsValid() {
+	switch {
+	case !r.Pool.IsValid() && r.V6:
+		return "", engine.Invalid(fmt.Errorf("--ipv6 needs an IPv6 --subnet: mvlan takes addresses from the subnets of the physical network and picks none itself (e.g. --subnet=2001:db8:86::/64)"))
+	case !r.Pool.IsValid():
 		return "", engine.Invalid(fmt.Errorf("mvlan takes addresses from the subnets of the physical network and picks none itself: give --subnet (e.g. --subnet=172.16.86.0/24)"))
 	}
 	if _, err := ipam.New([]ipam.PoolConfig{{Subnet: r.Pool, IPRange: r.SubPool}}, ipam.Options{}); err != nil {

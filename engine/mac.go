@@ -48,9 +48,10 @@ func (n *network) macTaken(mac, parent net.HardwareAddr) bool {
 // macInUse refuses mac when one of n's endpoints or its host shim has it
 // (an endpoint with the shim's MAC would take the shim's datapath entry),
 // or n's parent (the kernel refuses a macvlan with its lower link's MAC,
-// once the rest of the attach is made). Caller holds n.mu.
+// once the rest of the attach is made; a passthru one takes it). Caller
+// holds n.mu.
 func (n *network) macInUse(mac net.HardwareAddr) error {
-	if len(n.parentMAC) > 0 && bytes.Equal(mac, n.parentMAC) {
+	if len(n.parentMAC) > 0 && bytes.Equal(mac, n.parentMAC) && n.Mode != "passthru" { // passthru takes it
 		return conflict(fmt.Errorf("MAC %s is the parent %s's own on network %s; choose another --mac", mac, n.parentName, n.name()))
 	}
 	if o := n.byMAC[string(mac)]; o != nil {

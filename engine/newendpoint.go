@@ -114,7 +114,7 @@ func (a *Engine) endpointMAC(n *network, want string) (net.HardwareAddr, error) 
 	}
 	mac, err := net.ParseMAC(want)
 	if err != nil || len(mac) != 6 || mac[0]&1 != 0 || isZero(mac) {
-		return nil, invalid(fmt.Errorf("--mac %q is not a unicast Ethernet address; use e.g. 02:42:ac:10:56:0a", want))
+		return nil, invalid(fmt.Errorf("MAC %q (--mac; Docker's --mac-address) is not a unicast Ethernet address; use e.g. 02:42:ac:10:56:0a", want))
 	}
 	return mac, nil
 }

@@ -93,7 +93,7 @@ func TestHostShimRepaired(t *testing.T) {
 // TestParentMACRefused: a container may not take its network's parent's
 // MAC (the kernel would refuse the macvlan only once the address, the row
 // and the datapath entry were made), through run or Docker's EndpointMAC;
-// nothing is left.
+// nothing is left. A passthru network's container takes it.
 func TestParentMACRefused(t *testing.T) {
 	r := newRig(t, "eth0")
 	l, _ := r.k.HostLink("eth0")
@@ -110,6 +110,15 @@ func TestParentMACRefused(t *testing.T) {
 	}
 	if got, _ := r.e.Network("pm"); len(got.Endpoints) != 0 {
 		t.Errorf("endpoints after the refusals: %+v", got.Endpoints)
+	}
+	// A passthru network's container takes its parent's MAC.
+	if err := r.e.RemoveNetwork(context.Background(), "pm"); err != nil {
+		t.Fatal(err)
+	}
+	r.network("pt", "subnet=10.7.0.0/24", "parent=eth0", "macvlan_mode=passthru")
+	ep, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: "pt", Name: "c2"})
+	if err != nil || ep.MAC != mac {
+		t.Fatalf("run on a passthru network: %v, MAC %s; want the parent's, %s", err, ep.MAC, mac)
 	}
 	r.noDrift()
 }
