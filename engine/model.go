@@ -271,7 +271,7 @@ func newNetwork(n api.Network, space addrSpace) (*network, error) {
 		return nil, fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	nw := &network{ID: n.ID, Driver: n.Driver, Created: n.Created, Parent: n.Parent,
-		ParentKind: kind, LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6, Internal: n.Internal,
+		ParentKind: kind, LinkKind: n.LinkKind, Mode: n.Mode, IPv6: n.IPv6, Internal: n.Internal || kind == ParentHostOnly,
 		Serial: n.Serial, Labels: n.Labels, Options: withShim(n.Options, nil), Pools: n.Pools, DatapathID: n.DatapathID,
 		DHCP: n.IPAMDriver == api.IPAMDHCP, space: space, status: healthy()}
 	nw.setName(n.Name, n.NameFrom)

@@ -66,7 +66,8 @@ func TestGatewayInference(t *testing.T) {
 	}
 }
 
-// TestHostOnlyNetwork: no parent gives a link mvlan creates, marks and removes.
+// TestHostOnlyNetwork: no parent gives a link mvlan creates, marks and
+// removes, and an internal network.
 func TestHostOnlyNetwork(t *testing.T) {
 	sb := nstest.NewSandbox(t)
 	a := newAgent(t, sb)
@@ -80,6 +81,20 @@ func TestHostOnlyNetwork(t *testing.T) {
 	a.ok("network", "rm", id[:12])
 	if _, ok := links(t, sb)[name]; ok {
 		t.Fatalf("network rm left link %s", name)
+	}
+	// Without --internal it is internal all the same, as Docker's macvlan
+	// makes one: its containers get no default route (nothing answers
+	// for the gateway on a host-only link).
+	a.ok("network", "create", "--subnet=10.8.0.0/24", "np")
+	if got := strings.TrimSpace(a.ok("network", "inspect", "-f", "{{.Internal}}", "np")); got != "true" {
+		t.Errorf("a network without a parent: internal %q, want true", got)
+	}
+	e := &env{t: t, sb: sb, a: a}
+	t.Cleanup(e.cleanup)
+	c1 := e.name("1")
+	e.runD(c1, "np")
+	if routes := e.in(c1, "ip", "route"); strings.Contains(routes, "default") || !strings.Contains(routes, "10.8.0.0/24 dev eth0") {
+		t.Errorf("routes of a container on a network without a parent:\n%s\nwant the subnet's, no default", routes)
 	}
 }
 
