@@ -171,6 +171,16 @@ func TestNewErrors(t *testing.T) {
 			[]string{"ip-range 10.0.1.0/25 is outside subnet 10.0.0.0/24"}},
 		{"range larger", []PoolConfig{{Subnet: pfx("10.0.0.0/24"), IPRange: pfx("10.0.0.0/23")}},
 			[]string{"ip-range 10.0.0.0/23 is larger than its subnet 10.0.0.0/24"}},
+		{"range of the network and gateway", []PoolConfig{{Subnet: pfx("10.0.0.0/24"), IPRange: pfx("10.0.0.0/31")}},
+			[]string{"ip-range 10.0.0.0/31 has no address to hand out: 10.0.0.0 (the network address), 10.0.0.1 (the gateway)"}},
+		{"range of the broadcast", []PoolConfig{{Subnet: pfx("10.0.0.0/24"), IPRange: pfx("10.0.0.255/32")}},
+			[]string{"ip-range 10.0.0.255/32 has no address to hand out: 10.0.0.255 (the broadcast address)"}},
+		{"range of the gateway", []PoolConfig{{Subnet: pfx("10.0.0.0/24"), Gateway: addr("10.0.0.5"), IPRange: pfx("10.0.0.5/32")}},
+			[]string{"10.0.0.5 (the gateway)"}},
+		{"range of an aux-address", []PoolConfig{{Subnet: pfx("10.0.0.0/24"), IPRange: pfx("10.0.0.4/32"), Aux: map[string]netip.Addr{"a": addr("10.0.0.4")}}},
+			[]string{"10.0.0.4 (aux-address a)", "widen it or move it"}},
+		{"v6 range of the anycast and gateway", []PoolConfig{{Subnet: pfx("fd00::/64"), IPRange: pfx("fd00::/127")}},
+			[]string{"fd00:: (the subnet-router anycast address)", "fd00::1 (the gateway)"}},
 		{"aux outside", []PoolConfig{{Subnet: pfx("10.0.0.0/24"), Aux: map[string]netip.Addr{"a": addr("10.0.1.1")}}},
 			[]string{"aux-address a=10.0.1.1 is outside subnet 10.0.0.0/24"}},
 		{"aux name across pools", []PoolConfig{
@@ -214,5 +224,27 @@ func TestPoolsAreCopies(t *testing.T) {
 	}
 	if _, err := s.Request(addr("10.0.0.10"), "x"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRangeRoomKept: an ip-range with one address left to hand out is
+// taken, and that address is the one handed out.
+func TestRangeRoomKept(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  PoolConfig
+		want string
+	}{
+		{PoolConfig{Subnet: pfx("10.0.0.0/24"), IPRange: pfx("10.0.0.9/32")}, "10.0.0.9/24"},
+		{PoolConfig{Subnet: pfx("10.0.0.0/24"), IPRange: pfx("10.0.0.4/31"), Aux: map[string]netip.Addr{"a": addr("10.0.0.4")}}, "10.0.0.5/24"},
+		{PoolConfig{Subnet: pfx("10.0.0.0/24"), IPRange: pfx("10.0.0.0/30")}, "10.0.0.2/24"},
+	} {
+		s, err := New([]PoolConfig{tc.cfg}, Options{})
+		if err != nil {
+			t.Errorf("ip-range %s: %v; want it taken", tc.cfg.IPRange, err)
+			continue
+		}
+		if got, err := s.Allocate(false, "c"); err != nil || got.String() != tc.want {
+			t.Errorf("ip-range %s: allocated %s, %v; want %s", tc.cfg.IPRange, got, err, tc.want)
+		}
 	}
 }

@@ -38,6 +38,19 @@ func FuzzPair(f *testing.F) {
 			return
 		}
 		checkPaired(t, pools, s, g, r, a)
+		// Accepted pools hand out an address of each family they have
+		// (checkRangeRoom): a first container never finds none.
+		sp, err := New(pools, Options{})
+		if err != nil {
+			t.Fatalf("New refused what PairList accepted: %v", err)
+		}
+		for _, v6 := range []bool{false, true} {
+			if sp.HasFamily(v6) {
+				if _, err := sp.Allocate(v6, "first"); err != nil {
+					t.Fatalf("accepted %+v, yet no address to hand out (IPv6 %v): %v", pools, v6, err)
+				}
+			}
+		}
 	})
 }
 

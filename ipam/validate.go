@@ -217,8 +217,45 @@ func validate(pools []PoolConfig) error {
 		if err := checkAux(c, names); err != nil {
 			return err
 		}
+		if err := checkRangeRoom(c); err != nil {
+			return err
+		}
 	}
 	return checkOverlap(pools)
+}
+
+// checkRangeRoom refuses an ip-range whose every address is one the pool
+// never hands out (the network, broadcast, gateway or aux addresses): a
+// container without --ip would find none, and be told to remove one.
+func checkRangeRoom(c *PoolConfig) error {
+	r := c.IPRange
+	if !r.IsValid() || hostBits(r) > 8 { // 256 addresses: more than any pool reserves in one
+		return nil
+	}
+	gw := c.Gateway
+	if !gw.IsValid() {
+		gw = InferGateway(c.Subnet)
+	}
+	why := map[netip.Addr]string{gw: "the gateway"}
+	for _, a := range []netip.Addr{c.Subnet.Addr(), lastAddr(c.Subnet)} {
+		if kind := reservedKind(c.Subnet, a); kind != "" {
+			why[a] = kind
+		}
+	}
+	for name, a := range c.Aux {
+		why[a] = "aux-address " + name
+	}
+	var held []string
+	for a, w := range why {
+		if r.Contains(a) {
+			held = append(held, a.String()+" ("+w+")")
+		}
+	}
+	if len(held) < 1<<hostBits(r) {
+		return nil
+	}
+	slices.Sort(held)
+	return configErr("ip-range %s has no address to hand out: %s; widen it or move it", r, strings.Join(held, ", "))
 }
 
 func checkOverlap(pools []PoolConfig) error {
