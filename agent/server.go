@@ -97,7 +97,12 @@ func (a *Agent) handleNetworks(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleNetwork(w http.ResponseWriter, r *http.Request) {
 	get := a.eng.Network
-	if r.URL.Query().Get("endpoints") == "false" {
+	endpoints, err := queryBool(r, "endpoints", true)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if !endpoints {
 		get = a.eng.NetworkBrief
 	}
 	n, err := get(r.PathValue("ref"))
@@ -140,11 +145,16 @@ func (a *Agent) handleEndpoints(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *Agent) handleRemoveEndpoint(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	remove := func(ctx context.Context, ref string) error {
-		return a.eng.RemoveEndpoints(ctx, ref, q.Get("force") == "true")
+	force, ferr := queryBool(r, "force", false)
+	wait, werr := queryBool(r, "wait", true)
+	if err := errors.Join(ferr, werr); err != nil {
+		writeError(w, err)
+		return
 	}
-	if q.Get("wait") == "false" {
+	remove := func(ctx context.Context, ref string) error {
+		return a.eng.RemoveEndpoints(ctx, ref, force)
+	}
+	if !wait {
 		remove = a.eng.ReleaseEndpoints
 	}
 	if err := remove(r.Context(), r.PathValue("ref")); err != nil {

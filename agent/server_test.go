@@ -68,3 +68,28 @@ func TestDecodeBody(t *testing.T) {
 		t.Errorf("a good body: %+v %v", req, err)
 	}
 }
+
+// TestQueryBool: a flag in the query is true, false or absent (its
+// default); any other value is refused naming it, not taken for false.
+func TestQueryBool(t *testing.T) {
+	for _, tc := range []struct {
+		query     string
+		def, want bool
+		err       string
+	}{
+		{"", false, false, ""},
+		{"", true, true, ""},
+		{"force=true", false, true, ""},
+		{"force=false", true, false, ""},
+		{"force=1", false, false, `query parameter force="1": use force=true or force=false`},
+		{"force=TRUE", false, false, `force="TRUE"`},
+	} {
+		got, err := queryBool(httptest.NewRequest("DELETE", "/v1/endpoints/c1?"+tc.query, nil), "force", tc.def)
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("?%s (default %v): %v, %v; want %v", tc.query, tc.def, got, err, tc.want)
+		case tc.err != "" && (engine.KindOf(err) != engine.KindInvalid || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("?%s: %v; want invalid, %q", tc.query, err, tc.err)
+		}
+	}
+}
