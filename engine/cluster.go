@@ -105,11 +105,32 @@ func (a *Engine) joinDefined(ctx context.Context, req *api.NetworkCreate, got cl
 		return conflict(fmt.Errorf("cluster network %s is defined with --subnet %v --gateway %v --ip-range %v --aux-address %v; join it with the same, or with no --subnet to take them",
 			req.Name, c.Subnets, c.Gateways, c.IPRanges, c.AuxAddrs))
 	}
+	if len(req.Subnets) == 0 {
+		if err := joinOnlyFits(*req, c); err != nil {
+			return err // before joining, as above
+		}
+	}
 	if err := a.cluster.Join(ctx, req.Name, got.ID); err != nil {
 		return err
 	}
 	if len(req.Subnets) == 0 {
 		req.Subnets, req.Gateways, req.IPRanges, req.AuxAddrs, req.IPv6 = c.Subnets, c.Gateways, c.IPRanges, c.AuxAddrs, c.IPv6
+	}
+	return nil
+}
+
+// joinOnlyFits refuses a request without --subnet that joins definition
+// c but gives what goes with a subnet (they would be dropped for the
+// definition's), or that would not parse with the definition's pools
+// (an unknown -o, say).
+func joinOnlyFits(req api.NetworkCreate, c api.NetworkCreate) error {
+	if len(req.Gateways)+len(req.IPRanges)+len(req.AuxAddrs) > 0 || req.IPv6 && !c.IPv6 {
+		return invalid(fmt.Errorf("cluster network %s: --gateway, --ip-range, --aux-address and --ipv6 go with --subnet; join with none of them to take the definition's (--subnet %v --gateway %v --ip-range %v --aux-address %v, IPv6 %t)",
+			req.Name, c.Subnets, c.Gateways, c.IPRanges, c.AuxAddrs, c.IPv6))
+	}
+	req.Subnets, req.Gateways, req.IPRanges, req.AuxAddrs, req.IPv6 = c.Subnets, c.Gateways, c.IPRanges, c.AuxAddrs, c.IPv6
+	if _, err := netconf.Parse(req); err != nil {
+		return invalid(err)
 	}
 	return nil
 }

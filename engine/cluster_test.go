@@ -551,3 +551,33 @@ func TestClusterNeedsParent(t *testing.T) {
 	}
 	h2.network("cnet", "scope=cluster", "parent=eth0")
 }
+
+// TestClusterJoinOnlyFlags: a host joining without --subnet (to take the
+// definition's) may not give what goes with a subnet (a --gateway that
+// would be dropped silently), nor an option the network would refuse:
+// each is refused before the join, which leaves no membership; a plain
+// join then works.
+func TestClusterJoinOnlyFlags(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	h1, h2 := newClusterRig(t, e.URL), newClusterRig(t, e.URL)
+	ctx := context.Background()
+	h1.network("cnet", "scope=cluster", "subnet=172.16.91.0/24", "parent=eth0")
+	for _, tc := range []struct {
+		req  api.NetworkCreate
+		want string
+	}{
+		{api.NetworkCreate{Gateways: []string{"172.16.91.9"}, Options: []string{"parent=eth0"}}, "--gateway, --ip-range, --aux-address and --ipv6 go with --subnet"},
+		{api.NetworkCreate{Options: []string{"parent=eth0", "bogus=1"}}, `unknown option "bogus=1"`},
+	} {
+		tc.req.Name, tc.req.Scope = "cnet", api.ScopeCluster
+		if _, err := h2.e.CreateNetwork(ctx, tc.req); engine.KindOf(err) != engine.KindInvalid || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("join-only %+v: %v; want invalid, %q", tc.req, err, tc.want)
+		}
+		if r, err := etcdClient(t, e.URL).Get(ctx, "/mvlan/v1/members/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || r.Count != 1 {
+			t.Fatalf("members after a refused join: %d (%v); want h1's alone", r.Count, err)
+		}
+	}
+	if _, err := h2.e.CreateNetwork(ctx, api.NetworkCreate{Name: "cnet", Scope: api.ScopeCluster, Options: []string{"parent=eth0"}}); err != nil {
+		t.Errorf("a plain join: %v", err)
+	}
+}
