@@ -60,7 +60,7 @@ func (d *Driver) DockerRequestPool(_ context.Context, r plugin.PoolRequest) (str
 	}
 	for _, pp := range d.pools {
 		if pp.subnet.Overlaps(r.Pool) {
-			return "", engine.Conflict(fmt.Errorf("subnet %s overlaps subnet %s of a network being created", r.Pool, pp.subnet))
+			return "", engine.Conflict(fmt.Errorf("subnet %s overlaps subnet %s of a network being created (a docker network create under way; one dockerd gave up half way holds it until the agent restarts)", r.Pool, pp.subnet))
 		}
 	}
 	d.pools[id] = &pool{subnet: r.Pool, ipRange: r.SubPool, ipamOpts: opts, refs: 1}
