@@ -366,3 +366,42 @@ func TestRequestPoolWithoutSubnet(t *testing.T) {
 		}
 	}
 }
+
+// TestSmallIPRange: an --ip-range of one address is taken at RequestPool
+// whatever it is (the gateway is not known yet) and judged at
+// CreateNetwork with the gateway Docker gives: beside --gateway elsewhere
+// the network is made, and its one address handed out; a range holding
+// only the gateway is refused, naming it.
+func TestSmallIPRange(t *testing.T) {
+	ctx := context.Background()
+	d, _ := newDriver(t, enginetest.New("eth0", "eth1"))
+	for i, tc := range []struct {
+		subnet, rng, gw, parent string
+		refused                 string
+	}{
+		{"10.0.0.0/24", "10.0.0.1/32", "10.0.0.254", "eth0", ""},
+		{"10.0.1.0/24", "10.0.1.1/32", "10.0.1.1", "eth1", "ip-range 10.0.1.1/32 has no address to hand out: 10.0.1.1 (the gateway)"},
+	} {
+		subnet, rng := netip.MustParsePrefix(tc.subnet), netip.MustParsePrefix(tc.rng)
+		pool, err := d.DockerRequestPool(ctx, plugin.PoolRequest{AddressSpace: plugin.AddressSpace, Pool: subnet, SubPool: rng})
+		if err != nil {
+			t.Fatalf("RequestPool %s range %s: %v", subnet, rng, err)
+		}
+		gw := request(t, d, plugin.AddressRequest{PoolID: pool, Address: netip.MustParseAddr(tc.gw), Gateway: true})
+		id := strings.Repeat(string(rune('a'+i)), 64)
+		err = d.DockerCreateNetwork(ctx, plugin.Network{ID: id, Options: map[string]string{"parent": tc.parent},
+			Pools: []plugin.Pool{{AddressSpace: plugin.AddressSpace, Subnet: subnet, Gateway: gw.Addr()}}})
+		if tc.refused != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.refused) {
+				t.Errorf("range %s, gateway %s: %v; want %q", rng, tc.gw, err, tc.refused)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("range %s, gateway %s: %v", rng, tc.gw, err)
+		}
+		if got := request(t, d, plugin.AddressRequest{PoolID: pool}); got.Addr() != rng.Addr() {
+			t.Errorf("address from range %s: %s", rng, got)
+		}
+	}
+}

@@ -10,6 +10,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -29,7 +30,9 @@ func (d *Driver) DockerRequestPool(_ context.Context, r plugin.PoolRequest) (str
 	case !r.Pool.IsValid():
 		return "", engine.Invalid(fmt.Errorf("mvlan takes addresses from the subnets of the physical network and picks none itself: give --subnet (e.g. --subnet=172.16.86.0/24)"))
 	}
-	if _, err := ipam.New([]ipam.PoolConfig{{Subnet: r.Pool, IPRange: r.SubPool}}, ipam.Options{}); err != nil {
+	// The gateway is not known yet (Docker asks for it next): whether the
+	// ip-range has room besides it is checked at CreateNetwork.
+	if _, err := ipam.New([]ipam.PoolConfig{{Subnet: r.Pool, IPRange: r.SubPool}}, ipam.Options{}); err != nil && !errors.Is(err, ipam.ErrNoRoom) {
 		return "", engine.Invalid(err)
 	}
 	var opts []string

@@ -22,6 +22,10 @@ var (
 	ErrNoFamily = errors.New("no subnet of that address family")
 	// ErrInvalidConfig: Pair or New rejected the configuration.
 	ErrInvalidConfig = errors.New("invalid address pool configuration")
+	// ErrNoRoom (with ErrInvalidConfig): an ip-range has no address to
+	// hand out besides the gateway (given, or inferred when not) and the
+	// reserved ones.
+	ErrNoRoom = errors.New("ip-range has no address to hand out")
 )
 
 // ExhaustedError is returned by Allocate when every pool of the requested
@@ -165,12 +169,21 @@ func (e *noFamilyError) Unwrap() error { return ErrNoFamily }
 // ConfigError is a rejected pool configuration; errors.Is(err,
 // ErrInvalidConfig) holds. Its message names the bad value and what would
 // be right.
-type ConfigError struct{ Msg string }
+type ConfigError struct {
+	Msg  string
+	also error // a sentinel besides ErrInvalidConfig (ErrNoRoom), or nil
+}
 
 func (e *ConfigError) Error() string { return e.Msg }
 
-// Unwrap makes errors.Is(err, ErrInvalidConfig) true.
-func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+// Unwrap makes errors.Is(err, ErrInvalidConfig) true, and errors.Is of
+// its other sentinel, if any.
+func (e *ConfigError) Unwrap() []error {
+	if e.also != nil {
+		return []error{ErrInvalidConfig, e.also}
+	}
+	return []error{ErrInvalidConfig}
+}
 
 func configErr(format string, args ...any) error {
 	return &ConfigError{Msg: fmt.Sprintf(format, args...)}

@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -255,7 +256,7 @@ func checkRangeRoom(c *PoolConfig) error {
 		return nil
 	}
 	slices.Sort(held)
-	return configErr("ip-range %s has no address to hand out: %s; widen it or move it", r, strings.Join(held, ", "))
+	return &ConfigError{Msg: fmt.Sprintf("ip-range %s has no address to hand out: %s; widen it or move it", r, strings.Join(held, ", ")), also: ErrNoRoom}
 }
 
 func checkOverlap(pools []PoolConfig) error {

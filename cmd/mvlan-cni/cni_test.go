@@ -460,7 +460,8 @@ func TestCNIStatus(t *testing.T) {
 
 // TestCNIInline: a network defined in the configuration is created by the
 // first ADD, used as is by the next, and a configuration that defines it
-// differently is refused (see TestCNIBadConfig).
+// differently is refused (see TestCNIBadConfig); a dual-stack one, and a
+// host-only one (no parent: internal).
 func TestCNIInline(t *testing.T) {
 	e := newEnv(t)
 	e.sb.AddVeth(t, "eth1")
@@ -497,6 +498,20 @@ func TestCNIInline(t *testing.T) {
 		t.Errorf("the container's eth0 has no fd00:8::2/64:\n%s", out)
 	}
 	e.del(l6, c3)
+
+	// Host-only (no parent): internal, as the network the first ADD
+	// makes is; the next ADD finds it matching; no default route.
+	lh := e.list("1.1.0", `"network":"inho","subnets":["10.7.0.0/24"]`)
+	c4, c5 := e.container("i4"), e.container("i5")
+	r4, r5 := e.add(lh, c4), e.add(lh, c5)
+	if len(r4.Routes) != 0 || len(r5.Routes) != 0 || r5.IPs[0].Address.String() != "10.7.0.3/24" {
+		t.Errorf("host-only ADDs: %v routes %v, %v routes %v; want 10.7.0.2 and .3, no default route", r4.IPs, r4.Routes, r5.IPs, r5.Routes)
+	}
+	if err := e.cni.GetStatusNetworkList(context.Background(), lh); err != nil {
+		t.Errorf("STATUS of the host-only network: %v", err)
+	}
+	e.del(lh, c4)
+	e.del(lh, c5)
 }
 
 // TestCNIInlineAltname: an inline definition whose parent is an altname

@@ -77,8 +77,9 @@ func (c *Conf) differs(n api.Network) string {
 	if mode := orDefault(c.Mode, "bridge"); mode != n.Mode {
 		d = append(d, fmt.Sprintf("mode %s, not %s", n.Mode, mode))
 	}
-	if c.IPv6 != n.IPv6 || c.Internal != n.Internal {
-		d = append(d, fmt.Sprintf("ipv6=%t internal=%t, not ipv6=%t internal=%t", n.IPv6, n.Internal, c.IPv6, c.Internal))
+	internal := c.Internal || c.Parent == "" // a host-only network is internal
+	if c.IPv6 != n.IPv6 || internal != n.Internal {
+		d = append(d, fmt.Sprintf("ipv6=%t internal=%t, not ipv6=%t internal=%t", n.IPv6, n.Internal, c.IPv6, internal))
 	}
 	var have []string
 	for _, p := range n.Pools {
