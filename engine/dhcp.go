@@ -260,9 +260,20 @@ func (a *Engine) applyLease(n *network, e *endpoint, l dhcp.Lease) error {
 			next.Unrouted = []netip.Addr{router}
 		}
 	}
-	err := writeResolv(*e, resolvLease(e.Lease, e.Lease6), *resolvLease(&l, e.Lease6))
+	err := writeResolv(*e, resolvBefore(*e), *resolvLease(&l, e.Lease6))
+	next.resolvStale = err != nil
 	*e = next
 	return err
+}
+
+// resolvBefore is what e's resolv.conf was written from (resolvLease of
+// its leases); nil, which writes it whatever the new lease says, when the
+// last write failed.
+func resolvBefore(e endpoint) *dhcp.Lease {
+	if e.resolvStale {
+		return nil
+	}
+	return resolvLease(e.Lease, e.Lease6)
 }
 
 // givenBack marks e's DHCPv4 lease, which a DHCPRELEASE gave back,

@@ -97,7 +97,8 @@ func (a *Engine) applyLease6(n *network, e *endpoint, l dhcp.Lease) error {
 			return errors.Join(fmt.Errorf("put leased %s on %s: %w", l.Addr, e.Name, err), a.setTableEntry(n, *e))
 		}
 	}
-	err := writeResolv(*e, resolvLease(e.Lease, e.Lease6), *resolvLease(e.Lease, &l))
+	err := writeResolv(*e, resolvBefore(*e), *resolvLease(e.Lease, &l))
+	next.resolvStale = err != nil
 	*e = next
 	return err
 }

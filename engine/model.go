@@ -113,6 +113,10 @@ type endpoint struct {
 	// it goes (link.EndpointSpec.MACBusyWait).
 	// Not stored: only its creation waits.
 	macWait bool
+	// resolvStale: the last write of its resolv.conf failed (applyLease),
+	// so the next lease applied writes it whether or not its DNS servers
+	// changed. Not stored: a start writes it anyway.
+	resolvStale bool
 }
 
 func (e endpoint) api() api.Endpoint {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
@@ -255,7 +256,8 @@ func TestDHCPRemovingExpiredV4GivesBackV6(t *testing.T) {
 // a directory) still renews the lease, whose address is on the link: the
 // record has the new expiry and DNS servers, and the log says the file
 // was not written. (It was taken for a failed renewal, retried until the
-// lease ran out.)
+// lease ran out.) Once it can be, the next renewal writes it, though the
+// DNS servers did not change since.
 func TestDHCPRenewalResolvUnwritable(t *testing.T) {
 	t.Parallel()
 	sb := nstest.NewSandbox(t)
@@ -276,17 +278,32 @@ func TestDHCPRenewalResolvUnwritable(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.Remove(p) })
 	srv.SetDNS(netip.MustParseAddr("192.168.76.54"))
-	for deadline := ep.Lease.Renew.Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		cur, _ := e.endpoint(c1)
-		if cur.Lease != nil && cur.Lease.Expiry.After(ep.Lease.Expiry) {
-			if cur.Lease.Error != "" || len(cur.Lease.DNS) != 1 || cur.Lease.DNS[0] != netip.MustParseAddr("192.168.76.54") {
-				t.Errorf("renewed lease: DNS %v, error %q; want 192.168.76.54 and none", cur.Lease.DNS, cur.Lease.Error)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s's lease not renewed 3 s after T1 (lease %+v):\n%s", c1, cur.Lease, a.log)
-		}
+	renewed := e.waitRenewed(c1, *ep.Lease)
+	if renewed.Error != "" || len(renewed.DNS) != 1 || renewed.DNS[0] != netip.MustParseAddr("192.168.76.54") {
+		t.Errorf("renewed lease: DNS %v, error %q; want 192.168.76.54 and none", renewed.DNS, renewed.Error)
 	}
 	waitLog(t, a, `msg="DHCP lease renewed, its DNS servers not written" name=`+c1, 1)
+	// Writable again: the next renewal writes it, its DNS servers the same.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	e.waitRenewed(c1, renewed)
+	if b, err := os.ReadFile(p); err != nil || !strings.Contains(string(b), "nameserver 192.168.76.54") {
+		t.Errorf("resolv.conf after the next renewal: %q, %v; want nameserver 192.168.76.54", b, err)
+	}
+}
+
+// waitRenewed waits until endpoint name's lease expires after was's, up to
+// 3 s after was's T1, and returns it.
+func (e *env) waitRenewed(name string, was api.Lease) api.Lease {
+	e.t.Helper()
+	for deadline := was.Renew.Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		cur, _ := e.endpoint(name)
+		if cur.Lease != nil && cur.Lease.Expiry.After(was.Expiry) {
+			return *cur.Lease
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s's lease not renewed 3 s after T1 (lease %+v):\n%s", name, cur.Lease, e.a.log)
+		}
+	}
 }
