@@ -198,6 +198,8 @@ func Renew6(ctx context.Context, l Link, old Lease) (lease Lease, err error) {
 	switch {
 	case withdrawn != nil: // neither address is the endpoint's: off the link, asked for anew
 		err = errors.Join(withdrawn, Release6(context.WithoutCancel(ctx), l, lease))
+	case refusal != nil && lease.Addr.Addr() != old.Addr.Addr(): // a new address beside old's: given back
+		err = errors.Join(fmt.Errorf("%w; the lease stays as it was, and %s is given back", refusal, lease.Addr.Addr()), Release6(context.WithoutCancel(ctx), l, lease))
 	case refusal != nil:
 		err = fmt.Errorf("%w; the lease stays as it was", refusal)
 	}
