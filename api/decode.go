@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Decode reads one JSON value from data into v, strictly: unknown fields,
@@ -29,9 +30,13 @@ func Decode(data []byte, v any) error {
 
 // jsonFrame is one open object or array while checking for duplicate keys.
 type jsonFrame struct {
-	keys    map[string]bool // nil for an array
-	wantKey bool            // in an object, the next string is a key
+	keys    map[string]string // folded key -> as given; nil for an array
+	wantKey bool              // in an object, the next string is a key
 }
+
+// foldKey is k as encoding/json matches it to a field: whatever its case
+// ("NAME" is "name"; so are the Kelvin sign and the long s as k and s).
+func foldKey(k string) string { return strings.ToLower(strings.ToUpper(k)) }
 
 // checkDuplicateKeys walks data's tokens and fails on an object that has
 // a key twice. Syntax errors are left to the decoder.
@@ -49,15 +54,18 @@ func checkDuplicateKeys(data []byte) error {
 			top = stack[len(stack)-1]
 		}
 		if s, ok := tok.(string); ok && top != nil && top.wantKey {
-			if top.keys[s] {
+			switch first, seen := top.keys[foldKey(s)]; {
+			case seen && first == s:
 				return fmt.Errorf("key %q is given twice in one object; give each key once", s)
+			case seen:
+				return fmt.Errorf("keys %q and %q are one key (keys match whatever their case); give it once", first, s)
 			}
-			top.keys[s], top.wantKey = true, false
+			top.keys[foldKey(s)], top.wantKey = s, false
 			continue
 		}
 		switch tok {
 		case json.Delim('{'):
-			stack = append(stack, &jsonFrame{keys: map[string]bool{}, wantKey: true})
+			stack = append(stack, &jsonFrame{keys: map[string]string{}, wantKey: true})
 			continue
 		case json.Delim('['):
 			stack = append(stack, &jsonFrame{})

@@ -19,6 +19,8 @@ func TestDecode(t *testing.T) {
 		{"two objects", `{"name":"n1"}{"name":"n2"}`, "trailing data"},
 		{"duplicate key", `{"name":"n1","subnets":[],"name":"n2"}`, `key "name" is given twice`},
 		{"duplicate after nested object", `{"name":"n1","ipam_options":[],"internal":true,"internal":false}`, `key "internal" is given twice`},
+		{"the same key in another case", `{"name":"n1","NAME":"n2"}`, `keys "name" and "NAME" are one key`},
+		{"the same key with a long s", "{\"subnets\":[],\"\u017fubnets\":[\"10.0.0.0/24\"]}", `are one key`},
 		{"unknown field", `{"name":"n1","nmae":"x"}`, `unknown field "nmae"`},
 		{"empty", ``, "EOF"},
 		{"malformed", `{"name":`, "unexpected EOF"},
@@ -44,6 +46,7 @@ func TestDuplicateKeysNested(t *testing.T) {
 		`[{"x":"x","x":"y"}]`:           true,
 		`{"a":[1,"a",{"a":1}],"b":"a"}`: false,
 		`{"a":"b","b":"a","a":"c"}`:     true,
+		`{"ab":1,"aB":2}`:               true,
 	} {
 		if got := checkDuplicateKeys([]byte(body)) != nil; got != dup {
 			t.Errorf("checkDuplicateKeys(%s) found a duplicate: %v, want %v", body, got, dup)
