@@ -125,10 +125,10 @@ func (c *Config) parseOptions(opts []string) error {
 			c.Mode = v
 		case k == OptHostShim:
 			// Checked with the pools and the mode, once they are known.
-		case strings.HasPrefix(k, "-") && v == "":
-			// A stray flag token taken as an option value, as in the
-			// reference's `-o parent=eth0.60 -o -o macvlan_mode=bridge`;
-			// Docker ignores it, so do we.
+		case (k == "-o" || k == "--opt") && v == "":
+			// The option flag itself taken as an option's value, as in
+			// the reference's `-o parent=eth0.60 -o -o macvlan_mode=bridge`;
+			// Docker ignores it, so do we (no other stray token).
 			continue
 		default:
 			return fmt.Errorf("unknown option %q; macvlan networks take -o parent=IFNAME, -o macvlan_mode=%s, -o %s=true, -o %s=true, -o %s=accept with -o %s=LL[,MAC], and -o %s=auto|IP[,IP6]",

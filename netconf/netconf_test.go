@@ -156,6 +156,7 @@ func TestParseBadInput(t *testing.T) {
 		{"overlap inside network", base(func(r *api.NetworkCreate) { r.Subnets = []string{"10.1.0.0/16", "10.1.2.0/24"} }), []string{"10.1.2.0/24", "10.1.0.0/16"}},
 		{"unknown mode", base(func(r *api.NetworkCreate) { r.Options = []string{"macvlan_mode=bridged"} }), []string{`"bridged"`, "bridge, private, vepa, passthru"}},
 		{"unknown option", base(func(r *api.NetworkCreate) { r.Options = []string{"parnet=eth0"} }), []string{"parnet=eth0", "parent=IFNAME"}},
+		{"a stray token", base(func(r *api.NetworkCreate) { r.Options = []string{"parent=eth0", "-typo"} }), []string{`unknown option "-typo"`}},
 		{"empty parent", base(func(r *api.NetworkCreate) { r.Options = []string{"parent="} }), []string{"parent="}},
 		{"two parents", base(func(r *api.NetworkCreate) { r.Options = []string{"parent=eth0", "parent=eth1"} }),
 			[]string{"option parent is given twice", `"eth0" and "eth1"`, "give it once"}},
