@@ -48,3 +48,27 @@ func TestRouted(t *testing.T) {
 		t.Errorf("routed=10.1.0.1,gw: %v; want refused naming gw", err)
 	}
 }
+
+// FuzzParseRouted: any routed= value is refused naming the bad part, or
+// gives gateways that go through RoutedQuery and back unchanged.
+func FuzzParseRouted(f *testing.F) {
+	for _, s := range []string{"", "10.0.0.1", "10.0.0.1,fd00::1", ",,", "fe80::1%eth0,1.2.3.4", "x", "10.0.0.1,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseRouted(url.Values{"routed": {s}})
+		if err != nil {
+			if !strings.Contains(err.Error(), "is not an IP address") {
+				t.Fatalf("routed=%q: %v; want the bad part named", s, err)
+			}
+			return
+		}
+		if got == nil {
+			t.Fatalf("routed=%q: nil; want a list (nil is for no routed= at all)", s)
+		}
+		back, err := ParseRouted(RoutedQuery(got))
+		if err != nil || !slices.Equal(back, got) {
+			t.Fatalf("routed=%q: %v through RoutedQuery is %v, %v", s, got, back, err)
+		}
+	})
+}

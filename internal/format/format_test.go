@@ -152,3 +152,16 @@ func TestInspect(t *testing.T) {
 		t.Errorf("Write {{.Id}} on a field ID: no error; only Inspect falls back to the JSON object")
 	}
 }
+
+// FuzzParse: any --format value is refused as ErrFormat or parses; never
+// a panic.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"", "table", "json", "{{.Name}}", "table {{.Name}}\\t{{.ID}}", "{{", "{{json .}}", "{{range .Config}}{{.}}{{end}}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := Parse(s); err != nil && !errors.Is(err, ErrFormat) {
+			t.Fatalf("Parse(%q): %v; want ErrFormat", s, err)
+		}
+	})
+}
