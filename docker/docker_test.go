@@ -52,7 +52,8 @@ func request(t *testing.T, d *Driver, r plugin.AddressRequest) netip.Prefix {
 // TestIPAMFlow: docker network create --subnet --ip-range, then docker run
 // twice and docker rm, as Docker calls the plugin: addresses come from the
 // ip-range, an address given to Docker is held until ReleaseAddress (not
-// at DeleteEndpoint), and one an endpoint has is never released.
+// at DeleteEndpoint), and one an endpoint has is never released; a
+// CreateEndpoint asked again gets the same answer.
 func TestIPAMFlow(t *testing.T) {
 	ctx := context.Background()
 	k := enginetest.New("eth0")
@@ -80,7 +81,20 @@ func TestIPAMFlow(t *testing.T) {
 		t.Fatalf("first address %s, want the ip-range's first, 172.16.86.128/24", a1)
 	}
 	ep1 := strings.Repeat("a", 64)
-	if _, err := d.DockerCreateEndpoint(ctx, plugin.Endpoint{NetworkID: netID, ID: ep1, Addrs: []netip.Prefix{a1}}); err != nil {
+	mac1, err := d.DockerCreateEndpoint(ctx, plugin.Endpoint{NetworkID: netID, ID: ep1, Addrs: []netip.Prefix{a1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dockerd asks again (its answer lost): the same answer; not with
+	// another address.
+	if again, err := d.DockerCreateEndpoint(ctx, plugin.Endpoint{NetworkID: netID, ID: ep1, Addrs: []netip.Prefix{a1}}); err != nil || again != mac1 {
+		t.Fatalf("CreateEndpoint again: %s, %v; want %s again", again, err, mac1)
+	}
+	other := request(t, d, plugin.AddressRequest{PoolID: pool})
+	if _, err := d.DockerCreateEndpoint(ctx, plugin.Endpoint{NetworkID: netID, ID: ep1, Addrs: []netip.Prefix{other}}); engine.KindOf(err) != engine.KindConflict {
+		t.Fatalf("CreateEndpoint again with another address: %v; want a conflict", err)
+	}
+	if err := d.DockerReleaseAddress(ctx, pool, other.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	// Another endpoint cannot take the same address.

@@ -23,13 +23,16 @@ func (d *Driver) DockerCreateEndpoint(_ context.Context, de plugin.Endpoint) (_ 
 	} else if err != nil {
 		return "", err
 	}
+	if c, ok := d.created[de.ID]; ok {
+		if c.repeats(de) {
+			return c.mac.String(), nil // dockerd asks again: its answer was lost
+		}
+		return "", engine.Conflict(fmt.Errorf("endpoint %s exists already, with other addresses or MAC", shortID(de.ID)))
+	}
 	// The MAC first: it also tells whether the network takes endpoints.
 	mac, err := d.eng.EndpointMAC(de.NetworkID, de.MAC)
 	if err != nil {
 		return "", err
-	}
-	if _, ok := d.created[de.ID]; ok {
-		return "", engine.Conflict(fmt.Errorf("endpoint %s exists already", shortID(de.ID)))
 	}
 	if _, err := d.eng.Endpoint(de.ID); err == nil {
 		return "", engine.Conflict(fmt.Errorf("endpoint %s exists already", shortID(de.ID)))
@@ -69,6 +72,20 @@ func (d *Driver) DockerCreateEndpoint(_ context.Context, de plugin.Endpoint) (_ 
 	}
 	d.created[de.ID] = endpoint{network: de.NetworkID, addrs: addrs, mac: mac}
 	return mac.String(), nil
+}
+
+// repeats reports whether de asks for c again: the same network and
+// addresses, and its MAC or none.
+func (c endpoint) repeats(de plugin.Endpoint) bool {
+	if c.network != de.NetworkID || len(c.addrs) != len(de.Addrs) || de.MAC != "" && de.MAC != c.mac.String() {
+		return false
+	}
+	for i, p := range de.Addrs {
+		if netip.PrefixFrom(p.Addr().Unmap(), p.Bits()) != c.addrs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // checkAddr refuses an address another endpoint has or someone else holds;
