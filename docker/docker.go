@@ -62,6 +62,9 @@ type Driver struct {
 	held map[netip.Addr]bool
 	// created: endpoints between CreateEndpoint and Join.
 	created map[string]endpoint
+	// joined: the answers of Joins, until Leave or DeleteEndpoint (a Join
+	// dockerd asks again, its answer lost, gets the same).
+	joined map[string]joinedAs
 	// watches: the running handoff watches, by endpoint ID.
 	watches map[string]*handoffWatch
 	// naming: networks whose name is being asked of dockerd (netnames.go).
@@ -98,7 +101,7 @@ func New(eng *engine.Engine, dockerHost string, log *slog.Logger) (*Driver, erro
 		return nil, err
 	}
 	return &Driver{eng: eng, log: log, dockerd: dd, pools: map[string]*pool{}, held: map[netip.Addr]bool{},
-		created: map[string]endpoint{}, watches: map[string]*handoffWatch{}, naming: map[string]bool{}, ctx: context.Background()}, nil
+		created: map[string]endpoint{}, joined: map[string]joinedAs{}, watches: map[string]*handoffWatch{}, naming: map[string]bool{}, ctx: context.Background()}, nil
 }
 
 // Start makes ctx the life of the handoff watches and, in the

@@ -53,7 +53,7 @@ func request(t *testing.T, d *Driver, r plugin.AddressRequest) netip.Prefix {
 // twice and docker rm, as Docker calls the plugin: addresses come from the
 // ip-range, an address given to Docker is held until ReleaseAddress (not
 // at DeleteEndpoint), and one an endpoint has is never released; a
-// CreateEndpoint asked again gets the same answer.
+// CreateEndpoint or Join asked again gets the same answer.
 func TestIPAMFlow(t *testing.T) {
 	ctx := context.Background()
 	k := enginetest.New("eth0")
@@ -106,6 +106,9 @@ func TestIPAMFlow(t *testing.T) {
 	j, err := d.DockerJoin(ctx, netID, ep1, sandbox)
 	if err != nil || j.Gateway != gw.Addr() {
 		t.Fatalf("join: %+v %v; want gateway %s", j, err, gw.Addr())
+	}
+	if again, err := d.DockerJoin(ctx, netID, ep1, sandbox); err != nil || again != j {
+		t.Fatalf("Join again: %+v, %v; want %+v again", again, err, j)
 	}
 	// Receivers know the endpoint before Docker brings its link up.
 	hl, ok := k.HostLink(j.SrcName)

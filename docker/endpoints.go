@@ -118,6 +118,12 @@ func shortID(id string) string { return id[:min(12, len(id))] }
 func (d *Driver) DockerJoin(ctx context.Context, networkID, endpointID, key string) (plugin.Join, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if j, ok := d.joined[endpointID]; ok && j.network == networkID && j.key == key {
+		if _, err := d.eng.Endpoint(endpointID); err == nil {
+			return j.answer, nil // dockerd asks again: its answer was lost
+		}
+		delete(d.joined, endpointID) // removed since (mvlan rm)
+	}
 	c, ok := d.created[endpointID]
 	if !ok {
 		if _, err := d.eng.Endpoint(endpointID); err == nil {
@@ -145,7 +151,14 @@ func (d *Driver) DockerJoin(ctx context.Context, networkID, endpointID, key stri
 			j.GatewayIPv6 = gw
 		}
 	}
+	d.joined[endpointID] = joinedAs{network: networkID, key: key, answer: j}
 	return j, nil
+}
+
+// joinedAs is a Join's request and answer.
+type joinedAs struct {
+	network, key string
+	answer       plugin.Join
 }
 
 // DockerLeave marks the endpoint "removing" and detaches it from the
@@ -154,6 +167,7 @@ func (d *Driver) DockerLeave(ctx context.Context, _, endpointID string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stopWatch(endpointID)
+	delete(d.joined, endpointID)
 	return d.eng.Leave(ctx, endpointID)
 }
 
@@ -165,6 +179,7 @@ func (d *Driver) DockerDeleteEndpoint(ctx context.Context, _, endpointID string)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stopWatch(endpointID)
+	delete(d.joined, endpointID)
 	if c, ok := d.created[endpointID]; ok {
 		delete(d.created, endpointID)
 		for _, p := range c.addrs {
