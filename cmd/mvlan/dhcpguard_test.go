@@ -110,6 +110,9 @@ func TestDHCP6SpoofedClient(t *testing.T) {
 	}
 	spoofs := [][]byte{release(dhcpv6.MessageTypeRelease, a1), release(dhcpv6.MessageTypeDecline, a1)}
 	own := release(dhcpv6.MessageTypeRelease, a2)
+	// Read before the Release: dnsmasq takes a released lease out of the file.
+	duid1, _ := srv.client6(a1)
+	duid2, _ := srv.client6(a2)
 	before := e.drops("lan", "dhcp_guard")
 	conn := dhcp6Socket(t, c2)
 	// eth0 by its index in c2: a zone's name is looked up in the test's
@@ -122,8 +125,6 @@ func TestDHCP6SpoofedClient(t *testing.T) {
 	if _, err := conn.WriteToUDP(own, to); err != nil {
 		t.Fatalf("%s's Release of its own lease: %v", c2, err)
 	}
-	duid1, _ := srv.client6(a1)
-	duid2, _ := srv.client6(a2)
 	srv.waitLog(5*time.Second, "DHCPRELEASE(wire0) "+colonHex(duid2.ToBytes()), c2+"'s Release of its own lease (sent after the spoofed ones)")
 	if got := srv.heard(colonHex(duid1.ToBytes()), "DHCPRELEASE", "DHCPDECLINE"); len(got) > 0 {
 		t.Errorf("dnsmasq heard %s's spoofs: %q", c2, got)
@@ -153,19 +154,24 @@ func (d *dnsmasq) serverDUID() dhcpv6.DUID {
 // client6 is the DUID and IAID of dnsmasq's DHCPv6 lease of addr.
 func (d *dnsmasq) client6(addr netip.Addr) (dhcpv6.DUID, [4]byte) {
 	d.t.Helper()
-	for _, f := range d.Lines() {
-		if len(f) < 5 || f[2] != addr.String() {
-			continue
+	// dnsmasq writes the file after its Reply: a moment after the run.
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		for _, f := range d.Lines() {
+			if len(f) < 5 || f[2] != addr.String() {
+				continue
+			}
+			iaid, err1 := strconv.ParseUint(f[1], 10, 32)
+			b, err2 := hex.DecodeString(strings.ReplaceAll(f[4], ":", ""))
+			duid, err3 := dhcpv6.DUIDFromBytes(b)
+			if err1 == nil && err2 == nil && err3 == nil {
+				return duid, [4]byte{byte(iaid >> 24), byte(iaid >> 16), byte(iaid >> 8), byte(iaid)}
+			}
 		}
-		iaid, err1 := strconv.ParseUint(f[1], 10, 32)
-		b, err2 := hex.DecodeString(strings.ReplaceAll(f[4], ":", ""))
-		duid, err3 := dhcpv6.DUIDFromBytes(b)
-		if err1 == nil && err2 == nil && err3 == nil {
-			return duid, [4]byte{byte(iaid >> 24), byte(iaid >> 16), byte(iaid >> 8), byte(iaid)}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("no DHCPv6 lease of %s in dnsmasq's lease file within 3 s:\n%q", addr, d.Lines())
+			return nil, [4]byte{}
 		}
 	}
-	d.t.Fatalf("no DHCPv6 lease of %s in dnsmasq's lease file:\n%q", addr, d.Lines())
-	return nil, [4]byte{}
 }
 
 // dhcp6Socket is a UDP socket of namespace ns on the DHCPv6 client port
