@@ -3,7 +3,9 @@ package ipam
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -56,7 +58,30 @@ func (g *poolGen) pool(i int) PoolConfig {
 	c.Gateway = g.gateway(c.Subnet)
 	c.IPRange = g.ipRange(c.Subnet, big)
 	c.Aux = g.aux(c.Subnet)
+	if !roomIn(c) {
+		g.valid = false // an ip-range with nothing to hand out
+	}
 	return c
+}
+
+// roomIn reports whether c's ip-range (if any) has an address that is
+// not the network's, the broadcast, the gateway (given or inferred) or an
+// aux address: each of a small range is tried.
+func roomIn(c PoolConfig) bool {
+	r := c.IPRange
+	if !r.IsValid() || hostBits(r) > 8 {
+		return true
+	}
+	gw := c.Gateway
+	if !gw.IsValid() {
+		gw = InferGateway(c.Subnet)
+	}
+	for a, n := r.Addr(), 0; n < 1<<hostBits(r); a, n = a.Next(), n+1 {
+		if reservedKind(c.Subnet, a) == "" && a != gw && !slices.Contains(slices.Collect(maps.Values(c.Aux)), a) {
+			return true
+		}
+	}
+	return false
 }
 
 // at is the address k after the subnet start, plus hi in the upper half.
