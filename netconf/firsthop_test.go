@@ -34,7 +34,7 @@ func TestFirstHopOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.opts, ","), func(t *testing.T) {
-			c, err := Parse(api.NetworkCreate{Name: "n", Subnets: []string{"10.0.0.0/24"}, Options: tt.opts})
+			c, err := Parse(api.NetworkCreate{Name: "n", IPv6: true, Subnets: []string{"10.0.0.0/24", "fd00:1::/64"}, Options: tt.opts})
 			if tt.err == nil {
 				if err != nil {
 					t.Fatal(err)

@@ -92,6 +92,9 @@ func Parse(req api.NetworkCreate) (Config, error) {
 	if err = c.parseIPAMDriver(req); err != nil {
 		return Config{}, err
 	}
+	if c.Options[OptIPv6RA] == "accept" && !c.IPv6 && !slices.ContainsFunc(c.Pools, func(p ipam.PoolConfig) bool { return p.Subnet.Addr().Is6() }) {
+		return Config{}, fmt.Errorf("option %s=accept on a network without IPv6 does nothing; give --ipv6 and an IPv6 --subnet, or leave it out", OptIPv6RA)
+	}
 	return c, nil
 }
 

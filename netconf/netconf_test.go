@@ -157,6 +157,8 @@ func TestParseBadInput(t *testing.T) {
 		{"unknown mode", base(func(r *api.NetworkCreate) { r.Options = []string{"macvlan_mode=bridged"} }), []string{`"bridged"`, "bridge, private, vepa, passthru"}},
 		{"unknown option", base(func(r *api.NetworkCreate) { r.Options = []string{"parnet=eth0"} }), []string{"parnet=eth0", "parent=IFNAME"}},
 		{"a stray token", base(func(r *api.NetworkCreate) { r.Options = []string{"parent=eth0", "-typo"} }), []string{`unknown option "-typo"`}},
+		{"RAs without IPv6", base(func(r *api.NetworkCreate) { r.Options = append(r.Options, "ipv6_ra=accept", "ipv6_ra_source=fe80::1") }),
+			[]string{"option ipv6_ra=accept on a network without IPv6", "--ipv6"}},
 		{"empty parent", base(func(r *api.NetworkCreate) { r.Options = []string{"parent="} }), []string{"parent="}},
 		{"two parents", base(func(r *api.NetworkCreate) { r.Options = []string{"parent=eth0", "parent=eth1"} }),
 			[]string{"option parent is given twice", `"eth0" and "eth1"`, "give it once"}},
