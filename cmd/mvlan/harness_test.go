@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,12 +22,14 @@ import (
 )
 
 // mvlanBin is the CLI under test, built once by TestMain when root, with
-// the daemon (mvlan-agent) next to it, where `mvlan agent` finds it.
+// the daemon (mvlan-agent) next to it, where `mvlan agent` finds it; not
+// when fuzzing (the fuzz targets here are of the CLI's own parsing).
 var mvlanBin string
 
 func TestMain(m *testing.M) {
 	code := func() int {
-		if os.Geteuid() == 0 {
+		flag.Parse()
+		if os.Geteuid() == 0 && !fuzzing() {
 			dir, err := os.MkdirTemp("", "mvlan-e2e-")
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
@@ -43,6 +46,13 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
+}
+
+// fuzzing reports whether this process fuzzes (-test.fuzz) or is one of
+// the fuzzer's workers.
+func fuzzing() bool {
+	f, w := flag.Lookup("test.fuzz"), flag.Lookup("test.fuzzworker")
+	return f != nil && f.Value.String() != "" || w != nil && w.Value.String() == "true"
 }
 
 // agentProc is an `mvlan agent` running in a sandbox's host namespace.
