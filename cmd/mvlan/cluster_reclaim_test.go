@@ -25,6 +25,7 @@ import (
 // collides with nothing, also after all three are killed at once and
 // started again. promtool finds host1's cluster metrics clean.
 func TestClusterReclaim(t *testing.T) {
+	t.Parallel()
 	hosts := clusterWire(t)
 	etcd := nstest.StartEtcdIn(t, hosts[0].WirePath, "192.168.77.1")
 	cp := hosts[0].Name + "-c"

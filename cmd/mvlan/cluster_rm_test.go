@@ -18,6 +18,7 @@ import (
 // member, removes it: the definition is gone from etcd (no host lists it,
 // and host3 defines the name anew with another subnet).
 func TestClusterNetworkRm(t *testing.T) {
+	t.Parallel()
 	hosts := clusterWire(t)
 	etcd := nstest.StartEtcdIn(t, hosts[0].WirePath, "192.168.77.1")
 	cp := hosts[0].Name + "-c"
@@ -107,6 +108,7 @@ func wantNotJoined(t *testing.T, a *agentProc, name, c string) {
 // certificates, one with --cluster-ca/--cluster-cert/--cluster-key, one
 // with MVLAN_CLUSTER_CA/_CERT/_KEY; both join one network and attach.
 func TestClusterTLS(t *testing.T) {
+	t.Parallel()
 	hosts := clusterWire(t)
 	etcd := nstest.StartEtcdInTLS(t, hosts[0].WirePath, "192.168.77.1")
 	cp := hosts[0].Name + "-c"

@@ -101,6 +101,7 @@ func poolExhausted(t *testing.T, hosts []*nstest.Sandbox, agents []*agentProc, c
 // granted, and once its endpoint is removed another host gets it; after
 // etcd is killed and restarted, claims hold and attaches go on.
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	hosts := clusterWire(t)
 	etcd := nstest.StartEtcdIn(t, hosts[0].WirePath, "192.168.77.1")
 	cp := hosts[0].Name + "-c" // every container's name, and its /run/netns entry

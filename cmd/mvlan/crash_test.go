@@ -161,6 +161,7 @@ func cleanupContainers(t testing.TB, prefix string) {
 // detach (endpoint-rm:after-down is after rm answered, before the link is
 // deleted in the background); after a restart state, links and IPAM agree.
 func TestEndpointCrashPoints(t *testing.T) {
+	t.Parallel()
 	for _, point := range []string{"endpoint-create:after-state", "endpoint-create:after-netns",
 		"endpoint-create:after-link", "endpoint-rm:after-state", "endpoint-rm:after-down"} {
 		t.Run(point, func(t *testing.T) {
@@ -256,6 +257,7 @@ func TestCrashLeavesForeignNamespace(t *testing.T) {
 // (a crash then would leave the wire knowing a container that never
 // was); once run has answered, the wire hears it.
 func TestAnnouncedOnceRecorded(t *testing.T) {
+	t.Parallel()
 	sb, prefix, a := newContainersAgent(t)
 	announcedOnceRecorded(t, sb, a, "02:42:ac:10:56:0b", "172.16.86.11",
 		[]string{"run", "-d", "--name", prefix + "1", "--net", "pub_net"}, nil, []string{"rm", "-f", prefix + "1"})
@@ -264,6 +266,7 @@ func TestAnnouncedOnceRecorded(t *testing.T) {
 // TestConnectAnnouncedOnceRecorded: the same for a namespace of someone
 // else's (connect), whose link is made while its record commits.
 func TestConnectAnnouncedOnceRecorded(t *testing.T) {
+	t.Parallel()
 	sb, _, a := newContainersAgent(t)
 	ns := sb.Netns(t, "x")
 	announcedOnceRecorded(t, sb, a, "02:42:ac:10:56:0c", "172.16.86.12",
@@ -306,6 +309,7 @@ func announcedOnceRecorded(t *testing.T, sb *nstest.Sandbox, a *agentProc, macSt
 // another MAC, and one of the namespace's own with the endpoint's MAC
 // and name pattern but in group 0).
 func TestCrashHalfMadeLink(t *testing.T) {
+	t.Parallel()
 	sb := nstest.NewSandbox(t)
 	prefix := sb.Name + "-c"
 	ns := sb.Netns(t, "x")
@@ -375,6 +379,7 @@ func crashSeed(t *testing.T) uint64 {
 // restart mvlan ps lists endpoints that survived it (the check is not
 // made on empty state only).
 func TestCrashStream(t *testing.T) {
+	t.Parallel()
 	_, prefix, a := newContainersAgent(t)
 	a.start()
 	a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")

@@ -60,6 +60,7 @@ func udpTo(t *testing.T, e *dpEnv, from string, n int) int {
 // hra's source and is dropped there as ip_spoof. (The host's answers from
 // 10.99.0.1 would be ip_spoof on hra's shim too: one way only.)
 func TestHostShimRoute(t *testing.T) {
+	t.Parallel()
 	const sent = 3
 	e := newDPEnv(t, dpModes[0], "eth1")
 	a := e.a

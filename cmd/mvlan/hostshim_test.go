@@ -150,6 +150,7 @@ func shimPings(t *testing.T, e *env, shim []netip.Addr, eps ...api.Endpoint) {
 // survives a restart, is re-made when deleted, goes with update off and
 // comes back with an address given, and network rm leaves nothing.
 func TestHostShim(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.a
 	a.ok("network", "create", "--subnet=10.77.0.0/24", "--ipv6", "--subnet=fd77::/64", "-o", "parent=eth0", "-o", "host_shim=auto", "shimnet")
@@ -291,6 +292,7 @@ func countShims(t *testing.T, sb *nstest.Sandbox) int {
 // steps of each shim transition; once started again it has exactly the
 // shims its state has, with their routes, and no drift.
 func TestHostShimCrashPoints(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		point    string
 		setup    []string // before the crash, on a network "cn" made without a shim
@@ -350,6 +352,7 @@ func TestHostShimCrashPoints(t *testing.T) {
 // them); with vepa containers it works only through such a switch (here a
 // bridge with hairpin on in the wire namespace); passthru is refused.
 func TestHostShimModes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "eth1")
 	a := e.a
 	_, errs, code := a.mv("network", "create", "--subnet=10.83.0.0/24", "-o", "parent=eth1", "-o", "macvlan_mode=passthru", "-o", "host_shim=auto", "pt")
@@ -405,6 +408,7 @@ func TestHostShimModes(t *testing.T) {
 // with a source address not its own, dropped as ip_spoof:
 // TestHostShimRoute.)
 func TestHostShimTwoNetworks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, "eth1")
 	a := e.a
 	a.ok("network", "create", "--subnet=10.85.0.0/24", "-o", "parent=eth0", "-o", "host_shim=auto", "na")
@@ -488,6 +492,7 @@ func TestHostShimBadInput(t *testing.T) {
 // a machine on the wire (a macvlan of wire0 in the wire namespace) ping
 // each other through the shim, and the container's host route still wins.
 func TestHostShimRemote(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.a
 	a.ok("network", "create", "--subnet=10.89.0.0/24", "-o", "parent=eth0", "-o", "host_shim=10.89.0.2", "rn")
@@ -516,6 +521,7 @@ func TestHostShimRemote(t *testing.T) {
 // own address. With the host's default addr_gen_mode not EUI-64, the
 // shim's link-local is still the EUI-64 one the datapath knows.
 func TestHostShimParentARP(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.a
 	e.in(e.sb.Path, "sysctl", "-qw", "net.ipv6.conf.default.addr_gen_mode=3")
@@ -582,6 +588,7 @@ func TestHostShimParentARP(t *testing.T) {
 // one whose move the agent was killed in once the new addresses were
 // stored.
 func TestHostShimUpdateAddrs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.a
 	a.ok("network", "create", "--subnet=10.91.0.0/24", "--ipv6", "--subnet=fd91::/64", "-o", "parent=eth0", "-o", "host_shim=10.91.0.2", "un")
@@ -646,6 +653,7 @@ func TestHostShimUpdateAddrs(t *testing.T) {
 // deleted) is put back within two of the agent's looks (5 s apart), and the host
 // reaches its container again.
 func TestHostShimRepaired(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.a
 	a.ok("network", "create", "--subnet=10.87.0.0/24", "-o", "parent=eth0", "-o", "host_shim=auto", "nr")

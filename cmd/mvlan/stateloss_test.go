@@ -31,6 +31,7 @@ import (
 // default route is missing is not complete and is released. (A kill
 // before the namespace is named leaves nothing: TestCrashBeforeRecord.)
 func TestAdoptCompleteCreating(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
 	e.runD(e.name("1"), "pub_net", "--ip", "172.16.86.10")
@@ -78,6 +79,7 @@ func exitCode(err error) int {
 // (not those the containers added to their links meanwhile, the gateway's
 // among them), and the next container gets an address of its own.
 func TestCorruptStateRecover(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		damage  func(t *testing.T, path string)
@@ -236,6 +238,7 @@ func garbleRootPage(t *testing.T, path string) {
 // quarantined record, until its container is gone and the agent starts
 // again.
 func TestBadRecordQuarantined(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
 	e.a.ok("network", "create", "--subnet=10.1.100.0/24", "host_net")

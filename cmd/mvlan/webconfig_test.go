@@ -30,6 +30,7 @@ import (
 // with the password (up == 1, mvlan_build_info seen). A bad file stops
 // the agent at start naming it. About 10 s.
 func TestMetricsTLS(t *testing.T) {
+	t.Parallel()
 	sb := nstest.NewSandbox(t)
 	dir := t.TempDir()
 	ca := writeCert(t, dir)
