@@ -59,7 +59,7 @@ func (m *metrics) handler(a *Agent) http.Handler {
 
 var (
 	descAddrs = prometheus.NewDesc("mvlan_ipam_addresses",
-		"Addresses of a subnet by state (used: held by endpoints; free: left for allocation, reserved excluded).",
+		"Addresses of a subnet by state (used: held by endpoints; free: left for a container without --ip, within --ip-range, reserved excluded).",
 		[]string{"network", "subnet", "state"}, nil)
 	descEndpoints = prometheus.NewDesc("mvlan_endpoints", "Endpoints attached to a network.", []string{"network"}, nil)
 	descLeases    = prometheus.NewDesc("mvlan_dhcp_leases",
@@ -109,7 +109,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, u := range n.Subnets {
 			s := u.Subnet.String()
 			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.Used), n.Network, s, "used")
-			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.Free), n.Network, s, "free")
+			// free: what a container without --ip can still get (within
+			// --ip-range), what the pool alerts are about.
+			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.FreeInRange), n.Network, s, "free")
 		}
 	}
 }

@@ -326,6 +326,25 @@ func TestStatsAttachModeTC(t *testing.T) {
 	e.wantPingCounted(before, e.stats())
 }
 
+// TestIPAMFreeInRange: a network's free addresses are those a container
+// without --ip can still get: within its --ip-range (4 here), not the
+// whole subnet, so that the pool alerts fire when containers cannot start.
+func TestIPAMFreeInRange(t *testing.T) {
+	t.Parallel()
+	e := newStatsEnv(t)
+	e.sb.AddVeth(t, "eth1")
+	e.a.ok("network", "create", "--subnet=10.66.0.0/24", "--ip-range=10.66.0.8/30", "-o", "parent=eth1", "ranged")
+	e.a.ok("run", "-d", "--name", e.sb.Name+"-r1", "--net", "ranged")
+	t.Cleanup(func() { e.a.mv("rm", "-f", e.sb.Name+"-r1") })
+	text := e.scrape()
+	for state, want := range map[string]float64{"used": 1, "free": 3} {
+		l := map[string]string{"network": "ranged", "subnet": "10.66.0.0/24", "state": state}
+		if v, ok := metricValue(text, "mvlan_ipam_addresses", l); !ok || v != want {
+			t.Errorf("mvlan_ipam_addresses%v = %v (found %v), want %v:\n%s", l, v, ok, want, grepLines(text, "mvlan_ipam_addresses"))
+		}
+	}
+}
+
 // TestMetricsPromtool: promtool finds nothing to complain about in
 // /metrics, and every metric family of DESIGN.md is there.
 func TestMetricsPromtool(t *testing.T) {
