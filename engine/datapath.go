@@ -191,8 +191,13 @@ func (a *Engine) detachNetwork(ctx context.Context, n *network) error {
 	// The row goes unless the link is another network's parent: as the
 	// trunk below another network's parent only, it has no row, and one
 	// left would take its untagged frames for this network's (and for the
-	// next network's given the same number).
-	if parentIndex != 0 && !parents[parentIndex] {
+	// next network's given the same number). As such a trunk, it keeps
+	// counting per VLAN, this network's untagged frames included.
+	switch {
+	case parentIndex == 0 || parents[parentIndex]:
+	case inUse[parentIndex]:
+		errs = append(errs, a.dp.RetireParent(parentIndex))
+	default:
 		errs = append(errs, a.dp.DeleteParent(parentIndex))
 	}
 	for _, idx := range []int{parentIndex, trunkIndex} {

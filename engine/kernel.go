@@ -65,6 +65,10 @@ type Datapath interface {
 	// gone is true.
 	ForgetLinks(gone func(ifindex int) bool) error
 	DeleteParent(ifindex int) error
+	// RetireParent is DeleteParent for a network that goes while its
+	// parent stays counted per VLAN (another's trunk): the network's
+	// untagged frames stay in the link's per-VLAN counters.
+	RetireParent(ifindex int) error
 	ForgetNetwork(networkID uint32) error
 	SetRASource(networkID uint32, src loader.RASource) error
 	SetGateways(networkID uint32, g loader.Gateways) error

@@ -20,6 +20,10 @@ type Traffic struct {
 	Tx Counter
 }
 
+func (t Traffic) plus(o Traffic) Traffic {
+	return Traffic{Rx: Counter{t.Rx.Packets + o.Rx.Packets, t.Rx.Bytes + o.Rx.Bytes}, Tx: Counter{t.Tx.Packets + o.Tx.Packets, t.Tx.Bytes + o.Tx.Bytes}}
+}
+
 // Direction is rx (ingress) or tx (egress).
 type Direction string
 
@@ -211,7 +215,8 @@ func (d *Datapath) readVLANs(s *Snapshot) error {
 		s.VLAN = make(map[VLANKey]Traffic, d.vlans.Load())
 	}
 	err := readPerCPU(d.maps.VlanStats, 0, func(k vlanKey, v []trafficValue) {
-		s.VLAN[VLANKey{int(k.Ifindex), k.VID}] = sumTraffic(v)
+		key := VLANKey{int(k.Ifindex), k.VID} // the programs' and the retired entry (pad)
+		s.VLAN[key] = s.VLAN[key].plus(sumTraffic(v))
 	})
 	d.vlans.Store(int64(len(s.VLAN)))
 	return err
@@ -240,10 +245,7 @@ func (s *Snapshot) addNetwork(id uint32, p Parent, v []netCounters) {
 	vid := p.VID
 	if pt := sum.Parent; pt != (trafficValue{}) && p.Ifindex != 0 {
 		k := VLANKey{p.Ifindex, vid}
-		t := s.VLAN[k]
-		t.Rx.Packets, t.Rx.Bytes = t.Rx.Packets+pt.Rx.Packets, t.Rx.Bytes+pt.Rx.Bytes
-		t.Tx.Packets, t.Tx.Bytes = t.Tx.Packets+pt.Tx.Packets, t.Tx.Bytes+pt.Tx.Bytes
-		s.VLAN[k] = t
+		s.VLAN[k] = s.VLAN[k].plus(Traffic{Rx: pt.Rx.counter(), Tx: pt.Tx.counter()})
 	}
 	if sum.Rx == (pbValue{}) && sum.Tx == (pbValue{}) && sum.Hairpin == (pbValue{}) && sum.EastWest == (pbValue{}) && sum.Flood == [2][2]pbValue{} {
 		return // only parent traffic

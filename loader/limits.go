@@ -80,6 +80,13 @@ func (c *parentCache) set(p Parent) {
 	c.byIf[p.Ifindex] = p
 }
 
+func (c *parentCache) get(ifindex int) (Parent, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.byIf[ifindex]
+	return p, ok
+}
+
 func (c *parentCache) remove(ifindex int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

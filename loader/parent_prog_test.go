@@ -1,6 +1,8 @@
 package loader
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -301,4 +303,42 @@ func TestParentVLAN(t *testing.T) {
 		{"trunk broadcast", bcast, verdictNext, func(n int) counts { return counts{"vlan 1/0 rx": one(n)} }},
 		{"trunk tagged hairpin", tagged(hairpin, 0x8100, 50), verdictNext, func(n int) counts { return counts{"vlan 1/50 rx": one(n)} }},
 	})
+}
+
+// TestRetireParent: a network's untagged frames on its parent, counted in
+// its share while it lives, stay in the link's per-VLAN counters when the
+// network goes and the link stays a trunk (RetireParent): the series does
+// not go down (a counter reset to Prometheus), goes on from there, and
+// goes with the link (ForgetLinks).
+func TestRetireParent(t *testing.T) {
+	d := newTestDatapath(t)
+	setupEndpoints(t, d)
+	bcast := ethFrame(broadcastMAC, macRouter, 0x0806, arpPacket(1, macRouter, "10.1.0.1", make([]byte, 6), "10.1.0.10"))
+	trunk := []progCase{{"trunk broadcast", bcast, verdictNext, func(n int) counts { return counts{"vlan 1/0 rx": one(n)} }}}
+	runCases(t, d, "parent_ingress", trunk) // the programs' own entry
+	for _, id := range []uint32{7, 8} {     // two networks in turn on link 1
+		if err := d.SetParent(1, id, 0); err != nil {
+			t.Fatal(err)
+		}
+		runCases(t, d, "parent_ingress", []progCase{{"own broadcast", bcast, verdictNext, func(n int) counts {
+			return counts{"vlan 1/0 rx": one(n), fmt.Sprintf("flood %d/0 broadcast rx", id): one(n)}
+		}}})
+		before := snapshot(t, d)["vlan 1/0 rx"]
+		if err := errors.Join(d.RetireParent(1), d.ForgetNetwork(id)); err != nil {
+			t.Fatal(err)
+		}
+		if got := snapshot(t, d)["vlan 1/0 rx"]; got != before || got.Packets < 2 {
+			t.Fatalf("network %d gone: vlan 1/0 rx %+v, want %+v (the link's and the network's frames)", id, got, before)
+		}
+		runCases(t, d, "parent_ingress", trunk)
+	}
+	if got := snapshot(t, d)["vlan 1/0 rx"]; got.Packets != 5 {
+		t.Errorf("vlan 1/0 rx %d packets, want 5: 3 as a trunk, 1 of each network", got.Packets)
+	}
+	if err := d.ForgetLinks(func(i int) bool { return i == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := snapshot(t, d)["vlan 1/0 rx"]; ok {
+		t.Errorf("link 1 forgotten: vlan 1/0 rx %+v left", got)
+	}
 }

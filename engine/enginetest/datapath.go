@@ -246,6 +246,8 @@ func (d *datapath) DeleteParent(ifindex int) error {
 	return nil
 }
 
+func (d *datapath) RetireParent(ifindex int) error { return d.DeleteParent(ifindex) }
+
 func (d *datapath) Parents() ([]loader.Parent, error) {
 	return (*Kernel)(d).ParentRows(), nil
 }

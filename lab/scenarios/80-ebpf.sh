@@ -7,7 +7,8 @@
 # that makes a VLAN 60 link of its own cannot reach VLAN 60 on host2
 # (vlan_tag), while the sub-interfaces' tagged frames cross that trunk as
 # before; once that network is removed, the trunk's untagged frames count
-# for no network (not for the next one given its number). An agent whose
+# for no network (not for the next one given its number), and the trunk's
+# VLAN 0 counters keep what that network's frames added. An agent whose
 # /metrics cannot be fetched fails the scenario, as does any metric read
 # (lib.sh's metric).
 N_PINGS=20
@@ -159,8 +160,17 @@ step "the trunk's own network removed"
 # multicast on $TRUNK.71 is its tx flood, rightly).
 barrier ebpf-native
 if [ "$ME" = 1 ]; then
+	# native's untagged frames, counted for it while it lived, stay in the
+	# trunk's VLAN 0 series: it must not go down (a reset to Prometheus).
+	kept_rx=$(metric mvlan_vlan_rx_packets_total "parent=\"$TRUNK\"" 'vlan="0"')
+	kept_tx=$(metric mvlan_vlan_tx_packets_total "parent=\"$TRUNK\"" 'vlan="0"')
 	mvlan rm -f hop
 	mvlan network rm native
+	now_rx=$(metric mvlan_vlan_rx_packets_total "parent=\"$TRUNK\"" 'vlan="0"')
+	now_tx=$(metric mvlan_vlan_tx_packets_total "parent=\"$TRUNK\"" 'vlan="0"')
+	log "native removed: $TRUNK VLAN 0 rx $kept_rx -> $now_rx, tx $kept_tx -> $now_tx"
+	[ "$now_rx" -ge "$kept_rx" ] && [ "$now_tx" -ge "$kept_tx" ] ||
+		fail "$TRUNK's VLAN 0 counters went down when native went (rx $kept_rx -> $now_rx, tx $kept_tx -> $now_tx)"
 	mvlan network create -d macvlan --subnet=192.168.71.0/24 -o parent="$TRUNK.71" after
 	metrics | grep -q '^mvlan_network_rx_packets_total{network="after"}' || fail "no counters of the new network after"
 	untagged0=$(metric mvlan_vlan_rx_packets_total "parent=\"$TRUNK\"" 'vlan="0"')
