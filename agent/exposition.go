@@ -101,7 +101,9 @@ func (f *family) prefix(vals labelValues) []byte {
 			}
 			b = append(b, l...)
 			b = append(b, '=', '"')
-			b = append(b, labelEscaper.Replace(vals[i])...)
+			// A host link's name may be any bytes; a value that is not
+			// UTF-8 would make Prometheus refuse the whole scrape.
+			b = append(b, labelEscaper.Replace(strings.ToValidUTF8(vals[i], "\uFFFD"))...)
 			b = append(b, '"')
 		}
 		b = append(b, '}')

@@ -129,6 +129,16 @@ func TestDatapathText(t *testing.T) {
 
 // TestDatapathTextForgets: series of links that went away leave the cache
 // once they are most of it.
+// TestDatapathTextNotUTF8: a link named with bytes that are not UTF-8
+// (the kernel takes any) is written with U+FFFD for them: the scrape
+// parses, the series is there.
+func TestDatapathTextNotUTF8(t *testing.T) {
+	_, mfs := scrapeText(t, newDatapathText(), testStats("eth\xff0", 1), nil)
+	if v, ok := sample(mfs, "mvlan_vlan_tx_bytes_total", map[string]string{"parent": "eth\uFFFD0", "vlan": "0"}); !ok || v != 60 {
+		t.Errorf("mvlan_vlan_tx_bytes_total of eth\\xff0: %v (found %v), want 60", v, ok)
+	}
+}
+
 func TestDatapathTextForgets(t *testing.T) {
 	d := newDatapathText()
 	for i := range 50 {
