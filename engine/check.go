@@ -209,6 +209,8 @@ func (a *Engine) checkHostLinks(nets []*network, links []link.Info) []string {
 	for _, n := range nets {
 		if _, ok := present[n.Parent]; !ok {
 			drift = append(drift, fmt.Sprintf("network %s: parent %s is missing", n.name(), n.Parent))
+		} else if h := n.linkHealth(); h.status != StatusOK && h.status != StatusParentMissing {
+			drift = append(drift, fmt.Sprintf("network %s cannot take endpoints: %s", n.name(), h))
 		}
 		drift = append(drift, a.checkShim(n, present)...)
 	}

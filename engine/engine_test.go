@@ -249,6 +249,17 @@ func TestStartEnsuresParents(t *testing.T) {
 	if l, ok := r.k.HostLink("eth0.50"); !ok || l.Alias != "mvlan/"+r.e.AgentID()+"/net/"+netID(t, r.e, "remade") {
 		t.Errorf("eth0.50 not made again with the network's mark: %+v %v", l, ok)
 	}
+	// mvlan doctor (the agent's check) says so too.
+	drift, err := r.e.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"network missing: parent eth1 is missing", "network foreign cannot take endpoints: parent eth0.52 exists but was not created by mvlan",
+		"network failed: parent eth2.53 is missing"} {
+		if !slices.ContainsFunc(drift, func(d string) bool { return strings.HasPrefix(d, w) }) {
+			t.Errorf("check: no %q in %q", w, drift)
+		}
+	}
 	for _, net := range []string{"missing", "foreign", "failed"} {
 		_, err := r.e.CreateEndpoint(context.Background(), api.EndpointCreate{Network: net, Name: "c-" + net})
 		if engine.KindOf(err) != engine.KindConflict || !strings.Contains(err.Error(), "cannot take endpoints") {

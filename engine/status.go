@@ -62,6 +62,14 @@ func (h health) String() string {
 	return fmt.Sprintf("%v", h.err)
 }
 
+// linkHealth is the status of n's parent and datapath (not its cluster's,
+// clusterDrift's, nor a removal under way).
+func (n *network) linkHealth() health {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.status
+}
+
 // failer is a network's space that can fail for good: a cluster
 // network's (cluster.Space.Failed).
 type failer interface{ Failed() error }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/mvlan/mvlan/doctor"
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
@@ -87,6 +88,11 @@ func TestParentLinkEvents(t *testing.T) {
 	sb.Run(t, sb.Path, "ip", "link", "set", hostOnly, "alias", "someone-else")
 	if !waitFor(3*time.Second, func() bool { return strings.Contains(a.ok("network", "ls"), "was not created by mvlan") }) {
 		t.Fatalf("network ls does not report the re-aliased parent %s:\n%s", hostOnly, a.ok("network", "ls"))
+	}
+	if d := driftChecks(t, a); !slices.ContainsFunc(d, func(c doctor.Check) bool {
+		return strings.Contains(c.Detail, "network local cannot take endpoints: parent "+hostOnly+" exists but was not created by mvlan")
+	}) {
+		t.Errorf("mvlan doctor does not report network local, which takes no endpoint: %+v", d)
 	}
 	a.ok("rm", "-f", prefix+"1")
 	a.ok("network", "rm", "net1", "local")
