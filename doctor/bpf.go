@@ -17,7 +17,7 @@ import (
 // Impacts of missing BPF features.
 const (
 	impactTCX       = "no TCX (kernel < 6.6): programs attach through clsact + cls_bpf (--attach-mode tc)"
-	impactClsact    = "no clsact + cls_bpf: --attach-mode tc cannot work; auto uses TCX"
+	impactClsact    = "no clsact + cls_bpf: --attach-mode tc and auto (which attaches the endpoints' programs through clsact) cannot attach endpoints; run the agent with --attach-mode tcx"
 	impactNoAttach  = "no TCX and no clsact + cls_bpf: the datapath cannot attach (the kernel needs CONFIG_NET_SCH_INGRESS and CONFIG_NET_CLS_BPF, or 6.6+ for TCX)"
 	impactNoProgram = "mvlan's BPF programs cannot be loaded (the kernel or its verifier refuses them): the datapath cannot run"
 	impactDirect    = "each network namespace gets two stub programs that hand the endpoint programs its cookie: one tail call more per frame, two small programs loaded per namespace"

@@ -21,6 +21,9 @@ func checkBPFFS(dir string) Check {
 		return Check{Name: CheckBPFFS, Detail: fmt.Sprintf("--bpffs %q: %v", dir, err), Impact: bpffsImpact(dir)}
 	}
 	at, magic, err := statfsNearest(abs)
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) { // /sys/fs/bpf is 0700 under systemd
+		return Check{Name: CheckBPFFS, Detail: err.Error() + " (" + needsRoot + ")", Skipped: true}
+	}
 	if err != nil {
 		return Check{Name: CheckBPFFS, Detail: err.Error(), Impact: bpffsImpact(abs)}
 	}

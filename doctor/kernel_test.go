@@ -1,10 +1,14 @@
 package doctor
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -141,4 +145,38 @@ func TestKernelAtLeast(t *testing.T) {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// TestCheckBPFFSNoAccess: a directory doctor may not look into (as
+// /sys/fs/bpf, 0700 under systemd, is for a non-root user) makes the
+// bpffs check "needs root", not "bpffs not mounted". The test binary runs
+// itself without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (setpriv) on a
+// directory of another user's, mode 0700.
+func TestCheckBPFFSNoAccess(t *testing.T) {
+	if p := os.Getenv("MVLAN_TEST_BPFFS_NOACCESS"); p != "" { // the child
+		_ = json.NewEncoder(os.Stdout).Encode(checkBPFFS(p))
+		return
+	}
+	requireRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("skipping: needs setpriv (util-linux)")
+	}
+	dir := filepath.Join(t.TempDir(), "closed")
+	if err := errors.Join(os.Mkdir(dir, 0o700), os.Chown(dir, 65534, 65534)); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--",
+		os.Args[0], "-test.run=^TestCheckBPFFSNoAccess$")
+	cmd.Env = append(os.Environ(), "MVLAN_TEST_BPFFS_NOACCESS="+filepath.Join(dir, "mvlan"))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("setpriv: %v\n%s", err, out)
+	}
+	var c Check
+	if err := json.NewDecoder(bytes.NewReader(out)).Decode(&c); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if c.OK || !c.Skipped || !strings.Contains(c.Detail, needsRoot) || !strings.Contains(c.Detail, "permission denied") {
+		t.Errorf("checkBPFFS of a directory it cannot read = %+v; want skipped, needs root", c)
+	}
 }
