@@ -18,21 +18,25 @@ import (
 const DefaultSocketGroup = "mvlan"
 
 // shareSocket gives the socket at path to group (0660) when the group
-// exists; it stays 0600 otherwise, or when group is "".
+// exists, or to the gid group is made of; it stays 0600 otherwise, or
+// when group is "". The agent is a static binary: it finds groups in
+// /etc/group only, not those of LDAP or sssd (give their gid).
 func shareSocket(path, group string) (string, error) {
 	if group == "" {
 		return "", nil
 	}
-	g, err := user.LookupGroup(group)
-	if errors.As(err, new(user.UnknownGroupError)) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("look up group %s for %s: %w", group, path, err)
-	}
-	gid, err := strconv.Atoi(g.Gid)
-	if err != nil {
-		return "", fmt.Errorf("group %s has gid %q: %w", group, g.Gid, err)
+	gid, err := strconv.Atoi(group)
+	if err != nil || gid < 0 {
+		g, err := user.LookupGroup(group)
+		if errors.As(err, new(user.UnknownGroupError)) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("look up group %s for %s: %w", group, path, err)
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return "", fmt.Errorf("group %s has gid %q: %w", group, g.Gid, err)
+		}
 	}
 	if err := os.Chown(path, 0, gid); err != nil {
 		return "", fmt.Errorf("give %s to group %s: %w", path, group, err)
