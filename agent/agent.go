@@ -247,12 +247,34 @@ func fileKind(mode os.FileMode) string {
 	return "file"
 }
 
+// mkdirOpen makes dir and its missing parents 0755 whatever the umask
+// (the unit's is 0077): a directory only root may enter would shut the
+// socket's group out.
+func mkdirOpen(dir string) error {
+	var made []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		made = append(made, d)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, d := range made {
+		if err := os.Chmod(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // listenUnix listens on path with mode 0600. A stale socket is replaced
 // (anything else at path is refused, never deleted):
 // the caller holds the state lock, so no other agent of ours serves it,
 // but a live socket of some other agent is refused.
 func listenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := mkdirOpen(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("create socket dir: %w", err)
 	}
 	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {

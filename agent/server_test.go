@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/mvlan/mvlan/api"
@@ -16,6 +17,33 @@ import (
 // a regular file or a directory there (a --socket typo naming the state
 // file) is refused, naming it, and left as it was; a live socket is
 // refused.
+// TestListenUnixOpenDirs: the socket's missing directories are made 0755
+// under the unit's umask 0077 (0700 ones shut the socket's group out);
+// one that exists is left as it is.
+func TestListenUnixOpenDirs(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	base := t.TempDir()
+	kept := filepath.Join(base, "kept")
+	if err := os.Mkdir(kept, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := listenUnix(filepath.Join(kept, "run", "mvlan", "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for dir, want := range map[string]os.FileMode{kept: 0o700, filepath.Join(kept, "run"): 0o755, filepath.Join(kept, "run", "mvlan"): 0o755} {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", dir, fi.Mode().Perm(), want)
+		}
+	}
+}
+
 func TestListenUnixKeepsOtherFiles(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "state.db")
