@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -112,19 +113,43 @@ func run(ctx context.Context, bpffs string, root bool) (Report, error) {
 	return r, nil
 }
 
-// privilegedNames are the checks that create links or load BPF programs.
-var privilegedNames = []string{CheckMacvlan, CheckVLAN, CheckDummy, CheckBridge, CheckVeth, CheckTCX, CheckClsact, CheckDirect}
+// The checks that create links (in a namespace of their own) or load
+// BPF programs.
+var (
+	linkNames       = []string{CheckMacvlan, CheckVLAN, CheckDummy, CheckBridge, CheckVeth}
+	datapathNames   = []string{CheckTCX, CheckClsact, CheckDirect}
+	privilegedNames = append(slices.Clone(linkNames), datapathNames...)
+)
 
+// privilegedChecks runs both groups; a group that cannot set itself up
+// (no namespace of its own without CAP_SYS_ADMIN, no bpffs to mount in
+// an unprivileged container) is reported as not run, with the reason,
+// and the rest of the report goes on.
 func privilegedChecks(ctx context.Context) ([]Check, error) {
-	links, err := linkChecks(ctx)
-	if err != nil {
-		return nil, err
+	var out []Check
+	for _, g := range []struct {
+		names []string
+		run   func(context.Context) ([]Check, error)
+	}{{linkNames, linkChecks}, {datapathNames, datapathChecks}} {
+		checks, err := g.run(ctx)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("doctor: %w", ctx.Err())
+		}
+		if err != nil {
+			checks = notRun(err, g.names...)
+		}
+		out = append(out, checks...)
 	}
-	dp, err := datapathChecks(ctx)
-	if err != nil {
-		return nil, err
+	return out, nil
+}
+
+// notRun are the checks a probe could not run, for why.
+func notRun(why error, names ...string) []Check {
+	out := make([]Check, 0, len(names))
+	for _, n := range names {
+		out = append(out, Check{Name: n, Detail: "not probed: " + why.Error(), Skipped: true})
 	}
-	return append(links, dp...), nil
+	return out
 }
 
 func skipped(names ...string) []Check {

@@ -180,3 +180,42 @@ func TestCheckBPFFSNoAccess(t *testing.T) {
 		t.Errorf("checkBPFFS of a directory it cannot read = %+v; want skipped, needs root", c)
 	}
 }
+
+// TestRunWithoutSysAdmin: as root without CAP_SYS_ADMIN (a container's
+// root), the probes cannot make their namespaces: their checks say so
+// (not run, and why), and the rest of the report is there. The test
+// binary runs itself under setpriv.
+func TestRunWithoutSysAdmin(t *testing.T) {
+	if os.Getenv("MVLAN_TEST_NO_SYS_ADMIN") != "" { // the child
+		r, err := run(context.Background(), filepath.Join(t.TempDir(), "pins"), true)
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		_ = json.NewEncoder(os.Stdout).Encode(r)
+		return
+	}
+	requireRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("skipping: needs setpriv (util-linux)")
+	}
+	cmd := exec.Command("setpriv", "--bounding-set", "-sys_admin", "--", os.Args[0], "-test.run=^TestRunWithoutSysAdmin$")
+	cmd.Env = append(os.Environ(), "MVLAN_TEST_NO_SYS_ADMIN=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("setpriv: %v\n%s", err, out)
+	}
+	var r Report
+	if err := json.NewDecoder(bytes.NewReader(out)).Decode(&r); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	for _, name := range privilegedNames {
+		if c, ok := r.Check(name); !ok || c.OK || !c.Skipped || !strings.Contains(c.Detail, "not probed: ") || !strings.Contains(c.Detail, "not permitted") {
+			t.Errorf("check %s = %+v (found %v); want not probed, not permitted", name, c, ok)
+		}
+	}
+	for _, name := range []string{CheckBTF, CheckBPFFS} {
+		if _, ok := r.Check(name); !ok {
+			t.Errorf("check %s missing from the report", name)
+		}
+	}
+}
