@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -56,11 +57,17 @@ var doctorSections = []func(ctx context.Context, c *cli.Context, out *doctorOutp
 	driftSection,
 }
 
+// checkTimeout bounds the agent's check (two looks a second apart, a
+// namespace read per endpoint: seconds with thousands).
+var checkTimeout = 30 * time.Second
+
 // driftSection asks a running agent whether state, kernel and IPAM agree.
 func driftSection(ctx context.Context, c *cli.Context, out *doctorOutput) error {
 	cl := api.NewClient(givenSocket(c))
 	defer cl.Close()
 	s := doctorSection{Name: "agent"}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout) // a wedged agent is a finding, not a hang
+	defer cancel()
 	ch, err := cl.Check(ctx)
 	switch {
 	case errors.Is(err, api.ErrUnreachable):
@@ -96,7 +103,7 @@ func driftImpact(kind string) string {
 	case string(engine.DriftIPAM):
 		return "held addresses and endpoints disagree (a restart of the agent reconciles them), or an endpoint's DHCP lease is missing, expired or not renewed: its DHCP server must answer (the agent keeps asking)"
 	case string(engine.DriftLink):
-		return "host links and state disagree; a restart of the agent removes mvlan's leftovers; a missing parent must be made again by whoever made it"
+		return "host links and state disagree, or a network takes no endpoint (the finding says why: its parent is missing, is a link mvlan did not make, or has no datapath); a restart of the agent removes mvlan's leftovers and makes mvlan's parents again; a parent mvlan did not make must be made again by whoever made it"
 	}
 	return "state and kernel disagree; a restart of the agent reconciles what it can, the agent log says what it cannot"
 }

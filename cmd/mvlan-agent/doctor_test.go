@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/doctor"
@@ -40,6 +41,25 @@ func TestDoctorCheckFailed(t *testing.T) {
 		if !strings.Contains(c.Detail, tc.want) || c.Skipped != tc.skipped || c.OK {
 			t.Errorf("agent at %s: %+v; want %q, skipped %v", tc.socket, c, tc.want, tc.skipped)
 		}
+	}
+}
+
+// TestDoctorAgentWedged: an agent that takes the check and never answers
+// is reported (the check failed, the time it was given) once checkTimeout
+// is up; doctor waited the client's 5 minutes.
+func TestDoctorAgentWedged(t *testing.T) {
+	defer func(d time.Duration) { checkTimeout = d }(checkTimeout)
+	checkTimeout = 300 * time.Millisecond
+	sock := filepath.Join(t.TempDir(), "mvlan.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	if c := agentCheck(t, sock); c.OK || c.Skipped || !strings.Contains(c.Detail, "the agent's check failed") {
+		t.Errorf("a wedged agent: %+v; want the check failed", c)
 	}
 }
 
