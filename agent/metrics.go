@@ -59,7 +59,7 @@ func (m *metrics) handler(a *Agent) http.Handler {
 
 var (
 	descAddrs = prometheus.NewDesc("mvlan_ipam_addresses",
-		"Addresses of a subnet by state (used: held by endpoints; free: left for a container without --ip, within --ip-range, reserved excluded).",
+		"Addresses a subnet's containers without --ip get theirs from (its --ip-range, else the subnet), by state (used: held; free: left), reserved excluded.",
 		[]string{"network", "subnet", "state"}, nil)
 	descEndpoints = prometheus.NewDesc("mvlan_endpoints", "Endpoints attached to a network.", []string{"network"}, nil)
 	descLeases    = prometheus.NewDesc("mvlan_dhcp_leases",
@@ -108,9 +108,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, u := range n.Subnets {
 			s := u.Subnet.String()
-			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.Used), n.Network, s, "used")
-			// free: what a container without --ip can still get (within
-			// --ip-range), what the pool alerts are about.
+			// The addresses a container without --ip gets from (the
+			// --ip-range, else the subnet): the pool alerts' fill.
+			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.UsedInRange), n.Network, s, "used")
 			ch <- prometheus.MustNewConstMetric(descAddrs, prometheus.GaugeValue, float64(u.FreeInRange), n.Network, s, "free")
 		}
 	}

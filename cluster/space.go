@@ -195,7 +195,8 @@ func (s *Space) perPool(held []ipam.Held, fn func(*Pool, []ipam.Held) error) err
 func (s *Space) Usage() []ipam.Usage {
 	out := make([]ipam.Usage, len(s.pools))
 	for i, p := range s.pools {
-		u := ipam.Usage{Subnet: p.cfg.Subnet, Range: p.cfg.IPRange, Used: uint64(len(p.Held()))}
+		held := uint64(len(p.Held()))
+		u := ipam.Usage{Subnet: p.cfg.Subnet, Range: p.cfg.IPRange, Used: held, UsedInRange: held}
 		p.mu.Lock()
 		for _, sp := range p.blocks {
 			for _, bu := range sp.Usage() {

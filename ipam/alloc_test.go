@@ -139,10 +139,10 @@ func TestUsage(t *testing.T) {
 	u := s.Usage()
 	// 256 - network, broadcast, gateway, 2 aux = 251; range .0-.127 has
 	// network, gateway, aux y reserved: 125.
-	if u[0].Used != 2 || u[0].Free != 249 || u[0].FreeInRange != 124 || u[0].Range != pfx("172.16.86.0/25") {
+	if u[0].Used != 2 || u[0].UsedInRange != 1 || u[0].Free != 249 || u[0].FreeInRange != 124 || u[0].Range != pfx("172.16.86.0/25") {
 		t.Fatalf("v4 usage %+v", u[0])
 	}
-	if u[1].Used != 1 || u[1].Free != 1<<64-3 || u[1].Subnet != pfx("fd11::/64") {
+	if u[1].Used != 1 || u[1].UsedInRange != 1 || u[1].Free != 1<<64-3 || u[1].Subnet != pfx("fd11::/64") {
 		t.Fatalf("v6 usage %+v", u[1])
 	}
 }

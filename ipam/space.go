@@ -53,6 +53,7 @@ type Usage struct {
 	Subnet      netip.Prefix
 	Range       netip.Prefix // zero when the pool has no ip-range
 	Used        uint64       // held by endpoints
+	UsedInRange uint64       // of which in the ip-range (all when none)
 	Free        float64      // assignable with Request, anywhere in the subnet
 	FreeInRange float64      // assignable with Allocate (for ranges above 2^64: within the first 2^64)
 }

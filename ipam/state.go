@@ -26,6 +26,7 @@ func (p *pool) usage() Usage {
 		Subnet:      p.cfg.Subnet,
 		Range:       p.cfg.IPRange,
 		Used:        p.used,
+		UsedInRange: p.usedWindow,
 		Free:        total - float64(p.used),
 		FreeInRange: window - float64(p.usedWindow),
 	}

@@ -326,16 +326,18 @@ func TestStatsAttachModeTC(t *testing.T) {
 	e.wantPingCounted(before, e.stats())
 }
 
-// TestIPAMFreeInRange: a network's free addresses are those a container
-// without --ip can still get: within its --ip-range (4 here), not the
-// whole subnet, so that the pool alerts fire when containers cannot start.
+// TestIPAMFreeInRange: a network's addresses are counted where a
+// container without --ip gets its own, within its --ip-range (4 here),
+// not the whole subnet, so that the pool alerts fire when containers
+// cannot start: an --ip outside the range counts in neither state.
 func TestIPAMFreeInRange(t *testing.T) {
 	t.Parallel()
 	e := newStatsEnv(t)
 	e.sb.AddVeth(t, "eth1")
 	e.a.ok("network", "create", "--subnet=10.66.0.0/24", "--ip-range=10.66.0.8/30", "-o", "parent=eth1", "ranged")
 	e.a.ok("run", "-d", "--name", e.sb.Name+"-r1", "--net", "ranged")
-	t.Cleanup(func() { e.a.mv("rm", "-f", e.sb.Name+"-r1") })
+	e.a.ok("run", "-d", "--name", e.sb.Name+"-r2", "--net", "ranged", "--ip", "10.66.0.100")
+	t.Cleanup(func() { e.a.mv("rm", "-f", e.sb.Name+"-r1", e.sb.Name+"-r2") })
 	text := e.scrape()
 	for state, want := range map[string]float64{"used": 1, "free": 3} {
 		l := map[string]string{"network": "ranged", "subnet": "10.66.0.0/24", "state": state}
