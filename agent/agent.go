@@ -111,7 +111,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.met.reconcile.Set(time.Since(start).Seconds())
-	ln, err := listenUnix(a.cfg.Socket)
+	ln, err := listenAPI(a.cfg.Socket)
 	if err != nil {
 		return err
 	}
@@ -247,9 +247,18 @@ func fileKind(mode os.FileMode) string {
 	return "file"
 }
 
-// mkdirOpen makes dir and its missing parents 0755 whatever the umask
-// (the unit's is 0077): a directory only root may enter would shut the
-// socket's group out.
+// listenAPI is listenUnix for the API socket, whose missing directories
+// are made 0755 whatever the umask (the unit's is 0077): one only root
+// may enter would shut the socket's group out. (Not for the Docker
+// plugin's: dockerd's own /run/docker stays as the umask makes it.)
+func listenAPI(path string) (net.Listener, error) {
+	if err := mkdirOpen(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("create socket dir: %w", err)
+	}
+	return listenUnix(path)
+}
+
+// mkdirOpen makes dir and its missing parents 0755.
 func mkdirOpen(dir string) error {
 	var made []string
 	for d := dir; ; d = filepath.Dir(d) {
@@ -274,7 +283,7 @@ func mkdirOpen(dir string) error {
 // the caller holds the state lock, so no other agent of ours serves it,
 // but a live socket of some other agent is refused.
 func listenUnix(path string) (net.Listener, error) {
-	if err := mkdirOpen(filepath.Dir(path)); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create socket dir: %w", err)
 	}
 	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {

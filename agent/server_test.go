@@ -13,10 +13,6 @@ import (
 	"github.com/mvlan/mvlan/engine"
 )
 
-// TestListenUnixKeepsOtherFiles: a stale socket at the path is replaced;
-// a regular file or a directory there (a --socket typo naming the state
-// file) is refused, naming it, and left as it was; a live socket is
-// refused.
 // TestListenUnixOpenDirs: the socket's missing directories are made 0755
 // under the unit's umask 0077 (0700 ones shut the socket's group out);
 // one that exists is left as it is.
@@ -28,7 +24,7 @@ func TestListenUnixOpenDirs(t *testing.T) {
 	if err := os.Mkdir(kept, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := listenUnix(filepath.Join(kept, "run", "mvlan", "s.sock"))
+	ln, err := listenAPI(filepath.Join(kept, "run", "mvlan", "s.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +40,10 @@ func TestListenUnixOpenDirs(t *testing.T) {
 	}
 }
 
+// TestListenUnixKeepsOtherFiles: a stale socket at the path is replaced;
+// a regular file or a directory there (a --socket typo naming the state
+// file) is refused, naming it, and left as it was; a live socket is
+// refused.
 func TestListenUnixKeepsOtherFiles(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "state.db")
