@@ -150,6 +150,8 @@ func (d *Datapath) Counters(maxNetwork uint32) (Snapshot, error) {
 // metrics) keeps one Snapshot, and a read of a 4094-VLAN trunk allocates
 // next to nothing.
 func (d *Datapath) CountersInto(maxNetwork uint32, s *Snapshot) error {
+	d.reading.Lock()
+	defer d.reading.Unlock()
 	s.Reset()
 	s.MapFull = d.mapFull()
 	err := d.readVLANs(s)

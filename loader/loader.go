@@ -85,7 +85,10 @@ type Datapath struct {
 	netnsRefs map[uint64]int
 	parents   parentCache
 	full      fullCounts
-	vlans     atomic.Int64 // vlan_stats entries at the last Counters: the next one's map size
+	// reading is held by a read of the counters and by RetireParent, so
+	// that a read sees a retired network's share in one place exactly.
+	reading sync.Mutex
+	vlans   atomic.Int64 // vlan_stats entries at the last Counters: the next one's map size
 
 	mu        sync.Mutex             // guards the attachment state below
 	epProgs   map[uint64]*epPrograms // by netns cookie

@@ -22,6 +22,8 @@ const retiredPad = 1
 // per-VLAN counters, which go on counting those frames from here. Call
 // it before ForgetNetwork. ForgetLinks drops what it kept with the rest.
 func (d *Datapath) RetireParent(ifindex int) error {
+	d.reading.Lock()
+	defer d.reading.Unlock()
 	p, ok := d.parents.get(ifindex)
 	if err := d.DeleteParent(ifindex); err != nil || !ok {
 		return err
@@ -59,5 +61,11 @@ func (d *Datapath) keepShare(p Parent) error {
 	if !moved {
 		return nil
 	}
-	return d.put("vlan_stats", &k, kept)
+	// Not d.put: a refusal is this call's error (logged at rm), not a
+	// count of mvlan_datapath_map_full_total, whose vlan_stats count is
+	// the programs' (pinned, kept across restarts).
+	if err := d.maps.VlanStats.Put(&k, kept); err != nil {
+		return fmt.Errorf("write vlan_stats: %w", err)
+	}
+	return nil
 }
