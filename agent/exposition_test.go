@@ -127,8 +127,6 @@ func TestDatapathText(t *testing.T) {
 	}
 }
 
-// TestDatapathTextForgets: series of links that went away leave the cache
-// once they are most of it.
 // TestDatapathTextNotUTF8: a link named with bytes that are not UTF-8
 // (the kernel takes any) is written with U+FFFD for them: the scrape
 // parses, the series is there.
@@ -139,6 +137,8 @@ func TestDatapathTextNotUTF8(t *testing.T) {
 	}
 }
 
+// TestDatapathTextForgets: series of links that went away leave the cache
+// once they are most of it.
 func TestDatapathTextForgets(t *testing.T) {
 	d := newDatapathText()
 	for i := range 50 {

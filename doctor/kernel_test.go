@@ -165,7 +165,7 @@ func TestCheckBPFFSNoAccess(t *testing.T) {
 	if err := errors.Join(os.Mkdir(dir, 0o700), os.Chown(dir, 65534, 65534)); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--",
+	cmd := exec.Command("setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set", "-dac_override,-dac_read_search", "--",
 		os.Args[0], "-test.run=^TestCheckBPFFSNoAccess$")
 	cmd.Env = append(os.Environ(), "MVLAN_TEST_BPFFS_NOACCESS="+filepath.Join(dir, "mvlan"))
 	out, err := cmd.Output()
@@ -198,7 +198,7 @@ func TestRunWithoutSysAdmin(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("skipping: needs setpriv (util-linux)")
 	}
-	cmd := exec.Command("setpriv", "--bounding-set", "-sys_admin", "--", os.Args[0], "-test.run=^TestRunWithoutSysAdmin$")
+	cmd := exec.Command("setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set", "-sys_admin", "--", os.Args[0], "-test.run=^TestRunWithoutSysAdmin$")
 	cmd.Env = append(os.Environ(), "MVLAN_TEST_NO_SYS_ADMIN=1")
 	out, err := cmd.Output()
 	if err != nil {

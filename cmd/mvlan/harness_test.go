@@ -23,13 +23,17 @@ import (
 
 // mvlanBin is the CLI under test, built once by TestMain when root, with
 // the daemon (mvlan-agent) next to it, where `mvlan agent` finds it; not
-// when fuzzing (the fuzz targets here are of the CLI's own parsing).
+// when fuzzing (the fuzz targets here are of the CLI's own parsing; only
+// they run then, unless -run says otherwise) nor when listing (make fuzz).
 var mvlanBin string
 
 func TestMain(m *testing.M) {
 	code := func() int {
 		flag.Parse()
-		if os.Geteuid() == 0 && !fuzzing() {
+		if fuzzing() && flag.Lookup("test.run").Value.String() == "" {
+			_ = flag.Set("test.run", "^Fuzz") // not the end-to-end tests, which have no binaries
+		}
+		if os.Geteuid() == 0 && !fuzzing() && flag.Lookup("test.list").Value.String() == "" {
 			dir, err := os.MkdirTemp("", "mvlan-e2e-")
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
