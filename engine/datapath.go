@@ -473,8 +473,13 @@ func (a *Engine) pruneDatapath(ctx context.Context) error {
 		// A network removed while the agent was down, or whose rm was
 		// cut short after its record went: its row, the programs on its
 		// parent (a gone link is no error) and its counters, which the
-		// next network given its number would take over.
-		errs = append(errs, a.dp.DeleteParent(p.Ifindex))
+		// next network given its number would take over. On a link that
+		// stays another's trunk, its untagged frames stay counted there.
+		if !ids[p.NetworkID] && links[p.Ifindex] {
+			errs = append(errs, a.dp.RetireParent(p.Ifindex))
+		} else {
+			errs = append(errs, a.dp.DeleteParent(p.Ifindex))
+		}
 		if !links[p.Ifindex] {
 			errs = append(errs, a.dp.DetachParent(ctx, a.cfg.HostNetns, p.Ifindex))
 		}

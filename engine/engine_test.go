@@ -973,3 +973,42 @@ func TestParentRowOfTrunk(t *testing.T) {
 			got, index("eth0"), index("eth1"), native)
 	}
 }
+
+// TestRetireParentOnRm: removing a network whose parent stays another
+// network's trunk retires its row (its untagged frames stay in the
+// link's per-VLAN counters: loader's TestRetireParent); one whose parent
+// is no trunk deletes it, counters and all.
+func TestRetireParentOnRm(t *testing.T) {
+	r := newRig(t, "eth0", "eth1")
+	r.network("native", "subnet=172.16.70.0/24", "parent=eth0")
+	r.network("v50", "subnet=172.16.50.0/24", "parent=eth0.50")
+	r.network("other", "subnet=172.16.71.0/24", "parent=eth1")
+	eth0, _ := r.k.HostLink("eth0")
+	for _, name := range []string{"native", "other"} {
+		if err := r.e.RemoveNetwork(context.Background(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := r.k.Retired(); !slices.Equal(got, []int{eth0.Index}) {
+		t.Errorf("retired parents %v, want eth0's (%d) only", got, eth0.Index)
+	}
+	// The same for a network whose record went while the agent was down
+	// (an rm cut short after it): the next start retires its row.
+	r.network("native2", "subnet=172.16.72.0/24", "parent=eth0")
+	n, err := r.e.Network("native2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.stop()
+	st, err := store.Open(r.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(st.DeleteNetwork(n.ID), st.Close()); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	if got := r.k.Retired(); !slices.Equal(got, []int{eth0.Index, eth0.Index}) {
+		t.Errorf("retired parents %v after a start without native2's record, want eth0's (%d) twice", got, eth0.Index)
+	}
+}

@@ -246,7 +246,21 @@ func (d *datapath) DeleteParent(ifindex int) error {
 	return nil
 }
 
-func (d *datapath) RetireParent(ifindex int) error { return d.DeleteParent(ifindex) }
+func (d *datapath) RetireParent(ifindex int) error {
+	k := (*Kernel)(d)
+	k.mu.Lock()
+	k.retired = append(k.retired, ifindex)
+	k.mu.Unlock()
+	return d.DeleteParent(ifindex)
+}
+
+// Retired are the parents whose rows RetireParent removed (keeping the
+// network's share in the link's per-VLAN counters), in order.
+func (k *Kernel) Retired() []int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.retired)
+}
 
 func (d *datapath) Parents() ([]loader.Parent, error) {
 	return (*Kernel)(d).ParentRows(), nil

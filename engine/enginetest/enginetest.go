@@ -48,6 +48,7 @@ type Kernel struct {
 	shimFail int                        // host shim rows whose next writes fail (FailShimRow)
 	gateways map[uint32]loader.Gateways // pinned, by network (SetGateways)
 	parents  map[int]loader.Parent      // the parents table, by ifindex (SetParent)
+	retired  []int                      // RetireParent's ifindexes, in order
 	announce []netip.Prefix             // addresses AnnounceEndpoint announced, in order
 
 	// Background is the engines' Config.Background (set before Open).
