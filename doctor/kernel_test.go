@@ -158,24 +158,12 @@ func TestCheckBPFFSNoAccess(t *testing.T) {
 		return
 	}
 	requireRoot(t)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("skipping: needs setpriv (util-linux)")
-	}
 	dir := filepath.Join(t.TempDir(), "closed")
 	if err := errors.Join(os.Mkdir(dir, 0o700), os.Chown(dir, 65534, 65534)); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set", "-dac_override,-dac_read_search", "--",
-		os.Args[0], "-test.run=^TestCheckBPFFSNoAccess$")
-	cmd.Env = append(os.Environ(), "MVLAN_TEST_BPFFS_NOACCESS="+filepath.Join(dir, "mvlan"))
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("setpriv: %v\n%s", err, out)
-	}
 	var c Check
-	if err := json.NewDecoder(bytes.NewReader(out)).Decode(&c); err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
+	inChildWithout(t, "-dac_override,-dac_read_search", "MVLAN_TEST_BPFFS_NOACCESS="+filepath.Join(dir, "mvlan"), &c)
 	if c.OK || !c.Skipped || !strings.Contains(c.Detail, needsRoot) || !strings.Contains(c.Detail, "permission denied") {
 		t.Errorf("checkBPFFS of a directory it cannot read = %+v; want skipped, needs root", c)
 	}
@@ -195,19 +183,8 @@ func TestRunWithoutSysAdmin(t *testing.T) {
 		return
 	}
 	requireRoot(t)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("skipping: needs setpriv (util-linux)")
-	}
-	cmd := exec.Command("setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set", "-sys_admin", "--", os.Args[0], "-test.run=^TestRunWithoutSysAdmin$")
-	cmd.Env = append(os.Environ(), "MVLAN_TEST_NO_SYS_ADMIN=1")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("setpriv: %v\n%s", err, out)
-	}
 	var r Report
-	if err := json.NewDecoder(bytes.NewReader(out)).Decode(&r); err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
+	inChildWithout(t, "-sys_admin", "MVLAN_TEST_NO_SYS_ADMIN=1", &r)
 	for _, name := range privilegedNames {
 		if c, ok := r.Check(name); !ok || c.OK || !c.Skipped || !strings.Contains(c.Detail, "not probed: ") || !strings.Contains(c.Detail, "not permitted") {
 			t.Errorf("check %s = %+v (found %v); want not probed, not permitted", name, c, ok)
@@ -217,5 +194,26 @@ func TestRunWithoutSysAdmin(t *testing.T) {
 		if _, ok := r.Check(name); !ok {
 			t.Errorf("check %s missing from the report", name)
 		}
+	}
+}
+
+// inChildWithout runs the calling test again in a child process of the
+// test binary, as root without the capabilities caps (setpriv's
+// --bounding-set syntax; inherited and ambient ones dropped too) and
+// with env set, and decodes the JSON value the child prints into v.
+func inChildWithout(t *testing.T, caps, env string, v any) {
+	t.Helper()
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("skipping: needs setpriv (util-linux)")
+	}
+	cmd := exec.Command("setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set", caps, "--",
+		os.Args[0], "-test.run=^"+t.Name()+"$")
+	cmd.Env = append(os.Environ(), env)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("setpriv: %v\n%s", err, out)
+	}
+	if err := json.NewDecoder(bytes.NewReader(out)).Decode(v); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
 }
