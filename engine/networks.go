@@ -121,12 +121,11 @@ func (a *Engine) CreateNetworkWithID(ctx context.Context, req api.NetworkCreate,
 }
 
 // buildNetwork makes network id of cfg over space, not shared yet: its
-// index, datapath number, parent and host shim addresses. A network
-// without a parent is internal (host-only: no default route), as
-// Docker's macvlan makes one. Caller holds netOps.
+// index, datapath number, parent and host shim addresses. Caller holds
+// netOps.
 func (a *Engine) buildNetwork(id string, cfg netconf.Config, space addrSpace) (*network, error) {
 	n := &network{ID: id, Driver: api.Driver, Created: time.Now().UTC(),
-		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal || cfg.Parent == "", Serial: cfg.Serial,
+		Mode: cfg.Mode, IPv6: cfg.IPv6, Internal: cfg.Internal, Serial: cfg.Serial,
 		Labels: cfg.Labels, Options: withShim(cfg.Options, nil), Pools: toAPIPools(space.Pools()), DHCP: cfg.DHCP,
 		space: space, status: healthy()}
 	n.setName(cfg.Name, nameFrom(id, cfg.Name))

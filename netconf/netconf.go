@@ -26,7 +26,7 @@ type Config struct {
 	Parent   string // "" means a host-only network on a link mvlan creates
 	Mode     string
 	IPv6     bool
-	Internal bool
+	Internal bool // also every network without a parent (host-only)
 	Serial   bool
 	Labels   map[string]string
 	Options  map[string]string
@@ -95,6 +95,7 @@ func Parse(req api.NetworkCreate) (Config, error) {
 	if c.Options[OptIPv6RA] == "accept" && !c.IPv6 && !slices.ContainsFunc(c.Pools, func(p ipam.PoolConfig) bool { return p.Subnet.Addr().Is6() }) {
 		return Config{}, fmt.Errorf("option %s=accept on a network without IPv6 does nothing; give --ipv6 and an IPv6 --subnet, or leave it out", OptIPv6RA)
 	}
+	c.Internal = c.Internal || c.Parent == "" // host-only: no default route, as Docker's macvlan
 	return c, nil
 }
 

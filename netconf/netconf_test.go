@@ -272,3 +272,19 @@ func checkAcceptedPool(t *testing.T, p ipam.PoolConfig, v6 bool) {
 		t.Fatalf("accepted subnet %v, wider than one segment", p.Subnet)
 	}
 }
+
+// TestHostOnlyInternal: a network without a parent is internal (no
+// default route), as Docker's macvlan makes one; one with a parent is as
+// asked.
+func TestHostOnlyInternal(t *testing.T) {
+	for _, tc := range []struct {
+		opts     []string
+		internal bool
+		want     bool
+	}{{nil, false, true}, {[]string{"parent=eth0"}, false, false}, {[]string{"parent=eth0"}, true, true}} {
+		c, err := Parse(api.NetworkCreate{Name: "n", Subnets: []string{"10.1.0.0/24"}, Options: tc.opts, Internal: tc.internal})
+		if err != nil || c.Internal != tc.want {
+			t.Errorf("Parse(options %q, internal %t): internal %t, %v; want %t", tc.opts, tc.internal, c.Internal, err, tc.want)
+		}
+	}
+}
