@@ -2,7 +2,6 @@ package agent
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 
 	"github.com/mvlan/mvlan/api"
@@ -47,20 +46,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// queryBool is r's query parameter name: def when absent, true or false;
-// any other value is an invalid request naming it (not taken for false:
-// ?force=1 must not remove without force).
-func queryBool(r *http.Request, name string, def bool) (bool, error) {
-	switch v := r.URL.Query().Get(name); v {
-	case "":
-		return def, nil
-	case "true":
-		return true, nil
-	case "false":
-		return false, nil
-	default:
-		return def, engine.Invalid(fmt.Errorf("query parameter %s=%q: use %s=true or %s=false", name, v, name, name))
-	}
 }

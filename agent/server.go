@@ -95,6 +95,22 @@ func (a *Agent) handleNetworks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, append(ns, a.eng.UnjoinedNetworks(r.Context())...))
 }
 
+// queryBool is r's query parameter name: def when absent, true or false;
+// any other value is an invalid request naming it (not taken for false:
+// ?force=1 must not remove without force).
+func queryBool(r *http.Request, name string, def bool) (bool, error) {
+	switch v := r.URL.Query().Get(name); v {
+	case "":
+		return def, nil
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	default:
+		return def, engine.Invalid(fmt.Errorf("query parameter %s=%q: use %s=true or %s=false", name, v, name, name))
+	}
+}
+
 func (a *Agent) handleNetwork(w http.ResponseWriter, r *http.Request) {
 	get := a.eng.Network
 	endpoints, err := queryBool(r, "endpoints", true)

@@ -51,7 +51,7 @@ func (n *network) macTaken(mac, parent net.HardwareAddr) bool {
 // once the rest of the attach is made; a passthru one takes it). Caller
 // holds n.mu.
 func (n *network) macInUse(mac net.HardwareAddr) error {
-	if len(n.parentMAC) > 0 && bytes.Equal(mac, n.parentMAC) && n.Mode != "passthru" { // passthru takes it
+	if len(n.parentMAC) > 0 && bytes.Equal(mac, n.parentMAC) && n.Mode != "passthru" {
 		return conflict(fmt.Errorf("MAC %s is the parent %s's own on network %s; choose another --mac", mac, n.parentName, n.name()))
 	}
 	if o := n.byMAC[string(mac)]; o != nil {
