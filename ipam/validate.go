@@ -230,7 +230,7 @@ func validate(pools []PoolConfig) error {
 // container without --ip would find none, and be told to remove one.
 func checkRangeRoom(c *PoolConfig) error {
 	r := c.IPRange
-	if !r.IsValid() || hostBits(r) > 8 { // 256 addresses: more than any pool reserves in one
+	if !r.IsValid() || hostBits(r) > 8 { // over 256 addresses: not looked at (aux addresses filling one that large are not)
 		return nil
 	}
 	gw := c.Gateway
