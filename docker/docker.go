@@ -18,6 +18,7 @@ package docker
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -173,6 +174,12 @@ func (d *Driver) DockerCreateNetwork(ctx context.Context, dn plugin.Network) err
 	return nil
 }
 
+// errDHCPv6 refuses a DHCP network with IPv6 from Docker: its containers
+// would get no IPv6 address (the agent leases their IPv4 address only) and
+// every one of them would be reported as missing its DHCPv6 lease.
+var errDHCPv6 = engine.Invalid(errors.New("--ipv6 with --ipam-driver null: mvlan leases only IPv4 addresses for Docker's containers (no DHCPv6 for Docker yet); " +
+	"create the network without --ipv6, or with IPv6 --subnet flags and mvlan's or Docker's IPAM"))
+
 // dockerOwnOptions prefixes the -o options dockerd itself defines.
 const dockerOwnOptions = "com.docker.network."
 
@@ -205,9 +212,12 @@ func (d *Driver) networkRequest(dn plugin.Network) (api.NetworkCreate, error) {
 		return cmp.Or(p.Subnet.Addr().Compare(q.Subnet.Addr()), p.Subnet.Bits()-q.Subnet.Bits())
 	})
 	// Docker's null IPAM driver (--ipam-driver null) gives 0.0.0.0/0 (and
-	// ::/0): no addresses from Docker; the DHCP server on the wire gives
-	// them (engine/dhcphandoff.go).
+	// ::/0, since Docker 25): no addresses from Docker; the DHCP server on
+	// the wire gives them (engine/dhcphandoff.go), IPv4 only.
 	if len(pools) > 0 && !slices.ContainsFunc(pools, func(p plugin.Pool) bool { return p.Subnet.Bits() > 0 }) {
+		if dn.IPv6 || slices.ContainsFunc(pools, func(p plugin.Pool) bool { return p.Subnet.Addr().Is6() }) {
+			return req, errDHCPv6
+		}
 		req.IPAMDriver = api.IPAMDHCP
 		return req, nil
 	}

@@ -24,7 +24,8 @@ import (
 // link if it is still in the sandbox: it is the agent's, and the endpoint
 // is gone after that.
 // Docker does not know the address (docker inspect shows none); mvlan ps
-// does. IPv4 only: a network with --ipv6 has no DHCPv6 for Docker yet.
+// does. IPv4 only: no DHCPv6 for Docker yet, and Docker's front end
+// refuses such a network with --ipv6 (docker.errDHCPv6).
 
 // leaseHandoff leases e's address once its link is in its sandbox. A
 // failure is logged and leaves e ready without a lease (doctor reports

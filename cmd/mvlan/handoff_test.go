@@ -128,6 +128,38 @@ type pluginConn struct {
 // fails the test unless the agent answers 200.
 func (p *pluginConn) call(method string, body any) map[string]string {
 	p.t.Helper()
+	status, out := p.post(method, body)
+	if status != http.StatusOK {
+		p.t.Fatalf("%s: %d (answer %v)", method, status, out)
+	}
+	str := map[string]string{}
+	for k, v := range out {
+		if s, ok := v.(string); ok {
+			str[k] = s
+		}
+	}
+	if in, ok := out["InterfaceName"].(map[string]any); ok {
+		str["SrcName"], _ = in["SrcName"].(string)
+	}
+	return str
+}
+
+// refused posts body to /method and returns the answer's Err; it fails
+// the test unless the agent refuses (an answer other than 200, with Err).
+func (p *pluginConn) refused(method string, body any) string {
+	p.t.Helper()
+	status, out := p.post(method, body)
+	msg, _ := out["Err"].(string)
+	if status == http.StatusOK || msg == "" {
+		p.t.Fatalf("%s: %d (answer %v), want a refusal", method, status, out)
+	}
+	return msg
+}
+
+// post posts body to /method and returns the HTTP status and the decoded
+// JSON answer.
+func (p *pluginConn) post(method string, body any) (int, map[string]any) {
+	p.t.Helper()
 	b, err := json.Marshal(body)
 	if err != nil {
 		p.t.Fatal(err)
@@ -142,19 +174,10 @@ func (p *pluginConn) call(method string, body any) map[string]string {
 	}
 	defer resp.Body.Close()
 	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
-		p.t.Fatalf("%s: %s %v (answer %v)", method, resp.Status, err, out)
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		p.t.Fatalf("%s: %s: %v", method, resp.Status, err)
 	}
-	str := map[string]string{}
-	for k, v := range out {
-		if s, ok := v.(string); ok {
-			str[k] = s
-		}
-	}
-	if in, ok := out["InterfaceName"].(map[string]any); ok {
-		str["SrcName"], _ = in["SrcName"].(string)
-	}
-	return str
+	return resp.StatusCode, out
 }
 
 // staticNetwork makes network netID on eth0 with mvlan's IPAM for subnet,
