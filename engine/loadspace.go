@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/ipam"
 )
@@ -35,9 +36,15 @@ func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.H
 		return nil
 	}
 	out := map[string][]ipam.Held{}
+	used, unsure := map[string]bool{}, false // networks of live records; a record not read
+	defer func() { a.dropUnusedNetworks(qs, used, unsure) }()
 	for _, q := range qs {
 		var e api.Endpoint
-		if q.Bucket != "endpoints" || json.Unmarshal(q.Data, &e) != nil {
+		if q.Bucket != "endpoints" {
+			continue
+		}
+		if json.Unmarshal(q.Data, &e) != nil {
+			unsure = true // whose network it is, and whether its container is there, is unknown
 			continue
 		}
 		if !a.quarantinedLive(e) {
@@ -45,6 +52,7 @@ func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.H
 			a.log.Info("quarantined record dropped: its container is gone", "name", e.Name, "id", e.ID, "netns", e.Netns, "quarantined", q.Reason, "err", err)
 			continue
 		}
+		used[e.NetworkID] = true
 		n := nets[e.NetworkID]
 		if n != nil && n.DHCP || n == nil && (e.Lease != nil || e.Lease6 != nil) {
 			continue // a DHCP server's address: the server holds it
@@ -59,6 +67,27 @@ func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.H
 		}
 	}
 	return out
+}
+
+// dropUnusedNetworks drops the quarantined network records (qs, as
+// listed) that no live quarantined endpoint record is of (used), as the
+// first start after their last container went drops an endpoint's: nothing
+// uses the network any more, and pruning then removes the links that were
+// left alone for it (its parent if mvlan made it, its host shim). A record
+// quarantined since the state was opened stays until the next
+// start, so that doctor shows it once; with an endpoint record that could
+// not be read (unsure), none is dropped: it may be of any network.
+func (a *Engine) dropUnusedNetworks(qs []store.Quarantined, used map[string]bool, unsure bool) {
+	if unsure {
+		return
+	}
+	for _, q := range qs {
+		if q.Bucket != "networks" || used[q.Key] || !q.At.Before(a.store.OpenedAt()) {
+			continue
+		}
+		err := a.store.DropQuarantined(q)
+		a.log.Info("quarantined network record dropped: none of its containers is left", "id", q.Key, "quarantined", q.Reason, "err", err)
+	}
 }
 
 // quarantinedLive reports whether the link of quarantined record e is

@@ -302,3 +302,62 @@ func quarantineNetwork(t *testing.T, r *rig, id string) {
 		t.Fatal(err)
 	}
 }
+
+// TestQuarantinedNetworkDropped: a quarantined network's record stays
+// while a container of it is there (its parent kept, the check reporting
+// it), and goes at the first start after its last container did, with
+// its parent eth0.50 (mvlan's), so that the check reports nothing and the
+// network can be made again on the same parent. A record the store
+// quarantines as it opens (a network's that does not decode) is shown by
+// that agent and dropped by the next start.
+func TestQuarantinedNetworkDropped(t *testing.T) {
+	r := newRig(t, "eth0")
+	n := r.network("v50", "subnet=172.16.50.0/24", "parent=eth0.50")
+	c1 := r.run("c1", "v50")
+	quarantineNetwork(t, r, n.ID)
+	r.start()
+	quarantined := func(id string) bool {
+		drift, err := r.e.Check(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(drift, func(d string) bool { return strings.Contains(d, id+" is quarantined") })
+	}
+	if _, ok := r.k.HostLink(n.Parent); !ok || !quarantined(n.ID) {
+		t.Fatalf("with c1 there: parent %s kept %v, network reported %v; want both", n.Parent, ok, quarantined(n.ID))
+	}
+	r.stop()
+	r.k.RemoveNetns(c1.Netns)
+	r.start()
+	if _, ok := r.k.HostLink(n.Parent); ok || quarantined(n.ID) || quarantined(c1.ID) {
+		t.Fatalf("a start after c1 went: parent %s kept %v, network reported %v, c1 %v; want none",
+			n.Parent, ok, quarantined(n.ID), quarantined(c1.ID))
+	}
+	r.run("c2", r.network("v50", "subnet=172.16.50.0/24", "parent=eth0.50").Name)
+
+	r.stop()
+	putRecord(t, r.dir, "networks", "0123456789ab", "{garbage")
+	r.start()
+	if !quarantined("0123456789ab") {
+		t.Fatal("the network record quarantined as the state opened is not reported by that agent")
+	}
+	r.stop()
+	r.start()
+	if quarantined("0123456789ab") {
+		t.Fatal("the next start kept the quarantined record of a network without containers")
+	}
+}
+
+// putRecord writes value under key in bucket of the state file with
+// bbolt alone, as damage would.
+func putRecord(t *testing.T, dir, bucket, key, value string) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucket)).Put([]byte(key), []byte(value)) })
+	if err := errors.Join(err, db.Close()); err != nil {
+		t.Fatal(err)
+	}
+}

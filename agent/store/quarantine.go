@@ -78,6 +78,10 @@ func (q Quarantined) qkey() []byte {
 	return fmt.Appendf(nil, "%s/%s/%d", q.Bucket, q.Key, q.At.UnixNano())
 }
 
+// OpenedAt is when the state was opened: a record quarantined since (At
+// not before it) was quarantined by this Open or after it.
+func (s *Store) OpenedAt() time.Time { return s.opened }
+
 // DropQuarantined deletes quarantined record q (as Quarantined listed
 // it), for one whose subject is gone (a container's that no longer
 // exists); dropping one already gone is not an error.

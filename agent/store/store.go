@@ -89,6 +89,7 @@ type Store struct {
 	snapMu sync.Mutex  // one snapshot at a time
 	stop   chan struct{}
 	done   chan struct{}
+	opened time.Time // when OpenWith began (OpenedAt)
 }
 
 // Open opens (creating if needed) the state in dir with the default
@@ -103,6 +104,7 @@ func Open(dir string) (*Store, error) { return OpenWith(dir, Options{}) }
 // wrote it. Older schemas are migrated; bad records are quarantined (see
 // Quarantined).
 func OpenWith(dir string, o Options) (*Store, error) {
+	opened := time.Now()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir %s: %w", dir, err)
 	}
@@ -122,7 +124,7 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	if err := check(db, path); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	s := &Store{db: db, dir: dir, log: o.Log, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{db: db, dir: dir, log: o.Log, stop: make(chan struct{}), done: make(chan struct{}), opened: opened}
 	s.commit.committed = func() { s.dirty.Store(true) }
 	var warned time.Time
 	s.commit.writeFailed = func(err error, waiting int) { // said at most every writeWarnEvery

@@ -236,7 +236,7 @@ func garbleRootPage(t *testing.T, path string) {
 // containers' links are left in place (they keep working), and no new
 // container gets a quarantined record's address; doctor reports every
 // quarantined record, until its container is gone and the agent starts
-// again.
+// again (a network's, until all of its containers are).
 func TestBadRecordQuarantined(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -301,6 +301,22 @@ func TestBadRecordQuarantined(t *testing.T) {
 	}
 	if c6 := e.runD(e.name("6"), "pub_net"); !slices.Contains(c4.Addrs, c6.Addrs[0]) {
 		t.Errorf("a new container got %v; want c4's %v, free again", c6.Addrs[0], c4.Addrs[0])
+	}
+	// Once host_net's containers are gone too, the next start drops its
+	// record and the link mvlan made for it: its subnet is free again.
+	e.a.stop()
+	for _, c := range []api.Endpoint{h1, h2} {
+		if out, err := exec2("ip", "netns", "del", c.Name); err != nil {
+			t.Fatalf("ip netns del %s: %v\n%s", c.Name, err, out)
+		}
+	}
+	e.a.start()
+	if d = strings.Join(drift(t, e.a), "\n"); strings.Contains(d, h1.NetworkID) {
+		t.Errorf("doctor after a start with host_net's containers gone:\n%s\nwant its record dropped", d)
+	}
+	e.a.ok("network", "create", "--subnet=10.1.100.0/24", "host_again")
+	if h3 := e.runD(e.name("h3"), "host_again"); !slices.Contains([]netip.Prefix{h1.Addrs[0], h2.Addrs[0]}, h3.Addrs[0]) {
+		t.Errorf("host_again gave %v; want h1's or h2's address, free again", h3.Addrs[0])
 	}
 }
 
