@@ -70,6 +70,9 @@ func startTCXWatch() (_ *tcxWatch, err error) {
 			err = errors.Join(err, w.Close())
 		}
 	}()
+	if err := ensureTracefs(); err != nil {
+		return nil, err
+	}
 	for name, p := range map[string]*ebpf.Program{"sys_enter_bpf": w.objs.TcxWatchEnter, "sys_exit_bpf": w.objs.TcxWatchExit} {
 		l, err := link.Tracepoint("syscalls", name, p, nil)
 		if err != nil {
