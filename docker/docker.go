@@ -178,7 +178,7 @@ func (d *Driver) DockerCreateNetwork(ctx context.Context, dn plugin.Network) err
 // would get no IPv6 address (the agent leases their IPv4 address only) and
 // every one of them would be reported as missing its DHCPv6 lease.
 var errDHCPv6 = engine.Invalid(errors.New("--ipv6 with --ipam-driver null: mvlan leases only IPv4 addresses for Docker's containers (no DHCPv6 for Docker yet); " +
-	"create the network without --ipv6, or with IPv6 --subnet flags and mvlan's or Docker's IPAM"))
+	"create the network without it (--ipv6=false where dockerd's default-network-opts turn it on), or with IPv6 --subnet flags and mvlan's or Docker's IPAM"))
 
 // dockerOwnOptions prefixes the -o options dockerd itself defines.
 const dockerOwnOptions = "com.docker.network."

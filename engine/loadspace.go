@@ -1,14 +1,11 @@
 package engine
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 
-	"github.com/mvlan/mvlan/agent/store"
-	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/ipam"
 )
 
@@ -17,98 +14,6 @@ import (
 // still use them (their links are left alone), so that none is handed out
 // twice. One record the space refuses does not stop the agent
 // (loadSparing).
-
-// quarantinedOwner is the owner, in a network's space, of an address of
-// the quarantined endpoint record name.
-func quarantinedOwner(name string) string { return "a quarantined record of endpoint " + name }
-
-// settleQuarantined reads the quarantined endpoint records that decode.
-// One whose link is gone is dropped: its container no longer exists, so
-// nothing is left to report or hold. The addresses of the others are
-// returned by network, to be held (DHCP networks hold none: their server
-// does); those of records whose network is not in nets (quarantined with
-// them) under "", which no new network's subnet may hold. On a cluster
-// network this host keeps their claims in etcd.
-func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.Held {
-	qs, err := a.store.Quarantined()
-	if err != nil {
-		a.log.Warn("cannot list quarantined state records: their addresses are not held", "err", err)
-		return nil
-	}
-	out := map[string][]ipam.Held{}
-	used, unsure := map[string]bool{}, false // networks of live records; a record not read
-	defer func() { a.dropUnusedNetworks(qs, used, unsure) }()
-	for _, q := range qs {
-		var e api.Endpoint
-		if q.Bucket != "endpoints" {
-			continue
-		}
-		if json.Unmarshal(q.Data, &e) != nil {
-			unsure = true // whose network it is, and whether its container is there, is unknown
-			continue
-		}
-		if !a.quarantinedLive(e) {
-			err := a.store.DropQuarantined(q)
-			a.log.Info("quarantined record dropped: its container is gone", "name", e.Name, "id", e.ID, "netns", e.Netns, "quarantined", q.Reason, "err", err)
-			continue
-		}
-		used[e.NetworkID] = true
-		n := nets[e.NetworkID]
-		if n != nil && n.DHCP || n == nil && (e.Lease != nil || e.Lease6 != nil) {
-			continue // a DHCP server's address: the server holds it
-		}
-		for _, p := range e.Addrs {
-			h := ipam.Held{Addr: p.Addr(), Owner: quarantinedOwner(e.Name)}
-			if n == nil { // its network is quarantined too: strayHeld
-				out[""] = append(out[""], h)
-			} else {
-				out[n.ID] = append(out[n.ID], h)
-			}
-		}
-	}
-	return out
-}
-
-// dropUnusedNetworks drops the quarantined network records (qs, as
-// listed) that no live quarantined endpoint record is of (used), as the
-// first start after their last container went drops an endpoint's: nothing
-// uses the network any more, and pruning then removes the links that were
-// left alone for it (its parent if mvlan made it, its host shim). A record
-// quarantined since the state was opened stays until the next
-// start, so that doctor shows it once; with an endpoint record that could
-// not be read (unsure), none is dropped: it may be of any network.
-func (a *Engine) dropUnusedNetworks(qs []store.Quarantined, used map[string]bool, unsure bool) {
-	if unsure {
-		return
-	}
-	for _, q := range qs {
-		if q.Bucket != "networks" || used[q.Key] || !q.At.Before(a.store.OpenedAt()) {
-			continue
-		}
-		err := a.store.DropQuarantined(q)
-		a.log.Info("quarantined network record dropped: none of its containers is left", "id", q.Key, "quarantined", q.Reason, "err", err)
-	}
-}
-
-// quarantinedLive reports whether the link of quarantined record e is
-// still in e's namespace (by inode and cookie, where e has them): its
-// container may be using e's addresses.
-func (a *Engine) quarantinedLive(e api.Endpoint) bool {
-	if e.Netns == "" {
-		return false
-	}
-	ino, err := a.ns.Check(e.Netns)
-	if err != nil || e.NetnsInode != 0 && ino != e.NetnsInode {
-		return false
-	}
-	if e.NetnsCookie != 0 {
-		if c, err := a.ns.Cookie(e.Netns); err == nil && c != e.NetnsCookie {
-			return false
-		}
-	}
-	_, err = a.kernelEndpointIn(e.Netns, e.ID)
-	return err == nil
-}
 
 // checkStrays refuses pools that hold an address of a live quarantined
 // endpoint record whose network is quarantined too (strayHeld): a network

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -337,14 +338,55 @@ func TestQuarantinedNetworkDropped(t *testing.T) {
 
 	r.stop()
 	putRecord(t, r.dir, "networks", "0123456789ab", "{garbage")
+	// A cluster network's record stays: dropping it would take the host
+	// out of the network in etcd.
+	putRecord(t, r.dir, "networks", "c1c1c1c1c1c1", `{"id":"c1c1c1c1c1c1","name":"cl","options":{"scope":"cluster"}}`)
 	r.start()
-	if !quarantined("0123456789ab") {
-		t.Fatal("the network record quarantined as the state opened is not reported by that agent")
+	if !quarantined("0123456789ab") || !quarantined("c1c1c1c1c1c1") {
+		t.Fatal("the network records quarantined as the state opened are not reported by that agent")
 	}
 	r.stop()
 	r.start()
-	if quarantined("0123456789ab") {
-		t.Fatal("the next start kept the quarantined record of a network without containers")
+	if quarantined("0123456789ab") || !quarantined("c1c1c1c1c1c1") {
+		t.Fatalf("the next start: local record reported %v, cluster record %v; want false, true",
+			quarantined("0123456789ab"), quarantined("c1c1c1c1c1c1"))
+	}
+}
+
+// TestQuarantinedNetworkKeptUnsure: a live quarantined endpoint record
+// without a network ID may be of any quarantined network: none is dropped
+// while its container is there; once it is gone, the network goes too.
+func TestQuarantinedNetworkKeptUnsure(t *testing.T) {
+	r := newRig(t, "eth0")
+	n := r.network("v50", "subnet=172.16.50.0/24", "parent=eth0.50")
+	c1 := r.run("c1", "v50")
+	quarantineNetwork(t, r, n.ID)
+	st, err := store.Open(r.dir) // c1's record: only as one of no network
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := st.Quarantined()
+	for _, q := range qs {
+		if q.Bucket == "endpoints" {
+			err = errors.Join(err, st.DropQuarantined(q))
+		}
+	}
+	if err := errors.Join(err, st.Close()); err != nil {
+		t.Fatal(err)
+	}
+	c1.NetworkID = ""
+	putRecord(t, r.dir, "endpoints", c1.ID, mustJSON(t, c1)) // quarantined as the state opens
+	for range 2 {
+		r.start()
+		if _, ok := r.k.HostLink(n.Parent); !ok {
+			t.Fatalf("parent %s of the quarantined network deleted while c1, of no known network, is there", n.Parent)
+		}
+		r.stop()
+	}
+	r.k.RemoveNetns(c1.Netns)
+	r.start()
+	if _, ok := r.k.HostLink(n.Parent); ok {
+		t.Fatalf("parent %s kept after c1 went", n.Parent)
 	}
 }
 
@@ -360,4 +402,13 @@ func putRecord(t *testing.T, dir, bucket, key, value string) {
 	if err := errors.Join(err, db.Close()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

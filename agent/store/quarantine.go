@@ -78,9 +78,10 @@ func (q Quarantined) qkey() []byte {
 	return fmt.Appendf(nil, "%s/%s/%d", q.Bucket, q.Key, q.At.UnixNano())
 }
 
-// OpenedAt is when the state was opened: a record quarantined since (At
-// not before it) was quarantined by this Open or after it.
-func (s *Store) OpenedAt() time.Time { return s.opened }
+// QuarantinedAtOpen reports whether q (as Quarantined listed it) was in
+// the quarantine when the state was opened, not quarantined by this Open
+// or since.
+func (s *Store) QuarantinedAtOpen(q Quarantined) bool { return s.atOpen[string(q.qkey())] }
 
 // DropQuarantined deletes quarantined record q (as Quarantined listed
 // it), for one whose subject is gone (a container's that no longer

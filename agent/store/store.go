@@ -89,7 +89,9 @@ type Store struct {
 	snapMu sync.Mutex  // one snapshot at a time
 	stop   chan struct{}
 	done   chan struct{}
-	opened time.Time // when OpenWith began (OpenedAt)
+	// atOpen are the quarantine's keys as OpenWith found them, before
+	// it quarantined anything (QuarantinedAtOpen).
+	atOpen map[string]bool
 }
 
 // Open opens (creating if needed) the state in dir with the default
@@ -104,7 +106,6 @@ func Open(dir string) (*Store, error) { return OpenWith(dir, Options{}) }
 // wrote it. Older schemas are migrated; bad records are quarantined (see
 // Quarantined).
 func OpenWith(dir string, o Options) (*Store, error) {
-	opened := time.Now()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir %s: %w", dir, err)
 	}
@@ -124,7 +125,7 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	if err := check(db, path); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	s := &Store{db: db, dir: dir, log: o.Log, stop: make(chan struct{}), done: make(chan struct{}), opened: opened}
+	s := &Store{db: db, dir: dir, log: o.Log, stop: make(chan struct{}), done: make(chan struct{})}
 	s.commit.committed = func() { s.dirty.Store(true) }
 	var warned time.Time
 	s.commit.writeFailed = func(err error, waiting int) { // said at most every writeWarnEvery
@@ -213,6 +214,10 @@ func (s *Store) init(tx *bolt.Tx) error {
 		}
 	}
 	if err := migrate(tx); err != nil {
+		return err
+	}
+	s.atOpen = map[string]bool{}
+	if err := tx.Bucket(bQuarantine).ForEach(func(k, _ []byte) error { s.atOpen[string(k)] = true; return nil }); err != nil {
 		return err
 	}
 	if err := sweep(tx); err != nil {
