@@ -30,7 +30,7 @@ func TestDockerDHCPv6Refused(t *testing.T) {
 		"IPv4Data": []map[string]any{{"AddressSpace": "null", "Pool": "0.0.0.0/0"}},
 		"IPv6Data": []map[string]any{{"AddressSpace": "null", "Pool": "::/0"}}}
 	msg := p.refused("NetworkDriver.CreateNetwork", create)
-	for _, want := range []string{"--ipv6 with --ipam-driver null", "without --ipv6"} {
+	for _, want := range []string{"--ipv6 with --ipam-driver null", "without it", "--ipv6=false"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("refusal %q does not say %q", msg, want)
 		}
