@@ -2,6 +2,9 @@ package packaging
 
 import (
 	"bytes"
+	"crypto/md5"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -15,7 +18,9 @@ import (
 // are as README says; dpkg installs it into a throwaway root (maintainer
 // scripts included, chrootless) with the right modes, the group mvlan,
 // the unit enabled and the state directory 0700; systemd-analyze verify
-// is silent on the installed unit; the bash, zsh and fish completions
+// is silent on the installed unit; the package's md5sums has the files'
+// sums (not the conffile's) and dpkg --verify finds a changed one; a
+// changelog is there; the bash, zsh and fish completions
 // load and complete from the installed mvlan; an upgrade keeps the unit
 // as the operator set it (reinstall); remove keeps /etc/default/mvlan,
 // purge removes it and the state. About 20 s (a build).
@@ -42,11 +47,12 @@ func TestPackage(t *testing.T) {
 	for path, mode := range map[string]fs.FileMode{
 		"usr/bin/mvlan": 0o755, "usr/bin/mvlan-agent": 0o755, "usr/lib/cni/mvlan": 0o755,
 		"lib/systemd/system/mvlan.service": 0o644, "etc/default/mvlan": 0o644,
-		"usr/share/bash-completion/completions/mvlan":              0o644,
-		"usr/share/zsh/vendor-completions/_mvlan":                  0o644,
-		"usr/share/fish/vendor_completions.d/mvlan.fish":           0o644,
-		"usr/share/man/man8/mvlan.8.gz":                            0o644,
-		"var/lib/mvlan":                                            fs.ModeDir | 0o700,
+		"usr/share/bash-completion/completions/mvlan":    0o644,
+		"usr/share/zsh/vendor-completions/_mvlan":        0o644,
+		"usr/share/fish/vendor_completions.d/mvlan.fish": 0o644,
+		"usr/share/man/man8/mvlan.8.gz":                  0o644,
+		"usr/share/doc/mvlan/changelog.Debian.gz":        0o644,
+		"var/lib/mvlan": fs.ModeDir | 0o700,
 		"etc/systemd/system/multi-user.target.wants/mvlan.service": fs.ModeSymlink | 0o777,
 	} {
 		st, err := os.Lstat(filepath.Join(root, path))
@@ -56,6 +62,16 @@ func TestPackage(t *testing.T) {
 		case st.Mode()&(fs.ModeType|fs.ModePerm) != mode:
 			t.Errorf("%s has mode %v, want %v", path, st.Mode(), mode)
 		}
+	}
+	verify(t, root)
+	sums := run(t, "dpkg-deb", "--info", deb, "md5sums")
+	for _, f := range []string{"usr/bin/mvlan-agent", "usr/share/doc/mvlan/changelog.Debian.gz"} {
+		if line := md5Line(t, root, f); !strings.Contains(sums, line) {
+			t.Errorf("md5sums lacks %q:\n%s", line, sums)
+		}
+	}
+	if strings.Contains(sums, "etc/default/mvlan") {
+		t.Errorf("md5sums lists the conffile etc/default/mvlan (dpkg keeps its sum):\n%s", sums)
 	}
 	if group, _ := os.ReadFile(filepath.Join(root, "etc/group")); !bytes.Contains(group, []byte("\nmvlan:x:")) {
 		t.Errorf("postinst made no group mvlan:\n%s", group)
@@ -115,6 +131,38 @@ func build(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.Remove(debs[0]) })
 	return debs[0]
+}
+
+// md5Line is the md5sums line of the installed file f (relative to root).
+func md5Line(t *testing.T, root, f string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x  %s\n", md5.Sum(b), f)
+}
+
+// verify: dpkg --verify finds the installed files as packaged (md5sums),
+// and a file changed since.
+func verify(t *testing.T, root string) {
+	t.Helper()
+	if out, err := exec.Command("dpkg", "--root="+root, "--verify", "mvlan").CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("dpkg --verify mvlan after install: %v\n%s", err, out)
+	}
+	const doc = "/usr/share/doc/mvlan/README.md"
+	f, err := os.OpenFile(filepath.Join(root, doc), os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.WriteString("changed\n")
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command("dpkg", "--root="+root, "--verify", "mvlan").CombinedOutput()
+	if !strings.Contains(string(out), "??5?????? ") || !strings.Contains(string(out), doc) {
+		t.Errorf("dpkg --verify mvlan with %s changed: %q; want its checksum reported", doc, out)
+	}
 }
 
 // prepareRoot makes the least a root needs for dpkg and groupadd.

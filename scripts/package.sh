@@ -3,8 +3,8 @@
 # the built binaries (make build) and packaging/: /usr/bin/mvlan and
 # mvlan-agent, /usr/lib/cni/mvlan (the CNI plugin), mvlan.service,
 # /etc/default/mvlan, bash/zsh/fish completion, the man page (generated from
-# the CLI's definition), the maintainer scripts. dpkg-deb only, no fakeroot:
-# files are root-owned through --root-owner-group.
+# the CLI's definition), the maintainer scripts, md5sums and a changelog.
+# dpkg-deb only, no fakeroot: files are root-owned through --root-owner-group.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # DEBVERSION, else from git, in an order dpkg (and apt, upgrading) follows:
@@ -58,8 +58,20 @@ gzip -9n <"$stage/mvlan.8" >"$root/usr/share/man/man8/mvlan.8.gz"
 install -m 0644 "$stage/mvlan.fish" "$root/usr/share/fish/vendor_completions.d/mvlan.fish"
 chmod 0644 "$root/usr/share/man/man8/mvlan.8.gz"
 install -m 0644 README.md "$root/usr/share/doc/mvlan/README.md"
+# Debian's changelog of a binary package: this build, from which commit.
+when=$(git log -1 --format=%aD 2>/dev/null || date -R)
+printf 'mvlan (%s) unstable; urgency=medium\n\n  * Built from %s.\n\n -- %s  %s\n' \
+	"$version" "$(git rev-parse HEAD 2>/dev/null || echo 'a tree without git')" \
+	"$(sed -n 's/^Maintainer: //p' packaging/debian/control)" "$when" |
+	gzip -9n >"$root/usr/share/doc/mvlan/changelog.Debian.gz"
+chmod 0644 "$root/usr/share/doc/mvlan/changelog.Debian.gz"
 install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$root/DEBIAN/"
 install -m 0644 packaging/debian/conffiles "$root/DEBIAN/"
+# md5sums: dpkg --verify (and debsums) check the installed files with it;
+# not the conffiles, whose sums dpkg keeps itself.
+(cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | LC_ALL=C sort |
+	grep -vxF -f <(sed 's,^/,,' "$root/DEBIAN/conffiles") | xargs -d '\n' md5sum) >"$root/DEBIAN/md5sums"
+chmod 0644 "$root/DEBIAN/md5sums"
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \
 	packaging/debian/control >"$root/DEBIAN/control"
