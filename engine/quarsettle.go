@@ -68,8 +68,8 @@ func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.H
 }
 
 // quarantinedGone reports whether the container of quarantined record e
-// (stored under key) is gone for certain: its namespace path is gone or
-// names another namespace (by inode and cookie, where e has them), or no
+// (stored under key) is gone for certain: its namespace path is gone,
+// holds no network namespace or names another one (by inode and cookie, where e has them), or no
 // link there is marked as e's (by its ID or by key). A look that fails
 // otherwise is no answer: the record stays, its addresses held.
 func (a *Engine) quarantinedGone(e api.Endpoint, key string) bool {
@@ -78,21 +78,27 @@ func (a *Engine) quarantinedGone(e api.Endpoint, key string) bool {
 	}
 	ino, err := a.ns.Check(e.Netns)
 	if err != nil || e.NetnsInode != 0 && ino != e.NetnsInode {
-		return errors.Is(err, fs.ErrNotExist) || err == nil
+		return err == nil || nsGone(err)
 	}
 	if e.NetnsCookie != 0 {
 		c, err := a.ns.Cookie(e.Netns)
 		if err != nil || c != e.NetnsCookie {
-			return err == nil
+			return err == nil || nsGone(err)
 		}
 	}
 	for _, id := range []string{e.ID, key} {
 		_, err = a.kernelEndpointIn(e.Netns, id)
 		if !errors.Is(err, link.ErrNotFound) {
-			return errors.Is(err, fs.ErrNotExist)
+			return nsGone(err)
 		}
 	}
 	return true
+}
+
+// nsGone: err says a namespace path is not there, or holds no network
+// namespace any more (a file left where one was mounted).
+func nsGone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, link.ErrNotNetns)
 }
 
 // dropUnusedNetworks drops the quarantined network records (qs, as

@@ -37,6 +37,10 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrNotSupported is wrapped when the kernel lacks a driver or feature.
 	ErrNotSupported = errors.New("not supported by this kernel")
+	// ErrNotNetns is wrapped by CheckNetns's error about a path that is
+	// there but is not (or no longer) a network namespace: a file left
+	// where one was mounted, another kind of namespace.
+	ErrNotNetns = errors.New("not a network namespace")
 )
 
 // kernelError carries a message written for the operator while still

@@ -222,7 +222,8 @@ func NetnsMark(path string) (string, error) {
 
 // CheckNetns reports whether path is a network namespace (a /proc/PID/ns/net
 // link or a bind mount of one) and returns its inode. The error names the
-// path and what would be right. It never waits on what the path names
+// path and what would be right; it wraps fs.ErrNotExist for a path that is
+// not there and ErrNotNetns for one that is no network namespace. It never waits on what the path names
 // instead (a FIFO, a socket), nor longer than nsfile.Timeout on a lookup.
 func CheckNetns(path string) (uint64, error) {
 	if !filepath.IsAbs(path) {
@@ -230,7 +231,7 @@ func CheckNetns(path string) (uint64, error) {
 	}
 	f, err := nsfile.Open(path)
 	if errors.Is(err, nsfile.ErrNotNamespace) {
-		return 0, fmt.Errorf("%s is not a namespace; give /proc/PID/ns/net or /run/netns/NAME", path)
+		return 0, &kernelError{fmt.Sprintf("%s is not a namespace; give /proc/PID/ns/net or /run/netns/NAME", path), ErrNotNetns, err}
 	}
 	if err != nil {
 		return 0, fmt.Errorf("namespace %s: %w; give /proc/PID/ns/net or /run/netns/NAME", path, err)
@@ -243,7 +244,7 @@ func CheckNetns(path string) (uint64, error) {
 	}
 	typ, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
 	if err != nil || typ != unix.CLONE_NEWNET {
-		return 0, fmt.Errorf("%s is not a network namespace; give /proc/PID/ns/net or /run/netns/NAME", path)
+		return 0, &kernelError{fmt.Sprintf("%s is not a network namespace; give /proc/PID/ns/net or /run/netns/NAME", path), ErrNotNetns, err}
 	}
 	return st.Ino, nil
 }

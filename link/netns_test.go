@@ -4,8 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -109,6 +111,31 @@ func TestCreateNetnsPropagates(t *testing.T) {
 		out, err := exec.Command("nsenter", "--mount="+mntns, "stat", "-f", "-c", "%T", link.NetnsPath(name)).CombinedOutput()
 		if got := strings.TrimSpace(string(out)); err != nil || got != "nsfs" {
 			t.Errorf("in the copied mount namespace, %s is %q (%v); want a namespace (nsfs)", link.NetnsPath(name), got, err)
+		}
+	}
+}
+
+// TestCheckNetnsGone: CheckNetns tells a path that is not there
+// (fs.ErrNotExist) and one that holds no network namespace
+// (link.ErrNotNetns: a file left where one was mounted, another kind of
+// namespace) from a network namespace; callers take both as gone.
+func TestCheckNetnsGone(t *testing.T) {
+	left := filepath.Join(t.TempDir(), "c1")
+	if err := os.WriteFile(left, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		want error
+	}{
+		{filepath.Join(t.TempDir(), "gone"), fs.ErrNotExist},
+		{left, link.ErrNotNetns},
+		{"/proc/self/ns/uts", link.ErrNotNetns},
+		{"/proc/self/ns/net", nil},
+	} {
+		ino, err := link.CheckNetns(tc.path)
+		if tc.want == nil && (err != nil || ino == 0) || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("CheckNetns(%s) = %d, %v; want %v", tc.path, ino, err, tc.want)
 		}
 	}
 }
