@@ -70,13 +70,12 @@ func startTCXWatch() (_ *tcxWatch, err error) {
 			err = errors.Join(err, w.Close())
 		}
 	}()
-	if err := ensureTracefs(); err != nil {
-		return nil, err
-	}
+	// Best effort: the library also finds a tracefs mounted elsewhere.
+	mountErr := ensureTracefs()
 	for name, p := range map[string]*ebpf.Program{"sys_enter_bpf": w.objs.TcxWatchEnter, "sys_exit_bpf": w.objs.TcxWatchExit} {
 		l, err := link.Tracepoint("syscalls", name, p, nil)
 		if err != nil {
-			return nil, fmt.Errorf("attach tcx_watch to syscalls/%s: %w", name, err)
+			return nil, fmt.Errorf("attach tcx_watch to syscalls/%s: %w", name, errors.Join(err, mountErr))
 		}
 		w.links = append(w.links, l)
 	}

@@ -11,7 +11,8 @@ import (
 const sysTracing = "/sys/kernel/tracing"
 
 // ensureTracefs mounts tracefs on /sys/kernel/tracing unless it, or
-// debugfs's tracing directory, has one: the tracepoints tcx_watch attaches
+// debugfs's tracing directory, has one (a tracefs mounted elsewhere is
+// found by the library, so a failure here is not the last word): the tracepoints tcx_watch attaches
 // to are named there, and a host whose init did not mount it (a minimal
 // VM, a container with a /sys of its own) would run without the watch.
 // Like ensureBPFFS's, the mount is in the caller's mount namespace. It
