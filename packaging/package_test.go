@@ -47,12 +47,12 @@ func TestPackage(t *testing.T) {
 	for path, mode := range map[string]fs.FileMode{
 		"usr/bin/mvlan": 0o755, "usr/bin/mvlan-agent": 0o755, "usr/lib/cni/mvlan": 0o755,
 		"lib/systemd/system/mvlan.service": 0o644, "etc/default/mvlan": 0o644,
-		"usr/share/bash-completion/completions/mvlan":    0o644,
-		"usr/share/zsh/vendor-completions/_mvlan":        0o644,
-		"usr/share/fish/vendor_completions.d/mvlan.fish": 0o644,
-		"usr/share/man/man8/mvlan.8.gz":                  0o644,
-		"usr/share/doc/mvlan/changelog.Debian.gz":        0o644,
-		"var/lib/mvlan": fs.ModeDir | 0o700,
+		"usr/share/bash-completion/completions/mvlan":              0o644,
+		"usr/share/zsh/vendor-completions/_mvlan":                  0o644,
+		"usr/share/fish/vendor_completions.d/mvlan.fish":           0o644,
+		"usr/share/man/man8/mvlan.8.gz":                            0o644,
+		"usr/share/doc/mvlan/changelog.gz":                         0o644,
+		"var/lib/mvlan":                                            fs.ModeDir | 0o700,
 		"etc/systemd/system/multi-user.target.wants/mvlan.service": fs.ModeSymlink | 0o777,
 	} {
 		st, err := os.Lstat(filepath.Join(root, path))
@@ -65,7 +65,7 @@ func TestPackage(t *testing.T) {
 	}
 	verify(t, root)
 	sums := run(t, "dpkg-deb", "--info", deb, "md5sums")
-	for _, f := range []string{"usr/bin/mvlan-agent", "usr/share/doc/mvlan/changelog.Debian.gz"} {
+	for _, f := range []string{"usr/bin/mvlan-agent", "usr/share/doc/mvlan/changelog.gz"} {
 		if line := md5Line(t, root, f); !strings.Contains(sums, line) {
 			t.Errorf("md5sums lacks %q:\n%s", line, sums)
 		}

@@ -58,13 +58,14 @@ gzip -9n <"$stage/mvlan.8" >"$root/usr/share/man/man8/mvlan.8.gz"
 install -m 0644 "$stage/mvlan.fish" "$root/usr/share/fish/vendor_completions.d/mvlan.fish"
 chmod 0644 "$root/usr/share/man/man8/mvlan.8.gz"
 install -m 0644 README.md "$root/usr/share/doc/mvlan/README.md"
-# Debian's changelog of a binary package: this build, from which commit.
-when=$(git log -1 --format=%aD 2>/dev/null || date -R)
+# Debian's changelog of a native package (no Debian revision): this build,
+# from which commit, dated as the commit is.
+when=$(git log -1 --format=%cD 2>/dev/null || date -R)
 printf 'mvlan (%s) unstable; urgency=medium\n\n  * Built from %s.\n\n -- %s  %s\n' \
 	"$version" "$(git rev-parse HEAD 2>/dev/null || echo 'a tree without git')" \
 	"$(sed -n 's/^Maintainer: //p' packaging/debian/control)" "$when" |
-	gzip -9n >"$root/usr/share/doc/mvlan/changelog.Debian.gz"
-chmod 0644 "$root/usr/share/doc/mvlan/changelog.Debian.gz"
+	gzip -9n >"$root/usr/share/doc/mvlan/changelog.gz"
+chmod 0644 "$root/usr/share/doc/mvlan/changelog.gz"
 install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$root/DEBIAN/"
 install -m 0644 packaging/debian/conffiles "$root/DEBIAN/"
 # md5sums: dpkg --verify (and debsums) check the installed files with it;
