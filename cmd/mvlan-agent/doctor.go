@@ -98,7 +98,7 @@ func driftImpact(kind string) string {
 		return "a container changed its link (README: Threat model); the agent repaired what it could (mvlan_datapath_reattach_total): find out why the container did it"
 	case string(engine.DriftQuarantine):
 		return "state records the agent could not use (the finding says why) are set aside: their containers' links are left working and their addresses held. " +
-			"A container's record goes at the first agent start after the container is gone, a network's once none of its containers is left: " +
+			"A container's record goes at the first agent start after the container is gone, a network's once none of its containers is left (a cluster network's stays): " +
 			"remove those containers the way they were made (docker rm, the CNI runtime, ip netns del for mvlan run's), then restart the agent"
 	case string(engine.DriftCluster):
 		return "the cluster network is not as etcd defines it, or this host's part in it failed (the finding says which): a changed definition takes removing the network here and joining it again"
