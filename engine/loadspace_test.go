@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/engine"
+	"github.com/mvlan/mvlan/internal/nstest"
 )
 
 // TestStartQuarantinesRefusedAddresses: an endpoint record whose address
@@ -337,10 +337,10 @@ func TestQuarantinedNetworkDropped(t *testing.T) {
 	r.run("c2", r.network("v50", "subnet=172.16.50.0/24", "parent=eth0.50").Name)
 
 	r.stop()
-	putRecord(t, r.dir, "networks", "0123456789ab", "{garbage")
+	nstest.PutRecord(t, r.dir, "networks", "0123456789ab", "{garbage")
 	// A cluster network's record stays: dropping it would take the host
 	// out of the network in etcd.
-	putRecord(t, r.dir, "networks", "c1c1c1c1c1c1", `{"id":"c1c1c1c1c1c1","name":"cl","options":{"scope":"cluster"}}`)
+	nstest.PutRecord(t, r.dir, "networks", "c1c1c1c1c1c1", `{"id":"c1c1c1c1c1c1","name":"cl","options":{"scope":"cluster"}}`)
 	r.start()
 	if !quarantined("0123456789ab") || !quarantined("c1c1c1c1c1c1") {
 		t.Fatal("the network records quarantined as the state opened are not reported by that agent")
@@ -375,7 +375,7 @@ func TestQuarantinedNetworkKeptUnsure(t *testing.T) {
 		t.Fatal(err)
 	}
 	c1.NetworkID = ""
-	putRecord(t, r.dir, "endpoints", c1.ID, mustJSON(t, c1)) // quarantined as the state opens
+	nstest.PutRecord(t, r.dir, "endpoints", c1.ID, nstest.JSON(t, c1)) // quarantined as the state opens
 	for range 2 {
 		r.start()
 		if _, ok := r.k.HostLink(n.Parent); !ok {
@@ -388,27 +388,4 @@ func TestQuarantinedNetworkKeptUnsure(t *testing.T) {
 	if _, ok := r.k.HostLink(n.Parent); ok {
 		t.Fatalf("parent %s kept after c1 went", n.Parent)
 	}
-}
-
-// putRecord writes value under key in bucket of the state file with
-// bbolt alone, as damage would.
-func putRecord(t *testing.T, dir, bucket, key, value string) {
-	t.Helper()
-	db, err := bolt.Open(filepath.Join(dir, store.FileName), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucket)).Put([]byte(key), []byte(value)) })
-	if err := errors.Join(err, db.Close()); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

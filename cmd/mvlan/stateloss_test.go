@@ -7,8 +7,6 @@ package main
 
 import (
 	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
@@ -249,12 +245,12 @@ func TestBadRecordQuarantined(t *testing.T) {
 	c3 := e.runD(e.name("3"), "pub_net")
 	c4 := e.runD(e.name("4"), "pub_net")
 	e.a.stop()
-	setRecord(t, e.a.stateDir(), "networks", h1.NetworkID, "{garbage")
+	nstest.PutRecord(t, e.a.stateDir(), "networks", h1.NetworkID, "{garbage")
 	c3.State, c3.Network = "bogus", ""
-	setRecord(t, e.a.stateDir(), "endpoints", c3.ID, mustJSON(t, c3))
+	nstest.PutRecord(t, e.a.stateDir(), "endpoints", c3.ID, nstest.JSON(t, c3))
 	c4.Network = ""
 	c4.Addrs = append(c4.Addrs, netip.MustParsePrefix("172.16.86.1/24")) // the gateway's
-	setRecord(t, e.a.stateDir(), "endpoints", c4.ID, mustJSON(t, c4))
+	nstest.PutRecord(t, e.a.stateDir(), "endpoints", c4.ID, nstest.JSON(t, c4))
 
 	e.a.start()
 	names := map[string]bool{}
@@ -317,29 +313,6 @@ func TestBadRecordQuarantined(t *testing.T) {
 	e.a.ok("network", "create", "--subnet=10.1.100.0/24", "host_again")
 	if h3 := e.runD(e.name("h3"), "host_again"); !slices.Contains([]netip.Prefix{h1.Addrs[0], h2.Addrs[0]}, h3.Addrs[0]) {
 		t.Errorf("host_again gave %v; want h1's or h2's address, free again", h3.Addrs[0])
-	}
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// setRecord writes value under key in bucket of the agent's state file
-// with bbolt alone, as damage would.
-func setRecord(t *testing.T, stateDir, bucket, key, value string) {
-	t.Helper()
-	db, err := bolt.Open(filepath.Join(stateDir, store.FileName), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucket)).Put([]byte(key), []byte(value)) })
-	if err := errors.Join(err, db.Close()); err != nil {
-		t.Fatal(err)
 	}
 }
 
