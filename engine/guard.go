@@ -106,21 +106,54 @@ func (h *heard) take(g *guardState) (gone []uint64) {
 	return gone
 }
 
+// watchRetry is the wait before the namespace listener is opened again
+// after it failed; it doubles, up to watchRetryMax, while it keeps failing.
+var watchRetry, watchRetryMax = time.Second, time.Minute
+
+// listenNetns hands the namespaces' link notifications to h until ctx is
+// done. A listener that fails (a socket error other than an overflow) is
+// opened again after watchRetry, doubling while it keeps failing; until
+// then h is blind (every check looks at every endpoint), and the first
+// check after it is back looks at every endpoint once (what was missed).
+func (a *Engine) listenNetns(ctx context.Context, h *heard) {
+	wait := watchRetry
+	for {
+		a.sweeper.listen(true)
+		start := time.Now()
+		err := a.host.WatchNetns(ctx, h.add)
+		a.sweeper.listen(false)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > watchRetryMax {
+			wait = watchRetry // it had worked for a while
+		}
+		a.log.Warn("tamper check: no namespace notifications; every endpoint is checked each time until the listener is back", "err", err, "retry_in", wait)
+		h.setBlind(true)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, watchRetryMax)
+		h.setBlind(false)
+	}
+}
+
+// setBlind marks h as without a listener, or with one again: then what
+// was missed meanwhile counts as an overflow.
+func (h *heard) setBlind(blind bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.overflow = h.overflow || h.blind && !blind
+	h.blind = blind
+}
+
 // guard checks endpoints for tampering each interval until ctx is done.
 func (a *Engine) guard(ctx context.Context, interval time.Duration) {
 	g := &guardState{nsid: map[uint64]int{}, byID: map[int]uint64{}, marked: map[uint64]bool{}, looked: map[string]uint64{}}
 	h := &heard{}
-	a.sweeper.listen(true)
-	go func() {
-		err := a.host.WatchNetns(ctx, h.add)
-		a.sweeper.listen(false)
-		if err != nil && ctx.Err() == nil {
-			a.log.Warn("tamper check: no namespace notifications; every endpoint is checked each time", "err", err)
-			h.mu.Lock()
-			h.blind = true
-			h.mu.Unlock()
-		}
-	}()
+	go a.listenNetns(ctx, h)
 	if err := a.dp.WatchTCX(); err != nil {
 		a.log.Warn("tamper check: a program loaded before it is attached ahead of mvlan's with TCX is found by the rolling pass only", "err", err)
 	}

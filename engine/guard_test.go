@@ -390,3 +390,55 @@ func TestTableEntryMoving(t *testing.T) {
 		}
 	}
 }
+
+// flakyListener's namespace listener fails on its first opening and
+// then works until its context is done.
+type flakyListener struct {
+	Host
+	mu    sync.Mutex
+	calls int
+	open  chan struct{} // closed when the second listener is up
+}
+
+func (f *flakyListener) WatchNetns(ctx context.Context, _ func(link.NetnsEvent)) error {
+	f.mu.Lock()
+	f.calls++
+	calls := f.calls
+	f.mu.Unlock()
+	if calls == 1 {
+		return errors.New("recvmsg: no buffer space")
+	}
+	if calls == 2 {
+		close(f.open)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// TestListenNetnsAgain: a namespace listener that fails is opened again;
+// meanwhile every check looks at every endpoint (blind), and once it is
+// back, the next check does once (what was missed), then no more.
+func TestListenNetnsAgain(t *testing.T) {
+	defer func(w time.Duration) { watchRetry = w }(watchRetry)
+	watchRetry = 20 * time.Millisecond
+	f := &flakyListener{open: make(chan struct{})}
+	a := &Engine{host: f, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h := &heard{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.listenNetns(ctx, h); close(done) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-f.open:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the listener was not opened again within 5 s of failing")
+	}
+	lookAll := func() bool {
+		g := &guardState{}
+		h.take(g)
+		return g.all
+	}
+	if !lookAll() || lookAll() {
+		t.Fatal("after the listener came back: want one check that looks at every endpoint, then none")
+	}
+}
