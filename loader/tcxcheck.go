@@ -17,9 +17,12 @@ import (
 // (cookie, ifindex) where it should not: any on a tc hook, another than
 // ours on a TCX one. It cannot see the tc side (the namespace's
 // notifications tell that), and one it cannot tell counts as tampered.
+// A kernel without TCX runs no TCX program first: false, without a query
+// (which it would refuse, and every endpoint would be looked at in full
+// whenever a program was loaded).
 func (d *Datapath) TCXTampered(ctx context.Context, netnsPath string, cookie uint64, ifindex int) bool {
 	want := d.tcxFirst(cookie, ifindex)
-	if len(want) == 0 {
+	if tcx, _ := tcxAvailable(); len(want) == 0 || !tcx {
 		return false
 	}
 	tampered := false
