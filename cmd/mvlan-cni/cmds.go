@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/api"
 )
@@ -92,14 +94,34 @@ func cmdAdd(args *skel.CmdArgs) error {
 // validated: the DEL that follows an ADD refused for a bad configuration
 // (even one that does not decode) finds nothing and succeeds, so that the
 // runtime can tear the sandbox down.
+//
+// An agent that cannot be reached (down, uninstalled) fails a DEL with 11
+// while the namespace is there; once it is gone (a reboot, a runtime that
+// deletes it first) nothing of the attachment is left in the kernel and
+// the agent's next start forgets it (its sweep of namespaces that are
+// gone): the DEL succeeds, so that the runtime is not stuck tearing the
+// sandbox down.
 func cmdDel(args *skel.CmdArgs) error {
 	return callWith(parseDelConf, args, func(ctx context.Context, c *Conf, cl *api.Client) error {
 		err := cl.CNIRelease(ctx, c.Network, *attachment(c, args), args.Netns)
-		if api.IsKind(err, api.KindNotFound) {
+		if api.IsKind(err, api.KindNotFound) || errors.Is(err, api.ErrUnreachable) && netnsGone(args.Netns) {
 			return nil
 		}
 		return err
 	})
+}
+
+// netnsGone reports whether path names no network namespace any more:
+// none given, not there, or a file left where one was mounted.
+func netnsGone(path string) bool {
+	if path == "" {
+		return true
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	return st.Type != unix.NSFS_MAGIC
 }
 
 // cmdCheck reports drift: the endpoint must exist and match prevResult,

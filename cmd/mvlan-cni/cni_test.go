@@ -1375,3 +1375,33 @@ func TestCNICheckReleased(t *testing.T) {
 	}
 	e.del(l, rt)
 }
+
+// TestCNIDelAgentDown: with the agent down, DEL of an attachment whose
+// namespace is gone succeeds (nothing of it is left in the kernel; the
+// agent's next start forgets it), and DEL of one whose namespace is there
+// fails with 11 naming the socket; the agent back, that DEL succeeds and
+// no endpoint is left.
+func TestCNIDelAgentDown(t *testing.T) {
+	e := newEnv(t)
+	e.pubNet()
+	l := e.list("1.0.0", "")
+	gone, alive := e.container("gone"), e.container("alive")
+	e.add(l, gone)
+	e.add(l, alive)
+	e.a.Stop()
+	if out, err := exec.Command("ip", "netns", "del", filepath.Base(gone.NetNS)).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns del: %v: %s", err, out)
+	}
+	if err := e.cni.DelNetworkList(context.Background(), l, gone); err != nil {
+		t.Errorf("DEL with the agent down and the namespace gone: %v; want success", err)
+	}
+	err := e.cni.DelNetworkList(context.Background(), l, alive)
+	if cniCode(err) != types.ErrTryAgainLater || !strings.Contains(err.Error(), e.a.Socket) {
+		t.Errorf("DEL with the agent down and the namespace there: %v; want code 11 naming %s", err, e.a.Socket)
+	}
+	e.a.Start()
+	e.del(l, alive)
+	if eps := e.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after the agent came back and the DEL: %+v; want none", eps)
+	}
+}
