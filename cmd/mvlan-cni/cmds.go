@@ -203,6 +203,8 @@ func cmdStatus(args *skel.CmdArgs) error {
 	return call(args, func(ctx context.Context, c *Conf, cl *api.Client) error {
 		n, err := networkNamed(ctx, cl, c.Network)
 		switch {
+		case errors.Is(err, api.ErrUnreachable) && errors.Is(err, fs.ErrPermission):
+			return types.NewError(errUnavailable, err.Error()+": "+socketHelp, "")
 		case errors.Is(err, api.ErrUnreachable) || errors.Is(err, api.ErrNoAnswer):
 			return types.NewError(errUnavailable, fmt.Sprintf("the mvlan agent at %s does not answer: start it (mvlan agent) or fix \"socket\"", cl.Socket()), err.Error())
 		case api.IsKind(err, api.KindNotFound) && c.Inline():

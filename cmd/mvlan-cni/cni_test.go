@@ -1405,3 +1405,42 @@ func TestCNIDelAgentDown(t *testing.T) {
 		t.Errorf("endpoints after the agent came back and the DEL: %+v; want none", eps)
 	}
 }
+
+// TestCNISocketPermission: a plugin run by a user that may not use the
+// agent's socket (rootless Podman's, say) is told so, with what to do, and
+// not to try again later (11): ADD fails with 5 (I/O failure), STATUS with
+// 50, each naming the permission and --socket-group. The agent is up.
+func TestCNISocketPermission(t *testing.T) {
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("needs setpriv (util-linux)")
+	}
+	e := newEnv(t)
+	e.pubNet()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plugin := filepath.Join(dir, "mvlan")
+	if out, err := exec.Command("cp", filepath.Join(cniDir, "mvlan"), plugin).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"mvnet","type":"mvlan","network":"pub_net","socket":%q}`, e.a.Socket)
+	ns := e.sb.Netns(t, "p")
+	for _, tc := range []struct {
+		cmd  string
+		code uint
+	}{{"ADD", types.ErrIOFailure}, {"STATUS", errUnavailable}} {
+		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", plugin)
+		cmd.Env = []string{"CNI_COMMAND=" + tc.cmd, "CNI_CONTAINERID=ctr-p", "CNI_NETNS=" + ns, "CNI_IFNAME=eth0", "CNI_PATH=" + dir}
+		cmd.Stdin = strings.NewReader(conf)
+		out, _ := cmd.Output()
+		var got types.Error
+		if err := json.Unmarshal(out, &got); err != nil || got.Code != tc.code ||
+			!strings.Contains(got.Msg, "permission") || !strings.Contains(got.Msg, "--socket-group") {
+			t.Errorf("%s as uid 65534: %s (%v); want code %d naming the permission and --socket-group", tc.cmd, out, err, tc.code)
+		}
+	}
+	if eps := e.endpoints(); len(eps) != 0 {
+		t.Errorf("endpoints after the refused ADD: %+v; want none", eps)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -25,9 +26,12 @@ const (
 	errLimitedConnectivity uint = 51 // and existing attachments may suffer
 )
 
+// socketHelp is what to do about a socket this process may not use.
+const socketHelp = "run the runtime as root or as a member of the socket's group (mvlan agent --socket-group), or point \"socket\" at one it may use"
+
 // toCNI turns an error of the agent's API into a CNI error whose message
 // says what to fix: an agent that cannot be reached is 11 (try again
-// later) naming the socket, as is work under way on the same thing, a
+// later) naming the socket, one whose socket this process may not use 5, as is work under way on the same thing, a
 // bad request 7, a clash errConflict.
 func toCNI(err error, socket string) error {
 	if err == nil {
@@ -36,6 +40,10 @@ func toCNI(err error, socket string) error {
 	var te *types.Error
 	if errors.As(err, &te) {
 		return te
+	}
+	if errors.Is(err, api.ErrUnreachable) && errors.Is(err, fs.ErrPermission) {
+		// The agent may well be running: trying again changes nothing.
+		return types.NewError(types.ErrIOFailure, err.Error()+": "+socketHelp, "")
 	}
 	if errors.Is(err, api.ErrUnreachable) {
 		return types.NewError(types.ErrTryAgainLater,
