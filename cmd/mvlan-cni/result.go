@@ -100,12 +100,7 @@ func compare(prev types.Result, e api.Endpoint) error {
 	if mac := r.Interfaces[idx].Mac; mac != "" && mac != e.MAC {
 		return drift("interface %s has MAC %s, prevResult says %s", e.IfName, e.MAC, mac)
 	}
-	var want, have []string
-	for _, ip := range r.IPs {
-		if ip.Interface == nil || *ip.Interface == idx {
-			want = append(want, ip.Address.String())
-		}
-	}
+	want, have := prevAddrs(r, idx), []string(nil)
 	for _, p := range e.Addrs {
 		have = append(have, p.String())
 	}
@@ -115,6 +110,25 @@ func compare(prev types.Result, e api.Endpoint) error {
 		return drift("endpoint %s has addresses %v, prevResult says %v", e.Name, have, want)
 	}
 	return nil
+}
+
+// prevAddrs are the addresses r gives interface idx; if it gives it none
+// by index, those of no interface (a plugin of the chain may add some of
+// its own that way: they are not mvlan's while any is indexed).
+func prevAddrs(r *current.Result, idx int) []string {
+	var indexed, loose []string
+	for _, ip := range r.IPs {
+		switch {
+		case ip.Interface == nil:
+			loose = append(loose, ip.Address.String())
+		case *ip.Interface == idx:
+			indexed = append(indexed, ip.Address.String())
+		}
+	}
+	if len(indexed) > 0 {
+		return indexed
+	}
+	return loose
 }
 
 func drift(format string, args ...any) error {

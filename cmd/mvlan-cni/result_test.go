@@ -118,6 +118,23 @@ func TestWithPrev(t *testing.T) {
 	if r, err := withPrev(prev, result(n, leased)); err != nil || strings.Join(r.DNS.Nameservers, " ") != "10.1.0.53" {
 		t.Errorf("merged result of a leased endpoint, none before: %v, dns %+v; want the lease's DNS", err, r.DNS)
 	}
+	// CHECK: mvlan's address by its interface's index; one a later plugin
+	// added without an index is not mvlan's, unless none is indexed.
+	other := &net.IPNet{IP: net.ParseIP("192.168.7.7").To4(), Mask: net.CIDRMask(24, 32)}
+	ours := &net.IPNet{IP: net.ParseIP("10.1.0.5").To4(), Mask: net.CIDRMask(24, 32)}
+	checked := &current.Result{CNIVersion: "1.0.0", Interfaces: []*current.Interface{{Name: "net1", Sandbox: "/run/netns/x", Mac: e.MAC}},
+		IPs: []*current.IPConfig{{Interface: current.Int(0), Address: *ours}, {Address: *other}}}
+	if err := compare(checked, e); err != nil {
+		t.Errorf("CHECK with another plugin's address without an index: %v; want no drift", err)
+	}
+	checked.IPs[0].Interface = nil
+	if err := compare(checked, e); cniCode(err) != errDrift {
+		t.Errorf("CHECK with no address indexed, one not mvlan's: %v; want code %d", err, errDrift)
+	}
+	checked.IPs = checked.IPs[:1]
+	if err := compare(checked, e); err != nil {
+		t.Errorf("CHECK with mvlan's address not indexed: %v; want no drift", err)
+	}
 	for _, bad := range []*current.Result{
 		{CNIVersion: "1.0.0", Interfaces: []*current.Interface{nil}},
 		{CNIVersion: "1.0.0", IPs: []*current.IPConfig{nil}},
