@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -391,9 +392,9 @@ func (a *Engine) repairTampers(ctx context.Context, e endpoint, findings []loade
 		a.log.Log(ctx, level, msg, append([]any{"endpoint", e.Name}, append(args, "err", err)...)...)
 	}
 	if len(findings) > 0 {
-		err := a.repairHooks(ctx, e, findings)
-		for _, f := range findings {
-			done(hookTamper(e, f), string(f.Tamper), err, "endpoint tampered with", "hook", f.Hook, "tamper", f.Tamper, "repaired", err == nil)
+		errs := a.repairHooks(ctx, e, findings)
+		for i, f := range findings {
+			done(hookTamper(e, f), string(f.Tamper), errs[i], "endpoint tampered with", "hook", f.Hook, "tamper", f.Tamper, "repaired", errs[i] == nil)
 		}
 	}
 	for _, l := range nested {
@@ -461,14 +462,24 @@ func (a *Engine) endpointLinks(e endpoint, parent int) nsLinks {
 }
 
 // repairHooks re-attaches e's programs where findings say, and looks
-// again: a repair counts (reattach_total) only if the hooks are clean.
-func (a *Engine) repairHooks(ctx context.Context, e endpoint, findings []loader.Finding) error {
-	if err := a.dp.RepairEndpoint(ctx, e.Netns, e.Ifindex, findings); err != nil {
-		return err
+// again: the repair of a finding counts (reattach_total) only if its hook
+// is clean then, whatever the other hook's. It returns, for each finding,
+// nil or why its repair did not hold.
+func (a *Engine) repairHooks(ctx context.Context, e endpoint, findings []loader.Finding) []error {
+	errs := make([]error, len(findings))
+	err := a.dp.RepairEndpoint(ctx, e.Netns, e.Ifindex, findings)
+	var still []loader.Finding
+	if err == nil {
+		still, err = a.dp.InspectEndpoint(ctx, e.Netns, e.Ifindex)
 	}
-	still, err := a.dp.InspectEndpoint(ctx, e.Netns, e.Ifindex)
-	if err == nil && len(still) > 0 {
-		err = fmt.Errorf("the repair did not hold: %v", still)
+	for i, f := range findings {
+		on := slices.DeleteFunc(slices.Clone(still), func(s loader.Finding) bool { return s.Hook != f.Hook })
+		switch {
+		case err != nil:
+			errs[i] = err
+		case len(on) > 0:
+			errs[i] = fmt.Errorf("the repair did not hold: %v", on)
+		}
 	}
-	return err
+	return errs
 }

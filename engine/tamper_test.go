@@ -456,3 +456,40 @@ func TestTamperModeChanged(t *testing.T) {
 		})
 	}
 }
+
+// halfRepaired has a program ahead of mvlan's on ingress and mvlan's
+// detached on egress; a repair holds on ingress only (the container takes
+// egress off again at once).
+type halfRepaired struct {
+	Datapath
+	ingress bool
+}
+
+func (d *halfRepaired) InspectEndpoint(context.Context, string, int) ([]loader.Finding, error) {
+	out := []loader.Finding{{Hook: loader.Egress, Tamper: loader.TamperDetached}}
+	if d.ingress {
+		out = append(out, loader.Finding{Hook: loader.Ingress, Tamper: loader.TamperForeignFirst})
+	}
+	return out, nil
+}
+
+func (d *halfRepaired) RepairEndpoint(context.Context, string, int, []loader.Finding) error {
+	d.ingress = false
+	return nil
+}
+
+// TestTamperRepairPerHook: a repair that held on one hook counts there
+// (reattach_total) though the other hook's did not hold; the other is
+// counted as a tamper, not as repaired.
+func TestTamperRepairPerHook(t *testing.T) {
+	d := &halfRepaired{ingress: true}
+	e := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
+	a := tamperEngine(d, e)
+	a.inspectEndpoint(context.Background(), e)
+	a.inspectEndpoint(context.Background(), e) // ingress clean now: no second count
+	tampered, repaired := a.tamper.snapshot()
+	ff, det := string(loader.TamperForeignFirst), string(loader.TamperDetached)
+	if tampered[ff] != 1 || tampered[det] != 1 || repaired[ff] != 1 || repaired[det] != 0 {
+		t.Fatalf("counts tampered %v repaired %v; want foreign_first 1 and 1, detached 1 and 0", tampered, repaired)
+	}
+}
