@@ -11,15 +11,16 @@
  * screened.
  *
  * On the tracepoints of bpf() (syscalls/sys_enter_bpf and sys_exit_bpf),
- * which run on that system call only. A call counts as it starts and again
- * as it returns: a check that reads the count in between (the attach not
- * done yet: it waits for the RTNL lock, or for its arguments' page) looks
- * too early, and the next check sees the count move again. The attach
- * type is read from the caller's memory as the call starts: a call whose
- * type cannot be read counts; one whose memory another thread rewrites
- * after the read, and a 32-bit process's (the kernel traces native calls
- * only), are left to the rolling pass, as is a return not noted because
- * more calls than in_flight holds are under way.
+ * which run on that system call only. A call is noted as it starts and
+ * counts as it returns, if it succeeded: the check after that sees the
+ * attach done, and a call the kernel refused (no right to, a bad program
+ * or link) changes no hook and makes no work: a process calling bpf() in
+ * a loop only to fail cannot have every check screen every endpoint. The
+ * attach type is read from the caller's memory as the call starts: a call
+ * whose type cannot be read counts if it succeeds; one whose memory
+ * another thread rewrites after the read, and a 32-bit process's (the
+ * kernel traces native calls only), are left to the rolling pass, as is a
+ * call not noted because more calls than in_flight holds are under way.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -47,7 +48,7 @@ struct {
 	__type(value, __u64);
 } tcx_attaches SEC(".maps");
 
-/* The threads (pid_tgid) in a counted call, until it returns. */
+/* The threads (pid_tgid) in a noted call, until it returns. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
@@ -116,7 +117,6 @@ int tcx_watch_enter(struct sys_enter_bpf *ctx)
 
 	if (!tcx_call((__u32)ctx->cmd, ctx->uattr, (__u32)ctx->size) || agent())
 		return 0;
-	count();
 	bpf_map_update_elem(&in_flight, &id, &one, BPF_ANY);
 	return 0;
 }
@@ -126,7 +126,7 @@ int tcx_watch_exit(struct sys_exit_bpf *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
-	if (bpf_map_delete_elem(&in_flight, &id) == 0)
+	if (bpf_map_delete_elem(&in_flight, &id) == 0 && ctx->ret >= 0)
 		count();
 	return 0;
 }

@@ -101,8 +101,8 @@ func (w *tcxWatch) moved() bool {
 	return moved
 }
 
-// count is the number of calls counted, each twice (as it starts and as
-// it returns).
+// count is the number of calls counted: each that succeeded, as it
+// returned.
 func (w *tcxWatch) count() (uint64, error) {
 	var n uint64
 	err := w.objs.TcxAttaches.Lookup(uint32(0), &n)

@@ -17,10 +17,10 @@ import (
 )
 
 // TestWatchTCX: once WatchTCX runs, another process's TCX attach or
-// detach moves the watch's count, by two per bpf() call (as it starts and
-// as it returns), with a link (BPF_LINK_CREATE) or without
-// (BPF_PROG_ATTACH, BPF_PROG_DETACH), of a program loaded before;
-// ForeignAttaches reports it once. This process's own attaches (the
+// detach moves the watch's count, by one per bpf() call (as it returns),
+// with a link (BPF_LINK_CREATE) or without (BPF_PROG_ATTACH,
+// BPF_PROG_DETACH), of a program loaded before; ForeignAttaches reports
+// it once. A call the kernel refuses does not move it. This process's own attaches (the
 // agent's) do not move it. The count is read itself: ForeignPrograms and
 // the count of other processes' attaches (other tests') would not tell;
 // those can only add to a move, so each is measured until it is exact.
@@ -80,11 +80,11 @@ func TestWatchTCX(t *testing.T) {
 	d.ForeignAttaches()
 	for _, c := range []struct {
 		how  string
-		want uint64 // 2 per call
-	}{{"link", 2}, {"prog", 4}, {"highcmd", 2}} { // prog: attach and detach
+		want uint64 // 1 per call that succeeded
+	}{{"link", 1}, {"prog", 2}, {"highcmd", 1}, {"refused", 0}} { // prog: attach and detach
 		exactly("another process's "+c.how+" attach", c.want, func() { attachElsewhere(t, c.how, l.c1, id) })
-		if !d.ForeignAttaches() {
-			t.Errorf("ForeignAttaches did not report the %s attach", c.how)
+		if d.ForeignAttaches() != (c.want > 0) {
+			t.Errorf("ForeignAttaches after the %s attach: %v, want %v", c.how, !(c.want > 0), c.want > 0)
 		}
 	}
 }
@@ -129,6 +129,9 @@ func TestTCXAttachHelper(t *testing.T) {
 		if how == "highcmd" {
 			return linkCreateHighCmd(prog, ifindex)
 		}
+		if how == "refused" {
+			return linkCreateRefused(ifindex)
+		}
 		opts := link.RawAttachProgramOptions{Target: ifindex, Program: prog, Attach: ebpf.AttachTCXEgress, Anchor: link.Head()}
 		if err := link.RawAttachProgram(opts); err != nil {
 			return err
@@ -155,6 +158,23 @@ func linkCreateHighCmd(prog *ebpf.Program, ifindex int) error {
 		return fmt.Errorf("BPF_LINK_CREATE with cmd's upper bits set: %w", errno)
 	}
 	return unix.Close(int(fd))
+}
+
+// linkCreateRefused calls BPF_LINK_CREATE for a TCX hook with a program
+// fd that is none, in a loop: the kernel refuses each call (EBADF).
+func linkCreateRefused(ifindex int) error {
+	var attr [64]byte
+	ne := binary.NativeEndian
+	ne.PutUint32(attr[0:], ^uint32(0))
+	ne.PutUint32(attr[4:], uint32(ifindex))
+	ne.PutUint32(attr[8:], uint32(ebpf.AttachTCXEgress))
+	for range 100 {
+		_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_CREATE, uintptr(unsafe.Pointer(&attr[0])), uintptr(len(attr)))
+		if errno != unix.EBADF {
+			return fmt.Errorf("BPF_LINK_CREATE with no program: %v, want EBADF", errno)
+		}
+	}
+	return nil
 }
 
 func replaceCommas(s string) string {
