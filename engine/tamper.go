@@ -462,9 +462,11 @@ func (a *Engine) endpointLinks(e endpoint, parent int) nsLinks {
 }
 
 // repairHooks re-attaches e's programs where findings say, and looks
-// again: the repair of a finding counts (reattach_total) only if its hook
-// is clean then, whatever the other hook's. It returns, for each finding,
-// nil or why its repair did not hold.
+// again: the repair of a finding counts (reattach_total) only if that
+// finding is gone then (its hook's program first, or no late filter),
+// whatever the others'. A repair that failed fails every finding (which
+// part failed is not known). It returns, for each finding, nil or why its
+// repair did not hold.
 func (a *Engine) repairHooks(ctx context.Context, e endpoint, findings []loader.Finding) []error {
 	errs := make([]error, len(findings))
 	err := a.dp.RepairEndpoint(ctx, e.Netns, e.Ifindex, findings)
@@ -473,13 +475,18 @@ func (a *Engine) repairHooks(ctx context.Context, e endpoint, findings []loader.
 		still, err = a.dp.InspectEndpoint(ctx, e.Netns, e.Ifindex)
 	}
 	for i, f := range findings {
-		on := slices.DeleteFunc(slices.Clone(still), func(s loader.Finding) bool { return s.Hook != f.Hook })
 		switch {
 		case err != nil:
 			errs[i] = err
-		case len(on) > 0:
-			errs[i] = fmt.Errorf("the repair did not hold: %v", on)
+		case slices.ContainsFunc(still, func(s loader.Finding) bool { return sameTamper(s, f) }):
+			errs[i] = fmt.Errorf("the repair did not hold: %v", still)
 		}
 	}
 	return errs
+}
+
+// sameTamper: s, found after a repair, is what f was: on its hook, a
+// program missing or not first, or late filters (a hook can have both).
+func sameTamper(s, f loader.Finding) bool {
+	return s.Hook == f.Hook && (s.Tamper == loader.TamperLateFilter) == (f.Tamper == loader.TamperLateFilter)
 }

@@ -457,12 +457,13 @@ func TestTamperModeChanged(t *testing.T) {
 	}
 }
 
-// halfRepaired has a program ahead of mvlan's on ingress and mvlan's
-// detached on egress; a repair holds on ingress only (the container takes
-// egress off again at once).
+// halfRepaired has a program ahead of mvlan's on ingress, mvlan's
+// detached on egress and a late filter there; a repair holds on ingress
+// and for the late filter only (the container takes egress's program off
+// again at once).
 type halfRepaired struct {
 	Datapath
-	ingress bool
+	ingress, late bool
 }
 
 func (d *halfRepaired) InspectEndpoint(context.Context, string, int) ([]loader.Finding, error) {
@@ -470,26 +471,29 @@ func (d *halfRepaired) InspectEndpoint(context.Context, string, int) ([]loader.F
 	if d.ingress {
 		out = append(out, loader.Finding{Hook: loader.Ingress, Tamper: loader.TamperForeignFirst})
 	}
+	if d.late {
+		out = append(out, loader.Finding{Hook: loader.Egress, Tamper: loader.TamperLateFilter})
+	}
 	return out, nil
 }
 
 func (d *halfRepaired) RepairEndpoint(context.Context, string, int, []loader.Finding) error {
-	d.ingress = false
+	d.ingress, d.late = false, false
 	return nil
 }
 
-// TestTamperRepairPerHook: a repair that held on one hook counts there
-// (reattach_total) though the other hook's did not hold; the other is
-// counted as a tamper, not as repaired.
+// TestTamperRepairPerHook: a repair that held counts (reattach_total)
+// though another's did not hold, on the other hook or on the same one;
+// that other is counted as a tamper, not as repaired.
 func TestTamperRepairPerHook(t *testing.T) {
-	d := &halfRepaired{ingress: true}
+	d := &halfRepaired{ingress: true, late: true}
 	e := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
 	a := tamperEngine(d, e)
 	a.inspectEndpoint(context.Background(), e)
-	a.inspectEndpoint(context.Background(), e) // ingress clean now: no second count
+	a.inspectEndpoint(context.Background(), e) // clean now but for egress's program: no second count
 	tampered, repaired := a.tamper.snapshot()
-	ff, det := string(loader.TamperForeignFirst), string(loader.TamperDetached)
-	if tampered[ff] != 1 || tampered[det] != 1 || repaired[ff] != 1 || repaired[det] != 0 {
-		t.Fatalf("counts tampered %v repaired %v; want foreign_first 1 and 1, detached 1 and 0", tampered, repaired)
+	ff, det, late := string(loader.TamperForeignFirst), string(loader.TamperDetached), string(loader.TamperLateFilter)
+	if tampered[ff] != 1 || tampered[det] != 1 || tampered[late] != 1 || repaired[ff] != 1 || repaired[det] != 0 || repaired[late] != 1 {
+		t.Fatalf("counts tampered %v repaired %v; want foreign_first 1 and 1, detached 1 and 0, late_filter 1 and 1", tampered, repaired)
 	}
 }
