@@ -19,8 +19,8 @@
  * attach type is read from the caller's memory as the call starts: a call
  * whose type cannot be read counts if it succeeds; one whose memory
  * another thread rewrites after the read, and a 32-bit process's (the
- * kernel traces native calls only), are left to the rolling pass, as is a
- * call not noted because more calls than in_flight holds are under way.
+ * kernel traces native calls only), are left to the rolling pass. A call
+ * made while more than in_flight holds are under way counts as it starts.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -117,7 +117,10 @@ int tcx_watch_enter(struct sys_enter_bpf *ctx)
 
 	if (!tcx_call((__u32)ctx->cmd, ctx->uattr, (__u32)ctx->size) || agent())
 		return 0;
-	bpf_map_update_elem(&in_flight, &id, &one, BPF_ANY);
+	/* in_flight full (calls parked in bpf(), say on a page that does not
+	 * answer): counted now, as it starts, rather than not at all. */
+	if (bpf_map_update_elem(&in_flight, &id, &one, BPF_ANY) < 0)
+		count();
 	return 0;
 }
 

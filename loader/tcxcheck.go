@@ -22,7 +22,7 @@ import (
 // whenever a program was loaded).
 func (d *Datapath) TCXTampered(ctx context.Context, netnsPath string, cookie uint64, ifindex int) bool {
 	want := d.tcxFirst(cookie, ifindex)
-	if tcx, _ := tcxAvailable(); len(want) == 0 || !tcx {
+	if tcx, err := tcxAvailable(); len(want) == 0 || err == nil && !tcx {
 		return false
 	}
 	tampered := false

@@ -72,8 +72,14 @@ func startTCXWatch() (_ *tcxWatch, err error) {
 	}()
 	// Best effort: the library also finds a tracefs mounted elsewhere.
 	mountErr := ensureTracefs()
-	for name, p := range map[string]*ebpf.Program{"sys_enter_bpf": w.objs.TcxWatchEnter, "sys_exit_bpf": w.objs.TcxWatchExit} {
-		l, err := link.Tracepoint("syscalls", name, p, nil)
+	// The exit first: a call under way as the entry's attach comes would
+	// otherwise leave its thread noted for good.
+	for _, tp := range []struct {
+		name string
+		prog *ebpf.Program
+	}{{"sys_exit_bpf", w.objs.TcxWatchExit}, {"sys_enter_bpf", w.objs.TcxWatchEnter}} {
+		name := tp.name
+		l, err := link.Tracepoint("syscalls", name, tp.prog, nil)
 		if err != nil {
 			return nil, fmt.Errorf("attach tcx_watch to syscalls/%s: %w", name, errors.Join(err, mountErr))
 		}
