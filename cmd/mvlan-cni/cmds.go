@@ -96,11 +96,11 @@ func cmdAdd(args *skel.CmdArgs) error {
 // runtime can tear the sandbox down.
 //
 // An agent that cannot be reached (down, uninstalled) fails a DEL with 11
-// while the namespace is there; once it is gone (a reboot, a runtime that
-// deletes it first) nothing of the attachment is left in the kernel and
-// the agent's next start forgets it (its sweep of namespaces that are
-// gone): the DEL succeeds, so that the runtime is not stuck tearing the
-// sandbox down.
+// while the namespace path is there; once it is gone (a reboot, a runtime
+// that deletes it first) the runtime is done with the attachment, and the
+// agent releases what is left of it (its row, its address, its link if a
+// process still holds the namespace) when it starts: the DEL succeeds, so
+// that the runtime is not stuck tearing the sandbox down.
 func cmdDel(args *skel.CmdArgs) error {
 	return callWith(parseDelConf, args, func(ctx context.Context, c *Conf, cl *api.Client) error {
 		err := cl.CNIRelease(ctx, c.Network, *attachment(c, args), args.Netns)

@@ -31,8 +31,9 @@ const socketHelp = "run the runtime as root or as a member of the socket's group
 
 // toCNI turns an error of the agent's API into a CNI error whose message
 // says what to fix: an agent that cannot be reached is 11 (try again
-// later) naming the socket, one whose socket this process may not use 5, as is work under way on the same thing, a
-// bad request 7, a clash errConflict.
+// later) naming the socket, as is work under way on the same thing; one
+// whose socket this process may not use 5 (I/O failure); a bad request 7,
+// a clash errConflict.
 func toCNI(err error, socket string) error {
 	if err == nil {
 		return nil
