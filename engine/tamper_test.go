@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -495,5 +496,32 @@ func TestTamperRepairPerHook(t *testing.T) {
 	ff, det, late := string(loader.TamperForeignFirst), string(loader.TamperDetached), string(loader.TamperLateFilter)
 	if tampered[ff] != 1 || tampered[det] != 1 || tampered[late] != 1 || repaired[ff] != 1 || repaired[det] != 0 || repaired[late] != 1 {
 		t.Fatalf("counts tampered %v repaired %v; want foreign_first 1 and 1, detached 1 and 0, late_filter 1 and 1", tampered, repaired)
+	}
+}
+
+// TestTamperWarnsOncePerMinute: a container that tampers again after
+// each repair is counted every time and logged as a warning once a
+// minute (the rest at debug): its log stays readable.
+func TestTamperWarnsOncePerMinute(t *testing.T) {
+	d := &tamperedDatapath{}
+	e := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
+	a := tamperEngine(d, e)
+	var log bytes.Buffer
+	a.log = slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	now := time.Unix(1000, 0)
+	a.tamper.clock = func() time.Time { return now }
+	for range 5 {
+		d.tampered = true
+		a.inspectEndpoint(context.Background(), e)
+		now = now.Add(time.Second)
+	}
+	now = now.Add(tamperWarnEvery)
+	d.tampered = true
+	a.inspectEndpoint(context.Background(), e)
+	if _, repaired := a.tamper.snapshot(); repaired[string(loader.TamperForeignFirst)] != 6 {
+		t.Errorf("repairs counted %v; want foreign_first 6", repaired)
+	}
+	if warns, debugs := strings.Count(log.String(), "level=WARN"), strings.Count(log.String(), "level=DEBUG msg=\"endpoint tampered with\""); warns != 2 || debugs != 4 {
+		t.Errorf("6 tampers in 66 s logged %d warnings and %d debug lines; want 2 and 4:\n%s", warns, debugs, log.String())
 	}
 }
