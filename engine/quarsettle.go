@@ -69,9 +69,10 @@ func (a *Engine) settleQuarantined(nets map[string]*network) map[string][]ipam.H
 
 // quarantinedGone reports whether the container of quarantined record e
 // (stored under key) is gone for certain: its namespace path is gone,
-// holds no network namespace or names another one (by inode and cookie, where e has them), or no
-// link there is marked as e's (by its ID or by key). A look that fails
-// otherwise is no answer: the record stays, its addresses held.
+// holds no network namespace or names another one (by inode and cookie,
+// where e has them), or no link there is marked as e's (by its ID or by
+// key). A look that fails otherwise is no answer: the record stays, its
+// addresses held.
 func (a *Engine) quarantinedGone(e api.Endpoint, key string) bool {
 	if e.Netns == "" {
 		return true
@@ -86,7 +87,11 @@ func (a *Engine) quarantinedGone(e api.Endpoint, key string) bool {
 			return err == nil || nsGone(err)
 		}
 	}
-	for _, id := range []string{e.ID, key} {
+	ids := []string{e.ID}
+	if key != e.ID {
+		ids = append(ids, key) // a record stored under another key than its ID
+	}
+	for _, id := range ids {
 		_, err = a.kernelEndpointIn(e.Netns, id)
 		if !errors.Is(err, link.ErrNotFound) {
 			return nsGone(err)

@@ -1377,8 +1377,8 @@ func TestCNICheckReleased(t *testing.T) {
 }
 
 // TestCNIDelAgentDown: with the agent down, DEL of an attachment whose
-// namespace is gone succeeds (nothing of it is left in the kernel; the
-// agent's next start forgets it), and DEL of one whose namespace is there
+// namespace path is gone succeeds (the agent releases what is left of it
+// when it starts), and DEL of one whose namespace is there
 // fails with 11 naming the socket; the agent back, that DEL succeeds and
 // no endpoint is left.
 func TestCNIDelAgentDown(t *testing.T) {

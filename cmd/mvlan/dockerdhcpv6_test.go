@@ -1,7 +1,6 @@
 package main
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,12 +16,7 @@ import (
 // The same network without --ipv6 is made, as a DHCP network.
 func TestDockerDHCPv6Refused(t *testing.T) {
 	t.Parallel()
-	sb := nstest.NewSandbox(t)
-	a := newAgent(t, sb)
-	sock := filepath.Join(a.dir, "mvt-plugin.sock")
-	a.env = []string{"MVLAN_PLUGIN_SOCKET=" + sock}
-	a.start()
-	p := &pluginConn{t: t, sb: sb, sock: sock}
+	a, p := pluginAgent(t, nstest.NewSandbox(t))
 	netID := strings.Repeat("6b", 32)
 	create := map[string]any{"NetworkID": netID,
 		"Options": map[string]any{"com.docker.network.enable_ipv6": true,

@@ -106,15 +106,23 @@ func TestDockerHandoffFirstFrames(t *testing.T) {
 // DRIVER --ipam-driver null -o parent=eth0`: a DHCP network.
 func playDockerd(t *testing.T, sb *nstest.Sandbox, netID string, env ...string) (*agentProc, *pluginConn) {
 	t.Helper()
-	a := newAgent(t, sb)
-	sock := filepath.Join(a.dir, "mvt-plugin.sock")
-	a.env = append([]string{"MVLAN_PLUGIN_SOCKET=" + sock}, env...)
-	a.start()
-	p := &pluginConn{t: t, sb: sb, sock: sock}
+	a, p := pluginAgent(t, sb, env...)
 	p.call("NetworkDriver.CreateNetwork", map[string]any{"NetworkID": netID,
 		"Options":  map[string]any{"com.docker.network.generic": map[string]string{"parent": "eth0"}},
 		"IPv4Data": []map[string]any{{"AddressSpace": "null", "Pool": "0.0.0.0/0"}}})
 	return a, p
+}
+
+// pluginAgent starts an agent in sb serving Docker's plugin protocol on a
+// socket of its own (env: more of the agent's environment), and a
+// connection to that socket.
+func pluginAgent(t *testing.T, sb *nstest.Sandbox, env ...string) (*agentProc, *pluginConn) {
+	t.Helper()
+	a := newAgent(t, sb)
+	sock := filepath.Join(a.dir, "mvt-plugin.sock")
+	a.env = append([]string{"MVLAN_PLUGIN_SOCKET=" + sock}, env...)
+	a.start()
+	return a, &pluginConn{t: t, sb: sb, sock: sock}
 }
 
 // pluginConn speaks Docker's plugin protocol to the agent's plugin socket.
@@ -282,11 +290,7 @@ func TestDockerLeaveAlias(t *testing.T) {
 func TestDockerHandoffAnnounced(t *testing.T) {
 	t.Parallel()
 	sb := nstest.NewSandbox(t)
-	a := newAgent(t, sb)
-	sock := filepath.Join(a.dir, "mvt-plugin.sock")
-	a.env = []string{"MVLAN_PLUGIN_SOCKET=" + sock}
-	a.start()
-	p := &pluginConn{t: t, sb: sb, sock: sock}
+	a, p := pluginAgent(t, sb)
 	netID := strings.Repeat("5d", 32)
 	pool := p.staticNetwork(netID, "172.16.90.0/24")
 	wire := nstest.NewCapture(t, sb.WirePath, "wire0")
