@@ -224,10 +224,14 @@ type EndpointCreate struct {
 	Network string `json:"network"`
 	Name    string `json:"name,omitempty"`
 	Netns   string `json:"netns,omitempty"`
-	IP      string `json:"ip,omitempty"`
-	IP6     string `json:"ip6,omitempty"`
-	MAC     string `json:"mac,omitempty"`
-	IfName  string `json:"ifname,omitempty"`
+	// NetnsInode, when not 0, is Netns's inode where the request was made
+	// (NetnsInode): the agent refuses the path if it names another
+	// namespace where the agent runs.
+	NetnsInode uint64 `json:"netns_inode,omitempty"`
+	IP         string `json:"ip,omitempty"`
+	IP6        string `json:"ip6,omitempty"`
+	MAC        string `json:"mac,omitempty"`
+	IfName     string `json:"ifname,omitempty"`
 	// CNI, when given, is stored with the endpoint. An endpoint of the
 	// network with the same CNI identity in the same namespace is the
 	// answer (a repeated ADD); one in another namespace (a DEL that never

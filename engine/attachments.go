@@ -123,7 +123,7 @@ func (a *Engine) answerRepeat(ctx context.Context, n *network, en *entry, req ap
 	var ino uint64
 	if req.Netns != "" {
 		var err error
-		if ino, err = a.foreignNetnsInode(req.Netns); err != nil {
+		if ino, err = a.foreignNetnsInode(req.Netns, req.NetnsInode); err != nil {
 			return api.Endpoint{}, err // before anything is released for it
 		}
 	}

@@ -36,7 +36,7 @@ func (a *Engine) newEndpoint(n *network, req api.EndpointCreate) (endpoint, erro
 		}
 	}
 	if e.Netns != "" {
-		if err := a.checkForeignNetns(&e); err != nil {
+		if err := a.checkForeignNetns(&e, req.NetnsInode); err != nil {
 			return e, err
 		}
 	} else {
@@ -219,9 +219,9 @@ func releaseAll(space addrSpace, addrs []netip.Prefix) {
 // checkForeignNetns validates a namespace given by path (connect): it must
 // be a network namespace and not the agent's own. (Admit checks it is not
 // on the network yet.) It names the endpoint and picks the first free
-// ethN when no --ifname.
-func (a *Engine) checkForeignNetns(e *endpoint) error {
-	ino, err := a.foreignNetnsInode(e.Netns)
+// ethN when no --ifname. seen is the request's NetnsInode.
+func (a *Engine) checkForeignNetns(e *endpoint, seen uint64) error {
+	ino, err := a.foreignNetnsInode(e.Netns, seen)
 	if err != nil {
 		return err
 	}
@@ -236,11 +236,16 @@ func (a *Engine) checkForeignNetns(e *endpoint) error {
 }
 
 // foreignNetnsInode is the inode of the namespace at path, which must be
-// a network namespace and not the agent's own.
-func (a *Engine) foreignNetnsInode(path string) (uint64, error) {
+// a network namespace and not the agent's own, and, unless seen is 0, the
+// one the requester sees at path (api.NetnsInode).
+func (a *Engine) foreignNetnsInode(path string, seen uint64) (uint64, error) {
 	ino, err := a.ns.Check(path)
 	if err != nil {
 		return 0, invalid(err)
+	}
+	if seen != 0 && ino != seen {
+		return 0, invalid(fmt.Errorf("%s is namespace %d where the agent runs but %d where the request was made "+
+			"(another PID or mount namespace): give a path both see, such as a bind mount under /run/netns", path, ino, seen))
 	}
 	if ino == a.hostIno {
 		return 0, invalid(fmt.Errorf("%s is the agent's own (host) namespace; give a container's namespace", path))

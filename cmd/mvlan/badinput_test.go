@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 )
@@ -51,6 +52,11 @@ func TestBadInput(t *testing.T) {
 	}
 	long := "averyveryverylongname"
 	cns := sb.Netns(t, "cns") // connect's: no link is left in it
+	// elsewhere runs mvlan in a mount namespace of its own in which cns's
+	// path is another namespace's (as a PID namespace makes
+	// /proc/PID/ns/net another process's).
+	other := sb.Netns(t, "other")
+	elsewhere := []string{"--mount", "--propagation", "private", "sh", "-ec", `mount --bind "$1" "$2"; shift 2; exec "$@"`, "sh", other, cns}
 	tests := []struct {
 		name string
 		args []string
@@ -136,8 +142,14 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	if out := sb.Run(t, cns, "ip", "-o", "link", "show"); strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, ": lo:") {
-		t.Errorf("bad inputs left links in %s: %s", cns, out)
+	_, errs, code := runCmd(time.Minute, "unshare", append(elsewhere, mvlanBin, "--socket", a.socket, "connect", "taken", cns)...)
+	if code != 1 || !strings.Contains(errs, cns+" is namespace") || !strings.Contains(errs, "where the request was made") {
+		t.Errorf("connect to %s, which is %s where mvlan runs: exit %d: %s; want 1 naming the path and the two namespaces", cns, other, code, errs)
+	}
+	for _, ns := range []string{cns, other} {
+		if out := sb.Run(t, ns, "ip", "-o", "link", "show"); strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, ": lo:") {
+			t.Errorf("bad inputs left links in %s: %s", ns, out)
+		}
 	}
 	if ls := a.ok("network", "ls", "-q"); len(strings.Fields(ls)) != 2 { // taken and onmv
 		t.Fatalf("bad inputs left networks: %q", ls)
