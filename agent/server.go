@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/mvlan/mvlan/api"
 	"github.com/mvlan/mvlan/engine"
@@ -182,7 +183,15 @@ func (a *Agent) handleRemoveEndpoint(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleDisconnect(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := a.eng.Disconnect(r.Context(), q.Get("network"), q.Get("netns")); err != nil {
+	var seen uint64
+	if s := q.Get("netns_inode"); s != "" {
+		var err error
+		if seen, err = strconv.ParseUint(s, 10, 64); err != nil {
+			writeError(w, engine.Invalid(fmt.Errorf("netns_inode %q is not a namespace's inode number", s)))
+			return
+		}
+	}
+	if err := a.eng.Disconnect(r.Context(), q.Get("network"), q.Get("netns"), seen); err != nil {
 		writeError(w, err)
 		return
 	}

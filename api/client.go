@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -225,6 +226,9 @@ func (c *Client) ReleaseEndpoint(ctx context.Context, ref string) error {
 // Disconnect detaches the endpoint of network in the namespace at netns.
 func (c *Client) Disconnect(ctx context.Context, network, netns string) error {
 	q := url.Values{"network": {network}, "netns": {netns}}
+	if ino := NetnsInode(netns); ino != 0 {
+		q.Set("netns_inode", strconv.FormatUint(ino, 10)) // as EndpointCreate.NetnsInode
+	}
 	return c.Do(ctx, "DELETE", "/v1/endpoints?"+q.Encode(), nil, nil)
 }
 

@@ -240,8 +240,9 @@ func (a *Engine) removeEndpoints(ctx context.Context, ref string, force, foreign
 	return errors.Join(errs...)
 }
 
-// Disconnect removes the endpoint of network netRef in the namespace at path.
-func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
+// Disconnect removes the endpoint of network netRef in the namespace at
+// path; seen, unless 0, is its inode where the request was made.
+func (a *Engine) Disconnect(ctx context.Context, netRef, path string, seen uint64) error {
 	n, err := a.lookup(netRef)
 	if err != nil {
 		return err
@@ -251,6 +252,9 @@ func (a *Engine) Disconnect(ctx context.Context, netRef, path string) error {
 	ino, err := a.ns.Check(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return invalid(err)
+	}
+	if err = otherNetns(path, ino, seen); err != nil {
+		return err
 	}
 	n.mu.Lock()
 	var found *entry

@@ -243,14 +243,24 @@ func (a *Engine) foreignNetnsInode(path string, seen uint64) (uint64, error) {
 	if err != nil {
 		return 0, invalid(err)
 	}
-	if seen != 0 && ino != seen {
-		return 0, invalid(fmt.Errorf("%s is namespace %d where the agent runs but %d where the request was made "+
-			"(another PID or mount namespace): give a path both see, such as a bind mount under /run/netns", path, ino, seen))
+	if err := otherNetns(path, ino, seen); err != nil {
+		return 0, err
 	}
 	if ino == a.hostIno {
 		return 0, invalid(fmt.Errorf("%s is the agent's own (host) namespace; give a container's namespace", path))
 	}
 	return ino, nil
+}
+
+// otherNetns refuses path when its namespace where the agent runs, ino,
+// is another than the one the requester sees there, seen (0 where
+// either is not known: a path that is gone).
+func otherNetns(path string, ino, seen uint64) error {
+	if seen == 0 || ino == 0 || ino == seen {
+		return nil
+	}
+	return invalid(fmt.Errorf("%s is namespace %d where the agent runs but %d where the request was made "+
+		"(another PID or mount namespace): give a path both see, such as a bind mount under /run/netns", path, ino, seen))
 }
 
 // freeIfName returns the first ethN that the namespace does not have.

@@ -151,6 +151,16 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("bad inputs left links in %s: %s", ns, out)
 		}
 	}
+	// A disconnect from there is refused too, and cns stays connected.
+	a.ok("connect", "taken", cns)
+	_, errs, code = runCmd(time.Minute, "unshare", append(elsewhere, mvlanBin, "--socket", a.socket, "disconnect", "taken", cns)...)
+	if code != 1 || !strings.Contains(errs, cns+" is namespace") || !strings.Contains(errs, "where the request was made") {
+		t.Errorf("disconnect %s, which is %s where mvlan runs: exit %d: %s; want 1 naming the path and the two namespaces", cns, other, code, errs)
+	}
+	if out := sb.Run(t, cns, "ip", "-br", "link", "show", "eth0"); !strings.Contains(out, "UP") {
+		t.Errorf("%s after the refused disconnect: %q; want eth0 up", cns, out)
+	}
+	a.ok("disconnect", "taken", cns)
 	if ls := a.ok("network", "ls", "-q"); len(strings.Fields(ls)) != 2 { // taken and onmv
 		t.Fatalf("bad inputs left networks: %q", ls)
 	}
