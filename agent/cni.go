@@ -17,8 +17,8 @@ import (
 // api.EndpointCreate with CNI set). The network is looked up first, so
 // that not_found always means there is no such network.
 func (a *Agent) handleCNIAdd(w http.ResponseWriter, r *http.Request) {
-	var req api.EndpointCreate
-	if err := decode(r, &req); err != nil {
+	req, err := decodeEndpointCreate(r)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -60,12 +60,21 @@ func cniAttachment(r *http.Request) api.CNIAttachment {
 	return api.CNIAttachment{Network: q.Get("name"), ContainerID: q.Get("container"), IfName: q.Get("ifname")}
 }
 
+// cniEndpointIn is engine.CNIEndpointIn for the request's query.
+func (a *Agent) cniEndpointIn(r *http.Request) (api.Endpoint, error) {
+	seen, err := netnsInodeParam(r)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
+	return a.eng.CNIEndpointIn(r.PathValue("ref"), cniAttachment(r), r.URL.Query().Get("netns"), seen)
+}
+
 // handleCNIEndpoint finds an endpoint by the identity a CNI runtime gave
 // it: not_found when there is none, or when it is in another namespace
 // than ?netns= (a late CHECK from a sandbox whose attachment an ADD from
 // a new one replaced).
 func (a *Agent) handleCNIEndpoint(w http.ResponseWriter, r *http.Request) {
-	e, err := a.eng.CNIEndpointIn(r.PathValue("ref"), cniAttachment(r), r.URL.Query().Get("netns"))
+	e, err := a.cniEndpointIn(r)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -78,7 +87,7 @@ func (a *Agent) handleCNIEndpoint(w http.ResponseWriter, r *http.Request) {
 // does (DELETE /v1/networks/{ref}/cni): not_found when there is none, or
 // when it is in another namespace than ?netns= (engine.CNIEndpointIn).
 func (a *Agent) handleCNIRelease(w http.ResponseWriter, r *http.Request) {
-	e, err := a.eng.CNIEndpointIn(r.PathValue("ref"), cniAttachment(r), r.URL.Query().Get("netns"))
+	e, err := a.cniEndpointIn(r)
 	if err == nil {
 		err = a.eng.ReleaseEndpoints(r.Context(), e.ID)
 	}

@@ -139,8 +139,8 @@ func (a *Agent) handleRemoveNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleCreateEndpoint(w http.ResponseWriter, r *http.Request) {
-	var req api.EndpointCreate
-	if err := decode(r, &req); err != nil {
+	req, err := decodeEndpointCreate(r)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -183,19 +183,38 @@ func (a *Agent) handleRemoveEndpoint(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleDisconnect(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var seen uint64
-	if s := q.Get("netns_inode"); s != "" {
-		var err error
-		if seen, err = strconv.ParseUint(s, 10, 64); err != nil {
-			writeError(w, engine.Invalid(fmt.Errorf("netns_inode %q is not a namespace's inode number", s)))
-			return
-		}
+	seen, err := netnsInodeParam(r)
+	if err == nil {
+		err = a.eng.Disconnect(r.Context(), q.Get("network"), q.Get("netns"), seen)
 	}
-	if err := a.eng.Disconnect(r.Context(), q.Get("network"), q.Get("netns"), seen); err != nil {
+	if err != nil {
 		writeError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// decodeEndpointCreate reads the body of an attach, and the inode of its
+// namespace where the request was made (query netns_inode: in the body,
+// an agent not yet restarted after an upgrade would refuse the field).
+func decodeEndpointCreate(r *http.Request) (req api.EndpointCreate, err error) {
+	if err = decode(r, &req); err == nil {
+		req.NetnsInode, err = netnsInodeParam(r)
+	}
+	return req, err
+}
+
+// netnsInodeParam is the query's netns_inode (api.NetnsInode), 0 if none.
+func netnsInodeParam(r *http.Request) (uint64, error) {
+	s := r.URL.Query().Get("netns_inode")
+	if s == "" {
+		return 0, nil
+	}
+	ino, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, engine.Invalid(fmt.Errorf("netns_inode %q is not a namespace's inode number", s))
+	}
+	return ino, nil
 }
 
 func (a *Agent) handleCheck(w http.ResponseWriter, r *http.Request) {

@@ -157,7 +157,7 @@ func (c *Client) CNIEndpoint(ctx context.Context, ref string, at CNIAttachment, 
 // request. KindNotFound: there is no network ref.
 func (c *Client) CNIAdd(ctx context.Context, ref string, req EndpointCreate) (CNIAdd, error) {
 	var a CNIAdd
-	err := c.Do(ctx, "POST", "/v1/networks/"+url.PathEscape(ref)+"/cni", req, &a)
+	err := c.Do(ctx, "POST", "/v1/networks/"+url.PathEscape(ref)+"/cni"+netnsQuery(req.Netns, url.Values{}), req, &a)
 	return a, err
 }
 
@@ -176,6 +176,9 @@ func cniQuery(at CNIAttachment, netns string) url.Values {
 	q := url.Values{"name": {at.Network}, "container": {at.ContainerID}, "ifname": {at.IfName}}
 	if netns != "" {
 		q.Set("netns", netns)
+		if ino := NetnsInode(netns); ino != 0 {
+			q.Set("netns_inode", strconv.FormatUint(ino, 10)) // as netnsQuery
+		}
 	}
 	return q
 }
@@ -195,7 +198,7 @@ func (c *Client) RemoveNetwork(ctx context.Context, ref string) error {
 // CreateEndpoint attaches a namespace to a network.
 func (c *Client) CreateEndpoint(ctx context.Context, req EndpointCreate) (Endpoint, error) {
 	var e Endpoint
-	err := c.Do(ctx, "POST", "/v1/endpoints", req, &e)
+	err := c.Do(ctx, "POST", "/v1/endpoints"+netnsQuery(req.Netns, url.Values{}), req, &e)
 	return e, err
 }
 
@@ -226,10 +229,7 @@ func (c *Client) ReleaseEndpoint(ctx context.Context, ref string) error {
 // Disconnect detaches the endpoint of network in the namespace at netns.
 func (c *Client) Disconnect(ctx context.Context, network, netns string) error {
 	q := url.Values{"network": {network}, "netns": {netns}}
-	if ino := NetnsInode(netns); ino != 0 {
-		q.Set("netns_inode", strconv.FormatUint(ino, 10)) // as EndpointCreate.NetnsInode
-	}
-	return c.Do(ctx, "DELETE", "/v1/endpoints?"+q.Encode(), nil, nil)
+	return c.Do(ctx, "DELETE", "/v1/endpoints"+netnsQuery(netns, q), nil, nil)
 }
 
 // Check asks the agent to compare its state with the kernel and IPAM.

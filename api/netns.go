@@ -1,20 +1,41 @@
 package api
 
-import "syscall"
+import (
+	"net/url"
+	"strconv"
+
+	"github.com/mvlan/mvlan/internal/nsfile"
+)
+
+// netnsQuery is query q ("?..." or "" if empty) with the inode of the
+// namespace at path where the request is made (netns_inode), if known.
+func netnsQuery(path string, q url.Values) string {
+	if ino := NetnsInode(path); ino != 0 {
+		q.Set("netns_inode", strconv.FormatUint(ino, 10))
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
 
 // NetnsInode is the inode of the namespace at path as the caller sees it,
-// for EndpointCreate.NetnsInode; 0 when it cannot be told (no such path,
-// not readable), and the agent then goes by the path alone.
+// for EndpointCreate.NetnsInode; 0 when it cannot tell (no such path, not
+// a namespace there, not allowed to look, or the path did not answer),
+// and the agent then goes by the path alone.
 //
-// A path such as /proc/PID/ns/net names a namespace in the caller's PID
-// namespace and /run/netns/NAME one in its mount namespace: a caller in
-// other ones than the agent's (a runtime in a container, Multus) may name
-// another container's namespace where the agent looks. With the inode
-// the agent refuses that instead of attaching the wrong container.
+// The agent looks a path up through its own mounts and /proc: a caller
+// in another mount namespace may see another namespace (or none) at
+// /run/netns/NAME, one in another PID namespace another process at
+// /proc/PID. With the inode the agent refuses such a path instead of
+// attaching (or detaching) the wrong container.
 func NetnsInode(path string) uint64 {
-	var st syscall.Stat_t
-	if path == "" || syscall.Stat(path, &st) != nil {
+	if path == "" {
 		return 0
 	}
-	return st.Ino
+	ino, err := nsfile.Inode(path)
+	if err != nil {
+		return 0
+	}
+	return ino
 }

@@ -226,8 +226,9 @@ type EndpointCreate struct {
 	Netns   string `json:"netns,omitempty"`
 	// NetnsInode, when not 0, is Netns's inode where the request was made
 	// (NetnsInode): the agent refuses the path if it names another
-	// namespace where the agent runs.
-	NetnsInode uint64 `json:"netns_inode,omitempty"`
+	// namespace where the agent runs. The client sends it as the query's
+	// netns_inode (older agents refuse unknown fields in a body).
+	NetnsInode uint64 `json:"-"`
 	IP         string `json:"ip,omitempty"`
 	IP6        string `json:"ip6,omitempty"`
 	MAC        string `json:"mac,omitempty"`

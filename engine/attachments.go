@@ -223,11 +223,21 @@ func (a *Engine) CNIEndpoint(ref string, at api.CNIAttachment) (api.Endpoint, er
 // from a new namespace, whose DEL for the old one came late or again).
 // The endpoint's namespace is netns when its path is netns or netns names
 // it (the same inode); a path that names nothing (gone) is not it either:
-// the sweep releases an endpoint whose namespace went.
-func (a *Engine) CNIEndpointIn(ref string, at api.CNIAttachment, netns string) (api.Endpoint, error) {
+// the sweep releases an endpoint whose namespace went. Nor is it when the
+// namespace at netns where the request was made, seen (0: not known), is
+// another (a runtime that sees other mounts or PIDs, or a sandbox made
+// again at the path).
+func (a *Engine) CNIEndpointIn(ref string, at api.CNIAttachment, netns string, seen uint64) (api.Endpoint, error) {
 	e, err := a.CNIEndpoint(ref, at)
-	if err != nil || netns == "" || netns == e.Netns {
+	if err != nil || netns == "" {
 		return e, err
+	}
+	if seen != 0 && e.NetnsInode != 0 && seen != e.NetnsInode {
+		return api.Endpoint{}, notFound(fmt.Errorf("the attachment of container %s (%s) on network %s is in net:[%d], not in %s (net:[%d] where the request was made)",
+			at.ContainerID, at.IfName, e.Network, e.NetnsInode, netns, seen))
+	}
+	if netns == e.Netns {
+		return e, nil
 	}
 	if ino, err := a.ns.Check(netns); err == nil && ino == e.NetnsInode {
 		return e, nil

@@ -260,6 +260,9 @@ func (a *Engine) Disconnect(ctx context.Context, netRef, path string, seen uint6
 	var found *entry
 	best := 0
 	for _, en := range n.eps {
+		if ino == 0 && seen != 0 && en.ep.NetnsInode != seen {
+			continue // the path is gone here; the requester's namespace is another
+		}
 		if m := disconnectMatch(en.ep, path, ino); m > best {
 			found, best = en, m
 		}

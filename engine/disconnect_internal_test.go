@@ -1,6 +1,9 @@
 package engine
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestDisconnectMatch: disconnect picks the endpoint at the path asked
 // for over a dead one whose recorded inode the kernel has given again.
@@ -21,6 +24,32 @@ func TestDisconnectMatch(t *testing.T) {
 	} {
 		if got := disconnectMatch(tt.e, path, tt.ino); got != tt.want {
 			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestOtherNetns: a path is refused only when both sides know its
+// namespace and they differ; /proc/self is named as the agent's.
+func TestOtherNetns(t *testing.T) {
+	for _, tt := range []struct {
+		path      string
+		ino, seen uint64
+		want      string // "" for no error
+	}{
+		{"/run/netns/c1", 7, 7, ""},
+		{"/run/netns/c1", 7, 0, ""}, // the requester could not tell
+		{"/run/netns/c1", 0, 9, ""}, // gone where the agent looks
+		{"/run/netns/c1", 7, 9, "/run/netns/c1 is net:[7] where the agent runs but net:[9] where the request was made"},
+		{"/proc/1234/ns/net", 7, 9, "another mount or PID namespace"},
+		{"/proc/self/ns/net", 7, 9, "the agent's own process"},
+		{"/proc/thread-self/ns/net", 7, 9, "the agent's own process"},
+	} {
+		err := otherNetns(tt.path, tt.ino, tt.seen)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("otherNetns(%s, %d, %d) = %v; want nil", tt.path, tt.ino, tt.seen, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || KindOf(err) != KindInvalid):
+			t.Errorf("otherNetns(%s, %d, %d) = %v; want invalid, naming %q", tt.path, tt.ino, tt.seen, err, tt.want)
 		}
 	}
 }

@@ -259,8 +259,11 @@ func otherNetns(path string, ino, seen uint64) error {
 	if seen == 0 || ino == 0 || ino == seen {
 		return nil
 	}
-	return invalid(fmt.Errorf("%s is namespace %d where the agent runs but %d where the request was made "+
-		"(another PID or mount namespace): give a path both see, such as a bind mount under /run/netns", path, ino, seen))
+	if strings.HasPrefix(path, "/proc/self/") || strings.HasPrefix(path, "/proc/thread-self/") {
+		return invalid(fmt.Errorf("%s names the agent's own process where the agent looks; give the container's /proc/PID/ns/net or /run/netns/NAME", path))
+	}
+	return invalid(fmt.Errorf("%s is net:[%d] where the agent runs but net:[%d] where the request was made "+
+		"(another mount or PID namespace): give a path both see, such as a bind mount under /run/netns", path, ino, seen))
 }
 
 // freeIfName returns the first ethN that the namespace does not have.

@@ -66,7 +66,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 		// the endpoint it made; one from another namespace (the DEL of the
 		// old one never came) replaces that endpoint.
 		a, err := cl.CNIAdd(ctx, ref, api.EndpointCreate{Name: w.Name, AltNames: altNames(args, w.Name),
-			Netns: args.Netns, NetnsInode: api.NetnsInode(args.Netns), IfName: args.IfName, IP: w.IP, IP6: w.IP6, MAC: w.MAC, CNI: attachment(c, args)})
+			Netns: args.Netns, IfName: args.IfName, IP: w.IP, IP6: w.IP6, MAC: w.MAC, CNI: attachment(c, args)})
 		if api.IsKind(err, api.KindNotFound) && !c.Inline() {
 			return noNetwork(c)
 		}

@@ -94,8 +94,10 @@ func TestCNIRequests(t *testing.T) {
 	}
 	rt := e.container("r")
 	r := e.add(l, rt)
-	if got := rl.take(); !slices.Equal(got, []string{"POST /v1/networks/pub_net/cni"}) {
-		t.Errorf("ADD's requests: %q; want the one POST /v1/networks/pub_net/cni", got)
+	// One request, which says which namespace the runtime's path is.
+	want := fmt.Sprintf("POST /v1/networks/pub_net/cni?netns_inode=%d", api.NetnsInode(rt.NetNS))
+	if got := rl.take(); !slices.Equal(got, []string{want}) || strings.HasSuffix(want, "=0") {
+		t.Errorf("ADD's requests: %q; want the one %s", got, want)
 	}
 	if len(r.IPs) != 1 || r.IPs[0].Gateway.String() != "172.16.86.1" || len(r.Routes) != 1 || r.Routes[0].Dst.String() != "0.0.0.0/0" {
 		t.Errorf("ADD result %+v; want one address via 172.16.86.1 and a default route", r)

@@ -143,7 +143,7 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	_, errs, code := runCmd(time.Minute, "unshare", append(elsewhere, mvlanBin, "--socket", a.socket, "connect", "taken", cns)...)
-	if code != 1 || !strings.Contains(errs, cns+" is namespace") || !strings.Contains(errs, "where the request was made") {
+	if code != 1 || !strings.Contains(errs, cns+" is net:[") || !strings.Contains(errs, "where the request was made") {
 		t.Errorf("connect to %s, which is %s where mvlan runs: exit %d: %s; want 1 naming the path and the two namespaces", cns, other, code, errs)
 	}
 	for _, ns := range []string{cns, other} {
@@ -154,7 +154,7 @@ func TestBadInput(t *testing.T) {
 	// A disconnect from there is refused too, and cns stays connected.
 	a.ok("connect", "taken", cns)
 	_, errs, code = runCmd(time.Minute, "unshare", append(elsewhere, mvlanBin, "--socket", a.socket, "disconnect", "taken", cns)...)
-	if code != 1 || !strings.Contains(errs, cns+" is namespace") || !strings.Contains(errs, "where the request was made") {
+	if code != 1 || !strings.Contains(errs, cns+" is net:[") || !strings.Contains(errs, "where the request was made") {
 		t.Errorf("disconnect %s, which is %s where mvlan runs: exit %d: %s; want 1 naming the path and the two namespaces", cns, other, code, errs)
 	}
 	if out := sb.Run(t, cns, "ip", "-br", "link", "show", "eth0"); !strings.Contains(out, "UP") {

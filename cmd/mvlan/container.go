@@ -39,7 +39,6 @@ func connectCommand() *cli.Command {
 			}
 			req := endpointRequest(c, c.Args().Get(0))
 			req.Netns = netnsPath(c.Args().Get(1))
-			req.NetnsInode = api.NetnsInode(req.Netns)
 			cl := client(c)
 			defer cl.Close()
 			e, err := cl.CreateEndpoint(c.Context, req)

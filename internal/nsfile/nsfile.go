@@ -61,23 +61,50 @@ func openWithin(path string, d time.Duration, open func(string) (*os.File, error
 	}
 }
 
-// open looks path up with O_PATH (which opens nothing: no FIFO waits for
-// a writer, no lease is broken), checks the result is on nsfs, and only
-// then opens it for reading through /proc/self/fd.
-func open(path string) (*os.File, error) {
+// Inode is the inode of the namespace file at path (one namespace has one
+// in every mount and PID namespace), giving up after Timeout. It opens
+// nothing for reading: a caller that may look the path up may tell.
+func Inode(path string) (uint64, error) {
+	f, err := openWithin(path, Timeout, lookup)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return 0, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return st.Ino, nil
+}
+
+// lookup returns path's O_PATH file if it is on nsfs.
+func lookup(path string) (*os.File, error) {
 	pfd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer unix.Close(pfd)
 	var fs unix.Statfs_t
 	if err := unix.Fstatfs(pfd, &fs); err != nil {
+		unix.Close(pfd)
 		return nil, &os.PathError{Op: "statfs", Path: path, Err: err}
 	}
 	if fs.Type != nsfsMagic {
+		unix.Close(pfd)
 		return nil, fmt.Errorf("%s: %w", path, ErrNotNamespace)
 	}
-	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	return os.NewFile(uintptr(pfd), path), nil
+}
+
+// open looks path up with O_PATH (which opens nothing: no FIFO waits for
+// a writer, no lease is broken), checks the result is on nsfs (lookup),
+// and only then opens it for reading through /proc/self/fd.
+func open(path string) (*os.File, error) {
+	pf, err := lookup(path)
+	if err != nil {
+		return nil, err
+	}
+	defer pf.Close()
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(int(pf.Fd())), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}

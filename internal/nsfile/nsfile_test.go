@@ -72,6 +72,30 @@ func TestOpenNamespace(t *testing.T) {
 	}
 }
 
+// TestInode: a namespace's inode, as stat tells it; anything else is
+// ErrNotNamespace, a path that is not there ErrNotExist.
+func TestInode(t *testing.T) {
+	var want unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Inode("/proc/self/ns/net"); err != nil || got != want.Ino || got == 0 {
+		t.Errorf("Inode(/proc/self/ns/net) = %d, %v; want %d", got, err, want.Ino)
+	}
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{file, "/proc/self/status"} {
+		if got, err := Inode(p); !errors.Is(err, ErrNotNamespace) {
+			t.Errorf("Inode(%s) = %d, %v; want ErrNotNamespace", p, got, err)
+		}
+	}
+	if _, err := Inode(filepath.Join(t.TempDir(), "gone")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Inode of a path that is not there: %v; want ErrNotExist", err)
+	}
+}
+
 // TestOpenGivesUp: a lookup that does not return in time is given up
 // with ErrTimeout, and its file is closed once it comes.
 func TestOpenGivesUp(t *testing.T) {
