@@ -118,9 +118,14 @@ var watchRetry, watchRetryMax = time.Second, time.Minute
 func (a *Engine) listenNetns(ctx context.Context, h *heard) {
 	wait := watchRetry
 	for {
-		a.sweeper.listen(true)
 		start := time.Now()
-		err := a.host.WatchNetns(ctx, h.add)
+		err := a.host.WatchNetns(ctx, func() {
+			// From here on nothing is missed; what went before is
+			// looked at once, by the next sweep and the next check.
+			a.sweeper.listen(true)
+			a.sweeper.lookAll()
+			h.setBlind(false)
+		}, h.add)
 		a.sweeper.listen(false)
 		if ctx.Err() != nil {
 			return
@@ -136,7 +141,6 @@ func (a *Engine) listenNetns(ctx context.Context, h *heard) {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, watchRetryMax)
-		h.setBlind(false)
 	}
 }
 
@@ -152,7 +156,7 @@ func (h *heard) setBlind(blind bool) {
 // guard checks endpoints for tampering each interval until ctx is done.
 func (a *Engine) guard(ctx context.Context, interval time.Duration) {
 	g := &guardState{nsid: map[uint64]int{}, byID: map[int]uint64{}, marked: map[uint64]bool{}, looked: map[string]uint64{}}
-	h := &heard{}
+	h := &heard{blind: true} // until the listener is subscribed
 	go a.listenNetns(ctx, h)
 	if err := a.dp.WatchTCX(); err != nil {
 		a.log.Warn("tamper check: a program loaded before it is attached ahead of mvlan's with TCX is found by the rolling pass only", "err", err)

@@ -128,7 +128,8 @@ type floodingHost struct {
 	flood chan chan struct{}
 }
 
-func (h floodingHost) WatchNetns(ctx context.Context, fn func(link.NetnsEvent)) error {
+func (h floodingHost) WatchNetns(ctx context.Context, listening func(), fn func(link.NetnsEvent)) error {
+	listening()
 	select {
 	case done := <-h.flood:
 		for range 5000 {
@@ -391,16 +392,19 @@ func TestTableEntryMoving(t *testing.T) {
 	}
 }
 
-// flakyListener's namespace listener fails on its first opening and
-// then works until its context is done.
+// flakyListener's namespace listener fails on its first opening; the
+// second is opened, then subscribed when subscribe is closed, and works
+// until its context is done.
 type flakyListener struct {
 	Host
-	mu    sync.Mutex
-	calls int
-	open  chan struct{} // closed when the second listener is up
+	mu         sync.Mutex
+	calls      int
+	open       chan struct{} // closed when the second listener is opened
+	subscribe  chan struct{} // closed by the test
+	subscribed chan struct{} // closed when it is
 }
 
-func (f *flakyListener) WatchNetns(ctx context.Context, _ func(link.NetnsEvent)) error {
+func (f *flakyListener) WatchNetns(ctx context.Context, listening func(), _ func(link.NetnsEvent)) error {
 	f.mu.Lock()
 	f.calls++
 	calls := f.calls
@@ -410,18 +414,25 @@ func (f *flakyListener) WatchNetns(ctx context.Context, _ func(link.NetnsEvent))
 	}
 	if calls == 2 {
 		close(f.open)
+		select {
+		case <-f.subscribe:
+			listening()
+			close(f.subscribed)
+		case <-ctx.Done():
+		}
 	}
 	<-ctx.Done()
 	return nil
 }
 
 // TestListenNetnsAgain: a namespace listener that fails is opened again;
-// meanwhile every check looks at every endpoint (blind), and once it is
-// back, the next check does once (what was missed), then no more.
+// meanwhile, and until it is subscribed, every check looks at every
+// endpoint (blind), and once it is, the next check does once (what was
+// missed), then no more.
 func TestListenNetnsAgain(t *testing.T) {
 	defer func(w time.Duration) { watchRetry = w }(watchRetry)
 	watchRetry = 20 * time.Millisecond
-	f := &flakyListener{open: make(chan struct{})}
+	f := &flakyListener{open: make(chan struct{}), subscribe: make(chan struct{}), subscribed: make(chan struct{})}
 	a := &Engine{host: f, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	h := &heard{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -438,6 +449,13 @@ func TestListenNetnsAgain(t *testing.T) {
 		h.take(g)
 		return g.all
 	}
+	for range 2 {
+		if !lookAll() {
+			t.Fatal("the listener opened, not yet subscribed: want every check to look at every endpoint")
+		}
+	}
+	close(f.subscribe)
+	<-f.subscribed
 	if !lookAll() || lookAll() {
 		t.Fatal("after the listener came back: want one check that looks at every endpoint, then none")
 	}

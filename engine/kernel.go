@@ -40,8 +40,9 @@ type Host interface {
 	CreateHandoff(ctx context.Context, s link.HandoffSpec) (name string, err error)
 	WatchLinks(ctx context.Context, fn func(link.LinkEvent)) error
 	// WatchNetns sends the origin of every link and tc notification of
-	// the namespaces with an ID (NetnsID) to fn until ctx is done.
-	WatchNetns(ctx context.Context, fn func(link.NetnsEvent)) error
+	// the namespaces with an ID (NetnsID) to fn until ctx is done; it
+	// calls listening once subscribed.
+	WatchNetns(ctx context.Context, listening func(), fn func(link.NetnsEvent)) error
 	// NetnsID gives the namespace at path an ID in the host's.
 	NetnsID(path string) (int, error)
 	CreateShim(ctx context.Context, s link.ShimSpec) error

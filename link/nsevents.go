@@ -240,10 +240,15 @@ func (e *NetnsEvents) Close() error {
 
 // WatchNetns sends the origin of each notification (NetnsEvents.Next) to
 // fn until ctx is done or the listener fails (the error is returned).
-func (h *Host) WatchNetns(ctx context.Context, fn func(NetnsEvent)) error {
+// listening, if not nil, is called once the listener is subscribed: what
+// happens from then on reaches fn.
+func (h *Host) WatchNetns(ctx context.Context, listening func(), fn func(NetnsEvent)) error {
 	ev, err := h.ListenNetns()
 	if err != nil {
 		return err
+	}
+	if listening != nil {
+		listening()
 	}
 	stop := context.AfterFunc(ctx, func() { ev.Close() })
 	defer func() {

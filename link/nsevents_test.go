@@ -41,8 +41,15 @@ func TestWatchNetns(t *testing.T) {
 	defer cancel()
 	got := make(chan link.NetnsEvent, 64)
 	done := make(chan error, 1)
-	go func() { done <- h.WatchNetns(ctx, func(ev link.NetnsEvent) { got <- ev }) }()
-	time.Sleep(100 * time.Millisecond) // subscribed
+	subscribed := make(chan struct{})
+	go func() {
+		done <- h.WatchNetns(ctx, func() { close(subscribed) }, func(ev link.NetnsEvent) { got <- ev })
+	}()
+	select {
+	case <-subscribed:
+	case err := <-done:
+		t.Fatalf("WatchNetns: %v", err)
+	}
 	sb.Run(t, other, "ip", "link", "add", "a0", "type", "veth", "peer", "name", "a1")
 	sb.Run(t, watched, "ip", "link", "add", "d1", "type", "veth", "peer", "name", "d2")
 	sb.Run(t, watched, "tc", "qdisc", "add", "dev", "d1", "clsact")
@@ -216,10 +223,10 @@ func watch(t *testing.T, h *link.Host) <-chan link.NetnsEvent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan link.NetnsEvent, 64)
-	done := make(chan struct{})
+	done, subscribed := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = h.WatchNetns(ctx, func(ev link.NetnsEvent) {
+		_ = h.WatchNetns(ctx, func() { close(subscribed) }, func(ev link.NetnsEvent) {
 			select {
 			case got <- ev:
 			default:
@@ -227,7 +234,11 @@ func watch(t *testing.T, h *link.Host) <-chan link.NetnsEvent {
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	time.Sleep(100 * time.Millisecond) // subscribed
+	select {
+	case <-subscribed:
+	case <-done:
+		t.Fatal("WatchNetns ended before it subscribed")
+	}
 	return got
 }
 

@@ -100,8 +100,15 @@ func TestNetnsPoolGivesIDs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	got := make(chan link.NetnsEvent, 256)
-	go h.WatchNetns(ctx, func(ev link.NetnsEvent) { got <- ev })
-	time.Sleep(100 * time.Millisecond) // subscribed
+	subscribed, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- h.WatchNetns(ctx, func() { close(subscribed) }, func(ev link.NetnsEvent) { got <- ev })
+	}()
+	select {
+	case <-subscribed:
+	case err := <-done:
+		t.Fatalf("WatchNetns: %v", err)
+	}
 	p := link.NewNetnsPool(1, nil)
 	defer p.Close()
 	p.GiveIDs(h)

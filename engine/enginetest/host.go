@@ -385,7 +385,8 @@ func (k *Kernel) LinkWatches() int {
 }
 
 // WatchNetns: nothing happens in the in-memory kernel's namespaces.
-func (h *host) WatchNetns(ctx context.Context, _ func(link.NetnsEvent)) error {
+func (h *host) WatchNetns(ctx context.Context, listening func(), _ func(link.NetnsEvent)) error {
+	listening()
 	<-ctx.Done()
 	return nil
 }
