@@ -50,7 +50,7 @@ func run6(ctx context.Context, l Link, tries int, fn func(*nclient6.Client) erro
 func newClient6(ctx context.Context, l Link, ifi *net.Interface, tries int) (*nclient6.Client, error) {
 	deadline := time.Now().Add(linkLocalWait)
 	for {
-		conn, err := udpConn6(ifi)
+		conn, err := newConn6(ifi)
 		if err == nil {
 			c, err := nclient6.NewWithConn(conn, l.MAC, nclient6.WithTimeout(timeout6), nclient6.WithRetry(tries))
 			if err != nil {

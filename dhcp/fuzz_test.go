@@ -58,3 +58,17 @@ func FuzzFromACK(f *testing.F) {
 		}
 	})
 }
+
+// FuzzServerUDP6: any frame a packet socket reads either is a server's
+// message, whose payload lies within the frame's UDP datagram, or is
+// skipped; never a panic.
+func FuzzServerUDP6(f *testing.F) {
+	f.Add(udp6(547, 546, []byte("reply")))
+	f.Add(udp6(546, 547, nil))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		payload, src, ok := serverUDP6(p)
+		if ok && (len(payload) > len(p)-48 || !src.Is6()) {
+			t.Fatalf("payload of %d bytes from %v out of a %d-byte frame", len(payload), src, len(p))
+		}
+	})
+}

@@ -170,8 +170,9 @@ func udpConn4(ifi *net.Interface, addr netip.Addr) (net.PacketConn, error) {
 	return pc, nil
 }
 
-// udpConn6 is a DHCPv6 client's socket: UDP port 546 on ifi's link-local
-// address, scoped to ifi's index (which also sends its multicasts there).
+// udpConn6 is what a DHCPv6 client sends from (conn6): UDP port 546 on
+// ifi's link-local address, scoped to ifi's index (which also sends its
+// multicasts there).
 // It fails while the address is missing or tentative (DAD).
 func udpConn6(ifi *net.Interface) (net.PacketConn, error) {
 	ll, err := linkLocal(ifi.Index)
