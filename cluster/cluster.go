@@ -79,6 +79,10 @@ type Client struct {
 	goneMu  sync.Mutex
 	gone    map[string]error // networks etcd no longer defines as they are (guard.go)
 	halting error            // no cluster work at all (identity.go)
+
+	// listed, if set, runs in deleteMine between its list and its
+	// deletes (tests).
+	listed func()
 }
 
 // ParseURL returns the endpoints of an etcd://HOST:PORT[,HOST:PORT...]

@@ -189,24 +189,28 @@ func isDefinitionOf(v []byte, id string) bool {
 }
 
 // deleteMine deletes the keys under dir whose value is this host, each
-// only if it still is.
+// only if it still is: a key another request of this host deleted or
+// changed meanwhile (a claim given back by Sync) keeps no other from
+// going, as one compare for the whole batch did.
 func (c *Client) deleteMine(ctx context.Context, dir string) error {
 	r, err := c.get(ctx, "list "+dir, dir, clientv3.WithPrefix())
 	if err != nil {
 		return err
 	}
-	var cmp []clientv3.Cmp
+	if c.listed != nil {
+		c.listed()
+	}
 	var ops []clientv3.Op
 	for i, kv := range r.Kvs {
 		if string(kv.Value) == c.host {
-			cmp = append(cmp, clientv3.Compare(clientv3.Value(string(kv.Key)), "=", c.host))
-			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+			k := string(kv.Key)
+			ops = append(ops, clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.Value(k), "=", c.host)}, []clientv3.Op{clientv3.OpDelete(k)}, nil))
 		}
 		if len(ops) == 64 || (i == len(r.Kvs)-1 && len(ops) > 0) {
-			if _, err := c.txn(ctx, "give back "+dir, cmp, ops, nil); err != nil {
+			if _, err := c.txn(ctx, "give back "+dir, nil, ops, nil); err != nil {
 				return err
 			}
-			cmp, ops = nil, nil
+			ops = nil
 		}
 	}
 	return nil

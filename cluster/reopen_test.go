@@ -7,6 +7,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/ipam"
@@ -153,5 +154,45 @@ func TestLostBlockDropsAside(t *testing.T) {
 		if h.Addr == aside {
 			t.Errorf("Held after the block was lost: %v; want %s (set aside) not in it", a.p.Held(), aside)
 		}
+	}
+}
+
+// TestDeleteMineKeyGoneMeanwhile: a leave gives back every key of this
+// host under a directory, also when one of them went between its list and
+// its deletes (the claims check gave it back meanwhile), and no other
+// host's.
+func TestDeleteMineKeyGoneMeanwhile(t *testing.T) {
+	e := nstest.StartEtcd(t)
+	ctx := context.Background()
+	a := newHost(t, e.URL, "hostA", "dm", ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.90.0.0/24")}, 28)
+	dir := claimsDir(a.nw.ID)
+	owner := map[string]string{}
+	for i, host := range []string{"hostA", "hostA", "hostA", "hostB"} {
+		k := claimKey(a.nw.ID, netip.AddrFrom4([4]byte{10, 90, 0, byte(10 + i)}))
+		if _, err := a.c.cli.Put(ctx, k, host); err != nil {
+			t.Fatal(err)
+		}
+		owner[k] = host
+	}
+	gone := claimKey(a.nw.ID, netip.MustParseAddr("10.90.0.10"))
+	a.c.listed = func() {
+		if _, err := a.c.cli.Delete(ctx, gone); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := a.c.deleteMine(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.c.cli.Get(ctx, dir, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, kv := range r.Kvs {
+		left = append(left, string(kv.Key)+"="+string(kv.Value))
+	}
+	want := claimKey(a.nw.ID, netip.MustParseAddr("10.90.0.13")) + "=hostB"
+	if len(left) != 1 || left[0] != want {
+		t.Fatalf("claims left: %v; want only hostB's, %s (hostA's of %v)", left, want, owner)
 	}
 }

@@ -195,7 +195,7 @@ func acquire(ctx context.Context, l Link) (lease Lease, err error) {
 	})
 	if err == nil {
 		if rerr := l.refused(lease.Server, "acknowledged", lease.Addr.Addr(), routers...); rerr != nil {
-			err = errors.Join(rerr, Release(ctx, l, lease))
+			err = errors.Join(rerr, Release(context.WithoutCancel(ctx), l, lease)) // also at the deadline
 		}
 	}
 	return lease, err

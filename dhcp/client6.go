@@ -106,10 +106,10 @@ func Acquire6(ctx context.Context, l Link) (lease Lease, err error) {
 		return err
 	})
 	if err == nil && l.Subnet.IsValid() && !l.Subnet.Contains(lease.Addr.Addr()) {
-		err = errors.Join(fmt.Errorf("DHCPv6 server assigned %s, outside the network's IPv6 --subnet %s", lease.Addr.Addr(), l.Subnet), Release6(ctx, l, lease))
+		err = errors.Join(fmt.Errorf("DHCPv6 server assigned %s, outside the network's IPv6 --subnet %s", lease.Addr.Addr(), l.Subnet), Release6(context.WithoutCancel(ctx), l, lease))
 	}
 	if who := l.whose(lease.Addr.Addr()); err == nil && who != "" {
-		err = errors.Join(fmt.Errorf("DHCPv6 server assigned %s, %s; leave it out of the server's range", lease.Addr.Addr(), who), Release6(ctx, l, lease))
+		err = errors.Join(fmt.Errorf("DHCPv6 server assigned %s, %s; leave it out of the server's range", lease.Addr.Addr(), who), Release6(context.WithoutCancel(ctx), l, lease))
 	}
 	return lease, err
 }
