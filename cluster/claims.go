@@ -152,13 +152,17 @@ func (p *Pool) forgetReleased(ctx context.Context, addr netip.Addr) error {
 // next lease or claim does it too), and audits the claims when due
 // (verify.go): a claim of this host that reached etcd unrecorded goes
 // back, other hosts' claims inside its blocks that they released are
-// freed.
+// freed; then it gives back the blocks empty for a while (giveback.go).
 func (p *Pool) Sync(ctx context.Context) {
 	p.etcdMu.Lock()
 	defer p.etcdMu.Unlock()
-	if p.flush(ctx) == nil && p.auditDue() {
+	if p.flush(ctx) != nil {
+		return
+	}
+	if p.auditDue() {
 		_ = p.audit(ctx) // still due: the next Sync tries again
 	}
+	p.giveBackIdle(ctx, time.Now())
 }
 
 // claim creates addr's claim key, unless it exists or addr's block is

@@ -15,6 +15,7 @@ type metrics struct {
 	reclaimed *prometheus.CounterVec
 	refused   *prometheus.CounterVec
 	lost      prometheus.Counter
+	gaveBack  prometheus.Counter
 	dad       prometheus.Counter
 }
 
@@ -69,6 +70,10 @@ func newVectors() *metrics {
 			Name: "mvlan_cluster_blocks_lost_total",
 			Help: "Blocks this host held that etcd gave to the pool or another host while this host was away (fencing: they are no longer used here).",
 		}),
+		gaveBack: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mvlan_cluster_blocks_given_back_total",
+			Help: "Blocks this host gave back to the pool after they held no address for a while (it keeps one per pool).",
+		}),
 		dad: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mvlan_cluster_dad_conflicts_total",
 			Help: "Attaches on cluster networks whose address answered a duplicate address probe on the wire (the address is set aside, the attach takes another or fails).",
@@ -80,7 +85,7 @@ func newVectors() *metrics {
 func (c *Client) Collectors() []prometheus.Collector { return collectors(c.m) }
 
 func collectors(m *metrics) []prometheus.Collector {
-	return []prometheus.Collector{m.latency, m.errors, m.conflicts, m.reclaimed, m.refused, m.lost, m.dad}
+	return []prometheus.Collector{m.latency, m.errors, m.conflicts, m.reclaimed, m.refused, m.lost, m.gaveBack, m.dad}
 }
 
 // observe records one request of op that started at t0.

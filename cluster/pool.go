@@ -53,6 +53,9 @@ type Pool struct {
 	// reclaim kept because an address answered, and for which host and
 	// epoch: counted and logged once, not at every tick (reclaim.go).
 	kept map[netip.Prefix]keptFor
+	// emptySince: when each held block was first found empty
+	// (giveback.go).
+	emptySince map[netip.Prefix]time.Time
 	// suspect: reopened after a leave cut short (Reopen), or opened from a
 	// file a removal marked (state.Leaving); its blocks are used once verify
 	// has checked them.
@@ -96,7 +99,7 @@ func (c *Client) OpenPool(nw Network, cfg ipam.PoolConfig, bits int, file string
 	}
 	p := &Pool{c: c, net: nw.ID, name: nw.Name, cfg: cfg, rng: rng, bits: bits, file: file, whole: whole, st: st,
 		blocks: map[netip.Prefix]*ipam.Space{}, extra: map[netip.Addr]string{}, aside: map[netip.Addr]bool{},
-		kept: map[netip.Prefix]keptFor{}, auditEvery: auditEvery}
+		kept: map[netip.Prefix]keptFor{}, emptySince: map[netip.Prefix]time.Time{}, auditEvery: auditEvery}
 	for _, b := range st.Blocks {
 		if b.Bits() != bits || !rng.Contains(b.Addr()) {
 			return nil, fmt.Errorf("%s: block %s is not a /%d of %s", file, b, bits, rng)
@@ -325,8 +328,8 @@ func (p *Pool) Reserve(ctx context.Context) error {
 			if n := len(p.Blocks()); n > 0 {
 				held = fmt.Sprintf("%d of them by this host, with no free address", n)
 			}
-			return fmt.Errorf("network %s: %w in %s: every /%d block of it is held, %s; remove containers, or use a network with a larger range",
-				p.name, ipam.ErrExhausted, p.rng, p.bits, held)
+			return fmt.Errorf("network %s: %w in %s: every /%d block of it is held, %s (a block goes back to the pool once it held no address for %v); remove containers, or use a network with a larger range",
+				p.name, ipam.ErrExhausted, p.rng, p.bits, held, blockIdle)
 		}
 		return fmt.Errorf("network %s: no free address in the %d blocks this host holds of %s: %w",
 			p.name, len(p.Blocks()), p.rng, err)
