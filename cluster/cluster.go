@@ -80,6 +80,9 @@ type Client struct {
 	gone    map[string]error // networks etcd no longer defines as they are (guard.go)
 	halting error            // no cluster work at all (identity.go)
 
+	// keepBlocks: the host's state may not know every endpoint (KeepBlocks).
+	keepBlocks atomic.Bool
+
 	// listed, if set, runs in deleteMine between its list and its
 	// deletes (tests).
 	listed func()

@@ -24,8 +24,8 @@ var blockIdle = 5 * time.Minute
 // of those the host holds. Caller holds etcdMu.
 func (p *Pool) giveBackIdle(ctx context.Context, now time.Time) {
 	for _, b := range p.idleBlocks(now) {
-		if err := p.giveBackBlock(ctx, b); err != nil {
-			p.c.log.Debug("cluster: an empty block not given back; the next check tries again", "network", p.name, "block", b, "err", err)
+		if err := p.giveBackBlock(ctx, b, now); err != nil {
+			p.c.log.Warn("cluster: an empty block was taken out of this host's; etcd's answer to its give-back is unknown (the key, if still there, is taken up again once a late delete can no longer land)", "network", p.name, "block", b, "err", err)
 			return
 		}
 	}
@@ -33,7 +33,8 @@ func (p *Pool) giveBackIdle(ctx context.Context, now time.Time) {
 
 // idleBlocks notes when each held block was first found empty and
 // returns, lowest first, those empty since blockIdle, leaving one block.
-// A pool closed or not yet verified gives nothing back.
+// A pool closed or not yet verified gives nothing back, nor one of a host
+// whose state may not know every endpoint (KeepBlocks).
 func (p *Pool) idleBlocks(now time.Time) []netip.Prefix {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -42,7 +43,7 @@ func (p *Pool) idleBlocks(now time.Time) []netip.Prefix {
 			delete(p.emptySince, b)
 		}
 	}
-	if p.closed || p.suspect.Load() || len(p.blocks) < 2 {
+	if p.closed || p.suspect.Load() || p.c.keepBlocks.Load() || len(p.blocks) < 2 {
 		return nil
 	}
 	var idle []netip.Prefix
@@ -63,22 +64,32 @@ func (p *Pool) idleBlocks(now time.Time) []netip.Prefix {
 	return idle
 }
 
-// empty reports whether held block b holds no address (none handed out,
-// set aside or claimed by another host). Caller holds mu.
+// empty reports whether held block b holds no address: none handed out,
+// set aside or claimed by another host in its space, and none of this
+// host's endpoints' kept outside it (extra: another host's claim refused
+// it there). Caller holds mu.
 func (p *Pool) empty(b netip.Prefix) bool {
 	for _, u := range p.blocks[b].Usage() {
 		if u.Used > 0 {
 			return false
 		}
 	}
+	for a := range p.extra {
+		if b.Contains(a) {
+			return false
+		}
+	}
 	return true
 }
 
-// giveBackBlock deletes block b's key if it is still this host's. Nothing is
-// handed out of b from the moment it is checked empty; when etcd does not
-// answer, b is held again (a delete that landed all the same makes it
-// missing there, which the next lease puts back or loses).
-func (p *Pool) giveBackBlock(ctx context.Context, b netip.Prefix) error {
+// giveBackBlock gives back block b: it is no longer this host's, in
+// memory and in the host's file (first: a crash after the delete must
+// not start with it held), then its key is deleted if still this host's.
+// Once out it is never held again on an unknown answer: a delete that
+// lands late would leave it used here and leased by another host. Its
+// key, if still there, is taken up again (lost, adopt) once such a
+// delete can no longer land (returning, landLate).
+func (p *Pool) giveBackBlock(ctx context.Context, b netip.Prefix, now time.Time) error {
 	p.mu.Lock()
 	sp := p.blocks[b]
 	if sp == nil || !p.empty(b) || p.closed {
@@ -87,20 +98,45 @@ func (p *Pool) giveBackBlock(ctx context.Context, b netip.Prefix) error {
 	}
 	delete(p.blocks, b)
 	delete(p.emptySince, b)
+	blocks := p.st.Blocks
+	p.st.Blocks = slices.DeleteFunc(slices.Clone(blocks), func(x netip.Prefix) bool { return x == b })
+	if err := p.st.write(p.file); err != nil {
+		p.blocks[b], p.st.Blocks = sp, blocks
+		p.mu.Unlock()
+		p.c.log.Warn("cluster: an empty block kept: this host's cluster file cannot be written", "network", p.name, "block", b, "err", err)
+		return nil
+	}
+	p.returning[b] = now
 	p.mu.Unlock()
 	key := blockKey(p.net, b)
-	_, err := p.c.txn(ctx, "give back block "+b.String(),
+	r, err := p.c.txn(ctx, "give back block "+b.String(),
 		[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", p.c.host)}, []clientv3.Op{clientv3.OpDelete(key)}, nil)
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if err != nil {
-		p.blocks[b] = sp
 		return err
 	}
-	// Deleted, or no longer this host's (reclaimed while it was away):
-	// not held here either way.
-	p.st.Blocks = slices.DeleteFunc(p.st.Blocks, func(x netip.Prefix) bool { return x == b })
-	p.c.m.gaveBack.Inc()
-	p.c.log.Info("cluster: an empty block given back", "network", p.name, "block", b, "idle", blockIdle)
-	return p.st.write(p.file)
+	p.mu.Lock()
+	delete(p.returning, b)
+	p.mu.Unlock()
+	if r.Succeeded { // else not this host's any more: reclaimed while it was away
+		p.c.m.gaveBack.Inc()
+		p.c.log.Info("cluster: an empty block given back", "network", p.name, "block", b, "idle", blockIdle)
+	}
+	return nil
 }
+
+// mayAdopt reports whether a block etcd has as this host's that the host
+// does not hold may be taken up: not while a give-back of it whose answer
+// was lost may still land. Caller holds mu.
+func (p *Pool) mayAdopt(b netip.Prefix, now time.Time) bool {
+	sent, ok := p.returning[b]
+	if ok && now.Sub(sent) < landLate {
+		return false
+	}
+	delete(p.returning, b)
+	return true
+}
+
+// KeepBlocks has no pool give a block back while this agent runs: its
+// state may not know every endpoint (replaced, or with quarantined
+// records), and a block that looks empty may have containers on it.
+func (c *Client) KeepBlocks() { c.keepBlocks.Store(true) }

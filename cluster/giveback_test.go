@@ -85,3 +85,48 @@ func TestEmptyBlockGivenBack(t *testing.T) {
 		t.Fatalf("hostA after: %v %v; want an address of %s", pf, err, first)
 	}
 }
+
+// TestGiveBackAnswerLost: a block whose give-back got no answer is out of
+// the host's blocks and is not taken up again while the delete may still
+// land (the key, as here, still the host's): the host's allocation is
+// refused as exhausted rather than adopt it; once a late delete can no
+// longer land, the key is taken up. A host whose state may not know every
+// endpoint (KeepBlocks) gives nothing back.
+func TestGiveBackAnswerLost(t *testing.T) {
+	defer func(d time.Duration) { blockIdle = d }(blockIdle)
+	blockIdle = 0
+	e := nstest.StartEtcd(t)
+	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.76.0.0/27")}
+	ctx := context.Background()
+	a := newHost(t, e.URL, "hostA", "gl", cfg, 28)
+	second := netip.MustParsePrefix("10.76.0.16/28")
+	var held []netip.Addr
+	for i := 0; !slices.Contains(a.p.Blocks(), second); i++ {
+		pf, err := a.p.Allocate(ctx, fmt.Sprintf("a%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, pf.Addr())
+	}
+	a.p.Release(held[len(held)-1]) // second's one address
+	a.c.KeepBlocks()
+	a.p.Sync(ctx)
+	a.p.Sync(ctx)
+	if got := a.p.Blocks(); len(got) != 2 {
+		t.Fatalf("blocks of a host that keeps them: %v; want both", got)
+	}
+	// As giveBackBlock leaves it when the delete's answer is lost.
+	a.p.mu.Lock()
+	delete(a.p.blocks, second)
+	a.p.returning[second] = time.Now()
+	a.p.mu.Unlock()
+	if pf, err := a.p.Allocate(ctx, "more"); !errors.Is(err, ipam.ErrExhausted) {
+		t.Fatalf("allocation with %s's give-back unanswered: %v %v; want exhausted, the block not taken up", second, pf, err)
+	}
+	a.p.mu.Lock()
+	a.p.returning[second] = time.Now().Add(-landLate)
+	a.p.mu.Unlock()
+	if pf, err := a.p.Allocate(ctx, "more"); err != nil || !second.Contains(pf.Addr()) {
+		t.Fatalf("allocation once a late delete cannot land: %v %v; want an address of %s, taken up again", pf, err, second)
+	}
+}

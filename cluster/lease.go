@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/mvlan/mvlan/ipam"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -155,6 +156,14 @@ func (p *Pool) adopt(ctx context.Context, b netip.Prefix) error {
 	return p.addBlock(b, claims)
 }
 
+// adoptable reports whether b, etcd's as this host's, is not held here
+// and may be taken up (mayAdopt).
+func (p *Pool) adoptable(b netip.Prefix) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.blocks[b] == nil && p.mayAdopt(b, time.Now())
+}
+
 // freeBlock finds the lowest block of the range no host holds, or a block
 // etcd has as this host's that it does not hold (lost), or one this host
 // holds that etcd lost (missing: its key deleted), which restore puts
@@ -175,7 +184,7 @@ func (p *Pool) freeBlock(ctx context.Context) (free, lost, missing netip.Prefix,
 		if b.Bits() != p.bits || !p.rng.Contains(b.Addr()) {
 			continue
 		}
-		if string(kv.Value) == p.c.host && !p.holds(b) {
+		if string(kv.Value) == p.c.host && p.adoptable(b) {
 			return free, b, missing, nil
 		}
 		inEtcd[b] = true

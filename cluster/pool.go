@@ -56,6 +56,9 @@ type Pool struct {
 	// emptySince: when each held block was first found empty
 	// (giveback.go).
 	emptySince map[netip.Prefix]time.Time
+	// returning: blocks given back whose answer was lost, and when the
+	// delete was sent (giveback.go).
+	returning map[netip.Prefix]time.Time
 	// suspect: reopened after a leave cut short (Reopen), or opened from a
 	// file a removal marked (state.Leaving); its blocks are used once verify
 	// has checked them.
@@ -99,7 +102,7 @@ func (c *Client) OpenPool(nw Network, cfg ipam.PoolConfig, bits int, file string
 	}
 	p := &Pool{c: c, net: nw.ID, name: nw.Name, cfg: cfg, rng: rng, bits: bits, file: file, whole: whole, st: st,
 		blocks: map[netip.Prefix]*ipam.Space{}, extra: map[netip.Addr]string{}, aside: map[netip.Addr]bool{},
-		kept: map[netip.Prefix]keptFor{}, emptySince: map[netip.Prefix]time.Time{}, auditEvery: auditEvery}
+		kept: map[netip.Prefix]keptFor{}, emptySince: map[netip.Prefix]time.Time{}, returning: map[netip.Prefix]time.Time{}, auditEvery: auditEvery}
 	for _, b := range st.Blocks {
 		if b.Bits() != bits || !rng.Contains(b.Addr()) {
 			return nil, fmt.Errorf("%s: block %s is not a /%d of %s", file, b, bits, rng)

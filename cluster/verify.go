@@ -51,7 +51,7 @@ func (p *Pool) verify(ctx context.Context) error {
 	// while a removal cut short is being settled (suspect).
 	var lost []netip.Prefix
 	for b := range mine {
-		if p.blocks[b] == nil && b.Bits() == p.bits && p.rng.Contains(b.Addr()) && !p.suspect.Load() {
+		if p.blocks[b] == nil && b.Bits() == p.bits && p.rng.Contains(b.Addr()) && !p.suspect.Load() && p.mayAdopt(b, time.Now()) {
 			lost = append(lost, b)
 		}
 	}

@@ -188,6 +188,9 @@ func (a *Engine) openCluster() error {
 	if err := c.Register(ctx); errors.Is(err, cluster.ErrIdentityClash) {
 		return errors.Join(err, c.Close())
 	}
+	if q := a.quarantinedIDs(); a.stateReplaced || q.any() {
+		c.KeepBlocks() // as leaveStrays keeps memberships
+	}
 	a.cluster = c // etcd not answering: the liveness loop registers
 	return nil
 }
