@@ -29,14 +29,7 @@ func TestEmptyBlockGivenBack(t *testing.T) {
 	a := newHost(t, e.URL, "hostA", "gb", cfg, 28)
 	b := newHost(t, e.URL, "hostB", "gb", cfg, 28)
 	first, second := netip.MustParsePrefix("10.75.0.0/28"), netip.MustParsePrefix("10.75.0.16/28")
-	var held []netip.Addr
-	for i := 0; !slices.Contains(a.p.Blocks(), second); i++ {
-		pf, err := a.p.Allocate(ctx, fmt.Sprintf("a%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, pf.Addr())
-	}
+	held := fillUntil(t, a, second)
 	if pf, err := b.p.Allocate(ctx, "b0"); !errors.Is(err, ipam.ErrExhausted) {
 		t.Fatalf("hostB with both blocks hostA's: %v %v; want exhausted", pf, err)
 	}
@@ -86,6 +79,21 @@ func TestEmptyBlockGivenBack(t *testing.T) {
 	}
 }
 
+// fillUntil allocates addresses on h until it holds block b; it returns
+// them.
+func fillUntil(t *testing.T, h *host, b netip.Prefix) []netip.Addr {
+	t.Helper()
+	var held []netip.Addr
+	for i := 0; !slices.Contains(h.p.Blocks(), b); i++ {
+		pf, err := h.p.Allocate(context.Background(), fmt.Sprintf("a%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, pf.Addr())
+	}
+	return held
+}
+
 // TestGiveBackAnswerLost: a block whose give-back got no answer is out of
 // the host's blocks and is not taken up again while the delete may still
 // land (the key, as here, still the host's): the host's allocation is
@@ -100,14 +108,7 @@ func TestGiveBackAnswerLost(t *testing.T) {
 	ctx := context.Background()
 	a := newHost(t, e.URL, "hostA", "gl", cfg, 28)
 	second := netip.MustParsePrefix("10.76.0.16/28")
-	var held []netip.Addr
-	for i := 0; !slices.Contains(a.p.Blocks(), second); i++ {
-		pf, err := a.p.Allocate(ctx, fmt.Sprintf("a%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, pf.Addr())
-	}
+	held := fillUntil(t, a, second)
 	a.p.Release(held[len(held)-1]) // second's one address
 	a.c.KeepBlocks()
 	a.p.Sync(ctx)
