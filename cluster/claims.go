@@ -47,7 +47,7 @@ func (p *Pool) Claim(ctx context.Context, addr netip.Addr) error {
 	if o, ok := p.Owner(addr); ok {
 		return &ipam.TakenError{Addr: addr, Owner: o}
 	}
-	if p.holds(p.blockOf(addr)) {
+	if p.touchHeld(p.blockOf(addr)) {
 		return p.c.ready(ctx)
 	}
 	p.etcdMu.Lock()
@@ -266,6 +266,7 @@ func (p *Pool) Release(addr netip.Addr) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.extra, addr)
+	delete(p.emptySince, p.blockOf(addr)) // in use until now: not idle (giveback.go)
 	if sp := p.blocks[p.blockOf(addr)]; sp != nil {
 		if o, ok := sp.Owner(addr); ok && o != foreignOwner(p.st.Foreign[addr]) {
 			sp.Release(addr)

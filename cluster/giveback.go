@@ -31,7 +31,8 @@ func (p *Pool) giveBackIdle(ctx context.Context, now time.Time) {
 	}
 }
 
-// idleBlocks notes when each held block was first found empty and
+// idleBlocks notes when each held block was first found empty (a
+// release or an exact claim in it since starts that over) and
 // returns, lowest first, those empty since blockIdle, leaving one block.
 // A pool closed or not yet verified gives nothing back, nor one of a host
 // whose state may not know every endpoint (KeepBlocks).
@@ -122,6 +123,16 @@ func (p *Pool) giveBackBlock(ctx context.Context, b netip.Prefix, now time.Time)
 		p.c.log.Info("cluster: an empty block given back", "network", p.name, "block", b, "idle", blockIdle)
 	}
 	return nil
+}
+
+// touchHeld reports whether the host holds block b, and if so has it
+// count as used now (not idle): an exact address in it is about to be
+// taken (Claim, then Take).
+func (p *Pool) touchHeld(b netip.Prefix) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.emptySince, b)
+	return p.blocks[b] != nil
 }
 
 // mayAdopt reports whether a block etcd has as this host's that the host

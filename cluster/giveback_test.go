@@ -21,13 +21,9 @@ import (
 // file and blocks) and B leases it; A keeps its last block even when that
 // one is empty too.
 func TestEmptyBlockGivenBack(t *testing.T) {
-	defer func(d time.Duration) { blockIdle = d }(blockIdle)
-	blockIdle = 200 * time.Millisecond
-	e := nstest.StartEtcd(t)
-	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.75.0.0/27")}
+	e, a := idleHost(t, 200*time.Millisecond, "10.75.0.0/27", "gb")
 	ctx := context.Background()
-	a := newHost(t, e.URL, "hostA", "gb", cfg, 28)
-	b := newHost(t, e.URL, "hostB", "gb", cfg, 28)
+	b := newHost(t, e.URL, "hostB", "gb", a.p.cfg, 28)
 	first, second := netip.MustParsePrefix("10.75.0.0/28"), netip.MustParsePrefix("10.75.0.16/28")
 	held := fillUntil(t, a, second)
 	if pf, err := b.p.Allocate(ctx, "b0"); !errors.Is(err, ipam.ErrExhausted) {
@@ -79,6 +75,17 @@ func TestEmptyBlockGivenBack(t *testing.T) {
 	}
 }
 
+// idleHost starts etcd and host A on network name of subnet (two /28s),
+// with blockIdle d for the test.
+func idleHost(t *testing.T, d time.Duration, subnet, name string) (*nstest.Etcd, *host) {
+	t.Helper()
+	old := blockIdle
+	blockIdle = d
+	t.Cleanup(func() { blockIdle = old })
+	e := nstest.StartEtcd(t)
+	return e, newHost(t, e.URL, "hostA", name, ipam.PoolConfig{Subnet: netip.MustParsePrefix(subnet)}, 28)
+}
+
 // fillUntil allocates addresses on h until it holds block b; it returns
 // them.
 func fillUntil(t *testing.T, h *host, b netip.Prefix) []netip.Addr {
@@ -101,12 +108,8 @@ func fillUntil(t *testing.T, h *host, b netip.Prefix) []netip.Addr {
 // longer land, the key is taken up. A host whose state may not know every
 // endpoint (KeepBlocks) gives nothing back.
 func TestGiveBackAnswerLost(t *testing.T) {
-	defer func(d time.Duration) { blockIdle = d }(blockIdle)
-	blockIdle = 0
-	e := nstest.StartEtcd(t)
-	cfg := ipam.PoolConfig{Subnet: netip.MustParsePrefix("10.76.0.0/27")}
+	_, a := idleHost(t, 0, "10.76.0.0/27", "gl")
 	ctx := context.Background()
-	a := newHost(t, e.URL, "hostA", "gl", cfg, 28)
 	second := netip.MustParsePrefix("10.76.0.16/28")
 	held := fillUntil(t, a, second)
 	a.p.Release(held[len(held)-1]) // second's one address
@@ -129,5 +132,29 @@ func TestGiveBackAnswerLost(t *testing.T) {
 	a.p.mu.Unlock()
 	if pf, err := a.p.Allocate(ctx, "more"); err != nil || !second.Contains(pf.Addr()) {
 		t.Fatalf("allocation once a late delete cannot land: %v %v; want an address of %s, taken up again", pf, err, second)
+	}
+}
+
+// TestClaimedBlockNotGivenBack: a block empty for longer than blockIdle
+// in which an exact address was just claimed (Claim, then Take: no etcd
+// claim inside a held block) stays the host's, and the address is taken.
+func TestClaimedBlockNotGivenBack(t *testing.T) {
+	_, a := idleHost(t, 200*time.Millisecond, "10.77.0.0/27", "gc")
+	ctx := context.Background()
+	second := netip.MustParsePrefix("10.77.0.16/28")
+	held := fillUntil(t, a, second)
+	a.p.Release(held[len(held)-1])
+	a.p.Sync(ctx) // found empty
+	time.Sleep(blockIdle + 50*time.Millisecond)
+	want := netip.MustParseAddr("10.77.0.20")
+	if err := a.p.Claim(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	a.p.Sync(ctx)
+	if got := a.p.Blocks(); !slices.Contains(got, second) {
+		t.Fatalf("blocks after a claim in %s: %v; want it kept", second, got)
+	}
+	if pf, err := a.p.Take(want, "exact"); err != nil || pf.Addr() != want {
+		t.Fatalf("take %s: %v %v", want, pf, err)
 	}
 }
