@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -176,9 +175,7 @@ func cniQuery(at CNIAttachment, netns string) url.Values {
 	q := url.Values{"name": {at.Network}, "container": {at.ContainerID}, "ifname": {at.IfName}}
 	if netns != "" {
 		q.Set("netns", netns)
-		if ino := NetnsInode(netns); ino != 0 {
-			q.Set("netns_inode", strconv.FormatUint(ino, 10)) // as netnsQuery
-		}
+		setNetnsInode(q, netns)
 	}
 	return q
 }

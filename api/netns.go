@@ -7,16 +7,21 @@ import (
 	"github.com/mvlan/mvlan/internal/nsfile"
 )
 
-// netnsQuery is query q ("?..." or "" if empty) with the inode of the
-// namespace at path where the request is made (netns_inode), if known.
+// netnsQuery is query q ("?..." or "" if empty) with setNetnsInode.
 func netnsQuery(path string, q url.Values) string {
-	if ino := NetnsInode(path); ino != 0 {
-		q.Set("netns_inode", strconv.FormatUint(ino, 10))
-	}
+	setNetnsInode(q, path)
 	if len(q) == 0 {
 		return ""
 	}
 	return "?" + q.Encode()
+}
+
+// setNetnsInode sets q's netns_inode to the inode of the namespace at
+// path where the request is made, if known.
+func setNetnsInode(q url.Values, path string) {
+	if ino := NetnsInode(path); ino != 0 {
+		q.Set("netns_inode", strconv.FormatUint(ino, 10))
+	}
 }
 
 // NetnsInode is the inode of the namespace at path as the caller sees it,

@@ -40,26 +40,27 @@ func (p *Pool) idleBlocks(now time.Time) []netip.Prefix {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for b := range p.emptySince {
-		if p.blocks[b] == nil || !p.empty(b) {
+		if p.blocks[b] == nil {
 			delete(p.emptySince, b)
 		}
-	}
-	if p.closed || p.suspect.Load() || p.c.keepBlocks.Load() || len(p.blocks) < 2 {
-		return nil
 	}
 	var idle []netip.Prefix
 	for b := range p.blocks {
 		since, seen := p.emptySince[b]
 		switch {
 		case !p.empty(b):
+			delete(p.emptySince, b)
 		case !seen:
 			p.emptySince[b] = now
 		case now.Sub(since) >= blockIdle:
 			idle = append(idle, b)
 		}
 	}
+	if p.closed || p.suspect.Load() || p.c.keepBlocks.Load() {
+		return nil
+	}
 	slices.SortFunc(idle, comparePrefix)
-	if len(idle) == len(p.blocks) {
+	if len(idle) > 0 && len(idle) == len(p.blocks) {
 		idle = idle[1:] // the host keeps one: its next container needs no etcd
 	}
 	return idle

@@ -1,7 +1,6 @@
 package link_test
 
 import (
-	"context"
 	"os"
 	"testing"
 	"time"
@@ -97,18 +96,7 @@ func TestNetnsPoolGivesIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	got := make(chan link.NetnsEvent, 256)
-	subscribed, done := make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- h.WatchNetns(ctx, func() { close(subscribed) }, func(ev link.NetnsEvent) { got <- ev })
-	}()
-	select {
-	case <-subscribed:
-	case err := <-done:
-		t.Fatalf("WatchNetns: %v", err)
-	}
+	got := watch(t, h)
 	p := link.NewNetnsPool(1, nil)
 	defer p.Close()
 	p.GiveIDs(h)

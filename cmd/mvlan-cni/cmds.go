@@ -10,9 +10,9 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
-	"golang.org/x/sys/unix"
 
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/nsfile"
 )
 
 // timeout bounds one command; runtimes have their own, usually longer.
@@ -111,17 +111,15 @@ func cmdDel(args *skel.CmdArgs) error {
 	})
 }
 
-// netnsGone reports whether path names no network namespace any more:
-// none given, not there, or a file left where one was mounted.
+// netnsGone reports whether path names no namespace any more: none
+// given, not there, or a file left where one was mounted (a path that
+// does not answer in time is not gone).
 func netnsGone(path string) bool {
 	if path == "" {
 		return true
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return errors.Is(err, fs.ErrNotExist)
-	}
-	return st.Type != unix.NSFS_MAGIC
+	_, err := nsfile.Inode(path)
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, nsfile.ErrNotNamespace)
 }
 
 // cmdCheck reports drift: the endpoint must exist and match prevResult,
