@@ -32,8 +32,10 @@ deps:
 package: build
 	bash scripts/package.sh
 
+# -parallel 4: cmd/mvlan's parallel end-to-end tests mostly wait (agents,
+# leases, timers), not compute; two at a time left the cores idle.
 unit:
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m -parallel 4 ./...
 
 # The privileged end-to-end tests with the agent, CLI and plugin built with
 # the race detector (nstest.RaceEnv): a data race in any of them fails the

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,9 +38,16 @@ type dockerd struct {
 	running bool
 }
 
+// dockerdOne lets one test's dockerd run at a time: the Docker tests run
+// in parallel with the package's other tests, not with each other (every
+// dockerd finds plugins in the one /run/docker/plugins, and two running
+// containers at once would take the CPU the others' timings need).
+var dockerdOne sync.Mutex
+
 // dockerTools returns dockerd, the docker CLI and a static busybox, or
-// skips the test saying what is missing.
-func dockerTools(t testing.TB) (daemon, cli, busybox string) {
+// skips the test saying what is missing. The test then runs in parallel
+// with the package's tests other than the Docker ones (dockerdOne).
+func dockerTools(t *testing.T) (daemon, cli, busybox string) {
 	t.Helper()
 	nstest.RequireRoot(t)
 	daemon, err := exec.LookPath("dockerd")
@@ -56,6 +64,9 @@ func dockerTools(t testing.TB) (daemon, cli, busybox string) {
 	if busybox, err = nstest.StaticBusybox(); err != nil {
 		t.Skipf("Docker tests build their image from a static busybox: %v", err)
 	}
+	t.Parallel()
+	dockerdOne.Lock()
+	t.Cleanup(dockerdOne.Unlock) // the first cleanup: it runs last
 	return daemon, cli, busybox
 }
 

@@ -28,6 +28,7 @@ import (
 // link's keys in the host namespace; the agent attaches it in its sandbox
 // before it asks for its lease, and leases it there. About 20 s.
 func TestDockerDHCPKeys(t *testing.T) {
+	t.Parallel()
 	sb := nstest.NewSandbox(t)
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.67.1/24", "dev", "wire0")
 	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-range=192.168.67.100,192.168.67.150,255.255.255.0,2m")

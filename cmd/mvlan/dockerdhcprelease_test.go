@@ -20,6 +20,7 @@ import (
 // came before (the link still in the sandbox), one DHCPRELEASE too. Each
 // time the lease leaves dnsmasq's file. About 4 s.
 func TestDockerDHCPRelease(t *testing.T) {
+	t.Parallel()
 	sb := nstest.NewSandbox(t)
 	sb.Run(t, sb.WirePath, "ip", "addr", "add", "192.168.65.1/24", "dev", "wire0")
 	srv := nstest.StartDnsmasq(t, sb.WirePath, "wire0", "--dhcp-range=192.168.65.100,192.168.65.150,255.255.255.0,2m")

@@ -19,6 +19,7 @@ import (
 // on the plugin socket; the server on the wire refuses (DHCPNAK) at
 // hand-off, then answers nothing. About 15 s.
 func TestDockerDHCPLeaveWhileSeeking(t *testing.T) {
+	t.Parallel()
 	sb := nstest.NewSandbox(t)
 	srv := nstest.StartDHCPServer(t, sb.WirePath, "wire0", netip.MustParsePrefix("192.168.72.1/24"), time.Minute)
 	srv.Refuse(true)
