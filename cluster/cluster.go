@@ -34,12 +34,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ErrUnreachable is wrapped by errors of requests etcd did not answer.
 var ErrUnreachable = errors.New("cluster unreachable")
+
+// ErrRefused is wrapped by errors of requests etcd answered with an error
+// of its own: no permission, its space quota reached, a request too large.
+// Trying again changes nothing until its operator acts.
+var ErrRefused = errors.New("refused by the cluster")
 
 // prefix starts every key mvlan writes.
 const prefix = "/mvlan/v1/"
@@ -214,7 +222,7 @@ func (c *Client) txn(ctx context.Context, what string, cmp []clientv3.Cmp, then,
 	r, err := c.cli.Txn(ctx).If(cmp...).Then(then...).Else(els...).Commit()
 	c.observe("txn", t0, err)
 	if err != nil {
-		return nil, c.unreachable(what, err)
+		return nil, c.failed(what, err)
 	}
 	return r, nil
 }
@@ -226,11 +234,35 @@ func (c *Client) get(ctx context.Context, what, key string, opts ...clientv3.OpO
 	r, err := c.cli.Get(ctx, key, opts...)
 	c.observe("get", t0, err)
 	if err != nil {
-		return nil, c.unreachable(what, err)
+		return nil, c.failed(what, err)
 	}
 	return r, nil
 }
 
-func (c *Client) unreachable(what string, err error) error {
+// failed is the error of request what that etcd failed with err:
+// ErrRefused when etcd answered it with an error of its own, else
+// ErrUnreachable (no answer, or one that says to try again: no leader, a
+// timeout); either names the cluster.
+func (c *Client) failed(what string, err error) error {
+	if refused(err) {
+		return fmt.Errorf("%s: %w: etcd at %s: %w", what, ErrRefused, c.url, err)
+	}
 	return fmt.Errorf("%s: %w: etcd at %s did not answer: %v", what, ErrUnreachable, c.url, err)
+}
+
+// refused reports whether err is an error etcd answered that trying again
+// does not cure.
+func refused(err error) bool {
+	var code codes.Code
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		code = ee.Code()
+	} else if s, ok := status.FromError(err); ok {
+		code = s.Code()
+	}
+	switch code {
+	case codes.OK, codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Unknown:
+		return false
+	}
+	return true
 }

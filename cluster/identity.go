@@ -97,7 +97,7 @@ func (c *Client) Register(ctx context.Context) error {
 		Then(clientv3.OpPut(key, c.install)).Else(clientv3.OpGet(key)).Commit()
 	c.observe("txn", t0, err)
 	if err != nil {
-		return c.unreachable("register this host's identity", err)
+		return c.failed("register this host's identity", err)
 	}
 	if !r.Succeeded {
 		if kvs := r.Responses[0].GetResponseRange().Kvs; len(kvs) == 0 || string(kvs[0].Value) != c.install {

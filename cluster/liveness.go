@@ -248,7 +248,7 @@ func (c *Client) renew(ctx context.Context, lease clientv3.LeaseID) (clientv3.Le
 		return 0, nil
 	}
 	if err != nil {
-		return 0, c.unreachable("renew the liveness lease", err)
+		return 0, c.failed("renew the liveness lease", err)
 	}
 	r, err := c.get(ctx, "check the liveness key", hostKey(c.host))
 	if err != nil {
@@ -280,7 +280,7 @@ func (c *Client) grant(ctx context.Context) (clientv3.LeaseID, error) {
 	g, err := c.cli.Grant(ctx, int64((c.live.ttl+time.Second-1)/time.Second))
 	c.observe("grant", t0, err)
 	if err != nil {
-		return 0, c.unreachable("liveness lease", err)
+		return 0, c.failed("liveness lease", err)
 	}
 	since := time.Now().UTC().Format(time.RFC3339)
 	v, _ := json.Marshal(map[string]string{"since": since})
@@ -290,7 +290,7 @@ func (c *Client) grant(ctx context.Context) (clientv3.LeaseID, error) {
 		clientv3.OpPut(epochKey(c.host), string(ep))).Commit()
 	c.observe("txn", t0, err)
 	if err != nil {
-		return 0, c.unreachable("liveness key", err)
+		return 0, c.failed("liveness key", err)
 	}
 	return g.ID, nil
 }
