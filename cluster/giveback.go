@@ -94,9 +94,10 @@ func (p *Pool) empty(b netip.Prefix) bool {
 func (p *Pool) giveBackBlock(ctx context.Context, b netip.Prefix, now time.Time) error {
 	p.mu.Lock()
 	sp := p.blocks[b]
-	if sp == nil || !p.empty(b) || p.closed {
+	since, idle := p.emptySince[b]
+	if sp == nil || !p.empty(b) || p.closed || !idle || now.Sub(since) < blockIdle {
 		p.mu.Unlock()
-		return nil
+		return nil // used, or about to be (touchHeld, hasFree), since idleBlocks
 	}
 	delete(p.blocks, b)
 	delete(p.emptySince, b)

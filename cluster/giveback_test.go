@@ -158,3 +158,36 @@ func TestClaimedBlockNotGivenBack(t *testing.T) {
 		t.Fatalf("take %s: %v %v", want, pf, err)
 	}
 }
+
+// TestReservedBlockNotGivenBack: the block Reserve found a free address in
+// is not given back before TakeFree takes it (Docker's IPAM reserves, then
+// takes), also when the give-back had listed it as idle just before.
+func TestReservedBlockNotGivenBack(t *testing.T) {
+	_, a := idleHost(t, 200*time.Millisecond, "10.78.0.0/27", "gr")
+	ctx := context.Background()
+	second := netip.MustParsePrefix("10.78.0.16/28")
+	held := fillUntil(t, a, second)
+	a.p.Release(held[len(held)-1]) // second's one address; the first block stays full
+	a.p.Sync(ctx)                  // found empty
+	time.Sleep(blockIdle + 50*time.Millisecond)
+	now := time.Now()
+	a.p.etcdMu.Lock()
+	idle := a.p.idleBlocks(now)
+	a.p.etcdMu.Unlock()
+	if !slices.Equal(idle, []netip.Prefix{second}) {
+		t.Fatalf("idle blocks: %v; want %s", idle, second)
+	}
+	if err := a.p.Reserve(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.p.etcdMu.Lock()
+	err := a.p.giveBackBlock(ctx, second, now) // as the Sync that listed it goes on
+	a.p.etcdMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.p.Sync(ctx)
+	if pf, ok := a.p.TakeFree("next"); !ok || !second.Contains(pf.Addr()) {
+		t.Fatalf("take after Reserve: %v %v; want an address of %s (blocks %v)", pf, ok, second, a.p.Blocks())
+	}
+}

@@ -340,12 +340,17 @@ func (p *Pool) Reserve(ctx context.Context) error {
 	return nil
 }
 
+// hasFree reports whether a held block has a free address. The first
+// such block, the one TakeFree hands out of, counts as used from now (not
+// idle): given back between Reserve and TakeFree, it would leave nothing
+// to take.
 func (p *Pool) hasFree() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, sp := range p.blocks {
-		for _, u := range sp.Usage() {
+	for _, b := range slices.SortedFunc(maps.Keys(p.blocks), comparePrefix) {
+		for _, u := range p.blocks[b].Usage() {
 			if u.FreeInRange > 0 {
+				delete(p.emptySince, b)
 				return true
 			}
 		}
