@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/mvlan/mvlan/link"
 	"github.com/mvlan/mvlan/loader"
@@ -18,7 +20,10 @@ const maxDatapathID = loader.MaxNetworkID
 // allocDatapathID returns the lowest network number no network uses.
 // Caller holds netOps.
 func (a *Engine) allocDatapathID() (uint32, error) {
-	used := map[uint32]bool{}
+	used := maps.Clone(a.keptIDs)
+	if used == nil {
+		used = map[uint32]bool{}
+	}
 	for _, n := range a.networkList() {
 		used[n.DatapathID] = true
 	}
@@ -454,7 +459,10 @@ func (a *Engine) pruneEndpointTable(eps []endpoint) error {
 }
 
 // pruneDatapath forgets parents no network has (their rows, programs and
-// counters) and unpins TCX links of devices that are gone. Caller holds netOps.
+// counters) and unpins TCX links of devices that are gone. While the
+// state may have lost networks (this start replaced it, or records are
+// quarantined), it forgets none: their containers may run, and their
+// numbers stay taken (keepLost). Caller holds netOps.
 func (a *Engine) pruneDatapath(ctx context.Context) error {
 	want, links, ids := map[int]bool{}, map[int]bool{}, map[uint32]bool{}
 	for _, n := range a.networkList() {
@@ -464,6 +472,10 @@ func (a *Engine) pruneDatapath(ctx context.Context) error {
 	parents, err := a.dp.Parents()
 	if err != nil {
 		return err
+	}
+	if q := a.quarantinedIDs(); a.stateReplaced || q.any() {
+		_, err := a.dp.PruneLinks()
+		return errors.Join(a.keepLost(parents, ids), err)
 	}
 	var errs []error
 	for _, p := range parents {
@@ -492,4 +504,29 @@ func (a *Engine) pruneDatapath(ctx context.Context) error {
 	errs = append(errs, a.dp.ForgetLinks(func(idx int) bool { return !links[idx] }))
 	_, err = a.dp.PruneLinks()
 	return errors.Join(append(errs, err)...)
+}
+
+// keepLost keeps the datapath numbers of networks not in the state (not
+// in ids) that parent or endpoint rows carry: a network the state lost,
+// whose containers run on. A new network given one would share their
+// isolation, counters and gateway pins.
+func (a *Engine) keepLost(parents []loader.Parent, ids map[uint32]bool) error {
+	eps, err := a.dp.Endpoints()
+	if err != nil {
+		return err
+	}
+	kept := map[uint32]bool{}
+	for _, p := range parents {
+		kept[p.NetworkID] = !ids[p.NetworkID] && p.NetworkID != 0
+	}
+	for _, e := range eps {
+		kept[e.NetworkID] = kept[e.NetworkID] || !ids[e.NetworkID] && e.NetworkID != 0
+	}
+	maps.DeleteFunc(kept, func(_ uint32, k bool) bool { return !k })
+	a.keptIDs = kept
+	if len(kept) > 0 {
+		a.log.Warn("datapath rows of networks the state does not have are kept, and their numbers: the state may not know every network",
+			"numbers", slices.Sorted(maps.Keys(kept)), "state_replaced", a.stateReplaced)
+	}
+	return nil
 }

@@ -91,6 +91,10 @@ type Engine struct {
 	// the snapshot); the endpoint table may hold rows of endpoints the
 	// state no longer knows, whose links are left alone (pruneEndpointTable).
 	stateReplaced bool
+	// keptIDs: datapath numbers of networks the state may have lost
+	// (stateReplaced, quarantined records) whose table rows are kept
+	// (pruneDatapath): no new network is given one. Set at start.
+	keptIDs map[uint32]bool
 
 	cluster    *cluster.Client   // nil without Config.Cluster
 	reclaimLog failureLog        // the cluster loop's reclaim failures (clusterlive.go)

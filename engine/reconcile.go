@@ -223,8 +223,9 @@ func resumeSerial(n *network, held []ipam.Held, hw store.HighWater) {
 }
 
 // removeStale deletes half-made links and links marked as this agent's
-// that no network needs, except those of quarantined records (their
-// containers may run); it returns the links that remain, by name.
+// that no network needs, except those of quarantined records and, when
+// this start replaced the state, every marked one (their containers may
+// run); it returns the links that remain, by name.
 func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 	want := map[string]string{}    // "KIND/link name" -> network ID
 	parents := map[string]string{} // link name -> the network it is the parent of
@@ -250,6 +251,12 @@ func (a *Engine) removeStale(links []link.Info) map[string]link.Info {
 			stale = stale || want[kind+"/"+l.Name] != id
 			if stale && quarantined.has(id) {
 				a.log.Warn("keeping the link of a quarantined state record", "link", l.Name, "alias", l.Alias, "quarantine_unlisted", quarantined.unknown)
+				stale = false
+			}
+			if stale && a.stateReplaced && !strings.HasPrefix(l.Name, tmp) {
+				// A network made after the snapshot, say: deleting its
+				// parent would take its containers' links with it.
+				a.log.Warn("keeping a link marked as mvlan's for a network the state does not have: the state was replaced; remove the link once its containers are gone", "link", l.Name, "alias", l.Alias)
 				stale = false
 			}
 			if net, ok := parents[l.Name]; stale && ok && !strings.HasPrefix(l.Name, tmp) {

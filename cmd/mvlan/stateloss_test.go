@@ -394,3 +394,34 @@ func snapshotEndpoints(t *testing.T, stateDir string) []string {
 	}
 	return names
 }
+
+// TestRecoverKeepsLostNetwork: a network made after the snapshot (its
+// parent a link mvlan made: a host-only network's), with a container, is
+// not in the state `mvlan agent --recover` restores; its parent, and with
+// it the container's link, stays, and its datapath number is not given to
+// the next network (it would share the container's isolation and
+// counters).
+func TestRecoverKeepsLostNetwork(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	e.a.stop() // a clean stop: the snapshot holds pub_net
+	e.a.start()
+	id := strings.TrimSpace(e.a.ok("network", "create", "--subnet=172.16.50.0/24", "lost"))
+	lostID := e.a.inspectNet("lost").DatapathID
+	c := e.runD(e.name("1"), "lost")
+	e.a.kill()
+	truncate(t, filepath.Join(e.a.stateDir(), store.FileName), 0)
+
+	e.a.flags = []string{"--recover"}
+	e.a.start()
+	e.a.flags = nil
+	if _, ok := links(t, e.sb)["mvl-"+id[:11]]; !ok {
+		t.Errorf("the lost network's parent mvl-%s is gone after --recover\n%s", id[:11], e.a.log)
+	}
+	mustContain(t, "the container's link after --recover", e.in(netnsPath(c.Name), "ip", "-4", "addr", "show", "dev", "eth0"), c.Addrs[0].String())
+	e.a.ok("network", "create", "--subnet=172.16.60.0/24", "later")
+	if got := e.a.inspectNet("later").DatapathID; got == lostID || got == 0 || lostID == 0 {
+		t.Errorf("the network made after --recover has datapath number %d; want another than the lost network's, %d", got, lostID)
+	}
+}
