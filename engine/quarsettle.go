@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 
 	"github.com/mvlan/mvlan/agent/store"
@@ -77,19 +78,19 @@ func (a *Engine) quarantinedGone(e api.Endpoint, key string) bool {
 	if e.Netns == "" {
 		return true
 	}
+	ids := []string{e.ID}
+	if key != e.ID {
+		ids = append(ids, key) // a record stored under another key than its ID
+	}
 	ino, err := a.ns.Check(e.Netns)
 	if err != nil || e.NetnsInode != 0 && ino != e.NetnsInode {
-		return err == nil || nsGone(err)
+		return (err == nil || nsGone(err)) && !a.liveThroughPids(e, ids)
 	}
 	if e.NetnsCookie != 0 {
 		c, err := a.ns.Cookie(e.Netns)
 		if err != nil || c != e.NetnsCookie {
-			return err == nil || nsGone(err)
+			return (err == nil || nsGone(err)) && !a.liveThroughPids(e, ids)
 		}
-	}
-	ids := []string{e.ID}
-	if key != e.ID {
-		ids = append(ids, key) // a record stored under another key than its ID
 	}
 	for _, id := range ids {
 		_, err = a.kernelEndpointIn(e.Netns, id)
@@ -98,6 +99,25 @@ func (a *Engine) quarantinedGone(e api.Endpoint, key string) bool {
 		}
 	}
 	return true
+}
+
+// liveThroughPids reports whether a process is in e's namespace (by its
+// inode) with a link marked as one of ids there: its path went (ip netns
+// del, a runtime unmounting it first) while the container runs on, its
+// link still answering for its addresses.
+func (a *Engine) liveThroughPids(e api.Endpoint, ids []string) bool {
+	for _, pid := range netnsPids(e.NetnsInode) {
+		path := fmt.Sprintf("/proc/%d/ns/net", pid)
+		if ino, err := a.ns.Check(path); err != nil || ino != e.NetnsInode {
+			continue // the process moved or exited meanwhile
+		}
+		for _, id := range ids {
+			if _, err := a.kernelEndpointIn(path, id); err == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // nsGone: err says a namespace path is not there, or holds no network

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -423,5 +424,42 @@ func TestRecoverKeepsLostNetwork(t *testing.T) {
 	e.a.ok("network", "create", "--subnet=172.16.60.0/24", "later")
 	if got := e.a.inspectNet("later").DatapathID; got == lostID || got == 0 || lostID == 0 {
 		t.Errorf("the network made after --recover has datapath number %d; want another than the lost network's, %d", got, lostID)
+	}
+}
+
+// TestQuarantinedNetnsPathGone: a quarantined endpoint record whose
+// namespace path was removed (ip netns del) while a process keeps the
+// namespace, its link in it, is not dropped at start: its address stays
+// held, no new container gets it. Once the last process is gone, the next
+// start drops it.
+func TestQuarantinedNetnsPathGone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.a.ok("network", "create", "--subnet=172.16.86.0/24", "-o", "parent=eth0", "pub_net")
+	c := e.runD(e.name("1"), "pub_net", "--ip", "172.16.86.10")
+	e.a.stop()
+	c.State = "bogus"
+	nstest.PutRecord(t, e.a.stateDir(), "endpoints", c.ID, nstest.JSON(t, c))
+	holder := exec.Command("nsenter", "--net="+netnsPath(c.Name), "sleep", "600")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	if out, err := exec2("ip", "netns", "del", c.Name); err != nil {
+		t.Fatalf("ip netns del %s: %v\n%s", c.Name, err, out)
+	}
+	e.a.start()
+	if d := strings.Join(drift(t, e.a), "\n"); !strings.Contains(d, "/"+c.ID+" is quarantined") {
+		t.Errorf("doctor with the record's namespace alive, its path gone:\n%s\nwant %s still quarantined\n%s", d, c.ID, e.a.log)
+	}
+	if _, errs, code := e.a.mv("run", "-d", "--name", e.name("2"), "--net", "pub_net", "--ip", "172.16.86.10"); code == 0 {
+		t.Errorf("run --ip 172.16.86.10, the quarantined container's address: exit 0, %s; want refused", errs)
+	}
+	_ = holder.Process.Kill()
+	_ = holder.Wait()
+	e.a.stop()
+	e.a.start()
+	if d := strings.Join(drift(t, e.a), "\n"); strings.Contains(d, c.ID) {
+		t.Errorf("doctor after a start with the namespace gone:\n%s\nwant %s's record dropped", d, c.ID)
 	}
 }
