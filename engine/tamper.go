@@ -234,6 +234,11 @@ func (a *Engine) repairTampers(ctx context.Context, e endpoint, findings []loade
 		case err == nil:
 			a.tamper.fixed(e.ID, what, reason)
 			level = warnIf(a.tamper.warnDue(e.ID))
+		case errors.Is(err, errRedone):
+			// No backoff: the container would have its link without
+			// programs for up to retryMax after each repair.
+			a.tamper.redone(e.ID, what)
+			held, level = false, warnIf(a.tamper.warnDue(e.ID))
 		case !a.tamper.failed(e.ID, what):
 			held = false // a retry that failed again
 		default:
@@ -319,12 +324,15 @@ func (a *Engine) endpointLinks(e endpoint, parent int) nsLinks {
 	return out
 }
 
+// errRedone: a repair's look found the tamper again at once.
+var errRedone = errors.New("done again at once: the container undoes the repair, which is made again at each check")
+
 // repairHooks re-attaches e's programs where findings say, and looks
 // again: the repair of a finding counts (reattach_total) only if that
 // finding is gone then (its hook's program first, or no late filter),
 // whatever the others'. A repair that failed fails every finding (which
-// part failed is not known). It returns, for each finding, nil or why its
-// repair did not hold.
+// part failed is not known). It returns, for each finding, nil, why its
+// repair failed, or errRedone.
 func (a *Engine) repairHooks(ctx context.Context, e endpoint, findings []loader.Finding) []error {
 	errs := make([]error, len(findings))
 	err := a.dp.RepairEndpoint(ctx, e.Netns, e.Ifindex, findings)
@@ -337,7 +345,7 @@ func (a *Engine) repairHooks(ctx context.Context, e endpoint, findings []loader.
 		case err != nil:
 			errs[i] = err
 		case slices.ContainsFunc(still, func(s loader.Finding) bool { return sameTamper(s, f) }):
-			errs[i] = fmt.Errorf("the repair did not hold: %v", still)
+			errs[i] = errRedone
 		}
 	}
 	return errs

@@ -99,6 +99,7 @@ type tamperedDatapath struct {
 	Datapath
 	tampered bool
 	fail     bool // repairs fail
+	redo     bool // the container does the tamper again right after each repair
 	blind    bool // inspections fail
 	repairs  int  // repairs that held
 	tries    int  // repairs tried
@@ -119,7 +120,7 @@ func (d *tamperedDatapath) RepairEndpoint(context.Context, string, int, []loader
 	if d.fail {
 		return errors.New("cannot")
 	}
-	d.tampered = false
+	d.tampered = d.redo
 	d.repairs++
 	return nil
 }
@@ -202,8 +203,7 @@ func TestTamperLinkGone(t *testing.T) {
 	}
 }
 
-// TestTamperRepairRetried: a tamper whose repair failed (or did not hold:
-// the container did it again before the second look) is repaired again,
+// TestTamperRepairRetried: a tamper whose repair failed is repaired again,
 // not only once it clears: after retryFirst, then at doubling intervals
 // up to retryMax; until then each check only looks (and asks the guard to
 // look again). It counts once, as one tamper.
@@ -248,6 +248,32 @@ func TestTamperRepairRetried(t *testing.T) {
 	tampered, repaired := a.tamper.snapshot()
 	if r := string(loader.TamperForeignFirst); tampered[r] != 1 || repaired[r] != 1 {
 		t.Fatalf("counts tampered %v repaired %v, want foreign_first 1 and 1", tampered, repaired)
+	}
+}
+
+// TestTamperRedoneRepairedEachCheck: a tamper the container does again
+// right after each repair (the look after the repair finds it) is
+// repaired at every check, not after a retry's backoff (up to retryMax
+// without programs), and the check asks to look again. It is one tamper,
+// never repaired.
+func TestTamperRedoneRepairedEachCheck(t *testing.T) {
+	d := &tamperedDatapath{tampered: true, redo: true}
+	e := endpoint{ID: "e1", Name: "c1", NetworkID: "n1", IfName: "eth0", Netns: "/run/netns/c1", Ifindex: 2, State: Ready}
+	a := tamperEngine(d, e)
+	now := time.Unix(1000, 0)
+	a.tamper.clock = func() time.Time { return now }
+	for i := 1; i <= 5; i++ {
+		if a.inspectEndpoint(context.Background(), e) {
+			t.Fatalf("check %d: the tamper is back, and the check does not ask to look again", i)
+		}
+		if d.tries != i {
+			t.Fatalf("check %d: %d repairs tried, want %d", i, d.tries, i)
+		}
+		now = now.Add(retryFirst / 2)
+	}
+	tampered, repaired := a.tamper.snapshot()
+	if r := string(loader.TamperForeignFirst); tampered[r] != 1 || repaired[r] != 0 {
+		t.Fatalf("counts tampered %v repaired %v, want foreign_first 1 and 0", tampered, repaired)
 	}
 }
 

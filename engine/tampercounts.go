@@ -131,6 +131,18 @@ func (c *tamperCounts) failed(endpoint, what string) (first bool) {
 	return r.tries == 1
 }
 
+// redone records that the repair of what on endpoint was undone at once
+// (repairHooks): it is tried again at the next check, without a backoff,
+// and stays one tamper, not repaired.
+func (c *tamperCounts) redone(endpoint, what string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := endpoint + "/" + what
+	if c.active[k] {
+		c.unrepaired[k] = retryState{tries: c.unrepaired[k].tries, due: c.now()}
+	}
+}
+
 // fixed counts a repair of what on endpoint that held: what is no
 // longer active, so the same tamper done again is new and repaired
 // again, even if no check looked at the endpoint in between (a repair
