@@ -367,7 +367,25 @@ func (a *Engine) ensureLink(ctx context.Context, n *network, e *endpoint) (int, 
 	}
 	e.Unrouted = unrouted
 	a.log.Info("re-attached endpoint", "name", e.Name, "netns", e.Netns)
+	a.forgetGone(*e, made)
 	return made, nil
+}
+
+// forgetGone forgets what the datapath attached to e's link that went
+// (its keys, before the link made again at index made): its attachments,
+// TCX pins and its hold on the namespace's stubs, which would otherwise
+// stay until the agent's next start, after the container too.
+func (a *Engine) forgetGone(e endpoint, made int) {
+	if e.Ifindex == 0 || e.Ifindex == made {
+		return // nothing was attached, or the new link's keys are the same
+	}
+	cookie, err := a.ns.Cookie(e.Netns)
+	if err != nil || cookie != e.NetnsCookie {
+		return // another namespace's keys: its attachments are not e's
+	}
+	if err := a.dp.ForgetEndpoint(e.NetnsCookie, e.Ifindex); err != nil {
+		a.log.Warn("re-attach: the gone link's attachments are kept until the next start", "endpoint", e.Name, "ifindex", e.Ifindex, "err", err)
+	}
 }
 
 // storeUnrouted records e's unrouted gateways, in the index and on disk,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,15 @@ func TestParentBackReattaches(t *testing.T) {
 	e.wantPingOK("c1 -> c2 after the parent came back", out, exitCode(err))
 	if d := drift(t, e.a); len(d) > 0 {
 		t.Errorf("drift after the containers were attached again: %q\n%s", d, e.a.log)
+	}
+	// The links that went with the old parent leave nothing attached
+	// behind: eth1's two programs, each container's two.
+	var s api.Stats
+	if err := json.Unmarshal([]byte(e.a.ok("stats", "--format", "json")), &s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Attachments) != 6 {
+		t.Errorf("%d attachments after the parent came back; want 6 (eth1's and the two containers' 2 each): %+v", len(s.Attachments), s.Attachments)
 	}
 
 	// The same with the agent started while the parent is gone: its start
