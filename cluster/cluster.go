@@ -251,8 +251,11 @@ func (c *Client) failed(what string, err error) error {
 }
 
 // refused reports whether err is an error etcd answered that trying again
-// does not cure.
+// does not cure: not an overload or a leader change.
 func refused(err error) bool {
+	if errors.Is(err, rpctypes.ErrTooManyRequests) || errors.Is(err, rpctypes.ErrNotLeader) {
+		return false
+	}
 	var code codes.Code
 	var ee rpctypes.EtcdError
 	if errors.As(err, &ee) {

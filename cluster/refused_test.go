@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -10,7 +11,37 @@ import (
 	"github.com/mvlan/mvlan/internal/nstest"
 	"github.com/mvlan/mvlan/ipam"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
+
+// TestRefused: what etcd answers that trying again does not cure is a
+// refusal; an overload, a leader change, a timeout or no answer is not.
+func TestRefused(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{rpctypes.ErrNoSpace, true},
+		{rpctypes.ErrPermissionDenied, true},
+		{rpctypes.ErrRequestTooLarge, true},
+		{fmt.Errorf("txn: %w", rpctypes.ErrNoSpace), true},
+		{status.Error(codes.PermissionDenied, "no"), true},
+		{rpctypes.ErrTooManyRequests, false},
+		{rpctypes.ErrNotLeader, false},
+		{rpctypes.ErrNoLeader, false},
+		{rpctypes.ErrTimeout, false},
+		{context.DeadlineExceeded, false},
+		{context.Canceled, false},
+		{status.Error(codes.Unavailable, "connection refused"), false},
+		{errors.New("plain"), false},
+	} {
+		if got := refused(tc.err); got != tc.want {
+			t.Errorf("refused(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
 
 // TestEtcdRefuses: with etcd's space quota reached (its NOSPACE alarm,
 // raised here through its maintenance API) a lease is refused, and the
