@@ -21,7 +21,7 @@ import (
 
 // fakeDockerd answers GET /networks/ID from names (404 for the others),
 // on a unix socket: the decisions around dockerd's answers, without
-// root; TestDockerNames in cmd/mvlan runs them with a real dockerd.
+// root; TestDockerd/DockerNames in cmd/mvlan runs them with a real dockerd.
 type fakeDockerd struct {
 	mu    sync.Mutex
 	names map[string]string

@@ -85,7 +85,7 @@ var diffDeliberate = map[string]string{
 	"ip-range outside subnet (API)": "mvlan refuses an ip-range outside its subnet; Docker's default IPAM takes it (and leaks its pool on removal)",
 }
 
-func TestDockerDiff(t *testing.T) {
+func testDockerDiff(t *testing.T) {
 	daemon, cli, busybox := dockerTools(t)
 	start := time.Now()
 	sb := nstest.NewSandbox(t)

@@ -19,7 +19,7 @@ import (
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
-func TestDockerNames(t *testing.T) {
+func testDockerNames(t *testing.T) {
 	daemon, cli, busybox := dockerTools(t)
 	sb := nstest.NewSandbox(t)
 	driver := randName("mvt-")

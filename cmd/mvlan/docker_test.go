@@ -30,7 +30,7 @@ type dockerTest struct {
 	driver string // -d and --ipam-driver
 }
 
-func TestDocker(t *testing.T) {
+func testDocker(t *testing.T) {
 	daemon, cli, busybox := dockerTools(t)
 	start := time.Now()
 	sb := nstest.NewSandbox(t)

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,15 +37,29 @@ type dockerd struct {
 	running bool
 }
 
-// dockerdOne lets one test's dockerd run at a time: the Docker tests run
-// in parallel with the package's other tests, not with each other (every
-// dockerd finds plugins in the one /run/docker/plugins, and two running
-// containers at once would take the CPU the others' timings need).
-var dockerdOne sync.Mutex
+// TestDockerd runs the tests with a dockerd of their own one after the
+// other (every dockerd finds plugins in the one /run/docker/plugins, and
+// two running containers at once would take the CPU the others' timings
+// need), in parallel with the package's other tests: it takes one of go
+// test's parallel slots, where each test waiting its turn would take one.
+func TestDockerd(t *testing.T) {
+	t.Parallel()
+	for _, st := range []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"Docker", testDocker},
+		{"DockerDiff", testDockerDiff},
+		{"DockerNames", testDockerNames},
+		{"DockerDHCP", testDockerDHCP},
+		{"RAIgnoreWire", testRAIgnoreWire},
+	} {
+		t.Run(st.name, st.fn)
+	}
+}
 
 // dockerTools returns dockerd, the docker CLI and a static busybox, or
-// skips the test saying what is missing. The test then runs in parallel
-// with the package's tests other than the Docker ones (dockerdOne).
+// skips the test saying what is missing.
 func dockerTools(t *testing.T) (daemon, cli, busybox string) {
 	t.Helper()
 	nstest.RequireRoot(t)
@@ -64,9 +77,6 @@ func dockerTools(t *testing.T) (daemon, cli, busybox string) {
 	if busybox, err = nstest.StaticBusybox(); err != nil {
 		t.Skipf("Docker tests build their image from a static busybox: %v", err)
 	}
-	t.Parallel()
-	dockerdOne.Lock()
-	t.Cleanup(dockerdOne.Unlock) // the first cleanup: it runs last
 	return daemon, cli, busybox
 }
 

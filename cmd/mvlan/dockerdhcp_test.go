@@ -12,7 +12,7 @@ import (
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
-// TestDockerDHCP: a Docker network with Docker's null IPAM driver
+// testDockerDHCP (TestDockerd/DockerDHCP): a Docker network with Docker's null IPAM driver
 // (docker network create -d DRIVER --ipam-driver null) is a DHCP network:
 // a container gets its address, prefix and router from the DHCP server
 // on the wire (dnsmasq), leased by the agent inside the container's
@@ -20,7 +20,7 @@ import (
 // lease (gone from dnsmasq's file). A container started while no server
 // answers runs without an address and gets one once the server answers,
 // also across an agent restart. Skipped without docker.io.
-func TestDockerDHCP(t *testing.T) {
+func testDockerDHCP(t *testing.T) {
 	daemon, cli, busybox := dockerTools(t)
 	sb := nstest.NewSandbox(t)
 	peer := sb.AddVeth(t, "eth1")

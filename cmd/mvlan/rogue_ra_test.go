@@ -12,7 +12,7 @@ import (
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
-// TestRAIgnoreWire: router advertisements from a rogue host on the wire,
+// testRAIgnoreWire (TestDockerd/RAIgnoreWire): router advertisements from a rogue host on the wire,
 // with a default-router lifetime and an autonomous prefix of the subnet,
 // toward containers of a network with IPv6 and the default -o
 // ipv6_ra=ignore: a Docker container (dockerd moves its link into the
@@ -30,7 +30,7 @@ import (
 // gateway's RA (a default route via fe80::1), not a rogue's (ra_source,
 // exactly 3), and makes no SLAAC address of the prefix (autoconf=0).
 // About 10 s.
-func TestRAIgnoreWire(t *testing.T) {
+func testRAIgnoreWire(t *testing.T) {
 	daemon, cli, busybox := dockerTools(t)
 	sb := nstest.NewSandbox(t)
 	sb.AddVeth(t, "eth1")

@@ -7,12 +7,14 @@ package main
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -417,6 +419,9 @@ func TestRecoverKeepsLostNetwork(t *testing.T) {
 	e.a.flags = []string{"--recover"}
 	e.a.start()
 	e.a.flags = nil
+	if _, _, code := e.a.mv("network", "inspect", "lost"); code == 0 {
+		t.Fatal("the network made after the snapshot is in the restored state (a snapshot taken meanwhile): the test would prove nothing")
+	}
 	if _, ok := links(t, e.sb)["mvl-"+id[:11]]; !ok {
 		t.Errorf("the lost network's parent mvl-%s is gone after --recover\n%s", id[:11], e.a.log)
 	}
@@ -445,6 +450,19 @@ func TestQuarantinedNetnsPathGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	nsIno := func(path string) string {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return ""
+		}
+		return fmt.Sprint(fi.Sys().(*syscall.Stat_t).Ino)
+	}
+	target := nsIno(netnsPath(c.Name))
+	if !waitFor(5*time.Second, func() bool {
+		return target != "" && nsIno(fmt.Sprintf("/proc/%d/ns/net", holder.Process.Pid)) == target
+	}) {
+		t.Fatalf("the holder did not enter %s's namespace", c.Name)
+	}
 	if out, err := exec2("ip", "netns", "del", c.Name); err != nil {
 		t.Fatalf("ip netns del %s: %v\n%s", c.Name, err, out)
 	}
