@@ -135,6 +135,16 @@ func TestGiveBackAnswerLost(t *testing.T) {
 	}
 }
 
+// idleSecond has h hold block second, whose one address is released, and
+// it found empty by a Sync more than blockIdle ago.
+func idleSecond(t *testing.T, h *host, second netip.Prefix) {
+	t.Helper()
+	held := fillUntil(t, h, second)
+	h.p.Release(held[len(held)-1]) // second's one address; the first block stays full
+	h.p.Sync(context.Background()) // found empty
+	time.Sleep(blockIdle + 50*time.Millisecond)
+}
+
 // TestClaimedBlockNotGivenBack: a block empty for longer than blockIdle
 // in which an exact address was just claimed (Claim, then Take: no etcd
 // claim inside a held block) stays the host's, and the address is taken.
@@ -142,10 +152,7 @@ func TestClaimedBlockNotGivenBack(t *testing.T) {
 	_, a := idleHost(t, 200*time.Millisecond, "10.77.0.0/27", "gc")
 	ctx := context.Background()
 	second := netip.MustParsePrefix("10.77.0.16/28")
-	held := fillUntil(t, a, second)
-	a.p.Release(held[len(held)-1])
-	a.p.Sync(ctx) // found empty
-	time.Sleep(blockIdle + 50*time.Millisecond)
+	idleSecond(t, a, second)
 	want := netip.MustParseAddr("10.77.0.20")
 	if err := a.p.Claim(ctx, want); err != nil {
 		t.Fatal(err)
@@ -166,10 +173,7 @@ func TestReservedBlockNotGivenBack(t *testing.T) {
 	_, a := idleHost(t, 200*time.Millisecond, "10.78.0.0/27", "gr")
 	ctx := context.Background()
 	second := netip.MustParsePrefix("10.78.0.16/28")
-	held := fillUntil(t, a, second)
-	a.p.Release(held[len(held)-1]) // second's one address; the first block stays full
-	a.p.Sync(ctx)                  // found empty
-	time.Sleep(blockIdle + 50*time.Millisecond)
+	idleSecond(t, a, second)
 	now := time.Now()
 	a.p.etcdMu.Lock()
 	idle := a.p.idleBlocks(now)

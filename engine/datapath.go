@@ -20,10 +20,8 @@ const maxDatapathID = loader.MaxNetworkID
 // allocDatapathID returns the lowest network number no network uses.
 // Caller holds netOps.
 func (a *Engine) allocDatapathID() (uint32, error) {
-	used := maps.Clone(a.keptIDs)
-	if used == nil {
-		used = map[uint32]bool{}
-	}
+	used := map[uint32]bool{}
+	maps.Copy(used, a.keptIDs)
 	for _, n := range a.networkList() {
 		used[n.DatapathID] = true
 	}
@@ -516,13 +514,17 @@ func (a *Engine) keepLost(parents []loader.Parent, ids map[uint32]bool) error {
 		return err
 	}
 	kept := map[uint32]bool{}
+	keep := func(id uint32) {
+		if id != 0 && !ids[id] {
+			kept[id] = true
+		}
+	}
 	for _, p := range parents {
-		kept[p.NetworkID] = !ids[p.NetworkID] && p.NetworkID != 0
+		keep(p.NetworkID)
 	}
 	for _, e := range eps {
-		kept[e.NetworkID] = kept[e.NetworkID] || !ids[e.NetworkID] && e.NetworkID != 0
+		keep(e.NetworkID)
 	}
-	maps.DeleteFunc(kept, func(_ uint32, k bool) bool { return !k })
 	a.keptIDs = kept
 	if len(kept) > 0 {
 		a.log.Warn("datapath rows of networks the state does not have are kept, and their numbers: the state may not know every network",

@@ -354,10 +354,9 @@ func (a *Engine) ensureLink(ctx context.Context, n *network, e *endpoint) (int, 
 		return 0, fmt.Errorf("re-attach: %w", err)
 	}
 	spec := a.endpointSpec(n, *e)
-	made := 0
+	var keyed endpoint // e as attached (BeforeUp), with the new link's keys
 	spec.BeforeUp = func(idx int) error {
-		made = idx
-		keyed := *e
+		keyed = *e
 		return a.attachEndpointAt(ctx, n, &keyed, idx, 0)
 	}
 	var unrouted []netip.Addr
@@ -367,21 +366,19 @@ func (a *Engine) ensureLink(ctx context.Context, n *network, e *endpoint) (int, 
 	}
 	e.Unrouted = unrouted
 	a.log.Info("re-attached endpoint", "name", e.Name, "netns", e.Netns)
-	a.forgetGone(*e, made)
-	return made, nil
+	a.forgetGone(*e, keyed)
+	return keyed.Ifindex, nil
 }
 
 // forgetGone forgets what the datapath attached to e's link that went
-// (its keys, before the link made again at index made): its attachments,
-// TCX pins and its hold on the namespace's stubs, which would otherwise
-// stay until the agent's next start, after the container too.
-func (a *Engine) forgetGone(e endpoint, made int) {
-	if e.Ifindex == 0 || e.Ifindex == made {
-		return // nothing was attached, or the new link's keys are the same
-	}
-	cookie, err := a.ns.Cookie(e.Netns)
-	if err != nil || cookie != e.NetnsCookie {
-		return // another namespace's keys: its attachments are not e's
+// (its keys, before the link made again, now's): its attachments, TCX
+// pins and its hold on the namespace's stubs, which would otherwise stay
+// until the agent's next start, after the container too.
+func (a *Engine) forgetGone(e, now endpoint) {
+	if e.Ifindex == 0 || e.NetnsCookie != now.NetnsCookie || e.Ifindex == now.Ifindex {
+		// Nothing was attached; another namespace's keys (not e's
+		// attachments); or the new link's keys are the same.
+		return
 	}
 	if err := a.dp.ForgetEndpoint(e.NetnsCookie, e.Ifindex); err != nil {
 		a.log.Warn("re-attach: the gone link's attachments are kept until the next start", "endpoint", e.Name, "ifindex", e.Ifindex, "err", err)

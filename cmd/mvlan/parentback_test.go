@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -47,12 +46,8 @@ func TestParentBackReattaches(t *testing.T) {
 	}
 	// The links that went with the old parent leave nothing attached
 	// behind: eth1's two programs, each container's two.
-	var s api.Stats
-	if err := json.Unmarshal([]byte(e.a.ok("stats", "--format", "json")), &s); err != nil {
-		t.Fatal(err)
-	}
-	if len(s.Attachments) != 6 {
-		t.Errorf("%d attachments after the parent came back; want 6 (eth1's and the two containers' 2 each): %+v", len(s.Attachments), s.Attachments)
+	if at := (&statsEnv{t: t, sb: e.sb, a: e.a}).stats().Attachments; len(at) != 6 {
+		t.Errorf("%d attachments after the parent came back; want 6 (eth1's and the two containers' 2 each): %+v", len(at), at)
 	}
 
 	// The same with the agent started while the parent is gone: its start

@@ -14,12 +14,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mvlan/mvlan/agent/store"
 	"github.com/mvlan/mvlan/api"
+	"github.com/mvlan/mvlan/internal/nsfile"
 	"github.com/mvlan/mvlan/internal/nstest"
 )
 
@@ -450,16 +450,13 @@ func TestQuarantinedNetnsPathGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
-	nsIno := func(path string) string {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return ""
-		}
-		return fmt.Sprint(fi.Sys().(*syscall.Stat_t).Ino)
+	target, err := nsfile.Inode(netnsPath(c.Name))
+	if err != nil {
+		t.Fatal(err)
 	}
-	target := nsIno(netnsPath(c.Name))
 	if !waitFor(5*time.Second, func() bool {
-		return target != "" && nsIno(fmt.Sprintf("/proc/%d/ns/net", holder.Process.Pid)) == target
+		ino, err := nsfile.Inode(fmt.Sprintf("/proc/%d/ns/net", holder.Process.Pid))
+		return err == nil && ino == target
 	}) {
 		t.Fatalf("the holder did not enter %s's namespace", c.Name)
 	}
